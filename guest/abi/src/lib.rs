@@ -1,0 +1,201 @@
+//! The contract between the `forkvm` VMM and the guest kernel.
+//!
+//! Both sides compile this crate, so the guest-physical layout, the boot
+//! information page and the I/O ports cannot drift apart.
+#![no_std]
+
+/// Size of a small page.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Virtual address at which the kernel maps all guest-physical memory
+/// (`virt = PAGE_OFFSET + phys`). The kernel image lives inside this map.
+///
+/// It is in the *lower* canonical half on purpose: the PVM host injects
+/// no interrupt while native kernel code runs at an upper-half RIP
+/// (see docs/ARCHITECTURE.md, "Platform modes"). User space therefore ends
+/// below it (`USER_SPACE_END`).
+pub const PAGE_OFFSET: u64 = 0x0000_4000_0000_0000;
+
+/// Upper-half alias of the direct map, used only on the PVM host: that host
+/// delivers interrupts and exceptions only onto an upper-half stack (a
+/// lower-half one raises #SS), yet native kernel code cannot touch
+/// upper-half memory. So events arrive on the alias of the kernel's event
+/// stack and the entry stub moves `rsp` to the lower-half view of the same
+/// memory before it switches back to native execution.
+pub const PVM_EVENT_ALIAS: u64 = 0xffff_8000_0000_0000;
+
+/// First address above user space (64 TiB of user address space).
+pub const USER_SPACE_END: u64 = PAGE_OFFSET;
+
+/// Guest-physical address the kernel ELF is linked to load at.
+pub const KERNEL_PHYS_BASE: u64 = 0x10_0000;
+
+/// Guest-physical page holding [`BootInfo`].
+pub const BOOT_INFO_PHYS: u64 = 0x5000;
+/// Guest-physical page where the kernel writes its panic message before
+/// reporting it through [`port::PANIC`].
+pub const PANIC_BUFFER_PHYS: u64 = 0x6000;
+/// Size of the panic buffer.
+pub const PANIC_BUFFER_SIZE: usize = 4096;
+/// Guest-physical address of the GDT the VMM boots the vCPU with.
+pub const BOOT_GDT_PHYS: u64 = 0x7000;
+/// Guest-physical address of the boot page tables: PML4, then one PDPT,
+/// then the page directories. None of these pages may sit at a 2 MiB-aligned
+/// address (the PVM host falls back to its emulator for good if one does).
+pub const BOOT_PML4_PHYS: u64 = 0x9000;
+/// Boot PDPT (covers 512 GiB of the direct map).
+pub const BOOT_PDPT_PHYS: u64 = 0xA000;
+/// First boot page directory; one 4 KiB directory maps 1 GiB with 2 MiB pages.
+pub const BOOT_PD_PHYS: u64 = 0x10000;
+/// Most page directories the boot tables use (64 GiB of direct map).
+pub const BOOT_PD_MAX: u64 = 64;
+/// Guest-physical address of the shell script passed with `forkvm -c`.
+pub const SCRIPT_PHYS: u64 = BOOT_PD_PHYS + BOOT_PD_MAX * PAGE_SIZE;
+/// Largest script the VMM accepts.
+pub const SCRIPT_MAX_LEN: u64 = 0x9_f000 - SCRIPT_PHYS;
+/// Memory below this address holds firmware-like VMM data and is never
+/// handed out by the kernel's frame allocator.
+pub const LOW_MEMORY_END: u64 = KERNEL_PHYS_BASE;
+
+/// Smallest guest memory the VMM accepts (the kernel needs room for its
+/// image, heap and frames).
+pub const MIN_GUEST_MEMORY: u64 = 16 << 20;
+/// Largest guest memory the boot page tables can map.
+pub const MAX_GUEST_MEMORY: u64 = BOOT_PD_MAX << 30;
+/// Start of the 32-bit MMIO hole (IOAPIC, LAPIC, virtio-mmio); RAM above
+/// it is placed at 4 GiB.
+pub const MMIO_HOLE_START: u64 = 0xC000_0000;
+/// End of the 32-bit MMIO hole.
+pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
+
+/// Guest-physical address of the IOAPIC.
+pub const IOAPIC_PHYS: u64 = 0xFEC0_0000;
+
+/// I/O ports the VMM serves.
+pub mod port {
+    /// 8250 UART (COM1), 8 registers.
+    pub const SERIAL_COM1: u16 = 0x3f8;
+    /// 32-bit write: power the VM off; the value is forkvm's exit status.
+    pub const POWEROFF: u16 = 0x501;
+    /// 32-bit write: the kernel panicked; the value is the length of the
+    /// message it wrote at [`crate::PANIC_BUFFER_PHYS`].
+    pub const PANIC: u16 = 0x502;
+}
+
+/// IOAPIC input (GSI) of the serial port.
+pub const SERIAL_GSI: u32 = 4;
+
+/// `BootInfo::magic`: "FORKVMBI".
+pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"FORKVMBI");
+/// Version of the [`BootInfo`] layout.
+pub const BOOT_INFO_VERSION: u32 = 1;
+
+/// How the guest kernel executes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// An ordinary hardware-virtualised guest (VMX/SVM).
+    Hvm = 0,
+    /// The PVM host of our CI machines, with the kernel switched to native
+    /// execution through [`PVM_CONTROL_MSR`].
+    PvmNative = 1,
+}
+
+impl Platform {
+    /// Decodes the value stored in [`BootInfo::platform`].
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Hvm),
+            1 => Some(Self::PvmNative),
+            _ => None,
+        }
+    }
+
+    /// Human-readable name, as printed by the VMM and the guest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hvm => "hvm",
+            Self::PvmNative => "pvm-native",
+        }
+    }
+}
+
+/// PVM control MSR: writing 1 switches guest ring-0 code to native execution.
+pub const PVM_CONTROL_MSR: u32 = 0x4b56_4d10;
+
+/// One range of guest RAM.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemRegion {
+    /// Guest-physical start.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Most RAM regions in [`BootInfo`].
+pub const MAX_MEM_REGIONS: usize = 4;
+
+/// `BootInfo::flags`: run the script at [`SCRIPT_PHYS`] instead of an
+/// interactive prompt, then power off with the last command's status.
+pub const BOOT_FLAG_SCRIPT: u64 = 1 << 0;
+
+/// What the VMM tells the kernel at boot, at [`BOOT_INFO_PHYS`]. The kernel
+/// gets its physical address in `rsi`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfo {
+    /// [`BOOT_INFO_MAGIC`].
+    pub magic: u64,
+    /// [`BOOT_INFO_VERSION`].
+    pub version: u32,
+    /// A [`Platform`] value.
+    pub platform: u32,
+    /// TSC frequency in kHz, from `KVM_GET_TSC_KHZ`.
+    pub tsc_khz: u64,
+    /// `BOOT_FLAG_*` bits.
+    pub flags: u64,
+    /// Length of the script at [`SCRIPT_PHYS`].
+    pub script_len: u64,
+    /// Number of valid entries in `mem_regions`.
+    pub nr_mem_regions: u32,
+    /// IOAPIC input of the serial port.
+    pub serial_gsi: u32,
+    /// Guest RAM.
+    pub mem_regions: [MemRegion; MAX_MEM_REGIONS],
+}
+
+impl BootInfo {
+    /// The RAM regions the VMM filled in.
+    pub fn regions(&self) -> &[MemRegion] {
+        let n = (self.nr_mem_regions as usize).min(MAX_MEM_REGIONS);
+        &self.mem_regions[..n]
+    }
+
+    /// Total RAM in bytes.
+    pub fn total_memory(&self) -> u64 {
+        self.regions().iter().map(|r| r.len).sum()
+    }
+}
+
+/// Splits `size` bytes of guest RAM around the 32-bit MMIO hole.
+pub fn ram_regions(size: u64) -> ([MemRegion; MAX_MEM_REGIONS], usize) {
+    let mut regions = [MemRegion::default(); MAX_MEM_REGIONS];
+    if size <= MMIO_HOLE_START {
+        regions[0] = MemRegion {
+            start: 0,
+            len: size,
+        };
+        (regions, 1)
+    } else {
+        regions[0] = MemRegion {
+            start: 0,
+            len: MMIO_HOLE_START,
+        };
+        regions[1] = MemRegion {
+            start: MMIO_HOLE_END,
+            len: size - MMIO_HOLE_START,
+        };
+        (regions, 2)
+    }
+}

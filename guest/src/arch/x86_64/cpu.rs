@@ -1,0 +1,150 @@
+//! Thin wrappers around single privileged instructions.
+
+use core::arch::asm;
+
+/// Writes a byte to an I/O port.
+#[inline]
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: port I/O has no memory effects; the ports we use belong to
+    // devices the VMM emulates.
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Writes a 32-bit value to an I/O port.
+#[inline]
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb`.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Reads a byte from an I/O port.
+#[inline]
+pub fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: as for `outb`.
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+    }
+    value
+}
+
+/// Reads a model-specific register.
+#[inline]
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: callers only name MSRs the platform has (checked via CPUID or
+    // the boot information); rdmsr has no memory effects.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// The MSR must exist and the value must not break the kernel's invariants
+/// (e.g. EFER, the PVM control MSR).
+#[inline]
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller upholds the contract above.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack, preserves_flags))
+    }
+}
+
+/// Reads the time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: rdtsc only reads the counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Result of the `cpuid` instruction.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuidResult {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+/// Executes `cpuid` for `leaf`/`subleaf`.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
+}
+
+/// Reads CR2 (the faulting address of the last page fault).
+#[inline]
+pub fn read_cr2() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Reads CR3.
+#[inline]
+pub fn read_cr3() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Enables maskable interrupts.
+#[inline]
+pub fn enable_interrupts() {
+    // SAFETY: the IDT is installed before anything calls this.
+    unsafe { asm!("sti", options(nomem, nostack)) }
+}
+
+/// Disables maskable interrupts.
+#[inline]
+pub fn disable_interrupts() {
+    // SAFETY: cli only masks interrupts.
+    unsafe { asm!("cli", options(nomem, nostack)) }
+}
+
+/// Atomically enables interrupts and halts until the next one arrives
+/// (`sti` delays interrupts by one instruction, so none is lost between
+/// the two). Returns with interrupts enabled.
+#[inline]
+pub fn enable_interrupts_and_halt() {
+    // SAFETY: see above; the interrupt handler returns here.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) }
+}
+
+/// Whether RFLAGS.IF is set.
+///
+/// On the PVM host the hardware flag is meaningless in the kernel (it runs
+/// at hardware CPL 3); callers there track the state themselves.
+#[inline]
+pub fn interrupts_enabled() -> bool {
+    let flags: u64;
+    // SAFETY: pushfq/pop only touch the stack slot they use.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) }
+    flags & (1 << 9) != 0
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        disable_interrupts();
+        // SAFETY: with interrupts masked, hlt just parks the CPU.
+        unsafe { asm!("hlt", options(nomem, nostack)) }
+    }
+}

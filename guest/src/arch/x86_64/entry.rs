@@ -1,0 +1,270 @@
+//! Interrupt and exception entry and return.
+//!
+//! Every vector has a 64-byte stub that pushes its vector (and a zero where
+//! the CPU pushes no error code) and jumps to `interrupt_common`, which
+//! saves a uniform [`TrapFrame`] and calls [`handle_trap`].
+//!
+//! On the PVM host three things differ, all handled here:
+//! * Events arrive only on upper-half stacks, so every vector uses an IST
+//!   stack seen through `PVM_EVENT_ALIAS`, and any event switches the kernel
+//!   back to the host's instruction emulator. Each stub therefore starts
+//!   with a PVM prefix (run emulated, ~1 us per instruction) that moves
+//!   `rsp` to the lower-half view of the same stack and re-arms native
+//!   execution. On HVM the IDT points past the prefix.
+//! * `interrupt_common` then leaves the shared IST stack for the
+//!   interrupted kernel stack or the task's kernel stack, so events nest.
+//! * An `iretq` to a kernel frame raises #GP, and a return to user mode must
+//!   be `sti; iretq`, so kernel frames return with a same-privilege
+//!   `popfq; [sti;] ret` sequence.
+
+use core::arch::global_asm;
+
+use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS, USER_SPACE_END};
+
+/// Registers saved on interrupt entry, lowest address first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Interrupt vector (pushed by the stub).
+    pub vector: u64,
+    /// Hardware error code, or 0 for vectors without one.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// Whether the interrupted code was user code. Decided by address, not
+    /// by CS: on the PVM host the hardware CS reads as a user selector even
+    /// in the kernel.
+    pub fn from_user(&self) -> bool {
+        self.rip < USER_SPACE_END
+    }
+}
+
+/// Bytes per stub; the IDT entry of vector `v` is `interrupt_stubs + v * STUB_SIZE`.
+pub const STUB_SIZE: u64 = 64;
+
+/// Nonzero when running natively on the PVM host; read by the entry code.
+#[no_mangle]
+static mut PVM_NATIVE: u8 = 0;
+
+/// Selects the return path for the platform. Called once, before the IDT
+/// is loaded.
+pub fn set_pvm_native(on: bool) {
+    // SAFETY: written once at boot before any interrupt can be taken.
+    unsafe { PVM_NATIVE = u8::from(on) };
+}
+
+extern "C" {
+    static interrupt_stubs: u8;
+    static interrupt_stub0_hvm: u8;
+}
+
+/// Address of the entry stub for `vector` on this platform.
+pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
+    // Only the addresses of the assembly labels are taken.
+    let (base, hvm0) = (
+        &raw const interrupt_stubs as u64,
+        &raw const interrupt_stub0_hvm as u64,
+    );
+    let pvm_prefix_len = hvm0 - base;
+    base + u64::from(vector) * STUB_SIZE + if pvm_native { 0 } else { pvm_prefix_len }
+}
+
+/// Called by the entry code with interrupts disabled.
+#[no_mangle]
+extern "C" fn handle_trap(frame: &mut TrapFrame) {
+    super::interrupts::dispatch(frame);
+}
+
+global_asm!(
+    r#"
+    .section .text
+    .balign 64
+    .global interrupt_stubs
+    .global interrupt_stub0_hvm
+interrupt_stubs:
+    vector = 0
+    .rept 256
+    .balign 64
+    /* PVM prefix, run by the host's emulator: move to the lower-half view
+       of the event stack, then switch back to native execution. */
+    push rax
+    movabs rax, {alias_to_direct}
+    add rsp, rax
+    push rcx
+    push rdx
+    mov ecx, {pvm_msr}
+    mov eax, 1
+    xor edx, edx
+    wrmsr
+    pop rdx
+    pop rcx
+    pop rax
+    .if vector == 0
+interrupt_stub0_hvm:
+    .endif
+    .if (vector == 8) || ((vector >= 10) && (vector <= 14)) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+    .else
+    push 0
+    .endif
+    push vector
+    jmp interrupt_common
+    vector = vector + 1
+    .endr
+
+interrupt_common:
+    cmp byte ptr [rip + PVM_NATIVE], 0
+    je 5f
+    /* PVM: leave the shared event stack (except for double faults, whose
+       interrupted stack may be the problem). Move vector, error code and
+       the 5-word hardware frame to the interrupted kernel stack (below a
+       128-byte gap the kernel-frame return uses) or, coming from user
+       mode, to the task's kernel stack. */
+    cmp qword ptr [rsp], 8
+    je 5f
+    push rax
+    push rbx
+    mov rax, [rsp + 32]
+    movabs rbx, {user_end}
+    cmp rax, rbx
+    jb 1f
+    mov rbx, [rsp + 56]
+    sub rbx, 256
+    and rbx, -16
+    jmp 2f
+1:  mov rbx, [rip + KERNEL_ENTRY_STACK]
+2:  sub rbx, 72
+    .irp offset, 0, 8, 16, 24, 32, 40, 48, 56, 64
+    mov rax, [rsp + \offset]
+    mov [rbx + \offset], rax
+    .endr
+    mov rsp, rbx
+    pop rbx
+    pop rax
+
+5:  push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call handle_trap
+
+    .global interrupt_return
+interrupt_return:
+    cmp byte ptr [rip + PVM_NATIVE], 0
+    jne 1f
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+1:  /* PVM: user frames return with sti; iretq */
+    mov rax, [rsp + 136]
+    movabs rbx, {user_end}
+    cmp rax, rbx
+    jae 2f
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    sti
+    iretq
+
+2:  /* PVM kernel frame: build [rax, rflags, rip] just below the
+       interrupted stack pointer minus 128 (above this frame, which starts
+       256 bytes lower), restore, switch stacks, popfq, ret 128. */
+    mov rax, [rsp + 160]
+    sub rax, 128 + 24
+    mov rbx, [rsp + 136]
+    mov [rax + 16], rbx
+    mov rbx, [rsp + 152]
+    mov [rax + 8], rbx
+    mov rbx, [rsp + 112]
+    mov [rax], rbx
+    mov [rsp + 112], rax
+    bt qword ptr [rsp + 152], 9
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    mov rsp, [rsp]
+    jc 3f
+    pop rax
+    popfq
+    ret 128
+3:  pop rax
+    popfq
+    sti
+    ret 128
+    "#,
+    alias_to_direct = const PAGE_OFFSET.wrapping_sub(PVM_EVENT_ALIAS),
+    pvm_msr = const PVM_CONTROL_MSR,
+    user_end = const USER_SPACE_END,
+);

@@ -1,0 +1,158 @@
+//! Global descriptor table and task-state segment.
+//!
+//! The layout is Linux's (`arch/x86/include/asm/segment.h`), which the PVM
+//! host expects and which makes `syscall`/`sysret` selectors work:
+//! 0x10 kernel code, 0x18 kernel data, 0x23 user 32-bit code, 0x2b user
+//! data, 0x33 user code, 0x40 TSS.
+
+use core::arch::asm;
+use core::mem::size_of;
+
+use forkvm_abi::{PAGE_OFFSET, PVM_EVENT_ALIAS};
+
+pub const KERNEL_CS: u16 = 0x10;
+pub const KERNEL_DS: u16 = 0x18;
+pub const USER32_CS: u16 = 0x23;
+pub const USER_DS: u16 = 0x2b;
+pub const USER_CS: u16 = 0x33;
+pub const TSS_SELECTOR: u16 = 0x40;
+
+/// IST index of the double-fault stack (so a kernel stack overflow is
+/// reported instead of triple-faulting).
+pub const DOUBLE_FAULT_IST: u8 = 1;
+/// IST index of the stack every other event arrives on (PVM host only).
+pub const EVENT_IST: u8 = 2;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+/// The 64-bit task-state segment.
+#[repr(C, packed(4))]
+pub struct TaskStateSegment {
+    reserved0: u32,
+    /// Stack pointers loaded on a privilege change to ring 0 (only rsp[0] is used).
+    pub rsp: [u64; 3],
+    reserved1: u64,
+    /// Interrupt stack table.
+    pub ist: [u64; 7],
+    reserved2: u64,
+    reserved3: u16,
+    iomap_base: u16,
+}
+
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut DOUBLE_FAULT_STACK: Stack<IST_STACK_SIZE> = Stack([0; IST_STACK_SIZE]);
+static mut EVENT_STACK: Stack<IST_STACK_SIZE> = Stack([0; IST_STACK_SIZE]);
+/// Kernel stack for entries from user mode until the scheduler installs
+/// per-task stacks.
+static mut INITIAL_ENTRY_STACK: Stack<IST_STACK_SIZE> = Stack([0; IST_STACK_SIZE]);
+
+/// Top of the stack that entries from user mode switch to (the current
+/// task's kernel stack): TSS.rsp0 for the hardware, this copy for the PVM
+/// entry path, which moves there from the event stack itself.
+#[no_mangle]
+static mut KERNEL_ENTRY_STACK: u64 = 0;
+
+static mut TSS: TaskStateSegment = TaskStateSegment {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    // No I/O permission bitmap: the offset points past the segment limit.
+    iomap_base: size_of::<TaskStateSegment>() as u16,
+};
+
+const fn segment(access: u64, flags: u64) -> u64 {
+    // limit 0xfffff, base 0: only the access byte and flags matter in long mode.
+    0xffff | (0xf << 48) | (access << 40) | (flags << 52)
+}
+
+const PRESENT: u64 = 0x80;
+const DPL3: u64 = 0x60;
+const CODE: u64 = 0x18 | 0x2 | 0x1; // code segment, readable, accessed
+const DATA: u64 = 0x10 | 0x2 | 0x1; // data segment, writable, accessed
+const LONG: u64 = 0x2; // L bit
+const GRAN_4K: u64 = 0x8;
+const SIZE_32: u64 = 0x4;
+
+static mut GDT: [u64; 10] = [
+    0,
+    0,
+    segment(PRESENT | CODE, LONG | GRAN_4K),
+    segment(PRESENT | DATA, SIZE_32 | GRAN_4K),
+    segment(PRESENT | DPL3 | CODE, SIZE_32 | GRAN_4K),
+    segment(PRESENT | DPL3 | DATA, SIZE_32 | GRAN_4K),
+    segment(PRESENT | DPL3 | CODE, LONG | GRAN_4K),
+    0,
+    0, // TSS, low half (filled in by `init`)
+    0, // TSS, high half
+];
+
+#[repr(C, packed)]
+struct DescriptorPointer {
+    limit: u16,
+    base: u64,
+}
+
+/// The address at which the CPU must see a stack top: on the PVM host,
+/// its upper-half alias.
+fn ist_top(stack_base: u64, pvm_native: bool) -> u64 {
+    let top = stack_base + IST_STACK_SIZE as u64;
+    if pvm_native {
+        top - PAGE_OFFSET + PVM_EVENT_ALIAS
+    } else {
+        top
+    }
+}
+
+/// Installs the GDT and TSS.
+pub fn init(pvm_native: bool) {
+    // SAFETY: runs once on the boot CPU before interrupts are enabled, so
+    // nothing else touches the GDT or TSS while they are written.
+    unsafe {
+        let tss = &raw mut TSS;
+        (*tss).ist[usize::from(DOUBLE_FAULT_IST) - 1] =
+            ist_top((&raw const DOUBLE_FAULT_STACK) as u64, pvm_native);
+        (*tss).ist[usize::from(EVENT_IST) - 1] =
+            ist_top((&raw const EVENT_STACK) as u64, pvm_native);
+        set_kernel_stack((&raw const INITIAL_ENTRY_STACK) as u64 + IST_STACK_SIZE as u64);
+
+        let base = tss as u64;
+        let limit = size_of::<TaskStateSegment>() as u64 - 1;
+        let gdt = &raw mut GDT;
+        (*gdt)[8] = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40) // present, 64-bit available TSS
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
+        (*gdt)[9] = base >> 32;
+
+        let pointer = DescriptorPointer {
+            limit: (size_of::<[u64; 10]>() - 1) as u16,
+            base: gdt as u64,
+        };
+        // The VMM entered us with CS/SS/DS already holding these selectors
+        // (same layout), so the segment registers need no reload: on the PVM
+        // host a segment load would drop the kernel into the emulator.
+        asm!(
+            "lgdt [{ptr}]",
+            "ltr {tss:x}",
+            ptr = in(reg) &pointer,
+            tss = in(reg) TSS_SELECTOR,
+        );
+    }
+}
+
+/// Sets the stack the kernel switches to when an interrupt or system call
+/// arrives from user mode.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: aligned stores to fields read only on entry from user mode,
+    // which cannot happen concurrently on this CPU.
+    unsafe {
+        (*(&raw mut TSS)).rsp[0] = top;
+        KERNEL_ENTRY_STACK = top;
+    }
+}

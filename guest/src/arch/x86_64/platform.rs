@@ -1,0 +1,49 @@
+//! The one place that knows which kind of KVM host the kernel runs on.
+//!
+//! * `Hvm`: an ordinary VMX/SVM guest; everything is architectural.
+//! * `PvmNative`: our CI machines' PVM host with the kernel switched to
+//!   native execution (the VMM sets the control MSR before the first run).
+//!   Events delivered to the kernel switch it back to the host's emulator
+//!   until the MSR is written again, which the entry stubs do; returns to
+//!   user mode must be `sti; iretq`; kernel page-table entries need U=1.
+//!
+//! Nothing outside `arch` asks which platform runs.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use forkvm_abi::{Platform, PVM_CONTROL_MSR};
+
+use super::cpu::wrmsr;
+
+static PVM_NATIVE: AtomicBool = AtomicBool::new(false);
+
+/// Records the platform from the boot information.
+pub fn init(platform: Platform) {
+    let pvm = platform == Platform::PvmNative;
+    PVM_NATIVE.store(pvm, Ordering::Relaxed);
+    super::entry::set_pvm_native(pvm);
+}
+
+/// Whether the kernel runs natively on the PVM host.
+pub fn is_pvm_native() -> bool {
+    PVM_NATIVE.load(Ordering::Relaxed)
+}
+
+/// The platform in force.
+pub fn current() -> Platform {
+    if is_pvm_native() {
+        Platform::PvmNative
+    } else {
+        Platform::Hvm
+    }
+}
+
+/// On the PVM host, switches kernel execution back to native after an
+/// instruction that the host emulates and that leaves it emulating
+/// (descriptor-table and segment loads). A no-op elsewhere.
+pub fn rearm_native() {
+    if is_pvm_native() {
+        // SAFETY: the PVM control MSR exists on this platform; 1 = native.
+        unsafe { wrmsr(PVM_CONTROL_MSR, 1) };
+    }
+}

@@ -1,0 +1,54 @@
+//! Kernel console output (`print!`/`println!`) on the serial port.
+
+use core::fmt::{self, Write};
+
+use spin::Mutex;
+
+use crate::drivers::COM1;
+
+/// Serialises writers so lines do not interleave.
+static CONSOLE_LOCK: Mutex<()> = Mutex::new(());
+
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        write_bytes_translated(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes bytes, turning `\n` into `\r\n` for the terminal.
+fn write_bytes_translated(bytes: &[u8]) {
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            COM1.write_bytes(b"\r\n");
+        }
+        COM1.write_bytes(line);
+    }
+}
+
+/// Writes raw bytes (no newline translation), e.g. terminal control output.
+pub fn write_raw(bytes: &[u8]) {
+    let _guard = CONSOLE_LOCK.lock();
+    COM1.write_bytes(bytes);
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments) {
+    let _guard = CONSOLE_LOCK.lock();
+    let _ = Console.write_fmt(args);
+}
+
+/// Prints to the serial console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+}
+
+/// Prints a line to the serial console.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+}

@@ -1,0 +1,27 @@
+//! Device drivers.
+
+pub mod uart;
+pub mod vmm_ports;
+
+use forkvm_abi::port::SERIAL_COM1;
+
+/// The serial console.
+pub static COM1: uart::Uart = uart::Uart::new(SERIAL_COM1);
+
+/// IOAPIC line of the serial port (from the boot information).
+static SERIAL_GSI: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Brings up the serial console and routes its interrupt.
+pub fn init(serial_gsi: u32) {
+    use crate::arch::{apic, interrupts::IRQ_BASE, ioapic};
+    SERIAL_GSI.store(serial_gsi, core::sync::atomic::Ordering::Relaxed);
+    COM1.init();
+    ioapic::route(serial_gsi, IRQ_BASE + serial_gsi as u8, apic::id());
+}
+
+/// Called for an interrupt on IOAPIC line `gsi`.
+pub fn handle_irq(gsi: u32) {
+    if gsi == SERIAL_GSI.load(core::sync::atomic::Ordering::Relaxed) {
+        COM1.handle_irq();
+    }
+}

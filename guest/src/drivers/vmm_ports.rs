@@ -1,0 +1,25 @@
+//! The VMM's own I/O ports: power off with a status, report a panic.
+
+use forkvm_abi::{port, PAGE_OFFSET, PANIC_BUFFER_PHYS, PANIC_BUFFER_SIZE};
+
+use crate::arch::cpu::{halt_forever, outl};
+
+/// Powers the VM off; `forkvm` exits with `status`.
+pub fn poweroff(status: u32) -> ! {
+    outl(port::POWEROFF, status);
+    // The VMM stops the vCPU on that write; never come back.
+    halt_forever()
+}
+
+/// Hands the panic message to the VMM, which prints it and exits non-zero.
+pub fn report_panic(message: &[u8]) -> ! {
+    let len = message.len().min(PANIC_BUFFER_SIZE);
+    // SAFETY: the panic buffer is a page of low memory reserved for this in
+    // the boot layout and mapped by the direct map; nothing else uses it.
+    unsafe {
+        let buffer = (PAGE_OFFSET + PANIC_BUFFER_PHYS) as *mut u8;
+        core::ptr::copy_nonoverlapping(message.as_ptr(), buffer, len);
+    }
+    outl(port::PANIC, len as u32);
+    halt_forever()
+}

@@ -1,0 +1,105 @@
+//! Memory management: physical frames and the kernel heap.
+
+pub mod frame;
+#[cfg(not(test))]
+pub mod heap;
+
+#[cfg(not(test))]
+pub use self::kernel::*;
+
+#[cfg(not(test))]
+mod kernel {
+    use forkvm_abi::{BootInfo, LOW_MEMORY_END, PAGE_OFFSET};
+    use spin::Mutex;
+
+    use super::frame::{FrameAllocator, Pfn, FRAME_SIZE};
+    use super::heap;
+
+    /// The frame allocator, set up by [`init`].
+    pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+
+    extern "C" {
+        static __kernel_end: u8;
+    }
+
+    /// Converts a guest-physical address to its direct-map virtual address.
+    pub fn phys_to_virt(phys: u64) -> u64 {
+        PAGE_OFFSET + phys
+    }
+
+    fn align_up(value: u64, align: u64) -> u64 {
+        value.div_ceil(align) * align
+    }
+
+    /// Kernel heap size for `ram` bytes of RAM: 1/16 of it, 4..64 MiB.
+    fn heap_size(ram: u64) -> u64 {
+        (ram / 16).clamp(4 << 20, 64 << 20)
+    }
+
+    /// Sets up the frame allocator and the heap from the boot memory map.
+    /// Layout after the kernel image: frame metadata, then the heap; every
+    /// frame above that (and below the MMIO hole or above 4 GiB) is free.
+    pub fn init(info: &BootInfo) {
+        let regions = info.regions();
+        let max_phys = regions.iter().map(|r| r.start + r.len).max().unwrap_or(0);
+        let max_pfn = (max_phys / FRAME_SIZE) as usize;
+        let ram_frames: usize = regions.iter().map(|r| (r.len / FRAME_SIZE) as usize).sum();
+
+        // Only the address of the linker symbol is taken.
+        let kernel_end = (&raw const __kernel_end) as u64 - PAGE_OFFSET;
+        let mut cursor = align_up(kernel_end, FRAME_SIZE);
+        let mut carve = |bytes: u64| {
+            let start = cursor;
+            cursor = align_up(cursor + bytes, FRAME_SIZE);
+            start
+        };
+        let refcounts_phys = carve(max_pfn as u64 * 2);
+        let normal_phys = carve(ram_frames as u64 * 4);
+        let aligned_len = ram_frames / 512 + regions.len();
+        let aligned_phys = carve(aligned_len as u64 * 4);
+        let heap_bytes = heap_size(info.total_memory());
+        let heap_phys = carve(heap_bytes);
+        let reserved_end = cursor;
+        assert!(
+            reserved_end < regions[0].start + regions[0].len,
+            "guest memory too small for the kernel ({} MiB)",
+            info.total_memory() >> 20
+        );
+
+        // SAFETY: the carved ranges lie in RAM right after the kernel image
+        // (checked above), are mapped by the direct map, are used for
+        // nothing else, and live for the rest of the kernel's life.
+        let allocator = unsafe {
+            let refcounts =
+                core::slice::from_raw_parts_mut(phys_to_virt(refcounts_phys) as *mut u16, max_pfn);
+            let normal =
+                core::slice::from_raw_parts_mut(phys_to_virt(normal_phys) as *mut u32, ram_frames);
+            let aligned = core::slice::from_raw_parts_mut(
+                phys_to_virt(aligned_phys) as *mut u32,
+                aligned_len,
+            );
+            heap::init(phys_to_virt(heap_phys) as *mut u8, heap_bytes as usize);
+            FrameAllocator::new(refcounts, normal, aligned)
+        };
+        let mut allocator = allocator;
+        for region in regions {
+            let start = align_up(
+                region.start.max(reserved_end).max(LOW_MEMORY_END),
+                FRAME_SIZE,
+            );
+            let end = (region.start + region.len) / FRAME_SIZE * FRAME_SIZE;
+            if end > start {
+                allocator.add_range(Pfn::containing(start), ((end - start) / FRAME_SIZE) as u32);
+            }
+        }
+        *FRAMES.lock() = Some(allocator);
+    }
+
+    /// Frame counts: (total handed to the allocator, free now).
+    pub fn frame_counts() -> (usize, usize) {
+        FRAMES
+            .lock()
+            .as_ref()
+            .map_or((0, 0), |a| (a.total_frames(), a.free_frames()))
+    }
+}

@@ -1,0 +1,274 @@
+//! Shell builtins and the read-eval loop.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::line_editor::{LineEditor, LineEvent};
+use crate::arch::cpu::{disable_interrupts, enable_interrupts, enable_interrupts_and_halt, rdtsc};
+use crate::arch::{apic, platform};
+use crate::drivers::{uart::INPUT, vmm_ports};
+use crate::{mm, println, time};
+
+const PROMPT: &str = "forkvm> ";
+
+/// Exit status of a command (shell convention: 0 = success).
+type Status = u32;
+/// Status of an unknown command, as in POSIX shells.
+const STATUS_NOT_FOUND: Status = 127;
+/// Status of a usage error.
+const STATUS_USAGE: Status = 2;
+
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    help: &'static str,
+    run: fn(&[&str]) -> Status,
+    /// Left out of `help` (test hooks).
+    hidden: bool,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        usage: "help",
+        help: "list the commands",
+        run: cmd_help,
+        hidden: false,
+    },
+    Command {
+        name: "echo",
+        usage: "echo [WORD...]",
+        help: "print the words",
+        run: cmd_echo,
+        hidden: false,
+    },
+    Command {
+        name: "meminfo",
+        usage: "meminfo",
+        help: "physical frames (total/free) and kernel heap",
+        run: cmd_meminfo,
+        hidden: false,
+    },
+    Command {
+        name: "uptime",
+        usage: "uptime",
+        help: "time since boot and timer ticks",
+        run: cmd_uptime,
+        hidden: false,
+    },
+    Command {
+        name: "ticks",
+        usage: "ticks [MS]",
+        help: "measure timer ticks delivered while the kernel spins and while it idles",
+        run: cmd_ticks,
+        hidden: false,
+    },
+    Command {
+        name: "poweroff",
+        usage: "poweroff [N]",
+        help: "power the VM off; forkvm exits with status N (default 0)",
+        run: cmd_poweroff,
+        hidden: false,
+    },
+    Command {
+        name: "panic",
+        usage: "panic [MESSAGE]",
+        help: "panic the kernel",
+        run: cmd_panic,
+        hidden: true,
+    },
+    Command {
+        name: "fault",
+        usage: "fault",
+        help: "touch an unmapped kernel address",
+        run: cmd_fault,
+        hidden: true,
+    },
+];
+
+/// Runs the shell: the boot script if there is one, else the prompt.
+pub fn run(script: Option<&str>) -> ! {
+    match script {
+        Some(script) => {
+            let mut status = 0;
+            for line in script.split(['\n', ';']) {
+                status = execute(line).unwrap_or(status);
+            }
+            vmm_ports::poweroff(status)
+        }
+        None => interactive(),
+    }
+}
+
+fn interactive() -> ! {
+    println!(
+        "forkvm guest kernel: platform {}, {} MiB, TSC {} kHz, booted in {} us. Type 'help'.",
+        platform::current().name(),
+        mm::frame_counts().0 * 4096 >> 20,
+        time::tsc_khz(),
+        time::uptime_ns() / 1000
+    );
+    let mut editor = LineEditor::new(64);
+    let mut out = |bytes: &[u8]| crate::console::write_raw(bytes);
+    editor.start(PROMPT, &mut out);
+    loop {
+        let byte = read_byte();
+        match editor.feed(byte, &mut out) {
+            LineEvent::Pending => continue,
+            LineEvent::Line(line) => {
+                execute(&line);
+            }
+            LineEvent::Interrupt | LineEvent::EndOfInput => {}
+        }
+        editor.start(PROMPT, &mut out);
+    }
+}
+
+/// Waits for the next input byte, halting the CPU in between.
+fn read_byte() -> u8 {
+    loop {
+        disable_interrupts();
+        if let Some(byte) = INPUT.pop() {
+            enable_interrupts();
+            return byte;
+        }
+        // No byte can slip in between the check and the halt: `sti` takes
+        // effect only after `hlt` has started.
+        enable_interrupts_and_halt();
+    }
+}
+
+/// Runs one command line; `None` for an empty line.
+fn execute(line: &str) -> Option<Status> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (&name, args) = words.split_first()?;
+    let status = match COMMANDS.iter().find(|c| c.name == name) {
+        Some(command) => (command.run)(args),
+        None => {
+            println!("{name}: command not found (try 'help')");
+            STATUS_NOT_FOUND
+        }
+    };
+    Some(status)
+}
+
+fn usage(name: &str) -> Status {
+    if let Some(command) = COMMANDS.iter().find(|c| c.name == name) {
+        println!("usage: {}", command.usage);
+    }
+    STATUS_USAGE
+}
+
+fn cmd_help(_: &[&str]) -> Status {
+    for command in COMMANDS.iter().filter(|c| !c.hidden) {
+        println!("  {:<16} {}", command.usage, command.help);
+    }
+    0
+}
+
+fn cmd_echo(args: &[&str]) -> Status {
+    let mut line = String::new();
+    for (i, word) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    println!("{line}");
+    0
+}
+
+fn cmd_meminfo(_: &[&str]) -> Status {
+    let (total, free) = mm::frame_counts();
+    let (heap_used, heap_size) = mm::heap::usage();
+    println!(
+        "frames: total={total} free={free} used={} ({} KiB free of {} KiB); heap: used={heap_used} size={heap_size}",
+        total - free,
+        free * 4,
+        total * 4
+    );
+    0
+}
+
+fn cmd_uptime(_: &[&str]) -> Status {
+    let ns = time::uptime_ns();
+    println!(
+        "up {}.{:06} s, {} ticks at {} Hz",
+        ns / 1_000_000_000,
+        ns % 1_000_000_000 / 1000,
+        time::ticks(),
+        time::TICK_HZ
+    );
+    0
+}
+
+/// Counts ticks over a window, first with the kernel spinning (interrupts
+/// enabled), then with it halted in the idle loop.
+fn cmd_ticks(args: &[&str]) -> Status {
+    let ms = match args {
+        [] => 100,
+        [ms] => match ms.parse::<u64>() {
+            Ok(ms) if (1..=10_000).contains(&ms) => ms,
+            _ => return usage("ticks"),
+        },
+        _ => return usage("ticks"),
+    };
+    let window = time::ms_to_tsc(ms);
+    let expected = ms * time::TICK_HZ / 1000;
+
+    enable_interrupts();
+    let start_ticks = time::ticks();
+    let start = rdtsc();
+    while rdtsc() - start < window {
+        core::hint::spin_loop();
+    }
+    let busy = time::ticks() - start_ticks;
+
+    let start_ticks = time::ticks();
+    let start = rdtsc();
+    while rdtsc() - start < window {
+        enable_interrupts_and_halt();
+    }
+    let idle = time::ticks() - start_ticks;
+
+    println!(
+        "ticks over {ms} ms (expected {expected} at {} Hz, {} timer, apic id {}): kernel-busy={busy} idle={idle}",
+        time::TICK_HZ,
+        apic_timer_mode_name(),
+        apic::id()
+    );
+    0
+}
+
+fn apic_timer_mode_name() -> &'static str {
+    crate::TIMER_MODE.get().map_or("no", |m| m.name())
+}
+
+fn cmd_poweroff(args: &[&str]) -> Status {
+    let status = match args {
+        [] => 0,
+        [n] => match n.parse::<u8>() {
+            Ok(n) => u32::from(n),
+            Err(_) => return usage("poweroff"),
+        },
+        _ => return usage("poweroff"),
+    };
+    vmm_ports::poweroff(status)
+}
+
+fn cmd_panic(args: &[&str]) -> Status {
+    if args.is_empty() {
+        panic!("requested from the shell");
+    }
+    let message = args.join(" ");
+    panic!("{message}");
+}
+
+fn cmd_fault(_: &[&str]) -> Status {
+    // An address in the kernel half that the direct map does not cover.
+    let address = forkvm_abi::PAGE_OFFSET + (1 << 45);
+    // SAFETY: not safe at all: this deliberately faults to test exception
+    // reporting; the page-fault handler stops the kernel.
+    unsafe { core::ptr::read_volatile(address as *const u64) };
+    0
+}

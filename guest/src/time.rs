@@ -1,0 +1,54 @@
+//! Kernel time: the TSC for clocks, the APIC timer for ticks.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::cpu::rdtsc;
+
+/// Tick frequency. 250 Hz keeps the tick cost (tens of microseconds per
+/// tick on the PVM host) around 1% of a CPU.
+pub const TICK_HZ: u64 = 250;
+
+static TSC_KHZ: AtomicU64 = AtomicU64::new(1);
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Records the TSC frequency (from the VMM) and the boot time stamp.
+pub fn init(tsc_khz: u64, boot_tsc: u64) {
+    TSC_KHZ.store(tsc_khz.max(1), Ordering::Relaxed);
+    BOOT_TSC.store(boot_tsc, Ordering::Relaxed);
+}
+
+/// TSC frequency in kHz.
+pub fn tsc_khz() -> u64 {
+    TSC_KHZ.load(Ordering::Relaxed)
+}
+
+/// TSC cycles per tick.
+pub fn tick_period_tsc() -> u64 {
+    tsc_khz() * 1000 / TICK_HZ
+}
+
+/// Converts TSC cycles to nanoseconds.
+pub fn tsc_to_ns(cycles: u64) -> u64 {
+    (u128::from(cycles) * 1_000_000 / u128::from(tsc_khz())) as u64
+}
+
+/// Converts milliseconds to TSC cycles.
+pub fn ms_to_tsc(ms: u64) -> u64 {
+    ms * tsc_khz()
+}
+
+/// Nanoseconds since the kernel was entered.
+pub fn uptime_ns() -> u64 {
+    tsc_to_ns(rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed)))
+}
+
+/// Timer ticks taken since the timer started.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Called from the timer interrupt.
+pub fn tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,174 @@
+//! Assembles a bootable VM from a [`VmConfig`]: KVM, memory, irqchip, the
+//! kernel image, boot state and devices.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use forkvm_abi::{Platform, KERNEL_PHYS_BASE, PAGE_OFFSET, PVM_CONTROL_MSR, SERIAL_GSI};
+use kvm_bindings::{kvm_msr_entry, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use linux_loader::loader::{elf::Elf, KernelLoader};
+use vm_memory::GuestAddress;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::boot::{self, BootParams};
+use crate::config::VmConfig;
+use crate::devices::serial::SharedSerial;
+use crate::error::{Error, Result};
+use crate::memory::{self, GuestMemory};
+use crate::platform;
+
+/// A VM ready to run: one vCPU at the kernel entry.
+pub struct Vm {
+    // Field order is drop order: the vCPU and VM fds go before the memory
+    // that KVM maps.
+    pub vcpu: VcpuFd,
+    pub vm: VmFd,
+    pub kvm: Kvm,
+    pub memory: GuestMemory,
+    pub platform: Platform,
+    pub tsc_khz: u32,
+    pub serial: SharedSerial,
+    /// Signalled when the guest empties the serial receive FIFO.
+    pub serial_drained: EventFd,
+}
+
+/// Opens the KVM device, with an error that says what to do.
+pub fn open_kvm(path: &Path) -> Result<Kvm> {
+    if !path.exists() {
+        return Err(Error::KvmMissing(path.to_path_buf()));
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::KvmMissing(path.to_path_buf()))?;
+    Kvm::new_with_path(&c_path).map_err(|e| match e.errno() {
+        libc::EACCES | libc::EPERM => Error::KvmPermission(path.to_path_buf()),
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => Error::KvmMissing(path.to_path_buf()),
+        _ => Error::Kvm("open", e),
+    })
+}
+
+impl Vm {
+    /// Builds the VM; the serial console writes to `serial_out`.
+    pub fn new(config: &VmConfig, serial_out: Box<dyn Write + Send>) -> Result<Vm> {
+        // Check the kernel first: it is the cheapest error to report.
+        let mut kernel =
+            File::open(&config.kernel).map_err(|e| Error::KernelFile(config.kernel.clone(), e))?;
+        if kernel.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(Error::KernelFormat(
+                config.kernel.clone(),
+                "it is a directory".into(),
+            ));
+        }
+
+        let kvm = open_kvm(&config.kvm_device)?;
+        let platform = platform::resolve(config.platform);
+        let vm = kvm
+            .create_vm()
+            .map_err(|e| Error::Kvm("KVM_CREATE_VM", e))?;
+        let memory = memory::create(&vm, config.memory)?;
+        vm.create_irq_chip()
+            .map_err(|e| Error::Kvm("KVM_CREATE_IRQCHIP", e))?;
+
+        let loaded = Elf::load(
+            &memory,
+            None,
+            &mut kernel,
+            Some(GuestAddress(KERNEL_PHYS_BASE)),
+        )
+        .map_err(|e| Error::KernelFormat(config.kernel.clone(), e.to_string()))?;
+        let entry = loaded.kernel_load.0;
+        if entry < PAGE_OFFSET {
+            return Err(Error::KernelFormat(
+                config.kernel.clone(),
+                format!("entry point {entry:#x} is not in the forkvm kernel map (built for another loader?)"),
+            ));
+        }
+
+        let ram_top = forkvm_abi::ram_regions(config.memory)
+            .0
+            .iter()
+            .map(|r| r.start + r.len)
+            .max()
+            .unwrap_or(0);
+        boot::write_page_tables(&memory, ram_top, platform)?;
+        boot::write_gdt(&memory)?;
+
+        let vcpu = vm
+            .create_vcpu(0)
+            .map_err(|e| Error::Kvm("KVM_CREATE_VCPU", e))?;
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|e| Error::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
+        let nx = cpuid
+            .as_slice()
+            .iter()
+            .any(|e| e.function == 0x8000_0001 && e.edx & (1 << 20) != 0);
+        vcpu.set_cpuid2(&cpuid)
+            .map_err(|e| Error::Kvm("KVM_SET_CPUID2", e))?;
+        let tsc_khz = vcpu
+            .get_tsc_khz()
+            .map_err(|e| Error::Kvm("KVM_GET_TSC_KHZ", e))?;
+
+        boot::write_boot_info(
+            &memory,
+            &BootParams {
+                platform,
+                tsc_khz: u64::from(tsc_khz),
+                memory_size: config.memory,
+                script: config.script.as_deref(),
+            },
+        )?;
+
+        let mut sregs = vcpu
+            .get_sregs()
+            .map_err(|e| Error::Kvm("KVM_GET_SREGS", e))?;
+        boot::setup_sregs(&mut sregs, nx);
+        vcpu.set_sregs(&sregs)
+            .map_err(|e| Error::Kvm("KVM_SET_SREGS", e))?;
+        vcpu.set_regs(&boot::entry_regs(entry))
+            .map_err(|e| Error::Kvm("KVM_SET_REGS", e))?;
+        vcpu.set_fpu(&boot::entry_fpu())
+            .map_err(|e| Error::Kvm("KVM_SET_FPU", e))?;
+        if platform == Platform::PvmNative {
+            // Run guest ring-0 code natively from the first instruction.
+            let msrs = Msrs::from_entries(&[kvm_msr_entry {
+                index: PVM_CONTROL_MSR,
+                data: 1,
+                ..Default::default()
+            }])
+            .expect("one MSR fits");
+            let written = vcpu
+                .set_msrs(&msrs)
+                .map_err(|e| Error::Kvm("KVM_SET_MSRS (PVM control)", e))?;
+            if written != 1 {
+                return Err(Error::Kvm(
+                    "the PVM control MSR was refused (is this really a PVM host? try --platform hvm)",
+                    kvm_ioctls::Error::new(libc::EINVAL),
+                ));
+            }
+        }
+
+        let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
+        vm.register_irqfd(&serial_irq, SERIAL_GSI)
+            .map_err(|e| Error::Kvm("KVM_IRQFD (serial)", e))?;
+        let serial_drained = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
+        let drained_for_device = serial_drained
+            .try_clone()
+            .map_err(|e| Error::Io("eventfd", e))?;
+        let serial = SharedSerial::new(serial_irq, drained_for_device, serial_out);
+
+        Ok(Vm {
+            vcpu,
+            vm,
+            kvm,
+            memory,
+            platform,
+            tsc_khz,
+            serial,
+            serial_drained,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! forkvm's virtual machine monitor: boots the forkvm guest kernel under
+//! KVM and connects its serial console to the terminal.
+//!
+//! [`run`] is the whole life of a VM: build it ([`builder`]), start the vCPU
+//! thread ([`vcpu`]), run the event loop ([`event_loop`]) until the guest
+//! powers off, panics, crashes, times out or the user quits.
+
+pub mod boot;
+pub mod builder;
+pub mod config;
+pub mod devices;
+pub mod error;
+pub mod event_loop;
+pub mod memory;
+pub mod platform;
+pub mod terminal;
+pub mod vcpu;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Once};
+use std::time::{Duration, Instant};
+
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+pub use crate::config::VmConfig;
+use crate::devices::serial::FlushingStdout;
+pub use crate::error::{Error, Result};
+use crate::event_loop::{LoopEnd, LoopInputs};
+use crate::terminal::RawTerminal;
+pub use crate::vcpu::GuestExit;
+
+/// Path of the guest kernel built with this VMM (see build.rs).
+pub const BUILT_KERNEL: &str = env!("FORKVM_GUEST_KERNEL");
+
+/// How a VM run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest stopped by itself (or was stopped by the VMM: `Stopped`).
+    Guest(GuestExit),
+    /// `--timeout` expired.
+    Timeout(Duration),
+    /// The user pressed the escape key.
+    Quit,
+}
+
+/// Signal used to kick the vCPU thread out of `KVM_RUN`.
+fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+fn install_kick_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a handler that does nothing, installed without SA_RESTART
+        // so a blocked KVM_RUN returns EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(kick_signal(), &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Boots the guest described by `config` and runs it to the end.
+pub fn run(config: &VmConfig) -> Result<Outcome> {
+    let vm = builder::Vm::new(config, Box::new(FlushingStdout))?;
+    log::info!(
+        "platform {}, {} MiB, TSC {} kHz, kernel {}",
+        vm.platform.name(),
+        config.memory >> 20,
+        vm.tsc_khz,
+        config.kernel.display()
+    );
+
+    let interactive = config.script.is_none();
+    let terminal = if interactive {
+        RawTerminal::enable().map_err(|e| Error::Io("terminal", e))?
+    } else {
+        None
+    };
+
+    install_kick_handler();
+    let stop = Arc::new(AtomicBool::new(false));
+    let guest_stopped = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
+    let guest_stopped_signal = guest_stopped
+        .try_clone()
+        .map_err(|e| Error::Io("eventfd", e))?;
+    let (exit_tx, exit_rx) = mpsc::channel();
+    let context = vcpu::VcpuContext {
+        memory: vm.memory.clone(),
+        serial: vm.serial.clone(),
+        stop: stop.clone(),
+    };
+    let mut vcpu_fd = vm.vcpu;
+    let vcpu_thread = std::thread::Builder::new()
+        .name("vcpu0".into())
+        .spawn(move || {
+            let exit = vcpu::run(&mut vcpu_fd, &context);
+            let _ = exit_tx.send(exit);
+            let _ = guest_stopped_signal.write(1);
+        })
+        .map_err(|e| Error::Io("spawning the vCPU thread", e))?;
+
+    let loop_end = event_loop::run(LoopInputs {
+        serial: vm.serial.clone(),
+        serial_drained: vm.serial_drained,
+        guest_stopped,
+        read_stdin: interactive,
+        raw_terminal: terminal.is_some(),
+        deadline: config.timeout.map(|t| Instant::now() + t),
+    });
+
+    // Stop the vCPU if it is still running: flag it, then kick it out of
+    // KVM_RUN until it notices (a kick can land just before it re-enters).
+    stop.store(true, Ordering::Release);
+    let exit = loop {
+        match exit_rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(exit) => break exit,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break GuestExit::Stopped,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                use std::os::unix::thread::JoinHandleExt;
+                // SAFETY: the thread is alive (its channel is still open)
+                // and the signal has a no-op handler.
+                unsafe { libc::pthread_kill(vcpu_thread.as_pthread_t(), kick_signal()) };
+            }
+        }
+    };
+    let _ = vcpu_thread.join();
+    drop(terminal);
+
+    Ok(match loop_end? {
+        LoopEnd::GuestStopped => Outcome::Guest(exit),
+        LoopEnd::Timeout => Outcome::Timeout(config.timeout.unwrap_or_default()),
+        LoopEnd::Quit => Outcome::Quit,
+    })
+}

@@ -1,0 +1,154 @@
+//! The vCPU thread: runs the guest and serves its port I/O until the guest
+//! powers off, panics or crashes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use forkvm_abi::{port, PANIC_BUFFER_PHYS, PANIC_BUFFER_SIZE};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::devices::serial::SharedSerial;
+use crate::memory::GuestMemory;
+
+/// Why the guest stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestExit {
+    /// The guest wrote its status to the poweroff port.
+    Poweroff(u32),
+    /// The guest kernel panicked with this message.
+    Panic(String),
+    /// The vCPU shut down (a triple fault).
+    TripleFault { rip: u64 },
+    /// KVM could not run the guest.
+    InternalError { detail: String, rip: u64 },
+    /// The guest stopped in a way the VMM does not handle.
+    Unexpected { detail: String, rip: u64 },
+    /// The VMM stopped the vCPU (timeout or quit).
+    Stopped,
+}
+
+/// What the vCPU loop needs besides the vCPU.
+pub struct VcpuContext {
+    pub memory: GuestMemory,
+    pub serial: SharedSerial,
+    /// Set by the VMM to make the loop return `Stopped`.
+    pub stop: Arc<AtomicBool>,
+}
+
+const SERIAL_PORTS: std::ops::Range<u16> = port::SERIAL_COM1..port::SERIAL_COM1 + 8;
+
+/// Runs the guest until it stops.
+pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
+    loop {
+        if context.stop.load(Ordering::Acquire) {
+            return GuestExit::Stopped;
+        }
+        let exit = match vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => {
+                return GuestExit::InternalError {
+                    detail: format!("KVM_RUN failed: {e}"),
+                    rip: 0,
+                }
+            }
+        };
+        match exit {
+            VcpuExit::IoOut(addr, data) => {
+                if let Some(done) = io_out(context, addr, data) {
+                    return done;
+                }
+            }
+            VcpuExit::IoIn(addr, data) => io_in(context, addr, data),
+            VcpuExit::Shutdown => return GuestExit::TripleFault { rip: rip(vcpu) },
+            VcpuExit::InternalError => {
+                return GuestExit::InternalError {
+                    detail: "KVM internal error (emulation failure)".into(),
+                    rip: rip(vcpu),
+                }
+            }
+            VcpuExit::FailEntry(reason, cpu) => {
+                return GuestExit::InternalError {
+                    detail: format!("VM entry failed: hardware reason {reason:#x} on cpu {cpu}"),
+                    rip: rip(vcpu),
+                }
+            }
+            VcpuExit::Hlt => {
+                return GuestExit::Unexpected {
+                    detail: "the guest halted with interrupts off".into(),
+                    rip: rip(vcpu),
+                }
+            }
+            VcpuExit::MmioRead(addr, data) => {
+                log::debug!("unhandled MMIO read at {addr:#x}");
+                data.fill(0xff);
+            }
+            VcpuExit::MmioWrite(addr, _) => log::debug!("unhandled MMIO write at {addr:#x}"),
+            other => {
+                let detail = format!("unexpected vCPU exit {other:?}");
+                return GuestExit::Unexpected {
+                    detail,
+                    rip: rip(vcpu),
+                };
+            }
+        }
+    }
+}
+
+fn rip(vcpu: &VcpuFd) -> u64 {
+    vcpu.get_regs().map(|r| r.rip).unwrap_or(0)
+}
+
+fn io_out(context: &VcpuContext, addr: u16, data: &[u8]) -> Option<GuestExit> {
+    match addr {
+        a if SERIAL_PORTS.contains(&a) => {
+            if let Some(&byte) = data.first() {
+                context.serial.write((a - port::SERIAL_COM1) as u8, byte);
+            }
+            None
+        }
+        port::POWEROFF => Some(GuestExit::Poweroff(le_u32(data))),
+        port::PANIC => Some(GuestExit::Panic(read_panic_message(
+            &context.memory,
+            le_u32(data) as usize,
+        ))),
+        // The guest masks the legacy PICs through the in-kernel irqchip;
+        // anything else reaching us is logged and ignored.
+        a => {
+            log::debug!("unhandled port write {a:#x} <- {data:?}");
+            None
+        }
+    }
+}
+
+fn io_in(context: &VcpuContext, addr: u16, data: &mut [u8]) {
+    match addr {
+        a if SERIAL_PORTS.contains(&a) => {
+            let value = context.serial.read((a - port::SERIAL_COM1) as u8);
+            data.fill(0);
+            if let Some(first) = data.first_mut() {
+                *first = value;
+            }
+        }
+        a => {
+            log::debug!("unhandled port read {a:#x}");
+            data.fill(0xff);
+        }
+    }
+}
+
+fn le_u32(data: &[u8]) -> u32 {
+    let mut bytes = [0u8; 4];
+    let n = data.len().min(4);
+    bytes[..n].copy_from_slice(&data[..n]);
+    u32::from_le_bytes(bytes)
+}
+
+fn read_panic_message(memory: &GuestMemory, len: usize) -> String {
+    let mut buffer = vec![0u8; len.min(PANIC_BUFFER_SIZE)];
+    match memory.read_slice(&mut buffer, GuestAddress(PANIC_BUFFER_PHYS)) {
+        Ok(()) => String::from_utf8_lossy(&buffer).into_owned(),
+        Err(e) => format!("(the panic message could not be read: {e})"),
+    }
+}

@@ -1,6 +1,7 @@
 //! Kernel console output (`print!`/`println!`) on the serial port.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 
@@ -18,8 +19,21 @@ impl Write for Console {
     }
 }
 
-/// Writes bytes, turning `\n` into `\r\n` for the terminal.
+/// Whether `\n` goes out as `\r\n` (a terminal needs it; a script's
+/// output read through a pipe does not).
+static CRLF: AtomicBool = AtomicBool::new(true);
+
+/// Chooses terminal (`\r\n`) or plain (`\n`) line endings.
+pub fn set_crlf(on: bool) {
+    CRLF.store(on, Ordering::Relaxed);
+}
+
+/// Writes bytes, turning `\n` into `\r\n` for a terminal.
 fn write_bytes_translated(bytes: &[u8]) {
+    if !CRLF.load(Ordering::Relaxed) {
+        COM1.write_bytes(bytes);
+        return;
+    }
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if i > 0 {
             COM1.write_bytes(b"\r\n");

@@ -61,7 +61,9 @@ mod kernel {
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
         cpu::enable_interrupts();
 
-        let script = (info.flags & BOOT_FLAG_SCRIPT != 0).then(|| {
+        let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;
+        crate::console::set_crlf(!script_mode);
+        let script = script_mode.then(|| {
             // SAFETY: the VMM copied `script_len` bytes to SCRIPT_PHYS (it
             // enforces SCRIPT_MAX_LEN); the region is reserved low memory.
             let bytes = unsafe {

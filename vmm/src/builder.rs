@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::memory::{self, GuestMemory};
 use crate::platform;
 
+/// The only KVM API version there has ever been.
+const KVM_API_VERSION: i32 = 12;
+
 /// A VM ready to run: one vCPU at the kernel entry.
 pub struct Vm {
     // Field order is drop order: the vCPU and VM fds go before the memory
@@ -43,11 +46,15 @@ pub fn open_kvm(path: &Path) -> Result<Kvm> {
     }
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::KvmMissing(path.to_path_buf()))?;
-    Kvm::new_with_path(&c_path).map_err(|e| match e.errno() {
+    let kvm = Kvm::new_with_path(&c_path).map_err(|e| match e.errno() {
         libc::EACCES | libc::EPERM => Error::KvmPermission(path.to_path_buf()),
         libc::ENOENT | libc::ENXIO | libc::ENODEV => Error::KvmMissing(path.to_path_buf()),
         _ => Error::Kvm("open", e),
-    })
+    })?;
+    match kvm.get_api_version() {
+        KVM_API_VERSION => Ok(kvm),
+        _ => Err(Error::NotKvm(path.to_path_buf())),
+    }
 }
 
 impl Vm {

@@ -10,6 +10,8 @@ pub enum Error {
     KvmMissing(PathBuf),
     /// The KVM device exists but cannot be opened by this user.
     KvmPermission(PathBuf),
+    /// The device does not speak the KVM API.
+    NotKvm(PathBuf),
     /// Any other failure opening or talking to KVM.
     Kvm(&'static str, kvm_ioctls::Error),
     /// The kernel image cannot be read.
@@ -41,6 +43,7 @@ impl fmt::Display for Error {
                  then log in again) or run as root",
                 path.display()
             ),
+            Error::NotKvm(path) => write!(f, "{} is not a KVM device (KVM_GET_API_VERSION failed)", path.display()),
             Error::Kvm(what, e) => write!(f, "KVM: {what}: {e}"),
             Error::KernelFile(path, e) => write!(f, "cannot read kernel image {}: {e}", path.display()),
             Error::KernelFormat(path, why) => {

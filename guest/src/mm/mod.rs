@@ -1,6 +1,7 @@
 //! Memory management: physical frames and the kernel heap.
 
 pub mod frame;
+pub mod paging;
 #[cfg(not(test))]
 pub mod heap;
 
@@ -93,6 +94,27 @@ mod kernel {
             }
         }
         *FRAMES.lock() = Some(allocator);
+    }
+
+    /// Page-table access through the direct map, allocating table pages
+    /// from the frame allocator.
+    pub struct KernelTables<'a>(pub &'a mut FrameAllocator<'static>);
+
+    impl super::paging::TableAccess for KernelTables<'_> {
+        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+            // SAFETY: `phys` comes from a present page-table entry or from
+            // `alloc_table`, so it is a table page in RAM, which the direct
+            // map covers; the frame allocator's lock (held by the caller
+            // through `self.0`) serialises page-table edits.
+            unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+        }
+
+        fn alloc_table(&mut self) -> Option<u64> {
+            let phys = self.0.alloc(super::frame::FrameUse::PageTable)?.phys();
+            // SAFETY: a freshly allocated frame, mapped by the direct map.
+            unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize) };
+            Some(phys)
+        }
     }
 
     /// Frame counts: (total handed to the allocator, free now).

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::line_editor::{LineEditor, LineEvent};
 use crate::arch::cpu::{disable_interrupts, enable_interrupts, enable_interrupts_and_halt, rdtsc};
-use crate::arch::{apic, platform};
+use crate::arch::platform;
 use crate::drivers::{uart::INPUT, vmm_ports};
 use crate::{mm, println, time};
 
@@ -59,7 +59,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "ticks",
         usage: "ticks [MS]",
-        help: "measure timer ticks delivered while the kernel spins and while it idles",
+        help: "measure timer ticks delivered while the kernel spins, idles and runs user code",
         run: cmd_ticks,
         hidden: false,
     },
@@ -218,10 +218,7 @@ fn cmd_ticks(args: &[&str]) -> Status {
 
     enable_interrupts();
     let start_ticks = time::ticks();
-    let start = rdtsc();
-    while rdtsc() - start < window {
-        core::hint::spin_loop();
-    }
+    let busy_stolen = spin_in_kernel(rdtsc() + window);
     let busy = time::ticks() - start_ticks;
 
     let start_ticks = time::ticks();
@@ -231,13 +228,42 @@ fn cmd_ticks(args: &[&str]) -> Status {
     }
     let idle = time::ticks() - start_ticks;
 
+    let start_ticks = time::ticks();
+    let user_stolen = match crate::arch::user_probe::spin_in_user_mode(rdtsc() + window) {
+        Ok(stolen) => stolen,
+        Err(e) => {
+            println!("ticks: cannot run the user-mode probe: {e}");
+            return 1;
+        }
+    };
+    let user = time::ticks() - start_ticks;
+    enable_interrupts();
+
+    let per_tick_us = |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1)) as f64 / 1000.0;
     println!(
-        "ticks over {ms} ms (expected {expected} at {} Hz, {} timer, apic id {}): kernel-busy={busy} idle={idle}",
+        "ticks over {ms} ms (expected {expected} at {} Hz, {} timer): kernel-busy={busy} idle={idle} user={user}; \
+         cost per tick: kernel {:.1} us, user {:.1} us",
         time::TICK_HZ,
         apic_timer_mode_name(),
-        apic::id()
+        per_tick_us(busy_stolen, busy),
+        per_tick_us(user_stolen, user),
     );
     0
+}
+
+/// Spins until the TSC reaches `deadline` and returns the cycles lost to
+/// interrupts (gaps between consecutive reads, as the user probe measures).
+fn spin_in_kernel(deadline: u64) -> u64 {
+    let mut stolen = 0;
+    let mut previous = rdtsc();
+    while previous < deadline {
+        let now = rdtsc();
+        if now - previous >= crate::arch::user_probe::STOLEN_GAP_CYCLES {
+            stolen += now - previous;
+        }
+        previous = now;
+    }
+    stolen
 }
 
 fn apic_timer_mode_name() -> &'static str {

@@ -69,6 +69,10 @@ pub(super) fn dispatch(frame: &mut TrapFrame) {
 /// Exceptions: nothing recovers from them yet, so they all stop the kernel
 /// with enough state to debug it.
 fn exception(frame: &TrapFrame) {
+    if frame.from_user() {
+        // The only user code so far is the tick probe, which ends in `ud2`.
+        super::user_probe::finish_from_trap(frame);
+    }
     let name = EXCEPTION_NAMES[frame.vector as usize];
     let mode = if frame.from_user() { "user" } else { "kernel" };
     if frame.vector == PAGE_FAULT {

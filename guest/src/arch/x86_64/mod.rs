@@ -10,6 +10,7 @@ pub mod idt;
 pub mod interrupts;
 pub mod ioapic;
 pub mod platform;
+pub mod user_probe;
 
 use forkvm_abi::Platform;
 

@@ -1,1 +1,6 @@
+//! bench: the forkvm measuring harness (boots guests, measures them).
+//!
+//! The measurements live in library modules so that both the criterion
+//! benchmarks (`cargo bench`) and command-line tools can use them.
 
+pub mod boot;

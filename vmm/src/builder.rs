@@ -70,6 +70,15 @@ impl Vm {
             ));
         }
 
+        if let Some(script) = &config.script {
+            if script.len() as u64 > forkvm_abi::SCRIPT_MAX_LEN {
+                return Err(Error::ScriptTooLong {
+                    len: script.len(),
+                    max: forkvm_abi::SCRIPT_MAX_LEN,
+                });
+            }
+        }
+
         let kvm = open_kvm(&config.kvm_device)?;
         let platform = platform::resolve(config.platform);
         let vm = kvm

@@ -97,7 +97,7 @@ fn validate_memory_size(bytes: u64) -> std::result::Result<(), String> {
             (MAX_GUEST_MEMORY >> 30) - 1
         ));
     }
-    if bytes % 4096 != 0 {
+    if !bytes.is_multiple_of(4096) {
         return Err("must be a multiple of 4 KiB".into());
     }
     Ok(())

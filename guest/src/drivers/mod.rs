@@ -15,8 +15,13 @@ static SERIAL_GSI: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32
 pub fn init(serial_gsi: u32) {
     use crate::arch::{apic, interrupts::IRQ_BASE, ioapic};
     SERIAL_GSI.store(serial_gsi, core::sync::atomic::Ordering::Relaxed);
-    COM1.init();
+    // Route the line before the UART may raise it: the IOAPIC drops an
+    // edge on a masked line, and input queued by the VMM before boot would
+    // then never be announced again.
     ioapic::route(serial_gsi, IRQ_BASE + serial_gsi as u8, apic::id());
+    COM1.init();
+    // Take whatever arrived before the receive interrupt was enabled.
+    COM1.handle_irq();
 }
 
 /// Called for an interrupt on IOAPIC line `gsi`.

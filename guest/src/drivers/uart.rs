@@ -110,9 +110,4 @@ impl ByteRing {
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
         Some(byte)
     }
-
-    /// Whether no byte is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) == self.head.load(Ordering::Acquire)
-    }
 }

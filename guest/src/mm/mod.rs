@@ -1,9 +1,9 @@
 //! Memory management: physical frames and the kernel heap.
 
 pub mod frame;
-pub mod paging;
 #[cfg(not(test))]
 pub mod heap;
+pub mod paging;
 
 #[cfg(not(test))]
 pub use self::kernel::*;
@@ -112,7 +112,9 @@ mod kernel {
         fn alloc_table(&mut self) -> Option<u64> {
             let phys = self.0.alloc(super::frame::FrameUse::PageTable)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
-            unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize) };
+            unsafe {
+                core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
+            };
             Some(phys)
         }
     }

@@ -104,7 +104,7 @@ fn interactive() -> ! {
     println!(
         "forkvm guest kernel: platform {}, {} MiB, TSC {} kHz, booted in {} us. Type 'help'.",
         platform::current().name(),
-        mm::frame_counts().0 * 4096 >> 20,
+        (mm::frame_counts().0 * 4096) >> 20,
         time::tsc_khz(),
         time::uptime_ns() / 1000
     );
@@ -239,7 +239,8 @@ fn cmd_ticks(args: &[&str]) -> Status {
     let user = time::ticks() - start_ticks;
     enable_interrupts();
 
-    let per_tick_us = |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1)) as f64 / 1000.0;
+    let per_tick_us =
+        |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1)) as f64 / 1000.0;
     println!(
         "ticks over {ms} ms (expected {expected} at {} Hz, {} timer): kernel-busy={busy} idle={idle} user={user}; \
          cost per tick: kernel {:.1} us, user {:.1} us",

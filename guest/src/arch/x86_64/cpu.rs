@@ -69,6 +69,7 @@ pub fn rdtsc() -> u64 {
 
 /// Result of the `cpuid` instruction.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // all four registers are part of the result, even if unread yet
 pub struct CpuidResult {
     pub eax: u32,
     pub ebx: u32,
@@ -126,18 +127,6 @@ pub fn disable_interrupts() {
 pub fn enable_interrupts_and_halt() {
     // SAFETY: see above; the interrupt handler returns here.
     unsafe { asm!("sti", "hlt", options(nomem, nostack)) }
-}
-
-/// Whether RFLAGS.IF is set.
-///
-/// On the PVM host the hardware flag is meaningless in the kernel (it runs
-/// at hardware CPL 3); callers there track the state themselves.
-#[inline]
-pub fn interrupts_enabled() -> bool {
-    let flags: u64;
-    // SAFETY: pushfq/pop only touch the stack slot they use.
-    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) }
-    flags & (1 << 9) != 0
 }
 
 /// Stops this CPU for good.

@@ -55,7 +55,7 @@ impl TrapFrame {
     /// Whether the interrupted code was user code. Decided by address, not
     /// by CS: on the PVM host the hardware CS reads as a user selector even
     /// in the kernel.
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.rip < USER_SPACE_END
     }
 }

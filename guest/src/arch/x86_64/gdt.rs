@@ -3,7 +3,8 @@
 //! The layout is Linux's (`arch/x86/include/asm/segment.h`), which the PVM
 //! host expects and which makes `syscall`/`sysret` selectors work:
 //! 0x10 kernel code, 0x18 kernel data, 0x23 user 32-bit code, 0x2b user
-//! data, 0x33 user code, 0x40 TSS.
+//! data, 0x33 user code, 0x40 TSS. The kernel selectors are loaded by the
+//! VMM before entry and never reloaded here.
 
 use core::arch::asm;
 use core::mem::size_of;
@@ -11,8 +12,6 @@ use core::mem::size_of;
 use forkvm_abi::{PAGE_OFFSET, PVM_EVENT_ALIAS};
 
 pub const KERNEL_CS: u16 = 0x10;
-pub const KERNEL_DS: u16 = 0x18;
-pub const USER32_CS: u16 = 0x23;
 pub const USER_DS: u16 = 0x2b;
 pub const USER_CS: u16 = 0x33;
 pub const TSS_SELECTOR: u16 = 0x40;
@@ -152,7 +151,7 @@ pub fn set_kernel_stack(top: u64) {
     // SAFETY: aligned stores to fields read only on entry from user mode,
     // which cannot happen concurrently on this CPU.
     unsafe {
-        (*(&raw mut TSS)).rsp[0] = top;
+        TSS.rsp[0] = top;
         KERNEL_ENTRY_STACK = top;
     }
 }

@@ -59,7 +59,7 @@ pub fn init(pvm_native: bool) {
     // SAFETY: runs once at boot with interrupts disabled; the IDT is a
     // static that lives forever.
     unsafe {
-        let idt = &mut *(&raw mut IDT);
+        let idt = &mut IDT;
         for (vector, gate) in idt.iter_mut().enumerate() {
             let vector = vector as u8;
             // On the PVM host every event must arrive on an (upper-half) IST

@@ -69,12 +69,16 @@ pub(super) fn dispatch(frame: &mut TrapFrame) {
 /// Exceptions: nothing recovers from them yet, so they all stop the kernel
 /// with enough state to debug it.
 fn exception(frame: &TrapFrame) {
-    if frame.from_user() {
+    if frame.is_from_user() {
         // The only user code so far is the tick probe, which ends in `ud2`.
         super::user_probe::finish_from_trap(frame);
     }
     let name = EXCEPTION_NAMES[frame.vector as usize];
-    let mode = if frame.from_user() { "user" } else { "kernel" };
+    let mode = if frame.is_from_user() {
+        "user"
+    } else {
+        "kernel"
+    };
     if frame.vector == PAGE_FAULT {
         panic!(
             "unhandled exception {name} (vector {}) in {mode} mode: rip={:#x} cr2={:#x} error={:#x} rsp={:#x}",

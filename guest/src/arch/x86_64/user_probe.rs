@@ -56,23 +56,48 @@ fn map() -> Result<(), ProbeError> {
     }
     let mut frames = FRAMES.lock();
     let frames = frames.as_mut().ok_or(ProbeError("no frame allocator"))?;
-    let code = frames.alloc(FrameUse::Data).ok_or(ProbeError("out of memory"))?;
-    let stack = frames.alloc(FrameUse::Data).ok_or(ProbeError("out of memory"))?;
+    let code = frames
+        .alloc(FrameUse::Data)
+        .ok_or(ProbeError("out of memory"))?;
+    let stack = frames
+        .alloc(FrameUse::Data)
+        .ok_or(ProbeError("out of memory"))?;
     // Only the addresses of the assembly labels are taken.
-    let (start, end) = (&raw const user_probe_code as u64, &raw const user_probe_code_end as u64);
+    let (start, end) = (
+        &raw const user_probe_code as u64,
+        &raw const user_probe_code_end as u64,
+    );
     // SAFETY: both frames were just allocated and are mapped by the direct
     // map; the source is the probe's code in the kernel image.
     unsafe {
-        core::ptr::copy_nonoverlapping(start as *const u8, phys_to_virt(code.phys()) as *mut u8, (end - start) as usize);
+        core::ptr::copy_nonoverlapping(
+            start as *const u8,
+            phys_to_virt(code.phys()) as *mut u8,
+            (end - start) as usize,
+        );
         core::ptr::write_bytes(phys_to_virt(stack.phys()) as *mut u8, 0, 4096);
     }
     let root = read_cr3() & paging::ADDRESS_MASK;
     let table = flags::WRITABLE | flags::USER;
     let mut tables = KernelTables(frames);
-    paging::map_page(&mut tables, root, CODE_ADDRESS, code.phys(), flags::USER, table)
-        .map_err(|_| ProbeError("cannot map the probe's code"))?;
-    paging::map_page(&mut tables, root, STACK_ADDRESS, stack.phys(), flags::USER | flags::WRITABLE, table)
-        .map_err(|_| ProbeError("cannot map the probe's stack"))?;
+    paging::map_page(
+        &mut tables,
+        root,
+        CODE_ADDRESS,
+        code.phys(),
+        flags::USER,
+        table,
+    )
+    .map_err(|_| ProbeError("cannot map the probe's code"))?;
+    paging::map_page(
+        &mut tables,
+        root,
+        STACK_ADDRESS,
+        stack.phys(),
+        flags::USER | flags::WRITABLE,
+        table,
+    )
+    .map_err(|_| ProbeError("cannot map the probe's stack"))?;
     MAPPED.store(true, Ordering::Release);
     Ok(())
 }

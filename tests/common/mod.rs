@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: run the real `forkvm` binary
+//! against the real guest kernel under KVM.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The `forkvm` binary cargo built for these tests.
+pub const FORKVM: &str = env!("CARGO_BIN_EXE_forkvm");
+
+/// Every guest started by a test is killed after this long, so a hang
+/// fails the test instead of blocking the suite.
+pub const GUEST_TIMEOUT_SECS: &str = "60";
+
+/// Whether this machine has KVM. Tests that need it call [`require_kvm!`].
+pub fn kvm_present() -> bool {
+    Path::new("/dev/kvm").exists()
+}
+
+/// Says, loudly, that a KVM test could not run.
+pub fn announce_missing_kvm(test: &str) {
+    eprintln!(
+        "\n!!!!!!!! KVM NOT AVAILABLE: {test} DID NOT RUN (no /dev/kvm on this machine) !!!!!!!!\n"
+    );
+}
+
+/// Returns from the calling test, loudly, when there is no KVM.
+#[macro_export]
+macro_rules! require_kvm {
+    () => {
+        if !common::kvm_present() {
+            common::announce_missing_kvm(module_path!());
+            return;
+        }
+    };
+}
+
+/// `forkvm` with a safety timeout and no standard input.
+pub fn forkvm() -> Command {
+    let mut command = Command::new(FORKVM);
+    command
+        .args(["--timeout", GUEST_TIMEOUT_SECS])
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `forkvm -c SCRIPT` with extra arguments.
+pub fn run_script(script: &str, extra: &[&str]) -> Output {
+    forkvm()
+        .args(extra)
+        .args(["-c", script])
+        .output()
+        .expect("forkvm runs")
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The exit code (panics if killed by a signal).
+pub fn code(output: &Output) -> i32 {
+    output
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("forkvm was killed: {:?}\n{}", output.status, stderr(output)))
+}

@@ -1,0 +1,197 @@
+//! The interactive shell on the serial console, driven through a pipe and
+//! through a pseudo-terminal (raw mode, line editing, the escape key).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{code, stderr, stdout, FORKVM, GUEST_TIMEOUT_SECS};
+
+#[test]
+fn shell_through_a_pipe() {
+    require_kvm!();
+    let mut child = Command::new(FORKVM)
+        .args(["--timeout", GUEST_TIMEOUT_SECS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // More than the UART's 64-byte FIFO at once: the VMM must hold the rest.
+    let mut input = String::from("help\n");
+    for i in 0..20 {
+        input.push_str(&format!("echo line-{i}\n"));
+    }
+    input.push_str("poweroff 3\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 3, "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    for command in [
+        "help",
+        "echo [WORD...]",
+        "meminfo",
+        "uptime",
+        "ticks [MS]",
+        "poweroff [N]",
+    ] {
+        assert!(text.contains(command), "help lists {command}: {text}");
+    }
+    assert!(
+        !text.contains("panic [MESSAGE]"),
+        "hidden commands stay hidden"
+    );
+    for i in 0..20 {
+        assert!(
+            text.contains(&format!("\r\nline-{i}\r\n")),
+            "line-{i} missing: {text}"
+        );
+    }
+}
+
+/// A pseudo-terminal pair: the test holds the master, forkvm gets the slave.
+struct Pty {
+    master: std::fs::File,
+    slave: OwnedFd,
+}
+
+impl Pty {
+    fn open() -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors into the provided ints.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here.
+        unsafe {
+            libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK);
+            Pty {
+                master: std::fs::File::from_raw_fd(master),
+                slave: OwnedFd::from_raw_fd(slave),
+            }
+        }
+    }
+
+    fn termios(&self) -> libc::termios {
+        // SAFETY: termios is plain data filled by tcgetattr on a valid fd.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self.slave.as_raw_fd(), &mut t), 0);
+            t
+        }
+    }
+
+    fn spawn_forkvm(&self) -> Child {
+        let stdio = || Stdio::from(self.slave.try_clone().unwrap());
+        Command::new(FORKVM)
+            .args(["--timeout", GUEST_TIMEOUT_SECS])
+            .stdin(stdio())
+            .stdout(stdio())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `needle` has appeared in the output gathered so far.
+    fn expect(&mut self, seen: &mut String, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buffer = [0u8; 1024];
+        while !seen.contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {needle:?}; got {seen:?}"
+            );
+            match self.master.read(&mut buffer) {
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("reading the pty: {e}; got {seen:?}"),
+            }
+        }
+    }
+}
+
+fn same_settings(a: &libc::termios, b: &libc::termios) -> bool {
+    a.c_iflag == b.c_iflag
+        && a.c_oflag == b.c_oflag
+        && a.c_cflag == b.c_cflag
+        && a.c_lflag == b.c_lflag
+}
+
+#[test]
+fn shell_on_a_terminal_with_line_editing_and_escape_key() {
+    require_kvm!();
+    let mut pty = Pty::open();
+    let before = pty.termios();
+    assert!(
+        before.c_lflag & libc::ICANON != 0,
+        "a new pty starts in canonical mode"
+    );
+    let child = pty.spawn_forkvm();
+    let mut seen = String::new();
+    pty.expect(&mut seen, "forkvm> ");
+    assert!(
+        !same_settings(&before, &pty.termios()),
+        "forkvm puts the terminal in raw mode"
+    );
+
+    // Backspace and cursor movement: "echo helo", left, insert "l", enter.
+    pty.send(b"echo helo\x1b[Dl\r");
+    pty.expect(&mut seen, "hello\r\nforkvm> ");
+    // History: up arrow recalls the last line.
+    seen.clear();
+    pty.send(b"\x1b[A\r");
+    pty.expect(&mut seen, "hello\r\nforkvm> ");
+    // Ctrl-U kills the line typed so far.
+    seen.clear();
+    pty.send(b"echo wrong\x15echo right\r");
+    pty.expect(&mut seen, "right\r\n");
+    assert!(!seen.contains("wrong\r\n"), "{seen:?}");
+
+    // Ctrl-] quits forkvm and the terminal comes back as it was.
+    pty.send(b"\x1d");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        same_settings(&before, &pty.termios()),
+        "terminal settings restored on exit"
+    );
+}
+
+#[test]
+fn terminal_restored_after_guest_panic() {
+    require_kvm!();
+    let mut pty = Pty::open();
+    let before = pty.termios();
+    let child = pty.spawn_forkvm();
+    let mut seen = String::new();
+    pty.expect(&mut seen, "forkvm> ");
+    pty.send(b"panic from the terminal\r");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(101));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("guest kernel panic: from the terminal"));
+    assert!(
+        same_settings(&before, &pty.termios()),
+        "terminal settings restored after a panic"
+    );
+}

@@ -147,7 +147,7 @@ fn shell_on_a_terminal_with_line_editing_and_escape_key() {
         before.c_lflag & libc::ICANON != 0,
         "a new pty starts in canonical mode"
     );
-    let child = pty.spawn_forkvm();
+    let mut child = pty.spawn_forkvm();
     let mut seen = String::new();
     pty.expect(&mut seen, "forkvm> ");
     assert!(

@@ -59,9 +59,8 @@ pub fn init(pvm_native: bool) {
     // SAFETY: runs once at boot with interrupts disabled; the IDT is a
     // static that lives forever.
     unsafe {
-        let idt = &mut IDT;
-        for (vector, gate) in idt.iter_mut().enumerate() {
-            let vector = vector as u8;
+        let idt = &raw mut IDT;
+        for vector in 0..=255u8 {
             // On the PVM host every event must arrive on an (upper-half) IST
             // stack; the entry code moves off it at once.
             let ist = match (vector, pvm_native) {
@@ -69,11 +68,11 @@ pub fn init(pvm_native: bool) {
                 (_, true) => EVENT_IST,
                 (_, false) => 0,
             };
-            *gate = Gate::interrupt(stub_address(vector, pvm_native), ist);
+            (*idt)[usize::from(vector)] = Gate::interrupt(stub_address(vector, pvm_native), ist);
         }
         let pointer = DescriptorPointer {
             limit: (size_of::<[Gate; 256]>() - 1) as u16,
-            base: idt.as_ptr() as u64,
+            base: idt as u64,
         };
         asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
     }

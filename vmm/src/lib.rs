@@ -64,8 +64,28 @@ fn install_kick_handler() {
     });
 }
 
+/// Where the time of one VM run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// From the call to the vCPU's first entry: KVM setup, memory, kernel
+    /// load, boot state.
+    pub setup: Duration,
+    /// From the vCPU's first entry to the guest's last exit (for `forkvm -c
+    /// poweroff`: the guest kernel's boot to a ready shell, and `poweroff`).
+    pub guest: Duration,
+    /// From the guest's last exit until everything is released (the host
+    /// kernel's VM teardown dominates).
+    pub teardown: Duration,
+}
+
 /// Boots the guest described by `config` and runs it to the end.
 pub fn run(config: &VmConfig) -> Result<Outcome> {
+    run_timed(config).map(|(outcome, _)| outcome)
+}
+
+/// [`run`], also reporting where the time went.
+pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
+    let start = Instant::now();
     let vm = builder::Vm::new(config, Box::new(FlushingStdout))?;
     log::info!(
         "platform {}, {} MiB, TSC {} kHz, kernel {}",
@@ -98,8 +118,9 @@ pub fn run(config: &VmConfig) -> Result<Outcome> {
     let vcpu_thread = std::thread::Builder::new()
         .name("vcpu0".into())
         .spawn(move || {
+            let entered = Instant::now();
             let exit = vcpu::run(&mut vcpu_fd, &context);
-            let _ = exit_tx.send(exit);
+            let _ = exit_tx.send((exit, entered, Instant::now()));
             let _ = guest_stopped_signal.write(1);
         })
         .map_err(|e| Error::Io("spawning the vCPU thread", e))?;
@@ -116,10 +137,13 @@ pub fn run(config: &VmConfig) -> Result<Outcome> {
     // Stop the vCPU if it is still running: flag it, then kick it out of
     // KVM_RUN until it notices (a kick can land just before it re-enters).
     stop.store(true, Ordering::Release);
-    let exit = loop {
+    let (exit, entered, exited) = loop {
         match exit_rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(exit) => break exit,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break GuestExit::Stopped,
+            Ok(report) => break report,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let now = Instant::now();
+                break (GuestExit::Stopped, now, now);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 use std::os::unix::thread::JoinHandleExt;
                 // SAFETY: the thread is alive (its channel is still open)
@@ -130,10 +154,27 @@ pub fn run(config: &VmConfig) -> Result<Outcome> {
     };
     let _ = vcpu_thread.join();
     drop(terminal);
+    // Release the VM (and with it KVM's state) before the clock stops.
+    let (vm_fd, kvm, memory) = (vm.vm, vm.kvm, vm.memory);
+    drop(vm_fd);
+    drop(kvm);
+    drop(memory);
+    let timings = Timings {
+        setup: entered.saturating_duration_since(start),
+        guest: exited.saturating_duration_since(entered),
+        teardown: exited.elapsed(),
+    };
+    log::info!(
+        "setup {:.3} ms, guest {:.3} ms, teardown {:.3} ms",
+        timings.setup.as_secs_f64() * 1e3,
+        timings.guest.as_secs_f64() * 1e3,
+        timings.teardown.as_secs_f64() * 1e3
+    );
 
-    Ok(match loop_end? {
+    let outcome = match loop_end? {
         LoopEnd::GuestStopped => Outcome::Guest(exit),
         LoopEnd::Timeout => Outcome::Timeout(config.timeout.unwrap_or_default()),
         LoopEnd::Quit => Outcome::Quit,
-    })
+    };
+    Ok((outcome, timings))
 }

@@ -14,12 +14,15 @@ mod arch;
 mod console;
 #[cfg(not(test))]
 mod drivers;
+mod errno;
 #[cfg(not(test))]
 mod mem;
 mod mm;
 #[cfg(not(test))]
 mod panic;
 mod shell;
+#[cfg(not(test))]
+mod syscall;
 #[cfg(not(test))]
 mod time;
 

@@ -71,6 +71,13 @@ const COMMANDS: &[Command] = &[
         hidden: false,
     },
     Command {
+        name: "sysprobe",
+        usage: "sysprobe [N]",
+        help: "time N getpid system calls from user mode",
+        run: cmd_sysprobe,
+        hidden: false,
+    },
+    Command {
         name: "panic",
         usage: "panic [MESSAGE]",
         help: "panic the kernel",
@@ -269,6 +276,33 @@ fn spin_in_kernel(deadline: u64) -> u64 {
 
 fn apic_timer_mode_name() -> &'static str {
     crate::TIMER_MODE.get().map_or("no", |m| m.name())
+}
+
+fn cmd_sysprobe(args: &[&str]) -> Status {
+    let iterations = match args {
+        [] => 1000,
+        [n] => match n.parse::<u64>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => n,
+            _ => return usage("sysprobe"),
+        },
+        _ => return usage("sysprobe"),
+    };
+    match crate::arch::user_probe::syscalls_from_user_mode(iterations) {
+        Ok(cycles) => {
+            enable_interrupts();
+            let ns = time::tsc_to_ns(cycles / iterations);
+            println!(
+                "sysprobe: {iterations} getpid calls from user mode, {}.{:03} us each",
+                ns / 1000,
+                ns % 1000
+            );
+            0
+        }
+        Err(e) => {
+            println!("sysprobe: {e}");
+            1
+        }
+    }
 }
 
 fn cmd_poweroff(args: &[&str]) -> Status {

@@ -60,6 +60,9 @@ impl TrapFrame {
     }
 }
 
+/// Size of the `fxsave64` area saved below every trap frame.
+pub const FPU_STATE_SIZE: usize = 512;
+
 /// Bytes per stub; the IDT entry of vector `v` is `interrupt_stubs + v * STUB_SIZE`.
 pub const STUB_SIZE: u64 = 64;
 
@@ -162,7 +165,14 @@ interrupt_common:
     pop rbx
     pop rax
 
-5:  push rax
+5:  jmp trap_save_registers
+
+    /* rsp -> vector, error code, hardware frame: save the rest of the
+       TrapFrame and the FPU/SSE state (the kernel itself uses SSE, so the
+       interrupted code's registers must survive it), then dispatch. */
+    .global trap_save_registers
+trap_save_registers:
+    push rax
     push rbx
     push rcx
     push rdx
@@ -178,8 +188,16 @@ interrupt_common:
     push r14
     push r15
     mov rdi, rsp
+    sub rsp, {fpu_size}
+    fxsave64 [rsp]
     cld
     call handle_trap
+
+    /* rsp -> FPU state, then the TrapFrame. A new task starts here. */
+    .global trap_exit
+trap_exit:
+    fxrstor64 [rsp]
+    add rsp, {fpu_size}
 
     .global interrupt_return
 interrupt_return:
@@ -267,4 +285,5 @@ interrupt_return:
     alias_to_direct = const PAGE_OFFSET.wrapping_sub(PVM_EVENT_ALIAS),
     pvm_msr = const PVM_CONTROL_MSR,
     user_end = const USER_SPACE_END,
+    fpu_size = const FPU_STATE_SIZE,
 );

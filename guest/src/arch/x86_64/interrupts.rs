@@ -48,6 +48,7 @@ const PAGE_FAULT: u64 = 14;
 
 pub(super) fn dispatch(frame: &mut TrapFrame) {
     match frame.vector {
+        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
         v if v < 32 => exception(frame),
         v if v == u64::from(TIMER_VECTOR) => {
             apic::rearm_timer();

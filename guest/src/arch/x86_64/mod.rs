@@ -10,6 +10,7 @@ pub mod idt;
 pub mod interrupts;
 pub mod ioapic;
 pub mod platform;
+pub mod syscall;
 pub mod user_probe;
 
 use forkvm_abi::Platform;
@@ -27,4 +28,5 @@ pub fn init(platform: Platform) {
         "the CPU offers no x2APIC (the VMM passes KVM's supported CPUID)"
     );
     apic::init();
+    syscall::init();
 }

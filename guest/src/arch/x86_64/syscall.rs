@@ -1,0 +1,67 @@
+//! The `syscall` instruction's entry point (Linux x86-64 ABI).
+//!
+//! `syscall` switches neither stacks nor anything else, so the entry saves
+//! the user stack pointer, moves to the current task's kernel stack and
+//! pushes a hardware-like frame (user SS, RSP, RFLAGS from r11, CS, RIP
+//! from rcx) with the pseudo-vector [`SYSCALL_VECTOR`]. From there it is an
+//! ordinary trap: the same [`TrapFrame`](super::entry::TrapFrame), the same
+//! FPU save and the same return path (which on the PVM host must be
+//! `sti; iretq`; `sysretq` is emulated there).
+
+use core::arch::global_asm;
+
+use super::cpu::wrmsr;
+use super::gdt::{KERNEL_CS, USER_CS, USER_DS};
+
+/// `TrapFrame::vector` of a system call (above every real vector).
+pub const SYSCALL_VECTOR: u64 = 256;
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_SFMASK: u32 = 0xc000_0084;
+
+/// RFLAGS bits cleared on entry: IF (the entry runs with interrupts off until
+/// it is on the kernel stack), TF, DF, AC.
+const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18);
+
+extern "C" {
+    fn syscall_entry();
+}
+
+/// User stack pointer while the entry switches stacks (one CPU).
+#[no_mangle]
+static mut SYSCALL_USER_RSP: u64 = 0;
+
+/// Points the `syscall` instruction at our entry.
+pub fn init() {
+    // `sysret` would load CS = base + 16 and SS = base + 8 from this base.
+    let user_base = u64::from(USER_CS) - 16;
+    // SAFETY: architectural syscall MSRs; EFER.SCE was set by the VMM and
+    // the entry point below is valid kernel code.
+    unsafe {
+        wrmsr(MSR_STAR, (user_base << 48) | (u64::from(KERNEL_CS) << 32));
+        wrmsr(MSR_LSTAR, syscall_entry as usize as u64);
+        wrmsr(MSR_SFMASK, ENTRY_FLAGS_MASK);
+    }
+}
+
+global_asm!(
+    r#"
+    .section .text
+    .global syscall_entry
+syscall_entry:
+    mov [rip + SYSCALL_USER_RSP], rsp
+    mov rsp, [rip + KERNEL_ENTRY_STACK]
+    push {user_ds}
+    push qword ptr [rip + SYSCALL_USER_RSP]
+    push r11
+    push {user_cs}
+    push rcx
+    push 0
+    push {vector}
+    jmp trap_save_registers
+    "#,
+    user_ds = const USER_DS,
+    user_cs = const USER_CS,
+    vector = const SYSCALL_VECTOR,
+);

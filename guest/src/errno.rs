@@ -1,0 +1,19 @@
+//! Linux errno values (x86-64, `include/uapi/asm-generic/errno*.h`).
+//! System calls return them negated, as Linux does.
+
+pub const EPERM: i32 = 1;
+pub const ENOENT: i32 = 2;
+pub const ESRCH: i32 = 3;
+pub const EINTR: i32 = 4;
+pub const E2BIG: i32 = 7;
+pub const ENOEXEC: i32 = 8;
+pub const EBADF: i32 = 9;
+pub const ECHILD: i32 = 10;
+pub const EAGAIN: i32 = 11;
+pub const ENOMEM: i32 = 12;
+pub const EFAULT: i32 = 14;
+pub const EEXIST: i32 = 17;
+pub const EINVAL: i32 = 22;
+pub const EMFILE: i32 = 24;
+pub const ENOSYS: i32 = 38;
+pub const ERESTARTNOINTR: i32 = 513;

@@ -117,7 +117,12 @@ fn memory_size_option_sets_guest_ram() {
             total < ram_frames && total > ram_frames * 3 / 4,
             "--mem {arg}: {total} of {ram_frames} frames"
         );
-        assert_eq!(free, total, "nothing allocated at boot for --mem {arg}");
+        // At boot only the shell's kernel stack and its page tables are used.
+        assert!(
+            total - free < 64,
+            "--mem {arg}: {} frames used at boot",
+            total - free
+        );
     }
 }
 

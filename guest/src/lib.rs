@@ -20,6 +20,10 @@ mod mem;
 mod mm;
 #[cfg(not(test))]
 mod panic;
+#[cfg(not(test))]
+mod process;
+#[cfg(not(test))]
+mod sched;
 mod shell;
 #[cfg(not(test))]
 mod syscall;
@@ -62,7 +66,6 @@ mod kernel {
         mm::init(&info);
         drivers::init(info.serial_gsi);
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
-        cpu::enable_interrupts();
 
         let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;
         crate::console::set_crlf(!script_mode);
@@ -77,6 +80,17 @@ mod kernel {
             };
             core::str::from_utf8(bytes).unwrap_or_else(|_| panic!("boot script is not UTF-8"))
         });
+        *SCRIPT.lock() = script;
+        crate::sched::init();
+        crate::process::kernel_thread(b"kshell", shell_thread, 0).expect("cannot start the shell");
+        crate::sched::idle_loop()
+    }
+
+    /// The `forkvm -c` script, if any, for the shell thread.
+    static SCRIPT: spin::Mutex<Option<&'static str>> = spin::Mutex::new(None);
+
+    extern "C" fn shell_thread(_: usize) -> ! {
+        let script = *SCRIPT.lock();
         shell::run(script)
     }
 }

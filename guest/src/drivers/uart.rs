@@ -64,8 +64,12 @@ impl Uart {
         while inb(self.base + LSR) & LSR_DATA_READY != 0 {
             INPUT.push(inb(self.base + DATA));
         }
+        INPUT_WAIT.wake_all();
     }
 }
+
+/// Where readers of the console sleep until input arrives.
+pub static INPUT_WAIT: crate::sched::wait::WaitQueue = crate::sched::wait::WaitQueue::new();
 
 /// Input bytes waiting for the shell. Filled by the interrupt handler only,
 /// drained by the shell only.

@@ -3,6 +3,8 @@
 pub mod frame;
 #[cfg(not(test))]
 pub mod heap;
+#[cfg(not(test))]
+pub mod kstack;
 pub mod paging;
 
 #[cfg(not(test))]

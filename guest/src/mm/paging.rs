@@ -80,6 +80,26 @@ pub fn map_page(
     Ok(())
 }
 
+/// Removes the 4 KiB mapping of `vaddr` and returns its old entry (the
+/// caller frees the frame and invalidates the TLB entry). Tables are kept.
+pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
+    let mut table = root;
+    for level in (2..=4).rev() {
+        let entry = access.table(table)[index(vaddr, level)];
+        if entry & flags::PRESENT == 0 || entry & flags::HUGE != 0 {
+            return None;
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    let slot = &mut access.table(table)[index(vaddr, 1)];
+    let old = *slot;
+    if old & flags::PRESENT == 0 {
+        return None;
+    }
+    *slot = 0;
+    Some(old)
+}
+
 /// The entry mapping `vaddr` (leaf PTE, or the huge-page entry), if present.
 #[allow(dead_code)] // the page-fault handler of the process issue is the first user
 pub fn translate(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {

@@ -4,9 +4,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::line_editor::{LineEditor, LineEvent};
-use crate::arch::cpu::{disable_interrupts, enable_interrupts, enable_interrupts_and_halt, rdtsc};
+use crate::arch::cpu::{enable_interrupts, enable_interrupts_and_halt, rdtsc};
 use crate::arch::platform;
-use crate::drivers::{uart::INPUT, vmm_ports};
+use crate::drivers::uart::{INPUT, INPUT_WAIT};
+use crate::drivers::vmm_ports;
 use crate::{mm, println, time};
 
 const PROMPT: &str = "forkvm> ";
@@ -131,18 +132,14 @@ fn interactive() -> ! {
     }
 }
 
-/// Waits for the next input byte, halting the CPU in between.
+/// Waits for the next input byte, sleeping until the UART interrupt.
 fn read_byte() -> u8 {
-    loop {
-        disable_interrupts();
-        if let Some(byte) = INPUT.pop() {
-            enable_interrupts();
-            return byte;
-        }
-        // No byte can slip in between the check and the halt: `sti` takes
-        // effect only after `hlt` has started.
-        enable_interrupts_and_halt();
-    }
+    let mut byte = None;
+    INPUT_WAIT.wait_until(|| {
+        byte = INPUT.pop();
+        byte.is_some()
+    });
+    byte.expect("woken with input")
 }
 
 /// Runs one command line; `None` for an empty line.
@@ -244,7 +241,8 @@ fn cmd_ticks(args: &[&str]) -> Status {
         }
     };
     let user = time::ticks() - start_ticks;
-    enable_interrupts();
+    // The kernel runs with interrupts off (they are taken in user mode and
+    // in the idle loop); the probe returned that way.
 
     let per_tick_us =
         |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1)) as f64 / 1000.0;
@@ -289,7 +287,6 @@ fn cmd_sysprobe(args: &[&str]) -> Status {
     };
     match crate::arch::user_probe::syscalls_from_user_mode(iterations) {
         Ok(cycles) => {
-            enable_interrupts();
             let ns = time::tsc_to_ns(cycles / iterations);
             println!(
                 "sysprobe: {iterations} getpid calls from user mode, {}.{:03} us each",

@@ -106,6 +106,23 @@ pub fn read_cr3() -> u64 {
     value
 }
 
+/// Invalidates the TLB entry for `address`.
+#[inline]
+pub fn invlpg(address: u64) {
+    // SAFETY: invlpg only drops a cached translation.
+    unsafe { asm!("invlpg [{}]", in(reg) address, options(nostack, preserves_flags)) }
+}
+
+/// Loads CR3 (switches address space; flushes non-global TLB entries).
+///
+/// # Safety
+/// `root` must be a valid PML4 that maps the kernel.
+#[inline]
+pub unsafe fn write_cr3(root: u64) {
+    // SAFETY: forwarded from the caller.
+    unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) }
+}
+
 /// Enables maskable interrupts.
 #[inline]
 pub fn enable_interrupts() {

@@ -97,6 +97,9 @@ pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
 #[no_mangle]
 extern "C" fn handle_trap(frame: &mut TrapFrame) {
     super::interrupts::dispatch(frame);
+    if frame.is_from_user() {
+        crate::sched::preempt_on_return_to_user();
+    }
 }
 
 global_asm!(

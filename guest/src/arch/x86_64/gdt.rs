@@ -145,6 +145,19 @@ pub fn init(pvm_native: bool) {
     }
 }
 
+/// Top of a kernel stack reserved for traps from code that enters user
+/// mode in the middle of a kernel call chain (the user-mode probe), whose
+/// own stack top is in use.
+pub fn spare_entry_stack_top() -> u64 {
+    (&raw const INITIAL_ENTRY_STACK) as u64 + IST_STACK_SIZE as u64
+}
+
+/// The stack traps from user mode currently land on.
+pub fn kernel_stack() -> u64 {
+    // SAFETY: a plain read of a word only this CPU writes.
+    unsafe { KERNEL_ENTRY_STACK }
+}
+
 /// Sets the stack the kernel switches to when an interrupt or system call
 /// arrives from user mode.
 pub fn set_kernel_stack(top: u64) {

@@ -53,6 +53,7 @@ pub(super) fn dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(TIMER_VECTOR) => {
             apic::rearm_timer();
             crate::time::tick();
+            crate::sched::tick();
             apic::eoi();
         }
         v if v == u64::from(apic::SPURIOUS_VECTOR) => {}

@@ -38,6 +38,17 @@ pub fn current() -> Platform {
     }
 }
 
+/// Page-table bits every kernel mapping needs on this platform: the PVM
+/// host requires U=1 on kernel pages (their protection then comes from
+/// separate address spaces, not from the U bit).
+pub fn kernel_page_flags() -> u64 {
+    if is_pvm_native() {
+        crate::mm::paging::flags::USER
+    } else {
+        0
+    }
+}
+
 /// On the PVM host, switches kernel execution back to native after an
 /// instruction that the host emulates and that leaves it emulating
 /// (descriptor-table and segment loads). A no-op elsewhere.

@@ -108,6 +108,9 @@ fn map() -> Result<(), ProbeError> {
 /// disabled.
 pub fn spin_in_user_mode(deadline: u64) -> Result<u64, ProbeError> {
     map()?;
+    let task_stack = super::gdt::kernel_stack();
+    // Traps from the probe must not land on this task's own (busy) stack.
+    super::gdt::set_kernel_stack(super::gdt::spare_entry_stack_top());
     RUNNING.store(true, Ordering::Release);
     // SAFETY: the probe's pages are mapped; `user_probe_enter` saves the
     // callee-saved registers and returns once the probe traps (see
@@ -121,6 +124,7 @@ pub fn spin_in_user_mode(deadline: u64) -> Result<u64, ProbeError> {
         )
     };
     RUNNING.store(false, Ordering::Release);
+    super::gdt::set_kernel_stack(task_stack);
     Ok(STOLEN.load(Ordering::Acquire))
 }
 
@@ -130,6 +134,8 @@ pub fn syscalls_from_user_mode(iterations: u64) -> Result<u64, ProbeError> {
     map()?;
     // Only label addresses are taken.
     let offset = &raw const user_probe_syscalls as u64 - &raw const user_probe_code as u64;
+    let task_stack = super::gdt::kernel_stack();
+    super::gdt::set_kernel_stack(super::gdt::spare_entry_stack_top());
     RUNNING.store(true, Ordering::Release);
     // SAFETY: as in `spin_in_user_mode`.
     unsafe {
@@ -141,6 +147,7 @@ pub fn syscalls_from_user_mode(iterations: u64) -> Result<u64, ProbeError> {
         )
     };
     RUNNING.store(false, Ordering::Release);
+    super::gdt::set_kernel_stack(task_stack);
     Ok(STOLEN.load(Ordering::Acquire))
 }
 

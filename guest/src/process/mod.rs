@@ -1,0 +1,65 @@
+//! Processes and threads: the task table, pids, kernel threads.
+
+pub mod task;
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use spin::Mutex;
+
+use self::task::{Pid, Task, TaskStack};
+use crate::arch::switch;
+use crate::errno::{EAGAIN, ENOMEM};
+use crate::mm::kstack::KernelStack;
+use crate::sched;
+
+/// Every task that has not been reaped, by pid.
+static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// Largest pid (Linux's default `pid_max`).
+const PID_MAX: Pid = 32768;
+
+/// Hands out the next free pid, wrapping like Linux (to 300 after `PID_MAX`).
+fn alloc_pid() -> Result<Pid, i32> {
+    let tasks = TASKS.lock();
+    for _ in 0..PID_MAX {
+        let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+        if pid >= PID_MAX {
+            NEXT_PID.store(300, Ordering::Relaxed);
+            continue;
+        }
+        if !tasks.contains_key(&pid) {
+            return Ok(pid);
+        }
+    }
+    Err(EAGAIN)
+}
+
+/// Starts a kernel thread running `entry(arg)`; it is runnable at once.
+pub fn kernel_thread(
+    name: &[u8],
+    entry: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> Result<Pid, i32> {
+    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    let top = stack.top();
+    let pid = alloc_pid()?;
+    let parent = Arc::downgrade(&sched::current());
+    let task = Arc::new(Task::new(pid, pid, TaskStack::Own(stack), parent, name));
+    // SAFETY: `top` is the top of the task's fresh, unused stack.
+    let rsp = unsafe { switch::prepare_kernel_thread(top, entry, arg) };
+    task.saved_rsp.store(rsp, Ordering::Release);
+    TASKS.lock().insert(pid, task.clone());
+    sched::wake_up_new_task(task);
+    Ok(pid)
+}
+
+/// Switches the address space from `prev`'s to `next`'s.
+pub fn switch_mm(_prev: &Task, _next: &Task) {}
+
+/// A snapshot of every task, by pid.
+pub fn all_tasks() -> Vec<Arc<Task>> {
+    TASKS.lock().values().cloned().collect()
+}

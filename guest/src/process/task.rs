@@ -1,0 +1,127 @@
+//! The task: one schedulable thread of execution (Linux's `task_struct`).
+
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use spin::Mutex;
+
+use crate::mm::kstack::KernelStack;
+use crate::sched::wait::WaitQueue;
+
+/// Process or thread id.
+pub type Pid = u32;
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TaskState {
+    /// Running or waiting on the run queue (Linux `TASK_RUNNING`).
+    Runnable = 0,
+    /// Sleeping until woken (`TASK_INTERRUPTIBLE`).
+    Sleeping = 1,
+    /// Exited, waiting to be reaped by its parent (`EXIT_ZOMBIE`).
+    Zombie = 2,
+    /// Reaped (`EXIT_DEAD`).
+    Dead = 3,
+}
+
+impl TaskState {
+    fn from_u8(raw: u8) -> TaskState {
+        match raw {
+            0 => TaskState::Runnable,
+            1 => TaskState::Sleeping,
+            2 => TaskState::Zombie,
+            _ => TaskState::Dead,
+        }
+    }
+
+    /// One letter, as `ps` shows it.
+    pub fn letter(self) -> char {
+        match self {
+            TaskState::Runnable => 'R',
+            TaskState::Sleeping => 'S',
+            TaskState::Zombie => 'Z',
+            TaskState::Dead => 'X',
+        }
+    }
+}
+
+/// The kernel stack a task runs on.
+pub enum TaskStack {
+    /// The boot stack (the idle task).
+    Boot,
+    /// A stack of its own.
+    Own(KernelStack),
+}
+
+/// Mutable state of a task, under its lock.
+pub struct TaskInner {
+    /// Parent (Linux `real_parent`); the idle task has none.
+    pub parent: Weak<Task>,
+    /// Children not yet reaped.
+    pub children: Vec<Arc<Task>>,
+    /// Wait status for the parent (Linux encoding), set at exit.
+    pub exit_status: u32,
+    /// Command name.
+    pub comm: [u8; 16],
+}
+
+/// A task.
+pub struct Task {
+    pub pid: Pid,
+    /// Thread-group id (the pid of the group leader).
+    pub tgid: Pid,
+    state: AtomicU8,
+    /// Saved kernel stack pointer while switched out.
+    pub(crate) saved_rsp: AtomicU64,
+    pub stack: TaskStack,
+    pub inner: Mutex<TaskInner>,
+    /// Where the parent sleeps in `wait4` until a child changes state
+    /// (Linux's `signal->wait_chldexit`).
+    pub child_exit: WaitQueue,
+}
+
+impl Task {
+    /// A new task in state `Runnable`, not yet on the run queue.
+    pub fn new(pid: Pid, tgid: Pid, stack: TaskStack, parent: Weak<Task>, comm: &[u8]) -> Task {
+        let mut name = [0u8; 16];
+        let n = comm.len().min(15);
+        name[..n].copy_from_slice(&comm[..n]);
+        Task {
+            pid,
+            tgid,
+            state: AtomicU8::new(TaskState::Runnable as u8),
+            saved_rsp: AtomicU64::new(0),
+            stack,
+            inner: Mutex::new(TaskInner {
+                parent,
+                children: Vec::new(),
+                exit_status: 0,
+                comm: name,
+            }),
+            child_exit: WaitQueue::new(),
+        }
+    }
+
+    pub fn state(&self) -> TaskState {
+        TaskState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, state: TaskState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Top of the kernel stack (where traps from user mode land).
+    pub fn kernel_stack_top(&self) -> Option<u64> {
+        match &self.stack {
+            TaskStack::Boot => None,
+            TaskStack::Own(stack) => Some(stack.top()),
+        }
+    }
+
+    /// The command name as text.
+    pub fn comm(&self) -> [u8; 16] {
+        self.inner.lock().comm
+    }
+}

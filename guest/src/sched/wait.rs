@@ -1,0 +1,52 @@
+//! Wait queues: where tasks sleep until an event, and who wakes them.
+//!
+//! The kernel runs with interrupts disabled (they are taken only in user
+//! mode and in the idle loop), so a waker in an interrupt handler can never
+//! find these locks held.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+use spin::Mutex;
+
+use crate::process::task::{Task, TaskState};
+
+/// Tasks sleeping until an event.
+pub struct WaitQueue {
+    sleepers: Mutex<VecDeque<Arc<Task>>>,
+}
+
+impl WaitQueue {
+    pub const fn new() -> WaitQueue {
+        WaitQueue {
+            sleepers: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Puts the current task to sleep until `done()` holds. `done` is
+    /// checked before every sleep, so no wake-up is lost.
+    pub fn wait_until(&self, mut done: impl FnMut() -> bool) {
+        loop {
+            if done() {
+                return;
+            }
+            let current = super::current();
+            current.set_state(TaskState::Sleeping);
+            self.sleepers.lock().push_back(current);
+            super::schedule();
+        }
+    }
+
+    /// Wakes every sleeper (they re-check their condition).
+    pub fn wake_all(&self) {
+        while let Some(task) = self.sleepers.lock().pop_front() {
+            super::wake_up(&task);
+        }
+    }
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,10 +1,13 @@
-//! Builds the guest kernel and tells the VMM where it is.
+//! Builds the guest kernel (with the user programs it embeds) and tells
+//! the VMM where it is.
 //!
 //! The kernel needs code-generation flags that a crate cannot set for
 //! itself (`-C no-redzone`: interrupts arrive on the kernel stack), so it is
 //! built by a nested cargo with those flags, into its own target directory
 //! (`target/guest`), always optimised: a debug kernel would distort every
-//! measurement. Set FORKVM_GUEST_KERNEL to use a prebuilt kernel instead.
+//! measurement. The user programs (`guest/user`) are built first, with
+//! ordinary flags, into `target/guest-user`; the kernel embeds them (see
+//! guest/build.rs). Set FORKVM_GUEST_KERNEL to use a prebuilt kernel instead.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
     let guest_target_dir = target_dir.join("guest");
+    let user_target_dir = target_dir.join("guest-user");
     let triple = env::var("TARGET").expect("set by cargo");
 
     for watched in [
@@ -43,7 +47,13 @@ fn main() {
     }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let programs = build_user_programs(&cargo, &workspace, &triple, &user_target_dir);
+    let program_list: Vec<String> = programs
+        .iter()
+        .map(|(name, path)| format!("{name}={}", path.display()))
+        .collect();
+
+    let status = Command::new(&cargo)
         .current_dir(&workspace)
         .args([
             "build",
@@ -63,6 +73,7 @@ fn main() {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env("CARGO_ENCODED_RUSTFLAGS", "-Cno-redzone=yes")
+        .env("FORKVM_USER_PROGRAMS", program_list.join(";"))
         .status()
         .expect("cannot run cargo to build the guest kernel");
     if !status.success() {
@@ -76,4 +87,62 @@ fn main() {
         kernel.display()
     );
     println!("cargo:rustc-env=FORKVM_GUEST_KERNEL={}", kernel.display());
+}
+
+/// Builds the user programs and returns (name, path) of each executable.
+fn build_user_programs(
+    cargo: &str,
+    workspace: &Path,
+    triple: &str,
+    target_dir: &Path,
+) -> Vec<(String, PathBuf)> {
+    let output = Command::new(cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "forkvm-user",
+            "--bins",
+            "--target",
+            triple,
+        ])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env("CARGO_ENCODED_RUSTFLAGS", "")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("cannot run cargo to build the user programs");
+    if !output.status.success() {
+        panic!(
+            "building the user programs failed ({}); the errors are above",
+            output.status
+        );
+    }
+    let mut programs = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(name), Some(path)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            programs.push((name.to_string(), PathBuf::from(path)));
+        }
+    }
+    assert!(
+        !programs.is_empty(),
+        "the user programs build produced no executables"
+    );
+    programs.sort();
+    programs
 }

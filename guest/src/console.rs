@@ -42,6 +42,12 @@ fn write_bytes_translated(bytes: &[u8]) {
     }
 }
 
+/// Writes text from user programs (newline translation as for the kernel's own).
+pub fn write_text(bytes: &[u8]) {
+    let _guard = CONSOLE_LOCK.lock();
+    write_bytes_translated(bytes);
+}
+
 /// Writes raw bytes (no newline translation), e.g. terminal control output.
 pub fn write_raw(bytes: &[u8]) {
     let _guard = CONSOLE_LOCK.lock();

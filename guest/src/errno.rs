@@ -1,5 +1,6 @@
 //! Linux errno values (x86-64, `include/uapi/asm-generic/errno*.h`).
 //! System calls return them negated, as Linux does.
+#![cfg_attr(test, allow(dead_code))] // most users are kernel-only modules
 
 pub const EPERM: i32 = 1;
 pub const ENOENT: i32 = 2;
@@ -15,5 +16,28 @@ pub const EFAULT: i32 = 14;
 pub const EEXIST: i32 = 17;
 pub const EINVAL: i32 = 22;
 pub const EMFILE: i32 = 24;
+pub const ENODEV: i32 = 19;
 pub const ENOSYS: i32 = 38;
-pub const ERESTARTNOINTR: i32 = 513;
+
+/// The symbolic name of an errno, for messages.
+pub fn name(errno: i32) -> &'static str {
+    match errno {
+        EPERM => "EPERM",
+        ENOENT => "ENOENT",
+        ESRCH => "ESRCH",
+        EINTR => "EINTR",
+        E2BIG => "E2BIG",
+        ENOEXEC => "ENOEXEC",
+        EBADF => "EBADF",
+        ECHILD => "ECHILD",
+        EAGAIN => "EAGAIN",
+        ENOMEM => "ENOMEM",
+        EFAULT => "EFAULT",
+        EEXIST => "EEXIST",
+        ENODEV => "ENODEV",
+        EINVAL => "EINVAL",
+        EMFILE => "EMFILE",
+        ENOSYS => "ENOSYS",
+        _ => "E?",
+    }
+}

@@ -20,8 +20,9 @@ mod mem;
 mod mm;
 #[cfg(not(test))]
 mod panic;
-#[cfg(not(test))]
 mod process;
+#[cfg(not(test))]
+mod programs;
 #[cfg(not(test))]
 mod sched;
 mod shell;

@@ -33,6 +33,11 @@ pub fn tsc_to_ns(cycles: u64) -> u64 {
     (u128::from(cycles) * 1_000_000 / u128::from(tsc_khz())) as u64
 }
 
+/// Converts nanoseconds to TSC cycles.
+pub fn ns_to_tsc(ns: u64) -> u64 {
+    (u128::from(ns) * u128::from(tsc_khz()) / 1_000_000) as u64
+}
+
 /// Converts milliseconds to TSC cycles.
 pub fn ms_to_tsc(ms: u64) -> u64 {
     ms * tsc_khz()

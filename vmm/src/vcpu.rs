@@ -42,6 +42,14 @@ const SERIAL_PORTS: std::ops::Range<u16> = port::SERIAL_COM1..port::SERIAL_COM1 
 pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
     loop {
         if context.stop.load(Ordering::Acquire) {
+            if let Ok(regs) = vcpu.get_regs() {
+                log::info!(
+                    "vCPU stopped at rip {:#x} rsp {:#x} rflags {:#x}",
+                    regs.rip,
+                    regs.rsp,
+                    regs.rflags
+                );
+            }
             return GuestExit::Stopped;
         }
         let exit = match vcpu.run() {

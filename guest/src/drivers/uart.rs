@@ -104,6 +104,11 @@ impl ByteRing {
         self.head.store(head.wrapping_add(1), Ordering::Release);
     }
 
+    /// Whether no byte is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) == self.head.load(Ordering::Acquire)
+    }
+
     /// Takes the oldest byte.
     pub fn pop(&self) -> Option<u8> {
         let tail = self.tail.load(Ordering::Relaxed);

@@ -113,36 +113,36 @@ fn page_addresses(slot: u64) -> impl Iterator<Item = u64> {
 }
 
 fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
-    let mut frames = FRAMES.lock();
-    let frames = frames.as_mut().expect("frame allocator initialised");
     let kernel = crate::arch::platform::kernel_page_flags();
-    let mut tables = KernelTables(frames);
-    let mut mapped = 0;
-    for address in page_addresses(slot) {
-        let Some(frame) = tables.0.alloc(FrameUse::Data) else {
-            break;
-        };
-        let table_flags = flags::WRITABLE | kernel;
-        if paging::map_page(
-            &mut tables,
-            BOOT_PML4_PHYS,
-            address,
-            frame.phys(),
-            flags::WRITABLE | kernel,
-            table_flags,
-        )
-        .is_err()
-        {
-            tables.0.put(frame);
-            break;
+    let mapped = super::with_memory(|memory| {
+        let mut mapped = 0;
+        for address in page_addresses(slot) {
+            let Some(frame) = memory.0.alloc(FrameUse::Data) else {
+                break;
+            };
+            let table_flags = flags::WRITABLE | kernel;
+            let leaf = flags::WRITABLE | kernel;
+            if paging::map_page(
+                memory,
+                BOOT_PML4_PHYS,
+                address,
+                frame.phys(),
+                leaf,
+                table_flags,
+            )
+            .is_err()
+            {
+                memory.0.put(frame);
+                break;
+            }
+            mapped += 1;
         }
-        mapped += 1;
-    }
+        mapped
+    });
     if mapped == KERNEL_STACK_SIZE / FRAME_SIZE {
         return Ok(());
     }
-    drop(tables);
-    drop(frames);
+    // The frame lock is released: undo the partial mapping.
     unmap_slot(slot);
     Err(OutOfMemory)
 }

@@ -1,11 +1,15 @@
 //! Memory management: physical frames and the kernel heap.
 
+#[cfg(not(test))]
+pub mod address_space;
+pub mod cow;
 pub mod frame;
 #[cfg(not(test))]
 pub mod heap;
 #[cfg(not(test))]
 pub mod kstack;
 pub mod paging;
+pub mod vma;
 
 #[cfg(not(test))]
 pub use self::kernel::*;
@@ -119,6 +123,55 @@ mod kernel {
             };
             Some(phys)
         }
+    }
+
+    impl super::cow::MemoryOps for KernelTables<'_> {
+        fn alloc_data_frame(&mut self) -> Option<u64> {
+            let phys = self.0.alloc(super::frame::FrameUse::Data)?.phys();
+            // SAFETY: a freshly allocated frame, mapped by the direct map.
+            unsafe {
+                core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
+            };
+            Some(phys)
+        }
+
+        fn get_frame(&mut self, phys: u64) {
+            self.0.get(Pfn::containing(phys));
+        }
+
+        fn put_frame(&mut self, phys: u64) -> bool {
+            self.0.put(Pfn::containing(phys))
+        }
+
+        fn frame_refcount(&self, phys: u64) -> u16 {
+            self.0.refcount(Pfn::containing(phys))
+        }
+
+        fn copy_frame(&mut self, dst: u64, src: u64) {
+            // SAFETY: both are allocated frames in RAM (the direct map
+            // covers them) and distinct.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(src) as *const u8,
+                    phys_to_virt(dst) as *mut u8,
+                    FRAME_SIZE as usize,
+                )
+            };
+        }
+
+        fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
+            // SAFETY: an allocated data frame in RAM, reached through the
+            // direct map; the frame lock (held through `self.0`) serialises
+            // users.
+            unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
+        }
+    }
+
+    /// Runs `f` with the kernel's page-table and frame operations.
+    pub fn with_memory<R>(f: impl FnOnce(&mut KernelTables) -> R) -> R {
+        let mut frames = FRAMES.lock();
+        let frames = frames.as_mut().expect("frame allocator initialised");
+        f(&mut KernelTables(frames))
     }
 
     /// Frame counts: (total handed to the allocator, free now).

@@ -82,6 +82,7 @@ pub fn map_page(
 
 /// Removes the 4 KiB mapping of `vaddr` and returns its old entry (the
 /// caller frees the frame and invalidates the TLB entry). Tables are kept.
+#[cfg_attr(test, allow(dead_code))] // used by kernel-only modules
 pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
     let mut table = root;
     for level in (2..=4).rev() {

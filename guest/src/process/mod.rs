@@ -1,65 +1,116 @@
 //! Processes and threads: the task table, pids, kernel threads.
 
+pub mod elf;
+#[cfg(not(test))]
+pub mod exec;
+#[cfg(not(test))]
+pub mod exit;
+#[cfg(not(test))]
+pub mod fork;
+#[cfg(not(test))]
 pub mod task;
+pub mod user_stack;
+#[cfg(not(test))]
+pub mod wait;
 
-use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+#[cfg(not(test))]
+pub use self::kernel::*;
 
-use spin::Mutex;
+#[cfg(not(test))]
+mod kernel {
 
-use self::task::{Pid, Task, TaskStack};
-use crate::arch::switch;
-use crate::errno::{EAGAIN, ENOMEM};
-use crate::mm::kstack::KernelStack;
-use crate::sched;
+    use alloc::collections::BTreeMap;
+    use alloc::sync::Arc;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicU32, Ordering};
 
-/// Every task that has not been reaped, by pid.
-static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
-static NEXT_PID: AtomicU32 = AtomicU32::new(1);
-/// Largest pid (Linux's default `pid_max`).
-const PID_MAX: Pid = 32768;
+    use spin::Mutex;
 
-/// Hands out the next free pid, wrapping like Linux (to 300 after `PID_MAX`).
-fn alloc_pid() -> Result<Pid, i32> {
-    let tasks = TASKS.lock();
-    for _ in 0..PID_MAX {
-        let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        if pid >= PID_MAX {
-            NEXT_PID.store(300, Ordering::Relaxed);
-            continue;
+    use super::task::{Pid, Task, TaskStack};
+    use crate::arch::switch;
+    use crate::errno::{EAGAIN, ENOMEM};
+    use crate::mm::kstack::KernelStack;
+    use crate::sched;
+
+    /// Every task that has not been reaped, by pid.
+    static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
+    static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+    /// Largest pid (Linux's default `pid_max`).
+    const PID_MAX: Pid = 32768;
+
+    /// Hands out the next free pid, wrapping like Linux (to 300 after `PID_MAX`).
+    fn alloc_pid() -> Result<Pid, i32> {
+        let tasks = TASKS.lock();
+        for _ in 0..PID_MAX {
+            let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+            if pid >= PID_MAX {
+                NEXT_PID.store(300, Ordering::Relaxed);
+                continue;
+            }
+            if !tasks.contains_key(&pid) {
+                return Ok(pid);
+            }
         }
-        if !tasks.contains_key(&pid) {
-            return Ok(pid);
+        Err(EAGAIN)
+    }
+
+    /// Starts a kernel thread running `entry(arg)`; it is runnable at once.
+    pub fn kernel_thread(
+        name: &[u8],
+        entry: extern "C" fn(usize) -> !,
+        arg: usize,
+    ) -> Result<Pid, i32> {
+        let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+        let top = stack.top();
+        let pid = alloc_pid()?;
+        let parent = Arc::downgrade(&sched::current());
+        let task = Arc::new(Task::new(pid, pid, TaskStack::Own(stack), parent, name));
+        // SAFETY: `top` is the top of the task's fresh, unused stack.
+        let rsp = unsafe { switch::prepare_kernel_thread(top, entry, arg) };
+        task.saved_rsp.store(rsp, Ordering::Release);
+        TASKS.lock().insert(pid, task.clone());
+        sched::wake_up_new_task(task);
+        Ok(pid)
+    }
+
+    /// Switches the address space and thread-local base from `prev`'s to
+    /// `next`'s. Kernel threads keep whatever address space is loaded (its
+    /// kernel half is the same everywhere).
+    pub fn switch_mm(_prev: &Task, next: &Task) {
+        let (mm, fs_base) = {
+            let inner = next.inner.lock();
+            (inner.mm.clone(), inner.fs_base)
+        };
+        if let Some(mm) = mm {
+            if !mm.is_active() {
+                crate::mm::address_space::activate(Some(&mm));
+            }
+            crate::arch::cpu::set_fs_base(fs_base);
         }
     }
-    Err(EAGAIN)
-}
 
-/// Starts a kernel thread running `entry(arg)`; it is runnable at once.
-pub fn kernel_thread(
-    name: &[u8],
-    entry: extern "C" fn(usize) -> !,
-    arg: usize,
-) -> Result<Pid, i32> {
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    let top = stack.top();
-    let pid = alloc_pid()?;
-    let parent = Arc::downgrade(&sched::current());
-    let task = Arc::new(Task::new(pid, pid, TaskStack::Own(stack), parent, name));
-    // SAFETY: `top` is the top of the task's fresh, unused stack.
-    let rsp = unsafe { switch::prepare_kernel_thread(top, entry, arg) };
-    task.saved_rsp.store(rsp, Ordering::Release);
-    TASKS.lock().insert(pid, task.clone());
-    sched::wake_up_new_task(task);
-    Ok(pid)
-}
+    /// Adds a task to the task table.
+    pub fn register(task: &Arc<Task>) {
+        TASKS.lock().insert(task.pid, task.clone());
+    }
 
-/// Switches the address space from `prev`'s to `next`'s.
-pub fn switch_mm(_prev: &Task, _next: &Task) {}
+    /// Removes a reaped task from the task table.
+    pub fn unregister(pid: Pid) {
+        TASKS.lock().remove(&pid);
+    }
 
-/// A snapshot of every task, by pid.
-pub fn all_tasks() -> Vec<Arc<Task>> {
-    TASKS.lock().values().cloned().collect()
+    /// The task with this pid.
+    pub fn find(pid: Pid) -> Option<Arc<Task>> {
+        TASKS.lock().get(&pid).cloned()
+    }
+
+    /// Allocates a pid for a new task.
+    pub fn new_pid() -> Result<Pid, i32> {
+        alloc_pid()
+    }
+
+    /// A snapshot of every task, by pid.
+    pub fn all_tasks() -> Vec<Arc<Task>> {
+        TASKS.lock().values().cloned().collect()
+    }
 }

@@ -6,8 +6,9 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use spin::Mutex;
 
+use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
-use crate::sched::wait::WaitQueue;
+use crate::sched::wait::{Completion, WaitQueue};
 
 /// Process or thread id.
 pub type Pid = u32;
@@ -65,6 +66,17 @@ pub struct TaskInner {
     pub exit_status: u32,
     /// Command name.
     pub comm: [u8; 16],
+    /// The address space; `None` for kernel threads.
+    pub mm: Option<Arc<AddressSpace>>,
+    /// Signal sent to the parent at exit (`SIGCHLD` for fork; 0 for threads).
+    pub exit_signal: u32,
+    /// User address zeroed and futex-woken at exit (`CLONE_CHILD_CLEARTID`,
+    /// `set_tid_address`).
+    pub clear_child_tid: u64,
+    /// FS segment base (thread-local storage).
+    pub fs_base: u64,
+    /// Completed when a vfork child execs or exits (Linux `vfork_done`).
+    pub vfork_done: Option<Arc<Completion>>,
 }
 
 /// A task.
@@ -99,6 +111,11 @@ impl Task {
                 children: Vec::new(),
                 exit_status: 0,
                 comm: name,
+                mm: None,
+                exit_signal: 0,
+                clear_child_tid: 0,
+                fs_base: 0,
+                vfork_done: None,
             }),
             child_exit: WaitQueue::new(),
         }
@@ -120,8 +137,26 @@ impl Task {
         }
     }
 
-    /// The command name as text.
+    /// The command name.
     pub fn comm(&self) -> [u8; 16] {
         self.inner.lock().comm
+    }
+
+    /// Sets the command name (at exec).
+    pub fn set_comm(&self, name: &[u8]) {
+        let mut comm = [0u8; 16];
+        let n = name.len().min(15);
+        comm[..n].copy_from_slice(&name[..n]);
+        self.inner.lock().comm = comm;
+    }
+
+    /// The task's address space, if it has one.
+    pub fn mm(&self) -> Option<Arc<AddressSpace>> {
+        self.inner.lock().mm.clone()
+    }
+
+    /// Whether this task leads its thread group.
+    pub fn is_group_leader(&self) -> bool {
+        self.pid == self.tgid
     }
 }

@@ -62,8 +62,41 @@ pub fn wake_up(task: &Arc<Task>) {
     }
 }
 
+/// Tasks sleeping until a TSC deadline (nanosleep).
+static SLEEPERS: Mutex<alloc::vec::Vec<(u64, Arc<Task>)>> = Mutex::new(alloc::vec::Vec::new());
+
+/// Puts the current task to sleep for at least `ns` nanoseconds; the tick
+/// wakes it (so the resolution is one tick).
+pub fn sleep_for_ns(ns: u64) {
+    let deadline = crate::arch::cpu::rdtsc().saturating_add(crate::time::ns_to_tsc(ns));
+    let task = current();
+    while crate::arch::cpu::rdtsc() < deadline {
+        task.set_state(TaskState::Sleeping);
+        SLEEPERS.lock().push((deadline, task.clone()));
+        schedule();
+    }
+}
+
+/// Wakes the sleepers whose deadline has passed.
+fn wake_sleepers() {
+    let now = crate::arch::cpu::rdtsc();
+    let mut due = alloc::vec::Vec::new();
+    SLEEPERS.lock().retain(|(deadline, task)| {
+        if *deadline <= now {
+            due.push(task.clone());
+            false
+        } else {
+            true
+        }
+    });
+    for task in &due {
+        wake_up(task);
+    }
+}
+
 /// Called from the timer interrupt.
 pub fn tick() {
+    wake_sleepers();
     if SLICE_TICKS.fetch_add(1, Ordering::Relaxed) + 1 >= TIMESLICE_TICKS {
         NEED_RESCHED.store(true, Ordering::Relaxed);
     }

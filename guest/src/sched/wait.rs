@@ -50,3 +50,36 @@ impl Default for WaitQueue {
         Self::new()
     }
 }
+
+/// A one-shot event a task can wait for (Linux `struct completion`).
+pub struct Completion {
+    done: core::sync::atomic::AtomicBool,
+    waiters: WaitQueue,
+}
+
+impl Completion {
+    pub const fn new() -> Completion {
+        Completion {
+            done: core::sync::atomic::AtomicBool::new(false),
+            waiters: WaitQueue::new(),
+        }
+    }
+
+    /// Marks the event done and wakes the waiters.
+    pub fn complete(&self) {
+        self.done.store(true, core::sync::atomic::Ordering::Release);
+        self.waiters.wake_all();
+    }
+
+    /// Sleeps until [`complete`](Self::complete) has been called.
+    pub fn wait(&self) {
+        self.waiters
+            .wait_until(|| self.done.load(core::sync::atomic::Ordering::Acquire));
+    }
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -72,6 +72,27 @@ const COMMANDS: &[Command] = &[
         hidden: false,
     },
     Command {
+        name: "run",
+        usage: "run PROG [ARGS...]",
+        help: "run a user program and wait for it; prints how it ended",
+        run: cmd_run,
+        hidden: false,
+    },
+    Command {
+        name: "ps",
+        usage: "ps",
+        help: "list the tasks",
+        run: cmd_ps,
+        hidden: false,
+    },
+    Command {
+        name: "programs",
+        usage: "programs",
+        help: "list the user programs",
+        run: cmd_programs,
+        hidden: false,
+    },
+    Command {
         name: "sysprobe",
         usage: "sysprobe [N]",
         help: "time N getpid system calls from user mode",
@@ -186,10 +207,12 @@ fn cmd_meminfo(_: &[&str]) -> Status {
     let (total, free) = mm::frame_counts();
     let (heap_used, heap_size) = mm::heap::usage();
     println!(
-        "frames: total={total} free={free} used={} ({} KiB free of {} KiB); heap: used={heap_used} size={heap_size}",
+        "frames: total={total} free={free} used={} ({} KiB free of {} KiB); heap: used={heap_used} size={heap_size}; \
+         cached kernel stacks: {}",
         total - free,
         free * 4,
-        total * 4
+        total * 4,
+        crate::mm::kstack::cached_stacks()
     );
     0
 }
@@ -197,11 +220,12 @@ fn cmd_meminfo(_: &[&str]) -> Status {
 fn cmd_uptime(_: &[&str]) -> Status {
     let ns = time::uptime_ns();
     println!(
-        "up {}.{:06} s, {} ticks at {} Hz",
+        "up {}.{:06} s, {} ticks at {} Hz, {} context switches",
         ns / 1_000_000_000,
         ns % 1_000_000_000 / 1000,
         time::ticks(),
-        time::TICK_HZ
+        time::TICK_HZ,
+        crate::sched::switches()
     );
     0
 }
@@ -300,6 +324,76 @@ fn cmd_sysprobe(args: &[&str]) -> Status {
             1
         }
     }
+}
+
+/// Status a shell reports for a child: its exit code, or 128 + signal.
+fn shell_status(wait_status: u32) -> Status {
+    if wait_status & 0x7f == 0 {
+        (wait_status >> 8) & 0xff
+    } else {
+        128 + (wait_status & 0x7f)
+    }
+}
+
+fn cmd_run(args: &[&str]) -> Status {
+    use crate::process::wait::{do_wait, WaitFor};
+    let Some(program) = args.first() else {
+        return usage("run");
+    };
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let pid = match crate::process::exec::spawn_user_process(program.as_bytes(), &argv) {
+        Ok(pid) => pid,
+        Err(errno) => {
+            println!("run: {program}: {}", crate::errno::name(errno));
+            return if errno == crate::errno::ENOENT {
+                STATUS_NOT_FOUND
+            } else {
+                126
+            };
+        }
+    };
+    match do_wait(WaitFor::Pid(pid), 0) {
+        Ok(Some((_, status))) => {
+            let code = shell_status(status);
+            if status & 0x7f == 0 {
+                println!("[{pid}] exited with status {code}");
+            } else {
+                println!("[{pid}] killed by signal {}", status & 0x7f);
+            }
+            code
+        }
+        other => {
+            println!("run: wait for {pid} failed: {other:?}");
+            1
+        }
+    }
+}
+
+fn cmd_ps(_: &[&str]) -> Status {
+    println!(
+        "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} COMMAND",
+        "PID", "PPID", "TGID", "UID", "S", "VSZ_KB"
+    );
+    for task in crate::process::all_tasks() {
+        let comm = task.comm();
+        let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        let ppid = task.inner.lock().parent.upgrade().map_or(0, |p| p.tgid);
+        let name = core::str::from_utf8(&comm[..len]).unwrap_or("?");
+        let vsz_kb = task.mm().map_or(0, |mm| mm.total_pages() * 4);
+        let state = task.state().letter();
+        println!(
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {vsz_kb:>8} {name}",
+            task.pid, ppid, task.tgid, 0, state
+        );
+    }
+    0
+}
+
+fn cmd_programs(_: &[&str]) -> Status {
+    for name in crate::programs::names() {
+        println!("{name}");
+    }
+    0
 }
 
 fn cmd_poweroff(args: &[&str]) -> Status {

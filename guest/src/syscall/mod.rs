@@ -1,26 +1,105 @@
 //! The Linux x86-64 system call table: same numbers, same arguments, and
 //! negative errno values on failure.
 
+pub mod futex;
+mod info;
+mod io;
+mod memory;
+mod process;
+mod time;
+
+use alloc::sync::Arc;
+
 use crate::arch::entry::TrapFrame;
-use crate::errno::ENOSYS;
+use crate::errno::{EFAULT, ENOSYS};
+use crate::mm::address_space::AddressSpace;
+use crate::sched;
 
 /// System call numbers (`arch/x86/entry/syscalls/syscall_64.tbl`).
 pub mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const MMAP: u64 = 9;
+    pub const MPROTECT: u64 = 10;
+    pub const MUNMAP: u64 = 11;
+    pub const BRK: u64 = 12;
+    pub const RT_SIGACTION: u64 = 13;
+    pub const RT_SIGPROCMASK: u64 = 14;
+    pub const SCHED_YIELD: u64 = 24;
+    pub const NANOSLEEP: u64 = 35;
     pub const GETPID: u64 = 39;
+    pub const CLONE: u64 = 56;
+    pub const FORK: u64 = 57;
+    pub const VFORK: u64 = 58;
+    pub const EXECVE: u64 = 59;
+    pub const EXIT: u64 = 60;
+    pub const WAIT4: u64 = 61;
+    pub const UNAME: u64 = 63;
+    pub const GETUID: u64 = 102;
+    pub const GETGID: u64 = 104;
+    pub const GETEUID: u64 = 107;
+    pub const GETEGID: u64 = 108;
+    pub const GETPPID: u64 = 110;
+    pub const ARCH_PRCTL: u64 = 158;
+    pub const GETTID: u64 = 186;
+    pub const FUTEX: u64 = 202;
+    pub const SET_TID_ADDRESS: u64 = 218;
+    pub const CLOCK_GETTIME: u64 = 228;
+    pub const EXIT_GROUP: u64 = 231;
 }
 
 /// Result of a system call: a value or an errno.
 pub type SysResult = Result<u64, i32>;
 
+/// The six argument registers.
+#[derive(Clone, Copy, Debug)]
+pub struct Args(pub [u64; 6]);
+
 /// Runs the system call in `frame.rax` with the arguments in rdi, rsi,
 /// rdx, r10, r8, r9, and stores the result (or `-errno`) in `frame.rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
+    let a = Args([
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ]);
     let result: SysResult = match frame.rax {
-        nr::GETPID => Ok(1),
+        nr::READ => io::read(a),
+        nr::WRITE => io::write(a),
+        nr::MMAP => memory::mmap(a),
+        nr::MPROTECT => memory::mprotect(a),
+        nr::MUNMAP => memory::munmap(a),
+        nr::BRK => memory::brk(a),
+        nr::RT_SIGACTION | nr::RT_SIGPROCMASK => Ok(0),
+        nr::SCHED_YIELD => {
+            sched::yield_now();
+            Ok(0)
+        }
+        nr::NANOSLEEP => time::nanosleep(a),
+        nr::GETPID => Ok(u64::from(sched::current().tgid)),
+        nr::CLONE => process::clone(a, frame),
+        nr::FORK => process::fork(frame),
+        nr::VFORK => process::vfork(frame),
+        nr::EXECVE => process::execve(a, frame),
+        nr::EXIT => process::exit(a),
+        nr::WAIT4 => process::wait4(a),
+        nr::UNAME => info::uname(a),
+        nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID => Ok(0),
+        nr::GETPPID => Ok(process::getppid()),
+        nr::ARCH_PRCTL => process::arch_prctl(a),
+        nr::GETTID => Ok(u64::from(sched::current().pid)),
+        nr::FUTEX => futex::futex(a),
+        nr::SET_TID_ADDRESS => process::set_tid_address(a),
+        nr::CLOCK_GETTIME => time::clock_gettime(a),
+        nr::EXIT_GROUP => process::exit_group(a),
         _ => Err(ENOSYS),
     };
     frame.rax = match result {
         Ok(value) => value,
         Err(errno) => (-i64::from(errno)) as u64,
     };
+}
+
+/// The current task's address space (every task that makes system calls
+/// has one).
+fn current_mm() -> Result<Arc<AddressSpace>, i32> {
+    sched::current().mm().ok_or(EFAULT)
 }

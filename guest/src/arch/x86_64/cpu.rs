@@ -97,15 +97,6 @@ pub fn read_cr2() -> u64 {
     value
 }
 
-/// Reads CR3.
-#[inline]
-pub fn read_cr3() -> u64 {
-    let value: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) value, options(nomem, nostack, preserves_flags)) }
-    value
-}
-
 /// Invalidates the TLB entry for `address`.
 #[inline]
 pub fn invlpg(address: u64) {
@@ -121,6 +112,21 @@ pub fn invlpg(address: u64) {
 pub unsafe fn write_cr3(root: u64) {
     // SAFETY: forwarded from the caller.
     unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) }
+}
+
+const MSR_FS_BASE: u32 = 0xc000_0100;
+
+/// The FS base last loaded (its MSR write traps on the PVM host, so
+/// unchanged values are not written again).
+static FS_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Sets the FS segment base (user thread-local storage).
+pub fn set_fs_base(base: u64) {
+    if FS_BASE.swap(base, core::sync::atomic::Ordering::Relaxed) != base {
+        // SAFETY: FS_BASE only affects fs-relative accesses, which the
+        // kernel does not make.
+        unsafe { wrmsr(MSR_FS_BASE, base) };
+    }
 }
 
 /// Enables maskable interrupts.

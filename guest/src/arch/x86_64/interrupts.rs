@@ -68,12 +68,46 @@ pub(super) fn dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// Exceptions: nothing recovers from them yet, so they all stop the kernel
-/// with enough state to debug it.
+const SIGILL: u32 = 4;
+const SIGTRAP: u32 = 5;
+const SIGBUS: u32 = 7;
+const SIGFPE: u32 = 8;
+const SIGKILL: u32 = 9;
+const SIGSEGV: u32 = 11;
+
+/// An exception in user mode: a page fault the address space resolves, or
+/// the signal Linux would send, which (without handlers yet) kills the task.
+fn user_exception(frame: &TrapFrame) {
+    use crate::mm::cow::{Access, FaultResult};
+    let signal = match frame.vector {
+        PAGE_FAULT => {
+            let address = read_cr2();
+            let result = match crate::sched::current().mm() {
+                Some(mm) => mm.handle_fault(address, Access::from_error_code(frame.error_code)),
+                None => FaultResult::Segv,
+            };
+            match result {
+                FaultResult::Segv => SIGSEGV,
+                FaultResult::Oom => SIGKILL,
+                _ => return,
+            }
+        }
+        0 | 16 | 19 => SIGFPE,
+        1 | 3 => SIGTRAP,
+        6 => SIGILL,
+        17 => SIGBUS,
+        _ => SIGSEGV,
+    };
+    crate::process::exit::do_exit(crate::process::exit::signal_status(signal));
+}
+
+/// Kernel-mode exceptions: nothing recovers from them, so they stop the
+/// kernel with enough state to debug it.
 fn exception(frame: &TrapFrame) {
     if frame.is_from_user() {
-        // The only user code so far is the tick probe, which ends in `ud2`.
+        // The tick probe ends in `ud2`; this does not return if it ran.
         super::user_probe::finish_from_trap(frame);
+        return user_exception(frame);
     }
     let name = EXCEPTION_NAMES[frame.vector as usize];
     let mode = if frame.is_from_user() {

@@ -58,7 +58,7 @@ pub unsafe fn prepare_user_return(
         }
         words
             .add(SWITCH_FRAME_WORDS - 1)
-            .write(ret_from_fork as usize as u64);
+            .write(ret_from_fork as *const () as u64);
     }
     switch_at
 }
@@ -85,7 +85,7 @@ pub unsafe fn prepare_kernel_thread(
         words.add(3).write(entry as usize as u64); // r12
         words.add(4).write(0);
         words.add(5).write(0);
-        words.add(6).write(kernel_thread_start as usize as u64);
+        words.add(6).write(kernel_thread_start as *const () as u64);
     }
     switch_at
 }

@@ -40,7 +40,7 @@ pub fn init() {
     // the entry point below is valid kernel code.
     unsafe {
         wrmsr(MSR_STAR, (user_base << 48) | (u64::from(KERNEL_CS) << 32));
-        wrmsr(MSR_LSTAR, syscall_entry as usize as u64);
+        wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
         wrmsr(MSR_SFMASK, ENTRY_FLAGS_MASK);
     }
 }

@@ -10,11 +10,11 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::cpu::read_cr3;
+use alloc::sync::Arc;
+
 use super::gdt::{USER_CS, USER_DS};
-use crate::mm::frame::FrameUse;
-use crate::mm::paging::{self, flags};
-use crate::mm::{phys_to_virt, KernelTables, FRAMES};
+use crate::mm::address_space::{activate, AddressSpace};
+use crate::mm::vma::{Prot, VmaFlags};
 
 /// User address of the probe's code page.
 const CODE_ADDRESS: u64 = 0x40_0000;
@@ -25,7 +25,6 @@ const STACK_ADDRESS: u64 = 0x7f_f000;
 /// is time taken by an interrupt (a loop iteration takes ~50 cycles).
 pub const STOLEN_GAP_CYCLES: u64 = 1000;
 
-static MAPPED: AtomicBool = AtomicBool::new(false);
 static STOLEN: AtomicU64 = AtomicU64::new(0);
 static RUNNING: AtomicBool = AtomicBool::new(false);
 
@@ -51,104 +50,82 @@ impl core::fmt::Display for ProbeError {
     }
 }
 
-fn map() -> Result<(), ProbeError> {
-    if MAPPED.load(Ordering::Acquire) {
-        return Ok(());
-    }
-    let mut frames = FRAMES.lock();
-    let frames = frames.as_mut().ok_or(ProbeError("no frame allocator"))?;
-    let code = frames
-        .alloc(FrameUse::Data)
-        .ok_or(ProbeError("out of memory"))?;
-    let stack = frames
-        .alloc(FrameUse::Data)
-        .ok_or(ProbeError("out of memory"))?;
-    // Only the addresses of the assembly labels are taken.
-    let (start, end) = (
-        &raw const user_probe_code as u64,
-        &raw const user_probe_code_end as u64,
-    );
-    // SAFETY: both frames were just allocated and are mapped by the direct
-    // map; the source is the probe's code in the kernel image.
+/// The probe's own address space: its code page and stack page.
+static PROBE_MM: spin::Once<Option<Arc<AddressSpace>>> = spin::Once::new();
+
+fn probe_mm() -> Result<Arc<AddressSpace>, ProbeError> {
+    PROBE_MM
+        .call_once(|| {
+            let mm = AddressSpace::new().ok()?;
+            mm.map_populated(
+                CODE_ADDRESS,
+                CODE_ADDRESS + 4096,
+                Prot::READ | Prot::EXEC,
+                VmaFlags::PRIVATE,
+            )
+            .ok()?;
+            mm.map_populated(
+                STACK_ADDRESS,
+                STACK_ADDRESS + 4096,
+                Prot::READ | Prot::WRITE,
+                VmaFlags::ANONYMOUS,
+            )
+            .ok()?;
+            // Only the addresses of the assembly labels are taken.
+            let (start, end) = (
+                &raw const user_probe_code as u64,
+                &raw const user_probe_code_end as u64,
+            );
+            // SAFETY: the probe's code, inside the kernel image.
+            let code =
+                unsafe { core::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
+            mm.poke(CODE_ADDRESS, code).ok()?;
+            Some(mm)
+        })
+        .clone()
+        .ok_or(ProbeError("out of memory"))
+}
+
+/// Runs the probe code at `entry` with `argument` in its own address
+/// space and on a spare kernel entry stack; restores both afterwards.
+fn run_probe(entry: u64, argument: u64) -> Result<u64, ProbeError> {
+    let mm = probe_mm()?;
+    let previous = crate::sched::current().mm();
+    activate(Some(&mm));
+    let task_stack = super::gdt::kernel_stack();
+    // Traps from the probe must not land on this task's own (busy) stack.
+    super::gdt::set_kernel_stack(super::gdt::spare_entry_stack_top());
+    RUNNING.store(true, Ordering::Release);
+    // SAFETY: the probe's pages are mapped and active; `user_probe_enter`
+    // saves the callee-saved registers and returns once the probe traps
+    // (see `finish_from_trap`).
     unsafe {
-        core::ptr::copy_nonoverlapping(
-            start as *const u8,
-            phys_to_virt(code.phys()) as *mut u8,
-            (end - start) as usize,
-        );
-        core::ptr::write_bytes(phys_to_virt(stack.phys()) as *mut u8, 0, 4096);
-    }
-    let root = read_cr3() & paging::ADDRESS_MASK;
-    let table = flags::WRITABLE | flags::USER;
-    let mut tables = KernelTables(frames);
-    paging::map_page(
-        &mut tables,
-        root,
-        CODE_ADDRESS,
-        code.phys(),
-        flags::USER,
-        table,
-    )
-    .map_err(|_| ProbeError("cannot map the probe's code"))?;
-    paging::map_page(
-        &mut tables,
-        root,
-        STACK_ADDRESS,
-        stack.phys(),
-        flags::USER | flags::WRITABLE,
-        table,
-    )
-    .map_err(|_| ProbeError("cannot map the probe's stack"))?;
-    MAPPED.store(true, Ordering::Release);
-    Ok(())
+        user_probe_enter(
+            entry,
+            STACK_ADDRESS + 4096,
+            argument,
+            u64::from(super::platform::is_pvm_native()),
+        )
+    };
+    RUNNING.store(false, Ordering::Release);
+    super::gdt::set_kernel_stack(task_stack);
+    activate(previous.as_deref());
+    Ok(STOLEN.load(Ordering::Acquire))
 }
 
 /// Runs user-mode code that spins until the TSC reaches `deadline`.
 /// Returns the TSC cycles the spin lost to interrupts, with interrupts
 /// disabled.
 pub fn spin_in_user_mode(deadline: u64) -> Result<u64, ProbeError> {
-    map()?;
-    let task_stack = super::gdt::kernel_stack();
-    // Traps from the probe must not land on this task's own (busy) stack.
-    super::gdt::set_kernel_stack(super::gdt::spare_entry_stack_top());
-    RUNNING.store(true, Ordering::Release);
-    // SAFETY: the probe's pages are mapped; `user_probe_enter` saves the
-    // callee-saved registers and returns once the probe traps (see
-    // `finish_from_trap`).
-    unsafe {
-        user_probe_enter(
-            CODE_ADDRESS,
-            STACK_ADDRESS + 4096,
-            deadline,
-            u64::from(super::platform::is_pvm_native()),
-        )
-    };
-    RUNNING.store(false, Ordering::Release);
-    super::gdt::set_kernel_stack(task_stack);
-    Ok(STOLEN.load(Ordering::Acquire))
+    run_probe(CODE_ADDRESS, deadline)
 }
 
 /// Runs `iterations` `getpid` system calls from user mode; returns their
 /// total TSC cycles (entry, dispatch and return each time).
 pub fn syscalls_from_user_mode(iterations: u64) -> Result<u64, ProbeError> {
-    map()?;
     // Only label addresses are taken.
     let offset = &raw const user_probe_syscalls as u64 - &raw const user_probe_code as u64;
-    let task_stack = super::gdt::kernel_stack();
-    super::gdt::set_kernel_stack(super::gdt::spare_entry_stack_top());
-    RUNNING.store(true, Ordering::Release);
-    // SAFETY: as in `spin_in_user_mode`.
-    unsafe {
-        user_probe_enter(
-            CODE_ADDRESS + offset,
-            STACK_ADDRESS + 4096,
-            iterations.max(1),
-            u64::from(super::platform::is_pvm_native()),
-        )
-    };
-    RUNNING.store(false, Ordering::Release);
-    super::gdt::set_kernel_stack(task_stack);
-    Ok(STOLEN.load(Ordering::Acquire))
+    run_probe(CODE_ADDRESS + offset, iterations.max(1))
 }
 
 /// Called for an exception from user mode: if the probe is running, this

@@ -1,0 +1,328 @@
+//! An address space (Linux `mm_struct`): the page tables and the areas of
+//! one process, shared by its threads (`CLONE_VM`).
+//!
+//! The CPU always runs on one page-table root, the boot PML4: switching
+//! address spaces copies the user half of the next one's PML4 (128
+//! entries, usually 2 or 3 in use) into it and reloads CR3. The PVM host
+//! needs this: after a switch to any other root it can no longer deliver
+//! events onto the kernel's upper-half event stack (the vCPU hangs at the
+//! first one). On HVM it costs the same as a CR3 switch, so both platforms
+//! share the mechanism. Each address space still owns a private PML4 whose
+//! user half is the master copy; edits to it are re-synced while active.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use forkvm_abi::{BOOT_PML4_PHYS, PAGE_SIZE};
+use spin::Mutex;
+
+use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyError};
+use super::frame::FrameUse;
+use super::paging::TableAccess;
+use super::vma::{Prot, Vma, VmaFlags, VmaSet, TASK_SIZE};
+use super::with_memory;
+use crate::arch::cpu;
+use crate::errno::{EFAULT, ENOMEM};
+
+/// Top of the user stack area (one guard page below the end of user
+/// space, which here is 64 TiB: the kernel lives above); mmap allocates
+/// downwards from below the stack.
+pub const STACK_TOP: u64 = TASK_SIZE - PAGE_SIZE;
+/// Initial size of the user stack area.
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Lowest address mmap hands out without a hint.
+const MMAP_MIN: u64 = 0x1_0000;
+
+/// Root of the address space whose user entries are installed (0: none).
+static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the user half of `mm` (or an empty one) in the hardware root.
+pub fn activate(mm: Option<&AddressSpace>) {
+    let root = mm.map_or(0, |mm| mm.root);
+    ACTIVE_ROOT.store(root, Ordering::Relaxed);
+    install_user_entries(root);
+}
+
+/// Copies the user PML4 entries of `root` (none if 0) into the boot root,
+/// reloading CR3 (a full TLB flush) if any changed. Returns whether it did.
+fn install_user_entries(root: u64) -> bool {
+    let changed = with_memory(|memory| {
+        let source: [u64; cow::USER_PML4_ENTRIES] = if root == 0 {
+            [0; cow::USER_PML4_ENTRIES]
+        } else {
+            memory.table(root)[..cow::USER_PML4_ENTRIES]
+                .try_into()
+                .expect("128 entries")
+        };
+        let active = memory.table(BOOT_PML4_PHYS);
+        let mut changed = false;
+        for (slot, entry) in active.iter_mut().zip(source) {
+            if *slot != entry {
+                *slot = entry;
+                changed = true;
+            }
+        }
+        changed
+    });
+    if changed {
+        reload_cr3();
+    }
+    changed
+}
+
+fn reload_cr3() {
+    // SAFETY: the boot root maps the kernel and is never freed.
+    unsafe { cpu::write_cr3(BOOT_PML4_PHYS) };
+}
+
+/// Mutable parts of an address space.
+pub struct MmInner {
+    pub vmas: VmaSet,
+    /// Start of the heap (just above the program image).
+    pub start_brk: u64,
+    /// Current program break.
+    pub brk: u64,
+}
+
+/// An address space.
+pub struct AddressSpace {
+    /// Physical address of the PML4.
+    root: u64,
+    pub inner: Mutex<MmInner>,
+}
+
+impl AddressSpace {
+    /// An empty address space: kernel half only.
+    pub fn new() -> Result<Arc<AddressSpace>, OutOfMemory> {
+        let root = with_memory(|memory| {
+            let root = memory
+                .0
+                .alloc(FrameUse::PageTable)
+                .ok_or(OutOfMemory)?
+                .phys();
+            let boot = *memory.table(BOOT_PML4_PHYS);
+            let table = memory.table(root);
+            table.fill(0);
+            // The kernel half is shared: same lower-level tables everywhere.
+            table[cow::USER_PML4_ENTRIES..].copy_from_slice(&boot[cow::USER_PML4_ENTRIES..]);
+            Ok(root)
+        })?;
+        Ok(Arc::new(AddressSpace {
+            root,
+            inner: Mutex::new(MmInner {
+                vmas: VmaSet::new(),
+                start_brk: 0,
+                brk: 0,
+            }),
+        }))
+    }
+
+    /// A copy-on-write duplicate for a forked child (Linux `dup_mm`).
+    /// Write-protects the parent's private pages, so the caller (running
+    /// in this address space) must have its TLB flushed: done here.
+    pub fn dup(&self) -> Result<Arc<AddressSpace>, OutOfMemory> {
+        let child = AddressSpace::new()?;
+        let inner = self.inner.lock();
+        let result =
+            with_memory(|memory| cow::dup_mmap(memory, &inner.vmas, self.root, child.root));
+        let write_protected = match result {
+            Ok(n) => n,
+            Err(e) => {
+                // `child` is dropped here and frees what was copied.
+                drop(inner);
+                self.flush_if_current();
+                return Err(e);
+            }
+        };
+        {
+            let mut child_inner = child.inner.lock();
+            child_inner.vmas = inner.vmas.clone();
+            child_inner.start_brk = inner.start_brk;
+            child_inner.brk = inner.brk;
+        }
+        drop(inner);
+        if write_protected > 0 {
+            self.flush_if_current();
+        }
+        Ok(child)
+    }
+
+    /// Whether this address space's user entries are installed.
+    pub fn is_active(&self) -> bool {
+        ACTIVE_ROOT.load(Ordering::Relaxed) == self.root
+    }
+
+    /// If active: brings the installed user entries up to date and flushes
+    /// the TLB (after write-protecting or unmapping pages).
+    fn flush_if_current(&self) {
+        if self.is_active() && !install_user_entries(self.root) {
+            reload_cr3();
+        }
+    }
+
+    /// If active: installs user PML4 entries created since activation (a
+    /// new mapping needs no flush otherwise).
+    fn sync_if_active(&self) {
+        if self.is_active() {
+            install_user_entries(self.root);
+        }
+    }
+
+    /// Adds an area and maps it eagerly, zero-filled.
+    pub fn map_populated(
+        &self,
+        start: u64,
+        end: u64,
+        prot: Prot,
+        flags: VmaFlags,
+    ) -> Result<(), i32> {
+        let vma = Vma::new(start, end, prot, flags).map_err(|e| e.errno())?;
+        self.inner.lock().vmas.insert(vma).map_err(|e| e.errno())?;
+        let populated = with_memory(|memory| cow::populate(memory, self.root, start, end, prot));
+        self.sync_if_active();
+        populated.map(|_| ()).map_err(|_| ENOMEM)
+    }
+
+    /// Adds an area whose pages appear on first touch (demand zero).
+    pub fn map_lazy(&self, start: u64, end: u64, prot: Prot, flags: VmaFlags) -> Result<(), i32> {
+        let vma = Vma::new(start, end, prot, flags).map_err(|e| e.errno())?;
+        self.inner.lock().vmas.insert(vma).map_err(|e| e.errno())
+    }
+
+    /// Removes `[start, end)` (Linux `do_munmap`).
+    pub fn unmap(&self, start: u64, end: u64) -> Result<(), i32> {
+        let removed = self
+            .inner
+            .lock()
+            .vmas
+            .unmap(start, end)
+            .map_err(|e| e.errno())?;
+        let mut flush = false;
+        for area in removed {
+            let stats =
+                with_memory(|memory| cow::unmap_range(memory, self.root, area.start, area.end));
+            flush |= stats.needs_flush();
+        }
+        if flush {
+            self.flush_if_current();
+        }
+        Ok(())
+    }
+
+    /// Changes the rights of `[start, end)` (Linux `mprotect`).
+    pub fn protect(&self, start: u64, end: u64, prot: Prot) -> Result<(), i32> {
+        let changed = self
+            .inner
+            .lock()
+            .vmas
+            .protect(start, end, prot)
+            .map_err(|e| e.errno())?;
+        let mut flush = false;
+        for area in changed {
+            flush |= with_memory(|memory| cow::change_protection(memory, self.root, &area)) > 0;
+        }
+        if flush {
+            self.flush_if_current();
+        }
+        Ok(())
+    }
+
+    /// A free range of `len` bytes for mmap, near `hint` if it is free.
+    pub fn get_unmapped_area(&self, len: u64, hint: u64) -> Option<u64> {
+        self.inner
+            .lock()
+            .vmas
+            .get_unmapped_area(len, hint, MMAP_MIN, STACK_TOP - STACK_SIZE)
+    }
+
+    /// Resolves a page fault at `addr`; the caller kills the task on `Segv`/`Oom`.
+    pub fn handle_fault(&self, addr: u64, access: Access) -> FaultResult {
+        let inner = self.inner.lock();
+        let vma = inner.vmas.find(addr).copied();
+        drop(inner);
+        let result =
+            with_memory(|memory| cow::handle_fault(memory, self.root, addr, access, vma.as_ref()));
+        if result == FaultResult::Mapped {
+            self.sync_if_active();
+        }
+        if result.needs_flush() && self.is_active() {
+            cpu::invlpg(addr & !(PAGE_SIZE - 1));
+        }
+        result
+    }
+
+    /// Makes `[addr, addr + len)` present with the rights an access needs,
+    /// as the faults of a real access would (EFAULT where one would SIGSEGV).
+    fn fault_in(&self, addr: u64, len: usize, write: bool) -> Result<(), i32> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr
+            .checked_add(len as u64)
+            .filter(|&end| end <= TASK_SIZE)
+            .ok_or(EFAULT)?;
+        let mut page = addr & !(PAGE_SIZE - 1);
+        while page < end {
+            let access = Access {
+                write,
+                user: true,
+                present_fault: false,
+            };
+            match self.handle_fault(page, access) {
+                FaultResult::Segv => return Err(EFAULT),
+                FaultResult::Oom => return Err(ENOMEM),
+                _ => {}
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Copies user memory into `buf` (Linux `copy_from_user`): EFAULT for
+    /// any byte the task could not read itself.
+    pub fn copy_from_user(&self, addr: u64, buf: &mut [u8]) -> Result<(), i32> {
+        self.fault_in(addr, buf.len(), false)?;
+        with_memory(|memory| cow::read_bytes(memory, self.root, addr, buf)).map_err(copy_errno)
+    }
+
+    /// Copies `data` to user memory (Linux `copy_to_user`): EFAULT for any
+    /// byte the task could not write itself.
+    pub fn copy_to_user(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
+        self.fault_in(addr, data.len(), true)?;
+        with_memory(|memory| cow::write_bytes(memory, self.root, addr, data))
+            .map(|_| ())
+            .map_err(copy_errno)
+    }
+
+    /// Writes into user memory regardless of the area's rights (exec
+    /// filling a read-only code segment it just mapped).
+    pub fn poke(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
+        with_memory(|memory| cow::write_bytes(memory, self.root, addr, data))
+            .map(|_| ())
+            .map_err(copy_errno)
+    }
+
+    /// Pages mapped in this address space's areas (virtual size).
+    pub fn total_pages(&self) -> u64 {
+        self.inner.lock().vmas.total_pages()
+    }
+}
+
+fn copy_errno(error: UserCopyError) -> i32 {
+    match error {
+        UserCopyError::Unmapped => EFAULT,
+        UserCopyError::OutOfMemory => ENOMEM,
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        if self.is_active() {
+            activate(None);
+        }
+        with_memory(|memory| {
+            cow::free_page_tables(memory, self.root);
+            memory.put_frame(self.root);
+        });
+    }
+}

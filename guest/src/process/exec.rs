@@ -1,0 +1,206 @@
+//! `execve`: replacing a task's program with one of the embedded ELF
+//! executables (Linux `do_execve` / `load_elf_binary`).
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use forkvm_abi::PAGE_SIZE;
+
+use super::elf;
+use super::task::Task;
+use super::user_stack::{
+    self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_UID,
+};
+use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
+use crate::arch::gdt::{USER_CS, USER_DS};
+use crate::arch::{cpu, switch};
+use crate::errno::{ENOENT, ENOMEM};
+use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
+use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
+use crate::programs;
+
+/// A program loaded into a fresh address space, ready to start.
+pub struct LoadedProgram {
+    pub mm: Arc<AddressSpace>,
+    pub entry: u64,
+    pub stack_pointer: u64,
+}
+
+fn page_down(address: u64) -> u64 {
+    address & !(PAGE_SIZE - 1)
+}
+
+fn page_up(address: u64) -> u64 {
+    (address + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+/// Loads the program named `path` into a new address space, with its
+/// arguments and environment on a new stack.
+pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
+    let image = programs::find(path).ok_or(ENOENT)?;
+    let exe = elf::parse(image, TASK_SIZE)?;
+    let mm = AddressSpace::new().map_err(|_| ENOMEM)?;
+
+    // Segments may share a page (their file offsets are not page aligned):
+    // give each page the union of the rights of the segments on it.
+    let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
+    for segment in &exe.segments {
+        let mut prot = Prot::NONE;
+        if segment.read {
+            prot = prot | Prot::READ;
+        }
+        if segment.write {
+            prot = prot | Prot::WRITE;
+        }
+        if segment.execute {
+            prot = prot | Prot::EXEC;
+        }
+        let mut page = page_down(segment.vaddr);
+        while page < page_up(segment.vaddr + segment.mem_size) {
+            let entry = pages.entry(page).or_insert(Prot::NONE);
+            *entry = *entry | prot;
+            page += PAGE_SIZE;
+        }
+    }
+    // Map runs of pages with equal rights as one area each.
+    let mut run: Option<(u64, u64, Prot)> = None;
+    let mut image_end = 0;
+    for (&page, &prot) in &pages {
+        image_end = page + PAGE_SIZE;
+        match run {
+            Some((start, end, run_prot)) if end == page && run_prot == prot => {
+                run = Some((start, page + PAGE_SIZE, prot))
+            }
+            Some((start, end, run_prot)) => {
+                mm.map_populated(start, end, run_prot, VmaFlags::PRIVATE)?;
+                run = Some((page, page + PAGE_SIZE, prot));
+            }
+            None => run = Some((page, page + PAGE_SIZE, prot)),
+        }
+    }
+    if let Some((start, end, prot)) = run {
+        mm.map_populated(start, end, prot, VmaFlags::PRIVATE)?;
+    }
+    for segment in &exe.segments {
+        let data = &image
+            [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
+        mm.poke(segment.vaddr, data)?;
+    }
+    {
+        let mut inner = mm.inner.lock();
+        inner.start_brk = image_end;
+        inner.brk = image_end;
+    }
+
+    mm.map_lazy(
+        STACK_TOP - STACK_SIZE,
+        STACK_TOP,
+        Prot::READ | Prot::WRITE,
+        VmaFlags::ANONYMOUS | VmaFlags::GROWSDOWN,
+    )?;
+    let mut auxv: Vec<(u64, u64)> = Vec::new();
+    if let Some(phdr) = exe.phdr_vaddr {
+        auxv.push((AT_PHDR, phdr));
+    }
+    auxv.push((AT_PHENT, 56));
+    auxv.push((AT_PHNUM, u64::from(exe.phnum)));
+    auxv.push((AT_PAGESZ, PAGE_SIZE));
+    auxv.push((AT_ENTRY, exe.entry));
+    for id in [AT_UID, AT_EUID, AT_GID, AT_EGID] {
+        auxv.push((id, 0));
+    }
+    let random = cpu::rdtsc().to_le_bytes();
+    let mut random16 = [0u8; 16];
+    random16[..8].copy_from_slice(&random);
+    random16[8..].copy_from_slice(&(!cpu::rdtsc()).to_le_bytes());
+    let stack = user_stack::build(STACK_TOP, argv, envp, &auxv, random16)?;
+    mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
+
+    Ok(LoadedProgram {
+        mm,
+        entry: exe.entry,
+        stack_pointer: stack.sp,
+    })
+}
+
+/// The trap frame a program starts with.
+pub fn initial_frame(program: &LoadedProgram) -> TrapFrame {
+    TrapFrame {
+        rip: program.entry,
+        cs: u64::from(USER_CS),
+        rflags: 0x202,
+        rsp: program.stack_pointer,
+        ss: u64::from(USER_DS),
+        ..TrapFrame::default()
+    }
+}
+
+/// `execve` for the current task: on success the task returns to user
+/// mode in the new program (`frame` is rewritten); on failure nothing changed.
+pub fn execve(
+    task: &Arc<Task>,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    frame: &mut TrapFrame,
+) -> Result<(), i32> {
+    let program = load(path, argv, envp)?;
+    *frame = initial_frame(&program);
+    // The FPU state saved below the trap frame is restored on return.
+    let fpu = (frame as *mut TrapFrame as u64 - FPU_STATE_SIZE as u64) as *mut [u8; FPU_STATE_SIZE];
+    // SAFETY: the trap entry saved FPU_STATE_SIZE bytes of FPU state right
+    // below this frame on the task's kernel stack.
+    unsafe { *fpu = switch::initial_fpu_state() };
+
+    let old = {
+        let mut inner = task.inner.lock();
+        inner.fs_base = 0;
+        inner.mm.replace(program.mm.clone())
+    };
+    crate::mm::address_space::activate(Some(&program.mm));
+    cpu::set_fs_base(0);
+    drop(old);
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    task.set_comm(name);
+    super::fork::release_vfork_parent(task);
+    Ok(())
+}
+
+/// Starts `path` as a new user process, a child of the current (kernel)
+/// task, like Linux's user-mode helpers. Returns its pid.
+pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pid, i32> {
+    use core::sync::atomic::Ordering;
+
+    use super::task::TaskStack;
+    use crate::mm::kstack::KernelStack;
+
+    let program = load(path, argv, &[])?;
+    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    let pid = super::new_pid()?;
+    let parent = crate::sched::current();
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let task = Arc::new(Task::new(
+        pid,
+        pid,
+        TaskStack::Own(stack),
+        Arc::downgrade(&parent),
+        name,
+    ));
+    let frame = initial_frame(&program);
+    let top = task
+        .kernel_stack_top()
+        .expect("user tasks have their own stack");
+    // SAFETY: the top of the new task's unused kernel stack.
+    let rsp = unsafe { switch::prepare_user_return(top, &frame, &switch::initial_fpu_state()) };
+    task.saved_rsp.store(rsp, Ordering::Release);
+    {
+        let mut inner = task.inner.lock();
+        inner.mm = Some(program.mm);
+        inner.exit_signal = crate::process::fork::SIGCHLD as u32;
+    }
+    parent.inner.lock().children.push(task.clone());
+    super::register(&task);
+    crate::sched::wake_up_new_task(task);
+    Ok(pid)
+}

@@ -1,0 +1,106 @@
+//! Task exit (Linux `kernel/exit.c`): release the task's resources, hand
+//! its children to the reaper, become a zombie and tell the parent.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::task::{Task, TaskState};
+use crate::sched;
+
+/// Pid of the task that adopts orphans.
+const REAPER_PID: u32 = 1;
+
+/// Wait status of a normal exit with `code` (Linux `(code & 0xff) << 8`).
+pub fn exit_status(code: i32) -> u32 {
+    ((code as u32) & 0xff) << 8
+}
+
+/// Wait status of a death by `signal`.
+pub fn signal_status(signal: u32) -> u32 {
+    signal & 0x7f
+}
+
+/// Ends the current task with wait status `status` (Linux `do_exit`).
+pub fn do_exit(status: u32) -> ! {
+    let task = sched::current();
+    exit_mm(&task);
+    super::fork::release_vfork_parent(&task);
+    reparent_children(&task);
+
+    let (parent, autoreap) = {
+        let mut inner = task.inner.lock();
+        inner.exit_status = status;
+        (
+            inner.parent.upgrade(),
+            inner.exit_signal == 0 && !task.is_group_leader(),
+        )
+    };
+    if autoreap {
+        // A thread with no exit signal is released at once (Linux
+        // `release_task` from `exit_notify`).
+        if let Some(parent) = &parent {
+            parent
+                .inner
+                .lock()
+                .children
+                .retain(|c| !Arc::ptr_eq(c, &task));
+        }
+        super::unregister(task.pid);
+        task.set_state(TaskState::Dead);
+    } else {
+        task.set_state(TaskState::Zombie);
+    }
+    if let Some(parent) = parent {
+        parent.child_exit.wake_all();
+    }
+    drop(task);
+    sched::schedule();
+    unreachable!("a dead task was scheduled again");
+}
+
+/// Releases the address space (Linux `exit_mm`): clear and wake the
+/// `clear_child_tid` word, switch away from the page tables, drop them.
+fn exit_mm(task: &Arc<Task>) {
+    let (mm, clear_child_tid) = {
+        let mut inner = task.inner.lock();
+        (inner.mm.take(), core::mem::take(&mut inner.clear_child_tid))
+    };
+    let Some(mm) = mm else { return };
+    if clear_child_tid != 0
+        && mm
+            .copy_to_user(clear_child_tid, &0u32.to_le_bytes())
+            .is_ok()
+    {
+        crate::syscall::futex::wake(&mm, clear_child_tid, 1);
+    }
+    // Threads sharing it keep it alive; the last user uninstalls it on drop.
+    drop(mm);
+}
+
+/// Gives the children of an exiting task to the reaper (Linux
+/// `forget_original_parent`); zombies among them wake it up.
+fn reparent_children(task: &Arc<Task>) {
+    let children: Vec<Arc<Task>> = core::mem::take(&mut task.inner.lock().children);
+    if children.is_empty() {
+        return;
+    }
+    let reaper = super::find(REAPER_PID).filter(|r| !Arc::ptr_eq(r, task));
+    let Some(reaper) = reaper else {
+        // No reaper: nobody can wait for them; release the zombies.
+        for child in children {
+            if child.state() == TaskState::Zombie {
+                super::unregister(child.pid);
+            }
+        }
+        return;
+    };
+    let mut any_zombie = false;
+    for child in &children {
+        child.inner.lock().parent = Arc::downgrade(&reaper);
+        any_zombie |= child.state() == TaskState::Zombie;
+    }
+    reaper.inner.lock().children.extend(children);
+    if any_zombie {
+        reaper.child_exit.wake_all();
+    }
+}

@@ -1,0 +1,69 @@
+//! `futex` WAIT and WAKE (private and shared alike: one CPU, and shared
+//! futexes are only used within one address space here).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use spin::Mutex;
+
+use super::{current_mm, Args, SysResult};
+use crate::errno::{EAGAIN, EINVAL, ENOSYS};
+use crate::mm::address_space::AddressSpace;
+use crate::process::task::{Task, TaskState};
+use crate::sched;
+
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAKE: u64 = 1;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+
+/// A sleeping waiter: (address space, user address, task).
+static WAITERS: Mutex<Vec<(usize, u64, Arc<Task>)>> = Mutex::new(Vec::new());
+
+fn key(mm: &Arc<AddressSpace>) -> usize {
+    Arc::as_ptr(mm) as usize
+}
+
+pub fn futex(a: Args) -> SysResult {
+    let [address, op, value, _timeout, ..] = a.0;
+    if address % 4 != 0 {
+        return Err(EINVAL);
+    }
+    let mm = current_mm()?;
+    match op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) {
+        FUTEX_WAIT => {
+            let mut word = [0u8; 4];
+            mm.copy_from_user(address, &mut word)?;
+            if u32::from_le_bytes(word) != value as u32 {
+                return Err(EAGAIN);
+            }
+            let task = sched::current();
+            task.set_state(TaskState::Sleeping);
+            WAITERS.lock().push((key(&mm), address, task));
+            sched::schedule();
+            Ok(0)
+        }
+        FUTEX_WAKE => Ok(wake(&mm, address, value.min(u64::from(u32::MAX)) as u32)),
+        _ => Err(ENOSYS),
+    }
+}
+
+/// Wakes up to `count` tasks waiting on `address` in `mm`; returns how many.
+pub fn wake(mm: &Arc<AddressSpace>, address: u64, count: u32) -> u64 {
+    let mut woken = Vec::new();
+    {
+        let mut waiters = WAITERS.lock();
+        let mut i = 0;
+        while i < waiters.len() && (woken.len() as u32) < count {
+            if waiters[i].0 == key(mm) && waiters[i].1 == address {
+                woken.push(waiters.remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    for task in &woken {
+        sched::wake_up(task);
+    }
+    woken.len() as u64
+}

@@ -1,0 +1,148 @@
+//! `mmap`, `munmap`, `mprotect`, `brk` for anonymous memory.
+
+use forkvm_abi::PAGE_SIZE;
+
+use super::{current_mm, Args, SysResult};
+use crate::errno::{EINVAL, ENODEV, ENOMEM};
+use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_GROWSDOWN: u64 = 0x100;
+const MAP_DENYWRITE: u64 = 0x800;
+const MAP_EXECUTABLE: u64 = 0x1000;
+const MAP_NORESERVE: u64 = 0x4000;
+const MAP_POPULATE: u64 = 0x8000;
+const MAP_STACK: u64 = 0x20000;
+const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+/// Flags accepted (others are EINVAL here, where Linux would accept some).
+const KNOWN_FLAGS: u64 = MAP_SHARED
+    | MAP_PRIVATE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_GROWSDOWN
+    | MAP_DENYWRITE
+    | MAP_EXECUTABLE
+    | MAP_NORESERVE
+    | MAP_POPULATE
+    | MAP_STACK
+    | MAP_FIXED_NOREPLACE;
+
+fn page_up(len: u64) -> Option<u64> {
+    len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1))
+}
+
+pub fn mmap(a: Args) -> SysResult {
+    let [addr, len, prot, flags, _fd, offset] = a.0;
+    let len = page_up(len)
+        .filter(|&l| l > 0 && l <= TASK_SIZE)
+        .ok_or(EINVAL)?;
+    let prot = Prot::from_linux(prot).map_err(|e| e.errno())?;
+    let sharing = flags & (MAP_SHARED | MAP_PRIVATE);
+    if flags & !KNOWN_FLAGS != 0 || sharing == 0 || sharing == MAP_SHARED | MAP_PRIVATE {
+        return Err(EINVAL);
+    }
+    if flags & MAP_ANONYMOUS == 0 {
+        return Err(ENODEV); // no files to map
+    }
+    if offset % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let mm = current_mm()?;
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let start = if fixed {
+        if addr % PAGE_SIZE != 0 || addr.checked_add(len).is_none_or(|end| end > TASK_SIZE) {
+            return Err(EINVAL);
+        }
+        if flags & MAP_FIXED != 0 {
+            mm.unmap(addr, addr + len)?;
+        }
+        addr
+    } else {
+        mm.get_unmapped_area(len, addr).ok_or(ENOMEM)?
+    };
+    let mut area_flags = VmaFlags::ANONYMOUS;
+    if flags & MAP_SHARED != 0 {
+        area_flags = area_flags | VmaFlags::SHARED;
+    }
+    if flags & MAP_GROWSDOWN != 0 {
+        area_flags = area_flags | VmaFlags::GROWSDOWN;
+    }
+    // Shared memory must exist before a fork, or each side would fault in
+    // its own page; MAP_POPULATE asks for it too.
+    if flags & (MAP_SHARED | MAP_POPULATE) != 0 {
+        mm.map_populated(start, start + len, prot, area_flags)?;
+    } else {
+        mm.map_lazy(start, start + len, prot, area_flags)?;
+    }
+    Ok(start)
+}
+
+pub fn munmap(a: Args) -> SysResult {
+    let [addr, len, ..] = a.0;
+    if addr % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let len = page_up(len).filter(|&l| l > 0).ok_or(EINVAL)?;
+    let end = addr
+        .checked_add(len)
+        .filter(|&end| end <= TASK_SIZE)
+        .ok_or(EINVAL)?;
+    current_mm()?.unmap(addr, end)?;
+    Ok(0)
+}
+
+pub fn mprotect(a: Args) -> SysResult {
+    let [addr, len, prot, ..] = a.0;
+    if addr % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let prot = Prot::from_linux(prot).map_err(|e| e.errno())?;
+    let len = page_up(len).ok_or(ENOMEM)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    let end = addr
+        .checked_add(len)
+        .filter(|&end| end <= TASK_SIZE)
+        .ok_or(ENOMEM)?;
+    current_mm()?.protect(addr, end, prot)?;
+    Ok(0)
+}
+
+/// `brk`: returns the new break, or the old one if it cannot move there
+/// (Linux reports failure that way, not with an errno).
+pub fn brk(a: Args) -> SysResult {
+    let requested = a.0[0];
+    let mm = current_mm()?;
+    let (start_brk, old) = {
+        let inner = mm.inner.lock();
+        (inner.start_brk, inner.brk)
+    };
+    if requested < start_brk || requested >= TASK_SIZE {
+        return Ok(old);
+    }
+    let (old_top, new_top) = (
+        page_up(old).unwrap_or(old),
+        page_up(requested).unwrap_or(requested),
+    );
+    let moved = if new_top > old_top {
+        mm.map_lazy(
+            old_top,
+            new_top,
+            Prot::READ | Prot::WRITE,
+            VmaFlags::ANONYMOUS,
+        )
+    } else if new_top < old_top {
+        mm.unmap(new_top, old_top)
+    } else {
+        Ok(())
+    };
+    if moved.is_err() {
+        return Ok(old);
+    }
+    mm.inner.lock().brk = requested;
+    Ok(requested)
+}

@@ -1,0 +1,176 @@
+//! Process system calls: fork, vfork, clone, execve, exit, wait4, ids.
+
+use alloc::vec::Vec;
+
+use super::{current_mm, Args, SysResult};
+use crate::arch::entry::TrapFrame;
+use crate::errno::{E2BIG, EFAULT, EINVAL};
+use crate::process::exit::{do_exit, exit_status};
+use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
+use crate::process::wait::{do_wait, WaitFor};
+use crate::process::{exec, wait::WNOHANG};
+use crate::sched;
+
+pub fn fork(frame: &TrapFrame) -> SysResult {
+    let args = CloneArgs {
+        exit_signal: SIGCHLD,
+        ..CloneArgs::default()
+    };
+    fork::kernel_clone(&args, frame).map(u64::from)
+}
+
+pub fn vfork(frame: &TrapFrame) -> SysResult {
+    let args = CloneArgs {
+        flags: CLONE_VFORK | CLONE_VM,
+        exit_signal: SIGCHLD,
+        ..CloneArgs::default()
+    };
+    fork::kernel_clone(&args, frame).map(u64::from)
+}
+
+/// `clone(flags, newsp, parent_tid, child_tid, tls)` (x86-64 order).
+pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
+    let [flags, stack, parent_tid, child_tid, tls, _] = a.0;
+    let args = CloneArgs {
+        flags: flags & !CSIGNAL,
+        exit_signal: flags & CSIGNAL,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+    };
+    fork::kernel_clone(&args, frame).map(u64::from)
+}
+
+/// Most arguments or environment strings accepted.
+const MAX_STRINGS: usize = 1024;
+/// Longest single string.
+const MAX_STRING: usize = 4096;
+
+/// Reads a NUL-terminated string from user memory.
+fn read_c_string(address: u64) -> Result<Vec<u8>, i32> {
+    let mm = current_mm()?;
+    let mut bytes = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        mm.copy_from_user(address + bytes.len() as u64, &mut byte)?;
+        if byte[0] == 0 {
+            return Ok(bytes);
+        }
+        if bytes.len() >= MAX_STRING {
+            return Err(E2BIG);
+        }
+        bytes.push(byte[0]);
+    }
+}
+
+/// Reads a NULL-terminated array of string pointers.
+fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
+    let mut strings = Vec::new();
+    if address == 0 {
+        return Ok(strings);
+    }
+    let mm = current_mm()?;
+    loop {
+        let mut pointer = [0u8; 8];
+        mm.copy_from_user(address + 8 * strings.len() as u64, &mut pointer)?;
+        let pointer = u64::from_le_bytes(pointer);
+        if pointer == 0 {
+            return Ok(strings);
+        }
+        if strings.len() >= MAX_STRINGS {
+            return Err(E2BIG);
+        }
+        strings.push(read_c_string(pointer)?);
+    }
+}
+
+pub fn execve(a: Args, frame: &mut TrapFrame) -> SysResult {
+    let [path, argv, envp, ..] = a.0;
+    let path = read_c_string(path)?;
+    let argv = read_string_array(argv)?;
+    let envp = read_string_array(envp)?;
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    exec::execve(&sched::current(), &path, &argv, &envp, frame)?;
+    Ok(0)
+}
+
+pub fn exit(a: Args) -> SysResult {
+    do_exit(exit_status(a.0[0] as i32))
+}
+
+/// `exit_group`: for now the thread group's other threads are not
+/// stopped (the process issue adds that); the caller exits.
+pub fn exit_group(a: Args) -> SysResult {
+    do_exit(exit_status(a.0[0] as i32))
+}
+
+/// `wait4(pid, status, options, rusage)`.
+pub fn wait4(a: Args) -> SysResult {
+    let [pid, status_address, options, ..] = a.0;
+    let pid = pid as i64 as i32;
+    let which = match pid {
+        -1 | 0 => WaitFor::Any,
+        p if p > 0 => WaitFor::Pid(p as u32),
+        _ => WaitFor::Any, // process groups: every child is in ours
+    };
+    if options & !(WNOHANG as u64 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000 | 2 | 4 | 8) != 0 {
+        return Err(EINVAL);
+    }
+    let mm = current_mm()?;
+    // Check the status pointer first, as Linux fails the call on it.
+    if status_address != 0 {
+        let mut probe = [0u8; 4];
+        mm.copy_from_user(status_address, &mut probe)
+            .map_err(|_| EFAULT)?;
+    }
+    match do_wait(which, options as u32)? {
+        None => Ok(0),
+        Some((pid, status)) => {
+            if status_address != 0 {
+                mm.copy_to_user(status_address, &status.to_le_bytes())?;
+            }
+            Ok(u64::from(pid))
+        }
+    }
+}
+
+pub fn getppid() -> u64 {
+    sched::current()
+        .inner
+        .lock()
+        .parent
+        .upgrade()
+        .map_or(0, |p| u64::from(p.tgid))
+}
+
+pub fn set_tid_address(a: Args) -> SysResult {
+    let task = sched::current();
+    task.inner.lock().clear_child_tid = a.0[0];
+    Ok(u64::from(task.pid))
+}
+
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+
+pub fn arch_prctl(a: Args) -> SysResult {
+    let [code, address, ..] = a.0;
+    let task = sched::current();
+    match code {
+        ARCH_SET_FS => {
+            if address >= crate::mm::vma::TASK_SIZE {
+                return Err(crate::errno::EPERM);
+            }
+            task.inner.lock().fs_base = address;
+            crate::arch::cpu::set_fs_base(address);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            let base = task.inner.lock().fs_base;
+            current_mm()?.copy_to_user(address, &base.to_le_bytes())?;
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}

@@ -1,0 +1,56 @@
+//! `nanosleep` and `clock_gettime`, on the TSC.
+
+use super::{current_mm, Args, SysResult};
+use crate::errno::EINVAL;
+use crate::{sched, time};
+
+const CLOCK_REALTIME: u64 = 0;
+const CLOCK_MONOTONIC: u64 = 1;
+const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
+const CLOCK_MONOTONIC_RAW: u64 = 4;
+const CLOCK_REALTIME_COARSE: u64 = 5;
+const CLOCK_MONOTONIC_COARSE: u64 = 6;
+const CLOCK_BOOTTIME: u64 = 7;
+
+fn read_timespec(address: u64) -> Result<(u64, u64), i32> {
+    let mut bytes = [0u8; 16];
+    current_mm()?.copy_from_user(address, &mut bytes)?;
+    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let nanoseconds = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    if seconds < 0 || !(0..1_000_000_000).contains(&nanoseconds) {
+        return Err(EINVAL);
+    }
+    Ok((seconds as u64, nanoseconds as u64))
+}
+
+pub fn nanosleep(a: Args) -> SysResult {
+    let (seconds, nanoseconds) = read_timespec(a.0[0])?;
+    let ns = seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds);
+    sched::sleep_for_ns(ns);
+    Ok(0)
+}
+
+pub fn clock_gettime(a: Args) -> SysResult {
+    let [clock, address, ..] = a.0;
+    match clock {
+        CLOCK_REALTIME
+        | CLOCK_MONOTONIC
+        | CLOCK_PROCESS_CPUTIME_ID
+        | CLOCK_THREAD_CPUTIME_ID
+        | CLOCK_MONOTONIC_RAW
+        | CLOCK_REALTIME_COARSE
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_BOOTTIME => {}
+        _ => return Err(EINVAL),
+    }
+    // Every clock counts from boot: the guest has no wall clock.
+    let ns = time::uptime_ns();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    current_mm()?.copy_to_user(address, &bytes)?;
+    Ok(0)
+}

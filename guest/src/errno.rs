@@ -15,6 +15,7 @@ pub const ENOMEM: i32 = 12;
 pub const EFAULT: i32 = 14;
 pub const EEXIST: i32 = 17;
 pub const EINVAL: i32 = 22;
+pub const EPIPE: i32 = 32;
 pub const EMFILE: i32 = 24;
 pub const ENODEV: i32 = 19;
 pub const ENOSYS: i32 = 38;
@@ -36,6 +37,7 @@ pub fn name(errno: i32) -> &'static str {
         EEXIST => "EEXIST",
         ENODEV => "ENODEV",
         EINVAL => "EINVAL",
+        EPIPE => "EPIPE",
         EMFILE => "EMFILE",
         ENOSYS => "ENOSYS",
         _ => "E?",

@@ -16,6 +16,8 @@ mod console;
 mod drivers;
 mod errno;
 #[cfg(not(test))]
+mod fs;
+#[cfg(not(test))]
 mod mem;
 mod mm;
 #[cfg(not(test))]

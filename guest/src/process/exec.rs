@@ -198,6 +198,9 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         let mut inner = task.inner.lock();
         inner.mm = Some(program.mm);
         inner.exit_signal = crate::process::fork::SIGCHLD as u32;
+        inner.files = Some(Arc::new(spin::Mutex::new(
+            super::files::FdTable::with_console(),
+        )));
     }
     parent.inner.lock().children.push(task.clone());
     super::register(&task);

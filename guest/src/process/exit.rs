@@ -20,10 +20,37 @@ pub fn signal_status(signal: u32) -> u32 {
     signal & 0x7f
 }
 
+/// On the way back to user mode: exit if SIGKILL or another thread's
+/// `exit_group` asked for it.
+pub fn exit_if_fatal_pending() {
+    // Not `if let Some(..) = sched::current()...`: the temporary task
+    // reference would live through do_exit, which never returns, and leak.
+    let status = sched::current().fatal_status();
+    if let Some(status) = status {
+        do_exit(status);
+    }
+}
+
+/// Ends every other thread of the current task's group with `status`, then
+/// the current one (Linux `do_group_exit`).
+pub fn do_group_exit(status: u32) -> ! {
+    let current = sched::current();
+    for task in super::all_tasks() {
+        if task.tgid == current.tgid && !Arc::ptr_eq(&task, &current) {
+            task.set_fatal(status);
+        }
+    }
+    drop(current);
+    do_exit(status)
+}
+
 /// Ends the current task with wait status `status` (Linux `do_exit`).
 pub fn do_exit(status: u32) -> ! {
     let task = sched::current();
     exit_mm(&task);
+    // exit_files: pipe ends close when the last table referring to them goes.
+    let files = task.inner.lock().files.take();
+    drop(files);
     super::fork::release_vfork_parent(&task);
     reparent_children(&task);
 

@@ -19,6 +19,7 @@ use crate::sched::{self, wait::Completion};
 
 pub const CSIGNAL: u64 = 0xff;
 pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FILES: u64 = 0x400;
 pub const CLONE_SIGHAND: u64 = 0x800;
 pub const CLONE_VFORK: u64 = 0x4000;
 pub const CLONE_PARENT: u64 = 0x8000;
@@ -57,8 +58,9 @@ pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
     }
     sched::wake_up_new_task(child);
     if let Some(done) = vfork {
-        // The parent sleeps until the child execs or exits (shares its memory).
-        done.wait();
+        // The parent sleeps until the child execs or exits (shares its
+        // memory); a fatal signal ends the wait (Linux: killable).
+        let _ = done.wait();
     }
     Ok(pid)
 }
@@ -142,6 +144,14 @@ fn copy_process(
             0
         };
         inner.vfork_done = vfork;
+        // copy_files: share the table, or a copy referring to the same files.
+        inner.files = parent_inner.files.as_ref().map(|files| {
+            if flags & CLONE_FILES != 0 {
+                files.clone()
+            } else {
+                Arc::new(spin::Mutex::new(files.lock().clone()))
+            }
+        });
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         if let Some(mm) = child.mm() {

@@ -6,6 +6,8 @@ pub mod exec;
 #[cfg(not(test))]
 pub mod exit;
 #[cfg(not(test))]
+pub mod files;
+#[cfg(not(test))]
 pub mod fork;
 #[cfg(not(test))]
 pub mod task;

@@ -6,6 +6,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use spin::Mutex;
 
+use super::files::FdTable;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::wait::{Completion, WaitQueue};
@@ -77,6 +78,8 @@ pub struct TaskInner {
     pub fs_base: u64,
     /// Completed when a vfork child execs or exits (Linux `vfork_done`).
     pub vfork_done: Option<Arc<Completion>>,
+    /// Open files (shared with `CLONE_FILES`); `None` for kernel threads.
+    pub files: Option<Arc<Mutex<FdTable>>>,
 }
 
 /// A task.
@@ -92,7 +95,13 @@ pub struct Task {
     /// Where the parent sleeps in `wait4` until a child changes state
     /// (Linux's `signal->wait_chldexit`).
     pub child_exit: WaitQueue,
+    /// A pending fatal event: `FATAL_PENDING | wait status` to exit with
+    /// (a fatal signal, or another thread's `exit_group`); 0 if none.
+    fatal: AtomicU64,
 }
+
+/// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
+const FATAL_PENDING: u64 = 1 << 63;
 
 impl Task {
     /// A new task in state `Runnable`, not yet on the run queue.
@@ -116,8 +125,10 @@ impl Task {
                 clear_child_tid: 0,
                 fs_base: 0,
                 vfork_done: None,
+                files: None,
             }),
             child_exit: WaitQueue::new(),
+            fatal: AtomicU64::new(0),
         }
     }
 
@@ -148,6 +159,34 @@ impl Task {
         let n = name.len().min(15);
         comm[..n].copy_from_slice(&name[..n]);
         self.inner.lock().comm = comm;
+    }
+
+    /// Makes the task exit with wait status `status` at its next return to
+    /// user mode (or now, if it sleeps); the first such request wins.
+    pub fn set_fatal(self: &Arc<Self>, status: u32) {
+        if self
+            .fatal
+            .compare_exchange(
+                0,
+                FATAL_PENDING | u64::from(status),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            crate::sched::wake_up(self);
+        }
+    }
+
+    /// The wait status of a pending fatal event.
+    pub fn fatal_status(&self) -> Option<u32> {
+        let fatal = self.fatal.load(Ordering::Acquire);
+        (fatal & FATAL_PENDING != 0).then_some(fatal as u32)
+    }
+
+    /// The task's open files.
+    pub fn files(&self) -> Option<Arc<Mutex<FdTable>>> {
+        self.inner.lock().files.clone()
     }
 
     /// The task's address space, if it has one.

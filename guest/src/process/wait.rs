@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 
 use super::task::{Pid, Task, TaskState};
-use crate::errno::ECHILD;
+use crate::errno::{ECHILD, EINTR};
 use crate::sched;
 
 /// `wait4` option: return 0 at once if no child has exited.
@@ -21,13 +21,16 @@ pub enum WaitFor {
 pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> {
     let parent = sched::current();
     let mut result = Err(ECHILD);
-    parent.child_exit.wait_until(|| {
+    let completed = parent.child_exit.wait_until(|| {
         result = try_reap(&parent, which);
         match result {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => options & WNOHANG != 0,
         }
     });
+    if !completed {
+        return Err(EINTR);
+    }
     result
 }
 

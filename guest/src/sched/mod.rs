@@ -48,10 +48,29 @@ pub fn is_idle(task: &Task) -> bool {
     task.pid == 0
 }
 
-/// Makes a newly created task runnable (Linux `wake_up_new_task`).
+/// `kernel.sched_child_runs_first`: a new child runs before its parent
+/// returns from fork (off by default, as in Linux).
+static CHILD_RUNS_FIRST: AtomicBool = AtomicBool::new(false);
+
+pub fn set_child_runs_first(on: bool) {
+    CHILD_RUNS_FIRST.store(on, Ordering::Relaxed);
+}
+
+pub fn child_runs_first() -> bool {
+    CHILD_RUNS_FIRST.load(Ordering::Relaxed)
+}
+
+/// Makes a newly created task runnable (Linux `wake_up_new_task`). With
+/// `sched_child_runs_first` it goes to the front and the parent gives up
+/// the CPU on its way back to user mode.
 pub fn wake_up_new_task(task: Arc<Task>) {
     task.set_state(TaskState::Runnable);
-    RUN_QUEUE.lock().push_back(task);
+    if child_runs_first() {
+        RUN_QUEUE.lock().push_front(task);
+        NEED_RESCHED.store(true, Ordering::Relaxed);
+    } else {
+        RUN_QUEUE.lock().push_back(task);
+    }
 }
 
 /// Makes a sleeping task runnable again.

@@ -23,14 +23,20 @@ impl WaitQueue {
         }
     }
 
-    /// Puts the current task to sleep until `done()` holds. `done` is
-    /// checked before every sleep, so no wake-up is lost.
-    pub fn wait_until(&self, mut done: impl FnMut() -> bool) {
+    /// Puts the current task to sleep until `done()` holds; `done` is
+    /// checked before every sleep, so no wake-up is lost. Returns `false`
+    /// if a fatal event (SIGKILL, exit_group) interrupted the wait: the
+    /// caller backs out and the task exits on its way to user mode.
+    #[must_use]
+    pub fn wait_until(&self, mut done: impl FnMut() -> bool) -> bool {
         loop {
             if done() {
-                return;
+                return true;
             }
             let current = super::current();
+            if current.fatal_status().is_some() {
+                return false;
+            }
             current.set_state(TaskState::Sleeping);
             self.sleepers.lock().push_back(current);
             super::schedule();
@@ -71,10 +77,12 @@ impl Completion {
         self.waiters.wake_all();
     }
 
-    /// Sleeps until [`complete`](Self::complete) has been called.
-    pub fn wait(&self) {
+    /// Sleeps until [`complete`](Self::complete) has been called; `false`
+    /// if a fatal event interrupted the wait.
+    #[must_use]
+    pub fn wait(&self) -> bool {
         self.waiters
-            .wait_until(|| self.done.load(core::sync::atomic::Ordering::Acquire));
+            .wait_until(|| self.done.load(core::sync::atomic::Ordering::Acquire))
     }
 }
 

@@ -86,6 +86,34 @@ const COMMANDS: &[Command] = &[
         hidden: false,
     },
     Command {
+        name: "spin",
+        usage: "spin",
+        help: "start a user process that computes forever (preemption test)",
+        run: cmd_spin,
+        hidden: false,
+    },
+    Command {
+        name: "kill",
+        usage: "kill PID",
+        help: "kill a process (SIGKILL)",
+        run: cmd_kill,
+        hidden: false,
+    },
+    Command {
+        name: "sleep",
+        usage: "sleep MS",
+        help: "sleep MS milliseconds",
+        run: cmd_sleep,
+        hidden: false,
+    },
+    Command {
+        name: "sysctl",
+        usage: "sysctl NAME[=VALUE]",
+        help: "show or set a kernel setting (kernel.sched_child_runs_first)",
+        run: cmd_sysctl,
+        hidden: false,
+    },
+    Command {
         name: "programs",
         usage: "programs",
         help: "list the user programs",
@@ -156,7 +184,8 @@ fn interactive() -> ! {
 /// Waits for the next input byte, sleeping until the UART interrupt.
 fn read_byte() -> u8 {
     let mut byte = None;
-    INPUT_WAIT.wait_until(|| {
+    // Kernel threads get no fatal signals, so this wait is never cut short.
+    let _ = INPUT_WAIT.wait_until(|| {
         byte = INPUT.pop();
         byte.is_some()
     });
@@ -387,6 +416,76 @@ fn cmd_ps(_: &[&str]) -> Status {
         );
     }
     0
+}
+
+fn cmd_spin(_: &[&str]) -> Status {
+    match crate::process::exec::spawn_user_process(b"spin", &[b"spin"]) {
+        Ok(pid) => {
+            println!("[{pid}] spin");
+            0
+        }
+        Err(errno) => {
+            println!("spin: {}", crate::errno::name(errno));
+            1
+        }
+    }
+}
+
+fn cmd_kill(args: &[&str]) -> Status {
+    let [pid] = args else { return usage("kill") };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return usage("kill");
+    };
+    match crate::process::find(pid).filter(|task| task.mm().is_some()) {
+        Some(task) => {
+            task.set_fatal(crate::process::exit::signal_status(9));
+            // Reap it if it is ours, as an interactive shell would.
+            let _ = crate::process::wait::do_wait(crate::process::wait::WaitFor::Pid(pid), 0);
+            0
+        }
+        None => {
+            println!("kill: ({pid}): no such process");
+            1
+        }
+    }
+}
+
+fn cmd_sleep(args: &[&str]) -> Status {
+    let [ms] = args else { return usage("sleep") };
+    let Ok(ms) = ms.parse::<u64>() else {
+        return usage("sleep");
+    };
+    crate::sched::sleep_for_ns(ms.saturating_mul(1_000_000));
+    0
+}
+
+fn cmd_sysctl(args: &[&str]) -> Status {
+    let [setting] = args else {
+        return usage("sysctl");
+    };
+    let (name, value) = match setting.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (*setting, None),
+    };
+    match name {
+        "kernel.sched_child_runs_first" => {
+            if let Some(value) = value {
+                match value.parse::<u32>() {
+                    Ok(v) => crate::sched::set_child_runs_first(v != 0),
+                    Err(_) => {
+                        println!("sysctl: {value}: invalid argument");
+                        return 1;
+                    }
+                }
+            }
+            println!("{name} = {}", u32::from(crate::sched::child_runs_first()));
+            0
+        }
+        _ => {
+            println!("sysctl: cannot stat {name}: No such file or directory");
+            1
+        }
+    }
 }
 
 fn cmd_programs(_: &[&str]) -> Status {

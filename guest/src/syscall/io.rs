@@ -1,17 +1,36 @@
-//! `read` and `write` on the console (file descriptors 0, 1, 2).
+//! File descriptors: `read`, `write`, `close`, `dup`, `dup2`, `dup3`,
+//! `pipe2` on the console and pipes.
 
+use alloc::sync::Arc;
 use alloc::vec;
+
+use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
 use crate::drivers::uart::{INPUT, INPUT_WAIT};
-use crate::errno::EBADF;
+use crate::errno::{EBADF, EFAULT, EINTR, EINVAL, EPIPE};
+use crate::fs::pipe::{Pipe, PipeIo};
+use crate::fs::{File, FileKind};
+use crate::process::files::FdTable;
+use crate::sched;
 
-/// Largest chunk copied from user memory at a time.
+/// Largest chunk moved between user memory and a file at a time.
 const CHUNK: usize = 4096;
+const O_CLOEXEC: u64 = 0o2000000;
+const O_NONBLOCK: u64 = 0o4000;
+
+fn files() -> Result<Arc<Mutex<FdTable>>, i32> {
+    sched::current().files().ok_or(EBADF)
+}
+
+fn file(fd: u64) -> Result<Arc<File>, i32> {
+    files()?.lock().get(fd)
+}
 
 pub fn write(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
-    if fd != 1 && fd != 2 {
+    let file = file(fd)?;
+    if matches!(file.kind, FileKind::PipeRead(_)) {
         return Err(EBADF);
     }
     let mm = current_mm()?;
@@ -23,30 +42,127 @@ pub fn write(a: Args) -> SysResult {
             // Linux returns what it wrote before the bad byte, else EFAULT.
             return if done > 0 { Ok(done) } else { Err(e) };
         }
-        crate::console::write_text(&chunk[..n]);
-        done += n as u64;
+        let written = match &file.kind {
+            FileKind::Console => {
+                crate::console::write_text(&chunk[..n]);
+                n
+            }
+            FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n]) {
+                PipeIo::Done(written) => written,
+                PipeIo::Broken if done == 0 => return Err(EPIPE),
+                PipeIo::Interrupted if done == 0 => return Err(EINTR),
+                PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
+            },
+            FileKind::PipeRead(_) => unreachable!("checked above"),
+        };
+        done += written as u64;
+        if written < n {
+            break;
+        }
     }
     Ok(done)
 }
 
 pub fn read(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
-    if fd != 0 {
-        return Err(EBADF);
-    }
+    let file = file(fd)?;
     if count == 0 {
         return Ok(0);
     }
     let mm = current_mm()?;
-    // Block for the first byte, then take what is there.
-    INPUT_WAIT.wait_until(|| !INPUT.is_empty());
-    let mut bytes = vec![];
-    while (bytes.len() as u64) < count {
-        match INPUT.pop() {
-            Some(byte) => bytes.push(byte),
-            None => break,
+    let mut bytes = vec![0u8; CHUNK.min(count as usize)];
+    let n = match &file.kind {
+        FileKind::Console => {
+            // Block for the first byte, then take what is there.
+            if !INPUT_WAIT.wait_until(|| !INPUT.is_empty()) {
+                return Err(EINTR);
+            }
+            let mut n = 0;
+            while n < bytes.len() {
+                match INPUT.pop() {
+                    Some(byte) => {
+                        bytes[n] = byte;
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+            n
         }
+        FileKind::PipeRead(pipe) => match pipe.read(&mut bytes) {
+            PipeIo::Done(n) => n,
+            _ => return Err(EINTR),
+        },
+        FileKind::PipeWrite(_) => return Err(EBADF),
+    };
+    mm.copy_to_user(buf, &bytes[..n])?;
+    Ok(n as u64)
+}
+
+pub fn close(a: Args) -> SysResult {
+    let file = files()?.lock().close(a.0[0])?;
+    drop(file);
+    Ok(0)
+}
+
+pub fn dup(a: Args) -> SysResult {
+    let table = files()?;
+    let mut table = table.lock();
+    let file = table.get(a.0[0])?;
+    table.install(file)
+}
+
+pub fn dup2(a: Args) -> SysResult {
+    let [old, new, ..] = a.0;
+    let table = files()?;
+    let mut table = table.lock();
+    let file = table.get(old)?;
+    if old == new {
+        return Ok(new);
     }
-    mm.copy_to_user(buf, &bytes)?;
-    Ok(bytes.len() as u64)
+    let replaced = table.install_at(new, file)?;
+    drop(table);
+    drop(replaced);
+    Ok(new)
+}
+
+pub fn dup3(a: Args) -> SysResult {
+    let [old, new, flags, ..] = a.0;
+    if old == new || flags & !O_CLOEXEC != 0 {
+        return Err(EINVAL);
+    }
+    dup2(a)
+}
+
+/// `pipe2(fds, flags)`: O_CLOEXEC is accepted (there are no other programs
+/// to leak descriptors to across exec yet); O_NONBLOCK is not supported.
+pub fn pipe2(a: Args) -> SysResult {
+    let [fds_address, flags, ..] = a.0;
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 || flags & O_NONBLOCK != 0 {
+        return Err(EINVAL);
+    }
+    let mm = current_mm()?;
+    // Fail before creating anything if the result cannot be stored.
+    let mut probe = [0u8; 8];
+    mm.copy_from_user(fds_address, &mut probe)
+        .map_err(|_| EFAULT)?;
+    let pipe = Arc::new(Pipe::new());
+    let read_end = File::new(FileKind::PipeRead(pipe.clone()));
+    let write_end = File::new(FileKind::PipeWrite(pipe));
+    let table = files()?;
+    let mut table = table.lock();
+    let read_fd = table.install(read_end)?;
+    let write_fd = match table.install(write_end) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = table.close(read_fd);
+            return Err(e);
+        }
+    };
+    drop(table);
+    let mut fds = [0u8; 8];
+    fds[..4].copy_from_slice(&(read_fd as u32).to_le_bytes());
+    fds[4..].copy_from_slice(&(write_fd as u32).to_le_bytes());
+    mm.copy_to_user(fds_address, &fds)?;
+    Ok(0)
 }

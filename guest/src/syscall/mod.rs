@@ -6,6 +6,7 @@ mod info;
 mod io;
 mod memory;
 mod process;
+mod signal;
 mod time;
 
 use alloc::sync::Arc;
@@ -19,6 +20,7 @@ use crate::sched;
 pub mod nr {
     pub const READ: u64 = 0;
     pub const WRITE: u64 = 1;
+    pub const CLOSE: u64 = 3;
     pub const MMAP: u64 = 9;
     pub const MPROTECT: u64 = 10;
     pub const MUNMAP: u64 = 11;
@@ -26,6 +28,8 @@ pub mod nr {
     pub const RT_SIGACTION: u64 = 13;
     pub const RT_SIGPROCMASK: u64 = 14;
     pub const SCHED_YIELD: u64 = 24;
+    pub const DUP: u64 = 32;
+    pub const DUP2: u64 = 33;
     pub const NANOSLEEP: u64 = 35;
     pub const GETPID: u64 = 39;
     pub const CLONE: u64 = 56;
@@ -34,6 +38,7 @@ pub mod nr {
     pub const EXECVE: u64 = 59;
     pub const EXIT: u64 = 60;
     pub const WAIT4: u64 = 61;
+    pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
     pub const GETUID: u64 = 102;
     pub const GETGID: u64 = 104;
@@ -46,6 +51,9 @@ pub mod nr {
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EXIT_GROUP: u64 = 231;
+    pub const DUP3: u64 = 292;
+    pub const PIPE2: u64 = 293;
+    pub const PIPE: u64 = 22;
 }
 
 /// Result of a system call: a value or an errno.
@@ -64,6 +72,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let result: SysResult = match frame.rax {
         nr::READ => io::read(a),
         nr::WRITE => io::write(a),
+        nr::CLOSE => io::close(a),
+        nr::DUP => io::dup(a),
+        nr::DUP2 => io::dup2(a),
+        nr::DUP3 => io::dup3(a),
+        nr::PIPE => io::pipe2(Args([a.0[0], 0, 0, 0, 0, 0])),
+        nr::PIPE2 => io::pipe2(a),
+        nr::KILL => signal::kill(a),
         nr::MMAP => memory::mmap(a),
         nr::MPROTECT => memory::mprotect(a),
         nr::MUNMAP => memory::munmap(a),

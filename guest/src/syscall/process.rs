@@ -100,10 +100,9 @@ pub fn exit(a: Args) -> SysResult {
     do_exit(exit_status(a.0[0] as i32))
 }
 
-/// `exit_group`: for now the thread group's other threads are not
-/// stopped (the process issue adds that); the caller exits.
+/// `exit_group`: every thread of the process exits with this status.
 pub fn exit_group(a: Args) -> SysResult {
-    do_exit(exit_status(a.0[0] as i32))
+    crate::process::exit::do_group_exit(exit_status(a.0[0] as i32))
 }
 
 /// `wait4(pid, status, options, rusage)`.

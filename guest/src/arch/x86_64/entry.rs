@@ -99,6 +99,7 @@ extern "C" fn handle_trap(frame: &mut TrapFrame) {
     super::interrupts::dispatch(frame);
     if frame.is_from_user() {
         crate::sched::preempt_on_return_to_user();
+        crate::process::exit::exit_if_fatal_pending();
     }
 }
 

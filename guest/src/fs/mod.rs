@@ -1,0 +1,38 @@
+//! Open files. There is no file system: a file is the console or one end
+//! of a pipe.
+
+pub mod pipe;
+
+use alloc::sync::Arc;
+
+use self::pipe::Pipe;
+
+/// What an open file description refers to (Linux `struct file`).
+pub enum FileKind {
+    /// The serial console (read: keyboard input; write: output).
+    Console,
+    PipeRead(Arc<Pipe>),
+    PipeWrite(Arc<Pipe>),
+}
+
+/// An open file description, shared by every descriptor `dup`ed from it
+/// and across `fork`. Dropping the last reference closes it.
+pub struct File {
+    pub kind: FileKind,
+}
+
+impl File {
+    pub fn new(kind: FileKind) -> Arc<File> {
+        Arc::new(File { kind })
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        match &self.kind {
+            FileKind::PipeRead(pipe) => pipe.close_end(true),
+            FileKind::PipeWrite(pipe) => pipe.close_end(false),
+            FileKind::Console => {}
+        }
+    }
+}

@@ -53,6 +53,15 @@ pub fn run_script(script: &str, extra: &[&str]) -> Output {
         .expect("forkvm runs")
 }
 
+/// Runs `forkvm -c SCRIPT` with its own `--timeout` instead of the default.
+pub fn run_script_with_timeout(script: &str, timeout_secs: u32) -> Output {
+    Command::new(FORKVM)
+        .args(["--timeout", &timeout_secs.to_string(), "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("forkvm runs")
+}
+
 /// Standard output as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

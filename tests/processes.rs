@@ -1,0 +1,172 @@
+//! User processes in the guest: exec, exit statuses, fork/vfork/clone/
+//! threads, preemption, no leaks. Each test boots a real guest and drives
+//! the kernel shell with `forkvm -c`.
+
+mod common;
+
+use common::{code, run_script_with_timeout, stderr, stdout};
+
+/// Runs a script that must power off with `expected` status; returns stdout.
+fn run_expect(script: &str, expected: i32) -> String {
+    let out = run_script_with_timeout(script, 120);
+    assert_eq!(
+        code(&out),
+        expected,
+        "script {script:?}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// The numbers after `key=` in a line.
+fn field(line: &str, key: &str) -> u64 {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len();
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn program_gets_its_pid_and_arguments() {
+    require_kvm!();
+    let text = run_expect("run hello a b", 0);
+    assert_eq!(
+        text,
+        "hello from pid 2\nargv: hello a b\n[2] exited with status 0\n"
+    );
+}
+
+#[test]
+fn exit_status_becomes_the_shell_status() {
+    require_kvm!();
+    let text = run_expect("run exit_with 42", 42);
+    assert!(text.contains("[2] exited with status 42"), "{text}");
+    // A user-space panic exits 134; the kernel lives on and runs the next command.
+    let text = run_expect("run panicker; echo still here", 0);
+    assert!(
+        text.contains("panic: on purpose\n[2] exited with status 134\nstill here\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_program_is_127() {
+    require_kvm!();
+    let text = run_expect("run no-such-program", 127);
+    assert!(text.contains("run: no-such-program: ENOENT"), "{text}");
+}
+
+#[test]
+fn spinning_processes_do_not_starve_the_shell() {
+    require_kvm!();
+    // Two processes that never enter the kernel; the shell sleeps, then
+    // must get the CPU back (preemption on the timer tick) to go on.
+    let text = run_expect(
+        "spin; spin; sleep 100; echo alive; ps; kill 2; kill 3; ps",
+        0,
+    );
+    assert!(text.contains("alive\n"), "{text}");
+    let listings: Vec<&str> = text.split("  PID").skip(1).collect();
+    assert_eq!(listings.len(), 2, "{text}");
+    assert_eq!(
+        listings[0].matches(" R ").count(),
+        3,
+        "kshell and two spinners running: {}",
+        listings[0]
+    );
+    assert!(listings[0].contains("spin"), "{}", listings[0]);
+    assert!(
+        !listings[1].contains("spin"),
+        "killed and reaped: {}",
+        listings[1]
+    );
+}
+
+#[test]
+fn every_creation_path_works() {
+    require_kvm!();
+    let text = run_expect(
+        "run lat_proc fork --iters 50; run lat_proc vfork --iters 50; run lat_proc clone-vm --iters 50; \
+         run lat_proc thread --iters 50; run lat_proc fork --iters 10 --mem 16",
+        0,
+    );
+    let benches: Vec<&str> = text.lines().filter(|l| l.starts_with("bench ")).collect();
+    assert_eq!(benches.len(), 5, "{text}");
+    for line in benches {
+        let (min, median, p90, max) = (
+            field(line, "min_cycles="),
+            field(line, "median_cycles="),
+            field(line, "p90_cycles="),
+            field(line, "max_cycles="),
+        );
+        assert!(
+            0 < min && min <= median && median <= p90 && p90 <= max,
+            "{line}"
+        );
+    }
+    assert_eq!(text.matches("exited with status 0").count(), 5, "{text}");
+}
+
+/// `meminfo` -> (used frames, heap bytes used).
+fn usage(meminfo_line: &str) -> (u64, u64) {
+    (
+        field(meminfo_line, "used="),
+        field(meminfo_line, "heap: used="),
+    )
+}
+
+#[test]
+fn ten_thousand_forks_leave_memory_and_tasks_at_baseline() {
+    require_kvm!();
+    // The first runs warm the kernel-stack cache and let the kernel's
+    // queues reach their working size; the baseline follows them.
+    let text = run_expect(
+        "run lat_proc fork --iters 20; run lat_proc thread --iters 20; run lat_proc vfork --iters 20; meminfo; \
+         run lat_proc fork --iters 10000; meminfo; \
+         run lat_proc thread --iters 2000; run lat_proc vfork --iters 2000; meminfo; ps",
+        0,
+    );
+    let meminfo: Vec<&str> = text.lines().filter(|l| l.starts_with("frames:")).collect();
+    assert_eq!(meminfo.len(), 3, "{text}");
+    let baseline = usage(meminfo[0]);
+    assert_eq!(usage(meminfo[1]), baseline, "after 10,000 forks\n{text}");
+    assert_eq!(
+        usage(meminfo[2]),
+        baseline,
+        "after threads and vforks\n{text}"
+    );
+    let ps = text.split("  PID").nth(1).expect("ps output");
+    assert_eq!(ps.lines().count(), 2, "only the shell is left: {ps}");
+}
+
+#[test]
+fn killed_processes_are_released() {
+    require_kvm!();
+    let text = run_expect(
+        "spin; sleep 10; kill 2; meminfo; spin; sleep 10; kill 3; spin; sleep 10; kill 4; meminfo",
+        0,
+    );
+    let meminfo: Vec<&str> = text.lines().filter(|l| l.starts_with("frames:")).collect();
+    assert_eq!(usage(meminfo[0]), usage(meminfo[1]), "{text}");
+}
+
+#[test]
+fn child_runs_first_setting() {
+    require_kvm!();
+    let text = run_expect(
+        "sysctl kernel.sched_child_runs_first; sysctl kernel.sched_child_runs_first=1; run lat_proc fork --iters 20",
+        0,
+    );
+    assert!(
+        text.contains("kernel.sched_child_runs_first = 0\nkernel.sched_child_runs_first = 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("bench fork iters=20"), "{text}");
+}

@@ -199,3 +199,110 @@ pub fn ram_regions(size: u64) -> ([MemRegion; MAX_MEM_REGIONS], usize) {
         (regions, 2)
     }
 }
+
+/// forkvm's own system calls, numbered above Linux's table (from 1024) so
+/// they can never collide with a Linux system call. User programs reach
+/// everything else through the ordinary Linux ABI; powering off is
+/// `reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+/// LINUX_REBOOT_CMD_POWER_OFF, status)` (Linux ignores the fourth argument
+/// for POWER_OFF; forkvm exits with it), and when init (pid 1) exits the VM
+/// powers off with init's exit status.
+pub mod sys {
+    /// `forkvm_info(kind, buf, len) -> bytes written`: copies a report of
+    /// `kind` into `buf` (EINVAL for an unknown kind, EFAULT for a bad
+    /// buffer; a short buffer gets a truncated report).
+    pub const SYS_FORKVM_INFO: u64 = 1024;
+    /// `kind` of [`SYS_FORKVM_INFO`]: one [`SystemInfo`].
+    pub const INFO_SYSTEM: u64 = 0;
+    /// `kind` of [`SYS_FORKVM_INFO`]: one [`TaskInfo`] per task, by pid.
+    pub const INFO_TASKS: u64 = 1;
+
+    /// `forkvm_diag(op, arg, buf, len) -> bytes written`: kernel
+    /// measurements and test hooks.
+    pub const SYS_FORKVM_DIAG: u64 = 1025;
+    /// Measure timer ticks over `arg` milliseconds (1..=10000) with the
+    /// kernel spinning, idling, and running user code; writes a [`TickReport`].
+    pub const DIAG_TICKS: u64 = 0;
+    /// Panic the kernel with the message in `buf[..len]` (tests the panic path).
+    pub const DIAG_PANIC: u64 = 1;
+    /// Make the kernel read an unmapped kernel address (tests exception reports).
+    pub const DIAG_KERNEL_FAULT: u64 = 2;
+
+    /// `forkvm_sysctl(name, name_len, value, value_len, out, out_len) ->
+    /// bytes written`: reads a kernel setting as decimal text into `out`,
+    /// after setting it to the decimal text `value[..value_len]` if
+    /// `value` is not null. ENOENT for an unknown name, EINVAL for a bad value.
+    pub const SYS_FORKVM_SYSCTL: u64 = 1026;
+
+    /// `reboot` magic numbers and command (Linux `include/uapi/linux/reboot.h`).
+    pub const LINUX_REBOOT_MAGIC1: u64 = 0xfee1_dead;
+    pub const LINUX_REBOOT_MAGIC2: u64 = 672_274_793;
+    pub const LINUX_REBOOT_CMD_POWER_OFF: u64 = 0x4321_fedc;
+
+    /// System-wide numbers ([`INFO_SYSTEM`]).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct SystemInfo {
+        /// TSC frequency in kHz (to turn `rdtsc` differences into time).
+        pub tsc_khz: u64,
+        /// A [`crate::Platform`] value.
+        pub platform: u32,
+        /// Timer ticks per second.
+        pub tick_hz: u32,
+        /// Frames handed to the frame allocator.
+        pub total_frames: u64,
+        /// Frames free now.
+        pub free_frames: u64,
+        /// Kernel heap bytes in use and in total.
+        pub heap_used: u64,
+        pub heap_size: u64,
+        /// Freed kernel stacks kept mapped for reuse (their frames count as used).
+        pub cached_kernel_stacks: u64,
+        /// Tasks that exist (not reaped).
+        pub tasks: u64,
+        /// Nanoseconds since the kernel started.
+        pub uptime_ns: u64,
+        /// Timer ticks since boot.
+        pub ticks: u64,
+        /// Context switches since boot.
+        pub context_switches: u64,
+    }
+
+    /// One task ([`INFO_TASKS`]).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct TaskInfo {
+        pub pid: u32,
+        pub ppid: u32,
+        pub tgid: u32,
+        pub uid: u32,
+        /// `ps` state letter: R, S, Z, X.
+        pub state: u8,
+        pub _pad: [u8; 7],
+        /// Virtual size of the address space in KiB (0 for kernel threads).
+        pub vsz_kb: u64,
+        /// Open file descriptors.
+        pub fds: u32,
+        pub _pad2: u32,
+        /// Command name, NUL padded.
+        pub comm: [u8; 16],
+    }
+
+    /// Result of [`DIAG_TICKS`].
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct TickReport {
+        pub window_ms: u64,
+        /// Ticks the window should see at the tick rate.
+        pub expected: u64,
+        pub kernel_busy: u64,
+        pub idle: u64,
+        pub user: u64,
+        /// Average time one tick took from the interrupted code, in ns.
+        pub kernel_cost_ns: u64,
+        pub user_cost_ns: u64,
+        /// 0: TSC-deadline timer, 1: periodic.
+        pub timer_mode: u32,
+        pub tick_hz: u32,
+    }
+}

@@ -13,6 +13,8 @@ mod arch;
 #[cfg(not(test))]
 mod console;
 #[cfg(not(test))]
+mod diag;
+#[cfg(not(test))]
 mod drivers;
 mod errno;
 #[cfg(not(test))]

@@ -45,8 +45,18 @@ pub fn do_group_exit(status: u32) -> ! {
 }
 
 /// Ends the current task with wait status `status` (Linux `do_exit`).
+/// When init (pid 1) ends, the VM powers off with its exit status (or
+/// 128 + the signal that killed it), as a container's pid 1 would.
 pub fn do_exit(status: u32) -> ! {
     let task = sched::current();
+    if task.pid == REAPER_PID && task.mm().is_some() {
+        let code = if status & 0x7f == 0 {
+            (status >> 8) & 0xff
+        } else {
+            128 + (status & 0x7f)
+        };
+        crate::drivers::vmm_ports::poweroff(code);
+    }
     exit_mm(&task);
     // exit_files: pipe ends close when the last table referring to them goes.
     let files = task.inner.lock().files.take();

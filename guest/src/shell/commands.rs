@@ -4,7 +4,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::line_editor::{LineEditor, LineEvent};
-use crate::arch::cpu::{enable_interrupts, enable_interrupts_and_halt, rdtsc};
 use crate::arch::platform;
 use crate::drivers::uart::{INPUT, INPUT_WAIT};
 use crate::drivers::vmm_ports;
@@ -265,68 +264,36 @@ fn cmd_ticks(args: &[&str]) -> Status {
     let ms = match args {
         [] => 100,
         [ms] => match ms.parse::<u64>() {
-            Ok(ms) if (1..=10_000).contains(&ms) => ms,
+            Ok(ms) if (1..=crate::diag::MAX_WINDOW_MS).contains(&ms) => ms,
             _ => return usage("ticks"),
         },
         _ => return usage("ticks"),
     };
-    let window = time::ms_to_tsc(ms);
-    let expected = ms * time::TICK_HZ / 1000;
-
-    enable_interrupts();
-    let start_ticks = time::ticks();
-    let busy_stolen = spin_in_kernel(rdtsc() + window);
-    let busy = time::ticks() - start_ticks;
-
-    let start_ticks = time::ticks();
-    let start = rdtsc();
-    while rdtsc() - start < window {
-        enable_interrupts_and_halt();
-    }
-    let idle = time::ticks() - start_ticks;
-
-    let start_ticks = time::ticks();
-    let user_stolen = match crate::arch::user_probe::spin_in_user_mode(rdtsc() + window) {
-        Ok(stolen) => stolen,
-        Err(e) => {
-            println!("ticks: cannot run the user-mode probe: {e}");
+    let report = match crate::diag::measure_ticks(ms) {
+        Ok(report) => report,
+        Err(errno) => {
+            println!("ticks: cannot measure: {}", crate::errno::name(errno));
             return 1;
         }
     };
-    let user = time::ticks() - start_ticks;
-    // The kernel runs with interrupts off (they are taken in user mode and
-    // in the idle loop); the probe returned that way.
-
-    let per_tick_us =
-        |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1)) as f64 / 1000.0;
+    let mode = if report.timer_mode == 1 {
+        "periodic"
+    } else {
+        "tsc-deadline"
+    };
+    let us = |ns: u64| ns as f64 / 1000.0;
     println!(
-        "ticks over {ms} ms (expected {expected} at {} Hz, {} timer): kernel-busy={busy} idle={idle} user={user}; \
+        "ticks over {ms} ms (expected {} at {} Hz, {mode} timer): kernel-busy={} idle={} user={}; \
          cost per tick: kernel {:.1} us, user {:.1} us",
-        time::TICK_HZ,
-        apic_timer_mode_name(),
-        per_tick_us(busy_stolen, busy),
-        per_tick_us(user_stolen, user),
+        report.expected,
+        report.tick_hz,
+        report.kernel_busy,
+        report.idle,
+        report.user,
+        us(report.kernel_cost_ns),
+        us(report.user_cost_ns),
     );
     0
-}
-
-/// Spins until the TSC reaches `deadline` and returns the cycles lost to
-/// interrupts (gaps between consecutive reads, as the user probe measures).
-fn spin_in_kernel(deadline: u64) -> u64 {
-    let mut stolen = 0;
-    let mut previous = rdtsc();
-    while previous < deadline {
-        let now = rdtsc();
-        if now - previous >= crate::arch::user_probe::STOLEN_GAP_CYCLES {
-            stolen += now - previous;
-        }
-        previous = now;
-    }
-    stolen
-}
-
-fn apic_timer_mode_name() -> &'static str {
-    crate::TIMER_MODE.get().map_or("no", |m| m.name())
 }
 
 fn cmd_sysprobe(args: &[&str]) -> Status {

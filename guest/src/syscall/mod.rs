@@ -1,6 +1,7 @@
 //! The Linux x86-64 system call table: same numbers, same arguments, and
 //! negative errno values on failure.
 
+mod forkvm;
 pub mod futex;
 mod info;
 mod io;
@@ -51,6 +52,7 @@ pub mod nr {
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EXIT_GROUP: u64 = 231;
+    pub const REBOOT: u64 = 169;
     pub const DUP3: u64 = 292;
     pub const PIPE2: u64 = 293;
     pub const PIPE: u64 = 22;
@@ -105,6 +107,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::EXIT_GROUP => process::exit_group(a),
+        nr::REBOOT => forkvm::reboot(a),
+        forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
+        forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
+        forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),
         _ => Err(ENOSYS),
     };
     frame.rax = match result {

@@ -1,0 +1,157 @@
+//! forkvm's own system calls (numbers from 1024, see `forkvm_abi::sys`) and
+//! `reboot` for powering off.
+
+use alloc::vec::Vec;
+
+use forkvm_abi::sys::{self, SystemInfo, TaskInfo};
+
+use super::{current_mm, Args, SysResult};
+use crate::errno::{EINVAL, ENOENT};
+use crate::{mm, process, sched, time};
+
+/// Views a plain `repr(C)` value as bytes.
+fn bytes_of<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: T is a plain repr(C) struct of integers (no padding is read
+    // uninitialised: every ABI struct spells out its padding fields).
+    unsafe {
+        core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
+    }
+}
+
+/// Copies `data` (truncated to `len`) to the user buffer; returns the bytes written.
+fn copy_out(buffer: u64, len: u64, data: &[u8]) -> SysResult {
+    let n = data.len().min(len as usize);
+    current_mm()?.copy_to_user(buffer, &data[..n])?;
+    Ok(n as u64)
+}
+
+/// The numbers of [`sys::INFO_SYSTEM`].
+pub fn system_info() -> SystemInfo {
+    let (total_frames, free_frames) = mm::frame_counts();
+    let (heap_used, heap_size) = mm::heap::usage();
+    SystemInfo {
+        tsc_khz: time::tsc_khz(),
+        platform: crate::arch::platform::current() as u32,
+        tick_hz: time::TICK_HZ as u32,
+        total_frames: total_frames as u64,
+        free_frames: free_frames as u64,
+        heap_used: heap_used as u64,
+        heap_size: heap_size as u64,
+        cached_kernel_stacks: mm::kstack::cached_stacks() as u64,
+        tasks: process::all_tasks().len() as u64,
+        uptime_ns: time::uptime_ns(),
+        ticks: time::ticks(),
+        context_switches: sched::switches(),
+    }
+}
+
+/// One [`TaskInfo`] per task, by pid.
+pub fn task_infos() -> Vec<TaskInfo> {
+    process::all_tasks()
+        .iter()
+        .map(|task| {
+            let inner = task.inner.lock();
+            TaskInfo {
+                pid: task.pid,
+                ppid: inner.parent.upgrade().map_or(0, |p| p.tgid),
+                tgid: task.tgid,
+                uid: 0,
+                state: task.state().letter() as u8,
+                vsz_kb: inner.mm.as_ref().map_or(0, |mm| mm.total_pages() * 4),
+                fds: inner
+                    .files
+                    .as_ref()
+                    .map_or(0, |files| files.lock().count() as u32),
+                comm: inner.comm,
+                ..TaskInfo::default()
+            }
+        })
+        .collect()
+}
+
+pub fn forkvm_info(a: Args) -> SysResult {
+    let [kind, buffer, len, ..] = a.0;
+    match kind {
+        sys::INFO_SYSTEM => copy_out(buffer, len, bytes_of(&system_info())),
+        sys::INFO_TASKS => {
+            let mut bytes = Vec::new();
+            for info in task_infos() {
+                bytes.extend_from_slice(bytes_of(&info));
+            }
+            copy_out(buffer, len, &bytes)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn forkvm_diag(a: Args) -> SysResult {
+    let [op, arg, buffer, len, ..] = a.0;
+    match op {
+        sys::DIAG_TICKS => {
+            let report = crate::diag::measure_ticks(arg)?;
+            copy_out(buffer, len, bytes_of(&report))
+        }
+        sys::DIAG_PANIC => {
+            let mut message = alloc::vec![0u8; len.min(1024) as usize];
+            current_mm()?.copy_from_user(buffer, &mut message)?;
+            panic!(
+                "{}",
+                core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)")
+            );
+        }
+        sys::DIAG_KERNEL_FAULT => {
+            // An address in the kernel half that the direct map does not cover.
+            let address = forkvm_abi::PAGE_OFFSET + (1 << 45);
+            // SAFETY: not safe at all: it deliberately faults to test the
+            // exception report; the page-fault handler stops the kernel.
+            unsafe { core::ptr::read_volatile(address as *const u64) };
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// Largest sysctl name or value.
+const SYSCTL_TEXT_MAX: u64 = 256;
+
+pub fn forkvm_sysctl(a: Args) -> SysResult {
+    let [name, name_len, value, value_len, out, out_len] = a.0;
+    if name_len > SYSCTL_TEXT_MAX || value_len > SYSCTL_TEXT_MAX {
+        return Err(EINVAL);
+    }
+    let mm = current_mm()?;
+    let mut name_bytes = alloc::vec![0u8; name_len as usize];
+    mm.copy_from_user(name, &mut name_bytes)?;
+    let new_value = if value != 0 {
+        let mut bytes = alloc::vec![0u8; value_len as usize];
+        mm.copy_from_user(value, &mut bytes)?;
+        let text = core::str::from_utf8(&bytes).map_err(|_| EINVAL)?;
+        Some(text.trim().parse::<u64>().map_err(|_| EINVAL)?)
+    } else {
+        None
+    };
+    let current = match name_bytes.as_slice() {
+        b"kernel.sched_child_runs_first" => {
+            if let Some(v) = new_value {
+                sched::set_child_runs_first(v != 0);
+            }
+            u64::from(sched::child_runs_first())
+        }
+        _ => return Err(ENOENT),
+    };
+    let text = alloc::format!("{current}");
+    copy_out(out, out_len, text.as_bytes())
+}
+
+/// `reboot(magic1, magic2, cmd, arg)`: only POWER_OFF, whose `arg` is
+/// forkvm's exit status (Linux ignores it for this command).
+pub fn reboot(a: Args) -> SysResult {
+    let [magic1, magic2, command, arg, ..] = a.0;
+    if magic1 != sys::LINUX_REBOOT_MAGIC1 || magic2 != sys::LINUX_REBOOT_MAGIC2 {
+        return Err(EINVAL);
+    }
+    if command != sys::LINUX_REBOOT_CMD_POWER_OFF {
+        return Err(EINVAL); // restart, halt, kexec...: not supported
+    }
+    crate::drivers::vmm_ports::poweroff((arg & 0xff) as u32)
+}

@@ -31,6 +31,8 @@ mod programs;
 mod sched;
 mod shell;
 #[cfg(not(test))]
+mod stats;
+#[cfg(not(test))]
 mod syscall;
 #[cfg(not(test))]
 mod time;

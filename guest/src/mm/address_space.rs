@@ -18,11 +18,12 @@ use spin::Mutex;
 
 use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyError};
 use super::frame::FrameUse;
-use super::paging::TableAccess;
+use super::paging::{flags, TableAccess};
 use super::vma::{Prot, Vma, VmaFlags, VmaSet, TASK_SIZE};
 use super::with_memory;
 use crate::arch::cpu;
 use crate::errno::{EFAULT, ENOMEM};
+use crate::stats;
 
 /// Top of the user stack area (one guard page below the end of user
 /// space, which here is 64 TiB: the kernel lives above); mmap allocates
@@ -71,6 +72,7 @@ fn install_user_entries(root: u64) -> bool {
 }
 
 fn reload_cr3() {
+    stats::TLB_FLUSHES.add(1);
     // SAFETY: the boot root maps the kernel and is never freed.
     unsafe { cpu::write_cr3(BOOT_PML4_PHYS) };
 }
@@ -120,11 +122,21 @@ impl AddressSpace {
     /// A copy-on-write duplicate for a forked child (Linux `dup_mm`).
     /// Write-protects the parent's private pages, so the caller (running
     /// in this address space) must have its TLB flushed: done here.
-    pub fn dup(&self) -> Result<Arc<AddressSpace>, OutOfMemory> {
+    ///
+    /// The pages at `eager` (typically the stack top, which parent and
+    /// child both write at once) are copied now rather than shared.
+    pub fn dup(&self, eager: &[u64]) -> Result<Arc<AddressSpace>, OutOfMemory> {
         let child = AddressSpace::new()?;
         let inner = self.inner.lock();
-        let result =
-            with_memory(|memory| cow::dup_mmap(memory, &inner.vmas, self.root, child.root));
+        let result = with_memory(|memory| {
+            let write_protected = cow::dup_mmap(memory, &inner.vmas, self.root, child.root)?;
+            for &address in eager {
+                if inner.vmas.find(address).is_some_and(|vma| !vma.is_shared()) {
+                    cow::copy_page_eagerly(memory, self.root, child.root, address)?;
+                }
+            }
+            Ok(write_protected)
+        });
         let write_protected = match result {
             Ok(n) => n,
             Err(e) => {
@@ -242,6 +254,13 @@ impl AddressSpace {
         drop(inner);
         let result =
             with_memory(|memory| cow::handle_fault(memory, self.root, addr, access, vma.as_ref()));
+        match result {
+            FaultResult::Mapped => stats::FAULTS_DEMAND_ZERO.add(1),
+            FaultResult::Copied => stats::FAULTS_COW_COPY.add(1),
+            FaultResult::Reused => stats::FAULTS_COW_REUSE.add(1),
+            FaultResult::Spurious => stats::FAULTS_SPURIOUS.add(1),
+            FaultResult::Segv | FaultResult::Oom => {}
+        }
         if result == FaultResult::Mapped {
             self.sync_if_active();
         }
@@ -263,10 +282,20 @@ impl AddressSpace {
             .ok_or(EFAULT)?;
         let mut page = addr & !(PAGE_SIZE - 1);
         while page < end {
+            // Most pages are already mapped with the rights needed: only
+            // the others go through the fault path (which also flushes).
+            let entry = with_memory(|memory| super::paging::translate(memory, self.root, page));
+            let usable = entry.is_some_and(|pte| {
+                pte & flags::USER != 0 && (!write || pte & flags::WRITABLE != 0)
+            });
+            if usable {
+                page += PAGE_SIZE;
+                continue;
+            }
             let access = Access {
                 write,
                 user: true,
-                present_fault: false,
+                present_fault: true,
             };
             match self.handle_fault(page, access) {
                 FaultResult::Segv => return Err(EFAULT),

@@ -61,6 +61,12 @@ pub trait MemoryOps: TableAccess {
     fn copy_frame(&mut self, dst: u64, src: u64);
     /// The contents of the data frame at `phys`.
     fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096];
+    /// Frees a table page that is all zeros (every entry cleared). The
+    /// kernel keeps such pages for reuse: zeroing a page again is
+    /// expensive where page-table pages are write-protected by a shadow MMU.
+    fn free_zeroed_table(&mut self, phys: u64) {
+        self.put_frame(phys);
+    }
 }
 
 /// Not enough memory for a page or a page table.
@@ -142,6 +148,46 @@ fn walk(ops: &mut impl MemoryOps, root: u64, addr: u64, allocate: bool) -> Walk 
         };
     }
     Walk::Slot(table, index(addr, 1))
+}
+
+/// Gives parent and child their own copy of the page at `addr` right
+/// after [`copy_page_range`], instead of sharing it copy-on-write: for a
+/// page both will write at once (the stack top), one copy at fork is far
+/// cheaper than two write faults. Only a private page shared by exactly
+/// these two (refcount 2, marked COW) is copied; returns whether it was.
+/// The caller flushes the parent's TLB as after `copy_page_range`.
+pub fn copy_page_eagerly(
+    ops: &mut impl MemoryOps,
+    parent_root: u64,
+    child_root: u64,
+    addr: u64,
+) -> Result<bool, OutOfMemory> {
+    if addr >= USER_END {
+        return Ok(false);
+    }
+    let page = addr & !(PAGE_SIZE - 1);
+    let (Walk::Slot(parent_table, pi), Walk::Slot(child_table, ci)) = (
+        walk(ops, parent_root, page, false),
+        walk(ops, child_root, page, false),
+    ) else {
+        return Ok(false);
+    };
+    let parent_entry = ops.table(parent_table)[pi];
+    let child_entry = ops.table(child_table)[ci];
+    let frame = parent_entry & ADDRESS_MASK;
+    let shared_by_both = parent_entry & PTE_COW != 0
+        && child_entry & ADDRESS_MASK == frame
+        && ops.frame_refcount(frame) == 2;
+    if !shared_by_both {
+        return Ok(false);
+    }
+    let copy = ops.alloc_data_frame().ok_or(OutOfMemory)?;
+    ops.copy_frame(copy, frame);
+    ops.put_frame(frame);
+    let writable = (parent_entry & !(PTE_COW | ADDRESS_MASK)) | flags::WRITABLE;
+    ops.table(child_table)[ci] = copy | writable;
+    ops.table(parent_table)[pi] = frame | writable;
+    Ok(true)
 }
 
 /// Shares the pages of the parent's area `vma` with the child (Linux's
@@ -335,7 +381,7 @@ fn zap_table(
         zap_table(ops, next, level - 1, lo, hi, stats);
         if ops.table(next).iter().all(|&e| e == 0) {
             ops.table(table)[i] = 0;
-            ops.put_frame(next);
+            ops.free_zeroed_table(next);
             stats.tables_freed += 1;
         }
     }
@@ -959,6 +1005,60 @@ mod tests {
         assert_eq!(mem.outstanding(), 4 + 3 + 3);
         mem.assert_kernel_untouched(ROOT);
         mem.assert_kernel_untouched(child);
+    }
+
+    #[test]
+    fn eager_copy_unshares_one_page_for_both_sides() {
+        let mut mem = FakeMemory::new();
+        let vma = private(0x40_0000, 0x40_4000, RW);
+        parent_with(&mut mem, &vma);
+        let child = mem.new_root();
+        copy_page_range(&mut mem, ROOT, child, &vma).unwrap();
+        assert_eq!(
+            copy_page_eagerly(&mut mem, ROOT, child, 0x40_2ff8),
+            Ok(true)
+        );
+        let (parent_pte, child_pte) = (
+            mem.pte(ROOT, 0x40_2000).unwrap(),
+            mem.pte(child, 0x40_2000).unwrap(),
+        );
+        assert_ne!(
+            parent_pte & ADDRESS_MASK,
+            child_pte & ADDRESS_MASK,
+            "two frames now"
+        );
+        for pte in [parent_pte, child_pte] {
+            assert_eq!(
+                pte & (flags::WRITABLE | PTE_COW),
+                flags::WRITABLE,
+                "both writable, no COW"
+            );
+        }
+        assert_eq!(mem.refcount_at(ROOT, 0x40_2000), 1);
+        assert_eq!(mem.refcount_at(child, 0x40_2000), 1);
+        assert_eq!(
+            mem.byte_at(child, 0x40_2000),
+            mem.byte_at(ROOT, 0x40_2000),
+            "same contents"
+        );
+        // The other pages stay shared; a second call is a no-op.
+        assert_eq!(mem.refcount_at(ROOT, 0x40_1000), 2);
+        assert_eq!(
+            copy_page_eagerly(&mut mem, ROOT, child, 0x40_2000),
+            Ok(false)
+        );
+        // Unmapped addresses and kernel addresses are left alone.
+        assert_eq!(
+            copy_page_eagerly(&mut mem, ROOT, child, 0x90_0000),
+            Ok(false)
+        );
+        assert_eq!(
+            copy_page_eagerly(&mut mem, ROOT, child, 0x4000_0000_0000),
+            Ok(false)
+        );
+        free_page_tables(&mut mem, child);
+        free_page_tables(&mut mem, ROOT);
+        assert_eq!(mem.data_frames(), 0, "no frame leaked");
     }
 
     #[test]

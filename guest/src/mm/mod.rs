@@ -116,6 +116,9 @@ mod kernel {
         }
 
         fn alloc_table(&mut self) -> Option<u64> {
+            if let Some(phys) = ZEROED_TABLES.lock().pop() {
+                return Some(phys);
+            }
             let phys = self.0.alloc(super::frame::FrameUse::PageTable)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
             unsafe {
@@ -159,12 +162,34 @@ mod kernel {
             };
         }
 
+        fn free_zeroed_table(&mut self, phys: u64) {
+            let mut pool = ZEROED_TABLES.lock();
+            if pool.len() < ZEROED_TABLES_MAX {
+                pool.push(phys);
+            } else {
+                drop(pool);
+                self.put_frame(phys);
+            }
+        }
+
         fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
             // SAFETY: an allocated data frame in RAM, reached through the
             // direct map; the frame lock (held through `self.0`) serialises
             // users.
             unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
         }
+    }
+
+    /// Freed page-table pages, still all zeros, kept for the next table
+    /// allocation: on the PVM host (shadow paging) zeroing a page that was
+    /// a page table costs ~8 us, and a fork allocates several tables.
+    static ZEROED_TABLES: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+    /// Most pages kept in [`ZEROED_TABLES`] (they count as used frames).
+    const ZEROED_TABLES_MAX: usize = 64;
+
+    /// Page-table pages kept for reuse.
+    pub fn pooled_tables() -> usize {
+        ZEROED_TABLES.lock().len()
     }
 
     /// Runs `f` with the kernel's page-table and frame operations.

@@ -92,6 +92,13 @@ const COMMANDS: &[Command] = &[
         hidden: false,
     },
     Command {
+        name: "stat",
+        usage: "stat",
+        help: "kernel event counters",
+        run: cmd_stat,
+        hidden: false,
+    },
+    Command {
         name: "kill",
         usage: "kill PID",
         help: "kill a process (SIGKILL)",
@@ -236,11 +243,12 @@ fn cmd_meminfo(_: &[&str]) -> Status {
     let (heap_used, heap_size) = mm::heap::usage();
     println!(
         "frames: total={total} free={free} used={} ({} KiB free of {} KiB); heap: used={heap_used} size={heap_size}; \
-         cached kernel stacks: {}",
+         cached kernel stacks: {}; pooled page tables: {}",
         total - free,
         free * 4,
         total * 4,
-        crate::mm::kstack::cached_stacks()
+        crate::mm::kstack::cached_stacks(),
+        crate::mm::pooled_tables()
     );
     0
 }
@@ -385,6 +393,18 @@ fn cmd_ps(_: &[&str]) -> Status {
     0
 }
 
+fn cmd_stat(_: &[&str]) -> Status {
+    let mut line = String::new();
+    for (i, (name, value)) in crate::stats::all().iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(&alloc::format!("{name}={value}"));
+    }
+    println!("{line}");
+    0
+}
+
 fn cmd_spin(_: &[&str]) -> Status {
     match crate::process::exec::spawn_user_process(b"spin", &[b"spin"]) {
         Ok(pid) => {
@@ -446,6 +466,20 @@ fn cmd_sysctl(args: &[&str]) -> Status {
                 }
             }
             println!("{name} = {}", u32::from(crate::sched::child_runs_first()));
+            0
+        }
+        "vm.fork_eager_stack_pages" => {
+            if let Some(value) = value {
+                let set = value
+                    .parse::<u64>()
+                    .map_err(|_| 0)
+                    .and_then(crate::process::fork::set_eager_stack_pages);
+                if set.is_err() {
+                    println!("sysctl: {value}: invalid argument");
+                    return 1;
+                }
+            }
+            println!("{name} = {}", crate::process::fork::eager_stack_pages());
             0
         }
         _ => {

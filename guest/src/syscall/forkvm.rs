@@ -137,6 +137,12 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
             }
             u64::from(sched::child_runs_first())
         }
+        b"vm.fork_eager_stack_pages" => {
+            if let Some(v) = new_value {
+                crate::process::fork::set_eager_stack_pages(v)?;
+            }
+            crate::process::fork::eager_stack_pages()
+        }
         _ => return Err(ENOENT),
     };
     let text = alloc::format!("{current}");

@@ -68,6 +68,7 @@ pub struct Args(pub [u64; 6]);
 /// Runs the system call in `frame.rax` with the arguments in rdi, rsi,
 /// rdx, r10, r8, r9, and stores the result (or `-errno`) in `frame.rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
+    crate::stats::SYSCALLS.add(1);
     let a = Args([
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ]);

@@ -198,8 +198,16 @@ fn read_byte() -> u8 {
     byte.expect("woken with input")
 }
 
+/// Reaps exited children: as pid 1 the shell adopts orphans, and init
+/// must wait for them or they stay zombies.
+fn reap_orphans() {
+    use crate::process::wait::{do_wait, WaitFor, WNOHANG};
+    while let Ok(Some(_)) = do_wait(WaitFor::Any, WNOHANG) {}
+}
+
 /// Runs one command line; `None` for an empty line.
 fn execute(line: &str) -> Option<Status> {
+    reap_orphans();
     let words: Vec<&str> = line.split_whitespace().collect();
     let (&name, args) = words.split_first()?;
     let status = match COMMANDS.iter().find(|c| c.name == name) {

@@ -156,6 +156,11 @@ pub fn execve(
     let old = {
         let mut inner = task.inner.lock();
         inner.fs_base = 0;
+        // A private copy of the actions, with handlers reset (the new
+        // program has none of the old one's code).
+        let mut actions = inner.sighand.lock().clone();
+        actions.reset_for_exec();
+        inner.sighand = Arc::new(spin::Mutex::new(actions));
         inner.mm.replace(program.mm.clone())
     };
     crate::mm::address_space::activate(Some(&program.mm));

@@ -64,7 +64,7 @@ pub fn do_exit(status: u32) -> ! {
     super::fork::release_vfork_parent(&task);
     reparent_children(&task);
 
-    let (parent, autoreap) = {
+    let (parent, mut autoreap) = {
         let mut inner = task.inner.lock();
         inner.exit_status = status;
         (
@@ -72,6 +72,12 @@ pub fn do_exit(status: u32) -> ! {
             inner.exit_signal == 0 && !task.is_group_leader(),
         )
     };
+    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) gets no zombies.
+    if let Some(parent) = &parent {
+        let sighand = parent.inner.lock().sighand.clone();
+        let ignores = sighand.lock().children_autoreap();
+        autoreap |= ignores && parent.mm().is_some();
+    }
     if autoreap {
         // A thread with no exit signal is released at once (Linux
         // `release_task` from `exit_notify`).

@@ -148,6 +148,13 @@ fn copy_process(
             0
         };
         inner.vfork_done = vfork;
+        // copy_sighand: share the actions, or copy them.
+        inner.sighand = if flags & CLONE_SIGHAND != 0 {
+            parent_inner.sighand.clone()
+        } else {
+            Arc::new(spin::Mutex::new(parent_inner.sighand.lock().clone()))
+        };
+        inner.blocked = parent_inner.blocked;
         // copy_files: share the table, or a copy referring to the same files.
         inner.files = parent_inner.files.as_ref().map(|files| {
             if flags & CLONE_FILES != 0 {

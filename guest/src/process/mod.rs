@@ -10,6 +10,8 @@ pub mod files;
 #[cfg(not(test))]
 pub mod fork;
 #[cfg(not(test))]
+pub mod signal;
+#[cfg(not(test))]
 pub mod task;
 pub mod user_stack;
 #[cfg(not(test))]

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 use super::files::FdTable;
+use super::signal::SigHand;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::wait::{Completion, WaitQueue};
@@ -80,6 +81,12 @@ pub struct TaskInner {
     pub vfork_done: Option<Arc<Completion>>,
     /// Open files (shared with `CLONE_FILES`); `None` for kernel threads.
     pub files: Option<Arc<Mutex<FdTable>>>,
+    /// Signal actions (shared with `CLONE_SIGHAND`).
+    pub sighand: Arc<Mutex<SigHand>>,
+    /// Blocked signals.
+    pub blocked: u64,
+    /// Signals sent but not delivered (caught signals: no frames yet).
+    pub pending: u64,
 }
 
 /// A task.
@@ -126,6 +133,9 @@ impl Task {
                 fs_base: 0,
                 vfork_done: None,
                 files: None,
+                sighand: SigHand::new_shared(),
+                blocked: 0,
+                pending: 0,
             }),
             child_exit: WaitQueue::new(),
             fatal: AtomicU64::new(0),

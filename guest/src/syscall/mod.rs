@@ -86,7 +86,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::MPROTECT => memory::mprotect(a),
         nr::MUNMAP => memory::munmap(a),
         nr::BRK => memory::brk(a),
-        nr::RT_SIGACTION | nr::RT_SIGPROCMASK => Ok(0),
+        nr::RT_SIGACTION => signal::rt_sigaction(a),
+        nr::RT_SIGPROCMASK => signal::rt_sigprocmask(a),
         nr::SCHED_YIELD => {
             sched::yield_now();
             Ok(0)

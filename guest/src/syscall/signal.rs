@@ -1,7 +1,8 @@
-//! `kill`. There are no signal handlers yet, so every signal has its
-//! default action: terminate (the wait status shows the signal), or be
-//! ignored (SIGCHLD, SIGCONT, SIGURG, SIGWINCH). Stop signals are ignored
-//! too until job control exists.
+//! `kill`, `rt_sigaction`, `rt_sigprocmask`. Actions and masks are kept
+//! as Linux keeps them, but no signal frame is built yet: a signal with a
+//! handler stays pending. Default actions: terminate (the wait status shows
+//! the signal) or ignore (SIGCHLD, SIGCONT, SIGURG, SIGWINCH); stop
+//! signals are ignored until job control exists. SIGKILL always kills.
 
 use alloc::vec::Vec;
 
@@ -10,6 +11,7 @@ use crate::errno::{EINVAL, ESRCH};
 use crate::process::exit::signal_status;
 use crate::sched;
 
+const SIGKILL: u32 = 9;
 const SIGCHLD: u64 = 17;
 const SIGCONT: u64 = 18;
 const SIGSTOP: u64 = 19;
@@ -53,9 +55,95 @@ pub fn kill(a: Args) -> SysResult {
     if signal == 0 || default_action_ignores(signal) {
         return Ok(0);
     }
-    // A fatal signal ends the whole thread group.
+    let signal = signal as u32;
     for task in targets {
-        task.set_fatal(signal_status(signal as u32));
+        let (action, blocked) = {
+            let inner = task.inner.lock();
+            let action = inner.sighand.lock().action(signal);
+            (
+                action,
+                inner.blocked & crate::process::signal::bit(signal) != 0,
+            )
+        };
+        let kill =
+            signal == SIGKILL || (action.handler == crate::process::signal::SIG_DFL && !blocked);
+        if kill {
+            // A fatal signal ends the whole thread group.
+            task.set_fatal(signal_status(signal));
+        } else if action.handler != crate::process::signal::SIG_IGN {
+            task.inner.lock().pending |= crate::process::signal::bit(signal);
+        }
+    }
+    Ok(0)
+}
+
+/// Size of a signal set for rt_sigaction/rt_sigprocmask on x86-64.
+const SIGSET_SIZE: u64 = 8;
+
+/// `rt_sigaction(sig, act, oldact, sigsetsize)`.
+pub fn rt_sigaction(a: Args) -> SysResult {
+    use crate::process::signal::{is_unblockable, SigAction, NSIG as SIGNALS};
+    let [signal, act, oldact, sigsetsize, ..] = a.0;
+    if sigsetsize != SIGSET_SIZE || signal == 0 || signal as usize > SIGNALS {
+        return Err(EINVAL);
+    }
+    let signal = signal as u32;
+    if act != 0 && is_unblockable(signal) {
+        return Err(EINVAL);
+    }
+    let mm = super::current_mm()?;
+    let new = if act != 0 {
+        let mut bytes = [0u8; 32];
+        mm.copy_from_user(act, &mut bytes)?;
+        Some(SigAction::from_bytes(&bytes))
+    } else {
+        None
+    };
+    let sighand = sched::current().inner.lock().sighand.clone();
+    let old = sighand.lock().action(signal);
+    if oldact != 0 {
+        mm.copy_to_user(oldact, &old.to_bytes())?;
+    }
+    if let Some(mut new) = new {
+        new.mask &=
+            !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP as u32));
+        sighand.lock().set_action(signal, new);
+    }
+    Ok(0)
+}
+
+const SIG_BLOCK: u64 = 0;
+const SIG_UNBLOCK: u64 = 1;
+const SIG_SETMASK: u64 = 2;
+
+/// `rt_sigprocmask(how, set, oldset, sigsetsize)`.
+pub fn rt_sigprocmask(a: Args) -> SysResult {
+    use crate::process::signal::bit;
+    let [how, set, oldset, sigsetsize, ..] = a.0;
+    if sigsetsize != SIGSET_SIZE {
+        return Err(EINVAL);
+    }
+    let mm = super::current_mm()?;
+    let new = if set != 0 {
+        let mut bytes = [0u8; 8];
+        mm.copy_from_user(set, &mut bytes)?;
+        Some(u64::from_le_bytes(bytes))
+    } else {
+        None
+    };
+    let task = sched::current();
+    let old = task.inner.lock().blocked;
+    if let Some(set) = new {
+        let blocked = match how {
+            SIG_BLOCK => old | set,
+            SIG_UNBLOCK => old & !set,
+            SIG_SETMASK => set,
+            _ => return Err(EINVAL),
+        };
+        task.inner.lock().blocked = blocked & !(bit(SIGKILL) | bit(SIGSTOP as u32));
+    }
+    if oldset != 0 {
+        mm.copy_to_user(oldset, &old.to_le_bytes())?;
     }
     Ok(0)
 }

@@ -78,7 +78,7 @@ fn spinning_processes_do_not_starve_the_shell() {
     assert_eq!(
         listings[0].matches(" R ").count(),
         3,
-        "kshell and two spinners running: {}",
+        "the shell and two spinners running: {}",
         listings[0]
     );
     assert!(listings[0].contains("spin"), "{}", listings[0]);

@@ -35,6 +35,8 @@ fn main() {
     for watched in [
         "guest/src",
         "guest/abi",
+        "guest/user",
+        "guest/lineedit",
         "guest/Cargo.toml",
         "guest/build.rs",
         "guest/linker.ld",

@@ -28,17 +28,34 @@ pub fn set_crlf(on: bool) {
     CRLF.store(on, Ordering::Relaxed);
 }
 
-/// Writes bytes, turning `\n` into `\r\n` for a terminal.
+/// Whether the last byte written was `\r` (a `\n` after it needs none).
+static AFTER_CR: AtomicBool = AtomicBool::new(false);
+
+/// Writes bytes, turning a bare `\n` into `\r\n` for a terminal (like a
+/// Linux tty's ONLCR, but leaving `\r\n` that programs send alone).
 fn write_bytes_translated(bytes: &[u8]) {
     if !CRLF.load(Ordering::Relaxed) {
         COM1.write_bytes(bytes);
         return;
     }
-    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if i > 0 {
-            COM1.write_bytes(b"\r\n");
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if byte == b'\n' {
+            let previous_cr = if i > 0 {
+                bytes[i - 1] == b'\r'
+            } else {
+                AFTER_CR.load(Ordering::Relaxed)
+            };
+            if !previous_cr {
+                COM1.write_bytes(&bytes[start..i]);
+                COM1.write_bytes(b"\r");
+                start = i;
+            }
         }
-        COM1.write_bytes(line);
+    }
+    COM1.write_bytes(&bytes[start..]);
+    if let Some(&last) = bytes.last() {
+        AFTER_CR.store(last == b'\r', Ordering::Relaxed);
     }
 }
 
@@ -46,12 +63,6 @@ fn write_bytes_translated(bytes: &[u8]) {
 pub fn write_text(bytes: &[u8]) {
     let _guard = CONSOLE_LOCK.lock();
     write_bytes_translated(bytes);
-}
-
-/// Writes raw bytes (no newline translation), e.g. terminal control output.
-pub fn write_raw(bytes: &[u8]) {
-    let _guard = CONSOLE_LOCK.lock();
-    COM1.write_bytes(bytes);
 }
 
 #[doc(hidden)]

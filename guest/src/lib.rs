@@ -29,7 +29,6 @@ mod process;
 mod programs;
 #[cfg(not(test))]
 mod sched;
-mod shell;
 #[cfg(not(test))]
 mod stats;
 #[cfg(not(test))]
@@ -47,7 +46,7 @@ mod kernel {
     };
 
     use crate::arch::{self, apic, cpu, interrupts::TIMER_VECTOR};
-    use crate::{drivers, mm, shell, time};
+    use crate::{drivers, mm, time};
 
     /// How the tick is generated (for diagnostics).
     pub static TIMER_MODE: spin::Once<apic::TimerMode> = spin::Once::new();
@@ -77,27 +76,21 @@ mod kernel {
         let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;
         crate::console::set_crlf(!script_mode);
         let script = script_mode.then(|| {
-            // SAFETY: the VMM copied `script_len` bytes to SCRIPT_PHYS (it
-            // enforces SCRIPT_MAX_LEN); the region is reserved low memory.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(
-                    mm::phys_to_virt(SCRIPT_PHYS) as *const u8,
-                    info.script_len as usize,
-                )
-            };
-            core::str::from_utf8(bytes).unwrap_or_else(|_| panic!("boot script is not UTF-8"))
+            let len = info.script_len.min(forkvm_abi::SCRIPT_MAX_LEN) as usize;
+            // SAFETY: the VMM copied `script_len` bytes to SCRIPT_PHYS (at
+            // most SCRIPT_MAX_LEN); the region is reserved low memory.
+            unsafe { core::slice::from_raw_parts(mm::phys_to_virt(SCRIPT_PHYS) as *const u8, len) }
         });
-        *SCRIPT.lock() = script;
         crate::sched::init();
-        crate::process::kernel_thread(b"kshell", shell_thread, 0).expect("cannot start the shell");
+        // pid 1: init, which runs the shell (`init -c SCRIPT` for `forkvm -c`).
+        let mut argv: alloc::vec::Vec<&[u8]> = alloc::vec![b"init"];
+        if let Some(script) = script {
+            argv.extend_from_slice(&[b"-c", script]);
+        }
+        match crate::process::exec::spawn_user_process(b"init", &argv) {
+            Ok(pid) => assert_eq!(pid, 1, "init must be pid 1"),
+            Err(errno) => panic!("cannot start init: {}", crate::errno::name(errno)),
+        }
         crate::sched::idle_loop()
-    }
-
-    /// The `forkvm -c` script, if any, for the shell thread.
-    static SCRIPT: spin::Mutex<Option<&'static str>> = spin::Mutex::new(None);
-
-    extern "C" fn shell_thread(_: usize) -> ! {
-        let script = *SCRIPT.lock();
-        shell::run(script)
     }
 }

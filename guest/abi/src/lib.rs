@@ -51,8 +51,14 @@ pub const BOOT_PD_PHYS: u64 = 0x10000;
 pub const BOOT_PD_MAX: u64 = 64;
 /// Guest-physical address of the shell script passed with `forkvm -c`.
 pub const SCRIPT_PHYS: u64 = BOOT_PD_PHYS + BOOT_PD_MAX * PAGE_SIZE;
-/// Largest script the VMM accepts.
-pub const SCRIPT_MAX_LEN: u64 = 0x9_f000 - SCRIPT_PHYS;
+/// Largest script the VMM accepts: the kernel hands it to init as one
+/// argument, and Linux's limit for one argument is 128 KiB
+/// (`MAX_ARG_STRLEN`, including the terminating NUL).
+pub const SCRIPT_MAX_LEN: u64 = 128 * 1024 - 1;
+const _: () = assert!(
+    SCRIPT_PHYS + SCRIPT_MAX_LEN <= 0x9_f000,
+    "the script area ends below 0x9f000"
+);
 /// Memory below this address holds firmware-like VMM data and is never
 /// handed out by the kernel's frame allocator.
 pub const LOW_MEMORY_END: u64 = KERNEL_PHYS_BASE;
@@ -216,6 +222,12 @@ pub mod sys {
     pub const INFO_SYSTEM: u64 = 0;
     /// `kind` of [`SYS_FORKVM_INFO`]: one [`TaskInfo`] per task, by pid.
     pub const INFO_TASKS: u64 = 1;
+    /// `kind` of [`SYS_FORKVM_INFO`]: the kernel's event counters as text,
+    /// `name=value` pairs separated by spaces.
+    pub const INFO_STATS: u64 = 2;
+    /// `kind` of [`SYS_FORKVM_INFO`]: the names of the programs built into
+    /// the kernel image (what `execve` can run), one per line.
+    pub const INFO_PROGRAMS: u64 = 3;
 
     /// `forkvm_diag(op, arg, buf, len) -> bytes written`: kernel
     /// measurements and test hooks.
@@ -258,6 +270,8 @@ pub mod sys {
         pub heap_size: u64,
         /// Freed kernel stacks kept mapped for reuse (their frames count as used).
         pub cached_kernel_stacks: u64,
+        /// Zeroed page-table pages kept for reuse (their frames count as used).
+        pub pooled_page_tables: u64,
         /// Tasks that exist (not reaped).
         pub tasks: u64,
         /// Nanoseconds since the kernel started.

@@ -30,11 +30,8 @@ mod kernel {
 
     use spin::Mutex;
 
-    use super::task::{Pid, Task, TaskStack};
-    use crate::arch::switch;
-    use crate::errno::{EAGAIN, ENOMEM};
-    use crate::mm::kstack::KernelStack;
-    use crate::sched;
+    use super::task::{Pid, Task};
+    use crate::errno::EAGAIN;
 
     /// Every task that has not been reaped, by pid.
     static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
@@ -56,25 +53,6 @@ mod kernel {
             }
         }
         Err(EAGAIN)
-    }
-
-    /// Starts a kernel thread running `entry(arg)`; it is runnable at once.
-    pub fn kernel_thread(
-        name: &[u8],
-        entry: extern "C" fn(usize) -> !,
-        arg: usize,
-    ) -> Result<Pid, i32> {
-        let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-        let top = stack.top();
-        let pid = alloc_pid()?;
-        let parent = Arc::downgrade(&sched::current());
-        let task = Arc::new(Task::new(pid, pid, TaskStack::Own(stack), parent, name));
-        // SAFETY: `top` is the top of the task's fresh, unused stack.
-        let rsp = unsafe { switch::prepare_kernel_thread(top, entry, arg) };
-        task.saved_rsp.store(rsp, Ordering::Release);
-        TASKS.lock().insert(pid, task.clone());
-        sched::wake_up_new_task(task);
-        Ok(pid)
     }
 
     /// Switches the address space and thread-local base from `prev`'s to

@@ -20,8 +20,11 @@ pub const AT_EGID: u64 = 14;
 pub const AT_RANDOM: u64 = 25;
 
 /// Most bytes of arguments and environment together (Linux allows a
-/// quarter of the stack limit; this kernel's stacks are small).
-pub const MAX_ARG_BYTES: usize = 64 * 1024;
+/// quarter of the 8 MiB stack limit).
+pub const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
+/// Longest single argument or environment string, NUL included (Linux
+/// `MAX_ARG_STRLEN`).
+pub const MAX_ARG_STRLEN: usize = 128 * 1024;
 
 /// A built stack image: `bytes` go at `[top - bytes.len(), top)` and the
 /// program starts with `rsp = sp`.
@@ -39,7 +42,12 @@ pub fn build(
     random: [u8; 16],
 ) -> Result<StackImage, i32> {
     let strings: usize = argv.iter().chain(envp).map(|s| s.len() + 1).sum();
-    if strings > MAX_ARG_BYTES {
+    if strings > MAX_ARG_BYTES
+        || argv
+            .iter()
+            .chain(envp)
+            .any(|s| s.len() + 1 > MAX_ARG_STRLEN)
+    {
         return Err(E2BIG);
     }
     // From the top down: random bytes, strings, then the pointer block.

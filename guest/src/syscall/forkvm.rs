@@ -38,6 +38,7 @@ pub fn system_info() -> SystemInfo {
         heap_used: heap_used as u64,
         heap_size: heap_size as u64,
         cached_kernel_stacks: mm::kstack::cached_stacks() as u64,
+        pooled_page_tables: mm::pooled_tables() as u64,
         tasks: process::all_tasks().len() as u64,
         uptime_ns: time::uptime_ns(),
         ticks: time::ticks(),
@@ -79,6 +80,24 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 bytes.extend_from_slice(bytes_of(&info));
             }
             copy_out(buffer, len, &bytes)
+        }
+        sys::INFO_STATS => {
+            let mut text = alloc::string::String::new();
+            for (i, (name, value)) in crate::stats::all().iter().enumerate() {
+                if i > 0 {
+                    text.push(' ');
+                }
+                text.push_str(&alloc::format!("{name}={value}"));
+            }
+            copy_out(buffer, len, text.as_bytes())
+        }
+        sys::INFO_PROGRAMS => {
+            let mut text = alloc::string::String::new();
+            for name in crate::programs::names() {
+                text.push_str(name);
+                text.push('\n');
+            }
+            copy_out(buffer, len, text.as_bytes())
         }
         _ => Err(EINVAL),
     }

@@ -8,7 +8,7 @@ use crate::errno::{E2BIG, EINVAL};
 use crate::process::exit::{do_exit, exit_status};
 use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
 use crate::process::wait::{do_wait, WaitFor};
-use crate::process::{exec, wait::WNOHANG};
+use crate::process::{exec, user_stack, wait::WNOHANG};
 use crate::sched;
 
 pub fn fork(frame: &TrapFrame) -> SysResult {
@@ -42,25 +42,31 @@ pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
     fork::kernel_clone(&args, frame).map(u64::from)
 }
 
-/// Most arguments or environment strings accepted.
-const MAX_STRINGS: usize = 1024;
-/// Longest single string.
-const MAX_STRING: usize = 4096;
+/// Most arguments or environment strings accepted (Linux's limit comes
+/// from the stack size; this bound keeps the kernel's copy small).
+const MAX_STRINGS: usize = 8192;
 
-/// Reads a NUL-terminated string from user memory.
+/// Reads a NUL-terminated string from user memory, a page-sized chunk at a
+/// time; E2BIG past Linux's per-string limit.
 fn read_c_string(address: u64) -> Result<Vec<u8>, i32> {
     let mm = current_mm()?;
     let mut bytes = Vec::new();
-    let mut byte = [0u8; 1];
+    let mut at = address;
     loop {
-        mm.copy_from_user(address + bytes.len() as u64, &mut byte)?;
-        if byte[0] == 0 {
+        // Up to the end of the page, so a string ending just before an
+        // unmapped page is read without touching it.
+        let chunk_len = (4096 - (at % 4096)) as usize;
+        let mut chunk = alloc::vec![0u8; chunk_len];
+        mm.copy_from_user(at, &mut chunk)?;
+        if let Some(end) = chunk.iter().position(|&b| b == 0) {
+            bytes.extend_from_slice(&chunk[..end]);
             return Ok(bytes);
         }
-        if bytes.len() >= MAX_STRING {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= user_stack::MAX_ARG_STRLEN {
             return Err(E2BIG);
         }
-        bytes.push(byte[0]);
+        at += chunk_len as u64;
     }
 }
 
@@ -71,6 +77,7 @@ fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
         return Ok(strings);
     }
     let mm = current_mm()?;
+    let mut total = 0;
     loop {
         let mut pointer = [0u8; 8];
         mm.copy_from_user(address + 8 * strings.len() as u64, &mut pointer)?;
@@ -81,7 +88,12 @@ fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
         if strings.len() >= MAX_STRINGS {
             return Err(E2BIG);
         }
-        strings.push(read_c_string(pointer)?);
+        let string = read_c_string(pointer)?;
+        total += string.len() + 1;
+        if total > user_stack::MAX_ARG_BYTES {
+            return Err(E2BIG);
+        }
+        strings.push(string);
     }
 }
 

@@ -20,11 +20,17 @@
 pub mod alloc;
 pub mod clone;
 pub mod errno;
+#[cfg(feature = "heap")]
+pub mod exec;
+pub mod forkvm;
 pub mod io;
+pub mod latency;
 #[cfg(not(test))]
 mod mem;
 #[cfg(not(test))]
 mod panic;
+pub mod shell_parse;
+pub mod shell_report;
 pub mod start;
 pub mod stats;
 pub mod syscall;

@@ -485,6 +485,28 @@ pub unsafe fn munmap(addr: *mut u8, len: usize) -> Result<(), Errno> {
     check(unsafe { syscall2(nr::MUNMAP, addr as usize, len) }).map(drop)
 }
 
+/// `mprotect(2)`: changes the access of the pages of `[addr, addr + len)`.
+///
+/// # Safety
+/// After access is removed, Rust code must not touch the range in a way the
+/// new protection forbids (the access faults).
+pub unsafe fn mprotect(addr: *mut u8, len: usize, prot: u32) -> Result<(), Errno> {
+    // SAFETY: the caller guarantees nothing relies on the access removed.
+    check(unsafe { syscall3(nr::MPROTECT, addr as usize, len, prot as usize) }).map(drop)
+}
+
+/// `brk(2)`, raw: asks for the program break to be `addr` (0 only asks) and
+/// returns the break now in effect, which is the old one if the request
+/// failed (the system call itself never returns an errno).
+///
+/// # Safety
+/// Lowering the break unmaps the memory above it: nothing may use it.
+pub unsafe fn brk(addr: usize) -> usize {
+    // SAFETY: the caller guarantees memory given back is unused; growing
+    // only maps fresh memory.
+    unsafe { syscall1(nr::BRK, addr) as usize }
+}
+
 /// `FUTEX_WAIT`.
 pub const FUTEX_WAIT: u32 = 0;
 /// `FUTEX_WAKE`.
@@ -642,5 +664,18 @@ mod tests {
             munmap(p, 8192).unwrap();
         }
         assert_eq!(mmap_anonymous(0, PROT_READ), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn mprotect_changes_protection() {
+        let p = mmap_anonymous(4096, PROT_READ | PROT_WRITE).unwrap();
+        // SAFETY: p is a fresh page, only read while read-only, unmapped after.
+        unsafe {
+            p.write(9);
+            mprotect(p, 4096, PROT_READ).unwrap();
+            assert_eq!(p.read_volatile(), 9);
+            assert_eq!(mprotect(p.add(1), 4096, PROT_READ), Err(Errno::EINVAL));
+            munmap(p, 4096).unwrap();
+        }
     }
 }

@@ -8,7 +8,6 @@ use super::entry::{TrapFrame, FPU_STATE_SIZE};
 extern "C" {
     fn context_switch_asm(prev_rsp: *mut u64, next_rsp: u64);
     fn ret_from_fork();
-    fn kernel_thread_start();
 }
 
 /// Saves the callee-saved registers on the current stack, stores the stack
@@ -17,7 +16,7 @@ extern "C" {
 ///
 /// # Safety
 /// Interrupts must be off; `next_rsp` must come from a previous switch or
-/// from [`prepare_user_return`]/[`prepare_kernel_thread`] on a live stack.
+/// from [`prepare_user_return`] on a live stack.
 pub unsafe fn context_switch(prev_rsp: *mut u64, next_rsp: u64) {
     // SAFETY: forwarded from the caller.
     unsafe { context_switch_asm(prev_rsp, next_rsp) }
@@ -63,33 +62,6 @@ pub unsafe fn prepare_user_return(
     switch_at
 }
 
-/// Lays out a new kernel thread's stack so that its first switch-in calls
-/// `entry(arg)` after `schedule_tail`. Returns the stack pointer.
-///
-/// # Safety
-/// As for [`prepare_user_return`].
-pub unsafe fn prepare_kernel_thread(
-    stack_top: u64,
-    entry: extern "C" fn(usize) -> !,
-    arg: usize,
-) -> u64 {
-    // Leave an empty trap-frame-sized area at the top, as user tasks have.
-    let switch_at = stack_top - 256 - (SWITCH_FRAME_WORDS * 8) as u64;
-    // SAFETY: inside the caller's unused stack. Order: r15, r14, r13, r12,
-    // rbx, rbp, return address.
-    unsafe {
-        let words = switch_at as *mut u64;
-        words.add(0).write(0);
-        words.add(1).write(0);
-        words.add(2).write(arg as u64); // r13
-        words.add(3).write(entry as usize as u64); // r12
-        words.add(4).write(0);
-        words.add(5).write(0);
-        words.add(6).write(kernel_thread_start as *const () as u64);
-    }
-    switch_at
-}
-
 global_asm!(
     r#"
     .section .text
@@ -116,11 +88,5 @@ ret_from_fork:
     call schedule_tail
     jmp trap_exit
 
-    .global kernel_thread_start
-kernel_thread_start:
-    call schedule_tail
-    mov rdi, r13
-    call r12
-    ud2
     "#
 );

@@ -33,7 +33,6 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 static mut USER_PROBE_KERNEL_RSP: u64 = 0;
 
 extern "C" {
-    static user_probe_syscalls: u8;
     static user_probe_code: u8;
     static user_probe_code_end: u8;
     fn user_probe_enter(entry: u64, stack: u64, deadline: u64, pvm_native: u64);
@@ -120,14 +119,6 @@ pub fn spin_in_user_mode(deadline: u64) -> Result<u64, ProbeError> {
     run_probe(CODE_ADDRESS, deadline)
 }
 
-/// Runs `iterations` `getpid` system calls from user mode; returns their
-/// total TSC cycles (entry, dispatch and return each time).
-pub fn syscalls_from_user_mode(iterations: u64) -> Result<u64, ProbeError> {
-    // Only label addresses are taken.
-    let offset = &raw const user_probe_syscalls as u64 - &raw const user_probe_code as u64;
-    run_probe(CODE_ADDRESS + offset, iterations.max(1))
-}
-
 /// Called for an exception from user mode: if the probe is running, this
 /// is its final `ud2`; resume the kernel where it entered the probe.
 pub fn finish_from_trap(frame: &super::entry::TrapFrame) {
@@ -167,26 +158,6 @@ user_probe_code:
     jb 1b
     ud2
 
-    /* rdi = iterations: r8 = total cycles of `getpid` system calls. */
-    .global user_probe_syscalls
-user_probe_syscalls:
-    xor r8d, r8d
-1:  lfence
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    mov r9, rax
-    mov eax, 39
-    syscall
-    lfence
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    sub rax, r9
-    add r8, rax
-    dec rdi
-    jnz 1b
-    ud2
 user_probe_code_end:
 
     /* user_probe_enter(entry, stack, deadline, pvm_native) */

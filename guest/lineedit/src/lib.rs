@@ -1,4 +1,4 @@
-//! Line editor for the serial console shell.
+//! Line editor for forkvm's serial console shell (`no_std` + `alloc`).
 //!
 //! Turns raw input bytes from a VT100/xterm terminal into finished lines. It
 //! supports cursor movement, kill commands and a bounded history. All terminal
@@ -9,6 +9,10 @@
 //! Limits: the prompt should be a single line without control characters, and
 //! lines are assumed to fit on one terminal row. Cursor moves are relative, so
 //! a line that wraps will be redrawn incorrectly.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
 
 use alloc::collections::VecDeque;
 use alloc::string::String;

@@ -1,0 +1,561 @@
+//! `sh`: forkvm's shell, in user space.
+//!
+//! - `sh`: interactive. Prompt `forkvm> `, line editing (`forkvm-lineedit`)
+//!   on a raw serial line: reads single bytes from fd 0, echoes and redraws
+//!   on fd 1. End of input (`read` returns 0) or Ctrl-D on an empty line
+//!   ends it with status 0.
+//! - `sh -c SCRIPT`: runs the commands of SCRIPT, separated by `;` or
+//!   newlines, without prompt or echo; the exit status is the last
+//!   command's (an empty command leaves it as it was).
+//!
+//! The builtins (see `help`) are those of the kernel's original built-in
+//! shell, with the same names, usages, output lines and statuses
+//! (`forkvm_user::shell_parse`, `forkvm_user::shell_report`): unknown
+//! command 127, usage error 2. Kernel reports come from forkvm's own system
+//! calls (`forkvm_user::forkvm`); on another kernel those fail with ENOSYS,
+//! which the command reports before the shell goes on.
+//!
+//! Before every command the shell reaps children that have ended (with
+//! `wait4(-1, WNOHANG)`): as pid 1 it inherits every orphan.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use forkvm_lineedit::{LineEditor, LineEvent};
+use forkvm_user::exec::ExecImage;
+use forkvm_user::forkvm::{self, TaskInfo};
+use forkvm_user::io::{write_bytes, BufWriter, Bytes, STDOUT};
+use forkvm_user::latency;
+use forkvm_user::shell_parse::{
+    exec_failure_status, find_command, kill_pid, poweroff_status, shell_status, sleep_ms,
+    split_commands, sysctl_setting, sysprobe_iterations, ticks_ms, words, ErrName, Status,
+    UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
+};
+use forkvm_user::shell_report::{
+    Banner, Bench, Help, Meminfo, PsHeader, PsRow, SysFailure, Sysprobe, Ticks, Uptime,
+};
+use forkvm_user::syscall::{
+    exit_group, fork, getpid, kill, mmap, nanosleep, read, wait4, Pid, Timespec, WaitStatus,
+    MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
+};
+use forkvm_user::time::rdtsc_serialized;
+use forkvm_user::{entry, eprintln, print, println, Errno};
+
+entry!(main);
+
+/// Lines the interactive shell remembers.
+const HISTORY: usize = 64;
+const SIGKILL: i32 = 9;
+
+/// What a builtin returns: a status, or a usage error (printed as
+/// `usage: ...`, status 2).
+type CommandResult = Result<Status, UsageError>;
+
+struct Shell<'a> {
+    /// Our own `argv[0]`: programs are also looked for next to it.
+    argv0: &'a [u8],
+    /// Passed on to the programs we run.
+    env: &'a [&'a [u8]],
+    /// A word of memory shared with forked children, where a child whose
+    /// `execve` failed leaves the errno (so `run` does not also report its
+    /// exit); `None` if no shared mapping could be made.
+    exec_error: Option<&'static AtomicI32>,
+}
+
+fn main(args: &[&[u8]], env: &[&[u8]]) -> i32 {
+    let shell = Shell {
+        argv0: args.first().copied().unwrap_or(b"sh"),
+        env,
+        exec_error: shared_word(),
+    };
+    match args.get(1..).unwrap_or(&[]) {
+        [] => shell.interactive(),
+        [b"-c", script, ..] => shell.script(script),
+        [b"-c"] => {
+            eprintln!("sh: -c: option requires an argument\nusage: sh [-c SCRIPT]");
+            STATUS_USAGE
+        }
+        _ => {
+            eprintln!("usage: sh [-c SCRIPT]");
+            STATUS_USAGE
+        }
+    }
+}
+
+/// One word in a fresh shared anonymous page (it stays mapped for the
+/// shell's lifetime, in parent and children alike).
+fn shared_word() -> Option<&'static AtomicI32> {
+    // SAFETY: without MAP_FIXED no existing mapping is touched.
+    let page = unsafe {
+        mmap(
+            0,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_SHARED | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    // SAFETY: a fresh zeroed page, never unmapped; AtomicI32 has the size
+    // and (page) alignment it needs and any bits are a valid value.
+    page.ok().map(|p| unsafe { &*p.cast::<AtomicI32>() })
+}
+
+/// Reads one byte from fd 0; `None` at end of input or on an error.
+fn read_byte() -> Option<u8> {
+    let mut byte = [0u8];
+    loop {
+        match read(0, &mut byte) {
+            Ok(0) => return None,
+            Ok(_) => return Some(byte[0]),
+            Err(Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Reaps every child that has ended (orphans included), without waiting.
+fn reap_strays() {
+    while let Ok((pid, _)) = wait4(-1, WNOHANG) {
+        if pid == 0 {
+            break;
+        }
+    }
+}
+
+/// Waits for `pid`, retrying after interruptions.
+fn wait_for(pid: Pid) -> Result<WaitStatus, Errno> {
+    loop {
+        match wait4(pid as i32, 0) {
+            Ok((_, status)) => return Ok(status),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn usage(name: &str) -> Status {
+    if let Some(command) = find_command(name.as_bytes()) {
+        println!("usage: {}", command.usage);
+    }
+    STATUS_USAGE
+}
+
+fn failure(command: &str, call: &str, errno: Errno) -> Status {
+    println!(
+        "{}",
+        SysFailure {
+            command,
+            call,
+            errno
+        }
+    );
+    1
+}
+
+impl Shell<'_> {
+    fn interactive(&self) -> Status {
+        // The greeting is the boot's (a nested shell stays quiet).
+        if getpid() == 1 {
+            if let Ok(info) = forkvm::system_info() {
+                println!("{}", Banner(&info));
+            }
+        }
+        let mut editor = LineEditor::new(HISTORY);
+        // Terminal output of one input byte, written out at once.
+        let mut echo: Vec<u8> = Vec::new();
+        let flush = |echo: &mut Vec<u8>| {
+            write_bytes(STDOUT, echo);
+            echo.clear();
+        };
+        editor.start(PROMPT, &mut |bytes| echo.extend_from_slice(bytes));
+        flush(&mut echo);
+        loop {
+            let Some(byte) = read_byte() else {
+                // Run what was typed before the end of input, then stop.
+                if let LineEvent::Line(line) =
+                    editor.feed(b'\n', &mut |bytes| echo.extend_from_slice(bytes))
+                {
+                    flush(&mut echo);
+                    self.execute(line.as_bytes());
+                }
+                return 0;
+            };
+            let event = editor.feed(byte, &mut |bytes| echo.extend_from_slice(bytes));
+            flush(&mut echo);
+            match event {
+                LineEvent::Pending => continue,
+                LineEvent::Line(line) => {
+                    self.execute(line.as_bytes());
+                }
+                LineEvent::Interrupt => {}
+                LineEvent::EndOfInput => return 0,
+            }
+            editor.start(PROMPT, &mut |bytes| echo.extend_from_slice(bytes));
+            flush(&mut echo);
+        }
+    }
+
+    fn script(&self, script: &[u8]) -> Status {
+        let mut status = 0;
+        for command in split_commands(script) {
+            if let Some(s) = self.execute(command) {
+                status = s;
+            }
+        }
+        status
+    }
+
+    /// Runs one command; `None` for an empty one.
+    fn execute(&self, line: &[u8]) -> Option<Status> {
+        reap_strays();
+        let words: Vec<&[u8]> = words(line).collect();
+        let (&name, args) = words.split_first()?;
+        let result = match name {
+            b"help" => Ok(cmd_help()),
+            b"echo" => Ok(cmd_echo(args)),
+            b"meminfo" => Ok(cmd_meminfo()),
+            b"uptime" => Ok(cmd_uptime()),
+            b"ticks" => cmd_ticks(args),
+            b"poweroff" => cmd_poweroff(args),
+            b"run" => self.cmd_run(args),
+            b"ps" => Ok(cmd_ps()),
+            b"spin" => Ok(self.cmd_spin()),
+            b"kill" => cmd_kill(args),
+            b"sleep" => cmd_sleep(args),
+            b"sysctl" => cmd_sysctl(args),
+            b"programs" => Ok(cmd_programs()),
+            b"stat" => Ok(cmd_stat()),
+            b"sysprobe" => cmd_sysprobe(args),
+            b"bench" => cmd_bench(args),
+            b"panic" => Ok(cmd_panic(args)),
+            b"fault" => Ok(cmd_fault()),
+            _ => {
+                println!("{}: command not found (try 'help')", Bytes(name));
+                return Some(STATUS_NOT_FOUND);
+            }
+        };
+        Some(
+            result
+                .unwrap_or_else(|UsageError| usage(core::str::from_utf8(name).unwrap_or_default())),
+        )
+    }
+
+    /// Forks a child that executes `program` with `args`. If the `execve`
+    /// fails the child prints `COMMAND: PROGRAM: ENAME` (or `COMMAND:
+    /// ENAME` without `name_program`), records the errno in `exec_error`
+    /// if given and exits 127 (no such program) or 126.
+    fn spawn(
+        &self,
+        command: &str,
+        program: &[u8],
+        args: &[&[u8]],
+        exec_error: Option<&AtomicI32>,
+        name_program: bool,
+    ) -> Result<Pid, Errno> {
+        let image = ExecImage::new(program, args, self.env, self.argv0);
+        if let Some(word) = exec_error {
+            word.store(0, Ordering::SeqCst);
+        }
+        match fork()? {
+            0 => {
+                let e = image.exec();
+                if let Some(word) = exec_error {
+                    word.store(e.0, Ordering::SeqCst);
+                }
+                if name_program {
+                    println!("{command}: {}: {}", Bytes(program), ErrName(e));
+                } else {
+                    println!("{command}: {}", ErrName(e));
+                }
+                exit_group(exec_failure_status(e))
+            }
+            pid => Ok(pid),
+        }
+    }
+
+    fn cmd_run(&self, args: &[&[u8]]) -> CommandResult {
+        let Some(&program) = args.first() else {
+            return Err(UsageError);
+        };
+        let pid = match self.spawn("run", program, args, self.exec_error, true) {
+            Ok(pid) => pid,
+            Err(e) => {
+                println!("run: {}: {}", Bytes(program), ErrName(e));
+                return Ok(exec_failure_status(e));
+            }
+        };
+        let status = match wait_for(pid) {
+            Ok(status) => status,
+            Err(e) => {
+                println!("run: wait for {pid} failed: {}", ErrName(e));
+                return Ok(1);
+            }
+        };
+        let code = shell_status(status);
+        let exec_failed = self
+            .exec_error
+            .is_some_and(|word| word.load(Ordering::SeqCst) != 0);
+        if !exec_failed {
+            if status.0 & 0x7f == 0 {
+                println!("[{pid}] exited with status {code}");
+            } else {
+                println!("[{pid}] killed by signal {}", status.0 & 0x7f);
+            }
+        }
+        Ok(code)
+    }
+
+    fn cmd_spin(&self) -> Status {
+        match self.spawn("spin", b"spin", &[b"spin"], None, false) {
+            Ok(pid) => {
+                println!("[{pid}] spin");
+                0
+            }
+            Err(e) => {
+                println!("spin: {}", ErrName(e));
+                1
+            }
+        }
+    }
+}
+
+fn cmd_help() -> Status {
+    print!("{Help}");
+    0
+}
+
+fn cmd_echo(args: &[&[u8]]) -> Status {
+    let mut line = Vec::new();
+    for (i, word) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        line.extend_from_slice(word);
+    }
+    line.push(b'\n');
+    write_bytes(STDOUT, &line);
+    0
+}
+
+fn cmd_meminfo() -> Status {
+    match forkvm::system_info() {
+        Ok(info) => {
+            println!("{}", Meminfo(&info));
+            0
+        }
+        Err(e) => failure("meminfo", "forkvm_info", e),
+    }
+}
+
+fn cmd_uptime() -> Status {
+    match forkvm::system_info() {
+        Ok(info) => {
+            println!("{}", Uptime(&info));
+            0
+        }
+        Err(e) => failure("uptime", "forkvm_info", e),
+    }
+}
+
+fn cmd_ticks(args: &[&[u8]]) -> CommandResult {
+    let ms = ticks_ms(args)?;
+    Ok(match forkvm::diag_ticks(ms) {
+        Ok(report) => {
+            println!("{}", Ticks(&report));
+            0
+        }
+        Err(e) => failure("ticks", "forkvm_diag", e),
+    })
+}
+
+fn cmd_poweroff(args: &[&[u8]]) -> CommandResult {
+    let status = poweroff_status(args)?;
+    // Returns only if powering off failed.
+    Ok(failure("poweroff", "reboot", forkvm::poweroff(status)))
+}
+
+fn cmd_ps() -> Status {
+    // Room for the tasks there are now, and some more: a short buffer gets
+    // a truncated list, so try again with more room if it filled up.
+    let mut room = forkvm::system_info().map_or(0, |i| i.tasks as usize) + 16;
+    loop {
+        let mut tasks = alloc::vec![TaskInfo::default(); room];
+        match forkvm::tasks(&mut tasks) {
+            Ok(n) if n < room || room >= 1 << 20 => {
+                let mut out = BufWriter::<2048>::new(STDOUT);
+                let _ = writeln!(out, "{PsHeader}");
+                for task in &tasks[..n] {
+                    let _ = writeln!(out, "{}", PsRow(task));
+                }
+                let _ = out.flush();
+                return 0;
+            }
+            Ok(_) => room *= 2,
+            Err(e) => return failure("ps", "forkvm_info", e),
+        }
+    }
+}
+
+fn cmd_kill(args: &[&[u8]]) -> CommandResult {
+    let pid = kill_pid(args)?;
+    // 0 and "negative" pids would signal process groups, ourselves included.
+    let target = match i32::try_from(pid) {
+        Ok(target) if target > 0 => target,
+        _ => {
+            println!("kill: ({pid}): no such process");
+            return Ok(1);
+        }
+    };
+    Ok(match kill(target, SIGKILL) {
+        Ok(()) => {
+            // Reap it if it is ours (ECHILD otherwise), as the kernel shell did.
+            let _ = wait_for(pid);
+            0
+        }
+        Err(Errno::ESRCH) => {
+            println!("kill: ({pid}): no such process");
+            1
+        }
+        Err(e) => {
+            println!("kill: ({pid}): {}", ErrName(e));
+            1
+        }
+    })
+}
+
+fn cmd_sleep(args: &[&[u8]]) -> CommandResult {
+    let ms = sleep_ms(args)?;
+    let mut left = Timespec::from_nanos(ms.saturating_mul(1_000_000));
+    loop {
+        match nanosleep(left) {
+            Ok(()) => return Ok(0),
+            Err((Errno::EINTR, rest)) => left = rest,
+            Err((e, _)) => return Ok(failure("sleep", "nanosleep", e)),
+        }
+    }
+}
+
+fn cmd_sysctl(args: &[&[u8]]) -> CommandResult {
+    let (name, value) = sysctl_setting(args)?;
+    let mut out = [0u8; 64];
+    Ok(match forkvm::sysctl(name, value, &mut out) {
+        Ok(n) => {
+            println!("{} = {}", Bytes(name), Bytes(&out[..n.min(out.len())]));
+            0
+        }
+        Err(Errno::ENOENT) => {
+            println!(
+                "sysctl: cannot stat {}: No such file or directory",
+                Bytes(name)
+            );
+            1
+        }
+        Err(Errno::EINVAL) if value.is_some() => {
+            println!(
+                "sysctl: {}: invalid argument",
+                Bytes(value.unwrap_or_default())
+            );
+            1
+        }
+        Err(e) => failure("sysctl", "forkvm_sysctl", e),
+    })
+}
+
+fn cmd_programs() -> Status {
+    info_text("programs", forkvm_abi::sys::INFO_PROGRAMS)
+}
+
+fn cmd_stat() -> Status {
+    info_text("stat", forkvm_abi::sys::INFO_STATS)
+}
+
+/// Prints a text report of the kernel's (`forkvm_info` of `kind`).
+fn info_text(command: &str, kind: u64) -> Status {
+    let mut buffer = [0u8; 4096];
+    match forkvm::info_raw(kind, &mut buffer) {
+        Ok(n) => {
+            let text = &buffer[..n];
+            write_bytes(STDOUT, text);
+            if !text.ends_with(b"\n") {
+                write_bytes(STDOUT, b"\n");
+            }
+            0
+        }
+        Err(e) => failure(command, "forkvm_info", e),
+    }
+}
+
+/// The TSC rate, if the kernel tells it (not on the host's Linux).
+fn tsc_khz() -> Option<u64> {
+    forkvm::system_info()
+        .ok()
+        .map(|i| i.tsc_khz)
+        .filter(|&khz| khz > 0)
+}
+
+fn cmd_sysprobe(args: &[&[u8]]) -> CommandResult {
+    let iterations = sysprobe_iterations(args)?;
+    let tsc_khz = tsc_khz();
+    let start = rdtsc_serialized();
+    for _ in 0..iterations {
+        getpid();
+    }
+    let total_cycles = rdtsc_serialized() - start;
+    println!(
+        "{}",
+        Sysprobe {
+            iterations,
+            total_cycles,
+            tsc_khz
+        }
+    );
+    Ok(0)
+}
+
+fn cmd_bench(args: &[&[u8]]) -> CommandResult {
+    let options = latency::parse_args(args).map_err(|_| UsageError)?;
+    let tsc_khz = tsc_khz();
+    Ok(match latency::measure(&options) {
+        Ok(cycles) => {
+            println!(
+                "{}",
+                Bench {
+                    op: options.op.name(),
+                    iters: options.iters,
+                    cycles,
+                    tsc_khz
+                }
+            );
+            0
+        }
+        Err(e) => {
+            println!("bench: {e}");
+            1
+        }
+    })
+}
+
+fn cmd_panic(args: &[&[u8]]) -> Status {
+    let mut message = Vec::new();
+    for (i, word) in args.iter().enumerate() {
+        if i > 0 {
+            message.push(b' ');
+        }
+        message.extend_from_slice(word);
+    }
+    if message.is_empty() {
+        message.extend_from_slice(b"requested from the shell");
+    }
+    // Returns only if the kernel did not panic.
+    failure("panic", "forkvm_diag", forkvm::diag_panic(&message))
+}
+
+fn cmd_fault() -> Status {
+    failure("fault", "forkvm_diag", forkvm::diag_kernel_fault())
+}

@@ -1,0 +1,438 @@
+//! Process-creation latency: the cost of one create + exit + reap cycle,
+//! timed in user mode with the TSC (used by `lat_proc` and the shell's
+//! `bench`).
+//!
+//! - `fork`: `fork`, the child `exit(0)`s at once, the parent `wait4`s it.
+//! - `vfork`: the same with `vfork` (the parent sleeps until the child exits).
+//! - `thread`: `clone` with glibc's `pthread_create` flags on a separate
+//!   stack; the thread `exit(0)`s (the thread only, not the group) and is
+//!   joined by futex-waiting on its `CLONE_CHILD_CLEARTID` word.
+//! - `clone-vm`: `clone(CLONE_VM | SIGCHLD)` on a separate stack (shared
+//!   memory, otherwise a process of its own); the child `exit(0)`s, the
+//!   parent `wait4`s it.
+//!
+//! `mem_mib` first maps and touches that many MiB (one write per 4 KiB page)
+//! so the parent has that much resident memory for `fork` to copy the page
+//! tables of. Warm-up: max(1, N/10) extra cycles first, not recorded.
+//! Everything [`measure`] maps is unmapped before it returns, so a
+//! long-lived caller (the shell) can measure again and again.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
+use crate::errno::Errno;
+use crate::io::Bytes;
+use crate::stats::{summarize, Summary};
+use crate::syscall::{exit, fork, mmap_anonymous, munmap, wait4, Pid, WaitStatus};
+use crate::syscall::{PROT_READ, PROT_WRITE};
+use crate::time::rdtsc_serialized;
+
+/// The operations and options, as `lat_proc` and `bench` take them.
+pub const USAGE_ARGS: &str = "fork|vfork|thread|clone-vm [--iters N] [--mem MIB]";
+/// Iterations when `--iters` is not given.
+pub const DEFAULT_ITERS: usize = 1000;
+/// Stack of the `thread` and `clone-vm` children (they only call `exit`).
+const CHILD_STACK: usize = 64 * 1024;
+const PAGE: usize = 4096;
+
+/// What one measured cycle creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `fork` + `exit` + `wait4`.
+    Fork,
+    /// `vfork` + `exit` + `wait4`.
+    Vfork,
+    /// `clone` of a thread + `exit` + futex join.
+    Thread,
+    /// `clone(CLONE_VM | SIGCHLD)` + `exit` + `wait4`.
+    CloneVm,
+}
+
+impl Op {
+    /// Every operation.
+    pub const ALL: [Op; 4] = [Op::Fork, Op::Vfork, Op::Thread, Op::CloneVm];
+
+    /// The name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Fork => "fork",
+            Op::Vfork => "vfork",
+            Op::Thread => "thread",
+            Op::CloneVm => "clone-vm",
+        }
+    }
+
+    /// The operation named `name`.
+    pub fn from_name(name: &[u8]) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name().as_bytes() == name)
+    }
+}
+
+/// A parsed `OP [--iters N] [--mem MIB]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// What to measure.
+    pub op: Op,
+    /// Measured cycles (at least 1).
+    pub iters: usize,
+    /// MiB to map and touch first.
+    pub mem_mib: usize,
+}
+
+/// Why `OP [--iters N] [--mem MIB]` could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgError<'a> {
+    /// No operation given.
+    MissingOp,
+    /// Not one of [`Op::ALL`].
+    UnknownOp(&'a [u8]),
+    /// `--iters` or `--mem` without a value.
+    MissingValue(&'static str),
+    /// A value that is not a decimal number.
+    NotANumber(&'static str, &'a [u8]),
+    /// `--iters 0`.
+    ZeroIters,
+    /// `--iters` or `--mem` too large to map.
+    TooLarge(&'static str),
+    /// Anything else.
+    UnknownOption(&'a [u8]),
+}
+
+impl fmt::Display for ArgError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ArgError::MissingOp => write!(f, "missing operation"),
+            ArgError::UnknownOp(op) => write!(f, "unknown operation: {}", Bytes(op)),
+            ArgError::MissingValue(flag) => write!(f, "{flag}: missing value"),
+            ArgError::NotANumber(flag, value) => {
+                write!(f, "{flag}: not a number: {}", Bytes(value))
+            }
+            ArgError::ZeroIters => write!(f, "--iters must be at least 1"),
+            ArgError::TooLarge(flag) => write!(f, "{flag} too large"),
+            ArgError::UnknownOption(option) => write!(f, "unknown option: {}", Bytes(option)),
+        }
+    }
+}
+
+/// Parses `OP [--iters N] [--mem MIB]` (the words after the program or
+/// command name).
+pub fn parse_args<'a>(args: &[&'a [u8]]) -> Result<Options, ArgError<'a>> {
+    let (&name, rest) = args.split_first().ok_or(ArgError::MissingOp)?;
+    let op = Op::from_name(name).ok_or(ArgError::UnknownOp(name))?;
+    let mut options = Options {
+        op,
+        iters: DEFAULT_ITERS,
+        mem_mib: 0,
+    };
+    let mut rest = rest.iter();
+    while let Some(&flag) = rest.next() {
+        let (flag, slot) = match flag {
+            b"--iters" => ("--iters", &mut options.iters),
+            b"--mem" => ("--mem", &mut options.mem_mib),
+            other => return Err(ArgError::UnknownOption(other)),
+        };
+        let value = rest.next().ok_or(ArgError::MissingValue(flag))?;
+        *slot = core::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(ArgError::NotANumber(flag, value))?;
+    }
+    if options.iters == 0 {
+        return Err(ArgError::ZeroIters);
+    }
+    if options.iters.checked_mul(8).is_none() {
+        return Err(ArgError::TooLarge("--iters"));
+    }
+    if options.mem_mib.checked_mul(1 << 20).is_none() {
+        return Err(ArgError::TooLarge("--mem"));
+    }
+    Ok(options)
+}
+
+/// Why a measurement stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A system call failed: what it was for, and its errno.
+    Sys(&'static str, Errno),
+    /// A child did not exit with status 0.
+    Child(WaitStatus),
+}
+
+/// `fork: EAGAIN 11`, `wait4: child ended with status 0x9`.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys(what, e) => write!(f, "{what}: {e}"),
+            Error::Child(status) => write!(f, "wait4: child ended with status {:#x}", status.0),
+        }
+    }
+}
+
+/// An anonymous read-write mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize, what: &'static str) -> Result<Mapping, Error> {
+        let ptr = mmap_anonymous(len, PROT_READ | PROT_WRITE).map_err(|e| Error::Sys(what, e))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and every user of it (slices, child
+        // stacks of reaped children) is gone by the time it drops.
+        let _ = unsafe { munmap(self.ptr, self.len) };
+    }
+}
+
+/// The memory a `thread`/`clone-vm` child uses: its stack, with a small TLS
+/// block (`CLONE_SETTLS`) at the bottom, and the thread's tid word.
+struct ChildArea {
+    stack_top: *mut u8,
+    tls: *mut u64,
+    tid: AtomicU32,
+}
+
+/// The child of `thread` and `clone-vm`: ends itself (only this thread).
+extern "C" fn child_exit(_arg: usize) -> ! {
+    exit(0)
+}
+
+/// Reaps `pid` and checks that it exited with status 0.
+fn reap(pid: Pid) -> Result<(), Error> {
+    match wait4(pid as i32, 0) {
+        Ok((got, status)) if got == pid && status.exited() && status.exit_status() == 0 => Ok(()),
+        Ok((_, status)) => Err(Error::Child(status)),
+        Err(e) => Err(Error::Sys("wait4", e)),
+    }
+}
+
+/// One create + exit + reap cycle, in TSC cycles.
+fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
+    let start = rdtsc_serialized();
+    match op {
+        Op::Fork => match fork() {
+            Ok(0) => exit(0),
+            Ok(pid) => reap(pid)?,
+            Err(e) => return Err(Error::Sys("fork", e)),
+        },
+        Op::Vfork => {
+            // SAFETY: the child only makes the (inlined) exit system call.
+            match unsafe { vfork() } {
+                Ok(0) => exit(0),
+                Ok(pid) => reap(pid)?,
+                Err(e) => return Err(Error::Sys("vfork", e)),
+            }
+        }
+        Op::Thread => {
+            area.tid.store(u32::MAX, Ordering::Relaxed);
+            let tid = area.tid.as_ptr();
+            // SAFETY: the stack and TLS block are ours and idle (the last
+            // thread is joined); the tid word lives as long as `area`, and
+            // the thread only calls exit.
+            let ret = unsafe {
+                clone_raw(
+                    THREAD_FLAGS,
+                    area.stack_top,
+                    tid,
+                    tid,
+                    area.tls as u64,
+                    child_exit,
+                    0,
+                )
+            };
+            if let Err(e) = ret {
+                return Err(Error::Sys("clone(thread)", e));
+            }
+            wait_tid_cleared(&area.tid);
+        }
+        Op::CloneVm => {
+            let null = core::ptr::null_mut();
+            // SAFETY: the stack is ours and idle (the last child was reaped);
+            // the child only calls exit.
+            let ret = unsafe {
+                clone_raw(
+                    CLONE_VM | SIGCHLD,
+                    area.stack_top,
+                    null,
+                    null,
+                    0,
+                    child_exit,
+                    0,
+                )
+            };
+            match ret {
+                Ok(pid) => reap(pid)?,
+                Err(e) => return Err(Error::Sys("clone(CLONE_VM)", e)),
+            }
+        }
+    }
+    Ok(rdtsc_serialized() - start)
+}
+
+/// Runs `options.iters` measured cycles (after the warm-up) and summarises
+/// them in TSC cycles.
+pub fn measure(options: &Options) -> Result<Summary, Error> {
+    let iters = options.iters.max(1);
+    let _resident = match options.mem_mib {
+        0 => None,
+        mib => {
+            let len = mib
+                .checked_mul(1 << 20)
+                .ok_or(Error::Sys("mmap(--mem)", Errno::ENOMEM))?;
+            let mem = Mapping::new(len, "mmap(--mem)")?;
+            for off in (0..len).step_by(PAGE) {
+                // SAFETY: off < len, inside the fresh mapping.
+                unsafe { mem.ptr.add(off).write_volatile(1) };
+            }
+            Some(mem)
+        }
+    };
+
+    let samples_len = iters
+        .checked_mul(core::mem::size_of::<u64>())
+        .ok_or(Error::Sys("mmap(samples)", Errno::ENOMEM))?;
+    let samples_map = Mapping::new(samples_len, "mmap(samples)")?;
+    // SAFETY: a fresh zeroed mapping of `iters` u64s, used only through this
+    // slice, which ends before the mapping drops.
+    let samples = unsafe { core::slice::from_raw_parts_mut(samples_map.ptr.cast::<u64>(), iters) };
+
+    let stack = Mapping::new(CHILD_STACK, "mmap(stack)")?;
+    let tls = stack.ptr.cast::<u64>();
+    // SAFETY: the TLS block is the first 64 bytes of the stack mapping; by
+    // x86-64 convention its first word points to itself.
+    unsafe { tls.write(tls as u64) };
+    let area = ChildArea {
+        // SAFETY: one past the end of the mapping: the top of the stack.
+        stack_top: unsafe { stack.ptr.add(CHILD_STACK) },
+        tls,
+        tid: AtomicU32::new(0),
+    };
+
+    let warmup = (iters / 10).max(1);
+    for _ in 0..warmup {
+        cycle(options.op, &area)?;
+    }
+    for sample in samples.iter_mut() {
+        *sample = cycle(options.op, &area)?;
+    }
+    Ok(summarize(samples).expect("iters >= 1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&'static str]) -> Result<Options, ArgError<'static>> {
+        let args: Vec<&'static [u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        parse_args(&args)
+    }
+
+    #[test]
+    fn op_names_round_trip() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_name(op.name().as_bytes()), Some(op));
+        }
+        assert_eq!(Op::from_name(b"spawn"), None);
+        assert_eq!(Op::from_name(b""), None);
+    }
+
+    #[test]
+    fn parses_options() {
+        assert_eq!(
+            parse(&["fork"]),
+            Ok(Options {
+                op: Op::Fork,
+                iters: DEFAULT_ITERS,
+                mem_mib: 0
+            })
+        );
+        assert_eq!(
+            parse(&["clone-vm", "--mem", "16", "--iters", "20"]),
+            Ok(Options {
+                op: Op::CloneVm,
+                iters: 20,
+                mem_mib: 16
+            })
+        );
+        // The last of a repeated option wins.
+        assert_eq!(
+            parse(&["thread", "--iters", "5", "--iters", "7"])
+                .unwrap()
+                .iters,
+            7
+        );
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        assert_eq!(parse(&[]), Err(ArgError::MissingOp));
+        assert_eq!(parse(&["spawn"]), Err(ArgError::UnknownOp(b"spawn")));
+        assert_eq!(
+            parse(&["fork", "--iters"]),
+            Err(ArgError::MissingValue("--iters"))
+        );
+        assert_eq!(
+            parse(&["fork", "--mem", "x"]),
+            Err(ArgError::NotANumber("--mem", b"x"))
+        );
+        assert_eq!(
+            parse(&["fork", "--iters", "-1"]),
+            Err(ArgError::NotANumber("--iters", b"-1"))
+        );
+        assert_eq!(parse(&["fork", "--iters", "0"]), Err(ArgError::ZeroIters));
+        assert_eq!(
+            parse(&["fork", "--bogus"]),
+            Err(ArgError::UnknownOption(b"--bogus"))
+        );
+        let huge = format!("{}", usize::MAX);
+        let huge: &'static str = Box::leak(huge.into_boxed_str());
+        assert_eq!(
+            parse(&["fork", "--mem", huge]),
+            Err(ArgError::TooLarge("--mem"))
+        );
+        assert_eq!(
+            parse(&["fork", "--iters", huge]),
+            Err(ArgError::TooLarge("--iters"))
+        );
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            ArgError::UnknownOp(b"spawn").to_string(),
+            "unknown operation: spawn"
+        );
+        assert_eq!(
+            ArgError::NotANumber("--iters", b"x").to_string(),
+            "--iters: not a number: x"
+        );
+        assert_eq!(
+            Error::Sys("fork", Errno::EAGAIN).to_string(),
+            "fork: EAGAIN 11"
+        );
+        assert_eq!(
+            Error::Child(WaitStatus(9)).to_string(),
+            "wait4: child ended with status 0x9"
+        );
+    }
+
+    // Measuring forks a copy of the (multi-threaded) test binary: the child
+    // only calls exit, which is safe. Threads and clone-vm are exercised by
+    // the host tests of `lat_proc` and `sh`.
+    #[test]
+    fn measures_forks_on_the_host() {
+        let options = Options {
+            op: Op::Fork,
+            iters: 5,
+            mem_mib: 1,
+        };
+        let s = measure(&options).unwrap();
+        assert!(0 < s.min && s.min <= s.median && s.median <= s.p90 && s.p90 <= s.max);
+    }
+}

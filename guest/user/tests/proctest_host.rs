@@ -1,0 +1,168 @@
+//! Runs `proctest` on the host's Linux, the oracle for what the forkvm guest
+//! kernel must do: every scenario must pass here, together and alone.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROCTEST: &str = env!("CARGO_BIN_EXE_proctest");
+
+/// Far more than a run needs (`all` takes well under a second).
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The scenario names the program must offer, in `list` order.
+const SCENARIOS: [&str; 30] = [
+    "cow-parent-write",
+    "cow-child-write",
+    "cow-many-pages",
+    "clone-vm-shares",
+    "thread-shares-mm",
+    "thread-getpid",
+    "child-cleartid-wakes",
+    "vfork-order",
+    "vfork-exec",
+    "wait-status-exit",
+    "wait-status-sigkill",
+    "wait-status-sigsegv",
+    "wait-any-and-wnohang",
+    "wait-echild",
+    "orphan-reparented",
+    "zombie-reaped",
+    "efault-write",
+    "efault-wait4",
+    "efault-clone-settid",
+    "pipe-basic",
+    "dup2-basic",
+    "files-shared-by-thread",
+    "exit-group-kills-threads",
+    "mmap-munmap",
+    "mprotect-readonly",
+    "brk-grow",
+    "fork-many",
+    "sched-yield",
+    "nanosleep",
+    "uname",
+];
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit status {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `proctest ARGS`, killing it if it outlives [`TIMEOUT`]. (Its output
+/// is small enough to sit in the pipes until it has exited.)
+fn proctest(args: &[&str]) -> Run {
+    let mut child = Command::new(PROCTEST)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn proctest");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if start.elapsed() > TIMEOUT {
+            child.kill().expect("kill proctest");
+            child.wait().expect("wait proctest");
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+    };
+    assert!(
+        status.is_some(),
+        "proctest {args:?} still running after {TIMEOUT:?} (killed)\n{run}"
+    );
+    run
+}
+
+fn listed() -> Vec<String> {
+    let run = proctest(&["list"]);
+    assert_eq!(run.code, Some(0), "proctest list\n{run}");
+    run.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn list_names_every_scenario() {
+    assert_eq!(listed(), SCENARIOS);
+}
+
+#[test]
+fn all_scenarios_pass_on_the_host() {
+    let names = listed();
+    let run = proctest(&["all"]);
+    let expected: Vec<String> = names.iter().map(|n| format!("ok {n}")).collect();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines, expected, "proctest all\n{run}");
+    assert_eq!(run.code, Some(0), "proctest all\n{run}");
+    assert!(run.stderr.is_empty(), "proctest all\n{run}");
+}
+
+/// No scenario depends on another having run first.
+#[test]
+fn each_scenario_passes_alone() {
+    for name in listed() {
+        let run = proctest(&[&name]);
+        assert_eq!(run.stdout, format!("ok {name}\n"), "proctest {name}\n{run}");
+        assert_eq!(run.code, Some(0), "proctest {name}\n{run}");
+    }
+}
+
+#[test]
+fn several_scenarios_run_in_order() {
+    let run = proctest(&["uname", "pipe-basic", "uname"]);
+    assert_eq!(run.stdout, "ok uname\nok pipe-basic\nok uname\n", "{run}");
+    assert_eq!(run.code, Some(0), "{run}");
+}
+
+#[test]
+fn exit_42_helper_exits_42_silently() {
+    let run = proctest(&["exit-42"]);
+    assert_eq!(run.code, Some(42), "{run}");
+    assert!(run.stdout.is_empty() && run.stderr.is_empty(), "{run}");
+}
+
+#[test]
+fn bad_usage_exits_2_before_running_anything() {
+    for args in [&[][..], &["no-such-scenario"], &["uname", "bogus"]] {
+        let run = proctest(args);
+        assert_eq!(run.code, Some(2), "proctest {args:?}\n{run}");
+        assert!(run.stdout.is_empty(), "proctest {args:?}\n{run}");
+        assert!(
+            run.stderr.contains("usage: proctest"),
+            "proctest {args:?}\n{run}"
+        );
+    }
+}

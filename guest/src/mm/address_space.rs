@@ -296,6 +296,7 @@ impl AddressSpace {
                 write,
                 user: true,
                 present_fault: true,
+                execute: false,
             };
             match self.handle_fault(page, access) {
                 FaultResult::Segv => return Err(EFAULT),

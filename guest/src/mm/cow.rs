@@ -101,8 +101,20 @@ fn user_range(start: u64, end: u64) -> Option<(u64, u64)> {
 
 /// The leaf bits for a page with rights `prot`; `writable` says whether a
 /// write may go straight to the frame (false while it is COW-shared).
+/// Whether the CPU runs with EFER.NXE: then pages without `PROT_EXEC` get
+/// the no-execute bit (without NXE that bit is reserved and must stay 0).
+static NO_EXECUTE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Enables no-execute protection for user pages mapped from now on.
+pub fn set_no_execute_supported(on: bool) {
+    NO_EXECUTE.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
 fn leaf_flags(prot: Prot, writable: bool) -> u64 {
     let mut bits = flags::PRESENT;
+    if !prot.contains(Prot::EXEC) && NO_EXECUTE.load(core::sync::atomic::Ordering::Relaxed) {
+        bits |= flags::NO_EXECUTE;
+    }
     if prot.allows_read() {
         bits |= flags::USER;
     }
@@ -407,7 +419,7 @@ pub fn change_protection(ops: &mut impl MemoryOps, root: u64, area: &Vma) -> u64
     let mut changed = 0;
     for_each_pte(ops, root, 4, start, end, &mut |ops, table, i, entry| {
         let exclusive = area.is_shared() || ops.frame_refcount(entry & ADDRESS_MASK) == 1;
-        let mut new = entry & !(flags::USER | flags::WRITABLE | PTE_COW);
+        let mut new = entry & !(flags::USER | flags::WRITABLE | flags::NO_EXECUTE | PTE_COW);
         new |= leaf_flags(area.prot, exclusive);
         if !exclusive {
             new |= PTE_COW;
@@ -576,15 +588,18 @@ pub struct Access {
     /// The PTE was present (a protection fault). Informational:
     /// [`handle_fault`] decides from the PTE as it is now.
     pub present_fault: bool,
+    /// An instruction fetch (only reported with no-execute enabled).
+    pub execute: bool,
 }
 
 impl Access {
-    /// The access described by a #PF error code (bits P, W/R, U/S).
+    /// The access described by a #PF error code (bits P, W/R, U/S, I/D).
     pub fn from_error_code(code: u64) -> Access {
         Access {
             present_fault: code & 1 != 0,
             write: code & 2 != 0,
             user: code & 4 != 0,
+            execute: code & 0x10 != 0,
         }
     }
 }
@@ -639,7 +654,9 @@ pub fn handle_fault(
     let Some(vma) = vma.filter(|vma| vma.contains(addr) && addr < USER_END) else {
         return FaultResult::Segv;
     };
-    let allowed = if access.write {
+    let allowed = if access.execute {
+        vma.prot.contains(Prot::EXEC)
+    } else if access.write {
         vma.prot.allows_write()
     } else {
         vma.prot.allows_read()
@@ -912,11 +929,19 @@ mod tests {
         write: true,
         user: true,
         present_fault: true,
+        execute: false,
     };
     const READ: Access = Access {
         write: false,
         user: true,
         present_fault: false,
+        execute: false,
+    };
+    const FETCH: Access = Access {
+        write: false,
+        user: true,
+        present_fault: true,
+        execute: true,
     };
 
     /// Populates `vma` in the root address space, page n holding byte n.
@@ -934,11 +959,29 @@ mod tests {
             Access {
                 write: true,
                 user: true,
-                present_fault: true
+                present_fault: true,
+                execute: false
             }
         );
         assert_eq!(Access::from_error_code(0), Access::default());
         assert!(Access::from_error_code(2).write);
+        assert!(Access::from_error_code(0x15).execute);
+    }
+
+    #[test]
+    fn instruction_fetch_needs_exec_rights() {
+        let mut mem = FakeMemory::new();
+        let data = private(0x40_0000, 0x40_1000, RW);
+        parent_with(&mut mem, &data);
+        assert_eq!(
+            handle_fault(&mut mem, ROOT, 0x40_0000, FETCH, Some(&data)),
+            FaultResult::Segv
+        );
+        let code = private(0x40_0000, 0x40_1000, Prot::READ | Prot::EXEC);
+        assert_ne!(
+            handle_fault(&mut mem, ROOT, 0x40_0000, FETCH, Some(&code)),
+            FaultResult::Segv
+        );
     }
 
     #[test]

@@ -100,6 +100,9 @@ mod kernel {
             }
         }
         *FRAMES.lock() = Some(allocator);
+        const IA32_EFER: u32 = 0xc000_0080;
+        const EFER_NXE: u64 = 1 << 11;
+        super::cow::set_no_execute_supported(crate::arch::cpu::rdmsr(IA32_EFER) & EFER_NXE != 0);
     }
 
     /// Page-table access through the direct map, allocating table pages

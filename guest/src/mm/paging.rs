@@ -9,6 +9,8 @@ pub mod flags {
     pub const WRITABLE: u64 = 1 << 1;
     pub const USER: u64 = 1 << 2;
     pub const HUGE: u64 = 1 << 7;
+    /// Instruction fetches fault (needs EFER.NXE).
+    pub const NO_EXECUTE: u64 = 1 << 63;
 }
 
 /// Physical-address bits of an entry.

@@ -82,8 +82,12 @@ fn user_exception(frame: &TrapFrame) {
     let signal = match frame.vector {
         PAGE_FAULT => {
             let address = read_cr2();
+            let mut access = Access::from_error_code(frame.error_code);
+            // The PVM host does not report instruction fetches (error-code
+            // bit 4); a fault at the instruction being fetched is one.
+            access.execute |= address >= frame.rip && address < frame.rip.saturating_add(16);
             let result = match crate::sched::current().mm() {
-                Some(mm) => mm.handle_fault(address, Access::from_error_code(frame.error_code)),
+                Some(mm) => mm.handle_fault(address, access),
                 None => FaultResult::Segv,
             };
             match result {

@@ -48,7 +48,7 @@ use forkvm_user::syscall::{
     brk, c_field, close, dup2, execve, exit, exit_group, fork, futex, getpid, getppid, gettid,
     kill, mmap_anonymous, mprotect, munmap, nanosleep, nr, pipe2, read, syscall0, syscall3,
     syscall4, syscall5, uname, wait4, write, write_all, Pid, Timespec, WaitStatus, FUTEX_WAIT,
-    PROT_READ, PROT_WRITE, WNOHANG,
+    PROT_EXEC, PROT_READ, PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
@@ -1508,6 +1508,38 @@ fn mmap_munmap(_: &Ctx) -> Outcome {
     expect_signal("child reading an unmapped page", status, SIGSEGV)
 }
 
+/// Code placed in a page mapped without `PROT_EXEC` does not run: a child
+/// that jumps there dies of `SIGSEGV` (no-execute pages); after
+/// `mprotect(PROT_READ | PROT_EXEC)` the same code runs.
+fn nx_data_page(_: &Ctx) -> Outcome {
+    // mov eax, 42; ret
+    const CODE: [u8; 6] = [0xb8, 42, 0, 0, 0, 0xc3];
+    let map = Mapping::new(PAGE)?;
+    for (i, byte) in CODE.iter().enumerate() {
+        map.set(i, *byte);
+    }
+    let addr = map.addr();
+    let child = Child::spawn(|| {
+        // SAFETY: deliberately calls into a non-executable page: the fetch
+        // faults and the child dies before anything runs.
+        let f: extern "C" fn() -> u32 = unsafe { core::mem::transmute(addr) };
+        f() as i32
+    })?;
+    let status = child.wait_bounded("running code from a data page")?;
+    expect_signal(
+        "child calling into a PROT_READ|PROT_WRITE page",
+        status,
+        SIGSEGV,
+    )?;
+    // SAFETY: the page holds the complete function above.
+    unsafe { mprotect(map.ptr, PAGE, PROT_READ | PROT_EXEC) }
+        .ctx("mprotect(PROT_READ|PROT_EXEC)")?;
+    // SAFETY: now executable; the function follows the C ABI.
+    let f: extern "C" fn() -> u32 = unsafe { core::mem::transmute(addr) };
+    ensure!(f() == 42, "the code did not run after PROT_EXEC");
+    Ok(())
+}
+
 /// A page made `PROT_READ` can be read (by the parent and a child) but a
 /// child writing it dies of `SIGSEGV`, and the contents stay.
 fn mprotect_readonly(_: &Ctx) -> Outcome {
@@ -1681,6 +1713,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-shared-by-thread", files_shared_by_thread),
     ("exit-group-kills-threads", exit_group_kills_threads),
     ("mmap-munmap", mmap_munmap),
+    ("nx-data-page", nx_data_page),
     ("mprotect-readonly", mprotect_readonly),
     ("brk-grow", brk_grow),
     ("fork-many", fork_many),

@@ -106,6 +106,7 @@ fn user_range(start: u64, end: u64) -> Option<(u64, u64)> {
 static NO_EXECUTE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Enables no-execute protection for user pages mapped from now on.
+#[cfg_attr(test, allow(dead_code))] // called by the kernel at boot
 pub fn set_no_execute_supported(on: bool) {
     NO_EXECUTE.store(on, core::sync::atomic::Ordering::Relaxed);
 }

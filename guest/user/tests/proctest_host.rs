@@ -11,7 +11,7 @@ const PROCTEST: &str = env!("CARGO_BIN_EXE_proctest");
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The scenario names the program must offer, in `list` order.
-const SCENARIOS: [&str; 30] = [
+const SCENARIOS: [&str; 31] = [
     "cow-parent-write",
     "cow-child-write",
     "cow-many-pages",
@@ -36,6 +36,7 @@ const SCENARIOS: [&str; 30] = [
     "files-shared-by-thread",
     "exit-group-kills-threads",
     "mmap-munmap",
+    "nx-data-page",
     "mprotect-readonly",
     "brk-grow",
     "fork-many",

@@ -128,6 +128,7 @@ fn copy_process(
         &comm[..name_len],
     ));
     child.saved_rsp.store(rsp, Ordering::Release);
+    sched::sched_fork(&child);
     {
         let parent_inner = parent.inner.lock();
         let mut inner = child.inner.lock();

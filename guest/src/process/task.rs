@@ -27,6 +27,9 @@ pub enum TaskState {
     Zombie = 2,
     /// Reaped (`EXIT_DEAD`).
     Dead = 3,
+    /// Created but not yet woken (`TASK_NEW`): only `wake_up_new_task`
+    /// makes it runnable.
+    New = 4,
 }
 
 impl TaskState {
@@ -35,6 +38,7 @@ impl TaskState {
             0 => TaskState::Runnable,
             1 => TaskState::Sleeping,
             2 => TaskState::Zombie,
+            4 => TaskState::New,
             _ => TaskState::Dead,
         }
     }
@@ -46,6 +50,7 @@ impl TaskState {
             TaskState::Sleeping => 'S',
             TaskState::Zombie => 'Z',
             TaskState::Dead => 'X',
+            TaskState::New => 'N',
         }
     }
 }
@@ -119,7 +124,7 @@ impl Task {
         Task {
             pid,
             tgid,
-            state: AtomicU8::new(TaskState::Runnable as u8),
+            state: AtomicU8::new(TaskState::New as u8),
             saved_rsp: AtomicU64::new(0),
             stack,
             inner: Mutex::new(TaskInner {

@@ -33,8 +33,11 @@ static SWITCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Makes the boot context the idle task (pid 0).
 pub fn init() {
-    let idle =
-        IDLE.call_once(|| Arc::new(Task::new(0, 0, TaskStack::Boot, Weak::new(), b"swapper")));
+    let idle = IDLE.call_once(|| {
+        let idle = Arc::new(Task::new(0, 0, TaskStack::Boot, Weak::new(), b"swapper"));
+        idle.set_state(TaskState::Runnable);
+        idle
+    });
     *CURRENT.lock() = Some(idle.clone());
 }
 
@@ -58,6 +61,12 @@ pub fn set_child_runs_first(on: bool) {
 
 pub fn child_runs_first() -> bool {
     CHILD_RUNS_FIRST.load(Ordering::Relaxed)
+}
+
+/// Prepares a new task's scheduling state (Linux `sched_fork`): it stays
+/// `New`, off the run queue, until [`wake_up_new_task`].
+pub fn sched_fork(task: &Task) {
+    task.set_state(TaskState::New);
 }
 
 /// Makes a newly created task runnable (Linux `wake_up_new_task`). With

@@ -19,6 +19,8 @@ pub const EPIPE: i32 = 32;
 pub const EMFILE: i32 = 24;
 pub const ENODEV: i32 = 19;
 pub const ENOSYS: i32 = 38;
+/// Restart the system call (never seen by user space).
+pub const ERESTARTNOINTR: i32 = 513;
 
 /// The symbolic name of an errno, for messages.
 pub fn name(errno: i32) -> &'static str {

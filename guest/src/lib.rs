@@ -70,6 +70,10 @@ mod kernel {
         arch::init(platform);
         time::init(info.tsc_khz, entry_tsc);
         mm::init(&info);
+        let ram = mm::frame_counts().0 as u64 * 4096;
+        let threads =
+            crate::process::rlimit::compute_max_threads(ram, mm::kstack::KERNEL_STACK_SIZE);
+        crate::process::rlimit::set_max_threads(threads).expect("computed within bounds");
         drivers::init(info.serial_gsi);
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
 

@@ -13,6 +13,8 @@ pub enum FileKind {
     Console,
     PipeRead(Arc<Pipe>),
     PipeWrite(Arc<Pipe>),
+    /// A process, as returned by CLONE_PIDFD (only closing it is supported).
+    Pidfd(alloc::sync::Weak<crate::process::task::Task>),
 }
 
 /// An open file description, shared by every descriptor `dup`ed from it
@@ -32,7 +34,7 @@ impl Drop for File {
         match &self.kind {
             FileKind::PipeRead(pipe) => pipe.close_end(true),
             FileKind::PipeWrite(pipe) => pipe.close_end(false),
-            FileKind::Console => {}
+            FileKind::Console | FileKind::Pidfd(_) => {}
         }
     }
 }

@@ -206,6 +206,12 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner.files = Some(Arc::new(spin::Mutex::new(
             super::files::FdTable::with_console(),
         )));
+        // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`).
+        inner.cred = super::cred::Cred::root();
+        inner.user_count = Some(super::cred::UserTaskCount::charge(0));
+        inner.thread_count = Some(super::ThreadCount::charge());
+        let limits = super::rlimit::Rlimits::for_init(super::rlimit::max_threads());
+        inner.rlimits = Arc::new(spin::Mutex::new(limits));
     }
     parent.inner.lock().children.push(task.clone());
     super::register(&task);

@@ -8,7 +8,7 @@ use super::task::{Task, TaskState};
 use crate::sched;
 
 /// Pid of the task that adopts orphans.
-const REAPER_PID: u32 = 1;
+pub const REAPER_PID: u32 = 1;
 
 /// Wait status of a normal exit with `code` (Linux `(code & 0xff) << 8`).
 pub fn exit_status(code: i32) -> u32 {

@@ -10,24 +10,50 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
+use super::cred::{self, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use super::rlimit::{self, RLIMIT_NPROC};
 use super::task::{Pid, Task, TaskStack};
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
 use crate::arch::switch;
-use crate::errno::{EINVAL, ENOMEM};
+use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
 
 pub const CSIGNAL: u64 = 0xff;
 pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_PIDFD: u64 = 0x1000;
 pub const CLONE_FILES: u64 = 0x400;
 pub const CLONE_SIGHAND: u64 = 0x800;
 pub const CLONE_VFORK: u64 = 0x4000;
 pub const CLONE_PARENT: u64 = 0x8000;
 pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
 pub const CLONE_SETTLS: u64 = 0x80000;
 pub const CLONE_PARENT_SETTID: u64 = 0x100000;
 pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_DETACHED: u64 = 0x400000;
 pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+pub const CLONE_NEWCGROUP: u64 = 0x2000000;
+pub const CLONE_NEWUTS: u64 = 0x4000000;
+pub const CLONE_NEWIPC: u64 = 0x8000000;
+pub const CLONE_NEWUSER: u64 = 0x10000000;
+pub const CLONE_NEWPID: u64 = 0x20000000;
+pub const CLONE_NEWNET: u64 = 0x40000000;
+pub const CLONE_NEWTIME: u64 = 0x80;
+/// clone3 only: reset signal handlers in the child.
+pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+/// clone3 only: start the child in another cgroup.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// Every namespace flag.
+pub const CLONE_NAMESPACES: u64 = CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWTIME;
 
 /// SIGCHLD, the exit signal of fork and vfork.
 pub const SIGCHLD: u64 = 17;
@@ -36,6 +62,8 @@ pub const SIGCHLD: u64 = 17;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CloneArgs {
     pub flags: u64,
+    /// Where CLONE_PIDFD stores the pidfd.
+    pub pidfd: u64,
     pub exit_signal: u64,
     pub stack: u64,
     pub parent_tid: u64,
@@ -46,13 +74,24 @@ pub struct CloneArgs {
 /// Creates a task as a copy of the current one and starts it; returns its
 /// pid (Linux `kernel_clone`). `frame` is the caller's user register state.
 pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
+    let flags = args.flags;
+    // Legacy clone returns the pidfd through parent_tid: both cannot use it.
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && args.pidfd == args.parent_tid
+    {
+        return Err(EINVAL);
+    }
     let parent = sched::current();
-    let vfork = (args.flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::new()));
+    let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::new()));
     let child = copy_process(&parent, args, frame, vfork.clone())?;
     let pid = child.pid;
     crate::stats::TASKS_CREATED.add(1);
-    if args.flags & CLONE_PARENT_SETTID != 0 {
-        if let Some(mm) = parent.mm() {
+    if let Some(mm) = parent.mm() {
+        if flags & CLONE_PIDFD != 0 {
+            // The pidfd was installed by copy_process; hand out its number.
+            let fd = child.inner.lock().pidfd_number.take().unwrap_or(u64::MAX);
+            let _ = mm.copy_to_user(args.pidfd, &(fd as u32).to_le_bytes());
+        }
+        if flags & CLONE_PARENT_SETTID != 0 {
             // Linux writes it before the child can run; a bad pointer is ignored.
             let _ = mm.copy_to_user(args.parent_tid, &pid.to_le_bytes());
         }
@@ -66,7 +105,38 @@ pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
     Ok(pid)
 }
 
-/// Builds the child task (Linux `copy_process`), not yet runnable.
+/// The clone flag checks of Linux's `copy_process`, in its order.
+fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
+    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS {
+        return Err(EINVAL);
+    }
+    if flags & (CLONE_NEWUSER | CLONE_FS) == CLONE_NEWUSER | CLONE_FS {
+        return Err(EINVAL);
+    }
+    // Thread groups share signals; signal handlers need a shared VM.
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+        return Err(EINVAL);
+    }
+    // Siblings of init (which is SIGNAL_UNKILLABLE) would be unreapable.
+    if flags & CLONE_PARENT != 0 && parent.tgid == super::exit::REAPER_PID {
+        return Err(EINVAL);
+    }
+    // A thread cannot live in another user or pid namespace than its group.
+    if flags & CLONE_THREAD != 0 && flags & (CLONE_NEWUSER | CLONE_NEWPID) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_DETACHED != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// Builds the child task (Linux `copy_process`), not yet runnable. The
+/// steps run in Linux's order; every resource taken is an owned value, so
+/// an error at any step drops what was taken so far, in reverse order.
 fn copy_process(
     parent: &Arc<Task>,
     args: &CloneArgs,
@@ -74,33 +144,81 @@ fn copy_process(
     vfork: Option<Arc<Completion>>,
 ) -> Result<Arc<Task>, i32> {
     let flags = args.flags;
-    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
-        return Err(EINVAL);
-    }
-    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
-        return Err(EINVAL);
+    check_clone_flags(parent, flags)?;
+    // A pending fatal signal: let it act first; the fork is restarted.
+    if parent.fatal_status().is_some() {
+        return Err(ERESTARTNOINTR);
     }
 
+    // dup_task_struct: the kernel stack.
     let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    let parent_mm = parent.mm();
-    let mm = match &parent_mm {
-        Some(mm) if flags & CLONE_VM != 0 => Some(mm.clone()),
+    let parent_inner_snapshot = {
+        let inner = parent.inner.lock();
+        (inner.cred, inner.rlimits.clone())
+    };
+    let (cred, parent_rlimits) = parent_inner_snapshot;
+
+    // copy_creds: same identity, counted against the real user.
+    let user_count = UserTaskCount::charge(cred.uid);
+    // RLIMIT_NPROC: root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt.
+    let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
+    if cred::user_tasks(cred.uid) > nproc_limit
+        && cred.uid != 0
+        && !cred.capable(CAP_SYS_RESOURCE)
+        && !cred.capable(CAP_SYS_ADMIN)
+    {
+        return Err(EAGAIN);
+    }
+    // max_threads applies to everyone, root too.
+    if super::nr_threads() >= rlimit::max_threads() {
+        return Err(EAGAIN);
+    }
+    let thread_count = super::ThreadCount::charge();
+
+    // Namespaces: creating one needs CAP_SYS_ADMIN; none is implemented yet.
+    if flags & CLONE_NAMESPACES != 0 {
+        return Err(
+            if cred.capable(CAP_SYS_ADMIN) || flags & CLONE_NAMESPACES == CLONE_NEWUSER {
+                EINVAL
+            } else {
+                EPERM
+            },
+        );
+    }
+
+    // copy_files, copy_sighand, copy_signal (the limits), copy_mm.
+    let (files, sighand, blocked, fs_base) = {
+        let inner = parent.inner.lock();
+        let files = inner.files.as_ref().map(|files| {
+            if flags & CLONE_FILES != 0 {
+                files.clone()
+            } else {
+                Arc::new(spin::Mutex::new(files.lock().clone()))
+            }
+        });
+        let sighand = if flags & CLONE_SIGHAND != 0 {
+            inner.sighand.clone()
+        } else if flags & CLONE_CLEAR_SIGHAND != 0 {
+            let mut actions = inner.sighand.lock().clone();
+            actions.reset_for_exec();
+            Arc::new(spin::Mutex::new(actions))
+        } else {
+            Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
+        };
+        (files, sighand, inner.blocked, inner.fs_base)
+    };
+    let rlimits = if flags & CLONE_THREAD != 0 {
+        parent_rlimits
+    } else {
+        Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
+    };
+    let mm = match parent.mm() {
+        Some(mm) if flags & CLONE_VM != 0 => Some(mm),
         Some(mm) => Some(
             mm.dup(&eager_copy_addresses(frame.rsp))
                 .map_err(|_| ENOMEM)?,
         ),
         None => None,
-    };
-    let pid = super::new_pid()?;
-    let tgid = if flags & CLONE_THREAD != 0 {
-        parent.tgid
-    } else {
-        pid
-    };
-    let real_parent = if flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
-        parent.inner.lock().parent.clone()
-    } else {
-        Arc::downgrade(parent)
     };
 
     // copy_thread: the child returns to user mode where the parent will,
@@ -114,10 +232,21 @@ fn copy_process(
         (frame as *const TrapFrame as u64 - FPU_STATE_SIZE as u64) as *const [u8; FPU_STATE_SIZE];
     // SAFETY: the trap entry saved the parent's FPU state right below its frame.
     let fpu = unsafe { *parent_fpu };
-    let top = stack.top();
-    // SAFETY: `top` is the top of the child's fresh kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(top, &child_frame, &fpu) };
+    // SAFETY: the top of the child's fresh kernel stack.
+    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
 
+    // alloc_pid.
+    let pid = super::new_pid()?;
+    let tgid = if flags & CLONE_THREAD != 0 {
+        parent.tgid
+    } else {
+        pid
+    };
+    let real_parent = if flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
+        parent.inner.lock().parent.clone()
+    } else {
+        Arc::downgrade(parent)
+    };
     let comm = parent.comm();
     let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     let child = Arc::new(Task::new(
@@ -130,7 +259,6 @@ fn copy_process(
     child.saved_rsp.store(rsp, Ordering::Release);
     sched::sched_fork(&child);
     {
-        let parent_inner = parent.inner.lock();
         let mut inner = child.inner.lock();
         inner.mm = mm;
         inner.exit_signal = if flags & CLONE_THREAD != 0 {
@@ -141,7 +269,7 @@ fn copy_process(
         inner.fs_base = if flags & CLONE_SETTLS != 0 {
             args.tls
         } else {
-            parent_inner.fs_base
+            fs_base
         };
         inner.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
             args.child_tid
@@ -149,21 +277,19 @@ fn copy_process(
             0
         };
         inner.vfork_done = vfork;
-        // copy_sighand: share the actions, or copy them.
-        inner.sighand = if flags & CLONE_SIGHAND != 0 {
-            parent_inner.sighand.clone()
-        } else {
-            Arc::new(spin::Mutex::new(parent_inner.sighand.lock().clone()))
-        };
-        inner.blocked = parent_inner.blocked;
-        // copy_files: share the table, or a copy referring to the same files.
-        inner.files = parent_inner.files.as_ref().map(|files| {
-            if flags & CLONE_FILES != 0 {
-                files.clone()
-            } else {
-                Arc::new(spin::Mutex::new(files.lock().clone()))
-            }
-        });
+        inner.sighand = sighand;
+        inner.blocked = blocked;
+        inner.files = files;
+        inner.cred = cred;
+        inner.user_count = Some(user_count);
+        inner.thread_count = Some(thread_count);
+        inner.rlimits = rlimits;
+    }
+    if flags & CLONE_PIDFD != 0 {
+        let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
+        let table = parent.files().ok_or(EBADF)?;
+        let fd = table.lock().install(pidfd)?;
+        child.inner.lock().pidfd_number = Some(fd);
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         if let Some(mm) = child.mm() {
@@ -214,4 +340,109 @@ pub fn release_vfork_parent(task: &Task) {
     if let Some(done) = done {
         done.complete();
     }
+}
+
+/// Size of the first `struct clone_args` (`CLONE_ARGS_SIZE_VER0`).
+pub const CLONE_ARGS_SIZE_VER0: u64 = 64;
+/// Size of the newest `struct clone_args` this kernel knows (VER2).
+pub const CLONE_ARGS_SIZE_VER2: u64 = 88;
+/// Deepest pid-namespace nesting (`MAX_PID_NS_LEVEL`).
+const MAX_PID_NS_LEVEL: u64 = 32;
+/// Highest signal number.
+const NSIG: u64 = 64;
+const CSIGNAL_BITS: u64 = 0xff;
+/// Flags legacy clone can express.
+const CLONE_LEGACY_FLAGS: u64 = 0xffff_ffff;
+
+/// Reads and validates a `struct clone_args` of `size` bytes (Linux
+/// `copy_clone_args_from_user` + `clone3_args_valid`), in Linux's order.
+pub fn copy_clone_args_from_user(
+    mm: &crate::mm::address_space::AddressSpace,
+    address: u64,
+    size: u64,
+) -> Result<CloneArgs, i32> {
+    use crate::errno::{E2BIG, EFAULT};
+    if size > 4096 {
+        return Err(E2BIG);
+    }
+    if size < CLONE_ARGS_SIZE_VER0 {
+        return Err(EINVAL);
+    }
+    // copy_struct_from_user: a longer struct must have a zero tail.
+    let mut bytes = alloc::vec![0u8; size as usize];
+    mm.copy_from_user(address, &mut bytes).map_err(|_| EFAULT)?;
+    if bytes.len() as u64 > CLONE_ARGS_SIZE_VER2
+        && bytes[CLONE_ARGS_SIZE_VER2 as usize..]
+            .iter()
+            .any(|&b| b != 0)
+    {
+        return Err(E2BIG);
+    }
+    let field = |i: usize| -> u64 {
+        bytes
+            .get(i * 8..i * 8 + 8)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    let (flags, pidfd, child_tid, parent_tid, exit_signal) =
+        (field(0), field(1), field(2), field(3), field(4));
+    let (stack, stack_size, tls, set_tid, set_tid_size, cgroup) =
+        (field(5), field(6), field(7), field(8), field(9), field(10));
+
+    if set_tid_size > MAX_PID_NS_LEVEL {
+        return Err(EINVAL);
+    }
+    if (set_tid == 0 && set_tid_size > 0) || (set_tid != 0 && set_tid_size == 0) {
+        return Err(EINVAL);
+    }
+    if exit_signal & !CSIGNAL_BITS != 0 || exit_signal > NSIG {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_INTO_CGROUP != 0 && (cgroup > i32::MAX as u64 || size < CLONE_ARGS_SIZE_VER2) {
+        return Err(EINVAL);
+    }
+    if set_tid_size > 0 {
+        // Choosing pids needs pid namespaces; reading them must still work.
+        let mut tids = alloc::vec![0u8; (set_tid_size * 4) as usize];
+        mm.copy_from_user(set_tid, &mut tids).map_err(|_| EFAULT)?;
+    }
+
+    // clone3_args_valid.
+    if flags & !(CLONE_LEGACY_FLAGS | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & (CLONE_DETACHED | (CSIGNAL_BITS & !CLONE_NEWTIME)) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & (CLONE_SIGHAND | CLONE_CLEAR_SIGHAND) == CLONE_SIGHAND | CLONE_CLEAR_SIGHAND {
+        return Err(EINVAL);
+    }
+    if flags & (CLONE_THREAD | CLONE_PARENT) != 0 && exit_signal != 0 {
+        return Err(EINVAL);
+    }
+    // clone3_stack_valid: a stack is a base and a size (it grows down).
+    let stack_top = match (stack, stack_size) {
+        (0, 0) => 0,
+        (0, _) | (_, 0) => return Err(EINVAL),
+        (base, len) => base
+            .checked_add(len)
+            .filter(|&top| top <= crate::mm::vma::TASK_SIZE)
+            .ok_or(EINVAL)?,
+    };
+    if set_tid_size > 0 {
+        // set_tid: a task may only choose its pid with CAP_SYS_ADMIN, and
+        // there are no pid namespaces to choose in yet.
+        return Err(EPERM);
+    }
+    if flags & CLONE_INTO_CGROUP != 0 {
+        return Err(EINVAL); // no cgroups
+    }
+    Ok(CloneArgs {
+        flags,
+        pidfd,
+        exit_signal,
+        stack: stack_top,
+        parent_tid,
+        child_tid,
+        tls,
+    })
 }

@@ -1,5 +1,7 @@
 //! Processes and threads: the task table, pids, kernel threads.
 
+#[cfg(not(test))]
+pub mod cred;
 pub mod elf;
 #[cfg(not(test))]
 pub mod exec;
@@ -9,6 +11,7 @@ pub mod exit;
 pub mod files;
 #[cfg(not(test))]
 pub mod fork;
+pub mod rlimit;
 #[cfg(not(test))]
 pub mod signal;
 #[cfg(not(test))]
@@ -84,6 +87,31 @@ mod kernel {
     /// The task with this pid.
     pub fn find(pid: Pid) -> Option<Arc<Task>> {
         TASKS.lock().get(&pid).cloned()
+    }
+
+    /// Tasks that exist, the idle task aside (Linux `nr_threads`).
+    static NR_THREADS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+    /// One task counted in `nr_threads`; dropping it uncounts.
+    #[derive(Debug)]
+    pub struct ThreadCount(());
+
+    impl ThreadCount {
+        pub fn charge() -> ThreadCount {
+            NR_THREADS.fetch_add(1, Ordering::Relaxed);
+            ThreadCount(())
+        }
+    }
+
+    impl Drop for ThreadCount {
+        fn drop(&mut self) {
+            NR_THREADS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Current `nr_threads`.
+    pub fn nr_threads() -> u64 {
+        NR_THREADS.load(Ordering::Relaxed)
     }
 
     /// Allocates a pid for a new task.

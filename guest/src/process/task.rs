@@ -6,8 +6,11 @@ use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use spin::Mutex;
 
+use super::cred::{Cred, UserTaskCount};
 use super::files::FdTable;
+use super::rlimit::Rlimits;
 use super::signal::SigHand;
+use super::ThreadCount;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::wait::{Completion, WaitQueue};
@@ -92,6 +95,16 @@ pub struct TaskInner {
     pub blocked: u64,
     /// Signals sent but not delivered (caught signals: no frames yet).
     pub pending: u64,
+    /// Identity (copied at fork, changed by setuid/capset).
+    pub cred: Cred,
+    /// This task's place in its real user's task count (RLIMIT_NPROC).
+    pub user_count: Option<UserTaskCount>,
+    /// This task's place in `nr_threads` (max_threads).
+    pub thread_count: Option<ThreadCount>,
+    /// Resource limits (shared by a thread group, copied at fork).
+    pub rlimits: Arc<Mutex<Rlimits>>,
+    /// The pidfd number clone just installed for the parent (CLONE_PIDFD).
+    pub pidfd_number: Option<u64>,
 }
 
 /// A task.
@@ -141,6 +154,11 @@ impl Task {
                 sighand: SigHand::new_shared(),
                 blocked: 0,
                 pending: 0,
+                cred: Cred::root(),
+                user_count: None,
+                thread_count: None,
+                rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
+                pidfd_number: None,
             }),
             child_exit: WaitQueue::new(),
             fatal: AtomicU64::new(0),

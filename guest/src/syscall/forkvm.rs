@@ -89,6 +89,15 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 }
                 text.push_str(&alloc::format!("{name}={value}"));
             }
+            let (total, free) = mm::frame_counts();
+            text.push_str(&alloc::format!(
+                " frames_total={total} frames_free={free} nr_threads={} max_threads={}",
+                process::nr_threads(),
+                process::rlimit::max_threads()
+            ));
+            for (uid, count) in process::cred::all_user_tasks() {
+                text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
+            }
             copy_out(buffer, len, text.as_bytes())
         }
         sys::INFO_PROGRAMS => {
@@ -155,6 +164,12 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
                 sched::set_child_runs_first(v != 0);
             }
             u64::from(sched::child_runs_first())
+        }
+        b"kernel.threads-max" => {
+            if let Some(v) = new_value {
+                crate::process::rlimit::set_max_threads(v)?;
+            }
+            crate::process::rlimit::max_threads()
         }
         b"vm.fork_eager_stack_pages" => {
             if let Some(v) = new_value {

@@ -30,8 +30,10 @@ fn file(fd: u64) -> Result<Arc<File>, i32> {
 pub fn write(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
     let file = file(fd)?;
-    if matches!(file.kind, FileKind::PipeRead(_)) {
-        return Err(EBADF);
+    match file.kind {
+        FileKind::PipeRead(_) => return Err(EBADF),
+        FileKind::Pidfd(_) => return Err(EINVAL),
+        _ => {}
     }
     let mm = current_mm()?;
     let mut done = 0;
@@ -53,7 +55,7 @@ pub fn write(a: Args) -> SysResult {
                 PipeIo::Interrupted if done == 0 => return Err(EINTR),
                 PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
             },
-            FileKind::PipeRead(_) => unreachable!("checked above"),
+            FileKind::PipeRead(_) | FileKind::Pidfd(_) => unreachable!("checked above"),
         };
         done += written as u64;
         if written < n {
@@ -94,6 +96,7 @@ pub fn read(a: Args) -> SysResult {
             _ => return Err(EINTR),
         },
         FileKind::PipeWrite(_) => return Err(EBADF),
+        FileKind::Pidfd(_) => return Err(EINVAL),
     };
     mm.copy_to_user(buf, &bytes[..n])?;
     Ok(n as u64)

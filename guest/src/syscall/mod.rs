@@ -1,6 +1,7 @@
 //! The Linux x86-64 system call table: same numbers, same arguments, and
 //! negative errno values on failure.
 
+mod cred;
 mod forkvm;
 pub mod futex;
 mod info;
@@ -41,7 +42,16 @@ pub mod nr {
     pub const WAIT4: u64 = 61;
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
+    pub const GETRLIMIT: u64 = 97;
     pub const GETUID: u64 = 102;
+    pub const SETUID: u64 = 105;
+    pub const SETGID: u64 = 106;
+    pub const CAPGET: u64 = 125;
+    pub const CAPSET: u64 = 126;
+    pub const SETRLIMIT: u64 = 160;
+    pub const PRLIMIT64: u64 = 302;
+    pub const CLONE3: u64 = 435;
+    pub const PIDFD_SEND_SIGNAL: u64 = 424;
     pub const GETGID: u64 = 104;
     pub const GETEUID: u64 = 107;
     pub const GETEGID: u64 = 108;
@@ -101,7 +111,19 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::EXIT => process::exit(a),
         nr::WAIT4 => process::wait4(a),
         nr::UNAME => info::uname(a),
-        nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID => Ok(0),
+        nr::GETUID => cred::getuid(),
+        nr::GETGID => cred::getgid(),
+        nr::GETEUID => cred::geteuid(),
+        nr::GETEGID => cred::getegid(),
+        nr::SETUID => cred::setuid(a),
+        nr::SETGID => cred::setgid(a),
+        nr::CAPGET => cred::capget(a),
+        nr::CAPSET => cred::capset(a),
+        nr::GETRLIMIT => cred::getrlimit(a),
+        nr::SETRLIMIT => cred::setrlimit(a),
+        nr::PRLIMIT64 => cred::prlimit64(a),
+        nr::CLONE3 => process::clone3(a, frame),
+        nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
         nr::GETPPID => Ok(process::getppid()),
         nr::ARCH_PRCTL => process::arch_prctl(a),
         nr::GETTID => Ok(u64::from(sched::current().pid)),

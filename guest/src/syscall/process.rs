@@ -29,16 +29,27 @@ pub fn vfork(frame: &TrapFrame) -> SysResult {
 }
 
 /// `clone(flags, newsp, parent_tid, child_tid, tls)` (x86-64 order).
+/// As in Linux, only the low 32 bits of `flags` count, the exit signal is
+/// in CSIGNAL, and CLONE_PIDFD returns the pidfd through `parent_tid`.
 pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = a.0;
+    let flags = flags & 0xffff_ffff;
     let args = CloneArgs {
         flags: flags & !CSIGNAL,
+        pidfd: parent_tid,
         exit_signal: flags & CSIGNAL,
         stack,
         parent_tid,
         child_tid,
         tls,
     };
+    fork::kernel_clone(&args, frame).map(u64::from)
+}
+
+/// `clone3(args, size)`.
+pub fn clone3(a: Args, frame: &TrapFrame) -> SysResult {
+    let [address, size, ..] = a.0;
+    let args = fork::copy_clone_args_from_user(&*current_mm()?, address, size)?;
     fork::kernel_clone(&args, frame).map(u64::from)
 }
 

@@ -55,24 +55,66 @@ pub fn kill(a: Args) -> SysResult {
     if signal == 0 || default_action_ignores(signal) {
         return Ok(0);
     }
-    let signal = signal as u32;
     for task in targets {
-        let (action, blocked) = {
-            let inner = task.inner.lock();
-            let action = inner.sighand.lock().action(signal);
-            (
-                action,
-                inner.blocked & crate::process::signal::bit(signal) != 0,
-            )
-        };
-        let kill =
-            signal == SIGKILL || (action.handler == crate::process::signal::SIG_DFL && !blocked);
-        if kill {
-            // A fatal signal ends the whole thread group.
-            task.set_fatal(signal_status(signal));
-        } else if action.handler != crate::process::signal::SIG_IGN {
-            task.inner.lock().pending |= crate::process::signal::bit(signal);
+        send_signal(&task, signal as u32);
+    }
+    Ok(0)
+}
+
+/// Sends `signal` to `task` with its default action or SIG_IGN honoured
+/// (no handlers are delivered yet: a caught signal stays pending).
+fn send_signal(task: &alloc::sync::Arc<crate::process::task::Task>, signal: u32) {
+    // Init is unkillable (SIGNAL_UNKILLABLE): it gets no signal it has no
+    // handler for, SIGKILL included.
+    if task.tgid == crate::process::exit::REAPER_PID {
+        return;
+    }
+    let (action, blocked) = {
+        let inner = task.inner.lock();
+        let action = inner.sighand.lock().action(signal);
+        (
+            action,
+            inner.blocked & crate::process::signal::bit(signal) != 0,
+        )
+    };
+    let kill = signal == SIGKILL || (action.handler == crate::process::signal::SIG_DFL && !blocked);
+    if kill {
+        // A fatal signal ends the whole thread group.
+        for thread in crate::process::all_tasks()
+            .into_iter()
+            .filter(|t| t.tgid == task.tgid)
+        {
+            thread.set_fatal(signal_status(signal));
         }
+    } else if action.handler != crate::process::signal::SIG_IGN {
+        task.inner.lock().pending |= crate::process::signal::bit(signal);
+    }
+}
+
+/// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
+/// (no siginfo, no flags).
+pub fn pidfd_send_signal(a: Args) -> SysResult {
+    let [pidfd, signal, info, flags, ..] = a.0;
+    if flags != 0 || info != 0 || signal > NSIG {
+        return Err(EINVAL);
+    }
+    let file = sched::current()
+        .files()
+        .ok_or(crate::errno::EBADF)?
+        .lock()
+        .get(pidfd)?;
+    let crate::fs::FileKind::Pidfd(target) = &file.kind else {
+        return Err(crate::errno::EBADF);
+    };
+    let task = target.upgrade().filter(|t| {
+        !matches!(
+            t.state(),
+            crate::process::task::TaskState::Zombie | crate::process::task::TaskState::Dead
+        )
+    });
+    let task = task.ok_or(ESRCH)?;
+    if signal != 0 && !default_action_ignores(signal) {
+        send_signal(&task, signal as u32);
     }
     Ok(0)
 }

@@ -1,0 +1,182 @@
+//! Identity and limits: get/set user and group ids, capabilities,
+//! resource limits.
+
+use super::{current_mm, Args, SysResult};
+use crate::errno::{EFAULT, EINVAL, EPERM, ESRCH};
+use crate::process::cred::{UserTaskCount, CAP_SYS_RESOURCE};
+use crate::process::rlimit::{Rlimit, RLIM_NLIMITS};
+use crate::sched;
+
+pub fn getuid() -> SysResult {
+    Ok(u64::from(sched::current().inner.lock().cred.uid))
+}
+
+pub fn geteuid() -> SysResult {
+    Ok(u64::from(sched::current().inner.lock().cred.euid))
+}
+
+pub fn getgid() -> SysResult {
+    Ok(u64::from(sched::current().inner.lock().cred.gid))
+}
+
+pub fn getegid() -> SysResult {
+    Ok(u64::from(sched::current().inner.lock().cred.egid))
+}
+
+/// `setuid(uid)`: a new real uid moves the task to that user's task count.
+pub fn setuid(a: Args) -> SysResult {
+    let uid = a.0[0] as u32;
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    let new = inner.cred.setuid(uid)?;
+    if new.uid != inner.cred.uid {
+        inner.user_count = Some(UserTaskCount::charge(new.uid));
+    }
+    inner.cred = new;
+    Ok(0)
+}
+
+pub fn setgid(a: Args) -> SysResult {
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    inner.cred = inner.cred.setgid(a.0[0] as u32)?;
+    Ok(0)
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Reads the capget/capset header; an unknown version gets the preferred
+/// one written back and EINVAL, as Linux does.
+fn cap_header(address: u64) -> Result<i32, i32> {
+    let mm = current_mm()?;
+    let mut header = [0u8; 8];
+    mm.copy_from_user(address, &mut header)
+        .map_err(|_| EFAULT)?;
+    let version = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    if version != LINUX_CAPABILITY_VERSION_3 {
+        mm.copy_to_user(address, &LINUX_CAPABILITY_VERSION_3.to_le_bytes())?;
+        return Err(EINVAL);
+    }
+    let pid = i32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if pid < 0 {
+        return Err(EINVAL);
+    }
+    Ok(pid)
+}
+
+pub fn capget(a: Args) -> SysResult {
+    let [header, data, ..] = a.0;
+    let pid = cap_header(header)?;
+    let task = if pid == 0 {
+        sched::current()
+    } else {
+        crate::process::find(pid as u32).ok_or(ESRCH)?
+    };
+    let cred = task.inner.lock().cred;
+    if data == 0 {
+        return Ok(0);
+    }
+    let mut bytes = [0u8; 24];
+    for (i, set) in [cred.cap_effective, cred.cap_permitted, cred.cap_inheritable]
+        .iter()
+        .enumerate()
+    {
+        bytes[i * 4..i * 4 + 4].copy_from_slice(&(*set as u32).to_le_bytes());
+        bytes[12 + i * 4..12 + i * 4 + 4].copy_from_slice(&((*set >> 32) as u32).to_le_bytes());
+    }
+    current_mm()?.copy_to_user(data, &bytes)?;
+    Ok(0)
+}
+
+pub fn capset(a: Args) -> SysResult {
+    let [header, data, ..] = a.0;
+    let pid = cap_header(header)?;
+    let task = sched::current();
+    if pid != 0 && pid as u32 != task.pid {
+        return Err(EPERM);
+    }
+    let mut bytes = [0u8; 24];
+    current_mm()?
+        .copy_from_user(data, &mut bytes)
+        .map_err(|_| EFAULT)?;
+    let word = |i: usize| {
+        u64::from(u32::from_le_bytes(
+            bytes[i * 4..i * 4 + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let set = |i: usize| word(i) | (word(3 + i) << 32);
+    let mut inner = task.inner.lock();
+    inner.cred = inner.cred.capset(set(0), set(1), set(2))?;
+    Ok(0)
+}
+
+fn rlimit_to_bytes(limit: Rlimit) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&limit.cur.to_le_bytes());
+    bytes[8..].copy_from_slice(&limit.max.to_le_bytes());
+    bytes
+}
+
+/// `prlimit64(pid, resource, new, old)`; getrlimit/setrlimit are the same
+/// on the calling process.
+pub fn prlimit64(a: Args) -> SysResult {
+    let [pid, resource, new_address, old_address, ..] = a.0;
+    let resource = resource as usize;
+    if resource >= RLIM_NLIMITS {
+        return Err(EINVAL);
+    }
+    let current = sched::current();
+    let pid = pid as u32;
+    let task = if pid == 0 || pid == current.tgid {
+        current.clone()
+    } else {
+        crate::process::find(pid).ok_or(ESRCH)?
+    };
+    let mm = current_mm()?;
+    let new = if new_address != 0 {
+        let mut bytes = [0u8; 16];
+        mm.copy_from_user(new_address, &mut bytes)
+            .map_err(|_| EFAULT)?;
+        let limit = Rlimit {
+            cur: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            max: u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
+        };
+        if limit.cur > limit.max {
+            return Err(EINVAL);
+        }
+        Some(limit)
+    } else {
+        None
+    };
+    let caller = current.inner.lock().cred;
+    if !core::ptr::eq(&*task, &*current) {
+        let target = task.inner.lock().cred;
+        let same_user =
+            caller.uid == target.uid && caller.uid == target.euid && caller.uid == target.suid;
+        if !same_user && !caller.capable(CAP_SYS_RESOURCE) {
+            return Err(EPERM);
+        }
+    }
+    let rlimits = task.inner.lock().rlimits.clone();
+    let mut rlimits = rlimits.lock();
+    let old = rlimits.0[resource];
+    if let Some(limit) = new {
+        if limit.max > old.max && !caller.capable(CAP_SYS_RESOURCE) {
+            return Err(EPERM);
+        }
+        rlimits.0[resource] = limit;
+    }
+    drop(rlimits);
+    if old_address != 0 {
+        mm.copy_to_user(old_address, &rlimit_to_bytes(old))?;
+    }
+    Ok(0)
+}
+
+pub fn getrlimit(a: Args) -> SysResult {
+    prlimit64(Args([0, a.0[0], 0, a.0[1], 0, 0]))
+}
+
+pub fn setrlimit(a: Args) -> SysResult {
+    prlimit64(Args([0, a.0[0], a.0[1], 0, 0, 0]))
+}

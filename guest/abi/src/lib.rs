@@ -239,6 +239,11 @@ pub mod sys {
     pub const DIAG_PANIC: u64 = 1;
     /// Make the kernel read an unmapped kernel address (tests exception reports).
     pub const DIAG_KERNEL_FAULT: u64 = 2;
+    /// Fault injection (like Linux's `/proc/self/fail-nth`): the `arg`-th
+    /// fallible step of the calling task's next `copy_process` fails with
+    /// its natural errno (0 disarms). Returns the steps counted by the
+    /// previous clone/fork (so a sweep knows when it has covered them all).
+    pub const DIAG_FAIL_NTH: u64 = 3;
 
     /// `forkvm_sysctl(name, name_len, value, value_len, out, out_len) ->
     /// bytes written`: reads a kernel setting as decimal text into `out`,

@@ -134,6 +134,38 @@ fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
     Ok(())
 }
 
+/// Fault injection for copy_process (Linux's fail-nth): counts the
+/// fallible steps of one call and fails the one the task armed.
+struct FailPoints<'a> {
+    task: &'a Task,
+    seen: u32,
+    nth: u32,
+}
+
+impl<'a> FailPoints<'a> {
+    fn new(task: &'a Task) -> Self {
+        // The setting is one-shot, as /proc/self/fail-nth is.
+        let nth = core::mem::take(&mut task.inner.lock().fail_nth);
+        FailPoints { task, seen: 0, nth }
+    }
+
+    /// A fallible step: `Err(errno)` if it is the one to fail.
+    fn check(&mut self, errno: i32) -> Result<(), i32> {
+        self.seen += 1;
+        if self.seen == self.nth {
+            Err(errno)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for FailPoints<'_> {
+    fn drop(&mut self) {
+        self.task.inner.lock().fail_points_seen = self.seen;
+    }
+}
+
 /// Builds the child task (Linux `copy_process`), not yet runnable. The
 /// steps run in Linux's order; every resource taken is an owned value, so
 /// an error at any step drops what was taken so far, in reverse order.
@@ -150,7 +182,10 @@ fn copy_process(
         return Err(ERESTARTNOINTR);
     }
 
+    let mut fail = FailPoints::new(parent);
+
     // dup_task_struct: the kernel stack.
+    fail.check(ENOMEM)?;
     let stack = KernelStack::new().map_err(|_| ENOMEM)?;
     let parent_inner_snapshot = {
         let inner = parent.inner.lock();
@@ -159,6 +194,7 @@ fn copy_process(
     let (cred, parent_rlimits) = parent_inner_snapshot;
 
     // copy_creds: same identity, counted against the real user.
+    fail.check(ENOMEM)?;
     let user_count = UserTaskCount::charge(cred.uid);
     // RLIMIT_NPROC: root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt.
     let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
@@ -187,6 +223,8 @@ fn copy_process(
     }
 
     // copy_files, copy_sighand, copy_signal (the limits), copy_mm.
+    fail.check(ENOMEM)?; // copy_files
+    fail.check(ENOMEM)?; // copy_sighand
     let (files, sighand, blocked, fs_base) = {
         let inner = parent.inner.lock();
         let files = inner.files.as_ref().map(|files| {
@@ -207,11 +245,13 @@ fn copy_process(
         };
         (files, sighand, inner.blocked, inner.fs_base)
     };
+    fail.check(ENOMEM)?; // copy_signal
     let rlimits = if flags & CLONE_THREAD != 0 {
         parent_rlimits
     } else {
         Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
     };
+    fail.check(ENOMEM)?; // copy_mm
     let mm = match parent.mm() {
         Some(mm) if flags & CLONE_VM != 0 => Some(mm),
         Some(mm) => Some(
@@ -236,6 +276,7 @@ fn copy_process(
     let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
 
     // alloc_pid.
+    fail.check(ENOMEM)?;
     let pid = super::new_pid()?;
     let tgid = if flags & CLONE_THREAD != 0 {
         parent.tgid
@@ -286,6 +327,7 @@ fn copy_process(
         inner.rlimits = rlimits;
     }
     if flags & CLONE_PIDFD != 0 {
+        fail.check(ENOMEM)?;
         let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
         let table = parent.files().ok_or(EBADF)?;
         let fd = table.lock().install(pidfd)?;

@@ -105,6 +105,10 @@ pub struct TaskInner {
     pub rlimits: Arc<Mutex<Rlimits>>,
     /// The pidfd number clone just installed for the parent (CLONE_PIDFD).
     pub pidfd_number: Option<u64>,
+    /// Fault injection: fail the n-th fallible step (0: off).
+    pub fail_nth: u32,
+    /// Fallible steps the last copy_process went through.
+    pub fail_points_seen: u32,
 }
 
 /// A task.
@@ -159,6 +163,8 @@ impl Task {
                 thread_count: None,
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
                 pidfd_number: None,
+                fail_nth: 0,
+                fail_points_seen: 0,
             }),
             child_exit: WaitQueue::new(),
             fatal: AtomicU64::new(0),

@@ -127,6 +127,12 @@ pub fn forkvm_diag(a: Args) -> SysResult {
                 core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)")
             );
         }
+        sys::DIAG_FAIL_NTH => {
+            let task = sched::current();
+            let mut inner = task.inner.lock();
+            inner.fail_nth = u32::try_from(arg).map_err(|_| EINVAL)?;
+            Ok(u64::from(inner.fail_points_seen))
+        }
         sys::DIAG_KERNEL_FAULT => {
             // An address in the kernel half that the direct map does not cover.
             let address = forkvm_abi::PAGE_OFFSET + (1 << 45);

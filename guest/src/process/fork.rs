@@ -59,11 +59,14 @@ pub const CLONE_NAMESPACES: u64 = CLONE_NEWNS
 pub const SIGCHLD: u64 = 17;
 
 /// Arguments of a clone (Linux `struct kernel_clone_args`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CloneArgs {
     pub flags: u64,
     /// Where CLONE_PIDFD stores the pidfd.
     pub pidfd: u64,
+    /// clone3 `set_tid`: the pids asked for, innermost namespace first
+    /// (empty: any).
+    pub set_tid: alloc::vec::Vec<u32>,
     pub exit_signal: u64,
     pub stack: u64,
     pub parent_tid: u64,
@@ -86,11 +89,6 @@ pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
     let pid = child.pid;
     crate::stats::TASKS_CREATED.add(1);
     if let Some(mm) = parent.mm() {
-        if flags & CLONE_PIDFD != 0 {
-            // The pidfd was installed by copy_process; hand out its number.
-            let fd = child.inner.lock().pidfd_number.take().unwrap_or(u64::MAX);
-            let _ = mm.copy_to_user(args.pidfd, &(fd as u32).to_le_bytes());
-        }
         if flags & CLONE_PARENT_SETTID != 0 {
             // Linux writes it before the child can run; a bad pointer is ignored.
             let _ = mm.copy_to_user(args.parent_tid, &pid.to_le_bytes());
@@ -261,7 +259,12 @@ fn copy_process(
         None => None,
     };
 
-    // copy_thread: the child returns to user mode where the parent will,
+    // copy_thread: a TLS base outside user space is refused (x86's
+    // `do_arch_prctl_64` rule) before anything else of the thread is built.
+    if flags & CLONE_SETTLS != 0 && args.tls >= crate::mm::vma::TASK_SIZE {
+        return Err(EPERM);
+    }
+    // The child returns to user mode where the parent will,
     // with rax = 0, on its own stack if one was given, with its TLS.
     let mut child_frame = *frame;
     child_frame.rax = 0;
@@ -275,9 +278,21 @@ fn copy_process(
     // SAFETY: the top of the child's fresh kernel stack.
     let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
 
-    // alloc_pid.
+    // alloc_pid (with clone3's set_tid: one level, no pid namespaces yet).
     fail.check(ENOMEM)?;
-    let pid = super::new_pid()?;
+    let pid = match args.set_tid.as_slice() {
+        [] => super::new_pid()?,
+        [tid] => {
+            if *tid < 1 || *tid >= super::PID_MAX {
+                return Err(EINVAL);
+            }
+            if !cred.capable(CAP_SYS_ADMIN) {
+                return Err(EPERM);
+            }
+            super::claim_pid(*tid)?
+        }
+        _ => return Err(EINVAL), // more levels than namespaces
+    };
     let tgid = if flags & CLONE_THREAD != 0 {
         parent.tgid
     } else {
@@ -288,6 +303,8 @@ fn copy_process(
     } else {
         Arc::downgrade(parent)
     };
+    let leader_exit_signal =
+        super::find(parent.tgid).map_or(0, |leader| leader.inner.lock().exit_signal);
     let comm = parent.comm();
     let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     let child = Arc::new(Task::new(
@@ -304,6 +321,10 @@ fn copy_process(
         inner.mm = mm;
         inner.exit_signal = if flags & CLONE_THREAD != 0 {
             0
+        } else if flags & CLONE_PARENT != 0 {
+            // A sibling tells the shared parent what the caller's group
+            // leader would (Linux: `current->group_leader->exit_signal`).
+            leader_exit_signal
         } else {
             args.exit_signal as u32
         };
@@ -331,7 +352,15 @@ fn copy_process(
         let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
         let table = parent.files().ok_or(EBADF)?;
         let fd = table.lock().install(pidfd)?;
-        child.inner.lock().pidfd_number = Some(fd);
+        // The parent learns the number before the child exists for anyone
+        // else: a bad pointer undoes the whole clone (Linux: EFAULT).
+        let stored = parent
+            .mm()
+            .map(|mm| mm.copy_to_user(args.pidfd, &(fd as u32).to_le_bytes()));
+        if !matches!(stored, Some(Ok(()))) {
+            drop(table.lock().close(fd));
+            return Err(crate::errno::EFAULT);
+        }
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         if let Some(mm) = child.mm() {
@@ -442,10 +471,15 @@ pub fn copy_clone_args_from_user(
     if flags & CLONE_INTO_CGROUP != 0 && (cgroup > i32::MAX as u64 || size < CLONE_ARGS_SIZE_VER2) {
         return Err(EINVAL);
     }
+    let mut tids = alloc::vec::Vec::new();
     if set_tid_size > 0 {
-        // Choosing pids needs pid namespaces; reading them must still work.
-        let mut tids = alloc::vec![0u8; (set_tid_size * 4) as usize];
-        mm.copy_from_user(set_tid, &mut tids).map_err(|_| EFAULT)?;
+        let mut bytes = alloc::vec![0u8; (set_tid_size * 4) as usize];
+        mm.copy_from_user(set_tid, &mut bytes).map_err(|_| EFAULT)?;
+        // The array lists the outermost namespace's pid last.
+        tids = bytes
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
     }
 
     // clone3_args_valid.
@@ -470,17 +504,13 @@ pub fn copy_clone_args_from_user(
             .filter(|&top| top <= crate::mm::vma::TASK_SIZE)
             .ok_or(EINVAL)?,
     };
-    if set_tid_size > 0 {
-        // set_tid: a task may only choose its pid with CAP_SYS_ADMIN, and
-        // there are no pid namespaces to choose in yet.
-        return Err(EPERM);
-    }
     if flags & CLONE_INTO_CGROUP != 0 {
         return Err(EINVAL); // no cgroups
     }
     Ok(CloneArgs {
         flags,
         pidfd,
+        set_tid: tids,
         exit_signal,
         stack: stack_top,
         parent_tid,

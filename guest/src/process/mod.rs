@@ -40,7 +40,7 @@ mod kernel {
     static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
     static NEXT_PID: AtomicU32 = AtomicU32::new(1);
     /// Largest pid (Linux's default `pid_max`).
-    const PID_MAX: Pid = 32768;
+    pub const PID_MAX: Pid = 32768;
 
     /// Hands out the next free pid, wrapping like Linux (to 300 after `PID_MAX`).
     fn alloc_pid() -> Result<Pid, i32> {
@@ -112,6 +112,14 @@ mod kernel {
     /// Current `nr_threads`.
     pub fn nr_threads() -> u64 {
         NR_THREADS.load(Ordering::Relaxed)
+    }
+
+    /// Takes exactly `pid` for a new task (clone3 set_tid): EEXIST if in use.
+    pub fn claim_pid(pid: Pid) -> Result<Pid, i32> {
+        if TASKS.lock().contains_key(&pid) {
+            return Err(crate::errno::EEXIST);
+        }
+        Ok(pid)
     }
 
     /// Allocates a pid for a new task.

@@ -103,8 +103,6 @@ pub struct TaskInner {
     pub thread_count: Option<ThreadCount>,
     /// Resource limits (shared by a thread group, copied at fork).
     pub rlimits: Arc<Mutex<Rlimits>>,
-    /// The pidfd number clone just installed for the parent (CLONE_PIDFD).
-    pub pidfd_number: Option<u64>,
     /// Fault injection: fail the n-th fallible step (0: off).
     pub fail_nth: u32,
     /// Fallible steps the last copy_process went through.
@@ -162,7 +160,6 @@ impl Task {
                 user_count: None,
                 thread_count: None,
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
-                pidfd_number: None,
                 fail_nth: 0,
                 fail_points_seen: 0,
             }),

@@ -37,6 +37,7 @@ pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
     let args = CloneArgs {
         flags: flags & !CSIGNAL,
         pidfd: parent_tid,
+        set_tid: alloc::vec::Vec::new(),
         exit_signal: flags & CSIGNAL,
         stack,
         parent_tid,

@@ -120,6 +120,23 @@ pub fn diag_kernel_fault() -> Errno {
     check(ret).err().unwrap_or(Errno::EINVAL)
 }
 
+/// `forkvm_diag(DIAG_FAIL_NTH, n)`: the `n`-th fallible step of this
+/// task's next clone/fork fails (0 disarms). Returns how many fallible
+/// steps the previous clone/fork went through.
+pub fn diag_fail_nth(n: u32) -> Result<u32, Errno> {
+    // SAFETY: no user memory is passed.
+    let ret = unsafe {
+        syscall4(
+            SYS_FORKVM_DIAG as usize,
+            forkvm_abi::sys::DIAG_FAIL_NTH as usize,
+            n as usize,
+            0,
+            0,
+        )
+    };
+    check(ret).map(|steps| steps as u32)
+}
+
 /// `forkvm_sysctl`: reads the kernel setting `name` as decimal text into
 /// `out` (returns the bytes written), after setting it to the decimal text
 /// `value` if given. `ENOENT`: no such setting; `EINVAL`: bad value.

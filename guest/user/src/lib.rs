@@ -19,6 +19,8 @@
 #[cfg(feature = "heap")]
 pub mod alloc;
 pub mod clone;
+pub mod clone_probe;
+pub mod cred;
 pub mod errno;
 #[cfg(feature = "heap")]
 pub mod exec;

@@ -89,7 +89,7 @@ pub const COMMANDS: &[CommandInfo] = &[
     command(
         "sysctl",
         "sysctl NAME[=VALUE]",
-        "show or set a kernel setting (kernel.sched_child_runs_first)",
+        "show or set a kernel setting (kernel.sched_child_runs_first, kernel.threads-max)",
         false,
     ),
     command("programs", "programs", "list the user programs", false),
@@ -104,6 +104,43 @@ pub const COMMANDS: &[CommandInfo] = &[
         "bench",
         "bench fork|vfork|thread|clone-vm [--iters N] [--mem MIB]",
         "time process/thread creation + exit + reap in the shell itself",
+        false,
+    ),
+    command(
+        "id",
+        "id",
+        "print the real and effective user and group ids and the effective capabilities",
+        false,
+    ),
+    command(
+        "su",
+        "su UID [COMMAND...]",
+        "run COMMAND (or a shell) in a child as user and group UID",
+        false,
+    ),
+    command(
+        "ulimit",
+        "ulimit -u [N]",
+        "show the soft process limit (RLIMIT_NPROC), or set soft and hard to N",
+        false,
+    ),
+    command(
+        "clone",
+        "clone FLAGS [EXIT_SIGNAL]",
+        "clone(FLAGS | EXIT_SIGNAL) a child that exits at once and reap it",
+        false,
+    ),
+    command(
+        "clone3",
+        "clone3 [KEY=VALUE...]",
+        "clone3 a child that exits at once and reap it; keys: flags exit_signal stack \
+         stack_size tls set_tid set_tid_size cgroup size pidfd parent_tid child_tid",
+        false,
+    ),
+    command(
+        "forkbomb",
+        "forkbomb [MAX]",
+        "fork waiting children until fork fails or MAX (default 10000), then end them",
         false,
     ),
     command("panic", "panic [MESSAGE]", "panic the kernel", true),
@@ -201,6 +238,192 @@ pub fn sysctl_setting<'a>(args: &[&'a [u8]]) -> Result<(&'a [u8], Option<&'a [u8
         Some(i) => (&setting[..i], Some(&setting[i + 1..])),
         None => (setting, None),
     })
+}
+
+/// A number in hex (`0x...`, `0X...`) or decimal.
+pub fn parse_u64(word: &[u8]) -> Option<u64> {
+    match word {
+        [b'0', b'x' | b'X', hex @ ..] if !hex.is_empty() && hex[0] != b'+' => {
+            u64::from_str_radix(core::str::from_utf8(hex).ok()?, 16).ok()
+        }
+        _ => parse_number(word),
+    }
+}
+
+/// `clone FLAGS [EXIT_SIGNAL]`: the flags (hex or decimal) and the exit
+/// signal (decimal, 0..=255, default 0) to OR into them.
+pub fn clone_command(args: &[&[u8]]) -> Result<(u64, u64), UsageError> {
+    let (flags, signal) = match args {
+        [flags] => (flags, None),
+        [flags, signal] => (flags, Some(signal)),
+        _ => return Err(UsageError),
+    };
+    let flags = parse_u64(flags).ok_or(UsageError)?;
+    let signal = match signal {
+        None => 0,
+        Some(s) => u64::from(parse_number::<u8>(s).ok_or(UsageError)?),
+    };
+    Ok((flags, signal))
+}
+
+/// A pointer argument of `clone3`: a valid word of the shell's, or a raw
+/// address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointerArg {
+    /// `valid`: a word (or TLS block) the shell provides.
+    Valid,
+    /// A number: passed as is.
+    Raw(u64),
+}
+
+impl PointerArg {
+    /// The address: `valid` for [`PointerArg::Valid`], or the raw one.
+    pub fn address(self, valid: u64) -> u64 {
+        match self {
+            PointerArg::Valid => valid,
+            PointerArg::Raw(address) => address,
+        }
+    }
+}
+
+/// Most `set_tid` entries `clone3 set_tid=...` takes (Linux allows 32).
+pub const MAX_SET_TID: usize = 64;
+
+/// `clone3 [KEY=VALUE...]`: what to put in `struct clone_args`. Numbers are
+/// hex (`0x...`) or decimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clone3Spec {
+    /// `flags` (default 0).
+    pub flags: u64,
+    /// `exit_signal` (default 0).
+    pub exit_signal: u64,
+    /// `stack`; `None`: a valid stack of the shell's.
+    pub stack: Option<u64>,
+    /// `stack_size`; `None`: the shell's stack's size if `stack` is not
+    /// given either, else 0.
+    pub stack_size: Option<u64>,
+    /// `tls` (`valid`: a TLS block; default 0).
+    pub tls: Option<PointerArg>,
+    /// `set_tid=PID,PID...` (decimal `pid_t`s): the entries, the first
+    /// `set_tid_len` of them. The pointer is 0 if `has_set_tid` is false.
+    pub set_tid: [i32; MAX_SET_TID],
+    /// How many `set_tid` entries were given.
+    pub set_tid_len: usize,
+    /// Whether `set_tid` was given (an empty list still passes a pointer).
+    pub has_set_tid: bool,
+    /// `set_tid_size`; `None`: the number of `set_tid` entries.
+    pub set_tid_size: Option<u64>,
+    /// `cgroup` (default 0).
+    pub cgroup: u64,
+    /// `size`: the size passed to `clone3` (default 88, `CLONE_ARGS_SIZE_VER2`).
+    pub size: u64,
+    /// `pidfd` (default NULL).
+    pub pidfd: Option<PointerArg>,
+    /// `parent_tid` (default NULL).
+    pub parent_tid: Option<PointerArg>,
+    /// `child_tid` (default NULL).
+    pub child_tid: Option<PointerArg>,
+}
+
+impl Default for Clone3Spec {
+    fn default() -> Self {
+        Self {
+            flags: 0,
+            exit_signal: 0,
+            stack: None,
+            stack_size: None,
+            tls: None,
+            set_tid: [0; MAX_SET_TID],
+            set_tid_len: 0,
+            has_set_tid: false,
+            set_tid_size: None,
+            cgroup: 0,
+            size: 88,
+            pidfd: None,
+            parent_tid: None,
+            child_tid: None,
+        }
+    }
+}
+
+impl Clone3Spec {
+    /// The `set_tid` entries given.
+    pub fn set_tid(&self) -> &[i32] {
+        &self.set_tid[..self.set_tid_len]
+    }
+}
+
+fn pointer_arg(value: &[u8]) -> Option<PointerArg> {
+    if value == b"valid" {
+        Some(PointerArg::Valid)
+    } else {
+        parse_u64(value).map(PointerArg::Raw)
+    }
+}
+
+/// Parses `clone3`'s `KEY=VALUE` words (a key given twice: the last wins).
+pub fn clone3_spec(args: &[&[u8]]) -> Result<Clone3Spec, UsageError> {
+    let mut spec = Clone3Spec::default();
+    for arg in args {
+        let i = arg.iter().position(|&b| b == b'=').ok_or(UsageError)?;
+        let (key, value) = (&arg[..i], &arg[i + 1..]);
+        let number = || parse_u64(value).ok_or(UsageError);
+        let pointer = || pointer_arg(value).ok_or(UsageError);
+        match key {
+            b"flags" => spec.flags = number()?,
+            b"exit_signal" => spec.exit_signal = number()?,
+            b"stack" => spec.stack = Some(number()?),
+            b"stack_size" => spec.stack_size = Some(number()?),
+            b"tls" => spec.tls = Some(pointer()?),
+            b"set_tid_size" => spec.set_tid_size = Some(number()?),
+            b"cgroup" => spec.cgroup = number()?,
+            b"size" => spec.size = number()?,
+            b"pidfd" => spec.pidfd = Some(pointer()?),
+            b"parent_tid" => spec.parent_tid = Some(pointer()?),
+            b"child_tid" => spec.child_tid = Some(pointer()?),
+            b"set_tid" => {
+                spec.has_set_tid = true;
+                spec.set_tid_len = 0;
+                for pid in value.split(|&b| b == b',').filter(|p| !p.is_empty()) {
+                    let slot = spec.set_tid.get_mut(spec.set_tid_len).ok_or(UsageError)?;
+                    *slot = parse_number(pid).ok_or(UsageError)?;
+                    spec.set_tid_len += 1;
+                }
+            }
+            _ => return Err(UsageError),
+        }
+    }
+    Ok(spec)
+}
+
+/// `ulimit -u [N]`: show, or set soft and hard limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ulimit {
+    /// `ulimit -u`.
+    Show,
+    /// `ulimit -u N` (`unlimited`: `u64::MAX`, `RLIM_INFINITY`).
+    Set(u64),
+}
+
+/// `ulimit -u [N|unlimited]`.
+pub fn ulimit_command(args: &[&[u8]]) -> Result<Ulimit, UsageError> {
+    match args {
+        [b"-u"] => Ok(Ulimit::Show),
+        [b"-u", b"unlimited"] => Ok(Ulimit::Set(u64::MAX)),
+        [b"-u", n] => parse_number(n).map(Ulimit::Set).ok_or(UsageError),
+        _ => Err(UsageError),
+    }
+}
+
+/// `su UID [COMMAND...]`: the id and the command's words (maybe none).
+pub fn su_command<'a, 'b>(args: &'a [&'b [u8]]) -> Result<(u32, &'a [&'b [u8]]), UsageError> {
+    let (uid, command) = args.split_first().ok_or(UsageError)?;
+    Ok((parse_number(uid).ok_or(UsageError)?, command))
+}
+
+/// `forkbomb [MAX]`: 1..=1000000, default 10000.
+pub fn forkbomb_max(args: &[&[u8]]) -> Result<u64, UsageError> {
+    optional_number_in(args, 10_000, 1..=1_000_000)
 }
 
 /// The status a shell reports for a child that ended with `status`: its
@@ -362,7 +585,7 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 16);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 22);
         for (i, c) in COMMANDS.iter().enumerate() {
             assert!(c.usage.starts_with(c.name), "{}", c.name);
             assert!(
@@ -371,6 +594,115 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn hex_or_decimal() {
+        assert_eq!(parse_u64(b"0x11"), Some(0x11));
+        assert_eq!(parse_u64(b"0X10000"), Some(0x10000));
+        assert_eq!(parse_u64(b"0xffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"0x10000000000000000"), None);
+        assert_eq!(parse_u64(b"17"), Some(17));
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"0x"), None);
+        assert_eq!(parse_u64(b"0x+1"), None);
+        assert_eq!(parse_u64(b"0xg"), None);
+        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b""), None);
+    }
+
+    #[test]
+    fn clone_arguments() {
+        assert_eq!(clone_command(&[b"0x11"]), Ok((0x11, 0)));
+        assert_eq!(clone_command(&[b"256", b"17"]), Ok((256, 17)));
+        assert_eq!(clone_command(&[b"0x100", b"0"]), Ok((0x100, 0)));
+        assert_eq!(clone_command(&[b"0x100", b"256"]), Err(UsageError));
+        assert_eq!(clone_command(&[b"0x100", b"0x11"]), Err(UsageError));
+        assert_eq!(clone_command(&[]), Err(UsageError));
+        assert_eq!(clone_command(&[b"x"]), Err(UsageError));
+        assert_eq!(clone_command(&[b"1", b"2", b"3"]), Err(UsageError));
+    }
+
+    #[test]
+    fn clone3_arguments() {
+        assert_eq!(clone3_spec(&[]), Ok(Clone3Spec::default()));
+        assert_eq!(Clone3Spec::default().size, 88);
+        let spec = clone3_spec(&[
+            b"flags=0x100",
+            b"exit_signal=17",
+            b"stack=4096",
+            b"stack_size=0",
+            b"tls=valid",
+            b"set_tid=1,-2,300",
+            b"cgroup=3",
+            b"size=96",
+            b"pidfd=valid",
+            b"parent_tid=0x10",
+            b"child_tid=valid",
+        ])
+        .unwrap();
+        assert_eq!(spec.flags, 0x100);
+        assert_eq!(spec.exit_signal, 17);
+        assert_eq!(spec.stack, Some(4096));
+        assert_eq!(spec.stack_size, Some(0));
+        assert_eq!(spec.tls, Some(PointerArg::Valid));
+        assert_eq!(spec.set_tid(), [1, -2, 300]);
+        assert!(spec.has_set_tid);
+        assert_eq!(spec.set_tid_size, None);
+        assert_eq!(spec.cgroup, 3);
+        assert_eq!(spec.size, 96);
+        assert_eq!(spec.pidfd, Some(PointerArg::Valid));
+        assert_eq!(spec.parent_tid, Some(PointerArg::Raw(0x10)));
+        assert_eq!(spec.parent_tid.unwrap().address(99), 0x10);
+        assert_eq!(spec.child_tid.unwrap().address(99), 99);
+        let spec = clone3_spec(&[b"set_tid=", b"set_tid_size=2", b"size=8"]).unwrap();
+        assert!(spec.has_set_tid && spec.set_tid().is_empty());
+        assert_eq!(spec.set_tid_size, Some(2));
+        assert_eq!(spec.size, 8);
+        let many = format!("set_tid={}", ["1"; MAX_SET_TID].join(","));
+        assert_eq!(
+            clone3_spec(&[many.as_bytes()]).unwrap().set_tid_len,
+            MAX_SET_TID
+        );
+        let too_many = format!("{many},1");
+        assert_eq!(clone3_spec(&[too_many.as_bytes()]), Err(UsageError));
+        for bad in [
+            &b"flags"[..],
+            b"flags=",
+            b"bogus=1",
+            b"size=x",
+            b"pidfd=invalid",
+            b"set_tid=1,x",
+            b"set_tid=99999999999",
+        ] {
+            assert_eq!(clone3_spec(&[bad]), Err(UsageError), "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn ulimit_su_forkbomb_arguments() {
+        assert_eq!(ulimit_command(&[b"-u"]), Ok(Ulimit::Show));
+        assert_eq!(ulimit_command(&[b"-u", b"20"]), Ok(Ulimit::Set(20)));
+        assert_eq!(
+            ulimit_command(&[b"-u", b"unlimited"]),
+            Ok(Ulimit::Set(u64::MAX))
+        );
+        assert_eq!(ulimit_command(&[]), Err(UsageError));
+        assert_eq!(ulimit_command(&[b"-n"]), Err(UsageError));
+        assert_eq!(ulimit_command(&[b"-u", b"x"]), Err(UsageError));
+        assert_eq!(ulimit_command(&[b"-u", b"1", b"2"]), Err(UsageError));
+        let args: [&[u8]; 3] = [b"65534", b"clone", b"0x11"];
+        let (uid, command) = su_command(&args).unwrap();
+        assert_eq!(uid, 65534);
+        assert_eq!(command, [&b"clone"[..], b"0x11"]);
+        assert_eq!(su_command(&[b"0"]), Ok((0, &[][..])));
+        assert_eq!(su_command(&[]), Err(UsageError));
+        assert_eq!(su_command(&[b"nobody", b"id"]), Err(UsageError));
+        assert_eq!(su_command(&[b"-1"]), Err(UsageError));
+        assert_eq!(forkbomb_max(&[]), Ok(10_000));
+        assert_eq!(forkbomb_max(&[b"50"]), Ok(50));
+        assert_eq!(forkbomb_max(&[b"0"]), Err(UsageError));
+        assert_eq!(forkbomb_max(&[b"1000001"]), Err(UsageError));
     }
 
     #[test]

@@ -235,6 +235,83 @@ impl fmt::Display for SysFailure<'_> {
     }
 }
 
+/// A failed system call of `su`/`ulimit`/`id`/`forkbomb`, with the errno's
+/// name and number: `su: setuid: EPERM 1`, `ulimit: -u: EINVAL 22`.
+pub struct CallFailure<'a> {
+    /// The builtin.
+    pub command: &'a str,
+    /// The system call (or option).
+    pub call: &'a str,
+    /// How it failed.
+    pub errno: Errno,
+}
+
+impl fmt::Display for CallFailure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.command, self.call, self.errno)
+    }
+}
+
+/// `id`: `uid=U euid=E gid=G egid=H caps=0x<effective set in hex>`.
+#[derive(Clone, Copy, Debug)]
+pub struct IdLine {
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// Real group id.
+    pub gid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// Effective capabilities (bit N = capability N).
+    pub caps: u64,
+}
+
+impl fmt::Display for IdLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "uid={} euid={} gid={} egid={} caps={:#x}",
+            self.uid, self.euid, self.gid, self.egid, self.caps
+        )
+    }
+}
+
+/// A resource limit as `ulimit` prints it: the number, or `unlimited` for
+/// `RLIM_INFINITY`.
+#[derive(Clone, Copy, Debug)]
+pub struct LimitValue(pub u64);
+
+impl fmt::Display for LimitValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == u64::MAX {
+            f.write_str("unlimited")
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// `forkbomb [MAX]`: `forkbomb: N forks, stopped by ENAME N` or
+/// `forkbomb: N forks, reached the limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct Forkbomb {
+    /// Children forked.
+    pub forks: u64,
+    /// The `fork` failure that stopped it, if it did not reach MAX.
+    pub stopped_by: Option<Errno>,
+}
+
+impl fmt::Display for Forkbomb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "forkbomb: {} forks, ", self.forks)?;
+        match self.stopped_by {
+            Some(e) => write!(f, "stopped by {e}"),
+            None => f.write_str("reached the limit"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +346,9 @@ mod tests {
         assert!(text.contains("\n  poweroff [N]     "));
         assert!(text.contains("\n  bench fork|vfork|thread|clone-vm [--iters N] [--mem MIB] "));
         assert!(!text.contains("  panic") && !text.contains("  fault "));
-        assert_eq!(text.lines().count(), 16);
+        assert!(text.contains("\n  su UID [COMMAND...] run COMMAND"));
+        assert!(text.contains("\n  id               print"));
+        assert_eq!(text.lines().count(), 22);
     }
 
     #[test]
@@ -403,6 +482,56 @@ mod tests {
             "bench fork iters=20 min_cycles=2000 median_cycles=3000 p90_cycles=4000 max_cycles=10000"
         );
         assert_eq!(line(Some(0)), line(None));
+    }
+
+    #[test]
+    fn credential_and_limit_lines() {
+        let id = IdLine {
+            uid: 0,
+            euid: 0,
+            gid: 0,
+            egid: 0,
+            caps: 0x1ff_ffff_ffff,
+        };
+        assert_eq!(
+            id.to_string(),
+            "uid=0 euid=0 gid=0 egid=0 caps=0x1ffffffffff"
+        );
+        let id = IdLine {
+            uid: 65534,
+            euid: 65534,
+            gid: 65534,
+            egid: 65534,
+            caps: 0,
+        };
+        assert_eq!(
+            id.to_string(),
+            "uid=65534 euid=65534 gid=65534 egid=65534 caps=0x0"
+        );
+        assert_eq!(LimitValue(u64::MAX).to_string(), "unlimited");
+        assert_eq!(LimitValue(96365).to_string(), "96365");
+        let f = CallFailure {
+            command: "su",
+            call: "setuid",
+            errno: Errno::EPERM,
+        };
+        assert_eq!(f.to_string(), "su: setuid: EPERM 1");
+        let f = CallFailure {
+            command: "ulimit",
+            call: "-u",
+            errno: Errno::EINVAL,
+        };
+        assert_eq!(f.to_string(), "ulimit: -u: EINVAL 22");
+        let bomb = Forkbomb {
+            forks: 19,
+            stopped_by: Some(Errno::EAGAIN),
+        };
+        assert_eq!(bomb.to_string(), "forkbomb: 19 forks, stopped by EAGAIN 11");
+        let bomb = Forkbomb {
+            forks: 50,
+            stopped_by: None,
+        };
+        assert_eq!(bomb.to_string(), "forkbomb: 50 forks, reached the limit");
     }
 
     #[test]

@@ -17,6 +17,20 @@
 //!
 //! Before every command the shell reaps children that have ended (with
 //! `wait4(-1, WNOHANG)`): as pid 1 it inherits every orphan.
+//!
+//! Process builtins, one line each (errors name the errno and its number):
+//! - `clone FLAGS [EXIT_SIGNAL]`, `clone3 [KEY=VALUE...]`: `ok pid=N` or
+//!   `err ENAME N` (status 0/1); a child that did not end normally adds
+//!   `(how it ended)` after `ok pid=N`, status 1. The child exits 0 at once
+//!   and is reaped (`forkvm_user::clone_probe`).
+//! - `id`: `uid=U euid=E gid=G egid=H caps=0x<effective capabilities>`.
+//! - `su UID [COMMAND...]`: a child does `setgid(UID)`, `setuid(UID)` and
+//!   runs the builtin COMMAND (or an interactive shell); its status.
+//!   `su: setgid: EPERM 1` (status 1) if it may not.
+//! - `ulimit -u [N]`: the soft `RLIMIT_NPROC` (`unlimited`), or sets soft and
+//!   hard to N (silent); `ulimit: -u: EPERM 1`.
+//! - `forkbomb [MAX]`: `forkbomb: N forks, stopped by EAGAIN 11` or
+//!   `forkbomb: N forks, reached the limit`; then ends and reaps them all.
 #![no_std]
 #![no_main]
 
@@ -27,23 +41,33 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering};
 
 use forkvm_lineedit::{LineEditor, LineEvent};
+use forkvm_user::clone_probe::{
+    clone3_exit0, clone_exit0, close_pidfd, reap, CloneArea, CloneArgs, ProbeResult,
+    CLONE_ARGS_SIZE_VER2,
+};
+use forkvm_user::cred::{
+    capget, getegid, geteuid, getgid, getrlimit, getuid, prlimit64, setgid, setuid, Rlimit,
+    RLIMIT_NPROC,
+};
 use forkvm_user::exec::ExecImage;
 use forkvm_user::forkvm::{self, TaskInfo};
 use forkvm_user::io::{write_bytes, BufWriter, Bytes, STDOUT};
 use forkvm_user::latency;
 use forkvm_user::shell_parse::{
-    exec_failure_status, find_command, kill_pid, poweroff_status, shell_status, sleep_ms,
-    split_commands, sysctl_setting, sysprobe_iterations, ticks_ms, words, ErrName, Status,
+    clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
+    poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
+    sysprobe_iterations, ticks_ms, ulimit_command, words, ErrName, PointerArg, Status, Ulimit,
     UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
 };
 use forkvm_user::shell_report::{
-    Banner, Bench, Help, Meminfo, PsHeader, PsRow, SysFailure, Sysprobe, Ticks, Uptime,
+    Banner, Bench, CallFailure, Forkbomb, Help, IdLine, LimitValue, Meminfo, PsHeader, PsRow,
+    SysFailure, Sysprobe, Ticks, Uptime,
 };
 use forkvm_user::syscall::{
-    exit_group, fork, getpid, kill, mmap, nanosleep, read, wait4, Pid, Timespec, WaitStatus,
-    MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
+    close, exit_group, fork, getpid, kill, mmap, nanosleep, pipe2, read, wait4, Pid, Timespec,
+    WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
 };
-use forkvm_user::time::rdtsc_serialized;
+use forkvm_user::time::{monotonic_ns, rdtsc_serialized};
 use forkvm_user::{entry, eprintln, print, println, Errno};
 
 entry!(main);
@@ -215,6 +239,11 @@ impl Shell<'_> {
     fn execute(&self, line: &[u8]) -> Option<Status> {
         reap_strays();
         let words: Vec<&[u8]> = words(line).collect();
+        self.dispatch(&words)
+    }
+
+    /// Runs the command made of `words`; `None` if there are none.
+    fn dispatch(&self, words: &[&[u8]]) -> Option<Status> {
         let (&name, args) = words.split_first()?;
         let result = match name {
             b"help" => Ok(cmd_help()),
@@ -235,6 +264,12 @@ impl Shell<'_> {
             b"bench" => cmd_bench(args),
             b"panic" => Ok(cmd_panic(args)),
             b"fault" => Ok(cmd_fault()),
+            b"id" => cmd_id(args),
+            b"su" => self.cmd_su(args),
+            b"ulimit" => cmd_ulimit(args),
+            b"clone" => cmd_clone(args),
+            b"clone3" => cmd_clone3(args),
+            b"forkbomb" => cmd_forkbomb(args),
             _ => {
                 println!("{}: command not found (try 'help')", Bytes(name));
                 return Some(STATUS_NOT_FOUND);
@@ -311,6 +346,38 @@ impl Shell<'_> {
         Ok(code)
     }
 
+    /// `su UID [COMMAND...]`: a child that takes group and user id UID
+    /// (`setgid`, then `setuid`, which drops every capability when a root
+    /// process becomes non-root) and runs COMMAND as a builtin, or an
+    /// interactive shell; returns its status.
+    fn cmd_su(&self, args: &[&[u8]]) -> CommandResult {
+        let (uid, command) = su_command(args)?;
+        let pid = match fork() {
+            Ok(0) => {
+                if let Err(errno) = setgid(uid) {
+                    call_failure("su", "setgid", errno);
+                    exit_group(1)
+                }
+                if let Err(errno) = setuid(uid) {
+                    call_failure("su", "setuid", errno);
+                    exit_group(1)
+                }
+                let status = if command.is_empty() {
+                    self.interactive()
+                } else {
+                    self.dispatch(command).unwrap_or(0)
+                };
+                exit_group(status)
+            }
+            Ok(pid) => pid,
+            Err(errno) => return Ok(call_failure("su", "fork", errno)),
+        };
+        Ok(match wait_for(pid) {
+            Ok(status) => shell_status(status),
+            Err(errno) => call_failure("su", "wait4", errno),
+        })
+    }
+
     fn cmd_spin(&self) -> Status {
         match self.spawn("spin", b"spin", &[b"spin"], None, false) {
             Ok(pid) => {
@@ -323,6 +390,227 @@ impl Shell<'_> {
             }
         }
     }
+}
+
+/// Prints `COMMAND: CALL: ENAME N`; status 1.
+fn call_failure(command: &str, call: &str, errno: Errno) -> Status {
+    println!(
+        "{}",
+        CallFailure {
+            command,
+            call,
+            errno
+        }
+    );
+    1
+}
+
+fn cmd_id(args: &[&[u8]]) -> CommandResult {
+    if !args.is_empty() {
+        return Err(UsageError);
+    }
+    Ok(match capget(0) {
+        Ok(caps) => {
+            let line = IdLine {
+                uid: getuid(),
+                euid: geteuid(),
+                gid: getgid(),
+                egid: getegid(),
+                caps: caps.effective,
+            };
+            println!("{line}");
+            0
+        }
+        Err(errno) => call_failure("id", "capget", errno),
+    })
+}
+
+/// `ulimit -u [N]`: reads with `getrlimit`, sets with `prlimit64` (pid 0).
+fn cmd_ulimit(args: &[&[u8]]) -> CommandResult {
+    Ok(match ulimit_command(args)? {
+        Ulimit::Show => match getrlimit(RLIMIT_NPROC) {
+            Ok(limit) => {
+                println!("{}", LimitValue(limit.cur));
+                0
+            }
+            Err(errno) => call_failure("ulimit", "-u", errno),
+        },
+        Ulimit::Set(n) => match prlimit64(0, RLIMIT_NPROC, Some(Rlimit { cur: n, max: n })) {
+            Ok(_) => 0,
+            Err(errno) => call_failure("ulimit", "-u", errno),
+        },
+    })
+}
+
+/// Prints a probe's line; its status.
+fn probe_result(result: ProbeResult) -> Status {
+    println!("{result}");
+    result.status()
+}
+
+/// `clone FLAGS [EXIT_SIGNAL]`: legacy clone of a child that exits at
+/// once, on a fresh stack, with `parent_tid`/`child_tid` pointing at words
+/// of its area and `tls` 0 (see `forkvm_user::clone_probe`).
+fn cmd_clone(args: &[&[u8]]) -> CommandResult {
+    let (flags, signal) = clone_command(args)?;
+    let flags = flags | signal;
+    let area = match CloneArea::new() {
+        Ok(area) => area,
+        Err(errno) => return Ok(call_failure("clone", "mmap", errno)),
+    };
+    let result = match clone_exit0(flags, &area, 0) {
+        Ok(pid) => {
+            // Legacy clone stores the pidfd in the parent_tid word.
+            close_pidfd(flags, area.ptid());
+            let reaped = reap(flags, pid, Some(area.ctid()));
+            if !reaped.area_free(flags) {
+                area.leak();
+            }
+            ProbeResult::Ok(pid, reaped, flags)
+        }
+        Err(errno) => ProbeResult::Err(errno),
+    };
+    Ok(probe_result(result))
+}
+
+/// Largest `struct clone_args` buffer `clone3` gets (Linux refuses sizes
+/// above a page with E2BIG before reading anything).
+const CLONE3_BUFFER_MAX: usize = 64 * 1024;
+
+/// `clone3 [KEY=VALUE...]`: builds `struct clone_args` in a zeroed buffer of
+/// `size` bytes (at least 88, at most [`CLONE3_BUFFER_MAX`]) and calls
+/// `clone3(buffer, size)` with a child that exits at once touching no stack.
+/// Without `stack`, the child gets a valid stack and size; `valid` pointers
+/// are words (and a TLS block) of its area.
+fn cmd_clone3(args: &[&[u8]]) -> CommandResult {
+    let spec = clone3_spec(args)?;
+    let area = match CloneArea::new() {
+        Ok(area) => area,
+        Err(errno) => return Ok(call_failure("clone3", "mmap", errno)),
+    };
+    let address =
+        |arg: Option<PointerArg>, valid: *mut u32| arg.map_or(0, |arg| arg.address(valid as u64));
+    let set_tid = spec.set_tid();
+    let clone_args = CloneArgs {
+        flags: spec.flags,
+        pidfd: address(spec.pidfd, area.pidfd().as_ptr()),
+        child_tid: address(spec.child_tid, area.ctid().as_ptr()),
+        parent_tid: address(spec.parent_tid, area.ptid().as_ptr()),
+        exit_signal: spec.exit_signal,
+        stack: spec.stack.unwrap_or(area.stack_base()),
+        stack_size: spec.stack_size.unwrap_or(match spec.stack {
+            None => area.stack_size(),
+            Some(_) => 0,
+        }),
+        tls: spec.tls.map_or(0, |tls| tls.address(area.tls())),
+        set_tid: if spec.has_set_tid {
+            set_tid.as_ptr() as u64
+        } else {
+            0
+        },
+        set_tid_size: spec.set_tid_size.unwrap_or(set_tid.len() as u64),
+        cgroup: spec.cgroup,
+    };
+    let size = usize::try_from(spec.size).unwrap_or(usize::MAX);
+    let mut buffer = alloc::vec![0u8; size.clamp(CLONE_ARGS_SIZE_VER2, CLONE3_BUFFER_MAX)];
+    buffer[..CLONE_ARGS_SIZE_VER2].copy_from_slice(&clone_args.to_bytes());
+    // SAFETY: `valid` pointers are the area's words; raw addresses are what
+    // the user asked the kernel to write to (this is a kernel test tool).
+    // The child touches no stack and writes only `ran`, in its own copy or
+    // (CLONE_VM) in the area, which is leaked if it might still be in use.
+    let result = match unsafe { clone3_exit0(buffer.as_ptr(), size, area.ran().as_ptr()) } {
+        Ok(pid) => {
+            if spec.pidfd == Some(PointerArg::Valid) {
+                close_pidfd(spec.flags, area.pidfd());
+            }
+            let ctid = (spec.child_tid == Some(PointerArg::Valid)).then(|| area.ctid());
+            let reaped = reap(spec.flags, pid, ctid);
+            if !reaped.area_free(spec.flags) {
+                area.leak();
+            }
+            ProbeResult::Ok(pid, reaped, spec.flags)
+        }
+        Err(errno) => ProbeResult::Err(errno),
+    };
+    Ok(probe_result(result))
+}
+
+/// How long `forkbomb` waits for its children to end once their pipe is
+/// closed, before it kills the rest.
+const FORKBOMB_REAP_NS: u64 = 10_000_000_000;
+
+/// `forkbomb [MAX]`: forks children that block reading a pipe until fork
+/// fails or MAX are alive, reports, then closes the pipe (every child reads
+/// end of file and exits) and reaps them all: polled with `WNOHANG` for at
+/// most [`FORKBOMB_REAP_NS`], then any left are killed and reaped.
+fn cmd_forkbomb(args: &[&[u8]]) -> CommandResult {
+    let max = forkbomb_max(args)?;
+    let [reader, writer] = match pipe2(0) {
+        Ok(fds) => fds,
+        Err(errno) => return Ok(call_failure("forkbomb", "pipe2", errno)),
+    };
+    let mut pids: Vec<Pid> = Vec::new();
+    let mut stopped_by = None;
+    while (pids.len() as u64) < max {
+        match fork() {
+            Ok(0) => {
+                let _ = close(writer);
+                let mut byte = [0u8];
+                loop {
+                    match read(reader, &mut byte) {
+                        Ok(0) => break,
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(_) => break,
+                    }
+                }
+                exit_group(0)
+            }
+            Ok(pid) => pids.push(pid),
+            Err(errno) => {
+                stopped_by = Some(errno);
+                break;
+            }
+        }
+    }
+    println!(
+        "{}",
+        Forkbomb {
+            forks: pids.len() as u64,
+            stopped_by
+        }
+    );
+    let _ = close(writer);
+    let _ = close(reader);
+    reap_all(&mut pids);
+    Ok(0)
+}
+
+/// Reaps every child in `pids` (see [`cmd_forkbomb`]); other children that
+/// end meanwhile are reaped too.
+fn reap_all(pids: &mut Vec<Pid>) {
+    pids.sort_unstable();
+    let mut left = pids.len();
+    let deadline = monotonic_ns() + FORKBOMB_REAP_NS;
+    while left > 0 && monotonic_ns() < deadline {
+        match wait4(-1, WNOHANG) {
+            Ok((0, _)) => {
+                let _ = nanosleep(Timespec::from_nanos(1_000_000));
+            }
+            Ok((pid, _)) => {
+                if let Ok(i) = pids.binary_search(&pid) {
+                    pids.remove(i);
+                    left -= 1;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    for &pid in pids.iter() {
+        let _ = kill(pid as i32, SIGKILL);
+        let _ = wait_for(pid);
+    }
+    pids.clear();
 }
 
 fn cmd_help() -> Status {

@@ -1,0 +1,121 @@
+//! `failnth [FLAGS_HEX]`: fault-injection sweep over `copy_process` (guest
+//! only). FLAGS must not contain CLONE_VM (the child runs on a copy of
+//! this program's stack). For n = 1, 2, ...: arm the n-th fallible step to fail, clone
+//! with FLAGS (default: fork), and check the failure left nothing behind:
+//! free frames, tasks and kernel heap exactly as before. Stops when a
+//! clone succeeds with no step left to fail. One line per step:
+//! `step N: ENAME counters unchanged` or `FAIL step N: ...`; the summary
+//! `failnth: N steps, all unwound` ends a clean run (exit 0).
+#![no_std]
+#![no_main]
+
+use forkvm_user::forkvm::{self, diag_fail_nth};
+use forkvm_user::syscall::{self, nr, syscall5};
+use forkvm_user::{entry, println};
+
+entry!(main);
+
+/// Counters that must not move across a failed clone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Counters {
+    free_frames: u64,
+    tasks: u64,
+    heap_used: u64,
+}
+
+fn counters() -> Counters {
+    let info = forkvm::system_info().unwrap_or_else(|e| {
+        println!("failnth: forkvm_info: {e}");
+        syscall::exit_group(1)
+    });
+    Counters {
+        free_frames: info.free_frames,
+        tasks: info.tasks,
+        heap_used: info.heap_used,
+    }
+}
+
+fn parse_hex(arg: &[u8]) -> Option<u64> {
+    let digits = arg.strip_prefix(b"0x").unwrap_or(arg);
+    let text = core::str::from_utf8(digits).ok()?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// One clone with `flags` (no CLONE_VM: the child runs on a copy of this
+/// stack); the child exits at once and is reaped.
+fn clone_once(flags: u64) -> Result<(), forkvm_user::Errno> {
+    // SAFETY: without CLONE_VM the child gets its own copy of memory and
+    // returns here with 0; the pointers are unused (no *_TID flags given).
+    let ret = unsafe { syscall5(nr::CLONE, flags as usize, 0, 0, 0, 0) };
+    let pid = syscall::check(ret)?;
+    if pid == 0 {
+        syscall::exit(0);
+    }
+    let _ = syscall::wait4(pid as i32, 0);
+    Ok(())
+}
+
+fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
+    const SIGCHLD: u64 = 17;
+    const CLONE_VM: u64 = 0x100;
+    let flags = match args.get(1) {
+        None => SIGCHLD,
+        Some(arg) => match parse_hex(arg) {
+            Some(flags) if flags & CLONE_VM == 0 => flags,
+            _ => {
+                println!("usage: failnth [FLAGS_HEX] (without CLONE_VM)");
+                return 2;
+            }
+        },
+    };
+    // Warm up: caches (kernel stacks, page tables) reach their working size.
+    for _ in 0..4 {
+        if let Err(e) = clone_once(flags) {
+            println!("failnth: clone without injection failed: {e}");
+            return 1;
+        }
+    }
+    let mut failures = 0;
+    let mut step = 1;
+    loop {
+        let before = counters();
+        if let Err(e) = diag_fail_nth(step) {
+            println!("failnth: forkvm_diag: {e}");
+            return 1;
+        }
+        let result = clone_once(flags);
+        let seen = diag_fail_nth(0).unwrap_or(0);
+        match result {
+            Ok(()) if step > seen => {
+                println!(
+                    "failnth: {} steps, {}",
+                    step - 1,
+                    if failures == 0 {
+                        "all unwound"
+                    } else {
+                        "LEAKS"
+                    }
+                );
+                return i32::from(failures != 0);
+            }
+            Ok(()) => {
+                failures += 1;
+                println!("FAIL step {step}: the clone succeeded although step {step} of {seen} was armed");
+            }
+            Err(e) => {
+                let after = counters();
+                if after == before {
+                    println!("step {step}: {e} counters unchanged");
+                } else {
+                    failures += 1;
+                    println!("FAIL step {step}: {e} but counters moved: before {before:?} after {after:?}");
+                }
+            }
+        }
+        step += 1;
+        if step > 64 {
+            println!("FAIL: more than 64 steps");
+            return 1;
+        }
+    }
+}

@@ -164,6 +164,38 @@ impl Drop for FailPoints<'_> {
     }
 }
 
+/// Each namespace kind built so far, with its clone flag.
+const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
+    use super::nsproxy::NsKind;
+    [
+        (NsKind::Uts, CLONE_NEWUTS),
+        (NsKind::Ipc, CLONE_NEWIPC),
+        (NsKind::Mnt, CLONE_NEWNS),
+        (NsKind::Net, CLONE_NEWNET),
+        (NsKind::Cgroup, CLONE_NEWCGROUP),
+        (NsKind::Time, CLONE_NEWTIME),
+    ]
+};
+
+/// Linux `copy_namespaces` for the kinds that exist.
+fn copy_namespaces(
+    parent: &Task,
+    cred: &super::cred::Cred,
+    flags: u64,
+) -> Result<Arc<super::nsproxy::NsProxy>, i32> {
+    let parent_ns = parent.inner.lock().nsproxy.clone();
+    if flags & CLONE_NAMESPACES == 0 {
+        return Ok(parent_ns);
+    }
+    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER != 0 && !cred.capable(CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & (CLONE_NEWPID | CLONE_NEWUSER) != 0 {
+        return Err(EINVAL); // not built yet
+    }
+    Ok(parent_ns.copy(flags, &NAMESPACE_FLAGS))
+}
+
 /// Builds the child task (Linux `copy_process`), not yet runnable. The
 /// steps run in Linux's order; every resource taken is an owned value, so
 /// an error at any step drops what was taken so far, in reverse order.
@@ -180,23 +212,17 @@ fn copy_process(
         return Err(ERESTARTNOINTR);
     }
 
-    let mut fail = FailPoints::new(parent);
-
-    // dup_task_struct: the kernel stack.
-    fail.check(ENOMEM)?;
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    let parent_inner_snapshot = {
+    let (cred, parent_rlimits) = {
         let inner = parent.inner.lock();
         (inner.cred, inner.rlimits.clone())
     };
-    let (cred, parent_rlimits) = parent_inner_snapshot;
-
-    // copy_creds: same identity, counted against the real user.
-    fail.check(ENOMEM)?;
-    let user_count = UserTaskCount::charge(cred.uid);
-    // RLIMIT_NPROC: root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt.
+    // The two limits, checked before anything is allocated so that their
+    // failures cost no more than a system call. (Linux checks them right
+    // after dup_task_struct and copy_creds; the errno and what stays
+    // behind, nothing, are the same.) RLIMIT_NPROC counts the new task
+    // too; root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt.
     let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
-    if cred::user_tasks(cred.uid) > nproc_limit
+    if cred::user_tasks(cred.uid) + 1 > nproc_limit
         && cred.uid != 0
         && !cred.capable(CAP_SYS_RESOURCE)
         && !cred.capable(CAP_SYS_ADMIN)
@@ -207,18 +233,16 @@ fn copy_process(
     if super::nr_threads() >= rlimit::max_threads() {
         return Err(EAGAIN);
     }
-    let thread_count = super::ThreadCount::charge();
 
-    // Namespaces: creating one needs CAP_SYS_ADMIN; none is implemented yet.
-    if flags & CLONE_NAMESPACES != 0 {
-        return Err(
-            if cred.capable(CAP_SYS_ADMIN) || flags & CLONE_NAMESPACES == CLONE_NEWUSER {
-                EINVAL
-            } else {
-                EPERM
-            },
-        );
-    }
+    let mut fail = FailPoints::new(parent);
+    // dup_task_struct: the kernel stack.
+    fail.check(ENOMEM)?;
+    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    // copy_creds: same identity, counted against the real user; and
+    // counted in nr_threads.
+    fail.check(ENOMEM)?;
+    let user_count = UserTaskCount::charge(cred.uid);
+    let thread_count = super::ThreadCount::charge();
 
     // copy_files, copy_sighand, copy_signal (the limits), copy_mm.
     fail.check(ENOMEM)?; // copy_files
@@ -249,6 +273,16 @@ fn copy_process(
     } else {
         Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
     };
+    fail.check(ENOMEM)?; // copy_fs
+    let fs = {
+        let parent_fs = parent.inner.lock().fs.clone();
+        if flags & CLONE_FS != 0 {
+            parent_fs
+        } else {
+            let copy = *parent_fs.lock();
+            Arc::new(spin::Mutex::new(copy))
+        }
+    };
     fail.check(ENOMEM)?; // copy_mm
     let mm = match parent.mm() {
         Some(mm) if flags & CLONE_VM != 0 => Some(mm),
@@ -258,6 +292,11 @@ fn copy_process(
         ),
         None => None,
     };
+
+    // copy_namespaces: new ones need CAP_SYS_ADMIN; pid and user
+    // namespaces are not built yet.
+    fail.check(ENOMEM)?;
+    let nsproxy = copy_namespaces(parent, &cred, flags)?;
 
     // copy_thread: a TLS base outside user space is refused (x86's
     // `do_arch_prctl_64` rule) before anything else of the thread is built.
@@ -346,6 +385,8 @@ fn copy_process(
         inner.user_count = Some(user_count);
         inner.thread_count = Some(thread_count);
         inner.rlimits = rlimits;
+        inner.fs = fs;
+        inner.nsproxy = nsproxy;
     }
     if flags & CLONE_PIDFD != 0 {
         fail.check(ENOMEM)?;

@@ -11,6 +11,10 @@ pub mod exit;
 pub mod files;
 #[cfg(not(test))]
 pub mod fork;
+#[cfg(not(test))]
+pub mod fs_struct;
+#[cfg(not(test))]
+pub mod nsproxy;
 pub mod rlimit;
 #[cfg(not(test))]
 pub mod signal;
@@ -33,6 +37,7 @@ mod kernel {
 
     use spin::Mutex;
 
+    use super::nsproxy;
     use super::task::{Pid, Task};
     use crate::errno::EAGAIN;
 
@@ -87,6 +92,13 @@ mod kernel {
     /// The task with this pid.
     pub fn find(pid: Pid) -> Option<Arc<Task>> {
         TASKS.lock().get(&pid).cloned()
+    }
+
+    /// The initial namespaces, shared by init and everything that does not
+    /// ask for new ones.
+    pub fn initial_nsproxy() -> Arc<nsproxy::NsProxy> {
+        static INITIAL: spin::Once<Arc<nsproxy::NsProxy>> = spin::Once::new();
+        INITIAL.call_once(nsproxy::NsProxy::initial).clone()
     }
 
     /// Tasks that exist, the idle task aside (Linux `nr_threads`).

@@ -8,6 +8,8 @@ use spin::Mutex;
 
 use super::cred::{Cred, UserTaskCount};
 use super::files::FdTable;
+use super::fs_struct::FsStruct;
+use super::nsproxy::NsProxy;
 use super::rlimit::Rlimits;
 use super::signal::SigHand;
 use super::ThreadCount;
@@ -103,6 +105,10 @@ pub struct TaskInner {
     pub thread_count: Option<ThreadCount>,
     /// Resource limits (shared by a thread group, copied at fork).
     pub rlimits: Arc<Mutex<Rlimits>>,
+    /// File-system context (umask), shared with `CLONE_FS`.
+    pub fs: Arc<Mutex<FsStruct>>,
+    /// Namespaces.
+    pub nsproxy: Arc<NsProxy>,
     /// Fault injection: fail the n-th fallible step (0: off).
     pub fail_nth: u32,
     /// Fallible steps the last copy_process went through.
@@ -160,6 +166,8 @@ impl Task {
                 user_count: None,
                 thread_count: None,
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
+                fs: FsStruct::new_shared(),
+                nsproxy: crate::process::initial_nsproxy(),
                 fail_nth: 0,
                 fail_points_seen: 0,
             }),

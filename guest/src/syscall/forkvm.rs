@@ -95,6 +95,17 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 process::nr_threads(),
                 process::rlimit::max_threads()
             ));
+            // Live namespaces of each kind, and the caller's (like /proc/self/ns).
+            let own = sched::current().inner.lock().nsproxy.clone();
+            for kind in process::nsproxy::NsKind::ALL {
+                text.push_str(&alloc::format!(
+                    " {}_namespaces={} ns.{}={}",
+                    kind.name(),
+                    process::nsproxy::live(kind),
+                    kind.name(),
+                    own.get(kind).id
+                ));
+            }
             for (uid, count) in process::cred::all_user_tasks() {
                 text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
             }

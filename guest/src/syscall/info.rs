@@ -1,18 +1,29 @@
-//! `uname`.
+//! `uname`, `sethostname`, `setdomainname` (the UTS namespace) and `umask`.
 
 use super::{current_mm, Args, SysResult};
+use crate::errno::{EINVAL, EPERM};
+use crate::process::cred::CAP_SYS_ADMIN;
+use crate::process::nsproxy::{NsKind, UTS_LEN};
+use crate::sched;
 
 /// One field of `struct utsname`.
-const FIELD: usize = 65;
+const FIELD: usize = UTS_LEN + 1;
 
 pub fn uname(a: Args) -> SysResult {
+    let uts = sched::current()
+        .inner
+        .lock()
+        .nsproxy
+        .get(NsKind::Uts)
+        .clone();
+    let names = *uts.uts.lock();
     let fields: [&[u8]; 6] = [
         b"Linux",
-        b"forkvm",
+        &names.hostname[..names.hostname_len],
         b"6.0.0-forkvm",
         b"#1 forkvm",
         b"x86_64",
-        b"(none)",
+        &names.domainname[..names.domainname_len],
     ];
     let mut bytes = [0u8; FIELD * 6];
     for (i, field) in fields.iter().enumerate() {
@@ -20,4 +31,46 @@ pub fn uname(a: Args) -> SysResult {
     }
     current_mm()?.copy_to_user(a.0[0], &bytes)?;
     Ok(0)
+}
+
+/// `sethostname`/`setdomainname`: CAP_SYS_ADMIN, at most 64 bytes; the
+/// name belongs to the caller's UTS namespace.
+fn set_uts_name(a: Args, domain: bool) -> SysResult {
+    let [address, len, ..] = a.0;
+    let task = sched::current();
+    if !task.inner.lock().cred.capable(CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if len > UTS_LEN as u64 {
+        return Err(EINVAL);
+    }
+    let mut name = [0u8; UTS_LEN];
+    current_mm()?.copy_from_user(address, &mut name[..len as usize])?;
+    let uts = task.inner.lock().nsproxy.get(NsKind::Uts).clone();
+    let mut names = uts.uts.lock();
+    if domain {
+        names.domainname = name;
+        names.domainname_len = len as usize;
+    } else {
+        names.hostname = name;
+        names.hostname_len = len as usize;
+    }
+    Ok(0)
+}
+
+pub fn sethostname(a: Args) -> SysResult {
+    set_uts_name(a, false)
+}
+
+pub fn setdomainname(a: Args) -> SysResult {
+    set_uts_name(a, true)
+}
+
+/// `umask(mask)`: returns the old mask.
+pub fn umask(a: Args) -> SysResult {
+    let fs = sched::current().inner.lock().fs.clone();
+    let mut fs = fs.lock();
+    let old = fs.umask;
+    fs.umask = (a.0[0] & 0o777) as u32;
+    Ok(u64::from(old))
 }

@@ -42,7 +42,10 @@ pub mod nr {
     pub const WAIT4: u64 = 61;
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
+    pub const UMASK: u64 = 95;
     pub const GETRLIMIT: u64 = 97;
+    pub const SETHOSTNAME: u64 = 170;
+    pub const SETDOMAINNAME: u64 = 171;
     pub const GETUID: u64 = 102;
     pub const SETUID: u64 = 105;
     pub const SETGID: u64 = 106;
@@ -111,6 +114,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::EXIT => process::exit(a),
         nr::WAIT4 => process::wait4(a),
         nr::UNAME => info::uname(a),
+        nr::UMASK => info::umask(a),
+        nr::SETHOSTNAME => info::sethostname(a),
+        nr::SETDOMAINNAME => info::setdomainname(a),
         nr::GETUID => cred::getuid(),
         nr::GETGID => cred::getgid(),
         nr::GETEUID => cred::geteuid(),

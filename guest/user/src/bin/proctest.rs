@@ -285,6 +285,23 @@ struct Child {
 }
 
 impl Child {
+    /// Like [`spawn`](Self::spawn) but with `clone(flags | SIGCHLD)`; the
+    /// flags must not include CLONE_VM (the child runs on a copy of this
+    /// stack, as after fork).
+    fn spawn_with_flags(flags: u64, body: impl FnOnce() -> i32) -> Result<Child, Msg> {
+        const SIGCHLD: u64 = 17;
+        // SAFETY: without CLONE_VM the child has its own copy of memory and
+        // continues here like a forked child; no pointers are passed.
+        let ret = unsafe {
+            forkvm_user::syscall::syscall5(nr::CLONE, (flags | SIGCHLD) as usize, 0, 0, 0, 0)
+        };
+        match forkvm_user::syscall::check(ret) {
+            Ok(0) => exit_group(body()),
+            Ok(pid) => Ok(Child { pid: pid as Pid }),
+            Err(e) => Err(msg!("clone({flags:#x}): {e}")),
+        }
+    }
+
     /// Forks a child that runs `body` and exits with its result. The child
     /// never returns into the scenario (or the program's main loop).
     fn spawn(body: impl FnOnce() -> i32) -> Result<Child, Msg> {
@@ -1676,6 +1693,83 @@ fn uname_linux(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// The host name from `uname`.
+fn hostname() -> Result<[u8; 65], Msg> {
+    Ok(uname().ctx("uname")?.nodename)
+}
+
+/// `sethostname(name)`.
+fn sethostname(name: &[u8]) -> isize {
+    // SAFETY: a live slice of the given length.
+    unsafe { forkvm_user::syscall::syscall2(170, name.as_ptr() as usize, name.len()) }
+}
+
+/// `umask(mask)`: the previous mask.
+fn umask(mask: u32) -> u32 {
+    // SAFETY: no memory is passed.
+    unsafe { forkvm_user::syscall::syscall1(95, mask as usize) as u32 }
+}
+
+/// A child in a new UTS namespace (CLONE_NEWUTS, needs CAP_SYS_ADMIN)
+/// changes its host name; the parent's stays. Without CLONE_NEWUTS a
+/// child's change would be everyone's, so that is not tried.
+fn uts_namespace(_: &Ctx) -> Outcome {
+    const CLONE_NEWUTS: u64 = 0x0400_0000;
+    let before = hostname()?;
+    let child = Child::spawn_with_flags(CLONE_NEWUTS, || {
+        if sethostname(b"proctest-uts") != 0 {
+            return 1;
+        }
+        match uname() {
+            Ok(u) if c_field(&u.nodename) == b"proctest-uts" => 0,
+            _ => 2,
+        }
+    })?;
+    let status = child.wait_bounded("the child in a new UTS namespace")?;
+    expect_exit("sethostname in a new UTS namespace", status, 0)?;
+    ensure!(
+        hostname()? == before,
+        "the parent's host name changed with the child's namespace"
+    );
+    Ok(())
+}
+
+/// `umask` is per process after fork and shared with CLONE_FS (the file
+/// system context, Linux `fs_struct`).
+fn clone_fs_umask(_: &Ctx) -> Outcome {
+    const CLONE_FS: u64 = 0x200;
+    let original = umask(0o022);
+    let child = Child::spawn(|| {
+        umask(0o077);
+        0
+    })?;
+    expect_exit(
+        "a forked child setting its umask",
+        child.wait_bounded("umask child")?,
+        0,
+    )?;
+    let after_fork = umask(0o022);
+    let child = Child::spawn_with_flags(CLONE_FS, || {
+        umask(0o077);
+        0
+    })?;
+    expect_exit(
+        "a CLONE_FS child setting its umask",
+        child.wait_bounded("umask child")?,
+        0,
+    )?;
+    let after_clone_fs = umask(original);
+    ensure!(
+        after_fork == 0o022,
+        "a forked child's umask leaked into the parent: {after_fork:#o}"
+    );
+    ensure!(
+        after_clone_fs == 0o077,
+        "a CLONE_FS child's umask was not shared: {after_clone_fs:#o}"
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // The table and the driver
 
@@ -1720,6 +1814,8 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("sched-yield", sched_yield),
     ("nanosleep", nanosleep_10ms),
     ("uname", uname_linux),
+    ("uts-namespace", uts_namespace),
+    ("clone-fs-umask", clone_fs_umask),
 ];
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

@@ -1,0 +1,145 @@
+//! Namespaces (Linux `nsproxy`): each kind is a reference-counted object;
+//! a task's `NsProxy` points at one of each, shared until a clone with a
+//! `CLONE_NEW*` flag gives the child new ones (`copy_namespaces`).
+//!
+//! The UTS namespace carries its host and domain names (`sethostname`,
+//! `uname`). IPC, mount, network, cgroup and time namespaces exist as
+//! objects with an identity but have nothing inside to isolate yet. Pid
+//! and user namespaces are not built yet: CLONE_NEWPID and CLONE_NEWUSER
+//! fail with EINVAL.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+
+/// Longest host or domain name (`__NEW_UTS_LEN`).
+pub const UTS_LEN: usize = 64;
+
+static NEXT_NS_ID: AtomicU64 = AtomicU64::new(1);
+/// Live namespaces of each kind: uts, ipc, mnt, net, cgroup, time.
+static LIVE: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+
+/// The kinds of namespace objects that exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsKind {
+    Uts = 0,
+    Ipc = 1,
+    Mnt = 2,
+    Net = 3,
+    Cgroup = 4,
+    Time = 5,
+}
+
+impl NsKind {
+    pub const ALL: [NsKind; 6] = [
+        NsKind::Uts,
+        NsKind::Ipc,
+        NsKind::Mnt,
+        NsKind::Net,
+        NsKind::Cgroup,
+        NsKind::Time,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NsKind::Uts => "uts",
+            NsKind::Ipc => "ipc",
+            NsKind::Mnt => "mnt",
+            NsKind::Net => "net",
+            NsKind::Cgroup => "cgroup",
+            NsKind::Time => "time",
+        }
+    }
+}
+
+/// A namespace: its identity (what `/proc/PID/ns/*` would show), and for
+/// UTS the names.
+pub struct Namespace {
+    pub kind: NsKind,
+    pub id: u64,
+    pub uts: Mutex<UtsNames>,
+}
+
+/// Host and domain name of a UTS namespace.
+#[derive(Clone, Copy)]
+pub struct UtsNames {
+    pub hostname: [u8; UTS_LEN],
+    pub hostname_len: usize,
+    pub domainname: [u8; UTS_LEN],
+    pub domainname_len: usize,
+}
+
+impl UtsNames {
+    fn initial() -> UtsNames {
+        let mut names = UtsNames {
+            hostname: [0; UTS_LEN],
+            hostname_len: 6,
+            domainname: [0; UTS_LEN],
+            domainname_len: 6,
+        };
+        names.hostname[..6].copy_from_slice(b"forkvm");
+        names.domainname[..6].copy_from_slice(b"(none)");
+        names
+    }
+}
+
+impl Namespace {
+    /// A new namespace of `kind`; a UTS one starts with `names`.
+    fn new(kind: NsKind, names: UtsNames) -> Arc<Namespace> {
+        LIVE[kind as usize].fetch_add(1, Ordering::Relaxed);
+        Arc::new(Namespace {
+            kind,
+            id: NEXT_NS_ID.fetch_add(1, Ordering::Relaxed),
+            uts: Mutex::new(names),
+        })
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        LIVE[self.kind as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Live namespaces of `kind`.
+pub fn live(kind: NsKind) -> u64 {
+    LIVE[kind as usize].load(Ordering::Relaxed)
+}
+
+/// One namespace of each kind.
+#[derive(Clone)]
+pub struct NsProxy {
+    pub namespaces: [Arc<Namespace>; 6],
+}
+
+impl NsProxy {
+    /// The initial namespaces (init's).
+    pub fn initial() -> Arc<NsProxy> {
+        let names = UtsNames::initial();
+        Arc::new(NsProxy {
+            namespaces: NsKind::ALL.map(|kind| Namespace::new(kind, names)),
+        })
+    }
+
+    pub fn get(&self, kind: NsKind) -> &Arc<Namespace> {
+        &self.namespaces[kind as usize]
+    }
+
+    /// The child's namespaces for clone `flags` (Linux `copy_namespaces`):
+    /// the same proxy if no namespace flag is set, else new namespaces of
+    /// the flagged kinds (a new UTS namespace copies the names).
+    pub fn copy(self: &Arc<Self>, flags: u64, kind_flags: &[(NsKind, u64)]) -> Arc<NsProxy> {
+        if kind_flags.iter().all(|&(_, flag)| flags & flag == 0) {
+            return self.clone();
+        }
+        let mut proxy = (**self).clone();
+        for &(kind, flag) in kind_flags {
+            if flags & flag != 0 {
+                let names = *self.get(kind).uts.lock();
+                proxy.namespaces[kind as usize] = Namespace::new(kind, names);
+            }
+        }
+        Arc::new(proxy)
+    }
+}

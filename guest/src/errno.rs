@@ -18,6 +18,7 @@ pub const EINVAL: i32 = 22;
 pub const EPIPE: i32 = 32;
 pub const EMFILE: i32 = 24;
 pub const ENODEV: i32 = 19;
+pub const ENOSPC: i32 = 28;
 pub const ENOSYS: i32 = 38;
 /// Restart the system call (never seen by user space).
 pub const ERESTARTNOINTR: i32 = 513;

@@ -182,7 +182,11 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
 
     let program = load(path, argv, &[])?;
     let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    let pid = super::new_pid()?;
+    let ns = crate::process::initial_nsproxy()
+        .pid_ns_for_children
+        .clone();
+    let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&ns, &[])?);
+    let pid = pids.global();
     let parent = crate::sched::current();
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let task = Arc::new(Task::new(
@@ -206,12 +210,17 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner.files = Some(Arc::new(spin::Mutex::new(
             super::files::FdTable::with_console(),
         )));
+        inner.pids = Some(pids.clone());
+        inner.tgid_pids = Some(pids.clone());
         // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`).
         inner.cred = super::cred::Cred::root();
         inner.user_count = Some(super::cred::UserTaskCount::charge(0));
         inner.thread_count = Some(super::ThreadCount::charge());
         let limits = super::rlimit::Rlimits::for_init(super::rlimit::max_threads());
         inner.rlimits = Arc::new(spin::Mutex::new(limits));
+    }
+    if pids.innermost() == 1 {
+        *ns.child_reaper.lock() = Arc::downgrade(&task);
     }
     parent.inner.lock().children.push(task.clone());
     super::register(&task);

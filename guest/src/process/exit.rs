@@ -57,6 +57,9 @@ pub fn do_exit(status: u32) -> ! {
         };
         crate::drivers::vmm_ports::poweroff(code);
     }
+    if task.is_namespace_init() && task.is_group_leader() {
+        zap_pid_namespace(&task);
+    }
     exit_mm(&task);
     // exit_files: pipe ends close when the last table referring to them goes.
     let files = task.inner.lock().files.take();
@@ -120,6 +123,34 @@ fn exit_mm(task: &Arc<Task>) {
     drop(mm);
 }
 
+/// Who adopts an exiting task's children (Linux `find_new_reaper`): its
+/// pid namespace's init, or, when that init itself exits, the init of
+/// the parent namespace.
+fn find_new_reaper(task: &Arc<Task>) -> Option<Arc<Task>> {
+    let mut ns = Some(task.active_pid_ns());
+    while let Some(n) = ns {
+        let reaper = n.child_reaper.lock().upgrade();
+        if let Some(reaper) =
+            reaper.filter(|r| !Arc::ptr_eq(r, task) && r.state() != TaskState::Zombie)
+        {
+            return Some(reaper);
+        }
+        ns = n.parent.clone();
+    }
+    None
+}
+
+/// When a pid namespace's init exits, every task in the namespace is
+/// killed (Linux `zap_pid_ns_processes`).
+fn zap_pid_namespace(init: &Arc<Task>) {
+    let ns = init.active_pid_ns();
+    for task in super::all_tasks() {
+        if !Arc::ptr_eq(&task, init) && ns.contains(&task.active_pid_ns()) {
+            task.set_fatal(signal_status(9));
+        }
+    }
+}
+
 /// Gives the children of an exiting task to the reaper (Linux
 /// `forget_original_parent`); zombies among them wake it up.
 fn reparent_children(task: &Arc<Task>) {
@@ -127,7 +158,7 @@ fn reparent_children(task: &Arc<Task>) {
     if children.is_empty() {
         return;
     }
-    let reaper = super::find(REAPER_PID).filter(|r| !Arc::ptr_eq(r, task));
+    let reaper = find_new_reaper(task);
     let Some(reaper) = reaper else {
         // No reaper: nobody can wait for them; release the zombies.
         for child in children {

@@ -86,7 +86,9 @@ pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
     let parent = sched::current();
     let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::new()));
     let child = copy_process(&parent, args, frame, vfork.clone())?;
-    let pid = child.pid;
+    // The pid the caller sees: its number in the caller's pid namespace
+    // (Linux `pid_vnr`), not the kernel's global one.
+    let pid = child.tid_in(&parent.active_pid_ns());
     crate::stats::TASKS_CREATED.add(1);
     if let Some(mm) = parent.mm() {
         if flags & CLONE_PARENT_SETTID != 0 {
@@ -119,7 +121,7 @@ fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
         return Err(EINVAL);
     }
     // Siblings of init (which is SIGNAL_UNKILLABLE) would be unreapable.
-    if flags & CLONE_PARENT != 0 && parent.tgid == super::exit::REAPER_PID {
+    if flags & CLONE_PARENT != 0 && parent.is_namespace_init() {
         return Err(EINVAL);
     }
     // A thread cannot live in another user or pid namespace than its group.
@@ -190,10 +192,10 @@ fn copy_namespaces(
     if flags & CLONE_NAMESPACES & !CLONE_NEWUSER != 0 && !cred.capable(CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
-    if flags & (CLONE_NEWPID | CLONE_NEWUSER) != 0 {
-        return Err(EINVAL); // not built yet
+    if flags & CLONE_NEWUSER != 0 {
+        return Err(EINVAL); // user namespaces are not built yet
     }
-    Ok(parent_ns.copy(flags, &NAMESPACE_FLAGS))
+    parent_ns.copy(flags, &NAMESPACE_FLAGS, flags & CLONE_NEWPID != 0)
 }
 
 /// Builds the child task (Linux `copy_process`), not yet runnable. The
@@ -317,25 +319,29 @@ fn copy_process(
     // SAFETY: the top of the child's fresh kernel stack.
     let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
 
-    // alloc_pid (with clone3's set_tid: one level, no pid namespaces yet).
+    // alloc_pid: a number in the child's pid namespace and every ancestor
+    // (clone3's set_tid chooses them; that needs CAP_SYS_ADMIN).
     fail.check(ENOMEM)?;
-    let pid = match args.set_tid.as_slice() {
-        [] => super::new_pid()?,
-        [tid] => {
-            if *tid < 1 || *tid >= super::PID_MAX {
-                return Err(EINVAL);
-            }
-            if !cred.capable(CAP_SYS_ADMIN) {
-                return Err(EPERM);
-            }
-            super::claim_pid(*tid)?
-        }
-        _ => return Err(EINVAL), // more levels than namespaces
-    };
-    let tgid = if flags & CLONE_THREAD != 0 {
-        parent.tgid
+    let pid_ns = nsproxy.pid_ns_for_children.clone();
+    if args.set_tid.len() as u32 > pid_ns.level + 1 {
+        return Err(EINVAL);
+    }
+    if args
+        .set_tid
+        .iter()
+        .any(|&tid| !(1..super::pid_ns::PID_MAX).contains(&tid))
+    {
+        return Err(EINVAL);
+    }
+    if !args.set_tid.is_empty() && !cred.capable(CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&pid_ns, &args.set_tid)?);
+    let pid = pids.global();
+    let (tgid, tgid_pids) = if flags & CLONE_THREAD != 0 {
+        (parent.tgid, parent.inner.lock().tgid_pids.clone())
     } else {
-        pid
+        (pid, Some(pids.clone()))
     };
     let real_parent = if flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
         parent.inner.lock().parent.clone()
@@ -387,6 +393,8 @@ fn copy_process(
         inner.rlimits = rlimits;
         inner.fs = fs;
         inner.nsproxy = nsproxy;
+        inner.pids = Some(pids.clone());
+        inner.tgid_pids = tgid_pids;
     }
     if flags & CLONE_PIDFD != 0 {
         fail.check(ENOMEM)?;
@@ -405,8 +413,14 @@ fn copy_process(
     }
     if flags & CLONE_CHILD_SETTID != 0 {
         if let Some(mm) = child.mm() {
-            let _ = mm.copy_to_user(args.child_tid, &pid.to_le_bytes());
+            // The child's own view of its tid.
+            let _ = mm.copy_to_user(args.child_tid, &pids.innermost().to_le_bytes());
         }
+    }
+
+    // The first task of a new pid namespace is its pid 1 and reaper.
+    if pids.innermost() == 1 {
+        *pid_ns.child_reaper.lock() = Arc::downgrade(&child);
     }
 
     // Attach: to the parent's children, and to the task table.

@@ -15,6 +15,8 @@ pub mod fork;
 pub mod fs_struct;
 #[cfg(not(test))]
 pub mod nsproxy;
+#[cfg(not(test))]
+pub mod pid_ns;
 pub mod rlimit;
 #[cfg(not(test))]
 pub mod signal;
@@ -33,35 +35,15 @@ mod kernel {
     use alloc::collections::BTreeMap;
     use alloc::sync::Arc;
     use alloc::vec::Vec;
-    use core::sync::atomic::{AtomicU32, Ordering};
+    use core::sync::atomic::Ordering;
 
     use spin::Mutex;
 
     use super::nsproxy;
     use super::task::{Pid, Task};
-    use crate::errno::EAGAIN;
 
     /// Every task that has not been reaped, by pid.
     static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
-    static NEXT_PID: AtomicU32 = AtomicU32::new(1);
-    /// Largest pid (Linux's default `pid_max`).
-    pub const PID_MAX: Pid = 32768;
-
-    /// Hands out the next free pid, wrapping like Linux (to 300 after `PID_MAX`).
-    fn alloc_pid() -> Result<Pid, i32> {
-        let tasks = TASKS.lock();
-        for _ in 0..PID_MAX {
-            let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-            if pid >= PID_MAX {
-                NEXT_PID.store(300, Ordering::Relaxed);
-                continue;
-            }
-            if !tasks.contains_key(&pid) {
-                return Ok(pid);
-            }
-        }
-        Err(EAGAIN)
-    }
 
     /// Switches the address space and thread-local base from `prev`'s to
     /// `next`'s. Kernel threads keep whatever address space is loaded (its
@@ -124,19 +106,6 @@ mod kernel {
     /// Current `nr_threads`.
     pub fn nr_threads() -> u64 {
         NR_THREADS.load(Ordering::Relaxed)
-    }
-
-    /// Takes exactly `pid` for a new task (clone3 set_tid): EEXIST if in use.
-    pub fn claim_pid(pid: Pid) -> Result<Pid, i32> {
-        if TASKS.lock().contains_key(&pid) {
-            return Err(crate::errno::EEXIST);
-        }
-        Ok(pid)
-    }
-
-    /// Allocates a pid for a new task.
-    pub fn new_pid() -> Result<Pid, i32> {
-        alloc_pid()
     }
 
     /// A snapshot of every task, by pid.

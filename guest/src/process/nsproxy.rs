@@ -5,8 +5,8 @@
 //! The UTS namespace carries its host and domain names (`sethostname`,
 //! `uname`). IPC, mount, network, cgroup and time namespaces exist as
 //! objects with an identity but have nothing inside to isolate yet. Pid
-//! and user namespaces are not built yet: CLONE_NEWPID and CLONE_NEWUSER
-//! fail with EINVAL.
+//! namespaces are in `pid_ns`. User namespaces are not built yet:
+//! CLONE_NEWUSER fails with EINVAL.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +111,8 @@ pub fn live(kind: NsKind) -> u64 {
 #[derive(Clone)]
 pub struct NsProxy {
     pub namespaces: [Arc<Namespace>; 6],
+    /// Where children's pids live (Linux `pid_ns_for_children`).
+    pub pid_ns_for_children: Arc<super::pid_ns::PidNamespace>,
 }
 
 impl NsProxy {
@@ -119,6 +121,7 @@ impl NsProxy {
         let names = UtsNames::initial();
         Arc::new(NsProxy {
             namespaces: NsKind::ALL.map(|kind| Namespace::new(kind, names)),
+            pid_ns_for_children: super::pid_ns::initial(),
         })
     }
 
@@ -129,17 +132,26 @@ impl NsProxy {
     /// The child's namespaces for clone `flags` (Linux `copy_namespaces`):
     /// the same proxy if no namespace flag is set, else new namespaces of
     /// the flagged kinds (a new UTS namespace copies the names).
-    pub fn copy(self: &Arc<Self>, flags: u64, kind_flags: &[(NsKind, u64)]) -> Arc<NsProxy> {
-        if kind_flags.iter().all(|&(_, flag)| flags & flag == 0) {
-            return self.clone();
+    pub fn copy(
+        self: &Arc<Self>,
+        flags: u64,
+        kind_flags: &[(NsKind, u64)],
+        new_pid_ns: bool,
+    ) -> Result<Arc<NsProxy>, i32> {
+        if !new_pid_ns && kind_flags.iter().all(|&(_, flag)| flags & flag == 0) {
+            return Ok(self.clone());
         }
         let mut proxy = (**self).clone();
+        if new_pid_ns {
+            proxy.pid_ns_for_children =
+                super::pid_ns::PidNamespace::new_child(&self.pid_ns_for_children)?;
+        }
         for &(kind, flag) in kind_flags {
             if flags & flag != 0 {
                 let names = *self.get(kind).uts.lock();
                 proxy.namespaces[kind as usize] = Namespace::new(kind, names);
             }
         }
-        Arc::new(proxy)
+        Ok(Arc::new(proxy))
     }
 }

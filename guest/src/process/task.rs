@@ -10,6 +10,7 @@ use super::cred::{Cred, UserTaskCount};
 use super::files::FdTable;
 use super::fs_struct::FsStruct;
 use super::nsproxy::NsProxy;
+use super::pid_ns::{PidNamespace, PidNumbers};
 use super::rlimit::Rlimits;
 use super::signal::SigHand;
 use super::ThreadCount;
@@ -109,6 +110,10 @@ pub struct TaskInner {
     pub fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
     pub nsproxy: Arc<NsProxy>,
+    /// This task's pid numbers (Linux `struct pid`); none for the idle task.
+    pub pids: Option<Arc<PidNumbers>>,
+    /// Its thread group leader's (the process id).
+    pub tgid_pids: Option<Arc<PidNumbers>>,
     /// Fault injection: fail the n-th fallible step (0: off).
     pub fail_nth: u32,
     /// Fallible steps the last copy_process went through.
@@ -168,6 +173,8 @@ impl Task {
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
                 fs: FsStruct::new_shared(),
                 nsproxy: crate::process::initial_nsproxy(),
+                pids: None,
+                tgid_pids: None,
                 fail_nth: 0,
                 fail_points_seen: 0,
             }),
@@ -236,6 +243,44 @@ impl Task {
     /// The task's address space, if it has one.
     pub fn mm(&self) -> Option<Arc<AddressSpace>> {
         self.inner.lock().mm.clone()
+    }
+
+    /// The pid namespace the task lives in (Linux `task_active_pid_ns`).
+    pub fn active_pid_ns(&self) -> Arc<PidNamespace> {
+        self.inner
+            .lock()
+            .pids
+            .as_ref()
+            .map_or_else(super::pid_ns::initial, |p| p.ns().clone())
+    }
+
+    /// Its thread id as seen from `ns` (0 if not visible there).
+    pub fn tid_in(&self, ns: &PidNamespace) -> u32 {
+        self.inner
+            .lock()
+            .pids
+            .as_ref()
+            .and_then(|p| p.nr_in(ns))
+            .unwrap_or(0)
+    }
+
+    /// Its process id as seen from `ns` (0 if not visible there).
+    pub fn tgid_in(&self, ns: &PidNamespace) -> u32 {
+        self.inner
+            .lock()
+            .tgid_pids
+            .as_ref()
+            .and_then(|p| p.nr_in(ns))
+            .unwrap_or(0)
+    }
+
+    /// Whether the task is pid 1 of its own pid namespace (its reaper).
+    pub fn is_namespace_init(&self) -> bool {
+        self.inner
+            .lock()
+            .tgid_pids
+            .as_ref()
+            .is_some_and(|p| p.innermost() == 1)
     }
 
     /// Whether this task leads its thread group.

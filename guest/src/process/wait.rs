@@ -36,10 +36,12 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> 
 
 /// One pass over the children: reap a matching zombie if there is one.
 fn try_reap(parent: &Arc<Task>, which: WaitFor) -> Result<Option<(Pid, u32)>, i32> {
+    // Pids are the waiter's view (its pid namespace).
+    let ns = parent.active_pid_ns();
     let mut inner = parent.inner.lock();
     let matches = |child: &Arc<Task>| match which {
         WaitFor::Any => true,
-        WaitFor::Pid(pid) => child.pid == pid,
+        WaitFor::Pid(pid) => child.tid_in(&ns) == pid,
     };
     if !inner.children.iter().any(matches) {
         return Err(ECHILD);
@@ -56,5 +58,5 @@ fn try_reap(parent: &Arc<Task>, which: WaitFor) -> Result<Option<(Pid, u32)>, i3
     let status = child.inner.lock().exit_status;
     child.set_state(TaskState::Dead);
     super::unregister(child.pid);
-    Ok(Some((child.pid, status)))
+    Ok(Some((child.tid_in(&ns), status)))
 }

@@ -106,6 +106,13 @@ pub fn forkvm_info(a: Args) -> SysResult {
                     own.get(kind).id
                 ));
             }
+            let own_pid_ns = sched::current().active_pid_ns();
+            text.push_str(&alloc::format!(
+                " pid_namespaces={} ns.pid={} ns.pid_level={}",
+                process::pid_ns::live(),
+                own_pid_ns.id,
+                own_pid_ns.level
+            ));
             for (uid, count) in process::cred::all_user_tasks() {
                 text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
             }

@@ -106,7 +106,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Ok(0)
         }
         nr::NANOSLEEP => time::nanosleep(a),
-        nr::GETPID => Ok(u64::from(sched::current().tgid)),
+        nr::GETPID => {
+            let task = sched::current();
+            Ok(u64::from(task.tgid_in(&task.active_pid_ns())))
+        }
         nr::CLONE => process::clone(a, frame),
         nr::FORK => process::fork(frame),
         nr::VFORK => process::vfork(frame),
@@ -132,7 +135,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
         nr::GETPPID => Ok(process::getppid()),
         nr::ARCH_PRCTL => process::arch_prctl(a),
-        nr::GETTID => Ok(u64::from(sched::current().pid)),
+        nr::GETTID => {
+            let task = sched::current();
+            Ok(u64::from(task.tid_in(&task.active_pid_ns())))
+        }
         nr::FUTEX => futex::futex(a),
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),

@@ -156,18 +156,16 @@ pub fn wait4(a: Args) -> SysResult {
 }
 
 pub fn getppid() -> u64 {
-    sched::current()
-        .inner
-        .lock()
-        .parent
-        .upgrade()
-        .map_or(0, |p| u64::from(p.tgid))
+    let task = sched::current();
+    let parent = task.inner.lock().parent.upgrade();
+    // Seen from the caller's namespace: 0 if the parent is outside it.
+    parent.map_or(0, |p| u64::from(p.tgid_in(&task.active_pid_ns())))
 }
 
 pub fn set_tid_address(a: Args) -> SysResult {
     let task = sched::current();
     task.inner.lock().clear_child_tid = a.0[0];
-    Ok(u64::from(task.pid))
+    Ok(u64::from(task.tid_in(&task.active_pid_ns())))
 }
 
 const ARCH_SET_FS: u64 = 0x1002;

@@ -40,13 +40,20 @@ pub fn kill(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let current = sched::current();
+    let ns = current.active_pid_ns();
     let targets: Vec<_> = crate::process::all_tasks()
         .into_iter()
         .filter(|task| task.mm().is_some()) // kernel threads take no signals
-        .filter(|task| match pid {
-            p if p > 0 => task.tgid == p as u32,
-            -1 => task.tgid != 1 && task.tgid != current.tgid,
-            _ => false,
+        .filter(|task| {
+            // Pids are the caller's view: tasks outside its pid namespace
+            // have none there and cannot be named.
+            let tgid = task.tgid_in(&ns);
+            match pid {
+                _ if tgid == 0 => false,
+                p if p > 0 => tgid == p as u32,
+                -1 => tgid != 1 && task.tgid != current.tgid,
+                _ => false,
+            }
         })
         .collect();
     if targets.is_empty() {
@@ -64,10 +71,14 @@ pub fn kill(a: Args) -> SysResult {
 /// Sends `signal` to `task` with its default action or SIG_IGN honoured
 /// (no handlers are delivered yet: a caught signal stays pending).
 fn send_signal(task: &alloc::sync::Arc<crate::process::task::Task>, signal: u32) {
-    // Init is unkillable (SIGNAL_UNKILLABLE): it gets no signal it has no
-    // handler for, SIGKILL included.
-    if task.tgid == crate::process::exit::REAPER_PID {
-        return;
+    // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: from
+    // inside its namespace it gets no signal it has no handler for,
+    // SIGKILL included. From an outer namespace SIGKILL works.
+    if task.is_namespace_init() {
+        let sender_inside = sched::current().active_pid_ns().id == task.active_pid_ns().id;
+        if sender_inside || task.tgid == crate::process::exit::REAPER_PID {
+            return;
+        }
     }
     let (action, blocked) = {
         let inner = task.inner.lock();

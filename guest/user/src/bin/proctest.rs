@@ -1734,6 +1734,68 @@ fn uts_namespace(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// A child in a new pid namespace (CLONE_NEWPID, needs CAP_SYS_ADMIN) is
+/// pid 1 there with parent 0; the parent sees its outer pid. Inside, the
+/// next process is pid 2, and an orphan is adopted by the namespace's
+/// init (pid 1), not by the real init.
+fn pid_namespace(_: &Ctx) -> Outcome {
+    const CLONE_NEWPID: u64 = 0x2000_0000;
+    let child = Child::spawn_with_flags(CLONE_NEWPID, || {
+        if getpid() != 1 {
+            return 10;
+        }
+        if getppid() != 0 {
+            return 11;
+        }
+        // pid 2 forks pid 3 and exits; pid 3 must then see parent 1.
+        let Ok(middle) = fork() else { return 12 };
+        if middle == 0 {
+            if getpid() != 2 {
+                exit_group(20);
+            }
+            let Ok(grandchild) = fork() else {
+                exit_group(21)
+            };
+            if grandchild == 0 {
+                let deadline = monotonic_ns() + TIMEOUT_NS;
+                while getppid() != 1 {
+                    if monotonic_ns() > deadline {
+                        exit_group(31);
+                    }
+                    forkvm_user::syscall::sched_yield();
+                }
+                exit_group(0);
+            }
+            exit_group(0);
+        }
+        // As the namespace's init, reap both (the orphan was adopted).
+        let mut statuses = 0;
+        for _ in 0..2 {
+            match wait4(-1, 0) {
+                Ok((_, status)) if status.exited() && status.exit_status() == 0 => statuses += 1,
+                Ok((_, status)) => return 40 + status.exit_status().max(status.term_signal()),
+                Err(_) => return 13,
+            }
+        }
+        if statuses == 2 {
+            0
+        } else {
+            14
+        }
+    })?;
+    ensure!(
+        child.pid() > 1,
+        "the parent should see the child's outer pid, got {}",
+        child.pid()
+    );
+    let status = child.wait_bounded("the init of a new pid namespace")?;
+    expect_exit(
+        "pid numbering and reaping in a new pid namespace",
+        status,
+        0,
+    )
+}
+
 /// `umask` is per process after fork and shared with CLONE_FS (the file
 /// system context, Linux `fs_struct`).
 fn clone_fs_umask(_: &Ctx) -> Outcome {
@@ -1815,6 +1877,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("nanosleep", nanosleep_10ms),
     ("uname", uname_linux),
     ("uts-namespace", uts_namespace),
+    ("pid-namespace", pid_namespace),
     ("clone-fs-umask", clone_fs_umask),
 ];
 

@@ -11,7 +11,7 @@ const PROCTEST: &str = env!("CARGO_BIN_EXE_proctest");
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The scenario names the program must offer, in `list` order.
-const SCENARIOS: [&str; 34] = [
+const SCENARIOS: [&str; 35] = [
     "cow-parent-write",
     "cow-child-write",
     "cow-many-pages",
@@ -43,6 +43,7 @@ const SCENARIOS: [&str; 34] = [
     "sched-yield",
     "nanosleep",
     "uname",
+    "sighand-shared",
     "uts-namespace",
     "pid-namespace",
     "clone-fs-umask",

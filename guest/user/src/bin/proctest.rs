@@ -799,6 +799,67 @@ extern "C" fn thread_reports_ids(arg: usize) -> ! {
     exit(0)
 }
 
+/// The action of `signal` (its handler word) via `rt_sigaction`; with
+/// `set`, installs SIG_IGN first.
+fn sigaction_handler(signal: usize, set_ignore: bool) -> Result<u64, Msg> {
+    const SIG_IGN: u64 = 1;
+    let new = [if set_ignore { SIG_IGN } else { 0 }, 0, 0, 0];
+    let mut old = [0u64; 4];
+    let new_ptr = if set_ignore { new.as_ptr() as usize } else { 0 };
+    // SAFETY: both structs are live 32-byte kernel `struct sigaction`s.
+    let ret = unsafe {
+        forkvm_user::syscall::syscall4(13, signal, new_ptr, old.as_mut_ptr() as usize, 8)
+    };
+    forkvm_user::syscall::check(ret).map_err(|e| msg!("rt_sigaction({signal}): {e}"))?;
+    Ok(old[0])
+}
+
+/// The signal whose action the sighand scenario changes.
+const SIGUSR2: usize = 12;
+
+extern "C" fn thread_ignores_sigusr2(_: usize) -> ! {
+    let _ = sigaction_handler(SIGUSR2, true);
+    exit(0)
+}
+
+/// Signal actions are shared with CLONE_SIGHAND (a thread's change is the
+/// process's) and copied without it (a forked child's change is its own).
+fn sighand_shared(_: &Ctx) -> Outcome {
+    const SIG_DFL: u64 = 0;
+    const SIG_IGN: u64 = 1;
+    ensure!(
+        sigaction_handler(SIGUSR2, false)? == SIG_DFL,
+        "SIGUSR2 is not at its default action to start with"
+    );
+    let child = Child::spawn(|| match sigaction_handler(SIGUSR2, true) {
+        Ok(_) => 0,
+        Err(_) => 1,
+    })?;
+    expect_exit(
+        "a forked child ignoring SIGUSR2",
+        child.wait_bounded("sigaction child")?,
+        0,
+    )?;
+    ensure!(
+        sigaction_handler(SIGUSR2, false)? == SIG_DFL,
+        "a forked child's signal action leaked into the parent"
+    );
+    let stack = ThreadStack::new()?;
+    // SAFETY: as in thread_shares_mm.
+    unsafe { stack.clone(THREAD_FLAGS, thread_ignores_sigusr2, 0) }.ctx("clone(thread)")?;
+    stack.join()?;
+    let after = sigaction_handler(SIGUSR2, false)?;
+    // Put the default back before judging, so a failure leaves no trace.
+    let restore = [SIG_DFL, 0, 0, 0];
+    // SAFETY: a live 32-byte kernel `struct sigaction`.
+    unsafe { forkvm_user::syscall::syscall4(13, SIGUSR2, restore.as_ptr() as usize, 0, 8) };
+    ensure!(
+        after == SIG_IGN,
+        "a CLONE_SIGHAND thread's signal action was not shared"
+    );
+    Ok(())
+}
+
 /// A thread's `getpid()` is its creator's, its `gettid()` differs and is
 /// what `clone` returned (and wrote to the `CLONE_PARENT_SETTID` word); its
 /// `getppid()` is the process's parent.
@@ -1876,6 +1937,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("sched-yield", sched_yield),
     ("nanosleep", nanosleep_10ms),
     ("uname", uname_linux),
+    ("sighand-shared", sighand_shared),
     ("uts-namespace", uts_namespace),
     ("pid-namespace", pid_namespace),
     ("clone-fs-umask", clone_fs_umask),

@@ -30,6 +30,8 @@ pub struct Cred {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    /// `prctl(PR_SET_KEEPCAPS)`: leaving uid 0 keeps the permitted set.
+    pub keep_caps: bool,
 }
 
 impl Cred {
@@ -45,6 +47,7 @@ impl Cred {
             cap_effective: CAP_FULL_SET,
             cap_permitted: CAP_FULL_SET,
             cap_inheritable: 0,
+            keep_caps: false,
         }
     }
 
@@ -89,7 +92,9 @@ impl Cred {
         let old_had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
         let new_has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
         if old_had_root && !new_has_root {
-            self.cap_permitted = 0;
+            if !self.keep_caps {
+                self.cap_permitted = 0;
+            }
             self.cap_effective = 0;
         }
         if old.euid == 0 && self.euid != 0 {

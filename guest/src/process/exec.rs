@@ -156,6 +156,8 @@ pub fn execve(
     let old = {
         let mut inner = task.inner.lock();
         inner.fs_base = 0;
+        // Like Linux, execve clears the keep-capabilities flag.
+        inner.cred.keep_caps = false;
         // A private copy of the actions, with handlers reset (the new
         // program has none of the old one's code).
         let mut actions = inner.sighand.lock().clone();

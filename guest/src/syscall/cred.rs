@@ -180,3 +180,21 @@ pub fn getrlimit(a: Args) -> SysResult {
 pub fn setrlimit(a: Args) -> SysResult {
     prlimit64(Args([0, a.0[0], a.0[1], 0, 0, 0]))
 }
+
+const PR_GET_KEEPCAPS: u64 = 7;
+const PR_SET_KEEPCAPS: u64 = 8;
+
+/// `prctl`: only the keep-capabilities switch so far.
+pub fn prctl(a: Args) -> SysResult {
+    let [option, arg2, ..] = a.0;
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    match option {
+        PR_GET_KEEPCAPS => Ok(u64::from(inner.cred.keep_caps)),
+        PR_SET_KEEPCAPS if arg2 <= 1 => {
+            inner.cred.keep_caps = arg2 == 1;
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}

@@ -113,6 +113,20 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 own_pid_ns.id,
                 own_pid_ns.level
             ));
+            // Tasks per pid namespace (by id) and distinct fd tables.
+            let mut per_ns: alloc::collections::BTreeMap<u64, u64> =
+                alloc::collections::BTreeMap::new();
+            let mut fd_tables = alloc::collections::BTreeSet::new();
+            for task in process::all_tasks() {
+                *per_ns.entry(task.active_pid_ns().id).or_insert(0) += 1;
+                if let Some(files) = task.files() {
+                    fd_tables.insert(alloc::sync::Arc::as_ptr(&files) as usize);
+                }
+            }
+            for (id, count) in per_ns {
+                text.push_str(&alloc::format!(" pids_in_ns.{id}={count}"));
+            }
+            text.push_str(&alloc::format!(" fd_tables={}", fd_tables.len()));
             for (uid, count) in process::cred::all_user_tasks() {
                 text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
             }

@@ -52,6 +52,7 @@ pub mod nr {
     pub const CAPGET: u64 = 125;
     pub const CAPSET: u64 = 126;
     pub const SETRLIMIT: u64 = 160;
+    pub const PRCTL: u64 = 157;
     pub const PRLIMIT64: u64 = 302;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
@@ -131,6 +132,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::GETRLIMIT => cred::getrlimit(a),
         nr::SETRLIMIT => cred::setrlimit(a),
         nr::PRLIMIT64 => cred::prlimit64(a),
+        nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),
         nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
         nr::GETPPID => Ok(process::getppid()),

@@ -11,7 +11,7 @@ const PROCTEST: &str = env!("CARGO_BIN_EXE_proctest");
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The scenario names the program must offer, in `list` order.
-const SCENARIOS: [&str; 35] = [
+const SCENARIOS: [&str; 36] = [
     "cow-parent-write",
     "cow-child-write",
     "cow-many-pages",
@@ -44,6 +44,7 @@ const SCENARIOS: [&str; 35] = [
     "nanosleep",
     "uname",
     "sighand-shared",
+    "nproc-cap-sys-resource",
     "uts-namespace",
     "pid-namespace",
     "clone-fs-umask",

@@ -1857,6 +1857,72 @@ fn pid_namespace(_: &Ctx) -> Outcome {
     )
 }
 
+/// RLIMIT_NPROC spares a non-root task that holds CAP_SYS_RESOURCE: with
+/// PR_SET_KEEPCAPS the permitted set survives setuid, capset raises
+/// CAP_SYS_RESOURCE again, and forks past the limit succeed; dropping it
+/// makes the next fork fail with EAGAIN.
+fn nproc_cap_sys_resource(_: &Ctx) -> Outcome {
+    use forkvm_user::cred::{self, Capabilities, Rlimit, RLIMIT_NPROC};
+    const CAP_SYS_RESOURCE: u64 = 1 << 24;
+    const NOBODY: u32 = 65534;
+    // Where the caller itself lacks the capability (some container roots,
+    // this CI host's among them) there is nothing to show; the forkvm guest
+    // gives root every capability, so it always runs there.
+    if cred::capget(0).ctx("capget")?.permitted & CAP_SYS_RESOURCE == 0 {
+        return Ok(());
+    }
+    let child = Child::spawn(|| {
+        let one = Rlimit { cur: 1, max: 1 };
+        // SAFETY: no memory is passed.
+        let keep = unsafe { forkvm_user::syscall::syscall2(157, 8, 1) };
+        if keep != 0 || cred::prlimit64(0, RLIMIT_NPROC, Some(one)).is_err() {
+            return 10;
+        }
+        if cred::setgid(NOBODY).is_err() || cred::setuid(NOBODY).is_err() {
+            return 11;
+        }
+        let Ok(caps) = cred::capget(0) else { return 12 };
+        if caps.permitted & CAP_SYS_RESOURCE == 0 || caps.effective != 0 {
+            return 13; // keep-caps keeps the permitted set, clears the effective
+        }
+        let with_cap = Capabilities {
+            effective: CAP_SYS_RESOURCE,
+            ..caps
+        };
+        if cred::capset(with_cap).is_err() {
+            return 14;
+        }
+        for _ in 0..3 {
+            match fork() {
+                Ok(0) => exit_group(0),
+                Ok(pid) => {
+                    let _ = wait4(pid as i32, 0);
+                }
+                Err(_) => return 15, // the capability should have exempted us
+            }
+        }
+        if cred::capset(Capabilities {
+            effective: 0,
+            ..caps
+        })
+        .is_err()
+        {
+            return 16;
+        }
+        match fork() {
+            Ok(0) => exit_group(0),
+            Ok(pid) => {
+                let _ = wait4(pid as i32, 0);
+                17 // over the limit without the capability: must fail
+            }
+            Err(e) if e == forkvm_user::Errno::EAGAIN => 0,
+            Err(_) => 18,
+        }
+    })?;
+    let status = child.wait_bounded("the CAP_SYS_RESOURCE child")?;
+    expect_exit("RLIMIT_NPROC with and without CAP_SYS_RESOURCE", status, 0)
+}
+
 /// `umask` is per process after fork and shared with CLONE_FS (the file
 /// system context, Linux `fs_struct`).
 fn clone_fs_umask(_: &Ctx) -> Outcome {
@@ -1938,6 +2004,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("nanosleep", nanosleep_10ms),
     ("uname", uname_linux),
     ("sighand-shared", sighand_shared),
+    ("nproc-cap-sys-resource", nproc_cap_sys_resource),
     ("uts-namespace", uts_namespace),
     ("pid-namespace", pid_namespace),
     ("clone-fs-umask", clone_fs_umask),

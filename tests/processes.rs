@@ -114,6 +114,56 @@ fn every_creation_path_works() {
     assert_eq!(text.matches("exited with status 0").count(), 5, "{text}");
 }
 
+#[test]
+fn failure_path_benches_are_refused_and_restore_their_limits() {
+    require_kvm!();
+    // Each measured cycle must be refused with the named errno (the
+    // measurement stops with an error otherwise); afterwards the limits
+    // they lowered are back and fork works again.
+    let text = run_expect(
+        "sysctl kernel.threads-max; ulimit -u; \
+         bench clone-einval --iters 50; bench rlimit-eagain --iters 50; \
+         bench max-threads-eagain --iters 50; \
+         sysctl kernel.threads-max; ulimit -u; bench fork --iters 5",
+        0,
+    );
+    let benches: Vec<&str> = text.lines().filter(|l| l.starts_with("bench ")).collect();
+    let ops: Vec<&str> = benches
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "clone-einval",
+            "rlimit-eagain",
+            "max-threads-eagain",
+            "fork"
+        ],
+        "{text}"
+    );
+    for line in &benches {
+        assert_eq!(
+            field(line, "iters="),
+            if line.contains(" fork ") { 5 } else { 50 },
+            "{line}"
+        );
+        assert!(field(line, "min_ns=") <= field(line, "max_ns="), "{line}");
+    }
+    let threads_max: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("kernel.threads-max"))
+        .collect();
+    assert_eq!(threads_max.len(), 2, "{text}");
+    assert_eq!(threads_max[0], threads_max[1], "{text}");
+    let nproc: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(nproc.len(), 2, "{text}");
+    assert_eq!(nproc[0], nproc[1], "{text}");
+}
+
 /// `meminfo` -> (used frames, heap bytes used).
 fn usage(meminfo_line: &str) -> (u64, u64) {
     (

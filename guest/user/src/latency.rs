@@ -29,7 +29,8 @@ use crate::syscall::{PROT_READ, PROT_WRITE};
 use crate::time::rdtsc_serialized;
 
 /// The operations and options, as `lat_proc` and `bench` take them.
-pub const USAGE_ARGS: &str = "fork|vfork|thread|clone-vm [--iters N] [--mem MIB]";
+pub const USAGE_ARGS: &str =
+    "fork|vfork|thread|clone-vm|clone-einval|rlimit-eagain|max-threads-eagain [--iters N] [--mem MIB]";
 /// Iterations when `--iters` is not given.
 pub const DEFAULT_ITERS: usize = 1000;
 /// Stack of the `thread` and `clone-vm` children (they only call `exit`).
@@ -47,11 +48,28 @@ pub enum Op {
     Thread,
     /// `clone(CLONE_VM | SIGCHLD)` + `exit` + `wait4`.
     CloneVm,
+    /// A clone that must fail with EINVAL (CLONE_SIGHAND without
+    /// CLONE_VM): the cost of the flag checks.
+    CloneEinval,
+    /// A fork that must fail with EAGAIN because `kernel.threads-max` is
+    /// reached (set for the run through forkvm's sysctl, then restored).
+    MaxThreadsEagain,
+    /// A fork that must fail with EAGAIN because a non-root user is at its
+    /// RLIMIT_NPROC (measured in a child that becomes uid 65534).
+    RlimitEagain,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 4] = [Op::Fork, Op::Vfork, Op::Thread, Op::CloneVm];
+    pub const ALL: [Op; 7] = [
+        Op::Fork,
+        Op::Vfork,
+        Op::Thread,
+        Op::CloneVm,
+        Op::CloneEinval,
+        Op::MaxThreadsEagain,
+        Op::RlimitEagain,
+    ];
 
     /// The name on the command line and in the report.
     pub fn name(self) -> &'static str {
@@ -60,6 +78,9 @@ impl Op {
             Op::Vfork => "vfork",
             Op::Thread => "thread",
             Op::CloneVm => "clone-vm",
+            Op::CloneEinval => "clone-einval",
+            Op::MaxThreadsEagain => "max-threads-eagain",
+            Op::RlimitEagain => "rlimit-eagain",
         }
     }
 
@@ -157,6 +178,8 @@ pub enum Error {
     Sys(&'static str, Errno),
     /// A child did not exit with status 0.
     Child(WaitStatus),
+    /// A call that must fail succeeded, or failed with another errno.
+    Unexpected(&'static str, Option<Errno>),
 }
 
 /// `fork: EAGAIN 11`, `wait4: child ended with status 0x9`.
@@ -165,6 +188,10 @@ impl fmt::Display for Error {
         match self {
             Error::Sys(what, e) => write!(f, "{what}: {e}"),
             Error::Child(status) => write!(f, "wait4: child ended with status {:#x}", status.0),
+            Error::Unexpected(what, None) => write!(f, "{what}: succeeded but must fail"),
+            Error::Unexpected(what, Some(e)) => {
+                write!(f, "{what}: failed with {e}, another errno than expected")
+            }
         }
     }
 }
@@ -212,10 +239,49 @@ fn reap(pid: Pid) -> Result<(), Error> {
     }
 }
 
-/// One create + exit + reap cycle, in TSC cycles.
+/// A fork that must fail with `expected`; a child that was created anyway
+/// is reaped and reported.
+fn failing_fork(what: &'static str, expected: Errno) -> Result<(), Error> {
+    match fork() {
+        Ok(0) => exit(0),
+        Ok(pid) => {
+            let _ = reap(pid);
+            Err(Error::Unexpected(what, None))
+        }
+        Err(e) if e == expected => Ok(()),
+        Err(e) => Err(Error::Unexpected(what, Some(e))),
+    }
+}
+
+/// One create + exit + reap cycle (or one failing call), in TSC cycles.
 fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
     let start = rdtsc_serialized();
     match op {
+        Op::CloneEinval => {
+            const CLONE_SIGHAND: u64 = 0x800;
+            // SAFETY: the flags are refused before any child exists.
+            let ret = unsafe {
+                crate::syscall::syscall5(
+                    crate::syscall::nr::CLONE,
+                    (CLONE_SIGHAND | SIGCHLD) as usize,
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            match crate::syscall::check(ret) {
+                Err(e) if e == Errno::EINVAL => {}
+                Err(e) => return Err(Error::Unexpected("clone(CLONE_SIGHAND)", Some(e))),
+                Ok(0) => exit(0),
+                Ok(pid) => {
+                    let _ = reap(pid as Pid);
+                    return Err(Error::Unexpected("clone(CLONE_SIGHAND)", None));
+                }
+            }
+        }
+        Op::MaxThreadsEagain => failing_fork("fork at threads-max", Errno::EAGAIN)?,
+        Op::RlimitEagain => failing_fork("fork at RLIMIT_NPROC", Errno::EAGAIN)?,
         Op::Fork => match fork() {
             Ok(0) => exit(0),
             Ok(pid) => reap(pid)?,
@@ -276,8 +342,154 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
 }
 
 /// Runs `options.iters` measured cycles (after the warm-up) and summarises
-/// them in TSC cycles.
+/// them in TSC cycles. The EAGAIN operations set up their limit first and
+/// undo it afterwards.
 pub fn measure(options: &Options) -> Result<Summary, Error> {
+    match options.op {
+        Op::MaxThreadsEagain => measure_at_threads_max(options),
+        Op::RlimitEagain => measure_at_rlimit_nproc(options),
+        _ => measure_cycles(options),
+    }
+}
+
+/// Lowers `kernel.threads-max` to the number of tasks that exist (so the
+/// next fork fails), measures, and restores it (forkvm's kernel only).
+fn measure_at_threads_max(options: &Options) -> Result<Summary, Error> {
+    const NAME: &[u8] = b"kernel.threads-max";
+    let mut text = [0u8; 32];
+    let n = crate::forkvm::sysctl(NAME, None, &mut text)
+        .map_err(|e| Error::Sys("forkvm_sysctl(kernel.threads-max)", e))?;
+    let original = core::str::from_utf8(&text[..n])
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let original = original.ok_or(Error::Sys(
+        "forkvm_sysctl(kernel.threads-max)",
+        Errno::EINVAL,
+    ))?;
+    let tasks = crate::forkvm::system_info()
+        .map_err(|e| Error::Sys("forkvm_info", e))?
+        .tasks;
+    let mut limit = [0u8; 24];
+    let len = format_u64(tasks, &mut limit);
+    let mut out = [0u8; 32];
+    crate::forkvm::sysctl(NAME, Some(&limit[..len]), &mut out)
+        .map_err(|e| Error::Sys("forkvm_sysctl(set)", e))?;
+    let result = measure_cycles(options);
+    let len = format_u64(original, &mut limit);
+    let restored = crate::forkvm::sysctl(NAME, Some(&limit[..len]), &mut out);
+    let summary = result?;
+    restored.map_err(|e| Error::Sys("forkvm_sysctl(restore)", e))?;
+    Ok(summary)
+}
+
+/// Decimal text of `value` into `buf`; returns its length.
+fn format_u64(mut value: u64, buf: &mut [u8; 24]) -> usize {
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = digits[n - 1 - i];
+    }
+    n
+}
+
+/// Measures in a child that sets RLIMIT_NPROC to 1 and becomes uid/gid
+/// 65534 without capabilities: it is then at its limit (it counts itself).
+/// The samples come back through a shared mapping.
+fn measure_at_rlimit_nproc(options: &Options) -> Result<Summary, Error> {
+    const NOBODY: u32 = 65534;
+    let iters = options.iters.max(1);
+    let len = iters * core::mem::size_of::<u64>() + PAGE;
+    let shared = SharedMapping::new(len)?;
+    let samples_ptr = shared.ptr;
+    let pid = match fork() {
+        Ok(0) => {
+            let one = crate::cred::Rlimit { cur: 1, max: 1 };
+            let setup = crate::cred::prlimit64(0, crate::cred::RLIMIT_NPROC, Some(one))
+                .and_then(|_| crate::cred::setgid(NOBODY))
+                .and_then(|_| crate::cred::setuid(NOBODY));
+            if setup.is_err() {
+                exit(2);
+            }
+            let status = match measure_cycles(options) {
+                Ok(summary) => {
+                    // SAFETY: the shared page holds four u64s past the samples.
+                    unsafe {
+                        let out = samples_ptr.add(iters * 8).cast::<u64>();
+                        out.write(summary.min);
+                        out.add(1).write(summary.median);
+                        out.add(2).write(summary.p90);
+                        out.add(3).write(summary.max);
+                    }
+                    0
+                }
+                Err(Error::Unexpected(_, None)) => 3,
+                Err(_) => 4,
+            };
+            exit(status)
+        }
+        Ok(pid) => pid,
+        Err(e) => return Err(Error::Sys("fork", e)),
+    };
+    reap(pid)?;
+    // SAFETY: the child wrote the summary before exiting.
+    let values = unsafe {
+        let out = samples_ptr.add(iters * 8).cast::<u64>();
+        [
+            out.read(),
+            out.add(1).read(),
+            out.add(2).read(),
+            out.add(3).read(),
+        ]
+    };
+    Ok(Summary {
+        min: values[0],
+        median: values[1],
+        p90: values[2],
+        max: values[3],
+    })
+}
+
+/// An anonymous shared mapping (parent and child see the same memory).
+struct SharedMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedMapping {
+    fn new(len: usize) -> Result<SharedMapping, Error> {
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let ptr = unsafe {
+            crate::syscall::mmap(
+                0,
+                len,
+                PROT_READ | PROT_WRITE,
+                crate::syscall::MAP_SHARED | crate::syscall::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        }
+        .map_err(|e| Error::Sys("mmap(MAP_SHARED)", e))?;
+        Ok(SharedMapping { ptr, len })
+    }
+}
+
+impl Drop for SharedMapping {
+    fn drop(&mut self) {
+        // SAFETY: ours, and the child that shared it has been reaped.
+        let _ = unsafe { munmap(self.ptr, self.len) };
+    }
+}
+
+/// The measurement loop itself.
+fn measure_cycles(options: &Options) -> Result<Summary, Error> {
     let iters = options.iters.max(1);
     let _resident = match options.mem_mib {
         0 => None,

@@ -102,8 +102,9 @@ pub const COMMANDS: &[CommandInfo] = &[
     ),
     command(
         "bench",
-        "bench fork|vfork|thread|clone-vm [--iters N] [--mem MIB]",
-        "time process/thread creation + exit + reap in the shell itself",
+        "bench OP [--iters N] [--mem MIB]",
+        "time OP in the shell itself: create + exit + reap (fork vfork thread clone-vm) \
+         or a refused creation (clone-einval rlimit-eagain max-threads-eagain)",
         false,
     ),
     command(

@@ -344,7 +344,7 @@ mod tests {
         ));
         assert!(text.contains("\n  ticks [MS]       "));
         assert!(text.contains("\n  poweroff [N]     "));
-        assert!(text.contains("\n  bench fork|vfork|thread|clone-vm [--iters N] [--mem MIB] "));
+        assert!(text.contains("\n  bench OP [--iters N] [--mem MIB] "));
         assert!(!text.contains("  panic") && !text.contains("  fault "));
         assert!(text.contains("\n  su UID [COMMAND...] run COMMAND"));
         assert!(text.contains("\n  id               print"));

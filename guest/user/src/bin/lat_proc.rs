@@ -1,4 +1,4 @@
-//! `lat_proc fork|vfork|thread|clone-vm [--iters N] [--mem MIB]`: the cost
+//! `lat_proc OP [--iters N] [--mem MIB]`: the cost
 //! of one create + exit + reap cycle, timed in user mode with the TSC (see
 //! `forkvm_user::latency` for what each operation does; the shell's `bench`
 //! runs the same measurement).

@@ -807,7 +807,10 @@ fn cmd_sysprobe(args: &[&[u8]]) -> CommandResult {
 }
 
 fn cmd_bench(args: &[&[u8]]) -> CommandResult {
-    let options = latency::parse_args(args).map_err(|_| UsageError)?;
+    let Ok(options) = latency::parse_args(args) else {
+        println!("usage: bench {}", latency::USAGE_ARGS);
+        return Ok(STATUS_USAGE);
+    };
     let tsc_khz = tsc_khz();
     Ok(match latency::measure(&options) {
         Ok(cycles) => {

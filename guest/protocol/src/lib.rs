@@ -1,0 +1,129 @@
+//! The host<->guest harness protocol of forkvm (`no_std`, no heap).
+//!
+//! The harness (`bench/`, through the VMM) and the guest talk over a
+//! virtio-console byte stream. A byte stream has no message boundaries and
+//! may be corrupted or start mid-message (for example when the host attaches
+//! late), so every message travels in a self-delimiting, checksummed *frame*
+//! and the receiver can always find the next frame again. Payloads are fixed
+//! binary layouts: nothing is parsed from text.
+//!
+//! # Frame layout
+//!
+//! All integers are little endian (the byte order of both sides, so encoding
+//! is a plain copy on x86).
+//!
+//! | Offset      | Size | Field        | Meaning                                            |
+//! |-------------|------|--------------|----------------------------------------------------|
+//! | 0           | 2    | `magic`      | `0x4b46`, the bytes `b"FK"`; resynchronisation mark |
+//! | 2           | 1    | `version`    | protocol version, [`PROTOCOL_VERSION`] (1)         |
+//! | 3           | 1    | `msg_type`   | a [`MessageType`]; requests `0x01..`, replies `0x81..` |
+//! | 4           | 4    | `request_id` | chosen by the host; replies echo it                |
+//! | 8           | 4    | `len`        | payload length, at most [`MAX_PAYLOAD_LEN`] (64 KiB) |
+//! | 12          | len  | `payload`    | message body, layout per message type (below)      |
+//! | 12 + len    | 4    | `crc`        | CRC-32 (IEEE 802.3) of bytes `0 .. 12 + len`       |
+//!
+//! A frame is therefore `HEADER_LEN + len + CRC_LEN` bytes, at most
+//! [`MAX_FRAME_LEN`] (65 552). The header layout (magic, version, type, id,
+//! length) is frozen across protocol versions so that a receiver can always
+//! skip a whole frame of a version it does not speak and answer it with
+//! [`ErrorCode::BadVersion`].
+//!
+//! # Payload layouts
+//!
+//! Fields are packed in the order listed, without padding. `bool` is one byte
+//! that must be 0 or 1; [`BenchOp`] and [`ErrorCode`] are `u16`. A payload
+//! whose length does not match its type exactly is rejected
+//! ([`DecodeError::BadLength`]) rather than truncated or zero-extended, so a
+//! layout mismatch between host and guest shows up at once.
+//!
+//! | Type   | Message          | Payload                                                                 |
+//! |--------|------------------|-------------------------------------------------------------------------|
+//! | `0x01` | `Hello`          | `client_version: u8`                                                    |
+//! | `0x02` | `RunBench`       | `op: u16, iters: u32, warmup: u32, mem_mib: u32`                        |
+//! | `0x03` | `Probe`          | `flags: u64, exit_signal: u32, use_clone3: bool, uid: u32, nproc_limit: u64, threads_max: u64` |
+//! | `0x04` | `Stats`          | empty                                                                   |
+//! | `0x05` | `Sysctl`         | `name_len: u8 (<= 64), name: [u8; name_len], has_value: bool, value: u64` (value 0 when absent) |
+//! | `0x06` | `Rlimit`         | `resource: u32, cur: u64, max: u64`                                     |
+//! | `0x07` | `Shutdown`       | `status: u32`                                                           |
+//! | `0x81` | `HelloReply`     | `protocol_version: u8, platform: u32, tsc_khz: u64, memory_bytes: u64, kernel_version: [u8; 32]` |
+//! | `0x82` | `BenchSamples`   | `op: u16, first_index: u32, total: u32, count: u16 (<= 1024), samples: [u64; count]` |
+//! | `0x83` | `BenchDone`      | `op: u16, total: u32, errno: i32`                                       |
+//! | `0x84` | `ProbeReply`     | `result: i64` (pid, or `-errno`)                                        |
+//! | `0x85` | `StatsReply`     | `free_frames: u64, total_frames: u64, tasks: u32, nr_threads: u32, max_threads: u32, count: u8 (<= 16), [uid: u32, tasks: u64; count]` |
+//! | `0x86` | `SysctlReply`    | `value: u64`                                                            |
+//! | `0x87` | `Ok`             | empty                                                                   |
+//! | `0xff` | `Error`          | `request_id: u32, code: u16, detail: u32`                               |
+//!
+//! # Conversation
+//!
+//! The host sends one request at a time and the guest answers with exactly
+//! one reply carrying the same `request_id`, except `RunBench`, which is
+//! answered by zero or more `BenchSamples` chunks (at most
+//! [`MAX_SAMPLES_PER_FRAME`] samples each, so 100 000 samples take 98 frames
+//! and no side needs a large buffer) followed by one `BenchDone`, and
+//! `Shutdown`, which has no reply. Whatever goes wrong with a request (bad
+//! CRC, unknown type or version, malformed payload, bad argument) the guest
+//! answers with `Error` and keeps serving; [`DecodeError::error_reply`] builds
+//! that reply.
+//!
+//! # Receiving
+//!
+//! [`FrameDecoder`] owns one bounded buffer of [`MAX_FRAME_LEN`] bytes (no
+//! heap; put it in a `static` in the guest):
+//!
+//! ```
+//! use forkvm_protocol::{FrameDecoder, Message};
+//!
+//! let mut wire = [0u8; 64];
+//! let n = Message::Stats.encode_frame(7, &mut wire).unwrap();
+//!
+//! let mut decoder = FrameDecoder::new();
+//! let mut input = &wire[..n];
+//! while !input.is_empty() {
+//!     let taken = decoder.feed(input);
+//!     input = &input[taken..];
+//!     while let Some(result) = decoder.next_frame() {
+//!         let frame = result.unwrap();
+//!         assert_eq!(frame.request_id, 7);
+//!         assert_eq!(frame.message(), Ok(Message::Stats));
+//!     }
+//! }
+//! ```
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+mod crc;
+mod frame;
+mod message;
+
+#[cfg(test)]
+mod tests;
+
+pub use crc::crc32;
+pub use frame::{write_frame, DecodeError, EncodeError, Frame, FrameDecoder};
+pub use message::{
+    encode_bench_samples_frame, BenchOp, ErrorCode, Message, MessageType, Samples, SysctlName,
+    UserTasks,
+};
+
+/// First two bytes of every frame (`b"FK"` on the wire).
+pub const MAGIC: u16 = 0x4b46;
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes before the payload: magic, version, type, request id, length.
+pub const HEADER_LEN: usize = 12;
+/// Bytes after the payload: the CRC-32.
+pub const CRC_LEN: usize = 4;
+/// Largest payload a frame may carry. Bounds the receive buffer.
+pub const MAX_PAYLOAD_LEN: usize = 64 * 1024;
+/// Largest frame on the wire.
+pub const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN + CRC_LEN;
+/// Most TSC samples in one `BenchSamples` frame (8 KiB of payload).
+pub const MAX_SAMPLES_PER_FRAME: usize = 1024;
+/// Most `(uid, tasks)` pairs in a `StatsReply`.
+pub const MAX_USER_TASKS: usize = 16;
+/// Longest sysctl name, in bytes.
+pub const MAX_SYSCTL_NAME_LEN: usize = 64;
+/// Size of the NUL-padded kernel version string in `HelloReply`.
+pub const KERNEL_VERSION_LEN: usize = 32;

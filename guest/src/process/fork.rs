@@ -11,6 +11,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
 use super::cred::{self, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use super::io_context;
 use super::rlimit::{self, RLIMIT_NPROC};
 use super::task::{Pid, Task, TaskStack};
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
@@ -40,6 +41,7 @@ pub const CLONE_NEWIPC: u64 = 0x8000000;
 pub const CLONE_NEWUSER: u64 = 0x10000000;
 pub const CLONE_NEWPID: u64 = 0x20000000;
 pub const CLONE_NEWNET: u64 = 0x40000000;
+pub const CLONE_IO: u64 = 0x80000000;
 pub const CLONE_NEWTIME: u64 = 0x80;
 /// clone3 only: reset signal handlers in the child.
 pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
@@ -246,35 +248,16 @@ fn copy_process(
     let user_count = UserTaskCount::charge(cred.uid);
     let thread_count = super::ThreadCount::charge();
 
-    // copy_files, copy_sighand, copy_signal (the limits), copy_mm.
+    // copy_files, copy_fs, copy_sighand, copy_signal (the limits), then
+    // copy_mm, copy_namespaces, copy_io and copy_thread, as Linux orders them.
     fail.check(ENOMEM)?; // copy_files
-    fail.check(ENOMEM)?; // copy_sighand
-    let (files, sighand, blocked, fs_base) = {
-        let inner = parent.inner.lock();
-        let files = inner.files.as_ref().map(|files| {
-            if flags & CLONE_FILES != 0 {
-                files.clone()
-            } else {
-                Arc::new(spin::Mutex::new(files.lock().clone()))
-            }
-        });
-        let sighand = if flags & CLONE_SIGHAND != 0 {
-            inner.sighand.clone()
-        } else if flags & CLONE_CLEAR_SIGHAND != 0 {
-            let mut actions = inner.sighand.lock().clone();
-            actions.reset_for_exec();
-            Arc::new(spin::Mutex::new(actions))
+    let files = parent.inner.lock().files.as_ref().map(|files| {
+        if flags & CLONE_FILES != 0 {
+            files.clone()
         } else {
-            Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
-        };
-        (files, sighand, inner.blocked, inner.fs_base)
-    };
-    fail.check(ENOMEM)?; // copy_signal
-    let rlimits = if flags & CLONE_THREAD != 0 {
-        parent_rlimits
-    } else {
-        Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
-    };
+            Arc::new(spin::Mutex::new(files.lock().clone()))
+        }
+    });
     fail.check(ENOMEM)?; // copy_fs
     let fs = {
         let parent_fs = parent.inner.lock().fs.clone();
@@ -284,6 +267,26 @@ fn copy_process(
             let copy = *parent_fs.lock();
             Arc::new(spin::Mutex::new(copy))
         }
+    };
+    fail.check(ENOMEM)?; // copy_sighand
+    let (sighand, blocked, fs_base) = {
+        let inner = parent.inner.lock();
+        let sighand = if flags & CLONE_SIGHAND != 0 {
+            inner.sighand.clone()
+        } else if flags & CLONE_CLEAR_SIGHAND != 0 {
+            let mut actions = inner.sighand.lock().clone();
+            actions.reset_for_exec();
+            Arc::new(spin::Mutex::new(actions))
+        } else {
+            Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
+        };
+        (sighand, inner.blocked, inner.fs_base)
+    };
+    fail.check(ENOMEM)?; // copy_signal
+    let rlimits = if flags & CLONE_THREAD != 0 {
+        parent_rlimits
+    } else {
+        Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
     };
     fail.check(ENOMEM)?; // copy_mm
     let mm = match parent.mm() {
@@ -299,6 +302,13 @@ fn copy_process(
     // namespaces are not built yet.
     fail.check(ENOMEM)?;
     let nsproxy = copy_namespaces(parent, &cred, flags)?;
+
+    // copy_io: allocates (and so can fail) only when the parent chose an
+    // I/O priority and does not share its context.
+    let parent_ioc = parent.inner.lock().io_context.clone();
+    let io_context = io_context::copy_io(parent_ioc.as_ref(), flags & CLONE_IO != 0, || {
+        fail.check(ENOMEM)
+    })?;
 
     // copy_thread: a TLS base outside user space is refused (x86's
     // `do_arch_prctl_64` rule) before anything else of the thread is built.
@@ -393,6 +403,7 @@ fn copy_process(
         inner.rlimits = rlimits;
         inner.fs = fs;
         inner.nsproxy = nsproxy;
+        inner.io_context = io_context;
         inner.pids = Some(pids.clone());
         inner.tgid_pids = tgid_pids;
     }

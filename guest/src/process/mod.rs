@@ -13,6 +13,7 @@ pub mod files;
 pub mod fork;
 #[cfg(not(test))]
 pub mod fs_struct;
+pub mod io_context;
 #[cfg(not(test))]
 pub mod nsproxy;
 #[cfg(not(test))]

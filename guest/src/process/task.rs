@@ -9,6 +9,7 @@ use spin::Mutex;
 use super::cred::{Cred, UserTaskCount};
 use super::files::FdTable;
 use super::fs_struct::FsStruct;
+use super::io_context::IoContext;
 use super::nsproxy::NsProxy;
 use super::pid_ns::{PidNamespace, PidNumbers};
 use super::rlimit::Rlimits;
@@ -110,6 +111,9 @@ pub struct TaskInner {
     pub fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
     pub nsproxy: Arc<NsProxy>,
+    /// I/O context (the I/O priority), shared with `CLONE_IO`; `None`
+    /// until `ioprio_set` creates it.
+    pub io_context: Option<Arc<IoContext>>,
     /// This task's pid numbers (Linux `struct pid`); none for the idle task.
     pub pids: Option<Arc<PidNumbers>>,
     /// Its thread group leader's (the process id).
@@ -173,6 +177,7 @@ impl Task {
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
                 fs: FsStruct::new_shared(),
                 nsproxy: crate::process::initial_nsproxy(),
+                io_context: None,
                 pids: None,
                 tgid_pids: None,
                 fail_nth: 0,

@@ -6,6 +6,7 @@ mod forkvm;
 pub mod futex;
 mod info;
 mod io;
+mod ioprio;
 mod memory;
 mod process;
 mod signal;
@@ -54,6 +55,8 @@ pub mod nr {
     pub const SETRLIMIT: u64 = 160;
     pub const PRCTL: u64 = 157;
     pub const PRLIMIT64: u64 = 302;
+    pub const IOPRIO_SET: u64 = 251;
+    pub const IOPRIO_GET: u64 = 252;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
     pub const GETGID: u64 = 104;
@@ -132,6 +135,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::GETRLIMIT => cred::getrlimit(a),
         nr::SETRLIMIT => cred::setrlimit(a),
         nr::PRLIMIT64 => cred::prlimit64(a),
+        nr::IOPRIO_SET => ioprio::ioprio_set(a),
+        nr::IOPRIO_GET => ioprio::ioprio_get(a),
         nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),
         nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),

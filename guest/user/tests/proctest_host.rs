@@ -11,7 +11,7 @@ const PROCTEST: &str = env!("CARGO_BIN_EXE_proctest");
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The scenario names the program must offer, in `list` order.
-const SCENARIOS: [&str; 36] = [
+const SCENARIOS: [&str; 37] = [
     "cow-parent-write",
     "cow-child-write",
     "cow-many-pages",
@@ -48,6 +48,7 @@ const SCENARIOS: [&str; 36] = [
     "uts-namespace",
     "pid-namespace",
     "clone-fs-umask",
+    "clone-io-ioprio",
 ];
 
 struct Run {

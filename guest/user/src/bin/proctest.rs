@@ -1959,6 +1959,73 @@ fn clone_fs_umask(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// `ioprio_set(which, who, ioprio)`: 0 or a negative errno.
+fn ioprio_set(which: usize, who: usize, ioprio: usize) -> isize {
+    // SAFETY: no memory is passed.
+    unsafe { forkvm_user::syscall::syscall3(251, which, who, ioprio) }
+}
+
+/// `ioprio_get(which, who)`: the priority or a negative errno.
+fn ioprio_get(which: usize, who: usize) -> isize {
+    // SAFETY: no memory is passed.
+    unsafe { forkvm_user::syscall::syscall2(252, which, who) }
+}
+
+/// The I/O priority lives in the I/O context: a fork copies a priority
+/// the parent chose, CLONE_IO shares it (Linux `copy_io`). Bad values and
+/// targets get Linux's errno.
+fn clone_io_ioprio(_: &Ctx) -> Outcome {
+    const CLONE_IO: u64 = 0x8000_0000;
+    const WHO_PROCESS: usize = 1;
+    const BE: usize = 2 << 13;
+    ensure!(
+        ioprio_set(WHO_PROCESS, 0, BE | 2) == 0,
+        "ioprio_set(BE 2) failed"
+    );
+    let child_sets_be6 = || {
+        if ioprio_get(WHO_PROCESS, 0) != (BE | 2) as isize {
+            return 1;
+        }
+        if ioprio_set(WHO_PROCESS, 0, BE | 6) != 0 {
+            return 2;
+        }
+        0
+    };
+    let child = Child::spawn(child_sets_be6)?;
+    expect_exit(
+        "a forked child reading and setting its I/O priority",
+        child.wait_bounded("ioprio child")?,
+        0,
+    )?;
+    let after_fork = ioprio_get(WHO_PROCESS, 0);
+    let child = Child::spawn_with_flags(CLONE_IO, child_sets_be6)?;
+    expect_exit(
+        "a CLONE_IO child reading and setting its I/O priority",
+        child.wait_bounded("ioprio child")?,
+        0,
+    )?;
+    let after_clone_io = ioprio_get(WHO_PROCESS, 0);
+    let none_with_level = ioprio_set(WHO_PROCESS, 0, 1);
+    let bad_class = ioprio_set(WHO_PROCESS, 0, 4 << 13);
+    let bad_which = ioprio_get(9, 0);
+    let no_such_pid = ioprio_get(WHO_PROCESS, 0x3fff_fff0);
+    ioprio_set(WHO_PROCESS, 0, 0);
+    ensure!(
+        after_fork == (BE | 2) as isize,
+        "a forked child's I/O priority leaked into the parent: {after_fork:#x}"
+    );
+    ensure!(
+        after_clone_io == (BE | 6) as isize,
+        "a CLONE_IO child's I/O priority was not shared: {after_clone_io:#x}"
+    );
+    ensure!(
+        (none_with_level, bad_class, bad_which, no_such_pid) == (-22, -22, -22, -3),
+        "errors: class none with a level {none_with_level}, class 4 {bad_class}, \
+         which 9 {bad_which}, no such pid {no_such_pid} (want -22 -22 -22 -3)"
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------
 // The table and the driver
 
@@ -2008,6 +2075,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("uts-namespace", uts_namespace),
     ("pid-namespace", pid_namespace),
     ("clone-fs-umask", clone_fs_umask),
+    ("clone-io-ioprio", clone_io_ioprio),
 ];
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

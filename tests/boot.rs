@@ -183,3 +183,31 @@ fn timeout_stops_a_guest_busy_in_the_kernel() {
         .unwrap();
     assert_eq!(code(&out), 124);
 }
+
+#[test]
+fn guest_sees_the_virtio_console() {
+    require_kvm!();
+    let out = run_script("devices", &[]);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    let prefix = format!(
+        "virtio-mmio@{:#x} gsi={} ",
+        forkvm_abi::VIRTIO_CONSOLE_MMIO_BASE,
+        forkvm_abi::VIRTIO_CONSOLE_GSI
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no virtio console at the advertised base: {text:?}"));
+    let expected = format!(
+        "{prefix}device=console version=2 vendor={:#x}",
+        vmm::devices::virtio::mmio::VENDOR_ID
+    );
+    assert!(line.starts_with(&expected), "{line:?}");
+    // The probe's register reads were timed (each one an exit to the VMM).
+    let ns: u64 = line
+        .rsplit_once(" mmio_read_ns=")
+        .and_then(|(_, ns)| ns.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!(ns > 0, "{line:?}");
+}

@@ -14,7 +14,6 @@ mod arch;
 mod console;
 #[cfg(not(test))]
 mod diag;
-#[cfg(not(test))]
 mod drivers;
 mod errno;
 #[cfg(not(test))]
@@ -75,6 +74,11 @@ mod kernel {
             crate::process::rlimit::compute_max_threads(ram, mm::kstack::KERNEL_STACK_SIZE);
         crate::process::rlimit::set_max_threads(threads).expect("computed within bounds");
         drivers::init(info.serial_gsi);
+        drivers::virtio_mmio::init(
+            info.virtio_console_base,
+            info.virtio_console_size,
+            info.virtio_console_gsi,
+        );
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
 
         let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;

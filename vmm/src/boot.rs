@@ -11,6 +11,8 @@ use crate::memory::GuestMemory;
 const PTE_PRESENT: u64 = 1 << 0;
 const PTE_WRITABLE: u64 = 1 << 1;
 const PTE_USER: u64 = 1 << 2;
+const PTE_PWT: u64 = 1 << 3;
+const PTE_PCD: u64 = 1 << 4;
 const PTE_HUGE: u64 = 1 << 7;
 
 const CR0_PE: u64 = 1 << 0;
@@ -46,8 +48,8 @@ fn write<T: vm_memory::ByteValued>(memory: &GuestMemory, phys: u64, value: T) ->
         .map_err(|e| Error::Memory(format!("write at {phys:#x}: {e}")))
 }
 
-/// Writes the boot page tables: all RAM (and the MMIO hole below 4 GiB)
-/// mapped with 2 MiB pages at `PAGE_OFFSET`. On the PVM host every entry
+/// Writes the boot page tables: all RAM (and the MMIO hole below 4 GiB,
+/// uncached: IOAPIC, virtio-mmio) mapped with 2 MiB pages at `PAGE_OFFSET`. On the PVM host every entry
 /// carries U=1, which that host requires of kernel mappings, and the same
 /// map also appears at `PVM_EVENT_ALIAS`.
 pub fn write_page_tables(memory: &GuestMemory, ram_top: u64, platform: Platform) -> Result<()> {
@@ -84,13 +86,24 @@ pub fn write_page_tables(memory: &GuestMemory, ram_top: u64, platform: Platform)
         write(memory, BOOT_PDPT_PHYS + gib * 8, pd | table)?;
         let mut entries = [0u64; 512];
         for (i, entry) in entries.iter_mut().enumerate() {
-            *entry = ((gib << 30) + ((i as u64) << 21)) | table | PTE_HUGE;
+            let phys = (gib << 30) + ((i as u64) << 21);
+            *entry = phys | table | PTE_HUGE | cache_bits(phys);
         }
         memory
             .write_slice(as_bytes(&entries), GuestAddress(pd))
             .map_err(|e| Error::Memory(format!("page directory at {pd:#x}: {e}")))?;
     }
     Ok(())
+}
+
+/// Device memory (the MMIO hole) is mapped uncached (PCD|PWT), RAM
+/// write-back.
+fn cache_bits(phys: u64) -> u64 {
+    if (MMIO_HOLE_START..MMIO_HOLE_END).contains(&phys) {
+        PTE_PCD | PTE_PWT
+    } else {
+        0
+    }
 }
 
 fn as_bytes(entries: &[u64; 512]) -> &[u8] {
@@ -147,6 +160,10 @@ pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> 
         nr_mem_regions: nr_mem_regions as u32,
         serial_gsi: SERIAL_GSI,
         mem_regions,
+        virtio_console_base: VIRTIO_CONSOLE_MMIO_BASE,
+        virtio_console_size: VIRTIO_MMIO_SIZE,
+        virtio_console_gsi: VIRTIO_CONSOLE_GSI,
+        _pad: 0,
     };
     // SAFETY: BootInfo is repr(C) plain data; viewing it as bytes is sound.
     let bytes = unsafe {
@@ -218,5 +235,23 @@ pub fn entry_fpu() -> kvm_fpu {
         fcw: 0x37f,
         mxcsr: 0x1f80,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mmio_hole_is_mapped_uncached() {
+        assert_eq!(cache_bits(0), 0);
+        assert_eq!(cache_bits(MMIO_HOLE_START - (2 << 20)), 0);
+        assert_eq!(cache_bits(MMIO_HOLE_START), PTE_PCD | PTE_PWT);
+        assert_eq!(cache_bits(VIRTIO_CONSOLE_MMIO_BASE), PTE_PCD | PTE_PWT);
+        assert_eq!(
+            cache_bits(IOAPIC_PHYS & !((2 << 20) - 1)),
+            PTE_PCD | PTE_PWT
+        );
+        assert_eq!(cache_bits(MMIO_HOLE_END), 0);
     }
 }

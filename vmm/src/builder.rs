@@ -6,10 +6,14 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use forkvm_abi::{Platform, KERNEL_PHYS_BASE, PAGE_OFFSET, PVM_CONTROL_MSR, SERIAL_GSI};
+use forkvm_abi::{
+    Platform, KERNEL_PHYS_BASE, PAGE_OFFSET, PVM_CONTROL_MSR, SERIAL_GSI, VIRTIO_CONSOLE_GSI,
+    VIRTIO_CONSOLE_MMIO_BASE, VIRTIO_MMIO_SIZE,
+};
 use kvm_bindings::{kvm_msr_entry, Msrs, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 use linux_loader::loader::{elf::Elf, KernelLoader};
 use vm_memory::GuestAddress;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -17,12 +21,39 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::boot::{self, BootParams};
 use crate::config::VmConfig;
 use crate::devices::serial::SharedSerial;
+use crate::devices::virtio::console::{Console, ConsoleIo};
+use crate::devices::virtio::mmio::{reg, MmioTransport, MMIO_SIZE};
+use crate::devices::virtio::Interrupt;
 use crate::error::{Error, Result};
 use crate::memory::{self, GuestMemory};
 use crate::platform;
 
 /// The only KVM API version there has ever been.
 const KVM_API_VERSION: i32 = 12;
+
+const _: () = assert!(
+    MMIO_SIZE == VIRTIO_MMIO_SIZE,
+    "one window size on both sides"
+);
+
+/// The virtio console's transport, shared by the vCPU thread (register
+/// accesses) and the event loop (queue notifications).
+pub type SharedConsoleTransport = Arc<Mutex<MmioTransport<Console>>>;
+
+/// The virtio console attached to the VM.
+pub struct VirtioConsole {
+    /// Guest-physical base of its virtio-mmio window.
+    pub base: u64,
+    /// Its IOAPIC input.
+    pub gsi: u32,
+    pub transport: SharedConsoleTransport,
+    /// The host side: input for the guest, the guest's output (kept in
+    /// the device's buffer until taken).
+    pub io: ConsoleIo,
+    /// Signalled (ioeventfd) when the guest writes `QueueNotify`; a clone
+    /// of the transport's notify eventfd.
+    pub notify: EventFd,
+}
 
 /// A VM ready to run: one vCPU at the kernel entry.
 pub struct Vm {
@@ -37,6 +68,7 @@ pub struct Vm {
     pub serial: SharedSerial,
     /// Signalled when the guest empties the serial receive FIFO.
     pub serial_drained: EventFd,
+    pub virtio_console: VirtioConsole,
 }
 
 /// Opens the KVM device, with an error that says what to do.
@@ -175,6 +207,7 @@ impl Vm {
             .try_clone()
             .map_err(|e| Error::Io("eventfd", e))?;
         let serial = SharedSerial::new(serial_irq, drained_for_device, serial_out);
+        let virtio_console = attach_virtio_console(&vm, &memory)?;
 
         Ok(Vm {
             vcpu,
@@ -185,6 +218,42 @@ impl Vm {
             tsc_khz,
             serial,
             serial_drained,
+            virtio_console,
         })
     }
+
+    /// The host side of the virtio console (input for the guest, its output).
+    pub fn console_io(&self) -> &ConsoleIo {
+        &self.virtio_console.io
+    }
+}
+
+/// Creates the virtio console behind its virtio-mmio window: interrupt
+/// through an irqfd on [`VIRTIO_CONSOLE_GSI`], `QueueNotify` writes through
+/// an ioeventfd (no exit to the VMM's vCPU thread).
+fn attach_virtio_console(vm: &VmFd, memory: &GuestMemory) -> Result<VirtioConsole> {
+    let base = VIRTIO_CONSOLE_MMIO_BASE;
+    let irq = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
+    vm.register_irqfd(&irq, VIRTIO_CONSOLE_GSI)
+        .map_err(|e| Error::Kvm("KVM_IRQFD (virtio console)", e))?;
+    let (console, io) = Console::new();
+    let transport = MmioTransport::new(console, memory.clone(), Interrupt::with_eventfd(irq))
+        .map_err(|e| Error::Io("virtio console", e))?;
+    vm.register_ioevent(
+        transport.notify_eventfd(),
+        &IoEventAddress::Mmio(base + reg::QUEUE_NOTIFY),
+        NoDatamatch,
+    )
+    .map_err(|e| Error::Kvm("KVM_IOEVENTFD (virtio console)", e))?;
+    let notify = transport
+        .notify_eventfd()
+        .try_clone()
+        .map_err(|e| Error::Io("eventfd", e))?;
+    Ok(VirtioConsole {
+        base,
+        gsi: VIRTIO_CONSOLE_GSI,
+        transport: Arc::new(Mutex::new(transport)),
+        io,
+        notify,
+    })
 }

@@ -10,6 +10,7 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::builder::SharedConsoleTransport;
 use crate::devices::serial::SharedSerial;
 use crate::error::{Error, Result};
 use crate::terminal::ESCAPE_KEY;
@@ -83,6 +84,28 @@ impl MutEventSubscriber for SerialDrained {
     }
 }
 
+/// Processes the virtio console's queues when the guest notifies them
+/// (the ioeventfd on `QueueNotify`).
+struct VirtioNotify {
+    transport: SharedConsoleTransport,
+    event: EventFd,
+}
+
+impl MutEventSubscriber for VirtioNotify {
+    fn init(&mut self, ops: &mut EventOps) {
+        ops.add(Events::new(&self.event, EventSet::IN))
+            .expect("an eventfd is pollable");
+    }
+
+    fn process(&mut self, _: Events, _: &mut EventOps) {
+        // The transport reads (clears) the eventfd itself.
+        self.transport
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle_notify_event();
+    }
+}
+
 /// Notices the vCPU thread's exit.
 struct GuestStopped {
     event: EventFd,
@@ -106,6 +129,9 @@ pub struct LoopInputs {
     pub serial: SharedSerial,
     pub serial_drained: EventFd,
     pub guest_stopped: EventFd,
+    /// The virtio console's transport and its notify eventfd.
+    pub virtio_console: SharedConsoleTransport,
+    pub virtio_notify: EventFd,
     /// Forward stdin to the guest.
     pub read_stdin: bool,
     pub raw_terminal: bool,
@@ -126,6 +152,10 @@ pub fn run(inputs: LoopInputs) -> Result<LoopEnd> {
     manager.add_subscriber(Arc::new(Mutex::new(SerialDrained {
         serial: inputs.serial.clone(),
         event: inputs.serial_drained,
+    })));
+    manager.add_subscriber(Arc::new(Mutex::new(VirtioNotify {
+        transport: inputs.virtio_console,
+        event: inputs.virtio_notify,
     })));
     if inputs.read_stdin {
         manager.add_subscriber(Arc::new(Mutex::new(StdinInput {

@@ -112,6 +112,8 @@ pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
     let context = vcpu::VcpuContext {
         memory: vm.memory.clone(),
         serial: vm.serial.clone(),
+        virtio_console: vm.virtio_console.transport.clone(),
+        virtio_console_base: vm.virtio_console.base,
         stop: stop.clone(),
     };
     let mut vcpu_fd = vm.vcpu;
@@ -129,6 +131,8 @@ pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
         serial: vm.serial.clone(),
         serial_drained: vm.serial_drained,
         guest_stopped,
+        virtio_console: vm.virtio_console.transport.clone(),
+        virtio_notify: vm.virtio_console.notify,
         read_stdin: interactive,
         raw_terminal: terminal.is_some(),
         deadline: config.timeout.map(|t| Instant::now() + t),
@@ -156,6 +160,8 @@ pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
     drop(terminal);
     // Release the VM (and with it KVM's state) before the clock stops.
     let (vm_fd, kvm, memory) = (vm.vm, vm.kvm, vm.memory);
+    // The console's transport holds its own handle on guest memory.
+    drop(vm.virtio_console.transport);
     drop(vm_fd);
     drop(kvm);
     drop(memory);

@@ -8,7 +8,10 @@ use forkvm_abi::{port, PANIC_BUFFER_PHYS, PANIC_BUFFER_SIZE};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use vm_memory::{Bytes, GuestAddress};
 
+use crate::builder::SharedConsoleTransport;
 use crate::devices::serial::SharedSerial;
+use crate::devices::virtio::console::Console;
+use crate::devices::virtio::mmio::{MmioTransport, MMIO_SIZE};
 use crate::memory::GuestMemory;
 
 /// Why the guest stopped.
@@ -32,6 +35,9 @@ pub enum GuestExit {
 pub struct VcpuContext {
     pub memory: GuestMemory,
     pub serial: SharedSerial,
+    /// The virtio console's transport and the base of its MMIO window.
+    pub virtio_console: SharedConsoleTransport,
+    pub virtio_console_base: u64,
     /// Set by the VMM to make the loop return `Stopped`.
     pub stop: Arc<AtomicBool>,
 }
@@ -88,11 +94,8 @@ pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
                     rip: rip(vcpu),
                 }
             }
-            VcpuExit::MmioRead(addr, data) => {
-                log::debug!("unhandled MMIO read at {addr:#x}");
-                data.fill(0xff);
-            }
-            VcpuExit::MmioWrite(addr, _) => log::debug!("unhandled MMIO write at {addr:#x}"),
+            VcpuExit::MmioRead(addr, data) => mmio_read(context, addr, data),
+            VcpuExit::MmioWrite(addr, data) => mmio_write(context, addr, data),
             other => {
                 let detail = format!("unexpected vCPU exit {other:?}");
                 return GuestExit::Unexpected {
@@ -146,6 +149,36 @@ fn io_in(context: &VcpuContext, addr: u16, data: &mut [u8]) {
     }
 }
 
+/// The offset of `addr` in the window at `base`, if it falls inside
+/// (the whole access must fit).
+fn window_offset(base: u64, addr: u64, len: usize) -> Option<u64> {
+    let offset = addr.checked_sub(base)?;
+    (offset.checked_add(len as u64)? <= MMIO_SIZE).then_some(offset)
+}
+
+fn mmio_read(context: &VcpuContext, addr: u64, data: &mut [u8]) {
+    match window_offset(context.virtio_console_base, addr, data.len()) {
+        Some(offset) => lock(&context.virtio_console).read(offset, data),
+        None => {
+            log::debug!("unhandled MMIO read at {addr:#x}");
+            data.fill(0xff);
+        }
+    }
+}
+
+fn mmio_write(context: &VcpuContext, addr: u64, data: &[u8]) {
+    match window_offset(context.virtio_console_base, addr, data.len()) {
+        Some(offset) => lock(&context.virtio_console).write(offset, data),
+        None => log::debug!("unhandled MMIO write at {addr:#x}"),
+    }
+}
+
+/// Locks the transport; a panic elsewhere while holding it leaves the
+/// registers usable (they are plain values).
+fn lock(transport: &SharedConsoleTransport) -> std::sync::MutexGuard<'_, MmioTransport<Console>> {
+    transport.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn le_u32(data: &[u8]) -> u32 {
     let mut bytes = [0u8; 4];
     let n = data.len().min(4);
@@ -158,5 +191,28 @@ fn read_panic_message(memory: &GuestMemory, len: usize) -> String {
     match memory.read_slice(&mut buffer, GuestAddress(PANIC_BUFFER_PHYS)) {
         Ok(()) => String::from_utf8_lossy(&buffer).into_owned(),
         Err(e) => format!("(the panic message could not be read: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_offset;
+
+    #[test]
+    fn window_offsets() {
+        let base = 0xd000_0000;
+        assert_eq!(window_offset(base, base, 4), Some(0));
+        assert_eq!(window_offset(base, base + 0x50, 4), Some(0x50));
+        assert_eq!(window_offset(base, base + 0xffc, 4), Some(0xffc));
+        assert_eq!(window_offset(base, base + 0xfff, 1), Some(0xfff));
+        assert_eq!(
+            window_offset(base, base + 0xffe, 4),
+            None,
+            "straddles the end"
+        );
+        assert_eq!(window_offset(base, base + 0x1000, 1), None);
+        assert_eq!(window_offset(base, base - 4, 4), None);
+        assert_eq!(window_offset(base, 0xfec0_0000, 4), None);
+        assert_eq!(window_offset(base, u64::MAX, 4), None);
     }
 }

@@ -76,6 +76,36 @@ pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
 
 /// Guest-physical address of the IOAPIC.
 pub const IOAPIC_PHYS: u64 = 0xFEC0_0000;
+/// Guest-physical address of the local APIC (x2APIC mode leaves it unused,
+/// but nothing else may sit there).
+pub const LAPIC_PHYS: u64 = 0xFEE0_0000;
+
+/// Guest-physical base of the virtio-mmio window of the virtio console.
+pub const VIRTIO_CONSOLE_MMIO_BASE: u64 = 0xD000_0000;
+/// Size of one virtio-mmio window (registers and configuration space).
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// IOAPIC input (GSI) of the virtio console.
+pub const VIRTIO_CONSOLE_GSI: u32 = 5;
+const _: () = {
+    let (base, end) = (
+        VIRTIO_CONSOLE_MMIO_BASE,
+        VIRTIO_CONSOLE_MMIO_BASE + VIRTIO_MMIO_SIZE,
+    );
+    assert!(base % PAGE_SIZE == 0, "the virtio window is page aligned");
+    assert!(
+        base >= MMIO_HOLE_START && end <= MMIO_HOLE_END,
+        "inside the MMIO hole"
+    );
+    assert!(
+        end <= IOAPIC_PHYS || base >= IOAPIC_PHYS + PAGE_SIZE,
+        "clear of the IOAPIC"
+    );
+    assert!(
+        end <= LAPIC_PHYS || base >= LAPIC_PHYS + PAGE_SIZE,
+        "clear of the LAPIC"
+    );
+    assert!(VIRTIO_CONSOLE_GSI != SERIAL_GSI, "its own interrupt line");
+};
 
 /// I/O ports the VMM serves.
 pub mod port {
@@ -94,7 +124,7 @@ pub const SERIAL_GSI: u32 = 4;
 /// `BootInfo::magic`: "FORKVMBI".
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"FORKVMBI");
 /// Version of the [`BootInfo`] layout.
-pub const BOOT_INFO_VERSION: u32 = 1;
+pub const BOOT_INFO_VERSION: u32 = 2;
 
 /// How the guest kernel executes.
 #[repr(u32)]
@@ -169,6 +199,14 @@ pub struct BootInfo {
     pub serial_gsi: u32,
     /// Guest RAM.
     pub mem_regions: [MemRegion; MAX_MEM_REGIONS],
+    /// Guest-physical base of the virtio console's virtio-mmio window
+    /// ([`VIRTIO_CONSOLE_MMIO_BASE`]); 0: no virtio console.
+    pub virtio_console_base: u64,
+    /// Size of that window ([`VIRTIO_MMIO_SIZE`]).
+    pub virtio_console_size: u64,
+    /// IOAPIC input of the virtio console ([`VIRTIO_CONSOLE_GSI`]).
+    pub virtio_console_gsi: u32,
+    pub _pad: u32,
 }
 
 impl BootInfo {
@@ -228,6 +266,10 @@ pub mod sys {
     /// `kind` of [`SYS_FORKVM_INFO`]: the names of the programs built into
     /// the kernel image (what `execve` can run), one per line.
     pub const INFO_PROGRAMS: u64 = 3;
+    /// `kind` of [`SYS_FORKVM_INFO`]: the devices the kernel probed, one
+    /// per line, e.g. `virtio-mmio@0xd0000000 gsi=5 device=console
+    /// version=2 vendor=0x4d564b46`.
+    pub const INFO_DEVICES: u64 = 4;
 
     /// `forkvm_diag(op, arg, buf, len) -> bytes written`: kernel
     /// measurements and test hooks.

@@ -140,6 +140,11 @@ pub fn forkvm_info(a: Args) -> SysResult {
             }
             copy_out(buffer, len, text.as_bytes())
         }
+        sys::INFO_DEVICES => copy_out(
+            buffer,
+            len,
+            crate::drivers::virtio_mmio::report().as_bytes(),
+        ),
         _ => Err(EINVAL),
     }
 }

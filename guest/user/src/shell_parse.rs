@@ -93,6 +93,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     command("programs", "programs", "list the user programs", false),
+    command(
+        "devices",
+        "devices",
+        "the devices the kernel found (virtio-mmio windows)",
+        false,
+    ),
     command("stat", "stat", "kernel event counters", false),
     command(
         "sysprobe",
@@ -586,7 +592,8 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 22);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 23);
+        assert!(!find_command(b"devices").unwrap().hidden);
         for (i, c) in COMMANDS.iter().enumerate() {
             assert!(c.usage.starts_with(c.name), "{}", c.name);
             assert!(

@@ -348,7 +348,8 @@ mod tests {
         assert!(!text.contains("  panic") && !text.contains("  fault "));
         assert!(text.contains("\n  su UID [COMMAND...] run COMMAND"));
         assert!(text.contains("\n  id               print"));
-        assert_eq!(text.lines().count(), 22);
+        assert!(text.contains("\n  devices          the devices"));
+        assert_eq!(text.lines().count(), 23);
     }
 
     #[test]

@@ -240,6 +240,7 @@ fn forkvm_calls_fail_cleanly_on_the_host() {
     for (script, line) in [
         ("meminfo", "meminfo: forkvm_info: ENOSYS"),
         ("uptime", "uptime: forkvm_info: ENOSYS"),
+        ("devices", "devices: forkvm_info: ENOSYS"),
         ("ps", "ps: forkvm_info: ENOSYS"),
         ("ticks 10", "ticks: forkvm_diag: ENOSYS"),
         (
@@ -282,7 +283,7 @@ fn kill_of_a_missing_process() {
 fn help_and_programs() {
     let text = sh_expect("help", 0);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 22, "{text}");
+    assert_eq!(lines.len(), 23, "{text}");
     assert_eq!(lines[0], "  help             list the commands");
     for command in [
         "echo [WORD...]",
@@ -299,6 +300,7 @@ fn help_and_programs() {
         "clone FLAGS [EXIT_SIGNAL]",
         "clone3 [KEY=VALUE...]",
         "forkbomb [MAX]",
+        "devices",
     ] {
         assert!(
             lines.iter().any(|l| l.starts_with(&format!("  {command}"))),

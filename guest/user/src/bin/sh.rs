@@ -259,6 +259,7 @@ impl Shell<'_> {
             b"sleep" => cmd_sleep(args),
             b"sysctl" => cmd_sysctl(args),
             b"programs" => Ok(cmd_programs()),
+            b"devices" => Ok(cmd_devices()),
             b"stat" => Ok(cmd_stat()),
             b"sysprobe" => cmd_sysprobe(args),
             b"bench" => cmd_bench(args),
@@ -757,6 +758,10 @@ fn cmd_sysctl(args: &[&[u8]]) -> CommandResult {
 
 fn cmd_programs() -> Status {
     info_text("programs", forkvm_abi::sys::INFO_PROGRAMS)
+}
+
+fn cmd_devices() -> Status {
+    info_text("devices", forkvm_abi::sys::INFO_DEVICES)
 }
 
 fn cmd_stat() -> Status {

@@ -18,6 +18,7 @@ mod drivers;
 mod errno;
 #[cfg(not(test))]
 mod fs;
+mod ipc;
 #[cfg(not(test))]
 mod mem;
 mod mm;

@@ -61,6 +61,9 @@ pub fn do_exit(status: u32) -> ! {
         zap_pid_namespace(&task);
     }
     exit_mm(&task);
+    // exit_sem: the last task holding an undo list applies it.
+    let sysvsem = task.inner.lock().sysvsem.take();
+    drop(sysvsem);
     // exit_files: pipe ends close when the last table referring to them goes.
     let files = task.inner.lock().files.take();
     drop(files);

@@ -27,6 +27,7 @@ pub const CLONE_PIDFD: u64 = 0x1000;
 pub const CLONE_FILES: u64 = 0x400;
 pub const CLONE_SIGHAND: u64 = 0x800;
 pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
 pub const CLONE_PARENT: u64 = 0x8000;
 pub const CLONE_THREAD: u64 = 0x10000;
 pub const CLONE_NEWNS: u64 = 0x20000;
@@ -248,8 +249,15 @@ fn copy_process(
     let user_count = UserTaskCount::charge(cred.uid);
     let thread_count = super::ThreadCount::charge();
 
-    // copy_files, copy_fs, copy_sighand, copy_signal (the limits), then
-    // copy_mm, copy_namespaces, copy_io and copy_thread, as Linux orders them.
+    // copy_semundo, copy_files, copy_fs, copy_sighand, copy_signal (the
+    // limits), then copy_mm, copy_namespaces, copy_io and copy_thread, as
+    // Linux orders them.
+    let sysvsem = {
+        let mut inner = parent.inner.lock();
+        crate::ipc::sem::copy_semundo(&mut inner.sysvsem, flags & CLONE_SYSVSEM != 0, || {
+            fail.check(ENOMEM)
+        })?
+    };
     fail.check(ENOMEM)?; // copy_files
     let files = parent.inner.lock().files.as_ref().map(|files| {
         if flags & CLONE_FILES != 0 {
@@ -404,6 +412,7 @@ fn copy_process(
         inner.fs = fs;
         inner.nsproxy = nsproxy;
         inner.io_context = io_context;
+        inner.sysvsem = sysvsem;
         inner.pids = Some(pids.clone());
         inner.tgid_pids = tgid_pids;
     }

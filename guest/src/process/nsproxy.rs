@@ -3,7 +3,8 @@
 //! `CLONE_NEW*` flag gives the child new ones (`copy_namespaces`).
 //!
 //! The UTS namespace carries its host and domain names (`sethostname`,
-//! `uname`). IPC, mount, network, cgroup and time namespaces exist as
+//! `uname`); the IPC namespace holds its System V semaphore sets
+//! (`ipc::sem`). Mount, network, cgroup and time namespaces exist as
 //! objects with an identity but have nothing inside to isolate yet. Pid
 //! namespaces are in `pid_ns`. User namespaces are not built yet:
 //! CLONE_NEWUSER fails with EINVAL.
@@ -59,6 +60,8 @@ pub struct Namespace {
     pub kind: NsKind,
     pub id: u64,
     pub uts: Mutex<UtsNames>,
+    /// For IPC: its semaphore sets (a new IPC namespace starts empty).
+    pub sem: Mutex<crate::ipc::sem::SemIds>,
 }
 
 /// Host and domain name of a UTS namespace.
@@ -92,6 +95,7 @@ impl Namespace {
             kind,
             id: NEXT_NS_ID.fetch_add(1, Ordering::Relaxed),
             uts: Mutex::new(names),
+            sem: Mutex::new(Default::default()),
         })
     }
 }

@@ -15,6 +15,7 @@ use super::pid_ns::{PidNamespace, PidNumbers};
 use super::rlimit::Rlimits;
 use super::signal::SigHand;
 use super::ThreadCount;
+use crate::ipc::sem::SemUndoList;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::wait::{Completion, WaitQueue};
@@ -111,6 +112,9 @@ pub struct TaskInner {
     pub fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
     pub nsproxy: Arc<NsProxy>,
+    /// System V semaphore undo list (Linux `sysvsem`), shared with
+    /// `CLONE_SYSVSEM`; `None` until the first `SEM_UNDO` operation.
+    pub sysvsem: Option<Arc<SemUndoList>>,
     /// I/O context (the I/O priority), shared with `CLONE_IO`; `None`
     /// until `ioprio_set` creates it.
     pub io_context: Option<Arc<IoContext>>,
@@ -177,6 +181,7 @@ impl Task {
                 rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
                 fs: FsStruct::new_shared(),
                 nsproxy: crate::process::initial_nsproxy(),
+                sysvsem: None,
                 io_context: None,
                 pids: None,
                 tgid_pids: None,

@@ -9,6 +9,7 @@ mod io;
 mod ioprio;
 mod memory;
 mod process;
+mod sem;
 mod signal;
 mod time;
 
@@ -56,6 +57,9 @@ pub mod nr {
     pub const PRCTL: u64 = 157;
     pub const PRLIMIT64: u64 = 302;
     pub const IOPRIO_SET: u64 = 251;
+    pub const SEMGET: u64 = 64;
+    pub const SEMOP: u64 = 65;
+    pub const SEMCTL: u64 = 66;
     pub const IOPRIO_GET: u64 = 252;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
@@ -136,6 +140,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SETRLIMIT => cred::setrlimit(a),
         nr::PRLIMIT64 => cred::prlimit64(a),
         nr::IOPRIO_SET => ioprio::ioprio_set(a),
+        nr::SEMGET => sem::semget(a),
+        nr::SEMOP => sem::semop(a),
+        nr::SEMCTL => sem::semctl(a),
         nr::IOPRIO_GET => ioprio::ioprio_get(a),
         nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),

@@ -2026,6 +2026,163 @@ fn clone_io_ioprio(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// System V semaphores through raw system calls: `semget`, `semop`
+/// (one `struct sembuf`), `semctl` with an integer argument.
+mod sysv {
+    pub const IPC_PRIVATE: usize = 0;
+    pub const IPC_CREAT: usize = 0o1000;
+    pub const IPC_EXCL: usize = 0o2000;
+    pub const IPC_RMID: usize = 0;
+    pub const GETVAL: usize = 12;
+    pub const GETNCNT: usize = 14;
+    pub const SETVAL: usize = 16;
+    pub const IPC_NOWAIT: i16 = 0o4000;
+    pub const SEM_UNDO: i16 = 0x1000;
+
+    pub fn semget(key: usize, nsems: usize, flags: usize) -> isize {
+        // SAFETY: no memory is passed.
+        unsafe { forkvm_user::syscall::syscall3(64, key, nsems, flags) }
+    }
+
+    /// `semop` of `ops` (`(num, op, flags)`), or of `nsops` entries when
+    /// it differs (to test the count checks).
+    pub fn semop_n(id: isize, ops: &[(u16, i16, i16)], nsops: usize) -> isize {
+        let mut buf = [0u8; 6 * 4];
+        for (i, &(num, op, flags)) in ops.iter().take(4).enumerate() {
+            buf[i * 6..i * 6 + 2].copy_from_slice(&num.to_le_bytes());
+            buf[i * 6 + 2..i * 6 + 4].copy_from_slice(&op.to_le_bytes());
+            buf[i * 6 + 4..i * 6 + 6].copy_from_slice(&flags.to_le_bytes());
+        }
+        // SAFETY: `buf` is live and holds at least the entries passed
+        // (the count tests pass 0 or too many, refused before reading).
+        unsafe { forkvm_user::syscall::syscall3(65, id as usize, buf.as_ptr() as usize, nsops) }
+    }
+
+    pub fn semop(id: isize, ops: &[(u16, i16, i16)]) -> isize {
+        semop_n(id, ops, ops.len())
+    }
+
+    pub fn semctl(id: isize, num: usize, cmd: usize, arg: usize) -> isize {
+        // SAFETY: only integer commands are used; no memory is passed.
+        unsafe { forkvm_user::syscall::syscall4(66, id as usize, num, cmd, arg) }
+    }
+}
+
+/// System V semaphore undo (SEM_UNDO) is applied when the process exits;
+/// CLONE_SYSVSEM shares the undo list, so a sharer's exit does not apply
+/// it but the last holder's does (Linux `copy_semundo`/`exit_sem`).
+/// Blocking waits, IPC_RMID waking a sleeper with EIDRM, and Linux's
+/// errnos.
+fn sysvsem_undo(_: &Ctx) -> Outcome {
+    use sysv::*;
+    const CLONE_SYSVSEM: u64 = 0x40000;
+    let id = semget(IPC_PRIVATE, 2, 0o600);
+    ensure!(id >= 0, "semget(IPC_PRIVATE): {id}");
+    let result = sysvsem_scenario(id);
+    let removed = semctl(id, 0, IPC_RMID, 0);
+    result?;
+    ensure!(removed == 0, "IPC_RMID: {removed}");
+    ensure!(
+        semop(id, &[(0, 1, 0)]) == -22,
+        "semop on a removed set is EINVAL"
+    );
+    return Ok(());
+
+    fn sysvsem_scenario(id: isize) -> Outcome {
+        let val = |num| semctl(id, num, GETVAL, 0);
+        ensure!(semctl(id, 0, SETVAL, 1) == 0, "SETVAL 1");
+        // Undo at exit.
+        let child = Child::spawn(|| (semop(id, &[(0, -1, SEM_UNDO)]) != 0) as i32)?;
+        expect_exit("semop(-1, SEM_UNDO)", child.wait_bounded("sem child")?, 0)?;
+        ensure!(val(0) == 1, "SEM_UNDO was not applied at exit: {}", val(0));
+        // No undo without SEM_UNDO.
+        let child = Child::spawn(|| (semop(id, &[(0, -1, 0)]) != 0) as i32)?;
+        expect_exit("semop(-1)", child.wait_bounded("sem child")?, 0)?;
+        ensure!(val(0) == 0, "a plain semop was undone: {}", val(0));
+        ensure!(semctl(id, 0, SETVAL, 1) == 0, "SETVAL 1");
+        // A CLONE_SYSVSEM child shares its parent's list: its exit does not
+        // undo; the parent's (the last holder's) does.
+        let middle = Child::spawn(move || {
+            let sharer = Child::spawn_with_flags(CLONE_SYSVSEM, || {
+                (semop(id, &[(0, -1, SEM_UNDO)]) != 0) as i32
+            });
+            let Ok(sharer) = sharer else { return 10 };
+            match sharer.wait_bounded("sysvsem sharer") {
+                Ok(status) if status.exited() && status.exit_status() == 0 => {}
+                _ => return 11,
+            }
+            if semctl(id, 0, GETVAL, 0) != 0 {
+                return 12; // undone at the sharer's exit
+            }
+            0
+        })?;
+        expect_exit(
+            "a CLONE_SYSVSEM child's undo waits for its parent",
+            middle.wait_bounded("sysvsem parent")?,
+            0,
+        )?;
+        ensure!(
+            val(0) == 1,
+            "the last holder's exit did not undo: {}",
+            val(0)
+        );
+        // A sleeper: waits for the value, counted by GETNCNT, woken by +1.
+        ensure!(semctl(id, 1, SETVAL, 0) == 0, "SETVAL 0");
+        let sleeper = Child::spawn(|| (semop(id, &[(1, -1, 0)]) != 0) as i32)?;
+        let deadline = monotonic_ns() + TIMEOUT_NS;
+        while semctl(id, 1, GETNCNT, 0) != 1 && monotonic_ns() < deadline {
+            sleep_ns(MS);
+        }
+        ensure!(semctl(id, 1, GETNCNT, 0) == 1, "GETNCNT of a sleeper");
+        ensure!(semop(id, &[(1, 1, 0)]) == 0, "semop(+1)");
+        expect_exit("a woken semop", sleeper.wait_bounded("sem sleeper")?, 0)?;
+        ensure!(val(1) == 0, "the sleeper's -1 was not applied");
+        // Linux's errnos.
+        let errors = [
+            semop_n(id, &[], 0),
+            semop_n(id, &[(0, 1, 0)], 501),
+            semop(-1, &[(0, 1, 0)]),
+            semop(id, &[(2, 1, 0)]),
+            semop(id, &[(1, -1, IPC_NOWAIT)]),
+            semop(id, &[(0, i16::MAX, 0)]),
+            semctl(id, 0, SETVAL, 40000),
+            semctl(id, 2, GETVAL, 0),
+        ];
+        ensure!(
+            errors == [-22, -7, -22, -27, -11, -34, -34, -22],
+            "errnos {errors:?}, want EINVAL E2BIG EINVAL EFBIG EAGAIN ERANGE ERANGE EINVAL"
+        );
+        // Keys: absent without IPC_CREAT, EEXIST with IPC_EXCL.
+        let key = 0x4b46_0000 + forkvm_user::syscall::getpid() as usize;
+        ensure!(semget(key, 1, 0o600) == -2, "semget of an absent key");
+        let keyed = semget(key, 1, IPC_CREAT | 0o600);
+        ensure!(keyed >= 0, "semget(IPC_CREAT): {keyed}");
+        let again = semget(key, 1, 0o600);
+        let excl = semget(key, 1, IPC_CREAT | IPC_EXCL | 0o600);
+        let too_many = semget(key, 2, 0o600);
+        semctl(keyed, 0, IPC_RMID, 0);
+        ensure!(
+            (again == keyed, excl, too_many) == (true, -17, -22),
+            "existing key: same id {}, IPC_EXCL {excl}, more semaphores {too_many}",
+            again == keyed
+        );
+        // IPC_RMID wakes a sleeper with EIDRM.
+        let victim_set = semget(IPC_PRIVATE, 1, 0o600);
+        ensure!(victim_set >= 0, "semget: {victim_set}");
+        let sleeper = Child::spawn(|| (semop(victim_set, &[(0, -1, 0)]) != -43) as i32)?;
+        let deadline = monotonic_ns() + TIMEOUT_NS;
+        while semctl(victim_set, 0, GETNCNT, 0) != 1 && monotonic_ns() < deadline {
+            sleep_ns(MS);
+        }
+        ensure!(semctl(victim_set, 0, IPC_RMID, 0) == 0, "IPC_RMID");
+        expect_exit(
+            "EIDRM for a sleeper",
+            sleeper.wait_bounded("sem sleeper")?,
+            0,
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The table and the driver
 
@@ -2076,6 +2233,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("pid-namespace", pid_namespace),
     ("clone-fs-umask", clone_fs_umask),
     ("clone-io-ioprio", clone_io_ioprio),
+    ("sysvsem-undo", sysvsem_undo),
 ];
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

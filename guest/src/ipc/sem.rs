@@ -1,0 +1,219 @@
+//! Semaphore sets as kernel objects: a namespace's id table (`semget`),
+//! one lock and wait queue per set (`semop` sleeps there), permissions,
+//! and undo lists (`SEM_UNDO`): shared with `CLONE_SYSVSEM`, applied when
+//! the last task holding one exits.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use super::sem_array::{SemArray, SEMMSL};
+use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOSPC, EPERM};
+use crate::process::cred::{Cred, CAP_SYS_ADMIN};
+use crate::sched::wait::WaitQueue;
+
+/// `IPC_PRIVATE`: always a new set.
+pub const IPC_PRIVATE: i32 = 0;
+pub const IPC_CREAT: i32 = 0o1000;
+pub const IPC_EXCL: i32 = 0o2000;
+/// Most sets per namespace (`SEMMNI`).
+const SEMMNI: usize = 32000;
+/// Linux `IPCMNI`: an id is `seq * IPCMNI + index`.
+const IPCMNI: i32 = 32768;
+/// `CAP_IPC_OWNER`: bypasses the permission bits.
+const CAP_IPC_OWNER: u32 = 15;
+
+/// Access a caller asks for (the `S_IRUGO`/`S_IWUGO` bits of `ipcperms`).
+pub const READ: u32 = 0o4;
+pub const ALTER: u32 = 0o2;
+
+/// One semaphore set.
+pub struct SemSet {
+    pub id: i32,
+    pub key: i32,
+    /// Owner and creator (`ipc_perm`), and the mode's low 9 bits.
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub array: Mutex<SemArray>,
+    /// `semop` callers waiting for a value to change, woken on every change.
+    pub waiters: WaitQueue,
+    /// Set by IPC_RMID: sleepers return EIDRM, lookups fail.
+    pub removed: core::sync::atomic::AtomicBool,
+}
+
+impl SemSet {
+    /// Linux `ipcperms`: owner, group or other bits; CAP_IPC_OWNER passes.
+    pub fn permits(&self, cred: &Cred, want: u32) -> bool {
+        let granted = if cred.euid == self.uid || cred.euid == self.cuid {
+            self.mode >> 6
+        } else if cred.egid == self.gid || cred.egid == self.cgid {
+            self.mode >> 3
+        } else {
+            self.mode
+        };
+        want & !granted & 0o7 == 0 || cred.capable(CAP_IPC_OWNER)
+    }
+
+    /// Owner, creator or CAP_SYS_ADMIN (IPC_RMID, IPC_SET).
+    pub fn owned_by(&self, cred: &Cred) -> bool {
+        cred.euid == self.uid || cred.euid == self.cuid || cred.capable(CAP_SYS_ADMIN)
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+}
+
+/// A namespace's semaphore sets (Linux `ipc_ids` for `sem_ids`).
+#[derive(Default)]
+pub struct SemIds {
+    sets: BTreeMap<i32, Arc<SemSet>>,
+    seq: i32,
+}
+
+impl SemIds {
+    /// Linux `ksys_semget`.
+    pub fn semget(&mut self, key: i32, nsems: i32, flags: i32, cred: &Cred) -> Result<i32, i32> {
+        if !(0..=SEMMSL as i32).contains(&nsems) {
+            return Err(EINVAL);
+        }
+        if key != IPC_PRIVATE {
+            if let Some(set) = self.sets.values().find(|s| s.key == key) {
+                if flags & IPC_CREAT != 0 && flags & IPC_EXCL != 0 {
+                    return Err(EEXIST);
+                }
+                if !set.permits(
+                    cred,
+                    (flags as u32 >> 6) & 0o7 | (flags as u32 >> 3) & 0o7 | flags as u32 & 0o7,
+                ) {
+                    return Err(EACCES);
+                }
+                if nsems as usize > set.array.lock().len() {
+                    return Err(EINVAL);
+                }
+                return Ok(set.id);
+            }
+            if flags & IPC_CREAT == 0 {
+                return Err(ENOENT);
+            }
+        }
+        if nsems == 0 {
+            return Err(EINVAL);
+        }
+        if self.sets.len() >= SEMMNI {
+            return Err(ENOSPC);
+        }
+        let index = (0..IPCMNI)
+            .find(|i| !self.sets.keys().any(|id| id % IPCMNI == *i))
+            .ok_or(ENOSPC)?;
+        let id = self.seq * IPCMNI + index;
+        self.seq = (self.seq + 1) % (i32::MAX / IPCMNI);
+        self.sets.insert(
+            id,
+            Arc::new(SemSet {
+                id,
+                key,
+                uid: cred.euid,
+                gid: cred.egid,
+                cuid: cred.euid,
+                cgid: cred.egid,
+                mode: flags as u32 & 0o777,
+                array: Mutex::new(SemArray::new(nsems as usize)),
+                waiters: WaitQueue::new(),
+                removed: core::sync::atomic::AtomicBool::new(false),
+            }),
+        );
+        Ok(id)
+    }
+
+    /// The live set `id` (Linux: a bad id is EINVAL).
+    pub fn find(&self, id: i32) -> Result<Arc<SemSet>, i32> {
+        self.sets.get(&id).cloned().ok_or(EINVAL)
+    }
+
+    /// IPC_RMID: removes the set and wakes its sleepers (they get EIDRM).
+    pub fn remove(&mut self, id: i32, cred: &Cred) -> Result<(), i32> {
+        let set = self.find(id)?;
+        if !set.owned_by(cred) {
+            return Err(EPERM);
+        }
+        self.sets.remove(&id);
+        set.removed.store(true, Ordering::Release);
+        set.waiters.wake_all();
+        Ok(())
+    }
+}
+
+static NEXT_UNDO_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process's undo list (Linux `sem_undo_list`): its id keys the
+/// adjustments each set keeps; the sets it touched are remembered so exit
+/// can find them. Shared by the tasks of a `CLONE_SYSVSEM` family; dropping
+/// the last reference is Linux's `exit_sem`.
+pub struct SemUndoList {
+    pub id: u64,
+    sets: Mutex<Vec<Weak<SemSet>>>,
+    /// Process id recorded as the last changer when the undo is applied.
+    pid: core::sync::atomic::AtomicU32,
+}
+
+impl SemUndoList {
+    pub fn new() -> Arc<SemUndoList> {
+        Arc::new(SemUndoList {
+            id: NEXT_UNDO_ID.fetch_add(1, Ordering::Relaxed),
+            sets: Mutex::new(Vec::new()),
+            pid: core::sync::atomic::AtomicU32::new(0),
+        })
+    }
+
+    /// Remembers that `set` holds adjustments of this list.
+    pub fn track(&self, set: &Arc<SemSet>, pid: u32) {
+        self.pid.store(pid, Ordering::Relaxed);
+        let mut sets = self.sets.lock();
+        if !sets.iter().any(|s| s.as_ptr() == Arc::as_ptr(set)) {
+            sets.push(Arc::downgrade(set));
+        }
+    }
+}
+
+impl Drop for SemUndoList {
+    fn drop(&mut self) {
+        let pid = self.pid.load(Ordering::Relaxed);
+        for set in self.sets.lock().drain(..) {
+            let Some(set) = set.upgrade() else { continue };
+            if set.is_removed() {
+                continue;
+            }
+            if set.array.lock().exit_undo(self.id, pid) {
+                set.waiters.wake_all();
+            }
+        }
+    }
+}
+
+/// Linux `copy_semundo`: with `CLONE_SYSVSEM` the child shares the
+/// parent's undo list, which the parent gets now if it had none;
+/// otherwise the child starts without one. `may_allocate` is asked
+/// before that allocation (fault injection).
+pub fn copy_semundo(
+    parent: &mut Option<Arc<SemUndoList>>,
+    share: bool,
+    may_allocate: impl FnOnce() -> Result<(), i32>,
+) -> Result<Option<Arc<SemUndoList>>, i32> {
+    if !share {
+        return Ok(None);
+    }
+    if let Some(list) = parent.as_ref() {
+        return Ok(Some(list.clone()));
+    }
+    may_allocate()?;
+    let list = SemUndoList::new();
+    *parent = Some(list.clone());
+    Ok(Some(list))
+}

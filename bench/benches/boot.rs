@@ -46,7 +46,7 @@ fn boot_benches(c: &mut Criterion) {
     }
 
     match boot::forkvm_binary() {
-        Some(binary) => {
+        Ok(binary) => {
             group.bench_function(BenchmarkId::new("process", PROCESS_MEMORY), |b| {
                 b.iter_custom(|iters| {
                     (0..iters)
@@ -58,10 +58,7 @@ fn boot_benches(c: &mut Criterion) {
                 })
             });
         }
-        None => eprintln!(
-            "boot/process/{PROCESS_MEMORY} skipped: no forkvm binary next to this bench; \
-             run `cargo build --release` first"
-        ),
+        Err(reason) => eprintln!("boot/process/{PROCESS_MEMORY} skipped: {reason}"),
     }
 
     group.finish();

@@ -110,13 +110,28 @@ fn forkvm_candidates(exe: &Path) -> Vec<PathBuf> {
 /// one has been built.
 ///
 /// Cargo does not build it for a bench or test of this crate: run
-/// `cargo build --release` first. It is not rebuilt automatically either, so
-/// it can be older than the `vmm` library linked into this process.
-pub fn forkvm_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    forkvm_candidates(&exe)
+/// `cargo build --release` first. It is not rebuilt automatically either:
+/// a binary older than the guest kernel it boots ([`vmm::BUILT_KERNEL`],
+/// rebuilt whenever the guest changes) predates that kernel and may speak
+/// an older boot protocol, so it is refused with the reason.
+pub fn forkvm_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let binary = forkvm_candidates(&exe)
         .into_iter()
         .find(|candidate| candidate.is_file())
+        .ok_or("no forkvm binary next to this bench; run `cargo build --release` first")?;
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let kernel = Path::new(vmm::BUILT_KERNEL);
+    if let (Some(binary_time), Some(kernel_time)) = (modified(&binary), modified(kernel)) {
+        if binary_time < kernel_time {
+            return Err(format!(
+                "{} is older than the guest kernel {}; run `cargo build --release` first",
+                binary.display(),
+                kernel.display()
+            ));
+        }
+    }
+    Ok(binary)
 }
 
 /// Runs `binary --mem <memory_arg> --timeout 10 -c poweroff` as a child
@@ -212,7 +227,7 @@ mod tests {
 
     #[test]
     fn forkvm_binary_is_a_file_named_forkvm() {
-        if let Some(binary) = forkvm_binary() {
+        if let Ok(binary) = forkvm_binary() {
             assert!(binary.is_file());
             assert_eq!(binary.file_name().unwrap(), "forkvm");
         }

@@ -4,3 +4,4 @@
 //! benchmarks (`cargo bench`) and command-line tools can use them.
 
 pub mod boot;
+pub mod host_linux;

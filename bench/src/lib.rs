@@ -5,3 +5,4 @@
 
 pub mod boot;
 pub mod host_linux;
+pub mod report;

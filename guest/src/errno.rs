@@ -6,6 +6,7 @@ pub const EPERM: i32 = 1;
 pub const ENOENT: i32 = 2;
 pub const ESRCH: i32 = 3;
 pub const EINTR: i32 = 4;
+pub const EIO: i32 = 5;
 pub const E2BIG: i32 = 7;
 pub const ENOEXEC: i32 = 8;
 pub const EBADF: i32 = 9;
@@ -34,6 +35,7 @@ pub fn name(errno: i32) -> &'static str {
         ENOENT => "ENOENT",
         ESRCH => "ESRCH",
         EINTR => "EINTR",
+        EIO => "EIO",
         E2BIG => "E2BIG",
         ENOEXEC => "ENOEXEC",
         EBADF => "EBADF",

@@ -80,6 +80,9 @@ mod kernel {
             info.virtio_console_size,
             info.virtio_console_gsi,
         );
+        if drivers::virtio_mmio::console_identified() {
+            drivers::virtio_console::init(info.virtio_console_base, info.virtio_console_gsi);
+        }
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
 
         let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;

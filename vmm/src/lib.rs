@@ -24,6 +24,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use crate::config::VmConfig;
 use crate::devices::serial::FlushingStdout;
+pub use crate::devices::virtio::console::ConsoleIo;
 pub use crate::error::{Error, Result};
 use crate::event_loop::{LoopEnd, LoopInputs};
 use crate::terminal::RawTerminal;
@@ -85,8 +86,22 @@ pub fn run(config: &VmConfig) -> Result<Outcome> {
 
 /// [`run`], also reporting where the time went.
 pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
+    run_with(config, Box::new(FlushingStdout), |_| {})
+}
+
+/// [`run_timed`] for embedders and tests: the serial console's output goes
+/// to `serial_out` instead of standard output, and `on_start` gets the
+/// virtio console's host end before the vCPU starts (clone it to push input
+/// later or collect the output after the run; bytes pushed now wait in the
+/// device until the guest's driver posts receive buffers).
+pub fn run_with(
+    config: &VmConfig,
+    serial_out: Box<dyn std::io::Write + Send>,
+    on_start: impl FnOnce(&ConsoleIo),
+) -> Result<(Outcome, Timings)> {
     let start = Instant::now();
-    let vm = builder::Vm::new(config, Box::new(FlushingStdout))?;
+    let vm = builder::Vm::new(config, serial_out)?;
+    on_start(vm.console_io());
     log::info!(
         "platform {}, {} MiB, TSC {} kHz, kernel {}",
         vm.platform.name(),

@@ -293,6 +293,15 @@ pub mod sys {
     /// `value` is not null. ENOENT for an unknown name, EINVAL for a bad value.
     pub const SYS_FORKVM_SYSCTL: u64 = 1026;
 
+    /// `forkvm_vconsole_open() -> fd`: opens the virtio console (the
+    /// `VIRTIO_CONSOLE_MMIO_BASE` device) as a file: `read` blocks until the
+    /// host sent at least one byte and returns what is there, `write`
+    /// transmits (one `QueueNotify` per chunk of up to a page) and returns
+    /// when the device has consumed it. ENODEV without a working device
+    /// (none announced, or it needed a reset; then reads and writes on
+    /// open descriptors fail with EIO).
+    pub const SYS_FORKVM_VCONSOLE_OPEN: u64 = 1027;
+
     /// `reboot` magic numbers and command (Linux `include/uapi/linux/reboot.h`).
     pub const LINUX_REBOOT_MAGIC1: u64 = 0xfee1_dead;
     pub const LINUX_REBOOT_MAGIC2: u64 = 672_274_793;
@@ -365,5 +374,61 @@ pub mod sys {
         /// 0: TSC-deadline timer, 1: periodic.
         pub timer_mode: u32,
         pub tick_hz: u32,
+    }
+}
+
+/// The virtio-mmio (version 2) register file both sides use: the VMM's
+/// device model and the guest's driver (virtio 1.x section 4.2.2).
+pub mod virtio_mmio {
+    /// "virt", little-endian, at [`reg::MAGIC_VALUE`].
+    pub const MAGIC_VALUE: u32 = 0x7472_6976;
+    /// The non-legacy transport version.
+    pub const VERSION: u32 = 2;
+    /// InterruptStatus bits: used buffers, configuration change.
+    pub const INT_USED_RING: u32 = 1;
+    pub const INT_CONFIG: u32 = 2;
+
+    /// Register offsets.
+    pub mod reg {
+        pub const MAGIC_VALUE: u64 = 0x000;
+        pub const VERSION: u64 = 0x004;
+        pub const DEVICE_ID: u64 = 0x008;
+        pub const VENDOR_ID: u64 = 0x00c;
+        pub const DEVICE_FEATURES: u64 = 0x010;
+        pub const DEVICE_FEATURES_SEL: u64 = 0x014;
+        pub const DRIVER_FEATURES: u64 = 0x020;
+        pub const DRIVER_FEATURES_SEL: u64 = 0x024;
+        pub const QUEUE_SEL: u64 = 0x030;
+        pub const QUEUE_NUM_MAX: u64 = 0x034;
+        pub const QUEUE_NUM: u64 = 0x038;
+        pub const QUEUE_READY: u64 = 0x044;
+        pub const QUEUE_NOTIFY: u64 = 0x050;
+        pub const INTERRUPT_STATUS: u64 = 0x060;
+        pub const INTERRUPT_ACK: u64 = 0x064;
+        pub const STATUS: u64 = 0x070;
+        pub const QUEUE_DESC_LOW: u64 = 0x080;
+        pub const QUEUE_DESC_HIGH: u64 = 0x084;
+        pub const QUEUE_DRIVER_LOW: u64 = 0x090;
+        pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
+        pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
+        pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
+        pub const CONFIG_GENERATION: u64 = 0x0fc;
+        pub const CONFIG: u64 = 0x100;
+    }
+
+    /// Device status bits (virtio 1.x section 2.1).
+    pub mod status {
+        /// The guest noticed the device.
+        pub const ACKNOWLEDGE: u32 = 0x01;
+        /// The guest knows how to drive the device.
+        pub const DRIVER: u32 = 0x02;
+        /// The driver is set up and ready to drive the device.
+        pub const DRIVER_OK: u32 = 0x04;
+        /// Feature negotiation is complete.
+        pub const FEATURES_OK: u32 = 0x08;
+        /// The device hit an error it cannot recover from without reset.
+        pub const DEVICE_NEEDS_RESET: u32 = 0x40;
+        /// The guest gave up on the device.
+        pub const FAILED: u32 = 0x80;
     }
 }

@@ -1,8 +1,9 @@
 //! Device drivers. Only the pure parts (`virtio_mmio`'s identification
-//! logic) build for the host's unit tests.
+//! logic, `virtio_console`'s virtqueue) build for the host's unit tests.
 
 #[cfg(not(test))]
 pub mod uart;
+pub mod virtio_console;
 pub mod virtio_mmio;
 #[cfg(not(test))]
 pub mod vmm_ports;
@@ -38,4 +39,5 @@ pub fn handle_irq(gsi: u32) {
     if gsi == SERIAL_GSI.load(core::sync::atomic::Ordering::Relaxed) {
         COM1.handle_irq();
     }
+    virtio_console::handle_irq(gsi);
 }

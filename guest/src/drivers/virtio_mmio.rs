@@ -4,8 +4,8 @@
 //! IOAPIC line it uses (`BootInfo::virtio_console_*`); at boot the kernel
 //! checks the window's identification registers (MagicValue, Version,
 //! DeviceID, VendorID) and records what it found for `forkvm_info(
-//! INFO_DEVICES)`. No virtqueue is set up yet and the interrupt line stays
-//! unrouted (the device raises nothing before the driver sets DRIVER_OK).
+//! INFO_DEVICES)`. A console found there is then driven by
+//! `virtio_console`.
 //!
 //! The identification logic is pure (a register-read callback) and unit-tested
 //! on the host; only [`init`] touches the device.
@@ -14,20 +14,13 @@ use core::fmt;
 
 use forkvm_abi::{MMIO_HOLE_END, MMIO_HOLE_START, PAGE_SIZE};
 
-/// "virt", little-endian.
-pub const MAGIC_VALUE: u32 = 0x7472_6976;
-/// The (non-legacy) virtio-mmio version this driver speaks.
-pub const VERSION: u32 = 2;
+/// "virt", and the (non-legacy) transport version this driver speaks.
+pub use forkvm_abi::virtio_mmio::{MAGIC_VALUE, VERSION};
 /// Smallest window that holds the register file.
 pub const MIN_WINDOW: u64 = 0x100;
 
 /// Register offsets (virtio 1.x section 4.2.2).
-pub mod reg {
-    pub const MAGIC_VALUE: u64 = 0x000;
-    pub const VERSION: u64 = 0x004;
-    pub const DEVICE_ID: u64 = 0x008;
-    pub const VENDOR_ID: u64 = 0x00c;
-}
+pub use forkvm_abi::virtio_mmio::reg;
 
 /// Name of a virtio device id (virtio 1.x section 5).
 pub fn device_name(id: u32) -> &'static str {
@@ -186,6 +179,13 @@ mod kernel {
             result,
             read_ns,
         });
+    }
+
+    /// Whether the probe found a virtio console (device id 3).
+    pub fn console_identified() -> bool {
+        CONSOLE
+            .get()
+            .is_some_and(|probe| matches!(probe.result, Ok(id) if id.device_id == 3))
     }
 
     /// One line per probed window (empty without virtio devices).

@@ -1,5 +1,5 @@
-//! Open files. There is no file system: a file is the console or one end
-//! of a pipe.
+//! Open files. There is no file system: a file is the console, the virtio
+//! console, one end of a pipe or a pidfd.
 
 pub mod pipe;
 
@@ -13,6 +13,9 @@ pub enum FileKind {
     Console,
     PipeRead(Arc<Pipe>),
     PipeWrite(Arc<Pipe>),
+    /// The virtio console (`forkvm_vconsole_open`): read blocks for host
+    /// input, write transmits.
+    VirtioConsole,
     /// A process, as returned by CLONE_PIDFD (only closing it is supported).
     Pidfd(alloc::sync::Weak<crate::process::task::Task>),
 }
@@ -34,7 +37,7 @@ impl Drop for File {
         match &self.kind {
             FileKind::PipeRead(pipe) => pipe.close_end(true),
             FileKind::PipeWrite(pipe) => pipe.close_end(false),
-            FileKind::Console | FileKind::Pidfd(_) => {}
+            FileKind::Console | FileKind::VirtioConsole | FileKind::Pidfd(_) => {}
         }
     }
 }

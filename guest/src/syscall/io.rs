@@ -1,5 +1,6 @@
 //! File descriptors: `read`, `write`, `close`, `dup`, `dup2`, `dup3`,
-//! `pipe2` on the console and pipes.
+//! `pipe2` on the console and pipes; `forkvm_vconsole_open` for the virtio
+//! console.
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -49,6 +50,13 @@ pub fn write(a: Args) -> SysResult {
                 crate::console::write_text(&chunk[..n]);
                 n
             }
+            FileKind::VirtioConsole => {
+                match crate::drivers::virtio_console::write_bytes(&chunk[..n]) {
+                    Ok(written) => written,
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => return Ok(done),
+                }
+            }
             FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n]) {
                 PipeIo::Done(written) => written,
                 PipeIo::Broken if done == 0 => return Err(EPIPE),
@@ -91,6 +99,7 @@ pub fn read(a: Args) -> SysResult {
             }
             n
         }
+        FileKind::VirtioConsole => crate::drivers::virtio_console::read_bytes(&mut bytes)?,
         FileKind::PipeRead(pipe) => match pipe.read(&mut bytes) {
             PipeIo::Done(n) => n,
             _ => return Err(EINTR),
@@ -100,6 +109,15 @@ pub fn read(a: Args) -> SysResult {
     };
     mm.copy_to_user(buf, &bytes[..n])?;
     Ok(n as u64)
+}
+
+/// `forkvm_vconsole_open()`: a new descriptor for the virtio console
+/// (ENODEV without a usable device).
+pub fn vconsole_open(_: Args) -> SysResult {
+    if !crate::drivers::virtio_console::available() {
+        return Err(crate::errno::ENODEV);
+    }
+    files()?.lock().install(File::new(FileKind::VirtioConsole))
 }
 
 pub fn close(a: Args) -> SysResult {

@@ -161,6 +161,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),
+        forkvm_abi::sys::SYS_FORKVM_VCONSOLE_OPEN => io::vconsole_open(a),
         _ => Err(ENOSYS),
     };
     frame.rax = match result {

@@ -1,4 +1,4 @@
-//! forkvm's own system calls (`forkvm_abi::sys`: numbers 1024..=1026) and
+//! forkvm's own system calls (`forkvm_abi::sys`: numbers 1024..=1027) and
 //! powering off through `reboot`, with typed results.
 //!
 //! On any other kernel the forkvm calls fail with `ENOSYS` (Linux has no such
@@ -9,10 +9,11 @@ pub use forkvm_abi::sys::{SystemInfo, TaskInfo, TickReport};
 use forkvm_abi::sys::{
     DIAG_KERNEL_FAULT, DIAG_PANIC, DIAG_TICKS, INFO_SYSTEM, INFO_TASKS, LINUX_REBOOT_CMD_POWER_OFF,
     LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, SYS_FORKVM_DIAG, SYS_FORKVM_INFO, SYS_FORKVM_SYSCTL,
+    SYS_FORKVM_VCONSOLE_OPEN,
 };
 
 use crate::errno::Errno;
-use crate::syscall::{c_field, check, nr, syscall3, syscall4, syscall6};
+use crate::syscall::{c_field, check, nr, syscall0, syscall3, syscall4, syscall6};
 
 /// `forkvm_info(kind, buf, len)`, raw: copies the report of `kind` into
 /// `buf` (truncated if short) and returns the bytes written.
@@ -155,6 +156,13 @@ pub fn sysctl(name: &[u8], value: Option<&[u8]>, out: &mut [u8]) -> Result<usize
             out.len(),
         )
     })
+}
+
+/// `forkvm_vconsole_open()`: a descriptor for the virtio console (read:
+/// bytes from the host, blocking; write: bytes to the host).
+pub fn vconsole_open() -> Result<i32, Errno> {
+    // SAFETY: no user memory is passed.
+    check(unsafe { syscall0(SYS_FORKVM_VCONSOLE_OPEN as usize) }).map(|fd| fd as i32)
 }
 
 /// `reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,

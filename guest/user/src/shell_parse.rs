@@ -99,6 +99,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         "the devices the kernel found (virtio-mmio windows)",
         false,
     ),
+    command(
+        "vconsole-echo",
+        "vconsole-echo N",
+        "read N bytes from the virtio console and send them back",
+        false,
+    ),
     command("stat", "stat", "kernel event counters", false),
     command(
         "sysprobe",
@@ -234,6 +240,11 @@ pub fn sleep_ms(args: &[&[u8]]) -> Result<u64, UsageError> {
         [ms] => parse_number(ms).ok_or(UsageError),
         _ => Err(UsageError),
     }
+}
+
+/// `vconsole-echo N`: the byte count.
+pub fn vconsole_echo_len(args: &[&[u8]]) -> Result<u64, UsageError> {
+    sleep_ms(args)
 }
 
 /// `sysctl NAME[=VALUE]`: the name and the value to set, if any.
@@ -592,7 +603,11 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 23);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 24);
+        assert_eq!(
+            find_command(b"vconsole-echo").unwrap().usage,
+            "vconsole-echo N"
+        );
         assert!(!find_command(b"devices").unwrap().hidden);
         for (i, c) in COMMANDS.iter().enumerate() {
             assert!(c.usage.starts_with(c.name), "{}", c.name);

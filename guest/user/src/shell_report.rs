@@ -349,7 +349,8 @@ mod tests {
         assert!(text.contains("\n  su UID [COMMAND...] run COMMAND"));
         assert!(text.contains("\n  id               print"));
         assert!(text.contains("\n  devices          the devices"));
-        assert_eq!(text.lines().count(), 23);
+        assert!(text.contains("\n  vconsole-echo N  read N bytes"));
+        assert_eq!(text.lines().count(), 24);
     }
 
     #[test]

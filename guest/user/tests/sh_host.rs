@@ -241,6 +241,10 @@ fn forkvm_calls_fail_cleanly_on_the_host() {
         ("meminfo", "meminfo: forkvm_info: ENOSYS"),
         ("uptime", "uptime: forkvm_info: ENOSYS"),
         ("devices", "devices: forkvm_info: ENOSYS"),
+        (
+            "vconsole-echo 4",
+            "vconsole-echo: forkvm_vconsole_open: ENOSYS",
+        ),
         ("ps", "ps: forkvm_info: ENOSYS"),
         ("ticks 10", "ticks: forkvm_diag: ENOSYS"),
         (
@@ -283,7 +287,7 @@ fn kill_of_a_missing_process() {
 fn help_and_programs() {
     let text = sh_expect("help", 0);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 23, "{text}");
+    assert_eq!(lines.len(), 24, "{text}");
     assert_eq!(lines[0], "  help             list the commands");
     for command in [
         "echo [WORD...]",
@@ -301,6 +305,7 @@ fn help_and_programs() {
         "clone3 [KEY=VALUE...]",
         "forkbomb [MAX]",
         "devices",
+        "vconsole-echo N",
     ] {
         assert!(
             lines.iter().any(|l| l.starts_with(&format!("  {command}"))),

@@ -56,16 +56,16 @@ use forkvm_user::latency;
 use forkvm_user::shell_parse::{
     clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
     poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
-    sysprobe_iterations, ticks_ms, ulimit_command, words, ErrName, PointerArg, Status, Ulimit,
-    UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
+    sysprobe_iterations, ticks_ms, ulimit_command, vconsole_echo_len, words, ErrName, PointerArg,
+    Status, Ulimit, UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
 };
 use forkvm_user::shell_report::{
     Banner, Bench, CallFailure, Forkbomb, Help, IdLine, LimitValue, Meminfo, PsHeader, PsRow,
     SysFailure, Sysprobe, Ticks, Uptime,
 };
 use forkvm_user::syscall::{
-    close, exit_group, fork, getpid, kill, mmap, nanosleep, pipe2, read, wait4, Pid, Timespec,
-    WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
+    close, exit_group, fork, getpid, kill, mmap, nanosleep, pipe2, read, wait4, write_all, Pid,
+    Timespec, WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::{monotonic_ns, rdtsc_serialized};
 use forkvm_user::{entry, eprintln, print, println, Errno};
@@ -260,6 +260,7 @@ impl Shell<'_> {
             b"sysctl" => cmd_sysctl(args),
             b"programs" => Ok(cmd_programs()),
             b"devices" => Ok(cmd_devices()),
+            b"vconsole-echo" => cmd_vconsole_echo(args),
             b"stat" => Ok(cmd_stat()),
             b"sysprobe" => cmd_sysprobe(args),
             b"bench" => cmd_bench(args),
@@ -762,6 +763,39 @@ fn cmd_programs() -> Status {
 
 fn cmd_devices() -> Status {
     info_text("devices", forkvm_abi::sys::INFO_DEVICES)
+}
+
+/// Reads N bytes from the virtio console, sending each read back as it
+/// comes, then reports on the serial console.
+fn cmd_vconsole_echo(args: &[&[u8]]) -> CommandResult {
+    let total = vconsole_echo_len(args)?;
+    let fd = match forkvm::vconsole_open() {
+        Ok(fd) => fd,
+        Err(e) => return Ok(failure("vconsole-echo", "forkvm_vconsole_open", e)),
+    };
+    let mut buffer = [0u8; 4096];
+    let mut done = 0u64;
+    let mut status = 0;
+    while done < total {
+        let want = (total - done).min(buffer.len() as u64) as usize;
+        let n = match read(fd, &mut buffer[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                status = failure("vconsole-echo", "read", e);
+                break;
+            }
+        };
+        if let Err(e) = write_all(fd, &buffer[..n]) {
+            status = failure("vconsole-echo", "write", e);
+            break;
+        }
+        done += n as u64;
+    }
+    let _ = close(fd);
+    println!("vconsole-echo: {done} bytes");
+    Ok(status)
 }
 
 fn cmd_stat() -> Status {

@@ -33,25 +33,10 @@ pub type Memory = GuestMemoryMmap<()>;
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 
 /// Device status bits (virtio 1.x section 2.1).
-pub mod status {
-    /// The guest noticed the device.
-    pub const ACKNOWLEDGE: u32 = 0x01;
-    /// The guest knows how to drive the device.
-    pub const DRIVER: u32 = 0x02;
-    /// The driver is set up and ready to drive the device.
-    pub const DRIVER_OK: u32 = 0x04;
-    /// Feature negotiation is complete.
-    pub const FEATURES_OK: u32 = 0x08;
-    /// The device hit an error from which it cannot recover without reset.
-    pub const DEVICE_NEEDS_RESET: u32 = 0x40;
-    /// The guest gave up on the device.
-    pub const FAILED: u32 = 0x80;
-}
+pub use forkvm_abi::virtio_mmio::status;
 
-/// `InterruptStatus` bit: a used buffer notification.
-pub const INT_USED_RING: u32 = 0x1;
-/// `InterruptStatus` bit: a configuration change notification.
-pub const INT_CONFIG: u32 = 0x2;
+/// `InterruptStatus` bits: used buffers, configuration change.
+pub use forkvm_abi::virtio_mmio::{INT_CONFIG, INT_USED_RING};
 
 /// Largest total length of one descriptor chain the devices accept.
 pub const MAX_CHAIN_BYTES: u32 = 64 * 1024;

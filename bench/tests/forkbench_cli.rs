@@ -1,0 +1,116 @@
+//! The `forkbench` command line: usage errors, the JSON report, and the
+//! regression gate against a baseline.
+
+use std::process::Command;
+
+fn forkbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_forkbench"))
+        .args(args)
+        .output()
+        .expect("forkbench runs")
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["run", "spawn"][..],
+        &["run"],
+        &["run", "fork", "--iters", "0"],
+        &["run", "fork", "--format", "xml"],
+        &["run", "fork", "--threshold", "5"],
+        &["bogus"],
+    ] {
+        let out = forkbench(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_bad_baseline_is_refused_before_running() {
+    let dir = std::env::temp_dir().join(format!("forkbench-bad-{}", std::process::id()));
+    std::fs::write(&dir, "not json").unwrap();
+    let out = forkbench(&["run", "fork", "--baseline", dir.to_str().unwrap()]);
+    std::fs::remove_file(&dir).ok();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a forkbench report"), "{stderr}");
+    assert!(!stderr.contains("on the host"), "nothing ran: {stderr}");
+}
+
+#[test]
+fn json_report_then_regression_gate() {
+    let dir = std::env::temp_dir().join(format!("forkbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("now.json");
+    let out = forkbench(&[
+        "run",
+        "clone_einval",
+        "--iters",
+        "20",
+        "--warmup",
+        "2",
+        "--format",
+        "json",
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["metadata"]["iterations"], 20);
+    let entry = &value["entries"][0];
+    assert_eq!(entry["op"], "clone_einval");
+    assert_eq!(entry["target"], "host");
+    let median = entry["ns"]["median"].as_u64().expect("a measured median");
+    assert!(median > 0);
+
+    // A baseline 1000x faster than anything real: the gate must fire and
+    // name the benchmark.
+    let fast = text.replace(&format!("\"median\": {median}"), "\"median\": 1");
+    let baseline = dir.join("fast.json");
+    std::fs::write(&baseline, fast).unwrap();
+    let out = forkbench(&[
+        "run",
+        "clone_einval",
+        "--iters",
+        "20",
+        "--warmup",
+        "2",
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--threshold",
+        "10",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("REGRESSION clone_einval/create/host"),
+        "{stderr}"
+    );
+
+    // The run compared with itself passes at a generous threshold.
+    let out = forkbench(&[
+        "run",
+        "clone_einval",
+        "--iters",
+        "20",
+        "--warmup",
+        "2",
+        "--baseline",
+        report.to_str().unwrap(),
+        "--threshold",
+        "100000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

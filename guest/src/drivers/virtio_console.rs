@@ -1,0 +1,642 @@
+//! virtio console driver (Linux: `drivers/char/virtio_console.c`, with the
+//! split virtqueue of `drivers/virtio/virtio_ring.c` written by hand: it is
+//! small, and the kernel's frame allocator hands out single pages).
+//!
+//! One port, no multiport: receiveq 0 and transmitq 1, each in one zeroed
+//! page (descriptor table, available ring, used ring) of [`QUEUE_SIZE`]
+//! entries; receive buffers are 256-byte slices of one more page, the
+//! transmit buffer is one page. Only VIRTIO_F_VERSION_1 is negotiated.
+//!
+//! Interrupts (GSI from `BootInfo`, through the IOAPIC): the handler reads
+//! InterruptStatus, writes InterruptACK, moves the used receive buffers'
+//! bytes into a kernel byte queue, gives the buffers back (one QueueNotify
+//! per batch) and wakes readers; used transmit buffers wake the writer.
+//! A device that sets DEVICE_NEEDS_RESET is logged once and not used again.
+//!
+//! [`Virtqueue`] (the ring logic) is pure and unit-tested on the host on
+//! ordinary memory; only the `kernel` part touches the device.
+
+#![cfg_attr(test, allow(dead_code))] // registers are used by the kernel part only
+
+use core::sync::atomic::{fence, Ordering};
+
+/// Entries per queue (the device allows up to 256).
+pub const QUEUE_SIZE: u16 = 16;
+/// Bytes of one receive buffer (16 of them fill a page).
+pub const RX_BUFFER_SIZE: u32 = 256;
+
+/// Byte offsets of the three parts inside a queue's page.
+pub const DESC_OFFSET: u64 = 0;
+pub const AVAIL_OFFSET: u64 = 256;
+pub const USED_OFFSET: u64 = 512;
+
+/// Descriptor flags (virtio 1.x section 2.7.5).
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+
+/// The register file (virtio 1.x section 4.2.2), shared with the VMM.
+#[cfg_attr(test, allow(unused_imports))] // the hardware half is kernel-only
+pub use forkvm_abi::virtio_mmio::reg;
+
+/// Device status bits (virtio 1.x section 2.1).
+#[cfg_attr(test, allow(unused_imports))]
+pub use forkvm_abi::virtio_mmio::status;
+
+/// InterruptStatus bit 1 (bit 0, used buffers, needs no test: the rings
+/// are always looked at).
+#[cfg_attr(test, allow(unused_imports))]
+use forkvm_abi::virtio_mmio::INT_CONFIG as VIRTIO_MMIO_INT_CONFIG;
+
+/// VIRTIO_F_VERSION_1: bit 32, i.e. bit 0 of feature word 1.
+pub const VIRTIO_F_VERSION_1_WORD1: u32 = 1;
+
+pub const RECEIVEQ: u16 = 0;
+pub const TRANSMITQ: u16 = 1;
+
+/// The feature words the driver accepts from what the device offers
+/// (`offered[i]` is feature word `i`): exactly VERSION_1, or `None` if the
+/// device lacks it (a legacy device this driver does not speak to).
+pub fn negotiate(offered: [u32; 2]) -> Option<[u32; 2]> {
+    (offered[1] & VIRTIO_F_VERSION_1_WORD1 != 0).then_some([0, VIRTIO_F_VERSION_1_WORD1])
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Desc {
+    addr: u64,
+    len: u32,
+    flags: u16,
+    next: u16,
+}
+
+/// A split virtqueue over one page at `base` (a kernel pointer) whose
+/// guest-physical address is `phys` (what the device is told).
+pub struct Virtqueue {
+    base: *mut u8,
+    phys: u64,
+    /// Bit i set: descriptor i is free.
+    free: u32,
+    /// The driver's copy of avail->idx.
+    avail_idx: u16,
+    /// The next used entry to look at.
+    last_used: u16,
+    /// The buffer address each descriptor carries (to recycle it).
+    buffers: [u64; QUEUE_SIZE as usize],
+}
+
+// SAFETY: the queue's page belongs to the queue alone; the driver serialises
+// access with its lock.
+unsafe impl Send for Virtqueue {}
+
+impl Virtqueue {
+    /// A queue in the zeroed page at `base` (physical `phys`).
+    ///
+    /// # Safety
+    /// `base` must point to a zeroed, 4 KiB, page-aligned region that lives
+    /// as long as the queue and that nothing but the queue (and the device)
+    /// touches.
+    pub unsafe fn new(base: *mut u8, phys: u64) -> Virtqueue {
+        Virtqueue {
+            base,
+            phys,
+            free: (1u32 << QUEUE_SIZE) - 1,
+            avail_idx: 0,
+            last_used: 0,
+            buffers: [0; QUEUE_SIZE as usize],
+        }
+    }
+
+    pub fn desc_phys(&self) -> u64 {
+        self.phys + DESC_OFFSET
+    }
+    pub fn avail_phys(&self) -> u64 {
+        self.phys + AVAIL_OFFSET
+    }
+    pub fn used_phys(&self) -> u64 {
+        self.phys + USED_OFFSET
+    }
+
+    /// Descriptors not given to the device.
+    #[cfg(test)]
+    pub fn free_descriptors(&self) -> u32 {
+        self.free.count_ones()
+    }
+
+    fn at<T>(&self, offset: u64) -> *mut T {
+        // Offsets stay inside the page (see the layout constants).
+        self.base.wrapping_add(offset as usize).cast()
+    }
+
+    /// Gives the device the buffer at physical `addr` of `len` bytes
+    /// (device-writable if `write`); it becomes visible with the next
+    /// [`publish`](Self::publish). `None` if every descriptor is in use.
+    pub fn add(&mut self, addr: u64, len: u32, write: bool) -> Option<u16> {
+        if self.free == 0 {
+            return None;
+        }
+        let id = self.free.trailing_zeros() as u16;
+        self.free &= !(1 << id);
+        self.buffers[id as usize] = addr;
+        let desc = Desc {
+            addr,
+            len,
+            flags: if write { VIRTQ_DESC_F_WRITE } else { 0 },
+            next: 0,
+        };
+        let slot = AVAIL_OFFSET + 4 + 2 * u64::from(self.avail_idx % QUEUE_SIZE);
+        // SAFETY: both writes are inside the queue's page (`new`'s contract):
+        // descriptor `id` < QUEUE_SIZE and the ring slot < QUEUE_SIZE.
+        unsafe {
+            core::ptr::write_volatile(self.at::<Desc>(DESC_OFFSET).add(id as usize), desc);
+            core::ptr::write_volatile(self.at::<u16>(slot), id);
+        }
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        Some(id)
+    }
+
+    /// Makes the added buffers visible to the device (avail->idx).
+    pub fn publish(&mut self) {
+        // The descriptors and ring entries before the index.
+        fence(Ordering::SeqCst);
+        // SAFETY: avail->idx is inside the queue's page.
+        unsafe { core::ptr::write_volatile(self.at::<u16>(AVAIL_OFFSET + 2), self.avail_idx) };
+        fence(Ordering::SeqCst);
+    }
+
+    /// Takes the next buffer the device used: its address and the bytes
+    /// it wrote. Its descriptor is free again. A used entry naming a
+    /// descriptor the driver does not own is skipped.
+    pub fn pop_used(&mut self) -> Option<(u64, u32)> {
+        loop {
+            // SAFETY: used->idx is inside the queue's page.
+            let used_idx = unsafe { core::ptr::read_volatile(self.at::<u16>(USED_OFFSET + 2)) };
+            if used_idx == self.last_used {
+                return None;
+            }
+            // The entry after the index that announced it.
+            fence(Ordering::SeqCst);
+            let slot = USED_OFFSET + 4 + 8 * u64::from(self.last_used % QUEUE_SIZE);
+            // SAFETY: the slot (id, len) is inside the queue's page.
+            let (id, len) = unsafe {
+                (
+                    core::ptr::read_volatile(self.at::<u32>(slot)),
+                    core::ptr::read_volatile(self.at::<u32>(slot + 4)),
+                )
+            };
+            self.last_used = self.last_used.wrapping_add(1);
+            if id >= u32::from(QUEUE_SIZE) || self.free & (1 << id) != 0 {
+                continue;
+            }
+            self.free |= 1 << id;
+            return Some((self.buffers[id as usize], len));
+        }
+    }
+}
+
+#[cfg(not(test))]
+pub use kernel::*;
+
+#[cfg(not(test))]
+mod kernel {
+    use alloc::collections::VecDeque;
+    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use spin::Mutex;
+
+    use super::*;
+    use crate::mm::frame::{FrameUse, FRAME_SIZE};
+    use crate::sched::wait::WaitQueue;
+
+    /// Bytes received and not read yet, at most this many (more input
+    /// waits in the device's queue: its buffers are not recycled).
+    const RX_QUEUE_LIMIT: usize = 64 * 1024;
+
+    struct Device {
+        base: u64,
+        rx: Virtqueue,
+        tx: Virtqueue,
+        tx_buffer: u64,
+        /// Receive buffers harvested while the byte queue was full.
+        parked: alloc::vec::Vec<u64>,
+    }
+
+    static DEVICE: Mutex<Option<Device>> = Mutex::new(None);
+    static GSI: AtomicU32 = AtomicU32::new(u32::MAX);
+    static BROKEN: AtomicBool = AtomicBool::new(false);
+    static INPUT: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+    /// Readers wait here for input.
+    static RX_WAIT: WaitQueue = WaitQueue::new();
+    /// The writer waits here for the device to consume its buffer.
+    static TX_WAIT: WaitQueue = WaitQueue::new();
+    /// A writer owns the transmit page (others sleep on `TX_WAIT`: a spin
+    /// lock held across a sleep would hang the single CPU).
+    static TX_OWNED: AtomicBool = AtomicBool::new(false);
+    /// The device holds the transmit page.
+    static TX_BUSY: AtomicBool = AtomicBool::new(false);
+
+    fn read(base: u64, offset: u64) -> u32 {
+        // SAFETY: `base` is the probed virtio-mmio window inside the MMIO
+        // hole, mapped uncached in the direct map; registers are aligned
+        // 32-bit.
+        unsafe { core::ptr::read_volatile(crate::mm::phys_to_virt(base + offset) as *const u32) }
+    }
+
+    fn write(base: u64, offset: u64, value: u32) {
+        // SAFETY: as in `read`; the driver owns the device.
+        unsafe {
+            core::ptr::write_volatile(crate::mm::phys_to_virt(base + offset) as *mut u32, value)
+        }
+    }
+
+    fn zeroed_frame() -> Option<u64> {
+        let pfn = crate::mm::FRAMES.lock().as_mut()?.alloc(FrameUse::Data)?;
+        let phys = pfn.phys();
+        // SAFETY: a freshly allocated RAM frame, mapped by the direct map
+        // and owned by nobody else.
+        unsafe {
+            core::ptr::write_bytes(
+                crate::mm::phys_to_virt(phys) as *mut u8,
+                0,
+                FRAME_SIZE as usize,
+            )
+        };
+        Some(phys)
+    }
+
+    fn setup_queue(base: u64, index: u16) -> Result<Virtqueue, &'static str> {
+        write(base, reg::QUEUE_SEL, u32::from(index));
+        if read(base, reg::QUEUE_READY) != 0 {
+            return Err("queue already live");
+        }
+        if read(base, reg::QUEUE_NUM_MAX) < u32::from(QUEUE_SIZE) {
+            return Err("queue too small");
+        }
+        let phys = zeroed_frame().ok_or("out of memory")?;
+        // SAFETY: a zeroed page of our own, kept for the kernel's life.
+        let queue = unsafe { Virtqueue::new(crate::mm::phys_to_virt(phys) as *mut u8, phys) };
+        write(base, reg::QUEUE_NUM, u32::from(QUEUE_SIZE));
+        for (low, high, addr) in [
+            (reg::QUEUE_DESC_LOW, reg::QUEUE_DESC_HIGH, queue.desc_phys()),
+            (
+                reg::QUEUE_DRIVER_LOW,
+                reg::QUEUE_DRIVER_HIGH,
+                queue.avail_phys(),
+            ),
+            (
+                reg::QUEUE_DEVICE_LOW,
+                reg::QUEUE_DEVICE_HIGH,
+                queue.used_phys(),
+            ),
+        ] {
+            write(base, low, addr as u32);
+            write(base, high, (addr >> 32) as u32);
+        }
+        write(base, reg::QUEUE_READY, 1);
+        Ok(queue)
+    }
+
+    /// Brings the device at `base` up (after `virtio_mmio` identified a
+    /// console there) and routes its interrupt line `gsi`.
+    pub fn init(base: u64, gsi: u32) {
+        if let Err(e) = try_init(base, gsi) {
+            write(base, reg::STATUS, status::FAILED);
+            crate::println!("virtio-console: not used: {e}");
+        }
+    }
+
+    fn try_init(base: u64, gsi: u32) -> Result<(), &'static str> {
+        use crate::arch::{apic, interrupts::IRQ_BASE, ioapic};
+        write(base, reg::STATUS, 0);
+        write(base, reg::STATUS, status::ACKNOWLEDGE);
+        write(base, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        let mut offered = [0u32; 2];
+        for (word, value) in offered.iter_mut().enumerate() {
+            write(base, reg::DEVICE_FEATURES_SEL, word as u32);
+            *value = read(base, reg::DEVICE_FEATURES);
+        }
+        let accepted = negotiate(offered).ok_or("no VIRTIO_F_VERSION_1")?;
+        for (word, value) in accepted.iter().enumerate() {
+            write(base, reg::DRIVER_FEATURES_SEL, word as u32);
+            write(base, reg::DRIVER_FEATURES, *value);
+        }
+        let features_ok = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK;
+        write(base, reg::STATUS, features_ok);
+        if read(base, reg::STATUS) & status::FEATURES_OK == 0 {
+            return Err("FEATURES_OK refused");
+        }
+        let mut rx = setup_queue(base, RECEIVEQ)?;
+        let tx = setup_queue(base, TRANSMITQ)?;
+        let rx_page = zeroed_frame().ok_or("out of memory")?;
+        let tx_buffer = zeroed_frame().ok_or("out of memory")?;
+        for i in 0..u64::from(QUEUE_SIZE) {
+            rx.add(
+                rx_page + i * u64::from(RX_BUFFER_SIZE),
+                RX_BUFFER_SIZE,
+                true,
+            );
+        }
+        rx.publish();
+        GSI.store(gsi, Ordering::Relaxed);
+        *DEVICE.lock() = Some(Device {
+            base,
+            rx,
+            tx,
+            tx_buffer,
+            parked: alloc::vec::Vec::new(),
+        });
+        // Route before DRIVER_OK: the device may use buffers at once.
+        ioapic::route(gsi, IRQ_BASE + gsi as u8, apic::id());
+        write(base, reg::STATUS, features_ok | status::DRIVER_OK);
+        write(base, reg::QUEUE_NOTIFY, u32::from(RECEIVEQ));
+        // Input the host queued before boot may already be in our buffers.
+        handle_irq(gsi);
+        Ok(())
+    }
+
+    /// Whether the device is up and usable.
+    pub fn available() -> bool {
+        DEVICE.lock().is_some() && !BROKEN.load(Ordering::Acquire)
+    }
+
+    /// Moves used receive buffers into the byte queue and recycles them
+    /// (notifying once); wakes the writer on used transmit buffers.
+    fn harvest(device: &mut Device) {
+        let mut input = INPUT.lock();
+        let mut recycled = false;
+        let mut received = false;
+        // Buffers parked while the queue was full go back first.
+        while input.len() < RX_QUEUE_LIMIT {
+            let Some(buffer) = device.parked.pop() else {
+                break;
+            };
+            device.rx.add(buffer, RX_BUFFER_SIZE, true);
+            recycled = true;
+        }
+        while let Some((buffer, len)) = device.rx.pop_used() {
+            let len = len.min(RX_BUFFER_SIZE) as usize;
+            // SAFETY: `buffer` is one of our receive buffers in RAM (direct
+            // map); the device has returned it, so nobody writes it now.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(crate::mm::phys_to_virt(buffer) as *const u8, len)
+            };
+            input.extend(bytes);
+            received |= len > 0;
+            if input.len() < RX_QUEUE_LIMIT {
+                device.rx.add(buffer, RX_BUFFER_SIZE, true);
+                recycled = true;
+            } else {
+                device.parked.push(buffer);
+            }
+        }
+        drop(input);
+        if recycled {
+            device.rx.publish();
+            write(device.base, reg::QUEUE_NOTIFY, u32::from(RECEIVEQ));
+        }
+        if received {
+            RX_WAIT.wake_all();
+        }
+        if device.tx.pop_used().is_some() {
+            TX_BUSY.store(false, Ordering::Release);
+            TX_WAIT.wake_all();
+        }
+    }
+
+    /// Interrupt on IOAPIC line `gsi`: ours if it is the console's.
+    pub fn handle_irq(gsi: u32) {
+        if gsi != GSI.load(Ordering::Relaxed) || BROKEN.load(Ordering::Acquire) {
+            return;
+        }
+        let mut guard = DEVICE.lock();
+        let Some(device) = guard.as_mut() else {
+            return;
+        };
+        let pending = read(device.base, reg::INTERRUPT_STATUS);
+        if pending != 0 {
+            write(device.base, reg::INTERRUPT_ACK, pending);
+        }
+        if pending & VIRTIO_MMIO_INT_CONFIG != 0
+            && read(device.base, reg::STATUS) & status::DEVICE_NEEDS_RESET != 0
+        {
+            drop(guard);
+            mark_broken();
+            return;
+        }
+        harvest(device);
+    }
+
+    fn mark_broken() {
+        if !BROKEN.swap(true, Ordering::AcqRel) {
+            crate::println!("virtio-console: device needs a reset; not used any more");
+        }
+        RX_WAIT.wake_all();
+        TX_WAIT.wake_all();
+    }
+
+    /// Reads at least one byte (blocking) into `out`. `Err(EINTR)` if a
+    /// fatal signal interrupted the wait, `Err(EIO)` for a broken device.
+    pub fn read_bytes(out: &mut [u8]) -> Result<usize, i32> {
+        use crate::errno::{EINTR, EIO};
+        let mut n = 0;
+        let done = RX_WAIT.wait_until(|| {
+            if BROKEN.load(Ordering::Acquire) {
+                return true;
+            }
+            let mut input = INPUT.lock();
+            n = out.len().min(input.len());
+            for (slot, byte) in out.iter_mut().zip(input.drain(..n)) {
+                *slot = byte;
+            }
+            n > 0
+        });
+        if n > 0 {
+            // Buffers parked for lack of room can go back now.
+            if let Some(device) = DEVICE.lock().as_mut() {
+                if !device.parked.is_empty() {
+                    harvest(device);
+                }
+            }
+            return Ok(n);
+        }
+        if !done {
+            return Err(EINTR);
+        }
+        Err(EIO)
+    }
+
+    /// Transmits `data` in page-sized chunks, one QueueNotify each, waiting
+    /// for the device to consume each. Returns the bytes sent.
+    pub fn write_bytes(data: &[u8]) -> Result<usize, i32> {
+        use crate::errno::{EINTR, EIO};
+        let mut owned = false;
+        let woken = TX_WAIT.wait_until(|| {
+            owned = !TX_BUSY.load(Ordering::Acquire)
+                && TX_OWNED
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+            owned || BROKEN.load(Ordering::Acquire)
+        });
+        if !owned {
+            return Err(if woken { EIO } else { EINTR });
+        }
+        let result = transmit(data);
+        TX_OWNED.store(false, Ordering::Release);
+        TX_WAIT.wake_all();
+        result
+    }
+
+    /// [`write_bytes`] with the transmit page owned.
+    fn transmit(data: &[u8]) -> Result<usize, i32> {
+        use crate::errno::{EINTR, EIO};
+        let mut sent = 0;
+        for chunk in data.chunks(FRAME_SIZE as usize) {
+            if BROKEN.load(Ordering::Acquire) {
+                break;
+            }
+            {
+                let mut guard = DEVICE.lock();
+                let Some(device) = guard.as_mut() else {
+                    return Err(EIO);
+                };
+                // SAFETY: the transmit page is ours and the device is done
+                // with it (TX_BUSY was clear: the previous chunk came back).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        chunk.as_ptr(),
+                        crate::mm::phys_to_virt(device.tx_buffer) as *mut u8,
+                        chunk.len(),
+                    )
+                };
+                TX_BUSY.store(true, Ordering::Release);
+                let buffer = device.tx_buffer;
+                device.tx.add(buffer, chunk.len() as u32, false);
+                device.tx.publish();
+                write(device.base, reg::QUEUE_NOTIFY, u32::from(TRANSMITQ));
+            }
+            let done = TX_WAIT
+                .wait_until(|| !TX_BUSY.load(Ordering::Acquire) || BROKEN.load(Ordering::Acquire));
+            if !done {
+                // The device may still read the page; give up on it rather
+                // than overwrite it under its feet.
+                return if sent > 0 { Ok(sent) } else { Err(EINTR) };
+            }
+            if TX_BUSY.load(Ordering::Acquire) {
+                break;
+            }
+            sent += chunk.len();
+        }
+        if sent == 0 && !data.is_empty() {
+            return Err(EIO);
+        }
+        Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    fn queue() -> (alloc::boxed::Box<Page>, Virtqueue) {
+        let mut page = alloc::boxed::Box::new(Page([0; 4096]));
+        // SAFETY: a zeroed page that outlives the queue in each test.
+        let queue = unsafe { Virtqueue::new(page.0.as_mut_ptr(), 0x1000) };
+        (page, queue)
+    }
+
+    fn u16_at(page: &Page, offset: u64) -> u16 {
+        let o = offset as usize;
+        u16::from_le_bytes([page.0[o], page.0[o + 1]])
+    }
+
+    /// What a device does: returns descriptor `id` with `len` bytes.
+    fn device_use(page: &mut Page, id: u32, len: u32) {
+        let idx = u16_at(page, USED_OFFSET + 2);
+        let slot = (USED_OFFSET + 4 + 8 * u64::from(idx % QUEUE_SIZE)) as usize;
+        page.0[slot..slot + 4].copy_from_slice(&id.to_le_bytes());
+        page.0[slot + 4..slot + 8].copy_from_slice(&len.to_le_bytes());
+        let o = (USED_OFFSET + 2) as usize;
+        page.0[o..o + 2].copy_from_slice(&idx.wrapping_add(1).to_le_bytes());
+    }
+
+    #[test]
+    fn layout_fits_a_page() {
+        assert!(DESC_OFFSET + 16 * u64::from(QUEUE_SIZE) <= AVAIL_OFFSET);
+        assert!(AVAIL_OFFSET + 6 + 2 * u64::from(QUEUE_SIZE) <= USED_OFFSET);
+        assert!(USED_OFFSET + 6 + 8 * u64::from(QUEUE_SIZE) <= 4096);
+        let (_page, q) = queue();
+        assert_eq!(
+            (q.desc_phys(), q.avail_phys(), q.used_phys()),
+            (0x1000, 0x1100, 0x1200)
+        );
+    }
+
+    #[test]
+    fn add_publish_and_descriptors() {
+        let (mut page, mut q) = queue();
+        assert_eq!(q.add(0xabc000, 256, true), Some(0));
+        assert_eq!(q.add(0xdef000, 100, false), Some(1));
+        assert_eq!(u16_at(&page, AVAIL_OFFSET + 2), 0, "not published yet");
+        q.publish();
+        assert_eq!(u16_at(&page, AVAIL_OFFSET + 2), 2);
+        assert_eq!(u16_at(&page, AVAIL_OFFSET + 4), 0);
+        assert_eq!(u16_at(&page, AVAIL_OFFSET + 6), 1);
+        let d = &page.0[16..32];
+        assert_eq!(u64::from_le_bytes(d[..8].try_into().unwrap()), 0xdef000);
+        assert_eq!(u32::from_le_bytes(d[8..12].try_into().unwrap()), 100);
+        assert_eq!(u16::from_le_bytes(d[12..14].try_into().unwrap()), 0);
+        let d0 = &page.0[..16];
+        assert_eq!(
+            u16::from_le_bytes(d0[12..14].try_into().unwrap()),
+            VIRTQ_DESC_F_WRITE
+        );
+        assert_eq!(q.pop_used(), None);
+        device_use(&mut page, 1, 0);
+        device_use(&mut page, 0, 7);
+        assert_eq!(q.pop_used(), Some((0xdef000, 0)));
+        assert_eq!(q.pop_used(), Some((0xabc000, 7)));
+        assert_eq!(q.pop_used(), None);
+        assert_eq!(q.free_descriptors(), u32::from(QUEUE_SIZE));
+    }
+
+    #[test]
+    fn full_queue_and_wrap_around() {
+        let (mut page, mut q) = queue();
+        for i in 0..u64::from(QUEUE_SIZE) {
+            assert!(q.add(i * 256, 256, true).is_some());
+        }
+        assert_eq!(q.add(0, 1, true), None);
+        q.publish();
+        // Recycle every buffer many times: indices wrap past 65535.
+        for round in 0..5000u32 {
+            let id = round % u32::from(QUEUE_SIZE);
+            device_use(&mut page, id, round % 257);
+            let (buffer, len) = q.pop_used().unwrap();
+            assert_eq!(buffer, u64::from(id) * 256);
+            assert_eq!(len, round % 257);
+            assert_eq!(q.add(buffer, 256, true), Some(id as u16));
+            q.publish();
+        }
+        assert_eq!(q.free_descriptors(), 0);
+    }
+
+    #[test]
+    fn bogus_used_entries_are_skipped() {
+        let (mut page, mut q) = queue();
+        q.add(0x5000, 10, false);
+        q.publish();
+        device_use(&mut page, 999, 1); // out of range
+        device_use(&mut page, 3, 1); // not given to the device
+        device_use(&mut page, 0, 10);
+        assert_eq!(q.pop_used(), Some((0x5000, 10)));
+        assert_eq!(q.pop_used(), None);
+    }
+
+    #[test]
+    fn features() {
+        assert_eq!(negotiate([0xffff_ffff, 1]), Some([0, 1]));
+        assert_eq!(negotiate([0, 0x7]), Some([0, 1]));
+        assert_eq!(negotiate([1, 0]), None);
+    }
+}

@@ -10,6 +10,14 @@ fn forkbench(args: &[&str]) -> std::process::Output {
         .expect("forkbench runs")
 }
 
+/// `forkbench run clone_einval` (the cheapest operation), 20 iterations,
+/// with `extra` arguments.
+fn run_clone_einval(extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "clone_einval", "--iters", "20", "--warmup", "2"];
+    args.extend_from_slice(extra);
+    forkbench(&args)
+}
+
 #[test]
 fn usage_errors_exit_2() {
     for args in [
@@ -43,18 +51,7 @@ fn json_report_then_regression_gate() {
     let dir = std::env::temp_dir().join(format!("forkbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("now.json");
-    let out = forkbench(&[
-        "run",
-        "clone_einval",
-        "--iters",
-        "20",
-        "--warmup",
-        "2",
-        "--format",
-        "json",
-        "--output",
-        report.to_str().unwrap(),
-    ]);
+    let out = run_clone_einval(&["--format", "json", "--output", report.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -75,13 +72,7 @@ fn json_report_then_regression_gate() {
     let fast = text.replace(&format!("\"median\": {median}"), "\"median\": 1");
     let baseline = dir.join("fast.json");
     std::fs::write(&baseline, fast).unwrap();
-    let out = forkbench(&[
-        "run",
-        "clone_einval",
-        "--iters",
-        "20",
-        "--warmup",
-        "2",
+    let out = run_clone_einval(&[
         "--baseline",
         baseline.to_str().unwrap(),
         "--threshold",
@@ -95,13 +86,7 @@ fn json_report_then_regression_gate() {
     );
 
     // The run compared with itself passes at a generous threshold.
-    let out = forkbench(&[
-        "run",
-        "clone_einval",
-        "--iters",
-        "20",
-        "--warmup",
-        "2",
+    let out = run_clone_einval(&[
         "--baseline",
         report.to_str().unwrap(),
         "--threshold",

@@ -4,5 +4,6 @@
 //! benchmarks (`cargo bench`) and command-line tools can use them.
 
 pub mod boot;
+pub mod guest_harness;
 pub mod host_linux;
 pub mod report;

@@ -114,8 +114,11 @@ pub struct Metadata {
     /// Measured iterations per operation and warm-up iterations.
     pub iterations: u64,
     pub warmup: u64,
-    /// Host TSC frequency used to convert cycles.
+    /// Host TSC frequency used to convert host cycles.
     pub host_tsc_khz: Option<u64>,
+    /// Guest TSC frequency (from its Hello reply) used for guest cycles.
+    #[serde(default)]
+    pub guest_tsc_khz: Option<u64>,
     /// forkbench's version.
     pub tool_version: String,
 }
@@ -148,6 +151,7 @@ impl Metadata {
             iterations,
             warmup,
             host_tsc_khz,
+            guest_tsc_khz: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }

@@ -10,10 +10,19 @@ fn forkbench(args: &[&str]) -> std::process::Output {
         .expect("forkbench runs")
 }
 
-/// `forkbench run clone_einval` (the cheapest operation), 20 iterations,
+/// `forkbench run clone_einval --target host` (the cheapest operation), 20 iterations,
 /// with `extra` arguments.
 fn run_clone_einval(extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", "clone_einval", "--iters", "20", "--warmup", "2"];
+    let mut args = vec![
+        "run",
+        "clone_einval",
+        "--target",
+        "host",
+        "--iters",
+        "20",
+        "--warmup",
+        "2",
+    ];
     args.extend_from_slice(extra);
     forkbench(&args)
 }
@@ -38,7 +47,14 @@ fn usage_errors_exit_2() {
 fn a_bad_baseline_is_refused_before_running() {
     let dir = std::env::temp_dir().join(format!("forkbench-bad-{}", std::process::id()));
     std::fs::write(&dir, "not json").unwrap();
-    let out = forkbench(&["run", "fork", "--baseline", dir.to_str().unwrap()]);
+    let out = forkbench(&[
+        "run",
+        "fork",
+        "--target",
+        "host",
+        "--baseline",
+        dir.to_str().unwrap(),
+    ]);
     std::fs::remove_file(&dir).ok();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -98,4 +114,65 @@ fn json_report_then_regression_gate() {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn compare_runs_the_guest_and_the_host() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED compare_runs_the_guest_and_the_host: no /dev/kvm on this machine");
+        return;
+    }
+    let out = forkbench(&[
+        "compare", "--iters", "20", "--warmup", "2", "--format", "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["metadata"]["guest_memory_mib"], 256);
+    assert!(value["metadata"]["guest_tsc_khz"].as_u64().unwrap() > 0);
+    let entries = value["entries"].as_array().unwrap();
+    let find = |op: &str, metric: &str, target: &str| {
+        entries
+            .iter()
+            .find(|e| e["op"] == op && e["metric"] == metric && e["target"] == target)
+            .unwrap_or_else(|| panic!("no {op}/{metric}/{target} in {value}"))
+    };
+    // Every operation ran in the guest and produced numbers (failure
+    // operations only count when every call failed with the right errno).
+    for (op, metric) in [
+        ("fork", "create_exit_reap"),
+        ("vfork", "create_exit_reap"),
+        ("clone_thread", "create_exit_reap"),
+        ("clone_vm", "create_exit_reap"),
+        ("fork_exec", "create_exit_reap"),
+        ("fork_mem", "create_exit_reap"),
+        ("rlimit_eagain", "create"),
+        ("max_threads_eagain", "create"),
+        ("clone_einval", "create"),
+    ] {
+        let guest = find(op, metric, "guest");
+        assert_eq!(guest["status"], "ok", "{guest}");
+        assert!(guest["ns"]["median"].as_u64().unwrap() > 0, "{guest}");
+    }
+    assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
+
+    // The table shows the guest/host ratio next to the guest's numbers.
+    let out = forkbench(&["run", "fork", "--iters", "10", "--warmup", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let guest_row = text
+        .lines()
+        .find(|l| l.starts_with("fork/create_exit_reap/guest"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let ratio: f64 = guest_row
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ratio > 0.0, "{guest_row}");
 }

@@ -1,15 +1,18 @@
 //! `forkbench`: process-creation benchmarks for regression dashboards.
 //!
-//! `forkbench run OP|all` measures on the host's Linux (the reference
-//! side; the guest side arrives with the virtio-console harness) and prints
-//! a table, the JSON report, Bencher Metric Format or github-action-benchmark
-//! JSON; `--baseline FILE` compares medians with an earlier JSON report and
-//! exits 1 naming every regression beyond `--threshold` percent.
+//! `forkbench run OP|all` measures in forkvm's guest (booted once, driven
+//! over the virtio-console protocol by `bench::guest_harness`) and on the
+//! host's own Linux (`bench::host_linux`), and prints a table with
+//! guest/host ratios, the JSON report, Bencher Metric Format or
+//! github-action-benchmark JSON; `compare` is `run all` on both.
+//! `--baseline FILE` compares medians with an earlier JSON report and exits
+//! 1 naming every regression beyond `--threshold` percent.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bench::host_linux::{self, op_name, BenchOp, HostError, Params, Summary};
+use bench::guest_harness::{GuestHarness, HarnessOptions};
+use bench::host_linux::{self, op_name, BenchOp, HostError, Metric, Params, Summary};
 use bench::report::{self, Entry, Format, Metadata, Outcome, Report, Stats, Target};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,23 +29,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure one operation, or `all`, on the host's Linux.
+    /// Measure one operation, or `all`, in the guest and/or on the host.
     Run {
         /// The operation, or `all`.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(op_names()))]
         op: String,
-        /// Measured iterations.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-        iters: u64,
-        /// Iterations run first and not measured.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
-        warmup: u64,
-        /// MiB the parent touches before `fork_mem`.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=65_536))]
-        mem: u64,
+        /// Where to run it.
+        #[arg(long, value_enum, default_value_t = TargetArg::Both)]
+        target: TargetArg,
+        #[command(flatten)]
+        sizes: SizeArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Every operation in the guest and on the host, with ratios.
+    Compare {
+        #[command(flatten)]
+        sizes: SizeArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct SizeArgs {
+    /// Measured iterations.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    iters: u64,
+    /// Iterations run first and not measured.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    warmup: u64,
+    /// MiB the parent touches before `fork_mem`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4_096))]
+    mem: u64,
+    /// Guest RAM in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    guest_memory: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetArg {
+    Guest,
+    Host,
+    Both,
 }
 
 #[derive(clap::Args)]
@@ -87,20 +116,21 @@ impl From<FormatArg> for Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Run {
             op,
-            iters,
-            warmup,
-            mem,
+            target,
+            sizes,
             output,
-        } => match run(&op, iters, warmup, mem, &output) {
-            Ok(code) => code,
-            Err(message) => {
-                eprintln!("forkbench: {message}");
-                ExitCode::FAILURE
-            }
-        },
+        } => run(&op, target, &sizes, &output),
+        Command::Compare { sizes, output } => run("all", TargetArg::Both, &sizes, &output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("forkbench: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -131,11 +161,16 @@ fn select(name: &str) -> Result<Vec<BenchOp>, String> {
 
 fn run(
     name: &str,
-    iters: u64,
-    warmup: u64,
-    mem: u64,
+    target: TargetArg,
+    sizes: &SizeArgs,
     output: &OutputArgs,
 ) -> Result<ExitCode, String> {
+    let SizeArgs {
+        iters,
+        warmup,
+        mem,
+        guest_memory,
+    } = *sizes;
     let ops = select(name)?;
     // Read the baseline first: a bad file should not cost a whole run.
     let baseline = match &output.baseline {
@@ -156,18 +191,49 @@ fn run(
     };
     let tsc_khz = host_linux::tsc_khz();
     let mut entries = Vec::new();
-    for (i, &op) in ops.iter().enumerate() {
-        eprintln!(
-            "forkbench: [{}/{}] {} on the host",
-            i + 1,
-            ops.len(),
-            op_name(op)
-        );
-        entries.extend(host_entries(op, params, tsc_khz));
+    let mut metadata = Metadata::collect(iters, warmup, tsc_khz);
+    if target != TargetArg::Host {
+        if !bench::boot::kvm_available() {
+            return Err(format!(
+                "no KVM device ({}): the guest cannot run here; use --target host",
+                vmm::config::DEFAULT_KVM_DEVICE
+            ));
+        }
+        eprintln!("forkbench: booting the guest ({guest_memory} MiB)");
+        let mut harness = GuestHarness::start(HarnessOptions {
+            memory: guest_memory << 20,
+            ..HarnessOptions::default()
+        })
+        .map_err(|e| format!("guest: {e}"))?;
+        metadata.guest_memory_mib = Some(guest_memory);
+        metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
+        for (i, &op) in ops.iter().enumerate() {
+            eprintln!(
+                "forkbench: [{}/{}] {} in the guest",
+                i + 1,
+                ops.len(),
+                op_name(op)
+            );
+            entries.push(guest_entry(&mut harness, op, params));
+        }
+        harness
+            .shutdown()
+            .map_err(|e| format!("guest shutdown: {e}"))?;
+    }
+    if target != TargetArg::Guest {
+        for (i, &op) in ops.iter().enumerate() {
+            eprintln!(
+                "forkbench: [{}/{}] {} on the host",
+                i + 1,
+                ops.len(),
+                op_name(op)
+            );
+            entries.extend(host_entries(op, params, tsc_khz));
+        }
     }
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
-        metadata: Metadata::collect(iters, warmup, tsc_khz),
+        metadata,
         entries,
     };
     let text = report::render(&report, output.format.into());
@@ -195,6 +261,62 @@ fn run(
     })
 }
 
+/// `summary` (TSC cycles at `khz`) in nanoseconds.
+fn stats_ns(summary: Summary, khz: u64) -> Stats {
+    let ns = |cycles| host_linux::cycles_to_duration(cycles, khz).as_nanos() as u64;
+    Stats {
+        min: ns(summary.min),
+        median: ns(summary.median),
+        p90: ns(summary.p90),
+        max: ns(summary.max),
+    }
+}
+
+/// What the guest measures for `op`: the whole create+exit+reap cycle for
+/// the creating operations, the refused call for the failing ones.
+fn guest_metric(op: BenchOp) -> Metric {
+    if host_linux::metrics(op).contains(&Metric::CreateExitReap) {
+        Metric::CreateExitReap
+    } else {
+        Metric::Create
+    }
+}
+
+/// Runs `op` in the guest and summarises its samples (guest TSC cycles).
+fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry {
+    let khz = harness.hello_info().tsc_khz;
+    let outcome = match harness.run_bench(
+        op,
+        params.iters as u32,
+        params.warmup as u32,
+        params.mem_mib as u32,
+    ) {
+        Ok(samples) => match Summary::of(&samples) {
+            Some(s) if khz > 0 => Outcome::Ok {
+                ns: stats_ns(s, khz),
+            },
+            Some(_) => Outcome::Error {
+                error: "the guest reported no TSC rate".to_string(),
+            },
+            None => Outcome::Error {
+                error: "no samples".to_string(),
+            },
+        },
+        Err(e) => Outcome::Error {
+            error: e.to_string(),
+        },
+    };
+    Entry {
+        op: op_name(op).to_string(),
+        metric: guest_metric(op).name().to_string(),
+        target: Target::Guest,
+        mem_mib: (op == BenchOp::ForkMem).then_some(params.mem_mib as u64),
+        iters: params.iters as u64,
+        outcome,
+        note: None,
+    }
+}
+
 /// Runs `op` on the host and turns the samples (or the reason there are
 /// none) into report entries, one per metric.
 fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry> {
@@ -214,17 +336,9 @@ fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry>
             .iter()
             .map(|&metric| {
                 let outcome = match (result.samples(metric).and_then(Summary::of), tsc_khz) {
-                    (Some(s), Some(khz)) => {
-                        let ns = |c| host_linux::cycles_to_duration(c, khz).as_nanos() as u64;
-                        Outcome::Ok {
-                            ns: Stats {
-                                min: ns(s.min),
-                                median: ns(s.median),
-                                p90: ns(s.p90),
-                                max: ns(s.max),
-                            },
-                        }
-                    }
+                    (Some(s), Some(khz)) => Outcome::Ok {
+                        ns: stats_ns(s, khz),
+                    },
                     (None, _) => Outcome::Error {
                         error: "no samples".to_string(),
                     },

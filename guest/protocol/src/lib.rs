@@ -54,6 +54,12 @@
 //! | `0x87` | `Ok`             | empty                                                                   |
 //! | `0xff` | `Error`          | `request_id: u32, code: u16, detail: u32`                               |
 //!
+//! `Probe` leaves a limit unchanged when `nproc_limit` is `u64::MAX`
+//! (RLIM_INFINITY) or `threads_max` is 0; `uid` 0 stays root, any other uid
+//! becomes that uid and gid without capabilities. `HelloReply.memory_bytes`
+//! is the memory the guest kernel manages (its frames), a little less than
+//! the VM's RAM.
+//!
 //! # Conversation
 //!
 //! The host sends one request at a time and the guest answers with exactly

@@ -10,14 +10,21 @@
 //! - `clone-vm`: `clone(CLONE_VM | SIGCHLD)` on a separate stack (shared
 //!   memory, otherwise a process of its own); the child `exit(0)`s, the
 //!   parent `wait4`s it.
+//! - `fork-exec`: `fork`, the child `execve`s `exit_with 0` (found by name,
+//!   as the forkvm kernel finds its embedded programs), the parent `wait4`s
+//!   it (forkvm's kernel only: Linux finds no `exit_with` in the current
+//!   directory).
 //!
 //! `mem_mib` first maps and touches that many MiB (one write per 4 KiB page)
 //! so the parent has that much resident memory for `fork` to copy the page
 //! tables of. Warm-up: max(1, N/10) extra cycles first, not recorded.
-//! Everything [`measure`] maps is unmapped before it returns, so a
-//! long-lived caller (the shell) can measure again and again.
+//! Everything [`measure`] and [`sample`] map is unmapped before they return,
+//! so a long-lived caller (the shell, `harnessd`) can measure again and
+//! again. [`sample`] hands back the raw per-iteration samples (for the
+//! harness protocol); [`measure`] summarises them.
 
 use core::fmt;
+use core::ptr::null;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
@@ -30,7 +37,7 @@ use crate::time::rdtsc_serialized;
 
 /// The operations and options, as `lat_proc` and `bench` take them.
 pub const USAGE_ARGS: &str =
-    "fork|vfork|thread|clone-vm|clone-einval|rlimit-eagain|max-threads-eagain [--iters N] [--mem MIB]";
+    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain [--iters N] [--mem MIB]";
 /// Iterations when `--iters` is not given.
 pub const DEFAULT_ITERS: usize = 1000;
 /// Stack of the `thread` and `clone-vm` children (they only call `exit`).
@@ -48,6 +55,8 @@ pub enum Op {
     Thread,
     /// `clone(CLONE_VM | SIGCHLD)` + `exit` + `wait4`.
     CloneVm,
+    /// `fork` + `execve("exit_with", ["exit_with", "0"])` + `wait4`.
+    ForkExec,
     /// A clone that must fail with EINVAL (CLONE_SIGHAND without
     /// CLONE_VM): the cost of the flag checks.
     CloneEinval,
@@ -61,11 +70,12 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::Fork,
         Op::Vfork,
         Op::Thread,
         Op::CloneVm,
+        Op::ForkExec,
         Op::CloneEinval,
         Op::MaxThreadsEagain,
         Op::RlimitEagain,
@@ -78,6 +88,7 @@ impl Op {
             Op::Vfork => "vfork",
             Op::Thread => "thread",
             Op::CloneVm => "clone-vm",
+            Op::ForkExec => "fork-exec",
             Op::CloneEinval => "clone-einval",
             Op::MaxThreadsEagain => "max-threads-eagain",
             Op::RlimitEagain => "rlimit-eagain",
@@ -287,6 +298,17 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
             Ok(pid) => reap(pid)?,
             Err(e) => return Err(Error::Sys("fork", e)),
         },
+        Op::ForkExec => match fork() {
+            Ok(0) => {
+                let path = c"exit_with";
+                let argv = [path.as_ptr().cast::<u8>(), c"0".as_ptr().cast(), null()];
+                let envp = [null()];
+                crate::syscall::execve(path, &argv, &envp);
+                exit(127)
+            }
+            Ok(pid) => reap(pid)?,
+            Err(e) => return Err(Error::Sys("fork", e)),
+        },
         Op::Vfork => {
             // SAFETY: the child only makes the (inlined) exit system call.
             match unsafe { vfork() } {
@@ -341,20 +363,46 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
     Ok(rdtsc_serialized() - start)
 }
 
-/// Runs `options.iters` measured cycles (after the warm-up) and summarises
-/// them in TSC cycles. The EAGAIN operations set up their limit first and
-/// undo it afterwards.
+/// The warm-up [`measure`] uses for `iters` measured cycles: max(1, N/10).
+pub fn default_warmup(iters: usize) -> usize {
+    (iters / 10).max(1)
+}
+
+/// Runs `options.iters` measured cycles (after the default warm-up) and
+/// summarises them in TSC cycles. The EAGAIN operations set up their limit
+/// first and undo it afterwards.
 pub fn measure(options: &Options) -> Result<Summary, Error> {
+    let iters = options.iters.max(1);
+    let samples_len = iters
+        .checked_mul(core::mem::size_of::<u64>())
+        .ok_or(Error::Sys("mmap(samples)", Errno::ENOMEM))?;
+    let samples_map = Mapping::new(samples_len, "mmap(samples)")?;
+    // SAFETY: a fresh zeroed mapping of `iters` u64s, used only through this
+    // slice, which ends before the mapping drops.
+    let samples = unsafe { core::slice::from_raw_parts_mut(samples_map.ptr.cast::<u64>(), iters) };
+    sample(options, default_warmup(iters), samples)?;
+    Ok(summarize(samples).expect("iters >= 1"))
+}
+
+/// Runs `warmup` unrecorded cycles of `options.op`, then one measured cycle
+/// per element of `samples` (`options.iters` is ignored), storing each
+/// cycle's TSC cycles. The EAGAIN operations set up their limit first and
+/// undo it afterwards. On an error the samples are meaningless.
+pub fn sample(options: &Options, warmup: usize, samples: &mut [u64]) -> Result<(), Error> {
     match options.op {
-        Op::MaxThreadsEagain => measure_at_threads_max(options),
-        Op::RlimitEagain => measure_at_rlimit_nproc(options),
-        _ => measure_cycles(options),
+        Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, samples),
+        Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, samples),
+        _ => sample_cycles(options, warmup, samples),
     }
 }
 
 /// Lowers `kernel.threads-max` to the number of tasks that exist (so the
 /// next fork fails), measures, and restores it (forkvm's kernel only).
-fn measure_at_threads_max(options: &Options) -> Result<Summary, Error> {
+fn sample_at_threads_max(
+    options: &Options,
+    warmup: usize,
+    samples: &mut [u64],
+) -> Result<(), Error> {
     const NAME: &[u8] = b"kernel.threads-max";
     let mut text = [0u8; 32];
     let n = crate::forkvm::sysctl(NAME, None, &mut text)
@@ -374,16 +422,16 @@ fn measure_at_threads_max(options: &Options) -> Result<Summary, Error> {
     let mut out = [0u8; 32];
     crate::forkvm::sysctl(NAME, Some(&limit[..len]), &mut out)
         .map_err(|e| Error::Sys("forkvm_sysctl(set)", e))?;
-    let result = measure_cycles(options);
+    let result = sample_cycles(options, warmup, samples);
     let len = format_u64(original, &mut limit);
     let restored = crate::forkvm::sysctl(NAME, Some(&limit[..len]), &mut out);
-    let summary = result?;
+    result?;
     restored.map_err(|e| Error::Sys("forkvm_sysctl(restore)", e))?;
-    Ok(summary)
+    Ok(())
 }
 
 /// Decimal text of `value` into `buf`; returns its length.
-fn format_u64(mut value: u64, buf: &mut [u8; 24]) -> usize {
+pub fn format_u64(mut value: u64, buf: &mut [u8; 24]) -> usize {
     let mut digits = [0u8; 24];
     let mut n = 0;
     loop {
@@ -402,59 +450,67 @@ fn format_u64(mut value: u64, buf: &mut [u8; 24]) -> usize {
 
 /// Measures in a child that sets RLIMIT_NPROC to 1 and becomes uid/gid
 /// 65534 without capabilities: it is then at its limit (it counts itself).
-/// The samples come back through a shared mapping.
-fn measure_at_rlimit_nproc(options: &Options) -> Result<Summary, Error> {
+/// The samples come back through a shared mapping, followed by the kind of
+/// error (0: none, 1: setup, 2: unexpected success, 3: wrong errno, 4:
+/// other) and its errno.
+fn sample_at_rlimit_nproc(
+    options: &Options,
+    warmup: usize,
+    samples: &mut [u64],
+) -> Result<(), Error> {
     const NOBODY: u32 = 65534;
-    let iters = options.iters.max(1);
-    let len = iters * core::mem::size_of::<u64>() + PAGE;
+    const WHAT: &str = "fork at RLIMIT_NPROC";
+    let count = samples.len();
+    let len = count
+        .checked_mul(core::mem::size_of::<u64>())
+        .and_then(|n| n.checked_add(PAGE))
+        .ok_or(Error::Sys("mmap(MAP_SHARED)", Errno::ENOMEM))?;
     let shared = SharedMapping::new(len)?;
-    let samples_ptr = shared.ptr;
+    let samples_ptr = shared.ptr.cast::<u64>();
+    // SAFETY: two u64s past the samples, inside the extra page.
+    let (kind_ptr, errno_ptr) = unsafe { (samples_ptr.add(count), samples_ptr.add(count + 1)) };
     let pid = match fork() {
         Ok(0) => {
             let one = crate::cred::Rlimit { cur: 1, max: 1 };
             let setup = crate::cred::prlimit64(0, crate::cred::RLIMIT_NPROC, Some(one))
                 .and_then(|_| crate::cred::setgid(NOBODY))
                 .and_then(|_| crate::cred::setuid(NOBODY));
-            if setup.is_err() {
-                exit(2);
-            }
-            let status = match measure_cycles(options) {
-                Ok(summary) => {
-                    // SAFETY: the shared page holds four u64s past the samples.
-                    unsafe {
-                        let out = samples_ptr.add(iters * 8).cast::<u64>();
-                        out.write(summary.min);
-                        out.add(1).write(summary.median);
-                        out.add(2).write(summary.p90);
-                        out.add(3).write(summary.max);
-                    }
-                    0
-                }
-                Err(Error::Unexpected(_, None)) => 3,
-                Err(_) => 4,
+            // SAFETY: the shared mapping holds `count` samples and two more
+            // words; the parent reads them only after reaping us.
+            let out = unsafe { core::slice::from_raw_parts_mut(samples_ptr, count) };
+            let (kind, errno) = match setup {
+                Err(e) => (1, e.0),
+                Ok(_) => match sample_cycles(options, warmup, out) {
+                    Ok(()) => (0, 0),
+                    Err(Error::Unexpected(_, None)) => (2, 0),
+                    Err(Error::Unexpected(_, Some(e))) => (3, e.0),
+                    Err(Error::Sys(_, e)) => (4, e.0),
+                    Err(Error::Child(_)) => (4, Errno::ECHILD.0),
+                },
             };
-            exit(status)
+            // SAFETY: see above.
+            unsafe {
+                kind_ptr.write(kind);
+                errno_ptr.write(errno as u64);
+            }
+            exit(0)
         }
         Ok(pid) => pid,
         Err(e) => return Err(Error::Sys("fork", e)),
     };
     reap(pid)?;
-    // SAFETY: the child wrote the summary before exiting.
-    let values = unsafe {
-        let out = samples_ptr.add(iters * 8).cast::<u64>();
-        [
-            out.read(),
-            out.add(1).read(),
-            out.add(2).read(),
-            out.add(3).read(),
-        ]
+    // SAFETY: the child wrote the samples and the two words before exiting.
+    let (kind, errno) = unsafe {
+        samples.copy_from_slice(core::slice::from_raw_parts(samples_ptr, count));
+        (kind_ptr.read(), Errno(errno_ptr.read() as i32))
     };
-    Ok(Summary {
-        min: values[0],
-        median: values[1],
-        p90: values[2],
-        max: values[3],
-    })
+    match kind {
+        0 => Ok(()),
+        1 => Err(Error::Sys("setup as uid 65534 with RLIMIT_NPROC 1", errno)),
+        2 => Err(Error::Unexpected(WHAT, None)),
+        3 => Err(Error::Unexpected(WHAT, Some(errno))),
+        _ => Err(Error::Sys(WHAT, errno)),
+    }
 }
 
 /// An anonymous shared mapping (parent and child see the same memory).
@@ -489,8 +545,7 @@ impl Drop for SharedMapping {
 }
 
 /// The measurement loop itself.
-fn measure_cycles(options: &Options) -> Result<Summary, Error> {
-    let iters = options.iters.max(1);
+fn sample_cycles(options: &Options, warmup: usize, samples: &mut [u64]) -> Result<(), Error> {
     let _resident = match options.mem_mib {
         0 => None,
         mib => {
@@ -506,14 +561,6 @@ fn measure_cycles(options: &Options) -> Result<Summary, Error> {
         }
     };
 
-    let samples_len = iters
-        .checked_mul(core::mem::size_of::<u64>())
-        .ok_or(Error::Sys("mmap(samples)", Errno::ENOMEM))?;
-    let samples_map = Mapping::new(samples_len, "mmap(samples)")?;
-    // SAFETY: a fresh zeroed mapping of `iters` u64s, used only through this
-    // slice, which ends before the mapping drops.
-    let samples = unsafe { core::slice::from_raw_parts_mut(samples_map.ptr.cast::<u64>(), iters) };
-
     let stack = Mapping::new(CHILD_STACK, "mmap(stack)")?;
     let tls = stack.ptr.cast::<u64>();
     // SAFETY: the TLS block is the first 64 bytes of the stack mapping; by
@@ -526,14 +573,13 @@ fn measure_cycles(options: &Options) -> Result<Summary, Error> {
         tid: AtomicU32::new(0),
     };
 
-    let warmup = (iters / 10).max(1);
     for _ in 0..warmup {
         cycle(options.op, &area)?;
     }
     for sample in samples.iter_mut() {
         *sample = cycle(options.op, &area)?;
     }
-    Ok(summarize(samples).expect("iters >= 1"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub mod errno;
 #[cfg(feature = "heap")]
 pub mod exec;
 pub mod forkvm;
+#[cfg(feature = "heap")]
+pub mod harness;
 pub mod io;
 pub mod latency;
 #[cfg(not(test))]

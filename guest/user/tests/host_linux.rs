@@ -8,13 +8,14 @@ use std::time::Duration;
 /// Everything at or above this address belongs to the guest kernel.
 const USER_LIMIT: u64 = 0x4000_0000_0000;
 
-const PROGRAMS: [(&str, &str); 6] = [
+const PROGRAMS: [(&str, &str); 7] = [
     ("hello", env!("CARGO_BIN_EXE_hello")),
     ("exit_with", env!("CARGO_BIN_EXE_exit_with")),
     ("lat_proc", env!("CARGO_BIN_EXE_lat_proc")),
     ("spin", env!("CARGO_BIN_EXE_spin")),
     ("heapcheck", env!("CARGO_BIN_EXE_heapcheck")),
     ("panicker", env!("CARGO_BIN_EXE_panicker")),
+    ("harnessd", env!("CARGO_BIN_EXE_harnessd")),
 ];
 
 fn run(path: &str, args: &[&str]) -> Output {
@@ -43,6 +44,17 @@ fn hello_prints_pid_and_argv() {
     assert!(pid > 1);
     assert_eq!(lines[1], format!("argv: {path} a b"));
     assert!(out.stderr.is_empty());
+}
+
+// Linux has no forkvm_vconsole_open: harnessd says so and exits 1.
+#[test]
+fn harnessd_needs_the_virtio_console() {
+    let out = run(env!("CARGO_BIN_EXE_harnessd"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "harnessd: vconsole_open: ENOSYS 38\n"
+    );
 }
 
 #[test]

@@ -1,0 +1,383 @@
+//! The client against a fake guest over in-memory channels.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use forkvm_protocol::{BenchOp, ErrorCode, FrameDecoder, Message, Samples, MAX_FRAME_LEN};
+
+use super::*;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Encodes one frame.
+fn frame(id: u32, message: &Message) -> Vec<u8> {
+    let mut buf = vec![0; MAX_FRAME_LEN];
+    let n = message.encode_frame(id, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// A `BenchSamples` frame for `samples` starting at `first`.
+fn chunk(id: u32, op: BenchOp, first: u32, total: u32, samples: &[u64]) -> Vec<u8> {
+    frame(
+        id,
+        &Message::BenchSamples {
+            op,
+            first_index: first,
+            total,
+            samples: Samples::from_slice(samples).unwrap(),
+        },
+    )
+}
+
+/// A client whose guest answers each request with the byte strings
+/// `handler` returns (each sent as its own write).
+fn fake_guest(
+    mut handler: impl FnMut(u32, Message) -> Vec<Vec<u8>> + Send + 'static,
+) -> Client<ChannelTransport> {
+    let (to_guest, guest_rx) = mpsc::channel::<Vec<u8>>();
+    let (guest_tx, from_guest) = mpsc::channel::<Incoming>();
+    std::thread::spawn(move || {
+        let mut decoder = Box::new(FrameDecoder::new());
+        while let Ok(bytes) = guest_rx.recv() {
+            let mut input = &bytes[..];
+            while !input.is_empty() {
+                let taken = decoder.feed(input);
+                input = &input[taken..];
+                let mut requests = Vec::new();
+                while let Some(result) = decoder.next_frame() {
+                    let frame = result.unwrap();
+                    requests.push((frame.request_id, frame.message().unwrap()));
+                }
+                for (id, request) in requests {
+                    let shutdown = matches!(request, Message::Shutdown { .. });
+                    for reply in handler(id, request) {
+                        if guest_tx.send(Incoming::Data(reply)).is_err() {
+                            return;
+                        }
+                    }
+                    if shutdown {
+                        let _ = guest_tx.send(Incoming::Closed);
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let transport = ChannelTransport::new(
+        move |bytes| {
+            let _ = to_guest.send(bytes.to_vec());
+        },
+        from_guest,
+    );
+    Client::new(transport, TIMEOUT)
+}
+
+/// A guest answering `RunBench` with `iters` samples `0, 1, 2, ...` in
+/// chunks of `per_chunk`, and everything else like a healthy `harnessd`.
+fn healthy(per_chunk: usize) -> impl FnMut(u32, Message) -> Vec<Vec<u8>> + Send {
+    move |id, request| match request {
+        Message::Hello { .. } => vec![frame(
+            id,
+            &Message::HelloReply {
+                protocol_version: 1,
+                platform: 2,
+                tsc_khz: 3_000_000,
+                memory_bytes: 256 << 20,
+                kernel_version: *b"forkvm 0.1.0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
+        )],
+        Message::RunBench { op, iters, .. } => {
+            let all: Vec<u64> = (0..u64::from(iters)).collect();
+            let mut out: Vec<Vec<u8>> = all
+                .chunks(per_chunk)
+                .enumerate()
+                .map(|(i, c)| chunk(id, op, (i * per_chunk) as u32, iters, c))
+                .collect();
+            out.push(frame(
+                id,
+                &Message::BenchDone {
+                    op,
+                    total: iters,
+                    errno: 0,
+                },
+            ));
+            out
+        }
+        Message::Stats => vec![frame(
+            id,
+            &Message::StatsReply {
+                free_frames: 10,
+                total_frames: 20,
+                tasks: 3,
+                nr_threads: 4,
+                max_threads: 100,
+                user_tasks: forkvm_protocol::UserTasks::from_slice(&[(0, 3)]).unwrap(),
+            },
+        )],
+        Message::Probe { .. } => vec![frame(id, &Message::ProbeReply { result: -11 })],
+        Message::Sysctl { value: None, .. } => vec![frame(id, &Message::SysctlReply { value: 7 })],
+        Message::Sysctl { .. } | Message::Rlimit { .. } => vec![frame(id, &Message::Ok)],
+        Message::Shutdown { .. } => vec![],
+        other => panic!("fake guest got {other:?}"),
+    }
+}
+
+#[test]
+fn hello_stats_probe_sysctl_rlimit() {
+    let mut client = fake_guest(healthy(1024));
+    let hello = client.hello().unwrap();
+    assert_eq!(hello.kernel_version, "forkvm 0.1.0");
+    assert_eq!(hello.tsc_khz, 3_000_000);
+    let stats = client.stats().unwrap();
+    assert_eq!(stats.user_tasks, vec![(0, 3)]);
+    assert_eq!(stats.max_threads, 100);
+    assert_eq!(client.probe(ProbeArgs::default()).unwrap(), -11);
+    assert_eq!(client.sysctl("kernel.threads-max", None).unwrap(), Some(7));
+    assert_eq!(client.sysctl("kernel.threads-max", Some(9)).unwrap(), None);
+    client.rlimit(6, 10, 10).unwrap();
+    client.send_shutdown(0).unwrap();
+}
+
+#[test]
+fn request_ids_increase() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let mut inner = healthy(1024);
+    let mut client = fake_guest(move |id, request| {
+        log.lock().unwrap().push(id);
+        inner(id, request)
+    });
+    client.hello().unwrap();
+    client.stats().unwrap();
+    client.run_bench(BenchOp::Fork, 3, 0, 0).unwrap();
+    let ids = seen.lock().unwrap().clone();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
+#[test]
+fn reassembles_chunks_in_order() {
+    for per_chunk in [1, 7, 1024] {
+        let mut client = fake_guest(healthy(per_chunk));
+        let samples = client.run_bench(BenchOp::Fork, 2500, 10, 0).unwrap();
+        assert_eq!(samples, (0..2500).collect::<Vec<u64>>(), "{per_chunk}");
+    }
+    // No samples at all is a valid (empty) run.
+    let mut client = fake_guest(healthy(1024));
+    assert!(client
+        .run_bench(BenchOp::CloneEinval, 0, 0, 0)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn many_chunks_in_one_write() {
+    let mut client = fake_guest(|id, request| match request {
+        Message::RunBench { op, .. } => {
+            let mut bytes = chunk(id, op, 0, 3, &[1, 2]);
+            bytes.extend(chunk(id, op, 2, 3, &[3]));
+            bytes.extend(frame(
+                id,
+                &Message::BenchDone {
+                    op,
+                    total: 3,
+                    errno: 0,
+                },
+            ));
+            // Split at an awkward place as a byte stream may.
+            let (a, b) = bytes.split_at(13);
+            vec![a.to_vec(), b.to_vec()]
+        }
+        other => panic!("{other:?}"),
+    });
+    assert_eq!(
+        client.run_bench(BenchOp::Vfork, 3, 0, 0).unwrap(),
+        vec![1, 2, 3]
+    );
+}
+
+fn bench_error(replies: fn(u32, BenchOp) -> Vec<Vec<u8>>) -> HarnessError {
+    let mut client = fake_guest(move |id, request| match request {
+        Message::RunBench { op, .. } => replies(id, op),
+        other => panic!("{other:?}"),
+    });
+    client.run_bench(BenchOp::Fork, 4, 0, 0).unwrap_err()
+}
+
+fn done(id: u32, op: BenchOp, total: u32, errno: i32) -> Vec<u8> {
+    frame(id, &Message::BenchDone { op, total, errno })
+}
+
+#[test]
+fn detects_out_of_order_chunks() {
+    let e = bench_error(|id, op| {
+        vec![
+            chunk(id, op, 2, 4, &[3, 4]),
+            chunk(id, op, 0, 4, &[1, 2]),
+            done(id, op, 4, 0),
+        ]
+    });
+    assert!(
+        matches!(&e, HarnessError::Protocol(why) if why.contains("out-of-order")),
+        "{e}"
+    );
+}
+
+#[test]
+fn detects_missing_chunks() {
+    // A gap in the middle.
+    let e = bench_error(|id, op| {
+        vec![
+            chunk(id, op, 0, 4, &[1]),
+            chunk(id, op, 2, 4, &[3, 4]),
+            done(id, op, 4, 0),
+        ]
+    });
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+    // A missing last chunk.
+    let e = bench_error(|id, op| vec![chunk(id, op, 0, 4, &[1, 2]), done(id, op, 4, 0)]);
+    assert!(
+        matches!(&e, HarnessError::Protocol(why) if why.contains("missing")),
+        "{e}"
+    );
+    // Fewer samples than iterations without an errno.
+    let e = bench_error(|id, op| vec![chunk(id, op, 0, 2, &[1, 2]), done(id, op, 2, 0)]);
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+}
+
+#[test]
+fn detects_inconsistent_chunks() {
+    // Totals disagree.
+    let e = bench_error(|id, op| {
+        vec![
+            chunk(id, op, 0, 4, &[1, 2]),
+            chunk(id, op, 2, 5, &[3, 4]),
+            done(id, op, 4, 0),
+        ]
+    });
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+    // More samples than announced.
+    let e = bench_error(|id, op| vec![chunk(id, op, 0, 2, &[1, 2, 3]), done(id, op, 3, 0)]);
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+    // Another op.
+    let e = bench_error(|id, _| {
+        vec![
+            chunk(id, BenchOp::Vfork, 0, 4, &[1, 2, 3, 4]),
+            done(id, BenchOp::Vfork, 4, 0),
+        ]
+    });
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+}
+
+#[test]
+fn bench_errno_is_typed() {
+    let e = bench_error(|id, op| vec![chunk(id, op, 0, 4, &[1]), done(id, op, 1, 11)]);
+    assert_eq!(
+        e,
+        HarnessError::BenchFailed {
+            op: BenchOp::Fork,
+            errno: 11,
+            samples: 1
+        }
+    );
+    assert!(e.to_string().contains("errno 11"), "{e}");
+}
+
+#[test]
+fn error_replies_are_typed() {
+    let mut client = fake_guest(|id, _| {
+        vec![frame(
+            id,
+            &Message::Error {
+                request_id: id,
+                code: ErrorCode::BadArgument,
+                detail: 42,
+            },
+        )]
+    });
+    assert_eq!(
+        client.stats().unwrap_err(),
+        HarnessError::Guest {
+            request: MessageType::Stats,
+            code: ErrorCode::BadArgument,
+            detail: 42
+        }
+    );
+    // Also in the middle of a RunBench.
+    assert!(matches!(
+        client.run_bench(BenchOp::Fork, 4, 0, 0).unwrap_err(),
+        HarnessError::Guest {
+            request: MessageType::RunBench,
+            code: ErrorCode::BadArgument,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn mismatched_ids_and_types_are_violations() {
+    let mut client = fake_guest(|id, _| vec![frame(id + 100, &Message::Ok)]);
+    let e = client.stats().unwrap_err();
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+
+    let mut client = fake_guest(|id, _| vec![frame(id, &Message::Ok)]);
+    let e = client.hello().unwrap_err();
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
+
+    let mut client = fake_guest(|_, _| vec![b"FK\x01garbage that is no frame at all".to_vec()]);
+    client.set_timeout(Duration::from_millis(200));
+    assert!(client.stats().is_err());
+}
+
+#[test]
+fn timeouts_and_late_replies() {
+    // The first request gets no answer; the second gets the late answer to
+    // the first, then its own.
+    let mut first: Option<u32> = None;
+    let mut client = fake_guest(move |id, request| match (first, request) {
+        (None, _) => {
+            first = Some(id);
+            vec![]
+        }
+        (Some(old), Message::Stats) => vec![
+            frame(old, &Message::SysctlReply { value: 1 }),
+            frame(
+                id,
+                &Message::StatsReply {
+                    free_frames: 1,
+                    total_frames: 2,
+                    tasks: 1,
+                    nr_threads: 1,
+                    max_threads: 1,
+                    user_tasks: Default::default(),
+                },
+            ),
+        ],
+        (_, other) => panic!("{other:?}"),
+    });
+    client.set_timeout(Duration::from_millis(100));
+    let start = Instant::now();
+    let e = client.sysctl("kernel.threads-max", None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HarnessError::Timeout {
+                request: MessageType::Sysctl,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    client.set_timeout(TIMEOUT);
+    assert_eq!(client.stats().unwrap().total_frames, 2);
+}
+
+#[test]
+fn closed_console_is_vm_ended() {
+    let mut client = fake_guest(healthy(1024));
+    client.send_shutdown(0).unwrap();
+    let e = client.stats().unwrap_err();
+    assert!(matches!(e, HarnessError::VmEnded { .. }), "{e}");
+}

@@ -1,0 +1,115 @@
+//! Process-creation benchmarks: one criterion group per operation (`fork`,
+//! `vfork`, `clone_thread`, ...) with a `guest` member (forkvm's kernel,
+//! booted once and driven over the virtio-console protocol) and a `host`
+//! member (this machine's Linux, same operation, same process), parameter
+//! the metric, so criterion's report puts them side by side.
+//!
+//! Both sides are timed in TSC cycles (the guest's in its user mode, the
+//! host's here) and converted at the rate each side reports. The guest
+//! measures the whole create+exit+reap cycle for creating operations and
+//! the refused call for failing ones. Operations a side cannot run say why
+//! instead of producing a number; without /dev/kvm the guest members are
+//! skipped with a loud note.
+
+use std::time::Duration;
+
+use bench::guest_harness::{GuestHarness, HarnessOptions};
+use bench::host_linux::{self, BenchOp, HostError, Metric, Params};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+
+/// Memory the parent holds for `fork_mem`.
+const FORK_MEM_MIB: usize = 16;
+
+fn process_creation(c: &mut Criterion) {
+    let host_khz = host_linux::tsc_khz();
+    if host_khz.is_none() {
+        eprintln!("host members skipped: no invariant TSC, host cycles cannot be timed");
+    }
+    let mut guest = if bench::boot::kvm_available() {
+        Some(
+            GuestHarness::start(HarnessOptions::default()).unwrap_or_else(|e| panic!("guest: {e}")),
+        )
+    } else {
+        eprintln!("guest members SKIPPED: no /dev/kvm on this machine");
+        None
+    };
+    for op in BenchOp::ALL {
+        let mut group = c.benchmark_group(host_linux::op_name(op));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_secs(1));
+        if let Some(harness) = guest.as_mut() {
+            guest_member(&mut group, harness, op);
+        }
+        if let Some(khz) = host_khz {
+            host_members(&mut group, op, khz);
+        }
+        group.finish();
+    }
+    if let Some(harness) = guest {
+        harness
+            .shutdown()
+            .unwrap_or_else(|e| panic!("guest shutdown: {e}"));
+    }
+}
+
+/// The guest's member of `op`'s group: `iters` cycles in one RunBench.
+fn guest_member(group: &mut BenchmarkGroup<'_, WallTime>, harness: &mut GuestHarness, op: BenchOp) {
+    let khz = harness.hello_info().tsc_khz;
+    let metric = if host_linux::metrics(op).contains(&Metric::CreateExitReap) {
+        Metric::CreateExitReap
+    } else {
+        Metric::Create
+    };
+    let mem = params(op, 0).mem_mib as u32;
+    group.bench_function(BenchmarkId::new("guest", metric.name()), |b| {
+        b.iter_custom(|iters| {
+            let iters = u32::try_from(iters).unwrap_or(u32::MAX);
+            let samples = harness
+                .run_bench(op, iters, 0, mem)
+                .unwrap_or_else(|e| panic!("guest {}: {e}", host_linux::op_name(op)));
+            host_linux::cycles_to_duration(samples.iter().sum(), khz)
+        })
+    });
+}
+
+/// The host's members of `op`'s group, one per metric.
+fn host_members(group: &mut BenchmarkGroup<'_, WallTime>, op: BenchOp, khz: u64) {
+    // One iteration first, to report N/A (or fail) before criterion starts.
+    match host_linux::run(op, params(op, 1)) {
+        Ok(_) => {}
+        Err(e @ HostError::NotApplicable { .. }) => {
+            eprintln!("{e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    }
+    for &metric in host_linux::metrics(op) {
+        group.bench_function(BenchmarkId::new("host", metric.name()), |b| {
+            b.iter_custom(|iters| {
+                let iters = usize::try_from(iters).unwrap_or(usize::MAX);
+                let result =
+                    host_linux::run(op, params(op, iters)).unwrap_or_else(|e| panic!("{e}"));
+                let cycles = result.samples(metric).map_or(0, |s| s.iter().sum());
+                host_linux::cycles_to_duration(cycles, khz)
+            })
+        });
+    }
+}
+
+fn params(op: BenchOp, iters: usize) -> Params {
+    Params {
+        iters,
+        warmup: 0,
+        mem_mib: if op == BenchOp::ForkMem {
+            FORK_MEM_MIB
+        } else {
+            0
+        },
+    }
+}
+
+criterion_group!(benches, process_creation);
+criterion_main!(benches);

@@ -176,3 +176,150 @@ fn compare_runs_the_guest_and_the_host() {
         .unwrap();
     assert!(ratio > 0.0, "{guest_row}");
 }
+
+/// `forkbench sweep --mem-list 0,1 --iters 10 --target both` with CSV and
+/// SVG output: a row and a line per target/metric (and mem).
+#[test]
+fn sweep_writes_csv_and_svg() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED sweep_writes_csv_and_svg: no /dev/kvm on this machine");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("forkbench-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("sweep.csv");
+    let svg = dir.join("sweep.svg");
+    let out = forkbench(&[
+        "sweep",
+        "--mem-list",
+        "0,1",
+        "--iters",
+        "10",
+        "--warmup",
+        "1",
+        "--target",
+        "both",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let csv_text = std::fs::read_to_string(&csv).unwrap_or_default();
+    let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fork_mem/1MiB/create/host"), "{stdout}");
+
+    let mut lines = csv_text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns")
+    );
+    let mut keys: Vec<String> = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields.len(), 7, "{line}");
+            for n in &fields[3..] {
+                assert!(n.parse::<u64>().unwrap() > 0, "{line}");
+            }
+            fields[..3].join(",")
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "guest,create_exit_reap,0",
+            "guest,create_exit_reap,1",
+            "host,create,0",
+            "host,create,1",
+            "host,create_exit_reap,0",
+            "host,create_exit_reap,1",
+        ]
+    );
+
+    assert!(svg_text.starts_with("<svg"), "{svg_text}");
+    // The series are the 2-pixel polylines (axes and ticks are 1 pixel).
+    let series = svg_text
+        .lines()
+        .filter(|l| {
+            (l.contains("<polyline") || l.contains("<path")) && l.contains("stroke-width=\"2\"")
+        })
+        .count();
+    assert_eq!(series, 3, "{svg_text}");
+    for name in [
+        "guest/create_exit_reap",
+        "host/create",
+        "host/create_exit_reap",
+    ] {
+        assert!(svg_text.contains(name), "legend {name}: {svg_text}");
+    }
+}
+
+/// `forkbench probe ARGS`: exit 0 and the standard output.
+fn probe(args: &[&str]) -> String {
+    let mut all = vec!["probe"];
+    all.extend_from_slice(args);
+    let out = forkbench(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn probe_reports_pid_or_errno_on_both_targets() {
+    if !bench::boot::kvm_available() {
+        eprintln!(
+            "SKIPPED probe_reports_pid_or_errno_on_both_targets: no /dev/kvm on this machine"
+        );
+        return;
+    }
+    // CLONE_SIGHAND without CLONE_VM.
+    let out = probe(&["--flags", "0x800"]);
+    assert!(out.contains("guest: err EINVAL 22"), "{out}");
+    assert!(out.contains("host: err EINVAL 22"), "{out}");
+
+    // A plain fork with SIGCHLD.
+    let out = probe(&["--flags", "0", "--exit-signal", "17"]);
+    for target in ["guest", "host"] {
+        assert!(out.contains(&format!("{target}: ok pid=")), "{out}");
+    }
+
+    // The same as JSON, with clone3.
+    let out = probe(&["--flags", "0", "--clone3", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for target in ["guest", "host"] {
+        assert_eq!(json[target]["result"], "ok", "{out}");
+        assert!(json[target]["pid"].as_i64().unwrap() > 0, "{out}");
+    }
+}
+
+#[test]
+fn probe_with_nproc_1_as_a_user_gets_eagain_in_the_guest() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED probe_with_nproc_1_as_a_user_gets_eagain_in_the_guest: no /dev/kvm");
+        return;
+    }
+    let out = probe(&[
+        "--flags", "0", "--uid", "1000", "--nproc", "1", "--target", "guest",
+    ]);
+    assert_eq!(out.trim(), "guest: err EAGAIN 11");
+}
+
+#[test]
+fn probe_on_the_host_only_and_threads_max_is_not_applicable_there() {
+    let out = probe(&["--flags", "0x800", "--target", "host"]);
+    assert_eq!(out.trim(), "host: err EINVAL 22");
+    let out = probe(&["--flags", "0", "--threads-max", "5", "--target", "host"]);
+    assert!(out.starts_with("host: N/A ("), "{out}");
+    let out = forkbench(&["probe", "--flags", "xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use bench::guest_harness::{GuestHarness, HarnessOptions};
 use bench::host_linux::{self, op_name, BenchOp, HostError, Metric, Params, Summary};
+use bench::probe::ProbeOutcome;
+use bench::progress::Progress;
 use bench::report::{self, Entry, Format, Metadata, Outcome, Report, Stats, Target};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -49,6 +51,75 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// `fork_mem` latency against the MiB the parent touched.
+    Sweep(SweepArgs),
+    /// One clone/clone3 call: its pid or errno in the guest and on the host.
+    Probe(ProbeArgsCli),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// MiB touched before forking, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,16,64,256",
+          value_parser = clap::value_parser!(u64).range(0..=4_096))]
+    mem_list: Vec<u64>,
+    /// Measured iterations per point.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    iters: u64,
+    /// Iterations run first and not measured.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    warmup: u64,
+    /// Where to run it.
+    #[arg(long, value_enum, default_value_t = TargetArg::Both)]
+    target: TargetArg,
+    /// Write `target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns` rows to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write an SVG plot of the medians to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ProbeArgsCli {
+    /// Clone flags in hex (`0x800` or `800`), without the exit signal.
+    #[arg(long, value_parser = parse_hex)]
+    flags: u64,
+    /// The child's exit signal (17 is SIGCHLD).
+    #[arg(long, default_value_t = 17, value_parser = clap::value_parser!(u32).range(0..=64))]
+    exit_signal: u32,
+    /// Use clone3 instead of clone.
+    #[arg(long)]
+    clone3: bool,
+    /// Make the call as this uid (0 stays root).
+    #[arg(long, default_value_t = 0)]
+    uid: u32,
+    /// RLIMIT_NPROC for the call (default: unchanged).
+    #[arg(long)]
+    nproc: Option<u64>,
+    /// Guest kernel.threads-max for the call (default: unchanged; N/A on the host).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads_max: Option<u64>,
+    /// Where to make the call.
+    #[arg(long, value_enum, default_value_t = TargetArg::Both)]
+    target: TargetArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Text)]
+    format: ProbeFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProbeFormat {
+    Text,
+    Json,
+}
+
+fn parse_hex(s: &str) -> Result<u64, String> {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u64::from_str_radix(digits, 16).map_err(|e| format!("{s:?} is not hex: {e}"))
 }
 
 #[derive(clap::Args)]
@@ -124,6 +195,8 @@ fn main() -> ExitCode {
             output,
         } => run(&op, target, &sizes, &output),
         Command::Compare { sizes, output } => run("all", TargetArg::Both, &sizes, &output),
+        Command::Sweep(args) => sweep(&args),
+        Command::Probe(args) => probe(&args),
     };
     match result {
         Ok(code) => code,
@@ -192,28 +265,14 @@ fn run(
     let tsc_khz = host_linux::tsc_khz();
     let mut entries = Vec::new();
     let mut metadata = Metadata::collect(iters, warmup, tsc_khz);
+    let steps = ops.len() * (1 + usize::from(target == TargetArg::Both));
+    let mut progress = Progress::new(steps);
     if target != TargetArg::Host {
-        if !bench::boot::kvm_available() {
-            return Err(format!(
-                "no KVM device ({}): the guest cannot run here; use --target host",
-                vmm::config::DEFAULT_KVM_DEVICE
-            ));
-        }
-        eprintln!("forkbench: booting the guest ({guest_memory} MiB)");
-        let mut harness = GuestHarness::start(HarnessOptions {
-            memory: guest_memory << 20,
-            ..HarnessOptions::default()
-        })
-        .map_err(|e| format!("guest: {e}"))?;
+        let mut harness = boot_guest(guest_memory)?;
         metadata.guest_memory_mib = Some(guest_memory);
         metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
-        for (i, &op) in ops.iter().enumerate() {
-            eprintln!(
-                "forkbench: [{}/{}] {} in the guest",
-                i + 1,
-                ops.len(),
-                op_name(op)
-            );
+        for &op in &ops {
+            progress.step(&format!("{} in the guest", op_name(op)));
             entries.push(guest_entry(&mut harness, op, params));
         }
         harness
@@ -221,16 +280,12 @@ fn run(
             .map_err(|e| format!("guest shutdown: {e}"))?;
     }
     if target != TargetArg::Guest {
-        for (i, &op) in ops.iter().enumerate() {
-            eprintln!(
-                "forkbench: [{}/{}] {} on the host",
-                i + 1,
-                ops.len(),
-                op_name(op)
-            );
+        for &op in &ops {
+            progress.step(&format!("{} on the host", op_name(op)));
             entries.extend(host_entries(op, params, tsc_khz));
         }
     }
+    progress.finish();
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
         metadata,
@@ -372,4 +427,121 @@ fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry>
                 .collect()
         }
     }
+}
+
+/// Boots the guest with `memory_mib` MiB, or says why it cannot.
+fn boot_guest(memory_mib: u64) -> Result<GuestHarness, String> {
+    if !bench::boot::kvm_available() {
+        return Err(format!(
+            "no KVM device ({}): the guest cannot run here; use --target host",
+            vmm::config::DEFAULT_KVM_DEVICE
+        ));
+    }
+    eprintln!("forkbench: booting the guest ({memory_mib} MiB)");
+    GuestHarness::start(HarnessOptions {
+        memory: memory_mib << 20,
+        ..HarnessOptions::default()
+    })
+    .map_err(|e| format!("guest: {e}"))
+}
+
+fn sweep(args: &SweepArgs) -> Result<ExitCode, String> {
+    let mems = &args.mem_list;
+    let params = |mem: u64| Params {
+        iters: args.iters as usize,
+        warmup: args.warmup as usize,
+        mem_mib: mem as usize,
+    };
+    let tsc_khz = host_linux::tsc_khz();
+    let mut metadata = Metadata::collect(args.iters, args.warmup, tsc_khz);
+    let mut entries = Vec::new();
+    let steps = mems.len() * (1 + usize::from(args.target == TargetArg::Both));
+    let mut progress = Progress::new(steps);
+    if args.target != TargetArg::Host {
+        // Room for the touched memory plus the kernel, harnessd and the child.
+        let memory = mems.iter().max().copied().unwrap_or(0) + 256;
+        let mut harness = boot_guest(memory)?;
+        metadata.guest_memory_mib = Some(memory);
+        metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
+        for &mem in mems {
+            progress.step(&format!("fork_mem {mem} MiB in the guest"));
+            entries.push(guest_entry(&mut harness, BenchOp::ForkMem, params(mem)));
+        }
+        harness
+            .shutdown()
+            .map_err(|e| format!("guest shutdown: {e}"))?;
+    }
+    if args.target != TargetArg::Guest {
+        for &mem in mems {
+            progress.step(&format!("fork_mem {mem} MiB on the host"));
+            entries.extend(host_entries(BenchOp::ForkMem, params(mem), tsc_khz));
+        }
+    }
+    progress.finish();
+    let report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        metadata,
+        entries,
+    };
+    print!("{}", report::render(&report, Format::Table));
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(path) = &args.csv {
+        write(path, bench::sweep::to_csv(&report.entries))?;
+    }
+    if let Some(path) = &args.svg {
+        write(path, bench::sweep::to_svg(&report.entries)?)?;
+    }
+    let failed = report
+        .entries
+        .iter()
+        .any(|e| matches!(e.outcome, Outcome::Error { .. }));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn probe(args: &ProbeArgsCli) -> Result<ExitCode, String> {
+    let probe_args = bench::guest_harness::ProbeArgs {
+        flags: args.flags,
+        exit_signal: args.exit_signal,
+        use_clone3: args.clone3,
+        uid: args.uid,
+        nproc_limit: args.nproc.unwrap_or(u64::MAX),
+        threads_max: args.threads_max.unwrap_or(0),
+    };
+    let mut results: Vec<(&str, ProbeOutcome)> = Vec::new();
+    if args.target != TargetArg::Host {
+        let mut harness = boot_guest(256)?;
+        let result = harness
+            .probe(probe_args)
+            .map_err(|e| format!("guest probe: {e}"))?;
+        harness
+            .shutdown()
+            .map_err(|e| format!("guest shutdown: {e}"))?;
+        results.push(("guest", ProbeOutcome::from_result(result)));
+    }
+    if args.target != TargetArg::Guest {
+        let outcome =
+            bench::probe::host_probe(probe_args).map_err(|e| format!("host probe: {e}"))?;
+        results.push(("host", outcome));
+    }
+    match args.format {
+        ProbeFormat::Text => {
+            for (target, outcome) in &results {
+                println!("{target}: {outcome}");
+            }
+        }
+        ProbeFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = results
+                .into_iter()
+                .map(|(t, o)| (t.to_string(), serde_json::to_value(o).expect("json")))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&map).expect("json"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

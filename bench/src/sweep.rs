@@ -1,0 +1,193 @@
+//! `forkbench sweep`: fork latency against the memory the parent touched,
+//! as CSV and an SVG line plot (median per series).
+//!
+//! The SVG is drawn with `plotters` (SVG backend only, no fonts: the
+//! backend writes `<text>` elements and leaves glyphs to the viewer).
+
+use std::fmt::Write as _;
+
+use crate::report::Entry;
+
+/// The CSV header.
+pub const CSV_HEADER: &str = "target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns";
+
+/// `entries` with statistics as CSV rows under [`CSV_HEADER`].
+pub fn to_csv(entries: &[Entry]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for e in entries {
+        if let Some(s) = e.stats() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{}",
+                e.target.name(),
+                e.metric,
+                e.mem_mib.unwrap_or(0),
+                s.min,
+                s.median,
+                s.p90,
+                s.max
+            );
+        }
+    }
+    out
+}
+
+/// The series (`target/metric`) in first-seen order, each with its
+/// `(mem_mib, median_ns)` points.
+pub fn series(entries: &[Entry]) -> Vec<(String, Vec<(u64, u64)>)> {
+    let mut out: Vec<(String, Vec<(u64, u64)>)> = Vec::new();
+    for e in entries {
+        let Some(s) = e.stats() else { continue };
+        let name = format!("{}/{}", e.target.name(), e.metric);
+        let point = (e.mem_mib.unwrap_or(0), s.median);
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, points)) => points.push(point),
+            None => out.push((name, vec![point])),
+        }
+    }
+    out
+}
+
+/// An SVG line plot (drawn with `plotters`): x = MiB touched on a
+/// log2(1 + MiB) axis, y = median us, one line per series with a legend.
+pub fn to_svg(entries: &[Entry]) -> Result<String, String> {
+    use plotters::prelude::*;
+
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+    ];
+    let series = series(entries);
+    let xs = |mib: u64| (1.0 + mib as f64).log2();
+    let x_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(m, _)| xs(m)))
+        .fold(1.0f64, f64::max);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, ns)| ns as f64 / 1e3))
+        .fold(1e-3f64, f64::max)
+        * 1.1;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (720, 420)).into_drawing_area();
+        let err = |e: &dyn std::fmt::Debug| format!("plotting: {e:?}");
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("MiB touched by the parent (log2(1 + MiB))")
+            .y_desc("median latency (us)")
+            .x_label_formatter(&|x| {
+                let mib = x.exp2() - 1.0;
+                if mib < 10.0 {
+                    format!("{mib:.1}")
+                } else {
+                    format!("{mib:.0}")
+                }
+            })
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().map(|&(m, ns)| (xs(m), ns as f64 / 1e3)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Outcome, Stats, Target};
+
+    fn entry(target: Target, metric: &str, mem: u64, median: u64) -> Entry {
+        Entry {
+            op: "fork_mem".to_string(),
+            metric: metric.to_string(),
+            target,
+            mem_mib: Some(mem),
+            iters: 10,
+            outcome: Outcome::Ok {
+                ns: Stats {
+                    min: median - 1,
+                    median,
+                    p90: median + 1,
+                    max: median + 2,
+                },
+            },
+            note: None,
+        }
+    }
+
+    #[test]
+    fn csv_rows_and_svg_lines_per_series() {
+        let mut entries = vec![
+            entry(Target::Guest, "create_exit_reap", 0, 1000),
+            entry(Target::Guest, "create_exit_reap", 16, 2000),
+            entry(Target::Host, "create", 0, 500),
+            entry(Target::Host, "create", 16, 900),
+        ];
+        entries.push(Entry {
+            outcome: Outcome::Error {
+                error: "no samples".to_string(),
+            },
+            ..entry(Target::Host, "create_exit_reap", 0, 1)
+        });
+        let csv = to_csv(&entries);
+        assert_eq!(
+            csv,
+            "target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns\n\
+             guest,create_exit_reap,0,999,1000,1001,1002\n\
+             guest,create_exit_reap,16,1999,2000,2001,2002\n\
+             host,create,0,499,500,501,502\n\
+             host,create,16,899,900,901,902\n"
+        );
+        assert_eq!(
+            series(&entries),
+            [
+                (
+                    "guest/create_exit_reap".to_string(),
+                    vec![(0, 1000), (16, 2000)]
+                ),
+                ("host/create".to_string(), vec![(0, 500), (16, 900)]),
+            ]
+        );
+        let svg = to_svg(&entries).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        let lines = svg
+            .lines()
+            .filter(|l| l.contains("<polyline") && l.contains("stroke-width=\"2\""))
+            .count();
+        assert_eq!(lines, 2, "{svg}");
+        assert!(to_svg(&[]).unwrap().starts_with("<svg"));
+    }
+}

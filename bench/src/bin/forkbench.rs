@@ -340,12 +340,19 @@ fn guest_metric(op: BenchOp) -> Metric {
 /// Runs `op` in the guest and summarises its samples (guest TSC cycles).
 fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry {
     let khz = harness.hello_info().tsc_khz;
-    let outcome = match harness.run_bench(
-        op,
-        params.iters as u32,
-        params.warmup as u32,
-        params.mem_mib as u32,
-    ) {
+    let result = if guest_metric(op) == Metric::Create {
+        run_leaving_no_trace(harness, op, params)
+    } else {
+        harness
+            .run_bench(
+                op,
+                params.iters as u32,
+                params.warmup as u32,
+                params.mem_mib as u32,
+            )
+            .map_err(|e| e.to_string())
+    };
+    let outcome = match result {
         Ok(samples) => match Summary::of(&samples) {
             Some(s) if khz > 0 => Outcome::Ok {
                 ns: stats_ns(s, khz),
@@ -357,9 +364,7 @@ fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry
                 error: "no samples".to_string(),
             },
         },
-        Err(e) => Outcome::Error {
-            error: e.to_string(),
-        },
+        Err(error) => Outcome::Error { error },
     };
     Entry {
         op: op_name(op).to_string(),
@@ -370,6 +375,31 @@ fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry
         outcome,
         note: None,
     }
+}
+
+/// Runs a failure operation and checks it left nothing behind: the guest's
+/// Stats (free frames, tasks, threads, per-user counts) must be the same
+/// before and after. One untimed call first lets the kernel's caches (kernel
+/// stacks, page-table pages) reach their working size, so a difference is a
+/// leak, not a cache filling up.
+fn run_leaving_no_trace(
+    harness: &mut GuestHarness,
+    op: BenchOp,
+    params: Params,
+) -> Result<Vec<u64>, String> {
+    let err = |e: bench::guest_harness::HarnessError| e.to_string();
+    harness.run_bench(op, 1, 0, 0).map_err(err)?;
+    let before = harness.stats().map_err(err)?;
+    let samples = harness
+        .run_bench(op, params.iters as u32, params.warmup as u32, 0)
+        .map_err(err)?;
+    let after = harness.stats().map_err(err)?;
+    if before != after {
+        return Err(format!(
+            "the guest's Stats changed across the refused calls: before {before:?}, after {after:?}"
+        ));
+    }
+    Ok(samples)
 }
 
 /// Runs `op` on the host and turns the samples (or the reason there are

@@ -53,6 +53,11 @@ use forkvm_user::syscall::{
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
 
+mod fs;
+mod pgrp;
+mod sem;
+mod userns;
+
 entry!(main);
 
 const USAGE: &str = "usage: proctest list | all | SCENARIO...\n\
@@ -2194,8 +2199,8 @@ struct Ctx<'a> {
 
 type Scenario = fn(&Ctx) -> Outcome;
 
-/// Every scenario, in the order `list` and `all` use.
-const SCENARIOS: &[(&str, Scenario)] = &[
+/// The scenarios of this file (the topic modules below add theirs).
+const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("cow-parent-write", cow_parent_write),
     ("cow-child-write", cow_child_write),
     ("cow-many-pages", cow_many_pages),
@@ -2239,8 +2244,19 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
 const EXIT_42: &[u8] = b"exit-42";
 
+/// Every scenario, in the order `list` and `all` use: this file's, then each
+/// topic module's.
+fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
+    CORE_SCENARIOS
+        .iter()
+        .chain(pgrp::SCENARIOS)
+        .chain(sem::SCENARIOS)
+        .chain(fs::SCENARIOS)
+        .chain(userns::SCENARIOS)
+}
+
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {
-    SCENARIOS.iter().find(|(n, _)| n.as_bytes() == name)
+    scenarios().find(|(n, _)| n.as_bytes() == name)
 }
 
 fn usage(problem: &str) -> i32 {
@@ -2254,7 +2270,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         return usage("no scenario given");
     }
     if requested.len() == 1 && requested[0] == b"list" {
-        for (name, _) in SCENARIOS {
+        for (name, _) in scenarios() {
             println!("{name}");
         }
         return 0;
@@ -2281,7 +2297,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         if arg == EXIT_42 {
             exit_group(42);
         } else if arg == b"all" {
-            for &(name, scenario) in SCENARIOS {
+            for &(name, scenario) in scenarios() {
                 run(name, scenario);
             }
         } else if let Some(&(name, scenario)) = lookup(arg) {

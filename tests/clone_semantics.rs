@@ -39,7 +39,15 @@ fn clone_and_clone3_behave_like_linux() {
 #[test]
 fn every_failing_step_of_copy_process_unwinds() {
     require_kvm!();
-    for (flags, name) in [("0x11", "fork"), ("0x611", "fork sharing fs and files")] {
+    for (flags, name) in [
+        ("0x11", "fork"),
+        ("0x611", "fork sharing fs and files"),
+        ("0x10000011", "fork into a new user namespace"),
+        (
+            "0x3c000011",
+            "fork into new user, pid, ipc and uts namespaces",
+        ),
+    ] {
         let out = run_script_with_timeout(&format!("run failnth {flags}"), 120);
         let text = stdout(&out);
         assert!(!text.contains("FAIL"), "{name}:\n{text}");

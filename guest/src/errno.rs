@@ -24,6 +24,7 @@ pub const EFBIG: i32 = 27;
 pub const ENOSPC: i32 = 28;
 pub const ERANGE: i32 = 34;
 pub const EIDRM: i32 = 43;
+pub const ENAMETOOLONG: i32 = 36;
 pub const ENOSYS: i32 = 38;
 /// Restart the system call (never seen by user space).
 pub const ERESTARTNOINTR: i32 = 513;
@@ -33,6 +34,7 @@ pub fn name(errno: i32) -> &'static str {
     match errno {
         EPERM => "EPERM",
         ENOENT => "ENOENT",
+        ENAMETOOLONG => "ENAMETOOLONG",
         ESRCH => "ESRCH",
         EINTR => "EINTR",
         EIO => "EIO",

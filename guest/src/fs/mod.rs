@@ -1,7 +1,8 @@
 //! Open files. There is no file system: a file is the console, the virtio
-//! console, one end of a pipe or a pidfd.
+//! console, one end of a pipe, a pidfd or one of the few `/proc` files.
 
 pub mod pipe;
+pub mod proc;
 
 use alloc::sync::Arc;
 
@@ -18,6 +19,8 @@ pub enum FileKind {
     VirtioConsole,
     /// A process, as returned by CLONE_PIDFD (only closing it is supported).
     Pidfd(alloc::sync::Weak<crate::process::task::Task>),
+    /// `/proc/PID/uid_map` and friends.
+    Proc(proc::ProcFile),
 }
 
 /// An open file description, shared by every descriptor `dup`ed from it
@@ -37,7 +40,10 @@ impl Drop for File {
         match &self.kind {
             FileKind::PipeRead(pipe) => pipe.close_end(true),
             FileKind::PipeWrite(pipe) => pipe.close_end(false),
-            FileKind::Console | FileKind::VirtioConsole | FileKind::Pidfd(_) => {}
+            FileKind::Console
+            | FileKind::VirtioConsole
+            | FileKind::Pidfd(_)
+            | FileKind::Proc(_) => {}
         }
     }
 }

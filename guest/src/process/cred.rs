@@ -1,10 +1,10 @@
-//! Credentials (Linux `struct cred`): user and group ids and capability
-//! sets, and the per-user task counts that RLIMIT_NPROC is checked against
-//! (Linux ucounts).
+//! Credentials (Linux `struct cred`): kernel user and group ids, the
+//! capability sets and the user namespace they are valid in.
 
-use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 
-use spin::Mutex;
+pub use super::user_ns::UserTaskCount;
+use super::user_ns::{init_user_ns, IdKind, UserNamespace};
 
 /// User or group id.
 pub type Uid = u32;
@@ -18,9 +18,11 @@ pub const CAP_SETUID: u32 = 7;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
 pub const CAP_SYS_RESOURCE: u32 = 24;
+pub const CAP_SETFCAP: u32 = 31;
 
-/// The identity a task acts with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The identity a task acts with. Ids are kernel ids (Linux `kuid_t`):
+/// `user_ns` translates them to what the task sees.
+#[derive(Clone)]
 pub struct Cred {
     pub uid: Uid,
     pub euid: Uid,
@@ -33,11 +35,13 @@ pub struct Cred {
     pub cap_inheritable: u64,
     /// `prctl(PR_SET_KEEPCAPS)`: leaving uid 0 keeps the permitted set.
     pub keep_caps: bool,
+    /// The namespace the capabilities apply to and ids are seen in.
+    pub user_ns: Arc<UserNamespace>,
 }
 
 impl Cred {
     /// Root with every capability (init's credentials).
-    pub const fn root() -> Cred {
+    pub fn root() -> Cred {
         Cred {
             uid: 0,
             euid: 0,
@@ -49,20 +53,78 @@ impl Cred {
             cap_permitted: CAP_FULL_SET,
             cap_inheritable: 0,
             keep_caps: false,
+            user_ns: init_user_ns().clone(),
         }
     }
 
-    /// Whether the effective set holds `cap` (Linux `capable`, in the
-    /// initial user namespace).
+    /// Whether these credentials hold `cap` over namespace `target` (Linux
+    /// `cap_capable`): in their own namespace the effective set decides;
+    /// over a descendant namespace, its owner (seen from its parent) holds
+    /// every capability; over anything else, none.
+    pub fn ns_capable(&self, target: &Arc<UserNamespace>, cap: u32) -> bool {
+        let mut ns = target;
+        loop {
+            if Arc::ptr_eq(ns, &self.user_ns) {
+                return self.cap_effective & (1 << cap) != 0;
+            }
+            if ns.level <= self.user_ns.level {
+                return false;
+            }
+            let parent = ns.parent.as_ref().expect("level > 0 has a parent");
+            if Arc::ptr_eq(parent, &self.user_ns) && ns.owner == self.euid {
+                return true;
+            }
+            ns = parent;
+        }
+    }
+
+    /// `cap` over the initial namespace: the whole machine (Linux `capable`).
     pub fn capable(&self, cap: u32) -> bool {
+        self.ns_capable(init_user_ns(), cap)
+    }
+
+    /// `cap` in the credentials' own namespace (Linux
+    /// `ns_capable(current_user_ns(), cap)`).
+    pub fn capable_in_own_ns(&self, cap: u32) -> bool {
         self.cap_effective & (1 << cap) != 0
     }
 
-    /// `setuid(uid)`, with Linux's rules and capability effects
-    /// (`__sys_setuid` + `cap_emulate_setxuid`).
+    /// The kernel id of `id` as seen in these credentials' namespace.
+    pub fn make_kuid(&self, id: u32) -> Option<Uid> {
+        self.user_ns.make_kid(IdKind::Uid, id)
+    }
+
+    pub fn make_kgid(&self, id: u32) -> Option<Uid> {
+        self.user_ns.make_kid(IdKind::Gid, id)
+    }
+
+    /// Kernel uid `kid` as these credentials see it (65534 if unmapped).
+    pub fn uid_seen(&self, kid: Uid) -> u32 {
+        self.user_ns.id_of_munged(IdKind::Uid, kid)
+    }
+
+    pub fn gid_seen(&self, kid: Uid) -> u32 {
+        self.user_ns.id_of_munged(IdKind::Gid, kid)
+    }
+
+    /// The same ids in new user namespace `ns`, with every capability
+    /// there (Linux `set_cred_user_ns`).
+    pub fn enter_user_ns(&self, ns: Arc<UserNamespace>) -> Cred {
+        Cred {
+            cap_effective: CAP_FULL_SET,
+            cap_permitted: CAP_FULL_SET,
+            cap_inheritable: 0,
+            user_ns: ns,
+            ..self.clone()
+        }
+    }
+
+    /// `setuid(uid)`, `uid` as seen in the caller's namespace, with Linux's
+    /// rules and capability effects (`__sys_setuid` + `cap_emulate_setxuid`).
     pub fn setuid(&self, uid: Uid) -> Result<Cred, i32> {
-        let mut new = *self;
-        if self.capable(CAP_SETUID) {
+        let uid = self.make_kuid(uid).ok_or(crate::errno::EINVAL)?;
+        let mut new = self.clone();
+        if self.capable_in_own_ns(CAP_SETUID) {
             new.uid = uid;
             new.suid = uid;
         } else if uid != self.uid && uid != self.suid {
@@ -75,8 +137,9 @@ impl Cred {
 
     /// `setgid(gid)` (`__sys_setgid`).
     pub fn setgid(&self, gid: Uid) -> Result<Cred, i32> {
-        let mut new = *self;
-        if self.capable(CAP_SETGID) {
+        let gid = self.make_kgid(gid).ok_or(crate::errno::EINVAL)?;
+        let mut new = self.clone();
+        if self.capable_in_own_ns(CAP_SETGID) {
             new.gid = gid;
             new.sgid = gid;
         } else if gid != self.gid && gid != self.sgid {
@@ -86,22 +149,25 @@ impl Cred {
         Ok(new)
     }
 
-    /// Losing root: when none of the user ids stays 0, the permitted and
-    /// effective sets are cleared; an effective id leaving 0 clears the
-    /// effective set (Linux `cap_emulate_setxuid`, no SECURE_NO_SETUID_FIXUP).
+    /// Losing root (uid 0 of the namespace): when none of the user ids
+    /// stays root, the permitted and effective sets are cleared; an
+    /// effective id leaving root clears the effective set (Linux
+    /// `cap_emulate_setxuid`, no SECURE_NO_SETUID_FIXUP).
     fn emulate_setxuid(&mut self, old: &Cred) {
-        let old_had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
-        let new_has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        let root = old.make_kuid(0);
+        let is_root = |id: Uid| Some(id) == root;
+        let old_had_root = is_root(old.uid) || is_root(old.euid) || is_root(old.suid);
+        let new_has_root = is_root(self.uid) || is_root(self.euid) || is_root(self.suid);
         if old_had_root && !new_has_root {
             if !self.keep_caps {
                 self.cap_permitted = 0;
             }
             self.cap_effective = 0;
         }
-        if old.euid == 0 && self.euid != 0 {
+        if is_root(old.euid) && !is_root(self.euid) {
             self.cap_effective = 0;
         }
-        if old.euid != 0 && self.euid == 0 {
+        if !is_root(old.euid) && is_root(self.euid) {
             self.cap_effective = self.cap_permitted;
         }
     }
@@ -123,50 +189,7 @@ impl Cred {
             cap_effective: effective,
             cap_permitted: permitted,
             cap_inheritable: inheritable,
-            ..*self
+            ..self.clone()
         })
     }
-}
-
-/// Tasks per real user id (Linux `ucounts`, UCOUNT_RLIMIT_NPROC).
-static USER_TASKS: Mutex<BTreeMap<Uid, u64>> = Mutex::new(BTreeMap::new());
-
-/// One task counted against its real user id; dropping it uncounts.
-#[derive(Debug)]
-pub struct UserTaskCount {
-    uid: Uid,
-}
-
-impl UserTaskCount {
-    /// Counts one more task for `uid` (Linux `inc_rlimit_ucounts`).
-    pub fn charge(uid: Uid) -> UserTaskCount {
-        *USER_TASKS.lock().entry(uid).or_insert(0) += 1;
-        UserTaskCount { uid }
-    }
-}
-
-impl Drop for UserTaskCount {
-    fn drop(&mut self) {
-        let mut counts = USER_TASKS.lock();
-        if let Some(count) = counts.get_mut(&self.uid) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.uid);
-            }
-        }
-    }
-}
-
-/// Tasks counted for `uid`.
-pub fn user_tasks(uid: Uid) -> u64 {
-    USER_TASKS.lock().get(&uid).copied().unwrap_or(0)
-}
-
-/// Every user with tasks, with the count.
-pub fn all_user_tasks() -> alloc::vec::Vec<(Uid, u64)> {
-    USER_TASKS
-        .lock()
-        .iter()
-        .map(|(&uid, &count)| (uid, count))
-        .collect()
 }

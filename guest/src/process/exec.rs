@@ -216,7 +216,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner.tgid_pids = Some(pids.clone());
         // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`).
         inner.cred = super::cred::Cred::root();
-        inner.user_count = Some(super::cred::UserTaskCount::charge(0));
+        inner.user_count = Some(super::cred::UserTaskCount::charge(&inner.cred.user_ns, 0));
         inner.thread_count = Some(super::ThreadCount::charge());
         let limits = super::rlimit::Rlimits::for_init(super::rlimit::max_threads());
         inner.rlimits = Arc::new(spin::Mutex::new(limits));

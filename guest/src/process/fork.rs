@@ -10,7 +10,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
-use super::cred::{self, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use super::cred::{Cred, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use super::io_context;
 use super::rlimit::{self, RLIMIT_NPROC};
 use super::task::{Pid, Task, TaskStack};
@@ -182,23 +182,51 @@ const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
     ]
 };
 
-/// Linux `copy_namespaces` for the kinds that exist.
+/// Linux `copy_namespaces`. `cred` is the child's: with CLONE_NEWUSER it
+/// is root of its new user namespace, which then owns the other new
+/// namespaces, so an unprivileged user may create them together.
 fn copy_namespaces(
     parent: &Task,
-    cred: &super::cred::Cred,
+    cred: &Cred,
     flags: u64,
 ) -> Result<Arc<super::nsproxy::NsProxy>, i32> {
     let parent_ns = parent.inner.lock().nsproxy.clone();
-    if flags & CLONE_NAMESPACES == 0 {
+    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER == 0 {
         return Ok(parent_ns);
     }
-    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER != 0 && !cred.capable(CAP_SYS_ADMIN) {
+    if !cred.ns_capable(&cred.user_ns, CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
-    if flags & CLONE_NEWUSER != 0 {
-        return Err(EINVAL); // user namespaces are not built yet
+    // CLONE_SYSVSEM shares the undo list, whose sets a new IPC namespace
+    // could no longer reach.
+    if flags & (CLONE_NEWIPC | CLONE_SYSVSEM) == CLONE_NEWIPC | CLONE_SYSVSEM {
+        return Err(EINVAL);
     }
-    parent_ns.copy(flags, &NAMESPACE_FLAGS, flags & CLONE_NEWPID != 0)
+    parent_ns.copy(
+        flags,
+        &NAMESPACE_FLAGS,
+        flags & CLONE_NEWPID != 0,
+        &cred.user_ns,
+    )
+}
+
+/// The two limits on task creation (Linux: right after copy_creds).
+/// RLIMIT_NPROC counts the new task for its real user at every user
+/// namespace level; the initial namespace's root and CAP_SYS_RESOURCE or
+/// CAP_SYS_ADMIN over the machine are exempt. max_threads applies to
+/// everyone.
+fn check_task_limits(cred: &Cred, nproc_limit: u64) -> Result<(), i32> {
+    if super::user_ns::nproc_over_limit(&cred.user_ns, cred.uid, nproc_limit)
+        && cred.uid != 0
+        && !cred.capable(CAP_SYS_RESOURCE)
+        && !cred.capable(CAP_SYS_ADMIN)
+    {
+        return Err(EAGAIN);
+    }
+    if super::nr_threads() >= rlimit::max_threads() {
+        return Err(EAGAIN);
+    }
+    Ok(())
 }
 
 /// Builds the child task (Linux `copy_process`), not yet runnable. The
@@ -217,36 +245,39 @@ fn copy_process(
         return Err(ERESTARTNOINTR);
     }
 
-    let (cred, parent_rlimits) = {
+    let (parent_cred, parent_rlimits, chrooted) = {
         let inner = parent.inner.lock();
-        (inner.cred, inner.rlimits.clone())
+        let chrooted = inner.fs.lock().is_chrooted();
+        (inner.cred.clone(), inner.rlimits.clone(), chrooted)
     };
-    // The two limits, checked before anything is allocated so that their
+    // The limits are checked before anything is allocated so that their
     // failures cost no more than a system call. (Linux checks them right
     // after dup_task_struct and copy_creds; the errno and what stays
-    // behind, nothing, are the same.) RLIMIT_NPROC counts the new task
-    // too; root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt.
+    // behind, nothing, are the same.) A child in a new user namespace is
+    // counted there, so its check waits for copy_creds.
     let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
-    if cred::user_tasks(cred.uid) + 1 > nproc_limit
-        && cred.uid != 0
-        && !cred.capable(CAP_SYS_RESOURCE)
-        && !cred.capable(CAP_SYS_ADMIN)
-    {
-        return Err(EAGAIN);
-    }
-    // max_threads applies to everyone, root too.
-    if super::nr_threads() >= rlimit::max_threads() {
-        return Err(EAGAIN);
+    let new_user_ns = flags & CLONE_NEWUSER != 0;
+    if !new_user_ns {
+        check_task_limits(&parent_cred, nproc_limit)?;
     }
 
     let mut fail = FailPoints::new(parent);
     // dup_task_struct: the kernel stack.
     fail.check(ENOMEM)?;
     let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    // copy_creds: same identity, counted against the real user; and
-    // counted in nr_threads.
+    // copy_creds: the same identity, or root of a new user namespace;
+    // counted against the real user and in nr_threads.
     fail.check(ENOMEM)?;
-    let user_count = UserTaskCount::charge(cred.uid);
+    let cred = if new_user_ns {
+        let cred = super::user_ns::create_user_ns(&parent_cred, nproc_limit, chrooted, || {
+            fail.check(ENOMEM)
+        })?;
+        check_task_limits(&cred, nproc_limit)?;
+        cred
+    } else {
+        parent_cred
+    };
+    let user_count = UserTaskCount::charge(&cred.user_ns, cred.uid);
     let thread_count = super::ThreadCount::charge();
 
     // copy_semundo, copy_files, copy_fs, copy_sighand, copy_signal (the
@@ -306,8 +337,8 @@ fn copy_process(
         None => None,
     };
 
-    // copy_namespaces: new ones need CAP_SYS_ADMIN; pid and user
-    // namespaces are not built yet.
+    // copy_namespaces: new ones need CAP_SYS_ADMIN over the child's user
+    // namespace.
     fail.check(ENOMEM)?;
     let nsproxy = copy_namespaces(parent, &cred, flags)?;
 
@@ -351,8 +382,14 @@ fn copy_process(
     {
         return Err(EINVAL);
     }
-    if !args.set_tid.is_empty() && !cred.capable(CAP_SYS_ADMIN) {
-        return Err(EPERM);
+    // Each level given a pid needs CAP_SYS_ADMIN over its owner.
+    let mut level_ns = Some(&pid_ns);
+    for _ in &args.set_tid {
+        let ns = level_ns.expect("checked: no more pids than levels");
+        if !cred.ns_capable(&ns.user_ns, CAP_SYS_ADMIN) {
+            return Err(EPERM);
+        }
+        level_ns = ns.parent.as_ref();
     }
     let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&pid_ns, &args.set_tid)?);
     let pid = pids.global();

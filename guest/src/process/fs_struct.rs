@@ -16,4 +16,10 @@ impl FsStruct {
     pub fn new_shared() -> Arc<Mutex<FsStruct>> {
         Arc::new(Mutex::new(FsStruct { umask: 0o022 }))
     }
+
+    /// Whether the root is not the file system's (Linux
+    /// `current_chrooted`). There is no chroot yet, so never.
+    pub fn is_chrooted(&self) -> bool {
+        false
+    }
 }

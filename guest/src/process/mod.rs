@@ -23,6 +23,8 @@ pub mod rlimit;
 pub mod signal;
 #[cfg(not(test))]
 pub mod task;
+#[cfg(not(test))]
+pub mod user_ns;
 pub mod user_stack;
 #[cfg(not(test))]
 pub mod wait;

@@ -6,8 +6,9 @@
 //! `uname`); the IPC namespace holds its System V semaphore sets
 //! (`ipc::sem`). Mount, network, cgroup and time namespaces exist as
 //! objects with an identity but have nothing inside to isolate yet. Pid
-//! namespaces are in `pid_ns`. User namespaces are not built yet:
-//! CLONE_NEWUSER fails with EINVAL.
+//! namespaces are in `pid_ns`, user namespaces in `user_ns`. Every
+//! namespace is owned by the user namespace of the task that created it:
+//! capabilities over that one govern it (e.g. `sethostname`).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +60,8 @@ impl NsKind {
 pub struct Namespace {
     pub kind: NsKind,
     pub id: u64,
+    /// The owning user namespace.
+    pub user_ns: Arc<super::user_ns::UserNamespace>,
     pub uts: Mutex<UtsNames>,
     /// For IPC: its semaphore sets (a new IPC namespace starts empty).
     pub sem: Mutex<crate::ipc::sem::SemIds>,
@@ -88,12 +91,18 @@ impl UtsNames {
 }
 
 impl Namespace {
-    /// A new namespace of `kind`; a UTS one starts with `names`.
-    fn new(kind: NsKind, names: UtsNames) -> Arc<Namespace> {
+    /// A new namespace of `kind` owned by `user_ns`; a UTS one starts
+    /// with `names`.
+    fn new(
+        kind: NsKind,
+        names: UtsNames,
+        user_ns: &Arc<super::user_ns::UserNamespace>,
+    ) -> Arc<Namespace> {
         LIVE[kind as usize].fetch_add(1, Ordering::Relaxed);
         Arc::new(Namespace {
             kind,
             id: NEXT_NS_ID.fetch_add(1, Ordering::Relaxed),
+            user_ns: user_ns.clone(),
             uts: Mutex::new(names),
             sem: Mutex::new(Default::default()),
         })
@@ -124,7 +133,8 @@ impl NsProxy {
     pub fn initial() -> Arc<NsProxy> {
         let names = UtsNames::initial();
         Arc::new(NsProxy {
-            namespaces: NsKind::ALL.map(|kind| Namespace::new(kind, names)),
+            namespaces: NsKind::ALL
+                .map(|kind| Namespace::new(kind, names, super::user_ns::init_user_ns())),
             pid_ns_for_children: super::pid_ns::initial(),
         })
     }
@@ -135,12 +145,14 @@ impl NsProxy {
 
     /// The child's namespaces for clone `flags` (Linux `copy_namespaces`):
     /// the same proxy if no namespace flag is set, else new namespaces of
-    /// the flagged kinds (a new UTS namespace copies the names).
+    /// the flagged kinds, owned by `user_ns` (a new UTS namespace copies
+    /// the names).
     pub fn copy(
         self: &Arc<Self>,
         flags: u64,
         kind_flags: &[(NsKind, u64)],
         new_pid_ns: bool,
+        user_ns: &Arc<super::user_ns::UserNamespace>,
     ) -> Result<Arc<NsProxy>, i32> {
         if !new_pid_ns && kind_flags.iter().all(|&(_, flag)| flags & flag == 0) {
             return Ok(self.clone());
@@ -148,12 +160,12 @@ impl NsProxy {
         let mut proxy = (**self).clone();
         if new_pid_ns {
             proxy.pid_ns_for_children =
-                super::pid_ns::PidNamespace::new_child(&self.pid_ns_for_children)?;
+                super::pid_ns::PidNamespace::new_child(&self.pid_ns_for_children, user_ns)?;
         }
         for &(kind, flag) in kind_flags {
             if flags & flag != 0 {
                 let names = *self.get(kind).uts.lock();
-                proxy.namespaces[kind as usize] = Namespace::new(kind, names);
+                proxy.namespaces[kind as usize] = Namespace::new(kind, names, user_ns);
             }
         }
         Ok(Arc::new(proxy))

@@ -33,6 +33,8 @@ pub struct PidNamespace {
     numbers: Mutex<Numbers>,
     /// The namespace's pid 1, which adopts its orphans.
     pub child_reaper: Mutex<Weak<Task>>,
+    /// The owning user namespace.
+    pub user_ns: Arc<super::user_ns::UserNamespace>,
 }
 
 struct Numbers {
@@ -53,11 +55,20 @@ impl PidNamespace {
                 last: 0,
             }),
             child_reaper: Mutex::new(Weak::new()),
+            user_ns: super::user_ns::init_user_ns().clone(),
         })
     }
 
-    /// A namespace nested in `parent` (Linux `create_pid_namespace`).
-    pub fn new_child(parent: &Arc<PidNamespace>) -> Result<Arc<PidNamespace>, i32> {
+    /// A namespace nested in `parent`, owned by `user_ns` (Linux
+    /// `create_pid_namespace`).
+    pub fn new_child(
+        parent: &Arc<PidNamespace>,
+        user_ns: &Arc<super::user_ns::UserNamespace>,
+    ) -> Result<Arc<PidNamespace>, i32> {
+        // The new namespace's owner must be at or below the parent's.
+        if !user_ns.is_within(&parent.user_ns) {
+            return Err(EINVAL);
+        }
         if parent.level + 1 > MAX_PID_NS_LEVEL {
             return Err(ENOSPC);
         }
@@ -71,6 +82,7 @@ impl PidNamespace {
                 last: 0,
             }),
             child_reaper: Mutex::new(Weak::new()),
+            user_ns: user_ns.clone(),
         }))
     }
 

@@ -7,20 +7,41 @@ use crate::process::cred::{UserTaskCount, CAP_SYS_RESOURCE};
 use crate::process::rlimit::{Rlimit, RLIM_NLIMITS};
 use crate::sched;
 
+/// The ids are kernel ids: each call reports them as the caller's user
+/// namespace sees them (65534 when unmapped, Linux `from_kuid_munged`).
 pub fn getuid() -> SysResult {
-    Ok(u64::from(sched::current().inner.lock().cred.uid))
+    let cred = sched::current().inner.lock().cred.clone();
+    Ok(u64::from(cred.uid_seen(cred.uid)))
 }
 
 pub fn geteuid() -> SysResult {
-    Ok(u64::from(sched::current().inner.lock().cred.euid))
+    let cred = sched::current().inner.lock().cred.clone();
+    Ok(u64::from(cred.uid_seen(cred.euid)))
 }
 
 pub fn getgid() -> SysResult {
-    Ok(u64::from(sched::current().inner.lock().cred.gid))
+    let cred = sched::current().inner.lock().cred.clone();
+    Ok(u64::from(cred.gid_seen(cred.gid)))
 }
 
 pub fn getegid() -> SysResult {
-    Ok(u64::from(sched::current().inner.lock().cred.egid))
+    let cred = sched::current().inner.lock().cred.clone();
+    Ok(u64::from(cred.gid_seen(cred.egid)))
+}
+
+/// `getresuid(ruid, euid, suid)` / `getresgid`: three u32s written to user memory.
+pub fn getresuid(a: Args, gids: bool) -> SysResult {
+    let cred = sched::current().inner.lock().cred.clone();
+    let ids = if gids {
+        [cred.gid, cred.egid, cred.sgid].map(|id| cred.gid_seen(id))
+    } else {
+        [cred.uid, cred.euid, cred.suid].map(|id| cred.uid_seen(id))
+    };
+    let mm = current_mm()?;
+    for (address, id) in a.0[..3].iter().zip(ids) {
+        mm.copy_to_user(*address, &id.to_le_bytes())?;
+    }
+    Ok(0)
 }
 
 /// `setuid(uid)`: a new real uid moves the task to that user's task count.
@@ -30,7 +51,7 @@ pub fn setuid(a: Args) -> SysResult {
     let mut inner = task.inner.lock();
     let new = inner.cred.setuid(uid)?;
     if new.uid != inner.cred.uid {
-        inner.user_count = Some(UserTaskCount::charge(new.uid));
+        inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
     }
     inner.cred = new;
     Ok(0)
@@ -72,7 +93,7 @@ pub fn capget(a: Args) -> SysResult {
     } else {
         crate::process::find(pid as u32).ok_or(ESRCH)?
     };
-    let cred = task.inner.lock().cred;
+    let cred = task.inner.lock().cred.clone();
     if data == 0 {
         return Ok(0);
     }
@@ -148,12 +169,15 @@ pub fn prlimit64(a: Args) -> SysResult {
     } else {
         None
     };
-    let caller = current.inner.lock().cred;
+    let caller = current.inner.lock().cred.clone();
     if !core::ptr::eq(&*task, &*current) {
-        let target = task.inner.lock().cred;
+        let target = task.inner.lock().cred.clone();
         let same_user =
             caller.uid == target.uid && caller.uid == target.euid && caller.uid == target.suid;
-        if !same_user && !caller.capable(CAP_SYS_RESOURCE) {
+        let same_group =
+            caller.gid == target.gid && caller.gid == target.egid && caller.gid == target.sgid;
+        let same_ids = same_user && same_group;
+        if !same_ids && !caller.ns_capable(&target.user_ns, CAP_SYS_RESOURCE) {
             return Err(EPERM);
         }
     }

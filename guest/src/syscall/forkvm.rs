@@ -127,8 +127,23 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 text.push_str(&alloc::format!(" pids_in_ns.{id}={count}"));
             }
             text.push_str(&alloc::format!(" fd_tables={}", fd_tables.len()));
-            for (uid, count) in process::cred::all_user_tasks() {
-                text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
+            // User namespaces, the caller's, and tasks per user: in the
+            // initial namespace as `user_tasks.UID`, in others as
+            // `user_tasks.NSID.UID` (kernel uids, every level counted).
+            let own_user_ns = sched::current().inner.lock().cred.user_ns.clone();
+            text.push_str(&alloc::format!(
+                " user_namespaces={} ns.user={} ns.user_level={}",
+                process::user_ns::live(),
+                own_user_ns.id,
+                own_user_ns.level
+            ));
+            let init_user_ns = process::user_ns::init_user_ns().id;
+            for (ns, uid, count) in process::user_ns::all_task_counts() {
+                if ns == init_user_ns {
+                    text.push_str(&alloc::format!(" user_tasks.{uid}={count}"));
+                } else {
+                    text.push_str(&alloc::format!(" user_tasks.{ns}.{uid}={count}"));
+                }
             }
             copy_out(buffer, len, text.as_bytes())
         }

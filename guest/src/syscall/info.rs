@@ -33,12 +33,17 @@ pub fn uname(a: Args) -> SysResult {
     Ok(0)
 }
 
-/// `sethostname`/`setdomainname`: CAP_SYS_ADMIN, at most 64 bytes; the
-/// name belongs to the caller's UTS namespace.
+/// `sethostname`/`setdomainname`: CAP_SYS_ADMIN over the user namespace
+/// owning the caller's UTS namespace, at most 64 bytes.
 fn set_uts_name(a: Args, domain: bool) -> SysResult {
     let [address, len, ..] = a.0;
     let task = sched::current();
-    if !task.inner.lock().cred.capable(CAP_SYS_ADMIN) {
+    let allowed = {
+        let inner = task.inner.lock();
+        let owner = &inner.nsproxy.get(NsKind::Uts).user_ns;
+        inner.cred.ns_capable(owner, CAP_SYS_ADMIN)
+    };
+    if !allowed {
         return Err(EPERM);
     }
     if len > UTS_LEN as u64 {

@@ -31,9 +31,18 @@ fn file(fd: u64) -> Result<Arc<File>, i32> {
 pub fn write(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
     let file = file(fd)?;
-    match file.kind {
+    match &file.kind {
         FileKind::PipeRead(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),
+        FileKind::Proc(proc) => {
+            // One write of the whole text (less than a page).
+            if count >= 4096 {
+                return Err(EINVAL);
+            }
+            let mut text = vec![0u8; count as usize];
+            current_mm()?.copy_from_user(buf, &mut text)?;
+            return proc.write(&text).map(|n| n as u64);
+        }
         _ => {}
     }
     let mm = current_mm()?;
@@ -63,7 +72,9 @@ pub fn write(a: Args) -> SysResult {
                 PipeIo::Interrupted if done == 0 => return Err(EINTR),
                 PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
             },
-            FileKind::PipeRead(_) | FileKind::Pidfd(_) => unreachable!("checked above"),
+            FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) => {
+                unreachable!("handled above")
+            }
         };
         done += written as u64;
         if written < n {
@@ -106,9 +117,30 @@ pub fn read(a: Args) -> SysResult {
         },
         FileKind::PipeWrite(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),
+        FileKind::Proc(proc) => proc.read(&mut bytes)?,
     };
     mm.copy_to_user(buf, &bytes[..n])?;
     Ok(n as u64)
+}
+
+/// Longest path, NUL included (`PATH_MAX`).
+const PATH_MAX: usize = 4096;
+
+/// `openat(dirfd, path, flags, mode)` (and `open`): the only files are the
+/// `/proc` ones of `fs::proc`, named by absolute path; anything else does
+/// not exist (ENOENT).
+pub fn openat(a: Args) -> SysResult {
+    let [_dirfd, path, flags, ..] = a.0;
+    let path = super::process::read_c_string(path)?;
+    if path.len() >= PATH_MAX {
+        return Err(crate::errno::ENAMETOOLONG);
+    }
+    if path.is_empty() {
+        return Err(crate::errno::ENOENT);
+    }
+    let file = crate::fs::proc::open(&path, flags)?;
+    let fd = files()?.lock().install(File::new(FileKind::Proc(file)))?;
+    Ok(fd)
 }
 
 /// `forkvm_vconsole_open()`: a new descriptor for the virtio console

@@ -44,7 +44,7 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
 /// Linux `set_task_ioprio`: the caller must own the task (its real uid is
 /// the caller's real or effective uid) or hold CAP_SYS_NICE.
 fn set_task_ioprio(task: &Task, ioprio: u16) -> Result<(), i32> {
-    let caller = sched::current().inner.lock().cred;
+    let caller = sched::current().inner.lock().cred.clone();
     let mut inner = task.inner.lock();
     let owner = inner.cred.uid;
     if owner != caller.euid && owner != caller.uid && !caller.capable(CAP_SYS_NICE) {
@@ -69,7 +69,7 @@ fn get_task_ioprio(task: &Task) -> u16 {
 pub fn ioprio_set(a: Args) -> SysResult {
     let [which, who, ioprio, ..] = a.0;
     let ioprio = ioprio as u32;
-    let caller = sched::current().inner.lock().cred;
+    let caller = sched::current().inner.lock().cred.clone();
     let privileged = caller.capable(CAP_SYS_NICE) || caller.capable(CAP_SYS_ADMIN);
     ioprio_check(ioprio, privileged).map_err(|e| match e {
         IoprioError::NeedsPrivilege => EPERM,

@@ -77,7 +77,14 @@ pub mod nr {
     pub const DUP3: u64 = 292;
     pub const PIPE2: u64 = 293;
     pub const PIPE: u64 = 22;
+    pub const OPEN: u64 = 2;
+    pub const OPENAT: u64 = 257;
+    pub const GETRESUID: u64 = 118;
+    pub const GETRESGID: u64 = 120;
 }
+
+/// `openat`'s "relative to the working directory" (-100).
+const AT_FDCWD: u64 = -100i64 as u64;
 
 /// Result of a system call: a value or an errno.
 pub type SysResult = Result<u64, i32>;
@@ -102,6 +109,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::DUP3 => io::dup3(a),
         nr::PIPE => io::pipe2(Args([a.0[0], 0, 0, 0, 0, 0])),
         nr::PIPE2 => io::pipe2(a),
+        nr::OPEN => io::openat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
+        nr::OPENAT => io::openat(a),
+        nr::GETRESUID => cred::getresuid(a, false),
+        nr::GETRESGID => cred::getresuid(a, true),
         nr::KILL => signal::kill(a),
         nr::MMAP => memory::mmap(a),
         nr::MPROTECT => memory::mprotect(a),

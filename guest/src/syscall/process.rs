@@ -60,7 +60,7 @@ const MAX_STRINGS: usize = 8192;
 
 /// Reads a NUL-terminated string from user memory, a page-sized chunk at a
 /// time; E2BIG past Linux's per-string limit.
-fn read_c_string(address: u64) -> Result<Vec<u8>, i32> {
+pub(super) fn read_c_string(address: u64) -> Result<Vec<u8>, i32> {
     let mm = current_mm()?;
     let mut bytes = Vec::new();
     let mut at = address;

@@ -38,7 +38,7 @@ fn caller_pid(task: &Task) -> u32 {
 pub fn semget(a: Args) -> SysResult {
     let [key, nsems, flags, ..] = a.0;
     let task = sched::current();
-    let cred = task.inner.lock().cred;
+    let cred = task.inner.lock().cred.clone();
     let id = ipc_ns(&task)
         .sem
         .lock()
@@ -74,7 +74,7 @@ pub fn semop(a: Args) -> SysResult {
     let set = find_set(&task, semid)?;
     set.array.lock().check_nums(&sops)?;
     let alters = sops.iter().any(|s| s.op != 0);
-    let cred = task.inner.lock().cred;
+    let cred = task.inner.lock().cred.clone();
     if !set.permits(&cred, if alters { ALTER } else { READ }) {
         return Err(EACCES);
     }
@@ -155,7 +155,7 @@ pub fn semctl(a: Args) -> SysResult {
     let [semid, semnum, cmd, arg, ..] = a.0;
     let cmd = cmd & !IPC_64;
     let task = sched::current();
-    let cred = task.inner.lock().cred;
+    let cred = task.inner.lock().cred.clone();
     if cmd == IPC_RMID {
         if (semid as i32) < 0 {
             return Err(EINVAL);

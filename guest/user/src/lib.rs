@@ -39,6 +39,7 @@ pub mod start;
 pub mod stats;
 pub mod syscall;
 pub mod time;
+pub mod userns;
 
 pub use errno::Errno;
 

@@ -50,6 +50,9 @@ const SCENARIOS: &[&str] = &[
     "clone-fs-umask",
     "clone-io-ioprio",
     "sysvsem-undo",
+    "userns-id-maps",
+    "userns-owns-namespaces",
+    "userns-nproc-counts-creator",
 ];
 
 struct Run {

@@ -46,8 +46,8 @@ use forkvm_user::clone::{
 };
 use forkvm_user::clone_probe::{
     clone3_exit0, clone_exit0, reap, CloneArea, CloneArgs, Reaped, CLONE_ARGS_SIZE_VER0,
-    CLONE_ARGS_SIZE_VER2, CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_IO, CLONE_NEWPID,
-    CLONE_NEWUSER, JOIN_TIMEOUT_NS, UNWRITTEN,
+    CLONE_ARGS_SIZE_VER2, CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_IO, CLONE_NEWIPC,
+    CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, JOIN_TIMEOUT_NS, UNWRITTEN,
 };
 use forkvm_user::cred::{setgid, setuid};
 use forkvm_user::syscall::{
@@ -197,6 +197,20 @@ const LEGACY: &[Legacy] = &[
     case(CLONE_CHILD_SETTID | CLONE_VM, SIGCHLD),
     case(CLONE_CHILD_CLEARTID | CLONE_VM, SIGCHLD),
     case(CLONE_PARENT_SETTID | CLONE_VM, SIGCHLD),
+    // A new user namespace needs no privilege...
+    case(CLONE_NEWUSER, SIGCHLD),
+    // ...and owns the namespaces made with it.
+    case(
+        CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID,
+        SIGCHLD,
+    ),
+    // A thread cannot be in a new user namespace: EINVAL.
+    case(
+        CLONE_THREAD | CLONE_SIGHAND | CLONE_VM | CLONE_NEWUSER,
+        SIGCHLD,
+    ),
+    // A new IPC namespace cannot share the semaphore undo list: EINVAL.
+    case(CLONE_NEWIPC | CLONE_SYSVSEM, SIGCHLD),
     // A non-canonical FS base: refused (arch_prctl(ARCH_SET_FS) rules).
     Legacy {
         tls: Tls::Raw(1 << 63),

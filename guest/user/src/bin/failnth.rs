@@ -15,12 +15,41 @@ use forkvm_user::{entry, println};
 
 entry!(main);
 
-/// Counters that must not move across a failed clone.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Counters that must not move across a failed clone: memory, tasks, and
+/// the kernel's object counts from `stat` (live namespaces of each kind,
+/// pids per pid namespace, tasks per user and user namespace, threads,
+/// fd tables).
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Counters {
     free_frames: u64,
     tasks: u64,
     heap_used: u64,
+    objects: [u8; OBJECTS_MAX],
+    objects_len: usize,
+}
+
+const OBJECTS_MAX: usize = 1024;
+
+/// The `stat` fields that count kernel objects.
+fn is_object_count(key: &[u8]) -> bool {
+    key.ends_with(b"_namespaces")
+        || key.starts_with(b"pids_in_ns.")
+        || key.starts_with(b"user_tasks.")
+        || key == b"nr_threads"
+        || key == b"fd_tables"
+}
+
+impl core::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "free_frames={} tasks={} heap_used={} {}",
+            self.free_frames,
+            self.tasks,
+            self.heap_used,
+            forkvm_user::io::Bytes(&self.objects[..self.objects_len])
+        )
+    }
 }
 
 fn counters() -> Counters {
@@ -28,11 +57,28 @@ fn counters() -> Counters {
         println!("failnth: forkvm_info: {e}");
         syscall::exit_group(1)
     });
-    Counters {
+    let mut stats = [0u8; 4096];
+    let len = forkvm::info_raw(forkvm_abi::sys::INFO_STATS, &mut stats).unwrap_or_else(|e| {
+        println!("failnth: forkvm_info(stats): {e}");
+        syscall::exit_group(1)
+    });
+    let mut counters = Counters {
         free_frames: info.free_frames,
         tasks: info.tasks,
         heap_used: info.heap_used,
+        objects: [0; OBJECTS_MAX],
+        objects_len: 0,
+    };
+    for field in stats[..len].split(|&b| b == b' ') {
+        let key = field.split(|&b| b == b'=').next().unwrap_or(field);
+        let at = counters.objects_len;
+        if is_object_count(key) && at + field.len() < OBJECTS_MAX {
+            counters.objects[at..at + field.len()].copy_from_slice(field);
+            counters.objects[at + field.len()] = b' ';
+            counters.objects_len += field.len() + 1;
+        }
     }
+    counters
 }
 
 fn parse_hex(arg: &[u8]) -> Option<u64> {

@@ -53,11 +53,6 @@ use forkvm_user::syscall::{
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
 
-mod fs;
-mod pgrp;
-mod sem;
-mod userns;
-
 entry!(main);
 
 const USAGE: &str = "usage: proctest list | all | SCENARIO...\n\
@@ -2199,7 +2194,13 @@ struct Ctx<'a> {
 
 type Scenario = fn(&Ctx) -> Outcome;
 
-/// The scenarios of this file (the topic modules below add theirs).
+// Topic modules: after the macros above, which they use.
+mod fs;
+mod pgrp;
+mod sem;
+mod userns;
+
+/// The scenarios of this file (the topic modules add theirs).
 const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("cow-parent-write", cow_parent_write),
     ("cow-child-write", cow_child_write),

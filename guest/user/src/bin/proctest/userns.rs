@@ -1,5 +1,281 @@
-//! User namespaces: CLONE_NEWUSER / unshare, uid and gid maps, capabilities in the new namespace.
+//! User namespaces: CLONE_NEWUSER by an unprivileged user, the uid and gid
+//! maps written through `/proc/PID/uid_map`, `gid_map` and `setgroups` with
+//! Linux's rules, capabilities that hold only over the namespace (and the
+//! namespaces it owns), and RLIMIT_NPROC counted for the creator too.
 
 use super::*;
+use forkvm_user::cred::{self, Rlimit, RLIMIT_NPROC};
+use forkvm_user::userns::{self, IdFile};
 
-pub const SCENARIOS: &[(&str, Scenario)] = &[];
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("userns-id-maps", userns_id_maps),
+    ("userns-owns-namespaces", userns_owns_namespaces),
+    ("userns-nproc-counts-creator", userns_nproc_counts_creator),
+];
+
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+const CLONE_NEWUTS: u64 = 0x0400_0000;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+const CAP_SETUID: u64 = 1 << 7;
+/// An unprivileged user no other process on the host is likely to run as
+/// (the RLIMIT_NPROC scenario counts its tasks).
+const USER: u32 = 61234;
+/// What an unmapped id looks like.
+const OVERFLOW_ID: u32 = 65534;
+
+/// Becomes `USER` (group first, while still allowed), losing every
+/// capability.
+fn become_unprivileged() -> Outcome {
+    cred::setgid(USER).ctx("setgid")?;
+    cred::setuid(USER).ctx("setuid")?;
+    let caps = cred::capget(0).ctx("capget")?;
+    ensure!(
+        caps.effective == 0,
+        "capabilities left after setuid: {:#x}",
+        caps.effective
+    );
+    Ok(())
+}
+
+/// A child whose scenario steps report a failure message through a pipe.
+struct Reporting {
+    child: Child,
+    report: Fd,
+}
+
+impl Reporting {
+    /// Starts `body` in a child made with `clone(flags | SIGCHLD)`.
+    fn spawn(flags: u64, body: impl FnOnce() -> Outcome) -> Result<Reporting, Msg> {
+        let (report_r, report_w) = pipe()?;
+        let report_w_raw = report_w.raw();
+        let child = Child::spawn_with_flags(flags, || match body() {
+            Ok(()) => 0,
+            Err(m) => {
+                let _ = write_all(report_w_raw, m.as_str().as_bytes());
+                1
+            }
+        })?;
+        drop(report_w);
+        Ok(Reporting {
+            child,
+            report: report_r,
+        })
+    }
+
+    /// Waits for the child; its message (or status) becomes this outcome.
+    fn finish(self, what: &str) -> Outcome {
+        let status = self.child.wait_bounded(what)?;
+        if status.exited() && status.exit_status() == 0 {
+            return Ok(());
+        }
+        let mut text = [0u8; 200];
+        let n = read_full(self.report.raw(), &mut text)?;
+        match core::str::from_utf8(&text[..n]) {
+            Ok(m) if !m.is_empty() => Err(msg!("{what}: {m}")),
+            _ => Err(msg!("{what}: {}", Status(status))),
+        }
+    }
+}
+
+/// Runs `body` in a forked child and returns its outcome.
+fn in_child(what: &str, body: impl FnOnce() -> Outcome) -> Outcome {
+    Reporting::spawn(0, body)?.finish(what)
+}
+
+fn expect_errno(what: &str, got: Result<(), Errno>, want: Errno) -> Outcome {
+    ensure!(got == Err(want), "{what}: expected {want}, got {got:?}");
+    Ok(())
+}
+
+fn read_text(pid: u32, file: IdFile, buf: &mut [u8; 128]) -> Result<&[u8], Msg> {
+    let n = userns::read_file(pid, file, buf).ctx("read a /proc id file")?;
+    Ok(&buf[..n])
+}
+
+/// An unprivileged user creates a user namespace: inside, the child is
+/// the overflow user with every capability; the parent may map only its
+/// own uid (and its gid once setgroups is denied), once, in Linux's text
+/// format; after that the child is root inside.
+fn userns_id_maps(_: &Ctx) -> Outcome {
+    in_child("the unprivileged creator", || {
+        become_unprivileged()?;
+        // The child checks its ids, says it is ready, and waits for the
+        // maps before checking again.
+        let (go_r, go_w) = pipe()?;
+        let (ready_r, ready_w) = pipe()?;
+        let (go_r_raw, ready_w_raw) = (go_r.raw(), ready_w.raw());
+        let inner = Reporting::spawn(CLONE_NEWUSER, || {
+            let ids = (cred::getuid(), cred::geteuid(), cred::getgid());
+            ensure!(
+                ids == (OVERFLOW_ID, OVERFLOW_ID, OVERFLOW_ID),
+                "ids before the maps: {ids:?}"
+            );
+            let caps = cred::capget(0).ctx("capget")?;
+            ensure!(
+                caps.effective & (CAP_SYS_ADMIN | CAP_SETUID) == CAP_SYS_ADMIN | CAP_SETUID,
+                "capabilities in the new namespace: {:#x}",
+                caps.effective
+            );
+            write_all(ready_w_raw, b"r").ctx("write")?;
+            let mut byte = [0u8; 1];
+            ensure!(
+                read_full(go_r_raw, &mut byte)? == 1,
+                "no go from the parent"
+            );
+            let ids = (cred::getuid(), cred::geteuid(), cred::getgid());
+            ensure!(ids == (0, 0, 0), "ids after the maps: {ids:?}");
+            let mut buf = [0u8; 128];
+            let own_view = read_text(0, IdFile::UidMap, &mut buf)?;
+            ensure!(
+                own_view == b"         0      61234          1\n",
+                "uid_map seen from inside: \"{}\"",
+                Bytes(own_view)
+            );
+            expect_errno("setuid to an unmapped uid", cred::setuid(1), Errno::EINVAL)?;
+            cred::setuid(0).ctx("setuid(0) inside")?;
+            Ok(())
+        })?;
+        drop(go_r);
+        drop(ready_w);
+        let mut byte = [0u8; 1];
+        if read_full(ready_r.raw(), &mut byte)? != 1 {
+            // It failed before getting ready: its message says why.
+            return inner.finish("the child in the new user namespace");
+        }
+        let pid = inner.child.pid();
+        let uid_map = |text: &[u8]| userns::write_file(pid, IdFile::UidMap, text);
+        expect_errno(
+            "mapping another user's uid",
+            uid_map(b"0 61235 1\n"),
+            Errno::EPERM,
+        )?;
+        expect_errno("mapping two uids", uid_map(b"0 61234 2\n"), Errno::EPERM)?;
+        expect_errno(
+            "a map that is not numbers",
+            uid_map(b"x 61234 1\n"),
+            Errno::EINVAL,
+        )?;
+        expect_errno("trailing junk", uid_map(b"0 61234 1 x\n"), Errno::EINVAL)?;
+        expect_errno("a zero count", uid_map(b"0 61234 0\n"), Errno::EINVAL)?;
+        uid_map(b"0 61234 1\n").ctx("mapping its own uid")?;
+        expect_errno(
+            "a second uid_map write",
+            uid_map(b"0 61234 1\n"),
+            Errno::EPERM,
+        )?;
+        let mut buf = [0u8; 128];
+        let text = read_text(pid, IdFile::UidMap, &mut buf)?;
+        ensure!(
+            text == b"         0      61234          1\n",
+            "uid_map as read by its writer: \"{}\"",
+            Bytes(text)
+        );
+
+        let gid_map = |text: &[u8]| userns::write_file(pid, IdFile::GidMap, text);
+        expect_errno(
+            "gid_map before setgroups is denied",
+            gid_map(b"0 61234 1\n"),
+            Errno::EPERM,
+        )?;
+        let mut buf = [0u8; 128];
+        ensure!(
+            read_text(pid, IdFile::Setgroups, &mut buf)? == b"allow\n",
+            "setgroups does not start as allow"
+        );
+        userns::write_file(pid, IdFile::Setgroups, b"deny").ctx("denying setgroups")?;
+        gid_map(b"0 61234 1\n").ctx("mapping its own gid")?;
+        expect_errno(
+            "allowing setgroups again",
+            userns::write_file(pid, IdFile::Setgroups, b"allow"),
+            Errno::EPERM,
+        )?;
+        let mut buf = [0u8; 128];
+        ensure!(
+            read_text(pid, IdFile::Setgroups, &mut buf)? == b"deny\n",
+            "setgroups does not read deny"
+        );
+
+        write_all(go_w.raw(), b"g").ctx("write")?;
+        drop(go_w);
+        inner.finish("the child in the new user namespace")
+    })
+}
+
+/// Capabilities in a new user namespace reach only what it owns: an
+/// unprivileged user cannot make a UTS namespace alone, can together with
+/// a user namespace (which then owns it), and root of a new user
+/// namespace still cannot rename the host it shares with its creator.
+fn userns_owns_namespaces(_: &Ctx) -> Outcome {
+    let before = hostname()?;
+    in_child("the unprivileged creator", || {
+        become_unprivileged()?;
+        // SAFETY: a plain fork-like clone; the child exits at once.
+        let ret = unsafe { syscall5(nr::CLONE, (CLONE_NEWUTS | 17) as usize, 0, 0, 0, 0) };
+        match forkvm_user::syscall::check(ret) {
+            Ok(0) => exit_group(0),
+            Ok(pid) => {
+                let _ = wait4(pid as i32, 0);
+                return Err(msg!("CLONE_NEWUTS without privilege succeeded"));
+            }
+            Err(e) => ensure!(
+                e == Errno::EPERM,
+                "CLONE_NEWUTS alone: expected EPERM, got {e}"
+            ),
+        }
+        Reporting::spawn(CLONE_NEWUSER | CLONE_NEWUTS, || {
+            ensure!(
+                sethostname(b"proctest-userns") == 0,
+                "sethostname in an owned UTS namespace failed"
+            );
+            let u = uname().ctx("uname")?;
+            ensure!(
+                c_field(&u.nodename) == b"proctest-userns",
+                "the new host name did not stick"
+            );
+            Ok(())
+        })?
+        .finish("CLONE_NEWUSER | CLONE_NEWUTS")?;
+        Reporting::spawn(CLONE_NEWUSER, || {
+            let caps = cred::capget(0).ctx("capget")?;
+            ensure!(
+                caps.effective & CAP_SYS_ADMIN != 0,
+                "no CAP_SYS_ADMIN in the new namespace"
+            );
+            let ret = sethostname(b"proctest-escape");
+            ensure!(
+                ret == -(Errno::EPERM.0 as isize),
+                "sethostname on the creator's UTS namespace: expected EPERM, got {}",
+                Ret(ret)
+            );
+            Ok(())
+        })?
+        .finish("CLONE_NEWUSER alone")
+    })?;
+    ensure!(hostname()? == before, "the host name changed");
+    Ok(())
+}
+
+/// RLIMIT_NPROC inside a user namespace also charges the creator's user
+/// in the parent namespace, against the creator's limit: with a limit of
+/// 2, the creator and its namespaced child use it up, so the child (root
+/// with every capability in its own namespace, but not over the machine)
+/// cannot fork.
+fn userns_nproc_counts_creator(_: &Ctx) -> Outcome {
+    in_child("the limited creator", || {
+        let two = Rlimit { cur: 2, max: 2 };
+        cred::prlimit64(0, RLIMIT_NPROC, Some(two)).ctx("prlimit64")?;
+        become_unprivileged()?;
+        Reporting::spawn(CLONE_NEWUSER, || match fork() {
+            Ok(0) => exit_group(0),
+            Ok(pid) => {
+                let _ = wait4(pid as i32, 0);
+                Err(msg!("fork inside the namespace passed the creator's limit"))
+            }
+            Err(e) => {
+                ensure!(e == Errno::EAGAIN, "fork inside: expected EAGAIN, got {e}");
+                Ok(())
+            }
+        })?
+        .finish("the child in the new user namespace")
+    })
+}

@@ -50,6 +50,15 @@ const SCENARIOS: &[&str] = &[
     "clone-fs-umask",
     "clone-io-ioprio",
     "sysvsem-undo",
+    "semtimedop-timeout",
+    "semtimedop-woken",
+    "semtimedop-errors",
+    "semctl-ipc-stat",
+    "semctl-ipc-set",
+    "semctl-ipc-set-eperm",
+    "semctl-ctime",
+    "semctl-info-stat",
+    "semctl-errors",
 ];
 
 struct Run {

@@ -127,6 +127,8 @@ macro_rules! ensure {
         }
     };
 }
+// By path as well, for the topic modules declared above (`use super::*`).
+pub(crate) use {ensure, msg};
 
 type Outcome = Result<(), Msg>;
 

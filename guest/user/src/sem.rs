@@ -103,7 +103,7 @@ pub struct Ipc64Perm {
 pub struct SemidDs {
     /// Owner, creator, mode.
     pub perm: Ipc64Perm,
-    /// Last `semop` (seconds of CLOCK_REALTIME; 0: none yet).
+    /// Last `semop` (realtime seconds; 0: none yet).
     pub otime: i64,
     /// Unused.
     pub unused1: u64,

@@ -9,7 +9,7 @@ use forkvm_user::sem::{
     cmd, semctl, semctl_info, semctl_set, semctl_stat, semget, semop, semtimedop, SemBuf, SemidDs,
     IPC_NOWAIT, IPC_PRIVATE,
 };
-use forkvm_user::syscall::{clock_gettime, CLOCK_REALTIME};
+use forkvm_user::syscall::clock_gettime;
 
 use super::*;
 
@@ -84,12 +84,19 @@ impl Drop for Set {
     }
 }
 
-/// CLOCK_REALTIME seconds (the unit of `sem_otime` and `sem_ctime`).
+/// `CLOCK_REALTIME_COARSE`: the realtime clock as of the last tick.
+const CLOCK_REALTIME_COARSE: u32 = 5;
+
+/// Realtime seconds as `sem_otime` and `sem_ctime` take them (Linux
+/// `ktime_get_real_seconds`: the coarse clock, which can lag
+/// CLOCK_REALTIME's seconds by a tick).
 fn realtime() -> Result<i64, Msg> {
-    Ok(clock_gettime(CLOCK_REALTIME).ctx("clock_gettime")?.sec)
+    Ok(clock_gettime(CLOCK_REALTIME_COARSE)
+        .ctx("clock_gettime")?
+        .sec)
 }
 
-/// Sleeps until CLOCK_REALTIME has passed `second` (at most a second
+/// Sleeps until [`realtime`] has passed `second` (at most a second
 /// and a bit), so a time stamped from now on differs from one before.
 fn wait_past(second: i64) -> Result<i64, Msg> {
     let deadline = monotonic_ns() + TIMEOUT_NS;
@@ -98,7 +105,10 @@ fn wait_past(second: i64) -> Result<i64, Msg> {
         if now > second {
             return Ok(now);
         }
-        ensure!(monotonic_ns() < deadline, "CLOCK_REALTIME stuck at {now}");
+        ensure!(
+            monotonic_ns() < deadline,
+            "CLOCK_REALTIME_COARSE stuck at {now}"
+        );
         sleep_ns(10 * MS);
     }
 }

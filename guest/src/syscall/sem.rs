@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EACCES, EFAULT, EIDRM, EINTR, EINVAL, ERANGE};
+use crate::errno::{EACCES, EAGAIN, EFAULT, EIDRM, EINTR, EINVAL, EPERM, ERANGE};
 use crate::ipc::sem::{
     real_seconds, IpcPerm, SemSet, SemUndoList, SemUsage, ALTER, READ, SEMMNI, SEMMNS,
 };
@@ -39,6 +39,8 @@ const SEM_STAT_ANY: u32 = 20;
 /// cgid, mode: u32 each; seq: u16 at 24; two unused longs from 32), then
 /// sem_otime, unused, sem_ctime, unused, sem_nsems, two unused: 8 bytes each.
 const SEMID64_DS_SIZE: usize = 104;
+const SEMID64_UID: usize = 4;
+const SEMID64_GID: usize = 8;
 const SEMID64_MODE: usize = 20;
 const SEMID64_SEQ: usize = 24;
 const SEMID64_OTIME: usize = 48;
@@ -224,12 +226,12 @@ fn do_semtimedop(
             }
         }
     };
-    let end = match deadline {
-        None => match set.waiters.wait_until(attempt) {
-            true => WaitEnd::Done,
-            false => WaitEnd::Fatal,
-        },
-        Some(deadline) => set.waiters.wait_until_deadline(deadline, attempt),
+    let end = if let Some(deadline) = deadline {
+        set.waiters.wait_until_deadline(deadline, attempt)
+    } else if set.waiters.wait_until(attempt) {
+        WaitEnd::Done
+    } else {
+        WaitEnd::Fatal
     };
     if end != WaitEnd::Done {
         // Timed out, or a fatal signal (the task exits on its way out):
@@ -244,7 +246,7 @@ fn do_semtimedop(
             }
         }
         return Err(if end == WaitEnd::TimedOut {
-            crate::errno::EAGAIN
+            EAGAIN
         } else {
             EINTR
         });
@@ -283,7 +285,7 @@ pub fn semctl(a: Args) -> SysResult {
                 .map_err(|_| EFAULT)?;
             let word = |at: usize| u32::from_le_bytes(ds[at..at + 4].try_into().expect("4 bytes"));
             let set = semctl_down(&task, semid)?;
-            let (uid, gid) = ids_from_user(word(4), word(8))?;
+            let (uid, gid) = ids_from_user(word(SEMID64_UID), word(SEMID64_GID))?;
             set.set_perm(uid, gid, word(SEMID64_MODE));
             Ok(0)
         }
@@ -352,8 +354,10 @@ fn semctl_stat(task: &Task, semid: i32, cmd: u32) -> Result<([u8; SEMID64_DS_SIZ
     let perm = set.perm();
     let mut ds = [0u8; SEMID64_DS_SIZE];
     ds[0..4].copy_from_slice(&set.key.to_le_bytes());
+    // uid, gid, cuid, cgid: consecutive words from SEMID64_UID.
     for (i, id) in ids_to_user(&perm).into_iter().enumerate() {
-        ds[4 + 4 * i..8 + 4 * i].copy_from_slice(&id.to_le_bytes());
+        let at = SEMID64_UID + 4 * i;
+        ds[at..at + 4].copy_from_slice(&id.to_le_bytes());
     }
     ds[SEMID64_MODE..SEMID64_MODE + 4].copy_from_slice(&perm.mode.to_le_bytes());
     ds[SEMID64_SEQ..SEMID64_SEQ + 2].copy_from_slice(&(set.seq() as u16).to_le_bytes());
@@ -459,7 +463,7 @@ fn semctl_down(task: &Task, semid: i32) -> Result<Arc<SemSet>, i32> {
     let set = find_set(task, semid)?;
     let cred = task.inner.lock().cred;
     if !set.owned_by(&cred) {
-        return Err(crate::errno::EPERM);
+        return Err(EPERM);
     }
     Ok(set)
 }

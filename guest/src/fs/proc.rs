@@ -8,8 +8,8 @@ use alloc::sync::Arc;
 
 use spin::Mutex;
 
-use crate::errno::{EBADF, EINVAL, ENOENT};
-use crate::process::cred::Cred;
+use crate::errno::{EACCES, EBADF, EINVAL, ENOENT};
+use crate::process::cred::{Cred, CAP_DAC_OVERRIDE};
 use crate::process::user_ns::{self, IdKind, UserNamespace};
 
 /// Which file.
@@ -68,8 +68,33 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
     };
     let mode = flags & O_ACCMODE;
     let opener = current.inner.lock().cred.clone();
-    let ns = target.inner.lock().cred.user_ns.clone();
+    let (ns, owner) = {
+        let inner = target.inner.lock();
+        // A dumpable process's files belong to its effective user; an
+        // undumpable one's (after a credential change) to root (Linux
+        // `task_dump_owner`).
+        let dumpable = inner
+            .mm
+            .as_ref()
+            .is_some_and(|mm| mm.dumpable.load(core::sync::atomic::Ordering::Relaxed));
+        let owner = if dumpable {
+            (inner.cred.euid, inner.cred.egid)
+        } else {
+            (0, 0)
+        };
+        (inner.cred.user_ns.clone(), owner)
+    };
     let writable = mode == O_WRONLY || mode == O_RDWR;
+    // The files are mode 0644: only the owner, or CAP_DAC_OVERRIDE over
+    // an owner the opener's namespace can name, may write (Linux
+    // `generic_permission`, `capable_wrt_inode_uidgid`).
+    if writable && opener.euid != owner.0 {
+        let nameable = opener.user_ns.id_of(IdKind::Uid, owner.0).is_some()
+            && opener.user_ns.id_of(IdKind::Gid, owner.1).is_some();
+        if !(nameable && opener.capable_in_own_ns(CAP_DAC_OVERRIDE)) {
+            return Err(EACCES);
+        }
+    }
     // Only who could change the namespace's settings may open setgroups
     // for writing (Linux `proc_setgroups_open`).
     if entry == ProcEntry::Setgroups

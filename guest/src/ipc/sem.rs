@@ -13,6 +13,7 @@ use spin::Mutex;
 use super::sem_array::{SemArray, SEMMSL};
 use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOSPC, EPERM};
 use crate::process::cred::{Cred, CAP_SYS_ADMIN};
+use crate::process::user_ns::UserNamespace;
 use crate::sched::wait::WaitQueue;
 
 /// `IPC_PRIVATE`: always a new set.
@@ -20,7 +21,9 @@ pub const IPC_PRIVATE: i32 = 0;
 pub const IPC_CREAT: i32 = 0o1000;
 pub const IPC_EXCL: i32 = 0o2000;
 /// Most sets per namespace (`SEMMNI`).
-const SEMMNI: usize = 32000;
+pub const SEMMNI: usize = 32000;
+/// Most semaphores per namespace, all sets together (`SEMMNS`).
+pub const SEMMNS: usize = SEMMNI * SEMMSL;
 /// Linux `IPCMNI`: an id is `seq * IPCMNI + index`.
 const IPCMNI: i32 = 32768;
 /// `CAP_IPC_OWNER`: bypasses the permission bits.
@@ -30,39 +33,82 @@ const CAP_IPC_OWNER: u32 = 15;
 pub const READ: u32 = 0o4;
 pub const ALTER: u32 = 0o2;
 
-/// One semaphore set.
-pub struct SemSet {
-    pub id: i32,
-    pub key: i32,
-    /// Owner and creator (`ipc_perm`), and the mode's low 9 bits.
+/// Linux `ktime_get_real_seconds` (`sem_otime`, `sem_ctime`): the guest
+/// has no wall clock, so its realtime clock counts from boot, as
+/// `clock_gettime` reports it.
+pub fn real_seconds() -> i64 {
+    (crate::time::uptime_ns() / 1_000_000_000) as i64
+}
+
+/// Owner and creator of a set, and the mode's low 9 bits (the parts of
+/// Linux `kern_ipc_perm` that IPC_SET may change, and what it checks).
+#[derive(Clone, Copy, Debug)]
+pub struct IpcPerm {
     pub uid: u32,
     pub gid: u32,
     pub cuid: u32,
     pub cgid: u32,
     pub mode: u32,
+}
+
+/// One semaphore set.
+pub struct SemSet {
+    pub id: i32,
+    pub key: i32,
+    /// Changed by IPC_SET; copy it out with [`SemSet::perm`].
+    perm: Mutex<IpcPerm>,
     pub array: Mutex<SemArray>,
     /// `semop` callers waiting for a value to change, woken on every change.
     pub waiters: WaitQueue,
     /// Set by IPC_RMID: sleepers return EIDRM, lookups fail.
     pub removed: core::sync::atomic::AtomicBool,
+    /// The user namespace owning the set's IPC namespace: capabilities
+    /// over it override the permissions.
+    owner_ns: Arc<UserNamespace>,
 }
 
 impl SemSet {
+    pub fn perm(&self) -> IpcPerm {
+        *self.perm.lock()
+    }
+
+    /// The sequence number in the id (`ipc_perm.seq`).
+    pub fn seq(&self) -> i32 {
+        self.id / IPCMNI
+    }
+
     /// Linux `ipcperms`: owner, group or other bits; CAP_IPC_OWNER passes.
     pub fn permits(&self, cred: &Cred, want: u32) -> bool {
-        let granted = if cred.euid == self.uid || cred.euid == self.cuid {
-            self.mode >> 6
-        } else if cred.egid == self.gid || cred.egid == self.cgid {
-            self.mode >> 3
+        let perm = self.perm();
+        let granted = if cred.euid == perm.uid || cred.euid == perm.cuid {
+            perm.mode >> 6
+        } else if cred.egid == perm.gid || cred.egid == perm.cgid {
+            perm.mode >> 3
         } else {
-            self.mode
+            perm.mode
         };
-        want & !granted & 0o7 == 0 || cred.capable(CAP_IPC_OWNER)
+        want & !granted & 0o7 == 0 || cred.ns_capable(&self.owner_ns, CAP_IPC_OWNER)
     }
 
     /// Owner, creator or CAP_SYS_ADMIN (IPC_RMID, IPC_SET).
     pub fn owned_by(&self, cred: &Cred) -> bool {
-        cred.euid == self.uid || cred.euid == self.cuid || cred.capable(CAP_SYS_ADMIN)
+        let perm = self.perm();
+        cred.euid == perm.uid
+            || cred.euid == perm.cuid
+            || cred.ns_capable(&self.owner_ns, CAP_SYS_ADMIN)
+    }
+
+    /// IPC_SET (Linux `ipc_update_perm`, then `sem_ctime`): the new owner
+    /// and the mode's low 9 bits. The caller has checked ownership and
+    /// the ids' validity.
+    pub fn set_perm(&self, uid: u32, gid: u32, mode: u32) {
+        {
+            let mut perm = self.perm.lock();
+            perm.uid = uid;
+            perm.gid = gid;
+            perm.mode = mode & 0o777;
+        }
+        self.array.lock().ctime = real_seconds();
     }
 
     pub fn is_removed(&self) -> bool {
@@ -71,13 +117,36 @@ impl SemSet {
 }
 
 /// A namespace's semaphore sets (Linux `ipc_ids` for `sem_ids`).
-#[derive(Default)]
 pub struct SemIds {
+    /// The user namespace owning this IPC namespace.
+    owner_ns: Arc<UserNamespace>,
     sets: BTreeMap<i32, Arc<SemSet>>,
     seq: i32,
+    /// Semaphores in all sets (`used_sems`).
+    used_sems: usize,
+}
+
+/// What IPC_INFO and SEM_INFO report about a namespace's sets.
+pub struct SemUsage {
+    /// Sets in use (`in_use`).
+    pub sets: usize,
+    /// Semaphores in them (`used_sems`).
+    pub sems: usize,
+    /// The highest index in use, -1 if none (Linux `ipc_get_maxidx`).
+    pub max_index: i32,
 }
 
 impl SemIds {
+    /// No sets, in an IPC namespace owned by `owner_ns`.
+    pub fn new(owner_ns: &Arc<UserNamespace>) -> SemIds {
+        SemIds {
+            owner_ns: owner_ns.clone(),
+            sets: BTreeMap::new(),
+            seq: 0,
+            used_sems: 0,
+        }
+    }
+
     /// Linux `ksys_semget`.
     pub fn semget(&mut self, key: i32, nsems: i32, flags: i32, cred: &Cred) -> Result<i32, i32> {
         if !(0..=SEMMSL as i32).contains(&nsems) {
@@ -106,7 +175,7 @@ impl SemIds {
         if nsems == 0 {
             return Err(EINVAL);
         }
-        if self.sets.len() >= SEMMNI {
+        if self.used_sems + nsems as usize > SEMMNS || self.sets.len() >= SEMMNI {
             return Err(ENOSPC);
         }
         let index = (0..IPCMNI)
@@ -114,19 +183,25 @@ impl SemIds {
             .ok_or(ENOSPC)?;
         let id = self.seq * IPCMNI + index;
         self.seq = (self.seq + 1) % (i32::MAX / IPCMNI);
+        let mut array = SemArray::new(nsems as usize);
+        array.ctime = real_seconds();
+        self.used_sems += nsems as usize;
         self.sets.insert(
             id,
             Arc::new(SemSet {
                 id,
                 key,
-                uid: cred.euid,
-                gid: cred.egid,
-                cuid: cred.euid,
-                cgid: cred.egid,
-                mode: flags as u32 & 0o777,
-                array: Mutex::new(SemArray::new(nsems as usize)),
+                perm: Mutex::new(IpcPerm {
+                    uid: cred.euid,
+                    gid: cred.egid,
+                    cuid: cred.euid,
+                    cgid: cred.egid,
+                    mode: flags as u32 & 0o777,
+                }),
+                array: Mutex::new(array),
                 waiters: WaitQueue::new(),
                 removed: core::sync::atomic::AtomicBool::new(false),
+                owner_ns: self.owner_ns.clone(),
             }),
         );
         Ok(id)
@@ -137,6 +212,25 @@ impl SemIds {
         self.sets.get(&id).cloned().ok_or(EINVAL)
     }
 
+    /// The set at `index` whatever its sequence number (SEM_STAT; Linux
+    /// keeps only the index bits of the argument).
+    pub fn find_index(&self, index: i32) -> Result<Arc<SemSet>, i32> {
+        let index = index % IPCMNI;
+        self.sets
+            .values()
+            .find(|s| s.id % IPCMNI == index)
+            .cloned()
+            .ok_or(EINVAL)
+    }
+
+    pub fn usage(&self) -> SemUsage {
+        SemUsage {
+            sets: self.sets.len(),
+            sems: self.used_sems,
+            max_index: self.sets.keys().map(|id| id % IPCMNI).max().unwrap_or(-1),
+        }
+    }
+
     /// IPC_RMID: removes the set and wakes its sleepers (they get EIDRM).
     pub fn remove(&mut self, id: i32, cred: &Cred) -> Result<(), i32> {
         let set = self.find(id)?;
@@ -144,6 +238,7 @@ impl SemIds {
             return Err(EPERM);
         }
         self.sets.remove(&id);
+        self.used_sems -= set.array.lock().len();
         set.removed.store(true, Ordering::Release);
         set.waiters.wake_all();
         Ok(())

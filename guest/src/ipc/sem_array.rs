@@ -75,6 +75,10 @@ pub enum SemopOutcome {
 /// A set's semaphores and the undo adjustments every undo list holds for it.
 pub struct SemArray {
     pub sems: Vec<Sem>,
+    /// Realtime seconds of the last successful `semop` (0: none yet) and
+    /// of the last change by `semctl` or creation (`sem_otime`, `sem_ctime`).
+    pub otime: i64,
+    pub ctime: i64,
     /// Undo list id -> one adjustment per semaphore (`struct sem_undo`).
     undo: BTreeMap<u64, Vec<i32>>,
 }
@@ -83,6 +87,8 @@ impl SemArray {
     pub fn new(nsems: usize) -> SemArray {
         SemArray {
             sems: vec![Sem::default(); nsems],
+            otime: 0,
+            ctime: 0,
             undo: BTreeMap::new(),
         }
     }

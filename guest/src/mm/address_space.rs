@@ -91,6 +91,10 @@ pub struct AddressSpace {
     /// Physical address of the PML4.
     root: u64,
     pub inner: Mutex<MmInner>,
+    /// Linux `MMF_DUMPABLE`: cleared when the owner's credentials change
+    /// (its `/proc/PID` files then belong to root), set again by exec or
+    /// `prctl(PR_SET_DUMPABLE)`.
+    pub dumpable: core::sync::atomic::AtomicBool,
 }
 
 impl AddressSpace {
@@ -116,6 +120,7 @@ impl AddressSpace {
                 start_brk: 0,
                 brk: 0,
             }),
+            dumpable: core::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -152,6 +157,9 @@ impl AddressSpace {
             child_inner.start_brk = inner.start_brk;
             child_inner.brk = inner.brk;
         }
+        child
+            .dumpable
+            .store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         drop(inner);
         if write_protected > 0 {
             self.flush_if_current();

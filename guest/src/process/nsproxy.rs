@@ -104,7 +104,7 @@ impl Namespace {
             id: NEXT_NS_ID.fetch_add(1, Ordering::Relaxed),
             user_ns: user_ns.clone(),
             uts: Mutex::new(names),
-            sem: Mutex::new(Default::default()),
+            sem: Mutex::new(crate::ipc::sem::SemIds::new(user_ns)),
         })
     }
 }

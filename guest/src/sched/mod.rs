@@ -105,6 +105,18 @@ pub fn sleep_for_ns(ns: u64) {
     }
 }
 
+/// Arms a one-shot timer: the tick wakes `task` once the TSC reaches
+/// `deadline` (a timed wait elsewhere, e.g. `semtimedop`).
+pub fn arm_timer(deadline: u64, task: Arc<Task>) {
+    SLEEPERS.lock().push((deadline, task));
+}
+
+/// Disarms `task`'s timers, so a deadline that passes later cannot wake
+/// it out of an unrelated sleep.
+pub fn cancel_timer(task: &Arc<Task>) {
+    SLEEPERS.lock().retain(|(_, t)| !Arc::ptr_eq(t, task));
+}
+
 /// Wakes the sleepers whose deadline has passed.
 fn wake_sleepers() {
     let now = crate::arch::cpu::rdtsc();

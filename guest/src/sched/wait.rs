@@ -43,12 +43,55 @@ impl WaitQueue {
         }
     }
 
+    /// Like [`wait_until`](Self::wait_until), but gives up once the TSC
+    /// reaches `deadline` (Linux: `schedule_hrtimeout` in a wait loop).
+    /// `done` is checked first, so a wait whose condition holds by the
+    /// time it looks succeeds even past the deadline. However it ends, the
+    /// task has left both this queue and the timer list.
+    pub fn wait_until_deadline(&self, deadline: u64, mut done: impl FnMut() -> bool) -> WaitEnd {
+        let current = super::current();
+        loop {
+            if done() {
+                return WaitEnd::Done;
+            }
+            if current.fatal_status().is_some() {
+                return WaitEnd::Fatal;
+            }
+            if crate::arch::cpu::rdtsc() >= deadline {
+                return WaitEnd::TimedOut;
+            }
+            current.set_state(TaskState::Sleeping);
+            self.sleepers.lock().push_back(current.clone());
+            super::arm_timer(deadline, current.clone());
+            super::schedule();
+            // Woken by one of the two: leave the other.
+            self.remove(&current);
+            super::cancel_timer(&current);
+        }
+    }
+
+    /// Takes `task` off the queue (it stopped waiting on its own).
+    fn remove(&self, task: &Arc<Task>) {
+        self.sleepers.lock().retain(|t| !Arc::ptr_eq(t, task));
+    }
+
     /// Wakes every sleeper (they re-check their condition).
     pub fn wake_all(&self) {
         while let Some(task) = self.sleepers.lock().pop_front() {
             super::wake_up(&task);
         }
     }
+}
+
+/// How [`WaitQueue::wait_until_deadline`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The condition held.
+    Done,
+    /// A fatal event (SIGKILL, exit_group): back out, the task is exiting.
+    Fatal,
+    /// The deadline passed first.
+    TimedOut,
 }
 
 impl Default for WaitQueue {

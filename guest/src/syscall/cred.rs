@@ -1,9 +1,11 @@
 //! Identity and limits: get/set user and group ids, capabilities,
 //! resource limits.
 
+use core::sync::atomic::Ordering;
+
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EFAULT, EINVAL, EPERM, ESRCH};
-use crate::process::cred::{UserTaskCount, CAP_SYS_RESOURCE};
+use crate::process::cred::{Cred, UserTaskCount, CAP_SYS_RESOURCE};
 use crate::process::rlimit::{Rlimit, RLIM_NLIMITS};
 use crate::sched;
 
@@ -44,23 +46,37 @@ pub fn getresuid(a: Args, gids: bool) -> SysResult {
     Ok(0)
 }
 
-/// `setuid(uid)`: a new real uid moves the task to that user's task count.
-pub fn setuid(a: Args) -> SysResult {
-    let uid = a.0[0] as u32;
-    let task = sched::current();
-    let mut inner = task.inner.lock();
-    let new = inner.cred.setuid(uid)?;
-    if new.uid != inner.cred.uid {
+/// Installs new credentials (Linux `commit_creds`): a new real uid moves
+/// the task to that user's task count; a change of effective ids or a
+/// capability gained makes the process undumpable (`suid_dumpable` 0).
+fn commit_creds(inner: &mut crate::process::task::TaskInner, new: Cred) {
+    let old = &inner.cred;
+    let caps_gained = new.cap_permitted & !old.cap_permitted != 0
+        || !alloc::sync::Arc::ptr_eq(&new.user_ns, &old.user_ns);
+    if new.euid != old.euid || new.egid != old.egid || caps_gained {
+        if let Some(mm) = &inner.mm {
+            mm.dumpable.store(false, Ordering::Relaxed);
+        }
+    }
+    if new.uid != old.uid {
         inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
     }
     inner.cred = new;
+}
+
+pub fn setuid(a: Args) -> SysResult {
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    let new = inner.cred.setuid(a.0[0] as u32)?;
+    commit_creds(&mut inner, new);
     Ok(0)
 }
 
 pub fn setgid(a: Args) -> SysResult {
     let task = sched::current();
     let mut inner = task.inner.lock();
-    inner.cred = inner.cred.setgid(a.0[0] as u32)?;
+    let new = inner.cred.setgid(a.0[0] as u32)?;
+    commit_creds(&mut inner, new);
     Ok(0)
 }
 
@@ -127,7 +143,8 @@ pub fn capset(a: Args) -> SysResult {
     };
     let set = |i: usize| word(i) | (word(3 + i) << 32);
     let mut inner = task.inner.lock();
-    inner.cred = inner.cred.capset(set(0), set(1), set(2))?;
+    let new = inner.cred.capset(set(0), set(1), set(2))?;
+    commit_creds(&mut inner, new);
     Ok(0)
 }
 
@@ -205,15 +222,29 @@ pub fn setrlimit(a: Args) -> SysResult {
     prlimit64(Args([0, a.0[0], a.0[1], 0, 0, 0]))
 }
 
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
 const PR_GET_KEEPCAPS: u64 = 7;
 const PR_SET_KEEPCAPS: u64 = 8;
 
-/// `prctl`: only the keep-capabilities switch so far.
+/// `prctl`: the dumpable flag and the keep-capabilities switch.
 pub fn prctl(a: Args) -> SysResult {
     let [option, arg2, ..] = a.0;
     let task = sched::current();
     let mut inner = task.inner.lock();
     match option {
+        PR_GET_DUMPABLE => Ok(u64::from(
+            inner
+                .mm
+                .as_ref()
+                .is_some_and(|mm| mm.dumpable.load(Ordering::Relaxed)),
+        )),
+        PR_SET_DUMPABLE if arg2 <= 1 => {
+            if let Some(mm) = &inner.mm {
+                mm.dumpable.store(arg2 == 1, Ordering::Relaxed);
+            }
+            Ok(0)
+        }
         PR_GET_KEEPCAPS => Ok(u64::from(inner.cred.keep_caps)),
         PR_SET_KEEPCAPS if arg2 <= 1 => {
             inner.cred.keep_caps = arg2 == 1;

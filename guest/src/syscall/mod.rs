@@ -60,6 +60,7 @@ pub mod nr {
     pub const SEMGET: u64 = 64;
     pub const SEMOP: u64 = 65;
     pub const SEMCTL: u64 = 66;
+    pub const SEMTIMEDOP: u64 = 220;
     pub const IOPRIO_GET: u64 = 252;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
@@ -154,6 +155,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SEMGET => sem::semget(a),
         nr::SEMOP => sem::semop(a),
         nr::SEMCTL => sem::semctl(a),
+        nr::SEMTIMEDOP => sem::semtimedop(a),
         nr::IOPRIO_GET => ioprio::ioprio_get(a),
         nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),

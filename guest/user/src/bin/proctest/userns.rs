@@ -37,6 +37,14 @@ fn become_unprivileged() -> Outcome {
     Ok(())
 }
 
+/// `prctl(PR_SET_DUMPABLE, 1)`.
+fn set_dumpable() -> Outcome {
+    // SAFETY: touches no memory.
+    let ret = unsafe { forkvm_user::syscall::syscall2(157, 4, 1) };
+    forkvm_user::syscall::check(ret).ctx("prctl(PR_SET_DUMPABLE)")?;
+    Ok(())
+}
+
 /// A child whose scenario steps report a failure message through a pipe.
 struct Reporting {
     child: Child,
@@ -99,6 +107,22 @@ fn read_text(pid: u32, file: IdFile, buf: &mut [u8; 128]) -> Result<&[u8], Msg> 
 fn userns_id_maps(_: &Ctx) -> Outcome {
     in_child("the unprivileged creator", || {
         become_unprivileged()?;
+        // Changing ids made this process undumpable: its /proc files
+        // belong to root, so it cannot write its own maps until it is
+        // dumpable again (what container runtimes do).
+        let opened = userns::ProcFd::open(0, IdFile::UidMap, userns::O_WRONLY).map(drop);
+        expect_errno(
+            "opening an undumpable process's uid_map",
+            opened,
+            Errno::EACCES,
+        )?;
+        set_dumpable()?;
+        // The initial namespace's maps are fixed.
+        expect_errno(
+            "writing the initial namespace's uid_map",
+            userns::write_file(0, IdFile::UidMap, b"0 0 1\n"),
+            Errno::EPERM,
+        )?;
         // The child checks its ids, says it is ready, and waits for the
         // maps before checking again.
         let (go_r, go_w) = pipe()?;

@@ -1,7 +1,7 @@
 //! `ioprio_set` and `ioprio_get` (Linux block/ioprio.c): the I/O priority
 //! kept in a task's I/O context (see `process::io_context`), the state
-//! `CLONE_IO` shares. Process groups do not exist here, so
-//! `IOPRIO_WHO_PGRP` finds nobody (ESRCH).
+//! `CLONE_IO` shares. `IOPRIO_WHO_PGRP` addresses every thread of a
+//! process group (who 0: the caller's).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -30,7 +30,15 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
             .into_iter()
             .filter(|task| task.tid_in(&ns) == who)
             .collect(),
-        IOPRIO_WHO_PGRP => Vec::new(),
+        IOPRIO_WHO_PGRP => {
+            use crate::process::pgrp;
+            let group = if who == 0 {
+                pgrp::task_pgrp(&current)
+            } else {
+                pgrp::find_pgrp(&ns, who)
+            };
+            group.map_or_else(Vec::new, |g| pgrp::tasks_in_pgrp(&g))
+        }
         // Every thread of that user that the caller's namespace can see.
         IOPRIO_WHO_USER => crate::process::all_tasks()
             .into_iter()

@@ -8,6 +8,7 @@ mod info;
 mod io;
 mod ioprio;
 mod memory;
+mod pgrp;
 mod process;
 mod sem;
 mod signal;
@@ -77,6 +78,11 @@ pub mod nr {
     pub const DUP3: u64 = 292;
     pub const PIPE2: u64 = 293;
     pub const PIPE: u64 = 22;
+    pub const SETPGID: u64 = 109;
+    pub const GETPGRP: u64 = 111;
+    pub const SETSID: u64 = 112;
+    pub const GETPGID: u64 = 121;
+    pub const GETSID: u64 = 124;
 }
 
 /// Result of a system call: a value or an errno.
@@ -158,6 +164,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::EXIT_GROUP => process::exit_group(a),
         nr::REBOOT => forkvm::reboot(a),
+        nr::SETPGID => pgrp::setpgid(a),
+        nr::GETPGRP => pgrp::getpgrp(),
+        nr::SETSID => pgrp::setsid(),
+        nr::GETPGID => pgrp::getpgid(a),
+        nr::GETSID => pgrp::getsid(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

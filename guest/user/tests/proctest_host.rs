@@ -50,6 +50,14 @@ const SCENARIOS: &[&str] = &[
     "clone-fs-umask",
     "clone-io-ioprio",
     "sysvsem-undo",
+    "pgrp-basics",
+    "setpgid-errors",
+    "setsid-getsid",
+    "kill-pgrp",
+    "wait-pgrp",
+    "ioprio-pgrp",
+    "pgrp-thread",
+    "pgrp-pid-namespace",
 ];
 
 struct Run {

@@ -128,6 +128,9 @@ macro_rules! ensure {
     };
 }
 
+// The topic modules, declared before the macros, import them by name.
+use {ensure, msg};
+
 type Outcome = Result<(), Msg>;
 
 /// Names a failed system call in a scenario's message.

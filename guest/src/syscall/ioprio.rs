@@ -10,7 +10,7 @@ use super::{Args, SysResult};
 use crate::errno::{EINVAL, EPERM, ESRCH};
 use crate::process::cred::{CAP_SYS_ADMIN, CAP_SYS_NICE};
 use crate::process::io_context::{
-    ioprio_best, ioprio_check, IoContext, IoprioError, IOPRIO_DEFAULT,
+    ioprio_best, ioprio_check, ioprio_effective, IoContext, IoprioError, IOPRIO_DEFAULT,
 };
 use crate::process::task::Task;
 use crate::sched;
@@ -101,8 +101,11 @@ pub fn ioprio_get(a: Args) -> SysResult {
     for task in &tasks {
         let ioprio = get_task_ioprio(task);
         best = Some(match best {
-            // One process: its own value, unconverted.
-            None => ioprio,
+            // One process: its own value, unconverted, so that user space
+            // tells an unset priority from a chosen one.
+            None if which == IOPRIO_WHO_PROCESS => ioprio,
+            // A group or a user: the best of what their I/O gets.
+            None => ioprio_effective(ioprio),
             Some(so_far) => ioprio_best(so_far, ioprio),
         });
     }

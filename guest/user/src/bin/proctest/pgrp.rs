@@ -601,6 +601,30 @@ fn ioprio_pgrp(_: &Ctx) -> Outcome {
         "ioprio_set/get(PGRP, reaped pid): {no_group:?}, want ESRCH"
     );
 
+    // An exited, unreaped member counts with the default priority (its I/O
+    // context is released at exit): best-effort level 4 is the best.
+    let f_gate = Gate::new()?;
+    let f = Child::spawn(f_gate.hold(0))?;
+    let f_pid = f.pid() as usize;
+    setpgid(f_pid as i32, 0).ctx("setpgid(f, 0)")?;
+    ensure!(
+        ioprio_set(WHO_PGRP, f_pid, BE | 6) == 0,
+        "ioprio_set(PGRP f, BE 6) failed"
+    );
+    f_gate.release(1)?;
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    while ioprio_get(WHO_PROCESS, f_pid) != 0 && monotonic_ns() < deadline {
+        sleep_ns(200_000);
+    }
+    let (f_prio, f_group) = (ioprio_get(WHO_PROCESS, f_pid), ioprio_get(WHO_PGRP, f_pid));
+    expect_exit("f", f.wait()?, 0)?;
+    ensure!(
+        (f_prio, f_group) == (0, (BE | 4) as isize),
+        "an exited member of its own group: ioprio {f_prio:#x} (want 0), the group's \
+         {f_group:#x} (want {:#x})",
+        BE | 4
+    );
+
     // who 0: the caller's own group.
     let d = Child::spawn(|| {
         if setpgid(0, 0).is_err() {

@@ -704,6 +704,16 @@ mod tests {
     }
 
     #[test]
+    fn process_group_wrappers_agree() {
+        let pg = getpgrp();
+        assert_eq!(getpgid(0), Ok(pg));
+        assert_eq!(getpgid(getpid() as i32), Ok(pg));
+        assert_eq!(getsid(0), getsid(getpid() as i32));
+        assert_eq!(getsid(-1), Err(Errno::ESRCH));
+        assert_eq!(setpgid(0, -1), Err(Errno::EINVAL));
+    }
+
+    #[test]
     fn mprotect_changes_protection() {
         let p = mmap_anonymous(4096, PROT_READ | PROT_WRITE).unwrap();
         // SAFETY: p is a fresh page, only read while read-only, unmapped after.

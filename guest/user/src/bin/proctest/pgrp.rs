@@ -256,6 +256,13 @@ fn setpgid_errors(ctx: &Ctx) -> Outcome {
         "setpgid(b, reaped pid): {}, want EPERM",
         e(setpgid(b_pid, gone))
     );
+    // A live process that leads no group names no group either.
+    let not_leader = a.pid() as i32;
+    ensure!(
+        e(setpgid(b_pid, not_leader)) == Errno::EPERM,
+        "setpgid(b, pid of a process in our group): {}, want EPERM",
+        e(setpgid(b_pid, not_leader))
+    );
     setpgid(b_pid, b_pid).ctx("setpgid(b, b)")?;
     ensure!(
         getpgid(b_pid) == Ok(b_pid as Pid),
@@ -658,6 +665,8 @@ struct ThreadIds {
     pgrp: AtomicU32,
     /// setpgid(own tid, 0): not a group leader (an errno).
     setpgid_tid: AtomicI32,
+    /// getpgid(own tid): the process's group.
+    pgid_of_tid: AtomicU32,
 }
 
 /// The `pgrp-thread` thread: moves its process into a new group.
@@ -670,6 +679,8 @@ extern "C" fn thread_sets_pgrp(arg: usize) -> ! {
     ids.pgrp.store(getpgrp(), Ordering::Relaxed);
     ids.setpgid_tid
         .store(errno(setpgid(gettid() as i32, 0)), Ordering::Relaxed);
+    ids.pgid_of_tid
+        .store(getpgid(gettid() as i32).unwrap_or(0), Ordering::Relaxed);
     exit(0)
 }
 
@@ -707,6 +718,9 @@ fn pgrp_thread(_: &Ctx) -> Outcome {
         if getpgrp() != me {
             return 4;
         }
+        if ids.pgid_of_tid.load(Ordering::Relaxed) != me {
+            return 5;
+        }
         0
     })?;
     let pid = child.pid();
@@ -714,7 +728,7 @@ fn pgrp_thread(_: &Ctx) -> Outcome {
     ensure!(
         status.exited() && status.exit_status() == 0,
         "child: {} (1: thread's setpgid(0, 0) failed, 2: thread's getpgrp not the \
-         process's pid, 3: setpgid(thread tid) not EINVAL, 4: process not moved; {pid})",
+         process's pid, 3: setpgid(thread tid) not EINVAL, 4: process not moved, 5: getpgid(thread tid) not the process's group; {pid})",
         Status(status)
     );
     Ok(())

@@ -7,7 +7,8 @@ use alloc::sync::Arc;
 use super::{Args, SysResult};
 use crate::errno::{EACCES, EINVAL, EPERM, ESRCH};
 use crate::process::pgrp::{self, find_task_by_vpid, same};
-use crate::process::pid_ns::PidNumbers;
+use crate::process::pid_ns::{PidNamespace, PidNumbers};
+use crate::process::task::Task;
 use crate::sched;
 
 /// `id` as the caller sees it (Linux `pid_vnr`).
@@ -21,7 +22,7 @@ fn vnr(id: &PidNumbers) -> u64 {
 pub fn setpgid(a: Args) -> SysResult {
     let current = sched::current();
     let ns = current.active_pid_ns();
-    let leader_ids = pgrp::of(&current).ok_or(ESRCH)?;
+    let caller_ids = pgrp::of(&current).ok_or(ESRCH)?;
     let mut pid = a.0[0] as i32;
     let mut pgid = a.0[1] as i32;
     if pid == 0 {
@@ -35,16 +36,13 @@ pub fn setpgid(a: Args) -> SysResult {
     }
     let _changing = pgrp::CHANGE_LOCK.lock();
 
-    let target = u32::try_from(pid)
-        .ok()
-        .and_then(|pid| find_task_by_vpid(&ns, pid))
-        .ok_or(ESRCH)?;
+    let target = find_task(&ns, pid)?;
     if !target.is_group_leader() {
         return Err(EINVAL);
     }
     let target_ids = pgrp::of(&target).ok_or(ESRCH)?;
     let parent_tgid = target.inner.lock().parent.upgrade().map(|p| p.tgid);
-    let session = leader_ids.lock().session.clone();
+    let session = caller_ids.lock().session.clone();
     if parent_tgid == Some(current.tgid) {
         // One of the caller's children: only in the caller's session, and
         // only until it execs.
@@ -79,19 +77,27 @@ pub fn setpgid(a: Args) -> SysResult {
     Ok(0)
 }
 
+/// The thread or process `pid` names in `ns`, zombies included; ESRCH
+/// for none (negative pids name nobody).
+fn find_task(ns: &PidNamespace, pid: i32) -> Result<Arc<Task>, i32> {
+    u32::try_from(pid)
+        .ok()
+        .and_then(|pid| find_task_by_vpid(ns, pid))
+        .ok_or(ESRCH)
+}
+
+/// The task getpgid/getsid ask about: the caller for 0.
+fn target(pid: u64) -> Result<Arc<Task>, i32> {
+    let current = sched::current();
+    match pid as i32 {
+        0 => Ok(current),
+        pid => find_task(&current.active_pid_ns(), pid),
+    }
+}
+
 /// `getpgid(pid)`: the process group of `pid` (0: the caller).
 pub fn getpgid(a: Args) -> SysResult {
-    let pid = a.0[0] as i32;
-    let current = sched::current();
-    let task = if pid == 0 {
-        current
-    } else {
-        let ns = current.active_pid_ns();
-        u32::try_from(pid)
-            .ok()
-            .and_then(|pid| find_task_by_vpid(&ns, pid))
-            .ok_or(ESRCH)?
-    };
+    let task = target(a.0[0])?;
     pgrp::task_pgrp(&task).map(|g| vnr(&g)).ok_or(ESRCH)
 }
 
@@ -102,17 +108,7 @@ pub fn getpgrp() -> SysResult {
 
 /// `getsid(pid)`: the session of `pid` (0: the caller).
 pub fn getsid(a: Args) -> SysResult {
-    let pid = a.0[0] as i32;
-    let current = sched::current();
-    let task = if pid == 0 {
-        current
-    } else {
-        let ns = current.active_pid_ns();
-        u32::try_from(pid)
-            .ok()
-            .and_then(|pid| find_task_by_vpid(&ns, pid))
-            .ok_or(ESRCH)?
-    };
+    let task = target(a.0[0])?;
     pgrp::task_session(&task).map(|s| vnr(&s)).ok_or(ESRCH)
 }
 
@@ -130,10 +126,12 @@ pub fn setsid() -> SysResult {
     if !pgrp::tasks_in_pgrp(&pid).is_empty() {
         return Err(EPERM);
     }
-    // The record is the thread group's: every thread moves with it.
-    let mut ids = ids.lock();
-    ids.pgrp = pid.clone();
-    ids.session = pid.clone();
-    ids.leader = true;
+    {
+        // The record is the thread group's: every thread moves with it.
+        let mut ids = ids.lock();
+        ids.pgrp = pid.clone();
+        ids.session = pid.clone();
+        ids.leader = true;
+    }
     Ok(vnr(&pid))
 }

@@ -77,6 +77,7 @@ fn gone_pid() -> Result<i32, Msg> {
     Ok(pid)
 }
 
+/// `(getpgid(pid), getsid(pid))`.
 fn ids_of(pid: Pid) -> (Result<Pid, Errno>, Result<Pid, Errno>) {
     (getpgid(pid as i32), getsid(pid as i32))
 }

@@ -158,6 +158,8 @@ pub fn execve(
         inner.fs_base = 0;
         // Like Linux, execve clears the keep-capabilities flag.
         inner.cred.keep_caps = false;
+        // The parent may no longer move it to another group (setpgid).
+        inner.fork_no_exec = false;
         // A private copy of the actions, with handlers reset (the new
         // program has none of the old one's code).
         let mut actions = inner.sighand.lock().clone();
@@ -214,6 +216,8 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         )));
         inner.pids = Some(pids.clone());
         inner.tgid_pids = Some(pids.clone());
+        // Init leads its own process group and session.
+        inner.pgrp_session = Some(super::pgrp::PgrpSession::new_leader(&pids));
         // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`).
         inner.cred = super::cred::Cred::root();
         inner.user_count = Some(super::cred::UserTaskCount::charge(&inner.cred.user_ns, 0));

@@ -67,6 +67,10 @@ pub fn do_exit(status: u32) -> ! {
     // exit_files: pipe ends close when the last table referring to them goes.
     let files = task.inner.lock().files.take();
     drop(files);
+    // exit_io_context: a zombie reports no I/O priority (IOPRIO_WHO_PGRP
+    // still counts it, with the default).
+    let io_context = task.inner.lock().io_context.take();
+    drop(io_context);
     super::fork::release_vfork_parent(&task);
     reparent_children(&task);
 

@@ -403,6 +403,15 @@ fn copy_process(
     } else {
         Arc::downgrade(parent)
     };
+    // A thread shares its group's process group and session; a new
+    // process starts in the caller's (Linux `init_task_pid` from `current`).
+    let pgrp_session = parent.inner.lock().pgrp_session.clone().map(|ids| {
+        if flags & CLONE_THREAD != 0 {
+            ids
+        } else {
+            super::pgrp::PgrpSession::inherit(&ids.lock())
+        }
+    });
     let leader_exit_signal =
         super::find(parent.tgid).map_or(0, |leader| leader.inner.lock().exit_signal);
     let comm = parent.comm();
@@ -452,6 +461,8 @@ fn copy_process(
         inner.sysvsem = sysvsem;
         inner.pids = Some(pids.clone());
         inner.tgid_pids = tgid_pids;
+        inner.pgrp_session = pgrp_session;
+        inner.fork_no_exec = true;
     }
     if flags & CLONE_PIDFD != 0 {
         fail.check(ENOMEM)?;

@@ -58,13 +58,21 @@ pub fn ioprio_check(ioprio: u32, privileged: bool) -> Result<(), IoprioError> {
     }
 }
 
+/// The priority a task's I/O gets (Linux `__get_task_ioprio`): class
+/// none follows the nice value, always 0 here, which gives best-effort
+/// level 4.
+pub fn ioprio_effective(ioprio: u16) -> u16 {
+    if ioprio_valid(ioprio) {
+        ioprio
+    } else {
+        ((IOPRIO_CLASS_BE << CLASS_SHIFT) | 4) as u16
+    }
+}
+
 /// Linux `ioprio_best`: the higher of two priorities for the
-/// `IOPRIO_WHO_PGRP`/`USER` queries (class none counts as best-effort).
+/// `IOPRIO_WHO_PGRP`/`USER` queries, each as the task's I/O gets it.
 pub fn ioprio_best(a: u16, b: u16) -> u16 {
-    let normal = ((IOPRIO_CLASS_BE << CLASS_SHIFT) | 4) as u16;
-    let a = if ioprio_valid(a) { a } else { normal };
-    let b = if ioprio_valid(b) { b } else { normal };
-    a.min(b)
+    ioprio_effective(a).min(ioprio_effective(b))
 }
 
 /// An I/O context.
@@ -149,6 +157,8 @@ mod tests {
             (RT | 3) as u16
         );
         assert_eq!(ioprio_best(IDLE as u16, 0), be4);
+        assert_eq!(ioprio_effective(0), be4);
+        assert_eq!(ioprio_effective(IDLE as u16), IDLE as u16);
     }
 
     #[test]

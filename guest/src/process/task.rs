@@ -11,6 +11,7 @@ use super::files::FdTable;
 use super::fs_struct::FsStruct;
 use super::io_context::IoContext;
 use super::nsproxy::NsProxy;
+use super::pgrp::PgrpSession;
 use super::pid_ns::{PidNamespace, PidNumbers};
 use super::rlimit::Rlimits;
 use super::signal::SigHand;
@@ -122,6 +123,12 @@ pub struct TaskInner {
     pub pids: Option<Arc<PidNumbers>>,
     /// Its thread group leader's (the process id).
     pub tgid_pids: Option<Arc<PidNumbers>>,
+    /// Process group and session, shared by the thread group; `None` for
+    /// kernel threads.
+    pub pgrp_session: Option<Arc<Mutex<PgrpSession>>>,
+    /// Forked but has not exec'd (Linux `PF_FORKNOEXEC`): `setpgid` from
+    /// the parent is allowed only while this holds.
+    pub fork_no_exec: bool,
     /// Fault injection: fail the n-th fallible step (0: off).
     pub fail_nth: u32,
     /// Fallible steps the last copy_process went through.
@@ -185,6 +192,8 @@ impl Task {
                 io_context: None,
                 pids: None,
                 tgid_pids: None,
+                pgrp_session: None,
+                fork_no_exec: false,
                 fail_nth: 0,
                 fail_points_seen: 0,
             }),

@@ -10,10 +10,13 @@ use crate::sched;
 pub const WNOHANG: u32 = 1;
 
 /// Which children a wait accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum WaitFor {
     Any,
     Pid(Pid),
+    /// Members of this process group (compared when each child is
+    /// looked at: a child that changed groups counts in its new one).
+    Pgrp(Arc<super::pid_ns::PidNumbers>),
 }
 
 /// Waits for a child to exit and reaps it: `Ok(Some((pid, status)))`, or
@@ -22,7 +25,7 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> 
     let parent = sched::current();
     let mut result = Err(ECHILD);
     let completed = parent.child_exit.wait_until(|| {
-        result = try_reap(&parent, which);
+        result = try_reap(&parent, &which);
         match result {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => options & WNOHANG != 0,
@@ -35,13 +38,16 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> 
 }
 
 /// One pass over the children: reap a matching zombie if there is one.
-fn try_reap(parent: &Arc<Task>, which: WaitFor) -> Result<Option<(Pid, u32)>, i32> {
+fn try_reap(parent: &Arc<Task>, which: &WaitFor) -> Result<Option<(Pid, u32)>, i32> {
     // Pids are the waiter's view (its pid namespace).
     let ns = parent.active_pid_ns();
     let mut inner = parent.inner.lock();
     let matches = |child: &Arc<Task>| match which {
         WaitFor::Any => true,
-        WaitFor::Pid(pid) => child.tid_in(&ns) == pid,
+        WaitFor::Pid(pid) => child.tid_in(&ns) == *pid,
+        WaitFor::Pgrp(group) => {
+            super::pgrp::task_pgrp(child).is_some_and(|g| super::pgrp::same(&g, group))
+        }
     };
     if !inner.children.iter().any(matches) {
         return Err(ECHILD);

@@ -1,7 +1,7 @@
 //! `ioprio_set` and `ioprio_get` (Linux block/ioprio.c): the I/O priority
 //! kept in a task's I/O context (see `process::io_context`), the state
-//! `CLONE_IO` shares. Process groups do not exist here, so
-//! `IOPRIO_WHO_PGRP` finds nobody (ESRCH).
+//! `CLONE_IO` shares. `IOPRIO_WHO_PGRP` addresses every thread of a
+//! process group (who 0: the caller's).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -10,7 +10,7 @@ use super::{Args, SysResult};
 use crate::errno::{EINVAL, EPERM, ESRCH};
 use crate::process::cred::{CAP_SYS_ADMIN, CAP_SYS_NICE};
 use crate::process::io_context::{
-    ioprio_best, ioprio_check, IoContext, IoprioError, IOPRIO_DEFAULT,
+    ioprio_best, ioprio_check, ioprio_effective, IoContext, IoprioError, IOPRIO_DEFAULT,
 };
 use crate::process::task::Task;
 use crate::sched;
@@ -30,7 +30,15 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
             .into_iter()
             .filter(|task| task.tid_in(&ns) == who)
             .collect(),
-        IOPRIO_WHO_PGRP => Vec::new(),
+        IOPRIO_WHO_PGRP => {
+            use crate::process::pgrp;
+            let group = if who == 0 {
+                pgrp::task_pgrp(&current)
+            } else {
+                pgrp::find_pgrp(&ns, who)
+            };
+            group.map_or_else(Vec::new, |g| pgrp::tasks_in_pgrp(&g))
+        }
         // Every thread of that user that the caller's namespace can see.
         IOPRIO_WHO_USER => crate::process::all_tasks()
             .into_iter()
@@ -93,8 +101,11 @@ pub fn ioprio_get(a: Args) -> SysResult {
     for task in &tasks {
         let ioprio = get_task_ioprio(task);
         best = Some(match best {
-            // One process: its own value, unconverted.
-            None => ioprio,
+            // One process: its own value, unconverted, so that user space
+            // tells an unset priority from a chosen one.
+            None if which == IOPRIO_WHO_PROCESS => ioprio,
+            // A group or a user: the best of what their I/O gets.
+            None => ioprio_effective(ioprio),
             Some(so_far) => ioprio_best(so_far, ioprio),
         });
     }

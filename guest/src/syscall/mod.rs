@@ -8,6 +8,7 @@ mod info;
 mod io;
 mod ioprio;
 mod memory;
+mod pgrp;
 mod process;
 mod sem;
 mod signal;
@@ -82,6 +83,11 @@ pub mod nr {
     pub const OPENAT: u64 = 257;
     pub const GETRESUID: u64 = 118;
     pub const GETRESGID: u64 = 120;
+    pub const SETPGID: u64 = 109;
+    pub const GETPGRP: u64 = 111;
+    pub const SETSID: u64 = 112;
+    pub const GETPGID: u64 = 121;
+    pub const GETSID: u64 = 124;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -171,6 +177,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::EXIT_GROUP => process::exit_group(a),
         nr::REBOOT => forkvm::reboot(a),
+        nr::SETPGID => pgrp::setpgid(a),
+        nr::GETPGRP => pgrp::getpgrp(),
+        nr::SETSID => pgrp::setsid(),
+        nr::GETPGID => pgrp::getpgid(a),
+        nr::GETSID => pgrp::getsid(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

@@ -4,11 +4,11 @@ use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
 use crate::arch::entry::TrapFrame;
-use crate::errno::{E2BIG, EINVAL};
+use crate::errno::{E2BIG, ECHILD, EINVAL, ESRCH};
 use crate::process::exit::{do_exit, exit_status};
 use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
 use crate::process::wait::{do_wait, WaitFor};
-use crate::process::{exec, user_stack, wait::WNOHANG};
+use crate::process::{exec, pgrp, user_stack, wait::WNOHANG};
 use crate::sched;
 
 pub fn fork(frame: &TrapFrame) -> SysResult {
@@ -133,14 +133,26 @@ pub fn exit_group(a: Args) -> SysResult {
 pub fn wait4(a: Args) -> SysResult {
     let [pid, status_address, options, ..] = a.0;
     let pid = pid as i64 as i32;
-    let which = match pid {
-        -1 | 0 => WaitFor::Any,
-        p if p > 0 => WaitFor::Pid(p as u32),
-        _ => WaitFor::Any, // process groups: every child is in ours
-    };
     if options & !(WNOHANG as u64 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000 | 2 | 4 | 8) != 0 {
         return Err(EINVAL);
     }
+    let which = match pid {
+        -1 => WaitFor::Any,
+        p if p > 0 => WaitFor::Pid(p as u32),
+        // -INT_MIN does not exist.
+        i32::MIN => return Err(ESRCH),
+        // The caller's process group, or group -pid: no such group, no
+        // such child.
+        p => {
+            let current = sched::current();
+            let group = if p == 0 {
+                pgrp::task_pgrp(&current)
+            } else {
+                pgrp::find_pgrp(&current.active_pid_ns(), p.unsigned_abs())
+            };
+            WaitFor::Pgrp(group.ok_or(ECHILD)?)
+        }
+    };
     let mm = current_mm()?;
     // As in Linux, the child is reaped first and the status copied after:
     // a bad status pointer gives EFAULT with the child already gone.

@@ -30,14 +30,17 @@ fn default_action_ignores(signal: u64) -> bool {
     )
 }
 
-/// `kill(pid, sig)`: a process (pid > 0) or every process but init and
-/// the caller (pid == -1). Process groups do not exist yet: other pids
-/// find nobody.
+/// `kill(pid, sig)`: a process (pid > 0), every process but init and
+/// the caller (pid == -1), the caller's process group (pid == 0) or
+/// group -pid.
 pub fn kill(a: Args) -> SysResult {
     let pid = a.0[0] as i32;
     let signal = a.0[1];
     if signal > NSIG {
         return Err(EINVAL);
+    }
+    if pid == 0 || pid < -1 {
+        return kill_pgrp(pid, signal);
     }
     let current = sched::current();
     let ns = current.active_pid_ns();
@@ -63,6 +66,40 @@ pub fn kill(a: Args) -> SysResult {
         return Ok(0);
     }
     for task in targets {
+        send_signal(&task, signal as u32);
+    }
+    Ok(0)
+}
+
+/// `kill(0, sig)` and `kill(-pgid, sig)`: every process of the group,
+/// zombies counted as found (Linux `__kill_pgrp_info`); ESRCH if the group
+/// has none.
+fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
+    use crate::process::pgrp;
+    // -INT_MIN does not exist.
+    if pid == i32::MIN {
+        return Err(ESRCH);
+    }
+    let current = sched::current();
+    let group = if pid == 0 {
+        pgrp::task_pgrp(&current)
+    } else {
+        pgrp::find_pgrp(&current.active_pid_ns(), pid.unsigned_abs())
+    };
+    let group = group.ok_or(ESRCH)?;
+    // One task per process: a signal goes to the thread group.
+    let mut seen = alloc::collections::BTreeSet::new();
+    let members: Vec<_> = pgrp::tasks_in_pgrp(&group)
+        .into_iter()
+        .filter(|task| seen.insert(task.tgid))
+        .collect();
+    if members.is_empty() {
+        return Err(ESRCH);
+    }
+    if signal == 0 || default_action_ignores(signal) {
+        return Ok(0);
+    }
+    for task in members {
         send_signal(&task, signal as u32);
     }
     Ok(0)

@@ -51,6 +51,11 @@ pub mod nr {
     pub const EXIT_GROUP: usize = 231;
     pub const PIPE2: usize = 293;
     pub const CLONE3: usize = 435;
+    pub const SETPGID: usize = 109;
+    pub const GETPGRP: usize = 111;
+    pub const SETSID: usize = 112;
+    pub const GETPGID: usize = 121;
+    pub const GETSID: usize = 124;
 }
 
 /// Raw system call with no arguments.
@@ -599,6 +604,38 @@ pub fn uname() -> Result<Utsname, Errno> {
     Ok(u)
 }
 
+/// `setpgid(2)`: moves process `pid` (0: the caller) into process group
+/// `pgid` (0: a new group led by `pid`).
+pub fn setpgid(pid: i32, pgid: i32) -> Result<(), Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall2(nr::SETPGID, pid as isize as usize, pgid as isize as usize) }).map(drop)
+}
+
+/// `getpgrp(2)`: the caller's process group.
+pub fn getpgrp() -> Pid {
+    // SAFETY: touches no memory; cannot fail.
+    unsafe { syscall0(nr::GETPGRP) as Pid }
+}
+
+/// `setsid(2)`: starts a new session and process group led by the caller;
+/// returns the session id.
+pub fn setsid() -> Result<Pid, Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall0(nr::SETSID) }).map(|sid| sid as Pid)
+}
+
+/// `getpgid(2)`: the process group of `pid` (0: the caller).
+pub fn getpgid(pid: i32) -> Result<Pid, Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall1(nr::GETPGID, pid as isize as usize) }).map(|id| id as Pid)
+}
+
+/// `getsid(2)`: the session of `pid` (0: the caller).
+pub fn getsid(pid: i32) -> Result<Pid, Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall1(nr::GETSID, pid as isize as usize) }).map(|id| id as Pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,6 +701,16 @@ mod tests {
             munmap(p, 8192).unwrap();
         }
         assert_eq!(mmap_anonymous(0, PROT_READ), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn process_group_wrappers_agree() {
+        let pg = getpgrp();
+        assert_eq!(getpgid(0), Ok(pg));
+        assert_eq!(getpgid(getpid() as i32), Ok(pg));
+        assert_eq!(getsid(0), getsid(getpid() as i32));
+        assert_eq!(getsid(-1), Err(Errno::ESRCH));
+        assert_eq!(setpgid(0, -1), Err(Errno::EINVAL));
     }
 
     #[test]

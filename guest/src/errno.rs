@@ -15,6 +15,7 @@ pub const EAGAIN: i32 = 11;
 pub const ENOMEM: i32 = 12;
 pub const EACCES: i32 = 13;
 pub const EFAULT: i32 = 14;
+pub const EBUSY: i32 = 16;
 pub const EEXIST: i32 = 17;
 pub const EINVAL: i32 = 22;
 pub const EPIPE: i32 = 32;
@@ -25,6 +26,8 @@ pub const ENOSPC: i32 = 28;
 pub const ERANGE: i32 = 34;
 pub const EIDRM: i32 = 43;
 pub const ENOSYS: i32 = 38;
+pub const ENAMETOOLONG: i32 = 36;
+pub const ENOTEMPTY: i32 = 39;
 /// Restart the system call (never seen by user space).
 pub const ERESTARTNOINTR: i32 = 513;
 
@@ -54,6 +57,9 @@ pub fn name(errno: i32) -> &'static str {
         EPIPE => "EPIPE",
         EMFILE => "EMFILE",
         ENOSYS => "ENOSYS",
+        EBUSY => "EBUSY",
+        ENAMETOOLONG => "ENAMETOOLONG",
+        ENOTEMPTY => "ENOTEMPTY",
         _ => "E?",
     }
 }

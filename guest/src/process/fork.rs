@@ -272,7 +272,7 @@ fn copy_process(
         if flags & CLONE_FS != 0 {
             parent_fs
         } else {
-            let copy = *parent_fs.lock();
+            let copy = parent_fs.lock().clone();
             Arc::new(spin::Mutex::new(copy))
         }
     };

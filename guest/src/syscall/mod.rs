@@ -3,6 +3,7 @@
 
 mod cred;
 mod forkvm;
+mod fs;
 pub mod futex;
 mod info;
 mod io;
@@ -77,6 +78,11 @@ pub mod nr {
     pub const DUP3: u64 = 292;
     pub const PIPE2: u64 = 293;
     pub const PIPE: u64 = 22;
+    pub const GETCWD: u64 = 79;
+    pub const CHDIR: u64 = 80;
+    pub const MKDIR: u64 = 83;
+    pub const RMDIR: u64 = 84;
+    pub const CHROOT: u64 = 161;
 }
 
 /// Result of a system call: a value or an errno.
@@ -158,6 +164,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::EXIT_GROUP => process::exit_group(a),
         nr::REBOOT => forkvm::reboot(a),
+        nr::GETCWD => fs::getcwd(a),
+        nr::CHDIR => fs::chdir(a),
+        nr::MKDIR => fs::mkdir(a),
+        nr::RMDIR => fs::rmdir(a),
+        nr::CHROOT => fs::chroot(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

@@ -51,6 +51,11 @@ pub mod nr {
     pub const EXIT_GROUP: usize = 231;
     pub const PIPE2: usize = 293;
     pub const CLONE3: usize = 435;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
+    pub const MKDIR: usize = 83;
+    pub const RMDIR: usize = 84;
+    pub const CHROOT: usize = 161;
 }
 
 /// Raw system call with no arguments.
@@ -597,6 +602,38 @@ pub fn uname() -> Result<Utsname, Errno> {
     // SAFETY: the kernel writes one struct utsname into the live local.
     check(unsafe { syscall1(nr::UNAME, &mut u as *mut Utsname as usize) })?;
     Ok(u)
+}
+
+/// `getcwd(2)`, raw: writes the working directory and a NUL into `buf`
+/// and returns the length written, NUL included.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into a live, exclusive slice.
+    check(unsafe { syscall2(nr::GETCWD, buf.as_mut_ptr() as usize, buf.len()) })
+}
+
+/// `chdir(2)`.
+pub fn chdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::CHDIR, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `mkdir(2)`: `mode` less the umask.
+pub fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall2(nr::MKDIR, path.as_ptr() as usize, mode as usize) }).map(drop)
+}
+
+/// `rmdir(2)`: removes an empty directory.
+pub fn rmdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::RMDIR, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `chroot(2)`: makes `path` the root of absolute paths (CAP_SYS_CHROOT);
+/// the working directory does not move.
+pub fn chroot(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::CHROOT, path.as_ptr() as usize) }).map(drop)
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ const SCENARIOS: &[&str] = &[
     "clone-fs-umask",
     "clone-io-ioprio",
     "sysvsem-undo",
+    "fs-clone-fs-chdir",
+    "fs-chroot-needs-cap",
+    "fs-chroot-jail",
+    "fs-mkdir-rmdir-errors",
+    "fs-getcwd-errors",
 ];
 
 struct Run {

@@ -1,6 +1,7 @@
 //! The guest's directory tree and the shell's working directory: the
 //! `cd`, `pwd`, `mkdir` and `rmdir` builtins over real system calls
-//! (getcwd, chdir, mkdir, rmdir), with Linux's errnos.
+//! (getcwd, chdir, mkdir, rmdir), with Linux's errnos and directory
+//! permissions.
 
 mod common;
 
@@ -14,7 +15,7 @@ fn directory_builtins_in_the_guest() {
          mkdir a; cd a; mkdir b; cd b; pwd; cd ../..; pwd; \
          mkdir a; rmdir a; rmdir a/b/; rmdir a; rmdir a; cd a; \
          mkdir /; rmdir /; rmdir .; cd /nope/..; \
-         su 1000 cd /; pwd; cd; pwd",
+         su 1000 cd /; pwd; su 1000 mkdir /x; su 1000 rmdir /tmp; cd; pwd",
         &[],
     );
     assert_eq!(
@@ -28,7 +29,10 @@ fn directory_builtins_in_the_guest() {
          rmdir: /: EBUSY 16\n\
          rmdir: .: EINVAL 22\n\
          cd: /nope/..: ENOENT 2\n\
-         /tmp\n/\n",
+         /tmp\n\
+         mkdir: /x: EACCES 13\n\
+         rmdir: /tmp: EACCES 13\n\
+         /\n",
         "{}",
         stderr(&out)
     );

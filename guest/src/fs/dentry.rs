@@ -19,10 +19,21 @@ use alloc::sync::Arc;
 
 use spin::Mutex;
 
+use super::permission::S_ISGID;
 use crate::errno::{EEXIST, ENAMETOOLONG, ENOENT, ENOTEMPTY};
 
 /// Longest name of a directory entry (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
+
+/// Who owns a directory (the creator's file-system ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// root:root, the owner of the initial tree.
+const ROOT_OWNER: Owner = Owner { uid: 0, gid: 0 };
 
 /// One directory.
 pub struct Dentry {
@@ -30,10 +41,9 @@ pub struct Dentry {
     name: Box<[u8]>,
     /// The directory it was created in; `None` for the root of the tree.
     parent: Option<Arc<Dentry>>,
-    /// Permission bits given at `mkdir` (after the umask). Stored only:
-    /// there is no `stat` and no permission check yet.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Permission bits (`0o7777`): from `mkdir`, less the umask.
     mode: u32,
+    owner: Owner,
     state: Mutex<DirState>,
 }
 
@@ -45,11 +55,12 @@ struct DirState {
 }
 
 impl Dentry {
-    fn new(name: &[u8], parent: Option<Arc<Dentry>>, mode: u32) -> Arc<Dentry> {
+    fn new(name: &[u8], parent: Option<Arc<Dentry>>, mode: u32, owner: Owner) -> Arc<Dentry> {
         Arc::new(Dentry {
             name: name.into(),
             parent,
             mode,
+            owner,
             state: Mutex::new(DirState {
                 children: BTreeMap::new(),
                 dead: false,
@@ -61,14 +72,15 @@ impl Dentry {
     /// `/bin`, `/dev` and `/proc`, the directories test programs expect
     /// on the host too.
     pub fn new_tree() -> Arc<Dentry> {
-        let root = Dentry::new(b"", None, 0o755);
+        let root = Dentry::new(b"", None, 0o755, ROOT_OWNER);
         for (name, mode) in [
             (&b"tmp"[..], 0o1777),
             (b"bin", 0o755),
             (b"dev", 0o755),
             (b"proc", 0o555),
         ] {
-            root.mkdir(name, mode).expect("a fresh root has room");
+            root.mkdir(name, mode, ROOT_OWNER)
+                .expect("a fresh root has room");
         }
         root
     }
@@ -87,9 +99,16 @@ impl Dentry {
         self.state.lock().dead
     }
 
-    #[cfg(test)]
-    fn mode(&self) -> u32 {
+    pub fn mode(&self) -> u32 {
         self.mode
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.owner.uid
+    }
+
+    pub fn gid(&self) -> u32 {
+        self.owner.gid
     }
 
     /// The child called `name` (a real name, not `.` or `..`). In a
@@ -107,8 +126,27 @@ impl Dentry {
     }
 
     /// Creates the directory `name` in this one (Linux `vfs_mkdir` on
-    /// ramfs): ENOENT in a removed directory, ENAMETOOLONG, EEXIST.
-    pub fn mkdir(self: &Arc<Self>, name: &[u8], mode: u32) -> Result<Arc<Dentry>, i32> {
+    /// ramfs): ENOENT in a removed directory, ENAMETOOLONG, EEXIST. In a
+    /// set-group-id directory it takes the directory's group and bit
+    /// (Linux `inode_init_owner`).
+    pub fn mkdir(
+        self: &Arc<Self>,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<Arc<Dentry>, i32> {
+        self.mkdir_checked(name, mode, owner, |_| Ok(()))
+    }
+
+    /// [`mkdir`](Self::mkdir), with `may_create(self)` checked after the
+    /// name (Linux `may_create`: permission to write here).
+    pub fn mkdir_checked(
+        self: &Arc<Self>,
+        name: &[u8],
+        mut mode: u32,
+        mut owner: Owner,
+        may_create: impl FnOnce(&Dentry) -> Result<(), i32>,
+    ) -> Result<Arc<Dentry>, i32> {
         let mut state = self.state.lock();
         if state.dead {
             return Err(ENOENT);
@@ -119,14 +157,31 @@ impl Dentry {
         if state.children.contains_key(name) {
             return Err(EEXIST);
         }
-        let child = Dentry::new(name, Some(self.clone()), mode);
+        may_create(self)?;
+        if self.mode & S_ISGID != 0 {
+            owner.gid = self.owner.gid;
+            mode |= S_ISGID;
+        }
+        let child = Dentry::new(name, Some(self.clone()), mode, owner);
         state.children.insert(name.into(), child.clone());
         Ok(child)
     }
 
     /// Removes the empty directory `name` from this one (Linux
     /// `vfs_rmdir` on ramfs): ENOENT, ENAMETOOLONG, ENOTEMPTY.
+    #[cfg(test)]
     pub fn rmdir(&self, name: &[u8]) -> Result<(), i32> {
+        self.rmdir_checked(name, |_, _| Ok(()))
+    }
+
+    /// Removes the empty directory `name`, with `may_delete(self, victim)`
+    /// checked once it is found, before its emptiness (Linux `may_delete`:
+    /// permission and the sticky bit).
+    pub fn rmdir_checked(
+        &self,
+        name: &[u8],
+        may_delete: impl FnOnce(&Dentry, &Dentry) -> Result<(), i32>,
+    ) -> Result<(), i32> {
         let mut state = self.state.lock();
         if state.dead {
             return Err(ENOENT);
@@ -135,6 +190,7 @@ impl Dentry {
             return Err(ENAMETOOLONG);
         }
         let child = state.children.get(name).ok_or(ENOENT)?;
+        may_delete(self, child)?;
         {
             let mut child_state = child.state.lock();
             if !child_state.children.is_empty() {
@@ -168,16 +224,19 @@ mod tests {
     fn mkdir_and_rmdir_errors() {
         let root = Dentry::new_tree();
         let tmp = root.lookup(b"tmp").unwrap();
-        let a = tmp.mkdir(b"a", 0o700).unwrap();
+        let a = tmp.mkdir(b"a", 0o700, ROOT_OWNER).unwrap();
         assert_eq!(a.mode(), 0o700);
-        assert_eq!(tmp.mkdir(b"a", 0o700).err(), Some(EEXIST));
+        assert_eq!(tmp.mkdir(b"a", 0o700, ROOT_OWNER).err(), Some(EEXIST));
         let long = [b'x'; NAME_MAX + 1];
-        assert_eq!(tmp.mkdir(&long, 0o700).err(), Some(ENAMETOOLONG));
+        assert_eq!(
+            tmp.mkdir(&long, 0o700, ROOT_OWNER).err(),
+            Some(ENAMETOOLONG)
+        );
         assert_eq!(tmp.lookup(&long).err(), Some(ENAMETOOLONG));
         assert_eq!(tmp.rmdir(&long).err(), Some(ENAMETOOLONG));
-        assert!(tmp.mkdir(&long[..NAME_MAX], 0o700).is_ok());
+        assert!(tmp.mkdir(&long[..NAME_MAX], 0o700, ROOT_OWNER).is_ok());
         assert_eq!(tmp.rmdir(&long[..NAME_MAX]), Ok(()));
-        a.mkdir(b"b", 0o700).unwrap();
+        a.mkdir(b"b", 0o700, ROOT_OWNER).unwrap();
         assert_eq!(tmp.rmdir(b"a"), Err(ENOTEMPTY));
         assert_eq!(a.rmdir(b"b"), Ok(()));
         assert_eq!(a.rmdir(b"b"), Err(ENOENT));
@@ -189,24 +248,61 @@ mod tests {
     fn a_removed_directory_is_dead_but_usable_as_a_place() {
         let root = Dentry::new_tree();
         let tmp = root.lookup(b"tmp").unwrap();
-        let d = tmp.mkdir(b"d", 0o755).unwrap();
+        let d = tmp.mkdir(b"d", 0o755, ROOT_OWNER).unwrap();
         tmp.rmdir(b"d").unwrap();
         assert!(d.is_dead());
         assert!(Arc::ptr_eq(d.parent().unwrap(), &tmp));
-        assert_eq!(d.mkdir(b"x", 0o755).err(), Some(ENOENT));
+        assert_eq!(d.mkdir(b"x", 0o755, ROOT_OWNER).err(), Some(ENOENT));
         // ENOENT comes before ENAMETOOLONG in a dead directory.
         assert_eq!(d.lookup(&[b'x'; 300]).err(), Some(ENOENT));
         assert_eq!(d.rmdir(b"x"), Err(ENOENT));
         // The name is free again.
-        let again = tmp.mkdir(b"d", 0o755).unwrap();
+        let again = tmp.mkdir(b"d", 0o755, ROOT_OWNER).unwrap();
         assert!(!again.is_dead());
+    }
+
+    #[test]
+    fn setgid_directories_pass_their_group_on() {
+        let root = Dentry::new_tree();
+        let user = Owner {
+            uid: 1000,
+            gid: 1000,
+        };
+        let shared = root
+            .mkdir(b"shared", 0o2775, Owner { uid: 0, gid: 50 })
+            .unwrap();
+        let sub = shared.mkdir(b"sub", 0o755, user).unwrap();
+        assert_eq!((sub.uid(), sub.gid(), sub.mode()), (1000, 50, 0o2755));
+        let plain = root.mkdir(b"plain", 0o755, user).unwrap();
+        assert_eq!((plain.gid(), plain.mode()), (1000, 0o755));
+    }
+
+    #[test]
+    fn checks_run_after_the_name_and_before_emptiness() {
+        use crate::errno::{EACCES, EPERM};
+        let root = Dentry::new_tree();
+        let deny = |_: &Dentry| Err(EACCES);
+        assert_eq!(
+            root.mkdir_checked(b"tmp", 0o755, ROOT_OWNER, deny).err(),
+            Some(EEXIST)
+        );
+        assert_eq!(
+            root.mkdir_checked(b"new", 0o755, ROOT_OWNER, deny).err(),
+            Some(EACCES)
+        );
+        let full = root.mkdir(b"full", 0o755, ROOT_OWNER).unwrap();
+        full.mkdir(b"x", 0o755, ROOT_OWNER).unwrap();
+        let refuse = |_: &Dentry, _: &Dentry| Err(EPERM);
+        assert_eq!(root.rmdir_checked(b"nope", refuse), Err(ENOENT));
+        assert_eq!(root.rmdir_checked(b"full", refuse), Err(EPERM));
+        assert_eq!(root.rmdir(b"full"), Err(ENOTEMPTY));
     }
 
     #[test]
     fn removed_directories_are_freed() {
         let root = Dentry::new_tree();
         let tmp = root.lookup(b"tmp").unwrap();
-        let weak = Arc::downgrade(&tmp.mkdir(b"gone", 0o755).unwrap());
+        let weak = Arc::downgrade(&tmp.mkdir(b"gone", 0o755, ROOT_OWNER).unwrap());
         assert!(weak.upgrade().is_some());
         tmp.rmdir(b"gone").unwrap();
         assert!(weak.upgrade().is_none(), "no cycle keeps it alive");

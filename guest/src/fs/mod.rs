@@ -5,6 +5,7 @@
 
 pub mod dentry;
 pub mod namei;
+pub mod permission;
 #[cfg(not(test))]
 pub mod pipe;
 

@@ -2,11 +2,14 @@
 //! absolute paths start at the task's root, relative ones at its cwd;
 //! empty components (repeated or trailing slashes) are skipped, `.` stays
 //! and `..` goes up, but never above the task's root (nor the tree's).
+//! Every component needs search permission on the directory it is looked
+//! up in (Linux `may_lookup`), the last one too.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::dentry::Dentry;
+use super::permission::{Access, MAY_EXEC};
 use crate::errno::ENOENT;
 
 /// Longest path, counting its NUL (Linux `PATH_MAX`).
@@ -19,6 +22,8 @@ pub struct Walk<'a> {
     pub root: &'a Arc<Dentry>,
     /// The task's working directory (`fs_struct.pwd`).
     pub pwd: &'a Arc<Dentry>,
+    /// Who walks (for search permission).
+    pub access: &'a Access,
 }
 
 /// The last component of a path, as `mkdir`/`rmdir` look at it (Linux's
@@ -58,6 +63,7 @@ impl Walk<'_> {
     }
 
     fn step(&self, dir: Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, i32> {
+        self.access.permission(&dir, MAY_EXEC)?;
         match name {
             b"." => Ok(dir),
             b".." => Ok(self.dotdot(dir)),
@@ -85,6 +91,7 @@ impl Walk<'_> {
             return Ok((start, Last::Root));
         };
         let dir = names.try_fold(start, |dir, name| self.step(dir, name))?;
+        self.access.permission(&dir, MAY_EXEC)?;
         let last = match last {
             b"." => Last::Dot,
             b".." => Last::DotDot,
@@ -126,7 +133,19 @@ pub fn path_from(dir: &Arc<Dentry>, root: &Arc<Dentry>) -> (Vec<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errno::{ENAMETOOLONG, ENOENT};
+    use crate::errno::{EACCES, ENAMETOOLONG, ENOENT};
+    use crate::fs::dentry::Owner;
+
+    const ROOT: Access = Access {
+        fsuid: 0,
+        fsgid: 0,
+        caps: u64::MAX,
+    };
+    const USER: Access = Access {
+        fsuid: 1000,
+        fsgid: 1000,
+        caps: 0,
+    };
 
     struct Fixture {
         root: Arc<Dentry>,
@@ -139,8 +158,8 @@ mod tests {
     fn fixture() -> Fixture {
         let root = Dentry::new_tree();
         let tmp = root.lookup(b"tmp").unwrap();
-        let a = tmp.mkdir(b"a", 0o755).unwrap();
-        let b = a.mkdir(b"b", 0o755).unwrap();
+        let a = tmp.mkdir(b"a", 0o755, Owner { uid: 0, gid: 0 }).unwrap();
+        let b = a.mkdir(b"b", 0o755, Owner { uid: 0, gid: 0 }).unwrap();
         Fixture { root, tmp, a, b }
     }
 
@@ -154,6 +173,7 @@ mod tests {
         let walk = Walk {
             root: &f.root,
             pwd: &f.a,
+            access: &ROOT,
         };
         assert!(same(&walk.lookup(b"/tmp/a/b").unwrap(), &f.b));
         assert!(same(&walk.lookup(b"//tmp///a/b//").unwrap(), &f.b));
@@ -175,6 +195,7 @@ mod tests {
         let walk = Walk {
             root: &f.a,
             pwd: &f.b,
+            access: &ROOT,
         };
         assert!(same(&walk.lookup(b"..").unwrap(), &f.a));
         assert!(same(&walk.lookup(b"../../..").unwrap(), &f.a));
@@ -185,6 +206,7 @@ mod tests {
         let outside = Walk {
             root: &f.b,
             pwd: &f.tmp,
+            access: &ROOT,
         };
         assert!(same(&outside.lookup(b"..").unwrap(), &f.root));
         assert!(same(&outside.lookup(b"/").unwrap(), &f.b));
@@ -196,6 +218,7 @@ mod tests {
         let walk = Walk {
             root: &f.root,
             pwd: &f.tmp,
+            access: &ROOT,
         };
         let (dir, last) = walk.parent(b"a/b/").unwrap();
         assert!(same(&dir, &f.a));
@@ -208,6 +231,36 @@ mod tests {
         assert_eq!(walk.parent(b"a/..").unwrap().1, Last::DotDot);
         assert_eq!(walk.parent(b"nope/x").err(), Some(ENOENT));
         assert_eq!(walk.parent(b"").err(), Some(ENOENT));
+    }
+
+    #[test]
+    fn every_component_needs_search_permission() {
+        let f = fixture();
+        let closed = f
+            .tmp
+            .mkdir(b"closed", 0o700, Owner { uid: 0, gid: 0 })
+            .unwrap();
+        closed
+            .mkdir(b"in", 0o777, Owner { uid: 0, gid: 0 })
+            .unwrap();
+        let walk = Walk {
+            root: &f.root,
+            pwd: &f.tmp,
+            access: &USER,
+        };
+        assert!(same(&walk.lookup(b"closed").unwrap(), &closed));
+        assert_eq!(walk.lookup(b"closed/in").err(), Some(EACCES));
+        assert_eq!(walk.lookup(b"closed/.").err(), Some(EACCES));
+        assert_eq!(walk.lookup(b"closed/nope").err(), Some(EACCES));
+        assert_eq!(walk.parent(b"closed/new").err(), Some(EACCES));
+        assert_eq!(walk.parent(b"closed/").unwrap().1, Last::Norm(b"closed"));
+        let inside = Walk {
+            root: &f.root,
+            pwd: &closed,
+            access: &USER,
+        };
+        assert_eq!(inside.lookup(b"..").err(), Some(EACCES));
+        assert!(same(&inside.lookup(b"/tmp").unwrap(), &f.tmp));
     }
 
     #[test]

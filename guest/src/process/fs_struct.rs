@@ -8,6 +8,7 @@ use spin::{Mutex, Once};
 
 use crate::fs::dentry::Dentry;
 use crate::fs::namei::Walk;
+use crate::fs::permission::Access;
 
 /// The file-system context.
 #[derive(Clone)]
@@ -36,11 +37,12 @@ impl FsStruct {
         }))
     }
 
-    /// A path walk from this context.
-    pub fn walk(&self) -> Walk<'_> {
+    /// A path walk from this context, by `access`.
+    pub fn walk<'a>(&'a self, access: &'a Access) -> Walk<'a> {
         Walk {
             root: &self.root,
             pwd: &self.pwd,
+            access,
         }
     }
 

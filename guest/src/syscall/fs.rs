@@ -1,7 +1,6 @@
 //! The file-system context's calls: `getcwd`, `chdir`, `chroot`, `mkdir`,
-//! `rmdir`, over the directory tree (`fs::dentry`, `fs::namei`). There is
-//! no permission check on directories (no owners yet): every directory is
-//! searchable and writable; `chroot` needs CAP_SYS_CHROOT.
+//! `rmdir`, over the directory tree (`fs::dentry`, `fs::namei`), with
+//! Linux's permission checks on directories (`fs::permission`).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -10,7 +9,9 @@ use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE};
+use crate::fs::dentry::Owner;
 use crate::fs::namei::{path_from, Last, PATH_MAX};
+use crate::fs::permission::{Access, MAY_EXEC, MAY_WRITE};
 use crate::process::cred::CAP_SYS_CHROOT;
 use crate::process::fs_struct::FsStruct;
 use crate::sched;
@@ -18,6 +19,17 @@ use crate::sched;
 /// The current task's file-system context.
 fn current_fs() -> Arc<Mutex<FsStruct>> {
     sched::current().inner.lock().fs.clone()
+}
+
+/// What the current task's credentials allow (its effective ids stand in
+/// for the file-system ids, which this kernel does not keep apart).
+fn current_access() -> Access {
+    let cred = sched::current().inner.lock().cred;
+    Access {
+        fsuid: cred.euid,
+        fsgid: cred.egid,
+        caps: cred.cap_effective,
+    }
 }
 
 /// Copies a path from user memory (Linux `getname`): EFAULT, ENAMETOOLONG
@@ -72,55 +84,76 @@ pub fn getcwd(a: Args) -> SysResult {
     Ok(text.len() as u64)
 }
 
-/// `chdir(path)`.
+/// `chdir(path)`: search permission on the directory itself too.
 pub fn chdir(a: Args) -> SysResult {
     let path = getname(a.0[0])?;
+    let access = current_access();
     let fs = current_fs();
-    let dir = fs.lock().walk().lookup(&path)?;
+    let dir = fs.lock().walk(&access).lookup(&path)?;
+    access.permission(&dir, MAY_EXEC)?;
     fs.lock().pwd = dir;
     Ok(0)
 }
 
-/// `chroot(path)`: the lookup's errors first, then EPERM without
-/// CAP_SYS_CHROOT; the cwd stays where it is (possibly outside).
+/// `chroot(path)`: the lookup's and search permission's errors first, then
+/// EPERM without CAP_SYS_CHROOT; the cwd stays where it is (possibly
+/// outside the new root).
 pub fn chroot(a: Args) -> SysResult {
     let path = getname(a.0[0])?;
-    let task = sched::current();
+    let access = current_access();
     let fs = current_fs();
-    let dir = fs.lock().walk().lookup(&path)?;
-    if !task.inner.lock().cred.capable(CAP_SYS_CHROOT) {
+    let dir = fs.lock().walk(&access).lookup(&path)?;
+    access.permission(&dir, MAY_EXEC)?;
+    if access.caps & (1 << CAP_SYS_CHROOT) == 0 {
         return Err(EPERM);
     }
     fs.lock().root = dir;
     Ok(0)
 }
 
-/// `mkdir(path, mode)`: the mode less the umask is stored (nothing
-/// reports it yet). `/`, `.` and `..` as the last component: EEXIST.
+/// `mkdir(path, mode)`: owned by the caller, mode less the umask. `/`,
+/// `.` and `..` as the last component: EEXIST; then ENOENT, ENAMETOOLONG,
+/// EEXIST, and EACCES without write permission on the parent.
 pub fn mkdir(a: Args) -> SysResult {
     let [path, mode, ..] = a.0;
     let path = getname(path)?;
+    let access = current_access();
     let fs = current_fs();
     let (dir, last, umask) = {
         let fs = fs.lock();
-        let (dir, last) = fs.walk().parent(&path)?;
+        let (dir, last) = fs.walk(&access).parent(&path)?;
         (dir, last, fs.umask)
     };
     let Last::Norm(name) = last else {
         return Err(EEXIST);
     };
-    dir.mkdir(name, mode as u32 & 0o1777 & !umask)?;
+    let owner = Owner {
+        uid: access.fsuid,
+        gid: access.fsgid,
+    };
+    dir.mkdir_checked(name, mode as u32 & 0o1777 & !umask, owner, |parent| {
+        access.permission(parent, MAY_WRITE | MAY_EXEC)
+    })?;
     Ok(0)
 }
 
 /// `rmdir(path)`: an empty directory. Last component `..`: ENOTEMPTY,
-/// `.`: EINVAL, `/`: EBUSY, as Linux checks before looking it up.
+/// `.`: EINVAL, `/`: EBUSY, as Linux checks before looking it up; then
+/// ENOENT, EACCES without write permission on the parent, EPERM in a
+/// sticky parent for someone else's directory, ENOTEMPTY.
 pub fn rmdir(a: Args) -> SysResult {
     let path = getname(a.0[0])?;
+    let access = current_access();
     let fs = current_fs();
-    let (dir, last) = fs.lock().walk().parent(&path)?;
+    let (dir, last) = fs.lock().walk(&access).parent(&path)?;
     match last {
-        Last::Norm(name) => dir.rmdir(name)?,
+        Last::Norm(name) => dir.rmdir_checked(name, |parent, victim| {
+            access.permission(parent, MAY_WRITE | MAY_EXEC)?;
+            if access.sticky_refuses(parent, victim) {
+                return Err(EPERM);
+            }
+            Ok(())
+        })?,
         Last::DotDot => return Err(ENOTEMPTY),
         Last::Dot => return Err(EINVAL),
         Last::Root => return Err(EBUSY),

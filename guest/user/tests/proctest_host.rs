@@ -55,6 +55,7 @@ const SCENARIOS: &[&str] = &[
     "fs-chroot-jail",
     "fs-mkdir-rmdir-errors",
     "fs-getcwd-errors",
+    "fs-dir-permissions",
 ];
 
 struct Run {

@@ -16,10 +16,14 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("fs-chroot-jail", chroot_jail),
     ("fs-mkdir-rmdir-errors", mkdir_rmdir_errors),
     ("fs-getcwd-errors", getcwd_errors),
+    ("fs-dir-permissions", dir_permissions),
 ];
 
 const CLONE_FS: u64 = 0x200;
 const CAP_SYS_CHROOT: u64 = 1 << 18;
+const CAP_DAC_OVERRIDE: u64 = 1 << 1;
+const CAP_DAC_READ_SEARCH: u64 = 1 << 2;
+const CAP_FOWNER: u64 = 1 << 3;
 /// An address nothing is mapped at, for EFAULT.
 const BAD_ADDRESS: usize = 8;
 /// Linux `PATH_MAX`, the NUL included.
@@ -93,7 +97,15 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn make(path: PathBuf) -> Result<Dir, Msg> {
-        mkdir(path.c(), 0o755).map_err(|e| msg!("mkdir({}): {e}", Bytes(path.bytes())))?;
+        Dir::make_mode(path, 0o755)
+    }
+
+    /// Made with exactly `mode` (the umask is 0 meanwhile).
+    fn make_mode(path: PathBuf, mode: u32) -> Result<Dir, Msg> {
+        let old = umask(0);
+        let made = mkdir(path.c(), mode);
+        umask(old);
+        made.map_err(|e| msg!("mkdir({}): {e}", Bytes(path.bytes())))?;
         Ok(Dir(path))
     }
 
@@ -518,6 +530,102 @@ fn getcwd_errors(_: &Ctx) -> Outcome {
             "mkdir in the removed cwd is ENOENT",
             "chdir(\".\") in it",
             "chdir(\"..\") from it: the scratch directory",
+        ],
+    )
+}
+
+/// Directory permissions as Linux checks them: search permission on every
+/// directory walked through (and on the target of chdir/chroot, before
+/// chroot's EPERM), write permission to add or remove entries (after
+/// EEXIST), the sticky bit, and the capabilities that override them.
+fn dir_permissions(_: &Ctx) -> Outcome {
+    let scratch = Dir::scratch()?;
+    let _closed = Dir::make_mode(scratch.join("closed"), 0o700)?;
+    let _inner = Dir::make(scratch.join("closed/in"))?;
+    let _sticky = Dir::make_mode(scratch.join("sticky"), 0o1777)?;
+    let _roots = Dir::make(scratch.join("sticky/roots"))?;
+    let _none = Dir::make_mode(scratch.join("none"), 0)?;
+    let mine = scratch.join("sticky/mine");
+    let _mine = Dir(scratch.join("sticky/mine")); // the child makes it
+    let base = scratch.path();
+    let closed = scratch.join("closed");
+    let closed_in = scratch.join("closed/in");
+    let roots = scratch.join("sticky/roots");
+    let child = Child::spawn(|| {
+        let user = cred::setgid(1000).is_ok() && cred::setuid(1000).is_ok();
+        first_failure(&[
+            user,
+            chdir(closed.c()) == Err(Errno::EACCES),
+            chdir(closed_in.c()) == Err(Errno::EACCES),
+            mkdir(scratch.join("closed/x").c(), 0o755) == Err(Errno::EACCES),
+            mkdir(scratch.join("new").c(), 0o755) == Err(Errno::EACCES),
+            mkdir(closed.c(), 0o755) == Err(Errno::EEXIST),
+            rmdir(closed.c()) == Err(Errno::EACCES),
+            rmdir(scratch.join("nope").c()) == Err(Errno::ENOENT),
+            chroot(closed.c()) == Err(Errno::EACCES),
+            chroot(base.c()) == Err(Errno::EPERM),
+            mkdir(mine.c(), 0o755).is_ok(),
+            rmdir(roots.c()) == Err(Errno::EPERM),
+            rmdir(mine.c()).is_ok(),
+        ])
+    })?;
+    expect_checks(
+        "uid 1000",
+        child,
+        &[
+            "setgid+setuid(1000)",
+            "chdir into a 0700 root directory is EACCES",
+            "a walk through it is EACCES",
+            "mkdir in it is EACCES",
+            "mkdir in a 0755 root directory is EACCES",
+            "mkdir of an existing name is EEXIST before EACCES",
+            "rmdir in a 0755 root directory is EACCES",
+            "rmdir of a missing name is ENOENT before EACCES",
+            "chroot into a 0700 directory is EACCES before EPERM",
+            "chroot into a searchable directory is EPERM",
+            "mkdir in a sticky 1777 directory",
+            "rmdir of root's directory in it is EPERM",
+            "rmdir of its own directory in it",
+        ],
+    )?;
+    let caps = cred::capget(0).ctx("capget")?;
+    let needed = CAP_DAC_OVERRIDE | CAP_DAC_READ_SEARCH | CAP_FOWNER;
+    if caps.effective & needed != needed {
+        return Ok(()); // nothing more to show where root lacks them
+    }
+    let none = scratch.join("none");
+    let none_x = scratch.join("none/x");
+    let child = Child::spawn(|| {
+        let with = |effective: u64| {
+            cred::capset(Capabilities {
+                effective: caps.effective & !needed | effective,
+                ..caps
+            })
+            .is_ok()
+        };
+        first_failure(&[
+            with(0),
+            chdir(none.c()) == Err(Errno::EACCES),
+            with(CAP_DAC_READ_SEARCH),
+            chdir(none.c()).is_ok(),
+            mkdir(none_x.c(), 0o755) == Err(Errno::EACCES),
+            with(CAP_DAC_OVERRIDE),
+            mkdir(none_x.c(), 0o755).is_ok(),
+            rmdir(none_x.c()).is_ok(),
+        ])
+    })?;
+    expect_checks(
+        "root and a mode 0 directory",
+        child,
+        &[
+            "capset without the DAC capabilities",
+            "chdir without them is EACCES",
+            "capset with CAP_DAC_READ_SEARCH",
+            "chdir with CAP_DAC_READ_SEARCH",
+            "mkdir with CAP_DAC_READ_SEARCH only is EACCES",
+            "capset with CAP_DAC_OVERRIDE",
+            "mkdir with CAP_DAC_OVERRIDE",
+            "rmdir with CAP_DAC_OVERRIDE",
         ],
     )
 }

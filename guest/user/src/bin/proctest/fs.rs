@@ -350,6 +350,9 @@ fn chroot_jail(_: &Ctx) -> Outcome {
     removed.ctx("rmdir(jail/made): the child's mkdir(\"/made\") was not there")
 }
 
+/// A named call's result and the one Linux gives.
+type Check = (&'static str, Result<(), Errno>, Result<(), Errno>);
+
 /// `mkdir`/`rmdir` results as Linux gives them.
 fn mkdir_rmdir_errors(_: &Ctx) -> Outcome {
     let scratch = Dir::scratch()?;
@@ -357,7 +360,7 @@ fn mkdir_rmdir_errors(_: &Ctx) -> Outcome {
     let long = [b'n'; 256];
     let long_name = |n: usize| core::str::from_utf8(&long[..n]).unwrap_or_default();
     // Every path below is absolute, so the cwd does not matter.
-    let checks: &[(&str, Result<(), Errno>, Result<(), Errno>)] = &[
+    let checks: &[Check] = &[
         (
             "mkdir(existing)",
             mkdir(a.path().c(), 0o755),

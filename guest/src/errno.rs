@@ -17,6 +17,8 @@ pub const EACCES: i32 = 13;
 pub const EFAULT: i32 = 14;
 pub const EBUSY: i32 = 16;
 pub const EEXIST: i32 = 17;
+pub const ENOTDIR: i32 = 20;
+pub const EISDIR: i32 = 21;
 pub const EINVAL: i32 = 22;
 pub const EPIPE: i32 = 32;
 pub const EMFILE: i32 = 24;
@@ -58,6 +60,8 @@ pub fn name(errno: i32) -> &'static str {
         EMFILE => "EMFILE",
         ENOSYS => "ENOSYS",
         EBUSY => "EBUSY",
+        ENOTDIR => "ENOTDIR",
+        EISDIR => "EISDIR",
         ENAMETOOLONG => "ENAMETOOLONG",
         ENOTEMPTY => "ENOTEMPTY",
         _ => "E?",

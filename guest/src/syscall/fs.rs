@@ -1,6 +1,7 @@
 //! The file-system context's calls: `getcwd`, `chdir`, `chroot`, `mkdir`,
-//! `rmdir`, over the directory tree (`fs::dentry`, `fs::namei`), with
-//! Linux's permission checks on directories (`fs::permission`).
+//! `rmdir`, `mkdirat` and `unlinkat`, over the directory tree
+//! (`fs::dentry`, `fs::namei`), with Linux's permission checks on
+//! directories (`fs::permission`).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -8,8 +9,10 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE};
-use crate::fs::dentry::Owner;
+use crate::errno::{
+    EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
+};
+use crate::fs::dentry::{Dentry, Owner};
 use crate::fs::namei::{path_from, Last, PATH_MAX};
 use crate::fs::permission::{Access, MAY_EXEC, MAY_WRITE};
 use crate::process::cred::CAP_SYS_CHROOT;
@@ -116,12 +119,15 @@ pub fn chroot(a: Args) -> SysResult {
 /// EEXIST, and EACCES without write permission on the parent.
 pub fn mkdir(a: Args) -> SysResult {
     let [path, mode, ..] = a.0;
-    let path = getname(path)?;
+    do_mkdir(&getname(path)?, mode)
+}
+
+fn do_mkdir(path: &[u8], mode: u64) -> SysResult {
     let access = current_access();
     let fs = current_fs();
     let (dir, last, umask) = {
         let fs = fs.lock();
-        let (dir, last) = fs.walk(&access).parent(&path)?;
+        let (dir, last) = fs.walk(&access).parent(path)?;
         (dir, last, fs.umask)
     };
     let Last::Norm(name) = last else {
@@ -142,21 +148,88 @@ pub fn mkdir(a: Args) -> SysResult {
 /// ENOENT, EACCES without write permission on the parent, EPERM in a
 /// sticky parent for someone else's directory, ENOTEMPTY.
 pub fn rmdir(a: Args) -> SysResult {
-    let path = getname(a.0[0])?;
+    do_rmdir(&getname(a.0[0])?)
+}
+
+fn do_rmdir(path: &[u8]) -> SysResult {
     let access = current_access();
     let fs = current_fs();
-    let (dir, last) = fs.lock().walk(&access).parent(&path)?;
+    let (dir, last) = fs.lock().walk(&access).parent(path)?;
     match last {
-        Last::Norm(name) => dir.rmdir_checked(name, |parent, victim| {
-            access.permission(parent, MAY_WRITE | MAY_EXEC)?;
-            if access.sticky_refuses(parent, victim) {
-                return Err(EPERM);
-            }
-            Ok(())
-        })?,
+        Last::Norm(name) => {
+            dir.rmdir_checked(name, |parent, victim| may_delete(&access, parent, victim))?
+        }
         Last::DotDot => return Err(ENOTEMPTY),
         Last::Dot => return Err(EINVAL),
         Last::Root => return Err(EBUSY),
     }
     Ok(0)
+}
+
+/// Linux `may_delete`'s permission part: write and search on the parent,
+/// then the sticky bit.
+fn may_delete(access: &Access, parent: &Dentry, victim: &Dentry) -> Result<(), i32> {
+    access.permission(parent, MAY_WRITE | MAY_EXEC)?;
+    if access.sticky_refuses(parent, victim) {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+/// `AT_FDCWD`: relative paths of the `*at` calls start at the cwd.
+const AT_FDCWD: i32 = -100;
+/// `unlinkat` flag: remove a directory, as `rmdir`.
+const AT_REMOVEDIR: u64 = 0x200;
+
+/// The directory descriptor of an `*at` call (Linux `path_init`): ignored
+/// for an absolute path; a relative one needs AT_FDCWD, since no
+/// descriptor refers to a directory here: EBADF if `dirfd` is not open,
+/// ENOTDIR if it is.
+fn check_dirfd(dirfd: u64, path: &[u8]) -> Result<(), i32> {
+    // Linux takes an `int`: the upper half of the register is ignored.
+    let dirfd = dirfd as i32;
+    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        return Ok(());
+    }
+    let files = sched::current().files().ok_or(EBADF)?;
+    let open = u64::try_from(dirfd).map_or(Err(EBADF), |fd| files.lock().get(fd).map(drop));
+    open?;
+    Err(ENOTDIR)
+}
+
+/// `mkdirat(dirfd, path, mode)`: `mkdir` relative to AT_FDCWD.
+pub fn mkdirat(a: Args) -> SysResult {
+    let [dirfd, path, mode, ..] = a.0;
+    let path = getname(path)?;
+    check_dirfd(dirfd, &path)?;
+    do_mkdir(&path, mode)
+}
+
+/// `unlinkat(dirfd, path, flags)`: with AT_REMOVEDIR `rmdir`; without,
+/// unlinking a non-directory, of which there are none: EISDIR for a
+/// directory (at once for `/`, `.`, `..` or a trailing slash, else after
+/// `may_delete`), ENOENT for nothing. Other flags: EINVAL.
+pub fn unlinkat(a: Args) -> SysResult {
+    let [dirfd, path, flags, ..] = a.0;
+    let flags = u64::from(flags as u32); // an `int`
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    let path = getname(path)?;
+    check_dirfd(dirfd, &path)?;
+    if flags & AT_REMOVEDIR != 0 {
+        return do_rmdir(&path);
+    }
+    let access = current_access();
+    let fs = current_fs();
+    let (dir, last) = fs.lock().walk(&access).parent(&path)?;
+    let Last::Norm(name) = last else {
+        return Err(EISDIR);
+    };
+    let victim = dir.lookup(name)?;
+    if path.ends_with(b"/") {
+        return Err(EISDIR);
+    }
+    may_delete(&access, &dir, &victim)?;
+    Err(EISDIR)
 }

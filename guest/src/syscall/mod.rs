@@ -83,6 +83,8 @@ pub mod nr {
     pub const MKDIR: u64 = 83;
     pub const RMDIR: u64 = 84;
     pub const CHROOT: u64 = 161;
+    pub const MKDIRAT: u64 = 258;
+    pub const UNLINKAT: u64 = 263;
 }
 
 /// Result of a system call: a value or an errno.
@@ -169,6 +171,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::MKDIR => fs::mkdir(a),
         nr::RMDIR => fs::rmdir(a),
         nr::CHROOT => fs::chroot(a),
+        nr::MKDIRAT => fs::mkdirat(a),
+        nr::UNLINKAT => fs::unlinkat(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

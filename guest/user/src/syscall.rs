@@ -56,6 +56,8 @@ pub mod nr {
     pub const MKDIR: usize = 83;
     pub const RMDIR: usize = 84;
     pub const CHROOT: usize = 161;
+    pub const MKDIRAT: usize = 258;
+    pub const UNLINKAT: usize = 263;
 }
 
 /// Raw system call with no arguments.
@@ -634,6 +636,39 @@ pub fn rmdir(path: &CStr) -> Result<(), Errno> {
 pub fn chroot(path: &CStr) -> Result<(), Errno> {
     // SAFETY: the kernel only reads the NUL-terminated string.
     check(unsafe { syscall1(nr::CHROOT, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `AT_FDCWD`: the `*at` calls' relative paths start at the working directory.
+pub const AT_FDCWD: i32 = -100;
+/// `unlinkat` flag: remove a directory (as `rmdir`).
+pub const AT_REMOVEDIR: u32 = 0x200;
+
+/// `mkdirat(2)`: `mkdir` with relative paths starting at `dirfd`.
+pub fn mkdirat(dirfd: i32, path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall3(
+            nr::MKDIRAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            mode as usize,
+        )
+    })
+    .map(drop)
+}
+
+/// `unlinkat(2)`: removes a name (a directory with [`AT_REMOVEDIR`]).
+pub fn unlinkat(dirfd: i32, path: &CStr, flags: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall3(
+            nr::UNLINKAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+        )
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

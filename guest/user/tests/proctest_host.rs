@@ -56,6 +56,7 @@ const SCENARIOS: &[&str] = &[
     "fs-mkdir-rmdir-errors",
     "fs-getcwd-errors",
     "fs-dir-permissions",
+    "fs-mkdirat-unlinkat",
 ];
 
 struct Run {

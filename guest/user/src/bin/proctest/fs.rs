@@ -6,7 +6,10 @@
 //! of this process is put back by a [`CwdGuard`].
 
 use forkvm_user::cred::{self, Capabilities};
-use forkvm_user::syscall::{chdir, chroot, getcwd, mkdir, rmdir, syscall1, syscall2};
+use forkvm_user::syscall::{
+    chdir, chroot, getcwd, mkdir, mkdirat, rmdir, syscall1, syscall2, unlinkat, AT_FDCWD,
+    AT_REMOVEDIR,
+};
 
 use super::*;
 
@@ -17,6 +20,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("fs-mkdir-rmdir-errors", mkdir_rmdir_errors),
     ("fs-getcwd-errors", getcwd_errors),
     ("fs-dir-permissions", dir_permissions),
+    ("fs-mkdirat-unlinkat", mkdirat_unlinkat),
 ];
 
 const CLONE_FS: u64 = 0x200;
@@ -631,4 +635,100 @@ fn dir_permissions(_: &Ctx) -> Outcome {
             "rmdir with CAP_DAC_OVERRIDE",
         ],
     )
+}
+
+/// `mkdirat` and `unlinkat` with AT_FDCWD (relative to the cwd) or an
+/// absolute path (the descriptor ignored); a relative path from a
+/// descriptor that is no directory is ENOTDIR, from a closed one EBADF.
+/// Without AT_REMOVEDIR, unlinking a directory is EISDIR.
+fn mkdirat_unlinkat(_: &Ctx) -> Outcome {
+    let scratch = Dir::scratch()?;
+    let _back = CwdGuard::save()?;
+    chdir(scratch.path().c()).ctx("chdir(scratch)")?;
+    let _a = Dir(scratch.join("a")); // made below
+    let _abs = Dir(scratch.join("abs"));
+    let (pipe_read, _pipe_write) = pipe()?;
+    let closed = 999;
+    let abs = scratch.join("abs");
+    let checks: &[Check] = &[
+        (
+            "mkdirat(AT_FDCWD, a)",
+            mkdirat(AT_FDCWD, c"a", 0o755),
+            Ok(()),
+        ),
+        (
+            "mkdirat(AT_FDCWD, a) again",
+            mkdirat(AT_FDCWD, c"a", 0o755),
+            Err(Errno::EEXIST),
+        ),
+        (
+            "mkdirat(closed fd, b)",
+            mkdirat(closed, c"b", 0o755),
+            Err(Errno::EBADF),
+        ),
+        (
+            "mkdirat(pipe, b)",
+            mkdirat(pipe_read.raw(), c"b", 0o755),
+            Err(Errno::ENOTDIR),
+        ),
+        (
+            "mkdirat(closed fd, absolute)",
+            mkdirat(closed, abs.c(), 0o755),
+            Ok(()),
+        ),
+        (
+            "unlinkat(AT_FDCWD, a, 0)",
+            unlinkat(AT_FDCWD, c"a", 0),
+            Err(Errno::EISDIR),
+        ),
+        (
+            "unlinkat(AT_FDCWD, a/, 0)",
+            unlinkat(AT_FDCWD, c"a/", 0),
+            Err(Errno::EISDIR),
+        ),
+        (
+            "unlinkat(AT_FDCWD, \"/\", 0)",
+            unlinkat(AT_FDCWD, c"/", 0),
+            Err(Errno::EISDIR),
+        ),
+        (
+            "unlinkat(AT_FDCWD, missing, 0)",
+            unlinkat(AT_FDCWD, c"missing", 0),
+            Err(Errno::ENOENT),
+        ),
+        (
+            "unlinkat(AT_FDCWD, a, 1)",
+            unlinkat(AT_FDCWD, c"a", 1),
+            Err(Errno::EINVAL),
+        ),
+        (
+            "unlinkat(pipe, a, AT_REMOVEDIR)",
+            unlinkat(pipe_read.raw(), c"a", AT_REMOVEDIR),
+            Err(Errno::ENOTDIR),
+        ),
+        (
+            "unlinkat(AT_FDCWD, a, AT_REMOVEDIR)",
+            unlinkat(AT_FDCWD, c"a", AT_REMOVEDIR),
+            Ok(()),
+        ),
+        (
+            "unlinkat(AT_FDCWD, a, AT_REMOVEDIR) again",
+            unlinkat(AT_FDCWD, c"a", AT_REMOVEDIR),
+            Err(Errno::ENOENT),
+        ),
+        (
+            "unlinkat(AT_FDCWD, \".\", AT_REMOVEDIR)",
+            unlinkat(AT_FDCWD, c".", AT_REMOVEDIR),
+            Err(Errno::EINVAL),
+        ),
+        (
+            "unlinkat(closed fd, absolute, AT_REMOVEDIR)",
+            unlinkat(closed, abs.c(), AT_REMOVEDIR),
+            Ok(()),
+        ),
+    ];
+    for (what, got, want) in checks {
+        ensure!(got == want, "{what}: got {got:?}, want {want:?}");
+    }
+    Ok(())
 }

@@ -15,7 +15,10 @@ pub const EAGAIN: i32 = 11;
 pub const ENOMEM: i32 = 12;
 pub const EACCES: i32 = 13;
 pub const EFAULT: i32 = 14;
+pub const EBUSY: i32 = 16;
 pub const EEXIST: i32 = 17;
+pub const ENOTDIR: i32 = 20;
+pub const EISDIR: i32 = 21;
 pub const EINVAL: i32 = 22;
 pub const EPIPE: i32 = 32;
 pub const EMFILE: i32 = 24;
@@ -24,8 +27,9 @@ pub const EFBIG: i32 = 27;
 pub const ENOSPC: i32 = 28;
 pub const ERANGE: i32 = 34;
 pub const EIDRM: i32 = 43;
-pub const ENAMETOOLONG: i32 = 36;
 pub const ENOSYS: i32 = 38;
+pub const ENAMETOOLONG: i32 = 36;
+pub const ENOTEMPTY: i32 = 39;
 /// Restart the system call (never seen by user space).
 pub const ERESTARTNOINTR: i32 = 513;
 
@@ -34,7 +38,6 @@ pub fn name(errno: i32) -> &'static str {
     match errno {
         EPERM => "EPERM",
         ENOENT => "ENOENT",
-        ENAMETOOLONG => "ENAMETOOLONG",
         ESRCH => "ESRCH",
         EINTR => "EINTR",
         EIO => "EIO",
@@ -56,6 +59,11 @@ pub fn name(errno: i32) -> &'static str {
         EPIPE => "EPIPE",
         EMFILE => "EMFILE",
         ENOSYS => "ENOSYS",
+        EBUSY => "EBUSY",
+        ENOTDIR => "ENOTDIR",
+        EISDIR => "EISDIR",
+        ENAMETOOLONG => "ENAMETOOLONG",
+        ENOTEMPTY => "ENOTEMPTY",
         _ => "E?",
     }
 }

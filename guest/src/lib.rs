@@ -16,7 +16,6 @@ mod console;
 mod diag;
 mod drivers;
 mod errno;
-#[cfg(not(test))]
 mod fs;
 mod ipc;
 #[cfg(not(test))]

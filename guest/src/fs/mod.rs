@@ -1,13 +1,24 @@
-//! Open files. There is no file system: a file is the console, the virtio
-//! console, one end of a pipe, a pidfd or one of the few `/proc` files.
+//! Open files and the directory tree. A file is the console, the virtio
+//! console, one end of a pipe, a pidfd or one of the few `/proc` files;
+//! the tree (`dentry`, walked by `namei`) holds directories only (programs
+//! are embedded, see `programs.rs`). Only the tree builds on the host, for
+//! its unit tests.
 
+pub mod dentry;
+pub mod namei;
+pub mod permission;
+#[cfg(not(test))]
 pub mod pipe;
+#[cfg(not(test))]
 pub mod proc;
 
+#[cfg(not(test))]
 use alloc::sync::Arc;
 
+#[cfg(not(test))]
 use self::pipe::Pipe;
 
+#[cfg(not(test))]
 /// What an open file description refers to (Linux `struct file`).
 pub enum FileKind {
     /// The serial console (read: keyboard input; write: output).
@@ -23,18 +34,21 @@ pub enum FileKind {
     Proc(proc::ProcFile),
 }
 
+#[cfg(not(test))]
 /// An open file description, shared by every descriptor `dup`ed from it
 /// and across `fork`. Dropping the last reference closes it.
 pub struct File {
     pub kind: FileKind,
 }
 
+#[cfg(not(test))]
 impl File {
     pub fn new(kind: FileKind) -> Arc<File> {
         Arc::new(File { kind })
     }
 }
 
+#[cfg(not(test))]
 impl Drop for File {
     fn drop(&mut self) {
         match &self.kind {

@@ -247,7 +247,7 @@ fn copy_process(
 
     let (parent_cred, parent_rlimits, chrooted) = {
         let inner = parent.inner.lock();
-        let chrooted = inner.fs.lock().is_chrooted();
+        let chrooted = inner.fs.lock().chrooted();
         (inner.cred.clone(), inner.rlimits.clone(), chrooted)
     };
     // The limits are checked before anything is allocated so that their
@@ -303,7 +303,7 @@ fn copy_process(
         if flags & CLONE_FS != 0 {
             parent_fs
         } else {
-            let copy = *parent_fs.lock();
+            let copy = parent_fs.lock().clone();
             Arc::new(spin::Mutex::new(copy))
         }
     };

@@ -3,6 +3,7 @@
 
 mod cred;
 mod forkvm;
+mod fs;
 pub mod futex;
 mod info;
 mod io;
@@ -88,6 +89,13 @@ pub mod nr {
     pub const SETSID: u64 = 112;
     pub const GETPGID: u64 = 121;
     pub const GETSID: u64 = 124;
+    pub const GETCWD: u64 = 79;
+    pub const CHDIR: u64 = 80;
+    pub const MKDIR: u64 = 83;
+    pub const RMDIR: u64 = 84;
+    pub const CHROOT: u64 = 161;
+    pub const MKDIRAT: u64 = 258;
+    pub const UNLINKAT: u64 = 263;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -182,6 +190,13 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SETSID => pgrp::setsid(),
         nr::GETPGID => pgrp::getpgid(a),
         nr::GETSID => pgrp::getsid(a),
+        nr::GETCWD => fs::getcwd(a),
+        nr::CHDIR => fs::chdir(a),
+        nr::MKDIR => fs::mkdir(a),
+        nr::RMDIR => fs::rmdir(a),
+        nr::CHROOT => fs::chroot(a),
+        nr::MKDIRAT => fs::mkdirat(a),
+        nr::UNLINKAT => fs::unlinkat(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

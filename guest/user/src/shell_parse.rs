@@ -156,6 +156,15 @@ pub const COMMANDS: &[CommandInfo] = &[
         "fork waiting children until fork fails or MAX (default 10000), then end them",
         false,
     ),
+    command(
+        "cd",
+        "cd [DIR]",
+        "change the working directory (default /)",
+        false,
+    ),
+    command("pwd", "pwd", "print the working directory", false),
+    command("mkdir", "mkdir DIR", "make a directory", false),
+    command("rmdir", "rmdir DIR", "remove an empty directory", false),
     command("panic", "panic [MESSAGE]", "panic the kernel", true),
     command("fault", "fault", "touch an unmapped kernel address", true),
 ];
@@ -230,6 +239,23 @@ pub fn poweroff_status(args: &[&[u8]]) -> Result<u8, UsageError> {
 pub fn kill_pid(args: &[&[u8]]) -> Result<u32, UsageError> {
     match args {
         [pid] => parse_number(pid).ok_or(UsageError),
+        _ => Err(UsageError),
+    }
+}
+
+/// `cd [DIR]`: the directory, `/` without one.
+pub fn cd_dir<'a>(args: &[&'a [u8]]) -> Result<&'a [u8], UsageError> {
+    match args {
+        [] => Ok(b"/"),
+        [dir] => Ok(dir),
+        _ => Err(UsageError),
+    }
+}
+
+/// `mkdir DIR`, `rmdir DIR`: the one directory.
+pub fn one_dir<'a>(args: &[&'a [u8]]) -> Result<&'a [u8], UsageError> {
+    match args {
+        [dir] => Ok(dir),
         _ => Err(UsageError),
     }
 }
@@ -603,7 +629,7 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 24);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 28);
         assert_eq!(
             find_command(b"vconsole-echo").unwrap().usage,
             "vconsole-echo N"
@@ -617,6 +643,16 @@ mod tests {
                 c.name
             );
         }
+    }
+
+    #[test]
+    fn directory_arguments() {
+        assert_eq!(cd_dir(&[]), Ok(&b"/"[..]));
+        assert_eq!(cd_dir(&[b"/tmp"]), Ok(&b"/tmp"[..]));
+        assert_eq!(cd_dir(&[b"a", b"b"]), Err(UsageError));
+        assert_eq!(one_dir(&[b"x"]), Ok(&b"x"[..]));
+        assert_eq!(one_dir(&[]), Err(UsageError));
+        assert_eq!(one_dir(&[b"x", b"y"]), Err(UsageError));
     }
 
     #[test]

@@ -350,7 +350,8 @@ mod tests {
         assert!(text.contains("\n  id               print"));
         assert!(text.contains("\n  devices          the devices"));
         assert!(text.contains("\n  vconsole-echo N  read N bytes"));
-        assert_eq!(text.lines().count(), 24);
+        assert!(text.contains("\n  cd [DIR]         change the working directory"));
+        assert_eq!(text.lines().count(), 28);
     }
 
     #[test]

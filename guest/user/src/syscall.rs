@@ -56,6 +56,13 @@ pub mod nr {
     pub const SETSID: usize = 112;
     pub const GETPGID: usize = 121;
     pub const GETSID: usize = 124;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
+    pub const MKDIR: usize = 83;
+    pub const RMDIR: usize = 84;
+    pub const CHROOT: usize = 161;
+    pub const MKDIRAT: usize = 258;
+    pub const UNLINKAT: usize = 263;
 }
 
 /// Raw system call with no arguments.
@@ -634,6 +641,71 @@ pub fn getpgid(pid: i32) -> Result<Pid, Errno> {
 pub fn getsid(pid: i32) -> Result<Pid, Errno> {
     // SAFETY: touches no memory of ours.
     check(unsafe { syscall1(nr::GETSID, pid as isize as usize) }).map(|id| id as Pid)
+}
+
+/// `getcwd(2)`, raw: writes the working directory and a NUL into `buf`
+/// and returns the length written, NUL included.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into a live, exclusive slice.
+    check(unsafe { syscall2(nr::GETCWD, buf.as_mut_ptr() as usize, buf.len()) })
+}
+
+/// `chdir(2)`.
+pub fn chdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::CHDIR, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `mkdir(2)`: `mode` less the umask.
+pub fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall2(nr::MKDIR, path.as_ptr() as usize, mode as usize) }).map(drop)
+}
+
+/// `rmdir(2)`: removes an empty directory.
+pub fn rmdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::RMDIR, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `chroot(2)`: makes `path` the root of absolute paths (CAP_SYS_CHROOT);
+/// the working directory does not move.
+pub fn chroot(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall1(nr::CHROOT, path.as_ptr() as usize) }).map(drop)
+}
+
+/// `AT_FDCWD`: the `*at` calls' relative paths start at the working directory.
+pub const AT_FDCWD: i32 = -100;
+/// `unlinkat` flag: remove a directory (as `rmdir`).
+pub const AT_REMOVEDIR: u32 = 0x200;
+
+/// `mkdirat(2)`: `mkdir` with relative paths starting at `dirfd`.
+pub fn mkdirat(dirfd: i32, path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall3(
+            nr::MKDIRAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            mode as usize,
+        )
+    })
+    .map(drop)
+}
+
+/// `unlinkat(2)`: removes a name (a directory with [`AT_REMOVEDIR`]).
+pub fn unlinkat(dirfd: i32, path: &CStr, flags: u32) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall3(
+            nr::UNLINKAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+        )
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -287,7 +287,7 @@ fn kill_of_a_missing_process() {
 fn help_and_programs() {
     let text = sh_expect("help", 0);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 24, "{text}");
+    assert_eq!(lines.len(), 28, "{text}");
     assert_eq!(lines[0], "  help             list the commands");
     for command in [
         "echo [WORD...]",
@@ -306,6 +306,10 @@ fn help_and_programs() {
         "forkbomb [MAX]",
         "devices",
         "vconsole-echo N",
+        "cd [DIR]",
+        "pwd ",
+        "mkdir DIR",
+        "rmdir DIR",
     ] {
         assert!(
             lines.iter().any(|l| l.starts_with(&format!("  {command}"))),
@@ -499,4 +503,28 @@ fn sh_and_init_are_static_executables() {
             );
         }
     }
+}
+
+#[test]
+fn directory_builtins() {
+    let dir = format!("/tmp/sh-fs-{}", std::process::id());
+    let text = sh_expect(
+        &format!(
+            "mkdir {dir}; cd {dir}; pwd; mkdir a; mkdir a; cd a; pwd; cd ..; \
+             rmdir a; rmdir a; cd; pwd; rmdir {dir}; cd {dir}"
+        ),
+        1,
+    );
+    assert_eq!(
+        text,
+        format!(
+            "{dir}\nmkdir: a: EEXIST 17\n{dir}/a\nrmdir: a: ENOENT 2\n/\n\
+             cd: {dir}: ENOENT 2\n"
+        )
+    );
+    assert!(!std::path::Path::new(&dir).exists());
+    assert_eq!(sh_expect("cd a b", 2), "usage: cd [DIR]\n");
+    assert_eq!(sh_expect("pwd x", 2), "usage: pwd\n");
+    assert_eq!(sh_expect("mkdir", 2), "usage: mkdir DIR\n");
+    assert_eq!(sh_expect("rmdir / /", 2), "usage: rmdir DIR\n");
 }

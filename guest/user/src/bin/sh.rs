@@ -31,12 +31,19 @@
 //!   hard to N (silent); `ulimit: -u: EPERM 1`.
 //! - `forkbomb [MAX]`: `forkbomb: N forks, stopped by EAGAIN 11` or
 //!   `forkbomb: N forks, reached the limit`; then ends and reaps them all.
+//!
+//! Directory builtins (the shell's own working directory):
+//! - `cd [DIR]` (default `/`), `mkdir DIR` (mode 0777 less the umask),
+//!   `rmdir DIR`: silent on success, else `COMMAND: DIR: ENAME N` (status 1).
+//! - `pwd`: the working directory, or `pwd: getcwd: ENAME N` (status 1).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+use alloc::ffi::CString;
 use alloc::vec::Vec;
+use core::ffi::CStr;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, Ordering};
 
@@ -54,8 +61,8 @@ use forkvm_user::forkvm::{self, TaskInfo};
 use forkvm_user::io::{write_bytes, BufWriter, Bytes, STDOUT};
 use forkvm_user::latency;
 use forkvm_user::shell_parse::{
-    clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
-    poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
+    cd_dir, clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
+    one_dir, poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
     sysprobe_iterations, ticks_ms, ulimit_command, vconsole_echo_len, words, ErrName, PointerArg,
     Status, Ulimit, UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
 };
@@ -64,8 +71,9 @@ use forkvm_user::shell_report::{
     SysFailure, Sysprobe, Ticks, Uptime,
 };
 use forkvm_user::syscall::{
-    close, exit_group, fork, getpid, kill, mmap, nanosleep, pipe2, read, wait4, write_all, Pid,
-    Timespec, WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, WNOHANG,
+    chdir, close, exit_group, fork, getcwd, getpid, kill, mkdir, mmap, nanosleep, pipe2, read,
+    rmdir, wait4, write_all, Pid, Timespec, WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ,
+    PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::{monotonic_ns, rdtsc_serialized};
 use forkvm_user::{entry, eprintln, print, println, Errno};
@@ -272,6 +280,10 @@ impl Shell<'_> {
             b"clone" => cmd_clone(args),
             b"clone3" => cmd_clone3(args),
             b"forkbomb" => cmd_forkbomb(args),
+            b"cd" => cmd_cd(args),
+            b"pwd" => cmd_pwd(args),
+            b"mkdir" => cmd_mkdir(args),
+            b"rmdir" => cmd_rmdir(args),
             _ => {
                 println!("{}: command not found (try 'help')", Bytes(name));
                 return Some(STATUS_NOT_FOUND);
@@ -442,6 +454,56 @@ fn cmd_ulimit(args: &[&[u8]]) -> CommandResult {
             Err(errno) => call_failure("ulimit", "-u", errno),
         },
     })
+}
+
+/// Prints `COMMAND: DIR: ENAME N`; status 1.
+fn dir_failure(command: &str, dir: &[u8], errno: Errno) -> Status {
+    println!("{command}: {}: {errno}", Bytes(dir));
+    1
+}
+
+/// Runs `call` on `dir` as a C string (a NUL inside is a usage error);
+/// silent on success, `COMMAND: DIR: ENAME N` on failure.
+fn dir_call(
+    command: &str,
+    dir: &[u8],
+    call: impl FnOnce(&CStr) -> Result<(), Errno>,
+) -> CommandResult {
+    let path = CString::new(dir).map_err(|_| UsageError)?;
+    Ok(match call(&path) {
+        Ok(()) => 0,
+        Err(errno) => dir_failure(command, dir, errno),
+    })
+}
+
+/// `cd [DIR]`: `chdir(DIR)`, `/` by default.
+fn cmd_cd(args: &[&[u8]]) -> CommandResult {
+    dir_call("cd", cd_dir(args)?, chdir)
+}
+
+/// `pwd`: the working directory (`getcwd`).
+fn cmd_pwd(args: &[&[u8]]) -> CommandResult {
+    if !args.is_empty() {
+        return Err(UsageError);
+    }
+    let mut buf = alloc::vec![0u8; 4096];
+    Ok(match getcwd(&mut buf) {
+        Ok(n) => {
+            println!("{}", Bytes(&buf[..n.saturating_sub(1)]));
+            0
+        }
+        Err(errno) => call_failure("pwd", "getcwd", errno),
+    })
+}
+
+/// `mkdir DIR`: mode 0777 less the umask.
+fn cmd_mkdir(args: &[&[u8]]) -> CommandResult {
+    dir_call("mkdir", one_dir(args)?, |path| mkdir(path, 0o777))
+}
+
+/// `rmdir DIR`.
+fn cmd_rmdir(args: &[&[u8]]) -> CommandResult {
+    dir_call("rmdir", one_dir(args)?, rmdir)
 }
 
 /// Prints a probe's line; its status.

@@ -156,6 +156,13 @@ fn userns_id_maps(_: &Ctx) -> Outcome {
                 Bytes(own_view)
             );
             expect_errno("setuid to an unmapped uid", cred::setuid(1), Errno::EINVAL)?;
+            // Its CAP_DAC_OVERRIDE does not reach a directory whose owner
+            // (root outside) the namespace cannot name.
+            expect_errno(
+                "mkdir in / as root of the namespace",
+                forkvm_user::syscall::mkdir(c"/proctest-userns-denied", 0o755),
+                Errno::EACCES,
+            )?;
             cred::setuid(0).ctx("setuid(0) inside")?;
             Ok(())
         })?;

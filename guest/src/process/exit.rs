@@ -80,10 +80,7 @@ pub fn do_exit(status: u32) -> ! {
     let (parent, mut autoreap) = {
         let mut inner = task.inner.lock();
         inner.exit_status = status;
-        (
-            inner.parent.upgrade(),
-            inner.exit_signal == 0 && thread,
-        )
+        (inner.parent.upgrade(), inner.exit_signal == 0 && thread)
     };
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) gets no zombies.
     if let Some(parent) = &parent {

@@ -116,6 +116,67 @@ fn json_report_then_regression_gate() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The gate over the guest's `create` metric: a baseline whose
+/// `clone_vm/create/guest` median is 1 ns makes the run fail naming exactly
+/// that entry, not the whole cycle's.
+#[test]
+fn regression_gate_over_the_guest_create_metric() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED regression_gate_over_the_guest_create_metric: no /dev/kvm");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("forkbench-create-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("now.json");
+    let args = ["run", "clone_vm", "--target", "guest", "--iters", "20"];
+    let out = forkbench(
+        &[
+            &args[..],
+            &["--format", "json", "--output", report.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let entries = value["entries"].as_array_mut().unwrap();
+    let metrics: Vec<&str> = entries
+        .iter()
+        .map(|e| e["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(metrics, ["create", "create_exit_reap"]);
+    entries[0]["ns"]["median"] = 1.into();
+    let baseline = dir.join("fast_create.json");
+    std::fs::write(&baseline, value.to_string()).unwrap();
+    let out = forkbench(
+        &[
+            &args[..],
+            &[
+                "--baseline",
+                baseline.to_str().unwrap(),
+                "--threshold",
+                "10",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("REGRESSION clone_vm/create/guest"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("clone_vm/create_exit_reap/guest"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn compare_runs_the_guest_and_the_host() {
     if !bench::boot::kvm_available() {

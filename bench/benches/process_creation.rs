@@ -5,16 +5,17 @@
 //! the metric, so criterion's report puts them side by side.
 //!
 //! Both sides are timed in TSC cycles (the guest's in its user mode, the
-//! host's here) and converted at the rate each side reports. The guest
-//! measures the whole create+exit+reap cycle for creating operations and
-//! the refused call for failing ones. Operations a side cannot run say why
+//! host's here) and converted at the rate each side reports. Creating
+//! operations have two metrics on each side: `create` (until the call
+//! returns in the parent) and `create_exit_reap` (the whole cycle); failing
+//! ones have `create`, the refused call. Operations a side cannot run say why
 //! instead of producing a number; without /dev/kvm the guest members are
 //! skipped with a loud note.
 
 use std::time::Duration;
 
 use bench::guest_harness::{GuestHarness, HarnessOptions};
-use bench::host_linux::{self, BenchOp, HostError, Metric, Params};
+use bench::host_linux::{self, BenchOp, HostError, Params};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 
@@ -41,7 +42,7 @@ fn process_creation(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_secs(1));
         if let Some(harness) = guest.as_mut() {
-            guest_member(&mut group, harness, op);
+            guest_members(&mut group, harness, op);
         }
         if let Some(khz) = host_khz {
             host_members(&mut group, op, khz);
@@ -55,24 +56,27 @@ fn process_creation(c: &mut Criterion) {
     }
 }
 
-/// The guest's member of `op`'s group: `iters` cycles in one RunBench.
-fn guest_member(group: &mut BenchmarkGroup<'_, WallTime>, harness: &mut GuestHarness, op: BenchOp) {
+/// The guest's members of `op`'s group, one per metric: `iters` cycles in
+/// one RunBench each.
+fn guest_members(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    harness: &mut GuestHarness,
+    op: BenchOp,
+) {
     let khz = harness.hello_info().tsc_khz;
-    let metric = if host_linux::metrics(op).contains(&Metric::CreateExitReap) {
-        Metric::CreateExitReap
-    } else {
-        Metric::Create
-    };
     let mem = params(op, 0).mem_mib as u32;
-    group.bench_function(BenchmarkId::new("guest", metric.name()), |b| {
-        b.iter_custom(|iters| {
-            let iters = u32::try_from(iters).unwrap_or(u32::MAX);
-            let samples = harness
-                .run_bench(op, iters, 0, mem)
-                .unwrap_or_else(|e| panic!("guest {}: {e}", host_linux::op_name(op)));
-            host_linux::cycles_to_duration(samples.iter().sum(), khz)
-        })
-    });
+    for &metric in op.metrics() {
+        group.bench_function(BenchmarkId::new("guest", metric.name()), |b| {
+            b.iter_custom(|iters| {
+                let iters = u32::try_from(iters).unwrap_or(u32::MAX);
+                let run = harness
+                    .run_bench(op, iters, 0, mem)
+                    .unwrap_or_else(|e| panic!("guest {}: {e}", host_linux::op_name(op)));
+                let cycles = run.samples(metric).map_or(0, |s| s.iter().sum());
+                host_linux::cycles_to_duration(cycles, khz)
+            })
+        });
+    }
 }
 
 /// The host's members of `op`'s group, one per metric.

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use forkvm_protocol::{
-    BenchOp, ErrorCode, FrameDecoder, Message, MessageType, SysctlName, MAX_FRAME_LEN,
+    BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, MessageType, SysctlName, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
 };
 use vmm::{GuestExit, Outcome, Timings, VmConfig};
@@ -42,6 +42,29 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_VM_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bytes of serial output quoted in error messages.
 const SERIAL_TAIL: usize = 2048;
+
+/// The samples of one `RunBench` in guest TSC cycles, one per iteration;
+/// element `i` of both metrics comes from iteration `i`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestRun {
+    pub op: BenchOp,
+    /// [`BenchMetric::Create`]: until the call returned in the parent (for
+    /// the failing operations: the refused call).
+    pub create: Vec<u64>,
+    /// [`BenchMetric::CreateExitReap`]: until the child was reaped; `None`
+    /// for the failing operations.
+    pub create_exit_reap: Option<Vec<u64>>,
+}
+
+impl GuestRun {
+    /// The samples of `metric`, if `op` reports it.
+    pub fn samples(&self, metric: BenchMetric) -> Option<&[u64]> {
+        match metric {
+            BenchMetric::Create => Some(&self.create),
+            BenchMetric::CreateExitReap => self.create_exit_reap.as_deref(),
+        }
+    }
+}
 
 /// Everything that can go wrong talking to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,14 +420,15 @@ impl<T: Transport> Client<T> {
     }
 
     /// `RunBench`: runs `op` `warmup` times untimed and `iters` times timed
-    /// in the guest and returns the `iters` TSC samples in order.
+    /// in the guest and returns the `iters` TSC samples of each of the op's
+    /// metrics ([`BenchOp::metrics`]), in order.
     pub fn run_bench(
         &mut self,
         op: BenchOp,
         iters: u32,
         warmup: u32,
         mem_mib: u32,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<GuestRun> {
         let request = MessageType::RunBench;
         let id = self.send_request(&Message::RunBench {
             op,
@@ -412,12 +436,15 @@ impl<T: Transport> Client<T> {
             warmup,
             mem_mib,
         })?;
-        let mut samples: Vec<u64> = Vec::new();
+        // One stream per metric of `op`; each metric's chunks come in order.
+        let metrics = op.metrics();
+        let mut streams: Vec<Vec<u64>> = vec![Vec::new(); metrics.len()];
         let mut announced_total: Option<u32> = None;
         loop {
             match self.next_reply(id, request)? {
                 Message::BenchSamples {
                     op: chunk_op,
+                    metric,
                     first_index,
                     total,
                     samples: chunk,
@@ -427,6 +454,15 @@ impl<T: Transport> Client<T> {
                             "samples of {chunk_op:?} while running {op:?}"
                         )));
                     }
+                    let Some(stream) = metrics
+                        .iter()
+                        .position(|&m| m == metric)
+                        .map(|i| &mut streams[i])
+                    else {
+                        return Err(HarnessError::Protocol(format!(
+                            "{metric:?} samples for {op:?}, which reports {metrics:?}"
+                        )));
+                    };
                     if *announced_total.get_or_insert(total) != total {
                         return Err(HarnessError::Protocol(format!(
                             "chunk at {first_index} announces {total} samples, earlier ones {}",
@@ -438,20 +474,20 @@ impl<T: Transport> Client<T> {
                             "{total} samples announced for {iters} iterations"
                         )));
                     }
-                    if first_index as usize != samples.len() {
+                    if first_index as usize != stream.len() {
                         return Err(HarnessError::Protocol(format!(
-                            "chunk starts at sample {first_index}, expected {} \
+                            "{metric:?} chunk starts at sample {first_index}, expected {} \
                              (missing or out-of-order chunk)",
-                            samples.len()
+                            stream.len()
                         )));
                     }
-                    if samples.len() + chunk.len() > total as usize {
+                    if stream.len() + chunk.len() > total as usize {
                         return Err(HarnessError::Protocol(format!(
                             "chunk at {first_index} with {} samples overruns the total {total}",
                             chunk.len()
                         )));
                     }
-                    samples.extend_from_slice(chunk.as_slice());
+                    stream.extend_from_slice(chunk.as_slice());
                 }
                 Message::BenchDone {
                     op: done_op,
@@ -463,12 +499,14 @@ impl<T: Transport> Client<T> {
                             "BenchDone for {done_op:?} while running {op:?}"
                         )));
                     }
-                    if total as usize != samples.len() {
-                        return Err(HarnessError::Protocol(format!(
-                            "BenchDone reports {total} samples, {} received \
-                             (missing chunk)",
-                            samples.len()
-                        )));
+                    for (metric, stream) in metrics.iter().zip(&streams) {
+                        if total as usize != stream.len() {
+                            return Err(HarnessError::Protocol(format!(
+                                "BenchDone reports {total} samples, {} of {metric:?} \
+                                 received (missing chunk)",
+                                stream.len()
+                            )));
+                        }
                     }
                     if errno != 0 {
                         return Err(HarnessError::BenchFailed {
@@ -482,7 +520,12 @@ impl<T: Transport> Client<T> {
                             "{op:?} finished with {total} of {iters} samples and no errno"
                         )));
                     }
-                    return Ok(samples);
+                    let mut streams = streams.into_iter();
+                    return Ok(GuestRun {
+                        op,
+                        create: streams.next().unwrap_or_default(),
+                        create_exit_reap: streams.next(),
+                    });
                 }
                 other => return Self::unexpected(request, &other),
             }
@@ -762,7 +805,7 @@ impl GuestHarness {
         iters: u32,
         warmup: u32,
         mem_mib: u32,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<GuestRun> {
         let result = self.client.run_bench(op, iters, warmup, mem_mib);
         self.with_context(result)
     }

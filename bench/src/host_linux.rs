@@ -45,26 +45,11 @@ pub fn op_name(op: BenchOp) -> &'static str {
     }
 }
 
-/// What one sample measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Metric {
-    /// From just before the call until it returns in the parent (for the
-    /// failure operations: until the failing call returns).
-    Create,
-    /// From just before the call until the child has exited and the parent
-    /// has reaped (or, for a thread, joined) it.
-    CreateExitReap,
-}
-
-impl Metric {
-    /// The metric's name as used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Create => "create",
-            Metric::CreateExitReap => "create_exit_reap",
-        }
-    }
-}
+/// What one sample measures: the same metrics the guest reports
+/// (`create`: until the call returns in the parent, for the failure
+/// operations until the failing call returns; `create_exit_reap`: until
+/// the child has exited and been reaped or joined).
+pub use forkvm_protocol::BenchMetric as Metric;
 
 /// The metrics `op` yields on the host (empty if it is never run there).
 pub fn metrics(op: BenchOp) -> &'static [Metric] {

@@ -10,7 +10,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON report layout; bump on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: guest entries had one metric per operation (`create_exit_reap` for
+///   the creating operations).
+/// - 2: guest creating operations have a `create` entry too, like the
+///   host's; a v1 baseline would silently leave those unchecked.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The metrics an entry can have, in table order, with what they mean.
+pub const METRICS: [(&str, &str); 2] = [
+    (
+        "create",
+        "from just before the creating call until it returns in the parent \
+         (vfork: once the child has exited; failing operations: the refused call)",
+    ),
+    (
+        "create_exit_reap",
+        "from just before the call until the child has exited and been reaped \
+         (a thread: joined), lmbench lat_proc style",
+    ),
+];
 
 /// Where an operation ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +76,8 @@ pub enum Outcome {
 pub struct Entry {
     /// Operation (`fork`, `clone_thread`, ...).
     pub op: String,
-    /// `create` or `create_exit_reap`; empty for an operation that was not run.
+    /// `create` or `create_exit_reap` (see [`METRICS`]); empty for an
+    /// operation that was not run.
     pub metric: String,
     pub target: Target,
     /// MiB the parent had touched (`fork_mem` only).
@@ -190,7 +210,8 @@ pub fn rfc3339_utc(time: SystemTime) -> String {
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// Aligned text for people, with a guest/host ratio where both exist.
+    /// Aligned text for people: medians of both metrics side by side with
+    /// their guest/host ratios, then every entry's statistics.
     Table,
     /// The [`Report`] itself.
     Json,
@@ -232,7 +253,10 @@ pub fn render(report: &Report, format: Format) -> String {
                         "unit": "ns",
                         "value": s.median,
                         "range": format!("{}..{}", s.min, s.p90),
-                        "extra": format!("median of {} iterations; p90 {} ns, max {} ns", entry.iters, s.p90, s.max),
+                        "extra": format!(
+                            "median of {} iterations; p90 {} ns, max {} ns; {}",
+                            entry.iters, s.p90, s.max, metric_meaning(&entry.metric)
+                        ),
                     }))
                 })
                 .collect();
@@ -250,6 +274,14 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
+/// What `metric` measures, for people.
+pub fn metric_meaning(metric: &str) -> &'static str {
+    METRICS
+        .iter()
+        .find(|(name, _)| *name == metric)
+        .map_or("not measured", |(_, meaning)| meaning)
+}
+
 fn table(report: &Report) -> String {
     let mut out = String::new();
     let m = &report.metadata;
@@ -263,43 +295,20 @@ fn table(report: &Report) -> String {
         m.iterations,
         m.warmup
     );
-    let with_ratio = report.entries.iter().any(|e| e.target == Target::Guest);
+    comparison(report, &mut out);
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<38} {:>10} {:>10} {:>10} {:>10}{}",
-        "benchmark",
-        "median",
-        "p90",
-        "min",
-        "max",
-        if with_ratio { "   guest/host" } else { "" }
+        "{:<38} {:>10} {:>10} {:>10} {:>10}",
+        "benchmark", "median", "p90", "min", "max",
     );
-    // Host medians by name without the target, for the ratio column.
-    let key = |e: &Entry| e.name().rsplit_once('/').map(|(k, _)| k.to_string());
-    let host: BTreeMap<String, u64> = report
-        .entries
-        .iter()
-        .filter(|e| e.target == Target::Host)
-        .filter_map(|e| Some((key(e)?, e.stats()?.median)))
-        .collect();
     for entry in &report.entries {
         let name = entry.name();
         match &entry.outcome {
             Outcome::Ok { ns } => {
-                let ratio = match entry.target {
-                    Target::Guest => key(entry)
-                        .and_then(|k| host.get(&k))
-                        .filter(|&&h| h > 0)
-                        .map(|&h| format!("{:.2}", ns.median as f64 / h as f64)),
-                    Target::Host => None,
-                };
-                let ratio = match ratio {
-                    Some(r) => format!("  {r:>11}"),
-                    None => String::new(),
-                };
                 let _ = writeln!(
                     out,
-                    "{:<38} {:>10} {:>10} {:>10} {:>10}{ratio}",
+                    "{:<38} {:>10} {:>10} {:>10} {:>10}",
                     name,
                     human_ns(ns.median),
                     human_ns(ns.p90),
@@ -316,6 +325,68 @@ fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`] the
+/// guest and host medians and their ratio. A cell without a number says
+/// why in a word (`N/A`, `ERROR`, `-` when not run); the statistics below
+/// it have the reasons.
+fn comparison(report: &Report, out: &mut String) {
+    // (operation, metric, target) -> the cell's text; operations in report
+    // order.
+    let mut ops: Vec<String> = Vec::new();
+    let mut cells: BTreeMap<(String, &str, &str), (String, Option<u64>)> = BTreeMap::new();
+    for entry in &report.entries {
+        let mut op = entry.op.clone();
+        if let Some(mib) = entry.mem_mib {
+            let _ = write!(op, "/{mib}MiB");
+        }
+        if !ops.contains(&op) {
+            ops.push(op.clone());
+        }
+        let cell = match &entry.outcome {
+            Outcome::Ok { ns } => (human_ns(ns.median), Some(ns.median)),
+            Outcome::NotApplicable { .. } => ("N/A".to_string(), None),
+            Outcome::Error { .. } => ("ERROR".to_string(), None),
+        };
+        // An entry without a metric (not run at all) fills every metric.
+        for (metric, _) in METRICS {
+            if entry.metric.is_empty() || entry.metric == metric {
+                cells.insert((op.clone(), metric, entry.target.name()), cell.clone());
+            }
+        }
+    }
+    let _ = write!(out, "{:<24}", "");
+    for (metric, _) in METRICS {
+        let _ = write!(out, "  {:-^34}", format!(" {} ", metric.replace('_', "+")));
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "{:<24}", "operation");
+    for _ in METRICS {
+        let _ = write!(out, "  {:>10} {:>10} {:>12}", "guest", "host", "guest/host");
+    }
+    let _ = writeln!(out);
+    for op in &ops {
+        let _ = write!(out, "{op:<24}");
+        for (metric, _) in METRICS {
+            let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
+            let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
+            let ratio = match (cell(Target::Guest), cell(Target::Host)) {
+                (Some((_, Some(g))), Some((_, Some(h)))) if *h > 0 => {
+                    format!("{:.2}", *g as f64 / *h as f64)
+                }
+                _ => "-".to_string(),
+            };
+            let _ = write!(
+                out,
+                "  {:>10} {:>10} {:>12}",
+                text(Target::Guest),
+                text(Target::Host),
+                ratio
+            );
+        }
+        let _ = writeln!(out);
+    }
 }
 
 /// A median that grew beyond the threshold.
@@ -457,10 +528,10 @@ mod tests {
         }
         assert_eq!(value["entries"][0]["status"], "ok");
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
-        let old = text.replace("\"schema_version\": 1", "\"schema_version\": 99");
-        assert!(parse_report(&old)
-            .unwrap_err()
-            .contains("schema version 99"));
+        assert_eq!(value["schema_version"], 2);
+        // Version 1 reports lack the guest's create entries: refused.
+        let old = text.replace("\"schema_version\": 2", "\"schema_version\": 1");
+        assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
     }
 
@@ -470,44 +541,106 @@ mod tests {
         na.outcome = Outcome::NotApplicable {
             reason: "no".into(),
         };
-        let r = report(vec![entry("fork", "create", Target::Host, 1000), na]);
+        let r = report(vec![
+            entry("fork", "create", Target::Host, 1000),
+            na,
+            entry("fork", "create_exit_reap", Target::Guest, 4000),
+        ]);
         let bmf: serde_json::Value = serde_json::from_str(&render(&r, Format::Bmf)).unwrap();
         let latency = &bmf["fork/create/host"]["latency"];
         assert_eq!(latency["value"], 1000.0);
         assert_eq!(latency["lower_value"], 500.0);
         assert_eq!(latency["upper_value"], 2000.0);
         assert_eq!(
+            bmf["fork/create_exit_reap/guest"]["latency"]["value"],
+            4000.0
+        );
+        assert_eq!(
             bmf.as_object().unwrap().len(),
-            1,
+            2,
             "N/A entries have no number"
         );
         let gh: serde_json::Value = serde_json::from_str(&render(&r, Format::Github)).unwrap();
         let items = gh.as_array().unwrap();
-        assert_eq!(items.len(), 1);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1]["name"], "fork/create_exit_reap/guest");
+        let extra = items[1]["extra"].as_str().unwrap();
+        assert!(extra.contains("reaped"), "{extra}");
         assert_eq!(items[0]["name"], "fork/create/host");
         assert_eq!(items[0]["unit"], "ns");
         assert_eq!(items[0]["value"], 1000);
+        let extra = items[0]["extra"].as_str().unwrap();
+        assert!(extra.contains("returns in the parent"), "{extra}");
     }
 
     #[test]
-    fn table_shows_ratios_and_reasons() {
+    fn table_shows_both_metrics_with_ratios_and_reasons() {
         let mut na = entry("max_threads_eagain", "", Target::Host, 1);
         na.outcome = Outcome::NotApplicable {
             reason: "would affect the host".into(),
         };
+        let guest_na = entry("max_threads_eagain", "create", Target::Guest, 5_000);
         let r = report(vec![
-            entry("fork", "create", Target::Host, 100_000),
             entry("fork", "create", Target::Guest, 25_000),
+            entry("fork", "create_exit_reap", Target::Guest, 300_000),
+            entry("fork", "create", Target::Host, 100_000),
+            entry("fork", "create_exit_reap", Target::Host, 100_000),
+            guest_na,
             na,
         ]);
         let text = render(&r, Format::Table);
+        assert!(text.contains(" create+exit+reap "), "{text}");
         assert!(text.contains("guest/host"), "{text}");
-        let guest = text
+        // One row per operation: guest, host, ratio for each metric.
+        let fork: Vec<&str> = text
             .lines()
-            .find(|l| l.starts_with("fork/create/guest"))
+            .find(|l| l.starts_with("fork "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            fork,
+            ["fork", "25.0", "us", "100.0", "us", "0.25", "300.0", "us", "100.0", "us", "3.00"],
+            "{text}"
+        );
+        let na_row = text
+            .lines()
+            .find(|l| l.starts_with("max_threads_eagain "))
             .unwrap();
-        assert!(guest.trim_end().ends_with("0.25"), "{guest}");
+        assert!(na_row.contains("N/A"), "{na_row}");
+        // The statistics follow, with the reasons.
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("fork/create_exit_reap/guest")));
         assert!(text.contains("N/A: would affect the host"), "{text}");
+    }
+
+    // The gate looks at each metric of each target on its own: a guest
+    // `create` that regressed is caught even when the whole cycle did not.
+    #[test]
+    fn regression_gate_covers_the_guest_create_metric() {
+        let base = report(vec![
+            entry("fork", "create", Target::Guest, 30_000),
+            entry("fork", "create_exit_reap", Target::Guest, 200_000),
+            entry("fork", "create", Target::Host, 20_000),
+        ]);
+        let now = report(vec![
+            entry("fork", "create", Target::Guest, 45_000),
+            entry("fork", "create_exit_reap", Target::Guest, 201_000),
+            entry("fork", "create", Target::Host, 20_000),
+        ]);
+        let found = regressions(&base, &now, 10.0);
+        let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["fork/create/guest"], "{found:?}");
+        assert!((found[0].percent - 50.0).abs() < 1e-9);
+        // And the other way round.
+        let now = report(vec![
+            entry("fork", "create", Target::Guest, 30_000),
+            entry("fork", "create_exit_reap", Target::Guest, 260_000),
+        ]);
+        let found = regressions(&base, &now, 10.0);
+        let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["fork/create_exit_reap/guest"], "{found:?}");
     }
 
     #[test]

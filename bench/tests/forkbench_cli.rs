@@ -75,7 +75,7 @@ fn json_report_then_regression_gate() {
     );
     let text = std::fs::read_to_string(&report).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["schema_version"], 2);
     assert_eq!(value["metadata"]["iterations"], 20);
     let entry = &value["entries"][0];
     assert_eq!(entry["op"], "clone_einval");
@@ -116,6 +116,67 @@ fn json_report_then_regression_gate() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The gate over the guest's `create` metric: a baseline whose
+/// `clone_vm/create/guest` median is 1 ns makes the run fail naming exactly
+/// that entry, not the whole cycle's.
+#[test]
+fn regression_gate_over_the_guest_create_metric() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED regression_gate_over_the_guest_create_metric: no /dev/kvm");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("forkbench-create-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("now.json");
+    let args = ["run", "clone_vm", "--target", "guest", "--iters", "20"];
+    let out = forkbench(
+        &[
+            &args[..],
+            &["--format", "json", "--output", report.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let entries = value["entries"].as_array_mut().unwrap();
+    let metrics: Vec<&str> = entries
+        .iter()
+        .map(|e| e["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(metrics, ["create", "create_exit_reap"]);
+    entries[0]["ns"]["median"] = 1.into();
+    let baseline = dir.join("fast_create.json");
+    std::fs::write(&baseline, value.to_string()).unwrap();
+    let out = forkbench(
+        &[
+            &args[..],
+            &[
+                "--baseline",
+                baseline.to_str().unwrap(),
+                "--threshold",
+                "10",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("REGRESSION clone_vm/create/guest"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("clone_vm/create_exit_reap/guest"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn compare_runs_the_guest_and_the_host() {
     if !bench::boot::kvm_available() {
@@ -140,11 +201,17 @@ fn compare_runs_the_guest_and_the_host() {
     // Every operation ran in the guest and produced numbers (failure
     // operations only count when every call failed with the right errno).
     for (op, metric) in [
+        ("fork", "create"),
         ("fork", "create_exit_reap"),
+        ("vfork", "create"),
         ("vfork", "create_exit_reap"),
+        ("clone_thread", "create"),
         ("clone_thread", "create_exit_reap"),
+        ("clone_vm", "create"),
         ("clone_vm", "create_exit_reap"),
+        ("fork_exec", "create"),
         ("fork_exec", "create_exit_reap"),
+        ("fork_mem", "create"),
         ("fork_mem", "create_exit_reap"),
         ("rlimit_eagain", "create"),
         ("max_threads_eagain", "create"),
@@ -156,7 +223,7 @@ fn compare_runs_the_guest_and_the_host() {
     }
     assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
 
-    // The table shows the guest/host ratio next to the guest's numbers.
+    // The table's row for fork has guest, host and ratio for both metrics.
     let out = forkbench(&["run", "fork", "--iters", "10", "--warmup", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -164,17 +231,20 @@ fn compare_runs_the_guest_and_the_host() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let guest_row = text
+    let row = text
         .lines()
-        .find(|l| l.starts_with("fork/create_exit_reap/guest"))
+        .find(|l| l.starts_with("fork "))
         .unwrap_or_else(|| panic!("{text}"));
-    let ratio: f64 = guest_row
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(ratio > 0.0, "{guest_row}");
+    // `fork  G unit  H unit  R  G unit  H unit  R`.
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(words.len(), 11, "{row}");
+    for ratio in [words[5], words[10]] {
+        let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(ratio > 0.0, "{row}");
+    }
+    for name in ["fork/create/guest", "fork/create_exit_reap/guest"] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
+    }
 }
 
 /// `forkbench sweep --mem-list 0,1 --iters 10 --target both` with CSV and
@@ -234,6 +304,8 @@ fn sweep_writes_csv_and_svg() {
     assert_eq!(
         keys,
         [
+            "guest,create,0",
+            "guest,create,1",
             "guest,create_exit_reap,0",
             "guest,create_exit_reap,1",
             "host,create,0",
@@ -251,8 +323,9 @@ fn sweep_writes_csv_and_svg() {
             (l.contains("<polyline") || l.contains("<path")) && l.contains("stroke-width=\"2\"")
         })
         .count();
-    assert_eq!(series, 3, "{svg_text}");
+    assert_eq!(series, 4, "{svg_text}");
     for name in [
+        "guest/create",
         "guest/create_exit_reap",
         "host/create",
         "host/create_exit_reap",

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bench::guest_harness::{GuestHarness, HarnessOptions};
-use bench::host_linux::{self, op_name, BenchOp, HostError, Metric, Params, Summary};
+use bench::guest_harness::{GuestHarness, GuestRun, HarnessOptions};
+use bench::host_linux::{self, op_name, BenchOp, HostError, Params, Summary};
 use bench::probe::ProbeOutcome;
 use bench::progress::Progress;
 use bench::report::{self, Entry, Format, Metadata, Outcome, Report, Stats, Target};
@@ -273,7 +273,7 @@ fn run(
         metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
         for &op in &ops {
             progress.step(&format!("{} in the guest", op_name(op)));
-            entries.push(guest_entry(&mut harness, op, params));
+            entries.extend(guest_entries(&mut harness, op, params));
         }
         harness
             .shutdown()
@@ -327,20 +327,13 @@ fn stats_ns(summary: Summary, khz: u64) -> Stats {
     }
 }
 
-/// What the guest measures for `op`: the whole create+exit+reap cycle for
-/// the creating operations, the refused call for the failing ones.
-fn guest_metric(op: BenchOp) -> Metric {
-    if host_linux::metrics(op).contains(&Metric::CreateExitReap) {
-        Metric::CreateExitReap
-    } else {
-        Metric::Create
-    }
-}
-
-/// Runs `op` in the guest and summarises its samples (guest TSC cycles).
-fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry {
+/// Runs `op` in the guest and summarises its samples (guest TSC cycles):
+/// one entry per metric the guest reports for it (`create` and
+/// `create_exit_reap` for the creating operations, `create`, the refused
+/// call, for the failing ones).
+fn guest_entries(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Vec<Entry> {
     let khz = harness.hello_info().tsc_khz;
-    let result = if guest_metric(op) == Metric::Create {
+    let result = if op.must_fail() {
         run_leaving_no_trace(harness, op, params)
     } else {
         harness
@@ -352,29 +345,36 @@ fn guest_entry(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Entry
             )
             .map_err(|e| e.to_string())
     };
-    let outcome = match result {
-        Ok(samples) => match Summary::of(&samples) {
-            Some(s) if khz > 0 => Outcome::Ok {
-                ns: stats_ns(s, khz),
-            },
-            Some(_) => Outcome::Error {
-                error: "the guest reported no TSC rate".to_string(),
-            },
-            None => Outcome::Error {
-                error: "no samples".to_string(),
-            },
-        },
-        Err(error) => Outcome::Error { error },
-    };
-    Entry {
-        op: op_name(op).to_string(),
-        metric: guest_metric(op).name().to_string(),
-        target: Target::Guest,
-        mem_mib: (op == BenchOp::ForkMem).then_some(params.mem_mib as u64),
-        iters: params.iters as u64,
-        outcome,
-        note: None,
-    }
+    op.metrics()
+        .iter()
+        .map(|&metric| {
+            let outcome = match &result {
+                Ok(run) => match run.samples(metric).and_then(Summary::of) {
+                    Some(s) if khz > 0 => Outcome::Ok {
+                        ns: stats_ns(s, khz),
+                    },
+                    Some(_) => Outcome::Error {
+                        error: "the guest reported no TSC rate".to_string(),
+                    },
+                    None => Outcome::Error {
+                        error: "no samples".to_string(),
+                    },
+                },
+                Err(error) => Outcome::Error {
+                    error: error.clone(),
+                },
+            };
+            Entry {
+                op: op_name(op).to_string(),
+                metric: metric.name().to_string(),
+                target: Target::Guest,
+                mem_mib: (op == BenchOp::ForkMem).then_some(params.mem_mib as u64),
+                iters: params.iters as u64,
+                outcome,
+                note: None,
+            }
+        })
+        .collect()
 }
 
 /// Runs a failure operation and checks it left nothing behind: the guest's
@@ -386,7 +386,7 @@ fn run_leaving_no_trace(
     harness: &mut GuestHarness,
     op: BenchOp,
     params: Params,
-) -> Result<Vec<u64>, String> {
+) -> Result<GuestRun, String> {
     let err = |e: bench::guest_harness::HarnessError| e.to_string();
     harness.run_bench(op, 1, 0, 0).map_err(err)?;
     let before = harness.stats().map_err(err)?;
@@ -495,7 +495,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, String> {
         metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
         for &mem in mems {
             progress.step(&format!("fork_mem {mem} MiB in the guest"));
-            entries.push(guest_entry(&mut harness, BenchOp::ForkMem, params(mem)));
+            entries.extend(guest_entries(&mut harness, BenchOp::ForkMem, params(mem)));
         }
         harness
             .shutdown()

@@ -3,7 +3,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use forkvm_protocol::{BenchOp, ErrorCode, FrameDecoder, Message, Samples, MAX_FRAME_LEN};
+use forkvm_protocol::{
+    BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, Samples, MAX_FRAME_LEN,
+};
 
 use super::*;
 
@@ -17,17 +19,38 @@ fn frame(id: u32, message: &Message) -> Vec<u8> {
     buf
 }
 
-/// A `BenchSamples` frame for `samples` starting at `first`.
+/// A `BenchSamples` frame of `create` samples starting at `first`.
 fn chunk(id: u32, op: BenchOp, first: u32, total: u32, samples: &[u64]) -> Vec<u8> {
+    chunk_of(id, (op, BenchMetric::Create), first, total, samples)
+}
+
+/// A `BenchSamples` frame of `metric` samples starting at `first`.
+fn chunk_of(
+    id: u32,
+    (op, metric): (BenchOp, BenchMetric),
+    first: u32,
+    total: u32,
+    samples: &[u64],
+) -> Vec<u8> {
     frame(
         id,
         &Message::BenchSamples {
             op,
+            metric,
             first_index: first,
             total,
             samples: Samples::from_slice(samples).unwrap(),
         },
     )
+}
+
+/// The fake guest's sample `i` of `metric`: `i` for `create`, `10 * i + 1`
+/// for `create_exit_reap` (larger, as a whole cycle is).
+fn fake_sample(metric: BenchMetric, i: u64) -> u64 {
+    match metric {
+        BenchMetric::Create => i,
+        BenchMetric::CreateExitReap => 10 * i + 1,
+    }
 }
 
 /// A client whose guest answers each request with the byte strings
@@ -73,8 +96,9 @@ fn fake_guest(
     Client::new(transport, TIMEOUT)
 }
 
-/// A guest answering `RunBench` with `iters` samples `0, 1, 2, ...` in
-/// chunks of `per_chunk`, and everything else like a healthy `harnessd`.
+/// A guest answering `RunBench` with `iters` samples of each of the op's
+/// metrics ([`fake_sample`]) in chunks of `per_chunk`, and everything else
+/// like a healthy `harnessd`.
 fn healthy(per_chunk: usize) -> impl FnMut(u32, Message) -> Vec<Vec<u8>> + Send {
     move |id, request| match request {
         Message::Hello { .. } => vec![frame(
@@ -88,12 +112,17 @@ fn healthy(per_chunk: usize) -> impl FnMut(u32, Message) -> Vec<Vec<u8>> + Send 
             },
         )],
         Message::RunBench { op, iters, .. } => {
-            let all: Vec<u64> = (0..u64::from(iters)).collect();
-            let mut out: Vec<Vec<u8>> = all
-                .chunks(per_chunk)
-                .enumerate()
-                .map(|(i, c)| chunk(id, op, (i * per_chunk) as u32, iters, c))
-                .collect();
+            let mut out = Vec::new();
+            for &metric in op.metrics() {
+                let all: Vec<u64> = (0..u64::from(iters))
+                    .map(|i| fake_sample(metric, i))
+                    .collect();
+                out.extend(
+                    all.chunks(per_chunk)
+                        .enumerate()
+                        .map(|(i, c)| chunk_of(id, (op, metric), (i * per_chunk) as u32, iters, c)),
+                );
+            }
             out.push(frame(
                 id,
                 &Message::BenchDone {
@@ -160,23 +189,69 @@ fn request_ids_increase() {
 fn reassembles_chunks_in_order() {
     for per_chunk in [1, 7, 1024] {
         let mut client = fake_guest(healthy(per_chunk));
-        let samples = client.run_bench(BenchOp::Fork, 2500, 10, 0).unwrap();
-        assert_eq!(samples, (0..2500).collect::<Vec<u64>>(), "{per_chunk}");
+        let run = client.run_bench(BenchOp::Fork, 2500, 10, 0).unwrap();
+        for &metric in BenchOp::Fork.metrics() {
+            let expected: Vec<u64> = (0..2500).map(|i| fake_sample(metric, i)).collect();
+            assert_eq!(run.samples(metric), Some(&expected[..]), "{per_chunk}");
+        }
     }
-    // No samples at all is a valid (empty) run.
+    // A failing op has only `create`.
     let mut client = fake_guest(healthy(1024));
-    assert!(client
-        .run_bench(BenchOp::CloneEinval, 0, 0, 0)
-        .unwrap()
-        .is_empty());
+    let run = client.run_bench(BenchOp::CloneEinval, 3, 0, 0).unwrap();
+    assert_eq!(run.create, vec![0, 1, 2]);
+    assert_eq!(run.create_exit_reap, None);
+    // No samples at all is a valid (empty) run.
+    let run = client.run_bench(BenchOp::CloneEinval, 0, 0, 0).unwrap();
+    assert!(run.create.is_empty());
+}
+
+#[test]
+fn metrics_may_interleave_but_each_stays_in_order() {
+    let mut client = fake_guest(|id, request| match request {
+        Message::RunBench { op, .. } => {
+            let reap = (op, BenchMetric::CreateExitReap);
+            vec![
+                chunk_of(id, reap, 0, 3, &[10]),
+                chunk(id, op, 0, 3, &[1, 2]),
+                chunk_of(id, reap, 1, 3, &[20, 30]),
+                chunk(id, op, 2, 3, &[3]),
+                done(id, op, 3, 0),
+            ]
+        }
+        other => panic!("{other:?}"),
+    });
+    let run = client.run_bench(BenchOp::CloneVm, 3, 0, 0).unwrap();
+    assert_eq!(run.create, vec![1, 2, 3]);
+    assert_eq!(run.create_exit_reap, Some(vec![10, 20, 30]));
+}
+
+#[test]
+fn detects_missing_or_foreign_metrics() {
+    // A creating op without its create_exit_reap samples.
+    let e = bench_error(|id, op| vec![chunk(id, op, 0, 4, &[1, 2, 3, 4]), done(id, op, 4, 0)]);
+    assert!(
+        matches!(&e, HarnessError::Protocol(why) if why.contains("CreateExitReap")),
+        "{e}"
+    );
+    // A metric twice over: the second copy overruns the total.
+    let e = bench_error(|id, op| {
+        vec![
+            chunk(id, op, 0, 4, &[1, 2, 3, 4]),
+            chunk(id, op, 0, 4, &[1, 2, 3, 4]),
+            done(id, op, 4, 0),
+        ]
+    });
+    assert!(matches!(e, HarnessError::Protocol(_)), "{e}");
 }
 
 #[test]
 fn many_chunks_in_one_write() {
     let mut client = fake_guest(|id, request| match request {
         Message::RunBench { op, .. } => {
+            let reap = (op, BenchMetric::CreateExitReap);
             let mut bytes = chunk(id, op, 0, 3, &[1, 2]);
             bytes.extend(chunk(id, op, 2, 3, &[3]));
+            bytes.extend(chunk_of(id, reap, 0, 3, &[4, 5, 6]));
             bytes.extend(frame(
                 id,
                 &Message::BenchDone {
@@ -191,10 +266,9 @@ fn many_chunks_in_one_write() {
         }
         other => panic!("{other:?}"),
     });
-    assert_eq!(
-        client.run_bench(BenchOp::Vfork, 3, 0, 0).unwrap(),
-        vec![1, 2, 3]
-    );
+    let run = client.run_bench(BenchOp::Vfork, 3, 0, 0).unwrap();
+    assert_eq!(run.create, vec![1, 2, 3]);
+    assert_eq!(run.create_exit_reap, Some(vec![4, 5, 6]));
 }
 
 fn bench_error(replies: fn(u32, BenchOp) -> Vec<Vec<u8>>) -> HarnessError {
@@ -272,7 +346,14 @@ fn detects_inconsistent_chunks() {
 
 #[test]
 fn bench_errno_is_typed() {
-    let e = bench_error(|id, op| vec![chunk(id, op, 0, 4, &[1]), done(id, op, 1, 11)]);
+    let e = bench_error(|id, op| {
+        let reap = (op, BenchMetric::CreateExitReap);
+        vec![
+            chunk(id, op, 0, 4, &[1]),
+            chunk_of(id, reap, 0, 4, &[2]),
+            done(id, op, 1, 11),
+        ]
+    });
     assert_eq!(
         e,
         HarnessError::BenchFailed {

@@ -15,7 +15,7 @@
 //! | Offset      | Size | Field        | Meaning                                            |
 //! |-------------|------|--------------|----------------------------------------------------|
 //! | 0           | 2    | `magic`      | `0x4b46`, the bytes `b"FK"`; resynchronisation mark |
-//! | 2           | 1    | `version`    | protocol version, [`PROTOCOL_VERSION`] (1)         |
+//! | 2           | 1    | `version`    | protocol version, [`PROTOCOL_VERSION`] (2)         |
 //! | 3           | 1    | `msg_type`   | a [`MessageType`]; requests `0x01..`, replies `0x81..` |
 //! | 4           | 4    | `request_id` | chosen by the host; replies echo it                |
 //! | 8           | 4    | `len`        | payload length, at most [`MAX_PAYLOAD_LEN`] (64 KiB) |
@@ -31,7 +31,9 @@
 //! # Payload layouts
 //!
 //! Fields are packed in the order listed, without padding. `bool` is one byte
-//! that must be 0 or 1; [`BenchOp`] and [`ErrorCode`] are `u16`. A payload
+//! that must be 0 or 1; [`BenchOp`] and [`ErrorCode`] are `u16`,
+//! [`BenchMetric`] is `u8` and must be one of the op's
+//! [`BenchOp::metrics`]. A payload
 //! whose length does not match its type exactly is rejected
 //! ([`DecodeError::BadLength`]) rather than truncated or zero-extended, so a
 //! layout mismatch between host and guest shows up at once.
@@ -46,7 +48,7 @@
 //! | `0x06` | `Rlimit`         | `resource: u32, cur: u64, max: u64`                                     |
 //! | `0x07` | `Shutdown`       | `status: u32`                                                           |
 //! | `0x81` | `HelloReply`     | `protocol_version: u8, platform: u32, tsc_khz: u64, memory_bytes: u64, kernel_version: [u8; 32]` |
-//! | `0x82` | `BenchSamples`   | `op: u16, first_index: u32, total: u32, count: u16 (<= 1024), samples: [u64; count]` |
+//! | `0x82` | `BenchSamples`   | `op: u16, metric: u8, first_index: u32, total: u32, count: u16 (<= 1024), samples: [u64; count]` |
 //! | `0x83` | `BenchDone`      | `op: u16, total: u32, errno: i32`                                       |
 //! | `0x84` | `ProbeReply`     | `result: i64` (pid, or `-errno`)                                        |
 //! | `0x85` | `StatsReply`     | `free_frames: u64, total_frames: u64, tasks: u32, nr_threads: u32, max_threads: u32, count: u8 (<= 16), [uid: u32, tasks: u64; count]` |
@@ -66,11 +68,30 @@
 //! one reply carrying the same `request_id`, except `RunBench`, which is
 //! answered by zero or more `BenchSamples` chunks (at most
 //! [`MAX_SAMPLES_PER_FRAME`] samples each, so 100 000 samples take 98 frames
-//! and no side needs a large buffer) followed by one `BenchDone`, and
-//! `Shutdown`, which has no reply. Whatever goes wrong with a request (bad
+//! per metric and no side needs a large buffer) followed by one
+//! `BenchDone`, and `Shutdown`, which has no reply. Whatever goes wrong with a request (bad
 //! CRC, unknown type or version, malformed payload, bad argument) the guest
 //! answers with `Error` and keeps serving; [`DecodeError::error_reply`] builds
 //! that reply.
+//!
+//! A successful `RunBench` sends `total` samples of every metric of
+//! [`BenchOp::metrics`]: the creating operations both [`BenchMetric::Create`]
+//! (until the call returns in the parent) and
+//! [`BenchMetric::CreateExitReap`] (until the child is reaped), the failing
+//! operations only `Create`. The guest sends all chunks of one metric, in
+//! order, before the next metric; sample `i` of each metric comes from the
+//! same iteration.
+//!
+//! # Versions
+//!
+//! Any change to a payload layout or to the conversation bumps
+//! [`PROTOCOL_VERSION`]; the header stays as it is, so both sides can tell
+//! a foreign frame from a corrupt one.
+//!
+//! - 1: the first version; `BenchSamples` had no `metric` (one sample
+//!   stream: create+exit+reap, or the refused call).
+//! - 2: `BenchSamples` carries a `metric`; creating operations report both
+//!   `create` and `create_exit_reap`.
 //!
 //! # Receiving
 //!
@@ -109,14 +130,14 @@ mod tests;
 pub use crc::crc32;
 pub use frame::{write_frame, DecodeError, EncodeError, Frame, FrameDecoder};
 pub use message::{
-    encode_bench_samples_frame, BenchOp, ErrorCode, Message, MessageType, Samples, SysctlName,
-    UserTasks,
+    encode_bench_samples_frame, BenchMetric, BenchOp, ErrorCode, Message, MessageType, Samples,
+    SysctlName, UserTasks,
 };
 
 /// First two bytes of every frame (`b"FK"` on the wire).
 pub const MAGIC: u16 = 0x4b46;
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Bytes before the payload: magic, version, type, request id, length.
 pub const HEADER_LEN: usize = 12;
 /// Bytes after the payload: the CRC-32.

@@ -93,6 +93,58 @@ impl BenchOp {
     pub fn from_u16(value: u16) -> Option<Self> {
         Self::ALL.get(usize::from(value)).copied()
     }
+
+    /// True for the operations that must fail (the refused call is all
+    /// there is to time).
+    pub fn must_fail(self) -> bool {
+        matches!(
+            self,
+            BenchOp::RlimitEagain | BenchOp::MaxThreadsEagain | BenchOp::CloneEinval
+        )
+    }
+
+    /// The metrics a `RunBench` of this operation reports, in the order the
+    /// guest sends them: both for the creating operations, only
+    /// [`BenchMetric::Create`] (the refused call) for the failing ones.
+    pub fn metrics(self) -> &'static [BenchMetric] {
+        if self.must_fail() {
+            &[BenchMetric::Create]
+        } else {
+            &[BenchMetric::Create, BenchMetric::CreateExitReap]
+        }
+    }
+}
+
+/// What one sample of a `BenchSamples` chunk measures (`u8` on the wire).
+/// Sample `i` of every metric of a run comes from the same iteration `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum BenchMetric {
+    /// From just before the creating call until it returns in the parent
+    /// (`vfork`: once the child has exited; for the failing operations:
+    /// until the refused call returns).
+    Create = 0,
+    /// From just before the call until the child has exited and the parent
+    /// has reaped (a thread: joined) it, lmbench `lat_proc` style.
+    CreateExitReap = 1,
+}
+
+impl BenchMetric {
+    /// Every metric, in wire order.
+    pub const ALL: [BenchMetric; 2] = [BenchMetric::Create, BenchMetric::CreateExitReap];
+
+    /// The metric with wire value `value`, if any.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+
+    /// The metric's name in reports: `create`, `create_exit_reap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchMetric::Create => "create",
+            BenchMetric::CreateExitReap => "create_exit_reap",
+        }
+    }
 }
 
 /// Why a request failed (`u16` on the wire).
@@ -308,15 +360,17 @@ pub enum Message {
         /// NUL-padded.
         kernel_version: [u8; KERNEL_VERSION_LEN],
     },
-    /// Samples `first_index .. first_index + samples.len()` of `total`.
+    /// Samples `first_index .. first_index + samples.len()` of `total` of
+    /// one `metric` (one of `op.metrics()`).
     BenchSamples {
         op: BenchOp,
+        metric: BenchMetric,
         first_index: u32,
         total: u32,
         samples: Samples,
     },
-    /// End of a `RunBench`: `total` samples were sent; `errno` is 0 or why
-    /// the run stopped early.
+    /// End of a `RunBench`: `total` samples of each metric were sent;
+    /// `errno` is 0 or why the run stopped early.
     BenchDone {
         op: BenchOp,
         total: u32,
@@ -450,10 +504,17 @@ impl Message {
             }
             Message::BenchSamples {
                 op,
+                metric,
                 first_index,
                 total,
                 samples,
-            } => write_samples(&mut w, *op, *first_index, *total, samples.as_slice()),
+            } => write_samples(
+                &mut w,
+                (*op, *metric),
+                *first_index,
+                *total,
+                samples.as_slice(),
+            ),
             Message::BenchDone { op, total, errno } => {
                 w.u16(*op as u16);
                 w.u32(*total);
@@ -565,6 +626,10 @@ impl Message {
             },
             MessageType::BenchSamples => {
                 let op = r.bench_op()?;
+                let at = r.pos;
+                let metric = BenchMetric::from_u8(r.u8()?)
+                    .filter(|m| op.metrics().contains(m))
+                    .ok_or(r.bad_field(at))?;
                 let first_index = r.u32()?;
                 let total = r.u32()?;
                 let at = r.pos;
@@ -583,6 +648,7 @@ impl Message {
                 }
                 Message::BenchSamples {
                     op,
+                    metric,
                     first_index,
                     total,
                     samples,
@@ -639,13 +705,13 @@ impl Message {
     }
 }
 
-/// Writes a `BenchSamples` frame straight from a slice of samples, without
-/// building an 8 KiB [`Message`] on the stack. Fails with
+/// Writes a `BenchSamples` frame of `metric` straight from a slice of
+/// samples, without building an 8 KiB [`Message`] on the stack. Fails with
 /// [`EncodeError::PayloadTooLong`] for more than [`MAX_SAMPLES_PER_FRAME`]
 /// samples.
 pub fn encode_bench_samples_frame(
     request_id: u32,
-    op: BenchOp,
+    (op, metric): (BenchOp, BenchMetric),
     first_index: u32,
     total: u32,
     samples: &[u64],
@@ -660,17 +726,24 @@ pub fn encode_bench_samples_frame(
         .get_mut(..needed)
         .ok_or(EncodeError::BufferTooSmall { needed })?;
     let mut w = Writer::new(&mut out[HEADER_LEN..], payload_len)?;
-    write_samples(&mut w, op, first_index, total, samples);
+    write_samples(&mut w, (op, metric), first_index, total, samples);
     let len = w.finish();
     seal_frame(MessageType::BenchSamples as u8, request_id, len, out)
 }
 
 fn samples_payload_len(count: usize) -> usize {
-    2 + 4 + 4 + 2 + count * 8
+    2 + 1 + 4 + 4 + 2 + count * 8
 }
 
-fn write_samples(w: &mut Writer<'_>, op: BenchOp, first_index: u32, total: u32, samples: &[u64]) {
+fn write_samples(
+    w: &mut Writer<'_>,
+    (op, metric): (BenchOp, BenchMetric),
+    first_index: u32,
+    total: u32,
+    samples: &[u64],
+) {
     w.u16(op as u16);
+    w.u8(metric as u8);
     w.u32(first_index);
     w.u32(total);
     w.u16(samples.len() as u16);

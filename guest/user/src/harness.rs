@@ -12,7 +12,9 @@
 //!   `forkvm_info` (zeros where that fails, as on Linux), kernel version
 //!   `sysname release` from `uname`.
 //! - `RunBench` -> the op's samples ([`latency::sample`], `warmup` cycles
-//!   excluded) in `BenchSamples` chunks, then `BenchDone` with errno 0. If
+//!   excluded) in `BenchSamples` chunks, every chunk of `create` first, then
+//!   those of `create_exit_reap` (creating operations only), then
+//!   `BenchDone` with errno 0. If
 //!   the run fails, no samples and `BenchDone { total: 0, errno }`; a failing
 //!   op that succeeds reports errno -1, a child that ends abnormally
 //!   `ECHILD`. `iters == 0` or an unsupported `mem_mib` is `BadArgument`.
@@ -35,7 +37,7 @@ use alloc_crate::vec;
 use alloc_crate::vec::Vec;
 
 use forkvm_protocol::{
-    encode_bench_samples_frame, BenchOp, ErrorCode, FrameDecoder, Message, UserTasks,
+    encode_bench_samples_frame, BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, UserTasks,
     KERNEL_VERSION_LEN, MAX_FRAME_LEN, MAX_SAMPLES_PER_FRAME, MAX_USER_TASKS, PROTOCOL_VERSION,
 };
 
@@ -290,8 +292,16 @@ impl Server {
             iters: iters as usize,
             mem_mib: mem as usize,
         };
-        let mut samples = vec![0u64; iters as usize];
-        if let Err(e) = latency::sample(&options, warmup as usize, &mut samples) {
+        // A failing op's one metric, `create`, is the refused call: the
+        // whole cycle.
+        let keep_create = op.metrics().contains(&BenchMetric::CreateExitReap);
+        let mut create = vec![0u64; if keep_create { iters as usize } else { 0 }];
+        let mut total = vec![0u64; iters as usize];
+        let mut out = latency::Samples {
+            create: keep_create.then_some(&mut create[..]),
+            total: &mut total,
+        };
+        if let Err(e) = latency::sample(&options, warmup as usize, &mut out) {
             let errno = match e {
                 latency::Error::Sys(_, e) | latency::Error::Unexpected(_, Some(e)) => e.0,
                 latency::Error::Unexpected(_, None) => -1,
@@ -304,11 +314,25 @@ impl Server {
             };
             return self.reply(link, id, done);
         }
-        for (i, chunk) in samples.chunks(MAX_SAMPLES_PER_FRAME).enumerate() {
-            let first = (i * MAX_SAMPLES_PER_FRAME) as u32;
-            let n = encode_bench_samples_frame(id, op, first, iters, chunk, &mut self.out)
+        let streams: [&[u64]; 2] = if keep_create {
+            [&create, &total]
+        } else {
+            [&total, &[]]
+        };
+        for (&metric, samples) in op.metrics().iter().zip(streams) {
+            for (i, chunk) in samples.chunks(MAX_SAMPLES_PER_FRAME).enumerate() {
+                let first = (i * MAX_SAMPLES_PER_FRAME) as u32;
+                let n = encode_bench_samples_frame(
+                    id,
+                    (op, metric),
+                    first,
+                    iters,
+                    chunk,
+                    &mut self.out,
+                )
                 .map_err(|_| Errno::EOVERFLOW)?;
-            link.write_all(&self.out[..n])?;
+                link.write_all(&self.out[..n])?;
+            }
         }
         let done = Message::BenchDone {
             op,
@@ -718,6 +742,7 @@ mod tests {
             30,
             Message::BenchSamples {
                 op: BenchOp::CloneEinval,
+                metric: BenchMetric::Create,
                 first_index: 0,
                 total: 5,
                 samples,
@@ -735,6 +760,54 @@ mod tests {
                 Message::BenchDone {
                     op: BenchOp::CloneEinval,
                     total: 5,
+                    errno: 0
+                }
+            )
+        );
+    }
+
+    // A creating op sends every `create` chunk, then every
+    // `create_exit_reap` chunk, then BenchDone; each iteration's create
+    // ends before its child is reaped.
+    #[test]
+    fn fork_sends_both_metrics() {
+        let bench = Message::RunBench {
+            op: BenchOp::Fork,
+            iters: 4,
+            warmup: 1,
+            mem_mib: 0,
+        };
+        let (_, replies) = run(frame(31, &bench));
+        assert_eq!(replies.len(), 3, "{replies:?}");
+        let mut streams = Vec::new();
+        for (reply, metric) in replies.iter().zip(BenchOp::Fork.metrics()) {
+            let (
+                31,
+                Message::BenchSamples {
+                    op: BenchOp::Fork,
+                    metric: got,
+                    first_index: 0,
+                    total: 4,
+                    samples,
+                },
+            ) = reply
+            else {
+                panic!("{replies:?}");
+            };
+            assert_eq!(got, metric);
+            assert_eq!(samples.len(), 4);
+            streams.push(samples.as_slice().to_vec());
+        }
+        for (create, total) in streams[0].iter().zip(&streams[1]) {
+            assert!(0 < *create && create < total, "{streams:?}");
+        }
+        assert_eq!(
+            replies[2],
+            (
+                31,
+                Message::BenchDone {
+                    op: BenchOp::Fork,
+                    total: 4,
                     errno: 0
                 }
             )

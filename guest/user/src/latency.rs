@@ -1,6 +1,9 @@
 //! Process-creation latency: the cost of one create + exit + reap cycle,
 //! timed in user mode with the TSC (used by `lat_proc` and the shell's
-//! `bench`).
+//! `bench`), and within it the cost of the creating call alone: from just
+//! before it until it returns in the parent (for `vfork` that is once the
+//! child has exited; for the failing operations, the refused call is the
+//! whole cycle).
 //!
 //! - `fork`: `fork`, the child `exit(0)`s at once, the parent `wait4`s it.
 //! - `vfork`: the same with `vfork` (the parent sleeps until the child exits).
@@ -20,8 +23,9 @@
 //! tables of. Warm-up: max(1, N/10) extra cycles first, not recorded.
 //! Everything [`measure`] and [`sample`] map is unmapped before they return,
 //! so a long-lived caller (the shell, `harnessd`) can measure again and
-//! again. [`sample`] hands back the raw per-iteration samples (for the
-//! harness protocol); [`measure`] summarises them.
+//! again. [`sample`] hands back the raw per-iteration samples of both
+//! metrics (for the harness protocol); [`measure`] summarises the
+//! create+exit+reap ones.
 
 use core::fmt;
 use core::ptr::null;
@@ -264,9 +268,22 @@ fn failing_fork(what: &'static str, expected: Errno) -> Result<(), Error> {
     }
 }
 
-/// One create + exit + reap cycle (or one failing call), in TSC cycles.
-fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
+/// One measured cycle in TSC cycles, both counted from just before the
+/// creating call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Timing {
+    /// Until the call returned in the parent.
+    create: u64,
+    /// Until the child was reaped (joined); `create` for a failing call.
+    total: u64,
+}
+
+/// One create + exit + reap cycle (or one failing call).
+fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
     let start = rdtsc_serialized();
+    // Set where the creating call has returned in the parent; a failing
+    // call leaves it unset and its whole cycle is the call.
+    let mut created = None;
     match op {
         Op::CloneEinval => {
             const CLONE_SIGHAND: u64 = 0x800;
@@ -295,7 +312,10 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
         Op::RlimitEagain => failing_fork("fork at RLIMIT_NPROC", Errno::EAGAIN)?,
         Op::Fork => match fork() {
             Ok(0) => exit(0),
-            Ok(pid) => reap(pid)?,
+            Ok(pid) => {
+                created = Some(rdtsc_serialized());
+                reap(pid)?
+            }
             Err(e) => return Err(Error::Sys("fork", e)),
         },
         Op::ForkExec => match fork() {
@@ -306,14 +326,20 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
                 crate::syscall::execve(path, &argv, &envp);
                 exit(127)
             }
-            Ok(pid) => reap(pid)?,
+            Ok(pid) => {
+                created = Some(rdtsc_serialized());
+                reap(pid)?
+            }
             Err(e) => return Err(Error::Sys("fork", e)),
         },
         Op::Vfork => {
             // SAFETY: the child only makes the (inlined) exit system call.
             match unsafe { vfork() } {
                 Ok(0) => exit(0),
-                Ok(pid) => reap(pid)?,
+                Ok(pid) => {
+                    created = Some(rdtsc_serialized());
+                    reap(pid)?
+                }
                 Err(e) => return Err(Error::Sys("vfork", e)),
             }
         }
@@ -337,6 +363,7 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
             if let Err(e) = ret {
                 return Err(Error::Sys("clone(thread)", e));
             }
+            created = Some(rdtsc_serialized());
             wait_tid_cleared(&area.tid);
         }
         Op::CloneVm => {
@@ -355,12 +382,19 @@ fn cycle(op: Op, area: &ChildArea) -> Result<u64, Error> {
                 )
             };
             match ret {
-                Ok(pid) => reap(pid)?,
+                Ok(pid) => {
+                    created = Some(rdtsc_serialized());
+                    reap(pid)?
+                }
                 Err(e) => return Err(Error::Sys("clone(CLONE_VM)", e)),
             }
         }
     }
-    Ok(rdtsc_serialized() - start)
+    let end = rdtsc_serialized();
+    Ok(Timing {
+        create: created.unwrap_or(end) - start,
+        total: end - start,
+    })
 }
 
 /// The warm-up [`measure`] uses for `iters` measured cycles: max(1, N/10).
@@ -380,19 +414,51 @@ pub fn measure(options: &Options) -> Result<Summary, Error> {
     // SAFETY: a fresh zeroed mapping of `iters` u64s, used only through this
     // slice, which ends before the mapping drops.
     let samples = unsafe { core::slice::from_raw_parts_mut(samples_map.ptr.cast::<u64>(), iters) };
-    sample(options, default_warmup(iters), samples)?;
-    Ok(summarize(samples).expect("iters >= 1"))
+    let mut out = Samples {
+        create: None,
+        total: samples,
+    };
+    sample(options, default_warmup(iters), &mut out)?;
+    Ok(summarize(out.total).expect("iters >= 1"))
+}
+
+/// Where [`sample`] stores each measured cycle, in TSC cycles: one element
+/// per cycle (`total.len()` cycles are run), element `i` of both from
+/// cycle `i`.
+pub struct Samples<'a> {
+    /// Until the creating call returned in the parent (`None`: not kept).
+    /// Must be as long as `total`.
+    pub create: Option<&'a mut [u64]>,
+    /// The whole create + exit + reap cycle (the refused call for the
+    /// failing operations).
+    pub total: &'a mut [u64],
+}
+
+impl Samples<'_> {
+    fn store(&mut self, i: usize, timing: Timing) {
+        self.total[i] = timing.total;
+        if let Some(create) = self.create.as_deref_mut() {
+            create[i] = timing.create;
+        }
+    }
 }
 
 /// Runs `warmup` unrecorded cycles of `options.op`, then one measured cycle
-/// per element of `samples` (`options.iters` is ignored), storing each
+/// per element of `out.total` (`options.iters` is ignored), storing each
 /// cycle's TSC cycles. The EAGAIN operations set up their limit first and
 /// undo it afterwards. On an error the samples are meaningless.
-pub fn sample(options: &Options, warmup: usize, samples: &mut [u64]) -> Result<(), Error> {
+pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result<(), Error> {
+    if out
+        .create
+        .as_ref()
+        .is_some_and(|c| c.len() != out.total.len())
+    {
+        return Err(Error::Sys("sample", Errno::EINVAL));
+    }
     match options.op {
-        Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, samples),
-        Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, samples),
-        _ => sample_cycles(options, warmup, samples),
+        Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, out),
+        Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, out),
+        _ => sample_cycles(options, warmup, out),
     }
 }
 
@@ -401,7 +467,7 @@ pub fn sample(options: &Options, warmup: usize, samples: &mut [u64]) -> Result<(
 fn sample_at_threads_max(
     options: &Options,
     warmup: usize,
-    samples: &mut [u64],
+    samples: &mut Samples<'_>,
 ) -> Result<(), Error> {
     const NAME: &[u8] = b"kernel.threads-max";
     let mut text = [0u8; 32];
@@ -450,37 +516,49 @@ pub fn format_u64(mut value: u64, buf: &mut [u8; 24]) -> usize {
 
 /// Measures in a child that sets RLIMIT_NPROC to 1 and becomes uid/gid
 /// 65534 without capabilities: it is then at its limit (it counts itself).
-/// The samples come back through a shared mapping, followed by the kind of
-/// error (0: none, 1: setup, 2: unexpected success, 3: wrong errno, 4:
-/// other) and its errno.
+/// The samples come back through a shared mapping (the create samples,
+/// then the totals), followed by the kind of error (0: none, 1: setup, 2:
+/// unexpected success, 3: wrong errno, 4: other) and its errno.
 fn sample_at_rlimit_nproc(
     options: &Options,
     warmup: usize,
-    samples: &mut [u64],
+    samples: &mut Samples<'_>,
 ) -> Result<(), Error> {
     const NOBODY: u32 = 65534;
     const WHAT: &str = "fork at RLIMIT_NPROC";
-    let count = samples.len();
+    let count = samples.total.len();
     let len = count
-        .checked_mul(core::mem::size_of::<u64>())
+        .checked_mul(2 * core::mem::size_of::<u64>())
         .and_then(|n| n.checked_add(PAGE))
         .ok_or(Error::Sys("mmap(MAP_SHARED)", Errno::ENOMEM))?;
     let shared = SharedMapping::new(len)?;
-    let samples_ptr = shared.ptr.cast::<u64>();
-    // SAFETY: two u64s past the samples, inside the extra page.
-    let (kind_ptr, errno_ptr) = unsafe { (samples_ptr.add(count), samples_ptr.add(count + 1)) };
+    let create_ptr = shared.ptr.cast::<u64>();
+    // SAFETY: the totals follow the `count` create samples, and two u64s
+    // follow them, inside the extra page.
+    let (total_ptr, kind_ptr, errno_ptr) = unsafe {
+        (
+            create_ptr.add(count),
+            create_ptr.add(2 * count),
+            create_ptr.add(2 * count + 1),
+        )
+    };
     let pid = match fork() {
         Ok(0) => {
             let one = crate::cred::Rlimit { cur: 1, max: 1 };
             let setup = crate::cred::prlimit64(0, crate::cred::RLIMIT_NPROC, Some(one))
                 .and_then(|_| crate::cred::setgid(NOBODY))
                 .and_then(|_| crate::cred::setuid(NOBODY));
-            // SAFETY: the shared mapping holds `count` samples and two more
-            // words; the parent reads them only after reaping us.
-            let out = unsafe { core::slice::from_raw_parts_mut(samples_ptr, count) };
+            // SAFETY: the shared mapping holds 2 * `count` samples and two
+            // more words; the parent reads them only after reaping us.
+            let mut out = unsafe {
+                Samples {
+                    create: Some(core::slice::from_raw_parts_mut(create_ptr, count)),
+                    total: core::slice::from_raw_parts_mut(total_ptr, count),
+                }
+            };
             let (kind, errno) = match setup {
                 Err(e) => (1, e.0),
-                Ok(_) => match sample_cycles(options, warmup, out) {
+                Ok(_) => match sample_cycles(options, warmup, &mut out) {
                     Ok(()) => (0, 0),
                     Err(Error::Unexpected(_, None)) => (2, 0),
                     Err(Error::Unexpected(_, Some(e))) => (3, e.0),
@@ -501,7 +579,11 @@ fn sample_at_rlimit_nproc(
     reap(pid)?;
     // SAFETY: the child wrote the samples and the two words before exiting.
     let (kind, errno) = unsafe {
-        samples.copy_from_slice(core::slice::from_raw_parts(samples_ptr, count));
+        if let Some(create) = samples.create.as_deref_mut() {
+            create.copy_from_slice(core::slice::from_raw_parts(create_ptr, count));
+        }
+        let total = core::slice::from_raw_parts(total_ptr, count);
+        samples.total.copy_from_slice(total);
         (kind_ptr.read(), Errno(errno_ptr.read() as i32))
     };
     match kind {
@@ -545,7 +627,7 @@ impl Drop for SharedMapping {
 }
 
 /// The measurement loop itself.
-fn sample_cycles(options: &Options, warmup: usize, samples: &mut [u64]) -> Result<(), Error> {
+fn sample_cycles(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result<(), Error> {
     let _resident = match options.mem_mib {
         0 => None,
         mib => {
@@ -576,8 +658,9 @@ fn sample_cycles(options: &Options, warmup: usize, samples: &mut [u64]) -> Resul
     for _ in 0..warmup {
         cycle(options.op, &area)?;
     }
-    for sample in samples.iter_mut() {
-        *sample = cycle(options.op, &area)?;
+    for i in 0..out.total.len() {
+        let timing = cycle(options.op, &area)?;
+        out.store(i, timing);
     }
     Ok(())
 }
@@ -692,5 +775,34 @@ mod tests {
         };
         let s = measure(&options).unwrap();
         assert!(0 < s.min && s.min <= s.median && s.median <= s.p90 && s.p90 <= s.max);
+    }
+
+    // Both metrics of every cycle: the fork returns in the parent before
+    // the child has been reaped.
+    #[test]
+    fn samples_create_and_total_of_each_cycle() {
+        let options = Options {
+            op: Op::Fork,
+            iters: 5,
+            mem_mib: 0,
+        };
+        let (mut create, mut total) = ([0u64; 5], [0u64; 5]);
+        let mut out = Samples {
+            create: Some(&mut create),
+            total: &mut total,
+        };
+        sample(&options, 1, &mut out).unwrap();
+        for (c, t) in create.iter().zip(&total) {
+            assert!(0 < *c && c < t, "create {c} total {t}");
+        }
+        let mut short = [0u64; 4];
+        let mut out = Samples {
+            create: Some(&mut short),
+            total: &mut total,
+        };
+        assert_eq!(
+            sample(&options, 0, &mut out),
+            Err(Error::Sys("sample", Errno::EINVAL))
+        );
     }
 }

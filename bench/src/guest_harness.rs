@@ -29,7 +29,7 @@ use forkvm_protocol::{
     BenchOp, ErrorCode, FrameDecoder, Message, MessageType, SysctlName, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
 };
-use vmm::{ExitCounters, GuestExit, Outcome, Timings, VmConfig, VmExits};
+use vmm::{ExitCounters, GuestExit, KvmStats, Outcome, Timings, VmConfig, VmExits};
 
 /// The guest script that starts the protocol server.
 pub const HARNESS_SCRIPT: &str = "run harnessd; poweroff";
@@ -653,6 +653,8 @@ pub struct GuestHarness {
     request_timeout: Duration,
     /// The vCPU's exit counters.
     exits: ExitCounters,
+    /// KVM's statistics of the vCPU, if the host kernel has them.
+    kvm_stats: Option<Arc<KvmStats>>,
 }
 
 impl GuestHarness {
@@ -704,6 +706,7 @@ impl GuestHarness {
             }
         };
         let exits = vm.exits().clone();
+        let kvm_stats = vm.kvm_stats().cloned();
         let console = vm.console().clone();
         let transport = ChannelTransport::new(move |bytes| console.push_input(bytes), incoming_rx);
         let mut harness = GuestHarness {
@@ -720,6 +723,7 @@ impl GuestHarness {
             },
             request_timeout: opts.request_timeout,
             exits,
+            kvm_stats,
         };
         harness.hello = harness.hello()?;
         harness.client.set_timeout(opts.request_timeout);
@@ -746,6 +750,13 @@ impl GuestHarness {
     /// for the cost of what ran in between).
     pub fn vm_exits(&self) -> VmExits {
         self.exits.snapshot()
+    }
+
+    /// KVM's scalar statistics of the vCPU now (`exits` counts every VM
+    /// exit, also those KVM handles without the VMM); `None` if the host
+    /// kernel has no binary statistics or reading them failed.
+    pub fn kvm_vcpu_stats(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        self.kvm_stats.as_ref()?.read().ok()
     }
 
     /// See [`Client::send_raw`].

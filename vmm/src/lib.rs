@@ -12,6 +12,7 @@ pub mod devices;
 pub mod error;
 pub mod event_loop;
 pub mod exits;
+pub mod kvm_stats;
 pub mod memory;
 pub mod platform;
 pub mod terminal;
@@ -29,6 +30,7 @@ pub use crate::devices::virtio::console::ConsoleIo;
 pub use crate::error::{Error, Result};
 use crate::event_loop::{LoopEnd, LoopInputs};
 pub use crate::exits::{ExitCounters, VmExits};
+pub use crate::kvm_stats::KvmStats;
 use crate::terminal::RawTerminal;
 pub use crate::vcpu::GuestExit;
 
@@ -88,6 +90,7 @@ pub struct Timings {
 pub struct VmHandle {
     console: ConsoleIo,
     exits: ExitCounters,
+    kvm_stats: Option<Arc<KvmStats>>,
 }
 
 impl VmHandle {
@@ -99,6 +102,12 @@ impl VmHandle {
     /// The vCPU's exit counters, live for the whole run.
     pub fn exits(&self) -> &ExitCounters {
         &self.exits
+    }
+
+    /// KVM's statistics of the vCPU (all exits, also those handled in the
+    /// kernel), if the host kernel has them.
+    pub fn kvm_stats(&self) -> Option<&Arc<KvmStats>> {
+        self.kvm_stats.as_ref()
     }
 }
 
@@ -134,9 +143,14 @@ pub fn run_with(
     let start = Instant::now();
     let vm = builder::Vm::new(config, serial_out)?;
     let exits = ExitCounters::new();
+    let kvm_stats = KvmStats::open(&vm.vcpu)
+        .map_err(|e| log::debug!("no KVM statistics: {e}"))
+        .ok()
+        .map(Arc::new);
     on_start(&VmHandle {
         console: vm.console_io().clone(),
         exits: exits.clone(),
+        kvm_stats: kvm_stats.clone(),
     });
     log::info!(
         "platform {}, {} MiB, TSC {} kHz, kernel {}",
@@ -209,6 +223,7 @@ pub fn run_with(
         }
     };
     let _ = vcpu_thread.join();
+    let kvm_totals = kvm_stats.and_then(|stats| stats.read().ok());
     drop(terminal);
     // Release the VM (and with it KVM's state) before the clock stops.
     let (vm_fd, kvm, memory) = (vm.vm, vm.kvm, vm.memory);
@@ -229,6 +244,18 @@ pub fn run_with(
         timings.teardown.as_secs_f64() * 1e3
     );
     log::info!("vCPU: {}", exits.snapshot());
+    if let Some(kvm) = kvm_totals {
+        let get = |name: &str| kvm.get(name).copied().unwrap_or(0);
+        log::info!(
+            "KVM: {} exits in all (io {}, mmio {}, halt {}, irq {}, signal {})",
+            get("exits"),
+            get("io_exits"),
+            get("mmio_exits"),
+            get("halt_exits"),
+            get("irq_exits"),
+            get("signal_exits")
+        );
+    }
 
     let outcome = match loop_end? {
         LoopEnd::GuestStopped => Outcome::Guest(exit),

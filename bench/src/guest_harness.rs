@@ -29,7 +29,7 @@ use forkvm_protocol::{
     BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, MessageType, SysctlName, MAX_FRAME_LEN,
     PROTOCOL_VERSION,
 };
-use vmm::{GuestExit, Outcome, Timings, VmConfig};
+use vmm::{ExitCounters, GuestExit, KvmStats, Outcome, Timings, VmConfig, VmExits};
 
 /// The guest script that starts the protocol server.
 pub const HARNESS_SCRIPT: &str = "run harnessd; poweroff";
@@ -594,6 +594,40 @@ impl<T: Transport> Client<T> {
     pub fn send_shutdown(&mut self, status: u32) -> Result<()> {
         self.send_request(&Message::Shutdown { status }).map(|_| ())
     }
+
+    /// Sends `bytes` as they are, for tests of the guest's handling of
+    /// malformed input. Read the answers with [`Client::next_message`]: the
+    /// request methods would take an `Error` with id 0 for their own.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.transport.send(bytes)
+    }
+
+    /// The next frame from the guest, whatever its id and type, waiting at
+    /// most the timeout (`waiting_for` only names the wait in errors).
+    pub fn next_message(&mut self, waiting_for: MessageType) -> Result<(u32, Message)> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Ok(frame);
+            }
+            match self.transport.recv(deadline) {
+                Ok(bytes) => self.absorb(&bytes)?,
+                Err(RecvError::Timeout) => {
+                    return Err(HarnessError::Timeout {
+                        request: waiting_for,
+                        after: self.timeout,
+                        serial_tail: String::new(),
+                    })
+                }
+                Err(RecvError::Closed) => {
+                    return Err(HarnessError::VmEnded {
+                        outcome: format!("the console closed while waiting for {waiting_for:?}"),
+                        serial_tail: String::new(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// How to boot the guest for [`GuestHarness::start`].
@@ -660,6 +694,10 @@ pub struct GuestHarness {
     vm_result: Option<VmResult>,
     hello: HelloInfo,
     request_timeout: Duration,
+    /// The vCPU's exit counters.
+    exits: ExitCounters,
+    /// KVM's statistics of the vCPU, if the host kernel has them.
+    kvm_stats: Option<Arc<KvmStats>>,
 }
 
 impl GuestHarness {
@@ -679,14 +717,14 @@ impl GuestHarness {
             .name("forkvm-harness-vm".into())
             .spawn(move || {
                 let sink_tx = Mutex::new(incoming_tx);
-                let result = vmm::run_with(&config, Box::new(vm_serial), |console| {
-                    console.set_output_sink(move |bytes: &[u8]| {
+                let result = vmm::run_with(&config, Box::new(vm_serial), |vm| {
+                    vm.console().set_output_sink(move |bytes: &[u8]| {
                         if !bytes.is_empty() {
                             let tx = sink_tx.lock().unwrap_or_else(|e| e.into_inner());
                             let _ = tx.send(Incoming::Data(bytes.to_vec()));
                         }
                     });
-                    let _ = console_tx.send(console.clone());
+                    let _ = console_tx.send(vm.clone());
                 })
                 .map_err(|e| e.to_string());
                 let _ = vm_incoming.send(Incoming::Closed);
@@ -694,8 +732,8 @@ impl GuestHarness {
             })
             .map_err(|e| HarnessError::Vmm(format!("spawning the VM thread: {e}")))?;
 
-        let console = match console_rx.recv() {
-            Ok(console) => console,
+        let vm = match console_rx.recv() {
+            Ok(vm) => vm,
             Err(_) => {
                 // The VM failed before it had a console.
                 let result = vm_thread
@@ -710,6 +748,9 @@ impl GuestHarness {
                 });
             }
         };
+        let exits = vm.exits().clone();
+        let kvm_stats = vm.kvm_stats().cloned();
+        let console = vm.console().clone();
         let transport = ChannelTransport::new(move |bytes| console.push_input(bytes), incoming_rx);
         let mut harness = GuestHarness {
             client: Client::new(transport, opts.boot_timeout),
@@ -724,6 +765,8 @@ impl GuestHarness {
                 kernel_version: String::new(),
             },
             request_timeout: opts.request_timeout,
+            exits,
+            kvm_stats,
         };
         harness.hello = harness.hello()?;
         harness.client.set_timeout(opts.request_timeout);
@@ -744,6 +787,31 @@ impl GuestHarness {
     pub fn set_request_timeout(&mut self, timeout: Duration) {
         self.request_timeout = timeout;
         self.client.set_timeout(timeout);
+    }
+
+    /// The vCPU's exits to the VMM so far, by reason (subtract two snapshots
+    /// for the cost of what ran in between).
+    pub fn vm_exits(&self) -> VmExits {
+        self.exits.snapshot()
+    }
+
+    /// KVM's scalar statistics of the vCPU now (`exits` counts every VM
+    /// exit, also those KVM handles without the VMM); `None` if the host
+    /// kernel has no binary statistics or reading them failed.
+    pub fn kvm_vcpu_stats(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        self.kvm_stats.as_ref()?.read().ok()
+    }
+
+    /// See [`Client::send_raw`].
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        let result = self.client.send_raw(bytes);
+        self.with_context(result)
+    }
+
+    /// See [`Client::next_message`].
+    pub fn next_message(&mut self, waiting_for: MessageType) -> Result<(u32, Message)> {
+        let result = self.client.next_message(waiting_for);
+        self.with_context(result)
     }
 
     /// Collects the VM thread's result if it has ended (waiting up to

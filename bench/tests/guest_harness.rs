@@ -132,3 +132,92 @@ fn vmm_failure_is_reported() {
         Ok(_) => panic!("booted a kernel that does not exist"),
     }
 }
+
+/// What requests cost in vCPU exits to the VMM (`GuestHarness::vm_exits`).
+///
+/// The virtio console's `QueueNotify` is an ioeventfd that KVM handles in the
+/// kernel, and the timer and `hlt` stay in the in-kernel irqchip, so the only
+/// exits a request causes are the guest driver's register accesses in its
+/// interrupt handler: one `InterruptStatus` read and one `InterruptACK`
+/// write per interrupt (sometimes one more read when work arrived during the
+/// handler). A Hello round trip has at most two interrupts (the request
+/// arriving, the reply's transmit chain coming back): about 4 exits; we
+/// measured 2.4 to 3.0 on average on the PVM host (interrupts coalesce). The bound
+/// of 6 per Hello leaves room for timing while still failing at once if a
+/// frame ever cost one exit per byte (the Hello request and its reply are
+/// 17 + 61 bytes) or touched the UART.
+///
+/// A `RunBench` reply goes out a page per transmit chain, so its exits grow
+/// with its 4 KiB pages, not with its bytes: measured 60 exits for 10 000
+/// samples (80 000 bytes in 10 frames, 31 chains); the bound allows 4 exits
+/// per chain plus a fixed 16.
+#[test]
+fn vm_exits_per_request() {
+    if !kvm_available() {
+        eprintln!("skipped: /dev/kvm does not exist");
+        return;
+    }
+    let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
+    // Warm up: the first requests may fault pages in.
+    guest.hello().unwrap();
+    guest.stats().unwrap();
+
+    const HELLOS: u64 = 50;
+    let kvm_before = guest.kvm_vcpu_stats();
+    let before = guest.vm_exits();
+    for _ in 0..HELLOS {
+        guest.hello().unwrap();
+    }
+    let hellos = guest.vm_exits() - before;
+    eprintln!(
+        "{HELLOS} Hello round trips: {hellos}; {:.2} per Hello",
+        hellos.total() as f64 / HELLOS as f64
+    );
+    // KVM's own count includes the exits it handles in the kernel (notify
+    // ioeventfds, timer, hlt, page faults): informative only, as it depends
+    // on timing, but it can never be below the MMIO exits we served.
+    if let (Some(kvm_before), Some(kvm_after)) = (kvm_before, guest.kvm_vcpu_stats()) {
+        let kvm = |name: &str| kvm_after[name] - kvm_before[name];
+        eprintln!(
+            "KVM: {} exits in all, {:.1} per Hello (mmio {}, halt {}, irq {})",
+            kvm("exits"),
+            kvm("exits") as f64 / HELLOS as f64,
+            kvm("mmio_exits"),
+            kvm("halt_exits"),
+            kvm("irq_exits")
+        );
+        assert!(kvm("exits") >= hellos.mmio_read + hellos.mmio_write);
+    }
+    assert!(
+        hellos.total() > 0,
+        "a round trip without any exit? {hellos}"
+    );
+    assert!(hellos.total() <= 6 * HELLOS, "{hellos}");
+    assert_eq!(
+        hellos.io_in + hellos.io_out,
+        0,
+        "the UART was used: {hellos}"
+    );
+    assert_eq!(hellos.other + hellos.shutdown + hellos.hlt, 0, "{hellos}");
+
+    for iters in [10u32, 1000, 10_000] {
+        let before = guest.vm_exits();
+        let samples = guest.run_bench(BenchOp::CloneEinval, iters, 0, 0).unwrap();
+        let delta = guest.vm_exits() - before;
+        assert_eq!(samples.len(), iters as usize);
+        let bytes = u64::from(iters) * 8;
+        let frames = u64::from(iters).div_ceil(forkvm_protocol::MAX_SAMPLES_PER_FRAME as u64) + 1;
+        // A frame spans at most (its bytes / 4 KiB) + 2 pages.
+        let chains = bytes / 4096 + 2 * frames;
+        eprintln!(
+            "RunBench CloneEinval x{iters} ({bytes} sample bytes, {frames} frames): {delta}; \
+             {:.5} exits per byte",
+            delta.total() as f64 / bytes as f64
+        );
+        assert!(delta.total() <= 16 + 4 * chains, "x{iters}: {delta}");
+        assert_eq!(delta.io_in + delta.io_out, 0, "the UART was used: {delta}");
+    }
+    let total = guest.vm_exits();
+    guest.shutdown().unwrap();
+    eprintln!("whole run (boot included): {total}");
+}

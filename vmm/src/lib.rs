@@ -11,6 +11,8 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod event_loop;
+pub mod exits;
+pub mod kvm_stats;
 pub mod memory;
 pub mod platform;
 pub mod terminal;
@@ -27,6 +29,8 @@ use crate::devices::serial::FlushingStdout;
 pub use crate::devices::virtio::console::ConsoleIo;
 pub use crate::error::{Error, Result};
 use crate::event_loop::{LoopEnd, LoopInputs};
+pub use crate::exits::{ExitCounters, VmExits};
+pub use crate::kvm_stats::KvmStats;
 use crate::terminal::RawTerminal;
 pub use crate::vcpu::GuestExit;
 
@@ -79,6 +83,42 @@ pub struct Timings {
     pub teardown: Duration,
 }
 
+/// What [`run_with`] hands its `on_start` callback: the host ends of a VM
+/// about to start. It dereferences to the virtio console's [`ConsoleIo`],
+/// the part most callers want; clone it to keep it past the callback.
+#[derive(Clone)]
+pub struct VmHandle {
+    console: ConsoleIo,
+    exits: ExitCounters,
+    kvm_stats: Option<Arc<KvmStats>>,
+}
+
+impl VmHandle {
+    /// The virtio console's host end.
+    pub fn console(&self) -> &ConsoleIo {
+        &self.console
+    }
+
+    /// The vCPU's exit counters, live for the whole run.
+    pub fn exits(&self) -> &ExitCounters {
+        &self.exits
+    }
+
+    /// KVM's statistics of the vCPU (all exits, also those handled in the
+    /// kernel), if the host kernel has them.
+    pub fn kvm_stats(&self) -> Option<&Arc<KvmStats>> {
+        self.kvm_stats.as_ref()
+    }
+}
+
+impl std::ops::Deref for VmHandle {
+    type Target = ConsoleIo;
+
+    fn deref(&self) -> &ConsoleIo {
+        &self.console
+    }
+}
+
 /// Boots the guest described by `config` and runs it to the end.
 pub fn run(config: &VmConfig) -> Result<Outcome> {
     run_timed(config).map(|(outcome, _)| outcome)
@@ -91,17 +131,27 @@ pub fn run_timed(config: &VmConfig) -> Result<(Outcome, Timings)> {
 
 /// [`run_timed`] for embedders and tests: the serial console's output goes
 /// to `serial_out` instead of standard output, and `on_start` gets the
-/// virtio console's host end before the vCPU starts (clone it to push input
-/// later or collect the output after the run; bytes pushed now wait in the
-/// device until the guest's driver posts receive buffers).
+/// VM's [`VmHandle`] before the vCPU starts: the virtio console's host end
+/// (clone it to push input later or collect the output after the run; bytes
+/// pushed now wait in the device until the guest's driver posts receive
+/// buffers) and the vCPU's exit counters.
 pub fn run_with(
     config: &VmConfig,
     serial_out: Box<dyn std::io::Write + Send>,
-    on_start: impl FnOnce(&ConsoleIo),
+    on_start: impl FnOnce(&VmHandle),
 ) -> Result<(Outcome, Timings)> {
     let start = Instant::now();
     let vm = builder::Vm::new(config, serial_out)?;
-    on_start(vm.console_io());
+    let exits = ExitCounters::new();
+    let kvm_stats = KvmStats::open(&vm.vcpu)
+        .map_err(|e| log::debug!("no KVM statistics: {e}"))
+        .ok()
+        .map(Arc::new);
+    on_start(&VmHandle {
+        console: vm.console_io().clone(),
+        exits: exits.clone(),
+        kvm_stats: kvm_stats.clone(),
+    });
     log::info!(
         "platform {}, {} MiB, TSC {} kHz, kernel {}",
         vm.platform.name(),
@@ -130,6 +180,7 @@ pub fn run_with(
         virtio_console: vm.virtio_console.transport.clone(),
         virtio_console_base: vm.virtio_console.base,
         stop: stop.clone(),
+        exits: exits.clone(),
     };
     let mut vcpu_fd = vm.vcpu;
     let vcpu_thread = std::thread::Builder::new()
@@ -172,6 +223,7 @@ pub fn run_with(
         }
     };
     let _ = vcpu_thread.join();
+    let kvm_totals = kvm_stats.and_then(|stats| stats.read().ok());
     drop(terminal);
     // Release the VM (and with it KVM's state) before the clock stops.
     let (vm_fd, kvm, memory) = (vm.vm, vm.kvm, vm.memory);
@@ -191,6 +243,19 @@ pub fn run_with(
         timings.guest.as_secs_f64() * 1e3,
         timings.teardown.as_secs_f64() * 1e3
     );
+    log::info!("vCPU: {}", exits.snapshot());
+    if let Some(kvm) = kvm_totals {
+        let get = |name: &str| kvm.get(name).copied().unwrap_or(0);
+        log::info!(
+            "KVM: {} exits in all (io {}, mmio {}, halt {}, irq {}, signal {})",
+            get("exits"),
+            get("io_exits"),
+            get("mmio_exits"),
+            get("halt_exits"),
+            get("irq_exits"),
+            get("signal_exits")
+        );
+    }
 
     let outcome = match loop_end? {
         LoopEnd::GuestStopped => Outcome::Guest(exit),

@@ -12,6 +12,7 @@ use crate::builder::SharedConsoleTransport;
 use crate::devices::serial::SharedSerial;
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::{MmioTransport, MMIO_SIZE};
+use crate::exits::{ExitCounters, ExitReason};
 use crate::memory::GuestMemory;
 
 /// Why the guest stopped.
@@ -40,6 +41,8 @@ pub struct VcpuContext {
     pub virtio_console_base: u64,
     /// Set by the VMM to make the loop return `Stopped`.
     pub stop: Arc<AtomicBool>,
+    /// Every return from `KVM_RUN`, counted by reason.
+    pub exits: ExitCounters,
 }
 
 const SERIAL_PORTS: std::ops::Range<u16> = port::SERIAL_COM1..port::SERIAL_COM1 + 8;
@@ -60,14 +63,19 @@ pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
         }
         let exit = match vcpu.run() {
             Ok(exit) => exit,
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                context.exits.record(ExitReason::Interrupted);
+                continue;
+            }
             Err(e) => {
+                context.exits.record(ExitReason::Other);
                 return GuestExit::InternalError {
                     detail: format!("KVM_RUN failed: {e}"),
                     rip: 0,
-                }
+                };
             }
         };
+        context.exits.record(exit_reason(&exit));
         match exit {
             VcpuExit::IoOut(addr, data) => {
                 if let Some(done) = io_out(context, addr, data) {
@@ -104,6 +112,18 @@ pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
                 };
             }
         }
+    }
+}
+
+fn exit_reason(exit: &VcpuExit<'_>) -> ExitReason {
+    match exit {
+        VcpuExit::IoIn(..) => ExitReason::IoIn,
+        VcpuExit::IoOut(..) => ExitReason::IoOut,
+        VcpuExit::MmioRead(..) => ExitReason::MmioRead,
+        VcpuExit::MmioWrite(..) => ExitReason::MmioWrite,
+        VcpuExit::Hlt => ExitReason::Hlt,
+        VcpuExit::Shutdown => ExitReason::Shutdown,
+        _ => ExitReason::Other,
     }
 }
 

@@ -202,9 +202,9 @@ fn vm_exits_per_request() {
 
     for iters in [10u32, 1000, 10_000] {
         let before = guest.vm_exits();
-        let samples = guest.run_bench(BenchOp::CloneEinval, iters, 0, 0).unwrap();
+        let run = guest.run_bench(BenchOp::CloneEinval, iters, 0, 0).unwrap();
         let delta = guest.vm_exits() - before;
-        assert_eq!(samples.len(), iters as usize);
+        assert_eq!(run.create.len(), iters as usize);
         let bytes = u64::from(iters) * 8;
         let frames = u64::from(iters).div_ceil(forkvm_protocol::MAX_SAMPLES_PER_FRAME as u64) + 1;
         // A frame spans at most (its bytes / 4 KiB) + 2 pages.

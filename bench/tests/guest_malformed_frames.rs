@@ -83,16 +83,17 @@ fn malformed_frames_get_typed_errors_and_service_goes_on() {
         [(0, ErrorCode::Malformed, good_crc)]
     );
 
-    // An intact frame of protocol version 2: skipped whole and answered
-    // BadVersion with its own id and the version.
-    let mut v2 = frame(MessageType::Hello as u8, MARKER_ID + 2, &[2]);
-    v2[2] = 2;
-    let at = body_len(&v2);
-    let crc = crc32(&v2[..at]);
-    v2[at..].copy_from_slice(&crc.to_le_bytes());
+    // An intact frame of the next protocol version: skipped whole and
+    // answered BadVersion with its own id and the version.
+    let next = PROTOCOL_VERSION + 1;
+    let mut foreign = frame(MessageType::Hello as u8, MARKER_ID + 2, &[next]);
+    foreign[2] = next;
+    let at = body_len(&foreign);
+    let crc = crc32(&foreign[..at]);
+    foreign[at..].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
-        answers_to(&mut guest, &v2),
-        [(MARKER_ID + 2, ErrorCode::BadVersion, 2)]
+        answers_to(&mut guest, &foreign),
+        [(MARKER_ID + 2, ErrorCode::BadVersion, u32::from(next))]
     );
 
     // A message type that does not exist, and a reply type sent as a

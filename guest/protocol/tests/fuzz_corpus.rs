@@ -156,12 +156,19 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             frame(
                 0x82,
                 3,
-                p().u16(0).u32(0).u32(3).u16(3).u64(100).u64(200).u64(300),
+                p().u16(0)
+                    .u8(1)
+                    .u32(0)
+                    .u32(3)
+                    .u16(3)
+                    .u64(100)
+                    .u64(200)
+                    .u64(300),
             ),
         ),
         (
             "valid-bench-samples-empty",
-            frame(0x82, 3, p().u16(8).u32(0).u32(0).u16(0)),
+            frame(0x82, 3, p().u16(8).u8(0).u32(0).u32(0).u16(0)),
         ),
         (
             "valid-bench-done",
@@ -209,7 +216,11 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("frame-truncated-crc", hello[..hello.len() - 1].to_vec()),
         ("frame-bad-crc", bad_crc(hello.clone())),
         ("frame-version-0", reseal(with_byte(&hello, 2, 0))),
-        ("frame-version-2", reseal(with_byte(&hello, 2, 2))),
+        // The next version, which this one cannot read.
+        (
+            "frame-version-next",
+            reseal(with_byte(&hello, 2, PROTOCOL_VERSION + 1)),
+        ),
         ("frame-oversized-length", oversized(0x0001_0001)),
         ("frame-oversized-length-max", oversized(u32::MAX)),
         // Exactly the largest payload announced, but only the header sent.
@@ -250,11 +261,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "payload-bench-samples-count-too-big",
-            frame(0x82, 17, p().u16(0).u32(0).u32(1025).u16(1025)),
+            frame(0x82, 17, p().u16(0).u8(0).u32(0).u32(1025).u16(1025)),
         ),
         (
             "payload-bench-samples-count-mismatch",
-            frame(0x82, 17, p().u16(0).u32(0).u32(2).u16(2).u64(1)),
+            frame(0x82, 17, p().u16(0).u8(0).u32(0).u32(2).u16(2).u64(1)),
+        ),
+        // Metric 7 does not exist; clone_einval (8) has no create_exit_reap (1).
+        (
+            "payload-bench-samples-metric-unknown",
+            frame(0x82, 17, p().u16(0).u8(7).u32(0).u32(1).u16(1).u64(1)),
+        ),
+        (
+            "payload-bench-samples-metric-foreign",
+            frame(0x82, 17, p().u16(8).u8(1).u32(0).u32(1).u16(1).u64(1)),
         ),
         (
             "payload-stats-reply-too-many-users",

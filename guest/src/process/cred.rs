@@ -174,6 +174,23 @@ impl Cred {
         }
     }
 
+    /// Whether these capabilities are no more than `set`'s (Linux
+    /// `cred_cap_issubset`): in the same namespace, a permitted subset; in
+    /// a descendant namespace owned by `set`'s euid, always.
+    pub fn caps_subset_of(&self, set: &Cred) -> bool {
+        if Arc::ptr_eq(&self.user_ns, &set.user_ns) {
+            return self.cap_permitted & !set.cap_permitted == 0;
+        }
+        let mut ns = &self.user_ns;
+        while let Some(parent) = &ns.parent {
+            if Arc::ptr_eq(parent, &set.user_ns) && ns.owner == set.euid {
+                return true;
+            }
+            ns = parent;
+        }
+        false
+    }
+
     /// `capset`: the new sets may only shrink what is permitted.
     pub fn capset(&self, effective: u64, permitted: u64, inheritable: u64) -> Result<Cred, i32> {
         let (effective, permitted, inheritable) = (
@@ -194,4 +211,22 @@ impl Cred {
             ..self.clone()
         })
     }
+}
+
+/// Installs new credentials on a task (Linux `commit_creds`): a new real
+/// uid moves the task to that user's task count; changed effective ids or
+/// capabilities that are not a subset of the old ones make the process
+/// undumpable (`suid_dumpable` 0).
+pub fn commit_creds(inner: &mut super::task::TaskInner, new: Cred) {
+    let old = &inner.cred;
+    if new.euid != old.euid || new.egid != old.egid || !new.caps_subset_of(old) {
+        if let Some(mm) = &inner.mm {
+            mm.dumpable
+                .store(false, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    if new.uid != old.uid || !Arc::ptr_eq(&new.user_ns, &old.user_ns) {
+        inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
+    }
+    inner.cred = new;
 }

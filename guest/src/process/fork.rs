@@ -170,7 +170,7 @@ impl Drop for FailPoints<'_> {
 }
 
 /// Each namespace kind built so far, with its clone flag.
-const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
+pub(super) const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
     use super::nsproxy::NsKind;
     [
         (NsKind::Uts, CLONE_NEWUTS),

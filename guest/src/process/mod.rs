@@ -26,6 +26,8 @@ pub mod signal;
 #[cfg(not(test))]
 pub mod task;
 #[cfg(not(test))]
+pub mod unshare;
+#[cfg(not(test))]
 pub mod user_ns;
 pub mod user_stack;
 #[cfg(not(test))]

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EFAULT, EINVAL, EPERM, ESRCH};
-use crate::process::cred::{Cred, UserTaskCount, CAP_SYS_RESOURCE};
+use crate::process::cred::CAP_SYS_RESOURCE;
 use crate::process::rlimit::{Rlimit, RLIM_NLIMITS};
 use crate::sched;
 
@@ -46,29 +46,11 @@ pub fn getresuid(a: Args, gids: bool) -> SysResult {
     Ok(0)
 }
 
-/// Installs new credentials (Linux `commit_creds`): a new real uid moves
-/// the task to that user's task count; a change of effective ids or a
-/// capability gained makes the process undumpable (`suid_dumpable` 0).
-fn commit_creds(inner: &mut crate::process::task::TaskInner, new: Cred) {
-    let old = &inner.cred;
-    let caps_gained = new.cap_permitted & !old.cap_permitted != 0
-        || !alloc::sync::Arc::ptr_eq(&new.user_ns, &old.user_ns);
-    if new.euid != old.euid || new.egid != old.egid || caps_gained {
-        if let Some(mm) = &inner.mm {
-            mm.dumpable.store(false, Ordering::Relaxed);
-        }
-    }
-    if new.uid != old.uid {
-        inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
-    }
-    inner.cred = new;
-}
-
 pub fn setuid(a: Args) -> SysResult {
     let task = sched::current();
     let mut inner = task.inner.lock();
     let new = inner.cred.setuid(a.0[0] as u32)?;
-    commit_creds(&mut inner, new);
+    crate::process::cred::commit_creds(&mut inner, new);
     Ok(0)
 }
 
@@ -76,7 +58,7 @@ pub fn setgid(a: Args) -> SysResult {
     let task = sched::current();
     let mut inner = task.inner.lock();
     let new = inner.cred.setgid(a.0[0] as u32)?;
-    commit_creds(&mut inner, new);
+    crate::process::cred::commit_creds(&mut inner, new);
     Ok(0)
 }
 
@@ -144,7 +126,7 @@ pub fn capset(a: Args) -> SysResult {
     let set = |i: usize| word(i) | (word(3 + i) << 32);
     let mut inner = task.inner.lock();
     let new = inner.cred.capset(set(0), set(1), set(2))?;
-    commit_creds(&mut inner, new);
+    crate::process::cred::commit_creds(&mut inner, new);
     Ok(0)
 }
 

@@ -97,13 +97,17 @@ pub fn forkvm_info(a: Args) -> SysResult {
             ));
             // Live namespaces of each kind, and the caller's (like /proc/self/ns).
             let own = sched::current().inner.lock().nsproxy.clone();
+            // With the references to the caller's own (the namespace
+            // proxies, Linux `nsproxy`, pointing at it).
             for kind in process::nsproxy::NsKind::ALL {
                 text.push_str(&alloc::format!(
-                    " {}_namespaces={} ns.{}={}",
+                    " {}_namespaces={} ns.{}={} ns.{}.refs={}",
                     kind.name(),
                     process::nsproxy::live(kind),
                     kind.name(),
-                    own.get(kind).id
+                    own.get(kind).id,
+                    kind.name(),
+                    alloc::sync::Arc::strong_count(own.get(kind))
                 ));
             }
             let own_pid_ns = sched::current().active_pid_ns();
@@ -113,20 +117,26 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 own_pid_ns.id,
                 own_pid_ns.level
             ));
-            // Tasks per pid namespace (by id) and distinct fd tables.
+            // Tasks per pid namespace (by id), distinct fd tables and the
+            // tasks referring to them (CLONE_FILES shares one table).
             let mut per_ns: alloc::collections::BTreeMap<u64, u64> =
                 alloc::collections::BTreeMap::new();
             let mut fd_tables = alloc::collections::BTreeSet::new();
+            let mut fd_table_refs = 0;
             for task in process::all_tasks() {
                 *per_ns.entry(task.active_pid_ns().id).or_insert(0) += 1;
                 if let Some(files) = task.files() {
                     fd_tables.insert(alloc::sync::Arc::as_ptr(&files) as usize);
+                    fd_table_refs += 1;
                 }
             }
             for (id, count) in per_ns {
                 text.push_str(&alloc::format!(" pids_in_ns.{id}={count}"));
             }
-            text.push_str(&alloc::format!(" fd_tables={}", fd_tables.len()));
+            text.push_str(&alloc::format!(
+                " fd_tables={} fd_table_refs={fd_table_refs}",
+                fd_tables.len()
+            ));
             // User namespaces, the caller's, and tasks per user: in the
             // initial namespace as `user_tasks.UID`, in others as
             // `user_tasks.NSID.UID` (kernel uids, every level counted).

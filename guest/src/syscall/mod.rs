@@ -84,6 +84,7 @@ pub mod nr {
     pub const OPENAT: u64 = 257;
     pub const GETRESUID: u64 = 118;
     pub const GETRESGID: u64 = 120;
+    pub const UNSHARE: u64 = 272;
     pub const SETPGID: u64 = 109;
     pub const GETPGRP: u64 = 111;
     pub const SETSID: u64 = 112;
@@ -128,6 +129,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::OPENAT => io::openat(a),
         nr::GETRESUID => cred::getresuid(a, false),
         nr::GETRESGID => cred::getresuid(a, true),
+        nr::UNSHARE => crate::process::unshare::ksys_unshare(&sched::current(), a.0[0]).map(|()| 0),
         nr::KILL => signal::kill(a),
         nr::MMAP => memory::mmap(a),
         nr::MPROTECT => memory::mprotect(a),

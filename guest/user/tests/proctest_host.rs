@@ -77,6 +77,9 @@ const SCENARIOS: &[&str] = &[
     "userns-id-maps",
     "userns-owns-namespaces",
     "userns-nproc-counts-creator",
+    "unshare-user-and-uts",
+    "unshare-fs-and-files",
+    "unshare-pid",
 ];
 
 struct Run {

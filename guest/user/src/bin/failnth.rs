@@ -16,9 +16,9 @@ use forkvm_user::{entry, println};
 entry!(main);
 
 /// Counters that must not move across a failed clone: memory, tasks, and
-/// the kernel's object counts from `stat` (live namespaces of each kind,
-/// pids per pid namespace, tasks per user and user namespace, threads,
-/// fd tables).
+/// the kernel's object counts from `stat` (live namespaces of each kind and
+/// references to the caller's, pids per pid namespace, tasks per user and
+/// user namespace, threads, fd tables and references to them).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Counters {
     free_frames: u64,
@@ -35,8 +35,10 @@ fn is_object_count(key: &[u8]) -> bool {
     key.ends_with(b"_namespaces")
         || key.starts_with(b"pids_in_ns.")
         || key.starts_with(b"user_tasks.")
+        || key.ends_with(b".refs")
         || key == b"nr_threads"
         || key == b"fd_tables"
+        || key == b"fd_table_refs"
 }
 
 impl core::fmt::Debug for Counters {

@@ -11,7 +11,17 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("userns-id-maps", userns_id_maps),
     ("userns-owns-namespaces", userns_owns_namespaces),
     ("userns-nproc-counts-creator", userns_nproc_counts_creator),
+    ("unshare-user-and-uts", unshare_user_and_uts),
+    ("unshare-fs-and-files", unshare_fs_and_files),
+    ("unshare-pid", unshare_pid),
 ];
+
+/// `unshare(2)`.
+fn unshare(flags: u64) -> Result<(), Errno> {
+    // SAFETY: touches no memory.
+    forkvm_user::syscall::check(unsafe { forkvm_user::syscall::syscall1(272, flags as usize) })
+        .map(drop)
+}
 
 const CLONE_NEWUSER: u64 = 0x1000_0000;
 const CLONE_NEWUTS: u64 = 0x0400_0000;
@@ -308,5 +318,101 @@ fn userns_nproc_counts_creator(_: &Ctx) -> Outcome {
             }
         })?
         .finish("the child in the new user namespace")
+    })
+}
+
+/// `unshare(CLONE_NEWUSER)` by an unprivileged user: the caller itself
+/// becomes the overflow user with every capability in the new namespace,
+/// maps its own ids from inside, and can then make a UTS namespace of its
+/// own. Flags unshare does not know are EINVAL.
+fn unshare_user_and_uts(_: &Ctx) -> Outcome {
+    let before = hostname()?;
+    in_child("the unprivileged caller", || {
+        become_unprivileged()?;
+        set_dumpable()?;
+        expect_errno("unshare(CLONE_PARENT)", unshare(0x8000), Errno::EINVAL)?;
+        expect_errno("unshare of an exit signal", unshare(17), Errno::EINVAL)?;
+        expect_errno(
+            "unshare(CLONE_NEWUTS) unprivileged",
+            unshare(CLONE_NEWUTS),
+            Errno::EPERM,
+        )?;
+        unshare(CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
+        let ids = (cred::getuid(), cred::geteuid());
+        ensure!(
+            ids == (OVERFLOW_ID, OVERFLOW_ID),
+            "ids in the new namespace: {ids:?}"
+        );
+        let caps = cred::capget(0).ctx("capget")?;
+        ensure!(
+            caps.effective & CAP_SYS_ADMIN != 0,
+            "no CAP_SYS_ADMIN after unshare"
+        );
+        userns::write_file(0, IdFile::Setgroups, b"deny").ctx("setgroups deny")?;
+        userns::write_file(0, IdFile::UidMap, b"0 61234 1").ctx("own uid_map")?;
+        userns::write_file(0, IdFile::GidMap, b"0 61234 1").ctx("own gid_map")?;
+        let ids = (cred::getuid(), cred::getgid());
+        ensure!(ids == (0, 0), "ids after the maps: {ids:?}");
+        unshare(CLONE_NEWUTS).ctx("unshare(CLONE_NEWUTS) as the namespace's root")?;
+        ensure!(
+            sethostname(b"proctest-unshare") == 0,
+            "sethostname in the new UTS namespace"
+        );
+        Ok(())
+    })?;
+    ensure!(hostname()? == before, "the host name changed");
+    Ok(())
+}
+
+/// A child sharing the fs_struct and fd table (CLONE_FS | CLONE_FILES)
+/// unshares both: its chdir and close no longer reach the parent.
+fn unshare_fs_and_files(_: &Ctx) -> Outcome {
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    let mut before = [0u8; 256];
+    let before_len = forkvm_user::syscall::getcwd(&mut before).ctx("getcwd")?;
+    let (r, w) = pipe()?;
+    let r_raw = r.raw();
+    Reporting::spawn(CLONE_FS | CLONE_FILES, || {
+        unshare(CLONE_FS | CLONE_FILES).ctx("unshare(CLONE_FS | CLONE_FILES)")?;
+        forkvm_user::syscall::chdir(c"/").ctx("chdir")?;
+        close(r_raw).ctx("close")?;
+        Ok(())
+    })?
+    .finish("the child that unshared")?;
+    let mut after = [0u8; 256];
+    let after_len = forkvm_user::syscall::getcwd(&mut after).ctx("getcwd")?;
+    ensure!(
+        before[..before_len] == after[..after_len],
+        "the child's chdir moved the parent"
+    );
+    write_all(w.raw(), b"x").ctx("write")?;
+    let mut byte = [0u8; 1];
+    ensure!(
+        read(r.raw(), &mut byte) == Ok(1),
+        "the child's close closed the parent's descriptor"
+    );
+    Ok(())
+}
+
+/// `unshare(CLONE_NEWPID)` keeps the caller where it is and puts its next
+/// child first in a new pid namespace (pid 1 there); a second one before
+/// that namespace has a process is EINVAL.
+fn unshare_pid(_: &Ctx) -> Outcome {
+    const CLONE_NEWPID: u64 = 0x2000_0000;
+    in_child("the caller", || {
+        let pid = getpid();
+        unshare(CLONE_NEWPID).ctx("unshare(CLONE_NEWPID)")?;
+        ensure!(getpid() == pid, "the caller's pid changed");
+        expect_errno(
+            "a second unshare(CLONE_NEWPID)",
+            unshare(CLONE_NEWPID),
+            Errno::EINVAL,
+        )?;
+        Reporting::spawn(0, || {
+            ensure!(getpid() == 1, "the first child is pid {}", getpid());
+            Ok(())
+        })?
+        .finish("the first child of the new namespace")
     })
 }

@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod guest_harness;
 pub mod host_linux;
+pub mod overhead;
 pub mod probe;
 pub mod progress;
 pub mod report;

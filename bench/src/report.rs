@@ -15,7 +15,15 @@ use serde::{Deserialize, Serialize};
 ///   the creating operations).
 /// - 2: guest creating operations have a `create` entry too, like the
 ///   host's; a v1 baseline would silently leave those unchecked.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: when a guest ran, the metadata has `harness` (the harness's own
+///   cost, [`HarnessCost`]) and every measured guest entry `vm_exits`
+///   ([`VmExitCount`]). Fields were only added, and the gate compares
+///   medians, which v2 has for every entry: v2 reports still serve as
+///   baselines.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
+pub const OLDEST_BASELINE_VERSION: u32 = 2;
 
 /// The metrics an entry can have, in table order, with what they mean.
 pub const METRICS: [(&str, &str); 2] = [
@@ -71,8 +79,52 @@ pub enum Outcome {
     Error { error: String },
 }
 
+/// VM exits of the guest `RunBench` request an entry's samples came from
+/// (the same for each metric of the operation). The request includes the
+/// warm-up and the streaming of the samples; per-iteration numbers divide
+/// by the measured iterations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VmExitCount {
+    /// Exits that reached the VMM (returns from `KVM_RUN`).
+    pub total: u64,
+    /// `total` per measured iteration.
+    pub per_iter: f64,
+    /// The non-zero parts of `total` by exit reason (`mmio_read`,
+    /// `mmio_write`, `io_in`, `io_out`, `hlt`, `shutdown`, `interrupted`,
+    /// `other`).
+    pub by_reason: BTreeMap<String, u64>,
+    /// KVM's count of every VM exit, also those it handles in the host
+    /// kernel (page faults, timer, hlt): it grows with the operation's own
+    /// work. `None` where the host kernel has no KVM binary statistics.
+    #[serde(default)]
+    pub kvm_total: Option<u64>,
+    /// `kvm_total` per measured iteration.
+    #[serde(default)]
+    pub kvm_per_iter: Option<f64>,
+}
+
+/// The harness's own cost in a guest run, measured once per report (see
+/// `bench::overhead`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HarnessCost {
+    /// Hello round trips timed.
+    pub hellos: u64,
+    /// Host wall clock from sending a Hello until its reply is decoded.
+    pub hello_round_trip_ns: Option<Stats>,
+    /// Exits that reached the VMM per Hello round trip.
+    pub exits_per_hello: f64,
+    /// KVM's count of every VM exit per Hello (`None` without KVM binary
+    /// statistics).
+    pub kvm_exits_per_hello: Option<f64>,
+    /// Measured `RunBench` requests of the run.
+    pub run_bench_requests: u64,
+    /// Exits to the VMM of all of them per 1000 measured iterations
+    /// (`None` when none succeeded).
+    pub run_bench_exits_per_1000_iters: Option<f64>,
+}
+
 /// One measured metric of one operation on one target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Operation (`fork`, `clone_thread`, ...).
     pub op: String,
@@ -90,6 +142,9 @@ pub struct Entry {
     /// How the operation was run where that varies.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// The VM exits of the guest request (measured guest entries only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vm_exits: Option<VmExitCount>,
 }
 
 impl Entry {
@@ -117,7 +172,7 @@ impl Entry {
 }
 
 /// Facts about the run that make a number comparable (or not).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
     /// `git rev-parse HEAD` where the harness ran, if in a repository.
     pub git_commit: Option<String>,
@@ -141,6 +196,9 @@ pub struct Metadata {
     pub guest_tsc_khz: Option<u64>,
     /// forkbench's version.
     pub tool_version: String,
+    /// The harness's own cost (when a guest ran).
+    #[serde(default)]
+    pub harness: Option<HarnessCost>,
 }
 
 impl Metadata {
@@ -173,12 +231,13 @@ impl Metadata {
             host_tsc_khz,
             guest_tsc_khz: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            harness: None,
         }
     }
 }
 
 /// A whole run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub metadata: Metadata,
@@ -295,18 +354,27 @@ fn table(report: &Report) -> String {
         m.iterations,
         m.warmup
     );
+    if let Some(harness) = &m.harness {
+        let _ = writeln!(out, "{}", harness_line(harness));
+    }
     comparison(report, &mut out);
     let _ = writeln!(out);
-    let _ = writeln!(
+    // The exit columns only where a guest ran.
+    let exits = report.entries.iter().any(|e| e.vm_exits.is_some());
+    let _ = write!(
         out,
         "{:<38} {:>10} {:>10} {:>10} {:>10}",
         "benchmark", "median", "p90", "min", "max",
     );
+    if exits {
+        let _ = write!(out, " {:>10} {:>10}", "exits/iter", "kvm/iter");
+    }
+    let _ = writeln!(out);
     for entry in &report.entries {
         let name = entry.name();
         match &entry.outcome {
             Outcome::Ok { ns } => {
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     "{:<38} {:>10} {:>10} {:>10} {:>10}",
                     name,
@@ -315,6 +383,13 @@ fn table(report: &Report) -> String {
                     human_ns(ns.min),
                     human_ns(ns.max),
                 );
+                if let Some(e) = &entry.vm_exits {
+                    let kvm = e
+                        .kvm_per_iter
+                        .map_or("-".to_string(), |n| format!("{n:.1}"));
+                    let _ = write!(out, " {:>10.4} {kvm:>10}", e.per_iter);
+                }
+                let _ = writeln!(out);
             }
             Outcome::NotApplicable { reason } => {
                 let _ = writeln!(out, "{name:<38} N/A: {reason}");
@@ -325,6 +400,29 @@ fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// `harness: Hello round trip X, Y exits; RunBench ~Z exits per 1000
+/// iterations`, with KVM's counts where known.
+fn harness_line(h: &HarnessCost) -> String {
+    let mut line = String::from("harness: Hello round trip ");
+    match h.hello_round_trip_ns {
+        Some(ns) => {
+            let _ = write!(line, "{} (median of {})", human_ns(ns.median), h.hellos);
+        }
+        None => line.push_str("not measured"),
+    }
+    let _ = write!(line, ", {:.1} exits", h.exits_per_hello);
+    if let Some(kvm) = h.kvm_exits_per_hello {
+        let _ = write!(line, " ({kvm:.1} counted by KVM)");
+    }
+    match h.run_bench_exits_per_1000_iters {
+        Some(n) => {
+            let _ = write!(line, "; RunBench ~{n:.1} exits per 1000 iterations");
+        }
+        None => line.push_str("; no RunBench measured"),
+    }
+    line
 }
 
 /// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`] the
@@ -447,13 +545,164 @@ pub fn regressions(baseline: &Report, current: &Report, threshold_percent: f64) 
 pub fn parse_report(text: &str) -> Result<Report, String> {
     let report: Report =
         serde_json::from_str(text).map_err(|e| format!("not a forkbench report: {e}"))?;
-    if report.schema_version != SCHEMA_VERSION {
+    if !(OLDEST_BASELINE_VERSION..=SCHEMA_VERSION).contains(&report.schema_version) {
         return Err(format!(
-            "report schema version {} (this forkbench reads {SCHEMA_VERSION})",
+            "report schema version {} (this forkbench reads {OLDEST_BASELINE_VERSION} to \
+             {SCHEMA_VERSION})",
             report.schema_version
         ));
     }
     Ok(report)
+}
+
+/// Checks that `value` is a JSON report of this [`SCHEMA_VERSION`] as
+/// forkbench writes it: every field present with its type, statistics
+/// ordered (min <= median <= p90 <= max), `harness` exactly when a guest
+/// ran, `vm_exits` on every measured guest entry and on no host entry, its
+/// parts adding up. What a dashboard or script reading the JSON may rely
+/// on; the first violation is the error.
+pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    let field = |object: &Value, key: &str, at: &str| -> Result<Value, String> {
+        object
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("{at}: no `{key}`"))
+    };
+    let uint = |v: &Value, at: &str| v.as_u64().ok_or_else(|| format!("{at}: {v} is not a u64"));
+    let number = |v: &Value, at: &str| {
+        v.as_f64()
+            .filter(|n| *n >= 0.0)
+            .ok_or_else(|| format!("{at}: {v} is not a number >= 0"))
+    };
+    let string = |v: &Value, at: &str| {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{at}: {v} is not a string"))
+    };
+    let stats = |v: &Value, at: &str| -> Result<(), String> {
+        let mut last = 0;
+        for key in ["min", "median", "p90", "max"] {
+            let n = uint(&field(v, key, at)?, &format!("{at}.{key}"))?;
+            if n < last {
+                return Err(format!("{at}: statistics out of order: {v}"));
+            }
+            last = n;
+        }
+        Ok(())
+    };
+
+    let version = uint(&field(value, "schema_version", "report")?, "schema_version")?;
+    if version != u64::from(SCHEMA_VERSION) {
+        return Err(format!("schema_version {version}, not {SCHEMA_VERSION}"));
+    }
+    let meta = field(value, "metadata", "report")?;
+    for key in ["date", "platform_mode", "tool_version"] {
+        string(&field(&meta, key, "metadata")?, &format!("metadata.{key}"))?;
+    }
+    for key in ["iterations", "warmup"] {
+        uint(&field(&meta, key, "metadata")?, &format!("metadata.{key}"))?;
+    }
+    for key in ["git_commit", "cpu_model", "host_kernel"] {
+        let v = field(&meta, key, "metadata")?;
+        if !v.is_null() {
+            string(&v, &format!("metadata.{key}"))?;
+        }
+    }
+    for key in ["guest_memory_mib", "host_tsc_khz", "guest_tsc_khz"] {
+        let v = field(&meta, key, "metadata")?;
+        if !v.is_null() {
+            uint(&v, &format!("metadata.{key}"))?;
+        }
+    }
+    let guest_ran = !field(&meta, "guest_memory_mib", "metadata")?.is_null();
+    let harness = field(&meta, "harness", "metadata")?;
+    if harness.is_null() == guest_ran {
+        return Err(format!(
+            "metadata.harness is {harness} but a guest {}",
+            if guest_ran { "ran" } else { "did not run" }
+        ));
+    }
+    if !harness.is_null() {
+        let at = "metadata.harness";
+        uint(&field(&harness, "hellos", at)?, at)?;
+        let round_trip = field(&harness, "hello_round_trip_ns", at)?;
+        if !round_trip.is_null() {
+            stats(&round_trip, &format!("{at}.hello_round_trip_ns"))?;
+        }
+        number(&field(&harness, "exits_per_hello", at)?, at)?;
+        uint(&field(&harness, "run_bench_requests", at)?, at)?;
+        for key in ["kvm_exits_per_hello", "run_bench_exits_per_1000_iters"] {
+            let v = field(&harness, key, at)?;
+            if !v.is_null() {
+                number(&v, &format!("{at}.{key}"))?;
+            }
+        }
+    }
+
+    let entries = field(value, "entries", "report")?;
+    let entries = entries.as_array().ok_or("entries: not an array")?;
+    for (i, entry) in entries.iter().enumerate() {
+        let at = format!("entries[{i}]");
+        string(&field(entry, "op", &at)?, &at)?;
+        let metric = string(&field(entry, "metric", &at)?, &at)?;
+        if !metric.is_empty() && !METRICS.iter().any(|(name, _)| *name == metric) {
+            return Err(format!("{at}: unknown metric {metric:?}"));
+        }
+        let target = string(&field(entry, "target", &at)?, &at)?;
+        if target != "host" && target != "guest" {
+            return Err(format!("{at}: unknown target {target:?}"));
+        }
+        let iters = uint(&field(entry, "iters", &at)?, &at)?;
+        let status = string(&field(entry, "status", &at)?, &at)?;
+        match status.as_str() {
+            "ok" => stats(&field(entry, "ns", &at)?, &format!("{at}.ns"))?,
+            "not_applicable" | "error" => {
+                let why = if status == "error" { "error" } else { "reason" };
+                string(&field(entry, why, &at)?, &at)?;
+            }
+            _ => return Err(format!("{at}: unknown status {status:?}")),
+        }
+        match entry.get("vm_exits") {
+            None if target == "guest" && status == "ok" => {
+                return Err(format!("{at}: a measured guest entry without vm_exits"));
+            }
+            None => {}
+            Some(_) if target == "host" => return Err(format!("{at}: vm_exits on a host entry")),
+            Some(exits) => {
+                let at = format!("{at}.vm_exits");
+                let total = uint(&field(exits, "total", &at)?, &at)?;
+                let per_iter = number(&field(exits, "per_iter", &at)?, &at)?;
+                let expected = total as f64 / iters.max(1) as f64;
+                if (per_iter - expected).abs() > 1e-9 * expected.max(1.0) {
+                    return Err(format!("{at}: per_iter {per_iter} is not {total}/{iters}"));
+                }
+                let by_reason = field(exits, "by_reason", &at)?;
+                let parts = by_reason
+                    .as_object()
+                    .ok_or_else(|| format!("{at}.by_reason: not an object"))?;
+                let mut sum = 0;
+                for (reason, n) in parts {
+                    sum += uint(n, &format!("{at}.by_reason.{reason}"))?;
+                }
+                if sum != total {
+                    return Err(format!(
+                        "{at}: by_reason adds up to {sum}, total is {total}"
+                    ));
+                }
+                let kvm_total = field(exits, "kvm_total", &at)?;
+                let kvm_per_iter = field(exits, "kvm_per_iter", &at)?;
+                if kvm_total.is_null() != kvm_per_iter.is_null() {
+                    return Err(format!("{at}: kvm_total and kvm_per_iter disagree"));
+                }
+                if !kvm_total.is_null() {
+                    uint(&kvm_total, &format!("{at}.kvm_total"))?;
+                    number(&kvm_per_iter, &format!("{at}.kvm_per_iter"))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -476,6 +725,7 @@ mod tests {
                 },
             },
             note: None,
+            vm_exits: None,
         }
     }
 
@@ -485,6 +735,43 @@ mod tests {
             metadata: Metadata::collect(10, 1, Some(1_000_000)),
             entries,
         }
+    }
+
+    /// A guest entry with the exits of its request, in a report whose
+    /// metadata says a guest ran.
+    fn guest_report(entries: Vec<Entry>) -> Report {
+        let mut r = report(entries);
+        r.metadata.guest_memory_mib = Some(256);
+        r.metadata.guest_tsc_khz = Some(2_000_000);
+        r.metadata.harness = Some(HarnessCost {
+            hellos: 50,
+            hello_round_trip_ns: Some(Stats {
+                min: 200_000,
+                median: 250_000,
+                p90: 300_000,
+                max: 900_000,
+            }),
+            exits_per_hello: 2.5,
+            kvm_exits_per_hello: Some(23.0),
+            run_bench_requests: 1,
+            run_bench_exits_per_1000_iters: Some(8.0),
+        });
+        for entry in &mut r.entries {
+            if entry.target == Target::Guest {
+                entry.vm_exits = Some(VmExitCount {
+                    total: 80,
+                    per_iter: 80.0 / entry.iters as f64,
+                    by_reason: [
+                        ("mmio_read".to_string(), 40),
+                        ("mmio_write".to_string(), 40),
+                    ]
+                    .into(),
+                    kvm_total: Some(12_345),
+                    kvm_per_iter: Some(12_345.0 / entry.iters as f64),
+                });
+            }
+        }
+        r
     }
 
     #[test]
@@ -516,6 +803,7 @@ mod tests {
         let text = render(&r, Format::Json);
         assert_eq!(parse_report(&text).unwrap(), r);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        check_json(&value).unwrap();
         for key in [
             "git_commit",
             "date",
@@ -528,11 +816,71 @@ mod tests {
         }
         assert_eq!(value["entries"][0]["status"], "ok");
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
-        assert_eq!(value["schema_version"], 2);
+        assert_eq!(value["schema_version"], 3);
+        // No guest: no harness cost, no exits.
+        assert!(value["metadata"]["harness"].is_null());
+        assert!(value["entries"][0].get("vm_exits").is_none());
+        // Version 2 only lacks the harness fields: still a baseline.
+        let v2 = text.replace("\"schema_version\": 3", "\"schema_version\": 2");
+        let mut v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
+        v2["metadata"].as_object_mut().unwrap().remove("harness");
+        let v2 = parse_report(&v2.to_string()).unwrap();
+        assert_eq!(v2.entries, r.entries);
+        assert!(check_json(&serde_json::to_value(&v2).unwrap()).is_err());
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 2", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 3", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
+    }
+
+    #[test]
+    fn json_has_the_harness_cost_and_each_guest_requests_exits() {
+        let r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 25_000),
+            entry("fork", "create", Target::Host, 20_000),
+        ]);
+        let text = render(&r, Format::Json);
+        assert_eq!(parse_report(&text).unwrap(), r);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        check_json(&value).unwrap();
+        let harness = &value["metadata"]["harness"];
+        assert_eq!(harness["hellos"], 50);
+        assert_eq!(harness["hello_round_trip_ns"]["median"], 250_000);
+        assert_eq!(harness["exits_per_hello"], 2.5);
+        assert_eq!(harness["kvm_exits_per_hello"], 23.0);
+        assert_eq!(harness["run_bench_exits_per_1000_iters"], 8.0);
+        let exits = &value["entries"][0]["vm_exits"];
+        assert_eq!(exits["total"], 80);
+        assert_eq!(exits["per_iter"], 8.0);
+        assert_eq!(exits["by_reason"]["mmio_read"], 40);
+        assert_eq!(exits["kvm_total"], 12_345);
+        assert!(value["entries"][1].get("vm_exits").is_none());
+
+        // What the checker refuses: each a single change to a valid report.
+        let broken = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = value.clone();
+            change(&mut v);
+            check_json(&v).unwrap_err()
+        };
+        let err = broken(&|v| v["entries"][0]["vm_exits"]["total"] = 81.into());
+        assert!(err.contains("per_iter"), "{err}");
+        let err = broken(&|v| v["entries"][0]["vm_exits"]["by_reason"]["hlt"] = 1.into());
+        assert!(err.contains("adds up"), "{err}");
+        let err = broken(&|v| {
+            v["entries"][0].as_object_mut().unwrap().remove("vm_exits");
+        });
+        assert!(err.contains("without vm_exits"), "{err}");
+        let err = broken(&|v| v["entries"][1]["vm_exits"] = v["entries"][0]["vm_exits"].clone());
+        assert!(err.contains("host entry"), "{err}");
+        let err = broken(&|v| v["metadata"]["harness"] = serde_json::Value::Null);
+        assert!(err.contains("harness"), "{err}");
+        let err =
+            broken(&|v| v["metadata"]["harness"]["hello_round_trip_ns"]["min"] = 1_000_000.into());
+        assert!(err.contains("out of order"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["median"] = (-1).into());
+        assert!(err.contains("median"), "{err}");
+        let err = broken(&|v| v["schema_version"] = 2.into());
+        assert!(err.contains("schema_version 2"), "{err}");
     }
 
     #[test]
@@ -613,6 +961,39 @@ mod tests {
             .lines()
             .any(|l| l.starts_with("fork/create_exit_reap/guest")));
         assert!(text.contains("N/A: would affect the host"), "{text}");
+        // Host numbers only: no harness line, no exit columns.
+        assert!(!text.contains("harness:"), "{text}");
+        assert!(!text.contains("exits/iter"), "{text}");
+    }
+
+    #[test]
+    fn table_shows_the_harness_cost_and_exits_per_iteration() {
+        let r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 25_000),
+            entry("fork", "create", Target::Host, 20_000),
+        ]);
+        let text = render(&r, Format::Table);
+        let line = text.lines().nth(1).unwrap();
+        assert_eq!(
+            line,
+            "harness: Hello round trip 250.0 us (median of 50), 2.5 exits (23.0 counted by KVM); \
+             RunBench ~8.0 exits per 1000 iterations",
+            "{text}"
+        );
+        assert!(text.contains("exits/iter"), "{text}");
+        let guest: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("fork/create/guest"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // name, 4 x (number unit), exits per iteration, KVM's per iteration.
+        assert_eq!(guest[9..], ["8.0000", "1234.5"], "{text}");
+        let host = text
+            .lines()
+            .find(|l| l.starts_with("fork/create/host"))
+            .unwrap();
+        assert_eq!(host.split_whitespace().count(), 9, "{host}");
     }
 
     // The gate looks at each metric of each target on its own: a guest

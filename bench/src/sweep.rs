@@ -144,6 +144,7 @@ mod tests {
                 },
             },
             note: None,
+            vm_exits: None,
         }
     }
 

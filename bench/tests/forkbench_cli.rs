@@ -1,5 +1,6 @@
-//! The `forkbench` command line: usage errors, the JSON report, and the
-//! regression gate against a baseline.
+//! The `forkbench` command line: usage errors, the JSON report (checked
+//! with `bench::report::check_json`), the harness cost, and the regression
+//! gate against a baseline.
 
 use std::process::Command;
 
@@ -75,7 +76,8 @@ fn json_report_then_regression_gate() {
     );
     let text = std::fs::read_to_string(&report).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value["schema_version"], 2);
+    bench::report::check_json(&value).unwrap();
+    assert_eq!(value["schema_version"], 3);
     assert_eq!(value["metadata"]["iterations"], 20);
     let entry = &value["entries"][0];
     assert_eq!(entry["op"], "clone_einval");
@@ -189,6 +191,7 @@ fn compare_runs_the_guest_and_the_host() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    bench::report::check_json(&value).unwrap_or_else(|e| panic!("{e}: {value}"));
     assert_eq!(value["metadata"]["guest_memory_mib"], 256);
     assert!(value["metadata"]["guest_tsc_khz"].as_u64().unwrap() > 0);
     let entries = value["entries"].as_array().unwrap();
@@ -220,7 +223,18 @@ fn compare_runs_the_guest_and_the_host() {
         let guest = find(op, metric, "guest");
         assert_eq!(guest["status"], "ok", "{guest}");
         assert!(guest["ns"]["median"].as_u64().unwrap() > 0, "{guest}");
+        // Streaming 20 samples per metric is at least one interrupt.
+        assert!(guest["vm_exits"]["total"].as_u64().unwrap() > 0, "{guest}");
     }
+    // One measured RunBench per operation.
+    let ops = entries
+        .iter()
+        .filter(|e| e["target"] == "guest")
+        .map(|e| e["op"].as_str().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert_eq!(ops, 9);
+    assert_eq!(value["metadata"]["harness"]["run_bench_requests"], ops);
     assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
 
     // The table's row for fork has guest, host and ratio for both metrics.
@@ -245,6 +259,82 @@ fn compare_runs_the_guest_and_the_host() {
     for name in ["fork/create/guest", "fork/create_exit_reap/guest"] {
         assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
     }
+    let harness = text
+        .lines()
+        .find(|l| l.starts_with("harness: Hello round trip "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        harness.contains(" exits") && harness.contains("RunBench ~"),
+        "{harness}"
+    );
+}
+
+/// The harness's own cost in a guest run's report: Hello round trips take
+/// time and a few VM exits each, and a RunBench's exits (streaming the
+/// samples) are far fewer than its iterations.
+#[test]
+fn json_report_has_the_harness_cost() {
+    if !bench::boot::kvm_available() {
+        eprintln!("SKIPPED json_report_has_the_harness_cost: no /dev/kvm on this machine");
+        return;
+    }
+    let iters = 3000;
+    let out = forkbench(&[
+        "run",
+        "clone_vm",
+        "--target",
+        "guest",
+        "--iters",
+        &iters.to_string(),
+        "--warmup",
+        "10",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    bench::report::check_json(&value).unwrap_or_else(|e| panic!("{e}: {value}"));
+
+    let harness = &value["metadata"]["harness"];
+    assert_eq!(harness["hellos"], 50, "{harness}");
+    let round_trip = &harness["hello_round_trip_ns"];
+    assert!(round_trip["median"].as_u64().unwrap() > 0, "{harness}");
+    // Each Hello's request and reply cost the guest driver's register
+    // accesses: at least one exit, and only a few (the same bound as
+    // tests/guest_harness.rs's vm_exits_per_request).
+    let per_hello = harness["exits_per_hello"].as_f64().unwrap();
+    assert!(per_hello > 0.0 && per_hello <= 6.0, "{harness}");
+    if let Some(kvm) = harness["kvm_exits_per_hello"].as_f64() {
+        assert!(kvm >= per_hello, "KVM counts every exit: {harness}");
+    }
+    assert_eq!(harness["run_bench_requests"], 1, "{harness}");
+
+    let entries = value["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{value}");
+    for entry in entries {
+        let exits = &entry["vm_exits"];
+        let total = exits["total"].as_u64().unwrap();
+        // 2 x 3000 samples of 8 bytes: several 4 KiB transmit chains, each
+        // a few exits, but nowhere near one per iteration.
+        assert!(total > 0, "{entry}");
+        assert!(exits["per_iter"].as_f64().unwrap() < 0.1, "{entry}");
+        assert!(
+            exits["by_reason"].get("io_out").is_none(),
+            "the UART was used: {entry}"
+        );
+        if let Some(kvm) = exits["kvm_total"].as_u64() {
+            assert!(kvm >= total, "{entry}");
+        }
+        // Both metrics come from the one request.
+        assert_eq!(exits, &entries[0]["vm_exits"]);
+    }
+    let per_1000 = harness["run_bench_exits_per_1000_iters"].as_f64().unwrap();
+    let total = entries[0]["vm_exits"]["total"].as_f64().unwrap();
+    assert!(
+        (per_1000 - total * 1000.0 / f64::from(iters)).abs() < 1e-9,
+        "{harness}"
+    );
 }
 
 /// `forkbench sweep --mem-list 0,1 --iters 10 --target both` with CSV and

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use bench::guest_harness::{GuestHarness, GuestRun, HarnessOptions};
 use bench::host_linux::{self, op_name, BenchOp, HostError, Params, Summary};
+use bench::overhead::{self, RequestExits, RunBenchTotals};
 use bench::probe::ProbeOutcome;
 use bench::progress::Progress;
 use bench::report::{self, Entry, Format, Metadata, Outcome, Report, Stats, Target};
@@ -271,10 +272,13 @@ fn run(
         let mut harness = boot_guest(guest_memory)?;
         metadata.guest_memory_mib = Some(guest_memory);
         metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
+        let hellos = measure_hellos(&mut harness)?;
+        let mut totals = RunBenchTotals::default();
         for &op in &ops {
             progress.step(&format!("{} in the guest", op_name(op)));
-            entries.extend(guest_entries(&mut harness, op, params));
+            entries.extend(guest_entries(&mut harness, op, params, &mut totals));
         }
+        metadata.harness = Some(overhead::harness_cost(&hellos, &totals));
         harness
             .shutdown()
             .map_err(|e| format!("guest shutdown: {e}"))?;
@@ -327,24 +331,53 @@ fn stats_ns(summary: Summary, khz: u64) -> Stats {
     }
 }
 
+/// The harness's Hello cost, measured once per guest run (before the
+/// operations, so a broken harness fails the run early).
+fn measure_hellos(harness: &mut GuestHarness) -> Result<overhead::HelloCost, String> {
+    overhead::measure_hellos(harness, overhead::HELLOS)
+        .map_err(|e| format!("guest Hello round trips: {e}"))
+}
+
+/// The measured `RunBench` of `op` and the VM exits it caused.
+fn measured_run(
+    harness: &mut GuestHarness,
+    op: BenchOp,
+    params: Params,
+) -> Result<(GuestRun, RequestExits), String> {
+    let (result, exits) = overhead::exits_of(harness, |harness| {
+        harness.run_bench(
+            op,
+            params.iters as u32,
+            params.warmup as u32,
+            params.mem_mib as u32,
+        )
+    });
+    result.map(|run| (run, exits)).map_err(|e| e.to_string())
+}
+
 /// Runs `op` in the guest and summarises its samples (guest TSC cycles):
 /// one entry per metric the guest reports for it (`create` and
 /// `create_exit_reap` for the creating operations, `create`, the refused
-/// call, for the failing ones).
-fn guest_entries(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Vec<Entry> {
+/// call, for the failing ones), each with the request's VM exits, which
+/// are also added to `totals`.
+fn guest_entries(
+    harness: &mut GuestHarness,
+    op: BenchOp,
+    params: Params,
+    totals: &mut RunBenchTotals,
+) -> Vec<Entry> {
     let khz = harness.hello_info().tsc_khz;
     let result = if op.must_fail() {
         run_leaving_no_trace(harness, op, params)
     } else {
-        harness
-            .run_bench(
-                op,
-                params.iters as u32,
-                params.warmup as u32,
-                params.mem_mib as u32,
-            )
-            .map_err(|e| e.to_string())
+        measured_run(harness, op, params)
     };
+    let iters = params.iters as u64;
+    let vm_exits = result.as_ref().ok().map(|(_, exits)| {
+        totals.add(iters, exits);
+        exits.per_iters(iters)
+    });
+    let result = result.map(|(run, _)| run);
     op.metrics()
         .iter()
         .map(|&metric| {
@@ -372,6 +405,7 @@ fn guest_entries(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Vec
                 iters: params.iters as u64,
                 outcome,
                 note: None,
+                vm_exits: vm_exits.clone(),
             }
         })
         .collect()
@@ -381,25 +415,30 @@ fn guest_entries(harness: &mut GuestHarness, op: BenchOp, params: Params) -> Vec
 /// Stats (free frames, tasks, threads, per-user counts) must be the same
 /// before and after. One untimed call first lets the kernel's caches (kernel
 /// stacks, page-table pages) reach their working size, so a difference is a
-/// leak, not a cache filling up.
+/// leak, not a cache filling up. The exits are the measured request's only.
 fn run_leaving_no_trace(
     harness: &mut GuestHarness,
     op: BenchOp,
     params: Params,
-) -> Result<GuestRun, String> {
+) -> Result<(GuestRun, RequestExits), String> {
     let err = |e: bench::guest_harness::HarnessError| e.to_string();
     harness.run_bench(op, 1, 0, 0).map_err(err)?;
     let before = harness.stats().map_err(err)?;
-    let samples = harness
-        .run_bench(op, params.iters as u32, params.warmup as u32, 0)
-        .map_err(err)?;
+    let measured = measured_run(
+        harness,
+        op,
+        Params {
+            mem_mib: 0,
+            ..params
+        },
+    )?;
     let after = harness.stats().map_err(err)?;
     if before != after {
         return Err(format!(
             "the guest's Stats changed across the refused calls: before {before:?}, after {after:?}"
         ));
     }
-    Ok(samples)
+    Ok(measured)
 }
 
 /// Runs `op` on the host and turns the samples (or the reason there are
@@ -414,6 +453,7 @@ fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry>
         iters: params.iters as u64,
         outcome,
         note,
+        vm_exits: None,
     };
     let metrics = host_linux::metrics(op);
     match host_linux::run(op, params) {
@@ -493,10 +533,18 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, String> {
         let mut harness = boot_guest(memory)?;
         metadata.guest_memory_mib = Some(memory);
         metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
+        let hellos = measure_hellos(&mut harness)?;
+        let mut totals = RunBenchTotals::default();
         for &mem in mems {
             progress.step(&format!("fork_mem {mem} MiB in the guest"));
-            entries.extend(guest_entries(&mut harness, BenchOp::ForkMem, params(mem)));
+            entries.extend(guest_entries(
+                &mut harness,
+                BenchOp::ForkMem,
+                params(mem),
+                &mut totals,
+            ));
         }
+        metadata.harness = Some(overhead::harness_cost(&hellos, &totals));
         harness
             .shutdown()
             .map_err(|e| format!("guest shutdown: {e}"))?;

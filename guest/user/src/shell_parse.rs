@@ -132,6 +132,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     command(
+        "unshare",
+        "unshare FLAGS [COMMAND...]",
+        "run COMMAND (or a shell) in a child that unshares FLAGS (0x10000000: a user namespace)",
+        false,
+    ),
+    command(
         "ulimit",
         "ulimit -u [N]",
         "show the soft process limit (RLIMIT_NPROC), or set soft and hard to N",
@@ -465,6 +471,13 @@ pub fn su_command<'a, 'b>(args: &'a [&'b [u8]]) -> Result<(u32, &'a [&'b [u8]]),
     Ok((parse_number(uid).ok_or(UsageError)?, command))
 }
 
+/// `unshare FLAGS [COMMAND...]`: the clone flags (hex `0x...` or decimal)
+/// and the command's words (maybe none).
+pub fn unshare_command<'a, 'b>(args: &'a [&'b [u8]]) -> Result<(u64, &'a [&'b [u8]]), UsageError> {
+    let (flags, command) = args.split_first().ok_or(UsageError)?;
+    Ok((parse_u64(flags).ok_or(UsageError)?, command))
+}
+
 /// `forkbomb [MAX]`: 1..=1000000, default 10000.
 pub fn forkbomb_max(args: &[&[u8]]) -> Result<u64, UsageError> {
     optional_number_in(args, 10_000, 1..=1_000_000)
@@ -629,7 +642,7 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 28);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 29);
         assert_eq!(
             find_command(b"vconsole-echo").unwrap().usage,
             "vconsole-echo N"
@@ -758,6 +771,12 @@ mod tests {
         assert_eq!(su_command(&[]), Err(UsageError));
         assert_eq!(su_command(&[b"nobody", b"id"]), Err(UsageError));
         assert_eq!(su_command(&[b"-1"]), Err(UsageError));
+        let args: [&[u8]; 3] = [b"0x10000000", b"id", b"-x"];
+        let (flags, command) = unshare_command(&args).unwrap();
+        assert_eq!((flags, command), (0x1000_0000, &args[1..]));
+        assert_eq!(unshare_command(&[b"67108864"]), Ok((0x400_0000, &[][..])));
+        assert_eq!(unshare_command(&[]), Err(UsageError));
+        assert_eq!(unshare_command(&[b"user"]), Err(UsageError));
         assert_eq!(forkbomb_max(&[]), Ok(10_000));
         assert_eq!(forkbomb_max(&[b"50"]), Ok(50));
         assert_eq!(forkbomb_max(&[b"0"]), Err(UsageError));

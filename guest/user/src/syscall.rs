@@ -708,6 +708,13 @@ pub fn unlinkat(dirfd: i32, path: &CStr, flags: u32) -> Result<(), Errno> {
     .map(drop)
 }
 
+/// `unshare(2)`: stops sharing what the clone `flags` name (new namespaces,
+/// a private fs_struct or fd table).
+pub fn unshare(flags: u64) -> Result<(), Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall1(272, flags as usize) }).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

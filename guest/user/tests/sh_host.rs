@@ -287,7 +287,7 @@ fn kill_of_a_missing_process() {
 fn help_and_programs() {
     let text = sh_expect("help", 0);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 28, "{text}");
+    assert_eq!(lines.len(), 29, "{text}");
     assert_eq!(lines[0], "  help             list the commands");
     for command in [
         "echo [WORD...]",
@@ -527,4 +527,23 @@ fn directory_builtins() {
     assert_eq!(sh_expect("pwd x", 2), "usage: pwd\n");
     assert_eq!(sh_expect("mkdir", 2), "usage: mkdir DIR\n");
     assert_eq!(sh_expect("rmdir / /", 2), "usage: rmdir DIR\n");
+}
+
+/// `unshare FLAGS [COMMAND]` on the host's Linux: in a new user namespace
+/// the ids are the overflow id until mapped; an unprivileged user may not
+/// make a UTS namespace alone, but may together with a user namespace;
+/// unknown flags are EINVAL.
+#[test]
+fn unshare_builtin() {
+    let text = sh_expect("unshare 0x10000000 id", 0);
+    assert!(
+        text.starts_with("uid=65534 euid=65534 gid=65534 egid=65534 caps=0x"),
+        "{text}"
+    );
+    let text = sh_expect("su 61234 unshare 0x4000000 id", 1);
+    assert_eq!(text, "unshare: unshare: EPERM 1\n");
+    let text = sh_expect("su 61234 unshare 0x14000000 id", 0);
+    assert!(text.starts_with("uid=65534 euid=65534"), "{text}");
+    let text = sh_expect("unshare 0x8000", 1);
+    assert_eq!(text, "unshare: unshare: EINVAL 22\n");
 }

@@ -27,6 +27,8 @@
 //! - `su UID [COMMAND...]`: a child does `setgid(UID)`, `setuid(UID)` and
 //!   runs the builtin COMMAND (or an interactive shell); its status.
 //!   `su: setgid: EPERM 1` (status 1) if it may not.
+//! - `unshare FLAGS [COMMAND...]`: a child does `unshare(FLAGS)` and runs
+//!   the builtin COMMAND (or a shell); `unshare: unshare: EPERM 1`.
 //! - `ulimit -u [N]`: the soft `RLIMIT_NPROC` (`unlimited`), or sets soft and
 //!   hard to N (silent); `ulimit: -u: EPERM 1`.
 //! - `forkbomb [MAX]`: `forkbomb: N forks, stopped by EAGAIN 11` or
@@ -63,8 +65,8 @@ use forkvm_user::latency;
 use forkvm_user::shell_parse::{
     cd_dir, clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
     one_dir, poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
-    sysprobe_iterations, ticks_ms, ulimit_command, vconsole_echo_len, words, ErrName, PointerArg,
-    Status, Ulimit, UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
+    sysprobe_iterations, ticks_ms, ulimit_command, unshare_command, vconsole_echo_len, words,
+    ErrName, PointerArg, Status, Ulimit, UsageError, PROMPT, STATUS_NOT_FOUND, STATUS_USAGE,
 };
 use forkvm_user::shell_report::{
     Banner, Bench, CallFailure, Forkbomb, Help, IdLine, LimitValue, Meminfo, PsHeader, PsRow,
@@ -276,6 +278,7 @@ impl Shell<'_> {
             b"fault" => Ok(cmd_fault()),
             b"id" => cmd_id(args),
             b"su" => self.cmd_su(args),
+            b"unshare" => self.cmd_unshare(args),
             b"ulimit" => cmd_ulimit(args),
             b"clone" => cmd_clone(args),
             b"clone3" => cmd_clone3(args),
@@ -389,6 +392,33 @@ impl Shell<'_> {
         Ok(match wait_for(pid) {
             Ok(status) => shell_status(status),
             Err(errno) => call_failure("su", "wait4", errno),
+        })
+    }
+
+    /// `unshare FLAGS [COMMAND...]`: a child that calls `unshare(FLAGS)`
+    /// and runs COMMAND as a builtin, or an interactive shell; returns its
+    /// status (1 with `unshare: unshare: ENAME N` if the call fails).
+    fn cmd_unshare(&self, args: &[&[u8]]) -> CommandResult {
+        let (flags, command) = unshare_command(args)?;
+        let pid = match fork() {
+            Ok(0) => {
+                if let Err(errno) = forkvm_user::syscall::unshare(flags) {
+                    call_failure("unshare", "unshare", errno);
+                    exit_group(1)
+                }
+                let status = if command.is_empty() {
+                    self.interactive()
+                } else {
+                    self.dispatch(command).unwrap_or(0)
+                };
+                exit_group(status)
+            }
+            Ok(pid) => pid,
+            Err(errno) => return Ok(call_failure("unshare", "fork", errno)),
+        };
+        Ok(match wait_for(pid) {
+            Ok(status) => shell_status(status),
+            Err(errno) => call_failure("unshare", "wait4", errno),
         })
     }
 

@@ -14,6 +14,7 @@ pub const CAP_LAST_CAP: u32 = 40;
 /// Every capability.
 pub const CAP_FULL_SET: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
 pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_KILL: u32 = 5;
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 pub const CAP_SYS_CHROOT: u32 = 18;

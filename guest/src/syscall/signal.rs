@@ -6,9 +6,13 @@
 
 use alloc::vec::Vec;
 
+use alloc::sync::Arc;
+
 use super::{Args, SysResult};
-use crate::errno::{EINVAL, ESRCH};
+use crate::errno::{EINVAL, EPERM, ESRCH};
+use crate::process::cred::CAP_KILL;
 use crate::process::exit::signal_status;
+use crate::process::task::Task;
 use crate::sched;
 
 const SIGKILL: u32 = 9;
@@ -30,9 +34,37 @@ fn default_action_ignores(signal: u64) -> bool {
     )
 }
 
+/// Whether the caller may signal `target` (Linux `check_kill_permission`):
+/// its own thread group; a task whose real or saved uid is the caller's
+/// real or effective uid; CAP_KILL over the target's user namespace; and
+/// SIGCONT within the caller's session.
+fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
+    if current.tgid == target.tgid {
+        return true;
+    }
+    let cred = current.inner.lock().cred.clone();
+    let tcred = target.inner.lock().cred.clone();
+    if cred.euid == tcred.suid
+        || cred.euid == tcred.uid
+        || cred.uid == tcred.suid
+        || cred.uid == tcred.uid
+        || cred.ns_capable(&tcred.user_ns, CAP_KILL)
+    {
+        return true;
+    }
+    use crate::process::pgrp;
+    signal == SIGCONT
+        && match (pgrp::task_session(target), pgrp::task_session(current)) {
+            (None, _) => true,
+            (Some(theirs), Some(ours)) => pgrp::same(&theirs, &ours),
+            (Some(_), None) => false,
+        }
+}
+
 /// `kill(pid, sig)`: a process (pid > 0), every process but init and
 /// the caller (pid == -1), the caller's process group (pid == 0) or
-/// group -pid.
+/// group -pid. A process the caller may not signal is EPERM; `kill(-1)`
+/// skips those silently, as Linux's `kill_something_info` does.
 pub fn kill(a: Args) -> SysResult {
     let pid = a.0[0] as i32;
     let signal = a.0[1];
@@ -62,10 +94,17 @@ pub fn kill(a: Args) -> SysResult {
     if targets.is_empty() {
         return Err(ESRCH);
     }
+    let permitted: Vec<_> = targets
+        .into_iter()
+        .filter(|task| may_signal(&current, task, signal))
+        .collect();
+    if permitted.is_empty() && pid > 0 {
+        return Err(EPERM);
+    }
     if signal == 0 || default_action_ignores(signal) {
         return Ok(0);
     }
-    for task in targets {
+    for task in permitted {
         send_signal(&task, signal as u32);
     }
     Ok(0)
@@ -96,10 +135,18 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     if members.is_empty() {
         return Err(ESRCH);
     }
+    // Linux `__kill_pgrp_info`: success if any member could be signalled.
+    let permitted: Vec<_> = members
+        .into_iter()
+        .filter(|task| may_signal(&current, task, signal))
+        .collect();
+    if permitted.is_empty() {
+        return Err(EPERM);
+    }
     if signal == 0 || default_action_ignores(signal) {
         return Ok(0);
     }
-    for task in members {
+    for task in permitted {
         send_signal(&task, signal as u32);
     }
     Ok(0)
@@ -107,7 +154,7 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
 
 /// Sends `signal` to `task` with its default action or SIG_IGN honoured
 /// (no handlers are delivered yet: a caught signal stays pending).
-fn send_signal(task: &alloc::sync::Arc<crate::process::task::Task>, signal: u32) {
+fn send_signal(task: &Arc<Task>, signal: u32) {
     // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: from
     // inside its namespace it gets no signal it has no handler for,
     // SIGKILL included. From an outer namespace SIGKILL works.
@@ -161,6 +208,9 @@ pub fn pidfd_send_signal(a: Args) -> SysResult {
         )
     });
     let task = task.ok_or(ESRCH)?;
+    if !may_signal(&sched::current(), &task, signal) {
+        return Err(EPERM);
+    }
     if signal != 0 && !default_action_ignores(signal) {
         send_signal(&task, signal as u32);
     }

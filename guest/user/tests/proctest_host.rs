@@ -80,6 +80,7 @@ const SCENARIOS: &[&str] = &[
     "unshare-user-and-uts",
     "unshare-fs-and-files",
     "unshare-pid",
+    "kill-needs-permission",
 ];
 
 struct Run {

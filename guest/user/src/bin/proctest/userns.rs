@@ -14,6 +14,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("unshare-user-and-uts", unshare_user_and_uts),
     ("unshare-fs-and-files", unshare_fs_and_files),
     ("unshare-pid", unshare_pid),
+    ("kill-needs-permission", kill_needs_permission),
 ];
 
 /// `unshare(2)`.
@@ -414,5 +415,46 @@ fn unshare_pid(_: &Ctx) -> Outcome {
             Ok(())
         })?
         .finish("the first child of the new namespace")
+    })
+}
+
+fn kill_errno(pid: i32, signal: i32) -> Result<(), Errno> {
+    kill(pid, signal)
+}
+
+/// `kill` checks the sender's ids against the target's (Linux
+/// `check_kill_permission`): an unprivileged user cannot signal root's
+/// processes, not even as root of its own user namespace (CAP_KILL there
+/// does not reach the initial namespace); its own processes it can;
+/// `kill(-1)` skips what it may not signal; SIGCONT within the session
+/// is allowed.
+fn kill_needs_permission(_: &Ctx) -> Outcome {
+    let root_pid = getpid() as i32;
+    in_child("the unprivileged sender", || {
+        become_unprivileged()?;
+        expect_errno(
+            "signal 0 to root's process",
+            kill_errno(root_pid, 0),
+            Errno::EPERM,
+        )?;
+        kill_errno(root_pid, 18).ctx("SIGCONT within the session")?;
+        kill_errno(getpid() as i32, 0).ctx("signal 0 to itself")?;
+        kill_errno(-1, 0).ctx("kill(-1, 0)")?;
+        let own = getpid() as i32;
+        Reporting::spawn(CLONE_NEWUSER, || {
+            let caps = cred::capget(0).ctx("capget")?;
+            ensure!(
+                caps.effective & (1 << 5) != 0,
+                "no CAP_KILL in the new namespace"
+            );
+            expect_errno(
+                "signal 0 to root's process from a user namespace",
+                kill_errno(root_pid, 0),
+                Errno::EPERM,
+            )?;
+            kill_errno(own, 0).ctx("signal 0 to its creator (the same user)")?;
+            Ok(())
+        })?
+        .finish("the child in a new user namespace")
     })
 }

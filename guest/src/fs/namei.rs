@@ -141,12 +141,14 @@ mod tests {
         fsgid: 0,
         caps: u64::MAX,
         owner_mapped: None,
+        groups: None,
     };
     const USER: Access = Access {
         fsuid: 1000,
         fsgid: 1000,
         caps: 0,
         owner_mapped: None,
+        groups: None,
     };
 
     struct Fixture {

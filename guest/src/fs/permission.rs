@@ -29,6 +29,8 @@ pub type OwnerMapped = Option<alloc::sync::Arc<dyn Fn(u32, u32) -> bool + Send +
 pub struct Access {
     pub fsuid: u32,
     pub fsgid: u32,
+    /// Supplementary groups, sorted (`None`: none).
+    pub groups: Option<alloc::sync::Arc<[u32]>>,
     /// The effective capability set (valid in the caller's user namespace).
     pub caps: u64,
     /// Capabilities override the bits only for directories whose owner the
@@ -37,6 +39,15 @@ pub struct Access {
 }
 
 impl Access {
+    /// The file-system or a supplementary group (Linux `in_group_p`).
+    fn in_group(&self, gid: u32) -> bool {
+        self.fsgid == gid
+            || self
+                .groups
+                .as_ref()
+                .is_some_and(|groups| groups.binary_search(&gid).is_ok())
+    }
+
     /// `cap` over `dir` (Linux `capable_wrt_inode_uidgid`).
     fn capable_over(&self, dir: &Dentry, cap: u32) -> bool {
         self.caps & (1 << cap) != 0
@@ -53,7 +64,7 @@ impl Access {
         let mode = dir.mode();
         let bits = if self.fsuid == dir.uid() {
             mode >> 6
-        } else if self.fsgid == dir.gid() {
+        } else if self.in_group(dir.gid()) {
             mode >> 3
         } else {
             mode
@@ -92,6 +103,7 @@ mod tests {
         fsgid: 1000,
         caps: 0,
         owner_mapped: None,
+        groups: None,
     };
 
     fn dir(root: &Arc<Dentry>, name: &[u8], mode: u32, uid: u32, gid: u32) -> Arc<Dentry> {
@@ -111,6 +123,14 @@ mod tests {
         // The owner's bits alone count for the owner, even if others have more.
         let owner_none = dir(&root, b"owner-none", 0o077, 1000, 1000);
         assert_eq!(USER.permission(&owner_none, MAY_EXEC), Err(EACCES));
+        // A supplementary group counts like the file-system group.
+        let staff = dir(&root, b"staff", 0o070, 0, 50);
+        assert_eq!(USER.permission(&staff, MAY_EXEC), Err(EACCES));
+        let member = Access {
+            groups: Some(Arc::from([20, 50])),
+            ..USER
+        };
+        assert_eq!(member.permission(&staff, MAY_WRITE | MAY_EXEC), Ok(()));
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl SemSet {
         let perm = self.perm();
         let granted = if cred.euid == perm.uid || cred.euid == perm.cuid {
             perm.mode >> 6
-        } else if cred.egid == perm.gid || cred.egid == perm.cgid {
+        } else if cred.in_group(perm.gid) || cred.in_group(perm.cgid) {
             perm.mode >> 3
         } else {
             perm.mode

@@ -40,6 +40,8 @@ pub struct Cred {
     pub keep_caps: bool,
     /// The namespace the capabilities apply to and ids are seen in.
     pub user_ns: Arc<UserNamespace>,
+    /// Supplementary groups (kernel gids, sorted; Linux `group_info`).
+    pub groups: Arc<[Uid]>,
 }
 
 impl Cred {
@@ -57,7 +59,21 @@ impl Cred {
             cap_inheritable: 0,
             keep_caps: false,
             user_ns: init_user_ns().clone(),
+            groups: Arc::from([]),
         }
+    }
+
+    /// Whether `gid` is the effective or a supplementary group (Linux
+    /// `in_group_p`).
+    pub fn in_group(&self, gid: Uid) -> bool {
+        self.egid == gid || self.groups.binary_search(&gid).is_ok()
+    }
+
+    /// `setgroups`: CAP_SETGID in the credentials' namespace, and a
+    /// namespace whose gid map is written and that allows setgroups
+    /// (Linux `may_setgroups`, `userns_may_setgroups`).
+    pub fn may_setgroups(&self) -> bool {
+        self.capable_in_own_ns(CAP_SETGID) && self.user_ns.may_setgroups()
     }
 
     /// Whether these credentials hold `cap` over namespace `target` (Linux

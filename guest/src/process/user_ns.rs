@@ -199,6 +199,13 @@ impl UserNamespace {
         self.setgroups_allowed.load(Ordering::Relaxed)
     }
 
+    /// `setgroups` is possible once the gid map is written, unless
+    /// `/proc/PID/setgroups` says deny (Linux `userns_may_setgroups`).
+    pub fn may_setgroups(&self) -> bool {
+        let gid_map = self.gid_map.lock();
+        (self.level == 0 || !gid_map.extents.is_empty()) && self.setgroups_allowed()
+    }
+
     /// The map as `/proc/PID/uid_map` shows it to a reader in `reader_ns`:
     /// lower ids in the parent's terms, or in the reader's own when the
     /// reader is outside (Linux `uid_m_show`).

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EFAULT, EINVAL, EPERM, ESRCH};
-use crate::process::cred::CAP_SYS_RESOURCE;
+use crate::process::cred::{Cred, CAP_SYS_RESOURCE};
 use crate::process::rlimit::{Rlimit, RLIM_NLIMITS};
 use crate::sched;
 
@@ -43,6 +43,66 @@ pub fn getresuid(a: Args, gids: bool) -> SysResult {
     for (address, id) in a.0[..3].iter().zip(ids) {
         mm.copy_to_user(*address, &id.to_le_bytes())?;
     }
+    Ok(0)
+}
+
+/// Most supplementary groups (`NGROUPS_MAX`).
+const NGROUPS_MAX: u64 = 65536;
+
+/// `getgroups(size, list)`: the count if `size` is 0; EINVAL if the
+/// groups do not fit; the gids as the caller's namespace sees them.
+pub fn getgroups(a: Args) -> SysResult {
+    let [size, list, ..] = a.0;
+    let size = size as i32;
+    if size < 0 {
+        return Err(EINVAL);
+    }
+    let cred = sched::current().inner.lock().cred.clone();
+    let count = cred.groups.len();
+    if size == 0 {
+        return Ok(count as u64);
+    }
+    if (size as usize) < count {
+        return Err(EINVAL);
+    }
+    let mut bytes = alloc::vec::Vec::with_capacity(count * 4);
+    for &gid in cred.groups.iter() {
+        bytes.extend_from_slice(&cred.gid_seen(gid).to_le_bytes());
+    }
+    current_mm()?.copy_to_user(list, &bytes)?;
+    Ok(count as u64)
+}
+
+/// `setgroups(size, list)` (Linux order: EPERM unless `may_setgroups`,
+/// EINVAL past NGROUPS_MAX, EFAULT, EINVAL for a gid the namespace does
+/// not map); the groups are kept sorted.
+pub fn setgroups(a: Args) -> SysResult {
+    let [size, list, ..] = a.0;
+    let task = sched::current();
+    let cred = task.inner.lock().cred.clone();
+    if !cred.may_setgroups() {
+        return Err(EPERM);
+    }
+    let size = u64::from(size as u32);
+    if size > NGROUPS_MAX {
+        return Err(EINVAL);
+    }
+    let mut bytes = alloc::vec![0u8; size as usize * 4];
+    current_mm()?
+        .copy_from_user(list, &mut bytes)
+        .map_err(|_| EFAULT)?;
+    let mut groups = bytes
+        .chunks(4)
+        .map(|c| cred.make_kgid(u32::from_le_bytes(c.try_into().expect("4 bytes"))))
+        .collect::<Option<alloc::vec::Vec<u32>>>()
+        .ok_or(EINVAL)?;
+    groups.sort_unstable();
+    let mut inner = task.inner.lock();
+    let new = Cred {
+        groups: alloc::sync::Arc::from(groups),
+        ..inner.cred.clone()
+    };
+    crate::process::cred::commit_creds(&mut inner, new);
     Ok(0)
 }
 

@@ -40,6 +40,7 @@ fn current_access() -> Access {
     Access {
         fsuid: cred.euid,
         fsgid: cred.egid,
+        groups: (!cred.groups.is_empty()).then(|| cred.groups.clone()),
         caps: cred.cap_effective,
         owner_mapped,
     }

@@ -81,6 +81,7 @@ const SCENARIOS: &[&str] = &[
     "unshare-fs-and-files",
     "unshare-pid",
     "kill-needs-permission",
+    "setgroups-rules",
 ];
 
 struct Run {

@@ -15,6 +15,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("unshare-fs-and-files", unshare_fs_and_files),
     ("unshare-pid", unshare_pid),
     ("kill-needs-permission", kill_needs_permission),
+    ("setgroups-rules", setgroups_rules),
 ];
 
 /// `unshare(2)`.
@@ -453,6 +454,64 @@ fn kill_needs_permission(_: &Ctx) -> Outcome {
                 Errno::EPERM,
             )?;
             kill_errno(own, 0).ctx("signal 0 to its creator (the same user)")?;
+            Ok(())
+        })?
+        .finish("the child in a new user namespace")
+    })
+}
+
+/// `getgroups(size, list)`; returns the count.
+fn getgroups(list: &mut [u32]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most list.len() gids into the live slice.
+    forkvm_user::syscall::check(unsafe {
+        forkvm_user::syscall::syscall2(115, list.len(), list.as_mut_ptr() as usize)
+    })
+}
+
+/// `setgroups(size, list)` with a raw pointer (to test EFAULT).
+fn setgroups_raw(size: usize, list: usize) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads; a bad pointer is its EFAULT.
+    forkvm_user::syscall::check(unsafe { forkvm_user::syscall::syscall2(116, size, list) })
+        .map(drop)
+}
+
+fn setgroups(list: &[u32]) -> Result<(), Errno> {
+    setgroups_raw(list.len(), list.as_ptr() as usize)
+}
+
+/// Supplementary groups: root sets them (sorted, as getgroups shows),
+/// with Linux's EINVAL/EFAULT rules; they survive setuid; an unprivileged
+/// user, and root of a user namespace whose gid map is not written, may
+/// not set them; seen from a namespace that does not map them they are
+/// the overflow gid.
+fn setgroups_rules(_: &Ctx) -> Outcome {
+    in_child("root", || {
+        setgroups(&[7, 5]).ctx("setgroups([7, 5])")?;
+        ensure!(getgroups(&mut []) == Ok(2), "getgroups(0) is not 2");
+        expect_errno(
+            "getgroups into 1 slot",
+            getgroups(&mut [0]).map(drop),
+            Errno::EINVAL,
+        )?;
+        let mut list = [0u32; 4];
+        let n = getgroups(&mut list).ctx("getgroups")?;
+        ensure!(list[..n] == [5, 7], "groups: {:?}", &list[..n]);
+        expect_errno("65537 groups", setgroups_raw(65537, 0), Errno::EINVAL)?;
+        expect_errno("a bad list", setgroups_raw(1, 8), Errno::EFAULT)?;
+        expect_errno("gid -1", setgroups(&[u32::MAX]), Errno::EINVAL)?;
+        become_unprivileged()?;
+        let n = getgroups(&mut list).ctx("getgroups after setuid")?;
+        ensure!(list[..n] == [5, 7], "groups after setuid: {:?}", &list[..n]);
+        expect_errno("setgroups unprivileged", setgroups(&[]), Errno::EPERM)?;
+        Reporting::spawn(CLONE_NEWUSER, || {
+            expect_errno("setgroups before the gid map", setgroups(&[]), Errno::EPERM)?;
+            let mut list = [0u32; 4];
+            let n = getgroups(&mut list).ctx("getgroups in the namespace")?;
+            ensure!(
+                list[..n] == [OVERFLOW_ID, OVERFLOW_ID],
+                "groups in the namespace: {:?}",
+                &list[..n]
+            );
             Ok(())
         })?
         .finish("the child in a new user namespace")

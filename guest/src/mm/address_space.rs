@@ -37,11 +37,38 @@ const MMAP_MIN: u64 = 0x1_0000;
 /// Root of the address space whose user entries are installed (0: none).
 static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
 
+/// Root of an address space that died while installed (0: none). Its
+/// entries stay in the hardware root, and its tables and frames stay
+/// allocated, until the next [`activate`] has replaced them and flushed
+/// the TLB (Linux's lazy TLB: an exiting task does not switch to an empty
+/// address space only to switch again to the next task's). That saves a
+/// CR3 reload per exit, and nothing can use the stale entries meanwhile:
+/// no user code runs before the next activation, and the kernel reaches
+/// user memory only through page-table walks of its own.
+static DEAD_ROOT: AtomicU64 = AtomicU64::new(0);
+
 /// Installs the user half of `mm` (or an empty one) in the hardware root.
 pub fn activate(mm: Option<&AddressSpace>) {
     let root = mm.map_or(0, |mm| mm.root);
     ACTIVE_ROOT.store(root, Ordering::Relaxed);
-    install_user_entries(root);
+    let dead = DEAD_ROOT.swap(0, Ordering::Relaxed);
+    // A root with the same entries (say, both empty) would skip the
+    // reload: the dead one's mappings must be flushed all the same.
+    if !install_user_entries(root) && dead != 0 {
+        reload_cr3();
+    }
+    if dead != 0 {
+        free_address_space(dead);
+    }
+}
+
+/// Frees the page tables, the frames they map and the root of an address
+/// space that is not installed.
+fn free_address_space(root: u64) {
+    with_memory(|memory| {
+        cow::free_page_tables(memory, root);
+        memory.put_frame(root);
+    });
 }
 
 /// Copies the user PML4 entries of `root` (none if 0) into the boot root,
@@ -129,12 +156,15 @@ impl AddressSpace {
     /// in this address space) must have its TLB flushed: done here.
     ///
     /// The pages at `eager` (typically the stack top, which parent and
-    /// child both write at once) are copied now rather than shared.
-    pub fn dup(&self, eager: &[u64]) -> Result<Arc<AddressSpace>, OutOfMemory> {
+    /// child both write at once) are copied now rather than shared; so is
+    /// every writable private page if there are at most `copy_max` (see
+    /// `cow::dup_mmap`).
+    pub fn dup(&self, eager: &[u64], copy_max: u64) -> Result<Arc<AddressSpace>, OutOfMemory> {
         let child = AddressSpace::new()?;
         let inner = self.inner.lock();
         let result = with_memory(|memory| {
-            let write_protected = cow::dup_mmap(memory, &inner.vmas, self.root, child.root)?;
+            let write_protected =
+                cow::dup_mmap(memory, &inner.vmas, self.root, child.root, copy_max)?;
             for &address in eager {
                 if inner.vmas.find(address).is_some_and(|vma| !vma.is_shared()) {
                     cow::copy_page_eagerly(memory, self.root, child.root, address)?;
@@ -356,11 +386,12 @@ fn copy_errno(error: UserCopyError) -> i32 {
 impl Drop for AddressSpace {
     fn drop(&mut self) {
         if self.is_active() {
-            activate(None);
+            // Freed by the next activation, after its TLB flush.
+            ACTIVE_ROOT.store(0, Ordering::Relaxed);
+            let previous = DEAD_ROOT.swap(self.root, Ordering::Relaxed);
+            debug_assert_eq!(previous, 0, "two dead address spaces installed");
+            return;
         }
-        with_memory(|memory| {
-            cow::free_page_tables(memory, self.root);
-            memory.put_frame(self.root);
-        });
+        free_address_space(self.root);
     }
 }

@@ -413,17 +413,20 @@ impl UnmapStats {
 pub fn unmap_range(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) -> UnmapStats {
     let mut stats = UnmapStats::default();
     if let Some((start, end)) = user_range(start, end) {
-        zap_table(ops, root, 4, start, end, &mut stats);
+        zap_table(ops, root, 4, start, end, true, &mut stats);
     }
     stats
 }
 
+/// Clears the PTEs of `[start, end)` under `table` and drops their
+/// frames' references; with `free_empty`, frees the tables left empty.
 fn zap_table(
     ops: &mut impl MemoryOps,
     table: u64,
     level: u32,
     start: u64,
     end: u64,
+    free_empty: bool,
     stats: &mut UnmapStats,
 ) {
     for (i, lo, hi) in entries(level, start, end) {
@@ -444,8 +447,8 @@ fn zap_table(
             continue;
         }
         let next = entry & ADDRESS_MASK;
-        zap_table(ops, next, level - 1, lo, hi, stats);
-        if ops.table(next).iter().all(|&e| e == 0) {
+        zap_table(ops, next, level - 1, lo, hi, free_empty, stats);
+        if free_empty && ops.table(next).iter().all(|&e| e == 0) {
             ops.table(table)[i] = 0;
             ops.free_zeroed_table(next);
             stats.tables_freed += 1;
@@ -458,6 +461,30 @@ fn zap_table(
 /// to the caller. Flush the TLB afterwards if the root is loaded.
 pub fn free_page_tables(ops: &mut impl MemoryOps, root: u64) -> UnmapStats {
     unmap_range(ops, root, 0, USER_END)
+}
+
+/// Unmaps every user page like [`free_page_tables`], but leaves the table
+/// pages where they are, empty: what remains is a valid empty address
+/// space whose tables a later fork or exec can fill without writing the
+/// upper levels again (see `address_space`). Returns what was unmapped
+/// and how many table pages remain below the root.
+pub fn unmap_pages_keep_tables(ops: &mut impl MemoryOps, root: u64) -> (UnmapStats, u64) {
+    let mut stats = UnmapStats::default();
+    zap_table(ops, root, 4, 0, USER_END, false, &mut stats);
+    (stats, count_tables(ops, root, 4))
+}
+
+/// Table pages below the table at `level` in the user half.
+fn count_tables(ops: &mut impl MemoryOps, table: u64, level: u32) -> u64 {
+    let mut count = 0;
+    let slots = if level == 4 { USER_PML4_ENTRIES } else { 512 };
+    for i in 0..slots {
+        let entry = ops.table(table)[i];
+        if level > 1 && entry & flags::PRESENT != 0 && entry & flags::HUGE == 0 {
+            count += 1 + count_tables(ops, entry & ADDRESS_MASK, level - 1);
+        }
+    }
+    count
 }
 
 /// Gives the present pages of `area` the leaf rights of `area.prot` (the
@@ -1525,6 +1552,33 @@ mod tests {
             assert_eq!(result, Err(OutOfMemory));
         }
         assert!(succeeded);
+    }
+
+    #[test]
+    fn an_emptied_tree_is_filled_again_by_the_next_fork() {
+        let mut mem = FakeMemory::new();
+        let (vmas, _) = small_parent(&mut mem);
+        let parent_frames = mem.outstanding();
+        let child = mem.new_root();
+        dup_mmap(&mut mem, &vmas, ROOT, child, 0).unwrap();
+        let tables = mem.outstanding() - parent_frames;
+        let (stats, kept) = unmap_pages_keep_tables(&mut mem, child);
+        assert_eq!(stats.pages_unmapped, 5);
+        assert_eq!(stats.pages_freed, 0);
+        assert_eq!(kept, tables as u64);
+        assert_eq!(mem.outstanding(), parent_frames + tables);
+        for page in [0x1000, 0x40_0000, 0x2000_0000_0000] {
+            assert_eq!(mem.pte(child, page), None);
+        }
+        // Forking into it again allocates no table and maps the same.
+        assert_eq!(dup_mmap(&mut mem, &vmas, ROOT, child, 0), Ok(0));
+        assert_eq!(mem.outstanding(), parent_frames + tables);
+        assert_eq!(mem.pte(child, 0x40_0000), mem.pte(ROOT, 0x40_0000));
+        assert_eq!(mem.byte_at(child, 0x40_2000), 2);
+        free_page_tables(&mut mem, child);
+        free_page_tables(&mut mem, ROOT);
+        assert_eq!(mem.outstanding(), 0);
+        mem.assert_kernel_untouched(child);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn activate(mm: Option<&AddressSpace>) {
 /// of an upper-level table (PDPT, PD) traps, ~3-4 us each, while leaf
 /// entries are cheap; a fork would write ~5 of them into its new tables
 /// and the exit clear them again. A reused tree of the same shape needs
-/// neither: a fork+exit+wait cycle of a small process saves ~45 us.
+/// neither: a fork+exit+wait cycle of a small process saves ~60 us.
 static SPARE_ROOT: AtomicU64 = AtomicU64::new(0);
 /// Largest tree kept as the spare, in table pages below the root (a small
 /// process has 5-10): a bigger one is freed.

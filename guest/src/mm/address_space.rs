@@ -65,8 +65,8 @@ pub fn activate(mm: Option<&AddressSpace>) {
 /// An emptied address space kept for the next [`AddressSpace::new`]
 /// (0: none): its pages are unmapped, its table pages stay in place.
 /// Where a shadow MMU tracks page tables (the PVM host), writing an entry
-/// of an upper-level table (PDPT, PD) traps, ~3-4 us each, while leaf
-/// entries are cheap; a fork would write ~5 of them into its new tables
+/// of an upper-level table (PDPT, PD) traps, ~3-4 us each (a leaf entry
+/// ~0.2-0.4 us); a fork would write ~5 of them into its new tables
 /// and the exit clear them again. A reused tree of the same shape needs
 /// neither: a fork+exit+wait cycle of a small process saves ~60 us.
 static SPARE_ROOT: AtomicU64 = AtomicU64::new(0);

@@ -220,3 +220,32 @@ fn child_runs_first_setting() {
     );
     assert!(text.contains("bench fork iters=20"), "{text}");
 }
+
+#[test]
+fn a_small_parent_is_copied_at_fork_rather_than_write_protected() {
+    require_kvm!();
+    // `bench fork` in the shell: after each fork the shell writes pages it
+    // shared with the child. Sharing them copy-on-write costs the shell a
+    // write fault on each (a reuse, the child being gone); copying them
+    // at fork (`vm.fork_copy_max_pages`, the shell is far below 32
+    // writable pages) costs none. proctest checks what user space sees.
+    let text = run_expect(
+        "sysctl vm.fork_copy_max_pages=0; stat; bench fork --iters 100; stat; \
+         sysctl vm.fork_copy_max_pages=1025; \
+         sysctl vm.fork_copy_max_pages=32; stat; bench fork --iters 100; stat",
+        0,
+    );
+    let stats: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("syscalls="))
+        .collect();
+    assert_eq!(stats.len(), 4, "{text}");
+    let cow_faults =
+        |i: usize| field(stats[i], "faults_cow_reuse=") + field(stats[i], "faults_cow_copy=");
+    assert!(cow_faults(1) - cow_faults(0) >= 100, "{text}");
+    assert_eq!(cow_faults(3), cow_faults(2), "{text}");
+    assert!(
+        text.contains("sysctl: 1025: invalid argument"),
+        "the bound is 1024: {text}"
+    );
+}

@@ -331,7 +331,7 @@ fn copy_process(
     let mm = match parent.mm() {
         Some(mm) if flags & CLONE_VM != 0 => Some(mm),
         Some(mm) => Some(
-            mm.dup(&eager_copy_addresses(frame.rsp))
+            mm.dup(&eager_copy_addresses(frame.rsp), copy_max_pages())
                 .map_err(|_| ENOMEM)?,
         ),
         None => None,
@@ -517,6 +517,32 @@ pub fn set_eager_stack_pages(pages: u64) -> Result<(), i32> {
         return Err(EINVAL);
     }
     EAGER_STACK_PAGES.store(pages, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `vm.fork_copy_max_pages`: a fork copies every private page the parent
+/// can write, instead of write-protecting them for copy-on-write, when
+/// there are at most this many (`cow::dup_mmap`): no parent TLB flush, no
+/// later write faults. Worth it where faults and flushes cost tens of
+/// microseconds (the PVM host: default 32); elsewhere the default 0 keeps
+/// plain copy-on-write. `u64::MAX` here stands for the platform default.
+static COPY_MAX_PAGES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+/// Upper bound of `vm.fork_copy_max_pages` (4 MiB of copies per fork).
+pub const MAX_COPY_MAX_PAGES: u64 = 1024;
+
+pub fn copy_max_pages() -> u64 {
+    match COPY_MAX_PAGES.load(Ordering::Relaxed) {
+        u64::MAX if crate::arch::platform::is_pvm_native() => 32,
+        u64::MAX => 0,
+        pages => pages,
+    }
+}
+
+pub fn set_copy_max_pages(pages: u64) -> Result<(), i32> {
+    if pages > MAX_COPY_MAX_PAGES {
+        return Err(EINVAL);
+    }
+    COPY_MAX_PAGES.store(pages, Ordering::Relaxed);
     Ok(())
 }
 

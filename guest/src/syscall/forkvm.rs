@@ -245,6 +245,12 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
             }
             crate::process::fork::eager_stack_pages()
         }
+        b"vm.fork_copy_max_pages" => {
+            if let Some(v) = new_value {
+                crate::process::fork::set_copy_max_pages(v)?;
+            }
+            crate::process::fork::copy_max_pages()
+        }
         _ => return Err(ENOENT),
     };
     let text = alloc::format!("{current}");

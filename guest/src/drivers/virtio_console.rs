@@ -32,6 +32,8 @@ pub const USED_OFFSET: u64 = 512;
 
 /// Descriptor flags (virtio 1.x section 2.7.5).
 pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// Available ring flag: the driver wants no used-buffer notifications.
+pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
 
 /// The register file (virtio 1.x section 4.2.2), shared with the VMM.
 #[cfg_attr(test, allow(unused_imports))] // the hardware half is kernel-only
@@ -151,6 +153,17 @@ impl Virtqueue {
         }
         self.avail_idx = self.avail_idx.wrapping_add(1);
         Some(id)
+    }
+
+    /// Asks the device for used-buffer notifications or not (avail->flags,
+    /// VIRTQ_AVAIL_F_NO_INTERRUPT). A driver turning them on must look at
+    /// the used ring again afterwards: a buffer used just before was not
+    /// notified.
+    pub fn set_interrupts(&mut self, on: bool) {
+        let flags = if on { 0 } else { VIRTQ_AVAIL_F_NO_INTERRUPT };
+        // SAFETY: avail->flags is inside the queue's page.
+        unsafe { core::ptr::write_volatile(self.at::<u16>(AVAIL_OFFSET), flags) };
+        fence(Ordering::SeqCst);
     }
 
     /// Makes the added buffers visible to the device (avail->idx).
@@ -324,7 +337,11 @@ mod kernel {
             return Err("FEATURES_OK refused");
         }
         let mut rx = setup_queue(base, RECEIVEQ)?;
-        let tx = setup_queue(base, TRANSMITQ)?;
+        let mut tx = setup_queue(base, TRANSMITQ)?;
+        // The transmit page is usually back long before the next write:
+        // look at the used ring then, and take an interrupt only when it
+        // is not (see `wait_tx_idle`).
+        tx.set_interrupts(false);
         let rx_page = zeroed_frame().ok_or("out of memory")?;
         let tx_buffer = zeroed_frame().ok_or("out of memory")?;
         for i in 0..u64::from(QUEUE_SIZE) {
@@ -395,10 +412,60 @@ mod kernel {
         if received {
             RX_WAIT.wake_all();
         }
-        if device.tx.pop_used().is_some() {
-            TX_BUSY.store(false, Ordering::Release);
+        if reap_tx(device) {
             TX_WAIT.wake_all();
         }
+    }
+
+    /// Takes the transmit page back if the device has used it; whether it
+    /// is free.
+    fn reap_tx(device: &mut Device) -> bool {
+        while device.tx.pop_used().is_some() {
+            TX_BUSY.store(false, Ordering::Release);
+        }
+        !TX_BUSY.load(Ordering::Acquire)
+    }
+
+    /// How long a writer spins on the used ring for the transmit page
+    /// before it turns interrupts on and sleeps: the VMM's device thread
+    /// normally answers within tens of microseconds, less than an
+    /// interrupt costs on a trap-expensive host.
+    const TX_SPIN_NS: u64 = 50_000;
+
+    /// Waits until the device has consumed the transmit page: a look at
+    /// the used ring, a short spin, then an interrupt. `Ok(false)` if a
+    /// fatal signal ended the wait; `Err(EIO)` for a broken device.
+    fn wait_tx_idle() -> Result<bool, i32> {
+        let free = || -> Result<bool, i32> {
+            if BROKEN.load(Ordering::Acquire) {
+                return Err(crate::errno::EIO);
+            }
+            Ok(DEVICE.lock().as_mut().is_some_and(reap_tx))
+        };
+        if free()? {
+            return Ok(true);
+        }
+        let deadline = crate::time::uptime_ns() + TX_SPIN_NS;
+        while crate::time::uptime_ns() < deadline {
+            core::hint::spin_loop();
+            if free()? {
+                return Ok(true);
+            }
+        }
+        let set_interrupts = |on: bool| {
+            if let Some(device) = DEVICE.lock().as_mut() {
+                device.tx.set_interrupts(on);
+            }
+        };
+        set_interrupts(true);
+        // Looked at again by the predicate: a page used before the flag
+        // changed raised no interrupt.
+        let woken = TX_WAIT.wait_until(|| free().unwrap_or(true));
+        set_interrupts(false);
+        if BROKEN.load(Ordering::Acquire) {
+            return Err(crate::errno::EIO);
+        }
+        Ok(woken)
     }
 
     /// Interrupt on IOAPIC line `gsi`: ours if it is the console's.
@@ -463,16 +530,16 @@ mod kernel {
         Err(EIO)
     }
 
-    /// Transmits `data` in page-sized chunks, one QueueNotify each, waiting
-    /// for the device to consume each. Returns the bytes sent.
+    /// Transmits `data` in page-sized chunks, one QueueNotify each; a
+    /// chunk waits for the device to have consumed the previous one (the
+    /// last one is reclaimed by the next write). Returns the bytes sent.
     pub fn write_bytes(data: &[u8]) -> Result<usize, i32> {
         use crate::errno::{EINTR, EIO};
         let mut owned = false;
         let woken = TX_WAIT.wait_until(|| {
-            owned = !TX_BUSY.load(Ordering::Acquire)
-                && TX_OWNED
-                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
+            owned = TX_OWNED
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
             owned || BROKEN.load(Ordering::Acquire)
         });
         if !owned {
@@ -484,13 +551,29 @@ mod kernel {
         result
     }
 
+    /// Spins (at most 10 ms, never sleeping: it runs on the way to a
+    /// power-off) until the device has taken the last transmitted chunk,
+    /// so that output written just before reaches the host.
+    pub fn flush() {
+        let deadline = crate::time::uptime_ns() + 10_000_000;
+        while available()
+            && !DEVICE.lock().as_mut().is_some_and(reap_tx)
+            && crate::time::uptime_ns() < deadline
+        {
+            core::hint::spin_loop();
+        }
+    }
+
     /// [`write_bytes`] with the transmit page owned.
     fn transmit(data: &[u8]) -> Result<usize, i32> {
         use crate::errno::{EINTR, EIO};
         let mut sent = 0;
         for chunk in data.chunks(FRAME_SIZE as usize) {
-            if BROKEN.load(Ordering::Acquire) {
-                break;
+            match wait_tx_idle() {
+                Ok(true) => {}
+                // The device may still read the page: leave it alone.
+                Ok(false) => return if sent > 0 { Ok(sent) } else { Err(EINTR) },
+                Err(_) => break,
             }
             {
                 let mut guard = DEVICE.lock();
@@ -511,16 +594,6 @@ mod kernel {
                 device.tx.add(buffer, chunk.len() as u32, false);
                 device.tx.publish();
                 write(device.base, reg::QUEUE_NOTIFY, u32::from(TRANSMITQ));
-            }
-            let done = TX_WAIT
-                .wait_until(|| !TX_BUSY.load(Ordering::Acquire) || BROKEN.load(Ordering::Acquire));
-            if !done {
-                // The device may still read the page; give up on it rather
-                // than overwrite it under its feet.
-                return if sent > 0 { Ok(sent) } else { Err(EINTR) };
-            }
-            if TX_BUSY.load(Ordering::Acquire) {
-                break;
             }
             sent += chunk.len();
         }

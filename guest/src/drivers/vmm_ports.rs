@@ -6,6 +6,8 @@ use crate::arch::cpu::{halt_forever, outl};
 
 /// Powers the VM off; `forkvm` exits with `status`.
 pub fn poweroff(status: u32) -> ! {
+    // The last virtio-console write may still be in flight.
+    super::virtio_console::flush();
     outl(port::POWEROFF, status);
     // The VMM stops the vCPU on that write; never come back.
     halt_forever()

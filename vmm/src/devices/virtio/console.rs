@@ -121,6 +121,20 @@ impl ConsoleIo {
 }
 
 /// Takes the next available chain head, if any.
+/// `VIRTQ_AVAIL_F_NO_INTERRUPT` in the available ring's flags.
+const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+/// Whether the driver asked for no used-buffer notifications on `queue`
+/// (without VIRTIO_F_EVENT_IDX the device SHOULD NOT notify then; the
+/// virtio-queue crate does not read this flag). Read after the used ring
+/// was updated: a driver that clears the flag re-checks the ring after,
+/// so one of the two sides sees the other's write.
+fn interrupt_suppressed(queue: &Queue, mem: &Memory) -> bool {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    mem.read_obj::<u16>(vm_memory::GuestAddress(queue.avail_ring()))
+        .is_ok_and(|flags| flags & VIRTQ_AVAIL_F_NO_INTERRUPT != 0)
+}
+
 fn pop_head(queue: &mut Queue, mem: &Memory) -> Result<Option<u16>, DeviceError> {
     let mut iter = queue.iter(mem)?;
     Ok(iter.next().map(|chain| chain.head_index()))
@@ -187,7 +201,7 @@ impl State {
             }
             Ok(())
         })();
-        if used && result.is_ok() {
+        if used && result.is_ok() && !interrupt_suppressed(&queues[RECEIVEQ], mem) {
             interrupt.signal_used_queue();
         }
         result
@@ -225,7 +239,7 @@ impl State {
                 break;
             }
         }
-        if used {
+        if used && !interrupt_suppressed(queue, mem) {
             interrupt.signal_used_queue();
         }
         Ok(bytes)
@@ -377,6 +391,32 @@ mod tests {
         assert!(!needs_reset(&t));
         // An empty notification: no interrupt.
         notify(&mut t, 1);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn tx_without_interrupt_when_the_driver_suppresses_it() {
+        let mem = memory();
+        let (mut t, io, count) = console(&mem);
+        let queues = start(&mut t, &mem);
+        // VIRTQ_AVAIL_F_NO_INTERRUPT: the driver polls the used ring.
+        mem.write_obj(VIRTQ_AVAIL_F_NO_INTERRUPT, queues[1].avail_addr())
+            .unwrap();
+        mem.write_slice(b"poll", GuestAddress(DATA)).unwrap();
+        queues[1]
+            .add_desc_chains(&[desc(DATA, 4, 0, 0)], 0)
+            .unwrap();
+        notify(&mut t, 1);
+        assert_eq!(io.take_output(), b"poll");
+        assert_eq!(used_idx(&mem, 1), 1);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        // Cleared again: the next batch interrupts.
+        mem.write_obj(0u16, queues[1].avail_addr()).unwrap();
+        queues[1]
+            .add_desc_chains(&[desc(DATA, 4, 0, 0)], 1)
+            .unwrap();
+        notify(&mut t, 1);
+        assert_eq!(io.take_output(), b"poll");
         assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 

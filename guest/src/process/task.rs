@@ -99,8 +99,10 @@ pub struct TaskInner {
     pub sighand: Arc<Mutex<SigHand>>,
     /// Blocked signals.
     pub blocked: u64,
-    /// Signals sent but not delivered (caught signals: no frames yet).
+    /// Signals sent but not delivered yet.
     pub pending: u64,
+    /// What each pending signal carries (index: signal - 1).
+    pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
@@ -182,6 +184,7 @@ impl Task {
                 sighand: SigHand::new_shared(),
                 blocked: 0,
                 pending: 0,
+                pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
                 cred: Cred::root(),
                 user_count: None,
                 thread_count: None,

@@ -82,6 +82,23 @@ const SCENARIOS: &[&str] = &[
     "unshare-pid",
     "kill-needs-permission",
     "setgroups-rules",
+    "signal-handler-siginfo",
+    "signal-interrupts-spinner",
+    "signal-mask-in-handler",
+    "signal-nodefer",
+    "signal-resethand",
+    "signal-sigreturn-registers",
+    "signal-segv-handler-fixes",
+    "signal-segv-maperr",
+    "signal-blocked-segv-kills",
+    "signal-nanosleep-eintr",
+    "signal-pipe-read-eintr",
+    "signal-pipe-read-restart",
+    "signal-wait4-eintr",
+    "signal-wait4-restart",
+    "signal-sigchld-handler",
+    "signal-bad-stack-segv",
+    "signal-no-restorer-segv",
 ];
 
 struct Run {

@@ -101,6 +101,10 @@ pub struct TaskInner {
     pub blocked: u64,
     /// Signals sent but not delivered yet.
     pub pending: u64,
+    /// The mask `rt_sigsuspend` replaced, restored on the way back to
+    /// user mode (by `rt_sigreturn` if a handler runs; Linux
+    /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
+    pub saved_sigmask: Option<u64>,
     /// What each pending signal carries (index: signal - 1).
     pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
     /// Identity (copied at fork, changed by setuid/capset).
@@ -185,6 +189,7 @@ impl Task {
                 blocked: 0,
                 pending: 0,
                 pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
+                saved_sigmask: None,
                 cred: Cred::root(),
                 user_count: None,
                 thread_count: None,

@@ -98,6 +98,17 @@ impl WaitQueue {
     }
 }
 
+/// Sleeps until a signal is pending (`pause`, `rt_sigsuspend`): the
+/// sender wakes the task. Interrupts are off in the kernel, so no signal
+/// can slip in between the check and the sleep.
+pub fn sleep_until_signal() {
+    let current = super::current();
+    while !crate::process::signal::signal_pending(&current) {
+        current.set_state(TaskState::Sleeping);
+        super::schedule();
+    }
+}
+
 /// How [`WaitQueue::wait_until_deadline`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitEnd {

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use alloc::sync::Arc;
 
 use super::{Args, SysResult};
-use crate::errno::{EINVAL, EPERM, ESRCH};
+use crate::errno::{EINVAL, EPERM, ERESTARTNOHAND, ESRCH};
 use crate::process::cred::CAP_KILL;
 use crate::process::task::Task;
 use crate::sched;
@@ -281,4 +281,34 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
         mm.copy_to_user(oldset, &old.to_le_bytes())?;
     }
     Ok(0)
+}
+
+/// `pause()`: sleeps until a signal is delivered; EINTR after a handler,
+/// never restarted by SA_RESTART (ERESTARTNOHAND).
+pub fn pause(_a: Args) -> SysResult {
+    sched::wait::sleep_until_signal();
+    Err(ERESTARTNOHAND)
+}
+
+/// `rt_sigsuspend(mask, sigsetsize)`: waits for a signal with `mask` as
+/// the blocked set; the old mask comes back when the call returns (saved
+/// in the handler's frame if one runs). Always EINTR after a handler.
+pub fn rt_sigsuspend(a: Args) -> SysResult {
+    use crate::process::signal::bit;
+    let [mask, sigsetsize, ..] = a.0;
+    if sigsetsize != SIGSET_SIZE {
+        return Err(EINVAL);
+    }
+    let mut bytes = [0u8; 8];
+    super::current_mm()?.copy_from_user(mask, &mut bytes)?;
+    let mask = u64::from_le_bytes(bytes) & !(bit(SIGKILL) | bit(SIGSTOP as u32));
+    let task = sched::current();
+    {
+        let mut inner = task.inner.lock();
+        inner.saved_sigmask = Some(inner.blocked);
+        inner.blocked = mask;
+    }
+    drop(task);
+    sched::wait::sleep_until_signal();
+    Err(ERESTARTNOHAND)
 }

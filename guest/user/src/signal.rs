@@ -6,7 +6,7 @@
 use core::arch::global_asm;
 
 use crate::errno::Errno;
-use crate::syscall::{check, syscall4};
+use crate::syscall::{check, syscall0, syscall2, syscall4};
 
 /// `rt_sigaction` and friends (not in `syscall::nr`, to keep that list
 /// to the calls most programs make).
@@ -15,6 +15,8 @@ pub mod nr {
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const RT_SIGRETURN: usize = 15;
+    pub const PAUSE: usize = 34;
+    pub const RT_SIGSUSPEND: usize = 130;
 }
 
 #[allow(missing_docs)]
@@ -188,4 +190,19 @@ pub fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, Errno> {
 /// The blocked signals now.
 pub fn blocked() -> u64 {
     sigprocmask(SIG_BLOCK, None).unwrap_or(u64::MAX)
+}
+
+/// `pause()`: waits for a signal; after a handler, always `EINTR`.
+pub fn pause() -> Errno {
+    // SAFETY: no memory is involved.
+    let ret = unsafe { syscall0(nr::PAUSE) };
+    check(ret).err().unwrap_or(Errno(0))
+}
+
+/// `rt_sigsuspend(mask)`: waits for a signal with `mask` blocked, then
+/// puts the old mask back; after a handler, always `EINTR`.
+pub fn sigsuspend(mask: u64) -> Errno {
+    // SAFETY: the kernel reads one live u64.
+    let ret = unsafe { syscall2(nr::RT_SIGSUSPEND, &mask as *const u64 as usize, 8) };
+    check(ret).err().unwrap_or(Errno(0))
 }

@@ -97,6 +97,9 @@ const SCENARIOS: &[&str] = &[
     "signal-wait4-eintr",
     "signal-wait4-restart",
     "signal-sigchld-handler",
+    "signal-pause-eintr",
+    "signal-sigsuspend-mask",
+    "signal-sigreturn-bad-frame",
     "signal-bad-stack-segv",
     "signal-no-restorer-segv",
 ];

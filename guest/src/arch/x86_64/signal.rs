@@ -95,13 +95,23 @@ pub fn do_signal(frame: &mut TrapFrame, fpu: &mut FpuState, syscall: Option<u64>
         let built =
             action.flags & SA_RESTORER != 0 && setup_rt_frame(frame, fpu, &info, &action).is_ok();
         if built {
+            // The handler runs with the current mask (rt_sigsuspend's, if
+            // it was interrupted) plus the action's; the frame keeps the
+            // mask to go back to.
             signal::signal_delivered(info.signo, &action);
+            sched::current().inner.lock().saved_sigmask = None;
             return;
         }
         signal::force_sigsegv(info.signo);
     }
     if let Some(nr) = syscall {
         fixup_interrupted_syscall(frame, nr, None);
+    }
+    // No handler ran: the mask rt_sigsuspend replaced comes back now.
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    if let Some(mask) = inner.saved_sigmask.take() {
+        inner.blocked = mask;
     }
 }
 
@@ -137,11 +147,23 @@ fn setup_rt_frame(
     action: &SigAction,
 ) -> Result<(), i32> {
     let mm = sched::current().mm().ok_or(crate::errno::EFAULT)?;
-    let blocked = sched::current().inner.lock().blocked;
+    // The mask to restore at rt_sigreturn: the one before rt_sigsuspend,
+    // if that is what the signal interrupted (Linux `sigmask_to_save`).
+    let blocked = {
+        let task = sched::current();
+        let inner = task.inner.lock();
+        inner.saved_sigmask.unwrap_or(inner.blocked)
+    };
     let sp = frame.rsp.wrapping_sub(RED_ZONE);
     let fpstate = sp.wrapping_sub(FpuState::SIZE as u64) & !63;
     let address = (fpstate.wrapping_sub(FRAME_SIZE as u64) & !15).wrapping_sub(8);
     if address >= USER_SPACE_END || fpstate >= USER_SPACE_END {
+        return Err(crate::errno::EFAULT);
+    }
+    // Linux would return to a kernel handler address and take the fault
+    // in user mode; the return path here tells user frames by rip, so
+    // such a handler gets the SIGSEGV up front.
+    if action.handler >= USER_SPACE_END {
         return Err(crate::errno::EFAULT);
     }
 

@@ -9,9 +9,9 @@
 //! and the signal mask, so the scenarios leave the process as they found it.
 
 use forkvm_user::signal::{
-    blocked, sig, sigaction, sigaction_raw, sigmask, sigprocmask, Handler, SigAction, SigInfo,
-    CLD_EXITED, REG_FPSTATE, SA_NODEFER, SA_RESETHAND, SA_RESTART, SEGV_ACCERR, SEGV_MAPERR,
-    SIG_DFL, SIG_SETMASK, SI_USER, UC_MCONTEXT, UC_SIGMASK,
+    blocked, pause, sig, sigaction, sigaction_raw, sigmask, sigprocmask, sigsuspend, Handler,
+    SigAction, SigInfo, CLD_EXITED, REG_FPSTATE, SA_NODEFER, SA_RESETHAND, SA_RESTART, SEGV_ACCERR,
+    SEGV_MAPERR, SIG_DFL, SIG_SETMASK, SI_USER, UC_MCONTEXT, UC_SIGMASK,
 };
 use forkvm_user::syscall::getuid;
 
@@ -33,6 +33,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-wait4-eintr", signal_wait4_eintr),
     ("signal-wait4-restart", signal_wait4_restart),
     ("signal-sigchld-handler", signal_sigchld_handler),
+    ("signal-pause-eintr", signal_pause_eintr),
+    ("signal-sigsuspend-mask", signal_sigsuspend_mask),
+    ("signal-sigreturn-bad-frame", signal_sigreturn_bad_frame),
     ("signal-bad-stack-segv", signal_bad_stack_segv),
     ("signal-no-restorer-segv", signal_no_restorer_segv),
 ];
@@ -703,6 +706,141 @@ fn signal_sigchld_handler(_ctx: &Ctx) -> Outcome {
         getuid()
     );
     Ok(())
+}
+
+/// Runs `body` in a child that first installs `record` for SIGUSR1 with
+/// `flags` (and blocks `blocked`), tells this process it is ready, and
+/// exits with `body`'s result; SIGUSR1 is sent once it is ready.
+fn signalled_child(flags: u64, blocked: u64, body: fn() -> i32) -> Result<WaitStatus, Msg> {
+    let (r, w) = pipe()?;
+    let child = Child::spawn(|| {
+        reset_seen();
+        if sigaction(SIGUSR1, record, flags, 0).is_err()
+            || sigprocmask(SIG_SETMASK, Some(blocked)).is_err()
+            || write(w.raw(), b"r") != Ok(1)
+        {
+            return 100;
+        }
+        body()
+    })?;
+    let mut ready = [0u8];
+    ensure!(
+        read_full(r.raw(), &mut ready)? == 1,
+        "the child did not get ready"
+    );
+    kill(child.pid() as i32, SIGUSR1).ctx("kill")?;
+    let status = child.wait_bounded("signalled child")?;
+    ensure!(
+        !status.exited() || status.exit_status() != 100,
+        "child: rt_sigaction, rt_sigprocmask or write failed"
+    );
+    Ok(status)
+}
+
+/// `pause` returns EINTR after the handler, even with SA_RESTART
+/// (ERESTARTNOHAND). The child exits 0 if so. A signal may arrive before
+/// the child reaches `pause`, so SIGUSR1 is sent every 20 ms until it
+/// exits (a pause that restarted would never return).
+fn signal_pause_eintr(_ctx: &Ctx) -> Outcome {
+    let (r, w) = pipe()?;
+    let child = Child::spawn(|| {
+        reset_seen();
+        if sigaction(SIGUSR1, record, SA_RESTART, 0).is_err() || write(w.raw(), b"r") != Ok(1) {
+            return 100;
+        }
+        match pause() {
+            Errno::EINTR if CALLS.load(Ordering::SeqCst) >= 1 => 0,
+            Errno::EINTR => 1,
+            _ => 2,
+        }
+    })?;
+    let mut ready = [0u8];
+    ensure!(
+        read_full(r.raw(), &mut ready)? == 1,
+        "the child did not get ready"
+    );
+    let pid = child.pid();
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    let status = loop {
+        match wait4(pid as i32, WNOHANG) {
+            Ok((0, _)) => {}
+            Ok((got, status)) if got == pid => {
+                child.reaped();
+                break status;
+            }
+            other => return Err(msg!("wait4({pid}, WNOHANG): {other:?}")),
+        }
+        ensure!(
+            monotonic_ns() < deadline,
+            "pause did not return after repeated signals"
+        );
+        let _ = kill(pid as i32, SIGUSR1);
+        sleep_ns(20 * MS);
+    };
+    let what = match status.exited().then(|| status.exit_status()) {
+        Some(100) => "child: rt_sigaction or write failed",
+        Some(1) => "pause returned EINTR but no handler ran",
+        Some(2) => "pause did not return EINTR",
+        _ => "",
+    };
+    ensure!(what.is_empty(), "{what}");
+    expect_exit("pausing child", status, 0)
+}
+
+/// `rt_sigsuspend` with SIGUSR1 unblocked, SIGUSR2 blocked, while the
+/// process blocks SIGUSR1: the pending SIGUSR1 runs its handler with the
+/// suspend mask plus SIGUSR1; the frame's uc_sigmask is the mask from
+/// before; afterwards sigsuspend gives EINTR and that mask is back.
+fn signal_sigsuspend_mask(_ctx: &Ctx) -> Outcome {
+    let status = signalled_child(0, sigmask(SIGUSR1), || {
+        let e = sigsuspend(sigmask(SIGUSR2));
+        let in_handler = SEEN_MASK.load(Ordering::SeqCst);
+        let saved = SEEN_UC_MASK.load(Ordering::SeqCst);
+        if e != Errno::EINTR || CALLS.load(Ordering::SeqCst) != 1 {
+            1
+        } else if in_handler != sigmask(SIGUSR1) | sigmask(SIGUSR2) {
+            2
+        } else if saved != sigmask(SIGUSR1) {
+            3
+        } else if blocked() != sigmask(SIGUSR1) {
+            4
+        } else {
+            0
+        }
+    })?;
+    let what = match status.exited().then(|| status.exit_status()) {
+        Some(1) => "sigsuspend did not give EINTR after one handler call",
+        Some(2) => "the handler's mask is not the suspend mask plus SIGUSR1",
+        Some(3) => "uc_sigmask is not the mask from before sigsuspend",
+        Some(4) => "the mask from before is not back after sigsuspend",
+        _ => "",
+    };
+    ensure!(what.is_empty(), "{what}");
+    expect_exit("suspended child", status, 0)
+}
+
+/// `rt_sigreturn` with no frame to read (rsp in an unmapped page):
+/// SIGSEGV.
+fn signal_sigreturn_bad_frame(_ctx: &Ctx) -> Outcome {
+    let hole = Mapping::new(PAGE)?.unmap()?;
+    let child = Child::spawn(|| {
+        // SAFETY: rt_sigreturn with rsp in the unmapped page; the process
+        // should die of SIGSEGV, and returns 3 if the kernel went on.
+        unsafe {
+            asm!(
+                "mov r12, rsp",
+                "mov rsp, {bad}",
+                "syscall",
+                "mov rsp, r12",
+                bad = in(reg) hole + PAGE / 2,
+                inlateout("rax") forkvm_user::signal::nr::RT_SIGRETURN => _,
+                out("r12") _, out("rcx") _, out("r11") _,
+            );
+        }
+        3
+    })?;
+    let status = child.wait_bounded("child with a bad signal frame")?;
+    expect_signal("rt_sigreturn from an unmapped frame", status, SIGSEGV)
 }
 
 /// A handler whose frame cannot be written (the stack pointer is in an

@@ -87,7 +87,9 @@ pub fn do_exit(status: u32) -> ! {
         let signal = inner.exit_signal;
         (inner.parent.upgrade(), signal == 0 && thread, signal)
     };
-    if let Some(parent) = parent.as_ref().filter(|_| !thread && exit_signal != 0) {
+    // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
+    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
+    if let Some(parent) = parent.as_ref().filter(|_| !thread && valid) {
         notify_parent(&task, parent, exit_signal, status);
     }
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) gets no zombies.

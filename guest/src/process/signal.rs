@@ -204,6 +204,9 @@ pub fn signal_pending(task: &super::task::Task) -> bool {
 /// signal at most) and the task is woken from an interruptible sleep.
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
     let signal = info.signo;
+    if signal == 0 || signal as usize > NSIG {
+        return;
+    }
     let (action, blocked) = {
         let inner = task.inner.lock();
         let action = inner.sighand.lock().action(signal);

@@ -91,6 +91,7 @@ const SCENARIOS: &[&str] = &[
     "signal-segv-handler-fixes",
     "signal-segv-maperr",
     "signal-blocked-segv-kills",
+    "signal-ignored-segv-kills",
     "signal-nanosleep-eintr",
     "signal-pipe-read-eintr",
     "signal-pipe-read-restart",

@@ -27,6 +27,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-segv-handler-fixes", signal_segv_handler_fixes),
     ("signal-segv-maperr", signal_segv_maperr),
     ("signal-blocked-segv-kills", signal_blocked_segv_kills),
+    ("signal-ignored-segv-kills", signal_ignored_segv_kills),
     ("signal-nanosleep-eintr", signal_nanosleep_eintr),
     ("signal-pipe-read-eintr", signal_pipe_read_eintr),
     ("signal-pipe-read-restart", signal_pipe_read_restart),
@@ -542,6 +543,26 @@ fn signal_blocked_segv_kills(_ctx: &Ctx) -> Outcome {
     })?;
     let status = child.wait_bounded("faulting child")?;
     expect_signal("fault with SIGSEGV blocked", status, SIGSEGV)
+}
+
+/// A fault while SIGSEGV is ignored kills too: SIG_IGN does not apply to
+/// a signal the kernel forces.
+fn signal_ignored_segv_kills(_ctx: &Ctx) -> Outcome {
+    let hole = Mapping::new(PAGE)?.unmap()?;
+    let child = Child::spawn(|| {
+        let ignore = SigAction {
+            handler: forkvm_user::signal::SIG_IGN,
+            ..SigAction::default()
+        };
+        if sigaction_raw(sig::SIGSEGV, Some(&ignore)).is_err() {
+            return 1;
+        }
+        // SAFETY: deliberately faults.
+        unsafe { (hole as *const u8).read_volatile() };
+        2
+    })?;
+    let status = child.wait_bounded("faulting child")?;
+    expect_signal("fault with SIGSEGV ignored", status, SIGSEGV)
 }
 
 /// Starts a child that sends SIGUSR1 to this process after `delay_ms`,

@@ -297,7 +297,9 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
 /// Takes the next unblocked pending signal of the current task, applies
 /// SIG_IGN and default actions (ignore, or kill the thread group: this
 /// does not return), and returns one that has a handler with its action
-/// (Linux `get_signal`). `None` when nothing is left to deliver.
+/// (Linux `get_signal`). `None` when nothing is left to deliver; then a
+/// mask `rt_sigsuspend` replaced is put back (Linux
+/// `restore_saved_sigmask`), as no handler's frame will carry it.
 pub fn get_signal() -> Option<(SigInfo, SigAction)> {
     let task = crate::sched::current();
     loop {
@@ -305,6 +307,9 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
             let mut inner = task.inner.lock();
             let ready = inner.pending & !inner.blocked;
             if ready == 0 {
+                if let Some(mask) = inner.saved_sigmask.take() {
+                    inner.blocked = mask;
+                }
                 return None;
             }
             let first = if ready & SYNCHRONOUS_MASK != 0 {

@@ -99,6 +99,7 @@ const SCENARIOS: &[&str] = &[
     "signal-wait4-restart",
     "signal-sigchld-handler",
     "signal-pause-eintr",
+    "signal-futex-wait-eintr",
     "signal-sigsuspend-mask",
     "signal-sigreturn-bad-frame",
     "signal-bad-stack-segv",

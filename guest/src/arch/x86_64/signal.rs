@@ -107,12 +107,6 @@ pub fn do_signal(frame: &mut TrapFrame, fpu: &mut FpuState, syscall: Option<u64>
     if let Some(nr) = syscall {
         fixup_interrupted_syscall(frame, nr, None);
     }
-    // No handler ran: the mask rt_sigsuspend replaced comes back now.
-    let task = sched::current();
-    let mut inner = task.inner.lock();
-    if let Some(mask) = inner.saved_sigmask.take() {
-        inner.blocked = mask;
-    }
 }
 
 /// The result of an interrupted system call (Linux `handle_signal` and the

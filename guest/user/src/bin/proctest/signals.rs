@@ -35,6 +35,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-wait4-restart", signal_wait4_restart),
     ("signal-sigchld-handler", signal_sigchld_handler),
     ("signal-pause-eintr", signal_pause_eintr),
+    ("signal-futex-wait-eintr", signal_futex_wait_eintr),
     ("signal-sigsuspend-mask", signal_sigsuspend_mask),
     ("signal-sigreturn-bad-frame", signal_sigreturn_bad_frame),
     ("signal-bad-stack-segv", signal_bad_stack_segv),
@@ -55,6 +56,7 @@ static SEEN_ADDR: AtomicUsize = AtomicUsize::new(0);
 static SEEN_INFO_SIGNO: AtomicI32 = AtomicI32::new(0);
 static SEEN_MASK: AtomicU64 = AtomicU64::new(0);
 static SEEN_UC_MASK: AtomicU64 = AtomicU64::new(0);
+static SEEN_UC_ADDR: AtomicUsize = AtomicUsize::new(0);
 static DEPTH: AtomicU32 = AtomicU32::new(0);
 static MAX_DEPTH: AtomicU32 = AtomicU32::new(0);
 
@@ -69,6 +71,7 @@ fn reset_seen() {
     SEEN_INFO_SIGNO.store(0, Ordering::SeqCst);
     SEEN_MASK.store(0, Ordering::SeqCst);
     SEEN_UC_MASK.store(0, Ordering::SeqCst);
+    SEEN_UC_ADDR.store(0, Ordering::SeqCst);
     DEPTH.store(0, Ordering::SeqCst);
     MAX_DEPTH.store(0, Ordering::SeqCst);
 }
@@ -87,6 +90,7 @@ extern "C" fn record(signo: i32, info: *mut SigInfo, uc: *mut u8) {
     SEEN_ADDR.store(info.addr(), Ordering::SeqCst);
     SEEN_MASK.store(blocked(), Ordering::SeqCst);
     SEEN_UC_MASK.store(uc_mask, Ordering::SeqCst);
+    SEEN_UC_ADDR.store(uc as usize, Ordering::SeqCst);
     CALLS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -164,6 +168,10 @@ fn signal_handler_siginfo(_ctx: &Ctx) -> Outcome {
         uc_mask == before,
         "uc_sigmask {uc_mask:#x}, expected the mask before the signal {before:#x}"
     );
+    // The frame starts 8 bytes below a 16-byte boundary (the handler's
+    // stack as after a call), so the ucontext 8 bytes into it is aligned.
+    let uc = SEEN_UC_ADDR.load(Ordering::SeqCst);
+    ensure!(uc % 16 == 0, "ucontext at {uc:#x}: not 16-byte aligned");
     Ok(())
 }
 
@@ -758,22 +766,19 @@ fn signalled_child(flags: u64, blocked: u64, body: fn() -> i32) -> Result<WaitSt
     Ok(status)
 }
 
-/// `pause` returns EINTR after the handler, even with SA_RESTART
-/// (ERESTARTNOHAND). The child exits 0 if so. A signal may arrive before
-/// the child reaches `pause`, so SIGUSR1 is sent every 20 ms until it
-/// exits (a pause that restarted would never return).
-fn signal_pause_eintr(_ctx: &Ctx) -> Outcome {
+/// Runs `body` in a child that installs `record` for SIGUSR1 with `flags`
+/// and tells this process it is ready; SIGUSR1 is then sent every 20 ms
+/// until the child exits (one may arrive before the child blocks, so one
+/// is not enough; a call that never returns times out). The child's exit
+/// status is returned; 100 means its setup failed.
+fn repeatedly_signalled_child(flags: u64, body: fn() -> i32) -> Result<WaitStatus, Msg> {
     let (r, w) = pipe()?;
     let child = Child::spawn(|| {
         reset_seen();
-        if sigaction(SIGUSR1, record, SA_RESTART, 0).is_err() || write(w.raw(), b"r") != Ok(1) {
+        if sigaction(SIGUSR1, record, flags, 0).is_err() || write(w.raw(), b"r") != Ok(1) {
             return 100;
         }
-        match pause() {
-            Errno::EINTR if CALLS.load(Ordering::SeqCst) >= 1 => 0,
-            Errno::EINTR => 1,
-            _ => 2,
-        }
+        body()
     })?;
     let mut ready = [0u8];
     ensure!(
@@ -793,19 +798,54 @@ fn signal_pause_eintr(_ctx: &Ctx) -> Outcome {
         }
         ensure!(
             monotonic_ns() < deadline,
-            "pause did not return after repeated signals"
+            "the child's call did not return after repeated signals"
         );
         let _ = kill(pid as i32, SIGUSR1);
         sleep_ns(20 * MS);
     };
-    let what = match status.exited().then(|| status.exit_status()) {
-        Some(100) => "child: rt_sigaction or write failed",
-        Some(1) => "pause returned EINTR but no handler ran",
-        Some(2) => "pause did not return EINTR",
-        _ => "",
-    };
-    ensure!(what.is_empty(), "{what}");
-    expect_exit("pausing child", status, 0)
+    ensure!(
+        !status.exited() || status.exit_status() != 100,
+        "child: rt_sigaction or write failed"
+    );
+    Ok(status)
+}
+
+/// The child's exit code for "EINTR after at least one handler call".
+fn eintr_after_handler(result: Result<usize, Errno>) -> i32 {
+    match (result, CALLS.load(Ordering::SeqCst)) {
+        (Err(Errno::EINTR), n) if n >= 1 => 0,
+        (Err(Errno::EINTR), _) => 1,
+        _ => 2,
+    }
+}
+
+fn expect_eintr_status(call: &str, status: WaitStatus) -> Outcome {
+    ensure!(
+        !status.exited() || status.exit_status() != 1,
+        "{call} returned EINTR but no handler ran"
+    );
+    ensure!(
+        !status.exited() || status.exit_status() != 2,
+        "{call} returned, but not EINTR"
+    );
+    expect_exit(call, status, 0)
+}
+
+/// `pause` returns EINTR after the handler, even with SA_RESTART
+/// (ERESTARTNOHAND).
+fn signal_pause_eintr(_ctx: &Ctx) -> Outcome {
+    let status = repeatedly_signalled_child(SA_RESTART, || eintr_after_handler(Err(pause())))?;
+    expect_eintr_status("pause", status)
+}
+
+/// FUTEX_WAIT (no timeout) interrupted by a handler without SA_RESTART:
+/// EINTR.
+fn signal_futex_wait_eintr(_ctx: &Ctx) -> Outcome {
+    let status = repeatedly_signalled_child(0, || {
+        let word = AtomicU32::new(7);
+        eintr_after_handler(futex(&word, FUTEX_WAIT, 7, None))
+    })?;
+    expect_eintr_status("futex wait", status)
 }
 
 /// `rt_sigsuspend` with SIGUSR1 unblocked, SIGUSR2 blocked, while the

@@ -171,7 +171,10 @@ fn signal_handler_siginfo(_ctx: &Ctx) -> Outcome {
     // The frame starts 8 bytes below a 16-byte boundary (the handler's
     // stack as after a call), so the ucontext 8 bytes into it is aligned.
     let uc = SEEN_UC_ADDR.load(Ordering::SeqCst);
-    ensure!(uc % 16 == 0, "ucontext at {uc:#x}: not 16-byte aligned");
+    ensure!(
+        uc.is_multiple_of(16),
+        "ucontext at {uc:#x}: not 16-byte aligned"
+    );
     Ok(())
 }
 

@@ -30,8 +30,13 @@ pub const EIDRM: i32 = 43;
 pub const ENOSYS: i32 = 38;
 pub const ENAMETOOLONG: i32 = 36;
 pub const ENOTEMPTY: i32 = 39;
+/// Restart the system call unless a handler without SA_RESTART runs
+/// (never seen by user space, like the other ERESTART codes).
+pub const ERESTARTSYS: i32 = 512;
 /// Restart the system call (never seen by user space).
 pub const ERESTARTNOINTR: i32 = 513;
+/// Restart the system call only if no handler runs.
+pub const ERESTARTNOHAND: i32 = 514;
 
 /// The symbolic name of an errno, for messages.
 pub fn name(errno: i32) -> &'static str {

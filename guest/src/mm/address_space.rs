@@ -311,7 +311,13 @@ impl AddressSpace {
             .get_unmapped_area(len, hint, MMAP_MIN, STACK_TOP - STACK_SIZE)
     }
 
-    /// Resolves a page fault at `addr`; the caller kills the task on `Segv`/`Oom`.
+    /// Whether an area covers `addr` (a fault outside every area is
+    /// SEGV_MAPERR, one an area forbids SEGV_ACCERR).
+    pub fn has_vma(&self, addr: u64) -> bool {
+        self.inner.lock().vmas.find(addr).is_some()
+    }
+
+    /// Resolves a page fault at `addr`; the caller signals the task on `Segv`/`Oom`.
     pub fn handle_fault(&self, addr: u64, access: Access) -> FaultResult {
         let inner = self.inner.lock();
         let vma = inner.vmas.find(addr).copied();

@@ -81,11 +81,17 @@ pub fn do_exit(status: u32) -> ! {
     // back per thread exit (~30 us on PVM: harnessd's clone_thread).
     let thread = !task.is_group_leader();
     let mut wake_parent = !thread;
-    let (parent, mut autoreap) = {
+    let (parent, mut autoreap, exit_signal) = {
         let mut inner = task.inner.lock();
         inner.exit_status = status;
-        (inner.parent.upgrade(), inner.exit_signal == 0 && thread)
+        let signal = inner.exit_signal;
+        (inner.parent.upgrade(), signal == 0 && thread, signal)
     };
+    // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
+    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
+    if let Some(parent) = parent.as_ref().filter(|_| !thread && valid) {
+        notify_parent(&task, parent, exit_signal, status);
+    }
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) gets no zombies.
     if let Some(parent) = &parent {
         let sighand = parent.inner.lock().sighand.clone();
@@ -111,6 +117,33 @@ pub fn do_exit(status: u32) -> ! {
     drop(task);
     sched::schedule();
     unreachable!("a dead task was scheduled again");
+}
+
+/// Sends the exit signal (SIGCHLD unless clone said otherwise) to the
+/// parent, with the child's pid, uid and how it ended (Linux
+/// `do_notify_parent`); an ignored one is dropped by `send_signal`.
+fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32) {
+    use super::signal::{SigFields, SigInfo, CLD_EXITED, CLD_KILLED};
+    let (code, value) = if status & 0x7f == 0 {
+        (CLD_EXITED, ((status >> 8) & 0xff) as i32)
+    } else {
+        (CLD_KILLED, (status & 0x7f) as i32)
+    };
+    let pid = task.tgid_in(&parent.active_pid_ns());
+    let uid = {
+        let kuid = task.inner.lock().cred.uid;
+        parent.inner.lock().cred.uid_seen(kuid)
+    };
+    let info = SigInfo {
+        signo: signal,
+        code,
+        fields: SigFields::Child {
+            pid,
+            uid,
+            status: value,
+        },
+    };
+    super::signal::send_signal(parent, info);
 }
 
 /// Releases the address space (Linux `exit_mm`): clear and wake the

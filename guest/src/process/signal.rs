@@ -1,7 +1,8 @@
-//! Signal dispositions (Linux `sighand_struct`) and masks. Handlers can be
-//! installed and read back, but this kernel does not yet build signal
-//! frames: a signal whose action is a handler stays pending, undelivered.
-//! Default actions (terminate or ignore) and SIG_IGN are honoured.
+//! Signal dispositions (Linux `sighand_struct`), masks, and the generic
+//! half of delivery (Linux `kernel/signal.c`): sending (`send_signal`,
+//! `force_sig_fault`), `signal_pending`, and `get_signal`, which picks the
+//! next signal on the way back to user mode and applies default actions.
+//! The architecture builds the handler's frame (`arch::signal`).
 
 use alloc::sync::Arc;
 
@@ -10,14 +11,37 @@ use spin::Mutex;
 /// Highest signal number.
 pub const NSIG: usize = 64;
 pub const SIGKILL: u32 = 9;
+pub const SIGSEGV: u32 = 11;
 pub const SIGCHLD: u32 = 17;
+pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
+pub const SIGTSTP: u32 = 20;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
+pub const SIGURG: u32 = 23;
+pub const SIGWINCH: u32 = 28;
 
 /// `sa_handler` values.
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 /// `sa_flags`: do not turn exiting children into zombies.
 pub const SA_NOCLDWAIT: u64 = 2;
+/// `sa_flags`: `sa_restorer` is set (x86-64 requires it to deliver).
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `sa_flags`: restart system calls the signal interrupts.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `sa_flags`: do not block the signal during its handler.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `sa_flags`: reset the action to SIG_DFL when the handler runs.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `si_code` values.
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
 
 /// The kernel's `struct sigaction` on x86-64 (what `rt_sigaction` copies).
 #[repr(C)]
@@ -107,4 +131,226 @@ pub fn is_unblockable(signal: u32) -> bool {
 /// Bit of `signal` in a signal set.
 pub fn bit(signal: u32) -> u64 {
     1 << (signal - 1)
+}
+
+/// Whether the default action of `signal` is to ignore it (stop signals
+/// too: there is no job control yet).
+pub fn default_ignores(signal: u32) -> bool {
+    matches!(
+        signal,
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU
+    )
+}
+
+/// What a signal carries to its handler (Linux `kernel_siginfo`): the
+/// fields of the union the `si_code` selects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    pub signo: u32,
+    pub code: i32,
+    pub fields: SigFields,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigFields {
+    /// Nothing beyond signo and code (SI_KERNEL).
+    #[default]
+    None,
+    /// `kill`: the sender, as the receiver sees it.
+    Kill { pid: u32, uid: u32 },
+    /// A fault: the address.
+    Fault { addr: u64 },
+    /// SIGCHLD: the child, its uid and its exit code or signal.
+    Child { pid: u32, uid: u32, status: i32 },
+}
+
+impl SigInfo {
+    /// The 128-byte `siginfo_t` of x86-64: signo, errno, code, then the
+    /// union at offset 16.
+    pub fn to_bytes(self) -> [u8; 128] {
+        let mut bytes = [0u8; 128];
+        bytes[0..4].copy_from_slice(&self.signo.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.code.to_le_bytes());
+        match self.fields {
+            SigFields::None => {}
+            SigFields::Kill { pid, uid } => {
+                bytes[16..20].copy_from_slice(&pid.to_le_bytes());
+                bytes[20..24].copy_from_slice(&uid.to_le_bytes());
+            }
+            SigFields::Fault { addr } => bytes[16..24].copy_from_slice(&addr.to_le_bytes()),
+            SigFields::Child { pid, uid, status } => {
+                bytes[16..20].copy_from_slice(&pid.to_le_bytes());
+                bytes[20..24].copy_from_slice(&uid.to_le_bytes());
+                bytes[24..28].copy_from_slice(&status.to_le_bytes());
+            }
+        }
+        bytes
+    }
+}
+
+/// Whether `task` has a signal to act on: a fatal one, or an unblocked
+/// pending one (Linux `signal_pending`). Interruptible waits end on it.
+pub fn signal_pending(task: &super::task::Task) -> bool {
+    task.fatal_status().is_some() || {
+        let inner = task.inner.lock();
+        inner.pending & !inner.blocked != 0
+    }
+}
+
+/// Sends `info` to `task` (Linux `send_signal` + `complete_signal`): an
+/// ignored signal is dropped unless blocked (its action may change before
+/// it is unblocked); an unblocked one with a fatal default action kills
+/// the thread group at once; otherwise it is queued (one instance of each
+/// signal at most) and the task is woken from an interruptible sleep.
+pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
+    let signal = info.signo;
+    if signal == 0 || signal as usize > NSIG {
+        return;
+    }
+    let (action, blocked) = {
+        let inner = task.inner.lock();
+        let action = inner.sighand.lock().action(signal);
+        (action, inner.blocked & bit(signal) != 0)
+    };
+    let ignored =
+        action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
+    if ignored && !blocked && signal != SIGKILL {
+        return;
+    }
+    if signal == SIGKILL || (action.handler == SIG_DFL && !blocked) {
+        kill_group(task, signal);
+        return;
+    }
+    {
+        let mut inner = task.inner.lock();
+        if inner.pending & bit(signal) != 0 {
+            return; // a standard signal is queued once
+        }
+        inner.pending |= bit(signal);
+        inner.pending_info[signal as usize - 1] = info;
+    }
+    if !blocked {
+        crate::sched::wake_up(task);
+    }
+}
+
+/// A fatal signal ends the whole thread group.
+fn kill_group(task: &super::task::Task, signal: u32) {
+    for thread in super::all_tasks()
+        .into_iter()
+        .filter(|t| t.tgid == task.tgid)
+    {
+        thread.set_fatal(super::exit::signal_status(signal));
+    }
+}
+
+/// Sends a signal the current task cannot refuse, for a fault or a frame
+/// it cannot use (Linux `force_sig_info_to_task`): if the signal is
+/// blocked or ignored, it is unblocked and its action reset to SIG_DFL,
+/// so it kills.
+pub fn force_sig(info: SigInfo) {
+    let task = crate::sched::current();
+    let signal = info.signo;
+    {
+        let mut inner = task.inner.lock();
+        let blocked = inner.blocked & bit(signal) != 0;
+        let sighand = inner.sighand.clone();
+        let mut sighand = sighand.lock();
+        if blocked || sighand.action(signal).handler == SIG_IGN {
+            let mut action = sighand.action(signal);
+            action.handler = SIG_DFL;
+            sighand.set_action(signal, action);
+        }
+        inner.blocked &= !bit(signal);
+        // A forced signal replaces a queued instance: its info is the fault's.
+        inner.pending |= bit(signal);
+        inner.pending_info[signal as usize - 1] = info;
+    }
+}
+
+/// Linux `force_sigsegv`: a signal's frame could not be built. A SIGSEGV
+/// handler that cannot run is reset first, so the next SIGSEGV kills.
+pub fn force_sigsegv(signal: u32) {
+    if signal == SIGSEGV {
+        let sighand = crate::sched::current().inner.lock().sighand.clone();
+        let mut sighand = sighand.lock();
+        let mut action = sighand.action(SIGSEGV);
+        action.handler = SIG_DFL;
+        sighand.set_action(SIGSEGV, action);
+    }
+    force_sig(SigInfo {
+        signo: SIGSEGV,
+        code: SI_KERNEL,
+        fields: SigFields::None,
+    });
+}
+
+/// Signals a fault raises, taken before the others (Linux
+/// `SYNCHRONOUS_MASK`): SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS.
+const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
+    | (1 << (7 - 1))
+    | (1 << (4 - 1))
+    | (1 << (5 - 1))
+    | (1 << (8 - 1))
+    | (1 << (31 - 1));
+
+/// Takes the next unblocked pending signal of the current task, applies
+/// SIG_IGN and default actions (ignore, or kill the thread group: this
+/// does not return), and returns one that has a handler with its action
+/// (Linux `get_signal`). `None` when nothing is left to deliver; then a
+/// mask `rt_sigsuspend` replaced is put back (Linux
+/// `restore_saved_sigmask`), as no handler's frame will carry it.
+pub fn get_signal() -> Option<(SigInfo, SigAction)> {
+    let task = crate::sched::current();
+    loop {
+        let (info, action) = {
+            let mut inner = task.inner.lock();
+            let ready = inner.pending & !inner.blocked;
+            if ready == 0 {
+                if let Some(mask) = inner.saved_sigmask.take() {
+                    inner.blocked = mask;
+                }
+                return None;
+            }
+            let first = if ready & SYNCHRONOUS_MASK != 0 {
+                ready & SYNCHRONOUS_MASK
+            } else {
+                ready
+            };
+            let signal = first.trailing_zeros() + 1;
+            inner.pending &= !bit(signal);
+            let info = inner.pending_info[signal as usize - 1];
+            let action = inner.sighand.lock().action(signal);
+            (info, action)
+        };
+        match action.handler {
+            SIG_IGN => continue,
+            SIG_DFL if default_ignores(info.signo) => continue,
+            SIG_DFL => {
+                drop(task);
+                super::exit::do_group_exit(super::exit::signal_status(info.signo));
+            }
+            _ => return Some((info, action)),
+        }
+    }
+}
+
+/// After a handler's frame is built (Linux `signal_delivered`): block the
+/// action's mask and (without SA_NODEFER) the signal itself during the
+/// handler; SA_RESETHAND makes the action one-shot.
+pub fn signal_delivered(signal: u32, action: &SigAction) {
+    let task = crate::sched::current();
+    let mut inner = task.inner.lock();
+    let mut block = action.mask;
+    if action.flags & SA_NODEFER == 0 {
+        block |= bit(signal);
+    }
+    inner.blocked = (inner.blocked | block) & !(bit(SIGKILL) | bit(SIGSTOP));
+    if action.flags & SA_RESETHAND != 0 {
+        // Only the handler is reset; flags and mask stay (as in Linux).
+        let mut sighand = inner.sighand.lock();
+        let mut reset = sighand.action(signal);
+        reset.handler = SIG_DFL;
+        sighand.set_action(signal, reset);
+    }
 }

@@ -99,8 +99,14 @@ pub struct TaskInner {
     pub sighand: Arc<Mutex<SigHand>>,
     /// Blocked signals.
     pub blocked: u64,
-    /// Signals sent but not delivered (caught signals: no frames yet).
+    /// Signals sent but not delivered yet.
     pub pending: u64,
+    /// The mask `rt_sigsuspend` replaced, restored on the way back to
+    /// user mode (by `rt_sigreturn` if a handler runs; Linux
+    /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
+    pub saved_sigmask: Option<u64>,
+    /// What each pending signal carries (index: signal - 1).
+    pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
@@ -182,6 +188,8 @@ impl Task {
                 sighand: SigHand::new_shared(),
                 blocked: 0,
                 pending: 0,
+                pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
+                saved_sigmask: None,
                 cred: Cred::root(),
                 user_count: None,
                 thread_count: None,

@@ -3,7 +3,7 @@
 use alloc::sync::Arc;
 
 use super::task::{Pid, Task, TaskState};
-use crate::errno::{ECHILD, EINTR};
+use crate::errno::{ECHILD, ERESTARTSYS};
 use crate::sched;
 
 /// `wait4` option: return 0 at once if no child has exited.
@@ -32,7 +32,8 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> 
         }
     });
     if !completed {
-        return Err(EINTR);
+        // Interrupted: restarted if the handler has SA_RESTART.
+        return Err(ERESTARTSYS);
     }
     result
 }

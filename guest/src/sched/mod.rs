@@ -94,14 +94,24 @@ pub fn wake_up(task: &Arc<Task>) {
 static SLEEPERS: Mutex<alloc::vec::Vec<(u64, Arc<Task>)>> = Mutex::new(alloc::vec::Vec::new());
 
 /// Puts the current task to sleep for at least `ns` nanoseconds; the tick
-/// wakes it (so the resolution is one tick).
-pub fn sleep_for_ns(ns: u64) {
+/// wakes it (so the resolution is one tick). A signal ends the sleep
+/// early: the result is the time left then, 0 if the sleep completed.
+pub fn sleep_for_ns(ns: u64) -> u64 {
     let deadline = crate::arch::cpu::rdtsc().saturating_add(crate::time::ns_to_tsc(ns));
     let task = current();
-    while crate::arch::cpu::rdtsc() < deadline {
+    loop {
+        let now = crate::arch::cpu::rdtsc();
+        if now >= deadline {
+            return 0;
+        }
+        if crate::process::signal::signal_pending(&task) {
+            return crate::time::tsc_to_ns(deadline - now).max(1);
+        }
         task.set_state(TaskState::Sleeping);
         SLEEPERS.lock().push((deadline, task.clone()));
         schedule();
+        // A signal may have woken it before the deadline.
+        cancel_timer(&task);
     }
 }
 

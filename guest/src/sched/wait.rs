@@ -25,21 +25,36 @@ impl WaitQueue {
 
     /// Puts the current task to sleep until `done()` holds; `done` is
     /// checked before every sleep, so no wake-up is lost. Returns `false`
-    /// if a fatal event (SIGKILL, exit_group) interrupted the wait: the
-    /// caller backs out and the task exits on its way to user mode.
+    /// if a signal interrupted the wait (Linux `TASK_INTERRUPTIBLE`): a
+    /// fatal one (SIGKILL, exit_group: the task exits on its way to user
+    /// mode) or one to deliver; the caller backs out (EINTR, ERESTARTSYS).
     #[must_use]
-    pub fn wait_until(&self, mut done: impl FnMut() -> bool) -> bool {
+    pub fn wait_until(&self, done: impl FnMut() -> bool) -> bool {
+        self.wait(done, crate::process::signal::signal_pending)
+    }
+
+    /// Like [`wait_until`](Self::wait_until), but only a fatal event ends
+    /// the wait (Linux `TASK_KILLABLE`, e.g. the vfork parent's wait).
+    #[must_use]
+    pub fn wait_until_killable(&self, done: impl FnMut() -> bool) -> bool {
+        self.wait(done, |task| task.fatal_status().is_some())
+    }
+
+    fn wait(&self, mut done: impl FnMut() -> bool, interrupted: impl Fn(&Task) -> bool) -> bool {
+        let current = super::current();
         loop {
             if done() {
                 return true;
             }
-            let current = super::current();
-            if current.fatal_status().is_some() {
+            if interrupted(&current) {
                 return false;
             }
             current.set_state(TaskState::Sleeping);
-            self.sleepers.lock().push_back(current);
+            self.sleepers.lock().push_back(current.clone());
             super::schedule();
+            // A signal may have woken it: leave the queue (a no-op after
+            // `wake_all`), so no stale entry wakes a later sleep.
+            self.remove(&current);
         }
     }
 
@@ -54,8 +69,8 @@ impl WaitQueue {
             if done() {
                 return WaitEnd::Done;
             }
-            if current.fatal_status().is_some() {
-                return WaitEnd::Fatal;
+            if crate::process::signal::signal_pending(&current) {
+                return WaitEnd::Interrupted;
             }
             if crate::arch::cpu::rdtsc() >= deadline {
                 return WaitEnd::TimedOut;
@@ -83,13 +98,24 @@ impl WaitQueue {
     }
 }
 
+/// Sleeps until a signal is pending (`pause`, `rt_sigsuspend`): the
+/// sender wakes the task. Interrupts are off in the kernel, so no signal
+/// can slip in between the check and the sleep.
+pub fn sleep_until_signal() {
+    let current = super::current();
+    while !crate::process::signal::signal_pending(&current) {
+        current.set_state(TaskState::Sleeping);
+        super::schedule();
+    }
+}
+
 /// How [`WaitQueue::wait_until_deadline`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitEnd {
     /// The condition held.
     Done,
-    /// A fatal event (SIGKILL, exit_group): back out, the task is exiting.
-    Fatal,
+    /// A signal: a fatal one (the task is exiting) or one to deliver.
+    Interrupted,
     /// The deadline passed first.
     TimedOut,
 }
@@ -121,11 +147,11 @@ impl Completion {
     }
 
     /// Sleeps until [`complete`](Self::complete) has been called; `false`
-    /// if a fatal event interrupted the wait.
+    /// if a fatal event interrupted the wait (other signals do not).
     #[must_use]
     pub fn wait(&self) -> bool {
         self.waiters
-            .wait_until(|| self.done.load(core::sync::atomic::Ordering::Acquire))
+            .wait_until_killable(|| self.done.load(core::sync::atomic::Ordering::Acquire))
     }
 }
 

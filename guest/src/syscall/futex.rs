@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EAGAIN, EINVAL, ENOSYS};
+use crate::errno::{EAGAIN, EINVAL, ENOSYS, ERESTARTSYS};
 use crate::mm::address_space::AddressSpace;
 use crate::process::task::{Task, TaskState};
 use crate::sched;
@@ -38,10 +38,22 @@ pub fn futex(a: Args) -> SysResult {
                 return Err(EAGAIN);
             }
             let task = sched::current();
+            if crate::process::signal::signal_pending(&task) {
+                return Err(ERESTARTSYS);
+            }
             task.set_state(TaskState::Sleeping);
-            WAITERS.lock().push((key(&mm), address, task));
+            WAITERS.lock().push((key(&mm), address, task.clone()));
             sched::schedule();
-            Ok(0)
+            // `wake` takes its waiters off the list: still on it means a
+            // signal woke the task (restarted if SA_RESTART, else EINTR).
+            let mut waiters = WAITERS.lock();
+            match waiters.iter().position(|w| Arc::ptr_eq(&w.2, &task)) {
+                Some(i) => {
+                    waiters.remove(i);
+                    Err(ERESTARTSYS)
+                }
+                None => Ok(0),
+            }
         }
         FUTEX_WAKE => Ok(wake(&mm, address, value.min(u64::from(u32::MAX)) as u32)),
         _ => Err(ENOSYS),

@@ -9,7 +9,7 @@ use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
 use crate::drivers::uart::{INPUT, INPUT_WAIT};
-use crate::errno::{EBADF, EFAULT, EINTR, EINVAL, EPIPE};
+use crate::errno::{EBADF, EFAULT, EINVAL, EPIPE, ERESTARTSYS};
 use crate::fs::pipe::{Pipe, PipeIo};
 use crate::fs::{File, FileKind};
 use crate::process::files::FdTable;
@@ -69,7 +69,7 @@ pub fn write(a: Args) -> SysResult {
             FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n]) {
                 PipeIo::Done(written) => written,
                 PipeIo::Broken if done == 0 => return Err(EPIPE),
-                PipeIo::Interrupted if done == 0 => return Err(EINTR),
+                PipeIo::Interrupted if done == 0 => return Err(ERESTARTSYS),
                 PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
             },
             FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) => {
@@ -96,7 +96,7 @@ pub fn read(a: Args) -> SysResult {
         FileKind::Console => {
             // Block for the first byte, then take what is there.
             if !INPUT_WAIT.wait_until(|| !INPUT.is_empty()) {
-                return Err(EINTR);
+                return Err(ERESTARTSYS);
             }
             let mut n = 0;
             while n < bytes.len() {
@@ -113,7 +113,8 @@ pub fn read(a: Args) -> SysResult {
         FileKind::VirtioConsole => crate::drivers::virtio_console::read_bytes(&mut bytes)?,
         FileKind::PipeRead(pipe) => match pipe.read(&mut bytes) {
             PipeIo::Done(n) => n,
-            _ => return Err(EINTR),
+            // Interrupted: restarted if the handler has SA_RESTART.
+            _ => return Err(ERESTARTSYS),
         },
         FileKind::PipeWrite(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),

@@ -33,6 +33,10 @@ pub mod nr {
     pub const BRK: u64 = 12;
     pub const RT_SIGACTION: u64 = 13;
     pub const RT_SIGPROCMASK: u64 = 14;
+    /// Handled by the trap entry (`arch::signal::rt_sigreturn`).
+    pub const RT_SIGRETURN: u64 = 15;
+    pub const PAUSE: u64 = 34;
+    pub const RT_SIGSUSPEND: u64 = 130;
     pub const SCHED_YIELD: u64 = 24;
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
@@ -141,6 +145,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::BRK => memory::brk(a),
         nr::RT_SIGACTION => signal::rt_sigaction(a),
         nr::RT_SIGPROCMASK => signal::rt_sigprocmask(a),
+        nr::PAUSE => signal::pause(a),
+        nr::RT_SIGSUSPEND => signal::rt_sigsuspend(a),
         nr::SCHED_YIELD => {
             sched::yield_now();
             Ok(0)

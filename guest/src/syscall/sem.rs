@@ -237,10 +237,10 @@ fn do_semtimedop(
     } else if set.waiters.wait_until(attempt) {
         WaitEnd::Done
     } else {
-        WaitEnd::Fatal
+        WaitEnd::Interrupted
     };
     if end != WaitEnd::Done {
-        // Timed out, or a fatal signal (the task exits on its way out):
+        // Timed out, or a signal (semop is never restarted: EINTR):
         // stop counting it as a waiter.
         if let Some((num, for_zero)) = waiting {
             let mut array = set.array.lock();

@@ -1,38 +1,25 @@
-//! `kill`, `rt_sigaction`, `rt_sigprocmask`. Actions and masks are kept
-//! as Linux keeps them, but no signal frame is built yet: a signal with a
-//! handler stays pending. Default actions: terminate (the wait status shows
-//! the signal) or ignore (SIGCHLD, SIGCONT, SIGURG, SIGWINCH); stop
-//! signals are ignored until job control exists. SIGKILL always kills.
+//! `kill`, `pidfd_send_signal`, `rt_sigaction`, `rt_sigprocmask`. Sending
+//! is `process::signal::send_signal`; delivery to handlers happens on the
+//! way back to user mode (`arch::signal`). Default actions: terminate (the
+//! wait status shows the signal) or ignore (SIGCHLD, SIGCONT, SIGURG,
+//! SIGWINCH); stop signals are ignored until job control exists. SIGKILL
+//! always kills.
 
 use alloc::vec::Vec;
 
 use alloc::sync::Arc;
 
 use super::{Args, SysResult};
-use crate::errno::{EINVAL, EPERM, ESRCH};
+use crate::errno::{EINVAL, EPERM, ERESTARTNOHAND, ESRCH};
 use crate::process::cred::CAP_KILL;
-use crate::process::exit::signal_status;
 use crate::process::task::Task;
 use crate::sched;
 
 const SIGKILL: u32 = 9;
-const SIGCHLD: u64 = 17;
 const SIGCONT: u64 = 18;
 const SIGSTOP: u64 = 19;
-const SIGTSTP: u64 = 20;
-const SIGTTIN: u64 = 21;
-const SIGTTOU: u64 = 22;
-const SIGURG: u64 = 23;
-const SIGWINCH: u64 = 28;
 /// Highest signal number (Linux `_NSIG`).
 const NSIG: u64 = 64;
-
-fn default_action_ignores(signal: u64) -> bool {
-    matches!(
-        signal,
-        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU
-    )
-}
 
 /// Whether the caller may signal `target` (Linux `check_kill_permission`):
 /// its own thread group; a task whose real or saved uid is the caller's
@@ -101,11 +88,18 @@ pub fn kill(a: Args) -> SysResult {
     if permitted.is_empty() && pid > 0 {
         return Err(EPERM);
     }
-    if signal == 0 || default_action_ignores(signal) {
+    if signal == 0 {
         return Ok(0);
     }
-    for task in permitted {
-        send_signal(&task, signal as u32);
+    // A signal goes to the process: one thread of it, one not blocking
+    // the signal if there is one (Linux `complete_signal`).
+    let mut seen = alloc::collections::BTreeSet::new();
+    let mut ordered = permitted.clone();
+    ordered.sort_by_key(|t| t.inner.lock().blocked & crate::process::signal::bit(signal as u32));
+    for task in ordered {
+        if seen.insert(task.tgid) {
+            send_signal(&task, signal as u32);
+        }
     }
     Ok(0)
 }
@@ -143,7 +137,7 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     if permitted.is_empty() {
         return Err(EPERM);
     }
-    if signal == 0 || default_action_ignores(signal) {
+    if signal == 0 {
         return Ok(0);
     }
     for task in permitted {
@@ -152,38 +146,39 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     Ok(0)
 }
 
-/// Sends `signal` to `task` with its default action or SIG_IGN honoured
-/// (no handlers are delivered yet: a caught signal stays pending).
+/// Sends `signal` from the current task to `task` (SI_USER, with the
+/// sender's pid and uid as the receiver sees them).
 fn send_signal(task: &Arc<Task>, signal: u32) {
-    // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: from
-    // inside its namespace it gets no signal it has no handler for,
-    // SIGKILL included. From an outer namespace SIGKILL works.
+    // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
+    // no signal it has no handler for, SIGKILL included; only SIGKILL from
+    // an outer namespace gets through (Linux `sig_task_ignored`).
     if task.is_namespace_init() {
         let sender_inside = sched::current().active_pid_ns().id == task.active_pid_ns().id;
-        if sender_inside || task.tgid == crate::process::exit::REAPER_PID {
+        let forced = signal == SIGKILL && !sender_inside;
+        let handler = {
+            let sighand = task.inner.lock().sighand.clone();
+            let handler = sighand.lock().action(signal).handler;
+            handler
+        };
+        let reaper = task.tgid == crate::process::exit::REAPER_PID;
+        if handler == crate::process::signal::SIG_DFL && (reaper || !forced) {
             return;
         }
     }
-    let (action, blocked) = {
-        let inner = task.inner.lock();
-        let action = inner.sighand.lock().action(signal);
-        (
-            action,
-            inner.blocked & crate::process::signal::bit(signal) != 0,
-        )
+    use crate::process::signal::{SigFields, SigInfo, SI_USER};
+    let sender = sched::current();
+    let pid = sender.tgid_in(&task.active_pid_ns());
+    let uid = {
+        let kuid = sender.inner.lock().cred.uid;
+        task.inner.lock().cred.uid_seen(kuid)
     };
-    let kill = signal == SIGKILL || (action.handler == crate::process::signal::SIG_DFL && !blocked);
-    if kill {
-        // A fatal signal ends the whole thread group.
-        for thread in crate::process::all_tasks()
-            .into_iter()
-            .filter(|t| t.tgid == task.tgid)
-        {
-            thread.set_fatal(signal_status(signal));
-        }
-    } else if action.handler != crate::process::signal::SIG_IGN {
-        task.inner.lock().pending |= crate::process::signal::bit(signal);
-    }
+    drop(sender);
+    let info = SigInfo {
+        signo: signal,
+        code: SI_USER,
+        fields: SigFields::Kill { pid, uid },
+    };
+    crate::process::signal::send_signal(task, info);
 }
 
 /// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
@@ -211,7 +206,7 @@ pub fn pidfd_send_signal(a: Args) -> SysResult {
     if !may_signal(&sched::current(), &task, signal) {
         return Err(EPERM);
     }
-    if signal != 0 && !default_action_ignores(signal) {
+    if signal != 0 {
         send_signal(&task, signal as u32);
     }
     Ok(0)
@@ -286,4 +281,34 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
         mm.copy_to_user(oldset, &old.to_le_bytes())?;
     }
     Ok(0)
+}
+
+/// `pause()`: sleeps until a signal is delivered; EINTR after a handler,
+/// never restarted by SA_RESTART (ERESTARTNOHAND).
+pub fn pause(_a: Args) -> SysResult {
+    sched::wait::sleep_until_signal();
+    Err(ERESTARTNOHAND)
+}
+
+/// `rt_sigsuspend(mask, sigsetsize)`: waits for a signal with `mask` as
+/// the blocked set; the old mask comes back when the call returns (saved
+/// in the handler's frame if one runs). Always EINTR after a handler.
+pub fn rt_sigsuspend(a: Args) -> SysResult {
+    use crate::process::signal::bit;
+    let [mask, sigsetsize, ..] = a.0;
+    if sigsetsize != SIGSET_SIZE {
+        return Err(EINVAL);
+    }
+    let mut bytes = [0u8; 8];
+    super::current_mm()?.copy_from_user(mask, &mut bytes)?;
+    let mask = u64::from_le_bytes(bytes) & !(bit(SIGKILL) | bit(SIGSTOP as u32));
+    let task = sched::current();
+    {
+        let mut inner = task.inner.lock();
+        inner.saved_sigmask = Some(inner.blocked);
+        inner.blocked = mask;
+    }
+    drop(task);
+    sched::wait::sleep_until_signal();
+    Err(ERESTARTNOHAND)
 }

@@ -1,7 +1,7 @@
 //! `nanosleep` and `clock_gettime`, on the TSC.
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::EINVAL;
+use crate::errno::{EINTR, EINVAL};
 use crate::{sched, time};
 
 const CLOCK_REALTIME: u64 = 0;
@@ -24,13 +24,28 @@ fn read_timespec(address: u64) -> Result<(u64, u64), i32> {
     Ok((seconds as u64, nanoseconds as u64))
 }
 
+/// `nanosleep(req, rem)`. A signal ends it with EINTR and the time left
+/// in `rem` (if not NULL). Linux returns ERESTART_RESTARTBLOCK, which
+/// becomes EINTR whenever a handler runs; without a handler it would
+/// resume the sleep through `restart_syscall`, which this kernel lacks:
+/// here any interruption is EINTR.
 pub fn nanosleep(a: Args) -> SysResult {
-    let (seconds, nanoseconds) = read_timespec(a.0[0])?;
+    let [request, remaining, ..] = a.0;
+    let (seconds, nanoseconds) = read_timespec(request)?;
     let ns = seconds
         .saturating_mul(1_000_000_000)
         .saturating_add(nanoseconds);
-    sched::sleep_for_ns(ns);
-    Ok(0)
+    let left = sched::sleep_for_ns(ns);
+    if left == 0 {
+        return Ok(0);
+    }
+    if remaining != 0 {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+        bytes[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+        current_mm()?.copy_to_user(remaining, &bytes)?;
+    }
+    Err(EINTR)
 }
 
 pub fn clock_gettime(a: Args) -> SysResult {

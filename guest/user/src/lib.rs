@@ -36,6 +36,7 @@ mod panic;
 pub mod sem;
 pub mod shell_parse;
 pub mod shell_report;
+pub mod signal;
 pub mod start;
 pub mod stats;
 pub mod syscall;

@@ -63,6 +63,50 @@ impl TrapFrame {
 /// Size of the `fxsave64` area saved below every trap frame.
 pub const FPU_STATE_SIZE: usize = 512;
 
+/// The interrupted code's FPU/SSE registers, as `fxsave64` stored them
+/// below its trap frame; `fxrstor64` loads them back on return, so a
+/// change here (a signal frame, `rt_sigreturn`) reaches user mode.
+#[repr(C, align(16))]
+pub struct FpuState(pub [u8; FPU_STATE_SIZE]);
+
+impl FpuState {
+    pub const SIZE: usize = FPU_STATE_SIZE;
+    const MXCSR: usize = 24;
+    const MXCSR_MASK: usize = 28;
+
+    /// The state after `fninit` with default MXCSR (Linux `init_fpstate`):
+    /// what a signal handler starts with.
+    pub fn init() -> FpuState {
+        let mut state = FpuState([0; FPU_STATE_SIZE]);
+        state.0[0..2].copy_from_slice(&0x37fu16.to_le_bytes()); // FCW
+        state.0[Self::MXCSR..Self::MXCSR + 4].copy_from_slice(&0x1f80u32.to_le_bytes());
+        state
+    }
+
+    /// The MXCSR bits this CPU supports (0 in the image means the
+    /// architectural default 0xffbf).
+    pub fn mxcsr_mask(&self) -> u32 {
+        let mask = u32::from_le_bytes(
+            self.0[Self::MXCSR_MASK..Self::MXCSR_MASK + 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
+        if mask == 0 {
+            0xffbf
+        } else {
+            mask
+        }
+    }
+
+    /// Clears MXCSR bits the CPU does not support: `fxrstor` would fault on
+    /// them (Linux masks user images with `mxcsr_feature_mask`).
+    pub fn sanitize(&mut self, mxcsr_mask: u32) {
+        let range = Self::MXCSR..Self::MXCSR + 4;
+        let mxcsr = u32::from_le_bytes(self.0[range.clone()].try_into().expect("4 bytes"));
+        self.0[range].copy_from_slice(&(mxcsr & mxcsr_mask).to_le_bytes());
+    }
+}
+
 /// Bytes per stub; the IDT entry of vector `v` is `interrupt_stubs + v * STUB_SIZE`.
 pub const STUB_SIZE: u64 = 64;
 
@@ -93,13 +137,25 @@ pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
     base + u64::from(vector) * STUB_SIZE + if pvm_native { 0 } else { pvm_prefix_len }
 }
 
-/// Called by the entry code with interrupts disabled.
+/// Called by the entry code with interrupts disabled, with the trap frame
+/// and the FPU state saved below it.
 #[no_mangle]
-extern "C" fn handle_trap(frame: &mut TrapFrame) {
-    super::interrupts::dispatch(frame);
+extern "C" fn handle_trap(frame: &mut TrapFrame, fpu: &mut FpuState) {
+    use super::syscall::SYSCALL_VECTOR;
+    let syscall = (frame.vector == SYSCALL_VECTOR).then_some(frame.rax);
+    if syscall == Some(crate::syscall::nr::RT_SIGRETURN) {
+        // The one system call that needs the saved FPU state. Its result
+        // is the restored rax, never an interrupted call to restart.
+        crate::stats::SYSCALLS.add(1);
+        super::signal::rt_sigreturn(frame, fpu);
+    } else {
+        super::interrupts::dispatch(frame);
+    }
     if frame.is_from_user() {
         crate::sched::preempt_on_return_to_user();
         crate::process::exit::exit_if_fatal_pending();
+        let syscall = syscall.filter(|&nr| nr != crate::syscall::nr::RT_SIGRETURN);
+        super::signal::do_signal(frame, fpu, syscall);
     }
 }
 
@@ -194,6 +250,7 @@ trap_save_registers:
     mov rdi, rsp
     sub rsp, {fpu_size}
     fxsave64 [rsp]
+    mov rsi, rsp
     cld
     call handle_trap
 

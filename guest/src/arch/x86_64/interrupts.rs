@@ -76,33 +76,56 @@ const SIGKILL: u32 = 9;
 const SIGSEGV: u32 = 11;
 
 /// An exception in user mode: a page fault the address space resolves, or
-/// the signal Linux would send, which (without handlers yet) kills the task.
+/// the signal Linux would send (`force_sig_fault`), delivered on the way
+/// back to user mode: to a handler if one is installed and the signal is
+/// neither blocked nor ignored, else it kills the task.
 fn user_exception(frame: &TrapFrame) {
     use crate::mm::cow::{Access, FaultResult};
-    let signal = match frame.vector {
+    use crate::process::signal::{SigFields, SigInfo, SEGV_ACCERR, SEGV_MAPERR, SI_KERNEL};
+    // si_code values of the other faults (Linux `asm-generic/siginfo.h`).
+    const FPE_INTDIV: i32 = 1;
+    const ILL_ILLOPN: i32 = 2;
+    const BUS_ADRALN: i32 = 1;
+    const TRAP_BRKPT: i32 = 1;
+    let (signal, code, addr) = match frame.vector {
         PAGE_FAULT => {
             let address = read_cr2();
             let mut access = Access::from_error_code(frame.error_code);
             // The PVM host does not report instruction fetches (error-code
             // bit 4); a fault at the instruction being fetched is one.
             access.execute |= address >= frame.rip && address < frame.rip.saturating_add(16);
-            let result = match crate::sched::current().mm() {
-                Some(mm) => mm.handle_fault(address, access),
-                None => FaultResult::Segv,
+            let mm = crate::sched::current().mm();
+            let Some(mm) = mm else {
+                crate::process::exit::do_exit(crate::process::exit::signal_status(SIGSEGV));
             };
-            match result {
-                FaultResult::Segv => SIGSEGV,
-                FaultResult::Oom => SIGKILL,
+            match mm.handle_fault(address, access) {
+                FaultResult::Segv if mm.has_vma(address) => (SIGSEGV, SEGV_ACCERR, address),
+                FaultResult::Segv => (SIGSEGV, SEGV_MAPERR, address),
+                FaultResult::Oom => {
+                    drop(mm);
+                    crate::process::exit::do_exit(crate::process::exit::signal_status(SIGKILL));
+                }
                 _ => return,
             }
         }
-        0 | 16 | 19 => SIGFPE,
-        1 | 3 => SIGTRAP,
-        6 => SIGILL,
-        17 => SIGBUS,
-        _ => SIGSEGV,
+        0 => (SIGFPE, FPE_INTDIV, frame.rip),
+        16 | 19 => (SIGFPE, 0, frame.rip),
+        1 | 3 => (SIGTRAP, TRAP_BRKPT, 0),
+        6 => (SIGILL, ILL_ILLOPN, frame.rip),
+        17 => (SIGBUS, BUS_ADRALN, 0),
+        // #GP and the rest: SIGSEGV from the kernel, no address.
+        _ => (SIGSEGV, SI_KERNEL, 0),
     };
-    crate::process::exit::do_exit(crate::process::exit::signal_status(signal));
+    let fields = if code == SI_KERNEL {
+        SigFields::None
+    } else {
+        SigFields::Fault { addr }
+    };
+    crate::process::signal::force_sig(SigInfo {
+        signo: signal,
+        code,
+        fields,
+    });
 }
 
 /// Kernel-mode exceptions: nothing recovers from them, so they stop the

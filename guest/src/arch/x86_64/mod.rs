@@ -10,6 +10,7 @@ pub mod idt;
 pub mod interrupts;
 pub mod ioapic;
 pub mod platform;
+pub mod signal;
 pub mod switch;
 pub mod syscall;
 pub mod user_probe;

@@ -2198,6 +2198,7 @@ type Scenario = fn(&Ctx) -> Outcome;
 mod fs;
 mod pgrp;
 mod sem;
+mod signals;
 mod userns;
 
 /// The scenarios of this file (the topic modules add theirs).
@@ -2254,6 +2255,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(sem::SCENARIOS)
         .chain(fs::SCENARIOS)
         .chain(userns::SCENARIOS)
+        .chain(signals::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

@@ -1,0 +1,208 @@
+//! Signal handlers without libc: `rt_sigaction` with the restorer x86-64
+//! Linux requires (`SA_RESTORER`: the handler returns into
+//! [`restore_rt`], which calls `rt_sigreturn`), `rt_sigprocmask`, and the
+//! layout of what a handler receives (`siginfo_t`, `ucontext_t`).
+
+use core::arch::global_asm;
+
+use crate::errno::Errno;
+use crate::syscall::{check, syscall0, syscall2, syscall4};
+
+/// `rt_sigaction` and friends (not in `syscall::nr`, to keep that list
+/// to the calls most programs make).
+pub mod nr {
+    #![allow(missing_docs)]
+    pub const RT_SIGACTION: usize = 13;
+    pub const RT_SIGPROCMASK: usize = 14;
+    pub const RT_SIGRETURN: usize = 15;
+    pub const PAUSE: usize = 34;
+    pub const RT_SIGSUSPEND: usize = 130;
+}
+
+#[allow(missing_docs)]
+pub mod sig {
+    pub const SIGILL: i32 = 4;
+    pub const SIGUSR1: i32 = 10;
+    pub const SIGSEGV: i32 = 11;
+    pub const SIGUSR2: i32 = 12;
+    pub const SIGCHLD: i32 = 17;
+}
+
+/// `sa_handler` value: the default action.
+pub const SIG_DFL: usize = 0;
+/// `sa_handler` value: ignore the signal.
+pub const SIG_IGN: usize = 1;
+/// `sa_flags`: the handler takes (signo, siginfo, ucontext).
+pub const SA_SIGINFO: u64 = 4;
+/// `sa_flags`: `sa_restorer` is set.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `sa_flags`: restart interrupted system calls.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `sa_flags`: do not block the signal during its handler.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `sa_flags`: reset the action to SIG_DFL when the handler runs.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `rt_sigprocmask` `how`.
+pub const SIG_BLOCK: usize = 0;
+/// `rt_sigprocmask` `how`.
+pub const SIG_UNBLOCK: usize = 1;
+/// `rt_sigprocmask` `how`.
+pub const SIG_SETMASK: usize = 2;
+
+/// `si_code`: sent by `kill`.
+pub const SI_USER: i32 = 0;
+/// `si_code` of SIGSEGV: no mapping at the address.
+pub const SEGV_MAPERR: i32 = 1;
+/// `si_code` of SIGSEGV: the mapping forbids the access.
+pub const SEGV_ACCERR: i32 = 2;
+/// `si_code` of SIGCHLD: the child exited.
+pub const CLD_EXITED: i32 = 1;
+
+/// Byte offset of `uc_mcontext` (`struct sigcontext`) in the ucontext.
+pub const UC_MCONTEXT: usize = 40;
+/// Byte offset of `uc_sigmask` in the ucontext.
+pub const UC_SIGMASK: usize = 296;
+/// Index of a register in `uc_mcontext` (in 8-byte words): rip.
+pub const REG_RIP: usize = 16;
+/// Index of the `fpstate` pointer in `uc_mcontext`.
+pub const REG_FPSTATE: usize = 23;
+
+/// A handler taking `SA_SIGINFO` arguments.
+pub type Handler = extern "C" fn(signo: i32, info: *mut SigInfo, ucontext: *mut u8);
+
+/// The kernel's `struct sigaction` on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigAction {
+    /// Handler address, [`SIG_DFL`] or [`SIG_IGN`].
+    pub handler: usize,
+    /// `SA_*` flags.
+    pub flags: u64,
+    /// Where the handler returns to.
+    pub restorer: usize,
+    /// Signals blocked while the handler runs.
+    pub mask: u64,
+}
+
+/// `siginfo_t` (128 bytes): the first three ints and the union, as words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SigInfo {
+    /// Signal number.
+    pub signo: i32,
+    /// Always 0 here.
+    pub errno: i32,
+    /// How the signal was sent (`SI_USER`, `SEGV_ACCERR`...).
+    pub code: i32,
+    _pad: i32,
+    fields: [u64; 14],
+}
+
+impl SigInfo {
+    /// `si_pid` (kill, SIGCHLD).
+    pub fn pid(&self) -> u32 {
+        self.fields[0] as u32
+    }
+    /// `si_uid` (kill, SIGCHLD).
+    pub fn uid(&self) -> u32 {
+        (self.fields[0] >> 32) as u32
+    }
+    /// `si_addr` (faults).
+    pub fn addr(&self) -> usize {
+        self.fields[0] as usize
+    }
+    /// `si_status` (SIGCHLD): exit code or signal.
+    pub fn status(&self) -> i32 {
+        self.fields[1] as i32
+    }
+}
+
+/// Bit of `signal` in a signal set.
+pub fn sigmask(signal: i32) -> u64 {
+    1 << (signal - 1)
+}
+
+extern "C" {
+    /// Returns from a handler: `rt_sigreturn()` (the handler's `ret` pops
+    /// this address; the frame is above).
+    pub fn restore_rt();
+}
+
+global_asm!(
+    r#"
+    .section .text
+    .global restore_rt
+restore_rt:
+    mov eax, {rt_sigreturn}
+    syscall
+    ud2
+    "#,
+    rt_sigreturn = const nr::RT_SIGRETURN,
+);
+
+/// `rt_sigaction(signal, act, oldact)` with the action as given.
+pub fn sigaction_raw(signal: i32, action: Option<&SigAction>) -> Result<SigAction, Errno> {
+    let mut old = SigAction::default();
+    let new = action.map_or(0, |a| a as *const SigAction as usize);
+    // SAFETY: the kernel reads one live SigAction and writes another.
+    let ret = unsafe {
+        syscall4(
+            nr::RT_SIGACTION,
+            signal as usize,
+            new,
+            &mut old as *mut SigAction as usize,
+            8,
+        )
+    };
+    check(ret).map(|_| old)
+}
+
+/// Installs `handler` for `signal` with `SA_SIGINFO | SA_RESTORER | flags`
+/// and `mask` blocked while it runs; returns the previous action.
+pub fn sigaction(signal: i32, handler: Handler, flags: u64, mask: u64) -> Result<SigAction, Errno> {
+    let action = SigAction {
+        handler: handler as usize,
+        flags: SA_SIGINFO | SA_RESTORER | flags,
+        restorer: restore_rt as *const () as usize,
+        mask,
+    };
+    sigaction_raw(signal, Some(&action))
+}
+
+/// `rt_sigprocmask(how, set, oldset)`: returns the previous mask.
+pub fn sigprocmask(how: usize, set: Option<u64>) -> Result<u64, Errno> {
+    let mut old = 0u64;
+    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+    // SAFETY: the kernel reads one live u64 and writes another.
+    let ret = unsafe {
+        syscall4(
+            nr::RT_SIGPROCMASK,
+            how,
+            new,
+            &mut old as *mut u64 as usize,
+            8,
+        )
+    };
+    check(ret).map(|_| old)
+}
+
+/// The blocked signals now.
+pub fn blocked() -> u64 {
+    sigprocmask(SIG_BLOCK, None).unwrap_or(u64::MAX)
+}
+
+/// `pause()`: waits for a signal; after a handler, always `EINTR`.
+pub fn pause() -> Errno {
+    // SAFETY: no memory is involved.
+    let ret = unsafe { syscall0(nr::PAUSE) };
+    check(ret).err().unwrap_or(Errno(0))
+}
+
+/// `rt_sigsuspend(mask)`: waits for a signal with `mask` blocked, then
+/// puts the old mask back; after a handler, always `EINTR`.
+pub fn sigsuspend(mask: u64) -> Errno {
+    // SAFETY: the kernel reads one live u64.
+    let ret = unsafe { syscall2(nr::RT_SIGSUSPEND, &mask as *const u64 as usize, 8) };
+    check(ret).err().unwrap_or(Errno(0))
+}

@@ -104,6 +104,7 @@ const SCENARIOS: &[&str] = &[
     "signal-sigreturn-bad-frame",
     "signal-bad-stack-segv",
     "signal-no-restorer-segv",
+    "jump-to-kernel-address-segv",
 ];
 
 struct Run {

@@ -54,9 +54,12 @@ pub struct TrapFrame {
 impl TrapFrame {
     /// Whether the interrupted code was user code. Decided by address, not
     /// by CS: on the PVM host the hardware CS reads as a user selector even
-    /// in the kernel.
+    /// in the kernel. The kernel never runs on a stack below
+    /// `USER_SPACE_END`, so a user stack pointer means user code even at a
+    /// kernel-half rip (a user jump into the kernel's half); the entry and
+    /// return code below decide the same way.
     pub fn is_from_user(&self) -> bool {
-        self.rip < USER_SPACE_END
+        self.rip < USER_SPACE_END || self.rsp < USER_SPACE_END
     }
 }
 
@@ -207,8 +210,11 @@ interrupt_common:
     je 5f
     push rax
     push rbx
-    mov rax, [rsp + 32]
     movabs rbx, {user_end}
+    mov rax, [rsp + 32]
+    cmp rax, rbx
+    jb 1f
+    mov rax, [rsp + 56]
     cmp rax, rbx
     jb 1f
     mov rbx, [rsp + 56]
@@ -282,11 +288,15 @@ interrupt_return:
     add rsp, 16
     iretq
 
-1:  /* PVM: user frames return with sti; iretq */
-    mov rax, [rsp + 136]
+1:  /* PVM: user frames (user rip or user stack) return with sti; iretq */
     movabs rbx, {user_end}
+    mov rax, [rsp + 136]
+    cmp rax, rbx
+    jb 4f
+    mov rax, [rsp + 160]
     cmp rax, rbx
     jae 2f
+4:
     pop r15
     pop r14
     pop r13

@@ -40,6 +40,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-sigreturn-bad-frame", signal_sigreturn_bad_frame),
     ("signal-bad-stack-segv", signal_bad_stack_segv),
     ("signal-no-restorer-segv", signal_no_restorer_segv),
+    ("jump-to-kernel-address-segv", jump_to_kernel_address_segv),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -954,4 +955,19 @@ fn signal_no_restorer_segv(_ctx: &Ctx) -> Outcome {
     })?;
     let status = child.wait_bounded("child without a restorer")?;
     expect_signal("handler without SA_RESTORER", status, SIGSEGV)
+}
+
+/// A jump to an address no user mapping covers, in the forkvm guest the
+/// kernel's half of the address space: the process dies with SIGSEGV and
+/// the kernel lives on (it must not take the fault for its own).
+fn jump_to_kernel_address_segv(_ctx: &Ctx) -> Outcome {
+    // forkvm's PAGE_OFFSET + 2^45: unmapped on the guest's kernel side,
+    // and an unmapped user address on the host's Linux.
+    const TARGET: usize = 0x0000_6000_0000_0000;
+    let child = Child::spawn(|| {
+        // SAFETY: not safe at all, on purpose: the jump faults.
+        unsafe { asm!("jmp {target}", target = in(reg) TARGET, options(noreturn)) }
+    })?;
+    let status = child.wait_bounded("child that jumped to a kernel address")?;
+    expect_signal("jump to a kernel address", status, SIGSEGV)
 }

@@ -28,6 +28,7 @@ pub const ENOSPC: i32 = 28;
 pub const ERANGE: i32 = 34;
 pub const EIDRM: i32 = 43;
 pub const ENOSYS: i32 = 38;
+pub const ETIMEDOUT: i32 = 110;
 pub const ENAMETOOLONG: i32 = 36;
 pub const ENOTEMPTY: i32 = 39;
 /// Restart the system call unless a handler without SA_RESTART runs
@@ -43,6 +44,7 @@ pub fn name(errno: i32) -> &'static str {
     match errno {
         EPERM => "EPERM",
         ENOENT => "ENOENT",
+        ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
         EINTR => "EINTR",
         EIO => "EIO",

@@ -57,3 +57,19 @@ pub fn ticks() -> u64 {
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
+
+/// The TSC value a relative timeout `(seconds, nanoseconds)` ends at
+/// (Linux `timespec64_valid` first: EINVAL for negative seconds or
+/// nanoseconds out of 0..1e9).
+#[cfg(not(test))]
+pub fn relative_deadline((seconds, nanoseconds): (i64, i64)) -> Result<u64, i32> {
+    if seconds < 0 || !(0..1_000_000_000).contains(&nanoseconds) {
+        return Err(crate::errno::EINVAL);
+    }
+    let ns = (seconds as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds as u64);
+    // Capped (decades) so the conversion cannot overflow.
+    let cycles = ns_to_tsc(ns.min(u64::MAX / 16));
+    Ok(crate::arch::cpu::rdtsc().saturating_add(cycles))
+}

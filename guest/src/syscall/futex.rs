@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EAGAIN, EINVAL, ENOSYS, ERESTARTSYS};
+use crate::errno::{EAGAIN, EINVAL, ENOSYS, ERESTARTNOHAND, ERESTARTSYS, ETIMEDOUT};
 use crate::mm::address_space::AddressSpace;
 use crate::process::task::{Task, TaskState};
 use crate::sched;
@@ -24,14 +24,29 @@ fn key(mm: &Arc<AddressSpace>) -> usize {
     Arc::as_ptr(mm) as usize
 }
 
+/// `futex(address, op, value, timeout)`. FUTEX_WAIT's `timeout` is a
+/// relative `struct timespec` (NULL: none), read and checked before the
+/// word (EFAULT, EINVAL); when it passes the wait ends with ETIMEDOUT, and
+/// a signal ends a timed wait with EINTR (Linux restarts it only through
+/// `restart_syscall`, which is not built).
 pub fn futex(a: Args) -> SysResult {
-    let [address, op, value, _timeout, ..] = a.0;
+    let [address, op, value, timeout, ..] = a.0;
     if address % 4 != 0 {
         return Err(EINVAL);
     }
     let mm = current_mm()?;
     match op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) {
         FUTEX_WAIT => {
+            let deadline = if timeout == 0 {
+                None
+            } else {
+                let mut bytes = [0u8; 16];
+                mm.copy_from_user(timeout, &mut bytes)
+                    .map_err(|_| crate::errno::EFAULT)?;
+                let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+                let nanoseconds = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+                Some(crate::time::relative_deadline((seconds, nanoseconds))?)
+            };
             let mut word = [0u8; 4];
             mm.copy_from_user(address, &mut word)?;
             if u32::from_le_bytes(word) != value as u32 {
@@ -43,14 +58,26 @@ pub fn futex(a: Args) -> SysResult {
             }
             task.set_state(TaskState::Sleeping);
             WAITERS.lock().push((key(&mm), address, task.clone()));
+            if let Some(deadline) = deadline {
+                sched::arm_timer(deadline, task.clone());
+            }
             sched::schedule();
-            // `wake` takes its waiters off the list: still on it means a
-            // signal woke the task (restarted if SA_RESTART, else EINTR).
+            if deadline.is_some() {
+                sched::cancel_timer(&task);
+            }
+            // `wake` takes its waiters off the list: still on it means the
+            // timer or a signal woke the task.
             let mut waiters = WAITERS.lock();
             match waiters.iter().position(|w| Arc::ptr_eq(&w.2, &task)) {
                 Some(i) => {
                     waiters.remove(i);
-                    Err(ERESTARTSYS)
+                    match deadline {
+                        // The timer wins over a signal (Linux checks it first).
+                        Some(deadline) if crate::arch::cpu::rdtsc() >= deadline => Err(ETIMEDOUT),
+                        Some(_) => Err(ERESTARTNOHAND),
+                        // Restarted if SA_RESTART, else EINTR.
+                        None => Err(ERESTARTSYS),
+                    }
                 }
                 None => Ok(0),
             }

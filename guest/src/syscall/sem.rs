@@ -133,20 +133,6 @@ pub fn semtimedop(a: Args) -> SysResult {
     do_semtimedop(semid as i32, sops, nsops as u32, timeout)
 }
 
-/// The TSC value a relative timeout ends at (Linux `timespec64_valid`
-/// first: EINVAL for negative seconds or nanoseconds out of 0..1e9).
-fn timeout_deadline((seconds, nanoseconds): (i64, i64)) -> Result<u64, i32> {
-    if seconds < 0 || !(0..1_000_000_000).contains(&nanoseconds) {
-        return Err(EINVAL);
-    }
-    let ns = (seconds as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nanoseconds as u64);
-    // Capped (decades) so the conversion cannot overflow.
-    let cycles = crate::time::ns_to_tsc(ns.min(u64::MAX / 16));
-    Ok(crate::arch::cpu::rdtsc().saturating_add(cycles))
-}
-
 /// Linux `do_semtimedop`.
 fn do_semtimedop(
     semid: i32,
@@ -166,7 +152,7 @@ fn do_semtimedop(
         .chunks_exact(SemBuf::SIZE)
         .map(|b| SemBuf::from_bytes(b.try_into().expect("chunk of SIZE")))
         .collect();
-    let deadline = timeout.map(timeout_deadline).transpose()?;
+    let deadline = timeout.map(crate::time::relative_deadline).transpose()?;
 
     let task = sched::current();
     let set = find_set(&task, semid)?;

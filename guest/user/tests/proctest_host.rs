@@ -105,6 +105,7 @@ const SCENARIOS: &[&str] = &[
     "signal-bad-stack-segv",
     "signal-no-restorer-segv",
     "jump-to-kernel-address-segv",
+    "futex-wait-timeout",
 ];
 
 struct Run {

@@ -41,6 +41,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-bad-stack-segv", signal_bad_stack_segv),
     ("signal-no-restorer-segv", signal_no_restorer_segv),
     ("jump-to-kernel-address-segv", jump_to_kernel_address_segv),
+    ("futex-wait-timeout", futex_wait_timeout),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -970,4 +971,54 @@ fn jump_to_kernel_address_segv(_ctx: &Ctx) -> Outcome {
     })?;
     let status = child.wait_bounded("child that jumped to a kernel address")?;
     expect_signal("jump to a kernel address", status, SIGSEGV)
+}
+
+/// `futex(FUTEX_WAIT)` with a relative timeout: ETIMEDOUT once it passed
+/// (not before), EAGAIN for a changed word, EINVAL for a bad timespec
+/// and EFAULT for a bad pointer, both before the word is looked at.
+fn futex_wait_timeout(_ctx: &Ctx) -> Outcome {
+    const FUTEX_WAIT_PRIVATE: usize = 128;
+    static WORD: AtomicU32 = AtomicU32::new(7);
+    let wait = |value: u32, timeout: usize| {
+        // SAFETY: the kernel reads the word and the timespec (if any).
+        forkvm_user::syscall::check(unsafe {
+            forkvm_user::syscall::syscall4(
+                nr::FUTEX,
+                WORD.as_ptr() as usize,
+                FUTEX_WAIT_PRIVATE,
+                value as usize,
+                timeout,
+            )
+        })
+        .map(drop)
+    };
+    let ts = Timespec::from_nanos(20 * MS);
+    let start = monotonic_ns();
+    let got = wait(7, &ts as *const Timespec as usize);
+    let waited = monotonic_ns() - start;
+    ensure!(
+        got == Err(Errno::ETIMEDOUT),
+        "expected ETIMEDOUT, got {got:?}"
+    );
+    ensure!(
+        waited >= 20 * MS,
+        "returned after {waited} ns, before the timeout"
+    );
+    let got = wait(8, &ts as *const Timespec as usize);
+    ensure!(
+        got == Err(Errno::EAGAIN),
+        "changed word: expected EAGAIN, got {got:?}"
+    );
+    let bad: [i64; 2] = [0, 1_000_000_000];
+    let got = wait(8, bad.as_ptr() as usize);
+    ensure!(
+        got == Err(Errno::EINVAL),
+        "bad timespec: expected EINVAL, got {got:?}"
+    );
+    let got = wait(8, 8);
+    ensure!(
+        got == Err(Errno::EFAULT),
+        "bad pointer: expected EFAULT, got {got:?}"
+    );
+    Ok(())
 }

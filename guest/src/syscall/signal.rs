@@ -65,7 +65,9 @@ pub fn kill(a: Args) -> SysResult {
     let ns = current.active_pid_ns();
     let targets: Vec<_> = crate::process::all_tasks()
         .into_iter()
-        .filter(|task| task.mm().is_some()) // kernel threads take no signals
+        // Kernel threads take no signals; a zombie is still found (Linux:
+        // the signal to it succeeds and does nothing).
+        .filter(|task| task.mm().is_some() || is_zombie(task))
         .filter(|task| {
             // Pids are the caller's view: tasks outside its pid namespace
             // have none there and cannot be named.
@@ -96,12 +98,16 @@ pub fn kill(a: Args) -> SysResult {
     let mut seen = alloc::collections::BTreeSet::new();
     let mut ordered = permitted.clone();
     ordered.sort_by_key(|t| t.inner.lock().blocked & crate::process::signal::bit(signal as u32));
-    for task in ordered {
+    for task in ordered.into_iter().filter(|task| !is_zombie(task)) {
         if seen.insert(task.tgid) {
             send_signal(&task, signal as u32);
         }
     }
     Ok(0)
+}
+
+fn is_zombie(task: &Task) -> bool {
+    task.state() == crate::process::task::TaskState::Zombie
 }
 
 /// `kill(0, sig)` and `kill(-pgid, sig)`: every process of the group,

@@ -106,6 +106,7 @@ const SCENARIOS: &[&str] = &[
     "signal-no-restorer-segv",
     "jump-to-kernel-address-segv",
     "futex-wait-timeout",
+    "kill-zombie",
 ];
 
 struct Run {

@@ -42,6 +42,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("signal-no-restorer-segv", signal_no_restorer_segv),
     ("jump-to-kernel-address-segv", jump_to_kernel_address_segv),
     ("futex-wait-timeout", futex_wait_timeout),
+    ("kill-zombie", kill_zombie),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -1020,5 +1021,30 @@ fn futex_wait_timeout(_ctx: &Ctx) -> Outcome {
         got == Err(Errno::EFAULT),
         "bad pointer: expected EFAULT, got {got:?}"
     );
+    Ok(())
+}
+
+/// A zombie can still be signalled (nothing happens, `kill` succeeds);
+/// once reaped its pid is gone (ESRCH).
+fn kill_zombie(_ctx: &Ctx) -> Outcome {
+    let (r, w) = pipe()?;
+    let child = Child::spawn(|| 0)?;
+    let pid = child.pid() as i32;
+    // The child's copy of the write end closes when it exits: EOF here
+    // means it is exiting; a short sleep lets it become a zombie.
+    w.close()?;
+    let mut byte = [0u8; 1];
+    ensure!(read_full(r.raw(), &mut byte)? == 0, "data from the child?");
+    sleep_ns(20 * MS);
+    ensure!(
+        kill(pid, 0).is_ok(),
+        "signal 0 to a zombie: {:?}",
+        kill(pid, 0)
+    );
+    ensure!(kill(pid, SIGUSR1).is_ok(), "SIGUSR1 to a zombie");
+    let status = child.wait()?;
+    expect_exit("the zombie", status, 0)?;
+    let got = kill(pid, 0);
+    ensure!(got == Err(Errno::ESRCH), "signal 0 after the reap: {got:?}");
     Ok(())
 }

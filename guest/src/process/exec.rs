@@ -146,6 +146,8 @@ pub fn execve(
     frame: &mut TrapFrame,
 ) -> Result<(), i32> {
     let program = load(path, argv, envp)?;
+    // The point of no return: the other threads go first.
+    de_thread(task)?;
     *frame = initial_frame(&program);
     // The FPU state saved below the trap frame is restored on return.
     let fpu = (frame as *mut TrapFrame as u64 - FPU_STATE_SIZE as u64) as *mut [u8; FPU_STATE_SIZE];
@@ -173,6 +175,38 @@ pub fn execve(
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     task.set_comm(name);
     super::fork::release_vfork_parent(task);
+    Ok(())
+}
+
+/// Linux `de_thread`: every other thread of the exec'ing process is killed
+/// and gone before the new program starts (it must not run on in the old
+/// address space). EAGAIN if the process is being killed meanwhile.
+///
+/// Linux also lets a thread that is not the group leader exec: it takes
+/// over the leader's pid. Tasks here keep their pid for life, so such a
+/// thread kills the others but the leader, which stays (a known gap).
+fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
+    let others = |include_leader: bool| {
+        super::all_tasks().into_iter().filter(move |t| {
+            t.tgid == task.tgid
+                && !Arc::ptr_eq(t, task)
+                && (include_leader || !t.is_group_leader())
+                && t.state() != super::task::TaskState::Dead
+        })
+    };
+    let leader = task.is_group_leader();
+    let kill = super::exit::signal_status(9);
+    for thread in others(leader) {
+        thread.set_fatal(kill);
+    }
+    // A killed thread leaves on its next return to user mode or wake-up;
+    // non-leader threads are released at exit, leaving no zombie.
+    while others(leader).any(|t| t.state() != super::task::TaskState::Zombie) {
+        if task.fatal_status().is_some() {
+            return Err(crate::errno::EAGAIN);
+        }
+        crate::sched::yield_now();
+    }
     Ok(())
 }
 

@@ -107,6 +107,7 @@ const SCENARIOS: &[&str] = &[
     "jump-to-kernel-address-segv",
     "futex-wait-timeout",
     "kill-zombie",
+    "exec-kills-other-threads",
 ];
 
 struct Run {

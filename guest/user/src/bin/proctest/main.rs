@@ -2245,6 +2245,9 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
 const EXIT_42: &[u8] = b"exit-42";
+/// The helper that `exec-kills-other-threads` executes: write one byte to
+/// descriptor 9, sleep 100 ms, exit 0.
+const EXEC_MARKER: &[u8] = b"exec-marker-fd9";
 
 /// Every scenario, in the order `list` and `all` use: this file's, then each
 /// topic module's.
@@ -2280,7 +2283,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     }
     // Check every name before running anything.
     for &arg in requested {
-        if arg != b"all" && arg != EXIT_42 && lookup(arg).is_none() {
+        if arg != b"all" && arg != EXIT_42 && arg != EXEC_MARKER && lookup(arg).is_none() {
             eprintln!("proctest: unknown scenario: {}", Bytes(arg));
             return usage("see `proctest list`");
         }
@@ -2299,6 +2302,10 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     for &arg in requested {
         if arg == EXIT_42 {
             exit_group(42);
+        } else if arg == EXEC_MARKER {
+            let _ = write(9, b"x");
+            sleep_ns(100 * MS);
+            exit_group(0);
         } else if arg == b"all" {
             for &(name, scenario) in scenarios() {
                 run(name, scenario);

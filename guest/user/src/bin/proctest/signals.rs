@@ -43,6 +43,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("jump-to-kernel-address-segv", jump_to_kernel_address_segv),
     ("futex-wait-timeout", futex_wait_timeout),
     ("kill-zombie", kill_zombie),
+    ("exec-kills-other-threads", exec_kills_other_threads),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -1047,4 +1048,89 @@ fn kill_zombie(_ctx: &Ctx) -> Outcome {
     let got = kill(pid, 0);
     ensure!(got == Err(Errno::ESRCH), "signal 0 after the reap: {got:?}");
     Ok(())
+}
+
+/// Counts as fast as it can in the shared page at `counter`.
+extern "C" fn thread_counts(counter: usize) -> ! {
+    let counter = counter as *const AtomicU64;
+    loop {
+        // SAFETY: the page stays mapped (MAP_SHARED, mapped by the test
+        // before the fork) as long as this thread's address space lives.
+        unsafe { (*counter).fetch_add(1, Ordering::Relaxed) };
+    }
+}
+
+/// `execve` from a process with another thread (Linux `de_thread`): the
+/// other thread is killed before the new program runs. The thread counts
+/// in a page shared with this test; once the exec'd program has said so
+/// (a byte on descriptor 9), the count must stand still.
+fn exec_kills_other_threads(ctx: &Ctx) -> Outcome {
+    use forkvm_user::syscall::{MAP_ANONYMOUS, MAP_SHARED};
+    let Some(argv0) = ctx.argv0 else {
+        return Err(msg!("no argv[0] to execute"));
+    };
+    // SAFETY: a fresh anonymous shared page, unmapped at the end.
+    let page = unsafe {
+        forkvm_user::syscall::mmap(
+            0,
+            PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_SHARED | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .ctx("mmap(MAP_SHARED)")?;
+    // SAFETY: the page is mapped, aligned and zeroed.
+    let counter = unsafe { &*(page as *const AtomicU64) };
+    let (r, w) = pipe()?;
+    let w_raw = w.raw();
+    let child = Child::spawn(|| {
+        if dup2(w_raw, 9).is_err() {
+            return 90;
+        }
+        let Ok(stack) = ThreadStack::new() else {
+            return 91;
+        };
+        // SAFETY: the thread uses its own stack and the shared page.
+        if unsafe { stack.clone(THREAD_FLAGS, thread_counts, page as usize) }.is_err() {
+            return 92;
+        }
+        core::mem::forget(stack);
+        let deadline = monotonic_ns() + TIMEOUT_NS;
+        while counter.load(Ordering::Relaxed) == 0 {
+            if monotonic_ns() > deadline {
+                return 93;
+            }
+            sleep_ns(100_000);
+        }
+        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
+        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+        let argv = [
+            argv0.as_ptr(),
+            c"exec-marker-fd9".as_ptr().cast(),
+            core::ptr::null(),
+        ];
+        let envp = [core::ptr::null()];
+        let _ = execve(path, &argv, &envp);
+        94
+    })?;
+    w.close()?;
+    let mut byte = [0u8; 1];
+    ensure!(
+        read_full(r.raw(), &mut byte)? == 1,
+        "the exec'd program never wrote"
+    );
+    let before = counter.load(Ordering::Relaxed);
+    sleep_ns(30 * MS);
+    let after = counter.load(Ordering::Relaxed);
+    let status = child.wait_bounded("the exec'd process")?;
+    // SAFETY: the page is ours and nobody uses it any more.
+    let _ = unsafe { munmap(page, PAGE) };
+    ensure!(before > 0, "the thread never counted");
+    ensure!(
+        after == before,
+        "the other thread still ran after the exec ({before} -> {after})"
+    );
+    expect_exit("the exec'd program", status, 0)
 }

@@ -146,8 +146,11 @@ pub fn execve(
     frame: &mut TrapFrame,
 ) -> Result<(), i32> {
     let program = load(path, argv, envp)?;
-    // The point of no return: the other threads go first.
+    // The point of no return: the other threads go first, and a table of
+    // descriptors shared with another process (CLONE_FILES) is copied
+    // (Linux `unshare_files`).
     de_thread(task)?;
+    unshare_files(task);
     *frame = initial_frame(&program);
     // The FPU state saved below the trap frame is restored on return.
     let fpu = (frame as *mut TrapFrame as u64 - FPU_STATE_SIZE as u64) as *mut [u8; FPU_STATE_SIZE];
@@ -176,6 +179,17 @@ pub fn execve(
     task.set_comm(name);
     super::fork::release_vfork_parent(task);
     Ok(())
+}
+
+/// Gives `task` a private copy of its fd table if another task shares it.
+fn unshare_files(task: &Arc<Task>) {
+    let mut inner = task.inner.lock();
+    if let Some(files) = &inner.files {
+        if Arc::strong_count(files) > 1 {
+            let copy = files.lock().clone();
+            inner.files = Some(Arc::new(spin::Mutex::new(copy)));
+        }
+    }
 }
 
 /// Linux `de_thread`: every other thread of the exec'ing process is killed

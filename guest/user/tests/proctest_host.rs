@@ -108,6 +108,7 @@ const SCENARIOS: &[&str] = &[
     "futex-wait-timeout",
     "kill-zombie",
     "exec-kills-other-threads",
+    "exec-unshares-files",
 ];
 
 struct Run {

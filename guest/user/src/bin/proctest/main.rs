@@ -2248,6 +2248,9 @@ const EXIT_42: &[u8] = b"exit-42";
 /// The helper that `exec-kills-other-threads` executes: write one byte to
 /// descriptor 9, sleep 100 ms, exit 0.
 const EXEC_MARKER: &[u8] = b"exec-marker-fd9";
+/// The helper that `exec-unshares-files` executes: close descriptor 9,
+/// exit 0.
+const EXEC_CLOSE: &[u8] = b"exec-close-fd9";
 
 /// Every scenario, in the order `list` and `all` use: this file's, then each
 /// topic module's.
@@ -2283,7 +2286,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     }
     // Check every name before running anything.
     for &arg in requested {
-        if arg != b"all" && arg != EXIT_42 && arg != EXEC_MARKER && lookup(arg).is_none() {
+        let helper = [EXIT_42, EXEC_MARKER, EXEC_CLOSE].contains(&arg);
+        if arg != b"all" && !helper && lookup(arg).is_none() {
             eprintln!("proctest: unknown scenario: {}", Bytes(arg));
             return usage("see `proctest list`");
         }
@@ -2302,6 +2306,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     for &arg in requested {
         if arg == EXIT_42 {
             exit_group(42);
+        } else if arg == EXEC_CLOSE {
+            exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {
             let _ = write(9, b"x");
             sleep_ns(100 * MS);

@@ -44,6 +44,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("futex-wait-timeout", futex_wait_timeout),
     ("kill-zombie", kill_zombie),
     ("exec-kills-other-threads", exec_kills_other_threads),
+    ("exec-unshares-files", exec_unshares_files),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -1133,4 +1134,47 @@ fn exec_kills_other_threads(ctx: &Ctx) -> Outcome {
         "the other thread still ran after the exec ({before} -> {after})"
     );
     expect_exit("the exec'd program", status, 0)
+}
+
+/// `execve` in a process that shares its descriptor table with its parent
+/// (CLONE_FILES) gives it a private copy first (Linux `unshare_files`):
+/// the new program closing descriptor 9 leaves the parent's open.
+fn exec_unshares_files(ctx: &Ctx) -> Outcome {
+    const CLONE_FILES: u64 = 0x400;
+    let Some(argv0) = ctx.argv0 else {
+        return Err(msg!("no argv[0] to execute"));
+    };
+    let (r, w) = pipe()?;
+    dup2(w.raw(), 9).ctx("dup2")?;
+    let child = Child::spawn_with_flags(CLONE_FILES, || {
+        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
+        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+        let argv = [
+            argv0.as_ptr(),
+            c"exec-close-fd9".as_ptr().cast(),
+            core::ptr::null(),
+        ];
+        let envp = [core::ptr::null()];
+        let _ = execve(path, &argv, &envp);
+        94
+    })?;
+    let status = child.wait_bounded("the exec'd child")?;
+    expect_exit(
+        "`proctest exec-close-fd9` (closing its copy of 9)",
+        status,
+        0,
+    )?;
+    let wrote = write(9, b"y");
+    let _ = close(9);
+    ensure!(
+        wrote == Ok(1),
+        "descriptor 9 was closed in the parent too: {wrote:?}"
+    );
+    let mut byte = [0u8; 1];
+    drop(w);
+    ensure!(
+        read(r.raw(), &mut byte) == Ok(1),
+        "nothing came through descriptor 9"
+    );
+    Ok(())
 }

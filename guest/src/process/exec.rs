@@ -151,6 +151,10 @@ pub fn execve(
     // (Linux `unshare_files`).
     de_thread(task)?;
     unshare_files(task);
+    // Descriptors marked FD_CLOEXEC are closed (Linux `do_close_on_exec`).
+    let table = task.inner.lock().files.clone();
+    let closed = table.map(|table| table.lock().take_close_on_exec());
+    drop(closed);
     *frame = initial_frame(&program);
     // The FPU state saved below the trap frame is restored on return.
     let fpu = (frame as *mut TrapFrame as u64 - FPU_STATE_SIZE as u64) as *mut [u8; FPU_STATE_SIZE];

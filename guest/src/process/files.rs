@@ -11,10 +11,12 @@ use crate::fs::{File, FileKind};
 /// Most descriptors per table (Linux's default RLIMIT_NOFILE soft limit).
 pub const NR_OPEN: usize = 1024;
 
-/// Descriptor -> open file description.
+/// Descriptor -> open file description, and the descriptors closed by
+/// `execve` (FD_CLOEXEC, a property of the descriptor, not the file).
 #[derive(Clone, Default)]
 pub struct FdTable {
     fds: Vec<Option<Arc<File>>>,
+    close_on_exec: alloc::collections::BTreeSet<usize>,
 }
 
 impl FdTable {
@@ -23,6 +25,7 @@ impl FdTable {
         let console = File::new(FileKind::Console);
         FdTable {
             fds: alloc::vec![Some(console.clone()), Some(console.clone()), Some(console)],
+            close_on_exec: Default::default(),
         }
     }
 
@@ -45,7 +48,61 @@ impl FdTable {
             None => return Err(EMFILE),
         };
         self.fds[fd] = Some(file);
+        self.close_on_exec.remove(&fd);
         Ok(fd as u64)
+    }
+
+    /// [`install`](Self::install), with FD_CLOEXEC set if `cloexec`.
+    pub fn install_flagged(&mut self, file: Arc<File>, cloexec: bool) -> Result<u64, i32> {
+        let fd = self.install(file)?;
+        if cloexec {
+            self.close_on_exec.insert(fd as usize);
+        }
+        Ok(fd)
+    }
+
+    /// Installs `file` on the lowest free descriptor at or above `min`
+    /// (`fcntl(F_DUPFD)`): EINVAL past the table's limit, EMFILE if full.
+    pub fn install_from(&mut self, file: Arc<File>, min: u64, cloexec: bool) -> Result<u64, i32> {
+        let min = usize::try_from(min)
+            .ok()
+            .filter(|&m| m < NR_OPEN)
+            .ok_or(crate::errno::EINVAL)?;
+        let fd = (min..NR_OPEN)
+            .find(|&fd| self.fds.get(fd).is_none_or(Option::is_none))
+            .ok_or(EMFILE)?;
+        if self.fds.len() <= fd {
+            self.fds.resize(fd + 1, None);
+        }
+        self.fds[fd] = Some(file);
+        self.set_close_on_exec(fd as u64, cloexec)?;
+        Ok(fd as u64)
+    }
+
+    /// Whether `fd` has FD_CLOEXEC (EBADF if not open).
+    pub fn close_on_exec(&self, fd: u64) -> Result<bool, i32> {
+        self.get(fd)?;
+        Ok(self.close_on_exec.contains(&(fd as usize)))
+    }
+
+    /// Sets or clears FD_CLOEXEC on `fd` (EBADF if not open).
+    pub fn set_close_on_exec(&mut self, fd: u64, on: bool) -> Result<(), i32> {
+        self.get(fd)?;
+        if on {
+            self.close_on_exec.insert(fd as usize);
+        } else {
+            self.close_on_exec.remove(&(fd as usize));
+        }
+        Ok(())
+    }
+
+    /// Removes every FD_CLOEXEC descriptor (Linux `do_close_on_exec`);
+    /// returns the files for the caller to drop outside the lock.
+    pub fn take_close_on_exec(&mut self) -> Vec<Arc<File>> {
+        let fds = core::mem::take(&mut self.close_on_exec);
+        fds.into_iter()
+            .filter_map(|fd| self.fds.get_mut(fd).and_then(Option::take))
+            .collect()
     }
 
     /// Installs `file` on exactly `fd`, closing what was there (dup2).
@@ -57,11 +114,13 @@ impl FdTable {
         if self.fds.len() <= fd {
             self.fds.resize(fd + 1, None);
         }
+        self.close_on_exec.remove(&fd);
         Ok(self.fds[fd].replace(file))
     }
 
     /// Removes `fd`; returns the file so the caller drops it outside the lock.
     pub fn close(&mut self, fd: u64) -> Result<Arc<File>, i32> {
+        self.close_on_exec.remove(&(fd as usize));
         self.fds
             .get_mut(fd as usize)
             .and_then(Option::take)

@@ -140,7 +140,9 @@ pub fn openat(a: Args) -> SysResult {
         return Err(crate::errno::ENOENT);
     }
     let file = crate::fs::proc::open(&path, flags)?;
-    let fd = files()?.lock().install(File::new(FileKind::Proc(file)))?;
+    let fd = files()?
+        .lock()
+        .install_flagged(File::new(FileKind::Proc(file)), flags & O_CLOEXEC != 0)?;
     Ok(fd)
 }
 
@@ -185,11 +187,44 @@ pub fn dup3(a: Args) -> SysResult {
     if old == new || flags & !O_CLOEXEC != 0 {
         return Err(EINVAL);
     }
-    dup2(a)
+    let fd = dup2(a)?;
+    files()?
+        .lock()
+        .set_close_on_exec(fd, flags & O_CLOEXEC != 0)?;
+    Ok(fd)
 }
 
-/// `pipe2(fds, flags)`: O_CLOEXEC is accepted (there are no other programs
-/// to leak descriptors to across exec yet); O_NONBLOCK is not supported.
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const FD_CLOEXEC: u64 = 1;
+
+/// `fcntl(fd, cmd, arg)`: the descriptor flags (F_GETFD, F_SETFD with
+/// FD_CLOEXEC) and duplication at or above `arg` (F_DUPFD,
+/// F_DUPFD_CLOEXEC); other commands are EINVAL.
+pub fn fcntl(a: Args) -> SysResult {
+    let [fd, cmd, arg, ..] = a.0;
+    let table = files()?;
+    let mut table = table.lock();
+    match cmd {
+        F_GETFD => Ok(u64::from(table.close_on_exec(fd)?)),
+        F_SETFD => table
+            .set_close_on_exec(fd, arg & FD_CLOEXEC != 0)
+            .map(|()| 0),
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let file = table.get(fd)?;
+            table.install_from(file, arg, cmd == F_DUPFD_CLOEXEC)
+        }
+        _ => {
+            table.get(fd)?;
+            Err(EINVAL)
+        }
+    }
+}
+
+/// `pipe2(fds, flags)`: O_CLOEXEC sets FD_CLOEXEC on both ends;
+/// O_NONBLOCK is not supported.
 pub fn pipe2(a: Args) -> SysResult {
     let [fds_address, flags, ..] = a.0;
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 || flags & O_NONBLOCK != 0 {
@@ -205,8 +240,9 @@ pub fn pipe2(a: Args) -> SysResult {
     let write_end = File::new(FileKind::PipeWrite(pipe));
     let table = files()?;
     let mut table = table.lock();
-    let read_fd = table.install(read_end)?;
-    let write_fd = match table.install(write_end) {
+    let cloexec = flags & O_CLOEXEC != 0;
+    let read_fd = table.install_flagged(read_end, cloexec)?;
+    let write_fd = match table.install_flagged(write_end, cloexec) {
         Ok(fd) => fd,
         Err(e) => {
             let _ = table.close(read_fd);

@@ -89,6 +89,7 @@ pub mod nr {
     pub const GETRESUID: u64 = 118;
     pub const GETRESGID: u64 = 120;
     pub const UNSHARE: u64 = 272;
+    pub const FCNTL: u64 = 72;
     pub const GETGROUPS: u64 = 115;
     pub const SETGROUPS: u64 = 116;
     pub const SETPGID: u64 = 109;
@@ -137,6 +138,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::GETRESGID => cred::getresuid(a, true),
         nr::GETGROUPS => cred::getgroups(a),
         nr::SETGROUPS => cred::setgroups(a),
+        nr::FCNTL => io::fcntl(a),
         nr::UNSHARE => crate::process::unshare::ksys_unshare(&sched::current(), a.0[0]).map(|()| 0),
         nr::KILL => signal::kill(a),
         nr::MMAP => memory::mmap(a),

@@ -109,6 +109,7 @@ const SCENARIOS: &[&str] = &[
     "kill-zombie",
     "exec-kills-other-threads",
     "exec-unshares-files",
+    "exec-closes-cloexec",
 ];
 
 struct Run {

@@ -2251,6 +2251,9 @@ const EXEC_MARKER: &[u8] = b"exec-marker-fd9";
 /// The helper that `exec-unshares-files` executes: close descriptor 9,
 /// exit 0.
 const EXEC_CLOSE: &[u8] = b"exec-close-fd9";
+/// The helper that `exec-closes-cloexec` executes: exit 0 if descriptor 8
+/// is open (it writes "o" to it) and 9 is closed.
+const EXEC_FD_CHECK: &[u8] = b"exec-fd8-open-fd9-closed";
 
 /// Every scenario, in the order `list` and `all` use: this file's, then each
 /// topic module's.
@@ -2286,7 +2289,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     }
     // Check every name before running anything.
     for &arg in requested {
-        let helper = [EXIT_42, EXEC_MARKER, EXEC_CLOSE].contains(&arg);
+        let helper = [EXIT_42, EXEC_MARKER, EXEC_CLOSE, EXEC_FD_CHECK].contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
             eprintln!("proctest: unknown scenario: {}", Bytes(arg));
             return usage("see `proctest list`");
@@ -2306,6 +2309,10 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     for &arg in requested {
         if arg == EXIT_42 {
             exit_group(42);
+        } else if arg == EXEC_FD_CHECK {
+            let open = write(8, b"o") == Ok(1);
+            let closed = write(9, b"x") == Err(Errno::EBADF);
+            exit_group(i32::from(!open) | i32::from(!closed) << 1);
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

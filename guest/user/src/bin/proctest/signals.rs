@@ -45,6 +45,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("kill-zombie", kill_zombie),
     ("exec-kills-other-threads", exec_kills_other_threads),
     ("exec-unshares-files", exec_unshares_files),
+    ("exec-closes-cloexec", exec_closes_cloexec),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -1175,6 +1176,77 @@ fn exec_unshares_files(ctx: &Ctx) -> Outcome {
     ensure!(
         read(r.raw(), &mut byte) == Ok(1),
         "nothing came through descriptor 9"
+    );
+    Ok(())
+}
+
+/// `fcntl(fd, cmd, arg)`.
+fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
+    // SAFETY: the descriptor commands touch no memory.
+    forkvm_user::syscall::check(unsafe { syscall3(72, fd as usize, cmd, arg) })
+}
+
+/// FD_CLOEXEC: set by pipe2(O_CLOEXEC), dup3(O_CLOEXEC) and
+/// F_DUPFD_CLOEXEC, read and changed with F_GETFD/F_SETFD, cleared on a
+/// dup; `execve` closes exactly the descriptors that have it.
+fn exec_closes_cloexec(ctx: &Ctx) -> Outcome {
+    const O_CLOEXEC: u32 = 0o2000000;
+    const F_DUPFD_CLOEXEC: usize = 1030;
+    const F_GETFD: usize = 1;
+    const F_SETFD: usize = 2;
+    let Some(argv0) = ctx.argv0 else {
+        return Err(msg!("no argv[0] to execute"));
+    };
+    let [r, w] = pipe2(O_CLOEXEC).ctx("pipe2(O_CLOEXEC)")?;
+    let (r, w) = (Fd(r), Fd(w));
+    ensure!(
+        fcntl(w.raw(), F_GETFD, 0) == Ok(1),
+        "pipe2(O_CLOEXEC) end without FD_CLOEXEC"
+    );
+    fcntl(r.raw(), F_SETFD, 0).ctx("F_SETFD 0")?;
+    ensure!(
+        fcntl(r.raw(), F_GETFD, 0) == Ok(0),
+        "F_SETFD 0 did not clear FD_CLOEXEC"
+    );
+    let high = fcntl(w.raw(), F_DUPFD_CLOEXEC, 20).ctx("F_DUPFD_CLOEXEC")?;
+    let high = Fd(high as i32);
+    ensure!(high.raw() >= 20, "F_DUPFD_CLOEXEC below 20: {}", high.raw());
+    ensure!(
+        fcntl(high.raw(), F_GETFD, 0) == Ok(1),
+        "F_DUPFD_CLOEXEC without FD_CLOEXEC"
+    );
+    ensure!(fcntl(-1, F_GETFD, 0) == Err(Errno::EBADF), "F_GETFD on -1");
+    dup2(w.raw(), 8).ctx("dup2 to 8")?;
+    ensure!(fcntl(8, F_GETFD, 0) == Ok(0), "dup2 kept FD_CLOEXEC");
+    // SAFETY: no memory is passed.
+    forkvm_user::syscall::check(unsafe { syscall3(292, w.raw() as usize, 9, O_CLOEXEC as usize) })
+        .ctx("dup3(O_CLOEXEC)")?;
+    ensure!(
+        fcntl(9, F_GETFD, 0) == Ok(1),
+        "dup3(O_CLOEXEC) without FD_CLOEXEC"
+    );
+    let child = Child::spawn(|| {
+        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
+        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+        let argv = [
+            argv0.as_ptr(),
+            c"exec-fd8-open-fd9-closed".as_ptr().cast(),
+            core::ptr::null(),
+        ];
+        let envp = [core::ptr::null()];
+        let _ = execve(path, &argv, &envp);
+        94
+    })?;
+    let status = child.wait_bounded("the exec'd child")?;
+    let _ = close(8);
+    let _ = close(9);
+    drop((w, high));
+    // 1: descriptor 8 was closed; 2: descriptor 9 stayed open.
+    expect_exit("8 open and 9 closed after exec", status, 0)?;
+    let mut byte = [0u8; 1];
+    ensure!(
+        read(r.raw(), &mut byte) == Ok(1) && byte == *b"o",
+        "nothing through descriptor 8"
     );
     Ok(())
 }

@@ -369,30 +369,10 @@ impl Shell<'_> {
     /// interactive shell; returns its status.
     fn cmd_su(&self, args: &[&[u8]]) -> CommandResult {
         let (uid, command) = su_command(args)?;
-        let pid = match fork() {
-            Ok(0) => {
-                if let Err(errno) = setgid(uid) {
-                    call_failure("su", "setgid", errno);
-                    exit_group(1)
-                }
-                if let Err(errno) = setuid(uid) {
-                    call_failure("su", "setuid", errno);
-                    exit_group(1)
-                }
-                let status = if command.is_empty() {
-                    self.interactive()
-                } else {
-                    self.dispatch(command).unwrap_or(0)
-                };
-                exit_group(status)
-            }
-            Ok(pid) => pid,
-            Err(errno) => return Ok(call_failure("su", "fork", errno)),
-        };
-        Ok(match wait_for(pid) {
-            Ok(status) => shell_status(status),
-            Err(errno) => call_failure("su", "wait4", errno),
-        })
+        Ok(self.run_in_child("su", command, || {
+            setgid(uid).map_err(|errno| ("setgid", errno))?;
+            setuid(uid).map_err(|errno| ("setuid", errno))
+        }))
     }
 
     /// `unshare FLAGS [COMMAND...]`: a child that calls `unshare(FLAGS)`
@@ -400,10 +380,24 @@ impl Shell<'_> {
     /// status (1 with `unshare: unshare: ENAME N` if the call fails).
     fn cmd_unshare(&self, args: &[&[u8]]) -> CommandResult {
         let (flags, command) = unshare_command(args)?;
+        Ok(self.run_in_child("unshare", command, || {
+            forkvm_user::syscall::unshare(flags).map_err(|errno| ("unshare", errno))
+        }))
+    }
+
+    /// Forks a child that runs `prepare` (its failing call is reported as
+    /// `NAME: CALL: ENAME N`, status 1), then COMMAND as a builtin or an
+    /// interactive shell; returns the child's status.
+    fn run_in_child(
+        &self,
+        name: &str,
+        command: &[&[u8]],
+        prepare: impl FnOnce() -> Result<(), (&'static str, Errno)>,
+    ) -> Status {
         let pid = match fork() {
             Ok(0) => {
-                if let Err(errno) = forkvm_user::syscall::unshare(flags) {
-                    call_failure("unshare", "unshare", errno);
+                if let Err((call, errno)) = prepare() {
+                    call_failure(name, call, errno);
                     exit_group(1)
                 }
                 let status = if command.is_empty() {
@@ -414,12 +408,12 @@ impl Shell<'_> {
                 exit_group(status)
             }
             Ok(pid) => pid,
-            Err(errno) => return Ok(call_failure("unshare", "fork", errno)),
+            Err(errno) => return call_failure(name, "fork", errno),
         };
-        Ok(match wait_for(pid) {
+        match wait_for(pid) {
             Ok(status) => shell_status(status),
-            Err(errno) => call_failure("unshare", "wait4", errno),
-        })
+            Err(errno) => call_failure(name, "wait4", errno),
+        }
     }
 
     fn cmd_spin(&self) -> Status {

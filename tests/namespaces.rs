@@ -15,6 +15,8 @@ fn unshare_and_user_namespaces_in_the_guest() {
          su 61234 unshare 0x14000000 id; \
          su 61234 clone 0x4000000; \
          unshare 0x8000; \
+         sysctl user.max_user_namespaces=0; clone 0x10000000; \
+         sysctl user.max_user_namespaces=2147483647; clone 0x10000000; \
          stat",
         &[],
     );
@@ -32,8 +34,11 @@ fn unshare_and_user_namespaces_in_the_guest() {
         "{text}\n{}",
         stderr(&out)
     );
+    // `user.max_user_namespaces` 0: ENOSPC, as on Linux.
+    assert_eq!(lines[6], "err ENOSPC 28", "{text}");
+    assert!(lines[8].starts_with("ok pid="), "{text}");
     // Only the initial namespaces are left, referenced by one proxy.
-    let stat = lines[5];
+    let stat = lines[9];
     for field in [
         "user_namespaces=1 ",
         "uts_namespaces=1 ",

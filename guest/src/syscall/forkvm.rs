@@ -239,6 +239,19 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
             }
             crate::process::rlimit::max_threads()
         }
+        // Per user namespace, like Linux's /proc/sys/user: the caller's.
+        b"user.max_user_namespaces" => {
+            let ns = sched::current().inner.lock().cred.user_ns.clone();
+            if let Some(v) = new_value {
+                if v > i32::MAX as u64 {
+                    return Err(EINVAL);
+                }
+                ns.max_user_namespaces
+                    .store(v, core::sync::atomic::Ordering::Relaxed);
+            }
+            ns.max_user_namespaces
+                .load(core::sync::atomic::Ordering::Relaxed)
+        }
         b"vm.fork_eager_stack_pages" => {
             if let Some(v) = new_value {
                 crate::process::fork::set_eager_stack_pages(v)?;

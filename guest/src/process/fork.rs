@@ -1,7 +1,8 @@
 //! Creating tasks: `kernel_clone` and `copy_process` (Linux
-//! `kernel/fork.c`). This is the first cut: fork, vfork and clone with
-//! CLONE_VM, CLONE_VFORK, CLONE_THREAD (+SIGHAND), CLONE_SETTLS,
-//! CLONE_PARENT_SETTID, CLONE_CHILD_SETTID and CLONE_CHILD_CLEARTID.
+//! `kernel/fork.c`) for fork, vfork, clone and clone3: Linux's flag checks
+//! in its order, the RLIMIT_NPROC and max_threads limits, every copy_*
+//! step (creds with user namespaces, semundo, files, fs, sighand, signal,
+//! mm, namespaces, io, thread), alloc_pid at every pid-namespace level.
 //!
 //! Every resource the child acquires is an owned value (kernel stack, pid
 //! slot, address space); if a later step fails they are dropped in reverse
@@ -245,10 +246,9 @@ fn copy_process(
         return Err(ERESTARTNOINTR);
     }
 
-    let (parent_cred, parent_rlimits, chrooted) = {
+    let (parent_cred, parent_rlimits) = {
         let inner = parent.inner.lock();
-        let chrooted = inner.fs.lock().chrooted();
-        (inner.cred.clone(), inner.rlimits.clone(), chrooted)
+        (inner.cred.clone(), inner.rlimits.clone())
     };
     // The limits are checked before anything is allocated so that their
     // failures cost no more than a system call. (Linux checks them right
@@ -269,6 +269,8 @@ fn copy_process(
     // counted against the real user and in nr_threads.
     fail.check(ENOMEM)?;
     let cred = if new_user_ns {
+        let fs = parent.inner.lock().fs.clone();
+        let chrooted = fs.lock().chrooted();
         let cred = super::user_ns::create_user_ns(&parent_cred, nproc_limit, chrooted, || {
             fail.check(ENOMEM)
         })?;

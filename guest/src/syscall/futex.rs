@@ -1,5 +1,6 @@
-//! `futex` WAIT and WAKE (private and shared alike: one CPU, and shared
-//! futexes are only used within one address space here).
+//! `futex` WAIT (with an optional relative timeout) and WAKE (private and
+//! shared alike: one CPU, and shared futexes are only used within one
+//! address space here).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -40,12 +41,8 @@ pub fn futex(a: Args) -> SysResult {
             let deadline = if timeout == 0 {
                 None
             } else {
-                let mut bytes = [0u8; 16];
-                mm.copy_from_user(timeout, &mut bytes)
-                    .map_err(|_| crate::errno::EFAULT)?;
-                let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-                let nanoseconds = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-                Some(crate::time::relative_deadline((seconds, nanoseconds))?)
+                let timespec = super::time::read_raw_timespec(timeout)?;
+                Some(crate::time::relative_deadline(timespec)?)
             };
             let mut word = [0u8; 4];
             mm.copy_from_user(address, &mut word)?;

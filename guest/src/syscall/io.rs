@@ -1,6 +1,7 @@
 //! File descriptors: `read`, `write`, `close`, `dup`, `dup2`, `dup3`,
-//! `pipe2` on the console and pipes; `forkvm_vconsole_open` for the virtio
-//! console.
+//! `pipe2`, `fcntl` (FD_CLOEXEC, F_DUPFD) on the console and pipes;
+//! `open`/`openat` for the `/proc` id-map files; `forkvm_vconsole_open` for
+//! the virtio console.
 
 use alloc::sync::Arc;
 use alloc::vec;

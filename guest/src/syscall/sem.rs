@@ -122,13 +122,7 @@ pub fn semtimedop(a: Args) -> SysResult {
     let timeout = if timeout == 0 {
         None
     } else {
-        let mut bytes = [0u8; 16];
-        current_mm()?
-            .copy_from_user(timeout, &mut bytes)
-            .map_err(|_| EFAULT)?;
-        let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        let nanoseconds = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-        Some((seconds, nanoseconds))
+        Some(super::time::read_raw_timespec(timeout)?)
     };
     do_semtimedop(semid as i32, sops, nsops as u32, timeout)
 }

@@ -13,11 +13,20 @@ const CLOCK_REALTIME_COARSE: u64 = 5;
 const CLOCK_MONOTONIC_COARSE: u64 = 6;
 const CLOCK_BOOTTIME: u64 = 7;
 
-fn read_timespec(address: u64) -> Result<(u64, u64), i32> {
+/// A `struct timespec` from user memory as (seconds, nanoseconds), not
+/// validated (EFAULT for a bad pointer).
+pub(super) fn read_raw_timespec(address: u64) -> Result<(i64, i64), i32> {
     let mut bytes = [0u8; 16];
-    current_mm()?.copy_from_user(address, &mut bytes)?;
+    current_mm()?
+        .copy_from_user(address, &mut bytes)
+        .map_err(|_| crate::errno::EFAULT)?;
     let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
     let nanoseconds = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    Ok((seconds, nanoseconds))
+}
+
+fn read_timespec(address: u64) -> Result<(u64, u64), i32> {
+    let (seconds, nanoseconds) = read_raw_timespec(address)?;
     if seconds < 0 || !(0..1_000_000_000).contains(&nanoseconds) {
         return Err(EINVAL);
     }

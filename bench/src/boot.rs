@@ -32,6 +32,17 @@ pub fn kvm_available() -> bool {
     Path::new(DEFAULT_KVM_DEVICE).exists()
 }
 
+/// Says, loudly, that the test `test` did not run for lack of KVM. Written
+/// straight to the process's stderr: the test harness captures `eprintln!`
+/// of a passing test, and `.ci/run` counts these lines.
+pub fn announce_missing_kvm(test: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n!!!!!!!! KVM NOT AVAILABLE: {test} DID NOT RUN (no /dev/kvm on this machine) !!!!!!!!\n"
+    );
+}
+
 /// Times of one in-process boot.
 #[derive(Debug, Clone, Copy)]
 pub struct BootTimes {

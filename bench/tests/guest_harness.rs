@@ -16,7 +16,7 @@ fn median(samples: &[u64]) -> u64 {
 #[test]
 fn hello_stats_bench_shutdown() {
     if !kvm_available() {
-        eprintln!("skipped: /dev/kvm does not exist");
+        bench::boot::announce_missing_kvm(module_path!());
         return;
     }
     let boot_start = Instant::now();
@@ -85,7 +85,7 @@ fn hello_stats_bench_shutdown() {
 #[test]
 fn success_ops_report_create_and_create_exit_reap() {
     if !kvm_available() {
-        eprintln!("skipped: /dev/kvm does not exist");
+        bench::boot::announce_missing_kvm(module_path!());
         return;
     }
     const ITERS: u32 = 50;
@@ -154,7 +154,7 @@ fn vmm_failure_is_reported() {
 #[test]
 fn vm_exits_per_request() {
     if !kvm_available() {
-        eprintln!("skipped: /dev/kvm does not exist");
+        bench::boot::announce_missing_kvm(module_path!());
         return;
     }
     let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();

@@ -51,7 +51,7 @@ fn answers_to(guest: &mut GuestHarness, bytes: &[u8]) -> Vec<(u32, ErrorCode, u3
 #[test]
 fn malformed_frames_get_typed_errors_and_service_goes_on() {
     if !kvm_available() {
-        eprintln!("skipped: /dev/kvm does not exist");
+        bench::boot::announce_missing_kvm(module_path!());
         return;
     }
     let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();

@@ -1,0 +1,438 @@
+//! The guest on ordinary hardware virtualisation, tested on a PVM machine.
+//!
+//! Users run forkvm on VMX/SVM hosts, where the guest kernel runs in ring 0
+//! with its own interrupts, `iretq` and user/kernel page bits: the "HVM"
+//! paths. Our own machines' KVM is PVM, where every other VM test runs the
+//! guest in PVM native mode instead, so on such a machine this test brings
+//! up a real SVM KVM to run the HVM paths: a Linux VM under QEMU's TCG
+//! (which emulates AMD SVM) loads Debian's `kvm-amd`, and inside it the real
+//! `forkvm` boots the real guest kernel, auto-detecting HVM. It then runs
+//! this workspace's VM test binaries (the same files `cargo test` just
+//! built, at the same paths) inside that VM and fails if any of them fails.
+//!
+//! `tests/hvm_nested/provision.sh` provides QEMU, busybox and the Linux
+//! kernel (installing with apt when missing). On a VMX/SVM host the test
+//! has nothing to add (the other tests already ran in HVM mode) and says so.
+//! Timings inside TCG mean nothing; only behaviour is checked.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use vmm::config::PlatformChoice;
+
+/// The test binaries that boot guests, run inside the nested VM. Their
+/// names are the `[[test]]` names of `vmm/Cargo.toml` and of `bench`.
+const VM_TEST_BINARIES: &[&str] = &[
+    "boot",
+    "cli",
+    "console",
+    "processes",
+    "proctest",
+    "clone_semantics",
+    "directories",
+    "namespaces",
+    "guest_harness",
+    "guest_malformed_frames",
+    "forkbench_cli",
+];
+
+/// The whole nested run (Linux boot, every test binary) must end by then.
+const NESTED_RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// Console lines the nested VM's init prints around each step.
+const MARK: &str = "@@hvm-nested";
+
+#[test]
+fn vm_tests_pass_under_ordinary_svm_kvm() {
+    require_kvm!();
+    let forced = std::env::var_os("FORKVM_HVM_NESTED").is_some_and(|v| v == "1");
+    if vmm::platform::resolve(PlatformChoice::Auto) == forkvm_abi::Platform::Hvm && !forced {
+        say(
+            "hvm_nested: this host's KVM is VMX/SVM, so every other VM test already ran the guest \
+             in HVM mode; the nested run is for PVM hosts (FORKVM_HVM_NESTED=1 forces it)",
+        );
+        return;
+    }
+
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hvm-nested");
+    fs::create_dir_all(&work).unwrap();
+    let tools = provision(&work.join("cache"));
+
+    let deps_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .expect("test binaries live in target/PROFILE/deps")
+        .to_path_buf();
+    let tests: Vec<(&str, PathBuf)> = VM_TEST_BINARIES
+        .iter()
+        .map(|name| (*name, find_test_binary(&deps_dir, name)))
+        .collect();
+
+    let initrd = work.join("initrd.cpio");
+    build_initramfs(&initrd, &tools, &tests);
+    let console = run_nested_vm(&tools, &initrd);
+
+    let log_path = work.join("console.log");
+    fs::write(&log_path, &console).unwrap();
+    let report = check_console(&console, &tests);
+    match report {
+        Ok(summary) => say(&format!(
+            "hvm_nested: {summary} (console log: {})",
+            log_path.display()
+        )),
+        Err(failure) => panic!(
+            "{failure}\n--- nested VM console ({}) ---\n{console}",
+            log_path.display()
+        ),
+    }
+}
+
+/// Writes past the test harness's output capture, so CI logs show it.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Paths the provisioning script hands back.
+struct Tools {
+    qemu: PathBuf,
+    busybox: PathBuf,
+    kernel: PathBuf,
+    modules: PathBuf,
+}
+
+fn provision(cache: &Path) -> Tools {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/hvm_nested/provision.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(cache)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "{} failed: the nested HVM test cannot run on this PVM host without QEMU and a Linux \
+         kernel (see its messages above)",
+        script.display()
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let value = |key: &str| -> PathBuf {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("provision.sh printed no {key}: {text}"))
+            .into()
+    };
+    Tools {
+        qemu: value("QEMU"),
+        busybox: value("BUSYBOX"),
+        kernel: value("KERNEL"),
+        modules: value("MODULES"),
+    }
+}
+
+/// The test binary cargo built for `[[test]] name`: `deps/NAME-HASH`. A user
+/// program can share the name (`proctest`), and old builds leave stale
+/// hashes, so it is the newest candidate that answers libtest's `--list`.
+fn find_test_binary(deps_dir: &Path, name: &str) -> PathBuf {
+    let mut candidates: Vec<(SystemTime, PathBuf)> = fs::read_dir(deps_dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            file_name
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+            executable.then_some((meta.modified().ok()?, entry.path()))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .map(|(_, path)| path)
+        .find(|path| {
+            Command::new(path)
+                .args(["--list", "--format", "terse"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .is_ok_and(|out| {
+                    out.status.success()
+                        && String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .any(|line| line.ends_with(": test"))
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no built test binary `{name}` in {}: run `cargo test --workspace` (it builds \
+                 every test before running any)",
+                deps_dir.display()
+            )
+        })
+}
+
+/// A newc archive: the nested VM's whole root file system.
+struct Initramfs {
+    out: BufWriter<File>,
+    dirs: BTreeSet<PathBuf>,
+    inode: u32,
+}
+
+impl Initramfs {
+    fn create(path: &Path) -> Self {
+        Self {
+            out: BufWriter::new(File::create(path).unwrap()),
+            dirs: BTreeSet::new(),
+            inode: 1,
+        }
+    }
+
+    fn entry(&mut self, path: &Path, mode: u32, data: &[u8]) {
+        let name = path.strip_prefix("/").unwrap_or(path).to_str().unwrap();
+        self.inode += 1;
+        let writer = cpio::NewcBuilder::new(name)
+            .ino(self.inode)
+            .mode(mode)
+            .nlink(1)
+            .write(
+                &mut self.out,
+                data.len().try_into().expect("file under 4 GiB"),
+            );
+        let mut writer = writer;
+        writer.write_all(data).unwrap();
+        writer.finish().unwrap();
+    }
+
+    /// The directory and its ancestors, each once (the kernel's unpacker
+    /// needs a file's directory to exist before the file).
+    fn dir(&mut self, path: &Path) {
+        if path == Path::new("/") || self.dirs.contains(path) {
+            return;
+        }
+        if let Some(parent) = path.parent() {
+            self.dir(parent);
+        }
+        self.dirs.insert(path.to_path_buf());
+        self.entry(path, 0o040_755, &[]);
+    }
+
+    fn file(&mut self, path: &Path, mode: u32, data: &[u8]) {
+        self.dir(path.parent().unwrap());
+        self.entry(path, 0o100_000 | mode, data);
+    }
+
+    /// A host file at the same absolute path (symlinks followed).
+    fn copy(&mut self, host_path: &Path) {
+        let data = fs::read(host_path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", host_path.display()));
+        let mode = fs::metadata(host_path).unwrap().permissions().mode() & 0o7777;
+        self.file(host_path, mode, &data);
+    }
+
+    fn finish(self) {
+        let out = cpio::newc::trailer(self.out).unwrap();
+        out.into_inner().unwrap().sync_all().unwrap();
+    }
+}
+
+/// The shared libraries `ldd` says `binary` loads (none if static).
+fn shared_libraries(binary: &Path) -> Vec<PathBuf> {
+    let output = Command::new("ldd").arg(binary).output().expect("ldd runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, target)) => target.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+fn build_initramfs(path: &Path, tools: &Tools, tests: &[(&str, PathBuf)]) {
+    let mut root = Initramfs::create(path);
+    for dir in ["/proc", "/sys", "/dev", "/tmp", "/bin", "/modules"] {
+        root.dir(Path::new(dir));
+    }
+    root.file(
+        Path::new("/bin/busybox"),
+        0o755,
+        &fs::read(&tools.busybox).unwrap(),
+    );
+
+    let order = fs::read_to_string(tools.modules.join("order")).unwrap();
+    root.file(Path::new("/modules/order"), 0o644, order.as_bytes());
+    for module in order.split_whitespace() {
+        let file = format!("{module}.ko");
+        root.file(
+            &Path::new("/modules").join(&file),
+            0o644,
+            &fs::read(tools.modules.join(&file)).unwrap(),
+        );
+    }
+
+    // Every program at the path the tests name it by, with its libraries.
+    let mut programs: Vec<PathBuf> = vec![
+        common::FORKVM.into(),
+        // bench's tests run the CLI, which cargo puts beside forkvm.
+        Path::new(common::FORKVM).with_file_name("forkbench"),
+        vmm::BUILT_KERNEL.into(),
+    ];
+    programs.extend(tests.iter().map(|(_, binary)| binary.clone()));
+    let mut libraries = BTreeSet::new();
+    for program in programs.iter().chain([&tools.busybox]) {
+        libraries.extend(shared_libraries(program));
+    }
+    for file in programs.iter().chain(&libraries) {
+        root.copy(file);
+    }
+
+    root.file(Path::new("/init"), 0o755, init_script(tests).as_bytes());
+    root.finish();
+}
+
+/// The nested VM's init: mounts, loads KVM, checks that forkvm picks HVM,
+/// runs each test binary, powers off. Every step is bracketed by marks.
+fn init_script(tests: &[(&str, PathBuf)]) -> String {
+    let mut script = format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin TMPDIR=/tmp HOME=/tmp
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmp /tmp
+step() {{ name=$1; shift; echo "{MARK} begin $name"; "$@"; echo "{MARK} end $name rc=$?"; }}
+load() {{ for m in $(cat /modules/order); do insmod /modules/$m.ko || return 1; done; test -c /dev/kvm; }}
+step kvm load
+step platform {forkvm} -v --timeout 60 -c 'echo nested-guest-ok'
+"#,
+        forkvm = common::FORKVM,
+    );
+    for (name, binary) in tests {
+        script.push_str(&format!(
+            "step {name} {} --test-threads=2\n",
+            binary.display()
+        ));
+    }
+    script.push_str(&format!("echo \"{MARK} done\"\npoweroff -f\n"));
+    script
+}
+
+/// Boots the nested VM and returns everything its console printed.
+fn run_nested_vm(tools: &Tools, initrd: &Path) -> String {
+    let mut child = Command::new(&tools.qemu)
+        .args(["-machine", "q35", "-accel", "tcg,thread=multi"])
+        // TCG's `max` CPU has SVM with nested paging: kvm-amd loads on it.
+        .args(["-cpu", "max", "-smp", "2", "-m", "4096"])
+        .args(["-nodefaults", "-display", "none", "-no-reboot"])
+        .args(["-serial", "stdio", "-monitor", "none"])
+        .arg("-kernel")
+        .arg(&tools.kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet rdinit=/init"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qemu starts");
+
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let _ = tx.send(());
+        text
+    });
+    let started = Instant::now();
+    let timed_out = rx.recv_timeout(NESTED_RUN_LIMIT).is_err();
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let mut console = reader.join().unwrap();
+    console.push_str(&format!(
+        "\n[qemu: {status}, {:.0} s{}]\n{stderr}",
+        started.elapsed().as_secs_f64(),
+        if timed_out {
+            ", KILLED after the time limit"
+        } else {
+            ""
+        }
+    ));
+    console
+}
+
+/// Checks every step's mark; a one-line summary, or what failed.
+fn check_console(console: &str, tests: &[(&str, PathBuf)]) -> Result<String, String> {
+    let step_rc = |name: &str| -> Option<i32> {
+        let prefix = format!("{MARK} end {name} rc=");
+        console
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&prefix)?.parse().ok())
+    };
+    match step_rc("kvm") {
+        Some(0) => {}
+        other => {
+            return Err(format!(
+                "KVM did not come up in the nested VM (rc {other:?})"
+            ))
+        }
+    }
+    if step_rc("platform") != Some(0) || !console.contains("nested-guest-ok") {
+        return Err("forkvm did not boot the guest in the nested VM".into());
+    }
+    if !console.contains("forkvm: info: platform hvm") {
+        return Err("forkvm did not auto-detect HVM under SVM KVM".into());
+    }
+    let failed: Vec<String> = tests
+        .iter()
+        .filter_map(|(name, _)| match step_rc(name) {
+            Some(0) => None,
+            Some(rc) => Some(format!("{name} (exit {rc})")),
+            None => Some(format!("{name} (did not finish)")),
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "VM tests failed under SVM KVM: {}",
+            failed.join(", ")
+        ));
+    }
+    let passed: u32 = console
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("test result: ok. ")?;
+            rest.split_whitespace().next()?.parse::<u32>().ok()
+        })
+        .sum();
+    Ok(format!(
+        "{} VM test binaries, {passed} tests, passed with the guest in HVM mode under SVM KVM \
+         (nested in QEMU TCG)",
+        tests.len()
+    ))
+}

@@ -23,9 +23,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Cr
 const FORK_MEM_MIB: usize = 16;
 
 fn process_creation(c: &mut Criterion) {
-    let host_khz = host_linux::tsc_khz();
-    if host_khz.is_none() {
-        eprintln!("host members skipped: no invariant TSC, host cycles cannot be timed");
+    let host_clock = host_linux::host_clock();
+    if host_clock == host_linux::HostClock::Monotonic {
+        eprintln!("host members timed with CLOCK_MONOTONIC: this host has no invariant TSC");
     }
     let mut guest = if bench::boot::kvm_available() {
         Some(
@@ -44,9 +44,7 @@ fn process_creation(c: &mut Criterion) {
         if let Some(harness) = guest.as_mut() {
             guest_members(&mut group, harness, op);
         }
-        if let Some(khz) = host_khz {
-            host_members(&mut group, op, khz);
-        }
+        host_members(&mut group, op, host_clock.khz());
         group.finish();
     }
     if let Some(harness) = guest {

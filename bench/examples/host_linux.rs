@@ -8,11 +8,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let khz = host_linux::tsc_khz();
-    match khz {
-        Some(khz) => println!("TSC {khz} kHz; {iters} iterations, 100 warm-up"),
-        None => println!("TSC frequency unknown; cycles only"),
-    }
+    let clock = host_linux::host_clock();
+    let khz = clock.khz();
+    println!(
+        "{} at {khz} kHz; {iters} iterations, 100 warm-up",
+        clock.name()
+    );
     for op in BenchOp::ALL {
         let name = host_linux::op_name(op);
         let params = Params {
@@ -31,9 +32,9 @@ fn main() {
             let Some(s) = result.samples(metric).and_then(Summary::of) else {
                 continue;
             };
-            let ns = |c: u64| khz.map_or(0, |k| host_linux::cycles_to_duration(c, k).as_nanos());
+            let ns = |c: u64| host_linux::cycles_to_duration(c, khz).as_nanos();
             println!(
-                "{name:20} {:17} median {:>9} cyc {:>8} ns  (min {} p90 {} max {} ns)",
+                "{name:20} {:17} median {:>9} ticks {:>8} ns  (min {} p90 {} max {} ns)",
                 metric.name(),
                 s.median,
                 ns(s.median),

@@ -2,8 +2,9 @@
 //! ([`BenchOp`]) run natively on the host, in this process, with raw
 //! `clone` system calls, so that every guest result has a host ratio.
 //!
-//! Each iteration is timed in TSC cycles (`rdtsc`, fenced) for up to two
-//! metrics ([`Metric`]): until the creating call returns in the parent, and
+//! Each iteration is timed with the [`HostClock`] (fenced `rdtsc` where the
+//! TSC is invariant, else `CLOCK_MONOTONIC`) for up to two metrics
+//! ([`Metric`]): until the creating call returns in the parent, and
 //! until the child has also exited and been reaped (lmbench `lat_proc`
 //! style: the child exits at once). Where the host cannot or must not run
 //! an operation the result is [`HostError::NotApplicable`] with the reason;
@@ -81,12 +82,12 @@ pub struct Params {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostResult {
     pub op: BenchOp,
-    /// [`Metric::Create`] samples in TSC cycles, one per iteration.
+    /// [`Metric::Create`] samples in [`HostClock`] ticks, one per iteration.
     pub create: Option<Vec<u64>>,
-    /// [`Metric::CreateExitReap`] samples in TSC cycles, one per iteration.
+    /// [`Metric::CreateExitReap`] samples in ticks, one per iteration.
     pub create_exit_reap: Option<Vec<u64>>,
-    /// The host TSC frequency ([`tsc_khz`]), to convert cycles to time.
-    pub tsc_khz: Option<u64>,
+    /// The clock the samples were taken with, to convert ticks to time.
+    pub clock: HostClock,
     /// How the operation was run where that varies (e.g. the program
     /// `fork_exec` executed, how RLIMIT_NPROC was made to bite).
     pub note: Option<String>,
@@ -101,9 +102,9 @@ impl HostResult {
         }
     }
 
-    /// `cycles` as time at the host TSC frequency, if that is known.
-    pub fn to_duration(&self, cycles: u64) -> Option<Duration> {
-        self.tsc_khz.map(|khz| cycles_to_duration(cycles, khz))
+    /// `ticks` of [`Self::clock`] as time.
+    pub fn to_duration(&self, ticks: u64) -> Duration {
+        cycles_to_duration(ticks, self.clock.khz())
     }
 }
 
@@ -188,7 +189,7 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
         op,
         create: None,
         create_exit_reap: None,
-        tsc_khz: tsc_khz(),
+        clock: host_clock(),
         note: None,
     };
     match op {
@@ -286,6 +287,72 @@ fn two_metrics(
 }
 
 // --- Timing -----------------------------------------------------------------
+
+/// The clock the host side is timed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostClock {
+    /// The invariant TSC at `khz` (fenced `rdtsc`/`rdtscp`): the finest.
+    Tsc { khz: u64 },
+    /// `CLOCK_MONOTONIC` in nanoseconds (a 1 GHz counter), where the TSC
+    /// cannot be trusted as time: many VMs hide the invariant-TSC flag.
+    /// Reading it costs tens of ns (vDSO), small next to any clone.
+    Monotonic,
+}
+
+impl HostClock {
+    /// Ticks per millisecond.
+    pub fn khz(self) -> u64 {
+        match self {
+            HostClock::Tsc { khz } => khz,
+            HostClock::Monotonic => 1_000_000,
+        }
+    }
+
+    /// `tsc` or `clock_monotonic`, as reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostClock::Tsc { .. } => "tsc",
+            HostClock::Monotonic => "clock_monotonic",
+        }
+    }
+}
+
+/// This host's clock: the TSC if it is invariant ([`tsc_khz`]), else
+/// `CLOCK_MONOTONIC`. Decided once per process.
+pub fn host_clock() -> HostClock {
+    static CLOCK: OnceLock<HostClock> = OnceLock::new();
+    *CLOCK.get_or_init(|| tsc_khz().map_or(HostClock::Monotonic, |khz| HostClock::Tsc { khz }))
+}
+
+/// The [`host_clock`] at the start of a timed region.
+#[inline(always)]
+fn clock_start() -> u64 {
+    match host_clock() {
+        HostClock::Tsc { .. } => tsc_start(),
+        HostClock::Monotonic => monotonic_ns(),
+    }
+}
+
+/// The [`host_clock`] at the end of a timed region.
+#[inline(always)]
+fn clock_end() -> u64 {
+    match host_clock() {
+        HostClock::Tsc { .. } => tsc_end(),
+        HostClock::Monotonic => monotonic_ns(),
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// The TSC at the start of a timed region: the fences keep earlier and
 /// later instructions from moving across the read.
@@ -529,10 +596,10 @@ fn fork_once(op: BenchOp, exec: Option<&CStr>) -> Result<(u64, u64), HostError> 
     let argv: [*const libc::c_char; 2] = [exec.map_or(ptr::null(), CStr::as_ptr), ptr::null()];
     let envp: [*const libc::c_char; 1] = [ptr::null()];
 
-    let t0 = tsc_start();
+    let t0 = clock_start();
     // SAFETY: no CLONE_VM; the child only calls execve and _exit.
     let pid = unsafe { raw_clone(libc::SIGCHLD) };
-    let t1 = tsc_end();
+    let t1 = clock_end();
     if pid == 0 {
         if let Some(path) = exec {
             // SAFETY: path, argv and envp are NUL-terminated and live (this
@@ -549,7 +616,7 @@ fn fork_once(op: BenchOp, exec: Option<&CStr>) -> Result<(u64, u64), HostError> 
         return Err(HostError::last(op, "clone"));
     }
     reap(op, pid as libc::pid_t)?;
-    let t2 = tsc_end();
+    let t2 = clock_end();
     Ok((t1 - t0, t2 - t0))
 }
 
@@ -562,17 +629,17 @@ extern "C" fn child_exit(_: *mut c_void) -> c_int {
 /// One `clone(flags)` (with `CLONE_VM`) on `stack` whose child exits at
 /// once; the parent reaps it. Returns (create, create_exit_reap) cycles.
 fn clone_vm_once(op: BenchOp, stack: &Mapping, flags: c_int) -> Result<(u64, u64), HostError> {
-    let t0 = tsc_start();
+    let t0 = clock_start();
     // SAFETY: glibc's clone switches the child to `stack`, which nothing
     // else uses (the previous child has been reaped); the child runs only
     // `child_exit`, which touches no shared state.
     let pid = unsafe { libc::clone(child_exit, stack.top(), flags, ptr::null_mut()) };
-    let t1 = tsc_end();
+    let t1 = clock_end();
     if pid < 0 {
         return Err(HostError::last(op, "clone"));
     }
     reap(op, pid)?;
-    let t2 = tsc_end();
+    let t2 = clock_end();
     Ok((t1 - t0, t2 - t0))
 }
 
@@ -594,7 +661,7 @@ fn clone_thread_once(op: BenchOp, stack: &Mapping, tls: &mut Tls) -> Result<(u64
     let tid_word = AtomicI32::new(0);
     let tid_ptr = tid_word.as_ptr();
 
-    let t0 = tsc_start();
+    let t0 = clock_start();
     // SAFETY: as in `clone_vm_once`; `tid_word` and `tls` outlive the
     // thread because we wait below until the kernel has cleared the word,
     // which it does as the thread exits.
@@ -609,7 +676,7 @@ fn clone_thread_once(op: BenchOp, stack: &Mapping, tls: &mut Tls) -> Result<(u64
             tid_ptr,
         )
     };
-    let t1 = tsc_end();
+    let t1 = clock_end();
     if tid < 0 {
         return Err(HostError::last(op, "clone"));
     }
@@ -633,17 +700,17 @@ fn clone_thread_once(op: BenchOp, stack: &Mapping, tls: &mut Tls) -> Result<(u64
             return Err(HostError::last(op, "futex"));
         }
     }
-    let t2 = tsc_end();
+    let t2 = clock_end();
     Ok((t1 - t0, t2 - t0))
 }
 
 /// One `clone(CLONE_SIGHAND)` without `CLONE_VM`, which must fail with
 /// EINVAL; returns the cycles until it does.
 fn clone_einval_once(op: BenchOp) -> Result<u64, HostError> {
-    let t0 = tsc_start();
+    let t0 = clock_start();
     // SAFETY: no CLONE_VM; should it succeed, the child only calls _exit.
     let rc = unsafe { raw_clone(libc::CLONE_SIGHAND | libc::SIGCHLD) };
-    let t1 = tsc_end();
+    let t1 = clock_end();
     let err = errno();
     if rc == 0 {
         // SAFETY: leaving the mistakenly created child at once.
@@ -842,9 +909,9 @@ unsafe fn rlimit_child(
             }
         }
         for i in 0..total {
-            let t0 = tsc_start();
+            let t0 = clock_start();
             let rc = raw_clone(libc::SIGCHLD);
-            let t1 = tsc_end();
+            let t1 = clock_end();
             let err = errno();
             if rc == 0 {
                 libc::_exit(0);
@@ -904,6 +971,17 @@ mod tests {
         let v: Vec<u64> = (1..=11).rev().collect();
         let s = Summary::of(&v).unwrap();
         assert_eq!((s.min, s.median, s.p90, s.max), (1, 6, 10, 11));
+    }
+
+    #[test]
+    fn monotonic_ticks_are_nanoseconds() {
+        let clock = HostClock::Monotonic;
+        assert_eq!(
+            cycles_to_duration(1_234, clock.khz()),
+            Duration::from_nanos(1_234)
+        );
+        let (a, b) = (monotonic_ns(), monotonic_ns());
+        assert!(b >= a);
     }
 
     #[test]

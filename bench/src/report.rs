@@ -189,7 +189,13 @@ pub struct Metadata {
     /// Measured iterations per operation and warm-up iterations.
     pub iterations: u64,
     pub warmup: u64,
-    /// Host TSC frequency used to convert host cycles.
+    /// How the host side was timed: `tsc` (invariant TSC, at
+    /// `host_tsc_khz`) or `clock_monotonic` (no invariant TSC). Absent in
+    /// reports older than this field: those were timed with the TSC.
+    #[serde(default)]
+    pub host_clock: Option<String>,
+    /// Host TSC frequency used to convert host cycles (when the TSC is the
+    /// host clock).
     pub host_tsc_khz: Option<u64>,
     /// Guest TSC frequency (from its Hello reply) used for guest cycles.
     #[serde(default)]
@@ -203,7 +209,12 @@ pub struct Metadata {
 
 impl Metadata {
     /// Gathers the metadata of this machine and run.
-    pub fn collect(iterations: u64, warmup: u64, host_tsc_khz: Option<u64>) -> Metadata {
+    pub fn collect(iterations: u64, warmup: u64) -> Metadata {
+        let host_clock = crate::host_linux::host_clock();
+        let host_tsc_khz = match host_clock {
+            crate::host_linux::HostClock::Tsc { khz } => Some(khz),
+            crate::host_linux::HostClock::Monotonic => None,
+        };
         let read = |path: &str| std::fs::read_to_string(path).ok();
         let cpu_model = read("/proc/cpuinfo").and_then(|text| {
             text.lines()
@@ -228,6 +239,7 @@ impl Metadata {
             guest_memory_mib: None,
             iterations,
             warmup,
+            host_clock: Some(host_clock.name().to_string()),
             host_tsc_khz,
             guest_tsc_khz: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -609,6 +621,16 @@ pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
             string(&v, &format!("metadata.{key}"))?;
         }
     }
+    if let Some(clock) = meta.get("host_clock").filter(|v| !v.is_null()) {
+        match clock.as_str() {
+            Some("tsc" | "clock_monotonic") => {}
+            _ => {
+                return Err(format!(
+                    "metadata.host_clock {clock}: not tsc or clock_monotonic"
+                ))
+            }
+        }
+    }
     for key in ["guest_memory_mib", "host_tsc_khz", "guest_tsc_khz"] {
         let v = field(&meta, key, "metadata")?;
         if !v.is_null() {
@@ -732,7 +754,7 @@ mod tests {
     fn report(entries: Vec<Entry>) -> Report {
         Report {
             schema_version: SCHEMA_VERSION,
-            metadata: Metadata::collect(10, 1, Some(1_000_000)),
+            metadata: Metadata::collect(10, 1),
             entries,
         }
     }

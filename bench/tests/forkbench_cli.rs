@@ -11,14 +11,6 @@ fn forkbench(args: &[&str]) -> std::process::Output {
         .expect("forkbench runs")
 }
 
-/// Whether the host side can be timed: it needs an invariant TSC. Inside a
-/// VM without one (the nested run of `tests/hvm_nested.rs`, under QEMU's
-/// TCG) forkbench reports every host entry N/A instead, and the tests check
-/// that.
-fn host_is_timed() -> bool {
-    bench::host_linux::tsc_khz().is_some()
-}
-
 /// `forkbench run clone_einval --target host` (the cheapest operation), 20 iterations,
 /// with `extra` arguments.
 fn run_clone_einval(extra: &[&str]) -> std::process::Output {
@@ -87,13 +79,17 @@ fn json_report_then_regression_gate() {
     bench::report::check_json(&value).unwrap();
     assert_eq!(value["schema_version"], 3);
     assert_eq!(value["metadata"]["iterations"], 20);
+    // The TSC where it is invariant (then its rate is given), else
+    // CLOCK_MONOTONIC: never no host number.
+    let meta = &value["metadata"];
+    match meta["host_clock"].as_str() {
+        Some("tsc") => assert!(meta["host_tsc_khz"].as_u64().unwrap() > 0, "{meta}"),
+        Some("clock_monotonic") => assert!(meta["host_tsc_khz"].is_null(), "{meta}"),
+        other => panic!("host_clock {other:?}"),
+    }
     let entry = &value["entries"][0];
     assert_eq!(entry["op"], "clone_einval");
     assert_eq!(entry["target"], "host");
-    if !host_is_timed() {
-        assert_eq!(entry["status"], "not_applicable", "{entry}");
-        return;
-    }
     let median = entry["ns"]["median"].as_u64().expect("a measured median");
     assert!(median > 0);
 
@@ -250,13 +246,7 @@ fn compare_runs_the_guest_and_the_host() {
         .len();
     assert_eq!(ops, 9);
     assert_eq!(value["metadata"]["harness"]["run_bench_requests"], ops);
-    let host = find("fork", "create_exit_reap", "host");
-    let expected = if host_is_timed() {
-        "ok"
-    } else {
-        "not_applicable"
-    };
-    assert_eq!(host["status"], expected, "{host}");
+    assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
 
     // The table's row for fork has guest, host and ratio for both metrics.
     let out = forkbench(&["run", "fork", "--iters", "10", "--warmup", "1"]);
@@ -270,21 +260,12 @@ fn compare_runs_the_guest_and_the_host() {
         .lines()
         .find(|l| l.starts_with("fork "))
         .unwrap_or_else(|| panic!("{text}"));
-    // `fork  G unit  H unit  R  G unit  H unit  R`, or `H unit  R` as
-    // `N/A  -` when the host cannot be timed.
+    // `fork  G unit  H unit  R  G unit  H unit  R`.
     let words: Vec<&str> = row.split_whitespace().collect();
-    if host_is_timed() {
-        assert_eq!(words.len(), 11, "{row}");
-        for ratio in [words[5], words[10]] {
-            let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("{row}"));
-            assert!(ratio > 0.0, "{row}");
-        }
-    } else {
-        assert_eq!(words.len(), 9, "{row}");
-        assert_eq!(
-            [words[3], words[4], words[7], words[8]],
-            ["N/A", "-", "N/A", "-"]
-        );
+    assert_eq!(words.len(), 11, "{row}");
+    for ratio in [words[5], words[10]] {
+        let ratio: f64 = ratio.parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!(ratio > 0.0, "{row}");
     }
     for name in ["fork/create/guest", "fork/create_exit_reap/guest"] {
         assert!(text.lines().any(|l| l.starts_with(name)), "{name}: {text}");
@@ -404,16 +385,6 @@ fn sweep_writes_csv_and_svg() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("fork_mem/1MiB/create/host"), "{stdout}");
-    let host_rows: &[&str] = if host_is_timed() {
-        &[
-            "host,create,0",
-            "host,create,1",
-            "host,create_exit_reap,0",
-            "host,create_exit_reap,1",
-        ]
-    } else {
-        &[]
-    };
 
     let mut lines = csv_text.lines();
     assert_eq!(
@@ -431,13 +402,19 @@ fn sweep_writes_csv_and_svg() {
         })
         .collect();
     keys.sort();
-    let guest_rows = [
-        "guest,create,0",
-        "guest,create,1",
-        "guest,create_exit_reap,0",
-        "guest,create_exit_reap,1",
-    ];
-    assert_eq!(keys, [&guest_rows[..], host_rows].concat());
+    assert_eq!(
+        keys,
+        [
+            "guest,create,0",
+            "guest,create,1",
+            "guest,create_exit_reap,0",
+            "guest,create_exit_reap,1",
+            "host,create,0",
+            "host,create,1",
+            "host,create_exit_reap,0",
+            "host,create_exit_reap,1",
+        ]
+    );
 
     assert!(svg_text.starts_with("<svg"), "{svg_text}");
     // The series are the 2-pixel polylines (axes and ticks are 1 pixel).
@@ -447,12 +424,13 @@ fn sweep_writes_csv_and_svg() {
             (l.contains("<polyline") || l.contains("<path")) && l.contains("stroke-width=\"2\"")
         })
         .count();
-    let mut legend = vec!["guest/create", "guest/create_exit_reap"];
-    if host_is_timed() {
-        legend.extend(["host/create", "host/create_exit_reap"]);
-    }
-    assert_eq!(series, legend.len(), "{svg_text}");
-    for name in legend {
+    assert_eq!(series, 4, "{svg_text}");
+    for name in [
+        "guest/create",
+        "guest/create_exit_reap",
+        "host/create",
+        "host/create_exit_reap",
+    ] {
         assert!(svg_text.contains(name), "legend {name}: {svg_text}");
     }
 }

@@ -263,9 +263,8 @@ fn run(
         warmup: warmup as usize,
         mem_mib: mem as usize,
     };
-    let tsc_khz = host_linux::tsc_khz();
     let mut entries = Vec::new();
-    let mut metadata = Metadata::collect(iters, warmup, tsc_khz);
+    let mut metadata = Metadata::collect(iters, warmup);
     let steps = ops.len() * (1 + usize::from(target == TargetArg::Both));
     let mut progress = Progress::new(steps);
     if target != TargetArg::Host {
@@ -286,7 +285,7 @@ fn run(
     if target != TargetArg::Guest {
         for &op in &ops {
             progress.step(&format!("{} on the host", op_name(op)));
-            entries.extend(host_entries(op, params, tsc_khz));
+            entries.extend(host_entries(op, params));
         }
     }
     progress.finish();
@@ -443,7 +442,7 @@ fn run_leaving_no_trace(
 
 /// Runs `op` on the host and turns the samples (or the reason there are
 /// none) into report entries, one per metric.
-fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry> {
+fn host_entries(op: BenchOp, params: Params) -> Vec<Entry> {
     let mem_mib = (op == BenchOp::ForkMem).then_some(params.mem_mib as u64);
     let entry = |metric: &str, outcome: Outcome, note: Option<String>| Entry {
         op: op_name(op).to_string(),
@@ -460,15 +459,12 @@ fn host_entries(op: BenchOp, params: Params, tsc_khz: Option<u64>) -> Vec<Entry>
         Ok(result) => metrics
             .iter()
             .map(|&metric| {
-                let outcome = match (result.samples(metric).and_then(Summary::of), tsc_khz) {
-                    (Some(s), Some(khz)) => Outcome::Ok {
-                        ns: stats_ns(s, khz),
+                let outcome = match result.samples(metric).and_then(Summary::of) {
+                    Some(s) => Outcome::Ok {
+                        ns: stats_ns(s, result.clock.khz()),
                     },
-                    (None, _) => Outcome::Error {
+                    None => Outcome::Error {
                         error: "no samples".to_string(),
-                    },
-                    (_, None) => Outcome::NotApplicable {
-                        reason: "the host TSC is not invariant or its rate is unknown".to_string(),
                     },
                 };
                 entry(metric.name(), outcome, result.note.clone())
@@ -522,8 +518,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, String> {
         warmup: args.warmup as usize,
         mem_mib: mem as usize,
     };
-    let tsc_khz = host_linux::tsc_khz();
-    let mut metadata = Metadata::collect(args.iters, args.warmup, tsc_khz);
+    let mut metadata = Metadata::collect(args.iters, args.warmup);
     let mut entries = Vec::new();
     let steps = mems.len() * (1 + usize::from(args.target == TargetArg::Both));
     let mut progress = Progress::new(steps);
@@ -552,7 +547,7 @@ fn sweep(args: &SweepArgs) -> Result<ExitCode, String> {
     if args.target != TargetArg::Guest {
         for &mem in mems {
             progress.step(&format!("fork_mem {mem} MiB on the host"));
-            entries.extend(host_entries(BenchOp::ForkMem, params(mem), tsc_khz));
+            entries.extend(host_entries(BenchOp::ForkMem, params(mem)));
         }
     }
     progress.finish();

@@ -165,6 +165,10 @@ pub fn execve(
     let old = {
         let mut inner = task.inner.lock();
         inner.fs_base = 0;
+        // The old program's alternate stack is gone with its memory; the
+        // flags stay (as Linux's begin_new_exec leaves them).
+        inner.sas.sp = 0;
+        inner.sas.size = 0;
         // Like Linux, execve clears the keep-capabilities flag.
         inner.cred.keep_caps = false;
         // The parent may no longer move it to another group (setpgid).

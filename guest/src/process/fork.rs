@@ -14,6 +14,7 @@ use core::sync::atomic::Ordering;
 use super::cred::{Cred, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use super::io_context;
 use super::rlimit::{self, RLIMIT_NPROC};
+use super::sigaltstack::SigAltStack;
 use super::task::{Pid, Task, TaskStack};
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
 use crate::arch::switch;
@@ -323,6 +324,13 @@ fn copy_process(
         };
         (sighand, inner.blocked, inner.fs_base)
     };
+    // "sigaltstack should be cleared when sharing the same VM" (a thread
+    // must not run handlers on its creator's stack); vfork keeps it.
+    let sas = if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
+        SigAltStack::RESET
+    } else {
+        parent.inner.lock().sas
+    };
     fail.check(ENOMEM)?; // copy_signal
     let rlimits = if flags & CLONE_THREAD != 0 {
         parent_rlimits
@@ -452,6 +460,7 @@ fn copy_process(
         inner.vfork_done = vfork;
         inner.sighand = sighand;
         inner.blocked = blocked;
+        inner.sas = sas;
         inner.files = files;
         inner.cred = cred;
         inner.user_count = Some(user_count);

@@ -21,6 +21,7 @@ pub mod pgrp;
 #[cfg(not(test))]
 pub mod pid_ns;
 pub mod rlimit;
+pub mod sigaltstack;
 #[cfg(not(test))]
 pub mod signal;
 #[cfg(not(test))]

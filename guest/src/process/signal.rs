@@ -26,6 +26,8 @@ pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 /// `sa_flags`: do not turn exiting children into zombies.
 pub const SA_NOCLDWAIT: u64 = 2;
+/// `sa_flags`: run the handler on the alternate signal stack.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
 /// `sa_flags`: `sa_restorer` is set (x86-64 requires it to deliver).
 pub const SA_RESTORER: u64 = 0x0400_0000;
 /// `sa_flags`: restart system calls the signal interrupts.
@@ -346,6 +348,10 @@ pub fn signal_delivered(signal: u32, action: &SigAction) {
         block |= bit(signal);
     }
     inner.blocked = (inner.blocked | block) & !(bit(SIGKILL) | bit(SIGSTOP));
+    // The handler's frame holds the stack; rt_sigreturn re-arms it.
+    if inner.sas.flags & super::sigaltstack::SS_AUTODISARM != 0 {
+        inner.sas = super::sigaltstack::SigAltStack::RESET;
+    }
     if action.flags & SA_RESETHAND != 0 {
         // Only the handler is reset; flags and mask stay (as in Linux).
         let mut sighand = inner.sighand.lock();

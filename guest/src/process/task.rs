@@ -105,6 +105,8 @@ pub struct TaskInner {
     /// user mode (by `rt_sigreturn` if a handler runs; Linux
     /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
     pub saved_sigmask: Option<u64>,
+    /// The alternate signal stack (`sigaltstack`).
+    pub sas: super::sigaltstack::SigAltStack,
     /// What each pending signal carries (index: signal - 1).
     pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
     /// Identity (copied at fork, changed by setuid/capset).
@@ -190,6 +192,7 @@ impl Task {
                 pending: 0,
                 pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
                 saved_sigmask: None,
+                sas: Default::default(),
                 cred: Cred::root(),
                 user_count: None,
                 thread_count: None,

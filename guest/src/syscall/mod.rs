@@ -37,6 +37,7 @@ pub mod nr {
     pub const RT_SIGRETURN: u64 = 15;
     pub const PAUSE: u64 = 34;
     pub const RT_SIGSUSPEND: u64 = 130;
+    pub const SIGALTSTACK: u64 = 131;
     pub const SCHED_YIELD: u64 = 24;
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
@@ -149,6 +150,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::RT_SIGPROCMASK => signal::rt_sigprocmask(a),
         nr::PAUSE => signal::pause(a),
         nr::RT_SIGSUSPEND => signal::rt_sigsuspend(a),
+        nr::SIGALTSTACK => signal::sigaltstack(a, frame.rsp),
         nr::SCHED_YIELD => {
             sched::yield_now();
             Ok(0)

@@ -289,6 +289,35 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
     Ok(0)
 }
 
+/// `sigaltstack(ss, old_ss)` for a caller whose stack pointer is `sp`
+/// (Linux's order: read `ss` (EFAULT), change (EPERM/EINVAL/ENOMEM), then
+/// write the old stack, so a bad `old_ss` still leaves the change made).
+pub fn sigaltstack(a: Args, sp: u64) -> SysResult {
+    use crate::process::sigaltstack::STACK_T_SIZE;
+    let [ss, old_ss, ..] = a.0;
+    let mm = super::current_mm()?;
+    let new = if ss != 0 {
+        let mut bytes = [0u8; STACK_T_SIZE];
+        mm.copy_from_user(ss, &mut bytes)?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let task = sched::current();
+    let old = {
+        let mut inner = task.inner.lock();
+        let old = inner.sas.to_user(sp);
+        if let Some(new) = new {
+            inner.sas.set(sp, &new)?;
+        }
+        old
+    };
+    if old_ss != 0 {
+        mm.copy_to_user(old_ss, &old)?;
+    }
+    Ok(0)
+}
+
 /// `pause()`: sleeps until a signal is delivered; EINTR after a handler,
 /// never restarted by SA_RESTART (ERESTARTNOHAND).
 pub fn pause(_a: Args) -> SysResult {

@@ -17,6 +17,7 @@ pub mod nr {
     pub const RT_SIGRETURN: usize = 15;
     pub const PAUSE: usize = 34;
     pub const RT_SIGSUSPEND: usize = 130;
+    pub const SIGALTSTACK: usize = 131;
 }
 
 #[allow(missing_docs)]
@@ -34,6 +35,8 @@ pub const SIG_DFL: usize = 0;
 pub const SIG_IGN: usize = 1;
 /// `sa_flags`: the handler takes (signo, siginfo, ucontext).
 pub const SA_SIGINFO: u64 = 4;
+/// `sa_flags`: run the handler on the alternate signal stack.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
 /// `sa_flags`: `sa_restorer` is set.
 pub const SA_RESTORER: u64 = 0x0400_0000;
 /// `sa_flags`: restart interrupted system calls.
@@ -42,6 +45,45 @@ pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 /// `sa_flags`: reset the action to SIG_DFL when the handler runs.
 pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `ss_flags`: running on the alternate stack (or, when setting, the same
+/// as 0).
+pub const SS_ONSTACK: u32 = 1;
+/// `ss_flags`: no alternate stack.
+pub const SS_DISABLE: u32 = 2;
+/// `ss_flags`: disarm the stack while a handler runs on it.
+pub const SS_AUTODISARM: u32 = 1 << 31;
+/// Offset of `uc_stack` (a [`StackT`]) in the ucontext a handler gets.
+pub const UC_STACK: usize = 16;
+
+/// `stack_t`: an alternate signal stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackT {
+    /// Lowest address.
+    pub sp: usize,
+    /// `SS_*` flags.
+    pub flags: u32,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// `sigaltstack(new, old)` with raw pointers (0 for none), for callers that
+/// test bad ones.
+pub fn sigaltstack_raw(new: usize, old: usize) -> Result<(), Errno> {
+    // SAFETY: the kernel validates both pointers (EFAULT).
+    check(unsafe { syscall2(nr::SIGALTSTACK, new, old) }).map(|_| ())
+}
+
+/// `sigaltstack`: installs `new` (if any) and returns the previous stack.
+pub fn sigaltstack(new: Option<&StackT>) -> Result<StackT, Errno> {
+    let mut old = StackT::default();
+    sigaltstack_raw(
+        new.map_or(0, |n| n as *const StackT as usize),
+        &mut old as *mut StackT as usize,
+    )?;
+    Ok(old)
+}
 
 /// `rt_sigprocmask` `how`.
 pub const SIG_BLOCK: usize = 0;

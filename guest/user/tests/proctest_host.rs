@@ -110,6 +110,12 @@ const SCENARIOS: &[&str] = &[
     "exec-kills-other-threads",
     "exec-unshares-files",
     "exec-closes-cloexec",
+    "sigaltstack-checks",
+    "sigaltstack-handler-on-it",
+    "sigaltstack-autodisarm",
+    "sigaltstack-overflow-segv",
+    "sigaltstack-fork-vfork-clone-vm",
+    "sigaltstack-exec-clears",
 ];
 
 struct Run {

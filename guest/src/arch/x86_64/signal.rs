@@ -13,8 +13,9 @@ use forkvm_abi::USER_SPACE_END;
 use super::entry::{FpuState, TrapFrame};
 use super::gdt::{USER_CS, USER_DS};
 use crate::errno::{EINTR, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS};
+use crate::process::sigaltstack::STACK_T_SIZE;
 use crate::process::signal::{
-    self, SigAction, SigFields, SigInfo, SA_RESTART, SA_RESTORER, SIGKILL, SIGSTOP,
+    self, SigAction, SigFields, SigInfo, SA_ONSTACK, SA_RESTART, SA_RESTORER, SIGKILL, SIGSTOP,
 };
 use crate::sched;
 
@@ -31,14 +32,14 @@ const UC: usize = 8;
 const MCONTEXT: usize = UC + 40;
 const SIGMASK: usize = UC + 40 + SIGCONTEXT_SIZE;
 const INFO: usize = 8 + UCONTEXT_SIZE;
+/// `uc_stack` (after `uc_flags` and `uc_link`).
+const UC_STACK: usize = UC + 16;
 /// Offset of the `fpstate` pointer in the sigcontext (after 18 registers,
 /// the selectors, err, trapno, oldmask and cr2).
 const FPSTATE: usize = 184;
 /// `uc_flags`: the sigcontext's `ss` is valid and restored as is.
 const UC_SIGCONTEXT_SS: u64 = 2;
 const UC_STRICT_RESTORE_SS: u64 = 4;
-/// `ss_flags` of a task without an alternate signal stack.
-const SS_DISABLE: u32 = 2;
 
 /// RFLAGS bits `rt_sigreturn` takes from the frame (Linux `FIX_EFLAGS`):
 /// AC, RF, OF, DF, TF, SF, ZF, AF, PF, CF. IF, IOPL and the rest stay.
@@ -148,10 +149,22 @@ fn setup_rt_frame(
         let inner = task.inner.lock();
         inner.saved_sigmask.unwrap_or(inner.blocked)
     };
-    let sp = frame.rsp.wrapping_sub(RED_ZONE);
+    // Linux `get_sigframe`: below the red zone, or at the top of the
+    // alternate stack for an SA_ONSTACK action not already running there.
+    let sas = sched::current().inner.lock().sas;
+    let nested_altstack = sas.on_sig_stack(frame.rsp);
+    let (sp, entering_altstack) = sas.frame_top(
+        frame.rsp.wrapping_sub(RED_ZONE),
+        action.flags & SA_ONSTACK != 0,
+    );
     let fpstate = sp.wrapping_sub(FpuState::SIZE as u64) & !63;
     let address = (fpstate.wrapping_sub(FRAME_SIZE as u64) & !15).wrapping_sub(8);
     if address >= USER_SPACE_END || fpstate >= USER_SPACE_END {
+        return Err(crate::errno::EFAULT);
+    }
+    // A frame that would overflow the alternate stack is not written
+    // below it: the task gets SIGSEGV instead.
+    if (nested_altstack || entering_altstack) && !sas.contains(address) {
         return Err(crate::errno::EFAULT);
     }
     // Linux would return to a kernel handler address and take the fault
@@ -164,8 +177,8 @@ fn setup_rt_frame(
     let mut buf = [0u8; FRAME_SIZE];
     put(&mut buf, 0, action.restorer);
     put(&mut buf, UC, UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS);
-    // uc_link 0; uc_stack: no alternate stack.
-    buf[UC + 24..UC + 28].copy_from_slice(&SS_DISABLE.to_le_bytes());
+    // uc_link 0; uc_stack: the alternate stack, restored by rt_sigreturn.
+    buf[UC_STACK..UC_STACK + STACK_T_SIZE].copy_from_slice(&sas.to_frame());
     for (i, word) in sigcontext_words(frame).iter().enumerate() {
         put(&mut buf, MCONTEXT + i * 8, *word);
     }
@@ -270,5 +283,12 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
     frame.cs = u64::from(USER_CS);
     frame.ss = u64::from(USER_DS);
     *fpu = restored;
+    // Linux `restore_altstack`: the frame's `uc_stack` through
+    // do_sigaltstack at the restored stack pointer (re-arms an
+    // SS_AUTODISARM stack); its refusals are ignored, as there.
+    let uc_stack: [u8; STACK_T_SIZE] = buf[UC_STACK..UC_STACK + STACK_T_SIZE]
+        .try_into()
+        .expect("stack_t");
+    let _ = task.inner.lock().sas.set(frame.rsp, &uc_stack);
     Ok(())
 }

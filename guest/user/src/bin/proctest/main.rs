@@ -278,6 +278,19 @@ impl Drop for Mapping {
     }
 }
 
+/// Executes this program (`argv0`) with the helper argument `helper`; in
+/// a child, whose exit status is then the helper's. Returns only if
+/// `execve` failed, with 94 (an exit status no helper uses).
+fn exec_self_helper(argv0: &[u8], helper: &CStr) -> i32 {
+    // SAFETY: argv[0] is a slice of the NUL-terminated string the kernel put
+    // on the initial stack (see forkvm_user::start); its NUL follows it.
+    let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+    let argv = [argv0.as_ptr(), helper.as_ptr().cast(), core::ptr::null()];
+    let envp = [core::ptr::null()];
+    let _ = execve(path, &argv, &envp);
+    94
+}
+
 /// A child process not yet reaped. Dropping it (an early return) kills it
 /// with `SIGKILL` and reaps it, so no scenario leaves one behind.
 struct Child {
@@ -2195,6 +2208,7 @@ struct Ctx<'a> {
 type Scenario = fn(&Ctx) -> Outcome;
 
 // Topic modules: after the macros above, which they use.
+mod altstack;
 mod fs;
 mod pgrp;
 mod sem;
@@ -2265,6 +2279,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(fs::SCENARIOS)
         .chain(userns::SCENARIOS)
         .chain(signals::SCENARIOS)
+        .chain(altstack::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {
@@ -2289,7 +2304,14 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     }
     // Check every name before running anything.
     for &arg in requested {
-        let helper = [EXIT_42, EXEC_MARKER, EXEC_CLOSE, EXEC_FD_CHECK].contains(&arg);
+        let helper = [
+            EXIT_42,
+            EXEC_MARKER,
+            EXEC_CLOSE,
+            EXEC_FD_CHECK,
+            altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
+        ]
+        .contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
             eprintln!("proctest: unknown scenario: {}", Bytes(arg));
             return usage("see `proctest list`");
@@ -2313,6 +2335,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             let open = write(8, b"o") == Ok(1);
             let closed = write(9, b"x") == Err(Errno::EBADF);
             exit_group(i32::from(!open) | i32::from(!closed) << 1);
+        } else if arg == altstack::EXEC_ALTSTACK_CHECK.to_bytes() {
+            exit_group(altstack::exec_altstack_check());
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

@@ -1106,16 +1106,7 @@ fn exec_kills_other_threads(ctx: &Ctx) -> Outcome {
             }
             sleep_ns(100_000);
         }
-        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
-        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
-        let argv = [
-            argv0.as_ptr(),
-            c"exec-marker-fd9".as_ptr().cast(),
-            core::ptr::null(),
-        ];
-        let envp = [core::ptr::null()];
-        let _ = execve(path, &argv, &envp);
-        94
+        exec_self_helper(argv0, c"exec-marker-fd9")
     })?;
     w.close()?;
     let mut byte = [0u8; 1];
@@ -1147,18 +1138,8 @@ fn exec_unshares_files(ctx: &Ctx) -> Outcome {
     };
     let (r, w) = pipe()?;
     dup2(w.raw(), 9).ctx("dup2")?;
-    let child = Child::spawn_with_flags(CLONE_FILES, || {
-        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
-        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
-        let argv = [
-            argv0.as_ptr(),
-            c"exec-close-fd9".as_ptr().cast(),
-            core::ptr::null(),
-        ];
-        let envp = [core::ptr::null()];
-        let _ = execve(path, &argv, &envp);
-        94
-    })?;
+    let child =
+        Child::spawn_with_flags(CLONE_FILES, || exec_self_helper(argv0, c"exec-close-fd9"))?;
     let status = child.wait_bounded("the exec'd child")?;
     expect_exit(
         "`proctest exec-close-fd9` (closing its copy of 9)",
@@ -1225,18 +1206,7 @@ fn exec_closes_cloexec(ctx: &Ctx) -> Outcome {
         fcntl(9, F_GETFD, 0) == Ok(1),
         "dup3(O_CLOEXEC) without FD_CLOEXEC"
     );
-    let child = Child::spawn(|| {
-        // SAFETY: argv[0] is NUL-terminated (see `vfork_exec`).
-        let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
-        let argv = [
-            argv0.as_ptr(),
-            c"exec-fd8-open-fd9-closed".as_ptr().cast(),
-            core::ptr::null(),
-        ];
-        let envp = [core::ptr::null()];
-        let _ = execve(path, &argv, &envp);
-        94
-    })?;
+    let child = Child::spawn(|| exec_self_helper(argv0, c"exec-fd8-open-fd9-closed"))?;
     let status = child.wait_bounded("the exec'd child")?;
     let _ = close(8);
     let _ = close(9);

@@ -27,10 +27,11 @@
 //! interrupt that finds none is a configuration change, or one whose
 //! buffers an earlier run took: then the status is read and acknowledged
 //! and DEVICE_NEEDS_RESET checked. A configuration change whose edge
-//! merged with a used-buffer edge (both before the CPU took the vector)
-//! stays pending in InterruptStatus; the device raises it again at its
-//! next event (a notify, host input), and a broken device uses no buffer,
-//! so that interrupt reads the status.
+//! merged with a used-buffer edge (both before the CPU took the vector),
+//! or that came with buffers used just before the device broke, stays
+//! pending in InterruptStatus; the device raises it again at its next
+//! event (a notify, host input) and from a timer until acknowledged, and
+//! a broken device uses no buffer, so such an interrupt reads the status.
 //!
 //! [`Virtqueue`] (the ring logic) is pure and unit-tested on the host on
 //! ordinary memory; only the `kernel` part touches the device.

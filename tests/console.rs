@@ -249,3 +249,66 @@ fn virtio_console_echo() {
         timings.guest.as_secs_f64() * 1e3
     );
 }
+
+/// The guest driver notices a device that sets DEVICE_NEEDS_RESET (the
+/// host fails it with `ConsoleIo::fail`): it logs it, and the blocked
+/// `vconsole-echo` gets EIO instead of waiting for ever. The driver reads
+/// InterruptStatus only for interrupts that brought no used buffers, so
+/// both orders matter: the failure alone while the guest waits for input
+/// (`merged: false`), and the failure right after input, whose interrupt
+/// edges can merge into one that also brought buffers (`merged: true`;
+/// then the device's reminder on the guest's next notify gets it seen).
+/// A driver that missed it would leave the guest waiting until the timeout.
+fn broken_device_is_noticed(merged: bool) {
+    let mut config = vmm::VmConfig::new(vmm::BUILT_KERNEL.into());
+    config.script = Some("vconsole-echo 1000".into());
+    config.timeout = Some(Duration::from_secs(60));
+    let serial = Capture::default();
+    let mut host = None;
+    let (outcome, _) = vmm::run_with(&config, Box::new(serial.clone()), |io| {
+        let io = io.console().clone();
+        io.push_input(b"ping");
+        host = Some(std::thread::spawn(move || {
+            // The echo says the guest has read everything and waits again.
+            let deadline = Instant::now() + Duration::from_secs(50);
+            let mut echoed = Vec::new();
+            while echoed != b"ping" && Instant::now() < deadline {
+                echoed.extend(io.take_output());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(echoed, b"ping");
+            if merged {
+                io.push_input(b"pong");
+            }
+            assert!(io.fail("a test fails the device"));
+        }));
+    })
+    .expect("the VM runs");
+    host.unwrap().join().unwrap();
+    let text = String::from_utf8_lossy(&serial.0.lock().unwrap()).into_owned();
+    assert_eq!(
+        outcome,
+        vmm::Outcome::Guest(vmm::GuestExit::Poweroff(1)),
+        "serial: {text}"
+    );
+    assert!(
+        text.contains("virtio-console: device needs a reset; not used any more"),
+        "serial: {text}"
+    );
+    assert!(
+        text.contains("vconsole-echo: read: EIO") || text.contains("vconsole-echo: write: EIO"),
+        "serial: {text}"
+    );
+}
+
+#[test]
+fn virtio_console_broken_device_while_idle() {
+    require_kvm!();
+    broken_device_is_noticed(false);
+}
+
+#[test]
+fn virtio_console_broken_device_right_after_input() {
+    require_kvm!();
+    broken_device_is_noticed(true);
+}

@@ -3,10 +3,12 @@
 //! VM exits each `RunBench` request causes.
 //!
 //! A request to the guest travels over the virtio console, and every exit
-//! to the VMM on the way (the guest driver's MMIO register accesses) costs
-//! a trip through the host kernel, tens of microseconds on PVM. These
-//! numbers say how much of a guest run is the harness and not the
-//! operation being measured.
+//! on the way costs a trip through the host kernel, tens of microseconds on
+//! PVM: the notifies (ioeventfds, counted by KVM only), the interrupt, and
+//! any register access of the guest driver (an exit to the VMM; normally
+//! none, as the driver reads no register for an interrupt that brought
+//! used buffers). These numbers say how much of a guest run is the harness
+//! and not the operation being measured.
 //!
 //! Two counts are kept: exits that reach the VMM ([`vmm::VmExits`]: the
 //! harness's transport cost, nearly independent of the operation) and, where

@@ -234,8 +234,12 @@ fn compare_runs_the_guest_and_the_host() {
         let guest = find(op, metric, "guest");
         assert_eq!(guest["status"], "ok", "{guest}");
         assert!(guest["ns"]["median"].as_u64().unwrap() > 0, "{guest}");
-        // Streaming 20 samples per metric is at least one interrupt.
-        assert!(guest["vm_exits"]["total"].as_u64().unwrap() > 0, "{guest}");
+        // Streaming 20 samples per metric is at least a notify and an
+        // interrupt: exits KVM counts (none needs the VMM when the
+        // interrupt brings used buffers).
+        if let Some(kvm) = guest["vm_exits"]["kvm_total"].as_u64() {
+            assert!(kvm > 0, "{guest}");
+        }
     }
     // One measured RunBench per operation.
     let ops = entries
@@ -311,13 +315,17 @@ fn json_report_has_the_harness_cost() {
     assert_eq!(harness["hellos"], 50, "{harness}");
     let round_trip = &harness["hello_round_trip_ns"];
     assert!(round_trip["median"].as_u64().unwrap() > 0, "{harness}");
-    // Each Hello's request and reply cost the guest driver's register
-    // accesses: at least one exit, and only a few (the same bound as
-    // tests/guest_harness.rs's vm_exits_per_request).
+    // A Hello's request and reply normally reach the VMM not once (the
+    // guest driver touches no register for an interrupt that brought used
+    // buffers; the same bound as tests/guest_harness.rs's
+    // vm_exits_per_request), while KVM counts the interrupt and notify.
     let per_hello = harness["exits_per_hello"].as_f64().unwrap();
-    assert!(per_hello > 0.0 && per_hello <= 6.0, "{harness}");
+    assert!((0.0..=0.1).contains(&per_hello), "{harness}");
     if let Some(kvm) = harness["kvm_exits_per_hello"].as_f64() {
-        assert!(kvm >= per_hello, "KVM counts every exit: {harness}");
+        assert!(
+            kvm > 0.0 && kvm >= per_hello,
+            "KVM counts every exit: {harness}"
+        );
     }
     assert_eq!(harness["run_bench_requests"], 1, "{harness}");
 
@@ -326,10 +334,10 @@ fn json_report_has_the_harness_cost() {
     for entry in entries {
         let exits = &entry["vm_exits"];
         let total = exits["total"].as_u64().unwrap();
-        // 2 x 3000 samples of 8 bytes: several 4 KiB transmit chains, each
-        // a few exits, but nowhere near one per iteration.
-        assert!(total > 0, "{entry}");
-        assert!(exits["per_iter"].as_f64().unwrap() < 0.1, "{entry}");
+        // 2 x 3000 samples of 8 bytes: several 4 KiB transmit chains, whose
+        // interrupts bring used buffers and so need no register access:
+        // nowhere near one exit per iteration (normally none at all).
+        assert!(exits["per_iter"].as_f64().unwrap() < 0.01, "{entry}");
         assert!(
             exits["by_reason"].get("io_out").is_none(),
             "the UART was used: {entry}"

@@ -137,20 +137,22 @@ fn vmm_failure_is_reported() {
 ///
 /// The virtio console's `QueueNotify` is an ioeventfd that KVM handles in the
 /// kernel, and the timer and `hlt` stay in the in-kernel irqchip, so the only
-/// exits a request causes are the guest driver's register accesses in its
-/// interrupt handler: one `InterruptStatus` read and one `InterruptACK`
-/// write per interrupt (sometimes one more read when work arrived during the
-/// handler). A Hello round trip has at most two interrupts (the request
-/// arriving, the reply's transmit chain coming back): about 4 exits; we
-/// measured 2.4 to 3.0 on average on the PVM host (interrupts coalesce). The bound
-/// of 6 per Hello leaves room for timing while still failing at once if a
-/// frame ever cost one exit per byte (the Hello request and its reply are
-/// 17 + 61 bytes) or touched the UART.
+/// exits to the VMM a request could cause are the guest driver's register
+/// accesses in its interrupt handler. The driver reads `InterruptStatus`
+/// (and writes `InterruptACK`) only for an interrupt that brought no used
+/// buffer, so a Hello round trip (the request arriving: one interrupt with
+/// receive buffers; the reply's transmit buffer polled, not interrupted)
+/// normally costs none: measured 0 in 50. The bound of one per 10 Hellos
+/// leaves room for the odd interrupt whose buffers an earlier run took,
+/// and fails at once if the handler touched the registers on every
+/// interrupt again (2 per Hello before), if a frame cost an exit per byte
+/// (the Hello request and its reply are 17 + 61 bytes) or touched the UART.
 ///
-/// A `RunBench` reply goes out a page per transmit chain, so its exits grow
-/// with its 4 KiB pages, not with its bytes: measured 60 exits for 10 000
-/// samples (80 000 bytes in 10 frames, 31 chains); the bound allows 4 exits
-/// per chain plus a fixed 16.
+/// A `RunBench` reply goes out a page per transmit chain; a writer that
+/// waits for the page takes a transmit interrupt, which brings the used
+/// page: no register access either (measured 0 for 10 000 samples, 80 000
+/// bytes in 11 frames; 60 before). The bound allows one exit per two
+/// chains plus a fixed 4.
 #[test]
 fn vm_exits_per_request() {
     if !kvm_available() {
@@ -188,11 +190,7 @@ fn vm_exits_per_request() {
         );
         assert!(kvm("exits") >= hellos.mmio_read + hellos.mmio_write);
     }
-    assert!(
-        hellos.total() > 0,
-        "a round trip without any exit? {hellos}"
-    );
-    assert!(hellos.total() <= 6 * HELLOS, "{hellos}");
+    assert!(hellos.total() <= HELLOS / 10, "{hellos}");
     assert_eq!(
         hellos.io_in + hellos.io_out,
         0,
@@ -214,7 +212,7 @@ fn vm_exits_per_request() {
              {:.5} exits per byte",
             delta.total() as f64 / bytes as f64
         );
-        assert!(delta.total() <= 16 + 4 * chains, "x{iters}: {delta}");
+        assert!(delta.total() <= 4 + chains / 2, "x{iters}: {delta}");
         assert_eq!(delta.io_in + delta.io_out, 0, "the UART was used: {delta}");
     }
     let total = guest.vm_exits();

@@ -7,11 +7,31 @@
 //! entries; receive buffers are 256-byte slices of one more page, the
 //! transmit buffer is one page. Only VIRTIO_F_VERSION_1 is negotiated.
 //!
-//! Interrupts (GSI from `BootInfo`, through the IOAPIC): the handler reads
-//! InterruptStatus, writes InterruptACK, moves the used receive buffers'
-//! bytes into a kernel byte queue, gives the buffers back (one QueueNotify
-//! per batch) and wakes readers; used transmit buffers wake the writer.
-//! A device that sets DEVICE_NEEDS_RESET is logged once and not used again.
+//! Interrupts (GSI from `BootInfo`, through the IOAPIC): the handler moves
+//! the used receive buffers' bytes into a kernel byte queue, gives the
+//! buffers back (one QueueNotify per batch, and none while the device sets
+//! VIRTQ_USED_F_NO_NOTIFY) and wakes readers; used transmit buffers wake
+//! the writer. A device that sets DEVICE_NEEDS_RESET is logged once and not
+//! used again.
+//!
+//! The handler touches InterruptStatus and InterruptACK only for an
+//! interrupt that brought no announced used buffer: each register access
+//! is an exit to the VMM, the most expensive part of a request on a
+//! trap-costly host. This is safe because the line is edge-triggered (the
+//! IOAPIC route) and the VMM pulses it on every notification (an irqfd
+//! without a resample fd), so an unacknowledged InterruptStatus neither
+//! re-raises the line nor masks the next edge: ACK is bookkeeping only.
+//! Every receive buffer the device uses is followed by an edge, and so is
+//! a transmit buffer while transmit interrupts are on (with them off,
+//! transmit buffers come back silently and explain no interrupt). An
+//! interrupt that finds none is a configuration change, or one whose
+//! buffers an earlier run took: then the status is read and acknowledged
+//! and DEVICE_NEEDS_RESET checked. A configuration change whose edge
+//! merged with a used-buffer edge (both before the CPU took the vector),
+//! or that came with buffers used just before the device broke, stays
+//! pending in InterruptStatus; the device raises it again at its next
+//! event (a notify, host input) and from a timer until acknowledged, and
+//! a broken device uses no buffer, so such an interrupt reads the status.
 //!
 //! [`Virtqueue`] (the ring logic) is pure and unit-tested on the host on
 //! ordinary memory; only the `kernel` part touches the device.
@@ -34,6 +54,8 @@ pub const USED_OFFSET: u64 = 512;
 pub const VIRTQ_DESC_F_WRITE: u16 = 2;
 /// Available ring flag: the driver wants no used-buffer notifications.
 pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+/// Used ring flag: the device wants no available-buffer notifications.
+pub const VIRTQ_USED_F_NO_NOTIFY: u16 = 1;
 
 /// The register file (virtio 1.x section 4.2.2), shared with the VMM.
 #[cfg_attr(test, allow(unused_imports))] // the hardware half is kernel-only
@@ -166,6 +188,14 @@ impl Virtqueue {
         fence(Ordering::SeqCst);
     }
 
+    /// Whether used-buffer notifications are asked for (see
+    /// [`set_interrupts`](Self::set_interrupts)).
+    pub fn interrupts_enabled(&self) -> bool {
+        // SAFETY: avail->flags is inside the queue's page.
+        let flags = unsafe { core::ptr::read_volatile(self.at::<u16>(AVAIL_OFFSET)) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+    }
+
     /// Makes the added buffers visible to the device (avail->idx).
     pub fn publish(&mut self) {
         // The descriptors and ring entries before the index.
@@ -173,6 +203,17 @@ impl Virtqueue {
         // SAFETY: avail->idx is inside the queue's page.
         unsafe { core::ptr::write_volatile(self.at::<u16>(AVAIL_OFFSET + 2), self.avail_idx) };
         fence(Ordering::SeqCst);
+    }
+
+    /// Whether the device wants a QueueNotify for what was just
+    /// published: not if it set VIRTQ_USED_F_NO_NOTIFY (virtio 1.x section
+    /// 2.7.10). Read after [`publish`](Self::publish)'s fence: a device
+    /// that clears the flag looks at avail->idx after, so either it sees
+    /// the new buffers or we see the cleared flag.
+    pub fn needs_notify(&self) -> bool {
+        // SAFETY: used->flags is inside the queue's page.
+        let flags = unsafe { core::ptr::read_volatile(self.at::<u16>(USED_OFFSET)) };
+        flags & VIRTQ_USED_F_NO_NOTIFY == 0
     }
 
     /// Takes the next buffer the device used: its address and the bytes
@@ -375,11 +416,16 @@ mod kernel {
     }
 
     /// Moves used receive buffers into the byte queue and recycles them
-    /// (notifying once); wakes the writer on used transmit buffers.
-    fn harvest(device: &mut Device) {
+    /// (notifying once, if the device asks for it); wakes the writer on
+    /// used transmit buffers. Whether it took a used buffer the device
+    /// announced with an interrupt: any receive buffer, a transmit buffer
+    /// only while transmit interrupts are on (otherwise it was used
+    /// silently and explains no interrupt).
+    fn harvest(device: &mut Device) -> bool {
         let mut input = INPUT.lock();
         let mut recycled = false;
         let mut received = false;
+        let mut progress = false;
         // Buffers parked while the queue was full go back first.
         while input.len() < RX_QUEUE_LIMIT {
             let Some(buffer) = device.parked.pop() else {
@@ -389,6 +435,7 @@ mod kernel {
             recycled = true;
         }
         while let Some((buffer, len)) = device.rx.pop_used() {
+            progress = true;
             let len = len.min(RX_BUFFER_SIZE) as usize;
             // SAFETY: `buffer` is one of our receive buffers in RAM (direct
             // map); the device has returned it, so nobody writes it now.
@@ -407,22 +454,38 @@ mod kernel {
         drop(input);
         if recycled {
             device.rx.publish();
-            write(device.base, reg::QUEUE_NOTIFY, u32::from(RECEIVEQ));
+            // The device asks for buffers only while host input waits for
+            // them; otherwise this notify would be an exit for nothing.
+            if device.rx.needs_notify() {
+                write(device.base, reg::QUEUE_NOTIFY, u32::from(RECEIVEQ));
+            }
         }
         if received {
             RX_WAIT.wake_all();
         }
-        if reap_tx(device) {
+        let announced = device.tx.interrupts_enabled();
+        let transmitted = pop_tx(device);
+        if transmitted && !TX_BUSY.load(Ordering::Acquire) {
             TX_WAIT.wake_all();
         }
+        progress || (transmitted && announced)
+    }
+
+    /// Takes the transmit page back if the device has used it; whether a
+    /// used entry was there.
+    fn pop_tx(device: &mut Device) -> bool {
+        let mut popped = false;
+        while device.tx.pop_used().is_some() {
+            TX_BUSY.store(false, Ordering::Release);
+            popped = true;
+        }
+        popped
     }
 
     /// Takes the transmit page back if the device has used it; whether it
     /// is free.
     fn reap_tx(device: &mut Device) -> bool {
-        while device.tx.pop_used().is_some() {
-            TX_BUSY.store(false, Ordering::Release);
-        }
+        pop_tx(device);
         !TX_BUSY.load(Ordering::Acquire)
     }
 
@@ -477,6 +540,11 @@ mod kernel {
         let Some(device) = guard.as_mut() else {
             return;
         };
+        // The rings first: an interrupt that brought used buffers needs no
+        // register access (see the module comment).
+        if harvest(device) {
+            return;
+        }
         let pending = read(device.base, reg::INTERRUPT_STATUS);
         if pending != 0 {
             write(device.base, reg::INTERRUPT_ACK, pending);
@@ -486,9 +554,7 @@ mod kernel {
         {
             drop(guard);
             mark_broken();
-            return;
         }
-        harvest(device);
     }
 
     fn mark_broken() {
@@ -704,6 +770,24 @@ mod tests {
         device_use(&mut page, 0, 10);
         assert_eq!(q.pop_used(), Some((0x5000, 10)));
         assert_eq!(q.pop_used(), None);
+    }
+
+    #[test]
+    fn notification_flags() {
+        let (mut page, mut q) = queue();
+        assert!(q.interrupts_enabled());
+        q.set_interrupts(false);
+        assert!(!q.interrupts_enabled());
+        assert_eq!(u16_at(&page, AVAIL_OFFSET), VIRTQ_AVAIL_F_NO_INTERRUPT);
+        q.set_interrupts(true);
+        assert!(q.interrupts_enabled());
+        // used->flags is the device's: it asks for no notify, then again.
+        assert!(q.needs_notify());
+        let o = USED_OFFSET as usize;
+        page.0[o..o + 2].copy_from_slice(&VIRTQ_USED_F_NO_NOTIFY.to_le_bytes());
+        assert!(!q.needs_notify());
+        page.0[o..o + 2].copy_from_slice(&0u16.to_le_bytes());
+        assert!(q.needs_notify());
     }
 
     #[test]

@@ -113,6 +113,19 @@ impl ConsoleIo {
         std::mem::take(&mut state.output)
     }
 
+    /// Makes the running device fail as if its driver had broken a rule:
+    /// it sets DEVICE_NEEDS_RESET, notifies the driver and leaves the
+    /// queues alone until the driver resets it. For tests of a driver's
+    /// error path; `false` if the device was not running.
+    pub fn fail(&self, reason: &str) -> bool {
+        let state = lock(&self.shared.state);
+        let Some(active) = &state.active else {
+            return false;
+        };
+        active.interrupt.set_needs_reset(&reason);
+        true
+    }
+
     /// Sends the guest's output to `sink` from now on (called on the thread
     /// that processes the transmit queue, without the console's lock held).
     pub fn set_output_sink(&self, sink: impl FnMut(&[u8]) + Send + 'static) {
@@ -163,6 +176,7 @@ impl State {
         };
         let queue = &mut queues[RECEIVEQ];
         if interrupt.needs_reset() || !queue.ready() {
+            interrupt.remind_config_change();
             return Ok(());
         }
         let mut used = false;

@@ -166,6 +166,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
         // EAGAIN: a spurious wakeup; processing anyway is harmless.
         let _ = self.notify.read();
         if !self.running() {
+            self.interrupt.remind_config_change();
             return;
         }
         for index in 0..self.queues.len() {
@@ -321,6 +322,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
 
     fn notify_queue(&mut self, value: u32) {
         if self.interrupt.needs_reset() || self.status & FAILED != 0 {
+            self.interrupt.remind_config_change();
             return;
         }
         let index = value as usize;
@@ -650,10 +652,53 @@ mod tests {
             assert!(t.is_activated());
             w(&mut t, reg::QUEUE_NOTIFY, queue);
             assert!(needs_reset(&t), "queue {queue}");
-            // The driver hears about it through a config interrupt.
+            // The driver hears about it through a config interrupt (and
+            // reminders until it acknowledges).
             assert_eq!(r(&t, reg::INTERRUPT_STATUS), INT_CONFIG);
-            assert_eq!(count.load(Ordering::SeqCst), 1);
+            assert!(count.load(Ordering::SeqCst) >= 1);
         }
+    }
+
+    /// Waits (at most 10 s) until the interrupt was raised `n` times.
+    fn wait_for_interrupts(count: &std::sync::atomic::AtomicUsize, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while count.load(Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "{count:?} of {n}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn broken_device_reminds_the_driver_until_acknowledged() {
+        let mem = memory();
+        let (mut t, _io, count) = console(&mem);
+        let _queues = start(&mut t, &mem);
+        // Before a break nothing is pending: events raise nothing.
+        t.interrupt().remind_config_change();
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        w(&mut t, reg::QUEUE_NOTIFY, 7);
+        assert!(needs_reset(&t));
+        // The change is raised again by itself while nobody acknowledges
+        // it, and at once by the device's next event (a notify).
+        wait_for_interrupts(&count, 3);
+        let before = count.load(Ordering::SeqCst);
+        w(&mut t, reg::QUEUE_NOTIFY, 0);
+        assert!(count.load(Ordering::SeqCst) > before);
+        // Acknowledged: no more reminders (the longest delay is 100 ms).
+        w(&mut t, reg::INTERRUPT_ACK, INT_CONFIG);
+        let acked = count.load(Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // One reminder may have been on its way during the write.
+        assert!(count.load(Ordering::SeqCst) <= acked + 1);
+        w(&mut t, reg::QUEUE_NOTIFY, 0);
+        assert!(count.load(Ordering::SeqCst) <= acked + 1);
+        // Reset and broken again: reminders start over.
+        w(&mut t, reg::STATUS, 0);
+        assert!(!needs_reset(&t));
+        let _queues = start(&mut t, &mem);
+        let before = count.load(Ordering::SeqCst);
+        w(&mut t, reg::QUEUE_NOTIFY, 7);
+        wait_for_interrupts(&count, before + 3);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod mmio;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use virtio_bindings::bindings::virtio_ring::{
     VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE,
@@ -139,8 +140,16 @@ enum Trigger {
 struct InterruptInner {
     status: AtomicU32,
     needs_reset: AtomicBool,
+    /// A reminder thread runs (see [`Interrupt::start_reminders`]).
+    reminding: AtomicBool,
     trigger: Trigger,
 }
+
+/// A broken device raises its unacknowledged configuration change again
+/// after this long, then after twice as long each time, up to
+/// [`REMINDER_MAX`].
+const REMINDER_FIRST: Duration = Duration::from_millis(1);
+const REMINDER_MAX: Duration = Duration::from_millis(100);
 
 /// The device's interrupt line and `InterruptStatus`, plus its "broken"
 /// flag; cloned between the transport and the device.
@@ -152,6 +161,7 @@ impl Interrupt {
         Self(Arc::new(InterruptInner {
             status: AtomicU32::new(0),
             needs_reset: AtomicBool::new(false),
+            reminding: AtomicBool::new(false),
             trigger,
         }))
     }
@@ -169,7 +179,12 @@ impl Interrupt {
     fn raise(&self, bits: u32) {
         self.0.status.fetch_or(bits, Ordering::SeqCst);
         // Always pulse: the driver may be between reading and acknowledging
-        // `InterruptStatus`, and an edge it misses is a lost interrupt.
+        // `InterruptStatus` (or not read it at all: see the guest driver),
+        // and an edge it misses is a lost interrupt.
+        self.pulse();
+    }
+
+    fn pulse(&self) {
         match &self.0.trigger {
             Trigger::EventFd(fd) => {
                 if let Err(e) = fd.write(1) {
@@ -191,11 +206,73 @@ impl Interrupt {
     }
 
     /// Marks the device broken (`DEVICE_NEEDS_RESET`): logs `reason` and
-    /// notifies the driver the first time, does nothing afterwards.
+    /// notifies the driver the first time (reminding it until it
+    /// acknowledges), does nothing afterwards.
     pub fn set_needs_reset(&self, reason: &dyn fmt::Display) {
         if !self.0.needs_reset.swap(true, Ordering::SeqCst) {
             log::warn!("virtio: device needs reset: {reason}");
             self.signal_config_change();
+            self.start_reminders();
+        }
+    }
+
+    /// Whether the device is broken and the driver has not acknowledged
+    /// the configuration change yet.
+    fn config_change_pending(&self) -> bool {
+        self.needs_reset() && self.status() & INT_CONFIG != 0
+    }
+
+    /// Raises the interrupt again if the configuration change of a broken
+    /// device is not acknowledged yet. Called on every later event of the
+    /// device (a notify, host input), and by the reminder thread: a driver
+    /// that reads `InterruptStatus` only for interrupts that brought no
+    /// used buffer (the guest's) misses a change whose edge merged with a
+    /// used-buffer edge, and a broken device uses no buffer, so a later
+    /// edge alone gets the status read.
+    pub fn remind_config_change(&self) {
+        if self.config_change_pending() {
+            self.pulse();
+        }
+    }
+
+    /// Starts the thread that calls [`Self::remind_config_change`] with
+    /// growing delays until the driver
+    /// acknowledges the change, resets the device or the device is gone:
+    /// a driver blocked on a broken device may cause no event of its own.
+    fn start_reminders(&self) {
+        if self.0.reminding.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.0);
+        let spawned = std::thread::Builder::new()
+            .name("virtio-reminder".into())
+            .spawn(move || {
+                let mut delay = REMINDER_FIRST;
+                loop {
+                    std::thread::sleep(delay);
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    let interrupt = Interrupt(inner);
+                    if interrupt.config_change_pending() {
+                        interrupt.pulse();
+                        delay = (delay * 2).min(REMINDER_MAX);
+                        continue;
+                    }
+                    interrupt.0.reminding.store(false, Ordering::SeqCst);
+                    // A break after the check found the flag still set and
+                    // started no thread: this one carries on for it.
+                    if !interrupt.config_change_pending()
+                        || interrupt.0.reminding.swap(true, Ordering::SeqCst)
+                    {
+                        return;
+                    }
+                    delay = REMINDER_FIRST;
+                }
+            });
+        if let Err(e) = spawned {
+            self.0.reminding.store(false, Ordering::SeqCst);
+            log::warn!("virtio: no reminder thread for the configuration change: {e}");
         }
     }
 

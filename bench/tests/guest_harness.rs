@@ -219,3 +219,53 @@ fn vm_exits_per_request() {
     guest.shutdown().unwrap();
     eprintln!("whole run (boot included): {total}");
 }
+
+/// Busy polling (`dev.console.busy_poll_ns`): with a window far longer than
+/// the host takes to send the next request, the idle vCPU waits for a
+/// stream of Hellos by polling the receive ring instead of halting; with
+/// polling off, it halts before nearly every one. Counts KVM's `halt_exits`
+/// (a count, not a time: both settings run the same 50 Hellos).
+#[test]
+fn busy_polling_keeps_the_idle_vcpu_out_of_hlt() {
+    if !kvm_available() {
+        bench::boot::announce_missing_kvm(module_path!());
+        return;
+    }
+    const HELLOS: u64 = 50;
+    let mut harness = GuestHarness::start(HarnessOptions::default()).expect("guest boots");
+    let halts = |harness: &mut GuestHarness| {
+        harness
+            .kvm_vcpu_stats()
+            .and_then(|stats| stats.get("halt_exits").copied())
+    };
+    if halts(&mut harness).is_none() {
+        eprintln!("this host's KVM has no binary statistics (halt_exits): polling not checked");
+        harness.shutdown().unwrap();
+        return;
+    }
+    let mut halts_during_hellos = |poll_ns: u64| {
+        harness
+            .sysctl("dev.console.busy_poll_ns", Some(poll_ns))
+            .unwrap();
+        let now = harness.sysctl("dev.console.busy_poll_ns", None).unwrap();
+        assert_eq!(now, Some(poll_ns));
+        // The first one may find the CPU halted (no recent input yet).
+        harness.hello().unwrap();
+        let before = halts(&mut harness).unwrap();
+        for _ in 0..HELLOS {
+            harness.hello().unwrap();
+        }
+        halts(&mut harness).unwrap() - before
+    };
+    let polled = halts_during_hellos(10_000_000);
+    let halted = halts_during_hellos(0);
+    assert!(
+        polled <= HELLOS / 5,
+        "{polled} halts in {HELLOS} Hellos with busy polling"
+    );
+    assert!(
+        halted >= HELLOS / 2,
+        "only {halted} halts in {HELLOS} Hellos without busy polling"
+    );
+    harness.shutdown().unwrap();
+}

@@ -14,6 +14,12 @@
 //! the writer. A device that sets DEVICE_NEEDS_RESET is logged once and not
 //! used again.
 //!
+//! Busy polling (`idle_poll`, sysctl `dev.console.busy_poll_ns`): while a
+//! reader waits and input came recently, the idle loop watches the receive
+//! ring with the receive interrupt off before it halts, so a request in a
+//! stream of them needs no interrupt at all (on PVM: a Hello round trip
+//! ~26 us instead of ~65 us, KVM exits 10 -> 5 per request).
+//!
 //! The handler touches InterruptStatus and InterruptACK only for an
 //! interrupt that brought no announced used buffer: each register access
 //! is an exit to the VMM, the most expensive part of a request on a
@@ -216,6 +222,14 @@ impl Virtqueue {
         flags & VIRTQ_USED_F_NO_NOTIFY == 0
     }
 
+    /// Whether the device has used a buffer not taken yet (one read of
+    /// used->idx: no exit, no side effect).
+    pub fn has_used(&self) -> bool {
+        // SAFETY: used->idx is inside the queue's page.
+        let used_idx = unsafe { core::ptr::read_volatile(self.at::<u16>(USED_OFFSET + 2)) };
+        used_idx != self.last_used
+    }
+
     /// Takes the next buffer the device used: its address and the bytes
     /// it wrote. Its descriptor is free again. A used entry naming a
     /// descriptor the driver does not own is skipped.
@@ -252,7 +266,7 @@ pub use kernel::*;
 #[cfg(not(test))]
 mod kernel {
     use alloc::collections::VecDeque;
-    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
     use spin::Mutex;
 
@@ -461,6 +475,7 @@ mod kernel {
             }
         }
         if received {
+            LAST_INPUT_NS.store(crate::time::uptime_ns(), Ordering::Relaxed);
             RX_WAIT.wake_all();
         }
         let announced = device.tx.interrupts_enabled();
@@ -529,6 +544,76 @@ mod kernel {
             return Err(crate::errno::EIO);
         }
         Ok(woken)
+    }
+
+    /// `dev.console.busy_poll_ns`: how long the idle CPU watches the
+    /// receive ring for a waiting reader, with the receive interrupt off,
+    /// before it halts (Linux's guest haltpoll and NAPI busy polling, in
+    /// one). A request then reaches the reader without an interrupt
+    /// injection, a wake from `hlt`, an EOI and (on PVM) the re-arm of
+    /// native mode: tens of microseconds per request where traps are
+    /// dear (PVM: default 200 us), little where they are not (HVM:
+    /// default 0, off). `u64::MAX` stands for the platform default.
+    static BUSY_POLL_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+    /// Upper bound of `dev.console.busy_poll_ns` (10 ms).
+    pub const MAX_BUSY_POLL_NS: u64 = 10_000_000;
+    /// Polling pays only while requests keep coming: not once the last
+    /// input is older than this, so an idle harness costs no CPU beyond
+    /// its timer ticks.
+    const BUSY_POLL_RECENT_NS: u64 = 50_000_000;
+    /// Uptime of the last input taken from the device.
+    static LAST_INPUT_NS: AtomicU64 = AtomicU64::new(0);
+
+    pub fn busy_poll_ns() -> u64 {
+        match BUSY_POLL_NS.load(Ordering::Relaxed) {
+            u64::MAX if crate::arch::platform::is_pvm_native() => 200_000,
+            u64::MAX => 0,
+            ns => ns,
+        }
+    }
+
+    pub fn set_busy_poll_ns(ns: u64) -> Result<(), i32> {
+        if ns > MAX_BUSY_POLL_NS {
+            return Err(crate::errno::EINVAL);
+        }
+        BUSY_POLL_NS.store(ns, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Called by the idle loop before it halts: while a reader sleeps on
+    /// the console, watches the receive ring for up to
+    /// [`busy_poll_ns`] with the receive interrupt off, and takes what
+    /// comes (waking the reader). The interrupt is on again when it
+    /// returns, and the ring is looked at once more after that: a buffer
+    /// used in between raised none. Whether it found input.
+    pub fn idle_poll() -> bool {
+        let window = busy_poll_ns();
+        let now = crate::time::uptime_ns();
+        let recent =
+            now.saturating_sub(LAST_INPUT_NS.load(Ordering::Relaxed)) < BUSY_POLL_RECENT_NS;
+        if window == 0 || !recent || BROKEN.load(Ordering::Acquire) || !RX_WAIT.has_sleepers() {
+            return false;
+        }
+        let set_rx_interrupts = |on: bool| {
+            if let Some(device) = DEVICE.lock().as_mut() {
+                device.rx.set_interrupts(on);
+            }
+        };
+        let arrived = || DEVICE.lock().as_ref().is_some_and(|d| d.rx.has_used());
+        set_rx_interrupts(false);
+        let deadline = now + window;
+        while !arrived() && crate::time::uptime_ns() < deadline {
+            core::hint::spin_loop();
+        }
+        set_rx_interrupts(true);
+        let mut guard = DEVICE.lock();
+        match guard.as_mut() {
+            Some(device) if device.rx.has_used() => {
+                harvest(device);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Interrupt on IOAPIC line `gsi`: ours if it is the console's.

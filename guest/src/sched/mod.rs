@@ -222,8 +222,9 @@ pub fn idle_loop() -> ! {
     loop {
         schedule();
         // Interrupts are taken only here and in user mode; `sti; hlt`
-        // cannot miss one that arrives in between.
-        if RUN_QUEUE.lock().is_empty() {
+        // cannot miss one that arrives in between. A console reader's
+        // input is first waited for by polling (see `idle_poll`).
+        if RUN_QUEUE.lock().is_empty() && !crate::drivers::virtio_console::idle_poll() {
             crate::arch::cpu::enable_interrupts_and_halt();
             crate::arch::cpu::disable_interrupts();
         }

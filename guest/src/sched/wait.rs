@@ -90,6 +90,11 @@ impl WaitQueue {
         self.sleepers.lock().retain(|t| !Arc::ptr_eq(t, task));
     }
 
+    /// Whether a task sleeps here.
+    pub fn has_sleepers(&self) -> bool {
+        !self.sleepers.lock().is_empty()
+    }
+
     /// Wakes every sleeper (they re-check their condition).
     pub fn wake_all(&self) {
         while let Some(task) = self.sleepers.lock().pop_front() {

@@ -258,6 +258,12 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
             }
             crate::process::fork::eager_stack_pages()
         }
+        b"dev.console.busy_poll_ns" => {
+            if let Some(v) = new_value {
+                crate::drivers::virtio_console::set_busy_poll_ns(v)?;
+            }
+            crate::drivers::virtio_console::busy_poll_ns()
+        }
         b"vm.fork_copy_max_pages" => {
             if let Some(v) = new_value {
                 crate::process::fork::set_copy_max_pages(v)?;

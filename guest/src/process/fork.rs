@@ -321,7 +321,13 @@ fn copy_process(
         } else {
             Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
         };
-        (sighand, inner.blocked, inner.fs_base)
+        (
+            sighand,
+            inner.blocked,
+            // The parent is the caller: its live FS base (user code may
+            // have moved it).
+            crate::arch::cpu::live_fs_base(inner.fs_base),
+        )
     };
     fail.check(ENOMEM)?; // copy_signal
     let rlimits = if flags & CLONE_THREAD != 0 {

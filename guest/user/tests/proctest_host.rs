@@ -18,6 +18,7 @@ const SCENARIOS: &[&str] = &[
     "clone-vm-shares",
     "thread-shares-mm",
     "thread-getpid",
+    "thread-tls",
     "child-cleartid-wakes",
     "vfork-order",
     "vfork-exec",

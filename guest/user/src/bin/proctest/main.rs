@@ -46,9 +46,9 @@ use forkvm_user::clone::{
 use forkvm_user::io::Bytes;
 use forkvm_user::syscall::{
     brk, c_field, close, dup2, execve, exit, exit_group, fork, futex, getpid, getppid, gettid,
-    kill, mmap_anonymous, mprotect, munmap, nanosleep, nr, pipe2, read, syscall0, syscall3,
-    syscall4, syscall5, uname, wait4, write, write_all, Pid, Timespec, WaitStatus, FUTEX_WAIT,
-    PROT_EXEC, PROT_READ, PROT_WRITE, WNOHANG,
+    kill, mmap_anonymous, mprotect, munmap, nanosleep, nr, pipe2, read, syscall0, syscall2,
+    syscall3, syscall4, syscall5, uname, wait4, write, write_all, Pid, Timespec, WaitStatus,
+    FUTEX_WAIT, PROT_EXEC, PROT_READ, PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
@@ -902,6 +902,159 @@ fn thread_getpid(_: &Ctx) -> Outcome {
         "thread's getppid() {t_ppid}, expected the process's parent {ppid}"
     );
     Ok(())
+}
+
+const ARCH_SET_FS: usize = 0x1002;
+const ARCH_GET_FS: usize = 0x1003;
+
+/// `arch_prctl(ARCH_GET_FS)`: the caller's FS base.
+fn fs_base() -> Result<u64, Errno> {
+    let mut base = 0u64;
+    // SAFETY: the kernel writes one u64 to `base`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, &mut base as *mut u64 as usize) };
+    forkvm_user::syscall::check(ret).map(|_| base)
+}
+
+/// `arch_prctl(ARCH_SET_FS, base)`.
+fn set_fs_base(base: u64) -> Result<(), Errno> {
+    // SAFETY: only fs-relative accesses, which this program makes only
+    // through `fs_word`, depend on it.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_FS, base as usize) };
+    forkvm_user::syscall::check(ret).map(|_| ())
+}
+
+/// The word at FS:0. Every TLS block here starts with its own address
+/// (like glibc's TCB self pointer), so it names the block FS points at.
+fn fs_word() -> u64 {
+    let word: u64;
+    // SAFETY: callers have pointed FS at a live block of at least 8 bytes.
+    unsafe { asm!("mov {}, qword ptr fs:[0]", out(reg) word, options(nostack, readonly)) };
+    word
+}
+
+/// Yields this many times per thread in `thread-tls`.
+const TLS_ROUNDS: u32 = 200;
+
+/// What a `thread-tls` thread checks and reports.
+#[derive(Default)]
+struct TlsReport {
+    /// Its TLS block (the `CLONE_SETTLS` value).
+    block: AtomicU64,
+    /// A second block it moves its FS base to halfway (0: none).
+    moved_to: AtomicU64,
+    /// Set at the first wrong FS base or FS:0 word, with both values.
+    failed: AtomicU32,
+    seen_base: AtomicU64,
+    seen_word: AtomicU64,
+    done: AtomicU32,
+}
+
+/// A `thread-tls` thread: checks its FS base and the word at FS:0
+/// between yields (the other threads run in between), optionally moving
+/// its base with `arch_prctl` halfway.
+extern "C" fn thread_checks_tls(arg: usize) -> ! {
+    // SAFETY: the creator joins us before its report goes away.
+    let report: &TlsReport = unsafe { shared(arg) };
+    let mut expected = report.block.load(Ordering::Relaxed);
+    for round in 0..TLS_ROUNDS {
+        let moved_to = report.moved_to.load(Ordering::Relaxed);
+        if round == TLS_ROUNDS / 2 && moved_to != 0 {
+            if set_fs_base(moved_to).is_err() {
+                report.failed.store(1, Ordering::Relaxed);
+                break;
+            }
+            expected = moved_to;
+        }
+        let (base, word) = (fs_base().unwrap_or(0), fs_word());
+        if base != expected || word != expected {
+            report.seen_base.store(base, Ordering::Relaxed);
+            report.seen_word.store(word, Ordering::Relaxed);
+            report.failed.store(1, Ordering::Relaxed);
+            break;
+        }
+        forkvm_user::syscall::sched_yield();
+    }
+    report.done.store(1, Ordering::Release);
+    exit(0)
+}
+
+/// Each thread keeps its own FS base (`CLONE_SETTLS`, `arch_prctl`)
+/// across context switches between threads of one address space, the
+/// creator's is untouched by theirs, and a forked child inherits the
+/// creator's.
+fn thread_tls(_: &Ctx) -> Outcome {
+    let old = fs_base().ctx("arch_prctl(ARCH_GET_FS)")?;
+    // The creator's own block: a word holding its own address.
+    let own = AtomicU64::new(0);
+    let own_addr = &own as *const AtomicU64 as u64;
+    own.store(own_addr, Ordering::Relaxed);
+    set_fs_base(own_addr).ctx("arch_prctl(ARCH_SET_FS)")?;
+    let result = thread_tls_with_own_block(own_addr);
+    // Put the program's FS base back before judging (nothing else here
+    // uses FS).
+    set_fs_base(old).ctx("arch_prctl(ARCH_SET_FS) back")?;
+    result
+}
+
+fn thread_tls_with_own_block(own: u64) -> Outcome {
+    let (a, b) = (ThreadStack::new()?, ThreadStack::new()?);
+    let (report_a, report_b) = (TlsReport::default(), TlsReport::default());
+    report_a.block.store(a.map.ptr as u64, Ordering::Relaxed);
+    report_b.block.store(b.map.ptr as u64, Ordering::Relaxed);
+    // B moves to a second block inside its area (its own address first).
+    let second = b.map.ptr as u64 + 128;
+    // SAFETY: 8 aligned bytes inside B's mapping, clear of the TLS word
+    // and the tid words (at 64 and 68), written before B exists.
+    unsafe { (second as *mut u64).write(second) };
+    report_b.moved_to.store(second, Ordering::Relaxed);
+    for (stack, report) in [(&a, &report_a), (&b, &report_b)] {
+        // SAFETY: `report` and `stack` outlive the thread, which is joined
+        // below (a thread that cannot be joined keeps its stack).
+        unsafe {
+            stack.clone(
+                THREAD_FLAGS,
+                thread_checks_tls,
+                report as *const TlsReport as usize,
+            )
+        }
+        .ctx("clone(thread)")?;
+    }
+    // Meanwhile the creator checks its own, yielding to them.
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    let mut creator_bad = None;
+    while (report_a.done.load(Ordering::Acquire) == 0 || report_b.done.load(Ordering::Acquire) == 0)
+        && monotonic_ns() < deadline
+    {
+        let (base, word) = (fs_base().unwrap_or(0), fs_word());
+        if creator_bad.is_none() && (base != own || word != own) {
+            creator_bad = Some((base, word));
+        }
+        forkvm_user::syscall::sched_yield();
+    }
+    a.join()?;
+    b.join()?;
+    if let Some((base, word)) = creator_bad {
+        return Err(msg!(
+            "creator's FS base {base:#x} / FS:0 {word:#x} while its threads ran, expected {own:#x}"
+        ));
+    }
+    for (name, report) in [("A", &report_a), ("B (moves its base)", &report_b)] {
+        ensure!(
+            report.failed.load(Ordering::Relaxed) == 0,
+            "thread {name} saw FS base {:#x} / FS:0 {:#x}, expected {:#x} (then {:#x})",
+            report.seen_base.load(Ordering::Relaxed),
+            report.seen_word.load(Ordering::Relaxed),
+            report.block.load(Ordering::Relaxed),
+            report.moved_to.load(Ordering::Relaxed)
+        );
+    }
+    // fork: the child starts with the creator's FS base.
+    let child = Child::spawn(move || i32::from(fs_base() != Ok(own) || fs_word() != own))?;
+    expect_exit(
+        "a forked child checking its inherited FS base",
+        child.wait_bounded("fork child")?,
+        0,
+    )
 }
 
 /// The `child-cleartid-wakes` thread: sleeps 20 ms (so the creator is
@@ -2209,6 +2362,7 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("clone-vm-shares", clone_vm_shares),
     ("thread-shares-mm", thread_shares_mm),
     ("thread-getpid", thread_getpid),
+    ("thread-tls", thread_tls),
     ("child-cleartid-wakes", child_cleartid_wakes),
     ("vfork-order", vfork_order),
     ("vfork-exec", vfork_exec),

@@ -37,6 +37,7 @@ const SCENARIOS: &[&str] = &[
     "files-shared-by-thread",
     "exit-group-kills-threads",
     "mmap-munmap",
+    "mmap-hint-honoured",
     "nx-data-page",
     "mprotect-readonly",
     "brk-grow",

@@ -1739,6 +1739,42 @@ fn mmap_munmap(_: &Ctx) -> Outcome {
     expect_signal("child reading an unmapped page", status, SIGSEGV)
 }
 
+/// A free address given as mmap's hint (no MAP_FIXED) is where the mapping
+/// goes, also far above where mmap places mappings by itself (1 TiB:
+/// above the guest's default mmap area, inside Linux's).
+fn mmap_hint_honoured(_: &Ctx) -> Outcome {
+    const HINT: usize = 1 << 40;
+    use forkvm_user::syscall::{MAP_ANONYMOUS, MAP_PRIVATE};
+    // SAFETY: without MAP_FIXED the kernel replaces no existing mapping.
+    let got = unsafe {
+        forkvm_user::syscall::mmap(
+            HINT,
+            PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .ctx("mmap(hint)")?;
+    let map = Mapping {
+        ptr: got,
+        len: PAGE,
+    };
+    ensure!(
+        map.addr() == HINT,
+        "mmap with the free hint {HINT:#x} returned {:#x}",
+        map.addr()
+    );
+    map.set(8, 0x5a);
+    ensure!(
+        map.get(8) == 0x5a,
+        "read back at the hinted mapping differs"
+    );
+    map.unmap()?;
+    Ok(())
+}
+
 /// Code placed in a page mapped without `PROT_EXEC` does not run: a child
 /// that jumps there dies of `SIGSEGV` (no-execute pages); after
 /// `mprotect(PROT_READ | PROT_EXEC)` the same code runs.
@@ -2381,6 +2417,7 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("files-shared-by-thread", files_shared_by_thread),
     ("exit-group-kills-threads", exit_group_kills_threads),
     ("mmap-munmap", mmap_munmap),
+    ("mmap-hint-honoured", mmap_hint_honoured),
     ("nx-data-page", nx_data_page),
     ("mprotect-readonly", mprotect_readonly),
     ("brk-grow", brk_grow),

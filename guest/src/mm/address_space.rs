@@ -3,12 +3,13 @@
 //!
 //! The CPU always runs on one page-table root, the boot PML4: switching
 //! address spaces copies the user half of the next one's PML4 (128
-//! entries, usually 2 or 3 in use) into it and reloads CR3. The PVM host
-//! needs this: after a switch to any other root it can no longer deliver
-//! events onto the kernel's upper-half event stack (the vCPU hangs at the
-//! first one). On HVM it costs the same as a CR3 switch, so both platforms
-//! share the mechanism. Each address space still owns a private PML4 whose
-//! user half is the master copy; edits to it are re-synced while active.
+//! entries, usually one in use: see [`STACK_TOP`]) into it and reloads
+//! CR3. The PVM host needs this: after a switch to any other root it can
+//! no longer deliver events onto the kernel's upper-half event stack (the
+//! vCPU hangs at the first one). On HVM it costs the same as a CR3
+//! switch, so both platforms share the mechanism. Each address space
+//! still owns a private PML4 whose user half is the master copy; edits to
+//! it are re-synced while active.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -149,7 +149,8 @@ pub fn init_fsgsbase() {
     unsafe { asm!("wrfsbase {}", in(reg) current, options(nomem, nostack, preserves_flags)) };
 }
 
-fn has_fsgsbase() -> bool {
+/// Whether the FS/GS base instructions are enabled (for kernel and user).
+pub fn has_fsgsbase() -> bool {
     FSGSBASE.load(core::sync::atomic::Ordering::Relaxed)
 }
 

@@ -942,6 +942,8 @@ struct TlsReport {
     block: AtomicU64,
     /// A second block it moves its FS base to halfway (0: none).
     moved_to: AtomicU64,
+    /// Moves with the `wrfsbase` instruction rather than `arch_prctl`.
+    with_wrfsbase: AtomicU32,
     /// Set at the first wrong FS base or FS:0 word, with both values.
     failed: AtomicU32,
     seen_base: AtomicU64,
@@ -959,7 +961,11 @@ extern "C" fn thread_checks_tls(arg: usize) -> ! {
     for round in 0..TLS_ROUNDS {
         let moved_to = report.moved_to.load(Ordering::Relaxed);
         if round == TLS_ROUNDS / 2 && moved_to != 0 {
-            if set_fs_base(moved_to).is_err() {
+            if report.with_wrfsbase.load(Ordering::Relaxed) != 0 {
+                // SAFETY: the kernel offers the instruction (AT_HWCAP2);
+                // FS:0 at `moved_to` is the block's own address.
+                unsafe { asm!("wrfsbase {}", in(reg) moved_to, options(nostack)) };
+            } else if set_fs_base(moved_to).is_err() {
                 report.failed.store(1, Ordering::Relaxed);
                 break;
             }
@@ -978,10 +984,18 @@ extern "C" fn thread_checks_tls(arg: usize) -> ! {
     exit(0)
 }
 
-/// Each thread keeps its own FS base (`CLONE_SETTLS`, `arch_prctl`)
-/// across context switches between threads of one address space, the
-/// creator's is untouched by theirs, and a forked child inherits the
-/// creator's.
+/// AT_HWCAP2's HWCAP2_FSGSBASE: user code may use `wrfsbase` (Linux 5.9+
+/// on a CPU with FSGSBASE; the guest kernel likewise).
+fn user_fsgsbase() -> bool {
+    const AT_HWCAP2: u64 = 26;
+    const HWCAP2_FSGSBASE: u64 = 1 << 1;
+    forkvm_user::start::getauxval(AT_HWCAP2).is_some_and(|caps| caps & HWCAP2_FSGSBASE != 0)
+}
+
+/// Each thread keeps its own FS base (`CLONE_SETTLS`, `arch_prctl`, or
+/// `wrfsbase` where the kernel offers it) across context switches between
+/// threads of one address space, the creator's is untouched by theirs,
+/// and a forked child inherits the creator's.
 fn thread_tls(_: &Ctx) -> Outcome {
     let old = fs_base().ctx("arch_prctl(ARCH_GET_FS)")?;
     // The creator's own block: a word holding its own address.
@@ -997,17 +1011,33 @@ fn thread_tls(_: &Ctx) -> Outcome {
 }
 
 fn thread_tls_with_own_block(own: u64) -> Outcome {
-    let (a, b) = (ThreadStack::new()?, ThreadStack::new()?);
-    let (report_a, report_b) = (TlsReport::default(), TlsReport::default());
-    report_a.block.store(a.map.ptr as u64, Ordering::Relaxed);
-    report_b.block.store(b.map.ptr as u64, Ordering::Relaxed);
-    // B moves to a second block inside its area (its own address first).
-    let second = b.map.ptr as u64 + 128;
-    // SAFETY: 8 aligned bytes inside B's mapping, clear of the TLS word
-    // and the tid words (at 64 and 68), written before B exists.
-    unsafe { (second as *mut u64).write(second) };
-    report_b.moved_to.store(second, Ordering::Relaxed);
-    for (stack, report) in [(&a, &report_a), (&b, &report_b)] {
+    // A keeps its block; B moves to a second one with arch_prctl, C with
+    // wrfsbase (if offered, else with arch_prctl too).
+    let stacks = [
+        ThreadStack::new()?,
+        ThreadStack::new()?,
+        ThreadStack::new()?,
+    ];
+    let reports = [
+        TlsReport::default(),
+        TlsReport::default(),
+        TlsReport::default(),
+    ];
+    for (stack, report) in stacks.iter().zip(&reports) {
+        report.block.store(stack.map.ptr as u64, Ordering::Relaxed);
+    }
+    for (stack, report) in stacks.iter().zip(&reports).skip(1) {
+        // The second block inside the thread's area, its own address first.
+        let second = stack.map.ptr as u64 + 128;
+        // SAFETY: 8 aligned bytes inside the mapping, clear of the TLS word
+        // and the tid words (at 64 and 68), written before the thread exists.
+        unsafe { (second as *mut u64).write(second) };
+        report.moved_to.store(second, Ordering::Relaxed);
+    }
+    reports[2]
+        .with_wrfsbase
+        .store(u32::from(user_fsgsbase()), Ordering::Relaxed);
+    for (stack, report) in stacks.iter().zip(&reports) {
         // SAFETY: `report` and `stack` outlive the thread, which is joined
         // below (a thread that cannot be joined keeps its stack).
         unsafe {
@@ -1022,23 +1052,28 @@ fn thread_tls_with_own_block(own: u64) -> Outcome {
     // Meanwhile the creator checks its own, yielding to them.
     let deadline = monotonic_ns() + TIMEOUT_NS;
     let mut creator_bad = None;
-    while (report_a.done.load(Ordering::Acquire) == 0 || report_b.done.load(Ordering::Acquire) == 0)
-        && monotonic_ns() < deadline
-    {
+    while reports.iter().any(|r| r.done.load(Ordering::Acquire) == 0) && monotonic_ns() < deadline {
         let (base, word) = (fs_base().unwrap_or(0), fs_word());
         if creator_bad.is_none() && (base != own || word != own) {
             creator_bad = Some((base, word));
         }
         forkvm_user::syscall::sched_yield();
     }
-    a.join()?;
-    b.join()?;
+    // Join them all before judging (an early return would unmap the stack
+    // of a thread still running).
+    let mut joined = Ok(());
+    for stack in stacks {
+        let result = stack.join();
+        joined = joined.and(result);
+    }
+    joined?;
     if let Some((base, word)) = creator_bad {
         return Err(msg!(
             "creator's FS base {base:#x} / FS:0 {word:#x} while its threads ran, expected {own:#x}"
         ));
     }
-    for (name, report) in [("A", &report_a), ("B (moves its base)", &report_b)] {
+    let names = ["A", "B (arch_prctl)", "C (wrfsbase)"];
+    for (name, report) in names.into_iter().zip(&reports) {
         ensure!(
             report.failed.load(Ordering::Relaxed) == 0,
             "thread {name} saw FS base {:#x} / FS:0 {:#x}, expected {:#x} (then {:#x})",

@@ -3,12 +3,13 @@
 //!
 //! The CPU always runs on one page-table root, the boot PML4: switching
 //! address spaces copies the user half of the next one's PML4 (128
-//! entries, usually 2 or 3 in use) into it and reloads CR3. The PVM host
-//! needs this: after a switch to any other root it can no longer deliver
-//! events onto the kernel's upper-half event stack (the vCPU hangs at the
-//! first one). On HVM it costs the same as a CR3 switch, so both platforms
-//! share the mechanism. Each address space still owns a private PML4 whose
-//! user half is the master copy; edits to it are re-synced while active.
+//! entries, usually one in use: see [`STACK_TOP`]) into it and reloads
+//! CR3. The PVM host needs this: after a switch to any other root it can
+//! no longer deliver events onto the kernel's upper-half event stack (the
+//! vCPU hangs at the first one). On HVM it costs the same as a CR3
+//! switch, so both platforms share the mechanism. Each address space
+//! still owns a private PML4 whose user half is the master copy; edits to
+//! it are re-synced while active.
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -25,10 +26,18 @@ use crate::arch::cpu;
 use crate::errno::{EFAULT, ENOMEM};
 use crate::stats;
 
-/// Top of the user stack area (one guard page below the end of user
-/// space, which here is 64 TiB: the kernel lives above); mmap allocates
-/// downwards from below the stack.
-pub const STACK_TOP: u64 = TASK_SIZE - PAGE_SIZE;
+/// Top of the user stack area: one guard page below 512 GiB, the span of
+/// the first user PML4 entry; mmap allocates downwards from below the
+/// stack. A process's default layout (program, heap, mmap areas, stack)
+/// then lives under one entry of the CPU's root, so a switch between two
+/// processes rewrites one root entry instead of two (stack and program
+/// under different ones): on the PVM host each such write traps, ~4-5 us,
+/// twice per fork+exit+wait. Where the stack sits is no ABI (Linux
+/// randomises it); user space still ends at `TASK_SIZE` (64 TiB), which
+/// mmap hints and MAP_FIXED can reach.
+pub const STACK_TOP: u64 = USER_PML4_ENTRY_SPAN - PAGE_SIZE;
+/// Bytes of address space one PML4 entry maps.
+const USER_PML4_ENTRY_SPAN: u64 = 512 << 30;
 /// Initial size of the user stack area.
 pub const STACK_SIZE: u64 = 8 << 20;
 /// Lowest address mmap hands out without a hint.
@@ -303,12 +312,23 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// A free range of `len` bytes for mmap, near `hint` if it is free.
+    /// A free range of `len` bytes for mmap: at `hint` if that range is
+    /// free anywhere in user space (Linux checks hints against
+    /// `TASK_SIZE`), else the highest free range below the stack area.
     pub fn get_unmapped_area(&self, len: u64, hint: u64) -> Option<u64> {
-        self.inner
-            .lock()
+        let inner = self.inner.lock();
+        if hint != 0 {
+            let at_hint = inner
+                .vmas
+                .get_unmapped_area(len, hint, MMAP_MIN, TASK_SIZE)
+                .filter(|&addr| Some(addr) == hint.checked_next_multiple_of(PAGE_SIZE));
+            if at_hint.is_some() {
+                return at_hint;
+            }
+        }
+        inner
             .vmas
-            .get_unmapped_area(len, hint, MMAP_MIN, STACK_TOP - STACK_SIZE)
+            .get_unmapped_area(len, 0, MMAP_MIN, STACK_TOP - STACK_SIZE)
     }
 
     /// Whether an area covers `addr` (a fault outside every area is

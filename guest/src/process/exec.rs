@@ -10,7 +10,8 @@ use forkvm_abi::PAGE_SIZE;
 use super::elf;
 use super::task::Task;
 use super::user_stack::{
-    self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_UID,
+    self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM,
+    AT_UID, HWCAP2_FSGSBASE,
 };
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
 use crate::arch::gdt::{USER_CS, USER_DS};
@@ -110,6 +111,13 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     for id in [AT_UID, AT_EUID, AT_GID, AT_EGID] {
         auxv.push((id, 0));
     }
+    // Like Linux: FSGSBASE is offered to user code once the kernel enabled it.
+    let hwcap2 = if cpu::has_fsgsbase() {
+        HWCAP2_FSGSBASE
+    } else {
+        0
+    };
+    auxv.push((AT_HWCAP2, hwcap2));
     let random = cpu::rdtsc().to_le_bytes();
     let mut random16 = [0u8; 16];
     random16[..8].copy_from_slice(&random);

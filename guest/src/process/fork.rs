@@ -322,7 +322,13 @@ fn copy_process(
         } else {
             Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
         };
-        (sighand, inner.blocked, inner.fs_base)
+        (
+            sighand,
+            inner.blocked,
+            // The parent is the caller: its live FS base (user code may
+            // have moved it).
+            crate::arch::cpu::live_fs_base(inner.fs_base),
+        )
     };
     // "sigaltstack should be cleared when sharing the same VM" (a thread
     // must not run handlers on its creator's stack); vfork keeps it.

@@ -56,7 +56,15 @@ mod kernel {
     /// Switches the address space and thread-local base from `prev`'s to
     /// `next`'s. Kernel threads keep whatever address space is loaded (its
     /// kernel half is the same everywhere).
-    pub fn switch_mm(_prev: &Task, next: &Task) {
+    pub fn switch_mm(prev: &Task, next: &Task) {
+        {
+            // User code may have moved its own FS base (FSGSBASE): keep
+            // it for the next switch-in (Linux `save_fsgs`).
+            let mut inner = prev.inner.lock();
+            if inner.mm.is_some() {
+                inner.fs_base = crate::arch::cpu::live_fs_base(inner.fs_base);
+            }
+        }
         let (mm, fs_base) = {
             let inner = next.inner.lock();
             (inner.mm.clone(), inner.fs_base)

@@ -18,6 +18,9 @@ pub const AT_EUID: u64 = 12;
 pub const AT_GID: u64 = 13;
 pub const AT_EGID: u64 = 14;
 pub const AT_RANDOM: u64 = 25;
+pub const AT_HWCAP2: u64 = 26;
+/// AT_HWCAP2 bit: user code may use `rdfsbase`/`wrfsbase` (x86).
+pub const HWCAP2_FSGSBASE: u64 = 1 << 1;
 
 /// Most bytes of arguments and environment together (Linux allows a
 /// quarter of the 8 MiB stack limit).

@@ -196,7 +196,7 @@ pub fn arch_prctl(a: Args) -> SysResult {
             Ok(0)
         }
         ARCH_GET_FS => {
-            let base = task.inner.lock().fs_base;
+            let base = crate::arch::cpu::live_fs_base(task.inner.lock().fs_base);
             current_mm()?.copy_to_user(address, &base.to_le_bytes())?;
             Ok(0)
         }

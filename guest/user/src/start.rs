@@ -9,7 +9,7 @@
 //! C strings into `&[u8]` slices, calls the program's `main` (named with
 //! [`crate::entry!`]) and passes its result to `exit_group`.
 //!
-//! The auxiliary vector is not read: these programs need nothing from it.
+//! The auxiliary vector is remembered for [`getauxval`].
 
 /// At most this many arguments are passed to `main`; more are dropped. The
 /// slice tables live on the initial stack (no heap is needed to start).
@@ -96,6 +96,51 @@ pub unsafe fn parse_stack<'a, 't>(
     (&args[..nargs], &env[..nenv])
 }
 
+/// The auxiliary vector of the initial stack at `sp`: the (key, value)
+/// pairs after the environment's terminating null, up to AT_NULL.
+///
+/// # Safety
+/// As for [`parse_stack`].
+pub unsafe fn auxv_start(sp: *const u64) -> *const u64 {
+    // SAFETY: argc, argc pointers and a null, then the environment
+    // pointers and their null (caller's contract).
+    unsafe {
+        let mut p = sp.add(1 + *sp as usize + 1);
+        while *p != 0 {
+            p = p.add(1);
+        }
+        p.add(1)
+    }
+}
+
+/// The auxiliary vector's start, set once before `main` (null before).
+static AUXV: core::sync::atomic::AtomicPtr<u64> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// The value of the auxiliary vector entry `key` (Linux `getauxval`), if
+/// the kernel passed one.
+pub fn getauxval(key: u64) -> Option<u64> {
+    let mut p = AUXV.load(core::sync::atomic::Ordering::Relaxed) as *const u64;
+    if p.is_null() {
+        return None;
+    }
+    const AT_NULL: u64 = 0;
+    loop {
+        // SAFETY: `AUXV` points at the kernel's vector on the initial
+        // stack, which stays untouched (above `main`'s frames); it ends
+        // with AT_NULL.
+        let (k, v) = unsafe { (*p, *p.add(1)) };
+        if k == AT_NULL {
+            return None;
+        }
+        if k == key {
+            return Some(v);
+        }
+        // SAFETY: not AT_NULL yet, so another pair follows.
+        p = unsafe { p.add(2) };
+    }
+}
+
 /// Called by `_start` with the initial stack pointer; never returns.
 ///
 /// # Safety
@@ -111,6 +156,9 @@ pub unsafe extern "C" fn forkvm_user_start_rust(sp: *const u64) -> ! {
     let mut env: [&[u8]; MAX_ENV] = [&[]; MAX_ENV];
     // SAFETY: the kernel built this stack; its strings live until exit.
     let (args, env) = unsafe { parse_stack(sp, &mut args, &mut env) };
+    // SAFETY: as above.
+    let auxv = unsafe { auxv_start(sp) };
+    AUXV.store(auxv.cast_mut(), core::sync::atomic::Ordering::Relaxed);
     // SAFETY: `entry!` defines the symbol with exactly this signature.
     let status = unsafe { forkvm_user_main(args, env) };
     crate::syscall::exit_group(status)
@@ -148,6 +196,17 @@ mod tests {
         let (args, env) = unsafe { parse_stack(stack.as_ptr(), &mut a, &mut e) };
         assert_eq!(args, [&b"prog"[..], b"a", b"", b"bc d"]);
         assert_eq!(env, [&b"A=1"[..], b"PATH=/bin"]);
+    }
+
+    #[test]
+    fn finds_the_auxiliary_vector() {
+        let (mut stack, _strings) = fake_stack(&[b"prog", b"a"], &[b"A=1"]);
+        let at = stack.len() - 2;
+        stack.splice(at..at, [6, 4096]);
+        // SAFETY: as above.
+        let auxv = unsafe { auxv_start(stack.as_ptr()) };
+        // SAFETY: the vector lies inside `stack`.
+        assert_eq!(unsafe { [*auxv, *auxv.add(1), *auxv.add(2)] }, [6, 4096, 0]);
     }
 
     #[test]

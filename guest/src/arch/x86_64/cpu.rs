@@ -115,17 +115,68 @@ pub unsafe fn write_cr3(root: u64) {
 }
 
 const MSR_FS_BASE: u32 = 0xc000_0100;
+const CR4_FSGSBASE: u64 = 1 << 16;
 
-/// The FS base last loaded (its MSR write traps on the PVM host, so
-/// unchanged values are not written again).
+/// Whether `rdfsbase`/`wrfsbase` are enabled (CR4.FSGSBASE). They are
+/// plain instructions where the FS_BASE `wrmsr` traps to the hypervisor
+/// (~3 us on the PVM host, twice per switch between two threads with
+/// their own TLS). User code may then change its FS base itself, so the
+/// register, not a cached value, is the truth for the running task (as in
+/// Linux with FSGSBASE).
+static FSGSBASE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The FS base last written with `wrmsr` (without FSGSBASE, only the
+/// kernel changes it, so an unchanged value is not written again).
 static FS_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Enables the FS/GS base instructions if the CPU has them (CPUID leaf 7
+/// EBX bit 0), like Linux at boot.
+pub fn init_fsgsbase() {
+    if cpuid(0, 0).eax < 7 || cpuid(7, 0).ebx & 1 == 0 {
+        return;
+    }
+    // SAFETY: setting CR4.FSGSBASE only makes the four base instructions
+    // legal; the CPU has them (checked above).
+    unsafe {
+        let cr4: u64;
+        asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags));
+        asm!("mov cr4, {}", in(reg) cr4 | CR4_FSGSBASE, options(nomem, nostack, preserves_flags));
+    }
+    // The FS base before: what `set_fs_base` assumed was loaded.
+    let current = FS_BASE.load(core::sync::atomic::Ordering::Relaxed);
+    FSGSBASE.store(true, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: FSGSBASE is now on; the kernel makes no fs-relative accesses.
+    unsafe { asm!("wrfsbase {}", in(reg) current, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Whether the FS/GS base instructions are enabled (for kernel and user).
+pub fn has_fsgsbase() -> bool {
+    FSGSBASE.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 /// Sets the FS segment base (user thread-local storage).
 pub fn set_fs_base(base: u64) {
-    if FS_BASE.swap(base, core::sync::atomic::Ordering::Relaxed) != base {
-        // SAFETY: FS_BASE only affects fs-relative accesses, which the
-        // kernel does not make.
+    if has_fsgsbase() {
+        // SAFETY: FSGSBASE is on; FS only affects fs-relative accesses,
+        // which the kernel does not make.
+        unsafe { asm!("wrfsbase {}", in(reg) base, options(nomem, nostack, preserves_flags)) };
+    } else if FS_BASE.swap(base, core::sync::atomic::Ordering::Relaxed) != base {
+        // SAFETY: as above.
         unsafe { wrmsr(MSR_FS_BASE, base) };
+    }
+}
+
+/// The running task's FS base as user mode last left it: the register
+/// with FSGSBASE (user code may have changed it), else `saved`, the value
+/// the kernel last set for it.
+pub fn live_fs_base(saved: u64) -> u64 {
+    if has_fsgsbase() {
+        let base: u64;
+        // SAFETY: FSGSBASE is on; reading the base has no side effects.
+        unsafe { asm!("rdfsbase {}", out(reg) base, options(nomem, nostack, preserves_flags)) };
+        base
+    } else {
+        saved
     }
 }
 

@@ -31,4 +31,5 @@ pub fn init(platform: Platform) {
     );
     apic::init();
     syscall::init();
+    cpu::init_fsgsbase();
 }

@@ -46,9 +46,9 @@ use forkvm_user::clone::{
 use forkvm_user::io::Bytes;
 use forkvm_user::syscall::{
     brk, c_field, close, dup2, execve, exit, exit_group, fork, futex, getpid, getppid, gettid,
-    kill, mmap_anonymous, mprotect, munmap, nanosleep, nr, pipe2, read, syscall0, syscall3,
-    syscall4, syscall5, uname, wait4, write, write_all, Pid, Timespec, WaitStatus, FUTEX_WAIT,
-    PROT_EXEC, PROT_READ, PROT_WRITE, WNOHANG,
+    kill, mmap_anonymous, mprotect, munmap, nanosleep, nr, pipe2, read, syscall0, syscall2,
+    syscall3, syscall4, syscall5, uname, wait4, write, write_all, Pid, Timespec, WaitStatus,
+    FUTEX_WAIT, PROT_EXEC, PROT_READ, PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
@@ -917,6 +917,194 @@ fn thread_getpid(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+const ARCH_SET_FS: usize = 0x1002;
+const ARCH_GET_FS: usize = 0x1003;
+
+/// `arch_prctl(ARCH_GET_FS)`: the caller's FS base.
+fn fs_base() -> Result<u64, Errno> {
+    let mut base = 0u64;
+    // SAFETY: the kernel writes one u64 to `base`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, &mut base as *mut u64 as usize) };
+    forkvm_user::syscall::check(ret).map(|_| base)
+}
+
+/// `arch_prctl(ARCH_SET_FS, base)`.
+fn set_fs_base(base: u64) -> Result<(), Errno> {
+    // SAFETY: only fs-relative accesses, which this program makes only
+    // through `fs_word`, depend on it.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_FS, base as usize) };
+    forkvm_user::syscall::check(ret).map(|_| ())
+}
+
+/// The word at FS:0. Every TLS block here starts with its own address
+/// (like glibc's TCB self pointer), so it names the block FS points at.
+fn fs_word() -> u64 {
+    let word: u64;
+    // SAFETY: callers have pointed FS at a live block of at least 8 bytes.
+    unsafe { asm!("mov {}, qword ptr fs:[0]", out(reg) word, options(nostack, readonly)) };
+    word
+}
+
+/// Yields this many times per thread in `thread-tls`.
+const TLS_ROUNDS: u32 = 200;
+
+/// What a `thread-tls` thread checks and reports.
+#[derive(Default)]
+struct TlsReport {
+    /// Its TLS block (the `CLONE_SETTLS` value).
+    block: AtomicU64,
+    /// A second block it moves its FS base to halfway (0: none).
+    moved_to: AtomicU64,
+    /// Moves with the `wrfsbase` instruction rather than `arch_prctl`.
+    with_wrfsbase: AtomicU32,
+    /// Set at the first wrong FS base or FS:0 word, with both values.
+    failed: AtomicU32,
+    seen_base: AtomicU64,
+    seen_word: AtomicU64,
+    done: AtomicU32,
+}
+
+/// A `thread-tls` thread: checks its FS base and the word at FS:0
+/// between yields (the other threads run in between), optionally moving
+/// its base with `arch_prctl` halfway.
+extern "C" fn thread_checks_tls(arg: usize) -> ! {
+    // SAFETY: the creator joins us before its report goes away.
+    let report: &TlsReport = unsafe { shared(arg) };
+    let mut expected = report.block.load(Ordering::Relaxed);
+    for round in 0..TLS_ROUNDS {
+        let moved_to = report.moved_to.load(Ordering::Relaxed);
+        if round == TLS_ROUNDS / 2 && moved_to != 0 {
+            if report.with_wrfsbase.load(Ordering::Relaxed) != 0 {
+                // SAFETY: the kernel offers the instruction (AT_HWCAP2);
+                // FS:0 at `moved_to` is the block's own address.
+                unsafe { asm!("wrfsbase {}", in(reg) moved_to, options(nostack)) };
+            } else if set_fs_base(moved_to).is_err() {
+                report.failed.store(1, Ordering::Relaxed);
+                break;
+            }
+            expected = moved_to;
+        }
+        let (base, word) = (fs_base().unwrap_or(0), fs_word());
+        if base != expected || word != expected {
+            report.seen_base.store(base, Ordering::Relaxed);
+            report.seen_word.store(word, Ordering::Relaxed);
+            report.failed.store(1, Ordering::Relaxed);
+            break;
+        }
+        forkvm_user::syscall::sched_yield();
+    }
+    report.done.store(1, Ordering::Release);
+    exit(0)
+}
+
+/// AT_HWCAP2's HWCAP2_FSGSBASE: user code may use `wrfsbase` (Linux 5.9+
+/// on a CPU with FSGSBASE; the guest kernel likewise).
+fn user_fsgsbase() -> bool {
+    const AT_HWCAP2: u64 = 26;
+    const HWCAP2_FSGSBASE: u64 = 1 << 1;
+    forkvm_user::start::getauxval(AT_HWCAP2).is_some_and(|caps| caps & HWCAP2_FSGSBASE != 0)
+}
+
+/// Each thread keeps its own FS base (`CLONE_SETTLS`, `arch_prctl`, or
+/// `wrfsbase` where the kernel offers it) across context switches between
+/// threads of one address space, the creator's is untouched by theirs,
+/// and a forked child inherits the creator's.
+fn thread_tls(_: &Ctx) -> Outcome {
+    let old = fs_base().ctx("arch_prctl(ARCH_GET_FS)")?;
+    // The creator's own block: a word holding its own address.
+    let own = AtomicU64::new(0);
+    let own_addr = &own as *const AtomicU64 as u64;
+    own.store(own_addr, Ordering::Relaxed);
+    set_fs_base(own_addr).ctx("arch_prctl(ARCH_SET_FS)")?;
+    let result = thread_tls_with_own_block(own_addr);
+    // Put the program's FS base back before judging (nothing else here
+    // uses FS).
+    set_fs_base(old).ctx("arch_prctl(ARCH_SET_FS) back")?;
+    result
+}
+
+fn thread_tls_with_own_block(own: u64) -> Outcome {
+    // A keeps its block; B moves to a second one with arch_prctl, C with
+    // wrfsbase (if offered, else with arch_prctl too).
+    let stacks = [
+        ThreadStack::new()?,
+        ThreadStack::new()?,
+        ThreadStack::new()?,
+    ];
+    let reports = [
+        TlsReport::default(),
+        TlsReport::default(),
+        TlsReport::default(),
+    ];
+    for (stack, report) in stacks.iter().zip(&reports) {
+        report.block.store(stack.map.ptr as u64, Ordering::Relaxed);
+    }
+    for (stack, report) in stacks.iter().zip(&reports).skip(1) {
+        // The second block inside the thread's area, its own address first.
+        let second = stack.map.ptr as u64 + 128;
+        // SAFETY: 8 aligned bytes inside the mapping, clear of the TLS word
+        // and the tid words (at 64 and 68), written before the thread exists.
+        unsafe { (second as *mut u64).write(second) };
+        report.moved_to.store(second, Ordering::Relaxed);
+    }
+    reports[2]
+        .with_wrfsbase
+        .store(u32::from(user_fsgsbase()), Ordering::Relaxed);
+    for (stack, report) in stacks.iter().zip(&reports) {
+        // SAFETY: `report` and `stack` outlive the thread, which is joined
+        // below (a thread that cannot be joined keeps its stack).
+        unsafe {
+            stack.clone(
+                THREAD_FLAGS,
+                thread_checks_tls,
+                report as *const TlsReport as usize,
+            )
+        }
+        .ctx("clone(thread)")?;
+    }
+    // Meanwhile the creator checks its own, yielding to them.
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    let mut creator_bad = None;
+    while reports.iter().any(|r| r.done.load(Ordering::Acquire) == 0) && monotonic_ns() < deadline {
+        let (base, word) = (fs_base().unwrap_or(0), fs_word());
+        if creator_bad.is_none() && (base != own || word != own) {
+            creator_bad = Some((base, word));
+        }
+        forkvm_user::syscall::sched_yield();
+    }
+    // Join them all before judging (an early return would unmap the stack
+    // of a thread still running).
+    let mut joined = Ok(());
+    for stack in stacks {
+        let result = stack.join();
+        joined = joined.and(result);
+    }
+    joined?;
+    if let Some((base, word)) = creator_bad {
+        return Err(msg!(
+            "creator's FS base {base:#x} / FS:0 {word:#x} while its threads ran, expected {own:#x}"
+        ));
+    }
+    let names = ["A", "B (arch_prctl)", "C (wrfsbase)"];
+    for (name, report) in names.into_iter().zip(&reports) {
+        ensure!(
+            report.failed.load(Ordering::Relaxed) == 0,
+            "thread {name} saw FS base {:#x} / FS:0 {:#x}, expected {:#x} (then {:#x})",
+            report.seen_base.load(Ordering::Relaxed),
+            report.seen_word.load(Ordering::Relaxed),
+            report.block.load(Ordering::Relaxed),
+            report.moved_to.load(Ordering::Relaxed)
+        );
+    }
+    // fork: the child starts with the creator's FS base.
+    let child = Child::spawn(move || i32::from(fs_base() != Ok(own) || fs_word() != own))?;
+    expect_exit(
+        "a forked child checking its inherited FS base",
+        child.wait_bounded("fork child")?,
+        0,
+    )
+}
+
 /// The `child-cleartid-wakes` thread: sleeps 20 ms (so the creator is
 /// asleep in `FUTEX_WAIT` by then), then exits.
 extern "C" fn thread_sleeps(_arg: usize) -> ! {
@@ -1599,6 +1787,42 @@ fn mmap_munmap(_: &Ctx) -> Outcome {
     expect_signal("child reading an unmapped page", status, SIGSEGV)
 }
 
+/// A free address given as mmap's hint (no MAP_FIXED) is where the mapping
+/// goes, also far above where mmap places mappings by itself (1 TiB:
+/// above the guest's default mmap area, inside Linux's).
+fn mmap_hint_honoured(_: &Ctx) -> Outcome {
+    const HINT: usize = 1 << 40;
+    use forkvm_user::syscall::{MAP_ANONYMOUS, MAP_PRIVATE};
+    // SAFETY: without MAP_FIXED the kernel replaces no existing mapping.
+    let got = unsafe {
+        forkvm_user::syscall::mmap(
+            HINT,
+            PAGE,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .ctx("mmap(hint)")?;
+    let map = Mapping {
+        ptr: got,
+        len: PAGE,
+    };
+    ensure!(
+        map.addr() == HINT,
+        "mmap with the free hint {HINT:#x} returned {:#x}",
+        map.addr()
+    );
+    map.set(8, 0x5a);
+    ensure!(
+        map.get(8) == 0x5a,
+        "read back at the hinted mapping differs"
+    );
+    map.unmap()?;
+    Ok(())
+}
+
 /// Code placed in a page mapped without `PROT_EXEC` does not run: a child
 /// that jumps there dies of `SIGSEGV` (no-execute pages); after
 /// `mprotect(PROT_READ | PROT_EXEC)` the same code runs.
@@ -2223,6 +2447,7 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("clone-vm-shares", clone_vm_shares),
     ("thread-shares-mm", thread_shares_mm),
     ("thread-getpid", thread_getpid),
+    ("thread-tls", thread_tls),
     ("child-cleartid-wakes", child_cleartid_wakes),
     ("vfork-order", vfork_order),
     ("vfork-exec", vfork_exec),
@@ -2241,6 +2466,7 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("files-shared-by-thread", files_shared_by_thread),
     ("exit-group-kills-threads", exit_group_kills_threads),
     ("mmap-munmap", mmap_munmap),
+    ("mmap-hint-honoured", mmap_hint_honoured),
     ("nx-data-page", nx_data_page),
     ("mprotect-readonly", mprotect_readonly),
     ("brk-grow", brk_grow),

@@ -5,7 +5,8 @@
 //! the metric, so criterion's report puts them side by side.
 //!
 //! Both sides are timed in TSC cycles (the guest's in its user mode, the
-//! host's here) and converted at the rate each side reports. Creating
+//! host's here) and converted at the rate each side reports; each batch
+//! starts with a few untimed iterations. Creating
 //! operations have two metrics on each side: `create` (until the call
 //! returns in the parent) and `create_exit_reap` (the whole cycle); failing
 //! ones have `create`, the refused call. Operations a side cannot run say why
@@ -21,6 +22,12 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Cr
 
 /// Memory the parent holds for `fork_mem`.
 const FORK_MEM_MIB: usize = 16;
+/// Untimed iterations before each batch's timed ones, on both sides. Every
+/// `iter_custom` call is a fresh request (for `fork_mem`, freshly touched
+/// memory, whose first fork alone write-protects all of it), so without
+/// them a batch's mean would depend on its size: the same warm-up
+/// exclusion as forkbench's.
+const WARMUP_PER_BATCH: usize = 5;
 
 fn process_creation(c: &mut Criterion) {
     let host_clock = host_linux::host_clock();
@@ -68,7 +75,7 @@ fn guest_members(
             b.iter_custom(|iters| {
                 let iters = u32::try_from(iters).unwrap_or(u32::MAX);
                 let run = harness
-                    .run_bench(op, iters, 0, mem)
+                    .run_bench(op, iters, WARMUP_PER_BATCH as u32, mem)
                     .unwrap_or_else(|e| panic!("guest {}: {e}", host_linux::op_name(op)));
                 let cycles = run.samples(metric).map_or(0, |s| s.iter().sum());
                 host_linux::cycles_to_duration(cycles, khz)
@@ -104,7 +111,7 @@ fn host_members(group: &mut BenchmarkGroup<'_, WallTime>, op: BenchOp, khz: u64)
 fn params(op: BenchOp, iters: usize) -> Params {
     Params {
         iters,
-        warmup: 0,
+        warmup: WARMUP_PER_BATCH,
         mem_mib: if op == BenchOp::ForkMem {
             FORK_MEM_MIB
         } else {

@@ -269,3 +269,41 @@ fn busy_polling_keeps_the_idle_vcpu_out_of_hlt() {
     );
     harness.shutdown().unwrap();
 }
+
+/// Guest RAM is not inherited by a child the VMM's process forks (the
+/// host-Linux reference forks from this very process): its mapping carries
+/// MADV_DONTFORK (`dc`, "do not copy on fork", in /proc/self/smaps).
+#[test]
+fn guest_ram_is_not_inherited_by_fork() {
+    if !kvm_available() {
+        bench::boot::announce_missing_kvm(module_path!());
+        return;
+    }
+    let options = HarnessOptions::default();
+    let ram_kib = options.memory / 1024;
+    let harness = GuestHarness::start(options).expect("guest boots");
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    // Mappings as (size in KiB, VmFlags), in file order.
+    let mut mappings: Vec<(u64, String)> = Vec::new();
+    for line in smaps.lines() {
+        if let Some(size) = line.strip_prefix("Size:") {
+            let kib = size.trim().trim_end_matches("kB").trim().parse().unwrap();
+            mappings.push((kib, String::new()));
+        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if let Some(last) = mappings.last_mut() {
+                last.1 = flags.to_string();
+            }
+        }
+    }
+    let ram: Vec<&(u64, String)> = mappings.iter().filter(|(kib, _)| *kib == ram_kib).collect();
+    assert!(
+        !ram.is_empty(),
+        "no {ram_kib} KiB mapping (guest RAM) in smaps"
+    );
+    assert!(
+        ram.iter()
+            .any(|(_, flags)| flags.split_whitespace().any(|f| f == "dc")),
+        "guest RAM mapping without MADV_DONTFORK: {ram:?}"
+    );
+    harness.shutdown().unwrap();
+}

@@ -317,7 +317,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
-mount -t tmpfs tmp /tmp
+# /tmp stays the initramfs's own (writable): a tmpfs over it would hide
+# binaries that live under /tmp on the host (a checkout in /tmp).
 step() {{ name=$1; shift; echo "{MARK} begin $name"; "$@"; echo "{MARK} end $name rc=$?"; }}
 load() {{ for m in $(cat /modules/order); do insmod /modules/$m.ko || return 1; done; test -c /dev/kvm; }}
 step kvm load

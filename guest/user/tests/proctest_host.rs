@@ -128,6 +128,7 @@ const SCENARIOS: &[&str] = &[
     "waitid-wait4-options",
     "pidfd-open-checks",
     "pidfd-open-waitid",
+    "pidfd-open-like-clone-pidfd",
 ];
 
 struct Run {

@@ -23,6 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("waitid-wait4-options", waitid_wait4_options),
     ("pidfd-open-checks", pidfd_open_checks),
     ("pidfd-open-waitid", pidfd_open_waitid),
+    ("pidfd-open-like-clone-pidfd", pidfd_open_like_clone_pidfd),
 ];
 
 const SIGCHLD: i32 = 17;
@@ -411,13 +412,19 @@ fn waitid_wait4_options(_: &Ctx) -> Outcome {
     expect_exit("wait4", status, 8)
 }
 
+/// `fcntl(fd, F_GETFD)`: 1 if the descriptor is close-on-exec.
+fn close_on_exec(fd: &Fd) -> Result<usize, Errno> {
+    const F_GETFD: usize = 1;
+    // SAFETY: F_GETFD touches no memory.
+    forkvm_user::syscall::check(unsafe { syscall3(72, fd.raw() as usize, F_GETFD, 0) })
+}
+
 /// `pidfd_open`'s checks in Linux's order: flags (EINVAL, also for
 /// PIDFD_NONBLOCK's neighbours), pid <= 0 (EINVAL), no such process
 /// (ESRCH), a thread that is not its group's leader (ENOENT: the host's
 /// Linux 6.18 answers so; 5.x kernels answered EINVAL). A pidfd is
 /// close-on-exec; a zombie still has one.
 fn pidfd_open_checks(_: &Ctx) -> Outcome {
-    const F_GETFD: usize = 1;
     let me = getpid() as i32;
     for flags in [1, 0x40, 0o2000000] {
         let got = pidfd_open(me, flags);
@@ -453,9 +460,7 @@ fn pidfd_open_checks(_: &Ctx) -> Outcome {
 
     for flags in [0, PIDFD_NONBLOCK] {
         let fd = Fd(pidfd_open(me, flags).ctx("pidfd_open(self)")?);
-        // SAFETY: F_GETFD touches no memory.
-        let got =
-            forkvm_user::syscall::check(unsafe { syscall3(72, fd.raw() as usize, F_GETFD, 0) });
+        let got = close_on_exec(&fd);
         ensure!(
             got == Ok(1),
             "F_GETFD of a pidfd (flags {flags:#x}): {got:?}, want FD_CLOEXEC"
@@ -546,4 +551,39 @@ fn pidfd_open_waitid(_: &Ctx) -> Outcome {
         "P_PIDFD of self",
     )?;
     gate.open()
+}
+
+/// The pidfd `clone(CLONE_PIDFD)` returns is like `pidfd_open`'s: close-on-
+/// exec, and `waitid(P_PIDFD)` waits for the child through it.
+fn pidfd_open_like_clone_pidfd(_: &Ctx) -> Outcome {
+    const CLONE_PIDFD: usize = 0x1000;
+    const SIGCHLD: usize = 17;
+    let mut pidfd = -1i32;
+    // SAFETY: without CLONE_VM the child has its own copy of memory and
+    // continues here like a forked child; the kernel stores the pidfd in
+    // our live local (legacy clone: through the parent_tid argument).
+    let ret = unsafe {
+        syscall5(
+            nr::CLONE,
+            CLONE_PIDFD | SIGCHLD,
+            0,
+            &mut pidfd as *mut i32 as usize,
+            0,
+            0,
+        )
+    };
+    let child = match forkvm_user::syscall::check(ret) {
+        Ok(0) => exit_group(9),
+        Ok(pid) => Child { pid: pid as Pid },
+        Err(e) => return Err(msg!("clone(CLONE_PIDFD): {e}")),
+    };
+    let fd = Fd(pidfd);
+    let got = close_on_exec(&fd);
+    ensure!(
+        got == Ok(1),
+        "F_GETFD of a CLONE_PIDFD pidfd: {got:?}, want FD_CLOEXEC"
+    );
+    let info = waitid(P_PIDFD, fd.raw(), WEXITED).ctx("waitid(P_PIDFD)")?;
+    let pid = child.reaped();
+    expect_report(&info, pid, getuid(), CLD_EXITED, 9, "CLONE_PIDFD child")
 }

@@ -3,9 +3,11 @@
 //!
 //! Stopped and continued children do not exist in this kernel (no job
 //! control, stop signals are ignored): WSTOPPED (WUNTRACED) and WCONTINUED
-//! are accepted and match nothing. __WNOTHREAD, __WCLONE and __WALL are
-//! accepted and change nothing: a task waits for its own children, whatever
-//! their exit signal.
+//! are accepted and never report anything; a running child keeps such a
+//! wait going (0 with WNOHANG), a zombie counts for WEXITED only.
+//! __WNOTHREAD, __WCLONE and __WALL are accepted and change nothing: a
+//! thread waits for the children it created itself (Linux: those of every
+//! thread of its group unless __WNOTHREAD), whatever their exit signal.
 
 use alloc::sync::{Arc, Weak};
 

@@ -28,7 +28,7 @@ pub enum FileKind {
     /// The virtio console (`forkvm_vconsole_open`): read blocks for host
     /// input, write transmits.
     VirtioConsole,
-    /// A process, as returned by CLONE_PIDFD (only closing it is supported).
+    /// A process, as returned by CLONE_PIDFD or `pidfd_open`.
     Pidfd(alloc::sync::Weak<crate::process::task::Task>),
     /// `/proc/PID/uid_map` and friends.
     Proc(proc::ProcFile),
@@ -39,12 +39,19 @@ pub enum FileKind {
 /// and across `fork`. Dropping the last reference closes it.
 pub struct File {
     pub kind: FileKind,
+    /// Status flags set at open (Linux `f_flags`): O_NONBLOCK of a pidfd
+    /// (`pidfd_open(PIDFD_NONBLOCK)`), read by `waitid(P_PIDFD)`.
+    pub f_flags: u32,
 }
 
 #[cfg(not(test))]
 impl File {
     pub fn new(kind: FileKind) -> Arc<File> {
-        Arc::new(File { kind })
+        File::with_flags(kind, 0)
+    }
+
+    pub fn with_flags(kind: FileKind, f_flags: u32) -> Arc<File> {
+        Arc::new(File { kind, f_flags })
     }
 }
 

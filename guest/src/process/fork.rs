@@ -485,7 +485,8 @@ fn copy_process(
         fail.check(ENOMEM)?;
         let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
         let table = parent.files().ok_or(EBADF)?;
-        let fd = table.lock().install(pidfd)?;
+        // Close-on-exec, as pidfd_open's (Linux: O_CLOEXEC).
+        let fd = table.lock().install_flagged(pidfd, true)?;
         // The parent learns the number before the child exists for anyone
         // else: a bad pointer undoes the whole clone (Linux: EFAULT).
         let stored = parent

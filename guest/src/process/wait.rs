@@ -1,13 +1,39 @@
-//! Waiting for children (Linux `do_wait` for `wait4`).
+//! Waiting for children (Linux `do_wait` with its `wait_opts`): the one
+//! child selection `wait4` and `waitid` share.
+//!
+//! Stopped and continued children do not exist in this kernel (no job
+//! control, stop signals are ignored): WSTOPPED (WUNTRACED) and WCONTINUED
+//! are accepted and never report anything; a running child keeps such a
+//! wait going (0 with WNOHANG), a zombie counts for WEXITED only.
+//! __WNOTHREAD, __WCLONE and __WALL are accepted and change nothing: a
+//! thread waits for the children it created itself (Linux: those of every
+//! thread of its group unless __WNOTHREAD), whatever their exit signal.
 
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 
 use super::task::{Pid, Task, TaskState};
 use crate::errno::{ECHILD, ERESTARTSYS};
 use crate::sched;
 
-/// `wait4` option: return 0 at once if no child has exited.
+/// Return 0 at once if no child is ready.
 pub const WNOHANG: u32 = 1;
+/// Report stopped children (`WUNTRACED` for `wait4`).
+pub const WSTOPPED: u32 = 2;
+/// Report children that exited (implied by `wait4`).
+pub const WEXITED: u32 = 4;
+/// Report children continued by SIGCONT.
+pub const WCONTINUED: u32 = 8;
+/// `waitid`: report the child but leave it waitable.
+pub const WNOWAIT: u32 = 0x0100_0000;
+/// Wait only for this thread's children, not its thread group's.
+pub const __WNOTHREAD: u32 = 0x2000_0000;
+/// Wait for every child, whatever its exit signal.
+pub const __WALL: u32 = 0x4000_0000;
+/// Wait only for children whose exit signal is not SIGCHLD.
+pub const __WCLONE: u32 = 0x8000_0000;
+
+/// `si_code` of a child that was killed and dumped core.
+pub const CLD_DUMPED: i32 = 3;
 
 /// Which children a wait accepts.
 #[derive(Clone)]
@@ -17,15 +43,44 @@ pub enum WaitFor {
     /// Members of this process group (compared when each child is
     /// looked at: a child that changed groups counts in its new one).
     Pgrp(Arc<super::pid_ns::PidNumbers>),
+    /// The process a pidfd refers to (`waitid(P_PIDFD)`).
+    Task(Weak<Task>),
 }
 
-/// Waits for a child to exit and reaps it: `Ok(Some((pid, status)))`, or
-/// `Ok(None)` with `WNOHANG` when none has exited yet.
-pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> {
+/// What a wait reports about a child: pid and uid as the waiter sees
+/// them, and the wait status (`wait4`'s `*wstatus`).
+#[derive(Clone, Copy, Debug)]
+pub struct ChildReport {
+    pub pid: Pid,
+    pub uid: u32,
+    pub status: u32,
+}
+
+impl ChildReport {
+    /// `si_code` and `si_status` of `waitid`'s `siginfo_t`: CLD_EXITED and
+    /// the exit code, or CLD_KILLED/CLD_DUMPED and the signal.
+    pub fn cause(&self) -> (i32, i32) {
+        use super::signal::{CLD_EXITED, CLD_KILLED};
+        let status = self.status;
+        if status & 0x7f == 0 {
+            (CLD_EXITED, ((status >> 8) & 0xff) as i32)
+        } else if status & 0x80 != 0 {
+            (CLD_DUMPED, (status & 0x7f) as i32)
+        } else {
+            (CLD_KILLED, (status & 0x7f) as i32)
+        }
+    }
+}
+
+/// Waits for a child matching `which` to exit and reaps it (reports it
+/// only, with WNOWAIT): `Ok(Some(report))`, or `Ok(None)` with WNOHANG
+/// when a matching child exists but none is ready. ECHILD when none
+/// matches; `options` must already have passed the caller's checks.
+pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<ChildReport>, i32> {
     let parent = sched::current();
     let mut result = Err(ECHILD);
     let completed = parent.child_exit.wait_until(|| {
-        result = try_reap(&parent, &which);
+        result = try_wait(&parent, &which, options);
         match result {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => options & WNOHANG != 0,
@@ -38,8 +93,9 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<(Pid, u32)>, i32> 
     result
 }
 
-/// One pass over the children: reap a matching zombie if there is one.
-fn try_reap(parent: &Arc<Task>, which: &WaitFor) -> Result<Option<(Pid, u32)>, i32> {
+/// One pass over the children (Linux `do_wait_thread` and
+/// `wait_consider_task`): report a matching zombie if there is one.
+fn try_wait(parent: &Arc<Task>, which: &WaitFor, options: u32) -> Result<Option<ChildReport>, i32> {
     // Pids are the waiter's view (its pid namespace).
     let ns = parent.active_pid_ns();
     let mut inner = parent.inner.lock();
@@ -49,21 +105,42 @@ fn try_reap(parent: &Arc<Task>, which: &WaitFor) -> Result<Option<(Pid, u32)>, i
         WaitFor::Pgrp(group) => {
             super::pgrp::task_pgrp(child).is_some_and(|g| super::pgrp::same(&g, group))
         }
+        WaitFor::Task(task) => core::ptr::eq(Arc::as_ptr(child), task.as_ptr()),
     };
-    if !inner.children.iter().any(matches) {
+    // A running child keeps the wait going; a zombie only if the caller
+    // waits for exits (Linux: with WSTOPPED alone, zombies give ECHILD).
+    let waitable = |child: &Arc<Task>| {
+        matches(child) && (options & WEXITED != 0 || child.state() != TaskState::Zombie)
+    };
+    if !inner.children.iter().any(waitable) {
         return Err(ECHILD);
     }
     let Some(index) = inner
         .children
         .iter()
-        .position(|c| matches(c) && c.state() == TaskState::Zombie)
+        .position(|c| matches(c) && c.state() == TaskState::Zombie && options & WEXITED != 0)
     else {
         return Ok(None);
     };
-    let child = inner.children.swap_remove(index);
+    let child = if options & WNOWAIT != 0 {
+        inner.children[index].clone()
+    } else {
+        inner.children.swap_remove(index)
+    };
     drop(inner);
-    let status = child.inner.lock().exit_status;
-    child.set_state(TaskState::Dead);
-    super::unregister(child.pid);
-    Ok(Some((child.tid_in(&ns), status)))
+    let (status, kuid) = {
+        let child = child.inner.lock();
+        (child.exit_status, child.cred.uid)
+    };
+    let uid = parent.inner.lock().cred.uid_seen(kuid);
+    let report = ChildReport {
+        pid: child.tid_in(&ns),
+        uid,
+        status,
+    };
+    if options & WNOWAIT == 0 {
+        child.set_state(TaskState::Dead);
+        super::unregister(child.pid);
+    }
+    Ok(Some(report))
 }

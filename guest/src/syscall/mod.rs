@@ -10,10 +10,12 @@ mod io;
 mod ioprio;
 mod memory;
 mod pgrp;
+mod pidfd;
 mod process;
 mod sem;
 mod signal;
 mod time;
+mod wait;
 
 use alloc::sync::Arc;
 
@@ -105,6 +107,8 @@ pub mod nr {
     pub const CHROOT: u64 = 161;
     pub const MKDIRAT: u64 = 258;
     pub const UNLINKAT: u64 = 263;
+    pub const WAITID: u64 = 247;
+    pub const PIDFD_OPEN: u64 = 434;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -165,7 +169,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::VFORK => process::vfork(frame),
         nr::EXECVE => process::execve(a, frame),
         nr::EXIT => process::exit(a),
-        nr::WAIT4 => process::wait4(a),
+        nr::WAIT4 => wait::wait4(a),
+        nr::WAITID => wait::waitid(a),
         nr::UNAME => info::uname(a),
         nr::UMASK => info::umask(a),
         nr::SETHOSTNAME => info::sethostname(a),
@@ -190,6 +195,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),
         nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
+        nr::PIDFD_OPEN => pidfd::pidfd_open(a),
         nr::GETPPID => Ok(process::getppid()),
         nr::ARCH_PRCTL => process::arch_prctl(a),
         nr::GETTID => {

@@ -1,14 +1,14 @@
-//! Process system calls: fork, vfork, clone, execve, exit, wait4, ids.
+//! Process system calls: fork, vfork, clone, execve, exit, ids (`wait4`
+//! is in `wait.rs`).
 
 use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
 use crate::arch::entry::TrapFrame;
-use crate::errno::{E2BIG, ECHILD, EINVAL, ESRCH};
+use crate::errno::{E2BIG, EINVAL};
 use crate::process::exit::{do_exit, exit_status};
 use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
-use crate::process::wait::{do_wait, WaitFor};
-use crate::process::{exec, pgrp, user_stack, wait::WNOHANG};
+use crate::process::{exec, user_stack};
 use crate::sched;
 
 pub fn fork(frame: &TrapFrame) -> SysResult {
@@ -127,44 +127,6 @@ pub fn exit(a: Args) -> SysResult {
 /// `exit_group`: every thread of the process exits with this status.
 pub fn exit_group(a: Args) -> SysResult {
     crate::process::exit::do_group_exit(exit_status(a.0[0] as i32))
-}
-
-/// `wait4(pid, status, options, rusage)`.
-pub fn wait4(a: Args) -> SysResult {
-    let [pid, status_address, options, ..] = a.0;
-    let pid = pid as i64 as i32;
-    if options & !(WNOHANG as u64 | 0x4000_0000 | 0x8000_0000 | 0x2000_0000 | 2 | 4 | 8) != 0 {
-        return Err(EINVAL);
-    }
-    let which = match pid {
-        -1 => WaitFor::Any,
-        p if p > 0 => WaitFor::Pid(p as u32),
-        // -INT_MIN does not exist.
-        i32::MIN => return Err(ESRCH),
-        // The caller's process group, or group -pid: no such group, no
-        // such child.
-        p => {
-            let current = sched::current();
-            let group = if p == 0 {
-                pgrp::task_pgrp(&current)
-            } else {
-                pgrp::find_pgrp(&current.active_pid_ns(), p.unsigned_abs())
-            };
-            WaitFor::Pgrp(group.ok_or(ECHILD)?)
-        }
-    };
-    let mm = current_mm()?;
-    // As in Linux, the child is reaped first and the status copied after:
-    // a bad status pointer gives EFAULT with the child already gone.
-    match do_wait(which, options as u32)? {
-        None => Ok(0),
-        Some((pid, status)) => {
-            if status_address != 0 {
-                mm.copy_to_user(status_address, &status.to_le_bytes())?;
-            }
-            Ok(u64::from(pid))
-        }
-    }
 }
 
 pub fn getppid() -> u64 {

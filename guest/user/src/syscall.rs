@@ -63,6 +63,9 @@ pub mod nr {
     pub const CHROOT: usize = 161;
     pub const MKDIRAT: usize = 258;
     pub const UNLINKAT: usize = 263;
+    pub const WAITID: usize = 247;
+    pub const PIDFD_SEND_SIGNAL: usize = 424;
+    pub const PIDFD_OPEN: usize = 434;
 }
 
 /// Raw system call with no arguments.
@@ -713,6 +716,112 @@ pub fn unlinkat(dirfd: i32, path: &CStr, flags: u32) -> Result<(), Errno> {
 pub fn unshare(flags: u64) -> Result<(), Errno> {
     // SAFETY: touches no memory of ours.
     check(unsafe { syscall1(272, flags as usize) }).map(drop)
+}
+
+/// `waitid` id type: any child.
+pub const P_ALL: u32 = 0;
+/// `waitid` id type: the child with this pid.
+pub const P_PID: u32 = 1;
+/// `waitid` id type: children in this process group (0: the caller's).
+pub const P_PGID: u32 = 2;
+/// `waitid` id type: the child this pidfd refers to.
+pub const P_PIDFD: u32 = 3;
+/// `waitid` option: report stopped children (`WUNTRACED`).
+pub const WSTOPPED: u32 = 2;
+/// `waitid` option: report children that exited.
+pub const WEXITED: u32 = 4;
+/// `waitid` option: report children continued by `SIGCONT`.
+pub const WCONTINUED: u32 = 8;
+/// `waitid` option: leave the reported child waitable.
+pub const WNOWAIT: u32 = 0x0100_0000;
+/// `si_code` of a `waitid` report: the child exited.
+pub const CLD_EXITED: i32 = 1;
+/// `si_code` of a `waitid` report: the child was killed.
+pub const CLD_KILLED: i32 = 2;
+/// `pidfd_open` flag: a non-blocking pidfd (`O_NONBLOCK`).
+pub const PIDFD_NONBLOCK: u32 = 0o4000;
+
+/// The fields `waitid` stores in its `siginfo_t` (128 bytes): `si_signo`,
+/// `si_errno`, `si_code` at 0, 4, 8; `si_pid`, `si_uid`, `si_status` at 16,
+/// 20, 24.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitidInfo {
+    /// `SIGCHLD` for a report, 0 if none.
+    pub signo: i32,
+    /// Always 0.
+    pub errno: i32,
+    /// `CLD_EXITED`, `CLD_KILLED`, ...
+    pub code: i32,
+    /// The child, as the caller's pid namespace sees it.
+    pub pid: i32,
+    /// The child's real uid, as the caller's user namespace sees it.
+    pub uid: u32,
+    /// Exit code, or the signal.
+    pub status: i32,
+}
+
+impl WaitidInfo {
+    /// Decodes the fields from a `siginfo_t`.
+    pub fn from_bytes(bytes: &[u8; 128]) -> WaitidInfo {
+        let word = |at: usize| i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        WaitidInfo {
+            signo: word(0),
+            errno: word(4),
+            code: word(8),
+            pid: word(16),
+            uid: word(20) as u32,
+            status: word(24),
+        }
+    }
+}
+
+/// `waitid(2)` with the `siginfo_t` at any address (NULL allowed) and no
+/// resource usage.
+///
+/// # Safety
+/// Unless NULL, `infop` must be an address where the kernel may write 128
+/// bytes, or one it cannot write (EFAULT).
+pub unsafe fn waitid_raw(idtype: u32, id: i32, infop: usize, options: u32) -> Result<(), Errno> {
+    // SAFETY: guaranteed by the caller.
+    let ret = unsafe {
+        syscall5(
+            nr::WAITID,
+            idtype as usize,
+            id as isize as usize,
+            infop,
+            options as usize,
+            0,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `waitid(2)` into `info` (whose bytes the kernel does not own are left
+/// as they were).
+pub fn waitid_into(idtype: u32, id: i32, info: &mut [u8; 128], options: u32) -> Result<(), Errno> {
+    // SAFETY: info is 128 writable bytes.
+    unsafe { waitid_raw(idtype, id, info.as_mut_ptr() as usize, options) }
+}
+
+/// `waitid(2)`: what it reports (all zero with `WNOHANG` and no child ready).
+pub fn waitid(idtype: u32, id: i32, options: u32) -> Result<WaitidInfo, Errno> {
+    let mut info = [0u8; 128];
+    waitid_into(idtype, id, &mut info, options)?;
+    Ok(WaitidInfo::from_bytes(&info))
+}
+
+/// `pidfd_open(2)`: a close-on-exec descriptor for process `pid`.
+pub fn pidfd_open(pid: i32, flags: u32) -> Result<i32, Errno> {
+    // SAFETY: touches no memory of ours.
+    check(unsafe { syscall2(nr::PIDFD_OPEN, pid as isize as usize, flags as usize) })
+        .map(|fd| fd as i32)
+}
+
+/// `pidfd_send_signal(2)` without siginfo or flags.
+pub fn pidfd_send_signal(pidfd: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: no siginfo pointer: touches no memory of ours.
+    check(unsafe { syscall4(nr::PIDFD_SEND_SIGNAL, pidfd as usize, signal as usize, 0, 0) })
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -118,6 +118,17 @@ const SCENARIOS: &[&str] = &[
     "sigaltstack-overflow-segv",
     "sigaltstack-fork-vfork-clone-vm",
     "sigaltstack-exec-clears",
+    "waitid-checks",
+    "waitid-exited-siginfo",
+    "waitid-killed-siginfo",
+    "waitid-wnohang-zeroes",
+    "waitid-wnowait",
+    "waitid-pgid",
+    "waitid-efault",
+    "waitid-wait4-options",
+    "pidfd-open-checks",
+    "pidfd-open-waitid",
+    "pidfd-open-like-clone-pidfd",
 ];
 
 struct Run {

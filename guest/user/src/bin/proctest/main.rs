@@ -2438,6 +2438,7 @@ mod pgrp;
 mod sem;
 mod signals;
 mod userns;
+mod waitid;
 
 /// The scenarios of this file (the topic modules add theirs).
 const CORE_SCENARIOS: &[(&str, Scenario)] = &[
@@ -2506,6 +2507,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(userns::SCENARIOS)
         .chain(signals::SCENARIOS)
         .chain(altstack::SCENARIOS)
+        .chain(waitid::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

@@ -317,10 +317,10 @@ fn json_report_has_the_harness_cost() {
     assert!(round_trip["median"].as_u64().unwrap() > 0, "{harness}");
     // A Hello's request and reply normally reach the VMM not once (the
     // guest driver touches no register for an interrupt that brought used
-    // buffers; the same bound as tests/guest_harness.rs's
-    // vm_exits_per_request), while KVM counts the interrupt and notify.
+    // buffers; the same bound as bench/tests/guest_harness.rs's
+    // vm_exits_per_request), while KVM counts the system calls.
     let per_hello = harness["exits_per_hello"].as_f64().unwrap();
-    assert!((0.0..=0.1).contains(&per_hello), "{harness}");
+    assert!((0.0..=0.5).contains(&per_hello), "{harness}");
     if let Some(kvm) = harness["kvm_exits_per_hello"].as_f64() {
         assert!(
             kvm > 0.0 && kvm >= per_hello,

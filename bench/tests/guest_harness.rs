@@ -190,7 +190,11 @@ fn vm_exits_per_request() {
         );
         assert!(kvm("exits") >= hellos.mmio_read + hellos.mmio_write);
     }
-    assert!(hellos.total() <= HELLOS / 10, "{hellos}");
+    // Normally none; an interrupt that finds its data already taken by the
+    // idle loop's busy polling reads and acknowledges InterruptStatus (two
+    // exits), which a loaded host makes more likely. The driver that read
+    // it for every interrupt made 2 per Hello.
+    assert!(hellos.total() <= HELLOS / 2, "{hellos}");
     assert_eq!(
         hellos.io_in + hellos.io_out,
         0,

@@ -40,6 +40,10 @@ pub const SA_RESETHAND: u64 = 0x8000_0000;
 /// `si_code` values.
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TIMER: i32 = -2;
+pub const SI_SIGIO: i32 = -5;
+/// `tkill`, `tgkill`.
+pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
 pub const CLD_EXITED: i32 = 1;
@@ -144,6 +148,15 @@ pub fn default_ignores(signal: u32) -> bool {
     )
 }
 
+/// Whether `handler` drops `signal` at once (Linux `sig_handler_ignored`):
+/// SIG_IGN, or SIG_DFL for a signal whose default is to ignore (SIGCONT,
+/// SIGCHLD, SIGWINCH, SIGURG: Linux's list, not the stop signals, which
+/// are ignored here only for want of job control).
+pub fn handler_ignores(handler: u64, signal: u32) -> bool {
+    handler == SIG_IGN
+        || (handler == SIG_DFL && matches!(signal, SIGCONT | SIGCHLD | SIGWINCH | SIGURG))
+}
+
 /// What a signal carries to its handler (Linux `kernel_siginfo`): the
 /// fields of the union the `si_code` selects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,6 +177,10 @@ pub enum SigFields {
     Fault { addr: u64 },
     /// SIGCHLD: the child, its uid and its exit code or signal.
     Child { pid: u32, uid: u32, status: i32 },
+    /// The union as `rt_sigqueueinfo` got it from user space (Linux's
+    /// `kernel_siginfo` keeps 32 bytes of it): delivered unchanged but for
+    /// `si_pid`/`si_uid`, which the sender fixes up for the receiver.
+    Raw([u8; 32]),
 }
 
 impl SigInfo {
@@ -185,6 +202,7 @@ impl SigInfo {
                 bytes[20..24].copy_from_slice(&uid.to_le_bytes());
                 bytes[24..28].copy_from_slice(&status.to_le_bytes());
             }
+            SigFields::Raw(union) => bytes[16..48].copy_from_slice(&union),
         }
         bytes
     }
@@ -209,17 +227,20 @@ pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
     if signal == 0 || signal as usize > NSIG {
         return;
     }
-    let (action, blocked) = {
+    let (action, blocked, waited) = {
         let inner = task.inner.lock();
         let action = inner.sighand.lock().action(signal);
-        (action, inner.blocked & bit(signal) != 0)
+        let waited = inner.real_blocked & bit(signal) != 0;
+        (action, inner.blocked & bit(signal) != 0, waited)
     };
     let ignored =
         action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
-    if ignored && !blocked && signal != SIGKILL {
+    // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
+    // ignored nor fatal, the waiter takes it.
+    if ignored && !blocked && !waited && signal != SIGKILL {
         return;
     }
-    if signal == SIGKILL || (action.handler == SIG_DFL && !blocked) {
+    if signal == SIGKILL || (action.handler == SIG_DFL && !blocked && !waited) {
         kill_group(task, signal);
         return;
     }
@@ -296,6 +317,24 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
     | (1 << (8 - 1))
     | (1 << (31 - 1));
 
+/// Takes the pending signal of `mask` to act on first, synchronous ones
+/// before the others, then the lowest number (Linux `dequeue_signal` and
+/// `next_signal`); `get_signal` and `rt_sigtimedwait` share it.
+pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<SigInfo> {
+    let ready = inner.pending & mask;
+    if ready == 0 {
+        return None;
+    }
+    let first = if ready & SYNCHRONOUS_MASK != 0 {
+        ready & SYNCHRONOUS_MASK
+    } else {
+        ready
+    };
+    let signal = first.trailing_zeros() + 1;
+    inner.pending &= !bit(signal);
+    Some(inner.pending_info[signal as usize - 1])
+}
+
 /// Takes the next unblocked pending signal of the current task, applies
 /// SIG_IGN and default actions (ignore, or kill the thread group: this
 /// does not return), and returns one that has a handler with its action
@@ -307,22 +346,14 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
     loop {
         let (info, action) = {
             let mut inner = task.inner.lock();
-            let ready = inner.pending & !inner.blocked;
-            if ready == 0 {
+            let mask = !inner.blocked;
+            let Some(info) = dequeue_signal(&mut inner, mask) else {
                 if let Some(mask) = inner.saved_sigmask.take() {
                     inner.blocked = mask;
                 }
                 return None;
-            }
-            let first = if ready & SYNCHRONOUS_MASK != 0 {
-                ready & SYNCHRONOUS_MASK
-            } else {
-                ready
             };
-            let signal = first.trailing_zeros() + 1;
-            inner.pending &= !bit(signal);
-            let info = inner.pending_info[signal as usize - 1];
-            let action = inner.sighand.lock().action(signal);
+            let action = inner.sighand.lock().action(info.signo);
             (info, action)
         };
         match action.handler {

@@ -101,6 +101,9 @@ pub struct TaskInner {
     pub blocked: u64,
     /// Signals sent but not delivered yet.
     pub pending: u64,
+    /// The mask `rt_sigtimedwait` lifted for its wait (Linux
+    /// `real_blocked`): its signals are neither ignored nor fatal.
+    pub real_blocked: u64,
     /// The mask `rt_sigsuspend` replaced, restored on the way back to
     /// user mode (by `rt_sigreturn` if a handler runs; Linux
     /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
@@ -190,6 +193,7 @@ impl Task {
                 sighand: SigHand::new_shared(),
                 blocked: 0,
                 pending: 0,
+                real_blocked: 0,
                 pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
                 saved_sigmask: None,
                 sas: Default::default(),

@@ -25,7 +25,7 @@ const NSIG: u64 = 64;
 /// its own thread group; a task whose real or saved uid is the caller's
 /// real or effective uid; CAP_KILL over the target's user namespace; and
 /// SIGCONT within the caller's session.
-fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
+pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
     if current.tgid == target.tgid {
         return true;
     }
@@ -106,7 +106,7 @@ pub fn kill(a: Args) -> SysResult {
     Ok(0)
 }
 
-fn is_zombie(task: &Task) -> bool {
+pub(super) fn is_zombie(task: &Task) -> bool {
     task.state() == crate::process::task::TaskState::Zombie
 }
 
@@ -155,6 +155,31 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
 /// Sends `signal` from the current task to `task` (SI_USER, with the
 /// sender's pid and uid as the receiver sees them).
 fn send_signal(task: &Arc<Task>, signal: u32) {
+    use crate::process::signal::SI_USER;
+    send_info(task, sender_info(task, signal, SI_USER));
+}
+
+/// What `kill` and `tkill` send: `code` with the current task's pid and
+/// uid as `task`'s pid and user namespaces see them.
+pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process::signal::SigInfo {
+    use crate::process::signal::{SigFields, SigInfo};
+    let sender = sched::current();
+    let pid = sender.tgid_in(&task.active_pid_ns());
+    let uid = {
+        let kuid = sender.inner.lock().cred.uid;
+        task.inner.lock().cred.uid_seen(kuid)
+    };
+    SigInfo {
+        signo: signal,
+        code,
+        fields: SigFields::Kill { pid, uid },
+    }
+}
+
+/// Sends `info` from the current task to `task`, unless `task` is a
+/// namespace init that refuses it.
+pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo) {
+    let signal = info.signo;
     // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
     // no signal it has no handler for, SIGKILL included; only SIGKILL from
     // an outer namespace gets through (Linux `sig_task_ignored`).
@@ -171,19 +196,6 @@ fn send_signal(task: &Arc<Task>, signal: u32) {
             return;
         }
     }
-    use crate::process::signal::{SigFields, SigInfo, SI_USER};
-    let sender = sched::current();
-    let pid = sender.tgid_in(&task.active_pid_ns());
-    let uid = {
-        let kuid = sender.inner.lock().cred.uid;
-        task.inner.lock().cred.uid_seen(kuid)
-    };
-    drop(sender);
-    let info = SigInfo {
-        signo: signal,
-        code: SI_USER,
-        fields: SigFields::Kill { pid, uid },
-    };
     crate::process::signal::send_signal(task, info);
 }
 
@@ -249,6 +261,17 @@ pub fn rt_sigaction(a: Args) -> SysResult {
         new.mask &=
             !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP as u32));
         sighand.lock().set_action(signal, new);
+        if crate::process::signal::handler_ignores(new.handler, signal) {
+            // POSIX: ignoring a pending signal discards it, in every
+            // thread (Linux `do_sigaction`).
+            let tgid = sched::current().tgid;
+            for task in crate::process::all_tasks()
+                .iter()
+                .filter(|t| t.tgid == tgid)
+            {
+                task.inner.lock().pending &= !crate::process::signal::bit(signal);
+            }
+        }
     }
     Ok(0)
 }

@@ -118,6 +118,20 @@ const SCENARIOS: &[&str] = &[
     "sigaltstack-overflow-segv",
     "sigaltstack-fork-vfork-clone-vm",
     "sigaltstack-exec-clears",
+    "tgkill-checks",
+    "tgkill-siginfo",
+    "tgkill-right-thread",
+    "sigpending-checks",
+    "sigpending-per-thread",
+    "sigtimedwait-checks",
+    "sigtimedwait-order",
+    "sigtimedwait-waits",
+    "sigtimedwait-eintr",
+    "sigqueueinfo-checks",
+    "sigqueueinfo-handler",
+    "sigqueueinfo-waiter",
+    "sigqueueinfo-thread",
+    "sigqueueinfo-standard-once",
 ];
 
 struct Run {

@@ -2437,6 +2437,7 @@ mod fs;
 mod pgrp;
 mod sem;
 mod signals;
+mod sigwait;
 mod userns;
 
 /// The scenarios of this file (the topic modules add theirs).
@@ -2506,6 +2507,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(userns::SCENARIOS)
         .chain(signals::SCENARIOS)
         .chain(altstack::SCENARIOS)
+        .chain(sigwait::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

@@ -143,7 +143,7 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32)
             status: value,
         },
     };
-    super::signal::send_signal(parent, info);
+    super::signal::group_send_signal(parent, info);
 }
 
 /// Releases the address space (Linux `exit_mm`): clear and wake the

@@ -208,21 +208,60 @@ impl SigInfo {
     }
 }
 
-/// Whether `task` has a signal to act on: a fatal one, or an unblocked
-/// pending one (Linux `signal_pending`). Interruptible waits end on it.
-pub fn signal_pending(task: &super::task::Task) -> bool {
-    task.fatal_status().is_some() || {
-        let inner = task.inner.lock();
-        inner.pending & !inner.blocked != 0
+/// Signals sent to a thread group and not taken yet, with what each
+/// carries (Linux `struct sigpending`, as `signal->shared_pending`).
+pub struct SigPending {
+    pub signal: u64,
+    /// Index: signal - 1. On the heap: kernel stacks are small.
+    pub info: alloc::vec::Vec<SigInfo>,
+}
+
+impl Default for SigPending {
+    fn default() -> Self {
+        SigPending {
+            signal: 0,
+            info: alloc::vec![SigInfo::default(); NSIG],
+        }
     }
 }
 
-/// Sends `info` to `task` (Linux `send_signal` + `complete_signal`): an
-/// ignored signal is dropped unless blocked (its action may change before
-/// it is unblocked); an unblocked one with a fatal default action kills
-/// the thread group at once; otherwise it is queued (one instance of each
-/// signal at most) and the task is woken from an interruptible sleep.
+/// Whether `task` has a signal to act on: a fatal one, or an unblocked
+/// pending one, its own or its process's (Linux `signal_pending`).
+/// Interruptible waits end on it.
+pub fn signal_pending(task: &super::task::Task) -> bool {
+    task.fatal_status().is_some() || {
+        let inner = task.inner.lock();
+        let shared = inner.shared_pending.lock().signal;
+        (inner.pending | shared) & !inner.blocked != 0
+    }
+}
+
+/// The signals pending for `inner`'s task: its own and its process's.
+pub fn pending_signals(inner: &super::task::TaskInner) -> u64 {
+    inner.pending | inner.shared_pending.lock().signal
+}
+
+/// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID:
+/// `tkill`, `tgkill`, `rt_tgsigqueueinfo`): only that thread takes it.
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
+    send(task, info, false);
+}
+
+/// Sends `info` to the process of `task` (PIDTYPE_TGID: `kill`,
+/// `rt_sigqueueinfo`, SIGCHLD): pending for the thread group, taken by
+/// whichever thread does not block it first.
+pub fn group_send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
+    send(task, info, true);
+}
+
+/// Linux `send_signal` + `complete_signal`: an ignored signal is dropped
+/// unless blocked (its action may change before it is unblocked);
+/// otherwise it is queued (one instance of each signal at most) in the
+/// thread's or the process's set. Then a thread that does not block it
+/// (`task` itself first) is chosen: a fatal default action kills the
+/// thread group at once, anything else wakes that thread from an
+/// interruptible sleep. If every thread blocks it, it waits.
+fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) {
     let signal = info.signo;
     if signal == 0 || signal as usize > NSIG {
         return;
@@ -240,21 +279,47 @@ pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
     if ignored && !blocked && !waited && signal != SIGKILL {
         return;
     }
-    if signal == SIGKILL || (action.handler == SIG_DFL && !blocked && !waited) {
-        kill_group(task, signal);
+    if signal != SIGKILL {
+        let mut inner = task.inner.lock();
+        if group {
+            let mut shared = inner.shared_pending.lock();
+            if shared.signal & bit(signal) != 0 {
+                return; // a standard signal is queued once
+            }
+            shared.signal |= bit(signal);
+            shared.info[signal as usize - 1] = info;
+        } else {
+            if inner.pending & bit(signal) != 0 {
+                return;
+            }
+            inner.pending |= bit(signal);
+            inner.pending_info[signal as usize - 1] = info;
+        }
+    }
+    let wants = |t: &super::task::Task| {
+        signal == SIGKILL
+            || (t.inner.lock().blocked & bit(signal) == 0
+                && t.fatal_status().is_none()
+                && t.state() != super::task::TaskState::Zombie)
+    };
+    let chosen = if wants(task) {
+        Some(task.clone())
+    } else if group {
+        super::all_tasks()
+            .into_iter()
+            .find(|t| t.tgid == task.tgid && t.mm().is_some() && wants(t))
+    } else {
+        None
+    };
+    let Some(chosen) = chosen else {
+        return;
+    };
+    let waited = chosen.inner.lock().real_blocked & bit(signal) != 0;
+    if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited) {
+        kill_group(&chosen, signal);
         return;
     }
-    {
-        let mut inner = task.inner.lock();
-        if inner.pending & bit(signal) != 0 {
-            return; // a standard signal is queued once
-        }
-        inner.pending |= bit(signal);
-        inner.pending_info[signal as usize - 1] = info;
-    }
-    if !blocked {
-        crate::sched::wake_up(task);
-    }
+    crate::sched::wake_up(&chosen);
 }
 
 /// A fatal signal ends the whole thread group.
@@ -321,7 +386,19 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
 /// before the others, then the lowest number (Linux `dequeue_signal` and
 /// `next_signal`); `get_signal` and `rt_sigtimedwait` share it.
 pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<SigInfo> {
-    let ready = inner.pending & mask;
+    // The thread's own signals first, then the process's.
+    if let Some(signal) = next_signal(inner.pending & mask) {
+        inner.pending &= !bit(signal);
+        return Some(inner.pending_info[signal as usize - 1]);
+    }
+    let mut shared = inner.shared_pending.lock();
+    let signal = next_signal(shared.signal & mask)?;
+    shared.signal &= !bit(signal);
+    Some(shared.info[signal as usize - 1])
+}
+
+/// Of the signals `ready`, the one to take first (Linux `next_signal`).
+fn next_signal(ready: u64) -> Option<u32> {
     if ready == 0 {
         return None;
     }
@@ -330,9 +407,7 @@ pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<S
     } else {
         ready
     };
-    let signal = first.trailing_zeros() + 1;
-    inner.pending &= !bit(signal);
-    Some(inner.pending_info[signal as usize - 1])
+    Some(first.trailing_zeros() + 1)
 }
 
 /// Takes the next unblocked pending signal of the current task, applies

@@ -110,8 +110,13 @@ pub struct TaskInner {
     pub saved_sigmask: Option<u64>,
     /// The alternate signal stack (`sigaltstack`).
     pub sas: super::sigaltstack::SigAltStack,
-    /// What each pending signal carries (index: signal - 1).
-    pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
+    /// What each pending signal carries (index: signal - 1; on the heap,
+    /// as kernel stacks are small).
+    pub pending_info: Vec<super::signal::SigInfo>,
+    /// Signals sent to the process, not to one thread (Linux
+    /// `signal->shared_pending`), shared by the thread group; `pending`
+    /// above holds this thread's own (Linux `task->pending`).
+    pub shared_pending: Arc<Mutex<super::signal::SigPending>>,
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
@@ -194,7 +199,8 @@ impl Task {
                 blocked: 0,
                 pending: 0,
                 real_blocked: 0,
-                pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
+                pending_info: alloc::vec![super::signal::SigInfo::default(); super::signal::NSIG],
+                shared_pending: Default::default(),
                 saved_sigmask: None,
                 sas: Default::default(),
                 cred: Cred::root(),

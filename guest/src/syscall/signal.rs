@@ -156,7 +156,7 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
 /// sender's pid and uid as the receiver sees them).
 fn send_signal(task: &Arc<Task>, signal: u32) {
     use crate::process::signal::SI_USER;
-    send_info(task, sender_info(task, signal, SI_USER));
+    send_info(task, sender_info(task, signal, SI_USER), true);
 }
 
 /// What `kill` and `tkill` send: `code` with the current task's pid and
@@ -176,9 +176,9 @@ pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process
     }
 }
 
-/// Sends `info` from the current task to `task`, unless `task` is a
-/// namespace init that refuses it.
-pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo) {
+/// Sends `info` from the current task to `task` (to its process if
+/// `group`), unless `task` is a namespace init that refuses it.
+pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo, group: bool) {
     let signal = info.signo;
     // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
     // no signal it has no handler for, SIGKILL included; only SIGKILL from
@@ -196,7 +196,11 @@ pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo)
             return;
         }
     }
-    crate::process::signal::send_signal(task, info);
+    if group {
+        crate::process::signal::group_send_signal(task, info);
+    } else {
+        crate::process::signal::send_signal(task, info);
+    }
 }
 
 /// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
@@ -264,12 +268,14 @@ pub fn rt_sigaction(a: Args) -> SysResult {
         if crate::process::signal::handler_ignores(new.handler, signal) {
             // POSIX: ignoring a pending signal discards it, in every
             // thread (Linux `do_sigaction`).
-            let tgid = sched::current().tgid;
+            let current = sched::current();
+            let discard = !crate::process::signal::bit(signal);
+            current.inner.lock().shared_pending.lock().signal &= discard;
             for task in crate::process::all_tasks()
                 .iter()
-                .filter(|t| t.tgid == tgid)
+                .filter(|t| t.tgid == current.tgid)
             {
-                task.inner.lock().pending &= !crate::process::signal::bit(signal);
+                task.inner.lock().pending &= discard;
             }
         }
     }

@@ -4,11 +4,12 @@
 //! and `rt_sigtimedwait`, which takes a pending signal instead of running
 //! its handler.
 //!
-//! Pending signals are per task here (`TaskInner::pending`): a signal sent
-//! to one thread stays with that thread, and a process-directed one goes to
-//! the thread `kill` picks when it is sent. Each signal is pending once: a
-//! second instance of a pending signal, real-time ones included, is dropped
-//! (Linux queues every instance of SIGRTMIN..SIGRTMAX).
+//! A thread-directed signal is pending in the thread's own set
+//! (`TaskInner::pending`), a process-directed one in the set its thread
+//! group shares (`shared_pending`); a thread takes its own first. Each
+//! signal is pending once per set: a second instance of a pending signal,
+//! real-time ones included, is dropped (Linux queues every instance of
+//! SIGRTMIN..SIGRTMAX).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -50,7 +51,7 @@ fn do_send_specific(tgid: i32, tid: i32, signal: u64, info: SigInfo) -> SysResul
     }
     check_kill_permission(&current, &task, signal, &info)?;
     if signal != 0 && !is_zombie(&task) {
-        send_info(&task, info);
+        send_info(&task, info, false);
     }
     Ok(0)
 }
@@ -214,7 +215,7 @@ pub fn rt_sigqueueinfo(a: Args) -> SysResult {
         .collect();
     threads.sort_by_key(|t| t.inner.lock().blocked & bit(signal as u32));
     if let Some(task) = threads.first() {
-        send_info(task, fix_sender_ids(task, info));
+        send_info(task, fix_sender_ids(task, info), true);
     }
     Ok(0)
 }
@@ -247,7 +248,7 @@ pub fn rt_sigpending(a: Args) -> SysResult {
     let pending = {
         let task = sched::current();
         let inner = task.inner.lock();
-        inner.pending & inner.blocked
+        crate::process::signal::pending_signals(&inner) & inner.blocked
     };
     current_mm()?.copy_to_user(set, &pending.to_le_bytes()[..sigsetsize as usize])?;
     Ok(0)

@@ -123,6 +123,7 @@ const SCENARIOS: &[&str] = &[
     "tgkill-right-thread",
     "sigpending-checks",
     "sigpending-per-thread",
+    "sigpending-shared",
     "sigtimedwait-checks",
     "sigtimedwait-order",
     "sigtimedwait-waits",

@@ -23,6 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("tgkill-right-thread", tgkill_right_thread),
     ("sigpending-checks", sigpending_checks),
     ("sigpending-per-thread", sigpending_per_thread),
+    ("sigpending-shared", sigpending_shared),
     ("sigtimedwait-checks", sigtimedwait_checks),
     ("sigtimedwait-order", sigtimedwait_order),
     ("sigtimedwait-waits", sigtimedwait_waits),
@@ -380,7 +381,11 @@ extern "C" fn thread_reports_pending(arg: usize) -> ! {
     report
         .pending
         .store(sigpending().unwrap_or(u64::MAX), Ordering::SeqCst);
-    let _ = sigtimedwait(sigmask(SIGUSR2), Some(&POLL));
+    let taken = match sigtimedwait(sigmask(SIGUSR2), Some(&POLL)) {
+        Ok((signal, _)) => signal,
+        Err(e) => -e.0,
+    };
+    report.signals[0].store(taken, Ordering::SeqCst);
     exit(0)
 }
 
@@ -405,6 +410,38 @@ fn sigpending_per_thread(_: &Ctx) -> Outcome {
         theirs == sigmask(SIGUSR2),
         "the thread's rt_sigpending {theirs:#x}, expected {:#x}",
         sigmask(SIGUSR2)
+    );
+    Ok(())
+}
+
+/// A signal `kill` sent to the process while every thread blocks it is
+/// the process's: both threads' `rt_sigpending` show it, and once the
+/// other thread has taken it, it is gone for this one too.
+fn sigpending_shared(_: &Ctx) -> Outcome {
+    let _mask = MaskGuard::block(sigmask(SIGUSR2))?;
+    let report = ThreadWait::default();
+    let (stack, _) = start_thread(0, thread_reports_pending, &report)?;
+    let sent = kill(getpid() as i32, SIGUSR2).ctx("kill(self, SIGUSR2)");
+    let mine = sigpending();
+    report.sent.store(1, Ordering::SeqCst);
+    stack.join()?;
+    sent?;
+    let after = sigpending().ctx("rt_sigpending")?;
+    let mine = mine.ctx("rt_sigpending")?;
+    let theirs = report.pending.load(Ordering::SeqCst);
+    let taken = report.signals[0].load(Ordering::SeqCst);
+    let want = sigmask(SIGUSR2);
+    ensure!(
+        (mine, theirs) == (want, want),
+        "rt_sigpending here {mine:#x}, in the other thread {theirs:#x}; both expected {want:#x}"
+    );
+    ensure!(
+        taken == SIGUSR2,
+        "the other thread's rt_sigtimedwait got {taken} (negative: errno), expected {SIGUSR2}"
+    );
+    ensure!(
+        after == 0,
+        "rt_sigpending {after:#x} here after the other thread took the signal"
     );
     Ok(())
 }

@@ -60,6 +60,7 @@ pub fn do_exit(status: u32) -> ! {
     if task.is_namespace_init() && task.is_group_leader() {
         zap_pid_namespace(&task);
     }
+    super::signal::retarget_shared_pending(&task);
     exit_mm(&task);
     // exit_sem: the last task holding an undo list applies it.
     let sysvsem = task.inner.lock().sysvsem.take();

@@ -322,6 +322,37 @@ fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) {
     crate::sched::wake_up(&chosen);
 }
 
+/// A thread is exiting (Linux `exit_signals` + `retarget_shared_pending`):
+/// the process's pending signals it does not block may have woken only
+/// it, so the other threads that do not block them are woken to take
+/// them. Nothing to do when the whole group is exiting.
+pub fn retarget_shared_pending(task: &super::task::Task) {
+    if task.fatal_status().is_some() {
+        return;
+    }
+    let mut retarget = {
+        let inner = task.inner.lock();
+        let shared = inner.shared_pending.lock().signal;
+        shared & !inner.blocked
+    };
+    if retarget == 0 {
+        return;
+    }
+    for thread in super::all_tasks().into_iter().filter(|t| {
+        t.tgid == task.tgid && !core::ptr::eq(t.as_ref(), task) && t.fatal_status().is_none()
+    }) {
+        let blocked = thread.inner.lock().blocked;
+        if retarget & !blocked == 0 {
+            continue;
+        }
+        retarget &= blocked;
+        crate::sched::wake_up(&thread);
+        if retarget == 0 {
+            break;
+        }
+    }
+}
+
 /// A fatal signal ends the whole thread group.
 fn kill_group(task: &super::task::Task, signal: u32) {
     for thread in super::all_tasks()

@@ -68,10 +68,16 @@ fn check_kill_permission(current: &Task, task: &Task, signal: u64, info: &SigInf
     Ok(0)
 }
 
+/// A signal number argument: a C `int`, so the register's upper half is
+/// ignored and a negative one is out of range (as `valid_signal` sees it).
+fn signal_arg(register: u64) -> u64 {
+    register as i32 as i64 as u64
+}
+
 /// `tkill(tid, sig)`: `tgkill` without the thread-group check.
 pub fn tkill(a: Args) -> SysResult {
     let [tid, signal, ..] = a.0;
-    let tid = tid as i32;
+    let (tid, signal) = (tid as i32, signal_arg(signal));
     if tid <= 0 {
         return Err(EINVAL);
     }
@@ -82,7 +88,7 @@ pub fn tkill(a: Args) -> SysResult {
 /// pending for that thread only (SI_TKILL with the sender's pid and uid).
 pub fn tgkill(a: Args) -> SysResult {
     let [tgid, tid, signal, ..] = a.0;
-    let (tgid, tid) = (tgid as i32, tid as i32);
+    let (tgid, tid, signal) = (tgid as i32, tid as i32, signal_arg(signal));
     if tid <= 0 || tgid <= 0 {
         return Err(EINVAL);
     }
@@ -198,7 +204,7 @@ fn may_forge(info: &SigInfo, target: i32) -> SysResult {
 /// `tgid` (Linux `kill_proc_info`: any thread's id names its process).
 pub fn rt_sigqueueinfo(a: Args) -> SysResult {
     let [pid, signal, uinfo, ..] = a.0;
-    let pid = pid as i32;
+    let (pid, signal) = (pid as i32, signal_arg(signal));
     let info = copy_siginfo_from_user(signal, uinfo)?;
     may_forge(&info, pid)?;
     let current = sched::current();
@@ -224,7 +230,7 @@ pub fn rt_sigqueueinfo(a: Args) -> SysResult {
 /// process `tgid`, pending for that thread only.
 pub fn rt_tgsigqueueinfo(a: Args) -> SysResult {
     let [tgid, tid, signal, uinfo, ..] = a.0;
-    let (tgid, tid) = (tgid as i32, tid as i32);
+    let (tgid, tid, signal) = (tgid as i32, tid as i32, signal_arg(signal));
     let info = copy_siginfo_from_user(signal, uinfo)?;
     if tid <= 0 || tgid <= 0 {
         return Err(EINVAL);
@@ -250,7 +256,9 @@ pub fn rt_sigpending(a: Args) -> SysResult {
         let inner = task.inner.lock();
         crate::process::signal::pending_signals(&inner) & inner.blocked
     };
-    current_mm()?.copy_to_user(set, &pending.to_le_bytes()[..sigsetsize as usize])?;
+    if sigsetsize > 0 {
+        current_mm()?.copy_to_user(set, &pending.to_le_bytes()[..sigsetsize as usize])?;
+    }
     Ok(0)
 }
 

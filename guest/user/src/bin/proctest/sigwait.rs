@@ -173,6 +173,13 @@ fn tgkill_checks(_: &Ctx) -> Outcome {
     expect_errno("tgkill(self, 65)", tgkill(pid, tid, 65), Errno::EINVAL)?;
     tkill(tid, 0).ctx("tkill(self, 0)")?;
     tgkill(pid, tid, 0).ctx("tgkill(self, 0)")?;
+    // Ids and signals are C ints: the upper half of the register is not
+    // looked at, a negative signal is invalid.
+    let high = 1usize << 32;
+    // SAFETY: signal 0 only checks; no memory is involved.
+    let wide = unsafe { syscall2(200, high | tid as usize, high) };
+    ensure!(wide == 0, "tkill(2^32 | tid, 2^32): {}", Ret(wide));
+    expect_errno("tkill(self, -1)", tkill(tid, -1), Errno::EINVAL)?;
     // Another user's process: EPERM, for signal 0 too.
     let status = as_nobody(|| match (tkill(pid, 0), tgkill(pid, pid, SIGUSR1)) {
         (Err(Errno::EPERM), Err(Errno::EPERM)) => 0,
@@ -347,6 +354,7 @@ fn sigpending_checks(_: &Ctx) -> Outcome {
     set = 7;
     sigpending_raw(at, 0).ctx("rt_sigpending(0)")?;
     ensure!(set == 7, "rt_sigpending with size 0 wrote {set:#x}");
+    sigpending_raw(0, 0).ctx("rt_sigpending(NULL, 0)")?;
     // Ignoring a signal discards it while pending (POSIX; Linux
     // `do_sigaction`), blocked or not.
     let old = sigaction_raw(

@@ -208,22 +208,7 @@ impl SigInfo {
     }
 }
 
-/// Signals sent to a thread group and not taken yet, with what each
-/// carries (Linux `struct sigpending`, as `signal->shared_pending`).
-pub struct SigPending {
-    pub signal: u64,
-    /// Index: signal - 1. On the heap: kernel stacks are small.
-    pub info: alloc::vec::Vec<SigInfo>,
-}
-
-impl Default for SigPending {
-    fn default() -> Self {
-        SigPending {
-            signal: 0,
-            info: alloc::vec![SigInfo::default(); NSIG],
-        }
-    }
-}
+pub use super::sigqueue::SigPending;
 
 /// Whether `task` has a signal to act on: a fatal one, or an unblocked
 /// pending one, its own or its process's (Linux `signal_pending`).
@@ -232,39 +217,52 @@ pub fn signal_pending(task: &super::task::Task) -> bool {
     task.fatal_status().is_some() || {
         let inner = task.inner.lock();
         let shared = inner.shared_pending.lock().signal;
-        (inner.pending | shared) & !inner.blocked != 0
+        (inner.pending.signal | shared) & !inner.blocked != 0
     }
 }
 
 /// The signals pending for `inner`'s task: its own and its process's.
 pub fn pending_signals(inner: &super::task::TaskInner) -> u64 {
-    inner.pending | inner.shared_pending.lock().signal
+    inner.pending.signal | inner.shared_pending.lock().signal
 }
 
-/// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID:
-/// `tkill`, `tgkill`, `rt_tgsigqueueinfo`): only that thread takes it.
+/// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID):
+/// only that thread takes it. For the kernel's signals, which cannot fail.
+/// (No kernel sender is thread-directed now; kept beside
+/// `group_send_signal` as the kernel's way to signal one thread.)
+#[allow(dead_code)]
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
-    send(task, info, false);
+    let _ = send(task, info, false);
 }
 
-/// Sends `info` to the process of `task` (PIDTYPE_TGID: `kill`,
-/// `rt_sigqueueinfo`, SIGCHLD): pending for the thread group, taken by
-/// whichever thread does not block it first.
+/// Sends `info` to the process of `task` (PIDTYPE_TGID: SIGCHLD): pending
+/// for the thread group, taken by whichever thread does not block it
+/// first. For the kernel's signals, which cannot fail.
 pub fn group_send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
-    send(task, info, true);
+    let _ = send(task, info, true);
 }
 
-/// Linux `send_signal` + `complete_signal`: an ignored signal is dropped
-/// unless blocked (its action may change before it is unblocked);
-/// otherwise it is queued (one instance of each signal at most) in the
-/// thread's or the process's set. Then a thread that does not block it
-/// (`task` itself first) is chosen: a fatal default action kills the
-/// thread group at once, anything else wakes that thread from an
+/// Where `task`'s queued signals are counted (`sigqueue::Receiver`).
+fn receiver(inner: &super::task::TaskInner) -> super::sigqueue::Receiver {
+    super::sigqueue::Receiver {
+        ns: inner.cred.user_ns.clone(),
+        uid: inner.cred.uid,
+        limit: inner.rlimits.lock().0[super::sigqueue::RLIMIT_SIGPENDING].cur,
+    }
+}
+
+/// Linux `send_signal` + `complete_signal`, to thread `task` or (`group`)
+/// its process: an ignored signal is dropped unless blocked (its action
+/// may change before it is unblocked); otherwise it is queued in the
+/// thread's or the process's set (`SigPending::send`: EAGAIN for a
+/// real-time signal over RLIMIT_SIGPENDING). Then a thread that does not
+/// block it (`task` itself first) is chosen: a fatal default action kills
+/// the thread group at once, anything else wakes that thread from an
 /// interruptible sleep. If every thread blocks it, it waits.
-fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) {
+pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result<(), i32> {
     let signal = info.signo;
     if signal == 0 || signal as usize > NSIG {
-        return;
+        return Ok(());
     }
     let (action, blocked, waited) = {
         let inner = task.inner.lock();
@@ -277,23 +275,15 @@ fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) {
     // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
     // ignored nor fatal, the waiter takes it.
     if ignored && !blocked && !waited && signal != SIGKILL {
-        return;
+        return Ok(());
     }
     if signal != SIGKILL {
         let mut inner = task.inner.lock();
+        let receiver = receiver(&inner);
         if group {
-            let mut shared = inner.shared_pending.lock();
-            if shared.signal & bit(signal) != 0 {
-                return; // a standard signal is queued once
-            }
-            shared.signal |= bit(signal);
-            shared.info[signal as usize - 1] = info;
+            inner.shared_pending.lock().send(info, &receiver)?;
         } else {
-            if inner.pending & bit(signal) != 0 {
-                return;
-            }
-            inner.pending |= bit(signal);
-            inner.pending_info[signal as usize - 1] = info;
+            inner.pending.send(info, &receiver)?;
         }
     }
     let wants = |t: &super::task::Task| {
@@ -312,14 +302,15 @@ fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) {
         None
     };
     let Some(chosen) = chosen else {
-        return;
+        return Ok(());
     };
     let waited = chosen.inner.lock().real_blocked & bit(signal) != 0;
     if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited) {
         kill_group(&chosen, signal);
-        return;
+        return Ok(());
     }
     crate::sched::wake_up(&chosen);
+    Ok(())
 }
 
 /// A thread is exiting (Linux `exit_signals` + `retarget_shared_pending`):
@@ -382,8 +373,10 @@ pub fn force_sig(info: SigInfo) {
         }
         inner.blocked &= !bit(signal);
         // A forced signal replaces a queued instance: its info is the fault's.
-        inner.pending |= bit(signal);
-        inner.pending_info[signal as usize - 1] = info;
+        let receiver = receiver(&inner);
+        inner.pending.flush(bit(signal));
+        let _ = inner.pending.send(info, &receiver); // si_code > 0: never refused
+        drop(sighand);
     }
 }
 
@@ -418,14 +411,12 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
 /// `next_signal`); `get_signal` and `rt_sigtimedwait` share it.
 pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<SigInfo> {
     // The thread's own signals first, then the process's.
-    if let Some(signal) = next_signal(inner.pending & mask) {
-        inner.pending &= !bit(signal);
-        return Some(inner.pending_info[signal as usize - 1]);
+    if let Some(signal) = next_signal(inner.pending.signal & mask) {
+        return Some(inner.pending.collect(signal));
     }
     let mut shared = inner.shared_pending.lock();
     let signal = next_signal(shared.signal & mask)?;
-    shared.signal &= !bit(signal);
-    Some(shared.info[signal as usize - 1])
+    Some(shared.collect(signal))
 }
 
 /// Of the signals `ready`, the one to take first (Linux `next_signal`).

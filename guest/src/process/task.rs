@@ -99,8 +99,9 @@ pub struct TaskInner {
     pub sighand: Arc<Mutex<SigHand>>,
     /// Blocked signals.
     pub blocked: u64,
-    /// Signals sent but not delivered yet.
-    pub pending: u64,
+    /// Signals sent to this thread and not taken yet (Linux
+    /// `task->pending`), with their siginfo.
+    pub pending: super::signal::SigPending,
     /// The mask `rt_sigtimedwait` lifted for its wait (Linux
     /// `real_blocked`): its signals are neither ignored nor fatal.
     pub real_blocked: u64,
@@ -110,12 +111,8 @@ pub struct TaskInner {
     pub saved_sigmask: Option<u64>,
     /// The alternate signal stack (`sigaltstack`).
     pub sas: super::sigaltstack::SigAltStack,
-    /// What each pending signal carries (index: signal - 1; on the heap,
-    /// as kernel stacks are small).
-    pub pending_info: Vec<super::signal::SigInfo>,
     /// Signals sent to the process, not to one thread (Linux
-    /// `signal->shared_pending`), shared by the thread group; `pending`
-    /// above holds this thread's own (Linux `task->pending`).
+    /// `signal->shared_pending`), shared by the thread group.
     pub shared_pending: Arc<Mutex<super::signal::SigPending>>,
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
@@ -197,9 +194,8 @@ impl Task {
                 files: None,
                 sighand: SigHand::new_shared(),
                 blocked: 0,
-                pending: 0,
+                pending: Default::default(),
                 real_blocked: 0,
-                pending_info: alloc::vec![super::signal::SigInfo::default(); super::signal::NSIG],
                 shared_pending: Default::default(),
                 saved_sigmask: None,
                 sas: Default::default(),

@@ -156,7 +156,8 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
 /// sender's pid and uid as the receiver sees them).
 fn send_signal(task: &Arc<Task>, signal: u32) {
     use crate::process::signal::SI_USER;
-    send_info(task, sender_info(task, signal, SI_USER), true);
+    // SI_USER is never refused for RLIMIT_SIGPENDING.
+    let _ = send_info(task, sender_info(task, signal, SI_USER), true);
 }
 
 /// What `kill` and `tkill` send: `code` with the current task's pid and
@@ -177,8 +178,13 @@ pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process
 }
 
 /// Sends `info` from the current task to `task` (to its process if
-/// `group`), unless `task` is a namespace init that refuses it.
-pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo, group: bool) {
+/// `group`), unless `task` is a namespace init that refuses it; EAGAIN
+/// for a real-time signal that cannot be queued.
+pub(super) fn send_info(
+    task: &Arc<Task>,
+    info: crate::process::signal::SigInfo,
+    group: bool,
+) -> Result<(), i32> {
     let signal = info.signo;
     // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
     // no signal it has no handler for, SIGKILL included; only SIGKILL from
@@ -193,14 +199,10 @@ pub(super) fn send_info(task: &Arc<Task>, info: crate::process::signal::SigInfo,
         };
         let reaper = task.tgid == crate::process::exit::REAPER_PID;
         if handler == crate::process::signal::SIG_DFL && (reaper || !forced) {
-            return;
+            return Ok(());
         }
     }
-    if group {
-        crate::process::signal::group_send_signal(task, info);
-    } else {
-        crate::process::signal::send_signal(task, info);
-    }
+    crate::process::signal::send(task, info, group)
 }
 
 /// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
@@ -270,12 +272,12 @@ pub fn rt_sigaction(a: Args) -> SysResult {
             // thread (Linux `do_sigaction`).
             let current = sched::current();
             let discard = !crate::process::signal::bit(signal);
-            current.inner.lock().shared_pending.lock().signal &= discard;
+            current.inner.lock().shared_pending.lock().flush(!discard);
             for task in crate::process::all_tasks()
                 .iter()
                 .filter(|t| t.tgid == current.tgid)
             {
-                task.inner.lock().pending &= discard;
+                task.inner.lock().pending.flush(!discard);
             }
         }
     }

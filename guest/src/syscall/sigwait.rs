@@ -6,10 +6,9 @@
 //!
 //! A thread-directed signal is pending in the thread's own set
 //! (`TaskInner::pending`), a process-directed one in the set its thread
-//! group shares (`shared_pending`); a thread takes its own first. Each
-//! signal is pending once per set: a second instance of a pending signal,
-//! real-time ones included, is dropped (Linux queues every instance of
-//! SIGRTMIN..SIGRTMAX).
+//! group shares (`shared_pending`); a thread takes its own first. A
+//! standard signal is pending once per set, a real-time one queues every
+//! instance up to RLIMIT_SIGPENDING (`process::sigqueue`).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -51,7 +50,7 @@ fn do_send_specific(tgid: i32, tid: i32, signal: u64, info: SigInfo) -> SysResul
     }
     check_kill_permission(&current, &task, signal, &info)?;
     if signal != 0 && !is_zombie(&task) {
-        send_info(&task, info, false);
+        send_info(&task, info, false)?;
     }
     Ok(0)
 }
@@ -221,7 +220,7 @@ pub fn rt_sigqueueinfo(a: Args) -> SysResult {
         .collect();
     threads.sort_by_key(|t| t.inner.lock().blocked & bit(signal as u32));
     if let Some(task) = threads.first() {
-        send_info(task, fix_sender_ids(task, info), true);
+        send_info(task, fix_sender_ids(task, info), true)?;
     }
     Ok(0)
 }

@@ -133,6 +133,8 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-waiter",
     "sigqueueinfo-thread",
     "sigqueueinfo-standard-once",
+    "sigqueueinfo-rt-queued",
+    "sigqueueinfo-rt-limit",
 ];
 
 struct Run {

@@ -33,12 +33,16 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sigqueueinfo-waiter", sigqueueinfo_waiter),
     ("sigqueueinfo-thread", sigqueueinfo_thread),
     ("sigqueueinfo-standard-once", sigqueueinfo_standard_once),
+    ("sigqueueinfo-rt-queued", sigqueueinfo_rt_queued),
+    ("sigqueueinfo-rt-limit", sigqueueinfo_rt_limit),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
 const SIGUSR2: i32 = sig::SIGUSR2;
-/// A real-time signal, in the upper half of the 64-bit set.
+/// Real-time signals, in the upper half of the 64-bit set.
 const SIG40: i32 = 40;
+const SIG41: i32 = 41;
+const SIG42: i32 = 42;
 /// A thread id no task has (above the default `pid_max`).
 const NO_SUCH_TID: i32 = 0x3fff_0000;
 const NOBODY: u32 = 65534;
@@ -873,4 +877,111 @@ fn sigqueueinfo_standard_once(_: &Ctx) -> Outcome {
         sigtimedwait(sigmask(SIGUSR1), Some(&POLL)),
         Errno::EAGAIN,
     )
+}
+
+/// Real-time signals queue every instance, taken in the order sent (and
+/// the lowest number first); the signal stays pending until the last.
+fn sigqueueinfo_rt_queued(_: &Ctx) -> Outcome {
+    let _mask = MaskGuard::block(sigmask(SIG40) | sigmask(SIG41))?;
+    let (pid, uid) = (getpid(), getuid());
+    let queue = |signal: i32, value: u64| {
+        let info = SigInfo::queued(SI_QUEUE, pid, uid, value);
+        sigqueueinfo(pid as i32, signal, &info).ctx("rt_sigqueueinfo(self)")
+    };
+    queue(SIG41, 9)?;
+    for value in [1, 2, 3] {
+        queue(SIG40, value)?;
+    }
+    kill(pid as i32, SIG40).ctx("kill(self, 40)")?;
+    let both = sigmask(SIG40) | sigmask(SIG41);
+    let want = [
+        (SIG40, SI_QUEUE, 1, both),
+        (SIG40, SI_QUEUE, 2, both),
+        (SIG40, SI_QUEUE, 3, both),
+        (SIG40, SI_USER, 0, sigmask(SIG41)),
+        (SIG41, SI_QUEUE, 9, 0),
+    ];
+    for (i, (signal, code, value, left)) in want.into_iter().enumerate() {
+        let (got, info) = sigtimedwait(both, Some(&POLL)).ctx("sigtimedwait")?;
+        let pending = sigpending().ctx("rt_sigpending")?;
+        let seen = (got, info.code, info.value(), pending);
+        ensure!(
+            seen == (signal, code, value, left),
+            "wait {i}: (signal, si_code, si_value, pending after) {seen:x?}, expected \
+             {:x?}",
+            (signal, code, value, left)
+        );
+    }
+    expect_errno(
+        "sigtimedwait, all taken",
+        sigtimedwait(both, Some(&POLL)),
+        Errno::EAGAIN,
+    )
+}
+
+/// RLIMIT_SIGPENDING counts the queued siginfo of the receiver's user:
+/// with a limit of 3, a fourth real-time `rt_sigqueueinfo` (and a `tkill`)
+/// is EAGAIN; `kill` and a standard signal still get through without
+/// their siginfo (SI_USER from pid 0). In a child running as nobody, so
+/// no other process's signals count. Exit codes: the step that failed.
+fn sigqueueinfo_rt_limit(_: &Ctx) -> Outcome {
+    const RLIMIT_SIGPENDING: u32 = 11;
+    let status = as_nobody(|| {
+        let limit = forkvm_user::cred::Rlimit { cur: 3, max: 3 };
+        let all = sigmask(SIG40) | sigmask(SIG41) | sigmask(SIG42) | sigmask(SIGUSR1);
+        if forkvm_user::cred::setrlimit(RLIMIT_SIGPENDING, limit).is_err()
+            || sigprocmask(SIG_BLOCK, Some(all)).is_err()
+        {
+            return 1;
+        }
+        let (pid, uid) = (getpid(), getuid());
+        let queue = |signal: i32, value: u64| {
+            sigqueueinfo(
+                pid as i32,
+                signal,
+                &SigInfo::queued(SI_QUEUE, pid, uid, value),
+            )
+        };
+        if [0, 1, 2].into_iter().any(|v| queue(SIG40, v).is_err()) {
+            return 2;
+        }
+        if queue(SIG40, 3) != Err(Errno::EAGAIN) {
+            return 3;
+        }
+        if tkill(gettid() as i32, SIG42) != Err(Errno::EAGAIN) {
+            return 4;
+        }
+        if kill(pid as i32, SIG41).is_err() || queue(SIGUSR1, 7).is_err() {
+            return 5;
+        }
+        let want = [
+            (SIGUSR1, SI_USER, 0, 0),
+            (SIG40, SI_QUEUE, pid, 0),
+            (SIG40, SI_QUEUE, pid, 1),
+            (SIG40, SI_QUEUE, pid, 2),
+            (SIG41, SI_USER, 0, 0),
+        ];
+        for (i, want) in want.into_iter().enumerate() {
+            match sigtimedwait(all, Some(&POLL)) {
+                Ok((signal, info)) if (signal, info.code, info.pid(), info.value()) == want => {}
+                _ => return 10 + i as i32,
+            }
+        }
+        match sigtimedwait(all, Some(&POLL)) {
+            Err(Errno::EAGAIN) => 0,
+            _ => 20,
+        }
+    })?;
+    let what = match status.exited().then(|| status.exit_status()) {
+        Some(0) => return Ok(()),
+        Some(1) => "setrlimit or rt_sigprocmask failed",
+        Some(2) => "three rt_sigqueueinfo under the limit did not all succeed",
+        Some(3) => "the fourth real-time rt_sigqueueinfo was not EAGAIN",
+        Some(4) => "tkill of a real-time signal over the limit was not EAGAIN",
+        Some(5) => "kill or a standard rt_sigqueueinfo over the limit failed",
+        Some(10..=14) => "a signal was taken out of order or with the wrong siginfo",
+        Some(20) => "more signals pending than sent",
+        _ => "",
+    };
+    Err(msg!("{what} ({})", Status(status)))
 }

@@ -60,6 +60,7 @@ pub fn do_exit(status: u32) -> ! {
     if task.is_namespace_init() && task.is_group_leader() {
         zap_pid_namespace(&task);
     }
+    super::signal::retarget_shared_pending(&task);
     exit_mm(&task);
     // exit_sem: the last task holding an undo list applies it.
     let sysvsem = task.inner.lock().sysvsem.take();
@@ -143,7 +144,7 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32)
             status: value,
         },
     };
-    super::signal::send_signal(parent, info);
+    super::signal::group_send_signal(parent, info);
 }
 
 /// Releases the address space (Linux `exit_mm`): clear and wake the

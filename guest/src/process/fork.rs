@@ -343,6 +343,13 @@ fn copy_process(
     } else {
         Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
     };
+    // A thread shares its process's pending signals; a new process starts
+    // with none (Linux `signal->shared_pending`).
+    let shared_pending = if flags & CLONE_THREAD != 0 {
+        parent.inner.lock().shared_pending.clone()
+    } else {
+        Default::default()
+    };
     fail.check(ENOMEM)?; // copy_mm
     let mm = match parent.mm() {
         Some(mm) if flags & CLONE_VM != 0 => Some(mm),
@@ -472,6 +479,7 @@ fn copy_process(
         inner.user_count = Some(user_count);
         inner.thread_count = Some(thread_count);
         inner.rlimits = rlimits;
+        inner.shared_pending = shared_pending;
         inner.fs = fs;
         inner.nsproxy = nsproxy;
         inner.io_context = io_context;

@@ -25,6 +25,8 @@ pub mod sigaltstack;
 #[cfg(not(test))]
 pub mod signal;
 #[cfg(not(test))]
+pub mod sigqueue;
+#[cfg(not(test))]
 pub mod task;
 #[cfg(not(test))]
 pub mod unshare;

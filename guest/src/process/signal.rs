@@ -40,6 +40,10 @@ pub const SA_RESETHAND: u64 = 0x8000_0000;
 /// `si_code` values.
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TIMER: i32 = -2;
+pub const SI_SIGIO: i32 = -5;
+/// `tkill`, `tgkill`.
+pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
 pub const CLD_EXITED: i32 = 1;
@@ -144,6 +148,15 @@ pub fn default_ignores(signal: u32) -> bool {
     )
 }
 
+/// Whether `handler` drops `signal` at once (Linux `sig_handler_ignored`):
+/// SIG_IGN, or SIG_DFL for a signal whose default is to ignore (SIGCONT,
+/// SIGCHLD, SIGWINCH, SIGURG: Linux's list, not the stop signals, which
+/// are ignored here only for want of job control).
+pub fn handler_ignores(handler: u64, signal: u32) -> bool {
+    handler == SIG_IGN
+        || (handler == SIG_DFL && matches!(signal, SIGCONT | SIGCHLD | SIGWINCH | SIGURG))
+}
+
 /// What a signal carries to its handler (Linux `kernel_siginfo`): the
 /// fields of the union the `si_code` selects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,6 +177,10 @@ pub enum SigFields {
     Fault { addr: u64 },
     /// SIGCHLD: the child, its uid and its exit code or signal.
     Child { pid: u32, uid: u32, status: i32 },
+    /// The union as `rt_sigqueueinfo` got it from user space (Linux's
+    /// `kernel_siginfo` keeps 32 bytes of it): delivered unchanged but for
+    /// `si_pid`/`si_uid`, which the sender fixes up for the receiver.
+    Raw([u8; 32]),
 }
 
 impl SigInfo {
@@ -185,54 +202,145 @@ impl SigInfo {
                 bytes[20..24].copy_from_slice(&uid.to_le_bytes());
                 bytes[24..28].copy_from_slice(&status.to_le_bytes());
             }
+            SigFields::Raw(union) => bytes[16..48].copy_from_slice(&union),
         }
         bytes
     }
 }
 
+pub use super::sigqueue::SigPending;
+
 /// Whether `task` has a signal to act on: a fatal one, or an unblocked
-/// pending one (Linux `signal_pending`). Interruptible waits end on it.
+/// pending one, its own or its process's (Linux `signal_pending`).
+/// Interruptible waits end on it.
 pub fn signal_pending(task: &super::task::Task) -> bool {
     task.fatal_status().is_some() || {
         let inner = task.inner.lock();
-        inner.pending & !inner.blocked != 0
+        let shared = inner.shared_pending.lock().signal;
+        (inner.pending.signal | shared) & !inner.blocked != 0
     }
 }
 
-/// Sends `info` to `task` (Linux `send_signal` + `complete_signal`): an
-/// ignored signal is dropped unless blocked (its action may change before
-/// it is unblocked); an unblocked one with a fatal default action kills
-/// the thread group at once; otherwise it is queued (one instance of each
-/// signal at most) and the task is woken from an interruptible sleep.
+/// The signals pending for `inner`'s task: its own and its process's.
+pub fn pending_signals(inner: &super::task::TaskInner) -> u64 {
+    inner.pending.signal | inner.shared_pending.lock().signal
+}
+
+/// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID):
+/// only that thread takes it. For the kernel's signals, which cannot fail.
+/// (No kernel sender is thread-directed now; kept beside
+/// `group_send_signal` as the kernel's way to signal one thread.)
+#[allow(dead_code)]
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
+    let _ = send(task, info, false);
+}
+
+/// Sends `info` to the process of `task` (PIDTYPE_TGID: SIGCHLD): pending
+/// for the thread group, taken by whichever thread does not block it
+/// first. For the kernel's signals, which cannot fail.
+pub fn group_send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
+    let _ = send(task, info, true);
+}
+
+/// Where `task`'s queued signals are counted (`sigqueue::Receiver`).
+fn receiver(inner: &super::task::TaskInner) -> super::sigqueue::Receiver {
+    super::sigqueue::Receiver {
+        ns: inner.cred.user_ns.clone(),
+        uid: inner.cred.uid,
+        limit: inner.rlimits.lock().0[super::sigqueue::RLIMIT_SIGPENDING].cur,
+    }
+}
+
+/// Linux `send_signal` + `complete_signal`, to thread `task` or (`group`)
+/// its process: an ignored signal is dropped unless blocked (its action
+/// may change before it is unblocked); otherwise it is queued in the
+/// thread's or the process's set (`SigPending::send`: EAGAIN for a
+/// real-time signal over RLIMIT_SIGPENDING). Then a thread that does not
+/// block it (`task` itself first) is chosen: a fatal default action kills
+/// the thread group at once, anything else wakes that thread from an
+/// interruptible sleep. If every thread blocks it, it waits.
+pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result<(), i32> {
     let signal = info.signo;
     if signal == 0 || signal as usize > NSIG {
-        return;
+        return Ok(());
     }
-    let (action, blocked) = {
+    let (action, blocked, waited) = {
         let inner = task.inner.lock();
         let action = inner.sighand.lock().action(signal);
-        (action, inner.blocked & bit(signal) != 0)
+        let waited = inner.real_blocked & bit(signal) != 0;
+        (action, inner.blocked & bit(signal) != 0, waited)
     };
     let ignored =
         action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
-    if ignored && !blocked && signal != SIGKILL {
-        return;
+    // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
+    // ignored nor fatal, the waiter takes it.
+    if ignored && !blocked && !waited && signal != SIGKILL {
+        return Ok(());
     }
-    if signal == SIGKILL || (action.handler == SIG_DFL && !blocked) {
-        kill_group(task, signal);
-        return;
-    }
-    {
+    if signal != SIGKILL {
         let mut inner = task.inner.lock();
-        if inner.pending & bit(signal) != 0 {
-            return; // a standard signal is queued once
+        let receiver = receiver(&inner);
+        if group {
+            inner.shared_pending.lock().send(info, &receiver)?;
+        } else {
+            inner.pending.send(info, &receiver)?;
         }
-        inner.pending |= bit(signal);
-        inner.pending_info[signal as usize - 1] = info;
     }
-    if !blocked {
-        crate::sched::wake_up(task);
+    let wants = |t: &super::task::Task| {
+        signal == SIGKILL
+            || (t.inner.lock().blocked & bit(signal) == 0
+                && t.fatal_status().is_none()
+                && t.state() != super::task::TaskState::Zombie)
+    };
+    let chosen = if wants(task) {
+        Some(task.clone())
+    } else if group {
+        super::all_tasks()
+            .into_iter()
+            .find(|t| t.tgid == task.tgid && t.mm().is_some() && wants(t))
+    } else {
+        None
+    };
+    let Some(chosen) = chosen else {
+        return Ok(());
+    };
+    let waited = chosen.inner.lock().real_blocked & bit(signal) != 0;
+    if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited) {
+        kill_group(&chosen, signal);
+        return Ok(());
+    }
+    crate::sched::wake_up(&chosen);
+    Ok(())
+}
+
+/// A thread is exiting (Linux `exit_signals` + `retarget_shared_pending`):
+/// the process's pending signals it does not block may have woken only
+/// it, so the other threads that do not block them are woken to take
+/// them. Nothing to do when the whole group is exiting.
+pub fn retarget_shared_pending(task: &super::task::Task) {
+    if task.fatal_status().is_some() {
+        return;
+    }
+    let mut retarget = {
+        let inner = task.inner.lock();
+        let shared = inner.shared_pending.lock().signal;
+        shared & !inner.blocked
+    };
+    if retarget == 0 {
+        return;
+    }
+    for thread in super::all_tasks().into_iter().filter(|t| {
+        t.tgid == task.tgid && !core::ptr::eq(t.as_ref(), task) && t.fatal_status().is_none()
+    }) {
+        let blocked = thread.inner.lock().blocked;
+        if retarget & !blocked == 0 {
+            continue;
+        }
+        retarget &= blocked;
+        crate::sched::wake_up(&thread);
+        if retarget == 0 {
+            break;
+        }
     }
 }
 
@@ -265,8 +373,10 @@ pub fn force_sig(info: SigInfo) {
         }
         inner.blocked &= !bit(signal);
         // A forced signal replaces a queued instance: its info is the fault's.
-        inner.pending |= bit(signal);
-        inner.pending_info[signal as usize - 1] = info;
+        let receiver = receiver(&inner);
+        inner.pending.flush(bit(signal));
+        let _ = inner.pending.send(info, &receiver); // si_code > 0: never refused
+        drop(sighand);
     }
 }
 
@@ -296,6 +406,32 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
     | (1 << (8 - 1))
     | (1 << (31 - 1));
 
+/// Takes the pending signal of `mask` to act on first, synchronous ones
+/// before the others, then the lowest number (Linux `dequeue_signal` and
+/// `next_signal`); `get_signal` and `rt_sigtimedwait` share it.
+pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<SigInfo> {
+    // The thread's own signals first, then the process's.
+    if let Some(signal) = next_signal(inner.pending.signal & mask) {
+        return Some(inner.pending.collect(signal));
+    }
+    let mut shared = inner.shared_pending.lock();
+    let signal = next_signal(shared.signal & mask)?;
+    Some(shared.collect(signal))
+}
+
+/// Of the signals `ready`, the one to take first (Linux `next_signal`).
+fn next_signal(ready: u64) -> Option<u32> {
+    if ready == 0 {
+        return None;
+    }
+    let first = if ready & SYNCHRONOUS_MASK != 0 {
+        ready & SYNCHRONOUS_MASK
+    } else {
+        ready
+    };
+    Some(first.trailing_zeros() + 1)
+}
+
 /// Takes the next unblocked pending signal of the current task, applies
 /// SIG_IGN and default actions (ignore, or kill the thread group: this
 /// does not return), and returns one that has a handler with its action
@@ -307,22 +443,14 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
     loop {
         let (info, action) = {
             let mut inner = task.inner.lock();
-            let ready = inner.pending & !inner.blocked;
-            if ready == 0 {
+            let mask = !inner.blocked;
+            let Some(info) = dequeue_signal(&mut inner, mask) else {
                 if let Some(mask) = inner.saved_sigmask.take() {
                     inner.blocked = mask;
                 }
                 return None;
-            }
-            let first = if ready & SYNCHRONOUS_MASK != 0 {
-                ready & SYNCHRONOUS_MASK
-            } else {
-                ready
             };
-            let signal = first.trailing_zeros() + 1;
-            inner.pending &= !bit(signal);
-            let info = inner.pending_info[signal as usize - 1];
-            let action = inner.sighand.lock().action(signal);
+            let action = inner.sighand.lock().action(info.signo);
             (info, action)
         };
         match action.handler {

@@ -99,16 +99,21 @@ pub struct TaskInner {
     pub sighand: Arc<Mutex<SigHand>>,
     /// Blocked signals.
     pub blocked: u64,
-    /// Signals sent but not delivered yet.
-    pub pending: u64,
+    /// Signals sent to this thread and not taken yet (Linux
+    /// `task->pending`), with their siginfo.
+    pub pending: super::signal::SigPending,
+    /// The mask `rt_sigtimedwait` lifted for its wait (Linux
+    /// `real_blocked`): its signals are neither ignored nor fatal.
+    pub real_blocked: u64,
     /// The mask `rt_sigsuspend` replaced, restored on the way back to
     /// user mode (by `rt_sigreturn` if a handler runs; Linux
     /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
     pub saved_sigmask: Option<u64>,
     /// The alternate signal stack (`sigaltstack`).
     pub sas: super::sigaltstack::SigAltStack,
-    /// What each pending signal carries (index: signal - 1).
-    pub pending_info: [super::signal::SigInfo; super::signal::NSIG],
+    /// Signals sent to the process, not to one thread (Linux
+    /// `signal->shared_pending`), shared by the thread group.
+    pub shared_pending: Arc<Mutex<super::signal::SigPending>>,
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
@@ -189,8 +194,9 @@ impl Task {
                 files: None,
                 sighand: SigHand::new_shared(),
                 blocked: 0,
-                pending: 0,
-                pending_info: [super::signal::SigInfo::default(); super::signal::NSIG],
+                pending: Default::default(),
+                real_blocked: 0,
+                shared_pending: Default::default(),
                 saved_sigmask: None,
                 sas: Default::default(),
                 cred: Cred::root(),

@@ -14,6 +14,7 @@ mod pidfd;
 mod process;
 mod sem;
 mod signal;
+mod sigwait;
 mod time;
 mod wait;
 
@@ -73,6 +74,12 @@ pub mod nr {
     pub const IOPRIO_GET: u64 = 252;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
+    pub const RT_SIGPENDING: u64 = 127;
+    pub const RT_SIGTIMEDWAIT: u64 = 128;
+    pub const RT_SIGQUEUEINFO: u64 = 129;
+    pub const TKILL: u64 = 200;
+    pub const TGKILL: u64 = 234;
+    pub const RT_TGSIGQUEUEINFO: u64 = 297;
     pub const GETGID: u64 = 104;
     pub const GETEUID: u64 = 107;
     pub const GETEGID: u64 = 108;
@@ -196,6 +203,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::CLONE3 => process::clone3(a, frame),
         nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
         nr::PIDFD_OPEN => pidfd::pidfd_open(a),
+        nr::RT_SIGPENDING => sigwait::rt_sigpending(a),
+        nr::RT_SIGTIMEDWAIT => sigwait::rt_sigtimedwait(a),
+        nr::RT_SIGQUEUEINFO => sigwait::rt_sigqueueinfo(a),
+        nr::TKILL => sigwait::tkill(a),
+        nr::TGKILL => sigwait::tgkill(a),
+        nr::RT_TGSIGQUEUEINFO => sigwait::rt_tgsigqueueinfo(a),
         nr::GETPPID => Ok(process::getppid()),
         nr::ARCH_PRCTL => process::arch_prctl(a),
         nr::GETTID => {

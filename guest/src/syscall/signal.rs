@@ -25,7 +25,7 @@ const NSIG: u64 = 64;
 /// its own thread group; a task whose real or saved uid is the caller's
 /// real or effective uid; CAP_KILL over the target's user namespace; and
 /// SIGCONT within the caller's session.
-fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
+pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
     if current.tgid == target.tgid {
         return true;
     }
@@ -106,7 +106,7 @@ pub fn kill(a: Args) -> SysResult {
     Ok(0)
 }
 
-fn is_zombie(task: &Task) -> bool {
+pub(super) fn is_zombie(task: &Task) -> bool {
     task.state() == crate::process::task::TaskState::Zombie
 }
 
@@ -155,6 +155,37 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
 /// Sends `signal` from the current task to `task` (SI_USER, with the
 /// sender's pid and uid as the receiver sees them).
 fn send_signal(task: &Arc<Task>, signal: u32) {
+    use crate::process::signal::SI_USER;
+    // SI_USER is never refused for RLIMIT_SIGPENDING.
+    let _ = send_info(task, sender_info(task, signal, SI_USER), true);
+}
+
+/// What `kill` and `tkill` send: `code` with the current task's pid and
+/// uid as `task`'s pid and user namespaces see them.
+pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process::signal::SigInfo {
+    use crate::process::signal::{SigFields, SigInfo};
+    let sender = sched::current();
+    let pid = sender.tgid_in(&task.active_pid_ns());
+    let uid = {
+        let kuid = sender.inner.lock().cred.uid;
+        task.inner.lock().cred.uid_seen(kuid)
+    };
+    SigInfo {
+        signo: signal,
+        code,
+        fields: SigFields::Kill { pid, uid },
+    }
+}
+
+/// Sends `info` from the current task to `task` (to its process if
+/// `group`), unless `task` is a namespace init that refuses it; EAGAIN
+/// for a real-time signal that cannot be queued.
+pub(super) fn send_info(
+    task: &Arc<Task>,
+    info: crate::process::signal::SigInfo,
+    group: bool,
+) -> Result<(), i32> {
+    let signal = info.signo;
     // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
     // no signal it has no handler for, SIGKILL included; only SIGKILL from
     // an outer namespace gets through (Linux `sig_task_ignored`).
@@ -168,23 +199,10 @@ fn send_signal(task: &Arc<Task>, signal: u32) {
         };
         let reaper = task.tgid == crate::process::exit::REAPER_PID;
         if handler == crate::process::signal::SIG_DFL && (reaper || !forced) {
-            return;
+            return Ok(());
         }
     }
-    use crate::process::signal::{SigFields, SigInfo, SI_USER};
-    let sender = sched::current();
-    let pid = sender.tgid_in(&task.active_pid_ns());
-    let uid = {
-        let kuid = sender.inner.lock().cred.uid;
-        task.inner.lock().cred.uid_seen(kuid)
-    };
-    drop(sender);
-    let info = SigInfo {
-        signo: signal,
-        code: SI_USER,
-        fields: SigFields::Kill { pid, uid },
-    };
-    crate::process::signal::send_signal(task, info);
+    crate::process::signal::send(task, info, group)
 }
 
 /// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
@@ -249,6 +267,19 @@ pub fn rt_sigaction(a: Args) -> SysResult {
         new.mask &=
             !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP as u32));
         sighand.lock().set_action(signal, new);
+        if crate::process::signal::handler_ignores(new.handler, signal) {
+            // POSIX: ignoring a pending signal discards it, in every
+            // thread (Linux `do_sigaction`).
+            let current = sched::current();
+            let discard = !crate::process::signal::bit(signal);
+            current.inner.lock().shared_pending.lock().flush(!discard);
+            for task in crate::process::all_tasks()
+                .iter()
+                .filter(|t| t.tgid == current.tgid)
+            {
+                task.inner.lock().pending.flush(!discard);
+            }
+        }
     }
     Ok(0)
 }

@@ -6,7 +6,7 @@
 use core::arch::global_asm;
 
 use crate::errno::Errno;
-use crate::syscall::{check, syscall0, syscall2, syscall4};
+use crate::syscall::{check, syscall0, syscall2, syscall3, syscall4};
 
 /// `rt_sigaction` and friends (not in `syscall::nr`, to keep that list
 /// to the calls most programs make).
@@ -18,6 +18,12 @@ pub mod nr {
     pub const PAUSE: usize = 34;
     pub const RT_SIGSUSPEND: usize = 130;
     pub const SIGALTSTACK: usize = 131;
+    pub const RT_SIGPENDING: usize = 127;
+    pub const RT_SIGTIMEDWAIT: usize = 128;
+    pub const RT_SIGQUEUEINFO: usize = 129;
+    pub const TKILL: usize = 200;
+    pub const TGKILL: usize = 234;
+    pub const RT_TGSIGQUEUEINFO: usize = 297;
 }
 
 #[allow(missing_docs)]
@@ -247,4 +253,127 @@ pub fn sigsuspend(mask: u64) -> Errno {
     // SAFETY: the kernel reads one live u64.
     let ret = unsafe { syscall2(nr::RT_SIGSUSPEND, &mask as *const u64 as usize, 8) };
     check(ret).err().unwrap_or(Errno(0))
+}
+
+/// `si_code`: sent by `sigqueue`/`rt_sigqueueinfo`.
+pub const SI_QUEUE: i32 = -1;
+/// `si_code`: sent by `tkill`/`tgkill`.
+pub const SI_TKILL: i32 = -6;
+
+impl SigInfo {
+    /// A siginfo to queue with `rt_sigqueueinfo`: `code`, `si_pid`,
+    /// `si_uid` and `si_value` (`si_int`/`si_ptr`), the rest zero.
+    pub fn queued(code: i32, pid: u32, uid: u32, value: u64) -> SigInfo {
+        let mut fields = [0u64; 14];
+        fields[0] = u64::from(pid) | u64::from(uid) << 32;
+        fields[1] = value;
+        SigInfo {
+            signo: 0,
+            errno: 0,
+            code,
+            _pad: 0,
+            fields,
+        }
+    }
+
+    /// All zero (what `rt_sigtimedwait` fills in).
+    pub fn zeroed() -> SigInfo {
+        SigInfo::queued(0, 0, 0, 0)
+    }
+
+    /// `si_value` (`si_int` in its low half, `si_ptr`): what
+    /// `rt_sigqueueinfo` sent.
+    pub fn value(&self) -> u64 {
+        self.fields[1]
+    }
+
+    /// Sets a raw byte of the 128 (past the fields the kernel keeps, to
+    /// test its check that they are zero).
+    pub fn set_byte(&mut self, offset: usize, byte: u8) {
+        let word = &mut self.fields[(offset - 16) / 8];
+        let shift = (offset % 8) * 8;
+        *word = (*word & !(0xff << shift)) | u64::from(byte) << shift;
+    }
+}
+
+/// `tkill(tid, sig)`: `signal` to one thread.
+pub fn tkill(tid: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: no memory is involved.
+    check(unsafe { syscall2(nr::TKILL, tid as usize, signal as usize) }).map(|_| ())
+}
+
+/// `tgkill(tgid, tid, sig)`: `signal` to thread `tid` of process `tgid`.
+pub fn tgkill(tgid: i32, tid: i32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: no memory is involved.
+    check(unsafe { syscall3(nr::TGKILL, tgid as usize, tid as usize, signal as usize) }).map(|_| ())
+}
+
+/// `rt_sigpending(set, sigsetsize)` with a raw pointer (for bad ones).
+pub fn sigpending_raw(set: usize, sigsetsize: usize) -> Result<(), Errno> {
+    // SAFETY: the kernel validates the pointer (EFAULT).
+    check(unsafe { syscall2(nr::RT_SIGPENDING, set, sigsetsize) }).map(|_| ())
+}
+
+/// `rt_sigpending`: the pending signals this thread blocks.
+pub fn sigpending() -> Result<u64, Errno> {
+    let mut set = 0u64;
+    sigpending_raw(&mut set as *mut u64 as usize, 8)?;
+    Ok(set)
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)` with raw pointers (0
+/// for NULL): the signal number taken.
+pub fn sigtimedwait_raw(
+    set: usize,
+    info: usize,
+    timeout: usize,
+    sigsetsize: usize,
+) -> Result<i32, Errno> {
+    // SAFETY: the kernel validates every pointer (EFAULT).
+    check(unsafe { syscall4(nr::RT_SIGTIMEDWAIT, set, info, timeout, sigsetsize) })
+        .map(|signal| signal as i32)
+}
+
+/// `rt_sigtimedwait`: takes a pending signal of `set`, waiting at most
+/// `timeout` (forever if `None`); returns it and its siginfo.
+pub fn sigtimedwait(
+    set: u64,
+    timeout: Option<&crate::syscall::Timespec>,
+) -> Result<(i32, SigInfo), Errno> {
+    let mut info = SigInfo::zeroed();
+    let timeout = timeout.map_or(0, |t| t as *const crate::syscall::Timespec as usize);
+    let signal = sigtimedwait_raw(
+        &set as *const u64 as usize,
+        &mut info as *mut SigInfo as usize,
+        timeout,
+        8,
+    )?;
+    Ok((signal, info))
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)` with a raw pointer (for bad ones).
+pub fn sigqueueinfo_raw(tgid: i32, signal: i32, info: usize) -> Result<(), Errno> {
+    // SAFETY: the kernel reads 128 bytes at most and validates the pointer.
+    check(unsafe { syscall3(nr::RT_SIGQUEUEINFO, tgid as usize, signal as usize, info) })
+        .map(|_| ())
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)`: `info` to process `tgid`.
+pub fn sigqueueinfo(tgid: i32, signal: i32, info: &SigInfo) -> Result<(), Errno> {
+    sigqueueinfo_raw(tgid, signal, info as *const SigInfo as usize)
+}
+
+/// `rt_tgsigqueueinfo(tgid, tid, sig, info)`: `info` to one thread.
+pub fn tgsigqueueinfo(tgid: i32, tid: i32, signal: i32, info: &SigInfo) -> Result<(), Errno> {
+    // SAFETY: the kernel reads one live siginfo.
+    check(unsafe {
+        syscall4(
+            nr::RT_TGSIGQUEUEINFO,
+            tgid as usize,
+            tid as usize,
+            signal as usize,
+            info as *const SigInfo as usize,
+        )
+    })
+    .map(|_| ())
 }

@@ -129,6 +129,23 @@ const SCENARIOS: &[&str] = &[
     "pidfd-open-checks",
     "pidfd-open-waitid",
     "pidfd-open-like-clone-pidfd",
+    "tgkill-checks",
+    "tgkill-siginfo",
+    "tgkill-right-thread",
+    "sigpending-checks",
+    "sigpending-per-thread",
+    "sigpending-shared",
+    "sigtimedwait-checks",
+    "sigtimedwait-order",
+    "sigtimedwait-waits",
+    "sigtimedwait-eintr",
+    "sigqueueinfo-checks",
+    "sigqueueinfo-handler",
+    "sigqueueinfo-waiter",
+    "sigqueueinfo-thread",
+    "sigqueueinfo-standard-once",
+    "sigqueueinfo-rt-queued",
+    "sigqueueinfo-rt-limit",
 ];
 
 struct Run {

@@ -2437,6 +2437,7 @@ mod fs;
 mod pgrp;
 mod sem;
 mod signals;
+mod sigwait;
 mod userns;
 mod waitid;
 
@@ -2508,6 +2509,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(signals::SCENARIOS)
         .chain(altstack::SCENARIOS)
         .chain(waitid::SCENARIOS)
+        .chain(sigwait::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

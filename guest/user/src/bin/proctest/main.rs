@@ -291,6 +291,36 @@ fn exec_self_helper(argv0: &[u8], helper: &CStr) -> i32 {
     94
 }
 
+/// Waits for `child`'s ready byte on `ready`, then sends it `signal` every
+/// 20 ms until it exits: one signal may come before the call it must
+/// interrupt has started, so one is not enough. `what` names that call for
+/// the timeout message.
+fn signal_until_exit(child: Child, ready: i32, signal: i32, what: &str) -> Result<WaitStatus, Msg> {
+    let mut byte = [0u8];
+    ensure!(
+        read_full(ready, &mut byte)? == 1,
+        "the child did not get ready"
+    );
+    let pid = child.pid();
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    loop {
+        match wait4(pid as i32, WNOHANG) {
+            Ok((0, _)) => {}
+            Ok((got, status)) if got == pid => {
+                child.reaped();
+                return Ok(status);
+            }
+            other => return Err(msg!("wait4({pid}, WNOHANG): {other:?}")),
+        }
+        ensure!(
+            monotonic_ns() < deadline,
+            "{what} did not return after repeated signals"
+        );
+        let _ = kill(pid as i32, signal);
+        sleep_ns(20 * MS);
+    }
+}
+
 /// A child process not yet reaped. Dropping it (an early return) kills it
 /// with `SIGKILL` and reaps it, so no scenario leaves one behind.
 struct Child {

@@ -789,29 +789,7 @@ fn repeatedly_signalled_child(flags: u64, body: fn() -> i32) -> Result<WaitStatu
         }
         body()
     })?;
-    let mut ready = [0u8];
-    ensure!(
-        read_full(r.raw(), &mut ready)? == 1,
-        "the child did not get ready"
-    );
-    let pid = child.pid();
-    let deadline = monotonic_ns() + TIMEOUT_NS;
-    let status = loop {
-        match wait4(pid as i32, WNOHANG) {
-            Ok((0, _)) => {}
-            Ok((got, status)) if got == pid => {
-                child.reaped();
-                break status;
-            }
-            other => return Err(msg!("wait4({pid}, WNOHANG): {other:?}")),
-        }
-        ensure!(
-            monotonic_ns() < deadline,
-            "the child's call did not return after repeated signals"
-        );
-        let _ = kill(pid as i32, SIGUSR1);
-        sleep_ns(20 * MS);
-    };
+    let status = signal_until_exit(child, r.raw(), SIGUSR1, "the child's call")?;
     ensure!(
         !status.exited() || status.exit_status() != 100,
         "child: rt_sigaction or write failed"

@@ -590,29 +590,7 @@ fn sigtimedwait_eintr(_: &Ctx) -> Outcome {
                 _ => 1,
             }
         })?;
-        let mut ready = [0u8];
-        ensure!(
-            read_full(r.raw(), &mut ready)? == 1,
-            "the child did not get ready"
-        );
-        let pid = child.pid();
-        let deadline = monotonic_ns() + TIMEOUT_NS;
-        let status = loop {
-            match wait4(pid as i32, WNOHANG) {
-                Ok((0, _)) => {}
-                Ok((got, status)) if got == pid => {
-                    child.reaped();
-                    break status;
-                }
-                other => return Err(msg!("wait4({pid}, WNOHANG): {other:?}")),
-            }
-            ensure!(
-                monotonic_ns() < deadline,
-                "rt_sigtimedwait did not return after repeated signals"
-            );
-            let _ = kill(pid as i32, SIGUSR2);
-            sleep_ns(20 * MS);
-        };
+        let status = signal_until_exit(child, r.raw(), SIGUSR2, "rt_sigtimedwait")?;
         expect_exit(
             if timeout.is_some() {
                 "rt_sigtimedwait(10 s) interrupted"

@@ -610,11 +610,16 @@ mod kernel {
         match guard.as_mut() {
             Some(device) if device.rx.has_used() => {
                 harvest(device);
+                POLL_TOOK_INPUT.store(true, Ordering::Relaxed);
                 true
             }
             _ => false,
         }
     }
+
+    /// Set when [`idle_poll`] took input, cleared by the next interrupt
+    /// that finds the rings empty (see `handle_irq`).
+    static POLL_TOOK_INPUT: AtomicBool = AtomicBool::new(false);
 
     /// Interrupt on IOAPIC line `gsi`: ours if it is the console's.
     pub fn handle_irq(gsi: u32) {
@@ -628,6 +633,13 @@ mod kernel {
         // The rings first: an interrupt that brought used buffers needs no
         // register access (see the module comment).
         if harvest(device) {
+            return;
+        }
+        // The first empty-handed interrupt after a poll took input is that
+        // input's late edge (the device saw the interrupt back on before
+        // the CPU took it); a configuration change behind it is raised
+        // again by the device until acknowledged, and read then.
+        if POLL_TOOK_INPUT.swap(false, Ordering::Relaxed) {
             return;
         }
         let pending = read(device.base, reg::INTERRUPT_STATUS);

@@ -321,6 +321,47 @@ fn signal_until_exit(child: Child, ready: i32, signal: i32, what: &str) -> Resul
     }
 }
 
+/// A pipe that holds children back: each held child waits for one byte
+/// of it, or for its end of file.
+struct Gate {
+    read: Fd,
+    write: Fd,
+}
+
+impl Gate {
+    fn new() -> Result<Gate, Msg> {
+        let (read, write) = pipe()?;
+        Ok(Gate { read, write })
+    }
+
+    /// A child body that waits for one byte (or end of file: the child
+    /// closes its copy of the write end), then exits with `code`.
+    fn hold(&self, code: i32) -> impl FnOnce() -> i32 {
+        let (read_fd, write_fd) = (self.read.raw(), self.write.raw());
+        move || {
+            let _ = close(write_fd);
+            wait_byte(read_fd);
+            code
+        }
+    }
+
+    /// Lets `n` held children go.
+    fn release(&self, n: usize) -> Outcome {
+        write_all(self.write.raw(), &[0u8; 8][..n]).ctx("write to the gate")
+    }
+
+    /// Lets every held child go.
+    fn open(self) -> Outcome {
+        self.write.close()
+    }
+}
+
+/// Blocks until one byte or end of file arrives on `fd`.
+fn wait_byte(fd: i32) {
+    let mut byte = [0u8; 1];
+    while let Err(Errno::EINTR) = read(fd, &mut byte) {}
+}
+
 /// A child process not yet reaped. Dropping it (an early return) kills it
 /// with `SIGKILL` and reaps it, so no scenario leaves one behind.
 struct Child {

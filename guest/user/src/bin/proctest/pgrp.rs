@@ -22,40 +22,6 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("pgrp-pid-namespace", pgrp_pid_namespace),
 ];
 
-/// A pipe that holds children back: each [`hold`] reads one byte of it.
-struct Gate {
-    read: Fd,
-    write: Fd,
-}
-
-impl Gate {
-    fn new() -> Result<Gate, Msg> {
-        let (read, write) = pipe()?;
-        Ok(Gate { read, write })
-    }
-
-    /// A child body that waits for one byte (or end of file), then exits
-    /// with `code`.
-    fn hold(&self, code: i32) -> impl FnOnce() -> i32 {
-        let fd = self.read.raw();
-        move || {
-            wait_byte(fd);
-            code
-        }
-    }
-
-    /// Lets `n` held children go.
-    fn release(&self, n: usize) -> Outcome {
-        write_all(self.write.raw(), &[0u8; 8][..n]).ctx("write to the gate")
-    }
-}
-
-/// Blocks until one byte or end of file arrives on `fd`.
-fn wait_byte(fd: i32) {
-    let mut byte = [0u8; 1];
-    while let Err(Errno::EINTR) = read(fd, &mut byte) {}
-}
-
 /// Writes `value` to `fd` (from a child to its parent).
 fn send(fd: i32, value: u32) {
     let _ = write_all(fd, &value.to_le_bytes());

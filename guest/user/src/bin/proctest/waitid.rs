@@ -123,35 +123,6 @@ fn waitid_bounded(idtype: u32, id: i32, extra: u32, what: &str) -> Result<Waitid
     }
 }
 
-/// A pipe whose read end holds children back until it is closed.
-struct Gate {
-    read: Fd,
-    write: Fd,
-}
-
-impl Gate {
-    fn new() -> Result<Gate, Msg> {
-        let (read, write) = pipe()?;
-        Ok(Gate { read, write })
-    }
-
-    /// A child body that waits for end of file, then exits with `code`.
-    fn hold(&self, code: i32) -> impl FnOnce() -> i32 {
-        let (read_fd, write_fd) = (self.read.raw(), self.write.raw());
-        move || {
-            let _ = close(write_fd);
-            let mut byte = [0u8; 1];
-            while let Err(Errno::EINTR) = read(read_fd, &mut byte) {}
-            code
-        }
-    }
-
-    /// Lets every held child go.
-    fn open(self) -> Outcome {
-        self.write.close()
-    }
-}
-
 /// The checks of Linux's `kernel_waitid`, in order: unknown option bits,
 /// then none of WEXITED/WSTOPPED/WCONTINUED (EINVAL), then the id type
 /// and id (EINVAL for a bad type or a negative id, also P_PID 0; EBADF for

@@ -12,9 +12,13 @@
 //! [`Transport`]: the VM's console ([`GuestHarness`]) or, in tests, a fake
 //! guest over in-memory channels ([`ChannelTransport`]).
 //!
-//! Every wait for the guest is bounded by the client's timeout, counted from
-//! the request and again from every frame received (a long `RunBench` that
-//! keeps sending samples does not time out).
+//! Every wait for the guest is bounded by the client's [`ReplyTimeout`],
+//! counted from the request and again from every frame received (a long
+//! `RunBench` that keeps sending samples does not time out). A `RunBench`
+//! does all its work before its first frame, so by default its limit grows
+//! with the work it asks for ([`run_bench_allowance`]); a timeout names the
+//! request, its parameters, how long the client waited and the guest's last
+//! serial output.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -35,13 +39,98 @@ use vmm::{ExitCounters, GuestExit, KvmStats, Outcome, Timings, VmConfig, VmExits
 pub const HARNESS_SCRIPT: &str = "run harnessd; poweroff";
 /// Default wait for the guest to boot and answer `Hello`.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(20);
-/// Default wait for any one reply (or the next frame of a `RunBench`).
+/// Default wait for any one reply (or the next frame of a `RunBench`); a
+/// `RunBench` waits this plus [`run_bench_allowance`] by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on the whole life of the VM (a safety net so that a hung
 /// guest cannot keep the VM thread alive forever).
 pub const DEFAULT_VM_TIMEOUT: Duration = Duration::from_secs(600);
 /// Bytes of serial output quoted in error messages.
 const SERIAL_TAIL: usize = 2048;
+
+/// How long the client waits for a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyTimeout {
+    /// `floor` for every request; a `RunBench` gets `floor` plus what its
+    /// work may take ([`run_bench_allowance`]).
+    Scaled { floor: Duration },
+    /// The same limit for every request, whatever its work.
+    Fixed(Duration),
+}
+
+impl ReplyTimeout {
+    /// The limit of a request that does no measured work (`Hello`, `Stats`,
+    /// ...).
+    pub fn base(self) -> Duration {
+        match self {
+            ReplyTimeout::Scaled { floor } => floor,
+            ReplyTimeout::Fixed(limit) => limit,
+        }
+    }
+
+    /// The limit of a `RunBench` of `op` with these parameters.
+    pub fn run_bench(self, op: BenchOp, iters: u32, warmup: u32, mem_mib: u32) -> Duration {
+        match self {
+            ReplyTimeout::Scaled { floor } => {
+                floor + run_bench_allowance(op, iters, warmup, mem_mib)
+            }
+            ReplyTimeout::Fixed(limit) => limit,
+        }
+    }
+
+    fn is_scaled(self) -> bool {
+        matches!(self, ReplyTimeout::Scaled { .. })
+    }
+}
+
+impl From<Duration> for ReplyTimeout {
+    /// Scaled with the work, at least `floor`.
+    fn from(floor: Duration) -> Self {
+        ReplyTimeout::Scaled { floor }
+    }
+}
+
+/// Upper bound of one measured iteration (warm-up included) of any
+/// operation: a `fork_exec` cycle takes ~1 ms (median; 9 ms at worst) in
+/// the guest on PVM, where a trap costs ~30 us.
+const ITERATION_ALLOWANCE: Duration = Duration::from_millis(10);
+/// Upper bound of demand-faulting one MiB before the loop (`fork_mem`):
+/// ~50 ms on PVM (1 GiB took ~50 s).
+const TOUCHED_MIB_ALLOWANCE: Duration = Duration::from_millis(200);
+/// Upper bound of what each touched MiB adds to an iteration (`fork`
+/// copies its page tables): ~5 us on PVM.
+const TOUCHED_MIB_ITERATION_ALLOWANCE: Duration = Duration::from_micros(50);
+
+/// What a `RunBench` may take beyond the floor of [`ReplyTimeout::Scaled`]:
+/// its iterations, the MiB it touches first and their cost in every fork,
+/// each at several times what it costs on the slowest machine we measured.
+/// The guest sends nothing until all of it is done.
+pub fn run_bench_allowance(op: BenchOp, iters: u32, warmup: u32, mem_mib: u32) -> Duration {
+    let cycles = u64::from(iters) + u64::from(warmup);
+    let mib = if op == BenchOp::ForkMem {
+        u64::from(mem_mib)
+    } else {
+        0
+    };
+    let scaled = |unit: Duration, n: u64| unit.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+    scaled(ITERATION_ALLOWANCE, cycles)
+        .saturating_add(scaled(TOUCHED_MIB_ALLOWANCE, mib))
+        .saturating_add(scaled(
+            TOUCHED_MIB_ITERATION_ALLOWANCE,
+            cycles.saturating_mul(mib),
+        ))
+}
+
+/// A `RunBench` for people: `fork_mem: 1000 iterations + 100 warm-up, 1024
+/// MiB touched`.
+fn describe_run_bench(op: BenchOp, iters: u32, warmup: u32, mem_mib: u32) -> String {
+    let name = crate::host_linux::op_name(op);
+    let mut what = format!("{name}: {iters} iterations + {warmup} warm-up");
+    if op == BenchOp::ForkMem {
+        what.push_str(&format!(", {mem_mib} MiB touched"));
+    }
+    what
+}
 
 /// The samples of one `RunBench` in guest TSC cycles, one per iteration;
 /// element `i` of both metrics comes from iteration `i`.
@@ -86,7 +175,13 @@ pub enum HarnessError {
     /// No reply within the timeout.
     Timeout {
         request: MessageType,
-        after: Duration,
+        /// What the request asked for (its parameters), if anything.
+        doing: String,
+        /// How long the client waited for the last frame.
+        waited: Duration,
+        /// The limit, and whether it was scaled with the request's work.
+        limit: Duration,
+        scaled: bool,
         serial_tail: String,
     },
     /// The guest sent something the protocol does not allow here.
@@ -129,21 +224,47 @@ impl fmt::Display for HarnessError {
             ),
             HarnessError::Timeout {
                 request,
-                after,
+                doing,
+                waited,
+                limit,
+                scaled,
                 serial_tail,
-            } => write!(
-                f,
-                "no reply to {request:?} within {after:?}; serial output ends:\n{serial_tail}"
-            ),
+            } => {
+                write!(f, "no reply to {request:?}")?;
+                if !doing.is_empty() {
+                    write!(f, " ({doing})")?;
+                }
+                let how = if *scaled {
+                    "scaled with the requested work"
+                } else {
+                    "fixed"
+                };
+                write!(
+                    f,
+                    " after waiting {:.1} s (limit {:.1} s, {how}); ",
+                    waited.as_secs_f64(),
+                    limit.as_secs_f64()
+                )?;
+                write_serial_tail(f, serial_tail)
+            }
             HarnessError::Protocol(why) => write!(f, "protocol violation: {why}"),
             HarnessError::VmEnded {
                 outcome,
                 serial_tail,
-            } => write!(
-                f,
-                "the VM ended: {outcome}; serial output ends:\n{serial_tail}"
-            ),
+            } => {
+                write!(f, "the VM ended: {outcome}; ")?;
+                write_serial_tail(f, serial_tail)
+            }
         }
+    }
+}
+
+/// The guest's last serial output, or that there was none.
+fn write_serial_tail(f: &mut fmt::Formatter<'_>, tail: &str) -> fmt::Result {
+    if tail.trim().is_empty() {
+        write!(f, "the guest wrote nothing to its serial console")
+    } else {
+        write!(f, "the guest's serial output ends:\n{tail}")
     }
 }
 
@@ -256,32 +377,45 @@ pub struct Client<T: Transport> {
     next_id: u32,
     /// Requests given up on (timed out): late replies to them are dropped.
     abandoned: HashSet<u32>,
-    timeout: Duration,
+    timeout: ReplyTimeout,
     encode_buf: Vec<u8>,
 }
 
 impl<T: Transport> Client<T> {
-    /// A client waiting at most `timeout` for each reply.
-    pub fn new(transport: T, timeout: Duration) -> Self {
+    /// A client waiting at most `timeout` for each reply (a [`Duration`] is
+    /// the floor of [`ReplyTimeout::Scaled`]).
+    pub fn new(transport: T, timeout: impl Into<ReplyTimeout>) -> Self {
         Self {
             transport,
             decoder: Box::new(FrameDecoder::new()),
             frames: VecDeque::new(),
             next_id: 1,
             abandoned: HashSet::new(),
-            timeout,
+            timeout: timeout.into(),
             encode_buf: vec![0; MAX_FRAME_LEN],
         }
     }
 
     /// The per-reply timeout.
-    pub fn timeout(&self) -> Duration {
+    pub fn timeout(&self) -> ReplyTimeout {
         self.timeout
     }
 
     /// Changes the per-reply timeout.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
+    pub fn set_timeout(&mut self, timeout: impl Into<ReplyTimeout>) {
+        self.timeout = timeout.into();
+    }
+
+    /// The error for a wait of `limit` for `request` that ran out.
+    fn timed_out(&self, request: MessageType, limit: Duration, since: Instant) -> HarnessError {
+        HarnessError::Timeout {
+            request,
+            doing: String::new(),
+            waited: since.elapsed(),
+            limit,
+            scaled: self.timeout.is_scaled() && request == MessageType::RunBench,
+            serial_tail: String::new(),
+        }
     }
 
     /// Sends `message` with a fresh request id and returns the id.
@@ -324,9 +458,10 @@ impl<T: Transport> Client<T> {
     }
 
     /// The next reply to request `id` (of type `request`), waiting at most
-    /// the timeout. Error replies become [`HarnessError::Guest`].
-    fn next_reply(&mut self, id: u32, request: MessageType) -> Result<Message> {
-        let deadline = Instant::now() + self.timeout;
+    /// `limit`. Error replies become [`HarnessError::Guest`].
+    fn next_reply(&mut self, id: u32, request: MessageType, limit: Duration) -> Result<Message> {
+        let since = Instant::now();
+        let deadline = since + limit;
         loop {
             while let Some((frame_id, message)) = self.frames.pop_front() {
                 if let Message::Error {
@@ -360,11 +495,7 @@ impl<T: Transport> Client<T> {
                 Ok(bytes) => self.absorb(&bytes)?,
                 Err(RecvError::Timeout) => {
                     self.abandoned.insert(id);
-                    return Err(HarnessError::Timeout {
-                        request,
-                        after: self.timeout,
-                        serial_tail: String::new(),
-                    });
+                    return Err(self.timed_out(request, limit, since));
                 }
                 Err(RecvError::Closed) => {
                     return Err(HarnessError::VmEnded {
@@ -387,7 +518,7 @@ impl<T: Transport> Client<T> {
     fn call(&mut self, message: &Message) -> Result<Message> {
         let request = message.msg_type();
         let id = self.send_request(message)?;
-        self.next_reply(id, request)
+        self.next_reply(id, request, self.timeout.base())
     }
 
     /// `Hello`: the guest's identity.
@@ -429,19 +560,50 @@ impl<T: Transport> Client<T> {
         warmup: u32,
         mem_mib: u32,
     ) -> Result<GuestRun> {
-        let request = MessageType::RunBench;
         let id = self.send_request(&Message::RunBench {
             op,
             iters,
             warmup,
             mem_mib,
         })?;
+        let limit = self.timeout.run_bench(op, iters, warmup, mem_mib);
+        let result = self.collect_samples(id, op, iters, limit);
+        result.map_err(|error| match error {
+            HarnessError::Timeout {
+                request,
+                waited,
+                limit,
+                scaled,
+                serial_tail,
+                ..
+            } => HarnessError::Timeout {
+                request,
+                doing: describe_run_bench(op, iters, warmup, mem_mib),
+                waited,
+                limit,
+                scaled,
+                serial_tail,
+            },
+            other => other,
+        })
+    }
+
+    /// The samples and `BenchDone` of `RunBench` request `id`, each frame
+    /// waited for at most `limit`.
+    fn collect_samples(
+        &mut self,
+        id: u32,
+        op: BenchOp,
+        iters: u32,
+        limit: Duration,
+    ) -> Result<GuestRun> {
+        let request = MessageType::RunBench;
         // One stream per metric of `op`; each metric's chunks come in order.
         let metrics = op.metrics();
         let mut streams: Vec<Vec<u64>> = vec![Vec::new(); metrics.len()];
         let mut announced_total: Option<u32> = None;
         loop {
-            match self.next_reply(id, request)? {
+            match self.next_reply(id, request, limit)? {
                 Message::BenchSamples {
                     op: chunk_op,
                     metric,
@@ -605,20 +767,16 @@ impl<T: Transport> Client<T> {
     /// The next frame from the guest, whatever its id and type, waiting at
     /// most the timeout (`waiting_for` only names the wait in errors).
     pub fn next_message(&mut self, waiting_for: MessageType) -> Result<(u32, Message)> {
-        let deadline = Instant::now() + self.timeout;
+        let limit = self.timeout.base();
+        let since = Instant::now();
+        let deadline = since + limit;
         loop {
             if let Some(frame) = self.frames.pop_front() {
                 return Ok(frame);
             }
             match self.transport.recv(deadline) {
                 Ok(bytes) => self.absorb(&bytes)?,
-                Err(RecvError::Timeout) => {
-                    return Err(HarnessError::Timeout {
-                        request: waiting_for,
-                        after: self.timeout,
-                        serial_tail: String::new(),
-                    })
-                }
+                Err(RecvError::Timeout) => return Err(self.timed_out(waiting_for, limit, since)),
                 Err(RecvError::Closed) => {
                     return Err(HarnessError::VmEnded {
                         outcome: format!("the console closed while waiting for {waiting_for:?}"),
@@ -640,7 +798,7 @@ pub struct HarnessOptions {
     /// Longest wait for the boot and the first `Hello` reply.
     pub boot_timeout: Duration,
     /// Longest wait for each reply afterwards.
-    pub request_timeout: Duration,
+    pub request_timeout: ReplyTimeout,
     /// Limit on the whole life of the VM.
     pub vm_timeout: Duration,
 }
@@ -651,7 +809,9 @@ impl Default for HarnessOptions {
             memory: vmm::config::DEFAULT_MEMORY,
             kernel: PathBuf::from(vmm::BUILT_KERNEL),
             boot_timeout: DEFAULT_BOOT_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: ReplyTimeout::Scaled {
+                floor: DEFAULT_REQUEST_TIMEOUT,
+            },
             vm_timeout: DEFAULT_VM_TIMEOUT,
         }
     }
@@ -693,7 +853,7 @@ pub struct GuestHarness {
     /// The VM thread's result once it has been collected.
     vm_result: Option<VmResult>,
     hello: HelloInfo,
-    request_timeout: Duration,
+    request_timeout: ReplyTimeout,
     /// The vCPU's exit counters.
     exits: ExitCounters,
     /// KVM's statistics of the vCPU, if the host kernel has them.
@@ -753,7 +913,7 @@ impl GuestHarness {
         let console = vm.console().clone();
         let transport = ChannelTransport::new(move |bytes| console.push_input(bytes), incoming_rx);
         let mut harness = GuestHarness {
-            client: Client::new(transport, opts.boot_timeout),
+            client: Client::new(transport, ReplyTimeout::Fixed(opts.boot_timeout)),
             serial,
             vm_thread: Some(vm_thread),
             vm_result: None,
@@ -784,9 +944,9 @@ impl GuestHarness {
     }
 
     /// Changes the per-reply timeout.
-    pub fn set_request_timeout(&mut self, timeout: Duration) {
-        self.request_timeout = timeout;
-        self.client.set_timeout(timeout);
+    pub fn set_request_timeout(&mut self, timeout: impl Into<ReplyTimeout>) {
+        self.request_timeout = timeout.into();
+        self.client.set_timeout(self.request_timeout);
     }
 
     /// The vCPU's exits to the VMM so far, by reason (subtract two snapshots
@@ -907,7 +1067,8 @@ impl GuestHarness {
     pub fn shutdown(mut self) -> Result<Timings> {
         let sent = self.client.send_shutdown(0);
         self.with_context(sent)?;
-        let wait = self.request_timeout;
+        let wait = self.request_timeout.base();
+        let since = Instant::now();
         match self.reap(wait).cloned() {
             Some(Ok((Outcome::Guest(GuestExit::Poweroff(0)), timings))) => Ok(timings),
             Some(Ok((outcome, _))) => Err(HarnessError::VmEnded {
@@ -917,7 +1078,10 @@ impl GuestHarness {
             Some(Err(e)) => Err(HarnessError::Vmm(e)),
             None => Err(HarnessError::Timeout {
                 request: MessageType::Shutdown,
-                after: wait,
+                doing: "waiting for the VM to power off".to_owned(),
+                waited: since.elapsed(),
+                limit: wait,
+                scaled: false,
                 serial_tail: self.serial.tail(),
             }),
         }

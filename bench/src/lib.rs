@@ -4,6 +4,8 @@
 //! benchmarks (`cargo bench`) and command-line tools can use them.
 
 pub mod boot;
+pub mod entries;
+pub mod forkbench;
 pub mod guest_harness;
 pub mod host_linux;
 pub mod overhead;

@@ -63,6 +63,101 @@ fn a_bad_baseline_is_refused_before_running() {
     assert!(!stderr.contains("on the host"), "nothing ran: {stderr}");
 }
 
+/// A baseline that shares no measured entry with the run would compare
+/// nothing and pass: it is refused before running, exit status 2.
+#[test]
+fn a_baseline_without_matching_entries_is_refused() {
+    let dir = std::env::temp_dir().join(format!("forkbench-nomatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("einval.json");
+    let out = run_clone_einval(&["--format", "json", "--output", report.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same report, but of another operation.
+    let text = std::fs::read_to_string(&report)
+        .unwrap()
+        .replace("\"op\": \"clone_einval\"", "\"op\": \"vfork\"");
+    let baseline = dir.join("vfork.json");
+    std::fs::write(&baseline, text).unwrap();
+    let out = run_clone_einval(&["--baseline", baseline.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing would be compared"), "{stderr}");
+    assert!(stderr.contains("vfork/create/host"), "{stderr}");
+    assert!(!stderr.contains("on the host"), "nothing ran: {stderr}");
+}
+
+/// An `--output` that cannot be written is an error before anything runs
+/// (no guest is booted), exit status 2; so are `sweep`'s `--csv`/`--svg`.
+#[test]
+fn an_unwritable_output_is_refused_before_running() {
+    let missing = std::env::temp_dir()
+        .join(format!("forkbench-no-such-dir-{}", std::process::id()))
+        .join("report.json");
+    let path = missing.to_str().unwrap();
+    for args in [
+        &["run", "fork", "--iters", "5", "--output", path][..],
+        &[
+            "compare", "--iters", "5", "--format", "json", "--output", path,
+        ],
+        &["sweep", "--mem-list", "0", "--iters", "5", "--csv", path],
+    ] {
+        let out = forkbench(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(path), "{args:?}: {stderr}");
+        assert!(!stderr.contains("booting"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("on the host"), "{args:?}: {stderr}");
+    }
+}
+
+/// A request that outlives `--timeout` fails naming the operation, its
+/// parameters, the wait and the guest's serial output (touching 64 MiB
+/// takes seconds in the guest); the run still reports and exits 1.
+#[test]
+fn a_timeout_says_what_was_running() {
+    if !bench::boot::kvm_available() {
+        bench::boot::announce_missing_kvm("a_timeout_says_what_was_running");
+        return;
+    }
+    let out = forkbench(&[
+        "run",
+        "fork_mem",
+        "--target",
+        "guest",
+        "--mem",
+        "64",
+        "--iters",
+        "5",
+        "--warmup",
+        "0",
+        "--timeout",
+        "0.5",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let error = value["entries"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "no reply to RunBench (fork_mem: 5 iterations + 0 warm-up, 64 MiB touched) \
+             after waiting 0.5 s (limit 0.5 s, fixed); the guest"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("serial"), "{error}");
+    // A usage error for a limit that is no limit.
+    let out = forkbench(&["run", "fork", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn json_report_then_regression_gate() {
     let dir = std::env::temp_dir().join(format!("forkbench-{}", std::process::id()));

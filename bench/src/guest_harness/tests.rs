@@ -462,3 +462,76 @@ fn closed_console_is_vm_ended() {
     let e = client.stats().unwrap_err();
     assert!(matches!(e, HarnessError::VmEnded { .. }), "{e}");
 }
+
+/// A guest that answers a `RunBench` only after `delay` (the guest sends
+/// nothing until the whole measurement is done) and everything else at
+/// once.
+fn slow_bench_guest(delay: Duration) -> Client<ChannelTransport> {
+    let mut healthy = healthy(1024);
+    fake_guest(move |id, request| {
+        if matches!(request, Message::RunBench { .. }) {
+            std::thread::sleep(delay);
+        }
+        healthy(id, request)
+    })
+}
+
+#[test]
+fn a_run_bench_waits_for_the_work_it_asked_for() {
+    // Touching 4 MiB is allowed far more than the floor of 100 ms: a reply
+    // after 400 ms is in time.
+    let mut client = slow_bench_guest(Duration::from_millis(400));
+    client.set_timeout(Duration::from_millis(100));
+    let run = client.run_bench(BenchOp::ForkMem, 2, 0, 4).unwrap();
+    assert_eq!(run.create.len(), 2);
+    // A fixed limit does not grow with the work, and the error says what
+    // was running, with what, how long the client waited and that the
+    // guest printed nothing.
+    let mut client = slow_bench_guest(Duration::from_millis(400));
+    client.set_timeout(ReplyTimeout::Fixed(Duration::from_millis(100)));
+    let start = Instant::now();
+    let e = client.run_bench(BenchOp::ForkMem, 2, 1, 4).unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "no reply to RunBench (fork_mem: 2 iterations + 1 warm-up, 4 MiB touched) \
+             after waiting 0.1 s (limit 0.1 s, fixed); "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("the guest wrote nothing to its serial console"),
+        "{text}"
+    );
+    let e = e.with_serial_tail("harnessd: touching memory\n".to_owned());
+    assert!(
+        e.to_string()
+            .ends_with("the guest's serial output ends:\nharnessd: touching memory\n"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_allowance_covers_a_gib_of_fork_mem() {
+    // Demand-faulting 1 GiB took ~50 s in the guest on PVM.
+    let gib = run_bench_allowance(BenchOp::ForkMem, 1000, 100, 1024);
+    assert!(gib >= Duration::from_secs(150), "{gib:?}");
+    // Other operations touch nothing, whatever `mem_mib` says.
+    let fork = run_bench_allowance(BenchOp::Fork, 1000, 100, 1024);
+    assert_eq!(fork, run_bench_allowance(BenchOp::Fork, 1000, 100, 0));
+    assert!(fork < gib);
+    // The limit is the floor plus the allowance; a fixed one ignores both.
+    let floor = Duration::from_secs(30);
+    let scaled = ReplyTimeout::from(floor);
+    assert_eq!(
+        scaled.run_bench(BenchOp::ForkMem, 1000, 100, 1024),
+        floor + gib
+    );
+    assert_eq!(scaled.base(), floor);
+    let fixed = ReplyTimeout::Fixed(Duration::from_secs(7));
+    assert_eq!(
+        fixed.run_bench(BenchOp::ForkMem, 1000, 100, 1024),
+        Duration::from_secs(7)
+    );
+}

@@ -2,6 +2,11 @@
 //! versioned by [`SCHEMA_VERSION`]), the run's metadata, the output
 //! formats (`table`, `json`, `bmf`, `github`) and the regression gate
 //! against a baseline report.
+//!
+//! The serde types here are the JSON schema: every one refuses fields it
+//! does not know, and [`check_json`] is deserialisation into them plus
+//! [`Report::validate`]'s invariants, so the checker cannot drift from what
+//! forkbench writes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -60,6 +65,7 @@ impl Target {
 
 /// Order statistics of one metric, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stats {
     pub min: u64,
     pub median: u64,
@@ -67,9 +73,9 @@ pub struct Stats {
     pub max: u64,
 }
 
-/// Whether an entry has numbers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+/// Whether an entry has numbers. In JSON its fields are the entry's:
+/// `status` and `ns`, `reason` or `error` (see [`EntryJson`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Measured.
     Ok { ns: Stats },
@@ -84,6 +90,7 @@ pub enum Outcome {
 /// warm-up and the streaming of the samples; per-iteration numbers divide
 /// by the measured iterations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VmExitCount {
     /// Exits that reached the VMM (returns from `KVM_RUN`).
     pub total: u64,
@@ -106,6 +113,7 @@ pub struct VmExitCount {
 /// The harness's own cost in a guest run, measured once per report (see
 /// `bench::overhead`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HarnessCost {
     /// Hello round trips timed.
     pub hellos: u64,
@@ -125,6 +133,7 @@ pub struct HarnessCost {
 
 /// One measured metric of one operation on one target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EntryJson", try_from = "EntryJson")]
 pub struct Entry {
     /// Operation (`fork`, `clone_thread`, ...).
     pub op: String,
@@ -133,18 +142,103 @@ pub struct Entry {
     pub metric: String,
     pub target: Target,
     /// MiB the parent had touched (`fork_mem` only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mem_mib: Option<u64>,
     /// Measured iterations (warm-up excluded).
     pub iters: u64,
-    #[serde(flatten)]
     pub outcome: Outcome,
     /// How the operation was run where that varies.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
     /// The VM exits of the guest request (measured guest entries only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub vm_exits: Option<VmExitCount>,
+}
+
+/// An [`Entry`] as JSON: its [`Outcome`] spread into `status` and the one
+/// field that status has. (serde's `flatten` would say the same but cannot
+/// refuse unknown fields.)
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryJson {
+    op: String,
+    metric: String,
+    target: Target,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    mem_mib: Option<u64>,
+    iters: u64,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    ns: Option<Stats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    vm_exits: Option<VmExitCount>,
+}
+
+/// An entry's `status`: which of `ns`, `reason` and `error` it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    Ok,
+    NotApplicable,
+    Error,
+}
+
+impl From<Entry> for EntryJson {
+    fn from(entry: Entry) -> EntryJson {
+        let (status, ns, reason, error) = match entry.outcome {
+            Outcome::Ok { ns } => (Status::Ok, Some(ns), None, None),
+            Outcome::NotApplicable { reason } => (Status::NotApplicable, None, Some(reason), None),
+            Outcome::Error { error } => (Status::Error, None, None, Some(error)),
+        };
+        EntryJson {
+            op: entry.op,
+            metric: entry.metric,
+            target: entry.target,
+            mem_mib: entry.mem_mib,
+            iters: entry.iters,
+            status,
+            ns,
+            reason,
+            error,
+            note: entry.note,
+            vm_exits: entry.vm_exits,
+        }
+    }
+}
+
+impl TryFrom<EntryJson> for Entry {
+    type Error = String;
+
+    fn try_from(json: EntryJson) -> Result<Entry, String> {
+        let outcome = match (json.status, json.ns, json.reason, json.error) {
+            (Status::Ok, Some(ns), None, None) => Outcome::Ok { ns },
+            (Status::NotApplicable, None, Some(reason), None) => Outcome::NotApplicable { reason },
+            (Status::Error, None, None, Some(error)) => Outcome::Error { error },
+            (status, ..) => {
+                let wants = match status {
+                    Status::Ok => "ns",
+                    Status::NotApplicable => "reason",
+                    Status::Error => "error",
+                };
+                return Err(format!(
+                    "status {status:?} needs `{wants}` and none of the other of ns, reason, error"
+                ));
+            }
+        };
+        Ok(Entry {
+            op: json.op,
+            metric: json.metric,
+            target: json.target,
+            mem_mib: json.mem_mib,
+            iters: json.iters,
+            outcome,
+            note: json.note,
+            vm_exits: json.vm_exits,
+        })
+    }
 }
 
 impl Entry {
@@ -173,6 +267,7 @@ impl Entry {
 
 /// Facts about the run that make a number comparable (or not).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Metadata {
     /// `git rev-parse HEAD` where the harness ran, if in a repository.
     pub git_commit: Option<String>,
@@ -250,6 +345,7 @@ impl Metadata {
 
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     pub schema_version: u32,
     pub metadata: Metadata,
@@ -567,164 +663,205 @@ pub fn parse_report(text: &str) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Checks that `value` is a JSON report of this [`SCHEMA_VERSION`] as
-/// forkbench writes it: every field present with its type, statistics
-/// ordered (min <= median <= p90 <= max), `harness` exactly when a guest
-/// ran, `vm_exits` on every measured guest entry and on no host entry, its
-/// parts adding up. What a dashboard or script reading the JSON may rely
-/// on; the first violation is the error.
+/// Checks that `value` is a JSON report of this [`SCHEMA_VERSION`] exactly
+/// as forkbench writes it: it deserialises into [`Report`] (every type
+/// refuses unknown fields), serialising that gives `value` back (so no
+/// field is missing), and [`Report::validate`] holds. What a dashboard or
+/// script reading the JSON may rely on; the first violation is the error,
+/// with where it is.
 pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
-    use serde_json::Value;
-    let field = |object: &Value, key: &str, at: &str| -> Result<Value, String> {
-        object
-            .get(key)
-            .cloned()
-            .ok_or_else(|| format!("{at}: no `{key}`"))
-    };
-    let uint = |v: &Value, at: &str| v.as_u64().ok_or_else(|| format!("{at}: {v} is not a u64"));
-    let number = |v: &Value, at: &str| {
-        v.as_f64()
-            .filter(|n| *n >= 0.0)
-            .ok_or_else(|| format!("{at}: {v} is not a number >= 0"))
-    };
-    let string = |v: &Value, at: &str| {
-        v.as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("{at}: {v} is not a string"))
-    };
-    let stats = |v: &Value, at: &str| -> Result<(), String> {
-        let mut last = 0;
-        for key in ["min", "median", "p90", "max"] {
-            let n = uint(&field(v, key, at)?, &format!("{at}.{key}"))?;
-            if n < last {
-                return Err(format!("{at}: statistics out of order: {v}"));
-            }
-            last = n;
-        }
-        Ok(())
-    };
-
-    let version = uint(&field(value, "schema_version", "report")?, "schema_version")?;
-    if version != u64::from(SCHEMA_VERSION) {
-        return Err(format!("schema_version {version}, not {SCHEMA_VERSION}"));
-    }
-    let meta = field(value, "metadata", "report")?;
-    for key in ["date", "platform_mode", "tool_version"] {
-        string(&field(&meta, key, "metadata")?, &format!("metadata.{key}"))?;
-    }
-    for key in ["iterations", "warmup"] {
-        uint(&field(&meta, key, "metadata")?, &format!("metadata.{key}"))?;
-    }
-    for key in ["git_commit", "cpu_model", "host_kernel"] {
-        let v = field(&meta, key, "metadata")?;
-        if !v.is_null() {
-            string(&v, &format!("metadata.{key}"))?;
-        }
-    }
-    if let Some(clock) = meta.get("host_clock").filter(|v| !v.is_null()) {
-        match clock.as_str() {
-            Some("tsc" | "clock_monotonic") => {}
-            _ => {
-                return Err(format!(
-                    "metadata.host_clock {clock}: not tsc or clock_monotonic"
-                ))
-            }
-        }
-    }
-    for key in ["guest_memory_mib", "host_tsc_khz", "guest_tsc_khz"] {
-        let v = field(&meta, key, "metadata")?;
-        if !v.is_null() {
-            uint(&v, &format!("metadata.{key}"))?;
-        }
-    }
-    let guest_ran = !field(&meta, "guest_memory_mib", "metadata")?.is_null();
-    let harness = field(&meta, "harness", "metadata")?;
-    if harness.is_null() == guest_ran {
+    let report: Report = serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    if report.schema_version != SCHEMA_VERSION {
         return Err(format!(
-            "metadata.harness is {harness} but a guest {}",
-            if guest_ran { "ran" } else { "did not run" }
+            "schema_version {}, not {SCHEMA_VERSION}",
+            report.schema_version
         ));
     }
-    if !harness.is_null() {
-        let at = "metadata.harness";
-        uint(&field(&harness, "hellos", at)?, at)?;
-        let round_trip = field(&harness, "hello_round_trip_ns", at)?;
-        if !round_trip.is_null() {
-            stats(&round_trip, &format!("{at}.hello_round_trip_ns"))?;
+    let written = serde_json::to_value(&report).expect("a report serializes");
+    if let Some(at) = first_difference(value, &written, String::new()) {
+        return Err(format!(
+            "{at}: missing or not as forkbench writes it (forkbench writes {})",
+            at_path(&written, &at).map_or("nothing".to_string(), |v| v.to_string())
+        ));
+    }
+    report.validate()
+}
+
+/// Where `a` and `b` first differ (`metadata.harness`, `entries[0].ns`),
+/// if anywhere.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let key = |at: &str, k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
         }
-        number(&field(&harness, "exits_per_hello", at)?, at)?;
-        uint(&field(&harness, "run_bench_requests", at)?, at)?;
-        for key in ["kvm_exits_per_hello", "run_bench_exits_per_1000_iters"] {
-            let v = field(&harness, key, at)?;
-            if !v.is_null() {
-                number(&v, &format!("{at}.{key}"))?;
-            }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.keys()
+                .chain(y.keys())
+                .find_map(|k| match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, key(&at, k)),
+                    _ => Some(key(&at, k)),
+                })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, format!("{at}[{i}]"))),
+        _ => (a != b).then_some(at),
+    }
+}
+
+/// The value at a path of [`first_difference`] (`entries[0].ns`).
+fn at_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(value, |v, part| {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let v = v.get(name)?;
+        match index {
+            Some(i) => v.get(i),
+            None => Some(v),
+        }
+    })
+}
+
+impl Stats {
+    /// `min <= median <= p90 <= max`.
+    fn check_order(&self, at: &str) -> Result<(), String> {
+        let Stats {
+            min,
+            median,
+            p90,
+            max,
+        } = *self;
+        if min <= median && median <= p90 && p90 <= max {
+            Ok(())
+        } else {
+            Err(format!("{at}: statistics out of order: {self:?}"))
         }
     }
+}
 
-    let entries = field(value, "entries", "report")?;
-    let entries = entries.as_array().ok_or("entries: not an array")?;
-    for (i, entry) in entries.iter().enumerate() {
-        let at = format!("entries[{i}]");
-        string(&field(entry, "op", &at)?, &at)?;
-        let metric = string(&field(entry, "metric", &at)?, &at)?;
-        if !metric.is_empty() && !METRICS.iter().any(|(name, _)| *name == metric) {
-            return Err(format!("{at}: unknown metric {metric:?}"));
+/// A count or rate that must be a finite number >= 0.
+fn check_rate(n: f64, at: &str) -> Result<(), String> {
+    if n.is_finite() && n >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{at}: {n} is not a number >= 0"))
+    }
+}
+
+impl VmExitCount {
+    /// The per-iteration numbers are the totals over `iters`, and the
+    /// reasons add up to the total.
+    fn check(&self, iters: u64, at: &str) -> Result<(), String> {
+        let per = |total: u64| total as f64 / iters.max(1) as f64;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.max(1.0);
+        check_rate(self.per_iter, &format!("{at}.per_iter"))?;
+        if !close(self.per_iter, per(self.total)) {
+            return Err(format!(
+                "{at}: per_iter {} is not {}/{iters}",
+                self.per_iter, self.total
+            ));
         }
-        let target = string(&field(entry, "target", &at)?, &at)?;
-        if target != "host" && target != "guest" {
-            return Err(format!("{at}: unknown target {target:?}"));
+        let sum: u64 = self.by_reason.values().sum();
+        if sum != self.total {
+            return Err(format!(
+                "{at}: by_reason adds up to {sum}, total is {}",
+                self.total
+            ));
         }
-        let iters = uint(&field(entry, "iters", &at)?, &at)?;
-        let status = string(&field(entry, "status", &at)?, &at)?;
-        match status.as_str() {
-            "ok" => stats(&field(entry, "ns", &at)?, &format!("{at}.ns"))?,
-            "not_applicable" | "error" => {
-                let why = if status == "error" { "error" } else { "reason" };
-                string(&field(entry, why, &at)?, &at)?;
+        match (self.kvm_total, self.kvm_per_iter) {
+            (None, None) => Ok(()),
+            (Some(total), Some(per_iter)) => {
+                check_rate(per_iter, &format!("{at}.kvm_per_iter"))?;
+                if close(per_iter, per(total)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{at}: kvm_per_iter {per_iter} is not {total}/{iters}"
+                    ))
+                }
             }
-            _ => return Err(format!("{at}: unknown status {status:?}")),
+            _ => Err(format!("{at}: kvm_total and kvm_per_iter disagree")),
         }
-        match entry.get("vm_exits") {
-            None if target == "guest" && status == "ok" => {
-                return Err(format!("{at}: a measured guest entry without vm_exits"));
+    }
+}
+
+impl Report {
+    /// The invariants a report as forkbench writes it keeps beyond its
+    /// types: statistics ordered (min <= median <= p90 <= max), known
+    /// metrics and host clocks, rates finite and >= 0, `harness` exactly
+    /// when a guest ran, `vm_exits` on every measured guest entry and on
+    /// no host entry, its parts adding up.
+    pub fn validate(&self) -> Result<(), String> {
+        let meta = &self.metadata;
+        if let Some(clock) = &meta.host_clock {
+            if clock != "tsc" && clock != "clock_monotonic" {
+                return Err(format!(
+                    "metadata.host_clock {clock:?}: not tsc or clock_monotonic"
+                ));
+            }
+        }
+        let guest_ran = meta.guest_memory_mib.is_some();
+        match &meta.harness {
+            None if guest_ran => {
+                return Err("metadata.harness is null but a guest ran".to_string());
+            }
+            Some(_) if !guest_ran => {
+                return Err("metadata.harness is set but no guest ran".to_string());
             }
             None => {}
-            Some(_) if target == "host" => return Err(format!("{at}: vm_exits on a host entry")),
-            Some(exits) => {
-                let at = format!("{at}.vm_exits");
-                let total = uint(&field(exits, "total", &at)?, &at)?;
-                let per_iter = number(&field(exits, "per_iter", &at)?, &at)?;
-                let expected = total as f64 / iters.max(1) as f64;
-                if (per_iter - expected).abs() > 1e-9 * expected.max(1.0) {
-                    return Err(format!("{at}: per_iter {per_iter} is not {total}/{iters}"));
+            Some(harness) => {
+                let at = "metadata.harness";
+                if let Some(ns) = &harness.hello_round_trip_ns {
+                    ns.check_order(&format!("{at}.hello_round_trip_ns"))?;
                 }
-                let by_reason = field(exits, "by_reason", &at)?;
-                let parts = by_reason
-                    .as_object()
-                    .ok_or_else(|| format!("{at}.by_reason: not an object"))?;
-                let mut sum = 0;
-                for (reason, n) in parts {
-                    sum += uint(n, &format!("{at}.by_reason.{reason}"))?;
-                }
-                if sum != total {
-                    return Err(format!(
-                        "{at}: by_reason adds up to {sum}, total is {total}"
-                    ));
-                }
-                let kvm_total = field(exits, "kvm_total", &at)?;
-                let kvm_per_iter = field(exits, "kvm_per_iter", &at)?;
-                if kvm_total.is_null() != kvm_per_iter.is_null() {
-                    return Err(format!("{at}: kvm_total and kvm_per_iter disagree"));
-                }
-                if !kvm_total.is_null() {
-                    uint(&kvm_total, &format!("{at}.kvm_total"))?;
-                    number(&kvm_per_iter, &format!("{at}.kvm_per_iter"))?;
+                check_rate(harness.exits_per_hello, &format!("{at}.exits_per_hello"))?;
+                for (name, rate) in [
+                    ("kvm_exits_per_hello", harness.kvm_exits_per_hello),
+                    (
+                        "run_bench_exits_per_1000_iters",
+                        harness.run_bench_exits_per_1000_iters,
+                    ),
+                ] {
+                    if let Some(rate) = rate {
+                        check_rate(rate, &format!("{at}.{name}"))?;
+                    }
                 }
             }
         }
+        for (i, entry) in self.entries.iter().enumerate() {
+            let at = format!("entries[{i}]");
+            let metric = &entry.metric;
+            if !metric.is_empty() && !METRICS.iter().any(|(name, _)| name == metric) {
+                return Err(format!("{at}: unknown metric {metric:?}"));
+            }
+            if let Some(ns) = entry.stats() {
+                ns.check_order(&format!("{at}.ns"))?;
+            }
+            match (&entry.vm_exits, entry.target) {
+                (Some(_), Target::Host) => {
+                    return Err(format!("{at}: vm_exits on a host entry"));
+                }
+                (None, Target::Guest) if entry.stats().is_some() => {
+                    return Err(format!("{at}: a measured guest entry without vm_exits"));
+                }
+                (Some(exits), Target::Guest) => {
+                    exits.check(entry.iters, &format!("{at}.vm_exits"))?
+                }
+                (None, _) => {}
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -903,6 +1040,30 @@ mod tests {
         assert!(err.contains("median"), "{err}");
         let err = broken(&|v| v["schema_version"] = 2.into());
         assert!(err.contains("schema_version 2"), "{err}");
+        // The types are the schema: no field they do not know, none
+        // missing, an outcome's field matching its status.
+        let err = broken(&|v| v["entries"][0]["ns"]["mean"] = 1.into());
+        assert!(
+            err.starts_with("entries[0].ns.mean: unknown field `mean`"),
+            "{err}"
+        );
+        let err = broken(&|v| v["metadata"]["hostname"] = "x".into());
+        assert!(err.starts_with("metadata.hostname: unknown field"), "{err}");
+        let err = broken(&|v| {
+            v["metadata"].as_object_mut().unwrap().remove("cpu_model");
+        });
+        assert!(err.starts_with("metadata.cpu_model: missing"), "{err}");
+        let err = broken(&|v| v["entries"][1]["status"] = "error".into());
+        assert!(err.contains("needs `error`"), "{err}");
+        let err = broken(&|v| v["entries"][1]["target"] = "vm".into());
+        assert!(
+            err.starts_with("entries[1].target: unknown variant `vm`"),
+            "{err}"
+        );
+        let err = broken(&|v| v["entries"][1]["metric"] = "exit".into());
+        assert!(err.contains("unknown metric"), "{err}");
+        let err = broken(&|v| v["entries"][0]["vm_exits"]["kvm_total"] = 1.into());
+        assert!(err.contains("kvm_per_iter"), "{err}");
     }
 
     #[test]

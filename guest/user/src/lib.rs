@@ -28,6 +28,7 @@ pub mod forkvm;
 #[cfg(feature = "heap")]
 pub mod harness;
 pub mod io;
+pub mod ioprio;
 pub mod latency;
 #[cfg(not(test))]
 mod mem;

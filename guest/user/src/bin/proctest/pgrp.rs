@@ -4,8 +4,12 @@
 //! are the test runner's): every change happens to children, and `kill(0)`
 //! and `setsid` are only called by children in groups of their own.
 
+use forkvm_user::ioprio::{
+    ioprio_get, ioprio_set, ioprio_value, IOPRIO_CLASS_BE, IOPRIO_WHO_PGRP, IOPRIO_WHO_PROCESS,
+};
 use forkvm_user::syscall::{getpgid, getpgrp, getsid, setpgid, setsid};
 
+use super::vfork::{vfork_exec_child, EXEC_ERRNO};
 use super::*;
 
 const SIGTERM: i32 = 15;
@@ -520,58 +524,47 @@ fn wait_pgrp(_: &Ctx) -> Outcome {
     expect_exit("d", status, 4)
 }
 
-/// `ioprio_set(which, who, ioprio)`: 0 or a negative errno.
-fn ioprio_set(which: usize, who: usize, ioprio: usize) -> isize {
-    // SAFETY: no memory is passed.
-    unsafe { forkvm_user::syscall::syscall3(251, which, who, ioprio) }
-}
-
-/// `ioprio_get(which, who)`: the priority or a negative errno.
-fn ioprio_get(which: usize, who: usize) -> isize {
-    // SAFETY: no memory is passed.
-    unsafe { forkvm_user::syscall::syscall2(252, which, who) }
-}
-
 /// IOPRIO_WHO_PGRP sets every member of a group (who 0: the caller's) and
 /// reads the best priority among them.
 fn ioprio_pgrp(_: &Ctx) -> Outcome {
-    const WHO_PROCESS: usize = 1;
-    const WHO_PGRP: usize = 2;
-    const BE: usize = 2 << 13;
-    let gone = gone_pid()? as usize;
+    let be = |level| ioprio_value(IOPRIO_CLASS_BE, level);
+    let gone = gone_pid()?;
     let gate = Gate::new()?;
     let a = Child::spawn(gate.hold(0))?;
     let b = Child::spawn(gate.hold(0))?;
     let c = Child::spawn(gate.hold(0))?;
-    let (a_pid, b_pid, c_pid) = (a.pid() as usize, b.pid() as usize, c.pid() as usize);
-    setpgid(a_pid as i32, 0).ctx("setpgid(a, 0)")?;
-    setpgid(b_pid as i32, a_pid as i32).ctx("setpgid(b, a)")?;
-    let c_before = ioprio_get(WHO_PROCESS, c_pid);
+    let (a_pid, b_pid, c_pid) = (a.pid() as i32, b.pid() as i32, c.pid() as i32);
+    setpgid(a_pid, 0).ctx("setpgid(a, 0)")?;
+    setpgid(b_pid, a_pid).ctx("setpgid(b, a)")?;
+    let c_before = ioprio_get(IOPRIO_WHO_PROCESS, c_pid);
 
-    let set_group = ioprio_set(WHO_PGRP, a_pid, BE | 5);
+    let set_group = ioprio_set(IOPRIO_WHO_PGRP, a_pid, be(5));
     let (a_prio, b_prio) = (
-        ioprio_get(WHO_PROCESS, a_pid),
-        ioprio_get(WHO_PROCESS, b_pid),
+        ioprio_get(IOPRIO_WHO_PROCESS, a_pid),
+        ioprio_get(IOPRIO_WHO_PROCESS, b_pid),
     );
-    let c_after = ioprio_get(WHO_PROCESS, c_pid);
-    let set_b = ioprio_set(WHO_PROCESS, b_pid, BE | 3);
-    let group_best = ioprio_get(WHO_PGRP, a_pid);
-    let no_group = (ioprio_set(WHO_PGRP, gone, BE), ioprio_get(WHO_PGRP, gone));
+    let c_after = ioprio_get(IOPRIO_WHO_PROCESS, c_pid);
+    let set_b = ioprio_set(IOPRIO_WHO_PROCESS, b_pid, be(3));
+    let group_best = ioprio_get(IOPRIO_WHO_PGRP, a_pid);
+    let no_group = (
+        ioprio_set(IOPRIO_WHO_PGRP, gone, be(0)),
+        ioprio_get(IOPRIO_WHO_PGRP, gone),
+    );
     ensure!(
-        set_group == 0 && (a_prio, b_prio) == ((BE | 5) as isize, (BE | 5) as isize),
-        "ioprio_set(PGRP a, BE 5) {set_group}: a {a_prio:#x}, b {b_prio:#x}"
+        set_group.is_ok() && (a_prio, b_prio) == (Ok(be(5)), Ok(be(5))),
+        "ioprio_set(PGRP a, BE 5) {set_group:?}: a {a_prio:?}, b {b_prio:?}"
     );
     ensure!(
         c_after == c_before,
-        "c, outside the group, changed from {c_before:#x} to {c_after:#x}"
+        "c, outside the group, changed from {c_before:?} to {c_after:?}"
     );
     ensure!(
-        set_b == 0 && group_best == (BE | 3) as isize,
-        "with b at BE 3, ioprio_get(PGRP a) = {group_best:#x}, want {:#x}",
-        BE | 3
+        set_b.is_ok() && group_best == Ok(be(3)),
+        "with b at BE 3, ioprio_get(PGRP a) = {group_best:?}, want {:#x}",
+        be(3)
     );
     ensure!(
-        no_group == (-3, -3),
+        no_group == (Err(Errno::ESRCH), Err(Errno::ESRCH)),
         "ioprio_set/get(PGRP, reaped pid): {no_group:?}, want ESRCH"
     );
 
@@ -579,24 +572,27 @@ fn ioprio_pgrp(_: &Ctx) -> Outcome {
     // context is released at exit): best-effort level 4 is the best.
     let f_gate = Gate::new()?;
     let f = Child::spawn(f_gate.hold(0))?;
-    let f_pid = f.pid() as usize;
-    setpgid(f_pid as i32, 0).ctx("setpgid(f, 0)")?;
+    let f_pid = f.pid() as i32;
+    setpgid(f_pid, 0).ctx("setpgid(f, 0)")?;
     ensure!(
-        ioprio_set(WHO_PGRP, f_pid, BE | 6) == 0,
+        ioprio_set(IOPRIO_WHO_PGRP, f_pid, be(6)).is_ok(),
         "ioprio_set(PGRP f, BE 6) failed"
     );
     f_gate.release(1)?;
     let deadline = monotonic_ns() + TIMEOUT_NS;
-    while ioprio_get(WHO_PROCESS, f_pid) != 0 && monotonic_ns() < deadline {
+    while ioprio_get(IOPRIO_WHO_PROCESS, f_pid) != Ok(0) && monotonic_ns() < deadline {
         sleep_ns(200_000);
     }
-    let (f_prio, f_group) = (ioprio_get(WHO_PROCESS, f_pid), ioprio_get(WHO_PGRP, f_pid));
+    let (f_prio, f_group) = (
+        ioprio_get(IOPRIO_WHO_PROCESS, f_pid),
+        ioprio_get(IOPRIO_WHO_PGRP, f_pid),
+    );
     expect_exit("f", f.wait()?, 0)?;
     ensure!(
-        (f_prio, f_group) == (0, (BE | 4) as isize),
-        "an exited member of its own group: ioprio {f_prio:#x} (want 0), the group's \
-         {f_group:#x} (want {:#x})",
-        BE | 4
+        (f_prio, f_group) == (Ok(0), Ok(be(4))),
+        "an exited member of its own group: ioprio {f_prio:?} (want 0), the group's \
+         {f_group:?} (want {:#x})",
+        be(4)
     );
 
     // who 0: the caller's own group.
@@ -604,13 +600,13 @@ fn ioprio_pgrp(_: &Ctx) -> Outcome {
         if setpgid(0, 0).is_err() {
             return 1;
         }
-        if ioprio_set(WHO_PGRP, 0, BE | 6) != 0 {
+        if ioprio_set(IOPRIO_WHO_PGRP, 0, be(6)).is_err() {
             return 2;
         }
-        if ioprio_get(WHO_PROCESS, 0) != (BE | 6) as isize {
+        if ioprio_get(IOPRIO_WHO_PROCESS, 0) != Ok(be(6)) {
             return 3;
         }
-        if ioprio_get(WHO_PGRP, 0) != (BE | 6) as isize {
+        if ioprio_get(IOPRIO_WHO_PGRP, 0) != Ok(be(6)) {
             return 4;
         }
         0

@@ -1139,12 +1139,6 @@ fn exec_unshares_files(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
-/// `fcntl(fd, cmd, arg)`.
-fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
-    // SAFETY: the descriptor commands touch no memory.
-    forkvm_user::syscall::check(unsafe { syscall3(72, fd as usize, cmd, arg) })
-}
-
 /// FD_CLOEXEC: set by pipe2(O_CLOEXEC), dup3(O_CLOEXEC) and
 /// F_DUPFD_CLOEXEC, read and changed with F_GETFD/F_SETFD, cleared on a
 /// dup; `execve` closes exactly the descriptors that have it.

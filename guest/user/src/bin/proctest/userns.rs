@@ -5,6 +5,7 @@
 
 use super::*;
 use forkvm_user::cred::{self, Rlimit, RLIMIT_NPROC};
+use forkvm_user::syscall::unshare;
 use forkvm_user::userns::{self, IdFile};
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -17,13 +18,6 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("kill-needs-permission", kill_needs_permission),
     ("setgroups-rules", setgroups_rules),
 ];
-
-/// `unshare(2)`.
-fn unshare(flags: u64) -> Result<(), Errno> {
-    // SAFETY: touches no memory.
-    forkvm_user::syscall::check(unsafe { forkvm_user::syscall::syscall1(272, flags as usize) })
-        .map(drop)
-}
 
 const CLONE_NEWUSER: u64 = 0x1000_0000;
 const CLONE_NEWUTS: u64 = 0x0400_0000;

@@ -386,8 +386,7 @@ fn waitid_wait4_options(_: &Ctx) -> Outcome {
 /// `fcntl(fd, F_GETFD)`: 1 if the descriptor is close-on-exec.
 fn close_on_exec(fd: &Fd) -> Result<usize, Errno> {
     const F_GETFD: usize = 1;
-    // SAFETY: F_GETFD touches no memory.
-    forkvm_user::syscall::check(unsafe { syscall3(72, fd.raw() as usize, F_GETFD, 0) })
+    fcntl(fd.raw(), F_GETFD, 0)
 }
 
 /// `pidfd_open`'s checks in Linux's order: flags (EINVAL, also for

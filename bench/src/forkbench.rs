@@ -298,19 +298,7 @@ fn planned_names(opts: &RunOptions) -> Vec<String> {
         }
         for (target, metrics) in targets {
             for metric in metrics {
-                let entry = report::Entry {
-                    op: op_name(op).to_string(),
-                    metric: metric.name().to_string(),
-                    target,
-                    mem_mib: mem,
-                    iters: opts.sizes.iters,
-                    outcome: Outcome::NotApplicable {
-                        reason: String::new(),
-                    },
-                    note: None,
-                    vm_exits: None,
-                };
-                names.push(entry.name());
+                names.push(report::entry_name(op_name(op), mem, metric.name(), target));
             }
         }
     }

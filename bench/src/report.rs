@@ -241,20 +241,26 @@ impl TryFrom<EntryJson> for Entry {
     }
 }
 
+/// The name of the entry of `metric` of `op` (with `mem_mib` touched) on
+/// `target`: `op[/NMiB]/metric/target` (no metric: `op[/NMiB]/target`).
+pub fn entry_name(op: &str, mem_mib: Option<u64>, metric: &str, target: Target) -> String {
+    let mut name = op.to_string();
+    if let Some(mib) = mem_mib {
+        let _ = write!(name, "/{mib}MiB");
+    }
+    if !metric.is_empty() {
+        name.push('/');
+        name.push_str(metric);
+    }
+    name.push('/');
+    name.push_str(target.name());
+    name
+}
+
 impl Entry {
     /// The name dashboards key on: `op[/NMiB]/metric/target`.
     pub fn name(&self) -> String {
-        let mut name = self.op.clone();
-        if let Some(mib) = self.mem_mib {
-            let _ = write!(name, "/{mib}MiB");
-        }
-        if !self.metric.is_empty() {
-            name.push('/');
-            name.push_str(&self.metric);
-        }
-        name.push('/');
-        name.push_str(self.target.name());
-        name
+        entry_name(&self.op, self.mem_mib, &self.metric, self.target)
     }
 
     pub fn stats(&self) -> Option<&Stats> {

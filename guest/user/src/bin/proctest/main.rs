@@ -78,48 +78,37 @@ type Scenario = fn(&Ctx) -> Outcome;
 mod support;
 use support::*;
 
-// One module per topic; a new topic is a `mod` line here and a line in
-// `TOPICS`.
-mod altstack;
-mod basics;
-mod copy_process;
-mod cow;
-mod efault;
-mod exit_group;
-mod fds;
-mod fs;
-mod memory;
-mod pgrp;
-mod sem;
-mod signals;
-mod sigwait;
-mod threads;
-mod userns;
-mod vfork;
-mod wait;
-mod waitid;
+/// Declares each topic module and lists its scenarios in [`TOPICS`].
+macro_rules! topics {
+    ($($topic:ident),* $(,)?) => {
+        $(mod $topic;)*
 
-/// Each topic's scenarios, in the order `list` and `all` use.
-const TOPICS: &[&[(&str, Scenario)]] = &[
-    cow::SCENARIOS,
-    threads::SCENARIOS,
-    vfork::SCENARIOS,
-    wait::SCENARIOS,
-    efault::SCENARIOS,
-    fds::SCENARIOS,
-    exit_group::SCENARIOS,
-    memory::SCENARIOS,
-    basics::SCENARIOS,
-    copy_process::SCENARIOS,
-    pgrp::SCENARIOS,
-    sem::SCENARIOS,
-    fs::SCENARIOS,
-    userns::SCENARIOS,
-    signals::SCENARIOS,
-    altstack::SCENARIOS,
-    waitid::SCENARIOS,
-    sigwait::SCENARIOS,
-];
+        /// Each topic's scenarios, in the order `list` and `all` use.
+        const TOPICS: &[&[(&str, Scenario)]] = &[$($topic::SCENARIOS),*];
+    };
+}
+
+// One module per topic, one line each, in `list` order.
+topics! {
+    cow,
+    threads,
+    vfork,
+    wait,
+    efault,
+    fds,
+    exit_group,
+    memory,
+    basics,
+    copy_process,
+    pgrp,
+    sem,
+    fs,
+    userns,
+    signals,
+    altstack,
+    waitid,
+    sigwait,
+}
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
 const EXIT_42: &[u8] = b"exit-42";

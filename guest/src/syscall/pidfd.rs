@@ -1,11 +1,11 @@
-//! `pidfd_open` and the pidfd lookup `waitid(P_PIDFD)` uses (Linux
-//! `kernel/pid.c`). A pidfd refers to a process; it is a file of its own
+//! `pidfd_open`, `pidfd_send_signal` and the pidfd lookup
+//! `waitid(P_PIDFD)` uses (Linux `kernel/pid.c`, `kernel/signal.c`). A pidfd refers to a process; it is a file of its own
 //! kind ([`FileKind::Pidfd`]), made here or by CLONE_PIDFD.
 
 use alloc::sync::Weak;
 
 use super::{Args, SysResult};
-use crate::errno::{EBADF, EINVAL, ENOENT, ESRCH};
+use crate::errno::{EBADF, EINVAL, ENOENT, EPERM, ESRCH};
 use crate::fs::{File, FileKind};
 use crate::process::pgrp::find_task_by_vpid;
 use crate::process::task::Task;
@@ -56,4 +56,70 @@ pub fn pidfd_get_task(fd: i32) -> Result<(Weak<Task>, u32), i32> {
         FileKind::Pidfd(task) => Ok((task.clone(), file.f_flags)),
         _ => Err(EBADF),
     }
+}
+
+/// `pidfd_send_signal(pidfd, sig, info, flags)`: a signal to the process
+/// of `pidfd`, with Linux's checks in its order: `flags` (none is
+/// supported: EINVAL), the descriptor (EBADF), then `info` if given: read
+/// (EFAULT), its `si_signo` equal to `sig` (EINVAL), and only the caller
+/// itself may be sent a code that claims to come from the kernel or
+/// `kill` (`si_code >= 0` or SI_TKILL: EPERM); then the process (ESRCH
+/// once it has exited), `sig` (EINVAL), the permission (EPERM). Without
+/// `info` the signal is SI_USER from the caller, as `kill` sends.
+pub fn pidfd_send_signal(a: Args) -> SysResult {
+    use crate::process::signal::{SI_TKILL, SI_USER};
+    let [pidfd, signal, info_address, flags, ..] = a.0;
+    if flags as u32 != 0 {
+        return Err(EINVAL);
+    }
+    let (target, _) = pidfd_get_task(pidfd as i32)?;
+    // A C `int`: a negative one is out of range, as `valid_signal` sees it.
+    let signal = signal as i32 as i64 as u64;
+    let current = sched::current();
+    let info = if info_address != 0 {
+        let info = super::sigwait::copy_siginfo_from_user(signal, info_address)?;
+        let mut signo = [0u8; 4];
+        super::current_mm()?.copy_from_user(info_address, &mut signo)?;
+        if u64::from(u32::from_le_bytes(signo)) != signal {
+            return Err(EINVAL);
+        }
+        let to_self = target
+            .upgrade()
+            .is_some_and(|t| alloc::sync::Arc::ptr_eq(&t, &current));
+        if !to_self && (info.code >= 0 || info.code == SI_TKILL) {
+            return Err(EPERM);
+        }
+        Some(info)
+    } else {
+        None
+    };
+    let task = target.upgrade().filter(|t| {
+        !matches!(
+            t.state(),
+            crate::process::task::TaskState::Zombie | crate::process::task::TaskState::Dead
+        )
+    });
+    let task = task.ok_or(ESRCH)?;
+    if signal > crate::process::signal::NSIG as u64 {
+        return Err(EINVAL);
+    }
+    let code = info.as_ref().map_or(SI_USER, |info| info.code);
+    if code <= 0 && !super::signal::may_signal(&current, &task, signal) {
+        return Err(EPERM);
+    }
+    if signal == 0 {
+        return Ok(0);
+    }
+    match info {
+        Some(info) => {
+            let info = super::sigwait::fix_sender_ids(&task, info);
+            super::signal::send_info(&task, info, true)?;
+        }
+        // SI_USER is never refused for RLIMIT_SIGPENDING.
+        None => {
+            let info = super::signal::sender_info(&task, signal as u32, SI_USER);
+            let _ = super::signal::send_info(&task, info, true);
+        }
+    }
+    Ok(0)
 }

@@ -112,6 +112,9 @@ fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
 pub fn execve(a: Args, frame: &mut TrapFrame) -> SysResult {
     let [path, argv, envp, ..] = a.0;
     let path = read_c_string(path)?;
+    // Linux opens the file before it reads the arguments: a missing file
+    // is ENOENT even with a bad argv.
+    crate::programs::find(&path).ok_or(crate::errno::ENOENT)?;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();

@@ -15,7 +15,9 @@
 //!
 //! The output is compared line by line between the host's Linux and the
 //! forkvm guest (`tests/badptr.rs`); calls the guest does not implement are
-//! not made. Run it as root from any directory (it moves to `/`): calls
+//! not made (`arch_prctl` ARCH_SET_GS/ARCH_GET_GS, for one). `mmap`,
+//! `mprotect`, `munmap` and `brk` take addresses they never dereference:
+//! not here either. Run it as root from any directory (it moves to `/`): calls
 //! that change the process (limits, capabilities, host name, FS base) run
 //! in a child, the host name one in its own UTS namespace; calls that
 //! would not return on success (execve) run in a child too. Exit status 0
@@ -30,9 +32,9 @@ use core::fmt::{self, Write};
 
 use forkvm_user::io::{BufWriter, STDOUT};
 use forkvm_user::syscall::{
-    check, close, exit_group, fork, getpid, gettid, mmap_anonymous, mprotect, munmap, pipe2,
-    read, syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, wait4, write,
-    PROT_READ, PROT_WRITE,
+    check, close, exit_group, fork, getpid, gettid, mmap_anonymous, mprotect, munmap, pipe2, read,
+    syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, wait4, write, PROT_READ,
+    PROT_WRITE,
 };
 use forkvm_user::{entry, println, Errno};
 
@@ -115,10 +117,8 @@ const P_PID: usize = 1;
 const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
 const FUTEX_PRIVATE_FLAG: usize = 128;
-const ARCH_SET_GS: usize = 0x1001;
 const ARCH_SET_FS: usize = 0x1002;
 const ARCH_GET_FS: usize = 0x1003;
-const ARCH_GET_GS: usize = 0x1004;
 const RLIMIT_CORE: usize = 4;
 const RLIMIT_NOFILE: usize = 7;
 const CLOCK_MONOTONIC: usize = 1;
@@ -252,7 +252,9 @@ fn is_open(fd: usize) -> bool {
 
 /// The open descriptors among the first 64, as a bit set.
 fn open_fds() -> u64 {
-    (0..64).filter(|&fd| is_open(fd)).fold(0, |set, fd| set | 1 << fd)
+    (0..64)
+        .filter(|&fd| is_open(fd))
+        .fold(0, |set, fd| set | 1 << fd)
 }
 
 /// Closes the descriptors opened since `before` and says how many.
@@ -361,7 +363,13 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     let set_up = || -> Result<(), Errno> {
         // SAFETY: the kernel reads the live set.
         check(unsafe {
-            syscall4(nr::RT_SIGPROCMASK, SIG_BLOCK, &USR1_SET as *const u64 as usize, 0, SIGSET)
+            syscall4(
+                nr::RT_SIGPROCMASK,
+                SIG_BLOCK,
+                &USR1_SET as *const u64 as usize,
+                0,
+                SIGSET,
+            )
         })?;
         // SAFETY: a static NUL-terminated path.
         check(unsafe { syscall1(nr::CHDIR, b"/\0".as_ptr() as usize) })?;
@@ -578,14 +586,26 @@ fn signals(kind: &str, p: usize) {
     unsafe { syscall2(nr::KILL, getpid() as usize, SIGUSR1) };
     // SAFETY: the kernel writes a siginfo at `p`.
     let ret = unsafe { syscall4(nr::RT_SIGTIMEDWAIT, usr1, p, zero, SIGSET) };
-    line!("rt_sigtimedwait-info", kind, ret, " still-pending={}", take_usr1());
+    line!(
+        "rt_sigtimedwait-info",
+        kind,
+        ret,
+        " still-pending={}",
+        take_usr1()
+    );
 
     // SAFETY: the kernel reads a siginfo at `p` (zeros: SI_USER to self).
     let ret = unsafe { syscall3(nr::RT_SIGQUEUEINFO, getpid() as usize, SIGUSR1, p) };
     line!("rt_sigqueueinfo", kind, ret, " queued={}", take_usr1());
     // SAFETY: as above.
     let ret = unsafe {
-        syscall4(nr::RT_TGSIGQUEUEINFO, getpid() as usize, gettid() as usize, SIGUSR1, p)
+        syscall4(
+            nr::RT_TGSIGQUEUEINFO,
+            getpid() as usize,
+            gettid() as usize,
+            SIGUSR1,
+            p,
+        )
     };
     line!("rt_tgsigqueueinfo", kind, ret, " queued={}", take_usr1());
     // SAFETY: touches no memory.
@@ -621,7 +641,13 @@ fn processes(kind: &str, p: usize, program: &[u8]) {
             },
             Err(_) => "none",
         };
-        line!(call, kind, ret, " child={status} fds-left={}", leaked_since(before));
+        line!(
+            call,
+            kind,
+            ret,
+            " child={status} fds-left={}",
+            leaked_since(before)
+        );
     }
     // SAFETY: the kernel reads struct clone_args (size 64) at `p`.
     let ret = unsafe { syscall2(nr::CLONE3, p, 64) };
@@ -646,7 +672,13 @@ fn processes(kind: &str, p: usize, program: &[u8]) {
     if ret > 0 {
         let _ = wait4(ret as i32, 0);
     }
-    line!("clone3-pidfd", kind, ret, " fds-left={}", leaked_since(before));
+    line!(
+        "clone3-pidfd",
+        kind,
+        ret,
+        " fds-left={}",
+        leaked_since(before)
+    );
 
     // execve in a child: it returns the errno as its status, or runs
     // `badptr exec-probe` (status 100).
@@ -659,10 +691,25 @@ fn processes(kind: &str, p: usize, program: &[u8]) {
     let env = [0usize];
     let nonexistent = b"/nonexistent\0".as_ptr() as usize;
     for (call, file, argv, envp) in [
-        ("execve-path", p, probe_args.as_ptr() as usize, env.as_ptr() as usize),
-        ("execve-argv-missing-file", nonexistent, p, env.as_ptr() as usize),
+        (
+            "execve-path",
+            p,
+            probe_args.as_ptr() as usize,
+            env.as_ptr() as usize,
+        ),
+        (
+            "execve-argv-missing-file",
+            nonexistent,
+            p,
+            env.as_ptr() as usize,
+        ),
         ("execve-argv", path, p, env.as_ptr() as usize),
-        ("execve-arg", path, bad_arg.as_ptr() as usize, env.as_ptr() as usize),
+        (
+            "execve-arg",
+            path,
+            bad_arg.as_ptr() as usize,
+            env.as_ptr() as usize,
+        ),
         ("execve-envp", path, probe_args.as_ptr() as usize, p),
     ] {
         let result = match fork() {
@@ -699,7 +746,14 @@ fn processes(kind: &str, p: usize, program: &[u8]) {
     // SAFETY: the kernel writes a siginfo into the live buffer and a
     // struct rusage at `p`.
     let ret = unsafe {
-        syscall5(nr::WAITID, P_PID, child as usize, info.as_mut_ptr() as usize, WEXITED, p)
+        syscall5(
+            nr::WAITID,
+            P_PID,
+            child as usize,
+            info.as_mut_ptr() as usize,
+            WEXITED,
+            p,
+        )
     };
     line!("waitid-rusage", kind, ret, " child={}", reaped(child));
 
@@ -743,20 +797,12 @@ fn misc(kind: &str, p: usize) {
     // SAFETY: the kernel writes the FS base at `p`.
     let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, p) };
     line!("arch_prctl-get_fs", kind, ret);
-    // SAFETY: the kernel writes the GS base at `p`.
-    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_GS, p) };
-    line!("arch_prctl-get_gs", kind, ret);
     in_child(|| {
         // The address is the new base itself (never dereferenced by the
-        // kernel); this child uses neither segment before it exits.
-        for (call, code) in [
-            ("arch_prctl-set_fs", ARCH_SET_FS),
-            ("arch_prctl-set_gs", ARCH_SET_GS),
-        ] {
-            // SAFETY: changes only this child's segment base.
-            let ret = unsafe { syscall2(nr::ARCH_PRCTL, code, p) };
-            line!(call, kind, ret);
-        }
+        // kernel); this child does not use FS before it exits.
+        // SAFETY: changes only this child's FS base.
+        let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_FS, p) };
+        line!("arch_prctl-set_fs", kind, ret);
     });
 
     // SAFETY: touches no memory.
@@ -820,7 +866,12 @@ fn syscall_number_upper_half() {
         // SAFETY: getpid touches no memory, whatever the kernel runs.
         let ret = unsafe { syscall0(number) };
         let same = ret == getpid() as isize;
-        line!("syscall-number", name, if same { 0 } else { ret }, " is-getpid={same}");
+        line!(
+            "syscall-number",
+            name,
+            if same { 0 } else { ret },
+            " is-getpid={same}"
+        );
     }
 }
 

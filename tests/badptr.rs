@@ -37,6 +37,9 @@ const LINUX_FACTS: &[&str] = &[
     "pidfd_send_signal readonly EINVAL queued=false",
     // The file is looked up before the arguments are read.
     "execve-argv-missing-file unmapped ENOENT",
+    // A GS base is a user address; GET stores it.
+    "arch_prctl-set_gs kernel EPERM",
+    "arch_prctl-get_gs unmapped EFAULT",
     // The system call number is an int.
     "syscall-number getpid+bit32 ok is-getpid=true",
 ];

@@ -15,16 +15,16 @@
 //!
 //! The output is compared line by line between the host's Linux and the
 //! forkvm guest (`tests/badptr.rs`); calls the guest does not implement are
-//! not made (`arch_prctl` ARCH_SET_GS/ARCH_GET_GS, for one). `mmap`,
-//! `mprotect`, `munmap` and `brk` take addresses they never dereference:
-//! not here either. Run it as root from any directory (it moves to `/`): calls
-//! that change the process (limits, capabilities, host name, FS base) run
-//! in a child, the host name one in its own UTS namespace; calls that
-//! would not return on success (execve) run in a child too. Exit status 0
-//! unless the set-up failed (1). Started with any argument (or an empty
-//! argv) it exits 100 at once: that is the program a successful `execve`
-//! case starts. On the host, start it by absolute path (execve cases run
-//! it again by `argv[0]` after the move to `/`).
+//! not made. `mmap`, `mprotect`, `munmap` and `brk` take addresses they
+//! never dereference: not here either. Run it as root from any directory
+//! (it moves to `/`): calls that change the process (limits,
+//! capabilities, host name, segment bases) run in a child, the host name
+//! one in its own UTS namespace; calls that would not return on success
+//! (execve) run in a child too. Exit status 0 unless the set-up failed
+//! (1). Started with any argument (or an empty argv) it exits 100 at once:
+//! that is the program a successful `execve` case starts. On the host,
+//! start it by absolute path (execve cases run it again by `argv[0]` after
+//! the move to `/`).
 #![no_std]
 #![no_main]
 
@@ -117,8 +117,10 @@ const P_PID: usize = 1;
 const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
 const FUTEX_PRIVATE_FLAG: usize = 128;
+const ARCH_SET_GS: usize = 0x1001;
 const ARCH_SET_FS: usize = 0x1002;
 const ARCH_GET_FS: usize = 0x1003;
+const ARCH_GET_GS: usize = 0x1004;
 const RLIMIT_CORE: usize = 4;
 const RLIMIT_NOFILE: usize = 7;
 const CLOCK_MONOTONIC: usize = 1;
@@ -797,12 +799,20 @@ fn misc(kind: &str, p: usize) {
     // SAFETY: the kernel writes the FS base at `p`.
     let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, p) };
     line!("arch_prctl-get_fs", kind, ret);
+    // SAFETY: the kernel writes the GS base at `p`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_GS, p) };
+    line!("arch_prctl-get_gs", kind, ret);
     in_child(|| {
         // The address is the new base itself (never dereferenced by the
-        // kernel); this child does not use FS before it exits.
-        // SAFETY: changes only this child's FS base.
-        let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_FS, p) };
-        line!("arch_prctl-set_fs", kind, ret);
+        // kernel); this child uses neither segment before it exits.
+        for (call, code) in [
+            ("arch_prctl-set_fs", ARCH_SET_FS),
+            ("arch_prctl-set_gs", ARCH_SET_GS),
+        ] {
+            // SAFETY: changes only this child's segment base.
+            let ret = unsafe { syscall2(nr::ARCH_PRCTL, code, p) };
+            line!(call, kind, ret);
+        }
     });
 
     // SAFETY: touches no memory.

@@ -19,6 +19,7 @@ const SCENARIOS: &[&str] = &[
     "thread-shares-mm",
     "thread-getpid",
     "thread-tls",
+    "arch-prctl-gs-base",
     "child-cleartid-wakes",
     "vfork-order",
     "vfork-exec",

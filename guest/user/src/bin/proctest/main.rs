@@ -1007,6 +1007,85 @@ fn set_fs_base(base: u64) -> Result<(), Errno> {
     forkvm_user::syscall::check(ret).map(|_| ())
 }
 
+const ARCH_SET_GS: usize = 0x1001;
+const ARCH_GET_GS: usize = 0x1004;
+
+/// `arch_prctl(ARCH_GET_GS)`: the caller's GS base.
+fn gs_base() -> Result<u64, Errno> {
+    let mut base = 0u64;
+    // SAFETY: the kernel writes one u64 to `base`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_GS, &mut base as *mut u64 as usize) };
+    forkvm_user::syscall::check(ret).map(|_| base)
+}
+
+/// `arch_prctl(ARCH_SET_GS, base)`.
+fn set_gs_base(base: u64) -> Result<(), Errno> {
+    // SAFETY: this program makes no gs-relative accesses.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_GS, base as usize) };
+    forkvm_user::syscall::check(ret).map(|_| ())
+}
+
+/// The helper that `arch-prctl-gs-base` executes: exit 0 if the new
+/// program starts with GS base 0, else 1.
+const EXEC_GS_CHECK: &[u8] = b"exec-gs-check";
+
+/// The GS base belongs to the task: a forked child starts with its
+/// parent's and moves its own without moving the parent's (the two run
+/// in turn in between), and execve starts the new program at 0.
+fn arch_prctl_gs_base(ctx: &Ctx) -> Outcome {
+    const BASE: u64 = 0x1234_5000;
+    set_gs_base(BASE).ctx("arch_prctl(ARCH_SET_GS)")?;
+    let got = gs_base().ctx("arch_prctl(ARCH_GET_GS)")?;
+    ensure!(got == BASE, "GS base {got:#x} after setting {BASE:#x}");
+    let child = Child::spawn(|| {
+        let inherited = gs_base() == Ok(BASE);
+        let moved = set_gs_base(BASE + 0x1000).is_ok();
+        for _ in 0..10 {
+            forkvm_user::syscall::sched_yield();
+        }
+        let kept = gs_base() == Ok(BASE + 0x1000);
+        i32::from(!inherited) | i32::from(!moved) << 1 | i32::from(!kept) << 2
+    })?;
+    for _ in 0..10 {
+        forkvm_user::syscall::sched_yield();
+    }
+    let status = child.wait()?;
+    expect_exit(
+        "child (1: base not inherited, 2: not set, 4: not kept)",
+        status,
+        0,
+    )?;
+    let got = gs_base().ctx("arch_prctl(ARCH_GET_GS)")?;
+    ensure!(
+        got == BASE,
+        "parent's GS base {got:#x} after the child moved its own"
+    );
+
+    let Some(argv0) = ctx.argv0 else {
+        return Err(msg!("no argv[0] to execute"));
+    };
+    // SAFETY: argv[0] is a slice of the NUL-terminated string the kernel put
+    // on the initial stack (see forkvm_user::start); its NUL follows it.
+    let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+    let argv = [
+        argv0.as_ptr(),
+        c"exec-gs-check".as_ptr().cast(),
+        core::ptr::null(),
+    ];
+    let envp = [core::ptr::null()];
+    EXEC_ERRNO.store(0, Ordering::Relaxed);
+    let pid = vfork_exec_child(path, &argv, &envp).ctx("vfork")?;
+    let status = Child { pid }.wait()?;
+    set_gs_base(0).ctx("arch_prctl(ARCH_SET_GS, 0)")?;
+    let errno = EXEC_ERRNO.load(Ordering::Relaxed);
+    ensure!(errno == 0, "child's execve failed: {}", Errno(errno));
+    expect_exit(
+        "exec'd `proctest exec-gs-check` (1: GS base kept)",
+        status,
+        0,
+    )
+}
+
 /// The word at FS:0. Every TLS block here starts with its own address
 /// (like glibc's TCB self pointer), so it names the block FS points at.
 fn fs_word() -> u64 {
@@ -2521,6 +2600,7 @@ const CORE_SCENARIOS: &[(&str, Scenario)] = &[
     ("thread-shares-mm", thread_shares_mm),
     ("thread-getpid", thread_getpid),
     ("thread-tls", thread_tls),
+    ("arch-prctl-gs-base", arch_prctl_gs_base),
     ("child-cleartid-wakes", child_cleartid_wakes),
     ("vfork-order", vfork_order),
     ("vfork-exec", vfork_exec),
@@ -2610,6 +2690,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             EXEC_MARKER,
             EXEC_CLOSE,
             EXEC_FD_CHECK,
+            EXEC_GS_CHECK,
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
         ]
         .contains(&arg);
@@ -2638,6 +2719,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(i32::from(!open) | i32::from(!closed) << 1);
         } else if arg == altstack::EXEC_ALTSTACK_CHECK.to_bytes() {
             exit_group(altstack::exec_altstack_check());
+        } else if arg == EXEC_GS_CHECK {
+            exit_group(i32::from(gs_base() != Ok(0)));
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

@@ -47,10 +47,12 @@ const LINUX_FACTS: &[&str] = &[
 /// Runs the host build of `badptr` (the executable the guest embeds) and
 /// returns its standard output.
 fn badptr_on_host() -> String {
-    let dir = option_env!("FORKVM_USER_PROGRAMS_DIR").expect(
-        "vmm/build.rs did not build the user programs (FORKVM_GUEST_KERNEL set?): \
-         no host copy of badptr to compare with",
-    );
+    let Some(dir) = option_env!("FORKVM_USER_PROGRAMS_DIR") else {
+        panic!(
+            "vmm/build.rs did not build the user programs (FORKVM_GUEST_KERNEL set?): \
+             no host copy of badptr to compare with"
+        );
+    };
     let program = std::path::Path::new(dir).join("badptr");
     let mut child = Command::new(&program)
         .stdin(Stdio::null())

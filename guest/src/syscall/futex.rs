@@ -97,7 +97,7 @@ pub fn futex(a: Args) -> SysResult {
 /// CPU, no preemption in the kernel). Read-only MAP_SHARED words, which
 /// Linux accepts, are EFAULT here.
 fn check_key(mm: &AddressSpace, address: u64, shared: bool) -> Result<(), i32> {
-    if address % 4 != 0 {
+    if !address.is_multiple_of(4) {
         return Err(EINVAL);
     }
     if address.checked_add(4).is_none_or(|end| end > TASK_SIZE) {

@@ -374,7 +374,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             )
         })?;
         // SAFETY: a static NUL-terminated path.
-        check(unsafe { syscall1(nr::CHDIR, b"/\0".as_ptr() as usize) })?;
+        check(unsafe { syscall1(nr::CHDIR, c"/".as_ptr() as usize) })?;
         let groups = [0u32];
         // SAFETY: the kernel reads one gid from the live array.
         check(unsafe { syscall2(nr::SETGROUPS, 1, groups.as_ptr() as usize) })?;
@@ -688,10 +688,10 @@ fn processes(kind: &str, p: usize, program: &[u8]) {
     let len = program.len().min(255);
     path[..len].copy_from_slice(&program[..len]);
     let path = path.as_ptr() as usize;
-    let probe_args = [path, b"exec-probe\0".as_ptr() as usize, 0];
+    let probe_args = [path, c"exec-probe".as_ptr() as usize, 0];
     let bad_arg = [path, p, 0];
     let env = [0usize];
-    let nonexistent = b"/nonexistent\0".as_ptr() as usize;
+    let nonexistent = c"/nonexistent".as_ptr() as usize;
     for (call, file, argv, envp) in [
         (
             "execve-path",

@@ -1029,10 +1029,21 @@ fn set_gs_base(base: u64) -> Result<(), Errno> {
 /// program starts with GS base 0, else 1.
 const EXEC_GS_CHECK: &[u8] = b"exec-gs-check";
 
-/// The GS base belongs to the task: a forked child starts with its
+/// The GS base set with `arch_prctl` is the one user mode uses, and it
+/// belongs to the task: a forked child starts with its
 /// parent's and moves its own without moving the parent's (the two run
 /// in turn in between), and execve starts the new program at 0.
 fn arch_prctl_gs_base(ctx: &Ctx) -> Outcome {
+    // User mode sees the base it set: GS:0 reads this word.
+    static MARKER: AtomicU64 = AtomicU64::new(0x6773_6261_7365);
+    set_gs_base(MARKER.as_ptr() as u64).ctx("arch_prctl(ARCH_SET_GS, &MARKER)")?;
+    let word: u64;
+    // SAFETY: GS points at MARKER, a live static of 8 bytes.
+    unsafe { asm!("mov {}, qword ptr gs:[0]", out(reg) word, options(nostack, readonly)) };
+    ensure!(
+        word == MARKER.load(Ordering::Relaxed),
+        "GS:0 reads {word:#x}, not the word at the base just set"
+    );
     const BASE: u64 = 0x1234_5000;
     set_gs_base(BASE).ctx("arch_prctl(ARCH_SET_GS)")?;
     let got = gs_base().ctx("arch_prctl(ARCH_GET_GS)")?;

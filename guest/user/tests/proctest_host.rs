@@ -147,6 +147,7 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-standard-once",
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
+    "pidfd-send-signal-info",
 ];
 
 struct Run {

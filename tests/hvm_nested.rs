@@ -39,6 +39,7 @@ const VM_TEST_BINARIES: &[&str] = &[
     "clone_semantics",
     "directories",
     "namespaces",
+    "badptr",
     "guest_harness",
     "guest_malformed_frames",
     "forkbench_cli",
@@ -296,6 +297,10 @@ fn build_initramfs(path: &Path, tools: &Tools, tests: &[(&str, PathBuf)]) {
         Path::new(common::FORKVM).with_file_name("forkbench"),
         vmm::BUILT_KERNEL.into(),
     ];
+    // `badptr`'s test runs the program on the (nested) host too.
+    if let Some(dir) = option_env!("FORKVM_USER_PROGRAMS_DIR") {
+        programs.push(Path::new(dir).join("badptr"));
+    }
     programs.extend(tests.iter().map(|(_, binary)| binary.clone()));
     let mut libraries = BTreeSet::new();
     for program in programs.iter().chain([&tools.busybox]) {

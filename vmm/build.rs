@@ -50,6 +50,11 @@ fn main() {
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let programs = build_user_programs(&cargo, &workspace, &triple, &user_target_dir);
+    // The same static executables run on the host's Linux: tests compare
+    // a program's output there and in the guest (tests/badptr.rs).
+    if let Some(dir) = programs.first().and_then(|(_, path)| path.parent()) {
+        println!("cargo:rustc-env=FORKVM_USER_PROGRAMS_DIR={}", dir.display());
+    }
     let program_list: Vec<String> = programs
         .iter()
         .map(|(name, path)| format!("{name}={}", path.display()))

@@ -13,6 +13,8 @@ struct PipeState {
     buffer: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// A reader is copying bytes out (they are still in `buffer`).
+    reading: bool,
 }
 
 /// The shared part of a pipe.
@@ -24,7 +26,17 @@ pub struct Pipe {
     writable: WaitQueue,
 }
 
-/// Result of a pipe operation that may have to wait.
+/// Result of a pipe read.
+pub enum PipeRead {
+    /// This many bytes were delivered (0: end of file).
+    Done(usize),
+    /// The delivery failed with this errno; the bytes stay in the pipe.
+    Failed(i32),
+    /// Woken by a signal before any byte came.
+    Interrupted,
+}
+
+/// Result of a pipe write, which may have to wait.
 pub enum PipeIo {
     Done(usize),
     /// A write with no reader left (EPIPE).
@@ -41,6 +53,7 @@ impl Pipe {
                 buffer: VecDeque::new(),
                 readers: 1,
                 writers: 1,
+                reading: false,
             }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
@@ -48,27 +61,45 @@ impl Pipe {
     }
 
     /// Reads up to `out.len()` bytes, waiting for the first one unless no
-    /// writer is left (then 0: end of file).
-    pub fn read(&self, out: &mut [u8]) -> PipeIo {
+    /// writer is left (then 0: end of file), and hands them to `deliver`
+    /// (the copy to the reader's memory). As in Linux, the bytes leave the
+    /// pipe only once delivered: a failed copy (EFAULT) leaves them for the
+    /// next read. One reader at a time (Linux's pipe mutex): `deliver` may
+    /// sleep in a page fault while the bytes are still queued.
+    pub fn read(&self, out: &mut [u8], deliver: impl FnOnce(&[u8]) -> Result<(), i32>) -> PipeRead {
         let mut n = 0;
         let done = self.readable.wait_until(|| {
             let mut state = self.state.lock();
-            if state.buffer.is_empty() && state.writers > 0 {
+            if state.reading || (state.buffer.is_empty() && state.writers > 0) {
                 return false;
             }
             n = out.len().min(state.buffer.len());
-            for (slot, byte) in out.iter_mut().zip(state.buffer.drain(..n)) {
-                *slot = byte;
+            for (slot, byte) in out.iter_mut().zip(state.buffer.iter()) {
+                *slot = *byte;
             }
+            state.reading = true;
             true
         });
         if !done {
-            return PipeIo::Interrupted;
+            return PipeRead::Interrupted;
         }
-        if n > 0 {
+        let delivered = deliver(&out[..n]);
+        {
+            let mut state = self.state.lock();
+            state.reading = false;
+            if delivered.is_ok() {
+                state.buffer.drain(..n);
+            }
+        }
+        // Readers waiting for their turn, and writers for room.
+        self.readable.wake_all();
+        if n > 0 && delivered.is_ok() {
             self.writable.wake_all();
         }
-        PipeIo::Done(n)
+        match delivered {
+            Ok(()) => PipeRead::Done(n),
+            Err(errno) => PipeRead::Failed(errno),
+        }
     }
 
     /// Writes all of `data` (waiting for room as needed); a write that an

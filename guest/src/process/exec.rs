@@ -173,6 +173,7 @@ pub fn execve(
     let old = {
         let mut inner = task.inner.lock();
         inner.fs_base = 0;
+        inner.gs_base = 0;
         // The old program's alternate stack is gone with its memory; the
         // flags stay (as Linux's begin_new_exec leaves them).
         inner.sas.sp = 0;
@@ -190,6 +191,7 @@ pub fn execve(
     };
     crate::mm::address_space::activate(Some(&program.mm));
     cpu::set_fs_base(0);
+    cpu::set_gs_base(0);
     drop(old);
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     task.set_comm(name);

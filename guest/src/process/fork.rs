@@ -311,7 +311,7 @@ fn copy_process(
         }
     };
     fail.check(ENOMEM)?; // copy_sighand
-    let (sighand, blocked, fs_base) = {
+    let (sighand, blocked, fs_base, gs_base) = {
         let inner = parent.inner.lock();
         let sighand = if flags & CLONE_SIGHAND != 0 {
             inner.sighand.clone()
@@ -328,6 +328,7 @@ fn copy_process(
             // The parent is the caller: its live FS base (user code may
             // have moved it).
             crate::arch::cpu::live_fs_base(inner.fs_base),
+            crate::arch::cpu::live_gs_base(inner.gs_base),
         )
     };
     // "sigaltstack should be cleared when sharing the same VM" (a thread
@@ -465,6 +466,7 @@ fn copy_process(
         } else {
             fs_base
         };
+        inner.gs_base = gs_base;
         inner.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
             args.child_tid
         } else {

@@ -65,17 +65,19 @@ mod kernel {
             let mut inner = prev.inner.lock();
             if inner.mm.is_some() {
                 inner.fs_base = crate::arch::cpu::live_fs_base(inner.fs_base);
+                inner.gs_base = crate::arch::cpu::live_gs_base(inner.gs_base);
             }
         }
-        let (mm, fs_base) = {
+        let (mm, fs_base, gs_base) = {
             let inner = next.inner.lock();
-            (inner.mm.clone(), inner.fs_base)
+            (inner.mm.clone(), inner.fs_base, inner.gs_base)
         };
         if let Some(mm) = mm {
             if !mm.is_active() {
                 crate::mm::address_space::activate(Some(&mm));
             }
             crate::arch::cpu::set_fs_base(fs_base);
+            crate::arch::cpu::set_gs_base(gs_base);
         }
     }
 

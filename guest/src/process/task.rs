@@ -91,6 +91,8 @@ pub struct TaskInner {
     pub clear_child_tid: u64,
     /// FS segment base (thread-local storage).
     pub fs_base: u64,
+    /// GS segment base (`arch_prctl(ARCH_SET_GS)`; user mode's own).
+    pub gs_base: u64,
     /// Completed when a vfork child execs or exits (Linux `vfork_done`).
     pub vfork_done: Option<Arc<Completion>>,
     /// Open files (shared with `CLONE_FILES`); `None` for kernel threads.
@@ -190,6 +192,7 @@ impl Task {
                 exit_signal: 0,
                 clear_child_tid: 0,
                 fs_base: 0,
+                gs_base: 0,
                 vfork_done: None,
                 files: None,
                 sighand: SigHand::new_shared(),

@@ -201,32 +201,28 @@ fn rlimit_to_bytes(limit: Rlimit) -> [u8; 16] {
 /// on the calling process.
 pub fn prlimit64(a: Args) -> SysResult {
     let [pid, resource, new_address, old_address, ..] = a.0;
-    let resource = resource as usize;
-    if resource >= RLIM_NLIMITS {
-        return Err(EINVAL);
-    }
+    // An `unsigned int`: the register's upper half does not count.
+    let resource = resource as u32 as usize;
     let current = sched::current();
+    let mm = current_mm()?;
+    // Linux reads the new limit first, then looks for the task, then
+    // checks the resource (`do_prlimit`).
+    let new = if new_address != 0 {
+        let mut bytes = [0u8; 16];
+        mm.copy_from_user(new_address, &mut bytes)
+            .map_err(|_| EFAULT)?;
+        Some(Rlimit {
+            cur: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            max: u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
+        })
+    } else {
+        None
+    };
     let pid = pid as u32;
     let task = if pid == 0 || pid == current.tgid {
         current.clone()
     } else {
         crate::process::find(pid).ok_or(ESRCH)?
-    };
-    let mm = current_mm()?;
-    let new = if new_address != 0 {
-        let mut bytes = [0u8; 16];
-        mm.copy_from_user(new_address, &mut bytes)
-            .map_err(|_| EFAULT)?;
-        let limit = Rlimit {
-            cur: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
-            max: u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes")),
-        };
-        if limit.cur > limit.max {
-            return Err(EINVAL);
-        }
-        Some(limit)
-    } else {
-        None
     };
     let caller = current.inner.lock().cred.clone();
     if !core::ptr::eq(&*task, &*current) {
@@ -239,6 +235,9 @@ pub fn prlimit64(a: Args) -> SysResult {
         if !same_ids && !caller.ns_capable(&target.user_ns, CAP_SYS_RESOURCE) {
             return Err(EPERM);
         }
+    }
+    if resource >= RLIM_NLIMITS || new.is_some_and(|limit| limit.cur > limit.max) {
+        return Err(EINVAL);
     }
     let rlimits = task.inner.lock().rlimits.clone();
     let mut rlimits = rlimits.lock();
@@ -256,12 +255,25 @@ pub fn prlimit64(a: Args) -> SysResult {
     Ok(0)
 }
 
+/// `getrlimit(resource, rlim)`: as Linux, the limit is looked up first
+/// (EINVAL), then stored: a NULL `rlim` is EFAULT, not "don't store".
 pub fn getrlimit(a: Args) -> SysResult {
-    prlimit64(Args([0, a.0[0], 0, a.0[1], 0, 0]))
+    let [resource, address, ..] = a.0;
+    prlimit64(Args([0, resource, 0, address, 0, 0]))?;
+    if address == 0 {
+        return Err(EFAULT);
+    }
+    Ok(0)
 }
 
+/// `setrlimit(resource, rlim)`: the new limit is read first, so a NULL
+/// `rlim` is EFAULT before anything else is checked.
 pub fn setrlimit(a: Args) -> SysResult {
-    prlimit64(Args([0, a.0[0], a.0[1], 0, 0, 0]))
+    let [resource, address, ..] = a.0;
+    if address == 0 {
+        return Err(EFAULT);
+    }
+    prlimit64(Args([0, resource, address, 0, 0, 0]))
 }
 
 const PR_GET_DUMPABLE: u64 = 3;

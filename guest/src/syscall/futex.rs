@@ -8,8 +8,9 @@ use alloc::vec::Vec;
 use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EAGAIN, EINVAL, ENOSYS, ERESTARTNOHAND, ERESTARTSYS, ETIMEDOUT};
+use crate::errno::{EAGAIN, EFAULT, EINVAL, ENOSYS, ERESTARTNOHAND, ERESTARTSYS, ETIMEDOUT};
 use crate::mm::address_space::AddressSpace;
+use crate::mm::vma::TASK_SIZE;
 use crate::process::task::{Task, TaskState};
 use crate::sched;
 
@@ -32,10 +33,8 @@ fn key(mm: &Arc<AddressSpace>) -> usize {
 /// `restart_syscall`, which is not built).
 pub fn futex(a: Args) -> SysResult {
     let [address, op, value, timeout, ..] = a.0;
-    if address % 4 != 0 {
-        return Err(EINVAL);
-    }
     let mm = current_mm()?;
+    let shared = op & FUTEX_PRIVATE_FLAG == 0;
     match op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) {
         FUTEX_WAIT => {
             let deadline = if timeout == 0 {
@@ -44,6 +43,7 @@ pub fn futex(a: Args) -> SysResult {
                 let timespec = super::time::read_raw_timespec(timeout)?;
                 Some(crate::time::relative_deadline(timespec)?)
             };
+            check_key(&mm, address, shared)?;
             let mut word = [0u8; 4];
             mm.copy_from_user(address, &mut word)?;
             if u32::from_le_bytes(word) != value as u32 {
@@ -79,9 +79,36 @@ pub fn futex(a: Args) -> SysResult {
                 None => Ok(0),
             }
         }
-        FUTEX_WAKE => Ok(wake(&mm, address, value.min(u64::from(u32::MAX)) as u32)),
+        FUTEX_WAKE => {
+            check_key(&mm, address, shared)?;
+            Ok(wake(&mm, address, value.min(u64::from(u32::MAX)) as u32))
+        }
         _ => Err(ENOSYS),
     }
+}
+
+/// Linux `get_futex_key`'s checks on the futex word: aligned (EINVAL) and
+/// in user space (EFAULT). A private futex is keyed by its address alone,
+/// so nothing more is looked at (FUTEX_WAKE on an unmapped private word
+/// wakes no one and succeeds). A shared one is keyed by its page, which
+/// must be one the task could write (Linux pins it with FOLL_WRITE; a
+/// read-only anonymous page is EFAULT): faulted in for writing here,
+/// by storing back the word it holds (nothing else runs in between: one
+/// CPU, no preemption in the kernel). Read-only MAP_SHARED words, which
+/// Linux accepts, are EFAULT here.
+fn check_key(mm: &AddressSpace, address: u64, shared: bool) -> Result<(), i32> {
+    if !address.is_multiple_of(4) {
+        return Err(EINVAL);
+    }
+    if address.checked_add(4).is_none_or(|end| end > TASK_SIZE) {
+        return Err(EFAULT);
+    }
+    if shared {
+        let mut word = [0u8; 4];
+        mm.copy_from_user(address, &mut word).map_err(|_| EFAULT)?;
+        mm.copy_to_user(address, &word).map_err(|_| EFAULT)?;
+    }
+    Ok(())
 }
 
 /// Wakes up to `count` tasks waiting on `address` in `mm`; returns how many.

@@ -11,7 +11,7 @@ use spin::Mutex;
 use super::{current_mm, Args, SysResult};
 use crate::drivers::uart::{INPUT, INPUT_WAIT};
 use crate::errno::{EBADF, EFAULT, EINVAL, EPIPE, ERESTARTSYS};
-use crate::fs::pipe::{Pipe, PipeIo};
+use crate::fs::pipe::{Pipe, PipeIo, PipeRead};
 use crate::fs::{File, FileKind};
 use crate::process::files::FdTable;
 use crate::sched;
@@ -93,6 +93,15 @@ pub fn read(a: Args) -> SysResult {
     }
     let mm = current_mm()?;
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
+    if let FileKind::PipeRead(pipe) = &file.kind {
+        // The bytes leave the pipe only if they reach the buffer.
+        return match pipe.read(&mut bytes, |data| mm.copy_to_user(buf, data)) {
+            PipeRead::Done(n) => Ok(n as u64),
+            PipeRead::Failed(errno) => Err(errno),
+            // Interrupted: restarted if the handler has SA_RESTART.
+            PipeRead::Interrupted => Err(ERESTARTSYS),
+        };
+    }
     let n = match &file.kind {
         FileKind::Console => {
             // Block for the first byte, then take what is there.
@@ -112,11 +121,7 @@ pub fn read(a: Args) -> SysResult {
             n
         }
         FileKind::VirtioConsole => crate::drivers::virtio_console::read_bytes(&mut bytes)?,
-        FileKind::PipeRead(pipe) => match pipe.read(&mut bytes) {
-            PipeIo::Done(n) => n,
-            // Interrupted: restarted if the handler has SA_RESTART.
-            _ => return Err(ERESTARTSYS),
-        },
+        FileKind::PipeRead(_) => unreachable!("handled above"),
         FileKind::PipeWrite(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),
         FileKind::Proc(proc) => proc.read(&mut bytes)?,
@@ -225,17 +230,14 @@ pub fn fcntl(a: Args) -> SysResult {
 }
 
 /// `pipe2(fds, flags)`: O_CLOEXEC sets FD_CLOEXEC on both ends;
-/// O_NONBLOCK is not supported.
+/// O_NONBLOCK is not supported. If the two descriptors cannot be stored
+/// at `fds`, the call fails with EFAULT and leaves no descriptor open.
 pub fn pipe2(a: Args) -> SysResult {
     let [fds_address, flags, ..] = a.0;
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 || flags & O_NONBLOCK != 0 {
         return Err(EINVAL);
     }
     let mm = current_mm()?;
-    // Fail before creating anything if the result cannot be stored.
-    let mut probe = [0u8; 8];
-    mm.copy_from_user(fds_address, &mut probe)
-        .map_err(|_| EFAULT)?;
     let pipe = Arc::new(Pipe::new());
     let read_end = File::new(FileKind::PipeRead(pipe.clone()));
     let write_end = File::new(FileKind::PipeWrite(pipe));
@@ -254,6 +256,15 @@ pub fn pipe2(a: Args) -> SysResult {
     let mut fds = [0u8; 8];
     fds[..4].copy_from_slice(&(read_fd as u32).to_le_bytes());
     fds[4..].copy_from_slice(&(write_fd as u32).to_le_bytes());
-    mm.copy_to_user(fds_address, &fds)?;
+    if mm.copy_to_user(fds_address, &fds).is_err() {
+        // Linux installs the descriptors only after the store: none is
+        // left behind (a read-only `fds` is EFAULT like an unmapped one).
+        let table = files()?;
+        let mut table = table.lock();
+        let ends = (table.close(read_fd), table.close(write_fd));
+        drop(table);
+        drop(ends);
+        return Err(EFAULT);
+    }
     Ok(0)
 }

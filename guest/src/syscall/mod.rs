@@ -135,7 +135,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
     let a = Args([
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ]);
-    let result: SysResult = match frame.rax {
+    // The number is an `int`: Linux ignores the upper half of rax.
+    let result: SysResult = match frame.rax as u32 as u64 {
         nr::READ => io::read(a),
         nr::WRITE => io::write(a),
         nr::CLOSE => io::close(a),
@@ -201,7 +202,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::IOPRIO_GET => ioprio::ioprio_get(a),
         nr::PRCTL => cred::prctl(a),
         nr::CLONE3 => process::clone3(a, frame),
-        nr::PIDFD_SEND_SIGNAL => signal::pidfd_send_signal(a),
+        nr::PIDFD_SEND_SIGNAL => pidfd::pidfd_send_signal(a),
         nr::PIDFD_OPEN => pidfd::pidfd_open(a),
         nr::RT_SIGPENDING => sigwait::rt_sigpending(a),
         nr::RT_SIGTIMEDWAIT => sigwait::rt_sigtimedwait(a),

@@ -112,6 +112,9 @@ fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
 pub fn execve(a: Args, frame: &mut TrapFrame) -> SysResult {
     let [path, argv, envp, ..] = a.0;
     let path = read_c_string(path)?;
+    // Linux opens the file before it reads the arguments: a missing file
+    // is ENOENT even with a bad argv.
+    crate::programs::find(&path).ok_or(crate::errno::ENOENT)?;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
@@ -142,13 +145,32 @@ pub fn set_tid_address(a: Args) -> SysResult {
     Ok(u64::from(task.tid_in(&task.active_pid_ns())))
 }
 
+const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
 
+/// `arch_prctl(code, address)`: the FS and GS bases. A base is a user
+/// address (EPERM from TASK_SIZE up); a GET stores it at `address`
+/// (EFAULT). Fork copies both, execve clears both, as Linux.
 pub fn arch_prctl(a: Args) -> SysResult {
     let [code, address, ..] = a.0;
     let task = sched::current();
-    match code {
+    // An `int` code.
+    match code as u32 as u64 {
+        ARCH_SET_GS => {
+            if address >= crate::mm::vma::TASK_SIZE {
+                return Err(crate::errno::EPERM);
+            }
+            task.inner.lock().gs_base = address;
+            crate::arch::cpu::set_gs_base(address);
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            let base = crate::arch::cpu::live_gs_base(task.inner.lock().gs_base);
+            current_mm()?.copy_to_user(address, &base.to_le_bytes())?;
+            Ok(0)
+        }
         ARCH_SET_FS => {
             if address >= crate::mm::vma::TASK_SIZE {
                 return Err(crate::errno::EPERM);

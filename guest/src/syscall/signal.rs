@@ -205,37 +205,6 @@ pub(super) fn send_info(
     crate::process::signal::send(task, info, group)
 }
 
-/// `pidfd_send_signal(pidfd, sig, info, flags)`: `kill` through a pidfd
-/// (no siginfo, no flags).
-pub fn pidfd_send_signal(a: Args) -> SysResult {
-    let [pidfd, signal, info, flags, ..] = a.0;
-    if flags != 0 || info != 0 || signal > NSIG {
-        return Err(EINVAL);
-    }
-    let file = sched::current()
-        .files()
-        .ok_or(crate::errno::EBADF)?
-        .lock()
-        .get(pidfd)?;
-    let crate::fs::FileKind::Pidfd(target) = &file.kind else {
-        return Err(crate::errno::EBADF);
-    };
-    let task = target.upgrade().filter(|t| {
-        !matches!(
-            t.state(),
-            crate::process::task::TaskState::Zombie | crate::process::task::TaskState::Dead
-        )
-    });
-    let task = task.ok_or(ESRCH)?;
-    if !may_signal(&sched::current(), &task, signal) {
-        return Err(EPERM);
-    }
-    if signal != 0 {
-        send_signal(&task, signal as u32);
-    }
-    Ok(0)
-}
-
 /// Size of a signal set for rt_sigaction/rt_sigprocmask on x86-64.
 const SIGSET_SIZE: u64 = 8;
 

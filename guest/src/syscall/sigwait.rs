@@ -134,7 +134,7 @@ fn known_siginfo_layout(signal: u32, code: i32) -> bool {
 /// Linux `__copy_siginfo_from_user`: the caller's siginfo with `si_signo`
 /// set to `signal` (EFAULT; E2BIG for an unknown layout with bytes past
 /// what the kernel keeps).
-fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<SigInfo, i32> {
+pub(super) fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<SigInfo, i32> {
     let mm = current_mm()?;
     let mut bytes = [0u8; KERNEL_SIGINFO_SIZE];
     mm.copy_from_user(address, &mut bytes).map_err(|_| EFAULT)?;
@@ -159,7 +159,7 @@ fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<SigInfo, i32> {
 /// namespace sees the sender's, and `si_pid` 0 when the sender is outside
 /// the receiver's pid namespace. Codes >= 0 come only from the receiver
 /// itself and need none.
-fn fix_sender_ids(task: &Task, mut info: SigInfo) -> SigInfo {
+pub(super) fn fix_sender_ids(task: &Task, mut info: SigInfo) -> SigInfo {
     let SigFields::Raw(ref mut union) = info.fields else {
         return info;
     };

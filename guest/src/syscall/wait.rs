@@ -20,11 +20,26 @@ const P_PIDFD: i32 = 3;
 /// `si_signo` of a `waitid` report.
 const SIGCHLD: u32 = 17;
 
+/// Size of `struct rusage` on x86-64.
+const RUSAGE_SIZE: usize = 144;
+
+/// Stores the reaped child's `struct rusage` (Linux does so after the
+/// child is reaped, so a bad pointer is EFAULT with the child gone). There
+/// is no resource accounting: every field is 0.
+fn put_rusage(address: u64) -> Result<(), i32> {
+    if address == 0 {
+        return Ok(());
+    }
+    current_mm()?
+        .copy_to_user(address, &[0u8; RUSAGE_SIZE])
+        .map_err(|_| EFAULT)
+}
+
 /// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 any,
-/// 0 the caller's process group, < -1 group `-pid`. `rusage` is not
-/// written (no resource accounting).
+/// 0 the caller's process group, < -1 group `-pid`. `rusage` is written
+/// (zeros) when a child is reported.
 pub fn wait4(a: Args) -> SysResult {
-    let [pid, status_address, options, ..] = a.0;
+    let [pid, status_address, options, rusage, ..] = a.0;
     let pid = pid as i64 as i32;
     let options = options as u32;
     // WEXITED is implied, not accepted (Linux: EINVAL).
@@ -57,6 +72,7 @@ pub fn wait4(a: Args) -> SysResult {
             if status_address != 0 {
                 mm.copy_to_user(status_address, &report.status.to_le_bytes())?;
             }
+            put_rusage(rusage)?;
             Ok(u64::from(report.pid))
         }
     }
@@ -67,10 +83,13 @@ pub fn wait4(a: Args) -> SysResult {
 /// NULL) is written whatever the outcome: on an error or with WNOHANG and
 /// no child ready, si_signo, si_code, si_pid, si_uid and si_status are 0;
 /// a bad `infop` is then EFAULT (a reaped child stays reaped). `rusage` is
-/// not written, as with `wait4`.
+/// written first when a child is reported, as with `wait4`.
 pub fn waitid(a: Args) -> SysResult {
-    let [which, id, infop, options, ..] = a.0;
+    let [which, id, infop, options, rusage, ..] = a.0;
     let result = kernel_waitid(which as i32, id as i32, options as u32);
+    if let Ok(Some(_)) = result {
+        put_rusage(rusage)?;
+    }
     if infop == 0 {
         return result.map(|_| 0);
     }

@@ -19,6 +19,7 @@ const SCENARIOS: &[&str] = &[
     "thread-shares-mm",
     "thread-getpid",
     "thread-tls",
+    "arch-prctl-gs-base",
     "child-cleartid-wakes",
     "vfork-order",
     "vfork-exec",
@@ -146,6 +147,7 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-standard-once",
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
+    "pidfd-send-signal-info",
 ];
 
 struct Run {

@@ -115,6 +115,7 @@ pub unsafe fn write_cr3(root: u64) {
 }
 
 const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
 const CR4_FSGSBASE: u64 = 1 << 16;
 
 /// Whether `rdfsbase`/`wrfsbase` are enabled (CR4.FSGSBASE). They are
@@ -174,6 +175,35 @@ pub fn live_fs_base(saved: u64) -> u64 {
         let base: u64;
         // SAFETY: FSGSBASE is on; reading the base has no side effects.
         unsafe { asm!("rdfsbase {}", out(reg) base, options(nomem, nostack, preserves_flags)) };
+        base
+    } else {
+        saved
+    }
+}
+
+/// The GS base last written with `wrmsr` (as [`FS_BASE`]).
+static GS_BASE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Sets the GS segment base. The kernel makes no gs-relative accesses (no
+/// per-CPU area, no `swapgs`): the base is user mode's alone.
+pub fn set_gs_base(base: u64) {
+    if has_fsgsbase() {
+        // SAFETY: FSGSBASE is on; GS only affects gs-relative accesses,
+        // which the kernel does not make.
+        unsafe { asm!("wrgsbase {}", in(reg) base, options(nomem, nostack, preserves_flags)) };
+    } else if GS_BASE.swap(base, core::sync::atomic::Ordering::Relaxed) != base {
+        // SAFETY: as above.
+        unsafe { wrmsr(MSR_GS_BASE, base) };
+    }
+}
+
+/// The running task's GS base as user mode last left it (as
+/// [`live_fs_base`]).
+pub fn live_gs_base(saved: u64) -> u64 {
+    if has_fsgsbase() {
+        let base: u64;
+        // SAFETY: FSGSBASE is on; reading the base has no side effects.
+        unsafe { asm!("rdgsbase {}", out(reg) base, options(nomem, nostack, preserves_flags)) };
         base
     } else {
         saved

@@ -154,6 +154,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             EXEC_MARKER,
             EXEC_CLOSE,
             EXEC_FD_CHECK,
+            threads::EXEC_GS_CHECK,
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
         ]
         .contains(&arg);
@@ -182,6 +183,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(i32::from(!open) | i32::from(!closed) << 1);
         } else if arg == altstack::EXEC_ALTSTACK_CHECK.to_bytes() {
             exit_group(altstack::exec_altstack_check());
+        } else if arg == threads::EXEC_GS_CHECK {
+            exit_group(i32::from(threads::gs_base() != Ok(0)));
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

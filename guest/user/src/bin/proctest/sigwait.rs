@@ -35,6 +35,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sigqueueinfo-standard-once", sigqueueinfo_standard_once),
     ("sigqueueinfo-rt-queued", sigqueueinfo_rt_queued),
     ("sigqueueinfo-rt-limit", sigqueueinfo_rt_limit),
+    ("pidfd-send-signal-info", pidfd_send_signal_info),
 ];
 
 const SIGUSR1: i32 = sig::SIGUSR1;
@@ -962,4 +963,110 @@ fn sigqueueinfo_rt_limit(_: &Ctx) -> Outcome {
         _ => "",
     };
     Err(msg!("{what} ({})", Status(status)))
+}
+
+/// `pidfd_send_signal(pidfd, sig, info, flags)` with a siginfo: Linux's
+/// checks in order (flags: one scope at most, the descriptor, the siginfo
+/// read, its si_signo equal to `sig`, kernel and `kill` codes only to
+/// oneself), and a queued one reaching a waiter with its value.
+fn pidfd_send_signal_info(_: &Ctx) -> Outcome {
+    use forkvm_user::syscall::{pidfd_open, syscall4};
+    const PIDFD_SEND_SIGNAL: usize = 424;
+    let send = |fd: i32, signal: i32, info: usize, flags: usize| {
+        // SAFETY: the kernel reads at most a siginfo at `info`.
+        let ret = unsafe { syscall4(PIDFD_SEND_SIGNAL, fd as usize, signal as usize, info, flags) };
+        forkvm_user::syscall::check(ret).map(drop)
+    };
+    let _mask = MaskGuard::block(sigmask(SIGUSR1))?;
+    let (pid, uid) = (getpid(), getuid());
+    let own = pidfd_open(pid as i32, 0).ctx("pidfd_open(self)")?;
+    let mut info = SigInfo::queued(SI_QUEUE, pid, uid, VALUE);
+    info.signo = SIGUSR1;
+    let at = |info: &SigInfo| info as *const SigInfo as usize;
+    let mut mismatched = info;
+    mismatched.signo = SIGUSR2;
+    let (r, _w) = pipe()?;
+    let checks: [(&str, i32, i32, usize, usize, Errno); 7] = [
+        ("flags 8", own, SIGUSR1, at(&info), 8, Errno::EINVAL),
+        ("two scopes", own, SIGUSR1, at(&info), 3, Errno::EINVAL),
+        ("bad fd, bad info", 1000, SIGUSR1, 8, 0, Errno::EBADF),
+        ("pipe fd", r.raw(), SIGUSR1, at(&info), 0, Errno::EBADF),
+        ("info at 8", own, SIGUSR1, 8, 0, Errno::EFAULT),
+        (
+            "si_signo SIGUSR2",
+            own,
+            SIGUSR1,
+            at(&mismatched),
+            0,
+            Errno::EINVAL,
+        ),
+        ("signal 65", own, 65, at(&info), 0, Errno::EINVAL),
+    ];
+    for (what, fd, signal, info, flags, want) in checks {
+        expect_errno(what, send(fd, signal, info, flags), want)?;
+    }
+    // A queued siginfo to oneself reaches rt_sigtimedwait as sent, with
+    // the default scope, the thread's (PIDFD_SIGNAL_THREAD) and the
+    // process's (PIDFD_SIGNAL_THREAD_GROUP).
+    for flags in [0, 1, 2] {
+        send(own, SIGUSR1, at(&info), flags).ctx("pidfd_send_signal(self, SI_QUEUE)")?;
+        let (signal, got) = sigtimedwait(sigmask(SIGUSR1), Some(&POLL)).ctx("rt_sigtimedwait")?;
+        expect_info(
+            "pidfd_send_signal",
+            signal,
+            &got,
+            (SIGUSR1, SI_QUEUE, pid, uid),
+        )?;
+        ensure!(
+            got.value() == VALUE,
+            "si_value {:#x}, expected {VALUE:#x}",
+            got.value()
+        );
+    }
+    // Kernel and kill codes: to oneself only; the parent refuses them.
+    let parent = pidfd_open(getppid() as i32, 0).ctx("pidfd_open(parent)")?;
+    for code in [SI_USER, SI_TKILL, 0x80] {
+        let mut forged = SigInfo::queued(code, pid, uid, 0);
+        forged.signo = SIGUSR1;
+        expect_errno(
+            "pidfd_send_signal(parent, kernel or kill code)",
+            send(parent, SIGUSR1, at(&forged), 0),
+            Errno::EPERM,
+        )?;
+        send(own, SIGUSR1, at(&forged), 0).ctx("pidfd_send_signal(self, code >= 0)")?;
+        let (signal, got) = sigtimedwait(sigmask(SIGUSR1), Some(&POLL)).ctx("rt_sigtimedwait")?;
+        ensure!(
+            signal == SIGUSR1 && got.code == code,
+            "took signal {signal} code {}, expected SIGUSR1 code {code}",
+            got.code
+        );
+    }
+    let _ = close(parent);
+    // PIDFD_SIGNAL_PROCESS_GROUP: the group whose id is the pidfd's pid
+    // (a child leading its own group here); no forged code even to it.
+    let (r, w) = pipe()?;
+    let child = Child::spawn(|| {
+        let ready = forkvm_user::syscall::setpgid(0, 0).is_ok() && write(w.raw(), b"r") == Ok(1);
+        let waited = sigtimedwait(sigmask(SIGUSR1), Some(&Timespec::from_nanos(TIMEOUT_NS)));
+        i32::from(!ready) | i32::from(!matches!(waited, Ok((SIGUSR1, _)))) << 1
+    })?;
+    let mut byte = [0u8; 1];
+    read_full(r.raw(), &mut byte)?;
+    let group = pidfd_open(child.pid() as i32, 0).ctx("pidfd_open(child)")?;
+    let mut forged = SigInfo::queued(SI_USER, pid, uid, 0);
+    forged.signo = SIGUSR1;
+    expect_errno(
+        "pidfd_send_signal(own group scope, SI_USER info)",
+        send(own, SIGUSR1, at(&forged), 4),
+        Errno::EPERM,
+    )?;
+    send(group, SIGUSR1, 0, 4).ctx("pidfd_send_signal(child, PIDFD_SIGNAL_PROCESS_GROUP)")?;
+    expect_exit(
+        "group leader child (1: setpgid, 2: no SIGUSR1)",
+        child.wait_bounded("group leader child")?,
+        0,
+    )?;
+    let _ = close(group);
+    let _ = close(own);
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `clone` sharing memory: a `CLONE_VM` child and threads (shared memory,
 //! ids, TLS and `CLONE_CHILD_CLEARTID`).
 
+use super::vfork::{vfork_exec_child, EXEC_ERRNO};
 use super::*;
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -8,6 +9,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("thread-shares-mm", thread_shares_mm),
     ("thread-getpid", thread_getpid),
     ("thread-tls", thread_tls),
+    ("arch-prctl-gs-base", arch_prctl_gs_base),
     ("child-cleartid-wakes", child_cleartid_wakes),
 ];
 
@@ -387,4 +389,94 @@ fn child_cleartid_wakes(_: &Ctx) -> Outcome {
         u32::MAX
     );
     joined
+}
+
+const ARCH_SET_GS: usize = 0x1001;
+const ARCH_GET_GS: usize = 0x1004;
+
+/// `arch_prctl(ARCH_GET_GS)`: the caller's GS base.
+pub fn gs_base() -> Result<u64, Errno> {
+    let mut base = 0u64;
+    // SAFETY: the kernel writes one u64 to `base`.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_GS, &mut base as *mut u64 as usize) };
+    forkvm_user::syscall::check(ret).map(|_| base)
+}
+
+/// `arch_prctl(ARCH_SET_GS, base)`.
+fn set_gs_base(base: u64) -> Result<(), Errno> {
+    // SAFETY: this program makes no gs-relative accesses.
+    let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_SET_GS, base as usize) };
+    forkvm_user::syscall::check(ret).map(|_| ())
+}
+
+/// The helper that `arch-prctl-gs-base` executes: exit 0 if the new
+/// program starts with GS base 0, else 1.
+pub const EXEC_GS_CHECK: &[u8] = b"exec-gs-check";
+
+/// The GS base set with `arch_prctl` is the one user mode uses, and it
+/// belongs to the task: a forked child starts with its
+/// parent's and moves its own without moving the parent's (the two run
+/// in turn in between), and execve starts the new program at 0.
+fn arch_prctl_gs_base(ctx: &Ctx) -> Outcome {
+    // User mode sees the base it set: GS:0 reads this word.
+    static MARKER: AtomicU64 = AtomicU64::new(0x6773_6261_7365);
+    set_gs_base(MARKER.as_ptr() as u64).ctx("arch_prctl(ARCH_SET_GS, &MARKER)")?;
+    let word: u64;
+    // SAFETY: GS points at MARKER, a live static of 8 bytes.
+    unsafe { asm!("mov {}, qword ptr gs:[0]", out(reg) word, options(nostack, readonly)) };
+    ensure!(
+        word == MARKER.load(Ordering::Relaxed),
+        "GS:0 reads {word:#x}, not the word at the base just set"
+    );
+    const BASE: u64 = 0x1234_5000;
+    set_gs_base(BASE).ctx("arch_prctl(ARCH_SET_GS)")?;
+    let got = gs_base().ctx("arch_prctl(ARCH_GET_GS)")?;
+    ensure!(got == BASE, "GS base {got:#x} after setting {BASE:#x}");
+    let child = Child::spawn(|| {
+        let inherited = gs_base() == Ok(BASE);
+        let moved = set_gs_base(BASE + 0x1000).is_ok();
+        for _ in 0..10 {
+            forkvm_user::syscall::sched_yield();
+        }
+        let kept = gs_base() == Ok(BASE + 0x1000);
+        i32::from(!inherited) | i32::from(!moved) << 1 | i32::from(!kept) << 2
+    })?;
+    for _ in 0..10 {
+        forkvm_user::syscall::sched_yield();
+    }
+    let status = child.wait()?;
+    expect_exit(
+        "child (1: base not inherited, 2: not set, 4: not kept)",
+        status,
+        0,
+    )?;
+    let got = gs_base().ctx("arch_prctl(ARCH_GET_GS)")?;
+    ensure!(
+        got == BASE,
+        "parent's GS base {got:#x} after the child moved its own"
+    );
+
+    let Some(argv0) = ctx.argv0 else {
+        return Err(msg!("no argv[0] to execute"));
+    };
+    // SAFETY: argv[0] is a slice of the NUL-terminated string the kernel put
+    // on the initial stack (see forkvm_user::start); its NUL follows it.
+    let path = unsafe { CStr::from_ptr(argv0.as_ptr().cast()) };
+    let argv = [
+        argv0.as_ptr(),
+        c"exec-gs-check".as_ptr().cast(),
+        core::ptr::null(),
+    ];
+    let envp = [core::ptr::null()];
+    EXEC_ERRNO.store(0, Ordering::Relaxed);
+    let pid = vfork_exec_child(path, &argv, &envp).ctx("vfork")?;
+    let status = Child { pid }.wait()?;
+    set_gs_base(0).ctx("arch_prctl(ARCH_SET_GS, 0)")?;
+    let errno = EXEC_ERRNO.load(Ordering::Relaxed);
+    ensure!(errno == 0, "child's execve failed: {}", Errno(errno));
+    expect_exit(
+        "exec'd `proctest exec-gs-check` (1: GS base kept)",
+        status,
+        0,
+    )
 }

@@ -213,7 +213,15 @@ fn reparent_children(task: &Arc<Task>) {
     };
     let mut any_zombie = false;
     for child in &children {
-        child.inner.lock().parent = Arc::downgrade(&reaper);
+        let mut inner = child.inner.lock();
+        inner.parent = Arc::downgrade(&reaper);
+        // "We don't want people slaying init" (Linux `reparent_leader`):
+        // an adopted process tells its new parent of its exit with SIGCHLD,
+        // whatever its clone asked for.
+        if child.is_group_leader() {
+            inner.exit_signal = super::signal::SIGCHLD;
+        }
+        drop(inner);
         any_zombie |= child.state() == TaskState::Zombie;
     }
     reaper.inner.lock().children.extend(children);

@@ -270,6 +270,9 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
         let waited = inner.real_blocked & bit(signal) != 0;
         (action, inner.blocked & bit(signal) != 0, waited)
     };
+    if unkillable_ignores(task, signal, action.handler) {
+        return Ok(());
+    }
     let ignored =
         action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
     // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
@@ -311,6 +314,24 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
     }
     crate::sched::wake_up(&chosen);
     Ok(())
+}
+
+/// Whether init refuses `signal` (Linux `sig_task_ignored` for a
+/// SIGNAL_UNKILLABLE task): pid 1 of the machine or of a pid namespace gets
+/// no signal it has no handler for, whoever sends it (a user, or the kernel
+/// for a child's exit), blocked or not. Only SIGKILL and SIGSTOP from an
+/// ancestor pid namespace (a sender that has no pid in init's namespace)
+/// reach a namespace's init; the machine's init never gets them.
+fn unkillable_ignores(task: &super::task::Task, signal: u32, handler: u64) -> bool {
+    if !task.is_namespace_init() {
+        return false;
+    }
+    let kernel_only = is_unblockable(signal);
+    if kernel_only && task.tgid == super::exit::REAPER_PID {
+        return true;
+    }
+    let from_ancestor = crate::sched::current().tgid_in(&task.active_pid_ns()) == 0;
+    handler == SIG_DFL && !(from_ancestor && kernel_only)
 }
 
 /// A thread is exiting (Linux `exit_signals` + `retarget_shared_pending`):

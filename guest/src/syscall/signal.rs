@@ -178,30 +178,14 @@ pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process
 }
 
 /// Sends `info` from the current task to `task` (to its process if
-/// `group`), unless `task` is a namespace init that refuses it; EAGAIN
-/// for a real-time signal that cannot be queued.
+/// `group`); a namespace init drops what it has no handler for
+/// (`process::signal::send`). EAGAIN for a real-time signal that cannot be
+/// queued.
 pub(super) fn send_info(
     task: &Arc<Task>,
     info: crate::process::signal::SigInfo,
     group: bool,
 ) -> Result<(), i32> {
-    let signal = info.signo;
-    // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
-    // no signal it has no handler for, SIGKILL included; only SIGKILL from
-    // an outer namespace gets through (Linux `sig_task_ignored`).
-    if task.is_namespace_init() {
-        let sender_inside = sched::current().active_pid_ns().id == task.active_pid_ns().id;
-        let forced = signal == SIGKILL && !sender_inside;
-        let handler = {
-            let sighand = task.inner.lock().sighand.clone();
-            let handler = sighand.lock().action(signal).handler;
-            handler
-        };
-        let reaper = task.tgid == crate::process::exit::REAPER_PID;
-        if handler == crate::process::signal::SIG_DFL && (reaper || !forced) {
-            return Ok(());
-        }
-    }
     crate::process::signal::send(task, info, group)
 }
 

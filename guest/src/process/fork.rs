@@ -8,14 +8,15 @@
 //! slot, address space); if a later step fails they are dropped in reverse
 //! order, which releases them, so no failure path leaks.
 
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use core::sync::atomic::Ordering;
 
 use super::cred::{Cred, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use super::io_context;
 use super::rlimit::{self, RLIMIT_NPROC};
 use super::sigaltstack::SigAltStack;
-use super::task::{Pid, Task, TaskStack};
+use super::task::{Pid, Task, TaskInner, TaskParts, TaskStack};
+use super::thread_group::{NewGroup, ThreadGroup};
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
@@ -247,16 +248,14 @@ fn copy_process(
         return Err(ERESTARTNOINTR);
     }
 
-    let (parent_cred, parent_rlimits) = {
-        let inner = parent.inner.lock();
-        (inner.cred.clone(), inner.rlimits.clone())
-    };
+    let parent_cred = parent.inner.lock().cred.clone();
+    let parent_group = parent.thread_group();
     // The limits are checked before anything is allocated so that their
     // failures cost no more than a system call. (Linux checks them right
     // after dup_task_struct and copy_creds; the errno and what stays
     // behind, nothing, are the same.) A child in a new user namespace is
     // counted there, so its check waits for copy_creds.
-    let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
+    let nproc_limit = parent_group.rlimits().0[RLIMIT_NPROC].cur;
     let new_user_ns = flags & CLONE_NEWUSER != 0;
     if !new_user_ns {
         check_task_limits(&parent_cred, nproc_limit)?;
@@ -338,18 +337,9 @@ fn copy_process(
         parent.inner.lock().sas
     };
     fail.check(ENOMEM)?; // copy_signal
-    let rlimits = if flags & CLONE_THREAD != 0 {
-        parent_rlimits
-    } else {
-        Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
-    };
-    // A thread shares its process's pending signals; a new process starts
-    // with none (Linux `signal->shared_pending`).
-    let shared_pending = if flags & CLONE_THREAD != 0 {
-        parent.inner.lock().shared_pending.clone()
-    } else {
-        Default::default()
-    };
+                         // A thread joins its process's group; a new process gets a copy of the
+                         // limits and, below, a group of its own.
+    let rlimits = (flags & CLONE_THREAD == 0).then(|| parent_group.rlimits_copy());
     fail.check(ENOMEM)?; // copy_mm
     let mm = match parent.mm() {
         Some(mm) if flags & CLONE_VM != 0 => Some(mm),
@@ -414,81 +404,80 @@ fn copy_process(
         }
         level_ns = ns.parent.as_ref();
     }
-    let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&pid_ns, &args.set_tid)?);
-    let pid = pids.global();
-    let (tgid, tgid_pids) = if flags & CLONE_THREAD != 0 {
-        (parent.tgid, parent.inner.lock().tgid_pids.clone())
-    } else {
-        (pid, Some(pids.clone()))
-    };
-    let real_parent = if flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
-        parent.inner.lock().parent.clone()
-    } else {
-        Arc::downgrade(parent)
-    };
-    // A thread shares its group's process group and session; a new
-    // process starts in the caller's (Linux `init_task_pid` from `current`).
-    let pgrp_session = parent.inner.lock().pgrp_session.clone().map(|ids| {
-        if flags & CLONE_THREAD != 0 {
-            ids
-        } else {
-            super::pgrp::PgrpSession::inherit(&ids.lock())
+    let pids = super::pid_ns::PidNumbers::alloc(&pid_ns, &args.set_tid)?;
+    let group = match rlimits {
+        None => parent_group.clone(),
+        Some(rlimits) => {
+            // CLONE_PARENT: a sibling of the caller, telling the shared
+            // parent what the caller's process would (Linux:
+            // `current->group_leader->exit_signal`).
+            let (parent_thread, exit_signal) = if flags & CLONE_PARENT != 0 {
+                (
+                    parent_group
+                        .parent()
+                        .as_ref()
+                        .map_or_else(Weak::new, Arc::downgrade),
+                    parent_group.exit_signal(),
+                )
+            } else {
+                (Arc::downgrade(parent), args.exit_signal as u32)
+            };
+            // A new process starts in the caller's process group and
+            // session (Linux `init_task_pid` from `current`).
+            let ids = parent_group
+                .ids()
+                .as_ref()
+                .map(super::pgrp::PgrpSession::inherit);
+            ThreadGroup::new(NewGroup {
+                pids: Some(pids.clone()),
+                parent: parent_thread,
+                rlimits,
+                ids,
+                exit_signal,
+            })
         }
-    });
-    let leader_exit_signal =
-        super::find(parent.tgid).map_or(0, |leader| leader.inner.lock().exit_signal);
+    };
     let comm = parent.comm();
-    let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    let child = Arc::new(Task::new(
-        pid,
-        tgid,
-        TaskStack::Own(stack),
-        real_parent.clone(),
-        &comm[..name_len],
-    ));
-    child.saved_rsp.store(rsp, Ordering::Release);
+    let child = Arc::new(Task::from_parts(TaskParts {
+        pids: Some(pids.clone()),
+        group: group.clone(),
+        stack: TaskStack::Own(stack),
+        saved_rsp: rsp,
+        inner: TaskInner {
+            exit_status: 0,
+            comm,
+            mm,
+            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+                args.child_tid
+            } else {
+                0
+            },
+            fs_base: if flags & CLONE_SETTLS != 0 {
+                args.tls
+            } else {
+                fs_base
+            },
+            vfork_done: vfork,
+            files,
+            sighand,
+            blocked,
+            pending: Default::default(),
+            real_blocked: 0,
+            saved_sigmask: None,
+            sas,
+            cred,
+            user_count: Some(user_count),
+            thread_count: Some(thread_count),
+            fs,
+            nsproxy,
+            sysvsem,
+            io_context,
+            fork_no_exec: true,
+            fail_nth: 0,
+            fail_points_seen: 0,
+        },
+    }));
     sched::sched_fork(&child);
-    {
-        let mut inner = child.inner.lock();
-        inner.mm = mm;
-        inner.exit_signal = if flags & CLONE_THREAD != 0 {
-            0
-        } else if flags & CLONE_PARENT != 0 {
-            // A sibling tells the shared parent what the caller's group
-            // leader would (Linux: `current->group_leader->exit_signal`).
-            leader_exit_signal
-        } else {
-            args.exit_signal as u32
-        };
-        inner.fs_base = if flags & CLONE_SETTLS != 0 {
-            args.tls
-        } else {
-            fs_base
-        };
-        inner.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
-            args.child_tid
-        } else {
-            0
-        };
-        inner.vfork_done = vfork;
-        inner.sighand = sighand;
-        inner.blocked = blocked;
-        inner.sas = sas;
-        inner.files = files;
-        inner.cred = cred;
-        inner.user_count = Some(user_count);
-        inner.thread_count = Some(thread_count);
-        inner.rlimits = rlimits;
-        inner.shared_pending = shared_pending;
-        inner.fs = fs;
-        inner.nsproxy = nsproxy;
-        inner.io_context = io_context;
-        inner.sysvsem = sysvsem;
-        inner.pids = Some(pids.clone());
-        inner.tgid_pids = tgid_pids;
-        inner.pgrp_session = pgrp_session;
-        inner.fork_no_exec = true;
-    }
     if flags & CLONE_PIDFD != 0 {
         fail.check(ENOMEM)?;
         let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
@@ -517,11 +506,16 @@ fn copy_process(
         *pid_ns.child_reaper.lock() = Arc::downgrade(&child);
     }
 
-    // Attach: to the parent's children, and to the task table.
-    if let Some(real_parent) = real_parent.upgrade() {
-        real_parent.inner.lock().children.push(child.clone());
+    // Attach: to its pid, its group's threads and (a new process) to the
+    // parent's children.
+    pids.attach_task(&child);
+    group.add_thread(child.clone());
+    if flags & CLONE_THREAD == 0 {
+        group.join_pgrp();
+        if let Some(real_parent) = group.parent() {
+            real_parent.thread_group().add_child(child.clone());
+        }
     }
-    super::register(&child);
     Ok(child)
 }
 

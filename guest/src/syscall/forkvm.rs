@@ -54,7 +54,7 @@ pub fn task_infos() -> Vec<TaskInfo> {
             let inner = task.inner.lock();
             TaskInfo {
                 pid: task.pid,
-                ppid: inner.parent.upgrade().map_or(0, |p| p.tgid),
+                ppid: task.parent().map_or(0, |p| p.tgid),
                 tgid: task.tgid,
                 uid: 0,
                 state: task.state().letter() as u8,

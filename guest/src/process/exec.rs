@@ -262,7 +262,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let rsp =
         unsafe { switch::prepare_user_return(stack.top(), &frame, &switch::initial_fpu_state()) };
     // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
-    // leads its own process group and session.
+    // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();
     let group = ThreadGroup::new(NewGroup {
         pids: Some(pids.clone()),
@@ -271,9 +271,9 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         ids: Some(super::pgrp::PgrpSession::new_leader(&pids)),
         exit_signal: crate::process::fork::SIGCHLD as u32,
     });
-    let task = Arc::new(Task::from_parts(TaskParts {
-        pids: Some(pids.clone()),
-        group: group.clone(),
+    let task = super::fork::new_task(TaskParts {
+        pids: Some(pids),
+        group,
         stack: TaskStack::Own(stack),
         saved_rsp: rsp,
         inner: TaskInner {
@@ -300,17 +300,9 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
             sysvsem: None,
             io_context: None,
             fork_no_exec: false,
-            fail_nth: 0,
-            fail_points_seen: 0,
         },
-    }));
-    if pids.innermost() == 1 {
-        *ns.child_reaper.lock() = Arc::downgrade(&task);
-    }
-    pids.attach_task(&task);
-    group.add_thread(task.clone());
-    group.join_pgrp();
-    parent.thread_group().add_child(task.clone());
+    });
+    super::fork::attach_new_task(&task);
     crate::sched::wake_up_new_task(task);
     Ok(pid)
 }

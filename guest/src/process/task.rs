@@ -126,11 +126,6 @@ pub struct TaskInner {
     /// Forked but has not exec'd (Linux `PF_FORKNOEXEC`): `setpgid` from
     /// the parent is allowed only while this holds.
     pub fork_no_exec: bool,
-    /// Fault injection: fail the n-th fallible step (0: off).
-    pub fail_nth: u32,
-    /// The steps the last copy_process went through, one bit per
-    /// [`super::fork::ForkStep`] (the last one the highest set).
-    pub fail_points_seen: u32,
 }
 
 /// A task.
@@ -151,6 +146,8 @@ pub struct Task {
     /// A pending fatal event: `FATAL_PENDING | wait status` to exit with
     /// (a fatal signal, or another thread's `exit_group`); 0 if none.
     fatal: AtomicU64,
+    /// Fault injection for the copy_process calls this thread makes.
+    fail_nth: super::fork::FailNth,
 }
 
 /// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
@@ -190,6 +187,7 @@ impl Task {
             stack: parts.stack,
             inner: Mutex::new(parts.inner),
             fatal: AtomicU64::new(0),
+            fail_nth: Default::default(),
         }
     }
 
@@ -229,8 +227,6 @@ impl Task {
                 sysvsem: None,
                 io_context: None,
                 fork_no_exec: false,
-                fail_nth: 0,
-                fail_points_seen: 0,
             },
         })
     }
@@ -238,6 +234,11 @@ impl Task {
     /// The process this task is a thread of.
     pub fn thread_group(&self) -> &Arc<ThreadGroup> {
         &self.group
+    }
+
+    /// Fault injection for this thread's clones (`DIAG_FAIL_NTH`).
+    pub fn fail_nth(&self) -> &super::fork::FailNth {
+        &self.fail_nth
     }
 
     /// This thread's pid numbers (none for the idle task).

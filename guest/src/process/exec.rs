@@ -293,7 +293,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
             saved_sigmask: None,
             sas: Default::default(),
             user_count: Some(super::cred::UserTaskCount::charge(&cred.user_ns, 0)),
-            thread_count: Some(super::ThreadCount::charge()),
+            _thread_count: Some(super::ThreadCount::charge()),
             cred,
             fs: super::fs_struct::FsStruct::new_shared(),
             nsproxy: crate::process::initial_nsproxy(),

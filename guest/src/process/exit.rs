@@ -197,14 +197,14 @@ fn find_new_reaper(task: &Arc<Task>) -> Option<Arc<Task>> {
     None
 }
 
-/// When a pid namespace's init exits, every task in the namespace is
+/// When a pid namespace's init exits, every process in the namespace is
 /// killed (Linux `zap_pid_ns_processes`): every pid of the namespace's
 /// map, which holds those of nested namespaces too.
 fn zap_pid_namespace(init: &Arc<Task>) {
     let ns = init.active_pid_ns();
     for task in ns.pids().iter().filter_map(|pid| pid.task()) {
         if !Arc::ptr_eq(task.thread_group(), init.thread_group()) {
-            task.set_fatal(signal_status(9));
+            super::signal::sigkill_thread_group(&task);
         }
     }
 }

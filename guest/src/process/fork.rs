@@ -390,7 +390,7 @@ fn copy_process(
             sas: signals.sas,
             cred: creds.cred,
             user_count: Some(creds.user_count),
-            thread_count: Some(creds.thread_count),
+            _thread_count: Some(creds.thread_count),
             fs,
             nsproxy,
             sysvsem,
@@ -537,6 +537,7 @@ fn copy_sighand(view: &ParentView, flags: u64, fail: &mut FailPoints) -> Result<
 
 /// What copy_signal decides: a thread joins its creator's process; a new
 /// process gets a group of its own, made once its pid exists.
+#[allow(clippy::large_enum_variant)] // on the stack for one fork; a Box would allocate
 enum SignalPart {
     Thread(Arc<ThreadGroup>),
     Process(NewProcess),

@@ -154,18 +154,6 @@ impl PidNamespace {
     pub fn child_reaper(&self) -> Option<Arc<Task>> {
         self.child_reaper.lock().upgrade()
     }
-
-    /// Whether `other` is this namespace or nested in it.
-    pub fn contains(&self, other: &PidNamespace) -> bool {
-        let mut ns = Some(other);
-        while let Some(n) = ns {
-            if core::ptr::eq(n, self) {
-                return true;
-            }
-            ns = n.parent.as_deref();
-        }
-        false
-    }
 }
 
 impl Drop for PidNamespace {

@@ -343,7 +343,7 @@ fn unkillable_ignores(task: &super::task::Task, signal: u32, handler: u64) -> bo
 /// it, so the other threads that do not block them are woken to take
 /// them. Nothing to do when the whole group is exiting.
 pub fn retarget_shared_pending(task: &super::task::Task) {
-    if task.fatal_status().is_some() {
+    if task.thread_group().is_group_exiting() || task.fatal_status().is_some() {
         return;
     }
     let mut retarget = {

@@ -111,8 +111,9 @@ pub struct TaskInner {
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
     pub user_count: Option<UserTaskCount>,
-    /// This task's place in `nr_threads` (max_threads).
-    pub thread_count: Option<ThreadCount>,
+    /// This task's place in `nr_threads` (max_threads), held for its
+    /// drop, which uncounts it.
+    pub _thread_count: Option<ThreadCount>,
     /// File-system context (umask), shared with `CLONE_FS`.
     pub fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
@@ -221,7 +222,7 @@ impl Task {
                 sas: Default::default(),
                 cred: Cred::root(),
                 user_count: None,
-                thread_count: None,
+                _thread_count: None,
                 fs: FsStruct::new_shared(),
                 nsproxy: crate::process::initial_nsproxy(),
                 sysvsem: None,
@@ -263,6 +264,7 @@ impl Task {
     }
 
     /// The command name.
+    #[allow(dead_code)] // for reports about a task (the OOM killer's)
     pub fn comm(&self) -> [u8; 16] {
         self.inner.lock().comm
     }

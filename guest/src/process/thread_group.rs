@@ -24,7 +24,7 @@ use super::pgrp::PgrpSession;
 use super::pid_ns::PidNumbers;
 use super::rlimit::Rlimits;
 use super::sigqueue::SigPending;
-use super::task::{Pid, Task};
+use super::task::{Pid, Task, TaskState};
 use crate::sched::wait::WaitQueue;
 
 /// `flags` bit: init of a pid namespace, which takes no signal it has no
@@ -222,11 +222,11 @@ impl ThreadGroup {
     /// `__WNOTHREAD` waits find them; nothing if none is left.
     pub fn hand_children_to_live_thread(&self, exiting: &Task) {
         let tree = self.tree.lock();
-        let Some(heir) = tree
-            .threads
-            .iter()
-            .find(|t| !core::ptr::eq(t.as_ref(), exiting) && t.fatal_status().is_none())
-        else {
+        let Some(heir) = tree.threads.iter().find(|t| {
+            !core::ptr::eq(t.as_ref(), exiting)
+                && t.fatal_status().is_none()
+                && !matches!(t.state(), TaskState::Zombie | TaskState::Dead)
+        }) else {
             return;
         };
         let heir = Arc::downgrade(heir);

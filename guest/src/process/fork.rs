@@ -462,10 +462,15 @@ fn copy_semundo(
     if flags & CLONE_SYSVSEM == 0 {
         return Ok(None);
     }
-    let mut inner = parent.inner.lock();
-    crate::ipc::sem::copy_semundo(&mut inner.sysvsem, true, || {
-        fail.check(ForkStep::CopySemundo)
-    })
+    // The parent's list, made (outside its lock) if it has none yet.
+    let mut parents = parent.inner.lock().sysvsem.clone();
+    let had_one = parents.is_some();
+    let shared =
+        crate::ipc::sem::copy_semundo(&mut parents, true, || fail.check(ForkStep::CopySemundo))?;
+    if !had_one {
+        parent.inner.lock().sysvsem = parents;
+    }
+    Ok(shared)
 }
 
 /// Linux `copy_files`: the parent's fd table, shared (CLONE_FILES) or copied.

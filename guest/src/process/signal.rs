@@ -301,8 +301,10 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
     let chosen = if wants(task) {
         Some(task.clone())
     } else if group {
-        task.thread_group()
-            .find_thread(|t| t.state() != super::task::TaskState::Dead && wants(t))
+        // A thread on its way out (its memory gone) takes nothing more.
+        task.thread_group().find_thread(|t| {
+            t.state() != super::task::TaskState::Dead && t.mm().is_some() && wants(t)
+        })
     } else {
         None
     };

@@ -113,7 +113,9 @@ pub(super) fn is_zombie(task: &Task) -> bool {
 /// there is one; none once every thread has exited.
 pub(super) fn receiving_thread(group: &ThreadGroup, signal: u32) -> Option<Arc<Task>> {
     use crate::process::task::TaskState;
-    let alive = |t: &Arc<Task>| !matches!(t.state(), TaskState::Zombie | TaskState::Dead);
+    let alive = |t: &Arc<Task>| {
+        !matches!(t.state(), TaskState::Zombie | TaskState::Dead) && t.mm().is_some()
+    };
     group
         .find_thread(|t| {
             alive(t) && t.inner.lock().blocked & crate::process::signal::bit(signal) == 0

@@ -1,12 +1,17 @@
 //! Creating tasks: `kernel_clone` and `copy_process` (Linux
 //! `kernel/fork.c`) for fork, vfork, clone and clone3: Linux's flag checks
-//! in its order, the RLIMIT_NPROC and max_threads limits, every copy_*
-//! step (creds with user namespaces, semundo, files, fs, sighand, signal,
-//! mm, namespaces, io, thread), alloc_pid at every pid-namespace level.
+//! in its order, the RLIMIT_NPROC and max_threads limits, then one function
+//! per step (`dup_task_struct`, `copy_creds` with user namespaces,
+//! `copy_semundo`, `copy_files`, `copy_fs`, `copy_sighand`, `copy_signal`,
+//! `copy_mm`, `copy_namespaces`, `copy_io`, `copy_thread`, `alloc_pid` at
+//! every pid-namespace level), each returning an owned part of the child,
+//! which is built once from them (`new_task`) and made known last
+//! (`attach_new_task`, also the end of `exec::spawn_user_process`).
 //!
 //! Every resource the child acquires is an owned value (kernel stack, pid
 //! slot, address space); if a later step fails they are dropped in reverse
-//! order, which releases them, so no failure path leaks.
+//! order, which releases them, so no failure path leaks. The fallible steps
+//! are named fail points ([`ForkStep`]) for fault injection.
 
 use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -137,7 +142,7 @@ fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
         return Err(EINVAL);
     }
     // Siblings of init (which is SIGNAL_UNKILLABLE) would be unreapable.
-    if flags & CLONE_PARENT != 0 && parent.is_namespace_init() {
+    if flags & CLONE_PARENT != 0 && parent.thread_group().is_unkillable() {
         return Err(EINVAL);
     }
     // A thread cannot live in another user or pid namespace than its group.

@@ -265,12 +265,12 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();
     let group = ThreadGroup::new(NewGroup {
-        pids: Some(pids.clone()),
         parent: Arc::downgrade(&parent),
         rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
         ids: Some(super::pgrp::PgrpSession::new_leader(&pids)),
         exit_signal: crate::process::fork::SIGCHLD as u32,
     });
+    group.set_pids(&pids);
     let task = super::fork::new_task(TaskParts {
         pids: Some(pids),
         group,

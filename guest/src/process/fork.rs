@@ -368,7 +368,10 @@ fn copy_process(
 
     let group = match signal {
         SignalPart::Thread(group) => group,
-        SignalPart::Process(new) => new.into_group(&pids),
+        SignalPart::Process(group) => {
+            group.set_pids(&pids);
+            group
+        }
     };
     let child = new_task(TaskParts {
         pids: Some(pids),
@@ -545,37 +548,16 @@ fn copy_sighand(view: &ParentView, flags: u64, fail: &mut FailPoints) -> Result<
     })
 }
 
-/// What copy_signal decides: a thread joins its creator's process; a new
-/// process gets a group of its own, made once its pid exists.
-#[allow(clippy::large_enum_variant)] // on the stack for one fork; a Box would allocate
+/// What copy_signal makes: the caller's thread group for a thread, or
+/// the new process's own (its pid is set once allocated).
 enum SignalPart {
     Thread(Arc<ThreadGroup>),
-    Process(NewProcess),
-}
-
-/// A new process's group, all but its pid.
-struct NewProcess {
-    parent: Weak<Task>,
-    rlimits: super::rlimit::Rlimits,
-    ids: Option<super::pgrp::PgrpSession>,
-    exit_signal: u32,
-}
-
-impl NewProcess {
-    fn into_group(self, pids: &Arc<PidNumbers>) -> Arc<ThreadGroup> {
-        ThreadGroup::new(NewGroup {
-            pids: Some(pids.clone()),
-            parent: self.parent,
-            rlimits: self.rlimits,
-            ids: self.ids,
-            exit_signal: self.exit_signal,
-        })
-    }
+    Process(Arc<ThreadGroup>),
 }
 
 /// Linux `copy_signal` (and the parent and exit signal `copy_process`
 /// picks): CLONE_THREAD shares the caller's thread group; a new process
-/// copies its limits, starts in its process group and session (Linux
+/// gets a group of its own with a copy of the limits, starts in its process group and session (Linux
 /// `init_task_pid` from `current`), and is the child of the caller, or
 /// with CLONE_PARENT its sibling, telling their parent what the caller's
 /// process would (`current->group_leader->exit_signal`).
@@ -604,12 +586,12 @@ fn copy_signal(
         .ids()
         .as_ref()
         .map(super::pgrp::PgrpSession::inherit);
-    Ok(SignalPart::Process(NewProcess {
+    Ok(SignalPart::Process(ThreadGroup::new(NewGroup {
         parent: real_parent,
         rlimits: parent_group.rlimits_copy(),
         ids,
         exit_signal,
-    }))
+    })))
 }
 
 /// Linux `copy_mm`: the parent's address space, shared (CLONE_VM) or

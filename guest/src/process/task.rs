@@ -195,7 +195,6 @@ impl Task {
     /// The idle task (pid 0): the boot context, in the kernel's own group.
     pub fn idle() -> Task {
         let group = ThreadGroup::new(super::thread_group::NewGroup {
-            pids: None,
             parent: Weak::new(),
             rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
             ids: None,

@@ -50,8 +50,9 @@ struct Tree {
 
 /// One process: the state its threads share.
 pub struct ThreadGroup {
-    /// The process id: the leader's pid (none for the kernel's own group).
-    pids: Option<Arc<PidNumbers>>,
+    /// The process id: the leader's pid, set once it is allocated (never
+    /// for the kernel's own group).
+    pids: spin::Once<Arc<PidNumbers>>,
     tree: Mutex<Tree>,
     /// Signals sent to the process, not to one thread.
     shared_pending: Mutex<SigPending>,
@@ -70,9 +71,9 @@ pub struct ThreadGroup {
     wait_chldexit: WaitQueue,
 }
 
-/// What a new process's group starts with (Linux `copy_signal`'s result).
+/// What a new process's group starts with (Linux `copy_signal`'s result);
+/// its pid comes later ([`ThreadGroup::set_pids`]).
 pub struct NewGroup {
-    pub pids: Option<Arc<PidNumbers>>,
     pub parent: Weak<Task>,
     pub rlimits: Rlimits,
     pub ids: Option<PgrpSession>,
@@ -80,16 +81,18 @@ pub struct NewGroup {
 }
 
 impl ThreadGroup {
-    /// A process with no threads yet (its first is added by
-    /// [`ThreadGroup::add_thread`], and [`ThreadGroup::join_pgrp`] makes it
-    /// a member of its process group). The first process of a pid
-    /// namespace is its init: SIGNAL_UNKILLABLE.
+    /// A process with no pid and no threads yet: [`ThreadGroup::set_pids`]
+    /// gives it its id, [`ThreadGroup::add_thread`] its first thread, and
+    /// [`ThreadGroup::join_pgrp`] makes it a member of its process group.
+    /// (Made early in a fork, before copy_mm, as Linux's `copy_signal`
+    /// allocates `signal_struct`: after copy_mm's TLB flush every kernel
+    /// page touched first costs a shadow-paging fill on the PVM host.)
     pub fn new(new: NewGroup) -> Arc<ThreadGroup> {
-        let unkillable = new.pids.as_ref().is_some_and(|p| p.innermost() == 1);
-        let group = Arc::new(ThreadGroup {
-            pids: new.pids,
+        Arc::new(ThreadGroup {
+            pids: spin::Once::new(),
             tree: Mutex::new(Tree {
-                threads: Vec::new(),
+                // Room for the first thread, allocated now.
+                threads: Vec::with_capacity(1),
                 live: 0,
                 children: Vec::new(),
                 parent: new.parent,
@@ -98,14 +101,20 @@ impl ThreadGroup {
             rlimits: Mutex::new(new.rlimits),
             ids: Mutex::new(new.ids),
             exit_signal: AtomicU32::new(new.exit_signal),
-            flags: AtomicU32::new(if unkillable { SIGNAL_UNKILLABLE } else { 0 }),
+            flags: AtomicU32::new(0),
             group_exit_status: AtomicU32::new(0),
             wait_chldexit: WaitQueue::new(),
-        });
-        if let Some(pids) = &group.pids {
-            pids.attach_group(&group);
+        })
+    }
+
+    /// Gives the new process its id, its leader's pid (once). The first
+    /// process of a pid namespace is its init: SIGNAL_UNKILLABLE.
+    pub fn set_pids(self: &Arc<Self>, pids: &Arc<PidNumbers>) {
+        self.pids.call_once(|| pids.clone());
+        pids.attach_group(self);
+        if pids.innermost() == 1 {
+            self.flags.fetch_or(SIGNAL_UNKILLABLE, Ordering::Relaxed);
         }
-        group
     }
 
     /// Puts the new process on its process group's member list (once it
@@ -118,12 +127,12 @@ impl ThreadGroup {
 
     /// The process id in the initial namespace (0 for the kernel's group).
     pub fn tgid(&self) -> Pid {
-        self.pids.as_ref().map_or(0, |p| p.global())
+        self.pids.get().map_or(0, |p| p.global())
     }
 
     /// The process id's numbers (Linux `task_tgid`).
     pub fn pids(&self) -> Option<&Arc<PidNumbers>> {
-        self.pids.as_ref()
+        self.pids.get()
     }
 
     // ---- The process tree.

@@ -64,6 +64,52 @@ fn every_failing_step_of_copy_process_unwinds() {
     }
 }
 
+/// `failnth` names the kernel's step each injected failure hit, in Linux's
+/// order (`forkvm_abi::sys::FORK_STEPS`): a plain fork, and one into a new
+/// user namespace.
+#[test]
+fn failnth_names_each_step_of_copy_process() {
+    require_kvm!();
+    let steps = |flags: &str| -> Vec<String> {
+        let out = run_script_with_timeout(&format!("run failnth {flags}"), 120);
+        let text = stdout(&out);
+        assert_eq!(code(&out), 0, "{text}\n{}", stderr(&out));
+        text.lines()
+            .filter(|l| l.starts_with("step "))
+            .map(|l| l.split([' ', ':']).nth(2).unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        steps("0x11"),
+        [
+            "dup_task_struct",
+            "copy_creds",
+            "copy_files",
+            "copy_fs",
+            "copy_sighand",
+            "copy_signal",
+            "copy_mm",
+            "copy_namespaces",
+            "alloc_pid"
+        ]
+    );
+    assert_eq!(
+        steps("0x10000011"),
+        [
+            "dup_task_struct",
+            "copy_creds",
+            "create_user_ns",
+            "copy_files",
+            "copy_fs",
+            "copy_sighand",
+            "copy_signal",
+            "copy_mm",
+            "copy_namespaces",
+            "alloc_pid"
+        ]
+    );
+}
+
 #[test]
 fn rlimit_nproc_and_threads_max() {
     require_kvm!();

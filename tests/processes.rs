@@ -254,3 +254,29 @@ fn a_small_parent_is_copied_at_fork_rather_than_write_protected() {
         "the bound is 1024: {text}"
     );
 }
+
+/// Issue 10 defect 2: a `clone(SIGSEGV)` child whose parent exits is
+/// adopted by init with SIGCHLD as its exit signal (Linux
+/// `reparent_leader`), and init ignores signals it has no handler for, so
+/// the orphan's exit kills neither the machine's init (the shell here:
+/// forkvm exited 139) nor a pid namespace's init.
+#[test]
+fn an_orphan_with_a_fatal_exit_signal_does_not_kill_init() {
+    require_kvm!();
+    let text = run_expect(
+        "run orphansig init; echo init alive; run orphansig pidns; echo done",
+        0,
+    );
+    // The shell's own `[pid] exited ...` lines aside.
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('[')).collect();
+    assert_eq!(
+        lines,
+        [
+            "orphansig: orphan gone",
+            "init alive",
+            "pid-namespace init: exited after reaping 2",
+            "done"
+        ],
+        "{text}"
+    );
+}

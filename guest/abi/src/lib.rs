@@ -286,6 +286,33 @@ pub mod sys {
     /// its natural errno (0 disarms). Returns the steps counted by the
     /// previous clone/fork (so a sweep knows when it has covered them all).
     pub const DIAG_FAIL_NTH: u64 = 3;
+    /// `DIAG_FAIL_NTH`'s result: bits 0..16 count the fallible steps the
+    /// previous clone went through; the bits from this shift on say which
+    /// step an injected failure hit (1-based index into [`FORK_STEPS`],
+    /// 0 if none failed).
+    pub const FAIL_NTH_STEP_SHIFT: u32 = 16;
+    /// The fallible steps of `copy_process` (Linux `kernel/fork.c` names),
+    /// in the order they run; the kernel's `process::fork::ForkStep`
+    /// numbers them from 1 in this order. A step that has nothing to
+    /// allocate for a given clone is not counted (`create_user_ns` without
+    /// CLONE_NEWUSER, `copy_semundo` unless CLONE_SYSVSEM needs a new undo
+    /// list, `copy_io` unless the parent chose an I/O priority, `pidfd`
+    /// without CLONE_PIDFD).
+    pub const FORK_STEPS: [&str; 13] = [
+        "dup_task_struct",
+        "copy_creds",
+        "create_user_ns",
+        "copy_semundo",
+        "copy_files",
+        "copy_fs",
+        "copy_sighand",
+        "copy_signal",
+        "copy_mm",
+        "copy_namespaces",
+        "copy_io",
+        "alloc_pid",
+        "pidfd",
+    ];
 
     /// `forkvm_sysctl(name, name_len, value, value_len, out, out_len) ->
     /// bytes written`: reads a kernel setting as decimal text into `out`,

@@ -55,9 +55,8 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
             .and_then(|s| s.parse().ok())
             .ok_or(ENOENT)?;
         let ns = current.active_pid_ns();
-        crate::process::all_tasks()
-            .into_iter()
-            .find(|task| task.tgid_in(&ns) == pid && task.pid == task.tgid)
+        ns.find_task(pid)
+            .filter(|task| task.is_group_leader())
             .ok_or(ENOENT)?
     };
     let entry = match name {

@@ -218,22 +218,23 @@ fn unshare_files(task: &Arc<Task>) {
 /// over the leader's pid. Tasks here keep their pid for life, so such a
 /// thread kills the others but the leader, which stays (a known gap).
 fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
-    let others = |include_leader: bool| {
-        super::all_tasks().into_iter().filter(move |t| {
-            t.tgid == task.tgid
-                && !Arc::ptr_eq(t, task)
-                && (include_leader || !t.is_group_leader())
-                && t.state() != super::task::TaskState::Dead
-        })
-    };
+    let group = task.thread_group();
     let leader = task.is_group_leader();
+    let other = |t: &Arc<Task>| {
+        !Arc::ptr_eq(t, task)
+            && (leader || !t.is_group_leader())
+            && t.state() != super::task::TaskState::Dead
+    };
     let kill = super::exit::signal_status(9);
-    for thread in others(leader) {
+    for thread in group.threads().iter().filter(|t| other(t)) {
         thread.set_fatal(kill);
     }
     // A killed thread leaves on its next return to user mode or wake-up;
     // non-leader threads are released at exit, leaving no zombie.
-    while others(leader).any(|t| t.state() != super::task::TaskState::Zombie) {
+    while group
+        .find_thread(|t| other(t) && t.state() != super::task::TaskState::Zombie)
+        .is_some()
+    {
         if task.fatal_status().is_some() {
             return Err(crate::errno::EAGAIN);
         }
@@ -245,9 +246,8 @@ fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
 /// Starts `path` as a new user process, a child of the current (kernel)
 /// task, like Linux's user-mode helpers. Returns its pid.
 pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pid, i32> {
-    use core::sync::atomic::Ordering;
-
-    use super::task::TaskStack;
+    use super::task::{TaskInner, TaskParts, TaskStack};
+    use super::thread_group::{NewGroup, ThreadGroup};
     use crate::mm::kstack::KernelStack;
 
     let program = load(path, argv, &[])?;
@@ -255,47 +255,57 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let ns = crate::process::initial_nsproxy()
         .pid_ns_for_children
         .clone();
-    let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&ns, &[])?);
+    let pids = super::pid_ns::PidNumbers::alloc(&ns, &[])?;
     let pid = pids.global();
     let parent = crate::sched::current();
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    let task = Arc::new(Task::new(
-        pid,
-        pid,
-        TaskStack::Own(stack),
-        Arc::downgrade(&parent),
-        name,
-    ));
     let frame = initial_frame(&program);
-    let top = task
-        .kernel_stack_top()
-        .expect("user tasks have their own stack");
     // SAFETY: the top of the new task's unused kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(top, &frame, &switch::initial_fpu_state()) };
-    task.saved_rsp.store(rsp, Ordering::Release);
-    {
-        let mut inner = task.inner.lock();
-        inner.mm = Some(program.mm);
-        inner.exit_signal = crate::process::fork::SIGCHLD as u32;
-        inner.files = Some(Arc::new(spin::Mutex::new(
-            super::files::FdTable::with_console(),
-        )));
-        inner.pids = Some(pids.clone());
-        inner.tgid_pids = Some(pids.clone());
-        // Init leads its own process group and session.
-        inner.pgrp_session = Some(super::pgrp::PgrpSession::new_leader(&pids));
-        // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`).
-        inner.cred = super::cred::Cred::root();
-        inner.user_count = Some(super::cred::UserTaskCount::charge(&inner.cred.user_ns, 0));
-        inner.thread_count = Some(super::ThreadCount::charge());
-        let limits = super::rlimit::Rlimits::for_init(super::rlimit::max_threads());
-        inner.rlimits = Arc::new(spin::Mutex::new(limits));
-    }
-    if pids.innermost() == 1 {
-        *ns.child_reaper.lock() = Arc::downgrade(&task);
-    }
-    parent.inner.lock().children.push(task.clone());
-    super::register(&task);
+    let rsp =
+        unsafe { switch::prepare_user_return(stack.top(), &frame, &switch::initial_fpu_state()) };
+    // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
+    // leads its own process group and session. The tail is fork's.
+    let cred = super::cred::Cred::root();
+    let group = ThreadGroup::new(NewGroup {
+        parent: Arc::downgrade(&parent),
+        rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
+        ids: Some(super::pgrp::PgrpSession::new_leader(&pids)),
+        exit_signal: crate::process::fork::SIGCHLD as u32,
+    });
+    group.set_pids(&pids);
+    let task = super::fork::new_task(TaskParts {
+        pids: Some(pids),
+        group,
+        stack: TaskStack::Own(stack),
+        saved_rsp: rsp,
+        inner: TaskInner {
+            exit_status: 0,
+            comm: super::task::comm_from(name),
+            mm: Some(program.mm),
+            clear_child_tid: 0,
+            fs_base: 0,
+            gs_base: 0,
+            vfork_done: None,
+            files: Some(Arc::new(spin::Mutex::new(
+                super::files::FdTable::with_console(),
+            ))),
+            sighand: super::signal::SigHand::new_shared(),
+            blocked: 0,
+            pending: Default::default(),
+            real_blocked: 0,
+            saved_sigmask: None,
+            sas: Default::default(),
+            user_count: Some(super::cred::UserTaskCount::charge(&cred.user_ns, 0)),
+            _thread_count: Some(super::ThreadCount::charge()),
+            cred,
+            fs: super::fs_struct::FsStruct::new_shared(),
+            nsproxy: crate::process::initial_nsproxy(),
+            sysvsem: None,
+            io_context: None,
+            fork_no_exec: false,
+        },
+    });
+    super::fork::attach_new_task(&task);
     crate::sched::wake_up_new_task(task);
     Ok(pid)
 }

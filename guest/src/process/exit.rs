@@ -32,12 +32,14 @@ pub fn exit_if_fatal_pending() {
 }
 
 /// Ends every other thread of the current task's group with `status`, then
-/// the current one (Linux `do_group_exit`).
+/// the current one (Linux `do_group_exit`). If the group is already
+/// exiting, its status wins.
 pub fn do_group_exit(status: u32) -> ! {
     let current = sched::current();
-    for task in super::all_tasks() {
-        if task.tgid == current.tgid && !Arc::ptr_eq(&task, &current) {
-            task.set_fatal(status);
+    let status = current.thread_group().start_group_exit(status);
+    for thread in current.thread_group().threads() {
+        if !Arc::ptr_eq(&thread, &current) {
+            thread.set_fatal(status);
         }
     }
     drop(current);
@@ -73,51 +75,63 @@ pub fn do_exit(status: u32) -> ! {
     let io_context = task.inner.lock().io_context.take();
     drop(io_context);
     super::fork::release_vfork_parent(&task);
-    reparent_children(&task);
-
-    // A thread that is not its group's leader notifies nobody (Linux
-    // `exit_notify`): its parent is the group's parent, woken for it only
-    // if it was that parent's last child (a waiter then gets ECHILD). A
-    // spurious wake-up costs the parent a switch to its address space and
-    // back per thread exit (~30 us on PVM: harnessd's clone_thread).
-    let thread = !task.is_group_leader();
-    let mut wake_parent = !thread;
-    let (parent, mut autoreap, exit_signal) = {
-        let mut inner = task.inner.lock();
-        inner.exit_status = status;
-        let signal = inner.exit_signal;
-        (inner.parent.upgrade(), signal == 0 && thread, signal)
-    };
-    // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
-    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
-    if let Some(parent) = parent.as_ref().filter(|_| !thread && valid) {
-        notify_parent(&task, parent, exit_signal, status);
-    }
-    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) gets no zombies.
-    if let Some(parent) = &parent {
-        let sighand = parent.inner.lock().sighand.clone();
-        let ignores = sighand.lock().children_autoreap();
-        autoreap |= ignores && parent.mm().is_some();
-    }
-    if autoreap {
-        // A thread with no exit signal is released at once (Linux
-        // `release_task` from `exit_notify`).
-        if let Some(parent) = &parent {
-            let mut inner = parent.inner.lock();
-            inner.children.retain(|c| !Arc::ptr_eq(c, &task));
-            wake_parent |= inner.children.is_empty();
-        }
-        super::unregister(task.pid);
-        task.set_state(TaskState::Dead);
+    let group = task.thread_group().clone();
+    if group.thread_exited() {
+        // The process is dead: its children go to the reaper.
+        forget_original_parent(&task);
     } else {
-        task.set_state(TaskState::Zombie);
+        group.hand_children_to_live_thread(&task);
     }
-    if let Some(parent) = parent.filter(|_| wake_parent) {
-        parent.child_exit.wake_all();
-    }
+    task.inner.lock().exit_status = status;
+    exit_notify(&task, status);
+    drop(group);
     drop(task);
     sched::schedule();
     unreachable!("a dead task was scheduled again");
+}
+
+/// Tells the parent (Linux `exit_notify`): a thread that is not its
+/// group's leader notifies nobody and is released at once; a leader sends
+/// its process's exit signal and stays a zombie until reaped, unless the
+/// parent ignores SIGCHLD (or set SA_NOCLDWAIT), which reaps it now.
+fn exit_notify(task: &Arc<Task>, status: u32) {
+    if !task.is_group_leader() {
+        release_task(task);
+        return;
+    }
+    let group = task.thread_group();
+    let parent = group.parent();
+    let exit_signal = group.exit_signal();
+    // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
+    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
+    if let Some(parent) = parent.as_ref().filter(|_| valid) {
+        notify_parent(task, parent, exit_signal, status);
+    }
+    let autoreap = parent.as_ref().is_some_and(|parent| {
+        let sighand = parent.inner.lock().sighand.clone();
+        let ignores = sighand.lock().children_autoreap();
+        ignores && parent.mm().is_some()
+    });
+    if let Some(parent) = &parent {
+        if autoreap {
+            parent.thread_group().remove_child(task);
+            release_task(task);
+        } else {
+            task.set_state(TaskState::Zombie);
+        }
+        parent.thread_group().wait_chldexit().wake_all();
+    } else {
+        task.set_state(TaskState::Zombie);
+    }
+}
+
+/// Frees what is left of a dead task (Linux `release_task`): it leaves its
+/// group's thread list (and, the last one, its process group) and its pid
+/// numbers go with the last reference. The caller has taken it off its
+/// parent's children list if it was there.
+pub fn release_task(task: &Task) {
+    task.set_state(TaskState::Dead);
+    task.thread_group().release_thread(task);
 }
 
 /// Sends the exit signal (SIGCHLD unless clone said otherwise) to the
@@ -166,58 +180,65 @@ fn exit_mm(task: &Arc<Task>) {
     drop(mm);
 }
 
-/// Who adopts an exiting task's children (Linux `find_new_reaper`): its
-/// pid namespace's init, or, when that init itself exits, the init of
-/// the parent namespace.
+/// Who adopts a dead process's children (Linux `find_new_reaper`): its
+/// pid namespace's init, or, when that init's process itself is the one
+/// dying, the init of the parent namespace.
 fn find_new_reaper(task: &Arc<Task>) -> Option<Arc<Task>> {
     let mut ns = Some(task.active_pid_ns());
     while let Some(n) = ns {
-        let reaper = n.child_reaper.lock().upgrade();
-        if let Some(reaper) =
-            reaper.filter(|r| !Arc::ptr_eq(r, task) && r.state() != TaskState::Zombie)
-        {
-            return Some(reaper);
+        let reaper = n.child_reaper().filter(|r| {
+            !Arc::ptr_eq(r.thread_group(), task.thread_group()) && r.state() != TaskState::Zombie
+        });
+        if reaper.is_some() {
+            return reaper;
         }
         ns = n.parent.clone();
     }
     None
 }
 
-/// When a pid namespace's init exits, every task in the namespace is
-/// killed (Linux `zap_pid_ns_processes`).
+/// When a pid namespace's init exits, every process in the namespace is
+/// killed (Linux `zap_pid_ns_processes`): every pid of the namespace's
+/// map, which holds those of nested namespaces too.
 fn zap_pid_namespace(init: &Arc<Task>) {
     let ns = init.active_pid_ns();
-    for task in super::all_tasks() {
-        if !Arc::ptr_eq(&task, init) && ns.contains(&task.active_pid_ns()) {
-            task.set_fatal(signal_status(9));
+    for task in ns.pids().iter().filter_map(|pid| pid.task()) {
+        if !Arc::ptr_eq(task.thread_group(), init.thread_group()) {
+            super::signal::sigkill_thread_group(&task);
         }
     }
 }
 
-/// Gives the children of an exiting task to the reaper (Linux
-/// `forget_original_parent`); zombies among them wake it up.
-fn reparent_children(task: &Arc<Task>) {
-    let children: Vec<Arc<Task>> = core::mem::take(&mut task.inner.lock().children);
+/// Gives the children of a dead process to the reaper (Linux
+/// `forget_original_parent` + `reparent_leader`); zombies among them wake
+/// it up. `task` is the process's last thread.
+fn forget_original_parent(task: &Arc<Task>) {
+    let children: Vec<Arc<Task>> = task.thread_group().take_children();
     if children.is_empty() {
         return;
     }
-    let reaper = find_new_reaper(task);
-    let Some(reaper) = reaper else {
+    let Some(reaper) = find_new_reaper(task) else {
         // No reaper: nobody can wait for them; release the zombies.
         for child in children {
             if child.state() == TaskState::Zombie {
-                super::unregister(child.pid);
+                release_task(&child);
             }
         }
         return;
     };
     let mut any_zombie = false;
     for child in &children {
-        child.inner.lock().parent = Arc::downgrade(&reaper);
+        let child_group = child.thread_group();
+        child_group.set_parent(&reaper);
+        // "We don't want people slaying init": an adopted process tells
+        // its new parent of its exit with SIGCHLD, whatever its clone
+        // asked for.
+        child_group.reset_exit_signal_for_adoption();
         any_zombie |= child.state() == TaskState::Zombie;
     }
-    reaper.inner.lock().children.extend(children);
+    let reaper_group = reaper.thread_group();
+    reaper_group.adopt_children(children);
     if any_zombie {
-        reaper.child_exit.wake_all();
+        reaper_group.wait_chldexit().wake_all();
     }
 }

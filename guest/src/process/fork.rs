@@ -1,24 +1,40 @@
 //! Creating tasks: `kernel_clone` and `copy_process` (Linux
 //! `kernel/fork.c`) for fork, vfork, clone and clone3: Linux's flag checks
-//! in its order, the RLIMIT_NPROC and max_threads limits, every copy_*
-//! step (creds with user namespaces, semundo, files, fs, sighand, signal,
-//! mm, namespaces, io, thread), alloc_pid at every pid-namespace level.
+//! in its order, the RLIMIT_NPROC and max_threads limits, then one function
+//! per step (`dup_task_struct`, `copy_creds` with user namespaces,
+//! `copy_semundo`, `copy_files`, `copy_fs`, `copy_sighand`, `copy_signal`,
+//! `copy_mm`, `copy_namespaces`, `copy_io`, `copy_thread`, `alloc_pid` at
+//! every pid-namespace level), each returning an owned part of the child,
+//! which is built once from them (`new_task`) and made known last
+//! (`attach_new_task`, also the end of `exec::spawn_user_process`).
 //!
 //! Every resource the child acquires is an owned value (kernel stack, pid
 //! slot, address space); if a later step fails they are dropped in reverse
-//! order, which releases them, so no failure path leaks.
+//! order, which releases them, so no failure path leaks. The fallible steps
+//! are named fail points ([`ForkStep`]) for fault injection.
 
-use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
+use alloc::sync::{Arc, Weak};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use spin::Mutex;
 
 use super::cred::{Cred, UserTaskCount, CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
-use super::io_context;
+use super::files::FdTable;
+use super::fs_struct::FsStruct;
+use super::io_context::{self, IoContext};
+use super::nsproxy::NsProxy;
+use super::pid_ns::PidNumbers;
 use super::rlimit::{self, RLIMIT_NPROC};
 use super::sigaltstack::SigAltStack;
-use super::task::{Pid, Task, TaskStack};
+use super::signal::SigHand;
+use super::task::{Pid, Task, TaskInner, TaskParts, TaskStack};
+use super::thread_group::{NewGroup, ThreadGroup};
+use super::ThreadCount;
 use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
+use crate::ipc::sem::SemUndoList;
+use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
 
@@ -126,7 +142,7 @@ fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
         return Err(EINVAL);
     }
     // Siblings of init (which is SIGNAL_UNKILLABLE) would be unreapable.
-    if flags & CLONE_PARENT != 0 && parent.is_namespace_init() {
+    if flags & CLONE_PARENT != 0 && parent.thread_group().is_unkillable() {
         return Err(EINVAL);
     }
     // A thread cannot live in another user or pid namespace than its group.
@@ -139,26 +155,95 @@ fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
     Ok(())
 }
 
-/// Fault injection for copy_process (Linux's fail-nth): counts the
-/// fallible steps of one call and fails the one the task armed.
+/// The fallible steps of `copy_process`, in the order they run (Linux's):
+/// the fail points of fault injection. Numbered from 1 as
+/// `forkvm_abi::sys::FORK_STEPS` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ForkStep {
+    /// The kernel stack (Linux `dup_task_struct`).
+    DupTaskStruct = 1,
+    /// The child's credentials.
+    CopyCreds,
+    /// A new user namespace (CLONE_NEWUSER, within copy_creds).
+    CreateUserNs,
+    /// A System V undo list to share (CLONE_SYSVSEM, none yet).
+    CopySemundo,
+    CopyFiles,
+    CopyFs,
+    CopySighand,
+    /// The process's shared state (here: its limits, then its group).
+    CopySignal,
+    CopyMm,
+    CopyNamespaces,
+    /// A copy of the parent's I/O context.
+    CopyIo,
+    /// Pid numbers at every namespace level.
+    AllocPid,
+    /// The CLONE_PIDFD file descriptor.
+    Pidfd,
+}
+
+const _: () = assert!(ForkStep::Pidfd as usize == forkvm_abi::sys::FORK_STEPS.len());
+
+impl ForkStep {
+    /// The errno an injected failure of this step returns: what the step
+    /// itself fails with when memory runs out.
+    fn errno(self) -> i32 {
+        ENOMEM
+    }
+}
+
+/// A task's fault-injection setting (Linux `task->fail_nth`,
+/// `/proc/self/fail-nth`) and what its last copy_process reported. Atomics:
+/// read and written by the task itself, with no lock on the fork path.
+#[derive(Default)]
+pub struct FailNth {
+    /// Fail the n-th fallible step of the next copy_process (0: off).
+    armed: AtomicU32,
+    /// The last copy_process's steps and failed step
+    /// (`forkvm_abi::sys::FAIL_NTH_STEP_SHIFT`).
+    report: AtomicU32,
+}
+
+impl FailNth {
+    /// Arms the `nth` fallible step of the next copy_process (0 disarms) and
+    /// returns the previous one's report.
+    pub fn arm(&self, nth: u32) -> u32 {
+        self.armed.store(nth, Ordering::Relaxed);
+        self.report.load(Ordering::Relaxed)
+    }
+}
+
+/// Fault injection for one copy_process: counts its fallible steps and
+/// fails the one the task armed; the count and the failed step are the
+/// task's [`FailNth`] report when it ends.
 struct FailPoints<'a> {
-    task: &'a Task,
+    setting: &'a FailNth,
     seen: u32,
     nth: u32,
+    failed: Option<ForkStep>,
 }
 
 impl<'a> FailPoints<'a> {
     fn new(task: &'a Task) -> Self {
+        let setting = task.fail_nth();
         // The setting is one-shot, as /proc/self/fail-nth is.
-        let nth = core::mem::take(&mut task.inner.lock().fail_nth);
-        FailPoints { task, seen: 0, nth }
+        let nth = setting.armed.swap(0, Ordering::Relaxed);
+        FailPoints {
+            setting,
+            seen: 0,
+            nth,
+            failed: None,
+        }
     }
 
-    /// A fallible step: `Err(errno)` if it is the one to fail.
-    fn check(&mut self, errno: i32) -> Result<(), i32> {
+    /// Step `step` is about to allocate: its errno if it is the one to fail.
+    fn check(&mut self, step: ForkStep) -> Result<(), i32> {
         self.seen += 1;
         if self.seen == self.nth {
-            Err(errno)
+            self.failed = Some(step);
+            Err(step.errno())
         } else {
             Ok(())
         }
@@ -167,7 +252,9 @@ impl<'a> FailPoints<'a> {
 
 impl Drop for FailPoints<'_> {
     fn drop(&mut self) {
-        self.task.inner.lock().fail_points_seen = self.seen;
+        let failed = self.failed.map_or(0, |step| step as u32);
+        let report = self.seen | failed << forkvm_abi::sys::FAIL_NTH_STEP_SHIFT;
+        self.setting.report.store(report, Ordering::Relaxed);
     }
 }
 
@@ -183,34 +270,6 @@ pub(super) const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
         (NsKind::Time, CLONE_NEWTIME),
     ]
 };
-
-/// Linux `copy_namespaces`. `cred` is the child's: with CLONE_NEWUSER it
-/// is root of its new user namespace, which then owns the other new
-/// namespaces, so an unprivileged user may create them together.
-fn copy_namespaces(
-    parent: &Task,
-    cred: &Cred,
-    flags: u64,
-) -> Result<Arc<super::nsproxy::NsProxy>, i32> {
-    let parent_ns = parent.inner.lock().nsproxy.clone();
-    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER == 0 {
-        return Ok(parent_ns);
-    }
-    if !cred.ns_capable(&cred.user_ns, CAP_SYS_ADMIN) {
-        return Err(EPERM);
-    }
-    // CLONE_SYSVSEM shares the undo list, whose sets a new IPC namespace
-    // could no longer reach.
-    if flags & (CLONE_NEWIPC | CLONE_SYSVSEM) == CLONE_NEWIPC | CLONE_SYSVSEM {
-        return Err(EINVAL);
-    }
-    parent_ns.copy(
-        flags,
-        &NAMESPACE_FLAGS,
-        flags & CLONE_NEWPID != 0,
-        &cred.user_ns,
-    )
-}
 
 /// The two limits on task creation (Linux: right after copy_creds).
 /// RLIMIT_NPROC counts the new task for its real user at every user
@@ -231,9 +290,46 @@ fn check_task_limits(cred: &Cred, nproc_limit: u64) -> Result<(), i32> {
     Ok(())
 }
 
-/// Builds the child task (Linux `copy_process`), not yet runnable. The
-/// steps run in Linux's order; every resource taken is an owned value, so
-/// an error at any step drops what was taken so far, in reverse order.
+/// What the steps read of the parent (the caller), taken under one lock.
+struct ParentView {
+    files: Option<Arc<Mutex<FdTable>>>,
+    fs: Arc<Mutex<FsStruct>>,
+    sighand: Arc<Mutex<SigHand>>,
+    blocked: u64,
+    sas: SigAltStack,
+    fs_base: u64,
+    gs_base: u64,
+    mm: Option<Arc<AddressSpace>>,
+    nsproxy: Arc<NsProxy>,
+    io_context: Option<Arc<IoContext>>,
+    comm: [u8; 16],
+}
+
+impl ParentView {
+    fn of(parent: &Task) -> ParentView {
+        let inner = parent.inner.lock();
+        ParentView {
+            files: inner.files.clone(),
+            fs: inner.fs.clone(),
+            sighand: inner.sighand.clone(),
+            blocked: inner.blocked,
+            sas: inner.sas,
+            fs_base: inner.fs_base,
+            gs_base: inner.gs_base,
+            mm: inner.mm.clone(),
+            nsproxy: inner.nsproxy.clone(),
+            io_context: inner.io_context.clone(),
+            comm: inner.comm,
+        }
+    }
+}
+
+/// Builds the child task (Linux `copy_process`), not yet runnable: the
+/// flag checks, the limits, then one function per step in Linux's order,
+/// each returning what it made for the child; the child is built from
+/// those parts at the end ([`new_task`], [`attach_new_task`]). Every part
+/// is an owned value, so an error at any step drops what was made so far,
+/// in reverse order, and nothing leaks.
 fn copy_process(
     parent: &Arc<Task>,
     args: &CloneArgs,
@@ -246,140 +342,351 @@ fn copy_process(
     if parent.fatal_status().is_some() {
         return Err(ERESTARTNOINTR);
     }
-
-    let (parent_cred, parent_rlimits) = {
-        let inner = parent.inner.lock();
-        (inner.cred.clone(), inner.rlimits.clone())
-    };
     // The limits are checked before anything is allocated so that their
     // failures cost no more than a system call. (Linux checks them right
     // after dup_task_struct and copy_creds; the errno and what stays
     // behind, nothing, are the same.) A child in a new user namespace is
     // counted there, so its check waits for copy_creds.
-    let nproc_limit = parent_rlimits.lock().0[RLIMIT_NPROC].cur;
-    let new_user_ns = flags & CLONE_NEWUSER != 0;
-    if !new_user_ns {
+    let parent_cred = parent.inner.lock().cred.clone();
+    let nproc_limit = parent.thread_group().rlimits().0[RLIMIT_NPROC].cur;
+    if flags & CLONE_NEWUSER == 0 {
         check_task_limits(&parent_cred, nproc_limit)?;
     }
 
+    let view = ParentView::of(parent);
     let mut fail = FailPoints::new(parent);
-    // dup_task_struct: the kernel stack.
-    fail.check(ENOMEM)?;
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
-    // copy_creds: the same identity, or root of a new user namespace;
-    // counted against the real user and in nr_threads.
-    fail.check(ENOMEM)?;
-    let cred = if new_user_ns {
-        let fs = parent.inner.lock().fs.clone();
-        let chrooted = fs.lock().chrooted();
+    let stack = dup_task_struct(&mut fail)?;
+    let creds = copy_creds(parent_cred, &view, flags, nproc_limit, &mut fail)?;
+    let sysvsem = copy_semundo(parent, flags, &mut fail)?;
+    let files = copy_files(&view, flags, &mut fail)?;
+    let fs = copy_fs(&view, flags, &mut fail)?;
+    let signals = copy_sighand(&view, flags, &mut fail)?;
+    let signal = copy_signal(parent, args, &mut fail)?;
+    let mm = copy_mm(&view, flags, frame, &mut fail)?;
+    let nsproxy = copy_namespaces(&view, &creds.cred, flags, &mut fail)?;
+    let io_context = copy_io(&view, flags, &mut fail)?;
+    let thread = copy_thread(&stack, &view, args, frame)?;
+    let pids = alloc_pid(&nsproxy, &creds.cred, &args.set_tid, &mut fail)?;
+
+    let group = match signal {
+        SignalPart::Thread(group) => group,
+        SignalPart::Process(group) => {
+            group.set_pids(&pids);
+            group
+        }
+    };
+    let child = new_task(TaskParts {
+        pids: Some(pids),
+        group,
+        stack: TaskStack::Own(stack),
+        saved_rsp: thread.saved_rsp,
+        inner: TaskInner {
+            exit_status: 0,
+            comm: view.comm,
+            mm,
+            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+                args.child_tid
+            } else {
+                0
+            },
+            fs_base: thread.fs_base,
+            gs_base: thread.gs_base,
+            vfork_done: vfork,
+            files,
+            sighand: signals.sighand,
+            blocked: signals.blocked,
+            pending: Default::default(),
+            real_blocked: 0,
+            saved_sigmask: None,
+            sas: signals.sas,
+            cred: creds.cred,
+            user_count: Some(creds.user_count),
+            _thread_count: Some(creds.thread_count),
+            fs,
+            nsproxy,
+            sysvsem,
+            io_context,
+            fork_no_exec: true,
+        },
+    });
+    if flags & CLONE_PIDFD != 0 {
+        install_pidfd(parent, &child, args.pidfd, &mut fail)?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        if let (Some(mm), Some(pids)) = (child.mm(), child.pids()) {
+            // The child's own view of its tid.
+            let _ = mm.copy_to_user(args.child_tid, &pids.innermost().to_le_bytes());
+        }
+    }
+    attach_new_task(&child);
+    Ok(child)
+}
+
+/// Linux `dup_task_struct`: the child's kernel stack.
+fn dup_task_struct(fail: &mut FailPoints) -> Result<KernelStack, i32> {
+    fail.check(ForkStep::DupTaskStruct)?;
+    KernelStack::new().map_err(|_| ENOMEM)
+}
+
+/// What copy_creds makes: the child's identity, counted against its real
+/// user (RLIMIT_NPROC) and in `nr_threads`.
+struct CredPart {
+    cred: Cred,
+    user_count: UserTaskCount,
+    thread_count: ThreadCount,
+}
+
+/// Linux `copy_creds`: the parent's identity, or root of a new user
+/// namespace (CLONE_NEWUSER), whose limits are checked then.
+fn copy_creds(
+    parent_cred: Cred,
+    view: &ParentView,
+    flags: u64,
+    nproc_limit: u64,
+    fail: &mut FailPoints,
+) -> Result<CredPart, i32> {
+    fail.check(ForkStep::CopyCreds)?;
+    let cred = if flags & CLONE_NEWUSER != 0 {
+        let chrooted = view.fs.lock().chrooted();
         let cred = super::user_ns::create_user_ns(&parent_cred, nproc_limit, chrooted, || {
-            fail.check(ENOMEM)
+            fail.check(ForkStep::CreateUserNs)
         })?;
         check_task_limits(&cred, nproc_limit)?;
         cred
     } else {
         parent_cred
     };
-    let user_count = UserTaskCount::charge(&cred.user_ns, cred.uid);
-    let thread_count = super::ThreadCount::charge();
+    Ok(CredPart {
+        user_count: UserTaskCount::charge(&cred.user_ns, cred.uid),
+        thread_count: ThreadCount::charge(),
+        cred,
+    })
+}
 
-    // copy_semundo, copy_files, copy_fs, copy_sighand, copy_signal (the
-    // limits), then copy_mm, copy_namespaces, copy_io and copy_thread, as
-    // Linux orders them.
-    let sysvsem = {
-        let mut inner = parent.inner.lock();
-        crate::ipc::sem::copy_semundo(&mut inner.sysvsem, flags & CLONE_SYSVSEM != 0, || {
-            fail.check(ENOMEM)
-        })?
-    };
-    fail.check(ENOMEM)?; // copy_files
-    let files = parent.inner.lock().files.as_ref().map(|files| {
+/// Linux `copy_semundo`: CLONE_SYSVSEM shares the parent's undo list
+/// (made now if it has none).
+fn copy_semundo(
+    parent: &Task,
+    flags: u64,
+    fail: &mut FailPoints,
+) -> Result<Option<Arc<SemUndoList>>, i32> {
+    if flags & CLONE_SYSVSEM == 0 {
+        return Ok(None);
+    }
+    // The parent's list, made (outside its lock) if it has none yet.
+    let mut parents = parent.inner.lock().sysvsem.clone();
+    let had_one = parents.is_some();
+    let shared =
+        crate::ipc::sem::copy_semundo(&mut parents, true, || fail.check(ForkStep::CopySemundo))?;
+    if !had_one {
+        parent.inner.lock().sysvsem = parents;
+    }
+    Ok(shared)
+}
+
+/// Linux `copy_files`: the parent's fd table, shared (CLONE_FILES) or copied.
+fn copy_files(
+    view: &ParentView,
+    flags: u64,
+    fail: &mut FailPoints,
+) -> Result<Option<Arc<Mutex<FdTable>>>, i32> {
+    fail.check(ForkStep::CopyFiles)?;
+    Ok(view.files.as_ref().map(|files| {
         if flags & CLONE_FILES != 0 {
             files.clone()
         } else {
-            Arc::new(spin::Mutex::new(files.lock().clone()))
+            Arc::new(Mutex::new(files.lock().clone()))
         }
-    });
-    fail.check(ENOMEM)?; // copy_fs
-    let fs = {
-        let parent_fs = parent.inner.lock().fs.clone();
-        if flags & CLONE_FS != 0 {
-            parent_fs
-        } else {
-            let copy = parent_fs.lock().clone();
-            Arc::new(spin::Mutex::new(copy))
-        }
-    };
-    fail.check(ENOMEM)?; // copy_sighand
-    let (sighand, blocked, fs_base, gs_base) = {
-        let inner = parent.inner.lock();
-        let sighand = if flags & CLONE_SIGHAND != 0 {
-            inner.sighand.clone()
-        } else if flags & CLONE_CLEAR_SIGHAND != 0 {
-            let mut actions = inner.sighand.lock().clone();
+    }))
+}
+
+/// Linux `copy_fs`: root, cwd and umask, shared (CLONE_FS) or copied.
+fn copy_fs(
+    view: &ParentView,
+    flags: u64,
+    fail: &mut FailPoints,
+) -> Result<Arc<Mutex<FsStruct>>, i32> {
+    fail.check(ForkStep::CopyFs)?;
+    Ok(if flags & CLONE_FS != 0 {
+        view.fs.clone()
+    } else {
+        let copy = view.fs.lock().clone();
+        Arc::new(Mutex::new(copy))
+    })
+}
+
+/// What copy_sighand makes: the signal actions, and the per-thread signal
+/// state the child starts with (the parent's mask, its alternate stack
+/// unless the memory is shared).
+struct SighandPart {
+    sighand: Arc<Mutex<SigHand>>,
+    blocked: u64,
+    sas: SigAltStack,
+}
+
+/// Linux `copy_sighand`: the actions, shared (CLONE_SIGHAND), copied, or
+/// copied and reset (clone3's CLONE_CLEAR_SIGHAND).
+fn copy_sighand(view: &ParentView, flags: u64, fail: &mut FailPoints) -> Result<SighandPart, i32> {
+    fail.check(ForkStep::CopySighand)?;
+    let sighand = if flags & CLONE_SIGHAND != 0 {
+        view.sighand.clone()
+    } else {
+        let mut actions = view.sighand.lock().clone();
+        if flags & CLONE_CLEAR_SIGHAND != 0 {
             actions.reset_for_exec();
-            Arc::new(spin::Mutex::new(actions))
-        } else {
-            Arc::new(spin::Mutex::new(inner.sighand.lock().clone()))
-        };
-        (
-            sighand,
-            inner.blocked,
-            // The parent is the caller: its live FS base (user code may
-            // have moved it).
-            crate::arch::cpu::live_fs_base(inner.fs_base),
-            crate::arch::cpu::live_gs_base(inner.gs_base),
-        )
+        }
+        Arc::new(Mutex::new(actions))
     };
     // "sigaltstack should be cleared when sharing the same VM" (a thread
     // must not run handlers on its creator's stack); vfork keeps it.
     let sas = if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
         SigAltStack::RESET
     } else {
-        parent.inner.lock().sas
+        view.sas
     };
-    fail.check(ENOMEM)?; // copy_signal
-    let rlimits = if flags & CLONE_THREAD != 0 {
-        parent_rlimits
+    Ok(SighandPart {
+        sighand,
+        blocked: view.blocked,
+        sas,
+    })
+}
+
+/// What copy_signal makes: the caller's thread group for a thread, or
+/// the new process's own (its pid is set once allocated).
+enum SignalPart {
+    Thread(Arc<ThreadGroup>),
+    Process(Arc<ThreadGroup>),
+}
+
+/// Linux `copy_signal` (and the parent and exit signal `copy_process`
+/// picks): CLONE_THREAD shares the caller's thread group; a new process
+/// gets a group of its own with a copy of the limits, starts in its process group and session (Linux
+/// `init_task_pid` from `current`), and is the child of the caller, or
+/// with CLONE_PARENT its sibling, telling their parent what the caller's
+/// process would (`current->group_leader->exit_signal`).
+fn copy_signal(
+    parent: &Arc<Task>,
+    args: &CloneArgs,
+    fail: &mut FailPoints,
+) -> Result<SignalPart, i32> {
+    fail.check(ForkStep::CopySignal)?;
+    let parent_group = parent.thread_group();
+    if args.flags & CLONE_THREAD != 0 {
+        return Ok(SignalPart::Thread(parent_group.clone()));
+    }
+    let (real_parent, exit_signal) = if args.flags & CLONE_PARENT != 0 {
+        (
+            parent_group
+                .parent()
+                .as_ref()
+                .map_or_else(Weak::new, Arc::downgrade),
+            parent_group.exit_signal(),
+        )
     } else {
-        Arc::new(spin::Mutex::new(*parent_rlimits.lock()))
+        (Arc::downgrade(parent), args.exit_signal as u32)
     };
-    // A thread shares its process's pending signals; a new process starts
-    // with none (Linux `signal->shared_pending`).
-    let shared_pending = if flags & CLONE_THREAD != 0 {
-        parent.inner.lock().shared_pending.clone()
-    } else {
-        Default::default()
-    };
-    fail.check(ENOMEM)?; // copy_mm
-    let mm = match parent.mm() {
-        Some(mm) if flags & CLONE_VM != 0 => Some(mm),
+    let ids = parent_group
+        .ids()
+        .as_ref()
+        .map(super::pgrp::PgrpSession::inherit);
+    Ok(SignalPart::Process(ThreadGroup::new(NewGroup {
+        parent: real_parent,
+        rlimits: parent_group.rlimits_copy(),
+        ids,
+        exit_signal,
+    })))
+}
+
+/// Linux `copy_mm`: the parent's address space, shared (CLONE_VM) or
+/// duplicated copy-on-write (a few pages near the stack pointer, or all of
+/// a small one, copied at once: `vm.fork_*`).
+fn copy_mm(
+    view: &ParentView,
+    flags: u64,
+    frame: &TrapFrame,
+    fail: &mut FailPoints,
+) -> Result<Option<Arc<AddressSpace>>, i32> {
+    fail.check(ForkStep::CopyMm)?;
+    Ok(match &view.mm {
+        Some(mm) if flags & CLONE_VM != 0 => Some(mm.clone()),
         Some(mm) => Some(
             mm.dup(&eager_copy_addresses(frame.rsp), copy_max_pages())
                 .map_err(|_| ENOMEM)?,
         ),
         None => None,
-    };
+    })
+}
 
-    // copy_namespaces: new ones need CAP_SYS_ADMIN over the child's user
-    // namespace.
-    fail.check(ENOMEM)?;
-    let nsproxy = copy_namespaces(parent, &cred, flags)?;
-
-    // copy_io: allocates (and so can fail) only when the parent chose an
-    // I/O priority and does not share its context.
-    let parent_ioc = parent.inner.lock().io_context.clone();
-    let io_context = io_context::copy_io(parent_ioc.as_ref(), flags & CLONE_IO != 0, || {
-        fail.check(ENOMEM)
-    })?;
-
-    // copy_thread: a TLS base outside user space is refused (x86's
-    // `do_arch_prctl_64` rule) before anything else of the thread is built.
-    if flags & CLONE_SETTLS != 0 && args.tls >= crate::mm::vma::TASK_SIZE {
+/// Linux `copy_namespaces`. `cred` is the child's: with CLONE_NEWUSER it
+/// is root of its new user namespace, which then owns the other new
+/// namespaces, so an unprivileged user may create them together.
+fn copy_namespaces(
+    view: &ParentView,
+    cred: &Cred,
+    flags: u64,
+    fail: &mut FailPoints,
+) -> Result<Arc<NsProxy>, i32> {
+    fail.check(ForkStep::CopyNamespaces)?;
+    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER == 0 {
+        return Ok(view.nsproxy.clone());
+    }
+    if !cred.ns_capable(&cred.user_ns, CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
-    // The child returns to user mode where the parent will,
-    // with rax = 0, on its own stack if one was given, with its TLS.
+    // CLONE_SYSVSEM shares the undo list, whose sets a new IPC namespace
+    // could no longer reach.
+    if flags & (CLONE_NEWIPC | CLONE_SYSVSEM) == CLONE_NEWIPC | CLONE_SYSVSEM {
+        return Err(EINVAL);
+    }
+    view.nsproxy.copy(
+        flags,
+        &NAMESPACE_FLAGS,
+        flags & CLONE_NEWPID != 0,
+        &cred.user_ns,
+    )
+}
+
+/// Linux `copy_io`: allocates (and so can fail) only when the parent chose
+/// an I/O priority and does not share its context (CLONE_IO).
+fn copy_io(
+    view: &ParentView,
+    flags: u64,
+    fail: &mut FailPoints,
+) -> Result<Option<Arc<IoContext>>, i32> {
+    io_context::copy_io(view.io_context.as_ref(), flags & CLONE_IO != 0, || {
+        fail.check(ForkStep::CopyIo)
+    })
+}
+
+/// What copy_thread makes: where the child resumes, and its TLS base.
+struct ThreadPart {
+    /// The child's kernel stack pointer, at a prepared return to user mode.
+    saved_rsp: u64,
+    fs_base: u64,
+    /// The parent's live GS base (`arch_prctl(ARCH_SET_GS)`).
+    gs_base: u64,
+}
+
+/// Linux `copy_thread`: the child returns to user mode where the parent
+/// will, with rax = 0, on its own stack if one was given, with the
+/// parent's FPU state; its TLS base is CLONE_SETTLS's (outside user space:
+/// EPERM, x86's `do_arch_prctl_64` rule) or the parent's live one.
+fn copy_thread(
+    stack: &KernelStack,
+    view: &ParentView,
+    args: &CloneArgs,
+    frame: &TrapFrame,
+) -> Result<ThreadPart, i32> {
+    let fs_base = if args.flags & CLONE_SETTLS != 0 {
+        if args.tls >= crate::mm::vma::TASK_SIZE {
+            return Err(EPERM);
+        }
+        args.tls
+    } else {
+        // The parent is the caller: its live FS base (user code may have
+        // moved it).
+        crate::arch::cpu::live_fs_base(view.fs_base)
+    };
     let mut child_frame = *frame;
     child_frame.rax = 0;
     if args.stack != 0 {
@@ -391,140 +698,96 @@ fn copy_process(
     let fpu = unsafe { *parent_fpu };
     // SAFETY: the top of the child's fresh kernel stack.
     let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
+    Ok(ThreadPart {
+        saved_rsp: rsp,
+        fs_base,
+        gs_base: crate::arch::cpu::live_gs_base(view.gs_base),
+    })
+}
 
-    // alloc_pid: a number in the child's pid namespace and every ancestor
-    // (clone3's set_tid chooses them; that needs CAP_SYS_ADMIN).
-    fail.check(ENOMEM)?;
-    let pid_ns = nsproxy.pid_ns_for_children.clone();
-    if args.set_tid.len() as u32 > pid_ns.level + 1 {
+/// Linux `alloc_pid`: a number in the child's pid namespace and every
+/// ancestor (clone3's set_tid chooses them; each level given one needs
+/// CAP_SYS_ADMIN over its owner).
+fn alloc_pid(
+    nsproxy: &NsProxy,
+    cred: &Cred,
+    set_tid: &[u32],
+    fail: &mut FailPoints,
+) -> Result<Arc<PidNumbers>, i32> {
+    fail.check(ForkStep::AllocPid)?;
+    let pid_ns = &nsproxy.pid_ns_for_children;
+    if set_tid.len() as u32 > pid_ns.level + 1 {
         return Err(EINVAL);
     }
-    if args
-        .set_tid
+    if set_tid
         .iter()
         .any(|&tid| !(1..super::pid_ns::PID_MAX).contains(&tid))
     {
         return Err(EINVAL);
     }
-    // Each level given a pid needs CAP_SYS_ADMIN over its owner.
-    let mut level_ns = Some(&pid_ns);
-    for _ in &args.set_tid {
+    let mut level_ns = Some(pid_ns);
+    for _ in set_tid {
         let ns = level_ns.expect("checked: no more pids than levels");
         if !cred.ns_capable(&ns.user_ns, CAP_SYS_ADMIN) {
             return Err(EPERM);
         }
         level_ns = ns.parent.as_ref();
     }
-    let pids = Arc::new(super::pid_ns::PidNumbers::alloc(&pid_ns, &args.set_tid)?);
-    let pid = pids.global();
-    let (tgid, tgid_pids) = if flags & CLONE_THREAD != 0 {
-        (parent.tgid, parent.inner.lock().tgid_pids.clone())
-    } else {
-        (pid, Some(pids.clone()))
-    };
-    let real_parent = if flags & (CLONE_PARENT | CLONE_THREAD) != 0 {
-        parent.inner.lock().parent.clone()
-    } else {
-        Arc::downgrade(parent)
-    };
-    // A thread shares its group's process group and session; a new
-    // process starts in the caller's (Linux `init_task_pid` from `current`).
-    let pgrp_session = parent.inner.lock().pgrp_session.clone().map(|ids| {
-        if flags & CLONE_THREAD != 0 {
-            ids
-        } else {
-            super::pgrp::PgrpSession::inherit(&ids.lock())
-        }
-    });
-    let leader_exit_signal =
-        super::find(parent.tgid).map_or(0, |leader| leader.inner.lock().exit_signal);
-    let comm = parent.comm();
-    let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    let child = Arc::new(Task::new(
-        pid,
-        tgid,
-        TaskStack::Own(stack),
-        real_parent.clone(),
-        &comm[..name_len],
-    ));
-    child.saved_rsp.store(rsp, Ordering::Release);
+    PidNumbers::alloc(pid_ns, set_tid)
+}
+
+/// CLONE_PIDFD: a close-on-exec pidfd for the child in the parent's table
+/// (as pidfd_open's, Linux O_CLOEXEC). The parent learns the number before
+/// the child exists for anyone else: a bad pointer undoes the whole clone
+/// (Linux: EFAULT).
+fn install_pidfd(
+    parent: &Task,
+    child: &Arc<Task>,
+    address: u64,
+    fail: &mut FailPoints,
+) -> Result<(), i32> {
+    fail.check(ForkStep::Pidfd)?;
+    let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(child)));
+    let table = parent.files().ok_or(EBADF)?;
+    let fd = table.lock().install_flagged(pidfd, true)?;
+    let stored = parent
+        .mm()
+        .map(|mm| mm.copy_to_user(address, &(fd as u32).to_le_bytes()));
+    if !matches!(stored, Some(Ok(()))) {
+        drop(table.lock().close(fd));
+        return Err(crate::errno::EFAULT);
+    }
+    Ok(())
+}
+
+/// The child built from its parts, in state `New` (Linux `sched_fork`),
+/// known to nobody yet: dropping it undoes everything.
+pub(super) fn new_task(parts: TaskParts) -> Arc<Task> {
+    let child = Arc::new(Task::from_parts(parts));
     sched::sched_fork(&child);
-    {
-        let mut inner = child.inner.lock();
-        inner.mm = mm;
-        inner.exit_signal = if flags & CLONE_THREAD != 0 {
-            0
-        } else if flags & CLONE_PARENT != 0 {
-            // A sibling tells the shared parent what the caller's group
-            // leader would (Linux: `current->group_leader->exit_signal`).
-            leader_exit_signal
-        } else {
-            args.exit_signal as u32
-        };
-        inner.fs_base = if flags & CLONE_SETTLS != 0 {
-            args.tls
-        } else {
-            fs_base
-        };
-        inner.gs_base = gs_base;
-        inner.clear_child_tid = if flags & CLONE_CHILD_CLEARTID != 0 {
-            args.child_tid
-        } else {
-            0
-        };
-        inner.vfork_done = vfork;
-        inner.sighand = sighand;
-        inner.blocked = blocked;
-        inner.sas = sas;
-        inner.files = files;
-        inner.cred = cred;
-        inner.user_count = Some(user_count);
-        inner.thread_count = Some(thread_count);
-        inner.rlimits = rlimits;
-        inner.shared_pending = shared_pending;
-        inner.fs = fs;
-        inner.nsproxy = nsproxy;
-        inner.io_context = io_context;
-        inner.sysvsem = sysvsem;
-        inner.pids = Some(pids.clone());
-        inner.tgid_pids = tgid_pids;
-        inner.pgrp_session = pgrp_session;
-        inner.fork_no_exec = true;
-    }
-    if flags & CLONE_PIDFD != 0 {
-        fail.check(ENOMEM)?;
-        let pidfd = crate::fs::File::new(crate::fs::FileKind::Pidfd(Arc::downgrade(&child)));
-        let table = parent.files().ok_or(EBADF)?;
-        // Close-on-exec, as pidfd_open's (Linux: O_CLOEXEC).
-        let fd = table.lock().install_flagged(pidfd, true)?;
-        // The parent learns the number before the child exists for anyone
-        // else: a bad pointer undoes the whole clone (Linux: EFAULT).
-        let stored = parent
-            .mm()
-            .map(|mm| mm.copy_to_user(args.pidfd, &(fd as u32).to_le_bytes()));
-        if !matches!(stored, Some(Ok(()))) {
-            drop(table.lock().close(fd));
-            return Err(crate::errno::EFAULT);
+    child
+}
+
+/// Makes a new task known (the end of Linux `copy_process`, under
+/// `tasklist_lock` there): its pid names it, the first task of a pid
+/// namespace becomes that namespace's reaper, it joins its thread group,
+/// and a new process joins its process group and its parent's children.
+/// Nothing can fail from here on.
+pub(super) fn attach_new_task(child: &Arc<Task>) {
+    let group = child.thread_group();
+    if let Some(pids) = child.pids() {
+        pids.attach_task(child);
+        if pids.innermost() == 1 {
+            *pids.ns().child_reaper.lock() = Arc::downgrade(child);
         }
     }
-    if flags & CLONE_CHILD_SETTID != 0 {
-        if let Some(mm) = child.mm() {
-            // The child's own view of its tid.
-            let _ = mm.copy_to_user(args.child_tid, &pids.innermost().to_le_bytes());
+    group.add_thread(child.clone());
+    if child.is_group_leader() {
+        group.join_pgrp();
+        if let Some(parent) = group.parent() {
+            parent.thread_group().add_child(child.clone());
         }
     }
-
-    // The first task of a new pid namespace is its pid 1 and reaper.
-    if pids.innermost() == 1 {
-        *pid_ns.child_reaper.lock() = Arc::downgrade(&child);
-    }
-
-    // Attach: to the parent's children, and to the task table.
-    if let Some(real_parent) = real_parent.upgrade() {
-        real_parent.inner.lock().children.push(child.clone());
-    }
-    super::register(&child);
-    Ok(child)
 }
 
 /// `vm.fork_eager_stack_pages`: pages at and below the user stack

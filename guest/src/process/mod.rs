@@ -29,6 +29,8 @@ pub mod sigqueue;
 #[cfg(not(test))]
 pub mod task;
 #[cfg(not(test))]
+pub mod thread_group;
+#[cfg(not(test))]
 pub mod unshare;
 #[cfg(not(test))]
 pub mod user_ns;
@@ -42,18 +44,12 @@ pub use self::kernel::*;
 #[cfg(not(test))]
 mod kernel {
 
-    use alloc::collections::BTreeMap;
     use alloc::sync::Arc;
     use alloc::vec::Vec;
     use core::sync::atomic::Ordering;
 
-    use spin::Mutex;
-
     use super::nsproxy;
     use super::task::{Pid, Task};
-
-    /// Every task that has not been reaped, by pid.
-    static TASKS: Mutex<BTreeMap<Pid, Arc<Task>>> = Mutex::new(BTreeMap::new());
 
     /// Switches the address space and thread-local base from `prev`'s to
     /// `next`'s. Kernel threads keep whatever address space is loaded (its
@@ -81,19 +77,10 @@ mod kernel {
         }
     }
 
-    /// Adds a task to the task table.
-    pub fn register(task: &Arc<Task>) {
-        TASKS.lock().insert(task.pid, task.clone());
-    }
-
-    /// Removes a reaped task from the task table.
-    pub fn unregister(pid: Pid) {
-        TASKS.lock().remove(&pid);
-    }
-
-    /// The task with this pid.
+    /// The task whose pid in the initial namespace is `pid`, until it is
+    /// reaped (a lookup in that namespace's pid map).
     pub fn find(pid: Pid) -> Option<Arc<Task>> {
-        TASKS.lock().get(&pid).cloned()
+        super::pid_ns::initial().find_task(pid)
     }
 
     /// The initial namespaces, shared by init and everything that does not
@@ -128,8 +115,16 @@ mod kernel {
         NR_THREADS.load(Ordering::Relaxed)
     }
 
-    /// A snapshot of every task, by pid.
+    /// A snapshot of every task not yet reaped, by pid (every task has a
+    /// pid in the initial namespace). For listings (`ps`, `stat`); the
+    /// signal, exit, wait, exec and process-group paths use the pid maps
+    /// and the thread groups' lists instead.
     pub fn all_tasks() -> Vec<Arc<Task>> {
-        TASKS.lock().values().cloned().collect()
+        super::pid_ns::initial()
+            .pids()
+            .iter()
+            .filter_map(|pid| pid.task())
+            .filter(|task| task.state() != super::task::TaskState::Dead)
+            .collect()
     }
 }

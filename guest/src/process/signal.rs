@@ -216,14 +216,15 @@ pub use super::sigqueue::SigPending;
 pub fn signal_pending(task: &super::task::Task) -> bool {
     task.fatal_status().is_some() || {
         let inner = task.inner.lock();
-        let shared = inner.shared_pending.lock().signal;
+        let shared = task.thread_group().shared_pending().signal;
         (inner.pending.signal | shared) & !inner.blocked != 0
     }
 }
 
-/// The signals pending for `inner`'s task: its own and its process's.
-pub fn pending_signals(inner: &super::task::TaskInner) -> u64 {
-    inner.pending.signal | inner.shared_pending.lock().signal
+/// The signals pending for `task` (whose locked state is `inner`): its
+/// own and its process's.
+pub fn pending_signals(task: &super::task::Task, inner: &super::task::TaskInner) -> u64 {
+    inner.pending.signal | task.thread_group().shared_pending().signal
 }
 
 /// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID):
@@ -243,11 +244,11 @@ pub fn group_send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
 }
 
 /// Where `task`'s queued signals are counted (`sigqueue::Receiver`).
-fn receiver(inner: &super::task::TaskInner) -> super::sigqueue::Receiver {
+fn receiver(task: &super::task::Task, inner: &super::task::TaskInner) -> super::sigqueue::Receiver {
     super::sigqueue::Receiver {
         ns: inner.cred.user_ns.clone(),
         uid: inner.cred.uid,
-        limit: inner.rlimits.lock().0[super::sigqueue::RLIMIT_SIGPENDING].cur,
+        limit: task.thread_group().rlimits().0[super::sigqueue::RLIMIT_SIGPENDING].cur,
     }
 }
 
@@ -270,6 +271,9 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
         let waited = inner.real_blocked & bit(signal) != 0;
         (action, inner.blocked & bit(signal) != 0, waited)
     };
+    if unkillable_ignores(task, signal, action.handler) {
+        return Ok(());
+    }
     let ignored =
         action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
     // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
@@ -279,9 +283,9 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
     }
     if signal != SIGKILL {
         let mut inner = task.inner.lock();
-        let receiver = receiver(&inner);
+        let receiver = receiver(task, &inner);
         if group {
-            inner.shared_pending.lock().send(info, &receiver)?;
+            task.thread_group().shared_pending().send(info, &receiver)?;
         } else {
             inner.pending.send(info, &receiver)?;
         }
@@ -292,12 +296,15 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
                 && t.fatal_status().is_none()
                 && t.state() != super::task::TaskState::Zombie)
     };
+    // `task` itself first, then (for the process) its other threads
+    // (Linux `complete_signal`).
     let chosen = if wants(task) {
         Some(task.clone())
     } else if group {
-        super::all_tasks()
-            .into_iter()
-            .find(|t| t.tgid == task.tgid && t.mm().is_some() && wants(t))
+        // A thread on its way out (its memory gone) takes nothing more.
+        task.thread_group().find_thread(|t| {
+            t.state() != super::task::TaskState::Dead && t.mm().is_some() && wants(t)
+        })
     } else {
         None
     };
@@ -305,12 +312,32 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
         return Ok(());
     };
     let waited = chosen.inner.lock().real_blocked & bit(signal) != 0;
-    if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited) {
-        kill_group(&chosen, signal);
+    // A blocked signal that init refuses stays pending, never fatal.
+    let unkillable = task.thread_group().is_unkillable() && signal != SIGKILL;
+    if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited && !unkillable) {
+        sigkill_thread_group_with(task.thread_group(), signal);
         return Ok(());
     }
     crate::sched::wake_up(&chosen);
     Ok(())
+}
+
+/// Whether init refuses `signal` (Linux `sig_task_ignored` for a
+/// SIGNAL_UNKILLABLE task): pid 1 of the machine or of a pid namespace gets
+/// no signal it has no handler for, whoever sends it (a user, or the kernel
+/// for a child's exit), blocked or not. Only SIGKILL and SIGSTOP from an
+/// ancestor pid namespace (a sender that has no pid in init's namespace)
+/// reach a namespace's init; the machine's init never gets them.
+fn unkillable_ignores(task: &super::task::Task, signal: u32, handler: u64) -> bool {
+    if !task.thread_group().is_unkillable() {
+        return false;
+    }
+    let kernel_only = is_unblockable(signal);
+    if kernel_only && task.tgid == super::exit::REAPER_PID {
+        return true;
+    }
+    let from_ancestor = crate::sched::current().tgid_in(&task.active_pid_ns()) == 0;
+    handler == SIG_DFL && !(from_ancestor && kernel_only)
 }
 
 /// A thread is exiting (Linux `exit_signals` + `retarget_shared_pending`):
@@ -318,19 +345,21 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
 /// it, so the other threads that do not block them are woken to take
 /// them. Nothing to do when the whole group is exiting.
 pub fn retarget_shared_pending(task: &super::task::Task) {
-    if task.fatal_status().is_some() {
+    if task.thread_group().is_group_exiting() || task.fatal_status().is_some() {
         return;
     }
     let mut retarget = {
         let inner = task.inner.lock();
-        let shared = inner.shared_pending.lock().signal;
+        let shared = task.thread_group().shared_pending().signal;
         shared & !inner.blocked
     };
     if retarget == 0 {
         return;
     }
-    for thread in super::all_tasks().into_iter().filter(|t| {
-        t.tgid == task.tgid && !core::ptr::eq(t.as_ref(), task) && t.fatal_status().is_none()
+    for thread in task.thread_group().threads().into_iter().filter(|t| {
+        !core::ptr::eq(t.as_ref(), task)
+            && t.fatal_status().is_none()
+            && t.state() != super::task::TaskState::Zombie
     }) {
         let blocked = thread.inner.lock().blocked;
         if retarget & !blocked == 0 {
@@ -344,13 +373,22 @@ pub fn retarget_shared_pending(task: &super::task::Task) {
     }
 }
 
-/// A fatal signal ends the whole thread group.
-fn kill_group(task: &super::task::Task, signal: u32) {
-    for thread in super::all_tasks()
-        .into_iter()
-        .filter(|t| t.tgid == task.tgid)
-    {
-        thread.set_fatal(super::exit::signal_status(signal));
+/// Kills every thread of `task`'s process (a SIGKILL to the whole thread
+/// group, Linux `do_send_sig_info(SIGKILL, SEND_SIG_PRIV, task,
+/// PIDTYPE_TGID)`): each exits at its next return to user mode or
+/// wake-up, and the process's wait status says SIGKILL. Even a pid
+/// namespace's init: the kernel's own decision (the OOM killer's).
+pub fn sigkill_thread_group(task: &super::task::Task) {
+    sigkill_thread_group_with(task.thread_group(), SIGKILL);
+}
+
+/// A fatal signal ends the whole thread group (Linux `complete_signal`'s
+/// group exit): SIGNAL_GROUP_EXIT with the signal's status, then every
+/// thread.
+fn sigkill_thread_group_with(group: &super::thread_group::ThreadGroup, signal: u32) {
+    let status = group.start_group_exit(super::exit::signal_status(signal));
+    for thread in group.threads() {
+        thread.set_fatal(status);
     }
 }
 
@@ -371,9 +409,14 @@ pub fn force_sig(info: SigInfo) {
             action.handler = SIG_DFL;
             sighand.set_action(signal, action);
         }
+        // A fault that kills kills even init (Linux clears
+        // SIGNAL_UNKILLABLE here).
+        if sighand.action(signal).handler == SIG_DFL {
+            task.thread_group().clear_unkillable();
+        }
         inner.blocked &= !bit(signal);
         // A forced signal replaces a queued instance: its info is the fault's.
-        let receiver = receiver(&inner);
+        let receiver = receiver(&task, &inner);
         inner.pending.flush(bit(signal));
         let _ = inner.pending.send(info, &receiver); // si_code > 0: never refused
         drop(sighand);
@@ -409,12 +452,16 @@ const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
 /// Takes the pending signal of `mask` to act on first, synchronous ones
 /// before the others, then the lowest number (Linux `dequeue_signal` and
 /// `next_signal`); `get_signal` and `rt_sigtimedwait` share it.
-pub fn dequeue_signal(inner: &mut super::task::TaskInner, mask: u64) -> Option<SigInfo> {
+pub fn dequeue_signal(
+    task: &super::task::Task,
+    inner: &mut super::task::TaskInner,
+    mask: u64,
+) -> Option<SigInfo> {
     // The thread's own signals first, then the process's.
     if let Some(signal) = next_signal(inner.pending.signal & mask) {
         return Some(inner.pending.collect(signal));
     }
-    let mut shared = inner.shared_pending.lock();
+    let mut shared = task.thread_group().shared_pending();
     let signal = next_signal(shared.signal & mask)?;
     Some(shared.collect(signal))
 }
@@ -444,7 +491,7 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
         let (info, action) = {
             let mut inner = task.inner.lock();
             let mask = !inner.blocked;
-            let Some(info) = dequeue_signal(&mut inner, mask) else {
+            let Some(info) = dequeue_signal(&task, &mut inner, mask) else {
                 if let Some(mask) = inner.saved_sigmask.take() {
                     inner.blocked = mask;
                 }
@@ -456,6 +503,11 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
         match action.handler {
             SIG_IGN => continue,
             SIG_DFL if default_ignores(info.signo) => continue,
+            // Init takes no signal it has no handler for, but the kernel's
+            // SIGKILL (Linux `get_signal` with SIGNAL_UNKILLABLE).
+            SIG_DFL if task.thread_group().is_unkillable() && !is_unblockable(info.signo) => {
+                continue
+            }
             SIG_DFL => {
                 drop(task);
                 super::exit::do_group_exit(super::exit::signal_status(info.signo));

@@ -1,7 +1,9 @@
 //! The task: one schedulable thread of execution (Linux's `task_struct`).
+//! What the threads of a process share is its [`ThreadGroup`]; a task
+//! keeps its per-thread state (registers, signal mask, its own pending
+//! signals, credentials, the resources `clone` may or may not share).
 
 use alloc::sync::{Arc, Weak};
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use spin::Mutex;
@@ -11,15 +13,14 @@ use super::files::FdTable;
 use super::fs_struct::FsStruct;
 use super::io_context::IoContext;
 use super::nsproxy::NsProxy;
-use super::pgrp::PgrpSession;
 use super::pid_ns::{PidNamespace, PidNumbers};
-use super::rlimit::Rlimits;
 use super::signal::SigHand;
+use super::thread_group::ThreadGroup;
 use super::ThreadCount;
 use crate::ipc::sem::SemUndoList;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
-use crate::sched::wait::{Completion, WaitQueue};
+use crate::sched::wait::Completion;
 
 /// Process or thread id.
 pub type Pid = u32;
@@ -72,20 +73,14 @@ pub enum TaskStack {
     Own(KernelStack),
 }
 
-/// Mutable state of a task, under its lock.
+/// Mutable per-thread state of a task, under its lock (`Task::inner`).
 pub struct TaskInner {
-    /// Parent (Linux `real_parent`); the idle task has none.
-    pub parent: Weak<Task>,
-    /// Children not yet reaped.
-    pub children: Vec<Arc<Task>>,
     /// Wait status for the parent (Linux encoding), set at exit.
     pub exit_status: u32,
     /// Command name.
     pub comm: [u8; 16],
     /// The address space; `None` for kernel threads.
     pub mm: Option<Arc<AddressSpace>>,
-    /// Signal sent to the parent at exit (`SIGCHLD` for fork; 0 for threads).
-    pub exit_signal: u32,
     /// User address zeroed and futex-woken at exit (`CLONE_CHILD_CLEARTID`,
     /// `set_tid_address`).
     pub clear_child_tid: u64,
@@ -102,7 +97,8 @@ pub struct TaskInner {
     /// Blocked signals.
     pub blocked: u64,
     /// Signals sent to this thread and not taken yet (Linux
-    /// `task->pending`), with their siginfo.
+    /// `task->pending`), with their siginfo. The process's are in its
+    /// [`ThreadGroup`].
     pub pending: super::signal::SigPending,
     /// The mask `rt_sigtimedwait` lifted for its wait (Linux
     /// `real_blocked`): its signals are neither ignored nor fatal.
@@ -113,17 +109,13 @@ pub struct TaskInner {
     pub saved_sigmask: Option<u64>,
     /// The alternate signal stack (`sigaltstack`).
     pub sas: super::sigaltstack::SigAltStack,
-    /// Signals sent to the process, not to one thread (Linux
-    /// `signal->shared_pending`), shared by the thread group.
-    pub shared_pending: Arc<Mutex<super::signal::SigPending>>,
     /// Identity (copied at fork, changed by setuid/capset).
     pub cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
     pub user_count: Option<UserTaskCount>,
-    /// This task's place in `nr_threads` (max_threads).
-    pub thread_count: Option<ThreadCount>,
-    /// Resource limits (shared by a thread group, copied at fork).
-    pub rlimits: Arc<Mutex<Rlimits>>,
+    /// This task's place in `nr_threads` (max_threads), held for its
+    /// drop, which uncounts it.
+    pub _thread_count: Option<ThreadCount>,
     /// File-system context (umask), shared with `CLONE_FS`.
     pub fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
@@ -134,62 +126,91 @@ pub struct TaskInner {
     /// I/O context (the I/O priority), shared with `CLONE_IO`; `None`
     /// until `ioprio_set` creates it.
     pub io_context: Option<Arc<IoContext>>,
-    /// This task's pid numbers (Linux `struct pid`); none for the idle task.
-    pub pids: Option<Arc<PidNumbers>>,
-    /// Its thread group leader's (the process id).
-    pub tgid_pids: Option<Arc<PidNumbers>>,
-    /// Process group and session, shared by the thread group; `None` for
-    /// kernel threads.
-    pub pgrp_session: Option<Arc<Mutex<PgrpSession>>>,
     /// Forked but has not exec'd (Linux `PF_FORKNOEXEC`): `setpgid` from
     /// the parent is allowed only while this holds.
     pub fork_no_exec: bool,
-    /// Fault injection: fail the n-th fallible step (0: off).
-    pub fail_nth: u32,
-    /// Fallible steps the last copy_process went through.
-    pub fail_points_seen: u32,
 }
 
 /// A task.
 pub struct Task {
+    /// Thread id in the initial pid namespace.
     pub pid: Pid,
     /// Thread-group id (the pid of the group leader).
     pub tgid: Pid,
+    /// This task's pid numbers (Linux `struct pid`); none for the idle task.
+    pids: Option<Arc<PidNumbers>>,
+    /// The process it is a thread of.
+    group: Arc<ThreadGroup>,
     state: AtomicU8,
     /// Saved kernel stack pointer while switched out.
     pub(crate) saved_rsp: AtomicU64,
     pub stack: TaskStack,
     pub inner: Mutex<TaskInner>,
-    /// Where the parent sleeps in `wait4` until a child changes state
-    /// (Linux's `signal->wait_chldexit`).
-    pub child_exit: WaitQueue,
     /// A pending fatal event: `FATAL_PENDING | wait status` to exit with
     /// (a fatal signal, or another thread's `exit_group`); 0 if none.
     fatal: AtomicU64,
+    /// Fault injection for the copy_process calls this thread makes.
+    fail_nth: super::fork::FailNth,
 }
 
 /// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
 const FATAL_PENDING: u64 = 1 << 63;
 
+/// Everything a task is made of, built by `copy_process` (or for init by
+/// `spawn_user_process`, for the idle task by [`Task::idle`]).
+pub struct TaskParts {
+    pub pids: Option<Arc<PidNumbers>>,
+    pub group: Arc<ThreadGroup>,
+    pub stack: TaskStack,
+    /// Where `switch` resumes it: the prepared return to user mode.
+    pub saved_rsp: u64,
+    pub inner: TaskInner,
+}
+
+/// A command name, cut to 15 bytes and NUL-padded.
+pub fn comm_from(name: &[u8]) -> [u8; 16] {
+    let mut comm = [0u8; 16];
+    let n = name.len().min(15);
+    comm[..n].copy_from_slice(&name[..n]);
+    comm
+}
+
 impl Task {
-    /// A new task in state `Runnable`, not yet on the run queue.
-    pub fn new(pid: Pid, tgid: Pid, stack: TaskStack, parent: Weak<Task>, comm: &[u8]) -> Task {
-        let mut name = [0u8; 16];
-        let n = comm.len().min(15);
-        name[..n].copy_from_slice(&comm[..n]);
+    /// A task from its parts, in state `New`, not yet on the run queue nor
+    /// on its group's thread list.
+    pub fn from_parts(parts: TaskParts) -> Task {
+        let pid = parts.pids.as_ref().map_or(0, |p| p.global());
         Task {
             pid,
-            tgid,
+            tgid: parts.group.tgid(),
+            pids: parts.pids,
+            group: parts.group,
             state: AtomicU8::new(TaskState::New as u8),
-            saved_rsp: AtomicU64::new(0),
-            stack,
-            inner: Mutex::new(TaskInner {
-                parent,
-                children: Vec::new(),
+            saved_rsp: AtomicU64::new(parts.saved_rsp),
+            stack: parts.stack,
+            inner: Mutex::new(parts.inner),
+            fatal: AtomicU64::new(0),
+            fail_nth: Default::default(),
+        }
+    }
+
+    /// The idle task (pid 0): the boot context, in the kernel's own group.
+    pub fn idle() -> Task {
+        let group = ThreadGroup::new(super::thread_group::NewGroup {
+            parent: Weak::new(),
+            rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
+            ids: None,
+            exit_signal: 0,
+        });
+        Task::from_parts(TaskParts {
+            pids: None,
+            group,
+            stack: TaskStack::Boot,
+            saved_rsp: 0,
+            inner: TaskInner {
                 exit_status: 0,
-                comm: name,
+                comm: comm_from(b"swapper"),
                 mm: None,
-                exit_signal: 0,
                 clear_child_tid: 0,
                 fs_base: 0,
                 gs_base: 0,
@@ -199,27 +220,33 @@ impl Task {
                 blocked: 0,
                 pending: Default::default(),
                 real_blocked: 0,
-                shared_pending: Default::default(),
                 saved_sigmask: None,
                 sas: Default::default(),
                 cred: Cred::root(),
                 user_count: None,
-                thread_count: None,
-                rlimits: Arc::new(Mutex::new(Rlimits::for_init(super::rlimit::max_threads()))),
+                _thread_count: None,
                 fs: FsStruct::new_shared(),
                 nsproxy: crate::process::initial_nsproxy(),
                 sysvsem: None,
                 io_context: None,
-                pids: None,
-                tgid_pids: None,
-                pgrp_session: None,
                 fork_no_exec: false,
-                fail_nth: 0,
-                fail_points_seen: 0,
-            }),
-            child_exit: WaitQueue::new(),
-            fatal: AtomicU64::new(0),
-        }
+            },
+        })
+    }
+
+    /// The process this task is a thread of.
+    pub fn thread_group(&self) -> &Arc<ThreadGroup> {
+        &self.group
+    }
+
+    /// Fault injection for this thread's clones (`DIAG_FAIL_NTH`).
+    pub fn fail_nth(&self) -> &super::fork::FailNth {
+        &self.fail_nth
+    }
+
+    /// This thread's pid numbers (none for the idle task).
+    pub fn pids(&self) -> Option<&Arc<PidNumbers>> {
+        self.pids.as_ref()
     }
 
     pub fn state(&self) -> TaskState {
@@ -239,16 +266,14 @@ impl Task {
     }
 
     /// The command name.
+    #[allow(dead_code)] // for reports about a task (the OOM killer's)
     pub fn comm(&self) -> [u8; 16] {
         self.inner.lock().comm
     }
 
     /// Sets the command name (at exec).
     pub fn set_comm(&self, name: &[u8]) {
-        let mut comm = [0u8; 16];
-        let n = name.len().min(15);
-        comm[..n].copy_from_slice(&name[..n]);
-        self.inner.lock().comm = comm;
+        self.inner.lock().comm = comm_from(name);
     }
 
     /// Makes the task exit with wait status `status` at its next return to
@@ -286,44 +311,34 @@ impl Task {
 
     /// The pid namespace the task lives in (Linux `task_active_pid_ns`).
     pub fn active_pid_ns(&self) -> Arc<PidNamespace> {
-        self.inner
-            .lock()
-            .pids
+        self.pids
             .as_ref()
             .map_or_else(super::pid_ns::initial, |p| p.ns().clone())
     }
 
     /// Its thread id as seen from `ns` (0 if not visible there).
     pub fn tid_in(&self, ns: &PidNamespace) -> u32 {
-        self.inner
-            .lock()
-            .pids
-            .as_ref()
-            .and_then(|p| p.nr_in(ns))
-            .unwrap_or(0)
+        self.pids.as_ref().and_then(|p| p.nr_in(ns)).unwrap_or(0)
     }
 
     /// Its process id as seen from `ns` (0 if not visible there).
     pub fn tgid_in(&self, ns: &PidNamespace) -> u32 {
-        self.inner
-            .lock()
-            .tgid_pids
-            .as_ref()
-            .and_then(|p| p.nr_in(ns))
-            .unwrap_or(0)
+        self.group.pids().and_then(|p| p.nr_in(ns)).unwrap_or(0)
     }
 
     /// Whether the task is pid 1 of its own pid namespace (its reaper).
     pub fn is_namespace_init(&self) -> bool {
-        self.inner
-            .lock()
-            .tgid_pids
-            .as_ref()
-            .is_some_and(|p| p.innermost() == 1)
+        self.group.pids().is_some_and(|p| p.innermost() == 1)
     }
 
     /// Whether this task leads its thread group.
     pub fn is_group_leader(&self) -> bool {
         self.pid == self.tgid
+    }
+
+    /// The parent process's thread (Linux `real_parent`): the creator of
+    /// its process, or the reaper that adopted it.
+    pub fn parent(&self) -> Option<Arc<Task>> {
+        self.group.parent()
     }
 }

@@ -44,9 +44,7 @@ const OTHER_NAMESPACES: u64 = CLONE_NEWNS
 
 /// Whether another task shares `task`'s thread group.
 fn has_other_threads(task: &Arc<Task>) -> bool {
-    super::all_tasks()
-        .iter()
-        .any(|other| other.tgid == task.tgid && !Arc::ptr_eq(other, task))
+    task.thread_group().has_other_threads(task)
 }
 
 pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
@@ -76,7 +74,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     }
     let (fs, files, sighand, mm, cred, nsproxy, nproc_limit) = {
         let inner = task.inner.lock();
-        let nproc = inner.rlimits.lock().0[RLIMIT_NPROC].cur;
+        let nproc = task.thread_group().rlimits().0[RLIMIT_NPROC].cur;
         (
             inner.fs.clone(),
             inner.files.clone(),

@@ -5,9 +5,11 @@
 //! control, stop signals are ignored): WSTOPPED (WUNTRACED) and WCONTINUED
 //! are accepted and never report anything; a running child keeps such a
 //! wait going (0 with WNOHANG), a zombie counts for WEXITED only.
-//! __WNOTHREAD, __WCLONE and __WALL are accepted and change nothing: a
-//! thread waits for the children it created itself (Linux: those of every
-//! thread of its group unless __WNOTHREAD), whatever their exit signal.
+//! The children are the process's (its `ThreadGroup`'s list, which holds
+//! group leaders only): any thread waits for those of every thread of its
+//! group, only for the ones it created itself with __WNOTHREAD (Linux
+//! `do_wait` over `while_each_thread`). __WCLONE and __WALL are accepted
+//! and change nothing: a child is waited for whatever its exit signal.
 
 use alloc::sync::{Arc, Weak};
 
@@ -77,10 +79,11 @@ impl ChildReport {
 /// when a matching child exists but none is ready. ECHILD when none
 /// matches; `options` must already have passed the caller's checks.
 pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<ChildReport>, i32> {
-    let parent = sched::current();
+    let waiter = sched::current();
+    let group = waiter.thread_group().clone();
     let mut result = Err(ECHILD);
-    let completed = parent.child_exit.wait_until(|| {
-        result = try_wait(&parent, &which, options);
+    let completed = group.wait_chldexit().wait_until(|| {
+        result = try_wait(&waiter, &which, options);
         match result {
             Ok(Some(_)) | Err(_) => true,
             Ok(None) => options & WNOHANG != 0,
@@ -95,52 +98,60 @@ pub fn do_wait(which: WaitFor, options: u32) -> Result<Option<ChildReport>, i32>
 
 /// One pass over the children (Linux `do_wait_thread` and
 /// `wait_consider_task`): report a matching zombie if there is one.
-fn try_wait(parent: &Arc<Task>, which: &WaitFor, options: u32) -> Result<Option<ChildReport>, i32> {
+fn try_wait(waiter: &Arc<Task>, which: &WaitFor, options: u32) -> Result<Option<ChildReport>, i32> {
     // Pids are the waiter's view (its pid namespace).
-    let ns = parent.active_pid_ns();
-    let mut inner = parent.inner.lock();
-    let matches = |child: &Arc<Task>| match which {
-        WaitFor::Any => true,
-        WaitFor::Pid(pid) => child.tid_in(&ns) == *pid,
-        WaitFor::Pgrp(group) => {
-            super::pgrp::task_pgrp(child).is_some_and(|g| super::pgrp::same(&g, group))
-        }
-        WaitFor::Task(task) => core::ptr::eq(Arc::as_ptr(child), task.as_ptr()),
+    let ns = waiter.active_pid_ns();
+    let matches = |child: &Arc<Task>| {
+        let selected = match which {
+            WaitFor::Any => true,
+            WaitFor::Pid(pid) => child.tid_in(&ns) == *pid,
+            WaitFor::Pgrp(group) => {
+                super::pgrp::task_pgrp(child).is_some_and(|g| super::pgrp::same(&g, group))
+            }
+            WaitFor::Task(task) => core::ptr::eq(Arc::as_ptr(child), task.as_ptr()),
+        };
+        selected
+            && (options & __WNOTHREAD == 0
+                || child
+                    .parent()
+                    .is_some_and(|parent| Arc::ptr_eq(&parent, waiter)))
     };
     // A running child keeps the wait going; a zombie only if the caller
     // waits for exits (Linux: with WSTOPPED alone, zombies give ECHILD).
     let waitable = |child: &Arc<Task>| {
         matches(child) && (options & WEXITED != 0 || child.state() != TaskState::Zombie)
     };
-    if !inner.children.iter().any(waitable) {
-        return Err(ECHILD);
-    }
-    let Some(index) = inner
-        .children
-        .iter()
-        .position(|c| matches(c) && c.state() == TaskState::Zombie && options & WEXITED != 0)
-    else {
+    let child = waiter.thread_group().with_children(|children| {
+        if !children.iter().any(waitable) {
+            return Err(ECHILD);
+        }
+        let Some(index) = children
+            .iter()
+            .position(|c| matches(c) && c.state() == TaskState::Zombie && options & WEXITED != 0)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(if options & WNOWAIT != 0 {
+            children[index].clone()
+        } else {
+            children.swap_remove(index)
+        }))
+    })?;
+    let Some(child) = child else {
         return Ok(None);
     };
-    let child = if options & WNOWAIT != 0 {
-        inner.children[index].clone()
-    } else {
-        inner.children.swap_remove(index)
-    };
-    drop(inner);
     let (status, kuid) = {
         let child = child.inner.lock();
         (child.exit_status, child.cred.uid)
     };
-    let uid = parent.inner.lock().cred.uid_seen(kuid);
+    let uid = waiter.inner.lock().cred.uid_seen(kuid);
     let report = ChildReport {
         pid: child.tid_in(&ns),
         uid,
         status,
     };
     if options & WNOWAIT == 0 {
-        child.set_state(TaskState::Dead);
-        super::unregister(child.pid);
+        super::exit::release_task(&child);
     }
     Ok(Some(report))
 }

@@ -9,13 +9,13 @@
 pub mod wait;
 
 use alloc::collections::VecDeque;
-use alloc::sync::{Arc, Weak};
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::{Mutex, Once};
 
 use crate::arch::{gdt, switch};
-use crate::process::task::{Task, TaskStack, TaskState};
+use crate::process::task::{Task, TaskState};
 
 /// Ticks a task may run before a runnable peer gets the CPU.
 const TIMESLICE_TICKS: u64 = 1;
@@ -34,7 +34,7 @@ static SWITCHES: AtomicU64 = AtomicU64::new(0);
 /// Makes the boot context the idle task (pid 0).
 pub fn init() {
     let idle = IDLE.call_once(|| {
-        let idle = Arc::new(Task::new(0, 0, TaskStack::Boot, Weak::new(), b"swapper"));
+        let idle = Arc::new(Task::idle());
         idle.set_state(TaskState::Runnable);
         idle
     });

@@ -239,8 +239,7 @@ pub fn prlimit64(a: Args) -> SysResult {
     if resource >= RLIM_NLIMITS || new.is_some_and(|limit| limit.cur > limit.max) {
         return Err(EINVAL);
     }
-    let rlimits = task.inner.lock().rlimits.clone();
-    let mut rlimits = rlimits.lock();
+    let mut rlimits = task.thread_group().rlimits();
     let old = rlimits.0[resource];
     if let Some(limit) = new {
         if limit.max > old.max && !caller.capable(CAP_SYS_RESOURCE) {

@@ -54,7 +54,7 @@ pub fn task_infos() -> Vec<TaskInfo> {
             let inner = task.inner.lock();
             TaskInfo {
                 pid: task.pid,
-                ppid: inner.parent.upgrade().map_or(0, |p| p.tgid),
+                ppid: task.parent().map_or(0, |p| p.tgid),
                 tgid: task.tgid,
                 uid: 0,
                 state: task.state().letter() as u8,
@@ -190,10 +190,8 @@ pub fn forkvm_diag(a: Args) -> SysResult {
             );
         }
         sys::DIAG_FAIL_NTH => {
-            let task = sched::current();
-            let mut inner = task.inner.lock();
-            inner.fail_nth = u32::try_from(arg).map_err(|_| EINVAL)?;
-            Ok(u64::from(inner.fail_points_seen))
+            let nth = u32::try_from(arg).map_err(|_| EINVAL)?;
+            Ok(u64::from(sched::current().fail_nth().arm(nth)))
         }
         sys::DIAG_KERNEL_FAULT => {
             // An address in the kernel half that the direct map does not cover.

@@ -26,9 +26,8 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
     let ns = current.active_pid_ns();
     let tasks = match which {
         IOPRIO_WHO_PROCESS if who == 0 => alloc::vec![current],
-        IOPRIO_WHO_PROCESS => crate::process::all_tasks()
+        IOPRIO_WHO_PROCESS => crate::process::pgrp::find_task_by_vpid(&ns, who)
             .into_iter()
-            .filter(|task| task.tid_in(&ns) == who)
             .collect(),
         IOPRIO_WHO_PGRP => {
             use crate::process::pgrp;
@@ -37,12 +36,20 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
             } else {
                 pgrp::find_pgrp(&ns, who)
             };
-            group.map_or_else(Vec::new, |g| pgrp::tasks_in_pgrp(&g))
+            // Every thread of every member process, zombies included.
+            group.map_or_else(Vec::new, |g| {
+                g.pgrp_members()
+                    .iter()
+                    .flat_map(|member| member.threads())
+                    .collect()
+            })
         }
         // Every thread of that user that the caller's namespace can see.
-        IOPRIO_WHO_USER => crate::process::all_tasks()
-            .into_iter()
-            .filter(|task| task.inner.lock().cred.uid == who && task.tid_in(&ns) != 0)
+        IOPRIO_WHO_USER => ns
+            .pids()
+            .iter()
+            .filter_map(|pid| pid.task())
+            .filter(|task| task.inner.lock().cred.uid == who)
             .collect(),
         _ => return Err(EINVAL),
     };

@@ -22,7 +22,7 @@ fn vnr(id: &PidNumbers) -> u64 {
 pub fn setpgid(a: Args) -> SysResult {
     let current = sched::current();
     let ns = current.active_pid_ns();
-    let caller_ids = pgrp::of(&current).ok_or(ESRCH)?;
+    let session = pgrp::task_session(&current).ok_or(ESRCH)?;
     let mut pid = a.0[0] as i32;
     let mut pgid = a.0[1] as i32;
     if pid == 0 {
@@ -40,13 +40,16 @@ pub fn setpgid(a: Args) -> SysResult {
     if !target.is_group_leader() {
         return Err(EINVAL);
     }
-    let target_ids = pgrp::of(&target).ok_or(ESRCH)?;
-    let parent_tgid = target.inner.lock().parent.upgrade().map(|p| p.tgid);
-    let session = caller_ids.lock().session.clone();
+    let target_group = target.thread_group().clone();
+    let (target_session, target_leads_session) = match target_group.ids().as_ref() {
+        Some(ids) => (ids.session.clone(), ids.leader),
+        None => return Err(ESRCH),
+    };
+    let parent_tgid = target.parent().map(|p| p.tgid);
     if parent_tgid == Some(current.tgid) {
         // One of the caller's children: only in the caller's session, and
         // only until it execs.
-        if !same(&target_ids.lock().session, &session) {
+        if !same(&target_session, &session) {
             return Err(EPERM);
         }
         if !target.inner.lock().fork_no_exec {
@@ -55,25 +58,26 @@ pub fn setpgid(a: Args) -> SysResult {
     } else if target.tgid != current.tgid {
         return Err(ESRCH);
     }
-    if target_ids.lock().leader {
+    if target_leads_session {
         return Err(EPERM);
     }
 
     let group: Arc<PidNumbers> = if pgid == pid {
         // A group led by the target itself.
-        target.inner.lock().tgid_pids.clone().ok_or(ESRCH)?
+        target_group.pids().cloned().ok_or(ESRCH)?
     } else {
         // An existing group, in the caller's session.
         let existing = pgrp::find_pgrp(&ns, pgid as u32).ok_or(EPERM)?;
-        let in_session = pgrp::tasks_in_pgrp(&existing)
+        let in_session = existing
+            .pgrp_members()
             .iter()
-            .any(|member| pgrp::task_session(member).is_some_and(|s| same(&s, &session)));
+            .any(|member| member.session().is_some_and(|s| same(&s, &session)));
         if !in_session {
             return Err(EPERM);
         }
         existing
     };
-    target_ids.lock().pgrp = group;
+    target_group.change_pgrp(&group, None);
     Ok(0)
 }
 
@@ -117,21 +121,17 @@ pub fn getsid(a: Args) -> SysResult {
 /// session or a group with its id exists (its own or one it left).
 pub fn setsid() -> SysResult {
     let current = sched::current();
-    let ids = pgrp::of(&current).ok_or(EPERM)?;
-    let pid = current.inner.lock().tgid_pids.clone().ok_or(EPERM)?;
+    let group = current.thread_group().clone();
+    let pid = group.pids().cloned().ok_or(EPERM)?;
     let _changing = pgrp::CHANGE_LOCK.lock();
-    if ids.lock().leader {
+    match group.ids().as_ref() {
+        Some(ids) if !ids.leader => {}
+        _ => return Err(EPERM),
+    }
+    if pid.has_pgrp_members() {
         return Err(EPERM);
     }
-    if !pgrp::tasks_in_pgrp(&pid).is_empty() {
-        return Err(EPERM);
-    }
-    {
-        // The record is the thread group's: every thread moves with it.
-        let mut ids = ids.lock();
-        ids.pgrp = pid.clone();
-        ids.session = pid.clone();
-        ids.leader = true;
-    }
+    // The record is the thread group's: every thread moves with it.
+    group.change_pgrp(&pid, Some(&pid));
     Ok(vnr(&pid))
 }

@@ -134,7 +134,7 @@ pub fn exit_group(a: Args) -> SysResult {
 
 pub fn getppid() -> u64 {
     let task = sched::current();
-    let parent = task.inner.lock().parent.upgrade();
+    let parent = task.parent();
     // Seen from the caller's namespace: 0 if the parent is outside it.
     parent.map_or(0, |p| u64::from(p.tgid_in(&task.active_pid_ns())))
 }

@@ -13,6 +13,7 @@ use super::{Args, SysResult};
 use crate::errno::{EINVAL, EPERM, ERESTARTNOHAND, ESRCH};
 use crate::process::cred::CAP_KILL;
 use crate::process::task::Task;
+use crate::process::thread_group::ThreadGroup;
 use crate::sched;
 
 const SIGKILL: u32 = 9;
@@ -63,51 +64,70 @@ pub fn kill(a: Args) -> SysResult {
     }
     let current = sched::current();
     let ns = current.active_pid_ns();
-    let targets: Vec<_> = crate::process::all_tasks()
-        .into_iter()
-        // Kernel threads take no signals; a zombie is still found (Linux:
-        // the signal to it succeeds and does nothing).
-        .filter(|task| task.mm().is_some() || is_zombie(task))
-        .filter(|task| {
-            // Pids are the caller's view: tasks outside its pid namespace
-            // have none there and cannot be named.
-            let tgid = task.tgid_in(&ns);
-            match pid {
-                _ if tgid == 0 => false,
-                p if p > 0 => tgid == p as u32,
-                -1 => tgid != 1 && task.tgid != current.tgid,
-                _ => false,
-            }
-        })
-        .collect();
-    if targets.is_empty() {
-        return Err(ESRCH);
-    }
-    let permitted: Vec<_> = targets
-        .into_iter()
-        .filter(|task| may_signal(&current, task, signal))
-        .collect();
-    if permitted.is_empty() && pid > 0 {
-        return Err(EPERM);
-    }
-    if signal == 0 {
+    if pid > 0 {
+        // The process with this id in the caller's namespace (a zombie is
+        // still found: the signal to it succeeds and does nothing).
+        let group = ns
+            .find_pid(pid as u32)
+            .and_then(|p| p.thread_group())
+            .ok_or(ESRCH)?;
+        let representative = group.find_thread(|_| true).ok_or(ESRCH)?;
+        if !may_signal(&current, &representative, signal) {
+            return Err(EPERM);
+        }
+        if signal != 0 {
+            signal_process(&group, signal as u32);
+        }
         return Ok(0);
     }
-    // A signal goes to the process: one thread of it, one not blocking
-    // the signal if there is one (Linux `complete_signal`).
-    let mut seen = alloc::collections::BTreeSet::new();
-    let mut ordered = permitted.clone();
-    ordered.sort_by_key(|t| t.inner.lock().blocked & crate::process::signal::bit(signal as u32));
-    for task in ordered.into_iter().filter(|task| !is_zombie(task)) {
-        if seen.insert(task.tgid) {
-            send_signal(&task, signal as u32);
+    // kill(-1): every process the caller's namespace can name.
+    let mut found = false;
+    for pid in ns.pids() {
+        let Some(group) = pid.thread_group() else {
+            continue;
+        };
+        if pid.nr_in(&ns) == Some(1) || Arc::ptr_eq(&group, current.thread_group()) {
+            continue;
+        }
+        let Some(representative) = group.find_thread(|_| true) else {
+            continue;
+        };
+        found = true;
+        if signal != 0 && may_signal(&current, &representative, signal) {
+            signal_process(&group, signal as u32);
         }
     }
-    Ok(0)
+    if found {
+        Ok(0)
+    } else {
+        Err(ESRCH)
+    }
 }
 
 pub(super) fn is_zombie(task: &Task) -> bool {
     task.state() == crate::process::task::TaskState::Zombie
+}
+
+/// The thread of `group` a process-directed signal is handed to (Linux
+/// `complete_signal` then picks among them): one not blocking `signal` if
+/// there is one; none once every thread has exited.
+pub(super) fn receiving_thread(group: &ThreadGroup, signal: u32) -> Option<Arc<Task>> {
+    use crate::process::task::TaskState;
+    let alive = |t: &Arc<Task>| {
+        !matches!(t.state(), TaskState::Zombie | TaskState::Dead) && t.mm().is_some()
+    };
+    group
+        .find_thread(|t| {
+            alive(t) && t.inner.lock().blocked & crate::process::signal::bit(signal) == 0
+        })
+        .or_else(|| group.find_thread(alive))
+}
+
+/// `signal` from the current task to process `group` (SI_USER).
+fn signal_process(group: &ThreadGroup, signal: u32) {
+    if let Some(task) = receiving_thread(group, signal) {
+        send_signal(&task, signal);
+    }
 }
 
 /// `kill(0, sig)` and `kill(-pgid, sig)`: every process of the group,
@@ -126,11 +146,13 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
         pgrp::find_pgrp(&current.active_pid_ns(), pid.unsigned_abs())
     };
     let group = group.ok_or(ESRCH)?;
-    // One task per process: a signal goes to the thread group.
-    let mut seen = alloc::collections::BTreeSet::new();
-    let members: Vec<_> = pgrp::tasks_in_pgrp(&group)
+    let members: Vec<(Arc<ThreadGroup>, Arc<Task>)> = group
+        .pgrp_members()
         .into_iter()
-        .filter(|task| seen.insert(task.tgid))
+        .filter_map(|member| {
+            let representative = member.find_thread(|_| true)?;
+            Some((member, representative))
+        })
         .collect();
     if members.is_empty() {
         return Err(ESRCH);
@@ -138,7 +160,7 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     // Linux `__kill_pgrp_info`: success if any member could be signalled.
     let permitted: Vec<_> = members
         .into_iter()
-        .filter(|task| may_signal(&current, task, signal))
+        .filter(|(_, representative)| may_signal(&current, representative, signal))
         .collect();
     if permitted.is_empty() {
         return Err(EPERM);
@@ -146,8 +168,8 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     if signal == 0 {
         return Ok(0);
     }
-    for task in permitted {
-        send_signal(&task, signal as u32);
+    for (member, _) in permitted {
+        signal_process(&member, signal as u32);
     }
     Ok(0)
 }
@@ -178,30 +200,14 @@ pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process
 }
 
 /// Sends `info` from the current task to `task` (to its process if
-/// `group`), unless `task` is a namespace init that refuses it; EAGAIN
-/// for a real-time signal that cannot be queued.
+/// `group`); a namespace init drops what it has no handler for
+/// (`process::signal::send`). EAGAIN for a real-time signal that cannot be
+/// queued.
 pub(super) fn send_info(
     task: &Arc<Task>,
     info: crate::process::signal::SigInfo,
     group: bool,
 ) -> Result<(), i32> {
-    let signal = info.signo;
-    // Init (and every pid namespace's init) is SIGNAL_UNKILLABLE: it gets
-    // no signal it has no handler for, SIGKILL included; only SIGKILL from
-    // an outer namespace gets through (Linux `sig_task_ignored`).
-    if task.is_namespace_init() {
-        let sender_inside = sched::current().active_pid_ns().id == task.active_pid_ns().id;
-        let forced = signal == SIGKILL && !sender_inside;
-        let handler = {
-            let sighand = task.inner.lock().sighand.clone();
-            let handler = sighand.lock().action(signal).handler;
-            handler
-        };
-        let reaper = task.tgid == crate::process::exit::REAPER_PID;
-        if handler == crate::process::signal::SIG_DFL && (reaper || !forced) {
-            return Ok(());
-        }
-    }
     crate::process::signal::send(task, info, group)
 }
 
@@ -241,11 +247,8 @@ pub fn rt_sigaction(a: Args) -> SysResult {
             // thread (Linux `do_sigaction`).
             let current = sched::current();
             let discard = !crate::process::signal::bit(signal);
-            current.inner.lock().shared_pending.lock().flush(!discard);
-            for task in crate::process::all_tasks()
-                .iter()
-                .filter(|t| t.tgid == current.tgid)
-            {
+            current.thread_group().shared_pending().flush(!discard);
+            for task in current.thread_group().threads() {
                 task.inner.lock().pending.flush(!discard);
             }
         }

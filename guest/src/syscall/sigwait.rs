@@ -11,9 +11,8 @@
 //! instance up to RLIMIT_SIGPENDING (`process::sigqueue`).
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
-use super::signal::{is_zombie, may_signal, send_info, sender_info};
+use super::signal::{is_zombie, may_signal, receiving_thread, send_info, sender_info};
 use super::{current_mm, Args, SysResult};
 use crate::errno::{E2BIG, EAGAIN, EFAULT, EINTR, EINVAL, EPERM, ESRCH};
 use crate::process::signal::{
@@ -32,11 +31,10 @@ const KERNEL_SIGINFO_SIZE: usize = 48;
 /// The task with thread id `tid` in the caller's pid namespace (Linux
 /// `find_task_by_vpid`); a zombie is found, a kernel thread is not.
 fn find_task_by_vpid(tid: i32) -> Option<Arc<Task>> {
+    let tid = u32::try_from(tid).ok().filter(|&tid| tid > 0)?;
     let ns = sched::current().active_pid_ns();
-    crate::process::all_tasks()
-        .into_iter()
+    ns.find_task(tid)
         .filter(|task| task.mm().is_some() || is_zombie(task))
-        .find(|task| tid > 0 && task.tid_in(&ns) == tid as u32)
 }
 
 /// Linux `do_send_specific`: `info` to thread `tid` (of thread group
@@ -214,13 +212,8 @@ pub fn rt_sigqueueinfo(a: Args) -> SysResult {
     }
     // One live thread of the process, one not blocking the signal if
     // there is one (as `kill`).
-    let mut threads: Vec<_> = crate::process::all_tasks()
-        .into_iter()
-        .filter(|task| task.tgid == found.tgid && !is_zombie(task) && task.mm().is_some())
-        .collect();
-    threads.sort_by_key(|t| t.inner.lock().blocked & bit(signal as u32));
-    if let Some(task) = threads.first() {
-        send_info(task, fix_sender_ids(task, info), true)?;
+    if let Some(task) = receiving_thread(found.thread_group(), signal as u32) {
+        send_info(&task, fix_sender_ids(&task, info), true)?;
     }
     Ok(0)
 }
@@ -253,7 +246,7 @@ pub fn rt_sigpending(a: Args) -> SysResult {
     let pending = {
         let task = sched::current();
         let inner = task.inner.lock();
-        crate::process::signal::pending_signals(&inner) & inner.blocked
+        crate::process::signal::pending_signals(&task, &inner) & inner.blocked
     };
     if sigsetsize > 0 {
         current_mm()?.copy_to_user(set, &pending.to_le_bytes()[..sigsetsize as usize])?;
@@ -308,7 +301,7 @@ fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32
     let task = sched::current();
     {
         let mut inner = task.inner.lock();
-        if let Some(info) = crate::process::signal::dequeue_signal(&mut inner, set) {
+        if let Some(info) = crate::process::signal::dequeue_signal(&task, &mut inner, set) {
             return Ok(info);
         }
         if timeout == Some((0, 0)) {
@@ -330,7 +323,7 @@ fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32
     let mut inner = task.inner.lock();
     inner.blocked = inner.real_blocked;
     inner.real_blocked = 0;
-    match crate::process::signal::dequeue_signal(&mut inner, set) {
+    match crate::process::signal::dequeue_signal(&task, &mut inner, set) {
         Some(info) => Ok(info),
         None if woken_early => Err(EINTR),
         None => Err(EAGAIN),

@@ -121,10 +121,21 @@ pub fn diag_kernel_fault() -> Errno {
     check(ret).err().unwrap_or(Errno::EINVAL)
 }
 
+/// What the previous clone/fork reported to [`diag_fail_nth`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailNthReport {
+    /// The fallible steps it went through.
+    pub steps: u32,
+    /// The step an injected failure hit (a `forkvm_abi::sys::FORK_STEPS`
+    /// name), if one did.
+    pub failed_step: Option<&'static str>,
+}
+
 /// `forkvm_diag(DIAG_FAIL_NTH, n)`: the `n`-th fallible step of this
-/// task's next clone/fork fails (0 disarms). Returns how many fallible
-/// steps the previous clone/fork went through.
-pub fn diag_fail_nth(n: u32) -> Result<u32, Errno> {
+/// task's next clone/fork fails (0 disarms). Returns what the previous
+/// clone/fork went through.
+pub fn diag_fail_nth(n: u32) -> Result<FailNthReport, Errno> {
+    use forkvm_abi::sys::{FAIL_NTH_STEP_SHIFT, FORK_STEPS};
     // SAFETY: no user memory is passed.
     let ret = unsafe {
         syscall4(
@@ -135,7 +146,14 @@ pub fn diag_fail_nth(n: u32) -> Result<u32, Errno> {
             0,
         )
     };
-    check(ret).map(|steps| steps as u32)
+    check(ret).map(|report| {
+        let report = report as u32;
+        let step = (report >> FAIL_NTH_STEP_SHIFT) as usize;
+        FailNthReport {
+            steps: report & ((1 << FAIL_NTH_STEP_SHIFT) - 1),
+            failed_step: step.checked_sub(1).and_then(|i| FORK_STEPS.get(i).copied()),
+        }
+    })
 }
 
 /// `forkvm_sysctl`: reads the kernel setting `name` as decimal text into

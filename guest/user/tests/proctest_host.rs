@@ -130,6 +130,7 @@ const SCENARIOS: &[&str] = &[
     "pidfd-open-checks",
     "pidfd-open-waitid",
     "pidfd-open-like-clone-pidfd",
+    "wait-sibling-thread-child",
     "tgkill-checks",
     "tgkill-siginfo",
     "tgkill-right-thread",

@@ -3,9 +3,10 @@
 //! this program's stack). For n = 1, 2, ...: arm the n-th fallible step to fail, clone
 //! with FLAGS (default: fork), and check the failure left nothing behind:
 //! free frames, tasks and kernel heap exactly as before. Stops when a
-//! clone succeeds with no step left to fail. One line per step:
-//! `step N: ENAME counters unchanged` or `FAIL step N: ...`; the summary
-//! `failnth: N steps, all unwound` ends a clean run (exit 0).
+//! clone succeeds with no step left to fail. One line per step, naming the
+//! kernel's step that failed (`forkvm_abi::sys::FORK_STEPS`):
+//! `step N copy_mm: ENAME counters unchanged` or `FAIL step N ...`; the
+//! summary `failnth: N steps, all unwound` ends a clean run (exit 0).
 #![no_std]
 #![no_main]
 
@@ -132,7 +133,11 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             return 1;
         }
         let result = clone_once(flags);
-        let seen = diag_fail_nth(0).unwrap_or(0);
+        let report = diag_fail_nth(0).ok();
+        let seen = report.map_or(0, |r| r.steps);
+        let name = report
+            .and_then(|r| r.failed_step)
+            .unwrap_or("(no step failed)");
         match result {
             Ok(()) if step > seen => {
                 println!(
@@ -153,10 +158,10 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             Err(e) => {
                 let after = counters();
                 if after == before {
-                    println!("step {step}: {e} counters unchanged");
+                    println!("step {step} {name}: {e} counters unchanged");
                 } else {
                     failures += 1;
-                    println!("FAIL step {step}: {e} but counters moved: before {before:?} after {after:?}");
+                    println!("FAIL step {step} {name}: {e} but counters moved: before {before:?} after {after:?}");
                 }
             }
         }

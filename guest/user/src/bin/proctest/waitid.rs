@@ -24,6 +24,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("pidfd-open-checks", pidfd_open_checks),
     ("pidfd-open-waitid", pidfd_open_waitid),
     ("pidfd-open-like-clone-pidfd", pidfd_open_like_clone_pidfd),
+    ("wait-sibling-thread-child", wait_sibling_thread_child),
 ];
 
 const SIGCHLD: i32 = 17;
@@ -556,4 +557,62 @@ fn pidfd_open_like_clone_pidfd(_: &Ctx) -> Outcome {
     let info = waitid(P_PIDFD, fd.raw(), WEXITED).ctx("waitid(P_PIDFD)")?;
     let pid = child.reaped();
     expect_report(&info, pid, getuid(), CLD_EXITED, 9, "CLONE_PIDFD child")
+}
+
+/// `__WNOTHREAD`: wait only for the calling thread's own children.
+const WNOTHREAD: u32 = 0x2000_0000;
+/// The child [`forking_thread`] forked (0: not yet, `u32::MAX`: fork failed).
+static SIBLINGS_CHILD: AtomicU32 = AtomicU32::new(0);
+/// Set when [`forking_thread`] may exit.
+static SIBLING_MAY_EXIT: AtomicU32 = AtomicU32::new(0);
+
+/// A thread that forks a child exiting with 9, publishes its pid and stays
+/// alive until released (so that the child stays its own).
+extern "C" fn forking_thread(_arg: usize) -> ! {
+    match fork() {
+        Ok(0) => exit_group(9),
+        Ok(pid) => SIBLINGS_CHILD.store(pid, Ordering::Release),
+        Err(_) => SIBLINGS_CHILD.store(u32::MAX, Ordering::Release),
+    }
+    while SIBLING_MAY_EXIT.load(Ordering::Acquire) == 0 {
+        sleep_ns(MS);
+    }
+    exit(0)
+}
+
+/// A process's children are the process's, not one thread's (Linux
+/// `do_wait` looks at every thread's unless __WNOTHREAD): the main thread
+/// reaps a child its sibling thread forked, which a __WNOTHREAD wait does
+/// not see (ECHILD).
+fn wait_sibling_thread_child(_: &Ctx) -> Outcome {
+    SIBLINGS_CHILD.store(0, Ordering::Relaxed);
+    SIBLING_MAY_EXIT.store(0, Ordering::Relaxed);
+    let stack = ThreadStack::new()?;
+    // SAFETY: the thread uses only its stack and statics; joined below.
+    unsafe { stack.clone(THREAD_FLAGS, forking_thread, 0) }.ctx("clone(thread)")?;
+    let deadline = monotonic_ns() + TIMEOUT_NS;
+    let mut child = 0;
+    while child == 0 && monotonic_ns() < deadline {
+        sleep_ns(MS);
+        child = SIBLINGS_CHILD.load(Ordering::Acquire);
+    }
+    let own_only = wait4(-1, WNOHANG | WNOTHREAD);
+    let reaped = if child != 0 && child != u32::MAX {
+        Some(wait4(child as i32, 0))
+    } else {
+        None
+    };
+    SIBLING_MAY_EXIT.store(1, Ordering::Release);
+    stack.join()?;
+    ensure!(child != 0, "the thread did not fork in time");
+    ensure!(child != u32::MAX, "fork in the thread failed");
+    ensure!(
+        matches!(own_only, Err(Errno::ECHILD)),
+        "wait4(-1, WNOHANG|__WNOTHREAD) in the main thread: {own_only:?}, expected ECHILD (the child is the other thread's)"
+    );
+    let (pid, status) = reaped
+        .expect("a child was forked")
+        .ctx("wait4(sibling thread's child) from the main thread")?;
+    ensure!(pid == child as Pid, "wait4 reaped {pid}, expected {child}");
+    expect_exit("the sibling thread's child", status, 9)
 }

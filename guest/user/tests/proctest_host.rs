@@ -146,6 +146,12 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-standard-once",
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
+    "clone-noncanonical-stack-runs",
+    "clone-noncanonical-stack-push-segv",
+    "clone-noncanonical-stack-read-sigbus",
+    "sigreturn-noncanonical-rsp-runs",
+    "sigreturn-kernel-side-rsp-runs",
+    "alignment-check-flag-survives-traps",
 ];
 
 struct Run {

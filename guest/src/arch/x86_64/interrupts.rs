@@ -113,6 +113,9 @@ fn user_exception(frame: &TrapFrame) {
         1 | 3 => (SIGTRAP, TRAP_BRKPT, 0),
         6 => (SIGILL, ILL_ILLOPN, frame.rip),
         17 => (SIGBUS, BUS_ADRALN, 0),
+        // Segment not present and stack-segment faults (a stack access at
+        // a non-canonical rsp): SIGBUS from the kernel, as Linux sends.
+        11 | 12 => (SIGBUS, SI_KERNEL, 0),
         // #GP and the rest: SIGSEGV from the kernel, no address.
         _ => (SIGSEGV, SI_KERNEL, 0),
     };

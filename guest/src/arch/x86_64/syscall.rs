@@ -59,9 +59,33 @@ syscall_entry:
     push rcx
     push 0
     push {vector}
+    cmp byte ptr [rip + PVM_NATIVE], 0
+    jne 1f
+    jmp trap_save_registers
+
+1:  /* PVM: a `syscall` made with a non-canonical rsp enters the kernel in
+       the host's instruction emulator (which then fails at the first SSE
+       instruction); switch back to native execution as the event stubs
+       do. Canonical means bits 63..47 all equal. */
+    push rax
+    mov rax, [rip + SYSCALL_USER_RSP]
+    sar rax, 47
+    jz 2f
+    inc rax
+    jz 2f
+    push rcx
+    push rdx
+    mov ecx, {pvm_msr}
+    mov eax, 1
+    xor edx, edx
+    wrmsr
+    pop rdx
+    pop rcx
+2:  pop rax
     jmp trap_save_registers
     "#,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     vector = const SYSCALL_VECTOR,
+    pvm_msr = const forkvm_abi::PVM_CONTROL_MSR,
 );

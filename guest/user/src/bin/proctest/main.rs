@@ -2510,6 +2510,7 @@ mod sem;
 mod signals;
 mod sigwait;
 mod userns;
+mod userregs;
 mod waitid;
 
 /// The scenarios of this file (the topic modules add theirs).
@@ -2581,6 +2582,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(altstack::SCENARIOS)
         .chain(waitid::SCENARIOS)
         .chain(sigwait::SCENARIOS)
+        .chain(userregs::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

@@ -16,7 +16,7 @@ use super::io_context;
 use super::rlimit::{self, RLIMIT_NPROC};
 use super::sigaltstack::SigAltStack;
 use super::task::{Pid, Task, TaskStack};
-use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
+use crate::arch::entry::UserContext;
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
 use crate::mm::kstack::KernelStack;
@@ -80,8 +80,8 @@ pub struct CloneArgs {
 }
 
 /// Creates a task as a copy of the current one and starts it; returns its
-/// pid (Linux `kernel_clone`). `frame` is the caller's user register state.
-pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
+/// pid (Linux `kernel_clone`). `frame` is the caller's user context.
+pub fn kernel_clone(args: &CloneArgs, frame: &UserContext) -> Result<Pid, i32> {
     let flags = args.flags;
     // Legacy clone returns the pidfd through parent_tid: both cannot use it.
     if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && args.pidfd == args.parent_tid
@@ -237,9 +237,10 @@ fn check_task_limits(cred: &Cred, nproc_limit: u64) -> Result<(), i32> {
 fn copy_process(
     parent: &Arc<Task>,
     args: &CloneArgs,
-    frame: &TrapFrame,
+    regs: &UserContext,
     vfork: Option<Arc<Completion>>,
 ) -> Result<Arc<Task>, i32> {
+    let frame = &regs.frame;
     let flags = args.flags;
     check_clone_flags(parent, flags)?;
     // A pending fatal signal: let it act first; the fork is restarted.
@@ -384,12 +385,8 @@ fn copy_process(
     if args.stack != 0 {
         child_frame.rsp = args.stack;
     }
-    let parent_fpu =
-        (frame as *const TrapFrame as u64 - FPU_STATE_SIZE as u64) as *const [u8; FPU_STATE_SIZE];
-    // SAFETY: the trap entry saved the parent's FPU state right below its frame.
-    let fpu = unsafe { *parent_fpu };
     // SAFETY: the top of the child's fresh kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
+    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &regs.fpu) };
 
     // alloc_pid: a number in the child's pid namespace and every ancestor
     // (clone3's set_tid chooses them; that needs CAP_SYS_ADMIN).

@@ -18,6 +18,7 @@
 //!   `popfq; [sti;] ret` sequence.
 
 use core::arch::global_asm;
+use core::mem::{offset_of, size_of};
 
 use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS, USER_SPACE_END};
 
@@ -40,7 +41,11 @@ pub struct TrapFrame {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    /// Interrupt vector (pushed by the stub).
+    /// Interrupt vector (pushed by the stub), [`SYSCALL_VECTOR`] for a
+    /// system call, or [`NO_SYSCALL`] once `rt_sigreturn` replaced the
+    /// registers (Linux sets `orig_ax` to -1 there).
+    ///
+    /// [`SYSCALL_VECTOR`]: super::syscall::SYSCALL_VECTOR
     pub vector: u64,
     /// Hardware error code, or 0 for vectors without one.
     pub error_code: u64,
@@ -63,6 +68,10 @@ impl TrapFrame {
     }
 }
 
+/// [`TrapFrame::vector`] of registers that no system call is to be
+/// restarted from (see there).
+pub const NO_SYSCALL: u64 = u64::MAX;
+
 /// Size of the `fxsave64` area saved below every trap frame.
 pub const FPU_STATE_SIZE: usize = 512;
 
@@ -71,6 +80,70 @@ pub const FPU_STATE_SIZE: usize = 512;
 /// change here (a signal frame, `rt_sigreturn`) reaches user mode.
 #[repr(C, align(16))]
 pub struct FpuState(pub [u8; FPU_STATE_SIZE]);
+
+/// Everything the entry code saved of the interrupted code, as it lies on
+/// the kernel stack (FPU area at the lower address, then the frame): the
+/// user context a system call works on (fork copies it, execve replaces
+/// it, signal delivery and `rt_sigreturn` rewrite it). The entry passes
+/// `handle_trap` a reference to it; nothing outside `arch` needs to know
+/// the layout.
+#[repr(C)]
+pub struct UserContext {
+    pub fpu: FpuState,
+    pub frame: TrapFrame,
+}
+
+// The layout the assembly below and `switch::prepare_user_return` rely on:
+// the entry pushes the general registers in this order onto the hardware
+// frame, then stores the FPU area below them; no padding anywhere.
+const _: () = {
+    let order = [
+        offset_of!(TrapFrame, r15),
+        offset_of!(TrapFrame, r14),
+        offset_of!(TrapFrame, r13),
+        offset_of!(TrapFrame, r12),
+        offset_of!(TrapFrame, r11),
+        offset_of!(TrapFrame, r10),
+        offset_of!(TrapFrame, r9),
+        offset_of!(TrapFrame, r8),
+        offset_of!(TrapFrame, rbp),
+        offset_of!(TrapFrame, rdi),
+        offset_of!(TrapFrame, rsi),
+        offset_of!(TrapFrame, rdx),
+        offset_of!(TrapFrame, rcx),
+        offset_of!(TrapFrame, rbx),
+        offset_of!(TrapFrame, rax),
+        offset_of!(TrapFrame, vector),
+        offset_of!(TrapFrame, error_code),
+        offset_of!(TrapFrame, rip),
+        offset_of!(TrapFrame, cs),
+        offset_of!(TrapFrame, rflags),
+        offset_of!(TrapFrame, rsp),
+        offset_of!(TrapFrame, ss),
+    ];
+    let mut i = 0;
+    while i < order.len() {
+        assert!(order[i] == i * 8);
+        i += 1;
+    }
+    assert!(size_of::<TrapFrame>() == order.len() * 8);
+    assert!(offset_of!(UserContext, fpu) == 0);
+    assert!(offset_of!(UserContext, frame) == FPU_STATE_SIZE);
+    assert!(size_of::<UserContext>() == FPU_STATE_SIZE + size_of::<TrapFrame>());
+    // fxsave64 needs a 16-byte aligned area: a context at a 16-byte
+    // aligned stack top keeps it aligned.
+    assert!(size_of::<UserContext>() % 16 == 0);
+};
+
+/// Offsets the assembly uses: in the frame, and of the frame's
+/// hardware-pushed part (vector onwards) after two more pushes.
+const FRAME_RAX: usize = offset_of!(TrapFrame, rax);
+const FRAME_RIP: usize = offset_of!(TrapFrame, rip);
+const FRAME_RFLAGS: usize = offset_of!(TrapFrame, rflags);
+const FRAME_RSP: usize = offset_of!(TrapFrame, rsp);
+/// Bytes from `vector` to the end of the frame (vector, error code and the
+/// five words the CPU pushes).
+const FRAME_EVENT_PART: usize = size_of::<TrapFrame>() - offset_of!(TrapFrame, vector);
 
 impl FpuState {
     pub const SIZE: usize = FPU_STATE_SIZE;
@@ -140,25 +213,19 @@ pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
     base + u64::from(vector) * STUB_SIZE + if pvm_native { 0 } else { pvm_prefix_len }
 }
 
-/// Called by the entry code with interrupts disabled, with the trap frame
-/// and the FPU state saved below it.
+/// Called by the entry code with interrupts disabled, with the context it
+/// saved.
 #[no_mangle]
-extern "C" fn handle_trap(frame: &mut TrapFrame, fpu: &mut FpuState) {
+extern "C" fn handle_trap(ctx: &mut UserContext) {
     use super::syscall::SYSCALL_VECTOR;
-    let syscall = (frame.vector == SYSCALL_VECTOR).then_some(frame.rax);
-    if syscall == Some(crate::syscall::nr::RT_SIGRETURN) {
-        // The one system call that needs the saved FPU state. Its result
-        // is the restored rax, never an interrupted call to restart.
-        crate::stats::SYSCALLS.add(1);
-        super::signal::rt_sigreturn(frame, fpu);
-    } else {
-        super::interrupts::dispatch(frame);
-    }
-    if frame.is_from_user() {
+    let syscall = (ctx.frame.vector == SYSCALL_VECTOR).then_some(ctx.frame.rax);
+    super::interrupts::dispatch(ctx);
+    if ctx.frame.is_from_user() {
         crate::sched::preempt_on_return_to_user();
         crate::process::exit::exit_if_fatal_pending();
-        let syscall = syscall.filter(|&nr| nr != crate::syscall::nr::RT_SIGRETURN);
-        super::signal::do_signal(frame, fpu, syscall);
+        // Registers that rt_sigreturn restored are no call to restart.
+        let syscall = syscall.filter(|_| ctx.frame.vector == SYSCALL_VECTOR);
+        super::signal::do_signal(ctx, syscall);
     }
 }
 
@@ -205,27 +272,30 @@ interrupt_common:
        interrupted stack may be the problem). Move vector, error code and
        the 5-word hardware frame to the interrupted kernel stack (below a
        128-byte gap the kernel-frame return uses) or, coming from user
-       mode, to the task's kernel stack. */
+       mode, to the task's kernel stack. After the two pushes below, the
+       event part of the frame starts at rsp + 16. */
     cmp qword ptr [rsp], 8
     je 5f
     push rax
     push rbx
     movabs rbx, {user_end}
-    mov rax, [rsp + 32]
+    mov rax, [rsp + 16 + {ev_rip}]
     cmp rax, rbx
     jb 1f
-    mov rax, [rsp + 56]
+    mov rax, [rsp + 16 + {ev_rsp}]
     cmp rax, rbx
     jb 1f
-    mov rbx, [rsp + 56]
+    mov rbx, [rsp + 16 + {ev_rsp}]
     sub rbx, 256
     and rbx, -16
     jmp 2f
 1:  mov rbx, [rip + KERNEL_ENTRY_STACK]
-2:  sub rbx, 72
-    .irp offset, 0, 8, 16, 24, 32, 40, 48, 56, 64
-    mov rax, [rsp + \offset]
-    mov [rbx + \offset], rax
+2:  sub rbx, 16 + {event_part}
+    copied = 0
+    .rept (16 + {event_part}) / 8
+    mov rax, [rsp + copied]
+    mov [rbx + copied], rax
+    copied = copied + 8
     .endr
     mov rsp, rbx
     pop rbx
@@ -253,14 +323,14 @@ trap_save_registers:
     push r13
     push r14
     push r15
-    mov rdi, rsp
     sub rsp, {fpu_size}
     fxsave64 [rsp]
-    mov rsi, rsp
+    mov rdi, rsp
     cld
     call handle_trap
 
-    /* rsp -> FPU state, then the TrapFrame. A new task starts here. */
+    /* rsp -> the UserContext (FPU state, then the TrapFrame). A new task
+       starts here. */
     .global trap_exit
 trap_exit:
     fxrstor64 [rsp]
@@ -285,15 +355,15 @@ interrupt_return:
     pop rcx
     pop rbx
     pop rax
-    add rsp, 16
+    add rsp, 16 /* vector, error code */
     iretq
 
 1:  /* PVM: user frames (user rip or user stack) return with sti; iretq */
     movabs rbx, {user_end}
-    mov rax, [rsp + 136]
+    mov rax, [rsp + {rip}]
     cmp rax, rbx
     jb 4f
-    mov rax, [rsp + 160]
+    mov rax, [rsp + {rsp}]
     cmp rax, rbx
     jae 2f
 4:
@@ -312,23 +382,23 @@ interrupt_return:
     pop rcx
     pop rbx
     pop rax
-    add rsp, 16
+    add rsp, 16 /* vector, error code */
     sti
     iretq
 
 2:  /* PVM kernel frame: build [rax, rflags, rip] just below the
        interrupted stack pointer minus 128 (above this frame, which starts
        256 bytes lower), restore, switch stacks, popfq, ret 128. */
-    mov rax, [rsp + 160]
+    mov rax, [rsp + {rsp}]
     sub rax, 128 + 24
-    mov rbx, [rsp + 136]
+    mov rbx, [rsp + {rip}]
     mov [rax + 16], rbx
-    mov rbx, [rsp + 152]
+    mov rbx, [rsp + {rflags}]
     mov [rax + 8], rbx
-    mov rbx, [rsp + 112]
+    mov rbx, [rsp + {rax}]
     mov [rax], rbx
-    mov [rsp + 112], rax
-    bt qword ptr [rsp + 152], 9
+    mov [rsp + {rax}], rax
+    bt qword ptr [rsp + {rflags}], 9
     pop r15
     pop r14
     pop r13
@@ -357,4 +427,11 @@ interrupt_return:
     pvm_msr = const PVM_CONTROL_MSR,
     user_end = const USER_SPACE_END,
     fpu_size = const FPU_STATE_SIZE,
+    rax = const FRAME_RAX,
+    rip = const FRAME_RIP,
+    rflags = const FRAME_RFLAGS,
+    rsp = const FRAME_RSP,
+    ev_rip = const FRAME_RIP - offset_of!(TrapFrame, vector),
+    ev_rsp = const FRAME_RSP - offset_of!(TrapFrame, vector),
+    event_part = const FRAME_EVENT_PART,
 );

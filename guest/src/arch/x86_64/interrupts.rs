@@ -2,7 +2,7 @@
 
 use super::apic;
 use super::cpu::read_cr2;
-use super::entry::TrapFrame;
+use super::entry::{TrapFrame, UserContext};
 
 /// Local APIC timer (the tick).
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -46,10 +46,10 @@ const EXCEPTION_NAMES: [&str; 32] = [
 
 const PAGE_FAULT: u64 = 14;
 
-pub(super) fn dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
-        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
-        v if v < 32 => exception(frame),
+pub(super) fn dispatch(ctx: &mut UserContext) {
+    match ctx.frame.vector {
+        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(ctx),
+        v if v < 32 => exception(&ctx.frame),
         v if v == u64::from(TIMER_VECTOR) => {
             apic::rearm_timer();
             crate::time::tick();

@@ -555,8 +555,7 @@ pub const MAX_COPY_MAX_PAGES: u64 = 1024;
 
 pub fn copy_max_pages() -> u64 {
     match COPY_MAX_PAGES.load(Ordering::Relaxed) {
-        u64::MAX if crate::arch::platform::is_pvm_native() => 32,
-        u64::MAX => 0,
+        u64::MAX => crate::arch::platform::defaults().fork_copy_max_pages,
         pages => pages,
     }
 }

@@ -132,7 +132,7 @@ const _: () = {
     assert!(size_of::<UserContext>() == FPU_STATE_SIZE + size_of::<TrapFrame>());
     // fxsave64 needs a 16-byte aligned area: a context at a 16-byte
     // aligned stack top keeps it aligned.
-    assert!(size_of::<UserContext>() % 16 == 0);
+    assert!(size_of::<UserContext>().is_multiple_of(16));
 };
 
 /// Offsets the assembly uses: in the frame, and of the frame's

@@ -151,6 +151,7 @@ const SCENARIOS: &[&str] = &[
     "clone-noncanonical-stack-read-sigbus",
     "sigreturn-noncanonical-rsp-runs",
     "sigreturn-kernel-side-rsp-runs",
+    "jump-to-kernel-address-with-kernel-stack-segv",
     "alignment-check-flag-survives-traps",
 ];
 

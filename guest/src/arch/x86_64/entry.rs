@@ -20,7 +20,9 @@
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
-use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS, USER_SPACE_END};
+use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS};
+
+use super::gdt::{KERNEL_CS, USER_CS};
 
 /// Registers saved on interrupt entry, lowest address first.
 #[repr(C)]
@@ -57,14 +59,13 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    /// Whether the interrupted code was user code. Decided by address, not
-    /// by CS: on the PVM host the hardware CS reads as a user selector even
-    /// in the kernel. The kernel never runs on a stack below
-    /// `USER_SPACE_END`, so a user stack pointer means user code even at a
-    /// kernel-half rip (a user jump into the kernel's half); the entry and
-    /// return code below decide the same way.
+    /// Whether the interrupted code was user code: the privilege level of
+    /// its CS (Linux `user_mode`). On the PVM host the CPU pushes a user CS
+    /// even for the kernel, so the entry below overwrites the frame's CS
+    /// with what [`PVM_USER_MODE`] says; whatever a user program puts in
+    /// rip and rsp, its frames are user frames.
     pub fn is_from_user(&self) -> bool {
-        self.rip < USER_SPACE_END || self.rsp < USER_SPACE_END
+        self.cs & 3 == 3
     }
 }
 
@@ -190,6 +191,14 @@ pub const STUB_SIZE: u64 = 64;
 #[no_mangle]
 static mut PVM_NATIVE: u8 = 0;
 
+/// On the PVM host: nonzero from the last instructions of a return to user
+/// mode (`sti; iretq`, which cannot fail for the frames the kernel builds)
+/// until the next event or system call entry, which clears it. So it says
+/// whether an event interrupted user code, which the hardware CS does not
+/// tell there. One CPU: one flag (per-CPU data with SMP).
+#[no_mangle]
+static mut PVM_USER_MODE: u8 = 0;
+
 /// Selects the return path for the platform. Called once, before the IDT
 /// is loaded.
 pub fn set_pvm_native(on: bool) {
@@ -274,22 +283,26 @@ interrupt_common:
        128-byte gap the kernel-frame return uses) or, coming from user
        mode, to the task's kernel stack. After the two pushes below, the
        event part of the frame starts at rsp + 16. */
+    cmp byte ptr [rip + PVM_USER_MODE], 0
+    jne 1f
+    /* From the kernel: the frame gets the kernel CS (see is_from_user). */
+    mov qword ptr [rsp + {ev_cs}], {kernel_cs}
     cmp qword ptr [rsp], 8
     je 5f
     push rax
     push rbx
-    movabs rbx, {user_end}
-    mov rax, [rsp + 16 + {ev_rip}]
-    cmp rax, rbx
-    jb 1f
-    mov rax, [rsp + 16 + {ev_rsp}]
-    cmp rax, rbx
-    jb 1f
     mov rbx, [rsp + 16 + {ev_rsp}]
     sub rbx, 256
     and rbx, -16
     jmp 2f
-1:  mov rbx, [rip + KERNEL_ENTRY_STACK]
+1:  /* From user mode. */
+    mov byte ptr [rip + PVM_USER_MODE], 0
+    mov qword ptr [rsp + {ev_cs}], {user_cs}
+    cmp qword ptr [rsp], 8
+    je 5f
+    push rax
+    push rbx
+    mov rbx, [rip + KERNEL_ENTRY_STACK]
 2:  sub rbx, 16 + {event_part}
     copied = 0
     .rept (16 + {event_part}) / 8
@@ -358,15 +371,9 @@ interrupt_return:
     add rsp, 16 /* vector, error code */
     iretq
 
-1:  /* PVM: user frames (user rip or user stack) return with sti; iretq */
-    movabs rbx, {user_end}
-    mov rax, [rsp + {rip}]
-    cmp rax, rbx
-    jb 4f
-    mov rax, [rsp + {rsp}]
-    cmp rax, rbx
-    jae 2f
-4:
+1:  /* PVM: user frames return with sti; iretq */
+    test byte ptr [rsp + {cs}], 3
+    jz 2f
     pop r15
     pop r14
     pop r13
@@ -383,6 +390,7 @@ interrupt_return:
     pop rbx
     pop rax
     add rsp, 16 /* vector, error code */
+    mov byte ptr [rip + PVM_USER_MODE], 1
     sti
     iretq
 
@@ -425,13 +433,15 @@ interrupt_return:
     "#,
     alias_to_direct = const PAGE_OFFSET.wrapping_sub(PVM_EVENT_ALIAS),
     pvm_msr = const PVM_CONTROL_MSR,
-    user_end = const USER_SPACE_END,
     fpu_size = const FPU_STATE_SIZE,
+    kernel_cs = const KERNEL_CS,
+    user_cs = const USER_CS,
+    cs = const offset_of!(TrapFrame, cs),
+    ev_cs = const offset_of!(TrapFrame, cs) - offset_of!(TrapFrame, vector),
     rax = const FRAME_RAX,
     rip = const FRAME_RIP,
     rflags = const FRAME_RFLAGS,
     rsp = const FRAME_RSP,
-    ev_rip = const FRAME_RIP - offset_of!(TrapFrame, vector),
     ev_rsp = const FRAME_RSP - offset_of!(TrapFrame, vector),
     event_part = const FRAME_EVENT_PART,
 );

@@ -163,7 +163,7 @@ fn setup_rt_frame(ctx: &mut UserContext, info: &SigInfo, action: &SigAction) -> 
         return Err(crate::errno::EFAULT);
     }
     // Linux would return to a kernel handler address and take the fault
-    // in user mode; the return path here tells user frames by rip, so
+    // in user mode; kernel pages are user-accessible on the PVM host, so
     // such a handler gets the SIGSEGV up front.
     if action.handler >= USER_SPACE_END {
         return Err(crate::errno::EFAULT);
@@ -252,9 +252,10 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
     mm.copy_from_user(address, &mut buf)?;
     let word = |i: usize| get(&buf, MCONTEXT + i * 8);
     let rip = word(16);
-    // Linux returns with iret and takes the fault in user mode; here the
-    // return path tells user frames from kernel ones by rip, so a kernel
-    // rip is refused up front (the task gets its SIGSEGV either way).
+    // Linux returns with iret and takes the fault in user mode; here a
+    // kernel-side rip is refused up front (the task gets its SIGSEGV
+    // either way): on the PVM host kernel pages are user-accessible, so
+    // the fetch would not fault. Any rsp is fine, as with Linux's iret.
     if rip >= USER_SPACE_END {
         return Err(crate::errno::EFAULT);
     }

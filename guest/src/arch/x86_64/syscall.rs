@@ -50,6 +50,7 @@ global_asm!(
     .section .text
     .global syscall_entry
 syscall_entry:
+    mov byte ptr [rip + PVM_USER_MODE], 0
     mov [rip + SYSCALL_USER_RSP], rsp
     mov rsp, [rip + KERNEL_ENTRY_STACK]
     push {user_ds}

@@ -1,6 +1,7 @@
 //! Returns to user mode with register values a program chose: a clone
 //! child on a non-canonical stack, `rt_sigreturn` to a non-canonical or
-//! kernel-side stack pointer, and the alignment-check flag set across traps. Linux
+//! kernel-side stack pointer, a jump into the kernel's half with the
+//! stack pointer there too, and the alignment-check flag set across traps. Linux
 //! returns to such a task as asked (x86 `IRET` loads any RSP; only the
 //! task's own stack accesses then fault), and the kernel lives on.
 
@@ -30,6 +31,10 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     (
         "sigreturn-kernel-side-rsp-runs",
         sigreturn_kernel_side_rsp_runs,
+    ),
+    (
+        "jump-to-kernel-address-with-kernel-stack-segv",
+        jump_kernel_address_kernel_stack_segv,
     ),
     (
         "alignment-check-flag-survives-traps",
@@ -204,6 +209,24 @@ fn sigreturn_noncanonical_rsp_runs(_: &Ctx) -> Outcome {
 fn sigreturn_kernel_side_rsp_runs(_: &Ctx) -> Outcome {
     let status = sigreturn_to(KERNEL_SIDE, 0)?;
     expect_exit("rt_sigreturn to a kernel-side rsp", status, 42)
+}
+
+/// A jump to an address on forkvm's kernel side with the stack pointer
+/// there too: the fetch faults in user mode, SIGSEGV.
+fn jump_kernel_address_kernel_stack_segv(_: &Ctx) -> Outcome {
+    let child = Child::spawn(|| {
+        // SAFETY: not safe at all, on purpose: the jump faults.
+        unsafe {
+            asm!(
+                "mov rsp, {target}",
+                "jmp {target}",
+                target = in(reg) KERNEL_SIDE,
+                options(noreturn)
+            )
+        }
+    })?;
+    let status = child.wait_bounded("child that jumped with a kernel-side stack")?;
+    expect_signal("jump with a kernel-side stack", status, SIGSEGV)
 }
 
 /// RFLAGS.AC set in user mode while page faults, timer ticks and a system

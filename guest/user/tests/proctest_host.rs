@@ -153,6 +153,7 @@ const SCENARIOS: &[&str] = &[
     "sigreturn-kernel-side-rsp-runs",
     "jump-to-kernel-address-with-kernel-stack-segv",
     "alignment-check-flag-survives-traps",
+    "nested-task-flag-survives-traps",
 ];
 
 struct Run {

@@ -21,8 +21,9 @@ const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_SFMASK: u32 = 0xc000_0084;
 
 /// RFLAGS bits cleared on entry: IF (the entry runs with interrupts off until
-/// it is on the kernel stack), TF, DF, AC.
-const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18);
+/// it is on the kernel stack), TF, DF, AC, and NT (a user's nested-task
+/// flag would make the kernel's `iretq` fault; Linux masks it too).
+const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 14);
 
 extern "C" {
     fn syscall_entry();

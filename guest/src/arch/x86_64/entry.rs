@@ -2,9 +2,10 @@
 //!
 //! Every vector has a 64-byte stub that pushes its vector (and a zero where
 //! the CPU pushes no error code) and jumps to `interrupt_common`, which
-//! saves a uniform [`TrapFrame`] and calls [`handle_trap`].
+//! saves a uniform [`TrapFrame`] and the FPU state below it (together a
+//! [`UserContext`]) and calls [`handle_trap`].
 //!
-//! On the PVM host three things differ, all handled here:
+//! On the PVM host four things differ, all handled here:
 //! * Events arrive only on upper-half stacks, so every vector uses an IST
 //!   stack seen through `PVM_EVENT_ALIAS`, and any event switches the kernel
 //!   back to the host's instruction emulator. Each stub therefore starts
@@ -16,6 +17,9 @@
 //! * An `iretq` to a kernel frame raises #GP, and a return to user mode must
 //!   be `sti; iretq`, so kernel frames return with a same-privilege
 //!   `popfq; [sti;] ret` sequence.
+//! * The CPU pushes a user CS for kernel events too, so [`PVM_USER_MODE`]
+//!   records whether user code runs and the entry writes the real CS into
+//!   the frame.
 
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};

@@ -266,7 +266,8 @@ fn a_small_parent_is_copied_at_fork_rather_than_write_protected() {
 fn noncanonical_user_stack_pointers_do_not_crash_the_kernel() {
     require_kvm!();
     let text = run_expect(
-        "run proctest clone-noncanonical-stack-runs clone-noncanonical-stack-push-segv \
+        "run proctest clone-noncanonical-stack-runs vfork-noncanonical-stack-runs \
+         clone-noncanonical-stack-push-segv \
          clone-noncanonical-stack-read-sigbus sigreturn-noncanonical-rsp-runs \
          sigreturn-kernel-side-rsp-runs jump-to-kernel-address-with-kernel-stack-segv \
          alignment-check-flag-survives-traps nested-task-flag-survives-traps; echo kernel alive",
@@ -275,7 +276,7 @@ fn noncanonical_user_stack_pointers_do_not_crash_the_kernel() {
     assert!(!text.contains("FAIL"), "{text}");
     assert_eq!(
         text.matches("\nok ").count() + usize::from(text.starts_with("ok ")),
-        8,
+        9,
         "{text}"
     );
     assert!(text.contains("kernel alive"), "{text}");

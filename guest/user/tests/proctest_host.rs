@@ -147,6 +147,7 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
     "clone-noncanonical-stack-runs",
+    "vfork-noncanonical-stack-runs",
     "clone-noncanonical-stack-push-segv",
     "clone-noncanonical-stack-read-sigbus",
     "sigreturn-noncanonical-rsp-runs",

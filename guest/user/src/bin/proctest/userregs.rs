@@ -17,6 +17,10 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
         clone_noncanonical_stack_runs,
     ),
     (
+        "vfork-noncanonical-stack-runs",
+        vfork_noncanonical_stack_runs,
+    ),
+    (
         "clone-noncanonical-stack-push-segv",
         clone_noncanonical_stack_push_segv,
     ),
@@ -66,12 +70,15 @@ enum ChildAction {
     Read = 2,
 }
 
-/// `clone(SIGCHLD, stack)` whose child runs `action` in assembly (it has
-/// no usable stack) and then `exit_group`.
-fn clone_on_stack(stack: usize, action: ChildAction) -> Result<Child, Msg> {
+/// `clone(flags | SIGCHLD, stack)` whose child runs `action` in assembly
+/// (it has no usable stack, and touches no memory but that stack) and
+/// then `exit_group`.
+fn clone_on_stack(flags: u64, stack: usize, action: ChildAction) -> Result<Child, Msg> {
     let ret: isize;
-    // SAFETY: without CLONE_VM the parent continues as after any system
-    // call; the child never leaves the asm block (it ends in exit_group).
+    // SAFETY: the parent continues as after any system call; the child
+    // never leaves the asm block (it ends in exit_group) and writes no
+    // memory but at its own stack pointer, so even with CLONE_VM (vfork)
+    // nothing of the parent changes.
     unsafe {
         asm!(
             "syscall",
@@ -100,7 +107,7 @@ fn clone_on_stack(stack: usize, action: ChildAction) -> Result<Child, Msg> {
             "jmp 4b",
             "3:",
             inlateout("rax") nr::CLONE as isize => ret,
-            in("rdi") SIGCHLD as usize,
+            in("rdi") (flags | SIGCHLD) as usize,
             in("rsi") stack,
             in("rdx") 0usize,
             in("r10") 0usize,
@@ -112,22 +119,34 @@ fn clone_on_stack(stack: usize, action: ChildAction) -> Result<Child, Msg> {
     }
     match forkvm_user::syscall::check(ret) {
         Ok(pid) => Ok(Child { pid: pid as Pid }),
-        Err(e) => Err(msg!("clone(SIGCHLD, stack {stack:#x}): {e}")),
+        Err(e) => Err(msg!("clone({flags:#x} | SIGCHLD, stack {stack:#x}): {e}")),
     }
 }
 
 /// The child of a clone with a non-canonical stack runs: its first
 /// instructions see that stack pointer and exit without touching it.
 fn clone_noncanonical_stack_runs(_: &Ctx) -> Outcome {
-    let child = clone_on_stack(NONCANONICAL_STACK, ChildAction::CheckRsp)?;
+    let child = clone_on_stack(0, NONCANONICAL_STACK, ChildAction::CheckRsp)?;
     let status = child.wait_bounded("child on a non-canonical stack")?;
     expect_exit("child on a non-canonical stack", status, 42)
+}
+
+/// The same for a vfork child (`CLONE_VM | CLONE_VFORK` with a stack).
+fn vfork_noncanonical_stack_runs(_: &Ctx) -> Outcome {
+    const CLONE_VFORK: u64 = 0x4000;
+    let child = clone_on_stack(
+        CLONE_VM | CLONE_VFORK,
+        NONCANONICAL_STACK,
+        ChildAction::CheckRsp,
+    )?;
+    let status = child.wait_bounded("vfork child on a non-canonical stack")?;
+    expect_exit("vfork child on a non-canonical stack", status, 42)
 }
 
 /// Its first push writes just below 2^47, a canonical but unmapped
 /// address: SIGSEGV.
 fn clone_noncanonical_stack_push_segv(_: &Ctx) -> Outcome {
-    let child = clone_on_stack(NONCANONICAL_STACK, ChildAction::Push)?;
+    let child = clone_on_stack(0, NONCANONICAL_STACK, ChildAction::Push)?;
     let status = child.wait_bounded("push on a non-canonical stack")?;
     expect_signal("push on a non-canonical stack", status, SIGSEGV)
 }
@@ -136,7 +155,7 @@ fn clone_noncanonical_stack_push_segv(_: &Ctx) -> Outcome {
 /// (#SS), which Linux answers with SIGBUS.
 fn clone_noncanonical_stack_read_sigbus(_: &Ctx) -> Outcome {
     const SIGBUS: i32 = 7;
-    let child = clone_on_stack(NONCANONICAL_STACK, ChildAction::Read)?;
+    let child = clone_on_stack(0, NONCANONICAL_STACK, ChildAction::Read)?;
     let status = child.wait_bounded("read at a non-canonical stack pointer")?;
     expect_signal("read at a non-canonical stack pointer", status, SIGBUS)
 }

@@ -280,3 +280,30 @@ fn an_orphan_with_a_fatal_exit_signal_does_not_kill_init() {
         "{text}"
     );
 }
+
+/// Issue 10 defect 1: returns to user mode with a non-canonical stack
+/// pointer (a clone child's stack, an `rt_sigreturn` frame) used to crash
+/// the guest on the PVM host (exit 102), and a user jump into the kernel's
+/// half with rsp there too panicked it (its fault was taken for the
+/// kernel's); a `syscall` with the user's RFLAGS.NT set would make the
+/// kernel's `iretq` fault on HVM. The task runs or dies as on Linux and
+/// the kernel lives on.
+#[test]
+fn noncanonical_user_stack_pointers_do_not_crash_the_kernel() {
+    require_kvm!();
+    let text = run_expect(
+        "run proctest clone-noncanonical-stack-runs vfork-noncanonical-stack-runs \
+         clone-noncanonical-stack-push-segv \
+         clone-noncanonical-stack-read-sigbus sigreturn-noncanonical-rsp-runs \
+         sigreturn-kernel-side-rsp-runs jump-to-kernel-address-with-kernel-stack-segv \
+         alignment-check-flag-survives-traps nested-task-flag-survives-traps; echo kernel alive",
+        0,
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+    assert_eq!(
+        text.matches("\nok ").count() + usize::from(text.starts_with("ok ")),
+        9,
+        "{text}"
+    );
+    assert!(text.contains("kernel alive"), "{text}");
+}

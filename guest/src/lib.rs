@@ -5,6 +5,8 @@
 //! pure logic modules also build for the host, where `cargo test` runs
 //! their unit tests.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 

@@ -336,7 +336,7 @@ pub mod sys {
 
     /// System-wide numbers ([`INFO_SYSTEM`]).
     #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
+    #[derive(Clone, Copy, Debug, Default, zerocopy::IntoBytes, zerocopy::Immutable)]
     pub struct SystemInfo {
         /// TSC frequency in kHz (to turn `rdtsc` differences into time).
         pub tsc_khz: u64,
@@ -367,7 +367,7 @@ pub mod sys {
 
     /// One task ([`INFO_TASKS`]).
     #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
+    #[derive(Clone, Copy, Debug, Default, zerocopy::IntoBytes, zerocopy::Immutable)]
     pub struct TaskInfo {
         pub pid: u32,
         pub ppid: u32,
@@ -387,7 +387,7 @@ pub mod sys {
 
     /// Result of [`DIAG_TICKS`].
     #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
+    #[derive(Clone, Copy, Debug, Default, zerocopy::IntoBytes, zerocopy::Immutable)]
     pub struct TickReport {
         pub window_ms: u64,
         /// Ticks the window should see at the tick rate.

@@ -566,8 +566,7 @@ mod kernel {
 
     pub fn busy_poll_ns() -> u64 {
         match BUSY_POLL_NS.load(Ordering::Relaxed) {
-            u64::MAX if crate::arch::platform::is_pvm_native() => 200_000,
-            u64::MAX => 0,
+            u64::MAX => crate::arch::platform::defaults().console_busy_poll_ns,
             ns => ns,
         }
     }

@@ -13,7 +13,7 @@ use super::user_stack::{
     self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM,
     AT_UID, HWCAP2_FSGSBASE,
 };
-use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
+use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
 use crate::errno::{ENOENT, ENOMEM};
@@ -145,13 +145,13 @@ pub fn initial_frame(program: &LoadedProgram) -> TrapFrame {
 }
 
 /// `execve` for the current task: on success the task returns to user
-/// mode in the new program (`frame` is rewritten); on failure nothing changed.
+/// mode in the new program (`regs` is rewritten); on failure nothing changed.
 pub fn execve(
     task: &Arc<Task>,
     path: &[u8],
     argv: &[&[u8]],
     envp: &[&[u8]],
-    frame: &mut TrapFrame,
+    regs: &mut UserContext,
 ) -> Result<(), i32> {
     let program = load(path, argv, envp)?;
     // The point of no return: the other threads go first, and a table of
@@ -163,12 +163,8 @@ pub fn execve(
     let table = task.inner.lock().files.clone();
     let closed = table.map(|table| table.lock().take_close_on_exec());
     drop(closed);
-    *frame = initial_frame(&program);
-    // The FPU state saved below the trap frame is restored on return.
-    let fpu = (frame as *mut TrapFrame as u64 - FPU_STATE_SIZE as u64) as *mut [u8; FPU_STATE_SIZE];
-    // SAFETY: the trap entry saved FPU_STATE_SIZE bytes of FPU state right
-    // below this frame on the task's kernel stack.
-    unsafe { *fpu = switch::initial_fpu_state() };
+    regs.frame = initial_frame(&program);
+    regs.fpu = FpuState::init();
 
     let old = {
         let mut inner = task.inner.lock();
@@ -261,8 +257,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let frame = initial_frame(&program);
     // SAFETY: the top of the new task's unused kernel stack.
-    let rsp =
-        unsafe { switch::prepare_user_return(stack.top(), &frame, &switch::initial_fpu_state()) };
+    let rsp = unsafe { switch::prepare_user_return(stack.top(), &frame, &FpuState::init()) };
     // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
     // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();

@@ -30,7 +30,7 @@ use super::signal::SigHand;
 use super::task::{Pid, Task, TaskInner, TaskParts, TaskStack};
 use super::thread_group::{NewGroup, ThreadGroup};
 use super::ThreadCount;
-use crate::arch::entry::{TrapFrame, FPU_STATE_SIZE};
+use crate::arch::entry::{TrapFrame, UserContext};
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
 use crate::ipc::sem::SemUndoList;
@@ -96,8 +96,8 @@ pub struct CloneArgs {
 }
 
 /// Creates a task as a copy of the current one and starts it; returns its
-/// pid (Linux `kernel_clone`). `frame` is the caller's user register state.
-pub fn kernel_clone(args: &CloneArgs, frame: &TrapFrame) -> Result<Pid, i32> {
+/// pid (Linux `kernel_clone`). `frame` is the caller's user context.
+pub fn kernel_clone(args: &CloneArgs, frame: &UserContext) -> Result<Pid, i32> {
     let flags = args.flags;
     // Legacy clone returns the pidfd through parent_tid: both cannot use it.
     if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && args.pidfd == args.parent_tid
@@ -333,9 +333,10 @@ impl ParentView {
 fn copy_process(
     parent: &Arc<Task>,
     args: &CloneArgs,
-    frame: &TrapFrame,
+    regs: &UserContext,
     vfork: Option<Arc<Completion>>,
 ) -> Result<Arc<Task>, i32> {
+    let frame = &regs.frame;
     let flags = args.flags;
     check_clone_flags(parent, flags)?;
     // A pending fatal signal: let it act first; the fork is restarted.
@@ -365,7 +366,7 @@ fn copy_process(
     let mm = copy_mm(&view, flags, frame, &mut fail)?;
     let nsproxy = copy_namespaces(&view, &creds.cred, flags, &mut fail)?;
     let io_context = copy_io(&view, flags, &mut fail)?;
-    let thread = copy_thread(&stack, &view, args, frame)?;
+    let thread = copy_thread(&stack, &view, args, regs)?;
     let pids = alloc_pid(&nsproxy, &creds.cred, &args.set_tid, &mut fail)?;
 
     let group = match signal {
@@ -675,7 +676,7 @@ fn copy_thread(
     stack: &KernelStack,
     view: &ParentView,
     args: &CloneArgs,
-    frame: &TrapFrame,
+    regs: &UserContext,
 ) -> Result<ThreadPart, i32> {
     let fs_base = if args.flags & CLONE_SETTLS != 0 {
         if args.tls >= crate::mm::vma::TASK_SIZE {
@@ -687,17 +688,13 @@ fn copy_thread(
         // moved it).
         crate::arch::cpu::live_fs_base(view.fs_base)
     };
-    let mut child_frame = *frame;
+    let mut child_frame = regs.frame;
     child_frame.rax = 0;
     if args.stack != 0 {
         child_frame.rsp = args.stack;
     }
-    let parent_fpu =
-        (frame as *const TrapFrame as u64 - FPU_STATE_SIZE as u64) as *const [u8; FPU_STATE_SIZE];
-    // SAFETY: the trap entry saved the parent's FPU state right below its frame.
-    let fpu = unsafe { *parent_fpu };
     // SAFETY: the top of the child's fresh kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &fpu) };
+    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &regs.fpu) };
     Ok(ThreadPart {
         saved_rsp: rsp,
         fs_base,
@@ -823,8 +820,7 @@ pub const MAX_COPY_MAX_PAGES: u64 = 1024;
 
 pub fn copy_max_pages() -> u64 {
     match COPY_MAX_PAGES.load(Ordering::Relaxed) {
-        u64::MAX if crate::arch::platform::is_pvm_native() => 32,
-        u64::MAX => 0,
+        u64::MAX => crate::arch::platform::defaults().fork_copy_max_pages,
         pages => pages,
     }
 }

@@ -4,18 +4,17 @@
 use alloc::vec::Vec;
 
 use forkvm_abi::sys::{self, SystemInfo, TaskInfo};
+use zerocopy::{Immutable, IntoBytes};
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EINVAL, ENOENT};
 use crate::{mm, process, sched, time};
 
-/// Views a plain `repr(C)` value as bytes.
-fn bytes_of<T: Copy>(value: &T) -> &[u8] {
-    // SAFETY: T is a plain repr(C) struct of integers (no padding is read
-    // uninitialised: every ABI struct spells out its padding fields).
-    unsafe {
-        core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
-    }
+/// The bytes of a plain-data value, to copy to a user: only types whose
+/// `IntoBytes` derive proved them free of padding (whose bytes would be
+/// uninitialised kernel memory) qualify.
+fn bytes_of<T: IntoBytes + Immutable>(value: &T) -> &[u8] {
+    value.as_bytes()
 }
 
 /// Copies `data` (truncated to `len`) to the user buffer; returns the bytes written.

@@ -20,7 +20,7 @@ mod wait;
 
 use alloc::sync::Arc;
 
-use crate::arch::entry::TrapFrame;
+use crate::arch::entry::UserContext;
 use crate::errno::{EFAULT, ENOSYS};
 use crate::mm::address_space::AddressSpace;
 use crate::sched;
@@ -36,7 +36,6 @@ pub mod nr {
     pub const BRK: u64 = 12;
     pub const RT_SIGACTION: u64 = 13;
     pub const RT_SIGPROCMASK: u64 = 14;
-    /// Handled by the trap entry (`arch::signal::rt_sigreturn`).
     pub const RT_SIGRETURN: u64 = 15;
     pub const PAUSE: u64 = 34;
     pub const RT_SIGSUSPEND: u64 = 130;
@@ -128,10 +127,13 @@ pub type SysResult = Result<u64, i32>;
 #[derive(Clone, Copy, Debug)]
 pub struct Args(pub [u64; 6]);
 
-/// Runs the system call in `frame.rax` with the arguments in rdi, rsi,
-/// rdx, r10, r8, r9, and stores the result (or `-errno`) in `frame.rax`.
-pub fn dispatch(frame: &mut TrapFrame) {
+/// Runs the system call in rax with the arguments in rdi, rsi, rdx, r10,
+/// r8, r9 of the caller's registers, and stores the result (or `-errno`)
+/// in rax. The calls that work on the whole user context (fork and clone
+/// copy it, execve replaces it, rt_sigreturn restores it) get `ctx`.
+pub fn dispatch(ctx: &mut UserContext) {
     crate::stats::SYSCALLS.add(1);
+    let frame = &ctx.frame;
     let a = Args([
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ]);
@@ -160,6 +162,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::BRK => memory::brk(a),
         nr::RT_SIGACTION => signal::rt_sigaction(a),
         nr::RT_SIGPROCMASK => signal::rt_sigprocmask(a),
+        nr::RT_SIGRETURN => Ok(crate::arch::signal::rt_sigreturn(ctx)),
         nr::PAUSE => signal::pause(a),
         nr::RT_SIGSUSPEND => signal::rt_sigsuspend(a),
         nr::SIGALTSTACK => signal::sigaltstack(a, frame.rsp),
@@ -172,10 +175,10 @@ pub fn dispatch(frame: &mut TrapFrame) {
             let task = sched::current();
             Ok(u64::from(task.tgid_in(&task.active_pid_ns())))
         }
-        nr::CLONE => process::clone(a, frame),
-        nr::FORK => process::fork(frame),
-        nr::VFORK => process::vfork(frame),
-        nr::EXECVE => process::execve(a, frame),
+        nr::CLONE => process::clone(a, ctx),
+        nr::FORK => process::fork(ctx),
+        nr::VFORK => process::vfork(ctx),
+        nr::EXECVE => process::execve(a, ctx),
         nr::EXIT => process::exit(a),
         nr::WAIT4 => wait::wait4(a),
         nr::WAITID => wait::waitid(a),
@@ -201,7 +204,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SEMTIMEDOP => sem::semtimedop(a),
         nr::IOPRIO_GET => ioprio::ioprio_get(a),
         nr::PRCTL => cred::prctl(a),
-        nr::CLONE3 => process::clone3(a, frame),
+        nr::CLONE3 => process::clone3(a, ctx),
         nr::PIDFD_SEND_SIGNAL => pidfd::pidfd_send_signal(a),
         nr::PIDFD_OPEN => pidfd::pidfd_open(a),
         nr::RT_SIGPENDING => sigwait::rt_sigpending(a),
@@ -239,7 +242,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         forkvm_abi::sys::SYS_FORKVM_VCONSOLE_OPEN => io::vconsole_open(a),
         _ => Err(ENOSYS),
     };
-    frame.rax = match result {
+    ctx.frame.rax = match result {
         Ok(value) => value,
         Err(errno) => (-i64::from(errno)) as u64,
     };

@@ -156,10 +156,11 @@ fn process_group_of(
     let ns = current.active_pid_ns();
     let pgid = target.upgrade().map_or(0, |t| t.tgid_in(&ns));
     let group = pgrp::find_pgrp(&ns, pgid).ok_or(ESRCH)?;
-    let mut seen = alloc::collections::BTreeSet::new();
-    let members: alloc::vec::Vec<_> = pgrp::tasks_in_pgrp(&group)
+    // One thread (the first on its list) stands for each process.
+    let members: alloc::vec::Vec<_> = group
+        .pgrp_members()
         .into_iter()
-        .filter(|task| seen.insert(task.tgid))
+        .filter_map(|member| member.find_thread(|_| true))
         .collect();
     if members.is_empty() {
         return Err(ESRCH);

@@ -4,14 +4,14 @@
 use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
-use crate::arch::entry::TrapFrame;
+use crate::arch::entry::UserContext;
 use crate::errno::{E2BIG, EINVAL};
 use crate::process::exit::{do_exit, exit_status};
 use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
 use crate::process::{exec, user_stack};
 use crate::sched;
 
-pub fn fork(frame: &TrapFrame) -> SysResult {
+pub fn fork(frame: &UserContext) -> SysResult {
     let args = CloneArgs {
         exit_signal: SIGCHLD,
         ..CloneArgs::default()
@@ -19,7 +19,7 @@ pub fn fork(frame: &TrapFrame) -> SysResult {
     fork::kernel_clone(&args, frame).map(u64::from)
 }
 
-pub fn vfork(frame: &TrapFrame) -> SysResult {
+pub fn vfork(frame: &UserContext) -> SysResult {
     let args = CloneArgs {
         flags: CLONE_VFORK | CLONE_VM,
         exit_signal: SIGCHLD,
@@ -31,7 +31,7 @@ pub fn vfork(frame: &TrapFrame) -> SysResult {
 /// `clone(flags, newsp, parent_tid, child_tid, tls)` (x86-64 order).
 /// As in Linux, only the low 32 bits of `flags` count, the exit signal is
 /// in CSIGNAL, and CLONE_PIDFD returns the pidfd through `parent_tid`.
-pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
+pub fn clone(a: Args, frame: &UserContext) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = a.0;
     let flags = flags & 0xffff_ffff;
     let args = CloneArgs {
@@ -48,7 +48,7 @@ pub fn clone(a: Args, frame: &TrapFrame) -> SysResult {
 }
 
 /// `clone3(args, size)`.
-pub fn clone3(a: Args, frame: &TrapFrame) -> SysResult {
+pub fn clone3(a: Args, frame: &UserContext) -> SysResult {
     let [address, size, ..] = a.0;
     let args = fork::copy_clone_args_from_user(&*current_mm()?, address, size)?;
     fork::kernel_clone(&args, frame).map(u64::from)
@@ -109,7 +109,7 @@ fn read_string_array(address: u64) -> Result<Vec<Vec<u8>>, i32> {
     }
 }
 
-pub fn execve(a: Args, frame: &mut TrapFrame) -> SysResult {
+pub fn execve(a: Args, frame: &mut UserContext) -> SysResult {
     let [path, argv, envp, ..] = a.0;
     let path = read_c_string(path)?;
     // Linux opens the file before it reads the arguments: a missing file

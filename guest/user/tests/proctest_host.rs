@@ -149,6 +149,15 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
     "pidfd-send-signal-info",
+    "clone-noncanonical-stack-runs",
+    "vfork-noncanonical-stack-runs",
+    "clone-noncanonical-stack-push-segv",
+    "clone-noncanonical-stack-read-sigbus",
+    "sigreturn-noncanonical-rsp-runs",
+    "sigreturn-kernel-side-rsp-runs",
+    "jump-to-kernel-address-with-kernel-stack-segv",
+    "alignment-check-flag-survives-traps",
+    "nested-task-flag-survives-traps",
 ];
 
 struct Run {

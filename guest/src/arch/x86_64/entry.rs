@@ -2,9 +2,10 @@
 //!
 //! Every vector has a 64-byte stub that pushes its vector (and a zero where
 //! the CPU pushes no error code) and jumps to `interrupt_common`, which
-//! saves a uniform [`TrapFrame`] and calls [`handle_trap`].
+//! saves a uniform [`TrapFrame`] and the FPU state below it (together a
+//! [`UserContext`]) and calls [`handle_trap`].
 //!
-//! On the PVM host three things differ, all handled here:
+//! On the PVM host four things differ, all handled here:
 //! * Events arrive only on upper-half stacks, so every vector uses an IST
 //!   stack seen through `PVM_EVENT_ALIAS`, and any event switches the kernel
 //!   back to the host's instruction emulator. Each stub therefore starts
@@ -16,10 +17,16 @@
 //! * An `iretq` to a kernel frame raises #GP, and a return to user mode must
 //!   be `sti; iretq`, so kernel frames return with a same-privilege
 //!   `popfq; [sti;] ret` sequence.
+//! * The CPU pushes a user CS for kernel events too, so [`PVM_USER_MODE`]
+//!   records whether user code runs and the entry writes the real CS into
+//!   the frame.
 
 use core::arch::global_asm;
+use core::mem::{offset_of, size_of};
 
-use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS, USER_SPACE_END};
+use forkvm_abi::{PAGE_OFFSET, PVM_CONTROL_MSR, PVM_EVENT_ALIAS};
+
+use super::gdt::{KERNEL_CS, USER_CS};
 
 /// Registers saved on interrupt entry, lowest address first.
 #[repr(C)]
@@ -40,7 +47,11 @@ pub struct TrapFrame {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    /// Interrupt vector (pushed by the stub).
+    /// Interrupt vector (pushed by the stub), [`SYSCALL_VECTOR`] for a
+    /// system call, or [`NO_SYSCALL`] once `rt_sigreturn` replaced the
+    /// registers (Linux sets `orig_ax` to -1 there).
+    ///
+    /// [`SYSCALL_VECTOR`]: super::syscall::SYSCALL_VECTOR
     pub vector: u64,
     /// Hardware error code, or 0 for vectors without one.
     pub error_code: u64,
@@ -52,16 +63,19 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    /// Whether the interrupted code was user code. Decided by address, not
-    /// by CS: on the PVM host the hardware CS reads as a user selector even
-    /// in the kernel. The kernel never runs on a stack below
-    /// `USER_SPACE_END`, so a user stack pointer means user code even at a
-    /// kernel-half rip (a user jump into the kernel's half); the entry and
-    /// return code below decide the same way.
+    /// Whether the interrupted code was user code: the privilege level of
+    /// its CS (Linux `user_mode`). On the PVM host the CPU pushes a user CS
+    /// even for the kernel, so the entry below overwrites the frame's CS
+    /// with what [`PVM_USER_MODE`] says; whatever a user program puts in
+    /// rip and rsp, its frames are user frames.
     pub fn is_from_user(&self) -> bool {
-        self.rip < USER_SPACE_END || self.rsp < USER_SPACE_END
+        self.cs & 3 == 3
     }
 }
+
+/// [`TrapFrame::vector`] of registers that no system call is to be
+/// restarted from (see there).
+pub const NO_SYSCALL: u64 = u64::MAX;
 
 /// Size of the `fxsave64` area saved below every trap frame.
 pub const FPU_STATE_SIZE: usize = 512;
@@ -71,6 +85,70 @@ pub const FPU_STATE_SIZE: usize = 512;
 /// change here (a signal frame, `rt_sigreturn`) reaches user mode.
 #[repr(C, align(16))]
 pub struct FpuState(pub [u8; FPU_STATE_SIZE]);
+
+/// Everything the entry code saved of the interrupted code, as it lies on
+/// the kernel stack (FPU area at the lower address, then the frame): the
+/// user context a system call works on (fork copies it, execve replaces
+/// it, signal delivery and `rt_sigreturn` rewrite it). The entry passes
+/// `handle_trap` a reference to it; nothing outside `arch` needs to know
+/// the layout.
+#[repr(C)]
+pub struct UserContext {
+    pub fpu: FpuState,
+    pub frame: TrapFrame,
+}
+
+// The layout the assembly below and `switch::prepare_user_return` rely on:
+// the entry pushes the general registers in this order onto the hardware
+// frame, then stores the FPU area below them; no padding anywhere.
+const _: () = {
+    let order = [
+        offset_of!(TrapFrame, r15),
+        offset_of!(TrapFrame, r14),
+        offset_of!(TrapFrame, r13),
+        offset_of!(TrapFrame, r12),
+        offset_of!(TrapFrame, r11),
+        offset_of!(TrapFrame, r10),
+        offset_of!(TrapFrame, r9),
+        offset_of!(TrapFrame, r8),
+        offset_of!(TrapFrame, rbp),
+        offset_of!(TrapFrame, rdi),
+        offset_of!(TrapFrame, rsi),
+        offset_of!(TrapFrame, rdx),
+        offset_of!(TrapFrame, rcx),
+        offset_of!(TrapFrame, rbx),
+        offset_of!(TrapFrame, rax),
+        offset_of!(TrapFrame, vector),
+        offset_of!(TrapFrame, error_code),
+        offset_of!(TrapFrame, rip),
+        offset_of!(TrapFrame, cs),
+        offset_of!(TrapFrame, rflags),
+        offset_of!(TrapFrame, rsp),
+        offset_of!(TrapFrame, ss),
+    ];
+    let mut i = 0;
+    while i < order.len() {
+        assert!(order[i] == i * 8);
+        i += 1;
+    }
+    assert!(size_of::<TrapFrame>() == order.len() * 8);
+    assert!(offset_of!(UserContext, fpu) == 0);
+    assert!(offset_of!(UserContext, frame) == FPU_STATE_SIZE);
+    assert!(size_of::<UserContext>() == FPU_STATE_SIZE + size_of::<TrapFrame>());
+    // fxsave64 needs a 16-byte aligned area: a context at a 16-byte
+    // aligned stack top keeps it aligned.
+    assert!(size_of::<UserContext>().is_multiple_of(16));
+};
+
+/// Offsets the assembly uses: in the frame, and of the frame's
+/// hardware-pushed part (vector onwards) after two more pushes.
+const FRAME_RAX: usize = offset_of!(TrapFrame, rax);
+const FRAME_RIP: usize = offset_of!(TrapFrame, rip);
+const FRAME_RFLAGS: usize = offset_of!(TrapFrame, rflags);
+const FRAME_RSP: usize = offset_of!(TrapFrame, rsp);
+/// Bytes from `vector` to the end of the frame (vector, error code and the
+/// five words the CPU pushes).
+const FRAME_EVENT_PART: usize = size_of::<TrapFrame>() - offset_of!(TrapFrame, vector);
 
 impl FpuState {
     pub const SIZE: usize = FPU_STATE_SIZE;
@@ -117,6 +195,14 @@ pub const STUB_SIZE: u64 = 64;
 #[no_mangle]
 static mut PVM_NATIVE: u8 = 0;
 
+/// On the PVM host: nonzero from the last instructions of a return to user
+/// mode (`sti; iretq`, which cannot fail for the frames the kernel builds)
+/// until the next event or system call entry, which clears it. So it says
+/// whether an event interrupted user code, which the hardware CS does not
+/// tell there. One CPU: one flag (per-CPU data with SMP).
+#[no_mangle]
+static mut PVM_USER_MODE: u8 = 0;
+
 /// Selects the return path for the platform. Called once, before the IDT
 /// is loaded.
 pub fn set_pvm_native(on: bool) {
@@ -140,25 +226,19 @@ pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
     base + u64::from(vector) * STUB_SIZE + if pvm_native { 0 } else { pvm_prefix_len }
 }
 
-/// Called by the entry code with interrupts disabled, with the trap frame
-/// and the FPU state saved below it.
+/// Called by the entry code with interrupts disabled, with the context it
+/// saved.
 #[no_mangle]
-extern "C" fn handle_trap(frame: &mut TrapFrame, fpu: &mut FpuState) {
+extern "C" fn handle_trap(ctx: &mut UserContext) {
     use super::syscall::SYSCALL_VECTOR;
-    let syscall = (frame.vector == SYSCALL_VECTOR).then_some(frame.rax);
-    if syscall == Some(crate::syscall::nr::RT_SIGRETURN) {
-        // The one system call that needs the saved FPU state. Its result
-        // is the restored rax, never an interrupted call to restart.
-        crate::stats::SYSCALLS.add(1);
-        super::signal::rt_sigreturn(frame, fpu);
-    } else {
-        super::interrupts::dispatch(frame);
-    }
-    if frame.is_from_user() {
+    let syscall = (ctx.frame.vector == SYSCALL_VECTOR).then_some(ctx.frame.rax);
+    super::interrupts::dispatch(ctx);
+    if ctx.frame.is_from_user() {
         crate::sched::preempt_on_return_to_user();
         crate::process::exit::exit_if_fatal_pending();
-        let syscall = syscall.filter(|&nr| nr != crate::syscall::nr::RT_SIGRETURN);
-        super::signal::do_signal(frame, fpu, syscall);
+        // Registers that rt_sigreturn restored are no call to restart.
+        let syscall = syscall.filter(|_| ctx.frame.vector == SYSCALL_VECTOR);
+        super::signal::do_signal(ctx, syscall);
     }
 }
 
@@ -205,27 +285,34 @@ interrupt_common:
        interrupted stack may be the problem). Move vector, error code and
        the 5-word hardware frame to the interrupted kernel stack (below a
        128-byte gap the kernel-frame return uses) or, coming from user
-       mode, to the task's kernel stack. */
+       mode, to the task's kernel stack. After the two pushes below, the
+       event part of the frame starts at rsp + 16. */
+    cmp byte ptr [rip + PVM_USER_MODE], 0
+    jne 1f
+    /* From the kernel: the frame gets the kernel CS (see is_from_user). */
+    mov qword ptr [rsp + {ev_cs}], {kernel_cs}
     cmp qword ptr [rsp], 8
     je 5f
     push rax
     push rbx
-    movabs rbx, {user_end}
-    mov rax, [rsp + 32]
-    cmp rax, rbx
-    jb 1f
-    mov rax, [rsp + 56]
-    cmp rax, rbx
-    jb 1f
-    mov rbx, [rsp + 56]
+    mov rbx, [rsp + 16 + {ev_rsp}]
     sub rbx, 256
     and rbx, -16
     jmp 2f
-1:  mov rbx, [rip + KERNEL_ENTRY_STACK]
-2:  sub rbx, 72
-    .irp offset, 0, 8, 16, 24, 32, 40, 48, 56, 64
-    mov rax, [rsp + \offset]
-    mov [rbx + \offset], rax
+1:  /* From user mode. */
+    mov byte ptr [rip + PVM_USER_MODE], 0
+    mov qword ptr [rsp + {ev_cs}], {user_cs}
+    cmp qword ptr [rsp], 8
+    je 5f
+    push rax
+    push rbx
+    mov rbx, [rip + KERNEL_ENTRY_STACK]
+2:  sub rbx, 16 + {event_part}
+    copied = 0
+    .rept (16 + {event_part}) / 8
+    mov rax, [rsp + copied]
+    mov [rbx + copied], rax
+    copied = copied + 8
     .endr
     mov rsp, rbx
     pop rbx
@@ -253,14 +340,14 @@ trap_save_registers:
     push r13
     push r14
     push r15
-    mov rdi, rsp
     sub rsp, {fpu_size}
     fxsave64 [rsp]
-    mov rsi, rsp
+    mov rdi, rsp
     cld
     call handle_trap
 
-    /* rsp -> FPU state, then the TrapFrame. A new task starts here. */
+    /* rsp -> the UserContext (FPU state, then the TrapFrame). A new task
+       starts here. */
     .global trap_exit
 trap_exit:
     fxrstor64 [rsp]
@@ -285,18 +372,12 @@ interrupt_return:
     pop rcx
     pop rbx
     pop rax
-    add rsp, 16
+    add rsp, 16 /* vector, error code */
     iretq
 
-1:  /* PVM: user frames (user rip or user stack) return with sti; iretq */
-    movabs rbx, {user_end}
-    mov rax, [rsp + 136]
-    cmp rax, rbx
-    jb 4f
-    mov rax, [rsp + 160]
-    cmp rax, rbx
-    jae 2f
-4:
+1:  /* PVM: user frames return with sti; iretq */
+    test byte ptr [rsp + {cs}], 3
+    jz 2f
     pop r15
     pop r14
     pop r13
@@ -312,23 +393,24 @@ interrupt_return:
     pop rcx
     pop rbx
     pop rax
-    add rsp, 16
+    add rsp, 16 /* vector, error code */
+    mov byte ptr [rip + PVM_USER_MODE], 1
     sti
     iretq
 
 2:  /* PVM kernel frame: build [rax, rflags, rip] just below the
        interrupted stack pointer minus 128 (above this frame, which starts
        256 bytes lower), restore, switch stacks, popfq, ret 128. */
-    mov rax, [rsp + 160]
+    mov rax, [rsp + {rsp}]
     sub rax, 128 + 24
-    mov rbx, [rsp + 136]
+    mov rbx, [rsp + {rip}]
     mov [rax + 16], rbx
-    mov rbx, [rsp + 152]
+    mov rbx, [rsp + {rflags}]
     mov [rax + 8], rbx
-    mov rbx, [rsp + 112]
+    mov rbx, [rsp + {rax}]
     mov [rax], rbx
-    mov [rsp + 112], rax
-    bt qword ptr [rsp + 152], 9
+    mov [rsp + {rax}], rax
+    bt qword ptr [rsp + {rflags}], 9
     pop r15
     pop r14
     pop r13
@@ -355,6 +437,15 @@ interrupt_return:
     "#,
     alias_to_direct = const PAGE_OFFSET.wrapping_sub(PVM_EVENT_ALIAS),
     pvm_msr = const PVM_CONTROL_MSR,
-    user_end = const USER_SPACE_END,
     fpu_size = const FPU_STATE_SIZE,
+    kernel_cs = const KERNEL_CS,
+    user_cs = const USER_CS,
+    cs = const offset_of!(TrapFrame, cs),
+    ev_cs = const offset_of!(TrapFrame, cs) - offset_of!(TrapFrame, vector),
+    rax = const FRAME_RAX,
+    rip = const FRAME_RIP,
+    rflags = const FRAME_RFLAGS,
+    rsp = const FRAME_RSP,
+    ev_rsp = const FRAME_RSP - offset_of!(TrapFrame, vector),
+    event_part = const FRAME_EVENT_PART,
 );

@@ -2,7 +2,7 @@
 
 use super::apic;
 use super::cpu::read_cr2;
-use super::entry::TrapFrame;
+use super::entry::{TrapFrame, UserContext};
 
 /// Local APIC timer (the tick).
 pub const TIMER_VECTOR: u8 = 0x20;
@@ -46,10 +46,10 @@ const EXCEPTION_NAMES: [&str; 32] = [
 
 const PAGE_FAULT: u64 = 14;
 
-pub(super) fn dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
-        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
-        v if v < 32 => exception(frame),
+pub(super) fn dispatch(ctx: &mut UserContext) {
+    match ctx.frame.vector {
+        super::syscall::SYSCALL_VECTOR => crate::syscall::dispatch(ctx),
+        v if v < 32 => exception(&ctx.frame),
         v if v == u64::from(TIMER_VECTOR) => {
             apic::rearm_timer();
             crate::time::tick();
@@ -113,6 +113,9 @@ fn user_exception(frame: &TrapFrame) {
         1 | 3 => (SIGTRAP, TRAP_BRKPT, 0),
         6 => (SIGILL, ILL_ILLOPN, frame.rip),
         17 => (SIGBUS, BUS_ADRALN, 0),
+        // Segment not present and stack-segment faults (a stack access at
+        // a non-canonical rsp): SIGBUS from the kernel, as Linux sends.
+        11 | 12 => (SIGBUS, SI_KERNEL, 0),
         // #GP and the rest: SIGSEGV from the kernel, no address.
         _ => (SIGSEGV, SI_KERNEL, 0),
     };

@@ -38,6 +38,36 @@ pub fn current() -> Platform {
     }
 }
 
+/// Defaults of the kernel's settings whose best value depends on what a
+/// trap costs on this platform (measured; docs/ARCHITECTURE.md): where a
+/// page fault, a TLB flush or an interrupt costs tens of microseconds (the
+/// PVM host), eager work that avoids one pays; on ordinary hardware
+/// virtualisation it does not. Each can still be set at run time.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// `vm.fork_copy_max_pages`: up to this many private writable pages a
+    /// fork copies at once instead of write-protecting them.
+    pub fork_copy_max_pages: u64,
+    /// `dev.console.busy_poll_ns`: how long the idle CPU polls the console
+    /// for a waiting reader before it halts.
+    pub console_busy_poll_ns: u64,
+}
+
+/// The defaults for the platform in force.
+pub fn defaults() -> Defaults {
+    if is_pvm_native() {
+        Defaults {
+            fork_copy_max_pages: 32,
+            console_busy_poll_ns: 200_000,
+        }
+    } else {
+        Defaults {
+            fork_copy_max_pages: 0,
+            console_busy_poll_ns: 0,
+        }
+    }
+}
+
 /// Page-table bits every kernel mapping needs on this platform: the PVM
 /// host requires U=1 on kernel pages (their protection then comes from
 /// separate address spaces, not from the U bit).

@@ -10,7 +10,7 @@
 
 use forkvm_abi::USER_SPACE_END;
 
-use super::entry::{FpuState, TrapFrame};
+use super::entry::{FpuState, TrapFrame, UserContext, NO_SYSCALL};
 use super::gdt::{USER_CS, USER_DS};
 use crate::errno::{EINTR, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS};
 use crate::process::sigaltstack::STACK_T_SIZE;
@@ -86,15 +86,14 @@ fn get(buf: &[u8], offset: usize) -> u64 {
 /// delivers the next signal that has a handler, after fixing up the result
 /// of an interrupted system call (`syscall` is its number); with no
 /// handler to run, an interrupted call is restarted.
-pub fn do_signal(frame: &mut TrapFrame, fpu: &mut FpuState, syscall: Option<u64>) {
+pub fn do_signal(ctx: &mut UserContext, syscall: Option<u64>) {
     let mut syscall = syscall;
     while let Some((info, action)) = signal::get_signal() {
         if let Some(nr) = syscall.take() {
-            fixup_interrupted_syscall(frame, nr, Some(&action));
+            fixup_interrupted_syscall(&mut ctx.frame, nr, Some(&action));
         }
         // x86-64 Linux builds no frame without a restorer to return through.
-        let built =
-            action.flags & SA_RESTORER != 0 && setup_rt_frame(frame, fpu, &info, &action).is_ok();
+        let built = action.flags & SA_RESTORER != 0 && setup_rt_frame(ctx, &info, &action).is_ok();
         if built {
             // The handler runs with the current mask (rt_sigsuspend's, if
             // it was interrupted) plus the action's; the frame keeps the
@@ -106,7 +105,7 @@ pub fn do_signal(frame: &mut TrapFrame, fpu: &mut FpuState, syscall: Option<u64>
         signal::force_sigsegv(info.signo);
     }
     if let Some(nr) = syscall {
-        fixup_interrupted_syscall(frame, nr, None);
+        fixup_interrupted_syscall(&mut ctx.frame, nr, None);
     }
 }
 
@@ -135,12 +134,8 @@ fn fixup_interrupted_syscall(frame: &mut TrapFrame, nr: u64, action: Option<&Sig
 /// rsp = the frame (so rsp + 8 is 16-byte aligned, as after a call). The
 /// handler starts with a clean FPU state. `Err` if the frame cannot be
 /// written.
-fn setup_rt_frame(
-    frame: &mut TrapFrame,
-    fpu: &mut FpuState,
-    info: &SigInfo,
-    action: &SigAction,
-) -> Result<(), i32> {
+fn setup_rt_frame(ctx: &mut UserContext, info: &SigInfo, action: &SigAction) -> Result<(), i32> {
+    let UserContext { fpu, frame } = ctx;
     let mm = sched::current().mm().ok_or(crate::errno::EFAULT)?;
     // The mask to restore at rt_sigreturn: the one before rt_sigsuspend,
     // if that is what the signal interrupted (Linux `sigmask_to_save`).
@@ -168,7 +163,7 @@ fn setup_rt_frame(
         return Err(crate::errno::EFAULT);
     }
     // Linux would return to a kernel handler address and take the fault
-    // in user mode; the return path here tells user frames by rip, so
+    // in user mode; kernel pages are user-accessible on the PVM host, so
     // such a handler gets the SIGSEGV up front.
     if action.handler >= USER_SPACE_END {
         return Err(crate::errno::EFAULT);
@@ -226,16 +221,26 @@ fn trap_number(frame: &TrapFrame) -> u64 {
 
 /// `rt_sigreturn()`: restores the registers, the FPU state and the signal
 /// mask saved in the frame the handler returned through (its `ret` popped
-/// `pretcode`, so the frame starts 8 bytes below rsp). A frame that cannot
-/// be read, or that would return into the kernel, is answered with SIGSEGV
+/// `pretcode`, so the frame starts 8 bytes below rsp), and returns the
+/// restored rax as its result. A frame that cannot be read, or that would
+/// return into the kernel, is answered with SIGSEGV and the result 0
 /// (Linux `signal_fault`).
-pub fn rt_sigreturn(frame: &mut TrapFrame, fpu: &mut FpuState) {
-    if restore_sigcontext(frame, fpu).is_err() {
-        signal::force_sig(SigInfo {
-            signo: signal::SIGSEGV,
-            code: signal::SI_KERNEL,
-            fields: SigFields::None,
-        });
+pub fn rt_sigreturn(ctx: &mut UserContext) -> u64 {
+    match restore_sigcontext(&mut ctx.frame, &mut ctx.fpu) {
+        Ok(()) => {
+            // Linux's `orig_ax = -1`: the restored registers are no
+            // interrupted system call to restart.
+            ctx.frame.vector = NO_SYSCALL;
+            ctx.frame.rax
+        }
+        Err(_) => {
+            signal::force_sig(SigInfo {
+                signo: signal::SIGSEGV,
+                code: signal::SI_KERNEL,
+                fields: SigFields::None,
+            });
+            0
+        }
     }
 }
 
@@ -247,9 +252,10 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
     mm.copy_from_user(address, &mut buf)?;
     let word = |i: usize| get(&buf, MCONTEXT + i * 8);
     let rip = word(16);
-    // Linux returns with iret and takes the fault in user mode; here the
-    // return path tells user frames from kernel ones by rip, so a kernel
-    // rip is refused up front (the task gets its SIGSEGV either way).
+    // Linux returns with iret and takes the fault in user mode; here a
+    // kernel-side rip is refused up front (the task gets its SIGSEGV
+    // either way): on the PVM host kernel pages are user-accessible, so
+    // the fetch would not fault. Any rsp is fine, as with Linux's iret.
     if rip >= USER_SPACE_END {
         return Err(crate::errno::EFAULT);
     }

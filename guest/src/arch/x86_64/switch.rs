@@ -3,7 +3,9 @@
 
 use core::arch::global_asm;
 
-use super::entry::{TrapFrame, FPU_STATE_SIZE};
+use core::mem::size_of;
+
+use super::entry::{FpuState, TrapFrame, UserContext};
 
 extern "C" {
     fn context_switch_asm(prev_rsp: *mut u64, next_rsp: u64);
@@ -22,35 +24,26 @@ pub unsafe fn context_switch(prev_rsp: *mut u64, next_rsp: u64) {
     unsafe { context_switch_asm(prev_rsp, next_rsp) }
 }
 
-/// Default x87/SSE state in `fxsave` format (FCW 0x37f, MXCSR 0x1f80).
-pub fn initial_fpu_state() -> [u8; FPU_STATE_SIZE] {
-    let mut state = [0u8; FPU_STATE_SIZE];
-    state[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
-    state[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-    state
-}
-
 /// Words of a switch frame: r15, r14, r13, r12, rbx, rbp, return address.
 const SWITCH_FRAME_WORDS: usize = 7;
 
 /// Lays out a new task's stack so that its first switch-in returns to user
-/// mode with `frame` and `fpu`, after `schedule_tail`. Returns the stack
-/// pointer to switch to.
+/// mode with `frame` and `fpu` (a [`UserContext`] at the top of the stack,
+/// where the entry code would have saved it), after `schedule_tail`.
+/// Returns the stack pointer to switch to.
 ///
 /// # Safety
 /// `stack_top` must be the 16-byte aligned top of an unused kernel stack.
-pub unsafe fn prepare_user_return(
-    stack_top: u64,
-    frame: &TrapFrame,
-    fpu: &[u8; FPU_STATE_SIZE],
-) -> u64 {
-    let frame_at = stack_top - core::mem::size_of::<TrapFrame>() as u64;
-    let fpu_at = frame_at - FPU_STATE_SIZE as u64;
-    let switch_at = fpu_at - (SWITCH_FRAME_WORDS * 8) as u64;
-    // SAFETY: all three areas lie inside the caller's unused stack.
+pub unsafe fn prepare_user_return(stack_top: u64, frame: &TrapFrame, fpu: &FpuState) -> u64 {
+    let ctx_at = stack_top - size_of::<UserContext>() as u64;
+    let switch_at = ctx_at - (SWITCH_FRAME_WORDS * 8) as u64;
+    let ctx = ctx_at as *mut UserContext;
+    // SAFETY: the context and the switch frame lie inside the caller's
+    // unused stack, and the context is 16-byte aligned (its size is a
+    // multiple of 16 below an aligned top), as UserContext requires.
     unsafe {
-        core::ptr::write(frame_at as *mut TrapFrame, *frame);
-        core::ptr::copy_nonoverlapping(fpu.as_ptr(), fpu_at as *mut u8, FPU_STATE_SIZE);
+        (&raw mut (*ctx).frame).write(*frame);
+        core::ptr::copy_nonoverlapping(fpu, &raw mut (*ctx).fpu, 1);
         let words = switch_at as *mut u64;
         for i in 0..SWITCH_FRAME_WORDS - 1 {
             words.add(i).write(0);

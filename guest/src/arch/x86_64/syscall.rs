@@ -21,8 +21,9 @@ const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_SFMASK: u32 = 0xc000_0084;
 
 /// RFLAGS bits cleared on entry: IF (the entry runs with interrupts off until
-/// it is on the kernel stack), TF, DF, AC.
-const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18);
+/// it is on the kernel stack), TF, DF, AC, and NT (a user's nested-task
+/// flag would make the kernel's `iretq` fault; Linux masks it too).
+const ENTRY_FLAGS_MASK: u64 = (1 << 9) | (1 << 8) | (1 << 10) | (1 << 18) | (1 << 14);
 
 extern "C" {
     fn syscall_entry();
@@ -50,6 +51,7 @@ global_asm!(
     .section .text
     .global syscall_entry
 syscall_entry:
+    mov byte ptr [rip + PVM_USER_MODE], 0
     mov [rip + SYSCALL_USER_RSP], rsp
     mov rsp, [rip + KERNEL_ENTRY_STACK]
     push {user_ds}
@@ -59,9 +61,33 @@ syscall_entry:
     push rcx
     push 0
     push {vector}
+    cmp byte ptr [rip + PVM_NATIVE], 0
+    jne 1f
+    jmp trap_save_registers
+
+1:  /* PVM: a `syscall` made with a non-canonical rsp enters the kernel in
+       the host's instruction emulator (which then fails at the first SSE
+       instruction); switch back to native execution as the event stubs
+       do. Canonical means bits 63..47 all equal. */
+    push rax
+    mov rax, [rip + SYSCALL_USER_RSP]
+    sar rax, 47
+    jz 2f
+    inc rax
+    jz 2f
+    push rcx
+    push rdx
+    mov ecx, {pvm_msr}
+    mov eax, 1
+    xor edx, edx
+    wrmsr
+    pop rdx
+    pop rcx
+2:  pop rax
     jmp trap_save_registers
     "#,
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     vector = const SYSCALL_VECTOR,
+    pvm_msr = const forkvm_abi::PVM_CONTROL_MSR,
 );

@@ -194,7 +194,8 @@ user_probe_enter:
     mov r15d, 0
     jnz 2f
     iretq
-2:  sti
+2:  mov byte ptr [rip + PVM_USER_MODE], 1
+    sti
     iretq
 
     .global user_probe_resume

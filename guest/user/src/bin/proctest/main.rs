@@ -108,6 +108,7 @@ topics! {
     altstack,
     waitid,
     sigwait,
+    userregs,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

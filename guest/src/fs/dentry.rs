@@ -1,6 +1,8 @@
-//! The directory tree: a ramfs of directories only (Linux's dentries of a
-//! `ramfs` mount, with the inode folded in). There are no regular files,
-//! links or mounts, so every path names a directory or nothing.
+//! The directory tree: a ramfs (Linux's dentries of a `ramfs` mount). A
+//! directory is a `Dentry` with its inode folded in (directories cannot be
+//! hard-linked); its entries are other directories or the inodes of
+//! regular files, symbolic links and devices (`fs::inode`), which may sit
+//! under several names. There are no mounts.
 //!
 //! A directory owns its children (`Arc`s in its map) and each child holds
 //! its parent (`Arc`), so the tree lives as long as it is reachable from
@@ -10,8 +12,10 @@
 //! can be created in it. Since only empty directories are removed, taking
 //! the child out of the map breaks the only cycle.
 //!
-//! Names and parents never change (no `rename`), so only the children and
-//! the dead flag sit under a lock. Lock order: a parent before its child.
+//! A directory's name and parent never change (`rename` moves only
+//! non-directories), so only the entries and the dead flag sit under a
+//! lock. Lock order: a parent before its child; two directories that are
+//! not parent and child are never locked together.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -19,8 +23,9 @@ use alloc::sync::Arc;
 
 use spin::Mutex;
 
+use super::inode::Inode;
 use super::permission::S_ISGID;
-use crate::errno::{EEXIST, ENAMETOOLONG, ENOENT, ENOTEMPTY};
+use crate::errno::{EEXIST, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY};
 
 /// Longest name of a directory entry (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -35,8 +40,68 @@ pub struct Owner {
 /// root:root, the owner of the initial tree.
 const ROOT_OWNER: Owner = Owner { uid: 0, gid: 0 };
 
+/// What a name refers to.
+#[derive(Clone)]
+pub enum Node {
+    Dir(Arc<Dentry>),
+    Inode(Arc<Inode>),
+}
+
+impl Node {
+    /// The directory, or ENOTDIR.
+    pub fn dir(self) -> Result<Arc<Dentry>, i32> {
+        match self {
+            Node::Dir(dir) => Ok(dir),
+            Node::Inode(_) => Err(ENOTDIR),
+        }
+    }
+
+    /// The symbolic link's target, if it is one.
+    pub fn symlink_target(&self) -> Option<&[u8]> {
+        match self {
+            Node::Inode(inode) => match &inode.kind {
+                super::inode::InodeKind::Symlink(target) => Some(target),
+                _ => None,
+            },
+            Node::Dir(_) => None,
+        }
+    }
+
+    /// `st_ino`.
+    pub fn ino(&self) -> u64 {
+        match self {
+            Node::Dir(dir) => dir.ino,
+            Node::Inode(inode) => inode.ino,
+        }
+    }
+
+    /// Type and permission bits.
+    pub fn mode(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => super::inode::S_IFDIR | dir.mode,
+            Node::Inode(inode) => inode.meta().mode,
+        }
+    }
+
+    pub fn uid(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => dir.owner.uid,
+            Node::Inode(inode) => inode.meta().uid,
+        }
+    }
+
+    pub fn gid(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => dir.owner.gid,
+            Node::Inode(inode) => inode.meta().gid,
+        }
+    }
+}
+
 /// One directory.
 pub struct Dentry {
+    /// Its inode number.
+    pub ino: u64,
     /// The name in its parent (empty for the root).
     name: Box<[u8]>,
     /// The directory it was created in; `None` for the root of the tree.
@@ -49,7 +114,7 @@ pub struct Dentry {
 
 /// The mutable part of a directory.
 struct DirState {
-    children: BTreeMap<Box<[u8]>, Arc<Dentry>>,
+    children: BTreeMap<Box<[u8]>, Node>,
     /// Removed by `rmdir` (Linux `IS_DEADDIR`).
     dead: bool,
 }
@@ -57,6 +122,7 @@ struct DirState {
 impl Dentry {
     fn new(name: &[u8], parent: Option<Arc<Dentry>>, mode: u32, owner: Owner) -> Arc<Dentry> {
         Arc::new(Dentry {
+            ino: super::inode::next_ino(),
             name: name.into(),
             parent,
             mode,
@@ -122,7 +188,113 @@ impl Dentry {
         if name.len() > NAME_MAX {
             return Err(ENAMETOOLONG);
         }
+        state.children.get(name).cloned().ok_or(ENOENT)?.dir()
+    }
+
+    /// The entry called `name`, whatever it is (a real name, not `.` or
+    /// `..`): ENOENT in a removed directory, ENAMETOOLONG, ENOENT.
+    pub fn lookup_node(&self, name: &[u8]) -> Result<Node, i32> {
+        let state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
         state.children.get(name).cloned().ok_or(ENOENT)
+    }
+
+    /// Directories below this one (for `st_nlink`: 2 + subdirectories).
+    pub fn subdirectories(&self) -> usize {
+        let state = self.state.lock();
+        state.children.values().filter(|n| matches!(n, Node::Dir(_))).count()
+    }
+
+    /// The entries, in name order, as `getdents64` lists them after `.`
+    /// and `..`: (name, inode number, `S_IFMT` bits).
+    pub fn entries(&self) -> alloc::vec::Vec<(Box<[u8]>, u64, u32)> {
+        let state = self.state.lock();
+        state
+            .children
+            .iter()
+            .map(|(name, node)| (name.clone(), node.ino(), node.mode() & super::inode::S_IFMT))
+            .collect()
+    }
+
+    /// Enters `inode` under `name` (a new file, symlink, device or hard
+    /// link; Linux `vfs_create`/`vfs_link` on ramfs): ENOENT in a removed
+    /// directory, ENAMETOOLONG, EEXIST, then `may_create`'s error. Counts
+    /// the link.
+    pub fn link_checked(
+        &self,
+        name: &[u8],
+        inode: &Arc<Inode>,
+        may_create: impl FnOnce(&Dentry) -> Result<(), i32>,
+    ) -> Result<(), i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
+        if state.children.contains_key(name) {
+            return Err(EEXIST);
+        }
+        may_create(self)?;
+        inode.meta.lock().nlink += 1;
+        state.children.insert(name.into(), Node::Inode(inode.clone()));
+        Ok(())
+    }
+
+    /// Removes the non-directory `name` (Linux `vfs_unlink`): ENOENT,
+    /// ENAMETOOLONG, `may_delete`'s error, EISDIR for a directory. The
+    /// inode lives on while open.
+    pub fn unlink_checked(
+        &self,
+        name: &[u8],
+        may_delete: impl FnOnce(&Dentry, &Node) -> Result<(), i32>,
+    ) -> Result<Arc<Inode>, i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
+        let node = state.children.get(name).ok_or(ENOENT)?;
+        may_delete(self, node)?;
+        let Node::Inode(inode) = node.clone() else {
+            return Err(EISDIR);
+        };
+        state.children.remove(name);
+        let mut meta = inode.meta.lock();
+        meta.nlink = meta.nlink.saturating_sub(1);
+        drop(meta);
+        Ok(inode)
+    }
+
+    /// Puts `inode` under `name` in place of what is there (the second
+    /// half of a rename of a non-directory): EISDIR over a directory.
+    /// Returns the inode replaced, if any, its link uncounted.
+    pub fn replace_entry(&self, name: &[u8], inode: &Arc<Inode>) -> Result<Option<Arc<Inode>>, i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        let old = match state.children.get(name) {
+            Some(Node::Dir(_)) => return Err(EISDIR),
+            Some(Node::Inode(old)) if Arc::ptr_eq(old, inode) => return Ok(None),
+            Some(Node::Inode(old)) => Some(old.clone()),
+            None => None,
+        };
+        if let Some(old) = &old {
+            let mut meta = old.meta.lock();
+            meta.nlink = meta.nlink.saturating_sub(1);
+        }
+        inode.meta.lock().nlink += 1;
+        state.children.insert(name.into(), Node::Inode(inode.clone()));
+        Ok(old)
     }
 
     /// Creates the directory `name` in this one (Linux `vfs_mkdir` on
@@ -163,7 +335,7 @@ impl Dentry {
             mode |= S_ISGID;
         }
         let child = Dentry::new(name, Some(self.clone()), mode, owner);
-        state.children.insert(name.into(), child.clone());
+        state.children.insert(name.into(), Node::Dir(child.clone()));
         Ok(child)
     }
 
@@ -180,7 +352,7 @@ impl Dentry {
     pub fn rmdir_checked(
         &self,
         name: &[u8],
-        may_delete: impl FnOnce(&Dentry, &Dentry) -> Result<(), i32>,
+        may_delete: impl FnOnce(&Dentry, &Node) -> Result<(), i32>,
     ) -> Result<(), i32> {
         let mut state = self.state.lock();
         if state.dead {
@@ -191,6 +363,9 @@ impl Dentry {
         }
         let child = state.children.get(name).ok_or(ENOENT)?;
         may_delete(self, child)?;
+        let Node::Dir(child) = child else {
+            return Err(ENOTDIR);
+        };
         {
             let mut child_state = child.state.lock();
             if !child_state.children.is_empty() {
@@ -292,7 +467,7 @@ mod tests {
         );
         let full = root.mkdir(b"full", 0o755, ROOT_OWNER).unwrap();
         full.mkdir(b"x", 0o755, ROOT_OWNER).unwrap();
-        let refuse = |_: &Dentry, _: &Dentry| Err(EPERM);
+        let refuse = |_: &Dentry, _: &Node| Err(EPERM);
         assert_eq!(root.rmdir_checked(b"nope", refuse), Err(ENOENT));
         assert_eq!(root.rmdir_checked(b"full", refuse), Err(EPERM));
         assert_eq!(root.rmdir(b"full"), Err(ENOTEMPTY));

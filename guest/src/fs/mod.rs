@@ -4,8 +4,11 @@
 //! are embedded, see `programs.rs`). Only the tree builds on the host, for
 //! its unit tests.
 
+pub mod cpio;
 pub mod dentry;
+pub mod inode;
 pub mod namei;
+pub mod page_cache;
 pub mod permission;
 #[cfg(not(test))]
 pub mod pipe;

@@ -82,3 +82,5 @@ pub const ESPIPE: i32 = 29;
 pub const EMLINK: i32 = 31;
 pub const ELOOP: i32 = 40;
 pub const EOVERFLOW: i32 = 75;
+pub const EOPNOTSUPP: i32 = 95;
+pub const ENXIO: i32 = 6;

@@ -2504,6 +2504,7 @@ type Scenario = fn(&Ctx) -> Outcome;
 
 // Topic modules: after the macros above, which they use.
 mod altstack;
+mod files;
 mod fs;
 mod pgrp;
 mod sem;
@@ -2576,6 +2577,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(pgrp::SCENARIOS)
         .chain(sem::SCENARIOS)
         .chain(fs::SCENARIOS)
+        .chain(files::SCENARIOS)
         .chain(userns::SCENARIOS)
         .chain(signals::SCENARIOS)
         .chain(altstack::SCENARIOS)

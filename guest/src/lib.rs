@@ -99,7 +99,7 @@ mod kernel {
         populate_root(&info);
         // pid 1: init, which runs the shell (`init -c SCRIPT` for `forkvm
         // -c`), or the program `forkvm --init PATH -- ARGS` names.
-        let mut argv: Vec<&[u8]> = alloc::vec![b"init"];
+        let mut argv: Vec<&[u8]> = alloc::vec![b"/sbin/forkvm/init"];
         if let Some(script) = script {
             argv.extend_from_slice(&[b"-c", script]);
         }
@@ -113,7 +113,7 @@ mod kernel {
             argv = bytes.split(|&b| b == 0).collect();
             argv.pop(); // after the last NUL
         }
-        let path = argv.first().copied().unwrap_or(b"init");
+        let path = argv.first().copied().unwrap_or(b"/sbin/forkvm/init");
         match crate::process::exec::spawn_user_process(path, &argv) {
             Ok(pid) => assert_eq!(pid, 1, "init must be pid 1"),
             Err(errno) => {
@@ -133,6 +133,7 @@ mod kernel {
     /// the device nodes and the built-in programs under `/sbin/forkvm/`.
     fn populate_root(info: &BootInfo) {
         let root = crate::process::fs_struct::init_root();
+        crate::fs::exec::set_builtin_by_name(info.initrd_size == 0);
         if info.initrd_size != 0 {
             // SAFETY: the VMM copied the archive there and left the range
             // out of the RAM regions, so no frame of it is ever handed out;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use vmm::config::{parse_memory_size, PlatformChoice, VmConfig, DEFAULT_KVM_DEVICE};
 use vmm::{GuestExit, Outcome};
 
@@ -64,7 +64,7 @@ struct Cli {
     init: Option<String>,
 
     /// Arguments for --init's program (after `--`).
-    #[arg(last = true, value_name = "ARGS", requires = "init")]
+    #[arg(last = true, value_name = "ARGS")]
     init_args: Vec<String>,
 
     /// Log VMM events to stderr (-v info, -vv debug).
@@ -97,6 +97,14 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.init.is_none() && !cli.init_args.is_empty() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "arguments after -- are for --init's program: give --init PATH",
+            )
+            .exit();
+    }
     init_logging(cli.verbose);
 
     let mut config = VmConfig::new(

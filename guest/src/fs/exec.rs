@@ -1,9 +1,15 @@
 //! Finding what `execve` runs (Linux `do_open_execat` and
-//! `binfmt_script`): a regular file of the tree with execute permission,
-//! or, for a name the tree does not have, the built-in program of that
-//! name (so `hello` and `/bin/hello` still run the embedded programs, as
-//! before there were files). A file starting with `#!` runs its
-//! interpreter with the script's path as an argument.
+//! `binfmt_script`): a regular file of the tree with execute permission
+//! (the built-in programs are files under `/sbin/forkvm/`). A file
+//! starting with `#!` runs its interpreter with the script's path as an
+//! argument.
+//!
+//! Booted without an initramfs, a path the tree does not have also finds
+//! the built-in program named by its last component (so `hello` and
+//! `/bin/hello` run the embedded programs, as before there were files).
+//! With an initramfs, lookups are strictly Linux's: programs such as
+//! busybox's shell try names relative to the working directory and must
+//! see ENOENT, not one of ours.
 
 #[cfg(not(test))]
 pub use self::kernel::*;
@@ -13,6 +19,7 @@ use crate::errno::ENOEXEC;
 mod kernel {
 use alloc::vec::Vec;
 use core::ops::Deref;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::shebang;
 use crate::fs::dentry::Node;
@@ -36,6 +43,15 @@ impl Deref for ExecImage {
             ExecImage::Copied(bytes) => bytes,
         }
     }
+}
+
+/// Whether a missing path falls back to the built-in program of its last
+/// component (set at boot when there is no initramfs).
+static BUILTIN_BY_NAME: AtomicBool = AtomicBool::new(false);
+
+/// Turns the by-name fallback on or off.
+pub fn set_builtin_by_name(on: bool) {
+    BUILTIN_BY_NAME.store(on, Ordering::Relaxed);
 }
 
 /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
@@ -73,7 +89,7 @@ fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
     let inode = match found {
         Ok(Node::Inode(inode)) => inode,
         Ok(Node::Dir(_)) => return Err(EACCES),
-        Err(ENOENT) => {
+        Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => {
             return crate::programs::find(path)
                 .map(ExecImage::Static)
                 .ok_or(ENOENT)

@@ -853,3 +853,15 @@ pub fn fchdir(a: Args) -> SysResult {
     current_fs().lock().pwd = dir.clone();
     Ok(0)
 }
+
+/// `fcntl(F_GETFL)`: the status flags as opened (access mode, O_APPEND,
+/// O_NONBLOCK, O_PATH...); for the other kinds of file the access mode
+/// their ends have.
+pub fn status_flags(file: &File) -> u32 {
+    match &file.kind {
+        FileKind::Vfs(open) => open.flags,
+        FileKind::PipeRead(_) => O_RDONLY | (file.f_flags & 0o4000),
+        FileKind::PipeWrite(_) => O_WRONLY | (file.f_flags & 0o4000),
+        _ => 2 | (file.f_flags & 0o4000), // O_RDWR
+    }
+}

@@ -180,6 +180,7 @@ pub fn dup3(a: Args) -> SysResult {
 const F_DUPFD: u64 = 0;
 const F_GETFD: u64 = 1;
 const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const FD_CLOEXEC: u64 = 1;
 
@@ -195,6 +196,7 @@ pub fn fcntl(a: Args) -> SysResult {
         F_SETFD => table
             .set_close_on_exec(fd, arg & FD_CLOEXEC != 0)
             .map(|()| 0),
+        F_GETFL => Ok(u64::from(super::file::status_flags(&*table.get(fd)?))),
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let file = table.get(fd)?;
             table.install_from(file, arg, cmd == F_DUPFD_CLOEXEC)

@@ -83,7 +83,11 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 /// A user program built with this forkvm (`target/guest-user/...`).
 fn user_program(name: &str) -> Vec<u8> {
-    let target = Path::new(common::FORKVM).parent().unwrap().parent().unwrap();
+    let target = Path::new(common::FORKVM)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
     let dir = target.join("guest-user");
     for triple in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = triple.unwrap().path().join("release").join(name);
@@ -113,7 +117,10 @@ fn sample_archive() -> Vec<u8> {
 #[test]
 fn programs_links_and_scripts_run_from_the_archive() {
     require_kvm!();
-    for (what, bytes) in [("plain", sample_archive()), ("gzip", gzip(&sample_archive()))] {
+    for (what, bytes) in [
+        ("plain", sample_archive()),
+        ("gzip", gzip(&sample_archive())),
+    ] {
         let archive = scratch(&format!("sample-{what}.cpio"), &bytes);
         let out = forkvm()
             .arg("--initrd")
@@ -139,7 +146,11 @@ fn programs_links_and_scripts_run_from_the_archive() {
             "argv: hello\n",
             "argv: /sbin/forkvm/hello\n",
         ] {
-            assert!(text.contains(want), "{what}: no {want:?} in\n{text}{}", stderr(&out));
+            assert!(
+                text.contains(want),
+                "{what}: no {want:?} in\n{text}{}",
+                stderr(&out)
+            );
         }
         std::fs::remove_file(archive).ok();
     }
@@ -179,27 +190,53 @@ fn init_from_the_archive_gets_its_arguments() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stdout(&out).contains("argv: /sbin/forkvm/hello x\r\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("argv: /sbin/forkvm/hello x\r\n"),
+        "{}",
+        stdout(&out)
+    );
     std::fs::remove_file(archive).ok();
 }
 
 #[test]
 fn bad_arguments_and_files_are_one_line_errors() {
-    let out = forkvm().args(["--initrd", "/nonexistent/archive", "-c", "echo"]).output().unwrap();
+    let out = forkvm()
+        .args(["--initrd", "/nonexistent/archive", "-c", "echo"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("cannot read initramfs /nonexistent/archive"), "{}", stderr(&out));
-    let out = forkvm().args(["--initrd", "/", "-c", "echo"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("cannot read initramfs /nonexistent/archive"),
+        "{}",
+        stderr(&out)
+    );
+    let out = forkvm()
+        .args(["--initrd", "/", "-c", "echo"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("initramfs /: it is a directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("initramfs /: it is a directory"),
+        "{}",
+        stderr(&out)
+    );
     let broken = gzip(&sample_archive());
     let path = scratch("broken.cpio.gz", &broken[..broken.len() / 2]);
-    let out = forkvm().arg("--initrd").arg(&path).args(["-c", "echo"]).output().unwrap();
+    let out = forkvm()
+        .arg("--initrd")
+        .arg(&path)
+        .args(["-c", "echo"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("bad gzip data"), "{}", stderr(&out));
     std::fs::remove_file(path).ok();
     // 20 MiB of data cannot leave the kernel 16 MiB of a 32 MiB guest.
     let mut big = Archive::new();
-    let path = scratch("big.cpio", &big.file("big", 0o644, &vec![1u8; 20 << 20]).finish());
+    let path = scratch(
+        "big.cpio",
+        &big.file("big", 0o644, &vec![1u8; 20 << 20]).finish(),
+    );
     let out = forkvm()
         .arg("--initrd")
         .arg(&path)
@@ -208,10 +245,17 @@ fn bad_arguments_and_files_are_one_line_errors() {
         .unwrap();
     std::fs::remove_file(path).ok();
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("the initramfs is too large"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the initramfs is too large"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // --init takes no -c, and arguments after -- need --init.
-    let out = forkvm().args(["--init", "/x", "-c", "echo"]).output().unwrap();
+    let out = forkvm()
+        .args(["--init", "/x", "-c", "echo"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let out = forkvm().args(["-c", "echo", "--", "x"]).output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -220,7 +264,12 @@ fn bad_arguments_and_files_are_one_line_errors() {
 /// Boots with `archive` and returns (exit code, stderr).
 fn boot_with(name: &str, archive: &[u8]) -> (i32, String) {
     let path = scratch(name, archive);
-    let out = forkvm().arg("--initrd").arg(&path).args(["-c", "echo booted"]).output().unwrap();
+    let out = forkvm()
+        .arg("--initrd")
+        .arg(&path)
+        .args(["-c", "echo booted"])
+        .output()
+        .unwrap();
     std::fs::remove_file(path).ok();
     assert!(!stdout(&out).contains("booted"), "{}", stdout(&out));
     (code(&out), stderr(&out))
@@ -240,23 +289,40 @@ fn corrupt_archives_stop_the_boot_with_offset_and_reason() {
     let mut size_beyond = good.clone();
     size_beyond[second + 54..second + 62].copy_from_slice(b"7fffffff");
     for (name, archive, want) in [
-        ("truncated", good[..second + 50].to_vec(), format!("corrupt initramfs at byte {second}: truncated header")),
-        ("magic", bad_magic, format!("corrupt initramfs at byte {second}: bad magic")),
+        (
+            "truncated",
+            good[..second + 50].to_vec(),
+            format!("corrupt initramfs at byte {second}: truncated header"),
+        ),
+        (
+            "magic",
+            bad_magic,
+            format!("corrupt initramfs at byte {second}: bad magic"),
+        ),
         (
             "name",
             name_overflow,
-            format!("corrupt initramfs at byte {}: the name runs past the end", second + 110),
+            format!(
+                "corrupt initramfs at byte {}: the name runs past the end",
+                second + 110
+            ),
         ),
         (
             "size",
             size_beyond,
             // The data would start after the name "etc\0", 4-aligned.
-            format!("corrupt initramfs at byte {}: the file data runs past the end", second + 116),
+            format!(
+                "corrupt initramfs at byte {}: the file data runs past the end",
+                second + 116
+            ),
         ),
     ] {
         let (code, err) = boot_with(&format!("{name}.cpio"), &archive);
         assert_eq!(code, 1, "{name}: {err}");
-        assert!(err.contains(&format!("forkvm: the guest cannot boot: {want}")), "{name}: {err}");
+        assert!(
+            err.contains(&format!("forkvm: the guest cannot boot: {want}")),
+            "{name}: {err}"
+        );
         assert!(!err.contains("panic"), "{name}: {err}");
     }
 }
@@ -267,7 +333,10 @@ fn file_frames_come_back_when_the_last_reference_goes() {
     let round = "run proctest files-create-read-write files-sparse-lseek files-unlink-open \
                  files-rename-over-open files-truncate files-append-two-processes; meminfo";
     // The first round fills the kernel's caches (stacks, page tables).
-    let out = forkvm().args(["-c", &format!("{round}; {round}; {round}")]).output().unwrap();
+    let out = forkvm()
+        .args(["-c", &format!("{round}; {round}; {round}")])
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert!(!text.contains("FAIL"), "{text}");
     let free: Vec<&str> = text
@@ -276,7 +345,10 @@ fn file_frames_come_back_when_the_last_reference_goes() {
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("free=")))
         .collect();
     assert_eq!(free.len(), 3, "{text}");
-    assert_eq!(free[1], free[2], "frames leaked by a round of file work:\n{text}");
+    assert_eq!(
+        free[1], free[2],
+        "frames leaked by a round of file work:\n{text}"
+    );
 }
 
 /// Debian's busybox-static, fetched once into `target/` (`apt-get
@@ -305,14 +377,22 @@ fn busybox() -> PathBuf {
         .arg(dir.join("root"))
         .status()
         .expect("dpkg-deb runs");
-    assert!(unpacked.success() && binary.exists(), "dpkg-deb -x {} failed", deb.display());
+    assert!(
+        unpacked.success() && binary.exists(),
+        "dpkg-deb -x {} failed",
+        deb.display()
+    );
     binary
 }
 
 /// The applets the busybox binary has.
 fn applets(busybox: &Path) -> Vec<String> {
     let out = Command::new(busybox).arg("--list").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `/bin/busybox`, `/bin/APPLET -> busybox` for each applet, `/tmp`.
@@ -353,7 +433,8 @@ fn busybox_runs_a_shell_script_like_on_the_host() {
     let busybox = busybox();
     // The host: the same binary, its applets alone on PATH, in a scratch
     // directory.
-    let host_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-host-{}", std::process::id()));
+    let host_dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-host-{}", std::process::id()));
     let host_bin = host_dir.join("bin");
     std::fs::create_dir_all(&host_bin).unwrap();
     for applet in applets(&busybox) {
@@ -369,7 +450,11 @@ fn busybox_runs_a_shell_script_like_on_the_host() {
         .output()
         .unwrap();
     std::fs::remove_dir_all(&host_dir).ok();
-    assert!(host.status.success(), "{}", String::from_utf8_lossy(&host.stderr));
+    assert!(
+        host.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
 
     let archive = scratch("busybox.cpio", &busybox_archive(&busybox));
     let guest_script = format!("export PATH=/bin; mkdir -p /tmp/work; cd /tmp/work; {SCRIPT}");
@@ -386,7 +471,12 @@ fn busybox_runs_a_shell_script_like_on_the_host() {
         .filter(|l| !l.starts_with("forkvm: "))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(guest, String::from_utf8_lossy(&host.stdout), "guest stderr: {}", stderr(&out));
+    assert_eq!(
+        guest,
+        String::from_utf8_lossy(&host.stdout),
+        "guest stderr: {}",
+        stderr(&out)
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 

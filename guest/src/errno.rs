@@ -76,11 +76,7 @@ pub fn name(errno: i32) -> &'static str {
 }
 // The file system's.
 pub const EXDEV: i32 = 18;
-pub const ENOTTY: i32 = 25;
-pub const ETXTBSY: i32 = 26;
 pub const ESPIPE: i32 = 29;
-pub const EMLINK: i32 = 31;
 pub const ELOOP: i32 = 40;
-pub const EOVERFLOW: i32 = 75;
 pub const EOPNOTSUPP: i32 = 95;
 pub const ENXIO: i32 = 6;

@@ -149,9 +149,8 @@ mod kernel {
                 crate::drivers::vmm_ports::report_boot_failure(message.as_bytes());
             }
         }
-        let images = crate::programs::names().filter_map(|name| {
-            crate::programs::find(name.as_bytes()).map(|image| (name, image))
-        });
+        let images = crate::programs::names()
+            .filter_map(|name| crate::programs::find(name.as_bytes()).map(|image| (name, image)));
         crate::fs::initramfs::add_system_files(root, images);
     }
 }

@@ -119,7 +119,10 @@ impl Vm {
         let initrd = match &config.initrd {
             Some(path) => {
                 let archive = crate::initrd::read(path)?;
-                crate::initrd::place(&forkvm_abi::ram_regions(config.memory).0, archive.len() as u64)?;
+                crate::initrd::place(
+                    &forkvm_abi::ram_regions(config.memory).0,
+                    archive.len() as u64,
+                )?;
                 Some(archive)
             }
             None => None,

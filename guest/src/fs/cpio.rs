@@ -123,8 +123,19 @@ fn hex_field(header: &[u8], index: usize) -> Option<u32> {
 }
 
 const FIELDS: [&str; 13] = [
-    "ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
-    "rdevmajor", "rdevminor", "namesize", "check",
+    "ino",
+    "mode",
+    "uid",
+    "gid",
+    "nlink",
+    "mtime",
+    "filesize",
+    "devmajor",
+    "devminor",
+    "rdevmajor",
+    "rdevminor",
+    "namesize",
+    "check",
 ];
 
 impl<'a> Iterator for Reader<'a> {
@@ -240,11 +251,11 @@ pub mod tests {
         }
         out.extend_from_slice(name);
         out.push(0);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
         out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }

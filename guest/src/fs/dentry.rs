@@ -205,13 +205,19 @@ impl Dentry {
     }
 
     /// Directories below this one (for `st_nlink`: 2 + subdirectories).
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
     pub fn subdirectories(&self) -> usize {
         let state = self.state.lock();
-        state.children.values().filter(|n| matches!(n, Node::Dir(_))).count()
+        state
+            .children
+            .values()
+            .filter(|n| matches!(n, Node::Dir(_)))
+            .count()
     }
 
     /// The entries, in name order, as `getdents64` lists them after `.`
     /// and `..`: (name, inode number, `S_IFMT` bits).
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
     pub fn entries(&self) -> alloc::vec::Vec<(Box<[u8]>, u64, u32)> {
         let state = self.state.lock();
         state
@@ -243,7 +249,9 @@ impl Dentry {
         }
         may_create(self)?;
         inode.meta.lock().nlink += 1;
-        state.children.insert(name.into(), Node::Inode(inode.clone()));
+        state
+            .children
+            .insert(name.into(), Node::Inode(inode.clone()));
         Ok(())
     }
 
@@ -277,7 +285,12 @@ impl Dentry {
     /// Puts `inode` under `name` in place of what is there (the second
     /// half of a rename of a non-directory): EISDIR over a directory.
     /// Returns the inode replaced, if any, its link uncounted.
-    pub fn replace_entry(&self, name: &[u8], inode: &Arc<Inode>) -> Result<Option<Arc<Inode>>, i32> {
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
+    pub fn replace_entry(
+        &self,
+        name: &[u8],
+        inode: &Arc<Inode>,
+    ) -> Result<Option<Arc<Inode>>, i32> {
         let mut state = self.state.lock();
         if state.dead {
             return Err(ENOENT);
@@ -293,7 +306,9 @@ impl Dentry {
             meta.nlink = meta.nlink.saturating_sub(1);
         }
         inode.meta.lock().nlink += 1;
-        state.children.insert(name.into(), Node::Inode(inode.clone()));
+        state
+            .children
+            .insert(name.into(), Node::Inode(inode.clone()));
         Ok(old)
     }
 

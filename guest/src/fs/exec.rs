@@ -17,102 +17,103 @@ use crate::errno::ENOEXEC;
 
 #[cfg(not(test))]
 mod kernel {
-use alloc::vec::Vec;
-use core::ops::Deref;
-use core::sync::atomic::{AtomicBool, Ordering};
+    use alloc::vec::Vec;
+    use core::ops::Deref;
+    use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::shebang;
-use crate::fs::dentry::Node;
-use crate::fs::inode::InodeKind;
-use crate::fs::permission::MAY_EXEC;
-use crate::errno::{EACCES, ELOOP, ENOENT, ENOMEM};
+    use super::shebang;
+    use crate::errno::{EACCES, ELOOP, ENOENT, ENOMEM};
+    use crate::fs::dentry::Node;
+    use crate::fs::inode::InodeKind;
+    use crate::fs::permission::MAY_EXEC;
 
-/// A program's bytes: in the kernel image (built-in programs, unchanged
-/// files made from them) or copied from the file's pages.
-pub enum ExecImage {
-    Static(&'static [u8]),
-    Copied(Vec<u8>),
-}
+    /// A program's bytes: in the kernel image (built-in programs, unchanged
+    /// files made from them) or copied from the file's pages.
+    pub enum ExecImage {
+        Static(&'static [u8]),
+        Copied(Vec<u8>),
+    }
 
-impl Deref for ExecImage {
-    type Target = [u8];
+    impl Deref for ExecImage {
+        type Target = [u8];
 
-    fn deref(&self) -> &[u8] {
-        match self {
-            ExecImage::Static(bytes) => bytes,
-            ExecImage::Copied(bytes) => bytes,
+        fn deref(&self) -> &[u8] {
+            match self {
+                ExecImage::Static(bytes) => bytes,
+                ExecImage::Copied(bytes) => bytes,
+            }
         }
     }
-}
 
-/// Whether a missing path falls back to the built-in program of its last
-/// component (set at boot when there is no initramfs).
-static BUILTIN_BY_NAME: AtomicBool = AtomicBool::new(false);
+    /// Whether a missing path falls back to the built-in program of its last
+    /// component (set at boot when there is no initramfs).
+    static BUILTIN_BY_NAME: AtomicBool = AtomicBool::new(false);
 
-/// Turns the by-name fallback on or off.
-pub fn set_builtin_by_name(on: bool) {
-    BUILTIN_BY_NAME.store(on, Ordering::Relaxed);
-}
+    /// Turns the by-name fallback on or off.
+    pub fn set_builtin_by_name(on: bool) {
+        BUILTIN_BY_NAME.store(on, Ordering::Relaxed);
+    }
 
-/// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
-const MAX_INTERPRETERS: usize = 4;
+    /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
+    const MAX_INTERPRETERS: usize = 4;
 
-/// The image `path` names and the arguments it runs with (changed for a
-/// script: interpreter, its optional argument, the script's path, then
-/// `argv[1..]`).
-pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<(ExecImage, Vec<Vec<u8>>), i32> {
-    let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-    let mut path = path.to_vec();
-    for _ in 0..=MAX_INTERPRETERS {
-        let image = open_one(&path)?;
-        let Some(line) = shebang(&image) else {
-            return Ok((image, argv));
+    /// The image `path` names and the arguments it runs with (changed for a
+    /// script: interpreter, its optional argument, the script's path, then
+    /// `argv[1..]`).
+    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<(ExecImage, Vec<Vec<u8>>), i32> {
+        let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+        let mut path = path.to_vec();
+        for _ in 0..=MAX_INTERPRETERS {
+            let image = open_one(&path)?;
+            let Some(line) = shebang(&image) else {
+                return Ok((image, argv));
+            };
+            let (interpreter, argument) = line?;
+            let mut new_argv = Vec::with_capacity(argv.len() + 2);
+            new_argv.push(interpreter.to_vec());
+            if let Some(argument) = argument {
+                new_argv.push(argument.to_vec());
+            }
+            new_argv.push(path.clone());
+            new_argv.extend(argv.iter().skip(1).cloned());
+            argv = new_argv;
+            path = interpreter.to_vec();
+        }
+        Err(ELOOP)
+    }
+
+    fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
+        let access = crate::fs::current::current_access();
+        let fs = crate::fs::current::current_fs();
+        let found = fs.lock().walk(&access).lookup_node(path, true);
+        let inode = match found {
+            Ok(Node::Inode(inode)) => inode,
+            Ok(Node::Dir(_)) => return Err(EACCES),
+            Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => {
+                return crate::programs::find(path)
+                    .map(ExecImage::Static)
+                    .ok_or(ENOENT)
+            }
+            Err(e) => return Err(e),
         };
-        let (interpreter, argument) = line?;
-        let mut new_argv = Vec::with_capacity(argv.len() + 2);
-        new_argv.push(interpreter.to_vec());
-        if let Some(argument) = argument {
-            new_argv.push(argument.to_vec());
+        let InodeKind::Regular(data) = &inode.kind else {
+            return Err(EACCES);
+        };
+        access.permission_node(&Node::Inode(inode.clone()), MAY_EXEC)?;
+        let data = data.lock();
+        if let Some(image) = data.image() {
+            return Ok(ExecImage::Static(image));
         }
-        new_argv.push(path.clone());
-        new_argv.extend(argv.iter().skip(1).cloned());
-        argv = new_argv;
-        path = interpreter.to_vec();
+        // The loader reads the whole program (it copies it into the new
+        // address space anyway); file-backed mappings would share the pages.
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(data.size() as usize)
+            .map_err(|_| ENOMEM)?;
+        bytes.resize(data.size() as usize, 0);
+        data.read_at(0, &mut bytes);
+        Ok(ExecImage::Copied(bytes))
     }
-    Err(ELOOP)
-}
-
-fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
-    let access = crate::fs::current::current_access();
-    let fs = crate::fs::current::current_fs();
-    let found = fs.lock().walk(&access).lookup_node(path, true);
-    let inode = match found {
-        Ok(Node::Inode(inode)) => inode,
-        Ok(Node::Dir(_)) => return Err(EACCES),
-        Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => {
-            return crate::programs::find(path)
-                .map(ExecImage::Static)
-                .ok_or(ENOENT)
-        }
-        Err(e) => return Err(e),
-    };
-    let InodeKind::Regular(data) = &inode.kind else {
-        return Err(EACCES);
-    };
-    access.permission_node(&Node::Inode(inode.clone()), MAY_EXEC)?;
-    let data = data.lock();
-    if let Some(image) = data.image() {
-        return Ok(ExecImage::Static(image));
-    }
-    // The loader reads the whole program (it copies it into the new
-    // address space anyway); file-backed mappings would share the pages.
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(data.size() as usize).map_err(|_| ENOMEM)?;
-    bytes.resize(data.size() as usize, 0);
-    data.read_at(0, &mut bytes);
-    Ok(ExecImage::Copied(bytes))
-}
-
 }
 
 /// How much of a script's first line counts (Linux `BINPRM_BUF_SIZE`).
@@ -133,7 +134,10 @@ pub fn shebang(image: &[u8]) -> Option<Shebang<'_>> {
             // A line longer than the buffer: Linux accepts it only if the
             // interpreter (and argument) ended within it; keep it simple
             // and refuse, as an unterminated interpreter path would be.
-            let interpreter_ends = head.iter().skip_while(|b| is_blank(**b)).any(|&b| is_blank(b));
+            let interpreter_ends = head
+                .iter()
+                .skip_while(|b| is_blank(**b))
+                .any(|&b| is_blank(b));
             if !interpreter_ends {
                 return Some(Err(ENOEXEC));
             }
@@ -148,7 +152,10 @@ pub fn shebang(image: &[u8]) -> Option<Shebang<'_>> {
     let split = line.iter().position(|&b| is_blank(b)).unwrap_or(line.len());
     let (interpreter, argument) = line.split_at(split);
     let argument = trim(argument);
-    Some(Ok((interpreter, (!argument.is_empty()).then_some(argument))))
+    Some(Ok((
+        interpreter,
+        (!argument.is_empty()).then_some(argument),
+    )))
 }
 
 fn is_blank(b: u8) -> bool {
@@ -178,7 +185,10 @@ mod tests {
     #[test]
     fn shebang_lines() {
         assert_eq!(shebang(b"\x7fELF"), None);
-        assert_eq!(shebang(b"#!/bin/sh\necho"), Some(Ok((&b"/bin/sh"[..], None))));
+        assert_eq!(
+            shebang(b"#!/bin/sh\necho"),
+            Some(Ok((&b"/bin/sh"[..], None)))
+        );
         assert_eq!(
             shebang(b"#! /bin/sh  -e -x \t\nrest"),
             Some(Ok((&b"/bin/sh"[..], Some(&b"-e -x"[..]))))

@@ -15,7 +15,6 @@ pub const O_WRONLY: u32 = 0o1;
 pub const O_RDWR: u32 = 0o2;
 pub const O_CREAT: u32 = 0o100;
 pub const O_EXCL: u32 = 0o200;
-pub const O_NOCTTY: u32 = 0o400;
 pub const O_TRUNC: u32 = 0o1000;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
@@ -130,7 +129,9 @@ impl OpenFile {
     pub fn seekable(&self) -> bool {
         match &self.node {
             Node::Dir(_) => true,
-            Node::Inode(inode) => matches!(inode.kind, InodeKind::Regular(_) | InodeKind::CharDevice(_)),
+            Node::Inode(inode) => {
+                matches!(inode.kind, InodeKind::Regular(_) | InodeKind::CharDevice(_))
+            }
         }
     }
 }

@@ -25,7 +25,9 @@ use crate::errno::{EEXIST, ENOMEM};
 pub enum UnpackError {
     Corrupt(ArchiveError),
     /// No frame was left for a file's data; the member's offset.
-    OutOfMemory { offset: usize },
+    OutOfMemory {
+        offset: usize,
+    },
 }
 
 impl core::fmt::Display for UnpackError {
@@ -33,7 +35,10 @@ impl core::fmt::Display for UnpackError {
         match self {
             UnpackError::Corrupt(e) => write!(f, "{e}"),
             UnpackError::OutOfMemory { offset } => {
-                write!(f, "out of memory unpacking the initramfs member at byte {offset}")
+                write!(
+                    f,
+                    "out of memory unpacking the initramfs member at byte {offset}"
+                )
             }
         }
     }
@@ -86,7 +91,10 @@ fn add(
 ) -> Result<bool, UnpackError> {
     let Some((dir, name)) = place(root, entry.name) else {
         // "." (the root itself) or a path whose parent is missing.
-        return Ok(entry.name.split(|&b| b == b'/').all(|p| p.is_empty() || p == b"."));
+        return Ok(entry
+            .name
+            .split(|&b| b == b'/')
+            .all(|p| p.is_empty() || p == b"."));
     };
     let owner = Owner {
         uid: entry.uid,
@@ -150,7 +158,12 @@ fn add(
             owner.uid,
             owner.gid,
         )),
-        _ => Arc::new(Inode::new(InodeKind::Special, entry.mode, owner.uid, owner.gid)),
+        _ => Arc::new(Inode::new(
+            InodeKind::Special,
+            entry.mode,
+            owner.uid,
+            owner.gid,
+        )),
     };
     inode.meta.lock().mtime = u64::from(entry.mtime);
     Ok(dir.link_checked(name, &inode, created).is_ok())
@@ -158,7 +171,11 @@ fn add(
 
 /// Adds the device nodes and the built-in programs (`images`: name and
 /// ELF image) to the tree, where an archive did not already put them.
-pub fn add_system_files<'a>(root: &Arc<Dentry>, images: impl Iterator<Item = (&'a str, &'static [u8])>) {
+#[cfg_attr(test, allow(dead_code))] // called at boot
+pub fn add_system_files<'a>(
+    root: &Arc<Dentry>,
+    images: impl Iterator<Item = (&'a str, &'static [u8])>,
+) {
     let root_owner = Owner { uid: 0, gid: 0 };
     let dev = root
         .mkdir(b"dev", 0o755, root_owner)
@@ -212,7 +229,9 @@ mod tests {
     };
 
     fn read_all(node: &Node) -> Vec<u8> {
-        let Node::Inode(inode) = node else { panic!("a file") };
+        let Node::Inode(inode) = node else {
+            panic!("a file")
+        };
         let data = inode.data().unwrap().lock();
         let mut buf = alloc::vec![0; data.size() as usize];
         data.read_at(0, &mut buf);
@@ -234,7 +253,13 @@ mod tests {
         trailer(&mut a);
         let root = Dentry::new_tree();
         let result = unpack(&root, &a).unwrap();
-        assert_eq!(result, Unpacked { entries: 8, skipped: 1 });
+        assert_eq!(
+            result,
+            Unpacked {
+                entries: 8,
+                skipped: 1
+            }
+        );
         let walk = crate::fs::namei::Walk {
             root: &root,
             pwd: &root,
@@ -244,7 +269,9 @@ mod tests {
         assert_eq!(read_all(&busybox), [7; 5000]);
         let ls = walk.lookup_node(b"/bin/ls", true).unwrap();
         assert_eq!(ls.ino(), busybox.ino(), "a hard link");
-        let Node::Inode(inode) = ls.clone() else { panic!() };
+        let Node::Inode(inode) = ls.clone() else {
+            panic!()
+        };
         assert_eq!(inode.meta().nlink, 2);
         assert_eq!(inode.meta().mode, 0o100755);
         let null = walk.lookup_node(b"/dev/null", true).unwrap();
@@ -257,7 +284,11 @@ mod tests {
         assert_eq!(backend::live(), before + 2, "still linked as ls");
         bin.unlink_checked(b"ls", |_, _| Ok(())).unwrap();
         assert_eq!(inode.meta().nlink, 0);
-        assert_eq!(backend::live(), before + 2, "still referenced (an open file)");
+        assert_eq!(
+            backend::live(),
+            before + 2,
+            "still referenced (an open file)"
+        );
         drop(inode);
         assert_eq!(backend::live(), before);
     }
@@ -271,7 +302,10 @@ mod tests {
         a.truncate(cut + 40);
         let root = Dentry::new_tree();
         let err = unpack(&root, &a).unwrap_err();
-        assert_eq!(alloc::format!("{err}"), alloc::format!("corrupt initramfs at byte {cut}: truncated header"));
+        assert_eq!(
+            alloc::format!("{err}"),
+            alloc::format!("corrupt initramfs at byte {cut}: truncated header")
+        );
     }
 
     #[test]

@@ -70,7 +70,13 @@ impl Walk<'_> {
     /// One component looked up in `dir` (search permission first); a
     /// symbolic link is followed if `follow`, relative to `dir` (Linux
     /// `walk_component`, `pick_link`): ELOOP past MAX_SYMLINKS.
-    fn step(&self, dir: Arc<Dentry>, name: &[u8], follow: bool, links: &mut u32) -> Result<Node, i32> {
+    fn step(
+        &self,
+        dir: Arc<Dentry>,
+        name: &[u8],
+        follow: bool,
+        links: &mut u32,
+    ) -> Result<Node, i32> {
         self.access.permission(&dir, MAY_EXEC)?;
         let node = match name {
             b"." => return Ok(Node::Dir(dir)),
@@ -98,7 +104,13 @@ impl Walk<'_> {
     /// directory (symbolic links followed); the last is followed if
     /// `follow_last` or the path ends in a slash, which also requires a
     /// directory (ENOTDIR).
-    fn resolve(&self, start: Arc<Dentry>, path: &[u8], follow_last: bool, links: &mut u32) -> Result<Node, i32> {
+    fn resolve(
+        &self,
+        start: Arc<Dentry>,
+        path: &[u8],
+        follow_last: bool,
+        links: &mut u32,
+    ) -> Result<Node, i32> {
         let mut names = components(path);
         let Some(last) = names.next_back() else {
             return Ok(Node::Dir(start));
@@ -333,7 +345,12 @@ mod tests {
             dir.link_checked(name, &inode, root_owner).unwrap();
             inode
         };
-        let file = Arc::new(Inode::new(InodeKind::Regular(Default::default()), 0o644, 0, 0));
+        let file = Arc::new(Inode::new(
+            InodeKind::Regular(Default::default()),
+            0o644,
+            0,
+            0,
+        ));
         f.b.link_checked(b"file", &file, root_owner).unwrap();
         link(&f.tmp, b"abs", b"/tmp/a/b");
         link(&f.tmp, b"rel", b"a/b/file");
@@ -351,7 +368,10 @@ mod tests {
             panic!("a file")
         };
         assert!(Arc::ptr_eq(&found, &file));
-        assert_eq!(walk.lookup_node(b"rel", false).unwrap().symlink_target(), Some(&b"a/b/file"[..]));
+        assert_eq!(
+            walk.lookup_node(b"rel", false).unwrap().symlink_target(),
+            Some(&b"a/b/file"[..])
+        );
         assert_eq!(walk.lookup(b"rel").err(), Some(ENOTDIR));
         assert_eq!(walk.lookup_node(b"rel/", false).err(), Some(ENOTDIR));
         assert_eq!(walk.lookup_node(b"a/b/file/x", true).err(), Some(ENOTDIR));

@@ -124,13 +124,14 @@ impl FileData {
         self.materialize()?;
         if size < self.size {
             let first_gone = size.div_ceil(PAGE);
-            let gone: alloc::vec::Vec<u64> = self.pages.range(first_gone..).map(|(&i, _)| i).collect();
+            let gone: alloc::vec::Vec<u64> =
+                self.pages.range(first_gone..).map(|(&i, _)| i).collect();
             for index in gone {
                 if let Some(frame) = self.pages.remove(&index) {
                     backend::free(frame);
                 }
             }
-            if size % PAGE != 0 {
+            if !size.is_multiple_of(PAGE) {
                 if let Some(&frame) = self.pages.get(&(size / PAGE)) {
                     let from = (size % PAGE) as usize;
                     backend::write(frame, from, &[0u8; PAGE as usize][from..]);
@@ -203,7 +204,9 @@ pub mod backend {
 
     use spin::Mutex;
 
-    static PAGES: Mutex<(u64, BTreeMap<u64, Box<[u8; 4096]>>)> = Mutex::new((1, BTreeMap::new()));
+    /// The next page id and the live pages.
+    type Pages = (u64, BTreeMap<u64, Box<[u8; 4096]>>);
+    static PAGES: Mutex<Pages> = Mutex::new((1, BTreeMap::new()));
     std::thread_local! {
         /// Pages this test thread holds, and how many it may.
         pub static LIVE: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, usize::MAX)) };
@@ -233,7 +236,8 @@ pub mod backend {
     }
 
     pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
-        PAGES.lock().1.get_mut(&frame).unwrap()[offset..offset + bytes.len()].copy_from_slice(bytes);
+        PAGES.lock().1.get_mut(&frame).unwrap()[offset..offset + bytes.len()]
+            .copy_from_slice(bytes);
     }
 
     /// Pages held by this thread's files.
@@ -276,7 +280,11 @@ mod tests {
             assert_eq!(tail, [1, 1, 1, 0, 0, 0, 0, 0], "zeroed past the cut");
             assert_eq!(backend::live(), before + 1);
         }
-        assert_eq!(backend::live(), before, "dropping the file frees its frames");
+        assert_eq!(
+            backend::live(),
+            before,
+            "dropping the file frees its frames"
+        );
     }
 
     #[test]
@@ -307,6 +315,9 @@ mod tests {
         backend::set_limit(usize::MAX);
         drop(f);
         assert_eq!(backend::live(), before);
-        assert_eq!(FileData::default().write_at(MAX_FILE_SIZE, b"x"), Err(EFBIG));
+        assert_eq!(
+            FileData::default().write_at(MAX_FILE_SIZE, b"x"),
+            Err(EFBIG)
+        );
     }
 }

@@ -111,12 +111,6 @@ impl Access {
             && self.fsuid != dir.uid()
             && !self.capable_over_ids(victim.uid(), victim.gid(), CAP_FOWNER)
     }
-
-    /// Whether the caller owns an inode or has CAP_FOWNER over it (Linux
-    /// `inode_owner_or_capable`: chmod, utimes, O_NOATIME).
-    pub fn owner_or_capable(&self, node: &Node) -> bool {
-        self.fsuid == node.uid() || self.capable_over_ids(node.uid(), node.gid(), CAP_FOWNER)
-    }
 }
 
 #[cfg(test)]
@@ -250,6 +244,9 @@ mod tests {
         // Execution needs an execute bit even for CAP_DAC_OVERRIDE.
         assert_eq!(overrider.permission_node(&private, MAY_EXEC), Err(EACCES));
         assert_eq!(overrider.permission_node(&file(0o700), MAY_EXEC), Ok(()));
-        assert_eq!(USER.permission_node(&file(0o755), MAY_EXEC | MAY_READ), Ok(()));
+        assert_eq!(
+            USER.permission_node(&file(0o755), MAY_EXEC | MAY_READ),
+            Ok(())
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::{current_mm, Args, SysResult};
 use crate::errno::{
     EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENXIO, EPERM, ESPIPE, EXDEV,
 };
-use crate::fs::dentry::{Dentry, Node, Owner};
+use crate::fs::dentry::{Dentry, Node};
 use crate::fs::file::{
     OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH,
     O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY,
@@ -86,13 +86,6 @@ fn getname_maybe_empty(address: u64, flags: u64) -> Result<Vec<u8>, i32> {
 
 fn now() -> u64 {
     crate::time::uptime_ns() / 1_000_000_000
-}
-
-fn owner(access: &Access) -> Owner {
-    Owner {
-        uid: access.fsuid,
-        gid: access.fsgid,
-    }
 }
 
 /// `openat(dirfd, path, flags, mode)` (and `open`): the `/proc` id-map

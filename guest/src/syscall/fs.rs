@@ -7,12 +7,10 @@ use alloc::vec::Vec;
 
 use super::file::with_walk;
 use super::{current_mm, Args, SysResult};
-use crate::errno::{
-    EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE,
-};
+use crate::errno::{EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE};
+pub(super) use crate::fs::current::{current_access, current_fs};
 use crate::fs::dentry::{Dentry, Owner};
 use crate::fs::namei::{path_from, Last, PATH_MAX};
-pub(super) use crate::fs::current::{current_access, current_fs};
 use crate::fs::permission::{Access, MAY_EXEC, MAY_WRITE};
 use crate::process::cred::CAP_SYS_CHROOT;
 
@@ -144,7 +142,11 @@ fn do_rmdir(dirfd: u64, path: &[u8]) -> SysResult {
 
 /// Linux `may_delete`'s permission part: write and search on the parent,
 /// then the sticky bit.
-pub(super) fn may_delete(access: &Access, parent: &Dentry, victim: &crate::fs::dentry::Node) -> Result<(), i32> {
+pub(super) fn may_delete(
+    access: &Access,
+    parent: &Dentry,
+    victim: &crate::fs::dentry::Node,
+) -> Result<(), i32> {
     access.permission(parent, MAY_WRITE | MAY_EXEC)?;
     if access.sticky_refuses(parent, victim) {
         return Err(EPERM);

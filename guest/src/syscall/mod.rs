@@ -310,7 +310,9 @@ fn not_implemented(number: u64) -> i32 {
     let task = sched::current();
     crate::println!(
         "forkvm: {} (pid {}): system call {} ({}) not implemented: ENOSYS",
-        core::str::from_utf8(&task.comm()).unwrap_or("?").trim_end_matches('\0'),
+        core::str::from_utf8(&task.comm())
+            .unwrap_or("?")
+            .trim_end_matches('\0'),
         task.pid,
         number,
         names::name(number).unwrap_or("unknown"),

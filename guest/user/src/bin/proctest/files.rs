@@ -126,12 +126,28 @@ fn lseek(fd: &Fd, offset: i64, whence: usize) -> Result<usize, Errno> {
 
 fn pread(fd: &Fd, buf: &mut [u8], offset: usize) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.
-    ret(unsafe { syscall4(nr::PREAD64, fd.raw() as usize, buf.as_mut_ptr() as usize, buf.len(), offset) })
+    ret(unsafe {
+        syscall4(
+            nr::PREAD64,
+            fd.raw() as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            offset,
+        )
+    })
 }
 
 fn pwrite(fd: &Fd, buf: &[u8], offset: usize) -> Result<usize, Errno> {
     // SAFETY: the kernel reads buf.
-    ret(unsafe { syscall4(nr::PWRITE64, fd.raw() as usize, buf.as_ptr() as usize, buf.len(), offset) })
+    ret(unsafe {
+        syscall4(
+            nr::PWRITE64,
+            fd.raw() as usize,
+            buf.as_ptr() as usize,
+            buf.len(),
+            offset,
+        )
+    })
 }
 
 fn ftruncate(fd: &Fd, len: i64) -> Result<usize, Errno> {
@@ -170,7 +186,15 @@ fn fstat(fd: &Fd) -> Result<Stat, Errno> {
 fn stat_at(path: &Path, flags: usize) -> Result<Stat, Errno> {
     let mut raw = [0u8; 144];
     // SAFETY: as for fstat; the path is NUL-terminated.
-    ret(unsafe { syscall4(nr::NEWFSTATAT, AT_FDCWD, path.ptr(), raw.as_mut_ptr() as usize, flags) })?;
+    ret(unsafe {
+        syscall4(
+            nr::NEWFSTATAT,
+            AT_FDCWD,
+            path.ptr(),
+            raw.as_mut_ptr() as usize,
+            flags,
+        )
+    })?;
     Ok(parse_stat(&raw))
 }
 
@@ -229,24 +253,49 @@ fn create_read_write(_: &Ctx) -> Outcome {
     umask(old);
     let fd = fd.ctx("open O_CREAT|O_EXCL")?;
     let st = fstat(&fd).ctx("fstat")?;
-    ensure!(st.mode == S_IFREG | 0o644, "mode {:o}, want 100644 (0666 less umask 022)", st.mode);
+    ensure!(
+        st.mode == S_IFREG | 0o644,
+        "mode {:o}, want 100644 (0666 less umask 022)",
+        st.mode
+    );
     ensure!(st.size == 0 && st.nlink == 1, "new file: {st:?}");
     ensure!(write(fd.raw(), b"hello, world") == Ok(12), "write");
     ensure!(fstat(&fd).ctx("fstat")?.size == 12, "size after write");
     let mut buf = [0u8; 32];
     ensure!(read(fd.raw(), &mut buf) == Ok(0), "read at the end is 0");
     ensure!(lseek(&fd, 0, SEEK_SET) == Ok(0), "lseek 0");
-    ensure!(read(fd.raw(), &mut buf[..5]) == Ok(5) && &buf[..5] == b"hello", "read back");
+    ensure!(
+        read(fd.raw(), &mut buf[..5]) == Ok(5) && &buf[..5] == b"hello",
+        "read back"
+    );
     ensure!(lseek(&fd, 0, SEEK_CUR) == Ok(5), "position after read");
     ensure!(pwrite(&fd, b"W", 7) == Ok(1), "pwrite");
-    ensure!(lseek(&fd, 0, SEEK_CUR) == Ok(5), "pwrite leaves the position");
-    ensure!(pread(&fd, &mut buf, 0) == Ok(12) && &buf[..12] == b"hello, World", "pread: {}", Bytes(&buf[..12]));
-    expect_err("O_EXCL on an existing file", open(&f, O_CREAT | O_EXCL | O_RDWR, 0o644), Errno::EEXIST)?;
+    ensure!(
+        lseek(&fd, 0, SEEK_CUR) == Ok(5),
+        "pwrite leaves the position"
+    );
+    ensure!(
+        pread(&fd, &mut buf, 0) == Ok(12) && &buf[..12] == b"hello, World",
+        "pread: {}",
+        Bytes(&buf[..12])
+    );
+    expect_err(
+        "O_EXCL on an existing file",
+        open(&f, O_CREAT | O_EXCL | O_RDWR, 0o644),
+        Errno::EEXIST,
+    )?;
     // O_CREAT without O_EXCL opens it; O_TRUNC empties it.
     let again = open(&f, O_CREAT | O_WRONLY | O_TRUNC, 0o600).ctx("O_CREAT|O_TRUNC")?;
-    ensure!(fstat(&again).ctx("fstat")?.mode == S_IFREG | 0o644, "an existing file keeps its mode");
+    ensure!(
+        fstat(&again).ctx("fstat")?.mode == S_IFREG | 0o644,
+        "an existing file keeps its mode"
+    );
     ensure!(fstat(&fd).ctx("fstat")?.size == 0, "O_TRUNC truncated");
-    expect_err("read on O_WRONLY", read(again.raw(), &mut buf), Errno::EBADF)?;
+    expect_err(
+        "read on O_WRONLY",
+        read(again.raw(), &mut buf),
+        Errno::EBADF,
+    )?;
     let ro = open(&f, O_RDONLY | O_CLOEXEC, 0).ctx("open O_RDONLY")?;
     expect_err("write on O_RDONLY", write(ro.raw(), b"x"), Errno::EBADF)?;
     unlink(&f).ctx("unlink")?;
@@ -258,26 +307,54 @@ fn create_read_write(_: &Ctx) -> Outcome {
 fn sparse_lseek(_: &Ctx) -> Outcome {
     let s = Scratch::new("sparse", ["f", "", "", "", "", "", "", ""])?;
     let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
-    ensure!(lseek(&fd, 10_000, SEEK_SET) == Ok(10_000), "lseek past the end");
-    ensure!(fstat(&fd).ctx("fstat")?.size == 0, "seeking does not grow the file");
+    ensure!(
+        lseek(&fd, 10_000, SEEK_SET) == Ok(10_000),
+        "lseek past the end"
+    );
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == 0,
+        "seeking does not grow the file"
+    );
     ensure!(write(fd.raw(), b"end") == Ok(3), "write after the hole");
     ensure!(fstat(&fd).ctx("fstat")?.size == 10_003, "size");
     let mut buf = [9u8; 10_003];
     ensure!(pread(&fd, &mut buf, 0) == Ok(10_003), "pread all");
-    ensure!(buf[..10_000].iter().all(|&b| b == 0), "the hole reads as zeros");
+    ensure!(
+        buf[..10_000].iter().all(|&b| b == 0),
+        "the hole reads as zeros"
+    );
     ensure!(&buf[10_000..] == b"end", "data after the hole");
     ensure!(lseek(&fd, -3, SEEK_END) == Ok(10_000), "SEEK_END -3");
     ensure!(lseek(&fd, 2, SEEK_CUR) == Ok(10_002), "SEEK_CUR");
     expect_err("negative position", lseek(&fd, -1, SEEK_SET), Errno::EINVAL)?;
-    expect_err("before the start", lseek(&fd, -20_000, SEEK_END), Errno::EINVAL)?;
+    expect_err(
+        "before the start",
+        lseek(&fd, -20_000, SEEK_END),
+        Errno::EINVAL,
+    )?;
     expect_err("bad whence", lseek(&fd, 0, 99), Errno::EINVAL)?;
-    ensure!(lseek(&fd, 0, SEEK_CUR) == Ok(10_002), "failed seeks do not move");
-    expect_err("pread at a negative offset", pread(&fd, &mut buf[..1], usize::MAX), Errno::EINVAL)?;
+    ensure!(
+        lseek(&fd, 0, SEEK_CUR) == Ok(10_002),
+        "failed seeks do not move"
+    );
+    expect_err(
+        "pread at a negative offset",
+        pread(&fd, &mut buf[..1], usize::MAX),
+        Errno::EINVAL,
+    )?;
     let (r, w) = pipe()?;
     let _ = w;
     expect_err("lseek on a pipe", lseek(&r, 0, SEEK_CUR), Errno::ESPIPE)?;
-    expect_err("pread on a pipe", pread(&r, &mut buf[..1], 0), Errno::ESPIPE)?;
-    expect_err("lseek on a closed fd", lseek(&Fd(999), 0, SEEK_SET), Errno::EBADF)?;
+    expect_err(
+        "pread on a pipe",
+        pread(&r, &mut buf[..1], 0),
+        Errno::ESPIPE,
+    )?;
+    expect_err(
+        "lseek on a closed fd",
+        lseek(&Fd(999), 0, SEEK_SET),
+        Errno::EBADF,
+    )?;
     Ok(())
 }
 
@@ -307,14 +384,25 @@ fn append_two_processes(_: &Ctx) -> Outcome {
     let fd = open(log, O_RDONLY, 0).ctx("open")?;
     let mut all = [0u8; 2 * ROUNDS * 8 + 1];
     let n = read_full(fd.raw(), &mut all)?;
-    ensure!(n == 2 * ROUNDS * 8, "{n} bytes, want {}: appends overwrote each other", 2 * ROUNDS * 8);
+    ensure!(
+        n == 2 * ROUNDS * 8,
+        "{n} bytes, want {}: appends overwrote each other",
+        2 * ROUNDS * 8
+    );
     for (i, record) in all[..n].chunks(8).enumerate() {
-        ensure!(record == [record[0]; 8], "record {i} is mixed: {}", Bytes(record));
+        ensure!(
+            record == [record[0]; 8],
+            "record {i} is mixed: {}",
+            Bytes(record)
+        );
     }
     // O_APPEND puts pwrite at the end too (Linux's documented bug).
     let fd = open(log, O_WRONLY | O_APPEND, 0).ctx("open O_APPEND")?;
     ensure!(pwrite(&fd, b"zz", 0) == Ok(2), "pwrite");
-    ensure!(fstat(&fd).ctx("fstat")?.size == (n + 2) as u64, "pwrite with O_APPEND appends");
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == (n + 2) as u64,
+        "pwrite with O_APPEND appends"
+    );
     Ok(())
 }
 
@@ -326,9 +414,15 @@ fn unlink_open(_: &Ctx) -> Outcome {
     unlink(&f).ctx("unlink")?;
     expect_err("stat after unlink", stat_at(&f, 0), Errno::ENOENT)?;
     let st = fstat(&fd).ctx("fstat")?;
-    ensure!(st.nlink == 0 && st.size == 6000, "an unlinked open file: {st:?}");
+    ensure!(
+        st.nlink == 0 && st.size == 6000,
+        "an unlinked open file: {st:?}"
+    );
     let mut buf = [0u8; 6000];
-    ensure!(pread(&fd, &mut buf, 0) == Ok(6000) && buf.iter().all(|&b| b == 7), "still readable");
+    ensure!(
+        pread(&fd, &mut buf, 0) == Ok(6000) && buf.iter().all(|&b| b == 7),
+        "still readable"
+    );
     ensure!(pwrite(&fd, b"x", 6000) == Ok(1), "still writable");
     // The name is free again, for a different file.
     let other = open(&f, O_CREAT | O_EXCL | O_RDWR, 0o600).ctx("create the name again")?;
@@ -345,54 +439,127 @@ fn rename_over_open(_: &Ctx) -> Outcome {
     write(fb.raw(), b"BB").ctx("write b")?;
     // SAFETY: NUL-terminated paths.
     let rename2 = |from: &Path, to: &Path, flags: usize| {
-        ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, from.ptr(), AT_FDCWD, to.ptr(), flags) })
+        ret(unsafe {
+            syscall5(
+                nr::RENAMEAT2,
+                AT_FDCWD,
+                from.ptr(),
+                AT_FDCWD,
+                to.ptr(),
+                flags,
+            )
+        })
     };
-    expect_err("RENAME_NOREPLACE over b", rename2(&a, &b, RENAME_NOREPLACE), Errno::EEXIST)?;
+    expect_err(
+        "RENAME_NOREPLACE over b",
+        rename2(&a, &b, RENAME_NOREPLACE),
+        Errno::EEXIST,
+    )?;
     rename2(&a, &b, 0).ctx("rename a over b")?;
     expect_err("a is gone", stat_at(&a, 0), Errno::ENOENT)?;
     let mut buf = [0u8; 8];
-    ensure!(pread(&fb, &mut buf, 0) == Ok(2) && &buf[..2] == b"BB", "the replaced file stays open and intact");
-    ensure!(fstat(&fb).ctx("fstat")?.nlink == 0, "the replaced file has no name");
+    ensure!(
+        pread(&fb, &mut buf, 0) == Ok(2) && &buf[..2] == b"BB",
+        "the replaced file stays open and intact"
+    );
+    ensure!(
+        fstat(&fb).ctx("fstat")?.nlink == 0,
+        "the replaced file has no name"
+    );
     let nb = open(&b, O_RDONLY, 0).ctx("open b")?;
-    ensure!(read(nb.raw(), &mut buf) == Ok(4) && &buf[..4] == b"AAAA", "b is a's file now");
-    ensure!(fstat(&nb).ctx("fstat")?.ino == fstat(&fa).ctx("fstat")?.ino, "same inode");
+    ensure!(
+        read(nb.raw(), &mut buf) == Ok(4) && &buf[..4] == b"AAAA",
+        "b is a's file now"
+    );
+    ensure!(
+        fstat(&nb).ctx("fstat")?.ino == fstat(&fa).ctx("fstat")?.ino,
+        "same inode"
+    );
     rename2(&b, &c, RENAME_NOREPLACE).ctx("rename to a new name")?;
-    expect_err("rename of a missing file", rename2(&a, &c, 0), Errno::ENOENT)?;
+    expect_err(
+        "rename of a missing file",
+        rename2(&a, &c, 0),
+        Errno::ENOENT,
+    )?;
     Ok(())
 }
 
 fn links(_: &Ctx) -> Outcome {
-    let s = Scratch::new("links", ["f", "hard", "sym", "loop", "dangling", "d", "", ""])?;
+    let s = Scratch::new(
+        "links",
+        ["f", "hard", "sym", "loop", "dangling", "d", "", ""],
+    )?;
     let (f, hard, sym) = (s.path("f"), s.path("hard"), s.path("sym"));
     let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
     write(fd.raw(), b"data").ctx("write")?;
     // SAFETY (each call below): NUL-terminated paths, a buffer of its length.
     ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }).ctx("link")?;
     ensure!(fstat(&fd).ctx("fstat")?.nlink == 2, "two names");
-    ensure!(stat_at(&hard, 0).ctx("stat hard")?.ino == fstat(&fd).ctx("fstat")?.ino, "one inode");
-    expect_err("link to an existing name", ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }), Errno::EEXIST)?;
+    ensure!(
+        stat_at(&hard, 0).ctx("stat hard")?.ino == fstat(&fd).ctx("fstat")?.ino,
+        "one inode"
+    );
+    expect_err(
+        "link to an existing name",
+        ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }),
+        Errno::EEXIST,
+    )?;
     let target = Path::new(format_args!("f"));
     ret(unsafe { syscall2(nr::SYMLINK, target.ptr(), sym.ptr()) }).ctx("symlink")?;
     let lst = stat_at(&sym, AT_SYMLINK_NOFOLLOW).ctx("lstat")?;
-    ensure!(lst.mode & S_IFMT == S_IFLNK && lst.size == 1, "lstat of a symlink: {lst:?}");
-    ensure!(stat_at(&sym, 0).ctx("stat sym")?.size == 4, "stat follows the link");
+    ensure!(
+        lst.mode & S_IFMT == S_IFLNK && lst.size == 1,
+        "lstat of a symlink: {lst:?}"
+    );
+    ensure!(
+        stat_at(&sym, 0).ctx("stat sym")?.size == 4,
+        "stat follows the link"
+    );
     let mut buf = [0u8; 16];
-    let n = ret(unsafe { syscall3(nr::READLINK, sym.ptr(), buf.as_mut_ptr() as usize, buf.len()) }).ctx("readlink")?;
+    let n = ret(unsafe {
+        syscall3(
+            nr::READLINK,
+            sym.ptr(),
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+        )
+    })
+    .ctx("readlink")?;
     ensure!(&buf[..n] == b"f", "readlink: {}", Bytes(&buf[..n]));
-    expect_err("readlink of a file", ret(unsafe { syscall3(nr::READLINK, f.ptr(), buf.as_mut_ptr() as usize, 16) }), Errno::EINVAL)?;
+    expect_err(
+        "readlink of a file",
+        ret(unsafe { syscall3(nr::READLINK, f.ptr(), buf.as_mut_ptr() as usize, 16) }),
+        Errno::EINVAL,
+    )?;
     let via = open(&sym, O_RDONLY, 0).ctx("open through the link")?;
     ensure!(read(via.raw(), &mut buf) == Ok(4), "read through the link");
-    expect_err("O_NOFOLLOW on a link", open(&sym, O_RDONLY | O_NOFOLLOW, 0), Errno::ELOOP)?;
+    expect_err(
+        "O_NOFOLLOW on a link",
+        open(&sym, O_RDONLY | O_NOFOLLOW, 0),
+        Errno::ELOOP,
+    )?;
     let lp = s.path("loop");
-    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("loop")).ptr(), lp.ptr()) }).ctx("symlink loop")?;
+    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("loop")).ptr(), lp.ptr()) })
+        .ctx("symlink loop")?;
     expect_err("a link to itself", open(&lp, O_RDONLY, 0), Errno::ELOOP)?;
     let dangling = s.path("dangling");
-    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("nowhere")).ptr(), dangling.ptr()) }).ctx("symlink")?;
+    ret(unsafe {
+        syscall2(
+            nr::SYMLINK,
+            Path::new(format_args!("nowhere")).ptr(),
+            dangling.ptr(),
+        )
+    })
+    .ctx("symlink")?;
     expect_err("a dangling link", stat_at(&dangling, 0), Errno::ENOENT)?;
     let d = s.path("d");
     ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
     let d2 = s.path("d2");
-    expect_err("hard link to a directory", ret(unsafe { syscall2(nr::LINK, d.ptr(), d2.ptr()) }), Errno::EPERM)?;
+    expect_err(
+        "hard link to a directory",
+        ret(unsafe { syscall2(nr::LINK, d.ptr(), d2.ptr()) }),
+        Errno::EPERM,
+    )?;
     unlink(&f).ctx("unlink f")?;
     ensure!(fstat(&fd).ctx("fstat")?.nlink == 1, "one name left");
     expect_err("the symlink now dangles", stat_at(&sym, 0), Errno::ENOENT)?;
@@ -405,22 +572,58 @@ fn open_errors(_: &Ctx) -> Outcome {
     drop(open(&f, O_CREAT | O_WRONLY, 0o600).ctx("create")?);
     // SAFETY: NUL-terminated path.
     ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
-    expect_err("O_DIRECTORY on a file", open(&f, O_RDONLY | O_DIRECTORY, 0), Errno::ENOTDIR)?;
-    expect_err("a directory for writing", open(&d, O_WRONLY, 0), Errno::EISDIR)?;
-    expect_err("O_CREAT of a directory", open(&d, O_CREAT | O_RDONLY, 0o600), Errno::EISDIR)?;
-    expect_err("a file with a slash", open(&s.path("f/"), O_RDONLY, 0), Errno::ENOTDIR)?;
-    expect_err("O_CREAT with a slash", open(&s.path("new/"), O_CREAT | O_RDWR, 0o600), Errno::EISDIR)?;
-    expect_err("through a file", open(&s.path("f/x"), O_RDONLY, 0), Errno::ENOTDIR)?;
+    expect_err(
+        "O_DIRECTORY on a file",
+        open(&f, O_RDONLY | O_DIRECTORY, 0),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "a directory for writing",
+        open(&d, O_WRONLY, 0),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "O_CREAT of a directory",
+        open(&d, O_CREAT | O_RDONLY, 0o600),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "a file with a slash",
+        open(&s.path("f/"), O_RDONLY, 0),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "O_CREAT with a slash",
+        open(&s.path("new/"), O_CREAT | O_RDWR, 0o600),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "through a file",
+        open(&s.path("f/x"), O_RDONLY, 0),
+        Errno::ENOTDIR,
+    )?;
     expect_err("missing", open(&s.path("nope"), O_RDONLY, 0), Errno::ENOENT)?;
-    expect_err("missing parent", open(&s.path("nope/x"), O_CREAT | O_RDWR, 0o600), Errno::ENOENT)?;
+    expect_err(
+        "missing parent",
+        open(&s.path("nope/x"), O_CREAT | O_RDWR, 0o600),
+        Errno::ENOENT,
+    )?;
     let dir = open(&d, O_RDONLY | O_DIRECTORY, 0).ctx("open a directory")?;
     let mut buf = [0u8; 4];
-    expect_err("read of a directory", read(dir.raw(), &mut buf), Errno::EISDIR)?;
+    expect_err(
+        "read of a directory",
+        read(dir.raw(), &mut buf),
+        Errno::EISDIR,
+    )?;
     let st = fstat(&dir).ctx("fstat dir")?;
     ensure!(st.mode == 0o40755, "directory mode {:o}", st.mode);
     expect_err("unlink of a directory", unlink(&d), Errno::EISDIR)?;
     // SAFETY: NUL-terminated path.
-    expect_err("rmdir of a file", ret(unsafe { syscall1(nr::RMDIR, f.ptr()) }), Errno::ENOTDIR)?;
+    expect_err(
+        "rmdir of a file",
+        ret(unsafe { syscall1(nr::RMDIR, f.ptr()) }),
+        Errno::ENOTDIR,
+    )?;
     expect_err("unlink with a slash", unlink(&s.path("f/")), Errno::ENOTDIR)?;
     Ok(())
 }
@@ -435,7 +638,10 @@ fn truncate(_: &Ctx) -> Outcome {
     ftruncate(&fd, 8192).ctx("grow")?;
     let mut buf = [9u8; 200];
     ensure!(pread(&fd, &mut buf, 0) == Ok(200), "pread");
-    ensure!(buf[..100].iter().all(|&b| b == 1) && buf[100..].iter().all(|&b| b == 0), "grown with zeros");
+    ensure!(
+        buf[..100].iter().all(|&b| b == 1) && buf[100..].iter().all(|&b| b == 0),
+        "grown with zeros"
+    );
     expect_err("negative length", ftruncate(&fd, -1), Errno::EINVAL)?;
     let ro = open(&f, O_RDONLY, 0).ctx("open O_RDONLY")?;
     expect_err("ftruncate read-only", ftruncate(&ro, 0), Errno::EINVAL)?;
@@ -456,7 +662,15 @@ fn getdents(_: &Ctx) -> Outcome {
     let mut seen = [false; 5];
     loop {
         // SAFETY: the kernel writes at most buf.len() bytes.
-        let n = ret(unsafe { syscall3(nr::GETDENTS64, dir.raw() as usize, buf.as_mut_ptr() as usize, buf.len()) }).ctx("getdents64")?;
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64")?;
         if n == 0 {
             break;
         }
@@ -477,27 +691,67 @@ fn getdents(_: &Ctx) -> Outcome {
             ensure!(kind == want_kind, "d_type of {}: {kind}", Bytes(name));
             ensure!(!seen[index], "{} twice", Bytes(name));
             seen[index] = true;
-            ensure!(reclen % 8 == 0, "reclen {reclen} not 8-aligned");
+            ensure!(reclen.is_multiple_of(8), "reclen {reclen} not 8-aligned");
             at += reclen;
         }
     }
     ensure!(seen.iter().all(|&s| s), "entries seen: {seen:?}");
     ensure!(lseek(&dir, 0, SEEK_SET) == Ok(0), "rewind the directory");
-    expect_err("a buffer too small", ret(unsafe { syscall3(nr::GETDENTS64, dir.raw() as usize, buf.as_mut_ptr() as usize, 8) }), Errno::EINVAL)?;
+    expect_err(
+        "a buffer too small",
+        ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                8,
+            )
+        }),
+        Errno::EINVAL,
+    )?;
     let file = open(&s.path("one"), O_RDONLY, 0).ctx("open file")?;
-    expect_err("getdents64 of a file", ret(unsafe { syscall3(nr::GETDENTS64, file.raw() as usize, buf.as_mut_ptr() as usize, buf.len()) }), Errno::ENOTDIR)?;
+    expect_err(
+        "getdents64 of a file",
+        ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                file.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        }),
+        Errno::ENOTDIR,
+    )?;
     Ok(())
 }
 
 fn dev_null_zero(_: &Ctx) -> Outcome {
     let null = open(&Path::new(format_args!("/dev/null")), O_RDWR, 0).ctx("open /dev/null")?;
     let mut buf = [7u8; 100];
-    ensure!(read(null.raw(), &mut buf) == Ok(0), "/dev/null reads nothing");
-    ensure!(write(null.raw(), &buf) == Ok(100), "/dev/null takes everything");
+    ensure!(
+        read(null.raw(), &mut buf) == Ok(0),
+        "/dev/null reads nothing"
+    );
+    ensure!(
+        write(null.raw(), &buf) == Ok(100),
+        "/dev/null takes everything"
+    );
     let st = fstat(&null).ctx("fstat")?;
-    ensure!(st.mode & S_IFMT == S_IFCHR && st.rdev == (1 << 8 | 3), "/dev/null is char 1,3: {st:?}");
+    ensure!(
+        st.mode & S_IFMT == S_IFCHR && st.rdev == (1 << 8 | 3),
+        "/dev/null is char 1,3: {st:?}"
+    );
     let zero = open(&Path::new(format_args!("/dev/zero")), O_RDONLY, 0).ctx("open /dev/zero")?;
-    ensure!(read(zero.raw(), &mut buf) == Ok(100) && buf.iter().all(|&b| b == 0), "/dev/zero reads zeros");
-    ensure!(stat_at(&Path::new(format_args!("/dev/zero")), 0).ctx("stat")?.rdev == (1 << 8 | 5), "/dev/zero is 1,5");
+    ensure!(
+        read(zero.raw(), &mut buf) == Ok(100) && buf.iter().all(|&b| b == 0),
+        "/dev/zero reads zeros"
+    );
+    ensure!(
+        stat_at(&Path::new(format_args!("/dev/zero")), 0)
+            .ctx("stat")?
+            .rdev
+            == (1 << 8 | 5),
+        "/dev/zero is 1,5"
+    );
     Ok(())
 }

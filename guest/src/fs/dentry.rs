@@ -20,6 +20,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
@@ -78,8 +79,20 @@ impl Node {
     /// Type and permission bits.
     pub fn mode(&self) -> u32 {
         match self {
-            Node::Dir(dir) => super::inode::S_IFDIR | dir.mode,
+            Node::Dir(dir) => super::inode::S_IFDIR | dir.mode(),
             Node::Inode(inode) => inode.meta().mode,
+        }
+    }
+
+    /// Sets the permission bits (`chmod`); the type stays.
+    #[cfg_attr(test, allow(dead_code))]
+    pub fn set_mode(&self, mode: u32) {
+        match self {
+            Node::Dir(dir) => dir.set_mode(mode),
+            Node::Inode(inode) => {
+                let mut meta = inode.meta.lock();
+                meta.mode = (meta.mode & super::inode::S_IFMT) | (mode & 0o7777);
+            }
         }
     }
 
@@ -107,7 +120,8 @@ pub struct Dentry {
     /// The directory it was created in; `None` for the root of the tree.
     parent: Option<Arc<Dentry>>,
     /// Permission bits (`0o7777`): from `mkdir`, less the umask.
-    mode: u32,
+    /// Changed by `chmod`.
+    mode: AtomicU32,
     owner: Owner,
     state: Mutex<DirState>,
 }
@@ -125,7 +139,7 @@ impl Dentry {
             ino: super::inode::next_ino(),
             name: name.into(),
             parent,
-            mode,
+            mode: AtomicU32::new(mode),
             owner,
             state: Mutex::new(DirState {
                 children: BTreeMap::new(),
@@ -166,7 +180,13 @@ impl Dentry {
     }
 
     pub fn mode(&self) -> u32 {
-        self.mode
+        self.mode.load(Ordering::Relaxed)
+    }
+
+    /// Sets the permission bits (`chmod`).
+    #[cfg_attr(test, allow(dead_code))]
+    pub fn set_mode(&self, mode: u32) {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
     }
 
     pub fn uid(&self) -> u32 {
@@ -345,7 +365,7 @@ impl Dentry {
             return Err(EEXIST);
         }
         may_create(self)?;
-        if self.mode & S_ISGID != 0 {
+        if self.mode() & S_ISGID != 0 {
             owner.gid = self.owner.gid;
             mode |= S_ISGID;
         }

@@ -17,6 +17,7 @@ pub const MAY_READ: u32 = 4;
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_FOWNER: u32 = 3;
+const CAP_FSETID: u32 = 4;
 
 /// The sticky bit: only an entry's owner (or the directory's) removes it.
 pub const S_ISVTX: u32 = 0o1000;
@@ -110,6 +111,18 @@ impl Access {
             && self.fsuid != victim.uid()
             && self.fsuid != dir.uid()
             && !self.capable_over_ids(victim.uid(), victim.gid(), CAP_FOWNER)
+    }
+
+    /// Whether the caller owns `node` or has CAP_FOWNER over it (Linux
+    /// `inode_owner_or_capable`: who may chmod it or set its times).
+    pub fn owner_or_capable(&self, node: &Node) -> bool {
+        self.fsuid == node.uid() || self.capable_over_ids(node.uid(), node.gid(), CAP_FOWNER)
+    }
+
+    /// Whether a chmod by the caller may keep S_ISGID on `node` (Linux
+    /// `setattr_should_drop_sgid`: in its group, or CAP_FSETID).
+    pub fn may_keep_setgid(&self, node: &Node) -> bool {
+        self.in_group(node.gid()) || self.capable_over_ids(node.uid(), node.gid(), CAP_FSETID)
     }
 }
 

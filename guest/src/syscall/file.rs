@@ -3,7 +3,8 @@
 //! paths of `read`/`write` for such files (called from `io`), `pread64`,
 //! `pwrite64`, `lseek`, `stat`/`fstat`/`lstat`/`newfstatat`, `getdents64`,
 //! `unlink`, `readlink(at)`, `symlink(at)`, `link(at)`, `rename(at)(2)`,
-//! `ftruncate`/`truncate`, `access`/`faccessat(2)`, `fchdir`.
+//! `ftruncate`/`truncate`, `access`/`faccessat(2)`, `fchdir`,
+//! `chmod`/`fchmod`/`fchmodat`, `utimensat`, `readv`/`writev`.
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -857,4 +858,164 @@ pub fn status_flags(file: &File) -> u32 {
         FileKind::PipeWrite(_) => O_WRONLY | (file.f_flags & 0o4000),
         _ => 2 | (file.f_flags & 0o4000), // O_RDWR
     }
+}
+
+/// Linux `chmod_common`: the owner or CAP_FOWNER (EPERM otherwise);
+/// S_ISGID is dropped unless the caller is in the file's group or has
+/// CAP_FSETID.
+fn chmod_node(access: &Access, node: &Node, mode: u64) -> SysResult {
+    if !access.owner_or_capable(node) {
+        return Err(EPERM);
+    }
+    let mut mode = mode as u32 & 0o7777;
+    if !access.may_keep_setgid(node) {
+        mode &= !crate::fs::permission::S_ISGID;
+    }
+    node.set_mode(mode);
+    Ok(0)
+}
+
+/// `fchmodat(dirfd, path, mode)` (and `chmod`): follows symbolic links.
+pub fn fchmodat(a: Args) -> SysResult {
+    let [dirfd, path, mode, ..] = a.0;
+    let path = getname(path)?;
+    let access = current_access();
+    let node = with_walk(dirfd, &path, &access, |walk| walk.lookup_node(&path, true))?;
+    chmod_node(&access, &node, mode)
+}
+
+/// `fchmod(fd, mode)`: EBADF for an O_PATH descriptor.
+pub fn fchmod(a: Args) -> SysResult {
+    let [fd, mode, ..] = a.0;
+    let file = file(fd)?;
+    match &file.kind {
+        FileKind::Vfs(open) if open.flags & O_PATH == 0 => {
+            chmod_node(&current_access(), &open.node, mode)
+        }
+        FileKind::Vfs(_) => Err(EBADF),
+        // Pipes and consoles have no inode here to change.
+        _ => Err(EPERM),
+    }
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// `utimensat(dirfd, path, times, flags)`: sets the modification time
+/// (the access time is not kept apart). A null `path` means `dirfd`
+/// itself (`futimens`). Times of "now" need ownership or write
+/// permission (EACCES), explicit times ownership (EPERM).
+pub fn utimensat(a: Args) -> SysResult {
+    let [dirfd, path, times, flags, ..] = a.0;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let mut stamps = [(0i64, UTIME_NOW); 2];
+    if times != 0 {
+        let mut raw = [0u8; 32];
+        current_mm()?.copy_from_user(times, &mut raw)?;
+        for (i, stamp) in stamps.iter_mut().enumerate() {
+            let field =
+                |at: usize| i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+            *stamp = (field(i * 16), field(i * 16 + 8));
+            let nsec = stamp.1;
+            if nsec != UTIME_NOW && nsec != UTIME_OMIT && !(0..1_000_000_000).contains(&nsec) {
+                return Err(EINVAL);
+            }
+        }
+    }
+    let access = current_access();
+    let node = if path == 0 {
+        match &file(u64::from(dirfd as u32))?.kind {
+            FileKind::Vfs(open) => open.node.clone(),
+            _ => return Err(EINVAL),
+        }
+    } else {
+        let path = getname_maybe_empty(path, flags)?;
+        if path.is_empty() {
+            match &file(u64::from(dirfd as u32))?.kind {
+                FileKind::Vfs(open) => open.node.clone(),
+                _ => return Err(EINVAL),
+            }
+        } else {
+            with_walk(dirfd, &path, &access, |walk| {
+                walk.lookup_node(&path, flags & AT_SYMLINK_NOFOLLOW == 0)
+            })?
+        }
+    };
+    if stamps.iter().all(|s| s.1 == UTIME_OMIT) {
+        return Ok(0);
+    }
+    let only_now = stamps.iter().all(|s| s.1 == UTIME_NOW || s.1 == UTIME_OMIT);
+    if !access.owner_or_capable(&node) {
+        if !only_now {
+            return Err(EPERM);
+        }
+        access.permission_node(&node, MAY_WRITE)?;
+    }
+    let (sec, nsec) = stamps[1];
+    let mtime = match nsec {
+        UTIME_OMIT => return Ok(0),
+        UTIME_NOW => now(),
+        _ => sec.max(0) as u64,
+    };
+    if let Node::Inode(inode) = &node {
+        inode.meta.lock().mtime = mtime;
+    }
+    Ok(0)
+}
+
+/// Most iovecs per call (Linux `UIO_MAXIOV`).
+const UIO_MAXIOV: u64 = 1024;
+
+/// `readv`/`writev(fd, iov, iovcnt)`: one `read`/`write` per buffer,
+/// stopping at the first short one; an error after some bytes moved
+/// returns the bytes. EINVAL for more than 1024 buffers or a total past
+/// `isize::MAX`.
+pub fn readv_writev(a: Args, write: bool) -> SysResult {
+    let [fd, iov, count, ..] = a.0;
+    if count > UIO_MAXIOV {
+        return Err(EINVAL);
+    }
+    let mut raw = vec![0u8; count as usize * 16];
+    current_mm()?.copy_from_user(iov, &mut raw)?;
+    let buffers: Vec<(u64, u64)> = raw
+        .chunks(16)
+        .map(|c| {
+            let word = |at: usize| u64::from_le_bytes(c[at..at + 8].try_into().unwrap_or([0; 8]));
+            (word(0), word(8))
+        })
+        .collect();
+    let mut total: u64 = 0;
+    for &(_, len) in &buffers {
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= isize::MAX as u64)
+            .ok_or(EINVAL)?;
+    }
+    // The descriptor's errors (EBADF) come first even for no buffers.
+    file(fd)?;
+    let mut done = 0;
+    for (base, len) in buffers {
+        if len == 0 {
+            continue;
+        }
+        let args = Args([fd, base, len, 0, 0, 0]);
+        let result = if write {
+            super::io::write(args)
+        } else {
+            super::io::read(args)
+        };
+        match result {
+            Ok(n) => {
+                done += n;
+                if n < len {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }

@@ -143,6 +143,12 @@ pub mod nr {
     pub const FACCESSAT: u64 = 269;
     pub const RENAMEAT2: u64 = 316;
     pub const FACCESSAT2: u64 = 439;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const CHMOD: u64 = 90;
+    pub const FCHMOD: u64 = 91;
+    pub const FCHMODAT: u64 = 268;
+    pub const UTIMENSAT: u64 = 280;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -283,6 +289,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::RENAME => file::renameat2(Args([AT_FDCWD, a.0[0], AT_FDCWD, a.0[1], 0, 0])),
         nr::RENAMEAT => file::renameat2(Args([a.0[0], a.0[1], a.0[2], a.0[3], 0, 0])),
         nr::RENAMEAT2 => file::renameat2(a),
+        nr::READV => file::readv_writev(a, false),
+        nr::WRITEV => file::readv_writev(a, true),
+        nr::CHMOD => file::fchmodat(Args([AT_FDCWD, a.0[0], a.0[1], 0, 0, 0])),
+        nr::FCHMOD => file::fchmod(a),
+        nr::FCHMODAT => file::fchmodat(a),
+        nr::UTIMENSAT => file::utimensat(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

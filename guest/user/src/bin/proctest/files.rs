@@ -22,6 +22,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-truncate", truncate),
     ("files-getdents", getdents),
     ("files-dev-null-zero", dev_null_zero),
+    ("files-chmod-utimes-iov", chmod_utimes_iov),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -44,6 +45,11 @@ mod nr {
     pub const SYMLINK: usize = 88;
     pub const READLINK: usize = 89;
     pub const GETDENTS64: usize = 217;
+    pub const CHMOD: usize = 90;
+    pub const FCHMOD: usize = 91;
+    pub const UTIMENSAT: usize = 280;
+    pub const READV: usize = 19;
+    pub const WRITEV: usize = 20;
 }
 
 const O_RDONLY: usize = 0;
@@ -163,6 +169,7 @@ struct Stat {
     mode: u32,
     size: u64,
     rdev: u64,
+    mtime: u64,
 }
 
 fn parse_stat(raw: &[u8; 144]) -> Stat {
@@ -173,6 +180,7 @@ fn parse_stat(raw: &[u8; 144]) -> Stat {
         mode: u64_at(24) as u32,
         size: u64_at(48),
         rdev: u64_at(40),
+        mtime: u64_at(88),
     }
 }
 
@@ -753,5 +761,64 @@ fn dev_null_zero(_: &Ctx) -> Outcome {
             == (1 << 8 | 5),
         "/dev/zero is 1,5"
     );
+    Ok(())
+}
+
+fn chmod_utimes_iov(_: &Ctx) -> Outcome {
+    let s = Scratch::new("chmod", ["f", "", "", "", "", "", "", ""])?;
+    let f = s.path("f");
+    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("create")?;
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    ret(unsafe { syscall2(nr::CHMOD, f.ptr(), 0o751) }).ctx("chmod")?;
+    ensure!(
+        fstat(&fd).ctx("fstat")?.mode == S_IFREG | 0o751,
+        "chmod shows in fstat"
+    );
+    ret(unsafe { syscall2(nr::FCHMOD, fd.raw() as usize, 0o4640) }).ctx("fchmod")?;
+    ensure!(
+        stat_at(&f, 0).ctx("stat")?.mode == S_IFREG | 0o4640,
+        "fchmod with set-user-id"
+    );
+    expect_err(
+        "chmod of a missing file",
+        ret(unsafe { syscall2(nr::CHMOD, s.path("nope").ptr(), 0o600) }),
+        Errno::ENOENT,
+    )?;
+    // utimensat with explicit times; the access time left alone.
+    let times: [i64; 4] = [0, (1 << 30) - 2, 1_000_000_000, 0];
+    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), times.as_ptr() as usize, 0) })
+        .ctx("utimensat")?;
+    ensure!(fstat(&fd).ctx("fstat")?.mtime == 1_000_000_000, "mtime set");
+    let bad: [i64; 4] = [0, 1_000_000_000, 0, 0];
+    expect_err(
+        "a bad nanosecond count",
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), bad.as_ptr() as usize, 0) }),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "utimensat of a missing file",
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, s.path("nope").ptr(), 0, 0) }),
+        Errno::ENOENT,
+    )?;
+    // writev then readv, across buffers.
+    let (a, b) = (*b"abc", *b"defgh");
+    let out: [usize; 4] = [a.as_ptr() as usize, 3, b.as_ptr() as usize, 5];
+    ensure!(
+        ret(unsafe { syscall3(nr::WRITEV, fd.raw() as usize, out.as_ptr() as usize, 2) }) == Ok(8),
+        "writev"
+    );
+    lseek(&fd, 0, SEEK_SET).ctx("rewind")?;
+    let (mut x, mut y) = ([0u8; 2], [0u8; 10]);
+    let into: [usize; 4] = [x.as_mut_ptr() as usize, 2, y.as_mut_ptr() as usize, 10];
+    ensure!(
+        ret(unsafe { syscall3(nr::READV, fd.raw() as usize, into.as_ptr() as usize, 2) }) == Ok(8),
+        "readv"
+    );
+    ensure!(&x == b"ab" && &y[..6] == b"cdefgh", "readv contents");
+    expect_err(
+        "too many buffers",
+        ret(unsafe { syscall3(nr::WRITEV, fd.raw() as usize, out.as_ptr() as usize, 1025) }),
+        Errno::EINVAL,
+    )?;
     Ok(())
 }

@@ -144,10 +144,13 @@ mod kernel {
                     info.initrd_size as usize,
                 )
             };
+            let start = crate::time::uptime_ns();
             if let Err(e) = crate::fs::initramfs::unpack(root, archive) {
                 let message = alloc::format!("{e}");
                 crate::drivers::vmm_ports::report_boot_failure(message.as_bytes());
             }
+            let spent = crate::time::uptime_ns() - start;
+            crate::stats::INITRAMFS_UNPACK_US.add(spent / 1000);
         }
         let images = crate::programs::names()
             .filter_map(|name| crate::programs::find(name.as_bytes()).map(|image| (name, image)));

@@ -407,75 +407,183 @@ pub fn lseek(a: Args) -> SysResult {
     Ok(new as u64)
 }
 
+/// What the stat calls report of a file.
+struct Attrs {
+    ino: u64,
+    nlink: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: DevNum,
+    size: u64,
+    /// 512-byte blocks (the frames held).
+    blocks: u64,
+    mtime: u64,
+}
+
+/// The one file system's device number (`st_dev`): an anonymous one, as
+/// Linux gives ramfs (major 0).
+const FS_DEV: DevNum = DevNum {
+    major: 0,
+    minor: 16,
+};
+const NO_DEV: DevNum = DevNum { major: 0, minor: 0 };
+
+fn attrs(node: &Node) -> Attrs {
+    let (nlink, size, rdev, mtime, blocks) = match node {
+        Node::Dir(dir) => (2 + dir.subdirectories() as u64, 0, NO_DEV, 0, 0),
+        Node::Inode(inode) => {
+            let meta = inode.meta();
+            let (size, blocks) = match &inode.kind {
+                InodeKind::Regular(data) => {
+                    let data = data.lock();
+                    (data.size(), data.pages() as u64 * 8)
+                }
+                InodeKind::Symlink(target) => (target.len() as u64, 0),
+                _ => (0, 0),
+            };
+            let rdev = match &inode.kind {
+                InodeKind::CharDevice(number) => *number,
+                _ => NO_DEV,
+            };
+            (u64::from(meta.nlink), size, rdev, meta.mtime, blocks)
+        }
+    };
+    Attrs {
+        ino: node.ino(),
+        nlink,
+        mode: node.mode(),
+        uid: node.uid(),
+        gid: node.gid(),
+        rdev,
+        size,
+        blocks,
+        mtime,
+    }
+}
+
+/// What the stat calls report for descriptors outside the tree.
+fn attrs_other(kind: &FileKind) -> Attrs {
+    let (mode, rdev) = match kind {
+        FileKind::Console | FileKind::VirtioConsole => (S_IFCHR | 0o620, DevNum::CONSOLE),
+        FileKind::PipeRead(_) | FileKind::PipeWrite(_) => (S_IFIFO | 0o600, NO_DEV),
+        _ => (0o600, NO_DEV),
+    };
+    Attrs {
+        ino: 0,
+        nlink: 1,
+        mode,
+        uid: 0,
+        gid: 0,
+        rdev,
+        size: 0,
+        blocks: 0,
+        mtime: 0,
+    }
+}
+
 /// `struct stat` of x86-64 Linux (144 bytes).
-fn stat_bytes(node: &Node) -> [u8; 144] {
+fn stat_bytes(a: &Attrs) -> [u8; 144] {
     let mut st = [0u8; 144];
     let mut put = |at: usize, value: u64, len: usize| {
         st[at..at + len].copy_from_slice(&value.to_le_bytes()[..len]);
     };
-    let mode = node.mode();
-    let (nlink, size, rdev, mtime) = match node {
-        Node::Dir(dir) => (2 + dir.subdirectories() as u64, 0, 0, 0),
-        Node::Inode(inode) => {
-            let meta = inode.meta();
-            let size = match &inode.kind {
-                InodeKind::Regular(data) => data.lock().size(),
-                InodeKind::Symlink(target) => target.len() as u64,
-                _ => 0,
-            };
-            let rdev = match &inode.kind {
-                InodeKind::CharDevice(number) => number.encode(),
-                _ => 0,
-            };
-            (u64::from(meta.nlink), size, rdev, meta.mtime)
-        }
-    };
-    let blocks = match node {
-        Node::Inode(inode) => inode.data().map_or(0, |d| d.lock().pages() as u64 * 8),
-        Node::Dir(_) => 0,
-    };
-    put(0, 0x10, 8); // st_dev: one file system
-    put(8, node.ino(), 8);
-    put(16, nlink, 8);
-    put(24, u64::from(mode), 4);
-    put(28, u64::from(node.uid()), 4);
-    put(32, u64::from(node.gid()), 4);
-    put(40, rdev, 8);
-    put(48, size, 8);
+    put(0, FS_DEV.encode(), 8);
+    put(8, a.ino, 8);
+    put(16, a.nlink, 8);
+    put(24, u64::from(a.mode), 4);
+    put(28, u64::from(a.uid), 4);
+    put(32, u64::from(a.gid), 4);
+    put(40, a.rdev.encode(), 8);
+    put(48, a.size, 8);
     put(56, 4096, 8); // st_blksize
-    put(64, blocks, 8); // 512-byte blocks
-    put(72, mtime, 8); // atime
-    put(88, mtime, 8); // mtime
-    put(104, mtime, 8); // ctime
+    put(64, a.blocks, 8);
+    put(72, a.mtime, 8); // atime
+    put(88, a.mtime, 8); // mtime
+    put(104, a.mtime, 8); // ctime
     st
 }
 
-/// What `fstat` reports for descriptors outside the tree.
-fn stat_other(kind: &FileKind) -> [u8; 144] {
-    let mut st = [0u8; 144];
-    let (mode, rdev) = match kind {
-        FileKind::Console | FileKind::VirtioConsole => (S_IFCHR | 0o620, DevNum::CONSOLE.encode()),
-        FileKind::PipeRead(_) | FileKind::PipeWrite(_) => (S_IFIFO | 0o600, 0),
-        _ => (0o600, 0),
+/// `statx`'s STATX_BASIC_STATS: type, mode, nlink, uid, gid, atime,
+/// mtime, ctime, ino, size, blocks.
+const STATX_BASIC_STATS: u32 = 0x7ff;
+
+/// `struct statx` (256 bytes); every basic field is filled whatever was
+/// asked, as Linux may do.
+fn statx_bytes(a: &Attrs) -> [u8; 256] {
+    let mut st = [0u8; 256];
+    let mut put = |at: usize, value: u64, len: usize| {
+        st[at..at + len].copy_from_slice(&value.to_le_bytes()[..len]);
     };
-    st[24..28].copy_from_slice(&mode.to_le_bytes());
-    st[40..48].copy_from_slice(&rdev.to_le_bytes());
-    st[56..64].copy_from_slice(&4096u64.to_le_bytes());
+    put(0, u64::from(STATX_BASIC_STATS), 4);
+    put(4, 4096, 4); // stx_blksize
+    put(16, a.nlink, 4);
+    put(20, u64::from(a.uid), 4);
+    put(24, u64::from(a.gid), 4);
+    put(28, u64::from(a.mode), 2);
+    put(32, a.ino, 8);
+    put(40, a.size, 8);
+    put(48, a.blocks, 8);
+    for at in [64, 96, 112] {
+        put(at, a.mtime, 8); // atime, ctime, mtime (no birth time)
+    }
+    put(128, u64::from(a.rdev.major), 4);
+    put(132, u64::from(a.rdev.minor), 4);
+    put(136, u64::from(FS_DEV.major), 4);
+    put(140, u64::from(FS_DEV.minor), 4);
     st
 }
 
-fn fd_stat(fd: u64) -> Result<[u8; 144], i32> {
+fn fd_attrs(fd: u64) -> Result<Attrs, i32> {
     let file = file(fd)?;
     Ok(match &file.kind {
-        FileKind::Vfs(open) => stat_bytes(&open.node),
-        other => stat_other(other),
+        FileKind::Vfs(open) => attrs(&open.node),
+        other => attrs_other(other),
     })
+}
+
+/// The attributes an `*at` stat call names: `path` from `dirfd`, or with
+/// an empty path (AT_EMPTY_PATH) `dirfd` itself.
+fn at_attrs(dirfd: u64, path: &[u8], flags: u64) -> Result<Attrs, i32> {
+    if path.is_empty() {
+        return if dirfd as i32 == AT_FDCWD {
+            Ok(attrs(&Node::Dir(current_fs().lock().pwd.clone())))
+        } else {
+            fd_attrs(u64::from(dirfd as u32))
+        };
+    }
+    let access = current_access();
+    let node = with_walk(dirfd, path, &access, |walk| {
+        walk.lookup_node(path, flags & AT_SYMLINK_NOFOLLOW == 0)
+    })?;
+    Ok(attrs(&node))
+}
+
+const AT_NO_AUTOMOUNT: u64 = 0x800;
+const AT_STATX_SYNC_TYPE: u64 = 0x6000;
+const STATX_RESERVED: u64 = 0x8000_0000;
+
+/// `statx(dirfd, path, flags, mask, buf)`: EINVAL for unknown flags, a
+/// bad sync type or the reserved mask bit.
+pub fn statx(a: Args) -> SysResult {
+    let [dirfd, path, flags, mask, buf, ..] = a.0;
+    let flags = u64::from(flags as u32);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || u64::from(mask as u32) & STATX_RESERVED != 0
+    {
+        return Err(EINVAL);
+    }
+    let path = getname_maybe_empty(path, flags)?;
+    let attrs = at_attrs(dirfd, &path, flags)?;
+    current_mm()?.copy_to_user(buf, &statx_bytes(&attrs))?;
+    Ok(0)
 }
 
 /// `fstat(fd, statbuf)`.
 pub fn fstat(a: Args) -> SysResult {
     let [fd, statbuf, ..] = a.0;
-    let st = fd_stat(fd)?;
+    let st = stat_bytes(&fd_attrs(fd)?);
     current_mm()?.copy_to_user(statbuf, &st)?;
     Ok(0)
 }
@@ -487,19 +595,7 @@ pub fn newfstatat(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let path = getname_maybe_empty(path, flags)?;
-    let st = if path.is_empty() {
-        if dirfd as i32 == AT_FDCWD {
-            stat_bytes(&Node::Dir(current_fs().lock().pwd.clone()))
-        } else {
-            fd_stat(u64::from(dirfd as u32))?
-        }
-    } else {
-        let access = current_access();
-        let node = with_walk(dirfd, &path, &access, |walk| {
-            walk.lookup_node(&path, flags & AT_SYMLINK_NOFOLLOW == 0)
-        })?;
-        stat_bytes(&node)
-    };
+    let st = stat_bytes(&at_attrs(dirfd, &path, flags)?);
     current_mm()?.copy_to_user(statbuf, &st)?;
     Ok(0)
 }

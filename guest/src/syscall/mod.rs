@@ -149,6 +149,7 @@ pub mod nr {
     pub const FCHMOD: u64 = 91;
     pub const FCHMODAT: u64 = 268;
     pub const UTIMENSAT: u64 = 280;
+    pub const STATX: u64 = 332;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -295,6 +296,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::FCHMOD => file::fchmod(a),
         nr::FCHMODAT => file::fchmodat(a),
         nr::UTIMENSAT => file::utimensat(a),
+        nr::STATX => file::statx(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

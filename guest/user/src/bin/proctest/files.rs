@@ -23,6 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-getdents", getdents),
     ("files-dev-null-zero", dev_null_zero),
     ("files-chmod-utimes-iov", chmod_utimes_iov),
+    ("files-statx", statx),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -50,6 +51,7 @@ mod nr {
     pub const UTIMENSAT: usize = 280;
     pub const READV: usize = 19;
     pub const WRITEV: usize = 20;
+    pub const STATX: usize = 332;
 }
 
 const O_RDONLY: usize = 0;
@@ -819,6 +821,87 @@ fn chmod_utimes_iov(_: &Ctx) -> Outcome {
         "too many buffers",
         ret(unsafe { syscall3(nr::WRITEV, fd.raw() as usize, out.as_ptr() as usize, 1025) }),
         Errno::EINVAL,
+    )?;
+    Ok(())
+}
+
+/// The fields of `struct statx` compared with `struct stat`.
+fn statx_at(path: &Path, flags: usize, mask: usize) -> Result<(u32, Stat), Errno> {
+    let mut raw = [0u8; 256];
+    // SAFETY: the kernel writes one struct statx (256 bytes) into raw.
+    ret(unsafe {
+        syscall5(
+            nr::STATX,
+            AT_FDCWD,
+            path.ptr(),
+            flags,
+            mask,
+            raw.as_mut_ptr() as usize,
+        )
+    })?;
+    let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+    let rdev = (u64::from(u32_at(128)) << 8) | u64::from(u32_at(132));
+    let stat = Stat {
+        ino: u64_at(32),
+        nlink: u64::from(u32_at(16)),
+        mode: u32::from(u16::from_le_bytes([raw[28], raw[29]])),
+        size: u64_at(40),
+        rdev,
+        mtime: u64_at(112),
+    };
+    Ok((u32_at(0), stat))
+}
+
+fn statx(_: &Ctx) -> Outcome {
+    const STATX_BASIC_STATS: usize = 0x7ff;
+    let s = Scratch::new("statx", ["f", "l", "", "", "", "", "", ""])?;
+    let (f, l) = (s.path("f"), s.path("l"));
+    let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
+    write(fd.raw(), &[5u8; 5000]).ctx("write")?;
+    // SAFETY: NUL-terminated paths.
+    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("f")).ptr(), l.ptr()) })
+        .ctx("symlink")?;
+    let (mask, x) = statx_at(&f, 0, STATX_BASIC_STATS).ctx("statx")?;
+    ensure!(
+        mask as usize & STATX_BASIC_STATS == STATX_BASIC_STATS,
+        "stx_mask {mask:#x}"
+    );
+    let st = fstat(&fd).ctx("fstat")?;
+    ensure!(
+        (x.ino, x.nlink, x.mode, x.size, x.mtime) == (st.ino, st.nlink, st.mode, st.size, st.mtime),
+        "statx {x:?} vs stat {st:?}"
+    );
+    let (_, link) = statx_at(&l, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS).ctx("statx nofollow")?;
+    ensure!(
+        link.mode & S_IFMT == S_IFLNK && link.size == 1,
+        "the link itself: {link:?}"
+    );
+    ensure!(
+        statx_at(&l, 0, STATX_BASIC_STATS)
+            .ctx("statx follow")?
+            .1
+            .ino
+            == st.ino,
+        "followed"
+    );
+    let (_, null) = statx_at(&Path::new(format_args!("/dev/null")), 0, STATX_BASIC_STATS)
+        .ctx("statx /dev/null")?;
+    ensure!(null.rdev == (1 << 8 | 3), "rdev of /dev/null: {null:?}");
+    expect_err(
+        "the reserved mask bit",
+        statx_at(&f, 0, 0x8000_0000),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a bad flag",
+        statx_at(&f, 0x1, STATX_BASIC_STATS),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a missing file",
+        statx_at(&s.path("nope"), 0, STATX_BASIC_STATS),
+        Errno::ENOENT,
     )?;
     Ok(())
 }

@@ -75,7 +75,6 @@ pub fn name(errno: i32) -> &'static str {
     }
 }
 // The file system's.
-pub const EXDEV: i32 = 18;
 pub const ESPIPE: i32 = 29;
 pub const ELOOP: i32 = 40;
 pub const EOPNOTSUPP: i32 = 95;

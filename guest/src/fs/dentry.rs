@@ -12,10 +12,13 @@
 //! can be created in it. Since only empty directories are removed, taking
 //! the child out of the map breaks the only cycle.
 //!
-//! A directory's name and parent never change (`rename` moves only
-//! non-directories), so only the entries and the dead flag sit under a
-//! lock. Lock order: a parent before its child; two directories that are
-//! not parent and child are never locked together.
+//! A directory's name and parent change only by `rename`, which the
+//! global [`RENAME_LOCK`] serialises (Linux `s_vfs_rename_mutex`); they
+//! sit under their own small lock (`link`), the entries and the dead flag
+//! under `state`. Lock order: `RENAME_LOCK`, then a parent's `state`
+//! before its child's; two directories that are not parent and child are
+//! never locked together, and `link` is never held while taking another
+//! lock.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -26,7 +29,7 @@ use spin::Mutex;
 
 use super::inode::Inode;
 use super::permission::S_ISGID;
-use crate::errno::{EEXIST, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY};
+use crate::errno::{EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY};
 
 /// Longest name of a directory entry (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -115,16 +118,26 @@ impl Node {
 pub struct Dentry {
     /// Its inode number.
     pub ino: u64,
-    /// The name in its parent (empty for the root).
-    name: Box<[u8]>,
-    /// The directory it was created in; `None` for the root of the tree.
-    parent: Option<Arc<Dentry>>,
+    /// Its name and the directory holding it (see [`Link`]).
+    link: Mutex<Link>,
     /// Permission bits (`0o7777`): from `mkdir`, less the umask.
     /// Changed by `chmod`.
     mode: AtomicU32,
     owner: Owner,
     state: Mutex<DirState>,
 }
+
+/// Where a directory sits: its name in its parent (empty for the root)
+/// and the parent (`None` for the root of the tree). Changed by rename.
+struct Link {
+    name: Box<[u8]>,
+    parent: Option<Arc<Dentry>>,
+}
+
+/// Serialises renames (Linux `s_vfs_rename_mutex`): a directory's
+/// ancestry cannot change while a rename checks that its target is not
+/// inside the directory it moves.
+static RENAME_LOCK: Mutex<()> = Mutex::new(());
 
 /// The mutable part of a directory.
 struct DirState {
@@ -137,8 +150,10 @@ impl Dentry {
     fn new(name: &[u8], parent: Option<Arc<Dentry>>, mode: u32, owner: Owner) -> Arc<Dentry> {
         Arc::new(Dentry {
             ino: super::inode::next_ino(),
-            name: name.into(),
-            parent,
+            link: Mutex::new(Link {
+                name: name.into(),
+                parent,
+            }),
             mode: AtomicU32::new(mode),
             owner,
             state: Mutex::new(DirState {
@@ -165,13 +180,14 @@ impl Dentry {
         root
     }
 
-    pub fn name(&self) -> &[u8] {
-        &self.name
+    /// Its name in its parent (empty for the root).
+    pub fn name(&self) -> Box<[u8]> {
+        self.link.lock().name.clone()
     }
 
     /// The parent; `None` at the root of the tree.
-    pub fn parent(&self) -> Option<&Arc<Dentry>> {
-        self.parent.as_ref()
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.link.lock().parent.clone()
     }
 
     /// Whether `rmdir` removed it.
@@ -302,6 +318,60 @@ impl Dentry {
         Ok(inode)
     }
 
+    /// Moves the directory `name` of this one to `new_name` in `new_dir`
+    /// (Linux `vfs_rename` of a directory on ramfs): EINVAL if `new_dir`
+    /// is the directory itself or inside it; over an existing name only an
+    /// empty directory (ENOTEMPTY; ENOTDIR over a non-directory), which is
+    /// removed as by `rmdir`. `may_replace` checks the target once found.
+    pub fn rename_dir(
+        self: &Arc<Self>,
+        name: &[u8],
+        new_dir: &Arc<Dentry>,
+        new_name: &[u8],
+        may_replace: impl FnOnce(&Node) -> Result<(), i32>,
+    ) -> Result<(), i32> {
+        let _serialised = RENAME_LOCK.lock();
+        let moving = self.lookup(name)?;
+        // The target directory must not be inside the one moving.
+        let mut at = Some(new_dir.clone());
+        while let Some(dir) = at {
+            if Arc::ptr_eq(&dir, &moving) {
+                return Err(EINVAL);
+            }
+            at = dir.parent();
+        }
+        if new_dir.is_dead() {
+            return Err(ENOENT);
+        }
+        match new_dir.lookup_node(new_name) {
+            Ok(Node::Dir(target)) if Arc::ptr_eq(&target, &moving) => return Ok(()),
+            Ok(target) => {
+                may_replace(&target)?;
+                let Node::Dir(target) = target else {
+                    return Err(ENOTDIR);
+                };
+                let mut target_state = target.state.lock();
+                if !target_state.children.is_empty() {
+                    return Err(ENOTEMPTY);
+                }
+                target_state.dead = true;
+            }
+            Err(ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        self.state.lock().children.remove(name);
+        new_dir
+            .state
+            .lock()
+            .children
+            .insert(new_name.into(), Node::Dir(moving.clone()));
+        *moving.link.lock() = Link {
+            name: new_name.into(),
+            parent: Some(new_dir.clone()),
+        };
+        Ok(())
+    }
+
     /// Puts `inode` under `name` in place of what is there (the second
     /// half of a rename of a non-directory): EISDIR over a directory.
     /// Returns the inode replaced, if any, its link uncounted.
@@ -423,8 +493,8 @@ mod tests {
         assert!(root.parent().is_none());
         for name in [&b"tmp"[..], b"bin", b"dev", b"proc"] {
             let dir = root.lookup(name).unwrap();
-            assert_eq!(dir.name(), name);
-            assert!(Arc::ptr_eq(dir.parent().unwrap(), &root));
+            assert_eq!(&*dir.name(), name);
+            assert!(Arc::ptr_eq(&dir.parent().unwrap(), &root));
         }
         assert_eq!(root.lookup(b"tmp").unwrap().mode(), 0o1777);
         assert_eq!(root.lookup(b"etc").err(), Some(ENOENT));
@@ -461,7 +531,7 @@ mod tests {
         let d = tmp.mkdir(b"d", 0o755, ROOT_OWNER).unwrap();
         tmp.rmdir(b"d").unwrap();
         assert!(d.is_dead());
-        assert!(Arc::ptr_eq(d.parent().unwrap(), &tmp));
+        assert!(Arc::ptr_eq(&d.parent().unwrap(), &tmp));
         assert_eq!(d.mkdir(b"x", 0o755, ROOT_OWNER).err(), Some(ENOENT));
         // ENOENT comes before ENAMETOOLONG in a dead directory.
         assert_eq!(d.lookup(&[b'x'; 300]).err(), Some(ENOENT));
@@ -506,6 +576,36 @@ mod tests {
         assert_eq!(root.rmdir_checked(b"nope", refuse), Err(ENOENT));
         assert_eq!(root.rmdir_checked(b"full", refuse), Err(EPERM));
         assert_eq!(root.rmdir(b"full"), Err(ENOTEMPTY));
+    }
+
+    #[test]
+    fn directories_move() {
+        let root = Dentry::new_tree();
+        let tmp = root.lookup(b"tmp").unwrap();
+        let a = tmp.mkdir(b"a", 0o755, ROOT_OWNER).unwrap();
+        let b = a.mkdir(b"b", 0o755, ROOT_OWNER).unwrap();
+        let ok = |_: &Node| Ok(());
+        // Not into itself or below itself.
+        assert_eq!(tmp.rename_dir(b"a", &b, b"x", ok), Err(EINVAL));
+        assert_eq!(tmp.rename_dir(b"a", &a, b"x", ok), Err(EINVAL));
+        // Over a non-empty directory, a file, then an empty directory.
+        let full = root.mkdir(b"full", 0o755, ROOT_OWNER).unwrap();
+        full.mkdir(b"x", 0o755, ROOT_OWNER).unwrap();
+        assert_eq!(a.rename_dir(b"b", &root, b"full", ok), Err(ENOTEMPTY));
+        let empty = root.mkdir(b"empty", 0o755, ROOT_OWNER).unwrap();
+        a.rename_dir(b"b", &root, b"empty", ok).unwrap();
+        assert!(empty.is_dead());
+        assert!(Arc::ptr_eq(&root.lookup(b"empty").unwrap(), &b));
+        assert_eq!(a.lookup(b"b").err(), Some(ENOENT));
+        assert_eq!(&*b.name(), b"empty");
+        assert!(Arc::ptr_eq(&b.parent().unwrap(), &root));
+        assert_eq!(
+            crate::fs::namei::path_from(&b, &root),
+            (b"/empty".to_vec(), true)
+        );
+        // Renaming onto itself does nothing.
+        root.rename_dir(b"empty", &root, b"empty", ok).unwrap();
+        assert_eq!(root.rename_dir(b"nope", &tmp, b"y", ok), Err(ENOENT));
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn place<'n>(root: &Arc<Dentry>, name: &'n [u8]) -> Option<(Arc<Dentry>, &'n [u8
     let mut dir = root.clone();
     for part in parts {
         dir = match part {
-            b".." => dir.parent().cloned().unwrap_or(dir),
+            b".." => dir.parent().unwrap_or(dir),
             _ => dir.lookup(part).ok()?,
         };
     }

@@ -61,10 +61,7 @@ impl Walk<'_> {
         if Arc::ptr_eq(&dir, self.root) {
             return dir;
         }
-        match dir.parent() {
-            Some(parent) => parent.clone(),
-            None => dir,
-        }
+        dir.parent().unwrap_or(dir)
     }
 
     /// One component looked up in `dir` (search permission first); a
@@ -172,10 +169,10 @@ impl Walk<'_> {
 /// whether `root` was on the way up: if not, the path is the one from the
 /// tree's root (getcwd then prefixes `(unreachable)`).
 pub fn path_from(dir: &Arc<Dentry>, root: &Arc<Dentry>) -> (Vec<u8>, bool) {
-    let mut names: Vec<&[u8]> = Vec::new();
-    let mut at = dir;
+    let mut names = Vec::new();
+    let mut at = dir.clone();
     let reachable = loop {
-        if Arc::ptr_eq(at, root) {
+        if Arc::ptr_eq(&at, root) {
             break true;
         }
         match at.parent() {

@@ -12,9 +12,7 @@ use alloc::vec::Vec;
 
 use super::fs::{current_access, current_fs, getname, may_delete};
 use super::{current_mm, Args, SysResult};
-use crate::errno::{
-    EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENXIO, EPERM, ESPIPE, EXDEV,
-};
+use crate::errno::{EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, ENXIO, EPERM, ESPIPE};
 use crate::fs::dentry::{Dentry, Node};
 use crate::fs::file::{
     OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH,
@@ -781,11 +779,10 @@ const RENAME_EXCHANGE: u64 = 2;
 const RENAME_WHITEOUT: u64 = 4;
 
 /// `renameat2(olddirfd, oldpath, newdirfd, newpath, flags)` (and
-/// `rename`, `renameat`): moves a non-directory, replacing a
-/// non-directory at the new name (RENAME_NOREPLACE: EEXIST). Not built:
-/// moving a directory (a directory's name and parent are fixed here) and
-/// RENAME_EXCHANGE/RENAME_WHITEOUT: EXDEV and EINVAL, so `mv` copies a
-/// directory instead, as it does across file systems.
+/// `rename`, `renameat`): a non-directory replaces a non-directory (EISDIR
+/// over a directory), a directory an empty directory (ENOTEMPTY, ENOTDIR
+/// over a file, EINVAL into itself); RENAME_NOREPLACE: EEXIST. Not built:
+/// RENAME_EXCHANGE and RENAME_WHITEOUT (EINVAL).
 pub fn renameat2(a: Args) -> SysResult {
     let [old_dirfd, old_path, new_dirfd, new_path, flags, ..] = a.0;
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
@@ -830,10 +827,15 @@ pub fn renameat2(a: Args) -> SysResult {
         Err(e) => return Err(*e),
     }
     let Node::Inode(inode) = source else {
-        return match target {
-            Ok(Node::Inode(_)) => Err(ENOTDIR),
-            _ => Err(EXDEV),
-        };
+        // A directory moving to another parent needs write permission on
+        // itself too (its `..` changes), as in Linux's `vfs_rename`.
+        if let Node::Dir(dir) = &source {
+            if !Arc::ptr_eq(&old_dir, &new_dir) {
+                access.permission(dir, MAY_WRITE)?;
+            }
+        }
+        old_dir.rename_dir(&old_name, &new_dir, &new_name, |_| Ok(()))?;
+        return Ok(0);
     };
     if let Ok(Node::Dir(_)) = target {
         return Err(EISDIR);

@@ -24,6 +24,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-dev-null-zero", dev_null_zero),
     ("files-chmod-utimes-iov", chmod_utimes_iov),
     ("files-statx", statx),
+    ("files-rename-directories", rename_directories),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -52,6 +53,8 @@ mod nr {
     pub const READV: usize = 19;
     pub const WRITEV: usize = 20;
     pub const STATX: usize = 332;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
 }
 
 const O_RDONLY: usize = 0;
@@ -903,5 +906,85 @@ fn statx(_: &Ctx) -> Outcome {
         statx_at(&s.path("nope"), 0, STATX_BASIC_STATS),
         Errno::ENOENT,
     )?;
+    Ok(())
+}
+
+fn rename_directories(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "mvdir",
+        ["d/b/f", "d/b", "d", "a/b/f", "a/b", "a", "full/x", "full"],
+    )?;
+    let (a, ab, d) = (s.path("a"), s.path("a/b"), s.path("d"));
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    let mkdir = |p: &Path| ret(unsafe { syscall2(nr::MKDIR, p.ptr(), 0o755) });
+    let rename = |from: &Path, to: &Path| {
+        ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, from.ptr(), AT_FDCWD, to.ptr(), 0) })
+    };
+    mkdir(&a).ctx("mkdir a")?;
+    mkdir(&ab).ctx("mkdir a/b")?;
+    drop(open(&s.path("a/b/f"), O_CREAT | O_WRONLY, 0o600).ctx("create a/b/f")?);
+    let ino = stat_at(&ab, 0).ctx("stat a/b")?.ino;
+    // The working directory moves with its directory.
+    let mut saved = [0u8; 512];
+    let saved_len = ret(unsafe { syscall2(nr::GETCWD, saved.as_mut_ptr() as usize, saved.len()) })
+        .ctx("getcwd")?;
+    ret(unsafe { syscall1(nr::CHDIR, ab.ptr()) }).ctx("chdir a/b")?;
+    let moved = rename(&a, &d);
+    let mut cwd = [0u8; 512];
+    let cwd_len = ret(unsafe { syscall2(nr::GETCWD, cwd.as_mut_ptr() as usize, cwd.len()) });
+    unsafe { syscall1(nr::CHDIR, saved.as_ptr() as usize) };
+    let _ = saved_len;
+    moved.ctx("rename a d")?;
+    let want = Path::new(format_args!("{}/d/b", Bytes(s.dir.bytes())));
+    let cwd_len = cwd_len.ctx("getcwd after the move")?;
+    ensure!(
+        &cwd[..cwd_len - 1] == want.bytes(),
+        "cwd {} after the move",
+        Bytes(&cwd[..cwd_len - 1])
+    );
+    expect_err("the old name", stat_at(&a, 0), Errno::ENOENT)?;
+    ensure!(
+        stat_at(&s.path("d/b"), 0).ctx("stat d/b")?.ino == ino,
+        "same directory"
+    );
+    ensure!(
+        stat_at(&s.path("d/b/f"), 0).is_ok(),
+        "its contents came along"
+    );
+    expect_err("into itself", rename(&d, &s.path("d/b/x")), Errno::EINVAL)?;
+    let full = s.path("full");
+    mkdir(&full).ctx("mkdir full")?;
+    mkdir(&s.path("full/x")).ctx("mkdir full/x")?;
+    expect_err(
+        "over a non-empty directory",
+        rename(&d, &full),
+        Errno::ENOTEMPTY,
+    )?;
+    expect_err(
+        "over a file",
+        rename(&s.path("d/b"), &s.path("d/b/f")),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a directory over a file",
+        rename(&s.path("full/x"), &s.path("d/b/f")),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "a file over a directory",
+        rename(&s.path("d/b/f"), &s.path("full/x")),
+        Errno::EISDIR,
+    )?;
+    // Over an empty directory: replaced.
+    rename(&s.path("full/x"), &s.path("d/b/e")).ctx("move full/x")?;
+    rename(&d, &full).ctx("over an empty directory")?;
+    ensure!(
+        stat_at(&s.path("full/b/f"), 0).is_ok(),
+        "moved over the empty one"
+    );
+    // Clean up what the guard does not know by name.
+    unsafe { syscall1(nr::RMDIR, s.path("full/b/e").ptr()) };
+    unlink(&s.path("full/b/f")).ctx("unlink")?;
+    unsafe { syscall1(nr::RMDIR, s.path("full/b").ptr()) };
     Ok(())
 }

@@ -262,4 +262,33 @@ mod tests {
             Ok(())
         );
     }
+
+    #[test]
+    fn chmod_rights() {
+        use crate::fs::inode::{Inode, InodeKind};
+        let owned_by = |uid, gid| {
+            Node::Inode(Arc::new(Inode::new(
+                InodeKind::Regular(Default::default()),
+                0o2755,
+                uid,
+                gid,
+            )))
+        };
+        let mine = owned_by(1000, 50);
+        assert!(USER.owner_or_capable(&mine));
+        assert!(!USER.owner_or_capable(&owned_by(0, 0)));
+        let fowner = Access {
+            caps: 1 << CAP_FOWNER,
+            ..USER
+        };
+        assert!(fowner.owner_or_capable(&owned_by(0, 0)));
+        // Not in group 50: chmod drops S_ISGID unless CAP_FSETID.
+        assert!(!USER.may_keep_setgid(&mine));
+        assert!(USER.may_keep_setgid(&owned_by(1000, 1000)));
+        let fsetid = Access {
+            caps: 1 << CAP_FSETID,
+            ..USER
+        };
+        assert!(fsetid.may_keep_setgid(&mine));
+    }
 }

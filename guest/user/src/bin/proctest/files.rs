@@ -25,6 +25,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-chmod-utimes-iov", chmod_utimes_iov),
     ("files-statx", statx),
     ("files-rename-directories", rename_directories),
+    ("files-at-dirfd", at_dirfd),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -55,6 +56,10 @@ mod nr {
     pub const STATX: usize = 332;
     pub const GETCWD: usize = 79;
     pub const CHDIR: usize = 80;
+    pub const FCHDIR: usize = 81;
+    pub const MKDIRAT: usize = 258;
+    pub const SYMLINKAT: usize = 266;
+    pub const READLINKAT: usize = 267;
 }
 
 const O_RDONLY: usize = 0;
@@ -986,5 +991,96 @@ fn rename_directories(_: &Ctx) -> Outcome {
     unsafe { syscall1(nr::RMDIR, s.path("full/b/e").ptr()) };
     unlink(&s.path("full/b/f")).ctx("unlink")?;
     unsafe { syscall1(nr::RMDIR, s.path("full/b").ptr()) };
+    Ok(())
+}
+
+/// The `*at` calls relative to a directory descriptor, and `fchdir`.
+fn at_dirfd(_: &Ctx) -> Outcome {
+    let s = Scratch::new("at", ["sub/f", "sub/l", "sub", "", "", "", "", ""])?;
+    let dir = open(&s.dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let dfd = dir.raw() as usize;
+    let name = |text: &str| Path::new(format_args!("{text}"));
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    ret(unsafe { syscall3(nr::MKDIRAT, dfd, name("sub").ptr(), 0o755) }).ctx("mkdirat")?;
+    let f = ret(unsafe {
+        syscall4(
+            nr::OPENAT,
+            dfd,
+            name("sub/f").ptr(),
+            O_CREAT | O_WRONLY,
+            0o600,
+        )
+    })
+    .ctx("openat relative to the directory")?;
+    drop(Fd(f as i32));
+    ensure!(
+        stat_at(&s.path("sub/f"), 0).is_ok(),
+        "created where the descriptor points"
+    );
+    ret(unsafe { syscall3(nr::SYMLINKAT, name("f").ptr(), dfd, name("sub/l").ptr()) })
+        .ctx("symlinkat")?;
+    let mut buf = [0u8; 8];
+    let n = ret(unsafe {
+        syscall4(
+            nr::READLINKAT,
+            dfd,
+            name("sub/l").ptr(),
+            buf.as_mut_ptr() as usize,
+            8,
+        )
+    })
+    .ctx("readlinkat")?;
+    ensure!(&buf[..n] == b"f", "readlinkat");
+    // A file descriptor is no directory for a relative path; absolute
+    // paths ignore it.
+    let file = open(&s.path("sub/f"), O_RDONLY, 0).ctx("open file")?;
+    expect_err(
+        "openat relative to a file",
+        ret(unsafe {
+            syscall4(
+                nr::OPENAT,
+                file.raw() as usize,
+                name("x").ptr(),
+                O_RDONLY,
+                0,
+            )
+        }),
+        Errno::ENOTDIR,
+    )?;
+    ensure!(
+        ret(unsafe {
+            syscall4(
+                nr::OPENAT,
+                file.raw() as usize,
+                s.path("sub/f").ptr(),
+                O_RDONLY,
+                0,
+            )
+        })
+        .map(|fd| drop(Fd(fd as i32)))
+        .is_ok(),
+        "an absolute path ignores the descriptor"
+    );
+    expect_err(
+        "a closed descriptor",
+        ret(unsafe { syscall4(nr::OPENAT, 999, name("x").ptr(), O_RDONLY, 0) }),
+        Errno::EBADF,
+    )?;
+    expect_err(
+        "fchdir to a file",
+        ret(unsafe { syscall1(nr::FCHDIR, file.raw() as usize) }),
+        Errno::ENOTDIR,
+    )?;
+    // fchdir, then a relative path; the old cwd comes back.
+    let mut saved = [0u8; 512];
+    ret(unsafe { syscall2(nr::GETCWD, saved.as_mut_ptr() as usize, saved.len()) }).ctx("getcwd")?;
+    ret(unsafe { syscall1(nr::FCHDIR, dfd) }).ctx("fchdir")?;
+    let found = stat_at(&name("sub/f"), 0);
+    unsafe { syscall1(nr::CHDIR, saved.as_ptr() as usize) };
+    found.ctx("relative to the new cwd")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub/l").ptr(), 0) }).ctx("unlinkat")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub/f").ptr(), 0) }).ctx("unlinkat")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub").ptr(), 0x200) })
+        .ctx("unlinkat AT_REMOVEDIR")?;
     Ok(())
 }

@@ -207,7 +207,9 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
             InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => {}
             InodeKind::CharDevice(_) | InodeKind::Special => return Err(ENXIO),
             InodeKind::Regular(data) => {
-                if flags & O_TRUNC != 0 && !created && accmode != O_RDONLY {
+                // Linux truncates even with O_RDONLY (write permission was
+                // checked above).
+                if flags & O_TRUNC != 0 && !created {
                     data.lock().truncate(0)?;
                 }
             }

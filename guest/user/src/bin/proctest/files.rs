@@ -314,6 +314,13 @@ fn create_read_write(_: &Ctx) -> Outcome {
         read(again.raw(), &mut buf),
         Errno::EBADF,
     )?;
+    ensure!(write(again.raw(), b"xyz") == Ok(3), "write");
+    // O_TRUNC truncates even a read-only open, as Linux does.
+    drop(open(&f, O_RDONLY | O_TRUNC, 0).ctx("O_RDONLY|O_TRUNC")?);
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == 0,
+        "O_RDONLY|O_TRUNC truncated"
+    );
     let ro = open(&f, O_RDONLY | O_CLOEXEC, 0).ctx("open O_RDONLY")?;
     expect_err("write on O_RDONLY", write(ro.raw(), b"x"), Errno::EBADF)?;
     unlink(&f).ctx("unlink")?;

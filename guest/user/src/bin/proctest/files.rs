@@ -26,6 +26,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-statx", statx),
     ("files-rename-directories", rename_directories),
     ("files-at-dirfd", at_dirfd),
+    ("files-permissions", permissions),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -60,6 +61,7 @@ mod nr {
     pub const MKDIRAT: usize = 258;
     pub const SYMLINKAT: usize = 266;
     pub const READLINKAT: usize = 267;
+    pub const ACCESS: usize = 21;
 }
 
 const O_RDONLY: usize = 0;
@@ -1089,5 +1091,78 @@ fn at_dirfd(_: &Ctx) -> Outcome {
     ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub/f").ptr(), 0) }).ctx("unlinkat")?;
     ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub").ptr(), 0x200) })
         .ctx("unlinkat AT_REMOVEDIR")?;
+    Ok(())
+}
+
+/// What a user without capabilities may do to root's files.
+fn permissions(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "perm",
+        ["private", "public", "script", "open", "", "", "", ""],
+    )?;
+    let old = umask(0);
+    let made = [
+        ("private", 0o600),
+        ("public", 0o644),
+        ("script", 0o644),
+        ("open", 0o666),
+    ]
+    .iter()
+    .try_for_each(|(name, mode)| open(&s.path(name), O_CREAT | O_WRONLY, *mode).map(drop));
+    umask(old);
+    made.ctx("create")?;
+    let (private, public, script, open_file) = (
+        s.path("private"),
+        s.path("public"),
+        s.path("script"),
+        s.path("open"),
+    );
+    let new = s.path("new");
+    let names = [
+        "setgid+setuid(1000)",
+        "reading a 0600 root file is EACCES",
+        "reading a 0644 root file",
+        "writing a 0644 root file is EACCES",
+        "O_TRUNC of a 0644 root file is EACCES",
+        "writing a 0666 file",
+        "creating in a 0755 root directory is EACCES",
+        "O_CREAT of an existing file needs no directory write permission",
+        "executing a 0644 file is EACCES",
+        "access(R_OK) of a 0600 root file is EACCES",
+        "access(F_OK) of it",
+        "chmod of root's file is EPERM",
+        "unlink in a 0755 root directory is EACCES",
+    ];
+    let child = Child::spawn(|| {
+        let user =
+            forkvm_user::cred::setgid(1000).is_ok() && forkvm_user::cred::setuid(1000).is_ok();
+        let argv = [script.buf.as_ptr(), core::ptr::null()];
+        let envp = [core::ptr::null()];
+        let script_c = CStr::from_bytes_until_nul(&script.buf).unwrap_or(c"");
+        // SAFETY (each call below): NUL-terminated paths.
+        let checks = [
+            user,
+            open(&private, O_RDONLY, 0).err() == Some(Errno::EACCES),
+            open(&public, O_RDONLY, 0).is_ok(),
+            open(&public, O_WRONLY, 0).err() == Some(Errno::EACCES),
+            open(&public, O_RDONLY | O_TRUNC, 0).err() == Some(Errno::EACCES),
+            open(&open_file, O_RDWR, 0).is_ok(),
+            open(&new, O_CREAT | O_WRONLY, 0o644).err() == Some(Errno::EACCES),
+            open(&open_file, O_CREAT | O_WRONLY, 0o644).is_ok(),
+            execve(script_c, &argv, &envp) == Errno::EACCES,
+            ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 4) }) == Err(Errno::EACCES),
+            ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 0) }).is_ok(),
+            ret(unsafe { syscall2(nr::CHMOD, private.ptr(), 0o777) }) == Err(Errno::EPERM),
+            unlink(&public) == Err(Errno::EACCES),
+        ];
+        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+    })?;
+    let status = child.wait_bounded("uid 1000")?;
+    let code = status.exit_status() as usize;
+    ensure!(
+        status.exited() && code == 0,
+        "uid 1000: check {code} failed: {}",
+        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
+    );
     Ok(())
 }

@@ -145,12 +145,9 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
                 if flags & O_NOFOLLOW != 0 {
                     return Err(ELOOP);
                 }
-                // Follow it; a dangling link creates its target (Linux
-                // does so too, unless O_EXCL).
-                match walk.lookup_node(path, true) {
-                    Err(ENOENT) => Err(ENOENT),
-                    other => other,
-                }
+                // Follow it. Not built: Linux creates the missing target
+                // of a dangling link; here that is ENOENT.
+                walk.lookup_node(path, true)
             }
             Ok(node) => Ok(node),
             Err(ENOENT) => {

@@ -150,6 +150,8 @@ pub mod nr {
     pub const FCHMODAT: u64 = 268;
     pub const UTIMENSAT: u64 = 280;
     pub const STATX: u64 = 332;
+    pub const FSYNC: u64 = 74;
+    pub const FDATASYNC: u64 = 75;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -297,6 +299,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::FCHMODAT => file::fchmodat(a),
         nr::UTIMENSAT => file::utimensat(a),
         nr::STATX => file::statx(a),
+        nr::FSYNC | nr::FDATASYNC => file::fsync(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

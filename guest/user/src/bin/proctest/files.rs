@@ -62,6 +62,8 @@ mod nr {
     pub const SYMLINKAT: usize = 266;
     pub const READLINKAT: usize = 267;
     pub const ACCESS: usize = 21;
+    pub const FSYNC: usize = 74;
+    pub const FDATASYNC: usize = 75;
 }
 
 const O_RDONLY: usize = 0;
@@ -317,6 +319,26 @@ fn create_read_write(_: &Ctx) -> Outcome {
         Errno::EBADF,
     )?;
     ensure!(write(again.raw(), b"xyz") == Ok(3), "write");
+    // SAFETY (the fsync calls): no memory is passed.
+    ensure!(
+        ret(unsafe { syscall1(nr::FSYNC, again.raw() as usize) }) == Ok(0),
+        "fsync"
+    );
+    ensure!(
+        ret(unsafe { syscall1(nr::FDATASYNC, again.raw() as usize) }) == Ok(0),
+        "fdatasync"
+    );
+    let (r, _w) = pipe()?;
+    expect_err(
+        "fsync of a pipe",
+        ret(unsafe { syscall1(nr::FSYNC, r.raw() as usize) }),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "fsync of a closed fd",
+        ret(unsafe { syscall1(nr::FSYNC, 999) }),
+        Errno::EBADF,
+    )?;
     // O_TRUNC truncates even a read-only open, as Linux does.
     drop(open(&f, O_RDONLY | O_TRUNC, 0).ctx("O_RDONLY|O_TRUNC")?);
     ensure!(

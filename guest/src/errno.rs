@@ -74,3 +74,8 @@ pub fn name(errno: i32) -> &'static str {
         _ => "E?",
     }
 }
+// The file system's.
+pub const ESPIPE: i32 = 29;
+pub const ELOOP: i32 = 40;
+pub const EOPNOTSUPP: i32 = 95;
+pub const ENXIO: i32 = 6;

@@ -42,8 +42,11 @@ pub use kernel::*;
 
 #[cfg(not(test))]
 mod kernel {
+    use alloc::vec::Vec;
+
     use forkvm_abi::{
-        BootInfo, Platform, BOOT_FLAG_SCRIPT, BOOT_INFO_MAGIC, BOOT_INFO_VERSION, SCRIPT_PHYS,
+        BootInfo, Platform, BOOT_FLAG_INIT, BOOT_FLAG_SCRIPT, BOOT_INFO_MAGIC, BOOT_INFO_VERSION,
+        INIT_ARGV_MAX_LEN, INIT_ARGV_PHYS, SCRIPT_PHYS,
     };
 
     use crate::arch::{self, apic, cpu, interrupts::TIMER_VECTOR};
@@ -95,15 +98,64 @@ mod kernel {
             unsafe { core::slice::from_raw_parts(mm::phys_to_virt(SCRIPT_PHYS) as *const u8, len) }
         });
         crate::sched::init();
-        // pid 1: init, which runs the shell (`init -c SCRIPT` for `forkvm -c`).
-        let mut argv: alloc::vec::Vec<&[u8]> = alloc::vec![b"init"];
+        populate_root(&info);
+        // pid 1: init, which runs the shell (`init -c SCRIPT` for `forkvm
+        // -c`), or the program `forkvm --init PATH -- ARGS` names.
+        let mut argv: Vec<&[u8]> = alloc::vec![b"/sbin/forkvm/init"];
         if let Some(script) = script {
             argv.extend_from_slice(&[b"-c", script]);
         }
-        match crate::process::exec::spawn_user_process(b"init", &argv) {
+        if info.flags & BOOT_FLAG_INIT != 0 {
+            let len = info.init_len.min(INIT_ARGV_MAX_LEN) as usize;
+            // SAFETY: the VMM copied `init_len` bytes (at most
+            // INIT_ARGV_MAX_LEN) to INIT_ARGV_PHYS, reserved low memory.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(mm::phys_to_virt(INIT_ARGV_PHYS) as *const u8, len)
+            };
+            argv = bytes.split(|&b| b == 0).collect();
+            argv.pop(); // after the last NUL
+        }
+        let path = argv.first().copied().unwrap_or(b"/sbin/forkvm/init");
+        match crate::process::exec::spawn_user_process(path, &argv) {
             Ok(pid) => assert_eq!(pid, 1, "init must be pid 1"),
-            Err(errno) => panic!("cannot start init: {}", crate::errno::name(errno)),
+            Err(errno) => {
+                let message = alloc::format!(
+                    "cannot start init {}: {}",
+                    core::str::from_utf8(path).unwrap_or("?"),
+                    crate::errno::name(errno)
+                );
+                crate::drivers::vmm_ports::report_boot_failure(message.as_bytes())
+            }
         }
         crate::sched::idle_loop()
+    }
+
+    /// Fills the root file system: the initramfs the VMM loaded (a corrupt
+    /// one stops the boot with its byte offset and what was wrong), then
+    /// the device nodes and the built-in programs under `/sbin/forkvm/`.
+    fn populate_root(info: &BootInfo) {
+        let root = crate::process::fs_struct::init_root();
+        crate::fs::exec::set_builtin_by_name(info.initrd_size == 0);
+        if info.initrd_size != 0 {
+            // SAFETY: the VMM copied the archive there and left the range
+            // out of the RAM regions, so no frame of it is ever handed out;
+            // the direct map covers all RAM.
+            let archive = unsafe {
+                core::slice::from_raw_parts(
+                    mm::phys_to_virt(info.initrd_phys) as *const u8,
+                    info.initrd_size as usize,
+                )
+            };
+            let start = crate::time::uptime_ns();
+            if let Err(e) = crate::fs::initramfs::unpack(root, archive) {
+                let message = alloc::format!("{e}");
+                crate::drivers::vmm_ports::report_boot_failure(message.as_bytes());
+            }
+            let spent = crate::time::uptime_ns() - start;
+            crate::stats::INITRAMFS_UNPACK_US.add(spent / 1000);
+        }
+        let images = crate::programs::names()
+            .filter_map(|name| crate::programs::find(name.as_bytes()).map(|image| (name, image)));
+        crate::fs::initramfs::add_system_files(root, images);
     }
 }

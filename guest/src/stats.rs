@@ -40,8 +40,11 @@ pub static TLB_FLUSHES: Counter = Counter::new();
 /// Tasks created by clone/fork/vfork.
 pub static TASKS_CREATED: Counter = Counter::new();
 
+/// Time the boot spent unpacking the initramfs, in microseconds.
+pub static INITRAMFS_UNPACK_US: Counter = Counter::new();
+
 /// (name, value) of every counter.
-pub fn all() -> [(&'static str, u64); 7] {
+pub fn all() -> [(&'static str, u64); 8] {
     [
         ("syscalls", SYSCALLS.get()),
         ("faults_demand_zero", FAULTS_DEMAND_ZERO.get()),
@@ -50,5 +53,6 @@ pub fn all() -> [(&'static str, u64); 7] {
         ("faults_spurious", FAULTS_SPURIOUS.get()),
         ("tlb_flushes", TLB_FLUSHES.get()),
         ("tasks_created", TASKS_CREATED.get()),
+        ("initramfs_unpack_us", INITRAMFS_UNPACK_US.get()),
     ]
 }

@@ -130,11 +130,43 @@ pub struct BootParams<'a> {
     pub tsc_khz: u64,
     pub memory_size: u64,
     pub script: Option<&'a str>,
+    /// The initramfs, decompressed.
+    pub initrd: Option<&'a [u8]>,
+    /// The first program's path and arguments.
+    pub init: Option<&'a [String]>,
 }
 
-/// Writes the boot information page and the script.
+/// `init`'s path and arguments as the guest reads them: NUL-terminated
+/// strings one after the other.
+pub fn init_argv_bytes(init: &[String]) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    for arg in init {
+        bytes.extend_from_slice(arg.as_bytes());
+        bytes.push(0);
+    }
+    if bytes.len() as u64 > INIT_ARGV_MAX_LEN {
+        return Err(Error::InitTooLong {
+            len: bytes.len(),
+            max: INIT_ARGV_MAX_LEN,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Writes the boot information page, the script, init's arguments and
+/// the initramfs.
 pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> {
-    let (mem_regions, nr_mem_regions) = ram_regions(params.memory_size);
+    let (mut mem_regions, nr_mem_regions) = ram_regions(params.memory_size);
+    let (mut initrd_phys, mut initrd_size) = (0, 0);
+    if let Some(archive) = params.initrd {
+        let (kept, phys) = crate::initrd::place(&mem_regions, archive.len() as u64)?;
+        memory
+            .write_slice(archive, GuestAddress(phys))
+            .map_err(|e| Error::Memory(format!("initramfs: {e}")))?;
+        mem_regions = kept;
+        (initrd_phys, initrd_size) = (phys, archive.len() as u64);
+    }
+    let mut init_len = 0;
     let mut flags = 0;
     let mut script_len = 0;
     if let Some(script) = params.script {
@@ -150,6 +182,14 @@ pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> 
         flags |= BOOT_FLAG_SCRIPT;
         script_len = script.len() as u64;
     }
+    if let Some(init) = params.init {
+        let bytes = init_argv_bytes(init)?;
+        memory
+            .write_slice(&bytes, GuestAddress(INIT_ARGV_PHYS))
+            .map_err(|e| Error::Memory(format!("init arguments: {e}")))?;
+        flags |= BOOT_FLAG_INIT;
+        init_len = bytes.len() as u64;
+    }
     let info = BootInfo {
         magic: BOOT_INFO_MAGIC,
         version: BOOT_INFO_VERSION,
@@ -164,6 +204,9 @@ pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> 
         virtio_console_size: VIRTIO_MMIO_SIZE,
         virtio_console_gsi: VIRTIO_CONSOLE_GSI,
         _pad: 0,
+        initrd_phys,
+        initrd_size,
+        init_len,
     };
     // SAFETY: BootInfo is repr(C) plain data; viewing it as bytes is sound.
     let bytes = unsafe {

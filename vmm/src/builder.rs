@@ -111,6 +111,23 @@ impl Vm {
             }
         }
 
+        if let Some(init) = &config.init {
+            boot::init_argv_bytes(init)?;
+        }
+        // Read (and decompress) the archive before KVM is touched: a bad
+        // file is the user's most likely mistake.
+        let initrd = match &config.initrd {
+            Some(path) => {
+                let archive = crate::initrd::read(path)?;
+                crate::initrd::place(
+                    &forkvm_abi::ram_regions(config.memory).0,
+                    archive.len() as u64,
+                )?;
+                Some(archive)
+            }
+            None => None,
+        };
+
         let kvm = open_kvm(&config.kvm_device)?;
         let platform = platform::resolve(config.platform);
         let vm = kvm
@@ -167,6 +184,8 @@ impl Vm {
                 tsc_khz: u64::from(tsc_khz),
                 memory_size: config.memory,
                 script: config.script.as_deref(),
+                initrd: initrd.as_deref(),
+                init: config.init.as_deref(),
             },
         )?;
 

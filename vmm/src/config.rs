@@ -38,6 +38,11 @@ pub struct VmConfig {
     pub timeout: Option<Duration>,
     /// Platform selection.
     pub platform: PlatformChoice,
+    /// The initramfs (a newc cpio archive, maybe gzip-compressed).
+    pub initrd: Option<PathBuf>,
+    /// The first program's path and arguments (`argv[0]` is the path);
+    /// `None`: the built-in init.
+    pub init: Option<Vec<String>>,
 }
 
 impl VmConfig {
@@ -50,6 +55,8 @@ impl VmConfig {
             script: None,
             timeout: None,
             platform: PlatformChoice::Auto,
+            initrd: None,
+            init: None,
         }
     }
 }

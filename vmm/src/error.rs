@@ -24,6 +24,14 @@ pub enum Error {
     Memory(String),
     /// The boot script is too long.
     ScriptTooLong { len: usize, max: u64 },
+    /// The initramfs cannot be read.
+    InitrdFile(PathBuf, std::io::Error),
+    /// The initramfs is not an archive forkvm can load.
+    InitrdFormat(PathBuf, String),
+    /// The initramfs does not fit the guest's memory.
+    InitrdTooLarge { size: u64, max: u64, memory: u64 },
+    /// `--init`'s path and arguments do not fit the boot area.
+    InitTooLong { len: usize, max: u64 },
     /// Host-side I/O (terminal, event loop) failed.
     Io(&'static str, std::io::Error),
 }
@@ -53,6 +61,16 @@ impl fmt::Display for Error {
             Error::Memory(why) => write!(f, "guest memory: {why}"),
             Error::ScriptTooLong { len, max } => {
                 write!(f, "the -c script is {len} bytes; at most {max} fit in the guest's boot area")
+            }
+            Error::InitrdFile(path, e) => write!(f, "cannot read initramfs {}: {e}", path.display()),
+            Error::InitrdFormat(path, why) => write!(f, "initramfs {}: {why}", path.display()),
+            Error::InitrdTooLarge { size, max, memory } => write!(
+                f,
+                "the initramfs is too large: {size} bytes, at most {max} fit in {} MiB of guest memory (use a larger --mem)",
+                memory >> 20
+            ),
+            Error::InitTooLong { len, max } => {
+                write!(f, "--init's path and arguments take {len} bytes; at most {max} fit in the guest's boot area")
             }
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod error;
 pub mod event_loop;
 pub mod exits;
+pub mod initrd;
 pub mod kvm_stats;
 pub mod memory;
 pub mod platform;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use vmm::config::{parse_memory_size, PlatformChoice, VmConfig, DEFAULT_KVM_DEVICE};
 use vmm::{GuestExit, Outcome};
 
@@ -52,6 +52,21 @@ struct Cli {
     #[arg(long, value_name = "PATH", default_value = DEFAULT_KVM_DEVICE)]
     kvm_device: PathBuf,
 
+    /// Initramfs: a cpio archive (newc format, plain or gzip-compressed)
+    /// unpacked into the guest's root file system at boot.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+
+    /// The first program (pid 1), a path in the guest's file system, e.g.
+    /// /bin/busybox (default: the built-in init and its shell). Its
+    /// arguments follow `--`.
+    #[arg(long, value_name = "PATH", conflicts_with = "command")]
+    init: Option<String>,
+
+    /// Arguments for --init's program (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    init_args: Vec<String>,
+
     /// Log VMM events to stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -82,6 +97,14 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.init.is_none() && !cli.init_args.is_empty() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "arguments after -- are for --init's program: give --init PATH",
+            )
+            .exit();
+    }
     init_logging(cli.verbose);
 
     let mut config = VmConfig::new(
@@ -92,6 +115,12 @@ fn main() -> ExitCode {
     config.script = cli.command;
     config.timeout = cli.timeout;
     config.kvm_device = cli.kvm_device;
+    config.initrd = cli.initrd;
+    config.init = cli.init.map(|path| {
+        let mut argv = vec![path];
+        argv.extend(cli.init_args);
+        argv
+    });
     config.platform = match cli.platform {
         PlatformArg::Auto => PlatformChoice::Auto,
         PlatformArg::Hvm => PlatformChoice::Hvm,
@@ -115,6 +144,10 @@ fn report(outcome: &Outcome) -> u8 {
         Outcome::Guest(GuestExit::Panic(message)) => {
             eprintln!("forkvm: guest kernel panic: {message}");
             EXIT_GUEST_PANIC
+        }
+        Outcome::Guest(GuestExit::BootFailed(message)) => {
+            eprintln!("forkvm: the guest cannot boot: {message}");
+            EXIT_VMM_ERROR
         }
         Outcome::Guest(GuestExit::TripleFault { rip }) => {
             eprintln!("forkvm: the guest triple-faulted (vCPU shutdown) at rip {rip:#x}");

@@ -22,6 +22,9 @@ pub enum GuestExit {
     Poweroff(u32),
     /// The guest kernel panicked with this message.
     Panic(String),
+    /// The guest kernel could not boot because of its input (a corrupt
+    /// initramfs, no init to start); the message says what was wrong.
+    BootFailed(String),
     /// The vCPU shut down (a triple fault).
     TripleFault { rip: u64 },
     /// KVM could not run the guest.
@@ -141,6 +144,10 @@ fn io_out(context: &VcpuContext, addr: u16, data: &[u8]) -> Option<GuestExit> {
         }
         port::POWEROFF => Some(GuestExit::Poweroff(le_u32(data))),
         port::PANIC => Some(GuestExit::Panic(read_panic_message(
+            &context.memory,
+            le_u32(data) as usize,
+        ))),
+        port::BOOT_FAILED => Some(GuestExit::BootFailed(read_panic_message(
             &context.memory,
             le_u32(data) as usize,
         ))),

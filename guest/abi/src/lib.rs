@@ -59,6 +59,12 @@ const _: () = assert!(
     SCRIPT_PHYS + SCRIPT_MAX_LEN <= 0x9_f000,
     "the script area ends below 0x9f000"
 );
+/// Guest-physical address of the first program's path and arguments
+/// (`forkvm --init PATH -- ARGS...`): NUL-terminated strings, one after
+/// the other, [`BootInfo::init_len`] bytes in all.
+pub const INIT_ARGV_PHYS: u64 = SCRIPT_PHYS + SCRIPT_MAX_LEN + 1;
+/// Most bytes of [`INIT_ARGV_PHYS`] (the rest of the low boot area).
+pub const INIT_ARGV_MAX_LEN: u64 = 0x9_f000 - INIT_ARGV_PHYS;
 /// Memory below this address holds firmware-like VMM data and is never
 /// handed out by the kernel's frame allocator.
 pub const LOW_MEMORY_END: u64 = KERNEL_PHYS_BASE;
@@ -116,6 +122,11 @@ pub mod port {
     /// 32-bit write: the kernel panicked; the value is the length of the
     /// message it wrote at [`crate::PANIC_BUFFER_PHYS`].
     pub const PANIC: u16 = 0x502;
+    /// 32-bit write: the kernel cannot boot because of its input (a
+    /// corrupt initramfs, a missing init), not because of a kernel bug;
+    /// the value is the length of the message at
+    /// [`crate::PANIC_BUFFER_PHYS`]. forkvm prints it and exits 1.
+    pub const BOOT_FAILED: u16 = 0x503;
 }
 
 /// IOAPIC input (GSI) of the serial port.
@@ -124,7 +135,7 @@ pub const SERIAL_GSI: u32 = 4;
 /// `BootInfo::magic`: "FORKVMBI".
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"FORKVMBI");
 /// Version of the [`BootInfo`] layout.
-pub const BOOT_INFO_VERSION: u32 = 2;
+pub const BOOT_INFO_VERSION: u32 = 3;
 
 /// How the guest kernel executes.
 #[repr(u32)]
@@ -175,6 +186,9 @@ pub const MAX_MEM_REGIONS: usize = 4;
 /// `BootInfo::flags`: run the script at [`SCRIPT_PHYS`] instead of an
 /// interactive prompt, then power off with the last command's status.
 pub const BOOT_FLAG_SCRIPT: u64 = 1 << 0;
+/// `BootInfo::flags`: start the program at [`INIT_ARGV_PHYS`] as pid 1
+/// instead of the built-in init.
+pub const BOOT_FLAG_INIT: u64 = 1 << 1;
 
 /// What the VMM tells the kernel at boot, at [`BOOT_INFO_PHYS`]. The kernel
 /// gets its physical address in `rsi`.
@@ -207,6 +221,16 @@ pub struct BootInfo {
     /// IOAPIC input of the virtio console ([`VIRTIO_CONSOLE_GSI`]).
     pub virtio_console_gsi: u32,
     pub _pad: u32,
+    /// Guest-physical address of the initramfs (an uncompressed newc cpio
+    /// archive; the VMM decompresses a gzip one), page aligned, outside
+    /// `mem_regions` so the kernel's allocator never hands it out; 0 and
+    /// `initrd_size` 0: none.
+    pub initrd_phys: u64,
+    /// Length of the archive in bytes.
+    pub initrd_size: u64,
+    /// Bytes of init's path and arguments at [`INIT_ARGV_PHYS`] (with
+    /// [`BOOT_FLAG_INIT`]).
+    pub init_len: u64,
 }
 
 impl BootInfo {

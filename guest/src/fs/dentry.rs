@@ -1,6 +1,8 @@
-//! The directory tree: a ramfs of directories only (Linux's dentries of a
-//! `ramfs` mount, with the inode folded in). There are no regular files,
-//! links or mounts, so every path names a directory or nothing.
+//! The directory tree: a ramfs (Linux's dentries of a `ramfs` mount). A
+//! directory is a `Dentry` with its inode folded in (directories cannot be
+//! hard-linked); its entries are other directories or the inodes of
+//! regular files, symbolic links and devices (`fs::inode`), which may sit
+//! under several names. There are no mounts.
 //!
 //! A directory owns its children (`Arc`s in its map) and each child holds
 //! its parent (`Arc`), so the tree lives as long as it is reachable from
@@ -10,17 +12,24 @@
 //! can be created in it. Since only empty directories are removed, taking
 //! the child out of the map breaks the only cycle.
 //!
-//! Names and parents never change (no `rename`), so only the children and
-//! the dead flag sit under a lock. Lock order: a parent before its child.
+//! A directory's name and parent change only by `rename`, which the
+//! global [`RENAME_LOCK`] serialises (Linux `s_vfs_rename_mutex`); they
+//! sit under their own small lock (`link`), the entries and the dead flag
+//! under `state`. Lock order: `RENAME_LOCK`, then a parent's `state`
+//! before its child's; two directories that are not parent and child are
+//! never locked together, and `link` is never held while taking another
+//! lock.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
+use super::inode::Inode;
 use super::permission::S_ISGID;
-use crate::errno::{EEXIST, ENAMETOOLONG, ENOENT, ENOTEMPTY};
+use crate::errno::{EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY};
 
 /// Longest name of a directory entry (Linux `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -35,21 +44,104 @@ pub struct Owner {
 /// root:root, the owner of the initial tree.
 const ROOT_OWNER: Owner = Owner { uid: 0, gid: 0 };
 
+/// What a name refers to.
+#[derive(Clone)]
+pub enum Node {
+    Dir(Arc<Dentry>),
+    Inode(Arc<Inode>),
+}
+
+impl Node {
+    /// The directory, or ENOTDIR.
+    pub fn dir(self) -> Result<Arc<Dentry>, i32> {
+        match self {
+            Node::Dir(dir) => Ok(dir),
+            Node::Inode(_) => Err(ENOTDIR),
+        }
+    }
+
+    /// The symbolic link's target, if it is one.
+    pub fn symlink_target(&self) -> Option<&[u8]> {
+        match self {
+            Node::Inode(inode) => match &inode.kind {
+                super::inode::InodeKind::Symlink(target) => Some(target),
+                _ => None,
+            },
+            Node::Dir(_) => None,
+        }
+    }
+
+    /// `st_ino`.
+    pub fn ino(&self) -> u64 {
+        match self {
+            Node::Dir(dir) => dir.ino,
+            Node::Inode(inode) => inode.ino,
+        }
+    }
+
+    /// Type and permission bits.
+    pub fn mode(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => super::inode::S_IFDIR | dir.mode(),
+            Node::Inode(inode) => inode.meta().mode,
+        }
+    }
+
+    /// Sets the permission bits (`chmod`); the type stays.
+    #[cfg_attr(test, allow(dead_code))]
+    pub fn set_mode(&self, mode: u32) {
+        match self {
+            Node::Dir(dir) => dir.set_mode(mode),
+            Node::Inode(inode) => {
+                let mut meta = inode.meta.lock();
+                meta.mode = (meta.mode & super::inode::S_IFMT) | (mode & 0o7777);
+            }
+        }
+    }
+
+    pub fn uid(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => dir.owner.uid,
+            Node::Inode(inode) => inode.meta().uid,
+        }
+    }
+
+    pub fn gid(&self) -> u32 {
+        match self {
+            Node::Dir(dir) => dir.owner.gid,
+            Node::Inode(inode) => inode.meta().gid,
+        }
+    }
+}
+
 /// One directory.
 pub struct Dentry {
-    /// The name in its parent (empty for the root).
-    name: Box<[u8]>,
-    /// The directory it was created in; `None` for the root of the tree.
-    parent: Option<Arc<Dentry>>,
+    /// Its inode number.
+    pub ino: u64,
+    /// Its name and the directory holding it (see [`Link`]).
+    link: Mutex<Link>,
     /// Permission bits (`0o7777`): from `mkdir`, less the umask.
-    mode: u32,
+    /// Changed by `chmod`.
+    mode: AtomicU32,
     owner: Owner,
     state: Mutex<DirState>,
 }
 
+/// Where a directory sits: its name in its parent (empty for the root)
+/// and the parent (`None` for the root of the tree). Changed by rename.
+struct Link {
+    name: Box<[u8]>,
+    parent: Option<Arc<Dentry>>,
+}
+
+/// Serialises renames (Linux `s_vfs_rename_mutex`): a directory's
+/// ancestry cannot change while a rename checks that its target is not
+/// inside the directory it moves.
+static RENAME_LOCK: Mutex<()> = Mutex::new(());
+
 /// The mutable part of a directory.
 struct DirState {
-    children: BTreeMap<Box<[u8]>, Arc<Dentry>>,
+    children: BTreeMap<Box<[u8]>, Node>,
     /// Removed by `rmdir` (Linux `IS_DEADDIR`).
     dead: bool,
 }
@@ -57,9 +149,12 @@ struct DirState {
 impl Dentry {
     fn new(name: &[u8], parent: Option<Arc<Dentry>>, mode: u32, owner: Owner) -> Arc<Dentry> {
         Arc::new(Dentry {
-            name: name.into(),
-            parent,
-            mode,
+            ino: super::inode::next_ino(),
+            link: Mutex::new(Link {
+                name: name.into(),
+                parent,
+            }),
+            mode: AtomicU32::new(mode),
             owner,
             state: Mutex::new(DirState {
                 children: BTreeMap::new(),
@@ -85,13 +180,14 @@ impl Dentry {
         root
     }
 
-    pub fn name(&self) -> &[u8] {
-        &self.name
+    /// Its name in its parent (empty for the root).
+    pub fn name(&self) -> Box<[u8]> {
+        self.link.lock().name.clone()
     }
 
     /// The parent; `None` at the root of the tree.
-    pub fn parent(&self) -> Option<&Arc<Dentry>> {
-        self.parent.as_ref()
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.link.lock().parent.clone()
     }
 
     /// Whether `rmdir` removed it.
@@ -100,7 +196,13 @@ impl Dentry {
     }
 
     pub fn mode(&self) -> u32 {
-        self.mode
+        self.mode.load(Ordering::Relaxed)
+    }
+
+    /// Sets the permission bits (`chmod`).
+    #[cfg_attr(test, allow(dead_code))]
+    pub fn set_mode(&self, mode: u32) {
+        self.mode.store(mode & 0o7777, Ordering::Relaxed);
     }
 
     pub fn uid(&self) -> u32 {
@@ -122,7 +224,182 @@ impl Dentry {
         if name.len() > NAME_MAX {
             return Err(ENAMETOOLONG);
         }
+        state.children.get(name).cloned().ok_or(ENOENT)?.dir()
+    }
+
+    /// The entry called `name`, whatever it is (a real name, not `.` or
+    /// `..`): ENOENT in a removed directory, ENAMETOOLONG, ENOENT.
+    pub fn lookup_node(&self, name: &[u8]) -> Result<Node, i32> {
+        let state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
         state.children.get(name).cloned().ok_or(ENOENT)
+    }
+
+    /// Directories below this one (for `st_nlink`: 2 + subdirectories).
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
+    pub fn subdirectories(&self) -> usize {
+        let state = self.state.lock();
+        state
+            .children
+            .values()
+            .filter(|n| matches!(n, Node::Dir(_)))
+            .count()
+    }
+
+    /// The entries, in name order, as `getdents64` lists them after `.`
+    /// and `..`: (name, inode number, `S_IFMT` bits).
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
+    pub fn entries(&self) -> alloc::vec::Vec<(Box<[u8]>, u64, u32)> {
+        let state = self.state.lock();
+        state
+            .children
+            .iter()
+            .map(|(name, node)| (name.clone(), node.ino(), node.mode() & super::inode::S_IFMT))
+            .collect()
+    }
+
+    /// Enters `inode` under `name` (a new file, symlink, device or hard
+    /// link; Linux `vfs_create`/`vfs_link` on ramfs): ENOENT in a removed
+    /// directory, ENAMETOOLONG, EEXIST, then `may_create`'s error. Counts
+    /// the link.
+    pub fn link_checked(
+        &self,
+        name: &[u8],
+        inode: &Arc<Inode>,
+        may_create: impl FnOnce(&Dentry) -> Result<(), i32>,
+    ) -> Result<(), i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
+        if state.children.contains_key(name) {
+            return Err(EEXIST);
+        }
+        may_create(self)?;
+        inode.meta.lock().nlink += 1;
+        state
+            .children
+            .insert(name.into(), Node::Inode(inode.clone()));
+        Ok(())
+    }
+
+    /// Removes the non-directory `name` (Linux `vfs_unlink`): ENOENT,
+    /// ENAMETOOLONG, `may_delete`'s error, EISDIR for a directory. The
+    /// inode lives on while open.
+    pub fn unlink_checked(
+        &self,
+        name: &[u8],
+        may_delete: impl FnOnce(&Dentry, &Node) -> Result<(), i32>,
+    ) -> Result<Arc<Inode>, i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        if name.len() > NAME_MAX {
+            return Err(ENAMETOOLONG);
+        }
+        let node = state.children.get(name).ok_or(ENOENT)?;
+        may_delete(self, node)?;
+        let Node::Inode(inode) = node.clone() else {
+            return Err(EISDIR);
+        };
+        state.children.remove(name);
+        let mut meta = inode.meta.lock();
+        meta.nlink = meta.nlink.saturating_sub(1);
+        drop(meta);
+        Ok(inode)
+    }
+
+    /// Moves the directory `name` of this one to `new_name` in `new_dir`
+    /// (Linux `vfs_rename` of a directory on ramfs): EINVAL if `new_dir`
+    /// is the directory itself or inside it; over an existing name only an
+    /// empty directory (ENOTEMPTY; ENOTDIR over a non-directory), which is
+    /// removed as by `rmdir`. `may_replace` checks the target once found.
+    pub fn rename_dir(
+        self: &Arc<Self>,
+        name: &[u8],
+        new_dir: &Arc<Dentry>,
+        new_name: &[u8],
+        may_replace: impl FnOnce(&Node) -> Result<(), i32>,
+    ) -> Result<(), i32> {
+        let _serialised = RENAME_LOCK.lock();
+        let moving = self.lookup(name)?;
+        // The target directory must not be inside the one moving.
+        let mut at = Some(new_dir.clone());
+        while let Some(dir) = at {
+            if Arc::ptr_eq(&dir, &moving) {
+                return Err(EINVAL);
+            }
+            at = dir.parent();
+        }
+        if new_dir.is_dead() {
+            return Err(ENOENT);
+        }
+        match new_dir.lookup_node(new_name) {
+            Ok(Node::Dir(target)) if Arc::ptr_eq(&target, &moving) => return Ok(()),
+            Ok(target) => {
+                may_replace(&target)?;
+                let Node::Dir(target) = target else {
+                    return Err(ENOTDIR);
+                };
+                let mut target_state = target.state.lock();
+                if !target_state.children.is_empty() {
+                    return Err(ENOTEMPTY);
+                }
+                target_state.dead = true;
+            }
+            Err(ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        self.state.lock().children.remove(name);
+        new_dir
+            .state
+            .lock()
+            .children
+            .insert(new_name.into(), Node::Dir(moving.clone()));
+        *moving.link.lock() = Link {
+            name: new_name.into(),
+            parent: Some(new_dir.clone()),
+        };
+        Ok(())
+    }
+
+    /// Puts `inode` under `name` in place of what is there (the second
+    /// half of a rename of a non-directory): EISDIR over a directory.
+    /// Returns the inode replaced, if any, its link uncounted.
+    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
+    pub fn replace_entry(
+        &self,
+        name: &[u8],
+        inode: &Arc<Inode>,
+    ) -> Result<Option<Arc<Inode>>, i32> {
+        let mut state = self.state.lock();
+        if state.dead {
+            return Err(ENOENT);
+        }
+        let old = match state.children.get(name) {
+            Some(Node::Dir(_)) => return Err(EISDIR),
+            Some(Node::Inode(old)) if Arc::ptr_eq(old, inode) => return Ok(None),
+            Some(Node::Inode(old)) => Some(old.clone()),
+            None => None,
+        };
+        if let Some(old) = &old {
+            let mut meta = old.meta.lock();
+            meta.nlink = meta.nlink.saturating_sub(1);
+        }
+        inode.meta.lock().nlink += 1;
+        state
+            .children
+            .insert(name.into(), Node::Inode(inode.clone()));
+        Ok(old)
     }
 
     /// Creates the directory `name` in this one (Linux `vfs_mkdir` on
@@ -158,12 +435,12 @@ impl Dentry {
             return Err(EEXIST);
         }
         may_create(self)?;
-        if self.mode & S_ISGID != 0 {
+        if self.mode() & S_ISGID != 0 {
             owner.gid = self.owner.gid;
             mode |= S_ISGID;
         }
         let child = Dentry::new(name, Some(self.clone()), mode, owner);
-        state.children.insert(name.into(), child.clone());
+        state.children.insert(name.into(), Node::Dir(child.clone()));
         Ok(child)
     }
 
@@ -180,7 +457,7 @@ impl Dentry {
     pub fn rmdir_checked(
         &self,
         name: &[u8],
-        may_delete: impl FnOnce(&Dentry, &Dentry) -> Result<(), i32>,
+        may_delete: impl FnOnce(&Dentry, &Node) -> Result<(), i32>,
     ) -> Result<(), i32> {
         let mut state = self.state.lock();
         if state.dead {
@@ -191,6 +468,9 @@ impl Dentry {
         }
         let child = state.children.get(name).ok_or(ENOENT)?;
         may_delete(self, child)?;
+        let Node::Dir(child) = child else {
+            return Err(ENOTDIR);
+        };
         {
             let mut child_state = child.state.lock();
             if !child_state.children.is_empty() {
@@ -213,8 +493,8 @@ mod tests {
         assert!(root.parent().is_none());
         for name in [&b"tmp"[..], b"bin", b"dev", b"proc"] {
             let dir = root.lookup(name).unwrap();
-            assert_eq!(dir.name(), name);
-            assert!(Arc::ptr_eq(dir.parent().unwrap(), &root));
+            assert_eq!(&*dir.name(), name);
+            assert!(Arc::ptr_eq(&dir.parent().unwrap(), &root));
         }
         assert_eq!(root.lookup(b"tmp").unwrap().mode(), 0o1777);
         assert_eq!(root.lookup(b"etc").err(), Some(ENOENT));
@@ -251,7 +531,7 @@ mod tests {
         let d = tmp.mkdir(b"d", 0o755, ROOT_OWNER).unwrap();
         tmp.rmdir(b"d").unwrap();
         assert!(d.is_dead());
-        assert!(Arc::ptr_eq(d.parent().unwrap(), &tmp));
+        assert!(Arc::ptr_eq(&d.parent().unwrap(), &tmp));
         assert_eq!(d.mkdir(b"x", 0o755, ROOT_OWNER).err(), Some(ENOENT));
         // ENOENT comes before ENAMETOOLONG in a dead directory.
         assert_eq!(d.lookup(&[b'x'; 300]).err(), Some(ENOENT));
@@ -292,10 +572,40 @@ mod tests {
         );
         let full = root.mkdir(b"full", 0o755, ROOT_OWNER).unwrap();
         full.mkdir(b"x", 0o755, ROOT_OWNER).unwrap();
-        let refuse = |_: &Dentry, _: &Dentry| Err(EPERM);
+        let refuse = |_: &Dentry, _: &Node| Err(EPERM);
         assert_eq!(root.rmdir_checked(b"nope", refuse), Err(ENOENT));
         assert_eq!(root.rmdir_checked(b"full", refuse), Err(EPERM));
         assert_eq!(root.rmdir(b"full"), Err(ENOTEMPTY));
+    }
+
+    #[test]
+    fn directories_move() {
+        let root = Dentry::new_tree();
+        let tmp = root.lookup(b"tmp").unwrap();
+        let a = tmp.mkdir(b"a", 0o755, ROOT_OWNER).unwrap();
+        let b = a.mkdir(b"b", 0o755, ROOT_OWNER).unwrap();
+        let ok = |_: &Node| Ok(());
+        // Not into itself or below itself.
+        assert_eq!(tmp.rename_dir(b"a", &b, b"x", ok), Err(EINVAL));
+        assert_eq!(tmp.rename_dir(b"a", &a, b"x", ok), Err(EINVAL));
+        // Over a non-empty directory, a file, then an empty directory.
+        let full = root.mkdir(b"full", 0o755, ROOT_OWNER).unwrap();
+        full.mkdir(b"x", 0o755, ROOT_OWNER).unwrap();
+        assert_eq!(a.rename_dir(b"b", &root, b"full", ok), Err(ENOTEMPTY));
+        let empty = root.mkdir(b"empty", 0o755, ROOT_OWNER).unwrap();
+        a.rename_dir(b"b", &root, b"empty", ok).unwrap();
+        assert!(empty.is_dead());
+        assert!(Arc::ptr_eq(&root.lookup(b"empty").unwrap(), &b));
+        assert_eq!(a.lookup(b"b").err(), Some(ENOENT));
+        assert_eq!(&*b.name(), b"empty");
+        assert!(Arc::ptr_eq(&b.parent().unwrap(), &root));
+        assert_eq!(
+            crate::fs::namei::path_from(&b, &root),
+            (b"/empty".to_vec(), true)
+        );
+        // Renaming onto itself does nothing.
+        root.rename_dir(b"empty", &root, b"empty", ok).unwrap();
+        assert_eq!(root.rename_dir(b"nope", &tmp, b"y", ok), Err(ENOENT));
     }
 
     #[test]

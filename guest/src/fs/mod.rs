@@ -1,11 +1,22 @@
-//! Open files and the directory tree. A file is the console, the virtio
-//! console, one end of a pipe, a pidfd or one of the few `/proc` files;
-//! the tree (`dentry`, walked by `namei`) holds directories only (programs
-//! are embedded, see `programs.rs`). Only the tree builds on the host, for
-//! its unit tests.
+//! Open files and the file system. A file is the console, the virtio
+//! console, one end of a pipe, a pidfd, one of the few `/proc` files, or
+//! a file of the tree (`file::OpenFile`). The tree is a ramfs: `dentry`
+//! (directories), `inode` (files, symlinks, devices), `page_cache` (a
+//! file's pages), walked by `namei`, checked by `permission`, filled at
+//! boot by `initramfs` from the archive `cpio` parses. `exec` finds what
+//! `execve` runs. The pure parts build on the host for their unit tests.
 
+pub mod cpio;
+#[cfg(not(test))]
+pub mod current;
 pub mod dentry;
+pub mod exec;
+#[cfg(not(test))]
+pub mod file;
+pub mod initramfs;
+pub mod inode;
 pub mod namei;
+pub mod page_cache;
 pub mod permission;
 #[cfg(not(test))]
 pub mod pipe;
@@ -32,6 +43,8 @@ pub enum FileKind {
     Pidfd(alloc::sync::Weak<crate::process::task::Task>),
     /// `/proc/PID/uid_map` and friends.
     Proc(proc::ProcFile),
+    /// A file, directory or device of the tree.
+    Vfs(file::OpenFile),
 }
 
 #[cfg(not(test))]
@@ -64,7 +77,8 @@ impl Drop for File {
             FileKind::Console
             | FileKind::VirtioConsole
             | FileKind::Pidfd(_)
-            | FileKind::Proc(_) => {}
+            | FileKind::Proc(_)
+            | FileKind::Vfs(_) => {}
         }
     }
 }

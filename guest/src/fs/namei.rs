@@ -3,14 +3,16 @@
 //! empty components (repeated or trailing slashes) are skipped, `.` stays
 //! and `..` goes up, but never above the task's root (nor the tree's).
 //! Every component needs search permission on the directory it is looked
-//! up in (Linux `may_lookup`), the last one too.
+//! up in (Linux `may_lookup`), the last one too. Symbolic links are
+//! followed in the middle of a path always, at its end when asked (and
+//! when a slash follows), at most 40 in one lookup (ELOOP).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::dentry::Dentry;
+use super::dentry::{Dentry, Node};
 use super::permission::{Access, MAY_EXEC};
-use crate::errno::ENOENT;
+use crate::errno::{ELOOP, ENOENT};
 
 /// Longest path, counting its NUL (Linux `PATH_MAX`).
 #[cfg_attr(test, allow(dead_code))] // used by the system calls
@@ -41,6 +43,9 @@ fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())
 }
 
+/// Most symbolic links followed in one lookup (Linux `MAXSYMLINKS`).
+const MAX_SYMLINKS: u32 = 40;
+
 impl Walk<'_> {
     fn start(&self, path: &[u8]) -> Arc<Dentry> {
         if path.first() == Some(&b'/') {
@@ -56,27 +61,82 @@ impl Walk<'_> {
         if Arc::ptr_eq(&dir, self.root) {
             return dir;
         }
-        match dir.parent() {
-            Some(parent) => parent.clone(),
-            None => dir,
-        }
+        dir.parent().unwrap_or(dir)
     }
 
-    fn step(&self, dir: Arc<Dentry>, name: &[u8]) -> Result<Arc<Dentry>, i32> {
+    /// One component looked up in `dir` (search permission first); a
+    /// symbolic link is followed if `follow`, relative to `dir` (Linux
+    /// `walk_component`, `pick_link`): ELOOP past MAX_SYMLINKS.
+    fn step(
+        &self,
+        dir: Arc<Dentry>,
+        name: &[u8],
+        follow: bool,
+        links: &mut u32,
+    ) -> Result<Node, i32> {
         self.access.permission(&dir, MAY_EXEC)?;
-        match name {
-            b"." => Ok(dir),
-            b".." => Ok(self.dotdot(dir)),
-            _ => dir.lookup(name),
+        let node = match name {
+            b"." => return Ok(Node::Dir(dir)),
+            b".." => return Ok(Node::Dir(self.dotdot(dir))),
+            _ => dir.lookup_node(name)?,
+        };
+        match node.symlink_target() {
+            Some(target) if follow => {
+                *links += 1;
+                if *links > MAX_SYMLINKS {
+                    return Err(ELOOP);
+                }
+                let start = if target.first() == Some(&b'/') {
+                    self.root.clone()
+                } else {
+                    dir
+                };
+                self.resolve(start, target, true, links)
+            }
+            _ => Ok(node),
         }
     }
 
-    /// The directory `path` names (Linux `path_lookupat`).
+    /// Walks `path` from `start`: every component but the last must be a
+    /// directory (symbolic links followed); the last is followed if
+    /// `follow_last` or the path ends in a slash, which also requires a
+    /// directory (ENOTDIR).
+    fn resolve(
+        &self,
+        start: Arc<Dentry>,
+        path: &[u8],
+        follow_last: bool,
+        links: &mut u32,
+    ) -> Result<Node, i32> {
+        let mut names = components(path);
+        let Some(last) = names.next_back() else {
+            return Ok(Node::Dir(start));
+        };
+        let mut dir = start;
+        for name in names {
+            dir = self.step(dir, name, true, links)?.dir()?;
+        }
+        let trailing_slash = path.last() == Some(&b'/');
+        let node = self.step(dir, last, follow_last || trailing_slash, links)?;
+        if trailing_slash {
+            return Ok(Node::Dir(node.dir()?));
+        }
+        Ok(node)
+    }
+
+    /// The directory `path` names (Linux `path_lookupat`): ENOTDIR if it
+    /// names something else.
     pub fn lookup(&self, path: &[u8]) -> Result<Arc<Dentry>, i32> {
+        self.lookup_node(path, true)?.dir()
+    }
+
+    /// Whatever `path` names; a final symbolic link is followed only if
+    /// `follow` (Linux's LOOKUP_FOLLOW; `lstat`, O_NOFOLLOW do not).
+    pub fn lookup_node(&self, path: &[u8], follow: bool) -> Result<Node, i32> {
         if path.is_empty() {
             return Err(ENOENT);
         }
-        components(path).try_fold(self.start(path), |dir, name| self.step(dir, name))
+        self.resolve(self.start(path), path, follow, &mut 0)
     }
 
     /// The directory holding the last component of `path`, and that
@@ -90,7 +150,11 @@ impl Walk<'_> {
         let Some(last) = names.next_back() else {
             return Ok((start, Last::Root));
         };
-        let dir = names.try_fold(start, |dir, name| self.step(dir, name))?;
+        let mut links = 0;
+        let mut dir = start;
+        for name in names {
+            dir = self.step(dir, name, true, &mut links)?.dir()?;
+        }
         self.access.permission(&dir, MAY_EXEC)?;
         let last = match last {
             b"." => Last::Dot,
@@ -105,10 +169,10 @@ impl Walk<'_> {
 /// whether `root` was on the way up: if not, the path is the one from the
 /// tree's root (getcwd then prefixes `(unreachable)`).
 pub fn path_from(dir: &Arc<Dentry>, root: &Arc<Dentry>) -> (Vec<u8>, bool) {
-    let mut names: Vec<&[u8]> = Vec::new();
-    let mut at = dir;
+    let mut names = Vec::new();
+    let mut at = dir.clone();
     let reachable = loop {
-        if Arc::ptr_eq(at, root) {
+        if Arc::ptr_eq(&at, root) {
             break true;
         }
         match at.parent() {
@@ -265,6 +329,56 @@ mod tests {
         };
         assert_eq!(inside.lookup(b"..").err(), Some(EACCES));
         assert!(same(&inside.lookup(b"/tmp").unwrap(), &f.tmp));
+    }
+
+    #[test]
+    fn symbolic_links_and_files() {
+        use crate::errno::{ELOOP, ENOTDIR};
+        use crate::fs::inode::{Inode, InodeKind};
+        let f = fixture();
+        let root_owner = |_: &Dentry| Ok(());
+        let link = |dir: &Arc<Dentry>, name: &[u8], target: &[u8]| {
+            let inode = Arc::new(Inode::new(InodeKind::Symlink(target.into()), 0o777, 0, 0));
+            dir.link_checked(name, &inode, root_owner).unwrap();
+            inode
+        };
+        let file = Arc::new(Inode::new(
+            InodeKind::Regular(Default::default()),
+            0o644,
+            0,
+            0,
+        ));
+        f.b.link_checked(b"file", &file, root_owner).unwrap();
+        link(&f.tmp, b"abs", b"/tmp/a/b");
+        link(&f.tmp, b"rel", b"a/b/file");
+        link(&f.a, b"up", b"../a");
+        link(&f.tmp, b"loop", b"loop");
+        link(&f.tmp, b"dangling", b"nowhere");
+        let walk = Walk {
+            root: &f.root,
+            pwd: &f.tmp,
+            access: &ROOT,
+        };
+        assert!(same(&walk.lookup(b"abs").unwrap(), &f.b));
+        assert!(same(&walk.lookup(b"a/up/up/up/b").unwrap(), &f.b));
+        let Node::Inode(found) = walk.lookup_node(b"rel", true).unwrap() else {
+            panic!("a file")
+        };
+        assert!(Arc::ptr_eq(&found, &file));
+        assert_eq!(
+            walk.lookup_node(b"rel", false).unwrap().symlink_target(),
+            Some(&b"a/b/file"[..])
+        );
+        assert_eq!(walk.lookup(b"rel").err(), Some(ENOTDIR));
+        assert_eq!(walk.lookup_node(b"rel/", false).err(), Some(ENOTDIR));
+        assert_eq!(walk.lookup_node(b"a/b/file/x", true).err(), Some(ENOTDIR));
+        assert_eq!(walk.parent(b"a/b/file/x").err(), Some(ENOTDIR));
+        assert_eq!(walk.lookup_node(b"loop", true).err(), Some(ELOOP));
+        assert!(walk.lookup_node(b"loop", false).is_ok());
+        assert_eq!(walk.lookup_node(b"dangling", true).err(), Some(ENOENT));
+        let (dir, last) = walk.parent(b"abs/new").unwrap();
+        assert!(same(&dir, &f.b));
+        assert_eq!(last, Last::Norm(b"new"));
     }
 
     #[test]

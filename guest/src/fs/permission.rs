@@ -1,19 +1,23 @@
-//! Permission checks on directories (Linux `generic_permission`,
+//! Permission checks on directories and files (Linux `generic_permission`,
 //! `check_sticky`): the owner's, the group's or the others' bits, then the
 //! capabilities that override them. There are no supplementary groups and
 //! no ACLs; the file-system ids are the effective ones.
 
-use super::dentry::Dentry;
+use super::dentry::{Dentry, Node};
+use super::inode::S_IFMT;
 use crate::errno::EACCES;
 
 /// Search (walk through) a directory.
 pub const MAY_EXEC: u32 = 1;
-/// Add or remove entries.
+/// Add or remove entries; write a file.
 pub const MAY_WRITE: u32 = 2;
+/// List a directory; read a file.
+pub const MAY_READ: u32 = 4;
 
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_FOWNER: u32 = 3;
+const CAP_FSETID: u32 = 4;
 
 /// The sticky bit: only an entry's owner (or the directory's) removes it.
 pub const S_ISVTX: u32 = 0o1000;
@@ -48,23 +52,36 @@ impl Access {
                 .is_some_and(|groups| groups.binary_search(&gid).is_ok())
     }
 
-    /// `cap` over `dir` (Linux `capable_wrt_inode_uidgid`).
-    fn capable_over(&self, dir: &Dentry, cap: u32) -> bool {
+    /// `cap` over an inode owned by (uid, gid) (Linux
+    /// `capable_wrt_inode_uidgid`).
+    fn capable_over_ids(&self, uid: u32, gid: u32, cap: u32) -> bool {
         self.caps & (1 << cap) != 0
             && self
                 .owner_mapped
                 .as_ref()
-                .is_none_or(|mapped| mapped(dir.uid(), dir.gid()))
+                .is_none_or(|mapped| mapped(uid, gid))
     }
 
     /// Linux `generic_permission` for a directory: EACCES unless the
     /// class's bits allow every access in `mask`, CAP_DAC_READ_SEARCH
     /// covers it (no write) or CAP_DAC_OVERRIDE does.
     pub fn permission(&self, dir: &Dentry, mask: u32) -> Result<(), i32> {
-        let mode = dir.mode();
-        let bits = if self.fsuid == dir.uid() {
+        self.check(dir.mode(), dir.uid(), dir.gid(), true, mask)
+    }
+
+    /// Linux `generic_permission` for anything: for a non-directory,
+    /// CAP_DAC_READ_SEARCH covers only reading, and CAP_DAC_OVERRIDE
+    /// execution only if some execute bit is set.
+    pub fn permission_node(&self, node: &Node, mask: u32) -> Result<(), i32> {
+        let mode = node.mode();
+        let is_dir = mode & S_IFMT == super::inode::S_IFDIR;
+        self.check(mode & 0o7777, node.uid(), node.gid(), is_dir, mask)
+    }
+
+    fn check(&self, mode: u32, uid: u32, gid: u32, is_dir: bool, mask: u32) -> Result<(), i32> {
+        let bits = if self.fsuid == uid {
             mode >> 6
-        } else if self.in_group(dir.gid()) {
+        } else if self.in_group(gid) {
             mode >> 3
         } else {
             mode
@@ -72,10 +89,16 @@ impl Access {
         if mask & !bits & 0o7 == 0 {
             return Ok(());
         }
-        if mask & MAY_WRITE == 0 && self.capable_over(dir, CAP_DAC_READ_SEARCH) {
+        let read_search = if is_dir {
+            mask & MAY_WRITE == 0
+        } else {
+            mask & !MAY_READ & 0o7 == 0
+        };
+        if read_search && self.capable_over_ids(uid, gid, CAP_DAC_READ_SEARCH) {
             return Ok(());
         }
-        if self.capable_over(dir, CAP_DAC_OVERRIDE) {
+        let exec_allowed = is_dir || mask & MAY_EXEC == 0 || mode & 0o111 != 0;
+        if exec_allowed && self.capable_over_ids(uid, gid, CAP_DAC_OVERRIDE) {
             return Ok(());
         }
         Err(EACCES)
@@ -83,11 +106,23 @@ impl Access {
 
     /// Linux `check_sticky`: whether removing `victim` from the sticky
     /// directory `dir` is refused (neither owner, no CAP_FOWNER).
-    pub fn sticky_refuses(&self, dir: &Dentry, victim: &Dentry) -> bool {
+    pub fn sticky_refuses(&self, dir: &Dentry, victim: &Node) -> bool {
         dir.mode() & S_ISVTX != 0
             && self.fsuid != victim.uid()
             && self.fsuid != dir.uid()
-            && !self.capable_over(victim, CAP_FOWNER)
+            && !self.capable_over_ids(victim.uid(), victim.gid(), CAP_FOWNER)
+    }
+
+    /// Whether the caller owns `node` or has CAP_FOWNER over it (Linux
+    /// `inode_owner_or_capable`: who may chmod it or set its times).
+    pub fn owner_or_capable(&self, node: &Node) -> bool {
+        self.fsuid == node.uid() || self.capable_over_ids(node.uid(), node.gid(), CAP_FOWNER)
+    }
+
+    /// Whether a chmod by the caller may keep S_ISGID on `node` (Linux
+    /// `setattr_should_drop_sgid`: in its group, or CAP_FSETID).
+    pub fn may_keep_setgid(&self, node: &Node) -> bool {
+        self.in_group(node.gid()) || self.capable_over_ids(node.uid(), node.gid(), CAP_FSETID)
     }
 }
 
@@ -181,8 +216,8 @@ mod tests {
     fn sticky_directories() {
         let root = Dentry::new_tree();
         let tmp = root.lookup(b"tmp").unwrap();
-        let theirs = dir(&tmp, b"theirs", 0o755, 1001, 1001);
-        let mine = dir(&tmp, b"mine", 0o755, 1000, 1000);
+        let theirs = Node::Dir(dir(&tmp, b"theirs", 0o755, 1001, 1001));
+        let mine = Node::Dir(dir(&tmp, b"mine", 0o755, 1000, 1000));
         assert!(USER.sticky_refuses(&tmp, &theirs));
         assert!(!USER.sticky_refuses(&tmp, &mine));
         let fowner = Access {
@@ -191,7 +226,69 @@ mod tests {
         };
         assert!(!fowner.sticky_refuses(&tmp, &theirs));
         let plain = dir(&root, b"plain", 0o777, 0, 0);
-        let inside = dir(&plain, b"x", 0o755, 1001, 1001);
+        let inside = Node::Dir(dir(&plain, b"x", 0o755, 1001, 1001));
         assert!(!USER.sticky_refuses(&plain, &inside));
+    }
+
+    #[test]
+    fn files_and_capabilities() {
+        use crate::fs::inode::{Inode, InodeKind};
+        let file = |mode| {
+            Node::Inode(Arc::new(Inode::new(
+                InodeKind::Regular(Default::default()),
+                mode,
+                0,
+                0,
+            )))
+        };
+        let read_search = Access {
+            caps: 1 << CAP_DAC_READ_SEARCH,
+            ..USER
+        };
+        let overrider = Access {
+            caps: 1 << CAP_DAC_OVERRIDE,
+            ..USER
+        };
+        let private = file(0o600);
+        assert_eq!(USER.permission_node(&private, MAY_READ), Err(EACCES));
+        assert_eq!(read_search.permission_node(&private, MAY_READ), Ok(()));
+        assert_eq!(read_search.permission_node(&private, MAY_EXEC), Err(EACCES));
+        assert_eq!(overrider.permission_node(&private, MAY_WRITE), Ok(()));
+        // Execution needs an execute bit even for CAP_DAC_OVERRIDE.
+        assert_eq!(overrider.permission_node(&private, MAY_EXEC), Err(EACCES));
+        assert_eq!(overrider.permission_node(&file(0o700), MAY_EXEC), Ok(()));
+        assert_eq!(
+            USER.permission_node(&file(0o755), MAY_EXEC | MAY_READ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn chmod_rights() {
+        use crate::fs::inode::{Inode, InodeKind};
+        let owned_by = |uid, gid| {
+            Node::Inode(Arc::new(Inode::new(
+                InodeKind::Regular(Default::default()),
+                0o2755,
+                uid,
+                gid,
+            )))
+        };
+        let mine = owned_by(1000, 50);
+        assert!(USER.owner_or_capable(&mine));
+        assert!(!USER.owner_or_capable(&owned_by(0, 0)));
+        let fowner = Access {
+            caps: 1 << CAP_FOWNER,
+            ..USER
+        };
+        assert!(fowner.owner_or_capable(&owned_by(0, 0)));
+        // Not in group 50: chmod drops S_ISGID unless CAP_FSETID.
+        assert!(!USER.may_keep_setgid(&mine));
+        assert!(USER.may_keep_setgid(&owned_by(1000, 1000)));
+        let fsetid = Access {
+            caps: 1 << CAP_FSETID,
+            ..USER
+        };
+        assert!(fsetid.may_keep_setgid(&mine));
     }
 }

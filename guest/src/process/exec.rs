@@ -1,5 +1,6 @@
-//! `execve`: replacing a task's program with one of the embedded ELF
-//! executables (Linux `do_execve` / `load_elf_binary`).
+//! `execve`: replacing a task's program with an ELF executable, a file
+//! or one of the embedded programs (`fs::exec` finds it; Linux `do_execve`
+//! / `load_elf_binary`).
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -16,10 +17,9 @@ use super::user_stack::{
 use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
-use crate::errno::{ENOENT, ENOMEM};
+use crate::errno::ENOMEM;
 use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
-use crate::programs;
 
 /// A program loaded into a fresh address space, ready to start.
 pub struct LoadedProgram {
@@ -39,7 +39,11 @@ fn page_up(address: u64) -> u64 {
 /// Loads the program named `path` into a new address space, with its
 /// arguments and environment on a new stack.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
-    let image = programs::find(path).ok_or(ENOENT)?;
+    // A file of the tree or a built-in program; `#!` scripts change argv.
+    let (image, argv) = crate::fs::exec::open_exec(path, argv)?;
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let argv = &argv[..];
+    let image = &image[..];
     let exe = elf::parse(image, TASK_SIZE)?;
     let mm = AddressSpace::new().map_err(|_| ENOMEM)?;
 

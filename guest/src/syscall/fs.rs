@@ -1,55 +1,23 @@
 //! The file-system context's calls: `getcwd`, `chdir`, `chroot`, `mkdir`,
-//! `rmdir`, `mkdirat` and `unlinkat`, over the directory tree
+//! `rmdir`, `mkdirat` and `unlinkat` (files: `file`), over the directory tree
 //! (`fs::dentry`, `fs::namei`), with Linux's permission checks on
 //! directories (`fs::permission`).
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use spin::Mutex;
-
+use super::file::with_walk;
 use super::{current_mm, Args, SysResult};
-use crate::errno::{
-    EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, ERANGE,
-};
+use crate::errno::{EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE};
+pub(super) use crate::fs::current::{current_access, current_fs};
 use crate::fs::dentry::{Dentry, Owner};
 use crate::fs::namei::{path_from, Last, PATH_MAX};
-use crate::fs::permission::{Access, OwnerMapped, MAY_EXEC, MAY_WRITE};
+use crate::fs::permission::{Access, MAY_EXEC, MAY_WRITE};
 use crate::process::cred::CAP_SYS_CHROOT;
-use crate::process::fs_struct::FsStruct;
-use crate::process::user_ns::IdKind;
-use crate::sched;
-
-/// The current task's file-system context.
-fn current_fs() -> Arc<Mutex<FsStruct>> {
-    sched::current().inner.lock().fs.clone()
-}
-
-/// What the current task's credentials allow (its effective ids stand in
-/// for the file-system ids, which this kernel does not keep apart).
-fn current_access() -> Access {
-    let cred = sched::current().inner.lock().cred.clone();
-    let owner_mapped: OwnerMapped = if cred.user_ns.level == 0 {
-        None
-    } else {
-        let ns = cred.user_ns.clone();
-        Some(Arc::new(move |uid, gid| {
-            ns.id_of(IdKind::Uid, uid).is_some() && ns.id_of(IdKind::Gid, gid).is_some()
-        }))
-    };
-    Access {
-        fsuid: cred.euid,
-        fsgid: cred.egid,
-        groups: (!cred.groups.is_empty()).then(|| cred.groups.clone()),
-        caps: cred.cap_effective,
-        owner_mapped,
-    }
-}
 
 /// Copies a path from user memory (Linux `getname`): EFAULT, ENAMETOOLONG
 /// if no NUL within PATH_MAX bytes, ENOENT if empty. Reads a page at a
 /// time, never past the NUL's page or PATH_MAX.
-fn getname(address: u64) -> Result<Vec<u8>, i32> {
+pub(super) fn getname(address: u64) -> Result<Vec<u8>, i32> {
     let mm = current_mm()?;
     let mut name = Vec::new();
     let mut at = address;
@@ -130,17 +98,13 @@ pub fn chroot(a: Args) -> SysResult {
 /// EEXIST, and EACCES without write permission on the parent.
 pub fn mkdir(a: Args) -> SysResult {
     let [path, mode, ..] = a.0;
-    do_mkdir(&getname(path)?, mode)
+    do_mkdir(AT_FDCWD as u32 as u64, &getname(path)?, mode)
 }
 
-fn do_mkdir(path: &[u8], mode: u64) -> SysResult {
+fn do_mkdir(dirfd: u64, path: &[u8], mode: u64) -> SysResult {
     let access = current_access();
-    let fs = current_fs();
-    let (dir, last, umask) = {
-        let fs = fs.lock();
-        let (dir, last) = fs.walk(&access).parent(path)?;
-        (dir, last, fs.umask)
-    };
+    let umask = current_fs().lock().umask;
+    let (dir, last) = with_walk(dirfd, path, &access, |walk| walk.parent(path))?;
     let Last::Norm(name) = last else {
         return Err(EEXIST);
     };
@@ -159,13 +123,12 @@ fn do_mkdir(path: &[u8], mode: u64) -> SysResult {
 /// ENOENT, EACCES without write permission on the parent, EPERM in a
 /// sticky parent for someone else's directory, ENOTEMPTY.
 pub fn rmdir(a: Args) -> SysResult {
-    do_rmdir(&getname(a.0[0])?)
+    do_rmdir(AT_FDCWD as u32 as u64, &getname(a.0[0])?)
 }
 
-fn do_rmdir(path: &[u8]) -> SysResult {
+fn do_rmdir(dirfd: u64, path: &[u8]) -> SysResult {
     let access = current_access();
-    let fs = current_fs();
-    let (dir, last) = fs.lock().walk(&access).parent(path)?;
+    let (dir, last) = with_walk(dirfd, path, &access, |walk| walk.parent(path))?;
     match last {
         Last::Norm(name) => {
             dir.rmdir_checked(name, |parent, victim| may_delete(&access, parent, victim))?
@@ -179,7 +142,11 @@ fn do_rmdir(path: &[u8]) -> SysResult {
 
 /// Linux `may_delete`'s permission part: write and search on the parent,
 /// then the sticky bit.
-fn may_delete(access: &Access, parent: &Dentry, victim: &Dentry) -> Result<(), i32> {
+pub(super) fn may_delete(
+    access: &Access,
+    parent: &Dentry,
+    victim: &crate::fs::dentry::Node,
+) -> Result<(), i32> {
     access.permission(parent, MAY_WRITE | MAY_EXEC)?;
     if access.sticky_refuses(parent, victim) {
         return Err(EPERM);
@@ -192,34 +159,15 @@ const AT_FDCWD: i32 = -100;
 /// `unlinkat` flag: remove a directory, as `rmdir`.
 const AT_REMOVEDIR: u64 = 0x200;
 
-/// The directory descriptor of an `*at` call (Linux `path_init`): ignored
-/// for an absolute path; a relative one needs AT_FDCWD, since no
-/// descriptor refers to a directory here: EBADF if `dirfd` is not open,
-/// ENOTDIR if it is.
-fn check_dirfd(dirfd: u64, path: &[u8]) -> Result<(), i32> {
-    // Linux takes an `int`: the upper half of the register is ignored.
-    let dirfd = dirfd as i32;
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
-        return Ok(());
-    }
-    let files = sched::current().files().ok_or(EBADF)?;
-    let open = u64::try_from(dirfd).map_or(Err(EBADF), |fd| files.lock().get(fd).map(drop));
-    open?;
-    Err(ENOTDIR)
-}
-
-/// `mkdirat(dirfd, path, mode)`: `mkdir` relative to AT_FDCWD.
+/// `mkdirat(dirfd, path, mode)`: `mkdir` relative to `dirfd`.
 pub fn mkdirat(a: Args) -> SysResult {
     let [dirfd, path, mode, ..] = a.0;
     let path = getname(path)?;
-    check_dirfd(dirfd, &path)?;
-    do_mkdir(&path, mode)
+    do_mkdir(dirfd, &path, mode)
 }
 
-/// `unlinkat(dirfd, path, flags)`: with AT_REMOVEDIR `rmdir`; without,
-/// unlinking a non-directory, of which there are none: EISDIR for a
-/// directory (at once for `/`, `.`, `..` or a trailing slash, else after
-/// `may_delete`), ENOENT for nothing. Other flags: EINVAL.
+/// `unlinkat(dirfd, path, flags)`: with AT_REMOVEDIR `rmdir`, without
+/// `unlink` (`file::do_unlink`). Other flags: EINVAL.
 pub fn unlinkat(a: Args) -> SysResult {
     let [dirfd, path, flags, ..] = a.0;
     let flags = u64::from(flags as u32); // an `int`
@@ -227,20 +175,8 @@ pub fn unlinkat(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let path = getname(path)?;
-    check_dirfd(dirfd, &path)?;
     if flags & AT_REMOVEDIR != 0 {
-        return do_rmdir(&path);
+        return do_rmdir(dirfd, &path);
     }
-    let access = current_access();
-    let fs = current_fs();
-    let (dir, last) = fs.lock().walk(&access).parent(&path)?;
-    let Last::Norm(name) = last else {
-        return Err(EISDIR);
-    };
-    let victim = dir.lookup(name)?;
-    if path.ends_with(b"/") {
-        return Err(EISDIR);
-    }
-    may_delete(&access, &dir, &victim)?;
-    Err(EISDIR)
+    super::file::do_unlink(dirfd, &path)
 }

@@ -1,7 +1,6 @@
 //! File descriptors: `read`, `write`, `close`, `dup`, `dup2`, `dup3`,
-//! `pipe2`, `fcntl` (FD_CLOEXEC, F_DUPFD) on the console and pipes;
-//! `open`/`openat` for the `/proc` id-map files; `forkvm_vconsole_open` for
-//! the virtio console.
+//! `pipe2`, `fcntl` (FD_CLOEXEC, F_DUPFD) on the console and pipes (files
+//! of the tree: `file`); `forkvm_vconsole_open` for the virtio console.
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -33,6 +32,7 @@ pub fn write(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
     let file = file(fd)?;
     match &file.kind {
+        FileKind::Vfs(open) => return super::file::write(open, buf, count),
         FileKind::PipeRead(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),
         FileKind::Proc(proc) => {
@@ -73,7 +73,7 @@ pub fn write(a: Args) -> SysResult {
                 PipeIo::Interrupted if done == 0 => return Err(ERESTARTSYS),
                 PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
             },
-            FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) => {
+            FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) | FileKind::Vfs(_) => {
                 unreachable!("handled above")
             }
         };
@@ -88,6 +88,9 @@ pub fn write(a: Args) -> SysResult {
 pub fn read(a: Args) -> SysResult {
     let [fd, buf, count, ..] = a.0;
     let file = file(fd)?;
+    if let FileKind::Vfs(open) = &file.kind {
+        return super::file::read(open, buf, count);
+    }
     if count == 0 {
         return Ok(0);
     }
@@ -125,31 +128,10 @@ pub fn read(a: Args) -> SysResult {
         FileKind::PipeWrite(_) => return Err(EBADF),
         FileKind::Pidfd(_) => return Err(EINVAL),
         FileKind::Proc(proc) => proc.read(&mut bytes)?,
+        FileKind::Vfs(_) => unreachable!("handled above"),
     };
     mm.copy_to_user(buf, &bytes[..n])?;
     Ok(n as u64)
-}
-
-/// Longest path, NUL included (`PATH_MAX`).
-const PATH_MAX: usize = 4096;
-
-/// `openat(dirfd, path, flags, mode)` (and `open`): the only files are the
-/// `/proc` ones of `fs::proc`, named by absolute path; anything else does
-/// not exist (ENOENT).
-pub fn openat(a: Args) -> SysResult {
-    let [_dirfd, path, flags, ..] = a.0;
-    let path = super::process::read_c_string(path)?;
-    if path.len() >= PATH_MAX {
-        return Err(crate::errno::ENAMETOOLONG);
-    }
-    if path.is_empty() {
-        return Err(crate::errno::ENOENT);
-    }
-    let file = crate::fs::proc::open(&path, flags)?;
-    let fd = files()?
-        .lock()
-        .install_flagged(File::new(FileKind::Proc(file)), flags & O_CLOEXEC != 0)?;
-    Ok(fd)
 }
 
 /// `forkvm_vconsole_open()`: a new descriptor for the virtio console
@@ -203,6 +185,7 @@ pub fn dup3(a: Args) -> SysResult {
 const F_DUPFD: u64 = 0;
 const F_GETFD: u64 = 1;
 const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const FD_CLOEXEC: u64 = 1;
 
@@ -218,6 +201,7 @@ pub fn fcntl(a: Args) -> SysResult {
         F_SETFD => table
             .set_close_on_exec(fd, arg & FD_CLOEXEC != 0)
             .map(|()| 0),
+        F_GETFL => Ok(u64::from(super::file::status_flags(&*table.get(fd)?))),
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let file = table.get(fd)?;
             table.install_from(file, arg, cmd == F_DUPFD_CLOEXEC)

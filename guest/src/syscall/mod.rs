@@ -2,6 +2,7 @@
 //! negative errno values on failure.
 
 mod cred;
+mod file;
 mod forkvm;
 mod fs;
 pub mod futex;
@@ -9,6 +10,7 @@ mod info;
 mod io;
 mod ioprio;
 mod memory;
+mod names;
 mod pgrp;
 mod pidfd;
 mod process;
@@ -115,6 +117,40 @@ pub mod nr {
     pub const UNLINKAT: u64 = 263;
     pub const WAITID: u64 = 247;
     pub const PIDFD_OPEN: u64 = 434;
+    // Files (syscall/file.rs).
+    pub const STAT: u64 = 4;
+    pub const FSTAT: u64 = 5;
+    pub const LSTAT: u64 = 6;
+    pub const LSEEK: u64 = 8;
+    pub const PREAD64: u64 = 17;
+    pub const PWRITE64: u64 = 18;
+    pub const ACCESS: u64 = 21;
+    pub const TRUNCATE: u64 = 76;
+    pub const FTRUNCATE: u64 = 77;
+    pub const FCHDIR: u64 = 81;
+    pub const RENAME: u64 = 82;
+    pub const LINK: u64 = 86;
+    pub const UNLINK: u64 = 87;
+    pub const SYMLINK: u64 = 88;
+    pub const READLINK: u64 = 89;
+    pub const GETDENTS64: u64 = 217;
+    pub const NEWFSTATAT: u64 = 262;
+    pub const RENAMEAT: u64 = 264;
+    pub const LINKAT: u64 = 265;
+    pub const SYMLINKAT: u64 = 266;
+    pub const READLINKAT: u64 = 267;
+    pub const FACCESSAT: u64 = 269;
+    pub const RENAMEAT2: u64 = 316;
+    pub const FACCESSAT2: u64 = 439;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const CHMOD: u64 = 90;
+    pub const FCHMOD: u64 = 91;
+    pub const FCHMODAT: u64 = 268;
+    pub const UTIMENSAT: u64 = 280;
+    pub const STATX: u64 = 332;
+    pub const FSYNC: u64 = 74;
+    pub const FDATASYNC: u64 = 75;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -147,8 +183,8 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::DUP3 => io::dup3(a),
         nr::PIPE => io::pipe2(Args([a.0[0], 0, 0, 0, 0, 0])),
         nr::PIPE2 => io::pipe2(a),
-        nr::OPEN => io::openat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
-        nr::OPENAT => io::openat(a),
+        nr::OPEN => file::openat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
+        nr::OPENAT => file::openat(a),
         nr::GETRESUID => cred::getresuid(a, false),
         nr::GETRESGID => cred::getresuid(a, true),
         nr::GETGROUPS => cred::getgroups(a),
@@ -236,16 +272,73 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::CHROOT => fs::chroot(a),
         nr::MKDIRAT => fs::mkdirat(a),
         nr::UNLINKAT => fs::unlinkat(a),
+        nr::STAT => file::newfstatat(Args([AT_FDCWD, a.0[0], a.0[1], 0, 0, 0])),
+        nr::LSTAT => file::newfstatat(Args([AT_FDCWD, a.0[0], a.0[1], 0x100, 0, 0])),
+        nr::FSTAT => file::fstat(a),
+        nr::NEWFSTATAT => file::newfstatat(a),
+        nr::LSEEK => file::lseek(a),
+        nr::PREAD64 => file::pread64(a),
+        nr::PWRITE64 => file::pwrite64(a),
+        nr::ACCESS => file::faccessat2(Args([AT_FDCWD, a.0[0], a.0[1], 0, 0, 0])),
+        nr::FACCESSAT => file::faccessat2(Args([a.0[0], a.0[1], a.0[2], 0, 0, 0])),
+        nr::FACCESSAT2 => file::faccessat2(a),
+        nr::TRUNCATE => file::truncate(a),
+        nr::FTRUNCATE => file::ftruncate(a),
+        nr::FCHDIR => file::fchdir(a),
+        nr::GETDENTS64 => file::getdents64(a),
+        nr::UNLINK => file::unlink(a),
+        nr::READLINK => file::readlinkat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
+        nr::READLINKAT => file::readlinkat(a),
+        nr::SYMLINK => file::symlinkat(Args([a.0[0], AT_FDCWD, a.0[1], 0, 0, 0])),
+        nr::SYMLINKAT => file::symlinkat(a),
+        nr::LINK => file::linkat(Args([AT_FDCWD, a.0[0], AT_FDCWD, a.0[1], 0, 0])),
+        nr::LINKAT => file::linkat(a),
+        nr::RENAME => file::renameat2(Args([AT_FDCWD, a.0[0], AT_FDCWD, a.0[1], 0, 0])),
+        nr::RENAMEAT => file::renameat2(Args([a.0[0], a.0[1], a.0[2], a.0[3], 0, 0])),
+        nr::RENAMEAT2 => file::renameat2(a),
+        nr::READV => file::readv_writev(a, false),
+        nr::WRITEV => file::readv_writev(a, true),
+        nr::CHMOD => file::fchmodat(Args([AT_FDCWD, a.0[0], a.0[1], 0, 0, 0])),
+        nr::FCHMOD => file::fchmod(a),
+        nr::FCHMODAT => file::fchmodat(a),
+        nr::UTIMENSAT => file::utimensat(a),
+        nr::STATX => file::statx(a),
+        nr::FSYNC | nr::FDATASYNC => file::fsync(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),
         forkvm_abi::sys::SYS_FORKVM_VCONSOLE_OPEN => io::vconsole_open(a),
-        _ => Err(ENOSYS),
+        number => Err(not_implemented(number)),
     };
     ctx.frame.rax = match result {
         Ok(value) => value,
         Err(errno) => (-i64::from(errno)) as u64,
     };
+}
+
+/// A system call this kernel does not have: ENOSYS, and a kernel log line
+/// naming it (once per number, so a program probing in a loop does not
+/// flood the console).
+fn not_implemented(number: u64) -> i32 {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    if let Some(word) = REPORTED.get(number as usize / 64) {
+        let bit = 1 << (number % 64);
+        if word.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return ENOSYS;
+        }
+    }
+    let task = sched::current();
+    crate::println!(
+        "forkvm: {} (pid {}): system call {} ({}) not implemented: ENOSYS",
+        core::str::from_utf8(&task.comm())
+            .unwrap_or("?")
+            .trim_end_matches('\0'),
+        task.pid,
+        number,
+        names::name(number).unwrap_or("unknown"),
+    );
+    ENOSYS
 }
 
 /// The current task's address space (every task that makes system calls

@@ -114,7 +114,7 @@ pub fn execve(a: Args, frame: &mut UserContext) -> SysResult {
     let path = read_c_string(path)?;
     // Linux opens the file before it reads the arguments: a missing file
     // is ENOENT even with a bad argv.
-    crate::programs::find(&path).ok_or(crate::errno::ENOENT)?;
+    crate::fs::exec::check_exec(&path)?;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();

@@ -103,6 +103,7 @@ topics! {
     pgrp,
     sem,
     fs,
+    files,
     userns,
     signals,
     altstack,

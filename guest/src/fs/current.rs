@@ -1,0 +1,50 @@
+//! The calling task's view of the file system: its `fs_struct` and the
+//! credentials permission checks use.
+
+use alloc::sync::Arc;
+
+use spin::Mutex;
+
+use super::permission::{Access, OwnerMapped};
+use crate::process::fs_struct::FsStruct;
+use crate::process::user_ns::IdKind;
+use crate::sched;
+
+/// The current task's file-system context.
+pub fn current_fs() -> Arc<Mutex<FsStruct>> {
+    sched::current().inner.lock().fs.clone()
+}
+
+/// What the current task's credentials allow (its effective ids stand in
+/// for the file-system ids, which this kernel does not keep apart).
+pub fn current_access() -> Access {
+    let cred = sched::current().inner.lock().cred.clone();
+    let owner_mapped: OwnerMapped = if cred.user_ns.level == 0 {
+        None
+    } else {
+        let ns = cred.user_ns.clone();
+        Some(Arc::new(move |uid, gid| {
+            ns.id_of(IdKind::Uid, uid).is_some() && ns.id_of(IdKind::Gid, gid).is_some()
+        }))
+    };
+    Access {
+        fsuid: cred.euid,
+        fsgid: cred.egid,
+        groups: (!cred.groups.is_empty()).then(|| cred.groups.clone()),
+        caps: cred.cap_effective,
+        owner_mapped,
+    }
+}
+
+/// The same with the real ids, as `access`/`faccessat` check (Linux
+/// `access_override_creds`): a non-root real uid has no capabilities.
+pub fn current_real_access() -> Access {
+    let cred = sched::current().inner.lock().cred.clone();
+    let mut access = current_access();
+    access.fsuid = cred.uid;
+    access.fsgid = cred.gid;
+    if cred.uid != 0 {
+        access.caps = 0;
+    }
+    access
+}

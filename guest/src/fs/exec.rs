@@ -1,0 +1,226 @@
+//! Finding what `execve` runs (Linux `do_open_execat` and
+//! `binfmt_script`): a regular file of the tree with execute permission
+//! (the built-in programs are files under `/sbin/forkvm/`). A file
+//! starting with `#!` runs its interpreter with the script's path as an
+//! argument.
+//!
+//! Booted without an initramfs, a path the tree does not have also finds
+//! the built-in program named by its last component (so `hello` and
+//! `/bin/hello` run the embedded programs, as before there were files).
+//! With an initramfs, lookups are strictly Linux's: programs such as
+//! busybox's shell try names relative to the working directory and must
+//! see ENOENT, not one of ours.
+
+#[cfg(not(test))]
+pub use self::kernel::*;
+use crate::errno::ENOEXEC;
+
+#[cfg(not(test))]
+mod kernel {
+    use alloc::vec::Vec;
+    use core::ops::Deref;
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    use super::shebang;
+    use crate::errno::{EACCES, ELOOP, ENOENT, ENOMEM};
+    use crate::fs::dentry::Node;
+    use crate::fs::inode::InodeKind;
+    use crate::fs::permission::MAY_EXEC;
+
+    /// A program's bytes: in the kernel image (built-in programs, unchanged
+    /// files made from them) or copied from the file's pages.
+    pub enum ExecImage {
+        Static(&'static [u8]),
+        Copied(Vec<u8>),
+    }
+
+    impl Deref for ExecImage {
+        type Target = [u8];
+
+        fn deref(&self) -> &[u8] {
+            match self {
+                ExecImage::Static(bytes) => bytes,
+                ExecImage::Copied(bytes) => bytes,
+            }
+        }
+    }
+
+    /// Whether a missing path falls back to the built-in program of its last
+    /// component (set at boot when there is no initramfs).
+    static BUILTIN_BY_NAME: AtomicBool = AtomicBool::new(false);
+
+    /// Turns the by-name fallback on or off.
+    pub fn set_builtin_by_name(on: bool) {
+        BUILTIN_BY_NAME.store(on, Ordering::Relaxed);
+    }
+
+    /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
+    const MAX_INTERPRETERS: usize = 4;
+
+    /// The image `path` names and the arguments it runs with (changed for a
+    /// script: interpreter, its optional argument, the script's path, then
+    /// `argv[1..]`).
+    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<(ExecImage, Vec<Vec<u8>>), i32> {
+        let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
+        let mut path = path.to_vec();
+        for _ in 0..=MAX_INTERPRETERS {
+            let image = open_one(&path)?;
+            let Some(line) = shebang(&image) else {
+                return Ok((image, argv));
+            };
+            let (interpreter, argument) = line?;
+            let mut new_argv = Vec::with_capacity(argv.len() + 2);
+            new_argv.push(interpreter.to_vec());
+            if let Some(argument) = argument {
+                new_argv.push(argument.to_vec());
+            }
+            new_argv.push(path.clone());
+            new_argv.extend(argv.iter().skip(1).cloned());
+            argv = new_argv;
+            path = interpreter.to_vec();
+        }
+        Err(ELOOP)
+    }
+
+    /// What `path` names, checked as Linux's `do_open_execat` checks it
+    /// (found, a regular file, executable by the caller) without reading it.
+    enum ExecFile {
+        Builtin(&'static [u8]),
+        File(alloc::sync::Arc<crate::fs::inode::Inode>),
+    }
+
+    fn find_exec(path: &[u8]) -> Result<ExecFile, i32> {
+        let access = crate::fs::current::current_access();
+        let fs = crate::fs::current::current_fs();
+        let found = fs.lock().walk(&access).lookup_node(path, true);
+        let inode = match found {
+            Ok(Node::Inode(inode)) => inode,
+            Ok(Node::Dir(_)) => return Err(EACCES),
+            Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => {
+                return crate::programs::find(path)
+                    .map(ExecFile::Builtin)
+                    .ok_or(ENOENT)
+            }
+            Err(e) => return Err(e),
+        };
+        if !matches!(inode.kind, InodeKind::Regular(_)) {
+            return Err(EACCES);
+        }
+        access.permission_node(&Node::Inode(inode.clone()), MAY_EXEC)?;
+        Ok(ExecFile::File(inode))
+    }
+
+    /// Linux opens the program before it reads `execve`'s arguments: a
+    /// missing or non-executable file is its errno even with a bad argv.
+    pub fn check_exec(path: &[u8]) -> Result<(), i32> {
+        find_exec(path).map(|_| ())
+    }
+
+    fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
+        let inode = match find_exec(path)? {
+            ExecFile::Builtin(image) => return Ok(ExecImage::Static(image)),
+            ExecFile::File(inode) => inode,
+        };
+        let InodeKind::Regular(data) = &inode.kind else {
+            return Err(EACCES);
+        };
+        let data = data.lock();
+        if let Some(image) = data.image() {
+            return Ok(ExecImage::Static(image));
+        }
+        // The loader reads the whole program (it copies it into the new
+        // address space anyway); file-backed mappings would share the pages.
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(data.size() as usize)
+            .map_err(|_| ENOMEM)?;
+        bytes.resize(data.size() as usize, 0);
+        data.read_at(0, &mut bytes);
+        Ok(ExecImage::Copied(bytes))
+    }
+}
+
+/// How much of a script's first line counts (Linux `BINPRM_BUF_SIZE`).
+const SHEBANG_MAX: usize = 256;
+
+type Shebang<'a> = Result<(&'a [u8], Option<&'a [u8]>), i32>;
+
+/// A `#!` line's interpreter and optional argument (everything after the
+/// interpreter, blanks trimmed, as one argument); `None` if `image` is no
+/// script; ENOEXEC for a line with no interpreter or one that does not fit
+/// (Linux `load_script`).
+pub fn shebang(image: &[u8]) -> Option<Shebang<'_>> {
+    let rest = image.strip_prefix(b"#!")?;
+    let head = &rest[..rest.len().min(SHEBANG_MAX - 2)];
+    let line = match head.iter().position(|&b| b == b'\n') {
+        Some(end) => &head[..end],
+        None if rest.len() > head.len() => {
+            // A line longer than the buffer: Linux accepts it only if the
+            // interpreter (and argument) ended within it; keep it simple
+            // and refuse, as an unterminated interpreter path would be.
+            let interpreter_ends = head
+                .iter()
+                .skip_while(|b| is_blank(**b))
+                .any(|&b| is_blank(b));
+            if !interpreter_ends {
+                return Some(Err(ENOEXEC));
+            }
+            head
+        }
+        None => head,
+    };
+    let line = trim(line);
+    if line.is_empty() {
+        return Some(Err(ENOEXEC));
+    }
+    let split = line.iter().position(|&b| is_blank(b)).unwrap_or(line.len());
+    let (interpreter, argument) = line.split_at(split);
+    let argument = trim(argument);
+    Some(Ok((
+        interpreter,
+        (!argument.is_empty()).then_some(argument),
+    )))
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes {
+        if !is_blank(*first) {
+            break;
+        }
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes {
+        if !is_blank(*last) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_lines() {
+        assert_eq!(shebang(b"\x7fELF"), None);
+        assert_eq!(
+            shebang(b"#!/bin/sh\necho"),
+            Some(Ok((&b"/bin/sh"[..], None)))
+        );
+        assert_eq!(
+            shebang(b"#! /bin/sh  -e -x \t\nrest"),
+            Some(Ok((&b"/bin/sh"[..], Some(&b"-e -x"[..]))))
+        );
+        assert_eq!(shebang(b"#!/bin/sh"), Some(Ok((&b"/bin/sh"[..], None))));
+        assert_eq!(shebang(b"#!   \n"), Some(Err(ENOEXEC)));
+        let mut long = b"#!/".to_vec();
+        long.extend_from_slice(&[b'x'; 300]);
+        assert_eq!(shebang(&long), Some(Err(ENOEXEC)));
+    }
+}

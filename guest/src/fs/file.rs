@@ -1,0 +1,137 @@
+//! An open file of the directory tree (the part of Linux's `struct file`
+//! that is not the descriptor): what it refers to, the file position and
+//! the status flags given to `open`. Reads and writes of regular files go
+//! to their pages; `/dev/null` and `/dev/zero` are served here.
+
+use spin::Mutex;
+
+use super::dentry::Node;
+use super::inode::{DevNum, InodeKind};
+use crate::errno::{EBADF, EINVAL, EISDIR, ENXIO};
+
+pub const O_ACCMODE: u32 = 0o3;
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 0o1;
+pub const O_RDWR: u32 = 0o2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_PATH: u32 = 0o10000000;
+pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
+/// Flags `open` keeps in `f_flags` (the rest act at open only).
+const KEPT_FLAGS: u32 = O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_DIRECTORY | O_NOFOLLOW;
+
+pub struct OpenFile {
+    pub node: Node,
+    /// The file position (Linux `f_pos`), under its own lock so a read
+    /// and a seek of one description do not interleave.
+    pub pos: Mutex<u64>,
+    /// The status flags (`fcntl(F_GETFL)`).
+    pub flags: u32,
+}
+
+impl OpenFile {
+    pub fn new(node: Node, flags: u32) -> OpenFile {
+        OpenFile {
+            node,
+            pos: Mutex::new(0),
+            flags: flags & KEPT_FLAGS,
+        }
+    }
+
+    pub fn readable(&self) -> bool {
+        self.flags & O_PATH == 0 && self.flags & O_ACCMODE != O_WRONLY
+    }
+
+    pub fn writable(&self) -> bool {
+        self.flags & O_PATH == 0 && matches!(self.flags & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    /// Reads at `offset` without moving the position (pread).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, i32> {
+        if !self.readable() {
+            return Err(EBADF);
+        }
+        match &self.node {
+            Node::Dir(_) => Err(EISDIR),
+            Node::Inode(inode) => match &inode.kind {
+                InodeKind::Regular(data) => Ok(data.lock().read_at(offset, buf)),
+                InodeKind::CharDevice(DevNum::NULL) => Ok(0),
+                InodeKind::CharDevice(DevNum::ZERO) => {
+                    buf.fill(0);
+                    Ok(buf.len())
+                }
+                InodeKind::CharDevice(_) | InodeKind::Special => Err(ENXIO),
+                InodeKind::Symlink(_) => Err(EINVAL),
+            },
+        }
+    }
+
+    /// Writes at `offset` (or at the end with `append`, decided under the
+    /// file's lock so appends from several processes never overlap).
+    pub fn write_at(&self, offset: u64, buf: &[u8], append: bool) -> Result<usize, i32> {
+        if !self.writable() {
+            return Err(EBADF);
+        }
+        match &self.node {
+            Node::Dir(_) => Err(EISDIR),
+            Node::Inode(inode) => match &inode.kind {
+                InodeKind::Regular(data) => {
+                    let mut data = data.lock();
+                    let at = if append { data.size() } else { offset };
+                    data.write_at(at, buf)
+                }
+                InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => Ok(buf.len()),
+                InodeKind::CharDevice(_) | InodeKind::Special => Err(ENXIO),
+                InodeKind::Symlink(_) => Err(EINVAL),
+            },
+        }
+    }
+
+    /// `read` at the position, which moves past what was read.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, i32> {
+        let mut pos = self.pos.lock();
+        let n = self.read_at(*pos, buf)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// `write` at the position (the end with O_APPEND); the position
+    /// ends after what was written.
+    pub fn write(&self, buf: &[u8]) -> Result<usize, i32> {
+        let mut pos = self.pos.lock();
+        let append = self.flags & O_APPEND != 0;
+        if append {
+            if let Node::Inode(inode) = &self.node {
+                if let Some(data) = inode.data() {
+                    let mut data = data.lock();
+                    if !self.writable() {
+                        return Err(EBADF);
+                    }
+                    let at = data.size();
+                    let n = data.write_at(at, buf)?;
+                    *pos = at + n as u64;
+                    return Ok(n);
+                }
+            }
+        }
+        let n = self.write_at(*pos, buf, false)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// Whether positions mean anything (ESPIPE otherwise).
+    pub fn seekable(&self) -> bool {
+        match &self.node {
+            Node::Dir(_) => true,
+            Node::Inode(inode) => {
+                matches!(inode.kind, InodeKind::Regular(_) | InodeKind::CharDevice(_))
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! A regular file's contents (Linux's page cache of a ramfs inode: the
+//! pages *are* the file). Each page is a frame from the frame allocator,
+//! owned by the file (reference count 1) and returned when the file is
+//! truncated over it or dropped (the last link and the last open file
+//! gone). Pages never written are holes and read as zeros (sparse files).
+//!
+//! A built-in program (`programs.rs`) is a file whose bytes stay in the
+//! kernel image until the first write or truncate copies them into pages.
+//!
+//! The frames are reached through `backend`: the kernel's allocator and
+//! direct map, or on the host (unit tests) boxed pages with a live count.
+
+use alloc::collections::BTreeMap;
+
+use crate::errno::{EFBIG, ENOMEM};
+
+const PAGE: u64 = 4096;
+/// Largest file size (Linux's `MAX_LFS_FILESIZE` on 64-bit).
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// The bytes of one regular file.
+#[derive(Default)]
+pub struct FileData {
+    size: u64,
+    /// Page index -> frame (guest-physical address).
+    pages: BTreeMap<u64, u64>,
+    /// Bytes in the kernel image standing for the pages (built-in
+    /// programs), until the first change.
+    image: Option<&'static [u8]>,
+}
+
+impl FileData {
+    /// A file whose contents are `image` (not copied until changed).
+    pub fn from_image(image: &'static [u8]) -> FileData {
+        FileData {
+            size: image.len() as u64,
+            pages: BTreeMap::new(),
+            image: Some(image),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Frames the file holds.
+    pub fn pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// The whole contents, when they are an image in the kernel (exec
+    /// needs no copy then).
+    pub fn image(&self) -> Option<&'static [u8]> {
+        self.image
+    }
+
+    /// Copies bytes from `offset` into `buf`; returns how many (0 at or
+    /// past the end).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        if offset >= self.size {
+            return 0;
+        }
+        let n = buf.len().min((self.size - offset) as usize);
+        if let Some(image) = self.image {
+            buf[..n].copy_from_slice(&image[offset as usize..offset as usize + n]);
+            return n;
+        }
+        let mut done = 0;
+        while done < n {
+            let at = offset + done as u64;
+            let in_page = (at % PAGE) as usize;
+            let len = (n - done).min(PAGE as usize - in_page);
+            let chunk = &mut buf[done..done + len];
+            match self.pages.get(&(at / PAGE)) {
+                Some(&frame) => backend::read(frame, in_page, chunk),
+                None => chunk.fill(0),
+            }
+            done += len;
+        }
+        n
+    }
+
+    /// Copies `buf` to `offset`, growing the file; ENOMEM when no frame
+    /// is left (having written nothing), EFBIG past the largest size.
+    /// Returns how many bytes were written (short if memory ran out).
+    pub fn write_at(&mut self, offset: u64, buf: &[u8]) -> Result<usize, i32> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if offset >= MAX_FILE_SIZE {
+            return Err(EFBIG);
+        }
+        let n = buf.len().min((MAX_FILE_SIZE - offset) as usize);
+        self.materialize()?;
+        let mut done = 0;
+        while done < n {
+            let at = offset + done as u64;
+            let in_page = (at % PAGE) as usize;
+            let len = (n - done).min(PAGE as usize - in_page);
+            let frame = match self.pages.get(&(at / PAGE)) {
+                Some(&frame) => frame,
+                None => match backend::alloc_zeroed() {
+                    Some(frame) => {
+                        self.pages.insert(at / PAGE, frame);
+                        frame
+                    }
+                    None if done == 0 => return Err(ENOMEM),
+                    None => break,
+                },
+            };
+            backend::write(frame, in_page, &buf[done..done + len]);
+            done += len;
+            self.size = self.size.max(at + len as u64);
+        }
+        Ok(done)
+    }
+
+    /// Sets the size (Linux `truncate`): pages past it are returned, the
+    /// tail of the last one zeroed; growing makes a hole.
+    pub fn truncate(&mut self, size: u64) -> Result<(), i32> {
+        if size > MAX_FILE_SIZE {
+            return Err(EFBIG);
+        }
+        self.materialize()?;
+        if size < self.size {
+            let first_gone = size.div_ceil(PAGE);
+            let gone: alloc::vec::Vec<u64> =
+                self.pages.range(first_gone..).map(|(&i, _)| i).collect();
+            for index in gone {
+                if let Some(frame) = self.pages.remove(&index) {
+                    backend::free(frame);
+                }
+            }
+            if !size.is_multiple_of(PAGE) {
+                if let Some(&frame) = self.pages.get(&(size / PAGE)) {
+                    let from = (size % PAGE) as usize;
+                    backend::write(frame, from, &[0u8; PAGE as usize][from..]);
+                }
+            }
+        }
+        self.size = size;
+        Ok(())
+    }
+
+    /// Copies the kernel image's bytes into pages of their own.
+    fn materialize(&mut self) -> Result<(), i32> {
+        let Some(image) = self.image else {
+            return Ok(());
+        };
+        let mut pages = BTreeMap::new();
+        for (index, chunk) in image.chunks(PAGE as usize).enumerate() {
+            let Some(frame) = backend::alloc_zeroed() else {
+                pages.into_values().for_each(backend::free);
+                return Err(ENOMEM);
+            };
+            backend::write(frame, 0, chunk);
+            pages.insert(index as u64, frame);
+        }
+        self.pages = pages;
+        self.image = None;
+        Ok(())
+    }
+}
+
+impl Drop for FileData {
+    fn drop(&mut self) {
+        for (_, frame) in core::mem::take(&mut self.pages) {
+            backend::free(frame);
+        }
+    }
+}
+
+#[cfg(not(test))]
+mod backend {
+    use crate::mm::cow::MemoryOps;
+
+    pub fn alloc_zeroed() -> Option<u64> {
+        crate::mm::with_memory(|memory| memory.alloc_data_frame())
+    }
+
+    pub fn free(frame: u64) {
+        crate::mm::with_memory(|memory| memory.put_frame(frame));
+    }
+
+    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
+        crate::mm::with_memory(|memory| {
+            buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
+        });
+    }
+
+    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
+        crate::mm::with_memory(|memory| {
+            memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
+        });
+    }
+}
+
+/// Host stand-in for the frame allocator: boxed pages, counted, with an
+/// optional limit to test running out.
+#[cfg(test)]
+pub mod backend {
+    use alloc::boxed::Box;
+    use alloc::collections::BTreeMap;
+
+    use spin::Mutex;
+
+    /// The next page id and the live pages.
+    type Pages = (u64, BTreeMap<u64, Box<[u8; 4096]>>);
+    static PAGES: Mutex<Pages> = Mutex::new((1, BTreeMap::new()));
+    std::thread_local! {
+        /// Pages this test thread holds, and how many it may.
+        pub static LIVE: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, usize::MAX)) };
+    }
+
+    pub fn alloc_zeroed() -> Option<u64> {
+        let (live, limit) = LIVE.get();
+        if live >= limit {
+            return None;
+        }
+        LIVE.set((live + 1, limit));
+        let mut pages = PAGES.lock();
+        let id = pages.0;
+        pages.0 += 1;
+        pages.1.insert(id, Box::new([0; 4096]));
+        Some(id)
+    }
+
+    pub fn free(frame: u64) {
+        let (live, limit) = LIVE.get();
+        LIVE.set((live - 1, limit));
+        assert!(PAGES.lock().1.remove(&frame).is_some(), "double free");
+    }
+
+    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&PAGES.lock().1[&frame][offset..offset + buf.len()]);
+    }
+
+    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
+        PAGES.lock().1.get_mut(&frame).unwrap()[offset..offset + bytes.len()]
+            .copy_from_slice(bytes);
+    }
+
+    /// Pages held by this thread's files.
+    pub fn live() -> usize {
+        LIVE.get().0
+    }
+
+    pub fn set_limit(limit: usize) {
+        LIVE.set((LIVE.get().0, limit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+
+    #[test]
+    fn sparse_writes_reads_and_truncation() {
+        let before = backend::live();
+        {
+            let mut f = FileData::default();
+            assert_eq!(f.write_at(10_000, b"xyz"), Ok(3));
+            assert_eq!(f.size(), 10_003);
+            assert_eq!(f.pages(), 1, "the hole takes no frames");
+            let mut buf = vec![7u8; 10_010];
+            assert_eq!(f.read_at(0, &mut buf), 10_003);
+            assert!(buf[..10_000].iter().all(|&b| b == 0));
+            assert_eq!(&buf[10_000..10_003], b"xyz");
+            assert_eq!(f.read_at(10_003, &mut buf), 0);
+            // Across a page boundary.
+            assert_eq!(f.write_at(4090, &[1; 20]), Ok(20));
+            assert_eq!(f.pages(), 3);
+            f.truncate(4095).unwrap();
+            assert_eq!(f.pages(), 1);
+            f.truncate(8192).unwrap();
+            let mut tail = [9u8; 8];
+            assert_eq!(f.read_at(4092, &mut tail), 8);
+            assert_eq!(tail, [1, 1, 1, 0, 0, 0, 0, 0], "zeroed past the cut");
+            assert_eq!(backend::live(), before + 1);
+        }
+        assert_eq!(
+            backend::live(),
+            before,
+            "dropping the file frees its frames"
+        );
+    }
+
+    #[test]
+    fn images_are_copied_on_first_change() {
+        static IMAGE: [u8; 5000] = [3; 5000];
+        let before = backend::live();
+        let mut f = FileData::from_image(&IMAGE);
+        let mut buf = [0u8; 4];
+        assert_eq!(f.read_at(4998, &mut buf), 2);
+        assert_eq!(backend::live(), before);
+        f.write_at(0, b"A").unwrap();
+        assert!(f.image().is_none());
+        assert_eq!(backend::live(), before + 2);
+        assert_eq!(f.read_at(0, &mut buf), 4);
+        assert_eq!(buf, [b'A', 3, 3, 3]);
+        drop(f);
+        assert_eq!(backend::live(), before);
+    }
+
+    #[test]
+    fn out_of_memory_is_enomem_or_a_short_write() {
+        let before = backend::live();
+        backend::set_limit(before + 1);
+        let mut f = FileData::default();
+        assert_eq!(f.write_at(0, &[1; 6000]), Ok(4096));
+        assert_eq!(f.write_at(8192, b"x"), Err(ENOMEM));
+        assert_eq!(f.size(), 4096);
+        backend::set_limit(usize::MAX);
+        drop(f);
+        assert_eq!(backend::live(), before);
+        assert_eq!(
+            FileData::default().write_at(MAX_FILE_SIZE, b"x"),
+            Err(EFBIG)
+        );
+    }
+}

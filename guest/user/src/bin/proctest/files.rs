@@ -1,0 +1,1190 @@
+//! Regular files, links and devices: open flags, reads and writes,
+//! positions and holes, O_APPEND from two processes, unlink and rename of
+//! open files, hard and symbolic links, truncation, directory listings.
+//!
+//! Every scenario works in its own directory, `/tmp/proctest-files-PID`,
+//! and removes everything it made (the [`Scratch`] guard), so the host
+//! stays clean. Only what Linux guarantees on any file system is checked
+//! (no block counts, no listing order).
+
+use forkvm_user::syscall::syscall1;
+
+use super::*;
+
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("files-create-read-write", create_read_write),
+    ("files-sparse-lseek", sparse_lseek),
+    ("files-append-two-processes", append_two_processes),
+    ("files-unlink-open", unlink_open),
+    ("files-rename-over-open", rename_over_open),
+    ("files-links", links),
+    ("files-open-errors", open_errors),
+    ("files-truncate", truncate),
+    ("files-getdents", getdents),
+    ("files-dev-null-zero", dev_null_zero),
+    ("files-chmod-utimes-iov", chmod_utimes_iov),
+    ("files-statx", statx),
+    ("files-rename-directories", rename_directories),
+    ("files-at-dirfd", at_dirfd),
+    ("files-permissions", permissions),
+];
+
+/// The system call numbers used here (x86-64); this local module shadows
+/// the runtime's `nr`, which does not have them all.
+mod nr {
+    pub const OPENAT: usize = 257;
+    pub const UNLINKAT: usize = 263;
+    pub const LSEEK: usize = 8;
+    pub const PREAD64: usize = 17;
+    pub const PWRITE64: usize = 18;
+    pub const FTRUNCATE: usize = 77;
+    pub const TRUNCATE: usize = 76;
+    pub const FSTAT: usize = 5;
+    pub const NEWFSTATAT: usize = 262;
+    pub const UMASK: usize = 95;
+    pub const MKDIR: usize = 83;
+    pub const RMDIR: usize = 84;
+    pub const RENAMEAT2: usize = 316;
+    pub const LINK: usize = 86;
+    pub const SYMLINK: usize = 88;
+    pub const READLINK: usize = 89;
+    pub const GETDENTS64: usize = 217;
+    pub const CHMOD: usize = 90;
+    pub const FCHMOD: usize = 91;
+    pub const UTIMENSAT: usize = 280;
+    pub const READV: usize = 19;
+    pub const WRITEV: usize = 20;
+    pub const STATX: usize = 332;
+    pub const GETCWD: usize = 79;
+    pub const CHDIR: usize = 80;
+    pub const FCHDIR: usize = 81;
+    pub const MKDIRAT: usize = 258;
+    pub const SYMLINKAT: usize = 266;
+    pub const READLINKAT: usize = 267;
+    pub const ACCESS: usize = 21;
+    pub const FSYNC: usize = 74;
+    pub const FDATASYNC: usize = 75;
+}
+
+const O_RDONLY: usize = 0;
+const O_WRONLY: usize = 1;
+const O_RDWR: usize = 2;
+const O_CREAT: usize = 0o100;
+const O_EXCL: usize = 0o200;
+const O_TRUNC: usize = 0o1000;
+const O_APPEND: usize = 0o2000;
+const O_DIRECTORY: usize = 0o200000;
+const O_NOFOLLOW: usize = 0o400000;
+const O_CLOEXEC: usize = 0o2000000;
+const SEEK_SET: usize = 0;
+const SEEK_CUR: usize = 1;
+const SEEK_END: usize = 2;
+const AT_FDCWD: usize = -100isize as usize;
+const AT_SYMLINK_NOFOLLOW: usize = 0x100;
+const RENAME_NOREPLACE: usize = 1;
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
+
+/// A NUL-terminated path of up to 255 bytes.
+struct Path {
+    len: usize,
+    buf: [u8; 256],
+}
+
+impl Path {
+    fn new(args: fmt::Arguments) -> Path {
+        let mut path = Path {
+            len: 0,
+            buf: [0; 256],
+        };
+        let _ = path.write_fmt(args);
+        path
+    }
+
+    fn ptr(&self) -> usize {
+        self.buf.as_ptr() as usize
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Write for Path {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+fn ret(r: isize) -> Result<usize, Errno> {
+    if r < 0 {
+        Err(Errno(-r as i32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn open(path: &Path, flags: usize, mode: usize) -> Result<Fd, Errno> {
+    // SAFETY: the kernel reads the NUL-terminated path.
+    ret(unsafe { syscall4(nr::OPENAT, AT_FDCWD, path.ptr(), flags, mode) }).map(|fd| Fd(fd as i32))
+}
+
+fn unlink(path: &Path) -> Result<usize, Errno> {
+    // SAFETY: as above.
+    ret(unsafe { syscall3(nr::UNLINKAT, AT_FDCWD, path.ptr(), 0) })
+}
+
+fn lseek(fd: &Fd, offset: i64, whence: usize) -> Result<usize, Errno> {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall3(nr::LSEEK, fd.raw() as usize, offset as usize, whence) })
+}
+
+fn pread(fd: &Fd, buf: &mut [u8], offset: usize) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    ret(unsafe {
+        syscall4(
+            nr::PREAD64,
+            fd.raw() as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            offset,
+        )
+    })
+}
+
+fn pwrite(fd: &Fd, buf: &[u8], offset: usize) -> Result<usize, Errno> {
+    // SAFETY: the kernel reads buf.
+    ret(unsafe {
+        syscall4(
+            nr::PWRITE64,
+            fd.raw() as usize,
+            buf.as_ptr() as usize,
+            buf.len(),
+            offset,
+        )
+    })
+}
+
+fn ftruncate(fd: &Fd, len: i64) -> Result<usize, Errno> {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall2(nr::FTRUNCATE, fd.raw() as usize, len as usize) })
+}
+
+/// The parts of `struct stat` checked here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stat {
+    ino: u64,
+    nlink: u64,
+    mode: u32,
+    size: u64,
+    rdev: u64,
+    mtime: u64,
+}
+
+fn parse_stat(raw: &[u8; 144]) -> Stat {
+    let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+    Stat {
+        ino: u64_at(8),
+        nlink: u64_at(16),
+        mode: u64_at(24) as u32,
+        size: u64_at(48),
+        rdev: u64_at(40),
+        mtime: u64_at(88),
+    }
+}
+
+fn fstat(fd: &Fd) -> Result<Stat, Errno> {
+    let mut raw = [0u8; 144];
+    // SAFETY: the kernel writes one struct stat (144 bytes) into raw.
+    ret(unsafe { syscall2(nr::FSTAT, fd.raw() as usize, raw.as_mut_ptr() as usize) })?;
+    Ok(parse_stat(&raw))
+}
+
+fn stat_at(path: &Path, flags: usize) -> Result<Stat, Errno> {
+    let mut raw = [0u8; 144];
+    // SAFETY: as for fstat; the path is NUL-terminated.
+    ret(unsafe {
+        syscall4(
+            nr::NEWFSTATAT,
+            AT_FDCWD,
+            path.ptr(),
+            raw.as_mut_ptr() as usize,
+            flags,
+        )
+    })?;
+    Ok(parse_stat(&raw))
+}
+
+fn umask(mask: usize) -> usize {
+    // SAFETY: no memory is passed.
+    unsafe { syscall1(nr::UMASK, mask) as usize }
+}
+
+/// This scenario's directory; it and the names in `files` are removed
+/// when dropped (errors ignored: a check may have removed them already).
+struct Scratch {
+    dir: Path,
+    files: [&'static str; 8],
+}
+
+impl Scratch {
+    fn new(what: &str, files: [&'static str; 8]) -> Result<Scratch, Msg> {
+        let dir = Path::new(format_args!("/tmp/proctest-files-{}-{what}", getpid()));
+        // SAFETY: the path is NUL-terminated.
+        ret(unsafe { syscall2(nr::MKDIR, dir.ptr(), 0o755) }).ctx("mkdir scratch")?;
+        Ok(Scratch { dir, files })
+    }
+
+    fn path(&self, name: &str) -> Path {
+        Path::new(format_args!("{}/{name}", Bytes(self.dir.bytes())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for name in self.files.iter().filter(|n| !n.is_empty()) {
+            let path = self.path(name);
+            if unlink(&path) == Err(Errno::EISDIR) {
+                // SAFETY: NUL-terminated path.
+                unsafe { syscall1(nr::RMDIR, path.ptr()) };
+            }
+        }
+        // SAFETY: NUL-terminated path.
+        unsafe { syscall1(nr::RMDIR, self.dir.ptr()) };
+    }
+}
+
+fn expect_err<T>(what: &str, got: Result<T, Errno>, want: Errno) -> Outcome {
+    match got {
+        Err(e) if e == want => Ok(()),
+        Err(e) => Err(msg!("{what}: expected {want}, got {e}")),
+        Ok(_) => Err(msg!("{what}: expected {want}, it succeeded")),
+    }
+}
+
+fn create_read_write(_: &Ctx) -> Outcome {
+    let s = Scratch::new("rw", ["f", "", "", "", "", "", "", ""])?;
+    let f = s.path("f");
+    let old = umask(0o022);
+    let fd = open(&f, O_CREAT | O_EXCL | O_RDWR, 0o666);
+    umask(old);
+    let fd = fd.ctx("open O_CREAT|O_EXCL")?;
+    let st = fstat(&fd).ctx("fstat")?;
+    ensure!(
+        st.mode == S_IFREG | 0o644,
+        "mode {:o}, want 100644 (0666 less umask 022)",
+        st.mode
+    );
+    ensure!(st.size == 0 && st.nlink == 1, "new file: {st:?}");
+    ensure!(write(fd.raw(), b"hello, world") == Ok(12), "write");
+    ensure!(fstat(&fd).ctx("fstat")?.size == 12, "size after write");
+    let mut buf = [0u8; 32];
+    ensure!(read(fd.raw(), &mut buf) == Ok(0), "read at the end is 0");
+    ensure!(lseek(&fd, 0, SEEK_SET) == Ok(0), "lseek 0");
+    ensure!(
+        read(fd.raw(), &mut buf[..5]) == Ok(5) && &buf[..5] == b"hello",
+        "read back"
+    );
+    ensure!(lseek(&fd, 0, SEEK_CUR) == Ok(5), "position after read");
+    ensure!(pwrite(&fd, b"W", 7) == Ok(1), "pwrite");
+    ensure!(
+        lseek(&fd, 0, SEEK_CUR) == Ok(5),
+        "pwrite leaves the position"
+    );
+    ensure!(
+        pread(&fd, &mut buf, 0) == Ok(12) && &buf[..12] == b"hello, World",
+        "pread: {}",
+        Bytes(&buf[..12])
+    );
+    expect_err(
+        "O_EXCL on an existing file",
+        open(&f, O_CREAT | O_EXCL | O_RDWR, 0o644),
+        Errno::EEXIST,
+    )?;
+    // O_CREAT without O_EXCL opens it; O_TRUNC empties it.
+    let again = open(&f, O_CREAT | O_WRONLY | O_TRUNC, 0o600).ctx("O_CREAT|O_TRUNC")?;
+    ensure!(
+        fstat(&again).ctx("fstat")?.mode == S_IFREG | 0o644,
+        "an existing file keeps its mode"
+    );
+    ensure!(fstat(&fd).ctx("fstat")?.size == 0, "O_TRUNC truncated");
+    expect_err(
+        "read on O_WRONLY",
+        read(again.raw(), &mut buf),
+        Errno::EBADF,
+    )?;
+    ensure!(write(again.raw(), b"xyz") == Ok(3), "write");
+    // SAFETY (the fsync calls): no memory is passed.
+    ensure!(
+        ret(unsafe { syscall1(nr::FSYNC, again.raw() as usize) }) == Ok(0),
+        "fsync"
+    );
+    ensure!(
+        ret(unsafe { syscall1(nr::FDATASYNC, again.raw() as usize) }) == Ok(0),
+        "fdatasync"
+    );
+    let (r, _w) = pipe()?;
+    expect_err(
+        "fsync of a pipe",
+        ret(unsafe { syscall1(nr::FSYNC, r.raw() as usize) }),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "fsync of a closed fd",
+        ret(unsafe { syscall1(nr::FSYNC, 999) }),
+        Errno::EBADF,
+    )?;
+    // O_TRUNC truncates even a read-only open, as Linux does.
+    drop(open(&f, O_RDONLY | O_TRUNC, 0).ctx("O_RDONLY|O_TRUNC")?);
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == 0,
+        "O_RDONLY|O_TRUNC truncated"
+    );
+    let ro = open(&f, O_RDONLY | O_CLOEXEC, 0).ctx("open O_RDONLY")?;
+    expect_err("write on O_RDONLY", write(ro.raw(), b"x"), Errno::EBADF)?;
+    unlink(&f).ctx("unlink")?;
+    expect_err("open after unlink", open(&f, O_RDONLY, 0), Errno::ENOENT)?;
+    expect_err("unlink twice", unlink(&f), Errno::ENOENT)?;
+    Ok(())
+}
+
+fn sparse_lseek(_: &Ctx) -> Outcome {
+    let s = Scratch::new("sparse", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    ensure!(
+        lseek(&fd, 10_000, SEEK_SET) == Ok(10_000),
+        "lseek past the end"
+    );
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == 0,
+        "seeking does not grow the file"
+    );
+    ensure!(write(fd.raw(), b"end") == Ok(3), "write after the hole");
+    ensure!(fstat(&fd).ctx("fstat")?.size == 10_003, "size");
+    let mut buf = [9u8; 10_003];
+    ensure!(pread(&fd, &mut buf, 0) == Ok(10_003), "pread all");
+    ensure!(
+        buf[..10_000].iter().all(|&b| b == 0),
+        "the hole reads as zeros"
+    );
+    ensure!(&buf[10_000..] == b"end", "data after the hole");
+    ensure!(lseek(&fd, -3, SEEK_END) == Ok(10_000), "SEEK_END -3");
+    ensure!(lseek(&fd, 2, SEEK_CUR) == Ok(10_002), "SEEK_CUR");
+    expect_err("negative position", lseek(&fd, -1, SEEK_SET), Errno::EINVAL)?;
+    expect_err(
+        "before the start",
+        lseek(&fd, -20_000, SEEK_END),
+        Errno::EINVAL,
+    )?;
+    expect_err("bad whence", lseek(&fd, 0, 99), Errno::EINVAL)?;
+    ensure!(
+        lseek(&fd, 0, SEEK_CUR) == Ok(10_002),
+        "failed seeks do not move"
+    );
+    expect_err(
+        "pread at a negative offset",
+        pread(&fd, &mut buf[..1], usize::MAX),
+        Errno::EINVAL,
+    )?;
+    let (r, w) = pipe()?;
+    let _ = w;
+    expect_err("lseek on a pipe", lseek(&r, 0, SEEK_CUR), Errno::ESPIPE)?;
+    expect_err(
+        "pread on a pipe",
+        pread(&r, &mut buf[..1], 0),
+        Errno::ESPIPE,
+    )?;
+    expect_err(
+        "lseek on a closed fd",
+        lseek(&Fd(999), 0, SEEK_SET),
+        Errno::EBADF,
+    )?;
+    Ok(())
+}
+
+fn append_two_processes(_: &Ctx) -> Outcome {
+    const ROUNDS: usize = 200;
+    let s = Scratch::new("append", ["log", "", "", "", "", "", "", ""])?;
+    let log = s.path("log");
+    let log = &log;
+    let writer = |byte: u8| {
+        move || -> i32 {
+            let Ok(fd) = open(log, O_WRONLY | O_APPEND, 0) else {
+                return 1;
+            };
+            for _ in 0..ROUNDS {
+                if write(fd.raw(), &[byte; 8]) != Ok(8) {
+                    return 2;
+                }
+            }
+            0
+        }
+    };
+    drop(open(log, O_CREAT | O_WRONLY, 0o600).ctx("create")?);
+    let a = Child::spawn(writer(b'a'))?;
+    let b = Child::spawn(writer(b'b'))?;
+    expect_exit("writer a", a.wait()?, 0)?;
+    expect_exit("writer b", b.wait()?, 0)?;
+    let fd = open(log, O_RDONLY, 0).ctx("open")?;
+    let mut all = [0u8; 2 * ROUNDS * 8 + 1];
+    let n = read_full(fd.raw(), &mut all)?;
+    ensure!(
+        n == 2 * ROUNDS * 8,
+        "{n} bytes, want {}: appends overwrote each other",
+        2 * ROUNDS * 8
+    );
+    for (i, record) in all[..n].chunks(8).enumerate() {
+        ensure!(
+            record == [record[0]; 8],
+            "record {i} is mixed: {}",
+            Bytes(record)
+        );
+    }
+    // O_APPEND puts pwrite at the end too (Linux's documented bug).
+    let fd = open(log, O_WRONLY | O_APPEND, 0).ctx("open O_APPEND")?;
+    ensure!(pwrite(&fd, b"zz", 0) == Ok(2), "pwrite");
+    ensure!(
+        fstat(&fd).ctx("fstat")?.size == (n + 2) as u64,
+        "pwrite with O_APPEND appends"
+    );
+    Ok(())
+}
+
+fn unlink_open(_: &Ctx) -> Outcome {
+    let s = Scratch::new("unlink", ["f", "", "", "", "", "", "", ""])?;
+    let f = s.path("f");
+    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    ensure!(write(fd.raw(), &[7u8; 6000]) == Ok(6000), "write");
+    unlink(&f).ctx("unlink")?;
+    expect_err("stat after unlink", stat_at(&f, 0), Errno::ENOENT)?;
+    let st = fstat(&fd).ctx("fstat")?;
+    ensure!(
+        st.nlink == 0 && st.size == 6000,
+        "an unlinked open file: {st:?}"
+    );
+    let mut buf = [0u8; 6000];
+    ensure!(
+        pread(&fd, &mut buf, 0) == Ok(6000) && buf.iter().all(|&b| b == 7),
+        "still readable"
+    );
+    ensure!(pwrite(&fd, b"x", 6000) == Ok(1), "still writable");
+    // The name is free again, for a different file.
+    let other = open(&f, O_CREAT | O_EXCL | O_RDWR, 0o600).ctx("create the name again")?;
+    ensure!(fstat(&other).ctx("fstat")?.ino != st.ino, "a new inode");
+    Ok(())
+}
+
+fn rename_over_open(_: &Ctx) -> Outcome {
+    let s = Scratch::new("rename", ["a", "b", "c", "", "", "", "", ""])?;
+    let (a, b, c) = (s.path("a"), s.path("b"), s.path("c"));
+    let fa = open(&a, O_CREAT | O_RDWR, 0o600).ctx("create a")?;
+    write(fa.raw(), b"AAAA").ctx("write a")?;
+    let fb = open(&b, O_CREAT | O_RDWR, 0o600).ctx("create b")?;
+    write(fb.raw(), b"BB").ctx("write b")?;
+    // SAFETY: NUL-terminated paths.
+    let rename2 = |from: &Path, to: &Path, flags: usize| {
+        ret(unsafe {
+            syscall5(
+                nr::RENAMEAT2,
+                AT_FDCWD,
+                from.ptr(),
+                AT_FDCWD,
+                to.ptr(),
+                flags,
+            )
+        })
+    };
+    expect_err(
+        "RENAME_NOREPLACE over b",
+        rename2(&a, &b, RENAME_NOREPLACE),
+        Errno::EEXIST,
+    )?;
+    rename2(&a, &b, 0).ctx("rename a over b")?;
+    expect_err("a is gone", stat_at(&a, 0), Errno::ENOENT)?;
+    let mut buf = [0u8; 8];
+    ensure!(
+        pread(&fb, &mut buf, 0) == Ok(2) && &buf[..2] == b"BB",
+        "the replaced file stays open and intact"
+    );
+    ensure!(
+        fstat(&fb).ctx("fstat")?.nlink == 0,
+        "the replaced file has no name"
+    );
+    let nb = open(&b, O_RDONLY, 0).ctx("open b")?;
+    ensure!(
+        read(nb.raw(), &mut buf) == Ok(4) && &buf[..4] == b"AAAA",
+        "b is a's file now"
+    );
+    ensure!(
+        fstat(&nb).ctx("fstat")?.ino == fstat(&fa).ctx("fstat")?.ino,
+        "same inode"
+    );
+    rename2(&b, &c, RENAME_NOREPLACE).ctx("rename to a new name")?;
+    expect_err(
+        "rename of a missing file",
+        rename2(&a, &c, 0),
+        Errno::ENOENT,
+    )?;
+    Ok(())
+}
+
+fn links(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "links",
+        ["f", "hard", "sym", "loop", "dangling", "d", "", ""],
+    )?;
+    let (f, hard, sym) = (s.path("f"), s.path("hard"), s.path("sym"));
+    let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
+    write(fd.raw(), b"data").ctx("write")?;
+    // SAFETY (each call below): NUL-terminated paths, a buffer of its length.
+    ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }).ctx("link")?;
+    ensure!(fstat(&fd).ctx("fstat")?.nlink == 2, "two names");
+    ensure!(
+        stat_at(&hard, 0).ctx("stat hard")?.ino == fstat(&fd).ctx("fstat")?.ino,
+        "one inode"
+    );
+    expect_err(
+        "link to an existing name",
+        ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }),
+        Errno::EEXIST,
+    )?;
+    let target = Path::new(format_args!("f"));
+    ret(unsafe { syscall2(nr::SYMLINK, target.ptr(), sym.ptr()) }).ctx("symlink")?;
+    let lst = stat_at(&sym, AT_SYMLINK_NOFOLLOW).ctx("lstat")?;
+    ensure!(
+        lst.mode & S_IFMT == S_IFLNK && lst.size == 1,
+        "lstat of a symlink: {lst:?}"
+    );
+    ensure!(
+        stat_at(&sym, 0).ctx("stat sym")?.size == 4,
+        "stat follows the link"
+    );
+    let mut buf = [0u8; 16];
+    let n = ret(unsafe {
+        syscall3(
+            nr::READLINK,
+            sym.ptr(),
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+        )
+    })
+    .ctx("readlink")?;
+    ensure!(&buf[..n] == b"f", "readlink: {}", Bytes(&buf[..n]));
+    expect_err(
+        "readlink of a file",
+        ret(unsafe { syscall3(nr::READLINK, f.ptr(), buf.as_mut_ptr() as usize, 16) }),
+        Errno::EINVAL,
+    )?;
+    let via = open(&sym, O_RDONLY, 0).ctx("open through the link")?;
+    ensure!(read(via.raw(), &mut buf) == Ok(4), "read through the link");
+    expect_err(
+        "O_NOFOLLOW on a link",
+        open(&sym, O_RDONLY | O_NOFOLLOW, 0),
+        Errno::ELOOP,
+    )?;
+    let lp = s.path("loop");
+    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("loop")).ptr(), lp.ptr()) })
+        .ctx("symlink loop")?;
+    expect_err("a link to itself", open(&lp, O_RDONLY, 0), Errno::ELOOP)?;
+    let dangling = s.path("dangling");
+    ret(unsafe {
+        syscall2(
+            nr::SYMLINK,
+            Path::new(format_args!("nowhere")).ptr(),
+            dangling.ptr(),
+        )
+    })
+    .ctx("symlink")?;
+    expect_err("a dangling link", stat_at(&dangling, 0), Errno::ENOENT)?;
+    let d = s.path("d");
+    ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
+    let d2 = s.path("d2");
+    expect_err(
+        "hard link to a directory",
+        ret(unsafe { syscall2(nr::LINK, d.ptr(), d2.ptr()) }),
+        Errno::EPERM,
+    )?;
+    unlink(&f).ctx("unlink f")?;
+    ensure!(fstat(&fd).ctx("fstat")?.nlink == 1, "one name left");
+    expect_err("the symlink now dangles", stat_at(&sym, 0), Errno::ENOENT)?;
+    Ok(())
+}
+
+fn open_errors(_: &Ctx) -> Outcome {
+    let s = Scratch::new("errors", ["f", "d", "", "", "", "", "", ""])?;
+    let (f, d) = (s.path("f"), s.path("d"));
+    drop(open(&f, O_CREAT | O_WRONLY, 0o600).ctx("create")?);
+    // SAFETY: NUL-terminated path.
+    ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
+    expect_err(
+        "O_DIRECTORY on a file",
+        open(&f, O_RDONLY | O_DIRECTORY, 0),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "a directory for writing",
+        open(&d, O_WRONLY, 0),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "O_CREAT of a directory",
+        open(&d, O_CREAT | O_RDONLY, 0o600),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "a file with a slash",
+        open(&s.path("f/"), O_RDONLY, 0),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "O_CREAT with a slash",
+        open(&s.path("new/"), O_CREAT | O_RDWR, 0o600),
+        Errno::EISDIR,
+    )?;
+    expect_err(
+        "through a file",
+        open(&s.path("f/x"), O_RDONLY, 0),
+        Errno::ENOTDIR,
+    )?;
+    expect_err("missing", open(&s.path("nope"), O_RDONLY, 0), Errno::ENOENT)?;
+    expect_err(
+        "missing parent",
+        open(&s.path("nope/x"), O_CREAT | O_RDWR, 0o600),
+        Errno::ENOENT,
+    )?;
+    let dir = open(&d, O_RDONLY | O_DIRECTORY, 0).ctx("open a directory")?;
+    let mut buf = [0u8; 4];
+    expect_err(
+        "read of a directory",
+        read(dir.raw(), &mut buf),
+        Errno::EISDIR,
+    )?;
+    let st = fstat(&dir).ctx("fstat dir")?;
+    ensure!(st.mode == 0o40755, "directory mode {:o}", st.mode);
+    expect_err("unlink of a directory", unlink(&d), Errno::EISDIR)?;
+    // SAFETY: NUL-terminated path.
+    expect_err(
+        "rmdir of a file",
+        ret(unsafe { syscall1(nr::RMDIR, f.ptr()) }),
+        Errno::ENOTDIR,
+    )?;
+    expect_err("unlink with a slash", unlink(&s.path("f/")), Errno::ENOTDIR)?;
+    Ok(())
+}
+
+fn truncate(_: &Ctx) -> Outcome {
+    let s = Scratch::new("truncate", ["f", "", "", "", "", "", "", ""])?;
+    let f = s.path("f");
+    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    write(fd.raw(), &[1u8; 5000]).ctx("write")?;
+    ftruncate(&fd, 100).ctx("shrink")?;
+    ensure!(fstat(&fd).ctx("fstat")?.size == 100, "shrunk");
+    ftruncate(&fd, 8192).ctx("grow")?;
+    let mut buf = [9u8; 200];
+    ensure!(pread(&fd, &mut buf, 0) == Ok(200), "pread");
+    ensure!(
+        buf[..100].iter().all(|&b| b == 1) && buf[100..].iter().all(|&b| b == 0),
+        "grown with zeros"
+    );
+    expect_err("negative length", ftruncate(&fd, -1), Errno::EINVAL)?;
+    let ro = open(&f, O_RDONLY, 0).ctx("open O_RDONLY")?;
+    expect_err("ftruncate read-only", ftruncate(&ro, 0), Errno::EINVAL)?;
+    // SAFETY: NUL-terminated path.
+    ret(unsafe { syscall2(nr::TRUNCATE, f.ptr(), 3) }).ctx("truncate")?;
+    ensure!(fstat(&fd).ctx("fstat")?.size == 3, "truncate by path");
+    Ok(())
+}
+
+fn getdents(_: &Ctx) -> Outcome {
+    let s = Scratch::new("dents", ["one", "two", "sub", "", "", "", "", ""])?;
+    drop(open(&s.path("one"), O_CREAT | O_WRONLY, 0o600).ctx("one")?);
+    drop(open(&s.path("two"), O_CREAT | O_WRONLY, 0o600).ctx("two")?);
+    // SAFETY: NUL-terminated path.
+    ret(unsafe { syscall2(nr::MKDIR, s.path("sub").ptr(), 0o755) }).ctx("mkdir")?;
+    let dir = open(&s.dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let mut buf = [0u8; 4096];
+    let mut seen = [false; 5];
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64")?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let kind = buf[at + 18];
+            let name = c_field(&buf[at + 19..at + reclen]);
+            let index = match name {
+                b"." => 0,
+                b".." => 1,
+                b"one" => 2,
+                b"two" => 3,
+                b"sub" => 4,
+                other => return Err(msg!("unexpected entry {}", Bytes(other))),
+            };
+            let want_kind = if index == 2 || index == 3 { 8 } else { 4 };
+            ensure!(kind == want_kind, "d_type of {}: {kind}", Bytes(name));
+            ensure!(!seen[index], "{} twice", Bytes(name));
+            seen[index] = true;
+            ensure!(reclen.is_multiple_of(8), "reclen {reclen} not 8-aligned");
+            at += reclen;
+        }
+    }
+    ensure!(seen.iter().all(|&s| s), "entries seen: {seen:?}");
+    ensure!(lseek(&dir, 0, SEEK_SET) == Ok(0), "rewind the directory");
+    expect_err(
+        "a buffer too small",
+        ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                8,
+            )
+        }),
+        Errno::EINVAL,
+    )?;
+    let file = open(&s.path("one"), O_RDONLY, 0).ctx("open file")?;
+    expect_err(
+        "getdents64 of a file",
+        ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                file.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        }),
+        Errno::ENOTDIR,
+    )?;
+    Ok(())
+}
+
+fn dev_null_zero(_: &Ctx) -> Outcome {
+    let null = open(&Path::new(format_args!("/dev/null")), O_RDWR, 0).ctx("open /dev/null")?;
+    let mut buf = [7u8; 100];
+    ensure!(
+        read(null.raw(), &mut buf) == Ok(0),
+        "/dev/null reads nothing"
+    );
+    ensure!(
+        write(null.raw(), &buf) == Ok(100),
+        "/dev/null takes everything"
+    );
+    let st = fstat(&null).ctx("fstat")?;
+    ensure!(
+        st.mode & S_IFMT == S_IFCHR && st.rdev == (1 << 8 | 3),
+        "/dev/null is char 1,3: {st:?}"
+    );
+    let zero = open(&Path::new(format_args!("/dev/zero")), O_RDONLY, 0).ctx("open /dev/zero")?;
+    ensure!(
+        read(zero.raw(), &mut buf) == Ok(100) && buf.iter().all(|&b| b == 0),
+        "/dev/zero reads zeros"
+    );
+    ensure!(
+        stat_at(&Path::new(format_args!("/dev/zero")), 0)
+            .ctx("stat")?
+            .rdev
+            == (1 << 8 | 5),
+        "/dev/zero is 1,5"
+    );
+    Ok(())
+}
+
+fn chmod_utimes_iov(_: &Ctx) -> Outcome {
+    let s = Scratch::new("chmod", ["f", "", "", "", "", "", "", ""])?;
+    let f = s.path("f");
+    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("create")?;
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    ret(unsafe { syscall2(nr::CHMOD, f.ptr(), 0o751) }).ctx("chmod")?;
+    ensure!(
+        fstat(&fd).ctx("fstat")?.mode == S_IFREG | 0o751,
+        "chmod shows in fstat"
+    );
+    ret(unsafe { syscall2(nr::FCHMOD, fd.raw() as usize, 0o4640) }).ctx("fchmod")?;
+    ensure!(
+        stat_at(&f, 0).ctx("stat")?.mode == S_IFREG | 0o4640,
+        "fchmod with set-user-id"
+    );
+    expect_err(
+        "chmod of a missing file",
+        ret(unsafe { syscall2(nr::CHMOD, s.path("nope").ptr(), 0o600) }),
+        Errno::ENOENT,
+    )?;
+    // utimensat with explicit times; the access time left alone.
+    let times: [i64; 4] = [0, (1 << 30) - 2, 1_000_000_000, 0];
+    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), times.as_ptr() as usize, 0) })
+        .ctx("utimensat")?;
+    ensure!(fstat(&fd).ctx("fstat")?.mtime == 1_000_000_000, "mtime set");
+    let bad: [i64; 4] = [0, 1_000_000_000, 0, 0];
+    expect_err(
+        "a bad nanosecond count",
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), bad.as_ptr() as usize, 0) }),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "utimensat of a missing file",
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, s.path("nope").ptr(), 0, 0) }),
+        Errno::ENOENT,
+    )?;
+    // writev then readv, across buffers.
+    let (a, b) = (*b"abc", *b"defgh");
+    let out: [usize; 4] = [a.as_ptr() as usize, 3, b.as_ptr() as usize, 5];
+    ensure!(
+        ret(unsafe { syscall3(nr::WRITEV, fd.raw() as usize, out.as_ptr() as usize, 2) }) == Ok(8),
+        "writev"
+    );
+    lseek(&fd, 0, SEEK_SET).ctx("rewind")?;
+    let (mut x, mut y) = ([0u8; 2], [0u8; 10]);
+    let into: [usize; 4] = [x.as_mut_ptr() as usize, 2, y.as_mut_ptr() as usize, 10];
+    ensure!(
+        ret(unsafe { syscall3(nr::READV, fd.raw() as usize, into.as_ptr() as usize, 2) }) == Ok(8),
+        "readv"
+    );
+    ensure!(&x == b"ab" && &y[..6] == b"cdefgh", "readv contents");
+    expect_err(
+        "too many buffers",
+        ret(unsafe { syscall3(nr::WRITEV, fd.raw() as usize, out.as_ptr() as usize, 1025) }),
+        Errno::EINVAL,
+    )?;
+    Ok(())
+}
+
+/// The fields of `struct statx` compared with `struct stat`.
+fn statx_at(path: &Path, flags: usize, mask: usize) -> Result<(u32, Stat), Errno> {
+    let mut raw = [0u8; 256];
+    // SAFETY: the kernel writes one struct statx (256 bytes) into raw.
+    ret(unsafe {
+        syscall5(
+            nr::STATX,
+            AT_FDCWD,
+            path.ptr(),
+            flags,
+            mask,
+            raw.as_mut_ptr() as usize,
+        )
+    })?;
+    let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+    let rdev = (u64::from(u32_at(128)) << 8) | u64::from(u32_at(132));
+    let stat = Stat {
+        ino: u64_at(32),
+        nlink: u64::from(u32_at(16)),
+        mode: u32::from(u16::from_le_bytes([raw[28], raw[29]])),
+        size: u64_at(40),
+        rdev,
+        mtime: u64_at(112),
+    };
+    Ok((u32_at(0), stat))
+}
+
+fn statx(_: &Ctx) -> Outcome {
+    const STATX_BASIC_STATS: usize = 0x7ff;
+    let s = Scratch::new("statx", ["f", "l", "", "", "", "", "", ""])?;
+    let (f, l) = (s.path("f"), s.path("l"));
+    let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
+    write(fd.raw(), &[5u8; 5000]).ctx("write")?;
+    // SAFETY: NUL-terminated paths.
+    ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("f")).ptr(), l.ptr()) })
+        .ctx("symlink")?;
+    let (mask, x) = statx_at(&f, 0, STATX_BASIC_STATS).ctx("statx")?;
+    ensure!(
+        mask as usize & STATX_BASIC_STATS == STATX_BASIC_STATS,
+        "stx_mask {mask:#x}"
+    );
+    let st = fstat(&fd).ctx("fstat")?;
+    ensure!(
+        (x.ino, x.nlink, x.mode, x.size, x.mtime) == (st.ino, st.nlink, st.mode, st.size, st.mtime),
+        "statx {x:?} vs stat {st:?}"
+    );
+    let (_, link) = statx_at(&l, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS).ctx("statx nofollow")?;
+    ensure!(
+        link.mode & S_IFMT == S_IFLNK && link.size == 1,
+        "the link itself: {link:?}"
+    );
+    ensure!(
+        statx_at(&l, 0, STATX_BASIC_STATS)
+            .ctx("statx follow")?
+            .1
+            .ino
+            == st.ino,
+        "followed"
+    );
+    let (_, null) = statx_at(&Path::new(format_args!("/dev/null")), 0, STATX_BASIC_STATS)
+        .ctx("statx /dev/null")?;
+    ensure!(null.rdev == (1 << 8 | 3), "rdev of /dev/null: {null:?}");
+    expect_err(
+        "the reserved mask bit",
+        statx_at(&f, 0, 0x8000_0000),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a bad flag",
+        statx_at(&f, 0x1, STATX_BASIC_STATS),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a missing file",
+        statx_at(&s.path("nope"), 0, STATX_BASIC_STATS),
+        Errno::ENOENT,
+    )?;
+    Ok(())
+}
+
+fn rename_directories(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "mvdir",
+        ["d/b/f", "d/b", "d", "a/b/f", "a/b", "a", "full/x", "full"],
+    )?;
+    let (a, ab, d) = (s.path("a"), s.path("a/b"), s.path("d"));
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    let mkdir = |p: &Path| ret(unsafe { syscall2(nr::MKDIR, p.ptr(), 0o755) });
+    let rename = |from: &Path, to: &Path| {
+        ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, from.ptr(), AT_FDCWD, to.ptr(), 0) })
+    };
+    mkdir(&a).ctx("mkdir a")?;
+    mkdir(&ab).ctx("mkdir a/b")?;
+    drop(open(&s.path("a/b/f"), O_CREAT | O_WRONLY, 0o600).ctx("create a/b/f")?);
+    let ino = stat_at(&ab, 0).ctx("stat a/b")?.ino;
+    // The working directory moves with its directory.
+    let mut saved = [0u8; 512];
+    let saved_len = ret(unsafe { syscall2(nr::GETCWD, saved.as_mut_ptr() as usize, saved.len()) })
+        .ctx("getcwd")?;
+    ret(unsafe { syscall1(nr::CHDIR, ab.ptr()) }).ctx("chdir a/b")?;
+    let moved = rename(&a, &d);
+    let mut cwd = [0u8; 512];
+    let cwd_len = ret(unsafe { syscall2(nr::GETCWD, cwd.as_mut_ptr() as usize, cwd.len()) });
+    unsafe { syscall1(nr::CHDIR, saved.as_ptr() as usize) };
+    let _ = saved_len;
+    moved.ctx("rename a d")?;
+    let want = Path::new(format_args!("{}/d/b", Bytes(s.dir.bytes())));
+    let cwd_len = cwd_len.ctx("getcwd after the move")?;
+    ensure!(
+        &cwd[..cwd_len - 1] == want.bytes(),
+        "cwd {} after the move",
+        Bytes(&cwd[..cwd_len - 1])
+    );
+    expect_err("the old name", stat_at(&a, 0), Errno::ENOENT)?;
+    ensure!(
+        stat_at(&s.path("d/b"), 0).ctx("stat d/b")?.ino == ino,
+        "same directory"
+    );
+    ensure!(
+        stat_at(&s.path("d/b/f"), 0).is_ok(),
+        "its contents came along"
+    );
+    expect_err("into itself", rename(&d, &s.path("d/b/x")), Errno::EINVAL)?;
+    let full = s.path("full");
+    mkdir(&full).ctx("mkdir full")?;
+    mkdir(&s.path("full/x")).ctx("mkdir full/x")?;
+    expect_err(
+        "over a non-empty directory",
+        rename(&d, &full),
+        Errno::ENOTEMPTY,
+    )?;
+    expect_err(
+        "over a file",
+        rename(&s.path("d/b"), &s.path("d/b/f")),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "a directory over a file",
+        rename(&s.path("full/x"), &s.path("d/b/f")),
+        Errno::ENOTDIR,
+    )?;
+    expect_err(
+        "a file over a directory",
+        rename(&s.path("d/b/f"), &s.path("full/x")),
+        Errno::EISDIR,
+    )?;
+    // Over an empty directory: replaced.
+    rename(&s.path("full/x"), &s.path("d/b/e")).ctx("move full/x")?;
+    rename(&d, &full).ctx("over an empty directory")?;
+    ensure!(
+        stat_at(&s.path("full/b/f"), 0).is_ok(),
+        "moved over the empty one"
+    );
+    // Clean up what the guard does not know by name.
+    unsafe { syscall1(nr::RMDIR, s.path("full/b/e").ptr()) };
+    unlink(&s.path("full/b/f")).ctx("unlink")?;
+    unsafe { syscall1(nr::RMDIR, s.path("full/b").ptr()) };
+    Ok(())
+}
+
+/// The `*at` calls relative to a directory descriptor, and `fchdir`.
+fn at_dirfd(_: &Ctx) -> Outcome {
+    let s = Scratch::new("at", ["sub/f", "sub/l", "sub", "", "", "", "", ""])?;
+    let dir = open(&s.dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let dfd = dir.raw() as usize;
+    let name = |text: &str| Path::new(format_args!("{text}"));
+    // SAFETY (each call below): NUL-terminated paths, buffers of their length.
+    ret(unsafe { syscall3(nr::MKDIRAT, dfd, name("sub").ptr(), 0o755) }).ctx("mkdirat")?;
+    let f = ret(unsafe {
+        syscall4(
+            nr::OPENAT,
+            dfd,
+            name("sub/f").ptr(),
+            O_CREAT | O_WRONLY,
+            0o600,
+        )
+    })
+    .ctx("openat relative to the directory")?;
+    drop(Fd(f as i32));
+    ensure!(
+        stat_at(&s.path("sub/f"), 0).is_ok(),
+        "created where the descriptor points"
+    );
+    ret(unsafe { syscall3(nr::SYMLINKAT, name("f").ptr(), dfd, name("sub/l").ptr()) })
+        .ctx("symlinkat")?;
+    let mut buf = [0u8; 8];
+    let n = ret(unsafe {
+        syscall4(
+            nr::READLINKAT,
+            dfd,
+            name("sub/l").ptr(),
+            buf.as_mut_ptr() as usize,
+            8,
+        )
+    })
+    .ctx("readlinkat")?;
+    ensure!(&buf[..n] == b"f", "readlinkat");
+    // A file descriptor is no directory for a relative path; absolute
+    // paths ignore it.
+    let file = open(&s.path("sub/f"), O_RDONLY, 0).ctx("open file")?;
+    expect_err(
+        "openat relative to a file",
+        ret(unsafe {
+            syscall4(
+                nr::OPENAT,
+                file.raw() as usize,
+                name("x").ptr(),
+                O_RDONLY,
+                0,
+            )
+        }),
+        Errno::ENOTDIR,
+    )?;
+    ensure!(
+        ret(unsafe {
+            syscall4(
+                nr::OPENAT,
+                file.raw() as usize,
+                s.path("sub/f").ptr(),
+                O_RDONLY,
+                0,
+            )
+        })
+        .map(|fd| drop(Fd(fd as i32)))
+        .is_ok(),
+        "an absolute path ignores the descriptor"
+    );
+    expect_err(
+        "a closed descriptor",
+        ret(unsafe { syscall4(nr::OPENAT, 999, name("x").ptr(), O_RDONLY, 0) }),
+        Errno::EBADF,
+    )?;
+    expect_err(
+        "fchdir to a file",
+        ret(unsafe { syscall1(nr::FCHDIR, file.raw() as usize) }),
+        Errno::ENOTDIR,
+    )?;
+    // fchdir, then a relative path; the old cwd comes back.
+    let mut saved = [0u8; 512];
+    ret(unsafe { syscall2(nr::GETCWD, saved.as_mut_ptr() as usize, saved.len()) }).ctx("getcwd")?;
+    ret(unsafe { syscall1(nr::FCHDIR, dfd) }).ctx("fchdir")?;
+    let found = stat_at(&name("sub/f"), 0);
+    unsafe { syscall1(nr::CHDIR, saved.as_ptr() as usize) };
+    found.ctx("relative to the new cwd")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub/l").ptr(), 0) }).ctx("unlinkat")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub/f").ptr(), 0) }).ctx("unlinkat")?;
+    ret(unsafe { syscall3(nr::UNLINKAT, dfd, name("sub").ptr(), 0x200) })
+        .ctx("unlinkat AT_REMOVEDIR")?;
+    Ok(())
+}
+
+/// What a user without capabilities may do to root's files.
+fn permissions(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "perm",
+        ["private", "public", "script", "open", "", "", "", ""],
+    )?;
+    let old = umask(0);
+    let made = [
+        ("private", 0o600),
+        ("public", 0o644),
+        ("script", 0o644),
+        ("open", 0o666),
+    ]
+    .iter()
+    .try_for_each(|(name, mode)| open(&s.path(name), O_CREAT | O_WRONLY, *mode).map(drop));
+    umask(old);
+    made.ctx("create")?;
+    let (private, public, script, open_file) = (
+        s.path("private"),
+        s.path("public"),
+        s.path("script"),
+        s.path("open"),
+    );
+    let new = s.path("new");
+    let names = [
+        "setgid+setuid(1000)",
+        "reading a 0600 root file is EACCES",
+        "reading a 0644 root file",
+        "writing a 0644 root file is EACCES",
+        "O_TRUNC of a 0644 root file is EACCES",
+        "writing a 0666 file",
+        "creating in a 0755 root directory is EACCES",
+        "O_CREAT of an existing file needs no directory write permission",
+        "executing a 0644 file is EACCES",
+        "access(R_OK) of a 0600 root file is EACCES",
+        "access(F_OK) of it",
+        "chmod of root's file is EPERM",
+        "unlink in a 0755 root directory is EACCES",
+    ];
+    let child = Child::spawn(|| {
+        let user =
+            forkvm_user::cred::setgid(1000).is_ok() && forkvm_user::cred::setuid(1000).is_ok();
+        let argv = [script.buf.as_ptr(), core::ptr::null()];
+        let envp = [core::ptr::null()];
+        let script_c = CStr::from_bytes_until_nul(&script.buf).unwrap_or(c"");
+        // SAFETY (each call below): NUL-terminated paths.
+        let checks = [
+            user,
+            open(&private, O_RDONLY, 0).err() == Some(Errno::EACCES),
+            open(&public, O_RDONLY, 0).is_ok(),
+            open(&public, O_WRONLY, 0).err() == Some(Errno::EACCES),
+            open(&public, O_RDONLY | O_TRUNC, 0).err() == Some(Errno::EACCES),
+            open(&open_file, O_RDWR, 0).is_ok(),
+            open(&new, O_CREAT | O_WRONLY, 0o644).err() == Some(Errno::EACCES),
+            open(&open_file, O_CREAT | O_WRONLY, 0o644).is_ok(),
+            execve(script_c, &argv, &envp) == Errno::EACCES,
+            ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 4) }) == Err(Errno::EACCES),
+            ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 0) }).is_ok(),
+            ret(unsafe { syscall2(nr::CHMOD, private.ptr(), 0o777) }) == Err(Errno::EPERM),
+            unlink(&public) == Err(Errno::EACCES),
+        ];
+        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+    })?;
+    let status = child.wait_bounded("uid 1000")?;
+    let code = status.exit_status() as usize;
+    ensure!(
+        status.exited() && code == 0,
+        "uid 1000: check {code} failed: {}",
+        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
+    );
+    Ok(())
+}

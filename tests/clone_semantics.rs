@@ -14,7 +14,7 @@ const LINUX: &str = include_str!("../guest/user/tests/clonecheck.expected");
 #[test]
 fn clone_and_clone3_behave_like_linux() {
     require_kvm!();
-    // pid 1 (the shell) runs it as root with every capability, as on the host.
+    // The shell runs it as root with every capability, as on the host.
     let out = run_script_with_timeout("run clonecheck", 120);
     let text = stdout(&out);
     let got: Vec<&str> = text.lines().filter(|l| !l.starts_with('[')).collect();

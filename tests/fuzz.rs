@@ -22,9 +22,14 @@ fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
     require_kvm!();
     // A short warm-up run first grows the kernel's caches and tables to
     // their working size; the baseline follows it.
-    let mut script = String::from("run fuzz --seed 1000 --calls 3000; stat; meminfo");
+    let mut script = format!(
+        "{}; run fuzz --seed 1000 --calls 3000; stat; meminfo",
+        counters::WARM_UP
+    );
     for seed in SEEDS {
-        script.push_str(&format!("; run fuzz --seed {seed} --calls {CALLS} --workers 2"));
+        script.push_str(&format!(
+            "; run fuzz --seed {seed} --calls {CALLS} --workers 2"
+        ));
     }
     script.push_str("; stat; meminfo; ps");
     let out = run_script_with_timeout(&script, 240);
@@ -37,7 +42,10 @@ fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
     );
     for seed in SEEDS {
         let summary = format!("fuzz: seed={seed} calls={CALLS} workers=2 ");
-        assert!(text.contains(&summary), "no full run of seed {seed}:\n{text}");
+        assert!(
+            text.contains(&summary),
+            "no full run of seed {seed}:\n{text}"
+        );
     }
     assert_eq!(text.matches("fuzz: done\n").count(), 3, "{text}");
     let counters = counters::all(&text);

@@ -13,7 +13,10 @@ use common::{code, run_script_with_timeout, stderr, stdout};
 /// Runs `script` after a warm-up and between two counter readings;
 /// asserts it powers off with 0 and the counters are back; returns stdout.
 fn run_and_check(warm_up: &str, script: &str) -> String {
-    let full = format!("{warm_up}; stat; meminfo; {script}; stat; meminfo; ps");
+    let full = format!(
+        "{}; {warm_up}; stat; meminfo; {script}; stat; meminfo; ps",
+        counters::WARM_UP
+    );
     let out = run_script_with_timeout(&full, 120);
     let text = stdout(&out);
     assert_eq!(
@@ -56,7 +59,9 @@ fn orphans_with_any_exit_signal_are_reaped() {
         "{text}"
     );
     assert!(
-        text.contains("stress exit-signals: 60 orphans in a pid namespace, its init reaped them all\n"),
+        text.contains(
+            "stress exit-signals: 60 orphans in a pid namespace, its init reaped them all\n"
+        ),
         "{text}"
     );
 }
@@ -84,6 +89,6 @@ fn creation_stops_at_the_limits_and_everything_is_released() {
         .lines()
         .filter(|l| l.starts_with("stress nproc: round"))
         .collect();
-    assert_eq!(rounds.len(), 7, "{text}");
+    assert_eq!(rounds.len(), 8, "warm-ups 1 + 1, then 3 + 3: {text}");
     assert!(text.contains("[") && !text.contains("stress: "), "{text}");
 }

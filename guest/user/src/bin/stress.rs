@@ -106,9 +106,7 @@ fn make_orphans(n: u64, signals: &[u64]) -> Result<(), &'static str> {
                 }
                 exit_group(0)
             }
-            Ok(child) => {
-                while let Err(Errno::EINTR) = wait4(child as i32, 0) {}
-            }
+            Ok(child) => while let Err(Errno::EINTR) = wait4(child as i32, 0) {},
             Err(_) => return Err("fork failed"),
         }
     }
@@ -137,7 +135,11 @@ fn orphans(n: u64, signals: &[u64]) -> Result<(), &'static str> {
         }
         sleep_ns(10_000_000);
     };
-    let name = if signals.len() > 1 { "exit-signals" } else { "orphans" };
+    let name = if signals.len() > 1 {
+        "exit-signals"
+    } else {
+        "orphans"
+    };
     println!("stress {name}: {n} orphans, {left} zombies left");
     if left == 0 {
         Ok(())
@@ -347,7 +349,14 @@ fn storm_process(threads: u64, seed: u64) -> Result<(), Errno> {
 fn storm(ms: u64, threads: u64, procs: u64) -> Result<(), &'static str> {
     // SAFETY: without MAP_FIXED no mapping is replaced.
     let page = unsafe {
-        mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        mmap(
+            0,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_SHARED | MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     }
     .map_err(|_| "mmap failed")?;
     STORM.store(page as u64, Ordering::Release);
@@ -443,7 +452,12 @@ fn nproc_round() -> Result<(u64, u64), &'static str> {
     let _ = close(writer);
     let _ = close(reader);
     RELEASE.store(1, Ordering::Release);
-    let _ = futex(&RELEASE, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, u32::MAX >> 1, None);
+    let _ = futex(
+        &RELEASE,
+        FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+        u32::MAX >> 1,
+        None,
+    );
     for tid in threads {
         join(tid);
     }

@@ -300,7 +300,7 @@ fn storm_loop(seed: u64) {
                 }
             }
             2 | 3 => {
-                let (word, op) = if x % 2 == 0 {
+                let (word, op) = if (x >> 4) & 1 == 0 {
                     (&PRIVATE_WORDS[(x >> 8) as usize % 8], FUTEX_PRIVATE_FLAG)
                 } else {
                     (&s.shared_words[(x >> 8) as usize % 8], 0)
@@ -310,7 +310,7 @@ fn storm_loop(seed: u64) {
                 let _ = futex(word, FUTEX_WAIT | op, value, Some(&short));
             }
             _ => {
-                let (word, op) = if x % 2 == 0 {
+                let (word, op) = if (x >> 4) & 1 == 0 {
                     (&PRIVATE_WORDS[(x >> 8) as usize % 8], FUTEX_PRIVATE_FLAG)
                 } else {
                     (&s.shared_words[(x >> 8) as usize % 8], 0)

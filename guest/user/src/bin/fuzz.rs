@@ -408,11 +408,11 @@ impl Manager {
         if worker != 0 {
             let worker = WaitStatus((worker - 1) as i32);
             if worker.signaled() {
-                self.deaths[worker.term_signal() as usize & 63] += 1;
+                self.deaths[(worker.term_signal() as usize).min(64)] += 1;
             }
         }
         if status.signaled() {
-            self.init_deaths[status.term_signal() as usize & 63] += 1;
+            self.init_deaths[(status.term_signal() as usize).min(64)] += 1;
         }
         self.running[i] = None;
     }

@@ -54,3 +54,36 @@ fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
     let ps = text.split("  PID").nth(1).expect("ps output");
     assert_eq!(ps.lines().count(), 3, "init and the shell only: {ps}");
 }
+
+/// What the fuzzer's workers must not be able to do as an unprivileged
+/// user: power off (reboot needs CAP_SYS_BOOT), stop the kernel or take
+/// the CPU (`forkvm_diag` panic, fault and ticks need CAP_SYS_ADMIN) or
+/// change machine-wide settings (sysctl writes are root's; a user
+/// namespace's own `user.*` limits are its root's).
+#[test]
+fn an_unprivileged_user_cannot_power_off_or_stop_the_kernel() {
+    require_kvm!();
+    let out = run_script_with_timeout(
+        "su 1000 poweroff 3; su 1000 panic boom; su 1000 fault; su 1000 ticks 5; \
+         su 1000 sysctl kernel.threads-max=5; sysctl kernel.threads-max=77; \
+         su 1000 unshare 0x10000000 sysctl user.max_user_namespaces=5; echo alive",
+        60,
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}\n{}", stderr(&out));
+    for line in [
+        "poweroff: reboot: EPERM",
+        "panic: forkvm_diag: EPERM",
+        "fault: forkvm_diag: EPERM",
+        "ticks: forkvm_diag: EPERM",
+        "sysctl: forkvm_sysctl: EACCES",
+        "kernel.threads-max = 77",
+        "user.max_user_namespaces = 5",
+        "alive",
+    ] {
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "no {line:?} in\n{text}"
+        );
+    }
+}

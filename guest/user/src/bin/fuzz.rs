@@ -8,9 +8,14 @@
 //! ```text
 //! fuzz: seed=N calls=M workers=K runs=R elapsed_ms=..
 //! fuzz: results ok=.. EFAULT=.. EINVAL=.. ENOSYS=.. ...
-//! fuzz: deaths SIGSEGV=.. stalled=..
+//! fuzz: deaths sig11=.. stalled=.. [init_sigN=..]
 //! fuzz: done
 //! ```
+//!
+//! `deaths` counts fuzzing processes killed by each signal (`sigN`), the
+//! runs whose worker made no progress for a second (`stalled`, killed) and
+//! namespace inits killed (`init_sigN`: by the manager's time limit, 9, or
+//! by a kernel bug).
 //!
 //! Each worker **run** makes up to C calls (`--run-calls`, default 1000) in
 //! a sandbox: the manager clones a namespace init (new pid, IPC and UTS
@@ -55,8 +60,9 @@ use forkvm_user::io::BufWriter;
 use forkvm_user::shell_parse::parse_u64;
 use forkvm_user::signal::{sigaction, SigInfo};
 use forkvm_user::syscall::{
-    close, exit_group, fork, getpid, kill, mmap, munmap, nanosleep, syscall2, wait4, Pid, Timespec,
-    WaitStatus, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, WALL, WNOHANG,
+    close, exit_group, fork, getpid, kill, mmap, mprotect, munmap, nanosleep, syscall2, wait4, Pid,
+    Timespec, WaitStatus, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
+    WALL, WNOHANG,
 };
 use forkvm_user::time::monotonic_ns;
 use forkvm_user::{entry, eprintln, println, Errno};
@@ -246,6 +252,8 @@ struct Manager {
     stalled: u64,
     /// Runs whose namespace init did not end normally, by signal.
     init_deaths: [u64; 65],
+    /// Runs whose result histogram was overwritten (not counted).
+    scribbled: u64,
     /// Runs in a row that made no call (a worker that cannot start).
     fruitless: u64,
     started_ns: u64,
@@ -265,6 +273,7 @@ impl Manager {
             stalled: 0,
             init_deaths: [0; 65],
             fruitless: 0,
+            scribbled: 0,
             started_ns: monotonic_ns(),
         }
     }
@@ -387,6 +396,19 @@ impl Manager {
         let slot = &self.slots.0[i];
         let made = slot.calls.load(Ordering::SeqCst).min(running.calls);
         self.calls += made;
+        // A worker may scribble on its slot through a bad pointer: a
+        // histogram that does not add up to its calls is dropped.
+        let counted = slot
+            .results
+            .iter()
+            .fold(0u64, |sum, r| sum.wrapping_add(r.load(Ordering::Relaxed)));
+        if counted == made {
+            for (total, r) in self.results.iter_mut().zip(&slot.results) {
+                *total += r.load(Ordering::Relaxed);
+            }
+        } else {
+            self.scribbled += 1;
+        }
         // The calls a run did not make (it died) go to the next one.
         self.planned -= running.calls - made;
         if made == 0 {
@@ -397,9 +419,6 @@ impl Manager {
             }
         } else {
             self.fruitless = 0;
-        }
-        for (total, r) in self.results.iter_mut().zip(&slot.results) {
-            *total += r.load(Ordering::Relaxed);
         }
         if slot.stalled.load(Ordering::SeqCst) != 0 {
             self.stalled += 1;
@@ -444,6 +463,12 @@ impl Manager {
             }
         }
         let _ = core::fmt::write(&mut out, format_args!(" stalled={}", self.stalled));
+        if self.scribbled > 0 {
+            let _ = core::fmt::write(
+                &mut out,
+                format_args!(" (results of {} runs overwritten)", self.scribbled),
+            );
+        }
         for (signal, &n) in self.init_deaths.iter().enumerate() {
             if n > 0 {
                 let _ = core::fmt::write(&mut out, format_args!(" init_sig{signal}={n}"));
@@ -656,17 +681,22 @@ struct Arena {
 impl Arena {
     fn new() -> Option<Arena> {
         // SAFETY: fresh mappings (no MAP_FIXED); the hole page is unmapped
-        // again before anything refers to it.
+        // again before anything refers to it, the guard page made
+        // inaccessible before anything refers to it.
         unsafe {
+            // A guard page after the scratch buffer: an access straddling
+            // its end faults there instead of landing in whatever was
+            // mapped above (the manager's shared slots, say).
             let scratch = mmap(
                 0,
-                SCRATCH,
+                SCRATCH + PAGE,
                 PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS,
                 -1,
                 0,
             )
             .ok()?;
+            mprotect(scratch.add(SCRATCH), PAGE, PROT_NONE).ok()?;
             let read_only = mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).ok()?;
             let hole = mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).ok()?;
             munmap(hole, PAGE).ok()?;

@@ -326,9 +326,6 @@ fn storm_loop(seed: u64) {
 
 /// Runs the storm in this process: `threads` more threads, then the loop.
 fn storm_process(threads: u64, seed: u64) -> Result<(), Errno> {
-    for signal in [SIGUSR1, SIGUSR2] {
-        sigaction(signal, on_signal, 0, 0)?;
-    }
     let mut joined = Vec::new();
     TIDS[0].store(forkvm_user::syscall::gettid(), Ordering::Relaxed);
     THREADS.store(1, Ordering::Release);
@@ -361,6 +358,11 @@ fn storm(ms: u64, threads: u64, procs: u64) -> Result<(), &'static str> {
     .map_err(|_| "mmap failed")?;
     STORM.store(page as u64, Ordering::Release);
     let s = storm_page();
+    // The handlers before the first fork: a process may be signalled by a
+    // sibling the moment it exists.
+    for signal in [SIGUSR1, SIGUSR2] {
+        sigaction(signal, on_signal, 0, 0).map_err(|_| "sigaction failed")?;
+    }
     let procs = procs.clamp(1, 16);
     let mut children = Vec::new();
     for i in 0..procs {
@@ -389,6 +391,7 @@ fn storm(ms: u64, threads: u64, procs: u64) -> Result<(), &'static str> {
             }
         };
         if !status.is_some_and(|s| s.exited() && s.exit_status() == 0) {
+            eprintln!("stress storm: process {pid} ended with {status:?}");
             failed += 1;
         }
     }

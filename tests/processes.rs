@@ -39,7 +39,7 @@ fn program_gets_its_pid_and_arguments() {
     let text = run_expect("run hello a b", 0);
     assert_eq!(
         text,
-        "hello from pid 2\nargv: hello a b\n[2] exited with status 0\n"
+        "hello from pid 3\nargv: hello a b\n[3] exited with status 0\n"
     );
 }
 
@@ -47,11 +47,11 @@ fn program_gets_its_pid_and_arguments() {
 fn exit_status_becomes_the_shell_status() {
     require_kvm!();
     let text = run_expect("run exit_with 42", 42);
-    assert!(text.contains("[2] exited with status 42"), "{text}");
+    assert!(text.contains("[3] exited with status 42"), "{text}");
     // A user-space panic exits 134; the kernel lives on and runs the next command.
     let text = run_expect("run panicker; echo still here", 0);
     assert!(
-        text.contains("panic: on purpose\n[2] exited with status 134\nstill here\n"),
+        text.contains("panic: on purpose\n[3] exited with status 134\nstill here\n"),
         "{text}"
     );
 }
@@ -69,7 +69,7 @@ fn spinning_processes_do_not_starve_the_shell() {
     // Two processes that never enter the kernel; the shell sleeps, then
     // must get the CPU back (preemption on the timer tick) to go on.
     let text = run_expect(
-        "spin; spin; sleep 100; echo alive; ps; kill 2; kill 3; ps",
+        "spin; spin; sleep 100; echo alive; ps; kill 3; kill 4; ps",
         0,
     );
     assert!(text.contains("alive\n"), "{text}");
@@ -193,7 +193,11 @@ fn ten_thousand_forks_leave_memory_and_tasks_at_baseline() {
         "after threads and vforks\n{text}"
     );
     let ps = text.split("  PID").nth(1).expect("ps output");
-    assert_eq!(ps.lines().count(), 2, "only the shell is left: {ps}");
+    assert_eq!(
+        ps.lines().count(),
+        3,
+        "only init and the shell are left: {ps}"
+    );
 }
 
 #[test]
@@ -204,8 +208,8 @@ fn killed_processes_are_released() {
     // beside the shell), and whether a spinner ran before its kill depends
     // on the host's speed.
     let text = run_expect(
-        "spin; sleep 10; kill 2; spin; sleep 10; kill 3; meminfo; \
-         spin; sleep 10; kill 4; spin; sleep 10; kill 5; spin; sleep 10; kill 6; meminfo",
+        "spin; sleep 10; kill 3; spin; sleep 10; kill 4; meminfo; \
+         spin; sleep 10; kill 5; spin; sleep 10; kill 6; spin; sleep 10; kill 7; meminfo",
         0,
     );
     let meminfo: Vec<&str> = text.lines().filter(|l| l.starts_with("frames:")).collect();

@@ -40,5 +40,9 @@ fn every_proctest_scenario_passes_in_the_guest() {
     );
     assert_eq!(code(&out), 0);
     let ps = text.split("  PID").nth(1).expect("ps output");
-    assert_eq!(ps.lines().count(), 2, "no process left behind: {ps}");
+    assert_eq!(
+        ps.lines().count(),
+        3,
+        "init and the shell, no process left behind: {ps}"
+    );
 }

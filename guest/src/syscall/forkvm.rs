@@ -7,8 +7,17 @@ use forkvm_abi::sys::{self, SystemInfo, TaskInfo};
 use zerocopy::{Immutable, IntoBytes};
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EINVAL, ENOENT};
+use crate::errno::{EACCES, EINVAL, ENOENT, EPERM};
+use crate::process::cred::{CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use crate::{mm, process, sched, time};
+
+/// Linux's `CAP_SYS_BOOT`: `reboot`.
+const CAP_SYS_BOOT: u32 = 22;
+
+/// Whether the caller holds `cap` over the whole machine (Linux `capable`).
+fn capable(cap: u32) -> bool {
+    sched::current().inner.lock().cred.capable(cap)
+}
 
 /// The bytes of a plain-data value, to copy to a user: only types whose
 /// `IntoBytes` derive proved them free of padding (whose bytes would be
@@ -176,6 +185,13 @@ pub fn forkvm_info(a: Args) -> SysResult {
 pub fn forkvm_diag(a: Args) -> SysResult {
     let [op, arg, buffer, len, ..] = a.0;
     match op {
+        // Stopping the kernel on purpose is the administrator's (as Linux's
+        // sysrq-trigger is root's): any user could otherwise crash it. So
+        // is the tick probe, which takes the CPU for up to 30 s and runs
+        // code in ring 3 outside any process.
+        sys::DIAG_TICKS | sys::DIAG_PANIC | sys::DIAG_KERNEL_FAULT if !capable(CAP_SYS_ADMIN) => {
+            Err(EPERM)
+        }
         sys::DIAG_TICKS => {
             let report = crate::diag::measure_ticks(arg)?;
             copy_out(buffer, len, bytes_of(&report))
@@ -215,6 +231,10 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     let mm = current_mm()?;
     let mut name_bytes = alloc::vec![0u8; name_len as usize];
     mm.copy_from_user(name, &mut name_bytes)?;
+    if value != 0 && !may_write_sysctl(&name_bytes) {
+        // Linux: the /proc/sys file does not open for writing.
+        return Err(EACCES);
+    }
     let new_value = if value != 0 {
         let mut bytes = alloc::vec![0u8; value_len as usize];
         mm.copy_from_user(value, &mut bytes)?;
@@ -273,10 +293,30 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     copy_out(out, out_len, text.as_bytes())
 }
 
+/// Whether the caller may set sysctl `name`: the machine-wide settings are
+/// root's (their /proc/sys files are 0644, owned by root); a user
+/// namespace's `user.*` limits belong to whoever holds CAP_SYS_RESOURCE in
+/// it (Linux `set_permissions` in kernel/ucount.c).
+fn may_write_sysctl(name: &[u8]) -> bool {
+    let cred = sched::current().inner.lock().cred.clone();
+    if name.starts_with(b"user.") {
+        cred.capable_in_own_ns(CAP_SYS_RESOURCE)
+    } else {
+        cred.capable(CAP_SYS_ADMIN)
+    }
+}
+
 /// `reboot(magic1, magic2, cmd, arg)`: only POWER_OFF, whose `arg` is
-/// forkvm's exit status (Linux ignores it for this command).
+/// forkvm's exit status (Linux ignores it for this command). Like Linux,
+/// CAP_SYS_BOOT is checked first (EPERM), then the magic numbers. Only the
+/// initial namespaces' administrator may power off: Linux would let the
+/// root of a child pid namespace end just that namespace, which forkvm
+/// does not do (EPERM too).
 pub fn reboot(a: Args) -> SysResult {
     let [magic1, magic2, command, arg, ..] = a.0;
+    if !capable(CAP_SYS_BOOT) || sched::current().active_pid_ns().level != 0 {
+        return Err(EPERM);
+    }
     if magic1 != sys::LINUX_REBOOT_MAGIC1 || magic2 != sys::LINUX_REBOOT_MAGIC2 {
         return Err(EINVAL);
     }

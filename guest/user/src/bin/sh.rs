@@ -15,8 +15,9 @@
 //! calls (`forkvm_user::forkvm`); on another kernel those fail with ENOSYS,
 //! which the command reports before the shell goes on.
 //!
-//! Before every command the shell reaps children that have ended (with
-//! `wait4(-1, WNOHANG)`): as pid 1 it inherits every orphan.
+//! Before every command the shell reaps children of its own that have ended
+//! (with `wait4(-1, WNOHANG)`); orphans go to pid 1, `init`, which reaps
+//! them at once.
 //!
 //! Process builtins, one line each (errors name the errno and its number):
 //! - `clone FLAGS [EXIT_SIGNAL]`, `clone3 [KEY=VALUE...]`: `ok pid=N` or
@@ -73,8 +74,8 @@ use forkvm_user::shell_report::{
     SysFailure, Sysprobe, Ticks, Uptime,
 };
 use forkvm_user::syscall::{
-    chdir, close, exit_group, fork, getcwd, getpid, kill, mkdir, mmap, nanosleep, pipe2, read,
-    rmdir, wait4, write_all, Pid, Timespec, WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ,
+    chdir, close, exit_group, fork, getcwd, getpid, getppid, kill, mkdir, mmap, nanosleep, pipe2,
+    read, rmdir, wait4, write_all, Pid, Timespec, WaitStatus, MAP_ANONYMOUS, MAP_SHARED, PROT_READ,
     PROT_WRITE, WNOHANG,
 };
 use forkvm_user::time::{monotonic_ns, rdtsc_serialized};
@@ -194,8 +195,9 @@ fn failure(command: &str, call: &str, errno: Errno) -> Status {
 
 impl Shell<'_> {
     fn interactive(&self) -> Status {
-        // The greeting is the boot's (a nested shell stays quiet).
-        if getpid() == 1 {
+        // The greeting is the boot's: the shell init started (a nested
+        // shell stays quiet).
+        if getppid() == 1 {
             if let Ok(info) = forkvm::system_info() {
                 println!("{}", Banner(&info));
             }

@@ -2506,6 +2506,7 @@ type Scenario = fn(&Ctx) -> Outcome;
 mod altstack;
 mod fs;
 mod pgrp;
+mod sched;
 mod sem;
 mod signals;
 mod sigwait;
@@ -2581,6 +2582,7 @@ fn scenarios() -> impl Iterator<Item = &'static (&'static str, Scenario)> {
         .chain(altstack::SCENARIOS)
         .chain(waitid::SCENARIOS)
         .chain(sigwait::SCENARIOS)
+        .chain(sched::SCENARIOS)
 }
 
 fn lookup(name: &[u8]) -> Option<&'static (&'static str, Scenario)> {

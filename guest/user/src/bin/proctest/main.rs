@@ -2613,6 +2613,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             EXEC_CLOSE,
             EXEC_FD_CHECK,
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
+            sched::PREEMPT_HELPER,
         ]
         .contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
@@ -2640,6 +2641,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(i32::from(!open) | i32::from(!closed) << 1);
         } else if arg == altstack::EXEC_ALTSTACK_CHECK.to_bytes() {
             exit_group(altstack::exec_altstack_check());
+        } else if arg == sched::PREEMPT_HELPER {
+            exit_group(sched::preempt_checks());
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

@@ -1191,3 +1191,125 @@ fn priority_pgrp_user(_: &Ctx) -> Outcome {
         Ok(())
     })
 }
+
+// ---------------------------------------------------------------------------
+// VM-only checks (helper `sched-preempt-vm`): on one CPU the order is
+// deterministic; on the host's several CPUs the child may run at once on
+// another one, so these are not scenarios.
+
+/// The helper argument that runs [`preempt_checks`].
+pub const PREEMPT_HELPER: &[u8] = b"sched-preempt-vm";
+
+/// A `CLONE_VM` child's report: 1 + its policy when it ran.
+extern "C" fn report_policy(arg: usize) -> ! {
+    // SAFETY: the creator reaps us before the word goes away.
+    let word: &AtomicU32 = unsafe { shared(arg) };
+    let policy = s::sched_getscheduler(0).unwrap_or(0xff) as u32;
+    word.store(1 + policy, Ordering::Release);
+    exit(0)
+}
+
+/// A fair task that makes a runnable task SCHED_FIFO gives it the CPU
+/// before its own `sched_setscheduler` returns to user mode.
+fn fifo_preempts_on_setscheduler() -> Outcome {
+    // A tick between clone and sched_setscheduler may let the child run
+    // first as a fair task (word 1): try again then.
+    for _ in 0..20 {
+        let stack = ThreadStack::new()?;
+        let word = AtomicU32::new(0);
+        // SAFETY: the child is reaped below, before `stack` and `word` go.
+        let pid = unsafe {
+            stack.clone(
+                CLONE_VM | SIGCHLD,
+                report_policy,
+                &word as *const _ as usize,
+            )
+        }
+        .ctx("clone")?;
+        let child = Child { pid };
+        s::sched_setscheduler(pid as i32, s::SCHED_FIFO, 10).ctx("make the child FIFO")?;
+        let seen = word.load(Ordering::Acquire);
+        expect_exit("the FIFO child", child.wait()?, 0)?;
+        match seen {
+            2 => return Ok(()),
+            1 => continue,
+            _ => {
+                return Err(msg!(
+                    "the FIFO child had not run when sched_setscheduler returned ({seen})"
+                ))
+            }
+        }
+    }
+    Err(msg!("the child always ran before it was made FIFO"))
+}
+
+/// The `fifo_preempts_on_wakeup` child: becomes FIFO, says so, sleeps on
+/// the gate, and on waking reports.
+extern "C" fn fifo_sleeper(arg: usize) -> ! {
+    // SAFETY: the creator reaps us before the pipes and word go away.
+    let ends: &(i32, i32, AtomicU32) = unsafe { shared(arg) };
+    let (ready, gate, word) = (ends.0, ends.1, &ends.2);
+    if s::sched_setscheduler(0, s::SCHED_FIFO, 10).is_err() {
+        exit(1)
+    }
+    let _ = write_all(ready, b"r");
+    wait_byte(gate);
+    word.store(1, Ordering::Release);
+    exit(0)
+}
+
+/// A SCHED_FIFO task woken by a fair one (a pipe write) runs before the
+/// waker's `write` returns to user mode.
+fn fifo_preempts_on_wakeup() -> Outcome {
+    let (ready_r, ready_w) = pipe()?;
+    let (gate_r, gate_w) = pipe()?;
+    let shared_state = (ready_w.raw(), gate_r.raw(), AtomicU32::new(0));
+    let stack = ThreadStack::new()?;
+    // SAFETY: the child is reaped below, before `stack` and the state go.
+    let pid = unsafe {
+        stack.clone(
+            CLONE_VM | CLONE_FILES | SIGCHLD,
+            fifo_sleeper,
+            &shared_state as *const _ as usize,
+        )
+    }
+    .ctx("clone")?;
+    let child = Child { pid };
+    let mut byte = [0u8];
+    ensure!(
+        read_full(ready_r.raw(), &mut byte)? == 1,
+        "the child did not get ready"
+    );
+    // Let it reach its read of the gate (it is FIFO: it runs until it
+    // sleeps as soon as it is on the CPU).
+    sleep_ns(10 * MS);
+    write_all(gate_w.raw(), b"g").ctx("wake the child")?;
+    let seen = shared_state.2.load(Ordering::Acquire);
+    expect_exit("the FIFO sleeper", child.wait()?, 0)?;
+    ensure!(
+        seen == 1,
+        "the woken FIFO task had not run when the waker's write returned"
+    );
+    Ok(())
+}
+
+/// Runs the VM-only checks, one `ok`/`FAIL` line each; 0 if all passed.
+pub fn preempt_checks() -> i32 {
+    let mut failed = false;
+    for (name, check) in [
+        (
+            "fifo-preempts-on-setscheduler",
+            fifo_preempts_on_setscheduler as fn() -> Outcome,
+        ),
+        ("fifo-preempts-on-wakeup", fifo_preempts_on_wakeup),
+    ] {
+        match check() {
+            Ok(()) => println!("ok {name}"),
+            Err(m) => {
+                failed = true;
+                println!("FAIL {name}: {}", m.as_str());
+            }
+        }
+    }
+    i32::from(failed)
+}

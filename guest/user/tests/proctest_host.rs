@@ -147,6 +147,19 @@ const SCENARIOS: &[&str] = &[
     "sigqueueinfo-standard-once",
     "sigqueueinfo-rt-queued",
     "sigqueueinfo-rt-limit",
+    "sched-setscheduler-errors",
+    "sched-priority-range",
+    "sched-policies-as-root",
+    "sched-attr-sizes",
+    "sched-attr-flags",
+    "sched-unprivileged",
+    "sched-rlimit-rtprio",
+    "sched-rlimit-nice",
+    "sched-other-user",
+    "sched-inherit",
+    "sched-reset-on-fork",
+    "getpriority-encoding",
+    "priority-pgrp-user",
 ];
 
 struct Run {

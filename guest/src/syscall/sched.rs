@@ -426,7 +426,8 @@ pub fn sched_getparam(a: Args) -> SysResult {
 pub fn sched_getattr(a: Args) -> SysResult {
     let [pid, uattr, usize, flags, ..] = a.0;
     let (pid, usize, flags) = (pid as i32, usize as u32, flags as u32);
-    if uattr == 0 || pid < 0 || usize > PAGE_SIZE || usize < SCHED_ATTR_SIZE_VER0 || flags != 0 {
+    let size_ok = (SCHED_ATTR_SIZE_VER0..=PAGE_SIZE).contains(&usize);
+    if uattr == 0 || pid < 0 || !size_ok || flags != 0 {
         return Err(EINVAL);
     }
     let attr = find_process_by_pid(pid)?.sched().get();

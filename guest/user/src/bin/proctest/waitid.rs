@@ -572,7 +572,7 @@ static SIBLING_MAY_EXIT: AtomicU32 = AtomicU32::new(0);
 extern "C" fn forking_thread(_arg: usize) -> ! {
     match fork() {
         Ok(0) => exit_group(9),
-        Ok(pid) => SIBLINGS_CHILD.store(pid as u32, Ordering::Release),
+        Ok(pid) => SIBLINGS_CHILD.store(pid, Ordering::Release),
         Err(_) => SIBLINGS_CHILD.store(u32::MAX, Ordering::Release),
     }
     while SIBLING_MAY_EXIT.load(Ordering::Acquire) == 0 {

@@ -28,8 +28,9 @@ pub const MIN_NICE: i32 = -20;
 pub const MAX_NICE: i32 = 19;
 
 /// The fair slice Linux starts a task with (`sysctl_sched_base_slice`,
-/// 0.75 ms for one CPU), reported by `sched_getattr` as `sched_runtime`.
-pub const BASE_SLICE_NS: u64 = 750_000;
+/// 0.70 ms times 1 + log2(CPUs): 0.70 ms for our one CPU), reported by
+/// `sched_getattr` as `sched_runtime`.
+pub const BASE_SLICE_NS: u64 = 700_000;
 /// A custom slice (`sched_setattr`'s `sched_runtime`) is clamped to this.
 pub const MIN_SLICE_NS: u64 = 100_000;
 pub const MAX_SLICE_NS: u64 = 100_000_000;
@@ -85,16 +86,14 @@ impl SchedAttr {
     }
 
     /// The child's attributes (Linux `sched_fork`): the parent's policy,
-    /// priority and nice; with reset-on-fork a real-time parent's child is
-    /// SCHED_NORMAL at nice 0, a fair one's negative nice becomes 0, and
-    /// the flag is not inherited. The slice starts at the default.
+    /// priority, nice and slice; with reset-on-fork a real-time parent's
+    /// child is SCHED_NORMAL at nice 0, a fair one's negative nice becomes
+    /// 0, the slice is the default again, and the flag is not inherited.
     pub fn for_child(&self) -> SchedAttr {
-        let mut child = SchedAttr {
-            slice_ns: BASE_SLICE_NS,
-            custom_slice: false,
-            ..*self
-        };
+        let mut child = *self;
         if self.reset_on_fork {
+            child.slice_ns = BASE_SLICE_NS;
+            child.custom_slice = false;
             if rt_policy(child.policy) || child.policy == SCHED_DEADLINE {
                 child.policy = SCHED_NORMAL;
                 child.rt_priority = 0;

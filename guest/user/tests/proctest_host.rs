@@ -156,6 +156,8 @@ const SCENARIOS: &[&str] = &[
     "sched-rlimit-rtprio",
     "sched-rlimit-nice",
     "sched-other-user",
+    "sched-user-namespace",
+    "sched-fair-slice",
     "sched-inherit",
     "sched-reset-on-fork",
     "getpriority-encoding",

@@ -35,6 +35,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sched-rlimit-rtprio", rlimit_rtprio),
     ("sched-rlimit-nice", rlimit_nice),
     ("sched-other-user", other_user),
+    ("sched-user-namespace", user_namespace),
+    ("sched-fair-slice", fair_slice),
     ("sched-inherit", inherit),
     ("sched-reset-on-fork", reset_on_fork),
     ("getpriority-encoding", getpriority_encoding),
@@ -906,6 +908,103 @@ fn other_user(_: &Ctx) -> Outcome {
         )?;
         expect_ok("its policy", s::sched_getscheduler(pid), s::SCHED_BATCH)
     })
+}
+
+/// Every capability in a new user namespace is not CAP_SYS_NICE over the
+/// machine: sched_setscheduler and lowering nice check `capable` (the
+/// initial namespace), so an unprivileged user is refused inside its own
+/// namespace as outside.
+fn user_namespace(_: &Ctx) -> Outcome {
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    in_child("user namespace", || {
+        let zero = Rlimit { cur: 0, max: 0 };
+        cred::prlimit64(0, s::RLIMIT_RTPRIO, Some(zero)).ctx("RLIMIT_RTPRIO 0")?;
+        cred::prlimit64(0, s::RLIMIT_NICE, Some(zero)).ctx("RLIMIT_NICE 0")?;
+        s::setpriority(s::PRIO_PROCESS, 0, 0).ctx("nice 0")?;
+        become_user(NOBODY)?;
+        forkvm_user::syscall::unshare(CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
+        let caps = cred::capget(0).ctx("capget")?;
+        ensure!(
+            caps.effective & 1 << 23 != 0,
+            "no CAP_SYS_NICE in the new namespace: {caps:?}"
+        );
+        expect_err(
+            "FIFO 1",
+            s::sched_setscheduler(0, s::SCHED_FIFO, 1),
+            Errno::EPERM,
+        )?;
+        expect_err(
+            "nice -1",
+            s::setpriority(s::PRIO_PROCESS, 0, -1),
+            Errno::EACCES,
+        )?;
+        expect_ok("nice 1", s::setpriority(s::PRIO_PROCESS, 0, 1), ())?;
+        expect_ok("BATCH", s::sched_setscheduler(0, s::SCHED_BATCH, 0), ())
+    })
+}
+
+/// A fair task's slice (`sched_runtime`): sched_setattr sets it, clamped
+/// to 0.1..100 ms, sched_getattr reports it, sched_setscheduler keeps it,
+/// a child inherits it unless the parent resets on fork; 0 goes back to
+/// the default. (The default itself depends on the host's CPU count and
+/// is not compared.)
+fn fair_slice(_: &Ctx) -> Outcome {
+    in_child("fair slice", || {
+        let with_runtime = |runtime: u64| SchedAttr {
+            size: 56,
+            sched_runtime: runtime,
+            ..Default::default()
+        };
+        let runtime = || s::sched_getattr(0).map(|a| a.sched_runtime);
+        let default = runtime().ctx("getattr")?;
+        for (asked, got) in [
+            (5_000_000, 5_000_000),
+            (50_000, 100_000),
+            (200_000_000, 100_000_000),
+        ] {
+            s::sched_setattr(0, &with_runtime(asked)).ctx("setattr runtime")?;
+            expect_ok("the slice", runtime(), got)?;
+        }
+        s::sched_setattr(0, &with_runtime(5_000_000)).ctx("setattr 5 ms")?;
+        s::sched_setscheduler(0, s::SCHED_BATCH, 0).ctx("BATCH")?;
+        expect_ok("kept by sched_setscheduler", runtime(), 5_000_000)?;
+        ensure!(
+            child_slice()? == 5_000_000,
+            "a child's slice: {}",
+            child_slice()?
+        );
+        s::sched_setscheduler(0, s::SCHED_BATCH | s::SCHED_RESET_ON_FORK, 0).ctx("BATCH|RESET")?;
+        ensure!(
+            child_slice()? == default,
+            "a reset child's slice: {}, the default is {default}",
+            child_slice()?
+        );
+        let reset = SchedAttr {
+            sched_flags: s::SCHED_FLAG_RESET_ON_FORK,
+            ..with_runtime(0)
+        };
+        s::sched_setattr(0, &reset).ctx("setattr 0")?;
+        expect_ok("back to the default", runtime(), default)
+    })
+}
+
+/// The `sched_runtime` a forked child reports.
+fn child_slice() -> Result<u64, Msg> {
+    let (r, w) = pipe()?;
+    let wfd = w.raw();
+    let child = Child::spawn(move || {
+        let got = s::sched_getattr(0).map_or(0, |a| a.sched_runtime);
+        let _ = write_all(wfd, &got.to_le_bytes());
+        0
+    })?;
+    drop(w);
+    let mut bytes = [0u8; 8];
+    ensure!(
+        read_full(r.raw(), &mut bytes)? == 8,
+        "the child sent nothing"
+    );
+    expect_exit("child", child.wait()?, 0)?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// A child's report of its own policy, rt priority and nice, packed in a

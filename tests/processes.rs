@@ -89,6 +89,21 @@ fn spinning_processes_do_not_starve_the_shell() {
     );
 }
 
+/// A SCHED_FIFO task preempts a fair one at once: made FIFO while
+/// runnable, it runs before its fair parent's `sched_setscheduler`
+/// returns; woken by a fair task's pipe write, it runs before that `write`
+/// returns (deterministic only on the guest's one CPU).
+#[test]
+fn fifo_task_preempts_a_fair_one_at_once() {
+    require_kvm!();
+    let text = run_expect("run proctest sched-preempt-vm", 0);
+    assert!(
+        text.contains("ok fifo-preempts-on-setscheduler\n")
+            && text.contains("ok fifo-preempts-on-wakeup\n"),
+        "{text}"
+    );
+}
+
 #[test]
 fn every_creation_path_works() {
     require_kvm!();

@@ -31,6 +31,7 @@ pub const ENOSYS: i32 = 38;
 pub const ETIMEDOUT: i32 = 110;
 pub const ENAMETOOLONG: i32 = 36;
 pub const ENOTEMPTY: i32 = 39;
+pub const EOPNOTSUPP: i32 = 95;
 /// Restart the system call unless a handler without SA_RESTART runs
 /// (never seen by user space, like the other ERESTART codes).
 pub const ERESTARTSYS: i32 = 512;
@@ -71,11 +72,11 @@ pub fn name(errno: i32) -> &'static str {
         EISDIR => "EISDIR",
         ENAMETOOLONG => "ENAMETOOLONG",
         ENOTEMPTY => "ENOTEMPTY",
+        EOPNOTSUPP => "EOPNOTSUPP",
         _ => "E?",
     }
 }
 // The file system's.
 pub const ESPIPE: i32 = 29;
 pub const ELOOP: i32 = 40;
-pub const EOPNOTSUPP: i32 = 95;
 pub const ENXIO: i32 = 6;

@@ -277,6 +277,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         group,
         stack: TaskStack::Own(stack),
         saved_rsp: rsp,
+        sched: crate::sched::attr::SchedAttr::normal(),
         inner: TaskInner {
             exit_status: 0,
             comm: super::task::comm_from(name),

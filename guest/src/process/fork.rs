@@ -381,6 +381,7 @@ fn copy_process(
         group,
         stack: TaskStack::Own(stack),
         saved_rsp: thread.saved_rsp,
+        sched: sched::sched_fork(parent),
         inner: TaskInner {
             exit_status: 0,
             comm: view.comm,
@@ -757,12 +758,11 @@ fn install_pidfd(
     Ok(())
 }
 
-/// The child built from its parts, in state `New` (Linux `sched_fork`),
-/// known to nobody yet: dropping it undoes everything.
+/// The child built from its parts, in state `New` (its scheduling
+/// attributes came from `sched::sched_fork`), known to nobody yet:
+/// dropping it undoes everything.
 pub(super) fn new_task(parts: TaskParts) -> Arc<Task> {
-    let child = Arc::new(Task::from_parts(parts));
-    sched::sched_fork(&child);
-    child
+    Arc::new(Task::from_parts(parts))
 }
 
 /// Makes a new task known (the end of Linux `copy_process`, under

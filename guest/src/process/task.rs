@@ -20,6 +20,7 @@ use super::ThreadCount;
 use crate::ipc::sem::SemUndoList;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
+use crate::sched::attr::{SchedAttr, SchedEntity};
 use crate::sched::wait::Completion;
 
 /// Process or thread id.
@@ -151,6 +152,8 @@ pub struct Task {
     fatal: AtomicU64,
     /// Fault injection for the copy_process calls this thread makes.
     fail_nth: super::fork::FailNth,
+    /// Scheduling policy and priorities (`sched_fork` builds them).
+    sched: SchedEntity,
 }
 
 /// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
@@ -165,6 +168,8 @@ pub struct TaskParts {
     /// Where `switch` resumes it: the prepared return to user mode.
     pub saved_rsp: u64,
     pub inner: TaskInner,
+    /// Scheduling attributes (`sched::sched_fork`).
+    pub sched: SchedAttr,
 }
 
 /// A command name, cut to 15 bytes and NUL-padded.
@@ -191,6 +196,7 @@ impl Task {
             inner: Mutex::new(parts.inner),
             fatal: AtomicU64::new(0),
             fail_nth: Default::default(),
+            sched: SchedEntity::new(parts.sched),
         }
     }
 
@@ -207,6 +213,7 @@ impl Task {
             group,
             stack: TaskStack::Boot,
             saved_rsp: 0,
+            sched: SchedAttr::normal(),
             inner: TaskInner {
                 exit_status: 0,
                 comm: comm_from(b"swapper"),
@@ -242,6 +249,11 @@ impl Task {
     /// Fault injection for this thread's clones (`DIAG_FAIL_NTH`).
     pub fn fail_nth(&self) -> &super::fork::FailNth {
         &self.fail_nth
+    }
+
+    /// Its scheduling policy and priorities.
+    pub fn sched(&self) -> &SchedEntity {
+        &self.sched
     }
 
     /// This thread's pid numbers (none for the idle task).

@@ -1,11 +1,14 @@
-//! The scheduler: a round-robin run queue, preemption on the timer tick
-//! when returning to user mode, and the idle task.
+//! The scheduler: a run queue with Linux's class order (real-time tasks by
+//! priority, then the fair class in round robin), preemption when
+//! returning to user mode (after a tick, or when a higher-priority task
+//! woke), and the idle task. A task's policy is in [`attr`].
 //!
 //! A task becomes runnable for the first time only through
 //! [`wake_up_new_task`] (as in Linux). The kernel is not preemptible: a
 //! task leaves the CPU in [`schedule`], called when it sleeps, yields or
 //! exits, or on its way back to user mode after a tick asked for it.
 
+pub mod attr;
 pub mod wait;
 
 use alloc::collections::VecDeque;
@@ -17,10 +20,73 @@ use spin::{Mutex, Once};
 use crate::arch::{gdt, switch};
 use crate::process::task::{Task, TaskState};
 
-/// Ticks a task may run before a runnable peer gets the CPU.
+/// Ticks a fair task may run before a runnable peer gets the CPU.
 const TIMESLICE_TICKS: u64 = 1;
+/// A SCHED_RR task's slice (`sched_rr_timeslice_ms`, 100 ms), in ticks.
+pub const RR_TIMESLICE_TICKS: u64 = crate::time::TICK_HZ / 10;
 
-static RUN_QUEUE: Mutex<VecDeque<Arc<Task>>> = Mutex::new(VecDeque::new());
+/// The runnable tasks but the current one (Linux `struct rq` with its
+/// `rt_rq` and `cfs_rq`): real-time tasks ordered by priority, highest
+/// first, in arrival order within one priority (Linux's per-priority
+/// lists), then the fair class's round robin.
+struct RunQueue {
+    rt: VecDeque<Arc<Task>>,
+    fair: VecDeque<Arc<Task>>,
+}
+
+impl RunQueue {
+    const fn new() -> RunQueue {
+        RunQueue {
+            rt: VecDeque::new(),
+            fair: VecDeque::new(),
+        }
+    }
+
+    /// Queues `task` behind (`head` false) or before (`head` true) the
+    /// tasks of its priority.
+    fn enqueue(&mut self, task: Arc<Task>, head: bool) {
+        let key = task.sched().queue_key();
+        if key == 0 {
+            if head {
+                self.fair.push_front(task);
+            } else {
+                self.fair.push_back(task);
+            }
+            return;
+        }
+        let at = self.rt.partition_point(|t| {
+            let k = t.sched().queue_key();
+            k > key || (!head && k == key)
+        });
+        self.rt.insert(at, task);
+    }
+
+    fn pick_next(&mut self) -> Option<Arc<Task>> {
+        self.rt.pop_front().or_else(|| self.fair.pop_front())
+    }
+
+    /// Takes `task` off the queue; whether it was on it.
+    fn remove(&mut self, task: &Arc<Task>) -> bool {
+        for queue in [&mut self.rt, &mut self.fair] {
+            if let Some(at) = queue.iter().position(|t| Arc::ptr_eq(t, task)) {
+                queue.remove(at);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The key of the task that would run next (0 if none or fair).
+    fn best_key(&self) -> u32 {
+        self.rt.front().map_or(0, |t| t.sched().queue_key())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rt.is_empty() && self.fair.is_empty()
+    }
+}
+
+static RUN_QUEUE: Mutex<RunQueue> = Mutex::new(RunQueue::new());
 static CURRENT: Mutex<Option<Arc<Task>>> = Mutex::new(None);
 static IDLE: Once<Arc<Task>> = Once::new();
 /// Set by the tick when the current task's slice is over.
@@ -63,22 +129,27 @@ pub fn child_runs_first() -> bool {
     CHILD_RUNS_FIRST.load(Ordering::Relaxed)
 }
 
-/// Prepares a new task's scheduling state (Linux `sched_fork`): it stays
-/// `New`, off the run queue, until [`wake_up_new_task`].
-pub fn sched_fork(task: &Task) {
-    task.set_state(TaskState::New);
+/// A new task's scheduling attributes (Linux `sched_fork`): the parent's,
+/// or reset (SCHED_RESET_ON_FORK). The task stays `New`, off the run
+/// queue, until [`wake_up_new_task`].
+pub fn sched_fork(parent: &Task) -> attr::SchedAttr {
+    parent.sched().get().for_child()
 }
 
-/// Makes a newly created task runnable (Linux `wake_up_new_task`). With
-/// `sched_child_runs_first` it goes to the front and the parent gives up
-/// the CPU on its way back to user mode.
+/// Makes a newly created task runnable (Linux `wake_up_new_task`). A child
+/// of a higher class or priority than its parent (a real-time child of a
+/// fair parent) preempts it: the parent gives up the CPU on its way back
+/// to user mode. With `sched_child_runs_first` a fair child goes to the
+/// front and preempts a fair parent too.
 pub fn wake_up_new_task(task: Arc<Task>) {
     task.set_state(TaskState::Runnable);
-    if child_runs_first() {
-        RUN_QUEUE.lock().push_front(task);
+    let key = task.sched().queue_key();
+    let first = key == 0 && child_runs_first();
+    RUN_QUEUE.lock().enqueue(task, first);
+    if first {
         NEED_RESCHED.store(true, Ordering::Relaxed);
     } else {
-        RUN_QUEUE.lock().push_back(task);
+        check_preempt_curr(key);
     }
 }
 
@@ -86,7 +157,40 @@ pub fn wake_up_new_task(task: Arc<Task>) {
 pub fn wake_up(task: &Arc<Task>) {
     if task.state() == TaskState::Sleeping {
         task.set_state(TaskState::Runnable);
-        RUN_QUEUE.lock().push_back(task.clone());
+        let key = task.sched().queue_key();
+        RUN_QUEUE.lock().enqueue(task.clone(), false);
+        check_preempt_curr(key);
+    }
+}
+
+/// Linux `wakeup_preempt`: a task with run-queue key `key` became runnable;
+/// the current task gives way on its next return to user mode if it is of
+/// a lower priority (fair tasks among themselves wait for the tick).
+fn check_preempt_curr(key: u32) {
+    if key != 0 {
+        let current = CURRENT.lock().clone();
+        if current.is_some_and(|c| is_idle(&c) || c.sched().queue_key() < key) {
+            NEED_RESCHED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Applies changed attributes of `task` (Linux `__sched_setscheduler`'s
+/// dequeue/enqueue): a queued task moves to its new place, behind its new
+/// priority's tasks, or before them if its priority went down; whoever
+/// now outranks the current task preempts it.
+pub fn set_sched_attr(task: &Arc<Task>, new: attr::SchedAttr) {
+    let old_key = task.sched().queue_key();
+    task.sched().set(new);
+    let mut queue = RUN_QUEUE.lock();
+    if queue.remove(task) {
+        queue.enqueue(task.clone(), new.queue_key() < old_key);
+    }
+    let best = queue.best_key();
+    drop(queue);
+    let current = current();
+    if best > current.sched().queue_key() {
+        NEED_RESCHED.store(true, Ordering::Relaxed);
     }
 }
 
@@ -144,22 +248,40 @@ fn wake_sleepers() {
     }
 }
 
-/// Called from the timer interrupt.
+/// Called from the timer interrupt. A fair task's slice is one tick, a
+/// SCHED_RR task's [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has none.
 pub fn tick() {
     wake_sleepers();
-    if SLICE_TICKS.fetch_add(1, Ordering::Relaxed) + 1 >= TIMESLICE_TICKS {
+    let ticks = SLICE_TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let current = current();
+    let slice = match current.sched().queue_key() {
+        0 => TIMESLICE_TICKS,
+        _ if current.sched().is_round_robin() => RR_TIMESLICE_TICKS,
+        _ => return,
+    };
+    if ticks >= slice {
+        SLICE_OVER.store(true, Ordering::Relaxed);
         NEED_RESCHED.store(true, Ordering::Relaxed);
     }
 }
 
-/// Called on every return to user mode: give up the CPU if the slice is over.
+/// Set with NEED_RESCHED when the current task's slice is over (a
+/// preempted real-time task keeps its place at the head of its priority
+/// otherwise).
+static SLICE_OVER: AtomicBool = AtomicBool::new(false);
+
+/// Called on every return to user mode: give up the CPU if the slice is
+/// over or a higher-priority task is waiting.
 pub fn preempt_on_return_to_user() {
     if NEED_RESCHED.load(Ordering::Relaxed) {
-        yield_now();
+        let head = !SLICE_OVER.load(Ordering::Relaxed);
+        __schedule(head);
     }
 }
 
-/// Gives the CPU to the next runnable task, if any; the current task stays runnable.
+/// Gives the CPU to the next runnable task of the same or a higher
+/// priority, if any (`sched_yield`); the current task stays runnable,
+/// behind the others of its priority.
 pub fn yield_now() {
     schedule();
 }
@@ -169,18 +291,29 @@ pub fn switches() -> u64 {
     SWITCHES.load(Ordering::Relaxed)
 }
 
-/// Picks the next task and switches to it. A runnable current task goes to
-/// the back of the queue; a sleeping or exited one does not.
+/// Picks the next task and switches to it. A runnable current task goes
+/// behind the others of its priority; a sleeping or exited one does not.
 pub fn schedule() {
+    __schedule(false);
+}
+
+/// [`schedule`]; a runnable real-time current task goes before the others
+/// of its priority if `head_if_rt` (preempted, not yielding: Linux keeps a
+/// preempted SCHED_FIFO task at the head of its list).
+fn __schedule(head_if_rt: bool) {
     NEED_RESCHED.store(false, Ordering::Relaxed);
+    SLICE_OVER.store(false, Ordering::Relaxed);
+    // A slice starts whenever a task is (re)picked: a SCHED_RR task that
+    // was preempted starts a new one (Linux keeps what was left).
     SLICE_TICKS.store(0, Ordering::Relaxed);
     let prev = current();
     let next = {
         let mut queue = RUN_QUEUE.lock();
         if prev.state() == TaskState::Runnable && !is_idle(&prev) {
-            queue.push_back(prev.clone());
+            let head = head_if_rt && prev.sched().queue_key() != 0;
+            queue.enqueue(prev.clone(), head);
         }
-        match queue.pop_front() {
+        match queue.pick_next() {
             Some(next) => next,
             None => IDLE.get().expect("idle task").clone(),
         }

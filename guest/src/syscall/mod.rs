@@ -14,6 +14,9 @@ mod names;
 mod pgrp;
 mod pidfd;
 mod process;
+/// sched.rs (as `sched_calls`: `sched` names the scheduler here).
+#[path = "sched.rs"]
+mod sched_calls;
 mod sem;
 mod signal;
 mod sigwait;
@@ -151,6 +154,17 @@ pub mod nr {
     pub const STATX: u64 = 332;
     pub const FSYNC: u64 = 74;
     pub const FDATASYNC: u64 = 75;
+    pub const GETPRIORITY: u64 = 140;
+    pub const SETPRIORITY: u64 = 141;
+    pub const SCHED_SETPARAM: u64 = 142;
+    pub const SCHED_GETPARAM: u64 = 143;
+    pub const SCHED_SETSCHEDULER: u64 = 144;
+    pub const SCHED_GETSCHEDULER: u64 = 145;
+    pub const SCHED_GET_PRIORITY_MAX: u64 = 146;
+    pub const SCHED_GET_PRIORITY_MIN: u64 = 147;
+    pub const SCHED_RR_GET_INTERVAL: u64 = 148;
+    pub const SCHED_SETATTR: u64 = 314;
+    pub const SCHED_GETATTR: u64 = 315;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -304,6 +318,17 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::UTIMENSAT => file::utimensat(a),
         nr::STATX => file::statx(a),
         nr::FSYNC | nr::FDATASYNC => file::fsync(a),
+        nr::GETPRIORITY => sched_calls::getpriority(a),
+        nr::SETPRIORITY => sched_calls::setpriority(a),
+        nr::SCHED_SETPARAM => sched_calls::sched_setparam(a),
+        nr::SCHED_GETPARAM => sched_calls::sched_getparam(a),
+        nr::SCHED_SETSCHEDULER => sched_calls::sched_setscheduler(a),
+        nr::SCHED_GETSCHEDULER => sched_calls::sched_getscheduler(a),
+        nr::SCHED_GET_PRIORITY_MAX => sched_calls::sched_get_priority_max(a),
+        nr::SCHED_GET_PRIORITY_MIN => sched_calls::sched_get_priority_min(a),
+        nr::SCHED_RR_GET_INTERVAL => sched_calls::sched_rr_get_interval(a),
+        nr::SCHED_SETATTR => sched_calls::sched_setattr(a),
+        nr::SCHED_GETATTR => sched_calls::sched_getattr(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

@@ -171,6 +171,24 @@ pub const COMMANDS: &[CommandInfo] = &[
     command("pwd", "pwd", "print the working directory", false),
     command("mkdir", "mkdir DIR", "make a directory", false),
     command("rmdir", "rmdir DIR", "remove an empty directory", false),
+    command(
+        "nice",
+        "nice N COMMAND...",
+        "run the builtin COMMAND in a child with its nice value raised by N",
+        false,
+    ),
+    command(
+        "chrt",
+        "chrt [-f|-r|-b|-i|-o] PRIO COMMAND...",
+        "run the builtin COMMAND in a child with policy FIFO/RR/BATCH/IDLE/OTHER at PRIO",
+        false,
+    ),
+    command(
+        "renice",
+        "renice N PID",
+        "set the nice value of PID to N",
+        false,
+    ),
     command("panic", "panic [MESSAGE]", "panic the kernel", true),
     command("fault", "fault", "touch an unmapped kernel address", true),
 ];
@@ -642,7 +660,7 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 29);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 32);
         assert_eq!(
             find_command(b"vconsole-echo").unwrap().usage,
             "vconsole-echo N"

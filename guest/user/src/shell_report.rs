@@ -351,7 +351,7 @@ mod tests {
         assert!(text.contains("\n  devices          the devices"));
         assert!(text.contains("\n  vconsole-echo N  read N bytes"));
         assert!(text.contains("\n  cd [DIR]         change the working directory"));
-        assert_eq!(text.lines().count(), 29);
+        assert_eq!(text.lines().count(), 32);
     }
 
     #[test]

@@ -173,6 +173,21 @@ const SCENARIOS: &[&str] = &[
     "jump-to-kernel-address-with-kernel-stack-segv",
     "alignment-check-flag-survives-traps",
     "nested-task-flag-survives-traps",
+    "sched-setscheduler-errors",
+    "sched-priority-range",
+    "sched-policies-as-root",
+    "sched-attr-sizes",
+    "sched-attr-flags",
+    "sched-unprivileged",
+    "sched-rlimit-rtprio",
+    "sched-rlimit-nice",
+    "sched-other-user",
+    "sched-user-namespace",
+    "sched-fair-slice",
+    "sched-inherit",
+    "sched-reset-on-fork",
+    "getpriority-encoding",
+    "priority-pgrp-user",
 ];
 
 struct Run {

@@ -35,6 +35,15 @@
 //! - `forkbomb [MAX]`: `forkbomb: N forks, stopped by EAGAIN 11` or
 //!   `forkbomb: N forks, reached the limit`; then ends and reaps them all.
 //!
+//! Scheduling builtins:
+//! - `nice N COMMAND...`: a child adds N to its nice value and runs the
+//!   builtin COMMAND; `chrt [-f|-r|-b|-i|-o] PRIO COMMAND...`: a child takes
+//!   SCHED_FIFO/RR (default)/BATCH/IDLE/OTHER at PRIO and runs COMMAND;
+//!   their status, or `nice: setpriority: EACCES 13` / `chrt:
+//!   sched_setscheduler: EPERM 1` (status 1).
+//! - `renice N PID`: `PID (process ID) old priority O, new priority N`, or
+//!   `renice: setpriority: EPERM 1` (status 1).
+//!
 //! Directory builtins (the shell's own working directory):
 //! - `cd [DIR]` (default `/`), `mkdir DIR` (mode 0777 less the umask),
 //!   `rmdir DIR`: silent on success, else `COMMAND: DIR: ENAME N` (status 1).
@@ -63,6 +72,8 @@ use forkvm_user::exec::ExecImage;
 use forkvm_user::forkvm::{self, TaskInfo};
 use forkvm_user::io::{write_bytes, BufWriter, Bytes, STDOUT};
 use forkvm_user::latency;
+use forkvm_user::sched;
+use forkvm_user::shell_parse::parse_number;
 use forkvm_user::shell_parse::{
     cd_dir, clone3_spec, clone_command, exec_failure_status, find_command, forkbomb_max, kill_pid,
     one_dir, poweroff_status, shell_status, sleep_ms, split_commands, su_command, sysctl_setting,
@@ -289,6 +300,9 @@ impl Shell<'_> {
             b"pwd" => cmd_pwd(args),
             b"mkdir" => cmd_mkdir(args),
             b"rmdir" => cmd_rmdir(args),
+            b"nice" => self.cmd_nice(args),
+            b"chrt" => self.cmd_chrt(args),
+            b"renice" => cmd_renice(args),
             _ => {
                 println!("{}: command not found (try 'help')", Bytes(name));
                 return Some(STATUS_NOT_FOUND);
@@ -387,6 +401,48 @@ impl Shell<'_> {
         }))
     }
 
+    // Scheduling builtins: nice, chrt (and `renice` below).
+
+    /// `nice N COMMAND...`: a child that adds N to its nice value (Linux
+    /// clamps it to -20..19) and runs the builtin COMMAND; its status.
+    /// `nice: setpriority: EACCES 13` (status 1) if it may not.
+    fn cmd_nice(&self, args: &[&[u8]]) -> CommandResult {
+        let (&n, command) = args.split_first().ok_or(UsageError)?;
+        let n: i32 = parse_number(n).ok_or(UsageError)?;
+        if command.is_empty() {
+            return Err(UsageError);
+        }
+        Ok(self.run_in_child("nice", command, || {
+            let now = sched::nice_of(0).map_err(|errno| ("getpriority", errno))?;
+            sched::setpriority(sched::PRIO_PROCESS, 0, now.saturating_add(n))
+                .map_err(|errno| ("setpriority", errno))
+        }))
+    }
+
+    /// `chrt [-f|-r|-b|-i|-o] PRIO COMMAND...`: a child that takes policy
+    /// SCHED_FIFO, SCHED_RR (the default), SCHED_BATCH, SCHED_IDLE or
+    /// SCHED_OTHER with priority PRIO (0 for the last three) and runs the
+    /// builtin COMMAND; its status. `chrt: sched_setscheduler: EPERM 1`.
+    fn cmd_chrt(&self, args: &[&[u8]]) -> CommandResult {
+        let (policy, rest) = match args.first() {
+            Some(&b"-f") => (sched::SCHED_FIFO, &args[1..]),
+            Some(&b"-r") => (sched::SCHED_RR, &args[1..]),
+            Some(&b"-b") => (sched::SCHED_BATCH, &args[1..]),
+            Some(&b"-i") => (sched::SCHED_IDLE, &args[1..]),
+            Some(&b"-o") => (sched::SCHED_NORMAL, &args[1..]),
+            _ => (sched::SCHED_RR, args),
+        };
+        let (&priority, command) = rest.split_first().ok_or(UsageError)?;
+        let priority: i32 = parse_number(priority).ok_or(UsageError)?;
+        if command.is_empty() {
+            return Err(UsageError);
+        }
+        Ok(self.run_in_child("chrt", command, || {
+            sched::sched_setscheduler(0, policy, priority)
+                .map_err(|errno| ("sched_setscheduler", errno))
+        }))
+    }
+
     /// Forks a child that runs `prepare` (its failing call is reported as
     /// `NAME: CALL: ENAME N`, status 1), then COMMAND as a builtin or an
     /// interactive shell; returns the child's status.
@@ -433,6 +489,27 @@ impl Shell<'_> {
 }
 
 /// Prints `COMMAND: CALL: ENAME N`; status 1.
+/// `renice N PID`: sets the nice value of PID (a thread id) to N and
+/// prints `PID (process ID) old priority OLD, new priority NEW`
+/// (util-linux's words); `renice: setpriority: EPERM 1` (status 1).
+fn cmd_renice(args: &[&[u8]]) -> CommandResult {
+    let [n, pid] = args else {
+        return Err(UsageError);
+    };
+    let n: i32 = parse_number(n).ok_or(UsageError)?;
+    let pid: i32 = parse_number(pid).ok_or(UsageError)?;
+    let old = match sched::nice_of(pid) {
+        Ok(old) => old,
+        Err(errno) => return Ok(call_failure("renice", "getpriority", errno)),
+    };
+    if let Err(errno) = sched::setpriority(sched::PRIO_PROCESS, pid, n) {
+        return Ok(call_failure("renice", "setpriority", errno));
+    }
+    let new = sched::nice_of(pid).unwrap_or(n);
+    println!("{pid} (process ID) old priority {old}, new priority {new}");
+    Ok(0)
+}
+
 fn call_failure(command: &str, call: &str, errno: Errno) -> Status {
     println!(
         "{}",

@@ -110,6 +110,7 @@ topics! {
     waitid,
     sigwait,
     userregs,
+    sched,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
@@ -158,6 +159,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             EXEC_FD_CHECK,
             threads::EXEC_GS_CHECK,
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
+            sched::PREEMPT_HELPER,
         ]
         .contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
@@ -187,6 +189,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(altstack::exec_altstack_check());
         } else if arg == threads::EXEC_GS_CHECK {
             exit_group(i32::from(threads::gs_base() != Ok(0)));
+        } else if arg == sched::PREEMPT_HELPER {
+            exit_group(sched::preempt_checks());
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

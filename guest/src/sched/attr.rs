@@ -1,0 +1,158 @@
+//! A task's scheduling attributes (Linux's `policy`, `static_prio`,
+//! `rt_priority`, `sched_reset_on_fork` and the fair slice of
+//! `task_struct`/`sched_entity`), what `sched_fork` makes of them for a
+//! child, and the key the run queue orders tasks by.
+//!
+//! Classes in Linux's order: real-time (`SCHED_FIFO`, `SCHED_RR`, by
+//! priority 99..1) before fair (`SCHED_NORMAL`, `SCHED_BATCH`,
+//! `SCHED_IDLE`). The fair class is still a round robin: nice values are
+//! recorded, checked and inherited but not yet weighed.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use spin::Mutex;
+
+pub const SCHED_NORMAL: u32 = 0;
+pub const SCHED_FIFO: u32 = 1;
+pub const SCHED_RR: u32 = 2;
+pub const SCHED_BATCH: u32 = 3;
+pub const SCHED_IDLE: u32 = 5;
+pub const SCHED_DEADLINE: u32 = 6;
+/// Or'ed into `sched_setscheduler`'s policy (the legacy form of
+/// `SCHED_FLAG_RESET_ON_FORK`).
+pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
+
+/// Highest real-time priority + 1 (`MAX_RT_PRIO`).
+pub const MAX_RT_PRIO: u32 = 100;
+pub const MIN_NICE: i32 = -20;
+pub const MAX_NICE: i32 = 19;
+
+/// The fair slice Linux starts a task with (`sysctl_sched_base_slice`,
+/// 0.70 ms times 1 + log2(CPUs): 0.70 ms for our one CPU), reported by
+/// `sched_getattr` as `sched_runtime`.
+pub const BASE_SLICE_NS: u64 = 700_000;
+/// A custom slice (`sched_setattr`'s `sched_runtime`) is clamped to this.
+pub const MIN_SLICE_NS: u64 = 100_000;
+pub const MAX_SLICE_NS: u64 = 100_000_000;
+
+/// Linux `rt_policy`.
+pub fn rt_policy(policy: u32) -> bool {
+    policy == SCHED_FIFO || policy == SCHED_RR
+}
+
+/// Linux `fair_policy` (SCHED_IDLE is `idle_policy`, also of the fair class).
+pub fn fair_policy(policy: u32) -> bool {
+    policy == SCHED_NORMAL || policy == SCHED_BATCH
+}
+
+/// Linux `valid_policy`.
+pub fn valid_policy(policy: u32) -> bool {
+    fair_policy(policy) || policy == SCHED_IDLE || rt_policy(policy) || policy == SCHED_DEADLINE
+}
+
+/// Linux `nice_to_rlimit`: nice 19..-20 as 1..40 (RLIMIT_NICE's scale and
+/// `getpriority`'s result).
+pub fn nice_to_rlimit(nice: i32) -> u64 {
+    (MAX_NICE - nice + 1) as u64
+}
+
+/// What the scheduler knows of a task's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub policy: u32,
+    /// The static priority as a nice value, -20..19. Kept (and reported)
+    /// under a real-time policy, as in Linux.
+    pub nice: i32,
+    /// 1..99 for SCHED_FIFO/SCHED_RR, 0 otherwise.
+    pub rt_priority: u32,
+    /// SCHED_FLAG_RESET_ON_FORK: children start as SCHED_NORMAL, nice >= 0.
+    pub reset_on_fork: bool,
+    /// The fair slice (`sched_runtime`), and whether the task chose it.
+    pub slice_ns: u64,
+    pub custom_slice: bool,
+}
+
+impl SchedAttr {
+    /// SCHED_NORMAL, nice 0 (init's, and the idle task's).
+    pub const fn normal() -> SchedAttr {
+        SchedAttr {
+            policy: SCHED_NORMAL,
+            nice: 0,
+            rt_priority: 0,
+            reset_on_fork: false,
+            slice_ns: BASE_SLICE_NS,
+            custom_slice: false,
+        }
+    }
+
+    /// The child's attributes (Linux `sched_fork`): the parent's policy,
+    /// priority, nice and slice; with reset-on-fork a real-time parent's
+    /// child is SCHED_NORMAL at nice 0, a fair one's negative nice becomes
+    /// 0, the slice is the default again, and the flag is not inherited.
+    pub fn for_child(&self) -> SchedAttr {
+        let mut child = *self;
+        if self.reset_on_fork {
+            child.slice_ns = BASE_SLICE_NS;
+            child.custom_slice = false;
+            if rt_policy(child.policy) || child.policy == SCHED_DEADLINE {
+                child.policy = SCHED_NORMAL;
+                child.rt_priority = 0;
+                child.nice = 0;
+            } else {
+                child.nice = child.nice.max(0);
+            }
+            child.reset_on_fork = false;
+        }
+        child
+    }
+
+    /// Where the run queue puts the task: its real-time priority, 0 for
+    /// the fair class. A higher key runs first.
+    pub fn queue_key(&self) -> u32 {
+        if rt_policy(self.policy) {
+            self.rt_priority
+        } else {
+            0
+        }
+    }
+}
+
+/// A task's scheduling attributes (one field of `Task`): the attributes
+/// under their lock, and their run-queue key readable without it (the
+/// run queue reads it at every enqueue).
+pub struct SchedEntity {
+    attr: Mutex<SchedAttr>,
+    queue_key: AtomicU32,
+}
+
+impl SchedEntity {
+    pub fn new(attr: SchedAttr) -> SchedEntity {
+        SchedEntity {
+            queue_key: AtomicU32::new(attr.queue_key()),
+            attr: Mutex::new(attr),
+        }
+    }
+
+    /// A copy of the attributes.
+    pub fn get(&self) -> SchedAttr {
+        *self.attr.lock()
+    }
+
+    /// Replaces the attributes. The run queue must be told of a task
+    /// waiting on it (see `sched::requeue`).
+    pub fn set(&self, attr: SchedAttr) {
+        let mut guard = self.attr.lock();
+        *guard = attr;
+        self.queue_key.store(attr.queue_key(), Ordering::Relaxed);
+    }
+
+    /// The run-queue key (see [`SchedAttr::queue_key`]).
+    pub fn queue_key(&self) -> u32 {
+        self.queue_key.load(Ordering::Relaxed)
+    }
+
+    /// Whether the task is SCHED_RR (its slice ends at the tick).
+    pub fn is_round_robin(&self) -> bool {
+        self.attr.lock().policy == SCHED_RR
+    }
+}

@@ -39,9 +39,11 @@ pub static FAULTS_SPURIOUS: Counter = Counter::new();
 pub static TLB_FLUSHES: Counter = Counter::new();
 /// Tasks created by clone/fork/vfork.
 pub static TASKS_CREATED: Counter = Counter::new();
+/// Processes the OOM killer killed (Linux `oom_kill` in /proc/vmstat).
+pub static OOM_KILLS: Counter = Counter::new();
 
 /// (name, value) of every counter.
-pub fn all() -> [(&'static str, u64); 7] {
+pub fn all() -> [(&'static str, u64); 8] {
     [
         ("syscalls", SYSCALLS.get()),
         ("faults_demand_zero", FAULTS_DEMAND_ZERO.get()),
@@ -50,5 +52,6 @@ pub fn all() -> [(&'static str, u64); 7] {
         ("faults_spurious", FAULTS_SPURIOUS.get()),
         ("tlb_flushes", TLB_FLUSHES.get()),
         ("tasks_created", TASKS_CREATED.get()),
+        ("oom_kill", OOM_KILLS.get()),
     ]
 }

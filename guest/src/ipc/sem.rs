@@ -10,8 +10,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use super::sem_array::{SemArray, SEMMSL};
-use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOSPC, EPERM};
+use super::sem_array::{Sem, SemArray, SEMMSL};
+use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EPERM};
 use crate::process::cred::{Cred, CAP_SYS_ADMIN};
 use crate::process::user_ns::UserNamespace;
 use crate::sched::wait::WaitQueue;
@@ -178,12 +178,17 @@ impl SemIds {
         if self.used_sems + nsems as usize > SEMMNS || self.sets.len() >= SEMMNI {
             return Err(ENOSPC);
         }
+        // Linux `newary`: ENOMEM when the set cannot be allocated; here the
+        // heap also keeps its reserve for what nobody can refuse.
+        if !crate::mm::heap::has_room(nsems as usize * core::mem::size_of::<Sem>()) {
+            return Err(ENOMEM);
+        }
         let index = (0..IPCMNI)
             .find(|i| !self.sets.keys().any(|id| id % IPCMNI == *i))
             .ok_or(ENOSPC)?;
         let id = self.seq * IPCMNI + index;
         self.seq = (self.seq + 1) % (i32::MAX / IPCMNI);
-        let mut array = SemArray::new(nsems as usize);
+        let mut array = SemArray::new(nsems as usize)?;
         array.ctime = real_seconds();
         self.used_sems += nsems as usize;
         self.sets.insert(

@@ -487,6 +487,23 @@ fn count_tables(ops: &mut impl MemoryOps, table: u64, level: u32) -> u64 {
     count
 }
 
+/// Present user pages in `[start, end)` of the address space at `root`
+/// (its resident set there: the OOM killer's count, Linux's rss counters).
+pub fn count_present(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) -> u64 {
+    let Some((start, end)) = user_range(start, end) else {
+        return 0;
+    };
+    let mut pages = 0;
+    for_each_pte(ops, root, 4, start, end, &mut |_, _, _, _| pages += 1);
+    pages
+}
+
+/// Page-table pages of the address space at `root`, the root included
+/// (Linux `mm_pgtables_bytes` in pages).
+pub fn table_pages(ops: &mut impl MemoryOps, root: u64) -> u64 {
+    1 + count_tables(ops, root, 4)
+}
+
 /// Gives the present pages of `area` the leaf rights of `area.prot` (the
 /// page-table half of `mprotect`, Linux's `change_protection`; call it for
 /// each piece [`VmaSet::protect`] returns). A private page only becomes

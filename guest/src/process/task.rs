@@ -164,6 +164,9 @@ pub struct Task {
     /// A pending fatal event: `FATAL_PENDING | wait status` to exit with
     /// (a fatal signal, or another thread's `exit_group`); 0 if none.
     fatal: AtomicU64,
+    /// Linux `signal->oom_score_adj` (-1000..=1000, 0 by default): moves the
+    /// OOM killer's badness; -1000 exempts the task (process/oom.rs).
+    pub oom_score_adj: core::sync::atomic::AtomicI16,
 }
 
 /// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
@@ -216,6 +219,7 @@ impl Task {
             }),
             child_exit: WaitQueue::new(),
             fatal: AtomicU64::new(0),
+            oom_score_adj: core::sync::atomic::AtomicI16::new(0),
         }
     }
 

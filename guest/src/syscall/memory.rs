@@ -30,6 +30,15 @@ const KNOWN_FLAGS: u64 = MAP_SHARED
     | MAP_STACK
     | MAP_FIXED_NOREPLACE;
 
+/// Linux's overcommit heuristic (`vm.overcommit_memory` = 0,
+/// `__vm_enough_memory`): a mapping that commits memory (private and
+/// writable, or shared) may not be larger than all of RAM (there is no
+/// swap). Anything smaller is allowed; running out later is the OOM
+/// killer's business.
+fn enough_memory(len: u64) -> bool {
+    len / PAGE_SIZE <= crate::mm::frame_counts().0 as u64
+}
+
 fn page_up(len: u64) -> Option<u64> {
     len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1))
 }
@@ -49,6 +58,10 @@ pub fn mmap(a: Args) -> SysResult {
     }
     if offset % PAGE_SIZE != 0 {
         return Err(EINVAL);
+    }
+    let commits = flags & MAP_NORESERVE == 0 && (flags & MAP_SHARED != 0 || prot.allows_write());
+    if commits && !enough_memory(len) {
+        return Err(ENOMEM);
     }
     let mm = current_mm()?;
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
@@ -71,7 +84,8 @@ pub fn mmap(a: Args) -> SysResult {
         area_flags = area_flags | VmaFlags::GROWSDOWN;
     }
     // Shared memory must exist before a fork, or each side would fault in
-    // its own page; MAP_POPULATE asks for it too.
+    // its own page; MAP_POPULATE asks for it too. Filling it may call the
+    // OOM killer; a mapping that cannot be completed is removed entirely.
     if flags & (MAP_SHARED | MAP_POPULATE) != 0 {
         mm.map_populated(start, start + len, prot, area_flags)?;
     } else {
@@ -128,7 +142,9 @@ pub fn brk(a: Args) -> SysResult {
         page_up(old).unwrap_or(old),
         page_up(requested).unwrap_or(requested),
     );
-    let moved = if new_top > old_top {
+    let moved = if new_top > old_top && !enough_memory(new_top - old_top) {
+        Err(ENOMEM)
+    } else if new_top > old_top {
         mm.map_lazy(
             old_top,
             new_top,

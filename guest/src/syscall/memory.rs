@@ -1,5 +1,7 @@
 //! `mmap`, `munmap`, `mprotect`, `brk` for anonymous memory.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use forkvm_abi::PAGE_SIZE;
 
 use super::{current_mm, Args, SysResult};
@@ -30,13 +32,30 @@ const KNOWN_FLAGS: u64 = MAP_SHARED
     | MAP_STACK
     | MAP_FIXED_NOREPLACE;
 
-/// Linux's overcommit heuristic (`vm.overcommit_memory` = 0,
-/// `__vm_enough_memory`): a mapping that commits memory (private and
-/// writable, or shared) may not be larger than all of RAM (there is no
-/// swap). Anything smaller is allowed; running out later is the OOM
-/// killer's business.
+/// `vm.overcommit_memory`: 0 (heuristic, the default) or 1 (always).
+/// Linux's 2 (strict accounting) is not implemented.
+static OVERCOMMIT_MEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// `vm.overcommit_memory`.
+pub fn overcommit_memory() -> u64 {
+    OVERCOMMIT_MEMORY.load(Ordering::Relaxed)
+}
+
+/// Sets `vm.overcommit_memory` (0 or 1; EINVAL otherwise).
+pub fn set_overcommit_memory(mode: u64) -> Result<(), i32> {
+    if mode > 1 {
+        return Err(EINVAL);
+    }
+    OVERCOMMIT_MEMORY.store(mode, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Linux's overcommit check (`__vm_enough_memory`): in heuristic mode a
+/// mapping that commits memory (private and writable, or shared) may not
+/// be larger than all of RAM (there is no swap); anything smaller is
+/// allowed, and running out later is the OOM killer's business.
 fn enough_memory(len: u64) -> bool {
-    len / PAGE_SIZE <= crate::mm::frame_counts().0 as u64
+    overcommit_memory() == 1 || len / PAGE_SIZE <= crate::mm::frame_counts().0 as u64
 }
 
 fn page_up(len: u64) -> Option<u64> {

@@ -69,7 +69,11 @@ fn meminfo_lines(text: &str) -> Vec<&str> {
 /// The shell is the only process left.
 fn assert_only_the_shell(text: &str) {
     let ps = text.split("  PID").last().expect("ps output");
-    assert_eq!(ps.lines().count(), 2, "only the shell is left: {ps}\n{text}");
+    assert_eq!(
+        ps.lines().count(),
+        2,
+        "only the shell is left: {ps}\n{text}"
+    );
 }
 
 /// The pids `memstress` processes of `text` were OOM-killed as.
@@ -98,7 +102,10 @@ fn oom_killer_takes_the_biggest_process_and_its_threads_never_init() {
     // hold pid 5 and its holder pid 6, bench's child pid 7; round 2 from 8.
     assert_eq!(oom_killed_pids(&text), [2, 3, 6, 8, 9, 12], "{text}");
     for pid in [2, 3, 8, 9] {
-        assert!(text.contains(&format!("\n[{pid}] killed by signal 9\n")), "{text}");
+        assert!(
+            text.contains(&format!("\n[{pid}] killed by signal 9\n")),
+            "{text}"
+        );
     }
     assert!(
         text.contains("Out of memory: Killed process 2 (memstress) total-vm:"),
@@ -165,7 +172,10 @@ fn failed_mmap_leaves_nothing_mapped() {
             text.contains(&format!("Out of memory: Killed process {pid} (memstress)")),
             "{text}"
         );
-        assert!(text.contains(&format!("[{pid}] killed by signal 9")), "{text}");
+        assert!(
+            text.contains(&format!("[{pid}] killed by signal 9")),
+            "{text}"
+        );
     }
     // A populate that needs the holder's memory gets it.
     assert!(text.contains("Killed process 9 (memstress)"), "{text}");

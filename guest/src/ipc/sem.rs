@@ -193,7 +193,9 @@ impl SemIds {
         }
         // Linux `newary`: ENOMEM when the set cannot be allocated; here the
         // heap also keeps its reserve for what nobody can refuse.
-        let bytes = core::mem::size_of::<SemSet>() + SET_TREE_BYTES + nsems as usize * core::mem::size_of::<Sem>();
+        let bytes = core::mem::size_of::<SemSet>()
+            + SET_TREE_BYTES
+            + nsems as usize * core::mem::size_of::<Sem>();
         if !crate::mm::heap::has_room(bytes) {
             return Err(ENOMEM);
         }

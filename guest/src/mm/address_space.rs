@@ -400,7 +400,10 @@ impl AddressSpace {
             if Self::split_refused(&inner, start, end, false) {
                 return Err(ENOMEM);
             }
-            inner.vmas.protect(start, end, prot).map_err(|e| e.errno())?
+            inner
+                .vmas
+                .protect(start, end, prot)
+                .map_err(|e| e.errno())?
         };
         let mut flush = false;
         for area in changed {

@@ -116,12 +116,18 @@ mod tests {
         // 256 MiB with 16 KiB stacks: 256 MiB / 128 KiB = 2048.
         const HEAP: u64 = 1 << 40;
         assert_eq!(compute_max_threads(256 << 20, 16 << 10, HEAP, 6144), 2048);
-        assert_eq!(compute_max_threads(1 << 20, 16 << 10, HEAP, 6144), MIN_THREADS);
+        assert_eq!(
+            compute_max_threads(1 << 20, 16 << 10, HEAP, 6144),
+            MIN_THREADS
+        );
         assert_eq!(compute_max_threads(u64::MAX, 1, u64::MAX, 1), MAX_THREADS);
         // A small heap bounds it: 3/4 of 64 MiB at 6 KiB a task.
         assert_eq!(compute_max_threads(4 << 30, 16 << 10, 64 << 20, 6144), 8192);
         // The 256 MiB guest's 16 MiB heap holds Linux's 2048.
-        assert_eq!(compute_max_threads(256 << 20, 16 << 10, 16 << 20, 6144), 2048);
+        assert_eq!(
+            compute_max_threads(256 << 20, 16 << 10, 16 << 20, 6144),
+            2048
+        );
         let init = Rlimits::for_init(2048);
         assert_eq!(
             init.0[RLIMIT_NPROC],

@@ -28,8 +28,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use forkvm_user::errno::Errno;
 use forkvm_user::io::Bytes;
 use forkvm_user::syscall::{
-    self, Timespec, MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ,
-    PROT_WRITE,
+    self, Timespec, MAP_ANONYMOUS, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
 };
 use forkvm_user::{entry, eprintln, forkvm, println, sem};
 
@@ -39,9 +38,8 @@ const MIB: usize = 1 << 20;
 const PAGE: usize = 4096;
 
 fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
-    let number = |i: usize| -> Option<usize> {
-        core::str::from_utf8(args.get(i)?).ok()?.parse().ok()
-    };
+    let number =
+        |i: usize| -> Option<usize> { core::str::from_utf8(args.get(i)?).ok()?.parse().ok() };
     let mode = args.get(1).copied().unwrap_or_default();
     let result = match (mode, number(2)) {
         (b"touch", Some(mib)) => touch(mib).map(|()| println!("touched {mib} MiB")),

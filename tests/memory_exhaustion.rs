@@ -12,10 +12,11 @@ use std::process::{Command, Output, Stdio};
 
 use common::{code, stderr, stdout, FORKVM};
 
-/// Runs `forkvm EXTRA -c SCRIPT` with a 120 s limit.
+/// Runs `forkvm EXTRA -c SCRIPT`, stopped after 300 s (a hang guard:
+/// faulting in RAM's worth of pages takes ~10-40 s on a loaded PVM host).
 fn forkvm_with_timeout(script: &str, extra: &[&str]) -> Output {
     Command::new(FORKVM)
-        .args(["--timeout", "120"])
+        .args(["--timeout", "300"])
         .args(extra)
         .args(["-c", script])
         .stdin(Stdio::null())
@@ -99,9 +100,10 @@ fn oom_killer_takes_the_biggest_process_and_its_threads_never_init() {
                  run memstress hold 150; bench fork --iters 1 --mem 150; echo alive; meminfo; ";
     let text = run_expect(&format!("{round}{round}ps; stat"), 0, &[]);
     // Round 1: touch is pid 2, thread pid 3 (its second thread tid 4),
-    // hold pid 5 and its holder pid 6, bench's child pid 7; round 2 from 8.
-    assert_eq!(oom_killed_pids(&text), [2, 3, 6, 8, 9, 12], "{text}");
-    for pid in [2, 3, 8, 9] {
+    // hold pid 5 and its holder pid 6, bench's children 7 and 8; round 2
+    // from 9.
+    assert_eq!(oom_killed_pids(&text), [2, 3, 6, 9, 10, 13], "{text}");
+    for pid in [2, 3, 9, 10] {
         assert!(
             text.contains(&format!("\n[{pid}] killed by signal 9\n")),
             "{text}"
@@ -151,15 +153,13 @@ fn failed_mmap_leaves_nothing_mapped() {
     // left behind. With overcommit allowed, filling them runs out of
     // frames: the OOM killer takes the mapper itself, and the half-filled
     // area goes with it.
-    let text = run_expect(
-        "run memstress touch 4; meminfo; \
-         run memstress populate 102400; run memstress shared 102400; run memstress shared 300; \
-         sysctl vm.overcommit_memory=1; run memstress populate 102400; run memstress shared 102400; \
-         run memstress hold 150; run memstress populate 150; \
-         meminfo; ps",
-        0,
-        &[],
-    );
+    // Twice: the second round must end where the first did.
+    let round = "run memstress populate 102400; run memstress shared 102400; \
+                 run memstress shared 300; sysctl vm.overcommit_memory=1; \
+                 run memstress populate 102400; run memstress shared 102400; \
+                 run memstress hold 150; run memstress populate 150; \
+                 sysctl vm.overcommit_memory=0; meminfo; ";
+    let text = run_expect(&format!("{round}{round}ps"), 0, &[]);
     assert!(!text.contains("LEAKED"), "{text}");
     for what in ["102400 MiB", "300 MiB"] {
         assert!(
@@ -167,19 +167,17 @@ fn failed_mmap_leaves_nothing_mapped() {
             "{what}\n{text}"
         );
     }
-    for pid in [6, 7] {
+    // Round 1: the mappers are pids 2-6, hold is 7 and its holder 8, the
+    // last populate 9; round 2 from 10.
+    assert_eq!(oom_killed_pids(&text), [5, 6, 8, 13, 14, 16], "{text}");
+    for pid in [5, 6, 13, 14] {
         assert!(
-            text.contains(&format!("Out of memory: Killed process {pid} (memstress)")),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("[{pid}] killed by signal 9")),
+            text.contains(&format!("\n[{pid}] killed by signal 9\n")),
             "{text}"
         );
     }
     // A populate that needs the holder's memory gets it.
-    assert!(text.contains("Killed process 9 (memstress)"), "{text}");
-    assert!(text.contains("mmap 150 MiB: ok"), "{text}");
+    assert_eq!(text.matches("mmap 150 MiB: ok").count(), 2, "{text}");
     let meminfo = meminfo_lines(&text);
     assert_eq!(usage(meminfo[0]), usage(meminfo[1]), "{text}");
     assert_only_the_shell(&text);
@@ -253,7 +251,13 @@ fn a_fork_bomb_past_the_kernel_heap_fails_with_enomem() {
         assert!(bomb.ends_with("stopped by ENOMEM 12"), "{bomb}");
         assert!(field(bomb, "forkbomb: ") > 2048, "{bomb}");
     }
+    // Where each bomb stops depends on how the heap is fragmented, and
+    // with it how far the shell's child list and the stack region's
+    // page tables grew: the second bomb may not grow either beyond the
+    // first's (1 KiB of slack for the heap's block rounding).
     let meminfo = meminfo_lines(&text);
-    assert_eq!(usage(meminfo[0]), usage(meminfo[1]), "{text}");
+    let (first, second) = (usage(meminfo[0]), usage(meminfo[1]));
+    assert!(second.0 <= first.0, "frames: {text}");
+    assert!(second.1 <= first.1 + 1024, "heap: {text}");
     assert_only_the_shell(&text);
 }

@@ -4,7 +4,6 @@
 #![cfg_attr(test, allow(dead_code))] // the system calls use the rest
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::errno::{E2BIG, EAGAIN, EFBIG, EINVAL, ENOMEM, ERANGE};

@@ -1083,6 +1083,19 @@ mod tests {
     }
 
     #[test]
+    fn resident_pages_and_tables_are_counted() {
+        let mut mem = FakeMemory::new();
+        assert_eq!(table_pages(&mut mem, ROOT), 1);
+        populate(&mut mem, ROOT, 0x40_0000, 0x40_3000, RW).unwrap();
+        populate(&mut mem, ROOT, 1 << 30, (1 << 30) + P, RW).unwrap();
+        assert_eq!(count_present(&mut mem, ROOT, 0, USER_END), 4);
+        assert_eq!(count_present(&mut mem, ROOT, 0x40_1000, 0x40_3000), 2);
+        assert_eq!(count_present(&mut mem, ROOT, 0x50_0000, 0x60_0000), 0);
+        // Root, one PDPT, two PDs (0 and 1 GiB), two PTs.
+        assert_eq!(table_pages(&mut mem, ROOT), 6);
+    }
+
+    #[test]
     fn populate_maps_zeroed_pages_with_the_rights() {
         let mut mem = FakeMemory::new();
         let mapped = populate(&mut mem, ROOT, 0x40_0000, 0x40_3000, RW).unwrap();

@@ -185,7 +185,7 @@ fn areas() -> Result<(), Errno> {
     let mut mapped: Vec<*mut u8> = Vec::new();
     let error = loop {
         // Alternate the rights so that neighbours never merge.
-        let prot = if mapped.len() % 2 == 0 {
+        let prot = if mapped.len().is_multiple_of(2) {
             PROT_READ
         } else {
             PROT_READ | PROT_WRITE

@@ -75,8 +75,12 @@ mod kernel {
         time::init(info.tsc_khz, entry_tsc);
         mm::init(&info);
         let ram = mm::frame_counts().0 as u64 * 4096;
-        let threads =
-            crate::process::rlimit::compute_max_threads(ram, mm::kstack::KERNEL_STACK_SIZE);
+        let threads = crate::process::rlimit::compute_max_threads(
+            ram,
+            mm::kstack::KERNEL_STACK_SIZE,
+            mm::heap::usage().1 as u64,
+            mm::heap::TASK_HEAP_BYTES,
+        );
         crate::process::rlimit::set_max_threads(threads).expect("computed within bounds");
         drivers::init(info.serial_gsi);
         drivers::virtio_mmio::init(

@@ -39,12 +39,14 @@ pub static FAULTS_SPURIOUS: Counter = Counter::new();
 pub static TLB_FLUSHES: Counter = Counter::new();
 /// Tasks created by clone/fork/vfork.
 pub static TASKS_CREATED: Counter = Counter::new();
+/// Processes the OOM killer killed (Linux `oom_kill` in /proc/vmstat).
+pub static OOM_KILLS: Counter = Counter::new();
 
 /// Time the boot spent unpacking the initramfs, in microseconds.
 pub static INITRAMFS_UNPACK_US: Counter = Counter::new();
 
 /// (name, value) of every counter.
-pub fn all() -> [(&'static str, u64); 8] {
+pub fn all() -> [(&'static str, u64); 9] {
     [
         ("syscalls", SYSCALLS.get()),
         ("faults_demand_zero", FAULTS_DEMAND_ZERO.get()),
@@ -54,5 +56,6 @@ pub fn all() -> [(&'static str, u64); 8] {
         ("tlb_flushes", TLB_FLUSHES.get()),
         ("tasks_created", TASKS_CREATED.get()),
         ("initramfs_unpack_us", INITRAMFS_UNPACK_US.get()),
+        ("oom_kill", OOM_KILLS.get()),
     ]
 }

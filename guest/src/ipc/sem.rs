@@ -3,15 +3,15 @@
 //! and undo lists (`SEM_UNDO`): shared with `CLONE_SYSVSEM`, applied when
 //! the last task holding one exits.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use super::sem_array::{SemArray, SEMMSL};
-use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOSPC, EPERM};
+use super::sem_array::{Sem, SemArray, SEMMSL};
+use crate::errno::{EACCES, EEXIST, EINVAL, ENOENT, ENOMEM, ENOSPC, EPERM};
 use crate::process::cred::{Cred, CAP_SYS_ADMIN};
 use crate::process::user_ns::UserNamespace;
 use crate::sched::wait::WaitQueue;
@@ -116,11 +116,22 @@ impl SemSet {
     }
 }
 
+/// Heap a set takes in the namespace's tree besides the set itself (its
+/// share of a tree node, and of the free-index set).
+const SET_TREE_BYTES: usize = 64;
+
 /// A namespace's semaphore sets (Linux `ipc_ids` for `sem_ids`).
 pub struct SemIds {
     /// The user namespace owning this IPC namespace.
     owner_ns: Arc<UserNamespace>,
     sets: BTreeMap<i32, Arc<SemSet>>,
+    /// Indices (id % IPCMNI) given back by removed sets, below
+    /// `next_index`; the lowest free index is the first of these or
+    /// `next_index` (Linux's `idr_alloc` gives the lowest), found without
+    /// scanning the sets.
+    free_indices: BTreeSet<i32>,
+    /// Indices from here up have never been used.
+    next_index: i32,
     seq: i32,
     /// Semaphores in all sets (`used_sems`).
     used_sems: usize,
@@ -142,6 +153,8 @@ impl SemIds {
         SemIds {
             owner_ns: owner_ns.clone(),
             sets: BTreeMap::new(),
+            free_indices: BTreeSet::new(),
+            next_index: 0,
             seq: 0,
             used_sems: 0,
         }
@@ -178,12 +191,25 @@ impl SemIds {
         if self.used_sems + nsems as usize > SEMMNS || self.sets.len() >= SEMMNI {
             return Err(ENOSPC);
         }
-        let index = (0..IPCMNI)
-            .find(|i| !self.sets.keys().any(|id| id % IPCMNI == *i))
-            .ok_or(ENOSPC)?;
+        // Linux `newary`: ENOMEM when the set cannot be allocated; here the
+        // heap also keeps its reserve for what nobody can refuse.
+        let bytes = core::mem::size_of::<SemSet>()
+            + SET_TREE_BYTES
+            + nsems as usize * core::mem::size_of::<Sem>();
+        if !crate::mm::heap::has_room(bytes) {
+            return Err(ENOMEM);
+        }
+        let mut array = SemArray::new(nsems as usize)?;
+        let index = match self.free_indices.pop_first() {
+            Some(index) => index,
+            None if self.next_index < IPCMNI => {
+                self.next_index += 1;
+                self.next_index - 1
+            }
+            None => return Err(ENOSPC),
+        };
         let id = self.seq * IPCMNI + index;
         self.seq = (self.seq + 1) % (i32::MAX / IPCMNI);
-        let mut array = SemArray::new(nsems as usize);
         array.ctime = real_seconds();
         self.used_sems += nsems as usize;
         self.sets.insert(
@@ -238,6 +264,12 @@ impl SemIds {
             return Err(EPERM);
         }
         self.sets.remove(&id);
+        self.free_indices.insert(id % IPCMNI);
+        // Free indices at the top go back to never-used.
+        while self.free_indices.last() == Some(&(self.next_index - 1)) {
+            self.free_indices.pop_last();
+            self.next_index -= 1;
+        }
         self.used_sems -= set.array.lock().len();
         set.removed.store(true, Ordering::Release);
         set.waiters.wake_all();

@@ -4,10 +4,9 @@
 #![cfg_attr(test, allow(dead_code))] // the system calls use the rest
 
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::errno::{E2BIG, EAGAIN, EFBIG, EINVAL, ERANGE};
+use crate::errno::{E2BIG, EAGAIN, EFBIG, EINVAL, ENOMEM, ERANGE};
 
 /// Largest semaphore value (`SEMVMX`).
 pub const SEMVMX: i32 = 32767;
@@ -83,14 +82,25 @@ pub struct SemArray {
     undo: BTreeMap<u64, Vec<i32>>,
 }
 
+/// `n` copies of `value`, or ENOMEM if the heap cannot hold them (a set
+/// of SEMMSL semaphores is big enough for a user to exhaust the kernel
+/// heap with a few dozen).
+fn try_filled<T: Clone>(value: T, n: usize) -> Result<Vec<T>, i32> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| ENOMEM)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 impl SemArray {
-    pub fn new(nsems: usize) -> SemArray {
-        SemArray {
-            sems: vec![Sem::default(); nsems],
+    /// A set of `nsems` semaphores at 0; ENOMEM if the heap cannot hold it.
+    pub fn new(nsems: usize) -> Result<SemArray, i32> {
+        Ok(SemArray {
+            sems: try_filled(Sem::default(), nsems)?,
             otime: 0,
             ctime: 0,
             undo: BTreeMap::new(),
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -116,13 +126,22 @@ impl SemArray {
         pid: u32,
     ) -> Result<SemopOutcome, i32> {
         self.check_nums(sops)?;
-        let mut vals: Vec<i32> = self.sems.iter().map(|s| s.val).collect();
-        let mut adj = undo.map(|id| {
-            self.undo
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| vec![0; self.sems.len()])
-        });
+        let mut vals = try_filled(0, self.sems.len())?;
+        for (val, sem) in vals.iter_mut().zip(&self.sems) {
+            *val = sem.val;
+        }
+        // Linux `find_alloc_undo`: ENOMEM if the adjustments cannot be held.
+        let mut adj = match undo {
+            None => None,
+            Some(id) => Some(match self.undo.get(&id) {
+                Some(adj) => {
+                    let mut copy = try_filled(0, adj.len())?;
+                    copy.copy_from_slice(adj);
+                    copy
+                }
+                None => try_filled(0, self.sems.len())?,
+            }),
+        };
         for sop in sops {
             let n = usize::from(sop.num);
             let op = i32::from(sop.op);
@@ -206,7 +225,7 @@ mod tests {
 
     #[test]
     fn all_or_nothing() {
-        let mut set = SemArray::new(2);
+        let mut set = SemArray::new(2).unwrap();
         assert_eq!(set.semop(&[op(0, 2, 0)], None, 7), Ok(SemopOutcome::Done));
         // The second op must wait, so the first is not applied either.
         assert_eq!(
@@ -229,7 +248,7 @@ mod tests {
 
     #[test]
     fn undo_is_applied_at_exit_and_cleared_by_setval() {
-        let mut set = SemArray::new(2);
+        let mut set = SemArray::new(2).unwrap();
         set.set_val(0, 5, 1).unwrap();
         assert_eq!(
             set.semop(&[op(0, -3, SEM_UNDO)], Some(1), 2),
@@ -255,7 +274,7 @@ mod tests {
 
     #[test]
     fn exit_clamps_and_limits() {
-        let mut set = SemArray::new(1);
+        let mut set = SemArray::new(1).unwrap();
         assert_eq!(
             set.semop(&[op(0, 3, SEM_UNDO)], Some(1), 2),
             Ok(SemopOutcome::Done)

@@ -24,6 +24,7 @@ use super::vma::{Prot, Vma, VmaFlags, VmaSet, TASK_SIZE};
 use super::with_memory;
 use crate::arch::cpu;
 use crate::errno::{EFAULT, ENOMEM};
+use crate::process::oom::OomOutcome;
 use crate::stats;
 
 /// Top of the user stack area: one guard page below 512 GiB, the span of
@@ -150,6 +151,52 @@ pub struct AddressSpace {
     /// (its `/proc/PID` files then belong to root), set again by exec or
     /// `prctl(PR_SET_DUMPABLE)`.
     pub dumpable: core::sync::atomic::AtomicBool,
+    /// Linux `MMF_OOM_SKIP`: the OOM killer has freed this address space's
+    /// private pages; it is not chosen again.
+    oom_reaped: core::sync::atomic::AtomicBool,
+}
+
+/// What an address space holds, in pages (the OOM killer's report).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryUsage {
+    /// Pages covered by areas (`total-vm`).
+    pub total_vm_pages: u64,
+    /// Present pages of private areas (`anon-rss`).
+    pub anon_pages: u64,
+    /// Present pages of shared areas (`shmem-rss`).
+    pub shmem_pages: u64,
+    /// Page-table pages, the root included (`pgtables`).
+    pub table_pages: u64,
+}
+
+/// Most areas an address space may have (Linux `vm.max_map_count`,
+/// `DEFAULT_MAX_MAP_COUNT`); a sysctl.
+static MAX_MAP_COUNT: AtomicU64 = AtomicU64::new(DEFAULT_MAX_MAP_COUNT);
+/// Linux's default: `USHRT_MAX - 5`.
+pub const DEFAULT_MAX_MAP_COUNT: u64 = 65530;
+
+/// `vm.max_map_count`.
+pub fn max_map_count() -> u64 {
+    MAX_MAP_COUNT.load(Ordering::Relaxed)
+}
+
+/// Sets `vm.max_map_count` (Linux accepts 0..=INT_MAX).
+pub fn set_max_map_count(count: u64) -> Result<(), i32> {
+    if count > i32::MAX as u64 {
+        return Err(crate::errno::EINVAL);
+    }
+    MAX_MAP_COUNT.store(count, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Kernel heap an area takes at most (its node share in the area tree):
+/// a new area needs this much free heap above the heap's reserve.
+const HEAP_BYTES_PER_AREA: usize = 128;
+
+/// Whether the kernel heap can take `areas` more areas and keep its
+/// reserve for the allocations nobody can refuse.
+fn heap_has_room_for_areas(areas: usize) -> bool {
+    super::heap::has_room(areas.saturating_mul(HEAP_BYTES_PER_AREA))
 }
 
 impl AddressSpace {
@@ -183,6 +230,7 @@ impl AddressSpace {
                 brk: 0,
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
+            oom_reaped: core::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -195,6 +243,10 @@ impl AddressSpace {
     /// every writable private page if there are at most `copy_max` (see
     /// `cow::dup_mmap`).
     pub fn dup(&self, eager: &[u64], copy_max: u64) -> Result<Arc<AddressSpace>, OutOfMemory> {
+        // The child's copy of the area tree comes from the kernel heap.
+        if !heap_has_room_for_areas(self.inner.lock().vmas.len()) {
+            return Err(OutOfMemory);
+        }
         let child = AddressSpace::new()?;
         let inner = self.inner.lock();
         let result = with_memory(|memory| {
@@ -253,7 +305,11 @@ impl AddressSpace {
         }
     }
 
-    /// Adds an area and maps it eagerly, zero-filled.
+    /// Adds an area and maps it eagerly, zero-filled. Filling it faults
+    /// pages in as touching them would, so running out of frames calls the
+    /// OOM killer; if that kills the caller, the area and every page it
+    /// got are removed again and the result is ENOMEM: a failed mapping
+    /// leaves nothing behind.
     pub fn map_populated(
         &self,
         start: u64,
@@ -261,27 +317,71 @@ impl AddressSpace {
         prot: Prot,
         flags: VmaFlags,
     ) -> Result<(), i32> {
-        let vma = Vma::new(start, end, prot, flags).map_err(|e| e.errno())?;
-        self.inner.lock().vmas.insert(vma).map_err(|e| e.errno())?;
-        let populated = with_memory(|memory| cow::populate(memory, self.root, start, end, prot));
-        self.sync_if_active();
-        populated.map(|_| ()).map_err(|_| ENOMEM)
+        self.map_lazy(start, end, prot, flags)?;
+        loop {
+            let populated =
+                with_memory(|memory| cow::populate(memory, self.root, start, end, prot));
+            self.sync_if_active();
+            if populated.is_ok() {
+                return Ok(());
+            }
+            if crate::process::oom::out_of_memory() == OomOutcome::CurrentKilled {
+                self.remove_range(start, end);
+                return Err(ENOMEM);
+            }
+        }
     }
 
-    /// Adds an area whose pages appear on first touch (demand zero).
+    /// Adds an area whose pages appear on first touch (demand zero). ENOMEM
+    /// past `vm.max_map_count` areas (Linux checks before merging, so the
+    /// count may reach the limit + 1) or when the kernel heap is short.
     pub fn map_lazy(&self, start: u64, end: u64, prot: Prot, flags: VmaFlags) -> Result<(), i32> {
         let vma = Vma::new(start, end, prot, flags).map_err(|e| e.errno())?;
-        self.inner.lock().vmas.insert(vma).map_err(|e| e.errno())
+        let mut inner = self.inner.lock();
+        if inner.vmas.len() as u64 > max_map_count() || !heap_has_room_for_areas(1) {
+            return Err(ENOMEM);
+        }
+        inner.vmas.insert(vma).map_err(|e| e.errno())
+    }
+
+    /// Whether splitting areas to change `[start, end)` is refused: Linux's
+    /// `split_vma` fails with ENOMEM at `vm.max_map_count` areas. `middle_only`:
+    /// only a split that leaves pieces on both sides counts (munmap).
+    fn split_refused(inner: &MmInner, start: u64, end: u64, middle_only: bool) -> bool {
+        if (inner.vmas.len() as u64) < max_map_count() && heap_has_room_for_areas(2) {
+            return false;
+        }
+        let head = inner.vmas.find(start).is_some_and(|vma| vma.start < start);
+        let tail = end > 0 && inner.vmas.find(end - 1).is_some_and(|vma| vma.end > end);
+        if middle_only {
+            head && tail && inner.vmas.find(start) == inner.vmas.find(end - 1)
+        } else {
+            head || tail
+        }
     }
 
     /// Removes `[start, end)` (Linux `do_munmap`).
     pub fn unmap(&self, start: u64, end: u64) -> Result<(), i32> {
-        let removed = self
-            .inner
-            .lock()
-            .vmas
-            .unmap(start, end)
-            .map_err(|e| e.errno())?;
+        let removed = {
+            let mut inner = self.inner.lock();
+            if Self::split_refused(&inner, start, end, true) {
+                return Err(ENOMEM);
+            }
+            inner.vmas.unmap(start, end).map_err(|e| e.errno())?
+        };
+        self.unmap_areas(removed);
+        Ok(())
+    }
+
+    /// Takes back a range this kernel just mapped (a failed mmap), whatever
+    /// the area limits say.
+    fn remove_range(&self, start: u64, end: u64) {
+        let removed = self.inner.lock().vmas.unmap(start, end).unwrap_or_default();
+        self.unmap_areas(removed);
+    }
+
+    /// Unmaps the pages of areas just removed from the area set.
+    fn unmap_areas(&self, removed: alloc::vec::Vec<Vma>) {
         let mut flush = false;
         for area in removed {
             let stats =
@@ -291,17 +391,20 @@ impl AddressSpace {
         if flush {
             self.flush_if_current();
         }
-        Ok(())
     }
 
     /// Changes the rights of `[start, end)` (Linux `mprotect`).
     pub fn protect(&self, start: u64, end: u64, prot: Prot) -> Result<(), i32> {
-        let changed = self
-            .inner
-            .lock()
-            .vmas
-            .protect(start, end, prot)
-            .map_err(|e| e.errno())?;
+        let changed = {
+            let mut inner = self.inner.lock();
+            if Self::split_refused(&inner, start, end, false) {
+                return Err(ENOMEM);
+            }
+            inner
+                .vmas
+                .protect(start, end, prot)
+                .map_err(|e| e.errno())?
+        };
         let mut flush = false;
         for area in changed {
             flush |= with_memory(|memory| cow::change_protection(memory, self.root, &area)) > 0;
@@ -337,8 +440,21 @@ impl AddressSpace {
         self.inner.lock().vmas.find(addr).is_some()
     }
 
-    /// Resolves a page fault at `addr`; the caller signals the task on `Segv`/`Oom`.
+    /// Resolves a page fault at `addr`; the caller signals the task on
+    /// `Segv`. Out of frames, it calls the OOM killer and retries; `Oom`
+    /// means the faulting task itself was killed (it must exit).
     pub fn handle_fault(&self, addr: u64, access: Access) -> FaultResult {
+        loop {
+            let result = self.handle_fault_once(addr, access);
+            if result != FaultResult::Oom
+                || crate::process::oom::out_of_memory() == OomOutcome::CurrentKilled
+            {
+                return result;
+            }
+        }
+    }
+
+    fn handle_fault_once(&self, addr: u64, access: Access) -> FaultResult {
         let inner = self.inner.lock();
         let vma = inner.vmas.find(addr).copied();
         drop(inner);
@@ -425,6 +541,52 @@ impl AddressSpace {
     /// Pages mapped in this address space's areas (virtual size).
     pub fn total_pages(&self) -> u64 {
         self.inner.lock().vmas.total_pages()
+    }
+
+    /// What this address space holds now (walks its page tables: for the
+    /// OOM killer, not for hot paths).
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let inner = self.inner.lock();
+        let mut usage = MemoryUsage {
+            total_vm_pages: inner.vmas.total_pages(),
+            ..MemoryUsage::default()
+        };
+        with_memory(|memory| {
+            for vma in inner.vmas.iter() {
+                let present = cow::count_present(memory, self.root, vma.start, vma.end);
+                if vma.is_shared() {
+                    usage.shmem_pages += present;
+                } else {
+                    usage.anon_pages += present;
+                }
+            }
+            usage.table_pages = cow::table_pages(memory, self.root);
+        });
+        usage
+    }
+
+    /// Whether the OOM killer has already reaped this address space.
+    pub fn oom_reaped(&self) -> bool {
+        self.oom_reaped.load(Ordering::Relaxed)
+    }
+
+    /// Frees the pages of every private area now, keeping the areas (Linux's
+    /// OOM reaper, run on a killed process so its memory need not wait for
+    /// its threads to exit; a later touch would fault in zeroed pages, but
+    /// its owners are dying). Shared areas are left to their last user.
+    pub fn oom_reap(&self) {
+        self.oom_reaped.store(true, Ordering::Relaxed);
+        let inner = self.inner.lock();
+        let mut flush = false;
+        with_memory(|memory| {
+            for vma in inner.vmas.iter().filter(|vma| !vma.is_shared()) {
+                flush |= cow::unmap_range(memory, self.root, vma.start, vma.end).needs_flush();
+            }
+        });
+        drop(inner);
+        if flush {
+            self.flush_if_current();
+        }
     }
 }
 

@@ -487,6 +487,23 @@ fn count_tables(ops: &mut impl MemoryOps, table: u64, level: u32) -> u64 {
     count
 }
 
+/// Present user pages in `[start, end)` of the address space at `root`
+/// (its resident set there: the OOM killer's count, Linux's rss counters).
+pub fn count_present(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) -> u64 {
+    let Some((start, end)) = user_range(start, end) else {
+        return 0;
+    };
+    let mut pages = 0;
+    for_each_pte(ops, root, 4, start, end, &mut |_, _, _, _| pages += 1);
+    pages
+}
+
+/// Page-table pages of the address space at `root`, the root included
+/// (Linux `mm_pgtables_bytes` in pages).
+pub fn table_pages(ops: &mut impl MemoryOps, root: u64) -> u64 {
+    1 + count_tables(ops, root, 4)
+}
+
 /// Gives the present pages of `area` the leaf rights of `area.prot` (the
 /// page-table half of `mprotect`, Linux's `change_protection`; call it for
 /// each piece [`VmaSet::protect`] returns). A private page only becomes
@@ -1063,6 +1080,19 @@ mod tests {
             handle_fault(&mut mem, ROOT, 0x40_0000, FETCH, Some(&code)),
             FaultResult::Segv
         );
+    }
+
+    #[test]
+    fn resident_pages_and_tables_are_counted() {
+        let mut mem = FakeMemory::new();
+        assert_eq!(table_pages(&mut mem, ROOT), 1);
+        populate(&mut mem, ROOT, 0x40_0000, 0x40_3000, RW).unwrap();
+        populate(&mut mem, ROOT, 1 << 30, (1 << 30) + P, RW).unwrap();
+        assert_eq!(count_present(&mut mem, ROOT, 0, USER_END), 4);
+        assert_eq!(count_present(&mut mem, ROOT, 0x40_1000, 0x40_3000), 2);
+        assert_eq!(count_present(&mut mem, ROOT, 0x50_0000, 0x60_0000), 0);
+        // Root, one PDPT, two PDs (0 and 1 GiB), two PTs.
+        assert_eq!(table_pages(&mut mem, ROOT), 6);
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub struct OutOfMemory;
 impl KernelStack {
     /// A stack, from the cache if possible, else freshly mapped.
     pub fn new() -> Result<KernelStack, OutOfMemory> {
+        // The stack is a new task's first allocation; the rest of it comes
+        // from the heap, where a failure would panic: refuse it here.
+        if !super::heap::has_room(super::heap::TASK_HEAP_BYTES as usize) {
+            return Err(OutOfMemory);
+        }
         let mut slots = SLOTS.lock();
         if let Some(slot) = slots.cached.pop() {
             return Ok(KernelStack { slot });

@@ -38,9 +38,11 @@ mod kernel {
         value.div_ceil(align) * align
     }
 
-    /// Kernel heap size for `ram` bytes of RAM: 1/16 of it, 4..64 MiB.
+    /// Kernel heap size for `ram` bytes of RAM: 1/16 of it, 4 MiB..1 GiB
+    /// (tasks, areas and semaphores grow with RAM: `kernel.threads-max`
+    /// does, and a 4 GiB guest's tasks did not fit a 64 MiB heap).
     fn heap_size(ram: u64) -> u64 {
-        (ram / 16).clamp(4 << 20, 64 << 20)
+        (ram / 16).clamp(4 << 20, 1 << 30)
     }
 
     /// Sets up the frame allocator and the heap from the boot memory map.

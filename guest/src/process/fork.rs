@@ -596,6 +596,8 @@ fn copy_signal(
         rlimits: parent_group.rlimits_copy(),
         ids,
         exit_signal,
+        // Linux copies `oom_score_adj` with the rest of signal_struct.
+        oom_score_adj: parent_group.oom_score_adj(),
     })))
 }
 

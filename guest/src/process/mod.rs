@@ -17,6 +17,8 @@ pub mod io_context;
 #[cfg(not(test))]
 pub mod nsproxy;
 #[cfg(not(test))]
+pub mod oom;
+#[cfg(not(test))]
 pub mod pgrp;
 #[cfg(not(test))]
 pub mod pid_ns;

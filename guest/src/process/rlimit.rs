@@ -80,9 +80,18 @@ impl Rlimits {
 static MAX_THREADS_NOW: AtomicU64 = AtomicU64::new(MIN_THREADS);
 
 /// Linux `set_max_threads`: kernel stacks may use at most an eighth of
-/// RAM, clamped to `MIN_THREADS..=MAX_THREADS`.
-pub fn compute_max_threads(ram_bytes: u64, kernel_stack_size: u64) -> u64 {
-    (ram_bytes / (kernel_stack_size * 8)).clamp(MIN_THREADS, MAX_THREADS)
+/// RAM, clamped to `MIN_THREADS..=MAX_THREADS`; here also no more tasks
+/// than three quarters of the kernel heap hold at `task_heap_bytes` each
+/// (Linux's task structs come from RAM, ours from a fixed heap).
+pub fn compute_max_threads(
+    ram_bytes: u64,
+    kernel_stack_size: u64,
+    heap_bytes: u64,
+    task_heap_bytes: u64,
+) -> u64 {
+    let by_ram = ram_bytes / (kernel_stack_size * 8);
+    let by_heap = heap_bytes / 4 * 3 / task_heap_bytes;
+    by_ram.min(by_heap).clamp(MIN_THREADS, MAX_THREADS)
 }
 
 pub fn max_threads() -> u64 {
@@ -105,9 +114,20 @@ mod tests {
     #[test]
     fn max_threads_like_linux() {
         // 256 MiB with 16 KiB stacks: 256 MiB / 128 KiB = 2048.
-        assert_eq!(compute_max_threads(256 << 20, 16 << 10), 2048);
-        assert_eq!(compute_max_threads(1 << 20, 16 << 10), MIN_THREADS);
-        assert_eq!(compute_max_threads(u64::MAX, 1), MAX_THREADS);
+        const HEAP: u64 = 1 << 40;
+        assert_eq!(compute_max_threads(256 << 20, 16 << 10, HEAP, 6144), 2048);
+        assert_eq!(
+            compute_max_threads(1 << 20, 16 << 10, HEAP, 6144),
+            MIN_THREADS
+        );
+        assert_eq!(compute_max_threads(u64::MAX, 1, u64::MAX, 1), MAX_THREADS);
+        // A small heap bounds it: 3/4 of 64 MiB at 6 KiB a task.
+        assert_eq!(compute_max_threads(4 << 30, 16 << 10, 64 << 20, 6144), 8192);
+        // The 256 MiB guest's 16 MiB heap holds Linux's 2048.
+        assert_eq!(
+            compute_max_threads(256 << 20, 16 << 10, 16 << 20, 6144),
+            2048
+        );
         let init = Rlimits::for_init(2048);
         assert_eq!(
             init.0[RLIMIT_NPROC],

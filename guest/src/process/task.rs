@@ -207,6 +207,7 @@ impl Task {
             rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
             ids: None,
             exit_signal: 0,
+            oom_score_adj: 0,
         });
         Task::from_parts(TaskParts {
             pids: None,

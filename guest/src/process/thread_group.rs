@@ -16,7 +16,7 @@
 
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI16, AtomicU32, Ordering};
 
 use spin::Mutex;
 
@@ -62,6 +62,9 @@ pub struct ThreadGroup {
     /// What the parent is sent when the process ends (the leader's
     /// `exit_signal`; 0: nothing).
     exit_signal: AtomicU32,
+    /// Linux `signal->oom_score_adj` (-1000..=1000, 0 by default): moves the
+    /// OOM killer's badness; -1000 exempts the process (process/oom.rs).
+    oom_score_adj: AtomicI16,
     /// SIGNAL_UNKILLABLE, SIGNAL_GROUP_EXIT.
     flags: AtomicU32,
     /// The wait status every thread exits with once SIGNAL_GROUP_EXIT is set.
@@ -78,6 +81,7 @@ pub struct NewGroup {
     pub rlimits: Rlimits,
     pub ids: Option<PgrpSession>,
     pub exit_signal: u32,
+    pub oom_score_adj: i16,
 }
 
 impl ThreadGroup {
@@ -101,6 +105,7 @@ impl ThreadGroup {
             rlimits: Mutex::new(new.rlimits),
             ids: Mutex::new(new.ids),
             exit_signal: AtomicU32::new(new.exit_signal),
+            oom_score_adj: AtomicI16::new(new.oom_score_adj),
             flags: AtomicU32::new(0),
             group_exit_status: AtomicU32::new(0),
             wait_chldexit: WaitQueue::new(),
@@ -128,6 +133,11 @@ impl ThreadGroup {
     /// The process id in the initial namespace (0 for the kernel's group).
     pub fn tgid(&self) -> Pid {
         self.pids.get().map_or(0, |p| p.global())
+    }
+
+    /// The OOM killer's adjustment of this process's badness.
+    pub fn oom_score_adj(&self) -> i16 {
+        self.oom_score_adj.load(Ordering::Relaxed)
     }
 
     /// The process id's numbers (Linux `task_tgid`).

@@ -269,6 +269,18 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
             ns.max_user_namespaces
                 .load(core::sync::atomic::Ordering::Relaxed)
         }
+        b"vm.overcommit_memory" => {
+            if let Some(v) = new_value {
+                super::memory::set_overcommit_memory(v)?;
+            }
+            super::memory::overcommit_memory()
+        }
+        b"vm.max_map_count" => {
+            if let Some(v) = new_value {
+                crate::mm::address_space::set_max_map_count(v)?;
+            }
+            crate::mm::address_space::max_map_count()
+        }
         b"vm.fork_eager_stack_pages" => {
             if let Some(v) = new_value {
                 crate::process::fork::set_eager_stack_pages(v)?;

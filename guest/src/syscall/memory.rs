@@ -1,5 +1,7 @@
 //! `mmap`, `munmap`, `mprotect`, `brk` for anonymous memory.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use forkvm_abi::PAGE_SIZE;
 
 use super::{current_mm, Args, SysResult};
@@ -30,6 +32,32 @@ const KNOWN_FLAGS: u64 = MAP_SHARED
     | MAP_STACK
     | MAP_FIXED_NOREPLACE;
 
+/// `vm.overcommit_memory`: 0 (heuristic, the default) or 1 (always).
+/// Linux's 2 (strict accounting) is not implemented.
+static OVERCOMMIT_MEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// `vm.overcommit_memory`.
+pub fn overcommit_memory() -> u64 {
+    OVERCOMMIT_MEMORY.load(Ordering::Relaxed)
+}
+
+/// Sets `vm.overcommit_memory` (0 or 1; EINVAL otherwise).
+pub fn set_overcommit_memory(mode: u64) -> Result<(), i32> {
+    if mode > 1 {
+        return Err(EINVAL);
+    }
+    OVERCOMMIT_MEMORY.store(mode, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Linux's overcommit check (`__vm_enough_memory`): in heuristic mode a
+/// mapping that commits memory (private and writable, or shared) may not
+/// be larger than all of RAM (there is no swap); anything smaller is
+/// allowed, and running out later is the OOM killer's business.
+fn enough_memory(len: u64) -> bool {
+    overcommit_memory() == 1 || len / PAGE_SIZE <= crate::mm::frame_counts().0 as u64
+}
+
 fn page_up(len: u64) -> Option<u64> {
     len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1))
 }
@@ -49,6 +77,10 @@ pub fn mmap(a: Args) -> SysResult {
     }
     if offset % PAGE_SIZE != 0 {
         return Err(EINVAL);
+    }
+    let commits = flags & MAP_NORESERVE == 0 && (flags & MAP_SHARED != 0 || prot.allows_write());
+    if commits && !enough_memory(len) {
+        return Err(ENOMEM);
     }
     let mm = current_mm()?;
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
@@ -71,7 +103,8 @@ pub fn mmap(a: Args) -> SysResult {
         area_flags = area_flags | VmaFlags::GROWSDOWN;
     }
     // Shared memory must exist before a fork, or each side would fault in
-    // its own page; MAP_POPULATE asks for it too.
+    // its own page; MAP_POPULATE asks for it too. Filling it may call the
+    // OOM killer; a mapping that cannot be completed is removed entirely.
     if flags & (MAP_SHARED | MAP_POPULATE) != 0 {
         mm.map_populated(start, start + len, prot, area_flags)?;
     } else {
@@ -128,7 +161,9 @@ pub fn brk(a: Args) -> SysResult {
         page_up(old).unwrap_or(old),
         page_up(requested).unwrap_or(requested),
     );
-    let moved = if new_top > old_top {
+    let moved = if new_top > old_top && !enough_memory(new_top - old_top) {
+        Err(ENOMEM)
+    } else if new_top > old_top {
         mm.map_lazy(
             old_top,
             new_top,

@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EACCES, EAGAIN, EFAULT, EIDRM, EINTR, EINVAL, EPERM, ERANGE};
+use crate::errno::{EACCES, EAGAIN, EFAULT, EIDRM, EINTR, EINVAL, ENOMEM, EPERM, ERANGE};
 use crate::ipc::sem::{
     real_seconds, IpcPerm, SemSet, SemUndoList, SemUsage, ALTER, READ, SEMMNI, SEMMNS,
 };
@@ -168,6 +168,10 @@ fn do_semtimedop(
     } else {
         None
     };
+    // The undo adjustments (one per semaphore) live as long as the process.
+    if undo.is_some() && !crate::mm::heap::has_room(set.array.lock().len() * 4) {
+        return Err(ENOMEM);
+    }
     let pid = caller_pid(&task);
     if let Some(list) = &undo {
         list.track(&set, pid);

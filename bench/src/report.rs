@@ -25,7 +25,14 @@ use serde::{Deserialize, Serialize};
 ///   ([`VmExitCount`]). Fields were only added, and the gate compares
 ///   medians, which v2 has for every entry: v2 reports still serve as
 ///   baselines.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: every `Stats` has the sample count, mean, standard deviation, p99,
+///   p99.9 and `median_ci` (a bootstrap interval of the median, which the
+///   gate compares); the metadata has `guest_vcpus` and, on PVM,
+///   `trap_cost` (the null-syscall probe), and each guest entry's
+///   `vm_exits` the trap-time estimate `trap_ns_per_iter`. Fields were
+///   only added: v2 and v3 reports still serve as baselines, their
+///   intervals taken as their medians alone.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
@@ -63,19 +70,57 @@ impl Target {
     }
 }
 
-/// Order statistics of one metric, in nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The statistics of one series, in nanoseconds (computed by
+/// [`crate::stats::summarize`]). The fields after `max` are new in schema
+/// version 4 and `None` only in older reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stats {
     pub min: u64,
     pub median: u64,
     pub p90: u64,
     pub max: u64,
+    /// How many samples.
+    #[serde(default)]
+    pub samples: Option<u64>,
+    #[serde(default)]
+    pub mean: Option<f64>,
+    /// The sample standard deviation.
+    #[serde(default)]
+    pub stddev: Option<f64>,
+    #[serde(default)]
+    pub p99: Option<u64>,
+    #[serde(default)]
+    pub p99_9: Option<u64>,
+    /// The bootstrap confidence interval of the median.
+    #[serde(default)]
+    pub median_ci: Option<Interval>,
+}
+
+/// A confidence interval, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    pub lower: u64,
+    pub upper: u64,
+    /// 0.95 for a 95% interval.
+    pub confidence: f64,
+    /// Bootstrap resamples it came from.
+    pub resamples: u32,
+}
+
+impl Stats {
+    /// The median's interval; a report older than schema version 4 has
+    /// none, and its interval is the median alone.
+    pub fn interval(&self) -> (u64, u64) {
+        self.median_ci
+            .map_or((self.median, self.median), |ci| (ci.lower, ci.upper))
+    }
 }
 
 /// Whether an entry has numbers. In JSON its fields are the entry's:
 /// `status` and `ns`, `reason` or `error` (see [`EntryJson`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// Measured.
     Ok { ns: Stats },
@@ -108,6 +153,34 @@ pub struct VmExitCount {
     /// `kvm_total` per measured iteration.
     #[serde(default)]
     pub kvm_per_iter: Option<f64>,
+    /// The time these exits cost per iteration, estimated from the run's
+    /// null-syscall probe ([`TrapCost`]): KVM's exits of the request less
+    /// one Hello's, per iteration (warm-up included), times
+    /// [`TrapCost::ns_per_exit`]. Only on PVM, where a system call traps.
+    #[serde(default)]
+    pub trap_ns_per_iter: Option<f64>,
+}
+
+/// What a trap to the hypervisor costs in this run, from a null-syscall
+/// probe: `clone_einval`'s refused call (a `clone` that fails its first
+/// flag check, so the kernel does almost nothing) timed in the guest, with
+/// KVM's exits of that request. On PVM every guest system call is two
+/// exits; the probe's time per exit prices each exit of the other
+/// operations, so a reader can tell hypervisor time from kernel work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapCost {
+    /// The probe operation (`clone_einval`).
+    pub probe: String,
+    /// Timed calls.
+    pub calls: u64,
+    /// The median time of one call.
+    pub ns_per_call: u64,
+    /// KVM's exits per call (the request's less one Hello's, over every
+    /// call including the warm-up).
+    pub exits_per_call: f64,
+    /// `ns_per_call / exits_per_call`: the calibrated cost of one exit.
+    pub ns_per_exit: f64,
 }
 
 /// The harness's own cost in a guest run, measured once per report (see
@@ -150,6 +223,10 @@ pub struct Entry {
     pub note: Option<String>,
     /// The VM exits of the guest request (measured guest entries only).
     pub vm_exits: Option<VmExitCount>,
+    /// Every sample (ns) the statistics came from, in iteration order; not
+    /// in the JSON report (`--samples FILE` writes them as CSV), empty in
+    /// a parsed report.
+    pub samples: Vec<u64>,
 }
 
 /// An [`Entry`] as JSON: its [`Outcome`] spread into `status` and the one
@@ -237,6 +314,7 @@ impl TryFrom<EntryJson> for Entry {
             outcome,
             note: json.note,
             vm_exits: json.vm_exits,
+            samples: Vec::new(),
         })
     }
 }
@@ -287,6 +365,9 @@ pub struct Metadata {
     pub platform_mode: String,
     /// Guest memory in MiB (when a guest ran).
     pub guest_memory_mib: Option<u64>,
+    /// The guest's vCPUs (when a guest ran; absent before schema 4).
+    #[serde(default)]
+    pub guest_vcpus: Option<u64>,
     /// Measured iterations per operation and warm-up iterations.
     pub iterations: u64,
     pub warmup: u64,
@@ -306,6 +387,9 @@ pub struct Metadata {
     /// The harness's own cost (when a guest ran).
     #[serde(default)]
     pub harness: Option<HarnessCost>,
+    /// The calibrated trap cost (when a guest ran on PVM).
+    #[serde(default)]
+    pub trap_cost: Option<TrapCost>,
 }
 
 impl Metadata {
@@ -338,6 +422,7 @@ impl Metadata {
             host_kernel: read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()),
             platform_mode: platform.name().to_string(),
             guest_memory_mib: None,
+            guest_vcpus: None,
             iterations,
             warmup,
             host_clock: Some(host_clock.name().to_string()),
@@ -345,7 +430,13 @@ impl Metadata {
             guest_tsc_khz: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             harness: None,
+            trap_cost: None,
         }
+    }
+
+    /// Whether the guest would run on PVM, where system calls trap.
+    pub fn on_pvm(&self) -> bool {
+        self.platform_mode.starts_with("pvm")
     }
 }
 
@@ -388,54 +479,118 @@ pub enum Format {
     Table,
     /// The [`Report`] itself.
     Json,
-    /// Bencher Metric Format: `{name: {"latency": {value, lower_value, upper_value}}}`.
+    /// Bencher Metric Format: `{name: {"latency": {value, lower_value,
+    /// upper_value}, "latency_p99": {value}, "kvm_exits": {value}}}`, the
+    /// bounds the median's confidence interval.
     Bmf,
-    /// github-action-benchmark `customSmallerIsBetter`: `[{name, unit, value, range, extra}]`.
+    /// github-action-benchmark `customSmallerIsBetter`: `[{name, unit,
+    /// value, range, extra}]`, the range the median's confidence interval,
+    /// and a `NAME/p99` item per entry.
     Github,
+    /// A Markdown summary for pull-request comments: the comparison and
+    /// the statistics as Markdown tables.
+    Markdown,
 }
 
 /// Renders `report` in `format`.
 pub fn render(report: &Report, format: Format) -> String {
     match format {
-        Format::Table => table(report),
+        Format::Table => text(report, Style::Text),
+        Format::Markdown => text(report, Style::Markdown),
         Format::Json => serde_json::to_string_pretty(report).expect("a report serializes") + "\n",
-        Format::Bmf => {
-            let mut out = serde_json::Map::new();
-            for entry in &report.entries {
-                if let Some(s) = entry.stats() {
-                    out.insert(
-                        entry.name(),
-                        serde_json::json!({ "latency": {
-                            "value": s.median as f64,
-                            "lower_value": s.min as f64,
-                            "upper_value": s.p90 as f64,
-                        }}),
-                    );
-                }
-            }
-            serde_json::to_string_pretty(&out).expect("json") + "\n"
+        Format::Bmf => bmf(report),
+        Format::Github => github(report),
+    }
+}
+
+/// Bencher Metric Format (see [`Format::Bmf`]).
+fn bmf(report: &Report) -> String {
+    let mut out = serde_json::Map::new();
+    for entry in &report.entries {
+        let Some(s) = entry.stats() else { continue };
+        let (lower, upper) = s.interval();
+        let mut measures = serde_json::Map::new();
+        measures.insert(
+            "latency".to_string(),
+            serde_json::json!({
+                "value": s.median as f64,
+                "lower_value": lower as f64,
+                "upper_value": upper as f64,
+            }),
+        );
+        if let Some(p99) = s.p99 {
+            measures.insert(
+                "latency_p99".to_string(),
+                serde_json::json!({ "value": p99 as f64 }),
+            );
         }
-        Format::Github => {
-            let items: Vec<_> = report
-                .entries
-                .iter()
-                .filter_map(|entry| {
-                    let s = entry.stats()?;
-                    Some(serde_json::json!({
-                        "name": entry.name(),
-                        "unit": "ns",
-                        "value": s.median,
-                        "range": format!("{}..{}", s.min, s.p90),
-                        "extra": format!(
-                            "median of {} iterations; p90 {} ns, max {} ns; {}",
-                            entry.iters, s.p90, s.max, metric_meaning(&entry.metric)
-                        ),
-                    }))
-                })
-                .collect();
-            serde_json::to_string_pretty(&items).expect("json") + "\n"
+        if let Some(kvm) = entry.vm_exits.as_ref().and_then(|e| e.kvm_per_iter) {
+            measures.insert(
+                "kvm_exits".to_string(),
+                serde_json::json!({ "value": kvm }),
+            );
+        }
+        out.insert(entry.name(), serde_json::Value::Object(measures));
+    }
+    serde_json::to_string_pretty(&out).expect("json") + "\n"
+}
+
+/// github-action-benchmark JSON (see [`Format::Github`]).
+fn github(report: &Report) -> String {
+    let mut items = Vec::new();
+    for entry in &report.entries {
+        let Some(s) = entry.stats() else { continue };
+        let (lower, upper) = s.interval();
+        let mut extra = format!(
+            "median of {} iterations, {} CI {lower}..{upper} ns; p90 {} ns, max {} ns",
+            entry.iters,
+            confidence(s),
+            s.p90,
+            s.max
+        );
+        if let (Some(mean), Some(sd)) = (s.mean, s.stddev) {
+            let _ = write!(extra, ", mean {mean:.0} +- {sd:.0} ns");
+        }
+        if let Some(exits) = exits_text(entry) {
+            let _ = write!(extra, "; {exits}");
+        }
+        let _ = write!(extra, "; {}", metric_meaning(&entry.metric));
+        items.push(serde_json::json!({
+            "name": entry.name(),
+            "unit": "ns",
+            "value": s.median,
+            "range": format!("{lower}..{upper}"),
+            "extra": extra,
+        }));
+        if let Some(p99) = s.p99 {
+            items.push(serde_json::json!({
+                "name": format!("{}/p99", entry.name()),
+                "unit": "ns",
+                "value": p99,
+                "extra": format!("99th percentile of {} iterations", entry.iters),
+            }));
         }
     }
+    serde_json::to_string_pretty(&items).expect("json") + "\n"
+}
+
+/// `95%` for a 95% interval, `-` without one.
+fn confidence(s: &Stats) -> String {
+    s.median_ci
+        .map_or("no".to_string(), |ci| format!("{:.0}%", ci.confidence * 100.0))
+}
+
+/// `KVM exits/iter 12.3, ~trap time/iter 180.0 us` for a guest entry.
+fn exits_text(entry: &Entry) -> Option<String> {
+    let exits = entry.vm_exits.as_ref()?;
+    let mut text = format!("VMM exits/iter {:.4}", exits.per_iter);
+    if let Some(kvm) = exits.kvm_per_iter {
+        let _ = write!(text, ", KVM exits/iter {kvm:.1}");
+    }
+    if let Some(trap) = exits.trap_ns_per_iter {
+        let _ = write!(text, ", ~trap time/iter {}", human_ns(trap as u64));
+    }
+    Some(text)
 }
 
 /// `ns` for people: ns, us or ms with three significant digits.
@@ -455,11 +610,55 @@ pub fn metric_meaning(metric: &str) -> &'static str {
         .map_or("not measured", |(_, meaning)| meaning)
 }
 
-fn table(report: &Report) -> String {
+/// Plain text or Markdown: the same tables, drawn differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Text,
+    Markdown,
+}
+
+impl Style {
+    /// An empty table in this style, numbers right-aligned by the caller.
+    fn table(self, header: Vec<String>) -> comfy_table::Table {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(match self {
+            Style::Text => comfy_table::presets::NOTHING,
+            Style::Markdown => comfy_table::presets::ASCII_MARKDOWN,
+        });
+        table.set_header(header);
+        table
+    }
+
+    /// `text` as a cell: Markdown cannot hold a `|` in a cell.
+    fn cell(self, text: &str) -> String {
+        match self {
+            Style::Text => text.to_string(),
+            Style::Markdown => text.replace('|', "\\|"),
+        }
+    }
+}
+
+/// `table` as lines without trailing blanks, columns from `first_number`
+/// on right-aligned.
+fn draw(mut table: comfy_table::Table, first_number: usize) -> String {
+    let columns = table.column_count();
+    for i in first_number..columns {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn text(report: &Report, style: Style) -> String {
     let mut out = String::new();
     let m = &report.metadata;
-    let _ = writeln!(
-        out,
+    let title = format!(
         "forkbench {} on {} ({}, kernel {}), {} iterations + {} warm-up",
         m.tool_version,
         m.cpu_model.as_deref().unwrap_or("unknown CPU"),
@@ -468,52 +667,101 @@ fn table(report: &Report) -> String {
         m.iterations,
         m.warmup
     );
-    if let Some(harness) = &m.harness {
-        let _ = writeln!(out, "{}", harness_line(harness));
-    }
-    comparison(report, &mut out);
-    let _ = writeln!(out);
-    // The exit columns only where a guest ran.
-    let exits = report.entries.iter().any(|e| e.vm_exits.is_some());
-    let _ = write!(
-        out,
-        "{:<38} {:>10} {:>10} {:>10} {:>10}",
-        "benchmark", "median", "p90", "min", "max",
-    );
-    if exits {
-        let _ = write!(out, " {:>10} {:>10}", "exits/iter", "kvm/iter");
-    }
-    let _ = writeln!(out);
-    for entry in &report.entries {
-        let name = entry.name();
-        match &entry.outcome {
-            Outcome::Ok { ns } => {
-                let _ = write!(
-                    out,
-                    "{:<38} {:>10} {:>10} {:>10} {:>10}",
-                    name,
-                    human_ns(ns.median),
-                    human_ns(ns.p90),
-                    human_ns(ns.min),
-                    human_ns(ns.max),
-                );
-                if let Some(e) = &entry.vm_exits {
-                    let kvm = e
-                        .kvm_per_iter
-                        .map_or("-".to_string(), |n| format!("{n:.1}"));
-                    let _ = write!(out, " {:>10.4} {kvm:>10}", e.per_iter);
-                }
-                let _ = writeln!(out);
-            }
-            Outcome::NotApplicable { reason } => {
-                let _ = writeln!(out, "{name:<38} N/A: {reason}");
-            }
-            Outcome::Error { error } => {
-                let _ = writeln!(out, "{name:<38} ERROR: {error}");
-            }
+    let blank = |out: &mut String| {
+        if style == Style::Markdown {
+            out.push('\n');
+        }
+    };
+    match style {
+        Style::Text => {
+            let _ = writeln!(out, "{title}");
+        }
+        Style::Markdown => {
+            let _ = writeln!(out, "### {title}\n");
         }
     }
+    if let Some(harness) = &m.harness {
+        let _ = writeln!(out, "{}", harness_line(harness));
+        blank(&mut out);
+    }
+    if let Some(trap) = &m.trap_cost {
+        let _ = writeln!(out, "{}", trap_line(trap));
+        blank(&mut out);
+    }
+    out.push_str(&comparison(report, style));
+    out.push('\n');
+    out.push_str(&statistics(report, style));
     out
+}
+
+/// Every entry's statistics, one row each, with the VM exits of the guest
+/// entries and, on PVM, their estimated trap time.
+fn statistics(report: &Report, style: Style) -> String {
+    // The exit columns only where a guest ran, the trap column only where
+    // it was calibrated.
+    let exits = report.entries.iter().any(|e| e.vm_exits.is_some());
+    let traps = report.metadata.trap_cost.is_some();
+    let mut header: Vec<String> = [
+        "benchmark",
+        "median",
+        "95% CI",
+        "p90",
+        "p99",
+        "p99.9",
+        "mean",
+        "stddev",
+        "min",
+        "max",
+    ]
+    .map(String::from)
+    .to_vec();
+    if exits {
+        header.extend(["exits/iter", "kvm/iter"].map(String::from));
+    }
+    if traps {
+        header.push("~traps/iter".to_string());
+    }
+    let columns = header.len();
+    let mut table = style.table(header);
+    let opt = |n: Option<u64>| n.map_or("-".to_string(), human_ns);
+    let optf = |n: Option<f64>| n.map_or("-".to_string(), |n| human_ns(n.round() as u64));
+    for entry in &report.entries {
+        let name = entry.name();
+        let mut row = vec![name];
+        match &entry.outcome {
+            Outcome::Ok { ns } => {
+                let ci = ns.median_ci.map_or("-".to_string(), |ci| {
+                    format!("{}..{}", human_ns(ci.lower), human_ns(ci.upper))
+                });
+                row.extend([
+                    human_ns(ns.median),
+                    ci,
+                    human_ns(ns.p90),
+                    opt(ns.p99),
+                    opt(ns.p99_9),
+                    optf(ns.mean),
+                    optf(ns.stddev),
+                    human_ns(ns.min),
+                    human_ns(ns.max),
+                ]);
+                if let Some(e) = &entry.vm_exits {
+                    row.push(format!("{:.4}", e.per_iter));
+                    row.push(e.kvm_per_iter.map_or("-".to_string(), |n| format!("{n:.1}")));
+                    if traps {
+                        row.push(optf(e.trap_ns_per_iter));
+                    }
+                }
+            }
+            Outcome::NotApplicable { reason } => row.push(style.cell(&format!("N/A: {reason}"))),
+            Outcome::Error { error } => row.push(style.cell(&format!("ERROR: {error}"))),
+        }
+        // Markdown rows need every cell.
+        if style == Style::Markdown {
+            row.resize(columns, String::new());
+        }
+        table.add_row(row);
+    }
+    draw(table, 1)
 }
 
 /// `harness: Hello round trip X, Y exits; RunBench ~Z exits per 1000
@@ -539,11 +787,25 @@ fn harness_line(h: &HarnessCost) -> String {
     line
 }
 
+/// `traps: a null syscall (clone_einval's refused call) takes X = Y KVM
+/// exits: ~Z per exit`.
+fn trap_line(t: &TrapCost) -> String {
+    format!(
+        "traps: a null syscall ({}'s refused call, median of {}) takes {} = {:.2} KVM exits: \
+         ~{} per exit (~traps/iter = kvm/iter x that)",
+        t.probe,
+        t.calls,
+        human_ns(t.ns_per_call),
+        t.exits_per_call,
+        human_ns(t.ns_per_exit.round() as u64)
+    )
+}
+
 /// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`] the
 /// guest and host medians and their ratio. A cell without a number says
 /// why in a word (`N/A`, `ERROR`, `-` when not run); the statistics below
 /// it have the reasons.
-fn comparison(report: &Report, out: &mut String) {
+fn comparison(report: &Report, style: Style) -> String {
     // (operation, metric, target) -> the cell's text; operations in report
     // order.
     let mut ops: Vec<String> = Vec::new();
@@ -568,18 +830,18 @@ fn comparison(report: &Report, out: &mut String) {
             }
         }
     }
-    let _ = write!(out, "{:<24}", "");
+    let mut header = vec!["operation".to_string()];
     for (metric, _) in METRICS {
-        let _ = write!(out, "  {:-^34}", format!(" {} ", metric.replace('_', "+")));
+        let metric = metric.replace('_', "+");
+        header.extend([
+            format!("{metric} guest"),
+            format!("{metric} host"),
+            "guest/host".to_string(),
+        ]);
     }
-    let _ = writeln!(out);
-    let _ = write!(out, "{:<24}", "operation");
-    for _ in METRICS {
-        let _ = write!(out, "  {:>10} {:>10} {:>12}", "guest", "host", "guest/host");
-    }
-    let _ = writeln!(out);
+    let mut table = style.table(header);
     for op in &ops {
-        let _ = write!(out, "{op:<24}");
+        let mut row = vec![op.clone()];
         for (metric, _) in METRICS {
             let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
             let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
@@ -589,70 +851,40 @@ fn comparison(report: &Report, out: &mut String) {
                 }
                 _ => "-".to_string(),
             };
-            let _ = write!(
-                out,
-                "  {:>10} {:>10} {:>12}",
-                text(Target::Guest),
-                text(Target::Host),
-                ratio
-            );
+            row.extend([text(Target::Guest), text(Target::Host), ratio]);
         }
-        let _ = writeln!(out);
+        table.add_row(row);
     }
+    draw(table, 1)
 }
 
-/// A median that grew beyond the threshold.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Regression {
-    pub name: String,
-    pub baseline_ns: u64,
-    pub current_ns: u64,
-    /// Growth in percent.
-    pub percent: f64,
-}
+/// The columns of [`samples_csv`].
+pub const SAMPLES_CSV_HEADER: [&str; 7] =
+    ["name", "op", "metric", "target", "mem_mib", "iteration", "ns"];
 
-impl std::fmt::Display for Regression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "REGRESSION {}: median {} vs baseline {} (+{:.1}%)",
-            self.name,
-            human_ns(self.current_ns),
-            human_ns(self.baseline_ns),
-            self.percent
-        )
+/// Every sample of every entry as CSV (`--samples FILE`), one row per
+/// sample under [`SAMPLES_CSV_HEADER`], in iteration order.
+pub fn samples_csv(entries: &[Entry]) -> String {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(SAMPLES_CSV_HEADER)
+        .expect("CSV into memory");
+    for entry in entries {
+        let name = entry.name();
+        let mem = entry.mem_mib.map_or(String::new(), |m| m.to_string());
+        for (i, ns) in entry.samples.iter().enumerate() {
+            csv.write_record([
+                name.as_str(),
+                &entry.op,
+                &entry.metric,
+                entry.target.name(),
+                &mem,
+                &i.to_string(),
+                &ns.to_string(),
+            ])
+            .expect("CSV into memory");
+        }
     }
-}
-
-/// Entries of `current` whose median exceeds the same entry of `baseline`
-/// by more than `threshold_percent`. Entries missing from either side or
-/// without numbers are not compared.
-pub fn regressions(baseline: &Report, current: &Report, threshold_percent: f64) -> Vec<Regression> {
-    let base: BTreeMap<String, u64> = baseline
-        .entries
-        .iter()
-        .filter_map(|e| Some((e.name(), e.stats()?.median)))
-        .collect();
-    current
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let name = e.name();
-            let now = e.stats()?.median;
-            let before = *base.get(&name)?;
-            let percent = if before == 0 {
-                return None;
-            } else {
-                (now as f64 - before as f64) * 100.0 / before as f64
-            };
-            (percent > threshold_percent).then_some(Regression {
-                name,
-                baseline_ns: before,
-                current_ns: now,
-                percent,
-            })
-        })
-        .collect()
+    String::from_utf8(csv.into_inner().expect("CSV into memory")).expect("CSV is UTF-8")
 }
 
 /// Parses a JSON report (for `--baseline`), checking its schema version.
@@ -739,19 +971,52 @@ fn at_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_jso
 }
 
 impl Stats {
-    /// `min <= median <= p90 <= max`.
-    fn check_order(&self, at: &str) -> Result<(), String> {
+    /// Every field of this schema version is there, for `samples` samples,
+    /// and in order: `min <= median <= p90 <= p99 <= p99_9 <= max`, the
+    /// interval around the median, the mean within `[min, max]`.
+    fn check(&self, samples: u64, at: &str) -> Result<(), String> {
+        let (Some(n), Some(mean), Some(stddev), Some(p99), Some(p99_9), Some(ci)) = (
+            self.samples,
+            self.mean,
+            self.stddev,
+            self.p99,
+            self.p99_9,
+            self.median_ci,
+        ) else {
+            return Err(format!(
+                "{at}: samples, mean, stddev, p99, p99_9 and median_ci are required"
+            ));
+        };
+        if n != samples {
+            return Err(format!("{at}: {n} samples, expected {samples}"));
+        }
         let Stats {
             min,
             median,
             p90,
             max,
+            ..
         } = *self;
-        if min <= median && median <= p90 && p90 <= max {
-            Ok(())
-        } else {
-            Err(format!("{at}: statistics out of order: {self:?}"))
+        let ordered = [min, median, p90, p99, p99_9, max]
+            .windows(2)
+            .all(|w| w[0] <= w[1]);
+        if !ordered {
+            return Err(format!("{at}: statistics out of order: {self:?}"));
         }
+        if !(ci.lower <= median && median <= ci.upper && min <= ci.lower && ci.upper <= max) {
+            return Err(format!(
+                "{at}.median_ci: {}..{} does not hold the median {median} within [{min}, {max}]",
+                ci.lower, ci.upper
+            ));
+        }
+        if !(ci.confidence > 0.0 && ci.confidence < 1.0) || ci.resamples == 0 {
+            return Err(format!("{at}.median_ci: confidence or resamples out of range"));
+        }
+        check_rate(stddev, &format!("{at}.stddev"))?;
+        if !(mean.is_finite() && min as f64 <= mean && mean <= max as f64) {
+            return Err(format!("{at}.mean: {mean} is not within [{min}, {max}]"));
+        }
+        Ok(())
     }
 }
 
@@ -817,6 +1082,17 @@ impl Report {
             }
         }
         let guest_ran = meta.guest_memory_mib.is_some();
+        if meta.guest_vcpus.is_some() != guest_ran {
+            return Err("metadata.guest_vcpus is set exactly when a guest ran".to_string());
+        }
+        if let Some(trap) = &meta.trap_cost {
+            if !guest_ran {
+                return Err("metadata.trap_cost is set but no guest ran".to_string());
+            }
+            let at = "metadata.trap_cost";
+            check_rate(trap.exits_per_call, &format!("{at}.exits_per_call"))?;
+            check_rate(trap.ns_per_exit, &format!("{at}.ns_per_exit"))?;
+        }
         match &meta.harness {
             None if guest_ran => {
                 return Err("metadata.harness is null but a guest ran".to_string());
@@ -828,7 +1104,7 @@ impl Report {
             Some(harness) => {
                 let at = "metadata.harness";
                 if let Some(ns) = &harness.hello_round_trip_ns {
-                    ns.check_order(&format!("{at}.hello_round_trip_ns"))?;
+                    ns.check(harness.hellos, &format!("{at}.hello_round_trip_ns"))?;
                 }
                 check_rate(harness.exits_per_hello, &format!("{at}.exits_per_hello"))?;
                 for (name, rate) in [
@@ -851,7 +1127,7 @@ impl Report {
                 return Err(format!("{at}: unknown metric {metric:?}"));
             }
             if let Some(ns) = entry.stats() {
-                ns.check_order(&format!("{at}.ns"))?;
+                ns.check(entry.iters, &format!("{at}.ns"))?;
             }
             match (&entry.vm_exits, entry.target) {
                 (Some(_), Target::Host) => {
@@ -861,7 +1137,21 @@ impl Report {
                     return Err(format!("{at}: a measured guest entry without vm_exits"));
                 }
                 (Some(exits), Target::Guest) => {
-                    exits.check(entry.iters, &format!("{at}.vm_exits"))?
+                    let at = format!("{at}.vm_exits");
+                    exits.check(entry.iters, &at)?;
+                    let calibrated = meta.trap_cost.is_some() && exits.kvm_total.is_some();
+                    match exits.trap_ns_per_iter {
+                        Some(_) if !calibrated => {
+                            return Err(format!(
+                                "{at}.trap_ns_per_iter without metadata.trap_cost and kvm_total"
+                            ));
+                        }
+                        None if calibrated => {
+                            return Err(format!("{at}.trap_ns_per_iter is missing"));
+                        }
+                        Some(ns) => check_rate(ns, &format!("{at}.trap_ns_per_iter"))?,
+                        None => {}
+                    }
                 }
                 (None, _) => {}
             }

@@ -170,17 +170,18 @@ fn run_leaving_no_trace(
 /// none) into report entries, one per metric.
 pub fn host_entries(op: BenchOp, params: Params) -> Vec<Entry> {
     let mem_mib = (op == BenchOp::ForkMem).then_some(params.mem_mib as u64);
-    let entry = |metric: &str, (outcome, samples): (Outcome, Vec<u64>), note: Option<String>| Entry {
-        op: op_name(op).to_string(),
-        metric: metric.to_string(),
-        target: Target::Host,
-        mem_mib,
-        iters: params.iters as u64,
-        outcome,
-        note,
-        vm_exits: None,
-        samples,
-    };
+    let entry =
+        |metric: &str, (outcome, samples): (Outcome, Vec<u64>), note: Option<String>| Entry {
+            op: op_name(op).to_string(),
+            metric: metric.to_string(),
+            target: Target::Host,
+            mem_mib,
+            iters: params.iters as u64,
+            outcome,
+            note,
+            vm_exits: None,
+            samples,
+        };
     let metrics = host_linux::metrics(op);
     match host_linux::run(op, params) {
         Ok(result) => metrics

@@ -338,10 +338,7 @@ const MAX_GUEST_MEMORY_MIB: u64 = (forkvm_abi::MAX_GUEST_MEMORY >> 20) - 1024;
 /// cannot fit (in `asked`, in the largest guest, or in the host's
 /// available memory) is a setup error naming it, before anything runs.
 pub fn guest_memory_for(work: &[(BenchOp, Params)], asked: Option<u64>) -> Result<u64, Error> {
-    let largest = work
-        .iter()
-        .copied()
-        .max_by_key(|&(_, p)| guest_need_mib(p));
+    let largest = work.iter().copied().max_by_key(|&(_, p)| guest_need_mib(p));
     let Some((op, params)) = largest else {
         return Ok(asked.unwrap_or(DEFAULT_GUEST_MEMORY_MIB));
     };

@@ -350,8 +350,8 @@ mod tests {
         for threshold in [0.0, 5.0] {
             let alarms = (0..100)
                 .filter(|&trial| {
-                    let base = report_of(latencies(1000, 1.0, 2 * trial));
-                    let now = report_of(latencies(1000, 1.0, 2 * trial + 1));
+                    let base = report_of(latencies(400, 1.0, 2 * trial));
+                    let now = report_of(latencies(400, 1.0, 2 * trial + 1));
                     !regressions(&base, &now, threshold).is_empty()
                 })
                 .count();
@@ -363,8 +363,8 @@ mod tests {
     fn a_shifted_distribution_raises_the_alarm() {
         let alarms = (0..100)
             .filter(|&trial| {
-                let base = report_of(latencies(1000, 1.0, 2 * trial));
-                let now = report_of(latencies(1000, 1.2, 2 * trial + 1));
+                let base = report_of(latencies(400, 1.0, 2 * trial));
+                let now = report_of(latencies(400, 1.2, 2 * trial + 1));
                 let found = regressions(&base, &now, 10.0);
                 found.len() == 1 && found[0].name == "fork/create/host"
             })
@@ -379,8 +379,9 @@ mod tests {
     // Growth beyond the threshold inside the noise: wide intervals overlap.
     #[test]
     fn growth_within_overlapping_intervals_is_no_regression() {
-        let base = report_of(latencies(8, 1.0, 5));
-        let now = report_of(latencies(8, 1.15, 6));
+        let base: Vec<u64> = (1..=9).map(|i| i * 1000).collect();
+        let now: Vec<u64> = base.iter().map(|ns| ns * 115 / 100).collect();
+        let (base, now) = (report_of(base), report_of(now));
         let (b, n) = (
             base.entries[0].stats().unwrap(),
             now.entries[0].stats().unwrap(),

@@ -244,12 +244,7 @@ mod tests {
         assert_eq!(totals.per_1000_iters(), Some(8.0));
         let hellos = HelloCost {
             hellos: 50,
-            round_trip_ns: Some(Stats {
-                min: 1,
-                median: 2,
-                p90: 3,
-                max: 4,
-            }),
+            round_trip_ns: crate::stats::summarize(&[1, 2, 3, 4]),
             exits: exits(75, 50, Some(1150)),
         };
         let cost = harness_cost(&hellos, &totals);

@@ -525,10 +525,7 @@ fn bmf(report: &Report) -> String {
             );
         }
         if let Some(kvm) = entry.vm_exits.as_ref().and_then(|e| e.kvm_per_iter) {
-            measures.insert(
-                "kvm_exits".to_string(),
-                serde_json::json!({ "value": kvm }),
-            );
+            measures.insert("kvm_exits".to_string(), serde_json::json!({ "value": kvm }));
         }
         out.insert(entry.name(), serde_json::Value::Object(measures));
     }
@@ -576,8 +573,9 @@ fn github(report: &Report) -> String {
 
 /// `95%` for a 95% interval, `-` without one.
 fn confidence(s: &Stats) -> String {
-    s.median_ci
-        .map_or("no".to_string(), |ci| format!("{:.0}%", ci.confidence * 100.0))
+    s.median_ci.map_or("no".to_string(), |ci| {
+        format!("{:.0}%", ci.confidence * 100.0)
+    })
 }
 
 /// `KVM exits/iter 12.3, ~trap time/iter 180.0 us` for a guest entry.
@@ -746,7 +744,10 @@ fn statistics(report: &Report, style: Style) -> String {
                 ]);
                 if let Some(e) = &entry.vm_exits {
                     row.push(format!("{:.4}", e.per_iter));
-                    row.push(e.kvm_per_iter.map_or("-".to_string(), |n| format!("{n:.1}")));
+                    row.push(
+                        e.kvm_per_iter
+                            .map_or("-".to_string(), |n| format!("{n:.1}")),
+                    );
                     if traps {
                         row.push(optf(e.trap_ns_per_iter));
                     }
@@ -859,8 +860,15 @@ fn comparison(report: &Report, style: Style) -> String {
 }
 
 /// The columns of [`samples_csv`].
-pub const SAMPLES_CSV_HEADER: [&str; 7] =
-    ["name", "op", "metric", "target", "mem_mib", "iteration", "ns"];
+pub const SAMPLES_CSV_HEADER: [&str; 7] = [
+    "name",
+    "op",
+    "metric",
+    "target",
+    "mem_mib",
+    "iteration",
+    "ns",
+];
 
 /// Every sample of every entry as CSV (`--samples FILE`), one row per
 /// sample under [`SAMPLES_CSV_HEADER`], in iteration order.
@@ -1010,7 +1018,9 @@ impl Stats {
             ));
         }
         if !(ci.confidence > 0.0 && ci.confidence < 1.0) || ci.resamples == 0 {
-            return Err(format!("{at}.median_ci: confidence or resamples out of range"));
+            return Err(format!(
+                "{at}.median_ci: confidence or resamples out of range"
+            ));
         }
         check_rate(stddev, &format!("{at}.stddev"))?;
         if !(mean.is_finite() && min as f64 <= mean && mean <= max as f64) {
@@ -1172,15 +1182,32 @@ mod tests {
             mem_mib: None,
             iters: 10,
             outcome: Outcome::Ok {
-                ns: Stats {
-                    min: median / 2,
-                    median,
-                    p90: median * 2,
-                    max: median * 3,
-                },
+                ns: stats(median, 10),
             },
             note: None,
             vm_exits: None,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Statistics of `samples` samples around `median`, its interval +-5%.
+    fn stats(median: u64, samples: u64) -> Stats {
+        Stats {
+            min: median / 2,
+            median,
+            p90: median * 2,
+            max: median * 3,
+            samples: Some(samples),
+            mean: Some(median as f64 * 1.2),
+            stddev: Some(median as f64 / 4.0),
+            p99: Some(median * 2),
+            p99_9: Some(median * 3),
+            median_ci: Some(Interval {
+                lower: median * 95 / 100,
+                upper: median * 105 / 100,
+                confidence: 0.95,
+                resamples: 1000,
+            }),
         }
     }
 
@@ -1197,15 +1224,11 @@ mod tests {
     fn guest_report(entries: Vec<Entry>) -> Report {
         let mut r = report(entries);
         r.metadata.guest_memory_mib = Some(256);
+        r.metadata.guest_vcpus = Some(1);
         r.metadata.guest_tsc_khz = Some(2_000_000);
         r.metadata.harness = Some(HarnessCost {
             hellos: 50,
-            hello_round_trip_ns: Some(Stats {
-                min: 200_000,
-                median: 250_000,
-                p90: 300_000,
-                max: 900_000,
-            }),
+            hello_round_trip_ns: Some(stats(250_000, 50)),
             exits_per_hello: 2.5,
             kvm_exits_per_hello: Some(23.0),
             run_bench_requests: 1,
@@ -1223,6 +1246,7 @@ mod tests {
                     .into(),
                     kvm_total: Some(12_345),
                     kvm_per_iter: Some(12_345.0 / entry.iters as f64),
+                    trap_ns_per_iter: None,
                 });
             }
         }
@@ -1271,19 +1295,35 @@ mod tests {
         }
         assert_eq!(value["entries"][0]["status"], "ok");
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
-        assert_eq!(value["schema_version"], 3);
-        // No guest: no harness cost, no exits.
+        assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
+        assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
+        assert_eq!(value["schema_version"], 4);
+        // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
+        assert!(value["metadata"]["trap_cost"].is_null());
         assert!(value["entries"][0].get("vm_exits").is_none());
-        // Version 2 only lacks the harness fields: still a baseline.
-        let v2 = text.replace("\"schema_version\": 3", "\"schema_version\": 2");
-        let mut v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
-        v2["metadata"].as_object_mut().unwrap().remove("harness");
-        let v2 = parse_report(&v2.to_string()).unwrap();
-        assert_eq!(v2.entries, r.entries);
-        assert!(check_json(&serde_json::to_value(&v2).unwrap()).is_err());
+        // Version 3 lacks the new statistics and metadata: still a
+        // baseline, its interval its median; version 2 also lacks harness.
+        for version in [3, 2] {
+            let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+            old["schema_version"] = version.into();
+            let ns = old["entries"][0]["ns"].as_object_mut().unwrap();
+            for field in ["samples", "mean", "stddev", "p99", "p99_9", "median_ci"] {
+                ns.remove(field);
+            }
+            let meta = old["metadata"].as_object_mut().unwrap();
+            meta.remove("guest_vcpus");
+            meta.remove("trap_cost");
+            if version == 2 {
+                meta.remove("harness");
+            }
+            let old = parse_report(&old.to_string()).unwrap();
+            let ns = old.entries[0].stats().unwrap();
+            assert_eq!((ns.median, ns.interval()), (1000, (1000, 1000)));
+            assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
+        }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 3", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 4", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
     }
@@ -1332,15 +1372,30 @@ mod tests {
         let err =
             broken(&|v| v["metadata"]["harness"]["hello_round_trip_ns"]["min"] = 1_000_000.into());
         assert!(err.contains("out of order"), "{err}");
+        let err =
+            broken(&|v| v["metadata"]["harness"]["hello_round_trip_ns"]["samples"] = 7.into());
+        assert!(err.contains("7 samples, expected 50"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["median_ci"]["lower"] = 25_001.into());
+        assert!(err.contains("does not hold the median"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["p99"] = 1.into());
+        assert!(err.contains("out of order"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["mean"] = 1.0e9.into());
+        assert!(err.contains("mean"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["median_ci"] = serde_json::Value::Null);
+        assert!(err.contains("required"), "{err}");
+        let err = broken(&|v| v["metadata"]["guest_vcpus"] = serde_json::Value::Null);
+        assert!(err.contains("guest_vcpus"), "{err}");
+        let err = broken(&|v| v["entries"][0]["vm_exits"]["trap_ns_per_iter"] = 5.0.into());
+        assert!(err.contains("without metadata.trap_cost"), "{err}");
         let err = broken(&|v| v["entries"][0]["ns"]["median"] = (-1).into());
         assert!(err.contains("median"), "{err}");
-        let err = broken(&|v| v["schema_version"] = 2.into());
-        assert!(err.contains("schema_version 2"), "{err}");
+        let err = broken(&|v| v["schema_version"] = 3.into());
+        assert!(err.contains("schema_version 3"), "{err}");
         // The types are the schema: no field they do not know, none
         // missing, an outcome's field matching its status.
-        let err = broken(&|v| v["entries"][0]["ns"]["mean"] = 1.into());
+        let err = broken(&|v| v["entries"][0]["ns"]["average"] = 1.into());
         assert!(
-            err.starts_with("entries[0].ns.mean: unknown field `mean`"),
+            err.starts_with("entries[0].ns.average: unknown field `average`"),
             "{err}"
         );
         let err = broken(&|v| v["metadata"]["hostname"] = "x".into());
@@ -1363,25 +1418,59 @@ mod tests {
     }
 
     #[test]
+    fn a_guest_on_pvm_has_its_trap_cost() {
+        let mut r = guest_report(vec![entry("fork", "create", Target::Guest, 25_000)]);
+        r.metadata.trap_cost = Some(TrapCost {
+            probe: "clone_einval".to_string(),
+            calls: 10,
+            ns_per_call: 30_000,
+            exits_per_call: 2.0,
+            ns_per_exit: 15_000.0,
+        });
+        let value = serde_json::to_value(&r).unwrap();
+        let err = check_json(&value).unwrap_err();
+        assert!(err.contains("trap_ns_per_iter is missing"), "{err}");
+        r.entries[0].vm_exits.as_mut().unwrap().trap_ns_per_iter = Some(18_000_000.0);
+        let value = serde_json::to_value(&r).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(value["metadata"]["trap_cost"]["ns_per_exit"], 15_000.0);
+        let text = render(&r, Format::Table);
+        assert!(
+            text.contains(
+                "traps: a null syscall (clone_einval's refused call, median of 10) \
+                 takes 30.0 us = 2.00 KVM exits: ~15.0 us per exit"
+            ),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("fork/create/guest"))
+            .unwrap();
+        assert!(row.trim_end().ends_with("18.00 ms"), "{row}");
+    }
+
+    #[test]
     fn bmf_and_github_formats() {
         let mut na = entry("max_threads_eagain", "", Target::Host, 1);
         na.outcome = Outcome::NotApplicable {
             reason: "no".into(),
         };
-        let r = report(vec![
+        let r = guest_report(vec![
             entry("fork", "create", Target::Host, 1000),
             na,
             entry("fork", "create_exit_reap", Target::Guest, 4000),
         ]);
         let bmf: serde_json::Value = serde_json::from_str(&render(&r, Format::Bmf)).unwrap();
-        let latency = &bmf["fork/create/host"]["latency"];
-        assert_eq!(latency["value"], 1000.0);
-        assert_eq!(latency["lower_value"], 500.0);
-        assert_eq!(latency["upper_value"], 2000.0);
-        assert_eq!(
-            bmf["fork/create_exit_reap/guest"]["latency"]["value"],
-            4000.0
-        );
+        let host = &bmf["fork/create/host"];
+        // The bounds are the median's interval; p99 is its own measure.
+        assert_eq!(host["latency"]["value"], 1000.0);
+        assert_eq!(host["latency"]["lower_value"], 950.0);
+        assert_eq!(host["latency"]["upper_value"], 1050.0);
+        assert_eq!(host["latency_p99"]["value"], 2000.0);
+        assert!(host.get("kvm_exits").is_none());
+        let guest = &bmf["fork/create_exit_reap/guest"];
+        assert_eq!(guest["latency"]["value"], 4000.0);
+        assert_eq!(guest["kvm_exits"]["value"], 1234.5);
         assert_eq!(
             bmf.as_object().unwrap().len(),
             2,
@@ -1389,15 +1478,52 @@ mod tests {
         );
         let gh: serde_json::Value = serde_json::from_str(&render(&r, Format::Github)).unwrap();
         let items = gh.as_array().unwrap();
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[1]["name"], "fork/create_exit_reap/guest");
-        let extra = items[1]["extra"].as_str().unwrap();
-        assert!(extra.contains("reaped"), "{extra}");
-        assert_eq!(items[0]["name"], "fork/create/host");
+        let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "fork/create/host",
+                "fork/create/host/p99",
+                "fork/create_exit_reap/guest",
+                "fork/create_exit_reap/guest/p99"
+            ]
+        );
         assert_eq!(items[0]["unit"], "ns");
         assert_eq!(items[0]["value"], 1000);
+        assert_eq!(items[0]["range"], "950..1050");
         let extra = items[0]["extra"].as_str().unwrap();
+        assert!(extra.contains("95% CI 950..1050 ns"), "{extra}");
         assert!(extra.contains("returns in the parent"), "{extra}");
+        assert_eq!(items[1]["value"], 2000);
+        let extra = items[2]["extra"].as_str().unwrap();
+        assert!(extra.contains("KVM exits/iter 1234.5"), "{extra}");
+        assert!(extra.contains("reaped"), "{extra}");
+    }
+
+    #[test]
+    fn markdown_summary_has_tables_with_every_cell() {
+        let mut na = entry("max_threads_eagain", "", Target::Host, 1);
+        na.outcome = Outcome::NotApplicable {
+            reason: "a | b".into(),
+        };
+        let r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 25_000),
+            entry("fork", "create", Target::Host, 20_000),
+            na,
+        ]);
+        let md = render(&r, Format::Markdown);
+        assert!(md.starts_with("### forkbench "), "{md}");
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        // Each table's rows have as many cells as its header.
+        let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+        let header = rows.iter().position(|l| l.contains("benchmark")).unwrap();
+        for row in &rows[header..] {
+            assert_eq!(cells(row), cells(rows[header]), "{row}\n{md}");
+        }
+        assert!(rows[header + 1].starts_with("|-"), "{md}");
+        assert!(md.contains("N/A: a \\| b"), "{md}");
+        assert!(md.contains("| fork/create/guest "), "{md}");
+        assert!(md.contains(" 1.25 |"), "{md}");
     }
 
     #[test]
@@ -1416,12 +1542,12 @@ mod tests {
             na,
         ]);
         let text = render(&r, Format::Table);
-        assert!(text.contains(" create+exit+reap "), "{text}");
+        assert!(text.contains(" create+exit+reap guest "), "{text}");
         assert!(text.contains("guest/host"), "{text}");
         // One row per operation: guest, host, ratio for each metric.
         let fork: Vec<&str> = text
             .lines()
-            .find(|l| l.starts_with("fork "))
+            .find(|l| l.trim_start().starts_with("fork "))
             .unwrap()
             .split_whitespace()
             .collect();
@@ -1432,13 +1558,43 @@ mod tests {
         );
         let na_row = text
             .lines()
-            .find(|l| l.starts_with("max_threads_eagain "))
+            .find(|l| l.trim_start().starts_with("max_threads_eagain "))
             .unwrap();
         assert!(na_row.contains("N/A"), "{na_row}");
         // The statistics follow, with the reasons.
-        assert!(text
+        let guest: Vec<&str> = text
             .lines()
-            .any(|l| l.starts_with("fork/create_exit_reap/guest")));
+            .find(|l| l.trim_start().starts_with("fork/create_exit_reap/guest"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // name, median, CI (lower..upper), p90, p99, p99.9, mean, stddev, min, max.
+        assert_eq!(
+            guest,
+            [
+                "fork/create_exit_reap/guest",
+                "300.0",
+                "us",
+                "285.0",
+                "us..315.0",
+                "us",
+                "600.0",
+                "us",
+                "600.0",
+                "us",
+                "900.0",
+                "us",
+                "360.0",
+                "us",
+                "75.0",
+                "us",
+                "150.0",
+                "us",
+                "900.0",
+                "us"
+            ],
+            "{text}"
+        );
         assert!(text.contains("N/A: would affect the host"), "{text}");
         // Host numbers only: no harness line, no exit columns.
         assert!(!text.contains("harness:"), "{text}");
@@ -1460,19 +1616,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("exits/iter"), "{text}");
+        assert!(!text.contains("~traps/iter"), "no trap cost: {text}");
         let guest: Vec<&str> = text
             .lines()
-            .find(|l| l.starts_with("fork/create/guest"))
+            .find(|l| l.trim_start().starts_with("fork/create/guest"))
             .unwrap()
             .split_whitespace()
             .collect();
-        // name, 4 x (number unit), exits per iteration, KVM's per iteration.
-        assert_eq!(guest[9..], ["8.0000", "1234.5"], "{text}");
+        // name, 10 numbers with units (the CI one word plus a unit), exits
+        // per iteration, KVM's per iteration.
+        assert_eq!(guest[20..], ["8.0000", "1234.5"], "{text}");
         let host = text
             .lines()
-            .find(|l| l.starts_with("fork/create/host"))
+            .find(|l| l.trim_start().starts_with("fork/create/host"))
             .unwrap();
-        assert_eq!(host.split_whitespace().count(), 9, "{host}");
+        assert_eq!(host.split_whitespace().count(), 20, "{host}");
     }
 
     // The gate looks at each metric of each target on its own: a guest
@@ -1489,7 +1647,7 @@ mod tests {
             entry("fork", "create_exit_reap", Target::Guest, 201_000),
             entry("fork", "create", Target::Host, 20_000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["fork/create/guest"], "{found:?}");
         assert!((found[0].percent - 50.0).abs() < 1e-9);
@@ -1498,7 +1656,7 @@ mod tests {
             entry("fork", "create", Target::Guest, 30_000),
             entry("fork", "create_exit_reap", Target::Guest, 260_000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["fork/create_exit_reap/guest"], "{found:?}");
     }
@@ -1515,13 +1673,27 @@ mod tests {
             entry("vfork", "create", Target::Host, 1050),
             entry("new", "create", Target::Host, 9000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].name, "fork/create/host");
         assert!((found[0].percent - 20.0).abs() < 1e-9);
         assert!(found[0]
             .to_string()
             .starts_with("REGRESSION fork/create/host"));
-        assert!(regressions(&base, &now, 25.0).is_empty());
+        assert!(crate::gate::regressions(&base, &now, 25.0).is_empty());
+    }
+
+    #[test]
+    fn samples_as_csv() {
+        let mut e = entry("fork_mem", "create", Target::Guest, 1);
+        e.mem_mib = Some(16);
+        e.samples = vec![30, 10];
+        let csv = samples_csv(&[e, entry("fork", "create", Target::Host, 1)]);
+        assert_eq!(
+            csv,
+            "name,op,metric,target,mem_mib,iteration,ns\n\
+             fork_mem/16MiB/create/guest,fork_mem,create,guest,16,0,30\n\
+             fork_mem/16MiB/create/guest,fork_mem,create,guest,16,1,10\n"
+        );
     }
 }

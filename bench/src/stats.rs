@@ -49,7 +49,7 @@ pub fn summarize(samples: &[u64]) -> Option<Stats> {
     } else {
         0.0
     };
-    let histogram = histogram(samples);
+    let histogram = histogram(samples, max);
     let at = |q: f64| histogram.value_at_quantile(q).clamp(min, max);
     let median = at(0.5);
     let (lower, upper) = bootstrap_median(samples, resamples_for(n), BOOTSTRAP_SEED);
@@ -74,12 +74,15 @@ pub fn summarize(samples: &[u64]) -> Option<Stats> {
     })
 }
 
-/// An HdrHistogram of `samples` with three significant digits, growing to
-/// the largest sample.
-fn histogram(samples: &[u64]) -> Histogram<u64> {
-    let mut histogram = Histogram::<u64>::new(3).expect("3 significant digits are valid");
+/// An HdrHistogram of `samples` (none above `max`) with three significant
+/// digits.
+fn histogram(samples: &[u64], max: u64) -> Histogram<u64> {
+    let mut histogram =
+        Histogram::<u64>::new_with_max(max.max(2), 3).expect("valid histogram bounds");
     for &sample in samples {
-        histogram.saturating_record(sample);
+        histogram
+            .record(sample)
+            .expect("the histogram covers every sample");
     }
     histogram
 }
@@ -153,7 +156,10 @@ mod tests {
         samples.reverse();
         let s = summarize(&samples).unwrap();
         assert_eq!((s.min, s.median, s.p90, s.max), (1, 500, 900, 1000));
-        assert_eq!((s.p99, s.p99_9, s.samples), (Some(990), Some(999), Some(1000)));
+        assert_eq!(
+            (s.p99, s.p99_9, s.samples),
+            (Some(990), Some(999), Some(1000))
+        );
         assert!(close(s.mean.unwrap(), 500.5, 1e-12));
         let sd = (1000.0f64 * 1001.0 / 12.0).sqrt();
         assert!(close(s.stddev.unwrap(), sd, 1e-12), "{:?}", s.stddev);
@@ -170,18 +176,24 @@ mod tests {
     #[test]
     fn exponential_distribution() {
         let mean = 10_000.0;
-        let samples = draw(200_000, 7, |u| -mean * (1.0 - u).ln());
+        let samples = draw(100_000, 7, |u| -mean * (1.0 - u).ln());
         let s = summarize(&samples).unwrap();
         assert!(close(s.mean.unwrap(), mean, 0.01), "{s:?}");
         assert!(close(s.stddev.unwrap(), mean, 0.02), "{s:?}");
         assert!(close(s.median as f64, mean * 2f64.ln(), 0.01), "{s:?}");
         assert!(close(s.p90 as f64, mean * 10f64.ln(), 0.01), "{s:?}");
-        assert!(close(s.p99.unwrap() as f64, mean * 100f64.ln(), 0.02), "{s:?}");
-        assert!(close(s.p99_9.unwrap() as f64, mean * 1000f64.ln(), 0.05), "{s:?}");
+        assert!(
+            close(s.p99.unwrap() as f64, mean * 100f64.ln(), 0.02),
+            "{s:?}"
+        );
+        assert!(
+            close(s.p99_9.unwrap() as f64, mean * 1000f64.ln(), 0.05),
+            "{s:?}"
+        );
         let ci = s.median_ci.unwrap();
         let true_median = (mean * 2f64.ln()) as u64;
         assert!(ci.lower <= true_median && true_median <= ci.upper, "{ci:?}");
-        assert_eq!(ci.resamples, resamples_for(200_000));
+        assert_eq!(ci.resamples, resamples_for(100_000));
     }
 
     // The interval covers the true median in about 95% of samples: 200
@@ -224,6 +236,10 @@ mod tests {
 
     #[test]
     fn percentiles_stay_within_the_samples() {
+        // Far above the histogram's initial range.
+        let s = summarize(&[10_000_000, 20_000_000, 30_000_000]).unwrap();
+        assert_eq!((s.min, s.max), (10_000_000, 30_000_000));
+        assert!(close(s.median as f64, 20_000_000.0, 1e-3), "{s:?}");
         // A 3-digit histogram rounds 100_003 up to its bucket's top; the
         // reported percentiles stay within [min, max].
         let s = summarize(&[100_003, 100_003, 100_003]).unwrap();

@@ -190,7 +190,16 @@ mod tests {
         // target, metric, MiB, min, median (the lower median), p90, max, mean.
         assert_eq!(
             &rows[1].iter().take(8).collect::<Vec<_>>(),
-            &["guest", "create_exit_reap", "16", "1999", "2000", "2002", "2002", "2000.500"]
+            &[
+                "guest",
+                "create_exit_reap",
+                "16",
+                "1999",
+                "2000",
+                "2002",
+                "2002",
+                "2000.500"
+            ]
         );
         assert_eq!(
             rows[3].iter().take(3).collect::<Vec<_>>(),

@@ -802,6 +802,51 @@ mod tests {
     }
 
     #[test]
+    fn the_guest_is_sized_for_its_largest_point() {
+        let point = |op, mem_mib, iters| {
+            (
+                op,
+                Params {
+                    iters,
+                    warmup: 0,
+                    mem_mib,
+                },
+            )
+        };
+        // Small points: the default.
+        let small = [
+            point(BenchOp::Fork, 0, 1000),
+            point(BenchOp::ForkMem, 16, 1000),
+        ];
+        assert_eq!(guest_memory_for(&small, None).unwrap(), 256);
+        assert_eq!(guest_memory_for(&small, Some(128)).unwrap(), 128);
+        // `sweep --mem-list 0,1024` (the point that used to die in 256 MiB):
+        // room for the touched GiB, its page tables and the kernel's share.
+        let sweep = [
+            point(BenchOp::ForkMem, 0, 1000),
+            point(BenchOp::ForkMem, 1024, 1000),
+        ];
+        let memory = guest_memory_for(&sweep, None).unwrap();
+        assert!((1024 + 64..=1400).contains(&memory), "{memory}");
+        let err = guest_memory_for(&sweep, Some(1024)).unwrap_err();
+        assert_eq!(err.exit_status, 2);
+        assert!(
+            err.message.starts_with(&format!(
+                "fork_mem at 1024 MiB touched needs a guest of at least {memory} MiB; \
+                 --guest-memory is 1024"
+            )),
+            "{err}"
+        );
+        // A million iterations' samples need room too.
+        let long = [point(BenchOp::Fork, 0, 10_000_000)];
+        assert!(guest_memory_for(&long, None).unwrap() > 305 + 32);
+        // Beyond what forkvm can give.
+        let huge = [point(BenchOp::ForkMem, 80 << 10, 10)];
+        let err = guest_memory_for(&huge, None).unwrap_err();
+        assert!(err.message.contains("at most"), "{err}");
+    }
+
+    #[test]
     fn planned_names_are_the_report_names() {
         let opts = RunOptions {
             ops: vec![BenchOp::ForkMem, BenchOp::CloneEinval],

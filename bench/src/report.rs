@@ -647,6 +647,9 @@ fn draw(mut table: comfy_table::Table, first_number: usize) -> String {
     }
     let mut out = String::new();
     for line in table.to_string().lines() {
+        // The borderless style pads the first column too: rows start at
+        // the margin, as names are looked up by their start.
+        let line = line.strip_prefix(' ').unwrap_or(line);
         out.push_str(line.trim_end());
         out.push('\n');
     }

@@ -196,6 +196,8 @@ impl From<TargetArg> for Targets {
 }
 
 #[derive(clap::Args)]
+#[group(id = "gate_args")]
+#[command(group(clap::ArgGroup::new("gate").args(["baseline", "history"]).multiple(true)))]
 struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
@@ -209,11 +211,11 @@ struct OutputArgs {
     baseline: Option<PathBuf>,
     /// Percent a median may grow over the baseline (or the history's mean)
     /// before it is a regression.
-    #[arg(long, value_name = "PCT", default_value_t = 10.0)]
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, requires = "gate")]
     threshold: f64,
     /// Compare with a baseline or history from another machine (CPU model,
     /// host kernel, platform, guest vCPUs or memory) instead of refusing.
-    #[arg(long)]
+    #[arg(long, requires = "gate")]
     allow_foreign_baseline: bool,
     /// A directory of earlier JSON reports: test this run against the spread
     /// of their medians (z-score), then record it there.
@@ -221,6 +223,7 @@ struct OutputArgs {
     history: Option<PathBuf>,
     /// Runs --history keeps (the oldest are deleted).
     #[arg(long, value_name = "N", default_value_t = bench::gate::DEFAULT_HISTORY_KEEP,
+          requires = "history",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     history_keep: usize,
     /// Write every sample as CSV (name,op,metric,target,mem_mib,iteration,ns) to FILE.

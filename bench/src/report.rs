@@ -751,8 +751,12 @@ fn statistics(report: &Report, style: Style) -> String {
                         e.kvm_per_iter
                             .map_or("-".to_string(), |n| format!("{n:.1}")),
                     );
-                    if traps {
+                    // The estimate is for the whole iteration: shown next
+                    // to the metric that times the whole iteration only.
+                    if traps && times_the_whole_iteration(report, entry) {
                         row.push(optf(e.trap_ns_per_iter));
+                    } else if traps {
+                        row.push("-".to_string());
                     }
                 }
             }
@@ -766,6 +770,18 @@ fn statistics(report: &Report, style: Style) -> String {
         table.add_row(row);
     }
     draw(table, 1)
+}
+
+/// Whether `entry`'s metric spans its whole iteration: `create_exit_reap`,
+/// or the only metric of its operation there (a refused call's `create`).
+fn times_the_whole_iteration(report: &Report, entry: &Entry) -> bool {
+    entry.metric == "create_exit_reap"
+        || !report.entries.iter().any(|e| {
+            e.metric == "create_exit_reap"
+                && e.op == entry.op
+                && e.mem_mib == entry.mem_mib
+                && e.target == entry.target
+        })
 }
 
 /// `harness: Hello round trip X, Y exits; RunBench ~Z exits per 1000
@@ -796,7 +812,7 @@ fn harness_line(h: &HarnessCost) -> String {
 fn trap_line(t: &TrapCost) -> String {
     format!(
         "traps: a null syscall ({}'s refused call, median of {}) takes {} = {:.2} KVM exits: \
-         ~{} per exit (~traps/iter = kvm/iter x that)",
+         ~{} per exit (~traps/iter: the whole iteration's KVM exits at that price)",
         t.probe,
         t.calls,
         human_ns(t.ns_per_call),

@@ -726,6 +726,7 @@ fn statistics(report: &Report, style: Style) -> String {
     let mut table = style.table(header);
     let opt = |n: Option<u64>| n.map_or("-".to_string(), human_ns);
     let optf = |n: Option<f64>| n.map_or("-".to_string(), |n| human_ns(n.round() as u64));
+    let mut unmeasured: Vec<(String, String)> = Vec::new();
     for entry in &report.entries {
         let name = entry.name();
         let mut row = vec![name];
@@ -760,16 +761,39 @@ fn statistics(report: &Report, style: Style) -> String {
                     }
                 }
             }
-            Outcome::NotApplicable { reason } => row.push(style.cell(&format!("N/A: {reason}"))),
-            Outcome::Error { error } => row.push(style.cell(&format!("ERROR: {error}"))),
-        }
-        // Markdown rows need every cell.
-        if style == Style::Markdown {
-            row.resize(columns, String::new());
+            Outcome::NotApplicable { reason } => {
+                unmeasured.push((row.remove(0), format!("N/A: {reason}")));
+                continue;
+            }
+            Outcome::Error { error } => {
+                unmeasured.push((row.remove(0), format!("ERROR: {error}")));
+                continue;
+            }
         }
         table.add_row(row);
     }
-    draw(table, 1)
+    // Entries without numbers say why: in Markdown as rows of the table
+    // (every cell present), in text after it, so a long reason does not
+    // widen a column of numbers.
+    if style == Style::Markdown {
+        for (name, why) in &unmeasured {
+            let mut row = vec![name.clone(), style.cell(why)];
+            row.resize(columns, String::new());
+            table.add_row(row);
+        }
+        return draw(table, 1);
+    }
+    let mut out = draw(table, 1);
+    let width = report
+        .entries
+        .iter()
+        .map(|e| e.name().len())
+        .max()
+        .unwrap_or(0);
+    for (name, why) in unmeasured {
+        let _ = writeln!(out, "{name:<width$}  {why}");
+    }
+    out
 }
 
 /// Whether `entry`'s metric spans its whole iteration: `create_exit_reap`,

@@ -48,12 +48,12 @@ pub fn guest_need_mib(params: Params) -> u64 {
 fn does_not_fit(harness: &mut GuestHarness, params: Params) -> Option<String> {
     let need = guest_need_mib(params);
     let stats = harness.stats().ok()?;
-    let free = stats.free_frames * 4096 >> 20;
+    let free = (stats.free_frames * 4096) >> 20;
     (need > free).then(|| {
         format!(
             "needs about {need} MiB of guest memory ({} MiB touched), the guest has {free} MiB              free of {} MiB: not run (raise --guest-memory)",
             params.mem_mib,
-            stats.total_frames * 4096 >> 20
+            (stats.total_frames * 4096) >> 20
         )
     })
 }

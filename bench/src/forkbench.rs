@@ -277,15 +277,16 @@ fn measure_guest(
     metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
     let hellos = overhead::measure_hellos(&mut harness, overhead::HELLOS)
         .map_err(|e| Error::run(format!("guest Hello round trips: {e}")))?;
-    let mut totals = RunBenchTotals::default();
-    let harness_cost = overhead::harness_cost(&hellos, &totals);
-    let hello_kvm = harness_cost.kvm_exits_per_hello;
+    // KVM's exits per Hello: a request's own cost, which the trap
+    // accounting leaves out of each request's count.
+    let hello_kvm = overhead::harness_cost(&hellos, &RunBenchTotals::default()).kvm_exits_per_hello;
     metadata.trap_cost = crate::traps::probe_if_pvm(
         &mut harness,
         metadata.on_pvm(),
         metadata.iterations,
         hello_kvm,
     );
+    let mut totals = RunBenchTotals::default();
     let mut entries = Vec::new();
     for &(op, params) in work {
         progress.step(&format!("{} in the guest", describe(op, params)));

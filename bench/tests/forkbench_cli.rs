@@ -607,6 +607,25 @@ fn compare_runs_the_guest_and_the_host() {
         .len();
     assert_eq!(ops, 9);
     assert_eq!(value["metadata"]["harness"]["run_bench_requests"], ops);
+    // Trap accounting: on PVM with KVM's statistics, a calibrated price
+    // per exit and every guest entry's estimate (the checker ties them).
+    let meta = &value["metadata"];
+    let pvm = meta["platform_mode"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("pvm"));
+    if pvm && !meta["harness"]["kvm_exits_per_hello"].is_null() {
+        let trap = &meta["trap_cost"];
+        assert_eq!(trap["probe"], "clone_einval", "{meta}");
+        assert!(trap["exits_per_call"].as_f64().unwrap() >= 0.5, "{meta}");
+        assert!(trap["ns_per_exit"].as_f64().unwrap() > 0.0, "{meta}");
+        let fork = find("fork", "create_exit_reap", "guest");
+        assert!(
+            fork["vm_exits"]["trap_ns_per_iter"].as_f64().unwrap() > 0.0,
+            "{fork}"
+        );
+    } else if !pvm {
+        assert!(meta["trap_cost"].is_null(), "no traps to price: {meta}");
+    }
     assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
 
     // The table's row for fork has guest, host and ratio for both metrics.

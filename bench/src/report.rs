@@ -156,7 +156,9 @@ pub struct VmExitCount {
     /// The time these exits cost per iteration, estimated from the run's
     /// null-syscall probe ([`TrapCost`]): KVM's exits of the request less
     /// one Hello's, per iteration (warm-up included), times
-    /// [`TrapCost::ns_per_exit`]. Only on PVM, where a system call traps.
+    /// [`TrapCost::ns_per_exit`]. Only on PVM, where a system call traps,
+    /// and not for a `fork_mem` point that touched memory (see
+    /// [`crate::traps::priced`]).
     #[serde(default)]
     pub trap_ns_per_iter: Option<f64>,
 }
@@ -1192,7 +1194,9 @@ impl Report {
                 (Some(exits), Target::Guest) => {
                     let at = format!("{at}.vm_exits");
                     exits.check(entry.iters, &at)?;
-                    let calibrated = meta.trap_cost.is_some() && exits.kvm_total.is_some();
+                    let calibrated = meta.trap_cost.is_some()
+                        && exits.kvm_total.is_some()
+                        && crate::traps::priced(entry);
                     match exits.trap_ns_per_iter {
                         Some(_) if !calibrated => {
                             return Err(format!(

@@ -72,11 +72,22 @@ pub fn measure(
     })
 }
 
-/// Sets each guest entry's `trap_ns_per_iter`: its request's KVM exits
-/// (less `hello_kvm_exits`, over `iters + warmup` iterations) times the
-/// probe's cost per exit.
+/// Whether the trap estimate can be given for `entry`: not for a
+/// `fork_mem` point that touched memory, whose request's exits include the
+/// page faults of touching it before the loop (a 1 GiB point: ~540000),
+/// which no per-iteration price can separate.
+pub fn priced(entry: &Entry) -> bool {
+    entry.mem_mib.unwrap_or(0) == 0
+}
+
+/// Sets each guest entry's `trap_ns_per_iter` (where [`priced`]): its
+/// request's KVM exits (less `hello_kvm_exits`, over `iters + warmup`
+/// iterations) times the probe's cost per exit.
 pub fn annotate(entries: &mut [Entry], trap: &TrapCost, hello_kvm_exits: f64, warmup: u64) {
     for entry in entries {
+        if !priced(entry) {
+            continue;
+        }
         let iters = entry.iters;
         if let Some(exits) = entry.vm_exits.as_mut() {
             if let Some(kvm_total) = exits.kvm_total {
@@ -149,12 +160,16 @@ mod tests {
             vm_exits,
             samples: Vec::new(),
         };
+        let mut touched = entry(Some(exits(Some(1_110))));
+        touched.mem_mib = Some(16);
         let mut entries = vec![
             entry(Some(exits(Some(1_110)))),
             entry(Some(exits(None))),
             entry(None),
+            touched,
         ];
         annotate(&mut entries, &trap, 10.0, 10);
+        assert_eq!(entries[3].vm_exits.as_ref().unwrap().trap_ns_per_iter, None);
         // (1110 - 10) / 110 = 10 exits per iteration, 15 us each.
         let priced = entries[0].vm_exits.as_ref().unwrap().trap_ns_per_iter;
         assert_eq!(priced, Some(150_000.0));

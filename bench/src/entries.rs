@@ -4,19 +4,58 @@
 //! subcommands assemble into a [`crate::report::Report`].
 
 use crate::guest_harness::{GuestHarness, GuestRun};
-use crate::host_linux::{self, op_name, BenchOp, HostError, Params, Summary};
+use crate::host_linux::{self, op_name, BenchOp, HostError, Params};
 use crate::overhead::{self, RequestExits, RunBenchTotals};
-use crate::report::{Entry, Outcome, Stats, Target};
+use crate::report::{Entry, Outcome, Target};
 
-/// `summary` (TSC cycles at `khz`) in nanoseconds.
-fn stats_ns(summary: Summary, khz: u64) -> Stats {
-    let ns = |cycles| host_linux::cycles_to_duration(cycles, khz).as_nanos() as u64;
-    Stats {
-        min: ns(summary.min),
-        median: ns(summary.median),
-        p90: ns(summary.p90),
-        max: ns(summary.max),
+/// `samples` (TSC cycles at `khz`) in nanoseconds.
+fn samples_ns(samples: &[u64], khz: u64) -> Vec<u64> {
+    samples
+        .iter()
+        .map(|&cycles| host_linux::cycles_to_duration(cycles, khz).as_nanos() as u64)
+        .collect()
+}
+
+/// The outcome and samples (ns) of one metric's `samples` (cycles at
+/// `khz`), if there are any.
+fn measured(samples: Option<&[u64]>, khz: u64) -> (Outcome, Vec<u64>) {
+    let ns = samples_ns(samples.unwrap_or_default(), khz);
+    match crate::stats::summarize(&ns) {
+        Some(stats) => (Outcome::Ok { ns: stats }, ns),
+        None => (
+            Outcome::Error {
+                error: "no samples".to_string(),
+            },
+            Vec::new(),
+        ),
     }
+}
+
+/// Guest memory a `RunBench` of `params` needs besides the kernel's own
+/// (MiB): the touched memory with its page tables (the parent's and the
+/// child's copy, 1/256 of it, rounded up generously to 1/64), the sample
+/// buffers (16 bytes per iteration, twice over while they are streamed)
+/// and room for `harnessd` and the child.
+pub fn guest_need_mib(params: Params) -> u64 {
+    let mem = params.mem_mib as u64;
+    let samples = (params.iters as u64 * 32).div_ceil(1 << 20);
+    mem + mem.div_ceil(64) + samples + 32
+}
+
+/// The error a `RunBench` of `params` gets instead of running when the
+/// guest's free memory (its Stats) cannot hold it; `None` when it fits or
+/// the guest cannot tell.
+fn does_not_fit(harness: &mut GuestHarness, params: Params) -> Option<String> {
+    let need = guest_need_mib(params);
+    let stats = harness.stats().ok()?;
+    let free = (stats.free_frames * 4096) >> 20;
+    (need > free).then(|| {
+        format!(
+            "needs about {need} MiB of guest memory ({} MiB touched), the guest has {free} MiB              free of {} MiB: not run (raise --guest-memory)",
+            params.mem_mib,
+            (stats.total_frames * 4096) >> 20
+        )
+    })
 }
 
 /// The measured `RunBench` of `op` and the VM exits it caused.
@@ -48,7 +87,9 @@ pub fn guest_entries(
     totals: &mut RunBenchTotals,
 ) -> Vec<Entry> {
     let khz = harness.hello_info().tsc_khz;
-    let result = if op.must_fail() {
+    let result = if let Some(error) = does_not_fit(harness, params) {
+        Err(error)
+    } else if op.must_fail() {
         run_leaving_no_trace(harness, op, params)
     } else {
         measured_run(harness, op, params)
@@ -65,21 +106,20 @@ pub fn guest_entries(
     op.metrics()
         .iter()
         .map(|&metric| {
-            let outcome = match &result {
-                Ok(run) => match run.samples(metric).and_then(Summary::of) {
-                    Some(s) if khz > 0 => Outcome::Ok {
-                        ns: stats_ns(s, khz),
-                    },
-                    Some(_) => Outcome::Error {
+            let (outcome, samples) = match &result {
+                Ok(_) if khz == 0 => (
+                    Outcome::Error {
                         error: "the guest reported no TSC rate".to_string(),
                     },
-                    None => Outcome::Error {
-                        error: "no samples".to_string(),
+                    Vec::new(),
+                ),
+                Ok(run) => measured(run.samples(metric), khz),
+                Err(error) => (
+                    Outcome::Error {
+                        error: error.clone(),
                     },
-                },
-                Err(error) => Outcome::Error {
-                    error: error.clone(),
-                },
+                    Vec::new(),
+                ),
             };
             Entry {
                 op: op_name(op).to_string(),
@@ -90,6 +130,7 @@ pub fn guest_entries(
                 outcome,
                 note: None,
                 vm_exits: vm_exits.clone(),
+                samples,
             }
         })
         .collect()
@@ -129,34 +170,33 @@ fn run_leaving_no_trace(
 /// none) into report entries, one per metric.
 pub fn host_entries(op: BenchOp, params: Params) -> Vec<Entry> {
     let mem_mib = (op == BenchOp::ForkMem).then_some(params.mem_mib as u64);
-    let entry = |metric: &str, outcome: Outcome, note: Option<String>| Entry {
-        op: op_name(op).to_string(),
-        metric: metric.to_string(),
-        target: Target::Host,
-        mem_mib,
-        iters: params.iters as u64,
-        outcome,
-        note,
-        vm_exits: None,
-    };
+    let entry =
+        |metric: &str, (outcome, samples): (Outcome, Vec<u64>), note: Option<String>| Entry {
+            op: op_name(op).to_string(),
+            metric: metric.to_string(),
+            target: Target::Host,
+            mem_mib,
+            iters: params.iters as u64,
+            outcome,
+            note,
+            vm_exits: None,
+            samples,
+        };
     let metrics = host_linux::metrics(op);
     match host_linux::run(op, params) {
         Ok(result) => metrics
             .iter()
             .map(|&metric| {
-                let outcome = match result.samples(metric).and_then(Summary::of) {
-                    Some(s) => Outcome::Ok {
-                        ns: stats_ns(s, result.clock.khz()),
-                    },
-                    None => Outcome::Error {
-                        error: "no samples".to_string(),
-                    },
-                };
+                let outcome = measured(result.samples(metric), result.clock.khz());
                 entry(metric.name(), outcome, result.note.clone())
             })
             .collect(),
         Err(HostError::NotApplicable { reason, .. }) => {
-            vec![entry("", Outcome::NotApplicable { reason }, None)]
+            vec![entry(
+                "",
+                (Outcome::NotApplicable { reason }, Vec::new()),
+                None,
+            )]
         }
         Err(error) => {
             let metrics: Vec<&str> = if metrics.is_empty() {
@@ -169,9 +209,12 @@ pub fn host_entries(op: BenchOp, params: Params) -> Vec<Entry> {
                 .map(|m| {
                     entry(
                         m,
-                        Outcome::Error {
-                            error: error.to_string(),
-                        },
+                        (
+                            Outcome::Error {
+                                error: error.to_string(),
+                            },
+                            Vec::new(),
+                        ),
                         None,
                     )
                 })

@@ -2,21 +2,24 @@
 //! once the binary (`bench/src/bin/forkbench.rs`) has parsed the command
 //! line.
 //!
-//! `run` measures in forkvm's guest (booted once, driven over the
-//! virtio-console protocol by [`crate::guest_harness`]) and on the host's
-//! own Linux ([`crate::host_linux`]), writes a [`Report`] in the chosen
-//! format, and with a baseline report compares medians and fails naming
-//! every regression beyond the threshold. Everything that can be checked
-//! before a run is checked first (the baseline is read and must share
-//! entries with the run, the output files must be writable), so a mistake
-//! costs no measuring; those are setup errors, exit status 2.
+//! `run` measures in forkvm's guest (booted once, with memory for its
+//! largest point, driven over the virtio-console protocol by
+//! [`crate::guest_harness`]) and on the host's own Linux
+//! ([`crate::host_linux`]), writes a [`Report`] in the chosen format, and
+//! with a baseline report or a history directory fails naming every
+//! regression [`crate::gate`] finds. Everything that can be checked before
+//! a run is checked first (the baseline is read, must come from the same
+//! kind of machine and share entries with the run, every point must fit in
+//! the guest, the output files must be writable), so a mistake costs no
+//! measuring; those are setup errors, exit status 2.
 
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::entries::{guest_entries, host_entries};
+use crate::entries::{guest_entries, guest_need_mib, host_entries};
+use crate::gate::{self, Fingerprint};
 use crate::guest_harness::{
     GuestHarness, HarnessOptions, ProbeArgs, ReplyTimeout, DEFAULT_BOOT_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_VM_TIMEOUT,
@@ -58,8 +61,9 @@ pub struct Sizes {
     pub warmup: u64,
     /// MiB the parent touches before `fork_mem`.
     pub mem_mib: u64,
-    /// Guest RAM in MiB.
-    pub guest_memory_mib: u64,
+    /// Guest RAM in MiB; `None` sizes it for the largest point
+    /// ([`guest_memory_for`]).
+    pub guest_memory_mib: Option<u64>,
 }
 
 /// Where and how a `run` reports.
@@ -72,6 +76,30 @@ pub struct OutputOptions {
     pub baseline: Option<PathBuf>,
     /// Percent a median may grow over the baseline's.
     pub threshold: f64,
+    /// Compare with a baseline or history from another machine fingerprint.
+    pub allow_foreign_baseline: bool,
+    /// A directory of earlier runs to test against, and record this one in.
+    pub history: Option<PathBuf>,
+    /// Runs the history keeps.
+    pub history_keep: usize,
+    /// Write every sample as CSV here.
+    pub samples: Option<PathBuf>,
+}
+
+impl OutputOptions {
+    /// Table on standard output, no gate, no files.
+    pub fn stdout(format: Format) -> OutputOptions {
+        OutputOptions {
+            format,
+            output: None,
+            baseline: None,
+            threshold: 10.0,
+            allow_foreign_baseline: false,
+            history: None,
+            history_keep: gate::DEFAULT_HISTORY_KEEP,
+            samples: None,
+        }
+    }
 }
 
 /// `forkbench run` (and `compare`, which is `run` of every operation on
@@ -100,6 +128,10 @@ pub struct SweepOptions {
     pub csv: Option<PathBuf>,
     /// Write an SVG plot of the medians here.
     pub svg: Option<PathBuf>,
+    /// Guest RAM in MiB; `None` sizes it for the largest point.
+    pub guest_memory_mib: Option<u64>,
+    /// The report's format and files (no gate: a sweep has no baseline).
+    pub output: OutputOptions,
 }
 
 /// `forkbench probe`: one `clone`/`clone3` call.
@@ -241,9 +273,19 @@ fn measure_guest(
 ) -> Result<GuestPart, Error> {
     let mut harness = boot_guest(memory_mib, timeout, vm_lifetime(timeout, work))?;
     metadata.guest_memory_mib = Some(memory_mib);
+    metadata.guest_vcpus = Some(GUEST_VCPUS);
     metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
     let hellos = overhead::measure_hellos(&mut harness, overhead::HELLOS)
         .map_err(|e| Error::run(format!("guest Hello round trips: {e}")))?;
+    // KVM's exits per Hello: a request's own cost, which the trap
+    // accounting leaves out of each request's count.
+    let hello_kvm = overhead::harness_cost(&hellos, &RunBenchTotals::default()).kvm_exits_per_hello;
+    metadata.trap_cost = crate::traps::probe_if_pvm(
+        &mut harness,
+        metadata.on_pvm(),
+        metadata.iterations,
+        hello_kvm,
+    );
     let mut totals = RunBenchTotals::default();
     let mut entries = Vec::new();
     for &(op, params) in work {
@@ -251,6 +293,9 @@ fn measure_guest(
         entries.extend(guest_entries(&mut harness, op, params, &mut totals));
     }
     metadata.harness = Some(overhead::harness_cost(&hellos, &totals));
+    if let (Some(trap), Some(hello_kvm)) = (&metadata.trap_cost, hello_kvm) {
+        crate::traps::annotate(&mut entries, trap, hello_kvm, metadata.warmup);
+    }
     // A guest still busy with a request that timed out may not power off
     // in time: that fails the run, but what was measured is still reported.
     let powered_off = match harness.shutdown() {
@@ -273,11 +318,102 @@ struct GuestPart {
     powered_off: bool,
 }
 
+/// The vCPUs forkvm gives its guest (the VMM creates one).
+pub const GUEST_VCPUS: u64 = 1;
+
 /// Reads the baseline report of `--baseline`.
 fn read_baseline(path: &Path) -> Result<Report, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::run(format!("baseline {}: {e}", path.display())))?;
     report::parse_report(&text).map_err(|e| Error::run(format!("baseline {}: {e}", path.display())))
+}
+
+/// The largest guest memory forkvm can give (MiB): RAM above the 3 GiB
+/// hole moves up by 1 GiB, within what the boot page tables map.
+const MAX_GUEST_MEMORY_MIB: u64 = (forkvm_abi::MAX_GUEST_MEMORY >> 20) - 1024;
+
+/// The guest memory (MiB) for `work`: `asked` when given, else the
+/// default 256 MiB or, when more, what the largest point needs
+/// ([`guest_need_mib`]) plus the kernel's own share (about 1/16 of RAM
+/// and a few MiB: frame metadata and the kernel image). A point that
+/// cannot fit (in `asked`, in the largest guest, or in the host's
+/// available memory) is a setup error naming it, before anything runs.
+pub fn guest_memory_for(work: &[(BenchOp, Params)], asked: Option<u64>) -> Result<u64, Error> {
+    let largest = work.iter().copied().max_by_key(|&(_, p)| guest_need_mib(p));
+    let Some((op, params)) = largest else {
+        return Ok(asked.unwrap_or(DEFAULT_GUEST_MEMORY_MIB));
+    };
+    let need = guest_need_mib(params);
+    let required = ((need + 4) * 16).div_ceil(15);
+    let point = match op {
+        BenchOp::ForkMem => format!("{} at {} MiB touched", op_name(op), params.mem_mib),
+        _ => op_name(op).to_string(),
+    };
+    if required > MAX_GUEST_MEMORY_MIB {
+        return Err(Error::setup(format!(
+            "{point} needs a guest of {required} MiB; forkvm gives at most \
+             {MAX_GUEST_MEMORY_MIB} MiB"
+        )));
+    }
+    if let Some(available) = host_available_mib() {
+        if need > available {
+            return Err(Error::setup(format!(
+                "{point} needs about {need} MiB of memory; the host has {available} MiB available"
+            )));
+        }
+    }
+    match asked {
+        Some(asked) if asked < required => Err(Error::setup(format!(
+            "{point} needs a guest of at least {required} MiB; --guest-memory is {asked} \
+             (leave it out to size the guest for the largest point)"
+        ))),
+        Some(asked) => Ok(asked),
+        None => Ok(required.max(DEFAULT_GUEST_MEMORY_MIB)),
+    }
+}
+
+/// The guest memory when nothing larger is needed.
+pub const DEFAULT_GUEST_MEMORY_MIB: u64 = 256;
+
+/// `MemAvailable` of /proc/meminfo in MiB.
+fn host_available_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib >> 10)
+}
+
+/// The fingerprint the run of `targets` with `guest_memory` will have.
+fn planned_fingerprint(metadata: &Metadata, targets: Targets, guest_memory: u64) -> Fingerprint {
+    let mut fingerprint = Fingerprint::of(metadata);
+    if targets.guest() {
+        fingerprint.guest_vcpus = Some(GUEST_VCPUS);
+        fingerprint.guest_memory_mib = Some(guest_memory);
+    }
+    fingerprint
+}
+
+/// Refuses (setup error) `other` from another kind of machine than `ours`
+/// unless `allowed`, which prints the differences as a warning instead.
+fn check_fingerprint(
+    ours: &Fingerprint,
+    other: &Report,
+    what: &str,
+    allowed: bool,
+) -> Result<(), Error> {
+    let differences = ours.differences(&Fingerprint::of(&other.metadata));
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let list = differences.join("; ");
+    if allowed {
+        eprintln!("forkbench: warning: {what} is from another machine ({list})");
+        return Ok(());
+    }
+    Err(Error::setup(format!(
+        "{what} is from another machine ({list}): its numbers are not comparable; \
+         pass --allow-foreign-baseline to compare anyway"
+    )))
 }
 
 /// The names (`op[/NMiB]/metric/target`) a run of `opts` can produce
@@ -315,7 +451,20 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
         guest_memory_mib,
     } = opts.sizes;
     let output = &opts.output;
+    let params = Params {
+        iters: iters as usize,
+        warmup: warmup as usize,
+        mem_mib: mem_mib as usize,
+    };
+    let work: Vec<(BenchOp, Params)> = opts.ops.iter().map(|&op| (op, params)).collect();
     // Everything that can be wrong with what was asked, before measuring.
+    let memory = if opts.targets.guest() {
+        guest_memory_for(&work, guest_memory_mib)?
+    } else {
+        guest_memory_mib.unwrap_or(DEFAULT_GUEST_MEMORY_MIB)
+    };
+    let mut metadata = Metadata::collect(iters, warmup);
+    let fingerprint = planned_fingerprint(&metadata, opts.targets, memory);
     let baseline = match &output.baseline {
         Some(path) => {
             let baseline = read_baseline(path)?;
@@ -334,27 +483,27 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
                     measured.first().map_or("nothing", String::as_str)
                 )));
             }
+            check_fingerprint(
+                &fingerprint,
+                &baseline,
+                &format!("baseline {}", path.display()),
+                output.allow_foreign_baseline,
+            )?;
             Some(baseline)
         }
         None => None,
     };
-    let out_file = match &output.output {
-        Some(path) => Some(OutputFile::create(path, "--output")?),
+    let history = match &output.history {
+        Some(dir) => Some(read_history(dir, &fingerprint, output)?),
         None => None,
     };
-    let params = Params {
-        iters: iters as usize,
-        warmup: warmup as usize,
-        mem_mib: mem_mib as usize,
-    };
-    let work: Vec<(BenchOp, Params)> = opts.ops.iter().map(|&op| (op, params)).collect();
-    let mut metadata = Metadata::collect(iters, warmup);
+    let files = OutputFiles::create(output)?;
     let mut progress = Progress::new(work.len() * opts.targets.count());
     let mut entries = Vec::new();
     let mut failed = false;
     if opts.targets.guest() {
         let guest = measure_guest(
-            guest_memory_mib,
+            memory,
             reply_timeout(opts.timeout),
             &work,
             &mut progress,
@@ -376,20 +525,115 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
         metadata,
         entries,
     };
-    let text = report::render(&report, output.format);
-    match out_file {
-        Some(file) => file.write(&text)?,
-        None => print!("{text}"),
+    // The gate first, so the Markdown summary can carry its verdicts.
+    let mut verdicts = String::new();
+    let mut found = Vec::new();
+    if let Some(baseline) = &baseline {
+        let regressions = gate::regressions(baseline, &report, output.threshold);
+        verdicts += &gate::markdown(
+            "Against the baseline",
+            &regressions,
+            compared(baseline, &report),
+        );
+        found.extend(regressions);
     }
-    failed |= has_errors(&report);
-    if let Some(baseline) = baseline {
-        let found = report::regressions(&baseline, &report, output.threshold);
-        for regression in &found {
-            eprintln!("forkbench: {regression} > {}%", output.threshold);
+    if let Some(history) = &history {
+        let regressions = gate::history_regressions(history, &report, output.threshold);
+        if history.len() < gate::MIN_HISTORY {
+            eprintln!(
+                "forkbench: history has {} comparable runs, {} needed to test: recorded only",
+                history.len(),
+                gate::MIN_HISTORY
+            );
         }
-        failed |= !found.is_empty();
+        let title = format!("Against the last {} runs", history.len());
+        let compared = history.last().map_or(0, |last| compared(last, &report));
+        verdicts += &gate::markdown(&title, &regressions, compared);
+        found.extend(regressions);
+    }
+    let mut text = report::render(&report, output.format);
+    if output.format == Format::Markdown {
+        text += &verdicts;
+    }
+    files.write(&report, &text)?;
+    failed |= has_errors(&report);
+    for regression in &found {
+        eprintln!("forkbench: {regression} > {}%", output.threshold);
+    }
+    failed |= !found.is_empty();
+    if let Some(dir) = &output.history {
+        let path = gate::record(dir, &report, output.history_keep).map_err(Error::run)?;
+        eprintln!("forkbench: recorded {}", path.display());
     }
     Ok(verdict(failed))
+}
+
+/// How many measured entries `a` and `b` share.
+fn compared(a: &Report, b: &Report) -> usize {
+    let names: Vec<String> = a
+        .entries
+        .iter()
+        .filter(|e| e.stats().is_some())
+        .map(report::Entry::name)
+        .collect();
+    b.entries
+        .iter()
+        .filter(|e| e.stats().is_some() && names.contains(&e.name()))
+        .count()
+}
+
+/// The comparable runs of a `--history` directory, oldest first: runs
+/// from another machine are refused (setup error) unless
+/// `--allow-foreign-baseline`.
+fn read_history(
+    dir: &Path,
+    fingerprint: &Fingerprint,
+    output: &OutputOptions,
+) -> Result<Vec<Report>, Error> {
+    let runs = gate::load_history(dir).map_err(Error::setup)?;
+    let mut kept = Vec::new();
+    for (path, run) in runs {
+        check_fingerprint(
+            fingerprint,
+            &run,
+            &format!("history run {}", path.display()),
+            output.allow_foreign_baseline,
+        )?;
+        kept.push(run);
+    }
+    let skip = kept.len().saturating_sub(output.history_keep);
+    Ok(kept.split_off(skip))
+}
+
+/// The files a run writes, created before it measures.
+struct OutputFiles {
+    output: Option<OutputFile>,
+    samples: Option<OutputFile>,
+}
+
+impl OutputFiles {
+    fn create(output: &OutputOptions) -> Result<OutputFiles, Error> {
+        let create = |path: &Option<PathBuf>, what| match path {
+            Some(path) => OutputFile::create(path, what).map(Some),
+            None => Ok(None),
+        };
+        Ok(OutputFiles {
+            output: create(&output.output, "--output")?,
+            samples: create(&output.samples, "--samples")?,
+        })
+    }
+
+    /// `text` to `--output` or standard output, the samples to `--samples`.
+    fn write(self, report: &Report, text: &str) -> Result<(), Error> {
+        match self.output {
+            Some(file) => file.write(text)?,
+            None => print!("{text}"),
+        }
+        if let Some(file) = self.samples {
+            file.write(&report::samples_csv(&report.entries))?;
+        }
+        Ok(())
+    }
 }
 
 fn has_errors(report: &Report) -> bool {
@@ -432,14 +676,6 @@ fn boot_guest(
 /// `forkbench sweep`: `fork_mem` at each size, a table on standard output
 /// and optionally CSV and SVG files.
 pub fn sweep(opts: &SweepOptions) -> Result<Verdict, Error> {
-    let csv = match &opts.csv {
-        Some(path) => Some(OutputFile::create(path, "--csv")?),
-        None => None,
-    };
-    let svg = match &opts.svg {
-        Some(path) => Some(OutputFile::create(path, "--svg")?),
-        None => None,
-    };
     let work: Vec<(BenchOp, Params)> = opts
         .mem_list
         .iter()
@@ -452,14 +688,26 @@ pub fn sweep(opts: &SweepOptions) -> Result<Verdict, Error> {
             (BenchOp::ForkMem, params)
         })
         .collect();
+    let memory = if opts.targets.guest() {
+        guest_memory_for(&work, opts.guest_memory_mib)?
+    } else {
+        0
+    };
+    let csv = match &opts.csv {
+        Some(path) => Some(OutputFile::create(path, "--csv")?),
+        None => None,
+    };
+    let svg = match &opts.svg {
+        Some(path) => Some(OutputFile::create(path, "--svg")?),
+        None => None,
+    };
+    let files = OutputFiles::create(&opts.output)?;
     let describe = |_, params: Params| format!("fork_mem {} MiB", params.mem_mib);
     let mut metadata = Metadata::collect(opts.iters, opts.warmup);
     let mut progress = Progress::new(work.len() * opts.targets.count());
     let mut entries = Vec::new();
     let mut failed = false;
     if opts.targets.guest() {
-        // Room for the touched memory plus the kernel, harnessd and the child.
-        let memory = opts.mem_list.iter().max().copied().unwrap_or(0) + 256;
         let guest = measure_guest(
             memory,
             reply_timeout(opts.timeout),
@@ -483,7 +731,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<Verdict, Error> {
         metadata,
         entries,
     };
-    print!("{}", report::render(&report, Format::Table));
+    files.write(&report, &report::render(&report, opts.output.format))?;
     if let Some(file) = csv {
         file.write(&crate::sweep::to_csv(&report.entries))?;
     }
@@ -498,7 +746,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<Verdict, Error> {
     let mut results: Vec<(&str, ProbeOutcome)> = Vec::new();
     if opts.targets.guest() {
         let timeout = reply_timeout(None);
-        let mut harness = boot_guest(256, timeout, DEFAULT_VM_TIMEOUT)?;
+        let mut harness = boot_guest(DEFAULT_GUEST_MEMORY_MIB, timeout, DEFAULT_VM_TIMEOUT)?;
         let result = harness
             .probe(opts.args)
             .map_err(|e| Error::run(format!("guest probe: {e}")))?;
@@ -555,6 +803,51 @@ mod tests {
     }
 
     #[test]
+    fn the_guest_is_sized_for_its_largest_point() {
+        let point = |op, mem_mib, iters| {
+            (
+                op,
+                Params {
+                    iters,
+                    warmup: 0,
+                    mem_mib,
+                },
+            )
+        };
+        // Small points: the default.
+        let small = [
+            point(BenchOp::Fork, 0, 1000),
+            point(BenchOp::ForkMem, 16, 1000),
+        ];
+        assert_eq!(guest_memory_for(&small, None).unwrap(), 256);
+        assert_eq!(guest_memory_for(&small, Some(128)).unwrap(), 128);
+        // `sweep --mem-list 0,1024` (the point that used to die in 256 MiB):
+        // room for the touched GiB, its page tables and the kernel's share.
+        let sweep = [
+            point(BenchOp::ForkMem, 0, 1000),
+            point(BenchOp::ForkMem, 1024, 1000),
+        ];
+        let memory = guest_memory_for(&sweep, None).unwrap();
+        assert!((1024 + 64..=1400).contains(&memory), "{memory}");
+        let err = guest_memory_for(&sweep, Some(1024)).unwrap_err();
+        assert_eq!(err.exit_status, 2);
+        assert!(
+            err.message.starts_with(&format!(
+                "fork_mem at 1024 MiB touched needs a guest of at least {memory} MiB; \
+                 --guest-memory is 1024"
+            )),
+            "{err}"
+        );
+        // A million iterations' samples need room too.
+        let long = [point(BenchOp::Fork, 0, 10_000_000)];
+        assert!(guest_memory_for(&long, None).unwrap() > 305 + 32);
+        // Beyond what forkvm can give.
+        let huge = [point(BenchOp::ForkMem, 80 << 10, 10)];
+        let err = guest_memory_for(&huge, None).unwrap_err();
+        assert!(err.message.contains("at most"), "{err}");
+    }
+
+    #[test]
     fn planned_names_are_the_report_names() {
         let opts = RunOptions {
             ops: vec![BenchOp::ForkMem, BenchOp::CloneEinval],
@@ -563,15 +856,10 @@ mod tests {
                 iters: 1,
                 warmup: 0,
                 mem_mib: 64,
-                guest_memory_mib: 256,
+                guest_memory_mib: None,
             },
             timeout: None,
-            output: OutputOptions {
-                format: Format::Table,
-                output: None,
-                baseline: None,
-                threshold: 10.0,
-            },
+            output: OutputOptions::stdout(Format::Table),
         };
         let names = planned_names(&opts);
         for name in [

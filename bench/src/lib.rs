@@ -6,10 +6,13 @@
 pub mod boot;
 pub mod entries;
 pub mod forkbench;
+pub mod gate;
 pub mod guest_harness;
 pub mod host_linux;
 pub mod overhead;
 pub mod probe;
 pub mod progress;
 pub mod report;
+pub mod stats;
 pub mod sweep;
+pub mod traps;

@@ -22,7 +22,6 @@ use std::time::Instant;
 use vmm::VmExits;
 
 use crate::guest_harness::{GuestHarness, Result};
-use crate::host_linux::Summary;
 use crate::report::{HarnessCost, Stats, VmExitCount};
 
 /// Hello round trips timed per report.
@@ -94,6 +93,7 @@ impl RequestExits {
             by_reason,
             kvm_total: self.kvm,
             kvm_per_iter: self.kvm.map(per),
+            trap_ns_per_iter: None,
         }
     }
 }
@@ -127,19 +127,14 @@ pub fn measure_hellos(harness: &mut GuestHarness, hellos: u32) -> Result<HelloCo
     });
     result?;
     Ok(HelloCost {
-        round_trip_ns: Summary::of(&round_trips).map(|s| Stats {
-            min: s.min,
-            median: s.median,
-            p90: s.p90,
-            max: s.max,
-        }),
+        round_trip_ns: crate::stats::summarize(&round_trips),
         hellos: u64::from(hellos),
         exits,
     })
 }
 
 /// What [`measure_hellos`] found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HelloCost {
     pub hellos: u64,
     /// `None` only when no Hello was timed.
@@ -249,12 +244,7 @@ mod tests {
         assert_eq!(totals.per_1000_iters(), Some(8.0));
         let hellos = HelloCost {
             hellos: 50,
-            round_trip_ns: Some(Stats {
-                min: 1,
-                median: 2,
-                p90: 3,
-                max: 4,
-            }),
+            round_trip_ns: crate::stats::summarize(&[1, 2, 3, 4]),
             exits: exits(75, 50, Some(1150)),
         };
         let cost = harness_cost(&hellos, &totals);

@@ -25,7 +25,14 @@ use serde::{Deserialize, Serialize};
 ///   ([`VmExitCount`]). Fields were only added, and the gate compares
 ///   medians, which v2 has for every entry: v2 reports still serve as
 ///   baselines.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: every `Stats` has the sample count, mean, standard deviation, p99,
+///   p99.9 and `median_ci` (a bootstrap interval of the median, which the
+///   gate compares); the metadata has `guest_vcpus` and, on PVM,
+///   `trap_cost` (the null-syscall probe), and each guest entry's
+///   `vm_exits` the trap-time estimate `trap_ns_per_iter`. Fields were
+///   only added: v2 and v3 reports still serve as baselines, their
+///   intervals taken as their medians alone.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
@@ -63,19 +70,57 @@ impl Target {
     }
 }
 
-/// Order statistics of one metric, in nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The statistics of one series, in nanoseconds (computed by
+/// [`crate::stats::summarize`]). The fields after `max` are new in schema
+/// version 4 and `None` only in older reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stats {
     pub min: u64,
     pub median: u64,
     pub p90: u64,
     pub max: u64,
+    /// How many samples.
+    #[serde(default)]
+    pub samples: Option<u64>,
+    #[serde(default)]
+    pub mean: Option<f64>,
+    /// The sample standard deviation.
+    #[serde(default)]
+    pub stddev: Option<f64>,
+    #[serde(default)]
+    pub p99: Option<u64>,
+    #[serde(default)]
+    pub p99_9: Option<u64>,
+    /// The bootstrap confidence interval of the median.
+    #[serde(default)]
+    pub median_ci: Option<Interval>,
+}
+
+/// A confidence interval, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    pub lower: u64,
+    pub upper: u64,
+    /// 0.95 for a 95% interval.
+    pub confidence: f64,
+    /// Bootstrap resamples it came from.
+    pub resamples: u32,
+}
+
+impl Stats {
+    /// The median's interval; a report older than schema version 4 has
+    /// none, and its interval is the median alone.
+    pub fn interval(&self) -> (u64, u64) {
+        self.median_ci
+            .map_or((self.median, self.median), |ci| (ci.lower, ci.upper))
+    }
 }
 
 /// Whether an entry has numbers. In JSON its fields are the entry's:
 /// `status` and `ns`, `reason` or `error` (see [`EntryJson`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// Measured.
     Ok { ns: Stats },
@@ -108,6 +153,36 @@ pub struct VmExitCount {
     /// `kvm_total` per measured iteration.
     #[serde(default)]
     pub kvm_per_iter: Option<f64>,
+    /// The time these exits cost per iteration, estimated from the run's
+    /// null-syscall probe ([`TrapCost`]): KVM's exits of the request less
+    /// one Hello's, per iteration (warm-up included), times
+    /// [`TrapCost::ns_per_exit`]. Only on PVM, where a system call traps,
+    /// and not for a `fork_mem` point that touched memory (see
+    /// [`crate::traps::priced`]).
+    #[serde(default)]
+    pub trap_ns_per_iter: Option<f64>,
+}
+
+/// What a trap to the hypervisor costs in this run, from a null-syscall
+/// probe: `clone_einval`'s refused call (a `clone` that fails its first
+/// flag check, so the kernel does almost nothing) timed in the guest, with
+/// KVM's exits of that request. On PVM every guest system call is two
+/// exits; the probe's time per exit prices each exit of the other
+/// operations, so a reader can tell hypervisor time from kernel work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapCost {
+    /// The probe operation (`clone_einval`).
+    pub probe: String,
+    /// Timed calls.
+    pub calls: u64,
+    /// The median time of one call.
+    pub ns_per_call: u64,
+    /// KVM's exits per call (the request's less one Hello's, over every
+    /// call including the warm-up).
+    pub exits_per_call: f64,
+    /// `ns_per_call / exits_per_call`: the calibrated cost of one exit.
+    pub ns_per_exit: f64,
 }
 
 /// The harness's own cost in a guest run, measured once per report (see
@@ -150,6 +225,10 @@ pub struct Entry {
     pub note: Option<String>,
     /// The VM exits of the guest request (measured guest entries only).
     pub vm_exits: Option<VmExitCount>,
+    /// Every sample (ns) the statistics came from, in iteration order; not
+    /// in the JSON report (`--samples FILE` writes them as CSV), empty in
+    /// a parsed report.
+    pub samples: Vec<u64>,
 }
 
 /// An [`Entry`] as JSON: its [`Outcome`] spread into `status` and the one
@@ -237,6 +316,7 @@ impl TryFrom<EntryJson> for Entry {
             outcome,
             note: json.note,
             vm_exits: json.vm_exits,
+            samples: Vec::new(),
         })
     }
 }
@@ -287,6 +367,9 @@ pub struct Metadata {
     pub platform_mode: String,
     /// Guest memory in MiB (when a guest ran).
     pub guest_memory_mib: Option<u64>,
+    /// The guest's vCPUs (when a guest ran; absent before schema 4).
+    #[serde(default)]
+    pub guest_vcpus: Option<u64>,
     /// Measured iterations per operation and warm-up iterations.
     pub iterations: u64,
     pub warmup: u64,
@@ -306,6 +389,9 @@ pub struct Metadata {
     /// The harness's own cost (when a guest ran).
     #[serde(default)]
     pub harness: Option<HarnessCost>,
+    /// The calibrated trap cost (when a guest ran on PVM).
+    #[serde(default)]
+    pub trap_cost: Option<TrapCost>,
 }
 
 impl Metadata {
@@ -338,6 +424,7 @@ impl Metadata {
             host_kernel: read("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()),
             platform_mode: platform.name().to_string(),
             guest_memory_mib: None,
+            guest_vcpus: None,
             iterations,
             warmup,
             host_clock: Some(host_clock.name().to_string()),
@@ -345,7 +432,13 @@ impl Metadata {
             guest_tsc_khz: None,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             harness: None,
+            trap_cost: None,
         }
+    }
+
+    /// Whether the guest would run on PVM, where system calls trap.
+    pub fn on_pvm(&self) -> bool {
+        self.platform_mode.starts_with("pvm")
     }
 }
 
@@ -388,54 +481,116 @@ pub enum Format {
     Table,
     /// The [`Report`] itself.
     Json,
-    /// Bencher Metric Format: `{name: {"latency": {value, lower_value, upper_value}}}`.
+    /// Bencher Metric Format: `{name: {"latency": {value, lower_value,
+    /// upper_value}, "latency_p99": {value}, "kvm_exits": {value}}}`, the
+    /// bounds the median's confidence interval.
     Bmf,
-    /// github-action-benchmark `customSmallerIsBetter`: `[{name, unit, value, range, extra}]`.
+    /// github-action-benchmark `customSmallerIsBetter`: `[{name, unit,
+    /// value, range, extra}]`, the range the median's confidence interval,
+    /// and a `NAME/p99` item per entry.
     Github,
+    /// A Markdown summary for pull-request comments: the comparison and
+    /// the statistics as Markdown tables.
+    Markdown,
 }
 
 /// Renders `report` in `format`.
 pub fn render(report: &Report, format: Format) -> String {
     match format {
-        Format::Table => table(report),
+        Format::Table => text(report, Style::Text),
+        Format::Markdown => text(report, Style::Markdown),
         Format::Json => serde_json::to_string_pretty(report).expect("a report serializes") + "\n",
-        Format::Bmf => {
-            let mut out = serde_json::Map::new();
-            for entry in &report.entries {
-                if let Some(s) = entry.stats() {
-                    out.insert(
-                        entry.name(),
-                        serde_json::json!({ "latency": {
-                            "value": s.median as f64,
-                            "lower_value": s.min as f64,
-                            "upper_value": s.p90 as f64,
-                        }}),
-                    );
-                }
-            }
-            serde_json::to_string_pretty(&out).expect("json") + "\n"
+        Format::Bmf => bmf(report),
+        Format::Github => github(report),
+    }
+}
+
+/// Bencher Metric Format (see [`Format::Bmf`]).
+fn bmf(report: &Report) -> String {
+    let mut out = serde_json::Map::new();
+    for entry in &report.entries {
+        let Some(s) = entry.stats() else { continue };
+        let (lower, upper) = s.interval();
+        let mut measures = serde_json::Map::new();
+        measures.insert(
+            "latency".to_string(),
+            serde_json::json!({
+                "value": s.median as f64,
+                "lower_value": lower as f64,
+                "upper_value": upper as f64,
+            }),
+        );
+        if let Some(p99) = s.p99 {
+            measures.insert(
+                "latency_p99".to_string(),
+                serde_json::json!({ "value": p99 as f64 }),
+            );
         }
-        Format::Github => {
-            let items: Vec<_> = report
-                .entries
-                .iter()
-                .filter_map(|entry| {
-                    let s = entry.stats()?;
-                    Some(serde_json::json!({
-                        "name": entry.name(),
-                        "unit": "ns",
-                        "value": s.median,
-                        "range": format!("{}..{}", s.min, s.p90),
-                        "extra": format!(
-                            "median of {} iterations; p90 {} ns, max {} ns; {}",
-                            entry.iters, s.p90, s.max, metric_meaning(&entry.metric)
-                        ),
-                    }))
-                })
-                .collect();
-            serde_json::to_string_pretty(&items).expect("json") + "\n"
+        if let Some(kvm) = entry.vm_exits.as_ref().and_then(|e| e.kvm_per_iter) {
+            measures.insert("kvm_exits".to_string(), serde_json::json!({ "value": kvm }));
+        }
+        out.insert(entry.name(), serde_json::Value::Object(measures));
+    }
+    serde_json::to_string_pretty(&out).expect("json") + "\n"
+}
+
+/// github-action-benchmark JSON (see [`Format::Github`]).
+fn github(report: &Report) -> String {
+    let mut items = Vec::new();
+    for entry in &report.entries {
+        let Some(s) = entry.stats() else { continue };
+        let (lower, upper) = s.interval();
+        let mut extra = format!(
+            "median of {} iterations, {} CI {lower}..{upper} ns; p90 {} ns, max {} ns",
+            entry.iters,
+            confidence(s),
+            s.p90,
+            s.max
+        );
+        if let (Some(mean), Some(sd)) = (s.mean, s.stddev) {
+            let _ = write!(extra, ", mean {mean:.0} +- {sd:.0} ns");
+        }
+        if let Some(exits) = exits_text(entry) {
+            let _ = write!(extra, "; {exits}");
+        }
+        let _ = write!(extra, "; {}", metric_meaning(&entry.metric));
+        items.push(serde_json::json!({
+            "name": entry.name(),
+            "unit": "ns",
+            "value": s.median,
+            "range": format!("{lower}..{upper}"),
+            "extra": extra,
+        }));
+        if let Some(p99) = s.p99 {
+            items.push(serde_json::json!({
+                "name": format!("{}/p99", entry.name()),
+                "unit": "ns",
+                "value": p99,
+                "extra": format!("99th percentile of {} iterations", entry.iters),
+            }));
         }
     }
+    serde_json::to_string_pretty(&items).expect("json") + "\n"
+}
+
+/// `95%` for a 95% interval, `-` without one.
+fn confidence(s: &Stats) -> String {
+    s.median_ci.map_or("no".to_string(), |ci| {
+        format!("{:.0}%", ci.confidence * 100.0)
+    })
+}
+
+/// `KVM exits/iter 12.3, ~trap time/iter 180.0 us` for a guest entry.
+fn exits_text(entry: &Entry) -> Option<String> {
+    let exits = entry.vm_exits.as_ref()?;
+    let mut text = format!("VMM exits/iter {:.4}", exits.per_iter);
+    if let Some(kvm) = exits.kvm_per_iter {
+        let _ = write!(text, ", KVM exits/iter {kvm:.1}");
+    }
+    if let Some(trap) = exits.trap_ns_per_iter {
+        let _ = write!(text, ", ~trap time/iter {}", human_ns(trap as u64));
+    }
+    Some(text)
 }
 
 /// `ns` for people: ns, us or ms with three significant digits.
@@ -455,11 +610,58 @@ pub fn metric_meaning(metric: &str) -> &'static str {
         .map_or("not measured", |(_, meaning)| meaning)
 }
 
-fn table(report: &Report) -> String {
+/// Plain text or Markdown: the same tables, drawn differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Text,
+    Markdown,
+}
+
+impl Style {
+    /// An empty table in this style, numbers right-aligned by the caller.
+    fn table(self, header: Vec<String>) -> comfy_table::Table {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(match self {
+            Style::Text => comfy_table::presets::NOTHING,
+            Style::Markdown => comfy_table::presets::ASCII_MARKDOWN,
+        });
+        table.set_header(header);
+        table
+    }
+
+    /// `text` as a cell: Markdown cannot hold a `|` in a cell.
+    fn cell(self, text: &str) -> String {
+        match self {
+            Style::Text => text.to_string(),
+            Style::Markdown => text.replace('|', "\\|"),
+        }
+    }
+}
+
+/// `table` as lines without trailing blanks, columns from `first_number`
+/// on right-aligned.
+fn draw(mut table: comfy_table::Table, first_number: usize) -> String {
+    let columns = table.column_count();
+    for i in first_number..columns {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        // The borderless style pads the first column too: rows start at
+        // the margin, as names are looked up by their start.
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn text(report: &Report, style: Style) -> String {
     let mut out = String::new();
     let m = &report.metadata;
-    let _ = writeln!(
-        out,
+    let title = format!(
         "forkbench {} on {} ({}, kernel {}), {} iterations + {} warm-up",
         m.tool_version,
         m.cpu_model.as_deref().unwrap_or("unknown CPU"),
@@ -468,52 +670,144 @@ fn table(report: &Report) -> String {
         m.iterations,
         m.warmup
     );
-    if let Some(harness) = &m.harness {
-        let _ = writeln!(out, "{}", harness_line(harness));
-    }
-    comparison(report, &mut out);
-    let _ = writeln!(out);
-    // The exit columns only where a guest ran.
-    let exits = report.entries.iter().any(|e| e.vm_exits.is_some());
-    let _ = write!(
-        out,
-        "{:<38} {:>10} {:>10} {:>10} {:>10}",
-        "benchmark", "median", "p90", "min", "max",
-    );
-    if exits {
-        let _ = write!(out, " {:>10} {:>10}", "exits/iter", "kvm/iter");
-    }
-    let _ = writeln!(out);
-    for entry in &report.entries {
-        let name = entry.name();
-        match &entry.outcome {
-            Outcome::Ok { ns } => {
-                let _ = write!(
-                    out,
-                    "{:<38} {:>10} {:>10} {:>10} {:>10}",
-                    name,
-                    human_ns(ns.median),
-                    human_ns(ns.p90),
-                    human_ns(ns.min),
-                    human_ns(ns.max),
-                );
-                if let Some(e) = &entry.vm_exits {
-                    let kvm = e
-                        .kvm_per_iter
-                        .map_or("-".to_string(), |n| format!("{n:.1}"));
-                    let _ = write!(out, " {:>10.4} {kvm:>10}", e.per_iter);
-                }
-                let _ = writeln!(out);
-            }
-            Outcome::NotApplicable { reason } => {
-                let _ = writeln!(out, "{name:<38} N/A: {reason}");
-            }
-            Outcome::Error { error } => {
-                let _ = writeln!(out, "{name:<38} ERROR: {error}");
-            }
+    let blank = |out: &mut String| {
+        if style == Style::Markdown {
+            out.push('\n');
+        }
+    };
+    match style {
+        Style::Text => {
+            let _ = writeln!(out, "{title}");
+        }
+        Style::Markdown => {
+            let _ = writeln!(out, "### {title}\n");
         }
     }
+    if let Some(harness) = &m.harness {
+        let _ = writeln!(out, "{}", harness_line(harness));
+        blank(&mut out);
+    }
+    if let Some(trap) = &m.trap_cost {
+        let _ = writeln!(out, "{}", trap_line(trap));
+        blank(&mut out);
+    }
+    out.push_str(&comparison(report, style));
+    out.push('\n');
+    out.push_str(&statistics(report, style));
     out
+}
+
+/// Every entry's statistics, one row each, with the VM exits of the guest
+/// entries and, on PVM, their estimated trap time.
+fn statistics(report: &Report, style: Style) -> String {
+    // The exit columns only where a guest ran, the trap column only where
+    // it was calibrated.
+    let exits = report.entries.iter().any(|e| e.vm_exits.is_some());
+    let traps = report.metadata.trap_cost.is_some();
+    let mut header: Vec<String> = [
+        "benchmark",
+        "median",
+        "95% CI",
+        "p90",
+        "p99",
+        "p99.9",
+        "mean",
+        "stddev",
+        "min",
+        "max",
+    ]
+    .map(String::from)
+    .to_vec();
+    if exits {
+        header.extend(["exits/iter", "kvm/iter"].map(String::from));
+    }
+    if traps {
+        header.push("~traps/iter".to_string());
+    }
+    let columns = header.len();
+    let mut table = style.table(header);
+    let opt = |n: Option<u64>| n.map_or("-".to_string(), human_ns);
+    let optf = |n: Option<f64>| n.map_or("-".to_string(), |n| human_ns(n.round() as u64));
+    let mut unmeasured: Vec<(String, String)> = Vec::new();
+    for entry in &report.entries {
+        let name = entry.name();
+        let mut row = vec![name];
+        match &entry.outcome {
+            Outcome::Ok { ns } => {
+                let ci = ns.median_ci.map_or("-".to_string(), |ci| {
+                    format!("{}..{}", human_ns(ci.lower), human_ns(ci.upper))
+                });
+                row.extend([
+                    human_ns(ns.median),
+                    ci,
+                    human_ns(ns.p90),
+                    opt(ns.p99),
+                    opt(ns.p99_9),
+                    optf(ns.mean),
+                    optf(ns.stddev),
+                    human_ns(ns.min),
+                    human_ns(ns.max),
+                ]);
+                if let Some(e) = &entry.vm_exits {
+                    row.push(format!("{:.4}", e.per_iter));
+                    row.push(
+                        e.kvm_per_iter
+                            .map_or("-".to_string(), |n| format!("{n:.1}")),
+                    );
+                    // The estimate is for the whole iteration: shown next
+                    // to the metric that times the whole iteration only.
+                    if traps && times_the_whole_iteration(report, entry) {
+                        row.push(optf(e.trap_ns_per_iter));
+                    } else if traps {
+                        row.push("-".to_string());
+                    }
+                }
+            }
+            Outcome::NotApplicable { reason } => {
+                unmeasured.push((row.remove(0), format!("N/A: {reason}")));
+                continue;
+            }
+            Outcome::Error { error } => {
+                unmeasured.push((row.remove(0), format!("ERROR: {error}")));
+                continue;
+            }
+        }
+        table.add_row(row);
+    }
+    // Entries without numbers say why: in Markdown as rows of the table
+    // (every cell present), in text after it, so a long reason does not
+    // widen a column of numbers.
+    if style == Style::Markdown {
+        for (name, why) in &unmeasured {
+            let mut row = vec![name.clone(), style.cell(why)];
+            row.resize(columns, String::new());
+            table.add_row(row);
+        }
+        return draw(table, 1);
+    }
+    let mut out = draw(table, 1);
+    let width = report
+        .entries
+        .iter()
+        .map(|e| e.name().len())
+        .max()
+        .unwrap_or(0);
+    for (name, why) in unmeasured {
+        let _ = writeln!(out, "{name:<width$}  {why}");
+    }
+    out
+}
+
+/// Whether `entry`'s metric spans its whole iteration: `create_exit_reap`,
+/// or the only metric of its operation there (a refused call's `create`).
+fn times_the_whole_iteration(report: &Report, entry: &Entry) -> bool {
+    entry.metric == "create_exit_reap"
+        || !report.entries.iter().any(|e| {
+            e.metric == "create_exit_reap"
+                && e.op == entry.op
+                && e.mem_mib == entry.mem_mib
+                && e.target == entry.target
+        })
 }
 
 /// `harness: Hello round trip X, Y exits; RunBench ~Z exits per 1000
@@ -539,11 +833,25 @@ fn harness_line(h: &HarnessCost) -> String {
     line
 }
 
+/// `traps: a null syscall (clone_einval's refused call) takes X = Y KVM
+/// exits: ~Z per exit`.
+fn trap_line(t: &TrapCost) -> String {
+    format!(
+        "traps: a null syscall ({}'s refused call, median of {}) takes {} = {:.2} KVM exits: \
+         ~{} per exit (~traps/iter: the whole iteration's KVM exits at that price)",
+        t.probe,
+        t.calls,
+        human_ns(t.ns_per_call),
+        t.exits_per_call,
+        human_ns(t.ns_per_exit.round() as u64)
+    )
+}
+
 /// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`] the
 /// guest and host medians and their ratio. A cell without a number says
 /// why in a word (`N/A`, `ERROR`, `-` when not run); the statistics below
 /// it have the reasons.
-fn comparison(report: &Report, out: &mut String) {
+fn comparison(report: &Report, style: Style) -> String {
     // (operation, metric, target) -> the cell's text; operations in report
     // order.
     let mut ops: Vec<String> = Vec::new();
@@ -568,18 +876,18 @@ fn comparison(report: &Report, out: &mut String) {
             }
         }
     }
-    let _ = write!(out, "{:<24}", "");
+    let mut header = vec!["operation".to_string()];
     for (metric, _) in METRICS {
-        let _ = write!(out, "  {:-^34}", format!(" {} ", metric.replace('_', "+")));
+        let metric = metric.replace('_', "+");
+        header.extend([
+            format!("{metric} guest"),
+            format!("{metric} host"),
+            "guest/host".to_string(),
+        ]);
     }
-    let _ = writeln!(out);
-    let _ = write!(out, "{:<24}", "operation");
-    for _ in METRICS {
-        let _ = write!(out, "  {:>10} {:>10} {:>12}", "guest", "host", "guest/host");
-    }
-    let _ = writeln!(out);
+    let mut table = style.table(header);
     for op in &ops {
-        let _ = write!(out, "{op:<24}");
+        let mut row = vec![op.clone()];
         for (metric, _) in METRICS {
             let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
             let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
@@ -589,70 +897,47 @@ fn comparison(report: &Report, out: &mut String) {
                 }
                 _ => "-".to_string(),
             };
-            let _ = write!(
-                out,
-                "  {:>10} {:>10} {:>12}",
-                text(Target::Guest),
-                text(Target::Host),
-                ratio
-            );
+            row.extend([text(Target::Guest), text(Target::Host), ratio]);
         }
-        let _ = writeln!(out);
+        table.add_row(row);
     }
+    draw(table, 1)
 }
 
-/// A median that grew beyond the threshold.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Regression {
-    pub name: String,
-    pub baseline_ns: u64,
-    pub current_ns: u64,
-    /// Growth in percent.
-    pub percent: f64,
-}
+/// The columns of [`samples_csv`].
+pub const SAMPLES_CSV_HEADER: [&str; 7] = [
+    "name",
+    "op",
+    "metric",
+    "target",
+    "mem_mib",
+    "iteration",
+    "ns",
+];
 
-impl std::fmt::Display for Regression {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "REGRESSION {}: median {} vs baseline {} (+{:.1}%)",
-            self.name,
-            human_ns(self.current_ns),
-            human_ns(self.baseline_ns),
-            self.percent
-        )
+/// Every sample of every entry as CSV (`--samples FILE`), one row per
+/// sample under [`SAMPLES_CSV_HEADER`], in iteration order.
+pub fn samples_csv(entries: &[Entry]) -> String {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(SAMPLES_CSV_HEADER)
+        .expect("CSV into memory");
+    for entry in entries {
+        let name = entry.name();
+        let mem = entry.mem_mib.map_or(String::new(), |m| m.to_string());
+        for (i, ns) in entry.samples.iter().enumerate() {
+            csv.write_record([
+                name.as_str(),
+                &entry.op,
+                &entry.metric,
+                entry.target.name(),
+                &mem,
+                &i.to_string(),
+                &ns.to_string(),
+            ])
+            .expect("CSV into memory");
+        }
     }
-}
-
-/// Entries of `current` whose median exceeds the same entry of `baseline`
-/// by more than `threshold_percent`. Entries missing from either side or
-/// without numbers are not compared.
-pub fn regressions(baseline: &Report, current: &Report, threshold_percent: f64) -> Vec<Regression> {
-    let base: BTreeMap<String, u64> = baseline
-        .entries
-        .iter()
-        .filter_map(|e| Some((e.name(), e.stats()?.median)))
-        .collect();
-    current
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let name = e.name();
-            let now = e.stats()?.median;
-            let before = *base.get(&name)?;
-            let percent = if before == 0 {
-                return None;
-            } else {
-                (now as f64 - before as f64) * 100.0 / before as f64
-            };
-            (percent > threshold_percent).then_some(Regression {
-                name,
-                baseline_ns: before,
-                current_ns: now,
-                percent,
-            })
-        })
-        .collect()
+    String::from_utf8(csv.into_inner().expect("CSV into memory")).expect("CSV is UTF-8")
 }
 
 /// Parses a JSON report (for `--baseline`), checking its schema version.
@@ -739,19 +1024,54 @@ fn at_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_jso
 }
 
 impl Stats {
-    /// `min <= median <= p90 <= max`.
-    fn check_order(&self, at: &str) -> Result<(), String> {
+    /// Every field of this schema version is there, for `samples` samples,
+    /// and in order: `min <= median <= p90 <= p99 <= p99_9 <= max`, the
+    /// interval around the median, the mean within `[min, max]`.
+    fn check(&self, samples: u64, at: &str) -> Result<(), String> {
+        let (Some(n), Some(mean), Some(stddev), Some(p99), Some(p99_9), Some(ci)) = (
+            self.samples,
+            self.mean,
+            self.stddev,
+            self.p99,
+            self.p99_9,
+            self.median_ci,
+        ) else {
+            return Err(format!(
+                "{at}: samples, mean, stddev, p99, p99_9 and median_ci are required"
+            ));
+        };
+        if n != samples {
+            return Err(format!("{at}: {n} samples, expected {samples}"));
+        }
         let Stats {
             min,
             median,
             p90,
             max,
+            ..
         } = *self;
-        if min <= median && median <= p90 && p90 <= max {
-            Ok(())
-        } else {
-            Err(format!("{at}: statistics out of order: {self:?}"))
+        let ordered = [min, median, p90, p99, p99_9, max]
+            .windows(2)
+            .all(|w| w[0] <= w[1]);
+        if !ordered {
+            return Err(format!("{at}: statistics out of order: {self:?}"));
         }
+        if !(ci.lower <= median && median <= ci.upper && min <= ci.lower && ci.upper <= max) {
+            return Err(format!(
+                "{at}.median_ci: {}..{} does not hold the median {median} within [{min}, {max}]",
+                ci.lower, ci.upper
+            ));
+        }
+        if !(ci.confidence > 0.0 && ci.confidence < 1.0) || ci.resamples == 0 {
+            return Err(format!(
+                "{at}.median_ci: confidence or resamples out of range"
+            ));
+        }
+        check_rate(stddev, &format!("{at}.stddev"))?;
+        if !(mean.is_finite() && min as f64 <= mean && mean <= max as f64) {
+            return Err(format!("{at}.mean: {mean} is not within [{min}, {max}]"));
+        }
+        Ok(())
     }
 }
 
@@ -817,6 +1137,17 @@ impl Report {
             }
         }
         let guest_ran = meta.guest_memory_mib.is_some();
+        if meta.guest_vcpus.is_some() != guest_ran {
+            return Err("metadata.guest_vcpus is set exactly when a guest ran".to_string());
+        }
+        if let Some(trap) = &meta.trap_cost {
+            if !guest_ran {
+                return Err("metadata.trap_cost is set but no guest ran".to_string());
+            }
+            let at = "metadata.trap_cost";
+            check_rate(trap.exits_per_call, &format!("{at}.exits_per_call"))?;
+            check_rate(trap.ns_per_exit, &format!("{at}.ns_per_exit"))?;
+        }
         match &meta.harness {
             None if guest_ran => {
                 return Err("metadata.harness is null but a guest ran".to_string());
@@ -828,7 +1159,7 @@ impl Report {
             Some(harness) => {
                 let at = "metadata.harness";
                 if let Some(ns) = &harness.hello_round_trip_ns {
-                    ns.check_order(&format!("{at}.hello_round_trip_ns"))?;
+                    ns.check(harness.hellos, &format!("{at}.hello_round_trip_ns"))?;
                 }
                 check_rate(harness.exits_per_hello, &format!("{at}.exits_per_hello"))?;
                 for (name, rate) in [
@@ -851,7 +1182,7 @@ impl Report {
                 return Err(format!("{at}: unknown metric {metric:?}"));
             }
             if let Some(ns) = entry.stats() {
-                ns.check_order(&format!("{at}.ns"))?;
+                ns.check(entry.iters, &format!("{at}.ns"))?;
             }
             match (&entry.vm_exits, entry.target) {
                 (Some(_), Target::Host) => {
@@ -861,7 +1192,23 @@ impl Report {
                     return Err(format!("{at}: a measured guest entry without vm_exits"));
                 }
                 (Some(exits), Target::Guest) => {
-                    exits.check(entry.iters, &format!("{at}.vm_exits"))?
+                    let at = format!("{at}.vm_exits");
+                    exits.check(entry.iters, &at)?;
+                    let calibrated = meta.trap_cost.is_some()
+                        && exits.kvm_total.is_some()
+                        && crate::traps::priced(entry);
+                    match exits.trap_ns_per_iter {
+                        Some(_) if !calibrated => {
+                            return Err(format!(
+                                "{at}.trap_ns_per_iter without metadata.trap_cost and kvm_total"
+                            ));
+                        }
+                        None if calibrated => {
+                            return Err(format!("{at}.trap_ns_per_iter is missing"));
+                        }
+                        Some(ns) => check_rate(ns, &format!("{at}.trap_ns_per_iter"))?,
+                        None => {}
+                    }
                 }
                 (None, _) => {}
             }
@@ -882,15 +1229,32 @@ mod tests {
             mem_mib: None,
             iters: 10,
             outcome: Outcome::Ok {
-                ns: Stats {
-                    min: median / 2,
-                    median,
-                    p90: median * 2,
-                    max: median * 3,
-                },
+                ns: stats(median, 10),
             },
             note: None,
             vm_exits: None,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Statistics of `samples` samples around `median`, its interval +-5%.
+    fn stats(median: u64, samples: u64) -> Stats {
+        Stats {
+            min: median / 2,
+            median,
+            p90: median * 2,
+            max: median * 3,
+            samples: Some(samples),
+            mean: Some(median as f64 * 1.2),
+            stddev: Some(median as f64 / 4.0),
+            p99: Some(median * 2),
+            p99_9: Some(median * 3),
+            median_ci: Some(Interval {
+                lower: median * 95 / 100,
+                upper: median * 105 / 100,
+                confidence: 0.95,
+                resamples: 1000,
+            }),
         }
     }
 
@@ -907,15 +1271,11 @@ mod tests {
     fn guest_report(entries: Vec<Entry>) -> Report {
         let mut r = report(entries);
         r.metadata.guest_memory_mib = Some(256);
+        r.metadata.guest_vcpus = Some(1);
         r.metadata.guest_tsc_khz = Some(2_000_000);
         r.metadata.harness = Some(HarnessCost {
             hellos: 50,
-            hello_round_trip_ns: Some(Stats {
-                min: 200_000,
-                median: 250_000,
-                p90: 300_000,
-                max: 900_000,
-            }),
+            hello_round_trip_ns: Some(stats(250_000, 50)),
             exits_per_hello: 2.5,
             kvm_exits_per_hello: Some(23.0),
             run_bench_requests: 1,
@@ -933,6 +1293,7 @@ mod tests {
                     .into(),
                     kvm_total: Some(12_345),
                     kvm_per_iter: Some(12_345.0 / entry.iters as f64),
+                    trap_ns_per_iter: None,
                 });
             }
         }
@@ -981,19 +1342,35 @@ mod tests {
         }
         assert_eq!(value["entries"][0]["status"], "ok");
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
-        assert_eq!(value["schema_version"], 3);
-        // No guest: no harness cost, no exits.
+        assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
+        assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
+        assert_eq!(value["schema_version"], 4);
+        // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
+        assert!(value["metadata"]["trap_cost"].is_null());
         assert!(value["entries"][0].get("vm_exits").is_none());
-        // Version 2 only lacks the harness fields: still a baseline.
-        let v2 = text.replace("\"schema_version\": 3", "\"schema_version\": 2");
-        let mut v2: serde_json::Value = serde_json::from_str(&v2).unwrap();
-        v2["metadata"].as_object_mut().unwrap().remove("harness");
-        let v2 = parse_report(&v2.to_string()).unwrap();
-        assert_eq!(v2.entries, r.entries);
-        assert!(check_json(&serde_json::to_value(&v2).unwrap()).is_err());
+        // Version 3 lacks the new statistics and metadata: still a
+        // baseline, its interval its median; version 2 also lacks harness.
+        for version in [3, 2] {
+            let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+            old["schema_version"] = version.into();
+            let ns = old["entries"][0]["ns"].as_object_mut().unwrap();
+            for field in ["samples", "mean", "stddev", "p99", "p99_9", "median_ci"] {
+                ns.remove(field);
+            }
+            let meta = old["metadata"].as_object_mut().unwrap();
+            meta.remove("guest_vcpus");
+            meta.remove("trap_cost");
+            if version == 2 {
+                meta.remove("harness");
+            }
+            let old = parse_report(&old.to_string()).unwrap();
+            let ns = old.entries[0].stats().unwrap();
+            assert_eq!((ns.median, ns.interval()), (1000, (1000, 1000)));
+            assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
+        }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 3", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 4", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
     }
@@ -1042,15 +1419,30 @@ mod tests {
         let err =
             broken(&|v| v["metadata"]["harness"]["hello_round_trip_ns"]["min"] = 1_000_000.into());
         assert!(err.contains("out of order"), "{err}");
+        let err =
+            broken(&|v| v["metadata"]["harness"]["hello_round_trip_ns"]["samples"] = 7.into());
+        assert!(err.contains("7 samples, expected 50"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["median_ci"]["lower"] = 25_001.into());
+        assert!(err.contains("does not hold the median"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["p99"] = 1.into());
+        assert!(err.contains("out of order"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["mean"] = 1.0e9.into());
+        assert!(err.contains("mean"), "{err}");
+        let err = broken(&|v| v["entries"][0]["ns"]["median_ci"] = serde_json::Value::Null);
+        assert!(err.contains("required"), "{err}");
+        let err = broken(&|v| v["metadata"]["guest_vcpus"] = serde_json::Value::Null);
+        assert!(err.contains("guest_vcpus"), "{err}");
+        let err = broken(&|v| v["entries"][0]["vm_exits"]["trap_ns_per_iter"] = 5.0.into());
+        assert!(err.contains("without metadata.trap_cost"), "{err}");
         let err = broken(&|v| v["entries"][0]["ns"]["median"] = (-1).into());
         assert!(err.contains("median"), "{err}");
-        let err = broken(&|v| v["schema_version"] = 2.into());
-        assert!(err.contains("schema_version 2"), "{err}");
+        let err = broken(&|v| v["schema_version"] = 3.into());
+        assert!(err.contains("schema_version 3"), "{err}");
         // The types are the schema: no field they do not know, none
         // missing, an outcome's field matching its status.
-        let err = broken(&|v| v["entries"][0]["ns"]["mean"] = 1.into());
+        let err = broken(&|v| v["entries"][0]["ns"]["average"] = 1.into());
         assert!(
-            err.starts_with("entries[0].ns.mean: unknown field `mean`"),
+            err.starts_with("entries[0].ns.average: unknown field `average`"),
             "{err}"
         );
         let err = broken(&|v| v["metadata"]["hostname"] = "x".into());
@@ -1073,25 +1465,59 @@ mod tests {
     }
 
     #[test]
+    fn a_guest_on_pvm_has_its_trap_cost() {
+        let mut r = guest_report(vec![entry("fork", "create", Target::Guest, 25_000)]);
+        r.metadata.trap_cost = Some(TrapCost {
+            probe: "clone_einval".to_string(),
+            calls: 10,
+            ns_per_call: 30_000,
+            exits_per_call: 2.0,
+            ns_per_exit: 15_000.0,
+        });
+        let value = serde_json::to_value(&r).unwrap();
+        let err = check_json(&value).unwrap_err();
+        assert!(err.contains("trap_ns_per_iter is missing"), "{err}");
+        r.entries[0].vm_exits.as_mut().unwrap().trap_ns_per_iter = Some(18_000_000.0);
+        let value = serde_json::to_value(&r).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(value["metadata"]["trap_cost"]["ns_per_exit"], 15_000.0);
+        let text = render(&r, Format::Table);
+        assert!(
+            text.contains(
+                "traps: a null syscall (clone_einval's refused call, median of 10) \
+                 takes 30.0 us = 2.00 KVM exits: ~15.0 us per exit"
+            ),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("fork/create/guest"))
+            .unwrap();
+        assert!(row.trim_end().ends_with("18.00 ms"), "{row}");
+    }
+
+    #[test]
     fn bmf_and_github_formats() {
         let mut na = entry("max_threads_eagain", "", Target::Host, 1);
         na.outcome = Outcome::NotApplicable {
             reason: "no".into(),
         };
-        let r = report(vec![
+        let r = guest_report(vec![
             entry("fork", "create", Target::Host, 1000),
             na,
             entry("fork", "create_exit_reap", Target::Guest, 4000),
         ]);
         let bmf: serde_json::Value = serde_json::from_str(&render(&r, Format::Bmf)).unwrap();
-        let latency = &bmf["fork/create/host"]["latency"];
-        assert_eq!(latency["value"], 1000.0);
-        assert_eq!(latency["lower_value"], 500.0);
-        assert_eq!(latency["upper_value"], 2000.0);
-        assert_eq!(
-            bmf["fork/create_exit_reap/guest"]["latency"]["value"],
-            4000.0
-        );
+        let host = &bmf["fork/create/host"];
+        // The bounds are the median's interval; p99 is its own measure.
+        assert_eq!(host["latency"]["value"], 1000.0);
+        assert_eq!(host["latency"]["lower_value"], 950.0);
+        assert_eq!(host["latency"]["upper_value"], 1050.0);
+        assert_eq!(host["latency_p99"]["value"], 2000.0);
+        assert!(host.get("kvm_exits").is_none());
+        let guest = &bmf["fork/create_exit_reap/guest"];
+        assert_eq!(guest["latency"]["value"], 4000.0);
+        assert_eq!(guest["kvm_exits"]["value"], 1234.5);
         assert_eq!(
             bmf.as_object().unwrap().len(),
             2,
@@ -1099,15 +1525,52 @@ mod tests {
         );
         let gh: serde_json::Value = serde_json::from_str(&render(&r, Format::Github)).unwrap();
         let items = gh.as_array().unwrap();
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[1]["name"], "fork/create_exit_reap/guest");
-        let extra = items[1]["extra"].as_str().unwrap();
-        assert!(extra.contains("reaped"), "{extra}");
-        assert_eq!(items[0]["name"], "fork/create/host");
+        let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "fork/create/host",
+                "fork/create/host/p99",
+                "fork/create_exit_reap/guest",
+                "fork/create_exit_reap/guest/p99"
+            ]
+        );
         assert_eq!(items[0]["unit"], "ns");
         assert_eq!(items[0]["value"], 1000);
+        assert_eq!(items[0]["range"], "950..1050");
         let extra = items[0]["extra"].as_str().unwrap();
+        assert!(extra.contains("95% CI 950..1050 ns"), "{extra}");
         assert!(extra.contains("returns in the parent"), "{extra}");
+        assert_eq!(items[1]["value"], 2000);
+        let extra = items[2]["extra"].as_str().unwrap();
+        assert!(extra.contains("KVM exits/iter 1234.5"), "{extra}");
+        assert!(extra.contains("reaped"), "{extra}");
+    }
+
+    #[test]
+    fn markdown_summary_has_tables_with_every_cell() {
+        let mut na = entry("max_threads_eagain", "", Target::Host, 1);
+        na.outcome = Outcome::NotApplicable {
+            reason: "a | b".into(),
+        };
+        let r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 25_000),
+            entry("fork", "create", Target::Host, 20_000),
+            na,
+        ]);
+        let md = render(&r, Format::Markdown);
+        assert!(md.starts_with("### forkbench "), "{md}");
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        // Each table's rows have as many cells as its header.
+        let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+        let header = rows.iter().position(|l| l.contains("benchmark")).unwrap();
+        for row in &rows[header..] {
+            assert_eq!(cells(row), cells(rows[header]), "{row}\n{md}");
+        }
+        assert!(rows[header + 1].starts_with("|-"), "{md}");
+        assert!(md.contains("N/A: a \\| b"), "{md}");
+        assert!(md.contains("| fork/create/guest "), "{md}");
+        assert!(md.contains(" 1.25 |"), "{md}");
     }
 
     #[test]
@@ -1126,12 +1589,12 @@ mod tests {
             na,
         ]);
         let text = render(&r, Format::Table);
-        assert!(text.contains(" create+exit+reap "), "{text}");
+        assert!(text.contains(" create+exit+reap guest "), "{text}");
         assert!(text.contains("guest/host"), "{text}");
         // One row per operation: guest, host, ratio for each metric.
         let fork: Vec<&str> = text
             .lines()
-            .find(|l| l.starts_with("fork "))
+            .find(|l| l.trim_start().starts_with("fork "))
             .unwrap()
             .split_whitespace()
             .collect();
@@ -1142,13 +1605,43 @@ mod tests {
         );
         let na_row = text
             .lines()
-            .find(|l| l.starts_with("max_threads_eagain "))
+            .find(|l| l.trim_start().starts_with("max_threads_eagain "))
             .unwrap();
         assert!(na_row.contains("N/A"), "{na_row}");
         // The statistics follow, with the reasons.
-        assert!(text
+        let guest: Vec<&str> = text
             .lines()
-            .any(|l| l.starts_with("fork/create_exit_reap/guest")));
+            .find(|l| l.trim_start().starts_with("fork/create_exit_reap/guest"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        // name, median, CI (lower..upper), p90, p99, p99.9, mean, stddev, min, max.
+        assert_eq!(
+            guest,
+            [
+                "fork/create_exit_reap/guest",
+                "300.0",
+                "us",
+                "285.0",
+                "us..315.0",
+                "us",
+                "600.0",
+                "us",
+                "600.0",
+                "us",
+                "900.0",
+                "us",
+                "360.0",
+                "us",
+                "75.0",
+                "us",
+                "150.0",
+                "us",
+                "900.0",
+                "us"
+            ],
+            "{text}"
+        );
         assert!(text.contains("N/A: would affect the host"), "{text}");
         // Host numbers only: no harness line, no exit columns.
         assert!(!text.contains("harness:"), "{text}");
@@ -1170,19 +1663,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("exits/iter"), "{text}");
+        assert!(!text.contains("~traps/iter"), "no trap cost: {text}");
         let guest: Vec<&str> = text
             .lines()
-            .find(|l| l.starts_with("fork/create/guest"))
+            .find(|l| l.trim_start().starts_with("fork/create/guest"))
             .unwrap()
             .split_whitespace()
             .collect();
-        // name, 4 x (number unit), exits per iteration, KVM's per iteration.
-        assert_eq!(guest[9..], ["8.0000", "1234.5"], "{text}");
+        // name, 10 numbers with units (the CI one word plus a unit), exits
+        // per iteration, KVM's per iteration.
+        assert_eq!(guest[20..], ["8.0000", "1234.5"], "{text}");
         let host = text
             .lines()
-            .find(|l| l.starts_with("fork/create/host"))
+            .find(|l| l.trim_start().starts_with("fork/create/host"))
             .unwrap();
-        assert_eq!(host.split_whitespace().count(), 9, "{host}");
+        assert_eq!(host.split_whitespace().count(), 20, "{host}");
     }
 
     // The gate looks at each metric of each target on its own: a guest
@@ -1199,7 +1694,7 @@ mod tests {
             entry("fork", "create_exit_reap", Target::Guest, 201_000),
             entry("fork", "create", Target::Host, 20_000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["fork/create/guest"], "{found:?}");
         assert!((found[0].percent - 50.0).abs() < 1e-9);
@@ -1208,7 +1703,7 @@ mod tests {
             entry("fork", "create", Target::Guest, 30_000),
             entry("fork", "create_exit_reap", Target::Guest, 260_000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         let names: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["fork/create_exit_reap/guest"], "{found:?}");
     }
@@ -1225,13 +1720,27 @@ mod tests {
             entry("vfork", "create", Target::Host, 1050),
             entry("new", "create", Target::Host, 9000),
         ]);
-        let found = regressions(&base, &now, 10.0);
+        let found = crate::gate::regressions(&base, &now, 10.0);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].name, "fork/create/host");
         assert!((found[0].percent - 20.0).abs() < 1e-9);
         assert!(found[0]
             .to_string()
             .starts_with("REGRESSION fork/create/host"));
-        assert!(regressions(&base, &now, 25.0).is_empty());
+        assert!(crate::gate::regressions(&base, &now, 25.0).is_empty());
+    }
+
+    #[test]
+    fn samples_as_csv() {
+        let mut e = entry("fork_mem", "create", Target::Guest, 1);
+        e.mem_mib = Some(16);
+        e.samples = vec![30, 10];
+        let csv = samples_csv(&[e, entry("fork", "create", Target::Host, 1)]);
+        assert_eq!(
+            csv,
+            "name,op,metric,target,mem_mib,iteration,ns\n\
+             fork_mem/16MiB/create/guest,fork_mem,create,guest,16,0,30\n\
+             fork_mem/16MiB/create/guest,fork_mem,create,guest,16,1,10\n"
+        );
     }
 }

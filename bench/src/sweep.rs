@@ -4,32 +4,56 @@
 //! The SVG is drawn with `plotters` (SVG backend only, no fonts: the
 //! backend writes `<text>` elements and leaves glyphs to the viewer).
 
-use std::fmt::Write as _;
-
 use crate::report::Entry;
 
-/// The CSV header.
-pub const CSV_HEADER: &str = "target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns";
+/// The CSV columns.
+pub const CSV_HEADER: [&str; 14] = [
+    "target",
+    "metric",
+    "mem_mib",
+    "min_ns",
+    "median_ns",
+    "p90_ns",
+    "max_ns",
+    "mean_ns",
+    "stddev_ns",
+    "p99_ns",
+    "p99_9_ns",
+    "median_ci_lower_ns",
+    "median_ci_upper_ns",
+    "kvm_exits_per_iter",
+];
 
-/// `entries` with statistics as CSV rows under [`CSV_HEADER`].
+/// `entries` with statistics as CSV rows under [`CSV_HEADER`] (written by
+/// the `csv` crate); a field the entry lacks is empty.
 pub fn to_csv(entries: &[Entry]) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(CSV_HEADER).expect("CSV into memory");
+    let opt = |n: Option<u64>| n.map_or(String::new(), |n| n.to_string());
+    let optf = |n: Option<f64>| n.map_or(String::new(), |n| format!("{n:.3}"));
     for e in entries {
         if let Some(s) = e.stats() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{}",
-                e.target.name(),
-                e.metric,
-                e.mem_mib.unwrap_or(0),
-                s.min,
-                s.median,
-                s.p90,
-                s.max
-            );
+            let ci = s.median_ci;
+            csv.write_record([
+                e.target.name().to_string(),
+                e.metric.clone(),
+                e.mem_mib.unwrap_or(0).to_string(),
+                s.min.to_string(),
+                s.median.to_string(),
+                s.p90.to_string(),
+                s.max.to_string(),
+                optf(s.mean),
+                optf(s.stddev),
+                opt(s.p99),
+                opt(s.p99_9),
+                opt(ci.map(|ci| ci.lower)),
+                opt(ci.map(|ci| ci.upper)),
+                optf(e.vm_exits.as_ref().and_then(|x| x.kvm_per_iter)),
+            ])
+            .expect("CSV into memory");
         }
     }
-    out
+    String::from_utf8(csv.into_inner().expect("CSV into memory")).expect("CSV is UTF-8")
 }
 
 /// The series (`target/metric`) in first-seen order, each with its
@@ -126,7 +150,7 @@ pub fn to_svg(entries: &[Entry]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Outcome, Stats, Target};
+    use crate::report::{Outcome, Target};
 
     fn entry(target: Target, metric: &str, mem: u64, median: u64) -> Entry {
         Entry {
@@ -136,15 +160,11 @@ mod tests {
             mem_mib: Some(mem),
             iters: 10,
             outcome: Outcome::Ok {
-                ns: Stats {
-                    min: median - 1,
-                    median,
-                    p90: median + 1,
-                    max: median + 2,
-                },
+                ns: crate::stats::summarize(&[median - 1, median, median + 1, median + 2]).unwrap(),
             },
             note: None,
             vm_exits: None,
+            samples: Vec::new(),
         }
     }
 
@@ -163,14 +183,30 @@ mod tests {
             ..entry(Target::Host, "create_exit_reap", 0, 1)
         });
         let csv = to_csv(&entries);
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        assert_eq!(reader.headers().unwrap(), CSV_HEADER.as_slice());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 4, "{csv}");
+        // target, metric, MiB, min, median (the lower median), p90, max, mean.
         assert_eq!(
-            csv,
-            "target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns\n\
-             guest,create_exit_reap,0,999,1000,1001,1002\n\
-             guest,create_exit_reap,16,1999,2000,2001,2002\n\
-             host,create,0,499,500,501,502\n\
-             host,create,16,899,900,901,902\n"
+            &rows[1].iter().take(8).collect::<Vec<_>>(),
+            &[
+                "guest",
+                "create_exit_reap",
+                "16",
+                "1999",
+                "2000",
+                "2002",
+                "2002",
+                "2000.500"
+            ]
         );
+        assert_eq!(
+            rows[3].iter().take(3).collect::<Vec<_>>(),
+            ["host", "create", "16"]
+        );
+        // No exits on these entries: an empty last field.
+        assert_eq!(&rows[0][13], "");
         assert_eq!(
             series(&entries),
             [

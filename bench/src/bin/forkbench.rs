@@ -2,9 +2,11 @@
 //!
 //! `forkbench run OP|all` measures in forkvm's guest and on the host's own
 //! Linux and prints a table with guest/host ratios, the JSON report, Bencher
-//! Metric Format or github-action-benchmark JSON; `compare` is `run all` on
-//! both. `--baseline FILE` compares medians with an earlier JSON report and
-//! exits 1 naming every regression beyond `--threshold` percent.
+//! Metric Format, github-action-benchmark JSON or a Markdown summary;
+//! `compare` is `run all` on both. `--baseline FILE` (an earlier JSON report
+//! from the same kind of machine) and `--history DIR` (the last runs) exit 1
+//! naming every regression beyond `--threshold` percent that noise does not
+//! explain (see `bench::gate`).
 //!
 //! This file is the command line only; what the commands do is
 //! `bench::forkbench`. Exit status: 0 passed, 1 a failure or regression, 2 a
@@ -78,12 +80,24 @@ struct SweepArgs {
     /// Where to run it.
     #[arg(long, value_enum, default_value_t = TargetArg::Both)]
     target: TargetArg,
-    /// Write `target,metric,mem_mib,min_ns,median_ns,p90_ns,max_ns` rows to FILE.
+    /// Write one CSV row per series and size (statistics, KVM exits) to FILE.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Write an SVG plot of the medians to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Guest RAM in MiB. Default: 256, or what the largest point needs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    guest_memory: Option<u64>,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write every sample as CSV (name,op,metric,target,mem_mib,iteration,ns) to FILE.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
     #[command(flatten)]
     timeout: TimeoutArg,
 }
@@ -159,9 +173,9 @@ struct SizeArgs {
     /// MiB the parent touches before `fork_mem`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4_096))]
     mem: u64,
-    /// Guest RAM in MiB.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(64..=16_384))]
-    guest_memory: u64,
+    /// Guest RAM in MiB. Default: 256, or what the largest point needs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    guest_memory: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -182,6 +196,8 @@ impl From<TargetArg> for Targets {
 }
 
 #[derive(clap::Args)]
+#[group(id = "gate_args")]
+#[command(group(clap::ArgGroup::new("gate").args(["baseline", "history"]).multiple(true)))]
 struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
@@ -189,17 +205,30 @@ struct OutputArgs {
     /// Write the output to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// A JSON report (`--format json`) to compare medians with.
+    /// A JSON report (`--format json`) to compare medians with: a regression
+    /// needs growth beyond --threshold and separate confidence intervals.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// Percent a median may grow over the baseline before it is a regression.
-    #[arg(
-        long,
-        value_name = "PCT",
-        default_value_t = 10.0,
-        requires = "baseline"
-    )]
+    /// Percent a median may grow over the baseline (or the history's mean)
+    /// before it is a regression.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, requires = "gate")]
     threshold: f64,
+    /// Compare with a baseline or history from another machine (CPU model,
+    /// host kernel, platform, guest vCPUs or memory) instead of refusing.
+    #[arg(long, requires = "gate")]
+    allow_foreign_baseline: bool,
+    /// A directory of earlier JSON reports: test this run against the spread
+    /// of their medians (z-score), then record it there.
+    #[arg(long, value_name = "DIR")]
+    history: Option<PathBuf>,
+    /// Runs --history keeps (the oldest are deleted).
+    #[arg(long, value_name = "N", default_value_t = bench::gate::DEFAULT_HISTORY_KEEP,
+          requires = "history",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    history_keep: usize,
+    /// Write every sample as CSV (name,op,metric,target,mem_mib,iteration,ns) to FILE.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -208,6 +237,7 @@ enum FormatArg {
     Json,
     Bmf,
     Github,
+    Markdown,
 }
 
 impl From<FormatArg> for Format {
@@ -217,6 +247,7 @@ impl From<FormatArg> for Format {
             FormatArg::Json => Format::Json,
             FormatArg::Bmf => Format::Bmf,
             FormatArg::Github => Format::Github,
+            FormatArg::Markdown => Format::Markdown,
         }
     }
 }
@@ -254,6 +285,12 @@ fn main() -> ExitCode {
             timeout: args.timeout.timeout,
             csv: args.csv,
             svg: args.svg,
+            guest_memory_mib: args.guest_memory,
+            output: OutputOptions {
+                output: args.output,
+                samples: args.samples,
+                ..OutputOptions::stdout(args.format.into())
+            },
         }),
         Command::Probe(args) => forkbench::probe(&ProbeOptions {
             args: bench::guest_harness::ProbeArgs {
@@ -300,6 +337,10 @@ fn run_options(
             output: output.output.clone(),
             baseline: output.baseline.clone(),
             threshold: output.threshold,
+            allow_foreign_baseline: output.allow_foreign_baseline,
+            history: output.history.clone(),
+            history_keep: output.history_keep,
+            samples: output.samples.clone(),
         },
     }
 }

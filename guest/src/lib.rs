@@ -102,7 +102,10 @@ mod kernel {
         }
         match crate::process::exec::spawn_user_process(b"init", &argv) {
             Ok(pid) => assert_eq!(pid, 1, "init must be pid 1"),
-            Err(errno) => panic!("cannot start init: {}", crate::errno::name(errno)),
+            Err(errno) => panic!(
+                "cannot start init: {}",
+                crate::errno::name(errno).unwrap_or("E?")
+            ),
         }
         crate::sched::idle_loop()
     }

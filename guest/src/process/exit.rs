@@ -5,6 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::task::{Task, TaskState};
+use super::wait::WaitStatus;
 use crate::sched;
 
 /// Pid of the task that adopts orphans.
@@ -12,12 +13,12 @@ pub const REAPER_PID: u32 = 1;
 
 /// Wait status of a normal exit with `code` (Linux `(code & 0xff) << 8`).
 pub fn exit_status(code: i32) -> u32 {
-    ((code as u32) & 0xff) << 8
+    WaitStatus::for_exit(code).0 as u32
 }
 
 /// Wait status of a death by `signal`.
 pub fn signal_status(signal: u32) -> u32 {
-    signal & 0x7f
+    WaitStatus::for_signal(signal).0 as u32
 }
 
 /// On the way back to user mode: exit if SIGKILL or another thread's
@@ -52,12 +53,13 @@ pub fn do_group_exit(status: u32) -> ! {
 pub fn do_exit(status: u32) -> ! {
     let task = sched::current();
     if task.pid == REAPER_PID && task.mm().is_some() {
-        let code = if status & 0x7f == 0 {
-            (status >> 8) & 0xff
+        let wait_status = WaitStatus(status as i32);
+        let code = if wait_status.exited() {
+            wait_status.exit_status()
         } else {
-            128 + (status & 0x7f)
+            128 + wait_status.term_signal()
         };
-        crate::drivers::vmm_ports::poweroff(code);
+        crate::drivers::vmm_ports::poweroff(code as u32);
     }
     if task.is_namespace_init() && task.is_group_leader() {
         zap_pid_namespace(&task);
@@ -103,7 +105,7 @@ fn exit_notify(task: &Arc<Task>, status: u32) {
     let parent = group.parent();
     let exit_signal = group.exit_signal();
     // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
-    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
+    let valid = (1..=super::signal::NSIG).contains(&exit_signal);
     if let Some(parent) = parent.as_ref().filter(|_| valid) {
         notify_parent(task, parent, exit_signal, status);
     }
@@ -139,10 +141,11 @@ pub fn release_task(task: &Task) {
 /// `do_notify_parent`); an ignored one is dropped by `send_signal`.
 fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32) {
     use super::signal::{SigFields, SigInfo, CLD_EXITED, CLD_KILLED};
-    let (code, value) = if status & 0x7f == 0 {
-        (CLD_EXITED, ((status >> 8) & 0xff) as i32)
+    let wait_status = WaitStatus(status as i32);
+    let (code, value) = if wait_status.exited() {
+        (CLD_EXITED, wait_status.exit_status())
     } else {
-        (CLD_KILLED, (status & 0x7f) as i32)
+        (CLD_KILLED, wait_status.term_signal())
     };
     let pid = task.tgid_in(&parent.active_pid_ns());
     let uid = {

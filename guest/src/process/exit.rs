@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use super::task::{Task, TaskState};
 use super::wait::WaitStatus;
 use crate::sched;
+use forkvm_abi::linux::signal::Signal;
 
 /// Pid of the task that adopts orphans.
 pub const REAPER_PID: u32 = 1;
@@ -103,10 +104,9 @@ fn exit_notify(task: &Arc<Task>, status: u32) {
     }
     let group = task.thread_group();
     let parent = group.parent();
-    let exit_signal = group.exit_signal();
     // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
-    let valid = (1..=super::signal::NSIG).contains(&exit_signal);
-    if let Some(parent) = parent.as_ref().filter(|_| valid) {
+    let exit_signal = Signal::new(group.exit_signal());
+    if let (Some(parent), Some(exit_signal)) = (parent.as_ref(), exit_signal) {
         notify_parent(task, parent, exit_signal, status);
     }
     let autoreap = parent.as_ref().is_some_and(|parent| {
@@ -139,7 +139,7 @@ pub fn release_task(task: &Task) {
 /// Sends the exit signal (SIGCHLD unless clone said otherwise) to the
 /// parent, with the child's pid, uid and how it ended (Linux
 /// `do_notify_parent`); an ignored one is dropped by `send_signal`.
-fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32) {
+fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: u32) {
     use super::signal::{SigFields, SigInfo, CLD_EXITED, CLD_KILLED};
     let wait_status = WaitStatus(status as i32);
     let (code, value) = if wait_status.exited() {
@@ -153,7 +153,7 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32)
         parent.inner.lock().cred.uid_seen(kuid)
     };
     let info = SigInfo {
-        signo: signal,
+        signo: signal.number(),
         code,
         fields: SigFields::Child {
             pid,

@@ -9,8 +9,8 @@ use alloc::sync::Arc;
 use spin::Mutex;
 
 pub use forkvm_abi::linux::signal::{
-    CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP, SIGTSTP,
-    SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
+    Signal, CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP,
+    SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
 };
 
 /// `sa_handler` values.
@@ -252,7 +252,8 @@ fn receiver(task: &super::task::Task, inner: &super::task::TaskInner) -> super::
 /// interruptible sleep. If every thread blocks it, it waits.
 pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result<(), i32> {
     let signal = info.signo;
-    if signal == 0 || signal > NSIG {
+    // Signal 0 only probes (`kill(pid, 0)`); nothing is sent.
+    if Signal::new(signal).is_none() {
         return Ok(());
     }
     let (action, blocked, waited) = {

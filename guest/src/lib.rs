@@ -126,7 +126,7 @@ mod kernel {
                 let message = alloc::format!(
                     "cannot start init {}: {}",
                     core::str::from_utf8(path).unwrap_or("?"),
-                    crate::errno::name(errno)
+                    crate::errno::name(errno).unwrap_or("E?")
                 );
                 crate::drivers::vmm_ports::report_boot_failure(message.as_bytes())
             }

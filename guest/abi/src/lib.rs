@@ -4,6 +4,8 @@
 //! information page and the I/O ports cannot drift apart.
 #![no_std]
 
+pub mod linux;
+
 /// Size of a small page.
 pub const PAGE_SIZE: u64 = 4096;
 

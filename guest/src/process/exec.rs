@@ -269,7 +269,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         parent: Arc::downgrade(&parent),
         rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
         ids: Some(super::pgrp::PgrpSession::new_leader(&pids)),
-        exit_signal: crate::process::fork::SIGCHLD as u32,
+        exit_signal: crate::process::signal::SIGCHLD,
         oom_score_adj: 0,
     });
     group.set_pids(&pids);

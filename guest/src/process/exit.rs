@@ -5,19 +5,21 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::task::{Task, TaskState};
+use super::wait::WaitStatus;
 use crate::sched;
+use forkvm_abi::linux::signal::Signal;
 
 /// Pid of the task that adopts orphans.
 pub const REAPER_PID: u32 = 1;
 
 /// Wait status of a normal exit with `code` (Linux `(code & 0xff) << 8`).
 pub fn exit_status(code: i32) -> u32 {
-    ((code as u32) & 0xff) << 8
+    WaitStatus::for_exit(code).0 as u32
 }
 
 /// Wait status of a death by `signal`.
 pub fn signal_status(signal: u32) -> u32 {
-    signal & 0x7f
+    WaitStatus::for_signal(signal).0 as u32
 }
 
 /// On the way back to user mode: exit if SIGKILL or another thread's
@@ -52,12 +54,13 @@ pub fn do_group_exit(status: u32) -> ! {
 pub fn do_exit(status: u32) -> ! {
     let task = sched::current();
     if task.pid == REAPER_PID && task.mm().is_some() {
-        let code = if status & 0x7f == 0 {
-            (status >> 8) & 0xff
+        let wait_status = WaitStatus(status as i32);
+        let code = if wait_status.exited() {
+            wait_status.exit_status()
         } else {
-            128 + (status & 0x7f)
+            128 + wait_status.term_signal()
         };
-        crate::drivers::vmm_ports::poweroff(code);
+        crate::drivers::vmm_ports::poweroff(code as u32);
     }
     if task.is_namespace_init() && task.is_group_leader() {
         zap_pid_namespace(&task);
@@ -101,10 +104,9 @@ fn exit_notify(task: &Arc<Task>, status: u32) {
     }
     let group = task.thread_group();
     let parent = group.parent();
-    let exit_signal = group.exit_signal();
     // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
-    let valid = (1..=super::signal::NSIG as u32).contains(&exit_signal);
-    if let Some(parent) = parent.as_ref().filter(|_| valid) {
+    let exit_signal = Signal::new(group.exit_signal());
+    if let (Some(parent), Some(exit_signal)) = (parent.as_ref(), exit_signal) {
         notify_parent(task, parent, exit_signal, status);
     }
     let autoreap = parent.as_ref().is_some_and(|parent| {
@@ -137,12 +139,13 @@ pub fn release_task(task: &Task) {
 /// Sends the exit signal (SIGCHLD unless clone said otherwise) to the
 /// parent, with the child's pid, uid and how it ended (Linux
 /// `do_notify_parent`); an ignored one is dropped by `send_signal`.
-fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32) {
+fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: u32) {
     use super::signal::{SigFields, SigInfo, CLD_EXITED, CLD_KILLED};
-    let (code, value) = if status & 0x7f == 0 {
-        (CLD_EXITED, ((status >> 8) & 0xff) as i32)
+    let wait_status = WaitStatus(status as i32);
+    let (code, value) = if wait_status.exited() {
+        (CLD_EXITED, wait_status.exit_status())
     } else {
-        (CLD_KILLED, (status & 0x7f) as i32)
+        (CLD_KILLED, wait_status.term_signal())
     };
     let pid = task.tgid_in(&parent.active_pid_ns());
     let uid = {
@@ -150,7 +153,7 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: u32, status: u32)
         parent.inner.lock().cred.uid_seen(kuid)
     };
     let info = SigInfo {
-        signo: signal,
+        signo: signal.number(),
         code,
         fields: SigFields::Child {
             pid,

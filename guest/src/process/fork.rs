@@ -37,52 +37,16 @@ use crate::ipc::sem::SemUndoList;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
+use forkvm_abi::linux::signal::NSIG;
 
-pub const CSIGNAL: u64 = 0xff;
-pub const CLONE_VM: u64 = 0x100;
-pub const CLONE_FS: u64 = 0x200;
-pub const CLONE_PIDFD: u64 = 0x1000;
-pub const CLONE_FILES: u64 = 0x400;
-pub const CLONE_SIGHAND: u64 = 0x800;
-pub const CLONE_VFORK: u64 = 0x4000;
-pub const CLONE_SYSVSEM: u64 = 0x40000;
-pub const CLONE_PARENT: u64 = 0x8000;
-pub const CLONE_THREAD: u64 = 0x10000;
-pub const CLONE_NEWNS: u64 = 0x20000;
-pub const CLONE_SETTLS: u64 = 0x80000;
-pub const CLONE_PARENT_SETTID: u64 = 0x100000;
-pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
-pub const CLONE_DETACHED: u64 = 0x400000;
-pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
-pub const CLONE_NEWCGROUP: u64 = 0x2000000;
-pub const CLONE_NEWUTS: u64 = 0x4000000;
-pub const CLONE_NEWIPC: u64 = 0x8000000;
-pub const CLONE_NEWUSER: u64 = 0x10000000;
-pub const CLONE_NEWPID: u64 = 0x20000000;
-pub const CLONE_NEWNET: u64 = 0x40000000;
-pub const CLONE_IO: u64 = 0x80000000;
-pub const CLONE_NEWTIME: u64 = 0x80;
-/// clone3 only: reset signal handlers in the child.
-pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
-/// clone3 only: start the child in another cgroup.
-pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-/// Every namespace flag.
-pub const CLONE_NAMESPACES: u64 = CLONE_NEWNS
-    | CLONE_NEWCGROUP
-    | CLONE_NEWUTS
-    | CLONE_NEWIPC
-    | CLONE_NEWUSER
-    | CLONE_NEWPID
-    | CLONE_NEWNET
-    | CLONE_NEWTIME;
-
-/// SIGCHLD, the exit signal of fork and vfork.
-pub const SIGCHLD: u64 = 17;
+pub use forkvm_abi::linux::clone::{
+    CloneFlags, CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2, CSIGNAL,
+};
 
 /// Arguments of a clone (Linux `struct kernel_clone_args`).
 #[derive(Clone, Debug, Default)]
 pub struct CloneArgs {
-    pub flags: u64,
+    pub flags: CloneFlags,
     /// Where CLONE_PIDFD stores the pidfd.
     pub pidfd: u64,
     /// clone3 `set_tid`: the pids asked for, innermost namespace first
@@ -100,19 +64,23 @@ pub struct CloneArgs {
 pub fn kernel_clone(args: &CloneArgs, frame: &UserContext) -> Result<Pid, i32> {
     let flags = args.flags;
     // Legacy clone returns the pidfd through parent_tid: both cannot use it.
-    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && args.pidfd == args.parent_tid
+    if flags.contains(CloneFlags::CLONE_PIDFD)
+        && flags.contains(CloneFlags::CLONE_PARENT_SETTID)
+        && args.pidfd == args.parent_tid
     {
         return Err(EINVAL);
     }
     let parent = sched::current();
-    let vfork = (flags & CLONE_VFORK != 0).then(|| Arc::new(Completion::new()));
+    let vfork = flags
+        .contains(CloneFlags::CLONE_VFORK)
+        .then(|| Arc::new(Completion::new()));
     let child = copy_process(&parent, args, frame, vfork.clone())?;
     // The pid the caller sees: its number in the caller's pid namespace
     // (Linux `pid_vnr`), not the kernel's global one.
     let pid = child.tid_in(&parent.active_pid_ns());
     crate::stats::TASKS_CREATED.add(1);
     if let Some(mm) = parent.mm() {
-        if flags & CLONE_PARENT_SETTID != 0 {
+        if flags.contains(CloneFlags::CLONE_PARENT_SETTID) {
             // Linux writes it before the child can run; a bad pointer is ignored.
             let _ = mm.copy_to_user(args.parent_tid, &pid.to_le_bytes());
         }
@@ -127,29 +95,31 @@ pub fn kernel_clone(args: &CloneArgs, frame: &UserContext) -> Result<Pid, i32> {
 }
 
 /// The clone flag checks of Linux's `copy_process`, in its order.
-fn check_clone_flags(parent: &Task, flags: u64) -> Result<(), i32> {
-    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS {
+fn check_clone_flags(parent: &Task, flags: CloneFlags) -> Result<(), i32> {
+    if flags.contains(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS) {
         return Err(EINVAL);
     }
-    if flags & (CLONE_NEWUSER | CLONE_FS) == CLONE_NEWUSER | CLONE_FS {
+    if flags.contains(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_FS) {
         return Err(EINVAL);
     }
     // Thread groups share signals; signal handlers need a shared VM.
-    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
+    if flags.contains(CloneFlags::CLONE_THREAD) && !flags.contains(CloneFlags::CLONE_SIGHAND) {
         return Err(EINVAL);
     }
-    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+    if flags.contains(CloneFlags::CLONE_SIGHAND) && !flags.contains(CloneFlags::CLONE_VM) {
         return Err(EINVAL);
     }
     // Siblings of init (which is SIGNAL_UNKILLABLE) would be unreapable.
-    if flags & CLONE_PARENT != 0 && parent.thread_group().is_unkillable() {
+    if flags.contains(CloneFlags::CLONE_PARENT) && parent.thread_group().is_unkillable() {
         return Err(EINVAL);
     }
     // A thread cannot live in another user or pid namespace than its group.
-    if flags & CLONE_THREAD != 0 && flags & (CLONE_NEWUSER | CLONE_NEWPID) != 0 {
+    if flags.contains(CloneFlags::CLONE_THREAD)
+        && flags.intersects(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
+    {
         return Err(EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 && flags & CLONE_DETACHED != 0 {
+    if flags.contains(CloneFlags::CLONE_PIDFD) && flags.contains(CloneFlags::CLONE_DETACHED) {
         return Err(EINVAL);
     }
     Ok(())
@@ -259,15 +229,15 @@ impl Drop for FailPoints<'_> {
 }
 
 /// Each namespace kind built so far, with its clone flag.
-pub(super) const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, u64); 6] = {
+pub(super) const NAMESPACE_FLAGS: [(super::nsproxy::NsKind, CloneFlags); 6] = {
     use super::nsproxy::NsKind;
     [
-        (NsKind::Uts, CLONE_NEWUTS),
-        (NsKind::Ipc, CLONE_NEWIPC),
-        (NsKind::Mnt, CLONE_NEWNS),
-        (NsKind::Net, CLONE_NEWNET),
-        (NsKind::Cgroup, CLONE_NEWCGROUP),
-        (NsKind::Time, CLONE_NEWTIME),
+        (NsKind::Uts, CloneFlags::CLONE_NEWUTS),
+        (NsKind::Ipc, CloneFlags::CLONE_NEWIPC),
+        (NsKind::Mnt, CloneFlags::CLONE_NEWNS),
+        (NsKind::Net, CloneFlags::CLONE_NEWNET),
+        (NsKind::Cgroup, CloneFlags::CLONE_NEWCGROUP),
+        (NsKind::Time, CloneFlags::CLONE_NEWTIME),
     ]
 };
 
@@ -350,7 +320,7 @@ fn copy_process(
     // counted there, so its check waits for copy_creds.
     let parent_cred = parent.inner.lock().cred.clone();
     let nproc_limit = parent.thread_group().rlimits().0[RLIMIT_NPROC].cur;
-    if flags & CLONE_NEWUSER == 0 {
+    if !flags.contains(CloneFlags::CLONE_NEWUSER) {
         check_task_limits(&parent_cred, nproc_limit)?;
     }
 
@@ -386,7 +356,7 @@ fn copy_process(
             exit_status: 0,
             comm: view.comm,
             mm,
-            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 {
+            clear_child_tid: if flags.contains(CloneFlags::CLONE_CHILD_CLEARTID) {
                 args.child_tid
             } else {
                 0
@@ -411,10 +381,10 @@ fn copy_process(
             fork_no_exec: true,
         },
     });
-    if flags & CLONE_PIDFD != 0 {
+    if flags.contains(CloneFlags::CLONE_PIDFD) {
         install_pidfd(parent, &child, args.pidfd, &mut fail)?;
     }
-    if flags & CLONE_CHILD_SETTID != 0 {
+    if flags.contains(CloneFlags::CLONE_CHILD_SETTID) {
         if let (Some(mm), Some(pids)) = (child.mm(), child.pids()) {
             // The child's own view of its tid.
             let _ = mm.copy_to_user(args.child_tid, &pids.innermost().to_le_bytes());
@@ -443,12 +413,12 @@ struct CredPart {
 fn copy_creds(
     parent_cred: Cred,
     view: &ParentView,
-    flags: u64,
+    flags: CloneFlags,
     nproc_limit: u64,
     fail: &mut FailPoints,
 ) -> Result<CredPart, i32> {
     fail.check(ForkStep::CopyCreds)?;
-    let cred = if flags & CLONE_NEWUSER != 0 {
+    let cred = if flags.contains(CloneFlags::CLONE_NEWUSER) {
         let chrooted = view.fs.lock().chrooted();
         let cred = super::user_ns::create_user_ns(&parent_cred, nproc_limit, chrooted, || {
             fail.check(ForkStep::CreateUserNs)
@@ -469,10 +439,10 @@ fn copy_creds(
 /// (made now if it has none).
 fn copy_semundo(
     parent: &Task,
-    flags: u64,
+    flags: CloneFlags,
     fail: &mut FailPoints,
 ) -> Result<Option<Arc<SemUndoList>>, i32> {
-    if flags & CLONE_SYSVSEM == 0 {
+    if !flags.contains(CloneFlags::CLONE_SYSVSEM) {
         return Ok(None);
     }
     // The parent's list, made (outside its lock) if it has none yet.
@@ -489,12 +459,12 @@ fn copy_semundo(
 /// Linux `copy_files`: the parent's fd table, shared (CLONE_FILES) or copied.
 fn copy_files(
     view: &ParentView,
-    flags: u64,
+    flags: CloneFlags,
     fail: &mut FailPoints,
 ) -> Result<Option<Arc<Mutex<FdTable>>>, i32> {
     fail.check(ForkStep::CopyFiles)?;
     Ok(view.files.as_ref().map(|files| {
-        if flags & CLONE_FILES != 0 {
+        if flags.contains(CloneFlags::CLONE_FILES) {
             files.clone()
         } else {
             Arc::new(Mutex::new(files.lock().clone()))
@@ -505,11 +475,11 @@ fn copy_files(
 /// Linux `copy_fs`: root, cwd and umask, shared (CLONE_FS) or copied.
 fn copy_fs(
     view: &ParentView,
-    flags: u64,
+    flags: CloneFlags,
     fail: &mut FailPoints,
 ) -> Result<Arc<Mutex<FsStruct>>, i32> {
     fail.check(ForkStep::CopyFs)?;
-    Ok(if flags & CLONE_FS != 0 {
+    Ok(if flags.contains(CloneFlags::CLONE_FS) {
         view.fs.clone()
     } else {
         let copy = view.fs.lock().clone();
@@ -528,20 +498,24 @@ struct SighandPart {
 
 /// Linux `copy_sighand`: the actions, shared (CLONE_SIGHAND), copied, or
 /// copied and reset (clone3's CLONE_CLEAR_SIGHAND).
-fn copy_sighand(view: &ParentView, flags: u64, fail: &mut FailPoints) -> Result<SighandPart, i32> {
+fn copy_sighand(
+    view: &ParentView,
+    flags: CloneFlags,
+    fail: &mut FailPoints,
+) -> Result<SighandPart, i32> {
     fail.check(ForkStep::CopySighand)?;
-    let sighand = if flags & CLONE_SIGHAND != 0 {
+    let sighand = if flags.contains(CloneFlags::CLONE_SIGHAND) {
         view.sighand.clone()
     } else {
         let mut actions = view.sighand.lock().clone();
-        if flags & CLONE_CLEAR_SIGHAND != 0 {
+        if flags.contains(CloneFlags::CLONE_CLEAR_SIGHAND) {
             actions.reset_for_exec();
         }
         Arc::new(Mutex::new(actions))
     };
     // "sigaltstack should be cleared when sharing the same VM" (a thread
     // must not run handlers on its creator's stack); vfork keeps it.
-    let sas = if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM {
+    let sas = if flags & (CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK) == CloneFlags::CLONE_VM {
         SigAltStack::RESET
     } else {
         view.sas
@@ -573,10 +547,10 @@ fn copy_signal(
 ) -> Result<SignalPart, i32> {
     fail.check(ForkStep::CopySignal)?;
     let parent_group = parent.thread_group();
-    if args.flags & CLONE_THREAD != 0 {
+    if args.flags.contains(CloneFlags::CLONE_THREAD) {
         return Ok(SignalPart::Thread(parent_group.clone()));
     }
-    let (real_parent, exit_signal) = if args.flags & CLONE_PARENT != 0 {
+    let (real_parent, exit_signal) = if args.flags.contains(CloneFlags::CLONE_PARENT) {
         (
             parent_group
                 .parent()
@@ -606,13 +580,13 @@ fn copy_signal(
 /// a small one, copied at once: `vm.fork_*`).
 fn copy_mm(
     view: &ParentView,
-    flags: u64,
+    flags: CloneFlags,
     frame: &TrapFrame,
     fail: &mut FailPoints,
 ) -> Result<Option<Arc<AddressSpace>>, i32> {
     fail.check(ForkStep::CopyMm)?;
     Ok(match &view.mm {
-        Some(mm) if flags & CLONE_VM != 0 => Some(mm.clone()),
+        Some(mm) if flags.contains(CloneFlags::CLONE_VM) => Some(mm.clone()),
         Some(mm) => Some(
             mm.dup(&eager_copy_addresses(frame.rsp), copy_max_pages())
                 .map_err(|_| ENOMEM)?,
@@ -627,11 +601,11 @@ fn copy_mm(
 fn copy_namespaces(
     view: &ParentView,
     cred: &Cred,
-    flags: u64,
+    flags: CloneFlags,
     fail: &mut FailPoints,
 ) -> Result<Arc<NsProxy>, i32> {
     fail.check(ForkStep::CopyNamespaces)?;
-    if flags & CLONE_NAMESPACES & !CLONE_NEWUSER == 0 {
+    if !flags.intersects(CloneFlags::NAMESPACES.difference(CloneFlags::CLONE_NEWUSER)) {
         return Ok(view.nsproxy.clone());
     }
     if !cred.ns_capable(&cred.user_ns, CAP_SYS_ADMIN) {
@@ -639,13 +613,13 @@ fn copy_namespaces(
     }
     // CLONE_SYSVSEM shares the undo list, whose sets a new IPC namespace
     // could no longer reach.
-    if flags & (CLONE_NEWIPC | CLONE_SYSVSEM) == CLONE_NEWIPC | CLONE_SYSVSEM {
+    if flags.contains(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_SYSVSEM) {
         return Err(EINVAL);
     }
     view.nsproxy.copy(
         flags,
         &NAMESPACE_FLAGS,
-        flags & CLONE_NEWPID != 0,
+        flags.contains(CloneFlags::CLONE_NEWPID),
         &cred.user_ns,
     )
 }
@@ -654,12 +628,14 @@ fn copy_namespaces(
 /// an I/O priority and does not share its context (CLONE_IO).
 fn copy_io(
     view: &ParentView,
-    flags: u64,
+    flags: CloneFlags,
     fail: &mut FailPoints,
 ) -> Result<Option<Arc<IoContext>>, i32> {
-    io_context::copy_io(view.io_context.as_ref(), flags & CLONE_IO != 0, || {
-        fail.check(ForkStep::CopyIo)
-    })
+    io_context::copy_io(
+        view.io_context.as_ref(),
+        flags.contains(CloneFlags::CLONE_IO),
+        || fail.check(ForkStep::CopyIo),
+    )
 }
 
 /// What copy_thread makes: where the child resumes, and its TLS base.
@@ -681,7 +657,7 @@ fn copy_thread(
     args: &CloneArgs,
     regs: &UserContext,
 ) -> Result<ThreadPart, i32> {
-    let fs_base = if args.flags & CLONE_SETTLS != 0 {
+    let fs_base = if args.flags.contains(CloneFlags::CLONE_SETTLS) {
         if args.tls >= crate::mm::vma::TASK_SIZE {
             return Err(EPERM);
         }
@@ -851,17 +827,10 @@ pub fn release_vfork_parent(task: &Task) {
     }
 }
 
-/// Size of the first `struct clone_args` (`CLONE_ARGS_SIZE_VER0`).
-pub const CLONE_ARGS_SIZE_VER0: u64 = 64;
-/// Size of the newest `struct clone_args` this kernel knows (VER2).
-pub const CLONE_ARGS_SIZE_VER2: u64 = 88;
 /// Deepest pid-namespace nesting (`MAX_PID_NS_LEVEL`).
 const MAX_PID_NS_LEVEL: u64 = 32;
-/// Highest signal number.
-const NSIG: u64 = 64;
-const CSIGNAL_BITS: u64 = 0xff;
 /// Flags legacy clone can express.
-const CLONE_LEGACY_FLAGS: u64 = 0xffff_ffff;
+const CLONE_LEGACY_FLAGS: CloneFlags = CloneFlags::from_bits_retain(0xffff_ffff);
 
 /// Reads and validates a `struct clone_args` of `size` bytes (Linux
 /// `copy_clone_args_from_user` + `clone3_args_valid`), in Linux's order.
@@ -892,8 +861,13 @@ pub fn copy_clone_args_from_user(
             .get(i * 8..i * 8 + 8)
             .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     };
-    let (flags, pidfd, child_tid, parent_tid, exit_signal) =
-        (field(0), field(1), field(2), field(3), field(4));
+    let (flags, pidfd, child_tid, parent_tid, exit_signal) = (
+        CloneFlags::from_bits_retain(field(0)),
+        field(1),
+        field(2),
+        field(3),
+        field(4),
+    );
     let (stack, stack_size, tls, set_tid, set_tid_size, cgroup) =
         (field(5), field(6), field(7), field(8), field(9), field(10));
 
@@ -903,10 +877,12 @@ pub fn copy_clone_args_from_user(
     if (set_tid == 0 && set_tid_size > 0) || (set_tid != 0 && set_tid_size == 0) {
         return Err(EINVAL);
     }
-    if exit_signal & !CSIGNAL_BITS != 0 || exit_signal > NSIG {
+    if exit_signal & !CSIGNAL != 0 || exit_signal > u64::from(NSIG) {
         return Err(EINVAL);
     }
-    if flags & CLONE_INTO_CGROUP != 0 && (cgroup > i32::MAX as u64 || size < CLONE_ARGS_SIZE_VER2) {
+    if flags.contains(CloneFlags::CLONE_INTO_CGROUP)
+        && (cgroup > i32::MAX as u64 || size < CLONE_ARGS_SIZE_VER2)
+    {
         return Err(EINVAL);
     }
     let mut tids = alloc::vec::Vec::new();
@@ -921,16 +897,20 @@ pub fn copy_clone_args_from_user(
     }
 
     // clone3_args_valid.
-    if flags & !(CLONE_LEGACY_FLAGS | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) != 0 {
+    if !(CLONE_LEGACY_FLAGS | CloneFlags::CLONE_CLEAR_SIGHAND | CloneFlags::CLONE_INTO_CGROUP)
+        .contains(flags)
+    {
         return Err(EINVAL);
     }
-    if flags & (CLONE_DETACHED | (CSIGNAL_BITS & !CLONE_NEWTIME)) != 0 {
+    // The exit-signal byte is no flag in clone3 (bit 7 is CLONE_NEWTIME there).
+    let csignal = CloneFlags::from_bits_retain(CSIGNAL).difference(CloneFlags::CLONE_NEWTIME);
+    if flags.intersects(CloneFlags::CLONE_DETACHED | csignal) {
         return Err(EINVAL);
     }
-    if flags & (CLONE_SIGHAND | CLONE_CLEAR_SIGHAND) == CLONE_SIGHAND | CLONE_CLEAR_SIGHAND {
+    if flags.contains(CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_CLEAR_SIGHAND) {
         return Err(EINVAL);
     }
-    if flags & (CLONE_THREAD | CLONE_PARENT) != 0 && exit_signal != 0 {
+    if flags.intersects(CloneFlags::CLONE_THREAD | CloneFlags::CLONE_PARENT) && exit_signal != 0 {
         return Err(EINVAL);
     }
     // clone3_stack_valid: a stack is a base and a size (it grows down).
@@ -942,7 +922,7 @@ pub fn copy_clone_args_from_user(
             .filter(|&top| top <= crate::mm::vma::TASK_SIZE)
             .ok_or(EINVAL)?,
     };
-    if flags & CLONE_INTO_CGROUP != 0 {
+    if flags.contains(CloneFlags::CLONE_INTO_CGROUP) {
         return Err(EINVAL); // no cgroups
     }
     Ok(CloneArgs {

@@ -13,6 +13,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use forkvm_abi::linux::clone::CloneFlags;
 use spin::Mutex;
 
 /// Longest host or domain name (`__NEW_UTS_LEN`).
@@ -149,12 +150,12 @@ impl NsProxy {
     /// the names).
     pub fn copy(
         self: &Arc<Self>,
-        flags: u64,
-        kind_flags: &[(NsKind, u64)],
+        flags: CloneFlags,
+        kind_flags: &[(NsKind, CloneFlags)],
         new_pid_ns: bool,
         user_ns: &Arc<super::user_ns::UserNamespace>,
     ) -> Result<Arc<NsProxy>, i32> {
-        if !new_pid_ns && kind_flags.iter().all(|&(_, flag)| flags & flag == 0) {
+        if !new_pid_ns && kind_flags.iter().all(|&(_, flag)| !flags.contains(flag)) {
             return Ok(self.clone());
         }
         let mut proxy = (**self).clone();
@@ -163,7 +164,7 @@ impl NsProxy {
                 super::pid_ns::PidNamespace::new_child(&self.pid_ns_for_children, user_ns)?;
         }
         for &(kind, flag) in kind_flags {
-            if flags & flag != 0 {
+            if flags.contains(flag) {
                 let names = *self.get(kind).uts.lock();
                 proxy.namespaces[kind as usize] = Namespace::new(kind, names, user_ns);
             }

@@ -8,18 +8,10 @@ use alloc::sync::Arc;
 
 use spin::Mutex;
 
-/// Highest signal number.
-pub const NSIG: usize = 64;
-pub const SIGKILL: u32 = 9;
-pub const SIGSEGV: u32 = 11;
-pub const SIGCHLD: u32 = 17;
-pub const SIGCONT: u32 = 18;
-pub const SIGSTOP: u32 = 19;
-pub const SIGTSTP: u32 = 20;
-pub const SIGTTIN: u32 = 21;
-pub const SIGTTOU: u32 = 22;
-pub const SIGURG: u32 = 23;
-pub const SIGWINCH: u32 = 28;
+pub use forkvm_abi::linux::signal::{
+    Signal, CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP,
+    SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
+};
 
 /// `sa_handler` values.
 pub const SIG_DFL: u64 = 0;
@@ -46,8 +38,6 @@ pub const SI_SIGIO: i32 = -5;
 pub const SI_TKILL: i32 = -6;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
-pub const CLD_EXITED: i32 = 1;
-pub const CLD_KILLED: i32 = 2;
 
 /// The kernel's `struct sigaction` on x86-64 (what `rt_sigaction` copies).
 #[repr(C)]
@@ -86,13 +76,13 @@ impl SigAction {
 /// The actions of every signal, shared by tasks created with `CLONE_SIGHAND`.
 #[derive(Clone)]
 pub struct SigHand {
-    actions: [SigAction; NSIG],
+    actions: [SigAction; NSIG as usize],
 }
 
 impl Default for SigHand {
     fn default() -> Self {
         SigHand {
-            actions: [SigAction::default(); NSIG],
+            actions: [SigAction::default(); NSIG as usize],
         }
     }
 }
@@ -262,7 +252,8 @@ fn receiver(task: &super::task::Task, inner: &super::task::TaskInner) -> super::
 /// interruptible sleep. If every thread blocks it, it waits.
 pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result<(), i32> {
     let signal = info.signo;
-    if signal == 0 || signal as usize > NSIG {
+    // Signal 0 only probes (`kill(pid, 0)`); nothing is sent.
+    if Signal::new(signal).is_none() {
         return Ok(());
     }
     let (action, blocked, waited) = {

@@ -24,7 +24,7 @@ use super::user_ns::UserNamespace;
 use crate::errno::EAGAIN;
 
 /// The first real-time signal as the kernel numbers them.
-pub const SIGRTMIN: u32 = 32;
+pub use forkvm_abi::linux::signal::SIGRTMIN;
 /// Index of RLIMIT_SIGPENDING in the limits.
 pub const RLIMIT_SIGPENDING: usize = 11;
 

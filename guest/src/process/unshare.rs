@@ -8,39 +8,35 @@
 use alloc::sync::Arc;
 
 use super::cred::{Cred, CAP_SYS_ADMIN};
-use super::fork::{
-    CLONE_FILES, CLONE_FS, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID,
-    CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWUTS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD,
-    CLONE_VM,
-};
 use super::rlimit::RLIMIT_NPROC;
 use super::task::Task;
 use crate::errno::{EINVAL, EPERM};
+use forkvm_abi::linux::clone::CloneFlags;
 
 /// What `unshare` accepts (Linux `check_unshare_flags`).
-const UNSHARE_FLAGS: u64 = CLONE_THREAD
-    | CLONE_FS
-    | CLONE_NEWNS
-    | CLONE_SIGHAND
-    | CLONE_VM
-    | CLONE_FILES
-    | CLONE_SYSVSEM
-    | CLONE_NEWUTS
-    | CLONE_NEWIPC
-    | CLONE_NEWNET
-    | CLONE_NEWUSER
-    | CLONE_NEWPID
-    | CLONE_NEWCGROUP
-    | CLONE_NEWTIME;
+const UNSHARE_FLAGS: CloneFlags = CloneFlags::CLONE_THREAD
+    .union(CloneFlags::CLONE_FS)
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_SIGHAND)
+    .union(CloneFlags::CLONE_VM)
+    .union(CloneFlags::CLONE_FILES)
+    .union(CloneFlags::CLONE_SYSVSEM)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWNET)
+    .union(CloneFlags::CLONE_NEWUSER)
+    .union(CloneFlags::CLONE_NEWPID)
+    .union(CloneFlags::CLONE_NEWCGROUP)
+    .union(CloneFlags::CLONE_NEWTIME);
 
 /// Namespace kinds other than user.
-const OTHER_NAMESPACES: u64 = CLONE_NEWNS
-    | CLONE_NEWUTS
-    | CLONE_NEWIPC
-    | CLONE_NEWNET
-    | CLONE_NEWPID
-    | CLONE_NEWCGROUP
-    | CLONE_NEWTIME;
+const OTHER_NAMESPACES: CloneFlags = CloneFlags::CLONE_NEWNS
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWNET)
+    .union(CloneFlags::CLONE_NEWPID)
+    .union(CloneFlags::CLONE_NEWCGROUP)
+    .union(CloneFlags::CLONE_NEWTIME);
 
 /// Whether another task shares `task`'s thread group.
 fn has_other_threads(task: &Arc<Task>) -> bool {
@@ -49,27 +45,29 @@ fn has_other_threads(task: &Arc<Task>) -> bool {
 
 pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     // What unsharing one thing implies.
-    let mut flags = flags;
-    if flags & CLONE_NEWUSER != 0 {
-        flags |= CLONE_THREAD | CLONE_FS;
+    let mut flags = CloneFlags::from_bits_retain(flags);
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        flags |= CloneFlags::CLONE_THREAD | CloneFlags::CLONE_FS;
     }
-    if flags & CLONE_VM != 0 {
-        flags |= CLONE_SIGHAND;
+    if flags.contains(CloneFlags::CLONE_VM) {
+        flags |= CloneFlags::CLONE_SIGHAND;
     }
-    if flags & CLONE_SIGHAND != 0 {
-        flags |= CLONE_THREAD;
+    if flags.contains(CloneFlags::CLONE_SIGHAND) {
+        flags |= CloneFlags::CLONE_THREAD;
     }
-    if flags & CLONE_NEWNS != 0 {
-        flags |= CLONE_FS;
+    if flags.contains(CloneFlags::CLONE_NEWNS) {
+        flags |= CloneFlags::CLONE_FS;
     }
 
     // check_unshare_flags: a thread group, shared signal handlers or a
     // shared address space cannot be given up (only "unshared" when there
     // is nothing to unshare).
-    if flags & !UNSHARE_FLAGS != 0 {
+    if !UNSHARE_FLAGS.contains(flags) {
         return Err(EINVAL);
     }
-    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && has_other_threads(task) {
+    if flags.intersects(CloneFlags::CLONE_THREAD | CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_VM)
+        && has_other_threads(task)
+    {
         return Err(EINVAL);
     }
     let (fs, files, sighand, mm, cred, nsproxy, nproc_limit) = {
@@ -86,10 +84,12 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
         )
     };
     // Counted without the references just taken above.
-    if flags & (CLONE_SIGHAND | CLONE_VM) != 0 && Arc::strong_count(&sighand) > 2 {
+    if flags.intersects(CloneFlags::CLONE_SIGHAND | CloneFlags::CLONE_VM)
+        && Arc::strong_count(&sighand) > 2
+    {
         return Err(EINVAL);
     }
-    if flags & CLONE_VM != 0 {
+    if flags.contains(CloneFlags::CLONE_VM) {
         if let Some(mm) = &mm {
             let sharers = super::all_tasks()
                 .iter()
@@ -103,16 +103,16 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     drop((sighand, mm));
 
     // unshare_fs, unshare_fd: private copies when shared.
-    let new_fs = (flags & CLONE_FS != 0 && Arc::strong_count(&fs) > 2)
+    let new_fs = (flags.contains(CloneFlags::CLONE_FS) && Arc::strong_count(&fs) > 2)
         .then(|| Arc::new(spin::Mutex::new(fs.lock().clone())));
     let new_files = match &files {
-        Some(files) if flags & CLONE_FILES != 0 && Arc::strong_count(files) > 2 => {
+        Some(files) if flags.contains(CloneFlags::CLONE_FILES) && Arc::strong_count(files) > 2 => {
             Some(Arc::new(spin::Mutex::new(files.lock().clone())))
         }
         _ => None,
     };
     // unshare_userns: root of a new user namespace.
-    let new_cred: Option<Cred> = if flags & CLONE_NEWUSER != 0 {
+    let new_cred: Option<Cred> = if flags.contains(CloneFlags::CLONE_NEWUSER) {
         let chrooted = fs.lock().chrooted();
         Some(super::user_ns::create_user_ns(
             &cred,
@@ -126,7 +126,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     // unshare_nsproxy_namespaces: CAP_SYS_ADMIN over the (new) user
     // namespace; a second new pid namespace before the first is entered
     // is refused (Linux `copy_pid_ns`).
-    let new_nsproxy = if flags & OTHER_NAMESPACES != 0 {
+    let new_nsproxy = if flags.intersects(OTHER_NAMESPACES) {
         let user_ns = &new_cred.as_ref().unwrap_or(&cred).user_ns;
         if !new_cred
             .as_ref()
@@ -135,7 +135,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
         {
             return Err(EPERM);
         }
-        if flags & CLONE_NEWPID != 0
+        if flags.contains(CloneFlags::CLONE_NEWPID)
             && !Arc::ptr_eq(&nsproxy.pid_ns_for_children, &task.active_pid_ns())
         {
             return Err(EINVAL);
@@ -143,7 +143,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
         Some(nsproxy.copy(
             flags,
             &super::fork::NAMESPACE_FLAGS,
-            flags & CLONE_NEWPID != 0,
+            flags.contains(CloneFlags::CLONE_NEWPID),
             user_ns,
         )?)
     } else {
@@ -152,7 +152,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
 
     // Everything built: install it.
     let mut inner = task.inner.lock();
-    if flags & (CLONE_NEWIPC | CLONE_SYSVSEM) != 0 {
+    if flags.intersects(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_SYSVSEM) {
         // Like exit: the undo list is applied if this was its last user.
         drop(inner.sysvsem.take());
     }

@@ -17,25 +17,9 @@ use super::task::{Pid, Task, TaskState};
 use crate::errno::{ECHILD, ERESTARTSYS};
 use crate::sched;
 
-/// Return 0 at once if no child is ready.
-pub const WNOHANG: u32 = 1;
-/// Report stopped children (`WUNTRACED` for `wait4`).
-pub const WSTOPPED: u32 = 2;
-/// Report children that exited (implied by `wait4`).
-pub const WEXITED: u32 = 4;
-/// Report children continued by SIGCONT.
-pub const WCONTINUED: u32 = 8;
-/// `waitid`: report the child but leave it waitable.
-pub const WNOWAIT: u32 = 0x0100_0000;
-/// Wait only for this thread's children, not its thread group's.
-pub const __WNOTHREAD: u32 = 0x2000_0000;
-/// Wait for every child, whatever its exit signal.
-pub const __WALL: u32 = 0x4000_0000;
-/// Wait only for children whose exit signal is not SIGCHLD.
-pub const __WCLONE: u32 = 0x8000_0000;
-
-/// `si_code` of a child that was killed and dumped core.
-pub const CLD_DUMPED: i32 = 3;
+pub use forkvm_abi::linux::wait::{
+    WaitStatus, __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED,
+};
 
 /// Which children a wait accepts.
 #[derive(Clone)]
@@ -62,14 +46,14 @@ impl ChildReport {
     /// `si_code` and `si_status` of `waitid`'s `siginfo_t`: CLD_EXITED and
     /// the exit code, or CLD_KILLED/CLD_DUMPED and the signal.
     pub fn cause(&self) -> (i32, i32) {
-        use super::signal::{CLD_EXITED, CLD_KILLED};
-        let status = self.status;
-        if status & 0x7f == 0 {
-            (CLD_EXITED, ((status >> 8) & 0xff) as i32)
-        } else if status & 0x80 != 0 {
-            (CLD_DUMPED, (status & 0x7f) as i32)
+        use super::signal::{CLD_DUMPED, CLD_EXITED, CLD_KILLED};
+        let status = WaitStatus(self.status as i32);
+        if status.exited() {
+            (CLD_EXITED, status.exit_status())
+        } else if status.core_dumped() {
+            (CLD_DUMPED, status.term_signal())
         } else {
-            (CLD_KILLED, (status & 0x7f) as i32)
+            (CLD_KILLED, status.term_signal())
         }
     }
 }

@@ -114,7 +114,7 @@ pub fn pidfd_send_signal(a: Args) -> SysResult {
         });
         alloc::vec![live.ok_or(ESRCH)?]
     };
-    if signal > crate::process::signal::NSIG as u64 {
+    if signal > u64::from(crate::process::signal::NSIG) {
         return Err(EINVAL);
     }
     // As `kill` of a group: success if any member could be signalled.

@@ -7,13 +7,14 @@ use super::{current_mm, Args, SysResult};
 use crate::arch::entry::UserContext;
 use crate::errno::{E2BIG, EINVAL};
 use crate::process::exit::{do_exit, exit_status};
-use crate::process::fork::{self, CloneArgs, CLONE_VFORK, CLONE_VM, CSIGNAL, SIGCHLD};
+use crate::process::fork::{self, CloneArgs, CloneFlags, CSIGNAL};
+use crate::process::signal::SIGCHLD;
 use crate::process::{exec, user_stack};
 use crate::sched;
 
 pub fn fork(frame: &UserContext) -> SysResult {
     let args = CloneArgs {
-        exit_signal: SIGCHLD,
+        exit_signal: u64::from(SIGCHLD),
         ..CloneArgs::default()
     };
     fork::kernel_clone(&args, frame).map(u64::from)
@@ -21,8 +22,8 @@ pub fn fork(frame: &UserContext) -> SysResult {
 
 pub fn vfork(frame: &UserContext) -> SysResult {
     let args = CloneArgs {
-        flags: CLONE_VFORK | CLONE_VM,
-        exit_signal: SIGCHLD,
+        flags: CloneFlags::CLONE_VFORK | CloneFlags::CLONE_VM,
+        exit_signal: u64::from(SIGCHLD),
         ..CloneArgs::default()
     };
     fork::kernel_clone(&args, frame).map(u64::from)
@@ -35,7 +36,7 @@ pub fn clone(a: Args, frame: &UserContext) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = a.0;
     let flags = flags & 0xffff_ffff;
     let args = CloneArgs {
-        flags: flags & !CSIGNAL,
+        flags: CloneFlags::from_bits_retain(flags & !CSIGNAL),
         pidfd: parent_tid,
         set_tid: alloc::vec::Vec::new(),
         exit_signal: flags & CSIGNAL,

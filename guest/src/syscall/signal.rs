@@ -16,11 +16,7 @@ use crate::process::task::Task;
 use crate::process::thread_group::ThreadGroup;
 use crate::sched;
 
-const SIGKILL: u32 = 9;
-const SIGCONT: u64 = 18;
-const SIGSTOP: u64 = 19;
-/// Highest signal number (Linux `_NSIG`).
-const NSIG: u64 = 64;
+use forkvm_abi::linux::signal::{NSIG, SIGCONT, SIGKILL, SIGSTOP};
 
 /// Whether the caller may signal `target` (Linux `check_kill_permission`):
 /// its own thread group; a task whose real or saved uid is the caller's
@@ -41,7 +37,7 @@ pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
         return true;
     }
     use crate::process::pgrp;
-    signal == SIGCONT
+    signal == u64::from(SIGCONT)
         && match (pgrp::task_session(target), pgrp::task_session(current)) {
             (None, _) => true,
             (Some(theirs), Some(ours)) => pgrp::same(&theirs, &ours),
@@ -56,7 +52,7 @@ pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
 pub fn kill(a: Args) -> SysResult {
     let pid = a.0[0] as i32;
     let signal = a.0[1];
-    if signal > NSIG {
+    if signal > u64::from(NSIG) {
         return Err(EINVAL);
     }
     if pid == 0 || pid < -1 {
@@ -216,9 +212,9 @@ const SIGSET_SIZE: u64 = 8;
 
 /// `rt_sigaction(sig, act, oldact, sigsetsize)`.
 pub fn rt_sigaction(a: Args) -> SysResult {
-    use crate::process::signal::{is_unblockable, SigAction, NSIG as SIGNALS};
+    use crate::process::signal::{is_unblockable, SigAction};
     let [signal, act, oldact, sigsetsize, ..] = a.0;
-    if sigsetsize != SIGSET_SIZE || signal == 0 || signal as usize > SIGNALS {
+    if sigsetsize != SIGSET_SIZE || signal == 0 || signal > u64::from(NSIG) {
         return Err(EINVAL);
     }
     let signal = signal as u32;
@@ -239,8 +235,7 @@ pub fn rt_sigaction(a: Args) -> SysResult {
         mm.copy_to_user(oldact, &old.to_bytes())?;
     }
     if let Some(mut new) = new {
-        new.mask &=
-            !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP as u32));
+        new.mask &= !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP));
         sighand.lock().set_action(signal, new);
         if crate::process::signal::handler_ignores(new.handler, signal) {
             // POSIX: ignoring a pending signal discards it, in every
@@ -284,7 +279,7 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
             SIG_SETMASK => set,
             _ => return Err(EINVAL),
         };
-        task.inner.lock().blocked = blocked & !(bit(SIGKILL) | bit(SIGSTOP as u32));
+        task.inner.lock().blocked = blocked & !(bit(SIGKILL) | bit(SIGSTOP));
     }
     if oldset != 0 {
         mm.copy_to_user(oldset, &old.to_le_bytes())?;
@@ -339,7 +334,7 @@ pub fn rt_sigsuspend(a: Args) -> SysResult {
     }
     let mut bytes = [0u8; 8];
     super::current_mm()?.copy_from_user(mask, &mut bytes)?;
-    let mask = u64::from_le_bytes(bytes) & !(bit(SIGKILL) | bit(SIGSTOP as u32));
+    let mask = u64::from_le_bytes(bytes) & !(bit(SIGKILL) | bit(SIGSTOP));
     let task = sched::current();
     {
         let mut inner = task.inner.lock();

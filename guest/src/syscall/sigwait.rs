@@ -56,7 +56,7 @@ fn do_send_specific(tgid: i32, tid: i32, signal: u64, info: SigInfo) -> SysResul
 /// Linux `check_kill_permission`: a valid signal, and (for a signal from
 /// user space, `si_code <= 0`) the right to signal `task`.
 fn check_kill_permission(current: &Task, task: &Task, signal: u64, info: &SigInfo) -> SysResult {
-    if signal > NSIG as u64 {
+    if signal > u64::from(NSIG) {
         return Err(EINVAL);
     }
     if info.code <= 0 && !may_signal(current, task, signal) {

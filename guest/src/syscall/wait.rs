@@ -10,15 +10,8 @@ use crate::process::wait::{
     WNOWAIT, WSTOPPED,
 };
 use crate::sched;
-
-/// `waitid` id types.
-const P_ALL: i32 = 0;
-const P_PID: i32 = 1;
-const P_PGID: i32 = 2;
-const P_PIDFD: i32 = 3;
-
-/// `si_signo` of a `waitid` report.
-const SIGCHLD: u32 = 17;
+use forkvm_abi::linux::signal::SIGCHLD;
+use forkvm_abi::linux::wait::{P_ALL, P_PGID, P_PID, P_PIDFD};
 
 /// Size of `struct rusage` on x86-64.
 const RUSAGE_SIZE: usize = 144;
@@ -86,7 +79,7 @@ pub fn wait4(a: Args) -> SysResult {
 /// written first when a child is reported, as with `wait4`.
 pub fn waitid(a: Args) -> SysResult {
     let [which, id, infop, options, rusage, ..] = a.0;
-    let result = kernel_waitid(which as i32, id as i32, options as u32);
+    let result = kernel_waitid(which as u32, id as i32, options as u32);
     if let Ok(Some(_)) = result {
         put_rusage(rusage)?;
     }
@@ -117,7 +110,7 @@ pub fn waitid(a: Args) -> SysResult {
 
 /// Linux `kernel_waitid`: the checks in its order, then the wait.
 /// `Ok(None)`: WNOHANG (or a non-blocking pidfd) and no child ready.
-fn kernel_waitid(which: i32, id: i32, options: u32) -> Result<Option<ChildReport>, i32> {
+fn kernel_waitid(which: u32, id: i32, options: u32) -> Result<Option<ChildReport>, i32> {
     let known =
         WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL;
     if options & !known != 0 {

@@ -21,30 +21,13 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use crate::errno::Errno;
 use crate::syscall::{check, futex, Pid, FUTEX_WAIT};
 
-#[allow(missing_docs)]
-mod flags {
-    pub const CSIGNAL: u64 = 0x0000_00ff;
-    pub const CLONE_VM: u64 = 0x0000_0100;
-    pub const CLONE_FS: u64 = 0x0000_0200;
-    pub const CLONE_FILES: u64 = 0x0000_0400;
-    pub const CLONE_SIGHAND: u64 = 0x0000_0800;
-    pub const CLONE_PIDFD: u64 = 0x0000_1000;
-    pub const CLONE_PTRACE: u64 = 0x0000_2000;
-    pub const CLONE_VFORK: u64 = 0x0000_4000;
-    pub const CLONE_PARENT: u64 = 0x0000_8000;
-    pub const CLONE_THREAD: u64 = 0x0001_0000;
-    pub const CLONE_NEWNS: u64 = 0x0002_0000;
-    pub const CLONE_SYSVSEM: u64 = 0x0004_0000;
-    pub const CLONE_SETTLS: u64 = 0x0008_0000;
-    pub const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
-    pub const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
-    pub const CLONE_DETACHED: u64 = 0x0040_0000;
-    pub const CLONE_UNTRACED: u64 = 0x0080_0000;
-    pub const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
-    /// The exit signal most children use (the low byte of clone's flags).
-    pub const SIGCHLD: u64 = 17;
-}
-pub use flags::*;
+pub use forkvm_abi::linux::clone::{
+    CloneFlags, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS,
+    CLONE_NEWNS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_PTRACE, CLONE_SETTLS,
+    CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_UNTRACED, CLONE_VFORK, CLONE_VM, CSIGNAL,
+};
+/// The exit signal most children use, as the low byte of clone's flags.
+pub const SIGCHLD: u64 = forkvm_abi::linux::signal::SIGCHLD as u64;
 
 /// The flags `pthread_create` passes (glibc), with `CLONE_SETTLS` and the
 /// tid words: a thread sharing everything, joined through its tid word.

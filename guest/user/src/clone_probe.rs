@@ -34,29 +34,17 @@ use crate::syscall::{
 use crate::time::monotonic_ns;
 
 /// Clone flags `crate::clone` does not name.
-#[allow(missing_docs)]
-mod flags {
-    pub const CLONE_NEWTIME: u64 = 0x0000_0080;
-    pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
-    pub const CLONE_NEWUTS: u64 = 0x0400_0000;
-    pub const CLONE_NEWIPC: u64 = 0x0800_0000;
-    pub const CLONE_NEWUSER: u64 = 0x1000_0000;
-    pub const CLONE_NEWPID: u64 = 0x2000_0000;
-    pub const CLONE_NEWNET: u64 = 0x4000_0000;
-    pub const CLONE_IO: u64 = 0x8000_0000;
-    /// `clone3` only: reset the child's signal handlers to the default.
-    pub const CLONE_CLEAR_SIGHAND: u64 = 1 << 32;
-    /// `clone3` only: start the child in the cgroup `cgroup` (a descriptor).
-    pub const CLONE_INTO_CGROUP: u64 = 1 << 33;
-}
-pub use flags::*;
+pub use forkvm_abi::linux::clone::{
+    CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_IO, CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET,
+    CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWUTS,
+};
 
 /// `clone3`'s first published `struct clone_args` (up to `tls`).
-pub const CLONE_ARGS_SIZE_VER0: usize = 64;
+pub const CLONE_ARGS_SIZE_VER0: usize = forkvm_abi::linux::clone::CLONE_ARGS_SIZE_VER0 as usize;
 /// With `set_tid`, `set_tid_size`.
-pub const CLONE_ARGS_SIZE_VER1: usize = 80;
+pub const CLONE_ARGS_SIZE_VER1: usize = forkvm_abi::linux::clone::CLONE_ARGS_SIZE_VER1 as usize;
 /// With `cgroup`: the whole of [`CloneArgs`].
-pub const CLONE_ARGS_SIZE_VER2: usize = 88;
+pub const CLONE_ARGS_SIZE_VER2: usize = forkvm_abi::linux::clone::CLONE_ARGS_SIZE_VER2 as usize;
 
 /// `struct clone_args` (x86-64: eleven `u64`s, 88 bytes). Pointers are
 /// addresses; `set_tid` points at `set_tid_size` `pid_t`s (`i32`).

@@ -286,7 +286,7 @@ fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
     let mut created = None;
     match op {
         Op::CloneEinval => {
-            const CLONE_SIGHAND: u64 = 0x800;
+            use forkvm_abi::linux::clone::CLONE_SIGHAND;
             // SAFETY: the flags are refused before any child exists.
             let ret = unsafe {
                 crate::syscall::syscall5(

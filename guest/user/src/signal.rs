@@ -26,13 +26,41 @@ pub mod nr {
     pub const RT_TGSIGQUEUEINFO: usize = 297;
 }
 
+/// Signal numbers as the `int` the C API takes (the values are
+/// `forkvm_abi::linux::signal`'s, which the guest kernel uses too).
 #[allow(missing_docs)]
 pub mod sig {
-    pub const SIGILL: i32 = 4;
-    pub const SIGUSR1: i32 = 10;
-    pub const SIGSEGV: i32 = 11;
-    pub const SIGUSR2: i32 = 12;
-    pub const SIGCHLD: i32 = 17;
+    use forkvm_abi::linux::signal as linux;
+
+    pub const SIGHUP: i32 = linux::SIGHUP as i32;
+    pub const SIGINT: i32 = linux::SIGINT as i32;
+    pub const SIGQUIT: i32 = linux::SIGQUIT as i32;
+    pub const SIGILL: i32 = linux::SIGILL as i32;
+    pub const SIGTRAP: i32 = linux::SIGTRAP as i32;
+    pub const SIGABRT: i32 = linux::SIGABRT as i32;
+    pub const SIGBUS: i32 = linux::SIGBUS as i32;
+    pub const SIGFPE: i32 = linux::SIGFPE as i32;
+    pub const SIGKILL: i32 = linux::SIGKILL as i32;
+    pub const SIGUSR1: i32 = linux::SIGUSR1 as i32;
+    pub const SIGSEGV: i32 = linux::SIGSEGV as i32;
+    pub const SIGUSR2: i32 = linux::SIGUSR2 as i32;
+    pub const SIGPIPE: i32 = linux::SIGPIPE as i32;
+    pub const SIGALRM: i32 = linux::SIGALRM as i32;
+    pub const SIGTERM: i32 = linux::SIGTERM as i32;
+    pub const SIGCHLD: i32 = linux::SIGCHLD as i32;
+    pub const SIGCONT: i32 = linux::SIGCONT as i32;
+    pub const SIGSTOP: i32 = linux::SIGSTOP as i32;
+    pub const SIGTSTP: i32 = linux::SIGTSTP as i32;
+    pub const SIGTTIN: i32 = linux::SIGTTIN as i32;
+    pub const SIGTTOU: i32 = linux::SIGTTOU as i32;
+    pub const SIGURG: i32 = linux::SIGURG as i32;
+    pub const SIGWINCH: i32 = linux::SIGWINCH as i32;
+    pub const SIGSYS: i32 = linux::SIGSYS as i32;
+    /// The kernel's first real-time signal (the C library's is higher).
+    pub const SIGRTMIN: i32 = linux::SIGRTMIN as i32;
+    pub const SIGRTMAX: i32 = linux::SIGRTMAX as i32;
+    /// Highest signal number (`_NSIG`).
+    pub const NSIG: i32 = linux::NSIG as i32;
 }
 
 /// `sa_handler` value: the default action.
@@ -105,7 +133,7 @@ pub const SEGV_MAPERR: i32 = 1;
 /// `si_code` of SIGSEGV: the mapping forbids the access.
 pub const SEGV_ACCERR: i32 = 2;
 /// `si_code` of SIGCHLD: the child exited.
-pub const CLD_EXITED: i32 = 1;
+pub use forkvm_abi::linux::signal::CLD_EXITED;
 
 /// Byte offset of `uc_mcontext` (`struct sigcontext`) in the ucontext.
 pub const UC_MCONTEXT: usize = 40;

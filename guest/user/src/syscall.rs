@@ -300,50 +300,12 @@ pub fn exit_group(status: i32) -> ! {
     }
 }
 
-/// A `wait4` status word, decoded as `<sys/wait.h>` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WaitStatus(pub i32);
-
-impl WaitStatus {
-    /// `WIFEXITED`: the child called `exit`/`exit_group` (or returned from main).
-    pub fn exited(self) -> bool {
-        self.0 & 0x7f == 0
-    }
-    /// `WEXITSTATUS`: the low 8 bits of the exit status (meaningful if [`Self::exited`]).
-    pub fn exit_status(self) -> i32 {
-        (self.0 >> 8) & 0xff
-    }
-    /// `WIFSIGNALED`: the child was killed by a signal.
-    pub fn signaled(self) -> bool {
-        let low = self.0 & 0x7f;
-        low != 0 && low != 0x7f
-    }
-    /// `WTERMSIG`: the signal that killed the child (meaningful if [`Self::signaled`]).
-    pub fn term_signal(self) -> i32 {
-        self.0 & 0x7f
-    }
-    /// `WCOREDUMP`: the killed child dumped core.
-    pub fn core_dumped(self) -> bool {
-        self.signaled() && self.0 & 0x80 != 0
-    }
-    /// `WIFSTOPPED`: the child is stopped (only reported with `WUNTRACED`).
-    pub fn stopped(self) -> bool {
-        self.0 & 0xff == 0x7f
-    }
-    /// `WSTOPSIG`: the signal that stopped the child.
-    pub fn stop_signal(self) -> i32 {
-        (self.0 >> 8) & 0xff
-    }
-}
-
-/// `wait4` option: return at once if no child has changed state.
-pub const WNOHANG: u32 = 1;
-/// `wait4` option: also report stopped children.
-pub const WUNTRACED: u32 = 2;
-/// `wait4` option: wait for children whose exit signal is not `SIGCHLD`.
-pub const WCLONE: u32 = 0x8000_0000;
-/// `wait4` option: wait for any kind of child.
-pub const WALL: u32 = 0x4000_0000;
+/// The wait status word and the `wait4`/`waitid` options (`WCLONE` and
+/// `WALL` are Linux's `__WCLONE` and `__WALL`).
+pub use forkvm_abi::linux::wait::{
+    WaitStatus, __WALL as WALL, __WCLONE as WCLONE, WCONTINUED, WEXITED, WNOHANG, WNOWAIT,
+    WSTOPPED, WUNTRACED,
+};
 
 /// `wait4(2)` without resource usage: waits for `pid` (-1: any child) and
 /// returns its pid and status (pid 0 with `WNOHANG` if none is ready).
@@ -718,26 +680,9 @@ pub fn unshare(flags: u64) -> Result<(), Errno> {
     check(unsafe { syscall1(272, flags as usize) }).map(drop)
 }
 
-/// `waitid` id type: any child.
-pub const P_ALL: u32 = 0;
-/// `waitid` id type: the child with this pid.
-pub const P_PID: u32 = 1;
-/// `waitid` id type: children in this process group (0: the caller's).
-pub const P_PGID: u32 = 2;
-/// `waitid` id type: the child this pidfd refers to.
-pub const P_PIDFD: u32 = 3;
-/// `waitid` option: report stopped children (`WUNTRACED`).
-pub const WSTOPPED: u32 = 2;
-/// `waitid` option: report children that exited.
-pub const WEXITED: u32 = 4;
-/// `waitid` option: report children continued by `SIGCONT`.
-pub const WCONTINUED: u32 = 8;
-/// `waitid` option: leave the reported child waitable.
-pub const WNOWAIT: u32 = 0x0100_0000;
-/// `si_code` of a `waitid` report: the child exited.
-pub const CLD_EXITED: i32 = 1;
-/// `si_code` of a `waitid` report: the child was killed.
-pub const CLD_KILLED: i32 = 2;
+/// `waitid` id types and the `si_code` of its reports.
+pub use forkvm_abi::linux::signal::{CLD_EXITED, CLD_KILLED};
+pub use forkvm_abi::linux::wait::{P_ALL, P_PGID, P_PID, P_PIDFD};
 /// `pidfd_open` flag: a non-blocking pidfd (`O_NONBLOCK`).
 pub const PIDFD_NONBLOCK: u32 = 0o4000;
 

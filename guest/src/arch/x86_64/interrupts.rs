@@ -68,12 +68,7 @@ pub(super) fn dispatch(ctx: &mut UserContext) {
     }
 }
 
-const SIGILL: u32 = 4;
-const SIGTRAP: u32 = 5;
-const SIGBUS: u32 = 7;
-const SIGFPE: u32 = 8;
-const SIGKILL: u32 = 9;
-const SIGSEGV: u32 = 11;
+use forkvm_abi::linux::signal::{SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP};
 
 /// An exception in user mode: a page fault the address space resolves, or
 /// the signal Linux would send (`force_sig_fault`), delivered on the way

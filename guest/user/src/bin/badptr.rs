@@ -100,20 +100,20 @@ mod nr {
 }
 
 const AT_FDCWD: usize = -100isize as usize;
-const SIGCHLD: usize = 17;
-const SIGUSR1: usize = 10;
-const SIGUSR2: usize = 12;
+const SIGCHLD: usize = forkvm_abi::linux::signal::SIGCHLD as usize;
+const SIGUSR1: usize = forkvm_abi::linux::signal::SIGUSR1 as usize;
+const SIGUSR2: usize = forkvm_abi::linux::signal::SIGUSR2 as usize;
 const SIGSET: usize = 8;
 const SIG_BLOCK: usize = 0;
 const F_GETFD: usize = 1;
-const CLONE_PIDFD: usize = 0x1000;
-const CLONE_SETTLS: usize = 0x8_0000;
-const CLONE_PARENT_SETTID: usize = 0x10_0000;
-const CLONE_CHILD_SETTID: usize = 0x100_0000;
-const CLONE_NEWUTS: usize = 0x400_0000;
-const WNOHANG: usize = 1;
-const WEXITED: usize = 4;
-const P_PID: usize = 1;
+const CLONE_PIDFD: usize = forkvm_abi::linux::clone::CLONE_PIDFD as usize;
+const CLONE_SETTLS: usize = forkvm_abi::linux::clone::CLONE_SETTLS as usize;
+const CLONE_PARENT_SETTID: usize = forkvm_abi::linux::clone::CLONE_PARENT_SETTID as usize;
+const CLONE_CHILD_SETTID: usize = forkvm_abi::linux::clone::CLONE_CHILD_SETTID as usize;
+const CLONE_NEWUTS: usize = forkvm_abi::linux::clone::CLONE_NEWUTS as usize;
+const WNOHANG: usize = forkvm_abi::linux::wait::WNOHANG as usize;
+const WEXITED: usize = forkvm_abi::linux::wait::WEXITED as usize;
+const P_PID: usize = forkvm_abi::linux::wait::P_PID as usize;
 const FUTEX_WAIT: usize = 0;
 const FUTEX_WAKE: usize = 1;
 const FUTEX_PRIVATE_FLAG: usize = 128;

@@ -221,7 +221,7 @@ const LEGACY: &[Legacy] = &[
 
 /// `SIGRTMAX`: an exit signal some cases use, whose default action would
 /// end this program.
-const SIGRTMAX: u64 = 64;
+const SIGRTMAX: u64 = forkvm_abi::linux::signal::SIGRTMAX as u64;
 
 /// `rt_sigaction(signal, {SIG_IGN}, NULL, 8)`.
 fn ignore_signal(signal: u64) -> Result<(), Errno> {

@@ -105,8 +105,8 @@ fn clone_once(flags: u64) -> Result<(), forkvm_user::Errno> {
 }
 
 fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
-    const SIGCHLD: u64 = 17;
-    const CLONE_VM: u64 = 0x100;
+    use forkvm_abi::linux::clone::CLONE_VM;
+    use forkvm_user::clone::SIGCHLD;
     let flags = match args.get(1) {
         None => SIGCHLD,
         Some(arg) => match parse_hex(arg) {

@@ -18,9 +18,9 @@ use forkvm_user::{entry, eprintln, println};
 
 entry!(main);
 
-const SIGSEGV: u64 = 11;
-const CLONE_NEWPID: u64 = 0x2000_0000;
-const SIGCHLD: u64 = 17;
+const SIGSEGV: u64 = forkvm_abi::linux::signal::SIGSEGV as u64;
+use forkvm_abi::linux::clone::CLONE_NEWPID;
+use forkvm_user::clone::SIGCHLD;
 
 fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     match args.get(1).copied() {

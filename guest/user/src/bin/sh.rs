@@ -96,7 +96,7 @@ entry!(main);
 
 /// Lines the interactive shell remembers.
 const HISTORY: usize = 64;
-const SIGKILL: i32 = 9;
+use forkvm_user::signal::sig::SIGKILL;
 
 /// What a builtin returns: a status, or a usage error (printed as
 /// `usage: ...`, status 2).

@@ -12,7 +12,7 @@ use core::sync::atomic::AtomicBool;
 
 use super::*;
 
-const CLONE_VFORK: u64 = 0x4000;
+use forkvm_abi::linux::clone::CLONE_VFORK;
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sigaltstack-checks", sigaltstack_checks),
@@ -33,9 +33,9 @@ pub const EXEC_ALTSTACK_CHECK: &CStr = c"exec-altstack-gone-flags-kept";
 /// x86-64 `MINSIGSTKSZ`.
 const MINSIGSTKSZ: usize = 2048;
 const ALT_SIZE: usize = 64 * 1024;
-const SIGUSR1: i32 = forkvm_user::signal::sig::SIGUSR1;
-const SIGUSR2: i32 = forkvm_user::signal::sig::SIGUSR2;
-const SIGSEGV: i32 = forkvm_user::signal::sig::SIGSEGV;
+use forkvm_user::signal::sig::SIGUSR1;
+use forkvm_user::signal::sig::SIGUSR2;
+use forkvm_user::signal::sig::SIGSEGV;
 
 /// An alternate stack in a mapping of its own, installed for one scenario;
 /// dropping it puts the previous one back before unmapping.

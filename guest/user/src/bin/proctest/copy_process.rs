@@ -81,7 +81,7 @@ fn sighand_shared(_: &Ctx) -> Outcome {
 /// changes its host name; the parent's stays. Without CLONE_NEWUTS a
 /// child's change would be everyone's, so that is not tried.
 fn uts_namespace(_: &Ctx) -> Outcome {
-    const CLONE_NEWUTS: u64 = 0x0400_0000;
+    use forkvm_abi::linux::clone::CLONE_NEWUTS;
     let before = hostname()?;
     let child = Child::spawn_with_flags(CLONE_NEWUTS, || {
         if sethostname(b"proctest-uts") != 0 {
@@ -106,7 +106,7 @@ fn uts_namespace(_: &Ctx) -> Outcome {
 /// next process is pid 2, and an orphan is adopted by the namespace's
 /// init (pid 1), not by the real init.
 fn pid_namespace(_: &Ctx) -> Outcome {
-    const CLONE_NEWPID: u64 = 0x2000_0000;
+    use forkvm_abi::linux::clone::CLONE_NEWPID;
     let child = Child::spawn_with_flags(CLONE_NEWPID, || {
         if getpid() != 1 {
             return 10;
@@ -232,7 +232,7 @@ fn nproc_cap_sys_resource(_: &Ctx) -> Outcome {
 /// `umask` is per process after fork and shared with CLONE_FS (the file
 /// system context, Linux `fs_struct`).
 fn clone_fs_umask(_: &Ctx) -> Outcome {
-    const CLONE_FS: u64 = 0x200;
+    use forkvm_abi::linux::clone::CLONE_FS;
     let original = umask(0o022);
     let child = Child::spawn(|| {
         umask(0o077);
@@ -269,7 +269,7 @@ fn clone_fs_umask(_: &Ctx) -> Outcome {
 /// the parent chose, CLONE_IO shares it (Linux `copy_io`). Bad values and
 /// targets get Linux's errno.
 fn clone_io_ioprio(_: &Ctx) -> Outcome {
-    const CLONE_IO: u64 = 0x8000_0000;
+    use forkvm_abi::linux::clone::CLONE_IO;
     let be = |level| ioprio_value(IOPRIO_CLASS_BE, level);
     ensure!(
         ioprio_set(IOPRIO_WHO_PROCESS, 0, be(2)).is_ok(),
@@ -331,7 +331,7 @@ fn clone_io_ioprio(_: &Ctx) -> Outcome {
 /// Blocking waits, IPC_RMID waking a sleeper with EIDRM, and Linux's
 /// errnos.
 fn sysvsem_undo(_: &Ctx) -> Outcome {
-    const CLONE_SYSVSEM: u64 = 0x40000;
+    use forkvm_abi::linux::clone::CLONE_SYSVSEM;
     let id = semget(IPC_PRIVATE, 2, 0o600).ctx("semget(IPC_PRIVATE)")?;
     let result = sysvsem_scenario(id);
     let removed = semctl(id, 0, cmd::IPC_RMID, 0);

@@ -23,7 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("fs-mkdirat-unlinkat", mkdirat_unlinkat),
 ];
 
-const CLONE_FS: u64 = 0x200;
+use forkvm_abi::linux::clone::CLONE_FS;
 const CAP_SYS_CHROOT: u64 = 1 << 18;
 const CAP_DAC_OVERRIDE: u64 = 1 << 1;
 const CAP_DAC_READ_SEARCH: u64 = 1 << 2;

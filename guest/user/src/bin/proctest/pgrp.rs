@@ -12,7 +12,7 @@ use forkvm_user::syscall::{getpgid, getpgrp, getsid, setpgid, setsid};
 use super::vfork::{vfork_exec_child, EXEC_ERRNO};
 use super::*;
 
-const SIGTERM: i32 = 15;
+use forkvm_user::signal::sig::SIGTERM;
 const EXIT_42_ARG: &CStr = c"exit-42";
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -700,7 +700,7 @@ fn pgrp_thread(_: &Ctx) -> Outcome {
 /// Ids are shown in the caller's pid namespace: a new namespace's init
 /// sees its parent's group and session as 0, and its own session as 1.
 fn pgrp_pid_namespace(_: &Ctx) -> Outcome {
-    const CLONE_NEWPID: u64 = 0x2000_0000;
+    use forkvm_abi::linux::clone::CLONE_NEWPID;
     let gate = Gate::new()?;
     let hold = gate.read.raw();
     let child = Child::spawn_with_flags(CLONE_NEWPID, move || {

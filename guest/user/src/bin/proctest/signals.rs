@@ -48,8 +48,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("exec-closes-cloexec", exec_closes_cloexec),
 ];
 
-const SIGUSR1: i32 = sig::SIGUSR1;
-const SIGUSR2: i32 = sig::SIGUSR2;
+use forkvm_user::signal::sig::SIGUSR1;
+use forkvm_user::signal::sig::SIGUSR2;
 
 /// What the last handler call saw, and how many calls there were.
 static CALLS: AtomicU32 = AtomicU32::new(0);
@@ -1110,7 +1110,7 @@ fn exec_kills_other_threads(ctx: &Ctx) -> Outcome {
 /// (CLONE_FILES) gives it a private copy first (Linux `unshare_files`):
 /// the new program closing descriptor 9 leaves the parent's open.
 fn exec_unshares_files(ctx: &Ctx) -> Outcome {
-    const CLONE_FILES: u64 = 0x400;
+    use forkvm_abi::linux::clone::CLONE_FILES;
     let Some(argv0) = ctx.argv0 else {
         return Err(msg!("no argv[0] to execute"));
     };

@@ -9,7 +9,7 @@
 //! it.
 
 use forkvm_user::signal::{
-    sig, sigaction, sigaction_raw, sigmask, sigpending, sigpending_raw, sigprocmask, sigqueueinfo,
+    sigaction, sigaction_raw, sigmask, sigpending, sigpending_raw, sigprocmask, sigqueueinfo,
     sigqueueinfo_raw, sigtimedwait, sigtimedwait_raw, tgkill, tgsigqueueinfo, tkill, SigAction,
     SigInfo, SA_RESTART, SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SI_QUEUE, SI_TKILL, SI_USER,
 };
@@ -38,8 +38,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("pidfd-send-signal-info", pidfd_send_signal_info),
 ];
 
-const SIGUSR1: i32 = sig::SIGUSR1;
-const SIGUSR2: i32 = sig::SIGUSR2;
+use forkvm_user::signal::sig::SIGUSR1;
+use forkvm_user::signal::sig::SIGUSR2;
 /// Real-time signals, in the upper half of the 64-bit set.
 const SIG40: i32 = 40;
 const SIG41: i32 = 41;

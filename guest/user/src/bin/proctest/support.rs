@@ -12,8 +12,8 @@ pub const MS: u64 = 1_000_000;
 pub const TIMEOUT_NS: u64 = 2_000 * MS;
 /// Stack (with a TLS block and tid words at the bottom) of `clone` children.
 pub const STACK_SIZE: usize = 64 * 1024;
-pub const SIGKILL: i32 = 9;
-pub const SIGSEGV: i32 = 11;
+pub use forkvm_user::signal::sig::SIGKILL;
+pub use forkvm_user::signal::sig::SIGSEGV;
 
 // ---------------------------------------------------------------------------
 // Failure messages
@@ -325,7 +325,7 @@ impl Child {
     /// flags must not include CLONE_VM (the child runs on a copy of this
     /// stack, as after fork).
     pub fn spawn_with_flags(flags: u64, body: impl FnOnce() -> i32) -> Result<Child, Msg> {
-        const SIGCHLD: u64 = 17;
+        use forkvm_user::clone::SIGCHLD;
         // SAFETY: without CLONE_VM the child has its own copy of memory and
         // continues here like a forked child; no pointers are passed.
         let ret = unsafe {

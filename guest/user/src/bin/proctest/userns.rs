@@ -19,8 +19,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("setgroups-rules", setgroups_rules),
 ];
 
-const CLONE_NEWUSER: u64 = 0x1000_0000;
-const CLONE_NEWUTS: u64 = 0x0400_0000;
+use forkvm_abi::linux::clone::CLONE_NEWUSER;
+use forkvm_abi::linux::clone::CLONE_NEWUTS;
 const CAP_SYS_ADMIN: u64 = 1 << 21;
 const CAP_SETUID: u64 = 1 << 7;
 /// An unprivileged user no other process on the host is likely to run as
@@ -363,8 +363,8 @@ fn unshare_user_and_uts(_: &Ctx) -> Outcome {
 /// A child sharing the fs_struct and fd table (CLONE_FS | CLONE_FILES)
 /// unshares both: its chdir and close no longer reach the parent.
 fn unshare_fs_and_files(_: &Ctx) -> Outcome {
-    const CLONE_FS: u64 = 0x200;
-    const CLONE_FILES: u64 = 0x400;
+    use forkvm_abi::linux::clone::CLONE_FS;
+    use forkvm_abi::linux::clone::CLONE_FILES;
     let mut before = [0u8; 256];
     let before_len = forkvm_user::syscall::getcwd(&mut before).ctx("getcwd")?;
     let (r, w) = pipe()?;
@@ -395,7 +395,7 @@ fn unshare_fs_and_files(_: &Ctx) -> Outcome {
 /// child first in a new pid namespace (pid 1 there); a second one before
 /// that namespace has a process is EINVAL.
 fn unshare_pid(_: &Ctx) -> Outcome {
-    const CLONE_NEWPID: u64 = 0x2000_0000;
+    use forkvm_abi::linux::clone::CLONE_NEWPID;
     in_child("the caller", || {
         let pid = getpid();
         unshare(CLONE_NEWPID).ctx("unshare(CLONE_NEWPID)")?;

@@ -133,7 +133,7 @@ fn clone_noncanonical_stack_runs(_: &Ctx) -> Outcome {
 
 /// The same for a vfork child (`CLONE_VM | CLONE_VFORK` with a stack).
 fn vfork_noncanonical_stack_runs(_: &Ctx) -> Outcome {
-    const CLONE_VFORK: u64 = 0x4000;
+    use forkvm_abi::linux::clone::CLONE_VFORK;
     let child = clone_on_stack(
         CLONE_VM | CLONE_VFORK,
         NONCANONICAL_STACK,
@@ -154,7 +154,7 @@ fn clone_noncanonical_stack_push_segv(_: &Ctx) -> Outcome {
 /// A read at the non-canonical stack pointer is a stack-segment fault
 /// (#SS), which Linux answers with SIGBUS.
 fn clone_noncanonical_stack_read_sigbus(_: &Ctx) -> Outcome {
-    const SIGBUS: i32 = 7;
+    use forkvm_user::signal::sig::SIGBUS;
     let child = clone_on_stack(0, NONCANONICAL_STACK, ChildAction::Read)?;
     let status = child.wait_bounded("read at a non-canonical stack pointer")?;
     expect_signal("read at a non-canonical stack pointer", status, SIGBUS)

@@ -27,7 +27,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("wait-sibling-thread-child", wait_sibling_thread_child),
 ];
 
-const SIGCHLD: i32 = 17;
+use forkvm_user::signal::sig::SIGCHLD;
 /// What the buffers are filled with before a call, to see what it wrote.
 const FILL: u8 = 0xab;
 /// `siginfo_t` bytes `waitid` does not own: between si_code and the union,
@@ -527,8 +527,8 @@ fn pidfd_open_waitid(_: &Ctx) -> Outcome {
 /// The pidfd `clone(CLONE_PIDFD)` returns is like `pidfd_open`'s: close-on-
 /// exec, and `waitid(P_PIDFD)` waits for the child through it.
 fn pidfd_open_like_clone_pidfd(_: &Ctx) -> Outcome {
-    const CLONE_PIDFD: usize = 0x1000;
-    const SIGCHLD: usize = 17;
+    const CLONE_PIDFD: usize = forkvm_abi::linux::clone::CLONE_PIDFD as usize;
+    const SIGCHLD: usize = forkvm_abi::linux::signal::SIGCHLD as usize;
     let mut pidfd = -1i32;
     // SAFETY: without CLONE_VM the child has its own copy of memory and
     // continues here like a forked child; the kernel stores the pidfd in

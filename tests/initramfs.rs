@@ -352,8 +352,14 @@ fn file_frames_come_back_when_the_last_reference_goes() {
 }
 
 /// Debian's busybox-static, fetched once into `target/` (`apt-get
-/// download` + `dpkg-deb -x`, no root needed).
+/// download` + `dpkg-deb -x`, no root needed). Tests run in parallel: one
+/// fetches, the others wait for it.
 fn busybox() -> PathBuf {
+    static FETCHED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FETCHED.get_or_init(fetch_busybox).clone()
+}
+
+fn fetch_busybox() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-static");
     let binary = dir.join("root/bin/busybox");
     if binary.exists() {

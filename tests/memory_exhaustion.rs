@@ -8,47 +8,15 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{code, stderr, stdout, FORKVM};
+use common::{code, field, stderr, stdout, FORKVM};
 
-/// Runs `forkvm EXTRA -c SCRIPT`, stopped after 300 s (a hang guard:
-/// faulting in RAM's worth of pages takes ~10-40 s on a loaded PVM host).
-fn forkvm_with_timeout(script: &str, extra: &[&str]) -> Output {
-    Command::new(FORKVM)
-        .args(["--timeout", "300"])
-        .args(extra)
-        .args(["-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("forkvm runs")
-}
-
-/// Runs a script that must power off with `expected` status; returns stdout.
+/// Runs a script that must power off with `expected` status, stopped
+/// after 300 s (a hang guard: faulting in RAM's worth of pages takes ~10-40
+/// s on a loaded PVM host); returns stdout.
 fn run_expect(script: &str, expected: i32, extra: &[&str]) -> String {
-    let out = forkvm_with_timeout(script, extra);
-    assert_eq!(
-        code(&out),
-        expected,
-        "script {script:?}\nstdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// The number after `key` in a line.
-fn field(line: &str, key: &str) -> u64 {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len();
-    line[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::run_expect_within(script, expected, 300, extra)
 }
 
 /// `meminfo` -> (frames in use outside the kernel's caches, heap bytes in
@@ -149,15 +117,14 @@ fn init_alone_out_of_memory_panics_as_linux_does() {
     );
     // A shell that does the same is killable: init lives on and reports
     // its death.
-    let out = forkvm_with_timeout(
+    let text = run_expect(
         "sysctl vm.overcommit_memory=1; bench fork --iters 3 --mem 300; echo alive",
+        128 + 9,
         &[],
     );
-    assert_eq!(code(&out), 128 + 9, "{}\n{}", stdout(&out), stderr(&out));
     assert!(
-        stdout(&out).contains("Out of memory: Killed process 2 (sh)"),
-        "{}",
-        stdout(&out)
+        text.contains("Out of memory: Killed process 2 (sh)"),
+        "{text}"
     );
     // In the heuristic mode (the default) the same mapping is refused.
     let text = run_expect("bench fork --iters 3 --mem 300; echo alive", 0, &[]);

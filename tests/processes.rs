@@ -4,33 +4,11 @@
 
 mod common;
 
-use common::{code, run_script_with_timeout, stderr, stdout};
+use common::field;
 
 /// Runs a script that must power off with `expected` status; returns stdout.
 fn run_expect(script: &str, expected: i32) -> String {
-    let out = run_script_with_timeout(script, 120);
-    assert_eq!(
-        code(&out),
-        expected,
-        "script {script:?}\nstdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// The numbers after `key=` in a line.
-fn field(line: &str, key: &str) -> u64 {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len();
-    line[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::run_expect_within(script, expected, 120, &[])
 }
 
 #[test]

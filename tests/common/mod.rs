@@ -117,3 +117,37 @@ pub fn proctest_failures(text: &str) -> Vec<&str> {
 /// output of `badptr` on the outer host, which `tests/badptr.rs` compares
 /// the guest with instead of running the nested Linux's.
 pub const BADPTR_REFERENCE_ENV: &str = "FORKVM_BADPTR_REFERENCE";
+
+/// Runs `forkvm --timeout SECS EXTRA -c SCRIPT`, which must power off with
+/// `expected` status; returns its standard output.
+pub fn run_expect_within(script: &str, expected: i32, timeout_secs: u32, extra: &[&str]) -> String {
+    let out = Command::new(FORKVM)
+        .args(["--timeout", &timeout_secs.to_string()])
+        .args(extra)
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("forkvm runs");
+    assert_eq!(
+        code(&out),
+        expected,
+        "script {script:?}\nstdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// The number after `key` in a line (`key` includes its `=` or `: `).
+pub fn field(line: &str, key: &str) -> u64 {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len();
+    line[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}

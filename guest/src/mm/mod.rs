@@ -1,24 +1,18 @@
 //! Memory management: physical frames and the kernel heap.
 
-#[cfg(not(test))]
 pub mod address_space;
-pub mod cow;
-pub mod frame;
-#[cfg(not(test))]
 pub mod heap;
-#[cfg(not(test))]
 pub mod kstack;
-pub mod paging;
-pub mod vma;
 
-#[cfg(not(test))]
+pub use forkvm_core::mm::{cow, frame, paging, vma};
+
 pub use self::kernel::*;
 
-#[cfg(not(test))]
 mod kernel {
     use forkvm_abi::{BootInfo, LOW_MEMORY_END, PAGE_OFFSET};
     use spin::Mutex;
 
+    use super::cow::MemoryOps;
     use super::frame::{FrameAllocator, Pfn, FRAME_SIZE};
     use super::heap;
 
@@ -105,7 +99,28 @@ mod kernel {
         const IA32_EFER: u32 = 0xc000_0080;
         const EFER_NXE: u64 = 1 << 11;
         super::cow::set_no_execute_supported(crate::arch::cpu::rdmsr(IA32_EFER) & EFER_NXE != 0);
+        forkvm_core::fs::page_cache::set_page_frames(&FILE_PAGE_FRAMES);
     }
+
+    /// A file's pages (`fs::page_cache`) are data frames of this allocator,
+    /// reached through the direct map.
+    static FILE_PAGE_FRAMES: forkvm_core::fs::page_cache::PageFrames =
+        forkvm_core::fs::page_cache::PageFrames {
+            alloc_zeroed: || with_memory(|memory| memory.alloc_data_frame()),
+            free: |frame| {
+                with_memory(|memory| memory.put_frame(frame));
+            },
+            read: |frame, offset, buf| {
+                with_memory(|memory| {
+                    buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
+                })
+            },
+            write: |frame, offset, bytes| {
+                with_memory(|memory| {
+                    memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
+                })
+            },
+        };
 
     /// Page-table access through the direct map, allocating table pages
     /// from the frame allocator.

@@ -7,8 +7,9 @@
 //! A built-in program (`programs.rs`) is a file whose bytes stay in the
 //! kernel image until the first write or truncate copies them into pages.
 //!
-//! The frames are reached through `backend`: the kernel's allocator and
-//! direct map, or on the host (unit tests) boxed pages with a live count.
+//! The frames are reached through [`PageFrames`], which the kernel's mm
+//! sets at boot (its allocator and direct map); unit tests set boxed
+//! pages with a live count.
 
 use alloc::collections::BTreeMap;
 
@@ -72,7 +73,7 @@ impl FileData {
             let len = (n - done).min(PAGE as usize - in_page);
             let chunk = &mut buf[done..done + len];
             match self.pages.get(&(at / PAGE)) {
-                Some(&frame) => backend::read(frame, in_page, chunk),
+                Some(&frame) => frames::read(frame, in_page, chunk),
                 None => chunk.fill(0),
             }
             done += len;
@@ -99,7 +100,7 @@ impl FileData {
             let len = (n - done).min(PAGE as usize - in_page);
             let frame = match self.pages.get(&(at / PAGE)) {
                 Some(&frame) => frame,
-                None => match backend::alloc_zeroed() {
+                None => match frames::alloc_zeroed() {
                     Some(frame) => {
                         self.pages.insert(at / PAGE, frame);
                         frame
@@ -108,7 +109,7 @@ impl FileData {
                     None => break,
                 },
             };
-            backend::write(frame, in_page, &buf[done..done + len]);
+            frames::write(frame, in_page, &buf[done..done + len]);
             done += len;
             self.size = self.size.max(at + len as u64);
         }
@@ -128,13 +129,13 @@ impl FileData {
                 self.pages.range(first_gone..).map(|(&i, _)| i).collect();
             for index in gone {
                 if let Some(frame) = self.pages.remove(&index) {
-                    backend::free(frame);
+                    frames::free(frame);
                 }
             }
             if !size.is_multiple_of(PAGE) {
                 if let Some(&frame) = self.pages.get(&(size / PAGE)) {
                     let from = (size % PAGE) as usize;
-                    backend::write(frame, from, &[0u8; PAGE as usize][from..]);
+                    frames::write(frame, from, &[0u8; PAGE as usize][from..]);
                 }
             }
         }
@@ -149,11 +150,11 @@ impl FileData {
         };
         let mut pages = BTreeMap::new();
         for (index, chunk) in image.chunks(PAGE as usize).enumerate() {
-            let Some(frame) = backend::alloc_zeroed() else {
-                pages.into_values().for_each(backend::free);
+            let Some(frame) = frames::alloc_zeroed() else {
+                pages.into_values().for_each(frames::free);
                 return Err(ENOMEM);
             };
-            backend::write(frame, 0, chunk);
+            frames::write(frame, 0, chunk);
             pages.insert(index as u64, frame);
         }
         self.pages = pages;
@@ -165,33 +166,56 @@ impl FileData {
 impl Drop for FileData {
     fn drop(&mut self) {
         for (_, frame) in core::mem::take(&mut self.pages) {
-            backend::free(frame);
+            frames::free(frame);
         }
     }
 }
 
-#[cfg(not(test))]
-mod backend {
-    use crate::mm::cow::MemoryOps;
+/// Where a file's pages live: frame operations by guest-physical
+/// address (plain functions: the kernel's are free functions of mm).
+pub struct PageFrames {
+    /// A zeroed frame, or `None` when memory is out.
+    pub alloc_zeroed: fn() -> Option<u64>,
+    /// Gives a frame back.
+    pub free: fn(u64),
+    /// Copies `buf.len()` bytes from the frame at an offset.
+    pub read: fn(u64, usize, &mut [u8]),
+    /// Copies bytes into the frame at an offset.
+    pub write: fn(u64, usize, &[u8]),
+}
+
+static FRAMES: spin::Once<&'static PageFrames> = spin::Once::new();
+
+/// Sets where file pages live; the first call wins (the kernel calls it
+/// once at boot, before any file is written).
+pub fn set_page_frames(frames: &'static PageFrames) {
+    FRAMES.call_once(|| frames);
+}
+
+/// The frame operations [`FileData`] uses.
+mod frames {
+    use super::{PageFrames, FRAMES};
+
+    fn get() -> &'static PageFrames {
+        FRAMES
+            .get()
+            .expect("a file page is used before mm set the page frames")
+    }
 
     pub fn alloc_zeroed() -> Option<u64> {
-        crate::mm::with_memory(|memory| memory.alloc_data_frame())
+        (get().alloc_zeroed)()
     }
 
     pub fn free(frame: u64) {
-        crate::mm::with_memory(|memory| memory.put_frame(frame));
+        (get().free)(frame)
     }
 
     pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
-        crate::mm::with_memory(|memory| {
-            buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
-        });
+        (get().read)(frame, offset, buf)
     }
 
     pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
-        crate::mm::with_memory(|memory| {
-            memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
-        });
+        (get().write)(frame, offset, bytes)
     }
 }
 
@@ -248,6 +272,17 @@ pub mod backend {
     pub fn set_limit(limit: usize) {
         LIVE.set((LIVE.get().0, limit));
     }
+
+    /// Makes file pages these boxed pages (for the whole test binary).
+    pub fn install() {
+        static FRAMES: super::PageFrames = super::PageFrames {
+            alloc_zeroed,
+            free,
+            read,
+            write,
+        };
+        super::set_page_frames(&FRAMES);
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +293,7 @@ mod tests {
 
     #[test]
     fn sparse_writes_reads_and_truncation() {
+        backend::install();
         let before = backend::live();
         {
             let mut f = FileData::default();
@@ -289,6 +325,7 @@ mod tests {
 
     #[test]
     fn images_are_copied_on_first_change() {
+        backend::install();
         static IMAGE: [u8; 5000] = [3; 5000];
         let before = backend::live();
         let mut f = FileData::from_image(&IMAGE);
@@ -306,6 +343,7 @@ mod tests {
 
     #[test]
     fn out_of_memory_is_enomem_or_a_short_write() {
+        backend::install();
         let before = backend::live();
         backend::set_limit(before + 1);
         let mut f = FileData::default();

@@ -18,7 +18,6 @@
 //!
 //! Nothing here touches the TLB: each function reports when the caller
 //! must flush it.
-#![cfg_attr(not(test), allow(dead_code))] // fork, exec and the fault handler are the first users
 
 use forkvm_abi::PAGE_SIZE;
 
@@ -106,7 +105,6 @@ fn user_range(start: u64, end: u64) -> Option<(u64, u64)> {
 static NO_EXECUTE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Enables no-execute protection for user pages mapped from now on.
-#[cfg_attr(test, allow(dead_code))] // called by the kernel at boot
 pub fn set_no_execute_supported(on: bool) {
     NO_EXECUTE.store(on, core::sync::atomic::Ordering::Relaxed);
 }

@@ -84,7 +84,6 @@ pub fn map_page(
 
 /// Removes the 4 KiB mapping of `vaddr` and returns its old entry (the
 /// caller frees the frame and invalidates the TLB entry). Tables are kept.
-#[cfg_attr(test, allow(dead_code))] // used by kernel-only modules
 pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
     let mut table = root;
     for level in (2..=4).rev() {
@@ -104,7 +103,6 @@ pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Optio
 }
 
 /// The entry mapping `vaddr` (leaf PTE, or the huge-page entry), if present.
-#[allow(dead_code)] // the page-fault handler of the process issue is the first user
 pub fn translate(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
     let mut table = root;
     for level in (1..=4).rev() {

@@ -15,6 +15,7 @@ mod kernel {
     use super::cow::MemoryOps;
     use super::frame::{FrameAllocator, Pfn, FRAME_SIZE};
     use super::heap;
+    use super::paging::TablePage;
 
     /// The frame allocator, set up by [`init`].
     pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
@@ -122,29 +123,36 @@ mod kernel {
             },
         };
 
+    /// The boot PML4, the CPU's only page-table root (see `address_space`).
+    // SAFETY: the VMM builds the boot page tables with their root at
+    // BOOT_PML4_PHYS; it is a table page for the kernel's whole life.
+    pub const BOOT_PML4: TablePage = unsafe { TablePage::new(forkvm_abi::BOOT_PML4_PHYS) };
+
     /// Page-table access through the direct map, allocating table pages
     /// from the frame allocator.
     pub struct KernelTables<'a>(pub &'a mut FrameAllocator<'static>);
 
     impl super::paging::TableAccess for KernelTables<'_> {
-        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
-            // SAFETY: `phys` comes from a present page-table entry or from
-            // `alloc_table`, so it is a table page in RAM, which the direct
-            // map covers; the frame allocator's lock (held by the caller
-            // through `self.0`) serialises page-table edits.
-            unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+        fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
+            // SAFETY: a `TablePage` is a table page in RAM (its type's
+            // contract: made only from table entries, `alloc_table` and
+            // known roots), which the direct map covers; the frame
+            // allocator's lock (held by the caller through `self.0`)
+            // serialises page-table edits.
+            unsafe { &mut *(phys_to_virt(page.phys()) as *mut [u64; 512]) }
         }
 
-        fn alloc_table(&mut self) -> Option<u64> {
-            if let Some(phys) = ZEROED_TABLES.lock().pop() {
-                return Some(phys);
+        fn alloc_table(&mut self) -> Option<TablePage> {
+            if let Some(table) = ZEROED_TABLES.lock().pop() {
+                return Some(table);
             }
             let phys = self.0.alloc(super::frame::FrameUse::PageTable)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
             unsafe {
                 core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
             };
-            Some(phys)
+            // SAFETY: a zeroed frame of our own, handed out as a table page.
+            Some(unsafe { TablePage::new(phys) })
         }
     }
 
@@ -182,13 +190,13 @@ mod kernel {
             };
         }
 
-        fn free_zeroed_table(&mut self, phys: u64) {
+        fn free_zeroed_table(&mut self, table: TablePage) {
             let mut pool = ZEROED_TABLES.lock();
             if pool.len() < ZEROED_TABLES_MAX {
-                pool.push(phys);
+                pool.push(table);
             } else {
                 drop(pool);
-                self.put_frame(phys);
+                self.put_frame(table.phys());
             }
         }
 
@@ -203,7 +211,7 @@ mod kernel {
     /// Freed page-table pages, still all zeros, kept for the next table
     /// allocation: on the PVM host (shadow paging) zeroing a page that was
     /// a page table costs ~8 us, and a fork allocates several tables.
-    static ZEROED_TABLES: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+    static ZEROED_TABLES: Mutex<alloc::vec::Vec<TablePage>> = Mutex::new(alloc::vec::Vec::new());
     /// Most pages kept in [`ZEROED_TABLES`] (they count as used frames).
     const ZEROED_TABLES_MAX: usize = 64;
 

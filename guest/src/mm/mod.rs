@@ -12,7 +12,7 @@ mod kernel {
     use forkvm_abi::{BootInfo, LOW_MEMORY_END, PAGE_OFFSET};
     use spin::Mutex;
 
-    use super::cow::MemoryOps;
+    use super::cow::{DataFrame, MemoryOps};
     use super::frame::{FrameAllocator, Pfn, FRAME_SIZE};
     use super::heap;
     use super::paging::TablePage;
@@ -109,7 +109,7 @@ mod kernel {
         forkvm_core::fs::page_cache::PageFrames {
             alloc_zeroed: || with_memory(|memory| memory.alloc_data_frame()),
             free: |frame| {
-                with_memory(|memory| memory.put_frame(frame));
+                with_memory(|memory| memory.put_frame(frame.phys()));
             },
             read: |frame, offset, buf| {
                 with_memory(|memory| {
@@ -157,13 +157,14 @@ mod kernel {
     }
 
     impl super::cow::MemoryOps for KernelTables<'_> {
-        fn alloc_data_frame(&mut self) -> Option<u64> {
+        fn alloc_data_frame(&mut self) -> Option<DataFrame> {
             let phys = self.0.alloc(super::frame::FrameUse::Data)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
             unsafe {
                 core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
             };
-            Some(phys)
+            // SAFETY: a data frame just allocated, handed out as one.
+            Some(unsafe { DataFrame::new(phys) })
         }
 
         fn get_frame(&mut self, phys: u64) {
@@ -178,13 +179,14 @@ mod kernel {
             self.0.refcount(Pfn::containing(phys))
         }
 
-        fn copy_frame(&mut self, dst: u64, src: u64) {
-            // SAFETY: both are allocated frames in RAM (the direct map
-            // covers them) and distinct.
+        fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
+            // SAFETY: both are allocated data frames in RAM (the
+            // `DataFrame` contract; the direct map covers them) and
+            // distinct.
             unsafe {
                 core::ptr::copy_nonoverlapping(
-                    phys_to_virt(src) as *const u8,
-                    phys_to_virt(dst) as *mut u8,
+                    phys_to_virt(src.phys()) as *const u8,
+                    phys_to_virt(dst.phys()) as *mut u8,
                     FRAME_SIZE as usize,
                 )
             };
@@ -200,11 +202,11 @@ mod kernel {
             }
         }
 
-        fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
-            // SAFETY: an allocated data frame in RAM, reached through the
-            // direct map; the frame lock (held through `self.0`) serialises
-            // users.
-            unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
+        fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
+            // SAFETY: an allocated data frame in RAM (the `DataFrame`
+            // contract), reached through the direct map; the frame lock
+            // (held through `self.0`) serialises users.
+            unsafe { &mut *(phys_to_virt(frame.phys()) as *mut [u8; 4096]) }
         }
     }
 

@@ -14,6 +14,7 @@
 use alloc::collections::BTreeMap;
 
 use crate::errno::{EFBIG, ENOMEM};
+use crate::mm::cow::DataFrame;
 
 const PAGE: u64 = 4096;
 /// Largest file size (Linux's `MAX_LFS_FILESIZE` on 64-bit).
@@ -24,7 +25,7 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub struct FileData {
     size: u64,
     /// Page index -> frame (guest-physical address).
-    pages: BTreeMap<u64, u64>,
+    pages: BTreeMap<u64, DataFrame>,
     /// Bytes in the kernel image standing for the pages (built-in
     /// programs), until the first change.
     image: Option<&'static [u8]>,
@@ -171,17 +172,17 @@ impl Drop for FileData {
     }
 }
 
-/// Where a file's pages live: frame operations by guest-physical
-/// address (plain functions: the kernel's are free functions of mm).
+/// Where a file's pages live: data frame operations (plain functions: the
+/// kernel's are mm's).
 pub struct PageFrames {
     /// A zeroed frame, or `None` when memory is out.
-    pub alloc_zeroed: fn() -> Option<u64>,
+    pub alloc_zeroed: fn() -> Option<DataFrame>,
     /// Gives a frame back.
-    pub free: fn(u64),
+    pub free: fn(DataFrame),
     /// Copies `buf.len()` bytes from the frame at an offset.
-    pub read: fn(u64, usize, &mut [u8]),
+    pub read: fn(DataFrame, usize, &mut [u8]),
     /// Copies bytes into the frame at an offset.
-    pub write: fn(u64, usize, &[u8]),
+    pub write: fn(DataFrame, usize, &[u8]),
 }
 
 static FRAMES: spin::Once<&'static PageFrames> = spin::Once::new();
@@ -195,6 +196,7 @@ pub fn set_page_frames(frames: &'static PageFrames) {
 /// The frame operations [`FileData`] uses.
 mod frames {
     use super::{PageFrames, FRAMES};
+    use crate::mm::cow::DataFrame;
 
     fn get() -> &'static PageFrames {
         FRAMES
@@ -202,19 +204,19 @@ mod frames {
             .expect("a file page is used before mm set the page frames")
     }
 
-    pub fn alloc_zeroed() -> Option<u64> {
+    pub fn alloc_zeroed() -> Option<DataFrame> {
         (get().alloc_zeroed)()
     }
 
-    pub fn free(frame: u64) {
+    pub fn free(frame: DataFrame) {
         (get().free)(frame)
     }
 
-    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
+    pub fn read(frame: DataFrame, offset: usize, buf: &mut [u8]) {
         (get().read)(frame, offset, buf)
     }
 
-    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
+    pub fn write(frame: DataFrame, offset: usize, bytes: &[u8]) {
         (get().write)(frame, offset, bytes)
     }
 }
@@ -228,39 +230,44 @@ pub mod backend {
 
     use spin::Mutex;
 
-    /// The next page id and the live pages.
+    use crate::mm::cow::DataFrame;
+
+    /// The next page's (made-up, page-aligned) address and the live pages.
     type Pages = (u64, BTreeMap<u64, Box<[u8; 4096]>>);
-    static PAGES: Mutex<Pages> = Mutex::new((1, BTreeMap::new()));
+    static PAGES: Mutex<Pages> = Mutex::new((0x1000, BTreeMap::new()));
     std::thread_local! {
         /// Pages this test thread holds, and how many it may.
         pub static LIVE: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, usize::MAX)) };
     }
 
-    pub fn alloc_zeroed() -> Option<u64> {
+    pub fn alloc_zeroed() -> Option<DataFrame> {
         let (live, limit) = LIVE.get();
         if live >= limit {
             return None;
         }
         LIVE.set((live + 1, limit));
         let mut pages = PAGES.lock();
-        let id = pages.0;
-        pages.0 += 1;
-        pages.1.insert(id, Box::new([0; 4096]));
-        Some(id)
+        let phys = pages.0;
+        pages.0 += 0x1000;
+        pages.1.insert(phys, Box::new([0; 4096]));
+        Some(DataFrame::from_entry(phys))
     }
 
-    pub fn free(frame: u64) {
+    pub fn free(frame: DataFrame) {
         let (live, limit) = LIVE.get();
         LIVE.set((live - 1, limit));
-        assert!(PAGES.lock().1.remove(&frame).is_some(), "double free");
+        assert!(
+            PAGES.lock().1.remove(&frame.phys()).is_some(),
+            "double free"
+        );
     }
 
-    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&PAGES.lock().1[&frame][offset..offset + buf.len()]);
+    pub fn read(frame: DataFrame, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&PAGES.lock().1[&frame.phys()][offset..offset + buf.len()]);
     }
 
-    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
-        PAGES.lock().1.get_mut(&frame).unwrap()[offset..offset + bytes.len()]
+    pub fn write(frame: DataFrame, offset: usize, bytes: &[u8]) {
+        PAGES.lock().1.get_mut(&frame.phys()).unwrap()[offset..offset + bytes.len()]
             .copy_from_slice(bytes);
     }
 

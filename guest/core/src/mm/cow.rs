@@ -44,11 +44,40 @@ const _: () = assert!(
 /// alone decide the rights.
 const TABLE_FLAGS: u64 = flags::PRESENT | flags::WRITABLE | flags::USER;
 
+/// A data frame (a page of user memory or of a file), by guest-physical
+/// address. Only mm makes one: [`MemoryOps::alloc_data_frame`], the
+/// walkers here from a present leaf entry (which points at a data frame),
+/// and `unsafe` [`DataFrame::new`]. So [`MemoryOps::frame_bytes`] is only
+/// ever asked for a data frame, never for an arbitrary address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataFrame(u64);
+
+impl DataFrame {
+    /// The data frame at `phys`.
+    ///
+    /// # Safety
+    /// `phys` is the 4 KiB-aligned address of an allocated data frame (not
+    /// a page-table page, not kernel memory) for as long as this value is
+    /// used.
+    pub const unsafe fn new(phys: u64) -> DataFrame {
+        DataFrame(phys)
+    }
+
+    /// The frame a present leaf entry of a user page table maps.
+    pub(crate) const fn from_entry(entry: u64) -> DataFrame {
+        DataFrame(entry & ADDRESS_MASK)
+    }
+
+    pub fn phys(self) -> u64 {
+        self.0
+    }
+}
+
 /// What these operations need from the kernel: table pages (through
 /// [`TableAccess`]) and reference-counted data frames.
 pub trait MemoryOps: TableAccess {
     /// Allocates a zeroed data frame (refcount 1); None when out of memory.
-    fn alloc_data_frame(&mut self) -> Option<u64>;
+    fn alloc_data_frame(&mut self) -> Option<DataFrame>;
     /// Takes another reference to the data frame at `phys`.
     fn get_frame(&mut self, phys: u64);
     /// Drops a reference to a data or table frame; returns true when it was
@@ -57,9 +86,9 @@ pub trait MemoryOps: TableAccess {
     /// References held on the frame at `phys`.
     fn frame_refcount(&self, phys: u64) -> u16;
     /// Copies the contents of frame `src` into frame `dst` (4 KiB).
-    fn copy_frame(&mut self, dst: u64, src: u64);
-    /// The contents of the data frame at `phys`.
-    fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096];
+    fn copy_frame(&mut self, dst: DataFrame, src: DataFrame);
+    /// The contents of `frame`.
+    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096];
     /// Frees a table page that is all zeros (every entry cleared). The
     /// kernel keeps such pages for reuse: zeroing a page again is
     /// expensive where page-table pages are write-protected by a shadow MMU.
@@ -193,10 +222,10 @@ pub fn copy_page_eagerly(
         return Ok(false);
     }
     let copy = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-    ops.copy_frame(copy, frame);
+    ops.copy_frame(copy, DataFrame::from_entry(parent_entry));
     ops.put_frame(frame);
     let writable = (parent_entry & !(PTE_COW | ADDRESS_MASK)) | flags::WRITABLE;
-    ops.table(child_table)[ci] = copy | writable;
+    ops.table(child_table)[ci] = copy.phys() | writable;
     ops.table(parent_table)[pi] = frame | writable;
     Ok(true)
 }
@@ -317,8 +346,8 @@ fn copy_pte(
         // A writable private page is the parent's alone: the child gets a
         // copy, and the parent's PTE stays as it is.
         let copy = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-        ops.copy_frame(copy, frame);
-        copy | (entry & !ADDRESS_MASK)
+        ops.copy_frame(copy, DataFrame::from_entry(entry));
+        copy.phys() | (entry & !ADDRESS_MASK)
     } else {
         ops.get_frame(frame);
         let protected = (entry & !flags::WRITABLE) | PTE_COW;
@@ -585,7 +614,7 @@ pub fn populate(
             continue;
         }
         let frame = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-        ops.table(table)[i] = frame | leaf_flags(prot, true);
+        ops.table(table)[i] = frame.phys() | leaf_flags(prot, true);
         mapped += 1;
     }
     Ok(mapped)
@@ -648,15 +677,15 @@ pub fn write_bytes(
         if entry & PTE_COW != 0 && ops.frame_refcount(entry & ADDRESS_MASK) > 1 {
             let old = entry & ADDRESS_MASK;
             let new = ops.alloc_data_frame().ok_or(UserCopyError::OutOfMemory)?;
-            ops.copy_frame(new, old);
+            ops.copy_frame(new, DataFrame::from_entry(entry));
             // Still read-only and COW: a later write fault will reuse the
             // now exclusive frame.
-            entry = (entry & !ADDRESS_MASK) | new;
+            entry = (entry & !ADDRESS_MASK) | new.phys();
             ops.table(table)[i] = entry;
             ops.put_frame(old);
             copied += 1;
         }
-        let frame = ops.frame_bytes(entry & ADDRESS_MASK);
+        let frame = ops.frame_bytes(DataFrame::from_entry(entry));
         frame[offset..offset + n].copy_from_slice(&data[from..from + n]);
     }
     Ok(copied)
@@ -672,7 +701,7 @@ pub fn read_bytes(
 ) -> Result<(), UserCopyError> {
     for (page, offset, to, n) in page_chunks(addr, buf.len()).ok_or(UserCopyError::Unmapped)? {
         let (table, i) = present_pte(ops, root, page).ok_or(UserCopyError::Unmapped)?;
-        let frame = ops.table(table)[i] & ADDRESS_MASK;
+        let frame = DataFrame::from_entry(ops.table(table)[i]);
         buf[to..to + n].copy_from_slice(&ops.frame_bytes(frame)[offset..offset + n]);
     }
     Ok(())
@@ -797,7 +826,7 @@ fn do_anonymous_page(
     let Some(frame) = ops.alloc_data_frame() else {
         return FaultResult::Oom;
     };
-    ops.table(table)[i] = frame | leaf_flags(prot, true);
+    ops.table(table)[i] = frame.phys() | leaf_flags(prot, true);
     FaultResult::Mapped
 }
 
@@ -821,8 +850,8 @@ fn do_wp_page(
     let Some(new) = ops.alloc_data_frame() else {
         return FaultResult::Oom;
     };
-    ops.copy_frame(new, old);
-    ops.table(table)[i] = (writable & !ADDRESS_MASK) | new;
+    ops.copy_frame(new, DataFrame::from_entry(entry));
+    ops.table(table)[i] = (writable & !ADDRESS_MASK) | new.phys();
     ops.put_frame(old);
     FaultResult::Copied
 }
@@ -986,8 +1015,9 @@ mod tests {
     }
 
     impl MemoryOps for FakeMemory {
-        fn alloc_data_frame(&mut self) -> Option<u64> {
+        fn alloc_data_frame(&mut self) -> Option<DataFrame> {
             self.allocate(Contents::Data(Box::new([0; 4096])))
+                .map(DataFrame::from_entry)
         }
 
         fn get_frame(&mut self, phys: u64) {
@@ -1014,12 +1044,13 @@ mod tests {
             self.frames.get(&phys).map_or(0, |f| f.refcount)
         }
 
-        fn copy_frame(&mut self, dst: u64, src: u64) {
+        fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
             let data = *self.frame_bytes(src);
             *self.frame_bytes(dst) = data;
         }
 
-        fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
+        fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
+            let phys = frame.phys();
             match self.frames.get_mut(&phys).map(|f| &mut f.contents) {
                 Some(Contents::Data(data)) => data,
                 _ => panic!("{phys:#x} is not a data frame"),

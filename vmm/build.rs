@@ -35,6 +35,7 @@ fn main() {
     for watched in [
         "guest/src",
         "guest/abi",
+        "guest/core",
         "guest/user",
         "guest/lineedit",
         "guest/Cargo.toml",

@@ -2,45 +2,34 @@
 //!
 //! The kernel is this library; `main.rs` only links it into a freestanding
 //! static ELF (stable rustc, host triple, see build.rs and linker.ld). The
-//! pure logic modules also build for the host, where `cargo test` runs
-//! their unit tests.
-#![cfg_attr(not(test), no_std)]
+//! pure logic is the `forkvm-core` crate (guest/core), whose unit tests run
+//! on the host; its modules are re-exported at their kernel paths
+//! (`crate::mm::cow` is `forkvm_core::mm::cow`).
+#![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-#[cfg(not(test))]
 mod arch;
-#[cfg(not(test))]
 mod console;
-#[cfg(not(test))]
 mod diag;
 mod drivers;
-mod errno;
+use forkvm_core::errno;
 mod fs;
 mod ipc;
-#[cfg(not(test))]
 mod mem;
 mod mm;
-#[cfg(not(test))]
 mod panic;
 mod process;
-#[cfg(not(test))]
 mod programs;
-#[cfg(not(test))]
 mod sched;
-#[cfg(not(test))]
 mod stats;
-#[cfg(not(test))]
 mod syscall;
-#[cfg(not(test))]
 mod time;
 
-#[cfg(not(test))]
 pub use kernel::*;
 
-#[cfg(not(test))]
 mod kernel {
     use alloc::vec::Vec;
 

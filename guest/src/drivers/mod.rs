@@ -1,26 +1,20 @@
-//! Device drivers. Only the pure parts (`virtio_mmio`'s identification
-//! logic, `virtio_console`'s virtqueue) build for the host's unit tests.
+//! Device drivers. Their pure parts (`virtio_mmio`'s identification
+//! logic, `virtio_console`'s virtqueue) are in `forkvm_core::drivers`.
 
-#[cfg(not(test))]
 pub mod uart;
 pub mod virtio_console;
 pub mod virtio_mmio;
-#[cfg(not(test))]
 pub mod vmm_ports;
 
-#[cfg(not(test))]
 use forkvm_abi::port::SERIAL_COM1;
 
 /// The serial console.
-#[cfg(not(test))]
 pub static COM1: uart::Uart = uart::Uart::new(SERIAL_COM1);
 
 /// IOAPIC line of the serial port (from the boot information).
-#[cfg(not(test))]
 static SERIAL_GSI: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
 
 /// Brings up the serial console and routes its interrupt.
-#[cfg(not(test))]
 pub fn init(serial_gsi: u32) {
     use crate::arch::{apic, interrupts::IRQ_BASE, ioapic};
     SERIAL_GSI.store(serial_gsi, core::sync::atomic::Ordering::Relaxed);
@@ -34,7 +28,6 @@ pub fn init(serial_gsi: u32) {
 }
 
 /// Called for an interrupt on IOAPIC line `gsi`.
-#[cfg(not(test))]
 pub fn handle_irq(gsi: u32) {
     if gsi == SERIAL_GSI.load(core::sync::atomic::Ordering::Relaxed) {
         COM1.handle_irq();

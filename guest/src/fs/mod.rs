@@ -4,32 +4,21 @@
 //! (directories), `inode` (files, symlinks, devices), `page_cache` (a
 //! file's pages), walked by `namei`, checked by `permission`, filled at
 //! boot by `initramfs` from the archive `cpio` parses. `exec` finds what
-//! `execve` runs. The pure parts build on the host for their unit tests.
+//! `execve` runs. The pure parts are `forkvm_core::fs` (host unit tests),
+//! re-exported here.
 
-pub mod cpio;
-#[cfg(not(test))]
 pub mod current;
-pub mod dentry;
 pub mod exec;
-#[cfg(not(test))]
 pub mod file;
-pub mod initramfs;
-pub mod inode;
-pub mod namei;
-pub mod page_cache;
-pub mod permission;
-#[cfg(not(test))]
 pub mod pipe;
-#[cfg(not(test))]
 pub mod proc;
 
-#[cfg(not(test))]
+pub use forkvm_core::fs::{dentry, initramfs, inode, namei, page_cache, permission};
+
 use alloc::sync::Arc;
 
-#[cfg(not(test))]
 use self::pipe::Pipe;
 
-#[cfg(not(test))]
 /// What an open file description refers to (Linux `struct file`).
 pub enum FileKind {
     /// The serial console (read: keyboard input; write: output).
@@ -47,7 +36,6 @@ pub enum FileKind {
     Vfs(file::OpenFile),
 }
 
-#[cfg(not(test))]
 /// An open file description, shared by every descriptor `dup`ed from it
 /// and across `fork`. Dropping the last reference closes it.
 pub struct File {
@@ -57,7 +45,6 @@ pub struct File {
     pub f_flags: u32,
 }
 
-#[cfg(not(test))]
 impl File {
     pub fn new(kind: FileKind) -> Arc<File> {
         File::with_flags(kind, 0)
@@ -68,7 +55,6 @@ impl File {
     }
 }
 
-#[cfg(not(test))]
 impl Drop for File {
     fn drop(&mut self) {
         match &self.kind {

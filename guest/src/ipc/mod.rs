@@ -2,7 +2,6 @@
 //! the per-process undo lists that `CLONE_SYSVSEM` shares (Linux
 //! `copy_semundo`) and exit applies (`exit_sem`).
 
-pub mod sem_array;
-
-#[cfg(not(test))]
 pub mod sem;
+
+pub use forkvm_core::ipc::sem_array;

@@ -19,7 +19,7 @@ use spin::Mutex;
 
 use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyError};
 use super::frame::FrameUse;
-use super::paging::{flags, TableAccess};
+use super::paging::{flags, TableAccess, TablePage};
 use super::vma::{Prot, Vma, VmaFlags, VmaSet, TASK_SIZE};
 use super::with_memory;
 use crate::arch::cpu;
@@ -57,17 +57,25 @@ static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
 /// user memory only through page-table walks of its own.
 static DEAD_ROOT: AtomicU64 = AtomicU64::new(0);
 
+/// The root kept in [`DEAD_ROOT`] or [`SPARE_ROOT`] as its address (0: none).
+fn stored_root(phys: u64) -> Option<TablePage> {
+    // SAFETY: those two hold only roots of address spaces (stored from
+    // `AddressSpace::root`), table pages until `free_address_space` frees
+    // them, which it does only after taking them out.
+    (phys != 0).then(|| unsafe { TablePage::new(phys) })
+}
+
 /// Installs the user half of `mm` (or an empty one) in the hardware root.
 pub fn activate(mm: Option<&AddressSpace>) {
-    let root = mm.map_or(0, |mm| mm.root);
-    ACTIVE_ROOT.store(root, Ordering::Relaxed);
-    let dead = DEAD_ROOT.swap(0, Ordering::Relaxed);
+    let root = mm.map(|mm| mm.root);
+    ACTIVE_ROOT.store(root.map_or(0, TablePage::phys), Ordering::Relaxed);
+    let dead = stored_root(DEAD_ROOT.swap(0, Ordering::Relaxed));
     // A root with the same entries (say, both empty) would skip the
     // reload: the dead one's mappings must be flushed all the same.
-    if !install_user_entries(root) && dead != 0 {
+    if !install_user_entries(root) && dead.is_some() {
         reload_cr3();
     }
-    if dead != 0 {
+    if let Some(dead) = dead {
         free_address_space(dead);
     }
 }
@@ -86,32 +94,32 @@ const SPARE_MAX_TABLES: u64 = 16;
 
 /// Releases an address space that is not installed: its pages, then its
 /// tables and root, unless it becomes the spare.
-fn free_address_space(root: u64) {
+fn free_address_space(root: TablePage) {
     with_memory(|memory| {
         let (_, tables) = cow::unmap_pages_keep_tables(memory, root);
         let spare = tables <= SPARE_MAX_TABLES
             && SPARE_ROOT
-                .compare_exchange(0, root, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(0, root.phys(), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok();
         if !spare {
             cow::free_page_tables(memory, root);
-            memory.put_frame(root);
+            memory.put_frame(root.phys());
         }
     });
 }
 
-/// Copies the user PML4 entries of `root` (none if 0) into the boot root,
-/// reloading CR3 (a full TLB flush) if any changed. Returns whether it did.
-fn install_user_entries(root: u64) -> bool {
+/// Copies the user PML4 entries of `root` (none if `None`) into the boot
+/// root, reloading CR3 (a full TLB flush) if any changed. Returns whether
+/// it did.
+fn install_user_entries(root: Option<TablePage>) -> bool {
     let changed = with_memory(|memory| {
-        let source: [u64; cow::USER_PML4_ENTRIES] = if root == 0 {
-            [0; cow::USER_PML4_ENTRIES]
-        } else {
-            memory.table(root)[..cow::USER_PML4_ENTRIES]
+        let source: [u64; cow::USER_PML4_ENTRIES] = match root {
+            None => [0; cow::USER_PML4_ENTRIES],
+            Some(root) => memory.table(root)[..cow::USER_PML4_ENTRIES]
                 .try_into()
-                .expect("128 entries")
+                .expect("128 entries"),
         };
-        let active = memory.table(BOOT_PML4_PHYS);
+        let active = memory.table(super::BOOT_PML4);
         let mut changed = false;
         for (slot, entry) in active.iter_mut().zip(source) {
             if *slot != entry {
@@ -144,8 +152,8 @@ pub struct MmInner {
 
 /// An address space.
 pub struct AddressSpace {
-    /// Physical address of the PML4.
-    root: u64,
+    /// The PML4.
+    root: TablePage,
     pub inner: Mutex<MmInner>,
     /// Linux `MMF_DUMPABLE`: cleared when the owner's credentials change
     /// (its `/proc/PID` files then belong to root), set again by exec or
@@ -203,20 +211,23 @@ impl AddressSpace {
     /// An empty address space: kernel half only.
     pub fn new() -> Result<Arc<AddressSpace>, OutOfMemory> {
         let root = with_memory(|memory| {
-            let spare = SPARE_ROOT.swap(0, Ordering::Relaxed);
-            let root = if spare != 0 {
+            let spare = stored_root(SPARE_ROOT.swap(0, Ordering::Relaxed));
+            let root = if let Some(spare) = spare {
                 // Already empty, with its (empty) tables in place.
                 spare
             } else {
-                let root = memory
+                let phys = memory
                     .0
                     .alloc(FrameUse::PageTable)
                     .ok_or(OutOfMemory)?
                     .phys();
+                // SAFETY: a fresh frame of our own, to be this root (zeroed
+                // next, before any walk reads it).
+                let root = unsafe { TablePage::new(phys) };
                 memory.table(root).fill(0);
                 root
             };
-            let boot = *memory.table(BOOT_PML4_PHYS);
+            let boot = *memory.table(super::BOOT_PML4);
             // The kernel half is shared: same lower-level tables everywhere.
             memory.table(root)[cow::USER_PML4_ENTRIES..]
                 .copy_from_slice(&boot[cow::USER_PML4_ENTRIES..]);
@@ -286,13 +297,13 @@ impl AddressSpace {
 
     /// Whether this address space's user entries are installed.
     pub fn is_active(&self) -> bool {
-        ACTIVE_ROOT.load(Ordering::Relaxed) == self.root
+        ACTIVE_ROOT.load(Ordering::Relaxed) == self.root.phys()
     }
 
     /// If active: brings the installed user entries up to date and flushes
     /// the TLB (after write-protecting or unmapping pages).
     fn flush_if_current(&self) {
-        if self.is_active() && !install_user_entries(self.root) {
+        if self.is_active() && !install_user_entries(Some(self.root)) {
             reload_cr3();
         }
     }
@@ -301,7 +312,7 @@ impl AddressSpace {
     /// new mapping needs no flush otherwise).
     fn sync_if_active(&self) {
         if self.is_active() {
-            install_user_entries(self.root);
+            install_user_entries(Some(self.root));
         }
     }
 
@@ -602,7 +613,7 @@ impl Drop for AddressSpace {
         if self.is_active() {
             // Freed by the next activation, after its TLB flush.
             ACTIVE_ROOT.store(0, Ordering::Relaxed);
-            let previous = DEAD_ROOT.swap(self.root, Ordering::Relaxed);
+            let previous = DEAD_ROOT.swap(self.root.phys(), Ordering::Relaxed);
             debug_assert_eq!(previous, 0, "two dead address spaces installed");
             return;
         }

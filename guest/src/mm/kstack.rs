@@ -9,7 +9,7 @@
 
 use alloc::vec::Vec;
 
-use forkvm_abi::{BOOT_PML4_PHYS, PAGE_OFFSET};
+use forkvm_abi::PAGE_OFFSET;
 use spin::Mutex;
 
 use super::frame::{FrameUse, Pfn, FRAME_SIZE};
@@ -129,7 +129,7 @@ fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
             let leaf = flags::WRITABLE | kernel;
             if paging::map_page(
                 memory,
-                BOOT_PML4_PHYS,
+                super::BOOT_PML4,
                 address,
                 frame.phys(),
                 leaf,
@@ -157,7 +157,7 @@ fn unmap_slot(slot: u64) {
     let frames = frames.as_mut().expect("frame allocator initialised");
     let mut tables = KernelTables(frames);
     for address in page_addresses(slot) {
-        if let Some(entry) = paging::unmap_page(&mut tables, BOOT_PML4_PHYS, address) {
+        if let Some(entry) = paging::unmap_page(&mut tables, super::BOOT_PML4, address) {
             crate::arch::cpu::invlpg(address);
             tables.0.put(Pfn::containing(entry & paging::ADDRESS_MASK));
         }

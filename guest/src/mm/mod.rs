@@ -1,26 +1,21 @@
 //! Memory management: physical frames and the kernel heap.
 
-#[cfg(not(test))]
 pub mod address_space;
-pub mod cow;
-pub mod frame;
-#[cfg(not(test))]
 pub mod heap;
-#[cfg(not(test))]
 pub mod kstack;
-pub mod paging;
-pub mod vma;
 
-#[cfg(not(test))]
+pub use forkvm_core::mm::{cow, frame, paging, vma};
+
 pub use self::kernel::*;
 
-#[cfg(not(test))]
 mod kernel {
     use forkvm_abi::{BootInfo, LOW_MEMORY_END, PAGE_OFFSET};
     use spin::Mutex;
 
+    use super::cow::{DataFrame, MemoryOps};
     use super::frame::{FrameAllocator, Pfn, FRAME_SIZE};
     use super::heap;
+    use super::paging::TablePage;
 
     /// The frame allocator, set up by [`init`].
     pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
@@ -105,42 +100,71 @@ mod kernel {
         const IA32_EFER: u32 = 0xc000_0080;
         const EFER_NXE: u64 = 1 << 11;
         super::cow::set_no_execute_supported(crate::arch::cpu::rdmsr(IA32_EFER) & EFER_NXE != 0);
+        forkvm_core::fs::page_cache::set_page_frames(&FILE_PAGE_FRAMES);
     }
+
+    /// A file's pages (`fs::page_cache`) are data frames of this allocator,
+    /// reached through the direct map.
+    static FILE_PAGE_FRAMES: forkvm_core::fs::page_cache::PageFrames =
+        forkvm_core::fs::page_cache::PageFrames {
+            alloc_zeroed: || with_memory(|memory| memory.alloc_data_frame()),
+            free: |frame| {
+                with_memory(|memory| memory.put_frame(frame.phys()));
+            },
+            read: |frame, offset, buf| {
+                with_memory(|memory| {
+                    buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
+                })
+            },
+            write: |frame, offset, bytes| {
+                with_memory(|memory| {
+                    memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
+                })
+            },
+        };
+
+    /// The boot PML4, the CPU's only page-table root (see `address_space`).
+    // SAFETY: the VMM builds the boot page tables with their root at
+    // BOOT_PML4_PHYS; it is a table page for the kernel's whole life.
+    pub const BOOT_PML4: TablePage = unsafe { TablePage::new(forkvm_abi::BOOT_PML4_PHYS) };
 
     /// Page-table access through the direct map, allocating table pages
     /// from the frame allocator.
     pub struct KernelTables<'a>(pub &'a mut FrameAllocator<'static>);
 
     impl super::paging::TableAccess for KernelTables<'_> {
-        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
-            // SAFETY: `phys` comes from a present page-table entry or from
-            // `alloc_table`, so it is a table page in RAM, which the direct
-            // map covers; the frame allocator's lock (held by the caller
-            // through `self.0`) serialises page-table edits.
-            unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+        fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
+            // SAFETY: a `TablePage` is a table page in RAM (its type's
+            // contract: made only from table entries, `alloc_table` and
+            // known roots), which the direct map covers; the frame
+            // allocator's lock (held by the caller through `self.0`)
+            // serialises page-table edits.
+            unsafe { &mut *(phys_to_virt(page.phys()) as *mut [u64; 512]) }
         }
 
-        fn alloc_table(&mut self) -> Option<u64> {
-            if let Some(phys) = ZEROED_TABLES.lock().pop() {
-                return Some(phys);
+        fn alloc_table(&mut self) -> Option<TablePage> {
+            if let Some(table) = ZEROED_TABLES.lock().pop() {
+                return Some(table);
             }
             let phys = self.0.alloc(super::frame::FrameUse::PageTable)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
             unsafe {
                 core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
             };
-            Some(phys)
+            // SAFETY: a zeroed frame of our own, handed out as a table page.
+            Some(unsafe { TablePage::new(phys) })
         }
     }
 
     impl super::cow::MemoryOps for KernelTables<'_> {
-        fn alloc_data_frame(&mut self) -> Option<u64> {
+        fn alloc_data_frame(&mut self) -> Option<DataFrame> {
             let phys = self.0.alloc(super::frame::FrameUse::Data)?.phys();
             // SAFETY: a freshly allocated frame, mapped by the direct map.
             unsafe {
                 core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize)
             };
-            Some(phys)
+            // SAFETY: a data frame just allocated, handed out as one.
+            Some(unsafe { DataFrame::new(phys) })
         }
 
         fn get_frame(&mut self, phys: u64) {
@@ -155,40 +179,41 @@ mod kernel {
             self.0.refcount(Pfn::containing(phys))
         }
 
-        fn copy_frame(&mut self, dst: u64, src: u64) {
-            // SAFETY: both are allocated frames in RAM (the direct map
-            // covers them) and distinct.
+        fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
+            // SAFETY: both are allocated data frames in RAM (the
+            // `DataFrame` contract; the direct map covers them) and
+            // distinct.
             unsafe {
                 core::ptr::copy_nonoverlapping(
-                    phys_to_virt(src) as *const u8,
-                    phys_to_virt(dst) as *mut u8,
+                    phys_to_virt(src.phys()) as *const u8,
+                    phys_to_virt(dst.phys()) as *mut u8,
                     FRAME_SIZE as usize,
                 )
             };
         }
 
-        fn free_zeroed_table(&mut self, phys: u64) {
+        fn free_zeroed_table(&mut self, table: TablePage) {
             let mut pool = ZEROED_TABLES.lock();
             if pool.len() < ZEROED_TABLES_MAX {
-                pool.push(phys);
+                pool.push(table);
             } else {
                 drop(pool);
-                self.put_frame(phys);
+                self.put_frame(table.phys());
             }
         }
 
-        fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
-            // SAFETY: an allocated data frame in RAM, reached through the
-            // direct map; the frame lock (held through `self.0`) serialises
-            // users.
-            unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
+        fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
+            // SAFETY: an allocated data frame in RAM (the `DataFrame`
+            // contract), reached through the direct map; the frame lock
+            // (held through `self.0`) serialises users.
+            unsafe { &mut *(phys_to_virt(frame.phys()) as *mut [u8; 4096]) }
         }
     }
 
     /// Freed page-table pages, still all zeros, kept for the next table
     /// allocation: on the PVM host (shadow paging) zeroing a page that was
     /// a page table costs ~8 us, and a fork allocates several tables.
-    static ZEROED_TABLES: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
+    static ZEROED_TABLES: Mutex<alloc::vec::Vec<TablePage>> = Mutex::new(alloc::vec::Vec::new());
     /// Most pages kept in [`ZEROED_TABLES`] (they count as used frames).
     const ZEROED_TABLES_MAX: usize = 64;
 

@@ -1,49 +1,27 @@
 //! Processes and threads: the task table, pids, kernel threads.
 
-#[cfg(not(test))]
 pub mod cred;
-pub mod elf;
-#[cfg(not(test))]
 pub mod exec;
-#[cfg(not(test))]
 pub mod exit;
-#[cfg(not(test))]
 pub mod files;
-#[cfg(not(test))]
 pub mod fork;
-#[cfg(not(test))]
 pub mod fs_struct;
-pub mod io_context;
-#[cfg(not(test))]
 pub mod nsproxy;
-#[cfg(not(test))]
 pub mod oom;
-#[cfg(not(test))]
 pub mod pgrp;
-#[cfg(not(test))]
 pub mod pid_ns;
-pub mod rlimit;
-pub mod sigaltstack;
-#[cfg(not(test))]
 pub mod signal;
-#[cfg(not(test))]
 pub mod sigqueue;
-#[cfg(not(test))]
 pub mod task;
-#[cfg(not(test))]
 pub mod thread_group;
-#[cfg(not(test))]
 pub mod unshare;
-#[cfg(not(test))]
 pub mod user_ns;
-pub mod user_stack;
-#[cfg(not(test))]
 pub mod wait;
 
-#[cfg(not(test))]
+pub use forkvm_core::process::{elf, io_context, rlimit, sigaltstack, user_stack};
+
 pub use self::kernel::*;
 
-#[cfg(not(test))]
 mod kernel {
 
     use alloc::sync::Arc;

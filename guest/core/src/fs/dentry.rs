@@ -88,7 +88,6 @@ impl Node {
     }
 
     /// Sets the permission bits (`chmod`); the type stays.
-    #[cfg_attr(test, allow(dead_code))]
     pub fn set_mode(&self, mode: u32) {
         match self {
             Node::Dir(dir) => dir.set_mode(mode),
@@ -200,7 +199,6 @@ impl Dentry {
     }
 
     /// Sets the permission bits (`chmod`).
-    #[cfg_attr(test, allow(dead_code))]
     pub fn set_mode(&self, mode: u32) {
         self.mode.store(mode & 0o7777, Ordering::Relaxed);
     }
@@ -241,7 +239,6 @@ impl Dentry {
     }
 
     /// Directories below this one (for `st_nlink`: 2 + subdirectories).
-    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
     pub fn subdirectories(&self) -> usize {
         let state = self.state.lock();
         state
@@ -253,7 +250,6 @@ impl Dentry {
 
     /// The entries, in name order, as `getdents64` lists them after `.`
     /// and `..`: (name, inode number, `S_IFMT` bits).
-    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
     pub fn entries(&self) -> alloc::vec::Vec<(Box<[u8]>, u64, u32)> {
         let state = self.state.lock();
         state
@@ -375,7 +371,6 @@ impl Dentry {
     /// Puts `inode` under `name` in place of what is there (the second
     /// half of a rename of a non-directory): EISDIR over a directory.
     /// Returns the inode replaced, if any, its link uncounted.
-    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only system calls
     pub fn replace_entry(
         &self,
         name: &[u8],

@@ -18,7 +18,6 @@ pub const S_IFREG: u32 = 0o100000;
 pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFLNK: u32 = 0o120000;
 pub const S_IFCHR: u32 = 0o020000;
-#[cfg_attr(test, allow(dead_code))]
 pub const S_IFIFO: u32 = 0o010000;
 
 /// Inode numbers, shared by directories and the rest (`st_ino`).
@@ -34,7 +33,6 @@ pub struct DevNum {
     pub minor: u32,
 }
 
-#[cfg_attr(test, allow(dead_code))] // read by the kernel-only file code
 impl DevNum {
     /// `/dev/null` (1, 3).
     pub const NULL: DevNum = DevNum { major: 1, minor: 3 };
@@ -53,7 +51,6 @@ impl DevNum {
 }
 
 /// What an inode is.
-#[cfg_attr(test, allow(dead_code))]
 pub enum InodeKind {
     Regular(Mutex<FileData>),
     /// The target, as written (never empty).
@@ -110,7 +107,6 @@ impl Inode {
         *self.meta.lock()
     }
 
-    #[cfg_attr(test, allow(dead_code))]
     pub fn file_type(&self) -> u32 {
         self.meta.lock().mode & S_IFMT
     }

@@ -1,7 +1,6 @@
 //! The initial user stack of a new program, laid out as Linux's
 //! `create_elf_tables` does: argc, argv pointers, NULL, envp pointers,
 //! NULL, the auxiliary vector, then the strings and AT_RANDOM bytes above.
-#![cfg_attr(test, allow(dead_code))] // the auxv keys are used by exec (kernel-only)
 
 use alloc::vec::Vec;
 

@@ -18,11 +18,10 @@
 //!
 //! Nothing here touches the TLB: each function reports when the caller
 //! must flush it.
-#![cfg_attr(not(test), allow(dead_code))] // fork, exec and the fault handler are the first users
 
 use forkvm_abi::PAGE_SIZE;
 
-use super::paging::{flags, index, TableAccess, ADDRESS_MASK};
+use super::paging::{flags, index, TableAccess, TablePage, ADDRESS_MASK};
 use super::vma::{Prot, Vma, VmaSet, TASK_SIZE};
 
 /// Software PTE bit (bit 9 is ignored by the MMU): the page is private and
@@ -45,11 +44,40 @@ const _: () = assert!(
 /// alone decide the rights.
 const TABLE_FLAGS: u64 = flags::PRESENT | flags::WRITABLE | flags::USER;
 
+/// A data frame (a page of user memory or of a file), by guest-physical
+/// address. Only mm makes one: [`MemoryOps::alloc_data_frame`], the
+/// walkers here from a present leaf entry (which points at a data frame),
+/// and `unsafe` [`DataFrame::new`]. So [`MemoryOps::frame_bytes`] is only
+/// ever asked for a data frame, never for an arbitrary address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataFrame(u64);
+
+impl DataFrame {
+    /// The data frame at `phys`.
+    ///
+    /// # Safety
+    /// `phys` is the 4 KiB-aligned address of an allocated data frame (not
+    /// a page-table page, not kernel memory) for as long as this value is
+    /// used.
+    pub const unsafe fn new(phys: u64) -> DataFrame {
+        DataFrame(phys)
+    }
+
+    /// The frame a present leaf entry of a user page table maps.
+    pub(crate) const fn from_entry(entry: u64) -> DataFrame {
+        DataFrame(entry & ADDRESS_MASK)
+    }
+
+    pub fn phys(self) -> u64 {
+        self.0
+    }
+}
+
 /// What these operations need from the kernel: table pages (through
 /// [`TableAccess`]) and reference-counted data frames.
 pub trait MemoryOps: TableAccess {
     /// Allocates a zeroed data frame (refcount 1); None when out of memory.
-    fn alloc_data_frame(&mut self) -> Option<u64>;
+    fn alloc_data_frame(&mut self) -> Option<DataFrame>;
     /// Takes another reference to the data frame at `phys`.
     fn get_frame(&mut self, phys: u64);
     /// Drops a reference to a data or table frame; returns true when it was
@@ -58,14 +86,14 @@ pub trait MemoryOps: TableAccess {
     /// References held on the frame at `phys`.
     fn frame_refcount(&self, phys: u64) -> u16;
     /// Copies the contents of frame `src` into frame `dst` (4 KiB).
-    fn copy_frame(&mut self, dst: u64, src: u64);
-    /// The contents of the data frame at `phys`.
-    fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096];
+    fn copy_frame(&mut self, dst: DataFrame, src: DataFrame);
+    /// The contents of `frame`.
+    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096];
     /// Frees a table page that is all zeros (every entry cleared). The
     /// kernel keeps such pages for reuse: zeroing a page again is
     /// expensive where page-table pages are write-protected by a shadow MMU.
-    fn free_zeroed_table(&mut self, phys: u64) {
-        self.put_frame(phys);
+    fn free_zeroed_table(&mut self, table: TablePage) {
+        self.put_frame(table.phys());
     }
 }
 
@@ -106,7 +134,6 @@ fn user_range(start: u64, end: u64) -> Option<(u64, u64)> {
 static NO_EXECUTE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Enables no-execute protection for user pages mapped from now on.
-#[cfg_attr(test, allow(dead_code))] // called by the kernel at boot
 pub fn set_no_execute_supported(on: bool) {
     NO_EXECUTE.store(on, core::sync::atomic::Ordering::Relaxed);
 }
@@ -128,7 +155,7 @@ fn leaf_flags(prot: Prot, writable: bool) -> u64 {
 /// Where the PTE of an address lives.
 enum Walk {
     /// The page table and index of the PTE (which may be empty).
-    Slot(u64, usize),
+    Slot(TablePage, usize),
     /// A table on the way is missing (only when not allocating).
     NoTable,
     /// A table could not be allocated.
@@ -139,7 +166,7 @@ enum Walk {
 
 /// Walks to the PTE of the user address `addr`, allocating missing tables
 /// if `allocate`.
-fn walk(ops: &mut impl MemoryOps, root: u64, addr: u64, allocate: bool) -> Walk {
+fn walk(ops: &mut impl MemoryOps, root: TablePage, addr: u64, allocate: bool) -> Walk {
     debug_assert!(addr < USER_END);
     let mut table = root;
     for level in (2..=4).rev() {
@@ -152,12 +179,12 @@ fn walk(ops: &mut impl MemoryOps, root: u64, addr: u64, allocate: bool) -> Walk 
             let Some(new) = ops.alloc_table() else {
                 return Walk::OutOfMemory;
             };
-            ops.table(table)[i] = new | TABLE_FLAGS;
+            ops.table(table)[i] = new.phys() | TABLE_FLAGS;
             new
         } else if entry & flags::HUGE != 0 {
             return Walk::Huge;
         } else {
-            entry & ADDRESS_MASK
+            TablePage::from_entry(entry)
         };
     }
     Walk::Slot(table, index(addr, 1))
@@ -171,8 +198,8 @@ fn walk(ops: &mut impl MemoryOps, root: u64, addr: u64, allocate: bool) -> Walk 
 /// The caller flushes the parent's TLB as after `copy_page_range`.
 pub fn copy_page_eagerly(
     ops: &mut impl MemoryOps,
-    parent_root: u64,
-    child_root: u64,
+    parent_root: TablePage,
+    child_root: TablePage,
     addr: u64,
 ) -> Result<bool, OutOfMemory> {
     if addr >= USER_END {
@@ -195,10 +222,10 @@ pub fn copy_page_eagerly(
         return Ok(false);
     }
     let copy = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-    ops.copy_frame(copy, frame);
+    ops.copy_frame(copy, DataFrame::from_entry(parent_entry));
     ops.put_frame(frame);
     let writable = (parent_entry & !(PTE_COW | ADDRESS_MASK)) | flags::WRITABLE;
-    ops.table(child_table)[ci] = copy | writable;
+    ops.table(child_table)[ci] = copy.phys() | writable;
     ops.table(parent_table)[pi] = frame | writable;
     Ok(true)
 }
@@ -221,8 +248,8 @@ pub fn copy_page_eagerly(
 /// The child must have nothing mapped in the area yet.
 pub fn copy_page_range(
     ops: &mut impl MemoryOps,
-    parent_root: u64,
-    child_root: u64,
+    parent_root: TablePage,
+    child_root: TablePage,
     vma: &Vma,
 ) -> Result<u64, OutOfMemory> {
     copy_area(ops, parent_root, child_root, vma, false)
@@ -232,8 +259,8 @@ pub fn copy_page_range(
 /// child its own copy of every page the parent can write (see [`dup_mmap`]).
 fn copy_area(
     ops: &mut impl MemoryOps,
-    parent_root: u64,
-    child_root: u64,
+    parent_root: TablePage,
+    child_root: TablePage,
     vma: &Vma,
     copy_writable: bool,
 ) -> Result<u64, OutOfMemory> {
@@ -261,8 +288,8 @@ struct CopyState {
 
 fn copy_table(
     ops: &mut impl MemoryOps,
-    parent: u64,
-    child: u64,
+    parent: TablePage,
+    child: TablePage,
     level: u32,
     start: u64,
     end: u64,
@@ -283,15 +310,15 @@ fn copy_table(
         }
         let child_entry = ops.table(child)[i];
         let child_next = if child_entry & flags::PRESENT != 0 {
-            child_entry & ADDRESS_MASK
+            TablePage::from_entry(child_entry)
         } else {
             let new = ops.alloc_table().ok_or(OutOfMemory)?;
-            ops.table(child)[i] = new | TABLE_FLAGS;
+            ops.table(child)[i] = new.phys() | TABLE_FLAGS;
             new
         };
         copy_table(
             ops,
-            entry & ADDRESS_MASK,
+            TablePage::from_entry(entry),
             child_next,
             level - 1,
             lo,
@@ -305,8 +332,8 @@ fn copy_table(
 /// Copies one present leaf entry from the parent's table to the child's.
 fn copy_pte(
     ops: &mut impl MemoryOps,
-    parent: u64,
-    child: u64,
+    parent: TablePage,
+    child: TablePage,
     i: usize,
     entry: u64,
     copy: &mut CopyState,
@@ -319,8 +346,8 @@ fn copy_pte(
         // A writable private page is the parent's alone: the child gets a
         // copy, and the parent's PTE stays as it is.
         let copy = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-        ops.copy_frame(copy, frame);
-        copy | (entry & !ADDRESS_MASK)
+        ops.copy_frame(copy, DataFrame::from_entry(entry));
+        copy.phys() | (entry & !ADDRESS_MASK)
     } else {
         ops.get_frame(frame);
         let protected = (entry & !flags::WRITABLE) | PTE_COW;
@@ -355,8 +382,8 @@ fn copy_pte(
 pub fn dup_mmap(
     ops: &mut impl MemoryOps,
     vmas: &VmaSet,
-    parent_root: u64,
-    child_root: u64,
+    parent_root: TablePage,
+    child_root: TablePage,
     copy_max: u64,
 ) -> Result<u64, OutOfMemory> {
     let copy_writable =
@@ -370,7 +397,12 @@ pub fn dup_mmap(
 
 /// Present private pages that the address space at `root` can write (each
 /// one a fork would write-protect), counted until past `limit`.
-fn writable_private_pages(ops: &mut impl MemoryOps, vmas: &VmaSet, root: u64, limit: u64) -> u64 {
+fn writable_private_pages(
+    ops: &mut impl MemoryOps,
+    vmas: &VmaSet,
+    root: TablePage,
+    limit: u64,
+) -> u64 {
     let mut count = 0;
     for vma in vmas.iter().filter(|vma| !vma.is_shared()) {
         let Some((start, end)) = user_range(vma.start, vma.end) else {
@@ -410,7 +442,7 @@ impl UnmapStats {
 /// (PT, PD, PDPT) left empty. Never frees the root. Like Linux's
 /// `unmap_page_range` + `free_pgtables`; flush the TLB afterwards if
 /// [`UnmapStats::needs_flush`].
-pub fn unmap_range(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) -> UnmapStats {
+pub fn unmap_range(ops: &mut impl MemoryOps, root: TablePage, start: u64, end: u64) -> UnmapStats {
     let mut stats = UnmapStats::default();
     if let Some((start, end)) = user_range(start, end) {
         zap_table(ops, root, 4, start, end, true, &mut stats);
@@ -422,7 +454,7 @@ pub fn unmap_range(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) ->
 /// frames' references; with `free_empty`, frees the tables left empty.
 fn zap_table(
     ops: &mut impl MemoryOps,
-    table: u64,
+    table: TablePage,
     level: u32,
     start: u64,
     end: u64,
@@ -446,7 +478,7 @@ fn zap_table(
             debug_assert!(false, "huge page in user space");
             continue;
         }
-        let next = entry & ADDRESS_MASK;
+        let next = TablePage::from_entry(entry);
         zap_table(ops, next, level - 1, lo, hi, free_empty, stats);
         if free_empty && ops.table(next).iter().all(|&e| e == 0) {
             ops.table(table)[i] = 0;
@@ -459,7 +491,7 @@ fn zap_table(
 /// Unmaps all of user space and frees every user table page (like Linux's
 /// `exit_mmap`). The root itself, and the kernel entries in it, are left
 /// to the caller. Flush the TLB afterwards if the root is loaded.
-pub fn free_page_tables(ops: &mut impl MemoryOps, root: u64) -> UnmapStats {
+pub fn free_page_tables(ops: &mut impl MemoryOps, root: TablePage) -> UnmapStats {
     unmap_range(ops, root, 0, USER_END)
 }
 
@@ -468,20 +500,20 @@ pub fn free_page_tables(ops: &mut impl MemoryOps, root: u64) -> UnmapStats {
 /// space whose tables a later fork or exec can fill without writing the
 /// upper levels again (see `address_space`). Returns what was unmapped
 /// and how many table pages remain below the root.
-pub fn unmap_pages_keep_tables(ops: &mut impl MemoryOps, root: u64) -> (UnmapStats, u64) {
+pub fn unmap_pages_keep_tables(ops: &mut impl MemoryOps, root: TablePage) -> (UnmapStats, u64) {
     let mut stats = UnmapStats::default();
     zap_table(ops, root, 4, 0, USER_END, false, &mut stats);
     (stats, count_tables(ops, root, 4))
 }
 
 /// Table pages below the table at `level` in the user half.
-fn count_tables(ops: &mut impl MemoryOps, table: u64, level: u32) -> u64 {
+fn count_tables(ops: &mut impl MemoryOps, table: TablePage, level: u32) -> u64 {
     let mut count = 0;
     let slots = if level == 4 { USER_PML4_ENTRIES } else { 512 };
     for i in 0..slots {
         let entry = ops.table(table)[i];
         if level > 1 && entry & flags::PRESENT != 0 && entry & flags::HUGE == 0 {
-            count += 1 + count_tables(ops, entry & ADDRESS_MASK, level - 1);
+            count += 1 + count_tables(ops, TablePage::from_entry(entry), level - 1);
         }
     }
     count
@@ -489,7 +521,7 @@ fn count_tables(ops: &mut impl MemoryOps, table: u64, level: u32) -> u64 {
 
 /// Present user pages in `[start, end)` of the address space at `root`
 /// (its resident set there: the OOM killer's count, Linux's rss counters).
-pub fn count_present(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) -> u64 {
+pub fn count_present(ops: &mut impl MemoryOps, root: TablePage, start: u64, end: u64) -> u64 {
     let Some((start, end)) = user_range(start, end) else {
         return 0;
     };
@@ -500,7 +532,7 @@ pub fn count_present(ops: &mut impl MemoryOps, root: u64, start: u64, end: u64) 
 
 /// Page-table pages of the address space at `root`, the root included
 /// (Linux `mm_pgtables_bytes` in pages).
-pub fn table_pages(ops: &mut impl MemoryOps, root: u64) -> u64 {
+pub fn table_pages(ops: &mut impl MemoryOps, root: TablePage) -> u64 {
     1 + count_tables(ops, root, 4)
 }
 
@@ -510,7 +542,7 @@ pub fn table_pages(ops: &mut impl MemoryOps, root: u64) -> u64 {
 /// writable if its frame is no longer shared; otherwise it stays
 /// read-only with [`PTE_COW`] and the next write fault copies it.
 /// Returns the number of PTEs changed: flush the TLB if it is not 0.
-pub fn change_protection(ops: &mut impl MemoryOps, root: u64, area: &Vma) -> u64 {
+pub fn change_protection(ops: &mut impl MemoryOps, root: TablePage, area: &Vma) -> u64 {
     let Some((start, end)) = user_range(area.start, area.end) else {
         return 0;
     };
@@ -534,11 +566,11 @@ pub fn change_protection(ops: &mut impl MemoryOps, root: u64, area: &Vma) -> u64
 /// `[start, end)` under the table at `level`, skipping missing tables.
 fn for_each_pte<O: MemoryOps>(
     ops: &mut O,
-    table: u64,
+    table: TablePage,
     level: u32,
     start: u64,
     end: u64,
-    visit: &mut impl FnMut(&mut O, u64, usize, u64),
+    visit: &mut impl FnMut(&mut O, TablePage, usize, u64),
 ) {
     for (i, lo, hi) in entries(level, start, end) {
         let entry = ops.table(table)[i];
@@ -550,7 +582,7 @@ fn for_each_pte<O: MemoryOps>(
         } else if entry & flags::HUGE != 0 {
             debug_assert!(false, "huge page in user space");
         } else {
-            for_each_pte(ops, entry & ADDRESS_MASK, level - 1, lo, hi, visit);
+            for_each_pte(ops, TablePage::from_entry(entry), level - 1, lo, hi, visit);
         }
     }
 }
@@ -563,7 +595,7 @@ fn for_each_pte<O: MemoryOps>(
 /// only empty PTEs are filled.
 pub fn populate(
     ops: &mut impl MemoryOps,
-    root: u64,
+    root: TablePage,
     start: u64,
     end: u64,
     prot: Prot,
@@ -582,7 +614,7 @@ pub fn populate(
             continue;
         }
         let frame = ops.alloc_data_frame().ok_or(OutOfMemory)?;
-        ops.table(table)[i] = frame | leaf_flags(prot, true);
+        ops.table(table)[i] = frame.phys() | leaf_flags(prot, true);
         mapped += 1;
     }
     Ok(mapped)
@@ -598,7 +630,7 @@ pub enum UserCopyError {
 }
 
 /// The present PTE mapping the user address `addr`: its table and index.
-fn present_pte(ops: &mut impl MemoryOps, root: u64, addr: u64) -> Option<(u64, usize)> {
+fn present_pte(ops: &mut impl MemoryOps, root: TablePage, addr: u64) -> Option<(TablePage, usize)> {
     if addr >= USER_END {
         return None;
     }
@@ -634,7 +666,7 @@ fn page_chunks(addr: u64, len: usize) -> Option<impl Iterator<Item = (u64, usize
 /// a failing one have been written.
 pub fn write_bytes(
     ops: &mut impl MemoryOps,
-    root: u64,
+    root: TablePage,
     addr: u64,
     data: &[u8],
 ) -> Result<u64, UserCopyError> {
@@ -645,15 +677,15 @@ pub fn write_bytes(
         if entry & PTE_COW != 0 && ops.frame_refcount(entry & ADDRESS_MASK) > 1 {
             let old = entry & ADDRESS_MASK;
             let new = ops.alloc_data_frame().ok_or(UserCopyError::OutOfMemory)?;
-            ops.copy_frame(new, old);
+            ops.copy_frame(new, DataFrame::from_entry(entry));
             // Still read-only and COW: a later write fault will reuse the
             // now exclusive frame.
-            entry = (entry & !ADDRESS_MASK) | new;
+            entry = (entry & !ADDRESS_MASK) | new.phys();
             ops.table(table)[i] = entry;
             ops.put_frame(old);
             copied += 1;
         }
-        let frame = ops.frame_bytes(entry & ADDRESS_MASK);
+        let frame = ops.frame_bytes(DataFrame::from_entry(entry));
         frame[offset..offset + n].copy_from_slice(&data[from..from + n]);
     }
     Ok(copied)
@@ -663,13 +695,13 @@ pub fn write_bytes(
 /// into `buf`, whatever the pages' rights.
 pub fn read_bytes(
     ops: &mut impl MemoryOps,
-    root: u64,
+    root: TablePage,
     addr: u64,
     buf: &mut [u8],
 ) -> Result<(), UserCopyError> {
     for (page, offset, to, n) in page_chunks(addr, buf.len()).ok_or(UserCopyError::Unmapped)? {
         let (table, i) = present_pte(ops, root, page).ok_or(UserCopyError::Unmapped)?;
-        let frame = ops.table(table)[i] & ADDRESS_MASK;
+        let frame = DataFrame::from_entry(ops.table(table)[i]);
         buf[to..to + n].copy_from_slice(&ops.frame_bytes(frame)[offset..offset + n]);
     }
     Ok(())
@@ -744,7 +776,7 @@ impl FaultResult {
 /// fault after it would give each process its own page.
 pub fn handle_fault(
     ops: &mut impl MemoryOps,
-    root: u64,
+    root: TablePage,
     addr: u64,
     access: Access,
     vma: Option<&Vma>,
@@ -785,11 +817,16 @@ pub fn handle_fault(
 }
 
 /// Maps a zeroed frame at the empty PTE `table[i]`.
-fn do_anonymous_page(ops: &mut impl MemoryOps, table: u64, i: usize, prot: Prot) -> FaultResult {
+fn do_anonymous_page(
+    ops: &mut impl MemoryOps,
+    table: TablePage,
+    i: usize,
+    prot: Prot,
+) -> FaultResult {
     let Some(frame) = ops.alloc_data_frame() else {
         return FaultResult::Oom;
     };
-    ops.table(table)[i] = frame | leaf_flags(prot, true);
+    ops.table(table)[i] = frame.phys() | leaf_flags(prot, true);
     FaultResult::Mapped
 }
 
@@ -797,7 +834,7 @@ fn do_anonymous_page(ops: &mut impl MemoryOps, table: u64, i: usize, prot: Prot)
 /// in the writable area `vma`.
 fn do_wp_page(
     ops: &mut impl MemoryOps,
-    table: u64,
+    table: TablePage,
     i: usize,
     entry: u64,
     vma: &Vma,
@@ -813,8 +850,8 @@ fn do_wp_page(
     let Some(new) = ops.alloc_data_frame() else {
         return FaultResult::Oom;
     };
-    ops.copy_frame(new, old);
-    ops.table(table)[i] = (writable & !ADDRESS_MASK) | new;
+    ops.copy_frame(new, DataFrame::from_entry(entry));
+    ops.table(table)[i] = (writable & !ADDRESS_MASK) | new.phys();
     ops.put_frame(old);
     FaultResult::Copied
 }
@@ -828,7 +865,7 @@ mod tests {
 
     const P: u64 = PAGE_SIZE;
     const RW: Prot = Prot::READ.union(Prot::WRITE);
-    const ROOT: u64 = 0x1000;
+    const ROOT: TablePage = TablePage::from_entry(0x1000);
     /// The kernel's PDPTs, hung from the root at PML4 128 and 256.
     const KERNEL_PDPT: u64 = 0x2000;
     const ALIAS_PDPT: u64 = 0x3000;
@@ -869,7 +906,7 @@ mod tests {
             for (slot, pdpt) in KERNEL_SLOTS {
                 root[slot] = pdpt | flags::PRESENT | flags::WRITABLE;
             }
-            mem.add_permanent_table(ROOT, root);
+            mem.add_permanent_table(ROOT.phys(), root);
             mem
         }
 
@@ -883,13 +920,13 @@ mod tests {
         }
 
         /// A new root sharing the kernel entries, as fork creates one.
-        fn new_root(&mut self) -> u64 {
+        fn new_root(&mut self) -> TablePage {
             let phys = self.next;
             self.next += P;
             let mut entries = [0; 512];
             entries[USER_PML4_ENTRIES..].copy_from_slice(&self.table(ROOT)[USER_PML4_ENTRIES..]);
             self.add_permanent_table(phys, entries);
-            phys
+            TablePage::from_entry(phys)
         }
 
         fn allocate(&mut self, contents: Contents) -> Option<u64> {
@@ -927,14 +964,17 @@ mod tests {
         }
 
         /// The kernel half of `root` and the kernel tables are as set up.
-        fn assert_kernel_untouched(&mut self, root: u64) {
+        fn assert_kernel_untouched(&mut self, root: TablePage) {
             for (slot, pdpt) in KERNEL_SLOTS {
                 assert_eq!(
                     self.table(root)[slot],
                     pdpt | flags::PRESENT | flags::WRITABLE
                 );
                 assert_eq!(self.frame(pdpt).refcount, 1);
-                assert!(self.table(pdpt).iter().all(|&e| e == 0xdead_b000 | 1));
+                assert!(self
+                    .table(TablePage::from_entry(pdpt))
+                    .iter()
+                    .all(|&e| e == 0xdead_b000 | 1));
             }
             for slot in USER_PML4_ENTRIES..512 {
                 if !KERNEL_SLOTS.iter().any(|&(s, _)| s == slot) {
@@ -943,16 +983,16 @@ mod tests {
             }
         }
 
-        fn pte(&mut self, root: u64, addr: u64) -> Option<u64> {
+        fn pte(&mut self, root: TablePage, addr: u64) -> Option<u64> {
             translate(self, root, addr)
         }
 
-        fn refcount_at(&mut self, root: u64, addr: u64) -> u16 {
+        fn refcount_at(&mut self, root: TablePage, addr: u64) -> u16 {
             let pte = self.pte(root, addr).expect("page not mapped");
             self.frame_refcount(pte & ADDRESS_MASK)
         }
 
-        fn byte_at(&mut self, root: u64, addr: u64) -> u8 {
+        fn byte_at(&mut self, root: TablePage, addr: u64) -> u8 {
             let mut byte = [0];
             read_bytes(self, root, addr, &mut byte).unwrap();
             byte[0]
@@ -960,21 +1000,24 @@ mod tests {
     }
 
     impl TableAccess for FakeMemory {
-        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+        fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
+            let phys = page.phys();
             match self.frames.get_mut(&phys).map(|f| &mut f.contents) {
                 Some(Contents::Table(table)) => table,
                 _ => panic!("{phys:#x} is not a table page"),
             }
         }
 
-        fn alloc_table(&mut self) -> Option<u64> {
+        fn alloc_table(&mut self) -> Option<TablePage> {
             self.allocate(Contents::Table(Box::new([0; 512])))
+                .map(TablePage::from_entry)
         }
     }
 
     impl MemoryOps for FakeMemory {
-        fn alloc_data_frame(&mut self) -> Option<u64> {
+        fn alloc_data_frame(&mut self) -> Option<DataFrame> {
             self.allocate(Contents::Data(Box::new([0; 4096])))
+                .map(DataFrame::from_entry)
         }
 
         fn get_frame(&mut self, phys: u64) {
@@ -1001,12 +1044,13 @@ mod tests {
             self.frames.get(&phys).map_or(0, |f| f.refcount)
         }
 
-        fn copy_frame(&mut self, dst: u64, src: u64) {
+        fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
             let data = *self.frame_bytes(src);
             *self.frame_bytes(dst) = data;
         }
 
-        fn frame_bytes(&mut self, phys: u64) -> &mut [u8; 4096] {
+        fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
+            let phys = frame.phys();
             match self.frames.get_mut(&phys).map(|f| &mut f.contents) {
                 Some(Contents::Data(data)) => data,
                 _ => panic!("{phys:#x} is not a data frame"),
@@ -1757,7 +1801,7 @@ mod tests {
             let mut mem = FakeMemory::new();
             // Per process: its root and the byte each page holds (None:
             // unmapped).
-            let mut processes: Vec<(u64, Vec<Option<u8>>)> =
+            let mut processes: Vec<(TablePage, Vec<Option<u8>>)> =
                 vec![(ROOT, vec![None; PAGES as usize])];
             for step in 0..150u32 {
                 let p = rng.below(processes.len() as u64) as usize;
@@ -1798,7 +1842,11 @@ mod tests {
         }
     }
 
-    fn check_processes(mem: &mut FakeMemory, vma: &Vma, processes: &[(u64, Vec<Option<u8>>)]) {
+    fn check_processes(
+        mem: &mut FakeMemory,
+        vma: &Vma,
+        processes: &[(TablePage, Vec<Option<u8>>)],
+    ) {
         let mut references: HashMap<u64, u16> = HashMap::new();
         for (root, model) in processes {
             for (page, expected) in model.iter().enumerate() {

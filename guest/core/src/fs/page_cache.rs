@@ -7,12 +7,14 @@
 //! A built-in program (`programs.rs`) is a file whose bytes stay in the
 //! kernel image until the first write or truncate copies them into pages.
 //!
-//! The frames are reached through `backend`: the kernel's allocator and
-//! direct map, or on the host (unit tests) boxed pages with a live count.
+//! The frames are reached through [`PageFrames`], which the kernel's mm
+//! sets at boot (its allocator and direct map); unit tests set boxed
+//! pages with a live count.
 
 use alloc::collections::BTreeMap;
 
 use crate::errno::{EFBIG, ENOMEM};
+use crate::mm::cow::DataFrame;
 
 const PAGE: u64 = 4096;
 /// Largest file size (Linux's `MAX_LFS_FILESIZE` on 64-bit).
@@ -23,7 +25,7 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub struct FileData {
     size: u64,
     /// Page index -> frame (guest-physical address).
-    pages: BTreeMap<u64, u64>,
+    pages: BTreeMap<u64, DataFrame>,
     /// Bytes in the kernel image standing for the pages (built-in
     /// programs), until the first change.
     image: Option<&'static [u8]>,
@@ -72,7 +74,7 @@ impl FileData {
             let len = (n - done).min(PAGE as usize - in_page);
             let chunk = &mut buf[done..done + len];
             match self.pages.get(&(at / PAGE)) {
-                Some(&frame) => backend::read(frame, in_page, chunk),
+                Some(&frame) => frames::read(frame, in_page, chunk),
                 None => chunk.fill(0),
             }
             done += len;
@@ -99,7 +101,7 @@ impl FileData {
             let len = (n - done).min(PAGE as usize - in_page);
             let frame = match self.pages.get(&(at / PAGE)) {
                 Some(&frame) => frame,
-                None => match backend::alloc_zeroed() {
+                None => match frames::alloc_zeroed() {
                     Some(frame) => {
                         self.pages.insert(at / PAGE, frame);
                         frame
@@ -108,7 +110,7 @@ impl FileData {
                     None => break,
                 },
             };
-            backend::write(frame, in_page, &buf[done..done + len]);
+            frames::write(frame, in_page, &buf[done..done + len]);
             done += len;
             self.size = self.size.max(at + len as u64);
         }
@@ -128,13 +130,13 @@ impl FileData {
                 self.pages.range(first_gone..).map(|(&i, _)| i).collect();
             for index in gone {
                 if let Some(frame) = self.pages.remove(&index) {
-                    backend::free(frame);
+                    frames::free(frame);
                 }
             }
             if !size.is_multiple_of(PAGE) {
                 if let Some(&frame) = self.pages.get(&(size / PAGE)) {
                     let from = (size % PAGE) as usize;
-                    backend::write(frame, from, &[0u8; PAGE as usize][from..]);
+                    frames::write(frame, from, &[0u8; PAGE as usize][from..]);
                 }
             }
         }
@@ -149,11 +151,11 @@ impl FileData {
         };
         let mut pages = BTreeMap::new();
         for (index, chunk) in image.chunks(PAGE as usize).enumerate() {
-            let Some(frame) = backend::alloc_zeroed() else {
-                pages.into_values().for_each(backend::free);
+            let Some(frame) = frames::alloc_zeroed() else {
+                pages.into_values().for_each(frames::free);
                 return Err(ENOMEM);
             };
-            backend::write(frame, 0, chunk);
+            frames::write(frame, 0, chunk);
             pages.insert(index as u64, frame);
         }
         self.pages = pages;
@@ -165,33 +167,57 @@ impl FileData {
 impl Drop for FileData {
     fn drop(&mut self) {
         for (_, frame) in core::mem::take(&mut self.pages) {
-            backend::free(frame);
+            frames::free(frame);
         }
     }
 }
 
-#[cfg(not(test))]
-mod backend {
-    use crate::mm::cow::MemoryOps;
+/// Where a file's pages live: data frame operations (plain functions: the
+/// kernel's are mm's).
+pub struct PageFrames {
+    /// A zeroed frame, or `None` when memory is out.
+    pub alloc_zeroed: fn() -> Option<DataFrame>,
+    /// Gives a frame back.
+    pub free: fn(DataFrame),
+    /// Copies `buf.len()` bytes from the frame at an offset.
+    pub read: fn(DataFrame, usize, &mut [u8]),
+    /// Copies bytes into the frame at an offset.
+    pub write: fn(DataFrame, usize, &[u8]),
+}
 
-    pub fn alloc_zeroed() -> Option<u64> {
-        crate::mm::with_memory(|memory| memory.alloc_data_frame())
+static FRAMES: spin::Once<&'static PageFrames> = spin::Once::new();
+
+/// Sets where file pages live; the first call wins (the kernel calls it
+/// once at boot, before any file is written).
+pub fn set_page_frames(frames: &'static PageFrames) {
+    FRAMES.call_once(|| frames);
+}
+
+/// The frame operations [`FileData`] uses.
+mod frames {
+    use super::{PageFrames, FRAMES};
+    use crate::mm::cow::DataFrame;
+
+    fn get() -> &'static PageFrames {
+        FRAMES
+            .get()
+            .expect("a file page is used before mm set the page frames")
     }
 
-    pub fn free(frame: u64) {
-        crate::mm::with_memory(|memory| memory.put_frame(frame));
+    pub fn alloc_zeroed() -> Option<DataFrame> {
+        (get().alloc_zeroed)()
     }
 
-    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
-        crate::mm::with_memory(|memory| {
-            buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
-        });
+    pub fn free(frame: DataFrame) {
+        (get().free)(frame)
     }
 
-    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
-        crate::mm::with_memory(|memory| {
-            memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
-        });
+    pub fn read(frame: DataFrame, offset: usize, buf: &mut [u8]) {
+        (get().read)(frame, offset, buf)
+    }
+
+    pub fn write(frame: DataFrame, offset: usize, bytes: &[u8]) {
+        (get().write)(frame, offset, bytes)
     }
 }
 
@@ -204,39 +230,44 @@ pub mod backend {
 
     use spin::Mutex;
 
-    /// The next page id and the live pages.
+    use crate::mm::cow::DataFrame;
+
+    /// The next page's (made-up, page-aligned) address and the live pages.
     type Pages = (u64, BTreeMap<u64, Box<[u8; 4096]>>);
-    static PAGES: Mutex<Pages> = Mutex::new((1, BTreeMap::new()));
+    static PAGES: Mutex<Pages> = Mutex::new((0x1000, BTreeMap::new()));
     std::thread_local! {
         /// Pages this test thread holds, and how many it may.
         pub static LIVE: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, usize::MAX)) };
     }
 
-    pub fn alloc_zeroed() -> Option<u64> {
+    pub fn alloc_zeroed() -> Option<DataFrame> {
         let (live, limit) = LIVE.get();
         if live >= limit {
             return None;
         }
         LIVE.set((live + 1, limit));
         let mut pages = PAGES.lock();
-        let id = pages.0;
-        pages.0 += 1;
-        pages.1.insert(id, Box::new([0; 4096]));
-        Some(id)
+        let phys = pages.0;
+        pages.0 += 0x1000;
+        pages.1.insert(phys, Box::new([0; 4096]));
+        Some(DataFrame::from_entry(phys))
     }
 
-    pub fn free(frame: u64) {
+    pub fn free(frame: DataFrame) {
         let (live, limit) = LIVE.get();
         LIVE.set((live - 1, limit));
-        assert!(PAGES.lock().1.remove(&frame).is_some(), "double free");
+        assert!(
+            PAGES.lock().1.remove(&frame.phys()).is_some(),
+            "double free"
+        );
     }
 
-    pub fn read(frame: u64, offset: usize, buf: &mut [u8]) {
-        buf.copy_from_slice(&PAGES.lock().1[&frame][offset..offset + buf.len()]);
+    pub fn read(frame: DataFrame, offset: usize, buf: &mut [u8]) {
+        buf.copy_from_slice(&PAGES.lock().1[&frame.phys()][offset..offset + buf.len()]);
     }
 
-    pub fn write(frame: u64, offset: usize, bytes: &[u8]) {
-        PAGES.lock().1.get_mut(&frame).unwrap()[offset..offset + bytes.len()]
+    pub fn write(frame: DataFrame, offset: usize, bytes: &[u8]) {
+        PAGES.lock().1.get_mut(&frame.phys()).unwrap()[offset..offset + bytes.len()]
             .copy_from_slice(bytes);
     }
 
@@ -248,6 +279,17 @@ pub mod backend {
     pub fn set_limit(limit: usize) {
         LIVE.set((LIVE.get().0, limit));
     }
+
+    /// Makes file pages these boxed pages (for the whole test binary).
+    pub fn install() {
+        static FRAMES: super::PageFrames = super::PageFrames {
+            alloc_zeroed,
+            free,
+            read,
+            write,
+        };
+        super::set_page_frames(&FRAMES);
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +300,7 @@ mod tests {
 
     #[test]
     fn sparse_writes_reads_and_truncation() {
+        backend::install();
         let before = backend::live();
         {
             let mut f = FileData::default();
@@ -289,6 +332,7 @@ mod tests {
 
     #[test]
     fn images_are_copied_on_first_change() {
+        backend::install();
         static IMAGE: [u8; 5000] = [3; 5000];
         let before = backend::live();
         let mut f = FileData::from_image(&IMAGE);
@@ -306,6 +350,7 @@ mod tests {
 
     #[test]
     fn out_of_memory_is_enomem_or_a_short_write() {
+        backend::install();
         let before = backend::live();
         backend::set_limit(before + 1);
         let mut f = FileData::default();

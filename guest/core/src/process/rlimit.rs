@@ -1,7 +1,6 @@
 //! Resource limits (Linux `signal->rlim`), shared by the threads of a
 //! process and inherited across fork; and the system-wide task limit
 //! `max_threads` (`kernel.threads-max`).
-#![cfg_attr(test, allow(dead_code))] // the limit itself is used by kernel-only modules
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -29,12 +29,42 @@ pub enum MapError {
     BadAddress,
 }
 
-/// Access to page-table pages by physical address.
+/// A page-table page, by guest-physical address. Only mm makes one: the
+/// walkers here from a present table entry, the kernel's
+/// [`TableAccess::alloc_table`] from a fresh frame, and mm's code that
+/// knows a root ([`TablePage::new`], `unsafe`). So [`TableAccess::table`]
+/// is only ever asked for a table page, never for an arbitrary address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TablePage(u64);
+
+impl TablePage {
+    /// The table page at `phys`.
+    ///
+    /// # Safety
+    /// `phys` is the 4 KiB-aligned address of a page-table page (or of a
+    /// zeroed frame about to become one) that stays one for as long as
+    /// this value is used: nothing else reads or writes it as other data.
+    pub const unsafe fn new(phys: u64) -> TablePage {
+        TablePage(phys)
+    }
+
+    /// The table a present, non-huge entry of an upper-level table points
+    /// to (the walkers keep those entries pointing at table pages).
+    pub(crate) const fn from_entry(entry: u64) -> TablePage {
+        TablePage(entry & ADDRESS_MASK)
+    }
+
+    pub fn phys(self) -> u64 {
+        self.0
+    }
+}
+
+/// Access to page-table pages.
 pub trait TableAccess {
-    /// The 512 entries of the table page at `phys`.
-    fn table(&mut self, phys: u64) -> &mut [u64; 512];
+    /// The 512 entries of `page`.
+    fn table(&mut self, page: TablePage) -> &mut [u64; 512];
     /// A zeroed page for a new table, or `None` when out of memory.
-    fn alloc_table(&mut self) -> Option<u64>;
+    fn alloc_table(&mut self) -> Option<TablePage>;
 }
 
 /// Table index of `vaddr` at `level` (4 = PML4 ... 1 = PT).
@@ -51,7 +81,7 @@ fn is_canonical(vaddr: u64) -> bool {
 /// rooted at `root`. Missing tables are created with `table_flags`.
 pub fn map_page(
     access: &mut impl TableAccess,
-    root: u64,
+    root: TablePage,
     vaddr: u64,
     phys: u64,
     leaf_flags: u64,
@@ -66,12 +96,12 @@ pub fn map_page(
         let entry = access.table(table)[i];
         table = if entry & flags::PRESENT == 0 {
             let new = access.alloc_table().ok_or(MapError::OutOfMemory)?;
-            access.table(table)[i] = new | table_flags | flags::PRESENT;
+            access.table(table)[i] = new.phys() | table_flags | flags::PRESENT;
             new
         } else if entry & flags::HUGE != 0 {
             return Err(MapError::HugePage);
         } else {
-            entry & ADDRESS_MASK
+            TablePage::from_entry(entry)
         };
     }
     let slot = &mut access.table(table)[index(vaddr, 1)];
@@ -84,15 +114,14 @@ pub fn map_page(
 
 /// Removes the 4 KiB mapping of `vaddr` and returns its old entry (the
 /// caller frees the frame and invalidates the TLB entry). Tables are kept.
-#[cfg_attr(test, allow(dead_code))] // used by kernel-only modules
-pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
+pub fn unmap_page(access: &mut impl TableAccess, root: TablePage, vaddr: u64) -> Option<u64> {
     let mut table = root;
     for level in (2..=4).rev() {
         let entry = access.table(table)[index(vaddr, level)];
         if entry & flags::PRESENT == 0 || entry & flags::HUGE != 0 {
             return None;
         }
-        table = entry & ADDRESS_MASK;
+        table = TablePage::from_entry(entry);
     }
     let slot = &mut access.table(table)[index(vaddr, 1)];
     let old = *slot;
@@ -104,8 +133,7 @@ pub fn unmap_page(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Optio
 }
 
 /// The entry mapping `vaddr` (leaf PTE, or the huge-page entry), if present.
-#[allow(dead_code)] // the page-fault handler of the process issue is the first user
-pub fn translate(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option<u64> {
+pub fn translate(access: &mut impl TableAccess, root: TablePage, vaddr: u64) -> Option<u64> {
     let mut table = root;
     for level in (1..=4).rev() {
         let entry = access.table(table)[index(vaddr, level)];
@@ -115,7 +143,7 @@ pub fn translate(access: &mut impl TableAccess, root: u64, vaddr: u64) -> Option
         if level == 1 || entry & flags::HUGE != 0 {
             return Some(entry);
         }
-        table = entry & ADDRESS_MASK;
+        table = TablePage::from_entry(entry);
     }
     None
 }
@@ -145,12 +173,12 @@ mod tests {
     }
 
     impl TableAccess for FakeMemory {
-        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+        fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
             self.tables
-                .get_mut(&phys)
+                .get_mut(&page.phys())
                 .expect("walk reached a page that is not a table")
         }
-        fn alloc_table(&mut self) -> Option<u64> {
+        fn alloc_table(&mut self) -> Option<TablePage> {
             if self.budget == 0 {
                 return None;
             }
@@ -158,11 +186,11 @@ mod tests {
             let phys = self.next;
             self.next += 0x1000;
             self.tables.insert(phys, Box::new([0; 512]));
-            Some(phys)
+            Some(TablePage::from_entry(phys))
         }
     }
 
-    const ROOT: u64 = 0x1000;
+    const ROOT: TablePage = TablePage::from_entry(0x1000);
     const TABLE: u64 = flags::WRITABLE | flags::USER;
 
     #[test]
@@ -228,8 +256,8 @@ mod tests {
         let mut mem = FakeMemory::new(3);
         map_page(&mut mem, ROOT, 0x40_0000, 0, 0, TABLE).unwrap();
         // Turn the PD entry covering 0x400000 into a 2 MiB page.
-        let pdpt = mem.table(ROOT)[0] & ADDRESS_MASK;
-        let pd = mem.table(pdpt)[0] & ADDRESS_MASK;
+        let pdpt = TablePage::from_entry(mem.table(ROOT)[0]);
+        let pd = TablePage::from_entry(mem.table(pdpt)[0]);
         mem.table(pd)[2] = flags::PRESENT | flags::HUGE;
         assert_eq!(
             map_page(&mut mem, ROOT, 0x40_0000, 0, 0, TABLE),

@@ -25,7 +25,6 @@ impl Pfn {
     }
 
     /// The frame containing `phys`.
-    #[cfg_attr(test, allow(dead_code))] // used by the kernel-only boot code
     pub fn containing(phys: u64) -> Self {
         Pfn((phys / FRAME_SIZE) as u32)
     }
@@ -120,7 +119,6 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// Takes another reference to an allocated frame (copy-on-write sharing).
-    #[allow(dead_code)] // the COW fork of the process issue is the first user
     pub fn get(&mut self, pfn: Pfn) {
         let count = &mut self.refcounts[pfn.0 as usize];
         assert!(*count > 0, "get on free frame {:#x}", pfn.phys());
@@ -130,7 +128,6 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// Drops a reference; the frame is freed when the last one goes.
-    #[allow(dead_code)] // the COW fork of the process issue is the first user
     /// Returns whether it was freed.
     pub fn put(&mut self, pfn: Pfn) -> bool {
         let count = &mut self.refcounts[pfn.0 as usize];
@@ -145,7 +142,6 @@ impl<'a> FrameAllocator<'a> {
     }
 
     /// The reference count of a frame.
-    #[allow(dead_code)] // the COW fork of the process issue is the first user
     pub fn refcount(&self, pfn: Pfn) -> u16 {
         self.refcounts[pfn.0 as usize]
     }

@@ -1,7 +1,6 @@
 //! Linux errno values (defined once in `forkvm_abi::linux::errno`, shared
 //! with the user programs), plus the kernel-internal restart codes.
 //! System calls return them negated, as Linux does.
-#![cfg_attr(test, allow(dead_code))] // most users are kernel-only modules
 
 pub use forkvm_abi::linux::errno::*;
 

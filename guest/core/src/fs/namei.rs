@@ -15,7 +15,6 @@ use super::permission::{Access, MAY_EXEC};
 use crate::errno::{ELOOP, ENOENT};
 
 /// Longest path, counting its NUL (Linux `PATH_MAX`).
-#[cfg_attr(test, allow(dead_code))] // used by the system calls
 pub const PATH_MAX: usize = 4096;
 
 /// Where a walk starts and where `..` stops.

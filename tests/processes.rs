@@ -101,9 +101,13 @@ fn wait4_rusage_of_a_spinning_child_is_not_zero() {
     ] {
         assert!(text.contains(&format!("ok {scenario}\n")), "{text}");
     }
-    assert!(text.contains(" S CLS  NI   VSZ_KB      TIME COMMAND"), "{text}");
     assert!(
-        text.lines().any(|l| l.contains("  TS   0 ") && l.ends_with(" sh")),
+        text.contains(" S CLS  NI   VSZ_KB      TIME COMMAND"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("  TS   0 ") && l.ends_with(" sh")),
         "{text}"
     );
 }

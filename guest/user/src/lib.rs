@@ -34,6 +34,7 @@ pub mod latency;
 mod mem;
 #[cfg(not(test))]
 mod panic;
+pub mod pingpong;
 pub mod rusage;
 pub mod sched;
 pub mod sem;

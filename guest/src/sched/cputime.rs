@@ -99,7 +99,7 @@ impl Totals {
     /// `struct rusage` (x86-64, 144 bytes): ru_utime and ru_stime as
     /// `struct timeval`, then 14 longs of which ru_nvcsw and ru_nivcsw
     /// (the last two) are counted here.
-    pub fn to_rusage(&self) -> [u8; RUSAGE_SIZE] {
+    pub fn to_rusage(self) -> [u8; RUSAGE_SIZE] {
         let mut bytes = [0u8; RUSAGE_SIZE];
         let timeval = |cycles: u64| {
             let ns = tsc_to_ns(cycles);

@@ -27,10 +27,10 @@ pub fn getrusage(a: Args) -> SysResult {
     Ok(0)
 }
 
-/// Linux's `INITIAL_JIFFIES` in clock ticks: the tick count starts 300 s
-/// before its 32-bit wrap, so that programs meet the wrap early; `times`
-/// returns ticks counted from there (never an error value: with a NULL
-/// buffer it is the only result).
+/// Where `times`' tick count starts: Linux's `INITIAL_JIFFIES` (300 s
+/// before the 32-bit wrap, so that programs meet the wrap early) as a
+/// Linux with HZ = USER_HZ = 100 returns it. The count is never an error
+/// value (with a NULL buffer it is the only result).
 const INITIAL_CLOCK_T: u64 = (1 << 32) - 300 * cputime::USER_HZ;
 
 /// `times(buf)`: the process's and its reaped children's user and system

@@ -11,7 +11,7 @@ use forkvm_user::rusage::{
     getrusage, getrusage_raw, spin_cpu_ns, times, wait4_rusage, waitid_rusage, Rusage,
     RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD,
 };
-use forkvm_user::syscall::{WEXITED, WNOWAIT};
+use forkvm_user::syscall::{sched_yield, WEXITED, WNOWAIT};
 
 use super::*;
 
@@ -241,4 +241,52 @@ fn nvcsw_after_sleep(_: &Ctx) -> Outcome {
         thread_after.nvcsw
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// VM-only check (helper `rusage-yield-vm`): on one CPU a `sched_yield`
+// with another task runnable always switches; on the host's several CPUs
+// that task may be running elsewhere, so this is not a scenario.
+
+/// The helper argument that runs [`yield_checks`].
+pub const YIELD_HELPER: &[u8] = b"rusage-yield-vm";
+
+/// A `sched_yield` that hands the CPU to a runnable task is an involuntary
+/// switch (Linux counts it in nivcsw: the task never blocked), not a
+/// voluntary one.
+fn yield_is_involuntary() -> Outcome {
+    let spinner = Child::spawn(|| loop {
+        core::hint::spin_loop();
+    })?;
+    // Let the spinner run once, so it is on the run queue for sure.
+    sched_yield();
+    let before = usage_of(RUSAGE_THREAD)?;
+    for _ in 0..5 {
+        sched_yield();
+    }
+    let after = usage_of(RUSAGE_THREAD)?;
+    drop(spinner);
+    ensure!(
+        after.nivcsw >= before.nivcsw + 5 && after.nvcsw == before.nvcsw,
+        "over 5 yields to a runnable spinner: nivcsw {} -> {}, nvcsw {} -> {}",
+        before.nivcsw,
+        after.nivcsw,
+        before.nvcsw,
+        after.nvcsw
+    );
+    Ok(())
+}
+
+/// Runs the VM-only checks, one `ok`/`FAIL` line each; 1 if any failed.
+pub fn yield_checks() -> i32 {
+    match yield_is_involuntary() {
+        Ok(()) => {
+            println!("ok yield-is-involuntary");
+            0
+        }
+        Err(m) => {
+            println!("FAIL yield-is-involuntary: {}", m.as_str());
+            1
+        }
+    }
 }

@@ -82,6 +82,38 @@ fn fifo_task_preempts_a_fair_one_at_once() {
     );
 }
 
+/// CPU time accounting: a child that spun 30 ms of CPU has a non-zero
+/// `ru_utime` in `wait4`'s rusage and in RUSAGE_CHILDREN once reaped (not
+/// before); a process's total includes its exited threads; a yield to a
+/// runnable task is an involuntary switch (deterministic only on the
+/// guest's one CPU). `ps` shows each task's class, nice and CPU time.
+#[test]
+fn wait4_rusage_of_a_spinning_child_is_not_zero() {
+    require_kvm!();
+    let text = run_expect(
+        "run proctest wait4-rusage-spinning-child rusage-children-after-reap \
+         rusage-self-includes-threads; run proctest rusage-yield-vm; ps",
+        0,
+    );
+    assert!(text.contains("ok yield-is-involuntary\n"), "{text}");
+    for scenario in [
+        "wait4-rusage-spinning-child",
+        "rusage-children-after-reap",
+        "rusage-self-includes-threads",
+    ] {
+        assert!(text.contains(&format!("ok {scenario}\n")), "{text}");
+    }
+    assert!(
+        text.contains(" S CLS  NI   VSZ_KB      TIME COMMAND"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("  TS   0 ") && l.ends_with(" sh")),
+        "{text}"
+    );
+}
+
 #[test]
 fn every_creation_path_works() {
     require_kvm!();

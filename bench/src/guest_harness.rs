@@ -139,8 +139,9 @@ fn describe_run_bench(op: BenchOp, iters: u32, warmup: u32, mem_mib: u32) -> Str
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GuestRun {
     pub op: BenchOp,
-    /// [`BenchMetric::Create`]: until the call returned in the parent (for
-    /// the failing operations: the refused call).
+    /// The first metric's samples: [`BenchMetric::Create`], until the call
+    /// returned in the parent (for the failing operations: the refused
+    /// call), or for the ping-pong operations [`BenchMetric::RoundTrip`].
     pub create: Vec<u64>,
     /// [`BenchMetric::CreateExitReap`]: until the child was reaped; `None`
     /// for the failing operations.
@@ -151,8 +152,9 @@ impl GuestRun {
     /// The samples of `metric`, if `op` reports it.
     pub fn samples(&self, metric: BenchMetric) -> Option<&[u64]> {
         match metric {
-            BenchMetric::Create => Some(&self.create),
+            BenchMetric::Create => (!self.op.is_ping_pong()).then_some(&self.create[..]),
             BenchMetric::CreateExitReap => self.create_exit_reap.as_deref(),
+            BenchMetric::RoundTrip => self.op.is_ping_pong().then_some(&self.create[..]),
         }
     }
 }

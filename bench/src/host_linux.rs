@@ -21,6 +21,8 @@ use std::time::Duration;
 
 pub use forkvm_protocol::BenchOp;
 
+mod pingpong;
+
 /// The unprivileged uid/gid (`nobody`) the RLIMIT_NPROC child switches to.
 const NOBODY: libc::c_long = 65534;
 
@@ -43,6 +45,8 @@ pub fn op_name(op: BenchOp) -> &'static str {
         BenchOp::RlimitEagain => "rlimit_eagain",
         BenchOp::MaxThreadsEagain => "max_threads_eagain",
         BenchOp::CloneEinval => "clone_einval",
+        BenchOp::YieldPingPong => "yield_pingpong",
+        BenchOp::PipePingPong => "pipe_pingpong",
     }
 }
 
@@ -63,6 +67,7 @@ pub fn metrics(op: BenchOp) -> &'static [Metric] {
         | BenchOp::ForkMem => &[Metric::Create, Metric::CreateExitReap],
         BenchOp::RlimitEagain | BenchOp::CloneEinval => &[Metric::Create],
         BenchOp::MaxThreadsEagain => &[],
+        BenchOp::YieldPingPong | BenchOp::PipePingPong => &[Metric::RoundTrip],
     }
 }
 
@@ -86,6 +91,8 @@ pub struct HostResult {
     pub create: Option<Vec<u64>>,
     /// [`Metric::CreateExitReap`] samples in ticks, one per iteration.
     pub create_exit_reap: Option<Vec<u64>>,
+    /// [`Metric::RoundTrip`] samples in ticks (the ping-pong operations).
+    pub round_trip: Option<Vec<u64>>,
     /// The clock the samples were taken with, to convert ticks to time.
     pub clock: HostClock,
     /// How the operation was run where that varies (e.g. the program
@@ -99,6 +106,7 @@ impl HostResult {
         match metric {
             Metric::Create => self.create.as_deref(),
             Metric::CreateExitReap => self.create_exit_reap.as_deref(),
+            Metric::RoundTrip => self.round_trip.as_deref(),
         }
     }
 
@@ -189,6 +197,7 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
         op,
         create: None,
         create_exit_reap: None,
+        round_trip: None,
         clock: host_clock(),
         note: None,
     };
@@ -252,6 +261,11 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
         BenchOp::RlimitEagain => {
             let (samples, note) = rlimit_eagain(op, params)?;
             result.create = Some(samples);
+            result.note = Some(note);
+        }
+        BenchOp::YieldPingPong | BenchOp::PipePingPong => {
+            let (samples, note) = pingpong::run(op, params)?;
+            result.round_trip = Some(samples);
             result.note = Some(note);
         }
         BenchOp::MaxThreadsEagain => {

@@ -38,7 +38,7 @@ pub const SCHEMA_VERSION: u32 = 4;
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
 
 /// The metrics an entry can have, in table order, with what they mean.
-pub const METRICS: [(&str, &str); 2] = [
+pub const METRICS: [(&str, &str); 3] = [
     (
         "create",
         "from just before the creating call until it returns in the parent \
@@ -48,6 +48,11 @@ pub const METRICS: [(&str, &str); 2] = [
         "create_exit_reap",
         "from just before the call until the child has exited and been reaped \
          (a thread: joined), lmbench lat_proc style",
+    ),
+    (
+        "round_trip",
+        "one round trip between two processes on one CPU (sched_yield or a \
+         byte through two pipes), lmbench lat_ctx/lat_pipe style",
     ),
 ];
 
@@ -847,14 +852,23 @@ fn trap_line(t: &TrapCost) -> String {
     )
 }
 
-/// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`] the
-/// guest and host medians and their ratio. A cell without a number says
+/// One row per operation (`op[/NMiB]`): for each metric of [`METRICS`]
+/// that an entry has (all of them if none has one) the guest and host
+/// medians and their ratio. A cell without a number says
 /// why in a word (`N/A`, `ERROR`, `-` when not run); the statistics below
 /// it have the reasons.
 fn comparison(report: &Report, style: Style) -> String {
     // (operation, metric, target) -> the cell's text; operations in report
     // order.
     let mut ops: Vec<String> = Vec::new();
+    let mut shown: Vec<&str> = METRICS
+        .iter()
+        .map(|(metric, _)| *metric)
+        .filter(|metric| report.entries.iter().any(|e| e.metric == *metric))
+        .collect();
+    if shown.is_empty() {
+        shown = METRICS.iter().map(|(metric, _)| *metric).collect();
+    }
     let mut cells: BTreeMap<(String, &str, &str), (String, Option<u64>)> = BTreeMap::new();
     for entry in &report.entries {
         let mut op = entry.op.clone();
@@ -870,15 +884,18 @@ fn comparison(report: &Report, style: Style) -> String {
             Outcome::Error { .. } => ("ERROR".to_string(), None),
         };
         // An entry without a metric (not run at all) fills every metric.
-        for (metric, _) in METRICS {
+        for &metric in &shown {
             if entry.metric.is_empty() || entry.metric == metric {
                 cells.insert((op.clone(), metric, entry.target.name()), cell.clone());
             }
         }
     }
     let mut header = vec!["operation".to_string()];
-    for (metric, _) in METRICS {
-        let metric = metric.replace('_', "+");
+    for &metric in &shown {
+        let metric = match metric {
+            "round_trip" => "round-trip".to_string(),
+            other => other.replace('_', "+"),
+        };
         header.extend([
             format!("{metric} guest"),
             format!("{metric} host"),
@@ -888,7 +905,7 @@ fn comparison(report: &Report, style: Style) -> String {
     let mut table = style.table(header);
     for op in &ops {
         let mut row = vec![op.clone()];
-        for (metric, _) in METRICS {
+        for &metric in &shown {
             let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
             let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
             let ratio = match (cell(Target::Guest), cell(Target::Host)) {

@@ -590,6 +590,8 @@ fn compare_runs_the_guest_and_the_host() {
         ("rlimit_eagain", "create"),
         ("max_threads_eagain", "create"),
         ("clone_einval", "create"),
+        ("yield_pingpong", "round_trip"),
+        ("pipe_pingpong", "round_trip"),
     ] {
         let guest = find(op, metric, "guest");
         assert_eq!(guest["status"], "ok", "{guest}");
@@ -608,7 +610,7 @@ fn compare_runs_the_guest_and_the_host() {
         .map(|e| e["op"].as_str().unwrap())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    assert_eq!(ops, 9);
+    assert_eq!(ops, 11);
     assert_eq!(value["metadata"]["harness"]["run_bench_requests"], ops);
     // Trap accounting: on PVM with KVM's statistics, a calibrated price
     // per exit and every guest entry's estimate (the checker ties them).
@@ -630,6 +632,9 @@ fn compare_runs_the_guest_and_the_host() {
         assert!(meta["trap_cost"].is_null(), "no traps to price: {meta}");
     }
     assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
+    for op in ["yield_pingpong", "pipe_pingpong"] {
+        assert_eq!(find(op, "round_trip", "host")["status"], "ok");
+    }
 
     // The table's row for fork has guest, host and ratio for both metrics.
     let out = forkbench(&["run", "fork", "--iters", "10", "--warmup", "1"]);

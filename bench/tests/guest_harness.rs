@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bench::boot::kvm_available;
 use bench::guest_harness::{GuestHarness, HarnessOptions};
-use forkvm_protocol::BenchOp;
+use forkvm_protocol::{BenchMetric, BenchOp};
 
 fn median(samples: &[u64]) -> u64 {
     let mut sorted = samples.to_vec();
@@ -78,6 +78,26 @@ fn hello_stats_bench_shutdown() {
     assert!(timings.guest < Duration::from_secs(60));
 }
 
+/// The ping-pongs report `iters` round trips and nothing else: each a
+/// positive number of TSC ticks.
+#[test]
+fn ping_pongs_report_round_trips() {
+    if !kvm_available() {
+        bench::boot::announce_missing_kvm(module_path!());
+        return;
+    }
+    const ITERS: u32 = 50;
+    let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
+    for op in [BenchOp::YieldPingPong, BenchOp::PipePingPong] {
+        let run = guest.run_bench(op, ITERS, 2, 0).unwrap();
+        let trips = run.samples(BenchMetric::RoundTrip).expect("round_trip");
+        assert_eq!(trips.len(), ITERS as usize, "{op:?}");
+        assert!(trips.iter().all(|&t| t > 0), "{op:?}: {trips:?}");
+        assert_eq!(run.samples(BenchMetric::Create), None, "{op:?}");
+        assert_eq!(run.create_exit_reap, None, "{op:?}");
+    }
+}
+
 /// Every operation that creates a task reports `iters` samples of both
 /// metrics, and creating is part of the whole cycle: on average `create`
 /// stays below `create_exit_reap` (per iteration it always ends first; the
@@ -90,7 +110,9 @@ fn success_ops_report_create_and_create_exit_reap() {
     }
     const ITERS: u32 = 50;
     let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
-    let success = BenchOp::ALL.into_iter().filter(|op| !op.must_fail());
+    let success = BenchOp::ALL
+        .into_iter()
+        .filter(|op| !op.must_fail() && !op.is_ping_pong());
     for op in success {
         let mem = if op == BenchOp::ForkMem { 4 } else { 0 };
         let run = guest.run_bench(op, ITERS, 2, mem).unwrap();

@@ -17,7 +17,7 @@ fn params(mem_mib: usize) -> Params {
 fn check_samples(op: BenchOp, mem_mib: usize) {
     let result = host_linux::run(op, params(mem_mib)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(result.op, op);
-    for metric in [Metric::Create, Metric::CreateExitReap] {
+    for metric in Metric::ALL {
         let expected = host_linux::metrics(op).contains(&metric);
         let samples = result.samples(metric);
         assert_eq!(samples.is_some(), expected, "{op:?} {metric:?}");
@@ -43,6 +43,16 @@ fn check_samples(op: BenchOp, mem_mib: usize) {
 #[test]
 fn fork() {
     check_samples(BenchOp::Fork, 0);
+}
+
+#[test]
+fn yield_pingpong() {
+    check_samples(BenchOp::YieldPingPong, 0);
+}
+
+#[test]
+fn pipe_pingpong() {
+    check_samples(BenchOp::PipePingPong, 0);
 }
 
 #[test]

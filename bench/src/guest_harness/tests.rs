@@ -50,6 +50,7 @@ fn fake_sample(metric: BenchMetric, i: u64) -> u64 {
     match metric {
         BenchMetric::Create => i,
         BenchMetric::CreateExitReap => 10 * i + 1,
+        BenchMetric::RoundTrip => 3 * i + 2,
     }
 }
 
@@ -203,6 +204,11 @@ fn reassembles_chunks_in_order() {
     // No samples at all is a valid (empty) run.
     let run = client.run_bench(BenchOp::CloneEinval, 0, 0, 0).unwrap();
     assert!(run.create.is_empty());
+    // A ping-pong has only `round_trip`.
+    let run = client.run_bench(BenchOp::PipePingPong, 3, 0, 0).unwrap();
+    assert_eq!(run.samples(BenchMetric::RoundTrip), Some(&[2, 5, 8][..]));
+    assert_eq!(run.samples(BenchMetric::Create), None);
+    assert_eq!(run.samples(BenchMetric::CreateExitReap), None);
 }
 
 #[test]

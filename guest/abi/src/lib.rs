@@ -409,6 +409,11 @@ pub mod sys {
         pub _pad2: u32,
         /// Command name, NUL padded.
         pub comm: [u8; 16],
+        /// Scheduling policy (`SCHED_*`) and nice value.
+        pub policy: u32,
+        pub nice: i32,
+        /// CPU time used (user + system), in nanoseconds.
+        pub cpu_ns: u64,
     }
 
     /// Result of [`DIAG_TICKS`].

@@ -78,7 +78,8 @@
 //! [`BenchOp::metrics`]: the creating operations both [`BenchMetric::Create`]
 //! (until the call returns in the parent) and
 //! [`BenchMetric::CreateExitReap`] (until the child is reaped), the failing
-//! operations only `Create`. The guest sends all chunks of one metric, in
+//! operations only `Create`, the ping-pong operations (`YieldPingPong`,
+//! `PipePingPong`) only [`BenchMetric::RoundTrip`]. The guest sends all chunks of one metric, in
 //! order, before the next metric; sample `i` of each metric comes from the
 //! same iteration.
 //!
@@ -91,7 +92,10 @@
 //! - 1: the first version; `BenchSamples` had no `metric` (one sample
 //!   stream: create+exit+reap, or the refused call).
 //! - 2: `BenchSamples` carries a `metric`; creating operations report both
-//!   `create` and `create_exit_reap`.
+//!   `create` and `create_exit_reap`. Operations 9 and 10 (the
+//!   ping-pongs) and metric 2 (`round_trip`) were added later without a
+//!   bump: new values, no layout change; an older peer refuses them as
+//!   unknown values.
 //!
 //! # Receiving
 //!

@@ -73,11 +73,17 @@ pub enum BenchOp {
     RlimitEagain = 6,
     MaxThreadsEagain = 7,
     CloneEinval = 8,
+    /// Two processes hand the CPU back and forth with `sched_yield`
+    /// (context-switch latency, lmbench `lat_ctx` style).
+    YieldPingPong = 9,
+    /// Two processes pass a byte back and forth through two pipes
+    /// (lmbench `lat_pipe`).
+    PipePingPong = 10,
 }
 
 impl BenchOp {
     /// Every operation, in wire order.
-    pub const ALL: [BenchOp; 9] = [
+    pub const ALL: [BenchOp; 11] = [
         BenchOp::Fork,
         BenchOp::Vfork,
         BenchOp::CloneThread,
@@ -87,6 +93,8 @@ impl BenchOp {
         BenchOp::RlimitEagain,
         BenchOp::MaxThreadsEagain,
         BenchOp::CloneEinval,
+        BenchOp::YieldPingPong,
+        BenchOp::PipePingPong,
     ];
 
     /// The operation with wire value `value`, if any.
@@ -103,11 +111,19 @@ impl BenchOp {
         )
     }
 
+    /// True for the context-switch operations: no task is created per
+    /// iteration, one round trip between two tasks is timed.
+    pub fn is_ping_pong(self) -> bool {
+        matches!(self, BenchOp::YieldPingPong | BenchOp::PipePingPong)
+    }
+
     /// The metrics a `RunBench` of this operation reports, in the order the
     /// guest sends them: both for the creating operations, only
     /// [`BenchMetric::Create`] (the refused call) for the failing ones.
     pub fn metrics(self) -> &'static [BenchMetric] {
-        if self.must_fail() {
+        if self.is_ping_pong() {
+            &[BenchMetric::RoundTrip]
+        } else if self.must_fail() {
             &[BenchMetric::Create]
         } else {
             &[BenchMetric::Create, BenchMetric::CreateExitReap]
@@ -127,11 +143,18 @@ pub enum BenchMetric {
     /// From just before the call until the child has exited and the parent
     /// has reaped (a thread: joined) it, lmbench `lat_proc` style.
     CreateExitReap = 1,
+    /// One round trip of a ping-pong: the first task hands over to the
+    /// second and gets the CPU (or the byte) back.
+    RoundTrip = 2,
 }
 
 impl BenchMetric {
     /// Every metric, in wire order.
-    pub const ALL: [BenchMetric; 2] = [BenchMetric::Create, BenchMetric::CreateExitReap];
+    pub const ALL: [BenchMetric; 3] = [
+        BenchMetric::Create,
+        BenchMetric::CreateExitReap,
+        BenchMetric::RoundTrip,
+    ];
 
     /// The metric with wire value `value`, if any.
     pub fn from_u8(value: u8) -> Option<Self> {
@@ -143,6 +166,7 @@ impl BenchMetric {
         match self {
             BenchMetric::Create => "create",
             BenchMetric::CreateExitReap => "create_exit_reap",
+            BenchMetric::RoundTrip => "round_trip",
         }
     }
 }

@@ -798,7 +798,7 @@ fn bad_field_values() {
     };
     // Unknown BenchOp.
     let mut p = [0u8; 14];
-    p[0] = 9;
+    p[0] = BenchOp::ALL.len() as u8;
     bad(MessageType::RunBench, &p, 0);
     bad(MessageType::BenchDone, &p[..10], 0);
     // bool that is neither 0 nor 1.
@@ -816,7 +816,7 @@ fn bad_field_values() {
     // BenchSamples metric unknown, or not one the op reports (a failing
     // op has only `create`).
     let mut p = [0u8; 13];
-    p[2] = 2;
+    p[2] = BenchMetric::ALL.len() as u8;
     bad(MessageType::BenchSamples, &p, 2);
     p[0] = BenchOp::CloneEinval as u8;
     p[2] = BenchMetric::CreateExitReap as u8;

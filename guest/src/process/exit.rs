@@ -133,6 +133,7 @@ fn exit_notify(task: &Arc<Task>, status: u32) {
 /// parent's children list if it was there.
 pub fn release_task(task: &Task) {
     task.set_state(TaskState::Dead);
+    crate::sched::cputime::release_thread(task);
     task.thread_group().release_thread(task);
 }
 

@@ -154,6 +154,8 @@ pub struct Task {
     fail_nth: super::fork::FailNth,
     /// Scheduling policy and priorities (`sched_fork` builds them).
     sched: SchedEntity,
+    /// CPU time and context switches (`sched::cputime`).
+    cputime: crate::sched::cputime::TaskCputime,
 }
 
 /// Flag bit of [`Task::fatal`] (a wait status fits in the low 16 bits).
@@ -197,6 +199,7 @@ impl Task {
             fatal: AtomicU64::new(0),
             fail_nth: Default::default(),
             sched: SchedEntity::new(parts.sched),
+            cputime: Default::default(),
         }
     }
 
@@ -255,6 +258,11 @@ impl Task {
     /// Its scheduling policy and priorities.
     pub fn sched(&self) -> &SchedEntity {
         &self.sched
+    }
+
+    /// CPU time and context switches.
+    pub fn cputime(&self) -> &crate::sched::cputime::TaskCputime {
+        &self.cputime
     }
 
     /// This thread's pid numbers (none for the idle task).

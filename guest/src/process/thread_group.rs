@@ -72,6 +72,8 @@ pub struct ThreadGroup {
     /// Where threads of this process sleep in `wait4`/`waitid` until a
     /// child changes state (Linux `wait_chldexit`).
     wait_chldexit: WaitQueue,
+    /// Times of released threads and reaped children (`sched::cputime`).
+    cputime: crate::sched::cputime::GroupCputime,
 }
 
 /// What a new process's group starts with (Linux `copy_signal`'s result);
@@ -109,6 +111,7 @@ impl ThreadGroup {
             flags: AtomicU32::new(0),
             group_exit_status: AtomicU32::new(0),
             wait_chldexit: WaitQueue::new(),
+            cputime: Default::default(),
         })
     }
 
@@ -128,6 +131,11 @@ impl ThreadGroup {
         if let Some(pgrp) = self.pgrp() {
             pgrp.join_pgrp(self);
         }
+    }
+
+    /// Times of released threads and reaped children.
+    pub fn cputime(&self) -> &crate::sched::cputime::GroupCputime {
+        &self.cputime
     }
 
     /// The process id in the initial namespace (0 for the kernel's group).

@@ -40,6 +40,8 @@ pub struct ChildReport {
     pub pid: Pid,
     pub uid: u32,
     pub status: u32,
+    /// Its CPU time with its reaped children's (`wait4`'s `rusage`).
+    pub usage: sched::cputime::Totals,
 }
 
 impl ChildReport {
@@ -129,12 +131,14 @@ fn try_wait(waiter: &Arc<Task>, which: &WaitFor, options: u32) -> Result<Option<
         (child.exit_status, child.cred.uid)
     };
     let uid = waiter.inner.lock().cred.uid_seen(kuid);
+    let reap = options & WNOWAIT == 0;
     let report = ChildReport {
         pid: child.tid_in(&ns),
         uid,
         status,
+        usage: sched::cputime::report_child(waiter.thread_group(), &child, reap),
     };
-    if options & WNOWAIT == 0 {
+    if reap {
         super::exit::release_task(&child);
     }
     Ok(Some(report))

@@ -9,6 +9,7 @@
 //! exits, or on its way back to user mode after a tick asked for it.
 
 pub mod attr;
+pub mod cputime;
 pub mod wait;
 
 use alloc::collections::VecDeque;
@@ -326,6 +327,7 @@ fn __schedule(head_if_rt: bool) {
 
 fn switch_to(prev: Arc<Task>, next: Arc<Task>) {
     SWITCHES.fetch_add(1, Ordering::Relaxed);
+    cputime::switch(&prev, &next);
     if let Some(top) = next.kernel_stack_top() {
         gdt::set_kernel_stack(top);
     }

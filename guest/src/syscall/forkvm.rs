@@ -59,6 +59,8 @@ pub fn task_infos() -> Vec<TaskInfo> {
     process::all_tasks()
         .iter()
         .map(|task| {
+            let attr = task.sched().get();
+            let cpu_ns = sched::cputime::thread_totals(task).runtime_ns();
             let inner = task.inner.lock();
             TaskInfo {
                 pid: task.pid,
@@ -72,6 +74,9 @@ pub fn task_infos() -> Vec<TaskInfo> {
                     .as_ref()
                     .map_or(0, |files| files.lock().count() as u32),
                 comm: inner.comm,
+                policy: attr.policy,
+                nice: attr.nice,
+                cpu_ns,
                 ..TaskInfo::default()
             }
         })

@@ -14,6 +14,7 @@ mod names;
 mod pgrp;
 mod pidfd;
 mod process;
+mod rusage;
 /// sched.rs (as `sched_calls`: `sched` names the scheduler here).
 #[path = "sched.rs"]
 mod sched_calls;
@@ -165,6 +166,8 @@ pub mod nr {
     pub const SCHED_RR_GET_INTERVAL: u64 = 148;
     pub const SCHED_SETATTR: u64 = 314;
     pub const SCHED_GETATTR: u64 = 315;
+    pub const GETRUSAGE: u64 = 98;
+    pub const TIMES: u64 = 100;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -232,6 +235,8 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::EXIT => process::exit(a),
         nr::WAIT4 => wait::wait4(a),
         nr::WAITID => wait::waitid(a),
+        nr::GETRUSAGE => rusage::getrusage(a),
+        nr::TIMES => rusage::times(a),
         nr::UNAME => info::uname(a),
         nr::UMASK => info::umask(a),
         nr::SETHOSTNAME => info::sethostname(a),

@@ -13,24 +13,21 @@ use crate::sched;
 use forkvm_abi::linux::signal::SIGCHLD;
 use forkvm_abi::linux::wait::{P_ALL, P_PGID, P_PID, P_PIDFD};
 
-/// Size of `struct rusage` on x86-64.
-const RUSAGE_SIZE: usize = 144;
-
-/// Stores the reaped child's `struct rusage` (Linux does so after the
-/// child is reaped, so a bad pointer is EFAULT with the child gone). There
-/// is no resource accounting: every field is 0.
-fn put_rusage(address: u64) -> Result<(), i32> {
+/// Stores the reported child's `struct rusage`: its times with its own
+/// reaped children's (Linux does so after the child is reaped, so a bad
+/// pointer is EFAULT with the child gone).
+fn put_rusage(address: u64, report: &ChildReport) -> Result<(), i32> {
     if address == 0 {
         return Ok(());
     }
     current_mm()?
-        .copy_to_user(address, &[0u8; RUSAGE_SIZE])
+        .copy_to_user(address, &report.usage.to_rusage())
         .map_err(|_| EFAULT)
 }
 
 /// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 any,
 /// 0 the caller's process group, < -1 group `-pid`. `rusage` is written
-/// (zeros) when a child is reported.
+/// when a child is reported.
 pub fn wait4(a: Args) -> SysResult {
     let [pid, status_address, options, rusage, ..] = a.0;
     let pid = pid as i64 as i32;
@@ -65,7 +62,7 @@ pub fn wait4(a: Args) -> SysResult {
             if status_address != 0 {
                 mm.copy_to_user(status_address, &report.status.to_le_bytes())?;
             }
-            put_rusage(rusage)?;
+            put_rusage(rusage, &report)?;
             Ok(u64::from(report.pid))
         }
     }
@@ -80,8 +77,8 @@ pub fn wait4(a: Args) -> SysResult {
 pub fn waitid(a: Args) -> SysResult {
     let [which, id, infop, options, rusage, ..] = a.0;
     let result = kernel_waitid(which as u32, id as i32, options as u32);
-    if let Ok(Some(_)) = result {
-        put_rusage(rusage)?;
+    if let Ok(Some(report)) = &result {
+        put_rusage(rusage, report)?;
     }
     if infop == 0 {
         return result.map(|_| 0);

@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn abi_struct_sizes() {
         assert_eq!(core::mem::size_of::<SystemInfo>(), 96);
-        assert_eq!(core::mem::size_of::<TaskInfo>(), 56);
+        assert_eq!(core::mem::size_of::<TaskInfo>(), 72);
         assert_eq!(core::mem::size_of::<TickReport>(), 64);
     }
 

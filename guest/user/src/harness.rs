@@ -290,6 +290,8 @@ impl Server {
             BenchOp::RlimitEagain => (Op::RlimitEagain, 0),
             BenchOp::MaxThreadsEagain => (Op::MaxThreadsEagain, 0),
             BenchOp::CloneEinval => (Op::CloneEinval, 0),
+            BenchOp::YieldPingPong => (Op::YieldPingPong, 0),
+            BenchOp::PipePingPong => (Op::PipePingPong, 0),
         };
         let options = Options {
             op: op_,

@@ -18,6 +18,10 @@
 //!   it (forkvm's kernel only: Linux finds no `exit_with` in the current
 //!   directory).
 //!
+//! - `yield-pingpong`, `pipe-pingpong`: no creation per cycle: one round
+//!   trip between two processes (context-switch latency, see
+//!   [`crate::pingpong`]); `--mem` is ignored.
+//!
 //! `mem_mib` first maps and touches that many MiB (one write per 4 KiB page)
 //! so the parent has that much resident memory for `fork` to copy the page
 //! tables of. Warm-up: max(1, N/10) extra cycles first, not recorded.
@@ -34,6 +38,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
 use crate::errno::Errno;
 use crate::io::Bytes;
+use crate::pingpong::PingPong;
 use crate::stats::{summarize, Summary};
 use crate::syscall::{exit, fork, mmap_anonymous, munmap, wait4, Pid, WaitStatus};
 use crate::syscall::{PROT_READ, PROT_WRITE};
@@ -41,7 +46,7 @@ use crate::time::rdtsc_serialized;
 
 /// The operations and options, as `lat_proc` and `bench` take them.
 pub const USAGE_ARGS: &str =
-    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain [--iters N] [--mem MIB]";
+    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong [--iters N] [--mem MIB]";
 /// Iterations when `--iters` is not given.
 pub const DEFAULT_ITERS: usize = 1000;
 /// Stack of the `thread` and `clone-vm` children (they only call `exit`).
@@ -70,11 +75,15 @@ pub enum Op {
     /// A fork that must fail with EAGAIN because a non-root user is at its
     /// RLIMIT_NPROC (measured in a child that becomes uid 65534).
     RlimitEagain,
+    /// Two processes hand the CPU back and forth with `sched_yield`.
+    YieldPingPong,
+    /// Two processes pass a byte back and forth through two pipes.
+    PipePingPong,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 10] = [
         Op::Fork,
         Op::Vfork,
         Op::Thread,
@@ -83,6 +92,8 @@ impl Op {
         Op::CloneEinval,
         Op::MaxThreadsEagain,
         Op::RlimitEagain,
+        Op::YieldPingPong,
+        Op::PipePingPong,
     ];
 
     /// The name on the command line and in the report.
@@ -96,6 +107,8 @@ impl Op {
             Op::CloneEinval => "clone-einval",
             Op::MaxThreadsEagain => "max-threads-eagain",
             Op::RlimitEagain => "rlimit-eagain",
+            Op::YieldPingPong => "yield-pingpong",
+            Op::PipePingPong => "pipe-pingpong",
         }
     }
 
@@ -310,6 +323,10 @@ fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
         }
         Op::MaxThreadsEagain => failing_fork("fork at threads-max", Errno::EAGAIN)?,
         Op::RlimitEagain => failing_fork("fork at RLIMIT_NPROC", Errno::EAGAIN)?,
+        // Sampled by `pingpong`, never as a creation cycle.
+        Op::YieldPingPong | Op::PipePingPong => {
+            return Err(Error::Sys("ping-pong cycle", Errno::EINVAL))
+        }
         Op::Fork => match fork() {
             Ok(0) => exit(0),
             Ok(pid) => {
@@ -458,6 +475,8 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
     match options.op {
         Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, out),
         Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, out),
+        Op::YieldPingPong => crate::pingpong::sample(PingPong::Yield, warmup, out.total),
+        Op::PipePingPong => crate::pingpong::sample(PingPong::Pipe, warmup, out.total),
         _ => sample_cycles(options, warmup, out),
     }
 }

@@ -34,6 +34,8 @@ pub mod latency;
 mod mem;
 #[cfg(not(test))]
 mod panic;
+pub mod pingpong;
+pub mod rusage;
 pub mod sched;
 pub mod sem;
 pub mod shell_parse;

@@ -121,28 +121,46 @@ impl fmt::Display for PsHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} COMMAND",
-            "PID", "PPID", "TGID", "UID", "S", "VSZ_KB"
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>9} COMMAND",
+            "PID", "PPID", "TGID", "UID", "S", "CLS", "NI", "VSZ_KB", "TIME"
         )
     }
 }
 
-/// One task's line of `ps`.
+/// `ps`'s name of a scheduling policy (its CLS column).
+pub fn policy_class(policy: u32) -> &'static str {
+    match policy {
+        0 => "TS",
+        1 => "FF",
+        2 => "RR",
+        3 => "B",
+        5 => "IDL",
+        6 => "DLN",
+        _ => "?",
+    }
+}
+
+/// One task's line of `ps`: its CPU time (user + system) in seconds.
 pub struct PsRow<'a>(pub &'a TaskInfo);
 
 impl fmt::Display for PsRow<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.0;
         let name = core::str::from_utf8(comm(t)).unwrap_or("?");
+        let ms = t.cpu_ns / 1_000_000;
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} {name}",
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>5}.{:03} {name}",
             t.pid,
             t.ppid,
             t.tgid,
             t.uid,
             char::from(t.state),
-            t.vsz_kb
+            policy_class(t.policy),
+            t.nice,
+            t.vsz_kb,
+            ms / 1000,
+            ms % 1000,
         )
     }
 }
@@ -407,7 +425,7 @@ mod tests {
     fn ps_lines() {
         assert_eq!(
             PsHeader.to_string(),
-            "  PID  PPID  TGID  UID  S   VSZ_KB COMMAND"
+            "  PID  PPID  TGID  UID  S CLS  NI   VSZ_KB      TIME COMMAND"
         );
         let mut task = TaskInfo {
             pid: 12,
@@ -417,12 +435,15 @@ mod tests {
             state: b'R',
             vsz_kb: 2048,
             fds: 3,
+            policy: 2,
+            nice: -5,
+            cpu_ns: 1_234_567_890,
             ..TaskInfo::default()
         };
         task.comm[..4].copy_from_slice(b"spin");
         assert_eq!(
             PsRow(&task).to_string(),
-            "   12     1    12    0  R     2048 spin"
+            "   12     1    12    0  R  RR  -5     2048     1.234 spin"
         );
         task.comm = [0xff; 16];
         assert!(PsRow(&task).to_string().ends_with(" ?"));

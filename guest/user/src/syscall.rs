@@ -37,6 +37,8 @@ pub mod nr {
     pub const EXECVE: usize = 59;
     pub const EXIT: usize = 60;
     pub const WAIT4: usize = 61;
+    pub const GETRUSAGE: usize = 98;
+    pub const TIMES: usize = 100;
     pub const KILL: usize = 62;
     pub const UNAME: usize = 63;
     pub const SYSINFO: usize = 99;

@@ -188,6 +188,13 @@ const SCENARIOS: &[&str] = &[
     "sched-reset-on-fork",
     "getpriority-encoding",
     "priority-pgrp-user",
+    "getrusage-bad-who",
+    "getrusage-bad-pointer",
+    "wait4-rusage-spinning-child",
+    "rusage-children-after-reap",
+    "rusage-self-includes-threads",
+    "times-sanity",
+    "rusage-nvcsw-after-sleep",
 ];
 
 struct Run {

@@ -232,6 +232,7 @@ pub fn stub_address(vector: u8, pvm_native: bool) -> u64 {
 extern "C" fn handle_trap(ctx: &mut UserContext) {
     use super::syscall::SYSCALL_VECTOR;
     let syscall = (ctx.frame.vector == SYSCALL_VECTOR).then_some(ctx.frame.rax);
+    crate::sched::cputime::enter_kernel(ctx.frame.is_from_user());
     super::interrupts::dispatch(ctx);
     if ctx.frame.is_from_user() {
         crate::sched::preempt_on_return_to_user();
@@ -239,6 +240,7 @@ extern "C" fn handle_trap(ctx: &mut UserContext) {
         // Registers that rt_sigreturn restored are no call to restart.
         let syscall = syscall.filter(|_| ctx.frame.vector == SYSCALL_VECTOR);
         super::signal::do_signal(ctx, syscall);
+        crate::sched::cputime::exit_to_user();
     }
 }
 

@@ -111,6 +111,7 @@ topics! {
     sigwait,
     userregs,
     sched,
+    rusage,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
@@ -160,6 +161,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             threads::EXEC_GS_CHECK,
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
             sched::PREEMPT_HELPER,
+            rusage::YIELD_HELPER,
         ]
         .contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
@@ -191,6 +193,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(i32::from(threads::gs_base() != Ok(0)));
         } else if arg == sched::PREEMPT_HELPER {
             exit_group(sched::preempt_checks());
+        } else if arg == rusage::YIELD_HELPER {
+            exit_group(rusage::yield_checks());
         } else if arg == EXEC_CLOSE {
             exit_group(i32::from(close(9).is_err()));
         } else if arg == EXEC_MARKER {

@@ -32,6 +32,9 @@ pub enum Error {
     InitrdTooLarge { size: u64, max: u64, memory: u64 },
     /// `--init`'s path and arguments do not fit the boot area.
     InitTooLong { len: usize, max: u64 },
+    /// `--cpus` asked for no vCPU, or more than the host (or the guest
+    /// kernel) has.
+    CpuCount { asked: u32, max: u32 },
     /// Host-side I/O (terminal, event loop) failed.
     Io(&'static str, std::io::Error),
 }
@@ -72,6 +75,12 @@ impl fmt::Display for Error {
             Error::InitTooLong { len, max } => {
                 write!(f, "--init's path and arguments take {len} bytes; at most {max} fit in the guest's boot area")
             }
+            Error::CpuCount { asked, max } => write!(
+                f,
+                "--cpus {asked}: the guest can have 1 to {max} vCPUs (this host has {max} CPUs \
+                 available, the guest kernel at most {})",
+                forkvm_abi::MAX_CPUS
+            ),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

@@ -175,7 +175,15 @@ impl Vm {
         boot::write_cpu_roots(&memory, config.cpus)?;
         let mut vcpus = Vec::with_capacity(config.cpus as usize);
         for cpu in 0..config.cpus {
-            vcpus.push(create_vcpu(&vm, &cpuid, cpu, config.cpus, entry, nx, platform)?);
+            vcpus.push(create_vcpu(
+                &vm,
+                &cpuid,
+                cpu,
+                config.cpus,
+                entry,
+                nx,
+                platform,
+            )?);
         }
         let tsc_khz = vcpus[0]
             .get_tsc_khz()

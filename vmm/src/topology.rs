@@ -60,7 +60,12 @@ mod tests {
     #[test]
     fn each_vcpu_sees_its_apic_id_and_the_core_count() {
         for (cpu, nr) in [(0, 1), (0, 2), (1, 2), (5, 6)] {
-            let mut entries = [entry(1, 0), entry(0xb, 0), entry(0xb, 1), entry(0x8000_0008, 0)];
+            let mut entries = [
+                entry(1, 0),
+                entry(0xb, 0),
+                entry(0xb, 1),
+                entry(0x8000_0008, 0),
+            ];
             set_cpuid_topology(&mut entries, cpu, nr);
             assert_eq!(entries[0].ebx >> 24, cpu, "leaf 1 initial APIC id");
             assert_eq!((entries[0].ebx >> 16) & 0xff, nr, "leaf 1 logical count");

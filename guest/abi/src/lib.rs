@@ -336,6 +336,10 @@ pub mod sys {
     /// its natural errno (0 disarms). Returns the steps counted by the
     /// previous clone/fork (so a sweep knows when it has covered them all).
     pub const DIAG_FAIL_NTH: u64 = 3;
+    /// Panic the kernel on CPU `arg` with the message in `buf[..len]`
+    /// (tests that a panic on any CPU ends the VM and names the CPU);
+    /// EINVAL if that CPU is not online.
+    pub const DIAG_PANIC_ON_CPU: u64 = 4;
     /// `DIAG_FAIL_NTH`'s result: bits 0..16 count the fallible steps the
     /// previous clone went through; the bits from this shift on say which
     /// step an injected failure hit (1-based index into [`FORK_STEPS`],

@@ -189,7 +189,9 @@ pub fn forkvm_diag(a: Args) -> SysResult {
         // sysrq-trigger is root's): any user could otherwise crash it. So
         // is the tick probe, which takes the CPU for up to 30 s and runs
         // code in ring 3 outside any process.
-        sys::DIAG_TICKS | sys::DIAG_PANIC | sys::DIAG_KERNEL_FAULT if !capable(CAP_SYS_ADMIN) => {
+        sys::DIAG_TICKS | sys::DIAG_PANIC | sys::DIAG_PANIC_ON_CPU | sys::DIAG_KERNEL_FAULT
+            if !capable(CAP_SYS_ADMIN) =>
+        {
             Err(EPERM)
         }
         sys::DIAG_TICKS => {
@@ -203,6 +205,16 @@ pub fn forkvm_diag(a: Args) -> SysResult {
                 "{}",
                 core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)")
             );
+        }
+        sys::DIAG_PANIC_ON_CPU => {
+            let cpu = u32::try_from(arg).map_err(|_| EINVAL)?;
+            let mut message = alloc::vec![0u8; len.min(1024) as usize];
+            current_mm()?.copy_from_user(buffer, &mut message)?;
+            let text = core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)");
+            if !crate::arch::smp::request_panic(cpu, text) {
+                return Err(EINVAL);
+            }
+            Err(crate::errno::EIO)
         }
         sys::DIAG_FAIL_NTH => {
             let nth = u32::try_from(arg).map_err(|_| EINVAL)?;

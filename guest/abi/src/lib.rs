@@ -73,8 +73,11 @@ pub const MAX_CPUS: u32 = 64;
 /// Guest-physical root page table of secondary CPU `n` (1..MAX_CPUS):
 /// `AP_PML4_PHYS + (n - 1) * PAGE_SIZE`, a copy of the boot PML4 the VMM
 /// writes and loads into that vCPU's CR3. Every CPU keeps its own root for
-/// good (the PVM host delivers events only on the root a vCPU started
-/// with), so the user half and the per-CPU window can differ per CPU.
+/// good, so the user half (the address space it runs) and the per-CPU
+/// window can differ per CPU. (The PVM host runs a vCPU natively only on
+/// the boot root at [`BOOT_PML4_PHYS`]: measured, a vCPU started on any
+/// other root, even a byte-identical copy, stays in the host's emulator;
+/// so the VMM gives a PVM guest one vCPU.)
 pub const AP_PML4_PHYS: u64 = 0xA_0000;
 const _: () = assert!(
     INIT_ARGV_PHYS + INIT_ARGV_MAX_LEN <= AP_PML4_PHYS

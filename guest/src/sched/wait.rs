@@ -49,8 +49,16 @@ impl WaitQueue {
             if interrupted(&current) {
                 return false;
             }
-            current.set_state(TaskState::Sleeping);
+            // Asleep and on the queue before the last look: a waker that
+            // makes `done` true after it finds us there (no lost wake-up
+            // with the waker on another CPU).
+            super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
+            if done() || interrupted(&current) {
+                current.set_state(TaskState::Runnable);
+                self.remove(&current);
+                continue;
+            }
             super::schedule();
             // A signal may have woken it: leave the queue (a no-op after
             // `wake_all`), so no stale entry wakes a later sleep.
@@ -75,8 +83,13 @@ impl WaitQueue {
             if crate::arch::cpu::rdtsc() >= deadline {
                 return WaitEnd::TimedOut;
             }
-            current.set_state(TaskState::Sleeping);
+            super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
+            if done() || crate::process::signal::signal_pending(&current) {
+                current.set_state(TaskState::Runnable);
+                self.remove(&current);
+                continue;
+            }
             super::arm_timer(deadline, current.clone());
             super::schedule();
             // Woken by one of the two: leave the other.
@@ -109,7 +122,11 @@ impl WaitQueue {
 pub fn sleep_until_signal() {
     let current = super::current();
     while !crate::process::signal::signal_pending(&current) {
-        current.set_state(TaskState::Sleeping);
+        super::set_current_sleeping(&current);
+        if crate::process::signal::signal_pending(&current) {
+            current.set_state(TaskState::Runnable);
+            break;
+        }
         super::schedule();
     }
 }

@@ -11,6 +11,11 @@ pub const TIMER_VECTOR: u8 = 0x20;
 /// Inter-processor interrupt: the sender left work in the target's
 /// per-CPU data (today: a panic request of `forkvm_diag`).
 pub const CALL_FUNCTION_VECTOR: u8 = 0xf1;
+/// IPI: the target must reschedule (its NEED_RESCHED is set), or leave
+/// its idle loop's halt to pick up work.
+pub const RESCHEDULE_VECTOR: u8 = 0xf0;
+/// IPI: the target must flush its TLB (see `tlb`).
+pub const TLB_FLUSH_VECTOR: u8 = 0xf2;
 /// First vector used for IOAPIC lines: GSI n arrives as `IRQ_BASE + n`.
 pub const IRQ_BASE: u8 = 0x20;
 
@@ -59,12 +64,25 @@ pub(super) fn dispatch(ctx: &mut UserContext) {
             apic::rearm_timer();
             let local = super::percpu::this_cpu();
             local.ticks.fetch_add(1, Ordering::Relaxed);
-            // The clock and the scheduler are the boot CPU's.
+            // The clock is the boot CPU's; every CPU schedules.
             if local.cpu.load(Ordering::Relaxed) == 0 {
                 crate::time::tick();
-                crate::sched::tick();
             }
+            crate::sched::tick();
             apic::eoi();
+        }
+        v if v == u64::from(RESCHEDULE_VECTOR) => {
+            super::percpu::this_cpu()
+                .ipis_received
+                .fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+        }
+        v if v == u64::from(TLB_FLUSH_VECTOR) => {
+            super::percpu::this_cpu()
+                .ipis_received
+                .fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+            super::tlb::serve_pending();
         }
         v if v == u64::from(CALL_FUNCTION_VECTOR) => {
             let local = super::percpu::this_cpu();

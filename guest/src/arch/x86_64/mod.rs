@@ -15,6 +15,7 @@ pub mod signal;
 pub mod smp;
 pub mod switch;
 pub mod syscall;
+pub mod tlb;
 pub mod user_probe;
 
 use forkvm_abi::Platform;

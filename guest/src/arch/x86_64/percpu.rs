@@ -51,8 +51,23 @@ pub struct CpuLocal {
     pub ipis_sent: AtomicU64,
     pub ipis_received: AtomicU64,
     /// Set by another CPU (with an IPI) to make this one panic with the
-    /// test message of `forkvm_diag(DIAG_PANIC, cpu)`.
+    /// test message of `forkvm_diag(DIAG_PANIC_ON_CPU, cpu)`.
     pub panic_request: AtomicU64,
+    /// Root of the address space whose user entries are installed in this
+    /// CPU's root (0: none). Together these make Linux's `mm_cpumask`:
+    /// a TLB shootdown for an address space goes to the CPUs whose
+    /// `active_root` is its root.
+    pub active_root: AtomicU64,
+    /// An address space that died while installed here (see
+    /// `mm::address_space::activate`).
+    pub dead_root: AtomicU64,
+    /// A TLB flush another CPU asks of this one (see `tlb`): a user root,
+    /// or a kernel page address with bit 0 set; 0 when done (the ack).
+    pub flush_request: AtomicU64,
+    /// TLB shootdowns this CPU asked of others (one per operation) and
+    /// flush requests it served.
+    pub shootdowns_sent: AtomicU64,
+    pub flushes_received: AtomicU64,
 }
 
 pub const OFFSET_SCRATCH: usize = offset_of!(CpuLocal, entry_scratch);
@@ -179,5 +194,5 @@ pub fn init_boot_cpu() {
     let data = pages.next().expect("a page left for the data");
     // SAFETY: the pages are this static's, used for nothing else, and the
     // boot root's window entry is empty (the VMM does not map it).
-    unsafe { map_window(forkvm_abi::BOOT_PML4_PHYS, tables, data, 0) };
+    unsafe { map_window(forkvm_abi::cpu_root_phys(0), tables, data, 0) };
 }

@@ -8,7 +8,7 @@
 //! exist), then [`ap_main`] loads its own GDT/TSS/IST stacks, the shared
 //! IDT, re-arms native execution on the PVM host (the descriptor-table
 //! loads drop a vCPU into the host's emulator), enables its x2APIC and
-//! timer and idles. It runs no tasks yet: the scheduler is the boot CPU's.
+//! timer and enters the scheduler's idle loop as its idle task.
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -78,13 +78,10 @@ pub(super) extern "C" fn ap_main(cpu: u64) -> ! {
     apic::init();
     syscall::init();
     cpu::init_fsgsbase();
+    crate::sched::init();
     apic::start_timer(interrupts::TIMER_VECTOR, crate::time::tick_period_tsc());
     percpu::set_online(cpu as u32);
-    loop {
-        // Interrupts (the tick, IPIs) are taken only here.
-        cpu::enable_interrupts_and_halt();
-        cpu::disable_interrupts();
-    }
+    crate::sched::idle_loop()
 }
 
 /// The message a panic requested on another CPU carries.

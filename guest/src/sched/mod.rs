@@ -486,12 +486,6 @@ pub fn switches() -> u64 {
         .sum()
 }
 
-/// Context switches so far on `cpu`.
-pub fn cpu_switches(cpu: u32) -> u64 {
-    RQS.get(cpu as usize)
-        .map_or(0, |rq| rq.switches.load(Ordering::Relaxed))
-}
-
 /// Picks the next task and switches to it. A runnable current task goes
 /// behind the others of its priority; a sleeping or exited one does not.
 pub fn schedule() {

@@ -184,7 +184,7 @@ pub fn init_secondary(pvm_native: bool) {
         .store(tss_address, core::sync::atomic::Ordering::Relaxed);
     set_kernel_stack(entry);
     // SAFETY: GDT is only written by the boot CPU's `init`, long done.
-    let mut gdt = Box::new(unsafe { *(&raw const GDT) });
+    let mut gdt = Box::new(unsafe { GDT });
     [gdt[8], gdt[9]] = tss_descriptor(tss_address);
     // SAFETY: the leaked GDT lives forever and holds this CPU's fresh
     // (available) TSS descriptor.

@@ -135,6 +135,8 @@ pub struct SchedEntity {
     /// Serialises a wake-up against the task's own `schedule` deciding to
     /// sleep (Linux `p->pi_lock`). Taken before any run-queue lock.
     pub(super) wake_lock: Mutex<()>,
+    /// The CPUs the task may run on (Linux `cpus_mask`), bit n = CPU n.
+    cpus_allowed: core::sync::atomic::AtomicU64,
 }
 
 impl SchedEntity {
@@ -146,7 +148,24 @@ impl SchedEntity {
             on_cpu: core::sync::atomic::AtomicBool::new(false),
             on_rq: core::sync::atomic::AtomicBool::new(false),
             wake_lock: Mutex::new(()),
+            cpus_allowed: core::sync::atomic::AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// The CPUs the task may run on (`sched_getaffinity`).
+    pub fn cpus_allowed(&self) -> u64 {
+        self.cpus_allowed.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the CPUs the task may run on; the scheduler moves it at
+    /// its next `schedule` (see `sched::set_cpus_allowed`).
+    pub(super) fn set_cpus_allowed(&self, mask: u64) {
+        self.cpus_allowed.store(mask, Ordering::Relaxed);
+    }
+
+    /// Whether the task may run on `cpu`.
+    pub fn may_run_on(&self, cpu: u32) -> bool {
+        self.cpus_allowed() & (1 << cpu) != 0
     }
 
     /// The CPU the task last ran on (Linux `task_cpu`).

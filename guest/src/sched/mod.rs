@@ -104,13 +104,14 @@ impl RunQueue {
         self.rt.front().map_or(0, |t| t.sched().queue_key())
     }
 
-    /// Takes a task another CPU may run (not `on_cpu`: a task queued by
-    /// `schedule` is still on its stack until the switch is done).
-    fn take_movable(&mut self) -> Option<Arc<Task>> {
+    /// Takes a task CPU `to` may run (allowed there, and not `on_cpu`: a
+    /// task queued by `schedule` is still on its stack until the switch
+    /// is done).
+    fn take_movable(&mut self, to: u32) -> Option<Arc<Task>> {
         for queue in [&mut self.rt, &mut self.fair] {
-            let at = queue
-                .iter()
-                .rposition(|t| !t.sched().on_cpu.load(Ordering::Acquire));
+            let at = queue.iter().rposition(|t| {
+                !t.sched().on_cpu.load(Ordering::Acquire) && t.sched().may_run_on(to)
+            });
             if let Some(at) = at {
                 return queue.remove(at);
             }
@@ -240,19 +241,20 @@ pub fn sched_fork(parent: &Task) -> attr::SchedAttr {
 /// The CPU for a new task (Linux `select_task_rq` with WF_FORK, its
 /// `find_idlest_cpu`): the one with the fewest running and queued tasks,
 /// this (the parent's) CPU on a tie.
-fn select_task_rq_fork() -> u32 {
+fn select_task_rq_fork(task: &Task) -> u32 {
     let this = percpu::cpu_id();
     if percpu::nr_cpus() == 1 {
         return this;
     }
-    let mut best = (this_rq().load(), this);
-    for cpu in online_cpus() {
+    let se = task.sched();
+    let mut best: Option<(u32, u32)> = se.may_run_on(this).then(|| (this_rq().load(), this));
+    for cpu in online_cpus().filter(|&cpu| se.may_run_on(cpu)) {
         let load = cpu_rq(cpu).load();
-        if load < best.0 {
-            best = (load, cpu);
+        if best.is_none_or(|(least, _)| load < least) {
+            best = Some((load, cpu));
         }
     }
-    best.1
+    best.map_or(this, |(_, cpu)| cpu)
 }
 
 /// The CPU for a woken task: its previous CPU if that one idles (its
@@ -261,13 +263,33 @@ fn select_task_rq_wake(task: &Task) -> u32 {
     if percpu::nr_cpus() == 1 {
         return 0;
     }
+    let se = task.sched();
     let prev = task.sched().cpu();
-    if percpu::is_online(prev) && cpu_rq(prev).is_idle() {
+    let usable = |cpu: u32| percpu::is_online(cpu) && se.may_run_on(cpu);
+    if usable(prev) && cpu_rq(prev).is_idle() {
         return prev;
     }
     online_cpus()
-        .find(|&cpu| cpu_rq(cpu).is_idle())
-        .unwrap_or(if percpu::is_online(prev) { prev } else { 0 })
+        .find(|&cpu| usable(cpu) && cpu_rq(cpu).is_idle())
+        .or_else(|| usable(prev).then_some(prev))
+        .or_else(|| online_cpus().find(|&cpu| usable(cpu)))
+        .unwrap_or(0)
+}
+
+/// Sets the CPUs `task` may run on (Linux `__set_cpus_allowed_ptr`): the
+/// caller checked that `mask` holds an online CPU. A task running or
+/// queued elsewhere moves at its next `schedule` (asked for at once if it
+/// is this CPU's current task).
+pub fn set_cpus_allowed(task: &Arc<Task>, mask: u64) {
+    task.sched().set_cpus_allowed(mask);
+    if Arc::ptr_eq(task, &current()) && !task.sched().may_run_on(percpu::cpu_id()) {
+        this_rq().need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// CPUs that run tasks, as a mask (Linux `cpu_active_mask`).
+pub fn online_mask() -> u64 {
+    online_cpus().fold(0, |mask, cpu| mask | 1 << cpu)
 }
 
 /// Queues a runnable task on `cpu` and makes that CPU notice.
@@ -287,6 +309,10 @@ fn activate_task(cpu: u32, task: Arc<Task>, head: bool) {
 /// queue and preempts a fair parent too.
 pub fn wake_up_new_task(task: Arc<Task>) {
     task.set_state(TaskState::Runnable);
+    // The CPUs allowed are inherited (Linux copies them with the whole
+    // task_struct in `dup_task_struct`); the caller is the parent.
+    let parent_mask = current().sched().cpus_allowed();
+    task.sched().set_cpus_allowed(parent_mask);
     let first = task.sched().queue_key() == 0 && child_runs_first();
     if first {
         let this = percpu::cpu_id();
@@ -295,7 +321,8 @@ pub fn wake_up_new_task(task: Arc<Task>) {
         this_rq().enqueue(task, true);
         this_rq().need_resched.store(true, Ordering::Relaxed);
     } else {
-        activate_task(select_task_rq_fork(), task, false);
+        let cpu = select_task_rq_fork(&task);
+        activate_task(cpu, task, false);
     }
 }
 
@@ -514,6 +541,15 @@ fn __schedule(head_if_rt: bool) {
         }
         runnable
     };
+    let this = percpu::cpu_id();
+    let prev_stays = if prev_stays && !prev.sched().may_run_on(this) {
+        // Its affinity no longer has this CPU: queue it where it may run
+        // (the new CPU waits for it to be off this stack, below).
+        activate_task(select_task_rq_wake(&prev), prev.clone(), false);
+        false
+    } else {
+        prev_stays
+    };
     let picked = {
         let mut queue = rq.queue.lock();
         if prev_stays {
@@ -534,6 +570,11 @@ fn __schedule(head_if_rt: bool) {
     if Arc::ptr_eq(&prev, &next) {
         return;
     }
+    // A task moved here by its affinity change may still be on its old
+    // CPU's stack.
+    while next.sched().on_cpu.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
     switch_to(rq, prev, next);
 }
 
@@ -551,7 +592,7 @@ fn pull_task() -> Option<Arc<Task>> {
     if source.nr_queued.load(Ordering::Relaxed) == 0 {
         return None;
     }
-    let task = source.queue.lock().take_movable()?;
+    let task = source.queue.lock().take_movable(this)?;
     source.nr_queued.fetch_sub(1, Ordering::Relaxed);
     task.sched().cpu.store(this, Ordering::Relaxed);
     Some(task)

@@ -188,6 +188,10 @@ const SCENARIOS: &[&str] = &[
     "sched-reset-on-fork",
     "getpriority-encoding",
     "priority-pgrp-user",
+    "affinity-errors",
+    "affinity-set-and-get",
+    "affinity-inherit",
+    "affinity-other-user",
 ];
 
 struct Run {

@@ -195,4 +195,5 @@ pub fn init_boot_cpu() {
     // SAFETY: the pages are this static's, used for nothing else, and the
     // boot root's window entry is empty (the VMM does not map it).
     unsafe { map_window(forkvm_abi::cpu_root_phys(0), tables, data, 0) };
+    set_online(0);
 }

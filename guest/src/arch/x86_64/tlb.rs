@@ -50,9 +50,7 @@ fn shootdown(request: u64, wanted: impl Fn(&percpu::CpuLocal) -> bool) -> u32 {
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = percpu::cpu_id();
     let targets = (0..nr_cpus).filter(|&cpu| {
-        cpu != me
-            && percpu::is_online(cpu)
-            && percpu::cpu_local(cpu).is_some_and(&wanted)
+        cpu != me && percpu::is_online(cpu) && percpu::cpu_local(cpu).is_some_and(&wanted)
     });
     let mut mask = 0u64;
     for cpu in targets {

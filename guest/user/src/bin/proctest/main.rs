@@ -111,6 +111,7 @@ topics! {
     sigwait,
     userregs,
     sched,
+    affinity,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

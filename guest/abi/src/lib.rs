@@ -437,7 +437,8 @@ pub mod sys {
         pub vsz_kb: u64,
         /// Open file descriptors.
         pub fds: u32,
-        pub _pad2: u32,
+        /// The CPU the task last ran on (Linux `ps -o psr`).
+        pub cpu: u32,
         /// Command name, NUL padded.
         pub comm: [u8; 16],
     }

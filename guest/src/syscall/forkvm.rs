@@ -72,6 +72,7 @@ pub fn task_infos() -> Vec<TaskInfo> {
                     .as_ref()
                     .map_or(0, |files| files.lock().count() as u32),
                 comm: inner.comm,
+                cpu: task.sched().cpu(),
                 ..TaskInfo::default()
             }
         })
@@ -96,6 +97,20 @@ pub fn forkvm_info(a: Args) -> SysResult {
                     text.push(' ');
                 }
                 text.push_str(&alloc::format!("{name}={value}"));
+            }
+            // Per CPU: IPIs sent and received, TLB shootdowns asked of
+            // others (one per operation) and flush requests served.
+            for cpu in 0..crate::arch::percpu::nr_cpus() {
+                if let Some(local) = crate::arch::percpu::cpu_local(cpu) {
+                    use core::sync::atomic::Ordering::Relaxed;
+                    text.push_str(&alloc::format!(
+                        " cpu{cpu}_ipis_sent={} cpu{cpu}_ipis_received={} cpu{cpu}_shootdowns={} cpu{cpu}_flushes={}",
+                        local.ipis_sent.load(Relaxed),
+                        local.ipis_received.load(Relaxed),
+                        local.shootdowns_sent.load(Relaxed),
+                        local.flushes_received.load(Relaxed)
+                    ));
+                }
             }
             let (total, free) = mm::frame_counts();
             text.push_str(&alloc::format!(

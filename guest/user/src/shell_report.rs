@@ -121,8 +121,8 @@ impl fmt::Display for PsHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} COMMAND",
-            "PID", "PPID", "TGID", "UID", "S", "VSZ_KB"
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} {:>3} COMMAND",
+            "PID", "PPID", "TGID", "UID", "S", "VSZ_KB", "PSR"
         )
     }
 }
@@ -136,13 +136,14 @@ impl fmt::Display for PsRow<'_> {
         let name = core::str::from_utf8(comm(t)).unwrap_or("?");
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} {name}",
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>8} {:>3} {name}",
             t.pid,
             t.ppid,
             t.tgid,
             t.uid,
             char::from(t.state),
-            t.vsz_kb
+            t.vsz_kb,
+            t.cpu
         )
     }
 }
@@ -407,7 +408,7 @@ mod tests {
     fn ps_lines() {
         assert_eq!(
             PsHeader.to_string(),
-            "  PID  PPID  TGID  UID  S   VSZ_KB COMMAND"
+            "  PID  PPID  TGID  UID  S   VSZ_KB PSR COMMAND"
         );
         let mut task = TaskInfo {
             pid: 12,
@@ -417,12 +418,13 @@ mod tests {
             state: b'R',
             vsz_kb: 2048,
             fds: 3,
+            cpu: 1,
             ..TaskInfo::default()
         };
         task.comm[..4].copy_from_slice(b"spin");
         assert_eq!(
             PsRow(&task).to_string(),
-            "   12     1    12    0  R     2048 spin"
+            "   12     1    12    0  R     2048   1 spin"
         );
         task.comm = [0xff; 16];
         assert!(PsRow(&task).to_string().ends_with(" ?"));

@@ -54,10 +54,18 @@ impl WaitQueue {
             // with the waker on another CPU).
             super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
-            if done() || interrupted(&current) {
+            // (`done` may consume what it waits for: its answer stands.)
+            let end = if done() {
+                Some(true)
+            } else if interrupted(&current) {
+                Some(false)
+            } else {
+                None
+            };
+            if let Some(end) = end {
                 current.set_state(TaskState::Runnable);
                 self.remove(&current);
-                continue;
+                return end;
             }
             super::schedule();
             // A signal may have woken it: leave the queue (a no-op after
@@ -85,10 +93,17 @@ impl WaitQueue {
             }
             super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
-            if done() || crate::process::signal::signal_pending(&current) {
+            let end = if done() {
+                Some(WaitEnd::Done)
+            } else if crate::process::signal::signal_pending(&current) {
+                Some(WaitEnd::Interrupted)
+            } else {
+                None
+            };
+            if let Some(end) = end {
                 current.set_state(TaskState::Runnable);
                 self.remove(&current);
-                continue;
+                return end;
             }
             super::arm_timer(deadline, current.clone());
             super::schedule();

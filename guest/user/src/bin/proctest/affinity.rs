@@ -131,7 +131,7 @@ fn set_and_get(_: &Ctx) -> Outcome {
     let mut buf = [0u64; 16];
     let size = s::sched_getaffinity_raw(0, 128, buf.as_mut_ptr() as usize).ctx("get")?;
     ensure!(
-        size >= 8 && size <= 128 && size % 8 == 0,
+        (8..=128).contains(&size) && size.is_multiple_of(8),
         "sched_getaffinity stored {size} bytes of 128"
     );
     let (now, node) = s::getcpu().ctx("getcpu")?;

@@ -40,6 +40,7 @@ const VM_TEST_BINARIES: &[&str] = &[
     "directories",
     "namespaces",
     "badptr",
+    "smp",
     // Not yet `fuzz` and `stress`: both passed nested once (57 s, 14 s),
     // but in the next run the nested VM stopped answering during the fuzz
     // smoke until the run's time limit; whether TCG's SVM or the guest is

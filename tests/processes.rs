@@ -104,7 +104,7 @@ fn wait4_rusage_of_a_spinning_child_is_not_zero() {
         assert!(text.contains(&format!("ok {scenario}\n")), "{text}");
     }
     assert!(
-        text.contains(" S CLS  NI   VSZ_KB      TIME COMMAND"),
+        text.contains(" S CLS  NI   VSZ_KB PSR      TIME COMMAND"),
         "{text}"
     );
     assert!(

@@ -81,6 +81,7 @@ mod kernel {
             drivers::virtio_console::init(info.virtio_console_base, info.virtio_console_gsi);
         }
         TIMER_MODE.call_once(|| apic::start_timer(TIMER_VECTOR, time::tick_period_tsc()));
+        arch::smp::start_secondary_cpus(info.nr_cpus);
 
         let script_mode = info.flags & BOOT_FLAG_SCRIPT != 0;
         crate::console::set_crlf(!script_mode);

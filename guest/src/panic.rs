@@ -3,6 +3,7 @@
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::drivers::vmm_ports;
 
@@ -25,6 +26,12 @@ impl Write for FixedBuffer {
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     crate::arch::cpu::disable_interrupts();
+    // One report: the panic buffer is shared by all CPUs, and the VMM stops
+    // them all at the first. A second CPU panicking meanwhile waits.
+    static PANICKING: AtomicBool = AtomicBool::new(false);
+    if PANICKING.swap(true, Ordering::AcqRel) {
+        crate::arch::cpu::halt_forever();
+    }
     let mut buffer = FixedBuffer {
         bytes: [0; 1024],
         len: 0,

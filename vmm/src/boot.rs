@@ -96,6 +96,22 @@ pub fn write_page_tables(memory: &GuestMemory, ram_top: u64, platform: Platform)
     Ok(())
 }
 
+/// Gives every secondary CPU its own root page table, a copy of the boot
+/// PML4 at [`cpu_root_phys`] (the kernel half's lower tables are shared).
+pub fn write_cpu_roots(memory: &GuestMemory, nr_cpus: u32) -> Result<()> {
+    let mut boot = [0u8; PAGE_SIZE as usize];
+    memory
+        .read_slice(&mut boot, GuestAddress(BOOT_PML4_PHYS))
+        .map_err(|e| Error::Memory(format!("boot PML4: {e}")))?;
+    for cpu in 1..nr_cpus {
+        let root = cpu_root_phys(cpu);
+        memory
+            .write_slice(&boot, GuestAddress(root))
+            .map_err(|e| Error::Memory(format!("root of CPU {cpu} at {root:#x}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Device memory (the MMIO hole) is mapped uncached (PCD|PWT), RAM
 /// write-back.
 fn cache_bits(phys: u64) -> u64 {
@@ -134,6 +150,8 @@ pub struct BootParams<'a> {
     pub initrd: Option<&'a [u8]>,
     /// The first program's path and arguments.
     pub init: Option<&'a [String]>,
+    /// Number of vCPUs.
+    pub nr_cpus: u32,
 }
 
 /// `init`'s path and arguments as the guest reads them: NUL-terminated
@@ -203,7 +221,7 @@ pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> 
         virtio_console_base: VIRTIO_CONSOLE_MMIO_BASE,
         virtio_console_size: VIRTIO_MMIO_SIZE,
         virtio_console_gsi: VIRTIO_CONSOLE_GSI,
-        _pad: 0,
+        nr_cpus: params.nr_cpus,
         initrd_phys,
         initrd_size,
         init_len,
@@ -238,8 +256,8 @@ fn segment(selector: u16, descriptor: u64) -> kvm_segment {
     }
 }
 
-/// Puts the vCPU in 64-bit mode with the boot page tables and GDT.
-pub fn setup_sregs(sregs: &mut kvm_sregs, nx: bool) {
+/// Puts vCPU `cpu` in 64-bit mode with its root page table and the boot GDT.
+pub fn setup_sregs(sregs: &mut kvm_sregs, nx: bool, cpu: u32) {
     let code = segment(0x10, GDT[2]);
     let data = segment(0x18, GDT[3]);
     sregs.cs = code;
@@ -257,16 +275,19 @@ pub fn setup_sregs(sregs: &mut kvm_sregs, nx: bool) {
     sregs.idt.base = 0;
     sregs.idt.limit = 0;
     sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-    sregs.cr3 = BOOT_PML4_PHYS;
+    sregs.cr3 = cpu_root_phys(cpu);
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | if nx { EFER_NXE } else { 0 };
 }
 
-/// General registers at entry: `rsi` points at the boot information.
-pub fn entry_regs(entry: u64) -> kvm_regs {
+/// General registers at entry: `rsi` points at the boot information,
+/// `rdx` is the CPU's number (0: the boot CPU, which brings up the kernel;
+/// the others wait in `_start` until it lets them in).
+pub fn entry_regs(entry: u64, cpu: u32) -> kvm_regs {
     kvm_regs {
         rip: entry,
         rsi: BOOT_INFO_PHYS,
+        rdx: u64::from(cpu),
         rflags: 0x2,
         ..Default::default()
     }

@@ -12,7 +12,9 @@ use forkvm_abi::{
     Platform, KERNEL_PHYS_BASE, PAGE_OFFSET, PVM_CONTROL_MSR, SERIAL_GSI, VIRTIO_CONSOLE_GSI,
     VIRTIO_CONSOLE_MMIO_BASE, VIRTIO_MMIO_SIZE,
 };
-use kvm_bindings::{kvm_msr_entry, Msrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_mp_state, kvm_msr_entry, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
+};
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 use linux_loader::loader::{elf::Elf, KernelLoader};
 use vm_memory::GuestAddress;
@@ -55,11 +57,12 @@ pub struct VirtioConsole {
     pub notify: EventFd,
 }
 
-/// A VM ready to run: one vCPU at the kernel entry.
+/// A VM ready to run: its vCPUs at the kernel entry.
 pub struct Vm {
     // Field order is drop order: the vCPU and VM fds go before the memory
     // that KVM maps.
-    pub vcpu: VcpuFd,
+    /// vCPU `n` is CPU `n` of the guest, APIC id `n`.
+    pub vcpus: Vec<VcpuFd>,
     pub vm: VmFd,
     pub kvm: Kvm,
     pub memory: GuestMemory,
@@ -92,6 +95,7 @@ pub fn open_kvm(path: &Path) -> Result<Kvm> {
 impl Vm {
     /// Builds the VM; the serial console writes to `serial_out`.
     pub fn new(config: &VmConfig, serial_out: Box<dyn Write + Send>) -> Result<Vm> {
+        crate::config::check_cpus(config.cpus)?;
         // Check the kernel first: it is the cheapest error to report.
         let mut kernel =
             File::open(&config.kernel).map_err(|e| Error::KernelFile(config.kernel.clone(), e))?;
@@ -130,6 +134,9 @@ impl Vm {
 
         let kvm = open_kvm(&config.kvm_device)?;
         let platform = platform::resolve(config.platform);
+        if platform == Platform::PvmNative && config.cpus > 1 {
+            return Err(Error::SmpOnPvm { asked: config.cpus });
+        }
         let vm = kvm
             .create_vm()
             .map_err(|e| Error::Kvm("KVM_CREATE_VM", e))?;
@@ -161,9 +168,6 @@ impl Vm {
         boot::write_page_tables(&memory, ram_top, platform)?;
         boot::write_gdt(&memory)?;
 
-        let vcpu = vm
-            .create_vcpu(0)
-            .map_err(|e| Error::Kvm("KVM_CREATE_VCPU", e))?;
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| Error::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
@@ -171,9 +175,20 @@ impl Vm {
             .as_slice()
             .iter()
             .any(|e| e.function == 0x8000_0001 && e.edx & (1 << 20) != 0);
-        vcpu.set_cpuid2(&cpuid)
-            .map_err(|e| Error::Kvm("KVM_SET_CPUID2", e))?;
-        let tsc_khz = vcpu
+        boot::write_cpu_roots(&memory, config.cpus)?;
+        let mut vcpus = Vec::with_capacity(config.cpus as usize);
+        for cpu in 0..config.cpus {
+            vcpus.push(create_vcpu(
+                &vm,
+                &cpuid,
+                cpu,
+                config.cpus,
+                entry,
+                nx,
+                platform,
+            )?);
+        }
+        let tsc_khz = vcpus[0]
             .get_tsc_khz()
             .map_err(|e| Error::Kvm("KVM_GET_TSC_KHZ", e))?;
 
@@ -186,37 +201,9 @@ impl Vm {
                 script: config.script.as_deref(),
                 initrd: initrd.as_deref(),
                 init: config.init.as_deref(),
+                nr_cpus: config.cpus,
             },
         )?;
-
-        let mut sregs = vcpu
-            .get_sregs()
-            .map_err(|e| Error::Kvm("KVM_GET_SREGS", e))?;
-        boot::setup_sregs(&mut sregs, nx);
-        vcpu.set_sregs(&sregs)
-            .map_err(|e| Error::Kvm("KVM_SET_SREGS", e))?;
-        vcpu.set_regs(&boot::entry_regs(entry))
-            .map_err(|e| Error::Kvm("KVM_SET_REGS", e))?;
-        vcpu.set_fpu(&boot::entry_fpu())
-            .map_err(|e| Error::Kvm("KVM_SET_FPU", e))?;
-        if platform == Platform::PvmNative {
-            // Run guest ring-0 code natively from the first instruction.
-            let msrs = Msrs::from_entries(&[kvm_msr_entry {
-                index: PVM_CONTROL_MSR,
-                data: 1,
-                ..Default::default()
-            }])
-            .expect("one MSR fits");
-            let written = vcpu
-                .set_msrs(&msrs)
-                .map_err(|e| Error::Kvm("KVM_SET_MSRS (PVM control)", e))?;
-            if written != 1 {
-                return Err(Error::Kvm(
-                    "the PVM control MSR was refused (is this really a PVM host? try --platform hvm)",
-                    kvm_ioctls::Error::new(libc::EINVAL),
-                ));
-            }
-        }
 
         let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
         vm.register_irqfd(&serial_irq, SERIAL_GSI)
@@ -229,7 +216,7 @@ impl Vm {
         let virtio_console = attach_virtio_console(&vm, &memory)?;
 
         Ok(Vm {
-            vcpu,
+            vcpus,
             vm,
             kvm,
             memory,
@@ -245,6 +232,65 @@ impl Vm {
     pub fn console_io(&self) -> &ConsoleIo {
         &self.virtio_console.io
     }
+}
+
+/// Creates vCPU `cpu` of `nr_cpus` at the kernel's entry: CPUID with its
+/// APIC id and the machine's topology, its own root page table, the boot
+/// GDT, and on the PVM host native execution from the first instruction.
+/// A secondary vCPU is made runnable at once (with the in-kernel irqchip it
+/// would otherwise wait for INIT/SIPI): it waits in the kernel's `_start`
+/// until the boot CPU lets it in.
+fn create_vcpu(
+    vm: &VmFd,
+    supported: &CpuId,
+    cpu: u32,
+    nr_cpus: u32,
+    entry: u64,
+    nx: bool,
+    platform: Platform,
+) -> Result<VcpuFd> {
+    let vcpu = vm
+        .create_vcpu(u64::from(cpu))
+        .map_err(|e| Error::Kvm("KVM_CREATE_VCPU", e))?;
+    let mut cpuid = supported.clone();
+    crate::topology::set_cpuid_topology(cpuid.as_mut_slice(), cpu, nr_cpus);
+    vcpu.set_cpuid2(&cpuid)
+        .map_err(|e| Error::Kvm("KVM_SET_CPUID2", e))?;
+    let mut sregs = vcpu
+        .get_sregs()
+        .map_err(|e| Error::Kvm("KVM_GET_SREGS", e))?;
+    boot::setup_sregs(&mut sregs, nx, cpu);
+    vcpu.set_sregs(&sregs)
+        .map_err(|e| Error::Kvm("KVM_SET_SREGS", e))?;
+    vcpu.set_regs(&boot::entry_regs(entry, cpu))
+        .map_err(|e| Error::Kvm("KVM_SET_REGS", e))?;
+    vcpu.set_fpu(&boot::entry_fpu())
+        .map_err(|e| Error::Kvm("KVM_SET_FPU", e))?;
+    if platform == Platform::PvmNative {
+        // Run guest ring-0 code natively from the first instruction.
+        let msrs = Msrs::from_entries(&[kvm_msr_entry {
+            index: PVM_CONTROL_MSR,
+            data: 1,
+            ..Default::default()
+        }])
+        .expect("one MSR fits");
+        let written = vcpu
+            .set_msrs(&msrs)
+            .map_err(|e| Error::Kvm("KVM_SET_MSRS (PVM control)", e))?;
+        if written != 1 {
+            return Err(Error::Kvm(
+                "the PVM control MSR was refused (is this really a PVM host? try --platform hvm)",
+                kvm_ioctls::Error::new(libc::EINVAL),
+            ));
+        }
+    }
+    if cpu != 0 {
+        vcpu.set_mp_state(kvm_mp_state {
+            mp_state: KVM_MP_STATE_RUNNABLE,
+        })
+        .map_err(|e| Error::Kvm("KVM_SET_MP_STATE", e))?;
+    }
+    Ok(vcpu)
 }
 
 /// Creates the virtio console behind its virtio-mmio window: interrupt

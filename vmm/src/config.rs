@@ -43,6 +43,8 @@ pub struct VmConfig {
     /// The first program's path and arguments (`argv[0]` is the path);
     /// `None`: the built-in init.
     pub init: Option<Vec<String>>,
+    /// Number of vCPUs (1..=the host's CPUs).
+    pub cpus: u32,
 }
 
 impl VmConfig {
@@ -57,6 +59,7 @@ impl VmConfig {
             platform: PlatformChoice::Auto,
             initrd: None,
             init: None,
+            cpus: 1,
         }
     }
 }
@@ -108,6 +111,23 @@ fn validate_memory_size(bytes: u64) -> std::result::Result<(), String> {
         return Err("must be a multiple of 4 KiB".into());
     }
     Ok(())
+}
+
+/// Most vCPUs this host can give a guest: its online CPUs, at most the
+/// guest kernel's [`forkvm_abi::MAX_CPUS`].
+pub fn max_cpus() -> u32 {
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (host as u32).min(forkvm_abi::MAX_CPUS)
+}
+
+/// Checks a `--cpus` count against [`max_cpus`].
+pub fn check_cpus(cpus: u32) -> Result<()> {
+    let max = max_cpus();
+    if (1..=max).contains(&cpus) {
+        Ok(())
+    } else {
+        Err(Error::CpuCount { asked: cpus, max })
+    }
 }
 
 #[cfg(test)]

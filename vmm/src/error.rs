@@ -32,6 +32,11 @@ pub enum Error {
     InitrdTooLarge { size: u64, max: u64, memory: u64 },
     /// `--init`'s path and arguments do not fit the boot area.
     InitTooLong { len: usize, max: u64 },
+    /// `--cpus` asked for no vCPU, or more than the host (or the guest
+    /// kernel) has.
+    CpuCount { asked: u32, max: u32 },
+    /// `--cpus` above 1 on the PVM host, which cannot run them.
+    SmpOnPvm { asked: u32 },
     /// Host-side I/O (terminal, event loop) failed.
     Io(&'static str, std::io::Error),
 }
@@ -72,6 +77,19 @@ impl fmt::Display for Error {
             Error::InitTooLong { len, max } => {
                 write!(f, "--init's path and arguments take {len} bytes; at most {max} fit in the guest's boot area")
             }
+            Error::CpuCount { asked, max } => write!(
+                f,
+                "--cpus {asked}: the guest can have 1 to {max} vCPUs (this host has {max} CPUs \
+                 available, the guest kernel at most {})",
+                forkvm_abi::MAX_CPUS
+            ),
+            Error::SmpOnPvm { asked } => write!(
+                f,
+                "--cpus {asked}: this PVM host (kvm_pvm) runs guest kernel code natively only on \
+                 the boot CPU's page-table root, and forkvm's SMP guest gives every CPU its own \
+                 root (a second vCPU would crawl in the host's instruction emulator and crash at \
+                 its first SSE instruction); use --cpus 1 here, or an HVM (VMX/SVM) host"
+            ),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

@@ -17,6 +17,7 @@ pub mod kvm_stats;
 pub mod memory;
 pub mod platform;
 pub mod terminal;
+pub mod topology;
 pub mod vcpu;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,47 @@ fn install_kick_handler() {
             libc::sigaction(kick_signal(), &action, std::ptr::null_mut());
         }
     });
+}
+
+/// What a vCPU thread reports when its loop ends.
+struct VcpuReport {
+    exit: GuestExit,
+    entered: Instant,
+    exited: Instant,
+}
+
+/// Stops every vCPU thread still running: sets the flag, then kicks each
+/// thread out of `KVM_RUN` (a kick can land just before it re-enters, so
+/// again every 10 ms) until all have reported. Returns their reports in
+/// the order they came.
+fn stop_vcpus(
+    stop: &AtomicBool,
+    threads: &[std::thread::JoinHandle<()>],
+    reports: &mpsc::Receiver<VcpuReport>,
+) -> Vec<VcpuReport> {
+    use std::os::unix::thread::JoinHandleExt;
+    stop.store(true, Ordering::Release);
+    let mut received = Vec::new();
+    loop {
+        while let Ok(report) = reports.try_recv() {
+            received.push(report);
+        }
+        if threads.iter().all(|t| t.is_finished()) {
+            // A finished thread sent its report before it ended.
+            while let Ok(report) = reports.try_recv() {
+                received.push(report);
+            }
+            return received;
+        }
+        for thread in threads.iter().filter(|t| !t.is_finished()) {
+            // SAFETY: the thread has not finished, so its pthread is
+            // valid, and the signal has a no-op handler.
+            unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
+        }
+        if let Ok(report) = reports.recv_timeout(Duration::from_millis(10)) {
+            received.push(report);
+        }
+    }
 }
 
 /// Where the time of one VM run went.
@@ -144,7 +186,7 @@ pub fn run_with(
     let start = Instant::now();
     let vm = builder::Vm::new(config, serial_out)?;
     let exits = ExitCounters::new();
-    let kvm_stats = KvmStats::open(&vm.vcpu)
+    let kvm_stats = KvmStats::open(&vm.vcpus[0])
         .map_err(|e| log::debug!("no KVM statistics: {e}"))
         .ok()
         .map(Arc::new);
@@ -175,24 +217,51 @@ pub fn run_with(
         .try_clone()
         .map_err(|e| Error::Io("eventfd", e))?;
     let (exit_tx, exit_rx) = mpsc::channel();
-    let context = vcpu::VcpuContext {
-        memory: vm.memory.clone(),
-        serial: vm.serial.clone(),
-        virtio_console: vm.virtio_console.transport.clone(),
-        virtio_console_base: vm.virtio_console.base,
-        stop: stop.clone(),
-        exits: exits.clone(),
+    let nr_cpus = vm.vcpus.len();
+    let per_cpu_exits: Vec<ExitCounters> = if nr_cpus > 1 {
+        (0..nr_cpus).map(|_| ExitCounters::new()).collect()
+    } else {
+        Vec::new()
     };
-    let mut vcpu_fd = vm.vcpu;
-    let vcpu_thread = std::thread::Builder::new()
-        .name("vcpu0".into())
-        .spawn(move || {
-            let entered = Instant::now();
-            let exit = vcpu::run(&mut vcpu_fd, &context);
-            let _ = exit_tx.send((exit, entered, Instant::now()));
-            let _ = guest_stopped_signal.write(1);
-        })
-        .map_err(|e| Error::Io("spawning the vCPU thread", e))?;
+    let mut vcpu_threads = Vec::with_capacity(nr_cpus);
+    for (cpu, mut vcpu_fd) in vm.vcpus.into_iter().enumerate() {
+        let context = vcpu::VcpuContext {
+            cpu: cpu as u32,
+            memory: vm.memory.clone(),
+            serial: vm.serial.clone(),
+            virtio_console: vm.virtio_console.transport.clone(),
+            virtio_console_base: vm.virtio_console.base,
+            stop: stop.clone(),
+            exits: exits.clone(),
+            cpu_exits: per_cpu_exits.get(cpu).cloned(),
+        };
+        let exit_tx = exit_tx.clone();
+        let guest_stopped_signal = guest_stopped_signal
+            .try_clone()
+            .map_err(|e| Error::Io("eventfd", e))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("vcpu{cpu}"))
+            .spawn(move || {
+                let entered = Instant::now();
+                let exit = vcpu::run(&mut vcpu_fd, &context);
+                let _ = exit_tx.send(VcpuReport {
+                    exit,
+                    entered,
+                    exited: Instant::now(),
+                });
+                let _ = guest_stopped_signal.write(1);
+                // The fd (and KVM's vCPU) goes with the thread.
+                drop(vcpu_fd);
+            });
+        match thread {
+            Ok(thread) => vcpu_threads.push(thread),
+            Err(e) => {
+                stop_vcpus(&stop, &vcpu_threads, &exit_rx);
+                return Err(Error::Io("spawning a vCPU thread", e));
+            }
+        }
+    }
+    drop(exit_tx);
 
     let loop_end = event_loop::run(LoopInputs {
         serial: vm.serial.clone(),
@@ -205,25 +274,21 @@ pub fn run_with(
         deadline: config.timeout.map(|t| Instant::now() + t),
     });
 
-    // Stop the vCPU if it is still running: flag it, then kick it out of
-    // KVM_RUN until it notices (a kick can land just before it re-enters).
-    stop.store(true, Ordering::Release);
-    let (exit, entered, exited) = loop {
-        match exit_rx.recv_timeout(Duration::from_millis(10)) {
-            Ok(report) => break report,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let now = Instant::now();
-                break (GuestExit::Stopped, now, now);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                use std::os::unix::thread::JoinHandleExt;
-                // SAFETY: the thread is alive (its channel is still open)
-                // and the signal has a no-op handler.
-                unsafe { libc::pthread_kill(vcpu_thread.as_pthread_t(), kick_signal()) };
-            }
-        }
-    };
-    let _ = vcpu_thread.join();
+    // The first vCPU to stop decides how the guest ended; then every
+    // other one is stopped and joined.
+    let first = exit_rx.try_recv().ok();
+    let mut reports = stop_vcpus(&stop, &vcpu_threads, &exit_rx);
+    for thread in vcpu_threads {
+        let _ = thread.join();
+    }
+    if let Some(first) = first {
+        reports.insert(0, first);
+    }
+    let now = Instant::now();
+    let (exit, exited) = reports
+        .first()
+        .map_or((GuestExit::Stopped, now), |r| (r.exit.clone(), r.exited));
+    let entered = reports.iter().map(|r| r.entered).min().unwrap_or(now);
     let kvm_totals = kvm_stats.and_then(|stats| stats.read().ok());
     drop(terminal);
     // Release the VM (and with it KVM's state) before the clock stops.
@@ -245,6 +310,9 @@ pub fn run_with(
         timings.teardown.as_secs_f64() * 1e3
     );
     log::info!("vCPU: {}", exits.snapshot());
+    for (cpu, own) in per_cpu_exits.iter().enumerate() {
+        log::info!("vCPU {cpu}: {}", own.snapshot());
+    }
     if let Some(kvm) = kvm_totals {
         let get = |name: &str| kvm.get(name).copied().unwrap_or(0);
         log::info!(

@@ -67,6 +67,10 @@ struct Cli {
     #[arg(last = true, value_name = "ARGS")]
     init_args: Vec<String>,
 
+    /// Number of vCPUs (1 to the host's CPU count).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cpus: u32,
+
     /// Log VMM events to stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
     config.timeout = cli.timeout;
     config.kvm_device = cli.kvm_device;
     config.initrd = cli.initrd;
+    config.cpus = cli.cpus;
     config.init = cli.init.map(|path| {
         let mut argv = vec![path];
         argv.extend(cli.init_args);
@@ -141,8 +146,8 @@ fn main() -> ExitCode {
 fn report(outcome: &Outcome) -> u8 {
     match outcome {
         Outcome::Guest(GuestExit::Poweroff(status)) => (*status & 0xff) as u8,
-        Outcome::Guest(GuestExit::Panic(message)) => {
-            eprintln!("forkvm: guest kernel panic: {message}");
+        Outcome::Guest(GuestExit::Panic { message, cpu }) => {
+            eprintln!("forkvm: guest kernel panic: {message} (on CPU {cpu})");
             EXIT_GUEST_PANIC
         }
         Outcome::Guest(GuestExit::BootFailed(message)) => {

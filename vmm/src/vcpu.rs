@@ -20,8 +20,8 @@ use crate::memory::GuestMemory;
 pub enum GuestExit {
     /// The guest wrote its status to the poweroff port.
     Poweroff(u32),
-    /// The guest kernel panicked with this message.
-    Panic(String),
+    /// The guest kernel panicked with this message on this CPU.
+    Panic { message: String, cpu: u32 },
     /// The guest kernel could not boot because of its input (a corrupt
     /// initramfs, no init to start); the message says what was wrong.
     BootFailed(String),
@@ -36,7 +36,10 @@ pub enum GuestExit {
 }
 
 /// What the vCPU loop needs besides the vCPU.
+#[derive(Clone)]
 pub struct VcpuContext {
+    /// Which vCPU this loop runs (the guest's CPU number).
+    pub cpu: u32,
     pub memory: GuestMemory,
     pub serial: SharedSerial,
     /// The virtio console's transport and the base of its MMIO window.
@@ -44,8 +47,19 @@ pub struct VcpuContext {
     pub virtio_console_base: u64,
     /// Set by the VMM to make the loop return `Stopped`.
     pub stop: Arc<AtomicBool>,
-    /// Every return from `KVM_RUN`, counted by reason.
+    /// Every return from `KVM_RUN` of all vCPUs, counted by reason.
     pub exits: ExitCounters,
+    /// This vCPU's own counts, kept when the VM has more than one.
+    pub cpu_exits: Option<ExitCounters>,
+}
+
+impl VcpuContext {
+    fn record(&self, reason: ExitReason) {
+        self.exits.record(reason);
+        if let Some(own) = &self.cpu_exits {
+            own.record(reason);
+        }
+    }
 }
 
 const SERIAL_PORTS: std::ops::Range<u16> = port::SERIAL_COM1..port::SERIAL_COM1 + 8;
@@ -67,18 +81,18 @@ pub fn run(vcpu: &mut VcpuFd, context: &VcpuContext) -> GuestExit {
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                context.exits.record(ExitReason::Interrupted);
+                context.record(ExitReason::Interrupted);
                 continue;
             }
             Err(e) => {
-                context.exits.record(ExitReason::Other);
+                context.record(ExitReason::Other);
                 return GuestExit::InternalError {
                     detail: format!("KVM_RUN failed: {e}"),
                     rip: 0,
                 };
             }
         };
-        context.exits.record(exit_reason(&exit));
+        context.record(exit_reason(&exit));
         match exit {
             VcpuExit::IoOut(addr, data) => {
                 if let Some(done) = io_out(context, addr, data) {
@@ -143,10 +157,10 @@ fn io_out(context: &VcpuContext, addr: u16, data: &[u8]) -> Option<GuestExit> {
             None
         }
         port::POWEROFF => Some(GuestExit::Poweroff(le_u32(data))),
-        port::PANIC => Some(GuestExit::Panic(read_panic_message(
-            &context.memory,
-            le_u32(data) as usize,
-        ))),
+        port::PANIC => Some(GuestExit::Panic {
+            message: read_panic_message(&context.memory, le_u32(data) as usize),
+            cpu: context.cpu,
+        }),
         port::BOOT_FAILED => Some(GuestExit::BootFailed(read_panic_message(
             &context.memory,
             le_u32(data) as usize,

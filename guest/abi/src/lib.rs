@@ -67,6 +67,32 @@ const _: () = assert!(
 pub const INIT_ARGV_PHYS: u64 = SCRIPT_PHYS + SCRIPT_MAX_LEN + 1;
 /// Most bytes of [`INIT_ARGV_PHYS`] (the rest of the low boot area).
 pub const INIT_ARGV_MAX_LEN: u64 = 0x9_f000 - INIT_ARGV_PHYS;
+/// Most vCPUs a forkvm guest can have (the kernel's per-CPU tables are
+/// sized for it; the VMM also refuses more than the host has).
+pub const MAX_CPUS: u32 = 64;
+/// Guest-physical root page table of secondary CPU `n` (1..MAX_CPUS):
+/// `AP_PML4_PHYS + (n - 1) * PAGE_SIZE`, a copy of the boot PML4 the VMM
+/// writes and loads into that vCPU's CR3. Every CPU keeps its own root for
+/// good, so the user half (the address space it runs) and the per-CPU
+/// window can differ per CPU. (The PVM host runs a vCPU natively only on
+/// the boot root at [`BOOT_PML4_PHYS`]: measured, a vCPU started on any
+/// other root, even a byte-identical copy, stays in the host's emulator;
+/// so the VMM gives a PVM guest one vCPU.)
+pub const AP_PML4_PHYS: u64 = 0xA_0000;
+const _: () = assert!(
+    INIT_ARGV_PHYS + INIT_ARGV_MAX_LEN <= AP_PML4_PHYS
+        && AP_PML4_PHYS + (MAX_CPUS as u64 - 1) * PAGE_SIZE <= KERNEL_PHYS_BASE,
+    "the secondary CPUs' roots fit between the boot area and the kernel"
+);
+/// The root page table of CPU `cpu` (0 is the boot CPU's).
+pub const fn cpu_root_phys(cpu: u32) -> u64 {
+    if cpu == 0 {
+        BOOT_PML4_PHYS
+    } else {
+        AP_PML4_PHYS + (cpu as u64 - 1) * PAGE_SIZE
+    }
+}
+
 /// Memory below this address holds firmware-like VMM data and is never
 /// handed out by the kernel's frame allocator.
 pub const LOW_MEMORY_END: u64 = KERNEL_PHYS_BASE;
@@ -137,7 +163,7 @@ pub const SERIAL_GSI: u32 = 4;
 /// `BootInfo::magic`: "FORKVMBI".
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"FORKVMBI");
 /// Version of the [`BootInfo`] layout.
-pub const BOOT_INFO_VERSION: u32 = 3;
+pub const BOOT_INFO_VERSION: u32 = 4;
 
 /// How the guest kernel executes.
 #[repr(u32)]
@@ -222,7 +248,8 @@ pub struct BootInfo {
     pub virtio_console_size: u64,
     /// IOAPIC input of the virtio console ([`VIRTIO_CONSOLE_GSI`]).
     pub virtio_console_gsi: u32,
-    pub _pad: u32,
+    /// Number of vCPUs (1..=[`MAX_CPUS`]); CPU `n` has APIC id `n`.
+    pub nr_cpus: u32,
     /// Guest-physical address of the initramfs (an uncompressed newc cpio
     /// archive; the VMM decompresses a gzip one), page aligned, outside
     /// `mem_regions` so the kernel's allocator never hands it out; 0 and
@@ -312,6 +339,10 @@ pub mod sys {
     /// its natural errno (0 disarms). Returns the steps counted by the
     /// previous clone/fork (so a sweep knows when it has covered them all).
     pub const DIAG_FAIL_NTH: u64 = 3;
+    /// Panic the kernel on CPU `arg` with the message in `buf[..len]`
+    /// (tests that a panic on any CPU ends the VM and names the CPU);
+    /// EINVAL if that CPU is not online.
+    pub const DIAG_PANIC_ON_CPU: u64 = 4;
     /// `DIAG_FAIL_NTH`'s result: bits 0..16 count the fallible steps the
     /// previous clone went through; the bits from this shift on say which
     /// step an injected failure hit (1-based index into [`FORK_STEPS`],
@@ -406,7 +437,8 @@ pub mod sys {
         pub vsz_kb: u64,
         /// Open file descriptors.
         pub fds: u32,
-        pub _pad2: u32,
+        /// The CPU the task last ran on (Linux `ps -o psr`).
+        pub cpu: u32,
         /// Command name, NUL padded.
         pub comm: [u8; 16],
         /// Scheduling policy (`SCHED_*`) and nice value.

@@ -1,10 +1,10 @@
 //! An address space (Linux `mm_struct`): the page tables and the areas of
 //! one process, shared by its threads (`CLONE_VM`).
 //!
-//! The CPU always runs on one page-table root, the boot PML4: switching
-//! address spaces copies the user half of the next one's PML4 (128
-//! entries, usually one in use: see [`STACK_TOP`]) into it and reloads
-//! CR3. The PVM host needs this: after a switch to any other root it can
+//! Each CPU always runs on its own page-table root (the boot PML4 for CPU
+//! 0, `forkvm_abi::cpu_root_phys`): switching address spaces copies the
+//! user half of the next one's PML4 (128 entries, usually one in use: see
+//! [`STACK_TOP`]) into it and reloads CR3. The PVM host needs this: after a switch to any other root it can
 //! no longer deliver events onto the kernel's upper-half event stack (the
 //! vCPU hangs at the first one). On HVM it costs the same as a CR3
 //! switch, so both platforms share the mechanism. Each address space
@@ -14,7 +14,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use forkvm_abi::{BOOT_PML4_PHYS, PAGE_SIZE};
+use forkvm_abi::{cpu_root_phys, BOOT_PML4_PHYS, PAGE_SIZE};
 use spin::Mutex;
 
 use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyError};
@@ -44,10 +44,14 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Lowest address mmap hands out without a hint.
 const MMAP_MIN: u64 = 0x1_0000;
 
-/// Root of the address space whose user entries are installed (0: none).
-static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
+/// This CPU's record of the address space whose user entries are
+/// installed in its root (0: none); other CPUs read it to find the targets
+/// of a TLB shootdown (`arch::tlb`).
+fn active_root() -> &'static AtomicU64 {
+    &crate::arch::percpu::this_cpu().active_root
+}
 
-/// Root of an address space that died while installed (0: none). Its
+/// This CPU's root of an address space that died while installed (0: none). Its
 /// entries stay in the hardware root, and its tables and frames stay
 /// allocated, until the next [`activate`] has replaced them and flushed
 /// the TLB (Linux's lazy TLB: an exiting task does not switch to an empty
@@ -55,9 +59,16 @@ static ACTIVE_ROOT: AtomicU64 = AtomicU64::new(0);
 /// CR3 reload per exit, and nothing can use the stale entries meanwhile:
 /// no user code runs before the next activation, and the kernel reaches
 /// user memory only through page-table walks of its own.
-static DEAD_ROOT: AtomicU64 = AtomicU64::new(0);
+fn dead_root() -> &'static AtomicU64 {
+    &crate::arch::percpu::this_cpu().dead_root
+}
 
-/// The root kept in [`DEAD_ROOT`] or [`SPARE_ROOT`] as its address (0: none).
+/// The root page table this CPU runs on.
+fn this_cpu_root() -> u64 {
+    cpu_root_phys(crate::arch::percpu::cpu_id())
+}
+
+/// The root kept in [`dead_root`] or [`SPARE_ROOT`] as its address (0: none).
 fn stored_root(phys: u64) -> Option<TablePage> {
     // SAFETY: those two hold only roots of address spaces (stored from
     // `AddressSpace::root`), table pages until `free_address_space` frees
@@ -68,8 +79,11 @@ fn stored_root(phys: u64) -> Option<TablePage> {
 /// Installs the user half of `mm` (or an empty one) in the hardware root.
 pub fn activate(mm: Option<&AddressSpace>) {
     let root = mm.map(|mm| mm.root);
-    ACTIVE_ROOT.store(root.map_or(0, TablePage::phys), Ordering::Relaxed);
-    let dead = stored_root(DEAD_ROOT.swap(0, Ordering::Relaxed));
+    // Published before the tables are read: a CPU that changes them after
+    // this either sees us as a shootdown target or changed them before we
+    // read them (see `arch::tlb`).
+    active_root().store(root.map_or(0, TablePage::phys), Ordering::SeqCst);
+    let dead = stored_root(dead_root().swap(0, Ordering::Relaxed));
     // A root with the same entries (say, both empty) would skip the
     // reload: the dead one's mappings must be flushed all the same.
     if !install_user_entries(root) && dead.is_some() {
@@ -119,7 +133,9 @@ fn install_user_entries(root: Option<TablePage>) -> bool {
                 .try_into()
                 .expect("128 entries"),
         };
-        let active = memory.table(super::BOOT_PML4);
+        // SAFETY: every CPU's root is a table page mm set up at boot and
+        // never frees.
+        let active = memory.table(unsafe { TablePage::new(this_cpu_root()) });
         let mut changed = false;
         for (slot, entry) in active.iter_mut().zip(source) {
             if *slot != entry {
@@ -137,8 +153,8 @@ fn install_user_entries(root: Option<TablePage>) -> bool {
 
 fn reload_cr3() {
     stats::TLB_FLUSHES.add(1);
-    // SAFETY: the boot root maps the kernel and is never freed.
-    unsafe { cpu::write_cr3(BOOT_PML4_PHYS) };
+    // SAFETY: every CPU's root maps the kernel and is never freed.
+    unsafe { cpu::write_cr3(this_cpu_root()) };
 }
 
 /// Mutable parts of an address space.
@@ -297,15 +313,17 @@ impl AddressSpace {
 
     /// Whether this address space's user entries are installed.
     pub fn is_active(&self) -> bool {
-        ACTIVE_ROOT.load(Ordering::Relaxed) == self.root.phys()
+        active_root().load(Ordering::Relaxed) == self.root.phys()
     }
 
     /// If active: brings the installed user entries up to date and flushes
-    /// the TLB (after write-protecting or unmapping pages).
+    /// the TLB (after write-protecting or unmapping pages); the other CPUs
+    /// that have it installed do the same (one shootdown IPI each).
     fn flush_if_current(&self) {
         if self.is_active() && !install_user_entries(Some(self.root)) {
             reload_cr3();
         }
+        crate::arch::tlb::shootdown_user(self.root.phys());
     }
 
     /// If active: installs user PML4 entries created since activation (a
@@ -478,11 +496,16 @@ impl AddressSpace {
             FaultResult::Spurious => stats::FAULTS_SPURIOUS.add(1),
             FaultResult::Segv | FaultResult::Oom => {}
         }
-        if result == FaultResult::Mapped {
+        // Spurious: another CPU may have created the PML4 entry (a
+        // thread's mmap) that this CPU's root lacks.
+        if matches!(result, FaultResult::Mapped | FaultResult::Spurious) {
             self.sync_if_active();
         }
-        if result.needs_flush() && self.is_active() {
-            cpu::invlpg(addr & !(PAGE_SIZE - 1));
+        if result.needs_flush() {
+            if self.is_active() {
+                cpu::invlpg(addr & !(PAGE_SIZE - 1));
+            }
+            crate::arch::tlb::shootdown_user(self.root.phys());
         }
         result
     }
@@ -610,13 +633,47 @@ fn copy_errno(error: UserCopyError) -> i32 {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        // Other CPUs that still have it installed (lazily: their idle task,
+        // or a thread that exits there) drop it first.
+        crate::arch::tlb::shootdown_user(self.root.phys());
         if self.is_active() {
             // Freed by the next activation, after its TLB flush.
-            ACTIVE_ROOT.store(0, Ordering::Relaxed);
-            let previous = DEAD_ROOT.swap(self.root.phys(), Ordering::Relaxed);
+            active_root().store(0, Ordering::Relaxed);
+            let previous = dead_root().swap(self.root.phys(), Ordering::Relaxed);
             debug_assert_eq!(previous, 0, "two dead address spaces installed");
             return;
         }
         free_address_space(self.root);
+    }
+}
+
+/// A TLB shootdown for `root` reached this CPU (`arch::tlb`): if its user
+/// entries are installed here, bring them up to date and flush, or, if the
+/// running task does not use that address space (a lazily kept one: the
+/// idle task, an exiting thread), uninstall it, so later changes to it
+/// send this CPU nothing.
+pub fn flush_for_shootdown(root: u64) {
+    if active_root().load(Ordering::Relaxed) != root {
+        return;
+    }
+    let current = crate::sched::current();
+    // This CPU may be waiting in a shootdown of its own while holding its
+    // task's lock: then keep the entries (they stay valid until we ack).
+    let in_use = current
+        .inner
+        .try_lock()
+        .is_none_or(|inner| inner.mm.as_ref().is_some_and(|mm| mm.root.phys() == root));
+    if in_use {
+        // SAFETY: `root` is installed on this CPU (checked above), so it is
+        // the root of a live address space: a table page until its drop,
+        // which uninstalls it here first (a shootdown to this CPU).
+        if !install_user_entries(Some(unsafe { TablePage::new(root) })) {
+            reload_cr3();
+        }
+    } else {
+        active_root().store(0, Ordering::SeqCst);
+        if !install_user_entries(None) {
+            reload_cr3();
+        }
     }
 }

@@ -153,13 +153,25 @@ fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
 }
 
 fn unmap_slot(slot: u64) {
+    let mut unmapped = alloc::vec::Vec::new();
+    {
+        let mut frames = FRAMES.lock();
+        let frames = frames.as_mut().expect("frame allocator initialised");
+        let mut tables = KernelTables(frames);
+        for address in page_addresses(slot) {
+            if let Some(entry) = paging::unmap_page(&mut tables, super::BOOT_PML4, address) {
+                crate::arch::cpu::invlpg(address);
+                unmapped.push(entry);
+            }
+        }
+    }
+    // Other CPUs may cache the pages' translations: they forget them
+    // before the frames go back (outside the frame lock, which a target
+    // could be waiting for).
+    crate::arch::tlb::shootdown_kernel();
     let mut frames = FRAMES.lock();
     let frames = frames.as_mut().expect("frame allocator initialised");
-    let mut tables = KernelTables(frames);
-    for address in page_addresses(slot) {
-        if let Some(entry) = paging::unmap_page(&mut tables, super::BOOT_PML4, address) {
-            crate::arch::cpu::invlpg(address);
-            tables.0.put(Pfn::containing(entry & paging::ADDRESS_MASK));
-        }
+    for entry in unmapped {
+        frames.put(Pfn::containing(entry & paging::ADDRESS_MASK));
     }
 }

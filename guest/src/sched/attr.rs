@@ -123,6 +123,20 @@ impl SchedAttr {
 pub struct SchedEntity {
     attr: Mutex<SchedAttr>,
     queue_key: AtomicU32,
+    /// The CPU the task last ran on or is queued on (Linux `task_cpu`).
+    pub(super) cpu: AtomicU32,
+    /// The task runs on its CPU or is being switched away from it (Linux
+    /// `p->on_cpu`): cleared only after the switch is complete, so no
+    /// other CPU runs it on the stack still in use.
+    pub(super) on_cpu: core::sync::atomic::AtomicBool,
+    /// The task is queued or is some CPU's current task and has not been
+    /// taken off by `schedule` for sleeping (Linux `p->on_rq`).
+    pub(super) on_rq: core::sync::atomic::AtomicBool,
+    /// Serialises a wake-up against the task's own `schedule` deciding to
+    /// sleep (Linux `p->pi_lock`). Taken before any run-queue lock.
+    pub(super) wake_lock: Mutex<()>,
+    /// The CPUs the task may run on (Linux `cpus_mask`), bit n = CPU n.
+    cpus_allowed: core::sync::atomic::AtomicU64,
 }
 
 impl SchedEntity {
@@ -130,7 +144,33 @@ impl SchedEntity {
         SchedEntity {
             queue_key: AtomicU32::new(attr.queue_key()),
             attr: Mutex::new(attr),
+            cpu: AtomicU32::new(0),
+            on_cpu: core::sync::atomic::AtomicBool::new(false),
+            on_rq: core::sync::atomic::AtomicBool::new(false),
+            wake_lock: Mutex::new(()),
+            cpus_allowed: core::sync::atomic::AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// The CPUs the task may run on (`sched_getaffinity`).
+    pub fn cpus_allowed(&self) -> u64 {
+        self.cpus_allowed.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the CPUs the task may run on; the scheduler moves it at
+    /// its next `schedule` (see `sched::set_cpus_allowed`).
+    pub(super) fn set_cpus_allowed(&self, mask: u64) {
+        self.cpus_allowed.store(mask, Ordering::Relaxed);
+    }
+
+    /// Whether the task may run on `cpu`.
+    pub fn may_run_on(&self, cpu: u32) -> bool {
+        self.cpus_allowed() & (1 << cpu) != 0
+    }
+
+    /// The CPU the task last ran on (Linux `task_cpu`).
+    pub fn cpu(&self) -> u32 {
+        self.cpu.load(Ordering::Relaxed)
     }
 
     /// A copy of the attributes.

@@ -1,12 +1,32 @@
-//! The scheduler: a run queue with Linux's class order (real-time tasks by
-//! priority, then the fair class in round robin), preemption when
+//! The scheduler: a run queue per CPU with Linux's class order (real-time
+//! tasks by priority, then the fair class in round robin), preemption when
 //! returning to user mode (after a tick, or when a higher-priority task
-//! woke), and the idle task. A task's policy is in [`attr`].
+//! woke), an idle task per CPU, and placement across CPUs. A task's
+//! policy is in [`attr`].
 //!
 //! A task becomes runnable for the first time only through
 //! [`wake_up_new_task`] (as in Linux). The kernel is not preemptible: a
 //! task leaves the CPU in [`schedule`], called when it sleeps, yields or
 //! exits, or on its way back to user mode after a tick asked for it.
+//!
+//! Across CPUs (Linux's names): a new task goes to the idlest CPU
+//! (`select_task_rq` with WF_FORK: fewest running plus queued tasks, the
+//! parent's CPU on a tie); a woken one to its previous CPU if that is idle,
+//! else to an idle CPU, else back to its previous one. A wake-up or new
+//! task that must preempt another CPU's task (that CPU idles, or runs a
+//! lower priority) sets that CPU's NEED_RESCHED and sends it a reschedule
+//! IPI. An idle CPU pulls a queued task from another CPU's queue whenever
+//! its own is empty in `schedule` (Linux's newidle balance), which its
+//! idle loop runs after every interrupt, so at least at every tick.
+//!
+//! No task runs on two CPUs: a task is `on_cpu` from the moment a CPU picks
+//! it until the CPU it leaves has switched to another stack
+//! (`schedule_tail`); a waker spins until then before queueing it
+//! elsewhere, and a puller skips such tasks. A wake-up and the task's own
+//! decision to sleep are serialised by the task's `wake_lock` (Linux
+//! `pi_lock`): the waker of a task that is still current (`on_rq`) only
+//! marks it runnable. Locks: a task's `wake_lock`, then one run queue's
+//! lock (never two), then a CPU's `curr`/`previous` slots.
 
 pub mod attr;
 pub mod cputime;
@@ -16,9 +36,12 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use core::sync::atomic::AtomicU32;
+
+use forkvm_abi::MAX_CPUS;
 use spin::{Mutex, Once};
 
-use crate::arch::{gdt, switch};
+use crate::arch::{apic, gdt, interrupts, percpu, switch};
 use crate::process::task::{Task, TaskState};
 
 /// Ticks a fair task may run before a runnable peer gets the CPU.
@@ -82,35 +105,114 @@ impl RunQueue {
         self.rt.front().map_or(0, |t| t.sched().queue_key())
     }
 
-    fn is_empty(&self) -> bool {
-        self.rt.is_empty() && self.fair.is_empty()
+    /// Takes a task CPU `to` may run (allowed there, and not `on_cpu`: a
+    /// task queued by `schedule` is still on its stack until the switch
+    /// is done).
+    fn take_movable(&mut self, to: u32) -> Option<Arc<Task>> {
+        for queue in [&mut self.rt, &mut self.fair] {
+            let at = queue.iter().rposition(|t| {
+                !t.sched().on_cpu.load(Ordering::Acquire) && t.sched().may_run_on(to)
+            });
+            if let Some(at) = at {
+                return queue.remove(at);
+            }
+        }
+        None
     }
 }
 
-static RUN_QUEUE: Mutex<RunQueue> = Mutex::new(RunQueue::new());
-static CURRENT: Mutex<Option<Arc<Task>>> = Mutex::new(None);
-static IDLE: Once<Arc<Task>> = Once::new();
-/// Set by the tick when the current task's slice is over.
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
-static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
-/// The task we switched away from, released on the other side of the switch.
-static PREVIOUS: Mutex<Option<Arc<Task>>> = Mutex::new(None);
-/// Context switches so far.
-static SWITCHES: AtomicU64 = AtomicU64::new(0);
+/// One CPU's scheduler state (Linux `struct rq`).
+struct Rq {
+    queue: Mutex<RunQueue>,
+    /// Tasks in `queue`, readable without its lock (placement, balance).
+    nr_queued: AtomicU32,
+    curr: Mutex<Option<Arc<Task>>>,
+    /// Whether `curr` is the idle task.
+    running_idle: AtomicBool,
+    idle: Once<Arc<Task>>,
+    /// The task we switched away from, released on the other side of the
+    /// switch (`schedule_tail`).
+    previous: Mutex<Option<Arc<Task>>>,
+    /// Set by the tick when the current task's slice is over, or by a
+    /// wake-up that must preempt it.
+    need_resched: AtomicBool,
+    /// Set with `need_resched` when the current task's slice is over (a
+    /// preempted real-time task keeps its place at the head of its
+    /// priority otherwise).
+    slice_over: AtomicBool,
+    slice_ticks: AtomicU64,
+    /// Context switches on this CPU.
+    switches: AtomicU64,
+}
 
-/// Makes the boot context the idle task (pid 0).
+impl Rq {
+    const fn new() -> Rq {
+        Rq {
+            queue: Mutex::new(RunQueue::new()),
+            nr_queued: AtomicU32::new(0),
+            curr: Mutex::new(None),
+            running_idle: AtomicBool::new(true),
+            idle: Once::new(),
+            previous: Mutex::new(None),
+            need_resched: AtomicBool::new(false),
+            slice_over: AtomicBool::new(false),
+            slice_ticks: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+        }
+    }
+
+    fn enqueue(&self, task: Arc<Task>, head: bool) {
+        self.queue.lock().enqueue(task, head);
+        self.nr_queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Running plus queued tasks (the idle task counts for nothing).
+    fn load(&self) -> u32 {
+        self.nr_queued.load(Ordering::Relaxed)
+            + u32::from(!self.running_idle.load(Ordering::Relaxed))
+    }
+
+    fn is_idle(&self) -> bool {
+        self.load() == 0
+    }
+}
+
+static RQS: [Rq; MAX_CPUS as usize] = [const { Rq::new() }; MAX_CPUS as usize];
+
+fn this_rq() -> &'static Rq {
+    &RQS[percpu::cpu_id() as usize]
+}
+
+fn cpu_rq(cpu: u32) -> &'static Rq {
+    &RQS[cpu as usize]
+}
+
+/// CPUs that run tasks.
+fn online_cpus() -> impl Iterator<Item = u32> {
+    (0..percpu::nr_cpus()).filter(|&cpu| percpu::is_online(cpu))
+}
+
+/// Makes the boot context this CPU's idle task (pid 0): the boot CPU's in
+/// `kernel_main`, each secondary CPU's in its bring-up.
 pub fn init() {
-    let idle = IDLE.call_once(|| {
+    let rq = this_rq();
+    let idle = rq.idle.call_once(|| {
         let idle = Arc::new(Task::idle());
         idle.set_state(TaskState::Runnable);
+        idle.sched().cpu.store(percpu::cpu_id(), Ordering::Relaxed);
+        idle.sched().on_cpu.store(true, Ordering::Relaxed);
         idle
     });
-    *CURRENT.lock() = Some(idle.clone());
+    *rq.curr.lock() = Some(idle.clone());
 }
 
 /// The running task.
 pub fn current() -> Arc<Task> {
-    CURRENT.lock().clone().expect("scheduler initialised")
+    this_rq()
+        .curr
+        .lock()
+        .clone()
+        .expect("scheduler initialised")
 }
 
 /// Whether `task` is the idle task.
@@ -137,65 +239,180 @@ pub fn sched_fork(parent: &Task) -> attr::SchedAttr {
     parent.sched().get().for_child()
 }
 
-/// Makes a newly created task runnable (Linux `wake_up_new_task`). A child
-/// of a higher class or priority than its parent (a real-time child of a
-/// fair parent) preempts it: the parent gives up the CPU on its way back
-/// to user mode. With `sched_child_runs_first` a fair child goes to the
-/// front and preempts a fair parent too.
+/// The CPU for a new task (Linux `select_task_rq` with WF_FORK, its
+/// `find_idlest_cpu`): the one with the fewest running and queued tasks,
+/// this (the parent's) CPU on a tie.
+fn select_task_rq_fork(task: &Task) -> u32 {
+    let this = percpu::cpu_id();
+    if percpu::nr_cpus() == 1 {
+        return this;
+    }
+    let se = task.sched();
+    let mut best: Option<(u32, u32)> = se.may_run_on(this).then(|| (this_rq().load(), this));
+    for cpu in online_cpus().filter(|&cpu| se.may_run_on(cpu)) {
+        let load = cpu_rq(cpu).load();
+        if best.is_none_or(|(least, _)| load < least) {
+            best = Some((load, cpu));
+        }
+    }
+    best.map_or(this, |(_, cpu)| cpu)
+}
+
+/// The CPU for a woken task: its previous CPU if that one idles (its
+/// caches are there), else an idle CPU, else its previous CPU.
+fn select_task_rq_wake(task: &Task) -> u32 {
+    if percpu::nr_cpus() == 1 {
+        return 0;
+    }
+    let se = task.sched();
+    let prev = task.sched().cpu();
+    let usable = |cpu: u32| percpu::is_online(cpu) && se.may_run_on(cpu);
+    if usable(prev) && cpu_rq(prev).is_idle() {
+        return prev;
+    }
+    online_cpus()
+        .find(|&cpu| usable(cpu) && cpu_rq(cpu).is_idle())
+        .or_else(|| usable(prev).then_some(prev))
+        .or_else(|| online_cpus().find(|&cpu| usable(cpu)))
+        .unwrap_or(0)
+}
+
+/// Sets the CPUs `task` may run on (Linux `__set_cpus_allowed_ptr`): the
+/// caller checked that `mask` holds an online CPU. A task running or
+/// queued elsewhere moves at its next `schedule` (asked for at once if it
+/// is this CPU's current task).
+pub fn set_cpus_allowed(task: &Arc<Task>, mask: u64) {
+    task.sched().set_cpus_allowed(mask);
+    if Arc::ptr_eq(task, &current()) && !task.sched().may_run_on(percpu::cpu_id()) {
+        this_rq().need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// CPUs that run tasks, as a mask (Linux `cpu_active_mask`).
+pub fn online_mask() -> u64 {
+    online_cpus().fold(0, |mask, cpu| mask | 1 << cpu)
+}
+
+/// Queues a runnable task on `cpu` and makes that CPU notice.
+fn activate_task(cpu: u32, task: Arc<Task>, head: bool) {
+    let key = task.sched().queue_key();
+    task.sched().cpu.store(cpu, Ordering::Relaxed);
+    task.sched().on_rq.store(true, Ordering::Release);
+    cpu_rq(cpu).enqueue(task, head);
+    check_preempt_curr(cpu, key);
+}
+
+/// Makes a newly created task runnable (Linux `wake_up_new_task`) on the
+/// CPU [`select_task_rq_fork`] picks. A child of a higher class or
+/// priority than its parent (a real-time child of a fair parent) preempts
+/// it: the parent gives up the CPU on its way back to user mode. With
+/// `sched_child_runs_first` a fair child goes to the front of this CPU's
+/// queue and preempts a fair parent too.
 pub fn wake_up_new_task(task: Arc<Task>) {
     task.set_state(TaskState::Runnable);
-    let key = task.sched().queue_key();
-    let first = key == 0 && child_runs_first();
-    RUN_QUEUE.lock().enqueue(task, first);
+    // The CPUs allowed are inherited (Linux copies them with the whole
+    // task_struct in `dup_task_struct`); the caller is the parent.
+    let parent_mask = current().sched().cpus_allowed();
+    task.sched().set_cpus_allowed(parent_mask);
+    let first = task.sched().queue_key() == 0 && child_runs_first();
     if first {
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+        let this = percpu::cpu_id();
+        task.sched().cpu.store(this, Ordering::Relaxed);
+        task.sched().on_rq.store(true, Ordering::Release);
+        this_rq().enqueue(task, true);
+        this_rq().need_resched.store(true, Ordering::Relaxed);
     } else {
-        check_preempt_curr(key);
+        let cpu = select_task_rq_fork(&task);
+        activate_task(cpu, task, false);
     }
 }
 
-/// Makes a sleeping task runnable again.
+/// Makes a sleeping task runnable again (Linux `try_to_wake_up`).
 pub fn wake_up(task: &Arc<Task>) {
-    if task.state() == TaskState::Sleeping {
-        task.set_state(TaskState::Runnable);
-        let key = task.sched().queue_key();
-        RUN_QUEUE.lock().enqueue(task.clone(), false);
-        check_preempt_curr(key);
+    let se = task.sched();
+    let guard = se.wake_lock.lock();
+    if task.state() != TaskState::Sleeping {
+        return;
     }
+    task.set_state(TaskState::Runnable);
+    if se.on_rq.load(Ordering::Acquire) {
+        // Still some CPU's current task, before its `schedule`: that one
+        // now sees it runnable and keeps it (Linux `ttwu_runnable`).
+        return;
+    }
+    // It may still be on its old CPU's stack, switching away.
+    while se.on_cpu.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    let cpu = select_task_rq_wake(task);
+    activate_task(cpu, task.clone(), false);
+    drop(guard);
 }
 
-/// Linux `wakeup_preempt`: a task with run-queue key `key` became runnable;
-/// the current task gives way on its next return to user mode if it is of
-/// a lower priority (fair tasks among themselves wait for the tick).
-fn check_preempt_curr(key: u32) {
-    if key != 0 {
-        let current = CURRENT.lock().clone();
-        if current.is_some_and(|c| is_idle(&c) || c.sched().queue_key() < key) {
-            NEED_RESCHED.store(true, Ordering::Relaxed);
+/// Linux `wakeup_preempt`: a task with run-queue key `key` was queued on
+/// `cpu`. Its current task gives way on its next return to user mode if
+/// it is of a lower priority (fair tasks among themselves wait for the
+/// tick); another CPU is told by a reschedule IPI, which also wakes it
+/// from its idle halt.
+fn check_preempt_curr(cpu: u32, key: u32) {
+    let rq = cpu_rq(cpu);
+    if cpu == percpu::cpu_id() {
+        if key != 0 {
+            let current = rq.curr.lock().clone();
+            if current.is_some_and(|c| is_idle(&c) || c.sched().queue_key() < key) {
+                rq.need_resched.store(true, Ordering::Relaxed);
+            }
         }
+        return;
+    }
+    let preempt = rq.running_idle.load(Ordering::Acquire)
+        || (key != 0
+            && rq
+                .curr
+                .lock()
+                .as_ref()
+                .is_some_and(|c| c.sched().queue_key() < key));
+    // One IPI until the target has rescheduled.
+    if preempt && !rq.need_resched.swap(true, Ordering::AcqRel) {
+        apic::send_ipi(cpu, interrupts::RESCHEDULE_VECTOR);
     }
 }
 
 /// Applies changed attributes of `task` (Linux `__sched_setscheduler`'s
 /// dequeue/enqueue): a queued task moves to its new place, behind its new
 /// priority's tasks, or before them if its priority went down; whoever
-/// now outranks the current task preempts it.
+/// now outranks the current task of that CPU preempts it.
 pub fn set_sched_attr(task: &Arc<Task>, new: attr::SchedAttr) {
     let old_key = task.sched().queue_key();
     task.sched().set(new);
-    let mut queue = RUN_QUEUE.lock();
+    let cpu = task.sched().cpu();
+    let mut queue = cpu_rq(cpu).queue.lock();
     if queue.remove(task) {
         queue.enqueue(task.clone(), new.queue_key() < old_key);
     }
     let best = queue.best_key();
     drop(queue);
-    let current = current();
-    if best > current.sched().queue_key() {
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+    if cpu == percpu::cpu_id() {
+        if best > current().sched().queue_key() {
+            this_rq().need_resched.store(true, Ordering::Relaxed);
+        }
+    } else if best > 0 {
+        check_preempt_curr(cpu, best);
     }
 }
 
-/// Tasks sleeping until a TSC deadline (nanosleep).
+/// Marks the current task as going to sleep: the caller then publishes
+/// itself where a waker finds it and checks its condition once more
+/// before calling [`schedule`] (a waker that made the condition true in
+/// between finds the task asleep and wakes it: no lost wake-up). The full
+/// fence orders this store before the caller's condition loads.
+pub fn set_current_sleeping(task: &Task) {
+    task.set_state(TaskState::Sleeping);
+    core::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// Tasks sleeping until a TSC deadline (nanosleep); the boot CPU's tick
+/// wakes them.
 static SLEEPERS: Mutex<alloc::vec::Vec<(u64, Arc<Task>)>> = Mutex::new(alloc::vec::Vec::new());
 
 /// Puts the current task to sleep for at least `ns` nanoseconds; the tick
@@ -209,11 +426,14 @@ pub fn sleep_for_ns(ns: u64) -> u64 {
         if now >= deadline {
             return 0;
         }
-        if crate::process::signal::signal_pending(&task) {
-            return crate::time::tsc_to_ns(deadline - now).max(1);
-        }
-        task.set_state(TaskState::Sleeping);
+        set_current_sleeping(&task);
         SLEEPERS.lock().push((deadline, task.clone()));
+        if crate::process::signal::signal_pending(&task) {
+            task.set_state(TaskState::Runnable);
+            cancel_timer(&task);
+            let now = crate::arch::cpu::rdtsc();
+            return crate::time::tsc_to_ns(deadline.saturating_sub(now)).max(1);
+        }
         schedule();
         // A signal may have woken it before the deadline.
         cancel_timer(&task);
@@ -249,11 +469,15 @@ fn wake_sleepers() {
     }
 }
 
-/// Called from the timer interrupt. A fair task's slice is one tick, a
-/// SCHED_RR task's [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has none.
+/// Called from every CPU's timer interrupt. A fair task's slice is one
+/// tick, a SCHED_RR task's [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has
+/// none. The boot CPU's tick also wakes timed sleepers.
 pub fn tick() {
-    wake_sleepers();
-    let ticks = SLICE_TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    if percpu::cpu_id() == 0 {
+        wake_sleepers();
+    }
+    let rq = this_rq();
+    let ticks = rq.slice_ticks.fetch_add(1, Ordering::Relaxed) + 1;
     let current = current();
     let slice = match current.sched().queue_key() {
         0 => TIMESLICE_TICKS,
@@ -261,21 +485,17 @@ pub fn tick() {
         _ => return,
     };
     if ticks >= slice {
-        SLICE_OVER.store(true, Ordering::Relaxed);
-        NEED_RESCHED.store(true, Ordering::Relaxed);
+        rq.slice_over.store(true, Ordering::Relaxed);
+        rq.need_resched.store(true, Ordering::Relaxed);
     }
 }
-
-/// Set with NEED_RESCHED when the current task's slice is over (a
-/// preempted real-time task keeps its place at the head of its priority
-/// otherwise).
-static SLICE_OVER: AtomicBool = AtomicBool::new(false);
 
 /// Called on every return to user mode: give up the CPU if the slice is
 /// over or a higher-priority task is waiting.
 pub fn preempt_on_return_to_user() {
-    if NEED_RESCHED.load(Ordering::Relaxed) {
-        let head = !SLICE_OVER.load(Ordering::Relaxed);
+    let rq = this_rq();
+    if rq.need_resched.load(Ordering::Relaxed) {
+        let head = !rq.slice_over.load(Ordering::Relaxed);
         __schedule(head);
     }
 }
@@ -287,9 +507,11 @@ pub fn yield_now() {
     schedule();
 }
 
-/// Context switches so far.
+/// Context switches so far, on all CPUs.
 pub fn switches() -> u64 {
-    SWITCHES.load(Ordering::Relaxed)
+    RQS.iter()
+        .map(|rq| rq.switches.load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Picks the next task and switches to it. A runnable current task goes
@@ -302,64 +524,131 @@ pub fn schedule() {
 /// of its priority if `head_if_rt` (preempted, not yielding: Linux keeps a
 /// preempted SCHED_FIFO task at the head of its list).
 fn __schedule(head_if_rt: bool) {
-    NEED_RESCHED.store(false, Ordering::Relaxed);
-    SLICE_OVER.store(false, Ordering::Relaxed);
+    let rq = this_rq();
+    rq.need_resched.store(false, Ordering::Relaxed);
+    rq.slice_over.store(false, Ordering::Relaxed);
     // A slice starts whenever a task is (re)picked: a SCHED_RR task that
     // was preempted starts a new one (Linux keeps what was left).
-    SLICE_TICKS.store(0, Ordering::Relaxed);
+    rq.slice_ticks.store(0, Ordering::Relaxed);
     let prev = current();
-    let next = {
-        let mut queue = RUN_QUEUE.lock();
-        if prev.state() == TaskState::Runnable && !is_idle(&prev) {
+    let prev_stays = !is_idle(&prev) && {
+        // Decided under the wake lock: a waker either saw it asleep here
+        // and queues it once we are off its stack, or made it runnable
+        // before, and it stays (Linux `deactivate_task`).
+        let _guard = prev.sched().wake_lock.lock();
+        let runnable = prev.state() == TaskState::Runnable;
+        if !runnable {
+            prev.sched().on_rq.store(false, Ordering::Release);
+        }
+        runnable
+    };
+    let this = percpu::cpu_id();
+    let prev_stays = if prev_stays && !prev.sched().may_run_on(this) {
+        // Its affinity no longer has this CPU: queue it where it may run
+        // (the new CPU waits for it to be off this stack, below).
+        activate_task(select_task_rq_wake(&prev), prev.clone(), false);
+        false
+    } else {
+        prev_stays
+    };
+    let picked = {
+        let mut queue = rq.queue.lock();
+        if prev_stays {
             let head = head_if_rt && prev.sched().queue_key() != 0;
             queue.enqueue(prev.clone(), head);
+            rq.nr_queued.fetch_add(1, Ordering::Relaxed);
         }
-        match queue.pick_next() {
-            Some(next) => next,
-            None => IDLE.get().expect("idle task").clone(),
+        let picked = queue.pick_next();
+        if picked.is_some() {
+            rq.nr_queued.fetch_sub(1, Ordering::Relaxed);
         }
+        picked
+    };
+    let next = match picked.or_else(pull_task) {
+        Some(next) => next,
+        None => rq.idle.get().expect("idle task").clone(),
     };
     if Arc::ptr_eq(&prev, &next) {
         return;
     }
-    switch_to(prev, next);
+    // A task moved here by its affinity change may still be on its old
+    // CPU's stack.
+    while next.sched().on_cpu.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    switch_to(rq, prev, next);
 }
 
-fn switch_to(prev: Arc<Task>, next: Arc<Task>) {
-    SWITCHES.fetch_add(1, Ordering::Relaxed);
+/// Idle balance: takes a queued task from the CPU with the most queued
+/// tasks, if any waits there (one run-queue lock at a time).
+fn pull_task() -> Option<Arc<Task>> {
+    if percpu::nr_cpus() == 1 {
+        return None;
+    }
+    let this = percpu::cpu_id();
+    let busiest = online_cpus()
+        .filter(|&cpu| cpu != this)
+        .max_by_key(|&cpu| cpu_rq(cpu).nr_queued.load(Ordering::Relaxed))?;
+    let source = cpu_rq(busiest);
+    if source.nr_queued.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let task = source.queue.lock().take_movable(this)?;
+    source.nr_queued.fetch_sub(1, Ordering::Relaxed);
+    task.sched().cpu.store(this, Ordering::Relaxed);
+    Some(task)
+}
+
+fn switch_to(rq: &'static Rq, prev: Arc<Task>, next: Arc<Task>) {
+    rq.switches.fetch_add(1, Ordering::Relaxed);
     cputime::switch(&prev, &next);
+    next.sched().on_cpu.store(true, Ordering::Relaxed);
+    next.sched().cpu.store(percpu::cpu_id(), Ordering::Relaxed);
+    rq.running_idle.store(is_idle(&next), Ordering::Release);
     if let Some(top) = next.kernel_stack_top() {
         gdt::set_kernel_stack(top);
     }
     crate::process::switch_mm(&prev, &next);
     let prev_rsp = prev.saved_rsp.as_ptr();
     let next_rsp = next.saved_rsp.load(Ordering::Acquire);
-    *CURRENT.lock() = Some(next);
+    *rq.curr.lock() = Some(next);
     // Keep `prev` alive across the switch; the next task drops it.
-    *PREVIOUS.lock() = Some(prev);
+    *rq.previous.lock() = Some(prev);
     // SAFETY: interrupts are off in the kernel; `prev_rsp` points into
-    // `prev`, which PREVIOUS keeps alive until the other side has switched;
-    // `next_rsp` was saved by a switch away from `next` or prepared for it.
+    // `prev`, which `previous` keeps alive until the other side has
+    // switched; `next_rsp` was saved by a switch away from `next` (on
+    // whichever CPU: it was off that CPU's stack, `on_cpu` clear, before
+    // it could be queued here) or prepared for it.
     unsafe { switch::context_switch(prev_rsp, next_rsp) };
     schedule_tail();
 }
 
 /// First thing a task does after being switched to: release the task it
-/// replaced (Linux `finish_task_switch`).
+/// replaced (Linux `finish_task_switch`), which other CPUs may now run.
 #[no_mangle]
 pub extern "C" fn schedule_tail() {
-    let previous = PREVIOUS.lock().take();
+    let previous = this_rq().previous.lock().take();
+    if let Some(previous) = &previous {
+        previous.sched().on_cpu.store(false, Ordering::Release);
+    }
     drop(previous);
 }
 
-/// The idle loop: run whatever becomes runnable, halt otherwise.
+/// The idle loop of every CPU: run whatever becomes runnable, halt
+/// otherwise.
 pub fn idle_loop() -> ! {
+    let rq = this_rq();
+    let boot_cpu = percpu::cpu_id() == 0;
     loop {
         schedule();
         // Interrupts are taken only here and in user mode; `sti; hlt`
         // cannot miss one that arrives in between. A console reader's
-        // input is first waited for by polling (see `idle_poll`).
-        if RUN_QUEUE.lock().is_empty() && !crate::drivers::virtio_console::idle_poll() {
+        // input is first waited for by polling (see `idle_poll`; the
+        // console interrupts the boot CPU).
+        if rq.nr_queued.load(Ordering::Relaxed) == 0
+            && !rq.need_resched.load(Ordering::Relaxed)
+            && !(boot_cpu && crate::drivers::virtio_console::idle_poll())
+        {
             crate::arch::cpu::enable_interrupts_and_halt();
             crate::arch::cpu::disable_interrupts();
         }

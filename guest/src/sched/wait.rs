@@ -49,8 +49,24 @@ impl WaitQueue {
             if interrupted(&current) {
                 return false;
             }
-            current.set_state(TaskState::Sleeping);
+            // Asleep and on the queue before the last look: a waker that
+            // makes `done` true after it finds us there (no lost wake-up
+            // with the waker on another CPU).
+            super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
+            // (`done` may consume what it waits for: its answer stands.)
+            let end = if done() {
+                Some(true)
+            } else if interrupted(&current) {
+                Some(false)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                current.set_state(TaskState::Runnable);
+                self.remove(&current);
+                return end;
+            }
             super::schedule();
             // A signal may have woken it: leave the queue (a no-op after
             // `wake_all`), so no stale entry wakes a later sleep.
@@ -75,8 +91,20 @@ impl WaitQueue {
             if crate::arch::cpu::rdtsc() >= deadline {
                 return WaitEnd::TimedOut;
             }
-            current.set_state(TaskState::Sleeping);
+            super::set_current_sleeping(&current);
             self.sleepers.lock().push_back(current.clone());
+            let end = if done() {
+                Some(WaitEnd::Done)
+            } else if crate::process::signal::signal_pending(&current) {
+                Some(WaitEnd::Interrupted)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                current.set_state(TaskState::Runnable);
+                self.remove(&current);
+                return end;
+            }
             super::arm_timer(deadline, current.clone());
             super::schedule();
             // Woken by one of the two: leave the other.
@@ -109,7 +137,11 @@ impl WaitQueue {
 pub fn sleep_until_signal() {
     let current = super::current();
     while !crate::process::signal::signal_pending(&current) {
-        current.set_state(TaskState::Sleeping);
+        super::set_current_sleeping(&current);
+        if crate::process::signal::signal_pending(&current) {
+            current.set_state(TaskState::Runnable);
+            break;
+        }
         super::schedule();
     }
 }

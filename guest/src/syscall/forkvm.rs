@@ -77,6 +77,7 @@ pub fn task_infos() -> Vec<TaskInfo> {
                 policy: attr.policy,
                 nice: attr.nice,
                 cpu_ns,
+                cpu: task.sched().cpu(),
                 ..TaskInfo::default()
             }
         })
@@ -101,6 +102,20 @@ pub fn forkvm_info(a: Args) -> SysResult {
                     text.push(' ');
                 }
                 text.push_str(&alloc::format!("{name}={value}"));
+            }
+            // Per CPU: IPIs sent and received, TLB shootdowns asked of
+            // others (one per operation) and flush requests served.
+            for cpu in 0..crate::arch::percpu::nr_cpus() {
+                if let Some(local) = crate::arch::percpu::cpu_local(cpu) {
+                    use core::sync::atomic::Ordering::Relaxed;
+                    text.push_str(&alloc::format!(
+                        " cpu{cpu}_ipis_sent={} cpu{cpu}_ipis_received={} cpu{cpu}_shootdowns={} cpu{cpu}_flushes={}",
+                        local.ipis_sent.load(Relaxed),
+                        local.ipis_received.load(Relaxed),
+                        local.shootdowns_sent.load(Relaxed),
+                        local.flushes_received.load(Relaxed)
+                    ));
+                }
             }
             let (total, free) = mm::frame_counts();
             text.push_str(&alloc::format!(
@@ -194,7 +209,9 @@ pub fn forkvm_diag(a: Args) -> SysResult {
         // sysrq-trigger is root's): any user could otherwise crash it. So
         // is the tick probe, which takes the CPU for up to 30 s and runs
         // code in ring 3 outside any process.
-        sys::DIAG_TICKS | sys::DIAG_PANIC | sys::DIAG_KERNEL_FAULT if !capable(CAP_SYS_ADMIN) => {
+        sys::DIAG_TICKS | sys::DIAG_PANIC | sys::DIAG_PANIC_ON_CPU | sys::DIAG_KERNEL_FAULT
+            if !capable(CAP_SYS_ADMIN) =>
+        {
             Err(EPERM)
         }
         sys::DIAG_TICKS => {
@@ -208,6 +225,16 @@ pub fn forkvm_diag(a: Args) -> SysResult {
                 "{}",
                 core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)")
             );
+        }
+        sys::DIAG_PANIC_ON_CPU => {
+            let cpu = u32::try_from(arg).map_err(|_| EINVAL)?;
+            let mut message = alloc::vec![0u8; len.min(1024) as usize];
+            current_mm()?.copy_from_user(buffer, &mut message)?;
+            let text = core::str::from_utf8(&message).unwrap_or("(message is not UTF-8)");
+            if !crate::arch::smp::request_panic(cpu, text) {
+                return Err(EINVAL);
+            }
+            Err(crate::errno::EIO)
         }
         sys::DIAG_FAIL_NTH => {
             let nth = u32::try_from(arg).map_err(|_| EINVAL)?;

@@ -44,17 +44,23 @@ pub fn futex(a: Args) -> SysResult {
                 Some(crate::time::relative_deadline(timespec)?)
             };
             check_key(&mm, address, shared)?;
+            let task = sched::current();
+            // The word is read and the task queued under the waiters' lock
+            // (Linux's hash-bucket lock): a FUTEX_WAKE on another CPU after
+            // the word changed finds the task queued.
+            let mut waiters = WAITERS.lock();
             let mut word = [0u8; 4];
             mm.copy_from_user(address, &mut word)?;
             if u32::from_le_bytes(word) != value as u32 {
                 return Err(EAGAIN);
             }
-            let task = sched::current();
+            sched::set_current_sleeping(&task);
             if crate::process::signal::signal_pending(&task) {
+                task.set_state(TaskState::Runnable);
                 return Err(ERESTARTSYS);
             }
-            task.set_state(TaskState::Sleeping);
-            WAITERS.lock().push((key(&mm), address, task.clone()));
+            waiters.push((key(&mm), address, task.clone()));
+            drop(waiters);
             if let Some(deadline) = deadline {
                 sched::arm_timer(deadline, task.clone());
             }

@@ -1,6 +1,7 @@
 //! The Linux x86-64 system call table: same numbers, same arguments, and
 //! negative errno values on failure.
 
+mod affinity;
 mod cred;
 mod file;
 mod forkvm;
@@ -168,6 +169,9 @@ pub mod nr {
     pub const SCHED_GETATTR: u64 = 315;
     pub const GETRUSAGE: u64 = 98;
     pub const TIMES: u64 = 100;
+    pub const SCHED_SETAFFINITY: u64 = 203;
+    pub const SCHED_GETAFFINITY: u64 = 204;
+    pub const GETCPU: u64 = 309;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -334,6 +338,9 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::SCHED_RR_GET_INTERVAL => sched_calls::sched_rr_get_interval(a),
         nr::SCHED_SETATTR => sched_calls::sched_setattr(a),
         nr::SCHED_GETATTR => sched_calls::sched_getattr(a),
+        nr::SCHED_SETAFFINITY => affinity::sched_setaffinity(a),
+        nr::SCHED_GETAFFINITY => affinity::sched_getaffinity(a),
+        nr::GETCPU => affinity::getcpu(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

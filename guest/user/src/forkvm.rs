@@ -7,9 +7,9 @@
 
 pub use forkvm_abi::sys::{SystemInfo, TaskInfo, TickReport};
 use forkvm_abi::sys::{
-    DIAG_KERNEL_FAULT, DIAG_PANIC, DIAG_TICKS, INFO_SYSTEM, INFO_TASKS, LINUX_REBOOT_CMD_POWER_OFF,
-    LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, SYS_FORKVM_DIAG, SYS_FORKVM_INFO, SYS_FORKVM_SYSCTL,
-    SYS_FORKVM_VCONSOLE_OPEN,
+    DIAG_KERNEL_FAULT, DIAG_PANIC, DIAG_PANIC_ON_CPU, DIAG_TICKS, INFO_SYSTEM, INFO_TASKS,
+    LINUX_REBOOT_CMD_POWER_OFF, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, SYS_FORKVM_DIAG,
+    SYS_FORKVM_INFO, SYS_FORKVM_SYSCTL, SYS_FORKVM_VCONSOLE_OPEN,
 };
 
 use crate::errno::Errno;
@@ -98,6 +98,21 @@ pub fn diag_panic(message: &[u8]) -> Errno {
             SYS_FORKVM_DIAG as usize,
             DIAG_PANIC as usize,
             0,
+            message.as_ptr() as usize,
+            message.len(),
+        )
+    };
+    check(ret).err().unwrap_or(Errno::EINVAL)
+}
+
+/// `forkvm_diag(DIAG_PANIC_ON_CPU)`: panics the kernel on CPU `cpu`.
+pub fn diag_panic_on_cpu(cpu: u32, message: &[u8]) -> Errno {
+    // SAFETY: the kernel only reads the live slice.
+    let ret = unsafe {
+        syscall4(
+            SYS_FORKVM_DIAG as usize,
+            DIAG_PANIC_ON_CPU as usize,
+            cpu as usize,
             message.as_ptr() as usize,
             message.len(),
         )

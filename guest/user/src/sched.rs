@@ -27,6 +27,50 @@ pub mod nr {
     pub const SCHED_RR_GET_INTERVAL: usize = 148;
     pub const SCHED_SETATTR: usize = 314;
     pub const SCHED_GETATTR: usize = 315;
+    pub const SCHED_SETAFFINITY: usize = 203;
+    pub const SCHED_GETAFFINITY: usize = 204;
+    pub const GETCPU: usize = 309;
+}
+
+/// `sched_setaffinity(pid, len, mask)` with a raw mask pointer (which may
+/// be bad: the kernel reads `len` bytes, at most its mask's size).
+pub fn sched_setaffinity_raw(pid: i32, len: usize, mask: usize) -> Result<(), Errno> {
+    // SAFETY: the kernel only reads user memory and checks the pointer.
+    check(unsafe { syscall3(nr::SCHED_SETAFFINITY, pid as usize, len, mask) }).map(|_| ())
+}
+
+/// `sched_setaffinity(pid, 8, &mask)`: CPUs 0..63.
+pub fn sched_setaffinity(pid: i32, mask: u64) -> Result<(), Errno> {
+    sched_setaffinity_raw(pid, 8, &mask as *const u64 as usize)
+}
+
+/// `sched_getaffinity(pid, len, mask)` with a raw buffer; returns the
+/// bytes the kernel stored (its mask's size, at most `len`).
+pub fn sched_getaffinity_raw(pid: i32, len: usize, mask: usize) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most `len` bytes and checks the pointer.
+    check(unsafe { syscall3(nr::SCHED_GETAFFINITY, pid as usize, len, mask) })
+}
+
+/// `sched_getaffinity` of CPUs 0..63 (a 128-byte buffer, the first word).
+pub fn sched_getaffinity(pid: i32) -> Result<u64, Errno> {
+    let mut mask = [0u64; 16];
+    sched_getaffinity_raw(pid, 128, mask.as_mut_ptr() as usize)?;
+    Ok(mask[0])
+}
+
+/// `getcpu(&cpu, &node, NULL)`: the CPU and NUMA node the caller runs on.
+pub fn getcpu() -> Result<(u32, u32), Errno> {
+    let (mut cpu, mut node) = (0u32, 0u32);
+    // SAFETY: the kernel writes one u32 into each live local.
+    check(unsafe {
+        syscall3(
+            nr::GETCPU,
+            &mut cpu as *mut u32 as usize,
+            &mut node as *mut u32 as usize,
+            0,
+        )
+    })?;
+    Ok((cpu, node))
 }
 
 /// `SCHED_OTHER`: the default, fair policy.

@@ -189,7 +189,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         "set the nice value of PID to N",
         false,
     ),
-    command("panic", "panic [MESSAGE]", "panic the kernel", true),
+    command(
+        "panic",
+        "panic [--cpu N] [MESSAGE]",
+        "panic the kernel (on CPU N)",
+        true,
+    ),
     command("fault", "fault", "touch an unmapped kernel address", true),
 ];
 

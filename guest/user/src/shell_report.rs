@@ -121,8 +121,8 @@ impl fmt::Display for PsHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>9} COMMAND",
-            "PID", "PPID", "TGID", "UID", "S", "CLS", "NI", "VSZ_KB", "TIME"
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>3} {:>9} COMMAND",
+            "PID", "PPID", "TGID", "UID", "S", "CLS", "NI", "VSZ_KB", "PSR", "TIME"
         )
     }
 }
@@ -150,7 +150,7 @@ impl fmt::Display for PsRow<'_> {
         let ms = t.cpu_ns / 1_000_000;
         write!(
             f,
-            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>5}.{:03} {name}",
+            "{:>5} {:>5} {:>5} {:>4} {:>2} {:>3} {:>3} {:>8} {:>3} {:>5}.{:03} {name}",
             t.pid,
             t.ppid,
             t.tgid,
@@ -159,6 +159,7 @@ impl fmt::Display for PsRow<'_> {
             policy_class(t.policy),
             t.nice,
             t.vsz_kb,
+            t.cpu,
             ms / 1000,
             ms % 1000,
         )
@@ -425,7 +426,7 @@ mod tests {
     fn ps_lines() {
         assert_eq!(
             PsHeader.to_string(),
-            "  PID  PPID  TGID  UID  S CLS  NI   VSZ_KB      TIME COMMAND"
+            "  PID  PPID  TGID  UID  S CLS  NI   VSZ_KB PSR      TIME COMMAND"
         );
         let mut task = TaskInfo {
             pid: 12,
@@ -438,12 +439,13 @@ mod tests {
             policy: 2,
             nice: -5,
             cpu_ns: 1_234_567_890,
+            cpu: 1,
             ..TaskInfo::default()
         };
         task.comm[..4].copy_from_slice(b"spin");
         assert_eq!(
             PsRow(&task).to_string(),
-            "   12     1    12    0  R  RR  -5     2048     1.234 spin"
+            "   12     1    12    0  R  RR  -5     2048   1     1.234 spin"
         );
         task.comm = [0xff; 16];
         assert!(PsRow(&task).to_string().ends_with(" ?"));

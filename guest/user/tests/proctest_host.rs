@@ -195,6 +195,10 @@ const SCENARIOS: &[&str] = &[
     "rusage-self-includes-threads",
     "times-sanity",
     "rusage-nvcsw-after-sleep",
+    "affinity-errors",
+    "affinity-set-and-get",
+    "affinity-inherit",
+    "affinity-other-user",
 ];
 
 struct Run {

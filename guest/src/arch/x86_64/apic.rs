@@ -49,7 +49,6 @@ impl TimerMode {
 }
 
 static TICK_TSC_PERIOD: AtomicU64 = AtomicU64::new(0);
-static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(0);
 static MODE_IS_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the CPU advertises x2APIC.
@@ -76,6 +75,19 @@ pub fn id() -> u32 {
     rdmsr(X2APIC_ID) as u32
 }
 
+const X2APIC_ICR: u32 = 0x830;
+
+/// Sends a fixed interrupt on `vector` to the CPU with x2APIC id `cpu`
+/// (one `wrmsr` to the interrupt command register; the in-kernel APIC
+/// delivers it).
+pub fn send_ipi(cpu: u32, vector: u8) {
+    // SAFETY: a fixed, physical-destination IPI to a vector with a handler.
+    unsafe { wrmsr(X2APIC_ICR, (u64::from(cpu) << 32) | u64::from(vector)) };
+    super::percpu::this_cpu()
+        .ipis_sent
+        .fetch_add(1, Ordering::Relaxed);
+}
+
 /// Signals end of interrupt.
 #[inline]
 pub fn eoi() {
@@ -94,7 +106,9 @@ pub fn start_timer(vector: u8, period_tsc: u64) -> TimerMode {
             MODE_IS_DEADLINE.store(1, Ordering::Relaxed);
             wrmsr(X2APIC_LVT_TIMER, LVT_TIMER_TSC_DEADLINE | u64::from(vector));
             let first = rdtsc() + period_tsc;
-            NEXT_DEADLINE.store(first, Ordering::Relaxed);
+            super::percpu::this_cpu()
+                .next_deadline
+                .store(first, Ordering::Relaxed);
             wrmsr(IA32_TSC_DEADLINE, first);
             TimerMode::TscDeadline
         } else {
@@ -115,11 +129,12 @@ pub fn rearm_timer() {
     }
     let period = TICK_TSC_PERIOD.load(Ordering::Relaxed);
     let now = rdtsc();
-    let mut next = NEXT_DEADLINE.load(Ordering::Relaxed) + period;
+    let deadline = &super::percpu::this_cpu().next_deadline;
+    let mut next = deadline.load(Ordering::Relaxed) + period;
     if next <= now {
         next = now + period;
     }
-    NEXT_DEADLINE.store(next, Ordering::Relaxed);
+    deadline.store(next, Ordering::Relaxed);
     // SAFETY: TSC-deadline mode is active (checked above).
     unsafe { wrmsr(IA32_TSC_DEADLINE, next) };
 }

@@ -2,8 +2,10 @@
 //!
 //! The VMM enters `_start` in 64-bit mode with paging on (the boot page
 //! tables map all RAM at `PAGE_OFFSET`), interrupts off, and the physical
-//! address of the boot information in `rsi`. On the PVM host the kernel
-//! already runs natively (the VMM set the control MSR before the first run).
+//! address of the boot information in `rsi` and the CPU's number in `rdx`.
+//! On the PVM host the kernel already runs natively (the VMM set the
+//! control MSR before the first run). CPU 0 boots the kernel; the others
+//! wait here until it gives them a stack (see `smp`).
 
 use core::arch::global_asm;
 
@@ -24,7 +26,6 @@ global_asm!(
 _start:
     cli
     cld
-    lea rsp, [rip + BOOT_STACK + {stack_size}]
     xor ebp, ebp
     /* The precompiled `core` uses SSE: CR0.MP=1, CR0.EM=0, CR4.OSFXSR and
        CR4.OSXMMEXCPT before any Rust code runs. */
@@ -35,11 +36,26 @@ _start:
     mov rax, cr4
     or rax, (1 << 9) | (1 << 10)
     mov cr4, rax
+    test rdx, rdx
+    jnz 1f
+    lea rsp, [rip + BOOT_STACK + {stack_size}]
     mov rdi, rsi
     call {kernel_main}
 0:  hlt
     jmp 0b
+
+1:  /* A secondary CPU: wait for the boot CPU to publish its stack. */
+    lea rcx, [rip + AP_STACK_TOPS]
+2:  pause
+    mov rax, [rcx + rdx * 8]
+    test rax, rax
+    jz 2b
+    mov rsp, rax
+    mov rdi, rdx
+    call {ap_main}
+    jmp 0b
     "#,
     stack_size = const BOOT_STACK_SIZE,
     kernel_main = sym crate::kernel_main,
+    ap_main = sym super::smp::ap_main,
 );

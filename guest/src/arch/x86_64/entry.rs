@@ -17,9 +17,12 @@
 //! * An `iretq` to a kernel frame raises #GP, and a return to user mode must
 //!   be `sti; iretq`, so kernel frames return with a same-privilege
 //!   `popfq; [sti;] ret` sequence.
-//! * The CPU pushes a user CS for kernel events too, so [`PVM_USER_MODE`]
-//!   records whether user code runs and the entry writes the real CS into
-//!   the frame.
+//! * The CPU pushes a user CS for kernel events too, so the per-CPU
+//!   `pvm_user_mode` flag ([`CpuLocal`](super::percpu::CpuLocal)) records
+//!   whether user code runs and the entry writes the real CS into the frame.
+//!
+//! Per-CPU values (that flag, the entry stack) are read through the
+//! per-CPU window at a fixed address ([`super::percpu`]).
 
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
@@ -66,7 +69,7 @@ impl TrapFrame {
     /// Whether the interrupted code was user code: the privilege level of
     /// its CS (Linux `user_mode`). On the PVM host the CPU pushes a user CS
     /// even for the kernel, so the entry below overwrites the frame's CS
-    /// with what [`PVM_USER_MODE`] says; whatever a user program puts in
+    /// with what the per-CPU `pvm_user_mode` flag says; whatever a user program puts in
     /// rip and rsp, its frames are user frames.
     pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
@@ -195,14 +198,6 @@ pub const STUB_SIZE: u64 = 64;
 #[no_mangle]
 static mut PVM_NATIVE: u8 = 0;
 
-/// On the PVM host: nonzero from the last instructions of a return to user
-/// mode (`sti; iretq`, which cannot fail for the frames the kernel builds)
-/// until the next event or system call entry, which clears it. So it says
-/// whether an event interrupted user code, which the hardware CS does not
-/// tell there. One CPU: one flag (per-CPU data with SMP).
-#[no_mangle]
-static mut PVM_USER_MODE: u8 = 0;
-
 /// Selects the return path for the platform. Called once, before the IDT
 /// is loaded.
 pub fn set_pvm_native(on: bool) {
@@ -288,27 +283,27 @@ interrupt_common:
        the 5-word hardware frame to the interrupted kernel stack (below a
        128-byte gap the kernel-frame return uses) or, coming from user
        mode, to the task's kernel stack. After the two pushes below, the
-       event part of the frame starts at rsp + 16. */
-    cmp byte ptr [rip + PVM_USER_MODE], 0
-    jne 1f
-    /* From the kernel: the frame gets the kernel CS (see is_from_user). */
-    mov qword ptr [rsp + {ev_cs}], {kernel_cs}
-    cmp qword ptr [rsp], 8
-    je 5f
+       event part of the frame starts at rsp + 16; rax points at this
+       CPU's data. */
     push rax
     push rbx
+    movabs rax, {percpu}
+    cmp byte ptr [rax + {user_mode}], 0
+    jne 1f
+    /* From the kernel: the frame gets the kernel CS (see is_from_user). */
+    mov qword ptr [rsp + 16 + {ev_cs}], {kernel_cs}
+    cmp qword ptr [rsp + 16], 8
+    je 6f
     mov rbx, [rsp + 16 + {ev_rsp}]
     sub rbx, 256
     and rbx, -16
     jmp 2f
 1:  /* From user mode. */
-    mov byte ptr [rip + PVM_USER_MODE], 0
-    mov qword ptr [rsp + {ev_cs}], {user_cs}
-    cmp qword ptr [rsp], 8
-    je 5f
-    push rax
-    push rbx
-    mov rbx, [rip + KERNEL_ENTRY_STACK]
+    mov byte ptr [rax + {user_mode}], 0
+    mov qword ptr [rsp + 16 + {ev_cs}], {user_cs}
+    cmp qword ptr [rsp + 16], 8
+    je 6f
+    mov rbx, [rax + {entry_stack}]
 2:  sub rbx, 16 + {event_part}
     copied = 0
     .rept (16 + {event_part}) / 8
@@ -317,7 +312,7 @@ interrupt_common:
     copied = copied + 8
     .endr
     mov rsp, rbx
-    pop rbx
+6:  pop rbx
     pop rax
 
 5:  jmp trap_save_registers
@@ -394,9 +389,10 @@ interrupt_return:
     pop rdx
     pop rcx
     pop rbx
+    movabs rax, {percpu}
+    mov byte ptr [rax + {user_mode}], 1
     pop rax
     add rsp, 16 /* vector, error code */
-    mov byte ptr [rip + PVM_USER_MODE], 1
     sti
     iretq
 
@@ -440,6 +436,9 @@ interrupt_return:
     alias_to_direct = const PAGE_OFFSET.wrapping_sub(PVM_EVENT_ALIAS),
     pvm_msr = const PVM_CONTROL_MSR,
     fpu_size = const FPU_STATE_SIZE,
+    percpu = const super::percpu::WINDOW,
+    user_mode = const super::percpu::OFFSET_USER_MODE,
+    entry_stack = const super::percpu::OFFSET_ENTRY_STACK,
     kernel_cs = const KERNEL_CS,
     user_cs = const USER_CS,
     cs = const offset_of!(TrapFrame, cs),

@@ -47,22 +47,21 @@ static mut EVENT_STACK: Stack<IST_STACK_SIZE> = Stack([0; IST_STACK_SIZE]);
 /// per-task stacks.
 static mut INITIAL_ENTRY_STACK: Stack<IST_STACK_SIZE> = Stack([0; IST_STACK_SIZE]);
 
-/// Top of the stack that entries from user mode switch to (the current
-/// task's kernel stack): TSS.rsp0 for the hardware, this copy for the PVM
-/// entry path, which moves there from the event stack itself.
-#[no_mangle]
-static mut KERNEL_ENTRY_STACK: u64 = 0;
+/// The boot CPU's TSS; the others allocate theirs ([`init_secondary`]).
+static mut TSS: TaskStateSegment = TaskStateSegment::EMPTY;
 
-static mut TSS: TaskStateSegment = TaskStateSegment {
-    reserved0: 0,
-    rsp: [0; 3],
-    reserved1: 0,
-    ist: [0; 7],
-    reserved2: 0,
-    reserved3: 0,
-    // No I/O permission bitmap: the offset points past the segment limit.
-    iomap_base: size_of::<TaskStateSegment>() as u16,
-};
+impl TaskStateSegment {
+    const EMPTY: TaskStateSegment = TaskStateSegment {
+        reserved0: 0,
+        rsp: [0; 3],
+        reserved1: 0,
+        ist: [0; 7],
+        reserved2: 0,
+        reserved3: 0,
+        // No I/O permission bitmap: the offset points past the segment limit.
+        iomap_base: size_of::<TaskStateSegment>() as u16,
+    };
+}
 
 const fn segment(access: u64, flags: u64) -> u64 {
     // limit 0xfffff, base 0: only the access byte and flags matter in long mode.
@@ -107,7 +106,44 @@ fn ist_top(stack_base: u64, pvm_native: bool) -> u64 {
     }
 }
 
-/// Installs the GDT and TSS.
+/// The two GDT words of a 64-bit available TSS at `base`.
+fn tss_descriptor(base: u64) -> [u64; 2] {
+    let limit = size_of::<TaskStateSegment>() as u64 - 1;
+    [
+        (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40) // present, 64-bit available TSS
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56),
+        base >> 32,
+    ]
+}
+
+/// Loads `gdt` and its TSS.
+///
+/// # Safety
+/// `gdt` must live forever and hold a valid available TSS descriptor at
+/// [`TSS_SELECTOR`].
+unsafe fn load(gdt: *const [u64; 10]) {
+    let pointer = DescriptorPointer {
+        limit: (size_of::<[u64; 10]>() - 1) as u16,
+        base: gdt as u64,
+    };
+    // The VMM entered us with CS/SS/DS already holding these selectors
+    // (same layout), so the segment registers need no reload: on the PVM
+    // host a segment load would drop the kernel into the emulator.
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        asm!(
+            "lgdt [{ptr}]",
+            "ltr {tss:x}",
+            ptr = in(reg) &pointer,
+            tss = in(reg) TSS_SELECTOR,
+        );
+    }
+}
+
+/// Installs the boot CPU's GDT and TSS.
 pub fn init(pvm_native: bool) {
     // SAFETY: runs once on the boot CPU before interrupts are enabled, so
     // nothing else touches the GDT or TSS while they are written.
@@ -117,32 +153,42 @@ pub fn init(pvm_native: bool) {
             ist_top((&raw const DOUBLE_FAULT_STACK) as u64, pvm_native);
         (*tss).ist[usize::from(EVENT_IST) - 1] =
             ist_top((&raw const EVENT_STACK) as u64, pvm_native);
+        super::percpu::this_cpu()
+            .tss
+            .store(tss as u64, core::sync::atomic::Ordering::Relaxed);
         set_kernel_stack((&raw const INITIAL_ENTRY_STACK) as u64 + IST_STACK_SIZE as u64);
 
-        let base = tss as u64;
-        let limit = size_of::<TaskStateSegment>() as u64 - 1;
         let gdt = &raw mut GDT;
-        (*gdt)[8] = (limit & 0xffff)
-            | ((base & 0xff_ffff) << 16)
-            | (0x89 << 40) // present, 64-bit available TSS
-            | (((limit >> 16) & 0xf) << 48)
-            | (((base >> 24) & 0xff) << 56);
-        (*gdt)[9] = base >> 32;
-
-        let pointer = DescriptorPointer {
-            limit: (size_of::<[u64; 10]>() - 1) as u16,
-            base: gdt as u64,
-        };
-        // The VMM entered us with CS/SS/DS already holding these selectors
-        // (same layout), so the segment registers need no reload: on the PVM
-        // host a segment load would drop the kernel into the emulator.
-        asm!(
-            "lgdt [{ptr}]",
-            "ltr {tss:x}",
-            ptr = in(reg) &pointer,
-            tss = in(reg) TSS_SELECTOR,
-        );
+        [(*gdt)[8], (*gdt)[9]] = tss_descriptor(tss as u64);
+        load(gdt);
     }
+}
+
+/// Installs a secondary CPU's own GDT and TSS, with its own IST stacks
+/// (a busy TSS cannot be loaded twice, and shared event stacks would
+/// corrupt each other's events) and entry stack, all allocated for good.
+pub fn init_secondary(pvm_native: bool) {
+    use alloc::boxed::Box;
+    let stack_top = || {
+        let stack = Box::leak(Box::new(Stack([0u8; IST_STACK_SIZE])));
+        stack as *mut _ as u64 + IST_STACK_SIZE as u64
+    };
+    let tss = Box::leak(Box::new(TaskStateSegment::EMPTY));
+    let (double_fault, event, entry) = (stack_top(), stack_top(), stack_top());
+    let to_ist = |top: u64| ist_top(top - IST_STACK_SIZE as u64, pvm_native);
+    tss.ist[usize::from(DOUBLE_FAULT_IST) - 1] = to_ist(double_fault);
+    tss.ist[usize::from(EVENT_IST) - 1] = to_ist(event);
+    let tss_address = tss as *mut TaskStateSegment as u64;
+    super::percpu::this_cpu()
+        .tss
+        .store(tss_address, core::sync::atomic::Ordering::Relaxed);
+    set_kernel_stack(entry);
+    // SAFETY: GDT is only written by the boot CPU's `init`, long done.
+    let mut gdt = Box::new(unsafe { GDT });
+    [gdt[8], gdt[9]] = tss_descriptor(tss_address);
+    // SAFETY: the leaked GDT lives forever and holds this CPU's fresh
+    // (available) TSS descriptor.
+    unsafe { load(Box::leak(gdt)) };
 }
 
 /// Top of a kernel stack reserved for traps from code that enters user
@@ -154,17 +200,21 @@ pub fn spare_entry_stack_top() -> u64 {
 
 /// The stack traps from user mode currently land on.
 pub fn kernel_stack() -> u64 {
-    // SAFETY: a plain read of a word only this CPU writes.
-    unsafe { KERNEL_ENTRY_STACK }
+    use core::sync::atomic::Ordering;
+    super::percpu::this_cpu()
+        .kernel_entry_stack
+        .load(Ordering::Relaxed)
 }
 
 /// Sets the stack the kernel switches to when an interrupt or system call
-/// arrives from user mode.
+/// arrives from user mode, on this CPU.
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: aligned stores to fields read only on entry from user mode,
-    // which cannot happen concurrently on this CPU.
-    unsafe {
-        TSS.rsp[0] = top;
-        KERNEL_ENTRY_STACK = top;
-    }
+    use core::sync::atomic::Ordering;
+    let local = super::percpu::this_cpu();
+    let tss = local.tss.load(Ordering::Relaxed) as *mut TaskStateSegment;
+    // SAFETY: `tss` is this CPU's TSS (set before the first call); rsp0 is
+    // read by the CPU only on entry from user mode, which cannot happen
+    // concurrently on this CPU. The field is 4-byte aligned (packed).
+    unsafe { (&raw mut (*tss).rsp[0]).write_unaligned(top) };
+    local.kernel_entry_stack.store(top, Ordering::Relaxed);
 }

@@ -70,10 +70,16 @@ pub fn init(pvm_native: bool) {
             };
             (*idt)[usize::from(vector)] = Gate::interrupt(stub_address(vector, pvm_native), ist);
         }
-        let pointer = DescriptorPointer {
-            limit: (size_of::<[Gate; 256]>() - 1) as u16,
-            base: idt as u64,
-        };
-        asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
     }
+    load();
+}
+
+/// Loads the IDT (which every CPU shares) on this CPU.
+pub fn load() {
+    let pointer = DescriptorPointer {
+        limit: (size_of::<[Gate; 256]>() - 1) as u16,
+        base: (&raw const IDT) as u64,
+    };
+    // SAFETY: the IDT is a static filled by `init` before any CPU loads it.
+    unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
 }

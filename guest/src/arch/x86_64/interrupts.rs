@@ -1,11 +1,21 @@
 //! Vector assignment and dispatch of interrupts and exceptions.
 
+use core::sync::atomic::Ordering;
+
 use super::apic;
 use super::cpu::read_cr2;
 use super::entry::{TrapFrame, UserContext};
 
 /// Local APIC timer (the tick).
 pub const TIMER_VECTOR: u8 = 0x20;
+/// Inter-processor interrupt: the sender left work in the target's
+/// per-CPU data (today: a panic request of `forkvm_diag`).
+pub const CALL_FUNCTION_VECTOR: u8 = 0xf1;
+/// IPI: the target must reschedule (its NEED_RESCHED is set), or leave
+/// its idle loop's halt to pick up work.
+pub const RESCHEDULE_VECTOR: u8 = 0xf0;
+/// IPI: the target must flush its TLB (see `tlb`).
+pub const TLB_FLUSH_VECTOR: u8 = 0xf2;
 /// First vector used for IOAPIC lines: GSI n arrives as `IRQ_BASE + n`.
 pub const IRQ_BASE: u8 = 0x20;
 
@@ -52,9 +62,35 @@ pub(super) fn dispatch(ctx: &mut UserContext) {
         v if v < 32 => exception(&ctx.frame),
         v if v == u64::from(TIMER_VECTOR) => {
             apic::rearm_timer();
-            crate::time::tick();
+            let local = super::percpu::this_cpu();
+            local.ticks.fetch_add(1, Ordering::Relaxed);
+            // The clock is the boot CPU's; every CPU schedules.
+            if local.cpu.load(Ordering::Relaxed) == 0 {
+                crate::time::tick();
+            }
             crate::sched::tick();
             apic::eoi();
+        }
+        v if v == u64::from(RESCHEDULE_VECTOR) => {
+            super::percpu::this_cpu()
+                .ipis_received
+                .fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+        }
+        v if v == u64::from(TLB_FLUSH_VECTOR) => {
+            super::percpu::this_cpu()
+                .ipis_received
+                .fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+            super::tlb::serve_pending();
+        }
+        v if v == u64::from(CALL_FUNCTION_VECTOR) => {
+            let local = super::percpu::this_cpu();
+            local.ipis_received.fetch_add(1, Ordering::Relaxed);
+            apic::eoi();
+            if local.panic_request.load(Ordering::Acquire) != 0 {
+                super::smp::panic_requested();
+            }
         }
         v if v == u64::from(apic::SPURIOUS_VECTOR) => {}
         v if v >= u64::from(IRQ_BASE) && v < u64::from(IRQ_BASE) + 24 => {

@@ -9,10 +9,13 @@ pub mod gdt;
 pub mod idt;
 pub mod interrupts;
 pub mod ioapic;
+pub mod percpu;
 pub mod platform;
 pub mod signal;
+pub mod smp;
 pub mod switch;
 pub mod syscall;
+pub mod tlb;
 pub mod user_probe;
 
 use forkvm_abi::Platform;
@@ -21,6 +24,8 @@ use forkvm_abi::Platform;
 /// Interrupts stay disabled.
 pub fn init(platform: Platform) {
     platform::init(platform);
+    // Before anything can trap: the entry code reads the per-CPU window.
+    percpu::init_boot_cpu();
     gdt::init(platform::is_pvm_native());
     idt::init(platform::is_pvm_native());
     platform::rearm_native();

@@ -29,10 +29,6 @@ extern "C" {
     fn syscall_entry();
 }
 
-/// User stack pointer while the entry switches stacks (one CPU).
-#[no_mangle]
-static mut SYSCALL_USER_RSP: u64 = 0;
-
 /// Points the `syscall` instruction at our entry.
 pub fn init() {
     // `sysret` would load CS = base + 16 and SS = base + 8 from this base.
@@ -51,16 +47,21 @@ global_asm!(
     .section .text
     .global syscall_entry
 syscall_entry:
-    mov byte ptr [rip + PVM_USER_MODE], 0
-    mov [rip + SYSCALL_USER_RSP], rsp
-    mov rsp, [rip + KERNEL_ENTRY_STACK]
+    /* Only rcx and r11 are free: park rax in this CPU's data (an absolute
+       address, see percpu), then reach the rest through it. */
+    movabs qword ptr [{percpu} + {scratch}], rax
+    movabs rax, {percpu}
+    mov byte ptr [rax + {user_mode}], 0
+    mov [rax + {user_rsp}], rsp
+    mov rsp, [rax + {entry_stack}]
     push {user_ds}
-    push qword ptr [rip + SYSCALL_USER_RSP]
+    push qword ptr [rax + {user_rsp}]
     push r11
     push {user_cs}
     push rcx
     push 0
     push {vector}
+    mov rax, [rax + {scratch}]
     cmp byte ptr [rip + PVM_NATIVE], 0
     jne 1f
     jmp trap_save_registers
@@ -68,9 +69,10 @@ syscall_entry:
 1:  /* PVM: a `syscall` made with a non-canonical rsp enters the kernel in
        the host's instruction emulator (which then fails at the first SSE
        instruction); switch back to native execution as the event stubs
-       do. Canonical means bits 63..47 all equal. */
+       do. Canonical means bits 63..47 all equal. The user rsp is the
+       frame's sixth word, above the pushed rax. */
     push rax
-    mov rax, [rip + SYSCALL_USER_RSP]
+    mov rax, [rsp + 48]
     sar rax, 47
     jz 2f
     inc rax
@@ -90,4 +92,9 @@ syscall_entry:
     user_cs = const USER_CS,
     vector = const SYSCALL_VECTOR,
     pvm_msr = const forkvm_abi::PVM_CONTROL_MSR,
+    percpu = const super::percpu::WINDOW,
+    scratch = const super::percpu::OFFSET_SCRATCH,
+    user_rsp = const super::percpu::OFFSET_USER_RSP,
+    user_mode = const super::percpu::OFFSET_USER_MODE,
+    entry_stack = const super::percpu::OFFSET_ENTRY_STACK,
 );

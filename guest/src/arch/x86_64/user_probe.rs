@@ -194,7 +194,9 @@ user_probe_enter:
     mov r15d, 0
     jnz 2f
     iretq
-2:  mov byte ptr [rip + PVM_USER_MODE], 1
+2:  movabs rax, {percpu}
+    mov byte ptr [rax + {user_mode}], 1
+    mov eax, 0
     sti
     iretq
 
@@ -212,4 +214,6 @@ user_probe_resume:
     user_ds = const USER_DS,
     user_cs = const USER_CS,
     gap = const STOLEN_GAP_CYCLES,
+    percpu = const super::percpu::WINDOW,
+    user_mode = const super::percpu::OFFSET_USER_MODE,
 );

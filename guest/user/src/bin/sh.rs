@@ -1037,6 +1037,14 @@ fn cmd_bench(args: &[&[u8]]) -> CommandResult {
 }
 
 fn cmd_panic(args: &[&[u8]]) -> Status {
+    // `panic --cpu N MESSAGE`: on CPU N (through an IPI if it is another).
+    let (cpu, args) = match args {
+        [b"--cpu", n, rest @ ..] => match parse_number::<u32>(n) {
+            Some(cpu) => (Some(cpu), rest),
+            None => return usage("panic [--cpu N] [MESSAGE]"),
+        },
+        _ => (None, args),
+    };
     let mut message = Vec::new();
     for (i, word) in args.iter().enumerate() {
         if i > 0 {
@@ -1048,7 +1056,11 @@ fn cmd_panic(args: &[&[u8]]) -> Status {
         message.extend_from_slice(b"requested from the shell");
     }
     // Returns only if the kernel did not panic.
-    failure("panic", "forkvm_diag", forkvm::diag_panic(&message))
+    let error = match cpu {
+        Some(cpu) => forkvm::diag_panic_on_cpu(cpu, &message),
+        None => forkvm::diag_panic(&message),
+    };
+    failure("panic", "forkvm_diag", error)
 }
 
 fn cmd_fault() -> Status {

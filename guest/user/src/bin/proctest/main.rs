@@ -112,6 +112,7 @@ topics! {
     userregs,
     sched,
     rusage,
+    affinity,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

@@ -1,0 +1,117 @@
+//! `forkvm --cpus N`: the vCPU count's checks, and what an SMP guest does
+//! where it can run (an HVM host: `tests/hvm_nested.rs` runs this file
+//! there). The PVM host runs guest kernel code natively only on the boot
+//! CPU's page-table root, so there `--cpus 2` is refused with a reason
+//! (docs/ARCHITECTURE.md, "SMP").
+
+mod common;
+
+use std::path::Path;
+
+use common::{code, forkvm, run_script, stderr};
+
+/// Whether KVM here is the PVM host's (`kvm_pvm`), where forkvm refuses
+/// more than one vCPU.
+fn pvm_host() -> bool {
+    Path::new("/sys/module/kvm_pvm").exists()
+}
+
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn zero_cpus_and_more_than_the_host_has_are_refused() {
+    require_kvm!();
+    for asked in ["0", "9999"] {
+        let out = forkvm()
+            .args(["--cpus", asked, "-c", "echo"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 1, "--cpus {asked}: {}", stderr(&out));
+        let expected = format!(
+            "--cpus {asked}: the guest can have 1 to {} vCPUs",
+            host_cpus().min(64)
+        );
+        assert!(
+            stderr(&out).contains(&expected),
+            "--cpus {asked}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "one line: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn one_cpu_is_the_default_and_can_be_asked_for() {
+    require_kvm!();
+    let out = run_script("echo one", &["--cpus", "1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(common::stdout(&out).contains("one"));
+}
+
+/// Returns from the calling test when this host cannot run two vCPUs
+/// (after checking, on the PVM host, that forkvm says why).
+macro_rules! require_two_cpus {
+    () => {
+        require_kvm!();
+        if host_cpus() < 2 {
+            eprintln!("one host CPU: two vCPUs are refused (zero_cpus_... checks that)");
+            return;
+        }
+        if pvm_host() {
+            let out = run_script("echo", &["--cpus", "2"]);
+            assert_eq!(code(&out), 1, "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("--cpus 2: this PVM host (kvm_pvm) runs guest kernel code natively only on the boot CPU's page-table root"),
+                "{}",
+                stderr(&out)
+            );
+            return;
+        }
+    };
+}
+
+#[test]
+fn a_panic_on_cpu_1_ends_the_vm_and_names_the_cpu() {
+    require_two_cpus!();
+    let out = run_script("panic --cpu 1 the sky is falling on one", &["--cpus", "2"]);
+    assert_eq!(code(&out), 101, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("guest kernel panic: the sky is falling on one")
+            && stderr(&out).contains("(on CPU 1)"),
+        "{}",
+        stderr(&out)
+    );
+    // On CPU 0 it names CPU 0; a CPU that does not exist is refused.
+    let out = run_script("panic --cpu 2 nowhere; echo status $?", &["--cpus", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        common::stdout(&out).contains("forkvm_diag: EINVAL"),
+        "{}",
+        common::stdout(&out)
+    );
+}
+
+#[test]
+fn a_two_cpu_guest_runs_processes_and_powers_off() {
+    require_two_cpus!();
+    // Children placed on the idle CPU (fork balancing) run, exit and are
+    // reaped; the VM ends with the script's status.
+    let out = run_script(
+        "run lat_proc fork --iters 200; run lat_proc vfork --iters 200; run lat_proc thread --iters 200",
+        &["--cpus", "2"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        common::stdout(&out).matches("exited with status 0").count(),
+        3,
+        "{}",
+        common::stdout(&out)
+    );
+}

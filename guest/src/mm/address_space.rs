@@ -14,7 +14,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use forkvm_abi::{cpu_root_phys, BOOT_PML4_PHYS, PAGE_SIZE};
+use forkvm_abi::{cpu_root_phys, PAGE_SIZE};
 use spin::Mutex;
 
 use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyError};

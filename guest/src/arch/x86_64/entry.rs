@@ -233,7 +233,7 @@ extern "C" fn handle_trap(ctx: &mut UserContext) {
     use super::syscall::SYSCALL_VECTOR;
     let syscall = (ctx.frame.vector == SYSCALL_VECTOR).then_some(ctx.frame.rax);
     super::interrupts::dispatch(ctx);
-    if ctx.frame.is_from_user() {
+    if ctx.frame.is_from_user() && !super::user_probe::interrupted_probe() {
         crate::sched::preempt_on_return_to_user();
         crate::process::exit::exit_if_fatal_pending();
         // Registers that rt_sigreturn restored are no call to restart.

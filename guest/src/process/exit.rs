@@ -2,7 +2,6 @@
 //! its children to the reaper, become a zombie and tell the parent.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::task::{Task, TaskState};
 use super::wait::WaitStatus;

@@ -172,12 +172,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     println!(
         "fuzz: start seed={} calls={} workers={} uid={} run_calls={} \
          (replay run R: fuzz --seed {} --run R --log)",
-        options.seed,
-        options.calls,
-        options.workers,
-        options.uid,
-        options.run_calls,
-        options.seed
+        options.seed, options.calls, options.workers, options.uid, options.run_calls, options.seed
     );
     let slots = match Slots::new() {
         Ok(slots) => slots,

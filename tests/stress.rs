@@ -154,9 +154,9 @@ fn root_fork_bomb_stops_at_threads_max_and_everything_is_released() {
 }
 
 /// The same in a 1 GiB guest (threads-max ~7.6k, from the heap sized by
-/// RAM). Slow on the PVM host (minutes: its shadow MMU's cost per exit
-/// grows with the number of address spaces sharing the bomb's pages), so
-/// the bound is generous.
+/// RAM). Slow on the PVM host (minutes: KVM exits per task stay flat, but
+/// the host's shadow-MMU time per exit grows with the number of live
+/// address spaces sharing the bomb's pages), so the bound is generous.
 #[test]
 fn root_fork_bomb_in_a_big_guest_ends_cleanly_in_bounded_time() {
     require_kvm!();

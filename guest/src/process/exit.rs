@@ -2,7 +2,6 @@
 //! its children to the reaper, become a zombie and tell the parent.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::task::{Task, TaskState};
 use super::wait::WaitStatus;
@@ -217,7 +216,7 @@ fn zap_pid_namespace(init: &Arc<Task>) {
 /// `forget_original_parent` + `reparent_leader`); zombies among them wake
 /// it up. `task` is the process's last thread.
 fn forget_original_parent(task: &Arc<Task>) {
-    let children: Vec<Arc<Task>> = task.thread_group().take_children();
+    let children = task.thread_group().take_children();
     if children.is_empty() {
         return;
     }

@@ -14,6 +14,7 @@
 //! `shared_pending`, `rlimits` and `ids` are separate; none is held while
 //! calling into another subsystem.
 
+use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicI16, AtomicU32, Ordering};
@@ -41,8 +42,11 @@ struct Tree {
     threads: Vec<Arc<Task>>,
     /// Threads that have not exited (Linux `signal->live`).
     live: u32,
-    /// Leaders of the child processes not yet reaped.
-    children: Vec<Arc<Task>>,
+    /// Leaders of the child processes not yet reaped, oldest first (Linux
+    /// `children`: forks and adoptions go to the back). Waits scan it from
+    /// the front, so children that end in the order they were made are
+    /// found and taken off at once, not after a scan of all the others.
+    children: VecDeque<Arc<Task>>,
     /// The thread that created the process, or the reaper that adopted it
     /// (Linux the leader's `real_parent`).
     parent: Weak<Task>,
@@ -100,7 +104,7 @@ impl ThreadGroup {
                 // Room for the first thread, allocated now.
                 threads: Vec::with_capacity(1),
                 live: 0,
-                children: Vec::new(),
+                children: VecDeque::new(),
                 parent: new.parent,
             }),
             shared_pending: Mutex::new(SigPending::default()),
@@ -217,30 +221,37 @@ impl ThreadGroup {
 
     /// Adds a child process (its leader).
     pub fn add_child(&self, child: Arc<Task>) {
-        self.tree.lock().children.push(child);
+        self.tree.lock().children.push_back(child);
     }
 
-    /// Adds adopted child processes.
-    pub fn adopt_children(&self, children: Vec<Arc<Task>>) {
+    /// Adds adopted child processes, after the others.
+    pub fn adopt_children(&self, children: VecDeque<Arc<Task>>) {
         self.tree.lock().children.extend(children);
     }
 
     /// Takes a reaped child off the children list; true if none is left.
     pub fn remove_child(&self, child: &Task) -> bool {
         let mut tree = self.tree.lock();
-        tree.children.retain(|c| !core::ptr::eq(c.as_ref(), child));
+        // Compares addresses only: no child's memory is touched.
+        if let Some(at) = tree
+            .children
+            .iter()
+            .position(|c| core::ptr::eq(c.as_ref(), child))
+        {
+            tree.children.remove(at);
+        }
         tree.children.is_empty()
     }
 
     /// Takes every child (the process is dead: they go to a reaper).
-    pub fn take_children(&self) -> Vec<Arc<Task>> {
+    pub fn take_children(&self) -> VecDeque<Arc<Task>> {
         core::mem::take(&mut self.tree.lock().children)
     }
 
     /// Runs `f` over the children list (the waiting side: Linux
     /// `do_wait_thread` under `tasklist_lock`). `f` may take a child's
     /// `ids` lock (see the lock order) and nothing else.
-    pub fn with_children<R>(&self, f: impl FnOnce(&mut Vec<Arc<Task>>) -> R) -> R {
+    pub fn with_children<R>(&self, f: impl FnOnce(&mut VecDeque<Arc<Task>>) -> R) -> R {
         f(&mut self.tree.lock().children)
     }
 

@@ -117,10 +117,11 @@ fn try_wait(waiter: &Arc<Task>, which: &WaitFor, options: u32) -> Result<Option<
         else {
             return Ok(None);
         };
+        // Taken off in place: the others keep their order (oldest first).
         Ok(Some(if options & WNOWAIT != 0 {
             children[index].clone()
         } else {
-            children.swap_remove(index)
+            children.remove(index).expect("index from position")
         }))
     })?;
     let Some(child) = child else {

@@ -27,6 +27,7 @@ const SCENARIOS: &[&str] = &[
     "wait-status-sigkill",
     "wait-status-sigsegv",
     "wait-any-and-wnohang",
+    "wait-any-oldest-first",
     "wait-echild",
     "orphan-reparented",
     "zombie-reaped",

@@ -229,7 +229,7 @@ extern "C" fn handle_trap(ctx: &mut UserContext) {
     let syscall = (ctx.frame.vector == SYSCALL_VECTOR).then_some(ctx.frame.rax);
     crate::sched::cputime::enter_kernel(ctx.frame.is_from_user());
     super::interrupts::dispatch(ctx);
-    if ctx.frame.is_from_user() {
+    if ctx.frame.is_from_user() && !super::user_probe::interrupted_probe() {
         crate::sched::preempt_on_return_to_user();
         crate::process::exit::exit_if_fatal_pending();
         // Registers that rt_sigreturn restored are no call to restart.

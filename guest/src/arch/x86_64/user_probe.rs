@@ -5,7 +5,8 @@
 //! addresses in the current address space, enters ring 3 with `iretq`
 //! (`sti; iretq` on the PVM host), spins until a TSC deadline, and executes
 //! `ud2`; the #UD handler sees a trap from the probe and resumes the kernel
-//! right after the `enter` call.
+//! right after the `enter` call. Interrupts taken meanwhile return straight
+//! to the probe ([`interrupted_probe`]): no preemption, no signal frame.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,6 +118,20 @@ fn run_probe(entry: u64, argument: u64) -> Result<u64, ProbeError> {
 /// disabled.
 pub fn spin_in_user_mode(deadline: u64) -> Result<u64, ProbeError> {
     run_probe(CODE_ADDRESS, deadline)
+}
+
+/// Whether a trap from user mode came from the probe: it is running and
+/// its address space is the active one. The probe is kernel code at ring
+/// 3, in the middle of a system call: such a trap goes straight back to it,
+/// with no preemption and no signal delivery (the task's registers and
+/// stack are not the probe's; both wait until the system call returns, as
+/// for any other kernel code, which is not preemptible).
+pub fn interrupted_probe() -> bool {
+    RUNNING.load(Ordering::Acquire)
+        && PROBE_MM
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(|mm| mm.is_active())
 }
 
 /// Called for an exception from user mode: if the probe is running, this

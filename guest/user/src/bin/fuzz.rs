@@ -23,7 +23,8 @@
 //! with it); that init forks the fuzzing process, which drops to uid/gid U
 //! (default 1000; no capabilities, `RLIMIT_NPROC` 64), closes its standard
 //! descriptors and makes the calls. So a worker cannot signal the manager
-//! (another uid and pid namespace; `kill(-1)` reaches its own namespace only),
+//! (another uid and pid namespace; `kill(-1)` reaches its own namespace only,
+//! `kill(0)` its own session's process group: the namespace init's),
 //! power off (`reboot` needs CAP_SYS_BOOT) or stop the kernel
 //! (`forkvm_diag` panic needs CAP_SYS_ADMIN). The namespace init reaps
 //! everything, interrupts a call that makes no progress with SIGALRM (the
@@ -34,7 +35,11 @@
 //! Calls are a pure function of (seed, run number, call number): the run
 //! numbers are given out in order, and `fuzz --seed N --run R --log`
 //! replays run R alone, printing each call (`call NR ARGS...`) before it is
-//! made — how to name the call that crashed or hung the kernel.
+//! made — how to name the call that crashed or hung the kernel. Without
+//! `--seed` the seed comes from the clock. Either way the manager prints
+//! it before the first call (`fuzz: start seed=N ...`) and each run as it
+//! starts (`fuzz: run R`), so the log of a run that never reached its
+//! summary (the kernel died) still says what to replay.
 //! `--exclude NR` (repeatable, like trinity's `-x`) never makes call NR
 //! (compared on the low 32 bits), e.g. to get past a known kernel bug.
 //!
@@ -116,7 +121,7 @@ struct Options {
 
 fn parse(args: &[&[u8]]) -> Option<Options> {
     let mut o = Options {
-        seed: 1,
+        seed: clock_seed(),
         calls: 10_000,
         workers: 2,
         uid: 1000,
@@ -149,11 +154,26 @@ fn parse(args: &[&[u8]]) -> Option<Options> {
     ok.then_some(o)
 }
 
+/// A seed for a run without `--seed`: the clock, mixed (splitmix64's
+/// finalizer) so that runs started close together differ in every bit.
+fn clock_seed() -> u64 {
+    let mut z = monotonic_ns().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     let Some(options) = parse(args.get(1..).unwrap_or(&[])) else {
         eprintln!("{USAGE}");
         return 2;
     };
+    // Before any call: a kernel that dies mid-run leaves this in the log.
+    println!(
+        "fuzz: start seed={} calls={} workers={} uid={} run_calls={} \
+         (replay run R: fuzz --seed {} --run R --log)",
+        options.seed, options.calls, options.workers, options.uid, options.run_calls, options.seed
+    );
     let slots = match Slots::new() {
         Ok(slots) => slots,
         Err(e) => {
@@ -313,6 +333,8 @@ impl Manager {
 
     /// Starts run `run` of `calls` calls in slot `i`; false if it could not.
     fn start(&mut self, i: usize, run: u64, calls: u64) -> bool {
+        // The runs in flight when a kernel died are the last ones named.
+        println!("fuzz: run {run}");
         let slot = &self.slots.0[i];
         slot.reset();
         let worker = Worker {
@@ -497,6 +519,13 @@ impl Worker {
     /// watches for stalls; exits (ending the namespace and whatever is
     /// left in it) when the fuzzing process has ended.
     fn namespace_init(&self) -> ! {
+        // A session and process group of its own: `kill(0)` and
+        // `kill(-pgrp)` reach every member of a process group whatever its
+        // pid namespace, so a root worker left in the shell's group could
+        // kill the shell and the manager (it did: SIGABRT, status 134).
+        if forkvm_user::syscall::setsid().is_err() {
+            exit_group(1);
+        }
         if self.log {
             let _ = forkvm_user::syscall::dup2(1, LOG_FD);
         }

@@ -19,6 +19,12 @@
 //!   0: as root, with `kernel.threads-max` = LIMIT, restored), ROUNDS times:
 //!   fork and create threads in turn until both fail with EAGAIN, then let
 //!   them all go and reap them; each round must reach the same counts.
+//! - `stress tick-probe N` (root): N times, a child with a SIGUSR1 handler
+//!   runs the kernel's tick probe (`forkvm_diag(DIAG_TICKS, 20)`, whose
+//!   last part is kernel code at ring 3) while this process, runnable all
+//!   along, sends it SIGUSR1 in a loop: the probe must be neither preempted
+//!   nor given a signal frame (the kernel crashed with a #GP); the signals
+//!   are handled once the call returns, and the child exits 0.
 #![no_std]
 #![no_main]
 
@@ -43,7 +49,7 @@ use forkvm_user::{entry, eprintln, println, Errno};
 entry!(main);
 
 const USAGE: &str = "usage: stress orphans N | exit-signals N [--ns] | storm MS [THREADS PROCS] \
-                     | nproc UID LIMIT ROUNDS";
+                     | nproc UID LIMIT ROUNDS | tick-probe N";
 const SIGUSR1: i32 = 10;
 const SIGUSR2: i32 = 12;
 const SYS_CLONE: usize = 56;
@@ -65,6 +71,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         (Some(b"storm"), [Some(ms)]) => storm(*ms, 4, 3),
         (Some(b"storm"), [Some(ms), Some(threads), Some(procs)]) => storm(*ms, *threads, *procs),
         (Some(b"nproc"), [Some(uid), Some(limit), Some(rounds)]) => nproc(*uid, *limit, *rounds),
+        (Some(b"tick-probe"), [Some(rounds)]) => tick_probe(*rounds),
         _ => {
             eprintln!("{USAGE}");
             return 2;
@@ -511,5 +518,65 @@ fn nproc_rounds(rounds: u64) -> Result<(), &'static str> {
             return Err("a round created a different number of tasks");
         }
     }
+    Ok(())
+}
+
+/// SIGUSR1s the `tick-probe` child handled.
+static PROBE_SIGNALS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_probe_signal(_signo: i32, _info: *mut SigInfo, _ucontext: *mut u8) {
+    PROBE_SIGNALS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The `tick-probe` child: 0 if the probe ran (ticks arrived in its user
+/// part) and the signals sent meanwhile were handled after it.
+fn tick_probe_child() -> i32 {
+    match forkvm::diag_ticks(20) {
+        Ok(report) if report.user == 0 => 11,
+        Ok(_) if PROBE_SIGNALS.load(Ordering::Relaxed) == 0 => 12,
+        Ok(_) => 0,
+        Err(_) => 13,
+    }
+}
+
+/// `stress tick-probe ROUNDS` (see the module comment).
+fn tick_probe(rounds: u64) -> Result<(), &'static str> {
+    // Inherited by each child, which may be signalled the moment it exists.
+    sigaction(SIGUSR1, on_probe_signal, 0, 0).map_err(|_| "sigaction failed")?;
+    let mut sent = 0u64;
+    for _ in 0..rounds {
+        let pid = match fork() {
+            Ok(0) => exit_group(tick_probe_child()),
+            Ok(pid) => pid,
+            Err(_) => return Err("fork failed"),
+        };
+        let status = loop {
+            match wait4(pid as i32, WNOHANG) {
+                Ok((0, _)) => {
+                    if kill(pid as i32, SIGUSR1).is_ok() {
+                        sent += 1;
+                    }
+                }
+                Ok((_, status)) => break status,
+                Err(Errno::EINTR) => {}
+                Err(_) => return Err("wait4 failed"),
+            }
+        };
+        if !status.exited() {
+            println!(
+                "stress tick-probe: child killed by signal {}",
+                status.term_signal()
+            );
+            return Err("the probing child was killed");
+        }
+        match status.exit_status() {
+            0 => {}
+            11 => return Err("no tick arrived in the user part of the probe"),
+            12 => return Err("the child handled none of the signals"),
+            13 => return Err("forkvm_diag(DIAG_TICKS) failed"),
+            _ => return Err("the probing child failed"),
+        }
+    }
+    println!("stress tick-probe: {rounds} probes, {sent} signals sent, kernel alive");
     Ok(())
 }

@@ -8,6 +8,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("wait-status-sigkill", wait_status_sigkill),
     ("wait-status-sigsegv", wait_status_sigsegv),
     ("wait-any-and-wnohang", wait_any_and_wnohang),
+    ("wait-any-oldest-first", wait_any_oldest_first),
     ("wait-echild", wait_echild),
     ("orphan-reparented", orphan_reparented),
     ("zombie-reaped", zombie_reaped),
@@ -104,6 +105,33 @@ fn wait_any_and_wnohang(_: &Ctx) -> Outcome {
         last.is_err_and(|e| e == Errno::ECHILD),
         "wait4(-1) with no children: expected ECHILD, got {:?}",
         last.map(|(p, s)| (p, s.0))
+    );
+    Ok(())
+}
+
+/// `wait4(-1)` reaps ended children oldest first: Linux keeps a parent's
+/// children in creation order and a wait reports the first zombie on that
+/// list. Each child is known to have ended before any is reaped
+/// (`waitid(P_PID, WNOWAIT)` reports without reaping).
+fn wait_any_oldest_first(_: &Ctx) -> Outcome {
+    use forkvm_user::syscall::{waitid, P_PID, WEXITED, WNOWAIT};
+    let mut pids = [0 as Pid; 5];
+    for (code, pid) in pids.iter_mut().enumerate() {
+        *pid = Child::spawn(|| code as i32)?.reaped();
+    }
+    for &pid in &pids {
+        waitid(P_PID, pid as i32, WEXITED | WNOWAIT).ctx("waitid(P_PID, WNOWAIT)")?;
+    }
+    let mut order = [0 as Pid; 5];
+    for slot in order.iter_mut() {
+        let (pid, status) = wait4(-1, 0).ctx("wait4(-1)")?;
+        *slot = pid;
+        let code = pids.iter().position(|&p| p == pid).unwrap_or(99) as i32;
+        expect_exit(msg!("child {pid}").as_str(), status, code)?;
+    }
+    ensure!(
+        order == pids,
+        "wait4(-1) reaped {order:?}; created (oldest first) {pids:?}"
     );
     Ok(())
 }

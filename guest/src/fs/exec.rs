@@ -116,6 +116,13 @@ mod kernel {
         find_exec(path).map(|_| ())
     }
 
+    /// A dynamically linked program's interpreter (its PT_INTERP path),
+    /// opened as the program itself was (Linux `open_exec`): ENOENT if
+    /// missing, EACCES without execute permission.
+    pub fn open_interpreter(path: &[u8]) -> Result<ExecImage, i32> {
+        open_one(path)
+    }
+
     fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
         let inode = match find_exec(path)? {
             ExecFile::Builtin(image) => return Ok(ExecImage::Static(image)),

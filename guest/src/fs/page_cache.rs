@@ -142,6 +142,39 @@ impl FileData {
         Ok(())
     }
 
+    /// The frames of pages `first..first + count`, for a file mapping to
+    /// map (`mm::file_map`); the caller takes its references while it
+    /// still holds the file's lock. Pages past the end of the file are
+    /// `None`; so are holes, unless `fill_holes` (a shared mapping must
+    /// see later writes, so a hole gets its zeroed frame now). A file in
+    /// the kernel image is copied into pages first.
+    pub fn frames_for_map(
+        &mut self,
+        first: u64,
+        count: u64,
+        fill_holes: bool,
+    ) -> Result<alloc::vec::Vec<Option<u64>>, i32> {
+        self.materialize()?;
+        let in_file = self.size.div_ceil(PAGE);
+        let mut frames = alloc::vec::Vec::new();
+        frames
+            .try_reserve_exact(count as usize)
+            .map_err(|_| ENOMEM)?;
+        for index in first..first.saturating_add(count) {
+            let frame = match self.pages.get(&index) {
+                Some(&frame) => Some(frame),
+                None if fill_holes && index < in_file => {
+                    let frame = backend::alloc_zeroed().ok_or(ENOMEM)?;
+                    self.pages.insert(index, frame);
+                    Some(frame)
+                }
+                None => None,
+            };
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
     /// Copies the kernel image's bytes into pages of their own.
     fn materialize(&mut self) -> Result<(), i32> {
         let Some(image) = self.image else {
@@ -300,6 +333,27 @@ mod tests {
         assert_eq!(backend::live(), before + 2);
         assert_eq!(f.read_at(0, &mut buf), 4);
         assert_eq!(buf, [b'A', 3, 3, 3]);
+        drop(f);
+        assert_eq!(backend::live(), before);
+    }
+
+    #[test]
+    fn frames_for_a_mapping() {
+        let before = backend::live();
+        let mut f = FileData::default();
+        f.write_at(0, b"a").unwrap();
+        f.write_at(2 * PAGE, b"c").unwrap();
+        let private = f.frames_for_map(0, 5, false).unwrap();
+        assert_eq!(private.len(), 5);
+        assert!(private[0].is_some() && private[2].is_some());
+        assert_eq!(private[1], None, "a hole stays a hole");
+        assert_eq!(private[3..], [None, None], "past the end");
+        assert_eq!(f.pages(), 2);
+        let shared = f.frames_for_map(1, 4, true).unwrap();
+        assert!(shared[0].is_some(), "a shared mapping fills the hole");
+        assert_eq!(shared[1], private[2]);
+        assert_eq!(shared[2..], [None, None]);
+        assert_eq!(f.pages(), 3);
         drop(f);
         assert_eq!(backend::live(), before);
     }

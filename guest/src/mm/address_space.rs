@@ -332,6 +332,38 @@ impl AddressSpace {
         }
     }
 
+    /// Adds an area at `start` whose pages are the frames `frames[i]`
+    /// (another reference on each; `None` leaves a page to demand-zero
+    /// faulting), copy-on-write unless `flags` is shared: a file mapping's
+    /// page-cache pages (`mm::file_map`). Running out of table pages
+    /// undoes the whole mapping (ENOMEM).
+    pub fn map_frames(
+        &self,
+        start: u64,
+        frames: &[Option<u64>],
+        prot: Prot,
+        flags: VmaFlags,
+    ) -> Result<(), i32> {
+        let end = start + frames.len() as u64 * PAGE_SIZE;
+        self.map_lazy(start, end, prot, flags)?;
+        let cow = !flags.contains(VmaFlags::SHARED);
+        let mapped = with_memory(|memory| {
+            for (i, frame) in frames.iter().enumerate() {
+                if let Some(frame) = *frame {
+                    let addr = start + i as u64 * PAGE_SIZE;
+                    cow::map_frame(memory, self.root, addr, frame, prot, cow)?;
+                }
+            }
+            Ok::<(), OutOfMemory>(())
+        });
+        self.sync_if_active();
+        if mapped.is_err() {
+            self.remove_range(start, end);
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
     /// Adds an area whose pages appear on first touch (demand zero). ENOMEM
     /// past `vm.max_map_count` areas (Linux checks before merging, so the
     /// count may reach the limit + 1) or when the kernel heap is short.

@@ -588,6 +588,41 @@ pub fn populate(
     Ok(mapped)
 }
 
+/// Maps the existing data frame `frame` at the empty PTE of `addr` with
+/// the rights `prot`, taking a reference on it (a file's page-cache page,
+/// `mm::file_map`). `cow`: the page belongs to a private area, so it is
+/// read-only and carries [`PTE_COW`], and the first write copies it. A
+/// page already mapped is left alone (returns false). No TLB flush is
+/// needed: only an empty PTE is filled.
+pub fn map_frame(
+    ops: &mut impl MemoryOps,
+    root: u64,
+    addr: u64,
+    frame: u64,
+    prot: Prot,
+    cow: bool,
+) -> Result<bool, OutOfMemory> {
+    if addr >= USER_END {
+        return Ok(false);
+    }
+    let (table, i) = match walk(ops, root, addr, true) {
+        Walk::Slot(table, i) => (table, i),
+        Walk::OutOfMemory => return Err(OutOfMemory),
+        Walk::NoTable | Walk::Huge => return Ok(false),
+    };
+    if ops.table(table)[i] & flags::PRESENT != 0 {
+        return Ok(false);
+    }
+    ops.get_frame(frame);
+    let bits = if cow {
+        leaf_flags(prot, false) | PTE_COW
+    } else {
+        leaf_flags(prot, true)
+    };
+    ops.table(table)[i] = frame | bits;
+    Ok(true)
+}
+
 /// Why the kernel could not copy to or from user memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserCopyError {

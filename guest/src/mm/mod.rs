@@ -3,6 +3,8 @@
 #[cfg(not(test))]
 pub mod address_space;
 pub mod cow;
+#[cfg(not(test))]
+pub mod file_map;
 pub mod frame;
 #[cfg(not(test))]
 pub mod heap;

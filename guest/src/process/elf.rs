@@ -1,5 +1,7 @@
-//! Parsing the ELF executables that `execve` loads (static, non-PIE
-//! x86-64 programs, as the user programs are built).
+//! Parsing the ELF executables that `execve` loads: x86-64 programs at a
+//! fixed address (ET_EXEC) or position independent (ET_DYN: PIE programs,
+//! static-PIE ones and the dynamic loader itself), with their
+//! interpreter's path (PT_INTERP) when they are dynamically linked.
 
 use alloc::vec::Vec;
 
@@ -9,14 +11,18 @@ const ELF_MAGIC: [u8; 4] = [0x7f, b'E', b'L', b'F'];
 const ELFCLASS64: u8 = 2;
 const ELFDATA2LSB: u8 = 1;
 const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
 const EM_X86_64: u16 = 62;
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
+/// Longest interpreter path, NUL included (Linux `PATH_MAX`).
+const INTERP_MAX: u64 = 4096;
 
 /// One loadable segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +44,27 @@ pub struct Executable {
     /// Address of the program headers in memory (for AT_PHDR), if loaded.
     pub phdr_vaddr: Option<u64>,
     pub phnum: u16,
+    /// Position independent (ET_DYN): every address above is relative to
+    /// a load bias the loader chooses.
+    pub position_independent: bool,
+    /// The program interpreter's path (PT_INTERP, without its NUL).
+    pub interpreter: Option<Vec<u8>>,
+}
+
+impl Executable {
+    /// The page-aligned range `[start, end)` the segments cover (before
+    /// the load bias).
+    pub fn span(&self) -> (u64, u64) {
+        let page = 4096;
+        let start = self.segments.iter().map(|s| s.vaddr).min().unwrap_or(0);
+        let end = self
+            .segments
+            .iter()
+            .map(|s| s.vaddr + s.mem_size)
+            .max()
+            .unwrap_or(0);
+        (start / page * page, end.div_ceil(page) * page)
+    }
 }
 
 fn u16_at(data: &[u8], at: usize) -> Option<u16> {
@@ -52,9 +79,10 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Parses `image`, accepting only what this kernel can run: a static
-/// x86-64 ELF executable whose segments all lie below `user_end`.
-/// Anything else is `ENOEXEC`, as Linux reports for a format it cannot load.
+/// Parses `image`, accepting only what this kernel can run: an x86-64 ELF
+/// executable or shared object whose segments fit below `user_end` (at
+/// their addresses for ET_EXEC, as a whole for ET_DYN). Anything else is
+/// `ENOEXEC`, as Linux reports for a format it cannot load.
 pub fn parse(image: &[u8], user_end: u64) -> Result<Executable, i32> {
     parse_inner(image, user_end).ok_or(ENOEXEC)
 }
@@ -67,7 +95,12 @@ fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
     {
         return None;
     }
-    if u16_at(image, 16)? != ET_EXEC || u16_at(image, 18)? != EM_X86_64 {
+    let position_independent = match u16_at(image, 16)? {
+        ET_EXEC => false,
+        ET_DYN => true,
+        _ => return None,
+    };
+    if u16_at(image, 18)? != EM_X86_64 {
         return None;
     }
     let entry = u64_at(image, 24)?;
@@ -79,12 +112,30 @@ fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
     }
     let mut segments = Vec::new();
     let mut phdr_vaddr = None;
+    let mut phdr_segment = None;
+    let mut interpreter = None;
     for i in 0..usize::from(phnum) {
         let at = phoff.checked_add(i.checked_mul(PHDR_SIZE)?)?;
         let header = image.get(at..at.checked_add(PHDR_SIZE)?)?;
         let kind = u32_at(header, 0)?;
-        if kind == PT_INTERP {
-            return None; // dynamically linked: no loader here
+        if kind == PT_INTERP && interpreter.is_none() {
+            // Linux: 2..=PATH_MAX bytes ending in a NUL.
+            let (offset, size) = (u64_at(header, 8)?, u64_at(header, 32)?);
+            if !(2..=INTERP_MAX).contains(&size) {
+                return None;
+            }
+            let path = image.get(offset as usize..offset.checked_add(size)? as usize)?;
+            let (&last, path) = path.split_last()?;
+            if last != 0 {
+                return None;
+            }
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            interpreter = Some(path[..end].to_vec());
+            continue;
+        }
+        if kind == PT_PHDR {
+            phdr_segment = Some(u64_at(header, 16)?);
+            continue;
         }
         if kind != PT_LOAD {
             continue;
@@ -107,8 +158,12 @@ fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
         {
             return None;
         }
-        if segment.vaddr < 4096 {
+        if segment.vaddr < 4096 && !position_independent {
             return None; // page zero stays unmapped
+        }
+        // mmap needs the file offset and the address equal modulo a page.
+        if segment.vaddr % 4096 != segment.file_offset % 4096 {
+            return None;
         }
         if phoff as u64 >= segment.file_offset && (phoff as u64) < file_end {
             phdr_vaddr = Some(segment.vaddr + (phoff as u64 - segment.file_offset));
@@ -126,8 +181,10 @@ fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
     Some(Executable {
         entry,
         segments,
-        phdr_vaddr,
+        phdr_vaddr: phdr_segment.or(phdr_vaddr),
         phnum,
+        position_independent,
+        interpreter,
     })
 }
 

@@ -11,13 +11,14 @@ use forkvm_abi::PAGE_SIZE;
 use super::elf;
 use super::task::Task;
 use super::user_stack::{
-    self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM,
-    AT_UID, HWCAP2_FSGSBASE,
+    self, AT_BASE, AT_CLKTCK, AT_EGID, AT_ENTRY, AT_EUID, AT_EXECFN, AT_FLAGS, AT_GID, AT_HWCAP,
+    AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PLATFORM, AT_SECURE, AT_UID,
+    HWCAP2_FSGSBASE,
 };
 use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
-use crate::errno::ENOMEM;
+use crate::errno::{ELIBBAD, ENOMEM};
 use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
@@ -36,17 +37,118 @@ fn page_up(address: u64) -> u64 {
     (address + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
+/// Where a position-independent program is loaded: Linux's
+/// `ELF_ET_DYN_BASE` is two thirds of the user address window; the
+/// default layout here lives in the first 512 GiB (one PML4 entry, see
+/// "Address spaces" in docs/ARCHITECTURE.md), so two thirds of that.
+pub const ELF_ET_DYN_BASE: u64 = ((512 << 30) / 3 * 2) & !(PAGE_SIZE - 1);
+
+/// Linux's `USER_HZ`, the unit of `times` and `/proc` ticks (AT_CLKTCK).
+const USER_HZ: u64 = 100;
+
 /// Loads the program named `path` into a new address space, with its
-/// arguments and environment on a new stack.
+/// arguments and environment on a new stack. A dynamically linked
+/// program also gets its interpreter (PT_INTERP), which it starts in.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
     // A file of the tree or a built-in program; `#!` scripts change argv.
     let (image, argv) = crate::fs::exec::open_exec(path, argv)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let argv = &argv[..];
-    let image = &image[..];
-    let exe = elf::parse(image, TASK_SIZE)?;
+    let exe = elf::parse(&image, TASK_SIZE)?;
+    // Like Linux, the interpreter is opened and checked before anything
+    // of the old program is given up: a missing one is ENOENT, one that
+    // is no x86-64 ELF file ELIBBAD.
+    let interpreter = match &exe.interpreter {
+        Some(interp_path) => {
+            let interp_image = crate::fs::exec::open_interpreter(interp_path)?;
+            let interp = elf::parse(&interp_image, TASK_SIZE).map_err(|_| ELIBBAD)?;
+            Some((interp_image, interp))
+        }
+        None => None,
+    };
     let mm = AddressSpace::new().map_err(|_| ENOMEM)?;
 
+    let bias = if exe.position_independent {
+        ELF_ET_DYN_BASE - exe.span().0
+    } else {
+        0
+    };
+    let image_end = map_image(&mm, &image, &exe, bias)?;
+    {
+        let mut inner = mm.inner.lock();
+        inner.start_brk = image_end;
+        inner.brk = image_end;
+    }
+    mm.map_lazy(
+        STACK_TOP - STACK_SIZE,
+        STACK_TOP,
+        Prot::READ | Prot::WRITE,
+        VmaFlags::ANONYMOUS | VmaFlags::GROWSDOWN,
+    )?;
+    // The interpreter goes where mmap would put it (Linux maps it with
+    // `elf_map`, top-down below the stack).
+    let (start, interp_base) = match &interpreter {
+        Some((interp_image, interp)) => {
+            let (low, high) = interp.span();
+            let base = if interp.position_independent {
+                mm.get_unmapped_area(high - low, 0).ok_or(ENOMEM)?
+            } else {
+                low
+            };
+            map_image(&mm, interp_image, interp, base - low)?;
+            (interp.entry + base - low, base)
+        }
+        None => (exe.entry + bias, 0),
+    };
+
+    let cred = crate::sched::current().inner.lock().cred.clone();
+    let mut auxv: Vec<(u64, u64)> = Vec::new();
+    auxv.push((AT_HWCAP, u64::from(cpu::cpuid(1, 0).edx)));
+    auxv.push((AT_PAGESZ, PAGE_SIZE));
+    auxv.push((AT_CLKTCK, USER_HZ));
+    if let Some(phdr) = exe.phdr_vaddr {
+        auxv.push((AT_PHDR, phdr + bias));
+    }
+    auxv.push((AT_PHENT, 56));
+    auxv.push((AT_PHNUM, u64::from(exe.phnum)));
+    auxv.push((AT_BASE, interp_base));
+    auxv.push((AT_FLAGS, 0));
+    auxv.push((AT_ENTRY, exe.entry + bias));
+    auxv.push((AT_UID, u64::from(cred.uid_seen(cred.uid))));
+    auxv.push((AT_EUID, u64::from(cred.uid_seen(cred.euid))));
+    auxv.push((AT_GID, u64::from(cred.gid_seen(cred.gid))));
+    auxv.push((AT_EGID, u64::from(cred.gid_seen(cred.egid))));
+    // No set-user-id programs: the exec never raises privileges.
+    auxv.push((AT_SECURE, 0));
+    // Like Linux: FSGSBASE is offered to user code once the kernel enabled it.
+    let hwcap2 = if cpu::has_fsgsbase() {
+        HWCAP2_FSGSBASE
+    } else {
+        0
+    };
+    auxv.push((AT_HWCAP2, hwcap2));
+    let random = cpu::rdtsc().to_le_bytes();
+    let mut random16 = [0u8; 16];
+    random16[..8].copy_from_slice(&random);
+    random16[8..].copy_from_slice(&(!cpu::rdtsc()).to_le_bytes());
+    let aux_strings: [(u64, &[u8]); 2] = [(AT_EXECFN, path), (AT_PLATFORM, b"x86_64")];
+    let stack = user_stack::build(STACK_TOP, &argv, envp, &auxv, &aux_strings, random16)?;
+    mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
+
+    Ok(LoadedProgram {
+        mm,
+        entry: start,
+        stack_pointer: stack.sp,
+    })
+}
+
+/// Maps the segments of `exe` at their addresses plus `bias` and copies
+/// their file bytes in; returns the end of the highest page.
+fn map_image(
+    mm: &AddressSpace,
+    image: &[u8],
+    exe: &elf::Executable,
+    bias: u64,
+) -> Result<u64, i32> {
     // Segments may share a page (their file offsets are not page aligned):
     // give each page the union of the rights of the segments on it.
     let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
@@ -61,8 +163,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
         if segment.execute {
             prot = prot | Prot::EXEC;
         }
-        let mut page = page_down(segment.vaddr);
-        while page < page_up(segment.vaddr + segment.mem_size) {
+        let start = segment.vaddr + bias;
+        let mut page = page_down(start);
+        while page < page_up(start + segment.mem_size) {
             let entry = pages.entry(page).or_insert(Prot::NONE);
             *entry = *entry | prot;
             page += PAGE_SIZE;
@@ -90,50 +193,9 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     for segment in &exe.segments {
         let data = &image
             [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        mm.poke(segment.vaddr, data)?;
+        mm.poke(segment.vaddr + bias, data)?;
     }
-    {
-        let mut inner = mm.inner.lock();
-        inner.start_brk = image_end;
-        inner.brk = image_end;
-    }
-
-    mm.map_lazy(
-        STACK_TOP - STACK_SIZE,
-        STACK_TOP,
-        Prot::READ | Prot::WRITE,
-        VmaFlags::ANONYMOUS | VmaFlags::GROWSDOWN,
-    )?;
-    let mut auxv: Vec<(u64, u64)> = Vec::new();
-    if let Some(phdr) = exe.phdr_vaddr {
-        auxv.push((AT_PHDR, phdr));
-    }
-    auxv.push((AT_PHENT, 56));
-    auxv.push((AT_PHNUM, u64::from(exe.phnum)));
-    auxv.push((AT_PAGESZ, PAGE_SIZE));
-    auxv.push((AT_ENTRY, exe.entry));
-    for id in [AT_UID, AT_EUID, AT_GID, AT_EGID] {
-        auxv.push((id, 0));
-    }
-    // Like Linux: FSGSBASE is offered to user code once the kernel enabled it.
-    let hwcap2 = if cpu::has_fsgsbase() {
-        HWCAP2_FSGSBASE
-    } else {
-        0
-    };
-    auxv.push((AT_HWCAP2, hwcap2));
-    let random = cpu::rdtsc().to_le_bytes();
-    let mut random16 = [0u8; 16];
-    random16[..8].copy_from_slice(&random);
-    random16[8..].copy_from_slice(&(!cpu::rdtsc()).to_le_bytes());
-    let stack = user_stack::build(STACK_TOP, argv, envp, &auxv, random16)?;
-    mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
-
-    Ok(LoadedProgram {
-        mm,
-        entry: exe.entry,
-        stack_pointer: stack.sp,
-    })
+    Ok(image_end)
 }
 
 /// The trap frame a program starts with.

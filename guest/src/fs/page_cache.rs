@@ -145,14 +145,13 @@ impl FileData {
     /// The frames of pages `first..first + count`, for a file mapping to
     /// map (`mm::file_map`); the caller takes its references while it
     /// still holds the file's lock. Pages past the end of the file are
-    /// `None`; so are holes, unless `fill_holes` (a shared mapping must
-    /// see later writes, so a hole gets its zeroed frame now). A file in
-    /// the kernel image is copied into pages first.
+    /// `None`. A hole gets its zeroed frame now, as a tmpfs fault does:
+    /// every mapping must see later writes to it. A file in the kernel
+    /// image is copied into pages first.
     pub fn frames_for_map(
         &mut self,
         first: u64,
         count: u64,
-        fill_holes: bool,
     ) -> Result<alloc::vec::Vec<Option<u64>>, i32> {
         self.materialize()?;
         let in_file = self.size.div_ceil(PAGE);
@@ -163,7 +162,7 @@ impl FileData {
         for index in first..first.saturating_add(count) {
             let frame = match self.pages.get(&index) {
                 Some(&frame) => Some(frame),
-                None if fill_holes && index < in_file => {
+                None if index < in_file => {
                     let frame = backend::alloc_zeroed().ok_or(ENOMEM)?;
                     self.pages.insert(index, frame);
                     Some(frame)
@@ -343,16 +342,14 @@ mod tests {
         let mut f = FileData::default();
         f.write_at(0, b"a").unwrap();
         f.write_at(2 * PAGE, b"c").unwrap();
-        let private = f.frames_for_map(0, 5, false).unwrap();
-        assert_eq!(private.len(), 5);
-        assert!(private[0].is_some() && private[2].is_some());
-        assert_eq!(private[1], None, "a hole stays a hole");
-        assert_eq!(private[3..], [None, None], "past the end");
-        assert_eq!(f.pages(), 2);
-        let shared = f.frames_for_map(1, 4, true).unwrap();
-        assert!(shared[0].is_some(), "a shared mapping fills the hole");
-        assert_eq!(shared[1], private[2]);
-        assert_eq!(shared[2..], [None, None]);
+        let frames = f.frames_for_map(0, 5).unwrap();
+        assert_eq!(frames.len(), 5);
+        assert!(frames[..3].iter().all(Option::is_some));
+        assert_eq!(f.pages(), 3, "the hole got its frame");
+        assert_eq!(frames[3..], [None, None], "past the end");
+        let again = f.frames_for_map(1, 4).unwrap();
+        assert_eq!(again[..2], frames[1..3], "the same frames");
+        assert_eq!(again[2..], [None, None]);
         assert_eq!(f.pages(), 3);
         drop(f);
         assert_eq!(backend::live(), before);

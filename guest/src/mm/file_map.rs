@@ -11,11 +11,11 @@
 //!
 //! Unlike Linux, whose fault handler finds the page in the page cache on
 //! first touch, every page the file has is mapped at once: on the PVM host
-//! a page fault costs two exits, a present PTE nothing. Holes of a private
-//! mapping and pages past the end of the file are left to demand-zero
-//! faults (Linux: zeros for a hole, SIGBUS past the end; here zeros, and
-//! a file that grows later does not show in those pages). A shared
-//! mapping gives holes inside the file their frames first.
+//! a page fault costs two exits, a present PTE nothing. Holes inside the
+//! file get their frames first (a tmpfs fault allocates them too). Pages
+//! past the end of the file are left to demand-zero faults (Linux sends
+//! SIGBUS there; here they read zeros, and a file that grows later does
+//! not show in them).
 //!
 //! Frames go back to the allocator when the last reference goes: the
 //! file's (truncate, unlink of the last name and close) or a mapping's
@@ -43,7 +43,7 @@ pub fn map_file(
     // The file's lock is held until the mapping holds its references, so
     // a concurrent truncate cannot free a frame in between.
     let mut data = data.lock();
-    let frames = data.frames_for_map(offset / PAGE_SIZE, len / PAGE_SIZE, shared)?;
+    let frames = data.frames_for_map(offset / PAGE_SIZE, len / PAGE_SIZE)?;
     let flags = if shared {
         VmaFlags::SHARED
     } else {

@@ -19,7 +19,7 @@ const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
-const EHDR_SIZE: usize = 64;
+pub const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 /// Longest interpreter path, NUL included (Linux `PATH_MAX`).
 const INTERP_MAX: u64 = 4096;

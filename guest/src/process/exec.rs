@@ -18,7 +18,7 @@ use super::user_stack::{
 use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
-use crate::errno::{ELIBBAD, ENOMEM};
+use crate::errno::{EIO, ELIBBAD, ENOMEM};
 use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
@@ -55,11 +55,15 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let exe = elf::parse(&image, TASK_SIZE)?;
     // Like Linux, the interpreter is opened and checked before anything
-    // of the old program is given up: a missing one is ENOENT, one that
-    // is no x86-64 ELF file ELIBBAD.
+    // of the old program is given up: a missing one is ENOENT.
     let interpreter = match &exe.interpreter {
         Some(interp_path) => {
             let interp_image = crate::fs::exec::open_interpreter(interp_path)?;
+            // Linux reads the interpreter's ELF header first: a short
+            // read is EIO, anything but an x86-64 ELF file ELIBBAD.
+            if interp_image.len() < elf::EHDR_SIZE {
+                return Err(EIO);
+            }
             let interp = elf::parse(&interp_image, TASK_SIZE).map_err(|_| ELIBBAD)?;
             Some((interp_image, interp))
         }

@@ -17,30 +17,61 @@ use crate::errno::ENOEXEC;
 
 #[cfg(not(test))]
 mod kernel {
+    use alloc::sync::Arc;
     use alloc::vec::Vec;
-    use core::ops::Deref;
     use core::sync::atomic::{AtomicBool, Ordering};
 
     use super::shebang;
     use crate::errno::{EACCES, ELOOP, ENOENT, ENOMEM};
     use crate::fs::dentry::Node;
-    use crate::fs::inode::InodeKind;
+    use crate::fs::inode::{Inode, InodeKind};
     use crate::fs::permission::MAY_EXEC;
 
-    /// A program's bytes: in the kernel image (built-in programs, unchanged
-    /// files made from them) or copied from the file's pages.
+    /// A program's bytes: in the kernel image (built-in programs,
+    /// unchanged files made from them) or a regular file, whose pages the
+    /// loader maps (nothing is copied but what must be: `process::exec`).
     pub enum ExecImage {
         Static(&'static [u8]),
-        Copied(Vec<u8>),
+        File(Arc<Inode>),
     }
 
-    impl Deref for ExecImage {
-        type Target = [u8];
-
-        fn deref(&self) -> &[u8] {
+    impl ExecImage {
+        pub fn len(&self) -> u64 {
             match self {
-                ExecImage::Static(bytes) => bytes,
-                ExecImage::Copied(bytes) => bytes,
+                ExecImage::Static(bytes) => bytes.len() as u64,
+                ExecImage::File(inode) => inode.data().map_or(0, |d| d.lock().size()),
+            }
+        }
+
+        /// Copies bytes from `offset` into `buf`; returns how many.
+        pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+            match self {
+                ExecImage::Static(bytes) => {
+                    let start = (offset as usize).min(bytes.len());
+                    let n = buf.len().min(bytes.len() - start);
+                    buf[..n].copy_from_slice(&bytes[start..start + n]);
+                    n
+                }
+                ExecImage::File(inode) => inode.data().map_or(0, |d| d.lock().read_at(offset, buf)),
+            }
+        }
+
+        /// The first `max` bytes (fewer for a shorter file).
+        pub fn head(&self, max: usize) -> Result<Vec<u8>, i32> {
+            let len = (self.len() as usize).min(max);
+            let mut bytes = Vec::new();
+            bytes.try_reserve_exact(len).map_err(|_| ENOMEM)?;
+            bytes.resize(len, 0);
+            let n = self.read_at(0, &mut bytes);
+            bytes.truncate(n);
+            Ok(bytes)
+        }
+
+        /// The file's pages, when it is a file of the tree.
+        pub fn data(&self) -> Option<&spin::Mutex<crate::fs::page_cache::FileData>> {
+            match self {
+                ExecImage::Static(_) => None,
+                ExecImage::File(inode) => inode.data(),
             }
         }
     }
@@ -65,7 +96,8 @@ mod kernel {
         let mut path = path.to_vec();
         for _ in 0..=MAX_INTERPRETERS {
             let image = open_one(&path)?;
-            let Some(line) = shebang(&image) else {
+            let head = image.head(super::SHEBANG_MAX)?;
+            let Some(line) = shebang(&head) else {
                 return Ok((image, argv));
             };
             let (interpreter, argument) = line?;
@@ -86,7 +118,7 @@ mod kernel {
     /// (found, a regular file, executable by the caller) without reading it.
     enum ExecFile {
         Builtin(&'static [u8]),
-        File(alloc::sync::Arc<crate::fs::inode::Inode>),
+        File(Arc<Inode>),
     }
 
     fn find_exec(path: &[u8]) -> Result<ExecFile, i32> {
@@ -131,19 +163,10 @@ mod kernel {
         let InodeKind::Regular(data) = &inode.kind else {
             return Err(EACCES);
         };
-        let data = data.lock();
-        if let Some(image) = data.image() {
+        if let Some(image) = data.lock().image() {
             return Ok(ExecImage::Static(image));
         }
-        // The loader reads the whole program (it copies it into the new
-        // address space anyway); file-backed mappings would share the pages.
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(data.size() as usize)
-            .map_err(|_| ENOMEM)?;
-        bytes.resize(data.size() as usize, 0);
-        data.read_at(0, &mut bytes);
-        Ok(ExecImage::Copied(bytes))
+        Ok(ExecImage::File(inode))
     }
 }
 

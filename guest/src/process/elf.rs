@@ -79,15 +79,21 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Parses `image`, accepting only what this kernel can run: an x86-64 ELF
-/// executable or shared object whose segments fit below `user_end` (at
-/// their addresses for ET_EXEC, as a whole for ET_DYN). Anything else is
-/// `ENOEXEC`, as Linux reports for a format it cannot load.
-pub fn parse(image: &[u8], user_end: u64) -> Result<Executable, i32> {
-    parse_inner(image, user_end).ok_or(ENOEXEC)
+/// How much of the start of a file [`parse`] reads: the program headers
+/// and the interpreter's path must lie within it.
+pub const HEADER_MAX: usize = 64 * 1024;
+
+/// Parses the start of an executable (`image`, the first bytes of a file
+/// of `file_size` bytes), accepting only what this kernel can run: an
+/// x86-64 ELF executable or shared object whose segments fit below
+/// `user_end` (at their addresses for ET_EXEC, as a whole for ET_DYN).
+/// Anything else is `ENOEXEC`, as Linux reports for a format it cannot
+/// load.
+pub fn parse(image: &[u8], file_size: u64, user_end: u64) -> Result<Executable, i32> {
+    parse_inner(image, file_size, user_end).ok_or(ENOEXEC)
 }
 
-fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
+fn parse_inner(image: &[u8], file_size: u64, user_end: u64) -> Option<Executable> {
     if image.len() < EHDR_SIZE
         || image[0..4] != ELF_MAGIC
         || image[4] != ELFCLASS64
@@ -152,10 +158,7 @@ fn parse_inner(image: &[u8], user_end: u64) -> Option<Executable> {
         };
         let file_end = segment.file_offset.checked_add(segment.file_size)?;
         let mem_end = segment.vaddr.checked_add(segment.mem_size)?;
-        if segment.file_size > segment.mem_size
-            || file_end > image.len() as u64
-            || mem_end > user_end
-        {
+        if segment.file_size > segment.mem_size || file_end > file_size || mem_end > user_end {
             return None;
         }
         if segment.vaddr < 4096 && !position_independent {
@@ -216,7 +219,7 @@ mod tests {
 
     #[test]
     fn parses_a_static_executable() {
-        let exe = parse(&image(), 0x4000_0000_0000).unwrap();
+        let exe = parse(&image(), 0x200, 0x4000_0000_0000).unwrap();
         assert_eq!(exe.entry, 0x400100);
         assert_eq!(exe.segments.len(), 1);
         assert_eq!(exe.phdr_vaddr, Some(0x400040));
@@ -228,21 +231,54 @@ mod tests {
     fn rejects_what_it_cannot_run() {
         let mut bad = image();
         bad[0] = 0;
-        assert_eq!(parse(&bad, 0x4000_0000_0000), Err(ENOEXEC));
-        let mut dynamic = image();
-        dynamic[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
-        assert_eq!(parse(&dynamic, 0x4000_0000_0000), Err(ENOEXEC));
+        assert_eq!(parse(&bad, 0x200, 0x4000_0000_0000), Err(ENOEXEC));
+        let mut core = image();
+        core[16..18].copy_from_slice(&4u16.to_le_bytes()); // ET_CORE
+        assert_eq!(parse(&core, 0x200, 0x4000_0000_0000), Err(ENOEXEC));
+        assert_eq!(
+            parse(&image(), 0x1ff, 0x4000_0000_0000),
+            Err(ENOEXEC),
+            "past the file"
+        );
         // A segment reaching into the kernel's half.
-        assert_eq!(parse(&image(), 0x400800), Err(ENOEXEC));
+        assert_eq!(parse(&image(), 0x200, 0x400800), Err(ENOEXEC));
         // Truncated file.
-        assert_eq!(parse(&image()[..100], 0x4000_0000_0000), Err(ENOEXEC));
+        assert_eq!(parse(&image()[..100], 100, 0x4000_0000_0000), Err(ENOEXEC));
         let mut outside = image();
         outside[24..32].copy_from_slice(&0x900000u64.to_le_bytes());
         assert_eq!(
-            parse(&outside, 0x4000_0000_0000),
+            parse(&outside, 0x200, 0x4000_0000_0000),
             Err(ENOEXEC),
             "entry outside the code"
         );
+    }
+
+    /// `image()` made position independent at 0 with a PT_INTERP.
+    fn pie(interp: &[u8]) -> Vec<u8> {
+        let mut data = image();
+        data[16..18].copy_from_slice(&ET_DYN.to_le_bytes());
+        data[24..32].copy_from_slice(&0x100u64.to_le_bytes());
+        data[56..58].copy_from_slice(&2u16.to_le_bytes());
+        data[64 + 16..64 + 24].copy_from_slice(&0u64.to_le_bytes());
+        let ph = 64 + PHDR_SIZE;
+        data[ph..ph + 4].copy_from_slice(&PT_INTERP.to_le_bytes());
+        data[ph + 8..ph + 16].copy_from_slice(&0x1c0u64.to_le_bytes());
+        data[ph + 32..ph + 40].copy_from_slice(&(interp.len() as u64).to_le_bytes());
+        data[0x1c0..0x1c0 + interp.len()].copy_from_slice(interp);
+        data
+    }
+
+    #[test]
+    fn parses_a_pie_with_its_interpreter() {
+        let exe = parse(&pie(b"/lib/ld.so\0"), 0x200, 0x4000_0000_0000).unwrap();
+        assert!(exe.position_independent);
+        assert_eq!(exe.interpreter.as_deref(), Some(&b"/lib/ld.so"[..]));
+        assert_eq!((exe.entry, exe.phdr_vaddr), (0x100, Some(0x40)));
+        assert_eq!(exe.span(), (0, 0x1000));
+        // Linux wants the path NUL-terminated and at least 2 bytes long.
+        for bad in [&b"/lib/ld.so"[..], b"\0", b""] {
+            assert_eq!(parse(&pie(bad), 0x200, 0x4000_0000_0000), Err(ENOEXEC));
+        }
     }
 
     #[test]
@@ -258,7 +294,7 @@ mod tests {
                 let at = (seed >> 33) as usize % data.len();
                 data[at] = (seed >> 13) as u8;
             }
-            let _ = parse(&data, 0x4000_0000_0000);
+            let _ = parse(&data, data.len() as u64, 0x4000_0000_0000);
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
 use crate::errno::{EIO, ELIBBAD, ENOMEM};
+use crate::fs::exec::ExecImage;
 use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
@@ -53,7 +54,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     // A file of the tree or a built-in program; `#!` scripts change argv.
     let (image, argv) = crate::fs::exec::open_exec(path, argv)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let exe = elf::parse(&image, TASK_SIZE)?;
+    let exe = elf::parse(&image.head(elf::HEADER_MAX)?, image.len(), TASK_SIZE)?;
     // Like Linux, the interpreter is opened and checked before anything
     // of the old program is given up: a missing one is ENOENT.
     let interpreter = match &exe.interpreter {
@@ -61,10 +62,11 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
             let interp_image = crate::fs::exec::open_interpreter(interp_path)?;
             // Linux reads the interpreter's ELF header first: a short
             // read is EIO, anything but an x86-64 ELF file ELIBBAD.
-            if interp_image.len() < elf::EHDR_SIZE {
+            let head = interp_image.head(elf::HEADER_MAX)?;
+            if head.len() < elf::EHDR_SIZE {
                 return Err(EIO);
             }
-            let interp = elf::parse(&interp_image, TASK_SIZE).map_err(|_| ELIBBAD)?;
+            let interp = elf::parse(&head, interp_image.len(), TASK_SIZE).map_err(|_| ELIBBAD)?;
             Some((interp_image, interp))
         }
         None => None,
@@ -145,17 +147,38 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     })
 }
 
-/// Maps the segments of `exe` at their addresses plus `bias` and copies
-/// their file bytes in; returns the end of the highest page.
+/// How one page of a program's image gets its contents.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PageFill {
+    /// The file's page with this index, mapped copy-on-write (a page
+    /// wholly of one read-only segment's file bytes, as Linux's `elf_map`
+    /// maps it).
+    FilePage(u64),
+    /// A private page the loader copies file bytes into: a page of a
+    /// writable segment (the program writes most of its data pages at
+    /// once, and a copy-on-write fault costs two VM exits on the PVM host,
+    /// far more than a 4 KiB copy: mapping them from the file made a
+    /// busybox fork+exec 11 -> 15 ms), one several segments share, the one
+    /// where a segment's bss starts (its tail is zeroed, Linux `padzero`),
+    /// or any page of a built-in program.
+    Copied,
+    /// Only bss: a zeroed page.
+    Zero,
+}
+
+/// Maps the segments of `exe` at their addresses plus `bias`: the file's
+/// page-cache pages where possible, copies where not (see [`PageFill`]).
+/// Returns the end of the highest page.
 fn map_image(
     mm: &AddressSpace,
-    image: &[u8],
+    image: &ExecImage,
     exe: &elf::Executable,
     bias: u64,
 ) -> Result<u64, i32> {
-    // Segments may share a page (their file offsets are not page aligned):
-    // give each page the union of the rights of the segments on it.
-    let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
+    let file = image.data();
+    // Each page: the union of the rights of the segments on it, how it
+    // is filled, and how many segments touch it.
+    let mut pages: BTreeMap<u64, (Prot, PageFill, u32)> = BTreeMap::new();
     for segment in &exe.segments {
         let mut prot = Prot::NONE;
         if segment.read {
@@ -168,36 +191,90 @@ fn map_image(
             prot = prot | Prot::EXEC;
         }
         let start = segment.vaddr + bias;
+        let file_end = start + segment.file_size;
+        let first_index = page_down(segment.file_offset) / PAGE_SIZE;
         let mut page = page_down(start);
         while page < page_up(start + segment.mem_size) {
-            let entry = pages.entry(page).or_insert(Prot::NONE);
-            *entry = *entry | prot;
+            let whole = page + PAGE_SIZE <= file_end
+                || (segment.mem_size == segment.file_size && page < file_end);
+            let fill = if file.is_some() && whole && !segment.write {
+                PageFill::FilePage(first_index + (page - page_down(start)) / PAGE_SIZE)
+            } else if page < file_end {
+                PageFill::Copied
+            } else {
+                PageFill::Zero
+            };
+            let entry = pages.entry(page).or_insert((Prot::NONE, fill, 0));
+            entry.0 = entry.0 | prot;
+            entry.2 += 1;
+            if entry.2 > 1 && (entry.1, fill) != (PageFill::Zero, PageFill::Zero) {
+                entry.1 = PageFill::Copied;
+            }
             page += PAGE_SIZE;
         }
     }
-    // Map runs of pages with equal rights as one area each.
-    let mut run: Option<(u64, u64, Prot)> = None;
+    // Map runs of alike pages (same rights and fill, consecutive file
+    // pages) with one call each.
     let mut image_end = 0;
-    for (&page, &prot) in &pages {
-        image_end = page + PAGE_SIZE;
-        match run {
-            Some((start, end, run_prot)) if end == page && run_prot == prot => {
-                run = Some((start, page + PAGE_SIZE, prot))
-            }
-            Some((start, end, run_prot)) => {
-                mm.map_populated(start, end, run_prot, VmaFlags::PRIVATE)?;
-                run = Some((page, page + PAGE_SIZE, prot));
-            }
-            None => run = Some((page, page + PAGE_SIZE, prot)),
+    let mut run: Vec<(u64, Prot, PageFill)> = Vec::new();
+    let flush = |run: &mut Vec<(u64, Prot, PageFill)>| -> Result<(), i32> {
+        let Some(&(start, prot, fill)) = run.first() else {
+            return Ok(());
+        };
+        let end = start + run.len() as u64 * PAGE_SIZE;
+        match (fill, file) {
+            (PageFill::FilePage(index), Some(data)) => crate::mm::file_map::map_file(
+                mm,
+                start,
+                end - start,
+                prot,
+                false,
+                data,
+                index * PAGE_SIZE,
+            )?,
+            // Zero and copied pages alike are filled now: the program
+            // touches its bss at once, and a demand-zero fault costs two VM
+            // exits on the PVM host.
+            _ => mm.map_populated(start, end, prot, VmaFlags::PRIVATE)?,
         }
+        run.clear();
+        Ok(())
+    };
+    for (&page, &(prot, fill, _)) in &pages {
+        image_end = page + PAGE_SIZE;
+        let continues = run.last().is_some_and(|&(last, last_prot, last_fill)| {
+            last + PAGE_SIZE == page
+                && last_prot == prot
+                && match (last_fill, fill) {
+                    (PageFill::FilePage(a), PageFill::FilePage(b)) => a + 1 == b,
+                    (a, b) => a == b,
+                }
+        });
+        if !continues {
+            flush(&mut run)?;
+        }
+        run.push((page, prot, fill));
     }
-    if let Some((start, end, prot)) = run {
-        mm.map_populated(start, end, prot, VmaFlags::PRIVATE)?;
-    }
+    flush(&mut run)?;
+    // The file bytes of the copied pages.
+    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
     for segment in &exe.segments {
-        let data = &image
-            [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        mm.poke(segment.vaddr + bias, data)?;
+        let start = segment.vaddr + bias;
+        let file_end = start + segment.file_size;
+        let mut page = page_down(start);
+        while page < file_end {
+            if pages.get(&page).is_some_and(|p| p.1 == PageFill::Copied) {
+                let from = page.max(start);
+                let to = (page + PAGE_SIZE).min(file_end);
+                let chunk = &mut buf[..(to - from) as usize];
+                let n = image.read_at(segment.file_offset + (from - start), chunk);
+                if n != chunk.len() {
+                    return Err(EIO);
+                }
+                mm.poke(from, chunk)?;
+            }
+            page += PAGE_SIZE;
+        }
     }
     Ok(image_end)
 }

@@ -331,7 +331,9 @@ fn corrupt_archives_stop_the_boot_with_offset_and_reason() {
 fn file_frames_come_back_when_the_last_reference_goes() {
     require_kvm!();
     let round = "run proctest files-create-read-write files-sparse-lseek files-unlink-open \
-                 files-rename-over-open files-truncate files-append-two-processes; meminfo";
+                 files-rename-over-open files-truncate files-append-two-processes \
+                 files-mmap-shared files-mmap-private files-mmap-errors \
+                 files-exec-interpreter; meminfo";
     // The first round fills the kernel's caches (stacks, page tables).
     let out = forkvm()
         .args(["-c", &format!("{round}; {round}; {round}")])

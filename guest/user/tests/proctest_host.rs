@@ -96,6 +96,7 @@ const SCENARIOS: &[&str] = &[
     "files-mmap-private",
     "files-mmap-errors",
     "files-exec-interpreter",
+    "files-proc-stat-status-meminfo",
     "userns-id-maps",
     "userns-owns-namespaces",
     "userns-nproc-counts-creator",

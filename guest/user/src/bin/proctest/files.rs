@@ -31,6 +31,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-mmap-private", mmap_private),
     ("files-mmap-errors", mmap_errors),
     ("files-exec-interpreter", exec_interpreter),
+    ("files-proc-stat-status-meminfo", proc_files),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -1476,5 +1477,52 @@ fn exec_interpreter(_: &Ctx) -> Outcome {
     }
     let got = try_exec("text")?;
     ensure!(got == Errno::ENOEXEC.0, "text with x: expected ENOEXEC, got {got}");
+    Ok(())
+}
+
+/// Reads the whole (small) file at `path` into `buf`.
+fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
+    let fd = open(&Path::new(format_args!("{path}")), O_RDONLY, 0).ctx(path)?;
+    let n = read_full(fd.raw(), buf)?;
+    core::str::from_utf8(&buf[..n]).map_err(|_| msg!("{path}: not UTF-8"))
+}
+
+/// `/proc/self/stat` and `status` name this process, its state, parent
+/// and exit signal in Linux's format (52 stat fields); `/proc/meminfo`
+/// starts with the memory totals.
+fn proc_files(_: &Ctx) -> Outcome {
+    let (pid, ppid) = (getpid(), getppid());
+    let mut buf = [0u8; 4096];
+    let stat = read_file("/proc/self/stat", &mut buf)?;
+    let head = Path::new(format_args!("{pid} (proctest) R {ppid} "));
+    let head = core::str::from_utf8(head.bytes()).unwrap_or("");
+    ensure!(stat.starts_with(head), "stat starts {stat:?}, expected {head:?}");
+    let after_comm = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields = after_comm.split_whitespace().count() + 2;
+    ensure!(fields == 52, "stat has {fields} fields: {stat:?}");
+    let exit_signal = after_comm.split_whitespace().nth(35);
+    ensure!(exit_signal == Some("17"), "exit_signal {exit_signal:?} in {stat:?}");
+    let mut buf = [0u8; 4096];
+    let status = read_file("/proc/self/status", &mut buf)?;
+    ensure!(status.starts_with("Name:\tproctest\n"), "status {status:?}");
+    for line in [
+        Path::new(format_args!("\nPid:\t{pid}\n")),
+        Path::new(format_args!("\nPPid:\t{ppid}\n")),
+        Path::new(format_args!("\nState:\tR (running)\n")),
+    ] {
+        let line = core::str::from_utf8(line.bytes()).unwrap_or("");
+        ensure!(status.contains(line), "no {line:?} in status {status:?}");
+    }
+    let mut buf = [0u8; 4096];
+    let meminfo = read_file("/proc/meminfo", &mut buf)?;
+    ensure!(
+        meminfo.starts_with("MemTotal:") && meminfo.contains("\nMemFree:"),
+        "meminfo {meminfo:?}"
+    );
+    expect_err(
+        "/proc/self/nonexistent",
+        open(&Path::new(format_args!("/proc/self/nonexistent")), O_RDONLY, 0),
+        Errno::ENOENT,
+    )?;
     Ok(())
 }

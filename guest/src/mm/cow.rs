@@ -1154,6 +1154,48 @@ mod tests {
     }
 
     #[test]
+    fn map_frame_shares_a_file_page_private_copies_on_write() {
+        use crate::mm::vma::VmaFlags;
+        let mut mem = FakeMemory::new();
+        // A page-cache frame: the file holds one reference.
+        let file_page = mem.alloc_data_frame().unwrap();
+        mem.frame_bytes(file_page)[0] = 7;
+        // Private, writable: read-only + COW, another reference.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x40_0000, file_page, RW, true),
+            Ok(true)
+        );
+        let pte = mem.pte(ROOT, 0x40_0000).unwrap();
+        assert_eq!(pte & ADDRESS_MASK, file_page);
+        assert_eq!(pte & (flags::WRITABLE | PTE_COW), PTE_COW);
+        assert_eq!(mem.frame_refcount(file_page), 2);
+        assert_eq!(mem.byte_at(ROOT, 0x40_0000), 7);
+        // An occupied slot is left alone.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x40_0000, file_page, RW, true),
+            Ok(false)
+        );
+        assert_eq!(mem.frame_refcount(file_page), 2);
+        // The first store copies: the file's page keeps its byte.
+        let private = Vma::new(0x40_0000, 0x40_1000, RW, VmaFlags::PRIVATE).unwrap();
+        let result = handle_fault(&mut mem, ROOT, 0x40_0000, WRITE, Some(&private));
+        assert_eq!(result, FaultResult::Copied);
+        assert_ne!(mem.pte(ROOT, 0x40_0000).unwrap() & ADDRESS_MASK, file_page);
+        assert_eq!(mem.frame_refcount(file_page), 1);
+        // Shared: writable in place.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x80_0000, file_page, RW, false),
+            Ok(true)
+        );
+        let pte = mem.pte(ROOT, 0x80_0000).unwrap();
+        assert_eq!(pte & (flags::WRITABLE | PTE_COW), flags::WRITABLE);
+        // Unmapping drops only the mappings' references.
+        unmap_range(&mut mem, ROOT, 0x40_0000, 0x80_1000);
+        assert_eq!(mem.frame_refcount(file_page), 1);
+        assert!(mem.put_frame(file_page));
+    }
+
+    #[test]
     fn write_and_read_bytes_across_pages() {
         let mut mem = FakeMemory::new();
         populate(&mut mem, ROOT, 0x40_0000, 0x40_2000, Prot::READ).unwrap();

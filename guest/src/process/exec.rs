@@ -44,6 +44,13 @@ fn page_up(address: u64) -> u64 {
 /// "Address spaces" in docs/ARCHITECTURE.md), so two thirds of that.
 pub const ELF_ET_DYN_BASE: u64 = ((512 << 30) / 3 * 2) & !(PAGE_SIZE - 1);
 
+/// AT_HWCAP: CPUID.1:EDX (Linux's `ELF_HWCAP`), read once: `cpuid` is a
+/// VM exit, which every exec would pay.
+fn hwcap() -> u64 {
+    static HWCAP: spin::Once<u64> = spin::Once::new();
+    *HWCAP.call_once(|| u64::from(cpu::cpuid(1, 0).edx))
+}
+
 /// Linux's `USER_HZ`, the unit of `times` and `/proc` ticks (AT_CLKTCK).
 const USER_HZ: u64 = 100;
 
@@ -108,7 +115,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
 
     let cred = crate::sched::current().inner.lock().cred.clone();
     let mut auxv: Vec<(u64, u64)> = Vec::new();
-    auxv.push((AT_HWCAP, u64::from(cpu::cpuid(1, 0).edx)));
+    auxv.push((AT_HWCAP, hwcap()));
     auxv.push((AT_PAGESZ, PAGE_SIZE));
     auxv.push((AT_CLKTCK, USER_HZ));
     if let Some(phdr) = exe.phdr_vaddr {

@@ -1,7 +1,7 @@
 //! The few `/proc` files forkvm has: `/proc/PID/uid_map`, `gid_map` and
 //! `setgroups` (and `/proc/self/...`), the Linux interface for setting up
 //! a user namespace, which read and write exactly as Linux's do; and the
-//! read-only `/proc/PID/stat`, `/proc/PID/status` and `/proc/meminfo` in
+//! read-only `/proc/PID/stat`, `status`, `cmdline` and `/proc/meminfo` in
 //! Linux's format, generated at open (Linux generates them at the first
 //! read). Every other path under `/proc` does not exist.
 
@@ -35,8 +35,8 @@ pub struct ProcFile {
     writable: bool,
     /// The file position.
     pos: Mutex<usize>,
-    /// The text of a [`ProcEntry::Generated`] file.
-    generated: String,
+    /// The bytes of a [`ProcEntry::Generated`] file.
+    generated: alloc::vec::Vec<u8>,
 }
 
 const O_ACCMODE: u64 = 3;
@@ -75,6 +75,7 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         b"setgroups" => ProcEntry::Setgroups,
         b"stat" => return read_only(stat(&target, &current), flags),
         b"status" => return read_only(status(&target, &current), flags),
+        b"cmdline" => return read_only(cmdline(&target), flags),
         _ => return Err(ENOENT),
     };
     let mode = flags & O_ACCMODE;
@@ -121,14 +122,14 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         readable: mode != O_WRONLY,
         writable,
         pos: Mutex::new(0),
-        generated: String::new(),
+        generated: alloc::vec::Vec::new(),
     })
 }
 
 /// A generated file (mode 0444): opening it for writing needs
 /// CAP_DAC_OVERRIDE (EACCES), and a write is EINVAL (it has no write
 /// operation).
-fn read_only(text: String, flags: u64) -> Result<ProcFile, i32> {
+fn read_only(text: impl Into<alloc::vec::Vec<u8>>, flags: u64) -> Result<ProcFile, i32> {
     let current = crate::sched::current();
     let opener = current.inner.lock().cred.clone();
     let mode = flags & O_ACCMODE;
@@ -143,7 +144,7 @@ fn read_only(text: String, flags: u64) -> Result<ProcFile, i32> {
         readable: mode != O_WRONLY,
         writable,
         pos: Mutex::new(0),
-        generated: text,
+        generated: text.into(),
     })
 }
 
@@ -225,6 +226,23 @@ fn stat(task: &crate::process::task::Task, reader: &crate::process::task::Task) 
     text
 }
 
+/// `/proc/PID/cmdline`: the argument strings in the process's memory,
+/// NULs included (empty for a zombie, which has no memory left).
+fn cmdline(task: &crate::process::task::Task) -> alloc::vec::Vec<u8> {
+    let Some(mm) = task.mm() else {
+        return alloc::vec::Vec::new();
+    };
+    let (start, end) = {
+        let inner = mm.inner.lock();
+        (inner.arg_start, inner.arg_end)
+    };
+    let mut bytes = alloc::vec![0u8; end.saturating_sub(start).min(4096) as usize];
+    if mm.copy_from_user(start, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    bytes
+}
+
 /// `/proc/PID/status`: the lines `ps`-like tools read.
 fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
     let (pid, ppid, _, _, threads) = ids(task, reader);
@@ -254,7 +272,7 @@ impl ProcFile {
             ProcEntry::UidMap => self.ns.map_text(IdKind::Uid, &self.opener.user_ns),
             ProcEntry::GidMap => self.ns.map_text(IdKind::Gid, &self.opener.user_ns),
             ProcEntry::Setgroups => String::from(self.ns.setgroups_text()),
-            ProcEntry::Generated => self.generated.clone(),
+            ProcEntry::Generated => String::new(),
         }
     }
 
@@ -263,9 +281,12 @@ impl ProcFile {
         if !self.readable {
             return Err(EBADF);
         }
-        let text = self.text();
+        let text = match self.entry {
+            ProcEntry::Generated => self.generated.clone(),
+            _ => self.text().into_bytes(),
+        };
         let mut pos = self.pos.lock();
-        let tail = text.as_bytes().get(*pos..).unwrap_or(&[]);
+        let tail = text.get(*pos..).unwrap_or(&[]);
         let n = tail.len().min(buf.len());
         buf[..n].copy_from_slice(&tail[..n]);
         *pos += n;

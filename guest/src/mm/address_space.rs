@@ -140,6 +140,10 @@ pub struct MmInner {
     pub start_brk: u64,
     /// Current program break.
     pub brk: u64,
+    /// Where exec put the argument strings (Linux `mm->arg_start`,
+    /// `arg_end`): what `/proc/PID/cmdline` reads.
+    pub arg_start: u64,
+    pub arg_end: u64,
 }
 
 /// An address space.
@@ -228,6 +232,8 @@ impl AddressSpace {
                 vmas: VmaSet::new(),
                 start_brk: 0,
                 brk: 0,
+                arg_start: 0,
+                arg_end: 0,
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
             oom_reaped: core::sync::atomic::AtomicBool::new(false),
@@ -273,6 +279,8 @@ impl AddressSpace {
             child_inner.vmas = inner.vmas.clone();
             child_inner.start_brk = inner.start_brk;
             child_inner.brk = inner.brk;
+            child_inner.arg_start = inner.arg_start;
+            child_inner.arg_end = inner.arg_end;
         }
         child
             .dumpable

@@ -146,6 +146,10 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     let aux_strings: [(u64, &[u8]); 2] = [(AT_EXECFN, path), (AT_PLATFORM, b"x86_64")];
     let stack = user_stack::build(STACK_TOP, &argv, envp, &auxv, &aux_strings, random16)?;
     mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
+    {
+        let mut inner = mm.inner.lock();
+        (inner.arg_start, inner.arg_end) = stack.args;
+    }
 
     Ok(LoadedProgram {
         mm,

@@ -41,6 +41,8 @@ pub const MAX_ARG_STRLEN: usize = 128 * 1024;
 pub struct StackImage {
     pub bytes: Vec<u8>,
     pub sp: u64,
+    /// Where the argument strings are: `[start, end)`, NULs included.
+    pub args: (u64, u64),
 }
 
 /// Lays out the stack for a stack top at `top` (16-byte aligned). Each
@@ -67,7 +69,14 @@ pub fn build(
     let mut high = Vec::new();
     high.extend_from_slice(&random);
     let mut string_offsets = Vec::new();
-    for s in argv.iter().chain(envp) {
+    let args_start = high.len();
+    for s in argv {
+        string_offsets.push(high.len());
+        high.extend_from_slice(s);
+        high.push(0);
+    }
+    let args_end = high.len();
+    for s in envp {
         string_offsets.push(high.len());
         high.extend_from_slice(s);
         high.push(0);
@@ -83,6 +92,7 @@ pub fn build(
     }
     let high_base = top - high.len() as u64;
     let address_of = |offset: usize| high_base + offset as u64;
+    let args = (address_of(args_start), address_of(args_end));
 
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
@@ -117,7 +127,7 @@ pub fn build(
         bytes.extend_from_slice(&word.to_le_bytes());
     }
     bytes.extend_from_slice(&high);
-    Ok(StackImage { bytes, sp })
+    Ok(StackImage { bytes, sp, args })
 }
 
 #[cfg(test)]
@@ -176,6 +186,10 @@ mod tests {
         let base = top - image.bytes.len() as u64;
         assert_eq!(image.bytes[(random - base) as usize..][..16], [7; 16]);
         assert_eq!(word(&image, top, image.sp + 96), AT_NULL);
+        let base = top - image.bytes.len() as u64;
+        let (start, end) = image.args;
+        let args = &image.bytes[(start - base) as usize..(end - base) as usize];
+        assert_eq!(args, b"prog\0arg1\0");
     }
 
     #[test]

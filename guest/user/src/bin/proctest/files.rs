@@ -1488,9 +1488,10 @@ fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
 }
 
 /// `/proc/self/stat` and `status` name this process, its state, parent
-/// and exit signal in Linux's format (52 stat fields); `/proc/meminfo`
-/// starts with the memory totals.
-fn proc_files(_: &Ctx) -> Outcome {
+/// and exit signal in Linux's format (52 stat fields); `cmdline` holds
+/// the arguments, each ending in a NUL; `/proc/meminfo` starts with the
+/// memory totals.
+fn proc_files(ctx: &Ctx) -> Outcome {
     let (pid, ppid) = (getpid(), getppid());
     let mut buf = [0u8; 4096];
     let stat = read_file("/proc/self/stat", &mut buf)?;
@@ -1513,6 +1514,19 @@ fn proc_files(_: &Ctx) -> Outcome {
         let line = core::str::from_utf8(line.bytes()).unwrap_or("");
         ensure!(status.contains(line), "no {line:?} in status {status:?}");
     }
+    let fd = open(&Path::new(format_args!("/proc/self/cmdline")), O_RDONLY, 0).ctx("cmdline")?;
+    let mut buf = [0u8; 4096];
+    let n = read_full(fd.raw(), &mut buf)?;
+    let cmdline = &buf[..n];
+    if let Some(argv0) = ctx.argv0 {
+        ensure!(
+            cmdline.starts_with(argv0) && cmdline.get(argv0.len()) == Some(&0),
+            "cmdline {} does not start with argv[0] {}",
+            Bytes(cmdline),
+            Bytes(argv0)
+        );
+    }
+    ensure!(cmdline.last() == Some(&0), "cmdline ends in a NUL");
     let mut buf = [0u8; 4096];
     let meminfo = read_file("/proc/meminfo", &mut buf)?;
     ensure!(

@@ -88,17 +88,25 @@ mod kernel {
     /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
     const MAX_INTERPRETERS: usize = 4;
 
-    /// The image `path` names and the arguments it runs with (changed for a
-    /// script: interpreter, its optional argument, the script's path, then
-    /// `argv[1..]`).
-    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<(ExecImage, Vec<Vec<u8>>), i32> {
+    /// What `execve` loads: the image, the arguments it runs with (changed
+    /// for a script: interpreter, its optional argument, the script's
+    /// path, then `argv[1..]`) and the path of the file loaded (a
+    /// script's interpreter).
+    pub struct Exec {
+        pub image: ExecImage,
+        pub argv: Vec<Vec<u8>>,
+        pub path: Vec<u8>,
+    }
+
+    /// The image `path` names (following `#!` lines).
+    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<Exec, i32> {
         let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
         let mut path = path.to_vec();
         for _ in 0..=MAX_INTERPRETERS {
             let image = open_one(&path)?;
             let head = image.head(super::SHEBANG_MAX)?;
             let Some(line) = shebang(&head) else {
-                return Ok((image, argv));
+                return Ok(Exec { image, argv, path });
             };
             let (interpreter, argument) = line?;
             let mut new_argv = Vec::with_capacity(argv.len() + 2);
@@ -140,6 +148,46 @@ mod kernel {
         }
         access.permission_node(&Node::Inode(inode.clone()), MAY_EXEC)?;
         Ok(ExecFile::File(inode))
+    }
+
+    /// The absolute path of the file `path` names, symbolic links
+    /// resolved (Linux's `d_path` of `mm->exe_file`, `/proc/self/exe`);
+    /// None if it cannot be found again or lies outside the caller's root.
+    pub fn resolve_path(path: &[u8]) -> Option<Vec<u8>> {
+        use crate::fs::namei::{path_from, Last};
+        let access = crate::fs::current::current_access();
+        let fs = crate::fs::current::current_fs();
+        let fs = fs.lock();
+        let walk = fs.walk(&access);
+        let mut path = path.to_vec();
+        for _ in 0..40 {
+            let (dir, last) = walk.parent(&path).ok()?;
+            let Last::Norm(name) = last else {
+                return None;
+            };
+            let name = name.to_vec();
+            let node = walk.lookup_node(&path, false).ok()?;
+            let (mut dir_path, reachable) = path_from(&dir, &fs.root);
+            if !reachable {
+                return None;
+            }
+            match node.symlink_target() {
+                Some(target) if target.starts_with(b"/") => path = target.to_vec(),
+                Some(target) => {
+                    dir_path.push(b'/');
+                    dir_path.extend_from_slice(target);
+                    path = dir_path;
+                }
+                None => {
+                    if dir_path != b"/" {
+                        dir_path.push(b'/');
+                    }
+                    dir_path.extend_from_slice(&name);
+                    return Some(dir_path);
+                }
+            }
+        }
+        None
     }
 
     /// Linux opens the program before it reads `execve`'s arguments: a

@@ -57,18 +57,7 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         return Err(ENOENT);
     }
     let current = crate::sched::current();
-    let target = if who == b"self" {
-        current.clone()
-    } else {
-        let pid: u32 = core::str::from_utf8(who)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(ENOENT)?;
-        let ns = current.active_pid_ns();
-        ns.find_task(pid)
-            .filter(|task| task.is_group_leader())
-            .ok_or(ENOENT)?
-    };
+    let target = find_process(who)?;
     let entry = match name {
         b"uid_map" => ProcEntry::UidMap,
         b"gid_map" => ProcEntry::GidMap,
@@ -124,6 +113,53 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         pos: Mutex::new(0),
         generated: alloc::vec::Vec::new(),
     })
+}
+
+/// The process `who` names: `self` or a pid in the caller's pid
+/// namespace that leads its thread group.
+fn find_process(who: &[u8]) -> Result<Arc<crate::process::task::Task>, i32> {
+    let current = crate::sched::current();
+    if who == b"self" {
+        return Ok(current);
+    }
+    let pid: u32 = core::str::from_utf8(who)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ENOENT)?;
+    current
+        .active_pid_ns()
+        .find_task(pid)
+        .filter(|task| task.is_group_leader())
+        .ok_or(ENOENT)
+}
+
+/// `readlink` of a `/proc` path: `/proc/PID/exe` is the program the
+/// process runs (its absolute path); the other files are no links
+/// (EINVAL); anything else does not exist (ENOENT).
+pub fn readlink(path: &[u8]) -> Result<alloc::vec::Vec<u8>, i32> {
+    let rest = path.strip_prefix(b"/proc/").ok_or(ENOENT)?;
+    let parts: alloc::vec::Vec<&[u8]> = rest
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts[..] {
+        [b"meminfo"] => Err(EINVAL),
+        [who, name] => {
+            let task = find_process(who)?;
+            match name {
+                b"exe" => task
+                    .mm()
+                    .and_then(|mm| mm.inner.lock().exe_path.clone())
+                    .map(|p| p.to_vec())
+                    .ok_or(ENOENT),
+                b"uid_map" | b"gid_map" | b"setgroups" | b"stat" | b"status" | b"cmdline" => {
+                    Err(EINVAL)
+                }
+                _ => Err(ENOENT),
+            }
+        }
+        _ => Err(ENOENT),
+    }
 }
 
 /// A generated file (mode 0444): opening it for writing needs

@@ -144,6 +144,9 @@ pub struct MmInner {
     /// `arg_end`): what `/proc/PID/cmdline` reads.
     pub arg_start: u64,
     pub arg_end: u64,
+    /// The absolute path of the program exec loaded (Linux `exe_file`):
+    /// what `/proc/PID/exe` reads.
+    pub exe_path: Option<Arc<[u8]>>,
 }
 
 /// An address space.
@@ -234,6 +237,7 @@ impl AddressSpace {
                 brk: 0,
                 arg_start: 0,
                 arg_end: 0,
+                exe_path: None,
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
             oom_reaped: core::sync::atomic::AtomicBool::new(false),
@@ -281,6 +285,7 @@ impl AddressSpace {
             child_inner.brk = inner.brk;
             child_inner.arg_start = inner.arg_start;
             child_inner.arg_end = inner.arg_end;
+            child_inner.exe_path = inner.exe_path.clone();
         }
         child
             .dumpable

@@ -59,7 +59,11 @@ const USER_HZ: u64 = 100;
 /// program also gets its interpreter (PT_INTERP), which it starts in.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
     // A file of the tree or a built-in program; `#!` scripts change argv.
-    let (image, argv) = crate::fs::exec::open_exec(path, argv)?;
+    let crate::fs::exec::Exec {
+        image,
+        argv,
+        path: loaded_path,
+    } = crate::fs::exec::open_exec(path, argv)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let exe = elf::parse(&image.head(elf::HEADER_MAX)?, image.len(), TASK_SIZE)?;
     // Like Linux, the interpreter is opened and checked before anything
@@ -146,9 +150,19 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     let aux_strings: [(u64, &[u8]); 2] = [(AT_EXECFN, path), (AT_PLATFORM, b"x86_64")];
     let stack = user_stack::build(STACK_TOP, &argv, envp, &auxv, &aux_strings, random16)?;
     mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
+    // A built-in program found by name alone (no initramfs) is the file
+    // of that name in /sbin/forkvm/.
+    let exe_path = crate::fs::exec::resolve_path(&loaded_path)
+        .or_else(|| {
+            let name = loaded_path.rsplit(|&b| b == b'/').next()?;
+            crate::programs::find(name)?;
+            Some([&b"/sbin/forkvm/"[..], name].concat())
+        })
+        .map(Arc::from);
     {
         let mut inner = mm.inner.lock();
         (inner.arg_start, inner.arg_end) = stack.args;
+        inner.exe_path = exe_path;
     }
 
     Ok(LoadedProgram {

@@ -682,6 +682,12 @@ pub fn readlinkat(a: Args) -> SysResult {
     if size as i32 <= 0 {
         return Err(EINVAL);
     }
+    if path.starts_with(b"/proc/") {
+        let target = crate::fs::proc::readlink(&path)?;
+        let n = target.len().min(size as i32 as usize);
+        current_mm()?.copy_to_user(buf, &target[..n])?;
+        return Ok(n as u64);
+    }
     let node = if path.is_empty() {
         match &file(u64::from(dirfd as u32))?.kind {
             FileKind::Vfs(open) => open.node.clone(),

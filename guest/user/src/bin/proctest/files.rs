@@ -1489,8 +1489,8 @@ fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
 
 /// `/proc/self/stat` and `status` name this process, its state, parent
 /// and exit signal in Linux's format (52 stat fields); `cmdline` holds
-/// the arguments, each ending in a NUL; `/proc/meminfo` starts with the
-/// memory totals.
+/// the arguments, each ending in a NUL; `exe` links to this program;
+/// `/proc/meminfo` starts with the memory totals.
 fn proc_files(ctx: &Ctx) -> Outcome {
     let (pid, ppid) = (getpid(), getppid());
     let mut buf = [0u8; 4096];
@@ -1527,6 +1527,46 @@ fn proc_files(ctx: &Ctx) -> Outcome {
         );
     }
     ensure!(cmdline.last() == Some(&0), "cmdline ends in a NUL");
+    let readlink = |path: &str, buf: &mut [u8]| {
+        let path = Path::new(format_args!("{path}"));
+        // SAFETY: the kernel writes at most buf.len() bytes into buf.
+        ret(unsafe {
+            syscall3(
+                nr::READLINK,
+                path.ptr(),
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+    };
+    let mut exe = [0u8; 256];
+    let n = readlink("/proc/self/exe", &mut exe).ctx("readlink /proc/self/exe")?;
+    let exe = &exe[..n];
+    if let Some(argv0) = ctx.argv0 {
+        // The absolute path of this program: argv[0] if that is one,
+        // else it ends in /argv[0] (the shell found it in a directory).
+        let named = if argv0.first() == Some(&b'/') {
+            exe == argv0
+        } else {
+            exe.ends_with(argv0) && exe.get(exe.len() - argv0.len() - 1) == Some(&b'/')
+        };
+        ensure!(
+            exe.first() == Some(&b'/') && named,
+            "/proc/self/exe is {}, argv[0] {}",
+            Bytes(exe),
+            Bytes(argv0)
+        );
+    }
+    expect_err(
+        "readlink /proc/self/stat",
+        readlink("/proc/self/stat", &mut [0u8; 16]),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "readlink /proc/self/nonexistent",
+        readlink("/proc/self/nonexistent", &mut [0u8; 16]),
+        Errno::ENOENT,
+    )?;
     let mut buf = [0u8; 4096];
     let meminfo = read_file("/proc/meminfo", &mut buf)?;
     ensure!(

@@ -331,7 +331,9 @@ fn corrupt_archives_stop_the_boot_with_offset_and_reason() {
 fn file_frames_come_back_when_the_last_reference_goes() {
     require_kvm!();
     let round = "run proctest files-create-read-write files-sparse-lseek files-unlink-open \
-                 files-rename-over-open files-truncate files-append-two-processes; meminfo";
+                 files-rename-over-open files-truncate files-append-two-processes \
+                 files-mmap-shared files-mmap-private files-mmap-errors \
+                 files-exec-interpreter; meminfo";
     // The first round fills the kernel's caches (stacks, page tables).
     let out = forkvm()
         .args(["-c", &format!("{round}; {round}; {round}")])
@@ -522,4 +524,367 @@ fn busybox_echo_and_ls() {
     // name, and fails with ENOSYS instead of a panic.
     assert!(text.contains("not implemented: ENOSYS"), "{text}");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// Fetches Debian package `package` once into `target/` (`apt-get
+/// download` + `dpkg-deb -x` into `DIR/root`, no root needed); returns
+/// `DIR/root`. Parallel tests wait for the one that fetches.
+fn fetch_debs(dir_name: &str, packages: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir_name);
+    let root = dir.join("root");
+    let done = dir.join("fetched");
+    if done.exists() {
+        return root;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let fetched = Command::new("apt-get")
+        .arg("download")
+        .args(packages)
+        .current_dir(&dir)
+        .status()
+        .expect("apt-get runs (these tests need Debian's apt-get and dpkg-deb)");
+    assert!(fetched.success(), "apt-get download {packages:?} failed");
+    for deb in std::fs::read_dir(&dir).unwrap() {
+        let deb = deb.unwrap().path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            let unpacked = Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(&root)
+                .status()
+                .expect("dpkg-deb runs");
+            assert!(unpacked.success(), "dpkg-deb -x {} failed", deb.display());
+        }
+    }
+    std::fs::write(&done, b"").unwrap();
+    root
+}
+
+/// The host's `/bin/dash`, or Debian's dash package fetched into
+/// `target/` when the host has none.
+fn dash() -> PathBuf {
+    static FETCHED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FETCHED
+        .get_or_init(|| {
+            let host = PathBuf::from("/bin/dash");
+            if host.exists() {
+                return host;
+            }
+            fetch_debs("dash-deb", &["dash"]).join("bin/dash")
+        })
+        .clone()
+}
+
+/// Adds `path` (an absolute guest path) with the bytes of the host file
+/// `from`, creating its parent directories first.
+fn add_file(
+    a: &mut Archive,
+    dirs: &mut std::collections::BTreeSet<String>,
+    path: &str,
+    from: &Path,
+) {
+    let rel = path.trim_start_matches('/');
+    let mut parent = String::new();
+    for part in Path::new(rel).parent().unwrap().components() {
+        if !parent.is_empty() {
+            parent.push('/');
+        }
+        parent.push_str(&part.as_os_str().to_string_lossy());
+        if dirs.insert(parent.clone()) {
+            a.dir(&parent);
+        }
+    }
+    let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    a.file(rel, 0o755, &bytes);
+}
+
+/// The shared libraries and the loader a dynamically linked `binary`
+/// needs (`ldd`, with `lib_dirs` searched first): (guest path, host file).
+fn libraries(binary: &Path, lib_dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let search: Vec<String> = lib_dirs.iter().map(|d| d.display().to_string()).collect();
+    let out = Command::new("ldd")
+        .arg(binary)
+        .env("LD_LIBRARY_PATH", search.join(":"))
+        .output()
+        .expect("ldd runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("not found"),
+        "{}: missing libraries\n{text}",
+        binary.display()
+    );
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+        // "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vDSO has no file.
+        let file = match line.split_once("=> ") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|f| f.starts_with('/')),
+        };
+        let Some(file) = file else { continue };
+        let host = PathBuf::from(file);
+        // A library fetched into target/ goes where its package puts it.
+        let guest = lib_dirs
+            .iter()
+            .find_map(|dir| {
+                let root = dir.ancestors().find(|a| a.ends_with("root"))?;
+                host.strip_prefix(root)
+                    .ok()
+                    .map(|p| format!("/{}", p.display()))
+            })
+            .unwrap_or_else(|| file.to_owned());
+        libs.push((guest, host));
+    }
+    libs
+}
+
+/// Host programs at their paths with their libraries and loader, `/tmp`.
+fn dynamic_archive(programs: &[(&str, PathBuf)], lib_dirs: &[PathBuf]) -> Vec<u8> {
+    let mut a = Archive::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    a.dir("tmp");
+    dirs.insert("tmp".to_owned());
+    let mut added = std::collections::BTreeSet::new();
+    for (path, host) in programs {
+        add_file(&mut a, &mut dirs, path, host);
+        for (guest, host) in libraries(host, lib_dirs) {
+            if added.insert(guest.clone()) {
+                add_file(&mut a, &mut dirs, &guest, &host);
+            }
+        }
+    }
+    a.finish()
+}
+
+/// Kernel log lines (unimplemented system calls) are not the program's.
+fn program_output(out: &std::process::Output) -> String {
+    stdout(out)
+        .replace("\r\n", "\n")
+        .lines()
+        .filter(|l| !l.starts_with("forkvm: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Debian's dash and coreutils, dynamically linked, with the host's
+/// `ld-linux-x86-64.so.2` and libraries, print what they print on the host.
+#[test]
+fn dynamically_linked_programs_run_like_on_the_host() {
+    require_kvm!();
+    let programs = [
+        ("/bin/dash", dash()),
+        ("/bin/true", PathBuf::from("/bin/true")),
+        ("/bin/ls", PathBuf::from("/bin/ls")),
+        ("/bin/cat", PathBuf::from("/bin/cat")),
+        ("/usr/bin/env", PathBuf::from("/usr/bin/env")),
+        ("/bin/mkdir", PathBuf::from("/bin/mkdir")),
+        ("/bin/rm", PathBuf::from("/bin/rm")),
+    ];
+    let script = r#"exec 2>&1
+echo dash $((6 * 7)); /bin/true; echo true $?
+mkdir -p d/e; echo data > d/f; echo more > d/a; /bin/ls d; /bin/ls -a d/e
+/bin/cat d/f d/a; /bin/cat < d/f; /bin/cat /nonexistent; echo cat $?
+/bin/ls /nonexistent; echo ls $?
+x=$(/bin/cat d/f | /bin/cat); echo "piped $x"
+/bin/cat /bin/dash | /bin/true; echo sigpipe $?
+/usr/bin/env -i A=1 B='two words' /usr/bin/env
+/usr/bin/env -i /bin/dash -c 'echo nested $0 $#' x y
+i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i + 1)); done; echo loops $i
+f() { return 3; }; f; echo function $?
+/bin/dash -c 'exit 7'; echo exit $?
+rm -r d; /bin/ls
+"#;
+    let host_dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dynamic-host-{}", std::process::id()));
+    std::fs::create_dir_all(&host_dir).unwrap();
+    let host = Command::new(dash())
+        .args(["-c", script])
+        .current_dir(&host_dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&host_dir).ok();
+
+    let archive = scratch("dynamic.cpio", &dynamic_archive(&programs, &[]));
+    let guest_script = format!("mkdir -p /tmp/work; cd /tmp/work; {script}");
+    let out = Command::new(common::FORKVM)
+        .args(["--timeout", "120"])
+        .stdin(std::process::Stdio::null())
+        .arg("--initrd")
+        .arg(&archive)
+        .args(["--init", "/bin/dash", "--", "-c", &guest_script])
+        .output()
+        .unwrap();
+    std::fs::remove_file(archive).ok();
+    let host_text = String::from_utf8_lossy(&host.stdout);
+    assert!(host_text.contains("dash 42\n"), "{host_text}");
+    assert_eq!(
+        program_output(&out),
+        host_text,
+        "guest stderr: {}",
+        stderr(&out)
+    );
+    assert_eq!(code(&out), host.status.code().unwrap(), "{}", stderr(&out));
+}
+
+/// Debian's stress-ng and the libraries of its that the host lacks,
+/// fetched once into `target/`: the package's direct dependencies (but
+/// libc6, whose files come from the host with the loader). Returns the
+/// unpacked root.
+fn stress_ng() -> PathBuf {
+    static FETCHED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FETCHED
+        .get_or_init(|| {
+            let root = fetch_debs("stress-ng-deb", &["stress-ng"]);
+            let dir = root.parent().unwrap();
+            let deb = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == "deb"))
+                .unwrap();
+            let depends = Command::new("dpkg-deb")
+                .args(["-f"])
+                .arg(&deb)
+                .arg("Depends")
+                .output()
+                .unwrap();
+            let depends = String::from_utf8_lossy(&depends.stdout).into_owned();
+            // "libbsd0 (>= 0.6.0), libc6 (>= 2.36), ..." -> package names.
+            let packages: Vec<&str> = depends
+                .split(',')
+                .filter_map(|d| d.split(['|', '(']).next())
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && *p != "libc6")
+                .collect();
+            fetch_debs("stress-ng-deps", &packages)
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("stress-ng-deb/root")
+        })
+        .clone()
+}
+
+/// The fork workload of issue 14: Debian's stress-ng forks, vforks and
+/// clones 2000 times with two workers each and reports no failure.
+#[test]
+fn stress_ng_fork_vfork_clone_completes() {
+    require_kvm!();
+    let root = stress_ng();
+    let deps = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stress-ng-deps/root");
+    let lib_dirs: Vec<PathBuf> = [&root, &deps]
+        .iter()
+        .flat_map(|r| {
+            [
+                r.join("usr/lib/x86_64-linux-gnu"),
+                r.join("lib/x86_64-linux-gnu"),
+            ]
+        })
+        .collect();
+    let programs = [("/usr/bin/stress-ng", root.join("usr/bin/stress-ng"))];
+    let archive = scratch("stress-ng.cpio", &dynamic_archive(&programs, &lib_dirs));
+    let out = Command::new(common::FORKVM)
+        .args(["--timeout", "900", "--mem", "512M"])
+        .stdin(std::process::Stdio::null())
+        .arg("--initrd")
+        .arg(&archive)
+        .args(["--init", "/usr/bin/stress-ng", "--"])
+        .args([
+            "--fork",
+            "2",
+            "--fork-ops",
+            "2000",
+            "--vfork",
+            "2",
+            "--vfork-ops",
+            "2000",
+        ])
+        .args(["--clone", "2", "--clone-ops", "2000", "--metrics-brief"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(archive).ok();
+    let text = stdout(&out).replace("\r\n", "\n");
+    for stressor in ["fork", "vfork", "clone"] {
+        let ops = text
+            .lines()
+            .filter(|l| l.contains("metrc:"))
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != stressor).nth(1))
+            .next();
+        assert_eq!(ops, Some("2000"), "{stressor} bogo ops in\n{text}");
+    }
+    assert!(text.contains("successful run completed"), "{text}");
+    assert!(!text.contains("unsuccessful"), "{text}");
+    assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
+}
+
+/// A static position-independent program (ET_DYN, no PT_INTERP) of a few
+/// instructions: writes "static-pie ok\n" through a RIP-relative address
+/// and exits with 7. One read-execute segment of the whole file at 0.
+fn static_pie() -> Vec<u8> {
+    let msg = b"static-pie ok\n";
+    let mut code = vec![0x48, 0x8d, 0x35]; // lea rsi, [rip + 29]
+    code.extend_from_slice(&29i32.to_le_bytes());
+    code.extend_from_slice(&[0xbf, 1, 0, 0, 0]); // mov edi, 1
+    code.extend_from_slice(&[0xba, msg.len() as u8, 0, 0, 0]); // mov edx, len
+    code.extend_from_slice(&[0xb8, 1, 0, 0, 0]); // mov eax, 1 (write)
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall
+    code.extend_from_slice(&[0xbf, 7, 0, 0, 0]); // mov edi, 7
+    code.extend_from_slice(&[0xb8, 231, 0, 0, 0]); // mov eax, 231 (exit_group)
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall
+    assert_eq!(code.len(), 36);
+    code.extend_from_slice(msg);
+    let mut elf = vec![0u8; 0x100];
+    let mut put = |at: usize, bytes: &[u8]| elf[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &3u16.to_le_bytes()); // ET_DYN
+    put(18, &62u16.to_le_bytes()); // EM_X86_64
+    put(20, &1u32.to_le_bytes());
+    put(24, &0x100u64.to_le_bytes()); // entry
+    put(32, &64u64.to_le_bytes()); // phoff
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &1u16.to_le_bytes());
+    put(64, &1u32.to_le_bytes()); // PT_LOAD
+    put(68, &5u32.to_le_bytes()); // R + X
+    let size = (0x100 + code.len()) as u64;
+    put(96, &size.to_le_bytes());
+    put(104, &size.to_le_bytes());
+    put(112, &0x1000u64.to_le_bytes());
+    elf.extend_from_slice(&code);
+    elf
+}
+
+#[test]
+fn a_static_pie_program_runs_like_on_the_host() {
+    require_kvm!();
+    let binary = static_pie();
+    let host_path = scratch("static-pie", &binary);
+    std::fs::set_permissions(
+        &host_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let host = Command::new(&host_path).output().unwrap();
+    std::fs::remove_file(&host_path).ok();
+    assert_eq!(host.stdout, b"static-pie ok\n");
+    assert_eq!(host.status.code(), Some(7));
+    let mut a = Archive::new();
+    a.dir("bin");
+    let archive = scratch(
+        "static-pie.cpio",
+        &a.file("bin/pie", 0o755, &binary).finish(),
+    );
+    let out = forkvm()
+        .arg("--initrd")
+        .arg(&archive)
+        .args(["--init", "/bin/pie"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(archive).ok();
+    assert_eq!(program_output(&out), "static-pie ok\n", "{}", stderr(&out));
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
 }

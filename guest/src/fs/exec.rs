@@ -14,30 +14,61 @@
 pub use self::kernel::*;
 
 mod kernel {
+    use alloc::sync::Arc;
     use alloc::vec::Vec;
-    use core::ops::Deref;
     use core::sync::atomic::{AtomicBool, Ordering};
 
     use crate::errno::{EACCES, ELOOP, ENOENT, ENOMEM};
     use crate::fs::dentry::Node;
-    use crate::fs::inode::InodeKind;
+    use crate::fs::inode::{Inode, InodeKind};
     use crate::fs::permission::MAY_EXEC;
     use forkvm_core::fs::shebang::shebang;
 
-    /// A program's bytes: in the kernel image (built-in programs, unchanged
-    /// files made from them) or copied from the file's pages.
+    /// A program's bytes: in the kernel image (built-in programs,
+    /// unchanged files made from them) or a regular file, whose pages the
+    /// loader maps (nothing is copied but what must be: `process::exec`).
     pub enum ExecImage {
         Static(&'static [u8]),
-        Copied(Vec<u8>),
+        File(Arc<Inode>),
     }
 
-    impl Deref for ExecImage {
-        type Target = [u8];
-
-        fn deref(&self) -> &[u8] {
+    impl ExecImage {
+        pub fn len(&self) -> u64 {
             match self {
-                ExecImage::Static(bytes) => bytes,
-                ExecImage::Copied(bytes) => bytes,
+                ExecImage::Static(bytes) => bytes.len() as u64,
+                ExecImage::File(inode) => inode.data().map_or(0, |d| d.lock().size()),
+            }
+        }
+
+        /// Copies bytes from `offset` into `buf`; returns how many.
+        pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+            match self {
+                ExecImage::Static(bytes) => {
+                    let start = (offset as usize).min(bytes.len());
+                    let n = buf.len().min(bytes.len() - start);
+                    buf[..n].copy_from_slice(&bytes[start..start + n]);
+                    n
+                }
+                ExecImage::File(inode) => inode.data().map_or(0, |d| d.lock().read_at(offset, buf)),
+            }
+        }
+
+        /// The first `max` bytes (fewer for a shorter file).
+        pub fn head(&self, max: usize) -> Result<Vec<u8>, i32> {
+            let len = (self.len() as usize).min(max);
+            let mut bytes = Vec::new();
+            bytes.try_reserve_exact(len).map_err(|_| ENOMEM)?;
+            bytes.resize(len, 0);
+            let n = self.read_at(0, &mut bytes);
+            bytes.truncate(n);
+            Ok(bytes)
+        }
+
+        /// The file's pages, when it is a file of the tree.
+        pub fn data(&self) -> Option<&spin::Mutex<crate::fs::page_cache::FileData>> {
+            match self {
+                ExecImage::Static(_) => None,
+                ExecImage::File(inode) => inode.data(),
             }
         }
     }
@@ -54,16 +85,25 @@ mod kernel {
     /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
     const MAX_INTERPRETERS: usize = 4;
 
-    /// The image `path` names and the arguments it runs with (changed for a
-    /// script: interpreter, its optional argument, the script's path, then
-    /// `argv[1..]`).
-    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<(ExecImage, Vec<Vec<u8>>), i32> {
+    /// What `execve` loads: the image, the arguments it runs with (changed
+    /// for a script: interpreter, its optional argument, the script's
+    /// path, then `argv[1..]`) and the path of the file loaded (a
+    /// script's interpreter).
+    pub struct Exec {
+        pub image: ExecImage,
+        pub argv: Vec<Vec<u8>>,
+        pub path: Vec<u8>,
+    }
+
+    /// The image `path` names (following `#!` lines).
+    pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<Exec, i32> {
         let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
         let mut path = path.to_vec();
         for _ in 0..=MAX_INTERPRETERS {
             let image = open_one(&path)?;
-            let Some(line) = shebang(&image) else {
-                return Ok((image, argv));
+            let head = image.head(forkvm_core::fs::shebang::SHEBANG_MAX)?;
+            let Some(line) = shebang(&head) else {
+                return Ok(Exec { image, argv, path });
             };
             let (interpreter, argument) = line?;
             let mut new_argv = Vec::with_capacity(argv.len() + 2);
@@ -83,7 +123,7 @@ mod kernel {
     /// (found, a regular file, executable by the caller) without reading it.
     enum ExecFile {
         Builtin(&'static [u8]),
-        File(alloc::sync::Arc<crate::fs::inode::Inode>),
+        File(Arc<Inode>),
     }
 
     fn find_exec(path: &[u8]) -> Result<ExecFile, i32> {
@@ -107,10 +147,57 @@ mod kernel {
         Ok(ExecFile::File(inode))
     }
 
+    /// The absolute path of the file `path` names, symbolic links
+    /// resolved (Linux's `d_path` of `mm->exe_file`, `/proc/self/exe`);
+    /// None if it cannot be found again or lies outside the caller's root.
+    pub fn resolve_path(path: &[u8]) -> Option<Vec<u8>> {
+        use crate::fs::namei::{path_from, Last};
+        let access = crate::fs::current::current_access();
+        let fs = crate::fs::current::current_fs();
+        let fs = fs.lock();
+        let walk = fs.walk(&access);
+        let mut path = path.to_vec();
+        for _ in 0..40 {
+            let (dir, last) = walk.parent(&path).ok()?;
+            let Last::Norm(name) = last else {
+                return None;
+            };
+            let name = name.to_vec();
+            let node = walk.lookup_node(&path, false).ok()?;
+            let (mut dir_path, reachable) = path_from(&dir, &fs.root);
+            if !reachable {
+                return None;
+            }
+            match node.symlink_target() {
+                Some(target) if target.starts_with(b"/") => path = target.to_vec(),
+                Some(target) => {
+                    dir_path.push(b'/');
+                    dir_path.extend_from_slice(target);
+                    path = dir_path;
+                }
+                None => {
+                    if dir_path != b"/" {
+                        dir_path.push(b'/');
+                    }
+                    dir_path.extend_from_slice(&name);
+                    return Some(dir_path);
+                }
+            }
+        }
+        None
+    }
+
     /// Linux opens the program before it reads `execve`'s arguments: a
     /// missing or non-executable file is its errno even with a bad argv.
     pub fn check_exec(path: &[u8]) -> Result<(), i32> {
         find_exec(path).map(|_| ())
+    }
+
+    /// A dynamically linked program's interpreter (its PT_INTERP path),
+    /// opened as the program itself was (Linux `open_exec`): ENOENT if
+    /// missing, EACCES without execute permission.
+    pub fn open_interpreter(path: &[u8]) -> Result<ExecImage, i32> {
+        open_one(path)
     }
 
     fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
@@ -121,18 +208,9 @@ mod kernel {
         let InodeKind::Regular(data) = &inode.kind else {
             return Err(EACCES);
         };
-        let data = data.lock();
-        if let Some(image) = data.image() {
+        if let Some(image) = data.lock().image() {
             return Ok(ExecImage::Static(image));
         }
-        // The loader reads the whole program (it copies it into the new
-        // address space anyway); file-backed mappings would share the pages.
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(data.size() as usize)
-            .map_err(|_| ENOMEM)?;
-        bytes.resize(data.size() as usize, 0);
-        data.read_at(0, &mut bytes);
-        Ok(ExecImage::Copied(bytes))
+        Ok(ExecImage::File(inode))
     }
 }

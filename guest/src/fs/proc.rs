@@ -1,7 +1,9 @@
 //! The few `/proc` files forkvm has: `/proc/PID/uid_map`, `gid_map` and
 //! `setgroups` (and `/proc/self/...`), the Linux interface for setting up
-//! a user namespace. They read and write exactly as Linux's do; every other
-//! path under `/proc` does not exist.
+//! a user namespace, which read and write exactly as Linux's do; and the
+//! read-only `/proc/PID/stat`, `status`, `cmdline` and `/proc/meminfo` in
+//! Linux's format, generated at open (Linux generates them at the first
+//! read). Every other path under `/proc` does not exist.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -18,6 +20,8 @@ pub enum ProcEntry {
     UidMap,
     GidMap,
     Setgroups,
+    /// A read-only file whose text was generated at open.
+    Generated,
 }
 
 /// An open `/proc/PID/{uid,gid}_map` or `setgroups`: the target task's user
@@ -31,6 +35,8 @@ pub struct ProcFile {
     writable: bool,
     /// The file position.
     pos: Mutex<usize>,
+    /// The bytes of a [`ProcEntry::Generated`] file.
+    generated: alloc::vec::Vec<u8>,
 }
 
 const O_ACCMODE: u64 = 3;
@@ -42,27 +48,23 @@ const O_RDWR: u64 = 2;
 pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
     let rest = path.strip_prefix(b"/proc/").ok_or(ENOENT)?;
     let mut parts = rest.split(|&b| b == b'/').filter(|p| !p.is_empty());
-    let (who, name) = (parts.next().ok_or(ENOENT)?, parts.next().ok_or(ENOENT)?);
+    let who = parts.next().ok_or(ENOENT)?;
+    if who == b"meminfo" && parts.next().is_none() {
+        return read_only(meminfo(), flags);
+    }
+    let name = parts.next().ok_or(ENOENT)?;
     if parts.next().is_some() {
         return Err(ENOENT);
     }
     let current = crate::sched::current();
-    let target = if who == b"self" {
-        current.clone()
-    } else {
-        let pid: u32 = core::str::from_utf8(who)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(ENOENT)?;
-        let ns = current.active_pid_ns();
-        ns.find_task(pid)
-            .filter(|task| task.is_group_leader())
-            .ok_or(ENOENT)?
-    };
+    let target = find_process(who)?;
     let entry = match name {
         b"uid_map" => ProcEntry::UidMap,
         b"gid_map" => ProcEntry::GidMap,
         b"setgroups" => ProcEntry::Setgroups,
+        b"stat" => return read_only(stat(&target, &current), flags),
+        b"status" => return read_only(status(&target, &current), flags),
+        b"cmdline" => return read_only(cmdline(&target), flags),
         _ => return Err(ENOENT),
     };
     let mode = flags & O_ACCMODE;
@@ -109,7 +111,195 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         readable: mode != O_WRONLY,
         writable,
         pos: Mutex::new(0),
+        generated: alloc::vec::Vec::new(),
     })
+}
+
+/// The process `who` names: `self` or a pid in the caller's pid
+/// namespace that leads its thread group.
+fn find_process(who: &[u8]) -> Result<Arc<crate::process::task::Task>, i32> {
+    let current = crate::sched::current();
+    if who == b"self" {
+        return Ok(current);
+    }
+    let pid: u32 = core::str::from_utf8(who)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ENOENT)?;
+    current
+        .active_pid_ns()
+        .find_task(pid)
+        .filter(|task| task.is_group_leader())
+        .ok_or(ENOENT)
+}
+
+/// `readlink` of a `/proc` path: `/proc/PID/exe` is the program the
+/// process runs (its absolute path); the other files are no links
+/// (EINVAL); anything else does not exist (ENOENT).
+pub fn readlink(path: &[u8]) -> Result<alloc::vec::Vec<u8>, i32> {
+    let rest = path.strip_prefix(b"/proc/").ok_or(ENOENT)?;
+    let parts: alloc::vec::Vec<&[u8]> = rest
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts[..] {
+        [b"meminfo"] => Err(EINVAL),
+        [who, name] => {
+            let task = find_process(who)?;
+            match name {
+                b"exe" => task
+                    .mm()
+                    .and_then(|mm| mm.inner.lock().exe_path.clone())
+                    .map(|p| p.to_vec())
+                    .ok_or(ENOENT),
+                b"uid_map" | b"gid_map" | b"setgroups" | b"stat" | b"status" | b"cmdline" => {
+                    Err(EINVAL)
+                }
+                _ => Err(ENOENT),
+            }
+        }
+        _ => Err(ENOENT),
+    }
+}
+
+/// A generated file (mode 0444): opening it for writing needs
+/// CAP_DAC_OVERRIDE (EACCES), and a write is EINVAL (it has no write
+/// operation).
+fn read_only(text: impl Into<alloc::vec::Vec<u8>>, flags: u64) -> Result<ProcFile, i32> {
+    let current = crate::sched::current();
+    let opener = current.inner.lock().cred.clone();
+    let mode = flags & O_ACCMODE;
+    let writable = mode == O_WRONLY || mode == O_RDWR;
+    if writable && !opener.capable_in_own_ns(CAP_DAC_OVERRIDE) {
+        return Err(EACCES);
+    }
+    Ok(ProcFile {
+        entry: ProcEntry::Generated,
+        ns: opener.user_ns.clone(),
+        opener,
+        readable: mode != O_WRONLY,
+        writable,
+        pos: Mutex::new(0),
+        generated: text.into(),
+    })
+}
+
+/// `/proc/meminfo`'s first lines (kB), from the frame allocator.
+fn meminfo() -> String {
+    let (total, free) = crate::mm::frame_counts();
+    let kb = |frames: usize| frames * 4;
+    alloc::format!(
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\n\
+         Buffers:               0 kB\nCached:                0 kB\n\
+         SwapTotal:             0 kB\nSwapFree:              0 kB\n",
+        kb(total),
+        kb(free),
+        kb(free)
+    )
+}
+
+/// The one-letter state of `/proc/PID/stat` and `status`.
+fn state(task: &crate::process::task::Task) -> (char, &'static str) {
+    use crate::process::task::TaskState;
+    match task.state() {
+        TaskState::Zombie | TaskState::Dead => ('Z', "zombie"),
+        TaskState::Sleeping => ('S', "sleeping"),
+        _ => ('R', "running"),
+    }
+}
+
+/// Ids of `task` as the reader's pid namespace sees them: (pid, ppid,
+/// pgrp, session, threads).
+fn ids(
+    task: &crate::process::task::Task,
+    reader: &crate::process::task::Task,
+) -> (u32, u32, u32, u32, usize) {
+    let ns = reader.active_pid_ns();
+    let group = task.thread_group();
+    let nr = |pids: Option<Arc<crate::process::pid_ns::PidNumbers>>| {
+        pids.and_then(|p| p.nr_in(&ns)).unwrap_or(0)
+    };
+    (
+        task.tgid_in(&ns),
+        task.parent().map_or(0, |p| p.tgid_in(&ns)),
+        nr(group.pgrp()),
+        nr(group.session()),
+        group.threads().len(),
+    )
+}
+
+fn comm(task: &crate::process::task::Task) -> String {
+    let comm = task.comm();
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+/// `/proc/PID/stat`: Linux's 52 fields; the times, faults and scheduling
+/// figures this kernel does not keep are 0.
+fn stat(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
+    let (pid, ppid, pgrp, session, threads) = ids(task, reader);
+    let (pages, rss) = task.mm().map_or((0, 0), |mm| {
+        let usage = mm.memory_usage();
+        (usage.total_vm_pages, usage.anon_pages + usage.shmem_pages)
+    });
+    let mut text = alloc::format!(
+        "{pid} ({}) {} {ppid} {pgrp} {session} 0 -1 0 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 {} {rss} \
+         18446744073709551615",
+        comm(task),
+        state(task).0,
+        pages * 4096,
+    );
+    // startcode .. cnswap: 12 fields, then exit_signal, then processor ..
+    // exit_code: 14.
+    for _ in 0..12 {
+        text.push_str(" 0");
+    }
+    text.push_str(&alloc::format!(" {}", task.thread_group().exit_signal()));
+    for _ in 0..14 {
+        text.push_str(" 0");
+    }
+    text.push('\n');
+    text
+}
+
+/// `/proc/PID/cmdline`: the argument strings in the process's memory,
+/// NULs included (empty for a zombie, which has no memory left).
+fn cmdline(task: &crate::process::task::Task) -> alloc::vec::Vec<u8> {
+    let Some(mm) = task.mm() else {
+        return alloc::vec::Vec::new();
+    };
+    let (start, end) = {
+        let inner = mm.inner.lock();
+        (inner.arg_start, inner.arg_end)
+    };
+    let mut bytes = alloc::vec![0u8; end.saturating_sub(start).min(4096) as usize];
+    if mm.copy_from_user(start, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    bytes
+}
+
+/// `/proc/PID/status`: the lines `ps`-like tools read.
+fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
+    let (pid, ppid, _, _, threads) = ids(task, reader);
+    let (letter, word) = state(task);
+    let cred = task.inner.lock().cred.clone();
+    let seen = reader.inner.lock().cred.clone();
+    let uid = |kuid| seen.uid_seen(kuid);
+    let gid = |kgid| seen.gid_seen(kgid);
+    alloc::format!(
+        "Name:\t{}\nState:\t{letter} ({word})\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\n\
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nThreads:\t{threads}\n",
+        comm(task),
+        uid(cred.uid),
+        uid(cred.euid),
+        uid(cred.suid),
+        uid(cred.euid),
+        gid(cred.gid),
+        gid(cred.egid),
+        gid(cred.sgid),
+        gid(cred.egid),
+    )
 }
 
 impl ProcFile {
@@ -118,6 +308,7 @@ impl ProcFile {
             ProcEntry::UidMap => self.ns.map_text(IdKind::Uid, &self.opener.user_ns),
             ProcEntry::GidMap => self.ns.map_text(IdKind::Gid, &self.opener.user_ns),
             ProcEntry::Setgroups => String::from(self.ns.setgroups_text()),
+            ProcEntry::Generated => String::new(),
         }
     }
 
@@ -126,9 +317,12 @@ impl ProcFile {
         if !self.readable {
             return Err(EBADF);
         }
-        let text = self.text();
+        let text = match self.entry {
+            ProcEntry::Generated => self.generated.clone(),
+            _ => self.text().into_bytes(),
+        };
         let mut pos = self.pos.lock();
-        let tail = text.as_bytes().get(*pos..).unwrap_or(&[]);
+        let tail = text.get(*pos..).unwrap_or(&[]);
         let n = tail.len().min(buf.len());
         buf[..n].copy_from_slice(&tail[..n]);
         *pos += n;
@@ -150,6 +344,7 @@ impl ProcFile {
             ProcEntry::UidMap => user_ns::map_write(&self.ns, IdKind::Uid, &self.opener, data)?,
             ProcEntry::GidMap => user_ns::map_write(&self.ns, IdKind::Gid, &self.opener, data)?,
             ProcEntry::Setgroups => user_ns::setgroups_write(&self.ns, data)?,
+            ProcEntry::Generated => return Err(EINVAL),
         }
         *pos = data.len();
         Ok(data.len())

@@ -164,6 +164,13 @@ pub struct MmInner {
     pub start_brk: u64,
     /// Current program break.
     pub brk: u64,
+    /// Where exec put the argument strings (Linux `mm->arg_start`,
+    /// `arg_end`): what `/proc/PID/cmdline` reads.
+    pub arg_start: u64,
+    pub arg_end: u64,
+    /// The absolute path of the program exec loaded (Linux `exe_file`):
+    /// what `/proc/PID/exe` reads.
+    pub exe_path: Option<Arc<[u8]>>,
 }
 
 /// An address space.
@@ -255,6 +262,9 @@ impl AddressSpace {
                 vmas: VmaSet::new(),
                 start_brk: 0,
                 brk: 0,
+                arg_start: 0,
+                arg_end: 0,
+                exe_path: None,
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
             oom_reaped: core::sync::atomic::AtomicBool::new(false),
@@ -300,6 +310,9 @@ impl AddressSpace {
             child_inner.vmas = inner.vmas.clone();
             child_inner.start_brk = inner.start_brk;
             child_inner.brk = inner.brk;
+            child_inner.arg_start = inner.arg_start;
+            child_inner.arg_end = inner.arg_end;
+            child_inner.exe_path = inner.exe_path.clone();
         }
         child
             .dumpable
@@ -359,6 +372,38 @@ impl AddressSpace {
                 return Err(ENOMEM);
             }
         }
+    }
+
+    /// Adds an area at `start` whose pages are the frames `frames[i]`
+    /// (another reference on each; `None` leaves a page to demand-zero
+    /// faulting), copy-on-write unless `flags` is shared: a file mapping's
+    /// page-cache pages (`mm::file_map`). Running out of table pages
+    /// undoes the whole mapping (ENOMEM).
+    pub fn map_frames(
+        &self,
+        start: u64,
+        frames: &[Option<cow::DataFrame>],
+        prot: Prot,
+        flags: VmaFlags,
+    ) -> Result<(), i32> {
+        let end = start + frames.len() as u64 * PAGE_SIZE;
+        self.map_lazy(start, end, prot, flags)?;
+        let cow = !flags.contains(VmaFlags::SHARED);
+        let mapped = with_memory(|memory| {
+            for (i, frame) in frames.iter().enumerate() {
+                if let Some(frame) = *frame {
+                    let addr = start + i as u64 * PAGE_SIZE;
+                    cow::map_frame(memory, self.root, addr, frame, prot, cow)?;
+                }
+            }
+            Ok::<(), OutOfMemory>(())
+        });
+        self.sync_if_active();
+        if mapped.is_err() {
+            self.remove_range(start, end);
+            return Err(ENOMEM);
+        }
+        Ok(())
     }
 
     /// Adds an area whose pages appear on first touch (demand zero). ENOMEM

@@ -1,6 +1,7 @@
 //! Memory management: physical frames and the kernel heap.
 
 pub mod address_space;
+pub mod file_map;
 pub mod heap;
 pub mod kstack;
 

@@ -11,13 +11,15 @@ use forkvm_abi::PAGE_SIZE;
 use super::elf;
 use super::task::Task;
 use super::user_stack::{
-    self, AT_EGID, AT_ENTRY, AT_EUID, AT_GID, AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM,
-    AT_UID, HWCAP2_FSGSBASE,
+    self, AT_BASE, AT_CLKTCK, AT_EGID, AT_ENTRY, AT_EUID, AT_EXECFN, AT_FLAGS, AT_GID, AT_HWCAP,
+    AT_HWCAP2, AT_PAGESZ, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PLATFORM, AT_SECURE, AT_UID,
+    HWCAP2_FSGSBASE,
 };
 use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
-use crate::errno::ENOMEM;
+use crate::errno::{EIO, ELIBBAD, ENOMEM};
+use crate::fs::exec::ExecImage;
 use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
@@ -36,85 +38,104 @@ fn page_up(address: u64) -> u64 {
     (address + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
+/// Where a position-independent program is loaded: Linux's
+/// `ELF_ET_DYN_BASE` is two thirds of the user address window; the
+/// default layout here lives in the first 512 GiB (one PML4 entry, see
+/// "Address spaces" in docs/ARCHITECTURE.md), so two thirds of that.
+pub const ELF_ET_DYN_BASE: u64 = ((512 << 30) / 3 * 2) & !(PAGE_SIZE - 1);
+
+/// AT_HWCAP: CPUID.1:EDX (Linux's `ELF_HWCAP`), read once: `cpuid` is a
+/// VM exit, which every exec would pay.
+fn hwcap() -> u64 {
+    static HWCAP: spin::Once<u64> = spin::Once::new();
+    *HWCAP.call_once(|| u64::from(cpu::cpuid(1, 0).edx))
+}
+
+/// Linux's `USER_HZ`, the unit of `times` and `/proc` ticks (AT_CLKTCK).
+const USER_HZ: u64 = 100;
+
 /// Loads the program named `path` into a new address space, with its
-/// arguments and environment on a new stack.
+/// arguments and environment on a new stack. A dynamically linked
+/// program also gets its interpreter (PT_INTERP), which it starts in.
 pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
     // A file of the tree or a built-in program; `#!` scripts change argv.
-    let (image, argv) = crate::fs::exec::open_exec(path, argv)?;
+    let crate::fs::exec::Exec {
+        image,
+        argv,
+        path: loaded_path,
+    } = crate::fs::exec::open_exec(path, argv)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-    let argv = &argv[..];
-    let image = &image[..];
-    let exe = elf::parse(image, TASK_SIZE)?;
+    let exe = elf::parse(&image.head(elf::HEADER_MAX)?, image.len(), TASK_SIZE)?;
+    // Like Linux, the interpreter is opened and checked before anything
+    // of the old program is given up: a missing one is ENOENT.
+    let interpreter = match &exe.interpreter {
+        Some(interp_path) => {
+            let interp_image = crate::fs::exec::open_interpreter(interp_path)?;
+            // Linux reads the interpreter's ELF header first: a short
+            // read is EIO, anything but an x86-64 ELF file ELIBBAD.
+            let head = interp_image.head(elf::HEADER_MAX)?;
+            if head.len() < elf::EHDR_SIZE {
+                return Err(EIO);
+            }
+            let interp = elf::parse(&head, interp_image.len(), TASK_SIZE).map_err(|_| ELIBBAD)?;
+            Some((interp_image, interp))
+        }
+        None => None,
+    };
     let mm = AddressSpace::new().map_err(|_| ENOMEM)?;
 
-    // Segments may share a page (their file offsets are not page aligned):
-    // give each page the union of the rights of the segments on it.
-    let mut pages: BTreeMap<u64, Prot> = BTreeMap::new();
-    for segment in &exe.segments {
-        let mut prot = Prot::NONE;
-        if segment.read {
-            prot = prot | Prot::READ;
-        }
-        if segment.write {
-            prot = prot | Prot::WRITE;
-        }
-        if segment.execute {
-            prot = prot | Prot::EXEC;
-        }
-        let mut page = page_down(segment.vaddr);
-        while page < page_up(segment.vaddr + segment.mem_size) {
-            let entry = pages.entry(page).or_insert(Prot::NONE);
-            *entry = *entry | prot;
-            page += PAGE_SIZE;
-        }
-    }
-    // Map runs of pages with equal rights as one area each.
-    let mut run: Option<(u64, u64, Prot)> = None;
-    let mut image_end = 0;
-    for (&page, &prot) in &pages {
-        image_end = page + PAGE_SIZE;
-        match run {
-            Some((start, end, run_prot)) if end == page && run_prot == prot => {
-                run = Some((start, page + PAGE_SIZE, prot))
-            }
-            Some((start, end, run_prot)) => {
-                mm.map_populated(start, end, run_prot, VmaFlags::PRIVATE)?;
-                run = Some((page, page + PAGE_SIZE, prot));
-            }
-            None => run = Some((page, page + PAGE_SIZE, prot)),
-        }
-    }
-    if let Some((start, end, prot)) = run {
-        mm.map_populated(start, end, prot, VmaFlags::PRIVATE)?;
-    }
-    for segment in &exe.segments {
-        let data = &image
-            [segment.file_offset as usize..(segment.file_offset + segment.file_size) as usize];
-        mm.poke(segment.vaddr, data)?;
-    }
+    let bias = if exe.position_independent {
+        ELF_ET_DYN_BASE - exe.span().0
+    } else {
+        0
+    };
+    let image_end = map_image(&mm, &image, &exe, bias)?;
     {
         let mut inner = mm.inner.lock();
         inner.start_brk = image_end;
         inner.brk = image_end;
     }
-
     mm.map_lazy(
         STACK_TOP - STACK_SIZE,
         STACK_TOP,
         Prot::READ | Prot::WRITE,
         VmaFlags::ANONYMOUS | VmaFlags::GROWSDOWN,
     )?;
+    // The interpreter goes where mmap would put it (Linux maps it with
+    // `elf_map`, top-down below the stack).
+    let (start, interp_base) = match &interpreter {
+        Some((interp_image, interp)) => {
+            let (low, high) = interp.span();
+            let base = if interp.position_independent {
+                mm.get_unmapped_area(high - low, 0).ok_or(ENOMEM)?
+            } else {
+                low
+            };
+            map_image(&mm, interp_image, interp, base - low)?;
+            (interp.entry + base - low, base)
+        }
+        None => (exe.entry + bias, 0),
+    };
+
+    let cred = crate::sched::current().inner.lock().cred.clone();
     let mut auxv: Vec<(u64, u64)> = Vec::new();
+    auxv.push((AT_HWCAP, hwcap()));
+    auxv.push((AT_PAGESZ, PAGE_SIZE));
+    auxv.push((AT_CLKTCK, USER_HZ));
     if let Some(phdr) = exe.phdr_vaddr {
-        auxv.push((AT_PHDR, phdr));
+        auxv.push((AT_PHDR, phdr + bias));
     }
     auxv.push((AT_PHENT, 56));
     auxv.push((AT_PHNUM, u64::from(exe.phnum)));
-    auxv.push((AT_PAGESZ, PAGE_SIZE));
-    auxv.push((AT_ENTRY, exe.entry));
-    for id in [AT_UID, AT_EUID, AT_GID, AT_EGID] {
-        auxv.push((id, 0));
-    }
+    auxv.push((AT_BASE, interp_base));
+    auxv.push((AT_FLAGS, 0));
+    auxv.push((AT_ENTRY, exe.entry + bias));
+    auxv.push((AT_UID, u64::from(cred.uid_seen(cred.uid))));
+    auxv.push((AT_EUID, u64::from(cred.uid_seen(cred.euid))));
+    auxv.push((AT_GID, u64::from(cred.gid_seen(cred.gid))));
+    auxv.push((AT_EGID, u64::from(cred.gid_seen(cred.egid))));
+    // No set-user-id programs: the exec never raises privileges.
+    auxv.push((AT_SECURE, 0));
     // Like Linux: FSGSBASE is offered to user code once the kernel enabled it.
     let hwcap2 = if cpu::has_fsgsbase() {
         HWCAP2_FSGSBASE
@@ -126,14 +147,161 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     let mut random16 = [0u8; 16];
     random16[..8].copy_from_slice(&random);
     random16[8..].copy_from_slice(&(!cpu::rdtsc()).to_le_bytes());
-    let stack = user_stack::build(STACK_TOP, argv, envp, &auxv, random16)?;
+    let aux_strings: [(u64, &[u8]); 2] = [(AT_EXECFN, path), (AT_PLATFORM, b"x86_64")];
+    let stack = user_stack::build(STACK_TOP, &argv, envp, &auxv, &aux_strings, random16)?;
     mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
+    // A built-in program found by name alone (no initramfs) is the file
+    // of that name in /sbin/forkvm/.
+    let exe_path = crate::fs::exec::resolve_path(&loaded_path)
+        .or_else(|| {
+            let name = loaded_path.rsplit(|&b| b == b'/').next()?;
+            crate::programs::find(name)?;
+            Some([&b"/sbin/forkvm/"[..], name].concat())
+        })
+        .map(Arc::from);
+    {
+        let mut inner = mm.inner.lock();
+        (inner.arg_start, inner.arg_end) = stack.args;
+        inner.exe_path = exe_path;
+    }
 
     Ok(LoadedProgram {
         mm,
-        entry: exe.entry,
+        entry: start,
         stack_pointer: stack.sp,
     })
+}
+
+/// How one page of a program's image gets its contents.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PageFill {
+    /// The file's page with this index, mapped copy-on-write (a page
+    /// wholly of one read-only segment's file bytes, as Linux's `elf_map`
+    /// maps it).
+    FilePage(u64),
+    /// A private page the loader copies file bytes into: a page of a
+    /// writable segment (the program writes most of its data pages at
+    /// once, and a copy-on-write fault costs two VM exits on the PVM host,
+    /// far more than a 4 KiB copy: mapping them from the file made a
+    /// busybox fork+exec 11 -> 15 ms), one several segments share, the one
+    /// where a segment's bss starts (its tail is zeroed, Linux `padzero`),
+    /// or any page of a built-in program.
+    Copied,
+    /// Only bss: a zeroed page.
+    Zero,
+}
+
+/// Maps the segments of `exe` at their addresses plus `bias`: the file's
+/// page-cache pages where possible, copies where not (see [`PageFill`]).
+/// Returns the end of the highest page.
+fn map_image(
+    mm: &AddressSpace,
+    image: &ExecImage,
+    exe: &elf::Executable,
+    bias: u64,
+) -> Result<u64, i32> {
+    let file = image.data();
+    // Each page: the union of the rights of the segments on it, how it
+    // is filled, and how many segments touch it.
+    let mut pages: BTreeMap<u64, (Prot, PageFill, u32)> = BTreeMap::new();
+    for segment in &exe.segments {
+        let mut prot = Prot::NONE;
+        if segment.read {
+            prot = prot | Prot::READ;
+        }
+        if segment.write {
+            prot = prot | Prot::WRITE;
+        }
+        if segment.execute {
+            prot = prot | Prot::EXEC;
+        }
+        let start = segment.vaddr + bias;
+        let file_end = start + segment.file_size;
+        let first_index = page_down(segment.file_offset) / PAGE_SIZE;
+        let mut page = page_down(start);
+        while page < page_up(start + segment.mem_size) {
+            let whole = page + PAGE_SIZE <= file_end
+                || (segment.mem_size == segment.file_size && page < file_end);
+            let fill = if file.is_some() && whole && !segment.write {
+                PageFill::FilePage(first_index + (page - page_down(start)) / PAGE_SIZE)
+            } else if page < file_end {
+                PageFill::Copied
+            } else {
+                PageFill::Zero
+            };
+            let entry = pages.entry(page).or_insert((Prot::NONE, fill, 0));
+            entry.0 = entry.0 | prot;
+            entry.2 += 1;
+            if entry.2 > 1 && (entry.1, fill) != (PageFill::Zero, PageFill::Zero) {
+                entry.1 = PageFill::Copied;
+            }
+            page += PAGE_SIZE;
+        }
+    }
+    // Map runs of alike pages (same rights and fill, consecutive file
+    // pages) with one call each.
+    let mut image_end = 0;
+    let mut run: Vec<(u64, Prot, PageFill)> = Vec::new();
+    let flush = |run: &mut Vec<(u64, Prot, PageFill)>| -> Result<(), i32> {
+        let Some(&(start, prot, fill)) = run.first() else {
+            return Ok(());
+        };
+        let end = start + run.len() as u64 * PAGE_SIZE;
+        match (fill, file) {
+            (PageFill::FilePage(index), Some(data)) => crate::mm::file_map::map_file(
+                mm,
+                start,
+                end - start,
+                prot,
+                false,
+                data,
+                index * PAGE_SIZE,
+            )?,
+            // Zero and copied pages alike are filled now: the program
+            // touches its bss at once, and a demand-zero fault costs two VM
+            // exits on the PVM host.
+            _ => mm.map_populated(start, end, prot, VmaFlags::PRIVATE)?,
+        }
+        run.clear();
+        Ok(())
+    };
+    for (&page, &(prot, fill, _)) in &pages {
+        image_end = page + PAGE_SIZE;
+        let continues = run.last().is_some_and(|&(last, last_prot, last_fill)| {
+            last + PAGE_SIZE == page
+                && last_prot == prot
+                && match (last_fill, fill) {
+                    (PageFill::FilePage(a), PageFill::FilePage(b)) => a + 1 == b,
+                    (a, b) => a == b,
+                }
+        });
+        if !continues {
+            flush(&mut run)?;
+        }
+        run.push((page, prot, fill));
+    }
+    flush(&mut run)?;
+    // The file bytes of the copied pages.
+    let mut buf = alloc::vec![0u8; PAGE_SIZE as usize];
+    for segment in &exe.segments {
+        let start = segment.vaddr + bias;
+        let file_end = start + segment.file_size;
+        let mut page = page_down(start);
+        while page < file_end {
+            if pages.get(&page).is_some_and(|p| p.1 == PageFill::Copied) {
+                let from = page.max(start);
+                let to = (page + PAGE_SIZE).min(file_end);
+                let chunk = &mut buf[..(to - from) as usize];
+                let n = image.read_at(segment.file_offset + (from - start), chunk);
+                if n != chunk.len() {
+                    return Err(EIO);
+                }
+                mm.poke(from, chunk)?;
+            }
+            page += PAGE_SIZE;
+        }
+    }
+    Ok(image_end)
 }
 
 /// The trap frame a program starts with.

@@ -682,6 +682,12 @@ pub fn readlinkat(a: Args) -> SysResult {
     if size as i32 <= 0 {
         return Err(EINVAL);
     }
+    if path.starts_with(b"/proc/") {
+        let target = crate::fs::proc::readlink(&path)?;
+        let n = target.len().min(size as i32 as usize);
+        current_mm()?.copy_to_user(buf, &target[..n])?;
+        return Ok(n as u64);
+    }
     let node = if path.is_empty() {
         match &file(u64::from(dirfd as u32))?.kind {
             FileKind::Vfs(open) => open.node.clone(),
@@ -1134,4 +1140,56 @@ pub fn fsync(a: Args) -> SysResult {
         }) if inode.data().is_some() => Ok(0),
         _ => Err(EINVAL),
     }
+}
+
+/// Longest extended attribute name (Linux `XATTR_NAME_MAX`).
+const XATTR_NAME_MAX: usize = 255;
+
+/// Looks up what an xattr call names: a path (following a final symbolic
+/// link unless `lgetxattr`/`llistxattr`) or, `by_fd`, an open file.
+/// Returns whether it is a file of the tree (pipes and the console are
+/// files of no file system with xattr support: EOPNOTSUPP).
+fn xattr_lookup(target: u64, follow: bool, by_fd: bool) -> Result<bool, i32> {
+    if by_fd {
+        return match &file(target)?.kind {
+            FileKind::Vfs(open) if open.flags & O_PATH != 0 => Err(EBADF),
+            FileKind::Vfs(_) => Ok(true),
+            _ => Ok(false),
+        };
+    }
+    let path = getname(target)?;
+    let access = current_access();
+    with_walk(u64::from(AT_FDCWD as u32), &path, &access, |walk| {
+        walk.lookup_node(&path, follow)
+    })?;
+    Ok(true)
+}
+
+/// `getxattr`/`lgetxattr`/`fgetxattr(target, name, value, size)`: the RAM
+/// file system stores no extended attributes, so a well-formed name is
+/// ENODATA, as on a Linux tmpfs without them (ls asks for ACLs and
+/// security labels this way); an empty or over-long name is ERANGE, a name
+/// outside the known namespaces EOPNOTSUPP. The file is looked up first.
+pub fn getxattr(a: Args, follow: bool, by_fd: bool) -> SysResult {
+    let [target, name, ..] = a.0;
+    let in_tree = xattr_lookup(target, follow, by_fd)?;
+    let name = super::process::read_c_string(name).map_err(|e| match e {
+        crate::errno::E2BIG => crate::errno::ERANGE,
+        other => other,
+    })?;
+    if name.is_empty() || name.len() > XATTR_NAME_MAX {
+        return Err(crate::errno::ERANGE);
+    }
+    let known = [&b"security."[..], b"system.", b"trusted.", b"user."];
+    if !in_tree || !known.iter().any(|prefix| name.starts_with(prefix)) {
+        return Err(crate::errno::EOPNOTSUPP);
+    }
+    Err(crate::errno::ENODATA)
+}
+
+/// `listxattr`/`llistxattr`/`flistxattr(target, list, size)`: no names,
+/// length 0 (after the lookup).
+pub fn listxattr(a: Args, follow: bool, by_fd: bool) -> SysResult {
+    xattr_lookup(a.0[0], follow, by_fd)?;
+    Ok(0)
 }

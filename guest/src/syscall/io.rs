@@ -69,9 +69,20 @@ pub fn write(a: Args) -> SysResult {
             }
             FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n]) {
                 PipeIo::Done(written) => written,
-                PipeIo::Broken if done == 0 => return Err(EPIPE),
+                PipeIo::Broken => {
+                    // Linux `pipe_write`: SIGPIPE to the writing thread, then
+                    // EPIPE (or the bytes written before the readers went).
+                    let current = sched::current();
+                    let info = super::signal::sender_info(
+                        &current,
+                        forkvm_abi::linux::signal::SIGPIPE,
+                        crate::process::signal::SI_USER,
+                    );
+                    crate::process::signal::send_signal(&current, info);
+                    return if done == 0 { Err(EPIPE) } else { Ok(done) };
+                }
                 PipeIo::Interrupted if done == 0 => return Err(ERESTARTSYS),
-                PipeIo::Broken | PipeIo::Interrupted => return Ok(done),
+                PipeIo::Interrupted => return Ok(done),
             },
             FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) | FileKind::Vfs(_) => {
                 unreachable!("handled above")

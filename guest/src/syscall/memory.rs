@@ -1,11 +1,17 @@
-//! `mmap`, `munmap`, `mprotect`, `brk` for anonymous memory.
+//! `mmap` (anonymous memory and regular files, see `mm::file_map`),
+//! `munmap`, `mprotect`, `brk`.
 
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use forkvm_abi::PAGE_SIZE;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EINVAL, ENODEV, ENOMEM};
+use crate::errno::{EACCES, EBADF, EINVAL, ENODEV, ENOMEM, EOVERFLOW};
+use crate::fs::dentry::Node;
+use crate::fs::file::O_PATH;
+use crate::fs::inode::{DevNum, InodeKind};
+use crate::fs::{File, FileKind};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
 const MAP_SHARED: u64 = 0x01;
@@ -62,23 +68,89 @@ fn page_up(len: u64) -> Option<u64> {
     len.checked_add(PAGE_SIZE - 1).map(|l| l & !(PAGE_SIZE - 1))
 }
 
+/// What an mmap of a descriptor maps.
+enum Source {
+    /// Zero-filled memory: MAP_ANONYMOUS, or `/dev/zero` (Linux makes its
+    /// private mappings anonymous and its shared ones shmem, which is what
+    /// a shared anonymous area is here).
+    Anonymous,
+    /// A regular file's pages.
+    File(Arc<File>),
+}
+
+/// The descriptor of a file mapping, checked as Linux's `do_mmap` checks
+/// it: open (EBADF, also for O_PATH), readable (EACCES), writable for a
+/// shared writable mapping (EACCES), and a kind that can be mapped
+/// (ENODEV: pipes, the console, directories, pidfds, ...).
+fn mapping_source(file: Arc<File>, shared: bool, prot: u64) -> Result<Source, i32> {
+    let (readable, writable) = match &file.kind {
+        FileKind::Vfs(open) if open.flags & O_PATH != 0 => return Err(EBADF),
+        FileKind::Vfs(open) => (open.readable(), open.writable()),
+        FileKind::PipeRead(_) => (true, false),
+        FileKind::PipeWrite(_) => (false, true),
+        FileKind::Console | FileKind::VirtioConsole | FileKind::Pidfd(_) | FileKind::Proc(_) => {
+            (true, true)
+        }
+    };
+    if shared && prot & Prot::WRITE.to_linux() != 0 && !writable {
+        return Err(EACCES);
+    }
+    if !readable {
+        return Err(EACCES);
+    }
+    let FileKind::Vfs(open) = &file.kind else {
+        return Err(ENODEV);
+    };
+    match &open.node {
+        Node::Inode(inode) => match inode.kind {
+            InodeKind::Regular(_) => Ok(Source::File(file.clone())),
+            InodeKind::CharDevice(DevNum::ZERO) => Ok(Source::Anonymous),
+            _ => Err(ENODEV),
+        },
+        Node::Dir(_) => Err(ENODEV),
+    }
+}
+
 pub fn mmap(a: Args) -> SysResult {
-    let [addr, len, prot, flags, _fd, offset] = a.0;
+    let [addr, len, prot, flags, fd, offset] = a.0;
+    // Linux's order: the offset (x86 `sys_mmap`), the descriptor
+    // (`ksys_mmap_pgoff`), then `do_mmap`'s checks.
+    if offset % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let shared = flags & MAP_SHARED != 0;
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        Some(
+            crate::sched::current()
+                .files()
+                .ok_or(EBADF)?
+                .lock()
+                .get(fd)?,
+        )
+    } else {
+        None
+    };
     let len = page_up(len)
         .filter(|&l| l > 0 && l <= TASK_SIZE)
         .ok_or(EINVAL)?;
+    let prot_bits = prot;
     let prot = Prot::from_linux(prot).map_err(|e| e.errno())?;
     let sharing = flags & (MAP_SHARED | MAP_PRIVATE);
     if flags & !KNOWN_FLAGS != 0 || sharing == 0 || sharing == MAP_SHARED | MAP_PRIVATE {
         return Err(EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        return Err(ENODEV); // no files to map
+    if (offset / PAGE_SIZE).checked_add(len / PAGE_SIZE).is_none() {
+        return Err(EOVERFLOW);
     }
-    if offset % PAGE_SIZE != 0 {
-        return Err(EINVAL);
-    }
-    let commits = flags & MAP_NORESERVE == 0 && (flags & MAP_SHARED != 0 || prot.allows_write());
+    let source = match file {
+        Some(file) => mapping_source(file, shared, prot_bits)?,
+        None => Source::Anonymous,
+    };
+    let anonymous = matches!(source, Source::Anonymous);
+    // Shared file pages are the file's, not new memory (Linux accounts
+    // private writable and shared anonymous mappings).
+    let commits =
+        flags & MAP_NORESERVE == 0 && ((shared && anonymous) || (!shared && prot.allows_write()));
     if commits && !enough_memory(len) {
         return Err(ENOMEM);
     }
@@ -95,8 +167,19 @@ pub fn mmap(a: Args) -> SysResult {
     } else {
         mm.get_unmapped_area(len, addr).ok_or(ENOMEM)?
     };
+    if let Source::File(file) = &source {
+        let FileKind::Vfs(open) = &file.kind else {
+            return Err(ENODEV);
+        };
+        let Node::Inode(inode) = &open.node else {
+            return Err(ENODEV);
+        };
+        let data = inode.data().ok_or(ENODEV)?;
+        crate::mm::file_map::map_file(&mm, start, len, prot, shared, data, offset)?;
+        return Ok(start);
+    }
     let mut area_flags = VmaFlags::ANONYMOUS;
-    if flags & MAP_SHARED != 0 {
+    if shared {
         area_flags = area_flags | VmaFlags::SHARED;
     }
     if flags & MAP_GROWSDOWN != 0 {

@@ -15,6 +15,7 @@ mod names;
 mod pgrp;
 mod pidfd;
 mod process;
+mod random;
 mod rusage;
 /// sched.rs (as `sched_calls`: `sched` names the scheduler here).
 #[path = "sched.rs"]
@@ -72,6 +73,13 @@ pub mod nr {
     pub const SETRLIMIT: u64 = 160;
     pub const PRCTL: u64 = 157;
     pub const PRLIMIT64: u64 = 302;
+    pub const GETXATTR: u64 = 191;
+    pub const LGETXATTR: u64 = 192;
+    pub const FGETXATTR: u64 = 193;
+    pub const LISTXATTR: u64 = 194;
+    pub const LLISTXATTR: u64 = 195;
+    pub const FLISTXATTR: u64 = 196;
+    pub const GETRANDOM: u64 = 318;
     pub const IOPRIO_SET: u64 = 251;
     pub const SEMGET: u64 = 64;
     pub const SEMOP: u64 = 65;
@@ -327,6 +335,13 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::UTIMENSAT => file::utimensat(a),
         nr::STATX => file::statx(a),
         nr::FSYNC | nr::FDATASYNC => file::fsync(a),
+        nr::GETXATTR => file::getxattr(a, true, false),
+        nr::LGETXATTR => file::getxattr(a, false, false),
+        nr::FGETXATTR => file::getxattr(a, true, true),
+        nr::LISTXATTR => file::listxattr(a, true, false),
+        nr::LLISTXATTR => file::listxattr(a, false, false),
+        nr::FLISTXATTR => file::listxattr(a, true, true),
+        nr::GETRANDOM => random::getrandom(a),
         nr::GETPRIORITY => sched_calls::getpriority(a),
         nr::SETPRIORITY => sched_calls::setpriority(a),
         nr::SCHED_SETPARAM => sched_calls::sched_setparam(a),

@@ -144,6 +144,38 @@ impl FileData {
         Ok(())
     }
 
+    /// The frames of pages `first..first + count`, for a file mapping to
+    /// map (`mm::file_map`); the caller takes its references while it
+    /// still holds the file's lock. Pages past the end of the file are
+    /// `None`. A hole gets its zeroed frame now, as a tmpfs fault does:
+    /// every mapping must see later writes to it. A file in the kernel
+    /// image is copied into pages first.
+    pub fn frames_for_map(
+        &mut self,
+        first: u64,
+        count: u64,
+    ) -> Result<alloc::vec::Vec<Option<DataFrame>>, i32> {
+        self.materialize()?;
+        let in_file = self.size.div_ceil(PAGE);
+        let mut frames = alloc::vec::Vec::new();
+        frames
+            .try_reserve_exact(count as usize)
+            .map_err(|_| ENOMEM)?;
+        for index in first..first.saturating_add(count) {
+            let frame = match self.pages.get(&index) {
+                Some(&frame) => Some(frame),
+                None if index < in_file => {
+                    let frame = frames::alloc_zeroed().ok_or(ENOMEM)?;
+                    self.pages.insert(index, frame);
+                    Some(frame)
+                }
+                None => None,
+            };
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
     /// Copies the kernel image's bytes into pages of their own.
     fn materialize(&mut self) -> Result<(), i32> {
         let Some(image) = self.image else {
@@ -344,6 +376,25 @@ mod tests {
         assert_eq!(backend::live(), before + 2);
         assert_eq!(f.read_at(0, &mut buf), 4);
         assert_eq!(buf, [b'A', 3, 3, 3]);
+        drop(f);
+        assert_eq!(backend::live(), before);
+    }
+
+    #[test]
+    fn frames_for_a_mapping() {
+        let before = backend::live();
+        let mut f = FileData::default();
+        f.write_at(0, b"a").unwrap();
+        f.write_at(2 * PAGE, b"c").unwrap();
+        let frames = f.frames_for_map(0, 5).unwrap();
+        assert_eq!(frames.len(), 5);
+        assert!(frames[..3].iter().all(Option::is_some));
+        assert_eq!(f.pages(), 3, "the hole got its frame");
+        assert_eq!(frames[3..], [None, None], "past the end");
+        let again = f.frames_for_map(1, 4).unwrap();
+        assert_eq!(again[..2], frames[1..3], "the same frames");
+        assert_eq!(again[2..], [None, None]);
+        assert_eq!(f.pages(), 3);
         drop(f);
         assert_eq!(backend::live(), before);
     }

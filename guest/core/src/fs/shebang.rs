@@ -4,7 +4,7 @@
 use crate::errno::ENOEXEC;
 
 /// How much of a script's first line counts (Linux `BINPRM_BUF_SIZE`).
-const SHEBANG_MAX: usize = 256;
+pub const SHEBANG_MAX: usize = 256;
 
 type Shebang<'a> = Result<(&'a [u8], Option<&'a [u8]>), i32>;
 

@@ -620,6 +620,41 @@ pub fn populate(
     Ok(mapped)
 }
 
+/// Maps the existing data frame `frame` at the empty PTE of `addr` with
+/// the rights `prot`, taking a reference on it (a file's page-cache page,
+/// `mm::file_map`). `cow`: the page belongs to a private area, so it is
+/// read-only and carries [`PTE_COW`], and the first write copies it. A
+/// page already mapped is left alone (returns false). No TLB flush is
+/// needed: only an empty PTE is filled.
+pub fn map_frame(
+    ops: &mut impl MemoryOps,
+    root: TablePage,
+    addr: u64,
+    frame: DataFrame,
+    prot: Prot,
+    cow: bool,
+) -> Result<bool, OutOfMemory> {
+    if addr >= USER_END {
+        return Ok(false);
+    }
+    let (table, i) = match walk(ops, root, addr, true) {
+        Walk::Slot(table, i) => (table, i),
+        Walk::OutOfMemory => return Err(OutOfMemory),
+        Walk::NoTable | Walk::Huge => return Ok(false),
+    };
+    if ops.table(table)[i] & flags::PRESENT != 0 {
+        return Ok(false);
+    }
+    ops.get_frame(frame.phys());
+    let bits = if cow {
+        leaf_flags(prot, false) | PTE_COW
+    } else {
+        leaf_flags(prot, true)
+    };
+    ops.table(table)[i] = frame.phys() | bits;
+    Ok(true)
+}
+
 /// Why the kernel could not copy to or from user memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserCopyError {
@@ -1160,6 +1195,49 @@ mod tests {
         assert_eq!(pte & !ADDRESS_MASK, flags::PRESENT);
         // 5 data pages, one PDPT + PD, one PT per 2 MiB.
         assert_eq!(mem.outstanding(), 5 + 2 + 3);
+    }
+
+    #[test]
+    fn map_frame_shares_a_file_page_private_copies_on_write() {
+        use crate::mm::vma::VmaFlags;
+        let mut mem = FakeMemory::new();
+        // A page-cache frame: the file holds one reference.
+        let file_frame = mem.alloc_data_frame().unwrap();
+        let file_page = file_frame.phys();
+        mem.frame_bytes(file_frame)[0] = 7;
+        // Private, writable: read-only + COW, another reference.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x40_0000, file_frame, RW, true),
+            Ok(true)
+        );
+        let pte = mem.pte(ROOT, 0x40_0000).unwrap();
+        assert_eq!(pte & ADDRESS_MASK, file_page);
+        assert_eq!(pte & (flags::WRITABLE | PTE_COW), PTE_COW);
+        assert_eq!(mem.frame_refcount(file_page), 2);
+        assert_eq!(mem.byte_at(ROOT, 0x40_0000), 7);
+        // An occupied slot is left alone.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x40_0000, file_frame, RW, true),
+            Ok(false)
+        );
+        assert_eq!(mem.frame_refcount(file_page), 2);
+        // The first store copies: the file's page keeps its byte.
+        let private = Vma::new(0x40_0000, 0x40_1000, RW, VmaFlags::PRIVATE).unwrap();
+        let result = handle_fault(&mut mem, ROOT, 0x40_0000, WRITE, Some(&private));
+        assert_eq!(result, FaultResult::Copied);
+        assert_ne!(mem.pte(ROOT, 0x40_0000).unwrap() & ADDRESS_MASK, file_page);
+        assert_eq!(mem.frame_refcount(file_page), 1);
+        // Shared: writable in place.
+        assert_eq!(
+            map_frame(&mut mem, ROOT, 0x80_0000, file_frame, RW, false),
+            Ok(true)
+        );
+        let pte = mem.pte(ROOT, 0x80_0000).unwrap();
+        assert_eq!(pte & (flags::WRITABLE | PTE_COW), flags::WRITABLE);
+        // Unmapping drops only the mappings' references.
+        unmap_range(&mut mem, ROOT, 0x40_0000, 0x80_1000);
+        assert_eq!(mem.frame_refcount(file_page), 1);
+        assert!(mem.put_frame(file_page));
     }
 
     #[test]

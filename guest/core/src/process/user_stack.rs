@@ -11,13 +11,20 @@ pub const AT_PHDR: u64 = 3;
 pub const AT_PHENT: u64 = 4;
 pub const AT_PHNUM: u64 = 5;
 pub const AT_PAGESZ: u64 = 6;
+pub const AT_BASE: u64 = 7;
+pub const AT_FLAGS: u64 = 8;
 pub const AT_ENTRY: u64 = 9;
 pub const AT_UID: u64 = 11;
 pub const AT_EUID: u64 = 12;
 pub const AT_GID: u64 = 13;
 pub const AT_EGID: u64 = 14;
+pub const AT_PLATFORM: u64 = 15;
+pub const AT_HWCAP: u64 = 16;
+pub const AT_CLKTCK: u64 = 17;
+pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
+pub const AT_EXECFN: u64 = 31;
 /// AT_HWCAP2 bit: user code may use `rdfsbase`/`wrfsbase` (x86).
 pub const HWCAP2_FSGSBASE: u64 = 1 << 1;
 
@@ -33,14 +40,19 @@ pub const MAX_ARG_STRLEN: usize = 128 * 1024;
 pub struct StackImage {
     pub bytes: Vec<u8>,
     pub sp: u64,
+    /// Where the argument strings are: `[start, end)`, NULs included.
+    pub args: (u64, u64),
 }
 
-/// Lays out the stack for a stack top at `top` (16-byte aligned).
+/// Lays out the stack for a stack top at `top` (16-byte aligned). Each
+/// of `aux_strings` is an auxv entry whose value is the address of its
+/// string, copied onto the stack (AT_EXECFN, AT_PLATFORM).
 pub fn build(
     top: u64,
     argv: &[&[u8]],
     envp: &[&[u8]],
     auxv: &[(u64, u64)],
+    aux_strings: &[(u64, &[u8])],
     random: [u8; 16],
 ) -> Result<StackImage, i32> {
     let strings: usize = argv.iter().chain(envp).map(|s| s.len() + 1).sum();
@@ -56,8 +68,21 @@ pub fn build(
     let mut high = Vec::new();
     high.extend_from_slice(&random);
     let mut string_offsets = Vec::new();
-    for s in argv.iter().chain(envp) {
+    let args_start = high.len();
+    for s in argv {
         string_offsets.push(high.len());
+        high.extend_from_slice(s);
+        high.push(0);
+    }
+    let args_end = high.len();
+    for s in envp {
+        string_offsets.push(high.len());
+        high.extend_from_slice(s);
+        high.push(0);
+    }
+    let mut aux_string_offsets = Vec::new();
+    for (_, s) in aux_strings {
+        aux_string_offsets.push(high.len());
         high.extend_from_slice(s);
         high.push(0);
     }
@@ -66,6 +91,7 @@ pub fn build(
     }
     let high_base = top - high.len() as u64;
     let address_of = |offset: usize| high_base + offset as u64;
+    let args = (address_of(args_start), address_of(args_end));
 
     let mut words: Vec<u64> = Vec::new();
     words.push(argv.len() as u64);
@@ -80,6 +106,10 @@ pub fn build(
     for &(key, value) in auxv {
         words.push(key);
         words.push(value);
+    }
+    for ((key, _), offset) in aux_strings.iter().zip(aux_string_offsets) {
+        words.push(*key);
+        words.push(address_of(offset));
     }
     words.push(AT_RANDOM);
     words.push(address_of(0));
@@ -96,7 +126,7 @@ pub fn build(
         bytes.extend_from_slice(&word.to_le_bytes());
     }
     bytes.extend_from_slice(&high);
-    Ok(StackImage { bytes, sp })
+    Ok(StackImage { bytes, sp, args })
 }
 
 #[cfg(test)]
@@ -127,6 +157,7 @@ mod tests {
             &[b"prog", b"arg1"],
             &[b"HOME=/"],
             &[(AT_PAGESZ, 4096)],
+            &[(AT_EXECFN, b"/bin/prog")],
             [7; 16],
         )
         .unwrap();
@@ -146,18 +177,25 @@ mod tests {
         assert_eq!(word(&image, top, image.sp + 40), 0);
         assert_eq!(word(&image, top, image.sp + 48), AT_PAGESZ);
         assert_eq!(word(&image, top, image.sp + 56), 4096);
-        assert_eq!(word(&image, top, image.sp + 64), AT_RANDOM);
-        let random = word(&image, top, image.sp + 72);
+        assert_eq!(word(&image, top, image.sp + 64), AT_EXECFN);
+        let execfn = word(&image, top, image.sp + 72);
+        assert_eq!(c_string(&image, top, execfn), b"/bin/prog");
+        assert_eq!(word(&image, top, image.sp + 80), AT_RANDOM);
+        let random = word(&image, top, image.sp + 88);
         let base = top - image.bytes.len() as u64;
         assert_eq!(image.bytes[(random - base) as usize..][..16], [7; 16]);
-        assert_eq!(word(&image, top, image.sp + 80), AT_NULL);
+        assert_eq!(word(&image, top, image.sp + 96), AT_NULL);
+        let base = top - image.bytes.len() as u64;
+        let (start, end) = image.args;
+        let args = &image.bytes[(start - base) as usize..(end - base) as usize];
+        assert_eq!(args, b"prog\0arg1\0");
     }
 
     #[test]
     fn refuses_oversized_arguments() {
         let big = vec![b'x'; MAX_ARG_BYTES];
         assert!(matches!(
-            build(0x7fff_0000, &[&big], &[], &[], [0; 16]),
+            build(0x7fff_0000, &[&big], &[], &[], &[], [0; 16]),
             Err(E2BIG)
         ));
     }

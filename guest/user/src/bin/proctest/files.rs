@@ -7,7 +7,7 @@
 //! stays clean. Only what Linux guarantees on any file system is checked
 //! (no block counts, no listing order).
 
-use forkvm_user::syscall::syscall1;
+use forkvm_user::syscall::{mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED};
 
 use super::*;
 
@@ -27,6 +27,11 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-rename-directories", rename_directories),
     ("files-at-dirfd", at_dirfd),
     ("files-permissions", permissions),
+    ("files-mmap-shared", mmap_shared),
+    ("files-mmap-private", mmap_private),
+    ("files-mmap-errors", mmap_errors),
+    ("files-exec-interpreter", exec_interpreter),
+    ("files-proc-stat-status-meminfo", proc_files),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -76,6 +81,7 @@ const O_APPEND: usize = 0o2000;
 const O_DIRECTORY: usize = 0o200000;
 const O_NOFOLLOW: usize = 0o400000;
 const O_CLOEXEC: usize = 0o2000000;
+const O_PATH: usize = 0o10000000;
 const SEEK_SET: usize = 0;
 const SEEK_CUR: usize = 1;
 const SEEK_END: usize = 2;
@@ -1186,5 +1192,391 @@ fn permissions(_: &Ctx) -> Outcome {
         "uid 1000: check {code} failed: {}",
         names.get(code.wrapping_sub(1)).unwrap_or(&"?")
     );
+    Ok(())
+}
+
+/// A file mapping, unmapped when dropped.
+struct FileMap {
+    addr: usize,
+    len: usize,
+}
+
+impl FileMap {
+    fn new(len: usize, prot: u32, flags: u32, fd: i32, offset: usize) -> Result<FileMap, Errno> {
+        // SAFETY: without MAP_FIXED the kernel picks an unused range.
+        unsafe { mmap(0, len, prot, flags, fd, offset) }.map(|p| FileMap {
+            addr: p as usize,
+            len,
+        })
+    }
+
+    fn get(&self, at: usize) -> u8 {
+        assert!(at < self.len);
+        // SAFETY: inside the mapping, which is readable in every use here.
+        unsafe { core::ptr::read_volatile((self.addr + at) as *const u8) }
+    }
+
+    fn set(&self, at: usize, value: u8) {
+        assert!(at < self.len);
+        // SAFETY: inside the mapping; callers only write writable ones.
+        unsafe { core::ptr::write_volatile((self.addr + at) as *mut u8, value) }
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: nothing uses the mapping after its guard is gone.
+        let _ = unsafe { munmap(self.addr as *mut u8, self.len) };
+    }
+}
+
+fn byte_at(fd: &Fd, offset: usize) -> Result<u8, Msg> {
+    let mut b = [0u8; 1];
+    pread(fd, &mut b, offset).ctx("pread")?;
+    Ok(b[0])
+}
+
+/// MAP_SHARED: stores are the file's bytes (read sees them), writes to
+/// the file show in the mapping, two mappings and a forked child share
+/// the pages.
+fn mmap_shared(_: &Ctx) -> Outcome {
+    let s = Scratch::new("mmap-shared", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, b"hello", 0).ctx("pwrite")?;
+    ftruncate(&fd, 8192).ctx("ftruncate")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(8192, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
+    ensure!(map.get(0) == b'h' && map.get(4) == b'o', "the file's bytes");
+    ensure!(map.get(5) == 0 && map.get(8191) == 0, "zeros to the size");
+    map.set(4096, b'x');
+    ensure!(byte_at(&fd, 4096)? == b'x', "pread sees a store");
+    pwrite(&fd, b"Y", 1).ctx("pwrite")?;
+    ensure!(map.get(1) == b'Y', "the mapping sees pwrite");
+    let second = FileMap::new(4096, rw, MAP_SHARED, fd.raw(), 4096).ctx("mmap at 4096")?;
+    ensure!(second.get(0) == b'x', "a second mapping at an offset");
+    second.set(1, b'z');
+    ensure!(map.get(4097) == b'z', "stores of one mapping in the other");
+    let child = Child::spawn(|| {
+        map.set(2, b'C');
+        0
+    })?;
+    expect_exit("child", child.wait()?, 0)?;
+    ensure!(map.get(2) == b'C', "a forked child's store");
+    ensure!(byte_at(&fd, 2)? == b'C', "a forked child's store in the file");
+    drop(second);
+    drop(map);
+    ensure!(byte_at(&fd, 4097)? == b'z', "the file keeps the stores");
+    Ok(())
+}
+
+/// MAP_PRIVATE: stores stay in the process (copy on write), pages not
+/// yet stored to show later writes to the file, fork copies, mprotect
+/// keeps a copied page; a read-only descriptor may be mapped writable.
+fn mmap_private(_: &Ctx) -> Outcome {
+    let s = Scratch::new("mmap-private", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, b"abc", 0).ctx("pwrite")?;
+    ftruncate(&fd, 8192).ctx("ftruncate")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(8192, rw, MAP_PRIVATE, fd.raw(), 0).ctx("mmap private")?;
+    ensure!(map.get(0) == b'a', "the file's bytes");
+    map.set(0, b'Z');
+    ensure!(map.get(0) == b'Z', "the store");
+    ensure!(byte_at(&fd, 0)? == b'a', "the file does not see a private store");
+    pwrite(&fd, b"Q", 4096).ctx("pwrite")?;
+    ensure!(map.get(4096) == b'Q', "an untouched page shows the file");
+    pwrite(&fd, b"R", 2).ctx("pwrite")?;
+    ensure!(map.get(2) == b'c', "a copied page does not");
+    let child = Child::spawn(|| {
+        map.set(1, b'K');
+        i32::from(map.get(1) != b'K')
+    })?;
+    expect_exit("child", child.wait()?, 0)?;
+    ensure!(map.get(1) == b'b', "a child's store stays in the child");
+    // SAFETY: the mapping stays readable; no writes while read-only.
+    unsafe { mprotect(map.addr as *mut u8, 8192, PROT_READ) }.ctx("mprotect r")?;
+    // SAFETY: as above.
+    unsafe { mprotect(map.addr as *mut u8, 8192, rw) }.ctx("mprotect rw")?;
+    ensure!(map.get(0) == b'Z', "mprotect keeps the copy");
+    map.set(4096, b'W');
+    ensure!(byte_at(&fd, 4096)? == b'Q', "after mprotect, still private");
+    let ro = open(&s.path("f"), O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let copy = FileMap::new(4096, rw, MAP_PRIVATE, ro.raw(), 0).ctx("private rw of O_RDONLY")?;
+    copy.set(0, b'!');
+    ensure!(byte_at(&fd, 0)? == b'a', "unchanged file");
+    // A fixed mapping replaces what was there.
+    // SAFETY: `map`'s second page is replaced; `map` only reads it after.
+    let fixed = unsafe {
+        mmap(
+            map.addr + 4096,
+            4096,
+            PROT_READ,
+            MAP_PRIVATE | MAP_FIXED,
+            fd.raw(),
+            0,
+        )
+    }
+    .ctx("MAP_FIXED")?;
+    ensure!(fixed as usize == map.addr + 4096, "MAP_FIXED address");
+    ensure!(map.get(4096) == b'a', "the file's first page at the second");
+    Ok(())
+}
+
+/// What cannot be mapped, with Linux's errno in Linux's order.
+fn mmap_errors(_: &Ctx) -> Outcome {
+    let s = Scratch::new("mmap-errors", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    ftruncate(&fd, 4096).ctx("ftruncate")?;
+    let (r, rw) = (PROT_READ, PROT_READ | PROT_WRITE);
+    expect_err("bad fd", FileMap::new(4096, r, MAP_PRIVATE, 999, 0), Errno::EBADF)?;
+    expect_err(
+        "bad fd before a zero length",
+        FileMap::new(0, r, MAP_PRIVATE, 999, 0),
+        Errno::EBADF,
+    )?;
+    expect_err(
+        "unaligned offset before a bad fd",
+        FileMap::new(4096, r, MAP_PRIVATE, 999, 100),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "zero length",
+        FileMap::new(0, r, MAP_PRIVATE, fd.raw(), 0),
+        Errno::EINVAL,
+    )?;
+    let wo = open(&s.path("f"), O_WRONLY, 0).ctx("open O_WRONLY")?;
+    expect_err(
+        "write-only fd",
+        FileMap::new(4096, r, MAP_PRIVATE, wo.raw(), 0),
+        Errno::EACCES,
+    )?;
+    let ro = open(&s.path("f"), O_RDONLY, 0).ctx("open O_RDONLY")?;
+    expect_err(
+        "shared writable of a read-only fd",
+        FileMap::new(4096, rw, MAP_SHARED, ro.raw(), 0),
+        Errno::EACCES,
+    )?;
+    FileMap::new(4096, r, MAP_SHARED, ro.raw(), 0).ctx("shared read-only")?;
+    let path_fd = open(&s.path("f"), O_PATH, 0).ctx("open O_PATH")?;
+    expect_err(
+        "O_PATH fd",
+        FileMap::new(4096, r, MAP_PRIVATE, path_fd.raw(), 0),
+        Errno::EBADF,
+    )?;
+    let (pr, pw) = pipe()?;
+    expect_err(
+        "pipe",
+        FileMap::new(4096, r, MAP_PRIVATE, pr.raw(), 0),
+        Errno::ENODEV,
+    )?;
+    expect_err(
+        "pipe's write end",
+        FileMap::new(4096, r, MAP_PRIVATE, pw.raw(), 0),
+        Errno::EACCES,
+    )?;
+    let dir = Path::new(format_args!("{}", Bytes(s.dir.bytes())));
+    let dir = open(&dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    expect_err(
+        "directory",
+        FileMap::new(4096, r, MAP_PRIVATE, dir.raw(), 0),
+        Errno::ENODEV,
+    )?;
+    let zero = open(&Path::new(format_args!("/dev/zero")), O_RDWR, 0).ctx("open /dev/zero")?;
+    let z = FileMap::new(8192, rw, MAP_PRIVATE, zero.raw(), 0).ctx("mmap /dev/zero")?;
+    ensure!(z.get(5000) == 0, "/dev/zero maps zeros");
+    z.set(5000, 7);
+    ensure!(z.get(5000) == 7, "/dev/zero private pages are writable");
+    // MAP_ANONYMOUS ignores the descriptor.
+    FileMap::new(4096, r, MAP_PRIVATE | MAP_ANONYMOUS, 999, 0).ctx("anonymous, fd 999")?;
+    Ok(())
+}
+
+/// An x86-64 ELF executable whose PT_INTERP names `interpreter` (which
+/// never runs: every case here fails before).
+fn elf_with_interpreter(interpreter: &[u8]) -> [u8; 512] {
+    let mut elf = [0u8; 512];
+    let mut put = |at: usize, bytes: &[u8]| elf[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &2u16.to_le_bytes()); // ET_EXEC
+    put(18, &62u16.to_le_bytes()); // EM_X86_64
+    put(20, &1u32.to_le_bytes());
+    put(24, &0x40_0100u64.to_le_bytes()); // entry
+    put(32, &64u64.to_le_bytes()); // phoff
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &2u16.to_le_bytes());
+    // PT_INTERP at 0x180.
+    put(64, &3u32.to_le_bytes());
+    put(68, &4u32.to_le_bytes());
+    put(72, &0x180u64.to_le_bytes());
+    put(80, &0x40_0180u64.to_le_bytes());
+    put(88, &0x40_0180u64.to_le_bytes());
+    let size = interpreter.len() as u64 + 1;
+    put(96, &size.to_le_bytes());
+    put(104, &size.to_le_bytes());
+    put(112, &1u64.to_le_bytes());
+    // PT_LOAD of the whole file at 0x400000, read + execute.
+    put(120, &1u32.to_le_bytes());
+    put(124, &5u32.to_le_bytes());
+    put(136, &0x40_0000u64.to_le_bytes());
+    put(144, &0x40_0000u64.to_le_bytes());
+    put(152, &512u64.to_le_bytes());
+    put(160, &512u64.to_le_bytes());
+    put(168, &0x1000u64.to_le_bytes());
+    put(0x100, &[0x0f, 0x0b]); // ud2
+    put(0x180, interpreter);
+    elf
+}
+
+/// execve of a dynamically linked program whose interpreter is missing
+/// (ENOENT), not executable (EACCES), a directory (EACCES) or no ELF file
+/// (ELIBBAD), or shorter than an ELF header (EIO: Linux's read of the
+/// interpreter's header comes up short); a non-ELF file with the x bit
+/// is ENOEXEC.
+fn exec_interpreter(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "exec-interp",
+        ["prog", "text", "noexec", "short", "", "", "", ""],
+    )?;
+    let make = |name: &str, bytes: &[u8], mode: usize| -> Outcome {
+        let fd = open(&s.path(name), O_CREAT | O_WRONLY | O_TRUNC, 0o600).ctx("create")?;
+        write_all(fd.raw(), bytes).ctx("write")?;
+        // SAFETY: no memory is passed.
+        ret(unsafe { syscall2(nr::FCHMOD, fd.raw() as usize, mode) }).ctx("fchmod")?;
+        Ok(())
+    };
+    make("text", &[b'x'; 100], 0o755)?;
+    make("short", b"not an ELF file\n", 0o755)?;
+    make("noexec", b"\x7fELF", 0o644)?;
+    let try_exec = |name: &str| -> Result<i32, Msg> {
+        let path = s.path(name);
+        let child = Child::spawn(|| {
+            let argv = [path.ptr() as *const u8, core::ptr::null()];
+            let envp = [core::ptr::null()];
+            let cpath = CStr::from_bytes_until_nul(&path.buf).unwrap_or(c"/");
+            execve(cpath, &argv, &envp).0
+        })?;
+        let status = child.wait()?;
+        if !status.exited() {
+            return Err(msg!("exec {name}: child ended with status {:#x}", status.0));
+        }
+        Ok(status.exit_status())
+    };
+    let (noexec, text, short) = (s.path("noexec"), s.path("text"), s.path("short"));
+    let cases: [(&[u8], i32, &str); 5] = [
+        (b"/nonexistent/ld.so", Errno::ENOENT.0, "missing interpreter"),
+        (noexec.bytes(), Errno::EACCES.0, "interpreter without x"),
+        (s.dir.bytes(), Errno::EACCES.0, "directory interpreter"),
+        (text.bytes(), Errno::ELIBBAD.0, "text interpreter"),
+        (short.bytes(), Errno::EIO.0, "interpreter shorter than a header"),
+    ];
+    for (interpreter, want, what) in cases {
+        make("prog", &elf_with_interpreter(interpreter), 0o755)?;
+        let got = try_exec("prog")?;
+        ensure!(got == want, "{what}: expected errno {want}, got {got}");
+    }
+    let got = try_exec("text")?;
+    ensure!(got == Errno::ENOEXEC.0, "text with x: expected ENOEXEC, got {got}");
+    Ok(())
+}
+
+/// Reads the whole (small) file at `path` into `buf`.
+fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
+    let fd = open(&Path::new(format_args!("{path}")), O_RDONLY, 0).ctx(path)?;
+    let n = read_full(fd.raw(), buf)?;
+    core::str::from_utf8(&buf[..n]).map_err(|_| msg!("{path}: not UTF-8"))
+}
+
+/// `/proc/self/stat` and `status` name this process, its state, parent
+/// and exit signal in Linux's format (52 stat fields); `cmdline` holds
+/// the arguments, each ending in a NUL; `exe` links to this program;
+/// `/proc/meminfo` starts with the memory totals.
+fn proc_files(ctx: &Ctx) -> Outcome {
+    let (pid, ppid) = (getpid(), getppid());
+    let mut buf = [0u8; 4096];
+    let stat = read_file("/proc/self/stat", &mut buf)?;
+    let head = Path::new(format_args!("{pid} (proctest) R {ppid} "));
+    let head = core::str::from_utf8(head.bytes()).unwrap_or("");
+    ensure!(stat.starts_with(head), "stat starts {stat:?}, expected {head:?}");
+    let after_comm = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields = after_comm.split_whitespace().count() + 2;
+    ensure!(fields == 52, "stat has {fields} fields: {stat:?}");
+    let exit_signal = after_comm.split_whitespace().nth(35);
+    ensure!(exit_signal == Some("17"), "exit_signal {exit_signal:?} in {stat:?}");
+    let mut buf = [0u8; 4096];
+    let status = read_file("/proc/self/status", &mut buf)?;
+    ensure!(status.starts_with("Name:\tproctest\n"), "status {status:?}");
+    for line in [
+        Path::new(format_args!("\nPid:\t{pid}\n")),
+        Path::new(format_args!("\nPPid:\t{ppid}\n")),
+        Path::new(format_args!("\nState:\tR (running)\n")),
+    ] {
+        let line = core::str::from_utf8(line.bytes()).unwrap_or("");
+        ensure!(status.contains(line), "no {line:?} in status {status:?}");
+    }
+    let fd = open(&Path::new(format_args!("/proc/self/cmdline")), O_RDONLY, 0).ctx("cmdline")?;
+    let mut buf = [0u8; 4096];
+    let n = read_full(fd.raw(), &mut buf)?;
+    let cmdline = &buf[..n];
+    if let Some(argv0) = ctx.argv0 {
+        ensure!(
+            cmdline.starts_with(argv0) && cmdline.get(argv0.len()) == Some(&0),
+            "cmdline {} does not start with argv[0] {}",
+            Bytes(cmdline),
+            Bytes(argv0)
+        );
+    }
+    ensure!(cmdline.last() == Some(&0), "cmdline ends in a NUL");
+    let readlink = |path: &str, buf: &mut [u8]| {
+        let path = Path::new(format_args!("{path}"));
+        // SAFETY: the kernel writes at most buf.len() bytes into buf.
+        ret(unsafe {
+            syscall3(
+                nr::READLINK,
+                path.ptr(),
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+    };
+    let mut exe = [0u8; 256];
+    let n = readlink("/proc/self/exe", &mut exe).ctx("readlink /proc/self/exe")?;
+    let exe = &exe[..n];
+    if let Some(argv0) = ctx.argv0 {
+        // The absolute path of this program: argv[0] if that is one,
+        // else it ends in /argv[0] (the shell found it in a directory).
+        let named = if argv0.first() == Some(&b'/') {
+            exe == argv0
+        } else {
+            exe.ends_with(argv0) && exe.get(exe.len() - argv0.len() - 1) == Some(&b'/')
+        };
+        ensure!(
+            exe.first() == Some(&b'/') && named,
+            "/proc/self/exe is {}, argv[0] {}",
+            Bytes(exe),
+            Bytes(argv0)
+        );
+    }
+    expect_err(
+        "readlink /proc/self/stat",
+        readlink("/proc/self/stat", &mut [0u8; 16]),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "readlink /proc/self/nonexistent",
+        readlink("/proc/self/nonexistent", &mut [0u8; 16]),
+        Errno::ENOENT,
+    )?;
+    let mut buf = [0u8; 4096];
+    let meminfo = read_file("/proc/meminfo", &mut buf)?;
+    ensure!(
+        meminfo.starts_with("MemTotal:") && meminfo.contains("\nMemFree:"),
+        "meminfo {meminfo:?}"
+    );
+    expect_err(
+        "/proc/self/nonexistent",
+        open(&Path::new(format_args!("/proc/self/nonexistent")), O_RDONLY, 0),
+        Errno::ENOENT,
+    )?;
     Ok(())
 }

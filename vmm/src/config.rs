@@ -43,6 +43,11 @@ pub struct VmConfig {
     /// The first program's path and arguments (`argv[0]` is the path);
     /// `None`: the built-in init.
     pub init: Option<Vec<String>>,
+    /// More of a Linux kernel's command line (`--append`; bzImage only).
+    pub append: Option<String>,
+    /// Whether standard input feeds the serial console when there is no
+    /// script (false: nothing reads it, as for an embedded Linux guest).
+    pub console_input: bool,
 }
 
 impl VmConfig {
@@ -57,6 +62,8 @@ impl VmConfig {
             platform: PlatformChoice::Auto,
             initrd: None,
             init: None,
+            append: None,
+            console_input: true,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Error {
     InitrdTooLarge { size: u64, max: u64, memory: u64 },
     /// `--init`'s path and arguments do not fit the boot area.
     InitTooLong { len: usize, max: u64 },
+    /// A Linux kernel cannot be booted as asked (see `linux_boot`).
+    LinuxBoot(String),
     /// Host-side I/O (terminal, event loop) failed.
     Io(&'static str, std::io::Error),
 }
@@ -72,6 +74,7 @@ impl fmt::Display for Error {
             Error::InitTooLong { len, max } => {
                 write!(f, "--init's path and arguments take {len} bytes; at most {max} fit in the guest's boot area")
             }
+            Error::LinuxBoot(why) => write!(f, "cannot boot the Linux kernel: {why}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

@@ -14,6 +14,7 @@ pub mod event_loop;
 pub mod exits;
 pub mod initrd;
 pub mod kvm_stats;
+pub mod linux_boot;
 pub mod memory;
 pub mod platform;
 pub mod terminal;
@@ -161,7 +162,7 @@ pub fn run_with(
         config.kernel.display()
     );
 
-    let interactive = config.script.is_none();
+    let interactive = config.script.is_none() && config.console_input;
     let terminal = if interactive {
         RawTerminal::enable().map_err(|e| Error::Io("terminal", e))?
     } else {

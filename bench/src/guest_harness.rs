@@ -803,6 +803,18 @@ pub struct HarnessOptions {
     pub request_timeout: ReplyTimeout,
     /// Limit on the whole life of the VM.
     pub vm_timeout: Duration,
+    /// Boot `kernel` as a Linux bzImage with this initramfs (whose `/init`
+    /// is `harnessd`) instead of forkvm's kernel with its script.
+    pub linux: Option<LinuxGuestBoot>,
+}
+
+/// How [`GuestHarness::start`] boots a Linux guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxGuestBoot {
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// More of the kernel command line.
+    pub append: Option<String>,
 }
 
 impl Default for HarnessOptions {
@@ -815,6 +827,7 @@ impl Default for HarnessOptions {
                 floor: DEFAULT_REQUEST_TIMEOUT,
             },
             vm_timeout: DEFAULT_VM_TIMEOUT,
+            linux: None,
         }
     }
 }
@@ -867,8 +880,17 @@ impl GuestHarness {
     pub fn start(opts: HarnessOptions) -> Result<Self> {
         let mut config = VmConfig::new(opts.kernel.clone());
         config.memory = opts.memory;
-        config.script = Some(HARNESS_SCRIPT.to_owned());
         config.timeout = Some(opts.vm_timeout);
+        match &opts.linux {
+            None => config.script = Some(HARNESS_SCRIPT.to_owned()),
+            Some(linux) => {
+                config.initrd = Some(linux.initrd.clone());
+                config.append = linux.append.clone();
+                // Linux's console is the serial port: nothing of ours
+                // (forkbench's standard input) goes to it.
+                config.console_input = false;
+            }
+        }
 
         let serial = SerialLog::default();
         let (incoming_tx, incoming_rx) = mpsc::channel::<Incoming>();
@@ -912,6 +934,7 @@ impl GuestHarness {
         };
         let exits = vm.exits().clone();
         let kvm_stats = vm.kvm_stats().cloned();
+        let vm_tsc_khz = u64::from(vm.tsc_khz());
         let console = vm.console().clone();
         let transport = ChannelTransport::new(move |bytes| console.push_input(bytes), incoming_rx);
         let mut harness = GuestHarness {
@@ -931,6 +954,11 @@ impl GuestHarness {
             kvm_stats,
         };
         harness.hello = harness.hello()?;
+        // A Linux guest's harnessd has no forkvm_info to ask for its TSC
+        // rate: it is the vCPU's, as KVM set it.
+        if harness.hello.tsc_khz == 0 && opts.linux.is_some() {
+            harness.hello.tsc_khz = vm_tsc_khz;
+        }
         harness.client.set_timeout(opts.request_timeout);
         Ok(harness)
     }

@@ -32,7 +32,11 @@ use serde::{Deserialize, Serialize};
 ///   `vm_exits` the trap-time estimate `trap_ns_per_iter`. Fields were
 ///   only added: v2 and v3 reports still serve as baselines, their
 ///   intervals taken as their medians alone.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: `forkbench compare --reference linux-vm` adds `linux_guest`
+///   entries (Linux booted by the same VMM) and `metadata.reference`
+///   ([`ReferenceInfo`]). Fields and a target were only added: v2..v4
+///   reports still serve as baselines.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
@@ -59,6 +63,9 @@ pub enum Target {
     Host,
     /// forkvm's guest kernel.
     Guest,
+    /// Linux booted as the guest of the same VMM (`--reference linux-vm`).
+    #[serde(rename = "linux_guest")]
+    LinuxGuest,
 }
 
 impl Target {
@@ -66,8 +73,35 @@ impl Target {
         match self {
             Target::Host => "host",
             Target::Guest => "guest",
+            Target::LinuxGuest => "linux_guest",
         }
     }
+
+    /// Whether this target runs in a VM (its entries carry VM exits).
+    pub fn in_vm(self) -> bool {
+        self != Target::Host
+    }
+}
+
+/// The reference kernel of a `--reference` run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceInfo {
+    /// `linux-vm`: Linux booted by forkvm's VMM with the guest's memory
+    /// and vCPUs.
+    pub kind: String,
+    /// The bzImage.
+    pub kernel_path: String,
+    /// The guest's `uname` sysname and release (its Hello).
+    pub kernel_version: String,
+    /// The kernel's `.config`, if known.
+    pub config_path: Option<String>,
+    /// Options of that config that shape the numbers (HZ, preemption, ...).
+    pub config_options: BTreeMap<String, String>,
+    /// Modules its `/init` loaded, in order.
+    pub modules: Vec<String>,
+    /// The kernel command line the VMM gave it.
+    pub command_line: String,
 }
 
 /// The statistics of one series, in nanoseconds (computed by
@@ -392,6 +426,9 @@ pub struct Metadata {
     /// The calibrated trap cost (when a guest ran on PVM).
     #[serde(default)]
     pub trap_cost: Option<TrapCost>,
+    /// The reference kernel (`--reference linux-vm`), absent otherwise.
+    #[serde(default)]
+    pub reference: Option<ReferenceInfo>,
 }
 
 impl Metadata {
@@ -433,6 +470,7 @@ impl Metadata {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             harness: None,
             trap_cost: None,
+            reference: None,
         }
     }
 
@@ -876,14 +914,30 @@ fn comparison(report: &Report, style: Style) -> String {
             }
         }
     }
+    // With a Linux guest the ratios are against it (the same VM, another
+    // kernel); without, guest against host.
+    let reference = report
+        .entries
+        .iter()
+        .any(|e| e.target == Target::LinuxGuest);
     let mut header = vec!["operation".to_string()];
     for (metric, _) in METRICS {
         let metric = metric.replace('_', "+");
-        header.extend([
-            format!("{metric} guest"),
-            format!("{metric} host"),
-            "guest/host".to_string(),
-        ]);
+        if reference {
+            header.extend([
+                format!("{metric} guest"),
+                format!("{metric} linux guest"),
+                format!("{metric} host"),
+                "guest/linux".to_string(),
+                "host/linux".to_string(),
+            ]);
+        } else {
+            header.extend([
+                format!("{metric} guest"),
+                format!("{metric} host"),
+                "guest/host".to_string(),
+            ]);
+        }
     }
     let mut table = style.table(header);
     for op in &ops {
@@ -891,13 +945,27 @@ fn comparison(report: &Report, style: Style) -> String {
         for (metric, _) in METRICS {
             let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
             let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
-            let ratio = match (cell(Target::Guest), cell(Target::Host)) {
-                (Some((_, Some(g))), Some((_, Some(h)))) if *h > 0 => {
-                    format!("{:.2}", *g as f64 / *h as f64)
+            let ratio = |over: Target, under: Target| match (cell(over), cell(under)) {
+                (Some((_, Some(a))), Some((_, Some(b)))) if *b > 0 => {
+                    format!("{:.2}", *a as f64 / *b as f64)
                 }
                 _ => "-".to_string(),
             };
-            row.extend([text(Target::Guest), text(Target::Host), ratio]);
+            if reference {
+                row.extend([
+                    text(Target::Guest),
+                    text(Target::LinuxGuest),
+                    text(Target::Host),
+                    ratio(Target::Guest, Target::LinuxGuest),
+                    ratio(Target::Host, Target::LinuxGuest),
+                ]);
+            } else {
+                row.extend([
+                    text(Target::Guest),
+                    text(Target::Host),
+                    ratio(Target::Guest, Target::Host),
+                ]);
+            }
         }
         table.add_row(row);
     }
@@ -1184,12 +1252,21 @@ impl Report {
             if let Some(ns) = entry.stats() {
                 ns.check(entry.iters, &format!("{at}.ns"))?;
             }
+            if entry.target == Target::LinuxGuest && meta.reference.is_none() {
+                return Err(format!("{at}: a linux_guest entry without metadata.reference"));
+            }
             match (&entry.vm_exits, entry.target) {
                 (Some(_), Target::Host) => {
                     return Err(format!("{at}: vm_exits on a host entry"));
                 }
-                (None, Target::Guest) if entry.stats().is_some() => {
+                (None, Target::Guest | Target::LinuxGuest) if entry.stats().is_some() => {
                     return Err(format!("{at}: a measured guest entry without vm_exits"));
+                }
+                (Some(exits), Target::LinuxGuest) => {
+                    exits.check(entry.iters, &format!("{at}.vm_exits"))?;
+                    if exits.trap_ns_per_iter.is_some() {
+                        return Err(format!("{at}.vm_exits.trap_ns_per_iter on Linux's guest"));
+                    }
                 }
                 (Some(exits), Target::Guest) => {
                     let at = format!("{at}.vm_exits");

@@ -146,7 +146,11 @@ fn vm_entries(
     });
     let result = result.map(|(run, _)| run);
     if let Err(error) = &result {
-        eprintln!("forkbench: {} in the {}: {error}", op_name(op), target.name());
+        eprintln!(
+            "forkbench: {} in the {}: {error}",
+            op_name(op),
+            target.name()
+        );
     }
     op.metrics()
         .iter()

@@ -24,8 +24,8 @@ use crate::guest_harness::{
     GuestHarness, HarnessOptions, LinuxGuestBoot, ProbeArgs, ReplyTimeout, DEFAULT_BOOT_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_VM_TIMEOUT,
 };
-use crate::linux_reference::LinuxReference;
 use crate::host_linux::{op_name, BenchOp, Params};
+use crate::linux_reference::LinuxReference;
 use crate::overhead::{self, RunBenchTotals};
 use crate::probe::ProbeOutcome;
 use crate::progress::Progress;
@@ -344,8 +344,7 @@ fn prepare_linux_guest(reference: &Reference) -> Result<PreparedLinux, Error> {
         .archive()
         .map_err(|e| Error::run(format!("--reference linux-vm: {e}")))?;
     let path = std::env::temp_dir().join(format!("forkbench-linux-{}.cpio", std::process::id()));
-    std::fs::write(&path, archive)
-        .map_err(|e| Error::run(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, archive).map_err(|e| Error::run(format!("{}: {e}", path.display())))?;
     Ok(PreparedLinux {
         reference: located,
         archive: path,

@@ -84,14 +84,20 @@ impl LinuxReference {
             "this forkbench was built with a prebuilt guest kernel: it has no user programs \
              (harnessd) to put in the Linux guest",
         )?;
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-        };
+        let read =
+            |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
         let mut archive = Archive::default();
         for dir in ["dev", "proc", "modules"] {
             archive.entry(dir, 0o040_755, &[])?;
         }
-        archive.entry("init", 0o100_755, &read(&Path::new(programs).join("harnessd"))?)?;
+        // The kernel opens it as init's standard input, output and error
+        // (its serial console): harnessd's messages reach the serial log.
+        archive.char_device("dev/console", 0o600, 5, 1)?;
+        archive.entry(
+            "init",
+            0o100_755,
+            &read(&Path::new(programs).join("harnessd"))?,
+        )?;
         archive.entry(
             "exit_with",
             0o100_755,
@@ -116,7 +122,11 @@ impl LinuxReference {
     /// the guest's own `uname` (from its Hello).
     pub fn info(&self, kernel_version: &str, command_line: &str) -> ReferenceInfo {
         let mut config_options = BTreeMap::new();
-        if let Some(text) = self.config.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if let Some(text) = self
+            .config
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        {
             for line in text.lines() {
                 if let Some((key, value)) = line.split_once('=') {
                     if RECORDED_OPTIONS.contains(&key) {
@@ -172,6 +182,20 @@ impl Archive {
         Ok(())
     }
 
+    fn char_device(&mut self, name: &str, mode: u32, major: u32, minor: u32) -> Result<(), String> {
+        self.inode += 1;
+        cpio::NewcBuilder::new(name)
+            .ino(self.inode)
+            .mode(0o020_000 | mode)
+            .nlink(1)
+            .rdev_major(major)
+            .rdev_minor(minor)
+            .write(&mut self.out, 0)
+            .finish()
+            .map(drop)
+            .map_err(|e| format!("{name}: {e}"))
+    }
+
     fn finish(self) -> Result<Vec<u8>, String> {
         cpio::newc::trailer(self.out).map_err(|e| format!("cpio trailer: {e}"))
     }
@@ -202,7 +226,11 @@ mod tests {
         let bare = LinuxReference::locate(Some(&kernel)).unwrap();
         assert_eq!((bare.modules, bare.config), (None, None));
         std::fs::write(dir.join("guest/modules/order"), "virtio\nvirtio_mmio\n").unwrap();
-        std::fs::write(dir.join("guest/config"), "CONFIG_HZ=250\nCONFIG_VIRTIO_MMIO=m\nCONFIG_X=y\n# CONFIG_PREEMPT is not set\n").unwrap();
+        std::fs::write(
+            dir.join("guest/config"),
+            "CONFIG_HZ=250\nCONFIG_VIRTIO_MMIO=m\nCONFIG_X=y\n# CONFIG_PREEMPT is not set\n",
+        )
+        .unwrap();
         let full = LinuxReference::locate(Some(&kernel)).unwrap();
         assert_eq!(full.modules, Some(dir.join("guest/modules")));
         let info = full.info("Linux 6.1.0", "console=ttyS0");
@@ -216,7 +244,9 @@ mod tests {
             ]
         );
         std::fs::write(&kernel, b"\x7fELF").unwrap();
-        assert!(LinuxReference::locate(Some(&kernel)).unwrap_err().contains("not a Linux bzImage"));
+        assert!(LinuxReference::locate(Some(&kernel))
+            .unwrap_err()
+            .contains("not a Linux bzImage"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -231,7 +261,10 @@ mod tests {
         std::fs::write(dir.join("guest/modules/order"), "a\nb\n").unwrap();
         std::fs::write(dir.join("guest/modules/a.ko"), b"AAA").unwrap();
         std::fs::write(dir.join("guest/modules/b.ko"), b"BB").unwrap();
-        let archive = LinuxReference::locate(Some(&kernel)).unwrap().archive().unwrap();
+        let archive = LinuxReference::locate(Some(&kernel))
+            .unwrap()
+            .archive()
+            .unwrap();
         let mut names = Vec::new();
         let mut rest = &archive[..];
         loop {
@@ -245,7 +278,17 @@ mod tests {
         let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["dev", "proc", "modules", "init", "exit_with", "modules/order", "modules/a.ko", "modules/b.ko"]
+            [
+                "dev",
+                "proc",
+                "modules",
+                "dev/console",
+                "init",
+                "exit_with",
+                "modules/order",
+                "modules/a.ko",
+                "modules/b.ko"
+            ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1253,7 +1253,9 @@ impl Report {
                 ns.check(entry.iters, &format!("{at}.ns"))?;
             }
             if entry.target == Target::LinuxGuest && meta.reference.is_none() {
-                return Err(format!("{at}: a linux_guest entry without metadata.reference"));
+                return Err(format!(
+                    "{at}: a linux_guest entry without metadata.reference"
+                ));
             }
             match (&entry.vm_exits, entry.target) {
                 (Some(_), Target::Host) => {

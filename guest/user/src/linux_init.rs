@@ -69,8 +69,16 @@ pub fn power_off() -> Errno {
 
 fn open(path: &CStr, flags: usize) -> Result<i32, Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe { syscall4(SYS_OPENAT, AT_FDCWD as usize, path.as_ptr() as usize, flags, 0) })
-        .map(|fd| fd as i32)
+    check(unsafe {
+        syscall4(
+            SYS_OPENAT,
+            AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            flags,
+            0,
+        )
+    })
+    .map(|fd| fd as i32)
 }
 
 /// Mounts `fstype` at `target` (made if missing); already mounted is fine.
@@ -144,7 +152,10 @@ fn load_modules() -> Result<(), Errno> {
         return Ok(());
     };
     let cmdline = read_file(c"/proc/cmdline")?.unwrap_or_default();
-    for name in order.split(|b| b.is_ascii_whitespace()).filter(|n| !n.is_empty()) {
+    for name in order
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|n| !n.is_empty())
+    {
         let mut path = Vec::from(&b"/modules/"[..]);
         path.extend_from_slice(name);
         path.extend_from_slice(b".ko\0");
@@ -202,7 +213,14 @@ fn make_raw(fd: i32) -> Result<(), Errno> {
     const VMIN: usize = 6;
     let mut t = Termios::default();
     // SAFETY: the kernel writes one `struct termios` into `t`.
-    check(unsafe { syscall3(SYS_IOCTL, fd as usize, TCGETS, &mut t as *mut Termios as usize) })?;
+    check(unsafe {
+        syscall3(
+            SYS_IOCTL,
+            fd as usize,
+            TCGETS,
+            &mut t as *mut Termios as usize,
+        )
+    })?;
     t.iflag &= !(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
     t.oflag &= !OPOST;
     t.lflag &= !(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
@@ -211,8 +229,15 @@ fn make_raw(fd: i32) -> Result<(), Errno> {
     t.cc[VMIN] = 1;
     t.cc[VTIME] = 0;
     // SAFETY: the kernel reads one `struct termios` from `t`.
-    check(unsafe { syscall3(SYS_IOCTL, fd as usize, TCSETS, &t as *const Termios as usize) })
-        .map(drop)
+    check(unsafe {
+        syscall3(
+            SYS_IOCTL,
+            fd as usize,
+            TCSETS,
+            &t as *const Termios as usize,
+        )
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -47,9 +47,7 @@ pub fn is_acpi_port(port: u16) -> bool {
 /// What writing `value` to `port` asks for.
 pub fn port_write(port: u16, value: u8) -> PortRequest {
     match port {
-        SLEEP_CONTROL_PORT
-            if value & SLEEP_ENABLE != 0 && (value >> 2) & 7 == S5_SLEEP_TYPE =>
-        {
+        SLEEP_CONTROL_PORT if value & SLEEP_ENABLE != 0 && (value >> 2) & 7 == S5_SLEEP_TYPE => {
             PortRequest::PowerOff
         }
         RESET_PORT if value == RESET_VALUE => PortRequest::Reboot,
@@ -207,15 +205,24 @@ mod tests {
         let dsdt = table_at(&tables, base, u64_at(fadt, 140));
         assert_eq!(&dsdt[..4], b"DSDT");
         assert_eq!(sum(dsdt), 0);
-        assert_eq!(&dsdt[36..], &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 5, 2, 0x0a, 5, 0]);
+        assert_eq!(
+            &dsdt[36..],
+            &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 5, 2, 0x0a, 5, 0]
+        );
         assert!(tables.len() < 0x1000);
     }
 
     #[test]
     fn only_s5_with_slp_en_powers_off_and_only_the_reset_value_reboots() {
-        assert_eq!(port_write(SLEEP_CONTROL_PORT, (5 << 2) | 0x20), PortRequest::PowerOff);
+        assert_eq!(
+            port_write(SLEEP_CONTROL_PORT, (5 << 2) | 0x20),
+            PortRequest::PowerOff
+        );
         assert_eq!(port_write(SLEEP_CONTROL_PORT, 5 << 2), PortRequest::Nothing);
-        assert_eq!(port_write(SLEEP_CONTROL_PORT, (3 << 2) | 0x20), PortRequest::Nothing);
+        assert_eq!(
+            port_write(SLEEP_CONTROL_PORT, (3 << 2) | 0x20),
+            PortRequest::Nothing
+        );
         assert_eq!(port_write(SLEEP_STATUS_PORT, 0x80), PortRequest::Nothing);
         assert_eq!(port_write(RESET_PORT, RESET_VALUE), PortRequest::Reboot);
         assert_eq!(port_write(RESET_PORT, 0), PortRequest::Nothing);

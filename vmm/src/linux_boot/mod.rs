@@ -134,11 +134,7 @@ pub fn command_line(append: Option<&str>, capacity: usize, verbose: bool) -> Res
 /// The e820 map: base memory, the reserved area of the MP table, ACPI and
 /// the BIOS hole, then RAM from 1 MiB (around the MMIO hole).
 pub fn e820_map(memory_size: u64) -> Vec<boot_e820_entry> {
-    let entry = |addr, size, r#type| boot_e820_entry {
-        addr,
-        size,
-        r#type,
-    };
+    let entry = |addr, size, r#type| boot_e820_entry { addr, size, r#type };
     let (regions, count) = forkvm_abi::ram_regions(memory_size);
     let mut map = vec![
         entry(0, BASE_MEMORY_END, E820_RAM),
@@ -160,11 +156,7 @@ pub fn e820_map(memory_size: u64) -> Vec<boot_e820_entry> {
 
 /// Builds the VM for the bzImage `kernel`; the serial console writes to
 /// `serial_out`.
-pub fn build(
-    config: &VmConfig,
-    mut kernel: File,
-    serial_out: Box<dyn Write + Send>,
-) -> Result<Vm> {
+pub fn build(config: &VmConfig, mut kernel: File, serial_out: Box<dyn Write + Send>) -> Result<Vm> {
     refuse_on_pvm(config.platform)?;
     if config.script.is_some() || config.init.is_some() {
         return Err(Error::LinuxBoot(
@@ -446,7 +438,10 @@ mod tests {
         bytes[0x202..0x206].copy_from_slice(b"HdrS");
         std::fs::write(&bz, &bytes).unwrap();
         assert!(path_is_bzimage(&bz));
-        assert!(path_is_bzimage(&bz), "the check leaves the file at its start");
+        assert!(
+            path_is_bzimage(&bz),
+            "the check leaves the file at its start"
+        );
         let elf = dir.join("elf");
         std::fs::write(&elf, b"\x7fELF\x02\x01\x01").unwrap();
         assert!(!path_is_bzimage(&elf));
@@ -457,7 +452,8 @@ mod tests {
     #[test]
     fn the_e820_map_reserves_the_tables_and_follows_the_mmio_hole() {
         let map = e820_map(256 << 20);
-        let triples: Vec<(u64, u64, u32)> = map.iter().map(|e| (e.addr, e.size, e.r#type)).collect();
+        let triples: Vec<(u64, u64, u32)> =
+            map.iter().map(|e| (e.addr, e.size, e.r#type)).collect();
         assert_eq!(
             triples,
             vec![

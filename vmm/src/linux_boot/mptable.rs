@@ -94,8 +94,8 @@ pub fn build(base: u64, cpus: u8) -> Vec<u8> {
     floating.push(1); // length in 16-byte units
     floating.push(4); // revision 1.4
     floating.push(0); // checksum, below
-    // Feature byte 1 = 0: the configuration table is present; byte 2 bit
-    // 7 = 0: virtual-wire mode (no IMCR).
+                      // Feature byte 1 = 0: the configuration table is present; byte 2 bit
+                      // 7 = 0: virtual-wire mode (no IMCR).
     floating.extend_from_slice(&[0; 5]);
     floating[10] = checksum(&floating);
 
@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(len, config.len());
         assert_eq!(sum(config), 0);
         // 1 CPU, bus, IOAPIC, 24 pins, 2 local interrupts.
-        assert_eq!(u16::from_le_bytes([config[34], config[35]]), 1 + 1 + 1 + 24 + 2);
+        assert_eq!(
+            u16::from_le_bytes([config[34], config[35]]),
+            1 + 1 + 1 + 24 + 2
+        );
         assert_eq!(len, 44 + 20 + 8 * (1 + 1 + 24 + 2));
     }
 

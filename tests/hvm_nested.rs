@@ -62,7 +62,7 @@ const NESTED_RUN_LIMIT: Duration = Duration::from_secs(12 * 60);
 /// `timeout`), so a hang costs one binary, not the run.
 const BINARY_LIMIT_SECS: u32 = 240;
 /// `linux_reference` boots a distribution kernel under TCG as well.
-const LINUX_REFERENCE_LIMIT_SECS: u32 = 480;
+const LINUX_REFERENCE_LIMIT_SECS: u32 = 660;
 
 /// Where the nested VM finds the host's `badptr` output.
 const BADPTR_REFERENCE: &str = "/badptr-reference.txt";

@@ -123,12 +123,14 @@ pub struct RunOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reference {
     pub kernel: Option<PathBuf>,
+    /// More of its command line (`--linux-append`).
+    pub append: Option<String>,
 }
 
 /// How long a Linux guest may take to boot and answer its first Hello
 /// (a distribution kernel probes more than forkvm's, and the nested test
 /// runs it under QEMU's emulation).
-const LINUX_BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+const LINUX_BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
 /// `forkbench sweep`: `fork_mem` at each of `mem_list` MiB.
 #[derive(Clone, Debug, PartialEq)]
@@ -331,6 +333,7 @@ fn measure_guest(
 struct PreparedLinux {
     reference: LinuxReference,
     archive: PathBuf,
+    append: Option<String>,
 }
 
 /// Checks that Linux can run here and writes its initramfs, before
@@ -348,6 +351,7 @@ fn prepare_linux_guest(reference: &Reference) -> Result<PreparedLinux, Error> {
     Ok(PreparedLinux {
         reference: located,
         archive: path,
+        append: reference.append.clone(),
     })
 }
 
@@ -374,11 +378,11 @@ fn measure_linux_guest(
         vm_timeout: LINUX_BOOT_TIMEOUT + vm_lifetime(timeout, work),
         linux: Some(LinuxGuestBoot {
             initrd: linux.archive.clone(),
-            append: None,
+            append: linux.append.clone(),
         }),
     })
     .map_err(|e| Error::run(format!("Linux guest: {e}")))?;
-    let command_line = vmm::linux_boot::command_line(None, 2048, false)
+    let command_line = vmm::linux_boot::command_line(linux.append.as_deref(), 2048, false)
         .map(|c| vmm::linux_boot::cmdline_text(&c))
         .unwrap_or_default();
     metadata.reference = Some(
@@ -605,18 +609,8 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
     let mut progress = Progress::new(work.len() * steps);
     let mut entries = Vec::new();
     let mut failed = false;
-    if opts.targets.guest() {
-        let guest = measure_guest(
-            memory,
-            reply_timeout(opts.timeout),
-            &work,
-            &mut progress,
-            |op, _| op_name(op).to_string(),
-            &mut metadata,
-        )?;
-        entries = guest.entries;
-        failed = !guest.powered_off;
-    }
+    // Linux first: its boot is the slow, uncertain part.
+    let mut linux_entries = Vec::new();
     if let Some(linux) = &linux {
         let part = measure_linux_guest(
             linux,
@@ -628,9 +622,22 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
         );
         let _ = std::fs::remove_file(&linux.archive);
         let part = part?;
-        entries.extend(part.entries);
+        linux_entries = part.entries;
         failed |= !part.powered_off;
     }
+    if opts.targets.guest() {
+        let guest = measure_guest(
+            memory,
+            reply_timeout(opts.timeout),
+            &work,
+            &mut progress,
+            |op, _| op_name(op).to_string(),
+            &mut metadata,
+        )?;
+        entries = guest.entries;
+        failed |= !guest.powered_off;
+    }
+    entries.extend(linux_entries);
     if opts.targets.host() {
         for &(op, params) in &work {
             progress.step(&format!("{} on the host", op_name(op)));

@@ -60,6 +60,10 @@ enum Command {
         /// tests/hvm_nested/provision.sh caches in the target directory).
         #[arg(long, value_name = "PATH", requires = "reference")]
         linux_kernel: Option<PathBuf>,
+        /// More of the reference Linux's command line (e.g. loglevel=7: its
+        /// log then ends error messages).
+        #[arg(long, value_name = "CMDLINE", requires = "reference")]
+        linux_append: Option<String>,
         #[command(flatten)]
         sizes: SizeArgs,
         #[command(flatten)]
@@ -284,12 +288,14 @@ fn main() -> ExitCode {
         Command::Compare {
             reference,
             linux_kernel,
+            linux_append,
             sizes,
             timeout,
             output,
         } => forkbench::run(&RunOptions {
             reference: reference.map(|ReferenceArg::LinuxVm| forkbench::Reference {
                 kernel: linux_kernel,
+                append: linux_append,
             }),
             ..run_options(
                 forkbench::select("all").expect("all is an operation set"),

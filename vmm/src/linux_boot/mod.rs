@@ -77,6 +77,11 @@ const E820_RESERVED: u32 = 2;
 /// wants it set before a vCPU runs there); three pages below the IOAPIC.
 const KVM_TSS_ADDR: usize = 0xfffb_d000;
 
+const _: () = assert!(
+    MPTABLE_PHYS <= ACPI_PHYS && ACPI_PHYS < KERNEL_PHYS,
+    "the tables sit in the reserved area below the kernel"
+);
+
 /// The vCPUs a Linux guest gets (the MP table can describe more).
 const CPUS: u8 = 1;
 
@@ -465,7 +470,6 @@ mod tests {
         let big = e820_map(4 << 30);
         assert_eq!(big.len(), 4);
         assert_eq!((big[3].addr, big[3].size), (1 << 32, 1 << 30));
-        assert!(MPTABLE_PHYS <= ACPI_PHYS && ACPI_PHYS < KERNEL_PHYS);
     }
 
     #[test]

@@ -40,7 +40,7 @@ const CPU_SIGNATURE: u32 = 0x600;
 /// The table for `cpus` vCPUs (APIC ids 0..cpus), to be placed at guest
 /// physical address `base`. The IOAPIC's id follows the CPUs'.
 pub fn build(base: u64, cpus: u8) -> Vec<u8> {
-    assert!(cpus >= 1 && cpus < 0xff - 1, "APIC ids must fit");
+    assert!((1..0xff - 1).contains(&cpus), "APIC ids must fit");
     let config_base = base + 16;
     let ioapic_id = cpus;
 

@@ -45,6 +45,9 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on the whole life of the VM (a safety net so that a hung
 /// guest cannot keep the VM thread alive forever).
 pub const DEFAULT_VM_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long [`GuestHarness::start`] waits for each of its repeated Hellos
+/// to a Linux guest.
+const LINUX_HELLO_RETRY: Duration = Duration::from_secs(5);
 /// Bytes of serial output quoted in error messages.
 const SERIAL_TAIL: usize = 2048;
 
@@ -396,6 +399,12 @@ impl<T: Transport> Client<T> {
             timeout: timeout.into(),
             encode_buf: vec![0; MAX_FRAME_LEN],
         }
+    }
+
+    /// Drops any reply still to come to the requests sent so far.
+    pub fn abandon_sent(&mut self) {
+        let sent = self.next_id;
+        self.abandoned.extend(1..sent);
     }
 
     /// The per-reply timeout.
@@ -953,7 +962,10 @@ impl GuestHarness {
             exits,
             kvm_stats,
         };
-        harness.hello = harness.hello()?;
+        harness.hello = match opts.linux {
+            None => harness.hello()?,
+            Some(_) => harness.hello_until_ready(opts.boot_timeout)?,
+        };
         // A Linux guest's harnessd has no forkvm_info to ask for its TSC
         // rate: it is the vCPU's, as KVM set it.
         if harness.hello.tsc_khz == 0 && opts.linux.is_some() {
@@ -961,6 +973,30 @@ impl GuestHarness {
         }
         harness.client.set_timeout(opts.request_timeout);
         Ok(harness)
+    }
+
+    /// `Hello` again and again until a `HelloReply` comes, for at most
+    /// `limit`: a Linux guest's `/dev/hvc0` echoes and translates what
+    /// arrives before `harnessd` makes it raw (and then flushes it), so a
+    /// first Hello may be answered by its own echo or an Error, or lost.
+    /// Late replies to the earlier Hellos are dropped (their ids are
+    /// abandoned on the timeout).
+    fn hello_until_ready(&mut self, limit: Duration) -> Result<HelloInfo> {
+        let deadline = Instant::now() + limit;
+        self.client
+            .set_timeout(ReplyTimeout::Fixed(LINUX_HELLO_RETRY));
+        loop {
+            let error = match self.client.hello() {
+                Ok(info) => return Ok(info),
+                Err(e) => e,
+            };
+            let ended = matches!(error, HarnessError::VmEnded { .. } | HarnessError::Vmm(_));
+            if ended || Instant::now() >= deadline {
+                return Err(self.context(error));
+            }
+            // Whatever answers the Hellos sent so far is stale now.
+            self.client.abandon_sent();
+        }
     }
 
     /// The `HelloReply` received by [`GuestHarness::start`].

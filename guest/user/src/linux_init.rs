@@ -188,9 +188,14 @@ struct Termios {
 
 const TCGETS: usize = 0x5401;
 const TCSETS: usize = 0x5402;
+const TCFLSH: usize = 0x540b;
+const TCIOFLUSH: usize = 2;
 
 /// cfmakeraw: no input translation, echo, signals or output processing;
-/// 8-bit characters; a read returns as soon as one byte is there.
+/// 8-bit characters; a read returns as soon as one byte is there. Then
+/// both queues are flushed: what arrived while the tty was still cooked
+/// (echoed, CR translated) is gone, and the host, which repeats its first
+/// `Hello` until answered, is not confused by its own echo.
 fn make_raw(fd: i32) -> Result<(), Errno> {
     const IGNBRK: u32 = 0o1;
     const BRKINT: u32 = 0o2;

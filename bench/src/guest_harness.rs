@@ -401,6 +401,32 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// `Hello` again and again, each waiting at most `each`, until a
+    /// `HelloReply` comes, for at most `limit`: a Linux guest's
+    /// `/dev/hvc0` echoes and translates what arrives before `harnessd`
+    /// makes it raw (and then flushes it), so a first Hello may be answered
+    /// by its own echo or an Error, or lost. Replies to the earlier Hellos
+    /// are dropped. The last error if none came, or at once if the VM ended.
+    pub fn hello_until_ready(&mut self, limit: Duration, each: Duration) -> Result<HelloInfo> {
+        let deadline = Instant::now() + limit;
+        let timeout = self.timeout;
+        self.timeout = ReplyTimeout::Fixed(each);
+        let result = loop {
+            let error = match self.hello() {
+                Ok(info) => break Ok(info),
+                Err(e) => e,
+            };
+            let ended = matches!(error, HarnessError::VmEnded { .. } | HarnessError::Vmm(_));
+            if ended || Instant::now() >= deadline {
+                break Err(error);
+            }
+            // Whatever answers the Hellos sent so far is stale now.
+            self.abandon_sent();
+        };
+        self.timeout = timeout;
+        result
+    }
+
     /// Drops any reply still to come to the requests sent so far.
     pub fn abandon_sent(&mut self) {
         let sent = self.next_id;
@@ -975,28 +1001,10 @@ impl GuestHarness {
         Ok(harness)
     }
 
-    /// `Hello` again and again until a `HelloReply` comes, for at most
-    /// `limit`: a Linux guest's `/dev/hvc0` echoes and translates what
-    /// arrives before `harnessd` makes it raw (and then flushes it), so a
-    /// first Hello may be answered by its own echo or an Error, or lost.
-    /// Late replies to the earlier Hellos are dropped (their ids are
-    /// abandoned on the timeout).
+    /// See [`Client::hello_until_ready`].
     fn hello_until_ready(&mut self, limit: Duration) -> Result<HelloInfo> {
-        let deadline = Instant::now() + limit;
-        self.client
-            .set_timeout(ReplyTimeout::Fixed(LINUX_HELLO_RETRY));
-        loop {
-            let error = match self.client.hello() {
-                Ok(info) => return Ok(info),
-                Err(e) => e,
-            };
-            let ended = matches!(error, HarnessError::VmEnded { .. } | HarnessError::Vmm(_));
-            if ended || Instant::now() >= deadline {
-                return Err(self.context(error));
-            }
-            // Whatever answers the Hellos sent so far is stale now.
-            self.client.abandon_sent();
-        }
+        let result = self.client.hello_until_ready(limit, LINUX_HELLO_RETRY);
+        self.with_context(result)
     }
 
     /// The `HelloReply` received by [`GuestHarness::start`].

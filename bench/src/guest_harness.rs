@@ -49,7 +49,7 @@ pub const DEFAULT_VM_TIMEOUT: Duration = Duration::from_secs(600);
 /// to a Linux guest.
 const LINUX_HELLO_RETRY: Duration = Duration::from_secs(5);
 /// Bytes of serial output quoted in error messages.
-const SERIAL_TAIL: usize = 2048;
+const SERIAL_TAIL: usize = 4096;
 
 /// How long the client waits for a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1012,7 +1012,7 @@ impl GuestHarness {
         &self.hello
     }
 
-    /// Serial console output so far (at most the last 2 KiB).
+    /// Serial console output so far (at most the last 4 KiB).
     pub fn serial_tail(&self) -> String {
         self.serial.tail()
     }

@@ -41,9 +41,13 @@ pub fn open_console() -> Result<i32, Errno> {
     if syscall::getpid() != 1 {
         return Err(Errno::ENOSYS);
     }
+    // Each step to the console: a guest that stops shows where.
+    crate::eprintln!("harnessd: Linux's init: mounting /proc and /dev");
     mount_once(c"proc", c"/proc", c"proc")?;
     mount_once(c"devtmpfs", c"/dev", c"devtmpfs")?;
+    crate::eprintln!("harnessd: loading /modules");
     load_modules()?;
+    crate::eprintln!("harnessd: opening /dev/hvc0");
     let mut waited = 0;
     let fd = loop {
         match open(CONSOLE, O_RDWR | O_NOCTTY | O_CLOEXEC) {
@@ -56,6 +60,7 @@ pub fn open_console() -> Result<i32, Errno> {
         }
     };
     make_raw(fd)?;
+    crate::eprintln!("harnessd: serving on /dev/hvc0");
     Ok(fd)
 }
 
@@ -241,8 +246,9 @@ fn make_raw(fd: i32) -> Result<(), Errno> {
             TCSETS,
             &t as *const Termios as usize,
         )
-    })
-    .map(drop)
+    })?;
+    // SAFETY: no memory is passed.
+    check(unsafe { syscall3(SYS_IOCTL, fd as usize, TCFLSH, TCIOFLUSH) }).map(drop)
 }
 
 #[cfg(test)]

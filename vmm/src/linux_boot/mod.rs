@@ -70,6 +70,11 @@ const KERNEL_PHYS: u64 = 0x10_0000;
 /// Base memory ends where the MP table's reserved area begins.
 const BASE_MEMORY_END: u64 = MPTABLE_PHYS;
 
+/// CPUID.1:ECX: running under a hypervisor.
+const CPUID_1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID.1:ECX: the local APIC has the TSC-deadline timer mode.
+const CPUID_1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+
 const E820_RAM: u32 = 1;
 const E820_RESERVED: u32 = 2;
 
@@ -249,9 +254,21 @@ pub fn build(config: &VmConfig, mut kernel: File, serial_out: Box<dyn Write + Se
     let vcpu = vm
         .create_vcpu(0)
         .map_err(|e| Error::Kvm("KVM_CREATE_VCPU", e))?;
-    let cpuid = kvm
+    let mut cpuid = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| Error::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
+    let tsc_deadline = kvm.check_extension(kvm_ioctls::Cap::TscDeadlineTimer);
+    for entry in cpuid.as_mut_slice() {
+        if entry.function == 1 {
+            // KVM leaves these to the VMM: the hypervisor bit (without it
+            // Linux looks for no KVM leaves: no kvm-clock, no paravirt
+            // features) and the in-kernel APIC's TSC-deadline timer.
+            entry.ecx |= CPUID_1_ECX_HYPERVISOR;
+            if tsc_deadline {
+                entry.ecx |= CPUID_1_ECX_TSC_DEADLINE;
+            }
+        }
+    }
     vcpu.set_cpuid2(&cpuid)
         .map_err(|e| Error::Kvm("KVM_SET_CPUID2", e))?;
     let tsc_khz = vcpu

@@ -1361,7 +1361,7 @@ mod tests {
             run_bench_exits_per_1000_iters: Some(8.0),
         });
         for entry in &mut r.entries {
-            if entry.target == Target::Guest {
+            if entry.target.in_vm() {
                 entry.vm_exits = Some(VmExitCount {
                     total: 80,
                     per_iter: 80.0 / entry.iters as f64,
@@ -1423,11 +1423,16 @@ mod tests {
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
         assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
         assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
-        assert_eq!(value["schema_version"], 4);
+        assert_eq!(value["schema_version"], 5);
         // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
         assert!(value["metadata"]["trap_cost"].is_null());
         assert!(value["entries"][0].get("vm_exits").is_none());
+        // Version 4 lacks only the reference: still a baseline as it is.
+        let mut v4: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v4["schema_version"] = 4.into();
+        v4["metadata"].as_object_mut().unwrap().remove("reference");
+        assert_eq!(parse_report(&v4.to_string()).unwrap().entries, r.entries);
         // Version 3 lacks the new statistics and metadata: still a
         // baseline, its interval its median; version 2 also lacks harness.
         for version in [3, 2] {
@@ -1449,9 +1454,52 @@ mod tests {
             assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
         }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 4", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 5", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
+    }
+
+    /// `--reference linux-vm`: `linux_guest` entries need the reference's
+    /// metadata, and the table's ratios are against the Linux guest.
+    #[test]
+    fn a_linux_reference_has_its_metadata_and_the_ratios_against_it() {
+        let mut r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 30_000),
+            entry("fork", "create", Target::LinuxGuest, 20_000),
+            entry("fork", "create", Target::Host, 10_000),
+        ]);
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .contains("without metadata.reference"));
+        r.metadata.reference = Some(ReferenceInfo {
+            kind: "linux-vm".to_string(),
+            kernel_path: "/k/vmlinuz".to_string(),
+            kernel_version: "Linux 6.1.0-48-amd64".to_string(),
+            config_path: None,
+            config_options: [("CONFIG_HZ".to_string(), "250".to_string())].into(),
+            modules: vec!["virtio".to_string()],
+            command_line: "console=ttyS0".to_string(),
+        });
+        r.validate().unwrap();
+        let text = render(&r, Format::Json);
+        assert_eq!(parse_report(&text).unwrap(), r);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(value["entries"][1]["target"], "linux_guest");
+        assert_eq!(
+            value["metadata"]["reference"]["kernel_version"],
+            "Linux 6.1.0-48-amd64"
+        );
+        let table = render(&r, Format::Table);
+        let header = table.lines().find(|l| l.starts_with("operation")).unwrap();
+        assert!(
+            header.contains("create linux guest") && header.contains("guest/linux"),
+            "{header}"
+        );
+        let row = table.lines().find(|l| l.starts_with("fork ")).unwrap();
+        // guest/linux 1.50, host/linux 0.50.
+        assert!(row.contains("1.50") && row.contains("0.50"), "{row}");
     }
 
     #[test]

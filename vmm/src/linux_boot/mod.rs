@@ -26,8 +26,8 @@ use forkvm_abi::{
     Platform, SERIAL_GSI, VIRTIO_CONSOLE_GSI, VIRTIO_CONSOLE_MMIO_BASE, VIRTIO_MMIO_SIZE,
 };
 use kvm_bindings::{
-    kvm_fpu, kvm_pit_config, kvm_regs, kvm_segment, kvm_sregs, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
+    kvm_fpu, kvm_irqchip, kvm_pit_config, kvm_regs, kvm_segment, kvm_sregs, KVM_IRQCHIP_PIC_MASTER,
+    KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
@@ -193,6 +193,7 @@ pub fn build(config: &VmConfig, mut kernel: File, serial_out: Box<dyn Write + Se
     let memory = memory::create(&vm, config.memory)?;
     vm.create_irq_chip()
         .map_err(|e| Error::Kvm("KVM_CREATE_IRQCHIP", e))?;
+    mask_legacy_pics(&vm)?;
     // A PIT, as on a PC: Linux may calibrate against it.
     vm.create_pit2(kvm_pit_config {
         flags: KVM_PIT_SPEAKER_DUMMY,
@@ -317,6 +318,30 @@ pub fn build(config: &VmConfig, mut kernel: File, serial_out: Box<dyn Write + Se
         serial_drained,
         virtio_console,
     })
+}
+
+/// Masks every input of KVM's two 8259 PICs. The ACPI tables say the
+/// machine has none (hardware-reduced), so Linux never programs them; but
+/// KVM routes GSIs 0-15 to them as well as to the IOAPIC and starts the
+/// bootstrap vCPU's LINT0 in ExtINT mode, so an unmasked PIC at its reset
+/// vector base 0 would deliver the serial port's IRQ 4 as vector 4, which
+/// Linux takes for the overflow exception (seen: an oops in the 8250
+/// probe). Masked, the interrupts reach the CPU through the IOAPIC only.
+pub fn mask_legacy_pics(vm: &kvm_ioctls::VmFd) -> Result<()> {
+    for chip_id in [KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE] {
+        let mut chip = kvm_irqchip {
+            chip_id,
+            ..Default::default()
+        };
+        vm.get_irqchip(&mut chip)
+            .map_err(|e| Error::Kvm("KVM_GET_IRQCHIP (PIC)", e))?;
+        // SAFETY: for a PIC chip id KVM fills (and reads) the `pic` member
+        // of the union; every byte pattern is a valid `kvm_pic_state`.
+        unsafe { chip.chip.pic.imr = 0xff };
+        vm.set_irqchip(&chip)
+            .map_err(|e| Error::Kvm("KVM_SET_IRQCHIP (PIC)", e))?;
+    }
+    Ok(())
 }
 
 /// Where the initramfs goes: page aligned at the top of low RAM, below
@@ -469,6 +494,30 @@ mod tests {
         assert!(!path_is_bzimage(&elf));
         assert!(!path_is_bzimage(&dir.join("missing")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Both PICs end with every input masked (a fresh irqchip's are not).
+    #[test]
+    fn the_legacy_pics_are_masked() {
+        let Ok(kvm) = open_kvm(Path::new(crate::config::DEFAULT_KVM_DEVICE)) else {
+            eprintln!("no KVM here");
+            return;
+        };
+        let vm = kvm.create_vm().unwrap();
+        vm.create_irq_chip().unwrap();
+        let imr = |vm: &kvm_ioctls::VmFd, chip_id| {
+            let mut chip = kvm_irqchip {
+                chip_id,
+                ..Default::default()
+            };
+            vm.get_irqchip(&mut chip).unwrap();
+            // SAFETY: a PIC chip id: KVM filled the `pic` member.
+            unsafe { chip.chip.pic.imr }
+        };
+        assert_ne!(imr(&vm, KVM_IRQCHIP_PIC_MASTER), 0xff, "KVM's reset state");
+        mask_legacy_pics(&vm).unwrap();
+        assert_eq!(imr(&vm, KVM_IRQCHIP_PIC_MASTER), 0xff);
+        assert_eq!(imr(&vm, KVM_IRQCHIP_PIC_SLAVE), 0xff);
     }
 
     #[test]

@@ -335,9 +335,8 @@ pub fn mask_legacy_pics(vm: &kvm_ioctls::VmFd) -> Result<()> {
         };
         vm.get_irqchip(&mut chip)
             .map_err(|e| Error::Kvm("KVM_GET_IRQCHIP (PIC)", e))?;
-        // SAFETY: for a PIC chip id KVM fills (and reads) the `pic` member
-        // of the union; every byte pattern is a valid `kvm_pic_state`.
-        unsafe { chip.chip.pic.imr = 0xff };
+        // For a PIC chip id KVM fills (and reads) the union's `pic` member.
+        chip.chip.pic.imr = 0xff;
         vm.set_irqchip(&chip)
             .map_err(|e| Error::Kvm("KVM_SET_IRQCHIP (PIC)", e))?;
     }

@@ -165,3 +165,36 @@ fn help_documents_the_escape_key_and_exit_statuses() {
     assert!(text.contains("Ctrl-]"), "{text}");
     assert!(text.contains("124 timeout"), "{text}");
 }
+
+/// A Linux bzImage on the PVM host: one line saying why it cannot run
+/// there, exit 1, before any VM exists (the file only needs the setup
+/// header's magic to be taken for a bzImage). On a VMX/SVM host the real
+/// boot is tested by bench's `linux_reference` (run nested on PVM hosts).
+#[test]
+fn a_linux_kernel_is_refused_on_the_pvm_host() {
+    if vmm::platform::resolve(vmm::config::PlatformChoice::Auto) != forkvm_abi::Platform::PvmNative
+    {
+        eprintln!("not a PVM host: nothing to refuse");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("forkvm-bz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bzImage");
+    let mut image = vec![0u8; 0x1000];
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    std::fs::write(&path, image).unwrap();
+    let out = forkvm()
+        .arg("--kernel")
+        .arg(&path)
+        .args(["--append", "quiet"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stderr(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("forkvm: cannot boot the Linux kernel: this host's KVM is PVM"),
+        "{text}"
+    );
+}

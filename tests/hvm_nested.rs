@@ -52,6 +52,9 @@ const VM_TEST_BINARIES: &[&str] = &[
     "guest_harness",
     "guest_malformed_frames",
     "forkbench_cli",
+    // forkbench's Linux reference: Linux booted by forkvm's VMM (it needs
+    // VMX/SVM, so on PVM hosts it runs only here).
+    "linux_reference",
 ];
 
 /// The whole nested run (Linux boot, every test binary) must end by then.
@@ -64,6 +67,8 @@ const MAX_RESTARTS: usize = 2;
 /// One test binary inside the nested VM must end by then (busybox
 /// `timeout`), so a hang costs one binary, not the run.
 const BINARY_LIMIT_SECS: u32 = 240;
+/// `linux_reference` boots a distribution kernel under TCG as well.
+const LINUX_REFERENCE_LIMIT_SECS: u32 = 660;
 
 /// Where the nested VM finds the host's `badptr` output.
 const BADPTR_REFERENCE: &str = "/badptr-reference.txt";
@@ -196,6 +201,9 @@ struct Tools {
     busybox: PathBuf,
     kernel: PathBuf,
     modules: PathBuf,
+    /// The same kernel as forkvm's guest: the modules its /init loads.
+    guest_modules: PathBuf,
+    guest_config: PathBuf,
 }
 
 fn provision(cache: &Path) -> Tools {
@@ -224,6 +232,8 @@ fn provision(cache: &Path) -> Tools {
         busybox: value("BUSYBOX"),
         kernel: value("KERNEL"),
         modules: value("MODULES"),
+        guest_modules: value("GUEST_MODULES"),
+        guest_config: value("GUEST_CONFIG"),
     }
 }
 
@@ -394,6 +404,18 @@ fn build_initramfs(path: &Path, tools: &Tools, tests: &[(&str, PathBuf)]) {
         root.file(Path::new(BADPTR_REFERENCE), 0o644, &out.stdout);
     }
     programs.extend(tests.iter().map(|(_, binary)| binary.clone()));
+    // forkbench's Linux reference: the kernel where forkbench looks for it,
+    // its modules and config, and the programs of its archive.
+    if tests.iter().any(|(name, _)| *name == "linux_reference") {
+        programs.extend([tools.kernel.clone(), tools.guest_config.clone()]);
+        let order = fs::read_to_string(tools.guest_modules.join("order")).unwrap();
+        programs.push(tools.guest_modules.join("order"));
+        for module in order.split_whitespace() {
+            programs.push(tools.guest_modules.join(format!("{module}.ko")));
+        }
+        let dir = Path::new(vmm::USER_PROGRAMS_DIR.expect("user programs built"));
+        programs.extend([dir.join("harnessd"), dir.join("exit_with")]);
+    }
     let mut libraries = BTreeSet::new();
     for program in programs.iter().chain([&tools.busybox]) {
         libraries.extend(shared_libraries(program));
@@ -442,8 +464,13 @@ step platform {forkvm} -v --timeout 60 -c 'echo nested-guest-ok'
     // FORKVM_HVM_NESTED_TEST_ARGS.
     let extra = std::env::var("FORKVM_HVM_NESTED_TEST_ARGS").unwrap_or_default();
     for (name, binary) in tests {
+        let limit = if *name == "linux_reference" {
+            LINUX_REFERENCE_LIMIT_SECS
+        } else {
+            BINARY_LIMIT_SECS
+        };
         script.push_str(&format!(
-            "step {name} timeout {BINARY_LIMIT_SECS} {} --test-threads=1 --nocapture {extra}\n",
+            "step {name} timeout {limit} {} --test-threads=1 --nocapture {extra}\n",
             binary.display()
         ));
     }

@@ -86,10 +86,55 @@ pub fn guest_entries(
     params: Params,
     totals: &mut RunBenchTotals,
 ) -> Vec<Entry> {
+    vm_entries(harness, Target::Guest, op, params, totals)
+}
+
+/// [`guest_entries`] for the Linux reference guest: the same requests,
+/// without forkvm's Stats (Linux's `harnessd` has none, so no leak check
+/// and no memory check), and `max_threads_eagain`, which needs forkvm's
+/// sysctl, not applicable.
+pub fn linux_guest_entries(
+    harness: &mut GuestHarness,
+    op: BenchOp,
+    params: Params,
+    totals: &mut RunBenchTotals,
+) -> Vec<Entry> {
+    if op == BenchOp::MaxThreadsEagain {
+        return vec![Entry {
+            op: op_name(op).to_string(),
+            metric: String::new(),
+            target: Target::LinuxGuest,
+            mem_mib: None,
+            iters: params.iters as u64,
+            outcome: Outcome::NotApplicable {
+                reason: "harnessd lowers kernel.threads-max through forkvm's sysctl only"
+                    .to_string(),
+            },
+            note: None,
+            vm_exits: None,
+            samples: Vec::new(),
+        }];
+    }
+    vm_entries(harness, Target::LinuxGuest, op, params, totals)
+}
+
+fn vm_entries(
+    harness: &mut GuestHarness,
+    target: Target,
+    op: BenchOp,
+    params: Params,
+    totals: &mut RunBenchTotals,
+) -> Vec<Entry> {
+    let forkvm = target == Target::Guest;
     let khz = harness.hello_info().tsc_khz;
-    let result = if let Some(error) = does_not_fit(harness, params) {
+    let fits = if forkvm {
+        does_not_fit(harness, params)
+    } else {
+        None
+    };
+    let result = if let Some(error) = fits {
         Err(error)
-    } else if op.must_fail() {
+    } else if op.must_fail() && forkvm {
         run_leaving_no_trace(harness, op, params)
     } else {
         measured_run(harness, op, params)
@@ -101,7 +146,11 @@ pub fn guest_entries(
     });
     let result = result.map(|(run, _)| run);
     if let Err(error) = &result {
-        eprintln!("forkbench: {} in the guest: {error}", op_name(op));
+        eprintln!(
+            "forkbench: {} in the {}: {error}",
+            op_name(op),
+            target.name()
+        );
     }
     op.metrics()
         .iter()
@@ -124,7 +173,7 @@ pub fn guest_entries(
             Entry {
                 op: op_name(op).to_string(),
                 metric: metric.name().to_string(),
-                target: Target::Guest,
+                target,
                 mem_mib: (op == BenchOp::ForkMem).then_some(params.mem_mib as u64),
                 iters: params.iters as u64,
                 outcome,

@@ -21,10 +21,11 @@ use std::time::Duration;
 use crate::entries::{guest_entries, guest_need_mib, host_entries};
 use crate::gate::{self, Fingerprint};
 use crate::guest_harness::{
-    GuestHarness, HarnessOptions, ProbeArgs, ReplyTimeout, DEFAULT_BOOT_TIMEOUT,
+    GuestHarness, HarnessOptions, LinuxGuestBoot, ProbeArgs, ReplyTimeout, DEFAULT_BOOT_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_VM_TIMEOUT,
 };
 use crate::host_linux::{op_name, BenchOp, Params};
+use crate::linux_reference::LinuxReference;
 use crate::overhead::{self, RunBenchTotals};
 use crate::probe::ProbeOutcome;
 use crate::progress::Progress;
@@ -113,7 +114,23 @@ pub struct RunOptions {
     /// work ([`crate::guest_harness::run_bench_allowance`]).
     pub timeout: Option<Duration>,
     pub output: OutputOptions,
+    /// Also measure in Linux booted by the same VMM (`--reference
+    /// linux-vm`), with this kernel (`None`: the cached Debian one).
+    pub reference: Option<Reference>,
 }
+
+/// `--reference linux-vm [--linux-kernel PATH]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub kernel: Option<PathBuf>,
+    /// More of its command line (`--linux-append`).
+    pub append: Option<String>,
+}
+
+/// How long a Linux guest may take to boot and answer its first Hello
+/// (a distribution kernel probes more than forkvm's, and the nested test
+/// runs it under QEMU's emulation).
+const LINUX_BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
 /// `forkbench sweep`: `fork_mem` at each of `mem_list` MiB.
 #[derive(Clone, Debug, PartialEq)]
@@ -311,6 +328,92 @@ fn measure_guest(
     })
 }
 
+/// A Linux reference guest ready to boot: its kernel and the archive
+/// written for it.
+struct PreparedLinux {
+    reference: LinuxReference,
+    archive: PathBuf,
+    append: Option<String>,
+}
+
+/// Checks that Linux can run here and writes its initramfs, before
+/// anything is measured.
+fn prepare_linux_guest(reference: &Reference) -> Result<PreparedLinux, Error> {
+    vmm::linux_boot::refuse_on_pvm(vmm::config::PlatformChoice::Auto)
+        .map_err(|e| Error::run(format!("--reference linux-vm: {e}")))?;
+    let located = LinuxReference::locate(reference.kernel.as_deref())
+        .map_err(|e| Error::setup(format!("--reference linux-vm: {e}")))?;
+    let archive = located
+        .archive()
+        .map_err(|e| Error::run(format!("--reference linux-vm: {e}")))?;
+    let path = std::env::temp_dir().join(format!("forkbench-linux-{}.cpio", std::process::id()));
+    std::fs::write(&path, archive).map_err(|e| Error::run(format!("{}: {e}", path.display())))?;
+    Ok(PreparedLinux {
+        reference: located,
+        archive: path,
+        append: reference.append.clone(),
+    })
+}
+
+/// The Linux part of a `--reference linux-vm` run: the same requests in
+/// Linux booted by the same VMM with the same memory; fills
+/// `metadata.reference`.
+fn measure_linux_guest(
+    linux: &PreparedLinux,
+    memory_mib: u64,
+    timeout: ReplyTimeout,
+    work: &[(BenchOp, Params)],
+    progress: &mut Progress,
+    metadata: &mut Metadata,
+) -> Result<GuestPart, Error> {
+    eprintln!(
+        "forkbench: booting Linux ({}, {memory_mib} MiB)",
+        linux.reference.kernel.display()
+    );
+    let mut harness = GuestHarness::start(HarnessOptions {
+        memory: memory_mib << 20,
+        kernel: linux.reference.kernel.clone(),
+        boot_timeout: LINUX_BOOT_TIMEOUT,
+        request_timeout: timeout,
+        vm_timeout: LINUX_BOOT_TIMEOUT + vm_lifetime(timeout, work),
+        linux: Some(LinuxGuestBoot {
+            initrd: linux.archive.clone(),
+            append: linux.append.clone(),
+        }),
+    })
+    .map_err(|e| Error::run(format!("Linux guest: {e}")))?;
+    let command_line = vmm::linux_boot::command_line(linux.append.as_deref(), 2048, false)
+        .map(|c| vmm::linux_boot::cmdline_text(&c))
+        .unwrap_or_default();
+    metadata.reference = Some(
+        linux
+            .reference
+            .info(&harness.hello_info().kernel_version, &command_line),
+    );
+    let mut totals = RunBenchTotals::default();
+    let mut entries = Vec::new();
+    for &(op, params) in work {
+        progress.step(&format!("{} in the Linux guest", op_name(op)));
+        entries.extend(crate::entries::linux_guest_entries(
+            &mut harness,
+            op,
+            params,
+            &mut totals,
+        ));
+    }
+    let powered_off = match harness.shutdown() {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("forkbench: Linux guest shutdown: {e}");
+            false
+        }
+    };
+    Ok(GuestPart {
+        entries,
+        powered_off,
+    })
+}
+
 /// What [`measure_guest`] measured.
 struct GuestPart {
     entries: Vec<report::Entry>,
@@ -497,10 +600,31 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
         Some(dir) => Some(read_history(dir, &fingerprint, output)?),
         None => None,
     };
+    let linux = match &opts.reference {
+        Some(reference) => Some(prepare_linux_guest(reference)?),
+        None => None,
+    };
     let files = OutputFiles::create(output)?;
-    let mut progress = Progress::new(work.len() * opts.targets.count());
+    let steps = opts.targets.count() + usize::from(linux.is_some());
+    let mut progress = Progress::new(work.len() * steps);
     let mut entries = Vec::new();
     let mut failed = false;
+    // Linux first: its boot is the slow, uncertain part.
+    let mut linux_entries = Vec::new();
+    if let Some(linux) = &linux {
+        let part = measure_linux_guest(
+            linux,
+            memory,
+            reply_timeout(opts.timeout),
+            &work,
+            &mut progress,
+            &mut metadata,
+        );
+        let _ = std::fs::remove_file(&linux.archive);
+        let part = part?;
+        linux_entries = part.entries;
+        failed |= !part.powered_off;
+    }
     if opts.targets.guest() {
         let guest = measure_guest(
             memory,
@@ -511,8 +635,9 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
             &mut metadata,
         )?;
         entries = guest.entries;
-        failed = !guest.powered_off;
+        failed |= !guest.powered_off;
     }
+    entries.extend(linux_entries);
     if opts.targets.host() {
         for &(op, params) in &work {
             progress.step(&format!("{} on the host", op_name(op)));
@@ -860,6 +985,7 @@ mod tests {
             },
             timeout: None,
             output: OutputOptions::stdout(Format::Table),
+            reference: None,
         };
         let names = planned_names(&opts);
         for name in [

@@ -45,8 +45,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit on the whole life of the VM (a safety net so that a hung
 /// guest cannot keep the VM thread alive forever).
 pub const DEFAULT_VM_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long [`GuestHarness::start`] waits for each of its repeated Hellos
+/// to a Linux guest.
+const LINUX_HELLO_RETRY: Duration = Duration::from_secs(5);
 /// Bytes of serial output quoted in error messages.
-const SERIAL_TAIL: usize = 2048;
+const SERIAL_TAIL: usize = 4096;
 
 /// How long the client waits for a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,6 +401,38 @@ impl<T: Transport> Client<T> {
             timeout: timeout.into(),
             encode_buf: vec![0; MAX_FRAME_LEN],
         }
+    }
+
+    /// `Hello` again and again, each waiting at most `each`, until a
+    /// `HelloReply` comes, for at most `limit`: a Linux guest's
+    /// `/dev/hvc0` echoes and translates what arrives before `harnessd`
+    /// makes it raw (and then flushes it), so a first Hello may be answered
+    /// by its own echo or an Error, or lost. Replies to the earlier Hellos
+    /// are dropped. The last error if none came, or at once if the VM ended.
+    pub fn hello_until_ready(&mut self, limit: Duration, each: Duration) -> Result<HelloInfo> {
+        let deadline = Instant::now() + limit;
+        let timeout = self.timeout;
+        self.timeout = ReplyTimeout::Fixed(each);
+        let result = loop {
+            let error = match self.hello() {
+                Ok(info) => break Ok(info),
+                Err(e) => e,
+            };
+            let ended = matches!(error, HarnessError::VmEnded { .. } | HarnessError::Vmm(_));
+            if ended || Instant::now() >= deadline {
+                break Err(error);
+            }
+            // Whatever answers the Hellos sent so far is stale now.
+            self.abandon_sent();
+        };
+        self.timeout = timeout;
+        result
+    }
+
+    /// Drops any reply still to come to the requests sent so far.
+    pub fn abandon_sent(&mut self) {
+        let sent = self.next_id;
+        self.abandoned.extend(1..sent);
     }
 
     /// The per-reply timeout.
@@ -805,6 +840,18 @@ pub struct HarnessOptions {
     pub request_timeout: ReplyTimeout,
     /// Limit on the whole life of the VM.
     pub vm_timeout: Duration,
+    /// Boot `kernel` as a Linux bzImage with this initramfs (whose `/init`
+    /// is `harnessd`) instead of forkvm's kernel with its script.
+    pub linux: Option<LinuxGuestBoot>,
+}
+
+/// How [`GuestHarness::start`] boots a Linux guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxGuestBoot {
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// More of the kernel command line.
+    pub append: Option<String>,
 }
 
 impl Default for HarnessOptions {
@@ -817,6 +864,7 @@ impl Default for HarnessOptions {
                 floor: DEFAULT_REQUEST_TIMEOUT,
             },
             vm_timeout: DEFAULT_VM_TIMEOUT,
+            linux: None,
         }
     }
 }
@@ -869,8 +917,17 @@ impl GuestHarness {
     pub fn start(opts: HarnessOptions) -> Result<Self> {
         let mut config = VmConfig::new(opts.kernel.clone());
         config.memory = opts.memory;
-        config.script = Some(HARNESS_SCRIPT.to_owned());
         config.timeout = Some(opts.vm_timeout);
+        match &opts.linux {
+            None => config.script = Some(HARNESS_SCRIPT.to_owned()),
+            Some(linux) => {
+                config.initrd = Some(linux.initrd.clone());
+                config.append = linux.append.clone();
+                // Linux's console is the serial port: nothing of ours
+                // (forkbench's standard input) goes to it.
+                config.console_input = false;
+            }
+        }
 
         let serial = SerialLog::default();
         let (incoming_tx, incoming_rx) = mpsc::channel::<Incoming>();
@@ -914,6 +971,7 @@ impl GuestHarness {
         };
         let exits = vm.exits().clone();
         let kvm_stats = vm.kvm_stats().cloned();
+        let vm_tsc_khz = u64::from(vm.tsc_khz());
         let console = vm.console().clone();
         let transport = ChannelTransport::new(move |bytes| console.push_input(bytes), incoming_rx);
         let mut harness = GuestHarness {
@@ -932,9 +990,23 @@ impl GuestHarness {
             exits,
             kvm_stats,
         };
-        harness.hello = harness.hello()?;
+        harness.hello = match opts.linux {
+            None => harness.hello()?,
+            Some(_) => harness.hello_until_ready(opts.boot_timeout)?,
+        };
+        // A Linux guest's harnessd has no forkvm_info to ask for its TSC
+        // rate: it is the vCPU's, as KVM set it.
+        if harness.hello.tsc_khz == 0 && opts.linux.is_some() {
+            harness.hello.tsc_khz = vm_tsc_khz;
+        }
         harness.client.set_timeout(opts.request_timeout);
         Ok(harness)
+    }
+
+    /// See [`Client::hello_until_ready`].
+    fn hello_until_ready(&mut self, limit: Duration) -> Result<HelloInfo> {
+        let result = self.client.hello_until_ready(limit, LINUX_HELLO_RETRY);
+        self.with_context(result)
     }
 
     /// The `HelloReply` received by [`GuestHarness::start`].
@@ -942,7 +1014,7 @@ impl GuestHarness {
         &self.hello
     }
 
-    /// Serial console output so far (at most the last 2 KiB).
+    /// Serial console output so far (at most the last 4 KiB).
     pub fn serial_tail(&self) -> String {
         self.serial.tail()
     }

@@ -9,6 +9,7 @@ pub mod forkbench;
 pub mod gate;
 pub mod guest_harness;
 pub mod host_linux;
+pub mod linux_reference;
 pub mod overhead;
 pub mod probe;
 pub mod progress;

@@ -32,7 +32,11 @@ use serde::{Deserialize, Serialize};
 ///   `vm_exits` the trap-time estimate `trap_ns_per_iter`. Fields were
 ///   only added: v2 and v3 reports still serve as baselines, their
 ///   intervals taken as their medians alone.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: `forkbench compare --reference linux-vm` adds `linux_guest`
+///   entries (Linux booted by the same VMM) and `metadata.reference`
+///   ([`ReferenceInfo`]). Fields and a target were only added: v2..v4
+///   reports still serve as baselines.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
@@ -64,6 +68,9 @@ pub enum Target {
     Host,
     /// forkvm's guest kernel.
     Guest,
+    /// Linux booted as the guest of the same VMM (`--reference linux-vm`).
+    #[serde(rename = "linux_guest")]
+    LinuxGuest,
 }
 
 impl Target {
@@ -71,8 +78,35 @@ impl Target {
         match self {
             Target::Host => "host",
             Target::Guest => "guest",
+            Target::LinuxGuest => "linux_guest",
         }
     }
+
+    /// Whether this target runs in a VM (its entries carry VM exits).
+    pub fn in_vm(self) -> bool {
+        self != Target::Host
+    }
+}
+
+/// The reference kernel of a `--reference` run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceInfo {
+    /// `linux-vm`: Linux booted by forkvm's VMM with the guest's memory
+    /// and vCPUs.
+    pub kind: String,
+    /// The bzImage.
+    pub kernel_path: String,
+    /// The guest's `uname` sysname and release (its Hello).
+    pub kernel_version: String,
+    /// The kernel's `.config`, if known.
+    pub config_path: Option<String>,
+    /// Options of that config that shape the numbers (HZ, preemption, ...).
+    pub config_options: BTreeMap<String, String>,
+    /// Modules its `/init` loaded, in order.
+    pub modules: Vec<String>,
+    /// The kernel command line the VMM gave it.
+    pub command_line: String,
 }
 
 /// The statistics of one series, in nanoseconds (computed by
@@ -397,6 +431,9 @@ pub struct Metadata {
     /// The calibrated trap cost (when a guest ran on PVM).
     #[serde(default)]
     pub trap_cost: Option<TrapCost>,
+    /// The reference kernel (`--reference linux-vm`), absent otherwise.
+    #[serde(default)]
+    pub reference: Option<ReferenceInfo>,
 }
 
 impl Metadata {
@@ -438,6 +475,7 @@ impl Metadata {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             harness: None,
             trap_cost: None,
+            reference: None,
         }
     }
 
@@ -890,17 +928,33 @@ fn comparison(report: &Report, style: Style) -> String {
             }
         }
     }
+    // With a Linux guest the ratios are against it (the same VM, another
+    // kernel); without, guest against host.
+    let reference = report
+        .entries
+        .iter()
+        .any(|e| e.target == Target::LinuxGuest);
     let mut header = vec!["operation".to_string()];
     for &metric in &shown {
         let metric = match metric {
             "round_trip" => "round-trip".to_string(),
             other => other.replace('_', "+"),
         };
-        header.extend([
-            format!("{metric} guest"),
-            format!("{metric} host"),
-            "guest/host".to_string(),
-        ]);
+        if reference {
+            header.extend([
+                format!("{metric} guest"),
+                format!("{metric} linux guest"),
+                format!("{metric} host"),
+                "guest/linux".to_string(),
+                "host/linux".to_string(),
+            ]);
+        } else {
+            header.extend([
+                format!("{metric} guest"),
+                format!("{metric} host"),
+                "guest/host".to_string(),
+            ]);
+        }
     }
     let mut table = style.table(header);
     for op in &ops {
@@ -908,13 +962,27 @@ fn comparison(report: &Report, style: Style) -> String {
         for &metric in &shown {
             let cell = |target: Target| cells.get(&(op.clone(), metric, target.name()));
             let text = |target| cell(target).map_or("-".to_string(), |c| c.0.clone());
-            let ratio = match (cell(Target::Guest), cell(Target::Host)) {
-                (Some((_, Some(g))), Some((_, Some(h)))) if *h > 0 => {
-                    format!("{:.2}", *g as f64 / *h as f64)
+            let ratio = |over: Target, under: Target| match (cell(over), cell(under)) {
+                (Some((_, Some(a))), Some((_, Some(b)))) if *b > 0 => {
+                    format!("{:.2}", *a as f64 / *b as f64)
                 }
                 _ => "-".to_string(),
             };
-            row.extend([text(Target::Guest), text(Target::Host), ratio]);
+            if reference {
+                row.extend([
+                    text(Target::Guest),
+                    text(Target::LinuxGuest),
+                    text(Target::Host),
+                    ratio(Target::Guest, Target::LinuxGuest),
+                    ratio(Target::Host, Target::LinuxGuest),
+                ]);
+            } else {
+                row.extend([
+                    text(Target::Guest),
+                    text(Target::Host),
+                    ratio(Target::Guest, Target::Host),
+                ]);
+            }
         }
         table.add_row(row);
     }
@@ -1201,12 +1269,23 @@ impl Report {
             if let Some(ns) = entry.stats() {
                 ns.check(entry.iters, &format!("{at}.ns"))?;
             }
+            if entry.target == Target::LinuxGuest && meta.reference.is_none() {
+                return Err(format!(
+                    "{at}: a linux_guest entry without metadata.reference"
+                ));
+            }
             match (&entry.vm_exits, entry.target) {
                 (Some(_), Target::Host) => {
                     return Err(format!("{at}: vm_exits on a host entry"));
                 }
-                (None, Target::Guest) if entry.stats().is_some() => {
+                (None, Target::Guest | Target::LinuxGuest) if entry.stats().is_some() => {
                     return Err(format!("{at}: a measured guest entry without vm_exits"));
+                }
+                (Some(exits), Target::LinuxGuest) => {
+                    exits.check(entry.iters, &format!("{at}.vm_exits"))?;
+                    if exits.trap_ns_per_iter.is_some() {
+                        return Err(format!("{at}.vm_exits.trap_ns_per_iter on Linux's guest"));
+                    }
                 }
                 (Some(exits), Target::Guest) => {
                     let at = format!("{at}.vm_exits");
@@ -1299,7 +1378,7 @@ mod tests {
             run_bench_exits_per_1000_iters: Some(8.0),
         });
         for entry in &mut r.entries {
-            if entry.target == Target::Guest {
+            if entry.target.in_vm() {
                 entry.vm_exits = Some(VmExitCount {
                     total: 80,
                     per_iter: 80.0 / entry.iters as f64,
@@ -1361,11 +1440,16 @@ mod tests {
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
         assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
         assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
-        assert_eq!(value["schema_version"], 4);
+        assert_eq!(value["schema_version"], 5);
         // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
         assert!(value["metadata"]["trap_cost"].is_null());
         assert!(value["entries"][0].get("vm_exits").is_none());
+        // Version 4 lacks only the reference: still a baseline as it is.
+        let mut v4: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v4["schema_version"] = 4.into();
+        v4["metadata"].as_object_mut().unwrap().remove("reference");
+        assert_eq!(parse_report(&v4.to_string()).unwrap().entries, r.entries);
         // Version 3 lacks the new statistics and metadata: still a
         // baseline, its interval its median; version 2 also lacks harness.
         for version in [3, 2] {
@@ -1387,9 +1471,52 @@ mod tests {
             assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
         }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 4", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 5", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
+    }
+
+    /// `--reference linux-vm`: `linux_guest` entries need the reference's
+    /// metadata, and the table's ratios are against the Linux guest.
+    #[test]
+    fn a_linux_reference_has_its_metadata_and_the_ratios_against_it() {
+        let mut r = guest_report(vec![
+            entry("fork", "create", Target::Guest, 30_000),
+            entry("fork", "create", Target::LinuxGuest, 20_000),
+            entry("fork", "create", Target::Host, 10_000),
+        ]);
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .contains("without metadata.reference"));
+        r.metadata.reference = Some(ReferenceInfo {
+            kind: "linux-vm".to_string(),
+            kernel_path: "/k/vmlinuz".to_string(),
+            kernel_version: "Linux 6.1.0-48-amd64".to_string(),
+            config_path: None,
+            config_options: [("CONFIG_HZ".to_string(), "250".to_string())].into(),
+            modules: vec!["virtio".to_string()],
+            command_line: "console=ttyS0".to_string(),
+        });
+        r.validate().unwrap();
+        let text = render(&r, Format::Json);
+        assert_eq!(parse_report(&text).unwrap(), r);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(value["entries"][1]["target"], "linux_guest");
+        assert_eq!(
+            value["metadata"]["reference"]["kernel_version"],
+            "Linux 6.1.0-48-amd64"
+        );
+        let table = render(&r, Format::Table);
+        let header = table.lines().find(|l| l.starts_with("operation")).unwrap();
+        assert!(
+            header.contains("create linux guest") && header.contains("guest/linux"),
+            "{header}"
+        );
+        let row = table.lines().find(|l| l.starts_with("fork ")).unwrap();
+        // guest/linux 1.50, host/linux 0.50.
+        assert!(row.contains("1.50") && row.contains("0.50"), "{row}");
     }
 
     #[test]

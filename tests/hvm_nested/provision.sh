@@ -59,8 +59,53 @@ if [ ! -f "$kernel_dir/ready" ]; then
     touch "$kernel_dir/ready"
 fi
 
+# The same kernel as a guest of forkvm (forkbench's Linux reference): its
+# config, and the modules its /init loads for the virtio console (with
+# what they depend on, in load order) unless they are built in.
+guest_dir="$kernel_dir/guest"
+if [ ! -f "$guest_dir/ready" ]; then
+    package=$(cat "$kernel_dir/package")
+    say "fetching $package for the Linux guest's modules"
+    rm -rf "$guest_dir" "$cache/deb"
+    mkdir -p "$cache/deb" "$guest_dir/modules"
+    (cd "$cache/deb" && apt-get download -q "$package" >&2 2>/dev/null) \
+        || (cd "$cache/deb" && apt-get download -q "$package" >&2)
+    dpkg-deb -x "$cache"/deb/*.deb "$cache/deb/root"
+    cp "$cache"/deb/root/boot/config-* "$guest_dir/config"
+    modroot="$cache/deb/root/lib/modules"
+    # A module's file, decompressed, with what its .modinfo says it
+    # depends on added first.
+    add_module() { # $1: module name
+        local name=$1 found dep
+        grep -qx "$name" "$guest_dir/modules/order" && return 0
+        found=$(find "$modroot" -name "$name.ko*" | head -n 1)
+        [ -n "$found" ] || { say "$package has no module $name"; return 1; }
+        case "$found" in
+            *.ko) cp "$found" "$guest_dir/modules/$name.ko" ;;
+            *.ko.xz) xz -dc "$found" > "$guest_dir/modules/$name.ko" ;;
+            *.ko.zst) zstd -qdc "$found" > "$guest_dir/modules/$name.ko" ;;
+        esac
+        for dep in $(tr '\0' '\n' < "$guest_dir/modules/$name.ko" | sed -n 's/^depends=//p' | tr , ' '); do
+            add_module "$dep" || return 1
+        done
+        echo "$name" >> "$guest_dir/modules/order"
+    }
+    touch "$guest_dir/modules/order"
+    for module in virtio_mmio virtio_console; do
+        if grep -q "^CONFIG_$(echo "$module" | tr a-z A-Z)=m" "$guest_dir/config"; then
+            add_module "$module" || exit 1
+        elif ! grep -q "^CONFIG_$(echo "$module" | tr a-z A-Z)=y" "$guest_dir/config"; then
+            say "$package has no $module, built in or as a module"; exit 1
+        fi
+    done
+    rm -rf "$cache/deb"
+    touch "$guest_dir/ready"
+fi
+
 echo "QEMU=$(command -v qemu-system-x86_64)"
 echo "BUSYBOX=/bin/busybox"
 echo "KERNEL=$kernel_dir/vmlinuz"
 echo "MODULES=$kernel_dir/modules"
+echo "GUEST_MODULES=$guest_dir/modules"
+echo "GUEST_CONFIG=$guest_dir/config"
 echo "KERNEL_PACKAGE=$(cat "$kernel_dir/package")"

@@ -105,6 +105,9 @@ impl Vm {
                 "it is a directory".into(),
             ));
         }
+        if crate::linux_boot::is_bzimage(&mut kernel) {
+            return crate::linux_boot::build(config, kernel, serial_out);
+        }
 
         if let Some(script) = &config.script {
             if script.len() as u64 > forkvm_abi::SCRIPT_MAX_LEN {
@@ -296,7 +299,7 @@ fn create_vcpu(
 /// Creates the virtio console behind its virtio-mmio window: interrupt
 /// through an irqfd on [`VIRTIO_CONSOLE_GSI`], `QueueNotify` writes through
 /// an ioeventfd (no exit to the VMM's vCPU thread).
-fn attach_virtio_console(vm: &VmFd, memory: &GuestMemory) -> Result<VirtioConsole> {
+pub(crate) fn attach_virtio_console(vm: &VmFd, memory: &GuestMemory) -> Result<VirtioConsole> {
     let base = VIRTIO_CONSOLE_MMIO_BASE;
     let irq = EventFd::new(EFD_NONBLOCK).map_err(|e| Error::Io("eventfd", e))?;
     vm.register_irqfd(&irq, VIRTIO_CONSOLE_GSI)

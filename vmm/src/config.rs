@@ -45,6 +45,11 @@ pub struct VmConfig {
     pub init: Option<Vec<String>>,
     /// Number of vCPUs (1..=the host's CPUs).
     pub cpus: u32,
+    /// More of a Linux kernel's command line (`--append`; bzImage only).
+    pub append: Option<String>,
+    /// Whether standard input feeds the serial console when there is no
+    /// script (false: nothing reads it, as for an embedded Linux guest).
+    pub console_input: bool,
 }
 
 impl VmConfig {
@@ -60,6 +65,8 @@ impl VmConfig {
             initrd: None,
             init: None,
             cpus: 1,
+            append: None,
+            console_input: true,
         }
     }
 }

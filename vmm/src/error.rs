@@ -37,6 +37,8 @@ pub enum Error {
     CpuCount { asked: u32, max: u32 },
     /// `--cpus` above 1 on the PVM host, which cannot run them.
     SmpOnPvm { asked: u32 },
+    /// A Linux kernel cannot be booted as asked (see `linux_boot`).
+    LinuxBoot(String),
     /// Host-side I/O (terminal, event loop) failed.
     Io(&'static str, std::io::Error),
 }
@@ -90,6 +92,7 @@ impl fmt::Display for Error {
                  root (a second vCPU would crawl in the host's instruction emulator and crash at \
                  its first SSE instruction); use --cpus 1 here, or an HVM (VMX/SVM) host"
             ),
+            Error::LinuxBoot(why) => write!(f, "cannot boot the Linux kernel: {why}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }

@@ -14,6 +14,7 @@ pub mod event_loop;
 pub mod exits;
 pub mod initrd;
 pub mod kvm_stats;
+pub mod linux_boot;
 pub mod memory;
 pub mod platform;
 pub mod terminal;
@@ -38,6 +39,10 @@ pub use crate::vcpu::GuestExit;
 
 /// Path of the guest kernel built with this VMM (see build.rs).
 pub const BUILT_KERNEL: &str = env!("FORKVM_GUEST_KERNEL");
+
+/// The directory of the static user programs built with it (`harnessd`,
+/// ...; see build.rs), unless the kernel was prebuilt.
+pub const USER_PROGRAMS_DIR: Option<&str> = option_env!("FORKVM_USER_PROGRAMS_DIR");
 
 /// How a VM run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,9 +139,15 @@ pub struct VmHandle {
     console: ConsoleIo,
     exits: ExitCounters,
     kvm_stats: Option<Arc<KvmStats>>,
+    tsc_khz: u32,
 }
 
 impl VmHandle {
+    /// The guest's TSC rate (KVM_GET_TSC_KHZ): what its cycle counts mean.
+    pub fn tsc_khz(&self) -> u32 {
+        self.tsc_khz
+    }
+
     /// The virtio console's host end.
     pub fn console(&self) -> &ConsoleIo {
         &self.console
@@ -194,6 +205,7 @@ pub fn run_with(
         console: vm.console_io().clone(),
         exits: exits.clone(),
         kvm_stats: kvm_stats.clone(),
+        tsc_khz: vm.tsc_khz,
     });
     log::info!(
         "platform {}, {} MiB, TSC {} kHz, kernel {}",
@@ -203,7 +215,7 @@ pub fn run_with(
         config.kernel.display()
     );
 
-    let interactive = config.script.is_none();
+    let interactive = config.script.is_none() && config.console_input;
     let terminal = if interactive {
         RawTerminal::enable().map_err(|e| Error::Io("terminal", e))?
     } else {

@@ -14,6 +14,8 @@ const EXIT_VMM_ERROR: u8 = 1;
 const EXIT_GUEST_PANIC: u8 = 101;
 /// Exit status when the guest crashes (triple fault, KVM failure).
 const EXIT_GUEST_CRASH: u8 = 102;
+/// Exit status when a Linux guest rebooted (forkvm does not restart it).
+const EXIT_GUEST_REBOOT: u8 = 103;
 /// Exit status after `--timeout`, as timeout(1).
 const EXIT_TIMEOUT: u8 = 124;
 
@@ -23,7 +25,10 @@ const EXIT_TIMEOUT: u8 = 124;
     version,
     about = "Boot the forkvm guest kernel under KVM and talk to its shell",
     after_help = "Interactive mode: Ctrl-] quits. Exit status: the guest's `poweroff N` status; \
-                  1 forkvm error; 2 bad arguments; 101 guest kernel panic; 102 guest crash; 124 timeout."
+                  1 forkvm error; 2 bad arguments; 101 guest kernel panic; 102 guest crash; 103 a Linux \
+                  guest rebooted (also after its panic); 124 timeout. A Linux bzImage given to --kernel \
+                  boots with its console on the serial port (the kernel log with -v); its power-off \
+                  is status 0."
 )]
 struct Cli {
     /// Run these shell commands (separated by ';' or newlines) instead of the
@@ -31,9 +36,14 @@ struct Cli {
     #[arg(short = 'c', long = "command", value_name = "COMMANDS")]
     command: Option<String>,
 
-    /// Guest kernel ELF (default: the kernel built with this forkvm).
+    /// Guest kernel: forkvm's ELF (default: the kernel built with this
+    /// forkvm) or a Linux bzImage (not on a PVM host).
     #[arg(long, value_name = "PATH")]
     kernel: Option<PathBuf>,
+
+    /// More of a Linux kernel's command line (with a bzImage --kernel).
+    #[arg(long, value_name = "CMDLINE", requires = "kernel")]
+    append: Option<String>,
 
     /// Guest memory, e.g. 64M, 256M, 1G.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory)]
@@ -121,6 +131,7 @@ fn main() -> ExitCode {
     config.kvm_device = cli.kvm_device;
     config.initrd = cli.initrd;
     config.cpus = cli.cpus;
+    config.append = cli.append;
     config.init = cli.init.map(|path| {
         let mut argv = vec![path];
         argv.extend(cli.init_args);
@@ -146,6 +157,10 @@ fn main() -> ExitCode {
 fn report(outcome: &Outcome) -> u8 {
     match outcome {
         Outcome::Guest(GuestExit::Poweroff(status)) => (*status & 0xff) as u8,
+        Outcome::Guest(GuestExit::Reboot) => {
+            eprintln!("forkvm: the Linux guest rebooted (or panicked); forkvm does not restart it");
+            EXIT_GUEST_REBOOT
+        }
         Outcome::Guest(GuestExit::Panic { message, cpu }) => {
             eprintln!("forkvm: guest kernel panic: {message} (on CPU {cpu})");
             EXIT_GUEST_PANIC

@@ -18,8 +18,12 @@ use crate::memory::GuestMemory;
 /// Why the guest stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestExit {
-    /// The guest wrote its status to the poweroff port.
+    /// The guest wrote its status to the poweroff port (a Linux guest:
+    /// powered off through ACPI, status 0).
     Poweroff(u32),
+    /// A Linux guest asked for a reboot (ACPI reset register); forkvm
+    /// does not restart it.
+    Reboot,
     /// The guest kernel panicked with this message on this CPU.
     Panic { message: String, cpu: u32 },
     /// The guest kernel could not boot because of its input (a corrupt
@@ -157,6 +161,14 @@ fn io_out(context: &VcpuContext, addr: u16, data: &[u8]) -> Option<GuestExit> {
             None
         }
         port::POWEROFF => Some(GuestExit::Poweroff(le_u32(data))),
+        a if crate::linux_boot::acpi::is_acpi_port(a) => {
+            use crate::linux_boot::acpi::{port_write, PortRequest};
+            match port_write(a, data.first().copied().unwrap_or(0)) {
+                PortRequest::PowerOff => Some(GuestExit::Poweroff(0)),
+                PortRequest::Reboot => Some(GuestExit::Reboot),
+                PortRequest::Nothing => None,
+            }
+        }
         port::PANIC => Some(GuestExit::Panic {
             message: read_panic_message(&context.memory, le_u32(data) as usize),
             cpu: context.cpu,
@@ -183,6 +195,8 @@ fn io_in(context: &VcpuContext, addr: u16, data: &mut [u8]) {
                 *first = value;
             }
         }
+        // A Linux guest's ACPI sleep status: nothing pending.
+        a if crate::linux_boot::acpi::is_acpi_port(a) => data.fill(0),
         a => {
             log::debug!("unhandled port read {a:#x}");
             data.fill(0xff);

@@ -52,6 +52,18 @@ enum Command {
     },
     /// Every operation in the guest and on the host, with ratios.
     Compare {
+        /// Also measure in a reference kernel booted by the same VMM with the
+        /// same memory and vCPUs (ratios then against it): `linux-vm`.
+        #[arg(long, value_enum)]
+        reference: Option<ReferenceArg>,
+        /// The reference's Linux bzImage (default: the Debian kernel that
+        /// tests/hvm_nested/provision.sh caches in the target directory).
+        #[arg(long, value_name = "PATH", requires = "reference")]
+        linux_kernel: Option<PathBuf>,
+        /// More of the reference Linux's command line (e.g. loglevel=7: its
+        /// log then ends error messages).
+        #[arg(long, value_name = "CMDLINE", requires = "reference")]
+        linux_append: Option<String>,
         #[command(flatten)]
         sizes: SizeArgs,
         #[command(flatten)]
@@ -63,6 +75,13 @@ enum Command {
     Sweep(SweepArgs),
     /// One clone/clone3 call: its pid or errno in the guest and on the host.
     Probe(ProbeArgsCli),
+}
+
+/// `compare --reference`: the kernel to compare with.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReferenceArg {
+    /// Linux (a bzImage) booted by forkvm's VMM.
+    LinuxVm,
 }
 
 #[derive(clap::Args)]
@@ -267,16 +286,25 @@ fn main() -> ExitCode {
             })
             .and_then(|ops| forkbench::run(&run_options(ops, target, &sizes, &timeout, &output))),
         Command::Compare {
+            reference,
+            linux_kernel,
+            linux_append,
             sizes,
             timeout,
             output,
-        } => forkbench::run(&run_options(
-            forkbench::select("all").expect("all is an operation set"),
-            TargetArg::Both,
-            &sizes,
-            &timeout,
-            &output,
-        )),
+        } => forkbench::run(&RunOptions {
+            reference: reference.map(|ReferenceArg::LinuxVm| forkbench::Reference {
+                kernel: linux_kernel,
+                append: linux_append,
+            }),
+            ..run_options(
+                forkbench::select("all").expect("all is an operation set"),
+                TargetArg::Both,
+                &sizes,
+                &timeout,
+                &output,
+            )
+        }),
         Command::Sweep(args) => forkbench::sweep(&SweepOptions {
             mem_list: args.mem_list,
             iters: args.iters,
@@ -342,5 +370,6 @@ fn run_options(
             history_keep: output.history_keep,
             samples: output.samples.clone(),
         },
+        reference: None,
     }
 }

@@ -541,3 +541,45 @@ fn the_allowance_covers_a_gib_of_fork_mem() {
         Duration::from_secs(7)
     );
 }
+
+/// A Linux guest's tty before `harnessd` makes it raw: the first Hello
+/// comes back as its own echo; later ones are answered. A plain `hello`
+/// takes the echo for the reply; `hello_until_ready` asks again.
+#[test]
+fn hello_until_ready_outlasts_a_cooked_tty_echoing_the_first_hello() {
+    let echoing = || {
+        let mut answer = healthy(64);
+        move |id, request: Message| {
+            if id == 1 {
+                vec![frame(id, &request)]
+            } else {
+                answer(id, request)
+            }
+        }
+    };
+    let mut plain = fake_guest(echoing());
+    let err = plain.hello().unwrap_err();
+    assert!(matches!(err, HarnessError::Protocol(_)), "{err:?}");
+
+    let mut client = fake_guest(echoing());
+    let info = client
+        .hello_until_ready(Duration::from_secs(10), Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(info.tsc_khz, 3_000_000);
+    // The client's own timeout is back, and it goes on normally.
+    assert_eq!(client.timeout(), ReplyTimeout::from(TIMEOUT));
+    assert!(client.stats().is_ok());
+}
+
+/// A guest that never answers: the retries end at the limit with the
+/// last timeout.
+#[test]
+fn hello_until_ready_gives_up_at_its_limit() {
+    let mut client = fake_guest(|_, _| Vec::new());
+    let started = Instant::now();
+    let err = client
+        .hello_until_ready(Duration::from_millis(500), Duration::from_millis(100))
+        .unwrap_err();
+    assert!(matches!(err, HarnessError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

@@ -30,6 +30,8 @@ pub mod harness;
 pub mod io;
 pub mod ioprio;
 pub mod latency;
+#[cfg(feature = "heap")]
+pub mod linux_init;
 #[cfg(not(test))]
 mod mem;
 #[cfg(not(test))]

@@ -1,0 +1,231 @@
+//! Minimal ACPI for a Linux guest: only what turns its power-off and
+//! reboot into exits the VMM sees.
+//!
+//! Without ACPI, Linux on x86 has no way to power off a PC (the request
+//! becomes a halt with interrupts off, which KVM's in-kernel APIC keeps
+//! to itself). So the tables are: the RSDP (found through
+//! `boot_params.acpi_rsdp_addr`, or Linux's scan of 0xE0000..0xFFFFF), an
+//! XSDT with one entry, a hardware-reduced FADT (ACPI 6: no PM1 blocks, no
+//! SCI, no legacy PIC or PIT) whose sleep control register and reset
+//! register are I/O ports of this VMM, and a DSDT that only defines the
+//! `\_S5` (soft-off) sleep type. The CPUs and the IOAPIC are described by
+//! the MP table (`super::mptable`): there is no MADT.
+//!
+//! Linux powers off by writing `SLP_TYP << 2 | SLP_EN` to the sleep
+//! control register (ACPI 6.x 4.8.3.7); it reboots (`reboot=acpi`, x86's
+//! first choice) by writing the reset value to the reset register.
+
+use super::mptable::checksum;
+
+/// I/O port of the FADT's sleep control register.
+pub const SLEEP_CONTROL_PORT: u16 = 0x600;
+/// I/O port of the FADT's sleep status register (writes ignored, reads 0).
+pub const SLEEP_STATUS_PORT: u16 = 0x601;
+/// I/O port of the FADT's reset register.
+pub const RESET_PORT: u16 = 0x602;
+/// The value Linux writes to [`RESET_PORT`] to reboot.
+pub const RESET_VALUE: u8 = 0x01;
+/// `SLP_TYP` of `\_S5` in the DSDT.
+pub const S5_SLEEP_TYPE: u8 = 5;
+/// `SLP_EN` of the sleep control register.
+const SLEEP_ENABLE: u8 = 1 << 5;
+
+/// What a write to one of the ports above asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRequest {
+    PowerOff,
+    Reboot,
+    /// A write that changes nothing (status clears, other sleep types).
+    Nothing,
+}
+
+/// Whether `port` is one of the ACPI ports above.
+pub fn is_acpi_port(port: u16) -> bool {
+    (SLEEP_CONTROL_PORT..=RESET_PORT).contains(&port)
+}
+
+/// What writing `value` to `port` asks for.
+pub fn port_write(port: u16, value: u8) -> PortRequest {
+    match port {
+        SLEEP_CONTROL_PORT if value & SLEEP_ENABLE != 0 && (value >> 2) & 7 == S5_SLEEP_TYPE => {
+            PortRequest::PowerOff
+        }
+        RESET_PORT if value == RESET_VALUE => PortRequest::Reboot,
+        _ => PortRequest::Nothing,
+    }
+}
+
+const OEM_ID: &[u8; 6] = b"FORKVM";
+const OEM_TABLE_ID: &[u8; 8] = b"LINUXREF";
+const FADT_REVISION: u8 = 6;
+const FADT_LEN: usize = 276;
+/// FADT flags: RESET_REG_SUP, HW_REDUCED_ACPI.
+const FADT_FLAGS: u32 = (1 << 10) | (1 << 20);
+/// IA-PC boot architecture flags: no VGA (bit 2), no CMOS RTC (bit 3);
+/// bit 1 (an 8042) is clear, so Linux does not probe a keyboard
+/// controller.
+const IAPC_BOOT_ARCH: u16 = (1 << 2) | (1 << 3);
+
+/// A system description table: the 36-byte header, then `body`.
+fn table(signature: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(36 + body.len());
+    t.extend_from_slice(signature);
+    t.extend_from_slice(&((36 + body.len()) as u32).to_le_bytes());
+    t.push(revision);
+    t.push(0); // checksum, below
+    t.extend_from_slice(OEM_ID);
+    t.extend_from_slice(OEM_TABLE_ID);
+    t.extend_from_slice(&1u32.to_le_bytes()); // OEM revision
+    t.extend_from_slice(b"FKVM"); // creator id
+    t.extend_from_slice(&1u32.to_le_bytes()); // creator revision
+    t.extend_from_slice(body);
+    t[9] = checksum(&t);
+    t
+}
+
+/// A Generic Address Structure for one byte-wide I/O port.
+fn io_port_gas(port: u16) -> [u8; 12] {
+    let mut gas = [0u8; 12];
+    gas[0] = 1; // system I/O space
+    gas[1] = 8; // register bit width
+    gas[2] = 0; // bit offset
+    gas[3] = 1; // byte access
+    gas[4..12].copy_from_slice(&u64::from(port).to_le_bytes());
+    gas
+}
+
+/// The DSDT's AML: `Name (\_S5, Package () { S5_SLEEP_TYPE, 0 })`.
+fn dsdt_aml() -> Vec<u8> {
+    const NAME_OP: u8 = 0x08;
+    const PACKAGE_OP: u8 = 0x12;
+    const BYTE_PREFIX: u8 = 0x0a;
+    const ZERO_OP: u8 = 0x00;
+    // PkgLength counts itself: 1 + NumElements 1 + the elements 3.
+    let package = [PACKAGE_OP, 5, 2, BYTE_PREFIX, S5_SLEEP_TYPE, ZERO_OP];
+    let mut aml = vec![NAME_OP, b'\\'];
+    aml.extend_from_slice(b"_S5_");
+    aml.extend_from_slice(&package);
+    aml
+}
+
+fn fadt(dsdt: u64) -> Vec<u8> {
+    let mut body = vec![0u8; FADT_LEN - 36];
+    let at = |offset: usize| offset - 36;
+    body[at(40)..at(44)].copy_from_slice(&(dsdt as u32).to_le_bytes());
+    body[at(109)..at(111)].copy_from_slice(&IAPC_BOOT_ARCH.to_le_bytes());
+    body[at(112)..at(116)].copy_from_slice(&FADT_FLAGS.to_le_bytes());
+    body[at(116)..at(128)].copy_from_slice(&io_port_gas(RESET_PORT));
+    body[at(128)] = RESET_VALUE;
+    body[at(131)] = 0; // FADT minor version (6.0)
+    body[at(140)..at(148)].copy_from_slice(&dsdt.to_le_bytes());
+    body[at(244)..at(256)].copy_from_slice(&io_port_gas(SLEEP_CONTROL_PORT));
+    body[at(256)..at(268)].copy_from_slice(&io_port_gas(SLEEP_STATUS_PORT));
+    body[at(268)..at(276)].copy_from_slice(b"FORKVM  ");
+    table(b"FACP", FADT_REVISION, &body)
+}
+
+/// The tables, laid out from guest-physical `base` (16-byte aligned, below
+/// 1 MiB so that the legacy scan finds the RSDP there too): the RSDP at
+/// `base` itself.
+pub fn build(base: u64) -> Vec<u8> {
+    assert_eq!(base % 16, 0, "the RSDP is 16-byte aligned");
+    let xsdt_at = base + 64;
+    let fadt_at = xsdt_at + 64;
+    let dsdt_at = fadt_at + 512;
+
+    let mut rsdp = Vec::with_capacity(36);
+    rsdp.extend_from_slice(b"RSD PTR ");
+    rsdp.push(0); // checksum of the first 20 bytes, below
+    rsdp.extend_from_slice(OEM_ID);
+    rsdp.push(2); // revision: ACPI 2.0+, the XSDT is used
+    rsdp.extend_from_slice(&0u32.to_le_bytes()); // no RSDT
+    rsdp.extend_from_slice(&36u32.to_le_bytes());
+    rsdp.extend_from_slice(&xsdt_at.to_le_bytes());
+    rsdp.push(0); // extended checksum, below
+    rsdp.extend_from_slice(&[0; 3]);
+    rsdp[8] = checksum(&rsdp[..20]);
+    rsdp[32] = checksum(&rsdp);
+
+    let xsdt = table(b"XSDT", 1, &fadt_at.to_le_bytes());
+    let fadt = fadt(dsdt_at);
+    let dsdt = table(b"DSDT", 2, &dsdt_aml());
+    assert!(xsdt.len() <= 64 && fadt.len() <= 512);
+
+    let mut out = vec![0u8; (dsdt_at - base) as usize];
+    out[..rsdp.len()].copy_from_slice(&rsdp);
+    let put = |out: &mut Vec<u8>, at: u64, bytes: &[u8]| {
+        let offset = (at - base) as usize;
+        out[offset..offset + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut out, xsdt_at, &xsdt);
+    put(&mut out, fadt_at, &fadt);
+    out.extend_from_slice(&dsdt);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(bytes: &[u8]) -> u8 {
+        bytes.iter().fold(0u8, |s, &b| s.wrapping_add(b))
+    }
+
+    fn u64_at(bytes: &[u8], offset: usize) -> u64 {
+        u64::from_le_bytes(bytes[offset..offset + 8].try_into().unwrap())
+    }
+
+    /// The table at guest address `at` in `tables` (laid out from `base`).
+    fn table_at(tables: &[u8], base: u64, at: u64) -> &[u8] {
+        let offset = (at - base) as usize;
+        let len = u32::from_le_bytes(tables[offset + 4..offset + 8].try_into().unwrap());
+        &tables[offset..offset + len as usize]
+    }
+
+    #[test]
+    fn the_rsdp_leads_through_the_xsdt_to_a_checked_fadt_and_dsdt() {
+        let base = 0xe0000;
+        let tables = build(base);
+        assert_eq!(&tables[..8], b"RSD PTR ");
+        assert_eq!(sum(&tables[..20]), 0);
+        assert_eq!(sum(&tables[..36]), 0);
+        let xsdt = table_at(&tables, base, u64_at(&tables, 24));
+        assert_eq!(&xsdt[..4], b"XSDT");
+        assert_eq!(sum(xsdt), 0);
+        assert_eq!(xsdt.len(), 44, "one entry");
+        let fadt = table_at(&tables, base, u64_at(xsdt, 36));
+        assert_eq!(&fadt[..4], b"FACP");
+        assert_eq!(fadt.len(), FADT_LEN);
+        assert_eq!(fadt[8], 6, "revision 6: sleep registers present");
+        assert_eq!(sum(fadt), 0);
+        let flags = u32::from_le_bytes(fadt[112..116].try_into().unwrap());
+        assert_ne!(flags & (1 << 20), 0, "hardware-reduced");
+        assert_eq!(u64_at(fadt, 244 + 4), u64::from(SLEEP_CONTROL_PORT));
+        assert_eq!(u64_at(fadt, 116 + 4), u64::from(RESET_PORT));
+        let dsdt = table_at(&tables, base, u64_at(fadt, 140));
+        assert_eq!(&dsdt[..4], b"DSDT");
+        assert_eq!(sum(dsdt), 0);
+        assert_eq!(
+            &dsdt[36..],
+            &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 5, 2, 0x0a, 5, 0]
+        );
+        assert!(tables.len() < 0x1000);
+    }
+
+    #[test]
+    fn only_s5_with_slp_en_powers_off_and_only_the_reset_value_reboots() {
+        assert_eq!(
+            port_write(SLEEP_CONTROL_PORT, (5 << 2) | 0x20),
+            PortRequest::PowerOff
+        );
+        assert_eq!(port_write(SLEEP_CONTROL_PORT, 5 << 2), PortRequest::Nothing);
+        assert_eq!(
+            port_write(SLEEP_CONTROL_PORT, (3 << 2) | 0x20),
+            PortRequest::Nothing
+        );
+        assert_eq!(port_write(SLEEP_STATUS_PORT, 0x80), PortRequest::Nothing);
+        assert_eq!(port_write(RESET_PORT, RESET_VALUE), PortRequest::Reboot);
+        assert_eq!(port_write(RESET_PORT, 0), PortRequest::Nothing);
+        assert!(is_acpi_port(0x601) && !is_acpi_port(0x603) && !is_acpi_port(0x5ff));
+    }
+}

@@ -488,6 +488,8 @@ struct Attempt {
 /// Boots the nested VM and collects its console until it powers off, goes
 /// silent for [`STALL_LIMIT`] or exceeds [`NESTED_RUN_LIMIT`].
 fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
+    let monitor = initrd.with_file_name("monitor.sock");
+    let _ = fs::remove_file(&monitor);
     let mut child = Command::new(&tools.qemu)
         .args(["-machine", "q35", "-accel", "tcg,thread=multi"])
         // TCG's `max` CPU has SVM with nested paging: kvm-amd loads on it.
@@ -496,7 +498,10 @@ fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
         // other waits for it), and one CPU is faster on a 2-core host anyway.
         .args(["-cpu", "max", "-smp", "1", "-m", "4096"])
         .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .args(["-serial", "stdio", "-monitor", "none"])
+        .args(["-serial", "stdio"])
+        // The monitor answers `info registers` when the nested Linux stops.
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
         .arg("-kernel")
         .arg(&tools.kernel)
         .arg("-initrd")
@@ -547,6 +552,9 @@ fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
         }
     }
     if ending.is_some() {
+        if ending.is_some_and(|why| why.contains("heartbeat")) {
+            console.push_str(&cpu_state(&monitor));
+        }
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
@@ -562,6 +570,33 @@ fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
         console,
         stalled: ending.is_some_and(|why| why.contains("heartbeat")),
     }
+}
+
+/// What the stopped nested VM's CPU is doing, twice a second apart (is it
+/// looping in one place, and in the nested guest or in Linux?), from
+/// QEMU's monitor.
+fn cpu_state(monitor: &Path) -> String {
+    let ask = || -> std::io::Result<String> {
+        let mut socket = std::os::unix::net::UnixStream::connect(monitor)?;
+        socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+        socket.write_all(b"info registers\n")?;
+        // Everything until the monitor has been quiet for a second.
+        let mut answer = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = socket.read(&mut chunk) {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let mut text = String::from("\n[qemu monitor: the stopped CPU]\n");
+    for _ in 0..2 {
+        match ask() {
+            Ok(answer) => text.push_str(&answer),
+            Err(e) => text.push_str(&format!("(monitor: {e})\n")),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    text
 }
 
 /// Checks every step's mark; a one-line summary, or what failed.

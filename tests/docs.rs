@@ -1,6 +1,7 @@
 //! Keeps the documents from rotting: every line of a fenced block opened
 //! with ```` ```sh runnable ```` in README.md and docs/*.md runs here and
-//! must exit 0, and every relative link between the documents resolves.
+//! must exit 0, every relative link between the documents resolves, and
+//! the `Example:` of `forkvm --help` and of `forkbench`'s helps runs.
 //!
 //! A runnable line runs with `sh -c` in the repository root, with
 //! `./target/release/forkvm` replaced by the `forkvm` cargo built for this
@@ -233,4 +234,65 @@ fn relative_links_between_the_documents_resolve() {
         "no relative link found: is the parser broken?"
     );
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+/// The command of the `Example: CMD   (what it does)` line of a help text.
+fn help_example(help: &str) -> Option<String> {
+    let line = help
+        .lines()
+        .find_map(|line| line.strip_prefix("Example: "))?;
+    let command = line.split("   (").next().unwrap_or(line);
+    Some(command.trim().to_owned())
+}
+
+/// `forkvm --help` and `forkbench --help` and each of its subcommands'
+/// show one example, and each example runs (iterations capped, in a
+/// scratch directory for the files it writes).
+#[test]
+fn every_help_example_runs() {
+    require_kvm!();
+    let forkvm = PathBuf::from(common::FORKVM);
+    let forkbench = forkvm.with_file_name("forkbench");
+    assert!(forkbench.exists(), "{} is missing", forkbench.display());
+    let scratch = std::env::temp_dir().join(format!("forkvm-help-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let helps: [(&Path, &[&str]); 6] = [
+        (&forkvm, &["--help"]),
+        (&forkbench, &["--help"]),
+        (&forkbench, &["run", "--help"]),
+        (&forkbench, &["compare", "--help"]),
+        (&forkbench, &["sweep", "--help"]),
+        (&forkbench, &["probe", "--help"]),
+    ];
+    let mut failures = Vec::new();
+    for (program, args) in helps {
+        let out = Command::new(program).args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let Some(example) = help_example(&help) else {
+            failures.push(format!(
+                "{} {args:?}: no `Example: ` line",
+                program.display()
+            ));
+            continue;
+        };
+        let (name, rest) = example.split_once(' ').unwrap_or((&example, ""));
+        let binary = if name == "forkvm" {
+            &forkvm
+        } else {
+            &forkbench
+        };
+        let command = format!(
+            "cd '{}' && '{}' {}",
+            scratch.display(),
+            binary.display(),
+            cap_iterations(rest)
+        );
+        match run_line(&command) {
+            Ok((0, _)) => {}
+            Ok((code, output)) => failures.push(format!("`{example}` exited {code}:\n{output}")),
+            Err(why) => failures.push(format!("`{example}`: {why}")),
+        }
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

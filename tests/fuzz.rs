@@ -5,7 +5,7 @@
 //! must be back at their baseline afterwards (see `counters`).
 //!
 //! A longer run, by hand: `forkvm --timeout 3600 -c 'stat; meminfo; run fuzz
-//! --seed N --calls 1000000 --workers 4; stat; meminfo'` (README, "Fuzzing").
+//! --seed N --calls 1000000 --workers 4; stat; meminfo'` (docs/TESTING.md, "Fuzzing the system calls").
 
 mod common;
 mod counters;

@@ -28,7 +28,9 @@ const EXIT_TIMEOUT: u8 = 124;
                   1 forkvm error; 2 bad arguments; 101 guest kernel panic; 102 guest crash; 103 a Linux \
                   guest rebooted (also after its panic); 124 timeout. A Linux bzImage given to --kernel \
                   boots with its console on the serial port (the kernel log with -v); its power-off \
-                  is status 0."
+                  is status 0.\n\n\
+                  Example: forkvm -c 'echo hello; bench fork --iters 100'   (prints hello and a fork \
+                  benchmark, exits 0)"
 )]
 struct Cli {
     /// Run these shell commands (separated by ';' or newlines) instead of the

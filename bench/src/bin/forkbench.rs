@@ -26,7 +26,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "forkbench",
     version,
-    about = "Process-creation benchmarks (fork, vfork, clone) with dashboard output"
+    about = "Process-creation benchmarks (fork, vfork, clone) with dashboard output",
+    after_help = "Example: forkbench compare --iters 200   (every operation in the guest and on \
+                  the host, with ratios). Guide: docs/BENCHMARKING.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure one operation, or `all`, in the guest and/or on the host.
+    #[command(after_help = "Example: forkbench run fork --target guest --iters 500")]
     Run {
         /// The operation, or `all`.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(forkbench::op_names()))]
@@ -51,6 +54,9 @@ enum Command {
         output: OutputArgs,
     },
     /// Every operation in the guest and on the host, with ratios.
+    #[command(
+        after_help = "Example: forkbench compare --iters 200 --format json --output base.json"
+    )]
     Compare {
         /// Also measure in a reference kernel booted by the same VMM with the
         /// same memory and vCPUs (ratios then against it): `linux-vm`.
@@ -72,8 +78,14 @@ enum Command {
         output: OutputArgs,
     },
     /// `fork_mem` latency against the MiB the parent touched.
+    #[command(
+        after_help = "Example: forkbench sweep --mem-list 0,16,64 --iters 100 --csv sweep.csv --svg sweep.svg"
+    )]
     Sweep(SweepArgs),
     /// One clone/clone3 call: its pid or errno in the guest and on the host.
+    #[command(
+        after_help = "Example: forkbench probe --flags 0x800   (CLONE_SIGHAND without CLONE_VM: EINVAL)"
+    )]
     Probe(ProbeArgsCli),
 }
 

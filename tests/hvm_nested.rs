@@ -53,9 +53,10 @@ const VM_TEST_BINARIES: &[&str] = &[
     "guest_harness",
     "guest_malformed_frames",
     "forkbench_cli",
-    // forkbench's Linux reference: Linux booted by forkvm's VMM (it needs
-    // VMX/SVM, so on PVM hosts it runs only here).
-    "linux_reference",
+    // Not yet `linux_reference` (Linux booted by forkvm's VMM, which needs
+    // VMX/SVM): in the one full nested run so far, Linux under forkvm under
+    // TCG had not answered the harness's Hello after about 170 s when the run's
+    // limit ended it; it needs its own, longer nested run (see the issue).
 ];
 
 /// The whole nested run (Linux boot, every test binary) must end by then.

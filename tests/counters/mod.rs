@@ -58,18 +58,6 @@ pub struct Counters {
     pub heap_used: u64,
 }
 
-fn number_after(line: &str, key: &str) -> u64 {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len();
-    line[start..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {key} in {line}"))
-}
-
 /// Every (stat, meminfo) pair in `text`, in order.
 pub fn all(text: &str) -> Vec<Counters> {
     let stats = text.lines().filter(|l| l.starts_with("syscalls="));
@@ -83,10 +71,10 @@ pub fn all(text: &str) -> Vec<Counters> {
                 .filter(|(key, _)| !EVENTS.contains(key))
                 .map(|(key, value)| (key.to_owned(), value.to_owned()))
                 .collect(),
-            frames_in_use: number_after(meminfo, " used=")
-                - STACK_FRAMES * number_after(meminfo, "cached kernel stacks: ")
-                - number_after(meminfo, "pooled page tables: "),
-            heap_used: number_after(meminfo, "heap: used="),
+            frames_in_use: crate::common::field(meminfo, " used=")
+                - STACK_FRAMES * crate::common::field(meminfo, "cached kernel stacks: ")
+                - crate::common::field(meminfo, "pooled page tables: "),
+            heap_used: crate::common::field(meminfo, "heap: used="),
         })
         .collect()
 }

@@ -78,41 +78,54 @@ fn install_kick_handler() {
 
 /// What a vCPU thread reports when its loop ends.
 struct VcpuReport {
+    cpu: usize,
     exit: GuestExit,
     entered: Instant,
     exited: Instant,
 }
 
-/// Stops every vCPU thread still running: sets the flag, then kicks each
-/// thread out of `KVM_RUN` (a kick can land just before it re-enters, so
-/// again every 10 ms) until all have reported. Returns their reports in
-/// the order they came.
+/// Stops every vCPU thread still running and collects the reports of all
+/// (`already` holds those received before). It sets the flag, then kicks
+/// each thread that has not reported out of `KVM_RUN`, again every 10 ms
+/// because a kick can land just before the thread re-enters. Returns once
+/// every thread has dropped its sender: each has left its loop then.
+///
+/// A thread that has reported is never kicked again. Kicking it in a tight
+/// loop while it exits (the channel is already closed, so nothing paces
+/// the loop) keeps it delivering signals without end: under nested SVM
+/// that livelocked both threads.
 fn stop_vcpus(
     stop: &AtomicBool,
     threads: &[std::thread::JoinHandle<()>],
     reports: &mpsc::Receiver<VcpuReport>,
+    already: Vec<VcpuReport>,
 ) -> Vec<VcpuReport> {
     use std::os::unix::thread::JoinHandleExt;
     stop.store(true, Ordering::Release);
-    let mut received = Vec::new();
+    let mut reported = vec![false; threads.len()];
+    for report in &already {
+        reported[report.cpu] = true;
+    }
+    let mut received = already;
     loop {
-        while let Ok(report) = reports.try_recv() {
-            received.push(report);
-        }
-        if threads.iter().all(|t| t.is_finished()) {
-            // A finished thread sent its report before it ended.
-            while let Ok(report) = reports.try_recv() {
-                received.push(report);
+        for (cpu, thread) in threads.iter().enumerate() {
+            if !reported[cpu] && !thread.is_finished() {
+                // SAFETY: the thread has not finished, so its pthread is
+                // valid, and the signal has a no-op handler.
+                unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
             }
-            return received;
         }
-        for thread in threads.iter().filter(|t| !t.is_finished()) {
-            // SAFETY: the thread has not finished, so its pthread is
-            // valid, and the signal has a no-op handler.
-            unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
-        }
-        if let Ok(report) = reports.recv_timeout(Duration::from_millis(10)) {
-            received.push(report);
+        match reports.recv_timeout(Duration::from_millis(10)) {
+            Ok(report) => {
+                reported[report.cpu] = true;
+                received.push(report);
+                while let Ok(report) = reports.try_recv() {
+                    reported[report.cpu] = true;
+                    received.push(report);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return received,
         }
     }
 }
@@ -247,7 +260,7 @@ pub fn run_with(
             exits: exits.clone(),
             cpu_exits: per_cpu_exits.get(cpu).cloned(),
         };
-        let exit_tx = exit_tx.clone();
+        let report_tx = exit_tx.clone();
         let guest_stopped_signal = guest_stopped_signal
             .try_clone()
             .map_err(|e| Error::Io("eventfd", e))?;
@@ -256,7 +269,8 @@ pub fn run_with(
             .spawn(move || {
                 let entered = Instant::now();
                 let exit = vcpu::run(&mut vcpu_fd, &context);
-                let _ = exit_tx.send(VcpuReport {
+                let _ = report_tx.send(VcpuReport {
+                    cpu,
                     exit,
                     entered,
                     exited: Instant::now(),
@@ -268,7 +282,8 @@ pub fn run_with(
         match thread {
             Ok(thread) => vcpu_threads.push(thread),
             Err(e) => {
-                stop_vcpus(&stop, &vcpu_threads, &exit_rx);
+                drop(exit_tx);
+                stop_vcpus(&stop, &vcpu_threads, &exit_rx, Vec::new());
                 return Err(Error::Io("spawning a vCPU thread", e));
             }
         }
@@ -288,13 +303,10 @@ pub fn run_with(
 
     // The first vCPU to stop decides how the guest ended; then every
     // other one is stopped and joined.
-    let first = exit_rx.try_recv().ok();
-    let mut reports = stop_vcpus(&stop, &vcpu_threads, &exit_rx);
+    let first = exit_rx.try_recv().into_iter().collect();
+    let reports = stop_vcpus(&stop, &vcpu_threads, &exit_rx, first);
     for thread in vcpu_threads {
         let _ = thread.join();
-    }
-    if let Some(first) = first {
-        reports.insert(0, first);
     }
     let now = Instant::now();
     let (exit, exited) = reports

@@ -337,3 +337,25 @@ fn noncanonical_user_stack_pointers_do_not_crash_the_kernel() {
     );
     assert!(text.contains("kernel alive"), "{text}");
 }
+
+/// A fault that kills a task leaves Linux's kernel log line (x86
+/// `show_signal_msg`: comm, pid, address, ip, sp, error code); a fault a
+/// handler takes care of leaves none.
+#[test]
+fn a_fatal_fault_is_logged_like_linux_and_a_handled_one_is_not() {
+    require_kvm!();
+    let text = run_expect(
+        "run proctest wait-status-sigsegv; run proctest signal-segv-handler-fixes",
+        0,
+    );
+    assert!(common::proctest_failures(&text).is_empty(), "{text}");
+    let logged: Vec<&str> = text.lines().filter(|l| l.contains("segfault at")).collect();
+    assert_eq!(logged.len(), 1, "{text}");
+    let line = logged[0];
+    // The child wrote address 0: a user-mode write to a page not present
+    // (error code 6).
+    assert!(line.starts_with("forkvm: proctest["), "{line}");
+    assert!(line.contains("]: segfault at 0 ip "), "{line}");
+    assert!(line.contains(" sp "), "{line}");
+    assert!(line.trim_end().ends_with(" error 6"), "{line}");
+}

@@ -414,6 +414,19 @@ pub fn force_sig(info: SigInfo) {
     }
 }
 
+/// Linux `unhandled_signal`: whether `signal`, raised by a fault of the
+/// current task, will end it rather than run a handler (init counts as
+/// unhandled: its faults are always worth a log line).
+pub fn unhandled_signal(signal: u32) -> bool {
+    let task = crate::sched::current();
+    if task.pid == 1 {
+        return true;
+    }
+    let sighand = task.inner.lock().sighand.clone();
+    let handler = sighand.lock().action(signal).handler;
+    handler == SIG_DFL || handler == SIG_IGN
+}
+
 /// Linux `force_sigsegv`: a signal's frame could not be built. A SIGSEGV
 /// handler that cannot run is reset first, so the next SIGSEGV kills.
 pub fn force_sigsegv(signal: u32) {

@@ -150,6 +150,9 @@ fn user_exception(frame: &TrapFrame) {
         // #GP and the rest: SIGSEGV from the kernel, no address.
         _ => (SIGSEGV, SI_KERNEL, 0),
     };
+    if crate::process::signal::unhandled_signal(signal) {
+        show_signal_msg(frame, signal, addr);
+    }
     let fields = if code == SI_KERNEL {
         SigFields::None
     } else {
@@ -160,6 +163,55 @@ fn user_exception(frame: &TrapFrame) {
         code,
         fields,
     });
+}
+
+/// The kernel log line Linux prints when a fault kills a task (x86
+/// `show_signal_msg` and `do_trap`, with `show_unhandled_signals` on): a
+/// program that crashes says where, instead of only dying. Rate-limited
+/// like Linux's `printk_ratelimit` (a burst of 10 per 5 s), so a fuzzer's
+/// dying workers cannot flood the console.
+fn show_signal_msg(frame: &TrapFrame, signal: u32, addr: u64) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    const BURST: u64 = 10;
+    const INTERVAL_NS: u64 = 5_000_000_000;
+    static WINDOW_START: AtomicU64 = AtomicU64::new(0);
+    static PRINTED: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = super::cpu::rdtsc();
+    let start = WINDOW_START.load(Ordering::Relaxed);
+    if start == 0 || now.saturating_sub(start) > crate::time::ns_to_tsc(INTERVAL_NS) {
+        WINDOW_START.store(now, Ordering::Relaxed);
+        PRINTED.store(0, Ordering::Relaxed);
+        let missed = SUPPRESSED.swap(0, Ordering::Relaxed);
+        if missed > 0 {
+            crate::println!("forkvm: show_signal_msg: {missed} callbacks suppressed");
+        }
+    }
+    if PRINTED.fetch_add(1, Ordering::Relaxed) >= BURST {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let task = crate::sched::current();
+    let comm = task.comm();
+    let comm = core::str::from_utf8(&comm)
+        .unwrap_or("?")
+        .trim_end_matches('\0');
+    let (ip, sp, error) = (frame.rip, frame.rsp, frame.error_code);
+    match frame.vector {
+        PAGE_FAULT => crate::println!(
+            "forkvm: {comm}[{}]: segfault at {addr:x} ip {ip:016x} sp {sp:016x} error {error:x}",
+            task.pid
+        ),
+        13 => crate::println!(
+            "forkvm: traps: {comm}[{}] general protection fault ip:{ip:x} sp:{sp:x} error:{error:x}",
+            task.pid
+        ),
+        v => crate::println!(
+            "forkvm: traps: {comm}[{}] trap {} ip:{ip:x} sp:{sp:x} error:{error:x} (signal {signal})",
+            task.pid,
+            EXCEPTION_NAMES.get(v as usize).copied().unwrap_or("?")
+        ),
+    }
 }
 
 /// Kernel-mode exceptions: nothing recovers from them, so they stop the

@@ -888,3 +888,57 @@ fn a_static_pie_program_runs_like_on_the_host() {
     assert_eq!(program_output(&out), "static-pie ok\n", "{}", stderr(&out));
     assert_eq!(code(&out), 7, "{}", stderr(&out));
 }
+
+/// Issue 10's third-party check: Debian's `trinity`, the Linux kernel's
+/// own system-call fuzzer, run unprivileged (busybox `setpriv` to
+/// nobody) with a fixed seed, two children and a bounded number of calls.
+/// Whatever it throws at the kernel, trinity finishes its calls and the
+/// shell goes on after it: no panic, no crash of the VM, no hang.
+#[test]
+fn trinity_fuzzes_as_nobody_and_the_kernel_lives() {
+    require_kvm!();
+    let trinity = fetch_debs("trinity-deb", &["trinity"]).join("usr/bin/trinity");
+    let mut a = Archive::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    a.dir("etc");
+    dirs.insert("etc".to_owned());
+    // Trinity creates its test files in the directory it starts in.
+    let tmp = a.next_ino();
+    a.entry("tmp", 0o041_777, 2, tmp, &[]);
+    dirs.insert("tmp".to_owned());
+    add_file(&mut a, &mut dirs, "/bin/busybox", &busybox());
+    add_file(&mut a, &mut dirs, "/usr/bin/trinity", &trinity);
+    for (guest, host) in libraries(&trinity, &[]) {
+        add_file(&mut a, &mut dirs, &guest, &host);
+    }
+    a.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    );
+    a.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
+    let archive = scratch("trinity.cpio", &a.finish());
+    let calls = 3000;
+    let script = format!(
+        "cd /tmp && /bin/busybox setpriv --reuid 65534 --regid 65534 --clear-groups \
+         /usr/bin/trinity -N {calls} -s 7 --arch 64 -C 2 -l off -q; \
+         echo \"trinity exit $?\"; echo kernel alive"
+    );
+    let out = Command::new(common::FORKVM)
+        .args(["--timeout", "600", "--mem", "512M"])
+        .stdin(std::process::Stdio::null())
+        .arg("--initrd")
+        .arg(&archive)
+        .args(["--init", "/bin/busybox", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    std::fs::remove_file(archive).ok();
+    let text = stdout(&out).replace("\r\n", "\n");
+    assert!(
+        text.contains(&format!("Reached limit {calls}")),
+        "trinity did not finish its calls\n{text}{}",
+        stderr(&out)
+    );
+    assert!(text.contains("\nkernel alive\n"), "{text}{}", stderr(&out));
+    assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
+}

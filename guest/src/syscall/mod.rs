@@ -103,6 +103,8 @@ pub mod nr {
     pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
+    pub const CLOCK_NANOSLEEP: u64 = 230;
+    pub const CREAT: u64 = 85;
     pub const EXIT_GROUP: u64 = 231;
     pub const REBOOT: u64 = 169;
     pub const DUP3: u64 = 292;
@@ -214,6 +216,17 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::PIPE2 => io::pipe2(a),
         nr::OPEN => file::openat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
         nr::OPENAT => file::openat(a),
+        // `creat` is `open(path, O_CREAT | O_WRONLY | O_TRUNC, mode)`.
+        nr::CREAT => file::openat(Args([
+            AT_FDCWD,
+            a.0[0],
+            u64::from(
+                crate::fs::file::O_CREAT | crate::fs::file::O_WRONLY | crate::fs::file::O_TRUNC,
+            ),
+            a.0[1],
+            0,
+            0,
+        ])),
         nr::GETRESUID => cred::getresuid(a, false),
         nr::GETRESGID => cred::getresuid(a, true),
         nr::GETGROUPS => cred::getgroups(a),
@@ -289,6 +302,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::FUTEX => futex::futex(a),
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),
+        nr::CLOCK_NANOSLEEP => time::clock_nanosleep(a),
         nr::EXIT_GROUP => process::exit_group(a),
         nr::REBOOT => forkvm::reboot(a),
         nr::SETPGID => pgrp::setpgid(a),

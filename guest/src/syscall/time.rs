@@ -1,7 +1,7 @@
-//! `nanosleep` and `clock_gettime`, on the TSC.
+//! `nanosleep`, `clock_nanosleep` and `clock_gettime`, on the TSC.
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EINTR, EINVAL};
+use crate::errno::{EINTR, EINVAL, EOPNOTSUPP};
 use crate::{sched, time};
 
 const CLOCK_REALTIME: u64 = 0;
@@ -49,6 +49,50 @@ pub fn nanosleep(a: Args) -> SysResult {
         return Ok(0);
     }
     if remaining != 0 {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
+        bytes[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());
+        current_mm()?.copy_to_user(remaining, &bytes)?;
+    }
+    Err(EINTR)
+}
+
+/// `clock_nanosleep(clock, flags, req, rem)`: `nanosleep` on a chosen
+/// clock, relative or (`TIMER_ABSTIME`) until the clock reads `req`. As on
+/// Linux: the clocks that can time a sleep are REALTIME, MONOTONIC and
+/// BOOTTIME (all count from boot here: no wall clock); the raw, coarse
+/// and thread CPU-time clocks have no sleep (EOPNOTSUPP); other ids are
+/// EINVAL. Sleeping until the process's CPU time reaches a value
+/// (Linux's `posix_cpu_nsleep`) is not built: EOPNOTSUPP. `rem` is
+/// written only for an interrupted relative sleep. Unknown flag bits are
+/// ignored, as Linux does.
+pub fn clock_nanosleep(a: Args) -> SysResult {
+    const TIMER_ABSTIME: u64 = 1;
+    let [clock, flags, request, remaining, ..] = a.0;
+    match clock {
+        CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME => {}
+        CLOCK_MONOTONIC_RAW
+        | CLOCK_REALTIME_COARSE
+        | CLOCK_MONOTONIC_COARSE
+        | CLOCK_THREAD_CPUTIME_ID => return Err(EOPNOTSUPP),
+        CLOCK_PROCESS_CPUTIME_ID => return Err(EOPNOTSUPP),
+        _ => return Err(EINVAL),
+    }
+    let (seconds, nanoseconds) = read_timespec(request)?;
+    let requested = seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds);
+    let absolute = flags & TIMER_ABSTIME != 0;
+    let ns = if absolute {
+        requested.saturating_sub(time::uptime_ns())
+    } else {
+        requested
+    };
+    let left = sched::sleep_for_ns(ns);
+    if left == 0 {
+        return Ok(0);
+    }
+    if remaining != 0 && !absolute {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&(left / 1_000_000_000).to_le_bytes());
         bytes[8..].copy_from_slice(&(left % 1_000_000_000).to_le_bytes());

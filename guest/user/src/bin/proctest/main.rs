@@ -113,6 +113,7 @@ topics! {
     sched,
     rusage,
     affinity,
+    clocks,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

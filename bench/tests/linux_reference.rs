@@ -72,7 +72,7 @@ fn compare_with_a_linux_guest() {
         "{reference:?}"
     );
     assert!(
-        reference.command_line.contains("virtio_mmio.device="),
+        reference.command_line.starts_with("console=ttyS0 "),
         "{reference:?}"
     );
     for op in bench::forkbench::op_names()

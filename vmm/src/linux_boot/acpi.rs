@@ -7,13 +7,24 @@
 //! `boot_params.acpi_rsdp_addr`, or Linux's scan of 0xE0000..0xFFFFF), an
 //! XSDT with one entry, a hardware-reduced FADT (ACPI 6: no PM1 blocks, no
 //! SCI, no legacy PIC or PIT) whose sleep control register and reset
-//! register are I/O ports of this VMM, and a DSDT that only defines the
-//! `\_S5` (soft-off) sleep type. The CPUs and the IOAPIC are described by
-//! the MP table (`super::mptable`): there is no MADT.
+//! register are I/O ports of this VMM, and a DSDT that defines the `\_S5`
+//! (soft-off) sleep type and the virtio-mmio console (`\_SB.VR00`, ACPI id
+//! `LNRO0005`, its MMIO window and interrupt): distribution kernels build
+//! virtio-mmio without `virtio_mmio.device=` command-line devices
+//! (Debian's has `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES` off), so ACPI is how
+//! they find it. A MADT lists the CPUs' local APICs and the IOAPIC (GSI
+//! base 0, no overrides: ISA IRQ n is GSI n, as KVM routes them), so Linux
+//! takes the ACPI IOAPIC interrupt model and maps the console's GSI to an
+//! IOAPIC input. (The MP table, `super::mptable`, says the same for a
+//! kernel without ACPI.)
 //!
 //! Linux powers off by writing `SLP_TYP << 2 | SLP_EN` to the sleep
 //! control register (ACPI 6.x 4.8.3.7); it reboots (`reboot=acpi`, x86's
 //! first choice) by writing the reset value to the reset register.
+
+use forkvm_abi::{
+    IOAPIC_PHYS, LAPIC_PHYS, VIRTIO_CONSOLE_GSI, VIRTIO_CONSOLE_MMIO_BASE, VIRTIO_MMIO_SIZE,
+};
 
 use super::mptable::checksum;
 
@@ -94,18 +105,124 @@ fn io_port_gas(port: u16) -> [u8; 12] {
     gas
 }
 
-/// The DSDT's AML: `Name (\_S5, Package () { S5_SLEEP_TYPE, 0 })`.
+/// AML encodings (ACPI 6.x chapter 20) of the few terms the DSDT uses.
+mod aml {
+    pub const ZERO_OP: u8 = 0x00;
+    pub const NAME_OP: u8 = 0x08;
+    pub const BYTE_PREFIX: u8 = 0x0a;
+    pub const DWORD_PREFIX: u8 = 0x0c;
+    pub const STRING_PREFIX: u8 = 0x0d;
+    pub const SCOPE_OP: u8 = 0x10;
+    pub const BUFFER_OP: u8 = 0x11;
+    pub const PACKAGE_OP: u8 = 0x12;
+    pub const EXT_OP_PREFIX: u8 = 0x5b;
+    pub const DEVICE_OP: u8 = 0x82;
+
+    /// `PkgLength` of a package whose contents after it are `len` bytes:
+    /// it counts its own one to three bytes.
+    pub fn pkg_length(len: usize) -> Vec<u8> {
+        if len + 1 < 1 << 6 {
+            vec![(len + 1) as u8]
+        } else if len + 2 < 1 << 12 {
+            let total = len + 2;
+            vec![0x40 | (total & 0xf) as u8, (total >> 4) as u8]
+        } else {
+            let total = len + 3;
+            assert!(total < 1 << 20, "AML package too long");
+            vec![
+                0x80 | (total & 0xf) as u8,
+                (total >> 4) as u8,
+                (total >> 12) as u8,
+            ]
+        }
+    }
+
+    /// `Name (name, object)`; `name` is a 4-character segment or a path.
+    pub fn name(name: &[u8], object: &[u8]) -> Vec<u8> {
+        [&[NAME_OP], name, object].concat()
+    }
+
+    /// A package-encoded term: `op`, PkgLength, then `contents`.
+    fn package_term(op: &[u8], contents: &[u8]) -> Vec<u8> {
+        [op, &pkg_length(contents.len()), contents].concat()
+    }
+
+    /// `Scope (name) { terms }`.
+    pub fn scope(name: &[u8], terms: &[u8]) -> Vec<u8> {
+        package_term(&[SCOPE_OP], &[name, terms].concat())
+    }
+
+    /// `Device (name) { terms }`.
+    pub fn device(name: &[u8; 4], terms: &[u8]) -> Vec<u8> {
+        package_term(
+            &[EXT_OP_PREFIX, DEVICE_OP],
+            &[name.as_slice(), terms].concat(),
+        )
+    }
+
+    /// A string constant.
+    pub fn string(text: &str) -> Vec<u8> {
+        [&[STRING_PREFIX], text.as_bytes(), &[0]].concat()
+    }
+
+    /// `Package () { elements }` of already encoded elements.
+    pub fn package(count: u8, elements: &[u8]) -> Vec<u8> {
+        package_term(&[PACKAGE_OP], &[&[count], elements].concat())
+    }
+
+    /// `ResourceTemplate () { descriptors }`: a buffer of the resource
+    /// descriptors and the end tag (its checksum 0: "treat as correct").
+    pub fn resource_template(descriptors: &[u8]) -> Vec<u8> {
+        let bytes = [descriptors, &[0x79, 0x00]].concat();
+        let size = u32::try_from(bytes.len()).expect("small buffer");
+        let size = [&[DWORD_PREFIX], size.to_le_bytes().as_slice()].concat();
+        package_term(&[BUFFER_OP], &[size.as_slice(), &bytes].concat())
+    }
+
+    /// `Memory32Fixed (ReadWrite, base, length)`: large item 0x86.
+    pub fn memory32_fixed(base: u32, length: u32) -> Vec<u8> {
+        let mut d = vec![0x86, 9, 0, 1];
+        d.extend_from_slice(&base.to_le_bytes());
+        d.extend_from_slice(&length.to_le_bytes());
+        d
+    }
+
+    /// `Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }`:
+    /// the extended interrupt descriptor, large item 0x89.
+    pub fn edge_interrupt(gsi: u32) -> Vec<u8> {
+        const CONSUMER: u8 = 1 << 0;
+        const EDGE: u8 = 1 << 1;
+        let mut d = vec![0x89, 6, 0, CONSUMER | EDGE, 1];
+        d.extend_from_slice(&gsi.to_le_bytes());
+        d
+    }
+}
+
+/// The DSDT's AML: `Name (\_S5, Package () { S5_SLEEP_TYPE, 0 })` and
+/// the virtio-mmio console as a device under `\_SB` (see the module
+/// comment).
 fn dsdt_aml() -> Vec<u8> {
-    const NAME_OP: u8 = 0x08;
-    const PACKAGE_OP: u8 = 0x12;
-    const BYTE_PREFIX: u8 = 0x0a;
-    const ZERO_OP: u8 = 0x00;
-    // PkgLength counts itself: 1 + NumElements 1 + the elements 3.
-    let package = [PACKAGE_OP, 5, 2, BYTE_PREFIX, S5_SLEEP_TYPE, ZERO_OP];
-    let mut aml = vec![NAME_OP, b'\\'];
-    aml.extend_from_slice(b"_S5_");
-    aml.extend_from_slice(&package);
-    aml
+    let s5 = aml::package(2, &[aml::BYTE_PREFIX, S5_SLEEP_TYPE, aml::ZERO_OP]);
+    let mut out = aml::name(b"\\_S5_", &s5);
+    let resources = [
+        aml::memory32_fixed(
+            u32::try_from(VIRTIO_CONSOLE_MMIO_BASE).expect("below 4 GiB"),
+            VIRTIO_MMIO_SIZE as u32,
+        ),
+        aml::edge_interrupt(VIRTIO_CONSOLE_GSI),
+    ]
+    .concat();
+    let console = aml::device(
+        b"VR00",
+        &[
+            aml::name(b"_HID", &aml::string("LNRO0005")),
+            aml::name(b"_UID", &[aml::ZERO_OP]),
+            aml::name(b"_CRS", &aml::resource_template(&resources)),
+        ]
+        .concat(),
+    );
+    out.extend(aml::scope(b"\\_SB_", &console));
+    out
 }
 
 fn fadt(dsdt: u64) -> Vec<u8> {
@@ -124,14 +241,41 @@ fn fadt(dsdt: u64) -> Vec<u8> {
     table(b"FACP", FADT_REVISION, &body)
 }
 
-/// The tables, laid out from guest-physical `base` (16-byte aligned, below
-/// 1 MiB so that the legacy scan finds the RSDP there too): the RSDP at
-/// `base` itself.
-pub fn build(base: u64) -> Vec<u8> {
+/// MADT revision (ACPI 6.0).
+const MADT_REVISION: u8 = 4;
+const MADT_LOCAL_APIC: u8 = 0;
+const MADT_IO_APIC: u8 = 1;
+/// A local APIC entry's flags: enabled.
+const LOCAL_APIC_ENABLED: u32 = 1;
+
+/// The MADT: the local APICs of `cpus` vCPUs (ACPI processor uid = APIC
+/// id = 0..cpus) and the IOAPIC (id `cpus`, as in the MP table) at GSI 0.
+/// Flags 0: no dual 8259 to set up (they stay masked).
+fn madt(cpus: u8) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(LAPIC_PHYS as u32).to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    for cpu in 0..cpus {
+        body.extend_from_slice(&[MADT_LOCAL_APIC, 8, cpu, cpu]);
+        body.extend_from_slice(&LOCAL_APIC_ENABLED.to_le_bytes());
+    }
+    body.extend_from_slice(&[MADT_IO_APIC, 12, cpus, 0]);
+    body.extend_from_slice(&(IOAPIC_PHYS as u32).to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    table(b"APIC", MADT_REVISION, &body)
+}
+
+/// The tables for `cpus` vCPUs, laid out from guest-physical `base`
+/// (16-byte aligned, below 1 MiB so that the legacy scan finds the RSDP
+/// there too): the RSDP at `base` itself.
+pub fn build(base: u64, cpus: u8) -> Vec<u8> {
     assert_eq!(base % 16, 0, "the RSDP is 16-byte aligned");
+    assert!((1..0xff).contains(&cpus), "APIC ids must fit");
     let xsdt_at = base + 64;
     let fadt_at = xsdt_at + 64;
-    let dsdt_at = fadt_at + 512;
+    let madt_at = fadt_at + 512;
+    let madt = madt(cpus);
+    let dsdt_at = madt_at + (madt.len() as u64).next_multiple_of(16);
 
     let mut rsdp = Vec::with_capacity(36);
     rsdp.extend_from_slice(b"RSD PTR ");
@@ -146,7 +290,11 @@ pub fn build(base: u64) -> Vec<u8> {
     rsdp[8] = checksum(&rsdp[..20]);
     rsdp[32] = checksum(&rsdp);
 
-    let xsdt = table(b"XSDT", 1, &fadt_at.to_le_bytes());
+    let xsdt = table(
+        b"XSDT",
+        1,
+        &[fadt_at.to_le_bytes(), madt_at.to_le_bytes()].concat(),
+    );
     let fadt = fadt(dsdt_at);
     let dsdt = table(b"DSDT", 2, &dsdt_aml());
     assert!(xsdt.len() <= 64 && fadt.len() <= 512);
@@ -159,6 +307,7 @@ pub fn build(base: u64) -> Vec<u8> {
     };
     put(&mut out, xsdt_at, &xsdt);
     put(&mut out, fadt_at, &fadt);
+    put(&mut out, madt_at, &madt);
     out.extend_from_slice(&dsdt);
     out
 }
@@ -185,14 +334,14 @@ mod tests {
     #[test]
     fn the_rsdp_leads_through_the_xsdt_to_a_checked_fadt_and_dsdt() {
         let base = 0xe0000;
-        let tables = build(base);
+        let tables = build(base, 2);
         assert_eq!(&tables[..8], b"RSD PTR ");
         assert_eq!(sum(&tables[..20]), 0);
         assert_eq!(sum(&tables[..36]), 0);
         let xsdt = table_at(&tables, base, u64_at(&tables, 24));
         assert_eq!(&xsdt[..4], b"XSDT");
         assert_eq!(sum(xsdt), 0);
-        assert_eq!(xsdt.len(), 44, "one entry");
+        assert_eq!(xsdt.len(), 52, "two entries");
         let fadt = table_at(&tables, base, u64_at(xsdt, 36));
         assert_eq!(&fadt[..4], b"FACP");
         assert_eq!(fadt.len(), FADT_LEN);
@@ -202,14 +351,51 @@ mod tests {
         assert_ne!(flags & (1 << 20), 0, "hardware-reduced");
         assert_eq!(u64_at(fadt, 244 + 4), u64::from(SLEEP_CONTROL_PORT));
         assert_eq!(u64_at(fadt, 116 + 4), u64::from(RESET_PORT));
+        let madt = table_at(&tables, base, u64_at(xsdt, 44));
+        assert_eq!(&madt[..4], b"APIC");
+        assert_eq!(sum(madt), 0);
+        assert_eq!(&madt[36..40], &0xfee0_0000u32.to_le_bytes());
+        assert_eq!(
+            &madt[44..],
+            &[
+                0, 8, 0, 0, 1, 0, 0, 0, // CPU 0's local APIC, enabled
+                0, 8, 1, 1, 1, 0, 0, 0, // CPU 1's
+                1, 12, 2, 0, 0, 0, 0xc0, 0xfe, 0, 0, 0, 0, // IOAPIC 2 at GSI 0
+            ]
+        );
         let dsdt = table_at(&tables, base, u64_at(fadt, 140));
         assert_eq!(&dsdt[..4], b"DSDT");
         assert_eq!(sum(dsdt), 0);
         assert_eq!(
-            &dsdt[36..],
+            &dsdt[36..48],
             &[0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 5, 2, 0x0a, 5, 0]
         );
+        assert_eq!(&dsdt[48..], VIRTIO_CONSOLE_DEVICE_AML);
         assert!(tables.len() < 0x1000);
+    }
+
+    /// The console's device as iasl 20200925 disassembles it:
+    /// `Scope (\_SB) { Device (VR00) { Name (_HID, "LNRO0005")
+    /// Name (_UID, Zero) Name (_CRS, ResourceTemplate () {
+    /// Memory32Fixed (ReadWrite, 0xD0000000, 0x00001000)
+    /// Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { 5 } }) } }`.
+    const VIRTIO_CONSOLE_DEVICE_AML: &[u8] = &[
+        0x10, 0x46, 0x04, b'\\', b'_', b'S', b'B', b'_', 0x5b, 0x82, 0x3d, b'V', b'R', b'0', b'0',
+        0x08, b'_', b'H', b'I', b'D', 0x0d, b'L', b'N', b'R', b'O', b'0', b'0', b'0', b'5', 0x00,
+        0x08, b'_', b'U', b'I', b'D', 0x00, 0x08, b'_', b'C', b'R', b'S', 0x11, 0x1d, 0x0c, 0x17,
+        0x00, 0x00, 0x00, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x10, 0x00, 0x00,
+        0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00, 0x79, 0x00,
+    ];
+
+    #[test]
+    fn pkg_length_counts_itself_in_one_two_or_three_bytes() {
+        assert_eq!(aml::pkg_length(4), [5]);
+        assert_eq!(aml::pkg_length(62), [63]);
+        // 63 + 2 = 65 = 0x41: low nibble 1, then 0x41 >> 4.
+        assert_eq!(aml::pkg_length(63), [0x41, 0x04]);
+        assert_eq!(aml::pkg_length(4093), [0x4f, 0xff]);
+        // 4094 + 3 = 0x1001.
+        assert_eq!(aml::pkg_length(4094), [0x81, 0x00, 0x01]);
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! and an x86 PC need: the kernel loaded by linux-loader, `boot_params`
 //! (the e820 map, the command line, the initramfs), identity-mapped page
 //! tables and a GDT with `__BOOT_CS`/`__BOOT_DS`, an MP table for the CPUs
-//! and IOAPIC ([`mptable`]) and minimal ACPI for power-off and reboot
-//! ([`acpi`]). The serial port is Linux's console; the virtio console is
-//! announced on the command line (`virtio_mmio.device=`).
+//! and IOAPIC ([`mptable`]) and minimal ACPI for power-off, reboot and
+//! the virtio console ([`acpi`]). The serial port is Linux's console; the
+//! virtio console is announced in the DSDT, not on the command line
+//! (`virtio_mmio.device=` needs `CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`, which
+//! distribution kernels leave off).
 //!
 //! On the PVM host a Linux kernel cannot run natively (its ring-0 code
 //! would go through KVM's instruction emulator): [`refuse_on_pvm`].
@@ -22,9 +24,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use forkvm_abi::{
-    Platform, SERIAL_GSI, VIRTIO_CONSOLE_GSI, VIRTIO_CONSOLE_MMIO_BASE, VIRTIO_MMIO_SIZE,
-};
+use forkvm_abi::{Platform, SERIAL_GSI};
 use kvm_bindings::{
     kvm_fpu, kvm_irqchip, kvm_pit_config, kvm_regs, kvm_segment, kvm_sregs, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
@@ -115,8 +115,9 @@ pub fn refuse_on_pvm(choice: PlatformChoice) -> Result<()> {
     Ok(())
 }
 
-/// The command line: Linux's console on the serial port, the virtio
-/// console, ACPI reboot, no PCI or legacy probing, then `append`.
+/// The command line: Linux's console on the serial port, ACPI reboot, no
+/// PCI or legacy probing, then `append`. (The virtio console is in the
+/// DSDT.)
 pub fn command_line(append: Option<&str>, capacity: usize, verbose: bool) -> Result<Cmdline> {
     let bad = |e: linux_loader::cmdline::Error| Error::LinuxBoot(format!("command line: {e}"));
     let mut cmdline = Cmdline::new(capacity).map_err(bad)?;
@@ -127,14 +128,6 @@ pub fn command_line(append: Option<&str>, capacity: usize, verbose: bool) -> Res
     if !verbose {
         cmdline.insert_str("quiet").map_err(bad)?;
     }
-    cmdline
-        .add_virtio_mmio_device(
-            VIRTIO_MMIO_SIZE,
-            GuestAddress(VIRTIO_CONSOLE_MMIO_BASE),
-            VIRTIO_CONSOLE_GSI,
-            None,
-        )
-        .map_err(bad)?;
     if let Some(extra) = append.filter(|s| !s.trim().is_empty()) {
         cmdline.insert_str(extra.trim()).map_err(bad)?;
     }
@@ -254,7 +247,7 @@ pub fn build(config: &VmConfig, mut kernel: File, serial_out: Box<dyn Write + Se
     .map_err(|e| Error::LinuxBoot(format!("boot_params: {e}")))?;
 
     write(&memory, MPTABLE_PHYS, &mptable::build(MPTABLE_PHYS, CPUS))?;
-    write(&memory, ACPI_PHYS, &acpi::build(ACPI_PHYS))?;
+    write(&memory, ACPI_PHYS, &acpi::build(ACPI_PHYS, CPUS))?;
     write_identity_map(&memory)?;
     write(&memory, GDT_PHYS, &gdt_bytes())?;
 
@@ -544,16 +537,13 @@ mod tests {
     }
 
     #[test]
-    fn the_command_line_announces_the_virtio_console_and_appends() {
+    fn the_command_line_has_the_serial_console_and_appends() {
         let line = cmdline_text(&command_line(Some("rdinit=/init x=1"), 2048, false).unwrap());
         assert!(line.starts_with("console=ttyS0 "), "{line}");
-        assert!(line.contains(" quiet "), "{line}");
-        assert!(
-            line.contains(&format!(
-                "virtio_mmio.device=4K@{VIRTIO_CONSOLE_MMIO_BASE:#x}:{VIRTIO_CONSOLE_GSI}"
-            )),
-            "{line}"
-        );
+        assert!(line.ends_with(" quiet rdinit=/init x=1"), "{line}");
+        // The DSDT announces the virtio console; the command line must not
+        // announce it a second time.
+        assert!(!line.contains("virtio_mmio"), "{line}");
         assert!(line.ends_with("rdinit=/init x=1"), "{line}");
         assert!(!cmdline_text(&command_line(None, 2048, true).unwrap()).contains("quiet"));
     }

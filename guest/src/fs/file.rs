@@ -3,6 +3,8 @@
 //! the status flags given to `open`. Reads and writes of regular files go
 //! to their pages; `/dev/null` and `/dev/zero` are served here.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use spin::Mutex;
 
 use super::dentry::Node;
@@ -25,14 +27,19 @@ pub const O_PATH: u32 = 0o10000000;
 pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
 /// Flags `open` keeps in `f_flags` (the rest act at open only).
 const KEPT_FLAGS: u32 = O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_DIRECTORY | O_NOFOLLOW;
+/// The status flags `fcntl(F_SETFL)` changes. Linux's mask also has
+/// FASYNC, O_DIRECT and O_NOATIME, which act on nothing here: they are
+/// ignored, as Linux ignores every other bit.
+pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK;
 
 pub struct OpenFile {
     pub node: Node,
     /// The file position (Linux `f_pos`), under its own lock so a read
     /// and a seek of one description do not interleave.
     pub pos: Mutex<u64>,
-    /// The status flags (`fcntl(F_GETFL)`).
-    pub flags: u32,
+    /// The status flags (`fcntl(F_GETFL)`); F_SETFL changes the
+    /// [`SETFL_MASK`] bits.
+    flags: AtomicU32,
 }
 
 impl OpenFile {
@@ -40,16 +47,33 @@ impl OpenFile {
         OpenFile {
             node,
             pos: Mutex::new(0),
-            flags: flags & KEPT_FLAGS,
+            flags: AtomicU32::new(flags & KEPT_FLAGS),
         }
     }
 
+    /// The status flags (`fcntl(F_GETFL)`).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// `fcntl(F_SETFL)`: the [`SETFL_MASK`] bits from `flags`, the others
+    /// kept.
+    pub fn set_status(&self, flags: u32) {
+        let _ = self
+            .flags
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & !SETFL_MASK) | (flags & SETFL_MASK))
+            });
+    }
+
     pub fn readable(&self) -> bool {
-        self.flags & O_PATH == 0 && self.flags & O_ACCMODE != O_WRONLY
+        let flags = self.flags();
+        flags & O_PATH == 0 && flags & O_ACCMODE != O_WRONLY
     }
 
     pub fn writable(&self) -> bool {
-        self.flags & O_PATH == 0 && matches!(self.flags & O_ACCMODE, O_WRONLY | O_RDWR)
+        let flags = self.flags();
+        flags & O_PATH == 0 && matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
     }
 
     /// Reads at `offset` without moving the position (pread).
@@ -105,7 +129,7 @@ impl OpenFile {
     /// ends after what was written.
     pub fn write(&self, buf: &[u8]) -> Result<usize, i32> {
         let mut pos = self.pos.lock();
-        let append = self.flags & O_APPEND != 0;
+        let append = self.flags() & O_APPEND != 0;
         if append {
             if let Node::Inode(inode) = &self.node {
                 if let Some(data) = inode.data() {

@@ -16,6 +16,7 @@ pub mod proc;
 pub use forkvm_core::fs::{dentry, initramfs, inode, namei, page_cache, permission};
 
 use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use self::pipe::Pipe;
 
@@ -40,9 +41,11 @@ pub enum FileKind {
 /// and across `fork`. Dropping the last reference closes it.
 pub struct File {
     pub kind: FileKind,
-    /// Status flags set at open (Linux `f_flags`): O_NONBLOCK of a pidfd
-    /// (`pidfd_open(PIDFD_NONBLOCK)`), read by `waitid(P_PIDFD)`.
-    pub f_flags: u32,
+    /// Status flags of the files that are not `Vfs` (those keep theirs in
+    /// their `OpenFile`): O_NONBLOCK, set at open (`pipe2`,
+    /// `pidfd_open(PIDFD_NONBLOCK)`) or by `fcntl(F_SETFL)`, and read by
+    /// pipe reads and writes and `waitid(P_PIDFD)`.
+    f_flags: AtomicU32,
 }
 
 impl File {
@@ -51,7 +54,34 @@ impl File {
     }
 
     pub fn with_flags(kind: FileKind, f_flags: u32) -> Arc<File> {
-        Arc::new(File { kind, f_flags })
+        Arc::new(File {
+            kind,
+            f_flags: AtomicU32::new(f_flags & file::SETFL_MASK),
+        })
+    }
+
+    /// The status flags `fcntl(F_SETFL)` can change (O_APPEND,
+    /// O_NONBLOCK), wherever this kind of file keeps them.
+    pub fn status(&self) -> u32 {
+        match &self.kind {
+            FileKind::Vfs(open) => open.flags() & file::SETFL_MASK,
+            _ => self.f_flags.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `fcntl(F_SETFL)`: replaces the changeable status flags.
+    pub fn set_status(&self, flags: u32) {
+        match &self.kind {
+            FileKind::Vfs(open) => open.set_status(flags),
+            _ => self
+                .f_flags
+                .store(flags & file::SETFL_MASK, Ordering::Relaxed),
+        }
+    }
+
+    /// Whether reads and writes that would wait fail with EAGAIN instead.
+    pub fn nonblocking(&self) -> bool {
+        self.status() & file::O_NONBLOCK != 0
     }
 }
 

@@ -34,6 +34,8 @@ pub enum PipeRead {
     Failed(i32),
     /// Woken by a signal before any byte came.
     Interrupted,
+    /// Non-blocking, and nothing to read yet (EAGAIN).
+    WouldBlock,
 }
 
 /// Result of a pipe write, which may have to wait.
@@ -43,7 +45,14 @@ pub enum PipeIo {
     Broken,
     /// Woken by a fatal signal before anything happened.
     Interrupted,
+    /// Non-blocking, and no room for the write (EAGAIN).
+    WouldBlock,
 }
+
+/// Writes of at most this many bytes are atomic: never interleaved with
+/// another writer's bytes, so they wait for room for all of them (Linux
+/// `PIPE_BUF`).
+pub const PIPE_BUF: usize = 4096;
 
 impl Pipe {
     /// A pipe with one read end and one write end open.
@@ -65,12 +74,23 @@ impl Pipe {
     /// (the copy to the reader's memory). As in Linux, the bytes leave the
     /// pipe only once delivered: a failed copy (EFAULT) leaves them for the
     /// next read. One reader at a time (Linux's pipe mutex): `deliver` may
-    /// sleep in a page fault while the bytes are still queued.
-    pub fn read(&self, out: &mut [u8], deliver: impl FnOnce(&[u8]) -> Result<(), i32>) -> PipeRead {
+    /// sleep in a page fault while the bytes are still queued. With
+    /// `nonblock` an empty pipe that still has a writer is `WouldBlock`.
+    pub fn read(
+        &self,
+        out: &mut [u8],
+        nonblock: bool,
+        deliver: impl FnOnce(&[u8]) -> Result<(), i32>,
+    ) -> PipeRead {
         let mut n = 0;
+        let mut would_block = false;
         let done = self.readable.wait_until(|| {
             let mut state = self.state.lock();
             if state.reading || (state.buffer.is_empty() && state.writers > 0) {
+                if nonblock {
+                    would_block = true;
+                    return true;
+                }
                 return false;
             }
             n = out.len().min(state.buffer.len());
@@ -82,6 +102,9 @@ impl Pipe {
         });
         if !done {
             return PipeRead::Interrupted;
+        }
+        if would_block {
+            return PipeRead::WouldBlock;
         }
         let delivered = deliver(&out[..n]);
         {
@@ -104,9 +127,15 @@ impl Pipe {
 
     /// Writes all of `data` (waiting for room as needed); a write that an
     /// interruption or a vanished reader cuts short reports what it wrote.
-    pub fn write(&self, data: &[u8]) -> PipeIo {
+    /// Up to [`PIPE_BUF`] bytes go in at once or not at all. With
+    /// `nonblock` it never waits: it writes what fits now (all or nothing
+    /// up to PIPE_BUF), and `WouldBlock` if that is nothing (Linux
+    /// `pipe_write`).
+    pub fn write(&self, data: &[u8], nonblock: bool) -> PipeIo {
         let mut written = 0;
         let mut broken = false;
+        let mut would_block = false;
+        let atomic = data.len() <= PIPE_BUF;
         while written < data.len() {
             let done = self.writable.wait_until(|| {
                 let mut state = self.state.lock();
@@ -115,7 +144,11 @@ impl Pipe {
                     return true;
                 }
                 let room = PIPE_CAPACITY - state.buffer.len();
-                if room == 0 {
+                if room == 0 || (atomic && room < data.len()) {
+                    if nonblock {
+                        would_block = true;
+                        return true;
+                    }
                     return false;
                 }
                 let n = room.min(data.len() - written);
@@ -124,6 +157,13 @@ impl Pipe {
                 true
             });
             self.readable.wake_all();
+            if would_block {
+                return if written > 0 {
+                    PipeIo::Done(written)
+                } else {
+                    PipeIo::WouldBlock
+                };
+            }
             if broken {
                 return if written > 0 {
                     PipeIo::Done(written)

@@ -285,7 +285,7 @@ fn seekable_file(fd: u64) -> Result<Arc<File>, i32> {
     let file = file(fd)?;
     match &file.kind {
         FileKind::Vfs(open) if open.seekable() => Ok(file),
-        FileKind::Vfs(open) if open.flags & O_PATH != 0 => Err(EBADF),
+        FileKind::Vfs(open) if open.flags() & O_PATH != 0 => Err(EBADF),
         FileKind::Pidfd(_) | FileKind::Proc(_) => Err(EINVAL),
         _ => Err(ESPIPE),
     }
@@ -346,7 +346,7 @@ pub fn pwrite64(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let open = vfs(&file);
-    let append = open.flags & O_APPEND != 0;
+    let append = open.flags() & O_APPEND != 0;
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     let mut done = 0u64;
     while done < count {
@@ -606,7 +606,7 @@ pub fn getdents64(a: Args) -> SysResult {
     let FileKind::Vfs(open) = &file.kind else {
         return Err(ENOTDIR);
     };
-    if open.flags & O_PATH != 0 {
+    if open.flags() & O_PATH != 0 {
         return Err(EBADF);
     }
     let Node::Dir(dir) = &open.node else {
@@ -878,7 +878,7 @@ pub fn ftruncate(a: Args) -> SysResult {
     }
     let file = file(fd)?;
     match &file.kind {
-        FileKind::Vfs(open) if open.flags & O_PATH != 0 => Err(EBADF),
+        FileKind::Vfs(open) if open.flags() & O_PATH != 0 => Err(EBADF),
         FileKind::Vfs(open) if open.writable() => match &open.node {
             Node::Inode(inode) if inode.data().is_some() => truncate_node(&open.node, length),
             _ => Err(EINVAL),
@@ -957,10 +957,10 @@ pub fn fchdir(a: Args) -> SysResult {
 /// their ends have.
 pub fn status_flags(file: &File) -> u32 {
     match &file.kind {
-        FileKind::Vfs(open) => open.flags,
-        FileKind::PipeRead(_) => O_RDONLY | (file.f_flags & 0o4000),
-        FileKind::PipeWrite(_) => O_WRONLY | (file.f_flags & 0o4000),
-        _ => 2 | (file.f_flags & 0o4000), // O_RDWR
+        FileKind::Vfs(open) => open.flags(),
+        FileKind::PipeRead(_) => O_RDONLY | file.status(),
+        FileKind::PipeWrite(_) => O_WRONLY | file.status(),
+        _ => 2 | file.status(), // O_RDWR
     }
 }
 
@@ -993,7 +993,7 @@ pub fn fchmod(a: Args) -> SysResult {
     let [fd, mode, ..] = a.0;
     let file = file(fd)?;
     match &file.kind {
-        FileKind::Vfs(open) if open.flags & O_PATH == 0 => {
+        FileKind::Vfs(open) if open.flags() & O_PATH == 0 => {
             chmod_node(&current_access(), &open.node, mode)
         }
         FileKind::Vfs(_) => Err(EBADF),
@@ -1130,7 +1130,7 @@ pub fn readv_writev(a: Args, write: bool) -> SysResult {
 pub fn fsync(a: Args) -> SysResult {
     let file = file(a.0[0])?;
     match &file.kind {
-        FileKind::Vfs(open) if open.flags & O_PATH != 0 => Err(EBADF),
+        FileKind::Vfs(open) if open.flags() & O_PATH != 0 => Err(EBADF),
         FileKind::Vfs(OpenFile {
             node: Node::Dir(_), ..
         }) => Ok(0),
@@ -1152,7 +1152,7 @@ const XATTR_NAME_MAX: usize = 255;
 fn xattr_lookup(target: u64, follow: bool, by_fd: bool) -> Result<bool, i32> {
     if by_fd {
         return match &file(target)?.kind {
-            FileKind::Vfs(open) if open.flags & O_PATH != 0 => Err(EBADF),
+            FileKind::Vfs(open) if open.flags() & O_PATH != 0 => Err(EBADF),
             FileKind::Vfs(_) => Ok(true),
             _ => Ok(false),
         };

@@ -9,7 +9,7 @@ use spin::Mutex;
 
 use super::{current_mm, Args, SysResult};
 use crate::drivers::uart::{INPUT, INPUT_WAIT};
-use crate::errno::{EBADF, EFAULT, EINVAL, EPIPE, ERESTARTSYS};
+use crate::errno::{EAGAIN, EBADF, EFAULT, EINVAL, EPIPE, ERESTARTSYS};
 use crate::fs::pipe::{Pipe, PipeIo, PipeRead};
 use crate::fs::{File, FileKind};
 use crate::process::files::FdTable;
@@ -67,7 +67,7 @@ pub fn write(a: Args) -> SysResult {
                     Err(_) => return Ok(done),
                 }
             }
-            FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n]) {
+            FileKind::PipeWrite(pipe) => match pipe.write(&chunk[..n], file.nonblocking()) {
                 PipeIo::Done(written) => written,
                 PipeIo::Broken => {
                     // Linux `pipe_write`: SIGPIPE to the writing thread, then
@@ -83,6 +83,8 @@ pub fn write(a: Args) -> SysResult {
                 }
                 PipeIo::Interrupted if done == 0 => return Err(ERESTARTSYS),
                 PipeIo::Interrupted => return Ok(done),
+                PipeIo::WouldBlock if done == 0 => return Err(EAGAIN),
+                PipeIo::WouldBlock => return Ok(done),
             },
             FileKind::PipeRead(_) | FileKind::Pidfd(_) | FileKind::Proc(_) | FileKind::Vfs(_) => {
                 unreachable!("handled above")
@@ -109,9 +111,12 @@ pub fn read(a: Args) -> SysResult {
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     if let FileKind::PipeRead(pipe) = &file.kind {
         // The bytes leave the pipe only if they reach the buffer.
-        return match pipe.read(&mut bytes, |data| mm.copy_to_user(buf, data)) {
+        return match pipe.read(&mut bytes, file.nonblocking(), |data| {
+            mm.copy_to_user(buf, data)
+        }) {
             PipeRead::Done(n) => Ok(n as u64),
             PipeRead::Failed(errno) => Err(errno),
+            PipeRead::WouldBlock => Err(EAGAIN),
             // Interrupted: restarted if the handler has SA_RESTART.
             PipeRead::Interrupted => Err(ERESTARTSYS),
         };
@@ -197,12 +202,15 @@ const F_DUPFD: u64 = 0;
 const F_GETFD: u64 = 1;
 const F_SETFD: u64 = 2;
 const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const FD_CLOEXEC: u64 = 1;
 
 /// `fcntl(fd, cmd, arg)`: the descriptor flags (F_GETFD, F_SETFD with
-/// FD_CLOEXEC) and duplication at or above `arg` (F_DUPFD,
-/// F_DUPFD_CLOEXEC); other commands are EINVAL.
+/// FD_CLOEXEC), the status flags (F_GETFL; F_SETFL changes O_APPEND and
+/// O_NONBLOCK, EBADF on an O_PATH file as Linux's `check_fcntl_cmd`) and
+/// duplication at or above `arg` (F_DUPFD, F_DUPFD_CLOEXEC); other
+/// commands are EINVAL.
 pub fn fcntl(a: Args) -> SysResult {
     let [fd, cmd, arg, ..] = a.0;
     let table = files()?;
@@ -213,6 +221,15 @@ pub fn fcntl(a: Args) -> SysResult {
             .set_close_on_exec(fd, arg & FD_CLOEXEC != 0)
             .map(|()| 0),
         F_GETFL => Ok(u64::from(super::file::status_flags(&*table.get(fd)?))),
+        F_SETFL => {
+            let file = table.get(fd)?;
+            if matches!(&file.kind, FileKind::Vfs(open) if open.flags() & crate::fs::file::O_PATH != 0)
+            {
+                return Err(EBADF);
+            }
+            file.set_status(arg as u32);
+            Ok(0)
+        }
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let file = table.get(fd)?;
             table.install_from(file, arg, cmd == F_DUPFD_CLOEXEC)
@@ -224,18 +241,21 @@ pub fn fcntl(a: Args) -> SysResult {
     }
 }
 
-/// `pipe2(fds, flags)`: O_CLOEXEC sets FD_CLOEXEC on both ends;
-/// O_NONBLOCK is not supported. If the two descriptors cannot be stored
-/// at `fds`, the call fails with EFAULT and leaves no descriptor open.
+/// `pipe2(fds, flags)`: O_CLOEXEC sets FD_CLOEXEC on both ends,
+/// O_NONBLOCK makes both non-blocking. Linux's packet mode (O_DIRECT) is
+/// not built: EINVAL, like any other flag. If the two descriptors cannot
+/// be stored at `fds`, the call fails with EFAULT and leaves no
+/// descriptor open.
 pub fn pipe2(a: Args) -> SysResult {
     let [fds_address, flags, ..] = a.0;
-    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 || flags & O_NONBLOCK != 0 {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(EINVAL);
     }
     let mm = current_mm()?;
     let pipe = Arc::new(Pipe::new());
-    let read_end = File::new(FileKind::PipeRead(pipe.clone()));
-    let write_end = File::new(FileKind::PipeWrite(pipe));
+    let status = (flags & O_NONBLOCK) as u32;
+    let read_end = File::with_flags(FileKind::PipeRead(pipe.clone()), status);
+    let write_end = File::with_flags(FileKind::PipeWrite(pipe), status);
     let table = files()?;
     let mut table = table.lock();
     let cloexec = flags & O_CLOEXEC != 0;

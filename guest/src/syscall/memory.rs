@@ -84,7 +84,7 @@ enum Source {
 /// (ENODEV: pipes, the console, directories, pidfds, ...).
 fn mapping_source(file: Arc<File>, shared: bool, prot: u64) -> Result<Source, i32> {
     let (readable, writable) = match &file.kind {
-        FileKind::Vfs(open) if open.flags & O_PATH != 0 => return Err(EBADF),
+        FileKind::Vfs(open) if open.flags() & O_PATH != 0 => return Err(EBADF),
         FileKind::Vfs(open) => (open.readable(), open.writable()),
         FileKind::PipeRead(_) => (true, false),
         FileKind::PipeWrite(_) => (false, true),

@@ -53,7 +53,7 @@ pub fn pidfd_get_task(fd: i32) -> Result<(Weak<Task>, u32), i32> {
         .lock()
         .get(fd as u64)?;
     match &file.kind {
-        FileKind::Pidfd(task) => Ok((task.clone(), file.f_flags)),
+        FileKind::Pidfd(task) => Ok((task.clone(), file.status())),
         _ => Err(EBADF),
     }
 }

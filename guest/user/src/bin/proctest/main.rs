@@ -114,6 +114,7 @@ topics! {
     rusage,
     affinity,
     clocks,
+    pipes,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

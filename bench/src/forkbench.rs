@@ -372,6 +372,7 @@ fn measure_linux_guest(
     );
     let mut harness = GuestHarness::start(HarnessOptions {
         memory: memory_mib << 20,
+        cpus: GUEST_VCPUS as u32,
         kernel: linux.reference.kernel.clone(),
         boot_timeout: LINUX_BOOT_TIMEOUT,
         request_timeout: timeout,

@@ -1172,7 +1172,7 @@ fn check_rate(n: f64, at: &str) -> Result<(), String> {
 impl VmExitCount {
     /// The per-iteration numbers are the totals over `iters`, and the
     /// reasons add up to the total.
-    fn check(&self, iters: u64, at: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, iters: u64, at: &str) -> Result<(), String> {
         let per = |total: u64| total as f64 / iters.max(1) as f64;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.max(1.0);
         check_rate(self.per_iter, &format!("{at}.per_iter"))?;

@@ -160,6 +160,9 @@ pub const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN + CRC_LEN;
 pub const MAX_SAMPLES_PER_FRAME: usize = 1024;
 /// Most `(uid, tasks)` pairs in a `StatsReply`.
 pub const MAX_USER_TASKS: usize = 16;
+/// Most workers a `RunScale` may ask for (the guest refuses more as
+/// `BadArgument`).
+pub const MAX_SCALE_WORKERS: u16 = 256;
 /// Longest sysctl name, in bytes.
 pub const MAX_SYSCTL_NAME_LEN: usize = 64;
 /// Size of the NUL-padded kernel version string in `HelloReply`.

@@ -19,8 +19,8 @@ use crate::syscall::{self, exit, fork, munmap, nanosleep, wait4, Pid, Timespec};
 use crate::syscall::{MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE};
 use crate::time::rdtsc_serialized;
 
-/// Most workers one run may start.
-pub const MAX_WORKERS: usize = 256;
+/// Most workers one run may start (the protocol's limit).
+pub const MAX_WORKERS: usize = forkvm_protocol::MAX_SCALE_WORKERS as usize;
 /// Stack of a worker thread (it runs the operation loop and creates its
 /// own children on a stack of its own).
 const WORKER_STACK: usize = 64 * 1024;

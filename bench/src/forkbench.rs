@@ -1080,6 +1080,92 @@ pub fn scale(opts: &ScaleOptions) -> Result<Verdict, Error> {
     Ok(verdict(failed))
 }
 
+/// `forkbench boot`: whole boots of the guest, timed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootOptions {
+    /// Measured boots.
+    pub iters: u64,
+    /// Boots run first and not measured.
+    pub warmup: u64,
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    /// Write CSV rows (the sweep's columns) here.
+    pub csv: Option<PathBuf>,
+    /// The report's format and files (`--output`, `--samples`; no gate).
+    pub output: OutputOptions,
+}
+
+/// `forkbench boot`: `iters` boots (after `warmup`) of the guest in this
+/// process to its `poweroff` ([`crate::boot::boot_to_poweroff`]), reported
+/// as the `boot/NMiB/to_poweroff/guest` and `boot/NMiB/total/guest`
+/// entries of a latency report, in any format.
+pub fn boot(opts: &BootOptions) -> Result<Verdict, Error> {
+    if !crate::boot::kvm_available() {
+        return Err(Error::run(format!(
+            "no KVM device ({}): the guest cannot boot here",
+            vmm::config::DEFAULT_KVM_DEVICE
+        )));
+    }
+    let files = OutputFiles::create(&opts.output)?;
+    let csv = match &opts.csv {
+        Some(path) => Some(OutputFile::create(path, "--csv")?),
+        None => None,
+    };
+    let mut metadata = Metadata::collect(opts.iters, opts.warmup);
+    metadata.guest_memory_mib = Some(opts.memory_mib);
+    metadata.guest_vcpus = Some(GUEST_VCPUS);
+    let total = opts.warmup + opts.iters;
+    let mut progress = Progress::new(total as usize);
+    let mut to_poweroff = Vec::with_capacity(opts.iters as usize);
+    let mut whole = Vec::with_capacity(opts.iters as usize);
+    let mut error = None;
+    for i in 0..total {
+        progress.step(&format!("boot {} of {total}", i + 1));
+        match crate::boot::boot_to_poweroff(opts.memory_mib << 20) {
+            Ok(times) if i >= opts.warmup => {
+                to_poweroff.push(times.to_poweroff.as_nanos() as u64);
+                whole.push(times.total.as_nanos() as u64);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    progress.finish();
+    let entry = |metric: &str, samples: Vec<u64>| {
+        let outcome = match (&error, crate::stats::summarize(&samples)) {
+            (None, Some(ns)) => Outcome::Ok { ns },
+            (Some(e), _) => Outcome::Error { error: e.clone() },
+            (None, None) => Outcome::Error {
+                error: "no samples".to_string(),
+            },
+        };
+        report::Entry {
+            op: "boot".to_string(),
+            metric: metric.to_string(),
+            target: report::Target::Guest,
+            mem_mib: Some(opts.memory_mib),
+            iters: opts.iters,
+            outcome,
+            note: None,
+            vm_exits: None,
+            samples,
+        }
+    };
+    let report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        metadata,
+        entries: vec![entry("to_poweroff", to_poweroff), entry("total", whole)],
+    };
+    files.write(&report, &report::render(&report, opts.output.format))?;
+    if let Some(file) = csv {
+        file.write(&crate::sweep::to_csv(&report.entries))?;
+    }
+    Ok(verdict(has_errors(&report)))
+}
+
 /// `forkbench probe`: the call's pid or errno on each target, printed.
 pub fn probe(opts: &ProbeOptions) -> Result<Verdict, Error> {
     let mut results: Vec<(&str, ProbeOutcome)> = Vec::new();

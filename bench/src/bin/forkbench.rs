@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bench::forkbench::{
-    self, OutputOptions, ProbeOptions, RunOptions, ScaleOptions, Sizes, SweepOptions, Targets,
-    Verdict,
+    self, BootOptions, OutputOptions, ProbeOptions, RunOptions, ScaleOptions, Sizes, SweepOptions,
+    Targets, Verdict,
 };
 use bench::report::Format;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -95,6 +95,9 @@ enum Command {
                             not parallel speed-up."
     )]
     Scale(ScaleArgs),
+    /// Boot latency: whole boots of the guest to its poweroff, with statistics.
+    #[command(after_help = "Example: forkbench boot --iters 20 --format bmf --output boot.json")]
+    Boot(BootArgs),
     /// One clone/clone3 call: its pid or errno in the guest and on the host.
     #[command(
         after_help = "Example: forkbench probe --flags 0x800   (CLONE_SIGHAND without CLONE_VM: EINVAL)"
@@ -144,6 +147,31 @@ struct SweepArgs {
     samples: Option<PathBuf>,
     #[command(flatten)]
     timeout: TimeoutArg,
+}
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// Measured boots.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    iters: u64,
+    /// Boots run first and not measured (the first reads the kernel from disk).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    warmup: u64,
+    /// Guest RAM in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    mem: u64,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write every sample as CSV (name,op,metric,target,mem_mib,iteration,ns) to FILE.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
+    /// Write one CSV row of statistics per metric to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -445,6 +473,17 @@ fn main() -> ExitCode {
             csv: args.csv,
             svg: args.svg,
             guest_memory_mib: args.guest_memory,
+            output: OutputOptions {
+                output: args.output,
+                samples: args.samples,
+                ..OutputOptions::stdout(args.format.into())
+            },
+        }),
+        Command::Boot(args) => forkbench::boot(&BootOptions {
+            iters: args.iters,
+            warmup: args.warmup,
+            memory_mib: args.mem,
+            csv: args.csv,
             output: OutputOptions {
                 output: args.output,
                 samples: args.samples,

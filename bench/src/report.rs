@@ -1424,6 +1424,33 @@ mod tests {
         r
     }
 
+    // `forkbench boot`'s report: boot entries are timed by the VMM, so
+    // they carry no exits and need no harness cost; a request's entry
+    // still needs both.
+    #[test]
+    fn boot_entries_validate_without_exits_or_harness() {
+        let boot = |metric: &str| Entry {
+            mem_mib: Some(256),
+            ..entry("boot", metric, Target::Guest, 2_000_000)
+        };
+        let mut r = report(vec![boot("to_poweroff"), boot("total")]);
+        r.metadata.guest_memory_mib = Some(256);
+        r.metadata.guest_vcpus = Some(1);
+        let value: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(r.entries[0].name(), "boot/256MiB/to_poweroff/guest");
+        let table = render(&r, Format::Table);
+        assert!(table.contains("boot to poweroff guest"), "{table}");
+        let bmf: serde_json::Value = serde_json::from_str(&render(&r, Format::Bmf)).unwrap();
+        assert_eq!(
+            bmf["boot/256MiB/total/guest"]["latency"]["value"],
+            2_000_000.0
+        );
+        r.entries.push(entry("fork", "create", Target::Guest, 1000));
+        let err = r.validate().unwrap_err();
+        assert!(err.contains("harness"), "{err}");
+    }
+
     #[test]
     fn dates_are_rfc3339() {
         assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
@@ -1468,7 +1495,7 @@ mod tests {
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
         assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
         assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
-        assert_eq!(value["schema_version"], 5);
+        assert_eq!(value["schema_version"], 6);
         // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
         assert!(value["metadata"]["trap_cost"].is_null());
@@ -1499,7 +1526,7 @@ mod tests {
             assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
         }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 5", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 6", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
     }

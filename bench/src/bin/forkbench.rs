@@ -87,12 +87,11 @@ enum Command {
     /// Throughput with K concurrent workers (will-it-scale style), K = 1..=N,
     /// with scaling efficiency, in the guest and on the host.
     #[command(
-        after_help = "Examples:\n  forkbench scale --op fork --workers-max 2\n  \
-                            forkbench scale --op fork,vfork,clone_thread --mode threads \
-                            --duration-ms 500 --csv scale.csv --svg scale.svg\n\
-                            On a guest with fewer vCPUs than K (PVM boots one), the K guest \
-                            workers share the vCPUs: the curve shows what concurrency costs, \
-                            not parallel speed-up."
+        after_help = "Example: forkbench scale --op fork --workers-max 2 --duration-ms 200   \
+                      (fork+exit+wait by 1 and 2 processes and threads, guest and host)\n\n\
+                      A guest with fewer vCPUs than K (on PVM only --cpus 1 boots) runs its K \
+                      workers in turn: its curve then shows what concurrency costs the kernel, \
+                      not parallel speed-up. More: docs/BENCHMARKING.md"
     )]
     Scale(ScaleArgs),
     /// Boot latency: whole boots of the guest to its poweroff, with statistics.

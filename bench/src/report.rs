@@ -1085,7 +1085,11 @@ pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
 
 /// Where `a` and `b` first differ (`metadata.harness`, `entries[0].ns`),
 /// if anywhere.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) -> Option<String> {
+pub(crate) fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: String,
+) -> Option<String> {
     use serde_json::Value;
     let key = |at: &str, k: &str| {
         if at.is_empty() {
@@ -1113,7 +1117,10 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) ->
 }
 
 /// The value at a path of [`first_difference`] (`entries[0].ns`).
-fn at_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+pub(crate) fn at_path<'a>(
+    value: &'a serde_json::Value,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
     path.split('.').try_fold(value, |v, part| {
         let (name, index) = match part.split_once('[') {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),

@@ -210,8 +210,11 @@ pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
     let report: ScaleReport = serde_path_to_error::deserialize(value)
         .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
     let written = serde_json::to_value(&report).expect("a scale report serializes");
-    if &written != value {
-        return Err("not as forkbench writes it (a field is missing or differs)".to_string());
+    if let Some(at) = crate::report::first_difference(value, &written, String::new()) {
+        return Err(format!(
+            "{at}: missing or not as forkbench writes it (forkbench writes {})",
+            crate::report::at_path(&written, &at).map_or("nothing".to_string(), |v| v.to_string())
+        ));
     }
     report.validate()
 }
@@ -701,6 +704,13 @@ mod tests {
         let mut wrong = json.clone();
         wrong["points"][0]["surprise"] = serde_json::json!(1);
         assert!(check_json(&wrong).is_err());
+        let mut wrong = json.clone();
+        wrong["points"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("efficiency");
+        let err = check_json(&wrong).unwrap_err();
+        assert!(err.starts_with("points[0].efficiency: missing"), "{err}");
         let mut wrong = json;
         wrong["points"][2]["vm_exits"] = serde_json::to_value(exits(1, 1)).unwrap();
         assert!(check_json(&wrong).unwrap_err().contains("vm_exits"));

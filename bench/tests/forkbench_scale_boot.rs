@@ -144,3 +144,31 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
         .iter()
         .any(|i| i["name"] == "boot/256MiB/to_poweroff/guest" && i["unit"] == "ns"));
 }
+
+/// After `RunScale`s of every operation and mode, every worker (and every
+/// child of theirs) is gone: the guest's task and thread counts are back
+/// where they were.
+#[test]
+fn scale_workers_leave_no_task_behind() {
+    use bench::guest_harness::{GuestHarness, HarnessOptions};
+    use forkvm_protocol::ScaleMode;
+    if !bench::boot::kvm_available() {
+        bench::boot::announce_missing_kvm("scale_workers_leave_no_task_behind");
+        return;
+    }
+    let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
+    let before = guest.stats().unwrap();
+    for op in bench::scale::OPS {
+        for mode in ScaleMode::ALL {
+            let counts = guest.run_scale(op, mode, 3, 50, 1).unwrap();
+            assert!(counts.min_worker_ops > 0, "{op:?} {mode:?}: {counts:?}");
+        }
+    }
+    let after = guest.stats().unwrap();
+    assert_eq!(
+        (after.tasks, after.nr_threads, after.user_tasks.clone()),
+        (before.tasks, before.nr_threads, before.user_tasks.clone()),
+        "{before:?} -> {after:?}"
+    );
+    guest.shutdown().unwrap();
+}

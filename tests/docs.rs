@@ -256,12 +256,14 @@ fn every_help_example_runs() {
     assert!(forkbench.exists(), "{} is missing", forkbench.display());
     let scratch = std::env::temp_dir().join(format!("forkvm-help-examples-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    let helps: [(&Path, &[&str]); 6] = [
+    let helps: [(&Path, &[&str]); 8] = [
         (&forkvm, &["--help"]),
         (&forkbench, &["--help"]),
         (&forkbench, &["run", "--help"]),
         (&forkbench, &["compare", "--help"]),
         (&forkbench, &["sweep", "--help"]),
+        (&forkbench, &["scale", "--help"]),
+        (&forkbench, &["boot", "--help"]),
         (&forkbench, &["probe", "--help"]),
     ];
     let mut failures = Vec::new();

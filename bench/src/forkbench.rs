@@ -30,6 +30,7 @@ use crate::overhead::{self, RunBenchTotals};
 use crate::probe::ProbeOutcome;
 use crate::progress::Progress;
 use crate::report::{self, Format, Metadata, Outcome, Report};
+use forkvm_protocol::ScaleMode;
 
 /// Where to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -372,6 +373,7 @@ fn measure_linux_guest(
     );
     let mut harness = GuestHarness::start(HarnessOptions {
         memory: memory_mib << 20,
+        cpus: GUEST_VCPUS as u32,
         kernel: linux.reference.kernel.clone(),
         boot_timeout: LINUX_BOOT_TIMEOUT,
         request_timeout: timeout,
@@ -782,15 +784,26 @@ fn boot_guest(
     timeout: ReplyTimeout,
     lifetime: Duration,
 ) -> Result<GuestHarness, Error> {
+    boot_guest_on(memory_mib, GUEST_VCPUS as u32, timeout, lifetime)
+}
+
+/// [`boot_guest`] with `cpus` vCPUs.
+fn boot_guest_on(
+    memory_mib: u64,
+    cpus: u32,
+    timeout: ReplyTimeout,
+    lifetime: Duration,
+) -> Result<GuestHarness, Error> {
     if !crate::boot::kvm_available() {
         return Err(Error::run(format!(
             "no KVM device ({}): the guest cannot run here; use --target host",
             vmm::config::DEFAULT_KVM_DEVICE
         )));
     }
-    eprintln!("forkbench: booting the guest ({memory_mib} MiB)");
+    eprintln!("forkbench: booting the guest ({memory_mib} MiB, {cpus} vCPU(s))");
     GuestHarness::start(HarnessOptions {
         memory: memory_mib << 20,
+        cpus,
         request_timeout: timeout,
         vm_timeout: lifetime,
         ..HarnessOptions::default()
@@ -864,6 +877,293 @@ pub fn sweep(opts: &SweepOptions) -> Result<Verdict, Error> {
         file.write(&crate::sweep::to_svg(&report.entries).map_err(Error::run)?)?;
     }
     Ok(verdict(failed || has_errors(&report)))
+}
+
+/// `forkbench scale`: K concurrent workers of each operation, K = 1..=N.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleOptions {
+    /// Operations (of [`crate::scale::OPS`]).
+    pub ops: Vec<BenchOp>,
+    /// Processes, threads, or both.
+    pub modes: Vec<ScaleMode>,
+    pub targets: Targets,
+    /// The largest K on both targets; `None`: the guest's vCPUs in the
+    /// guest, the host's CPUs on the host.
+    pub workers_max: Option<u64>,
+    /// How long each point's workers run.
+    pub duration_ms: u64,
+    /// The guest's vCPUs.
+    pub cpus: u32,
+    /// MiB touched before `fork_mem`'s workers start.
+    pub mem_mib: u64,
+    /// Guest RAM in MiB; `None` sizes it for `fork_mem`.
+    pub guest_memory_mib: Option<u64>,
+    /// See [`RunOptions::timeout`].
+    pub timeout: Option<Duration>,
+    /// Write CSV rows here.
+    pub csv: Option<PathBuf>,
+    /// Write an SVG plot of ops/s against K here.
+    pub svg: Option<PathBuf>,
+    /// The report's format and file (no gate, no samples).
+    pub output: OutputOptions,
+}
+
+/// The host's CPUs.
+fn host_cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// `forkbench scale`: every operation, mode and K on the chosen targets,
+/// the report on standard output (or `--output`), CSV and SVG if asked.
+pub fn scale(opts: &ScaleOptions) -> Result<Verdict, Error> {
+    use crate::scale::{Counts, Point, ScaleReport};
+
+    if let Some(&op) = opts.ops.iter().find(|op| !crate::scale::OPS.contains(op)) {
+        return Err(Error::setup(format!(
+            "{} cannot be run by scale workers",
+            op_name(op)
+        )));
+    }
+    let host_cpus = host_cpus();
+    let guest_k = opts.workers_max.unwrap_or(u64::from(opts.cpus));
+    let host_k = opts.workers_max.unwrap_or(host_cpus);
+    let most = u64::from(forkvm_protocol::MAX_SCALE_WORKERS);
+    if guest_k.max(host_k) > most {
+        return Err(Error::setup(format!(
+            "--workers-max {}: at most {most}",
+            guest_k.max(host_k)
+        )));
+    }
+    let memory = if opts.targets.guest() {
+        vmm::config::check_cpus(opts.cpus).map_err(|e| Error::setup(format!("--cpus: {e}")))?;
+        let touched = Params {
+            iters: 1,
+            warmup: 0,
+            mem_mib: opts.mem_mib as usize,
+        };
+        let work: Vec<(BenchOp, Params)> = opts
+            .ops
+            .iter()
+            .map(|&op| (op, touched))
+            .filter(|&(op, _)| op == BenchOp::ForkMem)
+            .collect();
+        guest_memory_for(&work, opts.guest_memory_mib)?
+    } else {
+        0
+    };
+    let create = |path: &Option<PathBuf>, what| match path {
+        Some(path) => OutputFile::create(path, what).map(Some),
+        None => Ok(None),
+    };
+    let output = create(&opts.output.output, "--output")?;
+    let csv = create(&opts.csv, "--csv")?;
+    let svg = create(&opts.svg, "--svg")?;
+    let mem_mib = |op| {
+        if op == BenchOp::ForkMem {
+            opts.mem_mib
+        } else {
+            0
+        }
+    };
+    let curves: Vec<(BenchOp, ScaleMode)> = opts
+        .ops
+        .iter()
+        .flat_map(|&op| opts.modes.iter().map(move |&mode| (op, mode)))
+        .collect();
+    let mut metadata = Metadata::collect(0, 0);
+    let steps = curves.len() as u64
+        * (u64::from(opts.targets.guest()) * guest_k + u64::from(opts.targets.host()) * host_k);
+    let mut progress = Progress::new(steps as usize);
+    let mut points = Vec::new();
+    let mut failed = false;
+    let duration_ms = opts.duration_ms as u32;
+    if opts.targets.guest() {
+        let timeout = reply_timeout(opts.timeout);
+        let requests: Duration = curves
+            .iter()
+            .map(|&(op, _)| {
+                (1..=guest_k)
+                    .map(|k| timeout.run_scale(op, k as u16, duration_ms, mem_mib(op) as u32))
+                    .sum::<Duration>()
+            })
+            .sum();
+        let lifetime = DEFAULT_VM_TIMEOUT.max(DEFAULT_BOOT_TIMEOUT + requests);
+        let mut harness = boot_guest_on(memory, opts.cpus, timeout, lifetime)?;
+        metadata.guest_memory_mib = Some(memory);
+        metadata.guest_vcpus = Some(u64::from(opts.cpus));
+        let khz = harness.hello_info().tsc_khz;
+        metadata.guest_tsc_khz = Some(khz);
+        for &(op, mode) in &curves {
+            for k in 1..=guest_k {
+                progress.step(&format!(
+                    "{} {} x{k} in the guest",
+                    op_name(op),
+                    mode.name()
+                ));
+                let (result, exits) = overhead::exits_of(&mut harness, |h| {
+                    h.run_scale(op, mode, k as u16, duration_ms, mem_mib(op) as u32)
+                });
+                points.push(match result {
+                    Ok(c) => {
+                        let elapsed = crate::host_linux::cycles_to_duration(c.elapsed_tsc, khz);
+                        let counts = Counts {
+                            ops: c.ops,
+                            elapsed_ns: elapsed.as_nanos() as u64,
+                            min_worker_ops: c.min_worker_ops,
+                            max_worker_ops: c.max_worker_ops,
+                        };
+                        let exits = exits.per_iters(c.ops);
+                        let target = report::Target::Guest;
+                        Point::measured(op, mem_mib(op), mode, target, k, counts, Some(exits))
+                    }
+                    Err(e) => {
+                        let target = report::Target::Guest;
+                        Point::failed(op, mem_mib(op), mode, target, k, e.to_string())
+                    }
+                });
+            }
+        }
+        if let Err(e) = harness.shutdown() {
+            eprintln!("forkbench: guest shutdown: {e}");
+            failed = true;
+        }
+    }
+    if opts.targets.host() {
+        for &(op, mode) in &curves {
+            for k in 1..=host_k {
+                progress.step(&format!("{} {} x{k} on the host", op_name(op), mode.name()));
+                let duration = Duration::from_millis(opts.duration_ms);
+                let result = crate::host_linux::scale::run(
+                    op,
+                    mode,
+                    k as usize,
+                    duration,
+                    mem_mib(op) as usize,
+                );
+                let target = report::Target::Host;
+                points.push(match result {
+                    Ok(c) => {
+                        let counts = Counts {
+                            ops: c.ops,
+                            elapsed_ns: c.elapsed_ns,
+                            min_worker_ops: c.min_worker_ops,
+                            max_worker_ops: c.max_worker_ops,
+                        };
+                        Point::measured(op, mem_mib(op), mode, target, k, counts, None)
+                    }
+                    Err(e) => Point::failed(op, mem_mib(op), mode, target, k, e),
+                });
+            }
+        }
+    }
+    progress.finish();
+    let report = ScaleReport {
+        schema: crate::scale::SCHEMA.to_string(),
+        schema_version: crate::scale::SCHEMA_VERSION,
+        metadata,
+        duration_ms: opts.duration_ms,
+        host_cpus,
+        points: crate::scale::with_efficiency(points),
+    };
+    let text = crate::scale::render(&report, opts.output.format);
+    match output {
+        Some(file) => file.write(&text)?,
+        None => print!("{text}"),
+    }
+    if let Some(file) = csv {
+        file.write(&crate::scale::to_csv(&report))?;
+    }
+    if let Some(file) = svg {
+        file.write(&crate::scale::to_svg(&report).map_err(Error::run)?)?;
+    }
+    failed |= report.points.iter().any(|p| p.error.is_some());
+    Ok(verdict(failed))
+}
+
+/// `forkbench boot`: whole boots of the guest, timed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BootOptions {
+    /// Measured boots.
+    pub iters: u64,
+    /// Boots run first and not measured.
+    pub warmup: u64,
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    /// Write CSV rows (the sweep's columns) here.
+    pub csv: Option<PathBuf>,
+    /// The report's format and files (`--output`, `--samples`; no gate).
+    pub output: OutputOptions,
+}
+
+/// `forkbench boot`: `iters` boots (after `warmup`) of the guest in this
+/// process to its `poweroff` ([`crate::boot::boot_to_poweroff`]), reported
+/// as the `boot/NMiB/to_poweroff/guest` and `boot/NMiB/total/guest`
+/// entries of a latency report, in any format.
+pub fn boot(opts: &BootOptions) -> Result<Verdict, Error> {
+    if !crate::boot::kvm_available() {
+        return Err(Error::run(format!(
+            "no KVM device ({}): the guest cannot boot here",
+            vmm::config::DEFAULT_KVM_DEVICE
+        )));
+    }
+    let files = OutputFiles::create(&opts.output)?;
+    let csv = match &opts.csv {
+        Some(path) => Some(OutputFile::create(path, "--csv")?),
+        None => None,
+    };
+    let mut metadata = Metadata::collect(opts.iters, opts.warmup);
+    metadata.guest_memory_mib = Some(opts.memory_mib);
+    metadata.guest_vcpus = Some(GUEST_VCPUS);
+    let total = opts.warmup + opts.iters;
+    let mut progress = Progress::new(total as usize);
+    let mut to_poweroff = Vec::with_capacity(opts.iters as usize);
+    let mut whole = Vec::with_capacity(opts.iters as usize);
+    let mut error = None;
+    for i in 0..total {
+        progress.step(&format!("boot {} of {total}", i + 1));
+        match crate::boot::boot_to_poweroff(opts.memory_mib << 20) {
+            Ok(times) if i >= opts.warmup => {
+                to_poweroff.push(times.to_poweroff.as_nanos() as u64);
+                whole.push(times.total.as_nanos() as u64);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    progress.finish();
+    let entry = |metric: &str, samples: Vec<u64>| {
+        let outcome = match (&error, crate::stats::summarize(&samples)) {
+            (None, Some(ns)) => Outcome::Ok { ns },
+            (Some(e), _) => Outcome::Error { error: e.clone() },
+            (None, None) => Outcome::Error {
+                error: "no samples".to_string(),
+            },
+        };
+        report::Entry {
+            op: "boot".to_string(),
+            metric: metric.to_string(),
+            target: report::Target::Guest,
+            mem_mib: Some(opts.memory_mib),
+            iters: opts.iters,
+            outcome,
+            note: None,
+            vm_exits: None,
+            samples,
+        }
+    };
+    let report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        metadata,
+        entries: vec![entry("to_poweroff", to_poweroff), entry("total", whole)],
+    };
+    files.write(&report, &report::render(&report, opts.output.format))?;
+    if let Some(file) = csv {
+        file.write(&crate::sweep::to_csv(&report.entries))?;
+    }
+    Ok(verdict(has_errors(&report)))
 }
 
 /// `forkbench probe`: the call's pid or errno on each target, printed.

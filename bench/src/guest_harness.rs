@@ -30,8 +30,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use forkvm_protocol::{
-    BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, MessageType, SysctlName, MAX_FRAME_LEN,
-    PROTOCOL_VERSION,
+    BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, MessageType, ScaleMode, SysctlName,
+    MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use vmm::{ExitCounters, GuestExit, KvmStats, Outcome, Timings, VmConfig, VmExits};
 
@@ -76,6 +76,22 @@ impl ReplyTimeout {
         match self {
             ReplyTimeout::Scaled { floor } => {
                 floor + run_bench_allowance(op, iters, warmup, mem_mib)
+            }
+            ReplyTimeout::Fixed(limit) => limit,
+        }
+    }
+
+    /// The limit of a `RunScale`: its duration, the workers' start and
+    /// stop and the MiB touched first (only for `ForkMem`), on top of the
+    /// floor.
+    pub fn run_scale(self, op: BenchOp, workers: u16, duration_ms: u32, mem_mib: u32) -> Duration {
+        match self {
+            ReplyTimeout::Scaled { floor } => {
+                let mib = if op == BenchOp::ForkMem { mem_mib } else { 0 };
+                floor
+                    + Duration::from_millis(u64::from(duration_ms))
+                    + ITERATION_ALLOWANCE.saturating_mul(2 * u32::from(workers))
+                    + TOUCHED_MIB_ALLOWANCE.saturating_mul(mib)
             }
             ReplyTimeout::Fixed(limit) => limit,
         }
@@ -160,6 +176,20 @@ impl GuestRun {
             BenchMetric::RoundTrip => self.op.is_ping_pong().then_some(&self.create[..]),
         }
     }
+}
+
+/// What the workers of one `RunScale` counted (see
+/// [`Message::ScaleDone`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScaleCounts {
+    /// Operations completed by all workers in the timed interval.
+    pub ops: u64,
+    /// The interval in guest TSC cycles.
+    pub elapsed_tsc: u64,
+    /// The fewest operations one worker completed.
+    pub min_worker_ops: u64,
+    /// The most operations one worker completed.
+    pub max_worker_ops: u64,
 }
 
 /// Everything that can go wrong talking to the guest.
@@ -749,6 +779,55 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// `RunScale`: `workers` workers (processes or threads, `mode`) repeat
+    /// `op` for `duration_ms` once all exist; what they counted. A run the
+    /// guest could not complete is [`HarnessError::Guest`]'s
+    /// `Internal` with the errno as detail.
+    pub fn run_scale(
+        &mut self,
+        op: BenchOp,
+        mode: ScaleMode,
+        workers: u16,
+        duration_ms: u32,
+        mem_mib: u32,
+    ) -> Result<ScaleCounts> {
+        let id = self.send_request(&Message::RunScale {
+            op,
+            mode,
+            workers,
+            duration_ms,
+            mem_mib,
+        })?;
+        let limit = self.timeout.run_scale(op, workers, duration_ms, mem_mib);
+        match self.next_reply(id, MessageType::RunScale, limit)? {
+            Message::ScaleDone {
+                op: got_op,
+                mode: got_mode,
+                workers: got_workers,
+                errno,
+                elapsed_tsc,
+                ops,
+                min_worker_ops,
+                max_worker_ops,
+            } if (got_op, got_mode, got_workers) == (op, mode, workers) => {
+                if errno != 0 {
+                    return Err(HarnessError::Guest {
+                        request: MessageType::RunScale,
+                        code: ErrorCode::Internal,
+                        detail: errno as u32,
+                    });
+                }
+                Ok(ScaleCounts {
+                    ops,
+                    elapsed_tsc,
+                    min_worker_ops,
+                    max_worker_ops,
+                })
+            }
+            other => Self::unexpected(MessageType::RunScale, &other),
+        }
+    }
+
     /// `Stats`: the guest kernel's counters.
     pub fn stats(&mut self) -> Result<StatsInfo> {
         match self.call(&Message::Stats)? {
@@ -832,6 +911,8 @@ impl<T: Transport> Client<T> {
 pub struct HarnessOptions {
     /// Guest RAM in bytes.
     pub memory: u64,
+    /// The guest's vCPUs.
+    pub cpus: u32,
     /// Guest kernel ELF.
     pub kernel: PathBuf,
     /// Longest wait for the boot and the first `Hello` reply.
@@ -858,6 +939,7 @@ impl Default for HarnessOptions {
     fn default() -> Self {
         Self {
             memory: vmm::config::DEFAULT_MEMORY,
+            cpus: 1,
             kernel: PathBuf::from(vmm::BUILT_KERNEL),
             boot_timeout: DEFAULT_BOOT_TIMEOUT,
             request_timeout: ReplyTimeout::Scaled {
@@ -917,6 +999,7 @@ impl GuestHarness {
     pub fn start(opts: HarnessOptions) -> Result<Self> {
         let mut config = VmConfig::new(opts.kernel.clone());
         config.memory = opts.memory;
+        config.cpus = opts.cpus;
         config.timeout = Some(opts.vm_timeout);
         match &opts.linux {
             None => config.script = Some(HARNESS_SCRIPT.to_owned()),
@@ -1111,6 +1194,21 @@ impl GuestHarness {
         mem_mib: u32,
     ) -> Result<GuestRun> {
         let result = self.client.run_bench(op, iters, warmup, mem_mib);
+        self.with_context(result)
+    }
+
+    /// See [`Client::run_scale`].
+    pub fn run_scale(
+        &mut self,
+        op: BenchOp,
+        mode: ScaleMode,
+        workers: u16,
+        duration_ms: u32,
+        mem_mib: u32,
+    ) -> Result<ScaleCounts> {
+        let result = self
+            .client
+            .run_scale(op, mode, workers, duration_ms, mem_mib);
         self.with_context(result)
     }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 pub use forkvm_protocol::BenchOp;
 
 mod pingpong;
+pub mod scale;
 
 /// The unprivileged uid/gid (`nobody`) the RLIMIT_NPROC child switches to.
 const NOBODY: libc::c_long = 65534;

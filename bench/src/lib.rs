@@ -14,6 +14,7 @@ pub mod overhead;
 pub mod probe;
 pub mod progress;
 pub mod report;
+pub mod scale;
 pub mod stats;
 pub mod sweep;
 pub mod traps;

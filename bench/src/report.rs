@@ -36,13 +36,21 @@ use serde::{Deserialize, Serialize};
 ///   entries (Linux booted by the same VMM) and `metadata.reference`
 ///   ([`ReferenceInfo`]). Fields and a target were only added: v2..v4
 ///   reports still serve as baselines.
-pub const SCHEMA_VERSION: u32 = 5;
+/// - 6: `forkbench boot` writes `boot` entries with the metrics
+///   `to_poweroff` and `total` ([`BOOT_METRICS`]), timed by the VMM: they
+///   have no `vm_exits`, and a report of only those has no `harness`.
+///   Metrics were only added: v2..v5 reports still serve as baselines.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest schema version `--baseline` accepts (see [`SCHEMA_VERSION`]).
 pub const OLDEST_BASELINE_VERSION: u32 = 2;
 
+/// The metrics of `forkbench boot`'s entries: boots timed by the VMM, not
+/// requests to a guest (no VM exits are counted for them).
+pub const BOOT_METRICS: [&str; 2] = ["to_poweroff", "total"];
+
 /// The metrics an entry can have, in table order, with what they mean.
-pub const METRICS: [(&str, &str); 3] = [
+pub const METRICS: [(&str, &str); 5] = [
     (
         "create",
         "from just before the creating call until it returns in the parent \
@@ -57,6 +65,15 @@ pub const METRICS: [(&str, &str); 3] = [
         "round_trip",
         "one round trip between two processes on one CPU (sched_yield or a \
          byte through two pipes), lmbench lat_ctx/lat_pipe style",
+    ),
+    (
+        "to_poweroff",
+        "a whole boot: from the VMM's start (VM creation, kernel load, guest boot to its \
+         shell) until the guest's poweroff request",
+    ),
+    (
+        "total",
+        "a whole boot as to_poweroff, plus the VM's teardown by the host kernel",
     ),
 ];
 
@@ -938,6 +955,8 @@ fn comparison(report: &Report, style: Style) -> String {
     for &metric in &shown {
         let metric = match metric {
             "round_trip" => "round-trip".to_string(),
+            "to_poweroff" => "boot to poweroff".to_string(),
+            "total" => "boot total".to_string(),
             other => other.replace('_', "+"),
         };
         if reference {
@@ -1066,7 +1085,11 @@ pub fn check_json(value: &serde_json::Value) -> Result<(), String> {
 
 /// Where `a` and `b` first differ (`metadata.harness`, `entries[0].ns`),
 /// if anywhere.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) -> Option<String> {
+pub(crate) fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: String,
+) -> Option<String> {
     use serde_json::Value;
     let key = |at: &str, k: &str| {
         if at.is_empty() {
@@ -1094,7 +1117,10 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: String) ->
 }
 
 /// The value at a path of [`first_difference`] (`entries[0].ns`).
-fn at_path<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+pub(crate) fn at_path<'a>(
+    value: &'a serde_json::Value,
+    path: &str,
+) -> Option<&'a serde_json::Value> {
     path.split('.').try_fold(value, |v, part| {
         let (name, index) = match part.split_once('[') {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
@@ -1172,7 +1198,7 @@ fn check_rate(n: f64, at: &str) -> Result<(), String> {
 impl VmExitCount {
     /// The per-iteration numbers are the totals over `iters`, and the
     /// reasons add up to the total.
-    fn check(&self, iters: u64, at: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, iters: u64, at: &str) -> Result<(), String> {
         let per = |total: u64| total as f64 / iters.max(1) as f64;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.max(1.0);
         check_rate(self.per_iter, &format!("{at}.per_iter"))?;
@@ -1225,6 +1251,13 @@ impl Report {
         if meta.guest_vcpus.is_some() != guest_ran {
             return Err("metadata.guest_vcpus is set exactly when a guest ran".to_string());
         }
+        // A guest that only booted (`forkbench boot`) served no request.
+        let guest_served = guest_ran
+            && (self.entries.is_empty()
+                || self
+                    .entries
+                    .iter()
+                    .any(|e| !BOOT_METRICS.contains(&e.metric.as_str())));
         if let Some(trap) = &meta.trap_cost {
             if !guest_ran {
                 return Err("metadata.trap_cost is set but no guest ran".to_string());
@@ -1234,11 +1267,11 @@ impl Report {
             check_rate(trap.ns_per_exit, &format!("{at}.ns_per_exit"))?;
         }
         match &meta.harness {
-            None if guest_ran => {
+            None if guest_served => {
                 return Err("metadata.harness is null but a guest ran".to_string());
             }
-            Some(_) if !guest_ran => {
-                return Err("metadata.harness is set but no guest ran".to_string());
+            Some(_) if !guest_served => {
+                return Err("metadata.harness is set but no guest served requests".to_string());
             }
             None => {}
             Some(harness) => {
@@ -1278,7 +1311,9 @@ impl Report {
                 (Some(_), Target::Host) => {
                     return Err(format!("{at}: vm_exits on a host entry"));
                 }
-                (None, Target::Guest | Target::LinuxGuest) if entry.stats().is_some() => {
+                (None, Target::Guest | Target::LinuxGuest)
+                    if entry.stats().is_some() && !BOOT_METRICS.contains(&metric.as_str()) =>
+                {
                     return Err(format!("{at}: a measured guest entry without vm_exits"));
                 }
                 (Some(exits), Target::LinuxGuest) => {
@@ -1396,6 +1431,33 @@ mod tests {
         r
     }
 
+    // `forkbench boot`'s report: boot entries are timed by the VMM, so
+    // they carry no exits and need no harness cost; a request's entry
+    // still needs both.
+    #[test]
+    fn boot_entries_validate_without_exits_or_harness() {
+        let boot = |metric: &str| Entry {
+            mem_mib: Some(256),
+            ..entry("boot", metric, Target::Guest, 2_000_000)
+        };
+        let mut r = report(vec![boot("to_poweroff"), boot("total")]);
+        r.metadata.guest_memory_mib = Some(256);
+        r.metadata.guest_vcpus = Some(1);
+        let value: serde_json::Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();
+        check_json(&value).unwrap();
+        assert_eq!(r.entries[0].name(), "boot/256MiB/to_poweroff/guest");
+        let table = render(&r, Format::Table);
+        assert!(table.contains("boot to poweroff guest"), "{table}");
+        let bmf: serde_json::Value = serde_json::from_str(&render(&r, Format::Bmf)).unwrap();
+        assert_eq!(
+            bmf["boot/256MiB/total/guest"]["latency"]["value"],
+            2_000_000.0
+        );
+        r.entries.push(entry("fork", "create", Target::Guest, 1000));
+        let err = r.validate().unwrap_err();
+        assert!(err.contains("harness"), "{err}");
+    }
+
     #[test]
     fn dates_are_rfc3339() {
         assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
@@ -1440,7 +1502,7 @@ mod tests {
         assert_eq!(value["entries"][0]["ns"]["median"], 1000);
         assert_eq!(value["entries"][0]["ns"]["p99_9"], 3000);
         assert_eq!(value["entries"][0]["ns"]["median_ci"]["lower"], 950);
-        assert_eq!(value["schema_version"], 5);
+        assert_eq!(value["schema_version"], 6);
         // No guest: no harness cost, no exits, no trap cost.
         assert!(value["metadata"]["harness"].is_null());
         assert!(value["metadata"]["trap_cost"].is_null());
@@ -1471,7 +1533,7 @@ mod tests {
             assert!(check_json(&serde_json::to_value(&old).unwrap()).is_err());
         }
         // Version 1 reports lack the guest's create entries: refused.
-        let old = text.replace("\"schema_version\": 5", "\"schema_version\": 1");
+        let old = text.replace("\"schema_version\": 6", "\"schema_version\": 1");
         assert!(parse_report(&old).unwrap_err().contains("schema version 1"));
         assert!(parse_report("{}").is_err());
     }

@@ -1,5 +1,6 @@
 //! `forkbench sweep`: fork latency against the memory the parent touched,
-//! as CSV and an SVG line plot (median per series).
+//! as CSV and an SVG line plot (median per series). The plotting itself
+//! ([`line_plot`]) also draws `forkbench scale`'s throughput curves.
 //!
 //! The SVG is drawn with `plotters` (SVG backend only, no fonts: the
 //! backend writes `<text>` elements and leaves glyphs to the viewer).
@@ -75,6 +76,51 @@ pub fn series(entries: &[Entry]) -> Vec<(String, Vec<(u64, u64)>)> {
 /// An SVG line plot (drawn with `plotters`): x = MiB touched on a
 /// log2(1 + MiB) axis, y = median us, one line per series with a legend.
 pub fn to_svg(entries: &[Entry]) -> Result<String, String> {
+    let xs = |mib: u64| (1.0 + mib as f64).log2();
+    let lines: Vec<Line> = series(entries)
+        .into_iter()
+        .map(|(name, points)| Line {
+            name,
+            points: points
+                .iter()
+                .map(|&(m, ns)| (xs(m), ns as f64 / 1e3))
+                .collect(),
+        })
+        .collect();
+    let axes = Axes {
+        x_desc: "MiB touched by the parent (log2(1 + MiB))",
+        y_desc: "median latency (us)",
+        x_label: &|x: &f64| {
+            let mib = x.exp2() - 1.0;
+            if mib < 10.0 {
+                format!("{mib:.1}")
+            } else {
+                format!("{mib:.0}")
+            }
+        },
+    };
+    line_plot(&lines, &axes)
+}
+
+/// One line of a [`line_plot`]: its legend and its `(x, y)` points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The axes of a [`line_plot`]: descriptions and how an x value is
+/// labelled.
+pub struct Axes<'a> {
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub x_label: &'a dyn Fn(&f64) -> String,
+}
+
+/// An SVG plot (drawn with `plotters`) of `lines` from 0 on both axes,
+/// one colour per line, with a legend. The sweep's and `forkbench
+/// scale`'s plots.
+pub fn line_plot(lines: &[Line], axes: &Axes<'_>) -> Result<String, String> {
     use plotters::prelude::*;
 
     const COLORS: [RGBColor; 6] = [
@@ -85,15 +131,13 @@ pub fn to_svg(entries: &[Entry]) -> Result<String, String> {
         RGBColor(0x94, 0x67, 0xbd),
         RGBColor(0x8c, 0x56, 0x4b),
     ];
-    let series = series(entries);
-    let xs = |mib: u64| (1.0 + mib as f64).log2();
-    let x_max = series
+    let x_max = lines
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(m, _)| xs(m)))
+        .flat_map(|l| l.points.iter().map(|&(x, _)| x))
         .fold(1.0f64, f64::max);
-    let y_max = series
+    let y_max = lines
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(_, ns)| ns as f64 / 1e3))
+        .flat_map(|l| l.points.iter().map(|&(_, y)| y))
         .fold(1e-3f64, f64::max)
         * 1.1;
     let mut out = String::new();
@@ -110,27 +154,20 @@ pub fn to_svg(entries: &[Entry]) -> Result<String, String> {
         chart
             .configure_mesh()
             .disable_mesh()
-            .x_desc("MiB touched by the parent (log2(1 + MiB))")
-            .y_desc("median latency (us)")
-            .x_label_formatter(&|x| {
-                let mib = x.exp2() - 1.0;
-                if mib < 10.0 {
-                    format!("{mib:.1}")
-                } else {
-                    format!("{mib:.0}")
-                }
-            })
+            .x_desc(axes.x_desc)
+            .y_desc(axes.y_desc)
+            .x_label_formatter(axes.x_label)
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, (name, points)) in series.iter().enumerate() {
+        for (i, line) in lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
                 .draw_series(LineSeries::new(
-                    points.iter().map(|&(m, ns)| (xs(m), ns as f64 / 1e3)),
+                    line.points.iter().copied(),
                     color.stroke_width(2),
                 ))
                 .map_err(|e| err(&e))?
-                .label(name.as_str())
+                .label(line.name.as_str())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
                 });

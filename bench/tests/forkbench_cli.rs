@@ -179,7 +179,7 @@ fn json_report_then_regression_gate() {
     let text = std::fs::read_to_string(&report).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     bench::report::check_json(&value).unwrap();
-    assert_eq!(value["schema_version"], 5);
+    assert_eq!(value["schema_version"], 6);
     assert_eq!(value["metadata"]["iterations"], 20);
     // The TSC where it is invariant (then its rate is given), else
     // CLOCK_MONOTONIC: never no host number.

@@ -6,8 +6,8 @@
 use bench::boot::kvm_available;
 use bench::guest_harness::{GuestHarness, HarnessError, HarnessOptions};
 use forkvm_protocol::{
-    crc32, write_frame, ErrorCode, Message, MessageType, CRC_LEN, HEADER_LEN, MAGIC,
-    MAX_PAYLOAD_LEN, PROTOCOL_VERSION,
+    crc32, write_frame, BenchOp, ErrorCode, Message, MessageType, ScaleMode, CRC_LEN, HEADER_LEN,
+    MAGIC, MAX_PAYLOAD_LEN, PROTOCOL_VERSION,
 };
 
 /// Request ids of the raw frames below; the harness client counts its own
@@ -133,6 +133,29 @@ fn malformed_frames_get_typed_errors_and_service_goes_on() {
         ),
         [(MARKER_ID + 6, ErrorCode::Malformed, 2)]
     );
+
+    // A RunScale with a mode that does not exist (byte 2 of its payload):
+    // Malformed, detail the field's offset.
+    let run_scale = [0, 0, 7, 1, 0, 200, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        answers_to(
+            &mut guest,
+            &frame(MessageType::RunScale as u8, MARKER_ID + 7, &run_scale)
+        ),
+        [(MARKER_ID + 7, ErrorCode::Malformed, 2)]
+    );
+    // Well-formed RunScales it cannot run: an operation workers cannot
+    // repeat (detail: the op), no workers (detail: 0).
+    for (op, workers, detail) in [(BenchOp::CloneEinval, 1, 8), (BenchOp::Fork, 0, 0)] {
+        match guest.run_scale(op, ScaleMode::Processes, workers, 10, 0) {
+            Err(HarnessError::Guest {
+                request: MessageType::RunScale,
+                code: ErrorCode::BadArgument,
+                detail: got,
+            }) => assert_eq!(got, detail),
+            other => panic!("RunScale of {op:?} x{workers}: {other:?}"),
+        }
+    }
 
     // Well-formed requests with bad arguments: BadArgument with the errno.
     match guest.sysctl("kernel.no-such-sysctl", None) {

@@ -17,10 +17,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bench::forkbench::{
-    self, OutputOptions, ProbeOptions, RunOptions, Sizes, SweepOptions, Targets, Verdict,
+    self, BootOptions, OutputOptions, ProbeOptions, RunOptions, ScaleOptions, Sizes, SweepOptions,
+    Targets, Verdict,
 };
 use bench::report::Format;
 use clap::{Parser, Subcommand, ValueEnum};
+use forkvm_protocol::ScaleMode;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +84,19 @@ enum Command {
         after_help = "Example: forkbench sweep --mem-list 0,16,64 --iters 100 --csv sweep.csv --svg sweep.svg"
     )]
     Sweep(SweepArgs),
+    /// Throughput with K concurrent workers (will-it-scale style), K = 1..=N,
+    /// with scaling efficiency, in the guest and on the host.
+    #[command(
+        after_help = "Example: forkbench scale --op fork --workers-max 2 --duration-ms 200   \
+                      (fork+exit+wait by 1 and 2 processes and threads, guest and host)\n\n\
+                      A guest with fewer vCPUs than K (on PVM only --cpus 1 boots) runs its K \
+                      workers in turn: its curve then shows what concurrency costs the kernel, \
+                      not parallel speed-up. More: docs/BENCHMARKING.md"
+    )]
+    Scale(ScaleArgs),
+    /// Boot latency: whole boots of the guest to its poweroff, with statistics.
+    #[command(after_help = "Example: forkbench boot --iters 20 --format bmf --output boot.json")]
+    Boot(BootArgs),
     /// One clone/clone3 call: its pid or errno in the guest and on the host.
     #[command(
         after_help = "Example: forkbench probe --flags 0x800   (CLONE_SIGHAND without CLONE_VM: EINVAL)"
@@ -131,6 +146,137 @@ struct SweepArgs {
     samples: Option<PathBuf>,
     #[command(flatten)]
     timeout: TimeoutArg,
+}
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// Measured boots.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    iters: u64,
+    /// Boots run first and not measured (the first reads the kernel from disk).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    warmup: u64,
+    /// Guest RAM in MiB.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    mem: u64,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write every sample as CSV (name,op,metric,target,mem_mib,iteration,ns) to FILE.
+    #[arg(long, value_name = "FILE")]
+    samples: Option<PathBuf>,
+    /// Write one CSV row of statistics per metric to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ScaleArgs {
+    /// Operations, comma-separated: fork, vfork, clone_thread, clone_vm,
+    /// fork_mem, or all.
+    #[arg(long, value_delimiter = ',', default_value = "fork")]
+    op: Vec<String>,
+    /// Workers as processes, as threads of one process, or both.
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    mode: ModeArg,
+    /// The largest K (1..=256). Default: the guest's --cpus in the guest,
+    /// the host's CPU count on the host.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers_max: Option<u64>,
+    /// How long each point's workers run, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    duration_ms: u64,
+    /// The guest's vCPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    cpus: u32,
+    /// MiB touched before `fork_mem`'s workers start.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4_096))]
+    mem: u64,
+    /// Where to run it.
+    #[arg(long, value_enum, default_value_t = TargetArg::Both)]
+    target: TargetArg,
+    /// Guest RAM in MiB. Default: 256, or what fork_mem needs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(64..=16_384))]
+    guest_memory: Option<u64>,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write one CSV row per point to FILE.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write an SVG plot of ops/s against K to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    #[command(flatten)]
+    timeout: TimeoutArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Processes,
+    Threads,
+    Both,
+}
+
+impl ScaleArgs {
+    fn options(self) -> Result<ScaleOptions, forkbench::Error> {
+        let mut ops = Vec::new();
+        for name in &self.op {
+            let names: Vec<&str> = bench::scale::OPS
+                .iter()
+                .map(|&op| bench::host_linux::op_name(op))
+                .collect();
+            let selected = if name == "all" {
+                bench::scale::OPS.to_vec()
+            } else {
+                match bench::scale::OPS
+                    .into_iter()
+                    .find(|&op| bench::host_linux::op_name(op) == name)
+                {
+                    Some(op) => vec![op],
+                    None => {
+                        return Err(forkbench::Error {
+                            message: format!("--op {name:?}: one of {}, all", names.join(", ")),
+                            exit_status: 2,
+                        })
+                    }
+                }
+            };
+            for op in selected {
+                if !ops.contains(&op) {
+                    ops.push(op);
+                }
+            }
+        }
+        let modes = match self.mode {
+            ModeArg::Processes => vec![ScaleMode::Processes],
+            ModeArg::Threads => vec![ScaleMode::Threads],
+            ModeArg::Both => ScaleMode::ALL.to_vec(),
+        };
+        Ok(ScaleOptions {
+            ops,
+            modes,
+            targets: self.target.into(),
+            workers_max: self.workers_max,
+            duration_ms: self.duration_ms,
+            cpus: self.cpus,
+            mem_mib: self.mem,
+            guest_memory_mib: self.guest_memory,
+            timeout: self.timeout.timeout,
+            csv: self.csv,
+            svg: self.svg,
+            output: OutputOptions {
+                output: self.output,
+                ..OutputOptions::stdout(self.format.into())
+            },
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -332,6 +478,18 @@ fn main() -> ExitCode {
                 ..OutputOptions::stdout(args.format.into())
             },
         }),
+        Command::Boot(args) => forkbench::boot(&BootOptions {
+            iters: args.iters,
+            warmup: args.warmup,
+            memory_mib: args.mem,
+            csv: args.csv,
+            output: OutputOptions {
+                output: args.output,
+                samples: args.samples,
+                ..OutputOptions::stdout(args.format.into())
+            },
+        }),
+        Command::Scale(args) => args.options().and_then(|opts| forkbench::scale(&opts)),
         Command::Probe(args) => forkbench::probe(&ProbeOptions {
             args: bench::guest_harness::ProbeArgs {
                 flags: args.flags,

@@ -583,3 +583,67 @@ fn hello_until_ready_gives_up_at_its_limit() {
     assert!(matches!(err, HarnessError::Timeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+// RunScale: the counts of a matching ScaleDone; its errno as a typed guest
+// error; a ScaleDone for another op, mode or K as a protocol violation.
+#[test]
+fn run_scale_counts_errno_and_mismatch() {
+    let mut client = fake_guest(|id, request| {
+        let Message::RunScale {
+            op, mode, workers, ..
+        } = request
+        else {
+            return vec![];
+        };
+        let (workers, errno) = match workers {
+            1 => (1, 0),
+            2 => (2, 12),
+            k => (k + 1, 0),
+        };
+        vec![frame(
+            id,
+            &Message::ScaleDone {
+                op,
+                mode,
+                workers,
+                errno,
+                elapsed_tsc: 3_000_000,
+                ops: 10,
+                min_worker_ops: 10,
+                max_worker_ops: 10,
+            },
+        )]
+    });
+    let counts = client
+        .run_scale(BenchOp::Fork, ScaleMode::Threads, 1, 1, 0)
+        .unwrap();
+    assert_eq!((counts.ops, counts.elapsed_tsc), (10, 3_000_000));
+    let errno = client.run_scale(BenchOp::Fork, ScaleMode::Threads, 2, 1, 0);
+    assert!(
+        matches!(
+            errno,
+            Err(HarnessError::Guest {
+                request: MessageType::RunScale,
+                code: ErrorCode::Internal,
+                detail: 12
+            })
+        ),
+        "{errno:?}"
+    );
+    let other = client.run_scale(BenchOp::Fork, ScaleMode::Threads, 3, 1, 0);
+    assert!(matches!(other, Err(HarnessError::Protocol(_))), "{other:?}");
+}
+
+#[test]
+fn a_run_scale_waits_for_its_duration_and_workers() {
+    let scaled = ReplyTimeout::Scaled { floor: TIMEOUT };
+    let limit = scaled.run_scale(BenchOp::ForkMem, 64, 60_000, 1024);
+    assert!(limit >= TIMEOUT + Duration::from_secs(60) + TOUCHED_MIB_ALLOWANCE * 1024);
+    let fork = scaled.run_scale(BenchOp::Fork, 1, 1000, 1024);
+    assert!(fork < TIMEOUT + Duration::from_secs(2), "{fork:?}");
+    let fixed = ReplyTimeout::Fixed(Duration::from_secs(3));
+    assert_eq!(
+        fixed.run_scale(BenchOp::Fork, 8, 60_000, 0),
+        Duration::from_secs(3)
+    );
+}

@@ -47,6 +47,7 @@
 //! | `0x05` | `Sysctl`         | `name_len: u8 (<= 64), name: [u8; name_len], has_value: bool, value: u64` (value 0 when absent) |
 //! | `0x06` | `Rlimit`         | `resource: u32, cur: u64, max: u64`                                     |
 //! | `0x07` | `Shutdown`       | `status: u32`                                                           |
+//! | `0x08` | `RunScale`       | `op: u16, mode: u8 (0 processes, 1 threads), workers: u16, duration_ms: u32, mem_mib: u32` |
 //! | `0x81` | `HelloReply`     | `protocol_version: u8, platform: u32, tsc_khz: u64, memory_bytes: u64, kernel_version: [u8; 32]` |
 //! | `0x82` | `BenchSamples`   | `op: u16, metric: u8, first_index: u32, total: u32, count: u16 (<= 1024), samples: [u64; count]` |
 //! | `0x83` | `BenchDone`      | `op: u16, total: u32, errno: i32`                                       |
@@ -54,6 +55,7 @@
 //! | `0x85` | `StatsReply`     | `free_frames: u64, total_frames: u64, tasks: u32, nr_threads: u32, max_threads: u32, count: u8 (<= 16), [uid: u32, tasks: u64; count]` |
 //! | `0x86` | `SysctlReply`    | `value: u64`                                                            |
 //! | `0x87` | `Ok`             | empty                                                                   |
+//! | `0x88` | `ScaleDone`      | `op: u16, mode: u8, workers: u16, errno: i32, elapsed_tsc: u64, ops: u64, min_worker_ops: u64, max_worker_ops: u64` |
 //! | `0xff` | `Error`          | `request_id: u32, code: u16, detail: u32`                               |
 //!
 //! `Probe` leaves a limit unchanged when `nproc_limit` is `u64::MAX`
@@ -69,7 +71,9 @@
 //! answered by zero or more `BenchSamples` chunks (at most
 //! [`MAX_SAMPLES_PER_FRAME`] samples each, so 100 000 samples take 98 frames
 //! per metric and no side needs a large buffer) followed by one
-//! `BenchDone`, and `Shutdown`, which has no reply. Whatever goes wrong with a request (bad
+//! `BenchDone`, and `Shutdown`, which has no reply (a `RunScale` is
+//! answered by one `ScaleDone` once its workers have run for
+//! `duration_ms` and stopped). Whatever goes wrong with a request (bad
 //! CRC, unknown type or version, malformed payload, bad argument) the guest
 //! answers with `Error` and keeps serving; [`DecodeError::error_reply`] builds
 //! that reply.
@@ -95,7 +99,9 @@
 //!   `create` and `create_exit_reap`. Operations 9 and 10 (the
 //!   ping-pongs) and metric 2 (`round_trip`) were added later without a
 //!   bump: new values, no layout change; an older peer refuses them as
-//!   unknown values.
+//!   unknown values. `RunScale`/`ScaleDone` (types 0x08, 0x88: the
+//!   will-it-scale throughput of `forkbench scale`) were added the same
+//!   way: an older guest answers `Error { UnknownType }`.
 //!
 //! # Receiving
 //!
@@ -135,7 +141,7 @@ pub use crc::crc32;
 pub use frame::{write_frame, DecodeError, EncodeError, Frame, FrameDecoder};
 pub use message::{
     encode_bench_samples_frame, BenchMetric, BenchOp, ErrorCode, Message, MessageType, Samples,
-    SysctlName, UserTasks,
+    ScaleMode, SysctlName, UserTasks,
 };
 
 /// First two bytes of every frame (`b"FK"` on the wire).
@@ -154,6 +160,9 @@ pub const MAX_FRAME_LEN: usize = HEADER_LEN + MAX_PAYLOAD_LEN + CRC_LEN;
 pub const MAX_SAMPLES_PER_FRAME: usize = 1024;
 /// Most `(uid, tasks)` pairs in a `StatsReply`.
 pub const MAX_USER_TASKS: usize = 16;
+/// Most workers a `RunScale` may ask for (the guest refuses more as
+/// `BadArgument`).
+pub const MAX_SCALE_WORKERS: u16 = 256;
 /// Longest sysctl name, in bytes.
 pub const MAX_SYSCTL_NAME_LEN: usize = 64;
 /// Size of the NUL-padded kernel version string in `HelloReply`.

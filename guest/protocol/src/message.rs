@@ -19,6 +19,7 @@ pub enum MessageType {
     Sysctl = 0x05,
     Rlimit = 0x06,
     Shutdown = 0x07,
+    RunScale = 0x08,
     HelloReply = 0x81,
     BenchSamples = 0x82,
     BenchDone = 0x83,
@@ -26,12 +27,13 @@ pub enum MessageType {
     StatsReply = 0x85,
     SysctlReply = 0x86,
     Ok = 0x87,
+    ScaleDone = 0x88,
     Error = 0xff,
 }
 
 impl MessageType {
     /// Every message type, in wire order.
-    pub const ALL: [MessageType; 15] = [
+    pub const ALL: [MessageType; 17] = [
         MessageType::Hello,
         MessageType::RunBench,
         MessageType::Probe,
@@ -39,6 +41,7 @@ impl MessageType {
         MessageType::Sysctl,
         MessageType::Rlimit,
         MessageType::Shutdown,
+        MessageType::RunScale,
         MessageType::HelloReply,
         MessageType::BenchSamples,
         MessageType::BenchDone,
@@ -46,6 +49,7 @@ impl MessageType {
         MessageType::StatsReply,
         MessageType::SysctlReply,
         MessageType::Ok,
+        MessageType::ScaleDone,
         MessageType::Error,
     ];
 
@@ -167,6 +171,34 @@ impl BenchMetric {
             BenchMetric::Create => "create",
             BenchMetric::CreateExitReap => "create_exit_reap",
             BenchMetric::RoundTrip => "round_trip",
+        }
+    }
+}
+
+/// How the workers of a `RunScale` run (`u8` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ScaleMode {
+    /// Each worker is a process of its own (forked by the server).
+    Processes = 0,
+    /// Each worker is a thread of one process (the server's).
+    Threads = 1,
+}
+
+impl ScaleMode {
+    /// Every mode, in wire order.
+    pub const ALL: [ScaleMode; 2] = [ScaleMode::Processes, ScaleMode::Threads];
+
+    /// The mode with wire value `value`, if any.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+
+    /// The mode's name in reports: `processes`, `threads`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleMode::Processes => "processes",
+            ScaleMode::Threads => "threads",
         }
     }
 }
@@ -376,6 +408,17 @@ pub enum Message {
     Shutdown {
         status: u32,
     },
+    /// Start `workers` workers (processes or threads, `mode`), each
+    /// repeating `op` (touching `mem_mib` MiB first for `ForkMem`) until
+    /// `duration_ms` have passed with all of them running; answered by
+    /// `ScaleDone`.
+    RunScale {
+        op: BenchOp,
+        mode: ScaleMode,
+        workers: u16,
+        duration_ms: u32,
+        mem_mib: u32,
+    },
     HelloReply {
         protocol_version: u8,
         platform: u32,
@@ -417,6 +460,20 @@ pub enum Message {
     },
     /// Success without data (`Rlimit`, a sysctl write).
     Ok,
+    /// End of a `RunScale`: the workers completed `ops` operations
+    /// together in `elapsed_tsc` guest TSC cycles (the fewest and most of
+    /// one worker: `min_worker_ops`, `max_worker_ops`); `errno` is 0 or
+    /// why the run failed (then the counts are 0).
+    ScaleDone {
+        op: BenchOp,
+        mode: ScaleMode,
+        workers: u16,
+        errno: i32,
+        elapsed_tsc: u64,
+        ops: u64,
+        min_worker_ops: u64,
+        max_worker_ops: u64,
+    },
     /// The request with `request_id` failed.
     Error {
         request_id: u32,
@@ -435,6 +492,7 @@ impl Message {
             Message::Sysctl { .. } => MessageType::Sysctl,
             Message::Rlimit { .. } => MessageType::Rlimit,
             Message::Shutdown { .. } => MessageType::Shutdown,
+            Message::RunScale { .. } => MessageType::RunScale,
             Message::HelloReply { .. } => MessageType::HelloReply,
             Message::BenchSamples { .. } => MessageType::BenchSamples,
             Message::BenchDone { .. } => MessageType::BenchDone,
@@ -442,6 +500,7 @@ impl Message {
             Message::StatsReply { .. } => MessageType::StatsReply,
             Message::SysctlReply { .. } => MessageType::SysctlReply,
             Message::Ok => MessageType::Ok,
+            Message::ScaleDone { .. } => MessageType::ScaleDone,
             Message::Error { .. } => MessageType::Error,
         }
     }
@@ -456,6 +515,7 @@ impl Message {
             Message::Sysctl { name, .. } => 1 + name.as_bytes().len() + 1 + 8,
             Message::Rlimit { .. } => 4 + 8 + 8,
             Message::Shutdown { .. } => 4,
+            Message::RunScale { .. } => 2 + 1 + 2 + 4 + 4,
             Message::HelloReply { .. } => 1 + 4 + 8 + 8 + KERNEL_VERSION_LEN,
             Message::BenchSamples { samples, .. } => samples_payload_len(samples.len()),
             Message::BenchDone { .. } => 2 + 4 + 4,
@@ -463,6 +523,7 @@ impl Message {
             Message::StatsReply { user_tasks, .. } => {
                 8 + 8 + 4 + 4 + 4 + 1 + user_tasks.as_slice().len() * (4 + 8)
             }
+            Message::ScaleDone { .. } => 2 + 1 + 2 + 4 + 8 * 4,
             Message::Error { .. } => 4 + 2 + 4,
         }
     }
@@ -513,6 +574,38 @@ impl Message {
                 w.u64(*max);
             }
             Message::Shutdown { status } => w.u32(*status),
+            Message::RunScale {
+                op,
+                mode,
+                workers,
+                duration_ms,
+                mem_mib,
+            } => {
+                w.u16(*op as u16);
+                w.u8(*mode as u8);
+                w.u16(*workers);
+                w.u32(*duration_ms);
+                w.u32(*mem_mib);
+            }
+            Message::ScaleDone {
+                op,
+                mode,
+                workers,
+                errno,
+                elapsed_tsc,
+                ops,
+                min_worker_ops,
+                max_worker_ops,
+            } => {
+                w.u16(*op as u16);
+                w.u8(*mode as u8);
+                w.u16(*workers);
+                w.u32(*errno as u32);
+                w.u64(*elapsed_tsc);
+                w.u64(*ops);
+                w.u64(*min_worker_ops);
+                w.u64(*max_worker_ops);
+            }
             Message::HelloReply {
                 protocol_version,
                 platform,
@@ -641,6 +734,23 @@ impl Message {
                 max: r.u64()?,
             },
             MessageType::Shutdown => Message::Shutdown { status: r.u32()? },
+            MessageType::RunScale => Message::RunScale {
+                op: r.bench_op()?,
+                mode: r.scale_mode()?,
+                workers: r.u16()?,
+                duration_ms: r.u32()?,
+                mem_mib: r.u32()?,
+            },
+            MessageType::ScaleDone => Message::ScaleDone {
+                op: r.bench_op()?,
+                mode: r.scale_mode()?,
+                workers: r.u16()?,
+                errno: r.u32()? as i32,
+                elapsed_tsc: r.u64()?,
+                ops: r.u64()?,
+                min_worker_ops: r.u64()?,
+                max_worker_ops: r.u64()?,
+            },
             MessageType::HelloReply => Message::HelloReply {
                 protocol_version: r.u8()?,
                 platform: r.u32()?,
@@ -884,6 +994,11 @@ impl<'a> Reader<'a> {
     fn bench_op(&mut self) -> Result<BenchOp, DecodeError> {
         let at = self.pos;
         BenchOp::from_u16(self.u16()?).ok_or(self.bad_field(at))
+    }
+
+    fn scale_mode(&mut self) -> Result<ScaleMode, DecodeError> {
+        let at = self.pos;
+        ScaleMode::from_u8(self.u8()?).ok_or(self.bad_field(at))
     }
 
     /// Trailing bytes are an error too: they mean a layout mismatch.

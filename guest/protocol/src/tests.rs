@@ -75,6 +75,23 @@ fn sample_messages() -> Vec<Message> {
             max: u64::MAX,
         },
         Message::Shutdown { status: 0xdead },
+        Message::RunScale {
+            op: BenchOp::CloneThread,
+            mode: ScaleMode::Threads,
+            workers: u16::MAX,
+            duration_ms: 1000,
+            mem_mib: 16,
+        },
+        Message::ScaleDone {
+            op: BenchOp::ForkMem,
+            mode: ScaleMode::Processes,
+            workers: 2,
+            errno: -11,
+            elapsed_tsc: u64::MAX,
+            ops: 12_345,
+            min_worker_ops: 6000,
+            max_worker_ops: 6345,
+        },
         Message::HelloReply {
             protocol_version: PROTOCOL_VERSION,
             platform: 2,
@@ -175,6 +192,21 @@ const BENCH_SAMPLES_VFORK_CREATE: &[u8] = &[
     0x04, 0x00, 0x00, 0xd0, 0x07, 0x00, 0x00, 0x02, 0x00, 0xa8, 0x61, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0b, 0xc1, 0x22, 0x05,
 ];
+/// `RunScale { op: Fork, mode: Processes, workers: 2, duration_ms: 200,
+/// mem_mib: 0 }`, request id 11.
+const RUN_SCALE_FORK: &[u8] = &[
+    0x46, 0x4b, 0x02, 0x08, 0x0b, 0x00, 0x00, 0x00, 0x0d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+    0x00, 0xc8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x22, 0xc7, 0xc7, 0x20,
+];
+/// `ScaleDone { op: CloneThread, mode: Threads, workers: 2, errno: 0,
+/// elapsed_tsc: 3_000_000, ops: 1234, min_worker_ops: 600, max_worker_ops:
+/// 634 }`, request id 12.
+const SCALE_DONE_THREADS: &[u8] = &[
+    0x46, 0x4b, 0x02, 0x88, 0x0c, 0x00, 0x00, 0x00, 0x29, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x02,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xc6, 0x2d, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd2, 0x04, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x58, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7a, 0x02, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x2e, 0x3b, 0x54, 0x2c,
+];
 /// A `Hello` in protocol version 1, request id 9: intact but foreign.
 const HELLO_V1: &[u8] = &[
     0x46, 0x4b, 0x01, 0x01, 0x09, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x89, 0x00, 0x65,
@@ -229,6 +261,31 @@ fn vectors() -> Vec<(&'static [u8], u32, Message)> {
                 samples: Samples::from_slice(&[25_000, 0x1_0000_0001]).unwrap(),
             },
         ),
+        (
+            RUN_SCALE_FORK,
+            11,
+            Message::RunScale {
+                op: BenchOp::Fork,
+                mode: ScaleMode::Processes,
+                workers: 2,
+                duration_ms: 200,
+                mem_mib: 0,
+            },
+        ),
+        (
+            SCALE_DONE_THREADS,
+            12,
+            Message::ScaleDone {
+                op: BenchOp::CloneThread,
+                mode: ScaleMode::Threads,
+                workers: 2,
+                errno: 0,
+                elapsed_tsc: 3_000_000,
+                ops: 1234,
+                min_worker_ops: 600,
+                max_worker_ops: 634,
+            },
+        ),
     ]
 }
 
@@ -261,7 +318,7 @@ impl Lcg {
 
 fn random_message(rng: &mut Lcg) -> Message {
     let op = BenchOp::ALL[rng.below(BenchOp::ALL.len() as u64) as usize];
-    match rng.below(15) {
+    match rng.below(17) {
         0 => Message::Hello {
             client_version: rng.byte(),
         },
@@ -345,6 +402,23 @@ fn random_message(rng: &mut Lcg) -> Message {
             value: rng.next_u64(),
         },
         13 => Message::Ok,
+        14 => Message::RunScale {
+            op,
+            mode: ScaleMode::ALL[rng.below(2) as usize],
+            workers: rng.next_u64() as u16,
+            duration_ms: rng.next_u64() as u32,
+            mem_mib: rng.next_u64() as u32,
+        },
+        15 => Message::ScaleDone {
+            op,
+            mode: ScaleMode::ALL[rng.below(2) as usize],
+            workers: rng.next_u64() as u16,
+            errno: rng.next_u64() as i32,
+            elapsed_tsc: rng.next_u64(),
+            ops: rng.next_u64(),
+            min_worker_ops: rng.next_u64(),
+            max_worker_ops: rng.next_u64(),
+        },
         _ => Message::Error {
             request_id: rng.next_u64() as u32,
             code: ErrorCode::ALL[rng.below(ErrorCode::ALL.len() as u64) as usize],
@@ -827,6 +901,18 @@ fn bad_field_values() {
     let mut p = vec![0u8; 29 + 17 * 12];
     p[28] = 17;
     bad(MessageType::StatsReply, &p, 28);
+    // RunScale/ScaleDone: unknown op, unknown mode.
+    let mut p = [0u8; 41];
+    p[0] = 0xee;
+    bad(MessageType::RunScale, &p[..13], 0);
+    bad(MessageType::ScaleDone, &p, 0);
+    p[0] = BenchOp::Fork as u8;
+    p[2] = ScaleMode::ALL.len() as u8;
+    bad(MessageType::RunScale, &p[..13], 2);
+    bad(MessageType::ScaleDone, &p, 2);
+    p[2] = ScaleMode::Threads as u8;
+    assert!(Message::decode(MessageType::RunScale as u8, &p[..13]).is_ok());
+    assert!(Message::decode(MessageType::ScaleDone as u8, &p).is_ok());
     // Unknown ErrorCode.
     bad(MessageType::Error, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4);
     bad(MessageType::Error, &[0, 0, 0, 0, 7, 0, 0, 0, 0, 0], 4);
@@ -899,7 +985,7 @@ fn resync_after_garbage_with_false_magics() {
         let results = decode_stream(&mut FrameDecoder::new(), &wire, chunk);
         let frames = frames_only(&results);
         let ids: Vec<u32> = frames.iter().map(|f| f.1).collect();
-        assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7], "chunk {chunk}");
+        assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7, 11, 12], "chunk {chunk}");
         assert!(results
             .iter()
             .any(|r| matches!(r, Err(DecodeError::TooLong { .. }))));

@@ -241,6 +241,29 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             frame(0x02, 13, p().u16(999).u32(1).u32(0).u32(0)),
         ),
         (
+            "valid-run-scale",
+            frame(0x08, 20, p().u16(0).u8(1).u16(2).u32(1000).u32(0)),
+        ),
+        (
+            "valid-scale-done",
+            frame(
+                0x88,
+                21,
+                p().u16(2)
+                    .u8(0)
+                    .u16(2)
+                    .u32(0)
+                    .u64(3_000_000)
+                    .u64(1234)
+                    .u64(600)
+                    .u64(634),
+            ),
+        ),
+        (
+            "payload-run-scale-mode-unknown",
+            frame(0x08, 22, p().u16(0).u8(2).u16(2).u32(1000).u32(0)),
+        ),
+        (
             "payload-probe-bool-2",
             frame(0x03, 14, p().u64(0).u32(17).u8(2).u32(0).u64(0).u64(0)),
         ),

@@ -18,6 +18,13 @@
 //!   the run fails, no samples and `BenchDone { total: 0, errno }`; a failing
 //!   op that succeeds reports errno -1, a child that ends abnormally
 //!   `ECHILD`. `iters == 0` or an unsupported `mem_mib` is `BadArgument`.
+//! - `RunScale` -> `ScaleDone`: `workers` processes or threads each
+//!   repeat `op` (fork, fork_mem, vfork, clone_thread or clone_vm) for
+//!   `duration_ms` once all exist ([`crate::scale`]); their operations,
+//!   the interval in TSC cycles and the least and most of one worker. A
+//!   failure is `ScaleDone` with its errno and zero counts; another op, 0
+//!   or more than [`scale::MAX_WORKERS`] workers, a zero or over-long
+//!   duration are `BadArgument`.
 //! - `Probe` -> `ProbeReply` (pid or `-errno`), made in a forked child that
 //!   first sets `RLIMIT_NPROC` to `nproc_limit` (unless `RLIM_INFINITY`)
 //!   and `kernel.threads-max` to `threads_max` (unless 0; restored by the
@@ -37,8 +44,9 @@ use alloc_crate::vec;
 use alloc_crate::vec::Vec;
 
 use forkvm_protocol::{
-    encode_bench_samples_frame, BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, UserTasks,
-    KERNEL_VERSION_LEN, MAX_FRAME_LEN, MAX_SAMPLES_PER_FRAME, MAX_USER_TASKS, PROTOCOL_VERSION,
+    encode_bench_samples_frame, BenchMetric, BenchOp, ErrorCode, FrameDecoder, Message, ScaleMode,
+    UserTasks, KERNEL_VERSION_LEN, MAX_FRAME_LEN, MAX_SAMPLES_PER_FRAME, MAX_USER_TASKS,
+    PROTOCOL_VERSION,
 };
 
 use crate::clone_probe::{
@@ -47,12 +55,15 @@ use crate::clone_probe::{
 use crate::errno::Errno;
 use crate::forkvm::{self, TaskInfo};
 use crate::latency::{self, format_u64, Op, Options};
+use crate::scale;
 use crate::syscall::{self, c_field, exit, fork, pipe2, wait4};
 
 /// Largest `iters` a `RunBench` may ask for (the samples are kept in memory).
 pub const MAX_ITERS: u32 = 10_000_000;
 /// Largest `mem_mib` a `RunBench` may ask for.
 pub const MAX_MEM_MIB: u32 = 64 * 1024;
+/// Longest `duration_ms` a `RunScale` may ask for (ten minutes).
+pub const MAX_SCALE_DURATION_MS: u32 = 600_000;
 const THREADS_MAX: &[u8] = b"kernel.threads-max";
 
 /// The byte stream the server talks over.
@@ -254,6 +265,13 @@ impl Server {
                     Err(e) => self.sys_error(link, id, e),
                 }
             }
+            Message::RunScale {
+                op,
+                mode,
+                workers,
+                duration_ms,
+                mem_mib,
+            } => self.run_scale(link, id, op, mode, workers, duration_ms, mem_mib),
             Message::Shutdown { status } => Ok(Next::Shutdown(status)),
             // A reply sent to the guest is a request it does not know.
             other => self.error(
@@ -263,6 +281,57 @@ impl Server {
                 u32::from(other.msg_type() as u8),
             ),
         }
+    }
+
+    /// `RunScale`: the workers' counts in one `ScaleDone` (see
+    /// [`crate::scale`]); a failure is a `ScaleDone` with its errno and
+    /// zero counts, as a failed `RunBench` is a `BenchDone` with one.
+    #[allow(clippy::too_many_arguments)]
+    fn run_scale<L: Link>(
+        &mut self,
+        link: &mut L,
+        id: u32,
+        op: BenchOp,
+        mode: ScaleMode,
+        workers: u16,
+        duration_ms: u32,
+        mem_mib: u32,
+    ) -> Result<Next, Errno> {
+        let repeated = match op {
+            BenchOp::Fork | BenchOp::ForkMem => Op::Fork,
+            BenchOp::Vfork => Op::Vfork,
+            BenchOp::CloneThread => Op::Thread,
+            BenchOp::CloneVm => Op::CloneVm,
+            _ => return self.error(link, id, ErrorCode::BadArgument, op as u32),
+        };
+        if workers == 0 || usize::from(workers) > scale::MAX_WORKERS {
+            return self.error(link, id, ErrorCode::BadArgument, u32::from(workers));
+        }
+        if duration_ms == 0 || duration_ms > MAX_SCALE_DURATION_MS || mem_mib > MAX_MEM_MIB {
+            return self.error(link, id, ErrorCode::BadArgument, duration_ms);
+        }
+        let mem = if op == BenchOp::ForkMem { mem_mib } else { 0 };
+        let how = match mode {
+            ScaleMode::Processes => scale::Mode::Processes,
+            ScaleMode::Threads => scale::Mode::Threads,
+        };
+        let duration_ns = u64::from(duration_ms) * 1_000_000;
+        let result = scale::run(repeated, mem as usize, how, workers.into(), duration_ns);
+        let (counts, errno) = match result {
+            Ok(counts) => (counts, 0),
+            Err(e) => (scale::Counts::default(), e.0),
+        };
+        let done = Message::ScaleDone {
+            op,
+            mode,
+            workers,
+            errno,
+            elapsed_tsc: counts.elapsed_tsc,
+            ops: counts.ops,
+            min_worker_ops: counts.min_worker_ops,
+            max_worker_ops: counts.max_worker_ops,
+        };
+        self.reply(link, id, done)
     }
 
     fn run_bench<L: Link>(
@@ -308,11 +377,7 @@ impl Server {
             total: &mut total,
         };
         if let Err(e) = latency::sample(&options, warmup as usize, &mut out) {
-            let errno = match e {
-                latency::Error::Sys(_, e) | latency::Error::Unexpected(_, Some(e)) => e.0,
-                latency::Error::Unexpected(_, None) => -1,
-                latency::Error::Child(_) => Errno::ECHILD.0,
-            };
+            let errno = e.errno();
             let done = Message::BenchDone {
                 op,
                 total: 0,
@@ -868,6 +933,63 @@ mod tests {
                 }
             )
         );
+    }
+
+    // RunScale: one ScaleDone with the workers' counts; what cannot be
+    // scaled is BadArgument and serving goes on.
+    #[test]
+    fn run_scale_counts_and_refusals() {
+        let scale = |id, op, workers, duration_ms| {
+            frame(
+                id,
+                &Message::RunScale {
+                    op,
+                    mode: ScaleMode::Threads,
+                    workers,
+                    duration_ms,
+                    mem_mib: 0,
+                },
+            )
+        };
+        let mut input = scale(60, BenchOp::Fork, 2, 50);
+        input.extend(scale(61, BenchOp::CloneEinval, 1, 50));
+        input.extend(scale(62, BenchOp::Fork, 0, 50));
+        input.extend(scale(63, BenchOp::Fork, 1, 0));
+        input.extend(frame(64, &Message::Hello { client_version: 2 }));
+        let (_, replies) = run(input);
+        assert_eq!(replies.len(), 5, "{replies:?}");
+        let (
+            60,
+            Message::ScaleDone {
+                op: BenchOp::Fork,
+                mode: ScaleMode::Threads,
+                workers: 2,
+                errno: 0,
+                elapsed_tsc,
+                ops,
+                min_worker_ops,
+                max_worker_ops,
+            },
+        ) = replies[0]
+        else {
+            panic!("{replies:?}");
+        };
+        assert!(elapsed_tsc > 0 && min_worker_ops > 0, "{replies:?}");
+        assert!(min_worker_ops <= max_worker_ops && min_worker_ops + max_worker_ops == ops);
+        for (reply, (id, detail)) in replies[1..4].iter().zip([(61, 8), (62, 0), (63, 0)]) {
+            assert_eq!(
+                *reply,
+                (
+                    id,
+                    Message::Error {
+                        request_id: id,
+                        code: ErrorCode::BadArgument,
+                        detail
+                    }
+                )
+            );
+        }
+        assert!(matches!(replies[4], (64, Message::HelloReply { .. })));
     }
 
     #[test]

@@ -33,7 +33,7 @@
 
 use core::fmt;
 use core::ptr::null;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
 use crate::errno::Errno;
@@ -224,6 +224,19 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// The errno a protocol reply carries for this error: the failed
+    /// call's, -1 for a call that succeeded but must fail, `ECHILD` for a
+    /// child that did not exit with status 0.
+    pub fn errno(self) -> i32 {
+        match self {
+            Error::Sys(_, e) | Error::Unexpected(_, Some(e)) => e.0,
+            Error::Unexpected(_, None) => -1,
+            Error::Child(_) => Errno::ECHILD.0,
+        }
+    }
+}
+
 /// An anonymous read-write mapping, unmapped on drop.
 struct Mapping {
     ptr: *mut u8,
@@ -251,6 +264,42 @@ struct ChildArea {
     stack_top: *mut u8,
     tls: *mut u64,
     tid: AtomicU32,
+}
+
+impl ChildArea {
+    /// The area on `stack` (a [`CHILD_STACK`] mapping, which must outlive
+    /// it): the TLS block at its bottom, the stack's top.
+    fn on(stack: &Mapping) -> ChildArea {
+        let tls = stack.ptr.cast::<u64>();
+        // SAFETY: the TLS block is the first 64 bytes of the stack mapping;
+        // by x86-64 convention its first word points to itself.
+        unsafe { tls.write(tls as u64) };
+        ChildArea {
+            // SAFETY: one past the end of the mapping: the top of the stack.
+            stack_top: unsafe { stack.ptr.add(CHILD_STACK) },
+            tls,
+            tid: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Repeats untimed cycles of `op` (one of the creating operations) until
+/// `stop` is non-zero, storing the number completed in `done` after each:
+/// one worker of a throughput run ([`crate::scale`]). Its child stack is
+/// its own, so workers that share memory (threads) do not collide.
+pub fn repeat_until(op: Op, stop: &AtomicU32, done: &AtomicU64) -> Result<(), Error> {
+    if !matches!(op, Op::Fork | Op::Vfork | Op::Thread | Op::CloneVm) {
+        return Err(Error::Sys("repeat_until", Errno::EINVAL));
+    }
+    let stack = Mapping::new(CHILD_STACK, "mmap(stack)")?;
+    let area = ChildArea::on(&stack);
+    let mut count = 0;
+    while stop.load(Ordering::Relaxed) == 0 {
+        cycle(op, &area)?;
+        count += 1;
+        done.store(count, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// The child of `thread` and `clone-vm`: ends itself (only this thread).
@@ -663,16 +712,7 @@ fn sample_cycles(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Res
     };
 
     let stack = Mapping::new(CHILD_STACK, "mmap(stack)")?;
-    let tls = stack.ptr.cast::<u64>();
-    // SAFETY: the TLS block is the first 64 bytes of the stack mapping; by
-    // x86-64 convention its first word points to itself.
-    unsafe { tls.write(tls as u64) };
-    let area = ChildArea {
-        // SAFETY: one past the end of the mapping: the top of the stack.
-        stack_top: unsafe { stack.ptr.add(CHILD_STACK) },
-        tls,
-        tid: AtomicU32::new(0),
-    };
+    let area = ChildArea::on(&stack);
 
     for _ in 0..warmup {
         cycle(options.op, &area)?;

@@ -38,6 +38,7 @@ mod mem;
 mod panic;
 pub mod pingpong;
 pub mod rusage;
+pub mod scale;
 pub mod sched;
 pub mod sem;
 pub mod shell_parse;

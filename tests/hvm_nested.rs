@@ -48,6 +48,7 @@ const VM_TEST_BINARIES: &[&str] = &[
     "guest_harness",
     "guest_malformed_frames",
     "forkbench_cli",
+    "forkbench_scale_boot",
     // Debian's kernel booted by forkvm under SVM, `forkbench compare
     // --reference linux-vm` on both guests: about 40 s under TCG.
     "linux_reference",

@@ -359,3 +359,22 @@ fn a_fatal_fault_is_logged_like_linux_and_a_handled_one_is_not() {
     assert!(line.contains(" sp "), "{line}");
     assert!(line.trim_end().ends_with(" error 6"), "{line}");
 }
+
+/// `affinity MASK COMMAND` (taskset): a mask with an online CPU runs the
+/// command; one with none is Linux's EINVAL from sched_setaffinity, and
+/// the shell goes on; a mask that is not hexadecimal is a usage error.
+#[test]
+fn the_affinity_builtin_binds_the_command_or_says_why_not() {
+    require_kvm!();
+    let text = run_expect(
+        "affinity 0x1 run hello; affinity 80 run hello; affinity 1x run hello; echo after",
+        0,
+    );
+    assert_eq!(text.matches("hello from pid").count(), 1, "{text}");
+    assert!(
+        text.contains("affinity: sched_setaffinity: EINVAL 22"),
+        "{text}"
+    );
+    assert!(text.contains("usage: affinity MASK COMMAND..."), "{text}");
+    assert!(text.contains("\nafter"), "{text}");
+}

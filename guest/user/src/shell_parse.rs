@@ -190,6 +190,12 @@ pub const COMMANDS: &[CommandInfo] = &[
         false,
     ),
     command(
+        "affinity",
+        "affinity MASK COMMAND...",
+        "run the builtin COMMAND in a child bound to the CPUs of the hex MASK (taskset)",
+        false,
+    ),
+    command(
         "panic",
         "panic [--cpu N] [MESSAGE]",
         "panic the kernel (on CPU N)",

@@ -303,6 +303,7 @@ impl Shell<'_> {
             b"nice" => self.cmd_nice(args),
             b"chrt" => self.cmd_chrt(args),
             b"renice" => cmd_renice(args),
+            b"affinity" => self.cmd_affinity(args),
             _ => {
                 println!("{}: command not found (try 'help')", Bytes(name));
                 return Some(STATUS_NOT_FOUND);
@@ -440,6 +441,26 @@ impl Shell<'_> {
         Ok(self.run_in_child("chrt", command, || {
             sched::sched_setscheduler(0, policy, priority)
                 .map_err(|errno| ("sched_setscheduler", errno))
+        }))
+    }
+
+    /// `affinity MASK COMMAND...` (util-linux `taskset MASK`): a child that
+    /// restricts itself to the CPUs of the hexadecimal MASK (bit n = CPU
+    /// n; `0x` optional) and runs the builtin COMMAND; its status. The
+    /// mask is inherited by what the command forks. `affinity:
+    /// sched_setaffinity: EINVAL 22` (status 1) if it names no online CPU.
+    fn cmd_affinity(&self, args: &[&[u8]]) -> CommandResult {
+        let (&mask, command) = args.split_first().ok_or(UsageError)?;
+        let digits = mask.strip_prefix(b"0x").unwrap_or(mask);
+        let mask = core::str::from_utf8(digits)
+            .ok()
+            .and_then(|text| u64::from_str_radix(text, 16).ok())
+            .ok_or(UsageError)?;
+        if command.is_empty() {
+            return Err(UsageError);
+        }
+        Ok(self.run_in_child("affinity", command, || {
+            sched::sched_setaffinity(0, mask).map_err(|errno| ("sched_setaffinity", errno))
         }))
     }
 

@@ -64,11 +64,11 @@ mod kernel {
             Ok(bytes)
         }
 
-        /// The file's pages, when it is a file of the tree.
-        pub fn data(&self) -> Option<&spin::Mutex<crate::fs::page_cache::FileData>> {
+        /// The regular file, when it is a file of the tree.
+        pub fn inode(&self) -> Option<&Arc<Inode>> {
             match self {
                 ExecImage::Static(_) => None,
-                ExecImage::File(inode) => inode.data(),
+                ExecImage::File(inode) => Some(inode),
             }
         }
     }

@@ -7,7 +7,10 @@
 //! stays clean. Only what Linux guarantees on any file system is checked
 //! (no block counts, no listing order).
 
-use forkvm_user::syscall::{mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED};
+use forkvm_user::signal::{sig, sigaction, SigInfo};
+use forkvm_user::syscall::{
+    mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
+};
 
 use super::*;
 
@@ -30,6 +33,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-mmap-shared", mmap_shared),
     ("files-mmap-private", mmap_private),
     ("files-mmap-errors", mmap_errors),
+    ("files-mmap-lazy-sparse", mmap_lazy_sparse),
+    ("files-mmap-past-eof-sigbus", mmap_past_eof_sigbus),
     ("files-exec-interpreter", exec_interpreter),
     ("files-proc-stat-status-meminfo", proc_files),
 ];
@@ -1319,6 +1324,104 @@ fn mmap_private(_: &Ctx) -> Outcome {
     .ctx("MAP_FIXED")?;
     ensure!(fixed as usize == map.addr + 4096, "MAP_FIXED address");
     ensure!(map.get(4096) == b'a', "the file's first page at the second");
+    Ok(())
+}
+
+/// A file mapping takes no memory until touched: a 1 GiB sparse file
+/// (more than the guest's RAM) maps whole, shared and private; the pages
+/// touched are the file's (pread sees a store, a forked child's store
+/// shows in the parent), and the file is emptied again.
+fn mmap_lazy_sparse(_: &Ctx) -> Outcome {
+    const SIZE: usize = 1 << 30;
+    let s = Scratch::new("mmap-lazy", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    ftruncate(&fd, SIZE as i64).ctx("ftruncate 1 GiB")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(SIZE, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap 1 GiB shared")?;
+    // MAP_NORESERVE: a private writable mapping larger than RAM would not
+    // pass the overcommit heuristic of a small machine (or of the guest).
+    let flags = MAP_PRIVATE | MAP_NORESERVE;
+    let private = FileMap::new(SIZE, rw, flags, fd.raw(), 0).ctx("mmap 1 GiB private")?;
+    let (middle, last) = (SIZE / 2 + 123, SIZE - 1);
+    ensure!(map.get(middle) == 0 && private.get(last) == 0, "holes read zeros");
+    map.set(middle, b'm');
+    map.set(last, b'l');
+    ensure!(byte_at(&fd, middle)? == b'm', "pread sees a store in the middle");
+    ensure!(byte_at(&fd, last)? == b'l', "pread sees a store at the end");
+    ensure!(private.get(middle) == b'm', "a private mapping sees the file");
+    private.set(middle, b'p');
+    ensure!(map.get(middle) == b'm', "a private store stays private");
+    let child = Child::spawn(|| {
+        map.set(SIZE / 4, b'c');
+        i32::from(map.get(middle) != b'm' || private.get(middle) != b'p')
+    })?;
+    expect_exit("child", child.wait()?, 0)?;
+    ensure!(map.get(SIZE / 4) == b'c', "a forked child's store");
+    drop(private);
+    drop(map);
+    ftruncate(&fd, 0).ctx("ftruncate 0")?;
+    Ok(())
+}
+
+/// Exits with 10 * si_code + (si_addr is `FAULT_ADDR`): a SIGBUS handler.
+extern "C" fn exit_with_bus_code(_signo: i32, info: *mut SigInfo, _uc: *mut u8) {
+    // SAFETY: the kernel passes a valid siginfo.
+    let info = unsafe { *info };
+    let expected = FAULT_ADDR.load(Ordering::SeqCst);
+    exit_group(info.code * 10 + i32::from(info.addr() == expected));
+}
+
+/// The address a fault in a child is expected at.
+static FAULT_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+/// BUS_ADRERR, the si_code of an access past the end of a file.
+const BUS_ADRERR: i32 = 2;
+
+/// A page of a file mapping wholly past the end of the file raises SIGBUS
+/// (BUS_ADRERR, at the address), for reads and writes, shared or private;
+/// the rest of the last partial page reads zeros; a read into such a page
+/// is EFAULT; once the file grows, the page is the file's.
+fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
+    let s = Scratch::new("mmap-sigbus", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, &[b'a'; 5000], 0).ctx("pwrite")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
+    let private = FileMap::new(3 * 4096, rw, MAP_PRIVATE, fd.raw(), 0).ctx("mmap private")?;
+    ensure!(map.get(4999) == b'a', "the last byte of the file");
+    ensure!(map.get(5000) == 0 && map.get(8191) == 0, "the tail of the last page is zeros");
+    ensure!(private.get(8191) == 0, "the tail through a private mapping");
+    let faults: [(&str, &FileMap, bool); 3] = [
+        ("read of a shared page past EOF", &map, false),
+        ("write to a shared page past EOF", &map, true),
+        ("read of a private page past EOF", &private, false),
+    ];
+    for (what, mapping, write) in faults {
+        let at = mapping.addr + 8192 + 8;
+        let child = Child::spawn(|| {
+            FAULT_ADDR.store(at, Ordering::SeqCst);
+            if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() {
+                return 1;
+            }
+            if write {
+                mapping.set(8192 + 8, 1);
+            } else {
+                mapping.get(8192 + 8);
+            }
+            2
+        })?;
+        let status = child.wait_bounded(what)?;
+        expect_exit(what, status, BUS_ADRERR * 10 + 1)?;
+    }
+    // SAFETY: the kernel writes into our mapping or fails.
+    let into_past_eof = ret(unsafe {
+        syscall4(nr::PREAD64, fd.raw() as usize, map.addr + 8192, 16, 0)
+    });
+    expect_err("pread into a page past EOF", into_past_eof, Errno::EFAULT)?;
+    ftruncate(&fd, 3 * 4096).ctx("ftruncate")?;
+    pwrite(&fd, b"G", 8200).ctx("pwrite")?;
+    ensure!(map.get(8200) == b'G', "after growing, the page is the file's");
+    ensure!(private.get(8200) == b'G', "through a private mapping too");
     Ok(())
 }
 

@@ -342,6 +342,15 @@ pub fn execve(
     regs.frame = initial_frame(&program);
     regs.fpu = FpuState::init();
 
+    // Linux `futex_exec_release`: the robust locks this thread holds in
+    // the old program are released as if it had died.
+    let (old_mm, robust_list) = {
+        let mut inner = task.inner.lock();
+        (inner.mm.clone(), core::mem::take(&mut inner.robust_list))
+    };
+    if let (Some(old_mm), true) = (old_mm, robust_list != 0) {
+        crate::syscall::robust_list::exit_robust_list(task, &old_mm, robust_list);
+    }
     let old = {
         let mut inner = task.inner.lock();
         inner.fs_base = 0;
@@ -456,6 +465,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
             comm: super::task::comm_from(name),
             mm: Some(program.mm),
             clear_child_tid: 0,
+            robust_list: 0,
             fs_base: 0,
             gs_base: 0,
             vfork_done: None,

@@ -16,6 +16,7 @@ mod pgrp;
 mod pidfd;
 mod process;
 mod random;
+pub mod robust_list;
 mod rusage;
 /// sched.rs (as `sched_calls`: `sched` names the scheduler here).
 #[path = "sched.rs"]
@@ -102,6 +103,8 @@ pub mod nr {
     pub const GETTID: u64 = 186;
     pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
+    pub const SET_ROBUST_LIST: u64 = 273;
+    pub const GET_ROBUST_LIST: u64 = 274;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EXIT_GROUP: u64 = 231;
     pub const REBOOT: u64 = 169;
@@ -288,6 +291,8 @@ pub fn dispatch(ctx: &mut UserContext) {
         }
         nr::FUTEX => futex::futex(a),
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
+        nr::SET_ROBUST_LIST => robust_list::set_robust_list(a),
+        nr::GET_ROBUST_LIST => robust_list::get_robust_list(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::EXIT_GROUP => process::exit_group(a),
         nr::REBOOT => forkvm::reboot(a),

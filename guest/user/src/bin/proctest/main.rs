@@ -92,6 +92,7 @@ macro_rules! topics {
 topics! {
     cow,
     threads,
+    robust,
     vfork,
     wait,
     efault,

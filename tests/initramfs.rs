@@ -526,6 +526,37 @@ fn busybox_echo_and_ls() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
+/// `/proc/self/fd` as busybox sees it: `ls` lists the open descriptors
+/// (its own directory descriptor, 3, included), `readlink` names the
+/// console and a file, and the sysctl files read and write.
+#[test]
+fn busybox_lists_proc_self_fd() {
+    require_kvm!();
+    let archive = scratch("busybox-procfd.cpio", &busybox_archive(&busybox()));
+    let script = "ls /proc/self/fd; readlink /proc/self/fd/0; exec 7</dev/null; \
+                  readlink /proc/self/fd/7; ls /proc/self/fd; \
+                  echo 3000 > /proc/sys/kernel/threads-max; cat /proc/sys/kernel/threads-max; \
+                  grep -c ^processor /proc/cpuinfo";
+    let out = forkvm()
+        .arg("--initrd")
+        .arg(&archive)
+        .args(["--init", "/bin/busybox", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    std::fs::remove_file(archive).ok();
+    let text = stdout(&out).replace("\r\n", "\n");
+    let script_output: String = text
+        .lines()
+        .filter(|l| !l.starts_with("forkvm: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        script_output, "0\n1\n2\n3\n/dev/console\n/dev/null\n0\n1\n2\n3\n7\n3000\n1\n",
+        "{text}"
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
 /// Fetches Debian package `package` once into `target/` (`apt-get
 /// download` + `dpkg-deb -x` into `DIR/root`, no root needed); returns
 /// `DIR/root`. Parallel tests wait for the one that fetches.

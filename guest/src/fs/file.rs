@@ -33,6 +33,10 @@ pub struct OpenFile {
     pub pos: Mutex<u64>,
     /// The status flags (`fcntl(F_GETFL)`).
     pub flags: u32,
+    /// The absolute path a file (not a directory, whose dentry knows its
+    /// path) was opened by, links resolved (Linux's `f_path`): what
+    /// `/proc/PID/fd/N` links to.
+    pub path: Option<alloc::sync::Arc<[u8]>>,
 }
 
 impl OpenFile {
@@ -41,7 +45,13 @@ impl OpenFile {
             node,
             pos: Mutex::new(0),
             flags: flags & KEPT_FLAGS,
+            path: None,
         }
+    }
+
+    /// The same, recording the path it was opened by.
+    pub fn with_path(self, path: Option<alloc::sync::Arc<[u8]>>) -> OpenFile {
+        OpenFile { path, ..self }
     }
 
     pub fn readable(&self) -> bool {

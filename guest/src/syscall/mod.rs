@@ -4,7 +4,7 @@
 mod affinity;
 mod cred;
 mod file;
-mod forkvm;
+pub mod forkvm;
 mod fs;
 pub mod futex;
 mod info;

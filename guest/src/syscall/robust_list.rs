@@ -26,8 +26,6 @@ const ROBUST_LIST_LIMIT: u32 = 2048;
 const FUTEX_WAITERS: u32 = 0x8000_0000;
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-/// CAP_SYS_PTRACE: reads another user's robust list.
-const CAP_SYS_PTRACE: u32 = 19;
 
 /// `set_robust_list(head, len)`: EINVAL unless `len` is the size of the
 /// head; the address is not checked until it is used.
@@ -53,7 +51,7 @@ pub fn get_robust_list(a: Args) -> SysResult {
         let pid = u32::try_from(pid as i32).map_err(|_| ESRCH)?;
         crate::process::pgrp::find_task_by_vpid(&current.active_pid_ns(), pid).ok_or(ESRCH)?
     };
-    if !may_read(&current, &task) {
+    if !crate::process::cred::ptrace_may_read(&current, &task) {
         return Err(EPERM);
     }
     let head = task.inner.lock().robust_list;
@@ -63,32 +61,6 @@ pub fn get_robust_list(a: Args) -> SysResult {
     mm.copy_to_user(head_ptr, &head.to_le_bytes())
         .map_err(|_| EFAULT)?;
     Ok(0)
-}
-
-/// Linux `ptrace_may_access(task, PTRACE_MODE_READ_REALCREDS)`: a thread
-/// of the same process; else the caller's real uid and gid must be all of
-/// the target's uids and gids, or it has CAP_SYS_PTRACE over the target's
-/// namespace; and an undumpable target needs CAP_SYS_PTRACE too.
-fn may_read(current: &Task, task: &Task) -> bool {
-    if core::ptr::eq(
-        alloc::sync::Arc::as_ptr(current.thread_group()),
-        alloc::sync::Arc::as_ptr(task.thread_group()),
-    ) {
-        return true;
-    }
-    let caller = current.inner.lock().cred.clone();
-    let (target, dumpable) = {
-        let inner = task.inner.lock();
-        let dumpable = inner
-            .mm
-            .as_ref()
-            .is_none_or(|mm| mm.dumpable.load(core::sync::atomic::Ordering::Relaxed));
-        (inner.cred.clone(), dumpable)
-    };
-    let same_ids = [target.uid, target.euid, target.suid] == [caller.uid; 3]
-        && [target.gid, target.egid, target.sgid] == [caller.gid; 3];
-    let privileged = caller.ns_capable(&target.user_ns, CAP_SYS_PTRACE);
-    (same_ids || privileged) && (dumpable || privileged)
 }
 
 /// Walks the exiting (or exec'ing) `task`'s robust list in `mm` (Linux

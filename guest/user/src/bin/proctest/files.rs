@@ -37,6 +37,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-mmap-past-eof-sigbus", mmap_past_eof_sigbus),
     ("files-exec-interpreter", exec_interpreter),
     ("files-proc-stat-status-meminfo", proc_files),
+    ("files-proc-fd", proc_fd),
+    ("files-proc-cpuinfo-sysctl", proc_cpuinfo_sysctl),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -1681,5 +1683,143 @@ fn proc_files(ctx: &Ctx) -> Outcome {
         open(&Path::new(format_args!("/proc/self/nonexistent")), O_RDONLY, 0),
         Errno::ENOENT,
     )?;
+    Ok(())
+}
+
+/// `readlink(path)` into `buf`: the target's bytes.
+fn readlink_into<'a>(path: &Path, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let n = ret(unsafe {
+        syscall3(
+            nr::READLINK,
+            path.ptr(),
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+        )
+    })?;
+    Ok(&buf[..n])
+}
+
+/// The descriptor numbers `/proc/self/fd` lists (below 64), as a bit set.
+fn listed_fds(dir: &Fd) -> Result<u64, Msg> {
+    let mut buf = [0u8; 4096];
+    let mut fds = 0u64;
+    let mut dots = 0;
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64 /proc/self/fd")?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let kind = buf[at + 18];
+            let name = c_field(&buf[at + 19..at + reclen]);
+            at += reclen;
+            if name == b"." || name == b".." {
+                ensure!(kind == 4, "d_type of {}: {kind}", Bytes(name));
+                dots += 1;
+                continue;
+            }
+            ensure!(kind == 10, "d_type of fd {}: {kind}, expected DT_LNK", Bytes(name));
+            let fd: u64 = core::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| msg!("entry {} is no number", Bytes(name)))?;
+            if fd < 64 {
+                fds |= 1 << fd;
+            }
+        }
+    }
+    ensure!(dots == 2, "{dots} dot entries");
+    Ok(fds)
+}
+
+/// `/proc/self/fd` lists exactly the open descriptors (its own included)
+/// as links: to the file's absolute path (" (deleted)" once unlinked),
+/// `pipe:[INO]` with the pipe's inode number; `lstat` sees a link, `stat`
+/// the file; opening one opens the file anew (its own offset); a closed
+/// descriptor is ENOENT.
+fn proc_fd(_: &Ctx) -> Outcome {
+    const F_GETFD: usize = 1;
+    let s = Scratch::new("proc-fd", ["f", "", "", "", "", "", "", ""])?;
+    let file = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&file, b"proc fd", 0).ctx("pwrite")?;
+    lseek(&file, 5, SEEK_SET).ctx("lseek")?;
+    let (pipe_r, pipe_w) = pipe()?;
+    let dir_path = Path::new(format_args!("/proc/self/fd"));
+    let dir = open(&dir_path, O_RDONLY | O_DIRECTORY, 0).ctx("open /proc/self/fd")?;
+    ensure!(fstat(&dir).ctx("fstat")?.mode & S_IFMT == 0o040000, "the fd directory's mode");
+    let listed = listed_fds(&dir)?;
+    let open_fds = (0..64u64).filter(|&fd| fcntl(fd as i32, F_GETFD, 0).is_ok());
+    let expected = open_fds.fold(0u64, |set, fd| set | 1 << fd);
+    ensure!(listed == expected, "listed fds {listed:#b}, open {expected:#b}");
+    for fd in [file.raw(), pipe_r.raw(), pipe_w.raw(), dir.raw()] {
+        ensure!(listed & 1 << fd != 0, "fd {fd} not listed");
+    }
+    let link = |fd: i32| Path::new(format_args!("/proc/self/fd/{fd}"));
+    let mut buf = [0u8; 256];
+    let target = readlink_into(&link(file.raw()), &mut buf).ctx("readlink file")?;
+    let want = s.path("f");
+    ensure!(target == want.bytes(), "file link {}, expected {}", Bytes(target), Bytes(want.bytes()));
+    let pipe_ino = fstat(&pipe_r).ctx("fstat pipe")?.ino;
+    let target = readlink_into(&link(pipe_w.raw()), &mut buf).ctx("readlink pipe")?;
+    let want = Path::new(format_args!("pipe:[{pipe_ino}]"));
+    ensure!(target == want.bytes(), "pipe link {}, expected {}", Bytes(target), Bytes(want.bytes()));
+    let lstat = stat_at(&link(file.raw()), AT_SYMLINK_NOFOLLOW).ctx("lstat")?;
+    ensure!(lstat.mode & S_IFMT == S_IFLNK, "lstat mode {:o}", lstat.mode);
+    ensure!(lstat.mode & 0o777 == 0o700, "an O_RDWR link's mode {:o}", lstat.mode);
+    let followed = stat_at(&link(file.raw()), 0).ctx("stat")?;
+    let direct = fstat(&file).ctx("fstat")?;
+    ensure!(
+        followed.mode & S_IFMT == S_IFREG && followed.ino == direct.ino,
+        "stat follows to the file"
+    );
+    let again = open(&link(file.raw()), O_RDONLY, 0).ctx("open the link")?;
+    let mut head = [0u8; 4];
+    ensure!(read_full(again.raw(), &mut head)? == 4 && &head == b"proc", "a new offset");
+    ensure!(
+        lseek(&file, 0, SEEK_CUR) == Ok(5),
+        "the first description's offset moved"
+    );
+    unlink(&s.path("f")).ctx("unlink")?;
+    let target = readlink_into(&link(file.raw()), &mut buf).ctx("readlink deleted")?;
+    ensure!(target.ends_with(b"/f (deleted)"), "unlinked file link {}", Bytes(target));
+    drop(again);
+    let closed = again_closed_fd(&file)?;
+    expect_err("readlink of a closed fd", readlink_into(&link(closed), &mut buf), Errno::ENOENT)?;
+    Ok(())
+}
+
+/// A descriptor number that is not open (the lowest above `fd`).
+fn again_closed_fd(fd: &Fd) -> Result<i32, Msg> {
+    const F_GETFD: usize = 1;
+    (fd.raw() + 1..1024)
+        .find(|&n| fcntl(n, F_GETFD, 0).is_err())
+        .ok_or_else(|| msg!("no free descriptor"))
+}
+
+/// `/proc/cpuinfo` has a `processor : 0` block; the sysctl files read
+/// back a number and lie where Linux has them.
+fn proc_cpuinfo_sysctl(_: &Ctx) -> Outcome {
+    let mut buf = [0u8; 4096];
+    let cpuinfo = read_file("/proc/cpuinfo", &mut buf)?;
+    ensure!(cpuinfo.starts_with("processor\t: 0\n"), "cpuinfo starts {:?}", &cpuinfo[..cpuinfo.len().min(40)]);
+    ensure!(cpuinfo.contains("\nvendor_id\t: "), "no vendor_id in cpuinfo");
+    let mut buf = [0u8; 64];
+    let threads = read_file("/proc/sys/kernel/threads-max", &mut buf)?;
+    let value = threads.strip_suffix('\n').and_then(|t| t.parse::<u64>().ok());
+    ensure!(value.is_some_and(|v| v > 0), "threads-max {threads:?}");
+    let st = stat_at(&Path::new(format_args!("/proc/sys/kernel/threads-max")), 0).ctx("stat")?;
+    ensure!(st.mode & S_IFMT == S_IFREG, "threads-max mode {:o}", st.mode);
     Ok(())
 }

@@ -48,6 +48,11 @@ pub enum PipeIo {
 }
 
 impl Pipe {
+    /// Bytes waiting to be read (`FIONREAD`).
+    pub fn available(&self) -> usize {
+        self.state.lock().buffer.len()
+    }
+
     /// A pipe with one read end and one write end open.
     pub fn new() -> Pipe {
         Pipe {

@@ -9,6 +9,7 @@ mod fs;
 pub mod futex;
 mod info;
 mod io;
+mod ioctl;
 mod ioprio;
 mod memory;
 mod names;
@@ -103,6 +104,7 @@ pub mod nr {
     pub const GETTID: u64 = 186;
     pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
+    pub const IOCTL: u64 = 16;
     pub const SET_ROBUST_LIST: u64 = 273;
     pub const GET_ROBUST_LIST: u64 = 274;
     pub const CLOCK_GETTIME: u64 = 228;
@@ -291,6 +293,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         }
         nr::FUTEX => futex::futex(a),
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
+        nr::IOCTL => ioctl::ioctl(a),
         nr::SET_ROBUST_LIST => robust_list::set_robust_list(a),
         nr::GET_ROBUST_LIST => robust_list::get_robust_list(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),

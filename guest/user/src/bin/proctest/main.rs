@@ -105,6 +105,7 @@ topics! {
     sem,
     fs,
     files,
+    tty,
     userns,
     signals,
     altstack,

@@ -419,15 +419,17 @@ fn busybox_archive(busybox: &Path) -> Vec<u8> {
 /// A script of file and process work whose output does not depend on
 /// where it runs (it works in the directory it is started in): the
 /// acceptance list of issue 14 but `ls -l` (times differ: the guest's
-/// clock starts at 0) and `ps` (no /proc yet).
+/// clock starts at 0) and `ps` (no /proc yet). `ls -1`: the guest's
+/// output is its console, a terminal (on which `ls` prints columns), the
+/// host's a pipe.
 const SCRIPT: &str = r#"
-echo hello > a; cat a; cp a b; mv b c; ls; wc -c c
+echo hello > a; cat a; cp a b; mv b c; ls -1; wc -c c
 printf '3\n1\n2\n' | sort
 x=$(echo sub; echo shell); echo "$x"
-mkdir -p d/e/f; ln -s a l; readlink l; cat l; ls d/e
+mkdir -p d/e/f; ln -s a l; readlink l; cat l; ls -1 d/e
 find . | sort
 grep hel a; sed s/hello/bye/ a; wc -l < a
-echo one >> c; cat c; rm a c l; ls
+echo one >> c; cat c; rm a c l; ls -1
 i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done; echo loops $i
 trap 'echo got USR1' USR1; kill -USR1 $$; echo after trap
 sleep 5 & p=$!; kill $p; wait $p; echo killed status $?
@@ -442,7 +444,7 @@ echo bg & wait; echo waited
 cat /dev/null; head -c 5 /dev/zero | wc -c
 echo '#!/bin/sh
 echo script args "$@"' > s.sh; chmod +x s.sh 2>/dev/null; sh s.sh 1 2
-rm -r d s.sh; ls -a
+rm -r d s.sh; ls -1a
 "#;
 
 #[test]
@@ -509,7 +511,14 @@ fn busybox_echo_and_ls() {
     let out = forkvm()
         .arg("--initrd")
         .arg(&archive)
-        .args(["--init", "/bin/busybox", "--", "sh", "-c", "echo hi; ls /"])
+        .args([
+            "--init",
+            "/bin/busybox",
+            "--",
+            "sh",
+            "-c",
+            "echo hi; ls -1 /",
+        ])
         .output()
         .unwrap();
     std::fs::remove_file(archive).ok();
@@ -533,8 +542,8 @@ fn busybox_echo_and_ls() {
 fn busybox_lists_proc_self_fd() {
     require_kvm!();
     let archive = scratch("busybox-procfd.cpio", &busybox_archive(&busybox()));
-    let script = "ls /proc/self/fd; readlink /proc/self/fd/0; exec 7</dev/null; \
-                  readlink /proc/self/fd/7; ls /proc/self/fd; \
+    let script = "ls -1 /proc/self/fd; readlink /proc/self/fd/0; exec 7</dev/null; \
+                  readlink /proc/self/fd/7; ls -1 /proc/self/fd; \
                   echo 3000 > /proc/sys/kernel/threads-max; cat /proc/sys/kernel/threads-max; \
                   grep -c ^processor /proc/cpuinfo";
     let out = forkvm()
@@ -716,7 +725,7 @@ fn dynamically_linked_programs_run_like_on_the_host() {
     ];
     let script = r#"exec 2>&1
 echo dash $((6 * 7)); /bin/true; echo true $?
-mkdir -p d/e; echo data > d/f; echo more > d/a; /bin/ls d; /bin/ls -a d/e
+mkdir -p d/e; echo data > d/f; echo more > d/a; /bin/ls -1 d; /bin/ls -1a d/e
 /bin/cat d/f d/a; /bin/cat < d/f; /bin/cat /nonexistent; echo cat $?
 /bin/ls /nonexistent; echo ls $?
 x=$(/bin/cat d/f | /bin/cat); echo "piped $x"
@@ -726,7 +735,7 @@ x=$(/bin/cat d/f | /bin/cat); echo "piped $x"
 i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i + 1)); done; echo loops $i
 f() { return 3; }; f; echo function $?
 /bin/dash -c 'exit 7'; echo exit $?
-rm -r d; /bin/ls
+rm -r d; /bin/ls -1
 "#;
     let host_dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dynamic-host-{}", std::process::id()));

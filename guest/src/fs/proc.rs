@@ -176,7 +176,8 @@ pub fn fd_file(who: &[u8], fd: &[u8]) -> Result<Arc<crate::fs::File>, i32> {
     }
     let fd: u64 = core::str::from_utf8(fd)
         .ok()
-        .filter(|s| !s.starts_with('+') && !(s.len() > 1 && s.starts_with('0')))
+        // Digits only, no leading zero (Linux `name_to_int`).
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0')))
         .and_then(|s| s.parse().ok())
         .ok_or(ENOENT)?;
     let files = target.files().ok_or(ENOENT)?;

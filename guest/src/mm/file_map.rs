@@ -39,20 +39,20 @@ use crate::fs::inode::Inode;
 /// `fault_around_bytes` (64 KiB).
 pub const FAULT_AROUND_PAGES: u64 = 64;
 
-/// Maps `len` bytes (page multiple) of the regular file `inode` from
-/// `offset` (page multiple) at `start`, which the caller has made free.
+/// Maps the regular file `inode` from `offset` (page multiple) at `range`
+/// (page aligned), which the caller has made free.
 /// Nothing is mapped yet unless `populate` (`MAP_POPULATE`, exec's image):
 /// then every page the file has in the range is mapped now.
 pub fn map_file(
     mm: &AddressSpace,
-    start: u64,
-    len: u64,
+    range: core::ops::Range<u64>,
     prot: Prot,
     shared: bool,
     inode: &Arc<Inode>,
     offset: u64,
     populate: bool,
 ) -> Result<(), i32> {
+    let (start, len) = (range.start, range.end - range.start);
     let flags = if shared {
         VmaFlags::SHARED
     } else {

@@ -272,5 +272,5 @@ pub fn ptrace_may_read(current: &super::task::Task, task: &super::task::Task) ->
     let same_ids = [target.uid, target.euid, target.suid] == [caller.uid; 3]
         && [target.gid, target.egid, target.sgid] == [caller.gid; 3];
     let privileged = caller.ns_capable(&target.user_ns, CAP_SYS_PTRACE);
-    (same_ids || privileged) && (dumpable || privileged)
+    privileged || (same_ids && dumpable)
 }

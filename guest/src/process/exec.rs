@@ -253,8 +253,7 @@ fn map_image(
             // two VM exits (fault-around still leaves one per 16 pages).
             (PageFill::FilePage(index), Some(inode)) => crate::mm::file_map::map_file(
                 mm,
-                start,
-                end - start,
+                start..end,
                 prot,
                 false,
                 inode,

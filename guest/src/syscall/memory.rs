@@ -176,7 +176,8 @@ pub fn mmap(a: Args) -> SysResult {
         };
         inode.data().ok_or(ENODEV)?;
         let populate = flags & MAP_POPULATE != 0;
-        crate::mm::file_map::map_file(&mm, start, len, prot, shared, inode, offset, populate)?;
+        let range = start..start + len;
+        crate::mm::file_map::map_file(&mm, range, prot, shared, inode, offset, populate)?;
         return Ok(start);
     }
     let mut area_flags = VmaFlags::ANONYMOUS;

@@ -715,6 +715,58 @@ mod tests {
         );
     }
 
+    #[test]
+    fn file_areas_keep_their_offsets_through_splits_and_merges() {
+        use crate::fs::inode::{Inode, InodeKind};
+        use crate::fs::page_cache::FileData;
+        let inode = Arc::new(Inode::new(
+            InodeKind::Regular(spin::Mutex::new(FileData::default())),
+            0o644,
+            0,
+            0,
+        ));
+        let other = Arc::new(Inode::new(
+            InodeKind::Regular(spin::Mutex::new(FileData::default())),
+            0o644,
+            0,
+            0,
+        ));
+        let file_area = |s: u64, e: u64, inode: &Arc<Inode>, pgoff: u64| {
+            Vma::new(s * P, e * P, RW, VmaFlags::PRIVATE)
+                .unwrap()
+                .with_file(inode.clone(), pgoff)
+        };
+        let mut set = VmaSet::new();
+        set.insert(file_area(10, 20, &inode, 5)).unwrap();
+        assert_eq!(set.find(13 * P).unwrap().file_page(13 * P + 7), Some(8));
+        // mprotect of the middle splits it; each piece keeps its offset.
+        set.protect(12 * P, 14 * P, Prot::READ).unwrap();
+        let pgoffs: Vec<(u64, u64)> = set
+            .iter()
+            .map(|v| (v.start / P, v.file.as_ref().unwrap().pgoff))
+            .collect();
+        assert_eq!(pgoffs, [(10, 5), (12, 7), (14, 9)]);
+        // Restoring the rights merges them back: the offsets continue.
+        set.protect(12 * P, 14 * P, RW).unwrap();
+        assert_eq!(set.len(), 1);
+        // munmap of the head leaves the tail at its own offset.
+        let removed = set.unmap(10 * P, 11 * P).unwrap();
+        assert_eq!(removed[0].file.as_ref().unwrap().pgoff, 5);
+        assert_eq!(set.find(11 * P).unwrap().file.as_ref().unwrap().pgoff, 6);
+        // Neighbours merge only with the same file at the next offset.
+        set.insert(file_area(20, 21, &inode, 15)).unwrap();
+        assert_eq!(set.len(), 1, "the next page of the same file merges");
+        set.insert(file_area(21, 22, &other, 17)).unwrap();
+        set.insert(file_area(22, 23, &other, 0)).unwrap();
+        set.insert(vma(23, 24, RW)).unwrap();
+        set.insert(file_area(24, 25, &inode, 16)).unwrap();
+        assert_eq!(
+            set.len(),
+            5,
+            "another file, a gap in the offsets, anonymous"
+        );
+    }
+
     /// A tiny deterministic generator (Knuth's MMIX LCG).
     struct Lcg(u64);
 

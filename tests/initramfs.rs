@@ -537,7 +537,8 @@ fn busybox_echo_and_ls() {
 
 /// `/proc/self/fd` as busybox sees it: `ls` lists the open descriptors
 /// (its own directory descriptor, 3, included), `readlink` names the
-/// console and a file, and the sysctl files read and write.
+/// console and a file, and the sysctl files read and write; `ps` lists
+/// the processes from `/proc` (the shell runs its last command itself).
 #[test]
 fn busybox_lists_proc_self_fd() {
     require_kvm!();
@@ -545,7 +546,7 @@ fn busybox_lists_proc_self_fd() {
     let script = "ls -1 /proc/self/fd; readlink /proc/self/fd/0; exec 7</dev/null; \
                   readlink /proc/self/fd/7; ls -1 /proc/self/fd; \
                   echo 3000 > /proc/sys/kernel/threads-max; cat /proc/sys/kernel/threads-max; \
-                  grep -c ^processor /proc/cpuinfo";
+                  grep -c ^processor /proc/cpuinfo; readlink /proc/self/exe; ps -o pid,comm";
     let out = forkvm()
         .arg("--initrd")
         .arg(&archive)
@@ -560,7 +561,9 @@ fn busybox_lists_proc_self_fd() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(
-        script_output, "0\n1\n2\n3\n/dev/console\n/dev/null\n0\n1\n2\n3\n7\n3000\n1\n",
+        script_output,
+        "0\n1\n2\n3\n/dev/console\n/dev/null\n0\n1\n2\n3\n7\n3000\n1\n/bin/busybox\n\
+         PID   COMMAND\n    1 busybox\n",
         "{text}"
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -3,8 +3,9 @@
 //! a user namespace, which read and write exactly as Linux's do; the
 //! read-only `/proc/PID/stat`, `status`, `cmdline`, `/proc/meminfo` and
 //! `/proc/cpuinfo` in Linux's format, generated at open (Linux generates
-//! them at the first read); the directory `/proc/PID/fd`, one symbolic
-//! link per open descriptor (`/proc/PID/exe` is a link too); and the
+//! them at the first read); the directories `/proc` (`self` links to the
+//! caller's pid) and `/proc/PID`; the directory `/proc/PID/fd`, one
+//! symbolic link per open descriptor (`/proc/PID/exe` is a link too); and the
 //! sysctls under `/proc/sys` (`kernel/threads-max`, ...). Every other
 //! path under `/proc` does not exist.
 
@@ -25,8 +26,10 @@ pub enum ProcEntry {
     Setgroups,
     /// A read-only file whose text was generated at open.
     Generated,
-    /// `/proc/PID/fd`: a directory, listed at open.
+    /// `/proc/PID/fd`: a directory, listed at each `getdents64`.
     FdDir,
+    /// `/proc` or `/proc/PID`: a directory, listed at open.
+    Dir,
     /// A file under `/proc/sys`: one sysctl's value.
     Sysctl,
 }
@@ -50,6 +53,8 @@ pub struct ProcFile {
     /// The descriptor table a [`ProcEntry::FdDir`] lists (at each
     /// `getdents64`, as Linux does: the directory's own descriptor shows).
     fd_table: Option<Arc<Mutex<crate::process::files::FdTable>>>,
+    /// The entries of a [`ProcEntry::Dir`].
+    listing: alloc::vec::Vec<DirEntry>,
     /// The dotted name of a [`ProcEntry::Sysctl`].
     sysctl: alloc::vec::Vec<u8>,
     /// The path it was opened by (what `/proc/PID/fd/N` shows for it).
@@ -69,16 +74,24 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
 }
 
 fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
-    let rest = path.strip_prefix(b"/proc/").ok_or(ENOENT)?;
+    let rest = path.strip_prefix(b"/proc").ok_or(ENOENT)?;
     let parts: alloc::vec::Vec<&[u8]> = rest
         .split(|&b| b == b'/')
         .filter(|p| !p.is_empty())
         .collect();
     let (who, name) = match parts[..] {
+        [] => return open_dir(root_entries(), flags),
         [b"meminfo"] => return read_only(meminfo(), flags),
         [b"cpuinfo"] => return read_only(cpuinfo(), flags),
         [b"sys", _, _, ..] => return open_sysctl(&parts[1..], flags),
         [who, b"fd"] => return open_fd_dir(who, flags),
+        [who] => {
+            find_process(who)?;
+            return open_dir(
+                PID_ENTRIES.iter().map(|&(n, k)| entry(n, k)).collect(),
+                flags,
+            );
+        }
         [who, name] => (who, name),
         _ => return Err(ENOENT),
     };
@@ -139,9 +152,73 @@ fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         pos: Mutex::new(0),
         generated: alloc::vec::Vec::new(),
         fd_table: None,
+        listing: alloc::vec::Vec::new(),
         sysctl: alloc::vec::Vec::new(),
         path: alloc::vec::Vec::new(),
     })
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// What `/proc/PID` holds.
+const PID_ENTRIES: [(&[u8], u32); 8] = [
+    (b"cmdline", S_IFREG),
+    (b"exe", S_IFLNK),
+    (b"fd", S_IFDIR),
+    (b"gid_map", S_IFREG),
+    (b"setgroups", S_IFREG),
+    (b"stat", S_IFREG),
+    (b"status", S_IFREG),
+    (b"uid_map", S_IFREG),
+];
+
+/// Inode numbers of the entries listed by `/proc` and `/proc/PID` (made
+/// up, as Linux's are).
+const LISTED_INO_BASE: u64 = 1 << 41;
+
+fn entry(name: &[u8], kind: u32) -> DirEntry {
+    (name.into(), LISTED_INO_BASE, kind)
+}
+
+/// `/proc`'s entries: `self`, the files, then a directory per process of
+/// the caller's pid namespace (thread-group leaders, as Linux lists).
+fn root_entries() -> alloc::vec::Vec<DirEntry> {
+    let mut entries = alloc::vec![
+        entry(b"cpuinfo", S_IFREG),
+        entry(b"meminfo", S_IFREG),
+        entry(b"self", S_IFLNK),
+    ];
+    let ns = crate::sched::current().active_pid_ns();
+    let mut pids: alloc::vec::Vec<u32> = ns
+        .pids()
+        .iter()
+        .filter(|pid| pid.task().is_some_and(|task| task.is_group_leader()))
+        .filter_map(|pid| pid.nr_in(&ns))
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let name = alloc::format!("{pid}");
+        entries.push((
+            name.into_bytes().into(),
+            LISTED_INO_BASE + u64::from(pid),
+            S_IFDIR,
+        ));
+    }
+    entries
+}
+
+/// A directory listed at open (mode 0555): EISDIR for writing.
+fn open_dir(listing: alloc::vec::Vec<DirEntry>, flags: u64) -> Result<ProcFile, i32> {
+    let mode = flags & O_ACCMODE;
+    if mode == O_WRONLY || mode == O_RDWR {
+        return Err(crate::errno::EISDIR);
+    }
+    let mut file = read_only(alloc::vec::Vec::new(), flags)?;
+    file.entry = ProcEntry::Dir;
+    file.listing = listing;
+    Ok(file)
 }
 
 /// `/proc/PID/fd` (mode 0500, the process's owner's): EISDIR for
@@ -240,6 +317,7 @@ fn open_sysctl(parts: &[&[u8]], flags: u64) -> Result<ProcFile, i32> {
         pos: Mutex::new(0),
         generated: alloc::vec::Vec::new(),
         fd_table: None,
+        listing: alloc::vec::Vec::new(),
         sysctl: name,
         path: alloc::vec::Vec::new(),
     })
@@ -248,8 +326,6 @@ fn open_sysctl(parts: &[&[u8]], flags: u64) -> Result<ProcFile, i32> {
 /// What `stat` says of a `/proc` path that is not a link: (mode, nlink),
 /// ENOENT if there is no such file.
 pub fn mode_of(path: &[u8]) -> Result<(u32, u64), i32> {
-    const S_IFDIR: u32 = 0o040000;
-    const S_IFREG: u32 = 0o100000;
     let rest = path.strip_prefix(b"/proc").ok_or(ENOENT)?;
     let parts: alloc::vec::Vec<&[u8]> = rest
         .split(|&b| b == b'/')
@@ -303,6 +379,10 @@ pub fn readlink(path: &[u8]) -> Result<alloc::vec::Vec<u8>, i32> {
         .collect();
     match parts[..] {
         [who, b"fd", fd] => Ok(fd_link(&*fd_file(who, fd)?)),
+        [b"self"] => {
+            let current = crate::sched::current();
+            Ok(alloc::format!("{}", current.tgid_in(&current.active_pid_ns())).into_bytes())
+        }
         [b"meminfo"] | [b"cpuinfo"] | [_, b"fd"] => Err(EINVAL),
         [b"sys", ..] => mode_of(path).and(Err(EINVAL)),
         [who, name] => {
@@ -343,6 +423,7 @@ fn read_only(text: impl Into<alloc::vec::Vec<u8>>, flags: u64) -> Result<ProcFil
         pos: Mutex::new(0),
         generated: text.into(),
         fd_table: None,
+        listing: alloc::vec::Vec::new(),
         sysctl: alloc::vec::Vec::new(),
         path: alloc::vec::Vec::new(),
     })
@@ -521,7 +602,7 @@ impl ProcFile {
             ProcEntry::UidMap => self.ns.map_text(IdKind::Uid, &self.opener.user_ns),
             ProcEntry::GidMap => self.ns.map_text(IdKind::Gid, &self.opener.user_ns),
             ProcEntry::Setgroups => String::from(self.ns.setgroups_text()),
-            ProcEntry::Generated | ProcEntry::FdDir => String::new(),
+            ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => String::new(),
             ProcEntry::Sysctl => crate::syscall::forkvm::sysctl(&self.sysctl, None)
                 .map_or_else(|_| String::new(), |value| alloc::format!("{value}\n")),
         }
@@ -529,13 +610,15 @@ impl ProcFile {
 
     /// Whether it is a directory (`/proc/PID/fd`).
     pub fn is_dir(&self) -> bool {
-        self.entry == ProcEntry::FdDir
+        matches!(self.entry, ProcEntry::FdDir | ProcEntry::Dir)
     }
 
     /// The entries of a directory, besides `.` and `..`: for
     /// `/proc/PID/fd`, one link per open descriptor, named by its number.
     pub fn dir_entries(&self) -> alloc::vec::Vec<DirEntry> {
-        const S_IFLNK: u32 = 0o120000;
+        if self.entry == ProcEntry::Dir {
+            return self.listing.clone();
+        }
         let Some(files) = &self.fd_table else {
             return alloc::vec::Vec::new();
         };
@@ -561,7 +644,7 @@ impl ProcFile {
         }
         let text = match self.entry {
             ProcEntry::Generated => self.generated.clone(),
-            ProcEntry::FdDir => return Err(crate::errno::EISDIR),
+            ProcEntry::FdDir | ProcEntry::Dir => return Err(crate::errno::EISDIR),
             _ => self.text().into_bytes(),
         };
         let mut pos = self.pos.lock();
@@ -593,7 +676,7 @@ impl ProcFile {
                 let value = text.trim().parse::<u64>().map_err(|_| EINVAL)?;
                 crate::syscall::forkvm::sysctl(&self.sysctl, Some(value))?;
             }
-            ProcEntry::Generated | ProcEntry::FdDir => return Err(EINVAL),
+            ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => return Err(EINVAL),
         }
         *pos = data.len();
         Ok(data.len())

@@ -94,7 +94,7 @@ pub fn openat(a: Args) -> SysResult {
     let [dirfd, path_address, flags, mode, ..] = a.0;
     let flags = flags as u32;
     let path = getname(path_address)?;
-    if path.starts_with(b"/proc/") {
+    if path == b"/proc" || path.starts_with(b"/proc/") {
         if let Some(file) = reopen_proc_fd(&path, flags)? {
             return install(file, flags);
         }
@@ -115,7 +115,7 @@ pub fn openat(a: Args) -> SysResult {
 /// a pipe, the console or a pidfd is shared as it is. None for any
 /// other `/proc` path.
 fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
-    let parts: Vec<&[u8]> = path[b"/proc/".len()..]
+    let parts: Vec<&[u8]> = path[b"/proc".len()..]
         .split(|&b| b == b'/')
         .filter(|p| !p.is_empty())
         .collect();
@@ -640,6 +640,15 @@ fn proc_attrs(path: &[u8], follow: bool) -> Result<Attrs, i32> {
                 mode |= 0o300;
             }
             (mode, 1)
+        }
+        // `/proc/self` links to the caller's pid, `exe` to the program.
+        [b"self"] if !follow => (S_IFLNK | 0o777, 1),
+        [_, b"exe"] => {
+            let target = crate::fs::proc::readlink(path)?;
+            if follow {
+                return at_attrs(AT_FDCWD as u32 as u64, &target, 0);
+            }
+            (S_IFLNK | 0o777, 1)
         }
         _ => crate::fs::proc::mode_of(path)?,
     };

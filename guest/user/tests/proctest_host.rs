@@ -104,6 +104,7 @@ const SCENARIOS: &[&str] = &[
     "files-proc-stat-status-meminfo",
     "files-proc-fd",
     "files-proc-cpuinfo-sysctl",
+    "files-proc-dirs",
     "ioctl-files-and-pipes",
     "ioctl-console",
     "userns-id-maps",

@@ -39,6 +39,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-proc-stat-status-meminfo", proc_files),
     ("files-proc-fd", proc_fd),
     ("files-proc-cpuinfo-sysctl", proc_cpuinfo_sysctl),
+    ("files-proc-dirs", proc_dirs),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -1821,5 +1822,74 @@ fn proc_cpuinfo_sysctl(_: &Ctx) -> Outcome {
     ensure!(value.is_some_and(|v| v > 0), "threads-max {threads:?}");
     let st = stat_at(&Path::new(format_args!("/proc/sys/kernel/threads-max")), 0).ctx("stat")?;
     ensure!(st.mode & S_IFMT == S_IFREG, "threads-max mode {:o}", st.mode);
+    Ok(())
+}
+
+/// Which of `wanted` (name, `d_type`) the directory at `path` lists, as
+/// a bit set (bit i: `wanted[i]`).
+fn dir_lists(path: &Path, wanted: &[(&[u8], u8)]) -> Result<u64, Msg> {
+    let dir = open(path, O_RDONLY | O_DIRECTORY, 0).ctx("open the directory")?;
+    let mut found = 0u64;
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64")?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let name = c_field(&buf[at + 19..at + reclen]);
+            for (i, &(want, kind)) in wanted.iter().enumerate() {
+                if name == want && buf[at + 18] == kind {
+                    found |= 1 << i;
+                }
+            }
+            at += reclen;
+        }
+    }
+    Ok(found)
+}
+
+/// `/proc` lists `self`, `meminfo`, `cpuinfo` and this process's
+/// directory; `/proc/self` is a link to the pid (`lstat`), a directory
+/// (`stat`) listing `stat`, `status`, `cmdline`, `exe` and `fd`.
+fn proc_dirs(_: &Ctx) -> Outcome {
+    let pid = getpid();
+    let own = Path::new(format_args!("{pid}"));
+    let wanted: [(&[u8], u8); 4] = [
+        (own.bytes(), 4),
+        (b"self", 10),
+        (b"meminfo", 8),
+        (b"cpuinfo", 8),
+    ];
+    let found = dir_lists(&Path::new(format_args!("/proc")), &wanted)?;
+    ensure!(found == 0b1111, "/proc lists {found:#b} of (own pid, self, meminfo, cpuinfo)");
+    let mut buf = [0u8; 32];
+    let link = readlink_into(&Path::new(format_args!("/proc/self")), &mut buf).ctx("readlink")?;
+    ensure!(link == own.bytes(), "/proc/self links to {}", Bytes(link));
+    let self_path = Path::new(format_args!("/proc/self"));
+    let lstat = stat_at(&self_path, AT_SYMLINK_NOFOLLOW).ctx("lstat /proc/self")?;
+    ensure!(lstat.mode & S_IFMT == S_IFLNK, "lstat /proc/self: mode {:o}", lstat.mode);
+    let stat = stat_at(&self_path, 0).ctx("stat /proc/self")?;
+    ensure!(stat.mode & S_IFMT == 0o040000, "stat /proc/self: mode {:o}", stat.mode);
+    let wanted: [(&[u8], u8); 5] = [
+        (b"stat", 8),
+        (b"status", 8),
+        (b"cmdline", 8),
+        (b"exe", 10),
+        (b"fd", 4),
+    ];
+    let found = dir_lists(&Path::new(format_args!("/proc/{pid}")), &wanted)?;
+    ensure!(found == 0b11111, "/proc/{pid} lists {found:#b} of (stat, status, cmdline, exe, fd)");
     Ok(())
 }

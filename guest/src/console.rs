@@ -23,6 +23,11 @@ impl Write for Console {
 /// output read through a pipe does not).
 static CRLF: AtomicBool = AtomicBool::new(true);
 
+/// Whether `\n` goes out as `\r\n` (the tty's `OPOST | ONLCR`).
+pub fn crlf() -> bool {
+    CRLF.load(Ordering::Relaxed)
+}
+
 /// Chooses terminal (`\r\n`) or plain (`\n`) line endings.
 pub fn set_crlf(on: bool) {
     CRLF.store(on, Ordering::Relaxed);

@@ -33,6 +33,8 @@ pub static FAULTS_DEMAND_ZERO: Counter = Counter::new();
 pub static FAULTS_COW_COPY: Counter = Counter::new();
 /// Copy-on-write faults that reused the page (last reference).
 pub static FAULTS_COW_REUSE: Counter = Counter::new();
+/// Faults that mapped pages of a file from its page cache.
+pub static FAULTS_FILE: Counter = Counter::new();
 /// Faults that found the page already fixed (stale TLB entry).
 pub static FAULTS_SPURIOUS: Counter = Counter::new();
 /// Full TLB flushes (CR3 reloads).
@@ -46,13 +48,14 @@ pub static OOM_KILLS: Counter = Counter::new();
 pub static INITRAMFS_UNPACK_US: Counter = Counter::new();
 
 /// (name, value) of every counter.
-pub fn all() -> [(&'static str, u64); 9] {
+pub fn all() -> [(&'static str, u64); 10] {
     [
         ("syscalls", SYSCALLS.get()),
         ("faults_demand_zero", FAULTS_DEMAND_ZERO.get()),
         ("faults_cow_copy", FAULTS_COW_COPY.get()),
         ("faults_cow_reuse", FAULTS_COW_REUSE.get()),
         ("faults_spurious", FAULTS_SPURIOUS.get()),
+        ("faults_file", FAULTS_FILE.get()),
         ("tlb_flushes", TLB_FLUSHES.get()),
         ("tasks_created", TASKS_CREATED.get()),
         ("initramfs_unpack_us", INITRAMFS_UNPACK_US.get()),

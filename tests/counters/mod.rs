@@ -42,6 +42,7 @@ const EVENTS: &[&str] = &[
     "faults_cow_copy",
     "faults_cow_reuse",
     "faults_spurious",
+    "faults_file",
     "tlb_flushes",
     "tasks_created",
     "frames_free",

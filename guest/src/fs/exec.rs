@@ -64,11 +64,11 @@ mod kernel {
             Ok(bytes)
         }
 
-        /// The file's pages, when it is a file of the tree.
-        pub fn data(&self) -> Option<&spin::Mutex<crate::fs::page_cache::FileData>> {
+        /// The regular file, when it is a file of the tree.
+        pub fn inode(&self) -> Option<&Arc<Inode>> {
             match self {
                 ExecImage::Static(_) => None,
-                ExecImage::File(inode) => inode.data(),
+                ExecImage::File(inode) => Some(inode),
             }
         }
     }
@@ -151,40 +151,10 @@ mod kernel {
     /// resolved (Linux's `d_path` of `mm->exe_file`, `/proc/self/exe`);
     /// None if it cannot be found again or lies outside the caller's root.
     pub fn resolve_path(path: &[u8]) -> Option<Vec<u8>> {
-        use crate::fs::namei::{path_from, Last};
         let access = crate::fs::current::current_access();
         let fs = crate::fs::current::current_fs();
         let fs = fs.lock();
-        let walk = fs.walk(&access);
-        let mut path = path.to_vec();
-        for _ in 0..40 {
-            let (dir, last) = walk.parent(&path).ok()?;
-            let Last::Norm(name) = last else {
-                return None;
-            };
-            let name = name.to_vec();
-            let node = walk.lookup_node(&path, false).ok()?;
-            let (mut dir_path, reachable) = path_from(&dir, &fs.root);
-            if !reachable {
-                return None;
-            }
-            match node.symlink_target() {
-                Some(target) if target.starts_with(b"/") => path = target.to_vec(),
-                Some(target) => {
-                    dir_path.push(b'/');
-                    dir_path.extend_from_slice(target);
-                    path = dir_path;
-                }
-                None => {
-                    if dir_path != b"/" {
-                        dir_path.push(b'/');
-                    }
-                    dir_path.extend_from_slice(&name);
-                    return Some(dir_path);
-                }
-            }
-        }
-        None
+        fs.walk(&access).canonical_path(path)
     }
 
     /// Linux opens the program before it reads `execve`'s arguments: a

@@ -40,6 +40,10 @@ pub struct OpenFile {
     /// The status flags (`fcntl(F_GETFL)`); F_SETFL changes the
     /// [`SETFL_MASK`] bits.
     flags: AtomicU32,
+    /// The absolute path a file (not a directory, whose dentry knows its
+    /// path) was opened by, links resolved (Linux's `f_path`): what
+    /// `/proc/PID/fd/N` links to.
+    pub path: Option<alloc::sync::Arc<[u8]>>,
 }
 
 impl OpenFile {
@@ -48,7 +52,13 @@ impl OpenFile {
             node,
             pos: Mutex::new(0),
             flags: AtomicU32::new(flags & KEPT_FLAGS),
+            path: None,
         }
+    }
+
+    /// The same, recording the path it was opened by.
+    pub fn with_path(self, path: Option<alloc::sync::Arc<[u8]>>) -> OpenFile {
+        OpenFile { path, ..self }
     }
 
     /// The status flags (`fcntl(F_GETFL)`).

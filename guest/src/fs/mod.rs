@@ -12,6 +12,7 @@ pub mod exec;
 pub mod file;
 pub mod pipe;
 pub mod proc;
+pub mod tty;
 
 pub use forkvm_core::fs::{dentry, initramfs, inode, namei, page_cache, permission};
 

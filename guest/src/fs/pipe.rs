@@ -19,6 +19,8 @@ struct PipeState {
 
 /// The shared part of a pipe.
 pub struct Pipe {
+    /// Its inode number (`st_ino`, and `pipe:[N]` in `/proc/PID/fd`).
+    pub ino: u64,
     state: Mutex<PipeState>,
     /// Readers wait here for data or the last writer to go.
     readable: WaitQueue,
@@ -55,9 +57,15 @@ pub enum PipeIo {
 pub const PIPE_BUF: usize = 4096;
 
 impl Pipe {
+    /// Bytes waiting to be read (`FIONREAD`).
+    pub fn available(&self) -> usize {
+        self.state.lock().buffer.len()
+    }
+
     /// A pipe with one read end and one write end open.
     pub fn new() -> Pipe {
         Pipe {
+            ino: crate::fs::inode::next_ino(),
             state: Mutex::new(PipeState {
                 buffer: VecDeque::new(),
                 readers: 1,

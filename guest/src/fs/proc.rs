@@ -1,9 +1,13 @@
 //! The few `/proc` files forkvm has: `/proc/PID/uid_map`, `gid_map` and
 //! `setgroups` (and `/proc/self/...`), the Linux interface for setting up
-//! a user namespace, which read and write exactly as Linux's do; and the
-//! read-only `/proc/PID/stat`, `status`, `cmdline` and `/proc/meminfo` in
-//! Linux's format, generated at open (Linux generates them at the first
-//! read). Every other path under `/proc` does not exist.
+//! a user namespace, which read and write exactly as Linux's do; the
+//! read-only `/proc/PID/stat`, `status`, `cmdline`, `/proc/meminfo` and
+//! `/proc/cpuinfo` in Linux's format, generated at open (Linux generates
+//! them at the first read); the directories `/proc` (`self` links to the
+//! caller's pid) and `/proc/PID`; the directory `/proc/PID/fd`, one
+//! symbolic link per open descriptor (`/proc/PID/exe` is a link too); and the
+//! sysctls under `/proc/sys` (`kernel/threads-max`, ...). Every other
+//! path under `/proc` does not exist.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -22,7 +26,16 @@ pub enum ProcEntry {
     Setgroups,
     /// A read-only file whose text was generated at open.
     Generated,
+    /// `/proc/PID/fd`: a directory, listed at each `getdents64`.
+    FdDir,
+    /// `/proc` or `/proc/PID`: a directory, listed at open.
+    Dir,
+    /// A file under `/proc/sys`: one sysctl's value.
+    Sysctl,
 }
+
+/// An entry of a `/proc` directory: (name, inode number, `S_IF*` type).
+pub type DirEntry = (alloc::boxed::Box<[u8]>, u64, u32);
 
 /// An open `/proc/PID/{uid,gid}_map` or `setgroups`: the target task's user
 /// namespace at open time and the opener's credentials, which decide what
@@ -37,6 +50,15 @@ pub struct ProcFile {
     pos: Mutex<usize>,
     /// The bytes of a [`ProcEntry::Generated`] file.
     generated: alloc::vec::Vec<u8>,
+    /// The descriptor table a [`ProcEntry::FdDir`] lists (at each
+    /// `getdents64`, as Linux does: the directory's own descriptor shows).
+    fd_table: Option<Arc<Mutex<crate::process::files::FdTable>>>,
+    /// The entries of a [`ProcEntry::Dir`].
+    listing: alloc::vec::Vec<DirEntry>,
+    /// The dotted name of a [`ProcEntry::Sysctl`].
+    sysctl: alloc::vec::Vec<u8>,
+    /// The path it was opened by (what `/proc/PID/fd/N` shows for it).
+    pub path: alloc::vec::Vec<u8>,
 }
 
 const O_ACCMODE: u64 = 3;
@@ -46,16 +68,33 @@ const O_RDWR: u64 = 2;
 /// Opens `path` if it names one of the files above; `self` or a pid in the
 /// caller's pid namespace.
 pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
-    let rest = path.strip_prefix(b"/proc/").ok_or(ENOENT)?;
-    let mut parts = rest.split(|&b| b == b'/').filter(|p| !p.is_empty());
-    let who = parts.next().ok_or(ENOENT)?;
-    if who == b"meminfo" && parts.next().is_none() {
-        return read_only(meminfo(), flags);
-    }
-    let name = parts.next().ok_or(ENOENT)?;
-    if parts.next().is_some() {
-        return Err(ENOENT);
-    }
+    let mut file = open_entry(path, flags)?;
+    file.path = path.to_vec();
+    Ok(file)
+}
+
+fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
+    let rest = path.strip_prefix(b"/proc").ok_or(ENOENT)?;
+    let parts: alloc::vec::Vec<&[u8]> = rest
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (who, name) = match parts[..] {
+        [] => return open_dir(root_entries(), flags),
+        [b"meminfo"] => return read_only(meminfo(), flags),
+        [b"cpuinfo"] => return read_only(cpuinfo(), flags),
+        [b"sys", _, _, ..] => return open_sysctl(&parts[1..], flags),
+        [who, b"fd"] => return open_fd_dir(who, flags),
+        [who] => {
+            find_process(who)?;
+            return open_dir(
+                PID_ENTRIES.iter().map(|&(n, k)| entry(n, k)).collect(),
+                flags,
+            );
+        }
+        [who, name] => (who, name),
+        _ => return Err(ENOENT),
+    };
     let current = crate::sched::current();
     let target = find_process(who)?;
     let entry = match name {
@@ -112,7 +151,203 @@ pub fn open(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         writable,
         pos: Mutex::new(0),
         generated: alloc::vec::Vec::new(),
+        fd_table: None,
+        listing: alloc::vec::Vec::new(),
+        sysctl: alloc::vec::Vec::new(),
+        path: alloc::vec::Vec::new(),
     })
+}
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// What `/proc/PID` holds.
+const PID_ENTRIES: [(&[u8], u32); 8] = [
+    (b"cmdline", S_IFREG),
+    (b"exe", S_IFLNK),
+    (b"fd", S_IFDIR),
+    (b"gid_map", S_IFREG),
+    (b"setgroups", S_IFREG),
+    (b"stat", S_IFREG),
+    (b"status", S_IFREG),
+    (b"uid_map", S_IFREG),
+];
+
+/// Inode numbers of the entries listed by `/proc` and `/proc/PID` (made
+/// up, as Linux's are).
+const LISTED_INO_BASE: u64 = 1 << 41;
+
+fn entry(name: &[u8], kind: u32) -> DirEntry {
+    (name.into(), LISTED_INO_BASE, kind)
+}
+
+/// `/proc`'s entries: `self`, the files, then a directory per process of
+/// the caller's pid namespace (thread-group leaders, as Linux lists).
+fn root_entries() -> alloc::vec::Vec<DirEntry> {
+    let mut entries = alloc::vec![
+        entry(b"cpuinfo", S_IFREG),
+        entry(b"meminfo", S_IFREG),
+        entry(b"self", S_IFLNK),
+    ];
+    let ns = crate::sched::current().active_pid_ns();
+    let mut pids: alloc::vec::Vec<u32> = ns
+        .pids()
+        .iter()
+        .filter(|pid| pid.task().is_some_and(|task| task.is_group_leader()))
+        .filter_map(|pid| pid.nr_in(&ns))
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let name = alloc::format!("{pid}");
+        entries.push((
+            name.into_bytes().into(),
+            LISTED_INO_BASE + u64::from(pid),
+            S_IFDIR,
+        ));
+    }
+    entries
+}
+
+/// A directory listed at open (mode 0555): EISDIR for writing.
+fn open_dir(listing: alloc::vec::Vec<DirEntry>, flags: u64) -> Result<ProcFile, i32> {
+    let mode = flags & O_ACCMODE;
+    if mode == O_WRONLY || mode == O_RDWR {
+        return Err(crate::errno::EISDIR);
+    }
+    let mut file = read_only(alloc::vec::Vec::new(), flags)?;
+    file.entry = ProcEntry::Dir;
+    file.listing = listing;
+    Ok(file)
+}
+
+/// `/proc/PID/fd` (mode 0500, the process's owner's): EISDIR for
+/// writing, EACCES unless the caller may inspect the process (Linux
+/// `proc_fd_permission`: `ptrace_may_access`).
+fn open_fd_dir(who: &[u8], flags: u64) -> Result<ProcFile, i32> {
+    let target = find_process(who)?;
+    let mode = flags & O_ACCMODE;
+    if mode == O_WRONLY || mode == O_RDWR {
+        return Err(crate::errno::EISDIR);
+    }
+    let current = crate::sched::current();
+    if !crate::process::cred::ptrace_may_read(&current, &target) {
+        return Err(EACCES);
+    }
+    let mut file = read_only(alloc::vec::Vec::new(), flags)?;
+    file.entry = ProcEntry::FdDir;
+    file.fd_table = target.files();
+    Ok(file)
+}
+
+/// Inode numbers of `/proc/PID/fd` entries (made up, as Linux's are).
+const FD_INO_BASE: u64 = 1 << 40;
+
+/// The descriptor `fd` of the process `who` names (`/proc/PID/fd/N`),
+/// if the caller may inspect it (EACCES) and it is open (ENOENT).
+pub fn fd_file(who: &[u8], fd: &[u8]) -> Result<Arc<crate::fs::File>, i32> {
+    let target = find_process(who)?;
+    let current = crate::sched::current();
+    if !crate::process::cred::ptrace_may_read(&current, &target) {
+        return Err(EACCES);
+    }
+    let fd: u64 = core::str::from_utf8(fd)
+        .ok()
+        // Digits only, no leading zero (Linux `name_to_int`).
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0')))
+        .and_then(|s| s.parse().ok())
+        .ok_or(ENOENT)?;
+    let files = target.files().ok_or(ENOENT)?;
+    let file = files.lock().get(fd).map_err(|_| ENOENT)?;
+    Ok(file)
+}
+
+/// What `/proc/PID/fd/N` links to (Linux `d_path` of the file, or the
+/// name of an anonymous one): a file's path (" (deleted)" once its last
+/// name is gone), `pipe:[INO]`, the console, `anon_inode:[pidfd]`.
+pub fn fd_link(file: &crate::fs::File) -> alloc::vec::Vec<u8> {
+    use crate::fs::dentry::Node;
+    use crate::fs::FileKind;
+    match &file.kind {
+        FileKind::Console => b"/dev/console".to_vec(),
+        FileKind::VirtioConsole => b"/dev/hvc0".to_vec(),
+        FileKind::PipeRead(pipe) | FileKind::PipeWrite(pipe) => {
+            alloc::format!("pipe:[{}]", pipe.ino).into_bytes()
+        }
+        FileKind::Pidfd(_) => b"anon_inode:[pidfd]".to_vec(),
+        FileKind::Proc(proc) => proc.path.clone(),
+        FileKind::Vfs(open) => match &open.node {
+            Node::Dir(dir) => {
+                let root = crate::fs::current::current_fs().lock().root.clone();
+                let mut path = crate::fs::namei::path_from(dir, &root).0;
+                if dir.is_dead() {
+                    path.extend_from_slice(b" (deleted)");
+                }
+                path
+            }
+            Node::Inode(inode) => {
+                let mut path = open.path.as_deref().unwrap_or(b"/").to_vec();
+                if inode.meta().nlink == 0 {
+                    path.extend_from_slice(b" (deleted)");
+                }
+                path
+            }
+        },
+    }
+}
+
+/// A sysctl's file, `/proc/sys/A/B` for sysctl `A.B` (mode 0644, or 0444
+/// for those the caller may not set): EACCES to open for writing without
+/// the right (Linux `proc_sys_permission`), ENOENT for an unknown name.
+fn open_sysctl(parts: &[&[u8]], flags: u64) -> Result<ProcFile, i32> {
+    let name = parts.join(&b'.');
+    crate::syscall::forkvm::sysctl(&name, None)?;
+    let mode = flags & O_ACCMODE;
+    let writable = mode == O_WRONLY || mode == O_RDWR;
+    if writable && !crate::syscall::forkvm::may_write_sysctl(&name) {
+        return Err(EACCES);
+    }
+    let opener = crate::sched::current().inner.lock().cred.clone();
+    Ok(ProcFile {
+        entry: ProcEntry::Sysctl,
+        ns: opener.user_ns.clone(),
+        opener,
+        readable: mode != O_WRONLY,
+        writable,
+        pos: Mutex::new(0),
+        generated: alloc::vec::Vec::new(),
+        fd_table: None,
+        listing: alloc::vec::Vec::new(),
+        sysctl: name,
+        path: alloc::vec::Vec::new(),
+    })
+}
+
+/// What `stat` says of a `/proc` path that is not a link: (mode, nlink),
+/// ENOENT if there is no such file.
+pub fn mode_of(path: &[u8]) -> Result<(u32, u64), i32> {
+    let rest = path.strip_prefix(b"/proc").ok_or(ENOENT)?;
+    let parts: alloc::vec::Vec<&[u8]> = rest
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts[..] {
+        [] => Ok((S_IFDIR | 0o555, 2)),
+        [b"meminfo"] | [b"cpuinfo"] => Ok((S_IFREG | 0o444, 1)),
+        [b"sys", ref rest @ ..] if rest.len() < 2 => Ok((S_IFDIR | 0o555, 2)),
+        [b"sys", ref rest @ ..] => {
+            let name = rest.join(&b'.');
+            crate::syscall::forkvm::sysctl(&name, None)?;
+            Ok((S_IFREG | 0o644, 1))
+        }
+        [who] => find_process(who).map(|_| (S_IFDIR | 0o555, 2)),
+        [who, b"fd"] => find_process(who).map(|_| (S_IFDIR | 0o500, 2)),
+        [who, b"uid_map" | b"gid_map" | b"setgroups"] => {
+            find_process(who).map(|_| (S_IFREG | 0o644, 1))
+        }
+        [who, b"stat" | b"status" | b"cmdline"] => find_process(who).map(|_| (S_IFREG | 0o444, 1)),
+        _ => Err(ENOENT),
+    }
 }
 
 /// The process `who` names: `self` or a pid in the caller's pid
@@ -143,7 +378,13 @@ pub fn readlink(path: &[u8]) -> Result<alloc::vec::Vec<u8>, i32> {
         .filter(|p| !p.is_empty())
         .collect();
     match parts[..] {
-        [b"meminfo"] => Err(EINVAL),
+        [who, b"fd", fd] => Ok(fd_link(&*fd_file(who, fd)?)),
+        [b"self"] => {
+            let current = crate::sched::current();
+            Ok(alloc::format!("{}", current.tgid_in(&current.active_pid_ns())).into_bytes())
+        }
+        [b"meminfo"] | [b"cpuinfo"] | [_, b"fd"] => Err(EINVAL),
+        [b"sys", ..] => mode_of(path).and(Err(EINVAL)),
         [who, name] => {
             let task = find_process(who)?;
             match name {
@@ -181,7 +422,60 @@ fn read_only(text: impl Into<alloc::vec::Vec<u8>>, flags: u64) -> Result<ProcFil
         writable,
         pos: Mutex::new(0),
         generated: text.into(),
+        fd_table: None,
+        listing: alloc::vec::Vec::new(),
+        sysctl: alloc::vec::Vec::new(),
+        path: alloc::vec::Vec::new(),
     })
+}
+
+/// `/proc/cpuinfo`: a block per CPU with the fields programs parse
+/// (`processor`, vendor, family, model, `cpu cores`, `flags` ...), from
+/// CPUID.
+fn cpuinfo() -> String {
+    use crate::arch::cpu::cpuid;
+    let vendor_regs = cpuid(0, 0);
+    let mut vendor = alloc::vec::Vec::new();
+    for reg in [vendor_regs.ebx, vendor_regs.edx, vendor_regs.ecx] {
+        vendor.extend_from_slice(&reg.to_le_bytes());
+    }
+    let signature = cpuid(1, 0).eax;
+    let base_family = (signature >> 8) & 0xf;
+    let family = if base_family == 0xf {
+        base_family + ((signature >> 20) & 0xff)
+    } else {
+        base_family
+    };
+    let model = if base_family == 0x6 || base_family == 0xf {
+        ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0)
+    } else {
+        (signature >> 4) & 0xf
+    };
+    let mut brand = alloc::vec::Vec::new();
+    if cpuid(0x8000_0000, 0).eax >= 0x8000_0004 {
+        for leaf in 0x8000_0002..=0x8000_0004 {
+            let r = cpuid(leaf, 0);
+            for reg in [r.eax, r.ebx, r.ecx, r.edx] {
+                brand.extend_from_slice(&reg.to_le_bytes());
+            }
+        }
+    }
+    let brand = String::from_utf8_lossy(&brand);
+    let brand = brand.trim_matches(|c: char| c == '\0' || c == ' ');
+    let cpus = crate::arch::percpu::nr_cpus();
+    let mut text = String::new();
+    for cpu in 0..cpus {
+        text.push_str(&alloc::format!(
+            "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\n\
+             model name\t: {brand}\nstepping\t: {}\nphysical id\t: 0\nsiblings\t: {cpus}\n\
+             core id\t\t: {cpu}\ncpu cores\t: {cpus}\napicid\t\t: {cpu}\nfpu\t\t: yes\n\
+             flags\t\t: fpu tsc msr pae cx8 apic sep pge cmov pat clflush mmx fxsr sse sse2 \
+             syscall nx lm\n\n",
+            String::from_utf8_lossy(&vendor),
+            signature & 0xf,
+        ));
+    }
+    text
 }
 
 /// `/proc/meminfo`'s first lines (kB), from the frame allocator.
@@ -308,8 +602,39 @@ impl ProcFile {
             ProcEntry::UidMap => self.ns.map_text(IdKind::Uid, &self.opener.user_ns),
             ProcEntry::GidMap => self.ns.map_text(IdKind::Gid, &self.opener.user_ns),
             ProcEntry::Setgroups => String::from(self.ns.setgroups_text()),
-            ProcEntry::Generated => String::new(),
+            ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => String::new(),
+            ProcEntry::Sysctl => crate::syscall::forkvm::sysctl(&self.sysctl, None)
+                .map_or_else(|_| String::new(), |value| alloc::format!("{value}\n")),
         }
+    }
+
+    /// Whether it is a directory (`/proc/PID/fd`).
+    pub fn is_dir(&self) -> bool {
+        matches!(self.entry, ProcEntry::FdDir | ProcEntry::Dir)
+    }
+
+    /// The entries of a directory, besides `.` and `..`: for
+    /// `/proc/PID/fd`, one link per open descriptor, named by its number.
+    pub fn dir_entries(&self) -> alloc::vec::Vec<DirEntry> {
+        if self.entry == ProcEntry::Dir {
+            return self.listing.clone();
+        }
+        let Some(files) = &self.fd_table else {
+            return alloc::vec::Vec::new();
+        };
+        let table = files.lock();
+        table
+            .open_fds()
+            .map(|(fd, _)| {
+                let name = alloc::format!("{fd}").into_bytes().into_boxed_slice();
+                (name, FD_INO_BASE + fd, S_IFLNK)
+            })
+            .collect()
+    }
+
+    /// The position (`getdents64` counts entries with it).
+    pub fn pos(&self) -> &Mutex<usize> {
+        &self.pos
     }
 
     /// Reads from the file position.
@@ -319,6 +644,7 @@ impl ProcFile {
         }
         let text = match self.entry {
             ProcEntry::Generated => self.generated.clone(),
+            ProcEntry::FdDir | ProcEntry::Dir => return Err(crate::errno::EISDIR),
             _ => self.text().into_bytes(),
         };
         let mut pos = self.pos.lock();
@@ -344,7 +670,13 @@ impl ProcFile {
             ProcEntry::UidMap => user_ns::map_write(&self.ns, IdKind::Uid, &self.opener, data)?,
             ProcEntry::GidMap => user_ns::map_write(&self.ns, IdKind::Gid, &self.opener, data)?,
             ProcEntry::Setgroups => user_ns::setgroups_write(&self.ns, data)?,
-            ProcEntry::Generated => return Err(EINVAL),
+            ProcEntry::Sysctl => {
+                // Linux `proc_doulongvec_minmax` and friends: one number.
+                let text = core::str::from_utf8(data).map_err(|_| EINVAL)?;
+                let value = text.trim().parse::<u64>().map_err(|_| EINVAL)?;
+                crate::syscall::forkvm::sysctl(&self.sysctl, Some(value))?;
+            }
+            ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => return Err(EINVAL),
         }
         *pos = data.len();
         Ok(data.len())

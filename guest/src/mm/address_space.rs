@@ -374,26 +374,24 @@ impl AddressSpace {
         }
     }
 
-    /// Adds an area at `start` whose pages are the frames `frames[i]`
-    /// (another reference on each; `None` leaves a page to demand-zero
-    /// faulting), copy-on-write unless `flags` is shared: a file mapping's
-    /// page-cache pages (`mm::file_map`). Running out of table pages
-    /// undoes the whole mapping (ENOMEM).
-    pub fn map_frames(
+    /// Maps the frames `frames[i]` (another reference on each; `None`
+    /// leaves a page to its fault) at the pages from `start` of an area
+    /// already added, copy-on-write unless `shared`: a file's page-cache
+    /// pages mapped ahead (`mm::file_map`). Running out of table pages
+    /// removes the whole area (ENOMEM).
+    pub fn populate_frames(
         &self,
         start: u64,
         frames: &[Option<cow::DataFrame>],
         prot: Prot,
-        flags: VmaFlags,
+        shared: bool,
     ) -> Result<(), i32> {
         let end = start + frames.len() as u64 * PAGE_SIZE;
-        self.map_lazy(start, end, prot, flags)?;
-        let cow = !flags.contains(VmaFlags::SHARED);
         let mapped = with_memory(|memory| {
             for (i, frame) in frames.iter().enumerate() {
                 if let Some(frame) = *frame {
                     let addr = start + i as u64 * PAGE_SIZE;
-                    cow::map_frame(memory, self.root, addr, frame, prot, cow)?;
+                    cow::map_frame(memory, self.root, addr, frame, prot, !shared)?;
                 }
             }
             Ok::<(), OutOfMemory>(())
@@ -406,11 +404,34 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Maps the file page `frame` at `addr` in the file-backed `vma`, and
+    /// the pages `around` it (`cow::do_file_fault`; the caller holds the
+    /// file's lock).
+    pub fn map_file_fault(
+        &self,
+        vma: &Vma,
+        addr: u64,
+        access: Access,
+        frame: cow::DataFrame,
+        around: &[(u64, cow::DataFrame)],
+    ) -> FaultResult {
+        let result = with_memory(|memory| {
+            cow::do_file_fault(memory, self.root, vma, addr, access, frame, around)
+        });
+        self.sync_if_active();
+        result
+    }
+
     /// Adds an area whose pages appear on first touch (demand zero). ENOMEM
     /// past `vm.max_map_count` areas (Linux checks before merging, so the
     /// count may reach the limit + 1) or when the kernel heap is short.
     pub fn map_lazy(&self, start: u64, end: u64, prot: Prot, flags: VmaFlags) -> Result<(), i32> {
-        let vma = Vma::new(start, end, prot, flags).map_err(|e| e.errno())?;
+        self.map_area(Vma::new(start, end, prot, flags).map_err(|e| e.errno())?)
+    }
+
+    /// Adds the area `vma` with nothing mapped yet, as [`Self::map_lazy`]
+    /// (a file mapping's area carries its file).
+    pub fn map_area(&self, vma: Vma) -> Result<(), i32> {
         let mut inner = self.inner.lock();
         if inner.vmas.len() as u64 > max_map_count() || !heap_has_room_for_areas(1) {
             return Err(ENOMEM);
@@ -530,16 +551,21 @@ impl AddressSpace {
 
     fn handle_fault_once(&self, addr: u64, access: Access) -> FaultResult {
         let inner = self.inner.lock();
-        let vma = inner.vmas.find(addr).copied();
+        let vma = inner.vmas.find(addr).cloned();
         drop(inner);
-        let result =
+        let mut result =
             with_memory(|memory| cow::handle_fault(memory, self.root, addr, access, vma.as_ref()));
+        if let (FaultResult::FileNoPage, Some(vma)) = (result, &vma) {
+            result = super::file_map::filemap_fault(self, vma, addr, access);
+        }
         match result {
             FaultResult::Mapped => stats::FAULTS_DEMAND_ZERO.add(1),
+            FaultResult::FileMapped => stats::FAULTS_FILE.add(1),
             FaultResult::Copied => stats::FAULTS_COW_COPY.add(1),
             FaultResult::Reused => stats::FAULTS_COW_REUSE.add(1),
             FaultResult::Spurious => stats::FAULTS_SPURIOUS.add(1),
-            FaultResult::Segv | FaultResult::Oom => {}
+            FaultResult::Segv | FaultResult::Sigbus | FaultResult::Oom => {}
+            FaultResult::FileNoPage => unreachable!("resolved above"),
         }
         // Spurious: another CPU may have created the PML4 entry (a
         // thread's mmap) that this CPU's root lacks.
@@ -584,7 +610,7 @@ impl AddressSpace {
                 execute: false,
             };
             match self.handle_fault(page, access) {
-                FaultResult::Segv => return Err(EFAULT),
+                FaultResult::Segv | FaultResult::Sigbus => return Err(EFAULT),
                 FaultResult::Oom => return Err(ENOMEM),
                 _ => {}
             }

@@ -18,6 +18,7 @@ pub const CAP_KILL: u32 = 5;
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 pub const CAP_SYS_CHROOT: u32 = 18;
+pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
 pub const CAP_SYS_RESOURCE: u32 = 24;
@@ -246,4 +247,30 @@ pub fn commit_creds(inner: &mut super::task::TaskInner, new: Cred) {
         inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
     }
     inner.cred = new;
+}
+
+/// Linux `ptrace_may_access(task, PTRACE_MODE_READ_REALCREDS)`: a thread
+/// of the same process; else the caller's real uid and gid must be all of
+/// the target's uids and gids, or it has CAP_SYS_PTRACE over the target's
+/// namespace; and an undumpable target needs CAP_SYS_PTRACE too.
+pub fn ptrace_may_read(current: &super::task::Task, task: &super::task::Task) -> bool {
+    if core::ptr::eq(
+        alloc::sync::Arc::as_ptr(current.thread_group()),
+        alloc::sync::Arc::as_ptr(task.thread_group()),
+    ) {
+        return true;
+    }
+    let caller = current.inner.lock().cred.clone();
+    let (target, dumpable) = {
+        let inner = task.inner.lock();
+        let dumpable = inner
+            .mm
+            .as_ref()
+            .is_none_or(|mm| mm.dumpable.load(core::sync::atomic::Ordering::Relaxed));
+        (inner.cred.clone(), dumpable)
+    };
+    let same_ids = [target.uid, target.euid, target.suid] == [caller.uid; 3]
+        && [target.gid, target.egid, target.sgid] == [caller.gid; 3];
+    let privileged = caller.ns_capable(&target.user_ns, CAP_SYS_PTRACE);
+    privileged || (same_ids && dumpable)
 }

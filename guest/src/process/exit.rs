@@ -164,14 +164,22 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: u
     super::signal::group_send_signal(parent, info);
 }
 
-/// Releases the address space (Linux `exit_mm`): clear and wake the
+/// Releases the address space (Linux `exit_mm`): mark the robust futexes
+/// the thread holds as dead (`futex_exit_release`), clear and wake the
 /// `clear_child_tid` word, switch away from the page tables, drop them.
 fn exit_mm(task: &Arc<Task>) {
-    let (mm, clear_child_tid) = {
+    let (mm, clear_child_tid, robust_list) = {
         let mut inner = task.inner.lock();
-        (inner.mm.take(), core::mem::take(&mut inner.clear_child_tid))
+        (
+            inner.mm.take(),
+            core::mem::take(&mut inner.clear_child_tid),
+            core::mem::take(&mut inner.robust_list),
+        )
     };
     let Some(mm) = mm else { return };
+    if robust_list != 0 {
+        crate::syscall::robust_list::exit_robust_list(task, &mm, robust_list);
+    }
     if clear_child_tid != 0
         && mm
             .copy_to_user(clear_child_tid, &0u32.to_le_bytes())

@@ -127,6 +127,14 @@ impl FdTable {
             .ok_or(EBADF)
     }
 
+    /// The open descriptors, in order, with their files.
+    pub fn open_fds(&self) -> impl Iterator<Item = (u64, &Arc<File>)> + '_ {
+        self.fds
+            .iter()
+            .enumerate()
+            .filter_map(|(fd, file)| file.as_ref().map(|file| (fd as u64, file)))
+    }
+
     /// Open descriptors.
     pub fn count(&self) -> usize {
         self.fds.iter().filter(|f| f.is_some()).count()

@@ -361,6 +361,8 @@ fn copy_process(
             } else {
                 0
             },
+            // Linux `futex_init_task`: a new thread holds no robust locks.
+            robust_list: 0,
             fs_base: thread.fs_base,
             gs_base: thread.gs_base,
             vfork_done: vfork,

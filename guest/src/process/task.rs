@@ -85,6 +85,9 @@ pub struct TaskInner {
     /// User address zeroed and futex-woken at exit (`CLONE_CHILD_CLEARTID`,
     /// `set_tid_address`).
     pub clear_child_tid: u64,
+    /// User address of the thread's robust futex list head
+    /// (`set_robust_list`; 0: none), walked at exit and exec.
+    pub robust_list: u64,
     /// FS segment base (thread-local storage).
     pub fs_base: u64,
     /// GS segment base (`arch_prctl(ARCH_SET_GS)`; user mode's own).
@@ -223,6 +226,7 @@ impl Task {
                 comm: comm_from(b"swapper"),
                 mm: None,
                 clear_child_tid: 0,
+                robust_list: 0,
                 fs_base: 0,
                 gs_base: 0,
                 vfork_done: None,

@@ -94,12 +94,65 @@ pub fn openat(a: Args) -> SysResult {
     let [dirfd, path_address, flags, mode, ..] = a.0;
     let flags = flags as u32;
     let path = getname(path_address)?;
-    if path.starts_with(b"/proc/") {
+    if path == b"/proc" || path.starts_with(b"/proc/") {
+        if let Some(file) = reopen_proc_fd(&path, flags)? {
+            return install(file, flags);
+        }
         let proc_file = crate::fs::proc::open(&path, u64::from(flags))?;
+        if flags & O_DIRECTORY != 0 && !proc_file.is_dir() {
+            return Err(ENOTDIR);
+        }
         return install(File::new(FileKind::Proc(proc_file)), flags);
     }
     let file = do_open(dirfd, &path, flags, mode as u32)?;
     install(file, flags)
+}
+
+/// `open("/proc/PID/fd/N")`: the file descriptor N refers to, opened again
+/// (Linux follows the link to the file itself, so this works for an
+/// unlinked file too): a file of the tree gets a new open file
+/// description with the new flags, after the usual permission checks;
+/// a pipe, the console or a pidfd is shared as it is. None for any
+/// other `/proc` path.
+fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
+    let parts: Vec<&[u8]> = path[b"/proc".len()..]
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let [who, b"fd", fd] = parts[..] else {
+        return Ok(None);
+    };
+    let file = crate::fs::proc::fd_file(who, fd)?;
+    let FileKind::Vfs(open) = &file.kind else {
+        return Ok(Some(file));
+    };
+    let accmode = flags & O_ACCMODE;
+    let wants_write = matches!(accmode, O_WRONLY | 2) || flags & O_TRUNC != 0;
+    if matches!(open.node, Node::Dir(_)) && (wants_write || flags & O_CREAT != 0) {
+        return Err(EISDIR);
+    }
+    if flags & O_DIRECTORY != 0 && !matches!(open.node, Node::Dir(_)) {
+        return Err(ENOTDIR);
+    }
+    let mut mask = 0;
+    if accmode != O_WRONLY {
+        mask |= MAY_READ;
+    }
+    if wants_write {
+        mask |= MAY_WRITE;
+    }
+    current_access().permission_node(&open.node, mask)?;
+    if let Node::Inode(inode) = &open.node {
+        match &inode.kind {
+            InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
+                return Ok(Some(File::with_flags(FileKind::Console, flags)))
+            }
+            InodeKind::Regular(data) if flags & O_TRUNC != 0 => data.lock().truncate(0)?,
+            _ => {}
+        }
+    }
+    let reopened = OpenFile::new(open.node.clone(), flags).with_path(open.path.clone());
+    Ok(Some(File::with_flags(FileKind::Vfs(reopened), flags)))
 }
 
 fn install(file: Arc<File>, flags: u32) -> SysResult {
@@ -176,9 +229,18 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
     if flags & O_DIRECTORY != 0 && !is_dir {
         return Err(ENOTDIR);
     }
+    // A directory's dentry knows its path; a file's is recorded now.
+    let opened_path = if is_dir {
+        None
+    } else {
+        with_walk(dirfd, path, &access, |walk| Ok(walk.canonical_path(path)))
+            .ok()
+            .flatten()
+            .map(Arc::from)
+    };
     if flags & O_PATH != 0 {
         return Ok(File::with_flags(
-            FileKind::Vfs(OpenFile::new(node, flags)),
+            FileKind::Vfs(OpenFile::new(node, flags).with_path(opened_path)),
             flags,
         ));
     }
@@ -215,7 +277,7 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
         }
     }
     Ok(File::with_flags(
-        FileKind::Vfs(OpenFile::new(node, flags)),
+        FileKind::Vfs(OpenFile::new(node, flags).with_path(opened_path)),
         flags,
     ))
 }
@@ -465,10 +527,15 @@ fn attrs_other(kind: &FileKind) -> Attrs {
     let (mode, rdev) = match kind {
         FileKind::Console | FileKind::VirtioConsole => (S_IFCHR | 0o620, DevNum::CONSOLE),
         FileKind::PipeRead(_) | FileKind::PipeWrite(_) => (S_IFIFO | 0o600, NO_DEV),
+        FileKind::Proc(proc) if proc.is_dir() => (S_IFDIR | 0o500, NO_DEV),
         _ => (0o600, NO_DEV),
     };
+    let ino = match kind {
+        FileKind::PipeRead(pipe) | FileKind::PipeWrite(pipe) => pipe.ino,
+        _ => 0,
+    };
     Attrs {
-        ino: 0,
+        ino,
         nlink: 1,
         mode,
         uid: 0,
@@ -533,10 +600,68 @@ fn statx_bytes(a: &Attrs) -> [u8; 256] {
 }
 
 fn fd_attrs(fd: u64) -> Result<Attrs, i32> {
-    let file = file(fd)?;
-    Ok(match &file.kind {
+    Ok(file_attrs(&*file(fd)?))
+}
+
+fn file_attrs(file: &File) -> Attrs {
+    match &file.kind {
         FileKind::Vfs(open) => attrs(&open.node),
         other => attrs_other(other),
+    }
+}
+
+/// The attributes of a `/proc` path (`/proc` is no directory of the tree):
+/// `/proc/PID/fd/N` is a link (mode `rwx` by the file's access mode, as
+/// Linux's `tid_fd_update_inode` sets it), followed to the file itself;
+/// the rest are the directories and files `fs::proc` has.
+fn proc_attrs(path: &[u8], follow: bool) -> Result<Attrs, i32> {
+    const S_IFLNK: u32 = 0o120000;
+    let parts: Vec<&[u8]> = path[b"/proc".len()..]
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (mode, nlink) = match parts[..] {
+        [who, b"fd", fd] => {
+            let file = crate::fs::proc::fd_file(who, fd)?;
+            if follow {
+                return Ok(file_attrs(&file));
+            }
+            let (read, write) = match &file.kind {
+                FileKind::Vfs(open) => (open.readable(), open.writable()),
+                FileKind::PipeRead(_) => (true, false),
+                FileKind::PipeWrite(_) => (false, true),
+                _ => (true, true),
+            };
+            let mut mode = S_IFLNK;
+            if read {
+                mode |= 0o500;
+            }
+            if write {
+                mode |= 0o300;
+            }
+            (mode, 1)
+        }
+        // `/proc/self` links to the caller's pid, `exe` to the program.
+        [b"self"] if !follow => (S_IFLNK | 0o777, 1),
+        [_, b"exe"] => {
+            let target = crate::fs::proc::readlink(path)?;
+            if follow {
+                return at_attrs(AT_FDCWD as u32 as u64, &target, 0);
+            }
+            (S_IFLNK | 0o777, 1)
+        }
+        _ => crate::fs::proc::mode_of(path)?,
+    };
+    Ok(Attrs {
+        ino: 0,
+        nlink,
+        mode,
+        uid: 0,
+        gid: 0,
+        rdev: NO_DEV,
+        size: if mode & S_IFLNK == S_IFLNK { 64 } else { 0 },
+        blocks: 0,
+        mtime: 0,
     })
 }
 
@@ -549,6 +674,9 @@ fn at_attrs(dirfd: u64, path: &[u8], flags: u64) -> Result<Attrs, i32> {
         } else {
             fd_attrs(u64::from(dirfd as u32))
         };
+    }
+    if path.starts_with(b"/proc") && matches!(path.get(5), None | Some(b'/')) {
+        return proc_attrs(path, flags & AT_SYMLINK_NOFOLLOW == 0);
     }
     let access = current_access();
     let node = with_walk(dirfd, path, &access, |walk| {
@@ -603,6 +731,19 @@ pub fn newfstatat(a: Args) -> SysResult {
 pub fn getdents64(a: Args) -> SysResult {
     let [fd, dirp, count, ..] = a.0;
     let file = file(fd)?;
+    if let FileKind::Proc(proc) = &file.kind {
+        if !proc.is_dir() {
+            return Err(ENOTDIR);
+        }
+        let mut all: Vec<crate::fs::proc::DirEntry> =
+            vec![((*b".").into(), 1, S_IFDIR), ((*b"..").into(), 1, S_IFDIR)];
+        all.extend(proc.dir_entries());
+        let mut pos = proc.pos().lock();
+        let (out, index) = fill_dirents(&all, *pos, count)?;
+        current_mm()?.copy_to_user(dirp, &out)?;
+        *pos = index;
+        return Ok(out.len() as u64);
+    }
     let FileKind::Vfs(open) = &file.kind else {
         return Err(ENOTDIR);
     };
@@ -622,8 +763,21 @@ pub fn getdents64(a: Args) -> SysResult {
         ((*b"..").into(), parent_ino, S_IFDIR),
     ];
     all.extend(dir.entries());
+    let (out, index) = fill_dirents(&all, *pos as usize, count)?;
+    current_mm()?.copy_to_user(dirp, &out)?;
+    *pos = index as u64;
+    Ok(out.len() as u64)
+}
+
+/// The `linux_dirent64` records of `all[from..]` that fit in `count`
+/// bytes, and the index after the last one; EINVAL if not even one fits.
+fn fill_dirents(
+    all: &[(alloc::boxed::Box<[u8]>, u64, u32)],
+    from: usize,
+    count: u64,
+) -> Result<(Vec<u8>, usize), i32> {
     let mut out = Vec::new();
-    let mut index = *pos as usize;
+    let mut index = from;
     while let Some((name, ino, kind)) = all.get(index) {
         let reclen = (19 + name.len() + 1).next_multiple_of(8);
         if out.len() + reclen > count as usize {
@@ -641,9 +795,7 @@ pub fn getdents64(a: Args) -> SysResult {
     if out.is_empty() && index < all.len() {
         return Err(EINVAL);
     }
-    current_mm()?.copy_to_user(dirp, &out)?;
-    *pos = index as u64;
-    Ok(out.len() as u64)
+    Ok((out, index))
 }
 
 /// `unlinkat` without AT_REMOVEDIR (and `unlink`): a non-directory; `/`,

@@ -275,7 +275,17 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     } else {
         None
     };
-    let current = match name_bytes.as_slice() {
+    let current = sysctl(&name_bytes, new_value)?;
+    let text = alloc::format!("{current}");
+    copy_out(out, out_len, text.as_bytes())
+}
+
+/// Sysctl `name` (dotted, as `kernel.threads-max`): sets it to
+/// `new_value` if given (the caller checked [`may_write_sysctl`]) and
+/// returns its value; ENOENT for an unknown name. Also what the files
+/// under `/proc/sys` read and write.
+pub fn sysctl(name: &[u8], new_value: Option<u64>) -> Result<u64, i32> {
+    let current = match name {
         b"kernel.sched_child_runs_first" => {
             if let Some(v) = new_value {
                 sched::set_child_runs_first(v != 0);
@@ -333,15 +343,14 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
         }
         _ => return Err(ENOENT),
     };
-    let text = alloc::format!("{current}");
-    copy_out(out, out_len, text.as_bytes())
+    Ok(current)
 }
 
 /// Whether the caller may set sysctl `name`: the machine-wide settings are
 /// root's (their /proc/sys files are 0644, owned by root); a user
 /// namespace's `user.*` limits belong to whoever holds CAP_SYS_RESOURCE in
 /// it (Linux `set_permissions` in kernel/ucount.c).
-fn may_write_sysctl(name: &[u8]) -> bool {
+pub fn may_write_sysctl(name: &[u8]) -> bool {
     let cred = sched::current().inner.lock().cred.clone();
     if name.starts_with(b"user.") {
         cred.capable_in_own_ns(CAP_SYS_RESOURCE)

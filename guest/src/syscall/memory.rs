@@ -174,8 +174,10 @@ pub fn mmap(a: Args) -> SysResult {
         let Node::Inode(inode) = &open.node else {
             return Err(ENODEV);
         };
-        let data = inode.data().ok_or(ENODEV)?;
-        crate::mm::file_map::map_file(&mm, start, len, prot, shared, data, offset)?;
+        inode.data().ok_or(ENODEV)?;
+        let populate = flags & MAP_POPULATE != 0;
+        let range = start..start + len;
+        crate::mm::file_map::map_file(&mm, range, prot, shared, inode, offset, populate)?;
         return Ok(start);
     }
     let mut area_flags = VmaFlags::ANONYMOUS;

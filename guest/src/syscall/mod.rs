@@ -4,11 +4,12 @@
 mod affinity;
 mod cred;
 mod file;
-mod forkvm;
+pub mod forkvm;
 mod fs;
 pub mod futex;
 mod info;
 mod io;
+mod ioctl;
 mod ioprio;
 mod memory;
 mod names;
@@ -16,6 +17,7 @@ mod pgrp;
 mod pidfd;
 mod process;
 mod random;
+pub mod robust_list;
 mod rusage;
 /// sched.rs (as `sched_calls`: `sched` names the scheduler here).
 #[path = "sched.rs"]
@@ -102,6 +104,9 @@ pub mod nr {
     pub const GETTID: u64 = 186;
     pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
+    pub const IOCTL: u64 = 16;
+    pub const SET_ROBUST_LIST: u64 = 273;
+    pub const GET_ROBUST_LIST: u64 = 274;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const CLOCK_NANOSLEEP: u64 = 230;
     pub const CREAT: u64 = 85;
@@ -301,6 +306,9 @@ pub fn dispatch(ctx: &mut UserContext) {
         }
         nr::FUTEX => futex::futex(a),
         nr::SET_TID_ADDRESS => process::set_tid_address(a),
+        nr::IOCTL => ioctl::ioctl(a),
+        nr::SET_ROBUST_LIST => robust_list::set_robust_list(a),
+        nr::GET_ROBUST_LIST => robust_list::get_robust_list(a),
         nr::CLOCK_GETTIME => time::clock_gettime(a),
         nr::CLOCK_NANOSLEEP => time::clock_nanosleep(a),
         nr::EXIT_GROUP => process::exit_group(a),

@@ -671,7 +671,7 @@ mod tests {
         assert!(find_command(b"panic").unwrap().hidden);
         assert!(find_command(b"fault").unwrap().hidden);
         assert!(find_command(b"nope").is_none());
-        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 32);
+        assert_eq!(COMMANDS.iter().filter(|c| !c.hidden).count(), 33);
         assert_eq!(
             find_command(b"vconsole-echo").unwrap().usage,
             "vconsole-echo N"

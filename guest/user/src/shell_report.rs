@@ -370,7 +370,8 @@ mod tests {
         assert!(text.contains("\n  devices          the devices"));
         assert!(text.contains("\n  vconsole-echo N  read N bytes"));
         assert!(text.contains("\n  cd [DIR]         change the working directory"));
-        assert_eq!(text.lines().count(), 32);
+        assert!(text.contains("\n  affinity MASK COMMAND... run"));
+        assert_eq!(text.lines().count(), 33);
     }
 
     #[test]

@@ -287,7 +287,7 @@ fn kill_of_a_missing_process() {
 fn help_and_programs() {
     let text = sh_expect("help", 0);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 32, "{text}");
+    assert_eq!(lines.len(), 33, "{text}");
     assert_eq!(lines[0], "  help             list the commands");
     for command in [
         "echo [WORD...]",

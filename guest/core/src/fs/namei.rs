@@ -46,6 +46,42 @@ fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
 const MAX_SYMLINKS: u32 = 40;
 
 impl Walk<'_> {
+    /// The absolute path of the file `path` names, symbolic links
+    /// resolved (Linux's `d_path`, as `/proc/PID/exe` and `/proc/PID/fd/N`
+    /// show it); None if it cannot be found again or lies outside the
+    /// walk's root.
+    pub fn canonical_path(&self, path: &[u8]) -> Option<Vec<u8>> {
+        let mut path = path.to_vec();
+        for _ in 0..40 {
+            let (dir, last) = self.parent(&path).ok()?;
+            let Last::Norm(name) = last else {
+                return None;
+            };
+            let name = name.to_vec();
+            let node = self.lookup_node(&path, false).ok()?;
+            let (mut dir_path, reachable) = path_from(&dir, self.root);
+            if !reachable {
+                return None;
+            }
+            match node.symlink_target() {
+                Some(target) if target.starts_with(b"/") => path = target.to_vec(),
+                Some(target) => {
+                    dir_path.push(b'/');
+                    dir_path.extend_from_slice(target);
+                    path = dir_path;
+                }
+                None => {
+                    if dir_path != b"/" {
+                        dir_path.push(b'/');
+                    }
+                    dir_path.extend_from_slice(&name);
+                    return Some(dir_path);
+                }
+            }
+        }
+        None
+    }
+
     fn start(&self, path: &[u8]) -> Arc<Dentry> {
         if path.first() == Some(&b'/') {
             self.root.clone()

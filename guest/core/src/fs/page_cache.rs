@@ -176,6 +176,38 @@ impl FileData {
         Ok(frames)
     }
 
+    /// The frame of page `index` for a fault in a mapping of the file
+    /// (Linux's `filemap_fault`): `None` if the page lies wholly past the
+    /// end of the file (SIGBUS). A hole gets its zeroed frame now, as a
+    /// tmpfs fault allocates it, so every mapper and `read` share it. The
+    /// caller takes its reference before it lets go of the file's lock.
+    pub fn frame_for_fault(&mut self, index: u64) -> Result<Option<DataFrame>, i32> {
+        if index >= self.size.div_ceil(PAGE) {
+            return Ok(None);
+        }
+        self.materialize()?;
+        if let Some(&frame) = self.pages.get(&index) {
+            return Ok(Some(frame));
+        }
+        let frame = frames::alloc_zeroed().ok_or(ENOMEM)?;
+        self.pages.insert(index, frame);
+        Ok(Some(frame))
+    }
+
+    /// The pages of `first..first + count` the file already has in frames
+    /// (index, frame), within its size: what a fault may map around the
+    /// faulting page without allocating (Linux's `filemap_map_pages`).
+    pub fn cached_frames(&self, first: u64, count: u64) -> alloc::vec::Vec<(u64, DataFrame)> {
+        let end = first.saturating_add(count).min(self.size.div_ceil(PAGE));
+        if self.image.is_some() || first >= end {
+            return alloc::vec::Vec::new();
+        }
+        self.pages
+            .range(first..end)
+            .map(|(&index, &frame)| (index, frame))
+            .collect()
+    }
+
     /// Copies the kernel image's bytes into pages of their own.
     fn materialize(&mut self) -> Result<(), i32> {
         let Some(image) = self.image else {

@@ -778,6 +778,16 @@ pub enum FaultResult {
     Reused,
     /// Copied a shared COW page to a new frame (`wp_page_copy`).
     Copied,
+    /// Mapped a page of the area's file from its page cache, and maybe
+    /// some of its neighbours (`filemap_fault`, `do_fault_around`); a
+    /// write to a private mapping got its copy at once (`do_cow_fault`).
+    FileMapped,
+    /// No page in an area that maps a file: the caller looks the page up
+    /// in the file's page cache and calls [`do_file_fault`].
+    FileNoPage,
+    /// The page of a file mapping lies wholly past the end of the file:
+    /// SIGBUS (BUS_ADRERR), or EFAULT for a kernel access.
+    Sigbus,
     /// The PTE already allows the access (or was fixed up): a stale TLB
     /// entry; retry.
     Spurious,
@@ -802,7 +812,9 @@ impl FaultResult {
 /// area at `addr` is `vma` (from [`VmaSet::find`]; growing a stack is the
 /// caller's business). Like Linux's `handle_mm_fault`:
 /// - no area, or one that forbids the access: `Segv`;
-/// - no page: a zeroed frame, writable if the area is (`Mapped`);
+/// - no page: in an area that maps a file, `FileNoPage` (the caller
+///   finds the file's page, then [`do_file_fault`] maps it); else a
+///   zeroed frame, writable if the area is (`Mapped`);
 /// - a write to a read-only page of a writable area: in a shared area,
 ///   or if the frame has no other user, make it writable (`Reused`);
 ///   else copy it to a new frame (`Copied`).
@@ -837,6 +849,9 @@ pub fn handle_fault(
     };
     let entry = ops.table(table)[i];
     if entry & flags::PRESENT == 0 {
+        if vma.file.is_some() {
+            return FaultResult::FileNoPage;
+        }
         return do_anonymous_page(ops, table, i, vma.prot);
     }
     // The area allows the access, so a page without USER is a leftover of
@@ -849,6 +864,56 @@ pub fn handle_fault(
         ops.table(table)[i] = entry_with_user;
     }
     FaultResult::Spurious
+}
+
+/// Resolves a `FileNoPage` fault at `addr` in the file-backed `vma`: maps
+/// `frame`, the file's page there (the caller holds the file's lock, so
+/// it cannot go away before this takes its reference). A read maps it as
+/// it is (read-only and copy-on-write in a private area), and so are the
+/// `around` pages (address, file frame) the file already has in memory,
+/// where nothing is mapped yet: Linux's fault-around, which spares a
+/// fault per page of a library being read. A write to a private area maps
+/// a copy at once (`do_cow_fault`); a shared area maps the file's frame
+/// itself, so stores are what `read` and every other mapper see.
+pub fn do_file_fault(
+    ops: &mut impl MemoryOps,
+    root: TablePage,
+    vma: &Vma,
+    addr: u64,
+    access: Access,
+    frame: DataFrame,
+    around: &[(u64, DataFrame)],
+) -> FaultResult {
+    let page = addr / PAGE_SIZE * PAGE_SIZE;
+    let private = !vma.is_shared();
+    if access.write && private {
+        let (table, i) = match walk(ops, root, page, true) {
+            Walk::Slot(table, i) => (table, i),
+            Walk::OutOfMemory => return FaultResult::Oom,
+            Walk::NoTable | Walk::Huge => return FaultResult::Segv,
+        };
+        if ops.table(table)[i] & flags::PRESENT != 0 {
+            return FaultResult::Spurious;
+        }
+        let Some(copy) = ops.alloc_data_frame() else {
+            return FaultResult::Oom;
+        };
+        ops.copy_frame(copy, frame);
+        ops.table(table)[i] = copy.phys() | leaf_flags(vma.prot, true);
+        return FaultResult::FileMapped;
+    }
+    match map_frame(ops, root, page, frame, vma.prot, private) {
+        Ok(true) => {}
+        Ok(false) => return FaultResult::Spurious,
+        Err(OutOfMemory) => return FaultResult::Oom,
+    }
+    for &(at, frame) in around {
+        if at != page && vma.contains(at) {
+            // Out of table pages here only means fewer pages mapped ahead.
+            let _ = map_frame(ops, root, at, frame, vma.prot, private);
+        }
+    }
+    FaultResult::FileMapped
 }
 
 /// Maps a zeroed frame at the empty PTE `table[i]`.
@@ -1520,6 +1585,7 @@ mod tests {
             end: USER_END + 0x1000,
             prot: RW,
             flags: VmaFlags::ANONYMOUS,
+            file: None,
         };
         assert_eq!(
             handle_fault(&mut mem, ROOT, USER_END, WRITE, Some(&forged)),
@@ -1615,7 +1681,7 @@ mod tests {
         let mut vmas = VmaSet::new();
         for vma in &areas {
             parent_with(mem, vma);
-            vmas.insert(*vma).unwrap();
+            vmas.insert(vma.clone()).unwrap();
         }
         (vmas, areas)
     }
@@ -1745,7 +1811,7 @@ mod tests {
         let mut vmas = VmaSet::new();
         for vma in &areas {
             parent_with(&mut mem, vma);
-            vmas.insert(*vma).unwrap();
+            vmas.insert(vma.clone()).unwrap();
         }
         let child = mem.new_root();
         // The writable private pages; the last area is read-only.
@@ -1777,7 +1843,9 @@ mod tests {
             shared(0x1_0000_0000, 0x1_0000_1000, RW),
         ];
         let mut vmas = VmaSet::new();
-        areas.iter().for_each(|vma| vmas.insert(*vma).unwrap());
+        areas
+            .iter()
+            .for_each(|vma| vmas.insert(vma.clone()).unwrap());
         let mut succeeded = false;
         for budget in 0.. {
             let mut mem = FakeMemory::new();
@@ -1839,6 +1907,7 @@ mod tests {
             end: !(P - 1),
             prot: RW,
             flags: VmaFlags::ANONYMOUS,
+            file: None,
         };
         assert_eq!(copy_page_range(&mut mem, ROOT, child, &everything), Ok(1));
         assert_eq!(change_protection(&mut mem, ROOT, &everything), 0);

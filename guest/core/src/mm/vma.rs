@@ -7,12 +7,14 @@
 //! Every range is validated: bad input is an error, never a panic.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::BitOr;
 
 use forkvm_abi::PAGE_SIZE;
 
 use crate::errno::{EEXIST, EINVAL, ENOMEM};
+use crate::fs::inode::Inode;
 
 /// First address above user space (Linux's `TASK_SIZE`).
 pub const TASK_SIZE: u64 = forkvm_abi::USER_SPACE_END;
@@ -73,10 +75,9 @@ impl BitOr for Prot {
 
 /// What an area is, besides its rights (a subset of Linux's `VM_*` flags).
 ///
-/// An area without `ANONYMOUS` is an ELF image segment: exec copied its
-/// initial contents in. Once populated, every page of this kernel is
-/// anonymous memory; the distinction only keeps image segments and `mmap`
-/// areas from merging, and tells `/proc`-style dumps what an area is.
+/// An area without `ANONYMOUS` maps a file ([`Vma::file`]) or is an ELF
+/// image segment exec copied its initial contents into; the flag keeps
+/// those from merging with `mmap`'s anonymous areas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VmaFlags(u8);
 
@@ -142,15 +143,42 @@ fn check_range(start: u64, end: u64) -> Result<(), VmaError> {
     Ok(())
 }
 
+/// The file an area maps (Linux's `vm_file` and `vm_pgoff`): page `i` of
+/// the area is page `pgoff + i` of the file. Holding the inode keeps an
+/// unlinked file's pages alive while they are mapped, as on Linux.
+#[derive(Clone)]
+pub struct VmFile {
+    pub inode: Arc<Inode>,
+    /// The file page the area's first page maps.
+    pub pgoff: u64,
+}
+
+impl PartialEq for VmFile {
+    fn eq(&self, other: &VmFile) -> bool {
+        Arc::ptr_eq(&self.inode, &other.inode) && self.pgoff == other.pgoff
+    }
+}
+
+impl Eq for VmFile {}
+
+impl core::fmt::Debug for VmFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VmFile(ino {}, pgoff {})", self.inode.ino, self.pgoff)
+    }
+}
+
 /// A virtual memory area: `[start, end)`, page aligned, with one set of
 /// rights and flags (Linux's `vm_area_struct`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vma {
     pub start: u64,
     /// First address after the area.
     pub end: u64,
     pub prot: Prot,
     pub flags: VmaFlags,
+    /// The file whose pages the area maps, faulted in from its page cache
+    /// (`None`: anonymous memory or an ELF segment filled by exec).
+    pub file: Option<VmFile>,
 }
 
 impl Vma {
@@ -162,7 +190,16 @@ impl Vma {
             end,
             prot,
             flags,
+            file: None,
         })
+    }
+
+    /// The same area mapping `file` (its first page at file page `pgoff`).
+    pub fn with_file(self, inode: Arc<Inode>, pgoff: u64) -> Vma {
+        Vma {
+            file: Some(VmFile { inode, pgoff }),
+            ..self
+        }
     }
 
     /// Size in bytes (never 0: an area covers at least one page).
@@ -185,19 +222,42 @@ impl Vma {
         self.flags.contains(VmaFlags::SHARED)
     }
 
-    /// The same area cut down to `[start, end)`.
+    /// The file page mapped at `addr` (an address in the area), if the
+    /// area maps a file.
+    pub fn file_page(&self, addr: u64) -> Option<u64> {
+        let file = self.file.as_ref()?;
+        Some(file.pgoff + (addr - self.start) / PAGE_SIZE)
+    }
+
+    /// The same area cut down to `[start, end)` (the file offset follows).
     fn with_range(&self, start: u64, end: u64) -> Vma {
+        let file = self.file.as_ref().map(|file| VmFile {
+            inode: file.inode.clone(),
+            pgoff: file.pgoff + (start - self.start) / PAGE_SIZE,
+        });
         Vma {
             start,
             end,
-            ..*self
+            file,
+            ..self.clone()
         }
     }
 
     /// Whether `next` directly follows this area and is alike, so the two
-    /// can be one area (Linux's `vma_merge` test).
+    /// can be one area (Linux's `vma_merge` test): the same file, its
+    /// pages continuing where this area's end, or no file at all.
     fn can_merge_with(&self, next: &Vma) -> bool {
-        self.end == next.start && self.prot == next.prot && self.flags == next.flags
+        let files_continue = match (&self.file, &next.file) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(&a.inode, &b.inode) && a.pgoff + self.pages() == b.pgoff
+            }
+            _ => false,
+        };
+        self.end == next.start
+            && self.prot == next.prot
+            && self.flags == next.flags
+            && files_continue
     }
 }
 
@@ -259,8 +319,9 @@ impl VmaSet {
         if self.find_intersecting(vma.start, vma.end).next().is_some() {
             return Err(VmaError::Overlap);
         }
-        self.areas.insert(vma.start, vma);
-        self.merge_around(vma.start, vma.end);
+        let (start, end) = (vma.start, vma.end);
+        self.areas.insert(start, vma);
+        self.merge_around(start, end);
         Ok(())
     }
 
@@ -269,7 +330,7 @@ impl VmaSet {
     /// whose pages the caller must unmap; unmapping a hole is no error.
     pub fn unmap(&mut self, start: u64, end: u64) -> Result<Vec<Vma>, VmaError> {
         check_range(start, end)?;
-        let hit: Vec<Vma> = self.find_intersecting(start, end).copied().collect();
+        let hit: Vec<Vma> = self.find_intersecting(start, end).cloned().collect();
         let mut removed = Vec::with_capacity(hit.len());
         for vma in hit {
             self.areas.remove(&vma.start);
@@ -286,7 +347,7 @@ impl VmaSet {
     /// the new rights), whose PTEs the caller must adjust.
     pub fn protect(&mut self, start: u64, end: u64, prot: Prot) -> Result<Vec<Vma>, VmaError> {
         check_range(start, end)?;
-        let hit: Vec<Vma> = self.find_intersecting(start, end).copied().collect();
+        let hit: Vec<Vma> = self.find_intersecting(start, end).cloned().collect();
         let mut covered_to = start;
         for vma in &hit {
             if vma.start > covered_to {
@@ -306,7 +367,7 @@ impl VmaSet {
                 prot,
                 ..vma.with_range(vma.start.max(start), vma.end.min(end))
             };
-            self.areas.insert(piece.start, piece);
+            self.areas.insert(piece.start, piece.clone());
             changed.push(piece);
         }
         self.merge_around(start, end);
@@ -372,14 +433,18 @@ impl VmaSet {
             .range(..start)
             .next_back()
             .map_or(start, |(&key, _)| key);
-        let window: Vec<Vma> = self.areas.range(first..=end).map(|(_, vma)| *vma).collect();
+        let window: Vec<Vma> = self
+            .areas
+            .range(first..=end)
+            .map(|(_, vma)| vma.clone())
+            .collect();
         let mut previous: Option<Vma> = None;
         for vma in window {
             match previous.as_mut() {
                 Some(merged) if merged.can_merge_with(&vma) => {
                     self.areas.remove(&vma.start);
                     merged.end = vma.end;
-                    self.areas.insert(merged.start, *merged);
+                    self.areas.insert(merged.start, merged.clone());
                 }
                 _ => previous = Some(vma),
             }
@@ -402,7 +467,7 @@ mod tests {
     fn set_of(areas: &[Vma]) -> VmaSet {
         let mut set = VmaSet::new();
         for area in areas {
-            set.insert(*area).unwrap();
+            set.insert(area.clone()).unwrap();
         }
         set
     }
@@ -472,6 +537,7 @@ mod tests {
                 end,
                 prot: RW,
                 flags: ANON,
+                file: None,
             };
             assert_eq!(set.insert(raw), Err(VmaError::InvalidRange));
             assert_eq!(set.unmap(start, end), Err(VmaError::InvalidRange));
@@ -646,6 +712,58 @@ mod tests {
         assert_eq!(
             empty.get_unmapped_area(P, 0, 0, u64::MAX),
             Some(TASK_SIZE - P)
+        );
+    }
+
+    #[test]
+    fn file_areas_keep_their_offsets_through_splits_and_merges() {
+        use crate::fs::inode::{Inode, InodeKind};
+        use crate::fs::page_cache::FileData;
+        let inode = Arc::new(Inode::new(
+            InodeKind::Regular(spin::Mutex::new(FileData::default())),
+            0o644,
+            0,
+            0,
+        ));
+        let other = Arc::new(Inode::new(
+            InodeKind::Regular(spin::Mutex::new(FileData::default())),
+            0o644,
+            0,
+            0,
+        ));
+        let file_area = |s: u64, e: u64, inode: &Arc<Inode>, pgoff: u64| {
+            Vma::new(s * P, e * P, RW, VmaFlags::PRIVATE)
+                .unwrap()
+                .with_file(inode.clone(), pgoff)
+        };
+        let mut set = VmaSet::new();
+        set.insert(file_area(10, 20, &inode, 5)).unwrap();
+        assert_eq!(set.find(13 * P).unwrap().file_page(13 * P + 7), Some(8));
+        // mprotect of the middle splits it; each piece keeps its offset.
+        set.protect(12 * P, 14 * P, Prot::READ).unwrap();
+        let pgoffs: Vec<(u64, u64)> = set
+            .iter()
+            .map(|v| (v.start / P, v.file.as_ref().unwrap().pgoff))
+            .collect();
+        assert_eq!(pgoffs, [(10, 5), (12, 7), (14, 9)]);
+        // Restoring the rights merges them back: the offsets continue.
+        set.protect(12 * P, 14 * P, RW).unwrap();
+        assert_eq!(set.len(), 1);
+        // munmap of the head leaves the tail at its own offset.
+        let removed = set.unmap(10 * P, 11 * P).unwrap();
+        assert_eq!(removed[0].file.as_ref().unwrap().pgoff, 5);
+        assert_eq!(set.find(11 * P).unwrap().file.as_ref().unwrap().pgoff, 6);
+        // Neighbours merge only with the same file at the next offset.
+        set.insert(file_area(20, 21, &inode, 15)).unwrap();
+        assert_eq!(set.len(), 1, "the next page of the same file merges");
+        set.insert(file_area(21, 22, &other, 17)).unwrap();
+        set.insert(file_area(22, 23, &other, 0)).unwrap();
+        set.insert(vma(23, 24, RW)).unwrap();
+        set.insert(file_area(24, 25, &inode, 16)).unwrap();
+        assert_eq!(
+            set.len(),
+            5,
+            "another file, a gap in the offsets, anonymous"
         );
     }
 

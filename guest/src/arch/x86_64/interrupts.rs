@@ -117,6 +117,7 @@ fn user_exception(frame: &TrapFrame) {
     const FPE_INTDIV: i32 = 1;
     const ILL_ILLOPN: i32 = 2;
     const BUS_ADRALN: i32 = 1;
+    const BUS_ADRERR: i32 = 2;
     const TRAP_BRKPT: i32 = 1;
     let (signal, code, addr) = match frame.vector {
         PAGE_FAULT => {
@@ -132,6 +133,7 @@ fn user_exception(frame: &TrapFrame) {
             match mm.handle_fault(address, access) {
                 FaultResult::Segv if mm.has_vma(address) => (SIGSEGV, SEGV_ACCERR, address),
                 FaultResult::Segv => (SIGSEGV, SEGV_MAPERR, address),
+                FaultResult::Sigbus => (SIGBUS, BUS_ADRERR, address),
                 FaultResult::Oom => {
                     drop(mm);
                     crate::process::exit::do_exit(crate::process::exit::signal_status(SIGKILL));

@@ -7,7 +7,10 @@
 //! stays clean. Only what Linux guarantees on any file system is checked
 //! (no block counts, no listing order).
 
-use forkvm_user::syscall::{mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED};
+use forkvm_user::signal::{sig, sigaction, SigInfo};
+use forkvm_user::syscall::{
+    mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
+};
 
 use super::*;
 
@@ -30,8 +33,13 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-mmap-shared", mmap_shared),
     ("files-mmap-private", mmap_private),
     ("files-mmap-errors", mmap_errors),
+    ("files-mmap-lazy-sparse", mmap_lazy_sparse),
+    ("files-mmap-past-eof-sigbus", mmap_past_eof_sigbus),
     ("files-exec-interpreter", exec_interpreter),
     ("files-proc-stat-status-meminfo", proc_files),
+    ("files-proc-fd", proc_fd),
+    ("files-proc-cpuinfo-sysctl", proc_cpuinfo_sysctl),
+    ("files-proc-dirs", proc_dirs),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -1322,6 +1330,104 @@ fn mmap_private(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// A file mapping takes no memory until touched: a 1 GiB sparse file
+/// (more than the guest's RAM) maps whole, shared and private; the pages
+/// touched are the file's (pread sees a store, a forked child's store
+/// shows in the parent), and the file is emptied again.
+fn mmap_lazy_sparse(_: &Ctx) -> Outcome {
+    const SIZE: usize = 1 << 30;
+    let s = Scratch::new("mmap-lazy", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    ftruncate(&fd, SIZE as i64).ctx("ftruncate 1 GiB")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(SIZE, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap 1 GiB shared")?;
+    // MAP_NORESERVE: a private writable mapping larger than RAM would not
+    // pass the overcommit heuristic of a small machine (or of the guest).
+    let flags = MAP_PRIVATE | MAP_NORESERVE;
+    let private = FileMap::new(SIZE, rw, flags, fd.raw(), 0).ctx("mmap 1 GiB private")?;
+    let (middle, last) = (SIZE / 2 + 123, SIZE - 1);
+    ensure!(map.get(middle) == 0 && private.get(last) == 0, "holes read zeros");
+    map.set(middle, b'm');
+    map.set(last, b'l');
+    ensure!(byte_at(&fd, middle)? == b'm', "pread sees a store in the middle");
+    ensure!(byte_at(&fd, last)? == b'l', "pread sees a store at the end");
+    ensure!(private.get(middle) == b'm', "a private mapping sees the file");
+    private.set(middle, b'p');
+    ensure!(map.get(middle) == b'm', "a private store stays private");
+    let child = Child::spawn(|| {
+        map.set(SIZE / 4, b'c');
+        i32::from(map.get(middle) != b'm' || private.get(middle) != b'p')
+    })?;
+    expect_exit("child", child.wait()?, 0)?;
+    ensure!(map.get(SIZE / 4) == b'c', "a forked child's store");
+    drop(private);
+    drop(map);
+    ftruncate(&fd, 0).ctx("ftruncate 0")?;
+    Ok(())
+}
+
+/// Exits with 10 * si_code + (si_addr is `FAULT_ADDR`): a SIGBUS handler.
+extern "C" fn exit_with_bus_code(_signo: i32, info: *mut SigInfo, _uc: *mut u8) {
+    // SAFETY: the kernel passes a valid siginfo.
+    let info = unsafe { *info };
+    let expected = FAULT_ADDR.load(Ordering::SeqCst);
+    exit_group(info.code * 10 + i32::from(info.addr() == expected));
+}
+
+/// The address a fault in a child is expected at.
+static FAULT_ADDR: AtomicUsize = AtomicUsize::new(0);
+
+/// BUS_ADRERR, the si_code of an access past the end of a file.
+const BUS_ADRERR: i32 = 2;
+
+/// A page of a file mapping wholly past the end of the file raises SIGBUS
+/// (BUS_ADRERR, at the address), for reads and writes, shared or private;
+/// the rest of the last partial page reads zeros; a read into such a page
+/// is EFAULT; once the file grows, the page is the file's.
+fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
+    let s = Scratch::new("mmap-sigbus", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, &[b'a'; 5000], 0).ctx("pwrite")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let map = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
+    let private = FileMap::new(3 * 4096, rw, MAP_PRIVATE, fd.raw(), 0).ctx("mmap private")?;
+    ensure!(map.get(4999) == b'a', "the last byte of the file");
+    ensure!(map.get(5000) == 0 && map.get(8191) == 0, "the tail of the last page is zeros");
+    ensure!(private.get(8191) == 0, "the tail through a private mapping");
+    let faults: [(&str, &FileMap, bool); 3] = [
+        ("read of a shared page past EOF", &map, false),
+        ("write to a shared page past EOF", &map, true),
+        ("read of a private page past EOF", &private, false),
+    ];
+    for (what, mapping, write) in faults {
+        let at = mapping.addr + 8192 + 8;
+        let child = Child::spawn(|| {
+            FAULT_ADDR.store(at, Ordering::SeqCst);
+            if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() {
+                return 1;
+            }
+            if write {
+                mapping.set(8192 + 8, 1);
+            } else {
+                mapping.get(8192 + 8);
+            }
+            2
+        })?;
+        let status = child.wait_bounded(what)?;
+        expect_exit(what, status, BUS_ADRERR * 10 + 1)?;
+    }
+    // SAFETY: the kernel writes into our mapping or fails.
+    let into_past_eof = ret(unsafe {
+        syscall4(nr::PREAD64, fd.raw() as usize, map.addr + 8192, 16, 0)
+    });
+    expect_err("pread into a page past EOF", into_past_eof, Errno::EFAULT)?;
+    ftruncate(&fd, 3 * 4096).ctx("ftruncate")?;
+    pwrite(&fd, b"G", 8200).ctx("pwrite")?;
+    ensure!(map.get(8200) == b'G', "after growing, the page is the file's");
+    ensure!(private.get(8200) == b'G', "through a private mapping too");
+    Ok(())
+}
+
 /// What cannot be mapped, with Linux's errno in Linux's order.
 fn mmap_errors(_: &Ctx) -> Outcome {
     let s = Scratch::new("mmap-errors", ["f", "", "", "", "", "", "", ""])?;
@@ -1578,5 +1684,212 @@ fn proc_files(ctx: &Ctx) -> Outcome {
         open(&Path::new(format_args!("/proc/self/nonexistent")), O_RDONLY, 0),
         Errno::ENOENT,
     )?;
+    Ok(())
+}
+
+/// `readlink(path)` into `buf`: the target's bytes.
+fn readlink_into<'a>(path: &Path, buf: &'a mut [u8]) -> Result<&'a [u8], Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let n = ret(unsafe {
+        syscall3(
+            nr::READLINK,
+            path.ptr(),
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+        )
+    })?;
+    Ok(&buf[..n])
+}
+
+/// The descriptor numbers `/proc/self/fd` lists (below 64), as a bit set.
+fn listed_fds(dir: &Fd) -> Result<u64, Msg> {
+    let mut buf = [0u8; 4096];
+    let mut fds = 0u64;
+    let mut dots = 0;
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64 /proc/self/fd")?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let kind = buf[at + 18];
+            let name = c_field(&buf[at + 19..at + reclen]);
+            at += reclen;
+            if name == b"." || name == b".." {
+                ensure!(kind == 4, "d_type of {}: {kind}", Bytes(name));
+                dots += 1;
+                continue;
+            }
+            ensure!(kind == 10, "d_type of fd {}: {kind}, expected DT_LNK", Bytes(name));
+            let fd: u64 = core::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| msg!("entry {} is no number", Bytes(name)))?;
+            if fd < 64 {
+                fds |= 1 << fd;
+            }
+        }
+    }
+    ensure!(dots == 2, "{dots} dot entries");
+    Ok(fds)
+}
+
+/// `/proc/self/fd` lists exactly the open descriptors (its own included)
+/// as links: to the file's absolute path (" (deleted)" once unlinked),
+/// `pipe:[INO]` with the pipe's inode number; `lstat` sees a link, `stat`
+/// the file; opening one opens the file anew (its own offset); a closed
+/// descriptor is ENOENT.
+fn proc_fd(_: &Ctx) -> Outcome {
+    const F_GETFD: usize = 1;
+    let s = Scratch::new("proc-fd", ["f", "", "", "", "", "", "", ""])?;
+    let file = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&file, b"proc fd", 0).ctx("pwrite")?;
+    lseek(&file, 5, SEEK_SET).ctx("lseek")?;
+    let (pipe_r, pipe_w) = pipe()?;
+    let dir_path = Path::new(format_args!("/proc/self/fd"));
+    let dir = open(&dir_path, O_RDONLY | O_DIRECTORY, 0).ctx("open /proc/self/fd")?;
+    ensure!(fstat(&dir).ctx("fstat")?.mode & S_IFMT == 0o040000, "the fd directory's mode");
+    let listed = listed_fds(&dir)?;
+    let open_fds = (0..64u64).filter(|&fd| fcntl(fd as i32, F_GETFD, 0).is_ok());
+    let expected = open_fds.fold(0u64, |set, fd| set | 1 << fd);
+    ensure!(listed == expected, "listed fds {listed:#b}, open {expected:#b}");
+    for fd in [file.raw(), pipe_r.raw(), pipe_w.raw(), dir.raw()] {
+        ensure!(listed & 1 << fd != 0, "fd {fd} not listed");
+    }
+    let link = |fd: i32| Path::new(format_args!("/proc/self/fd/{fd}"));
+    let mut buf = [0u8; 256];
+    let target = readlink_into(&link(file.raw()), &mut buf).ctx("readlink file")?;
+    let want = s.path("f");
+    ensure!(target == want.bytes(), "file link {}, expected {}", Bytes(target), Bytes(want.bytes()));
+    let pipe_ino = fstat(&pipe_r).ctx("fstat pipe")?.ino;
+    let target = readlink_into(&link(pipe_w.raw()), &mut buf).ctx("readlink pipe")?;
+    let want = Path::new(format_args!("pipe:[{pipe_ino}]"));
+    ensure!(target == want.bytes(), "pipe link {}, expected {}", Bytes(target), Bytes(want.bytes()));
+    let lstat = stat_at(&link(file.raw()), AT_SYMLINK_NOFOLLOW).ctx("lstat")?;
+    ensure!(lstat.mode & S_IFMT == S_IFLNK, "lstat mode {:o}", lstat.mode);
+    ensure!(lstat.mode & 0o777 == 0o700, "an O_RDWR link's mode {:o}", lstat.mode);
+    let followed = stat_at(&link(file.raw()), 0).ctx("stat")?;
+    let direct = fstat(&file).ctx("fstat")?;
+    ensure!(
+        followed.mode & S_IFMT == S_IFREG && followed.ino == direct.ino,
+        "stat follows to the file"
+    );
+    let again = open(&link(file.raw()), O_RDONLY, 0).ctx("open the link")?;
+    let mut head = [0u8; 4];
+    ensure!(read_full(again.raw(), &mut head)? == 4 && &head == b"proc", "a new offset");
+    ensure!(
+        lseek(&file, 0, SEEK_CUR) == Ok(5),
+        "the first description's offset moved"
+    );
+    unlink(&s.path("f")).ctx("unlink")?;
+    let target = readlink_into(&link(file.raw()), &mut buf).ctx("readlink deleted")?;
+    ensure!(target.ends_with(b"/f (deleted)"), "unlinked file link {}", Bytes(target));
+    drop(again);
+    let closed = again_closed_fd(&file)?;
+    expect_err("readlink of a closed fd", readlink_into(&link(closed), &mut buf), Errno::ENOENT)?;
+    Ok(())
+}
+
+/// A descriptor number that is not open (the lowest above `fd`).
+fn again_closed_fd(fd: &Fd) -> Result<i32, Msg> {
+    const F_GETFD: usize = 1;
+    (fd.raw() + 1..1024)
+        .find(|&n| fcntl(n, F_GETFD, 0).is_err())
+        .ok_or_else(|| msg!("no free descriptor"))
+}
+
+/// `/proc/cpuinfo` has a `processor : 0` block; the sysctl files read
+/// back a number and lie where Linux has them.
+fn proc_cpuinfo_sysctl(_: &Ctx) -> Outcome {
+    let mut buf = [0u8; 4096];
+    let cpuinfo = read_file("/proc/cpuinfo", &mut buf)?;
+    ensure!(cpuinfo.starts_with("processor\t: 0\n"), "cpuinfo starts {:?}", &cpuinfo[..cpuinfo.len().min(40)]);
+    ensure!(cpuinfo.contains("\nvendor_id\t: "), "no vendor_id in cpuinfo");
+    let mut buf = [0u8; 64];
+    let threads = read_file("/proc/sys/kernel/threads-max", &mut buf)?;
+    let value = threads.strip_suffix('\n').and_then(|t| t.parse::<u64>().ok());
+    ensure!(value.is_some_and(|v| v > 0), "threads-max {threads:?}");
+    let st = stat_at(&Path::new(format_args!("/proc/sys/kernel/threads-max")), 0).ctx("stat")?;
+    ensure!(st.mode & S_IFMT == S_IFREG, "threads-max mode {:o}", st.mode);
+    Ok(())
+}
+
+/// Which of `wanted` (name, `d_type`) the directory at `path` lists, as
+/// a bit set (bit i: `wanted[i]`).
+fn dir_lists(path: &Path, wanted: &[(&[u8], u8)]) -> Result<u64, Msg> {
+    let dir = open(path, O_RDONLY | O_DIRECTORY, 0).ctx("open the directory")?;
+    let mut found = 0u64;
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: the kernel writes at most buf.len() bytes.
+        let n = ret(unsafe {
+            syscall3(
+                nr::GETDENTS64,
+                dir.raw() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
+        })
+        .ctx("getdents64")?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let name = c_field(&buf[at + 19..at + reclen]);
+            for (i, &(want, kind)) in wanted.iter().enumerate() {
+                if name == want && buf[at + 18] == kind {
+                    found |= 1 << i;
+                }
+            }
+            at += reclen;
+        }
+    }
+    Ok(found)
+}
+
+/// `/proc` lists `self`, `meminfo`, `cpuinfo` and this process's
+/// directory; `/proc/self` is a link to the pid (`lstat`), a directory
+/// (`stat`) listing `stat`, `status`, `cmdline`, `exe` and `fd`.
+fn proc_dirs(_: &Ctx) -> Outcome {
+    let pid = getpid();
+    let own = Path::new(format_args!("{pid}"));
+    let wanted: [(&[u8], u8); 4] = [
+        (own.bytes(), 4),
+        (b"self", 10),
+        (b"meminfo", 8),
+        (b"cpuinfo", 8),
+    ];
+    let found = dir_lists(&Path::new(format_args!("/proc")), &wanted)?;
+    ensure!(found == 0b1111, "/proc lists {found:#b} of (own pid, self, meminfo, cpuinfo)");
+    let mut buf = [0u8; 32];
+    let link = readlink_into(&Path::new(format_args!("/proc/self")), &mut buf).ctx("readlink")?;
+    ensure!(link == own.bytes(), "/proc/self links to {}", Bytes(link));
+    let self_path = Path::new(format_args!("/proc/self"));
+    let lstat = stat_at(&self_path, AT_SYMLINK_NOFOLLOW).ctx("lstat /proc/self")?;
+    ensure!(lstat.mode & S_IFMT == S_IFLNK, "lstat /proc/self: mode {:o}", lstat.mode);
+    let stat = stat_at(&self_path, 0).ctx("stat /proc/self")?;
+    ensure!(stat.mode & S_IFMT == 0o040000, "stat /proc/self: mode {:o}", stat.mode);
+    let wanted: [(&[u8], u8); 5] = [
+        (b"stat", 8),
+        (b"status", 8),
+        (b"cmdline", 8),
+        (b"exe", 10),
+        (b"fd", 4),
+    ];
+    let found = dir_lists(&Path::new(format_args!("/proc/{pid}")), &wanted)?;
+    ensure!(found == 0b11111, "/proc/{pid} lists {found:#b} of (stat, status, cmdline, exe, fd)");
     Ok(())
 }

@@ -92,6 +92,7 @@ macro_rules! topics {
 topics! {
     cow,
     threads,
+    robust,
     vfork,
     wait,
     efault,
@@ -104,6 +105,7 @@ topics! {
     sem,
     fs,
     files,
+    tty,
     userns,
     signals,
     altstack,

@@ -8,6 +8,8 @@ use forkvm_user::syscall::{check, syscall3};
 use super::*;
 
 const FCNTL: usize = 72;
+const IOCTL: usize = 16;
+const FIONBIO: usize = 0x5421;
 const F_GETFL: usize = 3;
 const F_SETFL: usize = 4;
 const O_NONBLOCK: u32 = 0o4000;
@@ -22,6 +24,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("pipe-setfl-nonblock", setfl_nonblock),
     ("pipe-nonblock-eof", nonblock_eof),
     ("pipe2-bad-flags", pipe2_bad_flags),
+    ("pipe-fionbio", fionbio),
 ];
 
 fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
@@ -120,5 +123,30 @@ fn pipe2_bad_flags(_: &Ctx) -> Outcome {
             "pipe2({flags:#o}): {got:?}, expected EINVAL"
         );
     }
+    Ok(())
+}
+
+/// `ioctl(FIONBIO, &int)` is F_SETFL's O_NONBLOCK by another name: a
+/// non-zero int sets it, zero clears it, the other flags stay.
+fn fionbio(_: &Ctx) -> Outcome {
+    let (r, _w) = pipe()?;
+    let set = |on: i32| {
+        // SAFETY: the kernel reads one int from the live local.
+        check(unsafe { syscall3(IOCTL, r.raw() as usize, FIONBIO, &on as *const i32 as usize) })
+    };
+    let got = set(5);
+    ensure!(got == Ok(0), "FIONBIO 5: {got:?}");
+    let flags = fcntl(r.raw(), F_GETFL, 0);
+    ensure!(
+        flags == Ok(O_NONBLOCK as usize),
+        "F_GETFL after FIONBIO 5: {flags:?}"
+    );
+    let mut buf = [0u8; 8];
+    let got = read(r.raw(), &mut buf);
+    ensure!(got == Err(Errno::EAGAIN), "read after FIONBIO: {got:?}");
+    let got = set(0);
+    ensure!(got == Ok(0), "FIONBIO 0: {got:?}");
+    let flags = fcntl(r.raw(), F_GETFL, 0);
+    ensure!(flags == Ok(0), "F_GETFL after FIONBIO 0: {flags:?}");
     Ok(())
 }

@@ -853,6 +853,27 @@ mod tests {
         assert!(0 < s.min && s.min <= s.median && s.median <= s.p90 && s.p90 <= s.max);
     }
 
+    // fork-threaded: both metrics of every fork, taken while the spinners
+    // run (they are joined before `sample` returns).
+    #[test]
+    fn samples_forks_of_a_threaded_parent() {
+        let options = Options {
+            op: Op::ForkThreaded,
+            iters: 5,
+            mem_mib: 0,
+        };
+        let (mut create, mut total) = ([0u64; 5], [0u64; 5]);
+        let mut out = Samples {
+            create: Some(&mut create),
+            total: &mut total,
+        };
+        sample(&options, 1, &mut out).unwrap();
+        for (c, t) in create.iter().zip(&total) {
+            assert!(0 < *c && c < t, "create {c} total {t}");
+        }
+        assert_eq!(Op::from_name(b"fork-threaded"), Some(Op::ForkThreaded));
+    }
+
     // Both metrics of every cycle: the fork returns in the parent before
     // the child has been reaped.
     #[test]

@@ -117,3 +117,29 @@ extern "C" fn spin(shared: usize) -> ! {
     }
     exit(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errno::Errno;
+
+    // The spinners run on the host too (raw clones inside the test binary).
+    // Were one left running after its stack was unmapped, it would fault
+    // and kill the whole test process.
+    #[test]
+    fn runs_the_body_and_joins_the_spinners() {
+        for count in [0, 1, 2, MAX_SPINNERS] {
+            assert_eq!(with_spinners(count, || Ok(count * 10)), Ok(count * 10));
+        }
+        let failed: Result<(), Error> = with_spinners(2, || Err(Error::Sys("body", Errno::EBADF)));
+        assert_eq!(failed, Err(Error::Sys("body", Errno::EBADF)));
+    }
+
+    #[test]
+    fn refuses_more_than_the_slots() {
+        assert_eq!(
+            with_spinners(MAX_SPINNERS + 1, || Ok(())),
+            Err(Error::Sys("spinners", Errno::EINVAL))
+        );
+    }
+}

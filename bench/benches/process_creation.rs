@@ -12,6 +12,11 @@
 //! ones have `create`, the refused call. Operations a side cannot run say why
 //! instead of producing a number; without /dev/kvm the guest members are
 //! skipped with a loud note.
+//!
+//! `FORKVM_BENCH_CPUS=N` (N > 1) runs `fork_threaded`'s guest member on a
+//! second guest booted with N vCPUs (member `guest_Ncpus`), where the
+//! parent's busy threads run on other CPUs while it forks; every other
+//! member stays on the one-vCPU guest.
 
 use std::time::Duration;
 
@@ -22,6 +27,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Cr
 
 /// Memory the parent holds for `fork_mem`.
 const FORK_MEM_MIB: usize = 16;
+/// Environment variable: vCPUs of the guest `fork_threaded` runs on.
+const CPUS_VAR: &str = "FORKVM_BENCH_CPUS";
 /// Untimed iterations before each batch's timed ones, on both sides. Every
 /// `iter_custom` call is a fresh request (for `fork_mem`, freshly touched
 /// memory, whose first fork alone write-protects all of it), so without
@@ -42,36 +49,68 @@ fn process_creation(c: &mut Criterion) {
         eprintln!("guest members SKIPPED: no /dev/kvm on this machine");
         None
     };
+    let smp_cpus = smp_cpus();
+    // Booted only for `fork_threaded`, and only if KVM is there.
+    let mut smp_guest = match (guest.is_some(), smp_cpus) {
+        (true, Some(cpus)) => Some(
+            GuestHarness::start(HarnessOptions {
+                cpus,
+                ..HarnessOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("guest with {cpus} vCPUs: {e}")),
+        ),
+        _ => None,
+    };
     for op in BenchOp::ALL {
         let mut group = c.benchmark_group(host_linux::op_name(op));
         group
             .sample_size(10)
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_secs(1));
-        if let Some(harness) = guest.as_mut() {
-            guest_members(&mut group, harness, op);
+        match (op, smp_guest.as_mut(), smp_cpus) {
+            (BenchOp::ForkThreaded, Some(harness), Some(cpus)) => {
+                guest_members(&mut group, harness, op, &format!("guest_{cpus}cpus"));
+            }
+            _ => {
+                if let Some(harness) = guest.as_mut() {
+                    guest_members(&mut group, harness, op, "guest");
+                }
+            }
         }
         host_members(&mut group, op, host_clock.khz());
         group.finish();
     }
-    if let Some(harness) = guest {
+    for harness in [guest, smp_guest].into_iter().flatten() {
         harness
             .shutdown()
             .unwrap_or_else(|e| panic!("guest shutdown: {e}"));
     }
 }
 
-/// The guest's members of `op`'s group, one per metric: `iters` cycles in
-/// one RunBench each.
+/// The vCPU count [`CPUS_VAR`] asks for, if more than one (it must be a
+/// count the VMM accepts).
+fn smp_cpus() -> Option<u32> {
+    let value = std::env::var(CPUS_VAR).ok()?;
+    let cpus: u32 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{CPUS_VAR}={value:?}: not a number"));
+    vmm::config::check_cpus(cpus).unwrap_or_else(|e| panic!("{CPUS_VAR}={value:?}: {e}"));
+    (cpus > 1).then_some(cpus)
+}
+
+/// The guest's members of `op`'s group (named `member`), one per metric:
+/// `iters` cycles in one RunBench each.
 fn guest_members(
     group: &mut BenchmarkGroup<'_, WallTime>,
     harness: &mut GuestHarness,
     op: BenchOp,
+    member: &str,
 ) {
     let khz = harness.hello_info().tsc_khz;
     let mem = params(op, 0).mem_mib as u32;
     for &metric in op.metrics() {
-        group.bench_function(BenchmarkId::new("guest", metric.name()), |b| {
+        group.bench_function(BenchmarkId::new(member, metric.name()), |b| {
             b.iter_custom(|iters| {
                 let iters = u32::try_from(iters).unwrap_or(u32::MAX);
                 let run = harness

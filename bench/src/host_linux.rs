@@ -23,6 +23,7 @@ pub use forkvm_protocol::BenchOp;
 
 mod pingpong;
 pub mod scale;
+mod spinners;
 
 /// The unprivileged uid/gid (`nobody`) the RLIMIT_NPROC child switches to.
 const NOBODY: libc::c_long = 65534;
@@ -48,6 +49,7 @@ pub fn op_name(op: BenchOp) -> &'static str {
         BenchOp::CloneEinval => "clone_einval",
         BenchOp::YieldPingPong => "yield_pingpong",
         BenchOp::PipePingPong => "pipe_pingpong",
+        BenchOp::ForkThreaded => "fork_threaded",
     }
 }
 
@@ -65,7 +67,8 @@ pub fn metrics(op: BenchOp) -> &'static [Metric] {
         | BenchOp::CloneThread
         | BenchOp::CloneVm
         | BenchOp::ForkExec
-        | BenchOp::ForkMem => &[Metric::Create, Metric::CreateExitReap],
+        | BenchOp::ForkMem
+        | BenchOp::ForkThreaded => &[Metric::Create, Metric::CreateExitReap],
         BenchOp::RlimitEagain | BenchOp::CloneEinval => &[Metric::Create],
         BenchOp::MaxThreadsEagain => &[],
         BenchOp::YieldPingPong | BenchOp::PipePingPong => &[Metric::RoundTrip],
@@ -204,6 +207,12 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
     };
     match op {
         BenchOp::Fork => two_metrics(&mut result, params, || fork_once(op, None))?,
+        BenchOp::ForkThreaded => {
+            let ((), note) = spinners::with_spinners(op, || {
+                two_metrics(&mut result, params, || fork_once(op, None))
+            })?;
+            result.note = Some(note);
+        }
         BenchOp::ForkMem => {
             let bytes =
                 params

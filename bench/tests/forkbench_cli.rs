@@ -592,6 +592,8 @@ fn compare_runs_the_guest_and_the_host() {
         ("clone_einval", "create"),
         ("yield_pingpong", "round_trip"),
         ("pipe_pingpong", "round_trip"),
+        ("fork_threaded", "create"),
+        ("fork_threaded", "create_exit_reap"),
     ] {
         let guest = find(op, metric, "guest");
         assert_eq!(guest["status"], "ok", "{guest}");
@@ -610,7 +612,7 @@ fn compare_runs_the_guest_and_the_host() {
         .map(|e| e["op"].as_str().unwrap())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    assert_eq!(ops, 11);
+    assert_eq!(ops, 12);
     assert_eq!(value["metadata"]["harness"]["run_bench_requests"], ops);
     // Trap accounting: on PVM with KVM's statistics, a calibrated price
     // per exit and every guest entry's estimate (the checker ties them).
@@ -631,7 +633,9 @@ fn compare_runs_the_guest_and_the_host() {
     } else if !pvm {
         assert!(meta["trap_cost"].is_null(), "no traps to price: {meta}");
     }
-    assert_eq!(find("fork", "create_exit_reap", "host")["status"], "ok");
+    for op in ["fork", "fork_threaded"] {
+        assert_eq!(find(op, "create_exit_reap", "host")["status"], "ok");
+    }
     for op in ["yield_pingpong", "pipe_pingpong"] {
         assert_eq!(find(op, "round_trip", "host")["status"], "ok");
     }

@@ -332,3 +332,22 @@ fn guest_ram_is_not_inherited_by_fork() {
     );
     harness.shutdown().unwrap();
 }
+
+/// `fork_threaded`'s busy threads are stopped and joined after the run:
+/// the guest's task count is back where it was, and a second run works.
+#[test]
+fn fork_threaded_leaves_no_task_behind() {
+    if !kvm_available() {
+        bench::boot::announce_missing_kvm(module_path!());
+        return;
+    }
+    let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
+    let before = guest.stats().unwrap().tasks;
+    for _ in 0..2 {
+        let run = guest.run_bench(BenchOp::ForkThreaded, 20, 2, 0).unwrap();
+        assert_eq!(run.create.len(), 20);
+        assert_eq!(run.create_exit_reap.as_ref().map(Vec::len), Some(20));
+        assert_eq!(guest.stats().unwrap().tasks, before);
+    }
+    guest.shutdown().unwrap();
+}

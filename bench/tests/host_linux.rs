@@ -45,6 +45,15 @@ fn fork() {
     check_samples(BenchOp::Fork, 0);
 }
 
+/// The parent forks while its busy threads run; they are joined after.
+#[test]
+fn fork_threaded() {
+    check_samples(BenchOp::ForkThreaded, 0);
+    let result = host_linux::run(BenchOp::ForkThreaded, params(0)).unwrap();
+    let note = result.note.expect("how the threads ran");
+    assert!(note.contains("2 busy threads"), "{note}");
+}
+
 #[test]
 fn yield_pingpong() {
     check_samples(BenchOp::YieldPingPong, 0);

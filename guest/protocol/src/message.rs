@@ -83,11 +83,20 @@ pub enum BenchOp {
     /// Two processes pass a byte back and forth through two pipes
     /// (lmbench `lat_pipe`).
     PipePingPong = 10,
+    /// `fork` + `exit` + `wait4` (like `Fork`) of a parent that has
+    /// [`FORK_THREADED_THREADS`] other threads running, busy on their own
+    /// stacks: its address space is live on other CPUs, which is what
+    /// makes Linux send TLB-shootdown IPIs when fork write-protects it.
+    ForkThreaded = 11,
 }
+
+/// The threads `BenchOp::ForkThreaded`'s parent runs besides itself
+/// (guest and host alike; not on the wire).
+pub const FORK_THREADED_THREADS: usize = 2;
 
 impl BenchOp {
     /// Every operation, in wire order.
-    pub const ALL: [BenchOp; 11] = [
+    pub const ALL: [BenchOp; 12] = [
         BenchOp::Fork,
         BenchOp::Vfork,
         BenchOp::CloneThread,
@@ -99,6 +108,7 @@ impl BenchOp {
         BenchOp::CloneEinval,
         BenchOp::YieldPingPong,
         BenchOp::PipePingPong,
+        BenchOp::ForkThreaded,
     ];
 
     /// The operation with wire value `value`, if any.

@@ -180,6 +180,12 @@ const RUN_BENCH_FORK: &[u8] = &[
     0x46, 0x4b, 0x02, 0x02, 0x05, 0x00, 0x00, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x00, 0x00, 0xe8, 0x03,
     0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xcd, 0x4f, 0x91, 0xd6,
 ];
+/// `RunBench { op: ForkThreaded, iters: 200, warmup: 20, mem_mib: 0 }`,
+/// request id 13: operation 11 on the wire.
+const RUN_BENCH_FORK_THREADED: &[u8] = &[
+    0x46, 0x4b, 0x02, 0x02, 0x0d, 0x00, 0x00, 0x00, 0x0e, 0x00, 0x00, 0x00, 0x0b, 0x00, 0xc8, 0x00,
+    0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0xcc, 0x08, 0xc8,
+];
 /// `ProbeReply { result: -11 }` (EAGAIN), request id 6.
 const PROBE_REPLY_EAGAIN: &[u8] = &[
     0x46, 0x4b, 0x02, 0x84, 0x06, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0xf5, 0xff, 0xff, 0xff,
@@ -246,6 +252,16 @@ fn vectors() -> Vec<(&'static [u8], u32, Message)> {
                 op: BenchOp::Fork,
                 iters: 1000,
                 warmup: 10,
+                mem_mib: 0,
+            },
+        ),
+        (
+            RUN_BENCH_FORK_THREADED,
+            13,
+            Message::RunBench {
+                op: BenchOp::ForkThreaded,
+                iters: 200,
+                warmup: 20,
                 mem_mib: 0,
             },
         ),
@@ -985,7 +1001,7 @@ fn resync_after_garbage_with_false_magics() {
         let results = decode_stream(&mut FrameDecoder::new(), &wire, chunk);
         let frames = frames_only(&results);
         let ids: Vec<u32> = frames.iter().map(|f| f.1).collect();
-        assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7, 11, 12], "chunk {chunk}");
+        assert_eq!(ids, vec![1, 2, 3, 4, 5, 13, 6, 7, 11, 12], "chunk {chunk}");
         assert!(results
             .iter()
             .any(|r| matches!(r, Err(DecodeError::TooLong { .. }))));
@@ -1085,4 +1101,20 @@ fn fuzz_random_bytes_never_panics() {
     }
     // Random bytes essentially never carry a valid CRC.
     assert!(frames <= 1);
+}
+
+#[test]
+fn bench_op_wire_values_follow_all() {
+    for (i, op) in BenchOp::ALL.into_iter().enumerate() {
+        assert_eq!(op as u16 as usize, i, "{op:?}");
+        assert_eq!(BenchOp::from_u16(i as u16), Some(op));
+    }
+    assert_eq!(BenchOp::from_u16(BenchOp::ALL.len() as u16), None);
+    // fork of a threaded parent: a creating operation with both metrics.
+    assert_eq!(BenchOp::from_u16(11), Some(BenchOp::ForkThreaded));
+    assert!(!BenchOp::ForkThreaded.must_fail() && !BenchOp::ForkThreaded.is_ping_pong());
+    assert_eq!(
+        BenchOp::ForkThreaded.metrics(),
+        &[BenchMetric::Create, BenchMetric::CreateExitReap]
+    );
 }

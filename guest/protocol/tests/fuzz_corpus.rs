@@ -107,6 +107,10 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             frame(0x02, 3, p().u16(0).u32(1000).u32(10).u32(0)),
         ),
         (
+            "valid-run-bench-fork-threaded",
+            frame(0x02, 13, p().u16(11).u32(200).u32(20).u32(0)),
+        ),
+        (
             "valid-probe",
             frame(
                 0x03,

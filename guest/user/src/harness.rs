@@ -361,6 +361,7 @@ impl Server {
             BenchOp::CloneEinval => (Op::CloneEinval, 0),
             BenchOp::YieldPingPong => (Op::YieldPingPong, 0),
             BenchOp::PipePingPong => (Op::PipePingPong, 0),
+            BenchOp::ForkThreaded => (Op::ForkThreaded, 0),
         };
         let options = Options {
             op: op_,

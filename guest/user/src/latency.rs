@@ -18,6 +18,13 @@
 //!   it (forkvm's kernel only: Linux finds no `exit_with` in the current
 //!   directory).
 //!
+//! - `fork-threaded`: `fork` as above while the parent has
+//!   [`FORK_THREADED_THREADS`] other threads busy on their own stacks
+//!   ([`crate::spinners`]): on several CPUs its address space is live
+//!   elsewhere when fork write-protects it (Linux's TLB-shootdown case).
+//!   The threads are started before the warm-up and joined after the last
+//!   cycle.
+//!
 //! - `yield-pingpong`, `pipe-pingpong`: no creation per cycle: one round
 //!   trip between two processes (context-switch latency, see
 //!   [`crate::pingpong`]); `--mem` is ignored.
@@ -43,14 +50,15 @@ use crate::stats::{summarize, Summary};
 use crate::syscall::{exit, fork, mmap_anonymous, munmap, wait4, Pid, WaitStatus};
 use crate::syscall::{PROT_READ, PROT_WRITE};
 use crate::time::rdtsc_serialized;
+use forkvm_protocol::FORK_THREADED_THREADS;
 
 /// The operations and options, as `lat_proc` and `bench` take them.
 pub const USAGE_ARGS: &str =
-    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong [--iters N] [--mem MIB]";
+    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]";
 /// Iterations when `--iters` is not given.
 pub const DEFAULT_ITERS: usize = 1000;
 /// Stack of the `thread` and `clone-vm` children (they only call `exit`).
-const CHILD_STACK: usize = 64 * 1024;
+pub(crate) const CHILD_STACK: usize = 64 * 1024;
 const PAGE: usize = 4096;
 
 /// What one measured cycle creates.
@@ -79,11 +87,14 @@ pub enum Op {
     YieldPingPong,
     /// Two processes pass a byte back and forth through two pipes.
     PipePingPong,
+    /// `fork` + `exit` + `wait4` while [`FORK_THREADED_THREADS`] other
+    /// threads of the parent run ([`crate::spinners`]).
+    ForkThreaded,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Fork,
         Op::Vfork,
         Op::Thread,
@@ -94,6 +105,7 @@ impl Op {
         Op::RlimitEagain,
         Op::YieldPingPong,
         Op::PipePingPong,
+        Op::ForkThreaded,
     ];
 
     /// The name on the command line and in the report.
@@ -109,6 +121,7 @@ impl Op {
             Op::RlimitEagain => "rlimit-eagain",
             Op::YieldPingPong => "yield-pingpong",
             Op::PipePingPong => "pipe-pingpong",
+            Op::ForkThreaded => "fork-threaded",
         }
     }
 
@@ -238,13 +251,13 @@ impl Error {
 }
 
 /// An anonymous read-write mapping, unmapped on drop.
-struct Mapping {
+pub(crate) struct Mapping {
     ptr: *mut u8,
     len: usize,
 }
 
 impl Mapping {
-    fn new(len: usize, what: &'static str) -> Result<Mapping, Error> {
+    pub(crate) fn new(len: usize, what: &'static str) -> Result<Mapping, Error> {
         let ptr = mmap_anonymous(len, PROT_READ | PROT_WRITE).map_err(|e| Error::Sys(what, e))?;
         Ok(Mapping { ptr, len })
     }
@@ -260,16 +273,16 @@ impl Drop for Mapping {
 
 /// The memory a `thread`/`clone-vm` child uses: its stack, with a small TLS
 /// block (`CLONE_SETTLS`) at the bottom, and the thread's tid word.
-struct ChildArea {
-    stack_top: *mut u8,
-    tls: *mut u64,
-    tid: AtomicU32,
+pub(crate) struct ChildArea {
+    pub(crate) stack_top: *mut u8,
+    pub(crate) tls: *mut u64,
+    pub(crate) tid: AtomicU32,
 }
 
 impl ChildArea {
     /// The area on `stack` (a [`CHILD_STACK`] mapping, which must outlive
     /// it): the TLS block at its bottom, the stack's top.
-    fn on(stack: &Mapping) -> ChildArea {
+    pub(crate) fn on(stack: &Mapping) -> ChildArea {
         let tls = stack.ptr.cast::<u64>();
         // SAFETY: the TLS block is the first 64 bytes of the stack mapping;
         // by x86-64 convention its first word points to itself.
@@ -376,7 +389,8 @@ fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
         Op::YieldPingPong | Op::PipePingPong => {
             return Err(Error::Sys("ping-pong cycle", Errno::EINVAL))
         }
-        Op::Fork => match fork() {
+        // The spinners run around the whole sampling (`sample`).
+        Op::Fork | Op::ForkThreaded => match fork() {
             Ok(0) => exit(0),
             Ok(pid) => {
                 created = Some(rdtsc_serialized());
@@ -526,6 +540,9 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
         Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, out),
         Op::YieldPingPong => crate::pingpong::sample(PingPong::Yield, warmup, out.total),
         Op::PipePingPong => crate::pingpong::sample(PingPong::Pipe, warmup, out.total),
+        Op::ForkThreaded => crate::spinners::with_spinners(FORK_THREADED_THREADS, || {
+            sample_cycles(options, warmup, out)
+        }),
         _ => sample_cycles(options, warmup, out),
     }
 }
@@ -834,6 +851,27 @@ mod tests {
         };
         let s = measure(&options).unwrap();
         assert!(0 < s.min && s.min <= s.median && s.median <= s.p90 && s.p90 <= s.max);
+    }
+
+    // fork-threaded: both metrics of every fork, taken while the spinners
+    // run (they are joined before `sample` returns).
+    #[test]
+    fn samples_forks_of_a_threaded_parent() {
+        let options = Options {
+            op: Op::ForkThreaded,
+            iters: 5,
+            mem_mib: 0,
+        };
+        let (mut create, mut total) = ([0u64; 5], [0u64; 5]);
+        let mut out = Samples {
+            create: Some(&mut create),
+            total: &mut total,
+        };
+        sample(&options, 1, &mut out).unwrap();
+        for (c, t) in create.iter().zip(&total) {
+            assert!(0 < *c && c < t, "create {c} total {t}");
+        }
+        assert_eq!(Op::from_name(b"fork-threaded"), Some(Op::ForkThreaded));
     }
 
     // Both metrics of every cycle: the fork returns in the parent before

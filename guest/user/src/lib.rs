@@ -44,6 +44,7 @@ pub mod sem;
 pub mod shell_parse;
 pub mod shell_report;
 pub mod signal;
+pub mod spinners;
 pub mod start;
 pub mod stats;
 pub mod syscall;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{code, forkvm, run_script, stderr};
+use common::{code, forkvm_choosing_cpus, run_script, stderr};
 
 fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -14,7 +14,7 @@ fn host_cpus() -> usize {
 fn zero_cpus_and_more_than_the_host_has_are_refused() {
     require_kvm!();
     for asked in ["0", "9999"] {
-        let out = forkvm()
+        let out = forkvm_choosing_cpus()
             .args(["--cpus", asked, "-c", "echo"])
             .output()
             .unwrap();

@@ -63,6 +63,10 @@ fn dead_root() -> &'static AtomicU64 {
     &crate::arch::percpu::this_cpu().dead_root
 }
 
+/// Most bytes of address space one [`AddressSpace::unmap_then_free`]
+/// batch covers: at most 2,048 pages (16 KiB of frame list) per shootdown.
+const UNMAP_BATCH: u64 = 8 << 20;
+
 /// The root page table this CPU runs on.
 fn this_cpu_root() -> u64 {
     cpu_root_phys(crate::arch::percpu::cpu_id())
@@ -456,6 +460,10 @@ impl AddressSpace {
 
     /// Unmaps the pages of areas just removed from the area set.
     fn unmap_areas(&self, removed: alloc::vec::Vec<Vma>) {
+        if crate::arch::percpu::nr_cpus() > 1 {
+            self.unmap_then_free(removed.iter().map(|area| (area.start, area.end)));
+            return;
+        }
         let mut flush = false;
         for area in removed {
             let stats =
@@ -464,6 +472,44 @@ impl AddressSpace {
         }
         if flush {
             self.flush_if_current();
+        }
+    }
+
+    /// Unmaps `ranges` where other CPUs may run this address space: the
+    /// frames whose last reference goes are freed only after every CPU
+    /// that may cache them has flushed its TLB (Linux's `mmu_gather`), in
+    /// batches of at most [`UNMAP_BATCH`] bytes of address space (one
+    /// shootdown each) so the list of frames kept back stays small. Called
+    /// with no lock held (a shootdown waits for the other CPUs).
+    fn unmap_then_free(&self, ranges: impl Iterator<Item = (u64, u64)>) {
+        let mut pieces = ranges.flat_map(|(start, end)| {
+            (start..end)
+                .step_by(UNMAP_BATCH as usize)
+                .map(move |piece| (piece, end.min(piece + UNMAP_BATCH)))
+        });
+        loop {
+            let (flush, pending, done) = with_memory(|memory| {
+                let mut deferring = cow::FreeAfterFlush::new(memory);
+                let mut flush = false;
+                let mut covered = 0;
+                while covered < UNMAP_BATCH {
+                    let Some((start, end)) = pieces.next() else {
+                        return (flush, deferring.into_pending(), true);
+                    };
+                    flush |= cow::unmap_range(&mut deferring, self.root, start, end).needs_flush();
+                    covered += end - start;
+                }
+                (flush, deferring.into_pending(), false)
+            });
+            if flush {
+                self.flush_if_current();
+            }
+            if !pending.is_empty() {
+                with_memory(|memory| pending.free(memory));
+            }
+            if done {
+                return;
+            }
         }
     }
 
@@ -655,6 +701,18 @@ impl AddressSpace {
     /// its owners are dying). Shared areas are left to their last user.
     pub fn oom_reap(&self) {
         self.oom_reaped.store(true, Ordering::Relaxed);
+        if crate::arch::percpu::nr_cpus() > 1 {
+            let private: alloc::vec::Vec<(u64, u64)> = self
+                .inner
+                .lock()
+                .vmas
+                .iter()
+                .filter(|vma| !vma.is_shared())
+                .map(|vma| (vma.start, vma.end))
+                .collect();
+            self.unmap_then_free(private.into_iter());
+            return;
+        }
         let inner = self.inner.lock();
         let mut flush = false;
         with_memory(|memory| {

@@ -95,3 +95,26 @@ fn a_two_cpu_guest_runs_processes_and_powers_off() {
         common::stdout(&out)
     );
 }
+
+#[test]
+fn two_cpu_bound_processes_progress_on_different_cpus() {
+    require_two_cpus!();
+    // `spin pair` forks two children that only compute, each asking
+    // getcpu after every round: fork balancing puts them on the two CPUs,
+    // and both finish their rounds.
+    let out = run_script("run spin pair 300", &["--cpus", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("spin pair: both done"), "{text}");
+    let mut cpus: Vec<u64> = (0..2)
+        .map(|n| {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("spin child {n}: 300 rounds, ")))
+                .unwrap_or_else(|| panic!("child {n} reports: {text}"));
+            common::field(line, "mostly on cpu ")
+        })
+        .collect();
+    cpus.sort_unstable();
+    assert_eq!(cpus, [0, 1], "one child on each CPU: {text}");
+}

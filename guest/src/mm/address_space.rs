@@ -80,6 +80,15 @@ fn stored_root(phys: u64) -> Option<TablePage> {
     (phys != 0).then(|| unsafe { TablePage::new(phys) })
 }
 
+/// Before this CPU halts: frees the address space that died installed
+/// here, if any (else it would stay allocated until this CPU runs another
+/// task, which on an idle CPU of several may be never).
+pub fn free_dead_root_when_idle() {
+    if dead_root().load(Ordering::Relaxed) != 0 {
+        activate(None);
+    }
+}
+
 /// Installs the user half of `mm` (or an empty one) in the hardware root.
 pub fn activate(mm: Option<&AddressSpace>) {
     let root = mm.map(|mm| mm.root);

@@ -93,7 +93,7 @@ const _: () = assert!(
 const _: () = assert!(
     BOOT_PML4_PHYS & PAGE_SIZE != 0
         && AP_PML4_PHYS & PAGE_SIZE != 0
-        && AP_PML4_STRIDE % (2 * PAGE_SIZE) == 0,
+        && AP_PML4_STRIDE & PAGE_SIZE == 0,
     "every CPU root has bit 12 set (the PVM host runs the kernel natively only then)"
 );
 /// The root page table of CPU `cpu` (0 is the boot CPU's).

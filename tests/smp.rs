@@ -118,3 +118,24 @@ fn two_cpu_bound_processes_progress_on_different_cpus() {
     cpus.sort_unstable();
     assert_eq!(cpus, [0, 1], "one child on each CPU: {text}");
 }
+
+#[test]
+fn joining_threads_that_exit_on_the_other_cpu_never_hangs() {
+    require_two_cpus!();
+    // Threads released at once exit on both CPUs while their creator joins
+    // them (FUTEX_WAIT on the tid word, shared futex). The shared-futex
+    // check used to read the word and store it back, undoing an exiting
+    // thread's clearing of its tid on the other CPU: the joiner slept for
+    // good (the guest timed out in most runs of this script).
+    let out = run_script(
+        "run stress nproc 1000 40 3; run stress nproc 1000 40 3",
+        &["--cpus", "2"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = common::stdout(&out);
+    assert_eq!(
+        text.matches("stress nproc: round").count(),
+        6,
+        "three rounds twice: {text}"
+    );
+}

@@ -610,6 +610,12 @@ impl AddressSpace {
         result
     }
 
+    /// Makes `[addr, addr + len)` present and writable as a user write's
+    /// faults would, without writing it (EFAULT where one would SIGSEGV).
+    pub fn fault_in_writable(&self, addr: u64, len: usize) -> Result<(), i32> {
+        self.fault_in(addr, len, true)
+    }
+
     /// Makes `[addr, addr + len)` present with the rights an access needs,
     /// as the faults of a real access would (EFAULT where one would SIGSEGV).
     fn fault_in(&self, addr: u64, len: usize, write: bool) -> Result<(), i32> {

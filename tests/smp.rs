@@ -139,3 +139,22 @@ fn joining_threads_that_exit_on_the_other_cpu_never_hangs() {
         "three rounds twice: {text}"
     );
 }
+
+#[test]
+fn a_reaped_childs_rlimit_nproc_count_is_gone_when_wait_returns() {
+    require_two_cpus!();
+    // The scenario forks at RLIMIT_NPROC 2 right after its previous child
+    // was reaped; that child's count used to drop only with its last
+    // reference, which the CPU it exited on could hold a little longer
+    // (EAGAIN in 1-2 of these 40 runs).
+    let scenarios = ["userns-nproc-counts-creator"; 40].join(" ");
+    let out = run_script(&format!("run proctest {scenarios}"), &["--cpus", "2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = common::stdout(&out);
+    assert!(!text.contains("FAIL"), "{text}");
+    assert_eq!(
+        text.matches("ok userns-nproc-counts-creator").count(),
+        40,
+        "{text}"
+    );
+}

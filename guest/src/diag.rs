@@ -22,23 +22,23 @@ pub fn measure_ticks(ms: u64) -> Result<TickReport, i32> {
     let window = time::ms_to_tsc(ms);
 
     enable_interrupts();
-    let start_ticks = time::ticks();
+    let start_ticks = this_cpu_ticks();
     let busy_stolen = spin_in_kernel(rdtsc() + window);
-    let kernel_busy = time::ticks() - start_ticks;
+    let kernel_busy = this_cpu_ticks() - start_ticks;
 
-    let start_ticks = time::ticks();
+    let start_ticks = this_cpu_ticks();
     let start = rdtsc();
     while rdtsc() - start < window {
         enable_interrupts_and_halt();
     }
-    let idle = time::ticks() - start_ticks;
+    let idle = this_cpu_ticks() - start_ticks;
     // The kernel runs with interrupts off (they are taken in user mode and
     // in the idle loop).
     disable_interrupts();
 
-    let start_ticks = time::ticks();
+    let start_ticks = this_cpu_ticks();
     let user_stolen = user_probe::spin_in_user_mode(rdtsc() + window).map_err(|_| ENOMEM)?;
-    let user = time::ticks() - start_ticks;
+    let user = this_cpu_ticks() - start_ticks;
 
     let per_tick_ns = |stolen: u64, ticks: u64| time::tsc_to_ns(stolen / ticks.max(1));
     Ok(TickReport {
@@ -55,6 +55,14 @@ pub fn measure_ticks(ms: u64) -> Result<TickReport, i32> {
         },
         tick_hz: time::TICK_HZ as u32,
     })
+}
+
+/// Timer interrupts taken by the CPU running the probe (the global clock
+/// counts the boot CPU's only; the probe may run on another).
+fn this_cpu_ticks() -> u64 {
+    crate::arch::percpu::this_cpu()
+        .ticks
+        .load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Spins until the TSC reaches `deadline` and returns the cycles lost to

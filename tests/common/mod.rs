@@ -39,8 +39,27 @@ macro_rules! require_kvm {
     };
 }
 
-/// `forkvm` with a safety timeout and no standard input.
+/// The vCPU count `FORKVM_TEST_CPUS` asks every test guest to have (the
+/// whole suite with `--cpus 2`: `FORKVM_TEST_CPUS=2 cargo test ...`);
+/// tests that choose a count themselves keep theirs.
+pub fn test_cpus() -> Option<String> {
+    std::env::var("FORKVM_TEST_CPUS")
+        .ok()
+        .filter(|n| !n.is_empty())
+}
+
+/// `forkvm` with a safety timeout and no standard input, with the vCPU
+/// count of [`test_cpus`].
 pub fn forkvm() -> Command {
+    let mut command = forkvm_choosing_cpus();
+    if let Some(cpus) = test_cpus() {
+        command.args(["--cpus", &cpus]);
+    }
+    command
+}
+
+/// [`forkvm`] for a caller that passes `--cpus` itself.
+pub fn forkvm_choosing_cpus() -> Command {
     let mut command = Command::new(FORKVM);
     command
         .args(["--timeout", GUEST_TIMEOUT_SECS])
@@ -50,7 +69,12 @@ pub fn forkvm() -> Command {
 
 /// Runs `forkvm -c SCRIPT` with extra arguments.
 pub fn run_script(script: &str, extra: &[&str]) -> Output {
-    forkvm()
+    let mut command = if extra.contains(&"--cpus") {
+        forkvm_choosing_cpus()
+    } else {
+        forkvm()
+    };
+    command
         .args(extra)
         .args(["-c", script])
         .output()
@@ -59,7 +83,11 @@ pub fn run_script(script: &str, extra: &[&str]) -> Output {
 
 /// Runs `forkvm -c SCRIPT` with its own `--timeout` instead of the default.
 pub fn run_script_with_timeout(script: &str, timeout_secs: u32) -> Output {
-    Command::new(FORKVM)
+    let mut command = Command::new(FORKVM);
+    if let Some(cpus) = test_cpus() {
+        command.args(["--cpus", &cpus]);
+    }
+    command
         .args(["--timeout", &timeout_secs.to_string(), "-c", script])
         .stdin(Stdio::null())
         .output()
@@ -121,7 +149,11 @@ pub const BADPTR_REFERENCE_ENV: &str = "FORKVM_BADPTR_REFERENCE";
 /// Runs `forkvm --timeout SECS EXTRA -c SCRIPT`, which must power off with
 /// `expected` status; returns its standard output.
 pub fn run_expect_within(script: &str, expected: i32, timeout_secs: u32, extra: &[&str]) -> String {
-    let out = Command::new(FORKVM)
+    let mut command = Command::new(FORKVM);
+    if let (Some(cpus), false) = (test_cpus(), extra.contains(&"--cpus")) {
+        command.args(["--cpus", &cpus]);
+    }
+    let out = command
         .args(["--timeout", &timeout_secs.to_string()])
         .args(extra)
         .args(["-c", script])

@@ -137,9 +137,6 @@ impl Vm {
 
         let kvm = open_kvm(&config.kvm_device)?;
         let platform = platform::resolve(config.platform);
-        if platform == Platform::PvmNative && config.cpus > 1 {
-            return Err(Error::SmpOnPvm { asked: config.cpus });
-        }
         let vm = kvm
             .create_vm()
             .map_err(|e| Error::Kvm("KVM_CREATE_VM", e))?;

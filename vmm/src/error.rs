@@ -35,8 +35,6 @@ pub enum Error {
     /// `--cpus` asked for no vCPU, or more than the host (or the guest
     /// kernel) has.
     CpuCount { asked: u32, max: u32 },
-    /// `--cpus` above 1 on the PVM host, which cannot run them.
-    SmpOnPvm { asked: u32 },
     /// A Linux kernel cannot be booted as asked (see `linux_boot`).
     LinuxBoot(String),
     /// Host-side I/O (terminal, event loop) failed.
@@ -84,13 +82,6 @@ impl fmt::Display for Error {
                 "--cpus {asked}: the guest can have 1 to {max} vCPUs (this host has {max} CPUs \
                  available, the guest kernel at most {})",
                 forkvm_abi::MAX_CPUS
-            ),
-            Error::SmpOnPvm { asked } => write!(
-                f,
-                "--cpus {asked}: this PVM host (kvm_pvm) runs guest kernel code natively only on \
-                 the boot CPU's page-table root, and forkvm's SMP guest gives every CPU its own \
-                 root (a second vCPU would crawl in the host's instruction emulator and crash at \
-                 its first SSE instruction); use --cpus 1 here, or an HVM (VMX/SVM) host"
             ),
             Error::LinuxBoot(why) => write!(f, "cannot boot the Linux kernel: {why}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),

@@ -65,31 +65,43 @@ const _: () = assert!(
 /// (`forkvm --init PATH -- ARGS...`): NUL-terminated strings, one after
 /// the other, [`BootInfo::init_len`] bytes in all.
 pub const INIT_ARGV_PHYS: u64 = SCRIPT_PHYS + SCRIPT_MAX_LEN + 1;
-/// Most bytes of [`INIT_ARGV_PHYS`] (the rest of the low boot area).
-pub const INIT_ARGV_MAX_LEN: u64 = 0x9_f000 - INIT_ARGV_PHYS;
+/// Most bytes of [`INIT_ARGV_PHYS`] (up to the secondary CPUs' roots).
+pub const INIT_ARGV_MAX_LEN: u64 = 0x8_0000 - INIT_ARGV_PHYS;
 /// Most vCPUs a forkvm guest can have (the kernel's per-CPU tables are
 /// sized for it; the VMM also refuses more than the host has).
 pub const MAX_CPUS: u32 = 64;
 /// Guest-physical root page table of secondary CPU `n` (1..MAX_CPUS):
-/// `AP_PML4_PHYS + (n - 1) * PAGE_SIZE`, a copy of the boot PML4 the VMM
-/// writes and loads into that vCPU's CR3. Every CPU keeps its own root for
-/// good, so the user half (the address space it runs) and the per-CPU
-/// window can differ per CPU. (The PVM host runs a vCPU natively only on
-/// the boot root at [`BOOT_PML4_PHYS`]: measured, a vCPU started on any
-/// other root, even a byte-identical copy, stays in the host's emulator;
-/// so the VMM gives a PVM guest one vCPU.)
-pub const AP_PML4_PHYS: u64 = 0xA_0000;
+/// `AP_PML4_PHYS + (n - 1) * AP_PML4_STRIDE`, a copy of the boot PML4 the
+/// VMM writes and loads into that vCPU's CR3. Every CPU keeps its own root
+/// for good, so the user half (the address space it runs) and the per-CPU
+/// window can differ per CPU.
+///
+/// Every root, the boot one included, sits at an odd page frame number:
+/// measured on the PVM host, a vCPU whose CR3 has bit 12 clear (0x2000,
+/// 0x4000, 0x8000, 0xa0000, 0xc0000, ...) runs guest kernel code in the
+/// host's instruction emulator whatever the control MSR says, while one
+/// with bit 12 set (0x1000, 0x3000, 0x9000, 0xb000, 0xa1000, ...) runs it
+/// natively (the host seems to read bit 12 as Linux PTI's user-root bit).
+pub const AP_PML4_PHYS: u64 = 0x8_1000;
+/// Distance between two secondary CPUs' roots: two pages keep bit 12 set.
+pub const AP_PML4_STRIDE: u64 = 2 * PAGE_SIZE;
 const _: () = assert!(
     INIT_ARGV_PHYS + INIT_ARGV_MAX_LEN <= AP_PML4_PHYS
-        && AP_PML4_PHYS + (MAX_CPUS as u64 - 1) * PAGE_SIZE <= KERNEL_PHYS_BASE,
+        && AP_PML4_PHYS + (MAX_CPUS as u64 - 1) * AP_PML4_STRIDE <= KERNEL_PHYS_BASE,
     "the secondary CPUs' roots fit between the boot area and the kernel"
+);
+const _: () = assert!(
+    BOOT_PML4_PHYS & PAGE_SIZE != 0
+        && AP_PML4_PHYS & PAGE_SIZE != 0
+        && AP_PML4_STRIDE & PAGE_SIZE == 0,
+    "every CPU root has bit 12 set (the PVM host runs the kernel natively only then)"
 );
 /// The root page table of CPU `cpu` (0 is the boot CPU's).
 pub const fn cpu_root_phys(cpu: u32) -> u64 {
     if cpu == 0 {
         BOOT_PML4_PHYS
     } else {
-        AP_PML4_PHYS + (cpu as u64 - 1) * PAGE_SIZE
+        AP_PML4_PHYS + (cpu as u64 - 1) * AP_PML4_STRIDE
     }
 }
 

@@ -63,6 +63,10 @@ fn dead_root() -> &'static AtomicU64 {
     &crate::arch::percpu::this_cpu().dead_root
 }
 
+/// Most bytes of address space one [`AddressSpace::unmap_then_free`]
+/// batch covers: at most 2,048 pages (16 KiB of frame list) per shootdown.
+const UNMAP_BATCH: u64 = 8 << 20;
+
 /// The root page table this CPU runs on.
 fn this_cpu_root() -> u64 {
     cpu_root_phys(crate::arch::percpu::cpu_id())
@@ -74,6 +78,15 @@ fn stored_root(phys: u64) -> Option<TablePage> {
     // `AddressSpace::root`), table pages until `free_address_space` frees
     // them, which it does only after taking them out.
     (phys != 0).then(|| unsafe { TablePage::new(phys) })
+}
+
+/// Before this CPU halts: frees the address space that died installed
+/// here, if any (else it would stay allocated until this CPU runs another
+/// task, which on an idle CPU of several may be never).
+pub fn free_dead_root_when_idle() {
+    if dead_root().load(Ordering::Relaxed) != 0 {
+        activate(None);
+    }
 }
 
 /// Installs the user half of `mm` (or an empty one) in the hardware root.
@@ -477,6 +490,10 @@ impl AddressSpace {
 
     /// Unmaps the pages of areas just removed from the area set.
     fn unmap_areas(&self, removed: alloc::vec::Vec<Vma>) {
+        if crate::arch::percpu::nr_cpus() > 1 {
+            self.unmap_then_free(removed.iter().map(|area| (area.start, area.end)));
+            return;
+        }
         let mut flush = false;
         for area in removed {
             let stats =
@@ -485,6 +502,44 @@ impl AddressSpace {
         }
         if flush {
             self.flush_if_current();
+        }
+    }
+
+    /// Unmaps `ranges` where other CPUs may run this address space: the
+    /// frames whose last reference goes are freed only after every CPU
+    /// that may cache them has flushed its TLB (Linux's `mmu_gather`), in
+    /// batches of at most [`UNMAP_BATCH`] bytes of address space (one
+    /// shootdown each) so the list of frames kept back stays small. Called
+    /// with no lock held (a shootdown waits for the other CPUs).
+    fn unmap_then_free(&self, ranges: impl Iterator<Item = (u64, u64)>) {
+        let mut pieces = ranges.flat_map(|(start, end)| {
+            (start..end)
+                .step_by(UNMAP_BATCH as usize)
+                .map(move |piece| (piece, end.min(piece + UNMAP_BATCH)))
+        });
+        loop {
+            let (flush, pending, done) = with_memory(|memory| {
+                let mut deferring = cow::FreeAfterFlush::new(memory);
+                let mut flush = false;
+                let mut covered = 0;
+                while covered < UNMAP_BATCH {
+                    let Some((start, end)) = pieces.next() else {
+                        return (flush, deferring.into_pending(), true);
+                    };
+                    flush |= cow::unmap_range(&mut deferring, self.root, start, end).needs_flush();
+                    covered += end - start;
+                }
+                (flush, deferring.into_pending(), false)
+            });
+            if flush {
+                self.flush_if_current();
+            }
+            if !pending.is_empty() {
+                with_memory(|memory| pending.free(memory));
+            }
+            if done {
+                return;
+            }
         }
     }
 
@@ -579,6 +634,12 @@ impl AddressSpace {
             crate::arch::tlb::shootdown_user(self.root.phys());
         }
         result
+    }
+
+    /// Makes `[addr, addr + len)` present and writable as a user write's
+    /// faults would, without writing it (EFAULT where one would SIGSEGV).
+    pub fn fault_in_writable(&self, addr: u64, len: usize) -> Result<(), i32> {
+        self.fault_in(addr, len, true)
     }
 
     /// Makes `[addr, addr + len)` present with the rights an access needs,
@@ -681,6 +742,18 @@ impl AddressSpace {
     /// its owners are dying). Shared areas are left to their last user.
     pub fn oom_reap(&self) {
         self.oom_reaped.store(true, Ordering::Relaxed);
+        if crate::arch::percpu::nr_cpus() > 1 {
+            let private: alloc::vec::Vec<(u64, u64)> = self
+                .inner
+                .lock()
+                .vmas
+                .iter()
+                .filter(|vma| !vma.is_shared())
+                .map(|vma| (vma.start, vma.end))
+                .collect();
+            self.unmap_then_free(private.into_iter());
+            return;
+        }
         let inner = self.inner.lock();
         let mut flush = false;
         with_memory(|memory| {

@@ -98,6 +98,8 @@ mod kernel {
             }
         }
         *FRAMES.lock() = Some(allocator);
+        // Its full size now, so the heap does not move when it fills.
+        ZEROED_TABLES.lock().reserve_exact(ZEROED_TABLES_MAX);
         const IA32_EFER: u32 = 0xc000_0080;
         const EFER_NXE: u64 = 1 << 11;
         super::cow::set_no_execute_supported(crate::arch::cpu::rdmsr(IA32_EFER) & EFER_NXE != 0);

@@ -132,6 +132,11 @@ fn exit_notify(task: &Arc<Task>, status: u32) {
 /// parent's children list if it was there.
 pub fn release_task(task: &Task) {
     task.set_state(TaskState::Dead);
+    // Its user's RLIMIT_NPROC count drops now, as in Linux's release_task,
+    // not with the last reference: the CPU it ran on may drop that after
+    // the reaper's wait has returned (and its next fork got EAGAIN).
+    let user_count = task.inner.lock().user_count.take();
+    drop(user_count);
     crate::sched::cputime::release_thread(task);
     task.thread_group().release_thread(task);
 }

@@ -649,6 +649,7 @@ pub fn idle_loop() -> ! {
             && !rq.need_resched.load(Ordering::Relaxed)
             && !(boot_cpu && crate::drivers::virtio_console::idle_poll())
         {
+            crate::mm::address_space::free_dead_root_when_idle();
             crate::arch::cpu::enable_interrupts_and_halt();
             crate::arch::cpu::disable_interrupts();
         }

@@ -99,8 +99,9 @@ pub fn futex(a: Args) -> SysResult {
 /// wakes no one and succeeds). A shared one is keyed by its page, which
 /// must be one the task could write (Linux pins it with FOLL_WRITE; a
 /// read-only anonymous page is EFAULT): faulted in for writing here,
-/// by storing back the word it holds (nothing else runs in between: one
-/// CPU, no preemption in the kernel). Read-only MAP_SHARED words, which
+/// without writing the word (storing back what was read lost a store
+/// another CPU made in between: a thread's exit clearing its tid, whose
+/// joiner then slept for good). Read-only MAP_SHARED words, which
 /// Linux accepts, are EFAULT here.
 fn check_key(mm: &AddressSpace, address: u64, shared: bool) -> Result<(), i32> {
     if !address.is_multiple_of(4) {
@@ -110,9 +111,7 @@ fn check_key(mm: &AddressSpace, address: u64, shared: bool) -> Result<(), i32> {
         return Err(EFAULT);
     }
     if shared {
-        let mut word = [0u8; 4];
-        mm.copy_from_user(address, &mut word).map_err(|_| EFAULT)?;
-        mm.copy_to_user(address, &word).map_err(|_| EFAULT)?;
+        mm.fault_in_writable(address, 4).map_err(|_| EFAULT)?;
     }
     Ok(())
 }

@@ -488,6 +488,101 @@ fn zap_table(
     }
 }
 
+/// [`MemoryOps`] for an unmap whose pages other CPUs may still reach
+/// through their TLBs (Linux's `mmu_gather`): it clears the entries and
+/// drops shared references at once, but keeps each frame whose last
+/// reference goes (data frames and emptied table pages) until
+/// [`PendingFrees::free`], which the caller runs after the TLB shootdown.
+/// Freed earlier, such a frame could be reused while a CPU still writes
+/// through a stale translation of it.
+pub struct FreeAfterFlush<'a, M: MemoryOps> {
+    ops: &'a mut M,
+    pending: PendingFrees,
+}
+
+/// Frames an unmap took out of the page tables and still owns.
+#[must_use = "the frames are freed only by PendingFrees::free, after the TLB flush"]
+#[derive(Default)]
+pub struct PendingFrees {
+    frames: alloc::vec::Vec<u64>,
+    tables: alloc::vec::Vec<TablePage>,
+}
+
+impl<'a, M: MemoryOps> FreeAfterFlush<'a, M> {
+    pub fn new(ops: &'a mut M) -> Self {
+        FreeAfterFlush {
+            ops,
+            pending: PendingFrees::default(),
+        }
+    }
+
+    /// The frames kept back: free them once no TLB can map them.
+    pub fn into_pending(self) -> PendingFrees {
+        self.pending
+    }
+}
+
+impl<M: MemoryOps> TableAccess for FreeAfterFlush<'_, M> {
+    fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
+        self.ops.table(page)
+    }
+
+    fn alloc_table(&mut self) -> Option<TablePage> {
+        self.ops.alloc_table()
+    }
+}
+
+impl<M: MemoryOps> MemoryOps for FreeAfterFlush<'_, M> {
+    fn alloc_data_frame(&mut self) -> Option<DataFrame> {
+        self.ops.alloc_data_frame()
+    }
+
+    fn get_frame(&mut self, phys: u64) {
+        self.ops.get_frame(phys);
+    }
+
+    /// The last reference is kept (reported as freed: it will be).
+    fn put_frame(&mut self, phys: u64) -> bool {
+        if self.ops.frame_refcount(phys) == 1 {
+            self.pending.frames.push(phys);
+            return true;
+        }
+        self.ops.put_frame(phys)
+    }
+
+    fn frame_refcount(&self, phys: u64) -> u16 {
+        self.ops.frame_refcount(phys)
+    }
+
+    fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
+        self.ops.copy_frame(dst, src);
+    }
+
+    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
+        self.ops.frame_bytes(frame)
+    }
+
+    fn free_zeroed_table(&mut self, table: TablePage) {
+        self.pending.tables.push(table);
+    }
+}
+
+impl PendingFrees {
+    /// Frees the frames kept back (after the TLB flush).
+    pub fn free(self, ops: &mut impl MemoryOps) {
+        for phys in self.frames {
+            ops.put_frame(phys);
+        }
+        for table in self.tables {
+            ops.free_zeroed_table(table);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.tables.is_empty()
+    }
+}
+
 /// Unmaps all of user space and frees every user table page (like Linux's
 /// `exit_mmap`). The root itself, and the kernel entries in it, are left
 /// to the caller. Flush the TLB afterwards if the root is loaded.
@@ -1192,6 +1287,29 @@ mod tests {
         for (n, page) in (vma.start..vma.end).step_by(P as usize).enumerate() {
             write_bytes(mem, ROOT, page, &[n as u8; 8]).unwrap();
         }
+    }
+
+    #[test]
+    fn an_unmap_that_frees_after_the_flush_keeps_its_last_references() {
+        let mut mem = FakeMemory::new();
+        let area = private(0x40_0000, 0x40_3000, RW);
+        parent_with(&mut mem, &area);
+        // A second reference on one frame (as a fork's child would hold).
+        let shared = mem.pte(ROOT, 0x40_1000).unwrap() & ADDRESS_MASK;
+        mem.get_frame(shared);
+        let before = mem.outstanding();
+        let mut deferring = FreeAfterFlush::new(&mut mem);
+        let stats = unmap_range(&mut deferring, ROOT, 0x40_0000, 0x40_3000);
+        let pending = deferring.into_pending();
+        assert_eq!((stats.pages_unmapped, stats.pages_freed), (3, 2));
+        assert_eq!(count_present(&mut mem, ROOT, 0, USER_END), 0);
+        // Nothing freed yet; the shared frame lost its unmapped reference.
+        assert_eq!(mem.outstanding(), before);
+        assert_eq!(mem.frame_refcount(shared), 1);
+        pending.free(&mut mem);
+        // Two data frames and the emptied PT, PD and PDPT.
+        assert_eq!(mem.outstanding(), before - 2 - 3);
+        assert_eq!(mem.frame_refcount(shared), 1);
     }
 
     #[test]

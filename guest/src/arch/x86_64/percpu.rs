@@ -1,8 +1,9 @@
 //! Per-CPU data, reached through a fixed virtual window.
 //!
 //! Every CPU runs on its own root page table for good (the boot PML4 for
-//! CPU 0, `forkvm_abi::cpu_root_phys(n)` for the others: the PVM host
-//! delivers events only on the root a vCPU started with). Entry
+//! CPU 0, `forkvm_abi::cpu_root_phys(n)` for the others, all at odd page
+//! frames, the only roots on which the PVM host runs kernel code natively).
+//! Entry
 //! [`WINDOW_PML4_INDEX`] of each root maps that CPU's own [`CpuLocal`] page
 //! at the same address, [`WINDOW`], so code reaches its CPU's data with an
 //! absolute address: no GS base (which belongs to user programs here, and

@@ -117,6 +117,15 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             }
         },
     };
+    // One CPU for this program and its children (they inherit the mask):
+    // with several, a child that ran on another CPU leaves work there that
+    // finishes later (its address space stays installed, kept lazily, until
+    // that CPU switches to another one), which would move the counters of a
+    // later step.
+    if let Err(e) = forkvm_user::sched::sched_setaffinity(0, 1) {
+        println!("failnth: sched_setaffinity: {e}");
+        return 1;
+    }
     // Warm up: caches (kernel stacks, page tables) reach their working size.
     for _ in 0..4 {
         if let Err(e) = clone_once(flags) {

@@ -279,6 +279,11 @@ fn yield_is_involuntary() -> Outcome {
 
 /// Runs the VM-only checks, one `ok`/`FAIL` line each; 1 if any failed.
 pub fn yield_checks() -> i32 {
+    // One CPU for us and the spinner (a guest with several CPUs).
+    if let Err(e) = forkvm_user::sched::sched_setaffinity(0, 1) {
+        println!("FAIL yield-is-involuntary: sched_setaffinity: {e}");
+        return 1;
+    }
     match yield_is_involuntary() {
         Ok(()) => {
             println!("ok yield-is-involuntary");

@@ -1294,7 +1294,8 @@ fn priority_pgrp_user(_: &Ctx) -> Outcome {
 // ---------------------------------------------------------------------------
 // VM-only checks (helper `sched-preempt-vm`): on one CPU the order is
 // deterministic; on the host's several CPUs the child may run at once on
-// another one, so these are not scenarios.
+// another one, so these are not scenarios. The helper pins itself to CPU 0
+// (a guest with several CPUs).
 
 /// The helper argument that runs [`preempt_checks`].
 pub const PREEMPT_HELPER: &[u8] = b"sched-preempt-vm";
@@ -1394,6 +1395,12 @@ fn fifo_preempts_on_wakeup() -> Outcome {
 
 /// Runs the VM-only checks, one `ok`/`FAIL` line each; 0 if all passed.
 pub fn preempt_checks() -> i32 {
+    // One CPU for us and the children (they inherit the mask): with
+    // several, the child runs at once on another one.
+    if let Err(e) = s::sched_setaffinity(0, 1) {
+        println!("FAIL sched-preempt-vm: sched_setaffinity: {e}");
+        return 1;
+    }
     let mut failed = false;
     for (name, check) in [
         (

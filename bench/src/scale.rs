@@ -10,8 +10,8 @@
 //! all. The guest side is the protocol's `RunScale` (served by `harnessd`,
 //! `forkvm_user::scale`), the host side [`crate::host_linux::scale`].
 //!
-//! A guest with fewer vCPUs than K (on our PVM machines only one vCPU
-//! boots) runs the K workers on its vCPUs in turn: its curve is then what
+//! A guest with fewer vCPUs than K runs the K workers on its vCPUs in
+//! turn: its curve is then what
 //! concurrency costs the kernel (scheduling, contention), not parallel
 //! speed-up, and its efficiency is at most vCPUs/K.
 //!

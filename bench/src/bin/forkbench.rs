@@ -89,7 +89,7 @@ enum Command {
     #[command(
         after_help = "Example: forkbench scale --op fork --workers-max 2 --duration-ms 200   \
                       (fork+exit+wait by 1 and 2 processes and threads, guest and host)\n\n\
-                      A guest with fewer vCPUs than K (on PVM only --cpus 1 boots) runs its K \
+                      A guest with fewer vCPUs than K runs its K \
                       workers in turn: its curve then shows what concurrency costs the kernel, \
                       not parallel speed-up. More: docs/BENCHMARKING.md"
     )]

@@ -52,10 +52,12 @@ pub mod mm {
 
 pub mod process {
     //! Per-process rules that need no task: ELF headers, I/O priorities,
-    //! resource limits, the alternate signal stack, the initial user stack.
+    //! resource limits, the alternate signal stack, pending signals and
+    //! their queue, the initial user stack.
     pub mod elf;
     pub mod io_context;
     pub mod rlimit;
     pub mod sigaltstack;
+    pub mod sigqueue;
     pub mod user_stack;
 }

@@ -12,13 +12,13 @@ use crate::sched;
 
 /// The current task's file-system context.
 pub fn current_fs() -> Arc<Mutex<FsStruct>> {
-    sched::current().inner.lock().fs.clone()
+    sched::current().fs_struct()
 }
 
 /// What the current task's credentials allow (its effective ids stand in
 /// for the file-system ids, which this kernel does not keep apart).
 pub fn current_access() -> Access {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     let owner_mapped: OwnerMapped = if cred.user_ns.level == 0 {
         None
     } else {
@@ -39,7 +39,7 @@ pub fn current_access() -> Access {
 /// The same with the real ids, as `access`/`faccessat` check (Linux
 /// `access_override_creds`): a non-root real uid has no capabilities.
 pub fn current_real_access() -> Access {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     let mut access = current_access();
     access.fsuid = cred.uid;
     access.fsgid = cred.gid;

@@ -107,22 +107,18 @@ fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         _ => return Err(ENOENT),
     };
     let mode = flags & O_ACCMODE;
-    let opener = current.inner.lock().cred.clone();
+    let opener = current.cred();
     let (ns, owner) = {
-        let inner = target.inner.lock();
+        let cred = target.cred();
         // A dumpable process's files belong to its effective user; an
         // undumpable one's (after a credential change) to root (Linux
         // `task_dump_owner`).
-        let dumpable = inner
-            .mm
-            .as_ref()
-            .is_some_and(|mm| mm.dumpable.load(core::sync::atomic::Ordering::Relaxed));
-        let owner = if dumpable {
-            (inner.cred.euid, inner.cred.egid)
+        let owner = if target.is_dumpable() {
+            (cred.euid, cred.egid)
         } else {
             (0, 0)
         };
-        (inner.cred.user_ns.clone(), owner)
+        (cred.user_ns, owner)
     };
     let writable = mode == O_WRONLY || mode == O_RDWR;
     // The files are mode 0644: only the owner, or CAP_DAC_OVERRIDE over
@@ -307,7 +303,7 @@ fn open_sysctl(parts: &[&[u8]], flags: u64) -> Result<ProcFile, i32> {
     if writable && !crate::syscall::forkvm::may_write_sysctl(&name) {
         return Err(EACCES);
     }
-    let opener = crate::sched::current().inner.lock().cred.clone();
+    let opener = crate::sched::current().cred();
     Ok(ProcFile {
         entry: ProcEntry::Sysctl,
         ns: opener.user_ns.clone(),
@@ -408,7 +404,7 @@ pub fn readlink(path: &[u8]) -> Result<alloc::vec::Vec<u8>, i32> {
 /// operation).
 fn read_only(text: impl Into<alloc::vec::Vec<u8>>, flags: u64) -> Result<ProcFile, i32> {
     let current = crate::sched::current();
-    let opener = current.inner.lock().cred.clone();
+    let opener = current.cred();
     let mode = flags & O_ACCMODE;
     let writable = mode == O_WRONLY || mode == O_RDWR;
     if writable && !opener.capable_in_own_ns(CAP_DAC_OVERRIDE) {
@@ -577,8 +573,8 @@ fn cmdline(task: &crate::process::task::Task) -> alloc::vec::Vec<u8> {
 fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
     let (pid, ppid, _, _, threads) = ids(task, reader);
     let (letter, word) = state(task);
-    let cred = task.inner.lock().cred.clone();
-    let seen = reader.inner.lock().cred.clone();
+    let cred = task.cred();
+    let seen = reader.cred();
     let uid = |kuid| seen.uid_seen(kuid);
     let gid = |kgid| seen.gid_seen(kgid);
     alloc::format!(

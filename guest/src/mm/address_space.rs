@@ -804,9 +804,8 @@ pub fn flush_for_shootdown(root: u64) {
     // This CPU may be waiting in a shootdown of its own while holding its
     // task's lock: then keep the entries (they stay valid until we ack).
     let in_use = current
-        .inner
-        .try_lock()
-        .is_none_or(|inner| inner.mm.as_ref().is_some_and(|mm| mm.root.phys() == root));
+        .try_with_mm(|mm| mm.is_some_and(|mm| mm.root.phys() == root))
+        .unwrap_or(true);
     if in_use {
         // SAFETY: `root` is installed on this CPU (checked above), so it is
         // the root of a live address space: a table page until its drop,

@@ -231,24 +231,6 @@ impl Cred {
     }
 }
 
-/// Installs new credentials on a task (Linux `commit_creds`): a new real
-/// uid moves the task to that user's task count; changed effective ids or
-/// capabilities that are not a subset of the old ones make the process
-/// undumpable (`suid_dumpable` 0).
-pub fn commit_creds(inner: &mut super::task::TaskInner, new: Cred) {
-    let old = &inner.cred;
-    if new.euid != old.euid || new.egid != old.egid || !new.caps_subset_of(old) {
-        if let Some(mm) = &inner.mm {
-            mm.dumpable
-                .store(false, core::sync::atomic::Ordering::Relaxed);
-        }
-    }
-    if new.uid != old.uid || !Arc::ptr_eq(&new.user_ns, &old.user_ns) {
-        inner.user_count = Some(UserTaskCount::charge(&new.user_ns, new.uid));
-    }
-    inner.cred = new;
-}
-
 /// Linux `ptrace_may_access(task, PTRACE_MODE_READ_REALCREDS)`: a thread
 /// of the same process; else the caller's real uid and gid must be all of
 /// the target's uids and gids, or it has CAP_SYS_PTRACE over the target's

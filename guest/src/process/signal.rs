@@ -8,6 +8,9 @@ use alloc::sync::Arc;
 
 use spin::Mutex;
 
+pub use super::sigqueue::SigPending;
+pub use forkvm_core::process::sigqueue::{bit, SigFields, SigInfo, SI_USER};
+
 pub use forkvm_abi::linux::signal::{
     Signal, CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP,
     SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
@@ -29,8 +32,7 @@ pub const SA_NODEFER: u64 = 0x4000_0000;
 /// `sa_flags`: reset the action to SIG_DFL when the handler runs.
 pub const SA_RESETHAND: u64 = 0x8000_0000;
 
-/// `si_code` values.
-pub const SI_USER: i32 = 0;
+/// `si_code` values (SI_USER is the queue's, above).
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_TIMER: i32 = -2;
 pub const SI_SIGIO: i32 = -5;
@@ -124,11 +126,6 @@ pub fn is_unblockable(signal: u32) -> bool {
     signal == SIGKILL || signal == SIGSTOP
 }
 
-/// Bit of `signal` in a signal set.
-pub fn bit(signal: u32) -> u64 {
-    1 << (signal - 1)
-}
-
 /// Whether the default action of `signal` is to ignore it (stop signals
 /// too: there is no job control yet).
 pub fn default_ignores(signal: u32) -> bool {
@@ -146,59 +143,6 @@ pub fn handler_ignores(handler: u64, signal: u32) -> bool {
     handler == SIG_IGN
         || (handler == SIG_DFL && matches!(signal, SIGCONT | SIGCHLD | SIGWINCH | SIGURG))
 }
-
-/// What a signal carries to its handler (Linux `kernel_siginfo`): the
-/// fields of the union the `si_code` selects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SigInfo {
-    pub signo: u32,
-    pub code: i32,
-    pub fields: SigFields,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SigFields {
-    /// Nothing beyond signo and code (SI_KERNEL).
-    #[default]
-    None,
-    /// `kill`: the sender, as the receiver sees it.
-    Kill { pid: u32, uid: u32 },
-    /// A fault: the address.
-    Fault { addr: u64 },
-    /// SIGCHLD: the child, its uid and its exit code or signal.
-    Child { pid: u32, uid: u32, status: i32 },
-    /// The union as `rt_sigqueueinfo` got it from user space (Linux's
-    /// `kernel_siginfo` keeps 32 bytes of it): delivered unchanged but for
-    /// `si_pid`/`si_uid`, which the sender fixes up for the receiver.
-    Raw([u8; 32]),
-}
-
-impl SigInfo {
-    /// The 128-byte `siginfo_t` of x86-64: signo, errno, code, then the
-    /// union at offset 16.
-    pub fn to_bytes(self) -> [u8; 128] {
-        let mut bytes = [0u8; 128];
-        bytes[0..4].copy_from_slice(&self.signo.to_le_bytes());
-        bytes[8..12].copy_from_slice(&self.code.to_le_bytes());
-        match self.fields {
-            SigFields::None => {}
-            SigFields::Kill { pid, uid } => {
-                bytes[16..20].copy_from_slice(&pid.to_le_bytes());
-                bytes[20..24].copy_from_slice(&uid.to_le_bytes());
-            }
-            SigFields::Fault { addr } => bytes[16..24].copy_from_slice(&addr.to_le_bytes()),
-            SigFields::Child { pid, uid, status } => {
-                bytes[16..20].copy_from_slice(&pid.to_le_bytes());
-                bytes[20..24].copy_from_slice(&uid.to_le_bytes());
-                bytes[24..28].copy_from_slice(&status.to_le_bytes());
-            }
-            SigFields::Raw(union) => bytes[16..48].copy_from_slice(&union),
-        }
-        bytes
-    }
-}
-
-pub use super::sigqueue::SigPending;
 
 /// Whether `task` has a signal to act on: a fatal one, or an unblocked
 /// pending one, its own or its process's (Linux `signal_pending`).
@@ -542,5 +486,107 @@ pub fn signal_delivered(signal: u32, action: &SigAction) {
         let mut reset = sighand.action(signal);
         reset.handler = SIG_DFL;
         sighand.set_action(signal, reset);
+    }
+}
+
+/// A thread's signal mask, alternate stack and own pending signals, for
+/// the signal system calls and the arch code that builds and unwinds
+/// handler frames. Each method takes the task's lock once.
+impl super::task::Task {
+    /// Its blocked signals.
+    pub fn blocked(&self) -> u64 {
+        self.inner.lock().blocked
+    }
+
+    /// Replaces its blocked set (Linux `set_current_blocked`): SIGKILL
+    /// and SIGSTOP cannot be blocked, whatever `mask` says.
+    pub fn set_blocked(&self, mask: u64) {
+        self.inner.lock().blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+    }
+
+    /// The signals pending for it, its own and its process's, that it
+    /// blocks (`rt_sigpending`).
+    pub fn blocked_pending(&self) -> u64 {
+        let inner = self.inner.lock();
+        pending_signals(self, &inner) & inner.blocked
+    }
+
+    /// Discards its own pending signals of `mask` (not its process's).
+    pub fn flush_pending(&self, mask: u64) {
+        self.inner.lock().pending.flush(mask);
+    }
+
+    /// `rt_sigsuspend`'s swap: `mask` becomes the blocked set and the old
+    /// one is kept to restore on the way back to user mode (Linux
+    /// `saved_sigmask` with `set_restore_sigmask`).
+    pub fn set_sigsuspend_mask(&self, mask: u64) {
+        let mut inner = self.inner.lock();
+        inner.saved_sigmask = Some(inner.blocked);
+        inner.blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+    }
+
+    /// The mask a handler frame saves (Linux `sigmask_to_save`): the one
+    /// `rt_sigsuspend` replaced, if it did, else the blocked set.
+    pub fn sigmask_to_save(&self) -> u64 {
+        let inner = self.inner.lock();
+        inner.saved_sigmask.unwrap_or(inner.blocked)
+    }
+
+    /// Forgets the mask `rt_sigsuspend` saved, once a handler frame holds
+    /// it (Linux `clear_restore_sigmask`).
+    pub fn clear_restore_sigmask(&self) {
+        self.inner.lock().saved_sigmask = None;
+    }
+
+    /// Its alternate signal stack.
+    pub fn sigaltstack(&self) -> super::sigaltstack::SigAltStack {
+        self.inner.lock().sas
+    }
+
+    /// `sigaltstack`'s change for a caller at stack pointer `sp`: returns
+    /// the old stack as a user `stack_t`, and installs `new` if given
+    /// (EPERM while running on the stack, EINVAL/ENOMEM for a bad one).
+    pub fn swap_sigaltstack(
+        &self,
+        sp: u64,
+        new: Option<&[u8; super::sigaltstack::STACK_T_SIZE]>,
+    ) -> Result<[u8; super::sigaltstack::STACK_T_SIZE], i32> {
+        let mut inner = self.inner.lock();
+        let old = inner.sas.to_user(sp);
+        if let Some(new) = new {
+            inner.sas.set(sp, new)?;
+        }
+        Ok(old)
+    }
+
+    /// Takes its first pending signal of `set`, its own or its process's
+    /// (`rt_sigtimedwait` with nothing to wait for).
+    pub fn dequeue_signal(&self, set: u64) -> Option<SigInfo> {
+        let mut inner = self.inner.lock();
+        dequeue_signal(self, &mut inner, set)
+    }
+
+    /// `rt_sigtimedwait`'s first half (Linux `do_sigtimedwait`): takes a
+    /// pending signal of `set`, or else unblocks `set` for the wait, so
+    /// that its signals wake the task and `send` finds them wanted (the
+    /// old mask goes to `real_blocked`). One lock: no signal slips between
+    /// the look and the unblocking.
+    pub fn dequeue_or_unblock_for_wait(&self, set: u64) -> Option<SigInfo> {
+        let mut inner = self.inner.lock();
+        if let Some(info) = dequeue_signal(self, &mut inner, set) {
+            return Some(info);
+        }
+        inner.real_blocked = inner.blocked;
+        inner.blocked &= !set;
+        None
+    }
+
+    /// `rt_sigtimedwait`'s second half: restores the mask the wait lifted
+    /// and takes a signal of `set` if one came.
+    pub fn restore_mask_and_dequeue(&self, set: u64) -> Option<SigInfo> {
+        let mut inner = self.inner.lock();
+        inner.blocked = inner.real_blocked;
+        inner.real_blocked = 0;
+        dequeue_signal(self, &mut inner, set)
     }
 }

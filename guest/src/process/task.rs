@@ -77,62 +77,62 @@ pub enum TaskStack {
 /// Mutable per-thread state of a task, under its lock (`Task::inner`).
 pub struct TaskInner {
     /// Wait status for the parent (Linux encoding), set at exit.
-    pub exit_status: u32,
+    pub(super) exit_status: u32,
     /// Command name.
-    pub comm: [u8; 16],
+    pub(super) comm: [u8; 16],
     /// The address space; `None` for kernel threads.
-    pub mm: Option<Arc<AddressSpace>>,
+    pub(super) mm: Option<Arc<AddressSpace>>,
     /// User address zeroed and futex-woken at exit (`CLONE_CHILD_CLEARTID`,
     /// `set_tid_address`).
-    pub clear_child_tid: u64,
+    pub(super) clear_child_tid: u64,
     /// User address of the thread's robust futex list head
     /// (`set_robust_list`; 0: none), walked at exit and exec.
-    pub robust_list: u64,
+    pub(super) robust_list: u64,
     /// FS segment base (thread-local storage).
-    pub fs_base: u64,
+    pub(super) fs_base: u64,
     /// GS segment base (`arch_prctl(ARCH_SET_GS)`; user mode's own).
-    pub gs_base: u64,
+    pub(super) gs_base: u64,
     /// Completed when a vfork child execs or exits (Linux `vfork_done`).
-    pub vfork_done: Option<Arc<Completion>>,
+    pub(super) vfork_done: Option<Arc<Completion>>,
     /// Open files (shared with `CLONE_FILES`); `None` for kernel threads.
-    pub files: Option<Arc<Mutex<FdTable>>>,
+    pub(super) files: Option<Arc<Mutex<FdTable>>>,
     /// Signal actions (shared with `CLONE_SIGHAND`).
-    pub sighand: Arc<Mutex<SigHand>>,
+    pub(super) sighand: Arc<Mutex<SigHand>>,
     /// Blocked signals.
-    pub blocked: u64,
+    pub(super) blocked: u64,
     /// Signals sent to this thread and not taken yet (Linux
     /// `task->pending`), with their siginfo. The process's are in its
     /// [`ThreadGroup`].
-    pub pending: super::signal::SigPending,
+    pub(super) pending: super::signal::SigPending,
     /// The mask `rt_sigtimedwait` lifted for its wait (Linux
     /// `real_blocked`): its signals are neither ignored nor fatal.
-    pub real_blocked: u64,
+    pub(super) real_blocked: u64,
     /// The mask `rt_sigsuspend` replaced, restored on the way back to
     /// user mode (by `rt_sigreturn` if a handler runs; Linux
     /// `saved_sigmask` with `TIF_RESTORE_SIGMASK`).
-    pub saved_sigmask: Option<u64>,
+    pub(super) saved_sigmask: Option<u64>,
     /// The alternate signal stack (`sigaltstack`).
-    pub sas: super::sigaltstack::SigAltStack,
+    pub(super) sas: super::sigaltstack::SigAltStack,
     /// Identity (copied at fork, changed by setuid/capset).
-    pub cred: Cred,
+    pub(super) cred: Cred,
     /// This task's place in its real user's task count (RLIMIT_NPROC).
-    pub user_count: Option<UserTaskCount>,
+    pub(super) user_count: Option<UserTaskCount>,
     /// This task's place in `nr_threads` (max_threads), held for its
     /// drop, which uncounts it.
-    pub _thread_count: Option<ThreadCount>,
+    pub(super) _thread_count: Option<ThreadCount>,
     /// File-system context (umask), shared with `CLONE_FS`.
-    pub fs: Arc<Mutex<FsStruct>>,
+    pub(super) fs: Arc<Mutex<FsStruct>>,
     /// Namespaces.
-    pub nsproxy: Arc<NsProxy>,
+    pub(super) nsproxy: Arc<NsProxy>,
     /// System V semaphore undo list (Linux `sysvsem`), shared with
     /// `CLONE_SYSVSEM`; `None` until the first `SEM_UNDO` operation.
-    pub sysvsem: Option<Arc<SemUndoList>>,
+    pub(super) sysvsem: Option<Arc<SemUndoList>>,
     /// I/O context (the I/O priority), shared with `CLONE_IO`; `None`
     /// until `ioprio_set` creates it.
-    pub io_context: Option<Arc<IoContext>>,
+    pub(super) io_context: Option<Arc<IoContext>>,
     /// Forked but has not exec'd (Linux `PF_FORKNOEXEC`): `setpgid` from
     /// the parent is allowed only while this holds.
-    pub fork_no_exec: bool,
+    pub(super) fork_no_exec: bool,
 }
 
 /// A task.
@@ -149,7 +149,10 @@ pub struct Task {
     /// Saved kernel stack pointer while switched out.
     pub(crate) saved_rsp: AtomicU64,
     pub stack: TaskStack,
-    pub inner: Mutex<TaskInner>,
+    /// Per-thread state; only `process` reaches in, everyone else goes
+    /// through the accessors below, each of which holds the lock only
+    /// for its own read or write.
+    pub(super) inner: Mutex<TaskInner>,
     /// A pending fatal event: `FATAL_PENDING | wait status` to exit with
     /// (a fatal signal, or another thread's `exit_group`); 0 if none.
     fatal: AtomicU64,
@@ -291,7 +294,6 @@ impl Task {
     }
 
     /// The command name.
-    #[allow(dead_code)] // for reports about a task (the OOM killer's)
     pub fn comm(&self) -> [u8; 16] {
         self.inner.lock().comm
     }
@@ -365,5 +367,153 @@ impl Task {
     /// its process, or the reaper that adopted it.
     pub fn parent(&self) -> Option<Arc<Task>> {
         self.group.parent()
+    }
+}
+
+/// Per-thread state for the rest of the kernel. Each accessor holds the
+/// task's lock only for its own read or write and never across a call
+/// into another subsystem; shared objects come back as `Arc`s to lock on
+/// their own.
+impl Task {
+    /// A copy of the task's credentials (Linux `get_task_cred`). A task
+    /// changes only its own: it edits a copy and hands it to
+    /// [`Task::commit_creds`] (Linux `prepare_creds`/`commit_creds`).
+    pub fn cred(&self) -> Cred {
+        self.inner.lock().cred.clone()
+    }
+
+    /// Whether the task holds `cap` in its own user namespace (Linux
+    /// `has_capability`; for the caller, `capable`).
+    pub fn capable(&self, cap: u32) -> bool {
+        self.inner.lock().cred.capable(cap)
+    }
+
+    /// Its real user id (a kernel id).
+    pub fn real_uid(&self) -> super::cred::Uid {
+        self.inner.lock().cred.uid
+    }
+
+    /// Installs `new` as the task's credentials (Linux `commit_creds`):
+    /// a change of effective ids or lost capabilities makes the process
+    /// undumpable, and a new real user takes over the RLIMIT_NPROC count.
+    pub fn commit_creds(&self, new: Cred) {
+        let (user_changed, ids_changed, mm) = {
+            let inner = self.inner.lock();
+            let old = &inner.cred;
+            (
+                new.uid != old.uid || !Arc::ptr_eq(&new.user_ns, &old.user_ns),
+                new.euid != old.euid || new.egid != old.egid || !new.caps_subset_of(old),
+                inner.mm.clone(),
+            )
+        };
+        if ids_changed {
+            if let Some(mm) = mm {
+                mm.dumpable.store(false, Ordering::Relaxed);
+            }
+        }
+        let count = user_changed.then(|| UserTaskCount::charge(&new.user_ns, new.uid));
+        let old_count = {
+            let mut inner = self.inner.lock();
+            inner.cred = new;
+            match count {
+                Some(count) => inner.user_count.replace(count),
+                None => None,
+            }
+        };
+        // The old user's count drops here, outside the task's lock.
+        drop(old_count);
+    }
+
+    /// Whether the process may be inspected by others and dumps core
+    /// (Linux `get_dumpable`): cleared when its identity changes.
+    pub fn is_dumpable(&self) -> bool {
+        self.mm()
+            .is_some_and(|mm| mm.dumpable.load(Ordering::Relaxed))
+    }
+
+    /// Its namespaces.
+    pub fn nsproxy(&self) -> Arc<NsProxy> {
+        self.inner.lock().nsproxy.clone()
+    }
+
+    /// Its file-system context (umask), shared with `CLONE_FS`.
+    pub fn fs_struct(&self) -> Arc<Mutex<FsStruct>> {
+        self.inner.lock().fs.clone()
+    }
+
+    /// Its signal actions, shared with `CLONE_SIGHAND`.
+    pub fn sighand(&self) -> Arc<Mutex<SigHand>> {
+        self.inner.lock().sighand.clone()
+    }
+
+    /// Sets the address cleared and futex-woken at exit
+    /// (`set_tid_address`).
+    pub fn set_clear_child_tid(&self, address: u64) {
+        self.inner.lock().clear_child_tid = address;
+    }
+
+    /// The user address of its robust futex list head (0: none).
+    pub fn robust_list(&self) -> u64 {
+        self.inner.lock().robust_list
+    }
+
+    /// Records its robust futex list head (`set_robust_list`).
+    pub fn set_robust_list(&self, head: u64) {
+        self.inner.lock().robust_list = head;
+    }
+
+    /// Its FS segment base as last saved (thread-local storage).
+    pub fn fs_base(&self) -> u64 {
+        self.inner.lock().fs_base
+    }
+
+    /// Sets the FS base restored when it next runs.
+    pub fn set_fs_base(&self, base: u64) {
+        self.inner.lock().fs_base = base;
+    }
+
+    /// Its GS segment base as last saved.
+    pub fn gs_base(&self) -> u64 {
+        self.inner.lock().gs_base
+    }
+
+    /// Sets the GS base restored when it next runs.
+    pub fn set_gs_base(&self, base: u64) {
+        self.inner.lock().gs_base = base;
+    }
+
+    /// Whether it has forked and not exec'd since (Linux `PF_FORKNOEXEC`).
+    pub fn forked_without_exec(&self) -> bool {
+        self.inner.lock().fork_no_exec
+    }
+
+    /// Its System V semaphore undo list, created on first use (Linux
+    /// `find_alloc_undo`'s allocation half).
+    pub fn sysvsem_or_create(&self) -> Arc<SemUndoList> {
+        self.inner
+            .lock()
+            .sysvsem
+            .get_or_insert_with(SemUndoList::new)
+            .clone()
+    }
+
+    /// Its I/O context, if `ioprio_set` or `CLONE_IO` gave it one.
+    pub fn io_context(&self) -> Option<Arc<IoContext>> {
+        self.inner.lock().io_context.clone()
+    }
+
+    /// Gives the task the I/O context `ioc` unless it has one already;
+    /// returns the one it has afterwards.
+    pub fn io_context_or_insert(&self, ioc: Arc<IoContext>) -> Arc<IoContext> {
+        self.inner.lock().io_context.get_or_insert(ioc).clone()
+    }
+}
+
+impl Task {
+    /// Runs `f` on the task's address space if its lock is free (`None`
+    /// if not): for interrupt handlers, which must not spin on a lock the
+    /// interrupted code may hold.
+    pub fn try_with_mm<R>(&self, f: impl FnOnce(Option<&AddressSpace>) -> R) -> Option<R> {
+        self.inner.try_lock().map(|inner| f(inner.mm.as_deref()))
     }
 }

@@ -150,23 +150,22 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
         None
     };
 
-    // Everything built: install it.
+    // Everything built: install it. What it replaces is dropped after the
+    // lock, since dropping a last undo list applies it (IPC's locks).
     let mut inner = task.inner.lock();
-    if flags.intersects(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_SYSVSEM) {
+    let old_undo = if flags.intersects(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_SYSVSEM) {
         // Like exit: the undo list is applied if this was its last user.
-        drop(inner.sysvsem.take());
-    }
-    if let Some(nsproxy) = new_nsproxy {
-        inner.nsproxy = nsproxy;
-    }
-    if let Some(fs) = new_fs {
-        inner.fs = fs;
-    }
-    if let Some(files) = new_files {
-        inner.files = Some(files);
-    }
+        inner.sysvsem.take()
+    } else {
+        None
+    };
+    let old_nsproxy = new_nsproxy.map(|nsproxy| core::mem::replace(&mut inner.nsproxy, nsproxy));
+    let old_fs = new_fs.map(|fs| core::mem::replace(&mut inner.fs, fs));
+    let old_files = new_files.and_then(|files| inner.files.replace(files));
+    drop(inner);
+    drop((old_undo, old_nsproxy, old_fs, old_files));
     if let Some(cred) = new_cred {
-        super::cred::commit_creds(&mut inner, cred);
+        task.commit_creds(cred);
     }
     Ok(())
 }

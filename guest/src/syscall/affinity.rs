@@ -42,11 +42,10 @@ pub fn sched_setaffinity(a: Args) -> SysResult {
     current_mm()?.copy_from_user(user_mask, &mut bytes[..len as usize])?;
     let mask = u64::from_le_bytes(bytes);
     let task = find_process_by_pid(pid as i32)?;
-    let caller = sched::current().inner.lock().cred.clone();
-    let (uid, euid, user_ns) = {
-        let inner = task.inner.lock();
-        (inner.cred.uid, inner.cred.euid, inner.cred.user_ns.clone())
-    };
+    let caller = sched::current().cred();
+    let crate::process::cred::Cred {
+        uid, euid, user_ns, ..
+    } = task.cred();
     if caller.euid != euid && caller.euid != uid && !caller.ns_capable(&user_ns, CAP_SYS_NICE) {
         return Err(EPERM);
     }

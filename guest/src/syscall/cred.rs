@@ -12,28 +12,28 @@ use crate::sched;
 /// The ids are kernel ids: each call reports them as the caller's user
 /// namespace sees them (65534 when unmapped, Linux `from_kuid_munged`).
 pub fn getuid() -> SysResult {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     Ok(u64::from(cred.uid_seen(cred.uid)))
 }
 
 pub fn geteuid() -> SysResult {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     Ok(u64::from(cred.uid_seen(cred.euid)))
 }
 
 pub fn getgid() -> SysResult {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     Ok(u64::from(cred.gid_seen(cred.gid)))
 }
 
 pub fn getegid() -> SysResult {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     Ok(u64::from(cred.gid_seen(cred.egid)))
 }
 
 /// `getresuid(ruid, euid, suid)` / `getresgid`: three u32s written to user memory.
 pub fn getresuid(a: Args, gids: bool) -> SysResult {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     let ids = if gids {
         [cred.gid, cred.egid, cred.sgid].map(|id| cred.gid_seen(id))
     } else {
@@ -57,7 +57,7 @@ pub fn getgroups(a: Args) -> SysResult {
     if size < 0 {
         return Err(EINVAL);
     }
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     let count = cred.groups.len();
     if size == 0 {
         return Ok(count as u64);
@@ -79,7 +79,7 @@ pub fn getgroups(a: Args) -> SysResult {
 pub fn setgroups(a: Args) -> SysResult {
     let [size, list, ..] = a.0;
     let task = sched::current();
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if !cred.may_setgroups() {
         return Err(EPERM);
     }
@@ -97,28 +97,25 @@ pub fn setgroups(a: Args) -> SysResult {
         .collect::<Option<alloc::vec::Vec<u32>>>()
         .ok_or(EINVAL)?;
     groups.sort_unstable();
-    let mut inner = task.inner.lock();
     let new = Cred {
         groups: alloc::sync::Arc::from(groups),
-        ..inner.cred.clone()
+        ..task.cred()
     };
-    crate::process::cred::commit_creds(&mut inner, new);
+    task.commit_creds(new);
     Ok(0)
 }
 
 pub fn setuid(a: Args) -> SysResult {
     let task = sched::current();
-    let mut inner = task.inner.lock();
-    let new = inner.cred.setuid(a.0[0] as u32)?;
-    crate::process::cred::commit_creds(&mut inner, new);
+    let new = task.cred().setuid(a.0[0] as u32)?;
+    task.commit_creds(new);
     Ok(0)
 }
 
 pub fn setgid(a: Args) -> SysResult {
     let task = sched::current();
-    let mut inner = task.inner.lock();
-    let new = inner.cred.setgid(a.0[0] as u32)?;
-    crate::process::cred::commit_creds(&mut inner, new);
+    let new = task.cred().setgid(a.0[0] as u32)?;
+    task.commit_creds(new);
     Ok(0)
 }
 
@@ -151,7 +148,7 @@ pub fn capget(a: Args) -> SysResult {
     } else {
         crate::process::find(pid as u32).ok_or(ESRCH)?
     };
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if data == 0 {
         return Ok(0);
     }
@@ -184,9 +181,8 @@ pub fn capset(a: Args) -> SysResult {
         ))
     };
     let set = |i: usize| word(i) | (word(3 + i) << 32);
-    let mut inner = task.inner.lock();
-    let new = inner.cred.capset(set(0), set(1), set(2))?;
-    crate::process::cred::commit_creds(&mut inner, new);
+    let new = task.cred().capset(set(0), set(1), set(2))?;
+    task.commit_creds(new);
     Ok(0)
 }
 
@@ -224,9 +220,9 @@ pub fn prlimit64(a: Args) -> SysResult {
     } else {
         crate::process::find(pid).ok_or(ESRCH)?
     };
-    let caller = current.inner.lock().cred.clone();
+    let caller = current.cred();
     if !core::ptr::eq(&*task, &*current) {
-        let target = task.inner.lock().cred.clone();
+        let target = task.cred();
         let same_user =
             caller.uid == target.uid && caller.uid == target.euid && caller.uid == target.suid;
         let same_group =
@@ -284,23 +280,21 @@ const PR_SET_KEEPCAPS: u64 = 8;
 pub fn prctl(a: Args) -> SysResult {
     let [option, arg2, ..] = a.0;
     let task = sched::current();
-    let mut inner = task.inner.lock();
     match option {
-        PR_GET_DUMPABLE => Ok(u64::from(
-            inner
-                .mm
-                .as_ref()
-                .is_some_and(|mm| mm.dumpable.load(Ordering::Relaxed)),
-        )),
+        PR_GET_DUMPABLE => Ok(u64::from(task.is_dumpable())),
         PR_SET_DUMPABLE if arg2 <= 1 => {
-            if let Some(mm) = &inner.mm {
+            if let Some(mm) = task.mm() {
                 mm.dumpable.store(arg2 == 1, Ordering::Relaxed);
             }
             Ok(0)
         }
-        PR_GET_KEEPCAPS => Ok(u64::from(inner.cred.keep_caps)),
+        PR_GET_KEEPCAPS => Ok(u64::from(task.cred().keep_caps)),
         PR_SET_KEEPCAPS if arg2 <= 1 => {
-            inner.cred.keep_caps = arg2 == 1;
+            let new = Cred {
+                keep_caps: arg2 == 1,
+                ..task.cred()
+            };
+            task.commit_creds(new);
             Ok(0)
         }
         _ => Err(EINVAL),

@@ -16,7 +16,7 @@ const CAP_SYS_BOOT: u32 = 22;
 
 /// Whether the caller holds `cap` over the whole machine (Linux `capable`).
 fn capable(cap: u32) -> bool {
-    sched::current().inner.lock().cred.capable(cap)
+    sched::current().capable(cap)
 }
 
 /// The bytes of a plain-data value, to copy to a user: only types whose
@@ -61,19 +61,15 @@ pub fn task_infos() -> Vec<TaskInfo> {
         .map(|task| {
             let attr = task.sched().get();
             let cpu_ns = sched::cputime::thread_totals(task).runtime_ns();
-            let inner = task.inner.lock();
             TaskInfo {
                 pid: task.pid,
                 ppid: task.parent().map_or(0, |p| p.tgid),
                 tgid: task.tgid,
                 uid: 0,
                 state: task.state().letter() as u8,
-                vsz_kb: inner.mm.as_ref().map_or(0, |mm| mm.total_pages() * 4),
-                fds: inner
-                    .files
-                    .as_ref()
-                    .map_or(0, |files| files.lock().count() as u32),
-                comm: inner.comm,
+                vsz_kb: task.mm().map_or(0, |mm| mm.total_pages() * 4),
+                fds: task.files().map_or(0, |files| files.lock().count() as u32),
+                comm: task.comm(),
                 policy: attr.policy,
                 nice: attr.nice,
                 cpu_ns,
@@ -124,7 +120,7 @@ pub fn forkvm_info(a: Args) -> SysResult {
                 process::rlimit::max_threads()
             ));
             // Live namespaces of each kind, and the caller's (like /proc/self/ns).
-            let own = sched::current().inner.lock().nsproxy.clone();
+            let own = sched::current().nsproxy();
             // With the references to the caller's own (the namespace
             // proxies, Linux `nsproxy`, pointing at it).
             for kind in process::nsproxy::NsKind::ALL {
@@ -168,7 +164,7 @@ pub fn forkvm_info(a: Args) -> SysResult {
             // User namespaces, the caller's, and tasks per user: in the
             // initial namespace as `user_tasks.UID`, in others as
             // `user_tasks.NSID.UID` (kernel uids, every level counted).
-            let own_user_ns = sched::current().inner.lock().cred.user_ns.clone();
+            let own_user_ns = sched::current().cred().user_ns.clone();
             text.push_str(&alloc::format!(
                 " user_namespaces={} ns.user={} ns.user_level={}",
                 process::user_ns::live(),
@@ -300,7 +296,7 @@ pub fn sysctl(name: &[u8], new_value: Option<u64>) -> Result<u64, i32> {
         }
         // Per user namespace, like Linux's /proc/sys/user: the caller's.
         b"user.max_user_namespaces" => {
-            let ns = sched::current().inner.lock().cred.user_ns.clone();
+            let ns = sched::current().cred().user_ns.clone();
             if let Some(v) = new_value {
                 if v > i32::MAX as u64 {
                     return Err(EINVAL);
@@ -351,7 +347,7 @@ pub fn sysctl(name: &[u8], new_value: Option<u64>) -> Result<u64, i32> {
 /// namespace's `user.*` limits belong to whoever holds CAP_SYS_RESOURCE in
 /// it (Linux `set_permissions` in kernel/ucount.c).
 pub fn may_write_sysctl(name: &[u8]) -> bool {
-    let cred = sched::current().inner.lock().cred.clone();
+    let cred = sched::current().cred();
     if name.starts_with(b"user.") {
         cred.capable_in_own_ns(CAP_SYS_RESOURCE)
     } else {

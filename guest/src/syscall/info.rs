@@ -10,12 +10,7 @@ use crate::sched;
 const FIELD: usize = UTS_LEN + 1;
 
 pub fn uname(a: Args) -> SysResult {
-    let uts = sched::current()
-        .inner
-        .lock()
-        .nsproxy
-        .get(NsKind::Uts)
-        .clone();
+    let uts = sched::current().nsproxy().get(NsKind::Uts).clone();
     let names = *uts.uts.lock();
     let fields: [&[u8]; 6] = [
         b"Linux",
@@ -38,12 +33,8 @@ pub fn uname(a: Args) -> SysResult {
 fn set_uts_name(a: Args, domain: bool) -> SysResult {
     let [address, len, ..] = a.0;
     let task = sched::current();
-    let allowed = {
-        let inner = task.inner.lock();
-        let owner = &inner.nsproxy.get(NsKind::Uts).user_ns;
-        inner.cred.ns_capable(owner, CAP_SYS_ADMIN)
-    };
-    if !allowed {
+    let owner = task.nsproxy().get(NsKind::Uts).user_ns.clone();
+    if !task.cred().ns_capable(&owner, CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
     if len > UTS_LEN as u64 {
@@ -51,7 +42,7 @@ fn set_uts_name(a: Args, domain: bool) -> SysResult {
     }
     let mut name = [0u8; UTS_LEN];
     current_mm()?.copy_from_user(address, &mut name[..len as usize])?;
-    let uts = task.inner.lock().nsproxy.get(NsKind::Uts).clone();
+    let uts = task.nsproxy().get(NsKind::Uts).clone();
     let mut names = uts.uts.lock();
     if domain {
         names.domainname = name;
@@ -73,7 +64,7 @@ pub fn setdomainname(a: Args) -> SysResult {
 
 /// `umask(mask)`: returns the old mask.
 pub fn umask(a: Args) -> SysResult {
-    let fs = sched::current().inner.lock().fs.clone();
+    let fs = sched::current().fs_struct();
     let mut fs = fs.lock();
     let old = fs.umask;
     fs.umask = (a.0[0] & 0o777) as u32;

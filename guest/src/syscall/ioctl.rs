@@ -130,7 +130,7 @@ fn tty_ioctl(cmd: u32, arg: u64) -> SysResult {
                 return Err(EPERM);
             }
             if tty::session().is_some() {
-                let admin = current.inner.lock().cred.capable(CAP_SYS_ADMIN);
+                let admin = current.capable(CAP_SYS_ADMIN);
                 if arg != 1 || !admin {
                     return Err(EPERM);
                 }

@@ -49,7 +49,7 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
             .pids()
             .iter()
             .filter_map(|pid| pid.task())
-            .filter(|task| task.inner.lock().cred.uid == who)
+            .filter(|task| task.real_uid() == who)
             .collect(),
         _ => return Err(EINVAL),
     };
@@ -59,32 +59,31 @@ fn targets(which: u64, who: u32) -> Result<Vec<Arc<Task>>, i32> {
 /// Linux `set_task_ioprio`: the caller must own the task (its real uid is
 /// the caller's real or effective uid) or hold CAP_SYS_NICE.
 fn set_task_ioprio(task: &Task, ioprio: u16) -> Result<(), i32> {
-    let caller = sched::current().inner.lock().cred.clone();
-    let mut inner = task.inner.lock();
-    let owner = inner.cred.uid;
+    let caller = sched::current().cred();
+    let owner = task.real_uid();
     if owner != caller.euid && owner != caller.uid && !caller.capable(CAP_SYS_NICE) {
         return Err(EPERM);
     }
-    match &inner.io_context {
+    match task.io_context() {
         Some(ioc) => ioc.set_ioprio(ioprio),
-        None => inner.io_context = Some(IoContext::new(ioprio)),
+        None => {
+            // Another caller may have given it one meanwhile: set that.
+            task.io_context_or_insert(IoContext::new(ioprio))
+                .set_ioprio(ioprio)
+        }
     }
     Ok(())
 }
 
 /// Linux `get_task_ioprio`.
 fn get_task_ioprio(task: &Task) -> u16 {
-    task.inner
-        .lock()
-        .io_context
-        .as_ref()
-        .map_or(IOPRIO_DEFAULT, |ioc| ioc.ioprio())
+    task.io_context().map_or(IOPRIO_DEFAULT, |ioc| ioc.ioprio())
 }
 
 pub fn ioprio_set(a: Args) -> SysResult {
     let [which, who, ioprio, ..] = a.0;
     let ioprio = ioprio as u32;
-    let caller = sched::current().inner.lock().cred.clone();
+    let caller = sched::current().cred();
     let privileged = caller.capable(CAP_SYS_NICE) || caller.capable(CAP_SYS_ADMIN);
     ioprio_check(ioprio, privileged).map_err(|e| match e {
         IoprioError::NeedsPrivilege => EPERM,

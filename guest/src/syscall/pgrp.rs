@@ -52,7 +52,7 @@ pub fn setpgid(a: Args) -> SysResult {
         if !same(&target_session, &session) {
             return Err(EPERM);
         }
-        if !target.inner.lock().fork_no_exec {
+        if !target.forked_without_exec() {
             return Err(EACCES);
         }
     } else if target.tgid != current.tgid {

@@ -142,7 +142,7 @@ pub fn getppid() -> u64 {
 
 pub fn set_tid_address(a: Args) -> SysResult {
     let task = sched::current();
-    task.inner.lock().clear_child_tid = a.0[0];
+    task.set_clear_child_tid(a.0[0]);
     Ok(u64::from(task.tid_in(&task.active_pid_ns())))
 }
 
@@ -163,12 +163,12 @@ pub fn arch_prctl(a: Args) -> SysResult {
             if address >= crate::mm::vma::TASK_SIZE {
                 return Err(crate::errno::EPERM);
             }
-            task.inner.lock().gs_base = address;
+            task.set_gs_base(address);
             crate::arch::cpu::set_gs_base(address);
             Ok(0)
         }
         ARCH_GET_GS => {
-            let base = crate::arch::cpu::live_gs_base(task.inner.lock().gs_base);
+            let base = crate::arch::cpu::live_gs_base(task.gs_base());
             current_mm()?.copy_to_user(address, &base.to_le_bytes())?;
             Ok(0)
         }
@@ -176,12 +176,12 @@ pub fn arch_prctl(a: Args) -> SysResult {
             if address >= crate::mm::vma::TASK_SIZE {
                 return Err(crate::errno::EPERM);
             }
-            task.inner.lock().fs_base = address;
+            task.set_fs_base(address);
             crate::arch::cpu::set_fs_base(address);
             Ok(0)
         }
         ARCH_GET_FS => {
-            let base = crate::arch::cpu::live_fs_base(task.inner.lock().fs_base);
+            let base = crate::arch::cpu::live_fs_base(task.fs_base());
             current_mm()?.copy_to_user(address, &base.to_le_bytes())?;
             Ok(0)
         }

@@ -34,7 +34,7 @@ pub fn set_robust_list(a: Args) -> SysResult {
     if len != ROBUST_LIST_HEAD_SIZE {
         return Err(EINVAL);
     }
-    sched::current().inner.lock().robust_list = head;
+    sched::current().set_robust_list(head);
     Ok(0)
 }
 
@@ -54,7 +54,7 @@ pub fn get_robust_list(a: Args) -> SysResult {
     if !crate::process::cred::ptrace_may_read(&current, &task) {
         return Err(EPERM);
     }
-    let head = task.inner.lock().robust_list;
+    let head = task.robust_list();
     let mm = super::current_mm()?;
     mm.copy_to_user(len_ptr, &ROBUST_LIST_HEAD_SIZE.to_le_bytes())
         .map_err(|_| EFAULT)?;

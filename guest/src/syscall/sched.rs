@@ -127,7 +127,7 @@ fn find_process_by_pid(pid: i32) -> Result<Arc<Task>, i32> {
 }
 
 fn caller_cred() -> Cred {
-    sched::current().inner.lock().cred.clone()
+    sched::current().cred()
 }
 
 /// The soft limit `resource` of `task`'s process (Linux `task_rlimit`).
@@ -148,8 +148,8 @@ fn can_nice(task: &Task, nice: i32, caller: &Cred) -> bool {
 /// Linux `check_same_owner`: the caller's effective uid is the task's real
 /// or effective uid.
 fn check_same_owner(task: &Task, caller: &Cred) -> bool {
-    let target = task.inner.lock();
-    caller.euid == target.cred.euid || caller.euid == target.cred.uid
+    let target = task.cred();
+    caller.euid == target.euid || caller.euid == target.uid
 }
 
 /// Linux `__checkparam_dl`: runtime <= deadline <= period, each within
@@ -523,7 +523,7 @@ fn prio_targets(which: i32, who: i32) -> Result<Vec<Arc<Task>>, i32> {
             })
         }
         PRIO_USER => {
-            let cred = current.inner.lock().cred.clone();
+            let cred = current.cred();
             let uid = if who == 0 {
                 Some(cred.uid)
             } else {
@@ -535,7 +535,7 @@ fn prio_targets(which: i32, who: i32) -> Result<Vec<Arc<Task>>, i32> {
             ns.pids()
                 .iter()
                 .filter_map(|pid| pid.task())
-                .filter(|task| task.inner.lock().cred.uid == uid)
+                .filter(|task| task.real_uid() == uid)
                 .collect()
         }
         _ => return Err(EINVAL),
@@ -547,10 +547,9 @@ fn prio_targets(which: i32, who: i32) -> Result<Vec<Arc<Task>>, i32> {
 /// the task's user namespace (EPERM); lowering the nice value needs
 /// RLIMIT_NICE or CAP_SYS_NICE (EACCES).
 fn set_one_prio(task: &Arc<Task>, nice: i32, caller: &Cred) -> Result<(), i32> {
-    let (uid, euid, user_ns) = {
-        let inner = task.inner.lock();
-        (inner.cred.uid, inner.cred.euid, inner.cred.user_ns.clone())
-    };
+    let Cred {
+        uid, euid, user_ns, ..
+    } = task.cred();
     if uid != caller.euid && euid != caller.euid && !caller.ns_capable(&user_ns, CAP_SYS_NICE) {
         return Err(EPERM);
     }

@@ -7,9 +7,7 @@ use alloc::vec::Vec;
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EACCES, EAGAIN, EFAULT, EIDRM, EINTR, EINVAL, ENOMEM, EPERM, ERANGE};
-use crate::ipc::sem::{
-    real_seconds, IpcPerm, SemSet, SemUndoList, SemUsage, ALTER, READ, SEMMNI, SEMMNS,
-};
+use crate::ipc::sem::{real_seconds, IpcPerm, SemSet, SemUsage, ALTER, READ, SEMMNI, SEMMNS};
 use crate::ipc::sem_array::{
     check_nsops, SemBuf, SemopOutcome, SEMAEM, SEMMSL, SEMOPM, SEMVMX, SEM_UNDO,
 };
@@ -58,7 +56,7 @@ const SEMUME: i32 = SEMOPM as i32;
 
 /// The caller's IPC namespace.
 fn ipc_ns(task: &Task) -> Arc<crate::process::nsproxy::Namespace> {
-    task.inner.lock().nsproxy.get(NsKind::Ipc).clone()
+    task.nsproxy().get(NsKind::Ipc).clone()
 }
 
 /// The caller's process id in its own pid namespace (`sempid`).
@@ -92,7 +90,7 @@ fn ids_from_user(uid: u32, gid: u32, cred: &Cred) -> Result<(u32, u32), i32> {
 pub fn semget(a: Args) -> SysResult {
     let [key, nsems, flags, ..] = a.0;
     let task = sched::current();
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     let id = ipc_ns(&task)
         .sem
         .lock()
@@ -152,19 +150,13 @@ fn do_semtimedop(
     let set = find_set(&task, semid)?;
     set.array.lock().check_nums(&sops)?;
     let alters = sops.iter().any(|s| s.op != 0);
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if !set.permits(&cred, if alters { ALTER } else { READ }) {
         return Err(EACCES);
     }
     // Linux `find_alloc_undo`: the first SEM_UNDO gives the process its list.
     let undo = if sops.iter().any(|s| s.flags & SEM_UNDO != 0) {
-        let list = task
-            .inner
-            .lock()
-            .sysvsem
-            .get_or_insert_with(SemUndoList::new)
-            .clone();
-        Some(list)
+        Some(task.sysvsem_or_create())
     } else {
         None
     };
@@ -275,13 +267,13 @@ pub fn semctl(a: Args) -> SysResult {
                 .map_err(|_| EFAULT)?;
             let word = |at: usize| u32::from_le_bytes(ds[at..at + 4].try_into().expect("4 bytes"));
             let set = semctl_down(&task, semid)?;
-            let cred = task.inner.lock().cred.clone();
+            let cred = task.cred();
             let (uid, gid) = ids_from_user(word(SEMID64_UID), word(SEMID64_GID), &cred)?;
             set.set_perm(uid, gid, word(SEMID64_MODE));
             Ok(0)
         }
         IPC_RMID => {
-            let cred = task.inner.lock().cred.clone();
+            let cred = task.cred();
             ipc_ns(&task).sem.lock().remove(semid, &cred).map(|()| 0)
         }
         _ => Err(EINVAL),
@@ -333,7 +325,7 @@ fn semctl_stat(task: &Task, semid: i32, cmd: u32) -> Result<([u8; SEMID64_DS_SIZ
     } else {
         ipc_ns(task).sem.lock().find_index(semid)?
     };
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if cmd != SEM_STAT_ANY && !set.permits(&cred, READ) {
         return Err(EACCES);
     }
@@ -364,7 +356,7 @@ fn semctl_stat(task: &Task, semid: i32, cmd: u32) -> Result<([u8; SEMID64_DS_SIZ
 /// otherwise), then the command; the single-value ones check `semnum`.
 fn semctl_main(task: &Task, semid: i32, semnum: i32, cmd: u32, arg: u64) -> SysResult {
     let set = find_set(task, semid)?;
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if !set.permits(&cred, if cmd == SETALL { ALTER } else { READ }) {
         return Err(EACCES);
     }
@@ -433,7 +425,7 @@ fn semctl_setval(task: &Task, semid: i32, semnum: i32, val: i32) -> SysResult {
     if num >= set.array.lock().len() {
         return Err(EINVAL);
     }
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if !set.permits(&cred, ALTER) {
         return Err(EACCES);
     }
@@ -450,7 +442,7 @@ fn semctl_setval(task: &Task, semid: i32, semnum: i32, val: i32) -> SysResult {
 /// owner, its creator or CAP_SYS_ADMIN may change (EPERM).
 fn semctl_down(task: &Task, semid: i32) -> Result<Arc<SemSet>, i32> {
     let set = find_set(task, semid)?;
-    let cred = task.inner.lock().cred.clone();
+    let cred = task.cred();
     if !set.owned_by(&cred) {
         return Err(EPERM);
     }

@@ -26,8 +26,8 @@ pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
     if current.tgid == target.tgid {
         return true;
     }
-    let cred = current.inner.lock().cred.clone();
-    let tcred = target.inner.lock().cred.clone();
+    let cred = current.cred();
+    let tcred = target.cred();
     if cred.euid == tcred.suid
         || cred.euid == tcred.uid
         || cred.uid == tcred.suid
@@ -113,9 +113,7 @@ pub(super) fn receiving_thread(group: &ThreadGroup, signal: u32) -> Option<Arc<T
         !matches!(t.state(), TaskState::Zombie | TaskState::Dead) && t.mm().is_some()
     };
     group
-        .find_thread(|t| {
-            alive(t) && t.inner.lock().blocked & crate::process::signal::bit(signal) == 0
-        })
+        .find_thread(|t| alive(t) && t.blocked() & crate::process::signal::bit(signal) == 0)
         .or_else(|| group.find_thread(alive))
 }
 
@@ -185,8 +183,8 @@ pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process
     let sender = sched::current();
     let pid = sender.tgid_in(&task.active_pid_ns());
     let uid = {
-        let kuid = sender.inner.lock().cred.uid;
-        task.inner.lock().cred.uid_seen(kuid)
+        let kuid = sender.real_uid();
+        task.cred().uid_seen(kuid)
     };
     SigInfo {
         signo: signal,
@@ -229,7 +227,7 @@ pub fn rt_sigaction(a: Args) -> SysResult {
     } else {
         None
     };
-    let sighand = sched::current().inner.lock().sighand.clone();
+    let sighand = sched::current().sighand();
     let old = sighand.lock().action(signal);
     if oldact != 0 {
         mm.copy_to_user(oldact, &old.to_bytes())?;
@@ -244,7 +242,7 @@ pub fn rt_sigaction(a: Args) -> SysResult {
             let discard = !crate::process::signal::bit(signal);
             current.thread_group().shared_pending().flush(!discard);
             for task in current.thread_group().threads() {
-                task.inner.lock().pending.flush(!discard);
+                task.flush_pending(!discard);
             }
         }
     }
@@ -257,7 +255,6 @@ const SIG_SETMASK: u64 = 2;
 
 /// `rt_sigprocmask(how, set, oldset, sigsetsize)`.
 pub fn rt_sigprocmask(a: Args) -> SysResult {
-    use crate::process::signal::bit;
     let [how, set, oldset, sigsetsize, ..] = a.0;
     if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
@@ -271,7 +268,7 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
         None
     };
     let task = sched::current();
-    let old = task.inner.lock().blocked;
+    let old = task.blocked();
     if let Some(set) = new {
         let blocked = match how {
             SIG_BLOCK => old | set,
@@ -279,7 +276,7 @@ pub fn rt_sigprocmask(a: Args) -> SysResult {
             SIG_SETMASK => set,
             _ => return Err(EINVAL),
         };
-        task.inner.lock().blocked = blocked & !(bit(SIGKILL) | bit(SIGSTOP));
+        task.set_blocked(blocked);
     }
     if oldset != 0 {
         mm.copy_to_user(oldset, &old.to_le_bytes())?;
@@ -302,14 +299,7 @@ pub fn sigaltstack(a: Args, sp: u64) -> SysResult {
         None
     };
     let task = sched::current();
-    let old = {
-        let mut inner = task.inner.lock();
-        let old = inner.sas.to_user(sp);
-        if let Some(new) = new {
-            inner.sas.set(sp, &new)?;
-        }
-        old
-    };
+    let old = task.swap_sigaltstack(sp, new.as_ref())?;
     if old_ss != 0 {
         mm.copy_to_user(old_ss, &old)?;
     }
@@ -327,21 +317,13 @@ pub fn pause(_a: Args) -> SysResult {
 /// the blocked set; the old mask comes back when the call returns (saved
 /// in the handler's frame if one runs). Always EINTR after a handler.
 pub fn rt_sigsuspend(a: Args) -> SysResult {
-    use crate::process::signal::bit;
     let [mask, sigsetsize, ..] = a.0;
     if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
     let mut bytes = [0u8; 8];
     super::current_mm()?.copy_from_user(mask, &mut bytes)?;
-    let mask = u64::from_le_bytes(bytes) & !(bit(SIGKILL) | bit(SIGSTOP));
-    let task = sched::current();
-    {
-        let mut inner = task.inner.lock();
-        inner.saved_sigmask = Some(inner.blocked);
-        inner.blocked = mask;
-    }
-    drop(task);
+    sched::current().set_sigsuspend_mask(u64::from_le_bytes(bytes));
     sched::wait::sleep_until_signal();
     Err(ERESTARTNOHAND)
 }

@@ -167,8 +167,8 @@ pub(super) fn fix_sender_ids(task: &Task, mut info: SigInfo) -> SigInfo {
     let sender = sched::current();
     let uid = u32::from_le_bytes(union[4..8].try_into().expect("4 bytes"));
     // One lock at a time: the receiver may be the sender.
-    let sender_cred = sender.inner.lock().cred.clone();
-    let receiver_cred = task.inner.lock().cred.clone();
+    let sender_cred = sender.cred();
+    let receiver_cred = task.cred();
     if !Arc::ptr_eq(&sender_cred.user_ns, &receiver_cred.user_ns) {
         // An id with no mapping is the overflow uid (`from_kuid_munged`).
         let seen = sender_cred
@@ -243,11 +243,7 @@ pub fn rt_sigpending(a: Args) -> SysResult {
     if sigsetsize > SIGSET_SIZE {
         return Err(EINVAL);
     }
-    let pending = {
-        let task = sched::current();
-        let inner = task.inner.lock();
-        crate::process::signal::pending_signals(&task, &inner) & inner.blocked
-    };
+    let pending = sched::current().blocked_pending();
     if sigsetsize > 0 {
         current_mm()?.copy_to_user(set, &pending.to_le_bytes()[..sigsetsize as usize])?;
     }
@@ -299,18 +295,11 @@ fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32
     };
     let set = set & !(bit(SIGKILL) | bit(SIGSTOP));
     let task = sched::current();
-    {
-        let mut inner = task.inner.lock();
-        if let Some(info) = crate::process::signal::dequeue_signal(&task, &mut inner, set) {
-            return Ok(info);
-        }
-        if timeout == Some((0, 0)) {
-            return Err(EAGAIN);
-        }
-        // Unblock the set for the wait, so that its signals wake us
-        // (`signal_pending`) and `send_signal` finds them wanted.
-        inner.real_blocked = inner.blocked;
-        inner.blocked &= !set;
+    if timeout == Some((0, 0)) {
+        return task.dequeue_signal(set).ok_or(EAGAIN);
+    }
+    if let Some(info) = task.dequeue_or_unblock_for_wait(set) {
+        return Ok(info);
     }
     let woken_early = match wait_ns {
         // The time left: 0 once the timeout has passed.
@@ -320,10 +309,7 @@ fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32
             true
         }
     };
-    let mut inner = task.inner.lock();
-    inner.blocked = inner.real_blocked;
-    inner.real_blocked = 0;
-    match crate::process::signal::dequeue_signal(&task, &mut inner, set) {
+    match task.restore_mask_and_dequeue(set) {
         Some(info) => Ok(info),
         None if woken_early => Err(EINTR),
         None => Err(EAGAIN),

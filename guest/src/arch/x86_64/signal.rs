@@ -99,7 +99,7 @@ pub fn do_signal(ctx: &mut UserContext, syscall: Option<u64>) {
             // it was interrupted) plus the action's; the frame keeps the
             // mask to go back to.
             signal::signal_delivered(info.signo, &action);
-            sched::current().inner.lock().saved_sigmask = None;
+            sched::current().clear_restore_sigmask();
             return;
         }
         signal::force_sigsegv(info.signo);
@@ -139,14 +139,10 @@ fn setup_rt_frame(ctx: &mut UserContext, info: &SigInfo, action: &SigAction) -> 
     let mm = sched::current().mm().ok_or(crate::errno::EFAULT)?;
     // The mask to restore at rt_sigreturn: the one before rt_sigsuspend,
     // if that is what the signal interrupted (Linux `sigmask_to_save`).
-    let blocked = {
-        let task = sched::current();
-        let inner = task.inner.lock();
-        inner.saved_sigmask.unwrap_or(inner.blocked)
-    };
+    let blocked = sched::current().sigmask_to_save();
     // Linux `get_sigframe`: below the red zone, or at the top of the
     // alternate stack for an SA_ONSTACK action not already running there.
-    let sas = sched::current().inner.lock().sas;
+    let sas = sched::current().sigaltstack();
     let nested_altstack = sas.on_sig_stack(frame.rsp);
     let (sp, entering_altstack) = sas.frame_top(
         frame.rsp.wrapping_sub(RED_ZONE),
@@ -267,7 +263,7 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
     }
 
     let mask = get(&buf, SIGMASK) & !(signal::bit(SIGKILL) | signal::bit(SIGSTOP));
-    task.inner.lock().blocked = mask;
+    task.set_blocked(mask);
     frame.r8 = word(0);
     frame.r9 = word(1);
     frame.r10 = word(2);
@@ -295,6 +291,6 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
     let uc_stack: [u8; STACK_T_SIZE] = buf[UC_STACK..UC_STACK + STACK_T_SIZE]
         .try_into()
         .expect("stack_t");
-    let _ = task.inner.lock().sas.set(frame.rsp, &uc_stack);
+    let _ = task.swap_sigaltstack(frame.rsp, Some(&uc_stack));
     Ok(())
 }

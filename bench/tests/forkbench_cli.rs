@@ -3,14 +3,9 @@
 //! harness cost, guest sizing, and the regression gate against a baseline
 //! (same machine only) and a history.
 
-use std::process::Command;
+mod common;
 
-fn forkbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_forkbench"))
-        .args(args)
-        .output()
-        .expect("forkbench runs")
-}
+use common::{assert_success, forkbench, TempDir};
 
 /// `forkbench run clone_einval --target host` (the cheapest operation), 20 iterations,
 /// with `extra` arguments.
@@ -50,17 +45,17 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_bad_baseline_is_refused_before_running() {
-    let dir = std::env::temp_dir().join(format!("forkbench-bad-{}", std::process::id()));
-    std::fs::write(&dir, "not json").unwrap();
+    let dir = TempDir::new("bad");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "not json").unwrap();
     let out = forkbench(&[
         "run",
         "fork",
         "--target",
         "host",
         "--baseline",
-        dir.to_str().unwrap(),
+        bad.to_str().unwrap(),
     ]);
-    std::fs::remove_file(&dir).ok();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a forkbench report"), "{stderr}");
@@ -71,15 +66,10 @@ fn a_bad_baseline_is_refused_before_running() {
 /// nothing and pass: it is refused before running, exit status 2.
 #[test]
 fn a_baseline_without_matching_entries_is_refused() {
-    let dir = std::env::temp_dir().join(format!("forkbench-nomatch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("nomatch");
     let report = dir.join("einval.json");
     let out = run_clone_einval(&["--format", "json", "--output", report.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // The same report, but of another operation.
     let text = std::fs::read_to_string(&report)
         .unwrap()
@@ -87,7 +77,6 @@ fn a_baseline_without_matching_entries_is_refused() {
     let baseline = dir.join("vfork.json");
     std::fs::write(&baseline, text).unwrap();
     let out = run_clone_einval(&["--baseline", baseline.to_str().unwrap()]);
-    std::fs::remove_dir_all(&dir).ok();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("nothing would be compared"), "{stderr}");
@@ -167,15 +156,10 @@ fn a_timeout_says_what_was_running() {
 
 #[test]
 fn json_report_then_regression_gate() {
-    let dir = std::env::temp_dir().join(format!("forkbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("gate");
     let report = dir.join("now.json");
     let out = run_clone_einval(&["--format", "json", "--output", report.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = std::fs::read_to_string(&report).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
     bench::report::check_json(&value).unwrap();
@@ -223,11 +207,7 @@ fn json_report_then_regression_gate() {
         "--threshold",
         "100000",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     // A v3 baseline (no intervals, no vCPU count) still serves.
     let mut v3 = with_median(&value, 0, 1);
@@ -247,7 +227,6 @@ fn json_report_then_regression_gate() {
         stderr.contains("REGRESSION clone_einval/create/host"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `report` with entry `index`'s median and its interval set to `ns`.
@@ -260,23 +239,11 @@ fn with_median(report: &serde_json::Value, index: usize, ns: u64) -> serde_json:
     report
 }
 
-/// A temporary directory for one test, created empty.
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("forkbench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A host JSON report of `run_clone_einval`.
 fn host_report(dir: &std::path::Path) -> serde_json::Value {
     let path = dir.join("report.json");
     let out = run_clone_einval(&["--format", "json", "--output", path.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -285,7 +252,7 @@ fn host_report(dir: &std::path::Path) -> serde_json::Value {
 /// anyway, with a warning.
 #[test]
 fn a_baseline_from_another_machine_is_refused() {
-    let dir = temp_dir("foreign");
+    let dir = TempDir::new("foreign");
     let mut value = host_report(&dir);
     value["metadata"]["cpu_model"] = "Imaginary CPU 9000".into();
     value["metadata"]["host_kernel"] = "1.0.0".into();
@@ -309,7 +276,6 @@ fn a_baseline_from_another_machine_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("warning"), "{stderr}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `--history DIR`: too few runs are only recorded; five runs whose
@@ -317,7 +283,7 @@ fn a_baseline_from_another_machine_is_refused() {
 /// directory keeps `--history-keep` runs; a foreign run in it is refused.
 #[test]
 fn history_mode_tests_against_past_runs_and_keeps_the_last() {
-    let dir = temp_dir("history");
+    let dir = TempDir::new("history");
     let history = dir.join("runs");
     let value = host_report(&dir);
     let hist = history.to_str().unwrap();
@@ -355,11 +321,7 @@ fn history_mode_tests_against_past_runs_and_keeps_the_last() {
         "--threshold",
         "1000000000",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert_eq!(count(&history), 3);
     // A run from another machine in the history.
     let mut foreign = value.clone();
@@ -372,7 +334,6 @@ fn history_mode_tests_against_past_runs_and_keeps_the_last() {
         stderr.contains("zz.json is from another machine"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Every output format of a host run, each parsed and checked: BMF with
@@ -381,10 +342,10 @@ fn history_mode_tests_against_past_runs_and_keeps_the_last() {
 /// CSV.
 #[test]
 fn every_output_format_is_valid() {
-    let dir = temp_dir("formats");
+    let dir = TempDir::new("formats");
     let samples = dir.join("samples.csv");
     let out = run_clone_einval(&["--format", "bmf", "--samples", samples.to_str().unwrap()]);
-    assert!(out.status.success());
+    assert_success(&out);
     let bmf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let latency = &bmf["clone_einval/create/host"]["latency"];
     let (lower, value, upper) = (
@@ -412,7 +373,7 @@ fn every_output_format_is_valid() {
     }
 
     let out = run_clone_einval(&["--format", "github"]);
-    assert!(out.status.success());
+    assert_success(&out);
     let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(items.len(), 2, "{items:?}");
     assert_eq!(items[0]["name"], "clone_einval/create/host");
@@ -426,7 +387,7 @@ fn every_output_format_is_valid() {
     assert!(items[1]["value"].as_u64().unwrap() > 0);
 
     let out = run_clone_einval(&["--format", "markdown"]);
-    assert!(out.status.success());
+    assert_success(&out);
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(md.starts_with("### forkbench "), "{md}");
     let table: Vec<&str> = md
@@ -440,7 +401,7 @@ fn every_output_format_is_valid() {
     assert_eq!(table[0].matches('|').count(), table[2].matches('|').count());
 
     let out = run_clone_einval(&[]);
-    assert!(out.status.success());
+    assert_success(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     let row = text
         .lines()
@@ -449,7 +410,6 @@ fn every_output_format_is_valid() {
     // name, median, CI, p90, p99, p99.9, mean, stddev, min, max.
     assert!(row.contains(".."), "{row}");
     assert!(text.contains("p99.9"), "{text}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A point that cannot fit in the guest is a setup error before anything
@@ -496,8 +456,7 @@ fn regression_gate_over_the_guest_create_metric() {
         bench::boot::announce_missing_kvm("regression_gate_over_the_guest_create_metric");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("forkbench-create-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("create");
     let report = dir.join("now.json");
     let args = ["run", "clone_vm", "--target", "guest", "--iters", "20"];
     let out = forkbench(
@@ -507,11 +466,7 @@ fn regression_gate_over_the_guest_create_metric() {
         ]
         .concat(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let value: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let entries = value["entries"].as_array().unwrap();
@@ -537,7 +492,6 @@ fn regression_gate_over_the_guest_create_metric() {
         ]
         .concat(),
     );
-    std::fs::remove_dir_all(&dir).ok();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -643,11 +597,7 @@ fn compare_runs_the_guest_and_the_host() {
     // The table's row for fork has guest, host and ratio for both metrics.
     let out = forkbench(&["run", "fork", "--iters", "10", "--warmup", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let row = text
         .lines()
         .find(|l| l.starts_with("fork "))
@@ -752,11 +702,7 @@ fn sweep_writes_csv_and_svg() {
         bench::boot::announce_missing_kvm("sweep_writes_csv_and_svg");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("forkbench-sweep-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv = dir.join("sweep.csv");
-    let svg = dir.join("sweep.svg");
-    let json = dir.join("sweep.json");
+    let dir = TempDir::new("sweep");
     let out = forkbench(&[
         "sweep",
         "--mem-list",
@@ -768,23 +714,20 @@ fn sweep_writes_csv_and_svg() {
         "--target",
         "both",
         "--csv",
-        csv.to_str().unwrap(),
+        &dir.arg("sweep.csv"),
         "--svg",
-        svg.to_str().unwrap(),
+        &dir.arg("sweep.svg"),
         "--format",
         "json",
         "--output",
-        json.to_str().unwrap(),
+        &dir.arg("sweep.json"),
     ]);
-    let csv_text = std::fs::read_to_string(&csv).unwrap_or_default();
-    let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
-    let json_text = std::fs::read_to_string(&json).unwrap_or_default();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (csv_text, svg_text, json_text) = (
+        dir.read("sweep.csv"),
+        dir.read("sweep.svg"),
+        dir.read("sweep.json"),
     );
+    assert_success(&out);
     // The sweep's report, for dashboards.
     let value: serde_json::Value = serde_json::from_str(&json_text).unwrap();
     bench::report::check_json(&value).unwrap_or_else(|e| panic!("{e}: {value}"));

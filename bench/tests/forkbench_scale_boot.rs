@@ -3,20 +3,9 @@
 //! the report checked by its checker, CSV and SVG written; whole boots as
 //! report entries. No timing is asserted.
 
-use std::process::Command;
+mod common;
 
-fn forkbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_forkbench"))
-        .args(args)
-        .output()
-        .expect("forkbench runs")
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("forkbench-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{assert_success, forkbench, TempDir};
 
 #[test]
 fn scale_usage_errors_exit_2() {
@@ -33,8 +22,7 @@ fn scale_measures_every_k_on_both_targets() {
         bench::boot::announce_missing_kvm("scale_measures_every_k_on_both_targets");
         return;
     }
-    let dir = temp_dir("scale");
-    let (json, csv, svg) = (dir.join("s.json"), dir.join("s.csv"), dir.join("s.svg"));
+    let dir = TempDir::new("scale");
     let out = forkbench(&[
         "scale",
         "--op",
@@ -46,21 +34,15 @@ fn scale_measures_every_k_on_both_targets() {
         "--format",
         "json",
         "--output",
-        json.to_str().unwrap(),
+        &dir.arg("s.json"),
         "--csv",
-        csv.to_str().unwrap(),
+        &dir.arg("s.csv"),
         "--svg",
-        svg.to_str().unwrap(),
+        &dir.arg("s.svg"),
     ]);
-    let json_text = std::fs::read_to_string(&json).unwrap_or_default();
-    let csv_text = std::fs::read_to_string(&csv).unwrap_or_default();
-    let svg_text = std::fs::read_to_string(&svg).unwrap_or_default();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (json_text, csv_text, svg_text) =
+        (dir.read("s.json"), dir.read("s.csv"), dir.read("s.svg"));
+    assert_success(&out);
     let value: serde_json::Value = serde_json::from_str(&json_text).unwrap();
     bench::scale::check_json(&value).unwrap_or_else(|e| panic!("{e}: {value}"));
     let points = value["points"].as_array().unwrap();
@@ -102,11 +84,7 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
         return;
     }
     let out = forkbench(&["boot", "--iters", "3", "--warmup", "0", "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     bench::report::check_json(&value).unwrap_or_else(|e| panic!("{e}: {value}"));
     let entries = value["entries"].as_array().unwrap();
@@ -125,7 +103,7 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
         assert_eq!(e["ns"]["samples"], 3, "{e}");
     }
     let out = forkbench(&["boot", "--iters", "2", "--warmup", "0", "--format", "bmf"]);
-    assert!(out.status.success());
+    assert_success(&out);
     let bmf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for name in ["boot/256MiB/to_poweroff/guest", "boot/256MiB/total/guest"] {
         assert!(
@@ -136,7 +114,7 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
     let out = forkbench(&[
         "boot", "--iters", "2", "--warmup", "0", "--format", "github",
     ]);
-    assert!(out.status.success());
+    assert_success(&out);
     let github: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(github
         .as_array()

@@ -17,22 +17,19 @@ use common::{code, run_script_with_timeout, stderr, stdout};
 const SEEDS: [u64; 2] = [1, 2];
 const CALLS: u64 = 20_000;
 
-#[test]
-fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
-    require_kvm!();
-    // A short warm-up run first grows the kernel's caches and tables to
-    // their working size; the baseline follows it.
-    let mut script = format!(
-        "{}; run fuzz --seed 1000 --calls 3000; stat; meminfo",
-        counters::WARM_UP
-    );
-    for seed in SEEDS {
-        script.push_str(&format!(
-            "; run fuzz --seed {seed} --calls {CALLS} --workers 2"
-        ));
+/// Runs `warm_up_run` (whose growth of the kernel's caches and tables is
+/// not counted), takes the baseline, then `runs`; asserts that the kernel
+/// lived (status 0 within `timeout_secs`), that its counters are back at
+/// the baseline and that only init and the shell are left. Returns the
+/// output.
+fn run_fuzz_and_check(warm_up_run: &str, runs: &[String], timeout_secs: u32) -> String {
+    let mut script = format!("{}; {warm_up_run}; stat; meminfo", counters::WARM_UP);
+    for run in runs {
+        script.push_str("; ");
+        script.push_str(run);
     }
     script.push_str("; stat; meminfo; ps");
-    let out = run_script_with_timeout(&script, 240);
+    let out = run_script_with_timeout(&script, timeout_secs);
     let text = stdout(&out);
     assert_eq!(
         code(&out),
@@ -40,6 +37,22 @@ fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
         "the kernel died or hung\nstdout:\n{text}\nstderr:\n{}",
         stderr(&out)
     );
+    let counters = counters::all(&text);
+    assert_eq!(counters.len(), 2, "{text}");
+    counters::assert_back(&counters[0], &counters[1], &text);
+    let ps = text.split("  PID").nth(1).expect("ps output");
+    assert_eq!(ps.lines().count(), 3, "init and the shell only: {ps}");
+    text
+}
+
+#[test]
+fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
+    require_kvm!();
+    let runs: Vec<String> = SEEDS
+        .iter()
+        .map(|seed| format!("run fuzz --seed {seed} --calls {CALLS} --workers 2"))
+        .collect();
+    let text = run_fuzz_and_check("run fuzz --seed 1000 --calls 3000", &runs, 240);
     for seed in SEEDS {
         let summary = format!("fuzz: seed={seed} calls={CALLS} workers=2 ");
         assert!(
@@ -48,11 +61,6 @@ fn fuzz_smoke_leaves_the_kernel_as_it_found_it() {
         );
     }
     assert_eq!(text.matches("fuzz: done\n").count(), 3, "{text}");
-    let counters = counters::all(&text);
-    assert_eq!(counters.len(), 2, "{text}");
-    counters::assert_back(&counters[0], &counters[1], &text);
-    let ps = text.split("  PID").nth(1).expect("ps output");
-    assert_eq!(ps.lines().count(), 3, "init and the shell only: {ps}");
 }
 
 /// What the fuzzer's workers must not be able to do as an unprivileged
@@ -105,25 +113,17 @@ const ROOT_EXCLUDES: &str = "--exclude 169 --exclude 1025 --exclude 1026";
 #[test]
 fn fuzz_three_seeds_as_user_and_as_root() {
     require_kvm!();
-    let mut script = format!(
-        "{}; run fuzz --seed 1000 --calls 3000 --uid 0 {ROOT_EXCLUDES}; stat; meminfo",
-        counters::WARM_UP
-    );
-    for seed in MORE_SEEDS {
-        script.push_str(&format!("; run fuzz --seed {seed} --calls {CALLS}"));
-        script.push_str(&format!(
-            "; run fuzz --seed {seed} --calls {CALLS} --uid 0 {ROOT_EXCLUDES}"
-        ));
-    }
-    script.push_str("; stat; meminfo; ps");
-    let out = run_script_with_timeout(&script, 900);
-    let text = stdout(&out);
-    assert_eq!(
-        code(&out),
-        0,
-        "the kernel died or hung\nstdout:\n{text}\nstderr:\n{}",
-        stderr(&out)
-    );
+    let runs: Vec<String> = MORE_SEEDS
+        .iter()
+        .flat_map(|seed| {
+            [
+                format!("run fuzz --seed {seed} --calls {CALLS}"),
+                format!("run fuzz --seed {seed} --calls {CALLS} --uid 0 {ROOT_EXCLUDES}"),
+            ]
+        })
+        .collect();
+    let warm_up = format!("run fuzz --seed 1000 --calls 3000 --uid 0 {ROOT_EXCLUDES}");
+    let text = run_fuzz_and_check(&warm_up, &runs, 900);
     for seed in MORE_SEEDS {
         let summary = format!("fuzz: seed={seed} calls={CALLS} workers=2 ");
         assert_eq!(
@@ -133,11 +133,6 @@ fn fuzz_three_seeds_as_user_and_as_root() {
         );
     }
     assert_eq!(text.matches("fuzz: done\n").count(), 7, "{text}");
-    let counters = counters::all(&text);
-    assert_eq!(counters.len(), 2, "{text}");
-    counters::assert_back(&counters[0], &counters[1], &text);
-    let ps = text.split("  PID").nth(1).expect("ps output");
-    assert_eq!(ps.lines().count(), 3, "init and the shell only: {ps}");
 }
 
 /// A run names its seed before its first call (without `--seed` it comes

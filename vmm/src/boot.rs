@@ -238,7 +238,9 @@ pub fn write_boot_info(memory: &GuestMemory, params: &BootParams) -> Result<()> 
         .map_err(|e| Error::Memory(format!("boot info: {e}")))
 }
 
-fn segment(selector: u16, descriptor: u64) -> kvm_segment {
+/// The KVM segment register for `selector` from its flat GDT
+/// `descriptor` (the type and flag bits; base 0, limit 4 GiB).
+pub(crate) fn segment(selector: u16, descriptor: u64) -> kvm_segment {
     kvm_segment {
         base: 0,
         limit: 0xffff_ffff,

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use forkvm_abi::{Platform, SERIAL_GSI};
 use kvm_bindings::{
-    kvm_fpu, kvm_irqchip, kvm_pit_config, kvm_regs, kvm_segment, kvm_sregs, KVM_IRQCHIP_PIC_MASTER,
+    kvm_fpu, kvm_irqchip, kvm_pit_config, kvm_regs, kvm_sregs, KVM_IRQCHIP_PIC_MASTER,
     KVM_IRQCHIP_PIC_SLAVE, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use linux_loader::configurator::linux::LinuxBootConfigurator;
@@ -409,24 +409,6 @@ fn gdt_bytes() -> Vec<u8> {
     GDT.iter().flat_map(|e| e.to_le_bytes()).collect()
 }
 
-fn segment(selector: u16, descriptor: u64) -> kvm_segment {
-    kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector,
-        type_: ((descriptor >> 40) & 0xf) as u8,
-        present: ((descriptor >> 47) & 1) as u8,
-        dpl: ((descriptor >> 45) & 3) as u8,
-        db: ((descriptor >> 54) & 1) as u8,
-        s: ((descriptor >> 44) & 1) as u8,
-        l: ((descriptor >> 53) & 1) as u8,
-        g: ((descriptor >> 55) & 1) as u8,
-        avl: 0,
-        unusable: 0,
-        padding: 0,
-    }
-}
-
 /// 64-bit mode, paging on the identity map, the boot GDT's segments.
 fn long_mode_sregs(sregs: &mut kvm_sregs) {
     const CR0_PE: u64 = 1;
@@ -436,14 +418,14 @@ fn long_mode_sregs(sregs: &mut kvm_sregs) {
     const CR4_PAE: u64 = 1 << 5;
     const EFER_LME: u64 = 1 << 8;
     const EFER_LMA: u64 = 1 << 10;
-    let data = segment(0x18, GDT[3]);
-    sregs.cs = segment(0x10, GDT[2]);
+    let data = crate::boot::segment(0x18, GDT[3]);
+    sregs.cs = crate::boot::segment(0x10, GDT[2]);
     sregs.ds = data;
     sregs.es = data;
     sregs.fs = data;
     sregs.gs = data;
     sregs.ss = data;
-    let mut tr = segment(0x20, GDT[4]);
+    let mut tr = crate::boot::segment(0x20, GDT[4]);
     tr.limit = 0x67;
     tr.g = 0;
     sregs.tr = tr;

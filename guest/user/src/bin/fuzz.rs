@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `deaths` counts fuzzing processes killed by each signal (`sigN`), the
-//! runs whose worker made no progress for a second (`stalled`, killed) and
+//! runs whose worker made no progress for a second once it started its
+//! calls, or did not start them within a minute (`stalled`, killed), and
 //! namespace inits killed (`init_sigN`: by the manager's time limit, 9, or
 //! by a kernel bug).
 //!
@@ -99,6 +100,11 @@ const PAGE: usize = 4096;
 const KICK_NS: u64 = 20_000_000;
 /// ...and is killed after this long.
 const STALL_NS: u64 = 1_000_000_000;
+/// How long the fuzzing process may take to set itself up (drop its
+/// privileges, map its arena) before its first call: no random call runs
+/// yet, so only a slow machine (a nested VM under emulation takes seconds
+/// to fault in a fresh process) makes it long.
+const SETUP_NS: u64 = 60_000_000_000;
 /// The fuzzing process's `RLIMIT_NPROC`.
 const WORKER_NPROC: u64 = 64;
 /// Runs in a row without a call after which the manager gives up.
@@ -205,6 +211,9 @@ struct Slot {
     status: AtomicU64,
     /// Set by the namespace init when it killed a stalled worker.
     stalled: AtomicU64,
+    /// Set by the fuzzing process when it is set up and starts its calls:
+    /// the stall clock runs from then.
+    started: AtomicU64,
     /// The call in progress: number and arguments.
     current: [AtomicU64; 7],
 }
@@ -242,6 +251,7 @@ impl Slot {
         }
         self.status.store(0, Ordering::SeqCst);
         self.stalled.store(0, Ordering::SeqCst);
+        self.started.store(0, Ordering::SeqCst);
     }
 }
 
@@ -535,6 +545,7 @@ impl Worker {
             Err(_) => exit_group(1),
         };
         let mut seen = 0;
+        let mut started = false;
         let mut moved_ns = monotonic_ns();
         let mut kicked_ns = moved_ns;
         loop {
@@ -553,7 +564,15 @@ impl Worker {
             }
             let now = monotonic_ns();
             let calls = self.slot.calls.load(Ordering::SeqCst);
-            if calls != seen {
+            if !started {
+                if self.slot.started.load(Ordering::SeqCst) != 0 {
+                    started = true;
+                    moved_ns = now;
+                } else if now - moved_ns > SETUP_NS {
+                    self.slot.stalled.store(1, Ordering::SeqCst);
+                    let _ = kill(child as i32, SIGKILL);
+                }
+            } else if calls != seen {
                 seen = calls;
                 moved_ns = now;
             } else if now - moved_ns > STALL_NS {
@@ -593,6 +612,7 @@ impl Worker {
             exit_group(121)
         };
         let mut generator = Generator::new(self.seed, self.run, arena, self.excluded);
+        self.slot.started.store(1, Ordering::SeqCst);
         for call in 0..self.calls {
             let (nr, args) = generator.next_call();
             for (word, value) in self

@@ -169,6 +169,119 @@ impl Cred {
         Ok(new)
     }
 
+    /// `setreuid(ruid, euid)` (`__sys_setreuid`; -1 leaves an id as it
+    /// is): without CAP_SETUID the real uid may become the real or
+    /// effective one, the effective uid any of the three. The saved uid
+    /// follows the effective one when the real uid is set or the effective
+    /// one leaves the real one.
+    pub fn setreuid(&self, ruid: u32, euid: u32) -> Result<Cred, i32> {
+        let (kruid, keuid) = (self.id_arg(ruid, true)?, self.id_arg(euid, true)?);
+        let privileged = self.capable_in_own_ns(CAP_SETUID);
+        let mut new = self.clone();
+        if let Some(uid) = kruid {
+            if uid != self.uid && uid != self.euid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.uid = uid;
+        }
+        if let Some(uid) = keuid {
+            if uid != self.uid && uid != self.euid && uid != self.suid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.euid = uid;
+        }
+        if kruid.is_some() || keuid.is_some_and(|uid| uid != self.uid) {
+            new.suid = new.euid;
+        }
+        new.emulate_setxuid(self);
+        Ok(new)
+    }
+
+    /// `setregid(rgid, egid)` (`__sys_setregid`), the same rules with
+    /// CAP_SETGID.
+    pub fn setregid(&self, rgid: u32, egid: u32) -> Result<Cred, i32> {
+        let (krgid, kegid) = (self.id_arg(rgid, false)?, self.id_arg(egid, false)?);
+        let privileged = self.capable_in_own_ns(CAP_SETGID);
+        let mut new = self.clone();
+        if let Some(gid) = krgid {
+            if gid != self.gid && gid != self.egid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.gid = gid;
+        }
+        if let Some(gid) = kegid {
+            if gid != self.gid && gid != self.egid && gid != self.sgid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.egid = gid;
+        }
+        if krgid.is_some() || kegid.is_some_and(|gid| gid != self.gid) {
+            new.sgid = new.egid;
+        }
+        Ok(new)
+    }
+
+    /// `setresuid(ruid, euid, suid)` (`__sys_setresuid`): without
+    /// CAP_SETUID each new id must be one of the current three. `None`:
+    /// nothing changes (a no-op commits nothing, as on Linux).
+    pub fn setresuid(&self, ids: [u32; 3]) -> Result<Option<Cred>, i32> {
+        let [r, e, s] = [
+            self.id_arg(ids[0], true)?,
+            self.id_arg(ids[1], true)?,
+            self.id_arg(ids[2], true)?,
+        ];
+        let current = [self.uid, self.euid, self.suid];
+        if [r, e, s].iter().zip(current).all(|(id, old)| id.is_none_or(|id| id == old)) {
+            return Ok(None);
+        }
+        let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));
+        if foreign && !self.capable_in_own_ns(CAP_SETUID) {
+            return Err(crate::errno::EPERM);
+        }
+        let mut new = self.clone();
+        new.uid = r.unwrap_or(self.uid);
+        new.euid = e.unwrap_or(self.euid);
+        new.suid = s.unwrap_or(self.suid);
+        new.emulate_setxuid(self);
+        Ok(Some(new))
+    }
+
+    /// `setresgid(rgid, egid, sgid)` (`__sys_setresgid`), with CAP_SETGID.
+    pub fn setresgid(&self, ids: [u32; 3]) -> Result<Option<Cred>, i32> {
+        let [r, e, s] = [
+            self.id_arg(ids[0], false)?,
+            self.id_arg(ids[1], false)?,
+            self.id_arg(ids[2], false)?,
+        ];
+        let current = [self.gid, self.egid, self.sgid];
+        if [r, e, s].iter().zip(current).all(|(id, old)| id.is_none_or(|id| id == old)) {
+            return Ok(None);
+        }
+        let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));
+        if foreign && !self.capable_in_own_ns(CAP_SETGID) {
+            return Err(crate::errno::EPERM);
+        }
+        let mut new = self.clone();
+        new.gid = r.unwrap_or(self.gid);
+        new.egid = e.unwrap_or(self.egid);
+        new.sgid = s.unwrap_or(self.sgid);
+        Ok(Some(new))
+    }
+
+    /// An id argument of the set*id calls: `None` for -1 (unchanged), the
+    /// kernel id, or EINVAL if the namespace does not map it.
+    fn id_arg(&self, id: u32, uid: bool) -> Result<Option<Uid>, i32> {
+        if id == u32::MAX {
+            return Ok(None);
+        }
+        let kid = if uid {
+            self.make_kuid(id)
+        } else {
+            self.make_kgid(id)
+        };
+        kid.map(Some).ok_or(crate::errno::EINVAL)
+    }
+
     /// Losing root (uid 0 of the namespace): when none of the user ids
     /// stays root, the permitted and effective sets are cleared; an
     /// effective id leaving root clears the effective set (Linux

@@ -122,6 +122,37 @@ pub fn setgid(a: Args) -> SysResult {
     Ok(0)
 }
 
+/// `setreuid(ruid, euid)`; `setregid` with `gids` (ids are `uid_t`: the
+/// registers' upper halves do not count).
+pub fn setreuid(a: Args, gids: bool) -> SysResult {
+    let (r, e) = (a.0[0] as u32, a.0[1] as u32);
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    let new = if gids {
+        inner.cred.setregid(r, e)?
+    } else {
+        inner.cred.setreuid(r, e)?
+    };
+    crate::process::cred::commit_creds(&mut inner, new);
+    Ok(0)
+}
+
+/// `setresuid(ruid, euid, suid)`; `setresgid` with `gids`.
+pub fn setresuid(a: Args, gids: bool) -> SysResult {
+    let ids = [a.0[0] as u32, a.0[1] as u32, a.0[2] as u32];
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    let new = if gids {
+        inner.cred.setresgid(ids)?
+    } else {
+        inner.cred.setresuid(ids)?
+    };
+    if let Some(new) = new {
+        crate::process::cred::commit_creds(&mut inner, new);
+    }
+    Ok(0)
+}
+
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Reads the capget/capset header; an unknown version gets the preferred

@@ -682,6 +682,61 @@ fn for_each_pte<O: MemoryOps>(
     }
 }
 
+/// Moves the present PTEs of `[start, end)` to the same offsets from
+/// `to` (the page-table half of mremap, Linux `move_page_tables`): each
+/// frame keeps its reference, its COW state and its rights. The new range
+/// must be empty. Returns the number of PTEs moved: if not 0, flush the
+/// TLB before the old range is used again, then free the old range's
+/// tables (unmapping it). On `OutOfMemory` (a table for the new range) the
+/// pages moved so far stay at their new place.
+pub fn move_page_range(
+    ops: &mut impl MemoryOps,
+    root: TablePage,
+    start: u64,
+    end: u64,
+    to: u64,
+) -> Result<u64, OutOfMemory> {
+    let Some((start, end)) = user_range(start, end) else {
+        return Ok(0);
+    };
+    if to.checked_add(end - start).is_none_or(|top| top > USER_END) {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for page in (start..end).step_by(PAGE_SIZE as usize) {
+        let Some((table, i)) = present_pte(ops, root, page) else {
+            continue;
+        };
+        let entry = ops.table(table)[i];
+        let (new_table, j) = match walk(ops, root, to + (page - start), true) {
+            Walk::Slot(table, j) => (table, j),
+            Walk::OutOfMemory => return Err(OutOfMemory),
+            Walk::NoTable | Walk::Huge => continue,
+        };
+        debug_assert_eq!(ops.table(new_table)[j] & flags::PRESENT, 0);
+        ops.table(new_table)[j] = entry;
+        ops.table(table)[i] = 0;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+/// Which pages of `[start, end)` are present (bit `i` of the result for
+/// page `i`; at most 64 pages): `mincore`'s answer for memory without a
+/// backing store.
+pub fn present_pages(ops: &mut impl MemoryOps, root: TablePage, start: u64, end: u64) -> u64 {
+    let mut bits = 0;
+    let Some((start, end)) = user_range(start, end.min(start.saturating_add(64 * PAGE_SIZE))) else {
+        return 0;
+    };
+    for page in (start..end).step_by(PAGE_SIZE as usize) {
+        if present_pte(ops, root, page).is_some() {
+            bits |= 1 << ((page - start) / PAGE_SIZE);
+        }
+    }
+    bits
+}
+
 /// Maps zeroed frames with the rights `prot` at every unmapped page of
 /// `[start, end)` (widened to pages, clipped to user space), for stacks,
 /// ELF segments and shared anonymous areas. Pages already mapped are kept.

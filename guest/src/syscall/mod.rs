@@ -437,8 +437,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::BIND | nr::LISTEN | nr::SHUTDOWN | nr::GETSOCKNAME | nr::GETPEERNAME => {
             socket::by_socket_fd(a)
         }
-        nr::SETSOCKOPT => socket::setsockopt(a),
-        nr::GETSOCKOPT => socket::getsockopt(a),
+        nr::SETSOCKOPT | nr::GETSOCKOPT => socket::sockopt(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

@@ -145,18 +145,21 @@ pub fn connect(a: Args) -> SysResult {
     Err(ENOTSOCK)
 }
 
-/// bind, listen, shutdown, getsockname, getpeername: the socket first.
+/// bind, listen, shutdown, getsockname, getpeername: the socket first
+/// (the address of bind is read only once the socket is found).
 pub fn by_socket_fd(a: Args) -> SysResult {
     sockfd_lookup(a.0[0])
 }
 
-/// `accept4(fd, addr, addrlen, flags)` (`accept` has flags 0).
+/// `accept4(fd, addr, addrlen, flags)` (`accept` has flags 0): the
+/// descriptor, then the flags (`__sys_accept4_file`), then the socket.
 pub fn accept4(a: Args) -> SysResult {
+    fdget(a.0[0])?;
     let flags = a.0[3] as i32;
     if flags & !(SOCK_CLOEXEC | O_NONBLOCK as i32) != 0 {
         return Err(EINVAL);
     }
-    sockfd_lookup(a.0[0])
+    Err(ENOTSOCK)
 }
 
 /// `sendto` / `recvfrom(fd, buf, len, flags, addr, addrlen)`: the buffer
@@ -174,15 +177,8 @@ pub fn sendmsg_recvmsg(a: Args) -> SysResult {
     sockfd_lookup(a.0[0])
 }
 
-/// `setsockopt(fd, level, name, value, len)`: a negative length first.
-pub fn setsockopt(a: Args) -> SysResult {
-    if (a.0[4] as i32) < 0 {
-        return Err(EINVAL);
-    }
-    sockfd_lookup(a.0[0])
-}
-
-/// `getsockopt(fd, level, name, value, len)`.
-pub fn getsockopt(a: Args) -> SysResult {
+/// `setsockopt` / `getsockopt(fd, level, name, value, len)`: the socket
+/// first; the length is the protocol's business (`do_sock_setsockopt`).
+pub fn sockopt(a: Args) -> SysResult {
     sockfd_lookup(a.0[0])
 }

@@ -223,6 +223,22 @@ const SCENARIOS: &[&str] = &[
     "pipe-nonblock-eof",
     "pipe2-bad-flags",
     "pipe-fionbio",
+    "setresuid-transitions",
+    "setreuid-saved-id",
+    "setresgid-setregid",
+    "setresuid-capabilities",
+    "madvise-dontneed-anon",
+    "madvise-dontneed-file",
+    "madvise-errors",
+    "madvise-dontfork",
+    "mremap-shrink-grow-move",
+    "mremap-fixed-and-cow",
+    "mremap-errors",
+    "mincore-residency",
+    "msync-checks",
+    "mlock-limits",
+    "socket-create-errors",
+    "socket-calls-on-non-sockets",
 ];
 
 struct Run {

@@ -117,6 +117,9 @@ topics! {
     affinity,
     clocks,
     pipes,
+    setids,
+    vmcalls,
+    sockets,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

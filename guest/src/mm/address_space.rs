@@ -604,7 +604,8 @@ impl AddressSpace {
     /// Faults in every page of `[start, end)` the area allows, for writing
     /// where a private area is writable (breaking COW shares), as Linux's
     /// `populate_vma_page_range` does for mlock. Pages past a file's end
-    /// and PROT_NONE areas are skipped; ENOMEM if memory runs out.
+    /// and PROT_NONE areas are skipped; ENOMEM if memory runs out, EINTR
+    /// if the task was killed meanwhile.
     pub fn populate_range(&self, start: u64, end: u64) -> Result<(), i32> {
         for area in self.areas_in(start, end) {
             if !area.prot.allows_read() && !area.prot.allows_write() {
@@ -618,6 +619,10 @@ impl AddressSpace {
                 });
                 if present {
                     continue;
+                }
+                // A killed task stops here (Linux: `fatal_signal_pending`).
+                if crate::sched::current().fatal_status().is_some() {
+                    return Err(crate::errno::EINTR);
                 }
                 let access = Access {
                     write,
@@ -661,10 +666,13 @@ impl AddressSpace {
             if inner.vmas.len() as u64 >= max_map_count() || !heap_has_room_for_areas(2) {
                 return Err(ENOMEM);
             }
-            let moved = with_memory(|memory| cow::move_page_range(memory, self.root, start, end, to));
+            let moved =
+                with_memory(|memory| cow::move_page_range(memory, self.root, start, end, to));
             if moved.is_err() {
                 // Back where they were: their tables still exist.
-                let back = with_memory(|memory| cow::move_page_range(memory, self.root, to, to + len, start));
+                let back = with_memory(|memory| {
+                    cow::move_page_range(memory, self.root, to, to + len, start)
+                });
                 debug_assert!(back.is_ok());
                 drop(inner);
                 self.flush_if_current();
@@ -696,7 +704,8 @@ impl AddressSpace {
         let area = {
             let inner = self.inner.lock();
             let vma = inner.vmas.find(old_end - 1).ok_or(ENOMEM)?;
-            let mut area = Vma::new(old_end, new_end, vma.prot, vma.flags).map_err(|e| e.errno())?;
+            let mut area =
+                Vma::new(old_end, new_end, vma.prot, vma.flags).map_err(|e| e.errno())?;
             if let Some(file) = &vma.file {
                 area = area.with_file(file.inode.clone(), file.pgoff + vma.pages());
             }
@@ -705,19 +714,21 @@ impl AddressSpace {
         let populate = area.is_shared() && area.file.is_none();
         let prot = area.prot;
         self.map_area(area)?;
-        while populate {
+        if !populate {
+            return Ok(());
+        }
+        loop {
             let populated =
                 with_memory(|memory| cow::populate(memory, self.root, old_end, new_end, prot));
             self.sync_if_active();
             if populated.is_ok() {
-                break;
+                return Ok(());
             }
             if crate::process::oom::out_of_memory() == OomOutcome::CurrentKilled {
                 self.remove_range(old_end, new_end);
                 return Err(ENOMEM);
             }
         }
-        Ok(())
     }
 
     /// Changes the rights of `[start, end)` (Linux `mprotect`).

@@ -231,7 +231,11 @@ impl Cred {
             self.id_arg(ids[2], true)?,
         ];
         let current = [self.uid, self.euid, self.suid];
-        if [r, e, s].iter().zip(current).all(|(id, old)| id.is_none_or(|id| id == old)) {
+        if [r, e, s]
+            .iter()
+            .zip(current)
+            .all(|(id, old)| id.is_none_or(|id| id == old))
+        {
             return Ok(None);
         }
         let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));
@@ -254,7 +258,11 @@ impl Cred {
             self.id_arg(ids[2], false)?,
         ];
         let current = [self.gid, self.egid, self.sgid];
-        if [r, e, s].iter().zip(current).all(|(id, old)| id.is_none_or(|id| id == old)) {
+        if [r, e, s]
+            .iter()
+            .zip(current)
+            .all(|(id, old)| id.is_none_or(|id| id == old))
+        {
             return Ok(None);
         }
         let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));

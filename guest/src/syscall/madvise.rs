@@ -68,7 +68,7 @@ pub fn madvise(a: Args) -> SysResult {
             | MADV_COLD
             | MADV_PAGEOUT
     );
-    if !known || start % PAGE_SIZE != 0 {
+    if !known || !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     let len = len_in.checked_next_multiple_of(PAGE_SIZE).ok_or(EINVAL)?;
@@ -127,7 +127,7 @@ const MINCORE_BATCH: u64 = 64;
 /// are written), as on Linux.
 pub fn mincore(a: Args) -> SysResult {
     let [start, len, vec, ..] = a.0;
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     if !user_range_ok(start, len) {
@@ -193,7 +193,7 @@ pub fn msync(a: Args) -> SysResult {
     let [start, len, flags, ..] = a.0;
     let flags = flags as u32 as u64;
     if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
-        || start % PAGE_SIZE != 0
+        || !start.is_multiple_of(PAGE_SIZE)
         || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
     {
         return Err(EINVAL);

@@ -8,7 +8,7 @@
 use forkvm_abi::PAGE_SIZE;
 
 use super::{current_mm, Args, SysResult};
-use crate::errno::{EINVAL, ENOMEM, EPERM};
+use crate::errno::{EAGAIN, EINVAL, ENOMEM, EPERM};
 use crate::mm::address_space::AddressSpace;
 use crate::mm::vma::{VmaFlags, TASK_SIZE};
 use crate::sched;
@@ -108,7 +108,15 @@ fn do_mlock(start: u64, len: u64, on_fault: bool) -> SysResult {
     }
     apply_lock(&mm, start, end, true)?;
     if !on_fault {
-        mm.populate_range(start, end.min(TASK_SIZE))?;
+        // Out of memory while populating is EAGAIN (Linux
+        // `__mlock_posix_error_return`).
+        mm.populate_range(start, end.min(TASK_SIZE)).map_err(|e| {
+            if e == ENOMEM {
+                EAGAIN
+            } else {
+                e
+            }
+        })?;
     }
     Ok(0)
 }
@@ -150,8 +158,10 @@ pub fn mlockall(a: Args) -> SysResult {
     mm.inner.lock().lock_future = flags & MCL_FUTURE != 0;
     if flags & MCL_CURRENT != 0 {
         mm.update_flags(0, TASK_SIZE, VmaFlags::LOCKED, VmaFlags::PRIVATE)?;
+        // Best effort, as Linux's `mm_populate` here: the areas are
+        // locked whatever it manages.
         if flags & MCL_ONFAULT == 0 {
-            mm.populate_range(0, TASK_SIZE)?;
+            let _ = mm.populate_range(0, TASK_SIZE);
         }
     }
     Ok(0)

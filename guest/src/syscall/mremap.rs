@@ -28,9 +28,8 @@ pub fn mremap(a: Args) -> SysResult {
     let [addr, old_len, new_len, flags, new_addr, ..] = a.0;
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
         || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
-        || (flags & MREMAP_DONTUNMAP != 0
-            && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len))
-        || addr % PAGE_SIZE != 0
+        || (flags & MREMAP_DONTUNMAP != 0 && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len))
+        || !addr.is_multiple_of(PAGE_SIZE)
     {
         return Err(EINVAL);
     }
@@ -50,7 +49,8 @@ pub fn mremap(a: Args) -> SysResult {
     }
     if old_len >= new_len {
         if old_len > new_len {
-            mm.unmap(addr + new_len, addr.saturating_add(old_len))?;
+            let tail = addr.checked_add(new_len).ok_or(EINVAL)?;
+            mm.unmap(tail, addr.saturating_add(old_len))?;
         }
         return Ok(addr);
     }
@@ -82,7 +82,8 @@ fn mremap_to(
     new_len: u64,
     flags: u64,
 ) -> SysResult {
-    if new_addr % PAGE_SIZE != 0 || new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
+    if !new_addr.is_multiple_of(PAGE_SIZE) || new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len
+    {
         return Err(EINVAL);
     }
     // The old and new ranges may not overlap.
@@ -93,7 +94,8 @@ fn mremap_to(
         mm.unmap(new_addr, new_addr + new_len)?;
     }
     if old_len > new_len {
-        mm.unmap(addr + new_len, addr.saturating_add(old_len))?;
+        let tail = addr.checked_add(new_len).ok_or(EINVAL)?;
+        mm.unmap(tail, addr.saturating_add(old_len))?;
         old_len = new_len;
     }
     let vma = area_to_resize(mm, addr, old_len, new_len)?;

@@ -726,7 +726,8 @@ pub fn move_page_range(
 /// backing store.
 pub fn present_pages(ops: &mut impl MemoryOps, root: TablePage, start: u64, end: u64) -> u64 {
     let mut bits = 0;
-    let Some((start, end)) = user_range(start, end.min(start.saturating_add(64 * PAGE_SIZE))) else {
+    let Some((start, end)) = user_range(start, end.min(start.saturating_add(64 * PAGE_SIZE)))
+    else {
         return 0;
     };
     for page in (start..end).step_by(PAGE_SIZE as usize) {
@@ -1791,6 +1792,50 @@ mod tests {
         assert_eq!(result, FaultResult::Oom);
         assert_eq!(mem.pte(ROOT, 0x40_0000), before);
         assert_eq!(mem.refcount_at(ROOT, 0x40_0000), 2);
+    }
+
+    #[test]
+    fn move_page_range_keeps_frames_and_cow() {
+        let mut mem = FakeMemory::new();
+        populate(&mut mem, ROOT, 0x10_0000, 0x10_3000, RW).unwrap();
+        write_bytes(&mut mem, ROOT, 0x10_1000, &[42]).unwrap();
+        // Share the pages with a child: they become COW on both sides.
+        let child = mem.new_root();
+        copy_page_range(&mut mem, ROOT, child, &private(0x10_0000, 0x10_3000, RW)).unwrap();
+        let frame = mem.pte(ROOT, 0x10_1000).unwrap() & ADDRESS_MASK;
+        let before = mem.outstanding();
+        // Across a 2 MiB boundary: the target needs two new PTs.
+        let moved = move_page_range(&mut mem, ROOT, 0x10_0000, 0x10_3000, 0x5f_f000).unwrap();
+        assert_eq!(moved, 3);
+        assert_eq!(mem.pte(ROOT, 0x10_1000), None);
+        let entry = mem.pte(ROOT, 0x60_0000).unwrap();
+        assert_eq!(entry & ADDRESS_MASK, frame, "the same frame, not a copy");
+        assert_ne!(entry & PTE_COW, 0, "still copy-on-write");
+        assert_eq!(mem.refcount_at(ROOT, 0x60_0000), 2);
+        assert_eq!(mem.byte_at(ROOT, 0x60_0000), 42);
+        assert_eq!(
+            mem.outstanding(),
+            before + 2,
+            "two new tables, no new frame"
+        );
+        // The old range's emptied tables go with an unmap, no page with it.
+        let stats = unmap_range(&mut mem, ROOT, 0x10_0000, 0x10_3000);
+        assert_eq!(stats.pages_unmapped, 0);
+        assert_eq!(stats.tables_freed, 1);
+        // A write in the moved range copies, leaving the child's page alone.
+        let vma = private(0x5f_f000, 0x60_2000, RW);
+        let result = handle_fault(&mut mem, ROOT, 0x60_0000, WRITE, Some(&vma));
+        assert_eq!(result, FaultResult::Copied);
+        assert_eq!(mem.refcount_at(child, 0x10_1000), 1);
+    }
+
+    #[test]
+    fn present_pages_reports_mapped_pages() {
+        let mut mem = FakeMemory::new();
+        populate(&mut mem, ROOT, 0x20_1000, 0x20_2000, RW).unwrap();
+        populate(&mut mem, ROOT, 0x20_3000, 0x20_4000, RW).unwrap();
+        assert_eq!(present_pages(&mut mem, ROOT, 0x20_0000, 0x20_5000), 0b1010);
+        assert_eq!(present_pages(&mut mem, ROOT, 0x4000_0000, 0x4000_2000), 0);
     }
 
     #[test]

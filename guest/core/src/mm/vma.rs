@@ -434,7 +434,10 @@ impl VmaSet {
             return self.clone();
         }
         let mut child = VmaSet::new();
-        for vma in self.iter().filter(|vma| !vma.flags.contains(VmaFlags::DONTCOPY)) {
+        for vma in self
+            .iter()
+            .filter(|vma| !vma.flags.contains(VmaFlags::DONTCOPY))
+        {
             let vma = Vma {
                 flags: vma.flags.without(VmaFlags::LOCKED),
                 ..vma.clone()
@@ -449,10 +452,22 @@ impl VmaSet {
     /// Moves the area piece `[start, end)` (within one area) to `to`, a
     /// free range (mremap's `move_vma`); with `keep_old`, the old range
     /// stays mapped, empty (MREMAP_DONTUNMAP). The file offset moves along.
-    pub fn move_range(&mut self, start: u64, end: u64, to: u64, keep_old: bool) -> Result<(), VmaError> {
+    pub fn move_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        to: u64,
+        keep_old: bool,
+    ) -> Result<(), VmaError> {
         check_range(start, end)?;
-        check_range(to, to.checked_add(end - start).ok_or(VmaError::InvalidRange)?)?;
-        let vma = self.find(start).filter(|vma| vma.end >= end).ok_or(VmaError::NotMapped)?;
+        check_range(
+            to,
+            to.checked_add(end - start).ok_or(VmaError::InvalidRange)?,
+        )?;
+        let vma = self
+            .find(start)
+            .filter(|vma| vma.end >= end)
+            .ok_or(VmaError::NotMapped)?;
         let piece = vma.with_range(start, end);
         if !keep_old {
             self.unmap(start, end)?;
@@ -580,6 +595,74 @@ mod tests {
         assert!(Prot::WRITE.allows_read() && Prot::WRITE.allows_write());
         assert!(!Prot::NONE.allows_read());
         assert!(RW.contains(Prot::READ) && !Prot::READ.contains(RW));
+    }
+
+    #[test]
+    fn update_flags_splits_merges_and_reports_holes() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x5000, RW, ANON).unwrap())
+            .unwrap();
+        set.insert(Vma::new(0x6000, 0x7000, RW, ANON).unwrap())
+            .unwrap();
+        let (changed, hole) = set
+            .update_flags(0x2000, 0x3000, VmaFlags::DONTCOPY, VmaFlags::PRIVATE)
+            .unwrap();
+        assert_eq!(changed.len(), 1);
+        assert!(!hole);
+        assert_eq!(set.len(), 4);
+        assert!(set.find(0x2000).unwrap().flags.contains(VmaFlags::DONTCOPY));
+        // Clearing it merges the three pieces back; the gap is reported.
+        let (_, hole) = set
+            .update_flags(0x1000, 0x7000, VmaFlags::PRIVATE, VmaFlags::DONTCOPY)
+            .unwrap();
+        assert!(hole);
+        assert_eq!(set.len(), 2);
+        // Nothing to change: nothing changed.
+        let (changed, _) = set
+            .update_flags(0x1000, 0x5000, VmaFlags::PRIVATE, VmaFlags::LOCKED)
+            .unwrap();
+        assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn for_fork_drops_dontcopy_and_unlocks() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x4000, RW, ANON).unwrap())
+            .unwrap();
+        set.update_flags(0x1000, 0x2000, VmaFlags::DONTCOPY, VmaFlags::PRIVATE)
+            .unwrap();
+        set.update_flags(0x2000, 0x3000, VmaFlags::LOCKED, VmaFlags::PRIVATE)
+            .unwrap();
+        let child = set.for_fork();
+        assert!(child.find(0x1000).is_none());
+        // The unlocked middle merges with the last page.
+        let area = child.find(0x2000).unwrap();
+        assert_eq!((area.start, area.end, area.flags), (0x2000, 0x4000, ANON));
+        assert_eq!(set.len(), 3, "the parent keeps its areas");
+    }
+
+    #[test]
+    fn move_range_carries_the_area() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x4000, RW, ANON).unwrap())
+            .unwrap();
+        set.move_range(0x2000, 0x3000, 0x10_0000, false).unwrap();
+        assert!(set.find(0x2000).is_none());
+        assert!(set.find(0x1000).is_some() && set.find(0x3000).is_some());
+        assert_eq!(set.find(0x10_0000).unwrap().end, 0x10_1000);
+        set.move_range(0x1000, 0x2000, 0x20_0000, true).unwrap();
+        assert!(
+            set.find(0x1000).is_some(),
+            "MREMAP_DONTUNMAP keeps the old range"
+        );
+        assert_eq!(
+            set.move_range(0x5000, 0x6000, 0x30_0000, false),
+            Err(VmaError::NotMapped)
+        );
+        assert_eq!(
+            set.move_range(0x3000, 0x4000, 0x10_0000, false),
+            Err(VmaError::Overlap)
+        );
     }
 
     #[test]

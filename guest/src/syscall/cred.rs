@@ -153,6 +153,24 @@ pub fn setresuid(a: Args, gids: bool) -> SysResult {
     Ok(0)
 }
 
+/// `setfsuid(fsuid)`; `setfsgid` with `gids`: returns the old id as the
+/// caller's namespace sees it, changed or not (never an errno).
+pub fn setfsuid(a: Args, gids: bool) -> SysResult {
+    let id = a.0[0] as u32;
+    let task = sched::current();
+    let mut inner = task.inner.lock();
+    let cred = &inner.cred;
+    let (old, new) = if gids {
+        (cred.gid_seen(cred.fsgid), cred.setfsgid(id))
+    } else {
+        (cred.uid_seen(cred.fsuid), cred.setfsuid(id))
+    };
+    if let Some(new) = new {
+        crate::process::cred::commit_creds(&mut inner, new);
+    }
+    Ok(u64::from(old))
+}
+
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Reads the capget/capset header; an unknown version gets the preferred

@@ -196,6 +196,8 @@ pub mod nr {
     pub const SETREGID: u64 = 114;
     pub const SETRESUID: u64 = 117;
     pub const SETRESGID: u64 = 119;
+    pub const SETFSUID: u64 = 122;
+    pub const SETFSGID: u64 = 123;
     // Memory (syscall/mremap.rs, madvise.rs, mlock.rs).
     pub const MREMAP: u64 = 25;
     pub const MSYNC: u64 = 26;
@@ -418,6 +420,8 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::SETREGID => cred::setreuid(a, true),
         nr::SETRESUID => cred::setresuid(a, false),
         nr::SETRESGID => cred::setresuid(a, true),
+        nr::SETFSUID => cred::setfsuid(a, false),
+        nr::SETFSGID => cred::setfsuid(a, true),
         nr::MREMAP => mremap::mremap(a),
         nr::MSYNC => madvise::msync(a),
         nr::MINCORE => madvise::mincore(a),

@@ -227,6 +227,8 @@ const SCENARIOS: &[&str] = &[
     "setreuid-saved-id",
     "setresgid-setregid",
     "setresuid-capabilities",
+    "setfsuid-file-access",
+    "exec-resets-saved-ids",
     "madvise-dontneed-anon",
     "madvise-dontneed-file",
     "madvise-errors",

@@ -5,7 +5,7 @@
 //! scenario runs in a forked child, which may drop privilege for good.
 
 use forkvm_user::cred;
-use forkvm_user::syscall::check;
+use forkvm_user::syscall::{check, syscall1};
 
 use super::*;
 
@@ -14,7 +14,13 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("setreuid-saved-id", setreuid_saved_id),
     ("setresgid-setregid", setresgid_setregid),
     ("setresuid-capabilities", setresuid_capabilities),
+    ("setfsuid-file-access", setfsuid_file_access),
+    ("exec-resets-saved-ids", exec_resets_saved_ids),
 ];
+
+/// The helper `exec-resets-saved-ids` executes: exit 0 if the saved and
+/// file-system ids are the effective ones.
+pub const EXEC_IDS_CHECK: &CStr = c"exec-saved-ids-are-effective";
 
 const SETREUID: usize = 113;
 const SETREGID: usize = 114;
@@ -22,6 +28,12 @@ const SETRESUID: usize = 117;
 const GETRESUID: usize = 118;
 const SETRESGID: usize = 119;
 const GETRESGID: usize = 120;
+const SETFSUID: usize = 122;
+const SETFSGID: usize = 123;
+const OPEN: usize = 2;
+const UNLINK: usize = 87;
+const CAP_CHOWN: u64 = 1 << 0;
+const CAP_DAC_OVERRIDE: u64 = 1 << 1;
 /// -1: leave this id as it is.
 const KEEP: u32 = u32::MAX;
 const ALL_CAPS: u64 = (1 << 41) - 1;
@@ -171,4 +183,87 @@ fn setresuid_capabilities(_: &Ctx) -> Outcome {
         expect("euid 0 unprivileged", set3(SETRESUID, [KEEP, 0, KEEP]), Err(Errno::EPERM))?;
         Ok(())
     })
+}
+
+/// `setfsuid`/`setfsgid`: the old id, whatever happens (never an errno).
+fn setfs(n: usize, id: u32) -> usize {
+    // SAFETY: takes no pointer.
+    unsafe { syscall1(n, id as usize) as usize }
+}
+
+/// `open(path, flags, mode)`.
+fn open(path: &[u8], flags: usize, mode: usize) -> Result<Fd, Errno> {
+    // SAFETY: `path` is NUL-terminated.
+    let fd = check(unsafe { syscall3(OPEN, path.as_ptr() as usize, flags, mode) })?;
+    Ok(Fd(fd as i32))
+}
+
+/// The file-system uid decides file access: root with fsuid 1000 cannot
+/// read root's private file (the fsuid left root and took the
+/// file-system capabilities with it), and reads it again with fsuid 0.
+/// Without CAP_SETUID only one of the four uids is taken; the call
+/// always returns the old fsuid (-1, never mapped, only asks).
+fn setfsuid_file_access(_: &Ctx) -> Outcome {
+    in_child("setfsuid", || {
+        let mut path = *b"/tmp/proctest-setfsuid-0000000000\0";
+        let mut pid = getpid();
+        for digit in path[23..33].iter_mut().rev() {
+            *digit = b'0' + (pid % 10) as u8;
+            pid /= 10;
+        }
+        const O_RDONLY: usize = 0;
+        const O_CREAT_EXCL_WRONLY: usize = 0o100 | 0o200 | 0o1;
+        drop(open(&path, O_CREAT_EXCL_WRONLY, 0o600).ctx("create")?);
+        let result = (|| {
+            ensure!(setfs(SETFSUID, 1000) == 0, "setfsuid(1000) did not return 0");
+            ensure!(setfs(SETFSUID, KEEP) == 1000, "fsuid is not 1000");
+            let caps = cred::capget(0).ctx("capget")?;
+            ensure!(
+                caps.effective & (CAP_CHOWN | CAP_DAC_OVERRIDE) == 0,
+                "file-system capabilities kept: {:#x}",
+                caps.effective
+            );
+            expect_ids("uids with fsuid 1000", GETRESUID, [0, 0, 0])?;
+            let got = open(&path, O_RDONLY, 0).map(drop);
+            expect("open with fsuid 1000", got, Err(Errno::EACCES))?;
+            ensure!(setfs(SETFSUID, 0) == 1000, "setfsuid(0) did not return 1000");
+            let got = open(&path, O_RDONLY, 0).map(drop);
+            expect("open with fsuid 0", got, Ok(()))?;
+            ensure!(setfs(SETFSGID, 77) == 0, "setfsgid(77) did not return 0");
+            ensure!(setfs(SETFSGID, KEEP) == 77, "fsgid is not 77");
+            expect("drop root", set3(SETRESUID, [1000, 1000, 1000]), Ok(()))?;
+            ensure!(setfs(SETFSUID, KEEP) == 1000, "setresuid did not set the fsuid");
+            ensure!(setfs(SETFSUID, 2000) == 1000, "setfsuid(2000) unprivileged");
+            ensure!(setfs(SETFSUID, KEEP) == 1000, "setfsuid(2000) took effect");
+            ensure!(setfs(SETFSGID, 99) == 77, "setfsgid(99) unprivileged");
+            ensure!(setfs(SETFSGID, KEEP) == 77, "setfsgid(99) took effect");
+            Ok(())
+        })();
+        // SAFETY: `path` is NUL-terminated.
+        let _ = unsafe { syscall1(UNLINK, path.as_ptr() as usize) };
+        result
+    })
+}
+
+/// execve makes the saved and file-system ids the effective ones: a
+/// program run with saved uid 0 cannot get root back.
+fn exec_resets_saved_ids(ctx: &Ctx) -> Outcome {
+    let argv0 = ctx.argv0.ok_or_else(|| msg!("no argv[0]"))?;
+    let child = Child::spawn(|| {
+        if set3(SETRESGID, [50, 50, 0]).is_err() || set3(SETRESUID, [1000, 1000, 0]).is_err() {
+            return 93;
+        }
+        setfs(SETFSUID, 0);
+        exec_self_helper(argv0, EXEC_IDS_CHECK)
+    })?;
+    expect_exit("the exec'd helper", child.wait()?, 0)
+}
+
+/// The [`EXEC_IDS_CHECK`] helper's exit status.
+pub fn exec_ids_check() -> i32 {
+    let uids = get3(GETRESUID).ok() == Some([1000; 3]);
+    let gids = get3(GETRESGID).ok() == Some([50; 3]);
+    let fsuid = setfs(SETFSUID, KEEP) == 1000;
+    let fsgid = setfs(SETFSGID, KEEP) == 50;
+    i32::from(!uids) | i32::from(!gids) << 1 | i32::from(!fsuid) << 2 | i32::from(!fsgid) << 3
 }

@@ -666,6 +666,12 @@ impl AddressSpace {
             if inner.vmas.len() as u64 >= max_map_count() || !heap_has_room_for_areas(2) {
                 return Err(ENOMEM);
             }
+            // The area move below must not fail once the pages have moved.
+            let target_taken = inner.vmas.find_intersecting(to, to + len).next().is_some();
+            let source_whole = inner.vmas.find(start).is_some_and(|vma| vma.end >= end);
+            if target_taken || !source_whole {
+                return Err(crate::errno::EINVAL);
+            }
             let moved =
                 with_memory(|memory| cow::move_page_range(memory, self.root, start, end, to));
             if moved.is_err() {

@@ -22,7 +22,7 @@ const MCL_FUTURE: u64 = 2;
 const MCL_ONFAULT: u64 = 4;
 
 /// RLIMIT_MEMLOCK in bytes, and whether the caller has CAP_IPC_LOCK.
-fn lock_limit() -> (u64, bool) {
+pub(super) fn lock_limit() -> (u64, bool) {
     let task = sched::current();
     let limit = task.thread_group().rlimits().0[RLIMIT_MEMLOCK].cur;
     let capable = task.inner.lock().cred.capable(CAP_IPC_LOCK);

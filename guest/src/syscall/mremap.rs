@@ -9,15 +9,10 @@ use super::{current_mm, Args, SysResult};
 use crate::errno::{EAGAIN, EFAULT, EINVAL, ENOMEM};
 use crate::mm::address_space::AddressSpace;
 use crate::mm::vma::{Vma, VmaFlags, TASK_SIZE};
-use crate::sched;
 
 const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 const MREMAP_DONTUNMAP: u64 = 4;
-
-/// Linux `CAP_IPC_LOCK` and `RLIMIT_MEMLOCK`: growing a locked area counts.
-const CAP_IPC_LOCK: u32 = 14;
-const RLIMIT_MEMLOCK: usize = 8;
 
 /// `PAGE_ALIGN`: wraps to 0 past the top, as Linux's does.
 fn page_align(len: u64) -> u64 {
@@ -126,10 +121,9 @@ fn area_to_resize(mm: &AddressSpace, addr: u64, old_len: u64, new_len: u64) -> R
         return Err(EFAULT);
     }
     if new_len > old_len && vma.flags.contains(VmaFlags::LOCKED) {
-        let task = sched::current();
-        let limit = task.thread_group().rlimits().0[RLIMIT_MEMLOCK].cur / PAGE_SIZE;
+        let (limit, capable) = super::mlock::lock_limit();
         let locked = mm.locked_pages() + (new_len - old_len) / PAGE_SIZE;
-        if locked > limit && !task.inner.lock().cred.capable(CAP_IPC_LOCK) {
+        if locked > limit / PAGE_SIZE && !capable {
             return Err(EAGAIN);
         }
     }

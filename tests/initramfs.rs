@@ -963,7 +963,7 @@ fn trinity_fuzzes_as_nobody_and_the_kernel_lives() {
     let archive = scratch("trinity.cpio", &a.finish());
     let calls = 3000;
     // busybox `su` as root asks for no password. No socket fds: the guest
-    // has no sockets (ENOSYS), and trinity retries making its socket pool
+    // has no sockets (EAFNOSUPPORT), and trinity retries making its socket pool
     // without end when every socket() fails.
     let script = format!(
         "/bin/busybox su -s /bin/sh nobody -c 'cd /tmp && /usr/bin/trinity -N {calls} -s 7 \

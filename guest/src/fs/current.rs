@@ -15,8 +15,7 @@ pub fn current_fs() -> Arc<Mutex<FsStruct>> {
     sched::current().fs_struct()
 }
 
-/// What the current task's credentials allow (its effective ids stand in
-/// for the file-system ids, which this kernel does not keep apart).
+/// What the current task's credentials allow (its file-system ids).
 pub fn current_access() -> Access {
     let cred = sched::current().cred();
     let owner_mapped: OwnerMapped = if cred.user_ns.level == 0 {
@@ -28,8 +27,8 @@ pub fn current_access() -> Access {
         }))
     };
     Access {
-        fsuid: cred.euid,
-        fsgid: cred.egid,
+        fsuid: cred.fsuid,
+        fsgid: cred.fsgid,
         groups: (!cred.groups.is_empty()).then(|| cred.groups.clone()),
         caps: cred.cap_effective,
         owner_mapped,

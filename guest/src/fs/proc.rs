@@ -584,11 +584,11 @@ fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task
         uid(cred.uid),
         uid(cred.euid),
         uid(cred.suid),
-        uid(cred.euid),
+        uid(cred.fsuid),
         gid(cred.gid),
         gid(cred.egid),
         gid(cred.sgid),
-        gid(cred.egid),
+        gid(cred.fsgid),
     )
 }
 

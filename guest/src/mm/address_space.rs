@@ -184,6 +184,9 @@ pub struct MmInner {
     /// The absolute path of the program exec loaded (Linux `exe_file`):
     /// what `/proc/PID/exe` reads.
     pub exe_path: Option<Arc<[u8]>>,
+    /// `mlockall(MCL_FUTURE)`: new mappings are locked and populated
+    /// (Linux's `VM_LOCKED` in `mm->def_flags`; not inherited by fork).
+    pub lock_future: bool,
 }
 
 /// An address space.
@@ -278,6 +281,7 @@ impl AddressSpace {
                 arg_start: 0,
                 arg_end: 0,
                 exe_path: None,
+                lock_future: false,
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
             oom_reaped: core::sync::atomic::AtomicBool::new(false),
@@ -299,11 +303,13 @@ impl AddressSpace {
         }
         let child = AddressSpace::new()?;
         let inner = self.inner.lock();
+        // Without the MADV_DONTFORK areas, and unlocked.
+        let child_vmas = inner.vmas.for_fork();
         let result = with_memory(|memory| {
             let write_protected =
-                cow::dup_mmap(memory, &inner.vmas, self.root, child.root, copy_max)?;
+                cow::dup_mmap(memory, &child_vmas, self.root, child.root, copy_max)?;
             for &address in eager {
-                if inner.vmas.find(address).is_some_and(|vma| !vma.is_shared()) {
+                if child_vmas.find(address).is_some_and(|vma| !vma.is_shared()) {
                     cow::copy_page_eagerly(memory, self.root, child.root, address)?;
                 }
             }
@@ -320,7 +326,7 @@ impl AddressSpace {
         };
         {
             let mut child_inner = child.inner.lock();
-            child_inner.vmas = inner.vmas.clone();
+            child_inner.vmas = child_vmas;
             child_inner.start_brk = inner.start_brk;
             child_inner.brk = inner.brk;
             child_inner.arg_start = inner.arg_start;
@@ -539,6 +545,194 @@ impl AddressSpace {
             }
             if done {
                 return;
+            }
+        }
+    }
+
+    /// Sets the area flags `set` and clears `clear` over the mapped parts
+    /// of `[start, end)` (madvise, mlock). Returns the pieces changed and
+    /// whether part of the range was unmapped; ENOMEM if the areas it would
+    /// split are too many.
+    pub fn update_flags(
+        &self,
+        start: u64,
+        end: u64,
+        set: VmaFlags,
+        clear: VmaFlags,
+    ) -> Result<(alloc::vec::Vec<Vma>, bool), i32> {
+        let mut inner = self.inner.lock();
+        if Self::split_refused(&inner, start, end, false) {
+            return Err(ENOMEM);
+        }
+        inner
+            .vmas
+            .update_flags(start, end, set, clear)
+            .map_err(|e| e.errno())
+    }
+
+    /// The areas intersecting `[start, end)`, clipped to it.
+    pub fn areas_in(&self, start: u64, end: u64) -> alloc::vec::Vec<Vma> {
+        let inner = self.inner.lock();
+        inner
+            .vmas
+            .find_intersecting(start, end)
+            .map(|vma| {
+                let mut piece = vma.clone();
+                if let Some(file) = piece.file.as_mut() {
+                    file.pgoff += (start.max(vma.start) - vma.start) / PAGE_SIZE;
+                }
+                piece.start = vma.start.max(start);
+                piece.end = vma.end.min(end);
+                piece
+            })
+            .collect()
+    }
+
+    /// Frees the pages of `[start, end)`, keeping the area (MADV_DONTNEED,
+    /// Linux `zap_page_range_single`): the next touch faults in a zeroed
+    /// page, or the file's page again. Batched shootdown as for munmap.
+    pub fn zap_pages(&self, start: u64, end: u64) {
+        self.unmap_areas(alloc::vec![Vma {
+            start,
+            end,
+            prot: Prot::NONE,
+            flags: VmaFlags::PRIVATE,
+            file: None,
+        }]);
+    }
+
+    /// Faults in every page of `[start, end)` the area allows, for writing
+    /// where a private area is writable (breaking COW shares), as Linux's
+    /// `populate_vma_page_range` does for mlock. Pages past a file's end
+    /// and PROT_NONE areas are skipped; ENOMEM if memory runs out, EINTR
+    /// if the task was killed meanwhile.
+    pub fn populate_range(&self, start: u64, end: u64) -> Result<(), i32> {
+        for area in self.areas_in(start, end) {
+            if !area.prot.allows_read() && !area.prot.allows_write() {
+                continue;
+            }
+            let write = area.prot.allows_write() && !area.is_shared();
+            for page in (area.start..area.end).step_by(PAGE_SIZE as usize) {
+                let present = with_memory(|memory| {
+                    super::paging::translate(memory, self.root, page)
+                        .is_some_and(|pte| !write || pte & flags::WRITABLE != 0)
+                });
+                if present {
+                    continue;
+                }
+                // A killed task stops here (Linux: `fatal_signal_pending`).
+                if crate::sched::current().fatal_status().is_some() {
+                    return Err(crate::errno::EINTR);
+                }
+                let access = Access {
+                    write,
+                    user: true,
+                    present_fault: false,
+                    execute: false,
+                };
+                if self.handle_fault(page, access) == FaultResult::Oom {
+                    return Err(ENOMEM);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Pages of locked areas (Linux `mm->locked_vm`).
+    pub fn locked_pages(&self) -> u64 {
+        let inner = self.inner.lock();
+        inner
+            .vmas
+            .iter()
+            .filter(|vma| vma.flags.contains(VmaFlags::LOCKED))
+            .map(Vma::pages)
+            .sum()
+    }
+
+    /// Which of the (at most 64) pages from `start` have a frame mapped.
+    pub fn present_pages(&self, start: u64, end: u64) -> u64 {
+        with_memory(|memory| cow::present_pages(memory, self.root, start, end))
+    }
+
+    /// Moves `[start, end)`, all in one area, with its pages to the free
+    /// range at `to` (mremap's `move_vma`); with `keep_old` the old range
+    /// stays mapped and empty (MREMAP_DONTUNMAP). ENOMEM when out of areas
+    /// or table pages (then nothing has moved, or, out of table pages, the
+    /// pages moved so far go back).
+    pub fn move_range(&self, start: u64, end: u64, to: u64, keep_old: bool) -> Result<(), i32> {
+        let len = end - start;
+        {
+            let mut inner = self.inner.lock();
+            if inner.vmas.len() as u64 >= max_map_count() || !heap_has_room_for_areas(2) {
+                return Err(ENOMEM);
+            }
+            // The area move below must not fail once the pages have moved.
+            let target_taken = inner.vmas.find_intersecting(to, to + len).next().is_some();
+            let source_whole = inner.vmas.find(start).is_some_and(|vma| vma.end >= end);
+            if target_taken || !source_whole {
+                return Err(crate::errno::EINVAL);
+            }
+            let moved =
+                with_memory(|memory| cow::move_page_range(memory, self.root, start, end, to));
+            if moved.is_err() {
+                // Back where they were: their tables still exist.
+                let back = with_memory(|memory| {
+                    cow::move_page_range(memory, self.root, to, to + len, start)
+                });
+                debug_assert!(back.is_ok());
+                drop(inner);
+                self.flush_if_current();
+                return Err(ENOMEM);
+            }
+            inner
+                .vmas
+                .move_range(start, end, to, keep_old)
+                .map_err(|e| e.errno())?;
+        }
+        self.sync_if_active();
+        // The old PTEs are gone: no CPU may keep using them. Then free the
+        // old range's emptied tables (nothing else is left there).
+        self.flush_if_current();
+        self.unmap_areas(alloc::vec![Vma {
+            start,
+            end,
+            prot: Prot::NONE,
+            flags: VmaFlags::PRIVATE,
+            file: None,
+        }]);
+        Ok(())
+    }
+
+    /// Grows the area ending at `old_end` to `new_end` in place (mremap;
+    /// the caller checked the range above is free). A shared anonymous
+    /// area's new pages are populated, as mmap does for it.
+    pub fn expand(&self, old_end: u64, new_end: u64) -> Result<(), i32> {
+        let area = {
+            let inner = self.inner.lock();
+            let vma = inner.vmas.find(old_end - 1).ok_or(ENOMEM)?;
+            let mut area =
+                Vma::new(old_end, new_end, vma.prot, vma.flags).map_err(|e| e.errno())?;
+            if let Some(file) = &vma.file {
+                area = area.with_file(file.inode.clone(), file.pgoff + vma.pages());
+            }
+            area
+        };
+        let populate = area.is_shared() && area.file.is_none();
+        let prot = area.prot;
+        self.map_area(area)?;
+        if !populate {
+            return Ok(());
+        }
+        loop {
+            let populated =
+                with_memory(|memory| cow::populate(memory, self.root, old_end, new_end, prot));
+            self.sync_if_active();
+            if populated.is_ok() {
+                return Ok(());
+            }
+            if crate::process::oom::out_of_memory() == OomOutcome::CurrentKilled {
+                self.remove_range(old_end, new_end);
+                return Err(ENOMEM);
             }
         }
     }

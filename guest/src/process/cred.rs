@@ -23,6 +23,10 @@ pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
 pub const CAP_SYS_RESOURCE: u32 = 24;
 pub const CAP_SETFCAP: u32 = 31;
+/// The file-system capabilities (Linux `CAP_FS_SET`: CHOWN, DAC_OVERRIDE,
+/// DAC_READ_SEARCH, FOWNER, FSETID, LINUX_IMMUTABLE, MKNOD, MAC_OVERRIDE),
+/// which follow the fsuid in and out of root.
+pub const CAP_FS_SET: u64 = 0b1_1111 | 1 << 9 | 1 << 27 | 1 << 32;
 
 /// The identity a task acts with. Ids are kernel ids (Linux `kuid_t`):
 /// `user_ns` translates them to what the task sees.
@@ -34,6 +38,10 @@ pub struct Cred {
     pub gid: Uid,
     pub egid: Uid,
     pub sgid: Uid,
+    /// The ids file permission checks use (Linux `fsuid`, `fsgid`): the
+    /// effective ones, unless `setfsuid`/`setfsgid` set them apart.
+    pub fsuid: Uid,
+    pub fsgid: Uid,
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
@@ -55,6 +63,8 @@ impl Cred {
             gid: 0,
             egid: 0,
             sgid: 0,
+            fsuid: 0,
+            fsgid: 0,
             cap_effective: CAP_FULL_SET,
             cap_permitted: CAP_FULL_SET,
             cap_inheritable: 0,
@@ -151,6 +161,7 @@ impl Cred {
             return Err(crate::errno::EPERM);
         }
         new.euid = uid;
+        new.fsuid = uid;
         new.emulate_setxuid(self);
         Ok(new)
     }
@@ -166,7 +177,172 @@ impl Cred {
             return Err(crate::errno::EPERM);
         }
         new.egid = gid;
+        new.fsgid = gid;
         Ok(new)
+    }
+
+    /// `setreuid(ruid, euid)` (`__sys_setreuid`; -1 leaves an id as it
+    /// is): without CAP_SETUID the real uid may become the real or
+    /// effective one, the effective uid any of the three. The saved uid
+    /// follows the effective one when the real uid is set or the effective
+    /// one leaves the real one.
+    pub fn setreuid(&self, ruid: u32, euid: u32) -> Result<Cred, i32> {
+        let (kruid, keuid) = (self.id_arg(ruid, true)?, self.id_arg(euid, true)?);
+        let privileged = self.capable_in_own_ns(CAP_SETUID);
+        let mut new = self.clone();
+        if let Some(uid) = kruid {
+            if uid != self.uid && uid != self.euid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.uid = uid;
+        }
+        if let Some(uid) = keuid {
+            if uid != self.uid && uid != self.euid && uid != self.suid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.euid = uid;
+        }
+        if kruid.is_some() || keuid.is_some_and(|uid| uid != self.uid) {
+            new.suid = new.euid;
+        }
+        new.fsuid = new.euid;
+        new.emulate_setxuid(self);
+        Ok(new)
+    }
+
+    /// `setregid(rgid, egid)` (`__sys_setregid`), the same rules with
+    /// CAP_SETGID.
+    pub fn setregid(&self, rgid: u32, egid: u32) -> Result<Cred, i32> {
+        let (krgid, kegid) = (self.id_arg(rgid, false)?, self.id_arg(egid, false)?);
+        let privileged = self.capable_in_own_ns(CAP_SETGID);
+        let mut new = self.clone();
+        if let Some(gid) = krgid {
+            if gid != self.gid && gid != self.egid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.gid = gid;
+        }
+        if let Some(gid) = kegid {
+            if gid != self.gid && gid != self.egid && gid != self.sgid && !privileged {
+                return Err(crate::errno::EPERM);
+            }
+            new.egid = gid;
+        }
+        if krgid.is_some() || kegid.is_some_and(|gid| gid != self.gid) {
+            new.sgid = new.egid;
+        }
+        new.fsgid = new.egid;
+        Ok(new)
+    }
+
+    /// `setresuid(ruid, euid, suid)` (`__sys_setresuid`): without
+    /// CAP_SETUID each new id must be one of the current three. `None`:
+    /// nothing changes (a no-op commits nothing, as on Linux).
+    pub fn setresuid(&self, ids: [u32; 3]) -> Result<Option<Cred>, i32> {
+        let [r, e, s] = [
+            self.id_arg(ids[0], true)?,
+            self.id_arg(ids[1], true)?,
+            self.id_arg(ids[2], true)?,
+        ];
+        let current = [self.uid, self.euid, self.suid];
+        let unchanged = [r, e, s]
+            .iter()
+            .zip(current)
+            .all(|(id, old)| id.is_none_or(|id| id == old));
+        if unchanged && e.is_none_or(|id| id == self.fsuid) {
+            return Ok(None);
+        }
+        let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));
+        if foreign && !self.capable_in_own_ns(CAP_SETUID) {
+            return Err(crate::errno::EPERM);
+        }
+        let mut new = self.clone();
+        new.uid = r.unwrap_or(self.uid);
+        new.euid = e.unwrap_or(self.euid);
+        new.suid = s.unwrap_or(self.suid);
+        new.fsuid = new.euid;
+        new.emulate_setxuid(self);
+        Ok(Some(new))
+    }
+
+    /// `setresgid(rgid, egid, sgid)` (`__sys_setresgid`), with CAP_SETGID.
+    pub fn setresgid(&self, ids: [u32; 3]) -> Result<Option<Cred>, i32> {
+        let [r, e, s] = [
+            self.id_arg(ids[0], false)?,
+            self.id_arg(ids[1], false)?,
+            self.id_arg(ids[2], false)?,
+        ];
+        let current = [self.gid, self.egid, self.sgid];
+        let unchanged = [r, e, s]
+            .iter()
+            .zip(current)
+            .all(|(id, old)| id.is_none_or(|id| id == old));
+        if unchanged && e.is_none_or(|id| id == self.fsgid) {
+            return Ok(None);
+        }
+        let foreign = [r, e, s].iter().flatten().any(|id| !current.contains(id));
+        if foreign && !self.capable_in_own_ns(CAP_SETGID) {
+            return Err(crate::errno::EPERM);
+        }
+        let mut new = self.clone();
+        new.gid = r.unwrap_or(self.gid);
+        new.egid = e.unwrap_or(self.egid);
+        new.sgid = s.unwrap_or(self.sgid);
+        new.fsgid = new.egid;
+        Ok(Some(new))
+    }
+
+    /// `setfsuid(fsuid)` (`__sys_setfsuid`): the new credentials, if the
+    /// id is mapped, differs from the current fsuid and is one of the four
+    /// uids or the caller has CAP_SETUID; the call itself only ever
+    /// returns the old fsuid. The fsuid leaving root drops the file-system
+    /// capabilities from the effective set, coming back raises them from
+    /// the permitted one (Linux `cap_task_fix_setuid`, LSM_SETID_FS).
+    pub fn setfsuid(&self, id: u32) -> Option<Cred> {
+        let uid = self.make_kuid(id)?;
+        let allowed = [self.uid, self.euid, self.suid, self.fsuid].contains(&uid)
+            || self.capable_in_own_ns(CAP_SETUID);
+        if !allowed || uid == self.fsuid {
+            return None;
+        }
+        let mut new = self.clone();
+        new.fsuid = uid;
+        let root = self.make_kuid(0);
+        if Some(self.fsuid) == root && Some(uid) != root {
+            new.cap_effective &= !CAP_FS_SET;
+        } else if Some(self.fsuid) != root && Some(uid) == root {
+            new.cap_effective |= new.cap_permitted & CAP_FS_SET;
+        }
+        Some(new)
+    }
+
+    /// `setfsgid(fsgid)` (`__sys_setfsgid`): the same with CAP_SETGID and
+    /// no capability change.
+    pub fn setfsgid(&self, id: u32) -> Option<Cred> {
+        let gid = self.make_kgid(id)?;
+        let allowed = [self.gid, self.egid, self.sgid, self.fsgid].contains(&gid)
+            || self.capable_in_own_ns(CAP_SETGID);
+        if !allowed || gid == self.fsgid {
+            return None;
+        }
+        Some(Cred {
+            fsgid: gid,
+            ..self.clone()
+        })
+    }
+
+    /// An id argument of the set*id calls: `None` for -1 (unchanged), the
+    /// kernel id, or EINVAL if the namespace does not map it.
+    fn id_arg(&self, id: u32, uid: bool) -> Result<Option<Uid>, i32> {
+        if id == u32::MAX {
+            return Ok(None);
+        }
+        let kid = if uid {
+            self.make_kuid(id)
+        } else {
+            self.make_kgid(id)
+        };
+        kid.map(Some).ok_or(crate::errno::EINVAL)
     }
 
     /// Losing root (uid 0 of the namespace): when none of the user ids

@@ -358,8 +358,13 @@ pub fn execve(
         // flags stay (as Linux's begin_new_exec leaves them).
         inner.sas.sp = 0;
         inner.sas.size = 0;
-        // Like Linux, execve clears the keep-capabilities flag.
+        // Like Linux, execve clears the keep-capabilities flag, and the
+        // saved and file-system ids become the effective ones
+        // (`cap_bprm_creds_from_file`).
         inner.cred.keep_caps = false;
+        let cred = &mut inner.cred;
+        (cred.suid, cred.fsuid, cred.sgid, cred.fsgid) =
+            (cred.euid, cred.euid, cred.egid, cred.egid);
         // The parent may no longer move it to another group (setpgid).
         inner.fork_no_exec = false;
         // A private copy of the actions, with handlers reset (the new

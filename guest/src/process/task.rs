@@ -402,7 +402,11 @@ impl Task {
             let old = &inner.cred;
             (
                 new.uid != old.uid || !Arc::ptr_eq(&new.user_ns, &old.user_ns),
-                new.euid != old.euid || new.egid != old.egid || !new.caps_subset_of(old),
+                new.euid != old.euid
+                    || new.egid != old.egid
+                    || new.fsuid != old.fsuid
+                    || new.fsgid != old.fsgid
+                    || !new.caps_subset_of(old),
                 inner.mm.clone(),
             )
         };

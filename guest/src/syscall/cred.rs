@@ -119,6 +119,54 @@ pub fn setgid(a: Args) -> SysResult {
     Ok(0)
 }
 
+/// `setreuid(ruid, euid)`; `setregid` with `gids` (ids are `uid_t`: the
+/// registers' upper halves do not count).
+pub fn setreuid(a: Args, gids: bool) -> SysResult {
+    let (r, e) = (a.0[0] as u32, a.0[1] as u32);
+    let task = sched::current();
+    let cred = task.cred();
+    let new = if gids {
+        cred.setregid(r, e)?
+    } else {
+        cred.setreuid(r, e)?
+    };
+    task.commit_creds(new);
+    Ok(0)
+}
+
+/// `setresuid(ruid, euid, suid)`; `setresgid` with `gids`.
+pub fn setresuid(a: Args, gids: bool) -> SysResult {
+    let ids = [a.0[0] as u32, a.0[1] as u32, a.0[2] as u32];
+    let task = sched::current();
+    let cred = task.cred();
+    let new = if gids {
+        cred.setresgid(ids)?
+    } else {
+        cred.setresuid(ids)?
+    };
+    if let Some(new) = new {
+        task.commit_creds(new);
+    }
+    Ok(0)
+}
+
+/// `setfsuid(fsuid)`; `setfsgid` with `gids`: returns the old id as the
+/// caller's namespace sees it, changed or not (never an errno).
+pub fn setfsuid(a: Args, gids: bool) -> SysResult {
+    let id = a.0[0] as u32;
+    let task = sched::current();
+    let cred = task.cred();
+    let (old, new) = if gids {
+        (cred.gid_seen(cred.fsgid), cred.setfsgid(id))
+    } else {
+        (cred.uid_seen(cred.fsuid), cred.setfsuid(id))
+    };
+    if let Some(new) = new {
+        task.commit_creds(new);
+    }
+    Ok(u64::from(old))
+}
+
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Reads the capget/capset header; an unknown version gets the preferred

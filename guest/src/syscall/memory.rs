@@ -178,6 +178,7 @@ pub fn mmap(a: Args) -> SysResult {
         let populate = flags & MAP_POPULATE != 0;
         let range = start..start + len;
         crate::mm::file_map::map_file(&mm, range, prot, shared, inode, offset, populate)?;
+        lock_if_future(&mm, start, len);
         return Ok(start);
     }
     let mut area_flags = VmaFlags::ANONYMOUS;
@@ -195,7 +196,15 @@ pub fn mmap(a: Args) -> SysResult {
     } else {
         mm.map_lazy(start, start + len, prot, area_flags)?;
     }
+    lock_if_future(&mm, start, len);
     Ok(start)
+}
+
+/// Under `mlockall(MCL_FUTURE)`, locks and populates a new mapping; as on
+/// Linux (`mm_populate` after `do_mmap`), failing to populate it does not
+/// fail the mmap.
+fn lock_if_future(mm: &crate::mm::address_space::AddressSpace, start: u64, len: u64) {
+    let _ = super::mlock::lock_new_mapping(mm, start, start + len);
 }
 
 pub fn munmap(a: Args) -> SysResult {

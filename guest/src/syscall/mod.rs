@@ -11,7 +11,10 @@ mod info;
 mod io;
 mod ioctl;
 mod ioprio;
+mod madvise;
 mod memory;
+mod mlock;
+mod mremap;
 mod names;
 mod pgrp;
 mod pidfd;
@@ -25,6 +28,7 @@ mod sched_calls;
 mod sem;
 mod signal;
 mod sigwait;
+mod socket;
 mod time;
 mod wait;
 
@@ -187,6 +191,40 @@ pub mod nr {
     pub const SCHED_SETAFFINITY: u64 = 203;
     pub const SCHED_GETAFFINITY: u64 = 204;
     pub const GETCPU: u64 = 309;
+    // Credentials: set*id (syscall/cred.rs).
+    pub const SETREUID: u64 = 113;
+    pub const SETREGID: u64 = 114;
+    pub const SETRESUID: u64 = 117;
+    pub const SETRESGID: u64 = 119;
+    pub const SETFSUID: u64 = 122;
+    pub const SETFSGID: u64 = 123;
+    // Memory (syscall/mremap.rs, madvise.rs, mlock.rs).
+    pub const MREMAP: u64 = 25;
+    pub const MSYNC: u64 = 26;
+    pub const MINCORE: u64 = 27;
+    pub const MADVISE: u64 = 28;
+    pub const MLOCK: u64 = 149;
+    pub const MUNLOCK: u64 = 150;
+    pub const MLOCKALL: u64 = 151;
+    pub const MUNLOCKALL: u64 = 152;
+    pub const MLOCK2: u64 = 325;
+    // Sockets (syscall/socket.rs).
+    pub const SOCKET: u64 = 41;
+    pub const CONNECT: u64 = 42;
+    pub const ACCEPT: u64 = 43;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
+    pub const SHUTDOWN: u64 = 48;
+    pub const BIND: u64 = 49;
+    pub const LISTEN: u64 = 50;
+    pub const GETSOCKNAME: u64 = 51;
+    pub const GETPEERNAME: u64 = 52;
+    pub const SOCKETPAIR: u64 = 53;
+    pub const SETSOCKOPT: u64 = 54;
+    pub const GETSOCKOPT: u64 = 55;
+    pub const ACCEPT4: u64 = 288;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -378,6 +416,32 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::SCHED_SETAFFINITY => affinity::sched_setaffinity(a),
         nr::SCHED_GETAFFINITY => affinity::sched_getaffinity(a),
         nr::GETCPU => affinity::getcpu(a),
+        nr::SETREUID => cred::setreuid(a, false),
+        nr::SETREGID => cred::setreuid(a, true),
+        nr::SETRESUID => cred::setresuid(a, false),
+        nr::SETRESGID => cred::setresuid(a, true),
+        nr::SETFSUID => cred::setfsuid(a, false),
+        nr::SETFSGID => cred::setfsuid(a, true),
+        nr::MREMAP => mremap::mremap(a),
+        nr::MSYNC => madvise::msync(a),
+        nr::MINCORE => madvise::mincore(a),
+        nr::MADVISE => madvise::madvise(a),
+        nr::MLOCK => mlock::mlock(a),
+        nr::MLOCK2 => mlock::mlock2(a),
+        nr::MUNLOCK => mlock::munlock(a),
+        nr::MLOCKALL => mlock::mlockall(a),
+        nr::MUNLOCKALL => mlock::munlockall(a),
+        nr::SOCKET => socket::socket(a),
+        nr::SOCKETPAIR => socket::socketpair(a),
+        nr::CONNECT => socket::connect(a),
+        nr::ACCEPT => socket::accept4(Args([a.0[0], a.0[1], a.0[2], 0, 0, 0])),
+        nr::ACCEPT4 => socket::accept4(a),
+        nr::SENDTO | nr::RECVFROM => socket::sendto_recvfrom(a),
+        nr::SENDMSG | nr::RECVMSG => socket::sendmsg_recvmsg(a),
+        nr::BIND | nr::LISTEN | nr::SHUTDOWN | nr::GETSOCKNAME | nr::GETPEERNAME => {
+            socket::by_socket_fd(a)
+        }
+        nr::SETSOCKOPT | nr::GETSOCKOPT => socket::sockopt(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

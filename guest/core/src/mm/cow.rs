@@ -682,6 +682,62 @@ fn for_each_pte<O: MemoryOps>(
     }
 }
 
+/// Moves the present PTEs of `[start, end)` to the same offsets from
+/// `to` (the page-table half of mremap, Linux `move_page_tables`): each
+/// frame keeps its reference, its COW state and its rights. The new range
+/// must be empty. Returns the number of PTEs moved: if not 0, flush the
+/// TLB before the old range is used again, then free the old range's
+/// tables (unmapping it). On `OutOfMemory` (a table for the new range) the
+/// pages moved so far stay at their new place.
+pub fn move_page_range(
+    ops: &mut impl MemoryOps,
+    root: TablePage,
+    start: u64,
+    end: u64,
+    to: u64,
+) -> Result<u64, OutOfMemory> {
+    let Some((start, end)) = user_range(start, end) else {
+        return Ok(0);
+    };
+    if to.checked_add(end - start).is_none_or(|top| top > USER_END) {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for page in (start..end).step_by(PAGE_SIZE as usize) {
+        let Some((table, i)) = present_pte(ops, root, page) else {
+            continue;
+        };
+        let entry = ops.table(table)[i];
+        let (new_table, j) = match walk(ops, root, to + (page - start), true) {
+            Walk::Slot(table, j) => (table, j),
+            Walk::OutOfMemory => return Err(OutOfMemory),
+            Walk::NoTable | Walk::Huge => continue,
+        };
+        debug_assert_eq!(ops.table(new_table)[j] & flags::PRESENT, 0);
+        ops.table(new_table)[j] = entry;
+        ops.table(table)[i] = 0;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+/// Which pages of `[start, end)` are present (bit `i` of the result for
+/// page `i`; at most 64 pages): `mincore`'s answer for memory without a
+/// backing store.
+pub fn present_pages(ops: &mut impl MemoryOps, root: TablePage, start: u64, end: u64) -> u64 {
+    let mut bits = 0;
+    let Some((start, end)) = user_range(start, end.min(start.saturating_add(64 * PAGE_SIZE)))
+    else {
+        return 0;
+    };
+    for page in (start..end).step_by(PAGE_SIZE as usize) {
+        if present_pte(ops, root, page).is_some() {
+            bits |= 1 << ((page - start) / PAGE_SIZE);
+        }
+    }
+    bits
+}
+
 /// Maps zeroed frames with the rights `prot` at every unmapped page of
 /// `[start, end)` (widened to pages, clipped to user space), for stacks,
 /// ELF segments and shared anonymous areas. Pages already mapped are kept.
@@ -1736,6 +1792,50 @@ mod tests {
         assert_eq!(result, FaultResult::Oom);
         assert_eq!(mem.pte(ROOT, 0x40_0000), before);
         assert_eq!(mem.refcount_at(ROOT, 0x40_0000), 2);
+    }
+
+    #[test]
+    fn move_page_range_keeps_frames_and_cow() {
+        let mut mem = FakeMemory::new();
+        populate(&mut mem, ROOT, 0x10_0000, 0x10_3000, RW).unwrap();
+        write_bytes(&mut mem, ROOT, 0x10_1000, &[42]).unwrap();
+        // Share the pages with a child: they become COW on both sides.
+        let child = mem.new_root();
+        copy_page_range(&mut mem, ROOT, child, &private(0x10_0000, 0x10_3000, RW)).unwrap();
+        let frame = mem.pte(ROOT, 0x10_1000).unwrap() & ADDRESS_MASK;
+        let before = mem.outstanding();
+        // Across a 2 MiB boundary: the target needs two new PTs.
+        let moved = move_page_range(&mut mem, ROOT, 0x10_0000, 0x10_3000, 0x5f_f000).unwrap();
+        assert_eq!(moved, 3);
+        assert_eq!(mem.pte(ROOT, 0x10_1000), None);
+        let entry = mem.pte(ROOT, 0x60_0000).unwrap();
+        assert_eq!(entry & ADDRESS_MASK, frame, "the same frame, not a copy");
+        assert_ne!(entry & PTE_COW, 0, "still copy-on-write");
+        assert_eq!(mem.refcount_at(ROOT, 0x60_0000), 2);
+        assert_eq!(mem.byte_at(ROOT, 0x60_0000), 42);
+        assert_eq!(
+            mem.outstanding(),
+            before + 2,
+            "two new tables, no new frame"
+        );
+        // The old range's emptied tables go with an unmap, no page with it.
+        let stats = unmap_range(&mut mem, ROOT, 0x10_0000, 0x10_3000);
+        assert_eq!(stats.pages_unmapped, 0);
+        assert_eq!(stats.tables_freed, 1);
+        // A write in the moved range copies, leaving the child's page alone.
+        let vma = private(0x5f_f000, 0x60_2000, RW);
+        let result = handle_fault(&mut mem, ROOT, 0x60_0000, WRITE, Some(&vma));
+        assert_eq!(result, FaultResult::Copied);
+        assert_eq!(mem.refcount_at(child, 0x10_1000), 1);
+    }
+
+    #[test]
+    fn present_pages_reports_mapped_pages() {
+        let mut mem = FakeMemory::new();
+        populate(&mut mem, ROOT, 0x20_1000, 0x20_2000, RW).unwrap();
+        populate(&mut mem, ROOT, 0x20_3000, 0x20_4000, RW).unwrap();
+        assert_eq!(present_pages(&mut mem, ROOT, 0x20_0000, 0x20_5000), 0b1010);
+        assert_eq!(present_pages(&mut mem, ROOT, 0x4000_0000, 0x4000_2000), 0);
     }
 
     #[test]

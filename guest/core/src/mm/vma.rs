@@ -92,10 +92,21 @@ impl VmaFlags {
     /// A stack that grows down (`VM_GROWSDOWN`): the fault path may extend
     /// it downwards.
     pub const GROWSDOWN: VmaFlags = VmaFlags(4);
+    /// Not copied into a forked child (`madvise(MADV_DONTFORK)`, Linux
+    /// `VM_DONTCOPY`): the child has nothing mapped there.
+    pub const DONTCOPY: VmaFlags = VmaFlags(8);
+    /// Locked in memory (`mlock`, Linux `VM_LOCKED`): its pages were
+    /// populated when it was locked; fork does not pass it on.
+    pub const LOCKED: VmaFlags = VmaFlags(16);
 
     /// Whether every flag in `other` is also in `self`.
     pub fn contains(self, other: VmaFlags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// These flags without those in `other`.
+    pub fn without(self, other: VmaFlags) -> VmaFlags {
+        VmaFlags(self.0 & !other.0)
     }
 }
 
@@ -374,6 +385,100 @@ impl VmaSet {
         Ok(changed)
     }
 
+    /// Sets the flags `set` and clears `clear` on the mapped parts of
+    /// `[start, end)` (Linux `madvise_update_vma`, `mlock_fixup`): splits
+    /// areas at the range's ends and merges alike neighbours afterwards.
+    /// Returns the pieces whose flags changed (with the new flags) and
+    /// whether part of the range was unmapped (the caller's ENOMEM, once
+    /// the mapped parts are done, as Linux's madvise and mlock report it).
+    pub fn update_flags(
+        &mut self,
+        start: u64,
+        end: u64,
+        set: VmaFlags,
+        clear: VmaFlags,
+    ) -> Result<(Vec<Vma>, bool), VmaError> {
+        check_range(start, end)?;
+        let hit: Vec<Vma> = self.find_intersecting(start, end).cloned().collect();
+        let mut covered_to = start;
+        let mut hole = false;
+        for vma in &hit {
+            hole |= vma.start > covered_to;
+            covered_to = vma.end;
+        }
+        hole |= covered_to < end;
+        let mut changed = Vec::new();
+        for vma in hit {
+            let flags = vma.flags.without(clear) | set;
+            if flags == vma.flags {
+                continue;
+            }
+            self.areas.remove(&vma.start);
+            self.keep_outside(&vma, start, end);
+            let piece = Vma {
+                flags,
+                ..vma.with_range(vma.start.max(start), vma.end.min(end))
+            };
+            self.areas.insert(piece.start, piece.clone());
+            changed.push(piece);
+        }
+        self.merge_around(start, end);
+        Ok((changed, hole))
+    }
+
+    /// The areas a forked child gets (Linux `dup_mmap`): all but the
+    /// `DONTCOPY` ones, none of them locked.
+    pub fn for_fork(&self) -> VmaSet {
+        let special = VmaFlags::DONTCOPY | VmaFlags::LOCKED;
+        if !self.areas.values().any(|vma| vma.flags.0 & special.0 != 0) {
+            return self.clone();
+        }
+        let mut child = VmaSet::new();
+        for vma in self
+            .iter()
+            .filter(|vma| !vma.flags.contains(VmaFlags::DONTCOPY))
+        {
+            let vma = Vma {
+                flags: vma.flags.without(VmaFlags::LOCKED),
+                ..vma.clone()
+            };
+            let (start, end) = (vma.start, vma.end);
+            child.areas.insert(start, vma);
+            child.merge_around(start, end);
+        }
+        child
+    }
+
+    /// Moves the area piece `[start, end)` (within one area) to `to`, a
+    /// free range (mremap's `move_vma`); with `keep_old`, the old range
+    /// stays mapped, empty (MREMAP_DONTUNMAP). The file offset moves along.
+    pub fn move_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        to: u64,
+        keep_old: bool,
+    ) -> Result<(), VmaError> {
+        check_range(start, end)?;
+        check_range(
+            to,
+            to.checked_add(end - start).ok_or(VmaError::InvalidRange)?,
+        )?;
+        let vma = self
+            .find(start)
+            .filter(|vma| vma.end >= end)
+            .ok_or(VmaError::NotMapped)?;
+        let piece = vma.with_range(start, end);
+        if !keep_old {
+            self.unmap(start, end)?;
+        }
+        self.insert(Vma {
+            start: to,
+            end: to + (end - start),
+            ..piece
+        })
+    }
+
     /// A free, page-aligned range of `len` bytes (rounded up to pages)
     /// within `[low, high)`: `hint` if that range is free and within bounds
     /// (a non-zero hint is rounded up to a page, as Linux does), else the
@@ -490,6 +595,74 @@ mod tests {
         assert!(Prot::WRITE.allows_read() && Prot::WRITE.allows_write());
         assert!(!Prot::NONE.allows_read());
         assert!(RW.contains(Prot::READ) && !Prot::READ.contains(RW));
+    }
+
+    #[test]
+    fn update_flags_splits_merges_and_reports_holes() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x5000, RW, ANON).unwrap())
+            .unwrap();
+        set.insert(Vma::new(0x6000, 0x7000, RW, ANON).unwrap())
+            .unwrap();
+        let (changed, hole) = set
+            .update_flags(0x2000, 0x3000, VmaFlags::DONTCOPY, VmaFlags::PRIVATE)
+            .unwrap();
+        assert_eq!(changed.len(), 1);
+        assert!(!hole);
+        assert_eq!(set.len(), 4);
+        assert!(set.find(0x2000).unwrap().flags.contains(VmaFlags::DONTCOPY));
+        // Clearing it merges the three pieces back; the gap is reported.
+        let (_, hole) = set
+            .update_flags(0x1000, 0x7000, VmaFlags::PRIVATE, VmaFlags::DONTCOPY)
+            .unwrap();
+        assert!(hole);
+        assert_eq!(set.len(), 2);
+        // Nothing to change: nothing changed.
+        let (changed, _) = set
+            .update_flags(0x1000, 0x5000, VmaFlags::PRIVATE, VmaFlags::LOCKED)
+            .unwrap();
+        assert!(changed.is_empty());
+    }
+
+    #[test]
+    fn for_fork_drops_dontcopy_and_unlocks() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x4000, RW, ANON).unwrap())
+            .unwrap();
+        set.update_flags(0x1000, 0x2000, VmaFlags::DONTCOPY, VmaFlags::PRIVATE)
+            .unwrap();
+        set.update_flags(0x2000, 0x3000, VmaFlags::LOCKED, VmaFlags::PRIVATE)
+            .unwrap();
+        let child = set.for_fork();
+        assert!(child.find(0x1000).is_none());
+        // The unlocked middle merges with the last page.
+        let area = child.find(0x2000).unwrap();
+        assert_eq!((area.start, area.end, area.flags), (0x2000, 0x4000, ANON));
+        assert_eq!(set.len(), 3, "the parent keeps its areas");
+    }
+
+    #[test]
+    fn move_range_carries_the_area() {
+        let mut set = VmaSet::new();
+        set.insert(Vma::new(0x1000, 0x4000, RW, ANON).unwrap())
+            .unwrap();
+        set.move_range(0x2000, 0x3000, 0x10_0000, false).unwrap();
+        assert!(set.find(0x2000).is_none());
+        assert!(set.find(0x1000).is_some() && set.find(0x3000).is_some());
+        assert_eq!(set.find(0x10_0000).unwrap().end, 0x10_1000);
+        set.move_range(0x1000, 0x2000, 0x20_0000, true).unwrap();
+        assert!(
+            set.find(0x1000).is_some(),
+            "MREMAP_DONTUNMAP keeps the old range"
+        );
+        assert_eq!(
+            set.move_range(0x5000, 0x6000, 0x30_0000, false),
+            Err(VmaError::NotMapped)
+        );
+        assert_eq!(
+            set.move_range(0x3000, 0x4000, 0x10_0000, false),
+            Err(VmaError::Overlap)
+        );
     }
 
     #[test]

@@ -117,6 +117,9 @@ topics! {
     affinity,
     clocks,
     pipes,
+    setids,
+    vmcalls,
+    sockets,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.
@@ -167,6 +170,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             altstack::EXEC_ALTSTACK_CHECK.to_bytes(),
             sched::PREEMPT_HELPER,
             rusage::YIELD_HELPER,
+            setids::EXEC_IDS_CHECK.to_bytes(),
         ]
         .contains(&arg);
         if arg != b"all" && !helper && lookup(arg).is_none() {
@@ -198,6 +202,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             exit_group(i32::from(threads::gs_base() != Ok(0)));
         } else if arg == sched::PREEMPT_HELPER {
             exit_group(sched::preempt_checks());
+        } else if arg == setids::EXEC_IDS_CHECK.to_bytes() {
+            exit_group(setids::exec_ids_check());
         } else if arg == rusage::YIELD_HELPER {
             exit_group(rusage::yield_checks());
         } else if arg == EXEC_CLOSE {

@@ -417,13 +417,13 @@ fn check_preempt_curr(cpu: u32, key: u32, fair_preempts: bool) {
     };
     if cpu == percpu::cpu_id() {
         let current = rq.curr.lock().clone();
-        if current.is_some_and(|c| !is_idle(&c) && outranked(&c)) {
+        if current.is_some_and(|c| is_idle(&c) || outranked(&c)) {
             rq.need_resched.store(true, Ordering::Relaxed);
         }
         return;
     }
-    let preempt = rq.running_idle.load(Ordering::Acquire)
-        || rq.curr.lock().as_ref().is_some_and(outranked);
+    let preempt =
+        rq.running_idle.load(Ordering::Acquire) || rq.curr.lock().as_ref().is_some_and(outranked);
     // One IPI until the target has rescheduled.
     if preempt && !rq.need_resched.swap(true, Ordering::AcqRel) {
         apic::send_ipi(cpu, interrupts::RESCHEDULE_VECTOR);
@@ -455,13 +455,25 @@ pub fn set_sched_attr(task: &Arc<Task>, new: attr::SchedAttr) {
         };
         queue.enqueue(task.clone(), how, local);
     }
-    // A running fair task made real-time leaves the fair queue in its
-    // next `schedule`.
+    // A running task that changed class changes queue in its next
+    // `schedule` (the fair class charges only its own running task).
     let best = queue.best_key();
     drop(queue);
+    let rq = cpu_rq(cpu);
+    let changed_class = (old_key == 0) != (new.queue_key() == 0);
+    let running = changed_class
+        && rq
+            .curr
+            .lock()
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, task));
     if local {
-        if best > current().sched().queue_key() {
+        if running || best > current().sched().queue_key() {
             this_rq().need_resched.store(true, Ordering::Relaxed);
+        }
+    } else if running {
+        if !rq.need_resched.swap(true, Ordering::AcqRel) {
+            apic::send_ipi(cpu, interrupts::RESCHEDULE_VECTOR);
         }
     } else if best > 0 {
         check_preempt_curr(cpu, best, false);

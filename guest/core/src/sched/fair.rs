@@ -324,9 +324,16 @@ impl<T> FairQueue<T> {
     }
 
     /// `sched_yield` (Linux `yield_task_fair`): the running entity gives up
-    /// the rest of its slice, its deadline moves one slice on.
+    /// the rest of its slice: if eligible, it forfeits its virtual time up
+    /// to its deadline (Linux 6.18's "forfeit vruntime on yield", so a
+    /// yield loop lets the others become eligible), and its deadline moves
+    /// one slice on.
     pub fn yield_curr(&mut self) {
+        let eligible = self.curr.as_ref().is_some_and(|(se, _)| self.eligible(se));
         if let Some((se, _)) = &mut self.curr {
+            if eligible {
+                se.vruntime = se.deadline;
+            }
             se.deadline += se.vslice();
             self.curr_protected = false;
         }
@@ -608,9 +615,12 @@ mod tests {
         queue.set_next_buddy_last();
         queue.put_prev();
         assert_eq!(queue.pick_next(), Some(&2));
-        let before = queue.curr().unwrap().0.deadline;
+        let before = queue.curr().unwrap().0;
+        assert!(queue.eligible(&before));
         queue.yield_curr();
-        assert_eq!(queue.curr().unwrap().0.deadline, before + SLICE as i64);
+        let after = queue.curr().unwrap().0;
+        assert_eq!(after.vruntime, before.deadline, "forfeits its time");
+        assert_eq!(after.deadline, before.deadline + SLICE as i64);
     }
 
     #[test]

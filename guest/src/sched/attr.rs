@@ -190,16 +190,6 @@ impl SchedEntity {
         self.fair.set(&attr);
     }
 
-    /// The fair class's vruntime of the task, as last charged.
-    pub fn vruntime(&self) -> i64 {
-        self.fair.vruntime()
-    }
-
-    /// The fair class's weight of the task (nice, or SCHED_IDLE).
-    pub fn weight(&self) -> u64 {
-        self.fair.weight()
-    }
-
     /// The run-queue key (see [`SchedAttr::queue_key`]).
     pub fn queue_key(&self) -> u32 {
         self.queue_key.load(Ordering::Relaxed)

@@ -18,9 +18,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-pub use forkvm_core::sched::fair::{
-    nice_to_weight, FairQueue, Left, Placement, NICE_0_LOAD, WEIGHT_IDLEPRIO,
-};
+pub use forkvm_core::sched::fair::{nice_to_weight, FairQueue, Left, Placement, WEIGHT_IDLEPRIO};
 
 use super::attr::{SchedAttr, SCHED_IDLE, SCHED_NORMAL};
 use crate::process::task::Task;
@@ -42,8 +40,6 @@ pub struct TaskFair {
     policy: AtomicU32,
     /// Linux `se->vlag`: avg_vruntime - vruntime when it left a queue.
     vlag: AtomicI64,
-    /// Its vruntime when last charged or when it left a queue.
-    vruntime: AtomicI64,
     /// Its CPU time (ns) when last charged.
     exec_seen_ns: AtomicU64,
 }
@@ -67,7 +63,7 @@ impl TaskFair {
         self.policy.store(attr.policy, Ordering::Relaxed);
     }
 
-    pub fn weight(&self) -> u64 {
+    fn weight(&self) -> u64 {
         self.weight.load(Ordering::Relaxed)
     }
 
@@ -77,12 +73,6 @@ impl TaskFair {
 
     fn policy(&self) -> u32 {
         self.policy.load(Ordering::Relaxed)
-    }
-
-    /// The vruntime when last charged or queued (`se.vruntime` of
-    /// `/proc/PID/sched`).
-    pub fn vruntime(&self) -> i64 {
-        self.vruntime.load(Ordering::Relaxed)
     }
 }
 
@@ -120,7 +110,6 @@ pub fn enqueue(queue: &mut FairRunQueue, task: Arc<Task>, new: bool, local: bool
 pub fn left(left: Left<Arc<Task>>) -> Arc<Task> {
     let fair = &left.task.sched().fair;
     fair.vlag.store(left.vlag, Ordering::Relaxed);
-    fair.vruntime.store(left.vruntime, Ordering::Relaxed);
     left.task
 }
 
@@ -134,14 +123,7 @@ pub fn update_curr(queue: &mut FairRunQueue) -> bool {
     let fair = &task.sched().fair;
     let now = super::cputime::sum_exec_runtime_ns(task, true);
     let delta = now.saturating_sub(fair.exec_seen_ns.swap(now, Ordering::Relaxed));
-    let resched = queue.update_curr(delta);
-    if let Some((se, task)) = queue.curr() {
-        task.sched()
-            .fair
-            .vruntime
-            .store(se.vruntime, Ordering::Relaxed);
-    }
-    resched
+    queue.update_curr(delta)
 }
 
 /// Picks the next fair task of this CPU and makes it the running one;

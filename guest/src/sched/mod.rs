@@ -1,8 +1,8 @@
 //! The scheduler: a run queue per CPU with Linux's class order (real-time
-//! tasks by priority, then the fair class in round robin), preemption when
-//! returning to user mode (after a tick, or when a higher-priority task
-//! woke), an idle task per CPU, and placement across CPUs. A task's
-//! policy is in [`attr`].
+//! tasks by priority, then the fair class, EEVDF by nice weight: see
+//! [`fair`]), preemption when returning to user mode (after a tick, or
+//! when a task that should run first woke), an idle task per CPU, and
+//! placement across CPUs. A task's policy is in [`attr`].
 //!
 //! A task becomes runnable for the first time only through
 //! [`wake_up_new_task`] (as in Linux). The kernel is not preemptible: a

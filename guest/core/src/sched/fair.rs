@@ -92,7 +92,7 @@ impl Entity {
 pub struct Left<T> {
     pub task: T,
     pub vlag: i64,
-    /// Its vruntime on the queue it left (for `/proc/PID/sched`).
+    /// Its vruntime on the queue it left.
     pub vruntime: i64,
 }
 

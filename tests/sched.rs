@@ -74,3 +74,27 @@ fn fork_loop_does_not_starve_a_spinner() {
     let share = field(line, "permille ");
     assert!((250..=800).contains(&share), "spinner share: {line}");
 }
+
+/// `kernel.sched_child_runs_first=1`: the new child is the fair class's
+/// next buddy and preempts its parent, so on one CPU a child that exits at
+/// once is gone before `fork` returns in the parent (with 0, EEVDF alone
+/// decides, and a parent inside its slice usually goes on first).
+#[test]
+fn sched_child_runs_first_runs_the_child_first() {
+    require_kvm!();
+    let text = common::run_expect_within(
+        "sysctl kernel.sched_child_runs_first=1; run spin childfirst; run spin childfirst; \
+         run spin childfirst",
+        0,
+        120,
+        &[],
+    );
+    let answers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("spin childfirst: "))
+        .collect();
+    assert_eq!(answers.len(), 3, "{text}");
+    for answer in answers {
+        assert!(answer.ends_with("before fork returned: yes"), "{text}");
+    }
+}

@@ -18,6 +18,11 @@
 //! that exit at once (and reaping them) for MS ms, then prints the
 //! spinner's share of that time: `spin forkloop: forks F elapsed_us E
 //! spinner_us S permille P` (a fork loop must not starve it).
+//!
+//! `spin childfirst`: on one CPU, forks a child that exits at once and
+//! tells whether it had already exited when `fork` returned in the parent
+//! (`spin childfirst: child exited before fork returned: yes|no`), which
+//! `kernel.sched_child_runs_first=1` guarantees.
 #![no_std]
 #![no_main]
 
@@ -49,6 +54,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
                 _ => usage(),
             }
         }
+        Some([b"childfirst"]) => child_first(),
         Some([b"forkloop", ms]) => match parse(ms) {
             Some(ms) if ms > 0 => forkloop(ms),
             _ => usage(),
@@ -58,7 +64,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
 }
 
 fn usage() -> i32 {
-    println!("usage: spin [pair ROUNDS | share MS NICE... | forkloop MS]");
+    println!("usage: spin [pair ROUNDS | share MS NICE... | forkloop MS | childfirst]");
     2
 }
 
@@ -252,4 +258,35 @@ fn forkloop(ms: u64) -> i32 {
             1
         }
     }
+}
+
+fn child_first() -> i32 {
+    if let Err(e) = pin_to_one_cpu() {
+        println!("spin childfirst: sched_setaffinity: {e}");
+        return 1;
+    }
+    let child = match syscall::fork() {
+        Ok(0) => syscall::exit(0),
+        Ok(pid) => pid as i32,
+        Err(e) => {
+            println!("spin childfirst: fork: {e}");
+            return 1;
+        }
+    };
+    let exited = match syscall::wait4(child, syscall::WNOHANG) {
+        Ok((pid, _)) => pid as i32 == child,
+        Err(e) => {
+            println!("spin childfirst: wait4: {e}");
+            return 1;
+        }
+    };
+    if !exited {
+        if let Err(e) = syscall::wait4(child, 0) {
+            println!("spin childfirst: wait4: {e}");
+            return 1;
+        }
+    }
+    let answer = if exited { "yes" } else { "no" };
+    println!("spin childfirst: child exited before fork returned: {answer}");
+    0
 }

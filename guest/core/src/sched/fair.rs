@@ -30,8 +30,13 @@
 //! common case is 1-3 runnable tasks per CPU (fork and ping-pong loops),
 //! where a scan beats any tree; a fork bomb with a thousand queued tasks
 //! costs ~a microsecond per pick, below one trap to the hypervisor here.
-//! Enqueue and removal of the running entity are O(1); the average is kept
-//! incrementally (Linux's `avg_vruntime`/`avg_load` sums).
+//! A pick, and an enqueue's preemption check, are one scan; the average is
+//! kept incrementally (Linux's `avg_vruntime`/`avg_load` sums), so placing
+//! and charging are O(1).
+//!
+//! `sched_yield` forfeits the rest of the slice: an eligible yielder's
+//! vruntime moves to its deadline (Linux 6.18) and its deadline one slice
+//! on.
 
 use alloc::vec::Vec;
 

@@ -50,6 +50,11 @@ pub mod mm {
     pub mod vma;
 }
 
+pub mod sched {
+    //! The fair class's EEVDF run queue and Linux's nice-to-weight table.
+    pub mod fair;
+}
+
 pub mod process {
     //! Per-process rules that need no task: ELF headers, I/O priorities,
     //! resource limits, the alternate signal stack, pending signals and

@@ -5,8 +5,8 @@
 //!
 //! Classes in Linux's order: real-time (`SCHED_FIFO`, `SCHED_RR`, by
 //! priority 99..1) before fair (`SCHED_NORMAL`, `SCHED_BATCH`,
-//! `SCHED_IDLE`). The fair class is still a round robin: nice values are
-//! recorded, checked and inherited but not yet weighed.
+//! `SCHED_IDLE`). The fair class weighs tasks by nice value (EEVDF, see
+//! [`super::fair`]).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -137,6 +137,8 @@ pub struct SchedEntity {
     pub(super) wake_lock: Mutex<()>,
     /// The CPUs the task may run on (Linux `cpus_mask`), bit n = CPU n.
     cpus_allowed: core::sync::atomic::AtomicU64,
+    /// The fair class's weight, slice and lag of the task.
+    pub(super) fair: super::fair::TaskFair,
 }
 
 impl SchedEntity {
@@ -149,6 +151,7 @@ impl SchedEntity {
             on_rq: core::sync::atomic::AtomicBool::new(false),
             wake_lock: Mutex::new(()),
             cpus_allowed: core::sync::atomic::AtomicU64::new(u64::MAX),
+            fair: super::fair::TaskFair::new(&attr),
         }
     }
 
@@ -179,11 +182,12 @@ impl SchedEntity {
     }
 
     /// Replaces the attributes. The run queue must be told of a task
-    /// waiting on it (see `sched::requeue`).
+    /// waiting on it or running (see `sched::set_sched_attr`).
     pub fn set(&self, attr: SchedAttr) {
         let mut guard = self.attr.lock();
         *guard = attr;
         self.queue_key.store(attr.queue_key(), Ordering::Relaxed);
+        self.fair.set(&attr);
     }
 
     /// The run-queue key (see [`SchedAttr::queue_key`]).

@@ -200,6 +200,15 @@ pub fn report_child(parent: &ThreadGroup, child: &Task, reap: bool) -> Totals {
     both
 }
 
+/// `task`'s CPU time in ns (Linux `se.sum_exec_runtime`), the interval
+/// in progress included if `running` (only for the task running on this
+/// CPU: a task switched out has a stale stamp). The fair class charges
+/// its vruntime from this.
+pub fn sum_exec_runtime_ns(task: &Task, running: bool) -> u64 {
+    let totals = task.cputime().totals(running);
+    tsc_to_ns(totals.utime + totals.stime)
+}
+
 // What the calls report.
 
 /// One thread's totals (RUSAGE_THREAD); the caller's own include the

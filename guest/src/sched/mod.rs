@@ -1,8 +1,8 @@
 //! The scheduler: a run queue per CPU with Linux's class order (real-time
-//! tasks by priority, then the fair class in round robin), preemption when
-//! returning to user mode (after a tick, or when a higher-priority task
-//! woke), an idle task per CPU, and placement across CPUs. A task's
-//! policy is in [`attr`].
+//! tasks by priority, then the fair class, EEVDF by nice weight: see
+//! [`fair`]), preemption when returning to user mode (after a tick, or
+//! when a task that should run first woke), an idle task per CPU, and
+//! placement across CPUs. A task's policy is in [`attr`].
 //!
 //! A task becomes runnable for the first time only through
 //! [`wake_up_new_task`] (as in Linux). The kernel is not preemptible: a
@@ -30,6 +30,7 @@
 
 pub mod attr;
 pub mod cputime;
+pub mod fair;
 pub mod wait;
 
 use alloc::collections::VecDeque;
@@ -44,80 +45,122 @@ use spin::{Mutex, Once};
 use crate::arch::{apic, gdt, interrupts, percpu, switch};
 use crate::process::task::{Task, TaskState};
 
-/// Ticks a fair task may run before a runnable peer gets the CPU.
-const TIMESLICE_TICKS: u64 = 1;
 /// A SCHED_RR task's slice (`sched_rr_timeslice_ms`, 100 ms), in ticks.
 pub const RR_TIMESLICE_TICKS: u64 = crate::time::TICK_HZ / 10;
 
-/// The runnable tasks but the current one (Linux `struct rq` with its
-/// `rt_rq` and `cfs_rq`): real-time tasks ordered by priority, highest
+/// How a task joins a run queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Enqueue {
+    /// A new task (`wake_up_new_task`): the fair class places it without
+    /// lag.
+    New,
+    /// Woken, moved from another CPU or class: behind its real-time
+    /// peers, or with its lag in the fair class.
+    Wakeup,
+    /// A preempted real-time task: before its peers.
+    RtHead,
+}
+
+/// The runnable tasks (Linux `struct rq` with its `rt_rq` and `cfs_rq`):
+/// real-time tasks but the current one, ordered by priority, highest
 /// first, in arrival order within one priority (Linux's per-priority
-/// lists), then the fair class's round robin.
+/// lists); then the fair class's EEVDF queue, which holds its running
+/// task too.
 struct RunQueue {
     rt: VecDeque<Arc<Task>>,
-    fair: VecDeque<Arc<Task>>,
+    fair: fair::FairRunQueue,
 }
 
 impl RunQueue {
     const fn new() -> RunQueue {
         RunQueue {
             rt: VecDeque::new(),
-            fair: VecDeque::new(),
+            fair: fair::FairRunQueue::new(fair::TICK_NS),
         }
     }
 
-    /// Queues `task` behind (`head` false) or before (`head` true) the
-    /// tasks of its priority.
-    fn enqueue(&mut self, task: Arc<Task>, head: bool) {
+    /// Queues `task` (see [`Enqueue`]) on this queue, which is CPU
+    /// `local`'s if `local`. Returns whether a fair task preempts the
+    /// running fair task (see `fair::enqueue`).
+    fn enqueue(&mut self, task: Arc<Task>, how: Enqueue, local: bool) -> bool {
         let key = task.sched().queue_key();
         if key == 0 {
-            if head {
-                self.fair.push_front(task);
-            } else {
-                self.fair.push_back(task);
-            }
-            return;
+            return fair::enqueue(&mut self.fair, task, how == Enqueue::New, local);
         }
+        let head = how == Enqueue::RtHead;
         let at = self.rt.partition_point(|t| {
             let k = t.sched().queue_key();
             k > key || (!head && k == key)
         });
         self.rt.insert(at, task);
-    }
-
-    fn pick_next(&mut self) -> Option<Arc<Task>> {
-        self.rt.pop_front().or_else(|| self.fair.pop_front())
-    }
-
-    /// Takes `task` off the queue; whether it was on it.
-    fn remove(&mut self, task: &Arc<Task>) -> bool {
-        for queue in [&mut self.rt, &mut self.fair] {
-            if let Some(at) = queue.iter().position(|t| Arc::ptr_eq(t, task)) {
-                queue.remove(at);
-                return true;
-            }
-        }
         false
     }
 
-    /// The key of the task that would run next (0 if none or fair).
+    /// Takes the next task off the queue; a fair one becomes the fair
+    /// class's running task. `prev` is the task this CPU runs now.
+    fn pick_next(&mut self, prev: &Arc<Task>) -> Option<Arc<Task>> {
+        self.rt
+            .pop_front()
+            .or_else(|| fair::pick_next(&mut self.fair, prev))
+    }
+
+    /// Takes a queued (not running) `task` off; whether it was there.
+    fn remove(&mut self, task: &Arc<Task>) -> bool {
+        if let Some(at) = self.rt.iter().position(|t| Arc::ptr_eq(t, task)) {
+            self.rt.remove(at);
+            return true;
+        }
+        match self.fair.dequeue(|t| Arc::ptr_eq(t, task)) {
+            Some(left) => {
+                fair::left(left);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The key of the real-time task that would run next (0 if none).
     fn best_key(&self) -> u32 {
         self.rt.front().map_or(0, |t| t.sched().queue_key())
     }
 
     /// Takes a task CPU `to` may run (allowed there, and not `on_cpu`: a
     /// task queued by `schedule` is still on its stack until the switch
-    /// is done).
+    /// is done). A fair task takes its lag along.
     fn take_movable(&mut self, to: u32) -> Option<Arc<Task>> {
-        for queue in [&mut self.rt, &mut self.fair] {
-            let at = queue.iter().rposition(|t| {
-                !t.sched().on_cpu.load(Ordering::Acquire) && t.sched().may_run_on(to)
-            });
-            if let Some(at) = at {
-                return queue.remove(at);
-            }
+        let movable =
+            |t: &Arc<Task>| !t.sched().on_cpu.load(Ordering::Acquire) && t.sched().may_run_on(to);
+        if let Some(at) = self.rt.iter().rposition(movable) {
+            return self.rt.remove(at);
         }
-        None
+        self.fair.take_movable(movable).map(fair::left)
+    }
+
+    /// The running task `prev` leaves the CPU in `schedule`: charged, then
+    /// queued again if it `stays` runnable here, else off the queue with
+    /// its lag. Returns whether it was queued.
+    fn put_prev(&mut self, prev: &Arc<Task>, stays: bool, preempted: bool) -> bool {
+        fair::update_curr(&mut self.fair);
+        let fair_stays = stays && prev.sched().queue_key() == 0;
+        if fair::is_curr(&self.fair, prev) {
+            if fair_stays {
+                self.fair.put_prev();
+                return true;
+            }
+            self.fair.dequeue_curr().map(fair::left);
+        }
+        if !stays {
+            return false;
+        }
+        // A real-time task, or one that joined the fair class while it
+        // ran.
+        let how = if preempted {
+            Enqueue::RtHead
+        } else {
+            Enqueue::Wakeup
+        };
+        self.enqueue(prev.clone(), how, true);
+        true
     }
 }
 
@@ -140,6 +183,7 @@ struct Rq {
     /// preempted real-time task keeps its place at the head of its
     /// priority otherwise).
     slice_over: AtomicBool,
+    /// Ticks of the current SCHED_RR task's slice.
     slice_ticks: AtomicU64,
     /// Context switches on this CPU.
     switches: AtomicU64,
@@ -161,9 +205,13 @@ impl Rq {
         }
     }
 
-    fn enqueue(&self, task: Arc<Task>, head: bool) {
-        self.queue.lock().enqueue(task, head);
+    /// Queues `task`; whether it preempts the running fair task (see
+    /// [`RunQueue::enqueue`]).
+    fn enqueue(&self, task: Arc<Task>, how: Enqueue) -> bool {
+        let local = core::ptr::eq(self, this_rq());
+        let preempt = self.queue.lock().enqueue(task, how, local);
         self.nr_queued.fetch_add(1, Ordering::Relaxed);
+        preempt
     }
 
     /// Running plus queued tasks (the idle task counts for nothing).
@@ -294,20 +342,21 @@ pub fn online_mask() -> u64 {
 }
 
 /// Queues a runnable task on `cpu` and makes that CPU notice.
-fn activate_task(cpu: u32, task: Arc<Task>, head: bool) {
+fn activate_task(cpu: u32, task: Arc<Task>, how: Enqueue) {
     let key = task.sched().queue_key();
     task.sched().cpu.store(cpu, Ordering::Relaxed);
     task.sched().on_rq.store(true, Ordering::Release);
-    cpu_rq(cpu).enqueue(task, head);
-    check_preempt_curr(cpu, key);
+    let fair_preempts = cpu_rq(cpu).enqueue(task, how);
+    check_preempt_curr(cpu, key, fair_preempts);
 }
 
 /// Makes a newly created task runnable (Linux `wake_up_new_task`) on the
 /// CPU [`select_task_rq_fork`] picks. A child of a higher class or
 /// priority than its parent (a real-time child of a fair parent) preempts
-/// it: the parent gives up the CPU on its way back to user mode. With
-/// `sched_child_runs_first` a fair child goes to the front of this CPU's
-/// queue and preempts a fair parent too.
+/// it: the parent gives up the CPU on its way back to user mode; a fair
+/// child preempts by EEVDF's rule (once the parent used its slice). With
+/// `sched_child_runs_first` a fair child stays on this CPU as the fair
+/// class's next buddy (Linux `set_next_buddy`) and preempts a fair parent.
 pub fn wake_up_new_task(task: Arc<Task>) {
     task.set_state(TaskState::Runnable);
     // The CPUs allowed are inherited (Linux copies them with the whole
@@ -319,11 +368,17 @@ pub fn wake_up_new_task(task: Arc<Task>) {
         let this = percpu::cpu_id();
         task.sched().cpu.store(this, Ordering::Relaxed);
         task.sched().on_rq.store(true, Ordering::Release);
-        this_rq().enqueue(task, true);
-        this_rq().need_resched.store(true, Ordering::Relaxed);
+        let rq = this_rq();
+        {
+            let mut queue = rq.queue.lock();
+            queue.enqueue(task, Enqueue::New, true);
+            queue.fair.set_next_buddy_last();
+        }
+        rq.nr_queued.fetch_add(1, Ordering::Relaxed);
+        rq.need_resched.store(true, Ordering::Relaxed);
     } else {
         let cpu = select_task_rq_fork(&task);
-        activate_task(cpu, task, false);
+        activate_task(cpu, task, Enqueue::New);
     }
 }
 
@@ -345,33 +400,30 @@ pub fn wake_up(task: &Arc<Task>) {
         core::hint::spin_loop();
     }
     let cpu = select_task_rq_wake(task);
-    activate_task(cpu, task.clone(), false);
+    activate_task(cpu, task.clone(), Enqueue::Wakeup);
     drop(guard);
 }
 
 /// Linux `wakeup_preempt`: a task with run-queue key `key` was queued on
 /// `cpu`. Its current task gives way on its next return to user mode if
-/// it is of a lower priority (fair tasks among themselves wait for the
-/// tick); another CPU is told by a reschedule IPI, which also wakes it
-/// from its idle halt.
-fn check_preempt_curr(cpu: u32, key: u32) {
+/// it is of a lower priority, or if both are fair and the fair class said
+/// so (`fair_preempts`, EEVDF's decision); another CPU is told by a
+/// reschedule IPI, which also wakes it from its idle halt.
+fn check_preempt_curr(cpu: u32, key: u32, fair_preempts: bool) {
     let rq = cpu_rq(cpu);
+    let outranked = |c: &Arc<Task>| {
+        let curr_key = c.sched().queue_key();
+        curr_key < key || (key == 0 && curr_key == 0 && fair_preempts)
+    };
     if cpu == percpu::cpu_id() {
-        if key != 0 {
-            let current = rq.curr.lock().clone();
-            if current.is_some_and(|c| is_idle(&c) || c.sched().queue_key() < key) {
-                rq.need_resched.store(true, Ordering::Relaxed);
-            }
+        let current = rq.curr.lock().clone();
+        if current.is_some_and(|c| is_idle(&c) || outranked(&c)) {
+            rq.need_resched.store(true, Ordering::Relaxed);
         }
         return;
     }
-    let preempt = rq.running_idle.load(Ordering::Acquire)
-        || (key != 0
-            && rq
-                .curr
-                .lock()
-                .as_ref()
-                .is_some_and(|c| c.sched().queue_key() < key));
+    let preempt =
+        rq.running_idle.load(Ordering::Acquire) || rq.curr.lock().as_ref().is_some_and(outranked);
     // One IPI until the target has rescheduled.
     if preempt && !rq.need_resched.swap(true, Ordering::AcqRel) {
         apic::send_ipi(cpu, interrupts::RESCHEDULE_VECTOR);
@@ -379,25 +431,52 @@ fn check_preempt_curr(cpu: u32, key: u32) {
 }
 
 /// Applies changed attributes of `task` (Linux `__sched_setscheduler`'s
-/// dequeue/enqueue): a queued task moves to its new place, behind its new
-/// priority's tasks, or before them if its priority went down; whoever
-/// now outranks the current task of that CPU preempts it.
+/// dequeue/enqueue, `set_user_nice`'s reweight): a queued real-time task
+/// moves to its new place, behind its new priority's tasks, or before
+/// them if its priority went down; a fair task that stays fair, queued or
+/// running, is re-weighted with its lag kept; one changing class takes
+/// its lag along. Whoever now outranks the current task of that CPU
+/// preempts it.
 pub fn set_sched_attr(task: &Arc<Task>, new: attr::SchedAttr) {
     let old_key = task.sched().queue_key();
     task.sched().set(new);
     let cpu = task.sched().cpu();
+    let local = cpu == percpu::cpu_id();
     let mut queue = cpu_rq(cpu).queue.lock();
-    if queue.remove(task) {
-        queue.enqueue(task.clone(), new.queue_key() < old_key);
+    let was_fair_queued = old_key == 0 && !fair::is_curr(&queue.fair, task);
+    if old_key == 0 && new.queue_key() == 0 {
+        // Queued or running in the fair class (a no-op for neither).
+        fair::reweight(&mut queue.fair, task);
+    } else if (old_key != 0 || was_fair_queued) && queue.remove(task) {
+        let how = if new.queue_key() < old_key {
+            Enqueue::RtHead
+        } else {
+            Enqueue::Wakeup
+        };
+        queue.enqueue(task.clone(), how, local);
     }
+    // A running task that changed class changes queue in its next
+    // `schedule` (the fair class charges only its own running task).
     let best = queue.best_key();
     drop(queue);
-    if cpu == percpu::cpu_id() {
-        if best > current().sched().queue_key() {
+    let rq = cpu_rq(cpu);
+    let changed_class = (old_key == 0) != (new.queue_key() == 0);
+    let running = changed_class
+        && rq
+            .curr
+            .lock()
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, task));
+    if local {
+        if running || best > current().sched().queue_key() {
             this_rq().need_resched.store(true, Ordering::Relaxed);
         }
+    } else if running {
+        if !rq.need_resched.swap(true, Ordering::AcqRel) {
+            apic::send_ipi(cpu, interrupts::RESCHEDULE_VECTOR);
+        }
     } else if best > 0 {
-        check_preempt_curr(cpu, best);
+        check_preempt_curr(cpu, best, false);
     }
 }
 
@@ -469,9 +548,11 @@ fn wake_sleepers() {
     }
 }
 
-/// Called from every CPU's timer interrupt. A fair task's slice is one
-/// tick, a SCHED_RR task's [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has
-/// none. The boot CPU's tick also wakes timed sleepers.
+/// Called from every CPU's timer interrupt (Linux `scheduler_tick`). A
+/// fair task is charged its CPU time and gives way once its slice is used
+/// up (its vruntime passed its deadline) and another waits; a SCHED_RR
+/// task's slice is [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has none.
+/// The boot CPU's tick also wakes timed sleepers.
 pub fn tick() {
     if percpu::cpu_id() == 0 {
         wake_sleepers();
@@ -479,12 +560,15 @@ pub fn tick() {
     let rq = this_rq();
     let ticks = rq.slice_ticks.fetch_add(1, Ordering::Relaxed) + 1;
     let current = current();
-    let slice = match current.sched().queue_key() {
-        0 => TIMESLICE_TICKS,
-        _ if current.sched().is_round_robin() => RR_TIMESLICE_TICKS,
-        _ => return,
+    if is_idle(&current) {
+        return;
+    }
+    let slice_over = match current.sched().queue_key() {
+        0 => fair::update_curr(&mut rq.queue.lock().fair),
+        _ if current.sched().is_round_robin() => ticks >= RR_TIMESLICE_TICKS,
+        _ => false,
     };
-    if ticks >= slice {
+    if slice_over {
         rq.slice_over.store(true, Ordering::Relaxed);
         rq.need_resched.store(true, Ordering::Relaxed);
     }
@@ -502,8 +586,14 @@ pub fn preempt_on_return_to_user() {
 
 /// Gives the CPU to the next runnable task of the same or a higher
 /// priority, if any (`sched_yield`); the current task stays runnable,
-/// behind the others of its priority.
+/// behind the others of its priority, or in the fair class with its
+/// deadline a slice later (Linux `yield_task_fair`).
 pub fn yield_now() {
+    {
+        let mut queue = this_rq().queue.lock();
+        fair::update_curr(&mut queue.fair);
+        queue.fair.yield_curr();
+    }
     schedule();
 }
 
@@ -543,28 +633,25 @@ fn __schedule(head_if_rt: bool) {
         runnable
     };
     let this = percpu::cpu_id();
-    let prev_stays = if prev_stays && !prev.sched().may_run_on(this) {
-        // Its affinity no longer has this CPU: queue it where it may run
-        // (the new CPU waits for it to be off this stack, below).
-        activate_task(select_task_rq_wake(&prev), prev.clone(), false);
-        false
-    } else {
-        prev_stays
-    };
+    // Its affinity may no longer have this CPU: then it is queued where it
+    // may run, below (the new CPU waits for it to be off this stack).
+    let prev_moves = prev_stays && !prev.sched().may_run_on(this);
     let picked = {
         let mut queue = rq.queue.lock();
-        if prev_stays {
-            let head = head_if_rt && prev.sched().queue_key() != 0;
-            queue.enqueue(prev.clone(), head);
+        let head = head_if_rt && prev.sched().queue_key() != 0;
+        if !is_idle(&prev) && queue.put_prev(&prev, prev_stays && !prev_moves, head) {
             rq.nr_queued.fetch_add(1, Ordering::Relaxed);
         }
-        let picked = queue.pick_next();
+        let picked = queue.pick_next(&prev);
         if picked.is_some() {
             rq.nr_queued.fetch_sub(1, Ordering::Relaxed);
         }
         picked
     };
-    let next = match picked.or_else(pull_task) {
+    if prev_moves {
+        activate_task(select_task_rq_wake(&prev), prev.clone(), Enqueue::Wakeup);
+    }
+    let next = match picked.or_else(|| pull_task(rq, &prev)) {
         Some(next) => next,
         None => rq.idle.get().expect("idle task").clone(),
     };
@@ -580,8 +667,10 @@ fn __schedule(head_if_rt: bool) {
 }
 
 /// Idle balance: takes a queued task from the CPU with the most queued
-/// tasks, if any waits there (one run-queue lock at a time).
-fn pull_task() -> Option<Arc<Task>> {
+/// tasks, if any waits there, and makes it this CPU's next task (one
+/// run-queue lock at a time; a fair task joins this CPU's queue with the
+/// lag it left with, so its vruntime is renormalised to this queue).
+fn pull_task(rq: &'static Rq, prev: &Arc<Task>) -> Option<Arc<Task>> {
     if percpu::nr_cpus() == 1 {
         return None;
     }
@@ -596,7 +685,9 @@ fn pull_task() -> Option<Arc<Task>> {
     let task = source.queue.lock().take_movable(this)?;
     source.nr_queued.fetch_sub(1, Ordering::Relaxed);
     task.sched().cpu.store(this, Ordering::Relaxed);
-    Some(task)
+    let mut queue = rq.queue.lock();
+    queue.enqueue(task, Enqueue::Wakeup, true);
+    queue.pick_next(prev)
 }
 
 fn switch_to(rq: &'static Rq, prev: Arc<Task>, next: Arc<Task>) {

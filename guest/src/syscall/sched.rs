@@ -557,8 +557,9 @@ fn set_one_prio(task: &Arc<Task>, nice: i32, caller: &Cred) -> Result<(), i32> {
     if nice < cur.nice && !can_nice(task, nice, caller) {
         return Err(EACCES);
     }
-    // Linux `set_user_nice`: also kept under a real-time policy.
-    task.sched().set(SchedAttr { nice, ..cur });
+    // Linux `set_user_nice`: also kept under a real-time policy; a fair
+    // task is re-weighted where it runs or waits.
+    sched::set_sched_attr(task, SchedAttr { nice, ..cur });
     Ok(())
 }
 

@@ -7,9 +7,29 @@
 //! (K rounds), cpus seen MASK`; the parent waits for both and prints
 //! `spin pair: both done`. On two idle CPUs the children run side by side,
 //! one on each (tests/smp.rs).
+//!
+//! `spin share MS NICE...`: on one CPU (the first its affinity allows),
+//! runs one spinner per NICE value, each at that nice, for MS ms, kills
+//! them and prints, from `wait4`'s rusage, each one's CPU time and share
+//! in per mille: `spin share: nice N cpu_us U permille P` (tests/sched.rs:
+//! the fair class weighs nice values).
+//!
+//! `spin forkloop MS`: on one CPU, runs a spinner while forking children
+//! that exit at once (and reaping them) for MS ms, then prints the
+//! spinner's share of that time: `spin forkloop: forks F elapsed_us E
+//! spinner_us S permille P` (a fork loop must not starve it).
+//!
+//! `spin childfirst`: on one CPU, forks a child that exits at once and
+//! tells whether it had already exited when `fork` returned in the parent
+//! (`spin childfirst: child exited before fork returned: yes|no`), which
+//! `kernel.sched_child_runs_first=1` guarantees.
 #![no_std]
 #![no_main]
 
+use forkvm_user::rusage::wait4_rusage;
+use forkvm_user::signal::sig::SIGKILL;
+use forkvm_user::syscall::Timespec;
+use forkvm_user::time::monotonic_ns;
 use forkvm_user::{println, sched, syscall};
 
 forkvm_user::entry!(main);
@@ -21,12 +41,30 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             Some(rounds) if rounds > 0 => pair(rounds),
             _ => usage(),
         },
+        Some([b"share", ms, nices @ ..]) if !nices.is_empty() && nices.len() <= 8 => {
+            let mut values = [0i32; 8];
+            for (value, text) in values.iter_mut().zip(nices) {
+                match core::str::from_utf8(text).ok().and_then(|t| t.parse().ok()) {
+                    Some(nice) => *value = nice,
+                    None => return usage(),
+                }
+            }
+            match parse(ms) {
+                Some(ms) if ms > 0 => share(ms, &values[..nices.len()]),
+                _ => usage(),
+            }
+        }
+        Some([b"childfirst"]) => child_first(),
+        Some([b"forkloop", ms]) => match parse(ms) {
+            Some(ms) if ms > 0 => forkloop(ms),
+            _ => usage(),
+        },
         Some(_) => usage(),
     }
 }
 
 fn usage() -> i32 {
-    println!("usage: spin [pair ROUNDS]");
+    println!("usage: spin [pair ROUNDS | share MS NICE... | forkloop MS | childfirst]");
     2
 }
 
@@ -101,5 +139,154 @@ fn compute(n: usize, rounds: u64) -> i32 {
     println!(
         "spin child {n}: {rounds} rounds, mostly on cpu {cpu} ({most} rounds), cpus seen {seen:#x}"
     );
+    0
+}
+
+/// Pins the caller (and so its children) to the first CPU it may use.
+fn pin_to_one_cpu() -> Result<(), forkvm_user::Errno> {
+    let mask = sched::sched_getaffinity(0)?;
+    sched::sched_setaffinity(0, mask & mask.wrapping_neg())
+}
+
+/// Sleeps `ms` milliseconds.
+fn sleep_ms(ms: u64) {
+    let duration = Timespec {
+        sec: (ms / 1000) as i64,
+        nsec: (ms % 1000 * 1_000_000) as i64,
+    };
+    let _ = syscall::nanosleep(duration);
+}
+
+/// Starts a child that sets its nice value and spins forever.
+fn start_spinner(nice: i32) -> Result<i32, forkvm_user::Errno> {
+    match syscall::fork()? {
+        0 => {
+            if let Err(e) = sched::setpriority(sched::PRIO_PROCESS, 0, nice) {
+                println!("spin: setpriority({nice}): {e}");
+                syscall::exit(1);
+            }
+            spin_forever()
+        }
+        pid => Ok(pid as i32),
+    }
+}
+
+/// Kills and reaps a spinner; its CPU time in microseconds.
+fn stop_spinner(pid: i32) -> Result<u64, forkvm_user::Errno> {
+    syscall::kill(pid, SIGKILL)?;
+    let (_, _, usage) = wait4_rusage(pid, 0)?;
+    Ok(usage.utime.as_micros() + usage.stime.as_micros())
+}
+
+fn share(ms: u64, nices: &[i32]) -> i32 {
+    if let Err(e) = pin_to_one_cpu() {
+        println!("spin share: sched_setaffinity: {e}");
+        return 1;
+    }
+    let mut pids = [0i32; 8];
+    for (pid, &nice) in pids.iter_mut().zip(nices) {
+        match start_spinner(nice) {
+            Ok(child) => *pid = child,
+            Err(e) => {
+                println!("spin share: fork: {e}");
+                return 1;
+            }
+        }
+    }
+    sleep_ms(ms);
+    let mut cpu_us = [0u64; 8];
+    for (used, &pid) in cpu_us.iter_mut().zip(&pids[..nices.len()]) {
+        match stop_spinner(pid) {
+            Ok(us) => *used = us,
+            Err(e) => {
+                println!("spin share: kill/wait4: {e}");
+                return 1;
+            }
+        }
+    }
+    let total: u64 = cpu_us.iter().sum::<u64>().max(1);
+    for (nice, used) in nices.iter().zip(cpu_us) {
+        println!(
+            "spin share: nice {nice} cpu_us {used} permille {}",
+            used * 1000 / total
+        );
+    }
+    0
+}
+
+fn forkloop(ms: u64) -> i32 {
+    if let Err(e) = pin_to_one_cpu() {
+        println!("spin forkloop: sched_setaffinity: {e}");
+        return 1;
+    }
+    let spinner = match start_spinner(0) {
+        Ok(pid) => pid,
+        Err(e) => {
+            println!("spin forkloop: fork: {e}");
+            return 1;
+        }
+    };
+    let start = monotonic_ns();
+    let mut forks = 0u64;
+    while monotonic_ns().saturating_sub(start) < ms * 1_000_000 {
+        match syscall::fork() {
+            Ok(0) => syscall::exit(0),
+            Ok(child) => {
+                if let Err(e) = syscall::wait4(child as i32, 0) {
+                    println!("spin forkloop: wait4: {e}");
+                    return 1;
+                }
+                forks += 1;
+            }
+            Err(e) => {
+                println!("spin forkloop: fork: {e}");
+                return 1;
+            }
+        }
+    }
+    let elapsed_us = (monotonic_ns() - start) / 1000;
+    match stop_spinner(spinner) {
+        Ok(used) => {
+            println!(
+                "spin forkloop: forks {forks} elapsed_us {elapsed_us} spinner_us {used} permille {}",
+                used * 1000 / elapsed_us.max(1)
+            );
+            0
+        }
+        Err(e) => {
+            println!("spin forkloop: kill/wait4: {e}");
+            1
+        }
+    }
+}
+
+fn child_first() -> i32 {
+    if let Err(e) = pin_to_one_cpu() {
+        println!("spin childfirst: sched_setaffinity: {e}");
+        return 1;
+    }
+    let child = match syscall::fork() {
+        Ok(0) => syscall::exit(0),
+        Ok(pid) => pid as i32,
+        Err(e) => {
+            println!("spin childfirst: fork: {e}");
+            return 1;
+        }
+    };
+    let exited = match syscall::wait4(child, syscall::WNOHANG) {
+        Ok((pid, _)) => pid as i32 == child,
+        Err(e) => {
+            println!("spin childfirst: wait4: {e}");
+            return 1;
+        }
+    };
+    if !exited {
+        if let Err(e) = syscall::wait4(child, 0) {
+            println!("spin childfirst: wait4: {e}");
+            return 1;
+        }
+    }
+    let answer = if exited { "yes" } else { "no" };
+    println!("spin childfirst: child exited before fork returned: {answer}");
     0
 }

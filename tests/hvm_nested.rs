@@ -41,6 +41,7 @@ const VM_TEST_BINARIES: &[&str] = &[
     "namespaces",
     "badptr",
     "smp",
+    "sched",
     // `fuzz`, `stress` and `memory_exhaustion` are opt-in (below): natively
     // they take 90, 120 and 220 s, far more under TCG. Not `initramfs`: it
     // fetches Debian packages with apt, which the nested VM (no network, no
@@ -58,6 +59,37 @@ const VM_TEST_BINARIES: &[&str] = &[
 /// them: natively `fuzz`, `stress` and `memory_exhaustion` take one to
 /// four minutes, far longer under TCG than a CI run should.
 const OPT_IN_BINARIES: &[&str] = &["fuzz", "stress", "memory_exhaustion"];
+
+/// The `vmm` test binaries that never run nested: `initramfs` fetches
+/// Debian packages with apt (the nested VM has no network), `docs` runs the
+/// documents' commands on the host, and this one.
+const NOT_NESTED: &[&str] = &["initramfs", "docs", "hvm_nested"];
+
+/// Every `[[test]]` of `vmm/Cargo.toml` is placed in one of the lists
+/// above, so a new VM test cannot be left out of the nested run unseen.
+#[test]
+fn every_vm_test_binary_is_placed() {
+    let manifest = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("vmm/Cargo.toml");
+    let mut in_test = false;
+    let mut names = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_test = line == "[[test]]";
+        } else if let Some(name) = line.strip_prefix("name = ").filter(|_| in_test) {
+            names.push(name.trim_matches('"').to_owned());
+        }
+    }
+    assert!(names.len() > 10, "{names:?}");
+    for name in &names {
+        let lists = [VM_TEST_BINARIES, OPT_IN_BINARIES, NOT_NESTED];
+        let placed = lists.iter().filter(|l| l.contains(&name.as_str())).count();
+        assert_eq!(
+            placed, 1,
+            "`{name}` must be in exactly one list of hvm_nested.rs"
+        );
+    }
+}
 
 /// The whole nested run (Linux boot, every test binary) must end by then.
 const NESTED_RUN_LIMIT: Duration = Duration::from_secs(12 * 60);

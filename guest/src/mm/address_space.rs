@@ -332,7 +332,7 @@ impl AddressSpace {
             .store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         drop(inner);
         if write_protected > 0 {
-            self.flush_if_current();
+            self.flush_write_protected();
         }
         Ok(child)
     }
@@ -350,6 +350,15 @@ impl AddressSpace {
             reload_cr3();
         }
         crate::arch::tlb::shootdown_user(self.root.phys());
+    }
+
+    /// [`Self::flush_if_current`] after fork's write-protect, which frees
+    /// nothing: the one whose IPIs `debug.tlb_shootdown` = 0 skips.
+    fn flush_write_protected(&self) {
+        if self.is_active() && !install_user_entries(Some(self.root)) {
+            reload_cr3();
+        }
+        crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
     }
 
     /// If active: installs user PML4 entries created since activation (a
@@ -631,7 +640,9 @@ impl AddressSpace {
             if self.is_active() {
                 cpu::invlpg(addr & !(PAGE_SIZE - 1));
             }
-            crate::arch::tlb::shootdown_user(self.root.phys());
+            // A COW break or reuse frees no frame (the old one is still
+            // mapped elsewhere, or reused here).
+            crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
         }
         result
     }

@@ -206,3 +206,25 @@ fn a_fork_and_its_cow_breaks_flush_the_other_cpus_tlb() {
         "{sent} shootdowns for {rounds} rounds: {text}"
     );
 }
+
+#[test]
+fn cpus_balance_spinners_that_start_on_one_cpu() {
+    require_two_cpus!();
+    // `spin balance N0 N1`: N0 spinners pinned to CPU 0 and N1 to CPU 1
+    // are then allowed both CPUs. 3 + 0: the idle CPU 1 pulls one
+    // (newidle balance in `schedule`). 3 + 1: both CPUs are busy, so only
+    // the periodic balance at the tick moves one (without it they stayed
+    // 3 and 1 for the whole 10 s watch).
+    let out = run_script(
+        "run spin balance 3 0; run spin balance 3 1",
+        &["--cpus", "2"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = common::stdout(&out);
+    for expected in [
+        "spin balance: 3+0 spinners spread to 2 on cpu 0, 1 on cpu 1\n",
+        "spin balance: 3+1 spinners spread to 2 on cpu 0, 2 on cpu 1\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?}: {text}");
+    }
+}

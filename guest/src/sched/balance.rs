@@ -28,7 +28,11 @@ pub(super) fn tick() {
         return;
     }
     let local = percpu::this_cpu();
-    if local.ticks.load(Ordering::Relaxed) % BALANCE_INTERVAL_TICKS != 0 {
+    if !local
+        .ticks
+        .load(Ordering::Relaxed)
+        .is_multiple_of(BALANCE_INTERVAL_TICKS)
+    {
         return;
     }
     let this = percpu::cpu_id();

@@ -183,12 +183,13 @@ fn a_fork_and_its_cow_breaks_flush_the_other_cpus_tlb() {
     // `debug.tlb_shootdown=0` the program still passes there, but the
     // shootdown count below does not); on VMX/SVM it is the real check.
     let rounds = 500;
-    let out = run_script(
+    // ~2 s alone; minutes when other VMs share the host's cores.
+    let text = common::run_expect_within(
         &format!("stat; run tlbcheck {rounds}; stat"),
+        0,
+        300,
         &["--cpus", "2"],
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let text = common::stdout(&out);
     assert!(
         text.contains(&format!(
             "tlbcheck: {rounds} rounds, reader saw the child's write in 0 rounds, \
@@ -254,7 +255,8 @@ fn two_parents_fork_beside_faulting_threads_and_everything_is_released() {
     // asleep for good) ends in the timeout. The counters (tasks, pids, fd
     // tables, namespaces, frames, heap) come back to the baseline.
     let cycles = stress_cycles();
-    let timeout = u32::try_from(60 + cycles / 50).unwrap();
+    // Generous (other VMs may share the host cores): a hang still fails.
+    let timeout = u32::try_from(120 + cycles / 20).unwrap();
     let script = format!(
         "sysctl vm.fork_copy_max_pages=0; {}; stat; meminfo; run stress forks {cycles} 2; \
          stat; meminfo; ps",

@@ -641,7 +641,8 @@ impl AddressSpace {
                 cpu::invlpg(addr & !(PAGE_SIZE - 1));
             }
             // A COW break or reuse frees no frame (the old one is still
-            // mapped elsewhere, or reused here).
+            // mapped elsewhere, or reused here), unless its other user
+            // dropped it meanwhile: `do_wp_page` then freed it already.
             crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
         }
         result

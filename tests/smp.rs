@@ -233,8 +233,8 @@ fn cpus_balance_spinners_that_start_on_one_cpu() {
 
 /// `FORKVM_SMP_STRESS_CYCLES`: the fork/exit/wait cycles of
 /// [`two_parents_fork_beside_faulting_threads_and_everything_is_released`]
-/// (default 2,000, ~30 s on the PVM host; the 50,000 took ~12 min
-/// there).
+/// (default 2,000, ~30 s on an idle PVM host; the 50,000 would
+/// take ~12 min there at that rate).
 fn stress_cycles() -> u64 {
     std::env::var("FORKVM_SMP_STRESS_CYCLES")
         .ok()

@@ -338,7 +338,7 @@ impl AddressSpace {
             .store(self.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         drop(inner);
         if write_protected > 0 {
-            self.flush_if_current();
+            self.flush_write_protected();
         }
         Ok(child)
     }
@@ -356,6 +356,15 @@ impl AddressSpace {
             reload_cr3();
         }
         crate::arch::tlb::shootdown_user(self.root.phys());
+    }
+
+    /// [`Self::flush_if_current`] after fork's write-protect, which frees
+    /// nothing: the one whose IPIs `debug.tlb_shootdown` = 0 skips.
+    fn flush_write_protected(&self) {
+        if self.is_active() && !install_user_entries(Some(self.root)) {
+            reload_cr3();
+        }
+        crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
     }
 
     /// If active: installs user PML4 entries created since activation (a
@@ -825,7 +834,10 @@ impl AddressSpace {
             if self.is_active() {
                 cpu::invlpg(addr & !(PAGE_SIZE - 1));
             }
-            crate::arch::tlb::shootdown_user(self.root.phys());
+            // A COW break or reuse frees no frame (the old one is still
+            // mapped elsewhere, or reused here), unless its other user
+            // dropped it meanwhile: `do_wp_page` then freed it already.
+            crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
         }
         result
     }

@@ -17,7 +17,8 @@
 //! lower priority) sets that CPU's NEED_RESCHED and sends it a reschedule
 //! IPI. An idle CPU pulls a queued task from another CPU's queue whenever
 //! its own is empty in `schedule` (Linux's newidle balance), which its
-//! idle loop runs after every interrupt, so at least at every tick.
+//! idle loop runs after every interrupt, so at least at every tick; busy
+//! CPUs balance periodically at the tick ([`balance`]).
 //!
 //! No task runs on two CPUs: a task is `on_cpu` from the moment a CPU picks
 //! it until the CPU it leaves has switched to another stack
@@ -29,6 +30,7 @@
 //! lock (never two), then a CPU's `curr`/`previous` slots.
 
 pub mod attr;
+mod balance;
 pub mod cputime;
 pub mod fair;
 pub mod wait;
@@ -557,6 +559,7 @@ pub fn tick() {
     if percpu::cpu_id() == 0 {
         wake_sleepers();
     }
+    balance::tick();
     let rq = this_rq();
     let ticks = rq.slice_ticks.fetch_add(1, Ordering::Relaxed) + 1;
     let current = current();

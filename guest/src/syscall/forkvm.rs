@@ -325,6 +325,12 @@ pub fn sysctl(name: &[u8], new_value: Option<u64>) -> Result<u64, i32> {
             }
             crate::process::fork::eager_stack_pages()
         }
+        b"debug.tlb_shootdown" => {
+            if let Some(v) = new_value {
+                crate::arch::tlb::set_nothing_freed_shootdowns(v != 0);
+            }
+            u64::from(crate::arch::tlb::nothing_freed_shootdowns())
+        }
         b"dev.console.busy_poll_ns" => {
             if let Some(v) = new_value {
                 crate::drivers::virtio_console::set_busy_poll_ns(v)?;

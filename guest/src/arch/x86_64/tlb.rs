@@ -12,8 +12,14 @@
 //! with interrupts off); a CPU that waits here serves requests aimed at it
 //! meanwhile, so two CPUs shooting at each other cannot deadlock.
 //! With one CPU nothing of this runs.
+//!
+//! `debug.tlb_shootdown` (root, default 1) = 0 makes
+//! [`shootdown_user_nothing_freed`] send nothing: for the tests that show
+//! a stale translation on another CPU is seen without the IPI. Shootdowns
+//! after which frames are freed are always sent (skipping those would let
+//! another CPU write to reused frames).
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
 
@@ -24,6 +30,28 @@ static SHOOTDOWN: Mutex<()> = Mutex::new(());
 
 /// `flush_request` for kernel mappings: a full flush (CR3 reload).
 const KERNEL_ALL: u64 = 1;
+
+/// `debug.tlb_shootdown`: whether [`shootdown_user_nothing_freed`] sends IPIs.
+static NOTHING_FREED_SHOOTDOWNS: AtomicBool = AtomicBool::new(true);
+
+/// `debug.tlb_shootdown` (0 or 1).
+pub fn nothing_freed_shootdowns() -> bool {
+    NOTHING_FREED_SHOOTDOWNS.load(Ordering::Relaxed)
+}
+
+pub fn set_nothing_freed_shootdowns(on: bool) {
+    NOTHING_FREED_SHOOTDOWNS.store(on, Ordering::Relaxed);
+}
+
+/// [`shootdown_user`] after a change that narrowed rights or replaced a
+/// page but freed no frame (fork's write-protect, a COW break); skipped
+/// when `debug.tlb_shootdown` is 0.
+pub fn shootdown_user_nothing_freed(root: u64) -> u32 {
+    if !nothing_freed_shootdowns() {
+        return 0;
+    }
+    shootdown_user(root)
+}
 
 /// Flushes `root`'s translations on every other CPU that has it installed.
 /// Returns how many CPUs were asked.

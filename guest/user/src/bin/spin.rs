@@ -23,8 +23,19 @@
 //! tells whether it had already exited when `fork` returned in the parent
 //! (`spin childfirst: child exited before fork returned: yes|no`), which
 //! `kernel.sched_child_runs_first=1` guarantees.
+//!
+//! `spin balance N0 N1`: starts N0 spinners allowed only CPU 0 and N1
+//! allowed only CPU 1 (each publishes the CPU of its latest round), then
+//! allows them both CPUs and watches, up to 10 s, until the counts per
+//! CPU differ by at most one in 5 samples in a row (100 ms); prints `spin
+//! balance: N0+N1 spinners spread to A on cpu 0, B on cpu 1` and exits 0,
+//! or `spin balance: N0+N1 spinners not spread after 10 s: A on cpu 0, B
+//! on cpu 1` and exits 1; kills and reaps them either way. (3 and 0 needs
+//! an idle CPU to pull; 3 and 1 needs a periodic balance of busy CPUs.)
 #![no_std]
 #![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use forkvm_user::rusage::wait4_rusage;
 use forkvm_user::signal::sig::SIGKILL;
@@ -59,12 +70,20 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
             Some(ms) if ms > 0 => forkloop(ms),
             _ => usage(),
         },
+        Some([b"balance", on0, on1]) => match (parse(on0), parse(on1)) {
+            (Some(on0), Some(on1)) if on0 + on1 > 0 && on0 + on1 <= MAX_SPINNERS => {
+                balance(on0, on1)
+            }
+            _ => usage(),
+        },
         Some(_) => usage(),
     }
 }
 
 fn usage() -> i32 {
-    println!("usage: spin [pair ROUNDS | share MS NICE... | forkloop MS | childfirst]");
+    println!(
+        "usage: spin [pair ROUNDS | share MS NICE... | forkloop MS | childfirst | balance N0 N1]"
+    );
     2
 }
 
@@ -148,15 +167,6 @@ fn pin_to_one_cpu() -> Result<(), forkvm_user::Errno> {
     sched::sched_setaffinity(0, mask & mask.wrapping_neg())
 }
 
-/// Sleeps `ms` milliseconds.
-fn sleep_ms(ms: u64) {
-    let duration = Timespec {
-        sec: (ms / 1000) as i64,
-        nsec: (ms % 1000 * 1_000_000) as i64,
-    };
-    let _ = syscall::nanosleep(duration);
-}
-
 /// Starts a child that sets its nice value and spins forever.
 fn start_spinner(nice: i32) -> Result<i32, forkvm_user::Errno> {
     match syscall::fork()? {
@@ -193,7 +203,7 @@ fn share(ms: u64, nices: &[i32]) -> i32 {
             }
         }
     }
-    sleep_ms(ms);
+    sleep_ns(ms * 1_000_000);
     let mut cpu_us = [0u64; 8];
     for (used, &pid) in cpu_us.iter_mut().zip(&pids[..nices.len()]) {
         match stop_spinner(pid) {
@@ -289,4 +299,127 @@ fn child_first() -> i32 {
     let answer = if exited { "yes" } else { "no" };
     println!("spin childfirst: child exited before fork returned: {answer}");
     0
+}
+
+/// At most this many spinners for `balance` (one slot each in a page).
+const MAX_SPINNERS: u64 = 16;
+/// `balance`'s samples: this far apart, this many in a row, for at most
+/// this long.
+const SAMPLE_NS: u64 = 20_000_000;
+const SAMPLES_IN_A_ROW: u32 = 5;
+const WATCH_NS: u64 = 10_000_000_000;
+
+/// `balance`'s spinner: forever a round, then its CPU + 1 in `slot`.
+fn publish_cpu_forever(slot: &AtomicU32) -> ! {
+    let mut x = 0u64;
+    loop {
+        for _ in 0..100_000 {
+            x = core::hint::black_box(x.wrapping_add(1));
+        }
+        if let Ok((cpu, _)) = sched::getcpu() {
+            slot.store(cpu + 1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn balance(on0: u64, on1: u64) -> i32 {
+    // SAFETY: without MAP_FIXED no mapping is replaced.
+    let page = unsafe {
+        syscall::mmap(
+            0,
+            4096,
+            syscall::PROT_READ | syscall::PROT_WRITE,
+            syscall::MAP_SHARED | syscall::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let Ok(page) = page else {
+        println!("spin balance: mmap failed");
+        return 1;
+    };
+    // SAFETY: a fresh shared page, never unmapped, zeroed; atomics are
+    // valid for any bits.
+    let slots = unsafe { &*(page as *const [AtomicU32; MAX_SPINNERS as usize]) };
+    let total = (on0 + on1) as usize;
+    let mut pids = [0i32; MAX_SPINNERS as usize];
+    let mut status = 0;
+    for (n, pid) in pids.iter_mut().enumerate().take(total) {
+        let cpu_mask = if (n as u64) < on0 { 0b01 } else { 0b10 };
+        match syscall::fork() {
+            Ok(0) => {
+                if sched::sched_setaffinity(0, cpu_mask).is_err() {
+                    syscall::exit(3)
+                }
+                publish_cpu_forever(&slots[n])
+            }
+            Ok(child) => *pid = child as i32,
+            Err(e) => {
+                println!("spin balance: fork: {e}");
+                status = 1;
+                break;
+            }
+        }
+    }
+    if status == 0 {
+        status = watch(on0, on1, &slots[..total], &pids[..total]);
+    }
+    for &pid in pids.iter().filter(|&&pid| pid > 0) {
+        let _ = syscall::kill(pid, SIGKILL);
+        let _ = syscall::wait4(pid, 0);
+    }
+    status
+}
+
+/// Spinners whose latest round was on CPU 0 and on CPU 1.
+fn per_cpu(slots: &[AtomicU32]) -> (u32, u32) {
+    slots
+        .iter()
+        .fold((0, 0), |(a, b), slot| match slot.load(Ordering::Relaxed) {
+            1 => (a + 1, b),
+            2 => (a, b + 1),
+            _ => (a, b),
+        })
+}
+
+/// Sleeps `ns` nanoseconds.
+fn sleep_ns(ns: u64) {
+    let _ = syscall::nanosleep(Timespec::from_nanos(ns));
+}
+
+fn watch(on0: u64, on1: u64, slots: &[AtomicU32], pids: &[i32]) -> i32 {
+    // Every spinner has run where it was put.
+    let (mut a, mut b) = (0, 0);
+    for _ in 0..500 {
+        (a, b) = per_cpu(slots);
+        if (u64::from(a), u64::from(b)) == (on0, on1) {
+            break;
+        }
+        sleep_ns(SAMPLE_NS);
+    }
+    if (u64::from(a), u64::from(b)) != (on0, on1) {
+        println!("spin balance: the spinners did not start where they were put: {a} on cpu 0, {b} on cpu 1");
+        return 1;
+    }
+    for &pid in pids {
+        if let Err(e) = sched::sched_setaffinity(pid, 0b11) {
+            println!("spin balance: sched_setaffinity: {e}");
+            return 1;
+        }
+    }
+    let start = forkvm_user::time::monotonic_ns();
+    let mut in_a_row = 0;
+    while forkvm_user::time::monotonic_ns() - start < WATCH_NS {
+        sleep_ns(SAMPLE_NS);
+        (a, b) = per_cpu(slots);
+        in_a_row = if a.abs_diff(b) <= 1 { in_a_row + 1 } else { 0 };
+        if in_a_row == SAMPLES_IN_A_ROW {
+            println!("spin balance: {on0}+{on1} spinners spread to {a} on cpu 0, {b} on cpu 1");
+            return 0;
+        }
+    }
+    println!(
+        "spin balance: {on0}+{on1} spinners not spread after 10 s: {a} on cpu 0, {b} on cpu 1"
+    );
+    1
 }

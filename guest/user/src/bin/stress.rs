@@ -25,6 +25,15 @@
 //!   along, sends it SIGUSR1 in a loop: the probe must be neither preempted
 //!   nor given a signal frame (the kernel crashed with a #GP); the signals
 //!   are handled once the call returns, and the child exits 0.
+//! - `stress forks CYCLES THREADS`: two parent processes at once each make
+//!   CYCLES/2 fork/exit/wait cycles while THREADS threads of their own
+//!   write a 16-page private region in a loop, a page and a `sched_yield`
+//!   at a time (each fork write-protects it, so they fault on it while
+//!   their parent forks, on any CPU; with `vm.fork_copy_max_pages` 0 on
+//!   PVM, which copies a small process's pages at fork otherwise); each
+//!   child checks that it sees the word its parent wrote just before the
+//!   fork, writes the region once and exits: `stress forks: CYCLES
+//!   cycles by 2 parents with THREADS threads each, F failed`.
 #![no_std]
 #![no_main]
 
@@ -49,7 +58,7 @@ use forkvm_user::{entry, eprintln, println, Errno};
 entry!(main);
 
 const USAGE: &str = "usage: stress orphans N | exit-signals N [--ns] | storm MS [THREADS PROCS] \
-                     | nproc UID LIMIT ROUNDS | tick-probe N";
+                     | nproc UID LIMIT ROUNDS | tick-probe N | forks CYCLES THREADS";
 const SIGUSR1: i32 = 10;
 const SIGUSR2: i32 = 12;
 const SYS_CLONE: usize = 56;
@@ -72,6 +81,7 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         (Some(b"storm"), [Some(ms), Some(threads), Some(procs)]) => storm(*ms, *threads, *procs),
         (Some(b"nproc"), [Some(uid), Some(limit), Some(rounds)]) => nproc(*uid, *limit, *rounds),
         (Some(b"tick-probe"), [Some(rounds)]) => tick_probe(*rounds),
+        (Some(b"forks"), [Some(cycles), Some(threads)]) => forks(*cycles, *threads),
         _ => {
             eprintln!("{USAGE}");
             return 2;
@@ -579,4 +589,117 @@ fn tick_probe(rounds: u64) -> Result<(), &'static str> {
     }
     println!("stress tick-probe: {rounds} probes, {sent} signals sent, kernel alive");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// forks
+
+/// Pages of each forking parent's private region.
+const FORK_REGION_PAGES: usize = 16;
+/// Set by a forking parent to stop its writer threads.
+static WRITERS_STOP: AtomicU32 = AtomicU32::new(0);
+/// The forking parent's region.
+static FORK_REGION: AtomicU64 = AtomicU64::new(0);
+
+/// The word `word` of page `page` of the region.
+fn region_word(page: usize, word: usize) -> *mut u64 {
+    (FORK_REGION.load(Ordering::Acquire) as usize + page * 4096 + word * 8) as *mut u64
+}
+
+/// A writer thread: writes its word of the next page of the region,
+/// yields, again, until told to stop.
+extern "C" fn region_writer(word: usize) -> ! {
+    let mut n = 0u64;
+    while WRITERS_STOP.load(Ordering::Acquire) == 0 {
+        n += 1;
+        // SAFETY: a live page of the region (never unmapped); this word
+        // is this thread's alone.
+        unsafe { core::ptr::write_volatile(region_word(n as usize % FORK_REGION_PAGES, word), n) };
+        forkvm_user::syscall::sched_yield();
+    }
+    exit(0)
+}
+
+/// One forking parent: `cycles` fork/exit/wait cycles beside `threads`
+/// writers. Returns the cycles whose child failed.
+fn forking_parent(cycles: u64, threads: u64) -> Result<u64, &'static str> {
+    let region = mmap_anonymous(FORK_REGION_PAGES * 4096, PROT_READ | PROT_WRITE)
+        .map_err(|_| "mmap failed")?;
+    FORK_REGION.store(region as u64, Ordering::Release);
+    let mut writers = Vec::new();
+    for t in 0..threads.min(8) {
+        writers.push(spawn(region_writer, 1 + t as usize).map_err(|_| "clone failed")?);
+    }
+    let mut failed = 0;
+    for i in 0..cycles {
+        // SAFETY: word 0 of page 0 is this thread's alone.
+        unsafe { core::ptr::write_volatile(region_word(0, 0), i) };
+        match fork() {
+            Ok(0) => {
+                // SAFETY: our copy of the region; word 0 is ours.
+                let seen = unsafe { core::ptr::read_volatile(region_word(0, 0)) };
+                // SAFETY: as above (a write: a copy-on-write fault).
+                unsafe { core::ptr::write_volatile(region_word(1, 0), seen) };
+                exit_group(i32::from(seen != i))
+            }
+            Ok(pid) => {
+                let status = loop {
+                    match wait4(pid as i32, 0) {
+                        Err(Errno::EINTR) => {}
+                        Ok((_, status)) => break status,
+                        Err(_) => return Err("wait4 failed"),
+                    }
+                };
+                if !(status.exited() && status.exit_status() == 0) {
+                    failed += 1;
+                }
+            }
+            Err(_) => return Err("fork failed"),
+        }
+    }
+    WRITERS_STOP.store(1, Ordering::Release);
+    for word in writers {
+        join(word);
+    }
+    Ok(failed)
+}
+
+fn forks(cycles: u64, threads: u64) -> Result<(), &'static str> {
+    let mut parents = Vec::new();
+    for n in 0..2 {
+        let share = cycles / 2 + if n == 0 { cycles % 2 } else { 0 };
+        match fork() {
+            Ok(0) => exit_group(match forking_parent(share, threads) {
+                Ok(failed) => failed.min(100) as i32,
+                Err(e) => {
+                    println!("stress forks: {e}");
+                    101
+                }
+            }),
+            Ok(pid) => parents.push(pid),
+            Err(_) => return Err("fork failed"),
+        }
+    }
+    let mut failed = 0;
+    for pid in parents {
+        let status = loop {
+            match wait4(pid as i32, 0) {
+                Err(Errno::EINTR) => {}
+                Ok((_, status)) => break status,
+                Err(_) => return Err("wait4 failed"),
+            }
+        };
+        if !status.exited() || status.exit_status() > 100 {
+            return Err("a forking parent failed");
+        }
+        failed += status.exit_status() as u64;
+    }
+    println!(
+        "stress forks: {cycles} cycles by 2 parents with {threads} threads each, {failed} failed"
+    );
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err("a child did not see its parent's last write")
+    }
 }

@@ -811,8 +811,16 @@ impl AddressSpace {
         let inner = self.inner.lock();
         let vma = inner.vmas.find(addr).cloned();
         drop(inner);
-        let mut result =
-            with_memory(|memory| cow::handle_fault(memory, self.root, addr, access, vma.as_ref()));
+        // A COW break drops its reference to the old frame; should that be
+        // the last one (the other sharer let go meanwhile), the frame is
+        // kept until the flush below: another CPU running this address
+        // space may still read it through its TLB (Linux flushes before
+        // `put_page` in `wp_page_copy`).
+        let (mut result, pending) = with_memory(|memory| {
+            let mut deferring = cow::FreeAfterFlush::new(memory);
+            let result = cow::handle_fault(&mut deferring, self.root, addr, access, vma.as_ref());
+            (result, deferring.into_pending())
+        });
         if let (FaultResult::FileNoPage, Some(vma)) = (result, &vma) {
             result = super::file_map::filemap_fault(self, vma, addr, access);
         }
@@ -834,10 +842,16 @@ impl AddressSpace {
             if self.is_active() {
                 cpu::invlpg(addr & !(PAGE_SIZE - 1));
             }
-            // A COW break or reuse frees no frame (the old one is still
-            // mapped elsewhere, or reused here), unless its other user
-            // dropped it meanwhile: `do_wp_page` then freed it already.
-            crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
+            // A frame the fault let go of for good (in `pending`) must
+            // leave every TLB before it is freed, whatever the debug knob.
+            if pending.is_empty() {
+                crate::arch::tlb::shootdown_user_nothing_freed(self.root.phys());
+            } else {
+                crate::arch::tlb::shootdown_user(self.root.phys());
+            }
+        }
+        if !pending.is_empty() {
+            with_memory(|memory| pending.free(memory));
         }
         result
     }

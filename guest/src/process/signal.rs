@@ -465,9 +465,16 @@ pub fn dequeue_signal(
     if let Some(signal) = next_signal(inner.pending.signal & mask) {
         return Some(inner.pending.collect(signal));
     }
-    let mut shared = task.thread_group().shared_pending();
-    let signal = next_signal(shared.signal & mask)?;
-    Some(shared.collect(signal))
+    let info = {
+        let mut shared = task.thread_group().shared_pending();
+        let signal = next_signal(shared.signal & mask)?;
+        shared.collect(signal)
+    };
+    // A periodic ITIMER_REAL is queued again as its signal is taken.
+    if info.signo == forkvm_abi::linux::signal::SIGALRM {
+        crate::time::itimer::rearm_real(task.thread_group());
+    }
+    Some(info)
 }
 
 /// Of the signals `ready`, the one to take first (Linux `next_signal`).

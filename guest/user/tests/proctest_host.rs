@@ -223,6 +223,22 @@ const SCENARIOS: &[&str] = &[
     "pipe-nonblock-eof",
     "pipe2-bad-flags",
     "pipe-fionbio",
+    "alarm-returns-remaining",
+    "alarm-interrupts-pause",
+    "alarm-interrupts-nanosleep",
+    "setitimer-interval-rearms",
+    "itimer-not-inherited-by-fork",
+    "itimer-virtual-and-prof-fire",
+    "itimer-errors",
+    "gettimeofday-time-sysinfo",
+    "poll-pipe-states",
+    "poll-always-ready-files",
+    "poll-bad-fds-and-errors",
+    "poll-wait-woken-by-writer",
+    "select-pipe-states",
+    "select-errors",
+    "poll-select-eintr",
+    "ppoll-pselect-sigmask",
 ];
 
 struct Run {

@@ -117,6 +117,8 @@ topics! {
     affinity,
     clocks,
     pipes,
+    itimers,
+    poll,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

@@ -25,8 +25,8 @@ use alloc::vec::Vec;
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EBADF, EFAULT, EINVAL, ENOMEM, ERESTARTNOHAND};
 use crate::fs::poll::{
-    self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM,
-    POLLWRBAND, POLLWRNORM,
+    self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDBAND, POLLRDNORM, POLLWRBAND,
+    POLLWRNORM,
 };
 use crate::fs::File;
 use crate::process::rlimit::RLIMIT_NOFILE;
@@ -236,7 +236,12 @@ enum TimeFormat {
 /// into the caller's timeout (not for a zero one). A timeout that cannot
 /// be written is no error, but an interrupted call is then EINTR, not
 /// restarted (it would wait its whole time again).
-fn poll_select_finish(timeout: Timeout, address: u64, format: TimeFormat, result: SysResult) -> SysResult {
+fn poll_select_finish(
+    timeout: Timeout,
+    address: u64,
+    format: TimeFormat,
+    result: SysResult,
+) -> SysResult {
     restore_saved_sigmask_unless(result == Err(ERESTARTNOHAND));
     if address == 0 {
         return result;

@@ -191,8 +191,7 @@ pub fn set(group: &Arc<ThreadGroup>, which: u64, new: ITimerSpec) -> Result<ITim
             }
             // Linux adds a tick to a new value (`set_cpu_itimer`).
             let expires = if new.value_ns != 0 {
-                now.saturating_add(new.value_ns)
-                    .saturating_add(TICK_NSEC)
+                now.saturating_add(new.value_ns).saturating_add(TICK_NSEC)
             } else {
                 0
             };

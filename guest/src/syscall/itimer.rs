@@ -21,17 +21,23 @@ fn timeval_to_ns(seconds: i64, micros: i64) -> Option<u64> {
     if seconds < 0 || micros as u64 >= USEC_PER_SEC {
         return None;
     }
-    Some(
-        (seconds as u64)
-            .saturating_mul(NSEC_PER_SEC)
-            .saturating_add(micros as u64 * NSEC_PER_USEC),
-    )
+    // Saturated at Linux's KTIME_MAX, as `timespec64_to_ns` does.
+    let ns = (seconds as u64)
+        .saturating_mul(NSEC_PER_SEC)
+        .saturating_add(micros as u64 * NSEC_PER_USEC);
+    Some(ns.min(i64::MAX as u64))
 }
 
+/// Linux `ns_to_timespec64` then the timeval: the nanoseconds are a
+/// signed 64-bit count, so a CPU timer's sum past KTIME_MAX reads back
+/// negative, as on Linux.
 fn timeval_bytes(ns: u64) -> [u8; 16] {
+    let ns = ns as i64;
+    let per_sec = NSEC_PER_SEC as i64;
     let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&(ns / NSEC_PER_SEC).to_le_bytes());
-    bytes[8..].copy_from_slice(&(ns % NSEC_PER_SEC / NSEC_PER_USEC).to_le_bytes());
+    bytes[..8].copy_from_slice(&ns.div_euclid(per_sec).to_le_bytes());
+    let micros = ns.rem_euclid(per_sec) / NSEC_PER_USEC as i64;
+    bytes[8..].copy_from_slice(&micros.to_le_bytes());
     bytes
 }
 

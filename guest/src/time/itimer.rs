@@ -63,8 +63,8 @@ struct State {
     /// The TSC value the real timer fires at, while queued.
     real_queued: bool,
     real_expires: u64,
-    /// The real timer's interval in TSC cycles (`it_real_incr`).
-    real_incr: u64,
+    /// The real timer's interval in nanoseconds (`it_real_incr`).
+    real_incr_ns: u64,
     /// ITIMER_VIRTUAL, ITIMER_PROF.
     cpu: [CpuITimer; 2],
 }
@@ -109,6 +109,12 @@ fn cpu_sample(group: &ThreadGroup, index: usize) -> u64 {
     super::tsc_to_ns(cycles)
 }
 
+/// Nanoseconds as TSC cycles, capped (decades) so the conversion cannot
+/// overflow.
+fn to_tsc(ns: u64) -> u64 {
+    super::ns_to_tsc(ns.min(u64::MAX / 16))
+}
+
 fn cpu_index(which: u64) -> usize {
     (which - ITIMER_VIRTUAL) as usize
 }
@@ -121,7 +127,7 @@ pub fn get(group: &ThreadGroup, which: u64) -> Result<ITimerSpec, i32> {
             let state = group.itimers().state.lock();
             Ok(ITimerSpec {
                 value_ns: real_remaining(&state, rdtsc()),
-                interval_ns: super::tsc_to_ns(state.real_incr),
+                interval_ns: state.real_incr_ns,
             })
         }
         ITIMER_VIRTUAL | ITIMER_PROF => {
@@ -156,7 +162,7 @@ pub fn set(group: &Arc<ThreadGroup>, which: u64, new: ITimerSpec) -> Result<ITim
             let mut state = group.itimers().state.lock();
             let old = ITimerSpec {
                 value_ns: real_remaining(&state, now),
-                interval_ns: super::tsc_to_ns(state.real_incr),
+                interval_ns: state.real_incr_ns,
             };
             let mut timers = REAL_TIMERS.lock();
             if state.real_queued {
@@ -165,12 +171,12 @@ pub fn set(group: &Arc<ThreadGroup>, which: u64, new: ITimerSpec) -> Result<ITim
                 timers.retain(|(_, g)| g.as_ptr() != me);
             }
             if new.value_ns != 0 {
-                state.real_incr = super::ns_to_tsc(new.interval_ns);
-                state.real_expires = now.saturating_add(super::ns_to_tsc(new.value_ns));
+                state.real_incr_ns = new.interval_ns;
+                state.real_expires = now.saturating_add(to_tsc(new.value_ns));
                 state.real_queued = true;
                 timers.push((state.real_expires, Arc::downgrade(group)));
             } else {
-                state.real_incr = 0;
+                state.real_incr_ns = 0;
             }
             Ok(old)
         }
@@ -215,16 +221,17 @@ pub fn set(group: &Arc<ThreadGroup>, which: u64, new: ITimerSpec) -> Result<ITim
 /// again at its next expiry after now.
 pub fn rearm_real(group: &Arc<ThreadGroup>) {
     let mut state = group.itimers().state.lock();
-    if state.real_queued || state.real_incr == 0 {
+    if state.real_queued || state.real_incr_ns == 0 {
         return;
     }
+    let incr = to_tsc(state.real_incr_ns).max(1);
     let now = rdtsc();
     if state.real_expires <= now {
         // Whole intervals past now (Linux `hrtimer_forward_now`).
-        let periods = (now - state.real_expires) / state.real_incr + 1;
+        let periods = (now - state.real_expires) / incr + 1;
         state.real_expires = state
             .real_expires
-            .saturating_add(periods.saturating_mul(state.real_incr));
+            .saturating_add(periods.saturating_mul(incr));
     }
     state.real_queued = true;
     REAL_TIMERS

@@ -372,6 +372,39 @@ fn itimer_errors(_: &Ctx) -> Outcome {
     ensure!(old.value.sec >= 99, "old value given back: {old:?}");
     let now = getitimer(ITIMER_REAL).ctx("getitimer")?;
     ensure!(now == Itimerval::default(), "after setitimer(NULL): {now:?}");
+    // Times past Linux's KTIME_MAX (about 292 years) saturate there; a
+    // huge real timer does not fire early.
+    let huge = Itimerval {
+        interval: Timeval {
+            sec: i64::MAX,
+            usec: 999_999,
+        },
+        value: Timeval {
+            sec: i64::MAX,
+            usec: 0,
+        },
+    };
+    let ktime_max = Timeval {
+        sec: 9_223_372_036,
+        usec: 854_775,
+    };
+    setitimer(ITIMER_REAL, &huge).ctx("setitimer(huge)")?;
+    let value = getitimer(ITIMER_REAL).ctx("getitimer")?;
+    ensure!(
+        value.interval == ktime_max && value.value.sec > 1_000_000_000,
+        "ITIMER_REAL set to {huge:?} reads {value:?}"
+    );
+    // A CPU timer adds a tick and the process's CPU time to KTIME_MAX:
+    // Linux reads that back as a signed count, negative.
+    setitimer(ITIMER_VIRTUAL, &huge).ctx("setitimer(huge)")?;
+    let value = getitimer(ITIMER_VIRTUAL).ctx("getitimer")?;
+    ensure!(
+        value.interval == ktime_max && value.value.sec < 0,
+        "ITIMER_VIRTUAL set to {huge:?} reads {value:?}"
+    );
+    for which in [ITIMER_REAL, ITIMER_VIRTUAL] {
+        setitimer(which, &Itimerval::default()).ctx("setitimer(0)")?;
+    }
     // `alarm` takes an unsigned int: the upper half is ignored.
     let none = alarm(1 << 32);
     ensure!(none == 0, "alarm(1 << 32): {none}");

@@ -273,6 +273,11 @@ fn poll_wait_woken_by_writer(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// The address of a one-long `fd_set`.
+fn addr(set: &mut [u64; 1]) -> usize {
+    set.as_mut_ptr() as usize
+}
+
 fn select(n: usize, inp: usize, outp: usize, exp: usize, tvp: usize) -> Result<usize, Msg> {
     select_raw(n, inp, outp, exp, tvp).ctx("select")
 }
@@ -293,7 +298,7 @@ fn select_pipe_states(_: &Ctx) -> Outcome {
     let mut zero = Timeval::default();
     let zero_ptr = &mut zero as *mut Timeval as usize;
     let (mut rs, mut ws, mut es) = ([both], [both], [both]);
-    let got = select(n, rs.as_mut_ptr() as usize, ws.as_mut_ptr() as usize, es.as_mut_ptr() as usize, zero_ptr)?;
+    let got = select(n, addr(&mut rs), addr(&mut ws), addr(&mut es), zero_ptr)?;
     ensure!(
         got == 1 && rs[0] == 0 && ws[0] == 1 << wf && es[0] == 0,
         "empty pipe: {got}, read {:#x} write {:#x} except {:#x}",
@@ -307,7 +312,8 @@ fn select_pipe_states(_: &Ctx) -> Outcome {
         sec: 5,
         usec: 1_500_000,
     };
-    let got = select(n, rs.as_mut_ptr() as usize, ws.as_mut_ptr() as usize, 0, &mut tv as *mut Timeval as usize)?;
+    let tv_ptr = &mut tv as *mut Timeval as usize;
+    let got = select(n, addr(&mut rs), addr(&mut ws), 0, tv_ptr)?;
     ensure!(
         got == 2 && rs[0] == 1 << rf && ws[0] == 1 << wf,
         "pipe with data: {got}, read {:#x} write {:#x}",
@@ -369,7 +375,8 @@ fn poll_select_eintr(_: &Ctx) -> Outcome {
     for restart in [0, SA_RESTART] {
         let _off = count_signals(SIGALRM)?;
         if restart != 0 {
-            forkvm_user::signal::sigaction(SIGALRM, count_alarm, SA_RESTART, 0).ctx("rt_sigaction")?;
+            forkvm_user::signal::sigaction(SIGALRM, count_alarm, SA_RESTART, 0)
+                .ctx("rt_sigaction")?;
         }
         setitimer(ITIMER_REAL, &Itimerval::once_us(20_000)).ctx("setitimer")?;
         let mut fds = [PollFd {
@@ -413,65 +420,89 @@ fn ppoll_pselect_sigmask(_: &Ctx) -> Outcome {
     let (r, _w) = pipe()?;
     let _usr1 = count_signals(SIGUSR1)?;
     let old = sigprocmask(SIG_BLOCK, Some(sigmask(SIGUSR1))).ctx("sigprocmask")?;
-    let restore = old;
-    let result = (|| -> Outcome {
-        kill(getpid() as i32, SIGUSR1).ctx("kill(self)")?;
-        ensure!(fired() == 0, "a blocked SIGUSR1 ran its handler");
-        let mut fds = [PollFd {
-            fd: r.raw(),
-            events: POLLIN,
-            revents: 0,
-        }];
-        let keep_blocked = sigmask(SIGUSR1);
-        let unblock = 0u64;
-        let ppoll = |fds: &mut [PollFd], t: usize, mask: usize, size: usize| {
-            // SAFETY: live pollfds, timespec and mask, or BAD_ADDR.
-            check(unsafe { syscall5(PPOLL, fds.as_mut_ptr() as usize, fds.len(), t, mask, size) })
-        };
-        let mut t = ts(10);
-        let got = ppoll(&mut fds, &mut t as *mut Timespec as usize, &keep_blocked as *const u64 as usize, 8);
-        ensure!(got == Ok(0) && fired() == 0, "ppoll keeping SIGUSR1 blocked: {got:?}, {} handler runs", fired());
-        ensure!(t.sec == 0 && t.nsec == 0, "time left after ppoll's timeout: {t:?}");
-        let got = ppoll(&mut fds, 0, &unblock as *const u64 as usize, 4);
-        ensure!(got == Err(Errno::EINVAL), "ppoll sigsetsize 4: {got:?}, expected EINVAL");
-        let got = ppoll(&mut fds, BAD_ADDR, &unblock as *const u64 as usize, 4);
-        ensure!(got == Err(Errno::EFAULT), "ppoll bad timespec (then bad size): {got:?}, expected EFAULT");
-        let mut bad = Timespec { sec: 0, nsec: 1_000_000_000 };
-        let got = ppoll(&mut fds, &mut bad as *mut Timespec as usize, BAD_ADDR, 8);
-        ensure!(got == Err(Errno::EINVAL), "ppoll nsec 1e9 (then bad mask): {got:?}, expected EINVAL");
-        let got = ppoll(&mut fds, 0, &unblock as *const u64 as usize, 8);
-        ensure!(
-            got == Err(Errno::EINTR) && fired() == 1,
-            "ppoll unblocking the pending SIGUSR1: {got:?}, {} handler runs",
-            fired()
-        );
-        let mask = forkvm_user::signal::blocked();
-        ensure!(mask & sigmask(SIGUSR1) != 0, "the mask after ppoll: {mask:#x}");
-
-        // pselect6: the same with a select on the empty pipe.
-        kill(getpid() as i32, SIGUSR1).ctx("kill(self)")?;
-        let pselect = |set: &mut [u64; 1], t: usize, pack: &[usize; 2]| {
-            // SAFETY: live set, timespec and argument pack, or BAD_ADDR.
-            check(unsafe {
-                syscall6(PSELECT6, r.raw() as usize + 1, set.as_mut_ptr() as usize, 0, 0, t, pack.as_ptr() as usize)
-            })
-        };
-        let mut set = [1u64 << r.raw()];
-        let mut t = ts(10);
-        let got = pselect(&mut set, &mut t as *mut Timespec as usize, &[&keep_blocked as *const u64 as usize, 8]);
-        ensure!(got == Ok(0) && fired() == 1 && set[0] == 0, "pselect6 keeping SIGUSR1 blocked: {got:?}, {set:?}");
-        let mut set = [1u64 << r.raw()];
-        let got = pselect(&mut set, 0, &[&unblock as *const u64 as usize, 8]);
-        ensure!(got == Err(Errno::EINTR) && fired() == 2, "pselect6 unblocking SIGUSR1: {got:?}, {} runs", fired());
-        let mask = forkvm_user::signal::blocked();
-        ensure!(mask & sigmask(SIGUSR1) != 0, "the mask after pselect6: {mask:#x}");
-        // SAFETY: BAD_ADDR is unmapped.
-        let got = check(unsafe { syscall6(PSELECT6, 0, 0, 0, 0, 0, BAD_ADDR) });
-        ensure!(got == Err(Errno::EFAULT), "pselect6 with a bad argument pack: {got:?}");
-        Ok(())
-    })();
-    sigprocmask(SIG_SETMASK, Some(restore)).ctx("sigprocmask")?;
+    let result = ppoll_sigmask(&r).and_then(|()| pselect_sigmask(&r));
+    sigprocmask(SIG_SETMASK, Some(old)).ctx("sigprocmask")?;
     let dfl = forkvm_user::signal::SigAction::default();
     let _ = forkvm_user::signal::sigaction_raw(SIGUSR1, Some(&dfl));
     result
+}
+
+const KEEP_BLOCKED: u64 = 1 << (SIGUSR1 - 1);
+const UNBLOCK: u64 = 0;
+
+fn ppoll_raw(fds: &mut [PollFd], tsp: usize, mask: usize, size: usize) -> Result<usize, Errno> {
+    let (ptr, n) = (fds.as_mut_ptr() as usize, fds.len());
+    // SAFETY: live pollfds, timespec and mask, or BAD_ADDR.
+    check(unsafe { syscall5(PPOLL, ptr, n, tsp, mask, size) })
+}
+
+/// The `ppoll` half, with SIGUSR1 blocked and not yet pending.
+fn ppoll_sigmask(r: &Fd) -> Outcome {
+    kill(getpid() as i32, SIGUSR1).ctx("kill(self)")?;
+    ensure!(fired() == 0, "a blocked SIGUSR1 ran its handler");
+    let mut fds = [PollFd {
+        fd: r.raw(),
+        events: POLLIN,
+        revents: 0,
+    }];
+    let keep = &KEEP_BLOCKED as *const u64 as usize;
+    let unblock = &UNBLOCK as *const u64 as usize;
+    let mut t = ts(10);
+    let got = ppoll_raw(&mut fds, &mut t as *mut Timespec as usize, keep, 8);
+    let runs = fired();
+    ensure!(got == Ok(0) && runs == 0, "ppoll, SIGUSR1 blocked: {got:?}, {runs} runs");
+    ensure!(t.sec == 0 && t.nsec == 0, "time left after ppoll's timeout: {t:?}");
+    let got = ppoll_raw(&mut fds, 0, unblock, 4);
+    ensure!(got == Err(Errno::EINVAL), "ppoll sigsetsize 4: {got:?}");
+    // The timeout is read before the mask's size is checked.
+    let got = ppoll_raw(&mut fds, BAD_ADDR, unblock, 4);
+    ensure!(got == Err(Errno::EFAULT), "ppoll bad timespec: {got:?}");
+    let mut bad = Timespec {
+        sec: 0,
+        nsec: 1_000_000_000,
+    };
+    let got = ppoll_raw(&mut fds, &mut bad as *mut Timespec as usize, BAD_ADDR, 8);
+    ensure!(got == Err(Errno::EINVAL), "ppoll nsec 1e9: {got:?}");
+    let got = ppoll_raw(&mut fds, 0, unblock, 8);
+    let runs = fired();
+    ensure!(
+        got == Err(Errno::EINTR) && runs == 1,
+        "ppoll unblocking the pending SIGUSR1: {got:?}, {runs} handler runs"
+    );
+    let mask = forkvm_user::signal::blocked();
+    ensure!(mask & KEEP_BLOCKED != 0, "the mask after ppoll: {mask:#x}");
+    Ok(())
+}
+
+/// The `pselect6` half: the same with a select on the empty pipe.
+fn pselect_sigmask(r: &Fd) -> Outcome {
+    kill(getpid() as i32, SIGUSR1).ctx("kill(self)")?;
+    let n = r.raw() as usize + 1;
+    let pselect = |set: &mut [u64; 1], tsp: usize, mask: &u64| {
+        let pack = [mask as *const u64 as usize, 8];
+        let (set, pack) = (addr(set), pack.as_ptr() as usize);
+        // SAFETY: live set, timespec, mask and argument pack.
+        check(unsafe { syscall6(PSELECT6, n, set, 0, 0, tsp, pack) })
+    };
+    let mut set = [1u64 << r.raw()];
+    let mut t = ts(10);
+    let got = pselect(&mut set, &mut t as *mut Timespec as usize, &KEEP_BLOCKED);
+    let runs = fired();
+    ensure!(
+        got == Ok(0) && runs == 1 && set[0] == 0,
+        "pselect6, SIGUSR1 blocked: {got:?}, {set:?}, {runs} runs"
+    );
+    let mut set = [1u64 << r.raw()];
+    let got = pselect(&mut set, 0, &UNBLOCK);
+    let runs = fired();
+    ensure!(
+        got == Err(Errno::EINTR) && runs == 2,
+        "pselect6 unblocking SIGUSR1: {got:?}, {runs} runs"
+    );
+    let mask = forkvm_user::signal::blocked();
+    ensure!(mask & KEEP_BLOCKED != 0, "the mask after pselect6: {mask:#x}");
+    // SAFETY: BAD_ADDR is unmapped.
+    let got = check(unsafe { syscall6(PSELECT6, 0, 0, 0, 0, 0, BAD_ADDR) });
+    ensure!(got == Err(Errno::EFAULT), "pselect6 with a bad argument pack: {got:?}");
+    Ok(())
 }

@@ -48,7 +48,8 @@ pub fn pollable(file: &File) -> bool {
     }
 }
 
-/// `file`'s events and queue (Linux `vfs_poll`).
+/// `file`'s events and queue (Linux `vfs_poll`). A waiter goes on the
+/// queue before it takes the events it acts on (see `syscall/select.rs`).
 pub fn poll(file: &File) -> Readiness<'_> {
     let (mask, queue, recheck) = match &file.kind {
         FileKind::PipeRead(pipe) => {

@@ -3,9 +3,9 @@
 //! time left written back.
 //!
 //! The wait (Linux `do_poll`/`do_select` with `poll_wait`): the task marks
-//! itself sleeping, then asks every file for its events and puts itself on
-//! the wait queue of each that has one (a pipe end, a console), then
-//! sleeps unless something was ready, the timeout passed or a signal is
+//! itself sleeping, then for every file puts itself on its wait queue (a
+//! pipe end, a console) and only then asks for its events, then sleeps
+//! unless something was ready, the timeout passed or a signal is
 //! pending. A writer, reader or closer changes a pipe and then wakes its
 //! queue, so whatever it changed after the scan finds the task on the
 //! queue: no wake-up is lost, on either CPU. The task leaves every queue
@@ -99,14 +99,16 @@ impl PollWait {
         }
     }
 
-    /// `file`'s events; puts the task on its queue while registering
-    /// (Linux `vfs_poll` with `poll_wait`).
+    /// `file`'s events; puts the task on its queue first while
+    /// registering (Linux `vfs_poll` with `poll_wait`, which queues the
+    /// waiter before the file looks at its state: a change made after the
+    /// look finds the task queued).
     fn poll(&mut self, file: &Arc<File>) -> u16 {
         if !poll::pollable(file) {
             return POLLNVAL;
         }
-        let readiness = poll::poll(file);
         if self.registering {
+            let readiness = poll::poll(file);
             if let Some(queue) = readiness.queue {
                 if self.files.try_reserve(1).is_ok() {
                     queue.add(self.task.clone());
@@ -118,7 +120,7 @@ impl PollWait {
             }
             self.recheck |= readiness.recheck;
         }
-        readiness.mask
+        poll::poll(file).mask
     }
 
     /// Something was ready: no more registering.

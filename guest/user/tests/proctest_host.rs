@@ -235,6 +235,7 @@ const SCENARIOS: &[&str] = &[
     "poll-always-ready-files",
     "poll-bad-fds-and-errors",
     "poll-wait-woken-by-writer",
+    "poll-ping-pong",
     "select-pipe-states",
     "select-errors",
     "poll-select-eintr",

@@ -40,6 +40,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("poll-always-ready-files", poll_always_ready_files),
     ("poll-bad-fds-and-errors", poll_bad_fds_and_errors),
     ("poll-wait-woken-by-writer", poll_wait_woken_by_writer),
+    ("poll-ping-pong", poll_ping_pong),
     ("select-pipe-states", select_pipe_states),
     ("select-errors", select_errors),
     ("poll-select-eintr", poll_select_eintr),
@@ -276,6 +277,66 @@ fn poll_wait_woken_by_writer(_: &Ctx) -> Outcome {
 /// The address of a one-long `fd_set`.
 fn addr(set: &mut [u64; 1]) -> usize {
     set.as_mut_ptr() as usize
+}
+
+/// Two processes hand a byte back and forth 300 times through two pipes,
+/// each waiting in `poll` before it reads: every wait must be ended by the
+/// other's write (a lost wake-up shows as a 2 s timeout, reported as 0).
+fn poll_ping_pong(_: &Ctx) -> Outcome {
+    const ROUNDS: usize = 300;
+    let (to_child, from_parent) = {
+        let (r, w) = pipe()?;
+        (w, r)
+    };
+    let (to_parent, from_child) = {
+        let (r, w) = pipe()?;
+        (w, r)
+    };
+    let wait_read = |fd: i32| -> Result<(), i32> {
+        let mut fds = [PollFd {
+            fd,
+            events: POLLIN,
+            revents: 0,
+        }];
+        match poll(&mut fds, 2_000) {
+            Ok(1) if fds[0].revents == POLLIN => {}
+            Ok(0) => return Err(1),
+            _ => return Err(2),
+        }
+        let mut byte = [0u8];
+        match read(fd, &mut byte) {
+            Ok(1) => Ok(()),
+            _ => Err(3),
+        }
+    };
+    let (child_in, child_out) = (from_parent.raw(), to_parent.raw());
+    let child = Child::spawn(move || {
+        for _ in 0..ROUNDS {
+            if let Err(code) = wait_read(child_in) {
+                return code;
+            }
+            if write(child_out, b"c") != Ok(1) {
+                return 4;
+            }
+        }
+        0
+    })?;
+    for round in 0..ROUNDS {
+        write(to_child.raw(), b"p").ctx("write")?;
+        if let Err(code) = wait_read(from_child.raw()) {
+            let _ = kill(child.pid() as i32, SIGKILL);
+            let _ = child.wait();
+            return Err(msg!("round {round}: parent's poll/read failed ({code})"));
+        }
+    }
+    let status = child.wait_bounded("ping-pong child")?;
+    let what = match status.exited().then(|| status.exit_status()) {
+        Some(1) => "the child's poll timed out: a lost wake-up",
+        Some(2) | Some(3) => "the child's poll or read failed",
+        _ => "",
+    };
+    ensure!(what.is_empty(), "{what}");
+    expect_exit("ping-pong child", status, 0)
 }
 
 fn select(n: usize, inp: usize, outp: usize, exp: usize, tvp: usize) -> Result<usize, Msg> {

@@ -279,11 +279,11 @@ fn addr(set: &mut [u64; 1]) -> usize {
     set.as_mut_ptr() as usize
 }
 
-/// Two processes hand a byte back and forth 300 times through two pipes,
+/// Two processes hand a byte back and forth 100 times through two pipes,
 /// each waiting in `poll` before it reads: every wait must be ended by the
 /// other's write (a lost wake-up shows as a 2 s timeout, reported as 0).
 fn poll_ping_pong(_: &Ctx) -> Outcome {
-    const ROUNDS: usize = 300;
+    const ROUNDS: usize = 100;
     let (to_child, from_parent) = {
         let (r, w) = pipe()?;
         (w, r)

@@ -78,8 +78,20 @@ pub struct ITimers {
     cpu_armed: AtomicBool,
 }
 
-/// Queued real timers: (TSC expiry, process). A process that is gone
-/// leaves a dead entry until its expiry passes.
+impl Drop for ITimers {
+    /// The process is gone (its `ThreadGroup` dropped, so no strong
+    /// reference is left): its queued real timer leaves the list now, not
+    /// at an expiry that may be centuries away.
+    fn drop(&mut self) {
+        if self.state.get_mut().real_queued {
+            REAL_TIMERS
+                .lock()
+                .retain(|(_, group)| group.strong_count() > 0);
+        }
+    }
+}
+
+/// Queued real timers: (TSC expiry, process).
 static REAL_TIMERS: Mutex<Vec<(u64, Weak<ThreadGroup>)>> = Mutex::new(Vec::new());
 
 /// The remaining time of a queued real timer as `getitimer` reports it:

@@ -292,20 +292,23 @@ fn do_sys_poll(ufds: u64, nfds: u64, timeout: Timeout) -> SysResult {
         .map_err(|_| ENOMEM)?;
     raw.resize(nfds as usize * POLLFD_SIZE, 0);
     mm.copy_from_user(ufds, &mut raw).map_err(|_| EFAULT)?;
-    let entries: Vec<(i32, u16)> = raw
-        .chunks_exact(POLLFD_SIZE)
-        .map(|e| {
-            let fd = i32::from_le_bytes(e[..4].try_into().expect("4 bytes"));
-            let events = u16::from_le_bytes(e[4..6].try_into().expect("2 bytes"));
-            (fd, events)
-        })
-        .collect();
-    let mut revents = alloc::vec![0u16; entries.len()];
+    // Every allocation here is as large as the user asked: fallible.
+    let mut revents = Vec::new();
+    revents
+        .try_reserve_exact(nfds as usize)
+        .map_err(|_| ENOMEM)?;
+    revents.resize(nfds as usize, 0u16);
+    let entry = |e: &[u8]| {
+        let fd = i32::from_le_bytes(e[..4].try_into().expect("4 bytes"));
+        let events = u16::from_le_bytes(e[4..6].try_into().expect("2 bytes"));
+        (fd, events)
+    };
     let table = task.files();
     drop(task);
     let count = wait_for_events(timeout, |wait| {
         let mut count = 0;
-        for (&(fd, events), revent) in entries.iter().zip(revents.iter_mut()) {
+        for (raw_entry, revent) in raw.chunks_exact(POLLFD_SIZE).zip(revents.iter_mut()) {
+            let (fd, events) = entry(raw_entry);
             // A negative descriptor is skipped (Linux `do_pollfd`).
             *revent = 0;
             if fd < 0 {

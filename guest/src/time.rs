@@ -1,4 +1,7 @@
-//! Kernel time: the TSC for clocks, the APIC timer for ticks.
+//! Kernel time: the TSC for clocks, the APIC timer for ticks; interval
+//! timers in [`itimer`].
+
+pub mod itimer;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,9 +56,20 @@ pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Called from the timer interrupt.
+/// Called from the boot CPU's timer interrupt: the clock, and the real
+/// interval timers due.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    itimer::run_real_timers();
+}
+
+/// Called from every CPU's timer interrupt: the CPU-time interval timers
+/// of the process running there.
+pub fn tick_cpu_timers() {
+    let task = crate::sched::current();
+    if !crate::sched::is_idle(&task) {
+        itimer::run_cpu_timers(&task);
+    }
 }
 
 /// The TSC value a relative timeout `(seconds, nanoseconds)` ends at

@@ -446,6 +446,13 @@ fn mark_broken() {
     TX_WAIT.wake_all();
 }
 
+/// Whether a read would not wait: input is buffered, or the device broke
+/// (the read fails at once); and the queue readers sleep on (`poll`).
+pub fn poll_readable() -> (bool, &'static WaitQueue) {
+    let ready = BROKEN.load(Ordering::Acquire) || !INPUT.lock().is_empty();
+    (ready, &RX_WAIT)
+}
+
 /// Reads at least one byte (blocking) into `out`. `Err(EINTR)` if a
 /// fatal signal interrupted the wait, `Err(EIO)` for a broken device.
 pub fn read_bytes(out: &mut [u8]) -> Result<usize, i32> {

@@ -11,6 +11,7 @@ pub mod current;
 pub mod exec;
 pub mod file;
 pub mod pipe;
+pub mod poll;
 pub mod proc;
 pub mod tty;
 

@@ -190,6 +190,35 @@ impl Pipe {
         PipeIo::Done(written)
     }
 
+    /// What `poll` sees of the read end (`read_end`) or the write end
+    /// (Linux `pipe_poll`), and the queue to wait on for a change. The
+    /// read end is readable with bytes in it and hung up once no writer is
+    /// left; the write end writable while a page of the buffer is free
+    /// (Linux counts its buffer in page slots) and in error once no reader
+    /// is left.
+    pub fn poll(&self, read_end: bool) -> (u16, &WaitQueue) {
+        use super::poll::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        let state = self.state.lock();
+        let mut mask = 0;
+        if read_end {
+            if !state.buffer.is_empty() {
+                mask |= POLLIN | POLLRDNORM;
+            }
+            if state.writers == 0 {
+                mask |= POLLHUP;
+            }
+            (mask, &self.readable)
+        } else {
+            if state.buffer.len().div_ceil(4096) < PIPE_CAPACITY / 4096 {
+                mask |= POLLOUT | POLLWRNORM;
+            }
+            if state.readers == 0 {
+                mask |= POLLERR;
+            }
+            (mask, &self.writable)
+        }
+    }
+
     /// The last descriptor of the read (`true`) or write end went away.
     pub fn close_end(&self, read_end: bool) {
         {

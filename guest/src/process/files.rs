@@ -135,6 +135,13 @@ impl FdTable {
             .filter_map(|(fd, file)| file.as_ref().map(|file| (fd as u64, file)))
     }
 
+    /// The size of the table as Linux would have grown it (`fdt->max_fds`,
+    /// which `select` cuts its `n` to): 64 slots, then the power of two
+    /// above the highest descriptor used.
+    pub fn max_fds(&self) -> usize {
+        self.fds.len().max(64).next_power_of_two()
+    }
+
     /// Open descriptors.
     pub fn count(&self) -> usize {
         self.fds.iter().filter(|f| f.is_some()).count()

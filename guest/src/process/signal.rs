@@ -409,9 +409,16 @@ pub fn dequeue_signal(
     if let Some(signal) = next_signal(inner.pending.signal & mask) {
         return Some(inner.pending.collect(signal));
     }
-    let mut shared = task.thread_group().shared_pending();
-    let signal = next_signal(shared.signal & mask)?;
-    Some(shared.collect(signal))
+    let info = {
+        let mut shared = task.thread_group().shared_pending();
+        let signal = next_signal(shared.signal & mask)?;
+        shared.collect(signal)
+    };
+    // A periodic ITIMER_REAL is queued again as its signal is taken.
+    if info.signo == forkvm_abi::linux::signal::SIGALRM {
+        crate::time::itimer::rearm_real(task.thread_group());
+    }
+    Some(info)
 }
 
 /// Of the signals `ready`, the one to take first (Linux `next_signal`).
@@ -530,6 +537,15 @@ impl super::task::Task {
     pub fn sigmask_to_save(&self) -> u64 {
         let inner = self.inner.lock();
         inner.saved_sigmask.unwrap_or(inner.blocked)
+    }
+
+    /// Puts back the mask `set_sigsuspend_mask` saved, if any (Linux
+    /// `restore_saved_sigmask`).
+    pub fn restore_saved_sigmask(&self) {
+        let mut inner = self.inner.lock();
+        if let Some(mask) = inner.saved_sigmask.take() {
+            inner.blocked = mask;
+        }
     }
 
     /// Forgets the mask `rt_sigsuspend` saved, once a handler frame holds

@@ -78,6 +78,8 @@ pub struct ThreadGroup {
     wait_chldexit: WaitQueue,
     /// Times of released threads and reaped children (`sched::cputime`).
     cputime: crate::sched::cputime::GroupCputime,
+    /// ITIMER_REAL/VIRTUAL/PROF (`time::itimer`); disarmed in a new process.
+    itimers: crate::time::itimer::ITimers,
 }
 
 /// What a new process's group starts with (Linux `copy_signal`'s result);
@@ -116,6 +118,7 @@ impl ThreadGroup {
             group_exit_status: AtomicU32::new(0),
             wait_chldexit: WaitQueue::new(),
             cputime: Default::default(),
+            itimers: Default::default(),
         })
     }
 
@@ -140,6 +143,11 @@ impl ThreadGroup {
     /// Times of released threads and reaped children.
     pub fn cputime(&self) -> &crate::sched::cputime::GroupCputime {
         &self.cputime
+    }
+
+    /// The interval timers (`time::itimer`).
+    pub fn itimers(&self) -> &crate::time::itimer::ITimers {
+        &self.itimers
     }
 
     /// The process id in the initial namespace (0 for the kernel's group).

@@ -113,8 +113,16 @@ impl WaitQueue {
         }
     }
 
+    /// Puts `task` on the queue without sleeping here: a `poll` waits on
+    /// several queues at once (Linux `add_wait_queue` from `poll_wait`).
+    /// The caller marks itself sleeping first, checks its conditions, then
+    /// sleeps, and takes itself off with [`remove`](Self::remove).
+    pub fn add(&self, task: Arc<Task>) {
+        self.sleepers.lock().push_back(task);
+    }
+
     /// Takes `task` off the queue (it stopped waiting on its own).
-    fn remove(&self, task: &Arc<Task>) {
+    pub fn remove(&self, task: &Arc<Task>) {
         self.sleepers.lock().retain(|t| !Arc::ptr_eq(t, task));
     }
 

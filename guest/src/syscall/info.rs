@@ -1,4 +1,5 @@
-//! `uname`, `sethostname`, `setdomainname` (the UTS namespace) and `umask`.
+//! `uname`, `sethostname`, `setdomainname` (the UTS namespace), `umask`
+//! and `sysinfo`.
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EINVAL, EPERM};
@@ -69,4 +70,34 @@ pub fn umask(a: Args) -> SysResult {
     let old = fs.umask;
     fs.umask = (a.0[0] & 0o777) as u32;
     Ok(u64::from(old))
+}
+
+/// `sysinfo(info)` (Linux `do_sysinfo`): uptime in whole seconds, rounded
+/// up; the memory figures of `/proc/meminfo` (MemTotal, MemFree; no
+/// shared, buffer or swap memory) in bytes with `mem_unit` 1, as a 64-bit
+/// Linux reports them; `procs` is `nr_threads` (every task, threads
+/// included). The load averages are 0: the scheduler keeps no run-queue
+/// averages (Linux `avenrun`) and there is no `/proc/loadavg`.
+pub fn sysinfo(a: Args) -> SysResult {
+    /// `struct sysinfo` on x86-64 (112 bytes): uptime, loads[3],
+    /// totalram, freeram, sharedram, bufferram, totalswap, freeswap
+    /// (longs), procs (u16, then padding), totalhigh, freehigh (longs),
+    /// mem_unit (u32).
+    const SIZE: usize = 112;
+    let ns = crate::time::uptime_ns();
+    let uptime = ns.div_ceil(1_000_000_000);
+    let (total, free) = crate::mm::frame_counts();
+    let page = 4096u64;
+    let mut bytes = [0u8; SIZE];
+    let mut put = |offset: usize, value: u64| {
+        bytes[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    put(0, uptime);
+    put(32, total as u64 * page);
+    put(40, free as u64 * page);
+    let procs = crate::process::nr_threads() as u16;
+    bytes[80..82].copy_from_slice(&procs.to_le_bytes());
+    bytes[104..108].copy_from_slice(&1u32.to_le_bytes());
+    current_mm()?.copy_to_user(a.0[0], &bytes)?;
+    Ok(0)
 }

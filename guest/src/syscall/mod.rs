@@ -11,6 +11,7 @@ mod info;
 mod io;
 mod ioctl;
 mod ioprio;
+mod itimer;
 mod madvise;
 mod memory;
 mod mlock;
@@ -25,6 +26,7 @@ mod rusage;
 /// sched.rs (as `sched_calls`: `sched` names the scheduler here).
 #[path = "sched.rs"]
 mod sched_calls;
+mod select;
 mod sem;
 mod signal;
 mod sigwait;
@@ -225,6 +227,17 @@ pub mod nr {
     pub const SETSOCKOPT: u64 = 54;
     pub const GETSOCKOPT: u64 = 55;
     pub const ACCEPT4: u64 = 288;
+    // Timers and waiting on descriptors (syscall/itimer.rs, select.rs).
+    pub const POLL: u64 = 7;
+    pub const SELECT: u64 = 23;
+    pub const GETITIMER: u64 = 36;
+    pub const ALARM: u64 = 37;
+    pub const SETITIMER: u64 = 38;
+    pub const GETTIMEOFDAY: u64 = 96;
+    pub const SYSINFO: u64 = 99;
+    pub const TIME: u64 = 201;
+    pub const PSELECT6: u64 = 270;
+    pub const PPOLL: u64 = 271;
 }
 
 /// `openat`'s "relative to the working directory" (-100).
@@ -442,6 +455,16 @@ pub fn dispatch(ctx: &mut UserContext) {
             socket::by_socket_fd(a)
         }
         nr::SETSOCKOPT | nr::GETSOCKOPT => socket::sockopt(a),
+        nr::POLL => select::poll(a),
+        nr::SELECT => select::select(a),
+        nr::PSELECT6 => select::pselect6(a),
+        nr::PPOLL => select::ppoll(a),
+        nr::GETITIMER => itimer::getitimer(a),
+        nr::SETITIMER => itimer::setitimer(a),
+        nr::ALARM => itimer::alarm(a),
+        nr::GETTIMEOFDAY => time::gettimeofday(a),
+        nr::TIME => time::time(a),
+        nr::SYSINFO => info::sysinfo(a),
         forkvm_abi::sys::SYS_FORKVM_INFO => forkvm::forkvm_info(a),
         forkvm_abi::sys::SYS_FORKVM_DIAG => forkvm::forkvm_diag(a),
         forkvm_abi::sys::SYS_FORKVM_SYSCTL => forkvm::forkvm_sysctl(a),

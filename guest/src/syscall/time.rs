@@ -1,4 +1,5 @@
-//! `nanosleep`, `clock_nanosleep` and `clock_gettime`, on the TSC.
+//! `nanosleep`, `clock_nanosleep`, `clock_gettime`, `gettimeofday` and
+//! `time`, on the TSC.
 
 use super::{current_mm, Args, SysResult};
 use crate::errno::{EINTR, EINVAL, EOPNOTSUPP};
@@ -130,4 +131,35 @@ pub fn clock_gettime(a: Args) -> SysResult {
     bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
     current_mm()?.copy_to_user(address, &bytes)?;
     Ok(0)
+}
+
+/// `gettimeofday(tv, tz)`: CLOCK_REALTIME (which counts from boot here, as
+/// `clock_gettime` says) in seconds and microseconds; either pointer may be
+/// NULL. The time zone is Linux's default `sys_tz`, all zero (no
+/// `settimeofday` here). EFAULT for a bad pointer.
+pub fn gettimeofday(a: Args) -> SysResult {
+    let [tv, tz, ..] = a.0;
+    if tv != 0 {
+        let ns = time::uptime_ns();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+        bytes[8..].copy_from_slice(&(ns % 1_000_000_000 / 1_000).to_le_bytes());
+        current_mm()?.copy_to_user(tv, &bytes)?;
+    }
+    if tz != 0 {
+        // `struct timezone`: tz_minuteswest, tz_dsttime.
+        current_mm()?.copy_to_user(tz, &[0u8; 8])?;
+    }
+    Ok(0)
+}
+
+/// `time(tloc)`: CLOCK_REALTIME's seconds, also stored at `tloc` unless
+/// NULL (EFAULT for a bad pointer).
+pub fn time(a: Args) -> SysResult {
+    let seconds = time::uptime_ns() / 1_000_000_000;
+    let tloc = a.0[0];
+    if tloc != 0 {
+        current_mm()?.copy_to_user(tloc, &seconds.to_le_bytes())?;
+    }
+    Ok(seconds)
 }

@@ -46,6 +46,8 @@ pub mod sig {
     pub const SIGUSR2: i32 = linux::SIGUSR2 as i32;
     pub const SIGPIPE: i32 = linux::SIGPIPE as i32;
     pub const SIGALRM: i32 = linux::SIGALRM as i32;
+    pub const SIGVTALRM: i32 = linux::SIGVTALRM as i32;
+    pub const SIGPROF: i32 = linux::SIGPROF as i32;
     pub const SIGTERM: i32 = linux::SIGTERM as i32;
     pub const SIGCHLD: i32 = linux::SIGCHLD as i32;
     pub const SIGCONT: i32 = linux::SIGCONT as i32;

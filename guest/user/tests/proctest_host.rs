@@ -241,6 +241,23 @@ const SCENARIOS: &[&str] = &[
     "mlock-limits",
     "socket-create-errors",
     "socket-calls-on-non-sockets",
+    "alarm-returns-remaining",
+    "alarm-interrupts-pause",
+    "alarm-interrupts-nanosleep",
+    "setitimer-interval-rearms",
+    "itimer-not-inherited-by-fork",
+    "itimer-virtual-and-prof-fire",
+    "itimer-errors",
+    "gettimeofday-time-sysinfo",
+    "poll-pipe-states",
+    "poll-always-ready-files",
+    "poll-bad-fds-and-errors",
+    "poll-wait-woken-by-writer",
+    "poll-ping-pong",
+    "select-pipe-states",
+    "select-errors",
+    "poll-select-eintr",
+    "ppoll-pselect-sigmask",
 ];
 
 struct Run {

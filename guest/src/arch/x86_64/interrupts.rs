@@ -68,6 +68,7 @@ pub(super) fn dispatch(ctx: &mut UserContext) {
             if local.cpu.load(Ordering::Relaxed) == 0 {
                 crate::time::tick();
             }
+            crate::time::tick_cpu_timers();
             crate::sched::tick();
             apic::eoi();
         }

@@ -33,7 +33,7 @@ use core::fmt::{self, Write};
 use forkvm_user::io::{BufWriter, STDOUT};
 use forkvm_user::syscall::{
     check, close, exit_group, fork, getpid, gettid, mmap_anonymous, mprotect, munmap, pipe2, read,
-    syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, wait4, write, PROT_READ,
+    syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, syscall6, wait4, write, PROT_READ,
     PROT_WRITE,
 };
 use forkvm_user::{entry, println, Errno};
@@ -796,6 +796,8 @@ fn misc(kind: &str, p: usize) {
     let ret = unsafe { syscall2(nr::CLOCK_GETTIME, CLOCK_MONOTONIC, p) };
     line!("clock_gettime", kind, ret);
 
+    timers_and_poll(kind, p);
+
     // SAFETY: the kernel writes the FS base at `p`.
     let ret = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS, p) };
     line!("arch_prctl-get_fs", kind, ret);
@@ -839,6 +841,48 @@ fn misc(kind: &str, p: usize) {
     }
     // SAFETY: touches no memory.
     unsafe { syscall3(nr::SEMCTL, id, 0, IPC_RMID) };
+}
+
+/// The clock, interval-timer and poll calls. Every call here returns at
+/// once: zero timeouts, a disarmed timer.
+fn timers_and_poll(kind: &str, p: usize) {
+    const POLL: usize = 7;
+    const SELECT: usize = 23;
+    const GETITIMER: usize = 36;
+    const SETITIMER: usize = 38;
+    const GETTIMEOFDAY: usize = 96;
+    const SYSINFO: usize = 99;
+    const TIME: usize = 201;
+    const PSELECT6: usize = 270;
+    const PPOLL: usize = 271;
+    let zero_timeval = [0u64; 2];
+    let zero = zero_timeval.as_ptr() as usize;
+    let itimerval = [0u64; 4];
+    let disarm = itimerval.as_ptr() as usize;
+    // Each call reads or writes at `p`, or at the live locals; one line
+    // each (the straddle bytes are refilled in between).
+    macro_rules! call {
+        ($name:expr, $ret:expr) => {
+            // SAFETY: as said above.
+            let ret = unsafe { $ret };
+            line!($name, kind, ret);
+        };
+    }
+    call!("gettimeofday-tv", syscall2(GETTIMEOFDAY, p, 0));
+    call!("gettimeofday-tz", syscall2(GETTIMEOFDAY, 0, p));
+    call!("time", syscall1(TIME, p));
+    call!("sysinfo", syscall1(SYSINFO, p));
+    call!("getitimer", syscall2(GETITIMER, 0, p));
+    call!("setitimer-new", syscall3(SETITIMER, 0, p, 0));
+    call!("setitimer-old", syscall3(SETITIMER, 0, disarm, p));
+    call!("poll", syscall3(POLL, p, 1, 0));
+    call!("select-set", syscall5(SELECT, 1, p, 0, 0, zero));
+    call!("ppoll-timeout", syscall5(PPOLL, 0, 0, p, 0, 8));
+    let timespec = ZERO_TIMESPEC.as_ptr() as usize;
+    call!(
+        "pselect6-sigpack",
+        syscall6(PSELECT6, 0, 0, 0, 0, timespec, p)
+    );
 }
 
 /// NULL where Linux requires a pointer.

@@ -120,6 +120,8 @@ topics! {
     setids,
     vmcalls,
     sockets,
+    itimers,
+    poll,
 }
 
 /// The helper that `vfork-exec` executes: exit 42 at once, print nothing.

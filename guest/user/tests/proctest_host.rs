@@ -95,6 +95,8 @@ const SCENARIOS: &[&str] = &[
     "files-rename-directories",
     "files-at-dirfd",
     "files-permissions",
+    "files-chown-root",
+    "files-chown-unprivileged",
     "files-mmap-shared",
     "files-mmap-private",
     "files-mmap-errors",

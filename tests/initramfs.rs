@@ -333,7 +333,7 @@ fn file_frames_come_back_when_the_last_reference_goes() {
     let round = "run proctest files-create-read-write files-sparse-lseek files-unlink-open \
                  files-rename-over-open files-truncate files-append-two-processes \
                  files-mmap-shared files-mmap-private files-mmap-errors \
-                 files-exec-interpreter; meminfo";
+                 files-truncate-unmaps files-exec-interpreter; meminfo";
     // The first round fills the kernel's caches (stacks, page tables).
     let out = forkvm()
         .args(["-c", &format!("{round}; {round}; {round}")])

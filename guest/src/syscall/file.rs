@@ -25,6 +25,7 @@ use crate::fs::namei::{Last, Walk};
 use crate::fs::page_cache::FileData;
 use crate::fs::permission::{Access, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::fs::{File, FileKind};
+use crate::mm::file_map::truncate_file;
 use crate::sched;
 
 /// `AT_FDCWD`: relative paths start at the cwd.
@@ -148,7 +149,7 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
             InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
                 return Ok(Some(File::with_flags(FileKind::Console, flags)))
             }
-            InodeKind::Regular(data) if flags & O_TRUNC != 0 => data.lock().truncate(0)?,
+            InodeKind::Regular(_) if flags & O_TRUNC != 0 => truncate_file(inode, 0)?,
             _ => {}
         }
     }
@@ -267,11 +268,11 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
             }
             InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => {}
             InodeKind::CharDevice(_) | InodeKind::Special => return Err(ENXIO),
-            InodeKind::Regular(data) => {
+            InodeKind::Regular(_) => {
                 // Linux truncates even with O_RDONLY (write permission was
                 // checked above).
                 if flags & O_TRUNC != 0 && !created {
-                    data.lock().truncate(0)?;
+                    truncate_file(inode, 0)?;
                 }
             }
             InodeKind::Symlink(_) => return Err(ELOOP),
@@ -1015,8 +1016,7 @@ fn truncate_node(node: &Node, length: u64) -> SysResult {
     match node {
         Node::Dir(_) => Err(EISDIR),
         Node::Inode(inode) => {
-            let data = inode.data().ok_or(EINVAL)?;
-            data.lock().truncate(length)?;
+            truncate_file(inode, length)?;
             inode.meta.lock().mtime = now();
             Ok(0)
         }

@@ -102,6 +102,7 @@ const SCENARIOS: &[&str] = &[
     "files-mmap-errors",
     "files-mmap-lazy-sparse",
     "files-mmap-past-eof-sigbus",
+    "files-truncate-unmaps",
     "files-exec-interpreter",
     "files-proc-stat-status-meminfo",
     "files-proc-fd",

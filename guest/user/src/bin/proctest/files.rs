@@ -37,6 +37,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-mmap-errors", mmap_errors),
     ("files-mmap-lazy-sparse", mmap_lazy_sparse),
     ("files-mmap-past-eof-sigbus", mmap_past_eof_sigbus),
+    ("files-truncate-unmaps", truncate_unmaps),
     ("files-exec-interpreter", exec_interpreter),
     ("files-proc-stat-status-meminfo", proc_files),
     ("files-proc-fd", proc_fd),
@@ -1617,6 +1618,78 @@ fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
     pwrite(&fd, b"G", 8200).ctx("pwrite")?;
     ensure!(map.get(8200) == b'G', "after growing, the page is the file's");
     ensure!(private.get(8200) == b'G', "through a private mapping too");
+    Ok(())
+}
+
+/// A truncate takes the pages wholly past the new end out of every
+/// mapping of the file (Linux `truncate_pagecache`): shared pages and
+/// private copy-on-write copies alike fault again and get SIGBUS, in this
+/// process and in one that mapped them before; the partial last page stays
+/// mapped with its tail zeroed, and a private copy of a page before the
+/// end keeps its bytes.
+fn truncate_unmaps(_: &Ctx) -> Outcome {
+    let s = Scratch::new("truncate-unmaps", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, &[b'a'; 3 * 4096], 0).ctx("pwrite")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let shared = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
+    let private = FileMap::new(3 * 4096, rw, MAP_PRIVATE, fd.raw(), 0).ctx("mmap private")?;
+    for page in 0..3 {
+        ensure!(shared.get(page * 4096) == b'a', "shared page {page} before");
+        ensure!(private.get(page * 4096) == b'a', "private page {page} before");
+    }
+    // Private copies of page 0 (stays) and page 2 (goes).
+    private.set(0, b'p');
+    private.set(2 * 4096, b'p');
+    // A process that has the last page mapped, and touches it again once
+    // the file has shrunk.
+    let (go_r, go_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let at = shared.addr + 2 * 4096 + 8;
+    let mapped_before = Child::spawn(|| {
+        FAULT_ADDR.store(at, Ordering::SeqCst);
+        if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() || shared.get(2 * 4096) != b'a'
+        {
+            return 1;
+        }
+        if write(ready_w.raw(), b"r") != Ok(1) {
+            return 3;
+        }
+        wait_byte(go_r.raw());
+        shared.get(2 * 4096 + 8);
+        2
+    })?;
+    drop(ready_w);
+    wait_byte(ready_r.raw());
+    ftruncate(&fd, 5000).ctx("ftruncate")?;
+    write(go_w.raw(), b"g").ctx("write")?;
+    let status = mapped_before.wait_bounded("a process that mapped the page before")?;
+    expect_exit(
+        "a page past the new end, mapped before the truncate",
+        status,
+        BUS_ADRERR * 10 + 1,
+    )?;
+    ensure!(shared.get(4999) == b'a', "the last byte stays");
+    ensure!(shared.get(5000) == 0 && shared.get(8191) == 0, "the tail of the last page is zeroed");
+    ensure!(private.get(0) == b'p', "a private copy before the end stays");
+    ensure!(private.get(5000) == 0, "a private page not copied shows the zeroed tail");
+    let faults: [(&str, &FileMap); 2] = [
+        ("a shared page past the new end", &shared),
+        ("a private copy past the new end", &private),
+    ];
+    for (what, mapping) in faults {
+        let at = mapping.addr + 2 * 4096 + 8;
+        let child = Child::spawn(|| {
+            FAULT_ADDR.store(at, Ordering::SeqCst);
+            if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() {
+                return 1;
+            }
+            mapping.get(2 * 4096 + 8);
+            2
+        })?;
+        let status = child.wait_bounded(what)?;
+        expect_exit(what, status, BUS_ADRERR * 10 + 1)?;
+    }
     Ok(())
 }
 

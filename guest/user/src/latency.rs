@@ -46,7 +46,7 @@
 use core::ffi::CStr;
 use core::fmt;
 use core::ptr::null;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
 use crate::errno::Errno;
@@ -444,7 +444,11 @@ fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
         }
         Op::ForkExec => match fork() {
             Ok(0) => {
-                let path = c"exit_with";
+                let path = if FORK_EXEC_BY_PATH.load(Ordering::Relaxed) {
+                    c"/sbin/forkvm/exit_with"
+                } else {
+                    c"exit_with"
+                };
                 let argv = [path.as_ptr().cast::<u8>(), c"0".as_ptr().cast(), null()];
                 let envp = [null()];
                 crate::syscall::execve(path, &argv, &envp);
@@ -579,14 +583,13 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
     {
         return Err(Error::Sys("sample", Errno::EINVAL));
     }
+    if options.op == Op::ForkExec {
+        FORK_EXEC_BY_PATH.store(access_x(c"exit_with").is_err(), Ordering::Relaxed);
+    }
     if let Some((path, _)) = options.op.archive_program() {
         // Without an initramfs there is no such program: say so, rather
         // than time children that exit 127.
-        const ACCESS: usize = 21;
-        const X_OK: usize = 1;
-        // SAFETY: the kernel reads the NUL-terminated path.
-        let ret = unsafe { crate::syscall::syscall2(ACCESS, path.as_ptr() as usize, X_OK) };
-        crate::syscall::check(ret).map_err(|e| Error::Sys("access (needs forkvm --initrd)", e))?;
+        access_x(path).map_err(|e| Error::Sys("access (needs forkvm --initrd)", e))?;
     }
     match options.op {
         Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, out),
@@ -598,6 +601,20 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
         }),
         _ => sample_cycles(options, warmup, out),
     }
+}
+
+/// Whether `fork-exec` runs `exit_with` by its built-in file's path:
+/// forkvm booted with an initramfs looks names up as Linux does, so the
+/// bare name (which finds the built-in program otherwise, and the Linux
+/// reference's `/exit_with` from its working directory) finds nothing.
+static FORK_EXEC_BY_PATH: AtomicBool = AtomicBool::new(false);
+
+/// `access(path, X_OK)`.
+fn access_x(path: &CStr) -> Result<usize, Errno> {
+    const ACCESS: usize = 21;
+    const X_OK: usize = 1;
+    // SAFETY: the kernel reads the NUL-terminated path.
+    crate::syscall::check(unsafe { crate::syscall::syscall2(ACCESS, path.as_ptr() as usize, X_OK) })
 }
 
 /// Lowers `kernel.threads-max` to the number of tasks that exist (so the

@@ -695,6 +695,7 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
             entries.extend(host_entries(op, params));
         }
     }
+    crate::host_linux::archive::remove_extracted();
     progress.finish();
     let report = Report {
         schema_version: report::SCHEMA_VERSION,

@@ -3,7 +3,7 @@
 //! --initrd` (`/bin/true` and `/bin/sh`, symbolic links inside the archive
 //! followed: in Debian's busybox-static both are the one `busybox`), so
 //! guest and host time the same binary. They are written to a private
-//! temporary directory once per process.
+//! temporary directory once per process, removed after the host's part.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -19,6 +19,8 @@ pub struct ArchivePrograms {
     pub true_program: CString,
     /// The archive's `/bin/sh`.
     pub shell: CString,
+    /// The temporary directory they were written to.
+    dir: PathBuf,
 }
 
 static PROGRAMS: OnceLock<Result<ArchivePrograms, String>> = OnceLock::new();
@@ -36,6 +38,14 @@ pub fn use_archive(path: &Path) -> Result<&'static ArchivePrograms, String> {
 /// The programs, if [`use_archive`] succeeded.
 pub fn programs() -> Option<&'static ArchivePrograms> {
     PROGRAMS.get().and_then(|r| r.as_ref().ok())
+}
+
+/// Removes the programs' temporary directory (once the host has run
+/// them; [`programs`] still names them, gone).
+pub fn remove_extracted() {
+    if let Some(programs) = programs() {
+        let _ = std::fs::remove_dir_all(&programs.dir);
+    }
 }
 
 /// One archive member: its mode and contents (a symbolic link's target).
@@ -65,6 +75,7 @@ fn extract(path: &Path) -> Result<ArchivePrograms, String> {
     Ok(ArchivePrograms {
         true_program: write("bin/true", "true")?,
         shell: write("bin/sh", "sh")?,
+        dir,
     })
 }
 

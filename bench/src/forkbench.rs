@@ -118,6 +118,16 @@ pub struct RunOptions {
     /// Also measure in Linux booted by the same VMM (`--reference
     /// linux-vm`), with this kernel (`None`: the cached Debian one).
     pub reference: Option<Reference>,
+    /// The initramfs forkvm's guest boots with (`--initrd`), whose
+    /// programs `exec_static` and `shell` run (on the host too).
+    pub initrd: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// The same run with the guest booted with `initrd` (`--initrd`).
+    pub fn with_initrd(self, initrd: Option<PathBuf>) -> RunOptions {
+        RunOptions { initrd, ..self }
+    }
 }
 
 /// `--reference linux-vm [--linux-kernel PATH]`.
@@ -210,10 +220,15 @@ pub fn op_names() -> Vec<&'static str> {
     names
 }
 
-/// The operations `name` (an operation or `all`) selects.
+/// The operations `name` (an operation or `all`) selects. `all` leaves
+/// out those that need an initramfs (`exec_static`, `shell`): a run with
+/// `--initrd` adds them ([`select_with_archive`]).
 pub fn select(name: &str) -> Result<Vec<BenchOp>, String> {
     if name == "all" {
-        return Ok(BenchOp::ALL.to_vec());
+        return Ok(BenchOp::ALL
+            .into_iter()
+            .filter(|op| !op.needs_archive())
+            .collect());
     }
     BenchOp::ALL
         .into_iter()
@@ -226,6 +241,16 @@ pub fn select(name: &str) -> Result<Vec<BenchOp>, String> {
                 names.join(", ")
             )
         })
+}
+
+/// The operations `name` selects for a run with or without an initramfs
+/// (`--initrd`): with one, `all` includes `exec_static` and `shell`.
+pub fn select_with_archive(name: &str, initrd: bool) -> Result<Vec<BenchOp>, String> {
+    let mut ops = select(name)?;
+    if name == "all" && initrd {
+        ops.extend(BenchOp::ALL.into_iter().filter(|op| op.needs_archive()));
+    }
+    Ok(ops)
 }
 
 /// A file named on the command line, created (or truncated) before
@@ -283,13 +308,15 @@ fn vm_lifetime(timeout: ReplyTimeout, work: &[(BenchOp, Params)]) -> Duration {
 /// guest fields of `metadata`.
 fn measure_guest(
     memory_mib: u64,
+    initrd: Option<&Path>,
     timeout: ReplyTimeout,
     work: &[(BenchOp, Params)],
     progress: &mut Progress,
     describe: impl Fn(BenchOp, Params) -> String,
     metadata: &mut Metadata,
 ) -> Result<GuestPart, Error> {
-    let mut harness = boot_guest(memory_mib, timeout, vm_lifetime(timeout, work))?;
+    let lifetime = vm_lifetime(timeout, work);
+    let mut harness = boot_guest_with(memory_mib, GUEST_VCPUS as u32, timeout, lifetime, initrd)?;
     metadata.guest_memory_mib = Some(memory_mib);
     metadata.guest_vcpus = Some(GUEST_VCPUS);
     metadata.guest_tsc_khz = Some(harness.hello_info().tsc_khz);
@@ -382,6 +409,7 @@ fn measure_linux_guest(
             initrd: linux.archive.clone(),
             append: linux.append.clone(),
         }),
+        initrd: None,
     })
     .map_err(|e| Error::run(format!("Linux guest: {e}")))?;
     let command_line = vmm::linux_boot::command_line(linux.append.as_deref(), 2048, false)
@@ -568,6 +596,20 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
     } else {
         guest_memory_mib.unwrap_or(DEFAULT_GUEST_MEMORY_MIB)
     };
+    match (&opts.initrd, opts.ops.iter().find(|op| op.needs_archive())) {
+        (Some(path), _) => {
+            crate::host_linux::archive::use_archive(path)
+                .map_err(|e| Error::setup(format!("--initrd {e}")))?;
+        }
+        (None, Some(&op)) => {
+            return Err(Error::setup(format!(
+                "{} runs programs from an initramfs: give --initrd FILE (e.g. a cpio of \
+                 Debian's busybox-static with /bin/true and /bin/sh)",
+                op_name(op)
+            )))
+        }
+        (None, None) => {}
+    }
     let mut metadata = Metadata::collect(iters, warmup);
     let fingerprint = planned_fingerprint(&metadata, opts.targets, memory);
     let baseline = match &output.baseline {
@@ -614,11 +656,17 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
     // Linux first: its boot is the slow, uncertain part.
     let mut linux_entries = Vec::new();
     if let Some(linux) = &linux {
+        // Its archive is harnessd's own: no busybox for the exec operations.
+        let linux_work: Vec<(BenchOp, Params)> = work
+            .iter()
+            .copied()
+            .filter(|(op, _)| !op.needs_archive())
+            .collect();
         let part = measure_linux_guest(
             linux,
             memory,
             reply_timeout(opts.timeout),
-            &work,
+            &linux_work,
             &mut progress,
             &mut metadata,
         );
@@ -630,6 +678,7 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
     if opts.targets.guest() {
         let guest = measure_guest(
             memory,
+            opts.initrd.as_deref(),
             reply_timeout(opts.timeout),
             &work,
             &mut progress,
@@ -646,6 +695,7 @@ pub fn run(opts: &RunOptions) -> Result<Verdict, Error> {
             entries.extend(host_entries(op, params));
         }
     }
+    crate::host_linux::archive::remove_extracted();
     progress.finish();
     let report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -794,6 +844,17 @@ fn boot_guest_on(
     timeout: ReplyTimeout,
     lifetime: Duration,
 ) -> Result<GuestHarness, Error> {
+    boot_guest_with(memory_mib, cpus, timeout, lifetime, None)
+}
+
+/// [`boot_guest_on`] with an initramfs (`--initrd`).
+fn boot_guest_with(
+    memory_mib: u64,
+    cpus: u32,
+    timeout: ReplyTimeout,
+    lifetime: Duration,
+    initrd: Option<&Path>,
+) -> Result<GuestHarness, Error> {
     if !crate::boot::kvm_available() {
         return Err(Error::run(format!(
             "no KVM device ({}): the guest cannot run here; use --target host",
@@ -806,6 +867,7 @@ fn boot_guest_on(
         cpus,
         request_timeout: timeout,
         vm_timeout: lifetime,
+        initrd: initrd.map(Path::to_path_buf),
         ..HarnessOptions::default()
     })
     .map_err(|e| Error::run(format!("guest: {e}")))
@@ -848,6 +910,7 @@ pub fn sweep(opts: &SweepOptions) -> Result<Verdict, Error> {
     if opts.targets.guest() {
         let guest = measure_guest(
             memory,
+            None,
             reply_timeout(opts.timeout),
             &work,
             &mut progress,
@@ -1286,6 +1349,7 @@ mod tests {
             timeout: None,
             output: OutputOptions::stdout(Format::Table),
             reference: None,
+            initrd: None,
         };
         let names = planned_names(&opts);
         for name in [

@@ -924,6 +924,10 @@ pub struct HarnessOptions {
     /// Boot `kernel` as a Linux bzImage with this initramfs (whose `/init`
     /// is `harnessd`) instead of forkvm's kernel with its script.
     pub linux: Option<LinuxGuestBoot>,
+    /// An initramfs for forkvm's kernel (`forkvm --initrd`): its files
+    /// (e.g. busybox for `exec_static` and `shell`) next to the built-in
+    /// programs, which still run the harness.
+    pub initrd: Option<PathBuf>,
 }
 
 /// How [`GuestHarness::start`] boots a Linux guest.
@@ -947,6 +951,7 @@ impl Default for HarnessOptions {
             },
             vm_timeout: DEFAULT_VM_TIMEOUT,
             linux: None,
+            initrd: None,
         }
     }
 }
@@ -1002,7 +1007,10 @@ impl GuestHarness {
         config.cpus = opts.cpus;
         config.timeout = Some(opts.vm_timeout);
         match &opts.linux {
-            None => config.script = Some(HARNESS_SCRIPT.to_owned()),
+            None => {
+                config.script = Some(HARNESS_SCRIPT.to_owned());
+                config.initrd = opts.initrd.clone();
+            }
             Some(linux) => {
                 config.initrd = Some(linux.initrd.clone());
                 config.append = linux.append.clone();

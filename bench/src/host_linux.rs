@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use forkvm_protocol::BenchOp;
 
+pub mod archive;
 mod pingpong;
 pub mod scale;
 mod spinners;
@@ -50,6 +51,8 @@ pub fn op_name(op: BenchOp) -> &'static str {
         BenchOp::YieldPingPong => "yield_pingpong",
         BenchOp::PipePingPong => "pipe_pingpong",
         BenchOp::ForkThreaded => "fork_threaded",
+        BenchOp::ExecStatic => "exec_static",
+        BenchOp::Shell => "shell",
     }
 }
 
@@ -68,7 +71,9 @@ pub fn metrics(op: BenchOp) -> &'static [Metric] {
         | BenchOp::CloneVm
         | BenchOp::ForkExec
         | BenchOp::ForkMem
-        | BenchOp::ForkThreaded => &[Metric::Create, Metric::CreateExitReap],
+        | BenchOp::ForkThreaded
+        | BenchOp::ExecStatic
+        | BenchOp::Shell => &[Metric::Create, Metric::CreateExitReap],
         BenchOp::RlimitEagain | BenchOp::CloneEinval => &[Metric::Create],
         BenchOp::MaxThreadsEagain => &[],
         BenchOp::YieldPingPong | BenchOp::PipePingPong => &[Metric::RoundTrip],
@@ -207,6 +212,29 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
     };
     match op {
         BenchOp::Fork => two_metrics(&mut result, params, || fork_once(op, None))?,
+        BenchOp::ExecStatic | BenchOp::Shell => {
+            let Some(programs) = archive::programs() else {
+                return Err(HostError::NotApplicable {
+                    op,
+                    reason: "it runs programs from an initramfs: give forkbench --initrd"
+                        .to_owned(),
+                });
+            };
+            let (path, argv): (&CStr, &[&CStr]) = match op {
+                BenchOp::ExecStatic => (&programs.true_program, &[c"true"]),
+                _ => (&programs.shell, &[c"sh", c"-c", c"exit"]),
+            };
+            result.note = Some(format!(
+                "execs the archive's {} (as {})",
+                if op == BenchOp::Shell {
+                    "/bin/sh"
+                } else {
+                    "/bin/true"
+                },
+                path.to_string_lossy()
+            ));
+            two_metrics(&mut result, params, || fork_once(op, Some((path, argv))))?;
+        }
         BenchOp::ForkThreaded => {
             let ((), note) = spinners::with_spinners(op, || {
                 two_metrics(&mut result, params, || fork_once(op, None))
@@ -240,7 +268,7 @@ pub fn run(op: BenchOp, params: Params) -> Result<HostResult, HostError> {
                 });
             };
             result.note = Some(format!("execs {}", path.to_string_lossy()));
-            two_metrics(&mut result, params, || fork_once(op, Some(path)))?;
+            two_metrics(&mut result, params, || fork_once(op, Some((path, &[path]))))?;
         }
         BenchOp::Vfork | BenchOp::CloneVm => {
             let stack = Mapping::stack(op)?;
@@ -614,10 +642,15 @@ fn reap(op: BenchOp, pid: libc::pid_t) -> Result<(), HostError> {
 }
 
 /// One fork (`clone(SIGCHLD)`) whose child exits at once, or execs
-/// `exec` if given; returns (create, create_exit_reap) cycles.
-fn fork_once(op: BenchOp, exec: Option<&CStr>) -> Result<(u64, u64), HostError> {
+/// `exec`'s program with its arguments (at most 3) if given; returns
+/// (create, create_exit_reap) cycles.
+fn fork_once(op: BenchOp, exec: Option<(&CStr, &[&CStr])>) -> Result<(u64, u64), HostError> {
     // Prepared before timing: the child must not allocate.
-    let argv: [*const libc::c_char; 2] = [exec.map_or(ptr::null(), CStr::as_ptr), ptr::null()];
+    let mut argv: [*const libc::c_char; 4] = [ptr::null(); 4];
+    for (slot, arg) in argv.iter_mut().zip(exec.map_or(&[][..], |(_, args)| args)) {
+        *slot = arg.as_ptr();
+    }
+    let exec = exec.map(|(path, _)| path);
     let envp: [*const libc::c_char; 1] = [ptr::null()];
 
     let t0 = clock_start();

@@ -112,7 +112,7 @@ fn success_ops_report_create_and_create_exit_reap() {
     let mut guest = GuestHarness::start(HarnessOptions::default()).unwrap();
     let success = BenchOp::ALL
         .into_iter()
-        .filter(|op| !op.must_fail() && !op.is_ping_pong());
+        .filter(|op| !op.must_fail() && !op.is_ping_pong() && !op.needs_archive());
     for op in success {
         let mem = if op == BenchOp::ForkMem { 4 } else { 0 };
         let run = guest.run_bench(op, ITERS, 2, mem).unwrap();

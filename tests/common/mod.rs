@@ -2,6 +2,8 @@
 //! against the real guest kernel under KVM.
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod busybox;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 

@@ -49,6 +49,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TargetArg::Both)]
         target: TargetArg,
         #[command(flatten)]
+        initrd: InitrdArg,
+        #[command(flatten)]
         sizes: SizeArgs,
         #[command(flatten)]
         timeout: TimeoutArg,
@@ -72,6 +74,8 @@ enum Command {
         /// log then ends error messages).
         #[arg(long, value_name = "CMDLINE", requires = "reference")]
         linux_append: Option<String>,
+        #[command(flatten)]
+        initrd: InitrdArg,
         #[command(flatten)]
         sizes: SizeArgs,
         #[command(flatten)]
@@ -102,6 +106,17 @@ enum Command {
         after_help = "Example: forkbench probe --flags 0x800   (CLONE_SIGHAND without CLONE_VM: EINVAL)"
     )]
     Probe(ProbeArgsCli),
+}
+
+/// `--initrd FILE`.
+#[derive(clap::Args)]
+struct InitrdArg {
+    /// Boot the guest with this initramfs (newc cpio, maybe gzip), and run
+    /// `exec_static` (its /bin/true) and `shell` (its /bin/sh -c exit),
+    /// which need it, in the guest and, the same files, on the host. With
+    /// `all` (and `compare`) it adds those two operations.
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
 }
 
 /// `compare --reference`: the kernel to compare with.
@@ -434,35 +449,46 @@ fn main() -> ExitCode {
         Command::Run {
             op,
             target,
+            initrd,
             sizes,
             timeout,
             output,
-        } => forkbench::select(&op)
+        } => forkbench::select_with_archive(&op, initrd.initrd.is_some())
             .map_err(|message| forkbench::Error {
                 message,
                 exit_status: 2,
             })
-            .and_then(|ops| forkbench::run(&run_options(ops, target, &sizes, &timeout, &output))),
+            .and_then(|ops| {
+                forkbench::run(&RunOptions {
+                    initrd: initrd.initrd,
+                    ..run_options(ops, target, &sizes, &timeout, &output)
+                })
+            }),
         Command::Compare {
             reference,
             linux_kernel,
             linux_append,
+            initrd,
             sizes,
             timeout,
             output,
-        } => forkbench::run(&RunOptions {
-            reference: reference.map(|ReferenceArg::LinuxVm| forkbench::Reference {
-                kernel: linux_kernel,
-                append: linux_append,
-            }),
-            ..run_options(
-                forkbench::select("all").expect("all is an operation set"),
-                TargetArg::Both,
-                &sizes,
-                &timeout,
-                &output,
-            )
-        }),
+        } => forkbench::run(
+            &RunOptions {
+                reference: reference.map(|ReferenceArg::LinuxVm| forkbench::Reference {
+                    kernel: linux_kernel,
+                    append: linux_append,
+                }),
+                ..run_options(
+                    forkbench::select_with_archive("all", initrd.initrd.is_some())
+                        .expect("all is an operation set"),
+                    TargetArg::Both,
+                    &sizes,
+                    &timeout,
+                    &output,
+                )
+            }
+            .with_initrd(initrd.initrd),
+        ),
         Command::Sweep(args) => forkbench::sweep(&SweepOptions {
             mem_list: args.mem_list,
             iters: args.iters,
@@ -541,5 +567,6 @@ fn run_options(
             samples: output.samples.clone(),
         },
         reference: None,
+        initrd: None,
     }
 }

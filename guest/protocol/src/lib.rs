@@ -99,7 +99,7 @@
 //!   `create` and `create_exit_reap`. Operations 9 and 10 (the
 //!   ping-pongs) and metric 2 (`round_trip`) were added later without a
 //!   bump: new values, no layout change; an older peer refuses them as
-//!   unknown values. Operation 11 (`ForkThreaded`) likewise. `RunScale`/`ScaleDone` (types 0x08, 0x88: the
+//!   unknown values. Operation 11 (`ForkThreaded`) likewise, and 12 and 13 (`ExecStatic`, `Shell`: programs from the initramfs). `RunScale`/`ScaleDone` (types 0x08, 0x88: the
 //!   will-it-scale throughput of `forkbench scale`) were added the same
 //!   way: an older guest answers `Error { UnknownType }`.
 //!

@@ -88,6 +88,12 @@ pub enum BenchOp {
     /// stacks: its address space is live on other CPUs, which is what
     /// makes Linux send TLB-shootdown IPIs when fork write-protects it.
     ForkThreaded = 11,
+    /// `fork` + `execve` of a static program from the initramfs
+    /// (`/bin/true`, busybox's applet) + `exit` + `wait4`.
+    ExecStatic = 12,
+    /// lmbench `lat_proc`'s "shell": `fork` + `execve("/bin/sh", ["sh",
+    /// "-c", "exit"])` from the initramfs (busybox's sh) + `wait4`.
+    Shell = 13,
 }
 
 /// The threads `BenchOp::ForkThreaded`'s parent runs besides itself
@@ -96,7 +102,7 @@ pub const FORK_THREADED_THREADS: usize = 2;
 
 impl BenchOp {
     /// Every operation, in wire order.
-    pub const ALL: [BenchOp; 12] = [
+    pub const ALL: [BenchOp; 14] = [
         BenchOp::Fork,
         BenchOp::Vfork,
         BenchOp::CloneThread,
@@ -109,6 +115,8 @@ impl BenchOp {
         BenchOp::YieldPingPong,
         BenchOp::PipePingPong,
         BenchOp::ForkThreaded,
+        BenchOp::ExecStatic,
+        BenchOp::Shell,
     ];
 
     /// The operation with wire value `value`, if any.
@@ -123,6 +131,12 @@ impl BenchOp {
             self,
             BenchOp::RlimitEagain | BenchOp::MaxThreadsEagain | BenchOp::CloneEinval
         )
+    }
+
+    /// True for the operations that run programs from an initramfs
+    /// (`forkvm --initrd`): without one they fail with ENOENT.
+    pub fn needs_archive(self) -> bool {
+        matches!(self, BenchOp::ExecStatic | BenchOp::Shell)
     }
 
     /// True for the context-switch operations: no task is created per

@@ -47,3 +47,19 @@ pub fn current_real_access() -> Access {
     }
     access
 }
+
+/// The kernel ids a `chown(user, group)` asks for, as the caller's user
+/// namespace maps them (Linux `make_kuid`/`make_kgid` in `chown_common`):
+/// -1 is `None`, "unchanged"; an id the namespace does not map is EINVAL.
+pub fn chown_ids(user: u32, group: u32) -> Result<(Option<u32>, Option<u32>), i32> {
+    let cred = sched::current().cred();
+    let uid = match user {
+        u32::MAX => None,
+        id => Some(cred.make_kuid(id).ok_or(crate::errno::EINVAL)?),
+    };
+    let gid = match group {
+        u32::MAX => None,
+        id => Some(cred.make_kgid(id).ok_or(crate::errno::EINVAL)?),
+    };
+    Ok((uid, gid))
+}

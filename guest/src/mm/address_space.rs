@@ -520,6 +520,42 @@ impl AddressSpace {
         }
     }
 
+    /// Unmaps the pages of this address space's mappings of `inode` from
+    /// file page `first` on, the private copy-on-write copies included
+    /// (Linux's `unmap_mapping_range(..., even_cows = 1)` of a truncate):
+    /// the areas stay, and the next access faults and meets the file's
+    /// new end (SIGBUS). The frames whose last reference goes are freed
+    /// after the TLB flush.
+    pub fn unmap_file_pages(&self, inode: &Arc<crate::fs::inode::Inode>, first: u64) {
+        let ranges: alloc::vec::Vec<(u64, u64)> = {
+            let inner = self.inner.lock();
+            inner
+                .vmas
+                .iter()
+                .filter_map(|vma| {
+                    let file = vma.file.as_ref().filter(|f| Arc::ptr_eq(&f.inode, inode))?;
+                    let skip = first.saturating_sub(file.pgoff);
+                    (skip < vma.pages()).then(|| (vma.start + skip * PAGE_SIZE, vma.end))
+                })
+                .collect()
+        };
+        if ranges.is_empty() {
+            return;
+        }
+        if crate::arch::percpu::nr_cpus() > 1 {
+            self.unmap_then_free(ranges.into_iter());
+            return;
+        }
+        let mut flush = false;
+        for (start, end) in ranges {
+            flush |=
+                with_memory(|memory| cow::unmap_range(memory, self.root, start, end)).needs_flush();
+        }
+        if flush {
+            self.flush_if_current();
+        }
+    }
+
     /// Unmaps `ranges` where other CPUs may run this address space: the
     /// frames whose last reference goes are freed only after every CPU
     /// that may cache them has flushed its TLB (Linux's `mmu_gather`), in

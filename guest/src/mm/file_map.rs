@@ -24,7 +24,10 @@
 //!
 //! Frames go back to the allocator when the last reference goes: the
 //! file's (truncate, unlink of the last name and close) or a mapping's
-//! (munmap, exit, exec).
+//! (munmap, exit, exec). A truncate that shrinks the file also takes the
+//! pages wholly past its new end out of every mapping of it, private
+//! copies included ([`truncate_file`], Linux `truncate_pagecache`), so
+//! they fault again (SIGBUS) and their frames come back at once.
 
 use alloc::sync::Arc;
 
@@ -115,4 +118,38 @@ pub fn filemap_fault(mm: &AddressSpace, vma: &Vma, addr: u64, access: Access) ->
             .collect()
     };
     mm.map_file_fault(vma, addr, access, frame, &around)
+}
+
+/// Sets the size of the regular file `inode` (`truncate`, `ftruncate`,
+/// `O_TRUNC`). When it shrinks, the file's pages past the end go first
+/// (under the file's lock, so no fault can map them again: it finds the
+/// new size), then every address space that maps the file loses its
+/// pages from the first page wholly past the new end (Linux
+/// `truncate_pagecache`). The partial last page stays mapped; its tail
+/// reads zeros.
+pub fn truncate_file(inode: &Arc<Inode>, size: u64) -> Result<(), i32> {
+    let data = inode.data().ok_or(crate::errno::EINVAL)?;
+    let old_size = {
+        let mut data = data.lock();
+        let old_size = data.size();
+        data.truncate(size)?;
+        old_size
+    };
+    if size < old_size {
+        unmap_mapping_range(inode, size.div_ceil(PAGE_SIZE));
+    }
+    Ok(())
+}
+
+/// Unmaps file pages `first..` of `inode` in every address space (Linux
+/// walks the inode's `i_mmap` tree; this kernel keeps none, so it looks
+/// at each live task's address space once: a truncate of a file is rare).
+fn unmap_mapping_range(inode: &Arc<Inode>, first: u64) {
+    let mut seen = alloc::collections::BTreeSet::new();
+    for task in crate::process::all_tasks() {
+        let Some(mm) = task.mm() else { continue };
+        if seen.insert(Arc::as_ptr(&mm) as usize) {
+            mm.unmap_file_pages(inode, first);
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! `pwrite64`, `lseek`, `stat`/`fstat`/`lstat`/`newfstatat`, `getdents64`,
 //! `unlink`, `readlink(at)`, `symlink(at)`, `link(at)`, `rename(at)(2)`,
 //! `ftruncate`/`truncate`, `access`/`faccessat(2)`, `fchdir`,
-//! `chmod`/`fchmod`/`fchmodat`, `utimensat`, `readv`/`writev`, `statx`,
+//! `chmod`/`fchmod`/`fchmodat`, `chown`/`fchown`/`lchown`/`fchownat`,
+//! `utimensat`, `readv`/`writev`, `statx`,
 //! `fsync`/`fdatasync`.
 
 use alloc::sync::Arc;
@@ -24,6 +25,7 @@ use crate::fs::namei::{Last, Walk};
 use crate::fs::page_cache::FileData;
 use crate::fs::permission::{Access, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::fs::{File, FileKind};
+use crate::mm::file_map::truncate_file;
 use crate::sched;
 
 /// `AT_FDCWD`: relative paths start at the cwd.
@@ -147,7 +149,7 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
             InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
                 return Ok(Some(File::with_flags(FileKind::Console, flags)))
             }
-            InodeKind::Regular(data) if flags & O_TRUNC != 0 => data.lock().truncate(0)?,
+            InodeKind::Regular(_) if flags & O_TRUNC != 0 => truncate_file(inode, 0)?,
             _ => {}
         }
     }
@@ -266,11 +268,11 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
             }
             InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => {}
             InodeKind::CharDevice(_) | InodeKind::Special => return Err(ENXIO),
-            InodeKind::Regular(data) => {
+            InodeKind::Regular(_) => {
                 // Linux truncates even with O_RDONLY (write permission was
                 // checked above).
                 if flags & O_TRUNC != 0 && !created {
-                    data.lock().truncate(0)?;
+                    truncate_file(inode, 0)?;
                 }
             }
             InodeKind::Symlink(_) => return Err(ELOOP),
@@ -1014,8 +1016,7 @@ fn truncate_node(node: &Node, length: u64) -> SysResult {
     match node {
         Node::Dir(_) => Err(EISDIR),
         Node::Inode(inode) => {
-            let data = inode.data().ok_or(EINVAL)?;
-            data.lock().truncate(length)?;
+            truncate_file(inode, length)?;
             inode.meta.lock().mtime = now();
             Ok(0)
         }
@@ -1147,6 +1148,70 @@ pub fn fchmod(a: Args) -> SysResult {
     match &file.kind {
         FileKind::Vfs(open) if open.flags() & O_PATH == 0 => {
             chmod_node(&current_access(), &open.node, mode)
+        }
+        FileKind::Vfs(_) => Err(EBADF),
+        // Pipes and consoles have no inode here to change.
+        _ => Err(EPERM),
+    }
+}
+
+/// Linux `chown_common` and `setattr_prepare`'s ownership checks: the ids
+/// are mapped first (EINVAL), then the new owner needs `chown_ok` and
+/// the new group `chgrp_ok` (EPERM); a non-directory loses S_ISUID (and
+/// S_ISGID as [`Access::chown_kill_bits`] says) even when the ids stay,
+/// and as that changes the mode, only its owner or CAP_FOWNER may do it
+/// (EPERM; `setattr_prepare`'s ATTR_MODE check). The ramfs keeps no
+/// ctime to touch.
+fn chown_node(access: &Access, node: &Node, user: u64, group: u64) -> SysResult {
+    let (uid, gid) = crate::fs::current::chown_ids(user as u32, group as u32)?;
+    if uid.is_some_and(|uid| !access.may_chown(node, uid))
+        || gid.is_some_and(|gid| !access.may_chgrp(node, gid))
+    {
+        return Err(EPERM);
+    }
+    let kill_bits = access.chown_kill_bits(node) & node.mode();
+    if kill_bits != 0 && !access.owner_or_capable(node) {
+        return Err(EPERM);
+    }
+    node.set_owner(uid, gid, kill_bits);
+    Ok(0)
+}
+
+/// `fchownat(dirfd, path, user, group, flags)` (and `chown`, `lchown`):
+/// AT_SYMLINK_NOFOLLOW changes a symbolic link itself, AT_EMPTY_PATH
+/// `dirfd`'s file (an O_PATH descriptor too); other flags are EINVAL.
+pub fn fchownat(a: Args) -> SysResult {
+    let [dirfd, path, user, group, flags, ..] = a.0;
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let path = getname_maybe_empty(path, flags)?;
+    let access = current_access();
+    let node = if path.is_empty() {
+        if dirfd as i32 == AT_FDCWD {
+            Node::Dir(current_fs().lock().pwd.clone())
+        } else {
+            match &file(u64::from(dirfd as u32))?.kind {
+                FileKind::Vfs(open) => open.node.clone(),
+                // Pipes and consoles have no inode here to change.
+                _ => return Err(EPERM),
+            }
+        }
+    } else {
+        with_walk(dirfd, &path, &access, |walk| {
+            walk.lookup_node(&path, flags & AT_SYMLINK_NOFOLLOW == 0)
+        })?
+    };
+    chown_node(&access, &node, user, group)
+}
+
+/// `fchown(fd, user, group)`: EBADF for an O_PATH descriptor.
+pub fn fchown(a: Args) -> SysResult {
+    let [fd, user, group, ..] = a.0;
+    let file = file(fd)?;
+    match &file.kind {
+        FileKind::Vfs(open) if open.flags() & O_PATH == 0 => {
+            chown_node(&current_access(), &open.node, user, group)
         }
         FileKind::Vfs(_) => Err(EBADF),
         // Pipes and consoles have no inode here to change.

@@ -173,6 +173,10 @@ pub mod nr {
     pub const CHMOD: u64 = 90;
     pub const FCHMOD: u64 = 91;
     pub const FCHMODAT: u64 = 268;
+    pub const CHOWN: u64 = 92;
+    pub const FCHOWN: u64 = 93;
+    pub const LCHOWN: u64 = 94;
+    pub const FCHOWNAT: u64 = 260;
     pub const UTIMENSAT: u64 = 280;
     pub const STATX: u64 = 332;
     pub const FSYNC: u64 = 74;
@@ -405,6 +409,10 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::CHMOD => file::fchmodat(Args([AT_FDCWD, a.0[0], a.0[1], 0, 0, 0])),
         nr::FCHMOD => file::fchmod(a),
         nr::FCHMODAT => file::fchmodat(a),
+        nr::CHOWN => file::fchownat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0, 0])),
+        nr::FCHOWN => file::fchown(a),
+        nr::LCHOWN => file::fchownat(Args([AT_FDCWD, a.0[0], a.0[1], a.0[2], 0x100, 0])),
+        nr::FCHOWNAT => file::fchownat(a),
         nr::UTIMENSAT => file::utimensat(a),
         nr::STATX => file::statx(a),
         nr::FSYNC | nr::FDATASYNC => file::fsync(a),

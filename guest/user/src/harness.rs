@@ -362,6 +362,8 @@ impl Server {
             BenchOp::YieldPingPong => (Op::YieldPingPong, 0),
             BenchOp::PipePingPong => (Op::PipePingPong, 0),
             BenchOp::ForkThreaded => (Op::ForkThreaded, 0),
+            BenchOp::ExecStatic => (Op::ExecStatic, 0),
+            BenchOp::Shell => (Op::Shell, 0),
         };
         let options = Options {
             op: op_,

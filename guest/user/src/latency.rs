@@ -25,6 +25,11 @@
 //!   The threads are started before the warm-up and joined after the last
 //!   cycle.
 //!
+//! - `exec-static`: `fork`, the child `execve`s `/bin/true` from the
+//!   initramfs (`forkvm --initrd`; busybox's applet), the parent `wait4`s
+//!   it. `shell`: lmbench `lat_proc`'s "shell", the same with
+//!   `/bin/sh -c exit`. Without the program both fail with ENOENT.
+//!
 //! - `yield-pingpong`, `pipe-pingpong`: no creation per cycle: one round
 //!   trip between two processes (context-switch latency, see
 //!   [`crate::pingpong`]); `--mem` is ignored.
@@ -38,9 +43,10 @@
 //! metrics (for the harness protocol); [`measure`] summarises the
 //! create+exit+reap ones.
 
+use core::ffi::CStr;
 use core::fmt;
 use core::ptr::null;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::clone::{clone_raw, vfork, wait_tid_cleared, CLONE_VM, SIGCHLD, THREAD_FLAGS};
 use crate::errno::Errno;
@@ -90,11 +96,17 @@ pub enum Op {
     /// `fork` + `exit` + `wait4` while [`FORK_THREADED_THREADS`] other
     /// threads of the parent run ([`crate::spinners`]).
     ForkThreaded,
+    /// `fork` + `execve("/bin/true", ["true"])` + `wait4`: a static
+    /// program from the initramfs.
+    ExecStatic,
+    /// `fork` + `execve("/bin/sh", ["sh", "-c", "exit"])` + `wait4`
+    /// (lmbench `lat_proc shell`).
+    Shell,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 13] = [
         Op::Fork,
         Op::Vfork,
         Op::Thread,
@@ -106,6 +118,8 @@ impl Op {
         Op::YieldPingPong,
         Op::PipePingPong,
         Op::ForkThreaded,
+        Op::ExecStatic,
+        Op::Shell,
     ];
 
     /// The name on the command line and in the report.
@@ -122,12 +136,24 @@ impl Op {
             Op::YieldPingPong => "yield-pingpong",
             Op::PipePingPong => "pipe-pingpong",
             Op::ForkThreaded => "fork-threaded",
+            Op::ExecStatic => "exec-static",
+            Op::Shell => "shell",
         }
     }
 
     /// The operation named `name`.
     pub fn from_name(name: &[u8]) -> Option<Op> {
         Op::ALL.into_iter().find(|op| op.name().as_bytes() == name)
+    }
+
+    /// The program and arguments the exec operations run from the
+    /// initramfs.
+    fn archive_program(self) -> Option<(&'static CStr, &'static [&'static CStr])> {
+        match self {
+            Op::ExecStatic => Some((c"/bin/true", &[c"true"])),
+            Op::Shell => Some((c"/bin/sh", &[c"sh", c"-c", c"exit"])),
+            _ => None,
+        }
     }
 }
 
@@ -398,9 +424,31 @@ fn cycle(op: Op, area: &ChildArea) -> Result<Timing, Error> {
             }
             Err(e) => return Err(Error::Sys("fork", e)),
         },
+        Op::ExecStatic | Op::Shell => {
+            let (path, args) = op.archive_program().unwrap_or((c"/bin/true", &[]));
+            let mut argv = [null(); 4];
+            for (slot, arg) in argv.iter_mut().zip(args) {
+                *slot = arg.as_ptr().cast::<u8>();
+            }
+            match fork() {
+                Ok(0) => {
+                    crate::syscall::execve(path, &argv, &[null()]);
+                    exit(127)
+                }
+                Ok(pid) => {
+                    created = Some(rdtsc_serialized());
+                    reap(pid)?
+                }
+                Err(e) => return Err(Error::Sys("fork", e)),
+            }
+        }
         Op::ForkExec => match fork() {
             Ok(0) => {
-                let path = c"exit_with";
+                let path = if FORK_EXEC_BY_PATH.load(Ordering::Relaxed) {
+                    c"/sbin/forkvm/exit_with"
+                } else {
+                    c"exit_with"
+                };
                 let argv = [path.as_ptr().cast::<u8>(), c"0".as_ptr().cast(), null()];
                 let envp = [null()];
                 crate::syscall::execve(path, &argv, &envp);
@@ -535,6 +583,14 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
     {
         return Err(Error::Sys("sample", Errno::EINVAL));
     }
+    if options.op == Op::ForkExec {
+        FORK_EXEC_BY_PATH.store(access_x(c"exit_with").is_err(), Ordering::Relaxed);
+    }
+    if let Some((path, _)) = options.op.archive_program() {
+        // Without an initramfs there is no such program: say so, rather
+        // than time children that exit 127.
+        access_x(path).map_err(|e| Error::Sys("access (needs forkvm --initrd)", e))?;
+    }
     match options.op {
         Op::MaxThreadsEagain => sample_at_threads_max(options, warmup, out),
         Op::RlimitEagain => sample_at_rlimit_nproc(options, warmup, out),
@@ -545,6 +601,20 @@ pub fn sample(options: &Options, warmup: usize, out: &mut Samples<'_>) -> Result
         }),
         _ => sample_cycles(options, warmup, out),
     }
+}
+
+/// Whether `fork-exec` runs `exit_with` by its built-in file's path:
+/// forkvm booted with an initramfs looks names up as Linux does, so the
+/// bare name (which finds the built-in program otherwise, and the Linux
+/// reference's `/exit_with` from its working directory) finds nothing.
+static FORK_EXEC_BY_PATH: AtomicBool = AtomicBool::new(false);
+
+/// `access(path, X_OK)`.
+fn access_x(path: &CStr) -> Result<usize, Errno> {
+    const ACCESS: usize = 21;
+    const X_OK: usize = 1;
+    // SAFETY: the kernel reads the NUL-terminated path.
+    crate::syscall::check(unsafe { crate::syscall::syscall2(ACCESS, path.as_ptr() as usize, X_OK) })
 }
 
 /// Lowers `kernel.threads-max` to the number of tasks that exist (so the

@@ -100,15 +100,35 @@ impl Node {
 
     pub fn uid(&self) -> u32 {
         match self {
-            Node::Dir(dir) => dir.owner.uid,
+            Node::Dir(dir) => dir.uid(),
             Node::Inode(inode) => inode.meta().uid,
         }
     }
 
     pub fn gid(&self) -> u32 {
         match self {
-            Node::Dir(dir) => dir.owner.gid,
+            Node::Dir(dir) => dir.gid(),
             Node::Inode(inode) => inode.meta().gid,
+        }
+    }
+
+    /// Changes the owner (`chown`; `None` keeps that id). On anything but
+    /// a directory, `kill_bits` (S_ISUID and/or S_ISGID) are cleared from
+    /// the mode at the same time, as Linux's `notify_change` does for
+    /// ATTR_KILL_SUID/ATTR_KILL_SGID.
+    pub fn set_owner(&self, uid: Option<u32>, gid: Option<u32>, kill_bits: u32) {
+        match self {
+            Node::Dir(dir) => {
+                let mut owner = dir.owner.lock();
+                owner.uid = uid.unwrap_or(owner.uid);
+                owner.gid = gid.unwrap_or(owner.gid);
+            }
+            Node::Inode(inode) => {
+                let mut meta = inode.meta.lock();
+                meta.uid = uid.unwrap_or(meta.uid);
+                meta.gid = gid.unwrap_or(meta.gid);
+                meta.mode &= !kill_bits;
+            }
         }
     }
 }
@@ -122,7 +142,8 @@ pub struct Dentry {
     /// Permission bits (`0o7777`): from `mkdir`, less the umask.
     /// Changed by `chmod`.
     mode: AtomicU32,
-    owner: Owner,
+    /// Changed by `chown`.
+    owner: Mutex<Owner>,
     state: Mutex<DirState>,
 }
 
@@ -154,7 +175,7 @@ impl Dentry {
                 parent,
             }),
             mode: AtomicU32::new(mode),
-            owner,
+            owner: Mutex::new(owner),
             state: Mutex::new(DirState {
                 children: BTreeMap::new(),
                 dead: false,
@@ -204,11 +225,11 @@ impl Dentry {
     }
 
     pub fn uid(&self) -> u32 {
-        self.owner.uid
+        self.owner.lock().uid
     }
 
     pub fn gid(&self) -> u32 {
-        self.owner.gid
+        self.owner.lock().gid
     }
 
     /// The child called `name` (a real name, not `.` or `..`). In a
@@ -431,7 +452,7 @@ impl Dentry {
         }
         may_create(self)?;
         if self.mode() & S_ISGID != 0 {
-            owner.gid = self.owner.gid;
+            owner.gid = self.gid();
             mode |= S_ISGID;
         }
         let child = Dentry::new(name, Some(self.clone()), mode, owner);

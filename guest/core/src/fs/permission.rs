@@ -18,11 +18,16 @@ const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_FOWNER: u32 = 3;
 const CAP_FSETID: u32 = 4;
+const CAP_CHOWN: u32 = 0;
 
 /// The sticky bit: only an entry's owner (or the directory's) removes it.
 pub const S_ISVTX: u32 = 0o1000;
 /// Set-group-id on a directory: new entries take its group.
 pub const S_ISGID: u32 = 0o2000;
+/// Set-user-id on a program.
+pub const S_ISUID: u32 = 0o4000;
+/// Group execute permission.
+const S_IXGRP: u32 = 0o010;
 
 /// Whether the caller's user namespace maps a directory owner's (uid,
 /// gid); `None`: the initial namespace, which maps everyone.
@@ -117,6 +122,39 @@ impl Access {
     /// `inode_owner_or_capable`: who may chmod it or set its times).
     pub fn owner_or_capable(&self, node: &Node) -> bool {
         self.fsuid == node.uid() || self.capable_over_ids(node.uid(), node.gid(), CAP_FOWNER)
+    }
+
+    /// Whether the caller may make `uid` the owner of `node` (Linux
+    /// `chown_ok`): "changing" it to the owner it has is the owner's
+    /// right; anything else needs CAP_CHOWN over the inode.
+    pub fn may_chown(&self, node: &Node, uid: u32) -> bool {
+        let owner = node.uid();
+        (self.fsuid == owner && uid == owner) || self.capable_over_ids(owner, node.gid(), CAP_CHOWN)
+    }
+
+    /// Whether the caller may give `node` the group `gid` (Linux
+    /// `chgrp_ok`): its owner may pick its current group or any group the
+    /// owner is in; anything else needs CAP_CHOWN over the inode.
+    pub fn may_chgrp(&self, node: &Node, gid: u32) -> bool {
+        let (owner, group) = (node.uid(), node.gid());
+        (self.fsuid == owner && (gid == group || self.in_group(gid)))
+            || self.capable_over_ids(owner, group, CAP_CHOWN)
+    }
+
+    /// The set-id bits a chown of a non-directory clears (Linux
+    /// `chown_common`: ATTR_KILL_SUID always, plus
+    /// `setattr_should_drop_sgid`): S_ISUID, and S_ISGID when group
+    /// execution is on (a real set-group-id program) or the caller may not
+    /// keep it (neither in the file's group nor CAP_FSETID). A mode
+    /// S_ISGID without group execution is mandatory locking's mark, which
+    /// stays for those who may keep it.
+    pub fn chown_kill_bits(&self, node: &Node) -> u32 {
+        let mode = node.mode();
+        if mode & S_IFMT == super::inode::S_IFDIR {
+            return 0;
+        }
+        let drop_sgid = mode & S_ISGID != 0 && (mode & S_IXGRP != 0 || !self.may_keep_setgid(node));
+        S_ISUID | if drop_sgid { S_ISGID } else { 0 }
     }
 
     /// Whether a chmod by the caller may keep S_ISGID on `node` (Linux
@@ -290,5 +328,46 @@ mod tests {
             ..USER
         };
         assert!(fsetid.may_keep_setgid(&mine));
+    }
+
+    #[test]
+    fn chown_and_chgrp_rights() {
+        use crate::fs::inode::{Inode, InodeKind};
+        let file = |mode, uid, gid| {
+            Node::Inode(Arc::new(Inode::new(
+                InodeKind::Regular(Default::default()),
+                mode,
+                uid,
+                gid,
+            )))
+        };
+        let mine = file(0o644, 1000, 1000);
+        // The owner keeps its uid but cannot give the file away.
+        assert!(USER.may_chown(&mine, 1000));
+        assert!(!USER.may_chown(&mine, 1001));
+        // It may pick one of its groups, not another.
+        let member = Access {
+            groups: Some(Arc::from([20, 50])),
+            ..USER
+        };
+        assert!(member.may_chgrp(&mine, 50));
+        assert!(!member.may_chgrp(&mine, 51));
+        assert!(!USER.may_chgrp(&file(0o644, 0, 1000), 1000));
+        let chown = Access {
+            caps: 1 << CAP_CHOWN,
+            ..USER
+        };
+        assert!(chown.may_chown(&mine, 7) && chown.may_chgrp(&mine, 7));
+        // S_ISUID always goes; S_ISGID with group execution, or for who may not keep it.
+        assert_eq!(USER.chown_kill_bits(&mine), S_ISUID);
+        assert_eq!(
+            USER.chown_kill_bits(&file(0o2755, 1000, 1000)),
+            S_ISUID | S_ISGID
+        );
+        assert_eq!(USER.chown_kill_bits(&file(0o2745, 1000, 1000)), S_ISUID);
+        assert_eq!(
+            USER.chown_kill_bits(&file(0o2745, 1000, 5)),
+            S_ISUID | S_ISGID
+        );
     }
 }

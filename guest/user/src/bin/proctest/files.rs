@@ -30,11 +30,14 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-rename-directories", rename_directories),
     ("files-at-dirfd", at_dirfd),
     ("files-permissions", permissions),
+    ("files-chown-root", chown_root),
+    ("files-chown-unprivileged", chown_unprivileged),
     ("files-mmap-shared", mmap_shared),
     ("files-mmap-private", mmap_private),
     ("files-mmap-errors", mmap_errors),
     ("files-mmap-lazy-sparse", mmap_lazy_sparse),
     ("files-mmap-past-eof-sigbus", mmap_past_eof_sigbus),
+    ("files-truncate-unmaps", truncate_unmaps),
     ("files-exec-interpreter", exec_interpreter),
     ("files-proc-stat-status-meminfo", proc_files),
     ("files-proc-fd", proc_fd),
@@ -76,6 +79,10 @@ mod nr {
     pub const READLINKAT: usize = 267;
     pub const ACCESS: usize = 21;
     pub const FSYNC: usize = 74;
+    pub const CHOWN: usize = 92;
+    pub const FCHOWN: usize = 93;
+    pub const LCHOWN: usize = 94;
+    pub const FCHOWNAT: usize = 260;
     pub const FDATASYNC: usize = 75;
 }
 
@@ -198,6 +205,8 @@ struct Stat {
     size: u64,
     rdev: u64,
     mtime: u64,
+    uid: u32,
+    gid: u32,
 }
 
 fn parse_stat(raw: &[u8; 144]) -> Stat {
@@ -209,6 +218,8 @@ fn parse_stat(raw: &[u8; 144]) -> Stat {
         size: u64_at(48),
         rdev: u64_at(40),
         mtime: u64_at(88),
+        uid: u64_at(28) as u32,
+        gid: u64_at(32) as u32,
     }
 }
 
@@ -902,6 +913,8 @@ fn statx_at(path: &Path, flags: usize, mask: usize) -> Result<(u32, Stat), Errno
         size: u64_at(40),
         rdev,
         mtime: u64_at(112),
+        uid: u32_at(20),
+        gid: u32_at(24),
     };
     Ok((u32_at(0), stat))
 }
@@ -1203,6 +1216,186 @@ fn permissions(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// `chown(path, user, group)`; -1 (`NO_CHANGE`) leaves an id.
+fn chown(path: &Path, user: u32, group: u32) -> Result<usize, Errno> {
+    // SAFETY: the kernel reads the NUL-terminated path.
+    ret(unsafe { syscall3(nr::CHOWN, path.ptr(), user as usize, group as usize) })
+}
+
+/// The id that `chown` leaves as it is.
+const NO_CHANGE: u32 = u32::MAX;
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+const AT_EMPTY_PATH: usize = 0x1000;
+
+fn owner_and_mode(path: &Path, flags: usize) -> Result<(u32, u32, u32), Msg> {
+    let st = stat_at(path, flags).ctx("stat")?;
+    Ok((st.uid, st.gid, st.mode & 0o7777))
+}
+
+/// chown as root (CAP_CHOWN): every form (`chown`, `fchown`, `lchown`,
+/// `fchownat` with its flags), what `stat` shows, the set-id bits a chown
+/// clears, and the errors of the walk and the flags, in Linux's order.
+fn chown_root(_: &Ctx) -> Outcome {
+    let s = Scratch::new("chown", ["f", "l", "d", "loop", "", "", "", ""])?;
+    let (f, l, d, looped) = (s.path("f"), s.path("l"), s.path("d"), s.path("loop"));
+    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("create")?;
+    let chmod = |path: &Path, mode: usize| {
+        // SAFETY: NUL-terminated path.
+        ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")
+    };
+    chmod(&f, 0o6755)?;
+    chown(&f, 1000, 2000).ctx("chown")?;
+    let got = owner_and_mode(&f, 0)?;
+    ensure!(got == (1000, 2000, 0o755), "after chown 1000:2000 of a 6755 file: {got:?}");
+    // Without group execution S_ISGID stays for CAP_FSETID; S_ISUID
+    // goes even when no id changes.
+    chmod(&f, 0o6745)?;
+    chown(&f, NO_CHANGE, NO_CHANGE).ctx("chown -1 -1")?;
+    let got = owner_and_mode(&f, 0)?;
+    ensure!(got == (1000, 2000, 0o2745), "after chown -1 -1 of a 6745 file: {got:?}");
+    // SAFETY (each call below): NUL-terminated paths, no buffers.
+    ret(unsafe { syscall3(nr::FCHOWN, fd.raw() as usize, 0, NO_CHANGE as usize) }).ctx("fchown")?;
+    let got = owner_and_mode(&f, 0)?;
+    ensure!(got == (0, 2000, 0o2745), "after fchown 0:-1: {got:?}");
+    // lchown changes the link, chown follows it.
+    // SAFETY: NUL-terminated paths.
+    ret(unsafe { syscall2(nr::SYMLINK, c"f".as_ptr() as usize, l.ptr()) }).ctx("symlink")?;
+    ret(unsafe { syscall3(nr::LCHOWN, l.ptr(), 1000, 1000) }).ctx("lchown")?;
+    let (link, file) = (stat_at(&l, AT_SYMLINK_NOFOLLOW).ctx("lstat")?, stat_at(&f, 0).ctx("stat")?);
+    ensure!(
+        (link.uid, link.gid, file.uid, file.gid) == (1000, 1000, 0, 2000),
+        "lchown: link {}:{}, file {}:{}",
+        link.uid,
+        link.gid,
+        file.uid,
+        file.gid
+    );
+    ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD, l.ptr(), 7, 8, 0) }).ctx("fchownat")?;
+    ensure!(owner_and_mode(&f, 0)?.0 == 7, "fchownat follows the link");
+    ret(unsafe {
+        syscall5(nr::FCHOWNAT, AT_FDCWD, l.ptr(), 9, 9, AT_SYMLINK_NOFOLLOW)
+    })
+    .ctx("fchownat AT_SYMLINK_NOFOLLOW")?;
+    ensure!(
+        owner_and_mode(&l, AT_SYMLINK_NOFOLLOW)?.0 == 9 && owner_and_mode(&f, 0)?.0 == 7,
+        "fchownat AT_SYMLINK_NOFOLLOW changes the link only"
+    );
+    let path_fd = open(&f, O_PATH, 0).ctx("open O_PATH")?;
+    ret(unsafe {
+        syscall5(nr::FCHOWNAT, path_fd.raw() as usize, c"".as_ptr() as usize, 5, 6, AT_EMPTY_PATH)
+    })
+    .ctx("fchownat AT_EMPTY_PATH")?;
+    ensure!(owner_and_mode(&f, 0)?.0 == 5, "fchownat AT_EMPTY_PATH of an O_PATH fd");
+    expect_err(
+        "fchown of an O_PATH fd",
+        ret(unsafe { syscall3(nr::FCHOWN, path_fd.raw() as usize, 0, 0) }),
+        Errno::EBADF,
+    )?;
+    expect_err(
+        "fchownat with AT_SYMLINK_FOLLOW",
+        ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD, f.ptr(), 0, 0, 0x400) }),
+        Errno::EINVAL,
+    )?;
+    expect_err(
+        "fchownat of an empty path without AT_EMPTY_PATH",
+        ret(unsafe { syscall5(nr::FCHOWNAT, fd.raw() as usize, c"".as_ptr() as usize, 0, 0, 0) }),
+        Errno::ENOENT,
+    )?;
+    expect_err("chown of a missing file", chown(&s.path("nope"), 0, 0), Errno::ENOENT)?;
+    expect_err("chown through a file", chown(&s.path("f/x"), 0, 0), Errno::ENOTDIR)?;
+    ret(unsafe { syscall2(nr::SYMLINK, c"loop".as_ptr() as usize, looped.ptr()) }).ctx("symlink")?;
+    expect_err("chown of a symlink loop", chown(&looped, 0, 0), Errno::ELOOP)?;
+    expect_err(
+        "chown of a bad pointer",
+        ret(unsafe { syscall3(nr::CHOWN, 8, 0, 0) }),
+        Errno::EFAULT,
+    )?;
+    // A directory keeps its set-group-id bit.
+    ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
+    chmod(&d, 0o2775)?;
+    chown(&d, 1000, 1000).ctx("chown of a directory")?;
+    let got = owner_and_mode(&d, 0)?;
+    ensure!(got == (1000, 1000, 0o2775), "directory after chown: {got:?}");
+    // In a user namespace with no id maps, no id is mapped: EINVAL before
+    // any permission check; -1 needs no mapping.
+    let child = Child::spawn_with_flags(CLONE_NEWUSER, || {
+        let checks = [
+            chown(&f, 0, NO_CHANGE) == Err(Errno::EINVAL),
+            chown(&f, NO_CHANGE, 0) == Err(Errno::EINVAL),
+        ];
+        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+    })?;
+    let status = child.wait_bounded("chown in a new user namespace")?;
+    expect_exit("chown of ids a new user namespace does not map", status, 0)?;
+    Ok(())
+}
+
+/// chown without CAP_CHOWN (a child that became uid and gid 1000): the
+/// owner may keep its uid and pick one of its groups, nothing else; a
+/// chown that clears S_ISUID needs ownership; permission checks use the
+/// new owner.
+fn chown_unprivileged(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "chown-user",
+        ["mine", "theirs", "suid", "private", "", "", "", ""],
+    )?;
+    let (mine, theirs, suid, private) = (
+        s.path("mine"),
+        s.path("theirs"),
+        s.path("suid"),
+        s.path("private"),
+    );
+    for (path, mode) in [(&mine, 0o4755), (&theirs, 0o644), (&suid, 0o4755), (&private, 0o600)] {
+        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        // SAFETY: NUL-terminated path.
+        ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;
+    }
+    chown(&mine, 1000, 1000).ctx("chown mine")?;
+    chown(&private, 1000, 1000).ctx("chown private")?;
+    let names = [
+        "setgid+setuid(1000)",
+        "chown of root's file to itself is EPERM",
+        "giving its own file away is EPERM",
+        "chown of its own file to its own uid",
+        "chgrp to a group it is not in is EPERM",
+        "chgrp to its own group",
+        "chown -1 -1 of its set-user-id file clears S_ISUID",
+        "chown -1 -1 of root's set-user-id file is EPERM",
+        "chown -1 -1 of root's plain file",
+        "reading the 0600 file chowned to it",
+    ];
+    let child = Child::spawn(|| {
+        let user =
+            forkvm_user::cred::setgid(1000).is_ok() && forkvm_user::cred::setuid(1000).is_ok();
+        let checks = [
+            user,
+            chown(&theirs, 1000, NO_CHANGE) == Err(Errno::EPERM),
+            chown(&mine, 1001, NO_CHANGE) == Err(Errno::EPERM),
+            chown(&mine, 1000, NO_CHANGE).is_ok(),
+            chown(&mine, NO_CHANGE, 1001) == Err(Errno::EPERM),
+            chown(&mine, NO_CHANGE, 1000).is_ok(),
+            chown(&mine, NO_CHANGE, NO_CHANGE).is_ok()
+                && owner_and_mode(&mine, 0).ok() == Some((1000, 1000, 0o755)),
+            chown(&suid, NO_CHANGE, NO_CHANGE) == Err(Errno::EPERM),
+            chown(&theirs, NO_CHANGE, NO_CHANGE).is_ok(),
+            open(&private, O_RDONLY, 0).is_ok(),
+        ];
+        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+    })?;
+    let status = child.wait_bounded("uid 1000")?;
+    let code = status.exit_status() as usize;
+    ensure!(
+        status.exited() && code == 0,
+        "uid 1000: check {code} failed: {}",
+        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
+    );
+    ensure!(
+        owner_and_mode(&suid, 0)? == (0, 0, 0o4755),
+        "root's set-user-id file is untouched"
+    );
+    Ok(())
+}
+
 /// A file mapping, unmapped when dropped.
 struct FileMap {
     addr: usize,
@@ -1425,6 +1618,78 @@ fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
     pwrite(&fd, b"G", 8200).ctx("pwrite")?;
     ensure!(map.get(8200) == b'G', "after growing, the page is the file's");
     ensure!(private.get(8200) == b'G', "through a private mapping too");
+    Ok(())
+}
+
+/// A truncate takes the pages wholly past the new end out of every
+/// mapping of the file (Linux `truncate_pagecache`): shared pages and
+/// private copy-on-write copies alike fault again and get SIGBUS, in this
+/// process and in one that mapped them before; the partial last page stays
+/// mapped with its tail zeroed, and a private copy of a page before the
+/// end keeps its bytes.
+fn truncate_unmaps(_: &Ctx) -> Outcome {
+    let s = Scratch::new("truncate-unmaps", ["f", "", "", "", "", "", "", ""])?;
+    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    pwrite(&fd, &[b'a'; 3 * 4096], 0).ctx("pwrite")?;
+    let rw = PROT_READ | PROT_WRITE;
+    let shared = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
+    let private = FileMap::new(3 * 4096, rw, MAP_PRIVATE, fd.raw(), 0).ctx("mmap private")?;
+    for page in 0..3 {
+        ensure!(shared.get(page * 4096) == b'a', "shared page {page} before");
+        ensure!(private.get(page * 4096) == b'a', "private page {page} before");
+    }
+    // Private copies of page 0 (stays) and page 2 (goes).
+    private.set(0, b'p');
+    private.set(2 * 4096, b'p');
+    // A process that has the last page mapped, and touches it again once
+    // the file has shrunk.
+    let (go_r, go_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let at = shared.addr + 2 * 4096 + 8;
+    let mapped_before = Child::spawn(|| {
+        FAULT_ADDR.store(at, Ordering::SeqCst);
+        if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() || shared.get(2 * 4096) != b'a'
+        {
+            return 1;
+        }
+        if write(ready_w.raw(), b"r") != Ok(1) {
+            return 3;
+        }
+        wait_byte(go_r.raw());
+        shared.get(2 * 4096 + 8);
+        2
+    })?;
+    drop(ready_w);
+    wait_byte(ready_r.raw());
+    ftruncate(&fd, 5000).ctx("ftruncate")?;
+    write(go_w.raw(), b"g").ctx("write")?;
+    let status = mapped_before.wait_bounded("a process that mapped the page before")?;
+    expect_exit(
+        "a page past the new end, mapped before the truncate",
+        status,
+        BUS_ADRERR * 10 + 1,
+    )?;
+    ensure!(shared.get(4999) == b'a', "the last byte stays");
+    ensure!(shared.get(5000) == 0 && shared.get(8191) == 0, "the tail of the last page is zeroed");
+    ensure!(private.get(0) == b'p', "a private copy before the end stays");
+    ensure!(private.get(5000) == 0, "a private page not copied shows the zeroed tail");
+    let faults: [(&str, &FileMap); 2] = [
+        ("a shared page past the new end", &shared),
+        ("a private copy past the new end", &private),
+    ];
+    for (what, mapping) in faults {
+        let at = mapping.addr + 2 * 4096 + 8;
+        let child = Child::spawn(|| {
+            FAULT_ADDR.store(at, Ordering::SeqCst);
+            if sigaction(sig::SIGBUS, exit_with_bus_code, 0, 0).is_err() {
+                return 1;
+            }
+            mapping.get(2 * 4096 + 8);
+            2
+        })?;
+        let status = child.wait_bounded(what)?;
+        expect_exit(what, status, BUS_ADRERR * 10 + 1)?;
+    }
     Ok(())
 }
 

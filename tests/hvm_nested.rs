@@ -103,6 +103,30 @@ const MAX_RESTARTS: usize = 2;
 const BINARY_LIMIT_SECS: u32 = 240;
 /// `linux_reference` boots a distribution kernel under TCG as well.
 const LINUX_REFERENCE_LIMIT_SECS: u32 = 660;
+/// An opt-in binary runs minutes natively, so many more under TCG; the
+/// whole run gets this much more time for each one selected.
+const OPT_IN_LIMIT_SECS: u32 = 40 * 60;
+
+/// How long binary `name` may run inside the nested VM.
+fn binary_limit_secs(name: &str) -> u32 {
+    if name == "linux_reference" {
+        LINUX_REFERENCE_LIMIT_SECS
+    } else if OPT_IN_BINARIES.contains(&name) {
+        OPT_IN_LIMIT_SECS
+    } else {
+        BINARY_LIMIT_SECS
+    }
+}
+
+/// How long the whole nested run may take: [`NESTED_RUN_LIMIT`], plus
+/// each selected opt-in binary's own limit.
+fn nested_run_limit() -> Duration {
+    let opt_in = selected_binaries()
+        .iter()
+        .filter(|name| OPT_IN_BINARIES.contains(name))
+        .count() as u64;
+    NESTED_RUN_LIMIT + Duration::from_secs(opt_in * u64::from(OPT_IN_LIMIT_SECS))
+}
 
 /// Where the nested VM finds the host's `badptr` output.
 const BADPTR_REFERENCE: &str = "/badptr-reference.txt";
@@ -503,12 +527,16 @@ step platform timeout 90 {forkvm} -v --timeout 60 -c 'echo nested-guest-ok'
     // arguments (a name filter when chasing one failure) come from
     // FORKVM_HVM_NESTED_TEST_ARGS.
     let extra = std::env::var("FORKVM_HVM_NESTED_TEST_ARGS").unwrap_or_default();
+    // The guests' vCPU count goes in with the tests (`FORKVM_TEST_CPUS`,
+    // with FORKVM_HVM_NESTED_CPUS=2 for a nested Linux that has two).
+    if let Ok(cpus) = std::env::var("FORKVM_TEST_CPUS") {
+        let cpus: u32 = cpus
+            .parse()
+            .unwrap_or_else(|_| panic!("FORKVM_TEST_CPUS must be a number, not {cpus:?}"));
+        script.push_str(&format!("export FORKVM_TEST_CPUS={cpus}\n"));
+    }
     for (name, binary) in tests {
-        let limit = if *name == "linux_reference" {
-            LINUX_REFERENCE_LIMIT_SECS
-        } else {
-            BINARY_LIMIT_SECS
-        };
+        let limit = binary_limit_secs(name);
         script.push_str(&format!(
             "step {name} timeout {limit} {} --test-threads=1 --nocapture {extra}\n",
             binary.display()
@@ -540,7 +568,7 @@ struct Attempt {
 }
 
 /// Boots the nested VM and collects its console until it powers off, goes
-/// silent for [`STALL_LIMIT`] or exceeds [`NESTED_RUN_LIMIT`].
+/// silent for [`STALL_LIMIT`] or exceeds [`nested_run_limit`].
 fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
     let monitor = initrd.with_file_name("monitor.sock");
     let _ = fs::remove_file(&monitor);
@@ -579,12 +607,13 @@ fn run_nested_vm(tools: &Tools, initrd: &Path) -> Attempt {
             }
         }
     });
+    let run_limit = nested_run_limit();
     let started = Instant::now();
     let mut last_user_line = started;
     let mut console = String::new();
     let mut ending = None;
     loop {
-        let left = NESTED_RUN_LIMIT.saturating_sub(started.elapsed());
+        let left = run_limit.saturating_sub(started.elapsed());
         let quiet_left = STALL_LIMIT.saturating_sub(last_user_line.elapsed());
         match rx.recv_timeout(left.min(quiet_left)) {
             Ok(line) => {
@@ -700,7 +729,10 @@ fn check_console(console: &str, tests: &[(&str, PathBuf)]) -> Result<String, Str
         .iter()
         .filter_map(|(name, _)| match step_rc(name) {
             Some(0) => None,
-            Some(124 | 143) => Some(format!("{name} (killed after {BINARY_LIMIT_SECS} s)")),
+            Some(124 | 143) => Some(format!(
+                "{name} (killed after {} s)",
+                binary_limit_secs(name)
+            )),
             Some(rc) => Some(format!("{name} (exit {rc})")),
             None => Some(format!("{name} (did not finish)")),
         })

@@ -388,6 +388,13 @@ impl AddressSpace {
         flags: VmaFlags,
     ) -> Result<(), i32> {
         self.map_lazy(start, end, prot, flags)?;
+        self.populate_or_remove(start, end, prot)
+    }
+
+    /// Faults in `[start, end)` of a just-mapped range as touching it
+    /// would, calling the OOM killer when out of frames; if that kills the
+    /// caller, the range is removed again (ENOMEM): nothing is left behind.
+    fn populate_or_remove(&self, start: u64, end: u64, prot: Prot) -> Result<(), i32> {
         loop {
             let populated =
                 with_memory(|memory| cow::populate(memory, self.root, start, end, prot));
@@ -768,18 +775,7 @@ impl AddressSpace {
         if !populate {
             return Ok(());
         }
-        loop {
-            let populated =
-                with_memory(|memory| cow::populate(memory, self.root, old_end, new_end, prot));
-            self.sync_if_active();
-            if populated.is_ok() {
-                return Ok(());
-            }
-            if crate::process::oom::out_of_memory() == OomOutcome::CurrentKilled {
-                self.remove_range(old_end, new_end);
-                return Err(ENOMEM);
-            }
-        }
+        self.populate_or_remove(old_end, new_end, prot)
     }
 
     /// Changes the rights of `[start, end)` (Linux `mprotect`).

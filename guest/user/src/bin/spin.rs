@@ -19,10 +19,10 @@
 //! spinner's share of that time: `spin forkloop: forks F elapsed_us E
 //! spinner_us S permille P` (a fork loop must not starve it).
 //!
-//! `spin childfirst`: on one CPU, forks a child that exits at once and
-//! tells whether it had already exited when `fork` returned in the parent
-//! (`spin childfirst: child exited before fork returned: yes|no`), which
-//! `kernel.sched_child_runs_first=1` guarantees.
+//! `spin childfirst`: on one CPU, forks a child that marks a shared page
+//! and exits, and tells whether the mark was there when `fork` returned in
+//! the parent (`spin childfirst: child ran before fork returned: yes|no`),
+//! which `kernel.sched_child_runs_first=1` guarantees.
 //!
 //! `spin balance N0 N1`: starts N0 spinners allowed only CPU 0 and N1
 //! allowed only CPU 1 (each publishes the CPU of its latest round), then
@@ -275,30 +275,52 @@ fn child_first() -> i32 {
         println!("spin childfirst: sched_setaffinity: {e}");
         return 1;
     }
+    let Some(slot) = shared_page() else {
+        println!("spin childfirst: mmap failed");
+        return 1;
+    };
+    // The child's first act is to mark the page: whether that happened
+    // before `fork` returned here says who ran first, however long the
+    // child then takes to exit (seconds under emulation).
+    let ran = &slot[0];
     let child = match syscall::fork() {
-        Ok(0) => syscall::exit(0),
+        Ok(0) => {
+            ran.store(1, Ordering::SeqCst);
+            syscall::exit(0)
+        }
         Ok(pid) => pid as i32,
         Err(e) => {
             println!("spin childfirst: fork: {e}");
             return 1;
         }
     };
-    let exited = match syscall::wait4(child, syscall::WNOHANG) {
-        Ok((pid, _)) => pid as i32 == child,
-        Err(e) => {
-            println!("spin childfirst: wait4: {e}");
-            return 1;
-        }
-    };
-    if !exited {
-        if let Err(e) = syscall::wait4(child, 0) {
-            println!("spin childfirst: wait4: {e}");
-            return 1;
-        }
+    let child_ran_first = ran.load(Ordering::SeqCst) == 1;
+    if let Err(e) = syscall::wait4(child, 0) {
+        println!("spin childfirst: wait4: {e}");
+        return 1;
     }
-    let answer = if exited { "yes" } else { "no" };
-    println!("spin childfirst: child exited before fork returned: {answer}");
+    let answer = if child_ran_first { "yes" } else { "no" };
+    println!("spin childfirst: child ran before fork returned: {answer}");
     0
+}
+
+/// A fresh zeroed page shared with the children forked later, as slots.
+fn shared_page() -> Option<&'static [AtomicU32; MAX_SPINNERS as usize]> {
+    // SAFETY: without MAP_FIXED no mapping is replaced.
+    let page = unsafe {
+        syscall::mmap(
+            0,
+            4096,
+            syscall::PROT_READ | syscall::PROT_WRITE,
+            syscall::MAP_SHARED | syscall::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .ok()?;
+    // SAFETY: a fresh shared page, never unmapped, zeroed; atomics are
+    // valid for any bits.
+    Some(unsafe { &*(page as *const [AtomicU32; MAX_SPINNERS as usize]) })
 }
 
 /// At most this many spinners for `balance` (one slot each in a page).
@@ -323,24 +345,10 @@ fn publish_cpu_forever(slot: &AtomicU32) -> ! {
 }
 
 fn balance(on0: u64, on1: u64) -> i32 {
-    // SAFETY: without MAP_FIXED no mapping is replaced.
-    let page = unsafe {
-        syscall::mmap(
-            0,
-            4096,
-            syscall::PROT_READ | syscall::PROT_WRITE,
-            syscall::MAP_SHARED | syscall::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    let Ok(page) = page else {
+    let Some(slots) = shared_page() else {
         println!("spin balance: mmap failed");
         return 1;
     };
-    // SAFETY: a fresh shared page, never unmapped, zeroed; atomics are
-    // valid for any bits.
-    let slots = unsafe { &*(page as *const [AtomicU32; MAX_SPINNERS as usize]) };
     let total = (on0 + on1) as usize;
     let mut pids = [0i32; MAX_SPINNERS as usize];
     let mut status = 0;

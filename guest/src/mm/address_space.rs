@@ -745,13 +745,7 @@ impl AddressSpace {
         // The old PTEs are gone: no CPU may keep using them. Then free the
         // old range's emptied tables (nothing else is left there).
         self.flush_if_current();
-        self.unmap_areas(alloc::vec![Vma {
-            start,
-            end,
-            prot: Prot::NONE,
-            flags: VmaFlags::PRIVATE,
-            file: None,
-        }]);
+        self.zap_pages(start, end);
         Ok(())
     }
 

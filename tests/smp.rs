@@ -170,6 +170,50 @@ fn shootdowns(stat_line: &str) -> u64 {
         .sum()
 }
 
+/// `key`'s value summed over the CPUs of a `stat` line (`cpuN_KEY`), and
+/// how many CPUs had it.
+fn per_cpu_sum(stat_line: &str, key: &str) -> (u64, usize) {
+    let values: Vec<u64> = stat_line
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| {
+            name.strip_prefix("cpu")
+                .and_then(|rest| rest.split_once('_'))
+                .is_some_and(|(cpu, rest)| cpu.parse::<u32>().is_ok() && rest == key)
+        })
+        .map(|(_, value)| value.parse().unwrap())
+        .collect();
+    (values.iter().sum(), values.len())
+}
+
+#[test]
+fn stat_shows_each_cpus_time_in_the_memory_lock() {
+    require_two_cpus!();
+    // Forks edit page tables under the memory lock (`mm::with_memory`):
+    // two parents forking on two CPUs add to the time it was held, and
+    // each CPU reports its own held time, wait time and waits.
+    let text = common::run_expect_within(
+        "stat; run stress forks 200 0; stat",
+        0,
+        120,
+        &["--cpus", "2"],
+    );
+    let stats: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("syscalls="))
+        .collect();
+    assert_eq!(stats.len(), 2, "{text}");
+    for key in ["mm_lock_held_us", "mm_lock_wait_us", "mm_lock_waits"] {
+        assert_eq!(per_cpu_sum(stats[0], key).1, 2, "{key} for 2 CPUs: {text}");
+    }
+    let (before, _) = per_cpu_sum(stats[0], "mm_lock_held_us");
+    let (after, _) = per_cpu_sum(stats[1], "mm_lock_held_us");
+    assert!(
+        after > before,
+        "200 fork cycles held the memory lock: {text}"
+    );
+}
+
 #[test]
 fn a_fork_and_its_cow_breaks_flush_the_other_cpus_tlb() {
     require_two_cpus!();

@@ -216,10 +216,28 @@ pub fn pooled_tables() -> usize {
 }
 
 /// Runs `f` with the kernel's page-table and frame operations.
+///
+/// One lock for the frame allocator and every address space's page
+/// tables (frame reference counts and the table entries that hold them
+/// change together). Each CPU counts the TSC cycles it holds and waits for
+/// it (`stat`'s `cpuN_mm_lock_*`): the uncontended path costs two TSC
+/// reads.
 pub fn with_memory<R>(f: impl FnOnce(&mut KernelTables) -> R) -> R {
-    let mut frames = FRAMES.lock();
+    use crate::arch::cpu::rdtsc;
+    use core::sync::atomic::Ordering::Relaxed;
+    let cpu = crate::arch::percpu::this_cpu();
+    let mut frames = FRAMES.try_lock().unwrap_or_else(|| {
+        let start = rdtsc();
+        let frames = FRAMES.lock();
+        cpu.mm_lock_wait_cycles.fetch_add(rdtsc() - start, Relaxed);
+        cpu.mm_lock_contended.fetch_add(1, Relaxed);
+        frames
+    });
     let frames = frames.as_mut().expect("frame allocator initialised");
-    f(&mut KernelTables(frames))
+    let taken = rdtsc();
+    let result = f(&mut KernelTables(frames));
+    cpu.mm_lock_held_cycles.fetch_add(rdtsc() - taken, Relaxed);
+    result
 }
 
 /// Frame counts: (total handed to the allocator, free now).

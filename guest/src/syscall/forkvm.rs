@@ -111,6 +111,17 @@ pub fn forkvm_info(a: Args) -> SysResult {
                         local.shootdowns_sent.load(Relaxed),
                         local.flushes_received.load(Relaxed)
                     ));
+                    // The memory lock (`mm::with_memory`): time held and
+                    // spent waiting, and the waits.
+                    let us = |cycles: &core::sync::atomic::AtomicU64| {
+                        crate::time::tsc_to_ns(cycles.load(Relaxed)) / 1000
+                    };
+                    text.push_str(&alloc::format!(
+                        " cpu{cpu}_mm_lock_held_us={} cpu{cpu}_mm_lock_wait_us={} cpu{cpu}_mm_lock_waits={}",
+                        us(&local.mm_lock_held_cycles),
+                        us(&local.mm_lock_wait_cycles),
+                        local.mm_lock_contended.load(Relaxed)
+                    ));
                 }
             }
             let (total, free) = mm::frame_counts();

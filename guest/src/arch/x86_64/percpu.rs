@@ -69,6 +69,13 @@ pub struct CpuLocal {
     /// flush requests it served.
     pub shootdowns_sent: AtomicU64,
     pub flushes_received: AtomicU64,
+    /// The memory lock (`mm::with_memory`: the frame allocator and every
+    /// page-table edit) as this CPU saw it: TSC cycles it held the lock,
+    /// cycles it spun waiting for it, and the acquisitions that had to
+    /// wait. What keeps fork from scaling across CPUs (`stat`).
+    pub mm_lock_held_cycles: AtomicU64,
+    pub mm_lock_wait_cycles: AtomicU64,
+    pub mm_lock_contended: AtomicU64,
 }
 
 pub const OFFSET_SCRATCH: usize = offset_of!(CpuLocal, entry_scratch);

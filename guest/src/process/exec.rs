@@ -20,7 +20,7 @@ use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
 use crate::errno::{EIO, ELIBBAD, ENOMEM};
 use crate::fs::exec::ExecImage;
-use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
+use crate::mm::address_space::{AddressSpace, TaskMm, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
 /// A program loaded into a fresh address space, ready to start.
@@ -345,7 +345,7 @@ pub fn execve(
     // the old program are released as if it had died.
     let (old_mm, robust_list) = {
         let mut inner = task.inner.lock();
-        (inner.mm.clone(), core::mem::take(&mut inner.robust_list))
+        (inner.mm.as_deref().cloned(), core::mem::take(&mut inner.robust_list))
     };
     if let (Some(old_mm), true) = (old_mm, robust_list != 0) {
         crate::syscall::robust_list::exit_robust_list(task, &old_mm, robust_list);
@@ -372,7 +372,7 @@ pub fn execve(
         let mut actions = inner.sighand.lock().clone();
         actions.reset_for_exec();
         inner.sighand = Arc::new(spin::Mutex::new(actions));
-        inner.mm.replace(program.mm.clone())
+        inner.mm.replace(TaskMm::new(program.mm.clone()))
     };
     crate::mm::address_space::activate(Some(&program.mm));
     cpu::set_fs_base(0);
@@ -467,7 +467,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner: TaskInner {
             exit_status: 0,
             comm: super::task::comm_from(name),
-            mm: Some(program.mm),
+            mm: Some(TaskMm::new(program.mm)),
             clear_child_tid: 0,
             robust_list: 0,
             fs_base: 0,

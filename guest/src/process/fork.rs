@@ -34,7 +34,7 @@ use crate::arch::entry::{TrapFrame, UserContext};
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
 use crate::ipc::sem::SemUndoList;
-use crate::mm::address_space::AddressSpace;
+use crate::mm::address_space::{AddressSpace, TaskMm};
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
 use forkvm_abi::linux::signal::NSIG;
@@ -355,7 +355,7 @@ fn copy_process(
         inner: TaskInner {
             exit_status: 0,
             comm: view.comm,
-            mm,
+            mm: mm.map(TaskMm::new),
             clear_child_tid: if flags.contains(CloneFlags::CLONE_CHILD_CLEARTID) {
                 args.child_tid
             } else {

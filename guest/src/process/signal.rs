@@ -162,10 +162,8 @@ pub fn pending_signals(task: &super::task::Task, inner: &super::task::TaskInner)
 }
 
 /// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID):
-/// only that thread takes it. For the kernel's signals, which cannot fail.
-/// (No kernel sender is thread-directed now; kept beside
-/// `group_send_signal` as the kernel's way to signal one thread.)
-#[allow(dead_code)]
+/// only that thread takes it (a pipe writer's SIGPIPE). For the kernel's
+/// signals, which cannot fail.
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
     let _ = send(task, info, false);
 }

@@ -38,6 +38,7 @@ use crate::mm::address_space::{AddressSpace, TaskMm};
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
 use forkvm_abi::linux::signal::NSIG;
+use forkvm_abi::sys::ForkStep;
 
 pub use forkvm_abi::linux::clone::{
     CloneFlags, CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2, CSIGNAL,
@@ -125,44 +126,9 @@ fn check_clone_flags(parent: &Task, flags: CloneFlags) -> Result<(), i32> {
     Ok(())
 }
 
-/// The fallible steps of `copy_process`, in the order they run (Linux's):
-/// the fail points of fault injection. Numbered from 1 as
-/// `forkvm_abi::sys::FORK_STEPS` names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ForkStep {
-    /// The kernel stack (Linux `dup_task_struct`).
-    DupTaskStruct = 1,
-    /// The child's credentials.
-    CopyCreds,
-    /// A new user namespace (CLONE_NEWUSER, within copy_creds).
-    CreateUserNs,
-    /// A System V undo list to share (CLONE_SYSVSEM, none yet).
-    CopySemundo,
-    CopyFiles,
-    CopyFs,
-    CopySighand,
-    /// The process's shared state (here: its limits, then its group).
-    CopySignal,
-    CopyMm,
-    CopyNamespaces,
-    /// A copy of the parent's I/O context.
-    CopyIo,
-    /// Pid numbers at every namespace level.
-    AllocPid,
-    /// The CLONE_PIDFD file descriptor.
-    Pidfd,
-}
-
-const _: () = assert!(ForkStep::Pidfd as usize == forkvm_abi::sys::FORK_STEPS.len());
-
-impl ForkStep {
-    /// The errno an injected failure of this step returns: what the step
-    /// itself fails with when memory runs out.
-    fn errno(self) -> i32 {
-        ENOMEM
-    }
-}
+/// The errno an injected failure returns: what each step fails with when
+/// memory runs out.
+const INJECTED_ERRNO: i32 = ENOMEM;
 
 /// A task's fault-injection setting (Linux `task->fail_nth`,
 /// `/proc/self/fail-nth`) and what its last copy_process reported. Atomics:
@@ -213,7 +179,7 @@ impl<'a> FailPoints<'a> {
         self.seen += 1;
         if self.seen == self.nth {
             self.failed = Some(step);
-            Err(step.errno())
+            Err(INJECTED_ERRNO)
         } else {
             Ok(())
         }
@@ -222,7 +188,7 @@ impl<'a> FailPoints<'a> {
 
 impl Drop for FailPoints<'_> {
     fn drop(&mut self) {
-        let failed = self.failed.map_or(0, |step| step as u32);
+        let failed = self.failed.map_or(0, ForkStep::number);
         let report = self.seen | failed << forkvm_abi::sys::FAIL_NTH_STEP_SHIFT;
         self.setting.report.store(report, Ordering::Relaxed);
     }
@@ -286,7 +252,7 @@ impl ParentView {
             sas: inner.sas,
             fs_base: inner.fs_base,
             gs_base: inner.gs_base,
-            mm: inner.mm.clone(),
+            mm: inner.mm.as_deref().cloned(),
             nsproxy: inner.nsproxy.clone(),
             io_context: inner.io_context.clone(),
             comm: inner.comm,

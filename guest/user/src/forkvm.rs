@@ -141,7 +141,7 @@ pub fn diag_kernel_fault() -> Errno {
 pub struct FailNthReport {
     /// The fallible steps it went through.
     pub steps: u32,
-    /// The step an injected failure hit (a `forkvm_abi::sys::FORK_STEPS`
+    /// The step an injected failure hit (a `forkvm_abi::sys::ForkStep`
     /// name), if one did.
     pub failed_step: Option<&'static str>,
 }
@@ -150,7 +150,7 @@ pub struct FailNthReport {
 /// task's next clone/fork fails (0 disarms). Returns what the previous
 /// clone/fork went through.
 pub fn diag_fail_nth(n: u32) -> Result<FailNthReport, Errno> {
-    use forkvm_abi::sys::{FAIL_NTH_STEP_SHIFT, FORK_STEPS};
+    use forkvm_abi::sys::{ForkStep, FAIL_NTH_STEP_SHIFT};
     // SAFETY: no user memory is passed.
     let ret = unsafe {
         syscall4(
@@ -163,10 +163,10 @@ pub fn diag_fail_nth(n: u32) -> Result<FailNthReport, Errno> {
     };
     check(ret).map(|report| {
         let report = report as u32;
-        let step = (report >> FAIL_NTH_STEP_SHIFT) as usize;
+        let step = report >> FAIL_NTH_STEP_SHIFT;
         FailNthReport {
             steps: report & ((1 << FAIL_NTH_STEP_SHIFT) - 1),
-            failed_step: step.checked_sub(1).and_then(|i| FORK_STEPS.get(i).copied()),
+            failed_step: ForkStep::from_number(step).map(ForkStep::name),
         }
     })
 }

@@ -64,6 +64,9 @@ pub mod nr {
     pub const RMDIR: usize = 84;
     pub const CHROOT: usize = 161;
     pub const MKDIRAT: usize = 258;
+    pub const OPEN: usize = 2;
+    pub const OPENAT: usize = 257;
+    pub const FCNTL: usize = 72;
     pub const UNLINKAT: usize = 263;
     pub const WAITID: usize = 247;
     pub const PIDFD_SEND_SIGNAL: usize = 424;
@@ -643,9 +646,40 @@ pub fn chroot(path: &CStr) -> Result<(), Errno> {
 }
 
 /// `AT_FDCWD`: the `*at` calls' relative paths start at the working directory.
-pub const AT_FDCWD: i32 = -100;
+pub use forkvm_abi::linux::fcntl::AT_FDCWD;
 /// `unlinkat` flag: remove a directory (as `rmdir`).
 pub const AT_REMOVEDIR: u32 = 0x200;
+
+/// `open(2)` (the system call, not the C library's, which is `openat`):
+/// a new descriptor; `mode` (less the umask) for a file it creates.
+pub fn open(path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe { syscall3(nr::OPEN, path.as_ptr() as usize, flags as usize, mode as usize) })
+        .map(|fd| fd as i32)
+}
+
+/// `openat(2)`: `open` with a relative path starting at `dirfd`
+/// ([`AT_FDCWD`]: the working directory).
+pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall4(
+            nr::OPENAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+            mode as usize,
+        )
+    })
+    .map(|fd| fd as i32)
+}
+
+/// `fcntl(2)` with a command whose argument is an integer or unused
+/// (`F_DUPFD*`, `F_GETFD`, `F_SETFD`, `F_GETFL`, `F_SETFL`): what it returns.
+pub fn fcntl(fd: i32, cmd: u32, arg: usize) -> Result<usize, Errno> {
+    // SAFETY: these commands pass no pointer.
+    check(unsafe { syscall3(nr::FCNTL, fd as isize as usize, cmd as usize, arg) })
+}
 
 /// `mkdirat(2)`: `mkdir` with relative paths starting at `dirfd`.
 pub fn mkdirat(dirfd: i32, path: &CStr, mode: u32) -> Result<(), Errno> {

@@ -436,7 +436,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     use crate::mm::kstack::KernelStack;
 
     let program = load(path, argv, &[])?;
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    let mut stack = KernelStack::new().map_err(|_| ENOMEM)?;
     let ns = crate::process::initial_nsproxy()
         .pid_ns_for_children
         .clone();
@@ -445,8 +445,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let parent = crate::sched::current();
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let frame = initial_frame(&program);
-    // SAFETY: the top of the new task's unused kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &frame, &FpuState::init()) };
+    let rsp = switch::prepare_user_return(&mut stack, &frame, &FpuState::init());
     // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
     // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();

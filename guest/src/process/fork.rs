@@ -292,7 +292,7 @@ fn copy_process(
 
     let view = ParentView::of(parent);
     let mut fail = FailPoints::new(parent);
-    let stack = dup_task_struct(&mut fail)?;
+    let mut stack = dup_task_struct(&mut fail)?;
     let creds = copy_creds(parent_cred, &view, flags, nproc_limit, &mut fail)?;
     let sysvsem = copy_semundo(parent, flags, &mut fail)?;
     let files = copy_files(&view, flags, &mut fail)?;
@@ -302,7 +302,7 @@ fn copy_process(
     let mm = copy_mm(&view, flags, frame, &mut fail)?;
     let nsproxy = copy_namespaces(&view, &creds.cred, flags, &mut fail)?;
     let io_context = copy_io(&view, flags, &mut fail)?;
-    let thread = copy_thread(&stack, &view, args, regs)?;
+    let thread = copy_thread(&mut stack, &view, args, regs)?;
     let pids = alloc_pid(&nsproxy, &creds.cred, &args.set_tid, &mut fail)?;
 
     let group = match signal {
@@ -620,7 +620,7 @@ struct ThreadPart {
 /// parent's FPU state; its TLS base is CLONE_SETTLS's (outside user space:
 /// EPERM, x86's `do_arch_prctl_64` rule) or the parent's live one.
 fn copy_thread(
-    stack: &KernelStack,
+    stack: &mut KernelStack,
     view: &ParentView,
     args: &CloneArgs,
     regs: &UserContext,
@@ -640,8 +640,7 @@ fn copy_thread(
     if args.stack != 0 {
         child_frame.rsp = args.stack;
     }
-    // SAFETY: the top of the child's fresh kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &regs.fpu) };
+    let rsp = switch::prepare_user_return(stack, &child_frame, &regs.fpu);
     Ok(ThreadPart {
         saved_rsp: rsp,
         fs_base,

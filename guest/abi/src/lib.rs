@@ -320,7 +320,7 @@ pub mod sys {
     /// `forkvm_info(kind, buf, len) -> bytes written`: copies a report of
     /// `kind` into `buf` (EINVAL for an unknown kind, EFAULT for a bad
     /// buffer; a short buffer gets a truncated report).
-    pub const SYS_FORKVM_INFO: u64 = 1024;
+    pub const SYS_FORKVM_INFO: usize = 1024;
     /// `kind` of [`SYS_FORKVM_INFO`]: one [`SystemInfo`].
     pub const INFO_SYSTEM: u64 = 0;
     /// `kind` of [`SYS_FORKVM_INFO`]: one [`TaskInfo`] per task, by pid.
@@ -338,7 +338,7 @@ pub mod sys {
 
     /// `forkvm_diag(op, arg, buf, len) -> bytes written`: kernel
     /// measurements and test hooks.
-    pub const SYS_FORKVM_DIAG: u64 = 1025;
+    pub const SYS_FORKVM_DIAG: usize = 1025;
     /// Measure timer ticks over `arg` milliseconds (1..=10000) with the
     /// kernel spinning, idling, and running user code; writes a [`TickReport`].
     pub const DIAG_TICKS: u64 = 0;
@@ -433,7 +433,7 @@ pub mod sys {
     /// bytes written`: reads a kernel setting as decimal text into `out`,
     /// after setting it to the decimal text `value[..value_len]` if
     /// `value` is not null. ENOENT for an unknown name, EINVAL for a bad value.
-    pub const SYS_FORKVM_SYSCTL: u64 = 1026;
+    pub const SYS_FORKVM_SYSCTL: usize = 1026;
 
     /// `forkvm_vconsole_open() -> fd`: opens the virtio console (the
     /// `VIRTIO_CONSOLE_MMIO_BASE` device) as a file: `read` blocks until the
@@ -442,7 +442,7 @@ pub mod sys {
     /// when the device has consumed it. ENODEV without a working device
     /// (none announced, or it needed a reset; then reads and writes on
     /// open descriptors fail with EIO).
-    pub const SYS_FORKVM_VCONSOLE_OPEN: u64 = 1027;
+    pub const SYS_FORKVM_VCONSOLE_OPEN: usize = 1027;
 
     /// `reboot` magic numbers and command (Linux `include/uapi/linux/reboot.h`).
     pub const LINUX_REBOOT_MAGIC1: u64 = 0xfee1_dead;

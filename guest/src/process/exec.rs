@@ -345,7 +345,10 @@ pub fn execve(
     // the old program are released as if it had died.
     let (old_mm, robust_list) = {
         let mut inner = task.inner.lock();
-        (inner.mm.as_deref().cloned(), core::mem::take(&mut inner.robust_list))
+        (
+            inner.mm.as_deref().cloned(),
+            core::mem::take(&mut inner.robust_list),
+        )
     };
     if let (Some(old_mm), true) = (old_mm, robust_list != 0) {
         crate::syscall::robust_list::exit_robust_list(task, &old_mm, robust_list);
@@ -410,7 +413,7 @@ fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
             && (leader || !t.is_group_leader())
             && t.state() != super::task::TaskState::Dead
     };
-    let kill = super::exit::signal_status(9);
+    let kill = super::exit::signal_status(forkvm_abi::linux::signal::SIGKILL);
     for thread in group.threads().iter().filter(|t| other(t)) {
         thread.set_fatal(kill);
     }

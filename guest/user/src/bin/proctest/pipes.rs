@@ -8,7 +8,7 @@ use forkvm_user::syscall::{check, fcntl, syscall3};
 
 use super::*;
 
-const IOCTL: usize = 16;
+use forkvm_user::syscall::nr::IOCTL;
 const FIONBIO: usize = 0x5421;
 /// A pipe's default capacity (16 pages).
 const CAPACITY: usize = 16 * 4096;

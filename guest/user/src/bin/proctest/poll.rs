@@ -14,10 +14,7 @@ use forkvm_user::syscall::{check, openat, syscall5, syscall6};
 use super::itimers::{count_signals, fired, setitimer, Itimerval, Timeval};
 use super::*;
 
-const POLL: usize = 7;
-const SELECT: usize = 23;
-const PSELECT6: usize = 270;
-const PPOLL: usize = 271;
+use forkvm_user::syscall::nr::{POLL, PPOLL, PSELECT6, SELECT};
 const ITIMER_REAL: usize = 0;
 /// An address nothing is mapped at.
 const BAD_ADDR: usize = 8;

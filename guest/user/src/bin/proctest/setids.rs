@@ -23,15 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
 /// file-system ids are the effective ones.
 pub const EXEC_IDS_CHECK: &CStr = c"exec-saved-ids-are-effective";
 
-const SETREUID: usize = 113;
-const SETREGID: usize = 114;
-const SETRESUID: usize = 117;
-const GETRESUID: usize = 118;
-const SETRESGID: usize = 119;
-const GETRESGID: usize = 120;
-const SETFSUID: usize = 122;
-const SETFSGID: usize = 123;
-const UNLINK: usize = 87;
+use forkvm_user::syscall::nr::{GETRESGID, GETRESUID, SETFSGID, SETFSUID, SETREGID, SETRESGID, SETRESUID, SETREUID, UNLINK};
 const CAP_CHOWN: u64 = 1 << 0;
 const CAP_DAC_OVERRIDE: u64 = 1 << 1;
 /// -1: leave this id as it is.

@@ -881,7 +881,7 @@ fn signal_sigreturn_bad_frame(_ctx: &Ctx) -> Outcome {
                 "syscall",
                 "mov rsp, r12",
                 bad = in(reg) hole + PAGE / 2,
-                inlateout("rax") forkvm_user::signal::nr::RT_SIGRETURN => _,
+                inlateout("rax") forkvm_user::syscall::nr::RT_SIGRETURN => _,
                 out("r12") _, out("rcx") _, out("r11") _,
             );
         }

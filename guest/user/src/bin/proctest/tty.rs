@@ -13,9 +13,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("ioctl-console", ioctl_console),
 ];
 
-const IOCTL: usize = 16;
-const UNLINK: usize = 87;
-const LSEEK: usize = 8;
+use forkvm_user::syscall::nr::{IOCTL, LSEEK, UNLINK};
 const TCGETS: usize = 0x5401;
 const TCSETS: usize = 0x5402;
 const TIOCSCTTY: usize = 0x540e;

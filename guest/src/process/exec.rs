@@ -20,7 +20,7 @@ use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
 use crate::errno::{EIO, ELIBBAD, ENOMEM};
 use crate::fs::exec::ExecImage;
-use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
+use crate::mm::address_space::{AddressSpace, TaskMm, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
 /// A program loaded into a fresh address space, ready to start.
@@ -345,7 +345,10 @@ pub fn execve(
     // the old program are released as if it had died.
     let (old_mm, robust_list) = {
         let mut inner = task.inner.lock();
-        (inner.mm.clone(), core::mem::take(&mut inner.robust_list))
+        (
+            inner.mm.as_deref().cloned(),
+            core::mem::take(&mut inner.robust_list),
+        )
     };
     if let (Some(old_mm), true) = (old_mm, robust_list != 0) {
         crate::syscall::robust_list::exit_robust_list(task, &old_mm, robust_list);
@@ -372,7 +375,7 @@ pub fn execve(
         let mut actions = inner.sighand.lock().clone();
         actions.reset_for_exec();
         inner.sighand = Arc::new(spin::Mutex::new(actions));
-        inner.mm.replace(program.mm.clone())
+        inner.mm.replace(TaskMm::new(program.mm.clone()))
     };
     crate::mm::address_space::activate(Some(&program.mm));
     cpu::set_fs_base(0);
@@ -410,7 +413,7 @@ fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
             && (leader || !t.is_group_leader())
             && t.state() != super::task::TaskState::Dead
     };
-    let kill = super::exit::signal_status(9);
+    let kill = super::exit::signal_status(forkvm_abi::linux::signal::SIGKILL);
     for thread in group.threads().iter().filter(|t| other(t)) {
         thread.set_fatal(kill);
     }
@@ -436,7 +439,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     use crate::mm::kstack::KernelStack;
 
     let program = load(path, argv, &[])?;
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    let mut stack = KernelStack::new().map_err(|_| ENOMEM)?;
     let ns = crate::process::initial_nsproxy()
         .pid_ns_for_children
         .clone();
@@ -445,8 +448,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let parent = crate::sched::current();
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let frame = initial_frame(&program);
-    // SAFETY: the top of the new task's unused kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &frame, &FpuState::init()) };
+    let rsp = switch::prepare_user_return(&mut stack, &frame, &FpuState::init());
     // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
     // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();
@@ -467,7 +469,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner: TaskInner {
             exit_status: 0,
             comm: super::task::comm_from(name),
-            mm: Some(program.mm),
+            mm: Some(TaskMm::new(program.mm)),
             clear_child_tid: 0,
             robust_list: 0,
             fs_base: 0,

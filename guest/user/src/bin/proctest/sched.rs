@@ -124,7 +124,7 @@ fn raw_setscheduler(pid: i32, policy: i32, param: usize) -> Result<usize, Errno>
     // SAFETY: `param` is either a live int or an address that faults.
     check(unsafe {
         syscall3(
-            s::nr::SCHED_SETSCHEDULER,
+            nr::SCHED_SETSCHEDULER,
             pid as usize,
             policy as usize,
             param,
@@ -134,18 +134,18 @@ fn raw_setscheduler(pid: i32, policy: i32, param: usize) -> Result<usize, Errno>
 
 fn raw_getparam(pid: i32, param: usize) -> Result<usize, Errno> {
     // SAFETY: `param` is either a live int or an address that faults.
-    check(unsafe { syscall2(s::nr::SCHED_GETPARAM, pid as usize, param) })
+    check(unsafe { syscall2(nr::SCHED_GETPARAM, pid as usize, param) })
 }
 
 fn raw_setattr(pid: i32, attr: usize, flags: usize) -> Result<usize, Errno> {
     // SAFETY: `attr` is live memory of the size its size field says, or
     // an address that faults.
-    check(unsafe { syscall3(s::nr::SCHED_SETATTR, pid as usize, attr, flags) })
+    check(unsafe { syscall3(nr::SCHED_SETATTR, pid as usize, attr, flags) })
 }
 
 fn raw_getattr(pid: i32, attr: usize, size: usize, flags: usize) -> Result<usize, Errno> {
     // SAFETY: `attr` has `size` writable bytes, or is an address that faults.
-    check(unsafe { syscall4(s::nr::SCHED_GETATTR, pid as usize, attr, size, flags) })
+    check(unsafe { syscall4(nr::SCHED_GETATTR, pid as usize, attr, size, flags) })
 }
 
 /// A pid that names nobody: a child's, once it has been reaped.
@@ -241,13 +241,13 @@ fn setscheduler_errors(_: &Ctx) -> Outcome {
         Errno::ESRCH,
     )?;
     // SAFETY: the kernel writes to an address that faults.
-    let bad = check(unsafe { syscall2(s::nr::SCHED_RR_GET_INTERVAL, 0, BAD_ADDR) });
+    let bad = check(unsafe { syscall2(nr::SCHED_RR_GET_INTERVAL, 0, BAD_ADDR) });
     expect_err("rr_get_interval bad pointer", bad, Errno::EFAULT)
 }
 
 fn raw_setscheduler_param(pid: i32, param: usize) -> Result<usize, Errno> {
     // SAFETY: `param` is 0 here: nothing is read.
-    check(unsafe { syscall2(s::nr::SCHED_SETPARAM, pid as usize, param) })
+    check(unsafe { syscall2(nr::SCHED_SETPARAM, pid as usize, param) })
 }
 
 /// sched_get_priority_max/min for every policy, and an unknown one.

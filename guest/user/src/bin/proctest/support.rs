@@ -551,11 +551,12 @@ pub fn sethostname(name: &[u8]) -> isize {
     unsafe { forkvm_user::syscall::syscall2(170, name.as_ptr() as usize, name.len()) }
 }
 
-/// `fcntl(fd, cmd, arg)` with a command that takes an integer (or
-/// nothing): `F_GETFD`, `F_SETFD`, `F_DUPFD_CLOEXEC`.
+/// `fcntl` with a `usize` command, for `files.rs`'s own constants only
+/// (that file is being changed on another branch): once it uses
+/// `forkvm_user::syscall::fcntl` and `forkvm_abi::linux::fcntl`, remove
+/// this.
 pub fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
-    // SAFETY: the descriptor commands touch no memory.
-    forkvm_user::syscall::check(unsafe { syscall3(72, fd as usize, cmd, arg) })
+    forkvm_user::syscall::fcntl(fd, cmd as u32, arg)
 }
 
 /// `umask(mask)`: the previous mask.

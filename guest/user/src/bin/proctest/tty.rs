@@ -3,7 +3,8 @@
 //! termios and job-control commands with Linux's errno and order.
 
 use forkvm_user::signal::{sigaction_raw, SigAction, SIG_IGN};
-use forkvm_user::syscall::{setsid, syscall1};
+use forkvm_abi::linux::fcntl::{AT_FDCWD, F_GETFD, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR};
+use forkvm_user::syscall::{fcntl, openat, setsid, syscall1};
 
 use super::*;
 
@@ -12,16 +13,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("ioctl-console", ioctl_console),
 ];
 
-const IOCTL: usize = 16;
-const OPENAT: usize = 257;
-const AT_FDCWD: usize = -100isize as usize;
-const O_RDONLY: usize = 0;
-const O_RDWR: usize = 2;
-const O_CREAT: usize = 0o100;
-const O_DIRECTORY: usize = 0o200000;
-const UNLINK: usize = 87;
-const LSEEK: usize = 8;
-const F_GETFD: usize = 1;
+use forkvm_user::syscall::nr::{IOCTL, LSEEK, UNLINK};
 const TCGETS: usize = 0x5401;
 const TCSETS: usize = 0x5402;
 const TIOCSCTTY: usize = 0x540e;
@@ -41,12 +33,8 @@ fn ioctl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
     forkvm_user::syscall::check(unsafe { syscall3(IOCTL, fd as usize, cmd, arg) })
 }
 
-fn open_path(path: &CStr, flags: usize) -> Result<Fd, Errno> {
-    // SAFETY: a NUL-terminated path.
-    let fd = forkvm_user::syscall::check(unsafe {
-        syscall4(OPENAT, AT_FDCWD, path.as_ptr() as usize, flags, 0o600)
-    })?;
-    Ok(Fd(fd as i32))
+fn open_path(path: &CStr, flags: u32) -> Result<Fd, Errno> {
+    openat(AT_FDCWD, path, flags, 0o600).map(Fd)
 }
 
 fn expect_errno(what: &str, got: Result<usize, Errno>, want: Errno) -> Outcome {

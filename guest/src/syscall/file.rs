@@ -79,11 +79,73 @@ pub(super) fn with_walk<R>(
 }
 
 /// A path argument that may be empty (with AT_EMPTY_PATH).
-fn getname_maybe_empty(address: u64, flags: u64) -> Result<Vec<u8>, i32> {
+pub(super) fn getname_maybe_empty(address: u64, flags: u64) -> Result<Vec<u8>, i32> {
     match getname(address) {
         Err(ENOENT) if flags & AT_EMPTY_PATH != 0 => Ok(Vec::new()),
         other => other,
     }
+}
+
+/// The program of `execveat(dirfd, path, ..., flags)`, opened as Linux's
+/// `alloc_bprm` opens it: flags other than AT_EMPTY_PATH and
+/// AT_SYMLINK_NOFOLLOW are EINVAL; an absolute path or AT_FDCWD is
+/// `execve`'s lookup; otherwise `dirfd` must be open (EBADF), and a
+/// relative path is looked up in its directory (ENOTDIR if it is none),
+/// an empty one (AT_EMPTY_PATH) executes the descriptor's own file (an
+/// O_PATH one too). Such a program is named `/dev/fd/N` or
+/// `/dev/fd/N/PATH`, a name the new program cannot open when the
+/// descriptor is close-on-exec.
+pub(super) fn open_execat(
+    dirfd: u64,
+    path: &[u8],
+    flags: u64,
+) -> Result<crate::fs::exec::ExecStart, i32> {
+    use crate::fs::exec::{open_node, ExecStart};
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let fd = dirfd as i32;
+    if fd == AT_FDCWD || path.first() == Some(&b'/') {
+        if path.is_empty() {
+            // The cwd itself: a directory.
+            return Err(crate::errno::EACCES);
+        }
+        return ExecStart::open_path(path, follow);
+    }
+    let fd = u64::from(fd as u32);
+    let (image, exe_path) = if path.is_empty() {
+        match &file(fd)?.kind {
+            FileKind::Vfs(open) => (
+                open_node(&open.node)?,
+                open.path.as_deref().map(<[u8]>::to_vec),
+            ),
+            _ => return Err(crate::errno::EACCES),
+        }
+    } else {
+        let access = current_access();
+        with_walk(dirfd, path, &access, |walk| {
+            let node = walk.lookup_node(path, follow)?;
+            Ok((open_node(&node)?, walk.canonical_path(path)))
+        })?
+    };
+    let mut filename = alloc::format!("/dev/fd/{fd}").into_bytes();
+    if !path.is_empty() {
+        filename.push(b'/');
+        filename.extend_from_slice(path);
+    }
+    let path_inaccessible = sched::current()
+        .files()
+        .ok_or(EBADF)?
+        .lock()
+        .close_on_exec(fd)?;
+    Ok(ExecStart {
+        image,
+        filename,
+        exe_path,
+        comm_from_file: path.is_empty(),
+        path_inaccessible,
+    })
 }
 
 fn now() -> u64 {

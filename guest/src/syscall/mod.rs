@@ -94,6 +94,7 @@ pub mod nr {
     pub const SEMCTL: u64 = 66;
     pub const SEMTIMEDOP: u64 = 220;
     pub const IOPRIO_GET: u64 = 252;
+    pub const EXECVEAT: u64 = 322;
     pub const CLONE3: u64 = 435;
     pub const PIDFD_SEND_SIGNAL: u64 = 424;
     pub const RT_SIGPENDING: u64 = 127;
@@ -317,6 +318,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::FORK => process::fork(ctx),
         nr::VFORK => process::vfork(ctx),
         nr::EXECVE => process::execve(a, ctx),
+        nr::EXECVEAT => process::execveat(a, ctx),
         nr::EXIT => process::exit(a),
         nr::WAIT4 => wait::wait4(a),
         nr::WAITID => wait::waitid(a),

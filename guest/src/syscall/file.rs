@@ -208,8 +208,8 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
     current_access().permission_node(&open.node, mask)?;
     if let Node::Inode(inode) = &open.node {
         match &inode.kind {
-            InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
-                return Ok(Some(File::with_flags(FileKind::Console, flags)))
+            InodeKind::CharDevice(dev @ (DevNum::CONSOLE | DevNum::TTY)) => {
+                return open_terminal(*dev, flags).map(Some)
             }
             InodeKind::Regular(_) if flags & O_TRUNC != 0 => truncate_file(inode, 0)?,
             _ => {}
@@ -217,6 +217,19 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
     }
     let reopened = OpenFile::new(open.node.clone(), flags).with_path(open.path.clone());
     Ok(Some(File::with_flags(FileKind::Vfs(reopened), flags)))
+}
+
+/// Opens the console, as `/dev/console` or as `/dev/tty`, which is the
+/// caller's controlling terminal: ENXIO when its session has none (Linux
+/// `tty_open_current_tty`; the console is the only terminal).
+fn open_terminal(dev: DevNum, flags: u32) -> Result<Arc<File>, i32> {
+    if dev == DevNum::TTY {
+        let session = sched::current().thread_group().session();
+        if !session.is_some_and(|s| crate::fs::tty::is_controlling(&s)) {
+            return Err(ENXIO);
+        }
+    }
+    Ok(File::with_flags(FileKind::Console, flags))
 }
 
 fn install(file: Arc<File>, flags: u32) -> SysResult {
@@ -325,8 +338,8 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
     }
     if let Node::Inode(inode) = &node {
         match &inode.kind {
-            InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
-                return Ok(File::with_flags(FileKind::Console, flags))
+            InodeKind::CharDevice(dev @ (DevNum::CONSOLE | DevNum::TTY)) => {
+                return open_terminal(*dev, flags)
             }
             InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => {}
             InodeKind::CharDevice(_) | InodeKind::Special => return Err(ENXIO),

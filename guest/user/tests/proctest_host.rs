@@ -115,6 +115,7 @@ const SCENARIOS: &[&str] = &[
     "execveat-script-dev-fd",
     "ioctl-files-and-pipes",
     "ioctl-console",
+    "dev-tty-no-ctty",
     "userns-id-maps",
     "userns-owns-namespaces",
     "userns-nproc-counts-creator",

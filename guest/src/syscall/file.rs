@@ -34,6 +34,8 @@ const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_EACCESS: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
 const AT_EMPTY_PATH: u64 = 0x1000;
+/// Most symbolic links followed in one lookup (Linux `MAXSYMLINKS`).
+const MAX_SYMLINKS: u32 = 40;
 /// Largest chunk moved between user memory and a file at a time.
 const CHUNK: usize = 16 * 4096;
 
@@ -262,24 +264,55 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
             }
             return Ok(node);
         }
-        let (dir, last) = walk.parent(path)?;
+        let (mut dir, last) = walk.parent(path)?;
         let Last::Norm(name) = last else {
             return Err(EISDIR);
         };
         if path.ends_with(b"/") {
             return Err(EISDIR);
         }
-        match dir.lookup_node(name) {
-            Ok(_) if flags & O_EXCL != 0 => Err(EEXIST),
-            Ok(Node::Dir(_)) => Err(EISDIR),
-            Ok(node) if node.symlink_target().is_some() => {
-                if flags & O_NOFOLLOW != 0 {
-                    return Err(ELOOP);
+        let mut name = name.to_vec();
+        let mut links = 0;
+        // A symbolic link at the end is followed (O_NOFOLLOW: ELOOP), and
+        // its target's last component, if missing, is created in the
+        // directory the link leads to (Linux `open_last_lookups` on the
+        // link's body).
+        let found = loop {
+            match dir.lookup_node(&name) {
+                Ok(_) if flags & O_EXCL != 0 => return Err(EEXIST),
+                Ok(Node::Dir(_)) => return Err(EISDIR),
+                Ok(node) => {
+                    let Some(target) = node.symlink_target() else {
+                        break Ok(node);
+                    };
+                    if flags & O_NOFOLLOW != 0 {
+                        return Err(ELOOP);
+                    }
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(ELOOP);
+                    }
+                    let target = target.to_vec();
+                    let from_link = Walk {
+                        root: walk.root,
+                        pwd: &dir,
+                        access: walk.access,
+                    };
+                    let (next_dir, last) = from_link.parent(&target)?;
+                    let Last::Norm(next_name) = last else {
+                        return Err(EISDIR);
+                    };
+                    if target.ends_with(b"/") {
+                        return Err(EISDIR);
+                    }
+                    name = next_name.to_vec();
+                    dir = next_dir;
                 }
-                // Follow it. Not built: Linux creates the missing target
-                // of a dangling link; here that is ENOENT.
-                walk.lookup_node(path, true)
+                Err(e) => break Err(e),
             }
+        };
+        let name = &name[..];
+        match found {
             Ok(node) => Ok(node),
             Err(ENOENT) => {
                 let inode = Arc::new(Inode::new(

@@ -108,6 +108,7 @@ const SCENARIOS: &[&str] = &[
     "files-proc-fd",
     "files-proc-cpuinfo-sysctl",
     "files-proc-dirs",
+    "files-proc-sys-dirs",
     "files-creat-through-symlink",
     "execveat-dirfd-paths",
     "execveat-empty-path",

@@ -43,6 +43,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-proc-fd", proc_fd),
     ("files-proc-cpuinfo-sysctl", proc_cpuinfo_sysctl),
     ("files-proc-dirs", proc_dirs),
+    ("files-proc-sys-dirs", proc_sys_dirs),
     ("files-creat-through-symlink", creat_through_symlink),
 ];
 
@@ -2157,6 +2158,32 @@ fn proc_dirs(_: &Ctx) -> Outcome {
     ];
     let found = dir_lists(&Path::new(format_args!("/proc/{pid}")), &wanted)?;
     ensure!(found == 0b11111, "/proc/{pid} lists {found:#b} of (stat, status, cmdline, exe, fd)");
+    Ok(())
+}
+
+/// `/proc` lists `sys`, a directory listing `kernel`, a directory listing
+/// the `threads-max` file; a name under `/proc/sys` that is no sysctl or
+/// directory of them does not exist.
+fn proc_sys_dirs(_: &Ctx) -> Outcome {
+    let found = dir_lists(&Path::new(format_args!("/proc")), &[(b"sys", 4)])?;
+    ensure!(found == 1, "/proc does not list the directory sys");
+    let found = dir_lists(&Path::new(format_args!("/proc/sys")), &[(b"kernel", 4)])?;
+    ensure!(found == 1, "/proc/sys does not list the directory kernel");
+    let kernel = Path::new(format_args!("/proc/sys/kernel"));
+    let found = dir_lists(&kernel, &[(b"threads-max", 8)])?;
+    ensure!(found == 1, "/proc/sys/kernel does not list the file threads-max");
+    for path in ["/proc/sys", "/proc/sys/kernel"] {
+        let st = stat_at(&Path::new(format_args!("{path}")), 0).ctx(path)?;
+        ensure!(st.mode & S_IFMT == 0o040000, "{path}: mode {:o}", st.mode);
+    }
+    expect_err(
+        "threads-max with O_DIRECTORY",
+        open(&Path::new(format_args!("/proc/sys/kernel/threads-max")), O_RDONLY | O_DIRECTORY, 0),
+        Errno::ENOTDIR,
+    )?;
+    for path in ["/proc/sys/no-such-dir", "/proc/sys/kernel/no-such-sysctl"] {
+        expect_err(path, open(&Path::new(format_args!("{path}")), O_RDONLY, 0), Errno::ENOENT)?;
+    }
     Ok(())
 }
 

@@ -49,6 +49,7 @@ const SCENARIOS: &[&str] = &[
     "sched-yield",
     "nanosleep",
     "uname",
+    "prctl-name",
     "sighand-shared",
     "nproc-cap-sys-resource",
     "uts-namespace",

@@ -439,7 +439,8 @@ fn busybox_echo_and_ls() {
 /// `/proc/self/fd` as busybox sees it: `ls` lists the open descriptors
 /// (its own directory descriptor, 3, included), `readlink` names the
 /// console and a file, and the sysctl files read and write; `ps` lists
-/// the processes from `/proc` (the shell runs its last command itself).
+/// the processes from `/proc` (the shell runs its last command itself,
+/// without exec, and names itself after it with PR_SET_NAME, as on Linux).
 #[test]
 fn busybox_lists_proc_self_fd() {
     require_kvm!();
@@ -464,7 +465,7 @@ fn busybox_lists_proc_self_fd() {
     assert_eq!(
         script_output,
         "0\n1\n2\n3\n/dev/console\n/dev/null\n0\n1\n2\n3\n7\n3000\n1\n/bin/busybox\n\
-         PID   COMMAND\n    1 busybox\n",
+         PID   COMMAND\n    1 ps\n",
         "{text}"
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));

@@ -6,7 +6,8 @@
 //! them at the first read); the directories `/proc` (`self` links to the
 //! caller's pid) and `/proc/PID`; the directory `/proc/PID/fd`, one
 //! symbolic link per open descriptor (`/proc/PID/exe` is a link too); and the
-//! sysctls under `/proc/sys` (`kernel/threads-max`, ...). Every other
+//! sysctls under `/proc/sys` (`kernel/threads-max`, ...), whose
+//! directories (`/proc/sys`, `/proc/sys/kernel`, ...) list them. Every other
 //! path under `/proc` does not exist.
 
 use alloc::string::String;
@@ -83,7 +84,12 @@ fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         [] => return open_dir(root_entries(), flags),
         [b"meminfo"] => return read_only(meminfo(), flags),
         [b"cpuinfo"] => return read_only(cpuinfo(), flags),
-        [b"sys", _, _, ..] => return open_sysctl(&parts[1..], flags),
+        [b"sys", ref rest @ ..] => {
+            return match sysctl_dir(rest) {
+                Some(listing) => open_dir(listing, flags),
+                None => open_sysctl(rest, flags),
+            }
+        }
         [who, b"fd"] => return open_fd_dir(who, flags),
         [who] => {
             find_process(who)?;
@@ -185,6 +191,7 @@ fn root_entries() -> alloc::vec::Vec<DirEntry> {
         entry(b"cpuinfo", S_IFREG),
         entry(b"meminfo", S_IFREG),
         entry(b"self", S_IFLNK),
+        entry(b"sys", S_IFDIR),
     ];
     let ns = crate::sched::current().active_pid_ns();
     let mut pids: alloc::vec::Vec<u32> = ns
@@ -292,6 +299,31 @@ pub fn fd_link(file: &crate::fs::File) -> alloc::vec::Vec<u8> {
     }
 }
 
+/// The entries of the directory `/proc/sys/PARTS...` (the next
+/// component of each sysctl name under it: a directory if more follow,
+/// else the sysctl's file); None if no sysctl lies under it.
+fn sysctl_dir(parts: &[&[u8]]) -> Option<alloc::vec::Vec<DirEntry>> {
+    let mut listing: alloc::vec::Vec<DirEntry> = alloc::vec::Vec::new();
+    let mut any = false;
+    for name in crate::syscall::forkvm::SYSCTL_NAMES {
+        let components: alloc::vec::Vec<&[u8]> = name.split(|&b| b == b'.').collect();
+        if components.len() <= parts.len() || components[..parts.len()] != *parts {
+            continue;
+        }
+        any = true;
+        let child = components[parts.len()];
+        let kind = if components.len() > parts.len() + 1 {
+            S_IFDIR
+        } else {
+            S_IFREG
+        };
+        if !listing.iter().any(|(listed, _, _)| **listed == *child) {
+            listing.push(entry(child, kind));
+        }
+    }
+    any.then_some(listing)
+}
+
 /// A sysctl's file, `/proc/sys/A/B` for sysctl `A.B` (mode 0644, or 0444
 /// for those the caller may not set): EACCES to open for writing without
 /// the right (Linux `proc_sys_permission`), ENOENT for an unknown name.
@@ -330,7 +362,7 @@ pub fn mode_of(path: &[u8]) -> Result<(u32, u64), i32> {
     match parts[..] {
         [] => Ok((S_IFDIR | 0o555, 2)),
         [b"meminfo"] | [b"cpuinfo"] => Ok((S_IFREG | 0o444, 1)),
-        [b"sys", ref rest @ ..] if rest.len() < 2 => Ok((S_IFDIR | 0o555, 2)),
+        [b"sys", ref rest @ ..] if sysctl_dir(rest).is_some() => Ok((S_IFDIR | 0o555, 2)),
         [b"sys", ref rest @ ..] => {
             let name = rest.join(&b'.');
             crate::syscall::forkvm::sysctl(&name, None)?;

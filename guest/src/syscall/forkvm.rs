@@ -287,6 +287,19 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     copy_out(out, out_len, text.as_bytes())
 }
 
+/// Every sysctl [`sysctl`] knows, in the order `/proc/sys` lists them.
+pub const SYSCTL_NAMES: [&[u8]; 9] = [
+    b"debug.tlb_shootdown",
+    b"dev.console.busy_poll_ns",
+    b"kernel.sched_child_runs_first",
+    b"kernel.threads-max",
+    b"user.max_user_namespaces",
+    b"vm.fork_copy_max_pages",
+    b"vm.fork_eager_stack_pages",
+    b"vm.max_map_count",
+    b"vm.overcommit_memory",
+];
+
 /// Sysctl `name` (dotted, as `kernel.threads-max`): sets it to
 /// `new_value` if given (the caller checked [`may_write_sysctl`]) and
 /// returns its value; ENOENT for an unknown name. Also what the files

@@ -114,6 +114,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::FORK => process::fork(ctx),
         nr::VFORK => process::vfork(ctx),
         nr::EXECVE => process::execve(a, ctx),
+        nr::EXECVEAT => process::execveat(a, ctx),
         nr::EXIT => process::exit(a),
         nr::WAIT4 => wait::wait4(a),
         nr::WAITID => wait::waitid(a),

@@ -469,6 +469,38 @@ pub fn execve(path: &CStr, argv: &[*const u8], envp: &[*const u8]) -> Errno {
     }
 }
 
+/// `execveat(2)`: [`execve`] of `path` relative to the directory `dirfd`
+/// (`AT_FDCWD`: the cwd; an absolute path ignores it), or of `dirfd`'s own
+/// file with an empty path and `AT_EMPTY_PATH`; `flags` may also hold
+/// `AT_SYMLINK_NOFOLLOW`. Same argument rules as [`execve`]; returns only
+/// on failure.
+pub fn execveat(
+    dirfd: i32,
+    path: &CStr,
+    argv: &[*const u8],
+    envp: &[*const u8],
+    flags: usize,
+) -> Errno {
+    if argv.last() != Some(&core::ptr::null()) || envp.last() != Some(&core::ptr::null()) {
+        return Errno::EINVAL;
+    }
+    // SAFETY: as for `execve`: the kernel only reads the strings and arrays.
+    let ret = unsafe {
+        syscall5(
+            nr::EXECVEAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            flags,
+        )
+    };
+    match check(ret) {
+        Err(e) => e,
+        Ok(_) => Errno::EINVAL,
+    }
+}
+
 /// `struct utsname` (six NUL-padded 65-byte fields).
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -16,7 +16,8 @@
 //!
 //! `exit-42` is a helper, not a scenario: it makes the program exit with
 //! status 42 at once, printing nothing (`vfork-exec` executes this program
-//! with it). `list` and `all` leave it out.
+//! with it). `list` and `all` leave it out, and the other `exec-*`
+//! helpers, which the scenarios that execute this program name.
 //!
 //! Every scenario is fast (well under a second on Linux), cleans up the
 //! children it creates (a child still around on an early return is killed
@@ -32,7 +33,7 @@
 //!
 //! System calls: read, write, close, dup2, pipe2, mmap, munmap, mprotect,
 //! brk, sched_yield, nanosleep, getpid, getppid, gettid, clone, fork, vfork,
-//! execve, exit, exit_group, wait4, kill, uname, futex, clock_gettime.
+//! execve, execveat, exit, exit_group, wait4, kill, uname, futex, clock_gettime.
 #![no_std]
 #![no_main]
 // Failure messages are formatted into a 240-byte buffer returned by value
@@ -105,6 +106,7 @@ topics! {
     sem,
     fs,
     files,
+    execat,
     tty,
     userns,
     signals,
@@ -154,6 +156,10 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     let requested = args.get(1..).unwrap_or(&[]);
     if requested.is_empty() {
         return usage("no scenario given");
+    }
+    // The one helper with arguments of its own.
+    if requested[0] == execat::EXEC_REPORT.to_bytes() {
+        return execat::exec_report(args);
     }
     if requested.len() == 1 && requested[0] == b"list" {
         for (name, _) in scenarios() {

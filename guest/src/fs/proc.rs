@@ -668,8 +668,7 @@ impl ProcFile {
             ProcEntry::Setgroups => user_ns::setgroups_write(&self.ns, data)?,
             ProcEntry::Sysctl => {
                 // Linux `proc_doulongvec_minmax` and friends: one number.
-                let text = core::str::from_utf8(data).map_err(|_| EINVAL)?;
-                let value = text.trim().parse::<u64>().map_err(|_| EINVAL)?;
+                let value = crate::syscall::forkvm::parse_sysctl_value(data)?;
                 crate::syscall::forkvm::sysctl(&self.sysctl, Some(value))?;
             }
             ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => return Err(EINVAL),

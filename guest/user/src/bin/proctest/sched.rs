@@ -1015,8 +1015,8 @@ fn fair_slice(_: &Ctx) -> Outcome {
 }
 
 /// Fields of `/proc/self/stat` by Linux's 1-based number (`proc_pid_stat`
-/// in proc(5)): the numbers after the command, the state letter (3) left
-/// 0. All 52 must be there.
+/// in proc(5)): those this file checks (14-19, 39-41) as numbers, the
+/// others left 0. All 52 must be there.
 fn self_stat() -> Result<[i64; 53], Msg> {
     let mut buf = [0u8; 1024];
     let text = super::files::read_file("/proc/self/stat", &mut buf)?;
@@ -1028,7 +1028,7 @@ fn self_stat() -> Result<[i64; 53], Msg> {
     let mut count = 2;
     for (word, n) in rest.split_ascii_whitespace().zip(3..) {
         count = n;
-        if n == 3 || n > 52 {
+        if !(14..=19).contains(&n) && !(39..=41).contains(&n) {
             continue;
         }
         fields[n] = word
@@ -1117,7 +1117,8 @@ fn proc_stat(_: &Ctx) -> Outcome {
             "BATCH: {:?}",
             sched_fields()?
         );
-        s::sched_setscheduler(0, s::SCHED_IDLE, 0).ctx("IDLE")?;
+        // (Keeping the reset-on-fork flag: only CAP_SYS_NICE may clear it.)
+        s::sched_setscheduler(0, s::SCHED_IDLE | s::SCHED_RESET_ON_FORK, 0).ctx("IDLE")?;
         ensure!(
             sched_fields()? == [27, 7, cpu, 0, 5],
             "IDLE: {:?}",

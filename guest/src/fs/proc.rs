@@ -540,8 +540,8 @@ fn stat(task: &crate::process::task::Task, reader: &crate::process::task::Task) 
     });
     let group = task.thread_group();
     let ticks = |cycles: u64| cputime::ns_to_clock_t(crate::time::tsc_to_ns(cycles));
-    let own = cputime::group_totals(&group, Some(reader));
-    let children = cputime::children_totals(&group);
+    let own = cputime::group_totals(group, Some(reader));
+    let children = cputime::children_totals(group);
     let attr = task.sched().get();
     let priority = if crate::sched::attr::rt_policy(attr.policy) {
         -1 - attr.rt_priority as i32

@@ -186,14 +186,14 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         argv0: args.first().copied(),
     };
     let mut failed = false;
-    let mut run = |name: &str, scenario: Scenario| match {
+    let mut run = |name: &str, scenario: Scenario| {
         set_current(name);
-        scenario(&ctx)
-    } {
-        Ok(()) => println!("ok {name}"),
-        Err(m) => {
-            failed = true;
-            println!("FAIL {name}: {}", m.as_str());
+        match scenario(&ctx) {
+            Ok(()) => println!("ok {name}"),
+            Err(m) => {
+                failed = true;
+                println!("FAIL {name}: {}", m.as_str());
+            }
         }
     };
     for &arg in requested {

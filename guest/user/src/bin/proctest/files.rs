@@ -1854,7 +1854,7 @@ fn exec_interpreter(_: &Ctx) -> Outcome {
 }
 
 /// Reads the whole (small) file at `path` into `buf`.
-fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
+pub(super) fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
     let fd = open(&Path::new(format_args!("{path}")), O_RDONLY, 0).ctx(path)?;
     let n = read_full(fd.raw(), buf)?;
     core::str::from_utf8(&buf[..n]).map_err(|_| msg!("{path}: not UTF-8"))

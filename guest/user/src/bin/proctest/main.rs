@@ -4,8 +4,10 @@
 //! few memory and time calls: what the forkvm kernel must do exactly as Linux
 //! does.
 //!
-//! Each scenario prints exactly one line, `ok <scenario>` or
-//! `FAIL <scenario>: <expected vs seen>`. The exit status is 0 if every
+//! Each scenario prints one line, `ok <scenario>` or
+//! `FAIL <scenario>: <expected vs seen>`, after a line `skip <scenario>:
+//! <why>` for each part it could not run here (a part that needs a
+//! capability the host's root lacks). The exit status is 0 if every
 //! requested scenario passed, 1 otherwise, and 2 (with a usage message on
 //! stderr, before anything runs) for an unknown scenario. `list` prints the
 //! names of the scenarios, one per line; `all` runs them all in that order.
@@ -190,11 +192,14 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         argv0: args.first().copied(),
     };
     let mut failed = false;
-    let mut run = |name: &str, scenario: Scenario| match scenario(&ctx) {
-        Ok(()) => println!("ok {name}"),
-        Err(m) => {
-            failed = true;
-            println!("FAIL {name}: {}", m.as_str());
+    let mut run = |name: &str, scenario: Scenario| {
+        set_current(name);
+        match scenario(&ctx) {
+            Ok(()) => println!("ok {name}"),
+            Err(m) => {
+                failed = true;
+                println!("FAIL {name}: {}", m.as_str());
+            }
         }
     };
     for &arg in requested {

@@ -16,6 +16,29 @@ pub use forkvm_user::signal::sig::SIGKILL;
 pub use forkvm_user::signal::sig::SIGSEGV;
 
 // ---------------------------------------------------------------------------
+// Skipped parts
+
+/// The scenario running (its place in `list` order), for [`skipped`]; a
+/// forked child inherits it.
+static CURRENT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Records the scenario about to run.
+pub fn set_current(name: &str) {
+    let at = scenarios().position(|(n, _)| *n == name);
+    CURRENT.store(at.unwrap_or(usize::MAX), Ordering::Relaxed);
+}
+
+/// Says that part of the running scenario did not run here (on a host
+/// whose root lacks a capability, say): a line `skip NAME: WHY` before
+/// the scenario's `ok` or `FAIL` line, so a pass does not hide it. The
+/// guest's root has every capability: it never skips.
+pub fn skipped(why: &str) {
+    let at = CURRENT.load(Ordering::Relaxed);
+    let name = scenarios().nth(at).map_or("?", |(n, _)| n);
+    println!("skip {name}: {why}");
+}
+
+// ---------------------------------------------------------------------------
 // Failure messages
 
 /// A failure message, formatted into a fixed buffer (no heap needed);

@@ -137,7 +137,7 @@ fn populate_root(info: &BootInfo) {
             )
         };
         let start = crate::time::uptime_ns();
-        if let Err(e) = crate::fs::initramfs::unpack(root, archive) {
+        if let Err(e) = crate::fs::initramfs::unpack(&root, archive) {
             let message = alloc::format!("{e}");
             crate::drivers::vmm_ports::report_boot_failure(message.as_bytes());
         }
@@ -146,5 +146,5 @@ fn populate_root(info: &BootInfo) {
     }
     let images = crate::programs::names()
         .filter_map(|name| crate::programs::find(name.as_bytes()).map(|image| (name, image)));
-    crate::fs::initramfs::add_system_files(root, images);
+    crate::fs::initramfs::add_system_files(&root, images);
 }

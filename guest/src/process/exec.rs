@@ -502,7 +502,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
             user_count: Some(super::cred::UserTaskCount::charge(&cred.user_ns, 0)),
             _thread_count: Some(super::ThreadCount::charge()),
             cred,
-            fs: super::fs_struct::FsStruct::new_shared(),
+            fs: super::fs_struct::FsStruct::new_shared(&crate::process::initial_nsproxy()),
             nsproxy: crate::process::initial_nsproxy(),
             sysvsem: None,
             io_context: None,

@@ -387,7 +387,7 @@ fn copy_creds(
 ) -> Result<CredPart, i32> {
     fail.check(ForkStep::CopyCreds)?;
     let cred = if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        let chrooted = view.fs.lock().chrooted();
+        let chrooted = view.fs.lock().chrooted(&view.nsproxy);
         let cred = super::user_ns::create_user_ns(&parent_cred, nproc_limit, chrooted, || {
             fail.check(ForkStep::CreateUserNs)
         })?;

@@ -4,11 +4,12 @@
 
 use alloc::sync::Arc;
 
-use spin::{Mutex, Once};
+use spin::Mutex;
 
 use crate::fs::dentry::Dentry;
 use crate::fs::namei::Walk;
 use crate::fs::permission::Access;
+use crate::process::nsproxy::NsProxy;
 
 /// The file-system context.
 #[derive(Clone)]
@@ -20,16 +21,17 @@ pub struct FsStruct {
     pub umask: u32,
 }
 
-/// The root of the one directory tree, made on first use.
-pub fn init_root() -> &'static Arc<Dentry> {
-    static ROOT: Once<Arc<Dentry>> = Once::new();
-    ROOT.call_once(Dentry::new_tree)
+/// The root of the initial mount namespace (the tree the initramfs is
+/// unpacked into).
+pub fn init_root() -> Arc<Dentry> {
+    crate::process::initial_nsproxy().mnt_root().clone()
 }
 
 impl FsStruct {
-    /// Init's context: `/` as root and cwd, Linux's default umask 022.
-    pub fn new_shared() -> Arc<Mutex<FsStruct>> {
-        let root = init_root().clone();
+    /// Init's context: the root of its mount namespace (`nsproxy`'s) as
+    /// root and cwd (Linux `init_mount_tree`), Linux's default umask 022.
+    pub fn new_shared(nsproxy: &NsProxy) -> Arc<Mutex<FsStruct>> {
+        let root = nsproxy.mnt_root().clone();
         Arc::new(Mutex::new(FsStruct {
             pwd: root.clone(),
             root,
@@ -46,9 +48,9 @@ impl FsStruct {
         }
     }
 
-    /// Whether the root is not the tree's root (Linux `current_chrooted`,
-    /// for the task owning this context).
-    pub fn chrooted(&self) -> bool {
-        !Arc::ptr_eq(&self.root, init_root())
+    /// Whether the root is not the root of the mount namespace `nsproxy`
+    /// has (Linux `current_chrooted`, for the task owning this context).
+    pub fn chrooted(&self, nsproxy: &NsProxy) -> bool {
+        !Arc::ptr_eq(&self.root, nsproxy.mnt_root())
     }
 }

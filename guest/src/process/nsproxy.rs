@@ -4,8 +4,15 @@
 //!
 //! The UTS namespace carries its host and domain names (`sethostname`,
 //! `uname`); the IPC namespace holds its System V semaphore sets
-//! (`ipc::sem`). Mount, network, cgroup and time namespaces exist as
-//! objects with an identity but have nothing inside to isolate yet. Pid
+//! (`ipc::sem`); the mount namespace holds the root of its directory tree
+//! (Linux `mnt_namespace->root`), where init's root and cwd come from
+//! (`FsStruct::new_shared`) and what `chroot` is measured against
+//! (`FsStruct::chrooted`). There is one file system (the ramfs) and no
+//! `mount(2)`, so a new mount namespace's tree is a copy of one mount:
+//! the same root directory (`copy_mnt_ns` on Linux copies the mounts,
+//! which still show the same dentries). Network, cgroup and time
+//! namespaces exist as objects with an identity but have nothing inside
+//! to isolate yet. Pid
 //! namespaces are in `pid_ns`, user namespaces in `user_ns`. Every
 //! namespace is owned by the user namespace of the task that created it:
 //! capabilities over that one govern it (e.g. `sethostname`).
@@ -15,6 +22,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use forkvm_abi::linux::clone::CloneFlags;
 use spin::Mutex;
+
+use crate::fs::dentry::Dentry;
 
 /// Longest host or domain name (`__NEW_UTS_LEN`).
 pub const UTS_LEN: usize = 64;
@@ -66,6 +75,9 @@ pub struct Namespace {
     pub uts: Mutex<UtsNames>,
     /// For IPC: its semaphore sets (a new IPC namespace starts empty).
     pub sem: Mutex<crate::ipc::sem::SemIds>,
+    /// For mount: the root of its tree (Linux `mnt_namespace->root`);
+    /// `None` for the other kinds.
+    pub root: Option<Arc<Dentry>>,
 }
 
 /// Host and domain name of a UTS namespace.
@@ -93,11 +105,12 @@ impl UtsNames {
 
 impl Namespace {
     /// A new namespace of `kind` owned by `user_ns`; a UTS one starts
-    /// with `names`.
+    /// with `names`, a mount one has `root` as its root.
     fn new(
         kind: NsKind,
         names: UtsNames,
         user_ns: &Arc<super::user_ns::UserNamespace>,
+        root: Option<Arc<Dentry>>,
     ) -> Arc<Namespace> {
         LIVE[kind as usize].fetch_add(1, Ordering::Relaxed);
         Arc::new(Namespace {
@@ -106,6 +119,7 @@ impl Namespace {
             user_ns: user_ns.clone(),
             uts: Mutex::new(names),
             sem: Mutex::new(crate::ipc::sem::SemIds::new(user_ns)),
+            root,
         })
     }
 }
@@ -130,12 +144,16 @@ pub struct NsProxy {
 }
 
 impl NsProxy {
-    /// The initial namespaces (init's).
+    /// The initial namespaces (init's); the mount namespace's root is a
+    /// new tree (Linux `init_mount_tree`: the rootfs the initramfs is
+    /// unpacked into).
     pub fn initial() -> Arc<NsProxy> {
         let names = UtsNames::initial();
         Arc::new(NsProxy {
-            namespaces: NsKind::ALL
-                .map(|kind| Namespace::new(kind, names, super::user_ns::init_user_ns())),
+            namespaces: NsKind::ALL.map(|kind| {
+                let root = (kind == NsKind::Mnt).then(Dentry::new_tree);
+                Namespace::new(kind, names, super::user_ns::init_user_ns(), root)
+            }),
             pid_ns_for_children: super::pid_ns::initial(),
         })
     }
@@ -144,10 +162,22 @@ impl NsProxy {
         &self.namespaces[kind as usize]
     }
 
+    /// The root of the mount namespace's tree.
+    pub fn mnt_root(&self) -> &Arc<Dentry> {
+        self.get(NsKind::Mnt)
+            .root
+            .as_ref()
+            .expect("a mount namespace has a root")
+    }
+
     /// The child's namespaces for clone `flags` (Linux `copy_namespaces`):
     /// the same proxy if no namespace flag is set, else new namespaces of
     /// the flagged kinds, owned by `user_ns` (a new UTS namespace copies
-    /// the names).
+    /// the names; a new mount namespace is Linux `copy_mnt_ns`: a copy of
+    /// the tree, whose root is the same directory here, as there is one
+    /// mount. Linux then moves the task's root and cwd to the copied
+    /// mounts; with one mount they are the same directories, so the
+    /// fs_struct is left as it is).
     pub fn copy(
         self: &Arc<Self>,
         flags: CloneFlags,
@@ -165,8 +195,10 @@ impl NsProxy {
         }
         for &(kind, flag) in kind_flags {
             if flags.contains(flag) {
-                let names = *self.get(kind).uts.lock();
-                proxy.namespaces[kind as usize] = Namespace::new(kind, names, user_ns);
+                let old = self.get(kind);
+                let names = *old.uts.lock();
+                proxy.namespaces[kind as usize] =
+                    Namespace::new(kind, names, user_ns, old.root.clone());
             }
         }
         Ok(Arc::new(proxy))

@@ -243,7 +243,7 @@ impl Task {
                 cred: Cred::root(),
                 user_count: None,
                 _thread_count: None,
-                fs: FsStruct::new_shared(),
+                fs: FsStruct::new_shared(&crate::process::initial_nsproxy()),
                 nsproxy: crate::process::initial_nsproxy(),
                 sysvsem: None,
                 io_context: None,

@@ -110,7 +110,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     };
     // unshare_userns: root of a new user namespace.
     let new_cred: Option<Cred> = if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        let chrooted = fs.lock().chrooted();
+        let chrooted = fs.lock().chrooted(&nsproxy);
         Some(super::user_ns::create_user_ns(
             &cred,
             nproc_limit,

@@ -81,6 +81,7 @@ const SCENARIOS: &[&str] = &[
     "fs-getcwd-errors",
     "fs-dir-permissions",
     "fs-mkdirat-unlinkat",
+    "fs-unshare-newns-root",
     "files-create-read-write",
     "files-sparse-lseek",
     "files-append-two-processes",

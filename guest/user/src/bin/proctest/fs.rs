@@ -21,6 +21,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("fs-getcwd-errors", getcwd_errors),
     ("fs-dir-permissions", dir_permissions),
     ("fs-mkdirat-unlinkat", mkdirat_unlinkat),
+    ("fs-unshare-newns-root", unshare_newns_root),
 ];
 
 use forkvm_abi::linux::clone::CLONE_FS;
@@ -731,4 +732,70 @@ fn mkdirat_unlinkat(_: &Ctx) -> Outcome {
         ensure!(got == want, "{what}: got {got:?}, want {want:?}");
     }
     Ok(())
+}
+
+/// unshare(CLONE_NEWNS) as root (Linux `copy_mnt_ns`): the new mount
+/// namespace's tree is a copy of the old one, and the task's root and cwd
+/// move to the same places in it: the cwd is where it was, the tree's
+/// files are there by relative and absolute paths, and what is made in it
+/// is in the one file system. Its root is the namespace's own root (a new
+/// user namespace, refused to a chrooted task, is allowed), while a
+/// chroot inside it still counts as one (EPERM).
+fn unshare_newns_root(_: &Ctx) -> Outcome {
+    use forkvm_abi::linux::clone::{CLONE_NEWNS, CLONE_NEWUSER};
+    use forkvm_user::syscall::unshare;
+    let scratch = Dir::scratch()?;
+    let sub = Dir::make(scratch.join("sub"))?;
+    let _inner = Dir::make(scratch.join("sub/inner"))?;
+    let made = scratch.join("sub/made");
+    let base = scratch.path();
+    // A grandchild's `unshare(CLONE_NEWUSER)`, after `chroot(".")` if
+    // `jail`: its errno, or 0.
+    let new_user_ns = |jail: bool| {
+        Child::spawn(|| {
+            if jail && chroot(c".").is_err() {
+                return 100;
+            }
+            match unshare(CLONE_NEWUSER) {
+                Ok(()) => 0,
+                Err(e) => e.0,
+            }
+        })
+        .ok()
+        .and_then(|child| child.wait_bounded("unshare(CLONE_NEWUSER)").ok())
+        .filter(|status| status.exited())
+        .map(|status| status.exit_status())
+    };
+    let child = Child::spawn(|| {
+        first_failure(&[
+            chdir(sub.path().c()).is_ok(),
+            unshare(CLONE_NEWNS).is_ok(),
+            cwd_is(sub.path().bytes()),
+            chdir(c"inner").is_ok() && chdir(c"..").is_ok() && cwd_is(sub.path().bytes()),
+            chdir(c"..").is_ok() && cwd_is(base.bytes()),
+            chdir(c"/").is_ok() && cwd_is(b"/") && chdir(sub.path().c()).is_ok(),
+            mkdir(c"made", 0o755).is_ok(),
+            new_user_ns(false) == Some(0),
+            new_user_ns(true) == Some(Errno::EPERM.0),
+        ])
+    })?;
+    let result = expect_checks(
+        "unshare(CLONE_NEWNS)",
+        child,
+        &[
+            "chdir(scratch/sub)",
+            "unshare(CLONE_NEWNS)",
+            "the cwd is where it was",
+            "relative paths from it",
+            "its parent by \"..\"",
+            "the root and absolute paths",
+            "mkdir(\"made\") in the new namespace",
+            "a new user namespace: the root is the namespace's own",
+            "after chroot(\".\"), a new user namespace is EPERM",
+        ],
+    );
+    // What the child made is in the parent's namespace too.
+    let removed = rmdir(made.c());
+    result?;
+    removed.ctx("rmdir(sub/made): the child's mkdir was not there")
 }

@@ -36,15 +36,19 @@ pub fn current_access() -> Access {
 }
 
 /// The same with the real ids, as `access`/`faccessat` check (Linux
-/// `access_override_creds`): a non-root real uid has no capabilities.
+/// `access_override_creds`): a real uid that is not its user namespace's
+/// root has no capabilities; that root has its permitted ones (even when
+/// the effective uid, not being 0, has none in effect).
 pub fn current_real_access() -> Access {
     let cred = sched::current().cred();
     let mut access = current_access();
     access.fsuid = cred.uid;
     access.fsgid = cred.gid;
-    if cred.uid != 0 {
-        access.caps = 0;
-    }
+    access.caps = if cred.make_kuid(0) == Some(cred.uid) {
+        cred.cap_permitted
+    } else {
+        0
+    };
     access
 }
 

@@ -20,7 +20,7 @@ use crate::fs::file::{
     OpenFile, O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH,
     O_RDONLY, O_TMPFILE, O_TRUNC, O_WRONLY,
 };
-use crate::fs::inode::{DevNum, Inode, InodeKind, S_IFCHR, S_IFDIR, S_IFIFO};
+use crate::fs::inode::{DevNum, Inode, InodeKind, Times, Timespec, S_IFCHR, S_IFDIR, S_IFIFO};
 use crate::fs::namei::{Last, Walk};
 use crate::fs::page_cache::FileData;
 use crate::fs::permission::{Access, MAY_EXEC, MAY_READ, MAY_WRITE};
@@ -150,8 +150,36 @@ pub(super) fn open_execat(
     })
 }
 
-fn now() -> u64 {
-    crate::time::uptime_ns() / 1_000_000_000
+/// The time file times take (Linux `current_time`): CLOCK_REALTIME,
+/// which counts from boot in the guest.
+pub(super) fn now() -> Timespec {
+    Timespec::from_ns(crate::time::uptime_ns())
+}
+
+/// A name was added to or removed from `dir` (mtime and ctime).
+pub(super) fn dir_modified(dir: &Dentry) {
+    let now = now();
+    dir.update_times(|t| t.modified(now));
+}
+
+/// The inode's link count or attributes changed (ctime).
+fn changed(node: &Node) {
+    let now = now();
+    node.update_times(|t| t.ctime = now);
+}
+
+/// A regular file was read (Linux `file_accessed` with `relatime`, the
+/// default mount option: see `Times::accessed`).
+fn accessed(node: &Node) {
+    let now = now();
+    node.update_times(|t| t.accessed(now));
+}
+
+/// A regular file's contents changed: by a write or a truncation (mtime
+/// and ctime).
+fn modified(inode: &Inode) {
+    let now = now();
+    inode.update_times(|t| t.modified(now));
 }
 
 /// `openat(dirfd, path, flags, mode)` (and `open`): the `/proc` id-map
@@ -213,7 +241,10 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
             InodeKind::CharDevice(dev @ (DevNum::CONSOLE | DevNum::TTY)) => {
                 return open_terminal(*dev, flags).map(Some)
             }
-            InodeKind::Regular(_) if flags & O_TRUNC != 0 => truncate_file(inode, 0)?,
+            InodeKind::Regular(_) if flags & O_TRUNC != 0 => {
+                truncate_file(inode, 0)?;
+                modified(inode);
+            }
             _ => {}
         }
     }
@@ -325,10 +356,11 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
                         access.fsgid
                     },
                 ));
-                inode.meta.lock().mtime = now();
+                inode.update_times(|t| *t = Times::at(now()));
                 dir.link_checked(name, &inode, |parent| {
                     access.permission(parent, MAY_WRITE | MAY_EXEC)
                 })?;
+                dir_modified(&dir);
                 created = true;
                 Ok(Node::Inode(inode))
             }
@@ -381,6 +413,7 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
                 // checked above).
                 if flags & O_TRUNC != 0 && !created {
                     truncate_file(inode, 0)?;
+                    modified(inode);
                 }
             }
             InodeKind::Symlink(_) => return Err(ELOOP),
@@ -397,6 +430,9 @@ pub fn read(open: &OpenFile, buf: u64, count: u64) -> SysResult {
     // EBADF (not open for reading), EISDIR before anything else.
     open.read_at(0, &mut [])?;
     let mm = current_mm()?;
+    if count > 0 {
+        read_accessed(open);
+    }
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     let mut done = 0u64;
     while done < count {
@@ -423,6 +459,9 @@ pub fn read(open: &OpenFile, buf: u64, count: u64) -> SysResult {
 pub fn write(open: &OpenFile, buf: u64, count: u64) -> SysResult {
     open.write_at(0, &[], false)?;
     let mm = current_mm()?;
+    if count > 0 {
+        touch(open);
+    }
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     let mut done = 0u64;
     while done < count {
@@ -441,13 +480,27 @@ pub fn write(open: &OpenFile, buf: u64, count: u64) -> SysResult {
             Err(_) => break,
         }
     }
-    touch(open);
     Ok(done)
 }
 
+/// A write of some bytes to a regular file is starting: mtime and ctime,
+/// before the data, as Linux's `file_modified` (so also when copying the
+/// data then faults).
 fn touch(open: &OpenFile) {
     if let Node::Inode(inode) = &open.node {
-        inode.meta.lock().mtime = now();
+        if inode.data().is_some() {
+            modified(inode);
+        }
+    }
+}
+
+/// A read of some bytes from a regular file: the access time, by relatime
+/// (devices and the console keep theirs, as the ramfs has them).
+fn read_accessed(open: &OpenFile) {
+    if let Node::Inode(inode) = &open.node {
+        if inode.data().is_some() {
+            accessed(&open.node);
+        }
     }
 }
 
@@ -484,6 +537,9 @@ pub fn pread64(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let open = vfs(&file);
+    if count > 0 {
+        read_accessed(open);
+    }
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     let mut done = 0u64;
     while done < count {
@@ -519,6 +575,9 @@ pub fn pwrite64(a: Args) -> SysResult {
     }
     let open = vfs(&file);
     let append = open.flags() & O_APPEND != 0;
+    if count > 0 {
+        touch(open);
+    }
     let mut bytes = vec![0u8; CHUNK.min(count as usize)];
     let mut done = 0u64;
     while done < count {
@@ -537,7 +596,6 @@ pub fn pwrite64(a: Args) -> SysResult {
             Err(_) => break,
         }
     }
-    touch(open);
     Ok(done)
 }
 
@@ -588,7 +646,7 @@ struct Attrs {
     size: u64,
     /// 512-byte blocks (the frames held).
     blocks: u64,
-    mtime: u64,
+    times: Times,
 }
 
 /// The one file system's device number (`st_dev`): an anonymous one, as
@@ -600,8 +658,8 @@ const FS_DEV: DevNum = DevNum {
 const NO_DEV: DevNum = DevNum { major: 0, minor: 0 };
 
 fn attrs(node: &Node) -> Attrs {
-    let (nlink, size, rdev, mtime, blocks) = match node {
-        Node::Dir(dir) => (2 + dir.subdirectories() as u64, 0, NO_DEV, 0, 0),
+    let (nlink, size, rdev, blocks) = match node {
+        Node::Dir(dir) => (2 + dir.subdirectories() as u64, 0, NO_DEV, 0),
         Node::Inode(inode) => {
             let meta = inode.meta();
             let (size, blocks) = match &inode.kind {
@@ -616,7 +674,7 @@ fn attrs(node: &Node) -> Attrs {
                 InodeKind::CharDevice(number) => *number,
                 _ => NO_DEV,
             };
-            (u64::from(meta.nlink), size, rdev, meta.mtime, blocks)
+            (u64::from(meta.nlink), size, rdev, blocks)
         }
     };
     Attrs {
@@ -628,7 +686,7 @@ fn attrs(node: &Node) -> Attrs {
         rdev,
         size,
         blocks,
-        mtime,
+        times: node.times(),
     }
 }
 
@@ -653,7 +711,7 @@ fn attrs_other(kind: &FileKind) -> Attrs {
         rdev,
         size: 0,
         blocks: 0,
-        mtime: 0,
+        times: Times::default(),
     }
 }
 
@@ -673,9 +731,11 @@ fn stat_bytes(a: &Attrs) -> [u8; 144] {
     put(48, a.size, 8);
     put(56, 4096, 8); // st_blksize
     put(64, a.blocks, 8);
-    put(72, a.mtime, 8); // atime
-    put(88, a.mtime, 8); // mtime
-    put(104, a.mtime, 8); // ctime
+    let times = [a.times.atime, a.times.mtime, a.times.ctime];
+    for (at, time) in [72, 88, 104].into_iter().zip(times) {
+        put(at, time.sec as u64, 8);
+        put(at + 8, u64::from(time.nsec), 8);
+    }
     st
 }
 
@@ -699,8 +759,11 @@ fn statx_bytes(a: &Attrs) -> [u8; 256] {
     put(32, a.ino, 8);
     put(40, a.size, 8);
     put(48, a.blocks, 8);
-    for at in [64, 96, 112] {
-        put(at, a.mtime, 8); // atime, ctime, mtime (no birth time)
+    // atime, ctime, mtime (no birth time).
+    let times = [a.times.atime, a.times.ctime, a.times.mtime];
+    for (at, time) in [64, 96, 112].into_iter().zip(times) {
+        put(at, time.sec as u64, 8);
+        put(at + 8, u64::from(time.nsec), 4);
     }
     put(128, u64::from(a.rdev.major), 4);
     put(132, u64::from(a.rdev.minor), 4);
@@ -771,7 +834,7 @@ fn proc_attrs(path: &[u8], follow: bool) -> Result<Attrs, i32> {
         rdev: NO_DEV,
         size: if mode & S_IFLNK == S_IFLNK { 64 } else { 0 },
         blocks: 0,
-        mtime: 0,
+        times: Times::default(),
     })
 }
 
@@ -876,6 +939,8 @@ pub fn getdents64(a: Args) -> SysResult {
     let (out, index) = fill_dirents(&all, *pos as usize, count)?;
     current_mm()?.copy_to_user(dirp, &out)?;
     *pos = index as u64;
+    // Linux `iterate_dir`: the directory was read.
+    accessed(&open.node);
     Ok(out.len() as u64)
 }
 
@@ -924,7 +989,12 @@ pub fn do_unlink(dirfd: u64, path: &[u8]) -> SysResult {
                 Node::Inode(_) => Err(ENOTDIR),
             };
         }
-        dir.unlink_checked(name, |parent, victim| may_delete(&access, parent, victim))?;
+        let inode =
+            dir.unlink_checked(name, |parent, victim| may_delete(&access, parent, victim))?;
+        // Linux `simple_unlink`: the parent's mtime and ctime, the
+        // inode's ctime (its link count fell).
+        dir_modified(&dir);
+        changed(&Node::Inode(inode));
         Ok(0)
     })
 }
@@ -991,10 +1061,11 @@ pub fn symlinkat(a: Args) -> SysResult {
             access.fsuid,
             access.fsgid,
         ));
-        inode.meta.lock().mtime = now();
+        inode.update_times(|t| *t = Times::at(now()));
         dir.link_checked(name, &inode, |parent| {
             access.permission(parent, MAY_WRITE | MAY_EXEC)
         })?;
+        dir_modified(&dir);
         Ok(0)
     })
 }
@@ -1038,6 +1109,10 @@ pub fn linkat(a: Args) -> SysResult {
         dir.link_checked(name, inode, |parent| {
             access.permission(parent, MAY_WRITE | MAY_EXEC)
         })?;
+        // Linux `simple_link`: the inode's ctime (one more link), the
+        // directory's mtime and ctime.
+        dir_modified(&dir);
+        changed(&node);
         Ok(0)
     })
 }
@@ -1103,6 +1178,7 @@ pub fn renameat2(a: Args) -> SysResult {
             }
         }
         old_dir.rename_dir(&old_name, &new_dir, &new_name, |_| Ok(()))?;
+        renamed(&old_dir, &new_dir, &source);
         return Ok(0);
     };
     if let Ok(Node::Dir(_)) = target {
@@ -1113,8 +1189,19 @@ pub fn renameat2(a: Args) -> SysResult {
     }
     let replaced = new_dir.replace_entry(&new_name, &inode)?;
     old_dir.unlink_checked(&old_name, |_, _| Ok(()))?;
-    drop(replaced);
+    renamed(&old_dir, &new_dir, &Node::Inode(inode));
+    if let Some(replaced) = replaced {
+        changed(&Node::Inode(replaced));
+    }
     Ok(0)
+}
+
+/// Linux `simple_rename_timestamp`: both directories' mtime and ctime,
+/// the moved file's ctime.
+fn renamed(old_dir: &Dentry, new_dir: &Dentry, moved: &Node) {
+    dir_modified(old_dir);
+    dir_modified(new_dir);
+    changed(moved);
 }
 
 fn truncate_node(node: &Node, length: u64) -> SysResult {
@@ -1125,7 +1212,7 @@ fn truncate_node(node: &Node, length: u64) -> SysResult {
         Node::Dir(_) => Err(EISDIR),
         Node::Inode(inode) => {
             truncate_file(inode, length)?;
-            inode.meta.lock().mtime = now();
+            modified(inode);
             Ok(0)
         }
     }
@@ -1237,6 +1324,7 @@ fn chmod_node(access: &Access, node: &Node, mode: u64) -> SysResult {
         mode &= !crate::fs::permission::S_ISGID;
     }
     node.set_mode(mode);
+    changed(node);
     Ok(0)
 }
 
@@ -1268,8 +1356,8 @@ pub fn fchmod(a: Args) -> SysResult {
 /// the new group `chgrp_ok` (EPERM); a non-directory loses S_ISUID (and
 /// S_ISGID as [`Access::chown_kill_bits`] says) even when the ids stay,
 /// and as that changes the mode, only its owner or CAP_FOWNER may do it
-/// (EPERM; `setattr_prepare`'s ATTR_MODE check). The ramfs keeps no
-/// ctime to touch.
+/// (EPERM; `setattr_prepare`'s ATTR_MODE check). The ctime changes even
+/// when nothing else does (`chown_common` always sets ATTR_CTIME).
 fn chown_node(access: &Access, node: &Node, user: u64, group: u64) -> SysResult {
     let (uid, gid) = crate::fs::current::chown_ids(user as u32, group as u32)?;
     if uid.is_some_and(|uid| !access.may_chown(node, uid))
@@ -1282,6 +1370,7 @@ fn chown_node(access: &Access, node: &Node, user: u64, group: u64) -> SysResult 
         return Err(EPERM);
     }
     node.set_owner(uid, gid, kill_bits);
+    changed(node);
     Ok(0)
 }
 
@@ -1330,41 +1419,53 @@ pub fn fchown(a: Args) -> SysResult {
 const UTIME_NOW: i64 = (1 << 30) - 1;
 const UTIME_OMIT: i64 = (1 << 30) - 2;
 
-/// `utimensat(dirfd, path, times, flags)`: sets the modification time
-/// (the access time is not kept apart). A null `path` means `dirfd`
-/// itself (`futimens`). Times of "now" need ownership or write
-/// permission (EACCES), explicit times ownership (EPERM).
+/// `utimensat(dirfd, path, times, flags)` (and `futimens`, `utimes`),
+/// as Linux's `do_utimes` and `vfs_utimes`: the two times are read first
+/// (EFAULT), and both UTIME_OMIT does nothing, not even the lookup. A
+/// null `path` with a descriptor is that file (`futimens`; flags must be
+/// 0, EINVAL; O_PATH descriptors are EBADF); otherwise flags other than
+/// AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH are EINVAL, then the lookup, then
+/// a nanosecond count outside 0..1e9 (other than UTIME_NOW/UTIME_OMIT) is
+/// EINVAL. No times, or both UTIME_NOW, set both to now: the owner,
+/// CAP_FOWNER or write permission (EACCES). Anything else (an explicit
+/// time, or UTIME_NOW beside UTIME_OMIT) needs the owner or CAP_FOWNER
+/// (EPERM). UTIME_OMIT keeps that time; the ctime becomes now.
 pub fn utimensat(a: Args) -> SysResult {
     let [dirfd, path, times, flags, ..] = a.0;
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(EINVAL);
-    }
-    let mut stamps = [(0i64, UTIME_NOW); 2];
+    let mut stamps = None;
     if times != 0 {
         let mut raw = [0u8; 32];
         current_mm()?.copy_from_user(times, &mut raw)?;
-        for (i, stamp) in stamps.iter_mut().enumerate() {
-            let field =
-                |at: usize| i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
-            *stamp = (field(i * 16), field(i * 16 + 8));
-            let nsec = stamp.1;
-            if nsec != UTIME_NOW && nsec != UTIME_OMIT && !(0..1_000_000_000).contains(&nsec) {
-                return Err(EINVAL);
-            }
+        let field = |at: usize| i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+        let read = [(field(0), field(8)), (field(16), field(24))];
+        if read.iter().all(|s| s.1 == UTIME_OMIT) {
+            return Ok(0);
         }
+        stamps = Some(read);
     }
     let access = current_access();
-    let node = if path == 0 {
+    let node = if path == 0 && dirfd as i32 != AT_FDCWD {
+        if flags != 0 {
+            return Err(EINVAL);
+        }
         match &file(u64::from(dirfd as u32))?.kind {
+            FileKind::Vfs(open) if open.flags() & O_PATH != 0 => return Err(EBADF),
             FileKind::Vfs(open) => open.node.clone(),
             _ => return Err(EINVAL),
         }
     } else {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+            return Err(EINVAL);
+        }
         let path = getname_maybe_empty(path, flags)?;
         if path.is_empty() {
-            match &file(u64::from(dirfd as u32))?.kind {
-                FileKind::Vfs(open) => open.node.clone(),
-                _ => return Err(EINVAL),
+            if dirfd as i32 == AT_FDCWD {
+                Node::Dir(current_fs().lock().pwd.clone())
+            } else {
+                match &file(u64::from(dirfd as u32))?.kind {
+                    FileKind::Vfs(open) => open.node.clone(),
+                    _ => return Err(EINVAL),
+                }
             }
         } else {
             with_walk(dirfd, &path, &access, |walk| {
@@ -1372,25 +1473,35 @@ pub fn utimensat(a: Args) -> SysResult {
             })?
         }
     };
-    if stamps.iter().all(|s| s.1 == UTIME_OMIT) {
-        return Ok(0);
+    let valid =
+        |nsec: i64| nsec == UTIME_NOW || nsec == UTIME_OMIT || (0..1_000_000_000).contains(&nsec);
+    if let Some(stamps) = &stamps {
+        if !stamps.iter().all(|s| valid(s.1)) {
+            return Err(EINVAL);
+        }
     }
-    let only_now = stamps.iter().all(|s| s.1 == UTIME_NOW || s.1 == UTIME_OMIT);
+    // Both UTIME_NOW is the same as no times (ATTR_TOUCH).
+    let stamps = stamps.filter(|s| !s.iter().all(|s| s.1 == UTIME_NOW));
     if !access.owner_or_capable(&node) {
-        if !only_now {
+        if stamps.is_some() {
             return Err(EPERM);
         }
         access.permission_node(&node, MAY_WRITE)?;
     }
-    let (sec, nsec) = stamps[1];
-    let mtime = match nsec {
-        UTIME_OMIT => return Ok(0),
-        UTIME_NOW => now(),
-        _ => sec.max(0) as u64,
+    let now = now();
+    let pick = |stamp: Option<(i64, i64)>, old: Timespec| match stamp {
+        None | Some((_, UTIME_NOW)) => now,
+        Some((_, UTIME_OMIT)) => old,
+        Some((sec, nsec)) => Timespec {
+            sec,
+            nsec: nsec as u32,
+        },
     };
-    if let Node::Inode(inode) = &node {
-        inode.meta.lock().mtime = mtime;
-    }
+    node.update_times(|t| {
+        t.atime = pick(stamps.map(|s| s[0]), t.atime);
+        t.mtime = pick(stamps.map(|s| s[1]), t.mtime);
+        t.ctime = now;
+    });
     Ok(0)
 }
 

@@ -10,6 +10,7 @@ use super::{current_mm, Args, SysResult};
 use crate::errno::{EBUSY, EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTEMPTY, EPERM, ERANGE};
 pub(super) use crate::fs::current::{current_access, current_fs};
 use crate::fs::dentry::{Dentry, Owner};
+use crate::fs::inode::Times;
 use crate::fs::namei::{path_from, Last, PATH_MAX};
 use crate::fs::permission::{Access, MAY_EXEC, MAY_WRITE};
 use crate::process::cred::CAP_SYS_CHROOT;
@@ -112,9 +113,12 @@ fn do_mkdir(dirfd: u64, path: &[u8], mode: u64) -> SysResult {
         uid: access.fsuid,
         gid: access.fsgid,
     };
-    dir.mkdir_checked(name, mode as u32 & 0o1777 & !umask, owner, |parent| {
+    let made = dir.mkdir_checked(name, mode as u32 & 0o1777 & !umask, owner, |parent| {
         access.permission(parent, MAY_WRITE | MAY_EXEC)
     })?;
+    let now = super::file::now();
+    made.update_times(|t| *t = Times::at(now));
+    super::file::dir_modified(&dir);
     Ok(0)
 }
 
@@ -131,7 +135,8 @@ fn do_rmdir(dirfd: u64, path: &[u8]) -> SysResult {
     let (dir, last) = with_walk(dirfd, path, &access, |walk| walk.parent(path))?;
     match last {
         Last::Norm(name) => {
-            dir.rmdir_checked(name, |parent, victim| may_delete(&access, parent, victim))?
+            dir.rmdir_checked(name, |parent, victim| may_delete(&access, parent, victim))?;
+            super::file::dir_modified(&dir);
         }
         Last::DotDot => return Err(ENOTEMPTY),
         Last::Dot => return Err(EINVAL),

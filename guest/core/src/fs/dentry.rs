@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use spin::Mutex;
 
-use super::inode::Inode;
+use super::inode::{Inode, Times};
 use super::permission::S_ISGID;
 use crate::errno::{EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTEMPTY};
 
@@ -112,6 +112,22 @@ impl Node {
         }
     }
 
+    /// Its access, modification and change times.
+    pub fn times(&self) -> Times {
+        match self {
+            Node::Dir(dir) => *dir.times.lock(),
+            Node::Inode(inode) => inode.meta().times,
+        }
+    }
+
+    /// Changes its times with `f`.
+    pub fn update_times(&self, f: impl FnOnce(&mut Times)) {
+        match self {
+            Node::Dir(dir) => dir.update_times(f),
+            Node::Inode(inode) => inode.update_times(f),
+        }
+    }
+
     /// Changes the owner (`chown`; `None` keeps that id). On anything but
     /// a directory, `kill_bits` (S_ISUID and/or S_ISGID) are cleared from
     /// the mode at the same time, as Linux's `notify_change` does for
@@ -144,6 +160,9 @@ pub struct Dentry {
     mode: AtomicU32,
     /// Changed by `chown`.
     owner: Mutex<Owner>,
+    /// Access, modification (of the entries) and change times; 0 until
+    /// the creator sets them (this crate has no clock).
+    times: Mutex<Times>,
     state: Mutex<DirState>,
 }
 
@@ -176,6 +195,7 @@ impl Dentry {
             }),
             mode: AtomicU32::new(mode),
             owner: Mutex::new(owner),
+            times: Mutex::new(Times::default()),
             state: Mutex::new(DirState {
                 children: BTreeMap::new(),
                 dead: false,
@@ -230,6 +250,15 @@ impl Dentry {
 
     pub fn gid(&self) -> u32 {
         self.owner.lock().gid
+    }
+
+    pub fn times(&self) -> Times {
+        *self.times.lock()
+    }
+
+    /// Changes the times with `f`.
+    pub fn update_times(&self, f: impl FnOnce(&mut Times)) {
+        f(&mut self.times.lock());
     }
 
     /// The child called `name` (a real name, not `.` or `..`). In a

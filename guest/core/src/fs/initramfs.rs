@@ -16,7 +16,9 @@ use alloc::sync::Arc;
 
 use super::cpio::{ArchiveError, Entry, Reader};
 use super::dentry::{Dentry, Node, Owner};
-use super::inode::{DevNum, Inode, InodeKind, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use super::inode::{
+    DevNum, Inode, InodeKind, Times, Timespec, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use super::page_cache::FileData;
 use crate::errno::{EEXIST, ENOMEM};
 
@@ -111,13 +113,25 @@ fn add(
             let _ = dir.unlink_checked(name, |_, _| Ok(()));
         }
     }
+    // Linux's initramfs sets the access and modification times to the
+    // member's (`init_utimes`, `dir_utime`); the change time stays the
+    // unpacking's, boot (0 of the guest's CLOCK_REALTIME). Adding entries
+    // here touches no directory's times.
+    let stamp = |times: &mut Times| {
+        times.atime = Timespec::from_secs(i64::from(entry.mtime));
+        times.mtime = times.atime;
+    };
     let inode = match entry.mode & S_IFMT {
         S_IFDIR => {
-            return Ok(match dir.mkdir(name, perm, owner) {
-                Ok(_) => true,
-                Err(EEXIST) => matches!(dir.lookup_node(name), Ok(Node::Dir(_))),
-                Err(_) => false,
-            });
+            let made = match dir.mkdir(name, perm, owner) {
+                Ok(made) => Some(made),
+                Err(EEXIST) => dir.lookup(name).ok(),
+                Err(_) => None,
+            };
+            if let Some(made) = &made {
+                made.update_times(stamp);
+            }
+            return Ok(made.is_some());
         }
         S_IFREG => {
             let key = (entry.dev_major, entry.dev_minor, entry.ino);
@@ -165,7 +179,7 @@ fn add(
             owner.gid,
         )),
     };
-    inode.meta.lock().mtime = u64::from(entry.mtime);
+    inode.update_times(stamp);
     Ok(dir.link_checked(name, &inode, created).is_ok())
 }
 

@@ -50,6 +50,78 @@ impl DevNum {
     }
 }
 
+/// A point in time of CLOCK_REALTIME: seconds and nanoseconds (Linux
+/// `struct timespec64`), as file times keep it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timespec {
+    pub sec: i64,
+    /// 0..1_000_000_000.
+    pub nsec: u32,
+}
+
+impl Timespec {
+    /// `ns` nanoseconds after the epoch.
+    pub fn from_ns(ns: u64) -> Timespec {
+        Timespec {
+            sec: (ns / 1_000_000_000) as i64,
+            nsec: (ns % 1_000_000_000) as u32,
+        }
+    }
+
+    /// Whole seconds after the epoch (cpio's times).
+    pub fn from_secs(sec: i64) -> Timespec {
+        Timespec { sec, nsec: 0 }
+    }
+}
+
+/// A day in seconds: relatime updates an access time older than that.
+const RELATIME_INTERVAL: i64 = 24 * 60 * 60;
+
+/// The three times of a file (Linux `i_atime`, `i_mtime`, `i_ctime`):
+/// last access, last change of the contents (for a directory: of its
+/// entries), last change of the inode (contents, link count, owner,
+/// mode, times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Times {
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl Times {
+    /// All three at `t` (a new file).
+    pub fn at(t: Timespec) -> Times {
+        Times {
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+
+    /// The contents changed at `now` (a write, a truncation, an entry
+    /// added to or removed from a directory): mtime and ctime.
+    pub fn modified(&mut self, now: Timespec) {
+        self.mtime = now;
+        self.ctime = now;
+    }
+
+    /// Whether a read at `now` updates the access time under Linux's
+    /// default `relatime` (`relatime_need_update`): when the access time
+    /// is not after the modification or change time, or is a day old.
+    pub fn relatime_needs_update(&self, now: Timespec) -> bool {
+        self.atime <= self.mtime
+            || self.atime <= self.ctime
+            || now.sec - self.atime.sec >= RELATIME_INTERVAL
+    }
+
+    /// A read at `now` (Linux `touch_atime` with relatime).
+    pub fn accessed(&mut self, now: Timespec) {
+        if self.relatime_needs_update(now) {
+            self.atime = now;
+        }
+    }
+}
+
 /// What an inode is.
 pub enum InodeKind {
     Regular(Mutex<FileData>),
@@ -70,8 +142,7 @@ pub struct Meta {
     pub gid: u32,
     /// Names referring to it.
     pub nlink: u32,
-    /// Modification time, seconds.
-    pub mtime: u64,
+    pub times: Times,
 }
 
 pub struct Inode {
@@ -82,7 +153,8 @@ pub struct Inode {
 
 impl Inode {
     /// A new inode, linked nowhere yet (`nlink` 0; the directory that
-    /// takes it counts the link).
+    /// takes it counts the link). Its times are 0 until the caller sets
+    /// them (this crate has no clock).
     pub fn new(kind: InodeKind, mode: u32, uid: u32, gid: u32) -> Inode {
         let kind_bits = match &kind {
             InodeKind::Regular(_) => S_IFREG,
@@ -97,7 +169,7 @@ impl Inode {
                 uid,
                 gid,
                 nlink: 0,
-                mtime: 0,
+                times: Times::default(),
             }),
             kind,
         }
@@ -105,6 +177,11 @@ impl Inode {
 
     pub fn meta(&self) -> Meta {
         *self.meta.lock()
+    }
+
+    /// Changes the times with `f`.
+    pub fn update_times(&self, f: impl FnOnce(&mut Times)) {
+        f(&mut self.meta.lock().times);
     }
 
     pub fn file_type(&self) -> u32 {
@@ -117,5 +194,46 @@ impl Inode {
             InodeKind::Regular(data) => Some(data),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(sec: i64) -> Timespec {
+        Timespec::from_secs(sec)
+    }
+
+    #[test]
+    fn relatime() {
+        // Accessed after the last change: not again within a day.
+        let mut times = Times {
+            atime: t(100),
+            mtime: t(50),
+            ctime: t(50),
+        };
+        times.accessed(t(200));
+        assert_eq!(times.atime, t(100));
+        times.accessed(t(100 + RELATIME_INTERVAL));
+        assert_eq!(times.atime, t(100 + RELATIME_INTERVAL));
+        // Modified since: the next read updates.
+        times.modified(t(100 + RELATIME_INTERVAL + 5));
+        times.accessed(t(100 + RELATIME_INTERVAL + 6));
+        assert_eq!(times.atime, t(100 + RELATIME_INTERVAL + 6));
+        assert_eq!(times.mtime, times.ctime);
+        // An access time equal to the change time updates too.
+        let mut same = Times::at(t(7));
+        same.accessed(t(8));
+        assert_eq!(same.atime, t(8));
+    }
+
+    #[test]
+    fn timespec_from_ns() {
+        assert_eq!(
+            Timespec::from_ns(3_000_000_007),
+            Timespec { sec: 3, nsec: 7 }
+        );
+        assert!(Timespec { sec: 1, nsec: 5 } < Timespec { sec: 2, nsec: 0 });
     }
 }

@@ -45,6 +45,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-proc-dirs", proc_dirs),
     ("files-proc-sys-dirs", proc_sys_dirs),
     ("files-creat-through-symlink", creat_through_symlink),
+    ("files-times", file_times),
+    ("files-utimensat-permissions", utimensat_permissions),
+    ("files-faccessat2-eaccess", faccessat2_eaccess),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -2252,4 +2255,364 @@ fn creat_through_symlink(_: &Ctx) -> Outcome {
         Errno::EISDIR,
     )?;
     Ok(())
+}
+
+/// A time as `stat` reports it: seconds and nanoseconds.
+type Ts = (i64, u64);
+
+/// The three times of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileTimes {
+    atime: Ts,
+    mtime: Ts,
+    ctime: Ts,
+}
+
+/// The times `stat` (lstat) gives.
+fn times_at(path: &Path) -> Result<FileTimes, Msg> {
+    let mut raw = [0u8; 144];
+    // SAFETY: the kernel writes one struct stat (144 bytes) into raw; the
+    // path is NUL-terminated.
+    ret(unsafe {
+        syscall4(
+            nr::NEWFSTATAT,
+            AT_FDCWD,
+            path.ptr(),
+            raw.as_mut_ptr() as usize,
+            AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .ctx("stat")?;
+    let ts = |at: usize| {
+        let sec = i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+        let nsec = u64::from_le_bytes(raw[at + 8..at + 16].try_into().unwrap_or([0; 8]));
+        (sec, nsec)
+    };
+    Ok(FileTimes {
+        atime: ts(72),
+        mtime: ts(88),
+        ctime: ts(104),
+    })
+}
+
+/// The times `statx` gives (`struct statx_timestamp`: a 64-bit second
+/// and a 32-bit nanosecond count).
+fn statx_times(path: &Path) -> Result<FileTimes, Msg> {
+    const STATX_BASIC_STATS: usize = 0x7ff;
+    let mut raw = [0u8; 256];
+    // SAFETY: the kernel writes one struct statx (256 bytes) into raw.
+    ret(unsafe {
+        syscall5(
+            nr::STATX,
+            AT_FDCWD,
+            path.ptr(),
+            AT_SYMLINK_NOFOLLOW,
+            STATX_BASIC_STATS,
+            raw.as_mut_ptr() as usize,
+        )
+    })
+    .ctx("statx")?;
+    let ts = |at: usize| {
+        let sec = i64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or([0; 8]));
+        let nsec = u32::from_le_bytes(raw[at + 8..at + 12].try_into().unwrap_or([0; 4]));
+        (sec, u64::from(nsec))
+    };
+    Ok(FileTimes {
+        atime: ts(64),
+        ctime: ts(96),
+        mtime: ts(112),
+    })
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// `utimensat(AT_FDCWD, path, times, 0)`; `None` passes no times.
+fn utimensat(path: &Path, times: Option<&[i64; 4]>) -> Result<usize, Errno> {
+    let times = times.map_or(0, |t| t.as_ptr() as usize);
+    // SAFETY: a NUL-terminated path and two timespecs, or none.
+    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, path.ptr(), times, 0) })
+}
+
+/// Longer than the step of the clock file times take (Linux's coarse
+/// clock moves a tick at a time: 10 ms at HZ=100), so a later change
+/// gets a later time.
+const TICK_NS: u64 = 25_000_000;
+
+/// File times with Linux's rules, compared with each other, never with
+/// the clock: a new file's three times agree; creating, renaming, linking,
+/// unlinking and removing move the directory's mtime and ctime together;
+/// a write and a truncation the file's; chmod, rename, link and unlink
+/// only its ctime; `stat` and `statx` agree; explicit `utimensat` times
+/// read back exactly, UTIME_OMIT keeps one, no times set all three to now.
+fn file_times(_: &Ctx) -> Outcome {
+    let s = Scratch::new("times", ["f", "g", "h", "d", "", "", "", ""])?;
+    let (f, g, h, d) = (s.path("f"), s.path("g"), s.path("h"), s.path("d"));
+    let dir = &s.dir;
+    let step = || sleep_ns(TICK_NS);
+    // Checks that the directory's mtime moved on, with its ctime.
+    let dir_moved = |before: FileTimes, what: &str| -> Result<FileTimes, Msg> {
+        let after = times_at(dir)?;
+        ensure!(
+            after.mtime > before.mtime && after.ctime == after.mtime,
+            "{what} changes the directory's mtime and ctime: {before:?} -> {after:?}"
+        );
+        Ok(after)
+    };
+    let d0 = times_at(dir)?;
+    step();
+    let fd = open(&f, O_CREAT | O_RDWR, 0o644).ctx("create")?;
+    let f0 = times_at(&f)?;
+    ensure!(
+        f0.atime == f0.mtime && f0.mtime == f0.ctime,
+        "a new file's times agree: {f0:?}"
+    );
+    let d1 = dir_moved(d0, "creating a file")?;
+    ensure!(statx_times(&f)? == f0, "statx gives what stat gives");
+    step();
+    write(fd.raw(), b"data").ctx("write")?;
+    let f1 = times_at(&f)?;
+    ensure!(
+        f1.mtime > f0.mtime && f1.ctime == f1.mtime && f1.atime == f0.atime,
+        "a write changes mtime and ctime only: {f0:?} -> {f1:?}"
+    );
+    ensure!(times_at(dir)? == d1, "a write leaves the directory alone");
+    step();
+    // SAFETY: NUL-terminated path.
+    ret(unsafe { syscall2(nr::CHMOD, f.ptr(), 0o600) }).ctx("chmod")?;
+    let f2 = times_at(&f)?;
+    ensure!(
+        f2.ctime > f1.ctime && (f2.atime, f2.mtime) == (f1.atime, f1.mtime),
+        "chmod changes ctime only: {f1:?} -> {f2:?}"
+    );
+    step();
+    ftruncate(&fd, 2).ctx("ftruncate")?;
+    let f3 = times_at(&f)?;
+    ensure!(
+        f3.mtime > f2.mtime && f3.ctime == f3.mtime,
+        "a truncation changes mtime and ctime: {f2:?} -> {f3:?}"
+    );
+    step();
+    utimensat(&f, Some(&[1000, 123_456_789, 2000, 987_654_321])).ctx("utimensat")?;
+    let f4 = times_at(&f)?;
+    ensure!(
+        f4.atime == (1000, 123_456_789) && f4.mtime == (2000, 987_654_321) && f4.ctime > f3.ctime,
+        "explicit times read back, ctime moves on: {f3:?} -> {f4:?}"
+    );
+    ensure!(statx_times(&f)? == f4, "statx gives what stat gives");
+    utimensat(&f, Some(&[0, UTIME_OMIT, 3000, 5])).ctx("utimensat, atime omitted")?;
+    let f5 = times_at(&f)?;
+    ensure!(
+        f5.atime == f4.atime && f5.mtime == (3000, 5),
+        "UTIME_OMIT keeps the access time: {f4:?} -> {f5:?}"
+    );
+    utimensat(&f, Some(&[4000, 6, 0, UTIME_OMIT])).ctx("utimensat, mtime omitted")?;
+    let f6 = times_at(&f)?;
+    ensure!(
+        f6.atime == (4000, 6) && f6.mtime == f5.mtime,
+        "UTIME_OMIT keeps the modification time: {f5:?} -> {f6:?}"
+    );
+    step();
+    utimensat(&f, None).ctx("utimensat(NULL)")?;
+    let f7 = times_at(&f)?;
+    ensure!(
+        f7.atime == f7.mtime && f7.mtime == f7.ctime && f7.ctime > f6.ctime,
+        "no times set all three to now: {f6:?} -> {f7:?}"
+    );
+    step();
+    utimensat(&f, Some(&[0, UTIME_NOW, 0, UTIME_OMIT])).ctx("utimensat(NOW, OMIT)")?;
+    let f8 = times_at(&f)?;
+    ensure!(
+        f8.atime > f7.atime && f8.mtime == f7.mtime && f8.ctime == f8.atime,
+        "UTIME_NOW for the access time only: {f7:?} -> {f8:?}"
+    );
+    // The directory: rename, link, unlink, mkdir, rmdir.
+    step();
+    // SAFETY (each call below): NUL-terminated paths.
+    ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, f.ptr(), AT_FDCWD, g.ptr(), 0) })
+        .ctx("rename")?;
+    let d2 = dir_moved(d1, "a rename")?;
+    let g0 = times_at(&g)?;
+    ensure!(
+        g0.ctime > f8.ctime && g0.mtime == f8.mtime,
+        "a rename changes the file's ctime only: {f8:?} -> {g0:?}"
+    );
+    step();
+    ret(unsafe { syscall2(nr::LINK, g.ptr(), h.ptr()) }).ctx("link")?;
+    let d3 = dir_moved(d2, "a link")?;
+    let g1 = times_at(&g)?;
+    ensure!(
+        g1.ctime > g0.ctime && g1.mtime == g0.mtime,
+        "a link changes the file's ctime only: {g0:?} -> {g1:?}"
+    );
+    step();
+    unlink(&h).ctx("unlink")?;
+    let d4 = dir_moved(d3, "an unlink")?;
+    let g2 = times_at(&g)?;
+    ensure!(
+        g2.ctime > g1.ctime && g2.mtime == g1.mtime,
+        "an unlink changes the remaining link's ctime: {g1:?} -> {g2:?}"
+    );
+    step();
+    ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
+    let d5 = dir_moved(d4, "a mkdir")?;
+    let sub = times_at(&d)?;
+    ensure!(
+        sub.atime == sub.mtime && sub.mtime == sub.ctime,
+        "a new directory's times agree: {sub:?}"
+    );
+    step();
+    ret(unsafe { syscall1(nr::RMDIR, d.ptr()) }).ctx("rmdir")?;
+    dir_moved(d5, "an rmdir")?;
+    Ok(())
+}
+
+/// Who may set which times (Linux `may_setattr`, `setattr_prepare`): to
+/// now (no times, or both UTIME_NOW), the owner, CAP_FOWNER or anyone
+/// with write permission (else EACCES); anything else (an explicit time,
+/// or UTIME_NOW beside UTIME_OMIT) only the owner or CAP_FOWNER (EPERM).
+/// Both UTIME_OMIT succeed without even looking the path up.
+fn utimensat_permissions(_: &Ctx) -> Outcome {
+    let s = Scratch::new("utimes-perm", ["open", "closed", "own", "", "", "", "", ""])?;
+    let (open_to_all, closed, own) = (s.path("open"), s.path("closed"), s.path("own"));
+    for (path, mode) in [(&open_to_all, 0o666), (&closed, 0o644), (&own, 0o000)] {
+        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        // SAFETY: NUL-terminated path.
+        ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;
+    }
+    chown(&own, 1000, 1000).ctx("chown")?;
+    let missing = s.path("missing");
+    let explicit = [10, 0, 20, 0];
+    let names = [
+        "setgid+setuid(1000)",
+        "no times on a file it may write",
+        "both UTIME_NOW on a file it may write",
+        "UTIME_NOW with UTIME_OMIT on a file it may write is EPERM",
+        "explicit times on a file it may write are EPERM",
+        "no times on a file it may not write are EACCES",
+        "explicit times on a file it may not write are EPERM",
+        "both UTIME_OMIT on a missing file succeed",
+        "explicit times on its own file, mode 0",
+        "its own file's times read back",
+    ];
+    let child = Child::spawn(|| {
+        let user =
+            forkvm_user::cred::setgid(1000).is_ok() && forkvm_user::cred::setuid(1000).is_ok();
+        let checks = [
+            user,
+            utimensat(&open_to_all, None).is_ok(),
+            utimensat(&open_to_all, Some(&[0, UTIME_NOW, 0, UTIME_NOW])).is_ok(),
+            utimensat(&open_to_all, Some(&[0, UTIME_NOW, 0, UTIME_OMIT])) == Err(Errno::EPERM),
+            utimensat(&open_to_all, Some(&explicit)) == Err(Errno::EPERM),
+            utimensat(&closed, None) == Err(Errno::EACCES),
+            utimensat(&closed, Some(&explicit)) == Err(Errno::EPERM),
+            utimensat(&missing, Some(&[0, UTIME_OMIT, 0, UTIME_OMIT])).is_ok(),
+            utimensat(&own, Some(&explicit)).is_ok(),
+            times_at(&own).is_ok_and(|t| t.atime == (10, 0) && t.mtime == (20, 0)),
+        ];
+        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+    })?;
+    let status = child.wait_bounded("uid 1000")?;
+    let code = status.exit_status() as usize;
+    ensure!(
+        status.exited() && code == 0,
+        "uid 1000: check {code} failed: {}",
+        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
+    );
+    Ok(())
+}
+
+/// `faccessat2(AT_FDCWD, path, mode, flags)`.
+fn faccessat2(path: &Path, mode: usize, flags: usize) -> Result<usize, Errno> {
+    const FACCESSAT2: usize = 439;
+    // SAFETY: the kernel reads the NUL-terminated path.
+    ret(unsafe { syscall4(FACCESSAT2, AT_FDCWD, path.ptr(), mode, flags) })
+}
+
+/// `setresuid(ruid, euid, suid)`.
+fn setresuid(ruid: u32, euid: u32, suid: u32) -> Result<usize, Errno> {
+    const SETRESUID: usize = 117;
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall3(SETRESUID, ruid as usize, euid as usize, suid as usize) })
+}
+
+/// `faccessat2` checks with the real ids, or with AT_EACCESS the
+/// effective ones (Linux `access_override_creds`): a real root keeps its
+/// permitted capabilities for the check even while its effective uid (and
+/// so its effective capabilities) is another user's, and a real user has
+/// none even while its effective uid is root's.
+fn faccessat2_eaccess(_: &Ctx) -> Outcome {
+    const R_OK: usize = 4;
+    const W_OK: usize = 2;
+    const AT_EACCESS: usize = 0x200;
+    let s = Scratch::new("eaccess", ["theirs", "mine", "", "", "", "", "", ""])?;
+    let (theirs, mine) = (s.path("theirs"), s.path("mine"));
+    for (path, owner, mode) in [(&theirs, 2000, 0o600), (&mine, 1000, 0o400)] {
+        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        chown(path, owner, owner).ctx("chown")?;
+        // SAFETY: NUL-terminated path.
+        ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;
+    }
+    let run = |what: &str,
+               ids: (u32, u32),
+               checks: &dyn Fn() -> [bool; 4],
+               names: [&str; 4]|
+     -> Outcome {
+        let child = Child::spawn(|| {
+            if setresuid(ids.0, ids.1, 0).is_err() {
+                return 1;
+            }
+            checks()
+                .iter()
+                .position(|ok| !ok)
+                .map_or(0, |i| i as i32 + 2)
+        })?;
+        let status = child.wait_bounded(what)?;
+        let code = status.exit_status() as usize;
+        let name = match code {
+            1 => "setresuid",
+            _ => names.get(code.wrapping_sub(2)).unwrap_or(&"?"),
+        };
+        ensure!(
+            status.exited() && code == 0,
+            "{what}: check {code} failed: {name}"
+        );
+        Ok(())
+    };
+    run(
+        "real root, effective uid 1000",
+        (0, 1000),
+        &|| {
+            [
+                faccessat2(&theirs, R_OK, 0).is_ok(),
+                faccessat2(&theirs, R_OK, AT_EACCESS) == Err(Errno::EACCES),
+                faccessat2(&mine, W_OK, 0).is_ok(),
+                faccessat2(&mine, W_OK, AT_EACCESS) == Err(Errno::EACCES),
+            ]
+        },
+        [
+            "the real root may read another user's 0600 file",
+            "uid 1000 may not read it (AT_EACCESS)",
+            "the real root may write a 0400 file",
+            "its owner may not write it (AT_EACCESS)",
+        ],
+    )?;
+    run(
+        "real uid 1000, effective root",
+        (1000, 0),
+        &|| {
+            [
+                faccessat2(&theirs, R_OK, 0) == Err(Errno::EACCES),
+                faccessat2(&theirs, R_OK, AT_EACCESS).is_ok(),
+                faccessat2(&mine, R_OK, 0).is_ok() && faccessat2(&mine, W_OK, 0) == Err(Errno::EACCES),
+                faccessat2(&mine, W_OK, AT_EACCESS).is_ok(),
+            ]
+        },
+        [
+            "the real uid 1000 may not read another user's 0600 file",
+            "the effective root may (AT_EACCESS)",
+            "the real owner may read, not write, its 0400 file",
+            "the effective root may write it (AT_EACCESS)",
+        ],
+    )
 }

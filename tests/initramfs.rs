@@ -307,9 +307,9 @@ fn file_frames_come_back_when_the_last_reference_goes() {
 /// console, a terminal (on which `ls` prints columns), the host's a
 /// pipe. `ls -l` lists files whose times `touch` set (the guest's clock
 /// starts at 0), in UTC, without the link count, owner and group columns
-/// (the host's user is not the guest's root), and a directory without its
-/// size (the file systems differ) and time (the guest keeps none for
-/// directories yet). `ps` lists a shell and its child `ps` by their
+/// (the host's user is not the guest's root), and a directory, whose
+/// time `touch` set too, without its size (the file systems differ).
+/// `ps` lists a shell and its child `ps` by their
 /// pids and parent pids, which must agree; the shell lowers its own
 /// `ulimit -u` in a subshell (the host's user may run more processes).
 const SCRIPT: &str = r#"
@@ -319,8 +319,9 @@ x=$(echo sub; echo shell); echo "$x"
 mkdir -p d/e/f; ln -s a l; readlink l; cat l; ls -1 d/e
 mkdir L; cd L; umask 022; echo hi > f; printf ab > g; chmod 751 g; ln -s f l; mkdir m
 export TZ=UTC0; touch -h -d '2020-01-02 03:04:05' f l; touch -d '2021-05-06 07:08:09' g
+touch -d '2022-03-04 05:06:07' m
 ls -l | awk '$1 != "total" { n = $9; for (i = 10; i <= NF; i++) n = n " " $i
-  if ($1 ~ /^d/) print $1, n; else print $1, $5, $6, $7, $8, n }'
+  if ($1 ~ /^d/) print $1, $6, $7, $8, n; else print $1, $5, $6, $7, $8, n }'
 cd ..; rm -r L
 sh -c 'ps -o pid,ppid,comm > ps.out; echo $$ > me'; head -1 ps.out
 awk -v me=$(cat me) '$1 == me || $2 == me { print $1 == me ? "self" : "child", $3 }' ps.out; rm ps.out me

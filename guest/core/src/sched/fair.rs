@@ -275,10 +275,28 @@ impl<T> FairQueue<T> {
         }
         let (se, task) = self.queued.swap_remove(at);
         self.sub_from_sums(&se);
+        self.release_spare_capacity();
         Left {
             task,
             vlag,
             vruntime: se.vruntime,
+        }
+    }
+
+    /// After a burst (a fork bomb queues thousands), gives back half of the
+    /// queue's storage once it is three quarters empty, so a CPU does not
+    /// keep its peak for good. Fallible: if the smaller buffer cannot be
+    /// had, the queue keeps the one it has. Amortised O(1) per dequeue.
+    fn release_spare_capacity(&mut self) {
+        const KEEP: usize = 64;
+        let capacity = self.queued.capacity();
+        if capacity <= KEEP || self.queued.len() > capacity / 4 {
+            return;
+        }
+        let mut smaller = Vec::new();
+        if smaller.try_reserve_exact(capacity / 2).is_ok() {
+            smaller.append(&mut self.queued);
+            self.queued = smaller;
         }
     }
 
@@ -397,6 +415,7 @@ impl<T> FairQueue<T> {
         };
         let (se, task) = self.queued.swap_remove(at);
         self.sub_from_sums(&se);
+        self.release_spare_capacity();
         self.curr = Some((se, task));
         self.curr_protected = true;
         self.curr.as_ref().map(|(_, task)| task)
@@ -447,6 +466,22 @@ mod tests {
 
     const TICK: u64 = 4_000_000;
     const SLICE: u64 = 700_000;
+
+    #[test]
+    fn a_queue_gives_back_storage_after_a_burst() {
+        let mut queue = FairQueue::new(TICK);
+        for task in 0..10_000usize {
+            queue.enqueue(task, NICE_0_LOAD, SLICE, Placement::New);
+        }
+        let peak = queue.queued.capacity();
+        for task in 0..9_990 {
+            queue.dequeue(|t| *t == task).unwrap();
+        }
+        let left = queue.queued.capacity();
+        assert!(left <= peak / 64, "{left} of {peak} kept");
+        assert_eq!(queue.nr_queued(), 10);
+        assert!(queue.pick_next().is_some_and(|t| *t >= 9_990));
+    }
 
     /// Runs the queue for `ticks` ticks as the kernel does (charge a tick,
     /// reschedule when asked) and returns the CPU time each task got.

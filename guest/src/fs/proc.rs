@@ -599,7 +599,7 @@ fn stat(task: &crate::process::task::Task, reader: &crate::process::task::Task) 
     }
     text.push_str(&alloc::format!(
         " {} {} {} {}",
-        group.exit_signal(),
+        group.exit_signal_number(),
         task.sched().cpu(),
         attr.rt_priority,
         attr.policy

@@ -6,6 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use forkvm_abi::linux::signal::Signal;
 use forkvm_abi::PAGE_SIZE;
 
 use super::elf;
@@ -428,7 +429,7 @@ fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
             && (leader || !t.is_group_leader())
             && t.state() != super::task::TaskState::Dead
     };
-    let kill = super::exit::signal_status(forkvm_abi::linux::signal::SIGKILL);
+    let kill = super::wait::WaitStatus::for_signal(Signal::SIGKILL);
     for thread in group.threads().iter().filter(|t| other(t)) {
         thread.set_fatal(kill);
     }
@@ -471,7 +472,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         parent: Arc::downgrade(&parent),
         rlimits: super::rlimit::Rlimits::for_init(super::rlimit::max_threads()),
         ids: Some(super::pgrp::PgrpSession::new_leader(&pids)),
-        exit_signal: crate::process::signal::SIGCHLD,
+        exit_signal: Signal::SIGCHLD.number(),
         oom_score_adj: 0,
     });
     group.set_pids(&pids);
@@ -482,7 +483,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         saved_rsp: rsp,
         sched: crate::sched::attr::SchedAttr::normal(),
         inner: TaskInner {
-            exit_status: 0,
+            exit_status: super::wait::WaitStatus(0),
             comm: super::task::comm_from(name),
             mm: Some(TaskMm::new(program.mm)),
             clear_child_tid: 0,

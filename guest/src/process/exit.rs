@@ -11,16 +11,6 @@ use forkvm_abi::linux::signal::Signal;
 /// Pid of the task that adopts orphans.
 pub const REAPER_PID: u32 = 1;
 
-/// Wait status of a normal exit with `code` (Linux `(code & 0xff) << 8`).
-pub fn exit_status(code: i32) -> u32 {
-    WaitStatus::for_exit(code).0 as u32
-}
-
-/// Wait status of a death by `signal`.
-pub fn signal_status(signal: u32) -> u32 {
-    WaitStatus::for_signal(signal).0 as u32
-}
-
 /// On the way back to user mode: exit if SIGKILL or another thread's
 /// `exit_group` asked for it.
 pub fn exit_if_fatal_pending() {
@@ -35,7 +25,7 @@ pub fn exit_if_fatal_pending() {
 /// Ends every other thread of the current task's group with `status`, then
 /// the current one (Linux `do_group_exit`). If the group is already
 /// exiting, its status wins.
-pub fn do_group_exit(status: u32) -> ! {
+pub fn do_group_exit(status: WaitStatus) -> ! {
     let current = sched::current();
     let status = current.thread_group().start_group_exit(status);
     for thread in current.thread_group().threads() {
@@ -50,14 +40,13 @@ pub fn do_group_exit(status: u32) -> ! {
 /// Ends the current task with wait status `status` (Linux `do_exit`).
 /// When init (pid 1) ends, the VM powers off with its exit status (or
 /// 128 + the signal that killed it), as a container's pid 1 would.
-pub fn do_exit(status: u32) -> ! {
+pub fn do_exit(status: WaitStatus) -> ! {
     let task = sched::current();
     if task.pid == REAPER_PID && task.mm().is_some() {
-        let wait_status = WaitStatus(status as i32);
-        let code = if wait_status.exited() {
-            wait_status.exit_status()
+        let code = if status.exited() {
+            status.exit_status()
         } else {
-            128 + wait_status.term_signal()
+            128 + status.term_signal()
         };
         crate::drivers::vmm_ports::poweroff(code as u32);
     }
@@ -96,15 +85,14 @@ pub fn do_exit(status: u32) -> ! {
 /// group's leader notifies nobody and is released at once; a leader sends
 /// its process's exit signal and stays a zombie until reaped, unless the
 /// parent ignores SIGCHLD (or set SA_NOCLDWAIT), which reaps it now.
-fn exit_notify(task: &Arc<Task>, status: u32) {
+fn exit_notify(task: &Arc<Task>, status: WaitStatus) {
     if !task.is_group_leader() {
         release_task(task);
         return;
     }
     let group = task.thread_group();
     let parent = group.parent();
-    // Legacy clone takes any CSIGNAL byte; only a valid signal is sent.
-    let exit_signal = Signal::new(group.exit_signal());
+    let exit_signal = group.exit_signal();
     if let (Some(parent), Some(exit_signal)) = (parent.as_ref(), exit_signal) {
         notify_parent(task, parent, exit_signal, status);
     }
@@ -144,13 +132,12 @@ pub fn release_task(task: &Task) {
 /// Sends the exit signal (SIGCHLD unless clone said otherwise) to the
 /// parent, with the child's pid, uid and how it ended (Linux
 /// `do_notify_parent`); an ignored one is dropped by `send_signal`.
-fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: u32) {
+fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: WaitStatus) {
     use super::signal::{SigFields, SigInfo, CLD_EXITED, CLD_KILLED};
-    let wait_status = WaitStatus(status as i32);
-    let (code, value) = if wait_status.exited() {
-        (CLD_EXITED, wait_status.exit_status())
+    let (code, value) = if status.exited() {
+        (CLD_EXITED, status.exit_status())
     } else {
-        (CLD_KILLED, wait_status.term_signal())
+        (CLD_KILLED, status.term_signal())
     };
     let pid = task.tgid_in(&parent.active_pid_ns());
     let uid = {
@@ -158,7 +145,7 @@ fn notify_parent(task: &Arc<Task>, parent: &Arc<Task>, signal: Signal, status: u
         parent.inner.lock().cred.uid_seen(kuid)
     };
     let info = SigInfo {
-        signo: signal.number(),
+        signo: signal,
         code,
         fields: SigFields::Child {
             pid,

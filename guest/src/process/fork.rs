@@ -319,7 +319,7 @@ fn copy_process(
         saved_rsp: thread.saved_rsp,
         sched: sched::sched_fork(parent),
         inner: TaskInner {
-            exit_status: 0,
+            exit_status: super::wait::WaitStatus(0),
             comm: view.comm,
             mm: mm.map(TaskMm::new),
             clear_child_tid: if flags.contains(CloneFlags::CLONE_CHILD_CLEARTID) {
@@ -524,7 +524,7 @@ fn copy_signal(
                 .parent()
                 .as_ref()
                 .map_or_else(Weak::new, Arc::downgrade),
-            parent_group.exit_signal(),
+            parent_group.exit_signal_number(),
         )
     } else {
         (Arc::downgrade(parent), args.exit_signal as u32)

@@ -19,7 +19,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::signal::{SigFields, SigInfo, SIGKILL, SI_KERNEL};
+use super::signal::{SigFields, SigInfo, Signal, SI_KERNEL};
 use super::task::{Task, TaskState};
 use crate::mm::address_space::{AddressSpace, MemoryUsage};
 
@@ -172,7 +172,7 @@ fn kill_thread_group(task: &Arc<Task>) {
     super::signal::group_send_signal(
         task,
         SigInfo {
-            signo: SIGKILL,
+            signo: Signal::SIGKILL,
             code: SI_KERNEL,
             fields: SigFields::None,
         },

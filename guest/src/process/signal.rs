@@ -9,12 +9,10 @@ use alloc::sync::Arc;
 use spin::Mutex;
 
 pub use super::sigqueue::SigPending;
+use super::wait::WaitStatus;
 pub use forkvm_core::process::sigqueue::{bit, SigFields, SigInfo, SI_USER};
 
-pub use forkvm_abi::linux::signal::{
-    Signal, CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD, SIGCONT, SIGKILL, SIGSEGV, SIGSTOP,
-    SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
-};
+pub use forkvm_abi::linux::signal::{Signal, CLD_DUMPED, CLD_EXITED, CLD_KILLED, NSIG, SIGCHLD};
 
 pub use forkvm_abi::linux::signal::{
     SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SIG_DFL, SIG_IGN,
@@ -82,13 +80,13 @@ impl SigHand {
         Arc::new(Mutex::new(SigHand::default()))
     }
 
-    /// The action of `signal` (1..=64).
-    pub fn action(&self, signal: u32) -> SigAction {
-        self.actions[signal as usize - 1]
+    /// The action of `signal`.
+    pub fn action(&self, signal: Signal) -> SigAction {
+        self.actions[signal.number() as usize - 1]
     }
 
-    pub fn set_action(&mut self, signal: u32, action: SigAction) {
-        self.actions[signal as usize - 1] = action;
+    pub fn set_action(&mut self, signal: Signal, action: SigAction) {
+        self.actions[signal.number() as usize - 1] = action;
     }
 
     /// At exec, caught signals go back to their default action; ignored
@@ -104,22 +102,29 @@ impl SigHand {
     /// Whether exiting children are reaped at once (SIGCHLD ignored or
     /// SA_NOCLDWAIT), so they never become zombies.
     pub fn children_autoreap(&self) -> bool {
-        let action = self.action(SIGCHLD);
+        let action = self.action(Signal::SIGCHLD);
         action.handler == SIG_IGN || action.flags & SA_NOCLDWAIT != 0
     }
 }
 
 /// Signals that can be neither caught, ignored nor blocked.
-pub fn is_unblockable(signal: u32) -> bool {
-    signal == SIGKILL || signal == SIGSTOP
+pub fn is_unblockable(signal: Signal) -> bool {
+    signal == Signal::SIGKILL || signal == Signal::SIGSTOP
 }
 
 /// Whether the default action of `signal` is to ignore it (stop signals
 /// too: there is no job control yet).
-pub fn default_ignores(signal: u32) -> bool {
+pub fn default_ignores(signal: Signal) -> bool {
     matches!(
         signal,
-        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU
+        Signal::SIGCHLD
+            | Signal::SIGCONT
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+            | Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
     )
 }
 
@@ -127,9 +132,13 @@ pub fn default_ignores(signal: u32) -> bool {
 /// SIG_IGN, or SIG_DFL for a signal whose default is to ignore (SIGCONT,
 /// SIGCHLD, SIGWINCH, SIGURG: Linux's list, not the stop signals, which
 /// are ignored here only for want of job control).
-pub fn handler_ignores(handler: u64, signal: u32) -> bool {
+pub fn handler_ignores(handler: u64, signal: Signal) -> bool {
     handler == SIG_IGN
-        || (handler == SIG_DFL && matches!(signal, SIGCONT | SIGCHLD | SIGWINCH | SIGURG))
+        || (handler == SIG_DFL
+            && matches!(
+                signal,
+                Signal::SIGCONT | Signal::SIGCHLD | Signal::SIGWINCH | Signal::SIGURG
+            ))
 }
 
 /// Whether `task` has a signal to act on: a fatal one, or an unblocked
@@ -182,10 +191,7 @@ fn receiver(task: &super::task::Task, inner: &super::task::TaskInner) -> super::
 /// interruptible sleep. If every thread blocks it, it waits.
 pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result<(), i32> {
     let signal = info.signo;
-    // Signal 0 only probes (`kill(pid, 0)`); nothing is sent.
-    if Signal::new(signal).is_none() {
-        return Ok(());
-    }
+    let sigkill = signal == Signal::SIGKILL;
     let (action, blocked, waited) = {
         let inner = task.inner.lock();
         let action = inner.sighand.lock().action(signal);
@@ -199,10 +205,10 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
         action.handler == SIG_IGN || (action.handler == SIG_DFL && default_ignores(signal));
     // A signal `rt_sigtimedwait` waits for is in `real_blocked`: neither
     // ignored nor fatal, the waiter takes it.
-    if ignored && !blocked && !waited && signal != SIGKILL {
+    if ignored && !blocked && !waited && !sigkill {
         return Ok(());
     }
-    if signal != SIGKILL {
+    if !sigkill {
         let mut inner = task.inner.lock();
         let receiver = receiver(task, &inner);
         if group {
@@ -212,7 +218,7 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
         }
     }
     let wants = |t: &super::task::Task| {
-        signal == SIGKILL
+        sigkill
             || (t.inner.lock().blocked & bit(signal) == 0
                 && t.fatal_status().is_none()
                 && t.state() != super::task::TaskState::Zombie)
@@ -234,8 +240,8 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
     };
     let waited = chosen.inner.lock().real_blocked & bit(signal) != 0;
     // A blocked signal that init refuses stays pending, never fatal.
-    let unkillable = task.thread_group().is_unkillable() && signal != SIGKILL;
-    if signal == SIGKILL || (action.handler == SIG_DFL && !ignored && !waited && !unkillable) {
+    let unkillable = task.thread_group().is_unkillable() && !sigkill;
+    if sigkill || (action.handler == SIG_DFL && !ignored && !waited && !unkillable) {
         sigkill_thread_group_with(task.thread_group(), signal);
         return Ok(());
     }
@@ -249,7 +255,7 @@ pub fn send(task: &Arc<super::task::Task>, info: SigInfo, group: bool) -> Result
 /// for a child's exit), blocked or not. Only SIGKILL and SIGSTOP from an
 /// ancestor pid namespace (a sender that has no pid in init's namespace)
 /// reach a namespace's init; the machine's init never gets them.
-fn unkillable_ignores(task: &super::task::Task, signal: u32, handler: u64) -> bool {
+fn unkillable_ignores(task: &super::task::Task, signal: Signal, handler: u64) -> bool {
     if !task.thread_group().is_unkillable() {
         return false;
     }
@@ -300,14 +306,14 @@ pub fn retarget_shared_pending(task: &super::task::Task) {
 /// wake-up, and the process's wait status says SIGKILL. Even a pid
 /// namespace's init: the kernel's own decision (the OOM killer's).
 pub fn sigkill_thread_group(task: &super::task::Task) {
-    sigkill_thread_group_with(task.thread_group(), SIGKILL);
+    sigkill_thread_group_with(task.thread_group(), Signal::SIGKILL);
 }
 
 /// A fatal signal ends the whole thread group (Linux `complete_signal`'s
 /// group exit): SIGNAL_GROUP_EXIT with the signal's status, then every
 /// thread.
-fn sigkill_thread_group_with(group: &super::thread_group::ThreadGroup, signal: u32) {
-    let status = group.start_group_exit(super::exit::signal_status(signal));
+fn sigkill_thread_group_with(group: &super::thread_group::ThreadGroup, signal: Signal) {
+    let status = group.start_group_exit(WaitStatus::for_signal(signal));
     for thread in group.threads() {
         thread.set_fatal(status);
     }
@@ -347,7 +353,7 @@ pub fn force_sig(info: SigInfo) {
 /// Linux `unhandled_signal`: whether `signal`, raised by a fault of the
 /// current task, will end it rather than run a handler (init counts as
 /// unhandled: its faults are always worth a log line).
-pub fn unhandled_signal(signal: u32) -> bool {
+pub fn unhandled_signal(signal: Signal) -> bool {
     let task = crate::sched::current();
     if task.pid == 1 {
         return true;
@@ -359,16 +365,16 @@ pub fn unhandled_signal(signal: u32) -> bool {
 
 /// Linux `force_sigsegv`: a signal's frame could not be built. A SIGSEGV
 /// handler that cannot run is reset first, so the next SIGSEGV kills.
-pub fn force_sigsegv(signal: u32) {
-    if signal == SIGSEGV {
+pub fn force_sigsegv(signal: Signal) {
+    if signal == Signal::SIGSEGV {
         let sighand = crate::sched::current().inner.lock().sighand.clone();
         let mut sighand = sighand.lock();
-        let mut action = sighand.action(SIGSEGV);
+        let mut action = sighand.action(Signal::SIGSEGV);
         action.handler = SIG_DFL;
-        sighand.set_action(SIGSEGV, action);
+        sighand.set_action(Signal::SIGSEGV, action);
     }
     force_sig(SigInfo {
-        signo: SIGSEGV,
+        signo: Signal::SIGSEGV,
         code: SI_KERNEL,
         fields: SigFields::None,
     });
@@ -376,12 +382,12 @@ pub fn force_sigsegv(signal: u32) {
 
 /// Signals a fault raises, taken before the others (Linux
 /// `SYNCHRONOUS_MASK`): SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGSYS.
-const SYNCHRONOUS_MASK: u64 = (1 << (11 - 1))
-    | (1 << (7 - 1))
-    | (1 << (4 - 1))
-    | (1 << (5 - 1))
-    | (1 << (8 - 1))
-    | (1 << (31 - 1));
+const SYNCHRONOUS_MASK: u64 = bit(Signal::SIGSEGV)
+    | bit(Signal::SIGBUS)
+    | bit(Signal::SIGILL)
+    | bit(Signal::SIGTRAP)
+    | bit(Signal::SIGFPE)
+    | bit(Signal::SIGSYS);
 
 /// Takes the pending signal of `mask` to act on first, synchronous ones
 /// before the others, then the lowest number (Linux `dequeue_signal` and
@@ -401,14 +407,14 @@ pub fn dequeue_signal(
         shared.collect(signal)
     };
     // A periodic ITIMER_REAL is queued again as its signal is taken.
-    if info.signo == forkvm_abi::linux::signal::SIGALRM {
+    if info.signo == Signal::SIGALRM {
         crate::time::itimer::rearm_real(task.thread_group());
     }
     Some(info)
 }
 
 /// Of the signals `ready`, the one to take first (Linux `next_signal`).
-fn next_signal(ready: u64) -> Option<u32> {
+fn next_signal(ready: u64) -> Option<Signal> {
     if ready == 0 {
         return None;
     }
@@ -417,7 +423,7 @@ fn next_signal(ready: u64) -> Option<u32> {
     } else {
         ready
     };
-    Some(first.trailing_zeros() + 1)
+    Signal::new(first.trailing_zeros() + 1)
 }
 
 /// Takes the next unblocked pending signal of the current task, applies
@@ -451,7 +457,7 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
             }
             SIG_DFL => {
                 drop(task);
-                super::exit::do_group_exit(super::exit::signal_status(info.signo));
+                super::exit::do_group_exit(WaitStatus::for_signal(info.signo));
             }
             _ => return Some((info, action)),
         }
@@ -461,14 +467,14 @@ pub fn get_signal() -> Option<(SigInfo, SigAction)> {
 /// After a handler's frame is built (Linux `signal_delivered`): block the
 /// action's mask and (without SA_NODEFER) the signal itself during the
 /// handler; SA_RESETHAND makes the action one-shot.
-pub fn signal_delivered(signal: u32, action: &SigAction) {
+pub fn signal_delivered(signal: Signal, action: &SigAction) {
     let task = crate::sched::current();
     let mut inner = task.inner.lock();
     let mut block = action.mask;
     if action.flags & SA_NODEFER == 0 {
         block |= bit(signal);
     }
-    inner.blocked = (inner.blocked | block) & !(bit(SIGKILL) | bit(SIGSTOP));
+    inner.blocked = (inner.blocked | block) & !(bit(Signal::SIGKILL) | bit(Signal::SIGSTOP));
     // The handler's frame holds the stack; rt_sigreturn re-arms it.
     if inner.sas.flags & super::sigaltstack::SS_AUTODISARM != 0 {
         inner.sas = super::sigaltstack::SigAltStack::RESET;
@@ -494,7 +500,7 @@ impl super::task::Task {
     /// Replaces its blocked set (Linux `set_current_blocked`): SIGKILL
     /// and SIGSTOP cannot be blocked, whatever `mask` says.
     pub fn set_blocked(&self, mask: u64) {
-        self.inner.lock().blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+        self.inner.lock().blocked = mask & !(bit(Signal::SIGKILL) | bit(Signal::SIGSTOP));
     }
 
     /// The signals pending for it, its own and its process's, that it
@@ -515,7 +521,7 @@ impl super::task::Task {
     pub fn set_sigsuspend_mask(&self, mask: u64) {
         let mut inner = self.inner.lock();
         inner.saved_sigmask = Some(inner.blocked);
-        inner.blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+        inner.blocked = mask & !(bit(Signal::SIGKILL) | bit(Signal::SIGSTOP));
     }
 
     /// The mask a handler frame saves (Linux `sigmask_to_save`): the one

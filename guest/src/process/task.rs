@@ -16,6 +16,7 @@ use super::nsproxy::NsProxy;
 use super::pid_ns::{PidNamespace, PidNumbers};
 use super::signal::SigHand;
 use super::thread_group::ThreadGroup;
+use super::wait::WaitStatus;
 use super::ThreadCount;
 use crate::ipc::sem::SemUndoList;
 use crate::mm::address_space::{AddressSpace, TaskMm};
@@ -77,7 +78,7 @@ pub enum TaskStack {
 /// Mutable per-thread state of a task, under its lock (`Task::inner`).
 pub struct TaskInner {
     /// Wait status for the parent (Linux encoding), set at exit.
-    pub(super) exit_status: u32,
+    pub(super) exit_status: WaitStatus,
     /// Command name.
     pub(super) comm: [u8; 16],
     /// The address space; `None` for kernel threads.
@@ -225,7 +226,7 @@ impl Task {
             saved_rsp: 0,
             sched: SchedAttr::normal(),
             inner: TaskInner {
-                exit_status: 0,
+                exit_status: WaitStatus(0),
                 comm: comm_from(b"swapper"),
                 mm: None,
                 clear_child_tid: 0,
@@ -305,12 +306,12 @@ impl Task {
 
     /// Makes the task exit with wait status `status` at its next return to
     /// user mode (or now, if it sleeps); the first such request wins.
-    pub fn set_fatal(self: &Arc<Self>, status: u32) {
+    pub fn set_fatal(self: &Arc<Self>, status: WaitStatus) {
         if self
             .fatal
             .compare_exchange(
                 0,
-                FATAL_PENDING | u64::from(status),
+                FATAL_PENDING | u64::from(status.0 as u32),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
@@ -321,9 +322,9 @@ impl Task {
     }
 
     /// The wait status of a pending fatal event.
-    pub fn fatal_status(&self) -> Option<u32> {
+    pub fn fatal_status(&self) -> Option<WaitStatus> {
         let fatal = self.fatal.load(Ordering::Acquire);
-        (fatal & FATAL_PENDING != 0).then_some(fatal as u32)
+        (fatal & FATAL_PENDING != 0).then_some(WaitStatus(fatal as u32 as i32))
     }
 
     /// The task's open files.

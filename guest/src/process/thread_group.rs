@@ -26,7 +26,9 @@ use super::pid_ns::PidNumbers;
 use super::rlimit::Rlimits;
 use super::sigqueue::SigPending;
 use super::task::{Pid, Task, TaskState};
+use super::wait::WaitStatus;
 use crate::sched::wait::WaitQueue;
+use forkvm_abi::linux::signal::Signal;
 
 /// `flags` bit: init of a pid namespace, which takes no signal it has no
 /// handler for (Linux `SIGNAL_UNKILLABLE`).
@@ -64,7 +66,9 @@ pub struct ThreadGroup {
     /// Process group and session (none for the kernel's own group).
     ids: Mutex<Option<PgrpSession>>,
     /// What the parent is sent when the process ends (the leader's
-    /// `exit_signal`; 0: nothing).
+    /// `exit_signal`; 0: nothing). Legacy clone takes any CSIGNAL byte,
+    /// kept as it came (`/proc/PID/stat` shows it); only a valid signal is
+    /// sent.
     exit_signal: AtomicU32,
     /// Linux `signal->oom_score_adj` (-1000..=1000, 0 by default): moves the
     /// OOM killer's badness; -1000 exempts the process (process/oom.rs).
@@ -308,8 +312,14 @@ impl ThreadGroup {
         *self.rlimits.lock()
     }
 
-    /// The signal the parent gets when the process ends.
-    pub fn exit_signal(&self) -> u32 {
+    /// The signal the parent gets when the process ends, if any.
+    pub fn exit_signal(&self) -> Option<Signal> {
+        Signal::new(self.exit_signal_number())
+    }
+
+    /// The exit signal's number as clone set it (0: none; it may be no
+    /// signal at all), for `/proc/PID/stat` and CLONE_PARENT.
+    pub fn exit_signal_number(&self) -> u32 {
         self.exit_signal.load(Ordering::Relaxed)
     }
 
@@ -317,7 +327,7 @@ impl ThreadGroup {
     /// people slaying init", Linux `reparent_leader`).
     pub fn reset_exit_signal_for_adoption(&self) {
         self.exit_signal
-            .store(super::signal::SIGCHLD, Ordering::Relaxed);
+            .store(Signal::SIGCHLD.number(), Ordering::Relaxed);
     }
 
     /// Whether this is a pid namespace's init that refuses signals it has
@@ -334,13 +344,14 @@ impl ThreadGroup {
 
     /// Starts a group exit with `status` (SIGNAL_GROUP_EXIT) and returns
     /// the status every thread exits with: the first request's.
-    pub fn start_group_exit(&self, status: u32) -> u32 {
+    pub fn start_group_exit(&self, status: WaitStatus) -> WaitStatus {
         // The status is stored before the flag is published.
         if self.flags.load(Ordering::Acquire) & SIGNAL_GROUP_EXIT == 0 {
-            self.group_exit_status.store(status, Ordering::Relaxed);
+            self.group_exit_status
+                .store(status.0 as u32, Ordering::Relaxed);
             self.flags.fetch_or(SIGNAL_GROUP_EXIT, Ordering::Release);
         }
-        self.group_exit_status.load(Ordering::Relaxed)
+        WaitStatus(self.group_exit_status.load(Ordering::Relaxed) as i32)
     }
 
     /// Whether the whole group is exiting.

@@ -39,7 +39,7 @@ pub enum WaitFor {
 pub struct ChildReport {
     pub pid: Pid,
     pub uid: u32,
-    pub status: u32,
+    pub status: WaitStatus,
     /// Its CPU time with its reaped children's (`wait4`'s `rusage`).
     pub usage: sched::cputime::Totals,
 }
@@ -49,7 +49,7 @@ impl ChildReport {
     /// the exit code, or CLD_KILLED/CLD_DUMPED and the signal.
     pub fn cause(&self) -> (i32, i32) {
         use super::signal::{CLD_DUMPED, CLD_EXITED, CLD_KILLED};
-        let status = WaitStatus(self.status as i32);
+        let status = self.status;
         if status.exited() {
             (CLD_EXITED, status.exit_status())
         } else if status.core_dumped() {

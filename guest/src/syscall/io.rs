@@ -77,7 +77,7 @@ pub fn write(a: Args) -> SysResult {
                     let current = sched::current();
                     let info = super::signal::sender_info(
                         &current,
-                        forkvm_abi::linux::signal::SIGPIPE,
+                        forkvm_abi::linux::signal::Signal::SIGPIPE,
                         crate::process::signal::SI_USER,
                     );
                     crate::process::signal::send_signal(&current, info);

@@ -114,9 +114,7 @@ pub fn pidfd_send_signal(a: Args) -> SysResult {
         });
         alloc::vec![live.ok_or(ESRCH)?]
     };
-    if signal > u64::from(crate::process::signal::NSIG) {
-        return Err(EINVAL);
-    }
+    let signal = super::signal::user_signal(signal)?;
     // As `kill` of a group: success if any member could be signalled.
     let code = info.as_ref().map_or(SI_USER, |info| info.code);
     let permitted: alloc::vec::Vec<_> = targets
@@ -126,19 +124,19 @@ pub fn pidfd_send_signal(a: Args) -> SysResult {
     if permitted.is_empty() {
         return Err(EPERM);
     }
-    if signal == 0 {
+    let Some(signal) = signal else {
         return Ok(0);
-    }
+    };
     let group = flags != PIDFD_SIGNAL_THREAD;
     for task in &permitted {
         match info {
             Some(info) => {
-                let info = super::sigwait::fix_sender_ids(task, info);
+                let info = super::sigwait::fix_sender_ids(task, info.with_signo(signal));
                 super::signal::send_info(task, info, group)?;
             }
             // SI_USER is never refused for RLIMIT_SIGPENDING.
             None => {
-                let info = super::signal::sender_info(task, signal as u32, SI_USER);
+                let info = super::signal::sender_info(task, signal, SI_USER);
                 let _ = super::signal::send_info(task, info, group);
             }
         }

@@ -6,9 +6,10 @@ use alloc::vec::Vec;
 use super::{current_mm, Args, SysResult};
 use crate::arch::entry::UserContext;
 use crate::errno::{E2BIG, EINVAL};
-use crate::process::exit::{do_exit, exit_status};
+use crate::process::exit::do_exit;
 use crate::process::fork::{self, CloneArgs, CloneFlags, CSIGNAL};
 use crate::process::signal::SIGCHLD;
+use crate::process::wait::WaitStatus;
 use crate::process::{exec, user_stack};
 use crate::sched;
 
@@ -144,12 +145,12 @@ fn exec_opened(
 }
 
 pub fn exit(a: Args) -> SysResult {
-    do_exit(exit_status(a.0[0] as i32))
+    do_exit(WaitStatus::for_exit(a.0[0] as i32))
 }
 
 /// `exit_group`: every thread of the process exits with this status.
 pub fn exit_group(a: Args) -> SysResult {
-    crate::process::exit::do_group_exit(exit_status(a.0[0] as i32))
+    crate::process::exit::do_group_exit(WaitStatus::for_exit(a.0[0] as i32))
 }
 
 pub fn getppid() -> u64 {

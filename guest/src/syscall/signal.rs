@@ -16,13 +16,14 @@ use crate::process::task::Task;
 use crate::process::thread_group::ThreadGroup;
 use crate::sched;
 
-use forkvm_abi::linux::signal::{self as linux_signal, NSIG, SIGCONT, SIGKILL, SIGSTOP};
+use forkvm_abi::linux::signal::{self as linux_signal, Signal, NSIG};
 
 /// Whether the caller may signal `target` (Linux `check_kill_permission`):
 /// its own thread group; a task whose real or saved uid is the caller's
 /// real or effective uid; CAP_KILL over the target's user namespace; and
-/// SIGCONT within the caller's session.
-pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
+/// SIGCONT within the caller's session. `None` is signal 0, which only
+/// checks (`kill(pid, 0)`).
+pub(super) fn may_signal(current: &Task, target: &Task, signal: Option<Signal>) -> bool {
     if current.tgid == target.tgid {
         return true;
     }
@@ -37,7 +38,7 @@ pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
         return true;
     }
     use crate::process::pgrp;
-    signal == u64::from(SIGCONT)
+    signal == Some(Signal::SIGCONT)
         && match (pgrp::task_session(target), pgrp::task_session(current)) {
             (None, _) => true,
             (Some(theirs), Some(ours)) => pgrp::same(&theirs, &ours),
@@ -48,13 +49,11 @@ pub(super) fn may_signal(current: &Task, target: &Task, signal: u64) -> bool {
 /// `kill(pid, sig)`: a process (pid > 0), every process but init and
 /// the caller (pid == -1), the caller's process group (pid == 0) or
 /// group -pid. A process the caller may not signal is EPERM; `kill(-1)`
-/// skips those silently, as Linux's `kill_something_info` does.
+/// skips those silently, as Linux's `kill_something_info` does. Signal
+/// 0 sends nothing: it checks that the target exists and may be signalled.
 pub fn kill(a: Args) -> SysResult {
     let pid = a.0[0] as i32;
-    let signal = a.0[1];
-    if signal > u64::from(NSIG) {
-        return Err(EINVAL);
-    }
+    let signal = user_signal(a.0[1])?;
     if pid == 0 || pid < -1 {
         return kill_pgrp(pid, signal);
     }
@@ -71,8 +70,8 @@ pub fn kill(a: Args) -> SysResult {
         if !may_signal(&current, &representative, signal) {
             return Err(EPERM);
         }
-        if signal != 0 {
-            signal_process(&group, signal as u32);
+        if let Some(signal) = signal {
+            signal_process(&group, signal);
         }
         return Ok(0);
     }
@@ -89,8 +88,8 @@ pub fn kill(a: Args) -> SysResult {
             continue;
         };
         found = true;
-        if signal != 0 && may_signal(&current, &representative, signal) {
-            signal_process(&group, signal as u32);
+        if let Some(signal) = signal.filter(|_| may_signal(&current, &representative, signal)) {
+            signal_process(&group, signal);
         }
     }
     if found {
@@ -100,6 +99,16 @@ pub fn kill(a: Args) -> SysResult {
     }
 }
 
+/// A signal number from user space where 0 means "check only" (`kill`,
+/// `tgkill`, `pidfd_send_signal`): `None` for 0, EINVAL above [`NSIG`]
+/// (Linux `valid_signal`).
+pub(super) fn user_signal(number: u64) -> Result<Option<Signal>, i32> {
+    if number > u64::from(NSIG) {
+        return Err(EINVAL);
+    }
+    Ok(Signal::new(number as u32))
+}
+
 pub(super) fn is_zombie(task: &Task) -> bool {
     task.state() == crate::process::task::TaskState::Zombie
 }
@@ -107,7 +116,7 @@ pub(super) fn is_zombie(task: &Task) -> bool {
 /// The thread of `group` a process-directed signal is handed to (Linux
 /// `complete_signal` then picks among them): one not blocking `signal` if
 /// there is one; none once every thread has exited.
-pub(super) fn receiving_thread(group: &ThreadGroup, signal: u32) -> Option<Arc<Task>> {
+pub(super) fn receiving_thread(group: &ThreadGroup, signal: Signal) -> Option<Arc<Task>> {
     use crate::process::task::TaskState;
     let alive = |t: &Arc<Task>| {
         !matches!(t.state(), TaskState::Zombie | TaskState::Dead) && t.mm().is_some()
@@ -118,7 +127,7 @@ pub(super) fn receiving_thread(group: &ThreadGroup, signal: u32) -> Option<Arc<T
 }
 
 /// `signal` from the current task to process `group` (SI_USER).
-fn signal_process(group: &ThreadGroup, signal: u32) {
+fn signal_process(group: &ThreadGroup, signal: Signal) {
     if let Some(task) = receiving_thread(group, signal) {
         send_signal(&task, signal);
     }
@@ -127,7 +136,7 @@ fn signal_process(group: &ThreadGroup, signal: u32) {
 /// `kill(0, sig)` and `kill(-pgid, sig)`: every process of the group,
 /// zombies counted as found (Linux `__kill_pgrp_info`); ESRCH if the group
 /// has none.
-fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
+fn kill_pgrp(pid: i32, signal: Option<Signal>) -> SysResult {
     use crate::process::pgrp;
     // -INT_MIN does not exist.
     if pid == i32::MIN {
@@ -159,18 +168,18 @@ fn kill_pgrp(pid: i32, signal: u64) -> SysResult {
     if permitted.is_empty() {
         return Err(EPERM);
     }
-    if signal == 0 {
+    let Some(signal) = signal else {
         return Ok(0);
-    }
+    };
     for (member, _) in permitted {
-        signal_process(&member, signal as u32);
+        signal_process(&member, signal);
     }
     Ok(0)
 }
 
 /// Sends `signal` from the current task to `task` (SI_USER, with the
 /// sender's pid and uid as the receiver sees them).
-fn send_signal(task: &Arc<Task>, signal: u32) {
+fn send_signal(task: &Arc<Task>, signal: Signal) {
     use crate::process::signal::SI_USER;
     // SI_USER is never refused for RLIMIT_SIGPENDING.
     let _ = send_info(task, sender_info(task, signal, SI_USER), true);
@@ -178,7 +187,11 @@ fn send_signal(task: &Arc<Task>, signal: u32) {
 
 /// What `kill` and `tkill` send: `code` with the current task's pid and
 /// uid as `task`'s pid and user namespaces see them.
-pub(super) fn sender_info(task: &Task, signal: u32, code: i32) -> crate::process::signal::SigInfo {
+pub(super) fn sender_info(
+    task: &Task,
+    signal: Signal,
+    code: i32,
+) -> crate::process::signal::SigInfo {
     use crate::process::signal::{SigFields, SigInfo};
     let sender = sched::current();
     let pid = sender.tgid_in(&task.active_pid_ns());
@@ -212,10 +225,10 @@ const SIGSET_SIZE: u64 = 8;
 pub fn rt_sigaction(a: Args) -> SysResult {
     use crate::process::signal::{is_unblockable, SigAction};
     let [signal, act, oldact, sigsetsize, ..] = a.0;
-    if sigsetsize != SIGSET_SIZE || signal == 0 || signal > u64::from(NSIG) {
+    if sigsetsize != SIGSET_SIZE {
         return Err(EINVAL);
     }
-    let signal = signal as u32;
+    let signal = user_signal(signal)?.ok_or(EINVAL)?;
     if act != 0 && is_unblockable(signal) {
         return Err(EINVAL);
     }
@@ -233,7 +246,8 @@ pub fn rt_sigaction(a: Args) -> SysResult {
         mm.copy_to_user(oldact, &old.to_bytes())?;
     }
     if let Some(mut new) = new {
-        new.mask &= !(crate::process::signal::bit(SIGKILL) | crate::process::signal::bit(SIGSTOP));
+        new.mask &= !(crate::process::signal::bit(Signal::SIGKILL)
+            | crate::process::signal::bit(Signal::SIGSTOP));
         sighand.lock().set_action(signal, new);
         if crate::process::signal::handler_ignores(new.handler, signal) {
             // POSIX: ignoring a pending signal discards it, in every

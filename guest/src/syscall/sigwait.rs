@@ -12,12 +12,11 @@
 
 use alloc::sync::Arc;
 
-use super::signal::{is_zombie, may_signal, receiving_thread, send_info, sender_info};
+use super::signal::{is_zombie, may_signal, receiving_thread, send_info, sender_info, user_signal};
 use super::{current_mm, Args, SysResult};
 use crate::errno::{E2BIG, EAGAIN, EFAULT, EINTR, EINVAL, EPERM, ESRCH};
 use crate::process::signal::{
-    bit, SigFields, SigInfo, NSIG, SIGKILL, SIGSTOP, SI_KERNEL, SI_SIGIO, SI_TIMER, SI_TKILL,
-    SI_USER,
+    bit, SigFields, SigInfo, Signal, SI_KERNEL, SI_SIGIO, SI_TIMER, SI_TKILL, SI_USER,
 };
 use crate::process::task::Task;
 use crate::sched;
@@ -37,32 +36,44 @@ fn find_task_by_vpid(tid: i32) -> Option<Arc<Task>> {
         .filter(|task| task.mm().is_some() || is_zombie(task))
 }
 
-/// Linux `do_send_specific`: `info` to thread `tid` (of thread group
-/// `tgid` if > 0). ESRCH for no such thread; then `check_kill_permission`
-/// (EINVAL for a bad signal, EPERM); signal 0 only checks.
-fn do_send_specific(tgid: i32, tid: i32, signal: u64, info: SigInfo) -> SysResult {
+/// Linux `do_send_specific`: the siginfo `info` makes for the checked
+/// signal (with si_code `code`) to thread `tid`, of thread group `tgid`
+/// if that is positive. ESRCH for no such thread; then
+/// `check_kill_permission` (EINVAL for a bad signal, EPERM); signal 0
+/// only checks.
+fn do_send_specific(
+    tgid: i32,
+    tid: i32,
+    signal: u64,
+    code: i32,
+    info: impl FnOnce(&Task, Signal) -> SigInfo,
+) -> SysResult {
     let current = sched::current();
     let task = find_task_by_vpid(tid).ok_or(ESRCH)?;
     if tgid > 0 && task.tgid_in(&current.active_pid_ns()) != tgid as u32 {
         return Err(ESRCH);
     }
-    check_kill_permission(&current, &task, signal, &info)?;
-    if signal != 0 && !is_zombie(&task) {
-        send_info(&task, info, false)?;
+    let signal = check_kill_permission(&current, &task, signal, code)?;
+    if let Some(signal) = signal.filter(|_| !is_zombie(&task)) {
+        send_info(&task, info(&task, signal), false)?;
     }
     Ok(0)
 }
 
-/// Linux `check_kill_permission`: a valid signal, and (for a signal from
-/// user space, `si_code <= 0`) the right to signal `task`.
-fn check_kill_permission(current: &Task, task: &Task, signal: u64, info: &SigInfo) -> SysResult {
-    if signal > u64::from(NSIG) {
-        return Err(EINVAL);
-    }
-    if info.code <= 0 && !may_signal(current, task, signal) {
+/// Linux `check_kill_permission`: a valid signal (EINVAL; `None` for 0,
+/// which only checks), and (for a signal from user space, si_code `code`
+/// <= 0) the right to signal `task` (EPERM).
+fn check_kill_permission(
+    current: &Task,
+    task: &Task,
+    signal: u64,
+    code: i32,
+) -> Result<Option<Signal>, i32> {
+    let signal = user_signal(signal)?;
+    if code <= 0 && !may_signal(current, task, signal) {
         return Err(EPERM);
     }
-    Ok(0)
+    Ok(signal)
 }
 
 /// A signal number argument: a C `int`, so the register's upper half is
@@ -92,29 +103,30 @@ pub fn tgkill(a: Args) -> SysResult {
     do_tkill(tgid, tid, signal)
 }
 
-/// Linux `do_tkill`.
+/// Linux `do_tkill`: SI_TKILL with the sender's pid and uid.
 fn do_tkill(tgid: i32, tid: i32, signal: u64) -> SysResult {
-    let info = match find_task_by_vpid(tid) {
-        Some(task) => sender_info(&task, signal as u32, SI_TKILL),
-        None => return Err(ESRCH),
-    };
-    do_send_specific(tgid, tid, signal, info)
+    do_send_specific(tgid, tid, signal, SI_TKILL, |task, signal| {
+        sender_info(task, signal, SI_TKILL)
+    })
 }
 
 /// Whether Linux knows how much of a siginfo with this code is used
 /// (`known_siginfo_layout`); for an unknown one the bytes past
 /// `kernel_siginfo` must be zero, so none is lost.
-fn known_siginfo_layout(signal: u32, code: i32) -> bool {
+fn known_siginfo_layout(signal: u64, code: i32) -> bool {
+    use forkvm_abi::linux::signal::{
+        SIGBUS, SIGCHLD, SIGFPE, SIGILL, SIGIO, SIGSEGV, SIGSYS, SIGTRAP,
+    };
     // The last si_code of each signal that has its own (uapi `NSIG*`).
-    let limit = match signal {
-        4 => Some(11),  // SIGILL
-        8 => Some(15),  // SIGFPE
-        11 => Some(10), // SIGSEGV
-        7 => Some(5),   // SIGBUS
-        5 => Some(6),   // SIGTRAP
-        17 => Some(6),  // SIGCHLD
-        29 => Some(6),  // SIGPOLL
-        31 => Some(2),  // SIGSYS
+    let limit = match u32::try_from(signal) {
+        Ok(SIGILL) => Some(11),
+        Ok(SIGFPE) => Some(15),
+        Ok(SIGSEGV) => Some(10),
+        Ok(SIGBUS) => Some(5),
+        Ok(SIGTRAP) => Some(6),
+        Ok(SIGCHLD) => Some(6),
+        Ok(SIGIO) => Some(6), // SIGPOLL
+        Ok(SIGSYS) => Some(2),
         _ => None,
     };
     const SI_DETHREAD: i32 = -7;
@@ -129,15 +141,35 @@ fn known_siginfo_layout(signal: u32, code: i32) -> bool {
     }
 }
 
-/// Linux `__copy_siginfo_from_user`: the caller's siginfo with `si_signo`
-/// set to `signal` (EFAULT; E2BIG for an unknown layout with bytes past
-/// what the kernel keeps).
-pub(super) fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<SigInfo, i32> {
+/// A siginfo from user space before its signal is checked: what
+/// `rt_sigqueueinfo` and `pidfd_send_signal` send, with the signal
+/// number of the call.
+#[derive(Clone, Copy)]
+pub(super) struct UserSigInfo {
+    pub code: i32,
+    fields: SigFields,
+}
+
+impl UserSigInfo {
+    /// The siginfo of `signal`, once the call's number proved valid.
+    pub fn with_signo(self, signo: Signal) -> SigInfo {
+        SigInfo {
+            signo,
+            code: self.code,
+            fields: self.fields,
+        }
+    }
+}
+
+/// Linux `__copy_siginfo_from_user`: the caller's siginfo, whose
+/// `si_signo` will be `signal` (EFAULT; E2BIG for an unknown layout with
+/// bytes past what the kernel keeps).
+pub(super) fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<UserSigInfo, i32> {
     let mm = current_mm()?;
     let mut bytes = [0u8; KERNEL_SIGINFO_SIZE];
     mm.copy_from_user(address, &mut bytes).map_err(|_| EFAULT)?;
     let code = i32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if !known_siginfo_layout(signal as u32, code) {
+    if !known_siginfo_layout(signal, code) {
         let mut expansion = [0u8; SIGINFO_SIZE - KERNEL_SIGINFO_SIZE];
         mm.copy_from_user(address + KERNEL_SIGINFO_SIZE as u64, &mut expansion)
             .map_err(|_| EFAULT)?;
@@ -145,8 +177,7 @@ pub(super) fn copy_siginfo_from_user(signal: u64, address: u64) -> Result<SigInf
             return Err(E2BIG);
         }
     }
-    Ok(SigInfo {
-        signo: signal as u32,
+    Ok(UserSigInfo {
         code,
         fields: SigFields::Raw(bytes[16..].try_into().expect("32 bytes")),
     })
@@ -188,7 +219,7 @@ pub(super) fn fix_sender_ids(task: &Task, mut info: SigInfo) -> SigInfo {
 /// root can pretend to send signals from the kernel. Nor can they
 /// impersonate a kill()/tgkill(), which adds source info." Only a thread
 /// signalling itself (its own tid) may use a code >= 0 or SI_TKILL.
-fn may_forge(info: &SigInfo, target: i32) -> SysResult {
+fn may_forge(info: &UserSigInfo, target: i32) -> SysResult {
     let current = sched::current();
     let own = current.tid_in(&current.active_pid_ns());
     if (info.code >= 0 || info.code == SI_TKILL) && own != target as u32 {
@@ -206,14 +237,13 @@ pub fn rt_sigqueueinfo(a: Args) -> SysResult {
     may_forge(&info, pid)?;
     let current = sched::current();
     let found = find_task_by_vpid(pid).ok_or(ESRCH)?;
-    check_kill_permission(&current, &found, signal, &info)?;
-    if signal == 0 {
+    let Some(signal) = check_kill_permission(&current, &found, signal, info.code)? else {
         return Ok(0);
-    }
+    };
     // One live thread of the process, one not blocking the signal if
     // there is one (as `kill`).
-    if let Some(task) = receiving_thread(found.thread_group(), signal as u32) {
-        send_info(&task, fix_sender_ids(&task, info), true)?;
+    if let Some(task) = receiving_thread(found.thread_group(), signal) {
+        send_info(&task, fix_sender_ids(&task, info.with_signo(signal)), true)?;
     }
     Ok(0)
 }
@@ -228,11 +258,9 @@ pub fn rt_tgsigqueueinfo(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     may_forge(&info, tid)?;
-    let info = match find_task_by_vpid(tid) {
-        Some(task) => fix_sender_ids(&task, info),
-        None => return Err(ESRCH),
-    };
-    do_send_specific(tgid, tid, signal, info)
+    do_send_specific(tgid, tid, signal, info.code, |task, signal| {
+        fix_sender_ids(task, info.with_signo(signal))
+    })
 }
 
 /// `rt_sigpending(set, sigsetsize)`: the pending signals the caller
@@ -277,7 +305,7 @@ pub fn rt_sigtimedwait(a: Args) -> SysResult {
             .copy_to_user(uinfo, &info.to_bytes())
             .map_err(|_| EFAULT)?;
     }
-    Ok(u64::from(info.signo))
+    Ok(u64::from(info.signo.number()))
 }
 
 fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32> {
@@ -293,7 +321,7 @@ fn do_sigtimedwait(set: u64, timeout: Option<(i64, i64)>) -> Result<SigInfo, i32
         }
         None => None,
     };
-    let set = set & !(bit(SIGKILL) | bit(SIGSTOP));
+    let set = set & !(bit(Signal::SIGKILL) | bit(Signal::SIGSTOP));
     let task = sched::current();
     if timeout == Some((0, 0)) {
         return task.dequeue_signal(set).ok_or(EAGAIN);

@@ -60,7 +60,7 @@ pub fn wait4(a: Args) -> SysResult {
         None => Ok(0),
         Some(report) => {
             if status_address != 0 {
-                mm.copy_to_user(status_address, &report.status.to_le_bytes())?;
+                mm.copy_to_user(status_address, &report.status.0.to_le_bytes())?;
             }
             put_rusage(rusage, &report)?;
             Ok(u64::from(report.pid))

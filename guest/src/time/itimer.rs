@@ -32,7 +32,7 @@ use crate::arch::cpu::rdtsc;
 use crate::process::signal::{SigFields, SigInfo, SI_KERNEL};
 use crate::process::task::Task;
 use crate::process::thread_group::ThreadGroup;
-use forkvm_abi::linux::signal::{SIGALRM, SIGPROF, SIGVTALRM};
+use forkvm_abi::linux::signal::Signal;
 
 pub const ITIMER_REAL: u64 = 0;
 pub const ITIMER_VIRTUAL: u64 = 1;
@@ -253,7 +253,7 @@ pub fn rearm_real(group: &Arc<ThreadGroup>) {
 
 /// The process-directed signal a timer sends (Linux `SEND_SIG_PRIV`:
 /// SI_KERNEL, no sender), to `group` through its first thread.
-fn send_to_group(group: &ThreadGroup, signal: u32) {
+fn send_to_group(group: &ThreadGroup, signal: Signal) {
     let Some(thread) = group.find_thread(|_| true) else {
         return;
     };
@@ -295,7 +295,7 @@ pub fn run_real_timers() {
             current
         };
         if fire {
-            send_to_group(&group, SIGALRM);
+            send_to_group(&group, Signal::SIGALRM);
         }
     }
 }
@@ -307,7 +307,7 @@ pub fn run_cpu_timers(task: &Task) {
     if !group.itimers().cpu_armed.load(Ordering::Relaxed) {
         return;
     }
-    for (index, signal) in [(0, SIGVTALRM), (1, SIGPROF)] {
+    for (index, signal) in [(0, Signal::SIGVTALRM), (1, Signal::SIGPROF)] {
         let now = cpu_sample(group, index);
         let fire = {
             let itimers = group.itimers();

@@ -479,7 +479,7 @@ pub fn execveat(
     path: &CStr,
     argv: &[*const u8],
     envp: &[*const u8],
-    flags: usize,
+    flags: u32,
 ) -> Errno {
     if argv.last() != Some(&core::ptr::null()) || envp.last() != Some(&core::ptr::null()) {
         return Errno::EINVAL;
@@ -492,7 +492,7 @@ pub fn execveat(
             path.as_ptr() as usize,
             argv.as_ptr() as usize,
             envp.as_ptr() as usize,
-            flags,
+            flags as usize,
         )
     };
     match check(ret) {
@@ -606,8 +606,7 @@ pub fn chroot(path: &CStr) -> Result<(), Errno> {
 
 /// `AT_FDCWD`: the `*at` calls' relative paths start at the working directory.
 pub use forkvm_abi::linux::fcntl::AT_FDCWD;
-/// `unlinkat` flag: remove a directory (as `rmdir`).
-pub const AT_REMOVEDIR: u32 = 0x200;
+pub use forkvm_abi::linux::fcntl::AT_REMOVEDIR;
 
 /// `open(2)` (the system call, not the C library's, which is `openat`):
 /// a new descriptor; `mode` (less the umask) for a file it creates.

@@ -31,3 +31,11 @@ pub const FD_CLOEXEC: u32 = 1;
 
 /// The `*at` calls' directory argument for the working directory.
 pub const AT_FDCWD: i32 = -100;
+/// `*at` flag: do not follow a final symbolic link.
+pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+/// `unlinkat` flag: remove a directory (as `rmdir`).
+pub const AT_REMOVEDIR: u32 = 0x200;
+/// `linkat` flag: follow a final symbolic link.
+pub const AT_SYMLINK_FOLLOW: u32 = 0x400;
+/// `*at` flag: an empty path means the descriptor's own file.
+pub const AT_EMPTY_PATH: u32 = 0x1000;

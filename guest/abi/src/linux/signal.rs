@@ -79,6 +79,44 @@ pub const CLD_DUMPED: i32 = 3;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signal(u32);
 
+/// The named signals as [`Signal`]s (`Signal::SIGKILL`), for the kernel;
+/// the numbers above are what system calls carry.
+impl Signal {
+    pub const SIGHUP: Signal = Signal(SIGHUP);
+    pub const SIGINT: Signal = Signal(SIGINT);
+    pub const SIGQUIT: Signal = Signal(SIGQUIT);
+    pub const SIGILL: Signal = Signal(SIGILL);
+    pub const SIGTRAP: Signal = Signal(SIGTRAP);
+    pub const SIGABRT: Signal = Signal(SIGABRT);
+    pub const SIGBUS: Signal = Signal(SIGBUS);
+    pub const SIGFPE: Signal = Signal(SIGFPE);
+    pub const SIGKILL: Signal = Signal(SIGKILL);
+    pub const SIGUSR1: Signal = Signal(SIGUSR1);
+    pub const SIGSEGV: Signal = Signal(SIGSEGV);
+    pub const SIGUSR2: Signal = Signal(SIGUSR2);
+    pub const SIGPIPE: Signal = Signal(SIGPIPE);
+    pub const SIGALRM: Signal = Signal(SIGALRM);
+    pub const SIGTERM: Signal = Signal(SIGTERM);
+    pub const SIGSTKFLT: Signal = Signal(SIGSTKFLT);
+    pub const SIGCHLD: Signal = Signal(SIGCHLD);
+    pub const SIGCONT: Signal = Signal(SIGCONT);
+    pub const SIGSTOP: Signal = Signal(SIGSTOP);
+    pub const SIGTSTP: Signal = Signal(SIGTSTP);
+    pub const SIGTTIN: Signal = Signal(SIGTTIN);
+    pub const SIGTTOU: Signal = Signal(SIGTTOU);
+    pub const SIGURG: Signal = Signal(SIGURG);
+    pub const SIGXCPU: Signal = Signal(SIGXCPU);
+    pub const SIGXFSZ: Signal = Signal(SIGXFSZ);
+    pub const SIGVTALRM: Signal = Signal(SIGVTALRM);
+    pub const SIGPROF: Signal = Signal(SIGPROF);
+    pub const SIGWINCH: Signal = Signal(SIGWINCH);
+    pub const SIGIO: Signal = Signal(SIGIO);
+    pub const SIGPWR: Signal = Signal(SIGPWR);
+    pub const SIGSYS: Signal = Signal(SIGSYS);
+    pub const SIGRTMIN: Signal = Signal(SIGRTMIN);
+    pub const SIGRTMAX: Signal = Signal(SIGRTMAX);
+}
+
 impl Signal {
     /// `number` as a signal, or `None` outside 1..=[`NSIG`] (0 is the
     /// "probe only" value of `kill`, not a signal).
@@ -113,5 +151,7 @@ mod tests {
         assert_eq!(Signal::new(SIGRTMAX).map(Signal::number), Some(64));
         assert!(Signal::new(SIGRTMIN).is_some_and(Signal::is_realtime));
         assert!(!Signal::new(SIGSYS).is_some_and(Signal::is_realtime));
+        assert_eq!(Signal::SIGKILL.number(), SIGKILL);
+        assert_eq!(Signal::SIGRTMAX.number(), NSIG);
     }
 }

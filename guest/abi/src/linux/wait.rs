@@ -1,6 +1,8 @@
 //! `wait4`/`waitid` options, `waitid` id types (`include/uapi/linux/wait.h`)
 //! and the wait status word (`<sys/wait.h>`).
 
+use super::signal::Signal;
+
 /// Return at once if no child has changed state.
 pub const WNOHANG: u32 = 0x0000_0001;
 /// `wait4`: also report stopped children (same bit as [`WSTOPPED`]).
@@ -40,8 +42,8 @@ impl WaitStatus {
         WaitStatus((code & 0xff) << 8)
     }
     /// The status of a death by `signal` (no core dump).
-    pub const fn for_signal(signal: u32) -> WaitStatus {
-        WaitStatus((signal & 0x7f) as i32)
+    pub const fn for_signal(signal: Signal) -> WaitStatus {
+        WaitStatus((signal.number() & 0x7f) as i32)
     }
     /// `WIFEXITED`: the child called `exit`/`exit_group` (or returned from main).
     pub const fn exited(self) -> bool {
@@ -84,7 +86,7 @@ mod tests {
         assert_eq!(exit.0, 0x2a00);
         assert!(exit.exited() && !exit.signaled());
         assert_eq!(exit.exit_status(), 0x2a);
-        let killed = WaitStatus::for_signal(9);
+        let killed = WaitStatus::for_signal(Signal::new(9).unwrap());
         assert_eq!(killed.0, 9);
         assert!(killed.signaled() && !killed.exited() && !killed.core_dumped());
         assert_eq!(killed.term_signal(), 9);

@@ -13,7 +13,7 @@
 
 use alloc::vec::Vec;
 
-pub use forkvm_abi::linux::signal::SIGRTMIN;
+pub use forkvm_abi::linux::signal::Signal;
 
 use crate::errno::EAGAIN;
 
@@ -21,15 +21,15 @@ use crate::errno::EAGAIN;
 pub const SI_USER: i32 = 0;
 
 /// Bit of `signal` in a signal set.
-pub fn bit(signal: u32) -> u64 {
-    1 << (signal - 1)
+pub const fn bit(signal: Signal) -> u64 {
+    1 << (signal.number() - 1)
 }
 
 /// What a signal carries to its handler (Linux `kernel_siginfo`): the
 /// fields of the union the `si_code` selects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SigInfo {
-    pub signo: u32,
+    pub signo: Signal,
     pub code: i32,
     pub fields: SigFields,
 }
@@ -56,7 +56,7 @@ impl SigInfo {
     /// union at offset 16.
     pub fn to_bytes(self) -> [u8; 128] {
         let mut bytes = [0u8; 128];
-        bytes[0..4].copy_from_slice(&self.signo.to_le_bytes());
+        bytes[0..4].copy_from_slice(&self.signo.number().to_le_bytes());
         bytes[8..12].copy_from_slice(&self.code.to_le_bytes());
         match self.fields {
             SigFields::None => {}
@@ -116,18 +116,18 @@ impl<C> SigPending<C> {
         R: SigQueueCharge<Charge = C>,
     {
         let signal = info.signo;
-        if signal < SIGRTMIN && self.signal & bit(signal) != 0 {
+        if !signal.is_realtime() && self.signal & bit(signal) != 0 {
             return Ok(()); // a standard signal is pending once
         }
         // Standard signals from kill and the kernel are not refused for
         // the limit; real-time ones always count.
-        let override_rlimit = signal < SIGRTMIN && info.code >= 0;
+        let override_rlimit = !signal.is_realtime() && info.code >= 0;
         match receiver.charge(override_rlimit) {
             Some(charge) => self.queue.push(Queued {
                 info,
                 _charge: charge,
             }),
-            None if signal >= SIGRTMIN && info.code != SI_USER => return Err(EAGAIN),
+            None if signal.is_realtime() && info.code != SI_USER => return Err(EAGAIN),
             None => {} // pending without its siginfo
         }
         self.signal |= bit(signal);
@@ -137,7 +137,7 @@ impl<C> SigPending<C> {
     /// Takes `signal`'s first queued siginfo (Linux `collect_signal`): it
     /// stays pending while more instances are queued. One pending without
     /// a siginfo (over the limit) is SI_USER from pid 0.
-    pub fn collect(&mut self, signal: u32) -> SigInfo {
+    pub fn collect(&mut self, signal: Signal) -> SigInfo {
         let found = self.queue.iter().position(|q| q.info.signo == signal);
         let info = found.map_or(
             SigInfo {
@@ -167,7 +167,8 @@ mod tests {
     use core::cell::Cell;
     use std::rc::Rc;
 
-    const SIGUSR1: u32 = 10;
+    const SIGUSR1: Signal = Signal::SIGUSR1;
+    const SIGRTMIN: Signal = Signal::SIGRTMIN;
     const SI_QUEUE: i32 = -1;
     const SI_KERNEL: i32 = 0x80;
 
@@ -203,7 +204,7 @@ mod tests {
         }
     }
 
-    fn info(signo: u32, code: i32, pid: u32) -> SigInfo {
+    fn info(signo: Signal, code: i32, pid: u32) -> SigInfo {
         SigInfo {
             signo,
             code,
@@ -252,7 +253,10 @@ mod tests {
         assert_eq!(pending.collect(SIGUSR1), info(SIGUSR1, SI_USER, 0));
         // Any other real-time one is refused.
         assert_eq!(
-            pending.send(info(SIGRTMIN + 1, SI_QUEUE, 3), &user),
+            pending.send(
+                info(Signal::new(SIGRTMIN.number() + 1).unwrap(), SI_QUEUE, 3),
+                &user
+            ),
             Err(EAGAIN)
         );
         assert_eq!(pending.signal, 0);

@@ -105,7 +105,8 @@ pub(super) fn dispatch(ctx: &mut UserContext) {
     }
 }
 
-use forkvm_abi::linux::signal::{SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGSEGV, SIGTRAP};
+use crate::process::wait::WaitStatus;
+use forkvm_abi::linux::signal::Signal;
 
 /// An exception in user mode: a page fault the address space resolves, or
 /// the signal Linux would send (`force_sig_fault`), delivered on the way
@@ -120,6 +121,7 @@ fn user_exception(frame: &TrapFrame) {
     const BUS_ADRALN: i32 = 1;
     const BUS_ADRERR: i32 = 2;
     const TRAP_BRKPT: i32 = 1;
+    use Signal as S;
     let (signal, code, addr) = match frame.vector {
         PAGE_FAULT => {
             let address = read_cr2();
@@ -129,29 +131,29 @@ fn user_exception(frame: &TrapFrame) {
             access.execute |= address >= frame.rip && address < frame.rip.saturating_add(16);
             let mm = crate::sched::current().mm();
             let Some(mm) = mm else {
-                crate::process::exit::do_exit(crate::process::exit::signal_status(SIGSEGV));
+                crate::process::exit::do_exit(WaitStatus::for_signal(Signal::SIGSEGV));
             };
             match mm.handle_fault(address, access) {
-                FaultResult::Segv if mm.has_vma(address) => (SIGSEGV, SEGV_ACCERR, address),
-                FaultResult::Segv => (SIGSEGV, SEGV_MAPERR, address),
-                FaultResult::Sigbus => (SIGBUS, BUS_ADRERR, address),
+                FaultResult::Segv if mm.has_vma(address) => (S::SIGSEGV, SEGV_ACCERR, address),
+                FaultResult::Segv => (S::SIGSEGV, SEGV_MAPERR, address),
+                FaultResult::Sigbus => (S::SIGBUS, BUS_ADRERR, address),
                 FaultResult::Oom => {
                     drop(mm);
-                    crate::process::exit::do_exit(crate::process::exit::signal_status(SIGKILL));
+                    crate::process::exit::do_exit(WaitStatus::for_signal(Signal::SIGKILL));
                 }
                 _ => return,
             }
         }
-        0 => (SIGFPE, FPE_INTDIV, frame.rip),
-        16 | 19 => (SIGFPE, 0, frame.rip),
-        1 | 3 => (SIGTRAP, TRAP_BRKPT, 0),
-        6 => (SIGILL, ILL_ILLOPN, frame.rip),
-        17 => (SIGBUS, BUS_ADRALN, 0),
+        0 => (S::SIGFPE, FPE_INTDIV, frame.rip),
+        16 | 19 => (S::SIGFPE, 0, frame.rip),
+        1 | 3 => (S::SIGTRAP, TRAP_BRKPT, 0),
+        6 => (S::SIGILL, ILL_ILLOPN, frame.rip),
+        17 => (S::SIGBUS, BUS_ADRALN, 0),
         // Segment not present and stack-segment faults (a stack access at
         // a non-canonical rsp): SIGBUS from the kernel, as Linux sends.
-        11 | 12 => (SIGBUS, SI_KERNEL, 0),
+        11 | 12 => (S::SIGBUS, SI_KERNEL, 0),
         // #GP and the rest: SIGSEGV from the kernel, no address.
-        _ => (SIGSEGV, SI_KERNEL, 0),
+        _ => (S::SIGSEGV, SI_KERNEL, 0),
     };
     if crate::process::signal::unhandled_signal(signal) {
         show_signal_msg(frame, signal, addr);
@@ -173,7 +175,7 @@ fn user_exception(frame: &TrapFrame) {
 /// program that crashes says where, instead of only dying. Rate-limited
 /// like Linux's `printk_ratelimit` (a burst of 10 per 5 s), so a fuzzer's
 /// dying workers cannot flood the console.
-fn show_signal_msg(frame: &TrapFrame, signal: u32, addr: u64) {
+fn show_signal_msg(frame: &TrapFrame, signal: Signal, addr: u64) {
     use core::sync::atomic::{AtomicU64, Ordering};
     const BURST: u64 = 10;
     const INTERVAL_NS: u64 = 5_000_000_000;
@@ -210,9 +212,10 @@ fn show_signal_msg(frame: &TrapFrame, signal: u32, addr: u64) {
             task.pid
         ),
         v => crate::println!(
-            "forkvm: traps: {comm}[{}] trap {} ip:{ip:x} sp:{sp:x} error:{error:x} (signal {signal})",
+            "forkvm: traps: {comm}[{}] trap {} ip:{ip:x} sp:{sp:x} error:{error:x} (signal {})",
             task.pid,
-            EXCEPTION_NAMES.get(v as usize).copied().unwrap_or("?")
+            EXCEPTION_NAMES.get(v as usize).copied().unwrap_or("?"),
+            signal.number()
         ),
     }
 }

@@ -15,7 +15,7 @@ use super::gdt::{USER_CS, USER_DS};
 use crate::errno::{EINTR, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS};
 use crate::process::sigaltstack::STACK_T_SIZE;
 use crate::process::signal::{
-    self, SigAction, SigFields, SigInfo, SA_ONSTACK, SA_RESTART, SA_RESTORER, SIGKILL, SIGSTOP,
+    self, SigAction, SigFields, SigInfo, Signal, SA_ONSTACK, SA_RESTART, SA_RESTORER,
 };
 use crate::sched;
 
@@ -192,7 +192,7 @@ fn setup_rt_frame(ctx: &mut UserContext, info: &SigInfo, action: &SigAction) -> 
     mm.copy_to_user(fpstate, &fpu.0)?;
     mm.copy_to_user(address, &buf)?;
 
-    frame.rdi = u64::from(info.signo);
+    frame.rdi = u64::from(info.signo.number());
     frame.rsi = address + INFO as u64;
     frame.rdx = address + UC as u64;
     frame.rax = 0;
@@ -231,7 +231,7 @@ pub fn rt_sigreturn(ctx: &mut UserContext) -> u64 {
         }
         Err(_) => {
             signal::force_sig(SigInfo {
-                signo: signal::SIGSEGV,
+                signo: Signal::SIGSEGV,
                 code: signal::SI_KERNEL,
                 fields: SigFields::None,
             });
@@ -262,7 +262,7 @@ fn restore_sigcontext(frame: &mut TrapFrame, fpu: &mut FpuState) -> Result<(), i
         restored.sanitize(fpu.mxcsr_mask());
     }
 
-    let mask = get(&buf, SIGMASK) & !(signal::bit(SIGKILL) | signal::bit(SIGSTOP));
+    let mask = get(&buf, SIGMASK) & !(signal::bit(Signal::SIGKILL) | signal::bit(Signal::SIGSTOP));
     task.set_blocked(mask);
     frame.r8 = word(0);
     frame.r9 = word(1);

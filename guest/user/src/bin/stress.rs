@@ -43,10 +43,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use forkvm_user::syscall::nr;
 
+use forkvm_abi::linux::clone::CLONE_NEWPID;
+use forkvm_abi::linux::signal::{SIGCHLD, SIGILL, SIGKILL, SIGSEGV, SIGTERM};
 use forkvm_user::clone::{clone_raw, wait_tid_cleared, THREAD_FLAGS};
 use forkvm_user::cred::{setgid, setrlimit, setuid, Rlimit, RLIMIT_NPROC};
 use forkvm_user::forkvm::{self, TaskInfo};
 use forkvm_user::shell_parse::parse_u64;
+use forkvm_user::signal::sig::{SIGUSR1, SIGUSR2};
 use forkvm_user::signal::{sigaction, tgkill, SigInfo};
 use forkvm_user::syscall::{
     check, close, exit, exit_group, fork, futex, getpid, kill, mmap, mmap_anonymous, nanosleep,
@@ -60,10 +63,6 @@ entry!(main);
 
 const USAGE: &str = "usage: stress orphans N | exit-signals N [--ns] | storm MS [THREADS PROCS] \
                      | nproc UID LIMIT ROUNDS | tick-probe N | forks CYCLES THREADS";
-const SIGUSR1: i32 = 10;
-const SIGUSR2: i32 = 12;
-const CLONE_NEWPID: usize = 0x2000_0000;
-const SIGCHLD: usize = 17;
 /// How long an orphan lives after its parent is gone.
 const ORPHAN_LIFE_NS: u64 = 50_000_000;
 /// How long pid 1 gets to reap the orphans once they have all ended.
@@ -97,7 +96,14 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
 }
 
 /// Exit signals of the orphans of `exit-signals` (0: none).
-const EXIT_SIGNALS: [u64; 6] = [11, 4, 10, 15, 9, 0];
+const EXIT_SIGNALS: [u64; 6] = [
+    SIGSEGV as u64,
+    SIGILL as u64,
+    SIGUSR1 as u64,
+    SIGTERM as u64,
+    SIGKILL as u64,
+    0,
+];
 
 fn sleep_ns(ns: u64) {
     let _ = nanosleep(Timespec::from_nanos(ns));
@@ -169,7 +175,7 @@ fn orphans(n: u64, signals: &[u64]) -> Result<(), &'static str> {
 /// namespace, a child of ours that makes them and then reaps everything.
 fn in_namespace(n: u64) -> Result<(), &'static str> {
     // SAFETY: no stack: the child runs on a copy of ours, as after fork.
-    let ret = unsafe { syscall2(nr::CLONE, CLONE_NEWPID | SIGCHLD, 0) };
+    let ret = unsafe { syscall2(nr::CLONE, (CLONE_NEWPID | SIGCHLD as u64) as usize, 0) };
     match check(ret) {
         Ok(0) => {
             // The namespace's init: every orphan comes back to it.

@@ -1,6 +1,8 @@
 //! Process churn, scheduling, time and identity: many forks in a row,
 //! `sched_yield`, `nanosleep`, `uname`, a thread's name (`prctl`).
 
+use forkvm_abi::linux::fcntl::{AT_FDCWD, O_RDONLY};
+
 use super::*;
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -83,9 +85,7 @@ fn prctl_name(_: &Ctx) -> Outcome {
         }
         let mut status = [0u8; 64];
         let path = c"/proc/self/status";
-        // SAFETY: a NUL-terminated path.
-        let opened = unsafe { syscall4(257, -100isize as usize, path.as_ptr() as usize, 0, 0) };
-        let Ok(fd) = forkvm_user::syscall::check(opened).map(|fd| fd as i32) else {
+        let Ok(fd) = forkvm_user::syscall::openat(AT_FDCWD, path, O_RDONLY, 0) else {
             return 4;
         };
         let n = read(fd, &mut status).unwrap_or(0);

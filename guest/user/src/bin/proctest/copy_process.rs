@@ -180,7 +180,7 @@ fn nproc_cap_sys_resource(_: &Ctx) -> Outcome {
     let child = Child::spawn(|| {
         let one = Rlimit { cur: 1, max: 1 };
         // SAFETY: no memory is passed.
-        let keep = unsafe { forkvm_user::syscall::syscall2(157, 8, 1) };
+        let keep = unsafe { forkvm_user::syscall::syscall2(nr::PRCTL, 8, 1) };
         if keep != 0 || cred::prlimit64(0, RLIMIT_NPROC, Some(one)).is_err() {
             return 10;
         }

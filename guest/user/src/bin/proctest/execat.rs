@@ -11,7 +11,12 @@
 //! report's 0) on success and the errno otherwise. Scripts and links live
 //! in `/tmp/proctest-execat-PID`, removed at the end.
 
-use forkvm_user::syscall::{execveat, syscall1, AT_FDCWD};
+use forkvm_abi::linux::fcntl::{
+    AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD,
+    O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY,
+};
+use forkvm_abi::linux::nr::{FCHDIR, FCHMOD, MKDIR, READLINK, RMDIR, SYMLINK, UNLINK};
+use forkvm_user::syscall::{execveat, fcntl, openat, syscall1, AT_FDCWD};
 
 use super::*;
 
@@ -28,26 +33,6 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
 /// `/proc/self/status`; exits 0.
 pub const EXEC_REPORT: &CStr = c"exec-report-fd9";
 
-const OPENAT: usize = 257;
-const READLINK: usize = 89;
-const SYMLINK: usize = 88;
-const MKDIR: usize = 83;
-const RMDIR: usize = 84;
-const UNLINK: usize = 87;
-const FCHMOD: usize = 91;
-const FCHDIR: usize = 81;
-const O_RDONLY: usize = 0;
-const O_WRONLY: usize = 1;
-const O_CREAT: usize = 0o100;
-const O_TRUNC: usize = 0o1000;
-const O_DIRECTORY: usize = 0o200000;
-const O_NOFOLLOW: usize = 0o400000;
-const O_CLOEXEC: usize = 0o2000000;
-const O_PATH: usize = 0o10000000;
-const AT_SYMLINK_NOFOLLOW: usize = 0x100;
-const AT_EMPTY_PATH: usize = 0x1000;
-const F_DUPFD: usize = 0;
-const F_DUPFD_CLOEXEC: usize = 1030;
 
 /// What [`EXEC_REPORT`] does (called from `main` with the whole argv).
 pub fn exec_report(args: &[&[u8]]) -> i32 {
@@ -64,7 +49,7 @@ pub fn exec_report(args: &[&[u8]]) -> i32 {
     }
     put(b"comm=");
     let mut status = [0u8; 256];
-    let Ok(fd) = open_at(AT_FDCWD, c"/proc/self/status", O_RDONLY) else {
+    let Ok(fd) = openat(AT_FDCWD, c"/proc/self/status", O_RDONLY, 0).map(Fd) else {
         return 3;
     };
     let n = read_full(fd.raw(), &mut status).unwrap_or(0);
@@ -114,20 +99,6 @@ fn ret(r: isize) -> Result<usize, Errno> {
     forkvm_user::syscall::check(r)
 }
 
-fn open_at(dirfd: i32, path: &CStr, flags: usize) -> Result<Fd, Errno> {
-    // SAFETY: the kernel reads the NUL-terminated path.
-    ret(unsafe {
-        syscall4(
-            OPENAT,
-            dirfd as isize as usize,
-            path.as_ptr() as usize,
-            flags,
-            0o600,
-        )
-    })
-    .map(|fd| Fd(fd as i32))
-}
-
 /// This program's absolute path (`/proc/self/exe`).
 fn own_path() -> Result<CPath, Msg> {
     let mut path = CPath::new(format_args!(""));
@@ -159,7 +130,7 @@ fn split(path: &CPath) -> (CPath, CPath) {
 
 /// Runs `execveat(dirfd, path, [path, helper], [], flags)` in a child;
 /// its exit status: 42 from `exit-42`, else the errno.
-fn try_exec(dirfd: i32, path: &CStr, flags: usize) -> Result<i32, Msg> {
+fn try_exec(dirfd: i32, path: &CStr, flags: u32) -> Result<i32, Msg> {
     let child = Child::spawn(|| {
         let argv = [path.as_ptr().cast(), c"exit-42".as_ptr().cast(), core::ptr::null()];
         let envp = [core::ptr::null()];
@@ -172,7 +143,7 @@ fn try_exec(dirfd: i32, path: &CStr, flags: usize) -> Result<i32, Msg> {
 
 /// Checks that `execveat(dirfd, path, flags)` ran the program (`None`) or
 /// failed with the errno given.
-fn expect(what: &str, dirfd: i32, path: &CStr, flags: usize, want: Option<Errno>) -> Outcome {
+fn expect(what: &str, dirfd: i32, path: &CStr, flags: u32, want: Option<Errno>) -> Outcome {
     let got = try_exec(dirfd, path, flags)?;
     let want_code = want.map_or(42, |e| e.0);
     ensure!(
@@ -190,14 +161,14 @@ fn expect(what: &str, dirfd: i32, path: &CStr, flags: usize, want: Option<Errno>
 fn dirfd_paths(_: &Ctx) -> Outcome {
     let exe = own_path()?;
     let (dir, name) = split(&exe);
-    let dirfd = open_at(AT_FDCWD, dir.c(), O_RDONLY | O_DIRECTORY).ctx("open the directory")?;
+    let dirfd = openat(AT_FDCWD, dir.c(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
     expect("dirfd + name", dirfd.raw(), name.c(), 0, None)?;
-    let opath = open_at(AT_FDCWD, dir.c(), O_PATH | O_DIRECTORY).ctx("open O_PATH")?;
+    let opath = openat(AT_FDCWD, dir.c(), O_PATH | O_DIRECTORY, 0).map(Fd).ctx("open O_PATH")?;
     expect("O_PATH dirfd + name", opath.raw(), name.c(), 0, None)?;
     expect("AT_FDCWD + absolute path", AT_FDCWD, exe.c(), 0, None)?;
     let closed = again_closed(&opath)?;
     expect("closed dirfd + absolute path", closed, exe.c(), 0, None)?;
-    let file = open_at(AT_FDCWD, exe.c(), O_RDONLY).ctx("open the program")?;
+    let file = openat(AT_FDCWD, exe.c(), O_RDONLY, 0).map(Fd).ctx("open the program")?;
     expect("file dirfd + absolute path", file.raw(), exe.c(), 0, None)?;
     // Relative to the cwd: the child moves there first.
     let child = Child::spawn(|| {
@@ -213,7 +184,6 @@ fn dirfd_paths(_: &Ctx) -> Outcome {
 
 /// A descriptor number that is not open (the lowest above `fd`).
 fn again_closed(fd: &Fd) -> Result<i32, Msg> {
-    const F_GETFD: usize = 1;
     (fd.raw() + 1..1024)
         .find(|&n| fcntl(n, F_GETFD, 0).is_err())
         .ok_or_else(|| msg!("no free descriptor"))
@@ -230,11 +200,11 @@ fn empty_path(_: &Ctx) -> Outcome {
         ("O_RDONLY | O_CLOEXEC", O_RDONLY | O_CLOEXEC),
         ("O_PATH | O_CLOEXEC", O_PATH | O_CLOEXEC),
     ] {
-        let fd = open_at(AT_FDCWD, exe.c(), flags).ctx(what)?;
+        let fd = openat(AT_FDCWD, exe.c(), flags, 0).map(Fd).ctx(what)?;
         expect(what, fd.raw(), c"", AT_EMPTY_PATH, None)?;
     }
     // What the program sees: its arguments and its name.
-    let fd = open_at(AT_FDCWD, exe.c(), O_RDONLY).ctx("open")?;
+    let fd = openat(AT_FDCWD, exe.c(), O_RDONLY, 0).map(Fd).ctx("open")?;
     let report = run_report(fd.raw(), c"", AT_EMPTY_PATH, false)?;
     ensure!(
         report.bytes() == b"arg\0comm=proctest",
@@ -248,7 +218,7 @@ fn empty_path(_: &Ctx) -> Outcome {
 /// a child with a pipe as descriptor 9 (for a `script` that names the
 /// helper itself, `[path, "arg"]`); returns what the report wrote (or
 /// `errno=N` if the exec failed).
-fn run_report(dirfd: i32, path: &CStr, flags: usize, script: bool) -> Result<CPath, Msg> {
+fn run_report(dirfd: i32, path: &CStr, flags: u32, script: bool) -> Result<CPath, Msg> {
     let (r, w) = pipe()?;
     let child = Child::spawn(|| {
         if dup2(w.raw(), 9).is_err() {
@@ -283,13 +253,13 @@ fn run_report(dirfd: i32, path: &CStr, flags: usize, script: bool) -> Result<CPa
 fn errors(_: &Ctx) -> Outcome {
     let exe = own_path()?;
     let (dir, name) = split(&exe);
-    let dirfd = open_at(AT_FDCWD, dir.c(), O_RDONLY | O_DIRECTORY).ctx("open the directory")?;
-    let file = open_at(AT_FDCWD, exe.c(), O_RDONLY).ctx("open the program")?;
+    let dirfd = openat(AT_FDCWD, dir.c(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
+    let file = openat(AT_FDCWD, exe.c(), O_RDONLY, 0).map(Fd).ctx("open the program")?;
     let (r, w) = pipe()?;
     let closed = again_closed(&w)?;
     expect("flags 1", dirfd.raw(), name.c(), 1, Some(Errno::EINVAL))?;
     expect("AT_EACCESS", AT_FDCWD, exe.c(), 0x200, Some(Errno::EINVAL))?;
-    expect("AT_SYMLINK_FOLLOW", AT_FDCWD, exe.c(), 0x400, Some(Errno::EINVAL))?;
+    expect("AT_SYMLINK_FOLLOW", AT_FDCWD, exe.c(), AT_SYMLINK_FOLLOW, Some(Errno::EINVAL))?;
     expect("empty path", file.raw(), c"", 0, Some(Errno::ENOENT))?;
     expect("closed dirfd", closed, name.c(), 0, Some(Errno::EBADF))?;
     expect("closed fd, AT_EMPTY_PATH", closed, c"", AT_EMPTY_PATH, Some(Errno::EBADF))?;
@@ -342,14 +312,14 @@ fn symlink_nofollow(_: &Ctx) -> Outcome {
     // SAFETY: NUL-terminated paths.
     ret(unsafe { syscall2(SYMLINK, exe.buf.as_ptr() as usize, link.buf.as_ptr() as usize) })
         .ctx("symlink")?;
-    let dirfd = open_at(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY).ctx("open the directory")?;
+    let dirfd = openat(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
     expect("the link", AT_FDCWD, link.c(), 0, None)?;
     expect("the link in dirfd", dirfd.raw(), c"link", 0, None)?;
     let nofollow = AT_SYMLINK_NOFOLLOW;
     expect("the link, NOFOLLOW", AT_FDCWD, link.c(), nofollow, Some(Errno::ELOOP))?;
     expect("dirfd link, NOFOLLOW", dirfd.raw(), c"link", nofollow, Some(Errno::ELOOP))?;
     expect("NOFOLLOW of no link", AT_FDCWD, exe.c(), nofollow, None)?;
-    let fd = open_at(AT_FDCWD, link.c(), O_PATH | O_NOFOLLOW).ctx("open the link O_PATH")?;
+    let fd = openat(AT_FDCWD, link.c(), O_PATH | O_NOFOLLOW, 0).map(Fd).ctx("open the link O_PATH")?;
     expect("the link's O_PATH fd", fd.raw(), c"", AT_EMPTY_PATH, Some(Errno::ELOOP))?;
     Ok(())
 }
@@ -365,19 +335,19 @@ fn script_dev_fd(_: &Ctx) -> Outcome {
     let s = Scratch::new(["script", "", ""])?;
     let script = s.path("script");
     {
-        let fd = open_at(AT_FDCWD, script.c(), O_CREAT | O_WRONLY | O_TRUNC).ctx("create")?;
+        let fd = openat(AT_FDCWD, script.c(), O_CREAT | O_WRONLY | O_TRUNC, 0o600).map(Fd).ctx("create")?;
         let line = CPath::new(format_args!("#!{} {}\n", Bytes(exe.bytes()), Bytes(EXEC_REPORT.to_bytes())));
         write_all(fd.raw(), line.bytes()).ctx("write")?;
         // SAFETY: no memory is passed.
         ret(unsafe { syscall2(FCHMOD, fd.raw() as usize, 0o755) }).ctx("fchmod")?;
     }
     // Descriptors above 9, which the child makes its report pipe.
-    let dup = |fd: Fd, cmd: usize| -> Result<Fd, Msg> {
+    let dup = |fd: Fd, cmd: u32| -> Result<Fd, Msg> {
         Ok(Fd(fcntl(fd.raw(), cmd, 10).ctx("F_DUPFD")? as i32))
     };
-    let opened = open_at(AT_FDCWD, script.c(), O_RDONLY).ctx("open the script")?;
+    let opened = openat(AT_FDCWD, script.c(), O_RDONLY, 0).map(Fd).ctx("open the script")?;
     let fd = dup(opened, F_DUPFD)?;
-    let dir = open_at(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY).ctx("open the directory")?;
+    let dir = openat(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
     let dirfd = dup(dir, F_DUPFD)?;
     let cases = [
         (fd.raw(), c"", AT_EMPTY_PATH, CPath::new(format_args!("/dev/fd/{}\0arg\0comm=proctest", fd.raw()))),
@@ -393,11 +363,11 @@ fn script_dev_fd(_: &Ctx) -> Outcome {
             Bytes(want.bytes())
         );
     }
-    let opened = open_at(AT_FDCWD, script.c(), O_RDONLY).ctx("open the script")?;
+    let opened = openat(AT_FDCWD, script.c(), O_RDONLY, 0).map(Fd).ctx("open the script")?;
     let cloexec = dup(opened, F_DUPFD_CLOEXEC)?;
     let got = run_report(cloexec.raw(), c"", AT_EMPTY_PATH, true)?;
     ensure!(got.bytes() == b"errno=2", "close-on-exec script fd: [{}]", Bytes(got.bytes()));
-    let dir = open_at(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY).ctx("open the directory")?;
+    let dir = openat(AT_FDCWD, s.dir.c(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
     let cloexec_dir = dup(dir, F_DUPFD_CLOEXEC)?;
     let got = run_report(cloexec_dir.raw(), c"script", 0, true)?;
     ensure!(got.bytes() == b"errno=2", "close-on-exec dirfd: [{}]", Bytes(got.bytes()));

@@ -8,8 +8,12 @@
 //! (no block counts, no listing order).
 
 use forkvm_user::signal::{sig, sigaction, SigInfo};
+use forkvm_abi::linux::fcntl::{
+    AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, F_GETFD, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+    O_EXCL, O_NOFOLLOW, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY,
+};
 use forkvm_user::syscall::{
-    mmap, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
+    fcntl, mmap, open, syscall1, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED,
 };
 
 use super::*;
@@ -50,63 +54,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-faccessat2-eaccess", faccessat2_eaccess),
 ];
 
-/// The system call numbers used here (x86-64); this local module shadows
-/// the runtime's `nr`, which does not have them all.
-mod nr {
-    pub const OPENAT: usize = 257;
-    pub const UNLINKAT: usize = 263;
-    pub const LSEEK: usize = 8;
-    pub const PREAD64: usize = 17;
-    pub const PWRITE64: usize = 18;
-    pub const FTRUNCATE: usize = 77;
-    pub const TRUNCATE: usize = 76;
-    pub const FSTAT: usize = 5;
-    pub const NEWFSTATAT: usize = 262;
-    pub const UMASK: usize = 95;
-    pub const MKDIR: usize = 83;
-    pub const RMDIR: usize = 84;
-    pub const RENAMEAT2: usize = 316;
-    pub const LINK: usize = 86;
-    pub const SYMLINK: usize = 88;
-    pub const READLINK: usize = 89;
-    pub const GETDENTS64: usize = 217;
-    pub const CHMOD: usize = 90;
-    pub const FCHMOD: usize = 91;
-    pub const UTIMENSAT: usize = 280;
-    pub const READV: usize = 19;
-    pub const WRITEV: usize = 20;
-    pub const STATX: usize = 332;
-    pub const GETCWD: usize = 79;
-    pub const CHDIR: usize = 80;
-    pub const FCHDIR: usize = 81;
-    pub const MKDIRAT: usize = 258;
-    pub const SYMLINKAT: usize = 266;
-    pub const READLINKAT: usize = 267;
-    pub const ACCESS: usize = 21;
-    pub const FSYNC: usize = 74;
-    pub const CHOWN: usize = 92;
-    pub const FCHOWN: usize = 93;
-    pub const LCHOWN: usize = 94;
-    pub const FCHOWNAT: usize = 260;
-    pub const FDATASYNC: usize = 75;
-}
-
-const O_RDONLY: usize = 0;
-const O_WRONLY: usize = 1;
-const O_RDWR: usize = 2;
-const O_CREAT: usize = 0o100;
-const O_EXCL: usize = 0o200;
-const O_TRUNC: usize = 0o1000;
-const O_APPEND: usize = 0o2000;
-const O_DIRECTORY: usize = 0o200000;
-const O_NOFOLLOW: usize = 0o400000;
-const O_CLOEXEC: usize = 0o2000000;
-const O_PATH: usize = 0o10000000;
 const SEEK_SET: usize = 0;
 const SEEK_CUR: usize = 1;
 const SEEK_END: usize = 2;
-const AT_FDCWD: usize = -100isize as usize;
-const AT_SYMLINK_NOFOLLOW: usize = 0x100;
 const RENAME_NOREPLACE: usize = 1;
 const S_IFMT: u32 = 0o170000;
 const S_IFREG: u32 = 0o100000;
@@ -136,6 +86,10 @@ impl Path {
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+
+    fn c_str(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.buf).expect("a NUL-terminated path")
+    }
 }
 
 impl Write for Path {
@@ -155,14 +109,9 @@ fn ret(r: isize) -> Result<usize, Errno> {
     }
 }
 
-fn open(path: &Path, flags: usize, mode: usize) -> Result<Fd, Errno> {
-    // SAFETY: the kernel reads the NUL-terminated path.
-    ret(unsafe { syscall4(nr::OPENAT, AT_FDCWD, path.ptr(), flags, mode) }).map(|fd| Fd(fd as i32))
-}
-
 fn unlink(path: &Path) -> Result<usize, Errno> {
     // SAFETY: as above.
-    ret(unsafe { syscall3(nr::UNLINKAT, AT_FDCWD, path.ptr(), 0) })
+    ret(unsafe { syscall3(nr::UNLINKAT, AT_FDCWD as usize, path.ptr(), 0) })
 }
 
 fn lseek(fd: &Fd, offset: i64, whence: usize) -> Result<usize, Errno> {
@@ -235,16 +184,16 @@ fn fstat(fd: &Fd) -> Result<Stat, Errno> {
     Ok(parse_stat(&raw))
 }
 
-fn stat_at(path: &Path, flags: usize) -> Result<Stat, Errno> {
+fn stat_at(path: &Path, flags: u32) -> Result<Stat, Errno> {
     let mut raw = [0u8; 144];
     // SAFETY: as for fstat; the path is NUL-terminated.
     ret(unsafe {
         syscall4(
             nr::NEWFSTATAT,
-            AT_FDCWD,
+            AT_FDCWD as usize,
             path.ptr(),
             raw.as_mut_ptr() as usize,
-            flags,
+            flags as usize,
         )
     })?;
     Ok(parse_stat(&raw))
@@ -301,7 +250,7 @@ fn create_read_write(_: &Ctx) -> Outcome {
     let s = Scratch::new("rw", ["f", "", "", "", "", "", "", ""])?;
     let f = s.path("f");
     let old = umask(0o022);
-    let fd = open(&f, O_CREAT | O_EXCL | O_RDWR, 0o666);
+    let fd = open(f.c_str(), O_CREAT | O_EXCL | O_RDWR, 0o666).map(Fd);
     umask(old);
     let fd = fd.ctx("open O_CREAT|O_EXCL")?;
     let st = fstat(&fd).ctx("fstat")?;
@@ -333,11 +282,11 @@ fn create_read_write(_: &Ctx) -> Outcome {
     );
     expect_err(
         "O_EXCL on an existing file",
-        open(&f, O_CREAT | O_EXCL | O_RDWR, 0o644),
+        open(f.c_str(), O_CREAT | O_EXCL | O_RDWR, 0o644).map(Fd),
         Errno::EEXIST,
     )?;
     // O_CREAT without O_EXCL opens it; O_TRUNC empties it.
-    let again = open(&f, O_CREAT | O_WRONLY | O_TRUNC, 0o600).ctx("O_CREAT|O_TRUNC")?;
+    let again = open(f.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0o600).map(Fd).ctx("O_CREAT|O_TRUNC")?;
     ensure!(
         fstat(&again).ctx("fstat")?.mode == S_IFREG | 0o644,
         "an existing file keeps its mode"
@@ -370,22 +319,22 @@ fn create_read_write(_: &Ctx) -> Outcome {
         Errno::EBADF,
     )?;
     // O_TRUNC truncates even a read-only open, as Linux does.
-    drop(open(&f, O_RDONLY | O_TRUNC, 0).ctx("O_RDONLY|O_TRUNC")?);
+    drop(open(f.c_str(), O_RDONLY | O_TRUNC, 0).map(Fd).ctx("O_RDONLY|O_TRUNC")?);
     ensure!(
         fstat(&fd).ctx("fstat")?.size == 0,
         "O_RDONLY|O_TRUNC truncated"
     );
-    let ro = open(&f, O_RDONLY | O_CLOEXEC, 0).ctx("open O_RDONLY")?;
+    let ro = open(f.c_str(), O_RDONLY | O_CLOEXEC, 0).map(Fd).ctx("open O_RDONLY")?;
     expect_err("write on O_RDONLY", write(ro.raw(), b"x"), Errno::EBADF)?;
     unlink(&f).ctx("unlink")?;
-    expect_err("open after unlink", open(&f, O_RDONLY, 0), Errno::ENOENT)?;
+    expect_err("open after unlink", open(f.c_str(), O_RDONLY, 0).map(Fd), Errno::ENOENT)?;
     expect_err("unlink twice", unlink(&f), Errno::ENOENT)?;
     Ok(())
 }
 
 fn sparse_lseek(_: &Ctx) -> Outcome {
     let s = Scratch::new("sparse", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     ensure!(
         lseek(&fd, 10_000, SEEK_SET) == Ok(10_000),
         "lseek past the end"
@@ -444,7 +393,7 @@ fn append_two_processes(_: &Ctx) -> Outcome {
     let log = &log;
     let writer = |byte: u8| {
         move || -> i32 {
-            let Ok(fd) = open(log, O_WRONLY | O_APPEND, 0) else {
+            let Ok(fd) = open(log.c_str(), O_WRONLY | O_APPEND, 0).map(Fd) else {
                 return 1;
             };
             for _ in 0..ROUNDS {
@@ -455,12 +404,12 @@ fn append_two_processes(_: &Ctx) -> Outcome {
             0
         }
     };
-    drop(open(log, O_CREAT | O_WRONLY, 0o600).ctx("create")?);
+    drop(open(log.c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create")?);
     let a = Child::spawn(writer(b'a'))?;
     let b = Child::spawn(writer(b'b'))?;
     expect_exit("writer a", a.wait()?, 0)?;
     expect_exit("writer b", b.wait()?, 0)?;
-    let fd = open(log, O_RDONLY, 0).ctx("open")?;
+    let fd = open(log.c_str(), O_RDONLY, 0).map(Fd).ctx("open")?;
     let mut all = [0u8; 2 * ROUNDS * 8 + 1];
     let n = read_full(fd.raw(), &mut all)?;
     ensure!(
@@ -476,7 +425,7 @@ fn append_two_processes(_: &Ctx) -> Outcome {
         );
     }
     // O_APPEND puts pwrite at the end too (Linux's documented bug).
-    let fd = open(log, O_WRONLY | O_APPEND, 0).ctx("open O_APPEND")?;
+    let fd = open(log.c_str(), O_WRONLY | O_APPEND, 0).map(Fd).ctx("open O_APPEND")?;
     ensure!(pwrite(&fd, b"zz", 0) == Ok(2), "pwrite");
     ensure!(
         fstat(&fd).ctx("fstat")?.size == (n + 2) as u64,
@@ -488,7 +437,7 @@ fn append_two_processes(_: &Ctx) -> Outcome {
 fn unlink_open(_: &Ctx) -> Outcome {
     let s = Scratch::new("unlink", ["f", "", "", "", "", "", "", ""])?;
     let f = s.path("f");
-    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     ensure!(write(fd.raw(), &[7u8; 6000]) == Ok(6000), "write");
     unlink(&f).ctx("unlink")?;
     expect_err("stat after unlink", stat_at(&f, 0), Errno::ENOENT)?;
@@ -504,7 +453,7 @@ fn unlink_open(_: &Ctx) -> Outcome {
     );
     ensure!(pwrite(&fd, b"x", 6000) == Ok(1), "still writable");
     // The name is free again, for a different file.
-    let other = open(&f, O_CREAT | O_EXCL | O_RDWR, 0o600).ctx("create the name again")?;
+    let other = open(f.c_str(), O_CREAT | O_EXCL | O_RDWR, 0o600).map(Fd).ctx("create the name again")?;
     ensure!(fstat(&other).ctx("fstat")?.ino != st.ino, "a new inode");
     Ok(())
 }
@@ -512,18 +461,18 @@ fn unlink_open(_: &Ctx) -> Outcome {
 fn rename_over_open(_: &Ctx) -> Outcome {
     let s = Scratch::new("rename", ["a", "b", "c", "", "", "", "", ""])?;
     let (a, b, c) = (s.path("a"), s.path("b"), s.path("c"));
-    let fa = open(&a, O_CREAT | O_RDWR, 0o600).ctx("create a")?;
+    let fa = open(a.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("create a")?;
     write(fa.raw(), b"AAAA").ctx("write a")?;
-    let fb = open(&b, O_CREAT | O_RDWR, 0o600).ctx("create b")?;
+    let fb = open(b.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("create b")?;
     write(fb.raw(), b"BB").ctx("write b")?;
     // SAFETY: NUL-terminated paths.
     let rename2 = |from: &Path, to: &Path, flags: usize| {
         ret(unsafe {
             syscall5(
                 nr::RENAMEAT2,
-                AT_FDCWD,
+                AT_FDCWD as usize,
                 from.ptr(),
-                AT_FDCWD,
+                AT_FDCWD as usize,
                 to.ptr(),
                 flags,
             )
@@ -545,7 +494,7 @@ fn rename_over_open(_: &Ctx) -> Outcome {
         fstat(&fb).ctx("fstat")?.nlink == 0,
         "the replaced file has no name"
     );
-    let nb = open(&b, O_RDONLY, 0).ctx("open b")?;
+    let nb = open(b.c_str(), O_RDONLY, 0).map(Fd).ctx("open b")?;
     ensure!(
         read(nb.raw(), &mut buf) == Ok(4) && &buf[..4] == b"AAAA",
         "b is a's file now"
@@ -569,7 +518,7 @@ fn links(_: &Ctx) -> Outcome {
         ["f", "hard", "sym", "loop", "dangling", "d", "", ""],
     )?;
     let (f, hard, sym) = (s.path("f"), s.path("hard"), s.path("sym"));
-    let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o640).map(Fd).ctx("create")?;
     write(fd.raw(), b"data").ctx("write")?;
     // SAFETY (each call below): NUL-terminated paths, a buffer of its length.
     ret(unsafe { syscall2(nr::LINK, f.ptr(), hard.ptr()) }).ctx("link")?;
@@ -610,17 +559,17 @@ fn links(_: &Ctx) -> Outcome {
         ret(unsafe { syscall3(nr::READLINK, f.ptr(), buf.as_mut_ptr() as usize, 16) }),
         Errno::EINVAL,
     )?;
-    let via = open(&sym, O_RDONLY, 0).ctx("open through the link")?;
+    let via = open(sym.c_str(), O_RDONLY, 0).map(Fd).ctx("open through the link")?;
     ensure!(read(via.raw(), &mut buf) == Ok(4), "read through the link");
     expect_err(
         "O_NOFOLLOW on a link",
-        open(&sym, O_RDONLY | O_NOFOLLOW, 0),
+        open(sym.c_str(), O_RDONLY | O_NOFOLLOW, 0).map(Fd),
         Errno::ELOOP,
     )?;
     let lp = s.path("loop");
     ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("loop")).ptr(), lp.ptr()) })
         .ctx("symlink loop")?;
-    expect_err("a link to itself", open(&lp, O_RDONLY, 0), Errno::ELOOP)?;
+    expect_err("a link to itself", open(lp.c_str(), O_RDONLY, 0).map(Fd), Errno::ELOOP)?;
     let dangling = s.path("dangling");
     ret(unsafe {
         syscall2(
@@ -648,46 +597,46 @@ fn links(_: &Ctx) -> Outcome {
 fn open_errors(_: &Ctx) -> Outcome {
     let s = Scratch::new("errors", ["f", "d", "", "", "", "", "", ""])?;
     let (f, d) = (s.path("f"), s.path("d"));
-    drop(open(&f, O_CREAT | O_WRONLY, 0o600).ctx("create")?);
+    drop(open(f.c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create")?);
     // SAFETY: NUL-terminated path.
     ret(unsafe { syscall2(nr::MKDIR, d.ptr(), 0o755) }).ctx("mkdir")?;
     expect_err(
         "O_DIRECTORY on a file",
-        open(&f, O_RDONLY | O_DIRECTORY, 0),
+        open(f.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd),
         Errno::ENOTDIR,
     )?;
     expect_err(
         "a directory for writing",
-        open(&d, O_WRONLY, 0),
+        open(d.c_str(), O_WRONLY, 0).map(Fd),
         Errno::EISDIR,
     )?;
     expect_err(
         "O_CREAT of a directory",
-        open(&d, O_CREAT | O_RDONLY, 0o600),
+        open(d.c_str(), O_CREAT | O_RDONLY, 0o600).map(Fd),
         Errno::EISDIR,
     )?;
     expect_err(
         "a file with a slash",
-        open(&s.path("f/"), O_RDONLY, 0),
+        open(s.path("f/").c_str(), O_RDONLY, 0).map(Fd),
         Errno::ENOTDIR,
     )?;
     expect_err(
         "O_CREAT with a slash",
-        open(&s.path("new/"), O_CREAT | O_RDWR, 0o600),
+        open(s.path("new/").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd),
         Errno::EISDIR,
     )?;
     expect_err(
         "through a file",
-        open(&s.path("f/x"), O_RDONLY, 0),
+        open(s.path("f/x").c_str(), O_RDONLY, 0).map(Fd),
         Errno::ENOTDIR,
     )?;
-    expect_err("missing", open(&s.path("nope"), O_RDONLY, 0), Errno::ENOENT)?;
+    expect_err("missing", open(s.path("nope").c_str(), O_RDONLY, 0).map(Fd), Errno::ENOENT)?;
     expect_err(
         "missing parent",
-        open(&s.path("nope/x"), O_CREAT | O_RDWR, 0o600),
+        open(s.path("nope/x").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd),
         Errno::ENOENT,
     )?;
-    let dir = open(&d, O_RDONLY | O_DIRECTORY, 0).ctx("open a directory")?;
+    let dir = open(d.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open a directory")?;
     let mut buf = [0u8; 4];
     expect_err(
         "read of a directory",
@@ -710,7 +659,7 @@ fn open_errors(_: &Ctx) -> Outcome {
 fn truncate(_: &Ctx) -> Outcome {
     let s = Scratch::new("truncate", ["f", "", "", "", "", "", "", ""])?;
     let f = s.path("f");
-    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     write(fd.raw(), &[1u8; 5000]).ctx("write")?;
     ftruncate(&fd, 100).ctx("shrink")?;
     ensure!(fstat(&fd).ctx("fstat")?.size == 100, "shrunk");
@@ -722,7 +671,7 @@ fn truncate(_: &Ctx) -> Outcome {
         "grown with zeros"
     );
     expect_err("negative length", ftruncate(&fd, -1), Errno::EINVAL)?;
-    let ro = open(&f, O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let ro = open(f.c_str(), O_RDONLY, 0).map(Fd).ctx("open O_RDONLY")?;
     expect_err("ftruncate read-only", ftruncate(&ro, 0), Errno::EINVAL)?;
     // SAFETY: NUL-terminated path.
     ret(unsafe { syscall2(nr::TRUNCATE, f.ptr(), 3) }).ctx("truncate")?;
@@ -732,11 +681,11 @@ fn truncate(_: &Ctx) -> Outcome {
 
 fn getdents(_: &Ctx) -> Outcome {
     let s = Scratch::new("dents", ["one", "two", "sub", "", "", "", "", ""])?;
-    drop(open(&s.path("one"), O_CREAT | O_WRONLY, 0o600).ctx("one")?);
-    drop(open(&s.path("two"), O_CREAT | O_WRONLY, 0o600).ctx("two")?);
+    drop(open(s.path("one").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("one")?);
+    drop(open(s.path("two").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("two")?);
     // SAFETY: NUL-terminated path.
     ret(unsafe { syscall2(nr::MKDIR, s.path("sub").ptr(), 0o755) }).ctx("mkdir")?;
-    let dir = open(&s.dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let dir = open(s.dir.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open dir")?;
     let mut buf = [0u8; 4096];
     let mut seen = [false; 5];
     loop {
@@ -788,7 +737,7 @@ fn getdents(_: &Ctx) -> Outcome {
         }),
         Errno::EINVAL,
     )?;
-    let file = open(&s.path("one"), O_RDONLY, 0).ctx("open file")?;
+    let file = open(s.path("one").c_str(), O_RDONLY, 0).map(Fd).ctx("open file")?;
     expect_err(
         "getdents64 of a file",
         ret(unsafe {
@@ -805,7 +754,7 @@ fn getdents(_: &Ctx) -> Outcome {
 }
 
 fn dev_null_zero(_: &Ctx) -> Outcome {
-    let null = open(&Path::new(format_args!("/dev/null")), O_RDWR, 0).ctx("open /dev/null")?;
+    let null = open(Path::new(format_args!("/dev/null")).c_str(), O_RDWR, 0).map(Fd).ctx("open /dev/null")?;
     let mut buf = [7u8; 100];
     ensure!(
         read(null.raw(), &mut buf) == Ok(0),
@@ -820,7 +769,7 @@ fn dev_null_zero(_: &Ctx) -> Outcome {
         st.mode & S_IFMT == S_IFCHR && st.rdev == (1 << 8 | 3),
         "/dev/null is char 1,3: {st:?}"
     );
-    let zero = open(&Path::new(format_args!("/dev/zero")), O_RDONLY, 0).ctx("open /dev/zero")?;
+    let zero = open(Path::new(format_args!("/dev/zero")).c_str(), O_RDONLY, 0).map(Fd).ctx("open /dev/zero")?;
     ensure!(
         read(zero.raw(), &mut buf) == Ok(100) && buf.iter().all(|&b| b == 0),
         "/dev/zero reads zeros"
@@ -838,7 +787,7 @@ fn dev_null_zero(_: &Ctx) -> Outcome {
 fn chmod_utimes_iov(_: &Ctx) -> Outcome {
     let s = Scratch::new("chmod", ["f", "", "", "", "", "", "", ""])?;
     let f = s.path("f");
-    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("create")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("create")?;
     // SAFETY (each call below): NUL-terminated paths, buffers of their length.
     ret(unsafe { syscall2(nr::CHMOD, f.ptr(), 0o751) }).ctx("chmod")?;
     ensure!(
@@ -857,18 +806,18 @@ fn chmod_utimes_iov(_: &Ctx) -> Outcome {
     )?;
     // utimensat with explicit times; the access time left alone.
     let times: [i64; 4] = [0, (1 << 30) - 2, 1_000_000_000, 0];
-    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), times.as_ptr() as usize, 0) })
+    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD as usize, f.ptr(), times.as_ptr() as usize, 0) })
         .ctx("utimensat")?;
     ensure!(fstat(&fd).ctx("fstat")?.mtime == 1_000_000_000, "mtime set");
     let bad: [i64; 4] = [0, 1_000_000_000, 0, 0];
     expect_err(
         "a bad nanosecond count",
-        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, f.ptr(), bad.as_ptr() as usize, 0) }),
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD as usize, f.ptr(), bad.as_ptr() as usize, 0) }),
         Errno::EINVAL,
     )?;
     expect_err(
         "utimensat of a missing file",
-        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, s.path("nope").ptr(), 0, 0) }),
+        ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD as usize, s.path("nope").ptr(), 0, 0) }),
         Errno::ENOENT,
     )?;
     // writev then readv, across buffers.
@@ -895,15 +844,15 @@ fn chmod_utimes_iov(_: &Ctx) -> Outcome {
 }
 
 /// The fields of `struct statx` compared with `struct stat`.
-fn statx_at(path: &Path, flags: usize, mask: usize) -> Result<(u32, Stat), Errno> {
+fn statx_at(path: &Path, flags: u32, mask: usize) -> Result<(u32, Stat), Errno> {
     let mut raw = [0u8; 256];
     // SAFETY: the kernel writes one struct statx (256 bytes) into raw.
     ret(unsafe {
         syscall5(
             nr::STATX,
-            AT_FDCWD,
+            AT_FDCWD as usize,
             path.ptr(),
-            flags,
+            flags as usize,
             mask,
             raw.as_mut_ptr() as usize,
         )
@@ -928,7 +877,7 @@ fn statx(_: &Ctx) -> Outcome {
     const STATX_BASIC_STATS: usize = 0x7ff;
     let s = Scratch::new("statx", ["f", "l", "", "", "", "", "", ""])?;
     let (f, l) = (s.path("f"), s.path("l"));
-    let fd = open(&f, O_CREAT | O_RDWR, 0o640).ctx("create")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o640).map(Fd).ctx("create")?;
     write(fd.raw(), &[5u8; 5000]).ctx("write")?;
     // SAFETY: NUL-terminated paths.
     ret(unsafe { syscall2(nr::SYMLINK, Path::new(format_args!("f")).ptr(), l.ptr()) })
@@ -986,11 +935,11 @@ fn rename_directories(_: &Ctx) -> Outcome {
     // SAFETY (each call below): NUL-terminated paths, buffers of their length.
     let mkdir = |p: &Path| ret(unsafe { syscall2(nr::MKDIR, p.ptr(), 0o755) });
     let rename = |from: &Path, to: &Path| {
-        ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, from.ptr(), AT_FDCWD, to.ptr(), 0) })
+        ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD as usize, from.ptr(), AT_FDCWD as usize, to.ptr(), 0) })
     };
     mkdir(&a).ctx("mkdir a")?;
     mkdir(&ab).ctx("mkdir a/b")?;
-    drop(open(&s.path("a/b/f"), O_CREAT | O_WRONLY, 0o600).ctx("create a/b/f")?);
+    drop(open(s.path("a/b/f").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create a/b/f")?);
     let ino = stat_at(&ab, 0).ctx("stat a/b")?.ino;
     // The working directory moves with its directory.
     let mut saved = [0u8; 512];
@@ -1060,7 +1009,7 @@ fn rename_directories(_: &Ctx) -> Outcome {
 /// The `*at` calls relative to a directory descriptor, and `fchdir`.
 fn at_dirfd(_: &Ctx) -> Outcome {
     let s = Scratch::new("at", ["sub/f", "sub/l", "sub", "", "", "", "", ""])?;
-    let dir = open(&s.dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let dir = open(s.dir.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open dir")?;
     let dfd = dir.raw() as usize;
     let name = |text: &str| Path::new(format_args!("{text}"));
     // SAFETY (each call below): NUL-terminated paths, buffers of their length.
@@ -1070,7 +1019,7 @@ fn at_dirfd(_: &Ctx) -> Outcome {
             nr::OPENAT,
             dfd,
             name("sub/f").ptr(),
-            O_CREAT | O_WRONLY,
+            (O_CREAT | O_WRONLY) as usize,
             0o600,
         )
     })
@@ -1096,7 +1045,7 @@ fn at_dirfd(_: &Ctx) -> Outcome {
     ensure!(&buf[..n] == b"f", "readlinkat");
     // A file descriptor is no directory for a relative path; absolute
     // paths ignore it.
-    let file = open(&s.path("sub/f"), O_RDONLY, 0).ctx("open file")?;
+    let file = open(s.path("sub/f").c_str(), O_RDONLY, 0).map(Fd).ctx("open file")?;
     expect_err(
         "openat relative to a file",
         ret(unsafe {
@@ -1104,7 +1053,7 @@ fn at_dirfd(_: &Ctx) -> Outcome {
                 nr::OPENAT,
                 file.raw() as usize,
                 name("x").ptr(),
-                O_RDONLY,
+                O_RDONLY as usize,
                 0,
             )
         }),
@@ -1116,7 +1065,7 @@ fn at_dirfd(_: &Ctx) -> Outcome {
                 nr::OPENAT,
                 file.raw() as usize,
                 s.path("sub/f").ptr(),
-                O_RDONLY,
+                O_RDONLY as usize,
                 0,
             )
         })
@@ -1126,7 +1075,7 @@ fn at_dirfd(_: &Ctx) -> Outcome {
     );
     expect_err(
         "a closed descriptor",
-        ret(unsafe { syscall4(nr::OPENAT, 999, name("x").ptr(), O_RDONLY, 0) }),
+        ret(unsafe { syscall4(nr::OPENAT, 999, name("x").ptr(), O_RDONLY as usize, 0) }),
         Errno::EBADF,
     )?;
     expect_err(
@@ -1162,7 +1111,7 @@ fn permissions(_: &Ctx) -> Outcome {
         ("open", 0o666),
     ]
     .iter()
-    .try_for_each(|(name, mode)| open(&s.path(name), O_CREAT | O_WRONLY, *mode).map(drop));
+    .try_for_each(|(name, mode)| open(s.path(name).c_str(), O_CREAT | O_WRONLY, *mode).map(Fd).map(drop));
     umask(old);
     made.ctx("create")?;
     let (private, public, script, open_file) = (
@@ -1196,13 +1145,13 @@ fn permissions(_: &Ctx) -> Outcome {
         // SAFETY (each call below): NUL-terminated paths.
         let checks = [
             user,
-            open(&private, O_RDONLY, 0).err() == Some(Errno::EACCES),
-            open(&public, O_RDONLY, 0).is_ok(),
-            open(&public, O_WRONLY, 0).err() == Some(Errno::EACCES),
-            open(&public, O_RDONLY | O_TRUNC, 0).err() == Some(Errno::EACCES),
-            open(&open_file, O_RDWR, 0).is_ok(),
-            open(&new, O_CREAT | O_WRONLY, 0o644).err() == Some(Errno::EACCES),
-            open(&open_file, O_CREAT | O_WRONLY, 0o644).is_ok(),
+            open(private.c_str(), O_RDONLY, 0).map(Fd).err() == Some(Errno::EACCES),
+            open(public.c_str(), O_RDONLY, 0).map(Fd).is_ok(),
+            open(public.c_str(), O_WRONLY, 0).map(Fd).err() == Some(Errno::EACCES),
+            open(public.c_str(), O_RDONLY | O_TRUNC, 0).map(Fd).err() == Some(Errno::EACCES),
+            open(open_file.c_str(), O_RDWR, 0).map(Fd).is_ok(),
+            open(new.c_str(), O_CREAT | O_WRONLY, 0o644).map(Fd).err() == Some(Errno::EACCES),
+            open(open_file.c_str(), O_CREAT | O_WRONLY, 0o644).map(Fd).is_ok(),
             execve(script_c, &argv, &envp) == Errno::EACCES,
             ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 4) }) == Err(Errno::EACCES),
             ret(unsafe { syscall2(nr::ACCESS, private.ptr(), 0) }).is_ok(),
@@ -1230,9 +1179,8 @@ fn chown(path: &Path, user: u32, group: u32) -> Result<usize, Errno> {
 /// The id that `chown` leaves as it is.
 const NO_CHANGE: u32 = u32::MAX;
 const CLONE_NEWUSER: u64 = 0x1000_0000;
-const AT_EMPTY_PATH: usize = 0x1000;
 
-fn owner_and_mode(path: &Path, flags: usize) -> Result<(u32, u32, u32), Msg> {
+fn owner_and_mode(path: &Path, flags: u32) -> Result<(u32, u32, u32), Msg> {
     let st = stat_at(path, flags).ctx("stat")?;
     Ok((st.uid, st.gid, st.mode & 0o7777))
 }
@@ -1243,7 +1191,7 @@ fn owner_and_mode(path: &Path, flags: usize) -> Result<(u32, u32, u32), Msg> {
 fn chown_root(_: &Ctx) -> Outcome {
     let s = Scratch::new("chown", ["f", "l", "d", "loop", "", "", "", ""])?;
     let (f, l, d, looped) = (s.path("f"), s.path("l"), s.path("d"), s.path("loop"));
-    let fd = open(&f, O_CREAT | O_RDWR, 0o600).ctx("create")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("create")?;
     let chmod = |path: &Path, mode: usize| {
         // SAFETY: NUL-terminated path.
         ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")
@@ -1275,19 +1223,19 @@ fn chown_root(_: &Ctx) -> Outcome {
         file.uid,
         file.gid
     );
-    ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD, l.ptr(), 7, 8, 0) }).ctx("fchownat")?;
+    ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD as usize, l.ptr(), 7, 8, 0) }).ctx("fchownat")?;
     ensure!(owner_and_mode(&f, 0)?.0 == 7, "fchownat follows the link");
     ret(unsafe {
-        syscall5(nr::FCHOWNAT, AT_FDCWD, l.ptr(), 9, 9, AT_SYMLINK_NOFOLLOW)
+        syscall5(nr::FCHOWNAT, AT_FDCWD as usize, l.ptr(), 9, 9, AT_SYMLINK_NOFOLLOW as usize)
     })
     .ctx("fchownat AT_SYMLINK_NOFOLLOW")?;
     ensure!(
         owner_and_mode(&l, AT_SYMLINK_NOFOLLOW)?.0 == 9 && owner_and_mode(&f, 0)?.0 == 7,
         "fchownat AT_SYMLINK_NOFOLLOW changes the link only"
     );
-    let path_fd = open(&f, O_PATH, 0).ctx("open O_PATH")?;
+    let path_fd = open(f.c_str(), O_PATH, 0).map(Fd).ctx("open O_PATH")?;
     ret(unsafe {
-        syscall5(nr::FCHOWNAT, path_fd.raw() as usize, c"".as_ptr() as usize, 5, 6, AT_EMPTY_PATH)
+        syscall5(nr::FCHOWNAT, path_fd.raw() as usize, c"".as_ptr() as usize, 5, 6, AT_EMPTY_PATH as usize)
     })
     .ctx("fchownat AT_EMPTY_PATH")?;
     ensure!(owner_and_mode(&f, 0)?.0 == 5, "fchownat AT_EMPTY_PATH of an O_PATH fd");
@@ -1298,7 +1246,7 @@ fn chown_root(_: &Ctx) -> Outcome {
     )?;
     expect_err(
         "fchownat with AT_SYMLINK_FOLLOW",
-        ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD, f.ptr(), 0, 0, 0x400) }),
+        ret(unsafe { syscall5(nr::FCHOWNAT, AT_FDCWD as usize, f.ptr(), 0, 0, AT_SYMLINK_FOLLOW as usize) }),
         Errno::EINVAL,
     )?;
     expect_err(
@@ -1351,7 +1299,7 @@ fn chown_unprivileged(_: &Ctx) -> Outcome {
         s.path("private"),
     );
     for (path, mode) in [(&mine, 0o4755), (&theirs, 0o644), (&suid, 0o4755), (&private, 0o600)] {
-        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        open(path.c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create")?;
         // SAFETY: NUL-terminated path.
         ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;
     }
@@ -1383,7 +1331,7 @@ fn chown_unprivileged(_: &Ctx) -> Outcome {
                 && owner_and_mode(&mine, 0).ok() == Some((1000, 1000, 0o755)),
             chown(&suid, NO_CHANGE, NO_CHANGE) == Err(Errno::EPERM),
             chown(&theirs, NO_CHANGE, NO_CHANGE).is_ok(),
-            open(&private, O_RDONLY, 0).is_ok(),
+            open(private.c_str(), O_RDONLY, 0).map(Fd).is_ok(),
         ];
         checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
     })?;
@@ -1447,7 +1395,7 @@ fn byte_at(fd: &Fd, offset: usize) -> Result<u8, Msg> {
 /// the pages.
 fn mmap_shared(_: &Ctx) -> Outcome {
     let s = Scratch::new("mmap-shared", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     pwrite(&fd, b"hello", 0).ctx("pwrite")?;
     ftruncate(&fd, 8192).ctx("ftruncate")?;
     let rw = PROT_READ | PROT_WRITE;
@@ -1480,7 +1428,7 @@ fn mmap_shared(_: &Ctx) -> Outcome {
 /// keeps a copied page; a read-only descriptor may be mapped writable.
 fn mmap_private(_: &Ctx) -> Outcome {
     let s = Scratch::new("mmap-private", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     pwrite(&fd, b"abc", 0).ctx("pwrite")?;
     ftruncate(&fd, 8192).ctx("ftruncate")?;
     let rw = PROT_READ | PROT_WRITE;
@@ -1506,7 +1454,7 @@ fn mmap_private(_: &Ctx) -> Outcome {
     ensure!(map.get(0) == b'Z', "mprotect keeps the copy");
     map.set(4096, b'W');
     ensure!(byte_at(&fd, 4096)? == b'Q', "after mprotect, still private");
-    let ro = open(&s.path("f"), O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let ro = open(s.path("f").c_str(), O_RDONLY, 0).map(Fd).ctx("open O_RDONLY")?;
     let copy = FileMap::new(4096, rw, MAP_PRIVATE, ro.raw(), 0).ctx("private rw of O_RDONLY")?;
     copy.set(0, b'!');
     ensure!(byte_at(&fd, 0)? == b'a', "unchanged file");
@@ -1535,7 +1483,7 @@ fn mmap_private(_: &Ctx) -> Outcome {
 fn mmap_lazy_sparse(_: &Ctx) -> Outcome {
     const SIZE: usize = 1 << 30;
     let s = Scratch::new("mmap-lazy", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     ftruncate(&fd, SIZE as i64).ctx("ftruncate 1 GiB")?;
     let rw = PROT_READ | PROT_WRITE;
     let map = FileMap::new(SIZE, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap 1 GiB shared")?;
@@ -1584,7 +1532,7 @@ const BUS_ADRERR: i32 = 2;
 /// is EFAULT; once the file grows, the page is the file's.
 fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
     let s = Scratch::new("mmap-sigbus", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     pwrite(&fd, &[b'a'; 5000], 0).ctx("pwrite")?;
     let rw = PROT_READ | PROT_WRITE;
     let map = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
@@ -1634,7 +1582,7 @@ fn mmap_past_eof_sigbus(_: &Ctx) -> Outcome {
 /// end keeps its bytes.
 fn truncate_unmaps(_: &Ctx) -> Outcome {
     let s = Scratch::new("truncate-unmaps", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     pwrite(&fd, &[b'a'; 3 * 4096], 0).ctx("pwrite")?;
     let rw = PROT_READ | PROT_WRITE;
     let shared = FileMap::new(3 * 4096, rw, MAP_SHARED, fd.raw(), 0).ctx("mmap shared")?;
@@ -1701,7 +1649,7 @@ fn truncate_unmaps(_: &Ctx) -> Outcome {
 /// What cannot be mapped, with Linux's errno in Linux's order.
 fn mmap_errors(_: &Ctx) -> Outcome {
     let s = Scratch::new("mmap-errors", ["f", "", "", "", "", "", "", ""])?;
-    let fd = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let fd = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     ftruncate(&fd, 4096).ctx("ftruncate")?;
     let (r, rw) = (PROT_READ, PROT_READ | PROT_WRITE);
     expect_err("bad fd", FileMap::new(4096, r, MAP_PRIVATE, 999, 0), Errno::EBADF)?;
@@ -1720,20 +1668,20 @@ fn mmap_errors(_: &Ctx) -> Outcome {
         FileMap::new(0, r, MAP_PRIVATE, fd.raw(), 0),
         Errno::EINVAL,
     )?;
-    let wo = open(&s.path("f"), O_WRONLY, 0).ctx("open O_WRONLY")?;
+    let wo = open(s.path("f").c_str(), O_WRONLY, 0).map(Fd).ctx("open O_WRONLY")?;
     expect_err(
         "write-only fd",
         FileMap::new(4096, r, MAP_PRIVATE, wo.raw(), 0),
         Errno::EACCES,
     )?;
-    let ro = open(&s.path("f"), O_RDONLY, 0).ctx("open O_RDONLY")?;
+    let ro = open(s.path("f").c_str(), O_RDONLY, 0).map(Fd).ctx("open O_RDONLY")?;
     expect_err(
         "shared writable of a read-only fd",
         FileMap::new(4096, rw, MAP_SHARED, ro.raw(), 0),
         Errno::EACCES,
     )?;
     FileMap::new(4096, r, MAP_SHARED, ro.raw(), 0).ctx("shared read-only")?;
-    let path_fd = open(&s.path("f"), O_PATH, 0).ctx("open O_PATH")?;
+    let path_fd = open(s.path("f").c_str(), O_PATH, 0).map(Fd).ctx("open O_PATH")?;
     expect_err(
         "O_PATH fd",
         FileMap::new(4096, r, MAP_PRIVATE, path_fd.raw(), 0),
@@ -1751,13 +1699,13 @@ fn mmap_errors(_: &Ctx) -> Outcome {
         Errno::EACCES,
     )?;
     let dir = Path::new(format_args!("{}", Bytes(s.dir.bytes())));
-    let dir = open(&dir, O_RDONLY | O_DIRECTORY, 0).ctx("open dir")?;
+    let dir = open(dir.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open dir")?;
     expect_err(
         "directory",
         FileMap::new(4096, r, MAP_PRIVATE, dir.raw(), 0),
         Errno::ENODEV,
     )?;
-    let zero = open(&Path::new(format_args!("/dev/zero")), O_RDWR, 0).ctx("open /dev/zero")?;
+    let zero = open(Path::new(format_args!("/dev/zero")).c_str(), O_RDWR, 0).map(Fd).ctx("open /dev/zero")?;
     let z = FileMap::new(8192, rw, MAP_PRIVATE, zero.raw(), 0).ctx("mmap /dev/zero")?;
     ensure!(z.get(5000) == 0, "/dev/zero maps zeros");
     z.set(5000, 7);
@@ -1815,7 +1763,7 @@ fn exec_interpreter(_: &Ctx) -> Outcome {
         ["prog", "text", "noexec", "short", "", "", "", ""],
     )?;
     let make = |name: &str, bytes: &[u8], mode: usize| -> Outcome {
-        let fd = open(&s.path(name), O_CREAT | O_WRONLY | O_TRUNC, 0o600).ctx("create")?;
+        let fd = open(s.path(name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0o600).map(Fd).ctx("create")?;
         write_all(fd.raw(), bytes).ctx("write")?;
         // SAFETY: no memory is passed.
         ret(unsafe { syscall2(nr::FCHMOD, fd.raw() as usize, mode) }).ctx("fchmod")?;
@@ -1858,7 +1806,7 @@ fn exec_interpreter(_: &Ctx) -> Outcome {
 
 /// Reads the whole (small) file at `path` into `buf`.
 pub(super) fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
-    let fd = open(&Path::new(format_args!("{path}")), O_RDONLY, 0).ctx(path)?;
+    let fd = open(Path::new(format_args!("{path}")).c_str(), O_RDONLY, 0).map(Fd).ctx(path)?;
     let n = read_full(fd.raw(), buf)?;
     core::str::from_utf8(&buf[..n]).map_err(|_| msg!("{path}: not UTF-8"))
 }
@@ -1890,7 +1838,7 @@ fn proc_files(ctx: &Ctx) -> Outcome {
         let line = core::str::from_utf8(line.bytes()).unwrap_or("");
         ensure!(status.contains(line), "no {line:?} in status {status:?}");
     }
-    let fd = open(&Path::new(format_args!("/proc/self/cmdline")), O_RDONLY, 0).ctx("cmdline")?;
+    let fd = open(Path::new(format_args!("/proc/self/cmdline")).c_str(), O_RDONLY, 0).map(Fd).ctx("cmdline")?;
     let mut buf = [0u8; 4096];
     let n = read_full(fd.raw(), &mut buf)?;
     let cmdline = &buf[..n];
@@ -1951,7 +1899,7 @@ fn proc_files(ctx: &Ctx) -> Outcome {
     );
     expect_err(
         "/proc/self/nonexistent",
-        open(&Path::new(format_args!("/proc/self/nonexistent")), O_RDONLY, 0),
+        open(Path::new(format_args!("/proc/self/nonexistent")).c_str(), O_RDONLY, 0).map(Fd),
         Errno::ENOENT,
     )?;
     Ok(())
@@ -2021,14 +1969,13 @@ fn listed_fds(dir: &Fd) -> Result<u64, Msg> {
 /// the file; opening one opens the file anew (its own offset); a closed
 /// descriptor is ENOENT.
 fn proc_fd(_: &Ctx) -> Outcome {
-    const F_GETFD: usize = 1;
     let s = Scratch::new("proc-fd", ["f", "", "", "", "", "", "", ""])?;
-    let file = open(&s.path("f"), O_CREAT | O_RDWR, 0o600).ctx("open")?;
+    let file = open(s.path("f").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("open")?;
     pwrite(&file, b"proc fd", 0).ctx("pwrite")?;
     lseek(&file, 5, SEEK_SET).ctx("lseek")?;
     let (pipe_r, pipe_w) = pipe()?;
     let dir_path = Path::new(format_args!("/proc/self/fd"));
-    let dir = open(&dir_path, O_RDONLY | O_DIRECTORY, 0).ctx("open /proc/self/fd")?;
+    let dir = open(dir_path.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open /proc/self/fd")?;
     ensure!(fstat(&dir).ctx("fstat")?.mode & S_IFMT == 0o040000, "the fd directory's mode");
     let listed = listed_fds(&dir)?;
     let open_fds = (0..64u64).filter(|&fd| fcntl(fd as i32, F_GETFD, 0).is_ok());
@@ -2055,7 +2002,7 @@ fn proc_fd(_: &Ctx) -> Outcome {
         followed.mode & S_IFMT == S_IFREG && followed.ino == direct.ino,
         "stat follows to the file"
     );
-    let again = open(&link(file.raw()), O_RDONLY, 0).ctx("open the link")?;
+    let again = open(link(file.raw()).c_str(), O_RDONLY, 0).map(Fd).ctx("open the link")?;
     let mut head = [0u8; 4];
     ensure!(read_full(again.raw(), &mut head)? == 4 && &head == b"proc", "a new offset");
     ensure!(
@@ -2073,7 +2020,6 @@ fn proc_fd(_: &Ctx) -> Outcome {
 
 /// A descriptor number that is not open (the lowest above `fd`).
 fn again_closed_fd(fd: &Fd) -> Result<i32, Msg> {
-    const F_GETFD: usize = 1;
     (fd.raw() + 1..1024)
         .find(|&n| fcntl(n, F_GETFD, 0).is_err())
         .ok_or_else(|| msg!("no free descriptor"))
@@ -2098,7 +2044,7 @@ fn proc_cpuinfo_sysctl(_: &Ctx) -> Outcome {
 /// Which of `wanted` (name, `d_type`) the directory at `path` lists, as
 /// a bit set (bit i: `wanted[i]`).
 fn dir_lists(path: &Path, wanted: &[(&[u8], u8)]) -> Result<u64, Msg> {
-    let dir = open(path, O_RDONLY | O_DIRECTORY, 0).ctx("open the directory")?;
+    let dir = open(path.c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd).ctx("open the directory")?;
     let mut found = 0u64;
     let mut buf = [0u8; 4096];
     loop {
@@ -2181,11 +2127,11 @@ fn proc_sys_dirs(_: &Ctx) -> Outcome {
     }
     expect_err(
         "threads-max with O_DIRECTORY",
-        open(&Path::new(format_args!("/proc/sys/kernel/threads-max")), O_RDONLY | O_DIRECTORY, 0),
+        open(Path::new(format_args!("/proc/sys/kernel/threads-max")).c_str(), O_RDONLY | O_DIRECTORY, 0).map(Fd),
         Errno::ENOTDIR,
     )?;
     for path in ["/proc/sys/no-such-dir", "/proc/sys/kernel/no-such-sysctl"] {
-        expect_err(path, open(&Path::new(format_args!("{path}")), O_RDONLY, 0), Errno::ENOENT)?;
+        expect_err(path, open(Path::new(format_args!("{path}")).c_str(), O_RDONLY, 0).map(Fd), Errno::ENOENT)?;
     }
     Ok(())
 }
@@ -2207,7 +2153,7 @@ fn creat_through_symlink(_: &Ctx) -> Outcome {
         Ok(())
     };
     symlink("target", &s.path("link"))?;
-    let fd = open(&s.path("link"), O_CREAT | O_WRONLY, 0o600).ctx("O_CREAT through the link")?;
+    let fd = open(s.path("link").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("O_CREAT through the link")?;
     write_all(fd.raw(), b"made").ctx("write")?;
     drop(fd);
     let made = stat_at(&s.path("target"), AT_SYMLINK_NOFOLLOW).ctx("stat the target")?;
@@ -2218,13 +2164,13 @@ fn creat_through_symlink(_: &Ctx) -> Outcome {
     let target2 = s.path("target2");
     symlink(core::str::from_utf8(target2.bytes()).unwrap_or("/"), &s.path("chain2"))?;
     symlink("chain2", &s.path("chain"))?;
-    open(&s.path("chain"), O_CREAT | O_RDWR, 0o600).ctx("O_CREAT through a chain")?;
+    open(s.path("chain").c_str(), O_CREAT | O_RDWR, 0o600).map(Fd).ctx("O_CREAT through a chain")?;
     stat_at(&target2, AT_SYMLINK_NOFOLLOW).ctx("stat the chain's target")?;
     // O_EXCL: the link itself exists.
     symlink("excl-target", &s.path("excl"))?;
     expect_err(
         "O_CREAT | O_EXCL of a dangling link",
-        open(&s.path("excl"), O_CREAT | O_EXCL | O_WRONLY, 0o600),
+        open(s.path("excl").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0o600).map(Fd),
         Errno::EEXIST,
     )?;
     expect_err(
@@ -2235,23 +2181,23 @@ fn creat_through_symlink(_: &Ctx) -> Outcome {
     symlink("nofollow-target", &s.path("nofollow"))?;
     expect_err(
         "O_CREAT | O_NOFOLLOW of a dangling link",
-        open(&s.path("nofollow"), O_CREAT | O_NOFOLLOW | O_WRONLY, 0o600),
+        open(s.path("nofollow").c_str(), O_CREAT | O_NOFOLLOW | O_WRONLY, 0o600).map(Fd),
         Errno::ELOOP,
     )?;
     // An existing target is opened, not truncated.
     symlink("target", &s.path("exists"))?;
-    let fd = open(&s.path("exists"), O_CREAT | O_RDONLY, 0o600).ctx("O_CREAT of a live link")?;
+    let fd = open(s.path("exists").c_str(), O_CREAT | O_RDONLY, 0o600).map(Fd).ctx("O_CREAT of a live link")?;
     ensure!(fstat(&fd).ctx("fstat")?.size == 4, "the live link's target changed");
     symlink("missing-dir/file", &t.path("nodir"))?;
     expect_err(
         "a target in a missing directory",
-        open(&t.path("nodir"), O_CREAT | O_WRONLY, 0o600),
+        open(t.path("nodir").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd),
         Errno::ENOENT,
     )?;
     symlink("newdir/", &t.path("slash"))?;
     expect_err(
         "a target ending in a slash",
-        open(&t.path("slash"), O_CREAT | O_WRONLY, 0o600),
+        open(t.path("slash").c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd),
         Errno::EISDIR,
     )?;
     Ok(())

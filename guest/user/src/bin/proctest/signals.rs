@@ -1170,7 +1170,7 @@ fn exec_closes_cloexec(ctx: &Ctx) -> Outcome {
     dup2(w.raw(), 8).ctx("dup2 to 8")?;
     ensure!(fcntl(8, F_GETFD, 0) == Ok(0), "dup2 kept FD_CLOEXEC");
     // SAFETY: no memory is passed.
-    forkvm_user::syscall::check(unsafe { syscall3(292, w.raw() as usize, 9, O_CLOEXEC as usize) })
+    forkvm_user::syscall::check(unsafe { syscall3(nr::DUP3, w.raw() as usize, 9, O_CLOEXEC as usize) })
         .ctx("dup3(O_CLOEXEC)")?;
     ensure!(
         fcntl(9, F_GETFD, 0) == Ok(1),

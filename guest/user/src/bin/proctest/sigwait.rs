@@ -182,7 +182,7 @@ fn tgkill_checks(_: &Ctx) -> Outcome {
     // looked at, a negative signal is invalid.
     let high = 1usize << 32;
     // SAFETY: signal 0 only checks; no memory is involved.
-    let wide = unsafe { syscall2(200, high | tid as usize, high) };
+    let wide = unsafe { syscall2(nr::TKILL, high | tid as usize, high) };
     ensure!(wide == 0, "tkill(2^32 | tid, 2^32): {}", Ret(wide));
     expect_errno("tkill(self, -1)", tkill(tid, -1), Errno::EINVAL)?;
     // Another user's process: EPERM, for signal 0 too.
@@ -653,7 +653,7 @@ fn sigqueueinfo_checks(_: &Ctx) -> Outcome {
         Errno::E2BIG,
     )?;
     // SAFETY: the kernel fails to read at 8 (EFAULT); nothing is written.
-    let ret = unsafe { syscall4(297, 0, 0, SIGUSR1 as usize, 8) };
+    let ret = unsafe { syscall4(nr::RT_TGSIGQUEUEINFO, 0, 0, SIGUSR1 as usize, 8) };
     expect_errno(
         "rt_tgsigqueueinfo(0, 0, info at 8)",
         forkvm_user::syscall::check(ret),

@@ -571,21 +571,13 @@ pub fn hostname() -> Result<[u8; 65], Msg> {
 /// `sethostname(name)`.
 pub fn sethostname(name: &[u8]) -> isize {
     // SAFETY: a live slice of the given length.
-    unsafe { forkvm_user::syscall::syscall2(170, name.as_ptr() as usize, name.len()) }
-}
-
-/// `fcntl` with a `usize` command, for `files.rs`'s own constants only
-/// (that file is being changed on another branch): once it uses
-/// `forkvm_user::syscall::fcntl` and `forkvm_abi::linux::fcntl`, remove
-/// this.
-pub fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
-    forkvm_user::syscall::fcntl(fd, cmd as u32, arg)
+    unsafe { forkvm_user::syscall::syscall2(nr::SETHOSTNAME, name.as_ptr() as usize, name.len()) }
 }
 
 /// `umask(mask)`: the previous mask.
 pub fn umask(mask: u32) -> u32 {
     // SAFETY: no memory is passed.
-    unsafe { forkvm_user::syscall::syscall1(95, mask as usize) as u32 }
+    unsafe { forkvm_user::syscall::syscall1(nr::UMASK, mask as usize) as u32 }
 }
 
 /// What a thread reports to its creator.

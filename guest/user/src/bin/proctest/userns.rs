@@ -46,7 +46,7 @@ fn become_unprivileged() -> Outcome {
 /// `prctl(PR_SET_DUMPABLE, 1)`.
 fn set_dumpable() -> Outcome {
     // SAFETY: touches no memory.
-    let ret = unsafe { forkvm_user::syscall::syscall2(157, 4, 1) };
+    let ret = unsafe { forkvm_user::syscall::syscall2(nr::PRCTL, 4, 1) };
     forkvm_user::syscall::check(ret).ctx("prctl(PR_SET_DUMPABLE)")?;
     Ok(())
 }
@@ -458,14 +458,14 @@ fn kill_needs_permission(_: &Ctx) -> Outcome {
 fn getgroups(list: &mut [u32]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most list.len() gids into the live slice.
     forkvm_user::syscall::check(unsafe {
-        forkvm_user::syscall::syscall2(115, list.len(), list.as_mut_ptr() as usize)
+        forkvm_user::syscall::syscall2(nr::GETGROUPS, list.len(), list.as_mut_ptr() as usize)
     })
 }
 
 /// `setgroups(size, list)` with a raw pointer (to test EFAULT).
 fn setgroups_raw(size: usize, list: usize) -> Result<(), Errno> {
     // SAFETY: the kernel only reads; a bad pointer is its EFAULT.
-    forkvm_user::syscall::check(unsafe { forkvm_user::syscall::syscall2(116, size, list) })
+    forkvm_user::syscall::check(unsafe { forkvm_user::syscall::syscall2(nr::SETGROUPS, size, list) })
         .map(drop)
 }
 

@@ -65,7 +65,7 @@ fn every_failing_step_of_copy_process_unwinds() {
 }
 
 /// `failnth` names the kernel's step each injected failure hit, in Linux's
-/// order (`forkvm_abi::sys::FORK_STEPS`): a plain fork, and one into a new
+/// order (`forkvm_abi::sys::ForkStep`): a plain fork, and one into a new
 /// user namespace.
 #[test]
 fn failnth_names_each_step_of_copy_process() {

@@ -383,3 +383,40 @@ fn the_affinity_builtin_binds_the_command_or_says_why_not() {
     assert!(text.contains("usage: affinity MASK COMMAND..."), "{text}");
     assert!(text.contains("\nafter"), "{text}");
 }
+
+/// The shell's scheduling builtins: `renice` prints util-linux's line and
+/// reports a refused change as `renice: CALL: ENAME N` (another user's
+/// task: EPERM; lowering one's own nice value unprivileged: EACCES; no
+/// such task: ESRCH); `nice` and `chrt` report theirs the same way
+/// (EACCES from setpriority, EPERM from sched_setscheduler) and run the
+/// command when allowed.
+#[test]
+fn shell_nice_chrt_renice_report_like_util_linux() {
+    require_kvm!();
+    let text = run_expect(
+        "renice 5 1; renice 0 1; su 1000 renice 3 1; su 1000 renice -1 0; renice 1 99999; \
+         su 1000 nice 5 nice -3 echo never; nice 4 echo niced; \
+         su 1000 chrt -f 10 echo never; chrt -f 10 echo fifo; chrt -i 0 echo idle",
+        0,
+    );
+    let expected = [
+        "1 (process ID) old priority 0, new priority 5",
+        "1 (process ID) old priority 5, new priority 0",
+        "renice: setpriority: EPERM 1",
+        "renice: setpriority: EACCES 13",
+        "renice: getpriority: ESRCH 3",
+        "nice: setpriority: EACCES 13",
+        "niced",
+        "chrt: sched_setscheduler: EPERM 1",
+        "fifo",
+        "idle",
+    ];
+    let mut rest = text.as_str();
+    for line in expected {
+        let at = rest
+            .find(&format!("{line}\n"))
+            .unwrap_or_else(|| panic!("{line:?} missing, or out of order:\n{text}"));
+        rest = &rest[at + line.len()..];
+    }
+    assert!(!text.contains("\nnever\n"), "{text}");
+}

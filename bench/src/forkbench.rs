@@ -253,6 +253,34 @@ pub fn select_with_archive(name: &str, initrd: bool) -> Result<Vec<BenchOp>, Str
     Ok(ops)
 }
 
+/// The operations `forkbench scale --op` selects: each name (repeatable)
+/// is one of [`scale::OPS`](crate::scale::OPS) or `all`; each operation
+/// is taken once, in the order first named. A setup error names the
+/// choices for an unknown name.
+pub fn select_scale_ops(names: &[String]) -> Result<Vec<BenchOp>, Error> {
+    let mut ops = Vec::new();
+    for name in names {
+        let selected = if name == "all" {
+            crate::scale::OPS.to_vec()
+        } else {
+            let op = crate::scale::OPS
+                .into_iter()
+                .find(|&op| op_name(op) == name)
+                .ok_or_else(|| {
+                    let names: Vec<_> = crate::scale::OPS.iter().map(|&op| op_name(op)).collect();
+                    Error::setup(format!("--op {name:?}: one of {}, all", names.join(", ")))
+                })?;
+            vec![op]
+        };
+        for op in selected {
+            if !ops.contains(&op) {
+                ops.push(op);
+            }
+        }
+    }
+    Ok(ops)
+}
+
 /// A file named on the command line, created (or truncated) before
 /// anything runs, so that a path that cannot be written is an error at
 /// once and not after the whole run.
@@ -1265,6 +1293,32 @@ pub fn probe(opts: &ProbeOptions) -> Result<Verdict, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_ops_are_selected_once_each_in_the_order_named() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            select_scale_ops(&names(&["vfork", "fork", "vfork"])).unwrap(),
+            [BenchOp::Vfork, BenchOp::Fork]
+        );
+        assert_eq!(
+            select_scale_ops(&names(&["fork_mem", "all"])).unwrap(),
+            [
+                BenchOp::ForkMem,
+                BenchOp::Fork,
+                BenchOp::Vfork,
+                BenchOp::CloneThread,
+                BenchOp::CloneVm
+            ]
+        );
+        // Not a scaling operation, though a benchmark one.
+        let err = select_scale_ops(&names(&["fork", "fork_exec"])).unwrap_err();
+        assert_eq!(err.exit_status, 2);
+        assert_eq!(
+            err.message,
+            "--op \"fork_exec\": one of fork, vfork, clone_thread, clone_vm, fork_mem, all"
+        );
+    }
 
     #[test]
     fn the_vm_lives_as_long_as_its_requests_may_take() {

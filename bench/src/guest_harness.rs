@@ -780,9 +780,9 @@ impl<T: Transport> Client<T> {
     }
 
     /// `RunScale`: `workers` workers (processes or threads, `mode`) repeat
-    /// `op` for `duration_ms` once all exist; what they counted. A run the
-    /// guest could not complete is [`HarnessError::Guest`]'s
-    /// `Internal` with the errno as detail.
+    /// `op` for `duration_ms` once each has completed an operation; what
+    /// they counted. A run the guest could not complete is
+    /// [`HarnessError::Guest`]'s `Internal` with the errno as detail.
     pub fn run_scale(
         &mut self,
         op: BenchOp,

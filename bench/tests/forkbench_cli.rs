@@ -4,8 +4,10 @@
 //! (same machine only) and a history.
 
 mod common;
+mod schemas;
 
 use common::{assert_success, forkbench, TempDir};
+use schemas::{assert_valid, Dashboard};
 
 /// `forkbench run clone_einval --target host` (the cheapest operation), 20 iterations,
 /// with `extra` arguments.
@@ -338,15 +340,16 @@ fn history_mode_tests_against_past_runs_and_keeps_the_last() {
 
 /// Every output format of a host run, each parsed and checked: BMF with
 /// the interval's bounds and p99, github-action-benchmark items with
-/// ranges and p99 items, Markdown tables, the text table, and the samples
-/// CSV.
+/// ranges and p99 items (both also validated against what the tools
+/// accept, `tests/schemas/`), Markdown tables, the text table, and the
+/// samples CSV.
 #[test]
 fn every_output_format_is_valid() {
     let dir = TempDir::new("formats");
     let samples = dir.join("samples.csv");
     let out = run_clone_einval(&["--format", "bmf", "--samples", samples.to_str().unwrap()]);
     assert_success(&out);
-    let bmf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bmf = assert_valid(Dashboard::Bencher, &out.stdout);
     let latency = &bmf["clone_einval/create/host"]["latency"];
     let (lower, value, upper) = (
         latency["lower_value"].as_f64().unwrap(),
@@ -374,7 +377,8 @@ fn every_output_format_is_valid() {
 
     let out = run_clone_einval(&["--format", "github"]);
     assert_success(&out);
-    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let github = assert_valid(Dashboard::GithubAction, &out.stdout);
+    let items = github.as_array().unwrap();
     assert_eq!(items.len(), 2, "{items:?}");
     assert_eq!(items[0]["name"], "clone_einval/create/host");
     let range = items[0]["range"].as_str().unwrap();

@@ -4,8 +4,10 @@
 //! report entries. No timing is asserted.
 
 mod common;
+mod schemas;
 
 use common::{assert_success, forkbench, TempDir};
+use schemas::{assert_valid, Dashboard};
 
 #[test]
 fn scale_usage_errors_exit_2() {
@@ -104,7 +106,7 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
     }
     let out = forkbench(&["boot", "--iters", "2", "--warmup", "0", "--format", "bmf"]);
     assert_success(&out);
-    let bmf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bmf = assert_valid(Dashboard::Bencher, &out.stdout);
     for name in ["boot/256MiB/to_poweroff/guest", "boot/256MiB/total/guest"] {
         assert!(
             bmf[name]["latency"]["value"].as_f64().unwrap() > 0.0,
@@ -115,7 +117,7 @@ fn boot_reports_every_boot_in_the_dashboard_formats() {
         "boot", "--iters", "2", "--warmup", "0", "--format", "github",
     ]);
     assert_success(&out);
-    let github: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let github = assert_valid(Dashboard::GithubAction, &out.stdout);
     assert!(github
         .as_array()
         .unwrap()

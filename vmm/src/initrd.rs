@@ -2,7 +2,7 @@
 //! plain or gzip-compressed, as Linux accepts), decompresses it if needed
 //! and places it at the top of the low RAM region, which the kernel is then
 //! told is not RAM (so its frame allocator never hands those pages out).
-//! The guest parses the archive (`guest/src/fs/cpio.rs`) and reports a
+//! The guest parses the archive (`guest/core/src/fs/cpio.rs`) and reports a
 //! corrupt one itself, with the byte offset.
 //!
 //! Why decompress here rather than in the guest as Linux does: the guest

@@ -241,34 +241,7 @@ enum ModeArg {
 
 impl ScaleArgs {
     fn options(self) -> Result<ScaleOptions, forkbench::Error> {
-        let mut ops = Vec::new();
-        for name in &self.op {
-            let names: Vec<&str> = bench::scale::OPS
-                .iter()
-                .map(|&op| bench::host_linux::op_name(op))
-                .collect();
-            let selected = if name == "all" {
-                bench::scale::OPS.to_vec()
-            } else {
-                match bench::scale::OPS
-                    .into_iter()
-                    .find(|&op| bench::host_linux::op_name(op) == name)
-                {
-                    Some(op) => vec![op],
-                    None => {
-                        return Err(forkbench::Error {
-                            message: format!("--op {name:?}: one of {}, all", names.join(", ")),
-                            exit_status: 2,
-                        })
-                    }
-                }
-            };
-            for op in selected {
-                if !ops.contains(&op) {
-                    ops.push(op);
-                }
-            }
-        }
+        let ops = forkbench::select_scale_ops(&self.op)?;
         let modes = match self.mode {
             ModeArg::Processes => vec![ScaleMode::Processes],
             ModeArg::Threads => vec![ScaleMode::Threads],

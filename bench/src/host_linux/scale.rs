@@ -101,9 +101,14 @@ pub fn tally(before: &[u64], after: &[u64]) -> (u64, u64, u64) {
     })
 }
 
-/// Counts the workers' operations over `duration` once all exist; `done`
-/// gives their counts now.
+/// Counts the workers' operations over `duration` once each has completed
+/// one (as the guest's `scale` does; waiting at most ~10 s, in case one
+/// failed); `done` gives their counts now.
 fn count_over(duration: Duration, done: impl Fn() -> Vec<u64>) -> Counts {
+    let warm_up = Instant::now();
+    while done().contains(&0) && warm_up.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let start = Instant::now();
     let before = done();
     std::thread::sleep(duration);

@@ -320,7 +320,7 @@ pub mod sys {
     /// `forkvm_info(kind, buf, len) -> bytes written`: copies a report of
     /// `kind` into `buf` (EINVAL for an unknown kind, EFAULT for a bad
     /// buffer; a short buffer gets a truncated report).
-    pub const SYS_FORKVM_INFO: u64 = 1024;
+    pub const SYS_FORKVM_INFO: usize = 1024;
     /// `kind` of [`SYS_FORKVM_INFO`]: one [`SystemInfo`].
     pub const INFO_SYSTEM: u64 = 0;
     /// `kind` of [`SYS_FORKVM_INFO`]: one [`TaskInfo`] per task, by pid.
@@ -338,7 +338,7 @@ pub mod sys {
 
     /// `forkvm_diag(op, arg, buf, len) -> bytes written`: kernel
     /// measurements and test hooks.
-    pub const SYS_FORKVM_DIAG: u64 = 1025;
+    pub const SYS_FORKVM_DIAG: usize = 1025;
     /// Measure timer ticks over `arg` milliseconds (1..=10000) with the
     /// kernel spinning, idling, and running user code; writes a [`TickReport`].
     pub const DIAG_TICKS: u64 = 0;
@@ -357,37 +357,83 @@ pub mod sys {
     pub const DIAG_PANIC_ON_CPU: u64 = 4;
     /// `DIAG_FAIL_NTH`'s result: bits 0..16 count the fallible steps the
     /// previous clone went through; the bits from this shift on say which
-    /// step an injected failure hit (1-based index into [`FORK_STEPS`],
-    /// 0 if none failed).
+    /// step an injected failure hit ([`ForkStep::number`], 0 if none
+    /// failed).
     pub const FAIL_NTH_STEP_SHIFT: u32 = 16;
-    /// The fallible steps of `copy_process` (Linux `kernel/fork.c` names),
-    /// in the order they run; the kernel's `process::fork::ForkStep`
-    /// numbers them from 1 in this order. A step that has nothing to
-    /// allocate for a given clone is not counted (`create_user_ns` without
-    /// CLONE_NEWUSER, `copy_semundo` unless CLONE_SYSVSEM needs a new undo
-    /// list, `copy_io` unless the parent chose an I/O priority, `pidfd`
-    /// without CLONE_PIDFD).
-    pub const FORK_STEPS: [&str; 13] = [
-        "dup_task_struct",
-        "copy_creds",
-        "create_user_ns",
-        "copy_semundo",
-        "copy_files",
-        "copy_fs",
-        "copy_sighand",
-        "copy_signal",
-        "copy_mm",
-        "copy_namespaces",
-        "copy_io",
-        "alloc_pid",
-        "pidfd",
-    ];
+
+    /// Declares [`ForkStep`] from one list, each step with its name, so a
+    /// step cannot be added without one.
+    macro_rules! fork_steps {
+        ($($(#[$meta:meta])* $step:ident => $name:literal,)*) => {
+            /// The fallible steps of `copy_process`, in the order they run
+            /// (Linux `kernel/fork.c`'s), named as Linux names them: the
+            /// fail points of the kernel's fault injection. A step that has
+            /// nothing to allocate for a given clone is not counted
+            /// (`create_user_ns` without CLONE_NEWUSER, `copy_semundo` unless
+            /// CLONE_SYSVSEM needs a new undo list, `copy_io` unless the
+            /// parent chose an I/O priority, `pidfd` without CLONE_PIDFD).
+            #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+            pub enum ForkStep {
+                $($(#[$meta])* $step,)*
+            }
+
+            impl ForkStep {
+                /// Every step, in the order they run.
+                pub const ALL: &'static [ForkStep] = &[$(ForkStep::$step,)*];
+
+                /// Its Linux name.
+                pub const fn name(self) -> &'static str {
+                    match self {
+                        $(ForkStep::$step => $name,)*
+                    }
+                }
+            }
+        };
+    }
+
+    fork_steps! {
+        /// The kernel stack.
+        DupTaskStruct => "dup_task_struct",
+        /// The child's credentials.
+        CopyCreds => "copy_creds",
+        /// A new user namespace (CLONE_NEWUSER, within copy_creds).
+        CreateUserNs => "create_user_ns",
+        /// A System V undo list to share (CLONE_SYSVSEM).
+        CopySemundo => "copy_semundo",
+        CopyFiles => "copy_files",
+        CopyFs => "copy_fs",
+        CopySighand => "copy_sighand",
+        /// The process's shared state (here: its limits, then its group).
+        CopySignal => "copy_signal",
+        CopyMm => "copy_mm",
+        CopyNamespaces => "copy_namespaces",
+        /// A copy of the parent's I/O context.
+        CopyIo => "copy_io",
+        /// Pid numbers at every namespace level.
+        AllocPid => "alloc_pid",
+        /// The CLONE_PIDFD file descriptor.
+        Pidfd => "pidfd",
+    }
+
+    impl ForkStep {
+        /// Its number in a `DIAG_FAIL_NTH` report: its place in
+        /// [`ForkStep::ALL`], from 1.
+        pub const fn number(self) -> u32 {
+            self as u32 + 1
+        }
+
+        /// The step numbered `number` ([`ForkStep::number`]).
+        pub fn from_number(number: u32) -> Option<ForkStep> {
+            let index = usize::try_from(number.checked_sub(1)?).ok()?;
+            ForkStep::ALL.get(index).copied()
+        }
+    }
 
     /// `forkvm_sysctl(name, name_len, value, value_len, out, out_len) ->
     /// bytes written`: reads a kernel setting as decimal text into `out`,
     /// after setting it to the decimal text `value[..value_len]` if
     /// `value` is not null. ENOENT for an unknown name, EINVAL for a bad value.
-    pub const SYS_FORKVM_SYSCTL: u64 = 1026;
+    pub const SYS_FORKVM_SYSCTL: usize = 1026;
 
     /// `forkvm_vconsole_open() -> fd`: opens the virtio console (the
     /// `VIRTIO_CONSOLE_MMIO_BASE` device) as a file: `read` blocks until the
@@ -396,7 +442,7 @@ pub mod sys {
     /// when the device has consumed it. ENODEV without a working device
     /// (none announced, or it needed a reset; then reads and writes on
     /// open descriptors fail with EIO).
-    pub const SYS_FORKVM_VCONSOLE_OPEN: u64 = 1027;
+    pub const SYS_FORKVM_VCONSOLE_OPEN: usize = 1027;
 
     /// `reboot` magic numbers and command (Linux `include/uapi/linux/reboot.h`).
     pub const LINUX_REBOOT_MAGIC1: u64 = 0xfee1_dead;

@@ -82,27 +82,87 @@ pub fn set_builtin_by_name(on: bool) {
 /// Most `#!` lines followed for one exec (Linux's `BINPRM_MAX_RECURSION`).
 const MAX_INTERPRETERS: usize = 4;
 
+/// The file an exec starts from, opened before the arguments are read
+/// (Linux `alloc_bprm`: `do_open_execat` and the name it gives the
+/// program).
+pub struct ExecStart {
+    pub image: ExecImage,
+    /// Linux `bprm->filename`: the path as given, or `/dev/fd/N` and
+    /// `/dev/fd/N/PATH` for `execveat` relative to a descriptor. It is
+    /// AT_EXECFN, a script's argument to its interpreter, and the
+    /// source of the new `comm`.
+    pub filename: Vec<u8>,
+    /// The opened file's absolute path (`/proc/PID/exe`) when the
+    /// filename cannot be looked up again (relative to a descriptor);
+    /// None: resolve the filename.
+    pub exe_path: Option<Vec<u8>>,
+    /// `comm` comes from the file's own name, not the filename (Linux
+    /// `comm_from_dentry`, for `execveat` of a descriptor with an empty
+    /// path).
+    pub comm_from_file: bool,
+    /// The filename names a close-on-exec descriptor, which is gone
+    /// once the new program runs (Linux BINPRM_FLAGS_PATH_INACCESSIBLE):
+    /// a script then fails with ENOENT, its interpreter could not open it.
+    pub path_inaccessible: bool,
+}
+
+impl ExecStart {
+    /// `execve(path)`: the file `path` names from the cwd, symbolic links
+    /// followed.
+    pub fn open(path: &[u8]) -> Result<ExecStart, i32> {
+        ExecStart::open_path(path, true)
+    }
+
+    /// The file `path` names from the cwd (or the root); a symbolic link
+    /// at its end is followed if `follow`, else ELOOP.
+    pub fn open_path(path: &[u8], follow: bool) -> Result<ExecStart, i32> {
+        let image = match find_exec(path, follow)? {
+            ExecFile::Builtin(image) => ExecImage::Static(image),
+            ExecFile::File(inode) => image_of(inode),
+        };
+        Ok(ExecStart {
+            image,
+            filename: path.to_vec(),
+            exe_path: None,
+            comm_from_file: false,
+            path_inaccessible: false,
+        })
+    }
+}
+
 /// What `execve` loads: the image, the arguments it runs with (changed
 /// for a script: interpreter, its optional argument, the script's
-/// path, then `argv[1..]`) and the path of the file loaded (a
-/// script's interpreter).
+/// path, then `argv[1..]`), the path of the file loaded (a script's
+/// interpreter) and whether that is the start's file.
 pub struct Exec {
     pub image: ExecImage,
     pub argv: Vec<Vec<u8>>,
     pub path: Vec<u8>,
+    pub interpreted: bool,
 }
 
-/// The image `path` names (following `#!` lines).
-pub fn open_exec(path: &[u8], argv: &[&[u8]]) -> Result<Exec, i32> {
+/// The image `start` leads to (following `#!` lines).
+pub fn open_exec(start: ExecStart, argv: &[&[u8]]) -> Result<Exec, i32> {
     let mut argv: Vec<Vec<u8>> = argv.iter().map(|a| a.to_vec()).collect();
-    let mut path = path.to_vec();
-    for _ in 0..=MAX_INTERPRETERS {
-        let image = open_one(&path)?;
+    let mut path = start.filename;
+    let mut image = start.image;
+    for hop in 0..=MAX_INTERPRETERS {
+        if hop > 0 {
+            image = open_one(&path)?;
+        }
         let head = image.head(forkvm_core::fs::shebang::SHEBANG_MAX)?;
         let Some(line) = shebang(&head) else {
-            return Ok(Exec { image, argv, path });
+            return Ok(Exec {
+                image,
+                argv,
+                path,
+                interpreted: hop > 0,
+            });
         };
         let (interpreter, argument) = line?;
+        if start.path_inaccessible {
+            return Err(ENOENT);
+        }
         let mut new_argv = Vec::with_capacity(argv.len() + 2);
         new_argv.push(interpreter.to_vec());
         if let Some(argument) = argument {
@@ -123,25 +183,41 @@ enum ExecFile {
     File(Arc<Inode>),
 }
 
-fn find_exec(path: &[u8]) -> Result<ExecFile, i32> {
+fn find_exec(path: &[u8], follow: bool) -> Result<ExecFile, i32> {
     let access = crate::fs::current::current_access();
     let fs = crate::fs::current::current_fs();
-    let found = fs.lock().walk(&access).lookup_node(path, true);
-    let inode = match found {
-        Ok(Node::Inode(inode)) => inode,
-        Ok(Node::Dir(_)) => return Err(EACCES),
-        Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => {
-            return crate::programs::find(path)
-                .map(ExecFile::Builtin)
-                .ok_or(ENOENT)
-        }
-        Err(e) => return Err(e),
-    };
-    if !matches!(inode.kind, InodeKind::Regular(_)) {
-        return Err(EACCES);
+    let found = fs.lock().walk(&access).lookup_node(path, follow);
+    match found {
+        Err(ENOENT) if BUILTIN_BY_NAME.load(Ordering::Relaxed) => crate::programs::find(path)
+            .map(ExecFile::Builtin)
+            .ok_or(ENOENT),
+        found => exec_node(&found?, &access).map(ExecFile::File),
     }
-    access.permission_node(&Node::Inode(inode.clone()), MAY_EXEC)?;
-    Ok(ExecFile::File(inode))
+}
+
+/// Linux `may_open` for an exec of `node`: a directory or any file but a
+/// regular one is EACCES, a symbolic link (not followed) ELOOP, and the
+/// caller needs execute permission.
+fn exec_node(node: &Node, access: &crate::fs::permission::Access) -> Result<Arc<Inode>, i32> {
+    let inode = match node {
+        Node::Dir(_) => return Err(EACCES),
+        Node::Inode(inode) => inode,
+    };
+    match inode.kind {
+        InodeKind::Regular(_) => {}
+        InodeKind::Symlink(_) => return Err(ELOOP),
+        _ => return Err(EACCES),
+    }
+    access.permission_node(node, MAY_EXEC)?;
+    Ok(inode.clone())
+}
+
+/// The image of `node`, a file `execveat` found relative to a
+/// descriptor (or the descriptor's own file), checked as `execve`
+/// checks a path's file.
+pub fn open_node(node: &Node) -> Result<ExecImage, i32> {
+    let inode = exec_node(node, &crate::fs::current::current_access())?;
+    Ok(image_of(inode))
 }
 
 /// The absolute path of the file `path` names, symbolic links
@@ -154,12 +230,6 @@ pub fn resolve_path(path: &[u8]) -> Option<Vec<u8>> {
     fs.walk(&access).canonical_path(path)
 }
 
-/// Linux opens the program before it reads `execve`'s arguments: a
-/// missing or non-executable file is its errno even with a bad argv.
-pub fn check_exec(path: &[u8]) -> Result<(), i32> {
-    find_exec(path).map(|_| ())
-}
-
 /// A dynamically linked program's interpreter (its PT_INTERP path),
 /// opened as the program itself was (Linux `open_exec`): ENOENT if
 /// missing, EACCES without execute permission.
@@ -168,15 +238,16 @@ pub fn open_interpreter(path: &[u8]) -> Result<ExecImage, i32> {
 }
 
 fn open_one(path: &[u8]) -> Result<ExecImage, i32> {
-    let inode = match find_exec(path)? {
-        ExecFile::Builtin(image) => return Ok(ExecImage::Static(image)),
-        ExecFile::File(inode) => inode,
-    };
-    let InodeKind::Regular(data) = &inode.kind else {
-        return Err(EACCES);
-    };
-    if let Some(image) = data.lock().image() {
-        return Ok(ExecImage::Static(image));
+    ExecStart::open(path).map(|opened| opened.image)
+}
+
+/// A regular file's image: a built-in program's bytes if it still holds
+/// them unchanged.
+fn image_of(inode: Arc<Inode>) -> ExecImage {
+    if let InodeKind::Regular(data) = &inode.kind {
+        if let Some(image) = data.lock().image() {
+            return ExecImage::Static(image);
+        }
     }
-    Ok(ExecImage::File(inode))
+    ExecImage::File(inode)
 }

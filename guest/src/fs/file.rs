@@ -11,20 +11,10 @@ use super::dentry::Node;
 use super::inode::{DevNum, InodeKind};
 use crate::errno::{EBADF, EINVAL, EISDIR, ENXIO};
 
-pub const O_ACCMODE: u32 = 0o3;
-pub const O_RDONLY: u32 = 0;
-pub const O_WRONLY: u32 = 0o1;
-pub const O_RDWR: u32 = 0o2;
-pub const O_CREAT: u32 = 0o100;
-pub const O_EXCL: u32 = 0o200;
-pub const O_TRUNC: u32 = 0o1000;
-pub const O_APPEND: u32 = 0o2000;
-pub const O_NONBLOCK: u32 = 0o4000;
-pub const O_DIRECTORY: u32 = 0o200000;
-pub const O_NOFOLLOW: u32 = 0o400000;
-pub const O_CLOEXEC: u32 = 0o2000000;
-pub const O_PATH: u32 = 0o10000000;
-pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
+pub use forkvm_abi::linux::fcntl::{
+    O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_PATH,
+    O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY,
+};
 /// Flags `open` keeps in `f_flags` (the rest act at open only).
 const KEPT_FLAGS: u32 = O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH | O_DIRECTORY | O_NOFOLLOW;
 /// The status flags `fcntl(F_SETFL)` changes. Linux's mask also has

@@ -6,7 +6,8 @@
 //! them at the first read); the directories `/proc` (`self` links to the
 //! caller's pid) and `/proc/PID`; the directory `/proc/PID/fd`, one
 //! symbolic link per open descriptor (`/proc/PID/exe` is a link too); and the
-//! sysctls under `/proc/sys` (`kernel/threads-max`, ...). Every other
+//! sysctls under `/proc/sys` (`kernel/threads-max`, ...), whose
+//! directories (`/proc/sys`, `/proc/sys/kernel`, ...) list them. Every other
 //! path under `/proc` does not exist.
 
 use alloc::string::String;
@@ -83,7 +84,12 @@ fn open_entry(path: &[u8], flags: u64) -> Result<ProcFile, i32> {
         [] => return open_dir(root_entries(), flags),
         [b"meminfo"] => return read_only(meminfo(), flags),
         [b"cpuinfo"] => return read_only(cpuinfo(), flags),
-        [b"sys", _, _, ..] => return open_sysctl(&parts[1..], flags),
+        [b"sys", ref rest @ ..] => {
+            return match sysctl_dir(rest) {
+                Some(listing) => open_dir(listing, flags),
+                None => open_sysctl(rest, flags),
+            }
+        }
         [who, b"fd"] => return open_fd_dir(who, flags),
         [who] => {
             find_process(who)?;
@@ -185,6 +191,7 @@ fn root_entries() -> alloc::vec::Vec<DirEntry> {
         entry(b"cpuinfo", S_IFREG),
         entry(b"meminfo", S_IFREG),
         entry(b"self", S_IFLNK),
+        entry(b"sys", S_IFDIR),
     ];
     let ns = crate::sched::current().active_pid_ns();
     let mut pids: alloc::vec::Vec<u32> = ns
@@ -292,6 +299,31 @@ pub fn fd_link(file: &crate::fs::File) -> alloc::vec::Vec<u8> {
     }
 }
 
+/// The entries of the directory `/proc/sys/PARTS...` (the next
+/// component of each sysctl name under it: a directory if more follow,
+/// else the sysctl's file); None if no sysctl lies under it.
+fn sysctl_dir(parts: &[&[u8]]) -> Option<alloc::vec::Vec<DirEntry>> {
+    let mut listing: alloc::vec::Vec<DirEntry> = alloc::vec::Vec::new();
+    let mut any = false;
+    for name in crate::syscall::forkvm::SYSCTL_NAMES {
+        let components: alloc::vec::Vec<&[u8]> = name.split(|&b| b == b'.').collect();
+        if components.len() <= parts.len() || components[..parts.len()] != *parts {
+            continue;
+        }
+        any = true;
+        let child = components[parts.len()];
+        let kind = if components.len() > parts.len() + 1 {
+            S_IFDIR
+        } else {
+            S_IFREG
+        };
+        if !listing.iter().any(|(listed, _, _)| **listed == *child) {
+            listing.push(entry(child, kind));
+        }
+    }
+    any.then_some(listing)
+}
+
 /// A sysctl's file, `/proc/sys/A/B` for sysctl `A.B` (mode 0644, or 0444
 /// for those the caller may not set): EACCES to open for writing without
 /// the right (Linux `proc_sys_permission`), ENOENT for an unknown name.
@@ -330,7 +362,7 @@ pub fn mode_of(path: &[u8]) -> Result<(u32, u64), i32> {
     match parts[..] {
         [] => Ok((S_IFDIR | 0o555, 2)),
         [b"meminfo"] | [b"cpuinfo"] => Ok((S_IFREG | 0o444, 1)),
-        [b"sys", ref rest @ ..] if rest.len() < 2 => Ok((S_IFDIR | 0o555, 2)),
+        [b"sys", ref rest @ ..] if sysctl_dir(rest).is_some() => Ok((S_IFDIR | 0o555, 2)),
         [b"sys", ref rest @ ..] => {
             let name = rest.join(&b'.');
             crate::syscall::forkvm::sysctl(&name, None)?;
@@ -524,28 +556,55 @@ fn comm(task: &crate::process::task::Task) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
-/// `/proc/PID/stat`: Linux's 52 fields; the times, faults and scheduling
-/// figures this kernel does not keep are 0.
+/// `/proc/PID/stat`: Linux's 52 fields. The process's CPU times and its
+/// reaped children's (fields 14-17) are in clock ticks (`USER_HZ`), as
+/// `times` reports them; priority and nice (18, 19) are Linux's
+/// `task_prio` (20 + nice for a fair task, -1 - rt_priority for a
+/// real-time one) and `task_nice`; processor, rt_priority and policy
+/// (39-41) are the task's. Faults, start time and addresses this kernel
+/// does not keep are 0.
 fn stat(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
+    use crate::sched::cputime;
     let (pid, ppid, pgrp, session, threads) = ids(task, reader);
     let (pages, rss) = task.mm().map_or((0, 0), |mm| {
         let usage = mm.memory_usage();
         (usage.total_vm_pages, usage.anon_pages + usage.shmem_pages)
     });
+    let group = task.thread_group();
+    let ticks = |cycles: u64| cputime::ns_to_clock_t(crate::time::tsc_to_ns(cycles));
+    let own = cputime::group_totals(group, Some(reader));
+    let children = cputime::children_totals(group);
+    let attr = task.sched().get();
+    let priority = if crate::sched::attr::rt_policy(attr.policy) {
+        -1 - attr.rt_priority as i32
+    } else {
+        20 + attr.nice
+    };
     let mut text = alloc::format!(
-        "{pid} ({}) {} {ppid} {pgrp} {session} 0 -1 0 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 {} {rss} \
-         18446744073709551615",
+        "{pid} ({}) {} {ppid} {pgrp} {session} 0 -1 0 0 0 0 0 {} {} {} {} {priority} {} \
+         {threads} 0 0 {} {rss} 18446744073709551615",
         comm(task),
         state(task).0,
+        ticks(own.utime),
+        ticks(own.stime),
+        ticks(children.utime),
+        ticks(children.stime),
+        attr.nice,
         pages * 4096,
     );
-    // startcode .. cnswap: 12 fields, then exit_signal, then processor ..
-    // exit_code: 14.
+    // startcode .. cnswap: 12 fields, then exit_signal, processor,
+    // rt_priority, policy, then delayacct_blkio_ticks .. exit_code: 11.
     for _ in 0..12 {
         text.push_str(" 0");
     }
-    text.push_str(&alloc::format!(" {}", task.thread_group().exit_signal()));
-    for _ in 0..14 {
+    text.push_str(&alloc::format!(
+        " {} {} {} {}",
+        group.exit_signal(),
+        task.sched().cpu(),
+        attr.rt_priority,
+        attr.policy
+    ));
+    for _ in 0..11 {
         text.push_str(" 0");
     }
     text.push('\n');
@@ -569,7 +628,8 @@ fn cmdline(task: &crate::process::task::Task) -> alloc::vec::Vec<u8> {
     bytes
 }
 
-/// `/proc/PID/status`: the lines `ps`-like tools read.
+/// `/proc/PID/status`: the lines `ps`-like tools read, ending with the
+/// task's context switches (Linux `task_context_switch_counts`).
 fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task) -> String {
     let (pid, ppid, _, _, threads) = ids(task, reader);
     let (letter, word) = state(task);
@@ -577,9 +637,11 @@ fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task
     let seen = reader.cred();
     let uid = |kuid| seen.uid_seen(kuid);
     let gid = |kgid| seen.gid_seen(kgid);
+    let switches = crate::sched::cputime::thread_totals(task);
     alloc::format!(
         "Name:\t{}\nState:\t{letter} ({word})\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\n\
-         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nThreads:\t{threads}\n",
+         Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nThreads:\t{threads}\n\
+         voluntary_ctxt_switches:\t{}\nnonvoluntary_ctxt_switches:\t{}\n",
         comm(task),
         uid(cred.uid),
         uid(cred.euid),
@@ -589,6 +651,8 @@ fn status(task: &crate::process::task::Task, reader: &crate::process::task::Task
         gid(cred.egid),
         gid(cred.sgid),
         gid(cred.fsgid),
+        switches.nvcsw,
+        switches.nivcsw,
     )
 }
 
@@ -668,8 +732,7 @@ impl ProcFile {
             ProcEntry::Setgroups => user_ns::setgroups_write(&self.ns, data)?,
             ProcEntry::Sysctl => {
                 // Linux `proc_doulongvec_minmax` and friends: one number.
-                let text = core::str::from_utf8(data).map_err(|_| EINVAL)?;
-                let value = text.trim().parse::<u64>().map_err(|_| EINVAL)?;
+                let value = crate::syscall::forkvm::parse_sysctl_value(data)?;
                 crate::syscall::forkvm::sysctl(&self.sysctl, Some(value))?;
             }
             ProcEntry::Generated | ProcEntry::FdDir | ProcEntry::Dir => return Err(EINVAL),

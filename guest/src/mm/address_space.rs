@@ -190,6 +190,37 @@ pub struct AddressSpace {
     /// Linux `MMF_OOM_SKIP`: the OOM killer has freed this address space's
     /// private pages; it is not chosen again.
     oom_reaped: core::sync::atomic::AtomicBool,
+    /// How many tasks use it (Linux `mm_users`, less the temporary
+    /// references Linux's `get_task_mm` also counts there): one per
+    /// [`TaskMm`].
+    users: AtomicU64,
+}
+
+/// A task's use of an address space (Linux `mmget` when a task takes it,
+/// `mmput` when it lets go): counted in the address space's users for as
+/// long as it lives. Other holders of the `Arc` (a syscall's reference,
+/// the OOM killer's victim) are not users.
+pub struct TaskMm(Arc<AddressSpace>);
+
+impl TaskMm {
+    /// A task's use of `mm`, counted.
+    pub fn new(mm: Arc<AddressSpace>) -> TaskMm {
+        mm.users.fetch_add(1, Ordering::Relaxed);
+        TaskMm(mm)
+    }
+}
+
+impl core::ops::Deref for TaskMm {
+    type Target = Arc<AddressSpace>;
+    fn deref(&self) -> &Arc<AddressSpace> {
+        &self.0
+    }
+}
+
+impl Drop for TaskMm {
+    fn drop(&mut self) {
+        self.0.users.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What an address space holds, in pages (the OOM killer's report).
@@ -273,6 +304,7 @@ impl AddressSpace {
             }),
             dumpable: core::sync::atomic::AtomicBool::new(true),
             oom_reaped: core::sync::atomic::AtomicBool::new(false),
+            users: AtomicU64::new(0),
         }))
     }
 
@@ -329,6 +361,12 @@ impl AddressSpace {
             self.flush_write_protected();
         }
         Ok(child)
+    }
+
+    /// How many tasks use it (Linux `mm_users`): 1 when only the caller
+    /// does.
+    pub fn users(&self) -> u64 {
+        self.users.load(Ordering::Relaxed)
     }
 
     /// Whether this address space's user entries are installed.

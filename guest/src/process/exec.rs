@@ -19,8 +19,8 @@ use crate::arch::entry::{FpuState, TrapFrame, UserContext};
 use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::{cpu, switch};
 use crate::errno::{EIO, ELIBBAD, ENOMEM};
-use crate::fs::exec::ExecImage;
-use crate::mm::address_space::{AddressSpace, STACK_SIZE, STACK_TOP};
+use crate::fs::exec::{ExecImage, ExecStart};
+use crate::mm::address_space::{AddressSpace, TaskMm, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
 /// A program loaded into a fresh address space, ready to start.
@@ -28,6 +28,9 @@ pub struct LoadedProgram {
     pub mm: Arc<AddressSpace>,
     pub entry: u64,
     pub stack_pointer: u64,
+    /// The task's new `comm` (Linux `begin_new_exec`): the last
+    /// component of the filename, or the loaded file's own name.
+    pub comm: Vec<u8>,
 }
 
 fn page_down(address: u64) -> u64 {
@@ -54,16 +57,21 @@ fn hwcap() -> u64 {
 /// Linux's `USER_HZ`, the unit of `times` and `/proc` ticks (AT_CLKTCK).
 const USER_HZ: u64 = 100;
 
-/// Loads the program named `path` into a new address space, with its
-/// arguments and environment on a new stack. A dynamically linked
+/// Loads the program `opened` starts from into a new address space, with
+/// its arguments and environment on a new stack. A dynamically linked
 /// program also gets its interpreter (PT_INTERP), which it starts in.
-pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
+pub fn load(opened: ExecStart, argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram, i32> {
+    let filename = opened.filename.clone();
+    let path: &[u8] = &filename;
+    let opened_exe_path = opened.exe_path.clone();
+    let comm_from_file = opened.comm_from_file;
     // A file of the tree or a built-in program; `#!` scripts change argv.
     let crate::fs::exec::Exec {
         image,
         argv,
         path: loaded_path,
-    } = crate::fs::exec::open_exec(path, argv)?;
+        interpreted,
+    } = crate::fs::exec::open_exec(opened, argv)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let exe = elf::parse(&image.head(elf::HEADER_MAX)?, image.len(), TASK_SIZE)?;
     // Like Linux, the interpreter is opened and checked before anything
@@ -152,13 +160,20 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
     mm.copy_to_user(STACK_TOP - stack.bytes.len() as u64, &stack.bytes)?;
     // A built-in program found by name alone (no initramfs) is the file
     // of that name in /sbin/forkvm/.
-    let exe_path = crate::fs::exec::resolve_path(&loaded_path)
+    let exe_path = opened_exe_path
+        .filter(|_| !interpreted)
+        .or_else(|| crate::fs::exec::resolve_path(&loaded_path))
         .or_else(|| {
             let name = loaded_path.rsplit(|&b| b == b'/').next()?;
             crate::programs::find(name)?;
             Some([&b"/sbin/forkvm/"[..], name].concat())
         })
-        .map(Arc::from);
+        .map(Arc::<[u8]>::from);
+    let name_of = |path: &[u8]| path.rsplit(|&b| b == b'/').next().unwrap_or(path).to_vec();
+    let comm = match &exe_path {
+        Some(file) if comm_from_file => name_of(file),
+        _ => name_of(path),
+    };
     {
         let mut inner = mm.inner.lock();
         (inner.arg_start, inner.arg_end) = stack.args;
@@ -169,6 +184,7 @@ pub fn load(path: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Result<LoadedProgram
         mm,
         entry: start,
         stack_pointer: stack.sp,
+        comm,
     })
 }
 
@@ -323,12 +339,12 @@ pub fn initial_frame(program: &LoadedProgram) -> TrapFrame {
 /// mode in the new program (`regs` is rewritten); on failure nothing changed.
 pub fn execve(
     task: &Arc<Task>,
-    path: &[u8],
+    start: ExecStart,
     argv: &[&[u8]],
     envp: &[&[u8]],
     regs: &mut UserContext,
 ) -> Result<(), i32> {
-    let program = load(path, argv, envp)?;
+    let program = load(start, argv, envp)?;
     // The point of no return: the other threads go first, and a table of
     // descriptors shared with another process (CLONE_FILES) is copied
     // (Linux `unshare_files`).
@@ -345,7 +361,10 @@ pub fn execve(
     // the old program are released as if it had died.
     let (old_mm, robust_list) = {
         let mut inner = task.inner.lock();
-        (inner.mm.clone(), core::mem::take(&mut inner.robust_list))
+        (
+            inner.mm.as_deref().cloned(),
+            core::mem::take(&mut inner.robust_list),
+        )
     };
     if let (Some(old_mm), true) = (old_mm, robust_list != 0) {
         crate::syscall::robust_list::exit_robust_list(task, &old_mm, robust_list);
@@ -372,14 +391,13 @@ pub fn execve(
         let mut actions = inner.sighand.lock().clone();
         actions.reset_for_exec();
         inner.sighand = Arc::new(spin::Mutex::new(actions));
-        inner.mm.replace(program.mm.clone())
+        inner.mm.replace(TaskMm::new(program.mm.clone()))
     };
     crate::mm::address_space::activate(Some(&program.mm));
     cpu::set_fs_base(0);
     cpu::set_gs_base(0);
     drop(old);
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    task.set_comm(name);
+    task.set_comm(&program.comm);
     super::fork::release_vfork_parent(task);
     Ok(())
 }
@@ -410,7 +428,7 @@ fn de_thread(task: &Arc<Task>) -> Result<(), i32> {
             && (leader || !t.is_group_leader())
             && t.state() != super::task::TaskState::Dead
     };
-    let kill = super::exit::signal_status(9);
+    let kill = super::exit::signal_status(forkvm_abi::linux::signal::SIGKILL);
     for thread in group.threads().iter().filter(|t| other(t)) {
         thread.set_fatal(kill);
     }
@@ -435,8 +453,8 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     use super::thread_group::{NewGroup, ThreadGroup};
     use crate::mm::kstack::KernelStack;
 
-    let program = load(path, argv, &[])?;
-    let stack = KernelStack::new().map_err(|_| ENOMEM)?;
+    let program = load(ExecStart::open(path)?, argv, &[])?;
+    let mut stack = KernelStack::new().map_err(|_| ENOMEM)?;
     let ns = crate::process::initial_nsproxy()
         .pid_ns_for_children
         .clone();
@@ -445,8 +463,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
     let parent = crate::sched::current();
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let frame = initial_frame(&program);
-    // SAFETY: the top of the new task's unused kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &frame, &FpuState::init()) };
+    let rsp = switch::prepare_user_return(&mut stack, &frame, &FpuState::init());
     // Init's identity and limits (Linux `init_cred`, `INIT_RLIMITS`); it
     // leads its own process group and session. The tail is fork's.
     let cred = super::cred::Cred::root();
@@ -467,7 +484,7 @@ pub fn spawn_user_process(path: &[u8], argv: &[&[u8]]) -> Result<super::task::Pi
         inner: TaskInner {
             exit_status: 0,
             comm: super::task::comm_from(name),
-            mm: Some(program.mm),
+            mm: Some(TaskMm::new(program.mm)),
             clear_child_tid: 0,
             robust_list: 0,
             fs_base: 0,

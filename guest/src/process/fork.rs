@@ -34,10 +34,11 @@ use crate::arch::entry::{TrapFrame, UserContext};
 use crate::arch::switch;
 use crate::errno::{EAGAIN, EBADF, EINVAL, ENOMEM, EPERM, ERESTARTNOINTR};
 use crate::ipc::sem::SemUndoList;
-use crate::mm::address_space::AddressSpace;
+use crate::mm::address_space::{AddressSpace, TaskMm};
 use crate::mm::kstack::KernelStack;
 use crate::sched::{self, wait::Completion};
 use forkvm_abi::linux::signal::NSIG;
+use forkvm_abi::sys::ForkStep;
 
 pub use forkvm_abi::linux::clone::{
     CloneFlags, CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER2, CSIGNAL,
@@ -125,44 +126,9 @@ fn check_clone_flags(parent: &Task, flags: CloneFlags) -> Result<(), i32> {
     Ok(())
 }
 
-/// The fallible steps of `copy_process`, in the order they run (Linux's):
-/// the fail points of fault injection. Numbered from 1 as
-/// `forkvm_abi::sys::FORK_STEPS` names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ForkStep {
-    /// The kernel stack (Linux `dup_task_struct`).
-    DupTaskStruct = 1,
-    /// The child's credentials.
-    CopyCreds,
-    /// A new user namespace (CLONE_NEWUSER, within copy_creds).
-    CreateUserNs,
-    /// A System V undo list to share (CLONE_SYSVSEM, none yet).
-    CopySemundo,
-    CopyFiles,
-    CopyFs,
-    CopySighand,
-    /// The process's shared state (here: its limits, then its group).
-    CopySignal,
-    CopyMm,
-    CopyNamespaces,
-    /// A copy of the parent's I/O context.
-    CopyIo,
-    /// Pid numbers at every namespace level.
-    AllocPid,
-    /// The CLONE_PIDFD file descriptor.
-    Pidfd,
-}
-
-const _: () = assert!(ForkStep::Pidfd as usize == forkvm_abi::sys::FORK_STEPS.len());
-
-impl ForkStep {
-    /// The errno an injected failure of this step returns: what the step
-    /// itself fails with when memory runs out.
-    fn errno(self) -> i32 {
-        ENOMEM
-    }
-}
+/// The errno an injected failure returns: what each step fails with when
+/// memory runs out.
+const INJECTED_ERRNO: i32 = ENOMEM;
 
 /// A task's fault-injection setting (Linux `task->fail_nth`,
 /// `/proc/self/fail-nth`) and what its last copy_process reported. Atomics:
@@ -213,7 +179,7 @@ impl<'a> FailPoints<'a> {
         self.seen += 1;
         if self.seen == self.nth {
             self.failed = Some(step);
-            Err(step.errno())
+            Err(INJECTED_ERRNO)
         } else {
             Ok(())
         }
@@ -222,7 +188,7 @@ impl<'a> FailPoints<'a> {
 
 impl Drop for FailPoints<'_> {
     fn drop(&mut self) {
-        let failed = self.failed.map_or(0, |step| step as u32);
+        let failed = self.failed.map_or(0, ForkStep::number);
         let report = self.seen | failed << forkvm_abi::sys::FAIL_NTH_STEP_SHIFT;
         self.setting.report.store(report, Ordering::Relaxed);
     }
@@ -286,7 +252,7 @@ impl ParentView {
             sas: inner.sas,
             fs_base: inner.fs_base,
             gs_base: inner.gs_base,
-            mm: inner.mm.clone(),
+            mm: inner.mm.as_deref().cloned(),
             nsproxy: inner.nsproxy.clone(),
             io_context: inner.io_context.clone(),
             comm: inner.comm,
@@ -326,7 +292,7 @@ fn copy_process(
 
     let view = ParentView::of(parent);
     let mut fail = FailPoints::new(parent);
-    let stack = dup_task_struct(&mut fail)?;
+    let mut stack = dup_task_struct(&mut fail)?;
     let creds = copy_creds(parent_cred, &view, flags, nproc_limit, &mut fail)?;
     let sysvsem = copy_semundo(parent, flags, &mut fail)?;
     let files = copy_files(&view, flags, &mut fail)?;
@@ -336,7 +302,7 @@ fn copy_process(
     let mm = copy_mm(&view, flags, frame, &mut fail)?;
     let nsproxy = copy_namespaces(&view, &creds.cred, flags, &mut fail)?;
     let io_context = copy_io(&view, flags, &mut fail)?;
-    let thread = copy_thread(&stack, &view, args, regs)?;
+    let thread = copy_thread(&mut stack, &view, args, regs)?;
     let pids = alloc_pid(&nsproxy, &creds.cred, &args.set_tid, &mut fail)?;
 
     let group = match signal {
@@ -355,7 +321,7 @@ fn copy_process(
         inner: TaskInner {
             exit_status: 0,
             comm: view.comm,
-            mm,
+            mm: mm.map(TaskMm::new),
             clear_child_tid: if flags.contains(CloneFlags::CLONE_CHILD_CLEARTID) {
                 args.child_tid
             } else {
@@ -654,7 +620,7 @@ struct ThreadPart {
 /// parent's FPU state; its TLS base is CLONE_SETTLS's (outside user space:
 /// EPERM, x86's `do_arch_prctl_64` rule) or the parent's live one.
 fn copy_thread(
-    stack: &KernelStack,
+    stack: &mut KernelStack,
     view: &ParentView,
     args: &CloneArgs,
     regs: &UserContext,
@@ -674,8 +640,7 @@ fn copy_thread(
     if args.stack != 0 {
         child_frame.rsp = args.stack;
     }
-    // SAFETY: the top of the child's fresh kernel stack.
-    let rsp = unsafe { switch::prepare_user_return(stack.top(), &child_frame, &regs.fpu) };
+    let rsp = switch::prepare_user_return(stack, &child_frame, &regs.fpu);
     Ok(ThreadPart {
         saved_rsp: rsp,
         fs_base,

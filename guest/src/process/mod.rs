@@ -41,7 +41,7 @@ pub fn switch_mm(prev: &Task, next: &Task) {
     }
     let (mm, fs_base, gs_base) = {
         let inner = next.inner.lock();
-        (inner.mm.clone(), inner.fs_base, inner.gs_base)
+        (inner.mm.as_deref().cloned(), inner.fs_base, inner.gs_base)
     };
     if let Some(mm) = mm {
         if !mm.is_active() {

@@ -16,21 +16,9 @@ pub use forkvm_abi::linux::signal::{
     SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH,
 };
 
-/// `sa_handler` values.
-pub const SIG_DFL: u64 = 0;
-pub const SIG_IGN: u64 = 1;
-/// `sa_flags`: do not turn exiting children into zombies.
-pub const SA_NOCLDWAIT: u64 = 2;
-/// `sa_flags`: run the handler on the alternate signal stack.
-pub const SA_ONSTACK: u64 = 0x0800_0000;
-/// `sa_flags`: `sa_restorer` is set (x86-64 requires it to deliver).
-pub const SA_RESTORER: u64 = 0x0400_0000;
-/// `sa_flags`: restart system calls the signal interrupts.
-pub const SA_RESTART: u64 = 0x1000_0000;
-/// `sa_flags`: do not block the signal during its handler.
-pub const SA_NODEFER: u64 = 0x4000_0000;
-/// `sa_flags`: reset the action to SIG_DFL when the handler runs.
-pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub use forkvm_abi::linux::signal::{
+    SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SIG_DFL, SIG_IGN,
+};
 
 /// `si_code` values (SI_USER is the queue's, above).
 pub const SI_KERNEL: i32 = 0x80;
@@ -162,10 +150,8 @@ pub fn pending_signals(task: &super::task::Task, inner: &super::task::TaskInner)
 }
 
 /// Sends `info` to thread `task` (Linux `send_signal` with PIDTYPE_PID):
-/// only that thread takes it. For the kernel's signals, which cannot fail.
-/// (No kernel sender is thread-directed now; kept beside
-/// `group_send_signal` as the kernel's way to signal one thread.)
-#[allow(dead_code)]
+/// only that thread takes it (a pipe writer's SIGPIPE). For the kernel's
+/// signals, which cannot fail.
 pub fn send_signal(task: &Arc<super::task::Task>, info: SigInfo) {
     let _ = send(task, info, false);
 }

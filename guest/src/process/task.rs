@@ -18,7 +18,7 @@ use super::signal::SigHand;
 use super::thread_group::ThreadGroup;
 use super::ThreadCount;
 use crate::ipc::sem::SemUndoList;
-use crate::mm::address_space::AddressSpace;
+use crate::mm::address_space::{AddressSpace, TaskMm};
 use crate::mm::kstack::KernelStack;
 use crate::sched::attr::{SchedAttr, SchedEntity};
 use crate::sched::wait::Completion;
@@ -81,7 +81,7 @@ pub struct TaskInner {
     /// Command name.
     pub(super) comm: [u8; 16],
     /// The address space; `None` for kernel threads.
-    pub(super) mm: Option<Arc<AddressSpace>>,
+    pub(super) mm: Option<TaskMm>,
     /// User address zeroed and futex-woken at exit (`CLONE_CHILD_CLEARTID`,
     /// `set_tid_address`).
     pub(super) clear_child_tid: u64,
@@ -333,7 +333,7 @@ impl Task {
 
     /// The task's address space, if it has one.
     pub fn mm(&self) -> Option<Arc<AddressSpace>> {
-        self.inner.lock().mm.clone()
+        self.inner.lock().mm.as_deref().cloned()
     }
 
     /// The pid namespace the task lives in (Linux `task_active_pid_ns`).
@@ -407,7 +407,7 @@ impl Task {
                     || new.fsuid != old.fsuid
                     || new.fsgid != old.fsgid
                     || !new.caps_subset_of(old),
-                inner.mm.clone(),
+                inner.mm.as_deref().cloned(),
             )
         };
         if ids_changed {
@@ -518,6 +518,8 @@ impl Task {
     /// if not): for interrupt handlers, which must not spin on a lock the
     /// interrupted code may hold.
     pub fn try_with_mm<R>(&self, f: impl FnOnce(Option<&AddressSpace>) -> R) -> Option<R> {
-        self.inner.try_lock().map(|inner| f(inner.mm.as_deref()))
+        self.inner
+            .try_lock()
+            .map(|inner| f(inner.mm.as_deref().map(Arc::as_ref)))
     }
 }

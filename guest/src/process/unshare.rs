@@ -77,7 +77,7 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
             inner.fs.clone(),
             inner.files.clone(),
             inner.sighand.clone(),
-            inner.mm.clone(),
+            inner.mm.as_deref().cloned(),
             inner.cred.clone(),
             inner.nsproxy.clone(),
             nproc,
@@ -89,16 +89,13 @@ pub fn ksys_unshare(task: &Arc<Task>, flags: u64) -> Result<(), i32> {
     {
         return Err(EINVAL);
     }
-    if flags.contains(CloneFlags::CLONE_VM) {
-        if let Some(mm) = &mm {
-            let sharers = super::all_tasks()
-                .iter()
-                .filter(|other| other.mm().is_some_and(|m| Arc::ptr_eq(&m, mm)))
-                .count();
-            if sharers > 1 {
-                return Err(EINVAL);
-            }
-        }
+    // Linux `current_is_single_threaded`: another task uses the address
+    // space (a CLONE_VM child, a vfork parent). The users counted are
+    // tasks only, so the count alone answers (Linux scans every process
+    // when its `mm_users`, which also counts temporary references, is
+    // above one).
+    if flags.contains(CloneFlags::CLONE_VM) && mm.as_ref().is_some_and(|mm| mm.users() > 1) {
+        return Err(EINVAL);
     }
     drop((sighand, mm));
 

@@ -6,8 +6,8 @@
 //!
 //! A task's weight is Linux's `sched_prio_to_weight[nice]`, 3 under
 //! SCHED_IDLE (`WEIGHT_IDLEPRIO`); its slice is `sched_attr`'s
-//! `sched_runtime`, by default 0.70 ms ([`super::attr::BASE_SLICE_NS`],
-//! Linux's `sysctl_sched_base_slice` as reported). The tick (4 ms) is the
+//! `sched_runtime`, by default Linux's `sysctl_sched_base_slice`
+//! ([`super::attr::base_slice_ns`]: 0.70 ms times 1 + log2 of the CPUs). The tick (4 ms) is the
 //! preemption granularity: a spinning task's slice is over at every tick
 //! and the queue then picks the eligible task with the earliest deadline.
 //!
@@ -59,7 +59,9 @@ impl TaskFair {
             nice_to_weight(attr.nice)
         };
         self.weight.store(weight, Ordering::Relaxed);
-        self.slice.store(attr.slice_ns, Ordering::Relaxed);
+        // 0: the base slice, read when used (it follows the CPUs online).
+        let custom = if attr.custom_slice { attr.slice_ns } else { 0 };
+        self.slice.store(custom, Ordering::Relaxed);
         self.policy.store(attr.policy, Ordering::Relaxed);
     }
 
@@ -68,7 +70,10 @@ impl TaskFair {
     }
 
     fn slice(&self) -> u64 {
-        self.slice.load(Ordering::Relaxed)
+        match self.slice.load(Ordering::Relaxed) {
+            0 => super::attr::base_slice_ns(),
+            custom => custom,
+        }
     }
 
     fn policy(&self) -> u32 {

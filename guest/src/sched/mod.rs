@@ -37,7 +37,7 @@ pub mod wait;
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use core::sync::atomic::AtomicU32;
 
@@ -47,8 +47,49 @@ use spin::{Mutex, Once};
 use crate::arch::{apic, gdt, interrupts, percpu, switch};
 use crate::process::task::{Task, TaskState};
 
-/// A SCHED_RR task's slice (`sched_rr_timeslice_ms`, 100 ms), in ticks.
+/// A SCHED_RR task's default slice (Linux `RR_TIMESLICE`, 100 ms), in ticks.
 pub const RR_TIMESLICE_TICKS: u64 = crate::time::TICK_HZ / 10;
+
+/// `kernel.sched_rr_timeslice_ms` as written (Linux
+/// `sysctl_sched_rr_timeslice`), and the SCHED_RR slice it sets, in
+/// ticks (Linux `sched_rr_timeslice`).
+static RR_TIMESLICE_MS: AtomicI64 = AtomicI64::new(rr_default_ms());
+static RR_TIMESLICE: AtomicU64 = AtomicU64::new(RR_TIMESLICE_TICKS);
+
+/// The default slice in ms (Linux `jiffies_to_msecs(RR_TIMESLICE)`).
+const fn rr_default_ms() -> i64 {
+    (RR_TIMESLICE_TICKS * 1000 / crate::time::TICK_HZ) as i64
+}
+
+/// Linux `msecs_to_jiffies`: milliseconds to ticks, rounded up.
+fn msecs_to_ticks(ms: u64) -> u64 {
+    (ms * crate::time::TICK_HZ).div_ceil(1000)
+}
+
+/// `kernel.sched_rr_timeslice_ms`: the value written, or the default.
+pub fn rr_timeslice_ms() -> i64 {
+    RR_TIMESLICE_MS.load(Ordering::Relaxed)
+}
+
+/// Sets `kernel.sched_rr_timeslice_ms` (Linux `sched_rr_handler`): a
+/// value <= 0 restores the default (100 ms); any other is kept as written
+/// and sets the slice to that many ms rounded up to whole ticks. A slice
+/// in progress ends when its own count runs out.
+pub fn set_rr_timeslice_ms(ms: i64) {
+    let (ms, ticks) = if ms <= 0 {
+        (rr_default_ms(), RR_TIMESLICE_TICKS)
+    } else {
+        (ms, msecs_to_ticks(ms as u64))
+    };
+    RR_TIMESLICE_MS.store(ms, Ordering::Relaxed);
+    RR_TIMESLICE.store(ticks, Ordering::Relaxed);
+}
+
+/// The SCHED_RR slice in ticks (Linux `sched_rr_timeslice`), what
+/// `sched_rr_get_interval` reports for a SCHED_RR task.
+pub fn rr_timeslice() -> u64 {
+    RR_TIMESLICE.load(Ordering::Relaxed)
+}
 
 /// How a task joins a run queue.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -185,8 +226,6 @@ struct Rq {
     /// preempted real-time task keeps its place at the head of its
     /// priority otherwise).
     slice_over: AtomicBool,
-    /// Ticks of the current SCHED_RR task's slice.
-    slice_ticks: AtomicU64,
     /// Context switches on this CPU.
     switches: AtomicU64,
 }
@@ -202,7 +241,6 @@ impl Rq {
             previous: Mutex::new(None),
             need_resched: AtomicBool::new(false),
             slice_over: AtomicBool::new(false),
-            slice_ticks: AtomicU64::new(0),
             switches: AtomicU64::new(0),
         }
     }
@@ -553,22 +591,23 @@ fn wake_sleepers() {
 /// Called from every CPU's timer interrupt (Linux `scheduler_tick`). A
 /// fair task is charged its CPU time and gives way once its slice is used
 /// up (its vruntime passed its deadline) and another waits; a SCHED_RR
-/// task's slice is [`RR_TIMESLICE_TICKS`]; a SCHED_FIFO task has none.
-/// The boot CPU's tick also wakes timed sleepers.
+/// task's slice is [`rr_timeslice`] ticks, counted down by the tick while
+/// it runs and refilled when used up (Linux `task_tick_rt`: a preempted
+/// task keeps what was left); a SCHED_FIFO task has none. The boot CPU's
+/// tick also wakes timed sleepers.
 pub fn tick() {
     if percpu::cpu_id() == 0 {
         wake_sleepers();
     }
     balance::tick();
     let rq = this_rq();
-    let ticks = rq.slice_ticks.fetch_add(1, Ordering::Relaxed) + 1;
     let current = current();
     if is_idle(&current) {
         return;
     }
     let slice_over = match current.sched().queue_key() {
         0 => fair::update_curr(&mut rq.queue.lock().fair),
-        _ if current.sched().is_round_robin() => ticks >= RR_TIMESLICE_TICKS,
+        _ if current.sched().is_round_robin() => current.sched().rr_tick(rr_timeslice()),
         _ => false,
     };
     if slice_over {
@@ -620,9 +659,6 @@ fn __schedule(head_if_rt: bool) {
     let rq = this_rq();
     rq.need_resched.store(false, Ordering::Relaxed);
     rq.slice_over.store(false, Ordering::Relaxed);
-    // A slice starts whenever a task is (re)picked: a SCHED_RR task that
-    // was preempted starts a new one (Linux keeps what was left).
-    rq.slice_ticks.store(0, Ordering::Relaxed);
     let prev = current();
     let prev_stays = !is_idle(&prev) && {
         // Decided under the wake lock: a waker either saw it asleep here

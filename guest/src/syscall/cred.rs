@@ -323,8 +323,12 @@ const PR_GET_DUMPABLE: u64 = 3;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_GET_KEEPCAPS: u64 = 7;
 const PR_SET_KEEPCAPS: u64 = 8;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
 
-/// `prctl`: the dumpable flag and the keep-capabilities switch.
+/// `prctl`: the dumpable flag, the keep-capabilities switch, and the
+/// calling thread's name (`comm`: PR_SET_NAME takes up to 15 bytes of a
+/// string, PR_GET_NAME gives 16 with the NUL; EFAULT for a bad pointer).
 pub fn prctl(a: Args) -> SysResult {
     let [option, arg2, ..] = a.0;
     let task = sched::current();
@@ -345,6 +349,35 @@ pub fn prctl(a: Args) -> SysResult {
             task.commit_creds(new);
             Ok(0)
         }
+        PR_SET_NAME => {
+            let name = read_comm(arg2)?;
+            task.set_comm(&name);
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            current_mm()?.copy_to_user(arg2, &task.comm())?;
+            Ok(0)
+        }
         _ => Err(EINVAL),
     }
+}
+
+/// Up to 15 bytes of the string at `address` (Linux `strncpy_from_user`
+/// into a `comm`), never reading past its NUL's page.
+fn read_comm(address: u64) -> Result<alloc::vec::Vec<u8>, i32> {
+    let mm = current_mm()?;
+    let mut name = alloc::vec::Vec::new();
+    let mut at = address;
+    while name.len() < 15 {
+        let chunk_len = ((4096 - at % 4096) as usize).min(15 - name.len());
+        let mut chunk = [0u8; 15];
+        mm.copy_from_user(at, &mut chunk[..chunk_len])?;
+        if let Some(end) = chunk[..chunk_len].iter().position(|&b| b == 0) {
+            name.extend_from_slice(&chunk[..end]);
+            return Ok(name);
+        }
+        name.extend_from_slice(&chunk[..chunk_len]);
+        at += chunk_len as u64;
+    }
+    Ok(name)
 }

@@ -34,6 +34,8 @@ const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_EACCESS: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
 const AT_EMPTY_PATH: u64 = 0x1000;
+/// Most symbolic links followed in one lookup (Linux `MAXSYMLINKS`).
+const MAX_SYMLINKS: u32 = 40;
 /// Largest chunk moved between user memory and a file at a time.
 const CHUNK: usize = 16 * 4096;
 
@@ -79,11 +81,73 @@ pub(super) fn with_walk<R>(
 }
 
 /// A path argument that may be empty (with AT_EMPTY_PATH).
-fn getname_maybe_empty(address: u64, flags: u64) -> Result<Vec<u8>, i32> {
+pub(super) fn getname_maybe_empty(address: u64, flags: u64) -> Result<Vec<u8>, i32> {
     match getname(address) {
         Err(ENOENT) if flags & AT_EMPTY_PATH != 0 => Ok(Vec::new()),
         other => other,
     }
+}
+
+/// The program of `execveat(dirfd, path, ..., flags)`, opened as Linux's
+/// `alloc_bprm` opens it: flags other than AT_EMPTY_PATH and
+/// AT_SYMLINK_NOFOLLOW are EINVAL; an absolute path or AT_FDCWD is
+/// `execve`'s lookup; otherwise `dirfd` must be open (EBADF), and a
+/// relative path is looked up in its directory (ENOTDIR if it is none),
+/// an empty one (AT_EMPTY_PATH) executes the descriptor's own file (an
+/// O_PATH one too). Such a program is named `/dev/fd/N` or
+/// `/dev/fd/N/PATH`, a name the new program cannot open when the
+/// descriptor is close-on-exec.
+pub(super) fn open_execat(
+    dirfd: u64,
+    path: &[u8],
+    flags: u64,
+) -> Result<crate::fs::exec::ExecStart, i32> {
+    use crate::fs::exec::{open_node, ExecStart};
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+    let fd = dirfd as i32;
+    if fd == AT_FDCWD || path.first() == Some(&b'/') {
+        if path.is_empty() {
+            // The cwd itself: a directory.
+            return Err(crate::errno::EACCES);
+        }
+        return ExecStart::open_path(path, follow);
+    }
+    let fd = u64::from(fd as u32);
+    let (image, exe_path) = if path.is_empty() {
+        match &file(fd)?.kind {
+            FileKind::Vfs(open) => (
+                open_node(&open.node)?,
+                open.path.as_deref().map(<[u8]>::to_vec),
+            ),
+            _ => return Err(crate::errno::EACCES),
+        }
+    } else {
+        let access = current_access();
+        with_walk(dirfd, path, &access, |walk| {
+            let node = walk.lookup_node(path, follow)?;
+            Ok((open_node(&node)?, walk.canonical_path(path)))
+        })?
+    };
+    let mut filename = alloc::format!("/dev/fd/{fd}").into_bytes();
+    if !path.is_empty() {
+        filename.push(b'/');
+        filename.extend_from_slice(path);
+    }
+    let path_inaccessible = sched::current()
+        .files()
+        .ok_or(EBADF)?
+        .lock()
+        .close_on_exec(fd)?;
+    Ok(ExecStart {
+        image,
+        filename,
+        exe_path,
+        comm_from_file: path.is_empty(),
+        path_inaccessible,
+    })
 }
 
 fn now() -> u64 {
@@ -146,8 +210,8 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
     current_access().permission_node(&open.node, mask)?;
     if let Node::Inode(inode) = &open.node {
         match &inode.kind {
-            InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
-                return Ok(Some(File::with_flags(FileKind::Console, flags)))
+            InodeKind::CharDevice(dev @ (DevNum::CONSOLE | DevNum::TTY)) => {
+                return open_terminal(*dev, flags).map(Some)
             }
             InodeKind::Regular(_) if flags & O_TRUNC != 0 => truncate_file(inode, 0)?,
             _ => {}
@@ -155,6 +219,19 @@ fn reopen_proc_fd(path: &[u8], flags: u32) -> Result<Option<Arc<File>>, i32> {
     }
     let reopened = OpenFile::new(open.node.clone(), flags).with_path(open.path.clone());
     Ok(Some(File::with_flags(FileKind::Vfs(reopened), flags)))
+}
+
+/// Opens the console, as `/dev/console` or as `/dev/tty`, which is the
+/// caller's controlling terminal: ENXIO when its session has none (Linux
+/// `tty_open_current_tty`; the console is the only terminal).
+fn open_terminal(dev: DevNum, flags: u32) -> Result<Arc<File>, i32> {
+    if dev == DevNum::TTY {
+        let session = sched::current().thread_group().session();
+        if !session.is_some_and(|s| crate::fs::tty::is_controlling(&s)) {
+            return Err(ENXIO);
+        }
+    }
+    Ok(File::with_flags(FileKind::Console, flags))
 }
 
 fn install(file: Arc<File>, flags: u32) -> SysResult {
@@ -187,24 +264,55 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
             }
             return Ok(node);
         }
-        let (dir, last) = walk.parent(path)?;
+        let (mut dir, last) = walk.parent(path)?;
         let Last::Norm(name) = last else {
             return Err(EISDIR);
         };
         if path.ends_with(b"/") {
             return Err(EISDIR);
         }
-        match dir.lookup_node(name) {
-            Ok(_) if flags & O_EXCL != 0 => Err(EEXIST),
-            Ok(Node::Dir(_)) => Err(EISDIR),
-            Ok(node) if node.symlink_target().is_some() => {
-                if flags & O_NOFOLLOW != 0 {
-                    return Err(ELOOP);
+        let mut name = name.to_vec();
+        let mut links = 0;
+        // A symbolic link at the end is followed (O_NOFOLLOW: ELOOP), and
+        // its target's last component, if missing, is created in the
+        // directory the link leads to (Linux `open_last_lookups` on the
+        // link's body).
+        let found = loop {
+            match dir.lookup_node(&name) {
+                Ok(_) if flags & O_EXCL != 0 => return Err(EEXIST),
+                Ok(Node::Dir(_)) => return Err(EISDIR),
+                Ok(node) => {
+                    let Some(target) = node.symlink_target() else {
+                        break Ok(node);
+                    };
+                    if flags & O_NOFOLLOW != 0 {
+                        return Err(ELOOP);
+                    }
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(ELOOP);
+                    }
+                    let target = target.to_vec();
+                    let from_link = Walk {
+                        root: walk.root,
+                        pwd: &dir,
+                        access: walk.access,
+                    };
+                    let (next_dir, last) = from_link.parent(&target)?;
+                    let Last::Norm(next_name) = last else {
+                        return Err(EISDIR);
+                    };
+                    if target.ends_with(b"/") {
+                        return Err(EISDIR);
+                    }
+                    name = next_name.to_vec();
+                    dir = next_dir;
                 }
-                // Follow it. Not built: Linux creates the missing target
-                // of a dangling link; here that is ENOENT.
-                walk.lookup_node(path, true)
+                Err(e) => break Err(e),
             }
+        };
+        let name = &name[..];
+        match found {
             Ok(node) => Ok(node),
             Err(ENOENT) => {
                 let inode = Arc::new(Inode::new(
@@ -263,8 +371,8 @@ fn do_open(dirfd: u64, path: &[u8], mut flags: u32, mode: u32) -> Result<Arc<Fil
     }
     if let Node::Inode(inode) = &node {
         match &inode.kind {
-            InodeKind::CharDevice(DevNum::CONSOLE | DevNum::TTY) => {
-                return Ok(File::with_flags(FileKind::Console, flags))
+            InodeKind::CharDevice(dev @ (DevNum::CONSOLE | DevNum::TTY)) => {
+                return open_terminal(*dev, flags)
             }
             InodeKind::CharDevice(DevNum::NULL | DevNum::ZERO) => {}
             InodeKind::CharDevice(_) | InodeKind::Special => return Err(ENXIO),

@@ -283,8 +283,7 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     let new_value = if value != 0 {
         let mut bytes = alloc::vec![0u8; value_len as usize];
         mm.copy_from_user(value, &mut bytes)?;
-        let text = core::str::from_utf8(&bytes).map_err(|_| EINVAL)?;
-        Some(text.trim().parse::<u64>().map_err(|_| EINVAL)?)
+        Some(parse_sysctl_value(&bytes)?)
     } else {
         None
     };
@@ -293,11 +292,46 @@ pub fn forkvm_sysctl(a: Args) -> SysResult {
     copy_out(out, out_len, text.as_bytes())
 }
 
+/// Every sysctl [`sysctl`] knows, in the order `/proc/sys` lists them.
+pub const SYSCTL_NAMES: [&[u8]; 10] = [
+    b"debug.tlb_shootdown",
+    b"dev.console.busy_poll_ns",
+    b"kernel.sched_child_runs_first",
+    b"kernel.sched_rr_timeslice_ms",
+    b"kernel.threads-max",
+    b"user.max_user_namespaces",
+    b"vm.fork_copy_max_pages",
+    b"vm.fork_eager_stack_pages",
+    b"vm.max_map_count",
+    b"vm.overcommit_memory",
+];
+
+/// A value written to a sysctl: one decimal number, perhaps negative,
+/// with white space around it (EINVAL otherwise).
+pub fn parse_sysctl_value(bytes: &[u8]) -> Result<i64, i32> {
+    let text = core::str::from_utf8(bytes).map_err(|_| EINVAL)?;
+    text.trim().parse::<i64>().map_err(|_| EINVAL)
+}
+
 /// Sysctl `name` (dotted, as `kernel.threads-max`): sets it to
 /// `new_value` if given (the caller checked [`may_write_sysctl`]) and
 /// returns its value; ENOENT for an unknown name. Also what the files
 /// under `/proc/sys` read and write.
-pub fn sysctl(name: &[u8], new_value: Option<u64>) -> Result<u64, i32> {
+pub fn sysctl(name: &[u8], new_value: Option<i64>) -> Result<u64, i32> {
+    if name == b"kernel.sched_rr_timeslice_ms" {
+        // Linux `proc_dointvec` under `sched_rr_handler`: an int, where
+        // a value <= 0 means the default.
+        if let Some(v) = new_value {
+            sched::set_rr_timeslice_ms(i32::try_from(v).map_err(|_| EINVAL)?.into());
+        }
+        return Ok(sched::rr_timeslice_ms().unsigned_abs());
+    }
+    // The others are unsigned: a negative value is EINVAL (Linux
+    // `proc_doulongvec_minmax`, `proc_douintvec`).
+    let new_value = new_value
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|_| EINVAL)?;
     let current = match name {
         b"kernel.sched_child_runs_first" => {
             if let Some(v) = new_value {

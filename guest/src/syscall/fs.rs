@@ -154,8 +154,7 @@ pub(super) fn may_delete(
     Ok(())
 }
 
-/// `AT_FDCWD`: relative paths of the `*at` calls start at the cwd.
-const AT_FDCWD: i32 = -100;
+use forkvm_abi::linux::fcntl::AT_FDCWD;
 /// `unlinkat` flag: remove a directory, as `rmdir`.
 const AT_REMOVEDIR: u64 = 0x200;
 

@@ -4,6 +4,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec;
+use forkvm_abi::linux::fcntl;
 
 use spin::Mutex;
 
@@ -17,8 +18,9 @@ use crate::sched;
 
 /// Largest chunk moved between user memory and a file at a time.
 const CHUNK: usize = 4096;
-const O_CLOEXEC: u64 = 0o2000000;
-const O_NONBLOCK: u64 = 0o4000;
+// As the registers hold them.
+const O_CLOEXEC: u64 = fcntl::O_CLOEXEC as u64;
+const O_NONBLOCK: u64 = fcntl::O_NONBLOCK as u64;
 
 fn files() -> Result<Arc<Mutex<FdTable>>, i32> {
     sched::current().files().ok_or(EBADF)
@@ -198,13 +200,13 @@ pub fn dup3(a: Args) -> SysResult {
     Ok(fd)
 }
 
-const F_DUPFD: u64 = 0;
-const F_GETFD: u64 = 1;
-const F_SETFD: u64 = 2;
-const F_GETFL: u64 = 3;
-const F_SETFL: u64 = 4;
-const F_DUPFD_CLOEXEC: u64 = 1030;
-const FD_CLOEXEC: u64 = 1;
+const F_DUPFD: u64 = fcntl::F_DUPFD as u64;
+const F_GETFD: u64 = fcntl::F_GETFD as u64;
+const F_SETFD: u64 = fcntl::F_SETFD as u64;
+const F_GETFL: u64 = fcntl::F_GETFL as u64;
+const F_SETFL: u64 = fcntl::F_SETFL as u64;
+const F_DUPFD_CLOEXEC: u64 = fcntl::F_DUPFD_CLOEXEC as u64;
+const FD_CLOEXEC: u64 = fcntl::FD_CLOEXEC as u64;
 
 /// `fcntl(fd, cmd, arg)`: the descriptor flags (F_GETFD, F_SETFD with
 /// FD_CLOEXEC), the status flags (F_GETFL; F_SETFL changes O_APPEND and

@@ -4,6 +4,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use forkvm_abi::linux::mman;
 use forkvm_abi::PAGE_SIZE;
 
 use super::{current_mm, Args, SysResult};
@@ -14,17 +15,18 @@ use crate::fs::inode::{DevNum, InodeKind};
 use crate::fs::{File, FileKind};
 use crate::mm::vma::{Prot, VmaFlags, TASK_SIZE};
 
-const MAP_SHARED: u64 = 0x01;
-const MAP_PRIVATE: u64 = 0x02;
-const MAP_FIXED: u64 = 0x10;
-const MAP_ANONYMOUS: u64 = 0x20;
-const MAP_GROWSDOWN: u64 = 0x100;
-const MAP_DENYWRITE: u64 = 0x800;
-const MAP_EXECUTABLE: u64 = 0x1000;
-const MAP_NORESERVE: u64 = 0x4000;
-const MAP_POPULATE: u64 = 0x8000;
-const MAP_STACK: u64 = 0x20000;
-const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+// The flags as the register holds them (forkvm_abi's are C `int`s).
+const MAP_SHARED: u64 = mman::MAP_SHARED as u64;
+const MAP_PRIVATE: u64 = mman::MAP_PRIVATE as u64;
+const MAP_FIXED: u64 = mman::MAP_FIXED as u64;
+const MAP_ANONYMOUS: u64 = mman::MAP_ANONYMOUS as u64;
+const MAP_GROWSDOWN: u64 = mman::MAP_GROWSDOWN as u64;
+const MAP_DENYWRITE: u64 = mman::MAP_DENYWRITE as u64;
+const MAP_EXECUTABLE: u64 = mman::MAP_EXECUTABLE as u64;
+const MAP_NORESERVE: u64 = mman::MAP_NORESERVE as u64;
+const MAP_POPULATE: u64 = mman::MAP_POPULATE as u64;
+const MAP_STACK: u64 = mman::MAP_STACK as u64;
+const MAP_FIXED_NOREPLACE: u64 = mman::MAP_FIXED_NOREPLACE as u64;
 /// Flags accepted (others are EINVAL here, where Linux would accept some).
 const KNOWN_FLAGS: u64 = MAP_SHARED
     | MAP_PRIVATE

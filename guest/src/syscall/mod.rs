@@ -16,7 +16,6 @@ mod madvise;
 mod memory;
 mod mlock;
 mod mremap;
-mod names;
 mod pgrp;
 mod pidfd;
 mod process;
@@ -40,212 +39,10 @@ use crate::arch::entry::UserContext;
 use crate::errno::{EFAULT, ENOSYS};
 use crate::mm::address_space::AddressSpace;
 use crate::sched;
-
-/// System call numbers (`arch/x86/entry/syscalls/syscall_64.tbl`).
-pub mod nr {
-    pub const READ: u64 = 0;
-    pub const WRITE: u64 = 1;
-    pub const CLOSE: u64 = 3;
-    pub const MMAP: u64 = 9;
-    pub const MPROTECT: u64 = 10;
-    pub const MUNMAP: u64 = 11;
-    pub const BRK: u64 = 12;
-    pub const RT_SIGACTION: u64 = 13;
-    pub const RT_SIGPROCMASK: u64 = 14;
-    pub const RT_SIGRETURN: u64 = 15;
-    pub const PAUSE: u64 = 34;
-    pub const RT_SIGSUSPEND: u64 = 130;
-    pub const SIGALTSTACK: u64 = 131;
-    pub const SCHED_YIELD: u64 = 24;
-    pub const DUP: u64 = 32;
-    pub const DUP2: u64 = 33;
-    pub const NANOSLEEP: u64 = 35;
-    pub const GETPID: u64 = 39;
-    pub const CLONE: u64 = 56;
-    pub const FORK: u64 = 57;
-    pub const VFORK: u64 = 58;
-    pub const EXECVE: u64 = 59;
-    pub const EXIT: u64 = 60;
-    pub const WAIT4: u64 = 61;
-    pub const KILL: u64 = 62;
-    pub const UNAME: u64 = 63;
-    pub const UMASK: u64 = 95;
-    pub const GETRLIMIT: u64 = 97;
-    pub const SETHOSTNAME: u64 = 170;
-    pub const SETDOMAINNAME: u64 = 171;
-    pub const GETUID: u64 = 102;
-    pub const SETUID: u64 = 105;
-    pub const SETGID: u64 = 106;
-    pub const CAPGET: u64 = 125;
-    pub const CAPSET: u64 = 126;
-    pub const SETRLIMIT: u64 = 160;
-    pub const PRCTL: u64 = 157;
-    pub const PRLIMIT64: u64 = 302;
-    pub const GETXATTR: u64 = 191;
-    pub const LGETXATTR: u64 = 192;
-    pub const FGETXATTR: u64 = 193;
-    pub const LISTXATTR: u64 = 194;
-    pub const LLISTXATTR: u64 = 195;
-    pub const FLISTXATTR: u64 = 196;
-    pub const GETRANDOM: u64 = 318;
-    pub const IOPRIO_SET: u64 = 251;
-    pub const SEMGET: u64 = 64;
-    pub const SEMOP: u64 = 65;
-    pub const SEMCTL: u64 = 66;
-    pub const SEMTIMEDOP: u64 = 220;
-    pub const IOPRIO_GET: u64 = 252;
-    pub const CLONE3: u64 = 435;
-    pub const PIDFD_SEND_SIGNAL: u64 = 424;
-    pub const RT_SIGPENDING: u64 = 127;
-    pub const RT_SIGTIMEDWAIT: u64 = 128;
-    pub const RT_SIGQUEUEINFO: u64 = 129;
-    pub const TKILL: u64 = 200;
-    pub const TGKILL: u64 = 234;
-    pub const RT_TGSIGQUEUEINFO: u64 = 297;
-    pub const GETGID: u64 = 104;
-    pub const GETEUID: u64 = 107;
-    pub const GETEGID: u64 = 108;
-    pub const GETPPID: u64 = 110;
-    pub const ARCH_PRCTL: u64 = 158;
-    pub const GETTID: u64 = 186;
-    pub const FUTEX: u64 = 202;
-    pub const SET_TID_ADDRESS: u64 = 218;
-    pub const IOCTL: u64 = 16;
-    pub const SET_ROBUST_LIST: u64 = 273;
-    pub const GET_ROBUST_LIST: u64 = 274;
-    pub const CLOCK_GETTIME: u64 = 228;
-    pub const CLOCK_NANOSLEEP: u64 = 230;
-    pub const CREAT: u64 = 85;
-    pub const EXIT_GROUP: u64 = 231;
-    pub const REBOOT: u64 = 169;
-    pub const DUP3: u64 = 292;
-    pub const PIPE2: u64 = 293;
-    pub const PIPE: u64 = 22;
-    pub const OPEN: u64 = 2;
-    pub const OPENAT: u64 = 257;
-    pub const GETRESUID: u64 = 118;
-    pub const GETRESGID: u64 = 120;
-    pub const UNSHARE: u64 = 272;
-    pub const FCNTL: u64 = 72;
-    pub const GETGROUPS: u64 = 115;
-    pub const SETGROUPS: u64 = 116;
-    pub const SETPGID: u64 = 109;
-    pub const GETPGRP: u64 = 111;
-    pub const SETSID: u64 = 112;
-    pub const GETPGID: u64 = 121;
-    pub const GETSID: u64 = 124;
-    pub const GETCWD: u64 = 79;
-    pub const CHDIR: u64 = 80;
-    pub const MKDIR: u64 = 83;
-    pub const RMDIR: u64 = 84;
-    pub const CHROOT: u64 = 161;
-    pub const MKDIRAT: u64 = 258;
-    pub const UNLINKAT: u64 = 263;
-    pub const WAITID: u64 = 247;
-    pub const PIDFD_OPEN: u64 = 434;
-    // Files (syscall/file.rs).
-    pub const STAT: u64 = 4;
-    pub const FSTAT: u64 = 5;
-    pub const LSTAT: u64 = 6;
-    pub const LSEEK: u64 = 8;
-    pub const PREAD64: u64 = 17;
-    pub const PWRITE64: u64 = 18;
-    pub const ACCESS: u64 = 21;
-    pub const TRUNCATE: u64 = 76;
-    pub const FTRUNCATE: u64 = 77;
-    pub const FCHDIR: u64 = 81;
-    pub const RENAME: u64 = 82;
-    pub const LINK: u64 = 86;
-    pub const UNLINK: u64 = 87;
-    pub const SYMLINK: u64 = 88;
-    pub const READLINK: u64 = 89;
-    pub const GETDENTS64: u64 = 217;
-    pub const NEWFSTATAT: u64 = 262;
-    pub const RENAMEAT: u64 = 264;
-    pub const LINKAT: u64 = 265;
-    pub const SYMLINKAT: u64 = 266;
-    pub const READLINKAT: u64 = 267;
-    pub const FACCESSAT: u64 = 269;
-    pub const RENAMEAT2: u64 = 316;
-    pub const FACCESSAT2: u64 = 439;
-    pub const READV: u64 = 19;
-    pub const WRITEV: u64 = 20;
-    pub const CHMOD: u64 = 90;
-    pub const FCHMOD: u64 = 91;
-    pub const FCHMODAT: u64 = 268;
-    pub const CHOWN: u64 = 92;
-    pub const FCHOWN: u64 = 93;
-    pub const LCHOWN: u64 = 94;
-    pub const FCHOWNAT: u64 = 260;
-    pub const UTIMENSAT: u64 = 280;
-    pub const STATX: u64 = 332;
-    pub const FSYNC: u64 = 74;
-    pub const FDATASYNC: u64 = 75;
-    pub const GETPRIORITY: u64 = 140;
-    pub const SETPRIORITY: u64 = 141;
-    pub const SCHED_SETPARAM: u64 = 142;
-    pub const SCHED_GETPARAM: u64 = 143;
-    pub const SCHED_SETSCHEDULER: u64 = 144;
-    pub const SCHED_GETSCHEDULER: u64 = 145;
-    pub const SCHED_GET_PRIORITY_MAX: u64 = 146;
-    pub const SCHED_GET_PRIORITY_MIN: u64 = 147;
-    pub const SCHED_RR_GET_INTERVAL: u64 = 148;
-    pub const SCHED_SETATTR: u64 = 314;
-    pub const SCHED_GETATTR: u64 = 315;
-    pub const GETRUSAGE: u64 = 98;
-    pub const TIMES: u64 = 100;
-    pub const SCHED_SETAFFINITY: u64 = 203;
-    pub const SCHED_GETAFFINITY: u64 = 204;
-    pub const GETCPU: u64 = 309;
-    // Credentials: set*id (syscall/cred.rs).
-    pub const SETREUID: u64 = 113;
-    pub const SETREGID: u64 = 114;
-    pub const SETRESUID: u64 = 117;
-    pub const SETRESGID: u64 = 119;
-    pub const SETFSUID: u64 = 122;
-    pub const SETFSGID: u64 = 123;
-    // Memory (syscall/mremap.rs, madvise.rs, mlock.rs).
-    pub const MREMAP: u64 = 25;
-    pub const MSYNC: u64 = 26;
-    pub const MINCORE: u64 = 27;
-    pub const MADVISE: u64 = 28;
-    pub const MLOCK: u64 = 149;
-    pub const MUNLOCK: u64 = 150;
-    pub const MLOCKALL: u64 = 151;
-    pub const MUNLOCKALL: u64 = 152;
-    pub const MLOCK2: u64 = 325;
-    // Sockets (syscall/socket.rs).
-    pub const SOCKET: u64 = 41;
-    pub const CONNECT: u64 = 42;
-    pub const ACCEPT: u64 = 43;
-    pub const SENDTO: u64 = 44;
-    pub const RECVFROM: u64 = 45;
-    pub const SENDMSG: u64 = 46;
-    pub const RECVMSG: u64 = 47;
-    pub const SHUTDOWN: u64 = 48;
-    pub const BIND: u64 = 49;
-    pub const LISTEN: u64 = 50;
-    pub const GETSOCKNAME: u64 = 51;
-    pub const GETPEERNAME: u64 = 52;
-    pub const SOCKETPAIR: u64 = 53;
-    pub const SETSOCKOPT: u64 = 54;
-    pub const GETSOCKOPT: u64 = 55;
-    pub const ACCEPT4: u64 = 288;
-    // Timers and waiting on descriptors (syscall/itimer.rs, select.rs).
-    pub const POLL: u64 = 7;
-    pub const SELECT: u64 = 23;
-    pub const GETITIMER: u64 = 36;
-    pub const ALARM: u64 = 37;
-    pub const SETITIMER: u64 = 38;
-    pub const GETTIMEOFDAY: u64 = 96;
-    pub const SYSINFO: u64 = 99;
-    pub const TIME: u64 = 201;
-    pub const PSELECT6: u64 = 270;
-    pub const PPOLL: u64 = 271;
-}
+use forkvm_abi::linux::nr;
 
 /// `openat`'s "relative to the working directory" (-100).
-const AT_FDCWD: u64 = -100i64 as u64;
+const AT_FDCWD: u64 = forkvm_abi::linux::fcntl::AT_FDCWD as i64 as u64;
 
 /// Result of a system call: a value or an errno.
 pub type SysResult = Result<u64, i32>;
@@ -265,7 +62,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
     ]);
     // The number is an `int`: Linux ignores the upper half of rax.
-    let result: SysResult = match frame.rax as u32 as u64 {
+    let result: SysResult = match frame.rax as u32 as usize {
         nr::READ => io::read(a),
         nr::WRITE => io::write(a),
         nr::CLOSE => io::close(a),
@@ -317,6 +114,7 @@ pub fn dispatch(ctx: &mut UserContext) {
         nr::FORK => process::fork(ctx),
         nr::VFORK => process::vfork(ctx),
         nr::EXECVE => process::execve(a, ctx),
+        nr::EXECVEAT => process::execveat(a, ctx),
         nr::EXIT => process::exit(a),
         nr::WAIT4 => wait::wait4(a),
         nr::WAITID => wait::waitid(a),
@@ -488,10 +286,10 @@ pub fn dispatch(ctx: &mut UserContext) {
 /// A system call this kernel does not have: ENOSYS, and a kernel log line
 /// naming it (once per number, so a program probing in a loop does not
 /// flood the console).
-fn not_implemented(number: u64) -> i32 {
+fn not_implemented(number: usize) -> i32 {
     use core::sync::atomic::{AtomicU64, Ordering};
     static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-    if let Some(word) = REPORTED.get(number as usize / 64) {
+    if let Some(word) = REPORTED.get(number / 64) {
         let bit = 1 << (number % 64);
         if word.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
             return ENOSYS;
@@ -505,7 +303,7 @@ fn not_implemented(number: u64) -> i32 {
             .trim_end_matches('\0'),
         task.pid,
         number,
-        names::name(number).unwrap_or("unknown"),
+        nr::name(number).unwrap_or("unknown"),
     );
     ENOSYS
 }

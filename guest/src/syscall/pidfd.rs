@@ -13,7 +13,7 @@ use crate::sched;
 
 /// `open` flag: do not block (`waitid(P_PIDFD)` on the pidfd then acts as
 /// with WNOHANG).
-pub const O_NONBLOCK: u32 = 0o4000;
+pub use forkvm_abi::linux::fcntl::O_NONBLOCK;
 /// `pidfd_open` flag: a non-blocking pidfd.
 pub const PIDFD_NONBLOCK: u32 = O_NONBLOCK;
 

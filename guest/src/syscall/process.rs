@@ -1,4 +1,4 @@
-//! Process system calls: fork, vfork, clone, execve, exit, ids (`wait4`
+//! Process system calls: fork, vfork, clone, execve, execveat, exit, ids (`wait4`
 //! is in `wait.rs`).
 
 use alloc::vec::Vec;
@@ -115,12 +115,31 @@ pub fn execve(a: Args, frame: &mut UserContext) -> SysResult {
     let path = read_c_string(path)?;
     // Linux opens the file before it reads the arguments: a missing file
     // is ENOENT even with a bad argv.
-    crate::fs::exec::check_exec(&path)?;
+    let opened = crate::fs::exec::ExecStart::open(&path)?;
+    exec_opened(opened, argv, envp, frame)
+}
+
+/// `execveat(dirfd, path, argv, envp, flags)`: `execve` of the file
+/// `path` names relative to `dirfd`, or of `dirfd`'s own file
+/// (AT_EMPTY_PATH); see `file::open_execat`.
+pub fn execveat(a: Args, frame: &mut UserContext) -> SysResult {
+    let [dirfd, path, argv, envp, flags, _] = a.0;
+    let path = super::file::getname_maybe_empty(path, flags)?;
+    let opened = super::file::open_execat(dirfd, &path, flags)?;
+    exec_opened(opened, argv, envp, frame)
+}
+
+fn exec_opened(
+    opened: crate::fs::exec::ExecStart,
+    argv: u64,
+    envp: u64,
+    frame: &mut UserContext,
+) -> SysResult {
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    exec::execve(&sched::current(), &path, &argv, &envp, frame)?;
+    exec::execve(&sched::current(), opened, &argv, &envp, frame)?;
     Ok(0)
 }
 

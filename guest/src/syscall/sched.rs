@@ -21,12 +21,12 @@ use crate::errno::{E2BIG, EACCES, EINVAL, EOPNOTSUPP, EPERM, ESRCH};
 use crate::process::cred::{Cred, CAP_SYS_NICE};
 use crate::process::pgrp;
 use crate::process::task::Task;
+use crate::sched;
 use crate::sched::attr::{
     fair_policy, nice_to_rlimit, rt_policy, valid_policy, SchedAttr, MAX_NICE, MAX_RT_PRIO,
-    MAX_SLICE_NS, MIN_NICE, MIN_SLICE_NS, SCHED_BATCH, SCHED_DEADLINE, SCHED_FIFO, SCHED_IDLE,
-    SCHED_NORMAL, SCHED_RESET_ON_FORK, SCHED_RR,
+    MAX_SLICE_NS, MIN_NICE, MIN_SLICE_NS, SCHED_BATCH, SCHED_DEADLINE, SCHED_EXT, SCHED_FIFO,
+    SCHED_IDLE, SCHED_NORMAL, SCHED_RESET_ON_FORK, SCHED_RR,
 };
-use crate::sched::{self, RR_TIMESLICE_TICKS};
 
 const RLIMIT_NICE: usize = 13;
 const RLIMIT_RTPRIO: usize = 14;
@@ -232,8 +232,7 @@ fn sched_setscheduler_checked(task: &Arc<Task>, req: &Request) -> Result<(), i32
     }
     // Nothing changes but perhaps the reset-on-fork flag.
     if policy == cur.policy {
-        let changes = (fair_policy(policy)
-            && (req.nice != cur.nice || req.runtime != cur.slice_ns))
+        let changes = (fair_policy(policy) && (req.nice != cur.nice || req.runtime != cur.slice()))
             || (rt_policy(policy) && req.priority != cur.rt_priority);
         if !changes {
             task.sched().set(SchedAttr {
@@ -269,7 +268,7 @@ fn sched_setscheduler_checked(task: &Arc<Task>, req: &Request) -> Result<(), i32
         new.slice_ns = if req.runtime != 0 {
             req.runtime.clamp(MIN_SLICE_NS, MAX_SLICE_NS)
         } else {
-            crate::sched::attr::BASE_SLICE_NS
+            0
         };
     }
     sched::set_sched_attr(task, new);
@@ -387,7 +386,7 @@ pub fn sched_setattr(a: Args) -> SysResult {
             req.priority = cur.rt_priority;
         } else {
             req.nice = cur.nice;
-            req.runtime = cur.slice_ns;
+            req.runtime = cur.slice();
         }
     }
     sched_setscheduler_checked(&task, &req).map(|()| 0)
@@ -445,7 +444,7 @@ pub fn sched_getattr(a: Args) -> SysResult {
         out.priority = attr.rt_priority;
     } else {
         out.nice = attr.nice;
-        out.runtime = attr.slice_ns;
+        out.runtime = attr.slice();
     }
     // Linux `copy_struct_to_user`: zero what the caller has beyond our
     // structure, then copy as much of it as the caller has room for.
@@ -462,7 +461,7 @@ pub fn sched_getattr(a: Args) -> SysResult {
 pub fn sched_get_priority_max(a: Args) -> SysResult {
     match a.0[0] as i32 as u32 {
         SCHED_FIFO | SCHED_RR => Ok(u64::from(MAX_RT_PRIO - 1)),
-        SCHED_DEADLINE | SCHED_NORMAL | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        SCHED_DEADLINE | SCHED_NORMAL | SCHED_BATCH | SCHED_IDLE | SCHED_EXT => Ok(0),
         _ => Err(EINVAL),
     }
 }
@@ -470,14 +469,15 @@ pub fn sched_get_priority_max(a: Args) -> SysResult {
 pub fn sched_get_priority_min(a: Args) -> SysResult {
     match a.0[0] as i32 as u32 {
         SCHED_FIFO | SCHED_RR => Ok(1),
-        SCHED_DEADLINE | SCHED_NORMAL | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        SCHED_DEADLINE | SCHED_NORMAL | SCHED_BATCH | SCHED_IDLE | SCHED_EXT => Ok(0),
         _ => Err(EINVAL),
     }
 }
 
-/// The slice in whole jiffies: SCHED_RR's 100 ms, none (0: infinite) for
-/// SCHED_FIFO, the fair slice rounded down to jiffies (0 for the default
-/// 0.75 ms, as on Linux with HZ 250).
+/// The slice in whole jiffies: SCHED_RR's (`kernel.sched_rr_timeslice_ms`,
+/// 100 ms by default), none (0: infinite) for SCHED_FIFO, the fair slice
+/// rounded down to jiffies (0 for the default, `attr::base_slice_ns`: at
+/// most 2.8 ms, less than a 4 ms jiffy, as on Linux with HZ 250).
 pub fn sched_rr_get_interval(a: Args) -> SysResult {
     let [pid, interval, ..] = a.0;
     let pid = pid as i32;
@@ -486,9 +486,9 @@ pub fn sched_rr_get_interval(a: Args) -> SysResult {
     }
     let attr = find_process_by_pid(pid)?.sched().get();
     let jiffies = match attr.policy {
-        SCHED_RR => RR_TIMESLICE_TICKS,
+        SCHED_RR => sched::rr_timeslice(),
         SCHED_FIFO => 0,
-        _ => attr.slice_ns / JIFFY_NS,
+        _ => attr.slice() / JIFFY_NS,
     };
     let ns = jiffies * JIFFY_NS;
     let mut bytes = [0u8; 16];

@@ -16,7 +16,7 @@ use crate::process::task::Task;
 use crate::process::thread_group::ThreadGroup;
 use crate::sched;
 
-use forkvm_abi::linux::signal::{NSIG, SIGCONT, SIGKILL, SIGSTOP};
+use forkvm_abi::linux::signal::{self as linux_signal, NSIG, SIGCONT, SIGKILL, SIGSTOP};
 
 /// Whether the caller may signal `target` (Linux `check_kill_permission`):
 /// its own thread group; a task whose real or saved uid is the caller's
@@ -249,9 +249,10 @@ pub fn rt_sigaction(a: Args) -> SysResult {
     Ok(0)
 }
 
-const SIG_BLOCK: u64 = 0;
-const SIG_UNBLOCK: u64 = 1;
-const SIG_SETMASK: u64 = 2;
+// `how` as the register holds it.
+const SIG_BLOCK: u64 = linux_signal::SIG_BLOCK as u64;
+const SIG_UNBLOCK: u64 = linux_signal::SIG_UNBLOCK as u64;
+const SIG_SETMASK: u64 = linux_signal::SIG_SETMASK as u64;
 
 /// `rt_sigprocmask(how, set, oldset, sigsetsize)`.
 pub fn rt_sigprocmask(a: Args) -> SysResult {

@@ -16,21 +16,7 @@
 use crate::errno::Errno;
 use crate::syscall::{check, syscall0, syscall1, syscall2, syscall4};
 
-/// The system-call numbers of this module (Linux x86-64).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const GETRLIMIT: usize = 97;
-    pub const GETUID: usize = 102;
-    pub const GETGID: usize = 104;
-    pub const SETUID: usize = 105;
-    pub const SETGID: usize = 106;
-    pub const GETEUID: usize = 107;
-    pub const GETEGID: usize = 108;
-    pub const CAPGET: usize = 125;
-    pub const CAPSET: usize = 126;
-    pub const SETRLIMIT: usize = 160;
-    pub const PRLIMIT64: usize = 302;
-}
+use crate::syscall::nr;
 
 /// `getuid(2)`: the real user id.
 pub fn getuid() -> u32 {

@@ -21,7 +21,7 @@ pub fn info_raw(kind: u64, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most buf.len() bytes into a live, exclusive slice.
     check(unsafe {
         syscall3(
-            SYS_FORKVM_INFO as usize,
+            SYS_FORKVM_INFO,
             kind as usize,
             buf.as_mut_ptr() as usize,
             buf.len(),
@@ -37,7 +37,7 @@ pub fn system_info() -> Result<SystemInfo, Errno> {
     // plain integers into the live local.
     check(unsafe {
         syscall3(
-            SYS_FORKVM_INFO as usize,
+            SYS_FORKVM_INFO,
             INFO_SYSTEM as usize,
             &mut info as *mut SystemInfo as usize,
             core::mem::size_of::<SystemInfo>(),
@@ -56,7 +56,7 @@ pub fn tasks(buf: &mut [TaskInfo]) -> Result<usize, Errno> {
     // live, exclusive slice.
     let written = check(unsafe {
         syscall3(
-            SYS_FORKVM_INFO as usize,
+            SYS_FORKVM_INFO,
             INFO_TASKS as usize,
             buf.as_mut_ptr() as usize,
             core::mem::size_of_val(buf),
@@ -79,7 +79,7 @@ pub fn diag_ticks(ms: u64) -> Result<TickReport, Errno> {
     // plain integers into the live local.
     check(unsafe {
         syscall4(
-            SYS_FORKVM_DIAG as usize,
+            SYS_FORKVM_DIAG,
             DIAG_TICKS as usize,
             ms as usize,
             &mut report as *mut TickReport as usize,
@@ -95,7 +95,7 @@ pub fn diag_panic(message: &[u8]) -> Errno {
     // SAFETY: the kernel only reads the live slice.
     let ret = unsafe {
         syscall4(
-            SYS_FORKVM_DIAG as usize,
+            SYS_FORKVM_DIAG,
             DIAG_PANIC as usize,
             0,
             message.as_ptr() as usize,
@@ -110,7 +110,7 @@ pub fn diag_panic_on_cpu(cpu: u32, message: &[u8]) -> Errno {
     // SAFETY: the kernel only reads the live slice.
     let ret = unsafe {
         syscall4(
-            SYS_FORKVM_DIAG as usize,
+            SYS_FORKVM_DIAG,
             DIAG_PANIC_ON_CPU as usize,
             cpu as usize,
             message.as_ptr() as usize,
@@ -124,15 +124,7 @@ pub fn diag_panic_on_cpu(cpu: u32, message: &[u8]) -> Errno {
 /// kernel address (which stops it). Returns only if that failed.
 pub fn diag_kernel_fault() -> Errno {
     // SAFETY: no user memory is passed.
-    let ret = unsafe {
-        syscall4(
-            SYS_FORKVM_DIAG as usize,
-            DIAG_KERNEL_FAULT as usize,
-            0,
-            0,
-            0,
-        )
-    };
+    let ret = unsafe { syscall4(SYS_FORKVM_DIAG, DIAG_KERNEL_FAULT as usize, 0, 0, 0) };
     check(ret).err().unwrap_or(Errno::EINVAL)
 }
 
@@ -141,7 +133,7 @@ pub fn diag_kernel_fault() -> Errno {
 pub struct FailNthReport {
     /// The fallible steps it went through.
     pub steps: u32,
-    /// The step an injected failure hit (a `forkvm_abi::sys::FORK_STEPS`
+    /// The step an injected failure hit (a `forkvm_abi::sys::ForkStep`
     /// name), if one did.
     pub failed_step: Option<&'static str>,
 }
@@ -150,11 +142,11 @@ pub struct FailNthReport {
 /// task's next clone/fork fails (0 disarms). Returns what the previous
 /// clone/fork went through.
 pub fn diag_fail_nth(n: u32) -> Result<FailNthReport, Errno> {
-    use forkvm_abi::sys::{FAIL_NTH_STEP_SHIFT, FORK_STEPS};
+    use forkvm_abi::sys::{ForkStep, FAIL_NTH_STEP_SHIFT};
     // SAFETY: no user memory is passed.
     let ret = unsafe {
         syscall4(
-            SYS_FORKVM_DIAG as usize,
+            SYS_FORKVM_DIAG,
             forkvm_abi::sys::DIAG_FAIL_NTH as usize,
             n as usize,
             0,
@@ -163,10 +155,10 @@ pub fn diag_fail_nth(n: u32) -> Result<FailNthReport, Errno> {
     };
     check(ret).map(|report| {
         let report = report as u32;
-        let step = (report >> FAIL_NTH_STEP_SHIFT) as usize;
+        let step = report >> FAIL_NTH_STEP_SHIFT;
         FailNthReport {
             steps: report & ((1 << FAIL_NTH_STEP_SHIFT) - 1),
-            failed_step: step.checked_sub(1).and_then(|i| FORK_STEPS.get(i).copied()),
+            failed_step: ForkStep::from_number(step).map(ForkStep::name),
         }
     })
 }
@@ -180,7 +172,7 @@ pub fn sysctl(name: &[u8], value: Option<&[u8]>, out: &mut [u8]) -> Result<usize
     // out.len() bytes into the live, exclusive `out`.
     check(unsafe {
         syscall6(
-            SYS_FORKVM_SYSCTL as usize,
+            SYS_FORKVM_SYSCTL,
             name.as_ptr() as usize,
             name.len(),
             value_ptr,
@@ -195,7 +187,7 @@ pub fn sysctl(name: &[u8], value: Option<&[u8]>, out: &mut [u8]) -> Result<usize
 /// bytes from the host, blocking; write: bytes to the host).
 pub fn vconsole_open() -> Result<i32, Errno> {
     // SAFETY: no user memory is passed.
-    check(unsafe { syscall0(SYS_FORKVM_VCONSOLE_OPEN as usize) }).map(|fd| fd as i32)
+    check(unsafe { syscall0(SYS_FORKVM_VCONSOLE_OPEN) }).map(|fd| fd as i32)
 }
 
 /// `reboot(LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,

@@ -20,8 +20,8 @@
 //!   `ECHILD`. `iters == 0` or an unsupported `mem_mib` is `BadArgument`.
 //! - `RunScale` -> `ScaleDone`: `workers` processes or threads each
 //!   repeat `op` (fork, fork_mem, vfork, clone_thread or clone_vm) for
-//!   `duration_ms` once all exist ([`crate::scale`]); their operations,
-//!   the interval in TSC cycles and the least and most of one worker. A
+//!   `duration_ms` once each has completed an operation
+//!   ([`crate::scale`]); their operations, the interval in TSC cycles and the least and most of one worker. A
 //!   failure is `ScaleDone` with its errno and zero counts; another op, 0
 //!   or more than [`scale::MAX_WORKERS`] workers, a zero or over-long
 //!   duration are `BadArgument`.

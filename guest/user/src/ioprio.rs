@@ -6,12 +6,7 @@
 use crate::errno::Errno;
 use crate::syscall::{check, syscall2, syscall3};
 
-/// The system-call numbers of this module (Linux x86-64).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const IOPRIO_SET: usize = 251;
-    pub const IOPRIO_GET: usize = 252;
-}
+use crate::syscall::nr;
 
 /// `which`: `who` is a process (0: the caller).
 pub const IOPRIO_WHO_PROCESS: i32 = 1;

@@ -60,7 +60,7 @@ use forkvm_protocol::FORK_THREADED_THREADS;
 
 /// The operations and options, as `lat_proc` and `bench` take them.
 pub const USAGE_ARGS: &str =
-    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]";
+    "fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]";
 /// Iterations when `--iters` is not given.
 pub const DEFAULT_ITERS: usize = 1000;
 /// Stack of the `thread` and `clone-vm` children (they only call `exit`).
@@ -827,6 +827,16 @@ mod tests {
         }
         assert_eq!(Op::from_name(b"spawn"), None);
         assert_eq!(Op::from_name(b""), None);
+    }
+
+    #[test]
+    fn usage_names_every_op() {
+        let (ops, _) = USAGE_ARGS.split_once(' ').unwrap();
+        let mut named: Vec<&str> = ops.split('|').collect();
+        let mut all: Vec<&str> = Op::ALL.iter().map(|op| op.name()).collect();
+        named.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(named, all);
     }
 
     #[test]

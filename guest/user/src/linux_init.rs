@@ -14,18 +14,8 @@ use alloc_crate::vec::Vec;
 use core::ffi::CStr;
 
 use crate::errno::Errno;
-use crate::syscall::{self, check, syscall3, syscall4, syscall5, Timespec};
-
-const SYS_IOCTL: usize = 16;
-const SYS_SYNC: usize = 162;
-const SYS_MOUNT: usize = 165;
-const SYS_OPENAT: usize = 257;
-const SYS_FINIT_MODULE: usize = 313;
-const AT_FDCWD: isize = -100;
-const O_RDONLY: usize = 0;
-const O_RDWR: usize = 2;
-const O_NOCTTY: usize = 0o400;
-const O_CLOEXEC: usize = 0o2_000_000;
+use crate::syscall::{self, check, nr, syscall3, syscall5, Timespec};
+use forkvm_abi::linux::fcntl::{O_CLOEXEC, O_NOCTTY, O_RDONLY, O_RDWR};
 
 /// The virtio console's tty.
 const CONSOLE: &CStr = c"/dev/hvc0";
@@ -68,22 +58,12 @@ pub fn open_console() -> Result<i32, Errno> {
 /// only if Linux refused.
 pub fn power_off() -> Errno {
     // SAFETY: no arguments.
-    unsafe { syscall::syscall0(SYS_SYNC) };
+    unsafe { syscall::syscall0(nr::SYNC) };
     crate::forkvm::poweroff(0)
 }
 
-fn open(path: &CStr, flags: usize) -> Result<i32, Errno> {
-    // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe {
-        syscall4(
-            SYS_OPENAT,
-            AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            flags,
-            0,
-        )
-    })
-    .map(|fd| fd as i32)
+fn open(path: &CStr, flags: u32) -> Result<i32, Errno> {
+    syscall::openat(syscall::AT_FDCWD, path, flags, 0)
 }
 
 /// Mounts `fstype` at `target` (made if missing); already mounted is fine.
@@ -95,7 +75,7 @@ fn mount_once(source: &CStr, target: &CStr, fstype: &CStr) -> Result<(), Errno> 
     // SAFETY: the strings are NUL-terminated and outlive the call; no data.
     let ret = unsafe {
         syscall5(
-            SYS_MOUNT,
+            nr::MOUNT,
             source.as_ptr() as usize,
             target.as_ptr() as usize,
             fstype.as_ptr() as usize,
@@ -169,7 +149,7 @@ fn load_modules() -> Result<(), Errno> {
         let mut params = module_params(&cmdline, name);
         params.push(0);
         // SAFETY: `params` is NUL-terminated and outlives the call.
-        let ret = unsafe { syscall3(SYS_FINIT_MODULE, fd as usize, params.as_ptr() as usize, 0) };
+        let ret = unsafe { syscall3(nr::FINIT_MODULE, fd as usize, params.as_ptr() as usize, 0) };
         let _ = syscall::close(fd);
         match check(ret) {
             Ok(_) | Err(Errno::EEXIST) => {}
@@ -225,7 +205,7 @@ fn make_raw(fd: i32) -> Result<(), Errno> {
     // SAFETY: the kernel writes one `struct termios` into `t`.
     check(unsafe {
         syscall3(
-            SYS_IOCTL,
+            nr::IOCTL,
             fd as usize,
             TCGETS,
             &mut t as *mut Termios as usize,
@@ -241,14 +221,14 @@ fn make_raw(fd: i32) -> Result<(), Errno> {
     // SAFETY: the kernel reads one `struct termios` from `t`.
     check(unsafe {
         syscall3(
-            SYS_IOCTL,
+            nr::IOCTL,
             fd as usize,
             TCSETS,
             &t as *const Termios as usize,
         )
     })?;
     // SAFETY: no memory is passed.
-    check(unsafe { syscall3(SYS_IOCTL, fd as usize, TCFLSH, TCIOFLUSH) }).map(drop)
+    check(unsafe { syscall3(nr::IOCTL, fd as usize, TCFLSH, TCIOFLUSH) }).map(drop)
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@
 //!
 //! The workers count into a shared mapping (one word each, written only by
 //! its worker) and stop when the stop word is set. The time starts once
-//! every worker exists: the counts are read then and again at the end, so
-//! the start-up of the workers is not in the figure. A worker that fails
+//! every worker has completed its first operation (or failed, or ten
+//! seconds passed): the counts are read then and again at the end, so the
+//! start-up of the workers is not in the figure, and every worker is
+//! running when it starts, however slowly the first ones got going. A worker that fails
 //! stops with its errno in its slot; the run then reports the first one.
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -133,6 +135,20 @@ fn work(slot: &Slot) {
     }
 }
 
+/// Waits (sleeping 1 ms at a time, at most ~10 s) until every worker has
+/// completed an operation or one has failed.
+fn wait_for_first_operations(slots: &[Slot]) {
+    for _ in 0..10_000 {
+        let ready = slots.iter().all(|slot| {
+            slot.done.load(Ordering::Relaxed) > 0 || slot.errno.load(Ordering::Acquire) != 0
+        });
+        if ready {
+            return;
+        }
+        let _ = nanosleep(Timespec::from_nanos(1_000_000));
+    }
+}
+
 /// The sum, least and most of the per-worker differences `after - before`.
 pub fn tally(before: &[u64], after: &[u64]) -> (u64, u64, u64) {
     let diffs = before.iter().zip(after).map(|(b, a)| a.saturating_sub(*b));
@@ -143,7 +159,7 @@ pub fn tally(before: &[u64], after: &[u64]) -> (u64, u64, u64) {
 
 /// Runs `workers` workers of `op` (a creating operation; `mem_mib` MiB
 /// touched first, shared copy-on-write by process workers) as `mode` says
-/// for `duration_ns` once all exist, and returns what they counted. `Err`
+/// for `duration_ns` once each has completed an operation, and returns what they counted. `Err`
 /// is the errno of the first failure (a worker's, or of setting up).
 pub fn run(
     op: Op,
@@ -216,6 +232,7 @@ pub fn run(
                 *n = slot.done.load(Ordering::Relaxed);
             }
         };
+        wait_for_first_operations(slots);
         let start = rdtsc_serialized();
         snapshot(&mut before[..workers]);
         let mut left = Timespec::from_nanos(duration_ns);

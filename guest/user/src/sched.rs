@@ -13,24 +13,7 @@
 use crate::errno::Errno;
 use crate::syscall::{check, syscall1, syscall2, syscall3, syscall4};
 
-/// The system-call numbers of this module (Linux x86-64).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const GETPRIORITY: usize = 140;
-    pub const SETPRIORITY: usize = 141;
-    pub const SCHED_SETPARAM: usize = 142;
-    pub const SCHED_GETPARAM: usize = 143;
-    pub const SCHED_SETSCHEDULER: usize = 144;
-    pub const SCHED_GETSCHEDULER: usize = 145;
-    pub const SCHED_GET_PRIORITY_MAX: usize = 146;
-    pub const SCHED_GET_PRIORITY_MIN: usize = 147;
-    pub const SCHED_RR_GET_INTERVAL: usize = 148;
-    pub const SCHED_SETATTR: usize = 314;
-    pub const SCHED_GETATTR: usize = 315;
-    pub const SCHED_SETAFFINITY: usize = 203;
-    pub const SCHED_GETAFFINITY: usize = 204;
-    pub const GETCPU: usize = 309;
-}
+use crate::syscall::nr;
 
 /// `sched_setaffinity(pid, len, mask)` with a raw mask pointer (which may
 /// be bad: the kernel reads `len` bytes, at most its mask's size).

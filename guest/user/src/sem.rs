@@ -10,14 +10,7 @@
 use crate::errno::Errno;
 use crate::syscall::{check, syscall3, syscall4, Timespec};
 
-/// The system-call numbers of this module (Linux x86-64).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const SEMGET: usize = 64;
-    pub const SEMOP: usize = 65;
-    pub const SEMCTL: usize = 66;
-    pub const SEMTIMEDOP: usize = 220;
-}
+use crate::syscall::nr;
 
 /// `semget` key for a new set nobody else can find by key.
 pub const IPC_PRIVATE: i32 = 0;

@@ -7,24 +7,9 @@ use core::arch::global_asm;
 
 use crate::errno::Errno;
 use crate::syscall::{check, syscall0, syscall2, syscall3, syscall4};
+use forkvm_abi::linux::signal as linux;
 
-/// `rt_sigaction` and friends (not in `syscall::nr`, to keep that list
-/// to the calls most programs make).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const RT_SIGACTION: usize = 13;
-    pub const RT_SIGPROCMASK: usize = 14;
-    pub const RT_SIGRETURN: usize = 15;
-    pub const PAUSE: usize = 34;
-    pub const RT_SIGSUSPEND: usize = 130;
-    pub const SIGALTSTACK: usize = 131;
-    pub const RT_SIGPENDING: usize = 127;
-    pub const RT_SIGTIMEDWAIT: usize = 128;
-    pub const RT_SIGQUEUEINFO: usize = 129;
-    pub const TKILL: usize = 200;
-    pub const TGKILL: usize = 234;
-    pub const RT_TGSIGQUEUEINFO: usize = 297;
-}
+use crate::syscall::nr;
 
 /// Signal numbers as the `int` the C API takes (the values are
 /// `forkvm_abi::linux::signal`'s, which the guest kernel uses too).
@@ -66,21 +51,12 @@ pub mod sig {
 }
 
 /// `sa_handler` value: the default action.
-pub const SIG_DFL: usize = 0;
+pub const SIG_DFL: usize = linux::SIG_DFL as usize;
 /// `sa_handler` value: ignore the signal.
-pub const SIG_IGN: usize = 1;
-/// `sa_flags`: the handler takes (signo, siginfo, ucontext).
-pub const SA_SIGINFO: u64 = 4;
-/// `sa_flags`: run the handler on the alternate signal stack.
-pub const SA_ONSTACK: u64 = 0x0800_0000;
-/// `sa_flags`: `sa_restorer` is set.
-pub const SA_RESTORER: u64 = 0x0400_0000;
-/// `sa_flags`: restart interrupted system calls.
-pub const SA_RESTART: u64 = 0x1000_0000;
-/// `sa_flags`: do not block the signal during its handler.
-pub const SA_NODEFER: u64 = 0x4000_0000;
-/// `sa_flags`: reset the action to SIG_DFL when the handler runs.
-pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub const SIG_IGN: usize = linux::SIG_IGN as usize;
+pub use forkvm_abi::linux::signal::{
+    SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SA_SIGINFO,
+};
 
 /// `ss_flags`: running on the alternate stack (or, when setting, the same
 /// as 0).
@@ -121,12 +97,12 @@ pub fn sigaltstack(new: Option<&StackT>) -> Result<StackT, Errno> {
     Ok(old)
 }
 
-/// `rt_sigprocmask` `how`.
-pub const SIG_BLOCK: usize = 0;
-/// `rt_sigprocmask` `how`.
-pub const SIG_UNBLOCK: usize = 1;
-/// `rt_sigprocmask` `how`.
-pub const SIG_SETMASK: usize = 2;
+/// `rt_sigprocmask` `how`: add the set to the mask.
+pub const SIG_BLOCK: usize = linux::SIG_BLOCK as usize;
+/// `rt_sigprocmask` `how`: take the set out of the mask.
+pub const SIG_UNBLOCK: usize = linux::SIG_UNBLOCK as usize;
+/// `rt_sigprocmask` `how`: the set becomes the mask.
+pub const SIG_SETMASK: usize = linux::SIG_SETMASK as usize;
 
 /// `si_code`: sent by `kill`.
 pub const SI_USER: i32 = 0;

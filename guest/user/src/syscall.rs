@@ -2,7 +2,8 @@
 //!
 //! Programs use nothing but the `syscall` instruction (no libc, no vDSO), so
 //! the kernel they run on needs to implement exactly the calls they make and
-//! nothing else; `nr` lists every number this crate uses.
+//! nothing else; `nr` (`forkvm_abi::linux::nr`, shared with the kernel)
+//! numbers them.
 //!
 //! Register convention: `rax` = number, arguments in `rdi`, `rsi`, `rdx`,
 //! `r10`, `r8`, `r9`; the result comes back in `rax`, and the instruction
@@ -15,60 +16,7 @@ use core::ffi::CStr;
 use crate::errno::Errno;
 
 /// Linux x86-64 system-call numbers (`arch/x86/entry/syscalls/syscall_64.tbl`).
-pub mod nr {
-    #![allow(missing_docs)]
-    pub const READ: usize = 0;
-    pub const WRITE: usize = 1;
-    pub const CLOSE: usize = 3;
-    pub const MMAP: usize = 9;
-    pub const MPROTECT: usize = 10;
-    pub const MUNMAP: usize = 11;
-    pub const BRK: usize = 12;
-    pub const RT_SIGACTION: usize = 13;
-    pub const RT_SIGPROCMASK: usize = 14;
-    pub const SCHED_YIELD: usize = 24;
-    pub const DUP: usize = 32;
-    pub const DUP2: usize = 33;
-    pub const NANOSLEEP: usize = 35;
-    pub const GETPID: usize = 39;
-    pub const CLONE: usize = 56;
-    pub const FORK: usize = 57;
-    pub const VFORK: usize = 58;
-    pub const EXECVE: usize = 59;
-    pub const EXIT: usize = 60;
-    pub const WAIT4: usize = 61;
-    pub const GETRUSAGE: usize = 98;
-    pub const TIMES: usize = 100;
-    pub const KILL: usize = 62;
-    pub const UNAME: usize = 63;
-    pub const SYSINFO: usize = 99;
-    pub const GETUID: usize = 102;
-    pub const GETPPID: usize = 110;
-    pub const ARCH_PRCTL: usize = 158;
-    pub const REBOOT: usize = 169;
-    pub const GETTID: usize = 186;
-    pub const FUTEX: usize = 202;
-    pub const SET_TID_ADDRESS: usize = 218;
-    pub const CLOCK_GETTIME: usize = 228;
-    pub const EXIT_GROUP: usize = 231;
-    pub const PIPE2: usize = 293;
-    pub const CLONE3: usize = 435;
-    pub const SETPGID: usize = 109;
-    pub const GETPGRP: usize = 111;
-    pub const SETSID: usize = 112;
-    pub const GETPGID: usize = 121;
-    pub const GETSID: usize = 124;
-    pub const GETCWD: usize = 79;
-    pub const CHDIR: usize = 80;
-    pub const MKDIR: usize = 83;
-    pub const RMDIR: usize = 84;
-    pub const CHROOT: usize = 161;
-    pub const MKDIRAT: usize = 258;
-    pub const UNLINKAT: usize = 263;
-    pub const WAITID: usize = 247;
-    pub const PIDFD_SEND_SIGNAL: usize = 424;
-    pub const PIDFD_OPEN: usize = 434;
-}
+pub use forkvm_abi::linux::nr;
 
 /// Raw system call with no arguments.
 ///
@@ -397,28 +345,10 @@ pub fn clock_gettime(clock: u32) -> Result<Timespec, Errno> {
     Ok(ts)
 }
 
-/// `PROT_NONE`.
-pub const PROT_NONE: u32 = 0;
-/// `PROT_READ`.
-pub const PROT_READ: u32 = 1;
-/// `PROT_WRITE`.
-pub const PROT_WRITE: u32 = 2;
-/// `PROT_EXEC`.
-pub const PROT_EXEC: u32 = 4;
-/// `MAP_SHARED`.
-pub const MAP_SHARED: u32 = 0x01;
-/// `MAP_PRIVATE`.
-pub const MAP_PRIVATE: u32 = 0x02;
-/// `MAP_FIXED`.
-pub const MAP_FIXED: u32 = 0x10;
-/// `MAP_ANONYMOUS`.
-pub const MAP_ANONYMOUS: u32 = 0x20;
-/// `MAP_NORESERVE`.
-pub const MAP_NORESERVE: u32 = 0x4000;
-/// `MAP_POPULATE`.
-pub const MAP_POPULATE: u32 = 0x8000;
-/// `MAP_STACK` (a hint only).
-pub const MAP_STACK: u32 = 0x20000;
+pub use forkvm_abi::linux::mman::{
+    MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_STACK,
+    PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
+};
 
 /// `mmap(2)`, raw.
 ///
@@ -539,6 +469,38 @@ pub fn execve(path: &CStr, argv: &[*const u8], envp: &[*const u8]) -> Errno {
     }
 }
 
+/// `execveat(2)`: [`execve`] of `path` relative to the directory `dirfd`
+/// (`AT_FDCWD`: the cwd; an absolute path ignores it), or of `dirfd`'s own
+/// file with an empty path and `AT_EMPTY_PATH`; `flags` may also hold
+/// `AT_SYMLINK_NOFOLLOW`. Same argument rules as [`execve`]; returns only
+/// on failure.
+pub fn execveat(
+    dirfd: i32,
+    path: &CStr,
+    argv: &[*const u8],
+    envp: &[*const u8],
+    flags: usize,
+) -> Errno {
+    if argv.last() != Some(&core::ptr::null()) || envp.last() != Some(&core::ptr::null()) {
+        return Errno::EINVAL;
+    }
+    // SAFETY: as for `execve`: the kernel only reads the strings and arrays.
+    let ret = unsafe {
+        syscall5(
+            nr::EXECVEAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            flags,
+        )
+    };
+    match check(ret) {
+        Err(e) => e,
+        Ok(_) => Errno::EINVAL,
+    }
+}
+
 /// `struct utsname` (six NUL-padded 65-byte fields).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -643,9 +605,47 @@ pub fn chroot(path: &CStr) -> Result<(), Errno> {
 }
 
 /// `AT_FDCWD`: the `*at` calls' relative paths start at the working directory.
-pub const AT_FDCWD: i32 = -100;
+pub use forkvm_abi::linux::fcntl::AT_FDCWD;
 /// `unlinkat` flag: remove a directory (as `rmdir`).
 pub const AT_REMOVEDIR: u32 = 0x200;
+
+/// `open(2)` (the system call, not the C library's, which is `openat`):
+/// a new descriptor; `mode` (less the umask) for a file it creates.
+pub fn open(path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall3(
+            nr::OPEN,
+            path.as_ptr() as usize,
+            flags as usize,
+            mode as usize,
+        )
+    })
+    .map(|fd| fd as i32)
+}
+
+/// `openat(2)`: `open` with a relative path starting at `dirfd`
+/// ([`AT_FDCWD`]: the working directory).
+pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
+    // SAFETY: the kernel only reads the NUL-terminated string.
+    check(unsafe {
+        syscall4(
+            nr::OPENAT,
+            dirfd as isize as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+            mode as usize,
+        )
+    })
+    .map(|fd| fd as i32)
+}
+
+/// `fcntl(2)` with a command whose argument is an integer or unused
+/// (`F_DUPFD*`, `F_GETFD`, `F_SETFD`, `F_GETFL`, `F_SETFL`): what it returns.
+pub fn fcntl(fd: i32, cmd: u32, arg: usize) -> Result<usize, Errno> {
+    // SAFETY: these commands pass no pointer.
+    check(unsafe { syscall3(nr::FCNTL, fd as isize as usize, cmd as usize, arg) })
+}
 
 /// `mkdirat(2)`: `mkdir` with relative paths starting at `dirfd`.
 pub fn mkdirat(dirfd: i32, path: &CStr, mode: u32) -> Result<(), Errno> {

@@ -2,16 +2,9 @@
 //! `setgroups` files that set one up (the same calls on the forkvm guest
 //! and on Linux).
 
-use crate::syscall::{check, close, read, syscall4, write};
+use crate::syscall::{check, close, nr, read, syscall4, write, AT_FDCWD};
 use crate::Errno;
-
-/// `openat`.
-const OPENAT: usize = 257;
-const AT_FDCWD: isize = -100;
-/// Open for reading.
-pub const O_RDONLY: usize = 0;
-/// Open for writing.
-pub const O_WRONLY: usize = 1;
+use forkvm_abi::linux::fcntl::{O_RDONLY, O_WRONLY};
 
 /// Which per-process file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +32,7 @@ pub struct ProcFd(i32);
 
 impl ProcFd {
     /// Opens `/proc/PID/FILE` (`pid` 0: `self`) with `flags`.
-    pub fn open(pid: u32, file: IdFile, flags: usize) -> Result<ProcFd, Errno> {
+    pub fn open(pid: u32, file: IdFile, flags: u32) -> Result<ProcFd, Errno> {
         // "/proc/" + "self" or up to 10 digits + "/" + name + NUL.
         let mut path = [0u8; 32];
         let mut len = 0;
@@ -69,7 +62,13 @@ impl ProcFd {
         // SAFETY: `path` is NUL-terminated (at most 30 bytes are written)
         // and outlives the call.
         let fd = check(unsafe {
-            syscall4(OPENAT, AT_FDCWD as usize, path.as_ptr() as usize, flags, 0)
+            syscall4(
+                nr::OPENAT,
+                AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                flags as usize,
+                0,
+            )
         })?;
         Ok(ProcFd(fd as i32))
     }

@@ -1,5 +1,7 @@
-//! Linux signal numbers on x86-64 (`arch/x86/include/uapi/asm/signal.h`)
-//! and the `si_code` values of `SIGCHLD` (`include/uapi/asm-generic/siginfo.h`).
+//! Linux signal numbers, signal actions' handler values and flags and
+//! `rt_sigprocmask`'s `how` on x86-64 (`arch/x86/include/uapi/asm/signal.h`,
+//! `include/uapi/asm-generic/signal-defs.h`) and the `si_code` values of
+//! `SIGCHLD` (`include/uapi/asm-generic/siginfo.h`).
 
 pub const SIGHUP: u32 = 1;
 pub const SIGINT: u32 = 2;
@@ -39,6 +41,32 @@ pub const SIGRTMIN: u32 = 32;
 pub const SIGRTMAX: u32 = NSIG;
 /// Highest signal number (Linux `_NSIG`): signals are 1..=64.
 pub const NSIG: u32 = 64;
+
+/// `sa_handler` value: the default action.
+pub const SIG_DFL: u64 = 0;
+/// `sa_handler` value: ignore the signal.
+pub const SIG_IGN: u64 = 1;
+/// `sa_flags`: do not turn exiting children into zombies.
+pub const SA_NOCLDWAIT: u64 = 2;
+/// `sa_flags`: the handler takes (signo, siginfo, ucontext).
+pub const SA_SIGINFO: u64 = 4;
+/// `sa_flags`: `sa_restorer` is set (x86-64 requires it to deliver).
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `sa_flags`: run the handler on the alternate signal stack.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+/// `sa_flags`: restart system calls the signal interrupts.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `sa_flags`: do not block the signal during its handler.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `sa_flags`: reset the action to SIG_DFL when the handler runs.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `rt_sigprocmask` `how`: add the set to the mask.
+pub const SIG_BLOCK: u32 = 0;
+/// `rt_sigprocmask` `how`: take the set out of the mask.
+pub const SIG_UNBLOCK: u32 = 1;
+/// `rt_sigprocmask` `how`: the set becomes the mask.
+pub const SIG_SETMASK: u32 = 2;
 
 /// `si_code` of `SIGCHLD`: the child exited.
 pub const CLD_EXITED: i32 = 1;

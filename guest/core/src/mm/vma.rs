@@ -25,9 +25,9 @@ pub struct Prot(u8);
 
 impl Prot {
     pub const NONE: Prot = Prot(0);
-    pub const READ: Prot = Prot(1);
-    pub const WRITE: Prot = Prot(2);
-    pub const EXEC: Prot = Prot(4);
+    pub const READ: Prot = Prot(forkvm_abi::linux::mman::PROT_READ as u8);
+    pub const WRITE: Prot = Prot(forkvm_abi::linux::mman::PROT_WRITE as u8);
+    pub const EXEC: Prot = Prot(forkvm_abi::linux::mman::PROT_EXEC as u8);
 
     /// The rights named by a Linux `prot` argument; unknown bits (including
     /// `PROT_GROWSDOWN`, which this kernel does not support) are EINVAL.

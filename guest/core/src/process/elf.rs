@@ -81,7 +81,6 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
 
 /// How much of the start of a file [`parse`] reads: the program headers
 /// and the interpreter's path must lie within it.
-#[cfg_attr(test, allow(dead_code))] // read by the kernel's loader
 pub const HEADER_MAX: usize = 64 * 1024;
 
 /// Parses the start of an executable (`image`, the first bytes of a file

@@ -69,7 +69,6 @@ pub fn rdtsc() -> u64 {
 
 /// Result of the `cpuid` instruction.
 #[derive(Clone, Copy, Debug)]
-#[allow(dead_code)] // all four registers are part of the result, even if unread yet
 pub struct CpuidResult {
     pub eax: u32,
     pub ebx: u32,

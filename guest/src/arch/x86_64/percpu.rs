@@ -148,6 +148,11 @@ pub fn set_online(cpu: u32) {
     ONLINE[cpu as usize].store(true, Ordering::Release);
 }
 
+/// CPUs online now (Linux `num_online_cpus`).
+pub fn online_count() -> u32 {
+    (0..nr_cpus()).filter(|&cpu| is_online(cpu)).count() as u32
+}
+
 pub fn is_online(cpu: u32) -> bool {
     ONLINE
         .get(cpu as usize)

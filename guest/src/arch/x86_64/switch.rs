@@ -6,6 +6,7 @@ use core::arch::global_asm;
 use core::mem::size_of;
 
 use super::entry::{FpuState, TrapFrame, UserContext};
+use crate::mm::kstack::KernelStack;
 
 extern "C" {
     fn context_switch_asm(prev_rsp: *mut u64, next_rsp: u64);
@@ -18,7 +19,7 @@ extern "C" {
 ///
 /// # Safety
 /// Interrupts must be off; `next_rsp` must come from a previous switch or
-/// from [`prepare_user_return`] on a live stack.
+/// from [`prepare_user_return`] on a stack that still exists.
 pub unsafe fn context_switch(prev_rsp: *mut u64, next_rsp: u64) {
     // SAFETY: forwarded from the caller.
     unsafe { context_switch_asm(prev_rsp, next_rsp) }
@@ -32,15 +33,19 @@ const SWITCH_FRAME_WORDS: usize = 7;
 /// where the entry code would have saved it), after `schedule_tail`.
 /// Returns the stack pointer to switch to.
 ///
-/// # Safety
-/// `stack_top` must be the 16-byte aligned top of an unused kernel stack.
-pub unsafe fn prepare_user_return(stack_top: u64, frame: &TrapFrame, fpu: &FpuState) -> u64 {
-    let ctx_at = stack_top - size_of::<UserContext>() as u64;
+/// Safe because no code runs on a stack borrowed mutably: the stack a task
+/// runs on belongs to its `Task`, which is shared and never lends it out
+/// mutably, and a `KernelStack` is dropped (back to the cache) only by the
+/// task that switched in after its owner's last switch-out
+/// (`sched::schedule_tail`). Its top is page-aligned.
+pub fn prepare_user_return(stack: &mut KernelStack, frame: &TrapFrame, fpu: &FpuState) -> u64 {
+    let ctx_at = stack.top() - size_of::<UserContext>() as u64;
     let switch_at = ctx_at - (SWITCH_FRAME_WORDS * 8) as u64;
     let ctx = ctx_at as *mut UserContext;
-    // SAFETY: the context and the switch frame lie inside the caller's
-    // unused stack, and the context is 16-byte aligned (its size is a
-    // multiple of 16 below an aligned top), as UserContext requires.
+    // SAFETY: the context and the switch frame lie inside `stack`, which
+    // no code runs on (see above) and which the borrow makes ours alone;
+    // the context is 16-byte aligned (its size is a multiple of 16 below
+    // a page-aligned top), as UserContext requires.
     unsafe {
         (&raw mut (*ctx).frame).write(*frame);
         core::ptr::copy_nonoverlapping(fpu, &raw mut (*ctx).fpu, 1);

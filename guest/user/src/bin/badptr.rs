@@ -42,70 +42,15 @@ entry!(main);
 
 const PAGE: usize = 4096;
 
-/// System call numbers used here (x86-64).
-mod nr {
-    pub const READ: usize = 0;
-    pub const WRITE: usize = 1;
-    pub const OPEN: usize = 2;
-    pub const RT_SIGACTION: usize = 13;
-    pub const RT_SIGPROCMASK: usize = 14;
-    pub const PIPE: usize = 22;
-    pub const NANOSLEEP: usize = 35;
-    pub const GETPID: usize = 39;
-    pub const CLONE: usize = 56;
-    pub const EXECVE: usize = 59;
-    pub const WAIT4: usize = 61;
-    pub const KILL: usize = 62;
-    pub const SEMGET: usize = 64;
-    pub const SEMOP: usize = 65;
-    pub const SEMCTL: usize = 66;
-    pub const FCNTL: usize = 72;
-    pub const GETCWD: usize = 79;
-    pub const CHDIR: usize = 80;
-    pub const MKDIR: usize = 83;
-    pub const RMDIR: usize = 84;
-    pub const GETRLIMIT: usize = 97;
-    pub const GETGROUPS: usize = 115;
-    pub const SETGROUPS: usize = 116;
-    pub const GETRESUID: usize = 118;
-    pub const GETRESGID: usize = 120;
-    pub const CAPGET: usize = 125;
-    pub const CAPSET: usize = 126;
-    pub const RT_SIGPENDING: usize = 127;
-    pub const RT_SIGTIMEDWAIT: usize = 128;
-    pub const RT_SIGQUEUEINFO: usize = 129;
-    pub const RT_SIGSUSPEND: usize = 130;
-    pub const SIGALTSTACK: usize = 131;
-    pub const ARCH_PRCTL: usize = 158;
-    pub const SETRLIMIT: usize = 160;
-    pub const CHROOT: usize = 161;
-    pub const SETHOSTNAME: usize = 170;
-    pub const SETDOMAINNAME: usize = 171;
-    pub const FUTEX: usize = 202;
-    pub const SET_TID_ADDRESS: usize = 218;
-    pub const SEMTIMEDOP: usize = 220;
-    pub const CLOCK_GETTIME: usize = 228;
-    pub const WAITID: usize = 247;
-    pub const OPENAT: usize = 257;
-    pub const MKDIRAT: usize = 258;
-    pub const UNLINKAT: usize = 263;
-    pub const UNSHARE: usize = 272;
-    pub const PIPE2: usize = 293;
-    pub const RT_TGSIGQUEUEINFO: usize = 297;
-    pub const PRLIMIT64: usize = 302;
-    pub const PIDFD_SEND_SIGNAL: usize = 424;
-    pub const PIDFD_OPEN: usize = 434;
-    pub const CLONE3: usize = 435;
-    pub const UNAME: usize = 63;
-}
+use forkvm_abi::linux::fcntl::F_GETFD;
+use forkvm_user::signal::SIG_BLOCK;
+use forkvm_user::syscall::nr;
 
 const AT_FDCWD: usize = -100isize as usize;
 const SIGCHLD: usize = forkvm_abi::linux::signal::SIGCHLD as usize;
 const SIGUSR1: usize = forkvm_abi::linux::signal::SIGUSR1 as usize;
 const SIGUSR2: usize = forkvm_abi::linux::signal::SIGUSR2 as usize;
 const SIGSET: usize = 8;
-const SIG_BLOCK: usize = 0;
-const F_GETFD: usize = 1;
 const CLONE_PIDFD: usize = forkvm_abi::linux::clone::CLONE_PIDFD as usize;
 const CLONE_SETTLS: usize = forkvm_abi::linux::clone::CLONE_SETTLS as usize;
 const CLONE_PARENT_SETTID: usize = forkvm_abi::linux::clone::CLONE_PARENT_SETTID as usize;
@@ -249,7 +194,7 @@ fn in_child(body: impl FnOnce()) {
 /// Whether descriptor `fd` is open.
 fn is_open(fd: usize) -> bool {
     // SAFETY: F_GETFD touches no memory.
-    check(unsafe { syscall2(nr::FCNTL, fd, F_GETFD) }).is_ok()
+    check(unsafe { syscall2(nr::FCNTL, fd, F_GETFD as usize) }).is_ok()
 }
 
 /// The open descriptors among the first 64, as a bit set.
@@ -846,15 +791,9 @@ fn misc(kind: &str, p: usize) {
 /// The clock, interval-timer and poll calls. Every call here returns at
 /// once: zero timeouts, a disarmed timer.
 fn timers_and_poll(kind: &str, p: usize) {
-    const POLL: usize = 7;
-    const SELECT: usize = 23;
-    const GETITIMER: usize = 36;
-    const SETITIMER: usize = 38;
-    const GETTIMEOFDAY: usize = 96;
-    const SYSINFO: usize = 99;
-    const TIME: usize = 201;
-    const PSELECT6: usize = 270;
-    const PPOLL: usize = 271;
+    use forkvm_user::syscall::nr::{
+        GETITIMER, GETTIMEOFDAY, POLL, PPOLL, PSELECT6, SELECT, SETITIMER, SYSINFO, TIME,
+    };
     let zero_timeval = [0u64; 2];
     let zero = zero_timeval.as_ptr() as usize;
     let itimerval = [0u64; 4];

@@ -4,7 +4,7 @@
 //! with FLAGS (default: fork), and check the failure left nothing behind:
 //! free frames, tasks and kernel heap exactly as before. Stops when a
 //! clone succeeds with no step left to fail. One line per step, naming the
-//! kernel's step that failed (`forkvm_abi::sys::FORK_STEPS`):
+//! kernel's step that failed (`forkvm_abi::sys::ForkStep`):
 //! `step N copy_mm: ENAME counters unchanged` or `FAIL step N ...`; the
 //! summary `failnth: N steps, all unwound` ends a clean run (exit 0).
 #![no_std]

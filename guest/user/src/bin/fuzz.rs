@@ -60,6 +60,7 @@
 extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use forkvm_user::syscall::nr;
 
 use forkvm_user::cred::{setgid, setrlimit, setuid, Rlimit, RLIMIT_NPROC};
 use forkvm_user::io::BufWriter;
@@ -81,8 +82,6 @@ const CLONE_NEWUTS: usize = 0x0400_0000;
 const CLONE_NEWIPC: usize = 0x0800_0000;
 const CLONE_NEWPID: usize = 0x2000_0000;
 const SIGCHLD: usize = 17;
-const SYS_CLONE: usize = 56;
-const SYS_SETGROUPS: usize = 116;
 
 const USAGE: &str = "usage: fuzz [--seed N] [--calls M] [--workers K] [--uid U] \
                      [--run-calls C] [--limit-ms T] [--run R] [--log] [--exclude NR]...";
@@ -362,7 +361,7 @@ impl Manager {
         // like fork.
         let ret = unsafe {
             syscall2(
-                SYS_CLONE,
+                nr::CLONE,
                 CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
                 0,
             )
@@ -595,7 +594,7 @@ impl Worker {
             max: WORKER_NPROC,
         };
         // SAFETY: setgroups(0, NULL) reads nothing.
-        let groups = unsafe { syscall2(SYS_SETGROUPS, 0, 0) };
+        let groups = unsafe { syscall2(nr::SETGROUPS, 0, 0) };
         if setrlimit(RLIMIT_NPROC, limit).is_err()
             || forkvm_user::syscall::check(groups).is_err()
             || setgid(self.uid).is_err()

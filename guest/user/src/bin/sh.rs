@@ -509,7 +509,6 @@ impl Shell<'_> {
     }
 }
 
-/// Prints `COMMAND: CALL: ENAME N`; status 1.
 /// `renice N PID`: sets the nice value of PID (a thread id) to N and
 /// prints `PID (process ID) old priority OLD, new priority NEW`
 /// (util-linux's words); `renice: setpriority: EPERM 1` (status 1).
@@ -531,6 +530,7 @@ fn cmd_renice(args: &[&[u8]]) -> CommandResult {
     Ok(0)
 }
 
+/// Prints `COMMAND: CALL: ENAME N`; status 1.
 fn call_failure(command: &str, call: &str, errno: Errno) -> Status {
     println!(
         "{}",

@@ -14,6 +14,20 @@
 //! in per mille: `spin share: nice N cpu_us U permille P` (tests/sched.rs:
 //! the fair class weighs nice values).
 //!
+//! `spin policy MS STEP POLICY...`: on one CPU, runs one spinner per
+//! POLICY (`normal`, `batch`, `idle`: nice 0; `fifo`, `rr`: real-time
+//! priority 10, set by the parent in that order, so they queue in it) for
+//! MS ms, with the parent at SCHED_FIFO 50 (needs CAP_SYS_NICE) sleeping
+//! in steps of STEP ms, each wake-up preempting the running spinner; then
+//! prints each one's CPU time and share as `share` does: `spin policy:
+//! POLICY cpu_us U permille P` (tests/sched.rs: SCHED_RR peers rotate,
+//! also when preempted every few ms, a SCHED_FIFO one keeps the CPU,
+//! SCHED_IDLE gets a sliver).
+//!
+//! `spin slices`: prints its fair slice (`sched_getattr`'s
+//! `sched_runtime`), then makes itself SCHED_RR and prints its
+//! `sched_rr_get_interval`: `spin slices: fair F ns, rr R us`.
+//!
 //! `spin forkloop MS`: on one CPU, runs a spinner while forking children
 //! that exit at once (and reaping them) for MS ms, then prints the
 //! spinner's share of that time: `spin forkloop: forks F elapsed_us E
@@ -65,6 +79,24 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
                 _ => usage(),
             }
         }
+        Some([b"policy", ms, step, policies @ ..])
+            if !policies.is_empty() && policies.len() <= 8 =>
+        {
+            let mut values = [0i32; 8];
+            for (value, name) in values.iter_mut().zip(policies) {
+                match policy_by_name(name) {
+                    Some(policy) => *value = policy,
+                    None => return usage(),
+                }
+            }
+            match (parse(ms), parse(step)) {
+                (Some(ms), Some(step)) if ms > 0 && step > 0 => {
+                    policy_share(ms, step, policies, &values[..policies.len()])
+                }
+                _ => usage(),
+            }
+        }
+        Some([b"slices"]) => slices(),
         Some([b"childfirst"]) => child_first(),
         Some([b"forkloop", ms]) => match parse(ms) {
             Some(ms) if ms > 0 => forkloop(ms),
@@ -82,7 +114,8 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
 
 fn usage() -> i32 {
     println!(
-        "usage: spin [pair ROUNDS | share MS NICE... | forkloop MS | childfirst | balance N0 N1]"
+        "usage: spin [pair ROUNDS | share MS NICE... | policy MS STEP normal|batch|idle|fifo|rr... \
+         | slices | forkloop MS | childfirst | balance N0 N1]"
     );
     2
 }
@@ -222,6 +255,109 @@ fn share(ms: u64, nices: &[i32]) -> i32 {
         );
     }
     0
+}
+
+fn policy_by_name(name: &[u8]) -> Option<i32> {
+    Some(match name {
+        b"normal" => sched::SCHED_NORMAL,
+        b"batch" => sched::SCHED_BATCH,
+        b"idle" => sched::SCHED_IDLE,
+        b"fifo" => sched::SCHED_FIFO,
+        b"rr" => sched::SCHED_RR,
+        _ => return None,
+    })
+}
+
+/// The real-time priority of `policy`'s spinners and of the parent.
+const SPINNER_RT_PRIO: i32 = 10;
+const PARENT_RT_PRIO: i32 = 50;
+
+fn policy_share(ms: u64, step: u64, names: &[&[u8]], policies: &[i32]) -> i32 {
+    if let Err(e) = pin_to_one_cpu() {
+        println!("spin policy: sched_setaffinity: {e}");
+        return 1;
+    }
+    // Above every spinner, so the parent's wake-up preempts them; its
+    // children start as SCHED_NORMAL and wait until it sleeps.
+    let parent = sched::SCHED_FIFO | sched::SCHED_RESET_ON_FORK;
+    if let Err(e) = sched::sched_setscheduler(0, parent, PARENT_RT_PRIO) {
+        println!("spin policy: sched_setscheduler(FIFO {PARENT_RT_PRIO}): {e}");
+        return 1;
+    }
+    let mut pids = [0i32; 8];
+    let mut status = 0;
+    for (pid, &policy) in pids.iter_mut().zip(policies) {
+        match start_spinner(0) {
+            Ok(child) => *pid = child,
+            Err(e) => {
+                println!("spin policy: fork: {e}");
+                status = 1;
+                break;
+            }
+        }
+        let prio = if policy == sched::SCHED_FIFO || policy == sched::SCHED_RR {
+            SPINNER_RT_PRIO
+        } else {
+            0
+        };
+        if let Err(e) = sched::sched_setscheduler(*pid, policy, prio) {
+            println!("spin policy: sched_setscheduler({policy}, {prio}): {e}");
+            status = 1;
+            break;
+        }
+    }
+    if status == 0 {
+        let start = monotonic_ns();
+        while let Some(left) = (ms * 1_000_000).checked_sub(monotonic_ns() - start) {
+            sleep_ns(left.min(step * 1_000_000).max(1));
+        }
+    }
+    let mut cpu_us = [0u64; 8];
+    for (used, &pid) in cpu_us.iter_mut().zip(&pids).filter(|(_, &pid)| pid > 0) {
+        match stop_spinner(pid) {
+            Ok(us) => *used = us,
+            Err(e) => {
+                println!("spin policy: kill/wait4: {e}");
+                status = 1;
+            }
+        }
+    }
+    if status != 0 {
+        return status;
+    }
+    let total: u64 = cpu_us.iter().sum::<u64>().max(1);
+    for (name, used) in names.iter().zip(cpu_us) {
+        println!(
+            "spin policy: {} cpu_us {used} permille {}",
+            core::str::from_utf8(name).unwrap_or("?"),
+            used * 1000 / total
+        );
+    }
+    0
+}
+
+fn slices() -> i32 {
+    let fair = match sched::sched_getattr(0) {
+        Ok(attr) => attr.sched_runtime,
+        Err(e) => {
+            println!("spin slices: sched_getattr: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = sched::sched_setscheduler(0, sched::SCHED_RR, 1) {
+        println!("spin slices: sched_setscheduler(RR 1): {e}");
+        return 1;
+    }
+    match sched::sched_rr_get_interval(0) {
+        Ok(ns) => {
+            println!("spin slices: fair {fair} ns, rr {} us", ns / 1000);
+            0
+        }
+        Err(e) => {
+            println!("spin slices: sched_rr_get_interval: {e}");
+            1
+        }
+    }
 }
 
 fn forkloop(ms: u64) -> i32 {

@@ -41,6 +41,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use forkvm_user::syscall::nr;
 
 use forkvm_user::clone::{clone_raw, wait_tid_cleared, THREAD_FLAGS};
 use forkvm_user::cred::{setgid, setrlimit, setuid, Rlimit, RLIMIT_NPROC};
@@ -61,7 +62,6 @@ const USAGE: &str = "usage: stress orphans N | exit-signals N [--ns] | storm MS 
                      | nproc UID LIMIT ROUNDS | tick-probe N | forks CYCLES THREADS";
 const SIGUSR1: i32 = 10;
 const SIGUSR2: i32 = 12;
-const SYS_CLONE: usize = 56;
 const CLONE_NEWPID: usize = 0x2000_0000;
 const SIGCHLD: usize = 17;
 /// How long an orphan lives after its parent is gone.
@@ -106,7 +106,7 @@ fn sleep_ns(ns: u64) {
 /// A fork whose child's exit signal is `signal` (clone without a stack).
 fn fork_with_exit_signal(signal: u64) -> Result<Pid, Errno> {
     // SAFETY: no stack: the child runs on a copy of ours, as after fork.
-    check(unsafe { syscall2(SYS_CLONE, signal as usize, 0) }).map(|pid| pid as Pid)
+    check(unsafe { syscall2(nr::CLONE, signal as usize, 0) }).map(|pid| pid as Pid)
 }
 
 /// Makes `n` orphans, cycling through `signals` for their exit signals:
@@ -169,7 +169,7 @@ fn orphans(n: u64, signals: &[u64]) -> Result<(), &'static str> {
 /// namespace, a child of ours that makes them and then reaps everything.
 fn in_namespace(n: u64) -> Result<(), &'static str> {
     // SAFETY: no stack: the child runs on a copy of ours, as after fork.
-    let ret = unsafe { syscall2(SYS_CLONE, CLONE_NEWPID | SIGCHLD, 0) };
+    let ret = unsafe { syscall2(nr::CLONE, CLONE_NEWPID | SIGCHLD, 0) };
     match check(ret) {
         Ok(0) => {
             // The namespace's init: every orphan comes back to it.

@@ -116,12 +116,12 @@ fn errors(_: &Ctx) -> Outcome {
     expect_err(
         "getcpu, bad cpu pointer",
         // SAFETY: the kernel checks the pointer.
-        check(unsafe { syscall3(s::nr::GETCPU, BAD_ADDR, 0, 0) }),
+        check(unsafe { syscall3(nr::GETCPU, BAD_ADDR, 0, 0) }),
         Errno::EFAULT,
     )?;
     ensure!(
         // SAFETY: no pointer.
-        check(unsafe { syscall3(s::nr::GETCPU, 0, 0, 0) }) == Ok(0),
+        check(unsafe { syscall3(nr::GETCPU, 0, 0, 0) }) == Ok(0),
         "getcpu(NULL, NULL, NULL) is not 0"
     );
     Ok(())

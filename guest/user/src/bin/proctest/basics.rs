@@ -1,5 +1,5 @@
 //! Process churn, scheduling, time and identity: many forks in a row,
-//! `sched_yield`, `nanosleep`, `uname`.
+//! `sched_yield`, `nanosleep`, `uname`, a thread's name (`prctl`).
 
 use super::*;
 
@@ -8,6 +8,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sched-yield", sched_yield),
     ("nanosleep", nanosleep_10ms),
     ("uname", uname_linux),
+    ("prctl-name", prctl_name),
 ];
 
 const FORKS: usize = 200;
@@ -57,4 +58,50 @@ fn uname_linux(_: &Ctx) -> Outcome {
         Bytes(machine)
     );
     Ok(())
+}
+
+/// PR_SET_NAME keeps the first 15 bytes of the name, which PR_GET_NAME
+/// (16 bytes with the NUL) and `/proc/self/status` then show; a bad
+/// pointer is EFAULT. In a child, so this program keeps its name.
+fn prctl_name(_: &Ctx) -> Outcome {
+    const PRCTL: usize = 157;
+    const PR_SET_NAME: usize = 15;
+    const PR_GET_NAME: usize = 16;
+    let child = Child::spawn(|| {
+        let long = c"abcdefghijklmnopqrstuvwxyz";
+        // SAFETY: the kernel reads at most 16 bytes of the string.
+        if unsafe { syscall2(PRCTL, PR_SET_NAME, long.as_ptr() as usize) } != 0 {
+            return 1;
+        }
+        let mut name = [0xffu8; 16];
+        // SAFETY: the kernel writes 16 bytes into `name`.
+        if unsafe { syscall2(PRCTL, PR_GET_NAME, name.as_mut_ptr() as usize) } != 0 {
+            return 2;
+        }
+        if &name != b"abcdefghijklmno\0" {
+            return 3;
+        }
+        let mut status = [0u8; 64];
+        let path = c"/proc/self/status";
+        // SAFETY: a NUL-terminated path.
+        let opened = unsafe { syscall4(257, -100isize as usize, path.as_ptr() as usize, 0, 0) };
+        let Ok(fd) = forkvm_user::syscall::check(opened).map(|fd| fd as i32) else {
+            return 4;
+        };
+        let n = read(fd, &mut status).unwrap_or(0);
+        let _ = close(fd);
+        if !status[..n].starts_with(b"Name:\tabcdefghijklmno\n") {
+            return 5;
+        }
+        // SAFETY: an unmapped address: the kernel's copy faults.
+        if unsafe { syscall2(PRCTL, PR_SET_NAME, 8) } != -(Errno::EFAULT.0 as isize) {
+            return 6;
+        }
+        // SAFETY: as above.
+        if unsafe { syscall2(PRCTL, PR_GET_NAME, 8) } != -(Errno::EFAULT.0 as isize) {
+            return 7;
+        }
+        0
+    })?;
+    expect_exit("the child (exit: the check that failed)", child.wait()?, 0)
 }

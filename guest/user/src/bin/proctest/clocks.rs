@@ -8,10 +8,7 @@ use forkvm_user::syscall::{check, syscall2, syscall3, syscall4, unlinkat, AT_FDC
 
 use super::*;
 
-const CLOCK_NANOSLEEP: usize = 230;
-const CLOCK_GETTIME: usize = 228;
-const CREAT: usize = 85;
-const LSEEK: usize = 8;
+use forkvm_user::syscall::nr::{CLOCK_GETTIME, CLOCK_NANOSLEEP, CREAT, LSEEK};
 const SEEK_END: usize = 2;
 const TIMER_ABSTIME: usize = 1;
 const CLOCK_REALTIME: usize = 0;

@@ -43,6 +43,8 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("files-proc-fd", proc_fd),
     ("files-proc-cpuinfo-sysctl", proc_cpuinfo_sysctl),
     ("files-proc-dirs", proc_dirs),
+    ("files-proc-sys-dirs", proc_sys_dirs),
+    ("files-creat-through-symlink", creat_through_symlink),
 ];
 
 /// The system call numbers used here (x86-64); this local module shadows
@@ -1852,7 +1854,7 @@ fn exec_interpreter(_: &Ctx) -> Outcome {
 }
 
 /// Reads the whole (small) file at `path` into `buf`.
-fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
+pub(super) fn read_file<'a>(path: &str, buf: &'a mut [u8]) -> Result<&'a str, Msg> {
     let fd = open(&Path::new(format_args!("{path}")), O_RDONLY, 0).ctx(path)?;
     let n = read_full(fd.raw(), buf)?;
     core::str::from_utf8(&buf[..n]).map_err(|_| msg!("{path}: not UTF-8"))
@@ -2156,5 +2158,98 @@ fn proc_dirs(_: &Ctx) -> Outcome {
     ];
     let found = dir_lists(&Path::new(format_args!("/proc/{pid}")), &wanted)?;
     ensure!(found == 0b11111, "/proc/{pid} lists {found:#b} of (stat, status, cmdline, exe, fd)");
+    Ok(())
+}
+
+/// `/proc` lists `sys`, a directory listing `kernel`, a directory listing
+/// the `threads-max` file; a name under `/proc/sys` that is no sysctl or
+/// directory of them does not exist.
+fn proc_sys_dirs(_: &Ctx) -> Outcome {
+    let found = dir_lists(&Path::new(format_args!("/proc")), &[(b"sys", 4)])?;
+    ensure!(found == 1, "/proc does not list the directory sys");
+    let found = dir_lists(&Path::new(format_args!("/proc/sys")), &[(b"kernel", 4)])?;
+    ensure!(found == 1, "/proc/sys does not list the directory kernel");
+    let kernel = Path::new(format_args!("/proc/sys/kernel"));
+    let found = dir_lists(&kernel, &[(b"threads-max", 8)])?;
+    ensure!(found == 1, "/proc/sys/kernel does not list the file threads-max");
+    for path in ["/proc/sys", "/proc/sys/kernel"] {
+        let st = stat_at(&Path::new(format_args!("{path}")), 0).ctx(path)?;
+        ensure!(st.mode & S_IFMT == 0o040000, "{path}: mode {:o}", st.mode);
+    }
+    expect_err(
+        "threads-max with O_DIRECTORY",
+        open(&Path::new(format_args!("/proc/sys/kernel/threads-max")), O_RDONLY | O_DIRECTORY, 0),
+        Errno::ENOTDIR,
+    )?;
+    for path in ["/proc/sys/no-such-dir", "/proc/sys/kernel/no-such-sysctl"] {
+        expect_err(path, open(&Path::new(format_args!("{path}")), O_RDONLY, 0), Errno::ENOENT)?;
+    }
+    Ok(())
+}
+
+/// `open(O_CREAT)` of a dangling symbolic link creates its target (also
+/// through a chain of links), with O_EXCL it is EEXIST (nothing made),
+/// with O_NOFOLLOW ELOOP; a target in a missing directory is ENOENT, one
+/// ending in a slash EISDIR. An existing target is opened.
+fn creat_through_symlink(_: &Ctx) -> Outcome {
+    let s = Scratch::new(
+        "creat-link",
+        ["link", "target", "chain", "chain2", "target2", "excl", "nofollow", "exists"],
+    )?;
+    let t = Scratch::new("creat-link-errors", ["nodir", "slash", "", "", "", "", "", ""])?;
+    let symlink = |target: &str, at: &Path| -> Outcome {
+        let target = Path::new(format_args!("{target}"));
+        // SAFETY: NUL-terminated paths.
+        ret(unsafe { syscall2(nr::SYMLINK, target.ptr(), at.ptr()) }).ctx("symlink")?;
+        Ok(())
+    };
+    symlink("target", &s.path("link"))?;
+    let fd = open(&s.path("link"), O_CREAT | O_WRONLY, 0o600).ctx("O_CREAT through the link")?;
+    write_all(fd.raw(), b"made").ctx("write")?;
+    drop(fd);
+    let made = stat_at(&s.path("target"), AT_SYMLINK_NOFOLLOW).ctx("stat the target")?;
+    ensure!(made.mode & S_IFMT == S_IFREG && made.size == 4, "the target: {made:?}");
+    let link = stat_at(&s.path("link"), AT_SYMLINK_NOFOLLOW).ctx("lstat the link")?;
+    ensure!(link.mode & S_IFMT == S_IFLNK, "the link is no longer one: {link:?}");
+    // A chain: chain -> chain2 -> target2 (absolute).
+    let target2 = s.path("target2");
+    symlink(core::str::from_utf8(target2.bytes()).unwrap_or("/"), &s.path("chain2"))?;
+    symlink("chain2", &s.path("chain"))?;
+    open(&s.path("chain"), O_CREAT | O_RDWR, 0o600).ctx("O_CREAT through a chain")?;
+    stat_at(&target2, AT_SYMLINK_NOFOLLOW).ctx("stat the chain's target")?;
+    // O_EXCL: the link itself exists.
+    symlink("excl-target", &s.path("excl"))?;
+    expect_err(
+        "O_CREAT | O_EXCL of a dangling link",
+        open(&s.path("excl"), O_CREAT | O_EXCL | O_WRONLY, 0o600),
+        Errno::EEXIST,
+    )?;
+    expect_err(
+        "the O_EXCL link's target",
+        stat_at(&s.path("excl-target"), AT_SYMLINK_NOFOLLOW),
+        Errno::ENOENT,
+    )?;
+    symlink("nofollow-target", &s.path("nofollow"))?;
+    expect_err(
+        "O_CREAT | O_NOFOLLOW of a dangling link",
+        open(&s.path("nofollow"), O_CREAT | O_NOFOLLOW | O_WRONLY, 0o600),
+        Errno::ELOOP,
+    )?;
+    // An existing target is opened, not truncated.
+    symlink("target", &s.path("exists"))?;
+    let fd = open(&s.path("exists"), O_CREAT | O_RDONLY, 0o600).ctx("O_CREAT of a live link")?;
+    ensure!(fstat(&fd).ctx("fstat")?.size == 4, "the live link's target changed");
+    symlink("missing-dir/file", &t.path("nodir"))?;
+    expect_err(
+        "a target in a missing directory",
+        open(&t.path("nodir"), O_CREAT | O_WRONLY, 0o600),
+        Errno::ENOENT,
+    )?;
+    symlink("newdir/", &t.path("slash"))?;
+    expect_err(
+        "a target ending in a slash",
+        open(&t.path("slash"), O_CREAT | O_WRONLY, 0o600),
+        Errno::EISDIR,
+    )?;
     Ok(())
 }

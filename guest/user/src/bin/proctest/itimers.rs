@@ -12,12 +12,7 @@ use forkvm_user::syscall::{check, syscall1, syscall2, syscall3};
 
 use super::*;
 
-const GETITIMER: usize = 36;
-const ALARM: usize = 37;
-const SETITIMER: usize = 38;
-const GETTIMEOFDAY: usize = 96;
-const SYSINFO: usize = 99;
-const TIME: usize = 201;
+use forkvm_user::syscall::nr::{ALARM, GETITIMER, GETTIMEOFDAY, SETITIMER, SYSINFO, TIME};
 const ITIMER_REAL: usize = 0;
 const ITIMER_VIRTUAL: usize = 1;
 const ITIMER_PROF: usize = 2;
@@ -434,7 +429,7 @@ struct Sysinfo {
 
 /// `MemTotal` of /proc/meminfo, in kB.
 fn meminfo_total_kb() -> Result<u64, Msg> {
-    const OPENAT: usize = 257;
+    use forkvm_user::syscall::nr::OPENAT;
     // SAFETY: the kernel reads the NUL-terminated path.
     let fd = check(unsafe {
         syscall4(

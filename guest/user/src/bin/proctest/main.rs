@@ -4,8 +4,10 @@
 //! few memory and time calls: what the forkvm kernel must do exactly as Linux
 //! does.
 //!
-//! Each scenario prints exactly one line, `ok <scenario>` or
-//! `FAIL <scenario>: <expected vs seen>`. The exit status is 0 if every
+//! Each scenario prints one line, `ok <scenario>` or
+//! `FAIL <scenario>: <expected vs seen>`, after a line `skip <scenario>:
+//! <why>` for each part it could not run here (a part that needs a
+//! capability the host's root lacks). The exit status is 0 if every
 //! requested scenario passed, 1 otherwise, and 2 (with a usage message on
 //! stderr, before anything runs) for an unknown scenario. `list` prints the
 //! names of the scenarios, one per line; `all` runs them all in that order.
@@ -16,7 +18,8 @@
 //!
 //! `exit-42` is a helper, not a scenario: it makes the program exit with
 //! status 42 at once, printing nothing (`vfork-exec` executes this program
-//! with it). `list` and `all` leave it out.
+//! with it). `list` and `all` leave it out, and the other `exec-*`
+//! helpers, which the scenarios that execute this program name.
 //!
 //! Every scenario is fast (well under a second on Linux), cleans up the
 //! children it creates (a child still around on an early return is killed
@@ -32,7 +35,7 @@
 //!
 //! System calls: read, write, close, dup2, pipe2, mmap, munmap, mprotect,
 //! brk, sched_yield, nanosleep, getpid, getppid, gettid, clone, fork, vfork,
-//! execve, exit, exit_group, wait4, kill, uname, futex, clock_gettime.
+//! execve, execveat, exit, exit_group, wait4, kill, uname, futex, clock_gettime.
 #![no_std]
 #![no_main]
 // Failure messages are formatted into a 240-byte buffer returned by value
@@ -105,6 +108,7 @@ topics! {
     sem,
     fs,
     files,
+    execat,
     tty,
     userns,
     signals,
@@ -155,6 +159,10 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
     if requested.is_empty() {
         return usage("no scenario given");
     }
+    // The one helper with arguments of its own.
+    if requested[0] == execat::EXEC_REPORT.to_bytes() {
+        return execat::exec_report(args);
+    }
     if requested.len() == 1 && requested[0] == b"list" {
         for (name, _) in scenarios() {
             println!("{name}");
@@ -184,11 +192,14 @@ fn main(args: &[&[u8]], _env: &[&[u8]]) -> i32 {
         argv0: args.first().copied(),
     };
     let mut failed = false;
-    let mut run = |name: &str, scenario: Scenario| match scenario(&ctx) {
-        Ok(()) => println!("ok {name}"),
-        Err(m) => {
-            failed = true;
-            println!("FAIL {name}: {}", m.as_str());
+    let mut run = |name: &str, scenario: Scenario| {
+        set_current(name);
+        match scenario(&ctx) {
+            Ok(()) => println!("ok {name}"),
+            Err(m) => {
+                failed = true;
+                println!("FAIL {name}: {}", m.as_str());
+            }
         }
     };
     for &arg in requested {

@@ -3,19 +3,13 @@
 //! status flags F_SETFL changes. Amounts are whole pages, where Linux's
 //! page-buffered pipe and any byte-exact one agree.
 
-use forkvm_user::syscall::{check, syscall3};
+use forkvm_abi::linux::fcntl::{F_GETFL, F_SETFL, O_APPEND, O_CLOEXEC, O_NONBLOCK, O_WRONLY};
+use forkvm_user::syscall::{check, fcntl, syscall3};
 
 use super::*;
 
-const FCNTL: usize = 72;
-const IOCTL: usize = 16;
+use forkvm_user::syscall::nr::IOCTL;
 const FIONBIO: usize = 0x5421;
-const F_GETFL: usize = 3;
-const F_SETFL: usize = 4;
-const O_NONBLOCK: u32 = 0o4000;
-const O_CLOEXEC: u32 = 0o2000000;
-const O_WRONLY: usize = 1;
-const O_APPEND: usize = 0o2000;
 /// A pipe's default capacity (16 pages).
 const CAPACITY: usize = 16 * 4096;
 
@@ -26,11 +20,6 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("pipe2-bad-flags", pipe2_bad_flags),
     ("pipe-fionbio", fionbio),
 ];
-
-fn fcntl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
-    // SAFETY: these commands take no pointer.
-    check(unsafe { syscall3(FCNTL, fd as usize, cmd, arg) })
-}
 
 fn nonblocking_pipe() -> Result<(Fd, Fd), Msg> {
     let [r, w] = pipe2(O_NONBLOCK | O_CLOEXEC).ctx("pipe2(O_NONBLOCK)")?;
@@ -76,7 +65,7 @@ fn nonblock_empty_and_full(_: &Ctx) -> Outcome {
 fn setfl_nonblock(_: &Ctx) -> Outcome {
     let (r, w) = pipe()?;
     let mut buf = [0u8; 8];
-    let got = fcntl(r.raw(), F_SETFL, O_NONBLOCK as usize | O_WRONLY);
+    let got = fcntl(r.raw(), F_SETFL, (O_NONBLOCK | O_WRONLY) as usize);
     ensure!(got == Ok(0), "F_SETFL O_NONBLOCK|O_WRONLY: {got:?}");
     let flags = fcntl(r.raw(), F_GETFL, 0);
     ensure!(
@@ -88,11 +77,11 @@ fn setfl_nonblock(_: &Ctx) -> Outcome {
         got == Err(Errno::EAGAIN),
         "read after F_SETFL O_NONBLOCK: {got:?}"
     );
-    let got = fcntl(w.raw(), F_SETFL, O_APPEND);
+    let got = fcntl(w.raw(), F_SETFL, O_APPEND as usize);
     ensure!(got == Ok(0), "F_SETFL O_APPEND on a pipe: {got:?}");
     let flags = fcntl(w.raw(), F_GETFL, 0);
     ensure!(
-        flags == Ok(O_WRONLY | O_APPEND),
+        flags == Ok((O_WRONLY | O_APPEND) as usize),
         "F_GETFL of the write end: {flags:?}, expected O_WRONLY | O_APPEND"
     );
     let got = fcntl(r.raw(), F_SETFL, 0);

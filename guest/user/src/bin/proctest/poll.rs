@@ -8,16 +8,13 @@
 //! Nothing here is timed: a timeout is only checked to end the call.
 
 use forkvm_user::signal::{sigmask, sigprocmask, SA_RESTART, SIG_BLOCK, SIG_SETMASK};
-use forkvm_user::syscall::{check, syscall5, syscall6};
+use forkvm_abi::linux::fcntl::{AT_FDCWD, O_CREAT, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use forkvm_user::syscall::{check, openat, syscall5, syscall6};
 
 use super::itimers::{count_signals, fired, setitimer, Itimerval, Timeval};
 use super::*;
 
-const POLL: usize = 7;
-const SELECT: usize = 23;
-const PSELECT6: usize = 270;
-const PPOLL: usize = 271;
-const O_NONBLOCK: u32 = 0o4000;
+use forkvm_user::syscall::nr::{POLL, PPOLL, PSELECT6, SELECT};
 const ITIMER_REAL: usize = 0;
 /// An address nothing is mapped at.
 const BAD_ADDR: usize = 8;
@@ -145,32 +142,17 @@ fn poll_pipe_states(_: &Ctx) -> Outcome {
     Ok(())
 }
 
-fn open(path: &CStr, flags: usize) -> Result<Fd, Msg> {
-    const OPENAT: usize = 257;
-    // SAFETY: the kernel reads the NUL-terminated path.
-    let fd = check(unsafe {
-        syscall4(
-            OPENAT,
-            forkvm_user::syscall::AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            flags,
-            0o600,
-        )
-    })
-    .ctx("openat")?;
-    Ok(Fd(fd as i32))
+fn open(path: &CStr, flags: u32) -> Result<Fd, Msg> {
+    openat(AT_FDCWD, path, flags, 0o600).map(Fd).ctx("openat")
 }
 
 /// Files with no `->poll` of their own are always readable and writable
 /// (Linux `DEFAULT_POLLMASK`), whatever they were opened for.
 fn poll_always_ready_files(_: &Ctx) -> Outcome {
-    const O_WRONLY: usize = 1;
-    const O_RDWR: usize = 2;
-    const O_CREAT: usize = 0o100;
     let ready = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
     let null = open(c"/dev/null", O_WRONLY)?;
     expect_events("/dev/null", null.raw(), ready)?;
-    let zero = open(c"/dev/zero", 0)?;
+    let zero = open(c"/dev/zero", O_RDONLY)?;
     expect_events("/dev/zero", zero.raw(), ready)?;
     let path = c"/tmp/proctest-poll-file";
     let file = open(path, O_RDWR | O_CREAT)?;

@@ -11,9 +11,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("robust-list-owner-died", robust_list_owner_died),
 ];
 
-const SET_ROBUST_LIST: usize = 273;
-const SETUID: usize = 105;
-const GET_ROBUST_LIST: usize = 274;
+use forkvm_user::syscall::nr::{GET_ROBUST_LIST, SETUID, SET_ROBUST_LIST};
 /// `sizeof(struct robust_list_head)`.
 const HEAD_SIZE: usize = 24;
 const FUTEX_WAITERS: u32 = 0x8000_0000;

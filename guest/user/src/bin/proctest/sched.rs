@@ -8,12 +8,15 @@
 //! The program's own policy and nice are left alone (on the host they
 //! are the test runner's): every change happens in children. The
 //! scenarios that need CAP_SYS_NICE (root in the guest, and on hosts whose
-//! root has it) show nothing without it. Not checked here because they
+//! root has it) skip those parts without it, with a `skip` line. Not checked here because they
 //! depend on the host: a fair task's slice (`sched_runtime`,
 //! `sched_rr_get_interval`), utilization clamping (kernel configuration)
 //! and SCHED_DEADLINE as root (the guest has no deadline class).
 
 use forkvm_user::cred::{self, Rlimit};
+use forkvm_user::rusage::{
+    getrusage, spin_cpu_ns, Timeval, RUSAGE_CHILDREN, RUSAGE_SELF, RUSAGE_THREAD,
+};
 use forkvm_user::sched::{self as s, SchedAttr};
 use forkvm_user::syscall::{check, setpgid, syscall2, syscall3, syscall4};
 
@@ -37,6 +40,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("sched-other-user", other_user),
     ("sched-user-namespace", user_namespace),
     ("sched-fair-slice", fair_slice),
+    ("sched-proc-stat", proc_stat),
     ("sched-inherit", inherit),
     ("sched-reset-on-fork", reset_on_fork),
     ("getpriority-encoding", getpriority_encoding),
@@ -70,7 +74,7 @@ fn in_child(what: &str, body: impl FnOnce() -> Outcome) -> Outcome {
 /// Sets `resource`'s soft and hard limit to `value`. Raising a hard limit
 /// needs CAP_SYS_RESOURCE, which some hosts' root lacks (this CI host's,
 /// whose hard RLIMIT_NICE and RLIMIT_RTPRIO are 0): `Ok(false)` then, and
-/// the caller shows nothing; the guest's root always can.
+/// the caller says it skipped the part; the guest's root always can.
 fn raise_limit(resource: u32, value: u64) -> Result<bool, Msg> {
     let limit = Rlimit {
         cur: value,
@@ -82,6 +86,10 @@ fn raise_limit(resource: u32, value: u64) -> Result<bool, Msg> {
         Err(e) => Err(msg!("prlimit64({resource}, {value}): {e}")),
     }
 }
+
+/// What [`skipped`] says of the parts that need root's capabilities.
+const NEEDS_CAP_SYS_NICE: &str = "the rest needs CAP_SYS_NICE";
+const NEEDS_CAP_SYS_RESOURCE: &str = "needs CAP_SYS_RESOURCE to raise a hard limit";
 
 /// Whether this process may use CAP_SYS_NICE (over the whole machine).
 fn has_cap_sys_nice() -> Result<bool, Msg> {
@@ -124,7 +132,7 @@ fn raw_setscheduler(pid: i32, policy: i32, param: usize) -> Result<usize, Errno>
     // SAFETY: `param` is either a live int or an address that faults.
     check(unsafe {
         syscall3(
-            s::nr::SCHED_SETSCHEDULER,
+            nr::SCHED_SETSCHEDULER,
             pid as usize,
             policy as usize,
             param,
@@ -134,18 +142,18 @@ fn raw_setscheduler(pid: i32, policy: i32, param: usize) -> Result<usize, Errno>
 
 fn raw_getparam(pid: i32, param: usize) -> Result<usize, Errno> {
     // SAFETY: `param` is either a live int or an address that faults.
-    check(unsafe { syscall2(s::nr::SCHED_GETPARAM, pid as usize, param) })
+    check(unsafe { syscall2(nr::SCHED_GETPARAM, pid as usize, param) })
 }
 
 fn raw_setattr(pid: i32, attr: usize, flags: usize) -> Result<usize, Errno> {
     // SAFETY: `attr` is live memory of the size its size field says, or
     // an address that faults.
-    check(unsafe { syscall3(s::nr::SCHED_SETATTR, pid as usize, attr, flags) })
+    check(unsafe { syscall3(nr::SCHED_SETATTR, pid as usize, attr, flags) })
 }
 
 fn raw_getattr(pid: i32, attr: usize, size: usize, flags: usize) -> Result<usize, Errno> {
     // SAFETY: `attr` has `size` writable bytes, or is an address that faults.
-    check(unsafe { syscall4(s::nr::SCHED_GETATTR, pid as usize, attr, size, flags) })
+    check(unsafe { syscall4(nr::SCHED_GETATTR, pid as usize, attr, size, flags) })
 }
 
 /// A pid that names nobody: a child's, once it has been reaped.
@@ -171,6 +179,13 @@ fn setscheduler_errors(_: &Ctx) -> Outcome {
         Errno::EINVAL,
     )?;
     expect_err("policy 100", raw_setscheduler(0, 100, p), Errno::EINVAL)?;
+    // SCHED_EXT is known, but without a BPF scheduler loaded it cannot be
+    // set.
+    expect_err(
+        "policy 7 (SCHED_EXT)",
+        raw_setscheduler(0, 7, p),
+        Errno::EINVAL,
+    )?;
     expect_err("pid -1", raw_setscheduler(-1, 0, p), Errno::EINVAL)?;
     expect_err("NULL param", raw_setscheduler(0, 0, 0), Errno::EINVAL)?;
     expect_err("bad param", raw_setscheduler(0, 0, BAD_ADDR), Errno::EFAULT)?;
@@ -241,16 +256,20 @@ fn setscheduler_errors(_: &Ctx) -> Outcome {
         Errno::ESRCH,
     )?;
     // SAFETY: the kernel writes to an address that faults.
-    let bad = check(unsafe { syscall2(s::nr::SCHED_RR_GET_INTERVAL, 0, BAD_ADDR) });
+    let bad = check(unsafe { syscall2(nr::SCHED_RR_GET_INTERVAL, 0, BAD_ADDR) });
     expect_err("rr_get_interval bad pointer", bad, Errno::EFAULT)
 }
 
 fn raw_setscheduler_param(pid: i32, param: usize) -> Result<usize, Errno> {
     // SAFETY: `param` is 0 here: nothing is read.
-    check(unsafe { syscall2(s::nr::SCHED_SETPARAM, pid as usize, param) })
+    check(unsafe { syscall2(nr::SCHED_SETPARAM, pid as usize, param) })
 }
 
-/// sched_get_priority_max/min for every policy, and an unknown one.
+/// The BPF-extensible class (Linux 6.12+), which the priority ranges know.
+const SCHED_EXT: i32 = 7;
+
+/// sched_get_priority_max/min for every policy (SCHED_EXT included, 0 as
+/// for the fair ones), and unknown ones (8 is the first past SCHED_EXT).
 fn priority_range(_: &Ctx) -> Outcome {
     for (policy, max, min) in [
         (s::SCHED_NORMAL, 0, 0),
@@ -259,6 +278,7 @@ fn priority_range(_: &Ctx) -> Outcome {
         (s::SCHED_BATCH, 0, 0),
         (s::SCHED_IDLE, 0, 0),
         (s::SCHED_DEADLINE, 0, 0),
+        (SCHED_EXT, 0, 0),
     ] {
         expect_ok(
             "sched_get_priority_max",
@@ -271,7 +291,7 @@ fn priority_range(_: &Ctx) -> Outcome {
             min,
         )?;
     }
-    for policy in [4, -1, 100, s::SCHED_FIFO | s::SCHED_RESET_ON_FORK] {
+    for policy in [4, 8, -1, 100, s::SCHED_FIFO | s::SCHED_RESET_ON_FORK] {
         expect_err(
             "max of an unknown policy",
             s::sched_get_priority_max(policy),
@@ -291,6 +311,7 @@ fn priority_range(_: &Ctx) -> Outcome {
 /// nice value stays under a real-time policy.
 fn policies_as_root(_: &Ctx) -> Outcome {
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("policies", || {
@@ -654,6 +675,7 @@ fn attr_flags(_: &Ctx) -> Outcome {
         )
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("nice clamped", || {
@@ -760,6 +782,7 @@ fn unprivileged(_: &Ctx) -> Outcome {
 fn rlimit_rtprio(_: &Ctx) -> Outcome {
     in_child("RLIMIT_RTPRIO 10", || {
         if !raise_limit(s::RLIMIT_RTPRIO, 10)? {
+            skipped(NEEDS_CAP_SYS_RESOURCE);
             return Ok(());
         }
         s::setpriority(s::PRIO_PROCESS, 0, 0).ctx("nice 0")?;
@@ -793,6 +816,7 @@ fn rlimit_rtprio(_: &Ctx) -> Outcome {
         )
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("root ignores RLIMIT_RTPRIO", || {
@@ -812,6 +836,7 @@ fn rlimit_rtprio(_: &Ctx) -> Outcome {
 fn rlimit_nice(_: &Ctx) -> Outcome {
     in_child("RLIMIT_NICE 25", || {
         if !raise_limit(s::RLIMIT_NICE, 25)? {
+            skipped(NEEDS_CAP_SYS_RESOURCE);
             return Ok(());
         }
         s::setpriority(s::PRIO_PROCESS, 0, 10).ctx("nice 10")?;
@@ -839,6 +864,7 @@ fn rlimit_nice(_: &Ctx) -> Outcome {
         expect_ok("nice", s::nice_of(0), -5)
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("root ignores RLIMIT_NICE", || {
@@ -988,6 +1014,166 @@ fn fair_slice(_: &Ctx) -> Outcome {
     })
 }
 
+/// Fields of `/proc/self/stat` by Linux's 1-based number (`proc_pid_stat`
+/// in proc(5)): those this file checks (14-19, 39-41) as numbers, the
+/// others left 0. All 52 must be there.
+fn self_stat() -> Result<[i64; 53], Msg> {
+    let mut buf = [0u8; 1024];
+    let text = super::files::read_file("/proc/self/stat", &mut buf)?;
+    let rest = text
+        .rfind(") ")
+        .map(|at| &text[at + 2..])
+        .ok_or_else(|| msg!("stat: {text}"))?;
+    let mut fields = [0i64; 53];
+    let mut count = 2;
+    for (word, n) in rest.split_ascii_whitespace().zip(3..) {
+        count = n;
+        if !(14..=19).contains(&n) && !(39..=41).contains(&n) {
+            continue;
+        }
+        fields[n] = word
+            .parse()
+            .map_err(|_| msg!("stat field {n}: {word:?}"))?;
+    }
+    ensure!(count == 52, "stat has {count} fields: {text}");
+    Ok(fields)
+}
+
+/// A `/proc/self/status` line's number (`voluntary_ctxt_switches`, ...).
+fn self_status(key: &str) -> Result<i64, Msg> {
+    let mut buf = [0u8; 2048];
+    let text = super::files::read_file("/proc/self/status", &mut buf)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(":\t"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| msg!("status has no {key}"))
+}
+
+/// Clock ticks (`USER_HZ`, 100) of a `struct timeval`.
+fn ticks(t: &Timeval) -> i64 {
+    (t.as_micros() / 10_000) as i64
+}
+
+/// `/proc/self/stat` agrees with the calls: utime, stime (14, 15) lie
+/// between getrusage(RUSAGE_SELF) before and after, in clock ticks;
+/// cutime, cstime (16, 17) are RUSAGE_CHILDREN's after a child that spun
+/// was reaped; priority and nice (18, 19) are 20 + nice for a fair policy
+/// and -1 - rt_priority for a real-time one, with the nice value kept;
+/// processor (39) is getcpu's on a pinned task; rt_priority and policy
+/// (40, 41) are sched_getparam's and sched_getscheduler's without the
+/// reset-on-fork flag. `/proc/self/status`'s voluntary and involuntary
+/// context switches lie between RUSAGE_THREAD's before and after. A
+/// SCHED_RR task's `sched_rr_get_interval` is `kernel.sched_rr_timeslice_ms`
+/// rounded up to a whole jiffy.
+fn proc_stat(_: &Ctx) -> Outcome {
+    in_child("proc stat", || {
+        spin_cpu_ns(30 * MS);
+        let before = getrusage(RUSAGE_SELF).ctx("getrusage")?;
+        let stat = self_stat()?;
+        let after = getrusage(RUSAGE_SELF).ctx("getrusage")?;
+        ensure!(
+            (ticks(&before.utime)..=ticks(&after.utime)).contains(&stat[14])
+                && (ticks(&before.stime)..=ticks(&after.stime)).contains(&stat[15]),
+            "utime {} stime {}, rusage from {:?} to {:?}",
+            stat[14],
+            stat[15],
+            (before.utime, before.stime),
+            (after.utime, after.stime)
+        );
+        ensure!(stat[14] + stat[15] >= 2, "30 ms of CPU: {} + {} ticks", stat[14], stat[15]);
+        let spinner = Child::spawn(|| {
+            spin_cpu_ns(30 * MS);
+            0
+        })?;
+        expect_exit("spinner", spinner.wait()?, 0)?;
+        let children = getrusage(RUSAGE_CHILDREN).ctx("getrusage children")?;
+        let stat = self_stat()?;
+        ensure!(
+            (stat[16], stat[17]) == (ticks(&children.utime), ticks(&children.stime))
+                && stat[16] + stat[17] >= 2,
+            "cutime {} cstime {}, RUSAGE_CHILDREN {:?} {:?}",
+            stat[16],
+            stat[17],
+            children.utime,
+            children.stime
+        );
+
+        let (cpu, _) = s::getcpu().ctx("getcpu")?;
+        s::sched_setaffinity(0, 1 << cpu).ctx("pin")?;
+        s::setpriority(s::PRIO_PROCESS, 0, 7).ctx("nice 7")?;
+        let sched_fields = || -> Result<[i64; 5], Msg> {
+            let stat = self_stat()?;
+            Ok([stat[18], stat[19], stat[39], stat[40], stat[41]])
+        };
+        let cpu = i64::from(cpu);
+        ensure!(
+            sched_fields()? == [27, 7, cpu, 0, 0],
+            "nice 7: {:?}",
+            sched_fields()?
+        );
+        s::sched_setscheduler(0, s::SCHED_BATCH | s::SCHED_RESET_ON_FORK, 0).ctx("BATCH")?;
+        ensure!(
+            sched_fields()? == [27, 7, cpu, 0, 3],
+            "BATCH: {:?}",
+            sched_fields()?
+        );
+        // (Keeping the reset-on-fork flag: only CAP_SYS_NICE may clear it.)
+        s::sched_setscheduler(0, s::SCHED_IDLE | s::SCHED_RESET_ON_FORK, 0).ctx("IDLE")?;
+        ensure!(
+            sched_fields()? == [27, 7, cpu, 0, 5],
+            "IDLE: {:?}",
+            sched_fields()?
+        );
+
+        for _ in 0..3 {
+            let _ = nanosleep(Timespec::from_nanos(MS));
+        }
+        let before = getrusage(RUSAGE_THREAD).ctx("getrusage thread")?;
+        let voluntary = self_status("voluntary_ctxt_switches")?;
+        let involuntary = self_status("nonvoluntary_ctxt_switches")?;
+        let after = getrusage(RUSAGE_THREAD).ctx("getrusage thread")?;
+        ensure!(
+            voluntary >= 3
+                && (before.nvcsw..=after.nvcsw).contains(&voluntary)
+                && (before.nivcsw..=after.nivcsw).contains(&involuntary),
+            "status {voluntary} {involuntary}, rusage from {} {} to {} {}",
+            before.nvcsw,
+            before.nivcsw,
+            after.nvcsw,
+            after.nivcsw
+        );
+
+        if !has_cap_sys_nice()? {
+            skipped(NEEDS_CAP_SYS_NICE);
+            return Ok(());
+        }
+        s::sched_setscheduler(0, s::SCHED_FIFO, 10).ctx("FIFO 10")?;
+        ensure!(
+            sched_fields()? == [-11, 7, cpu, 10, 1],
+            "FIFO 10: {:?}",
+            sched_fields()?
+        );
+        s::sched_setscheduler(0, s::SCHED_RR | s::SCHED_RESET_ON_FORK, 20).ctx("RR 20")?;
+        ensure!(
+            sched_fields()? == [-21, 7, cpu, 20, 2],
+            "RR 20: {:?}",
+            sched_fields()?
+        );
+        let mut buf = [0u8; 32];
+        let text = super::files::read_file("/proc/sys/kernel/sched_rr_timeslice_ms", &mut buf)?;
+        let ms: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| msg!("sched_rr_timeslice_ms: {text:?}"))?;
+        let interval = s::sched_rr_get_interval(0).ctx("sched_rr_get_interval")?;
+        ensure!(
+            (ms * MS..ms * MS + 10 * MS).contains(&interval),
+            "RR interval {interval} ns, sched_rr_timeslice_ms {ms}"
+        );
+        Ok(())
+    })
+}
+
 /// The `sched_runtime` a forked child reports.
 fn child_slice() -> Result<u64, Msg> {
     let (r, w) = pipe()?;
@@ -1108,6 +1294,7 @@ fn inherit(_: &Ctx) -> Outcome {
         Ok(())
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("real-time inheritance", || {
@@ -1143,6 +1330,7 @@ fn reset_on_fork(_: &Ctx) -> Outcome {
         )
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("negative nice reset", || {
@@ -1214,6 +1402,8 @@ fn getpriority_encoding(_: &Ctx) -> Outcome {
         if has_cap_sys_nice()? {
             s::setpriority(s::PRIO_PROCESS, 0, -100).ctx("nice -100")?;
             expect_ok("nice -100 -> -20", s::getpriority(s::PRIO_PROCESS, 0), 40)?;
+        } else {
+            skipped(NEEDS_CAP_SYS_NICE);
         }
         Ok(())
     })
@@ -1240,6 +1430,7 @@ fn priority_pgrp_user(_: &Ctx) -> Outcome {
         expect_exit("member", member.wait()?, 0)
     })?;
     if !has_cap_sys_nice()? {
+        skipped(NEEDS_CAP_SYS_NICE);
         return Ok(());
     }
     in_child("user", || {

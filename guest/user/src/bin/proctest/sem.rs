@@ -243,7 +243,7 @@ fn semtimedop_raw(id: i32, sops: usize, nsops: usize, timeout: usize) -> i64 {
     // SAFETY: semtimedop only reads user memory; bad pointers get EFAULT.
     let ret = unsafe {
         syscall4(
-            forkvm_user::sem::nr::SEMTIMEDOP,
+            forkvm_user::syscall::nr::SEMTIMEDOP,
             id as usize,
             sops,
             nsops,
@@ -438,7 +438,7 @@ fn semctl_ipc_set(_: &Ctx) -> Outcome {
         // SAFETY: IPC_SET only reads user memory; a bad pointer is EFAULT.
         let ret = unsafe {
             syscall4(
-                forkvm_user::sem::nr::SEMCTL,
+                forkvm_user::syscall::nr::SEMCTL,
                 id as usize,
                 0,
                 cmd::IPC_SET as usize,
@@ -579,7 +579,7 @@ fn semctl_ctime(_: &Ctx) -> Outcome {
     // SAFETY: SETALL reads one u16 per semaphore: two, from `values`.
     let setall = unsafe {
         syscall4(
-            forkvm_user::sem::nr::SEMCTL,
+            forkvm_user::syscall::nr::SEMCTL,
             sets[1].0 as usize,
             0,
             cmd::SETALL as usize,
@@ -705,7 +705,7 @@ fn semctl_errors(_: &Ctx) -> Outcome {
         // a live buffer as large as the command writes.
         let ret = unsafe {
             syscall4(
-                forkvm_user::sem::nr::SEMCTL,
+                forkvm_user::syscall::nr::SEMCTL,
                 id as usize,
                 num as usize,
                 cmd as usize,

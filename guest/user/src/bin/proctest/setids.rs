@@ -5,7 +5,8 @@
 //! scenario runs in a forked child, which may drop privilege for good.
 
 use forkvm_user::cred;
-use forkvm_user::syscall::{check, syscall1};
+use forkvm_abi::linux::fcntl::{O_CREAT, O_EXCL, O_RDONLY, O_WRONLY};
+use forkvm_user::syscall::{check, open, syscall1};
 
 use super::*;
 
@@ -22,16 +23,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
 /// file-system ids are the effective ones.
 pub const EXEC_IDS_CHECK: &CStr = c"exec-saved-ids-are-effective";
 
-const SETREUID: usize = 113;
-const SETREGID: usize = 114;
-const SETRESUID: usize = 117;
-const GETRESUID: usize = 118;
-const SETRESGID: usize = 119;
-const GETRESGID: usize = 120;
-const SETFSUID: usize = 122;
-const SETFSGID: usize = 123;
-const OPEN: usize = 2;
-const UNLINK: usize = 87;
+use forkvm_user::syscall::nr::{GETRESGID, GETRESUID, SETFSGID, SETFSUID, SETREGID, SETRESGID, SETRESUID, SETREUID, UNLINK};
 const CAP_CHOWN: u64 = 1 << 0;
 const CAP_DAC_OVERRIDE: u64 = 1 << 1;
 /// -1: leave this id as it is.
@@ -191,13 +183,6 @@ fn setfs(n: usize, id: u32) -> usize {
     unsafe { syscall1(n, id as usize) as usize }
 }
 
-/// `open(path, flags, mode)`.
-fn open(path: &[u8], flags: usize, mode: usize) -> Result<Fd, Errno> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = check(unsafe { syscall3(OPEN, path.as_ptr() as usize, flags, mode) })?;
-    Ok(Fd(fd as i32))
-}
-
 /// The file-system uid decides file access: root with fsuid 1000 cannot
 /// read root's private file (the fsuid left root and took the
 /// file-system capabilities with it), and reads it again with fsuid 0.
@@ -211,9 +196,8 @@ fn setfsuid_file_access(_: &Ctx) -> Outcome {
             *digit = b'0' + (pid % 10) as u8;
             pid /= 10;
         }
-        const O_RDONLY: usize = 0;
-        const O_CREAT_EXCL_WRONLY: usize = 0o100 | 0o200 | 0o1;
-        drop(open(&path, O_CREAT_EXCL_WRONLY, 0o600).ctx("create")?);
+        let file = CStr::from_bytes_with_nul(&path).map_err(|_| msg!("no NUL in {path:?}"))?;
+        drop(open(file, O_CREAT | O_EXCL | O_WRONLY, 0o600).map(Fd).ctx("create")?);
         let result = (|| {
             ensure!(setfs(SETFSUID, 1000) == 0, "setfsuid(1000) did not return 0");
             ensure!(setfs(SETFSUID, KEEP) == 1000, "fsuid is not 1000");
@@ -224,10 +208,10 @@ fn setfsuid_file_access(_: &Ctx) -> Outcome {
                 caps.effective
             );
             expect_ids("uids with fsuid 1000", GETRESUID, [0, 0, 0])?;
-            let got = open(&path, O_RDONLY, 0).map(drop);
+            let got = open(file, O_RDONLY, 0).map(|fd| drop(Fd(fd)));
             expect("open with fsuid 1000", got, Err(Errno::EACCES))?;
             ensure!(setfs(SETFSUID, 0) == 1000, "setfsuid(0) did not return 1000");
-            let got = open(&path, O_RDONLY, 0).map(drop);
+            let got = open(file, O_RDONLY, 0).map(|fd| drop(Fd(fd)));
             expect("open with fsuid 0", got, Ok(()))?;
             ensure!(setfs(SETFSGID, 77) == 0, "setfsgid(77) did not return 0");
             ensure!(setfs(SETFSGID, KEEP) == 77, "fsgid is not 77");

@@ -881,7 +881,7 @@ fn signal_sigreturn_bad_frame(_ctx: &Ctx) -> Outcome {
                 "syscall",
                 "mov rsp, r12",
                 bad = in(reg) hole + PAGE / 2,
-                inlateout("rax") forkvm_user::signal::nr::RT_SIGRETURN => _,
+                inlateout("rax") forkvm_user::syscall::nr::RT_SIGRETURN => _,
                 out("r12") _, out("rcx") _, out("r11") _,
             );
         }
@@ -1143,10 +1143,8 @@ fn exec_unshares_files(ctx: &Ctx) -> Outcome {
 /// F_DUPFD_CLOEXEC, read and changed with F_GETFD/F_SETFD, cleared on a
 /// dup; `execve` closes exactly the descriptors that have it.
 fn exec_closes_cloexec(ctx: &Ctx) -> Outcome {
-    const O_CLOEXEC: u32 = 0o2000000;
-    const F_DUPFD_CLOEXEC: usize = 1030;
-    const F_GETFD: usize = 1;
-    const F_SETFD: usize = 2;
+    use forkvm_abi::linux::fcntl::{F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, O_CLOEXEC};
+    use forkvm_user::syscall::fcntl;
     let Some(argv0) = ctx.argv0 else {
         return Err(msg!("no argv[0] to execute"));
     };

@@ -971,7 +971,7 @@ fn sigqueueinfo_rt_limit(_: &Ctx) -> Outcome {
 /// oneself), and a queued one reaching a waiter with its value.
 fn pidfd_send_signal_info(_: &Ctx) -> Outcome {
     use forkvm_user::syscall::{pidfd_open, syscall4};
-    const PIDFD_SEND_SIGNAL: usize = 424;
+    use forkvm_user::syscall::nr::PIDFD_SEND_SIGNAL;
     let send = |fd: i32, signal: i32, info: usize, flags: usize| {
         // SAFETY: the kernel reads at most a siginfo at `info`.
         let ret = unsafe { syscall4(PIDFD_SEND_SIGNAL, fd as usize, signal as usize, info, flags) };

@@ -13,22 +13,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("socket-calls-on-non-sockets", socket_calls_on_non_sockets),
 ];
 
-const SOCKET: usize = 41;
-const CONNECT: usize = 42;
-const ACCEPT: usize = 43;
-const SENDTO: usize = 44;
-const RECVFROM: usize = 45;
-const SENDMSG: usize = 46;
-const RECVMSG: usize = 47;
-const SHUTDOWN: usize = 48;
-const BIND: usize = 49;
-const LISTEN: usize = 50;
-const GETSOCKNAME: usize = 51;
-const GETPEERNAME: usize = 52;
-const SOCKETPAIR: usize = 53;
-const SETSOCKOPT: usize = 54;
-const GETSOCKOPT: usize = 55;
-const ACCEPT4: usize = 288;
+use forkvm_user::syscall::nr::{ACCEPT, ACCEPT4, BIND, CONNECT, GETPEERNAME, GETSOCKNAME, GETSOCKOPT, LISTEN, RECVFROM, RECVMSG, SENDMSG, SENDTO, SETSOCKOPT, SHUTDOWN, SOCKET, SOCKETPAIR};
 const SOCK_STREAM: usize = 1;
 const SOCK_DGRAM: usize = 2;
 /// `AF_MAX`: the first family number no kernel knows.

@@ -3,25 +3,18 @@
 //! termios and job-control commands with Linux's errno and order.
 
 use forkvm_user::signal::{sigaction_raw, SigAction, SIG_IGN};
-use forkvm_user::syscall::{setsid, syscall1};
+use forkvm_abi::linux::fcntl::{AT_FDCWD, F_GETFD, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_RDWR};
+use forkvm_user::syscall::{fcntl, openat, setsid, syscall1};
 
 use super::*;
 
 pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("ioctl-files-and-pipes", ioctl_files_and_pipes),
     ("ioctl-console", ioctl_console),
+    ("dev-tty-no-ctty", dev_tty_no_ctty),
 ];
 
-const IOCTL: usize = 16;
-const OPENAT: usize = 257;
-const AT_FDCWD: usize = -100isize as usize;
-const O_RDONLY: usize = 0;
-const O_RDWR: usize = 2;
-const O_CREAT: usize = 0o100;
-const O_DIRECTORY: usize = 0o200000;
-const UNLINK: usize = 87;
-const LSEEK: usize = 8;
-const F_GETFD: usize = 1;
+use forkvm_user::syscall::nr::{IOCTL, LSEEK, UNLINK};
 const TCGETS: usize = 0x5401;
 const TCSETS: usize = 0x5402;
 const TIOCSCTTY: usize = 0x540e;
@@ -41,12 +34,8 @@ fn ioctl(fd: i32, cmd: usize, arg: usize) -> Result<usize, Errno> {
     forkvm_user::syscall::check(unsafe { syscall3(IOCTL, fd as usize, cmd, arg) })
 }
 
-fn open_path(path: &CStr, flags: usize) -> Result<Fd, Errno> {
-    // SAFETY: a NUL-terminated path.
-    let fd = forkvm_user::syscall::check(unsafe {
-        syscall4(OPENAT, AT_FDCWD, path.as_ptr() as usize, flags, 0o600)
-    })?;
-    Ok(Fd(fd as i32))
+fn open_path(path: &CStr, flags: u32) -> Result<Fd, Errno> {
+    openat(AT_FDCWD, path, flags, 0o600).map(Fd)
 }
 
 fn expect_errno(what: &str, got: Result<usize, Errno>, want: Errno) -> Outcome {
@@ -96,13 +85,53 @@ fn ioctl_files_and_pipes(_: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// `/dev/tty` is the caller's controlling terminal: a process in a new
+/// session has none, and opening it is ENXIO (O_PATH still finds the
+/// device node, and reopening that through `/proc/self/fd` is ENXIO
+/// too).
+fn dev_tty_no_ctty(_: &Ctx) -> Outcome {
+    let child = Child::spawn(|| {
+        if setsid().is_err() {
+            return 1;
+        }
+        if open_path(c"/dev/tty", O_RDWR).err() != Some(Errno::ENXIO) {
+            return 2;
+        }
+        if open_path(c"/dev/tty", O_RDONLY).err() != Some(Errno::ENXIO) {
+            return 3;
+        }
+        let Ok(node) = open_path(c"/dev/tty", O_PATH) else {
+            return 4;
+        };
+        let mut again = [0u8; 32];
+        let mut at = 0;
+        for &b in b"/proc/self/fd/" {
+            again[at] = b;
+            at += 1;
+        }
+        let fd = node.raw();
+        if fd >= 10 {
+            again[at] = b'0' + (fd / 10) as u8;
+            at += 1;
+        }
+        again[at] = b'0' + (fd % 10) as u8;
+        let again = CStr::from_bytes_until_nul(&again).unwrap_or(c"/");
+        if open_path(again, O_RDWR).err() != Some(Errno::ENXIO) {
+            return 5;
+        }
+        0
+    })?;
+    expect_exit("the new session's child (exit: the check that failed)", child.wait()?, 0)
+}
+
 /// The console: TCGETS and TCSETS round-trip; TIOCGWINSZ answers; in a
 /// new session (no controlling terminal) the job-control commands are
 /// ENOTTY, after the argument checks Linux makes first. If the console
 /// can become the session's controlling terminal (TIOCSCTTY; on a host
 /// whose console another session holds it is EPERM, and the rest is
 /// left out), the session's group is in the foreground, TIOCSPGRP moves
-/// only to groups of the session, and TIOCNOTTY gives it up.
+/// only to groups of the session, `/dev/tty` opens it, and TIOCNOTTY
+/// gives it up (`/dev/tty` is then ENXIO).
 fn ioctl_console(_: &Ctx) -> Outcome {
     let console = match open_path(c"/dev/console", O_RDWR) {
         Ok(fd) => fd,
@@ -155,6 +184,7 @@ fn console_checks(console: i32) -> Result<(), i32> {
     check(16, ioctl_int(console, TIOCGSID) == Ok(sid))?;
     check(17, ioctl(console, TIOCSPGRP, at_own).is_ok())?;
     check(18, ioctl(console, TIOCSCTTY, 0).is_ok())?;
+    check(23, open_path(c"/dev/tty", O_RDWR).is_ok())?;
     let init = 1i32;
     let at_init = &init as *const i32 as usize;
     check(19, ioctl(console, TIOCSPGRP, at_init) == Err(Errno::EPERM))?;
@@ -163,5 +193,6 @@ fn console_checks(console: i32) -> Result<(), i32> {
     check(20, ioctl(console, TIOCSPGRP, at_none) == Err(Errno::ESRCH))?;
     check(21, ioctl(console, TIOCNOTTY, 0).is_ok())?;
     check(22, ioctl(console, TIOCGPGRP, at) == Err(Errno::ENOTTY))?;
+    check(24, open_path(c"/dev/tty", O_RDWR).err() == Some(Errno::ENXIO))?;
     Ok(())
 }

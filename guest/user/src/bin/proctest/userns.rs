@@ -116,7 +116,7 @@ fn userns_id_maps(_: &Ctx) -> Outcome {
         // Changing ids made this process undumpable: its /proc files
         // belong to root, so it cannot write its own maps until it is
         // dumpable again (what container runtimes do).
-        let opened = userns::ProcFd::open(0, IdFile::UidMap, userns::O_WRONLY).map(drop);
+        let opened = userns::ProcFd::open(0, IdFile::UidMap, forkvm_abi::linux::fcntl::O_WRONLY).map(drop);
         expect_errno(
             "opening an undumpable process's uid_map",
             opened,

@@ -21,19 +21,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("mlock-limits", mlock_limits),
 ];
 
-const MREMAP: usize = 25;
-const MSYNC: usize = 26;
-const MINCORE: usize = 27;
-const MADVISE: usize = 28;
-const MLOCK: usize = 149;
-const MUNLOCK: usize = 150;
-const MLOCKALL: usize = 151;
-const MUNLOCKALL: usize = 152;
-const MLOCK2: usize = 325;
-const OPEN: usize = 2;
-const PWRITE64: usize = 18;
-const PREAD64: usize = 17;
-const UNLINK: usize = 87;
+use forkvm_user::syscall::nr::{MADVISE, MINCORE, MLOCK, MLOCK2, MLOCKALL, MREMAP, MSYNC, MUNLOCK, MUNLOCKALL, OPEN, PREAD64, PWRITE64, UNLINK};
 
 const MADV_NORMAL: usize = 0;
 const MADV_DONTNEED: usize = 4;
@@ -127,8 +115,9 @@ fn temp_file(pages: usize, byte: u8) -> Result<Fd, Msg> {
         *digit = b'0' + (pid % 10) as u8;
         pid /= 10;
     }
-    const O_RDWR_CREAT_TRUNC: usize = 0o2 | 0o100 | 0o1000;
-    let fd = sys(OPEN, [path.as_ptr() as usize, O_RDWR_CREAT_TRUNC, 0o600, 0, 0]).ctx("open")?;
+    use forkvm_abi::linux::fcntl::{O_CREAT, O_RDWR, O_TRUNC};
+    let flags = (O_RDWR | O_CREAT | O_TRUNC) as usize;
+    let fd = sys(OPEN, [path.as_ptr() as usize, flags, 0o600, 0, 0]).ctx("open")?;
     let fd = Fd(fd as i32);
     sys(UNLINK, [path.as_ptr() as usize, 0, 0, 0, 0]).ctx("unlink")?;
     let page = [byte; P];

@@ -386,8 +386,7 @@ fn waitid_wait4_options(_: &Ctx) -> Outcome {
 
 /// `fcntl(fd, F_GETFD)`: 1 if the descriptor is close-on-exec.
 fn close_on_exec(fd: &Fd) -> Result<usize, Errno> {
-    const F_GETFD: usize = 1;
-    fcntl(fd.raw(), F_GETFD, 0)
+    forkvm_user::syscall::fcntl(fd.raw(), forkvm_abi::linux::fcntl::F_GETFD, 0)
 }
 
 /// `pidfd_open`'s checks in Linux's order: flags (EINVAL, also for

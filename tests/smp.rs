@@ -187,10 +187,11 @@ fn per_cpu_sum(stat_line: &str, key: &str) -> (u64, usize) {
 }
 
 #[test]
-fn stat_shows_each_cpus_time_in_the_memory_lock() {
+fn stat_shows_each_cpus_time_in_the_memory_locks() {
     require_two_cpus!();
-    // Forks edit page tables under the memory lock (`mm::with_memory`):
-    // two parents forking on two CPUs add to the time it was held, and
+    // Forks edit page tables under their address space's table lock
+    // (`mm::PageTableLock`) and count frames under the frame allocator's:
+    // two parents forking on two CPUs add to the time each was held, and
     // each CPU reports its own held time, wait time and waits.
     let text = common::run_expect_within(
         "stat; run stress forks 200 0; stat",
@@ -203,15 +204,16 @@ fn stat_shows_each_cpus_time_in_the_memory_lock() {
         .filter(|line| line.contains("syscalls="))
         .collect();
     assert_eq!(stats.len(), 2, "{text}");
-    for key in ["mm_lock_held_us", "mm_lock_wait_us", "mm_lock_waits"] {
-        assert_eq!(per_cpu_sum(stats[0], key).1, 2, "{key} for 2 CPUs: {text}");
+    for lock in ["mm_lock", "frame_lock"] {
+        for key in ["held_us", "wait_us", "waits"] {
+            let key = format!("{lock}_{key}");
+            assert_eq!(per_cpu_sum(stats[0], &key).1, 2, "{key} for 2 CPUs: {text}");
+        }
+        let key = format!("{lock}_held_us");
+        let (before, _) = per_cpu_sum(stats[0], &key);
+        let (after, _) = per_cpu_sum(stats[1], &key);
+        assert!(after > before, "200 fork cycles held the {lock}: {text}");
     }
-    let (before, _) = per_cpu_sum(stats[0], "mm_lock_held_us");
-    let (after, _) = per_cpu_sum(stats[1], "mm_lock_held_us");
-    assert!(
-        after > before,
-        "200 fork cycles held the memory lock: {text}"
-    );
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn write(base: u64, offset: u64, value: u32) {
 }
 
 fn zeroed_frame() -> Option<u64> {
-    let pfn = crate::mm::FRAMES.lock().as_mut()?.alloc(FrameUse::Data)?;
+    let pfn = crate::mm::alloc_frame(FrameUse::Data)?;
     let phys = pfn.phys();
     // SAFETY: a freshly allocated RAM frame, mapped by the direct map
     // and owned by nobody else.

@@ -21,7 +21,7 @@ use super::cow::{self, Access, FaultResult, MemoryOps, OutOfMemory, UserCopyErro
 use super::frame::FrameUse;
 use super::paging::{flags, TableAccess, TablePage};
 use super::vma::{Prot, Vma, VmaFlags, VmaSet, TASK_SIZE};
-use super::with_memory;
+use super::PageTableLock;
 use crate::arch::cpu;
 use crate::errno::{EFAULT, ENOMEM};
 use crate::process::oom::OomOutcome;
@@ -120,9 +120,10 @@ static SPARE_ROOT: AtomicU64 = AtomicU64::new(0);
 const SPARE_MAX_TABLES: u64 = 16;
 
 /// Releases an address space that is not installed: its pages, then its
-/// tables and root, unless it becomes the spare.
+/// tables and root, unless it becomes the spare. Nobody else reaches its
+/// tables any more, so a lock of its own is uncontended.
 fn free_address_space(root: TablePage) {
-    with_memory(|memory| {
+    PageTableLock::new().with_tables(|memory| {
         let (_, tables) = cow::unmap_pages_keep_tables(memory, root);
         let spare = tables <= SPARE_MAX_TABLES
             && SPARE_ROOT
@@ -135,29 +136,14 @@ fn free_address_space(root: TablePage) {
     });
 }
 
-/// Copies the user PML4 entries of `root` (none if `None`) into the boot
-/// root, reloading CR3 (a full TLB flush) if any changed. Returns whether
-/// it did.
+/// Copies the user PML4 entries of `root` (none if `None`) into this
+/// CPU's root, reloading CR3 (a full TLB flush) if any changed. Returns
+/// whether it did. Takes no table lock (it runs in a shootdown's IPI
+/// handler too): each entry is read whole, and a CPU that changes one
+/// after we published `active_root` shoots us down, so we read it again.
 fn install_user_entries(root: Option<TablePage>) -> bool {
-    let changed = with_memory(|memory| {
-        let source: [u64; cow::USER_PML4_ENTRIES] = match root {
-            None => [0; cow::USER_PML4_ENTRIES],
-            Some(root) => memory.table(root)[..cow::USER_PML4_ENTRIES]
-                .try_into()
-                .expect("128 entries"),
-        };
-        // SAFETY: every CPU's root is a table page mm set up at boot and
-        // never frees.
-        let active = memory.table(unsafe { TablePage::new(this_cpu_root()) });
-        let mut changed = false;
-        for (slot, entry) in active.iter_mut().zip(source) {
-            if *slot != entry {
-                *slot = entry;
-                changed = true;
-            }
-        }
-        changed
-    });
+    let source = root.map_or([0; cow::USER_PML4_ENTRIES], super::user_root_entries);
+    let changed = super::install_in_cpu_root(this_cpu_root(), &source);
     if changed {
         reload_cr3();
     }
@@ -193,6 +179,9 @@ pub struct MmInner {
 pub struct AddressSpace {
     /// The PML4.
     root: TablePage,
+    /// Serialises edits of the page tables under `root` (Linux
+    /// `page_table_lock`); taken after `inner`, before the frame lock.
+    tables: PageTableLock,
     pub inner: Mutex<MmInner>,
     /// Linux `MMF_DUMPABLE`: cleared when the owner's credentials change
     /// (its `/proc/PID` files then belong to root), set again by exec or
@@ -280,15 +269,14 @@ fn heap_has_room_for_areas(areas: usize) -> bool {
 impl AddressSpace {
     /// An empty address space: kernel half only.
     pub fn new() -> Result<Arc<AddressSpace>, OutOfMemory> {
-        let root = with_memory(|memory| {
+        // The new root is nobody else's yet: a lock of its own.
+        let root = PageTableLock::new().with_tables(|memory| {
             let spare = stored_root(SPARE_ROOT.swap(0, Ordering::Relaxed));
             let root = if let Some(spare) = spare {
                 // Already empty, with its (empty) tables in place.
                 spare
             } else {
-                let phys = memory
-                    .0
-                    .alloc(FrameUse::PageTable)
+                let phys = super::alloc_frame(FrameUse::PageTable)
                     .ok_or(OutOfMemory)?
                     .phys();
                 // SAFETY: a fresh frame of our own, to be this root (zeroed
@@ -297,14 +285,14 @@ impl AddressSpace {
                 memory.table(root).fill(0);
                 root
             };
-            let boot = *memory.table(super::BOOT_PML4);
             // The kernel half is shared: same lower-level tables everywhere.
             memory.table(root)[cow::USER_PML4_ENTRIES..]
-                .copy_from_slice(&boot[cow::USER_PML4_ENTRIES..]);
+                .copy_from_slice(&super::kernel_root_entries());
             Ok(root)
         })?;
         Ok(Arc::new(AddressSpace {
             root,
+            tables: PageTableLock::new(),
             inner: Mutex::new(MmInner {
                 vmas: VmaSet::new(),
                 start_brk: 0,
@@ -337,7 +325,7 @@ impl AddressSpace {
         let inner = self.inner.lock();
         // Without the MADV_DONTFORK areas, and unlocked.
         let child_vmas = inner.vmas.for_fork();
-        let result = with_memory(|memory| {
+        let result = self.tables.with_tables(|memory| {
             let write_protected =
                 cow::dup_mmap(memory, &child_vmas, self.root, child.root, copy_max)?;
             for &address in eager {
@@ -434,8 +422,9 @@ impl AddressSpace {
     /// caller, the range is removed again (ENOMEM): nothing is left behind.
     fn populate_or_remove(&self, start: u64, end: u64, prot: Prot) -> Result<(), i32> {
         loop {
-            let populated =
-                with_memory(|memory| cow::populate(memory, self.root, start, end, prot));
+            let populated = self
+                .tables
+                .with_tables(|memory| cow::populate(memory, self.root, start, end, prot));
             self.sync_if_active();
             if populated.is_ok() {
                 return Ok(());
@@ -460,7 +449,7 @@ impl AddressSpace {
         shared: bool,
     ) -> Result<(), i32> {
         let end = start + frames.len() as u64 * PAGE_SIZE;
-        let mapped = with_memory(|memory| {
+        let mapped = self.tables.with_tables(|memory| {
             for (i, frame) in frames.iter().enumerate() {
                 if let Some(frame) = *frame {
                     let addr = start + i as u64 * PAGE_SIZE;
@@ -488,7 +477,7 @@ impl AddressSpace {
         frame: cow::DataFrame,
         around: &[(u64, cow::DataFrame)],
     ) -> FaultResult {
-        let result = with_memory(|memory| {
+        let result = self.tables.with_tables(|memory| {
             cow::do_file_fault(memory, self.root, vma, addr, access, frame, around)
         });
         self.sync_if_active();
@@ -556,8 +545,9 @@ impl AddressSpace {
         }
         let mut flush = false;
         for area in removed {
-            let stats =
-                with_memory(|memory| cow::unmap_range(memory, self.root, area.start, area.end));
+            let stats = self
+                .tables
+                .with_tables(|memory| cow::unmap_range(memory, self.root, area.start, area.end));
             flush |= stats.needs_flush();
         }
         if flush {
@@ -593,8 +583,10 @@ impl AddressSpace {
         }
         let mut flush = false;
         for (start, end) in ranges {
-            flush |=
-                with_memory(|memory| cow::unmap_range(memory, self.root, start, end)).needs_flush();
+            flush |= self
+                .tables
+                .with_tables(|memory| cow::unmap_range(memory, self.root, start, end))
+                .needs_flush();
         }
         if flush {
             self.flush_if_current();
@@ -614,7 +606,7 @@ impl AddressSpace {
                 .map(move |piece| (piece, end.min(piece + UNMAP_BATCH)))
         });
         loop {
-            let (flush, pending, done) = with_memory(|memory| {
+            let (flush, pending, done) = self.tables.with_tables(|memory| {
                 let mut deferring = cow::FreeAfterFlush::new(memory);
                 let mut flush = false;
                 let mut covered = 0;
@@ -631,7 +623,7 @@ impl AddressSpace {
                 self.flush_if_current();
             }
             if !pending.is_empty() {
-                with_memory(|memory| pending.free(memory));
+                self.tables.with_tables(|memory| pending.free(memory));
             }
             if done {
                 return;
@@ -703,7 +695,7 @@ impl AddressSpace {
             }
             let write = area.prot.allows_write() && !area.is_shared();
             for page in (area.start..area.end).step_by(PAGE_SIZE as usize) {
-                let present = with_memory(|memory| {
+                let present = self.tables.with_tables(|memory| {
                     super::paging::translate(memory, self.root, page)
                         .is_some_and(|pte| !write || pte & flags::WRITABLE != 0)
                 });
@@ -741,7 +733,8 @@ impl AddressSpace {
 
     /// Which of the (at most 64) pages from `start` have a frame mapped.
     pub fn present_pages(&self, start: u64, end: u64) -> u64 {
-        with_memory(|memory| cow::present_pages(memory, self.root, start, end))
+        self.tables
+            .with_tables(|memory| cow::present_pages(memory, self.root, start, end))
     }
 
     /// Moves `[start, end)`, all in one area, with its pages to the free
@@ -762,11 +755,12 @@ impl AddressSpace {
             if target_taken || !source_whole {
                 return Err(crate::errno::EINVAL);
             }
-            let moved =
-                with_memory(|memory| cow::move_page_range(memory, self.root, start, end, to));
+            let moved = self
+                .tables
+                .with_tables(|memory| cow::move_page_range(memory, self.root, start, end, to));
             if moved.is_err() {
                 // Back where they were: their tables still exist.
-                let back = with_memory(|memory| {
+                let back = self.tables.with_tables(|memory| {
                     cow::move_page_range(memory, self.root, to, to + len, start)
                 });
                 debug_assert!(back.is_ok());
@@ -824,7 +818,10 @@ impl AddressSpace {
         };
         let mut flush = false;
         for area in changed {
-            flush |= with_memory(|memory| cow::change_protection(memory, self.root, &area)) > 0;
+            flush |= self
+                .tables
+                .with_tables(|memory| cow::change_protection(memory, self.root, &area))
+                > 0;
         }
         if flush {
             self.flush_if_current();
@@ -880,7 +877,7 @@ impl AddressSpace {
         // kept until the flush below: another CPU running this address
         // space may still read it through its TLB (Linux flushes before
         // `put_page` in `wp_page_copy`).
-        let (mut result, pending) = with_memory(|memory| {
+        let (mut result, pending) = self.tables.with_tables(|memory| {
             let mut deferring = cow::FreeAfterFlush::new(memory);
             let result = cow::handle_fault(&mut deferring, self.root, addr, access, vma.as_ref());
             (result, deferring.into_pending())
@@ -915,7 +912,7 @@ impl AddressSpace {
             }
         }
         if !pending.is_empty() {
-            with_memory(|memory| pending.free(memory));
+            self.tables.with_tables(|memory| pending.free(memory));
         }
         result
     }
@@ -940,7 +937,9 @@ impl AddressSpace {
         while page < end {
             // Most pages are already mapped with the rights needed: only
             // the others go through the fault path (which also flushes).
-            let entry = with_memory(|memory| super::paging::translate(memory, self.root, page));
+            let entry = self
+                .tables
+                .with_tables(|memory| super::paging::translate(memory, self.root, page));
             let usable = entry.is_some_and(|pte| {
                 pte & flags::USER != 0 && (!write || pte & flags::WRITABLE != 0)
             });
@@ -968,22 +967,35 @@ impl AddressSpace {
     /// any byte the task could not read itself.
     pub fn copy_from_user(&self, addr: u64, buf: &mut [u8]) -> Result<(), i32> {
         self.fault_in(addr, buf.len(), false)?;
-        with_memory(|memory| cow::read_bytes(memory, self.root, addr, buf)).map_err(copy_errno)
+        self.tables
+            .with_tables(|memory| cow::read_bytes(memory, self.root, addr, buf))
+            .map_err(copy_errno)
     }
 
     /// Copies `data` to user memory (Linux `copy_to_user`): EFAULT for any
     /// byte the task could not write itself.
     pub fn copy_to_user(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
         self.fault_in(addr, data.len(), true)?;
-        with_memory(|memory| cow::write_bytes(memory, self.root, addr, data))
-            .map(|_| ())
-            .map_err(copy_errno)
+        // A fork on another CPU may have shared a page again since the
+        // fault-in: the write then copies it, and the old frame's reference
+        // is dropped only after the other CPUs' TLBs forget it.
+        let (written, pending) = self.tables.with_tables(|memory| {
+            let mut deferring = cow::FreeAfterFlush::new(memory);
+            let written = cow::write_bytes(&mut deferring, self.root, addr, data);
+            (written, deferring.into_pending())
+        });
+        if !pending.is_empty() {
+            self.flush_if_current();
+            self.tables.with_tables(|memory| pending.free(memory));
+        }
+        written.map(|_| ()).map_err(copy_errno)
     }
 
     /// Writes into user memory regardless of the area's rights (exec
     /// filling a read-only code segment it just mapped).
     pub fn poke(&self, addr: u64, data: &[u8]) -> Result<(), i32> {
-        with_memory(|memory| cow::write_bytes(memory, self.root, addr, data))
+        self.tables
+            .with_tables(|memory| cow::write_bytes(memory, self.root, addr, data))
             .map(|_| ())
             .map_err(copy_errno)
     }
@@ -1001,7 +1013,7 @@ impl AddressSpace {
             total_vm_pages: inner.vmas.total_pages(),
             ..MemoryUsage::default()
         };
-        with_memory(|memory| {
+        self.tables.with_tables(|memory| {
             for vma in inner.vmas.iter() {
                 let present = cow::count_present(memory, self.root, vma.start, vma.end);
                 if vma.is_shared() {
@@ -1040,7 +1052,7 @@ impl AddressSpace {
         }
         let inner = self.inner.lock();
         let mut flush = false;
-        with_memory(|memory| {
+        self.tables.with_tables(|memory| {
             for vma in inner.vmas.iter().filter(|vma| !vma.is_shared()) {
                 flush |= cow::unmap_range(memory, self.root, vma.start, vma.end).needs_flush();
             }

@@ -12,9 +12,8 @@ use alloc::vec::Vec;
 use forkvm_abi::PAGE_OFFSET;
 use spin::Mutex;
 
-use super::frame::{FrameUse, Pfn, FRAME_SIZE};
+use super::frame::{FrameUse, FRAME_SIZE};
 use super::paging::{self, flags};
-use super::{KernelTables, FRAMES};
 
 /// Usable size of a kernel stack (Linux x86-64's THREAD_SIZE).
 pub const KERNEL_STACK_SIZE: u64 = 16 * 1024;
@@ -119,10 +118,10 @@ fn page_addresses(slot: u64) -> impl Iterator<Item = u64> {
 
 fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
     let kernel = crate::arch::platform::kernel_page_flags();
-    let mapped = super::with_memory(|memory| {
+    let mapped = super::with_kernel_tables(|memory| {
         let mut mapped = 0;
         for address in page_addresses(slot) {
-            let Some(frame) = memory.0.alloc(FrameUse::Data) else {
+            let Some(frame) = super::alloc_frame(FrameUse::Data) else {
                 break;
             };
             let table_flags = flags::WRITABLE | kernel;
@@ -137,7 +136,7 @@ fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
             )
             .is_err()
             {
-                memory.0.put(frame);
+                super::put_frame(frame.phys());
                 break;
             }
             mapped += 1;
@@ -147,31 +146,27 @@ fn map_slot(slot: u64) -> Result<(), OutOfMemory> {
     if mapped == KERNEL_STACK_SIZE / FRAME_SIZE {
         return Ok(());
     }
-    // The frame lock is released: undo the partial mapping.
+    // The table lock is released: undo the partial mapping.
     unmap_slot(slot);
     Err(OutOfMemory)
 }
 
 fn unmap_slot(slot: u64) {
-    let mut unmapped = alloc::vec::Vec::new();
-    {
-        let mut frames = FRAMES.lock();
-        let frames = frames.as_mut().expect("frame allocator initialised");
-        let mut tables = KernelTables(frames);
+    let unmapped = super::with_kernel_tables(|tables| {
+        let mut unmapped = alloc::vec::Vec::new();
         for address in page_addresses(slot) {
-            if let Some(entry) = paging::unmap_page(&mut tables, super::BOOT_PML4, address) {
+            if let Some(entry) = paging::unmap_page(tables, super::BOOT_PML4, address) {
                 crate::arch::cpu::invlpg(address);
                 unmapped.push(entry);
             }
         }
-    }
+        unmapped
+    });
     // Other CPUs may cache the pages' translations: they forget them
-    // before the frames go back (outside the frame lock, which a target
+    // before the frames go back (outside the table lock, which a target
     // could be waiting for).
     crate::arch::tlb::shootdown_kernel();
-    let mut frames = FRAMES.lock();
-    let frames = frames.as_mut().expect("frame allocator initialised");
     for entry in unmapped {
-        frames.put(Pfn::containing(entry & paging::ADDRESS_MASK));
+        super::put_frame(entry & paging::ADDRESS_MASK);
     }
 }

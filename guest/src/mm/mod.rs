@@ -7,11 +7,13 @@ pub mod kstack;
 
 pub use forkvm_core::mm::{cow, frame, paging, vma};
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use forkvm_abi::{BootInfo, LOW_MEMORY_END, PAGE_OFFSET};
+
 use spin::Mutex;
 
-use self::cow::{DataFrame, MemoryOps};
-use self::frame::{FrameAllocator, Pfn, FRAME_SIZE};
+use self::cow::DataFrame;
+use self::frame::{FrameAllocator, FrameUse, Pfn, FRAME_SIZE};
 use self::paging::TablePage;
 
 /// The frame allocator, set up by [`init`].
@@ -104,20 +106,12 @@ pub fn init(info: &BootInfo) {
 /// reached through the direct map.
 static FILE_PAGE_FRAMES: forkvm_core::fs::page_cache::PageFrames =
     forkvm_core::fs::page_cache::PageFrames {
-        alloc_zeroed: || with_memory(|memory| memory.alloc_data_frame()),
+        alloc_zeroed: alloc_zeroed_data_frame,
         free: |frame| {
-            with_memory(|memory| memory.put_frame(frame.phys()));
+            put_frame(frame.phys());
         },
-        read: |frame, offset, buf| {
-            with_memory(|memory| {
-                buf.copy_from_slice(&memory.frame_bytes(frame)[offset..offset + buf.len()])
-            })
-        },
-        write: |frame, offset, bytes| {
-            with_memory(|memory| {
-                memory.frame_bytes(frame)[offset..offset + bytes.len()].copy_from_slice(bytes)
-            })
-        },
+        read: |frame, offset, buf| read_frame(frame, offset, buf),
+        write: |frame, offset, bytes| write_frame(frame, offset, bytes),
     };
 
 /// The boot PML4, the CPU's only page-table root (see `address_space`).
@@ -125,17 +119,149 @@ static FILE_PAGE_FRAMES: forkvm_core::fs::page_cache::PageFrames =
 // BOOT_PML4_PHYS; it is a table page for the kernel's whole life.
 pub const BOOT_PML4: TablePage = unsafe { TablePage::new(forkvm_abi::BOOT_PML4_PHYS) };
 
-/// Page-table access through the direct map, allocating table pages
-/// from the frame allocator.
-pub struct KernelTables<'a>(pub &'a mut FrameAllocator<'static>);
+/// Runs `f` on the frame allocator under its lock, counting per CPU the
+/// TSC cycles it is held and waited for (`stat`'s `cpuN_frame_lock_*`).
+/// A leaf lock: nothing is locked inside it, and it is held for one
+/// allocation or reference-count change at a time.
+fn with_frames<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
+    let cpu = crate::arch::percpu::this_cpu();
+    let mut frames = lock_counted(&FRAMES, &cpu.frame_lock);
+    let taken = crate::arch::cpu::rdtsc();
+    let result = f(frames.as_mut().expect("frame allocator initialised"));
+    drop(frames);
+    cpu.frame_lock.add_held(crate::arch::cpu::rdtsc() - taken);
+    result
+}
+
+/// Takes `lock`, adding to `counters` the cycles spent waiting if it was
+/// taken: the uncontended path costs one TSC read.
+fn lock_counted<'a, T>(
+    lock: &'a Mutex<T>,
+    counters: &crate::arch::percpu::LockCounters,
+) -> spin::MutexGuard<'a, T> {
+    lock.try_lock().unwrap_or_else(|| {
+        let start = crate::arch::cpu::rdtsc();
+        let guard = lock.lock();
+        counters.add_wait(crate::arch::cpu::rdtsc() - start);
+        guard
+    })
+}
+
+/// Allocates a frame for `usage`; None when none is free.
+pub fn alloc_frame(usage: FrameUse) -> Option<Pfn> {
+    with_frames(|frames| frames.alloc(usage))
+}
+
+/// Allocates a zeroed data frame (zeroed outside the frame lock).
+pub fn alloc_zeroed_data_frame() -> Option<DataFrame> {
+    let phys = alloc_frame(FrameUse::Data)?.phys();
+    // SAFETY: a freshly allocated frame, mapped by the direct map and
+    // reachable by nobody else yet.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize) };
+    // SAFETY: a data frame just allocated, handed out as one.
+    Some(unsafe { DataFrame::new(phys) })
+}
+
+/// Drops a reference to the frame at `phys`; true when that freed it.
+pub fn put_frame(phys: u64) -> bool {
+    with_frames(|frames| frames.put(Pfn::containing(phys)))
+}
+
+/// Copies `buf.len()` bytes at `offset` of `frame` into `buf`.
+pub fn read_frame(frame: DataFrame, offset: usize, buf: &mut [u8]) {
+    assert!(
+        offset + buf.len() <= FRAME_SIZE as usize,
+        "read past a frame"
+    );
+    // SAFETY: an allocated data frame in RAM (the `DataFrame` contract),
+    // reached through the direct map; no reference to the frame is made
+    // (other CPUs may write it at the same time, as user threads do).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (phys_to_virt(frame.phys()) as *const u8).add(offset),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+}
+
+/// Copies `data` to `offset` of `frame`.
+pub fn write_frame(frame: DataFrame, offset: usize, data: &[u8]) {
+    assert!(
+        offset + data.len() <= FRAME_SIZE as usize,
+        "write past a frame"
+    );
+    // SAFETY: as in `read_frame`.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            (phys_to_virt(frame.phys()) as *mut u8).add(offset),
+            data.len(),
+        )
+    };
+}
+
+/// The lock of one page-table tree (Linux `mm->page_table_lock`): an
+/// address space's user tables, or the kernel's ([`with_kernel_tables`]).
+/// Page-table pages are edited only through [`KernelTables`], which only
+/// this lock hands out. Frames are reference-counted under the frame
+/// allocator's own lock, taken per operation inside (lock order: an
+/// address space's area lock, then its table lock, then the frame lock;
+/// two table locks nest only in fork, parent before the new child).
+/// Each CPU counts the cycles it holds and waits for table locks (`stat`'s
+/// `cpuN_mm_lock_*`).
+pub struct PageTableLock(Mutex<()>);
+
+impl PageTableLock {
+    pub const fn new() -> PageTableLock {
+        PageTableLock(Mutex::new(()))
+    }
+
+    /// Runs `f` with the tree's page tables and the frame operations.
+    pub fn with_tables<R>(&self, f: impl FnOnce(&mut KernelTables) -> R) -> R {
+        let cpu = crate::arch::percpu::this_cpu();
+        let guard = lock_counted(&self.0, &cpu.mm_lock);
+        let taken = crate::arch::cpu::rdtsc();
+        let result = f(&mut KernelTables {
+            _locked: core::marker::PhantomData,
+        });
+        drop(guard);
+        cpu.mm_lock.add_held(crate::arch::cpu::rdtsc() - taken);
+        result
+    }
+}
+
+impl Default for PageTableLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The kernel half's tables (shared by every root: kernel stacks, per-CPU
+/// windows), Linux's `init_mm.page_table_lock`.
+static KERNEL_TABLES: PageTableLock = PageTableLock::new();
+
+/// Runs `f` on the kernel half's page tables.
+pub fn with_kernel_tables<R>(f: impl FnOnce(&mut KernelTables) -> R) -> R {
+    KERNEL_TABLES.with_tables(f)
+}
+
+/// Page-table access through the direct map for the holder of a
+/// [`PageTableLock`], allocating table pages and data frames from the
+/// frame allocator.
+pub struct KernelTables<'a> {
+    /// Made only by [`PageTableLock::with_tables`], for as long as it holds
+    /// the lock.
+    _locked: core::marker::PhantomData<&'a mut ()>,
+}
 
 impl self::paging::TableAccess for KernelTables<'_> {
     fn table(&mut self, page: TablePage) -> &mut [u64; 512] {
         // SAFETY: a `TablePage` is a table page in RAM (its type's
         // contract: made only from table entries, `alloc_table` and
-        // known roots), which the direct map covers; the frame
-        // allocator's lock (held by the caller through `self.0`)
-        // serialises page-table edits.
+        // known roots), which the direct map covers; the holder of this
+        // value holds the lock of the tree the page belongs to (a CPU's
+        // own root is edited only by that CPU).
         unsafe { &mut *(phys_to_virt(page.phys()) as *mut [u64; 512]) }
     }
 
@@ -143,7 +269,7 @@ impl self::paging::TableAccess for KernelTables<'_> {
         if let Some(table) = ZEROED_TABLES.lock().pop() {
             return Some(table);
         }
-        let phys = self.0.alloc(self::frame::FrameUse::PageTable)?.phys();
+        let phys = alloc_frame(self::frame::FrameUse::PageTable)?.phys();
         // SAFETY: a freshly allocated frame, mapped by the direct map.
         unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize) };
         // SAFETY: a zeroed frame of our own, handed out as a table page.
@@ -153,29 +279,25 @@ impl self::paging::TableAccess for KernelTables<'_> {
 
 impl self::cow::MemoryOps for KernelTables<'_> {
     fn alloc_data_frame(&mut self) -> Option<DataFrame> {
-        let phys = self.0.alloc(self::frame::FrameUse::Data)?.phys();
-        // SAFETY: a freshly allocated frame, mapped by the direct map.
-        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, FRAME_SIZE as usize) };
-        // SAFETY: a data frame just allocated, handed out as one.
-        Some(unsafe { DataFrame::new(phys) })
+        alloc_zeroed_data_frame()
     }
 
     fn get_frame(&mut self, phys: u64) {
-        self.0.get(Pfn::containing(phys));
+        with_frames(|frames| frames.get(Pfn::containing(phys)));
     }
 
     fn put_frame(&mut self, phys: u64) -> bool {
-        self.0.put(Pfn::containing(phys))
+        put_frame(phys)
     }
 
     fn frame_refcount(&self, phys: u64) -> u16 {
-        self.0.refcount(Pfn::containing(phys))
+        with_frames(|frames| frames.refcount(Pfn::containing(phys)))
     }
 
     fn copy_frame(&mut self, dst: DataFrame, src: DataFrame) {
         // SAFETY: both are allocated data frames in RAM (the
         // `DataFrame` contract; the direct map covers them) and
-        // distinct.
+        // distinct; no reference to either is made.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 phys_to_virt(src.phys()) as *const u8,
@@ -195,12 +317,56 @@ impl self::cow::MemoryOps for KernelTables<'_> {
         }
     }
 
-    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
-        // SAFETY: an allocated data frame in RAM (the `DataFrame`
-        // contract), reached through the direct map; the frame lock
-        // (held through `self.0`) serialises users.
-        unsafe { &mut *(phys_to_virt(frame.phys()) as *mut [u8; 4096]) }
+    fn read_frame(&mut self, frame: DataFrame, offset: usize, buf: &mut [u8]) {
+        read_frame(frame, offset, buf);
     }
+
+    fn write_frame(&mut self, frame: DataFrame, offset: usize, data: &[u8]) {
+        write_frame(frame, offset, data);
+    }
+}
+
+/// The entry at `index` of the table page `page`, read whole without a
+/// table lock (x86-64 reads an aligned 8-byte entry atomically; the page
+/// walker does the same).
+fn load_entry(page: TablePage, index: usize) -> u64 {
+    assert!(index < 512);
+    // SAFETY: a table page in RAM (the `TablePage` contract), covered by
+    // the direct map; an aligned u64 read through an atomic, so a
+    // concurrent writer under the tree's lock is no data race.
+    unsafe { AtomicU64::from_ptr((phys_to_virt(page.phys()) as *mut u64).add(index)) }
+        .load(Ordering::Relaxed)
+}
+
+/// The user half of the root `root` (read without its table lock: see
+/// `address_space::install_user_entries` for why that is enough).
+pub fn user_root_entries(root: TablePage) -> [u64; cow::USER_PML4_ENTRIES] {
+    core::array::from_fn(|i| load_entry(root, i))
+}
+
+/// The kernel half of the boot root, which never changes after boot (its
+/// lower tables do, under the kernel's table lock).
+pub fn kernel_root_entries() -> [u64; 512 - cow::USER_PML4_ENTRIES] {
+    core::array::from_fn(|i| load_entry(BOOT_PML4, cow::USER_PML4_ENTRIES + i))
+}
+
+/// Writes `entries` into the user half of `cpu_root`, the root the
+/// calling CPU runs on (only that CPU edits it); true if any changed.
+pub fn install_in_cpu_root(cpu_root: u64, entries: &[u64; cow::USER_PML4_ENTRIES]) -> bool {
+    // SAFETY: every CPU's root is a table page mm set up at boot and never
+    // frees.
+    let root = unsafe { TablePage::new(cpu_root) };
+    let mut changed = false;
+    for (i, &entry) in entries.iter().enumerate() {
+        if load_entry(root, i) != entry {
+            // SAFETY: as in `load_entry`; this CPU is the root's only
+            // writer, and other CPUs only read its entries atomically.
+            unsafe { AtomicU64::from_ptr((phys_to_virt(cpu_root) as *mut u64).add(i)) }
+                .store(entry, Ordering::Relaxed);
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// Freed page-table pages, still all zeros, kept for the next table
@@ -213,31 +379,6 @@ const ZEROED_TABLES_MAX: usize = 64;
 /// Page-table pages kept for reuse.
 pub fn pooled_tables() -> usize {
     ZEROED_TABLES.lock().len()
-}
-
-/// Runs `f` with the kernel's page-table and frame operations.
-///
-/// One lock for the frame allocator and every address space's page
-/// tables (frame reference counts and the table entries that hold them
-/// change together). Each CPU counts the TSC cycles it holds and waits for
-/// it (`stat`'s `cpuN_mm_lock_*`): the uncontended path costs two TSC
-/// reads.
-pub fn with_memory<R>(f: impl FnOnce(&mut KernelTables) -> R) -> R {
-    use crate::arch::cpu::rdtsc;
-    use core::sync::atomic::Ordering::Relaxed;
-    let cpu = crate::arch::percpu::this_cpu();
-    let mut frames = FRAMES.try_lock().unwrap_or_else(|| {
-        let start = rdtsc();
-        let frames = FRAMES.lock();
-        cpu.mm_lock_wait_cycles.fetch_add(rdtsc() - start, Relaxed);
-        cpu.mm_lock_contended.fetch_add(1, Relaxed);
-        frames
-    });
-    let frames = frames.as_mut().expect("frame allocator initialised");
-    let taken = rdtsc();
-    let result = f(&mut KernelTables(frames));
-    cpu.mm_lock_held_cycles.fetch_add(rdtsc() - taken, Relaxed);
-    result
 }
 
 /// Frame counts: (total handed to the allocator, free now).

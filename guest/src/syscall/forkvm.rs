@@ -111,17 +111,23 @@ pub fn forkvm_info(a: Args) -> SysResult {
                         local.shootdowns_sent.load(Relaxed),
                         local.flushes_received.load(Relaxed)
                     ));
-                    // The memory lock (`mm::with_memory`): time held and
-                    // spent waiting, and the waits.
+                    // The page-table locks (`mm::PageTableLock`) and the
+                    // frame allocator's lock: time held and spent waiting,
+                    // and the waits.
                     let us = |cycles: &core::sync::atomic::AtomicU64| {
                         crate::time::tsc_to_ns(cycles.load(Relaxed)) / 1000
                     };
-                    text.push_str(&alloc::format!(
-                        " cpu{cpu}_mm_lock_held_us={} cpu{cpu}_mm_lock_wait_us={} cpu{cpu}_mm_lock_waits={}",
-                        us(&local.mm_lock_held_cycles),
-                        us(&local.mm_lock_wait_cycles),
-                        local.mm_lock_contended.load(Relaxed)
-                    ));
+                    for (name, lock) in [
+                        ("mm_lock", &local.mm_lock),
+                        ("frame_lock", &local.frame_lock),
+                    ] {
+                        text.push_str(&alloc::format!(
+                            " cpu{cpu}_{name}_held_us={} cpu{cpu}_{name}_wait_us={} cpu{cpu}_{name}_waits={}",
+                            us(&lock.held_cycles),
+                            us(&lock.wait_cycles),
+                            lock.contended.load(Relaxed)
+                        ));
+                    }
                 }
             }
             let (total, free) = mm::frame_counts();

@@ -47,8 +47,9 @@ const TABLE_FLAGS: u64 = flags::PRESENT | flags::WRITABLE | flags::USER;
 /// A data frame (a page of user memory or of a file), by guest-physical
 /// address. Only mm makes one: [`MemoryOps::alloc_data_frame`], the
 /// walkers here from a present leaf entry (which points at a data frame),
-/// and `unsafe` [`DataFrame::new`]. So [`MemoryOps::frame_bytes`] is only
-/// ever asked for a data frame, never for an arbitrary address.
+/// and `unsafe` [`DataFrame::new`]. So [`MemoryOps::read_frame`] and
+/// [`MemoryOps::write_frame`] only ever reach a data frame, never an
+/// arbitrary address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataFrame(u64);
 
@@ -87,8 +88,12 @@ pub trait MemoryOps: TableAccess {
     fn frame_refcount(&self, phys: u64) -> u16;
     /// Copies the contents of frame `src` into frame `dst` (4 KiB).
     fn copy_frame(&mut self, dst: DataFrame, src: DataFrame);
-    /// The contents of `frame`.
-    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096];
+    /// Copies `buf.len()` bytes at `offset` of `frame` into `buf`.
+    fn read_frame(&mut self, frame: DataFrame, offset: usize, buf: &mut [u8]);
+    /// Copies `data` to `offset` of `frame`. (No method hands out a
+    /// reference to a frame: other CPUs may access it at the same time,
+    /// through other address spaces or user mappings.)
+    fn write_frame(&mut self, frame: DataFrame, offset: usize, data: &[u8]);
     /// Frees a table page that is all zeros (every entry cleared). The
     /// kernel keeps such pages for reuse: zeroing a page again is
     /// expensive where page-table pages are write-protected by a shadow MMU.
@@ -489,12 +494,16 @@ fn zap_table(
 }
 
 /// [`MemoryOps`] for an unmap whose pages other CPUs may still reach
-/// through their TLBs (Linux's `mmu_gather`): it clears the entries and
-/// drops shared references at once, but keeps each frame whose last
-/// reference goes (data frames and emptied table pages) until
-/// [`PendingFrees::free`], which the caller runs after the TLB shootdown.
-/// Freed earlier, such a frame could be reused while a CPU still writes
-/// through a stale translation of it.
+/// through their TLBs (Linux's `mmu_gather`): it clears the entries at
+/// once, but keeps every reference it drops (data frames and emptied
+/// table pages) until [`PendingFrees::free`], which the caller runs after
+/// the TLB shootdown. Freed earlier, a frame could be reused while a CPU
+/// still writes through a stale translation of it; and a shared frame's
+/// other holder, seeing its count fall to one, could reuse it in place
+/// (a COW break without a copy) while this address space's stale
+/// translations still read it. Deciding at the unmap whether a reference
+/// is the last would also race with other address spaces, each under its
+/// own table lock, dropping theirs.
 pub struct FreeAfterFlush<'a, M: MemoryOps> {
     ops: &'a mut M,
     pending: PendingFrees,
@@ -541,13 +550,11 @@ impl<M: MemoryOps> MemoryOps for FreeAfterFlush<'_, M> {
         self.ops.get_frame(phys);
     }
 
-    /// The last reference is kept (reported as freed: it will be).
+    /// Every reference is kept until the flush (reported as freed when it
+    /// is the last one now).
     fn put_frame(&mut self, phys: u64) -> bool {
-        if self.ops.frame_refcount(phys) == 1 {
-            self.pending.frames.push(phys);
-            return true;
-        }
-        self.ops.put_frame(phys)
+        self.pending.frames.push(phys);
+        self.ops.frame_refcount(phys) == 1
     }
 
     fn frame_refcount(&self, phys: u64) -> u16 {
@@ -558,8 +565,12 @@ impl<M: MemoryOps> MemoryOps for FreeAfterFlush<'_, M> {
         self.ops.copy_frame(dst, src);
     }
 
-    fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
-        self.ops.frame_bytes(frame)
+    fn read_frame(&mut self, frame: DataFrame, offset: usize, buf: &mut [u8]) {
+        self.ops.read_frame(frame, offset, buf);
+    }
+
+    fn write_frame(&mut self, frame: DataFrame, offset: usize, data: &[u8]) {
+        self.ops.write_frame(frame, offset, data);
     }
 
     fn free_zeroed_table(&mut self, table: TablePage) {
@@ -871,8 +882,7 @@ pub fn write_bytes(
             ops.put_frame(old);
             copied += 1;
         }
-        let frame = ops.frame_bytes(DataFrame::from_entry(entry));
-        frame[offset..offset + n].copy_from_slice(&data[from..from + n]);
+        ops.write_frame(DataFrame::from_entry(entry), offset, &data[from..from + n]);
     }
     Ok(copied)
 }
@@ -888,7 +898,7 @@ pub fn read_bytes(
     for (page, offset, to, n) in page_chunks(addr, buf.len()).ok_or(UserCopyError::Unmapped)? {
         let (table, i) = present_pte(ops, root, page).ok_or(UserCopyError::Unmapped)?;
         let frame = DataFrame::from_entry(ops.table(table)[i]);
-        buf[to..to + n].copy_from_slice(&ops.frame_bytes(frame)[offset..offset + n]);
+        ops.read_frame(frame, offset, &mut buf[to..to + n]);
     }
     Ok(())
 }
@@ -1300,6 +1310,16 @@ mod tests {
             *self.frame_bytes(dst) = data;
         }
 
+        fn read_frame(&mut self, frame: DataFrame, offset: usize, buf: &mut [u8]) {
+            buf.copy_from_slice(&self.frame_bytes(frame)[offset..offset + buf.len()]);
+        }
+
+        fn write_frame(&mut self, frame: DataFrame, offset: usize, data: &[u8]) {
+            self.frame_bytes(frame)[offset..offset + data.len()].copy_from_slice(data);
+        }
+    }
+
+    impl FakeMemory {
         fn frame_bytes(&mut self, frame: DataFrame) -> &mut [u8; 4096] {
             let phys = frame.phys();
             match self.frames.get_mut(&phys).map(|f| &mut f.contents) {
@@ -1359,9 +1379,10 @@ mod tests {
         let pending = deferring.into_pending();
         assert_eq!((stats.pages_unmapped, stats.pages_freed), (3, 2));
         assert_eq!(count_present(&mut mem, ROOT, 0, USER_END), 0);
-        // Nothing freed yet; the shared frame lost its unmapped reference.
+        // Nothing freed yet; the shared frame keeps its unmapped reference
+        // until the flush, so its other holder cannot reuse it in place.
         assert_eq!(mem.outstanding(), before);
-        assert_eq!(mem.frame_refcount(shared), 1);
+        assert_eq!(mem.frame_refcount(shared), 2);
         pending.free(&mut mem);
         // Two data frames and the emptied PT, PD and PDPT.
         assert_eq!(mem.outstanding(), before - 2 - 3);

@@ -69,13 +69,31 @@ pub struct CpuLocal {
     /// flush requests it served.
     pub shootdowns_sent: AtomicU64,
     pub flushes_received: AtomicU64,
-    /// The memory lock (`mm::with_memory`: the frame allocator and every
-    /// page-table edit) as this CPU saw it: TSC cycles it held the lock,
-    /// cycles it spun waiting for it, and the acquisitions that had to
-    /// wait. What keeps fork from scaling across CPUs (`stat`).
-    pub mm_lock_held_cycles: AtomicU64,
-    pub mm_lock_wait_cycles: AtomicU64,
-    pub mm_lock_contended: AtomicU64,
+    /// The page-table locks (`mm::PageTableLock`: every page-table edit)
+    /// and the frame allocator's lock as this CPU saw them: what keeps
+    /// fork from scaling across CPUs when they are contended (`stat`).
+    pub mm_lock: LockCounters,
+    pub frame_lock: LockCounters,
+}
+
+/// One CPU's view of a kind of lock: TSC cycles it held it, cycles it
+/// spun waiting for it, and the acquisitions that had to wait.
+#[derive(Default)]
+pub struct LockCounters {
+    pub held_cycles: AtomicU64,
+    pub wait_cycles: AtomicU64,
+    pub contended: AtomicU64,
+}
+
+impl LockCounters {
+    pub fn add_held(&self, cycles: u64) {
+        self.held_cycles.fetch_add(cycles, Ordering::Relaxed);
+    }
+
+    pub fn add_wait(&self, cycles: u64) {
+        self.wait_cycles.fetch_add(cycles, Ordering::Relaxed);
+        self.contended.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub const OFFSET_SCRATCH: usize = offset_of!(CpuLocal, entry_scratch);

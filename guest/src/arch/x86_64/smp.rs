@@ -38,15 +38,15 @@ struct IdleStack([u8; AP_IDLE_STACK_SIZE]);
 pub fn start_secondary_cpus(nr_cpus: u32) {
     percpu::set_nr_cpus(nr_cpus);
     for cpu in 1..percpu::nr_cpus() {
-        let pages = crate::mm::with_memory(|memory| {
-            let mut table = || memory.0.alloc(FrameUse::PageTable).map(|f| f.phys());
+        let pages = {
+            let table = || crate::mm::alloc_frame(FrameUse::PageTable).map(|f| f.phys());
             let tables = [table(), table(), table()];
-            let data = memory.0.alloc(FrameUse::Data).map(|f| f.phys());
+            let data = crate::mm::alloc_frame(FrameUse::Data).map(|f| f.phys());
             match (tables, data) {
                 ([Some(a), Some(b), Some(c)], Some(data)) => Some(([a, b, c], data)),
                 _ => None,
             }
-        });
+        };
         let (tables, data) = pages.expect("frames for a CPU's per-CPU window at boot");
         // SAFETY: fresh frames, kept for good; CPU `cpu` does not run on its
         // root yet (it spins in `_start` until its stack top appears below).

@@ -2222,10 +2222,10 @@ fn times_at(path: &Path) -> Result<FileTimes, Msg> {
     ret(unsafe {
         syscall4(
             nr::NEWFSTATAT,
-            AT_FDCWD,
+            AT_FDCWD as usize,
             path.ptr(),
             raw.as_mut_ptr() as usize,
-            AT_SYMLINK_NOFOLLOW,
+            AT_SYMLINK_NOFOLLOW as usize,
         )
     })
     .ctx("stat")?;
@@ -2250,9 +2250,9 @@ fn statx_times(path: &Path) -> Result<FileTimes, Msg> {
     ret(unsafe {
         syscall5(
             nr::STATX,
-            AT_FDCWD,
+            AT_FDCWD as usize,
             path.ptr(),
-            AT_SYMLINK_NOFOLLOW,
+            AT_SYMLINK_NOFOLLOW as usize,
             STATX_BASIC_STATS,
             raw.as_mut_ptr() as usize,
         )
@@ -2277,7 +2277,7 @@ const UTIME_OMIT: i64 = (1 << 30) - 2;
 fn utimensat(path: &Path, times: Option<&[i64; 4]>) -> Result<usize, Errno> {
     let times = times.map_or(0, |t| t.as_ptr() as usize);
     // SAFETY: a NUL-terminated path and two timespecs, or none.
-    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD, path.ptr(), times, 0) })
+    ret(unsafe { syscall4(nr::UTIMENSAT, AT_FDCWD as usize, path.ptr(), times, 0) })
 }
 
 /// Longer than the step of the clock file times take (Linux's coarse
@@ -2307,7 +2307,7 @@ fn file_times(_: &Ctx) -> Outcome {
     };
     let d0 = times_at(dir)?;
     step();
-    let fd = open(&f, O_CREAT | O_RDWR, 0o644).ctx("create")?;
+    let fd = open(f.c_str(), O_CREAT | O_RDWR, 0o644).map(Fd).ctx("create")?;
     let f0 = times_at(&f)?;
     ensure!(
         f0.atime == f0.mtime && f0.mtime == f0.ctime,
@@ -2375,7 +2375,7 @@ fn file_times(_: &Ctx) -> Outcome {
     // The directory: rename, link, unlink, mkdir, rmdir.
     step();
     // SAFETY (each call below): NUL-terminated paths.
-    ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD, f.ptr(), AT_FDCWD, g.ptr(), 0) })
+    ret(unsafe { syscall5(nr::RENAMEAT2, AT_FDCWD as usize, f.ptr(), AT_FDCWD as usize, g.ptr(), 0) })
         .ctx("rename")?;
     let d2 = dir_moved(d1, "a rename")?;
     let g0 = times_at(&g)?;
@@ -2422,7 +2422,7 @@ fn utimensat_permissions(_: &Ctx) -> Outcome {
     let s = Scratch::new("utimes-perm", ["open", "closed", "own", "", "", "", "", ""])?;
     let (open_to_all, closed, own) = (s.path("open"), s.path("closed"), s.path("own"));
     for (path, mode) in [(&open_to_all, 0o666), (&closed, 0o644), (&own, 0o000)] {
-        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        open(path.c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create")?;
         // SAFETY: NUL-terminated path.
         ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;
     }
@@ -2472,7 +2472,7 @@ fn utimensat_permissions(_: &Ctx) -> Outcome {
 fn faccessat2(path: &Path, mode: usize, flags: usize) -> Result<usize, Errno> {
     const FACCESSAT2: usize = 439;
     // SAFETY: the kernel reads the NUL-terminated path.
-    ret(unsafe { syscall4(FACCESSAT2, AT_FDCWD, path.ptr(), mode, flags) })
+    ret(unsafe { syscall4(FACCESSAT2, AT_FDCWD as usize, path.ptr(), mode, flags) })
 }
 
 /// `setresuid(ruid, euid, suid)`.
@@ -2494,7 +2494,7 @@ fn faccessat2_eaccess(_: &Ctx) -> Outcome {
     let s = Scratch::new("eaccess", ["theirs", "mine", "", "", "", "", "", ""])?;
     let (theirs, mine) = (s.path("theirs"), s.path("mine"));
     for (path, owner, mode) in [(&theirs, 2000, 0o600), (&mine, 1000, 0o400)] {
-        open(path, O_CREAT | O_WRONLY, 0o600).ctx("create")?;
+        open(path.c_str(), O_CREAT | O_WRONLY, 0o600).map(Fd).ctx("create")?;
         chown(path, owner, owner).ctx("chown")?;
         // SAFETY: NUL-terminated path.
         ret(unsafe { syscall2(nr::CHMOD, path.ptr(), mode) }).ctx("chmod")?;

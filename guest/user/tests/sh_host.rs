@@ -134,23 +134,23 @@ fn usage_errors_are_2() {
         ("sysctl", "usage: sysctl NAME[=VALUE]"),
         (
             "bench",
-            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]",
+            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]",
         ),
         (
             "bench spawn",
-            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]",
+            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]",
         ),
         (
             "bench fork --iters 0",
-            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]",
+            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]",
         ),
         (
             "bench fork --iters",
-            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]",
+            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]",
         ),
         (
             "bench fork --bogus",
-            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded [--iters N] [--mem MIB]",
+            "usage: bench fork|vfork|thread|clone-vm|fork-exec|clone-einval|rlimit-eagain|max-threads-eagain|yield-pingpong|pipe-pingpong|fork-threaded|exec-static|shell [--iters N] [--mem MIB]",
         ),
         ("id x", "usage: id"),
         ("su", "usage: su UID [COMMAND...]"),

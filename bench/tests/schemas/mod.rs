@@ -5,8 +5,6 @@
 //! names the sources and where the schema is stricter than the tool), and
 //! forkbench's output checked against them with `boon`.
 
-use std::path::PathBuf;
-
 /// A dashboard forkbench writes for.
 #[derive(Clone, Copy, Debug)]
 pub enum Dashboard {
@@ -17,25 +15,34 @@ pub enum Dashboard {
 }
 
 impl Dashboard {
-    fn schema(self) -> PathBuf {
-        let file = match self {
-            Dashboard::Bencher => "bmf.schema.json",
-            Dashboard::GithubAction => "github-action-benchmark-custom.schema.json",
-        };
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/schemas")
-            .join(file)
+    /// The schema's name and text, compiled into the test (the nested
+    /// HVM run copies test binaries into a VM without the source tree).
+    fn schema(self) -> (&'static str, &'static str) {
+        match self {
+            Dashboard::Bencher => ("bmf.schema.json", include_str!("bmf.schema.json")),
+            Dashboard::GithubAction => (
+                "github-action-benchmark-custom.schema.json",
+                include_str!("github-action-benchmark-custom.schema.json"),
+            ),
+        }
     }
 }
 
 /// `Ok` if `document` is input `dashboard` accepts, else every violation
 /// with its place in the document.
 pub fn validate(dashboard: Dashboard, document: &serde_json::Value) -> Result<(), String> {
-    let schema = dashboard.schema();
+    let (name, text) = dashboard.schema();
+    let url = format!("file:///forkbench/tests/schemas/{name}");
+    let json: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
     let mut schemas = boon::Schemas::new();
-    let index = boon::Compiler::new()
-        .compile(schema.to_str().expect("a UTF-8 path"), &mut schemas)
-        .unwrap_or_else(|e| panic!("{} does not compile: {e}", schema.display()));
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource(&url, json)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let index = compiler
+        .compile(&url, &mut schemas)
+        .unwrap_or_else(|e| panic!("{name} does not compile: {e}"));
     schemas
         .validate(document, index)
         .map_err(|e| format!("not valid {dashboard:?} input: {e:#}"))

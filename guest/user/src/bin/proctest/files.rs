@@ -1158,15 +1158,9 @@ fn permissions(_: &Ctx) -> Outcome {
             ret(unsafe { syscall2(nr::CHMOD, private.ptr(), 0o777) }) == Err(Errno::EPERM),
             unlink(&public) == Err(Errno::EACCES),
         ];
-        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+        first_failure(&checks)
     })?;
-    let status = child.wait_bounded("uid 1000")?;
-    let code = status.exit_status() as usize;
-    ensure!(
-        status.exited() && code == 0,
-        "uid 1000: check {code} failed: {}",
-        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
-    );
+    expect_checks("uid 1000", child, &names)?;
     Ok(())
 }
 
@@ -1333,15 +1327,9 @@ fn chown_unprivileged(_: &Ctx) -> Outcome {
             chown(&theirs, NO_CHANGE, NO_CHANGE).is_ok(),
             open(private.c_str(), O_RDONLY, 0).map(Fd).is_ok(),
         ];
-        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+        first_failure(&checks)
     })?;
-    let status = child.wait_bounded("uid 1000")?;
-    let code = status.exit_status() as usize;
-    ensure!(
-        status.exited() && code == 0,
-        "uid 1000: check {code} failed: {}",
-        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
-    );
+    expect_checks("uid 1000", child, &names)?;
     ensure!(
         owner_and_mode(&suid, 0)? == (0, 0, 0o4755),
         "root's set-user-id file is untouched"
@@ -2456,30 +2444,22 @@ fn utimensat_permissions(_: &Ctx) -> Outcome {
             utimensat(&own, Some(&explicit)).is_ok(),
             times_at(&own).is_ok_and(|t| t.atime == (10, 0) && t.mtime == (20, 0)),
         ];
-        checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+        first_failure(&checks)
     })?;
-    let status = child.wait_bounded("uid 1000")?;
-    let code = status.exit_status() as usize;
-    ensure!(
-        status.exited() && code == 0,
-        "uid 1000: check {code} failed: {}",
-        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
-    );
+    expect_checks("uid 1000", child, &names)?;
     Ok(())
 }
 
 /// `faccessat2(AT_FDCWD, path, mode, flags)`.
 fn faccessat2(path: &Path, mode: usize, flags: usize) -> Result<usize, Errno> {
-    const FACCESSAT2: usize = 439;
     // SAFETY: the kernel reads the NUL-terminated path.
-    ret(unsafe { syscall4(FACCESSAT2, AT_FDCWD as usize, path.ptr(), mode, flags) })
+    ret(unsafe { syscall4(nr::FACCESSAT2, AT_FDCWD as usize, path.ptr(), mode, flags) })
 }
 
 /// `setresuid(ruid, euid, suid)`.
 fn setresuid(ruid: u32, euid: u32, suid: u32) -> Result<usize, Errno> {
-    const SETRESUID: usize = 117;
     // SAFETY: no memory is passed.
-    ret(unsafe { syscall3(SETRESUID, ruid as usize, euid as usize, suid as usize) })
+    ret(unsafe { syscall3(nr::SETRESUID, ruid as usize, euid as usize, suid as usize) })
 }
 
 /// `faccessat2` checks with the real ids, or with AT_EACCESS the
@@ -2508,21 +2488,13 @@ fn faccessat2_eaccess(_: &Ctx) -> Outcome {
             if setresuid(ids.0, ids.1, 0).is_err() {
                 return 1;
             }
-            checks()
-                .iter()
-                .position(|ok| !ok)
-                .map_or(0, |i| i as i32 + 2)
+            match first_failure(&checks()) {
+                0 => 0,
+                n => n + 1,
+            }
         })?;
-        let status = child.wait_bounded(what)?;
-        let code = status.exit_status() as usize;
-        let name = match code {
-            1 => "setresuid",
-            _ => names.get(code.wrapping_sub(2)).unwrap_or(&"?"),
-        };
-        ensure!(
-            status.exited() && code == 0,
-            "{what}: check {code} failed: {name}"
-        );
+        let [a, b, c, d] = names;
+        expect_checks(what, child, &["setresuid", a, b, c, d])?;
         Ok(())
     };
     run(

@@ -180,25 +180,6 @@ impl Drop for CwdGuard {
     }
 }
 
-/// The number of the first false check, 0 if all hold: what a child
-/// exits with (the parent names the check from its list).
-fn first_failure(checks: &[bool]) -> i32 {
-    checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
-}
-
-/// Reaps a child that ran [`first_failure`] over `names`.
-fn expect_checks(what: &str, child: Child, names: &[&str]) -> Outcome {
-    let status = child.wait_bounded(what)?;
-    ensure!(status.exited(), "{what}: {}", Status(status));
-    let code = status.exit_status() as usize;
-    ensure!(
-        code == 0,
-        "{what}: check {code} failed: {}",
-        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
-    );
-    Ok(())
-}
-
 fn has_cap_sys_chroot() -> Result<bool, Msg> {
     Ok(cred::capget(0).ctx("capget")?.effective & CAP_SYS_CHROOT != 0)
 }

@@ -590,3 +590,22 @@ pub struct ThreadReport {
     pub ppid: AtomicU32,
     pub result: AtomicI32,
 }
+
+/// The number of the first false check, 0 if all hold: what a child
+/// exits with (the parent names the check from its list).
+pub fn first_failure(checks: &[bool]) -> i32 {
+    checks.iter().position(|ok| !ok).map_or(0, |i| i as i32 + 1)
+}
+
+/// Reaps a child that ran [`first_failure`] over `names`.
+pub fn expect_checks(what: &str, child: Child, names: &[&str]) -> Outcome {
+    let status = child.wait_bounded(what)?;
+    ensure!(status.exited(), "{what}: {}", Status(status));
+    let code = status.exit_status() as usize;
+    ensure!(
+        code == 0,
+        "{what}: check {code} failed: {}",
+        names.get(code.wrapping_sub(1)).unwrap_or(&"?")
+    );
+    Ok(())
+}
